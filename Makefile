@@ -1,0 +1,33 @@
+# Two commands matter (see README): `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-postgres venv clean bench
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## Set everything up (virtualenv, dependencies, migrations, demo workspace, sandbox) and run
+## web + Celery worker + Celery beat + the provider sandbox. Ctrl-C stops them all.
+demo: $(STAMP)
+	$(PY) -m doow.demo $(DEMO_ARGS)
+
+## Run the test suite (SQLite by default; set DATABASE_URL / CELERY_BROKER_URL to use others).
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test CELERY_BROKER_URL=redis://127.0.0.1:6379/15 $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf var .pytest_cache

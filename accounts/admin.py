@@ -1,0 +1,31 @@
+"""Workspaces (companies) and their memberships."""
+from __future__ import annotations
+
+from django.contrib import admin
+
+from accounts.models import Membership, Workspace
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ("user",)
+    fields = ("user", "role", "created_at")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = (MembershipInline,)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "workspace", "role", "created_at")
+    list_filter = ("role", "workspace")
+    search_fields = ("user__username", "user__email", "workspace__name", "workspace__slug")
+    raw_id_fields = ("user",)
+    list_select_related = ("user", "workspace")

@@ -1,0 +1,63 @@
+"""Benchmark: a 30-day OpenAI backfill against the local sandbox, then an idle re-sync.
+
+Prints rows stored, provider calls, wall time, and database queries per chunk (the store
+promises a constant number of queries per chunk, however many samples it holds).
+
+    .venv/bin/python bench/sync_backfill.py            # SQLite in a temp dir
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/sync_backfill.py
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+tmp = tempfile.mkdtemp(prefix="doow-bench-")
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
+os.environ.update(DEBUG="true", DOOW_ALLOW_PRIVATE_ENDPOINTS="true", CELERY_BROKER_URL="memory://")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "doow.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from accounts.models import Workspace  # noqa: E402
+from integrations import services  # noqa: E402
+from sandbox.testing import SandboxServer  # noqa: E402
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    with SandboxServer() as sandbox:
+        workspace, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+        integration = services.integration_create(
+            workspace=workspace,
+            provider_slug="openai",
+            credential={"api_key": sandbox.OPENAI_ADMIN_KEY},
+            settings={"base_url": sandbox.openai_base_url},
+        )
+        for label in ("backfill (30 days)", "re-sync (restatement window)"):
+            with CaptureQueriesContext(connection) as queries:
+                started = time.perf_counter()
+                run = services.integration_sync(integration_id=integration.pk)
+                elapsed = time.perf_counter() - started
+            inserts = [q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT INTO \"USAGE_USAGERECORD\"")]
+            print(
+                f"{label:32} {run.status:8} chunks={run.chunks_done:3d} rows={run.rows_written:7d} "
+                f"provider_calls={run.provider_calls:3d} time={elapsed:6.2f}s "
+                f"rows/s={run.rows_written / elapsed:9.0f} queries={len(queries.captured_queries):4d} "
+                f"usage_inserts_per_chunk={len(inserts) / max(run.chunks_done, 1):.1f} "
+                f"[{connection.vendor}]"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""`make demo`: set everything up and run web + Celery worker + beat + the provider sandbox.
+
+    python -m doow.demo            # runs until Ctrl-C
+    python -m doow.demo --smoke    # starts everything, waits for the first scheduled sync to
+                                   # succeed and the login page to answer, then stops (CI)
+
+First run writes .env (DEBUG, fresh SECRET_KEY and FERNET_KEYS, private endpoints allowed so
+the OpenAI integration can point at the local sandbox). Every run prints the admin login.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENV_FILE = BASE_DIR / ".env"
+
+
+def write_env_file() -> None:
+    if ENV_FILE.exists():
+        return
+    from cryptography.fernet import Fernet
+
+    ENV_FILE.write_text(
+        "# Written by `make demo` for local development. Never use these values in production.\n"
+        "DEBUG=true\n"
+        f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
+        f"FERNET_KEYS={Fernet.generate_key().decode()}\n"
+        "DOOW_ALLOW_PRIVATE_ENDPOINTS=true\n"
+    )
+    ENV_FILE.chmod(0o600)
+    print(f"wrote {ENV_FILE.name} with fresh development keys")
+
+
+def wait_for(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+                if response.status < 500:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} did not answer within {timeout:.0f}s")
+        time.sleep(0.3)
+
+
+def seed(sandbox_url: str) -> tuple[str, str, int]:
+    """Demo workspace, its admin (new password each run) and an OpenAI integration on the sandbox."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Membership, Workspace
+    from integrations import services
+    from sandbox.testing import SandboxServer
+
+    workspace, _ = Workspace.objects.get_or_create(slug="acme", defaults={"name": "Acme Corp"})
+    user, _ = get_user_model().objects.get_or_create(username="admin", defaults={"email": "admin@acme.example"})
+    password = secrets.token_urlsafe(12)
+    user.set_password(password)
+    user.is_staff = user.is_superuser = True  # the demo admin may also open Django admin
+    user.save()
+    Membership.objects.update_or_create(workspace=workspace, user=user, defaults={"role": Membership.Role.ADMIN})
+    integration = workspace.integrations.filter(provider="openai").first()
+    if integration is None:
+        integration = services.integration_create(
+            workspace=workspace,
+            provider_slug="openai",
+            name="OpenAI (sandbox)",
+            credential={"api_key": SandboxServer.OPENAI_ADMIN_KEY},
+            settings={"base_url": f"{sandbox_url}/openai/v1"},
+            created_by=user,
+        )
+    elif integration.settings.get("base_url", "").startswith("http://127.0.0.1"):
+        # The sandbox port may differ between runs.
+        integration.settings["base_url"] = f"{sandbox_url}/openai/v1"
+        integration.save(update_fields=["settings"])
+    return user.username, password, integration.pk
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="stop once the first scheduled sync succeeded")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
+    parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("DEMO_SANDBOX_PORT", "8765")))
+    args = parser.parse_args()
+
+    os.chdir(BASE_DIR)
+    sys.path.insert(0, str(BASE_DIR))
+    write_env_file()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "doow.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    print("database migrated")
+
+    python = sys.executable
+    sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"
+    web_url = f"http://127.0.0.1:{args.port}"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    commands = {
+        "sandbox": [python, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(args.sandbox_port)],
+        "web": [python, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"],
+        "worker": [python, "-m", "celery", "-A", "doow", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+        "beat": [python, "-m", "celery", "-A", "doow", "beat", "--loglevel", "INFO",
+                 "--schedule", str(BASE_DIR / "var" / "celerybeat-schedule")],
+    }
+    processes: dict[str, subprocess.Popen] = {}
+
+    def stop(*_args: object) -> None:
+        for proc in processes.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in processes.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    try:
+        processes["sandbox"] = subprocess.Popen(commands["sandbox"], env=env)
+        wait_for(f"{sandbox_url}/_sandbox/requests")
+        username, password, integration_id = seed(sandbox_url)
+        started = time.time()
+        if args.smoke:
+            from integrations.models import Integration
+
+            # Make the demo integration due now, so the smoke test waits for beat, not the clock.
+            from django.utils import timezone
+
+            Integration.objects.filter(pk=integration_id).update(next_sync_at=timezone.now())
+        for name in ("web", "worker", "beat"):
+            processes[name] = subprocess.Popen(commands[name], env=env)
+        wait_for(f"{web_url}/accounts/login/")
+        print(
+            "\n"
+            f"  Doow is running at {web_url}/\n"
+            f"  Log in as {username} / {password}\n"
+            f"  Company Settings → Integrations: {web_url}/w/acme/settings/integrations/\n"
+            f"  Django admin: {web_url}/admin/\n"
+            f"  Provider sandbox: {sandbox_url}/ (fake OpenAI usage API)\n"
+            "  Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        if args.smoke:
+            smoke(integration_id, started)
+            return
+        while all(p.poll() is None for p in processes.values()):
+            time.sleep(1)
+        dead = [n for n, p in processes.items() if p.poll() is not None]
+        raise SystemExit(f"stopped because {', '.join(dead)} exited")
+    except KeyboardInterrupt:
+        print("\nstopping…")
+    finally:
+        stop()
+
+
+def smoke(integration_id: int, started: float, timeout: float = 180.0) -> None:
+    """Wait until beat → dispatcher → worker has synced the demo integration successfully."""
+    from datetime import UTC, datetime
+
+    from integrations.models import Integration, SyncRun
+
+    deadline = time.monotonic() + timeout
+    since = datetime.fromtimestamp(started, tz=UTC)
+    while time.monotonic() < deadline:
+        run = (
+            SyncRun.objects.filter(integration_id=integration_id, started_at__gte=since, trigger=SyncRun.Trigger.SCHEDULE)
+            .exclude(status=SyncRun.Status.RUNNING)
+            .first()
+        )
+        if run is not None:
+            integration = Integration.objects.get(pk=integration_id)
+            if run.status != SyncRun.Status.SUCCESS:
+                raise SystemExit(f"smoke: the first sync failed: {run.error_category} {run.error}")
+            rows = integration.usage_records.count()
+            print(f"smoke: scheduled sync #{run.pk} ({run.trigger}) stored {rows} usage rows; OK")
+            if rows == 0:
+                raise SystemExit("smoke: the sync stored no usage")
+            return
+        time.sleep(1)
+    raise SystemExit(f"smoke: no sync finished within {timeout:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

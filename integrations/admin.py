@@ -1,0 +1,206 @@
+"""Operator views of integrations, sync runs and events.
+
+The encrypted `credential` is never shown nor editable here: it is excluded from every form,
+and integrations are created through the pages or `manage.py connect`, which verify and
+encrypt. Actions call the services, like the pages do.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from integrations import services
+from integrations.models import Integration, IntegrationEvent, SyncRun
+from integrations.providers.registry import PROVIDERS
+
+RECENT = 10
+
+
+class ProviderListFilter(admin.SimpleListFilter):
+    """Provider choices come from the registry, not a static choices list."""
+
+    title = "provider"
+    parameter_name = "provider"
+    field_path = "provider"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda item: item[1].lower())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(**{self.field_path: self.value()})
+        return queryset
+
+
+class IntegrationProviderListFilter(ProviderListFilter):
+    """For models that reach the provider through their integration."""
+
+    field_path = "integration__provider"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the sync engine: viewable, never added, changed or deleted here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _changelist(model: type, **filters: Any) -> str:
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    query = "&".join(f"{key}={value}" for key, value in filters.items())
+    return f"{url}?{query}" if query else url
+
+
+def _change(obj: Any) -> str:
+    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ("name", "workspace", "provider", "status", "last_sync_at", "data_through", "next_sync_at")
+    list_filter = (ProviderListFilter, "status", "workspace")
+    search_fields = ("name",)
+    list_select_related = ("workspace",)
+    # `credential` is deliberately absent from every list below: exclude keeps it out of the form.
+    exclude = ("credential", "lock_token")
+    fields = (
+        "workspace",
+        "provider",
+        "name",
+        "status",
+        "credential_hint",
+        "identity",
+        "verified_at",
+        "settings",
+        "sync_interval",
+        "backfill_days",
+        "last_sync_at",
+        "last_success_at",
+        "next_sync_at",
+        "data_through",
+        "consecutive_failures",
+        "last_error_category",
+        "last_error_message",
+        "lock_expires_at",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "recent_sync_runs",
+        "recent_events",
+    )
+    # Only scheduling knobs are edited here; settings go through the pages, which vet URLs.
+    readonly_fields = tuple(f for f in fields if f not in ("name", "sync_interval", "backfill_days"))
+    actions = ("sync_now", "pause", "resume")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Creating needs verification and encryption: the pages or `manage.py connect`.
+        return False
+
+    @admin.display(description="Recent sync runs")
+    def recent_sync_runs(self, obj: Integration) -> str:
+        if obj.pk is None:
+            return "-"
+        runs = obj.sync_runs.all()[:RECENT]
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (_change(r), r.pk, r.started_at, r.get_trigger_display(), r.get_status_display(), r.rows_written, r.error_category)
+                for r in runs
+            ),
+        )
+        return format_html(
+            '<table><thead><tr><th>Run</th><th>Started</th><th>Trigger</th><th>Status</th><th>Rows</th>'
+            '<th>Error</th></tr></thead><tbody>{}</tbody></table><a href="{}">All sync runs</a>',
+            rows,
+            _changelist(SyncRun, integration__id__exact=obj.pk),
+        )
+
+    @admin.display(description="Recent events")
+    def recent_events(self, obj: Integration) -> str:
+        if obj.pk is None:
+            return "-"
+        events = obj.events.all()[:RECENT]
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            ((_change(e), e.created_at, e.get_level_display(), e.get_category_display(), e.message) for e in events),
+        )
+        return format_html(
+            '<table><thead><tr><th>When</th><th>Level</th><th>Category</th><th>Message</th></tr></thead>'
+            '<tbody>{}</tbody></table><a href="{}">All events</a>',
+            rows,
+            _changelist(IntegrationEvent, integration__id__exact=obj.pk),
+        )
+
+    @admin.action(description="Sync now")
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        queued, refused = 0, []
+        for integration in queryset:
+            try:
+                services.integration_request_sync(integration=integration)
+            except services.SyncNotAllowed as exc:
+                refused.append(str(exc))
+            else:
+                queued += 1
+        if queued:
+            self.message_user(request, f"Sync requested for {queued} integration(s).", messages.SUCCESS)
+        for reason in refused:
+            self.message_user(request, f"Not synced: {reason}", messages.WARNING)
+
+    @admin.action(description="Pause")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        paused = 0
+        for integration in queryset.exclude(status=Integration.Status.PAUSED):
+            services.integration_pause(integration=integration, reason=f"Paused by {request.user} in the admin.")
+            paused += 1
+        self.message_user(request, f"Paused {paused} integration(s).", messages.SUCCESS)
+
+    @admin.action(description="Resume")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        resumed = 0
+        for integration in queryset.filter(status=Integration.Status.PAUSED):
+            services.integration_resume(integration=integration)
+            resumed += 1
+        self.message_user(request, f"Resumed {resumed} integration(s).", messages.SUCCESS)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "pk",
+        "integration",
+        "trigger",
+        "status",
+        "started_at",
+        "finished_at",
+        "window_start",
+        "window_end",
+        "rows_written",
+        "provider_calls",
+        "error_category",
+    )
+    list_filter = ("status", "trigger", IntegrationProviderListFilter)
+    list_select_related = ("integration",)
+    search_fields = ("integration__name", "error")
+    date_hierarchy = "started_at"
+
+
+@admin.register(IntegrationEvent)
+class IntegrationEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "integration", "level", "category", "message", "http_status", "request_id")
+    list_filter = ("category", "level", IntegrationProviderListFilter)
+    list_select_related = ("integration",)
+    search_fields = ("message",)
+    date_hierarchy = "created_at"

@@ -1,0 +1,295 @@
+"""The one outbound HTTP seam every connector uses.
+
+It sets timeouts and a User-Agent, vets URLs (https, no private or metadata addresses unless
+DOOW_ALLOW_PRIVATE_ENDPOINTS), follows redirects itself so each hop is vetted, retries 429
+(honouring a bounded Retry-After) and 5xx / timeouts with back-off, maps failures to the
+typed errors of integrations.providers.base, and redacts secrets from every message.
+Connectors never import `requests` themselves; tests serve a sandbox behind this seam.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from integrations.providers.base import (
+    ConfigurationError,
+    CredentialError,
+    NetworkError,
+    PermissionDenied,
+    ProviderError,
+    ProviderResponseError,
+    ProviderUnavailable,
+    RateLimited,
+)
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "doow-usage-sync/1.0 (+https://github.com/doow)"
+MAX_REDIRECTS = 5
+REQUEST_ID_HEADERS = (
+    "x-request-id",
+    "request-id",
+    "x-amzn-requestid",
+    "x-ms-request-id",
+    "apim-request-id",
+    "x-goog-request-id",
+)
+METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+# Token-looking strings are redacted even when we were not told the secret.
+_TOKEN_RE = re.compile(r"\b(?:sk|rk|r8|gsk|key)[-_][A-Za-z0-9_\-]{12,}")
+_BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]+")
+
+ErrorClassifier = Callable[[int, str, requests.Response], "ProviderError | None"]
+
+
+def _setting_allow_private() -> bool:
+    from django.conf import settings
+
+    return bool(getattr(settings, "DOOW_ALLOW_PRIVATE_ENDPOINTS", False))
+
+
+def check_endpoint(url: str, *, allow_private: bool | None = None) -> None:
+    """Raise ConfigurationError unless `url` is an acceptable provider endpoint.
+
+    Without DOOW_ALLOW_PRIVATE_ENDPOINTS: https only, and every address the host resolves to
+    must be public (no loopback, private, link-local, reserved or cloud-metadata address).
+    """
+    if allow_private is None:
+        allow_private = _setting_allow_private()
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError(f"{url!r} is not an http(s) URL.", hint="Enter a full URL such as https://api.example.com/v1.")
+    if parts.username or parts.password:
+        raise ConfigurationError("URLs with embedded credentials are not accepted.", hint="Remove user:password@ from the URL.")
+    if allow_private:
+        return
+    if parts.scheme != "https":
+        raise ConfigurationError(
+            "Provider URLs must use https.",
+            hint="Use an https:// URL (http and local addresses are only allowed with DOOW_ALLOW_PRIVATE_ENDPOINTS=true).",
+        )
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise NetworkError(f"Could not resolve {parts.hostname}.", hint="Check the host name and this server's DNS.") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if address in METADATA_ADDRESSES or not address.is_global:
+            raise ConfigurationError(
+                f"{parts.hostname} resolves to a private, loopback, link-local or metadata address, which is not allowed.",
+                hint="Use the provider's public API host, or set DOOW_ALLOW_PRIVATE_ENDPOINTS=true for local development.",
+            )
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    text = _BEARER_RE.sub(r"\1[redacted]", text)
+    return _TOKEN_RE.sub("[redacted]", text)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds)
+
+
+def error_message(response: requests.Response) -> str:
+    """The provider's own error text, from the common JSON shapes, else the status reason."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or f"HTTP {response.status_code}"
+    candidates: list[Any] = []
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            candidates += [err.get("message"), err.get("code")]
+        candidates += [err, body.get("message"), body.get("detail"), body.get("error_description")]
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            candidates.append(errors[0].get("message"))
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()[:500]
+    return response.reason or f"HTTP {response.status_code}"
+
+
+def request_id(response: requests.Response) -> str:
+    for name in REQUEST_ID_HEADERS:
+        if response.headers.get(name):
+            return response.headers[name][:200]
+    return ""
+
+
+class HttpClient:
+    """A small requests wrapper; one instance per sync or verify, counting provider calls."""
+
+    def __init__(
+        self,
+        *,
+        secrets: Iterable[str] = (),
+        allow_private: bool | None = None,
+        timeout: float | None = None,
+        max_attempts: int = 4,
+        max_retry_after: float | None = None,
+        backoff: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
+        from django.conf import settings
+
+        self.secrets = [s for s in secrets if s]
+        self.allow_private = _setting_allow_private() if allow_private is None else allow_private
+        self.timeout = timeout if timeout is not None else settings.DOOW_HTTP_TIMEOUT_SECONDS
+        self.max_attempts = max_attempts
+        self.max_retry_after = (
+            max_retry_after if max_retry_after is not None else settings.DOOW_MAX_RETRY_AFTER_SECONDS
+        )
+        self.backoff = backoff if backoff is not None else settings.DOOW_HTTP_BACKOFF_SECONDS
+        self.sleep = sleep
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.calls = 0
+        self.last_response: requests.Response | None = None
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    # ------------------------------------------------------------ requests
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Any = None,
+        json_body: Any = None,
+        data: Any = None,
+        classify: ErrorClassifier | None = None,
+    ) -> requests.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._send(method, url, headers=headers, params=params, json_body=json_body, data=data)
+            except requests.Timeout as exc:
+                if attempt < self.max_attempts:
+                    self._backoff(attempt)
+                    continue
+                raise NetworkError(f"Timed out talking to {urlsplit(url).hostname}.") from None
+            except requests.ConnectionError:
+                if attempt < self.max_attempts:
+                    self._backoff(attempt)
+                    continue
+                raise NetworkError(f"Could not connect to {urlsplit(url).hostname}.") from None
+            self.last_response = response
+            status = response.status_code
+            if status < 400:
+                return response
+            if status == 429 or status == 529:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if attempt < self.max_attempts and retry_after is not None and retry_after <= self.max_retry_after:
+                    logger.info("rate limited by %s, retrying in %.1fs", urlsplit(url).hostname, retry_after)
+                    self.sleep(retry_after)
+                    continue
+                if attempt < self.max_attempts and retry_after is None and status == 529:
+                    self._backoff(attempt)
+                    continue
+            elif status >= 500 and attempt < self.max_attempts:
+                self._backoff(attempt)
+                continue
+            raise self._error(response, classify)
+
+    def get_json(self, url: str, **kwargs: Any) -> Any:
+        response = self.request("GET", url, **kwargs)
+        return self.decode_json(response)
+
+    def decode_json(self, response: requests.Response) -> Any:
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise ProviderResponseError(
+                f"{urlsplit(response.url).hostname} returned a body that is not JSON.",
+                http_status=response.status_code,
+                request_id=request_id(response),
+            ) from None
+
+    # ------------------------------------------------------------ internals
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        for _hop in range(MAX_REDIRECTS + 1):
+            check_endpoint(url, allow_private=self.allow_private)
+            self.calls += 1
+            response = self.session.request(
+                method,
+                url,
+                headers=dict(kwargs["headers"] or {}),
+                params=kwargs["params"],
+                json=kwargs["json_body"],
+                data=kwargs["data"],
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+            if not response.is_redirect:
+                return response
+            # Each hop is vetted again; query parameters travel in the Location itself.
+            url = urljoin(response.url, response.headers["Location"])
+            kwargs = {**kwargs, "params": None}
+            if response.status_code in (301, 302, 303):
+                method, kwargs = "GET", {**kwargs, "json_body": None, "data": None}
+        raise ProviderResponseError(f"Too many redirects from {urlsplit(url).hostname}.")
+
+    def _backoff(self, attempt: int) -> None:
+        self.sleep(min(30.0, self.backoff * (2 ** (attempt - 1))))
+
+    def _error(self, response: requests.Response, classify: ErrorClassifier | None) -> ProviderError:
+        status = response.status_code
+        message = self.redact(error_message(response))
+        rid = request_id(response)
+        if classify is not None:
+            error = classify(status, message, response)
+            if error is not None:
+                error.http_status = error.http_status or status
+                error.request_id = error.request_id or rid
+                error.message = self.redact(error.message)
+                return error
+        kwargs = {"http_status": status, "request_id": rid}
+        if status == 401:
+            return CredentialError(f"The provider rejected the credential: {message}", **kwargs)
+        if status == 403:
+            return PermissionDenied(f"Access denied: {message}", **kwargs)
+        if status in (429, 529):
+            return RateLimited(
+                f"Rate limited: {message}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                **kwargs,
+            )
+        if status >= 500:
+            return ProviderUnavailable(f"The provider had a server error: {message}", **kwargs)
+        if status == 404:
+            return ConfigurationError(
+                f"Not found: {message}",
+                hint="Check the integration's base URL and account settings.",
+                **kwargs,
+            )
+        return ProviderResponseError(f"The provider refused the request: {message}", **kwargs)

@@ -1,0 +1,247 @@
+"""The provider contract.
+
+A provider is one package under integrations/providers/<slug>/ exposing one `Provider`
+subclass instance, registered in integrations/providers/registry.py. Connectors are plain
+Python: they import nothing from Django models, talk HTTP only through the seam they are
+handed (integrations.http.HttpClient), and never log or raise a secret.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from integrations.http import HttpClient
+
+# The fixed metric vocabulary of design.md, with each metric's unit ("cost" carries a currency).
+METRICS: dict[str, str] = {
+    "input_tokens": "tokens",
+    "cached_input_tokens": "tokens",
+    "cache_write_tokens": "tokens",
+    "output_tokens": "tokens",
+    "requests": "requests",
+    "compute_seconds": "seconds",
+    "api_calls": "calls",
+    "cost": "",
+}
+DIMENSIONS: tuple[str, ...] = (
+    "account",
+    "project",
+    "region",
+    "model",
+    "deployment",
+    "endpoint",
+    "resource",
+    "operation",
+    "api_key",
+)
+
+
+# ---------------------------------------------------------------- errors
+class ProviderError(Exception):
+    """A failure talking to a provider. `category` is the IntegrationEvent category.
+
+    `message` says what happened, `hint` what the admin can do about it. Neither may
+    contain a secret. `permanent` errors will not fix themselves by retrying.
+    """
+
+    category: ClassVar[str] = "provider"
+    permanent: ClassVar[bool] = False
+    default_hint: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str = "",
+        http_status: int | None = None,
+        request_id: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint or self.default_hint
+        self.http_status = http_status
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        status = f" (HTTP {self.http_status})" if self.http_status else ""
+        return f"{self.message}{status}"
+
+
+class CredentialError(ProviderError):
+    category = "credential"
+    permanent = True
+    default_hint = "The provider rejected the credential. Rotate it with a valid key."
+
+
+class ScopeError(ProviderError):
+    category = "scope"
+    permanent = True
+    default_hint = "The key lacks a scope the usage API needs. Create a key with that scope and rotate."
+
+
+class PermissionDenied(ProviderError):
+    category = "permission"
+    permanent = True
+    default_hint = "The key is valid but not allowed to read usage. Check its role or key type."
+
+
+class RateLimited(ProviderError):
+    category = "rate_limit"
+    default_hint = "The provider is throttling requests. The next sync waits and retries automatically."
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class NetworkError(ProviderError):
+    category = "network"
+    default_hint = "The provider could not be reached (timeout or connection error). The sync retries with back-off."
+
+
+class ProviderUnavailable(ProviderError):
+    category = "provider"
+    default_hint = "The provider returned a server error. The sync retries with back-off."
+
+
+class ProviderResponseError(ProviderError):
+    category = "provider"
+    default_hint = "The provider answered with data this app could not read. Nothing was stored from it; the next sync retries."
+
+
+class ConfigurationError(ProviderError):
+    category = "configuration"
+    permanent = True
+    default_hint = "Check the integration's settings."
+
+
+# ---------------------------------------------------------------- data
+@dataclass(frozen=True)
+class FormField:
+    """A credential or setting field the add/edit form renders."""
+
+    name: str
+    label: str
+    help_text: str = ""
+    secret: bool = False
+    required: bool = True
+    placeholder: str = ""
+    default: str = ""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Half-open interval [start, end) of UTC instants."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("Window bounds must be timezone-aware")
+        if self.end < self.start:
+            raise ValueError("Window end is before its start")
+
+
+@dataclass(frozen=True)
+class UsageSample:
+    """One normalized quantity: one metric, one bucket, one combination of dimensions."""
+
+    bucket_start: datetime
+    bucket_end: datetime
+    metric: str
+    quantity: Decimal
+    unit: str = ""
+    account: str = ""
+    project: str = ""
+    region: str = ""
+    model: str = ""
+    deployment: str = ""
+    endpoint: str = ""
+    resource: str = ""
+    operation: str = ""
+    api_key: str = ""
+    provenance: str = "reported"  # or "derived" for estimates computed from rates
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"Unknown metric {self.metric!r}")
+        if not isinstance(self.quantity, Decimal):
+            object.__setattr__(self, "quantity", Decimal(str(self.quantity)))
+        if not self.unit:
+            object.__setattr__(self, "unit", METRICS[self.metric])
+        if not self.unit:
+            raise ValueError("A cost sample needs its currency code as unit")
+
+
+@dataclass
+class Identity:
+    """What a credential can see, shown to the admin after Test connection."""
+
+    account_id: str
+    account_name: str = ""
+    summary: str = ""
+    # Free-form, JSON-serialisable facts for the page, e.g. {"projects": [{"id":…,"name":…}]}.
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "account_name": self.account_name,
+            "summary": self.summary,
+            "details": self.details,
+        }
+
+
+# ---------------------------------------------------------------- provider
+class Provider:
+    """Base class of every connector; subclasses fill in the class attributes and two methods."""
+
+    slug: ClassVar[str]
+    name: ClassVar[str]
+    category: ClassVar[str]  # "ai" or "cloud"
+    vendor: ClassVar[str] = ""
+    docs_path: ClassVar[str] = ""  # e.g. "docs/providers/openai.md"
+    credential_help: ClassVar[str] = ""  # where to create the credential, shown on the add form
+    credential_fields: ClassVar[tuple[FormField, ...]] = ()
+    setting_fields: ClassVar[tuple[FormField, ...]] = ()
+    reporting_delay: ClassVar[timedelta] = timedelta(0)
+    restatement_window: ClassVar[timedelta] = timedelta(days=1)
+    bucket: ClassVar[timedelta] = timedelta(hours=1)  # the smallest bucket this connector returns
+    chunk: ClassVar[timedelta] = timedelta(days=1)  # the engine stores this much per transaction
+    url_settings: ClassVar[tuple[str, ...]] = ("base_url",)  # settings holding URLs to vet
+
+    def check_credential(self, credential: Mapping[str, str]) -> None:
+        """Offline checks (key prefixes, shapes) before any call. Raise ConfigurationError,
+        ScopeError or PermissionDenied with a hint saying what key to create instead."""
+
+    def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
+        raise NotImplementedError
+
+    def fetch(
+        self,
+        credential: Mapping[str, str],
+        settings: Mapping[str, str],
+        window: Window,
+        *,
+        http: HttpClient,
+    ) -> Iterator[UsageSample]:
+        """Yield samples for buckets starting in [window.start, window.end), in time order."""
+        raise NotImplementedError
+
+    # Helpers shared by connectors.
+    def setting(self, settings: Mapping[str, str], name: str) -> str:
+        value = (settings.get(name) or "").strip()
+        if value:
+            return value
+        for f in self.setting_fields:
+            if f.name == name:
+                return f.default
+        return ""
+
+    def secret_values(self, credential: Mapping[str, str]) -> list[str]:
+        return [str(credential.get(f.name) or "") for f in self.credential_fields if f.secret and credential.get(f.name)]

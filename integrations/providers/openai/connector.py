@@ -1,0 +1,283 @@
+"""OpenAI connector: token usage per model and project, and costs, from the admin API.
+
+Reads `/organization/usage/completions` (hourly, grouped by model and project) and
+`/organization/costs` (daily, grouped by line item and project) with an Admin key.
+See docs/providers/openai.md for the admin's side of it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from integrations.providers.base import (
+    ConfigurationError,
+    CredentialError,
+    FormField,
+    Identity,
+    PermissionDenied,
+    Provider,
+    ProviderError,
+    ProviderResponseError,
+    ScopeError,
+    UsageSample,
+    Window,
+)
+from integrations.providers.openai.schema import (
+    DAY,
+    HOUR,
+    Page,
+    align_down,
+    align_up,
+    completions_samples,
+    cost_samples,
+    parse_completions_page,
+    parse_costs_page,
+    parse_project_list,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+    from integrations.http import HttpClient
+
+ADMIN_KEYS_URL = "https://platform.openai.com/settings/organization/admin-keys"
+CREATE_ADMIN_KEY = f"Create an Admin key at {ADMIN_KEYS_URL} (organization owners only) and rotate it here."
+ORGANIZATION_HEADER = "openai-organization"
+_PROJECT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+MAX_PAGES = 5_000  # a cursor loop the provider never ends is a bug, not a long history
+
+
+def classify_error(status: int, message: str, response: requests.Response) -> ProviderError | None:
+    """OpenAI-specific meaning of error statuses; None leaves the seam's default mapping
+    (429 → RateLimited, 5xx → ProviderUnavailable, …). `message` is already redacted."""
+    if status == 401:
+        return CredentialError(f"OpenAI rejected the Admin key: {message}", hint=CREATE_ADMIN_KEY)
+    if status == 403 and "missing scopes" in message.lower():
+        return ScopeError(
+            "The key lacks the api.usage.read scope; it is probably a project key (sk-proj-…), not an Admin key.",
+            hint=CREATE_ADMIN_KEY,
+        )
+    if status == 403:
+        return PermissionDenied(
+            f"OpenAI refused access: {message}",
+            hint="The key is valid but may not read this organization's usage. Check the key's organization and the owner role.",
+        )
+    return None
+
+
+class OpenAIProvider(Provider):
+    slug = "openai"
+    name = "OpenAI"
+    category = "ai"
+    vendor = "OpenAI"
+    docs_path = "docs/providers/openai.md"
+    credential_help = (
+        f"Create an Admin API key (it starts with sk-admin-) at {ADMIN_KEYS_URL}. "
+        "Only organization owners can create one. Project keys (sk-proj-…) cannot read usage."
+    )
+    credential_fields = (
+        FormField(
+            "api_key",
+            "Admin API key",
+            help_text="An organization Admin key, sk-admin-…; it needs the api.usage.read scope.",
+            secret=True,
+            placeholder="sk-admin-…",
+        ),
+    )
+    setting_fields = (
+        FormField(
+            "base_url",
+            "API base URL",
+            help_text="Leave empty for https://api.openai.com/v1. Change only for a proxy or the sandbox.",
+            required=False,
+            default="https://api.openai.com/v1",
+        ),
+        FormField(
+            "project_ids",
+            "Only these projects",
+            help_text="Optional comma-separated project ids (proj_…); empty reads every project.",
+            required=False,
+            placeholder="proj_abc, proj_def",
+        ),
+    )
+    # Admin usage buckets keep growing for minutes after they close; 15 minutes keeps the
+    # newest, still-filling hour out of the "done" part of the window.
+    reporting_delay = timedelta(minutes=15)
+    # Buckets are revised after they close (and costs only settle per day): re-read a day.
+    restatement_window = timedelta(days=1)
+    bucket = HOUR
+    chunk = timedelta(days=1)
+
+    # Page sizes: the documented maxima (1h usage: 168 buckets = a week; costs: 180 days).
+    usage_page_size: ClassVar[int] = 168
+    costs_page_size: ClassVar[int] = 180
+    projects_page_size: ClassVar[int] = 100
+
+    # ------------------------------------------------------------ contract
+    def check_credential(self, credential: Mapping[str, str]) -> None:
+        key = (credential.get("api_key") or "").strip()
+        if not key:
+            raise ConfigurationError("Enter the OpenAI Admin API key.", hint=CREATE_ADMIN_KEY)
+        if any(c.isspace() for c in key):
+            raise ConfigurationError("The API key contains spaces or line breaks; paste it again.")
+        if key.startswith("sk-admin-"):
+            return
+        if key.startswith("sk-proj-"):
+            raise ScopeError(
+                "This is a project API key (sk-proj-…). Reading usage needs an organization Admin key (sk-admin-…).",
+                hint=CREATE_ADMIN_KEY,
+            )
+        if key.startswith("sk-svcacct-"):
+            raise PermissionDenied(
+                "This is a service-account key (sk-svcacct-…). Reading usage needs an organization Admin key (sk-admin-…).",
+                hint=CREATE_ADMIN_KEY,
+            )
+        if key.startswith("sk-"):
+            raise PermissionDenied(
+                "This looks like a user or legacy API key. Reading usage needs an organization Admin key (sk-admin-…).",
+                hint=CREATE_ADMIN_KEY,
+            )
+        raise ConfigurationError(
+            "This does not look like an OpenAI key; Admin keys start with sk-admin-.", hint=CREATE_ADMIN_KEY
+        )
+
+    def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
+        base, headers = self._base_url(settings), self._headers(credential)
+        configured = self._project_ids(settings)  # a malformed filter fails before any call
+        organization, projects, after = "", [], None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"limit": self.projects_page_size, "include_archived": "true"}
+            if after:
+                params["after"] = after
+            response = http.request(
+                "GET", f"{base}/organization/projects", headers=headers, params=params, classify=classify_error
+            )
+            organization = organization or response.headers.get(ORGANIZATION_HEADER, "")
+            page = _parse(parse_project_list, http, response)
+            projects.extend(page.projects)
+            if not page.has_more:
+                break
+            if not page.last_id or page.last_id == after:
+                raise ProviderResponseError("OpenAI's project list said has_more without a usable last_id.")
+            after = page.last_id
+        # Listing projects needs a different scope than usage: probe the usage API itself so
+        # "Test connection" fails now, with the scope error, rather than at the first sync.
+        probe_start = align_down(datetime.now(UTC), HOUR) - HOUR
+        probe = {"start_time": int(probe_start.timestamp()), "bucket_width": "1h", "limit": 1}
+        response = http.request(
+            "GET", f"{base}/organization/usage/completions", headers=headers, params=probe, classify=classify_error
+        )
+        _parse(parse_completions_page, http, response)
+
+        details: dict[str, Any] = {"projects": [{"id": p.id, "name": p.name, "status": p.status} for p in projects]}
+        missing = sorted(set(configured) - {p.id for p in projects})
+        if missing:
+            details["warnings"] = [f"Project ids not found in this organization: {', '.join(missing)}."]
+        count = f"{len(projects)} project{'s' if len(projects) != 1 else ''}"
+        summary = f"Organization {organization} · {count}" if organization else f"OpenAI organization · {count}"
+        return Identity(account_id=organization, summary=summary, details=details)
+
+    def fetch(
+        self,
+        credential: Mapping[str, str],
+        settings: Mapping[str, str],
+        window: Window,
+        *,
+        http: HttpClient,
+    ) -> Iterator[UsageSample]:
+        if window.end <= window.start:
+            return
+        base, headers = self._base_url(settings), self._headers(credential)
+        filters: dict[str, Any] = {}
+        if project_ids := self._project_ids(settings):
+            filters["project_ids"] = project_ids
+        usage = self._samples(
+            http, f"{base}/organization/usage/completions", headers, window, HOUR,
+            {"bucket_width": "1h", "group_by": ["model", "project_id"], "limit": self.usage_page_size, **filters},
+            parse_completions_page, completions_samples,
+        )  # fmt: skip
+        costs = self._samples(
+            http, f"{base}/organization/costs", headers, window, DAY,
+            {"bucket_width": "1d", "group_by": ["line_item", "project_id"], "limit": self.costs_page_size, **filters},
+            parse_costs_page, cost_samples,
+        )  # fmt: skip
+        # Both streams are in bucket order; merging keeps the whole output in time order.
+        yield from heapq.merge(usage, costs, key=lambda s: s.bucket_start)
+
+    # ------------------------------------------------------------ internals
+    def _samples(
+        self,
+        http: HttpClient,
+        url: str,
+        headers: dict[str, str],
+        window: Window,
+        width: timedelta,
+        params: dict[str, Any],
+        parse: Callable[[Any], Page[Any]],
+        to_samples: Callable[..., list[UsageSample]],
+    ) -> Iterator[UsageSample]:
+        # Align the request to bucket boundaries: the API starts its first bucket at the exact
+        # start_time, and an unaligned bucket key would be stored beside the aligned one.
+        start, end = align_down(window.start, width), align_up(window.end, width)
+        params = {**params, "start_time": int(start.timestamp()), "end_time": int(end.timestamp())}
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            response = http.request(
+                "GET",
+                url,
+                headers=headers,
+                params={**params, "page": cursor} if cursor else params,
+                classify=classify_error,
+            )
+            account = response.headers.get(ORGANIZATION_HEADER, "")
+            page = _parse(parse, http, response)
+            for bucket in page.buckets:
+                if align_down(bucket.start, width) < window.end:
+                    yield from to_samples(bucket, account=account, width=width)
+            if not page.has_more:
+                return
+            if not page.next_page or page.next_page in seen:
+                raise ProviderResponseError(
+                    "OpenAI said has_more but gave no new next_page cursor.", request_id=_rid(response)
+                )
+            seen.add(page.next_page)
+            cursor = page.next_page
+        raise ProviderResponseError(f"OpenAI kept paginating past {MAX_PAGES} pages.")
+
+    def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
+        key = (credential.get("api_key") or "").strip()
+        if not key:
+            raise ConfigurationError("The OpenAI Admin API key is missing.", hint=CREATE_ADMIN_KEY)
+        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+
+    def _base_url(self, settings: Mapping[str, str]) -> str:
+        return self.setting(settings, "base_url").rstrip("/")
+
+    def _project_ids(self, settings: Mapping[str, str]) -> list[str]:
+        ids = [p.strip() for p in (settings.get("project_ids") or "").split(",") if p.strip()]
+        for project_id in ids:
+            if not _PROJECT_ID_RE.match(project_id):
+                raise ConfigurationError(
+                    f"{project_id!r} is not an OpenAI project id.",
+                    hint="List project ids (proj_…) separated by commas, or leave the field empty for all projects.",
+                )
+        return ids
+
+
+def _rid(response: requests.Response) -> str:
+    return response.headers.get("x-request-id", "")[:200]
+
+
+def _parse(parse: Callable[[Any], Any], http: HttpClient, response: requests.Response) -> Any:
+    """Decode and validate one response, tagging a shape error with its status and request id."""
+    try:
+        return parse(http.decode_json(response))
+    except ProviderResponseError as error:
+        error.http_status = error.http_status or response.status_code
+        error.request_id = error.request_id or _rid(response)
+        raise

@@ -1,0 +1,87 @@
+"""Test support: recorded responses (fixtures/*.json, built from the documented shapes) with
+the samples the connector must make of them, computed by hand; and past windows."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from integrations.providers.base import UsageSample
+from integrations.providers.openai.schema import (
+    completions_samples,
+    cost_samples,
+    parse_completions_page,
+    parse_costs_page,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ORG = "org-recorded"
+
+
+def days_ago(days: int) -> datetime:
+    """UTC midnight `days` days before today: windows ending there are fully elapsed, so the
+    sandbox's data for them no longer changes while a test runs."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days)
+
+
+def load(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _usage(start: str, end: str, metric: str, quantity: int, project: str, model: str) -> UsageSample:
+    return UsageSample(_at(start), _at(end), metric, Decimal(quantity), account=ORG, project=project, model=model)
+
+
+# The first bucket starts at 00:30 (the API's quirk for an unaligned start_time): its samples
+# are keyed on the aligned hour. The 01:00 bucket is empty: no samples. In the 02:00 bucket
+# input_cached_tokens is null and input_cache_write_tokens absent: no samples for those.
+EXPECTED_COMPLETIONS = [
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "input_tokens", 1200, "proj_abc", "gpt-4o-2024-08-06"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "cached_input_tokens", 400, "proj_abc", "gpt-4o-2024-08-06"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "cache_write_tokens", 100, "proj_abc", "gpt-4o-2024-08-06"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "output_tokens", 300, "proj_abc", "gpt-4o-2024-08-06"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "requests", 4, "proj_abc", "gpt-4o-2024-08-06"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "input_tokens", 500, "proj_def", "gpt-4o-mini-2024-07-18"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "cached_input_tokens", 0, "proj_def", "gpt-4o-mini-2024-07-18"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "output_tokens", 50, "proj_def", "gpt-4o-mini-2024-07-18"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "requests", 2, "proj_def", "gpt-4o-mini-2024-07-18"),
+    _usage("2024-11-01T02:00", "2024-11-01T03:00", "input_tokens", 90, "proj_abc", "o3-mini-2025-01-31"),
+    _usage("2024-11-01T02:00", "2024-11-01T03:00", "output_tokens", 10, "proj_abc", "o3-mini-2025-01-31"),
+    _usage("2024-11-01T02:00", "2024-11-01T03:00", "requests", 1, "proj_abc", "o3-mini-2025-01-31"),
+]
+
+# 0.0125 arrives as a JSON number, "1.034" as a string; a line item without "<model>, " is
+# kept whole as the operation. The second day is an empty bucket.
+EXPECTED_COSTS = [
+    UsageSample(_at("2024-11-01"), _at("2024-11-02"), "cost", Decimal("0.0125"), unit="USD", account=ORG,
+                project="proj_abc", model="gpt-4o-2024-08-06", operation="input"),
+    UsageSample(_at("2024-11-01"), _at("2024-11-02"), "cost", Decimal("1.034"), unit="USD", account=ORG,
+                project="proj_abc", model="gpt-4o-2024-08-06", operation="output"),
+    UsageSample(_at("2024-11-01"), _at("2024-11-02"), "cost", Decimal("0.5"), unit="USD", account=ORG,
+                project="proj_def", operation="Web search tool calls"),
+]  # fmt: skip
+
+
+def parsed_completions() -> list[UsageSample]:
+    page = parse_completions_page(load("completions_page.json"))
+    return [s for bucket in page.buckets for s in completions_samples(bucket, account=ORG)]
+
+
+def parsed_costs() -> list[UsageSample]:
+    page = parse_costs_page(load("costs_page.json"))
+    return [s for bucket in page.buckets for s in cost_samples(bucket, account=ORG)]
+
+
+def cases() -> list[tuple[str, list[UsageSample], list[UsageSample]]]:
+    return [
+        ("completions_page.json", parsed_completions(), EXPECTED_COMPLETIONS),
+        ("costs_page.json", parsed_costs(), EXPECTED_COSTS),
+    ]

@@ -1,0 +1,63 @@
+"""OpenAI against the shared provider contract (integrations/providers/testing.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from integrations.providers.base import Window
+from integrations.providers.openai import provider
+from integrations.providers.openai.tests import support
+from integrations.providers.testing import ProviderContractTests
+from sandbox.openai import truth_costs, truth_usage
+
+USAGE_FIELDS = {
+    "input_tokens": "input_tokens",
+    "cached_input_tokens": "input_cached_tokens",
+    "cache_write_tokens": "input_cache_write_tokens",
+    "output_tokens": "output_tokens",
+    "requests": "num_model_requests",
+}
+
+
+def true_totals(window: Window, **filters: Any) -> dict[tuple[Any, ...], Decimal]:
+    """Per-metric totals the sandbox really holds for an hour- and day-aligned window."""
+    project_ids = filters.get("project_ids")
+    usage = [r for r in truth_usage(window.start, window.end) if not project_ids or r.project_id in project_ids]
+    costs = [r for r in truth_costs(window.start, window.end) if not project_ids or r.project_id in project_ids]
+    totals = {(metric,): Decimal(sum(getattr(r, field) for r in usage)) for metric, field in USAGE_FIELDS.items()}
+    totals[("cost",)] = sum((r.amount for r in costs), Decimal(0))
+    return totals
+
+
+class TestOpenAIContract(ProviderContractTests):
+    provider = provider
+    slug = "openai"
+    fault_prefix = "/openai/v1/organization/"
+    paginated_prefix = "/openai/v1/organization/usage/completions"
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": sandbox.OPENAI_ADMIN_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": sandbox.openai_base_url}
+
+    def small_window(self) -> Window:
+        return Window(support.days_ago(2), support.days_ago(1))
+
+    def pagination_window(self) -> Window:
+        # 9 days of hourly buckets = 216 buckets: two pages at 168 per page.
+        return Window(support.days_ago(10), support.days_ago(1))
+
+    def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
+        return true_totals(window)
+
+    def recorded_fixture_cases(self) -> list[tuple[str, list[Any], list[Any]]]:
+        return support.cases()
+
+
+def test_true_totals_cover_every_metric_the_connector_emits() -> None:
+    totals = true_totals(Window(support.days_ago(2), support.days_ago(1)))
+    assert set(totals) == {(m,) for m in USAGE_FIELDS} | {("cost",)}
+    assert all(v > 0 for v in totals.values())

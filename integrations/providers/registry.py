@@ -1,0 +1,29 @@
+"""The registry: one line per provider. Pages, forms and commands loop over it."""
+from __future__ import annotations
+
+from integrations.providers.base import Provider
+from integrations.providers.openai import provider as openai
+
+PROVIDERS: dict[str, Provider] = {
+    p.slug: p
+    for p in (
+        openai,
+    )
+}
+
+CATEGORIES: dict[str, str] = {"ai": "AI providers", "cloud": "Cloud platforms"}
+
+
+def get_provider(slug: str) -> Provider:
+    try:
+        return PROVIDERS[slug]
+    except KeyError:
+        raise LookupError(f"Unknown provider {slug!r}") from None
+
+
+def providers_by_category() -> list[tuple[str, list[Provider]]]:
+    return [
+        (label, sorted((p for p in PROVIDERS.values() if p.category == key), key=lambda p: p.name))
+        for key, label in CATEGORIES.items()
+        if any(p.category == key for p in PROVIDERS.values())
+    ]

@@ -1,0 +1,236 @@
+"""Tests every provider must pass, shared the django-allauth way.
+
+A provider's test module subclasses `ProviderContractTests` in a class named `Test…` and fills
+in the hooks (a working credential, settings pointing at the sandbox, the sandbox path to
+inject faults on, a window that needs more than one page, the true totals for a window, and
+its recorded fixtures parsed into samples). The mixin then checks the behaviour the sync
+engine relies on: metadata, 401 → CredentialError, 429 beyond the retry budget →
+RateLimited, 5xx → ProviderUnavailable, an unreadable body → ProviderResponseError,
+pagination followed to the end, fixtures → expected samples, and no secret in any error.
+
+`provider_metadata_problems` is also used by integrations/tests/test_registry.py on every
+registry entry. This module is not collected itself (its class name does not start with Test)
+and uses explicit assertion messages, since pytest only rewrites asserts in test modules.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from integrations.http import HttpClient
+from integrations.providers.base import (
+    DIMENSIONS,
+    CredentialError,
+    Provider,
+    ProviderError,
+    ProviderResponseError,
+    ProviderUnavailable,
+    RateLimited,
+    UsageSample,
+    Window,
+)
+
+VALID_BUCKETS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(hours=1), timedelta(days=1))
+COST_TOLERANCE = Decimal("0.005")  # "to the cent"
+
+
+def provider_metadata_problems(slug: str, provider: Provider, *, base_dir: Path | None = None) -> list[str]:
+    """What is wrong with one registry entry's metadata (empty list: it honours the contract)."""
+    if base_dir is None:
+        from django.conf import settings
+
+        base_dir = Path(settings.BASE_DIR)
+    problems = []
+    if getattr(provider, "slug", None) != slug:
+        problems.append(f"registry key {slug!r} != provider.slug {getattr(provider, 'slug', None)!r}")
+    if not slug or not slug.replace("_", "").isalnum() or slug != slug.lower():
+        problems.append(f"slug {slug!r} must be lower-case letters, digits and underscores")
+    if not getattr(provider, "name", ""):
+        problems.append("name is empty")
+    if getattr(provider, "category", None) not in ("ai", "cloud"):
+        problems.append(f"category {getattr(provider, 'category', None)!r} is not 'ai' or 'cloud'")
+    if not provider.vendor:
+        problems.append("vendor is empty")
+    if not provider.credential_help:
+        problems.append("credential_help is empty (say where to create the credential)")
+    if not provider.credential_fields:
+        problems.append("no credential_fields")
+    elif not any(f.secret for f in provider.credential_fields):
+        problems.append("no credential field is marked secret")
+    names = [f.name for f in (*provider.credential_fields, *provider.setting_fields)]
+    if any(not n or not n.strip() or n != n.strip() for n in names):
+        problems.append(f"a credential or setting field has an empty or padded name: {names!r}")
+    if len(names) != len(set(names)):
+        problems.append(f"duplicate field names: {names!r}")
+    if any(not f.label for f in (*provider.credential_fields, *provider.setting_fields)):
+        problems.append("a field has no label")
+    setting_names = {f.name for f in provider.setting_fields}
+    if not setting_names & {"base_url", "endpoint_url"}:
+        problems.append("no base_url (or endpoint_url) setting: the sandbox and proxies cannot stand in")
+    for name in provider.url_settings:
+        if name not in setting_names:
+            problems.append(f"url_settings names {name!r}, which is not a setting field")
+    if not provider.docs_path:
+        problems.append("docs_path is empty")
+    elif not (base_dir / provider.docs_path).is_file():
+        problems.append(f"docs page {provider.docs_path} does not exist")
+    if provider.reporting_delay < timedelta(0):
+        problems.append("reporting_delay is negative")
+    if provider.restatement_window <= timedelta(0):
+        problems.append("restatement_window must be positive (buckets are revised after they close)")
+    if provider.bucket not in VALID_BUCKETS:
+        problems.append(f"bucket {provider.bucket} is not one of {VALID_BUCKETS}")
+    if provider.chunk < provider.bucket:
+        problems.append("chunk is smaller than bucket")
+    return problems
+
+
+def assert_no_secret(error: BaseException, secrets: Iterable[str]) -> None:
+    """No part of a raised error may show a secret."""
+    texts = [str(error), repr(error), *(str(getattr(error, a, "")) for a in ("message", "hint", "request_id"))]
+    for secret in secrets:
+        for text in texts:
+            assert secret not in text, f"a secret leaked into {type(error).__name__}: {text[:80]!r}…"
+
+
+def totals_by(samples: Iterable[UsageSample], *dims: str) -> Counter[tuple[Any, ...]]:
+    """Sum of quantities per (metric, *dims); dims may be DIMENSIONS or 'bucket_start'."""
+    totals: Counter[tuple[Any, ...]] = Counter()
+    for s in samples:
+        totals[(s.metric, *(getattr(s, d) for d in dims))] += s.quantity
+    return totals
+
+
+def assert_totals_equal(actual: Mapping[Any, Decimal], expected: Mapping[Any, Decimal], what: str = "totals") -> None:
+    """Token counts must match exactly; costs (metric 'cost' first in the key) to the cent."""
+    keys = set(actual) | set(expected)
+    wrong = []
+    for key in sorted(keys, key=repr):
+        got, want = Decimal(actual.get(key, 0)), Decimal(expected.get(key, 0))
+        tolerance = COST_TOLERANCE if key and key[0] == "cost" else Decimal(0)
+        if abs(got - want) > tolerance:
+            wrong.append(f"{key}: got {got}, expected {want}")
+    assert not wrong, f"{what} differ:\n" + "\n".join(wrong[:20])
+
+
+class ProviderContractTests:
+    """Mixin of contract tests; a subclass named Test… fills in the hooks below."""
+
+    provider: ClassVar[Provider]
+    slug: ClassVar[str]
+    fault_prefix: ClassVar[str]  # sandbox path prefix covering every call the provider makes
+    paginated_prefix: ClassVar[str]  # sandbox path whose pages pagination_window spans
+
+    # ------------------------------------------------------------ hooks
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        raise NotImplementedError
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        raise NotImplementedError
+
+    def small_window(self) -> Window:
+        """A short window in the past with data, for error tests."""
+        raise NotImplementedError
+
+    def pagination_window(self) -> Window:
+        """A window needing more than one page of `paginated_prefix`."""
+        raise NotImplementedError
+
+    def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
+        """The sandbox's true totals per (metric,) over `window`, as totals_by(samples) keys them."""
+        raise NotImplementedError
+
+    def recorded_fixture_cases(self) -> Iterable[tuple[str, list[UsageSample], list[UsageSample]]]:
+        """(fixture name, samples parsed from it by the connector's pure functions, expected)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ helpers
+    def make_http(self, sandbox: Any, **kwargs: Any) -> HttpClient:
+        # Retries sleep through this list, not the clock: tests stay fast and can assert waits.
+        self.sleeps: list[float] = []
+        kwargs.setdefault("sleep", self.sleeps.append)
+        return HttpClient(secrets=self.secrets(sandbox), **kwargs)
+
+    def secrets(self, sandbox: Any) -> list[str]:
+        return self.provider.secret_values(self.credential(sandbox))
+
+    def fetch_all(self, sandbox: Any, window: Window, *, http: HttpClient | None = None) -> list[UsageSample]:
+        http = http or self.make_http(sandbox)
+        return list(self.provider.fetch(self.credential(sandbox), self.settings(sandbox), window, http=http))
+
+    def expect_error(self, sandbox: Any, error_type: type[ProviderError], **http_kwargs: Any) -> ProviderError:
+        with pytest.raises(error_type) as info:
+            self.fetch_all(sandbox, self.small_window(), http=self.make_http(sandbox, **http_kwargs))
+        assert_no_secret(info.value, self.secrets(sandbox))
+        return info.value
+
+    # ------------------------------------------------------------ the contract
+    def test_contract_metadata(self) -> None:
+        from integrations.providers.registry import PROVIDERS
+
+        assert PROVIDERS.get(self.slug) is self.provider, f"{self.slug!r} is not registered as this provider"
+        problems = provider_metadata_problems(self.slug, self.provider)
+        assert not problems, "metadata contract broken:\n" + "\n".join(problems)
+
+    def test_contract_401_raises_credential_error(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 401, times=20)
+        error = self.expect_error(sandbox, CredentialError)
+        assert error.http_status == 401, f"http_status {error.http_status}"
+        assert error.hint, "a credential error needs a hint saying what to do"
+
+    def test_contract_429_beyond_budget_raises_rate_limited(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 429, times=50, headers={"Retry-After": "1"})
+        error = self.expect_error(sandbox, RateLimited)
+        assert isinstance(error, RateLimited) and error.retry_after == 1.0, (
+            f"retry_after {getattr(error, 'retry_after', None)}"
+        )
+        assert self.sleeps and all(s == 1.0 for s in self.sleeps), f"Retry-After not honoured: slept {self.sleeps}"
+
+    def test_contract_5xx_storm_raises_provider_unavailable(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 503, times=50)
+        self.expect_error(sandbox, ProviderUnavailable)
+
+    def test_contract_unreadable_body_raises_response_error(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 200, times=50, body="<html>upstream proxy error</html>")
+        self.expect_error(sandbox, ProviderResponseError)
+
+    def test_contract_pagination_is_exhausted(self, sandbox: Any) -> None:
+        window = self.pagination_window()
+        samples = self.fetch_all(sandbox, window)
+        pages = sandbox.requests(self.paginated_prefix)
+        assert len(pages) > 1, f"the pagination window was read in {len(pages)} request(s); choose a longer one"
+        assert all(p["status"] == 200 for p in pages), [p["status"] for p in pages]
+        assert_totals_equal(totals_by(samples), self.expected_totals(window), "totals over the pagination window")
+
+    def test_contract_samples_are_in_window_and_time_order(self, sandbox: Any) -> None:
+        window = self.small_window()
+        samples = self.fetch_all(sandbox, window)
+        assert samples, "the small window should hold usage"
+        starts = [s.bucket_start for s in samples]
+        assert starts == sorted(starts), "fetch must yield samples in time order"
+        assert all(s.bucket_start < window.end and s.bucket_end > window.start for s in samples)
+        keys = [(s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS)) for s in samples]
+        assert len(keys) == len(set(keys)), "one fetch yielded the same sample key twice"
+
+    def test_contract_recorded_fixtures_parse_to_expected_samples(self) -> None:
+        cases = list(self.recorded_fixture_cases())
+        assert cases, "add recorded fixtures beside the connector's tests"
+        for name, actual, expected in cases:
+            assert expected, f"{name}: expect at least one sample"
+            assert Counter(actual) == Counter(expected), (
+                f"{name}: parsed samples differ\nmissing: {list((Counter(expected) - Counter(actual)).elements())}\n"
+                f"unexpected: {list((Counter(actual) - Counter(expected)).elements())}"
+            )
+
+    def test_contract_verify_returns_identity(self, sandbox: Any) -> None:
+        identity = self.provider.verify(self.credential(sandbox), self.settings(sandbox), http=self.make_http(sandbox))
+        assert identity.summary, "verify must summarise what the credential can see"
+        for secret in self.secrets(sandbox):
+            assert secret not in repr(identity.as_dict()), "verify leaked a secret"

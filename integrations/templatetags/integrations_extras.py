@@ -1,0 +1,211 @@
+"""Small presentation helpers for the integrations pages: times, durations, quantities, badges."""
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.utils import timezone
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+
+register = template.Library()
+
+# One colour vocabulary for every status-like value on the pages.
+_BADGES = {
+    # Integration.Status
+    "active": "ok",
+    "error": "bad",
+    "paused": "warn",
+    "disconnected": "muted",
+    # SyncRun.Status
+    "running": "info",
+    "success": "ok",
+    "failed": "bad",
+    "abandoned": "warn",
+    # IntegrationEvent.Level
+    "info": "info",
+    "warning": "warn",
+}
+
+
+@register.filter
+def badge_class(value: str) -> str:
+    return f"badge badge-{_BADGES.get(str(value), 'muted')}"
+
+
+def _utc(value: datetime) -> datetime:
+    return timezone.localtime(value, UTC) if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+
+
+@register.filter
+def utc(value: datetime | None) -> str:
+    """2025-06-01 14:05 UTC"""
+    if not value:
+        return ""
+    return f"{_utc(value):%Y-%m-%d %H:%M} UTC"
+
+
+@register.simple_tag
+def moment(value: datetime | None, empty: str = "Never", absolute: bool = False) -> SafeString:
+    """A relative time ("3 minutes ago", "in 40 minutes") in a <time> whose title is the UTC instant.
+
+    With absolute=True the UTC instant is also shown, for the detail page's facts.
+    """
+    if not value:
+        return format_html('<span class="muted">{}</span>', empty)
+    instant = _utc(value)
+    relative = naturaltime(value)
+    if isinstance(relative, str) and relative.endswith(" from now"):
+        relative = "in " + relative.removesuffix(" from now")
+    exact = f"{instant:%Y-%m-%d %H:%M:%S} UTC"
+    html = format_html('<time datetime="{}" title="{}">{}</time>', instant.isoformat(), exact, relative)
+    if absolute:
+        html = format_html('{} <span class="muted small">{}</span>', html, f"{instant:%Y-%m-%d %H:%M} UTC")
+    return html
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@register.filter
+def duration_words(value: timedelta | None) -> str:
+    """timedelta → "15 minutes", "1 day", "2 hours 30 minutes", "4.2 s"."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds % 1 else _plural(int(seconds), "second")
+    parts: list[str] = []
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    for amount, word in ((days, "day"), (hours, "hour"), (minutes, "minute")):
+        if amount:
+            parts.append(_plural(amount, word))
+    if secs and not days and not hours:
+        parts.append(_plural(secs, "second"))
+    return " ".join(parts[:2])
+
+
+@register.filter
+def quantity(value: Any) -> str:
+    """Decimals as people read them: 1,234,567 and 0.004821 (never 1234567.000000000)."""
+    if value is None or value == "":
+        return ""
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return str(value)
+    if number == number.to_integral_value():
+        return f"{int(number):,}"
+    if abs(number) >= 1000:
+        return f"{number:,.2f}"
+    text = f"{number:,.6f}".rstrip("0").rstrip(".")
+    return text
+
+
+@register.filter
+def dictget(mapping: Any, key: Any) -> Any:
+    """{{ names|dictget:row.project }} — a dict lookup by a variable key."""
+    try:
+        return mapping.get(key, "")
+    except AttributeError:
+        return ""
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context: dict, **changes: Any) -> str:
+    """The current query string with some parameters replaced (None/"" removes them)."""
+    query = context["request"].GET.copy()
+    for key, value in changes.items():
+        if value in (None, ""):
+            query.pop(key, None)
+        else:
+            query[key] = value
+    return query.urlencode()
+
+
+# ---------------------------------------------------------------- provider docs
+_INLINE = [
+    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
+    (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+    (re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)"), r'<a href="\2" rel="noopener noreferrer">\1</a>'),
+]
+
+
+def _inline(text: str) -> str:
+    html = escape(text)
+    for pattern, replacement in _INLINE:
+        html = pattern.sub(replacement, html)
+    return html
+
+
+@register.filter
+def markdown_lite(text: str) -> SafeString:
+    """Enough Markdown for our own docs pages: headings, paragraphs, lists, code blocks, tables.
+
+    The input is escaped first, so raw HTML in a docs file is shown, never run.
+    """
+    out: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            block: list[str] = []
+            i += 1
+            while i < len(lines) and not lines[i].startswith("```"):
+                block.append(lines[i])
+                i += 1
+            out.append(f"<pre><code>{escape(chr(10).join(block))}</code></pre>")
+            i += 1
+            continue
+        heading = re.match(r"^(#{1,4})\s+(.*)$", line)
+        if heading:
+            level = min(len(heading.group(1)) + 1, 5)  # the page has its own h1
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+            i += 1
+            continue
+        if line.lstrip().startswith("|"):
+            rows: list[list[str]] = []
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                if not all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+                    rows.append(cells)
+                i += 1
+            if rows:
+                head = "".join(f"<th>{_inline(c)}</th>" for c in rows[0])
+                body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+                out.append(f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+            continue
+        if re.match(r"^\s*([-*]|\d+\.)\s+", line):
+            ordered = bool(re.match(r"^\s*\d+\.", line))
+            items: list[str] = []
+            while i < len(lines) and lines[i].strip():
+                item = re.match(r"^\s*([-*]|\d+\.)\s+(.*)$", lines[i])
+                if item:
+                    items.append(item.group(2))
+                elif items:
+                    items[-1] += " " + lines[i].strip()
+                i += 1
+            tag = "ol" if ordered else "ul"
+            out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items) + f"</{tag}>")
+            continue
+        if not line.strip():
+            i += 1
+            continue
+        para: list[str] = []
+        while (
+            i < len(lines)
+            and lines[i].strip()
+            and not re.match(r"^(#{1,4}\s|```|\s*\||\s*([-*]|\d+\.)\s+)", lines[i])
+        ):
+            para.append(lines[i].strip())
+            i += 1
+        out.append(f"<p>{_inline(' '.join(para))}</p>")
+    return mark_safe("\n".join(out))  # noqa: S308 - every piece above was escaped first

@@ -1,0 +1,64 @@
+"""The usage store: idempotent upsert, and a constant number of queries per chunk."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from integrations.models import Integration
+from integrations.providers.base import UsageSample
+from usage.models import UsageRecord
+from usage.store import usage_store_samples
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def integration(workspace):
+    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
+    integration.set_credential({"api_key": "sk-admin-store-test-000000"})
+    integration.save()
+    return integration
+
+
+def samples(n: int, quantity: int = 10) -> list[UsageSample]:
+    return [
+        UsageSample(
+            bucket_start=T0 + timedelta(hours=i),
+            bucket_end=T0 + timedelta(hours=i + 1),
+            metric="input_tokens",
+            quantity=Decimal(quantity + i),
+            model=f"model-{i % 3}",
+            project="proj_a",
+        )
+        for i in range(n)
+    ]
+
+
+def test_storing_twice_stores_once_and_replaces(integration):
+    assert usage_store_samples(integration=integration, samples=samples(5)) == 5
+    usage_store_samples(integration=integration, samples=samples(5, quantity=100))
+    assert UsageRecord.objects.filter(integration=integration).count() == 5
+    assert sorted(UsageRecord.objects.values_list("quantity", flat=True)) == [Decimal(100 + i) for i in range(5)]
+
+
+def test_duplicates_inside_one_chunk_are_collapsed(integration):
+    batch = samples(3) + samples(3)
+    assert usage_store_samples(integration=integration, samples=batch) == 3
+    assert UsageRecord.objects.count() == 3
+
+
+def test_dimensions_are_part_of_the_key(integration):
+    a = samples(1)[0]
+    b = UsageSample(**{**a.__dict__, "project": "proj_b"})
+    usage_store_samples(integration=integration, samples=[a, b])
+    assert UsageRecord.objects.count() == 2
+
+
+@pytest.mark.parametrize("n", [10, 1500])
+def test_a_chunk_costs_a_constant_number_of_queries(integration, n, django_assert_num_queries):
+    # One INSERT … ON CONFLICT DO UPDATE whatever N is (up to the batch size of 2000 rows).
+    with django_assert_num_queries(1):
+        usage_store_samples(integration=integration, samples=samples(n))
+    assert UsageRecord.objects.count() == n

@@ -1,0 +1,109 @@
+"""Two workers never sync one integration at once; a killed worker loses and doubles nothing.
+
+These tests commit for real (transactional_db): on PostgreSQL the lock is exercised by two
+threads with their own connections, and a real `manage.py sync` process is SIGKILLed mid-sync.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from integrations import services
+from integrations.models import Integration, SyncRun
+from integrations.tests.test_sync_engine import D0, D3, USAGE_PATH, stored_tokens, truth_tokens
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def test_lock_holds_under_two_concurrent_syncs(transactional_db, openai_integration, sandbox):
+    # Stall the first usage request so whoever gets the lock is still syncing when the other tries.
+    sandbox.fault(USAGE_PATH, 200, delay=1.5, times=1)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            run = services.integration_sync(integration_id=openai_integration.pk, since=D0, until=D3)
+            outcomes.append(run.status)
+        except services.SyncBusy:
+            outcomes.append("busy")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes) == ["busy", SyncRun.Status.SUCCESS]
+    assert SyncRun.objects.filter(integration=openai_integration).count() == 1
+    assert stored_tokens(openai_integration) == truth_tokens(D0, D3)
+    openai_integration.refresh_from_db()
+    assert openai_integration.lock_token == "" and openai_integration.lock_expires_at is None
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def test_killed_worker_resumes_at_the_watermark_without_double_counting(transactional_db, openai_integration, sandbox):
+    # Day 1 is served at once; day 2's usage request stalls, and the worker is killed there.
+    sandbox.fault(USAGE_PATH, 200, delay=30, after=1, times=1)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "doow.settings_test",
+        "DATABASE_URL": _database_url(),
+        "DOOW_SYNC_LOCK_SECONDS": "3",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "sync", str(openai_integration.pk), "--since", "2026-11-02", "--until", "2026-11-04"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not SyncRun.objects.filter(integration=openai_integration, chunks_done__gte=1).exists():
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "the worker never finished its first chunk"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+
+    openai_integration.refresh_from_db()
+    assert openai_integration.data_through == D0 + timedelta(days=1)
+    assert stored_tokens(openai_integration) == truth_tokens(D0, D0 + timedelta(days=1))
+    # The dead worker's lease still holds for a moment: nobody else may sync yet.
+    assert openai_integration.lock_expires_at > timezone.now()
+    with pytest.raises(services.SyncBusy):
+        services.integration_sync(integration_id=openai_integration.pk, until=D3)
+    assert openai_integration.pk not in services.integration_dispatch_due()
+
+    time.sleep(max(0.0, (openai_integration.lock_expires_at - timezone.now()).total_seconds()) + 0.2)
+    sandbox.reset()
+    resumed = services.integration_sync(integration_id=openai_integration.pk, until=D3)
+    assert resumed.status == SyncRun.Status.SUCCESS
+    assert resumed.window_start == D0  # resumed from the watermark, minus the restatement window
+    dead_run = SyncRun.objects.filter(integration=openai_integration).exclude(pk=resumed.pk).get()
+    assert dead_run.status == SyncRun.Status.ABANDONED
+    assert stored_tokens(openai_integration) == truth_tokens(D0, D3)

@@ -1,0 +1,482 @@
+"""Company Settings → Integrations through HTTP: list, add (against the sandbox), detail,
+usage filters, Sync now, test, pause/resume, edit, rotate, disconnect."""
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations.models import Integration, IntegrationEvent, SyncRun
+from integrations.providers.registry import PROVIDERS, providers_by_category
+from usage.models import UsageRecord
+
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+def url(name: str, integration: Integration | None = None, **kwargs) -> str:
+    ws = kwargs.pop("ws", None) or integration.workspace.slug
+    if integration is not None:
+        kwargs["pk"] = integration.pk
+    return reverse(f"integrations:{name}", kwargs={"ws": ws, **kwargs})
+
+
+def add_url(workspace, provider: str = "openai") -> str:
+    return reverse("integrations:add", kwargs={"ws": workspace.slug, "provider": provider})
+
+
+def _record(integration: Integration, *, hour: datetime, metric: str = "input_tokens", quantity: str = "100", **dims) -> UsageRecord:
+    unit = {"input_tokens": "tokens", "output_tokens": "tokens", "requests": "requests", "cost": "USD"}[metric]
+    return UsageRecord.objects.create(
+        workspace=integration.workspace,
+        integration=integration,
+        provider=integration.provider,
+        bucket_start=hour,
+        bucket_end=hour + timedelta(hours=1),
+        metric=metric,
+        quantity=Decimal(quantity),
+        unit=unit,
+        **dims,
+    )
+
+
+@pytest.fixture
+def integration(workspace, admin_user) -> Integration:
+    """An OpenAI integration that no test lets reach the network."""
+    integration = Integration(
+        workspace=workspace,
+        provider="openai",
+        name="OpenAI production",
+        settings={"base_url": "http://127.0.0.1:9/v1"},
+        created_by=admin_user,
+    )
+    integration.set_credential({"api_key": "sk-admin-offline-0000000000000000wxyz"})
+    integration.save()
+    return integration
+
+
+@pytest.fixture
+def usage_rows(integration) -> list[UsageRecord]:
+    base = datetime(2025, 3, 1, tzinfo=UTC)
+    rows = []
+    for day in range(3):
+        for model, project in (("gpt-4o", "proj_a"), ("gpt-4o-mini", "proj_b")):
+            hour = base + timedelta(days=day, hours=10)
+            rows.append(_record(integration, hour=hour, metric="input_tokens", quantity="1000", model=model, project=project, account="org-1"))
+            rows.append(_record(integration, hour=hour, metric="output_tokens", quantity="250", model=model, project=project, account="org-1"))
+    return rows
+
+
+# ---------------------------------------------------------------- list
+def test_list_empty_state_and_every_registered_provider(admin_client, workspace):
+    response = admin_client.get(url("list", ws=workspace.slug))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "No integrations yet" in body
+    for label, providers in providers_by_category():
+        assert label in body
+        for provider in providers:
+            assert add_url(workspace, provider.slug) in body
+            assert provider.name in body
+
+
+def test_list_shows_own_integrations_only(admin_client, integration, other_workspace):
+    Integration.objects.create(workspace=other_workspace, provider="openai", name="Globex secret project")
+    integration.last_sync_at = timezone.now() - timedelta(minutes=5)
+    integration.data_through = datetime(2025, 3, 4, 9, tzinfo=UTC)
+    integration.save()
+    body = admin_client.get(url("list", ws=integration.workspace.slug)).content.decode()
+    assert "OpenAI production" in body and url("detail", integration) in body
+    assert "Globex secret project" not in body
+    assert "Connected" in body
+    assert "5\xa0minutes ago" in body or "5 minutes ago" in body
+    assert "2025-03-04 09:00 UTC" in body
+
+
+# ---------------------------------------------------------------- add
+def test_add_form_is_built_from_the_provider_declaration(admin_client, workspace):
+    provider = PROVIDERS["openai"]
+    body = admin_client.get(add_url(workspace)).content.decode()
+    for field in provider.credential_fields + provider.setting_fields:
+        assert field.label in body
+    for field in provider.credential_fields:
+        if field.secret:
+            assert re.search(rf'<input type="password" name="credential_{field.name}"', body)
+    for field in provider.setting_fields:
+        if field.default:
+            assert f'placeholder="{field.default}"' in body
+    assert provider.credential_help in body
+    assert reverse("integrations:provider_docs", kwargs={"ws": workspace.slug, "provider": "openai"}) in body
+
+
+def test_unknown_provider_is_404(admin_client, workspace):
+    assert admin_client.get(add_url(workspace, "nope")).status_code == 404
+
+
+def test_provider_docs_page(admin_client, workspace):
+    response = admin_client.get(reverse("integrations:provider_docs", kwargs={"ws": workspace.slug, "provider": "openai"}))
+    assert response.status_code == 200
+    assert "OpenAI setup guide" in response.content.decode()
+
+
+def test_add_against_the_sandbox_creates_a_verified_encrypted_integration(admin_client, workspace, sandbox):
+    response = admin_client.post(
+        add_url(workspace),
+        {
+            "name": "OpenAI (sandbox)",
+            "credential_api_key": sandbox.OPENAI_ADMIN_KEY,
+            "setting_base_url": sandbox.openai_base_url,
+            "setting_project_ids": "",
+        },
+        follow=True,
+    )
+    integration = workspace.integrations.get()
+    assert response.redirect_chain[-1][0] == url("detail", integration)
+    body = response.content.decode()
+    assert "Connected OpenAI (sandbox)" in body
+    assert sandbox.OPENAI_ORGANIZATION_ID in body  # what the key can see, from verify
+    assert "Customer chatbot" in body and "proj_sandboxAlpha0001" in body
+    assert integration.get_credential() == {"api_key": sandbox.OPENAI_ADMIN_KEY}
+    assert integration.credential_hint == f"…{sandbox.OPENAI_ADMIN_KEY[-4:]}"
+    assert integration.credential_hint in body
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT credential FROM integrations_integration WHERE id = %s", [integration.pk])
+        stored = cursor.fetchone()[0]
+    stored = stored if isinstance(stored, str) else bytes(stored).decode("latin-1")
+    assert sandbox.OPENAI_ADMIN_KEY not in stored  # ciphertext at rest
+    assert sandbox.OPENAI_ADMIN_KEY not in body
+    assert "SECRET" not in body  # no part of the sandbox keys leaks either
+
+
+def test_project_key_is_refused_with_the_admin_key_message(admin_client, workspace, sandbox):
+    response = admin_client.post(
+        add_url(workspace),
+        {"name": "Mine", "credential_api_key": sandbox.OPENAI_PROJECT_KEY, "setting_base_url": sandbox.openai_base_url},
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert not Integration.objects.exists()
+    assert "project API key" in body and "Admin key" in body
+    assert "admin-keys" in body  # the hint says where to create one
+    assert sandbox.OPENAI_PROJECT_KEY not in body  # the secret is not typed back into the form
+    assert 'value="Mine"' in body and f'value="{sandbox.openai_base_url}"' in body  # the rest is kept
+    assert not sandbox.requests("/openai/")  # refused before any call
+
+
+def test_rejected_key_shows_the_providers_error(admin_client, workspace, sandbox):
+    response = admin_client.post(
+        add_url(workspace),
+        {"credential_api_key": sandbox.OPENAI_REVOKED_KEY, "setting_base_url": sandbox.openai_base_url},
+    )
+    body = response.content.decode()
+    assert not Integration.objects.exists()
+    assert "alert-error" in body and "What to do:" in body
+    assert "HTTP 401" in body
+    assert sandbox.OPENAI_REVOKED_KEY not in body
+
+
+def test_missing_key_is_a_field_error(admin_client, workspace):
+    response = admin_client.post(add_url(workspace), {"name": "x"})
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+    assert not Integration.objects.exists()
+
+
+# ---------------------------------------------------------------- detail
+def test_detail_shows_sync_state_and_provider_timing(admin_client, integration):
+    now = timezone.now()
+    integration.last_sync_at = now - timedelta(minutes=3)
+    integration.last_success_at = now - timedelta(minutes=3)
+    integration.data_through = datetime(2025, 3, 4, 9, tzinfo=UTC)
+    integration.next_sync_at = now + timedelta(minutes=57)
+    integration.identity = {"account_id": "org-xyz", "summary": "Organization org-xyz · 1 project", "details": {"projects": [{"id": "proj_a", "name": "Alpha", "status": "active"}]}}
+    integration.save()
+    body = admin_client.get(url("detail", integration)).content.decode()
+    assert "Last sync" in body and "3\xa0minutes ago" in body
+    assert f"{integration.last_sync_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" in body
+    assert "Data through" in body and "2025-03-04 09:00 UTC" in body
+    assert "Next sync" in body and ("in 56\xa0minutes" in body or "in 57\xa0minutes" in body)
+    assert "15 minutes" in body and "1 day" in body  # reporting delay, restatement window
+    assert "org-xyz" in body and "Alpha" in body and "proj_a" in body
+    assert "…wxyz" in body and "sk-admin-offline" not in body
+
+
+def test_detail_of_an_integration_in_error_shows_message_and_hint(admin_client, integration):
+    integration.status = Integration.Status.ERROR
+    integration.last_error_category = "scope"
+    integration.last_error_message = "The key lacks the api.usage.read scope."
+    integration.save()
+    IntegrationEvent.objects.create(
+        integration=integration, level="error", category="scope", message=integration.last_error_message,
+        hint="Create an Admin key and rotate it here.", http_status=403, request_id="req_123",
+    )
+    body = admin_client.get(url("detail", integration)).content.decode()
+    assert "Needs attention" in body
+    assert "The key lacks the api.usage.read scope." in body
+    assert "Create an Admin key and rotate it here." in body
+    assert "req_123" in body
+
+
+def test_empty_sections_say_so(admin_client, integration):
+    body = admin_client.get(url("detail", integration)).content.decode()
+    assert "No usage stored yet" in body and "last 30 days" in body
+    assert "No syncs yet" in body
+
+
+# ---------------------------------------------------------------- usage section
+def test_usage_totals_and_filters(admin_client, integration, usage_rows):
+    response = admin_client.get(url("usage", integration), {"model": "gpt-4o"}, **HX)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in body and body.lstrip().startswith('<section id="usage"')
+    assert body.count("<tr>") == 1 + 6  # header + 3 days × 2 metrics of gpt-4o
+    assert "gpt-4o-mini</td>" not in body
+    totals = dict(re.findall(r'total-metric">(\w+)</span><span class="total-value">([\d,]+)<', body))
+    assert totals == {"input_tokens": "3,000", "output_tokens": "750"}
+    # The selects list the values stored.
+    assert '<option value="gpt-4o-mini">' in body and '<option value="proj_b">' in body
+    # The address bar follows the filter, pointing at the full page.
+    assert response["HX-Push-Url"] == url("detail", integration) + "?model=gpt-4o"
+
+
+def test_usage_date_range_and_project(admin_client, integration, usage_rows):
+    body = admin_client.get(
+        url("usage", integration), {"date_from": "2025-03-02", "date_to": "2025-03-02", "project": "proj_b"}, **HX
+    ).content.decode()
+    assert body.count("<tr>") == 1 + 2
+    assert "2025-03-02 10:00" in body and "2025-03-01 10:00" not in body
+    totals = dict(re.findall(r'total-metric">(\w+)</span><span class="total-value">([\d,]+)<', body))
+    assert totals == {"input_tokens": "1,000", "output_tokens": "250"}
+
+
+def test_usage_filters_work_without_htmx_on_the_detail_page(admin_client, integration, usage_rows):
+    response = admin_client.get(url("detail", integration), {"model": "gpt-4o-mini", "metric": "output_tokens"})
+    assert response.context["usage_page"].paginator.count == 3
+    assert [t["total"] for t in response.context["usage_totals"]] == [Decimal("750")]
+
+
+def test_usage_no_match_empty_state(admin_client, integration, usage_rows):
+    body = admin_client.get(url("usage", integration), {"date_from": "2030-01-01"}, **HX).content.decode()
+    assert "No rows match these filters" in body
+
+
+def test_usage_is_paginated_by_50(admin_client, integration):
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    for i in range(60):
+        _record(integration, hour=base + timedelta(hours=i), model="gpt-4o")
+    first = admin_client.get(url("detail", integration))
+    assert len(first.context["usage_page"].object_list) == 50
+    assert "Page 1 of 2" in first.content.decode()
+    second = admin_client.get(url("usage", integration), {"page": 2}, **HX).content.decode()
+    assert second.count("<tr>") == 1 + 10
+    assert "Page 2 of 2" in second
+    assert f'href="{url("detail", integration)}?page=1#usage"' in second  # plain link beside hx-get
+
+
+def test_usage_of_another_integration_never_shows(admin_client, integration, usage_rows, other_workspace):
+    theirs = Integration.objects.create(workspace=other_workspace, provider="openai", name="Theirs")
+    _record(theirs, hour=datetime(2025, 3, 1, 10, tzinfo=UTC), model="their-secret-model")
+    body = admin_client.get(url("usage", integration), **HX).content.decode()
+    assert "their-secret-model" not in body
+
+
+# ---------------------------------------------------------------- sync now
+def test_sync_now_returns_a_polling_fragment_then_refreshes_the_page(admin_client, openai_integration, django_capture_on_commit_callbacks):
+    openai_integration.backfill_days = 1
+    openai_integration.save()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = admin_client.post(url("sync", openai_integration), **HX)
+    assert len(callbacks) == 1
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body
+    assert 'id="sync-panel"' in body and 'hx-trigger="every 2s"' in body
+    assert "Sync queued" in body
+    status_url = re.search(r'hx-get="([^"]+sync/status/[^"]+)"', body).group(1).replace("&amp;", "&")
+
+    run = openai_integration.sync_runs.get()  # the eager task ran when the transaction committed
+    assert run.status == SyncRun.Status.SUCCESS and run.rows_written > 0
+
+    done = admin_client.get(status_url, **HX)
+    done_body = done.content.decode()
+    assert "every 2s" not in done_body  # polling stops
+    assert "Sync finished" in done_body and f"{run.rows_written:,} rows written" in done_body
+    assert {"usage-changed", "runs-changed", "events-changed", "integration-changed"} <= {
+        e.strip() for e in done["HX-Trigger"].split(",")
+    }
+
+    usage = admin_client.get(url("usage", openai_integration), HTTP_HX_TRIGGER="usage", **HX).content.decode()
+    assert "No usage stored yet" not in usage and "input_tokens" in usage
+    runs = admin_client.get(url("runs", openai_integration), **HX).content.decode()
+    assert "Succeeded" in runs and "Sync now" in runs
+
+
+def test_sync_status_shows_progress_of_a_running_sync(admin_client, integration):
+    SyncRun.objects.create(integration=integration, status=SyncRun.Status.RUNNING, chunks_total=4, chunks_done=1, rows_written=1234)
+    page = admin_client.get(url("detail", integration)).content.decode()
+    assert 'hx-trigger="every 2s"' in page  # a sync already running is followed on page load
+    fragment = admin_client.get(url("sync_status", integration), {"after": 0, "requested": int(time.time())}, **HX)
+    body = fragment.content.decode()
+    assert "1 of 4 chunks" in body and "1,234 rows written" in body and "every 2s" in body
+    assert "HX-Trigger" not in fragment
+
+
+def test_sync_now_stops_waiting_for_a_worker_that_never_comes(admin_client, integration):
+    body = admin_client.get(url("sync_status", integration), {"after": 0, "requested": int(time.time()) - 600}, **HX).content.decode()
+    assert "every 2s" not in body and "No worker has started this sync" in body
+
+
+def test_sync_now_on_a_paused_integration_explains(admin_client, integration, django_capture_on_commit_callbacks):
+    integration.status = Integration.Status.PAUSED
+    integration.save()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        body = admin_client.post(url("sync", integration), **HX).content.decode()
+    assert not callbacks
+    assert "paused" in body and "Resume it" in body and "every 2s" not in body
+
+
+def test_sync_now_without_htmx_redirects_with_a_message(admin_client, integration, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin_client.post(url("sync", integration), follow=True)
+    assert response.redirect_chain[-1][0] == url("detail", integration)
+    assert "Sync queued" in response.content.decode()
+
+
+# ---------------------------------------------------------------- test connection
+def test_test_connection_shows_what_the_key_sees(admin_client, openai_integration, sandbox):
+    response = admin_client.post(url("test", openai_integration), **HX)
+    body = response.content.decode()
+    assert "Connection works" in body and sandbox.OPENAI_ORGANIZATION_ID in body
+    assert "integration-changed" in response["HX-Trigger"]
+    openai_integration.refresh_from_db()
+    assert openai_integration.verified_at is not None
+    assert sandbox.OPENAI_ADMIN_KEY not in body
+
+
+def test_test_connection_shows_the_error_and_hint(admin_client, openai_integration, sandbox):
+    sandbox.fault("/openai/v1/organization/projects", 401)
+    body = admin_client.post(url("test", openai_integration), **HX).content.decode()
+    assert "Connection test failed" in body and "What to do:" in body and "HTTP 401" in body
+    assert openai_integration.events.filter(level="error", category="credential").exists()
+    events = admin_client.get(url("events", openai_integration), **HX).content.decode()
+    assert "Credential" in events and "401" in events
+
+
+# ---------------------------------------------------------------- pause / resume
+def test_pause_and_resume(admin_client, integration):
+    response = admin_client.post(url("pause", integration), **HX)
+    body = response.content.decode()
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.PAUSED and integration.next_sync_at is None
+    assert body.lstrip().startswith('<section id="summary"') and ">Resume</button>" in body
+    assert response["HX-Trigger"] == "events-changed"
+
+    response = admin_client.post(url("resume", integration), follow=True)  # without htmx
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.ACTIVE
+    assert "Resumed" in response.content.decode()
+
+
+def test_resume_does_not_revive_a_disconnected_integration(admin_client, integration):
+    integration.status = Integration.Status.DISCONNECTED
+    integration.save()
+    admin_client.post(url("resume", integration))
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.DISCONNECTED
+
+
+# ---------------------------------------------------------------- edit
+def test_edit_settings(admin_client, integration):
+    response = admin_client.post(
+        url("edit", integration),
+        {"name": "OpenAI prod", "sync_interval": "360", "backfill_days": "7", "setting_base_url": "", "setting_project_ids": "proj_a"},
+    )
+    assert response.status_code == 302
+    integration.refresh_from_db()
+    assert integration.name == "OpenAI prod"
+    assert integration.sync_interval == timedelta(hours=6)
+    assert integration.backfill_days == 7
+    assert integration.settings == {"project_ids": "proj_a"}
+
+
+def test_edit_rejects_a_bad_url_with_the_reason(admin_client, integration):
+    response = admin_client.post(
+        url("edit", integration),
+        {"name": "x", "sync_interval": "60", "backfill_days": "30", "setting_base_url": "ftp://example.com"},
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and "not an http(s) URL" in body
+    integration.refresh_from_db()
+    assert integration.name == "OpenAI production"
+
+
+# ---------------------------------------------------------------- rotate
+def test_rotate_never_shows_the_old_secret_and_replaces_it(admin_client, openai_integration, sandbox):
+    page = admin_client.get(url("rotate", openai_integration)).content.decode()
+    assert "never shown" in page and openai_integration.credential_hint in page
+    assert sandbox.OPENAI_ADMIN_KEY not in page
+
+    new_key = "sk-admin-rotated-key-000000000000NEW1"
+    response = admin_client.post(url("rotate", openai_integration), {"credential_api_key": new_key}, follow=True)
+    body = response.content.decode()
+    openai_integration.refresh_from_db()
+    assert openai_integration.get_credential() == {"api_key": new_key}
+    assert openai_integration.credential_hint == "…NEW1"
+    assert new_key not in body and sandbox.OPENAI_ADMIN_KEY not in body
+    assert "Credential replaced" in body
+
+
+def test_rotate_to_a_project_key_is_refused(admin_client, openai_integration, sandbox):
+    body = admin_client.post(url("rotate", openai_integration), {"credential_api_key": sandbox.OPENAI_PROJECT_KEY}).content.decode()
+    assert "project API key" in body and sandbox.OPENAI_PROJECT_KEY not in body
+    openai_integration.refresh_from_db()
+    assert openai_integration.get_credential() == {"api_key": sandbox.OPENAI_ADMIN_KEY}
+
+
+# ---------------------------------------------------------------- disconnect
+def test_disconnect_asks_first(admin_client, integration, usage_rows):
+    body = admin_client.get(url("disconnect", integration)).content.decode()
+    assert 'value="keep"' in body and 'value="delete"' in body
+    assert "12</strong> usage rows" in body
+
+
+def test_disconnect_keeping_the_data(admin_client, integration, usage_rows):
+    response = admin_client.post(url("disconnect", integration), {"data_choice": "keep"}, follow=True)
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.DISCONNECTED
+    assert integration.get_credential() == {} and integration.credential_hint == ""
+    assert integration.usage_records.count() == len(usage_rows)
+    body = response.content.decode()
+    assert response.redirect_chain[-1][0] == url("detail", integration)
+    assert "Disconnected" in body and "gpt-4o" in body
+
+
+def test_disconnect_deleting_the_data(admin_client, integration, usage_rows):
+    response = admin_client.post(url("disconnect", integration), {"data_choice": "delete"}, follow=True)
+    assert not Integration.objects.filter(pk=integration.pk).exists()
+    assert not UsageRecord.objects.exists()
+    assert response.redirect_chain[-1][0] == url("list", ws=integration.workspace.slug)
+    assert "were deleted" in response.content.decode()
+
+
+def test_disconnect_needs_a_choice(admin_client, integration):
+    response = admin_client.post(url("disconnect", integration), {})
+    assert response.status_code == 200
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.ACTIVE
+
+
+# ---------------------------------------------------------------- secrets
+def test_no_page_or_fragment_contains_the_secret(admin_client, integration):
+    from integrations.tests.test_urls import PATTERNS, _url
+
+    secret = integration.get_credential()["api_key"]
+    for pattern in PATTERNS:
+        target = _url(pattern, ws=integration.workspace.slug, pk=integration.pk)
+        for headers in ({}, HX):
+            response = admin_client.get(target, **headers)
+            assert secret not in response.content.decode(), pattern.name

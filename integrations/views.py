@@ -1,0 +1,468 @@
+"""Company Settings → Integrations: function-based views, admin-only, tenant-scoped.
+
+Every integration is looked up through `request.workspace.integrations`, never by bare id,
+so one workspace can never reach another's rows. htmx requests get the named partial of the
+page (`"integrations/detail.html#usage"`); the same URL without htmx renders the whole page,
+so every hx-get also works as a plain link.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Max, Sum
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+
+from accounts.permissions import workspace_view
+from integrations.forms import (
+    CredentialRotateForm,
+    DisconnectForm,
+    IntegrationAddForm,
+    IntegrationEditForm,
+    UsageFilterForm,
+)
+from integrations.models import Integration, IntegrationEvent, SyncRun
+from integrations.providers.base import Provider, ProviderError
+from integrations.providers.registry import CATEGORIES, get_provider, providers_by_category
+from integrations.services import (
+    SyncNotAllowed,
+    integration_create,
+    integration_disconnect,
+    integration_pause,
+    integration_request_sync,
+    integration_resume,
+    integration_rotate_credential,
+    integration_update,
+    integration_verify,
+)
+
+DETAIL = "integrations/detail.html"
+USAGE_PAGE_SIZE = 50
+RUNS_SHOWN = 20
+EVENTS_SHOWN = 50
+# Stop polling a "Sync now" nobody picked up after this long, and say why.
+QUEUED_PATIENCE_SECONDS = 120
+# Events the sections of the detail page listen for (hx-trigger="… from:body").
+EVERYTHING_CHANGED = "integration-changed, usage-changed, runs-changed, events-changed"
+
+
+# ---------------------------------------------------------------- helpers
+def _integration(request: HttpRequest, pk: int) -> Integration:
+    return get_object_or_404(request.workspace.integrations.all(), pk=pk)
+
+
+def _provider(slug: str) -> Provider:
+    try:
+        return get_provider(slug)
+    except LookupError:
+        raise Http404("No such provider.") from None
+
+
+def _detail_url(integration: Integration) -> str:
+    return reverse("integrations:detail", kwargs={"ws": integration.workspace.slug, "pk": integration.pk})
+
+
+def _post_only() -> HttpResponse:
+    # Checked after the tenant lookup, so another workspace's id is a 404 whatever the method.
+    return HttpResponseNotAllowed(["POST"])
+
+
+def _hx_trigger(response: HttpResponse, events: str) -> HttpResponse:
+    response["HX-Trigger"] = events
+    return response
+
+
+def _base_context(integration: Integration) -> dict[str, Any]:
+    provider = integration.provider_obj
+    return {"integration": integration, "provider": provider, "category_label": CATEGORIES.get(provider.category, "")}
+
+
+def _display(value: Any) -> str:
+    """A JSON value from Identity.details as one readable line."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_display(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_display(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _summary_context(integration: Integration) -> dict[str, Any]:
+    identity = integration.identity or {}
+    details = identity.get("details") or {}
+    projects = details.get("projects") if isinstance(details.get("projects"), list) else []
+    facts = [(str(k).replace("_", " ").capitalize(), _display(v)) for k, v in details.items() if k != "projects"]
+    last_problem = None
+    if integration.status in (Integration.Status.ERROR, Integration.Status.PAUSED):
+        # The model keeps the last error's message; its "what to do" lives on the event.
+        last_problem = integration.events.exclude(level=IntegrationEvent.Level.INFO).first()
+    return {
+        "identity": identity,
+        "identity_projects": projects,
+        "identity_facts": facts,
+        "last_run": integration.sync_runs.first(),
+        "last_problem": last_problem,
+    }
+
+
+def _project_names(integration: Integration) -> dict[str, str]:
+    """project id → name, from what the last Test connection saw (for labels only)."""
+    projects = ((integration.identity or {}).get("details") or {}).get("projects") or []
+    names: dict[str, str] = {}
+    for project in projects if isinstance(projects, list) else []:
+        if isinstance(project, dict) and project.get("id"):
+            names[str(project["id"])] = str(project.get("name") or "")
+    return names
+
+
+def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, Any]:
+    records = integration.usage_records.all()
+    choices = {
+        name: list(records.exclude(**{name: ""}).order_by(name).values_list(name, flat=True).distinct())
+        for name in ("model", "project", "metric")
+    }
+    form = UsageFilterForm(request.GET, choices=choices)
+    names = _project_names(integration)
+    form.fields["project"].choices = [("", "All")] + [
+        (p, f"{names[p]} ({p})" if names.get(p) else p) for p in choices["project"]
+    ]
+    form.is_valid()
+    data = getattr(form, "cleaned_data", {})
+    filtered = records
+    if data.get("date_from"):
+        filtered = filtered.filter(bucket_start__date__gte=data["date_from"])
+    if data.get("date_to"):
+        filtered = filtered.filter(bucket_start__date__lte=data["date_to"])
+    for name in ("model", "project", "metric"):
+        if data.get(name):
+            filtered = filtered.filter(**{name: data[name]})
+    filtered = filtered.order_by("-bucket_start", "metric", "pk")
+    totals = filtered.values("metric", "unit").annotate(total=Sum("quantity")).order_by("metric", "unit")
+    page = Paginator(filtered, USAGE_PAGE_SIZE).get_page(request.GET.get("page"))
+    filtering = any(data.get(name) for name in ("date_from", "date_to", "model", "project", "metric"))
+    return {
+        "usage_form": form,
+        "usage_page": page,
+        "usage_totals": list(totals),
+        "usage_any": records.exists(),
+        "usage_filtering": filtering,
+        "project_names": names,
+    }
+
+
+def _runs_context(integration: Integration) -> dict[str, Any]:
+    return {"runs": integration.sync_runs.all()[:RUNS_SHOWN]}
+
+
+def _events_context(integration: Integration) -> dict[str, Any]:
+    return {"events": integration.events.all()[:EVENTS_SHOWN]}
+
+
+def _sync_context(integration: Integration, *, after: int | None = None, requested: float | None = None) -> dict[str, Any]:
+    """What the Sync panel shows.
+
+    `after` is the id of the newest finished run when Sync now was pressed: a run newer than it
+    is the one we follow. Without `after` (a plain page view) only a run in progress is shown.
+    """
+    runs = integration.sync_runs.all()
+    if after is None:
+        run = runs.filter(status=SyncRun.Status.RUNNING).first()
+    else:
+        run = runs.filter(pk__gt=after).order_by("-pk").first()
+    queued = after is not None and run is None
+    stalled = queued and requested is not None and time.time() - requested > QUEUED_PATIENCE_SECONDS
+    running = run is not None and run.status == SyncRun.Status.RUNNING
+    return {
+        "sync_run": run,
+        "sync_after": after if after is not None else (run.pk - 1 if run else None),
+        "sync_requested": int(requested or time.time()),
+        "sync_queued": queued and not stalled,
+        "sync_stalled": stalled,
+        "sync_polling": running or (queued and not stalled),
+        "sync_finished": run is not None and not running,
+    }
+
+
+def _detail_context(request: HttpRequest, integration: Integration) -> dict[str, Any]:
+    return {
+        **_base_context(integration),
+        **_summary_context(integration),
+        **_usage_context(request, integration),
+        **_runs_context(integration),
+        **_events_context(integration),
+        **_sync_context(integration),
+    }
+
+
+def _section(request: HttpRequest, integration: Integration, partial: str, context: dict[str, Any]) -> HttpResponse:
+    """The named partial for htmx, the whole detail page otherwise."""
+    if request.htmx:
+        return render(request, f"{DETAIL}#{partial}", {**_base_context(integration), **context})
+    return render(request, DETAIL, {**_detail_context(request, integration), **context})
+
+
+# ---------------------------------------------------------------- list / add
+@workspace_view(admin=True)
+def integration_list(request: HttpRequest) -> HttpResponse:
+    integrations = request.workspace.integrations.order_by("name", "pk")
+    return render(
+        request,
+        "integrations/list.html",
+        {"integrations": integrations, "categories": providers_by_category()},
+    )
+
+
+@workspace_view(admin=True)
+def integration_add(request: HttpRequest, provider: str) -> HttpResponse:
+    provider_obj = _provider(provider)
+    form = IntegrationAddForm(request.POST or None, provider=provider_obj)
+    if request.method == "POST" and form.is_valid():
+        try:
+            integration = integration_create(
+                workspace=request.workspace,
+                provider_slug=provider_obj.slug,
+                credential=form.credential_values(),
+                settings=form.setting_values(),
+                name=form.cleaned_data["name"],
+                created_by=request.user,
+                verify=True,
+            )
+        except ProviderError as error:
+            form.add_provider_error(error)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(
+                request,
+                f"Connected {integration.name}. The first sync starts within a minute and reads "
+                f"the last {integration.backfill_days} days.",
+            )
+            return redirect(_detail_url(integration))
+    return render(request, "integrations/add.html", {"provider": provider_obj, "form": form})
+
+
+@workspace_view(admin=True)
+def provider_docs(request: HttpRequest, provider: str) -> HttpResponse:
+    """The provider's setup page from docs/, so the add form can link to it offline."""
+    provider_obj = _provider(provider)
+    text = ""
+    if provider_obj.docs_path:
+        docs_root = (Path(django_settings.BASE_DIR) / "docs").resolve()
+        path = (Path(django_settings.BASE_DIR) / provider_obj.docs_path).resolve()
+        if path.is_relative_to(docs_root) and path.is_file():
+            text = path.read_text(encoding="utf-8")
+    return render(request, "integrations/docs.html", {"provider": provider_obj, "docs_text": text})
+
+
+# ---------------------------------------------------------------- detail and its sections
+@workspace_view(admin=True)
+def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    return render(request, DETAIL, _detail_context(request, integration))
+
+
+@workspace_view(admin=True)
+def integration_summary(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    return _section(request, integration, "summary", _summary_context(integration))
+
+
+@workspace_view(admin=True)
+def integration_usage(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    response = _section(request, integration, "usage", _usage_context(request, integration))
+    if request.htmx and request.htmx.trigger != "usage":
+        # A filter or page change (not a refresh after a sync): keep the address bar shareable.
+        query = request.GET.urlencode()
+        response["HX-Push-Url"] = _detail_url(integration) + (f"?{query}" if query else "")
+    return response
+
+
+@workspace_view(admin=True)
+def integration_runs(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    return _section(request, integration, "runs", _runs_context(integration))
+
+
+@workspace_view(admin=True)
+def integration_events(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    return _section(request, integration, "events", _events_context(integration))
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    try:
+        return int(request.GET[name])
+    except (KeyError, ValueError):
+        return None
+
+
+@workspace_view(admin=True)
+def integration_sync_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Polled every 2 s while a sync is queued or running; says when it is done."""
+    integration = _integration(request, pk)
+    requested = _int_param(request, "requested")
+    context = _sync_context(integration, after=_int_param(request, "after"), requested=requested)
+    response = _section(request, integration, "sync", context)
+    if request.htmx and context["sync_finished"]:
+        _hx_trigger(response, EVERYTHING_CHANGED)
+    return response
+
+
+# ---------------------------------------------------------------- actions (POST)
+@workspace_view(admin=True)
+def integration_sync_now(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    if request.method != "POST":
+        return _post_only()
+    after = integration.sync_runs.exclude(status=SyncRun.Status.RUNNING).aggregate(m=Max("pk"))["m"] or 0
+    sync_error = ""
+    try:
+        integration_request_sync(integration=integration)
+    except SyncNotAllowed as error:
+        sync_error = f"{error} Resume it (or rotate its credential) before syncing."
+    if not request.htmx:
+        if sync_error:
+            messages.error(request, sync_error)
+        else:
+            messages.success(request, "Sync queued. This page shows the result once it has run.")
+        return redirect(_detail_url(integration))
+    if sync_error:
+        context = {**_sync_context(integration), "sync_error": sync_error}
+    else:
+        context = _sync_context(integration, after=after, requested=time.time())
+    return render(request, f"{DETAIL}#sync", {**_base_context(integration), **context})
+
+
+@workspace_view(admin=True)
+def integration_test(request: HttpRequest, pk: int) -> HttpResponse:
+    """Test connection: who/what the stored key can see now, or why it cannot."""
+    integration = _integration(request, pk)
+    if request.method != "POST":
+        return _post_only()
+    error: ProviderError | None = None
+    if integration.status == Integration.Status.DISCONNECTED:
+        error = ProviderError(
+            "This integration is disconnected: its credential was deleted.",
+            hint="Add the provider again with a new key to resume syncing.",
+        )
+    else:
+        try:
+            integration_verify(integration=integration)
+        except ProviderError as exc:
+            error = exc
+    if not request.htmx:
+        if error:
+            messages.error(request, f"Connection test failed: {error.message} {error.hint}".strip())
+        else:
+            messages.success(request, "Connection test passed.")
+        return redirect(_detail_url(integration))
+    context = {**_base_context(integration), **_summary_context(integration), "test_error": error, "tested": True}
+    response = render(request, f"{DETAIL}#test_result", context)
+    return _hx_trigger(response, "integration-changed, events-changed")
+
+
+def _status_action(request: HttpRequest, integration: Integration, done: str) -> HttpResponse:
+    if not request.htmx:
+        messages.success(request, done)
+        return redirect(_detail_url(integration))
+    context = {**_base_context(integration), **_summary_context(integration), "flash": done}
+    return _hx_trigger(render(request, f"{DETAIL}#summary", context), "events-changed")
+
+
+@workspace_view(admin=True)
+def integration_pause_view(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    if request.method != "POST":
+        return _post_only()
+    if integration.status not in (Integration.Status.ACTIVE, Integration.Status.ERROR):
+        return _status_action(request, integration, f"{integration.name} is {integration.get_status_display().lower()}; nothing to pause.")
+    integration_pause(integration=integration)
+    return _status_action(request, integration, "Paused. Scheduled syncs are stopped until you resume.")
+
+
+@workspace_view(admin=True)
+def integration_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    if request.method != "POST":
+        return _post_only()
+    if integration.status != Integration.Status.PAUSED:
+        return _status_action(request, integration, f"{integration.name} is {integration.get_status_display().lower()}; nothing to resume.")
+    integration_resume(integration=integration)
+    return _status_action(request, integration, "Resumed. The next sync starts within a minute.")
+
+
+# ---------------------------------------------------------------- forms on their own pages
+@workspace_view(admin=True)
+def integration_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    provider = integration.provider_obj
+    initial = {
+        "name": integration.name,
+        "sync_interval": int(integration.sync_interval.total_seconds() // 60),
+        "backfill_days": integration.backfill_days,
+        **{f"setting_{k}": v for k, v in (integration.settings or {}).items()},
+    }
+    form = IntegrationEditForm(request.POST or None, provider=provider, interval=integration.sync_interval, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            integration_update(
+                integration=integration,
+                name=form.cleaned_data["name"],
+                settings=form.setting_values(),
+                sync_interval=form.interval(),
+                backfill_days=form.cleaned_data["backfill_days"],
+            )
+        except ProviderError as error:
+            form.add_provider_error(error)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect(_detail_url(integration))
+    return render(request, "integrations/edit.html", {**_base_context(integration), "form": form})
+
+
+@workspace_view(admin=True)
+def integration_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    form = CredentialRotateForm(request.POST or None, provider=integration.provider_obj)
+    if request.method == "POST" and form.is_valid():
+        try:
+            integration_rotate_credential(integration=integration, credential=form.credential_values(), verify=True)
+        except ProviderError as error:
+            form.add_provider_error(error)
+        else:
+            messages.success(request, f"Credential replaced and verified. The new key ends in {integration.credential_hint or '(hidden)'}.")
+            return redirect(_detail_url(integration))
+    return render(request, "integrations/rotate.html", {**_base_context(integration), "form": form})
+
+
+@workspace_view(admin=True)
+def integration_disconnect_view(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    already = integration.status == Integration.Status.DISCONNECTED
+    data = request.POST or None
+    if already and data is not None:
+        data = {"data_choice": DisconnectForm.DELETE}  # nothing left to disconnect: only deleting makes sense
+    form = DisconnectForm(data)
+    if request.method == "POST" and form.is_valid():
+        name = integration.name
+        integration_disconnect(integration=integration, keep_data=form.keep_data)
+        if form.keep_data:
+            messages.success(request, f"{name} is disconnected. Its key was deleted; its usage was kept.")
+            return redirect(_detail_url(integration))
+        messages.success(request, f"{name} and all its usage data were deleted.")
+        return redirect("integrations:list", ws=request.workspace.slug)
+    usage_count = integration.usage_records.count()
+    return render(
+        request,
+        "integrations/disconnect.html",
+        {**_base_context(integration), "form": form, "already": already, "usage_count": usage_count},
+    )

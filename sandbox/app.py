@@ -1,0 +1,267 @@
+"""The sandbox WSGI app: dispatch by path prefix, plus fault injection and a request log.
+
+Providers live under `/<slug>/…`; adding one is one module exposing `handle`, `error_body`
+and `common_headers` (see `ProviderModule`) and one line in `PROVIDERS`. Test controls live
+under `/_sandbox/…` and are plain HTTP, so a test process and the demo process are steered
+the same way (sandbox.testing.SandboxClient wraps them).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
+from socketserver import ThreadingMixIn
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from sandbox import openai
+from sandbox.core import Request, Response, json_response
+
+CONTROL_PREFIX = "/_sandbox"
+MAX_LOGGED_REQUESTS = 10_000  # the demo process runs for days; keep the log bounded
+
+
+class ProviderModule(Protocol):
+    def handle(self, request: Request) -> Response: ...
+
+    def error_body(self, status: int) -> Any: ...  # the provider's error JSON for a fault
+
+    def common_headers(self) -> dict[str, str]: ...  # headers every response of it carries
+
+
+# One line per provider: the URL prefix is the slug.
+PROVIDERS: dict[str, ProviderModule] = {
+    "openai": openai,  # type: ignore[dict-item]  # a module satisfies the protocol structurally
+}
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a fault may use any status, e.g. 529
+        return "Unknown"
+
+
+# ---------------------------------------------------------------- faults
+@dataclass
+class Fault:
+    """Answer matching requests with `status` (or stall them), after letting `after` through."""
+
+    id: int
+    path_prefix: str
+    status: int
+    times: int = 1
+    after: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None  # None: the provider's error JSON; str: sent raw; anything else: JSON
+    delay: float | None = None
+    seen: int = 0
+    applied: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.applied >= self.times
+
+    @property
+    def passes_through(self) -> bool:
+        # A pure delay fault (status 200, no body) stalls the request, then serves it normally.
+        return self.status == 200 and self.body is None
+
+
+class SandboxApp:
+    """The WSGI callable. All state (faults, request log) is per instance and thread-safe."""
+
+    def __init__(self, providers: dict[str, ProviderModule] | None = None) -> None:
+        self.providers = providers if providers is not None else PROVIDERS
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._next_fault_id = 1
+        self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
+
+    # ------------------------------------------------------------ WSGI
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = self._request(environ)
+        if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"):
+            response = self._control(request)
+        else:
+            response = self._serve(request)
+        reason = _reason(response.status)
+        headers = {"Content-Length": str(len(response.body)), **response.headers}
+        start_response(f"{response.status} {reason}", list(headers.items()))
+        return [response.body]
+
+    @staticmethod
+    def _request(environ: dict[str, Any]) -> Request:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        return Request(
+            method=environ["REQUEST_METHOD"].upper(),
+            path=environ.get("PATH_INFO") or "/",
+            query=parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+            headers=headers,
+            body=body,
+        )
+
+    def _serve(self, request: Request) -> Response:
+        # Logged on arrival, completed on answer: a request stalled by a delay fault and answered
+        # after a reset must not show up in the next test's log.
+        entry = self._record(request)
+        slug, _, rest = request.path.lstrip("/").partition("/")
+        provider = self.providers.get(slug)
+        if provider is None:
+            response = json_response(
+                404, {"error": {"message": f"No sandbox provider at /{slug}.", "type": "not_found"}}
+            )
+        else:
+            fault = self._match_fault(request.path)
+            entry["faulted"] = fault is not None
+            if fault is not None and fault.delay:
+                time.sleep(fault.delay)
+            if fault is not None and not fault.passes_through:
+                response = self._fault_response(provider, fault)
+            else:
+                response = provider.handle(
+                    Request(request.method, "/" + rest, request.query, request.headers, request.body)
+                )
+        entry["status"] = response.status
+        return response
+
+    # ------------------------------------------------------------ faults
+    def _match_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.exhausted or not path.startswith(fault.path_prefix):
+                    continue
+                if fault.seen < fault.after:
+                    fault.seen += 1
+                    continue
+                fault.applied += 1
+                return fault
+        return None
+
+    @staticmethod
+    def _fault_response(provider: ProviderModule, fault: Fault) -> Response:
+        headers = {**provider.common_headers(), **fault.headers}
+        if fault.body is None:
+            return json_response(fault.status, provider.error_body(fault.status), headers)
+        if isinstance(fault.body, str):
+            # Raw text, e.g. an HTML error page or truncated JSON, whatever the status.
+            return Response(fault.status, fault.body.encode(), {"Content-Type": "application/json", **headers})
+        return json_response(fault.status, fault.body, headers)
+
+    def add_fault(self, spec: dict[str, Any]) -> Fault:
+        allowed = {"path_prefix", "status", "times", "after", "headers", "body", "delay"}
+        unknown = set(spec) - allowed
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        if not isinstance(spec.get("path_prefix"), str) or not spec["path_prefix"].startswith("/"):
+            raise ValueError("path_prefix must be a path starting with /")
+        status = spec.get("status")
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        with self._lock:
+            fault = Fault(
+                id=self._next_fault_id,
+                path_prefix=spec["path_prefix"],
+                status=status,
+                times=int(spec.get("times", 1)),
+                after=int(spec.get("after", 0)),
+                headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
+                body=spec.get("body"),
+                delay=float(spec["delay"]) if spec.get("delay") is not None else None,
+            )
+            self._next_fault_id += 1
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    # ------------------------------------------------------------ request log
+    def _record(self, request: Request) -> dict[str, Any]:
+        # Never the Authorization header, nor any other header: only what a test asserts on.
+        entry: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query,
+            "status": None,  # filled in when answered
+            "faulted": False,
+            "time": time.time(),
+        }
+        with self._lock:
+            self._log.append(entry)
+        return entry
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(e) for e in self._log]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    # ------------------------------------------------------------ control endpoints
+    def _control(self, request: Request) -> Response:
+        route = (request.method, request.path[len(CONTROL_PREFIX) :].rstrip("/") or "/")
+        if route == ("GET", "/"):
+            return json_response(200, {"providers": sorted(self.providers)})
+        if route == ("POST", "/faults"):
+            try:
+                spec = json.loads(request.body or b"{}")
+                fault = self.add_fault(spec if isinstance(spec, dict) else {})
+            except (ValueError, TypeError) as exc:
+                return json_response(400, {"error": str(exc)})
+            return json_response(201, {"id": fault.id})
+        if route == ("GET", "/faults"):
+            with self._lock:
+                return json_response(200, {"faults": [asdict(f) for f in self._faults]})
+        if route == ("DELETE", "/faults"):
+            self.clear_faults()
+            return json_response(200, {"faults": []})
+        if route == ("GET", "/requests"):
+            return json_response(200, {"requests": self.requests()})
+        if route == ("DELETE", "/requests"):
+            self.clear_requests()
+            return json_response(200, {"requests": []})
+        if route == ("POST", "/reset"):
+            self.clear_faults()
+            self.clear_requests()
+            return json_response(200, {"reset": True})
+        return json_response(404, {"error": f"no control endpoint {request.method} {request.path}"})
+
+
+# ---------------------------------------------------------------- serving
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a stalled (delay-fault) request must not block shutdown
+    allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out on a delay fault closes its socket before we answer: expected.
+        pass
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+class VerboseHandler(WSGIRequestHandler):
+    pass
+
+
+def serve(
+    host: str = "127.0.0.1", port: int = 0, *, app: SandboxApp | None = None, verbose: bool = False
+) -> WSGIServer:
+    """A threading WSGI server for the sandbox (not started: call serve_forever)."""
+    handler = VerboseHandler if verbose else QuietHandler
+    return make_server(host, port, app or SandboxApp(), server_class=ThreadingWSGIServer, handler_class=handler)

@@ -1,0 +1,132 @@
+"""Drive the sandbox from tests: start it in a thread, inject faults, read the request log.
+
+`SandboxClient` talks to any running sandbox over its `/_sandbox/…` control endpoints (so a
+demo started with `python -m sandbox` is steered exactly like the test server);
+`SandboxServer` is a client that also runs the server, on 127.0.0.1 and a free port.
+
+    with SandboxServer() as sandbox:
+        sandbox.fault("/openai/v1/organization/costs", 429, headers={"Retry-After": "1"})
+        ...
+        assert len(sandbox.requests("/openai/v1/organization/usage")) == 2
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from types import TracebackType
+from typing import Any
+
+from sandbox import openai
+from sandbox.app import SandboxApp, serve
+
+
+class SandboxClient:
+    OPENAI_ADMIN_KEY = openai.ADMIN_KEY
+    OPENAI_PROJECT_KEY = openai.PROJECT_KEY
+    OPENAI_REVOKED_KEY = openai.REVOKED_ADMIN_KEY
+    OPENAI_ORGANIZATION_ID = openai.ORGANIZATION_ID
+    OPENAI_PREFIX = "/openai/v1"
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.url + self.OPENAI_PREFIX
+
+    # ------------------------------------------------------------ controls
+    def fault(
+        self,
+        path_prefix: str,
+        status: int,
+        *,
+        times: int = 1,
+        after: int = 0,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        delay: float | None = None,
+    ) -> int:
+        """Answer the next `times` requests whose path starts with `path_prefix` (after letting
+        `after` of them through) with `status`, `headers` and `body` (None: the provider's error
+        JSON; a str is sent raw, e.g. to fake malformed JSON). With `delay`, stall that long
+        first; a delay with status 200 and no body then serves the request normally.
+        Returns the fault's id."""
+        spec = {
+            "path_prefix": path_prefix,
+            "status": status,
+            "times": times,
+            "after": after,
+            "headers": headers or {},
+            "body": body,
+            "delay": delay,
+        }
+        return int(self._call("POST", "/_sandbox/faults", spec)["id"])
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/_sandbox/faults")
+
+    def requests(self, path_prefix: str = "") -> list[dict[str, Any]]:
+        """Requests received since the last reset, oldest first: dicts with method, path,
+        query (name -> list of values), status, faulted, time. Headers are never logged."""
+        entries = self._call("GET", "/_sandbox/requests")["requests"]
+        return [e for e in entries if e["path"].startswith(path_prefix)]
+
+    def clear_requests(self) -> None:
+        self._call("DELETE", "/_sandbox/requests")
+
+    def reset(self) -> None:
+        """Clear faults and the request log."""
+        self._call("POST", "/_sandbox/reset")
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own local server
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"sandbox control {method} {path} failed: {exc.code} {exc.read()[:300]!r}") from None
+
+
+class SandboxServer(SandboxClient):
+    """A sandbox served from a background thread for the duration of a `with` block."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__("")
+        self.host = host
+        self.port = port
+        self.app = SandboxApp()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> SandboxServer:
+        self._server = serve(self.host, self.port, app=self.app)
+        self.port = self._server.server_port
+        self.url = f"http://{self.host}:{self.port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="sandbox"
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

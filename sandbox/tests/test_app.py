@@ -1,0 +1,137 @@
+"""The sandbox app itself: fault injection, the request log, control endpoints, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox.openai import ADMIN_KEY, ORGANIZATION_ID
+from sandbox.testing import SandboxClient, SandboxServer
+
+PROJECTS = "/openai/v1/organization/projects"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def get(sandbox, path: str = PROJECTS, **kwargs) -> requests.Response:
+    return requests.get(sandbox.url + path, headers=AUTH, timeout=5, **kwargs)
+
+
+def test_fault_applies_times_after_skipping(sandbox) -> None:
+    sandbox.fault("/openai/v1/organization/", 503, times=2, after=1)
+    assert [get(sandbox).status_code for _ in range(5)] == [200, 503, 503, 200, 200]
+
+
+def test_fault_matches_by_path_prefix_only(sandbox) -> None:
+    sandbox.fault("/openai/v1/organization/costs", 500)
+    assert get(sandbox).status_code == 200
+    assert get(sandbox, "/openai/v1/organization/costs", params={"start_time": 0, "end_time": 86400}).status_code == 500
+
+
+def test_fault_default_body_is_the_providers_error_with_its_headers(sandbox) -> None:
+    sandbox.fault(PROJECTS, 429, headers={"Retry-After": "3"})
+    response = get(sandbox)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "3"
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+    assert response.headers["openai-organization"] == ORGANIZATION_ID and response.headers["x-request-id"]
+
+
+def test_fault_raw_body_even_with_200(sandbox) -> None:
+    sandbox.fault(PROJECTS, 200, body="<html>oops")
+    response = get(sandbox)
+    assert response.status_code == 200 and response.text == "<html>oops"
+    with pytest.raises(ValueError):
+        response.json()
+
+
+def test_fault_json_body(sandbox) -> None:
+    sandbox.fault(PROJECTS, 200, body={"object": "list", "data": "nope"})
+    assert get(sandbox).json() == {"object": "list", "data": "nope"}
+
+
+def test_delay_fault_stalls_then_serves(sandbox) -> None:
+    sandbox.fault(PROJECTS, 200, delay=0.3)
+    with pytest.raises(requests.Timeout):
+        requests.get(sandbox.url + PROJECTS, headers=AUTH, timeout=0.1)
+    started = time.monotonic()
+    assert get(sandbox).status_code == 200  # the fault was used up by the stalled request
+    assert time.monotonic() - started < 0.3
+
+
+def test_reset_clears_faults_and_log(sandbox) -> None:
+    sandbox.fault(PROJECTS, 500, times=10)
+    get(sandbox)
+    sandbox.reset()
+    assert sandbox.requests() == []
+    assert get(sandbox).status_code == 200
+
+
+def test_request_log_has_query_and_status_but_never_the_key(sandbox) -> None:
+    get(sandbox, params={"limit": 2, "group_by": ["a", "b"]})
+    (entry,) = sandbox.requests()
+    assert entry["method"] == "GET" and entry["path"] == PROJECTS
+    assert entry["query"] == {"limit": ["2"], "group_by": ["a", "b"]}
+    assert entry["status"] == 200 and entry["faulted"] is False
+    raw = requests.get(sandbox.url + "/_sandbox/requests", timeout=5).text
+    assert ADMIN_KEY not in raw and "authorization" not in raw.lower()
+
+
+def test_request_log_filters_by_prefix(sandbox) -> None:
+    get(sandbox)
+    get(sandbox, "/openai/v1/organization/costs", params={"start_time": 0, "end_time": 86400})
+    assert [e["path"] for e in sandbox.requests("/openai/v1/organization/costs")] == ["/openai/v1/organization/costs"]
+
+
+def test_unknown_provider_is_404(sandbox) -> None:
+    assert get(sandbox, "/nonesuch/v1/x").status_code == 404
+
+
+def test_bad_fault_spec_is_refused(sandbox) -> None:
+    with pytest.raises(RuntimeError, match="path_prefix"):
+        sandbox.fault("no-slash", 500)
+    with pytest.raises(RuntimeError, match="status"):
+        sandbox.fault("/openai", 99)
+
+
+def test_control_endpoints_list_providers_and_faults(sandbox) -> None:
+    assert requests.get(sandbox.url + "/_sandbox", timeout=5).json() == {"providers": ["openai"]}
+    fault_id = sandbox.fault(PROJECTS, 500, times=3)
+    (fault,) = requests.get(sandbox.url + "/_sandbox/faults", timeout=5).json()["faults"]
+    assert fault["id"] == fault_id and fault["times"] == 3
+    sandbox.clear_faults()
+    assert requests.get(sandbox.url + "/_sandbox/faults", timeout=5).json() == {"faults": []}
+
+
+def test_a_client_steers_a_server_it_did_not_start() -> None:
+    with SandboxServer() as server:
+        client = SandboxClient(server.url + "/")
+        assert client.openai_base_url == server.url + "/openai/v1"
+        client.fault(PROJECTS, 418)
+        assert get(server).status_code == 418
+        assert [e["status"] for e in client.requests()] == [418]
+
+
+def test_python_dash_m_sandbox_serves_and_prints_its_url() -> None:
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("Sandbox serving on http://127.0.0.1:")
+        url = line.split()[-1]
+        body = requests.get(url + "/_sandbox", timeout=5).json()
+        assert body == {"providers": ["openai"]}
+        assert json.loads(requests.get(url + PROJECTS, headers=AUTH, timeout=5).text)["object"] == "list"
+    finally:
+        process.terminate()
+        process.wait(timeout=5)

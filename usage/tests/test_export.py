@@ -1,0 +1,189 @@
+"""export_usage: exact columns and formats, tenant scoping, day bounds."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from integrations.models import Integration
+from usage.export import CSV_COLUMNS, format_quantity, usage_csv_rows, usage_export_queryset
+from usage.models import UsageRecord
+
+EXPECTED_HEADER = [
+    "provider",
+    "integration",
+    "bucket_start",
+    "bucket_end",
+    "account",
+    "project",
+    "region",
+    "model",
+    "deployment",
+    "endpoint",
+    "resource",
+    "operation",
+    "api_key",
+    "metric",
+    "quantity",
+    "unit",
+    "application",
+    "license",
+]
+DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _integration(workspace, name: str = "OpenAI prod") -> Integration:
+    integration = Integration(workspace=workspace, provider="openai", name=name)
+    integration.set_credential({"api_key": "sk-admin-export-test-000000000000"})
+    integration.save()
+    return integration
+
+
+def _record(integration: Integration, start: datetime, metric: str, quantity: str, unit: str, **dims: str) -> UsageRecord:
+    return UsageRecord.objects.create(
+        workspace=integration.workspace,
+        integration=integration,
+        provider=integration.provider,
+        bucket_start=start,
+        bucket_end=start + timedelta(hours=1),
+        metric=metric,
+        quantity=Decimal(quantity),
+        unit=unit,
+        **dims,
+    )
+
+
+def _export(*args: str) -> list[dict[str, str]]:
+    out = io.StringIO()
+    call_command("export_usage", *args, stdout=out)
+    out.seek(0)
+    reader = csv.reader(out)
+    header = next(reader)
+    assert header == EXPECTED_HEADER
+    return [dict(zip(header, row, strict=True)) for row in reader]
+
+
+@pytest.fixture
+def records(workspace):
+    integration = _integration(workspace)
+    _record(
+        integration,
+        DAY1 + timedelta(hours=13),
+        "input_tokens",
+        "1234.000000000",
+        "tokens",
+        account="org-1",
+        project="proj_a",
+        model="gpt-4o",
+        api_key="key_abc",
+    )
+    _record(integration, DAY1 + timedelta(days=1), "cost", "0.500000000", "USD", account="org-1", project="proj_a")
+    _record(integration, DAY1 + timedelta(days=2, hours=23), "requests", "7", "requests", model="gpt-4o")
+    return integration
+
+
+def test_csv_columns_order_and_formats(records):
+    rows = _export("--workspace", "acme")
+    assert [r["metric"] for r in rows] == ["input_tokens", "cost", "requests"]
+    tokens, cost, requests = rows
+    assert tokens == {
+        "provider": "openai",
+        "integration": str(records.pk),
+        "bucket_start": "2026-01-01T13:00:00Z",
+        "bucket_end": "2026-01-01T14:00:00Z",
+        "account": "org-1",
+        "project": "proj_a",
+        "region": "",
+        "model": "gpt-4o",
+        "deployment": "",
+        "endpoint": "",
+        "resource": "",
+        "operation": "",
+        "api_key": "key_abc",
+        "metric": "input_tokens",
+        "quantity": "1234",
+        "unit": "tokens",
+        "application": "",
+        "license": "",
+    }
+    assert (cost["metric"], cost["quantity"], cost["unit"]) == ("cost", "0.5", "USD")
+    assert requests["quantity"] == "7"
+    assert list(CSV_COLUMNS) == EXPECTED_HEADER
+
+
+def test_only_the_workspaces_own_usage_is_exported(records, other_workspace):
+    foreign = _integration(other_workspace, name="Globex OpenAI")
+    _record(foreign, DAY1, "input_tokens", "99", "tokens", model="foreign-model")
+    rows = _export("--workspace", "acme")
+    assert {r["integration"] for r in rows} == {str(records.pk)}
+    assert all(r["model"] != "foreign-model" for r in rows)
+
+
+def test_integration_filter(records, workspace):
+    second = _integration(workspace, name="OpenAI staging")
+    _record(second, DAY1, "output_tokens", "5", "tokens")
+    assert {r["integration"] for r in _export("--workspace", "acme")} == {str(records.pk), str(second.pk)}
+    rows = _export("--workspace", "acme", "--integration", str(second.pk))
+    assert [(r["integration"], r["metric"]) for r in rows] == [(str(second.pk), "output_tokens")]
+
+
+def test_integration_of_another_workspace_is_refused(records, other_workspace):
+    foreign = _integration(other_workspace, name="Globex OpenAI")
+    with pytest.raises(CommandError, match="no integration"):
+        _export("--workspace", "acme", "--integration", str(foreign.pk))
+
+
+def test_unknown_workspace_is_refused(db):
+    with pytest.raises(CommandError, match="No workspace"):
+        _export("--workspace", "nope")
+
+
+def test_since_and_until_are_whole_utc_days_inclusive(records):
+    rows = _export("--workspace", "acme", "--since", "2026-01-02", "--until", "2026-01-03")
+    # 2026-01-01 13:00 is before; 2026-01-02 00:00 and 2026-01-03 23:00 are inside.
+    assert [r["metric"] for r in rows] == ["cost", "requests"]
+    assert [r["metric"] for r in _export("--workspace", "acme", "--until", "2026-01-01")] == ["input_tokens"]
+
+
+def test_bad_dates_are_refused(records):
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        _export("--workspace", "acme", "--since", "01/02/2026")
+    with pytest.raises(CommandError, match="before"):
+        _export("--workspace", "acme", "--since", "2026-01-03", "--until", "2026-01-01")
+
+
+def test_focus_format_is_not_available_yet(records):
+    with pytest.raises(CommandError, match="FOCUS export is not available yet"):
+        call_command("export_usage", "--workspace", "acme", "--format", "focus", stdout=io.StringIO())
+
+
+def test_empty_export_is_just_the_header(workspace):
+    assert _export("--workspace", "acme") == []
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("1234.000000000", "1234"),
+        ("0.500000000", "0.5"),
+        ("1E+3", "1000"),
+        ("0.000000001", "0.000000001"),
+        ("0E-9", "0"),
+        ("-0", "0"),
+        ("123456789012345678901.5", "123456789012345678901.5"),
+        ("-2.50", "-2.5"),
+    ],
+)
+def test_quantity_is_a_plain_decimal(value, text):
+    assert format_quantity(Decimal(value)) == text
+
+
+def test_rows_are_streamed_in_chunks(records, django_assert_max_num_queries):
+    rows = usage_csv_rows(usage_export_queryset(workspace=records.workspace))
+    assert next(rows) == EXPECTED_HEADER  # a generator: nothing is read before it is asked for
+    with django_assert_max_num_queries(1):
+        assert len(list(rows)) == 3
