@@ -70,7 +70,13 @@ def _align_down(moment: datetime, step: timedelta) -> datetime:
 
 def _clean_credential(provider: Provider, credential: Mapping[str, Any]) -> dict[str, str]:
     names = {f.name for f in provider.credential_fields}
-    return {k: str(v).strip() for k, v in credential.items() if k in names and v not in (None, "")}
+    unknown = set(credential) - names
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown credential field(s) for {provider.name}: {', '.join(sorted(unknown))}.",
+            hint=f"Known credential fields: {', '.join(sorted(names))}.",
+        )
+    return {k: str(v).strip() for k, v in credential.items() if v not in (None, "")}
 
 
 def integration_clean_settings(*, provider: Provider, settings: Mapping[str, Any]) -> dict[str, str]:

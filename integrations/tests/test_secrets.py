@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from cryptography.fernet import InvalidToken
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
@@ -16,6 +17,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.urls import URLPattern, reverse
 
+from integrations.apps import reset_fernet_cache
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from usage.models import UsageRecord
 
@@ -33,19 +35,13 @@ def assert_no_secret(text: str, where: str) -> None:
         assert fragment not in text, f"the credential (or part of it) appears in {where}"
 
 
-def forget_fernet_cache() -> None:
-    """fernet_fields caches keys and Fernet on the field; drop them so FERNET_KEYS is re-read."""
-    field = Integration._meta.get_field("credential")
-    for name in ("keys", "fernet_keys", "fernet"):
-        field.__dict__.pop(name, None)
-
-
 @pytest.fixture
 def fernet_keys() -> Iterator[None]:
-    """Tests that override FERNET_KEYS: the field starts and ends on the settings in force."""
-    forget_fernet_cache()
+    """Tests that override FERNET_KEYS: the field starts and ends on the settings in force
+    (integrations.apps resets fernet_fields' cache whenever FERNET_KEYS changes)."""
+    reset_fernet_cache()
     yield
-    forget_fernet_cache()
+    reset_fernet_cache()
 
 
 def raw_credential(pk: int) -> bytes:
@@ -82,23 +78,19 @@ def test_rotate_fernet_keys_reencrypts_with_the_newest_key(db, fernet_keys):
     before = raw_credential(first)
 
     with override_settings(FERNET_KEYS=[NEW_KEY]):
-        forget_fernet_cache()
         with pytest.raises(InvalidToken):  # the new key alone cannot read what the old one wrote
             Integration.objects.get(pk=first)
 
     with override_settings(FERNET_KEYS=[NEW_KEY, old_key]):
-        # no cache reset here: the command must pick up the new key list itself
         out = io.StringIO()
         call_command("rotate_fernet_keys", stdout=out)
         assert "Re-encrypted 2 credential(s)" in out.getvalue()
         assert_no_secret(out.getvalue(), "rotate output")
-        forget_fernet_cache()
         assert Integration.objects.get(pk=first).get_credential() == {"api_key": KEY}
 
     assert raw_credential(first) != before
     assert KEY.encode() not in raw_credential(first)
     with override_settings(FERNET_KEYS=[NEW_KEY]):  # the old key removed
-        forget_fernet_cache()
         assert Integration.objects.get(pk=first).get_credential() == {"api_key": KEY}
         assert Integration.objects.get(pk=second).get_credential()["api_key"].startswith("sk-admin-doowLEAKPROBE-Yy9")
 
@@ -107,7 +99,6 @@ def test_rotate_reports_an_undecryptable_credential_by_id_and_rotates_the_rest(d
     old_key = settings.FERNET_KEYS[0]
     good = connect_offline()
     with override_settings(FERNET_KEYS=[ROGUE_KEY]):
-        forget_fernet_cache()
         lost = connect_offline("globex")
     lost_ciphertext = raw_credential(lost)
 
@@ -124,7 +115,6 @@ def test_rotate_reports_an_undecryptable_credential_by_id_and_rotates_the_rest(d
     assert raw_credential(lost) == lost_ciphertext  # left as it was
 
     with override_settings(FERNET_KEYS=[NEW_KEY]):
-        forget_fernet_cache()
         assert Integration.objects.get(pk=good).get_credential() == {"api_key": KEY}
 
 

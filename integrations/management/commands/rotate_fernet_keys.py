@@ -13,30 +13,23 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography.fernet import InvalidToken
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from integrations.apps import reset_fernet_cache
 from integrations.models import Integration
 
-# fernet_fields caches the keys and the Fernet built from them on the field instance.
-_FIELD_CACHE = ("keys", "fernet_keys", "fernet")
 # A credential changed by someone else mid-rotation is read again this many times.
 _ATTEMPTS = 3
-
-
-def reset_credential_fernet() -> Any:
-    """Forget the cached keys so the field is rebuilt from the current FERNET_KEYS setting."""
-    field = Integration._meta.get_field("credential")
-    for name in _FIELD_CACHE:
-        field.__dict__.pop(name, None)
-    return field
 
 
 class Command(BaseCommand):
     help = "Re-encrypt every integration credential with the newest key in FERNET_KEYS."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        field = reset_credential_fernet()
+        reset_fernet_cache()  # a long-lived process must use the FERNET_KEYS in force now
+        field = Integration._meta.get_field("credential")
         fernet = field.fernet  # encrypts with the first key, decrypts with any
         quote = connection.ops.quote_name
         table, pk_column, column = quote(Integration._meta.db_table), quote(Integration._meta.pk.column), quote(field.column)
