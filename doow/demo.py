@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -44,8 +45,10 @@ def wait_for(url: str, timeout: float = 30.0) -> None:
     while True:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
-                if response.status < 500:
+                if response.status == 200:
                     return
+        except urllib.error.HTTPError as exc:
+            raise SystemExit(f"{url} answered HTTP {exc.code}") from None
         except OSError:
             pass
         if time.monotonic() > deadline:
@@ -142,7 +145,7 @@ def main() -> None:
             Integration.objects.filter(pk=integration_id).update(next_sync_at=timezone.now())
         for name in ("web", "worker", "beat"):
             processes[name] = subprocess.Popen(commands[name], env=env)
-        wait_for(f"{web_url}/accounts/login/")
+        wait_for(f"{web_url}/login/")
         print(
             "\n"
             f"  Doow is running at {web_url}/\n"

@@ -8,6 +8,7 @@ so every hx-get also works as a plain link.
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.conf import settings as django_settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Max, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -45,6 +46,7 @@ from integrations.services import (
 
 DETAIL = "integrations/detail.html"
 USAGE_PAGE_SIZE = 50
+USAGE_DIMENSIONS = ("account", "project", "region", "model", "deployment", "endpoint")
 RUNS_SHOWN = 20
 EVENTS_SHOWN = 50
 # Stop polling a "Sync now" nobody picked up after this long, and say why.
@@ -146,6 +148,10 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
             filtered = filtered.filter(**{name: data[name]})
     filtered = filtered.order_by("-bucket_start", "metric", "pk")
     totals = filtered.values("metric", "unit").annotate(total=Sum("quantity")).order_by("metric", "unit")
+    # Dimensions the provider never fills (e.g. region for OpenAI) only make the table wide:
+    # show the columns that hold a value somewhere in the filtered rows, and name the others.
+    filled = filtered.aggregate(**{d: Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS})
+    columns = [d for d in USAGE_DIMENSIONS if filled[d]] or list(USAGE_DIMENSIONS)
     page = Paginator(filtered, USAGE_PAGE_SIZE).get_page(request.GET.get("page"))
     filtering = any(data.get(name) for name in ("date_from", "date_to", "model", "project", "metric"))
     return {
@@ -155,6 +161,8 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
         "usage_any": records.exists(),
         "usage_filtering": filtering,
         "project_names": names,
+        "usage_columns": columns,
+        "usage_hidden_columns": [d for d in USAGE_DIMENSIONS if d not in columns],
     }
 
 
@@ -281,7 +289,7 @@ def integration_usage(request: HttpRequest, pk: int) -> HttpResponse:
     response = _section(request, integration, "usage", _usage_context(request, integration))
     if request.htmx and request.htmx.trigger != "usage":
         # A filter or page change (not a refresh after a sync): keep the address bar shareable.
-        query = request.GET.urlencode()
+        query = urlencode([(k, v) for k, v in request.GET.items() if v])
         response["HX-Push-Url"] = _detail_url(integration) + (f"?{query}" if query else "")
     return response
 
@@ -339,7 +347,11 @@ def integration_sync_now(request: HttpRequest, pk: int) -> HttpResponse:
         context = {**_sync_context(integration), "sync_error": sync_error}
     else:
         context = _sync_context(integration, after=after, requested=time.time())
-    return render(request, f"{DETAIL}#sync", {**_base_context(integration), **context})
+    response = render(request, f"{DETAIL}#sync", {**_base_context(integration), **context})
+    if context.get("sync_finished"):
+        # An eager or very fast worker finished before we answered: refresh the page now.
+        _hx_trigger(response, EVERYTHING_CHANGED)
+    return response
 
 
 @workspace_view(admin=True)
@@ -370,11 +382,12 @@ def integration_test(request: HttpRequest, pk: int) -> HttpResponse:
     return _hx_trigger(response, "integration-changed, events-changed")
 
 
-def _status_action(request: HttpRequest, integration: Integration, done: str) -> HttpResponse:
+def _status_action(request: HttpRequest, integration: Integration, done: str, *, flash: bool = True) -> HttpResponse:
     if not request.htmx:
         messages.success(request, done)
         return redirect(_detail_url(integration))
-    context = {**_base_context(integration), **_summary_context(integration), "flash": done}
+    # The summary's own status alert already says "Paused…": no second banner saying the same.
+    context = {**_base_context(integration), **_summary_context(integration), "flash": done if flash else ""}
     return _hx_trigger(render(request, f"{DETAIL}#summary", context), "events-changed")
 
 
@@ -386,7 +399,7 @@ def integration_pause_view(request: HttpRequest, pk: int) -> HttpResponse:
     if integration.status not in (Integration.Status.ACTIVE, Integration.Status.ERROR):
         return _status_action(request, integration, f"{integration.name} is {integration.get_status_display().lower()}; nothing to pause.")
     integration_pause(integration=integration)
-    return _status_action(request, integration, "Paused. Scheduled syncs are stopped until you resume.")
+    return _status_action(request, integration, "Paused. Scheduled syncs are stopped until you resume.", flash=False)
 
 
 @workspace_view(admin=True)

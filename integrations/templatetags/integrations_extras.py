@@ -50,15 +50,16 @@ def utc(value: datetime | None) -> str:
 
 
 @register.simple_tag
-def moment(value: datetime | None, empty: str = "Never", absolute: bool = False) -> SafeString:
+def moment(value: datetime | None, empty: str = "Never", absolute: bool = False, due: bool = False) -> SafeString:
     """A relative time ("3 minutes ago", "in 40 minutes") in a <time> whose title is the UTC instant.
 
-    With absolute=True the UTC instant is also shown, for the detail page's facts.
+    With absolute=True the UTC instant is also shown, for the detail page's facts. With
+    due=True (a scheduled time) a moment already passed reads "due now", not "2 minutes ago".
     """
     if not value:
         return format_html('<span class="muted">{}</span>', empty)
     instant = _utc(value)
-    relative = naturaltime(value)
+    relative = "due now" if due and value <= timezone.now() else naturaltime(value)
     if isinstance(relative, str) and relative.endswith(" from now"):
         relative = "in " + relative.removesuffix(" from now")
     exact = f"{instant:%Y-%m-%d %H:%M:%S} UTC"
@@ -78,6 +79,8 @@ def duration_words(value: timedelta | None) -> str:
     if value is None:
         return ""
     seconds = value.total_seconds()
+    if seconds < 0.1:
+        return "under 0.1 s"
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds % 1 else _plural(int(seconds), "second")
     parts: list[str] = []
@@ -110,6 +113,12 @@ def quantity(value: Any) -> str:
 
 
 @register.filter
+def field(obj: Any, name: str) -> Any:
+    """{{ row|field:column }} — an attribute named by a variable (for column loops)."""
+    return getattr(obj, str(name), "")
+
+
+@register.filter
 def dictget(mapping: Any, key: Any) -> Any:
     """{{ names|dictget:row.project }} — a dict lookup by a variable key."""
     try:
@@ -134,7 +143,9 @@ def query_with(context: dict, **changes: Any) -> str:
 _INLINE = [
     (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
     (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+    (re.compile(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])"), r"<em>\1</em>"),
     (re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)"), r'<a href="\2" rel="noopener noreferrer">\1</a>'),
+    (re.compile(r"&lt;(https?://[^\s&]+)&gt;"), r'<a href="\1" rel="noopener noreferrer">\1</a>'),
 ]
 
 
@@ -196,6 +207,13 @@ def markdown_lite(text: str) -> SafeString:
             tag = "ol" if ordered else "ul"
             out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items) + f"</{tag}>")
             continue
+        if line.startswith(">"):
+            quote: list[str] = []
+            while i < len(lines) and lines[i].startswith(">"):
+                quote.append(lines[i].lstrip(">").strip())
+                i += 1
+            out.append(f"<blockquote>{_inline(' '.join(quote))}</blockquote>")
+            continue
         if not line.strip():
             i += 1
             continue
@@ -203,7 +221,7 @@ def markdown_lite(text: str) -> SafeString:
         while (
             i < len(lines)
             and lines[i].strip()
-            and not re.match(r"^(#{1,4}\s|```|\s*\||\s*([-*]|\d+\.)\s+)", lines[i])
+            and not re.match(r"^(#{1,4}\s|```|>|\s*\||\s*([-*]|\d+\.)\s+)", lines[i])
         ):
             para.append(lines[i].strip())
             i += 1

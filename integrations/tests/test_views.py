@@ -2,6 +2,7 @@
 usage filters, Sync now, test, pause/resume, edit, rotate, disconnect."""
 from __future__ import annotations
 
+import html
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils.html import strip_tags
 from django.utils import timezone
 
 from integrations.models import Integration, IntegrationEvent, SyncRun
@@ -110,7 +112,7 @@ def test_add_form_is_built_from_the_provider_declaration(admin_client, workspace
     for field in provider.setting_fields:
         if field.default:
             assert f'placeholder="{field.default}"' in body
-    assert provider.credential_help in body
+    assert provider.credential_help in html.unescape(strip_tags(body))
     assert reverse("integrations:provider_docs", kwargs={"ws": workspace.slug, "provider": "openai"}) in body
 
 
@@ -480,3 +482,22 @@ def test_no_page_or_fragment_contains_the_secret(admin_client, integration):
         for headers in ({}, HX):
             response = admin_client.get(target, **headers)
             assert secret not in response.content.decode(), pattern.name
+
+
+def test_every_htmx_link_is_also_a_plain_link(admin_client, integration, usage_rows):
+    for i in range(60):
+        _record(integration, hour=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=i), model="gpt-4o")
+    body = admin_client.get(url("detail", integration), {"model": "gpt-4o"}).content.decode()
+    links = re.findall(r"<a\b[^>]*>", body)
+    hx_links = [a for a in links if "hx-get=" in a]
+    assert hx_links  # pagination and "Clear"
+    assert all("href=" in a for a in hx_links), [a for a in hx_links if "href=" not in a]
+    forms = re.findall(r"<form\b[^>]*>", body)
+    assert all("action=" in f for f in forms if "hx-post=" in f or "hx-get=" in f)
+
+
+def test_a_next_sync_already_passed_reads_due_now(admin_client, integration):
+    integration.next_sync_at = timezone.now() - timedelta(minutes=2)
+    integration.save()
+    assert "due now" in admin_client.get(url("list", ws=integration.workspace.slug)).content.decode()
+    assert "due now" in admin_client.get(url("detail", integration)).content.decode()
