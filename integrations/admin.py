@@ -162,7 +162,7 @@ class IntegrationAdmin(admin.ModelAdmin):
     @admin.action(description="Pause")
     def pause(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
         paused = 0
-        for integration in queryset.exclude(status=Integration.Status.PAUSED):
+        for integration in queryset.filter(status__in=[Integration.Status.ACTIVE, Integration.Status.ERROR]):
             services.integration_pause(integration=integration, reason=f"Paused by {request.user} in the admin.")
             paused += 1
         self.message_user(request, f"Paused {paused} integration(s).", messages.SUCCESS)

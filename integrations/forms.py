@@ -90,7 +90,9 @@ class _ProviderForm(forms.Form):
     def add_provider_error(self, error: Exception) -> None:
         """Show a ProviderError (message + hint) above the form; keep typed values, not secrets."""
         self.provider_error = error
-        self.add_error(None, getattr(error, "message", None) or str(error))
+        field = getattr(error, "field", "")
+        target = next((name for name in (f"{SETTING_PREFIX}{field}", f"{CREDENTIAL_PREFIX}{field}") if field and name in self.fields), None)
+        self.add_error(target, getattr(error, "message", None) or str(error))
 
 
 class IntegrationAddForm(_ProviderForm):

@@ -91,7 +91,11 @@ def integration_clean_settings(*, provider: Provider, settings: Mapping[str, Any
     clean = {k: str(v).strip() for k, v in settings.items() if str(v).strip()}
     for name in provider.url_settings:
         if clean.get(name):
-            check_endpoint(clean[name])
+            try:
+                check_endpoint(clean[name])
+            except ProviderError as error:
+                error.field = name
+                raise
     return clean
 
 
@@ -191,6 +195,11 @@ def integration_create(
 
 def integration_verify(*, integration: Integration) -> Identity:
     """Test connection: store what the credential can see, or record why it failed (and re-raise)."""
+    if integration.status == Integration.Status.DISCONNECTED:
+        raise ConfigurationError(
+            "This integration is disconnected: its credential was deleted.",
+            hint="Add the provider again with a new key to resume syncing.",
+        )
     provider = integration.provider_obj
     credential = integration.get_credential()
     try:
@@ -263,6 +272,8 @@ def integration_update(
 
 
 def integration_pause(*, integration: Integration, reason: str = "Paused by an admin.") -> None:
+    if not integration.is_connected:
+        raise SyncNotAllowed(f"{integration.name} is {integration.get_status_display().lower()}; only connected integrations can be paused.")
     Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.PAUSED, next_sync_at=None)
     integration.status = Integration.Status.PAUSED
     integration_record_event(
@@ -275,6 +286,8 @@ def integration_pause(*, integration: Integration, reason: str = "Paused by an a
 
 
 def integration_resume(*, integration: Integration) -> None:
+    if integration.status == Integration.Status.DISCONNECTED:
+        raise SyncNotAllowed("A disconnected integration has no credential; add the provider again to resume syncing.")
     now = timezone.now()
     Integration.objects.filter(pk=integration.pk).update(
         status=Integration.Status.ACTIVE, next_sync_at=now, consecutive_failures=0

@@ -361,16 +361,10 @@ def integration_test(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return _post_only()
     error: ProviderError | None = None
-    if integration.status == Integration.Status.DISCONNECTED:
-        error = ProviderError(
-            "This integration is disconnected: its credential was deleted.",
-            hint="Add the provider again with a new key to resume syncing.",
-        )
-    else:
-        try:
-            integration_verify(integration=integration)
-        except ProviderError as exc:
-            error = exc
+    try:
+        integration_verify(integration=integration)
+    except ProviderError as exc:
+        error = exc
     if not request.htmx:
         if error:
             messages.error(request, f"Connection test failed: {error.message} {error.hint}".strip())

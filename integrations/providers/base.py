@@ -59,12 +59,14 @@ class ProviderError(Exception):
         hint: str = "",
         http_status: int | None = None,
         request_id: str = "",
+        field: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint or self.default_hint
         self.http_status = http_status
         self.request_id = request_id
+        self.field = field  # the credential or setting field at fault, when one is
 
     def __str__(self) -> str:
         status = f" (HTTP {self.http_status})" if self.http_status else ""

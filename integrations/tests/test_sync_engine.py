@@ -229,3 +229,32 @@ def test_sync_with_no_usage_records_an_info_event_naming_the_window(openai_integ
     assert (event.level, event.category) == ("info", "sync")
     assert "2026-11-02 00:00" in event.message and "2026-11-05 00:00" in event.message
     assert "reporting delay" in event.hint
+
+
+# ------------------------------------------------------------------ lifecycle guards
+def test_a_disconnected_integration_cannot_be_verified_paused_resumed_or_synced(openai_integration):
+    services.integration_disconnect(integration=openai_integration, keep_data=True)
+    openai_integration.refresh_from_db()
+    assert openai_integration.get_credential() == {}
+    with pytest.raises(services.ConfigurationError):
+        services.integration_verify(integration=openai_integration)
+    for action in (services.integration_pause, services.integration_resume, services.integration_request_sync):
+        with pytest.raises(services.SyncNotAllowed):
+            action(integration=openai_integration)
+    with pytest.raises(services.SyncNotAllowed):
+        sync(openai_integration)
+
+
+def test_a_private_base_url_is_refused_and_names_its_field(workspace, settings):
+    settings.DOOW_ALLOW_PRIVATE_ENDPOINTS = False
+    for url, words in (("http://api.example.com/v1", "https"), ("https://127.0.0.1:8443/v1", "private")):
+        with pytest.raises(services.ConfigurationError) as excinfo:
+            services.integration_create(
+                workspace=workspace,
+                provider_slug="openai",
+                credential={"api_key": "sk-admin-guard-test-0000000000"},
+                settings={"base_url": url},
+            )
+        assert excinfo.value.field == "base_url"
+        assert words in excinfo.value.message
+    assert not Integration.objects.exists()

@@ -501,3 +501,15 @@ def test_a_next_sync_already_passed_reads_due_now(admin_client, integration):
     integration.save()
     assert "due now" in admin_client.get(url("list", ws=integration.workspace.slug)).content.decode()
     assert "due now" in admin_client.get(url("detail", integration)).content.decode()
+
+
+def test_a_private_base_url_is_refused_on_its_field(admin_client, workspace, settings):
+    settings.DOOW_ALLOW_PRIVATE_ENDPOINTS = False
+    response = admin_client.post(
+        add_url(workspace),
+        {"credential_api_key": "sk-admin-field-error-000000000", "setting_base_url": "https://10.0.0.8/v1"},
+    )
+    form = response.context["form"]
+    assert "private" in " ".join(form.errors["setting_base_url"])
+    assert not form.non_field_errors()
+    assert not Integration.objects.exists()
