@@ -30,7 +30,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from accounts.models import Workspace  # noqa: E402
-from integrations import services  # noqa: E402
+from integrations import engine, services  # noqa: E402
 from sandbox.testing import SandboxServer  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main() -> None:
         for label in ("backfill (30 days)", "re-sync (restatement window)"):
             with CaptureQueriesContext(connection) as queries:
                 started = time.perf_counter()
-                run = services.integration_sync(integration_id=integration.pk)
+                run = engine.integration_sync(integration_id=integration.pk)
                 elapsed = time.perf_counter() - started
             inserts = [q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT INTO \"USAGE_USAGERECORD\"")]
             print(

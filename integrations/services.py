@@ -1,19 +1,15 @@
 """Cross-model operations on integrations. Views, admin actions, tasks and commands call these.
 
-The sync engine lives here too: one code path for the Celery task, "Sync now" and
-`manage.py sync`.
+The sync engine and the dispatcher are in integrations/engine.py.
 """
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from django.conf import settings as django_settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -24,50 +20,17 @@ from integrations.providers.base import (
     Identity,
     Provider,
     ProviderError,
-    Window,
 )
 from integrations.providers.registry import get_provider
-from usage.store import usage_store_samples
 
 logger = logging.getLogger(__name__)
-
-# Consecutive credential rejections after which scheduled syncs stop until someone acts.
-PAUSE_AFTER_CREDENTIAL_FAILURES = 3
-# Consecutive transient failures (429, 5xx, timeouts) before the integration shows as needing attention.
-TRANSIENT_FAILURES_BEFORE_ERROR = 3
-# The dispatcher pushes next_sync_at this far ahead when it enqueues, so a queued sync is
-# not enqueued again every minute; the sync itself sets the real next time when it ends.
-DISPATCH_CLAIM = timedelta(minutes=15)
-DISPATCH_EXPIRES_SECONDS = 600
-MAX_BACKOFF = timedelta(hours=6)
-
-
-class SyncBusy(Exception):
-    """Another worker holds this integration's sync lock."""
 
 
 class SyncNotAllowed(Exception):
     """The integration is paused or disconnected."""
 
 
-class SyncCrashed(ProviderError):
-    """A bug or unforeseen failure inside the sync; recorded as a `sync` event without details."""
-
-    category = "sync"
-    default_hint = "Nothing already stored was changed. If this repeats, report it to your operator."
-
-
-class SyncLockLost(Exception):
-    """The lease expired mid-sync and another worker took over; stop without writing more."""
-
-
 # ------------------------------------------------------------------ helpers
-def _align_down(moment: datetime, step: timedelta) -> datetime:
-    seconds = int(step.total_seconds())
-    ts = int(moment.timestamp())
-    return datetime.fromtimestamp(ts - ts % seconds, tz=UTC)
-
-
 def _clean_credential(provider: Provider, credential: Mapping[str, Any]) -> dict[str, str]:
     names = {f.name for f in provider.credential_fields}
     unknown = set(credential) - names
@@ -99,7 +62,7 @@ def integration_clean_settings(*, provider: Provider, settings: Mapping[str, Any
     return clean
 
 
-def _http_for(provider: Provider, credential: Mapping[str, str]) -> HttpClient:
+def provider_http_client(provider: Provider, credential: Mapping[str, str]) -> HttpClient:
     return HttpClient(secrets=provider.secret_values(credential))
 
 
@@ -131,7 +94,7 @@ def integration_record_event(
     )
 
 
-def _event_from_error(integration: Integration, error: ProviderError, *, sync_run: SyncRun | None = None) -> IntegrationEvent:
+def integration_record_error(integration: Integration, error: ProviderError, *, sync_run: SyncRun | None = None) -> IntegrationEvent:
     transient = error.category in ("rate_limit", "network") or (error.category == "provider" and not error.permanent)
     return integration_record_event(
         integration=integration,
@@ -166,7 +129,7 @@ def integration_create(
     provider.check_credential(credential)
     identity: Identity | None = None
     if verify:
-        identity = provider.verify(credential, clean_settings, http=_http_for(provider, credential))
+        identity = provider.verify(credential, clean_settings, http=provider_http_client(provider, credential))
     now = timezone.now()
     integration = Integration(
         workspace=workspace,
@@ -204,9 +167,9 @@ def integration_verify(*, integration: Integration) -> Identity:
     credential = integration.get_credential()
     try:
         provider.check_credential(credential)
-        identity = provider.verify(credential, integration.settings, http=_http_for(provider, credential))
+        identity = provider.verify(credential, integration.settings, http=provider_http_client(provider, credential))
     except ProviderError as error:
-        _event_from_error(integration, error)
+        integration_record_error(integration, error)
         raise
     now = timezone.now()
     Integration.objects.filter(pk=integration.pk).update(identity=identity.as_dict(), verified_at=now)
@@ -230,7 +193,7 @@ def integration_rotate_credential(
     if missing:
         raise ConfigurationError(f"Missing credential field(s): {', '.join(missing)}.", hint=provider.credential_help)
     provider.check_credential(credential)
-    identity = provider.verify(credential, integration.settings, http=_http_for(provider, credential)) if verify else None
+    identity = provider.verify(credential, integration.settings, http=provider_http_client(provider, credential)) if verify else None
     integration.set_credential(credential)
     if identity is not None:
         integration.identity = identity.as_dict()
@@ -327,234 +290,3 @@ def integration_request_sync(*, integration: Integration) -> None:
         raise SyncNotAllowed(f"{integration.name} is {integration.get_status_display().lower()}.")
     pk = integration.pk
     transaction.on_commit(lambda: sync_integration.delay(pk, SyncRun.Trigger.MANUAL))
-
-
-# ------------------------------------------------------------------ scheduling
-def integration_dispatch_due(*, now: datetime | None = None) -> list[int]:
-    """Enqueue every due integration by id (with `expires`); returns the ids enqueued.
-
-    Each integration is claimed with a conditional UPDATE first, so two dispatchers (or a
-    dispatcher and a slow queue) never enqueue one integration twice. One failure to enqueue
-    never stops the others.
-    """
-    from integrations.tasks import sync_integration
-
-    now = now or timezone.now()
-    enqueued: list[int] = []
-    for pk, next_at in Integration.objects.due(now).order_by("next_sync_at").values_list("pk", "next_sync_at")[:1000]:
-        claim = Integration.objects.filter(pk=pk)
-        claim = claim.filter(next_sync_at__isnull=True) if next_at is None else claim.filter(next_sync_at=next_at)
-        if not claim.update(next_sync_at=now + DISPATCH_CLAIM):
-            continue
-        try:
-            sync_integration.apply_async(args=[pk], kwargs={"trigger": SyncRun.Trigger.SCHEDULE}, expires=DISPATCH_EXPIRES_SECONDS)
-        except Exception:  # noqa: BLE001 - the broker may hiccup; the claim lapses and we retry
-            logger.exception("could not enqueue sync of integration %s", pk)
-            Integration.objects.filter(pk=pk).update(next_sync_at=next_at)
-            continue
-        enqueued.append(pk)
-    return enqueued
-
-
-# ------------------------------------------------------------------ the sync engine
-def sync_window(
-    *,
-    integration: Integration,
-    provider: Provider,
-    now: datetime,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> Window:
-    """[watermark - restatement, now - delay), chunk-aligned at the start, bucket-aligned at the end."""
-    latest = _align_down(now - provider.reporting_delay, provider.bucket)
-    end = min(until, latest) if until else latest
-    if since is not None:
-        start = since
-    elif integration.data_through is not None:
-        start = integration.data_through - provider.restatement_window
-    else:
-        start = now - timedelta(days=integration.backfill_days)
-    start = min(_align_down(start, provider.chunk), end)
-    return Window(start, end)
-
-
-def _chunks(window: Window, step: timedelta) -> list[Window]:
-    chunks: list[Window] = []
-    start = window.start
-    while start < window.end:
-        end = min(_align_down(start, step) + step, window.end)
-        chunks.append(Window(start, end))
-        start = end
-    return chunks
-
-
-def _acquire_lock(pk: int, token: str, now: datetime) -> bool:
-    ttl = timedelta(seconds=django_settings.DOOW_SYNC_LOCK_SECONDS)
-    # One conditional UPDATE: atomic on PostgreSQL (row lock + re-check) and on SQLite (one writer).
-    return (
-        Integration.objects.filter(pk=pk)
-        .filter(Q(lock_expires_at__isnull=True) | Q(lock_expires_at__lt=now))
-        .update(lock_token=token, lock_expires_at=now + ttl)
-        == 1
-    )
-
-
-def _renew_lock(pk: int, token: str) -> None:
-    ttl = timedelta(seconds=django_settings.DOOW_SYNC_LOCK_SECONDS)
-    if not Integration.objects.filter(pk=pk, lock_token=token).update(lock_expires_at=timezone.now() + ttl):
-        raise SyncLockLost(f"Lost the sync lock of integration {pk}")
-
-
-def _release_lock(pk: int, token: str) -> None:
-    Integration.objects.filter(pk=pk, lock_token=token).update(lock_token="", lock_expires_at=None)
-
-
-def integration_sync(
-    *,
-    integration_id: int,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    trigger: str = SyncRun.Trigger.SCHEDULE,
-) -> SyncRun:
-    """Run one sync now, in this process. Raises SyncBusy / SyncNotAllowed; provider failures
-    do not raise: they end the run as failed, with an event, and the returned run says why."""
-    integration = Integration.objects.select_related("workspace").get(pk=integration_id)
-    if not integration.is_connected:
-        raise SyncNotAllowed(f"{integration.name} is {integration.get_status_display().lower()}.")
-    token = uuid.uuid4().hex
-    if not _acquire_lock(integration.pk, token, timezone.now()):
-        raise SyncBusy(f"Integration {integration.pk} is already being synced.")
-    try:
-        SyncRun.objects.filter(integration=integration, status=SyncRun.Status.RUNNING).update(
-            status=SyncRun.Status.ABANDONED,
-            finished_at=timezone.now(),
-            error="The worker running this sync stopped before it finished; the next sync resumed from the stored watermark.",
-        )
-        run = SyncRun.objects.create(integration=integration, trigger=trigger)
-        return _sync(integration, run, token, since=since, until=until)
-    finally:
-        _release_lock(integration.pk, token)
-
-
-def _sync(
-    integration: Integration, run: SyncRun, token: str, *, since: datetime | None, until: datetime | None
-) -> SyncRun:
-    provider = integration.provider_obj
-    now = timezone.now()
-    window = sync_window(integration=integration, provider=provider, now=now, since=since, until=until)
-    chunks = _chunks(window, provider.chunk)
-    SyncRun.objects.filter(pk=run.pk).update(window_start=window.start, window_end=window.end, chunks_total=len(chunks))
-    http: HttpClient | None = None
-    rows = 0
-    try:
-        credential = integration.get_credential()
-        http = _http_for(provider, credential)
-        for chunk in chunks:
-            samples = list(provider.fetch(credential, integration.settings, chunk, http=http))
-            with transaction.atomic():
-                written = usage_store_samples(integration=integration, samples=samples)
-                _advance_watermark(integration, chunk)
-                SyncRun.objects.filter(pk=run.pk).update(
-                    chunks_done=F("chunks_done") + 1,
-                    rows_written=F("rows_written") + written,
-                    provider_calls=http.calls,
-                )
-            rows += written
-            _renew_lock(integration.pk, token)
-    except ProviderError as error:
-        return _sync_failed(integration, run, error, http=http, window=window)
-    except SyncLockLost:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch or leak details
-        logger.exception("sync of integration %s failed unexpectedly", integration.pk)
-        error = SyncCrashed(f"Unexpected error during sync ({type(exc).__name__}); the details are in the worker log.")
-        return _sync_failed(integration, run, error, http=http, window=window)
-
-    finished = timezone.now()
-    SyncRun.objects.filter(pk=run.pk).update(status=SyncRun.Status.SUCCESS, finished_at=finished, provider_calls=http.calls)
-    Integration.objects.filter(pk=integration.pk).update(
-        status=Integration.Status.ACTIVE,
-        last_sync_at=finished,
-        last_success_at=finished,
-        next_sync_at=finished + integration.sync_interval,
-        consecutive_failures=0,
-        last_error_category="",
-        last_error_message="",
-    )
-    if rows == 0:
-        delay_minutes = int(provider.reporting_delay.total_seconds() // 60)
-        integration_record_event(
-            integration=integration,
-            sync_run=run,
-            level=IntegrationEvent.Level.INFO,
-            category=IntegrationEvent.Category.SYNC,
-            message=(
-                f"The sync succeeded but {provider.name} reported no usage between "
-                f"{window.start:%Y-%m-%d %H:%M} and {window.end:%Y-%m-%d %H:%M} UTC."
-            ),
-            hint=(
-                "If you expected usage here: check that Test connection shows the account that owns it, "
-                f"and that the usage is older than {provider.name}'s reporting delay (about {delay_minutes} minutes)."
-            ),
-        )
-    run.refresh_from_db()
-    return run
-
-
-def _advance_watermark(integration: Integration, chunk: Window) -> None:
-    """Move data_through to the chunk's end when the chunk continues the stored range."""
-    current = Integration.objects.filter(pk=integration.pk).values_list("data_through", flat=True).get()
-    if current is None or (chunk.start <= current < chunk.end):
-        Integration.objects.filter(pk=integration.pk).update(data_through=chunk.end)
-        integration.data_through = chunk.end
-
-
-def _backoff(failures: int, interval: timedelta) -> timedelta:
-    return min(MAX_BACKOFF, max(timedelta(minutes=1), timedelta(minutes=2 ** min(failures, 10))), interval * 6)
-
-
-def _sync_failed(
-    integration: Integration, run: SyncRun, error: ProviderError, *, http: HttpClient | None, window: Window
-) -> SyncRun:
-    now = timezone.now()
-    event = _event_from_error(integration, error, sync_run=run)
-    SyncRun.objects.filter(pk=run.pk).update(
-        status=SyncRun.Status.FAILED,
-        finished_at=now,
-        error_category=error.category,
-        error=event.message,
-        provider_calls=http.calls if http else 0,
-    )
-    failures = integration.consecutive_failures + 1
-    if error.category == "rate_limit":
-        wait = timedelta(seconds=getattr(error, "retry_after", None) or 0) or _backoff(failures, integration.sync_interval)
-        next_sync = now + max(wait, timedelta(minutes=1))
-    elif error.permanent:
-        next_sync = now + integration.sync_interval
-    else:
-        next_sync = now + _backoff(failures, integration.sync_interval)
-    # Throttling and outages fix themselves: only after several in a row does the admin need to look.
-    transient = not error.permanent and error.category != "sync"
-    status = Integration.Status.ACTIVE if transient and failures < TRANSIENT_FAILURES_BEFORE_ERROR else Integration.Status.ERROR
-    if error.category == "credential" and failures >= PAUSE_AFTER_CREDENTIAL_FAILURES:
-        status = Integration.Status.PAUSED
-        next_sync = None
-    Integration.objects.filter(pk=integration.pk).update(
-        status=status,
-        last_sync_at=now,
-        consecutive_failures=failures,
-        last_error_category=error.category,
-        last_error_message=event.message,
-        next_sync_at=next_sync,
-    )
-    if status == Integration.Status.PAUSED:
-        integration_record_event(
-            integration=integration,
-            sync_run=run,
-            level=IntegrationEvent.Level.ERROR,
-            category=IntegrationEvent.Category.CREDENTIAL,
-            message=f"Paused after {failures} syncs in a row were refused with a rejected credential.",
-            hint="Rotate the credential with a valid key; the integration resumes when the new key verifies.",
-        )
-    run.refresh_from_db()
-    return run

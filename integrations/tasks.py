@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from integrations import services
+from integrations import engine, services
 
 logger = logging.getLogger(__name__)
 
@@ -13,14 +13,14 @@ logger = logging.getLogger(__name__)
 @shared_task(name="integrations.tasks.dispatch_due_syncs", ignore_result=True)
 def dispatch_due_syncs() -> list[int]:
     """Run by beat every minute: enqueue every integration whose sync is due."""
-    return services.integration_dispatch_due()
+    return engine.integration_dispatch_due()
 
 
 @shared_task(name="integrations.tasks.sync_integration", ignore_result=True)
 def sync_integration(integration_id: int, trigger: str = "schedule") -> None:
     try:
-        services.integration_sync(integration_id=integration_id, trigger=trigger)
-    except services.SyncBusy:
+        engine.integration_sync(integration_id=integration_id, trigger=trigger)
+    except engine.SyncBusy:
         logger.info("integration %s is already being synced; skipping", integration_id)
     except services.SyncNotAllowed as exc:
         logger.info("not syncing integration %s: %s", integration_id, exc)

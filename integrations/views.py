@@ -8,9 +8,9 @@ so every hx-get also works as a plain link.
 from __future__ import annotations
 
 import time
-from urllib.parse import urlencode
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings as django_settings
 from django.contrib import messages
@@ -31,7 +31,11 @@ from integrations.forms import (
 )
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import Provider, ProviderError
-from integrations.providers.registry import CATEGORIES, get_provider, providers_by_category
+from integrations.providers.registry import (
+    CATEGORIES,
+    get_provider,
+    providers_by_category,
+)
 from integrations.services import (
     SyncNotAllowed,
     integration_create,

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integrations import services
+from integrations import engine
 from integrations.models import Integration
 from integrations.tasks import dispatch_due_syncs, sync_integration
 
@@ -46,21 +46,21 @@ def test_dispatcher_enqueues_exactly_the_due_integrations(make_integration, enqu
     dispatch_due_syncs.apply()  # the beat task, run in-process
 
     assert sorted(c["args"][0] for c in enqueued) == sorted([due_past.pk, due_new.pk, due_error.pk])
-    assert all(c["expires"] == services.DISPATCH_EXPIRES_SECONDS for c in enqueued)
+    assert all(c["expires"] == engine.DISPATCH_EXPIRES_SECONDS for c in enqueued)
     assert all(isinstance(c["args"][0], int) and len(c["args"]) == 1 for c in enqueued)
 
 
 def test_dispatcher_does_not_enqueue_twice_while_a_sync_is_queued(make_integration, enqueued):
     make_integration("due", next_sync_at=timezone.now() - timedelta(minutes=1))
-    services.integration_dispatch_due()
-    services.integration_dispatch_due()
+    engine.integration_dispatch_due()
+    engine.integration_dispatch_due()
     assert len(enqueued) == 1
 
 
 def test_expired_lock_does_not_block_dispatch(make_integration, enqueued):
     past = timezone.now() - timedelta(minutes=1)
     stale = make_integration("worker died", next_sync_at=past, lock_token="dead", lock_expires_at=past)
-    services.integration_dispatch_due()
+    engine.integration_dispatch_due()
     assert [c["args"][0] for c in enqueued] == [stale.pk]
 
 
@@ -76,7 +76,7 @@ def test_one_enqueue_failure_does_not_stop_the_others(make_integration, monkeypa
         sent.append(args[0])
 
     monkeypatch.setattr(sync_integration, "apply_async", flaky)
-    assert services.integration_dispatch_due() == [second.pk]
+    assert engine.integration_dispatch_due() == [second.pk]
     assert sent == [second.pk]
     # The failed one keeps its due time, so the next tick retries it.
     first.refresh_from_db()
@@ -95,7 +95,7 @@ def test_dispatch_puts_a_real_message_on_the_broker(make_integration, settings):
         with app.connection_for_write() as conn:
             simple = conn.SimpleQueue(queue_name)
             simple.clear()
-            assert services.integration_dispatch_due() == [integration.pk]
+            assert engine.integration_dispatch_due() == [integration.pk]
             message = simple.get(timeout=5)
             try:
                 headers = message.headers

@@ -18,9 +18,15 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from integrations import services
-from integrations.models import Integration, SyncRun
-from integrations.tests.test_sync_engine import D0, D3, USAGE_PATH, stored_tokens, truth_tokens
+from integrations import engine
+from integrations.models import SyncRun
+from integrations.tests.test_sync_engine import (
+    D0,
+    D3,
+    USAGE_PATH,
+    stored_tokens,
+    truth_tokens,
+)
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -34,9 +40,9 @@ def test_lock_holds_under_two_concurrent_syncs(transactional_db, openai_integrat
     def worker() -> None:
         try:
             barrier.wait()
-            run = services.integration_sync(integration_id=openai_integration.pk, since=D0, until=D3)
+            run = engine.integration_sync(integration_id=openai_integration.pk, since=D0, until=D3)
             outcomes.append(run.status)
-        except services.SyncBusy:
+        except engine.SyncBusy:
             outcomes.append("busy")
         finally:
             connections.close_all()
@@ -95,13 +101,13 @@ def test_killed_worker_resumes_at_the_watermark_without_double_counting(transact
     assert stored_tokens(openai_integration) == truth_tokens(D0, D0 + timedelta(days=1))
     # The dead worker's lease still holds for a moment: nobody else may sync yet.
     assert openai_integration.lock_expires_at > timezone.now()
-    with pytest.raises(services.SyncBusy):
-        services.integration_sync(integration_id=openai_integration.pk, until=D3)
-    assert openai_integration.pk not in services.integration_dispatch_due()
+    with pytest.raises(engine.SyncBusy):
+        engine.integration_sync(integration_id=openai_integration.pk, until=D3)
+    assert openai_integration.pk not in engine.integration_dispatch_due()
 
     time.sleep(max(0.0, (openai_integration.lock_expires_at - timezone.now()).total_seconds()) + 0.2)
     sandbox.reset()
-    resumed = services.integration_sync(integration_id=openai_integration.pk, until=D3)
+    resumed = engine.integration_sync(integration_id=openai_integration.pk, until=D3)
     assert resumed.status == SyncRun.Status.SUCCESS
     assert resumed.window_start == D0  # resumed from the watermark, minus the restatement window
     dead_run = SyncRun.objects.filter(integration=openai_integration).exclude(pk=resumed.pk).get()

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from integrations import services
-from integrations.models import Integration, IntegrationEvent, SyncRun
+from integrations import engine, services
+from integrations.models import Integration, SyncRun
 from integrations.tasks import sync_integration
 from sandbox import openai as truth_source
 from usage.models import UsageRecord
@@ -77,7 +77,7 @@ def snapshot(integration: Integration) -> list[tuple]:
 
 
 def sync(integration: Integration, since: datetime | None = D0, until: datetime | None = D3) -> SyncRun:
-    return services.integration_sync(integration_id=integration.pk, since=since, until=until, trigger="command")
+    return engine.integration_sync(integration_id=integration.pk, since=since, until=until, trigger="command")
 
 
 # ------------------------------------------------------------------ totals and idempotence
@@ -129,7 +129,7 @@ def test_sync_failing_after_its_first_chunk_resumes_without_double_counting(open
     assert stored_tokens(openai_integration) == truth_tokens(D0, D0 + timedelta(days=1))
 
     sandbox.reset()
-    resumed = services.integration_sync(integration_id=openai_integration.pk, until=D3, trigger="command")
+    resumed = engine.integration_sync(integration_id=openai_integration.pk, until=D3, trigger="command")
     assert resumed.status == SyncRun.Status.SUCCESS
     assert resumed.window_start == D0  # watermark (D0+1d) minus the one-day restatement window
     assert stored_tokens(openai_integration) == truth_tokens(D0, D3)
@@ -209,13 +209,13 @@ def test_malformed_json_is_a_provider_response_event(openai_integration, sandbox
 
 def test_repeated_credential_failures_pause_the_integration(openai_integration, sandbox):
     sandbox.fault(USAGE_PATH, 401, times=1000)
-    for _ in range(services.PAUSE_AFTER_CREDENTIAL_FAILURES):
+    for _ in range(engine.PAUSE_AFTER_CREDENTIAL_FAILURES):
         sync(openai_integration)
     openai_integration.refresh_from_db()
     assert openai_integration.status == Integration.Status.PAUSED
     assert openai_integration.next_sync_at is None
     assert openai_integration.events.filter(category="credential", message__startswith="Paused after").exists()
-    assert openai_integration.pk not in services.integration_dispatch_due()
+    assert openai_integration.pk not in engine.integration_dispatch_due()
     with pytest.raises(services.SyncNotAllowed):
         sync(openai_integration)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integrations import services
+from integrations import engine, services
 from integrations.management.options import day_bounds
 from integrations.models import Integration, SyncRun
 from usage.export import format_time
@@ -29,8 +29,8 @@ class Command(BaseCommand):
         if not Integration.objects.filter(pk=pk).exists():
             raise CommandError(f"No integration with id {pk}.")
         try:
-            run = services.integration_sync(integration_id=pk, since=since, until=until, trigger=SyncRun.Trigger.COMMAND)
-        except (services.SyncBusy, services.SyncNotAllowed) as exc:
+            run = engine.integration_sync(integration_id=pk, since=since, until=until, trigger=SyncRun.Trigger.COMMAND)
+        except (engine.SyncBusy, services.SyncNotAllowed) as exc:
             raise CommandError(f"Not synced: {exc}", returncode=1) from None
 
         window = (
