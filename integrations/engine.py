@@ -155,6 +155,8 @@ def integration_sync(
     integration = Integration.objects.select_related("workspace").get(pk=integration_id)
     if not integration.is_connected:
         raise SyncNotAllowed(f"{integration.name} is {integration.get_status_display().lower()}.")
+    if not integration.provider_obj.fetches_usage:
+        raise SyncNotAllowed(f"{integration.provider_obj.name} has no usage API to sync from; import its usage instead.")
     token = uuid.uuid4().hex
     if not _acquire_lock(integration.pk, token, timezone.now()):
         raise SyncBusy(f"Integration {integration.pk} is already being synced.")
@@ -184,10 +186,14 @@ def _sync(
         credential = integration.get_credential()
         http = provider_http_client(provider, credential)
         for chunk in chunks:
-            samples = list(provider.fetch(credential, integration.settings, chunk, http=http))
+            state = dict(integration.provider_state or {})
+            samples = list(provider.fetch(credential, integration.settings, chunk, http=http, state=state))
             with transaction.atomic():
                 written = usage_store_samples(integration=integration, samples=samples)
                 _advance_watermark(integration, chunk)
+                if state != integration.provider_state:
+                    Integration.objects.filter(pk=integration.pk).update(provider_state=state)
+                    integration.provider_state = state
                 SyncRun.objects.filter(pk=run.pk).update(
                     chunks_done=F("chunks_done") + 1,
                     rows_written=F("rows_written") + written,

@@ -22,7 +22,10 @@ def validate_provider(value: str) -> None:
 class IntegrationQuerySet(models.QuerySet):
     def due(self, now: datetime) -> IntegrationQuerySet:
         """Integrations whose next scheduled sync has come and that nobody is syncing."""
-        return self.filter(
+        from integrations.providers.registry import PROVIDERS
+
+        import_only = [slug for slug, p in PROVIDERS.items() if not p.fetches_usage]
+        return self.exclude(provider__in=import_only).filter(
             status__in=[Integration.Status.ACTIVE, Integration.Status.ERROR],
         ).filter(Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now)).filter(
             Q(lock_expires_at__isnull=True) | Q(lock_expires_at__lt=now)
@@ -58,6 +61,7 @@ class Integration(models.Model):
     sync_interval = models.DurationField(default=timedelta(hours=1))
     backfill_days = models.PositiveIntegerField(default=30)
     data_through = models.DateTimeField(null=True, blank=True, help_text="Usage is stored up to this instant.")
+    provider_state = models.JSONField(default=dict, blank=True, help_text="The connector's memory between syncs.")
 
     # A lease, not a row lock: it must outlive the per-chunk transactions of one sync.
     lock_token = models.CharField(max_length=64, blank=True)

@@ -137,7 +137,7 @@ def integration_create(
         name=name.strip() or provider.name,
         settings=clean_settings,
         created_by=created_by,
-        next_sync_at=now,
+        next_sync_at=now if provider.fetches_usage else None,
     )
     integration.set_credential(credential)
     if identity is not None:
@@ -288,5 +288,7 @@ def integration_request_sync(*, integration: Integration) -> None:
 
     if not integration.is_connected:
         raise SyncNotAllowed(f"{integration.name} is {integration.get_status_display().lower()}.")
+    if not integration.provider_obj.fetches_usage:
+        raise SyncNotAllowed(f"{integration.provider_obj.name} has no usage API to sync from; import its usage instead.")
     pk = integration.pk
     transaction.on_commit(lambda: sync_integration.delay(pk, SyncRun.Trigger.MANUAL))

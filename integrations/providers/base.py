@@ -216,6 +216,10 @@ class Provider:
     bucket: ClassVar[timedelta] = timedelta(hours=1)  # the smallest bucket this connector returns
     chunk: ClassVar[timedelta] = timedelta(days=1)  # the engine stores this much per transaction
     url_settings: ClassVar[tuple[str, ...]] = ("base_url",)  # settings holding URLs to vet
+    # False for a provider with no usage API (its usage arrives by import): never scheduled,
+    # and the page says why in `usage_source_note`.
+    fetches_usage: ClassVar[bool] = True
+    usage_source_note: ClassVar[str] = ""
 
     def check_credential(self, credential: Mapping[str, str]) -> None:
         """Offline checks (key prefixes, shapes) before any call. Raise ConfigurationError,
@@ -231,8 +235,15 @@ class Provider:
         window: Window,
         *,
         http: HttpClient,
+        state: dict[str, Any] | None = None,
     ) -> Iterator[UsageSample]:
-        """Yield samples for buckets starting in [window.start, window.end), in time order."""
+        """Yield samples for the buckets of [window.start, window.end), in time order.
+
+        `state` is this integration's JSON-serialisable memory between syncs (e.g. the previous
+        scrape of a counter, to integrate rates). The connector may read and update it in place;
+        the engine persists it in the same transaction as the chunk's samples, so a chunk that
+        fails leaves the stored state as it was. Most connectors ignore it.
+        """
         raise NotImplementedError
 
     # Helpers shared by connectors.

@@ -188,6 +188,7 @@ class OpenAIProvider(Provider):
         window: Window,
         *,
         http: HttpClient,
+        state: dict[str, Any] | None = None,
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
