@@ -5,6 +5,7 @@ app refuses to start without a real SECRET_KEY and FERNET_KEYS.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -15,8 +16,10 @@ VAR_DIR = BASE_DIR / "var"  # the embedded defaults (SQLite file, filesystem bro
 
 env = environ.Env()
 # A local .env (written by `make demo`) is read if present; real environment variables win.
-if (BASE_DIR / ".env").is_file():
-    env.read_env(str(BASE_DIR / ".env"), overwrite=False)
+# DOOW_ENV_FILE names another file, or none when empty.
+ENV_FILE = os.environ.get("DOOW_ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    env.read_env(ENV_FILE, overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
