@@ -45,7 +45,7 @@ REQUEST_ID_HEADERS = (
 )
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 # Token-looking strings are redacted even when we were not told the secret.
-_TOKEN_RE = re.compile(r"\b(?:sk|rk|r8|gsk|key)[-_][A-Za-z0-9_\-]{12,}")
+_TOKEN_RE = re.compile(r"\b(?:sk|rk|r8|gsk|key)[-_][A-Za-z0-9_\-]{20,}")
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]+")
 
 ErrorClassifier = Callable[[int, str, requests.Response], "ProviderError | None"]
@@ -125,7 +125,8 @@ def error_message(response: requests.Response) -> str:
         err = body.get("error")
         if isinstance(err, dict):
             candidates += [err.get("message"), err.get("code")]
-        candidates += [err, body.get("message"), body.get("detail"), body.get("error_description")]
+        # OAuth2 errors ({"error": "invalid_client", "error_description": …}) explain in the description.
+        candidates += [body.get("error_description"), err, body.get("message"), body.get("detail")]
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             candidates.append(errors[0].get("message"))
@@ -272,6 +273,8 @@ class HttpClient:
                 error.http_status = error.http_status or status
                 error.request_id = error.request_id or rid
                 error.message = self.redact(error.message)
+                error.hint = self.redact(error.hint)
+                error.args = (error.message,)  # repr() shows args: keep them redacted too
                 return error
         kwargs = {"http_status": status, "request_id": rid}
         if status == 401:
