@@ -156,6 +156,7 @@ class IntegrationEvent(models.Model):
         PROVIDER = "provider", "Provider"
         CONFIGURATION = "configuration", "Configuration"
         SYNC = "sync", "Sync"
+        IMPORT = "import", "Import"
 
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="events")
     sync_run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")

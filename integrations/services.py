@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from accounts.models import Workspace
 from integrations.http import HttpClient, check_endpoint, redact
@@ -20,6 +21,7 @@ from integrations.providers.base import (
     Identity,
     Provider,
     ProviderError,
+    SetupStep,
 )
 from integrations.providers.registry import get_provider
 
@@ -64,6 +66,26 @@ def integration_clean_settings(*, provider: Provider, settings: Mapping[str, Any
 
 def provider_http_client(provider: Provider, credential: Mapping[str, str]) -> HttpClient:
     return HttpClient(secrets=provider.secret_values(credential))
+
+
+def _credential_seed(workspace: Workspace, provider: Provider) -> str:
+    """Stable per workspace and provider, unguessable without SECRET_KEY: a value a provider
+    generates from it (an AWS external id) is the same on every try, yet no admin can pick
+    another company's (that would be the confused-deputy attack external ids exist to stop)."""
+    # Primary keys are never reused (AUTOINCREMENT on SQLite, sequences on PostgreSQL).
+    return salted_hmac("integrations.credential-seed", f"{workspace.pk}:{provider.slug}", algorithm="sha256").hexdigest()
+
+
+def integration_setup_instructions(
+    *, provider: Provider, workspace: Workspace | None = None, integration: Integration | None = None
+) -> list[SetupStep]:
+    """What the admin sets up at the provider, with generated values (an external id) filled in:
+    the integration's stored ones, or those a new integration in `workspace` would get."""
+    if integration is not None:
+        return provider.setup_instructions(integration.get_credential(), integration.settings)
+    if workspace is not None:
+        return provider.setup_instructions(provider.prepare_credential({}, seed=_credential_seed(workspace, provider)), {})
+    return provider.setup_instructions()
 
 
 def integration_record_event(
@@ -125,6 +147,7 @@ def integration_create(
     missing = [f.label for f in provider.credential_fields if f.required and not credential.get(f.name)]
     if missing:
         raise ConfigurationError(f"Missing credential field(s): {', '.join(missing)}.", hint=provider.credential_help)
+    credential = provider.prepare_credential(credential, seed=_credential_seed(workspace, provider))
     clean_settings = integration_clean_settings(provider=provider, settings=settings or {})
     provider.check_credential(credential)
     identity: Identity | None = None
@@ -151,7 +174,11 @@ def integration_create(
         level=IntegrationEvent.Level.INFO,
         category=IntegrationEvent.Category.CONFIGURATION,
         message=f"Connected {provider.name}.{summary}",
-        hint=f"The first sync reads the last {integration.backfill_days} days.",
+        hint=(
+            f"The first sync reads the last {integration.backfill_days} days."
+            if provider.fetches_usage
+            else f"{provider.usage_source_note} Import usage on the integration page."
+        ),
     )
     return integration
 
@@ -192,6 +219,9 @@ def integration_rotate_credential(
     missing = [f.label for f in provider.credential_fields if f.required and not credential.get(f.name)]
     if missing:
         raise ConfigurationError(f"Missing credential field(s): {', '.join(missing)}.", hint=provider.credential_help)
+    credential = provider.prepare_credential(
+        credential, previous=integration.get_credential(), seed=_credential_seed(integration.workspace, provider)
+    )
     provider.check_credential(credential)
     identity = provider.verify(credential, integration.settings, http=provider_http_client(provider, credential)) if verify else None
     integration.set_credential(credential)

@@ -167,7 +167,8 @@ class UsageSample:
     resource: str = ""
     operation: str = ""
     api_key: str = ""
-    provenance: str = "reported"  # or "derived" for estimates computed from rates
+    # "reported" by the provider, "derived" (estimates computed from rates) or "imported" (CSV).
+    provenance: str = "reported"
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -199,6 +200,16 @@ class Identity:
         }
 
 
+@dataclass(frozen=True)
+class SetupStep:
+    """One thing the admin does on the provider's side (e.g. paste a policy), shown on the
+    add and detail pages. `code` is a block to copy verbatim (JSON, a command), never a secret."""
+
+    title: str
+    text: str = ""
+    code: str = ""
+
+
 # ---------------------------------------------------------------- provider
 class Provider:
     """Base class of every connector; subclasses fill in the class attributes and two methods."""
@@ -224,6 +235,23 @@ class Provider:
     def check_credential(self, credential: Mapping[str, str]) -> None:
         """Offline checks (key prefixes, shapes) before any call. Raise ConfigurationError,
         ScopeError or PermissionDenied with a hint saying what key to create instead."""
+
+    def prepare_credential(
+        self, credential: Mapping[str, str], *, previous: Mapping[str, str] | None = None, seed: str = ""
+    ) -> dict[str, str]:
+        """Add the credential fields the APP generates (never typed by the admin, e.g. an AWS
+        external id), before check_credential, verify and saving. `previous` is the stored
+        credential when rotating (keep what the provider side already trusts); `seed` is a
+        stable, unguessable per-workspace string, so a value generated from it is the same on
+        every attempt (the admin sets it up at the provider between two tries). Default: as given."""
+        return dict(credential)
+
+    def setup_instructions(
+        self, credential: Mapping[str, str] | None = None, settings: Mapping[str, str] | None = None
+    ) -> list[SetupStep]:
+        """Steps the admin performs at the provider, filled in from a prepared credential when
+        given (generic without one: templates call this with no arguments). Default: none."""
+        return []
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         raise NotImplementedError
