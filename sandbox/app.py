@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from sandbox import anthropic
 from sandbox import openai
 from sandbox.core import Request, Response, json_response
 
@@ -38,6 +39,7 @@ class ProviderModule(Protocol):
 # One line per provider: the URL prefix is the slug.
 PROVIDERS: dict[str, ProviderModule] = {
     "openai": openai,  # type: ignore[dict-item]  # a module satisfies the protocol structurally
+    "anthropic": anthropic,  # type: ignore[dict-item]
 }
 
 

@@ -1,12 +1,14 @@
 """The registry: one line per provider. Pages, forms and commands loop over it."""
 from __future__ import annotations
 
+from integrations.providers.anthropic import provider as anthropic
 from integrations.providers.base import Provider
 from integrations.providers.openai import provider as openai
 
 PROVIDERS: dict[str, Provider] = {
     p.slug: p
     for p in (
+        anthropic,
         openai,
     )
 }

@@ -1,0 +1,270 @@
+"""Anthropic connector: token usage per model and workspace (cache reads and writes included),
+and costs, from the organization Admin API.
+
+Reads `/v1/organizations/usage_report/messages` (hourly, grouped by model and workspace) and
+`/v1/organizations/cost_report` (daily, grouped by workspace and description) with an Admin
+key. See docs/providers/anthropic.md for the admin's side of it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from integrations.http import parse_retry_after
+from integrations.providers.anthropic.schema import (
+    DAY,
+    DEFAULT_WORKSPACE,
+    HOUR,
+    Page,
+    align_down,
+    align_up,
+    cost_samples,
+    parse_cost_page,
+    parse_organization,
+    parse_usage_page,
+    parse_workspace_list,
+    project_of,
+    rfc3339,
+    usage_samples,
+)
+from integrations.providers.base import (
+    ConfigurationError,
+    CredentialError,
+    FormField,
+    Identity,
+    PermissionDenied,
+    Provider,
+    ProviderError,
+    ProviderResponseError,
+    ProviderUnavailable,
+    RateLimited,
+    UsageSample,
+    Window,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+    from integrations.http import HttpClient
+
+ADMIN_KEYS_URL = "https://console.anthropic.com/settings/admin-keys"
+CREATE_ADMIN_KEY = f"Create an Admin key at {ADMIN_KEYS_URL} (organization admins only) and rotate it here."
+API_VERSION = "2023-06-01"
+ORGANIZATION_HEADER = "anthropic-organization-id"
+_ADMIN_KEY_RE = re.compile(r"^sk-ant-admin\d+-")
+MAX_PAGES = 5_000  # a cursor loop the provider never ends is a bug, not a long history
+# Runtime messages say "sk-ant-admin…", never "sk-ant-admin01-…": the seam's redaction takes
+# any "sk-" followed by 12 key-like characters for a secret and would blank the advice out.
+
+
+def classify_error(status: int, message: str, response: requests.Response) -> ProviderError | None:
+    """Anthropic-specific meaning of error statuses; None leaves the seam's default mapping.
+    `message` (the body's error.message) is already redacted."""
+    if status == 401:
+        return CredentialError(
+            f"Anthropic rejected the Admin key: {message}",
+            hint=f"The key may be revoked or mistyped; regular API keys (sk-ant-api03-…) are refused too. {CREATE_ADMIN_KEY}",
+        )
+    if status == 403:
+        return PermissionDenied(
+            f"Anthropic refused access: {message}",
+            hint=(
+                "The key is valid but may not read this organization's usage. The Admin API needs an Admin key "
+                f"(sk-ant-admin…) of an organization, not an individual account. {CREATE_ADMIN_KEY}"
+            ),
+        )
+    if status == 429:
+        return RateLimited(
+            f"Anthropic is throttling the Admin API: {message}",
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            hint="Anthropic supports polling the usage report about once a minute. The next sync waits and retries.",
+        )
+    if status == 529:  # overloaded_error: Anthropic's capacity, not this key's rate
+        return ProviderUnavailable(f"Anthropic is overloaded: {message}")
+    return None
+
+
+class AnthropicProvider(Provider):
+    slug = "anthropic"
+    name = "Anthropic"
+    category = "ai"
+    vendor = "Anthropic"
+    docs_path = "docs/providers/anthropic.md"
+    credential_help = (
+        f"Create an Admin API key (it starts with sk-ant-admin01-) at {ADMIN_KEYS_URL}. "
+        "Only organization admins can create one. Regular API keys (sk-ant-api03-…) cannot read usage."
+    )
+    credential_fields = (
+        FormField(
+            "api_key",
+            "Admin API key",
+            help_text="An organization Admin key, sk-ant-admin01-…; Admin keys have no scopes to choose.",
+            secret=True,
+            placeholder="sk-ant-admin01-…",
+        ),
+    )
+    setting_fields = (
+        FormField(
+            "base_url",
+            "API base URL",
+            help_text="Leave empty for https://api.anthropic.com. Change only for a proxy or the sandbox.",
+            required=False,
+            default="https://api.anthropic.com",
+        ),
+    )
+    # "Usage and cost data typically appears within 5 minutes of API request completion."
+    reporting_delay = timedelta(minutes=5)
+    # "…though delays may occasionally be longer", and today's cost bucket fills all day: re-read a day.
+    restatement_window = timedelta(days=1)
+    bucket = HOUR
+    chunk = timedelta(days=1)
+
+    # Page sizes: the documented maxima (1h usage: 168 buckets = a week; costs: 31 days).
+    usage_page_size: ClassVar[int] = 168
+    costs_page_size: ClassVar[int] = 31
+    workspaces_page_size: ClassVar[int] = 100
+
+    # ------------------------------------------------------------ contract
+    def check_credential(self, credential: Mapping[str, str]) -> None:
+        key = (credential.get("api_key") or "").strip()
+        if not key:
+            raise ConfigurationError("Enter the Anthropic Admin API key.", hint=CREATE_ADMIN_KEY)
+        if any(c.isspace() for c in key):
+            raise ConfigurationError("The API key contains spaces or line breaks; paste it again.")
+        if _ADMIN_KEY_RE.match(key):
+            return
+        wanted = "Reading usage needs an organization Admin key (sk-ant-admin…)."
+        if key.startswith("sk-ant-api"):
+            raise PermissionDenied(f"This is a regular API key (sk-ant-api03-…). {wanted}", hint=CREATE_ADMIN_KEY)
+        if key.startswith("sk-ant-oat"):
+            raise PermissionDenied(f"This is a Claude OAuth token (sk-ant-oat…), not an API key. {wanted}", hint=CREATE_ADMIN_KEY)
+        if key.startswith("sk-ant-"):
+            raise PermissionDenied(f"This Anthropic key is not an Admin key. {wanted}", hint=CREATE_ADMIN_KEY)
+        if key.startswith(("sk-admin-", "sk-proj-", "sk-svcacct-")):
+            raise ConfigurationError("This looks like an OpenAI key. Add it under the OpenAI integration.", hint=CREATE_ADMIN_KEY)
+        raise ConfigurationError(
+            "This does not look like an Anthropic key; Admin keys start with sk-ant-admin.", hint=CREATE_ADMIN_KEY
+        )
+
+    def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
+        base, headers = self._base_url(settings), self._headers(credential)
+        org = _parse(parse_organization, http, self._get(http, f"{base}/v1/organizations/me", headers, {}))
+        workspaces, after = [], None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"limit": self.workspaces_page_size, "include_archived": "true"}
+            if after:
+                params["after_id"] = after
+            page = _parse(parse_workspace_list, http, self._get(http, f"{base}/v1/organizations/workspaces", headers, params))
+            workspaces.extend(page.workspaces)
+            if not page.has_more:
+                break
+            if not page.last_id or page.last_id == after:
+                raise ProviderResponseError("Anthropic's workspace list said has_more without a usable last_id.")
+            after = page.last_id
+        # Listing workspaces is not reading usage: probe the usage report itself so "Test
+        # connection" fails now rather than at the first sync, and show where usage was seen.
+        since = align_down(datetime.now(UTC), DAY) - 7 * DAY
+        probe = {"starting_at": rfc3339(since), "bucket_width": "1d", "group_by[]": ["workspace_id"], "limit": 8}
+        usage = _parse(parse_usage_page, http, self._get(http, f"{base}/v1/organizations/usage_report/messages", headers, probe))
+        seen = sorted({project_of(r.workspace_id) for b in usage.buckets for r in b.results})
+
+        details: dict[str, Any] = {
+            "organization": {"id": org.id, "name": org.name},
+            "workspaces": [{"id": DEFAULT_WORKSPACE, "name": "Default workspace", "archived": False}]
+            + [{"id": w.id, "name": w.name, "archived": w.archived} for w in workspaces],
+            "workspaces_with_usage_last_7_days": seen,
+        }
+        count = f"{len(workspaces)} workspace{'s' if len(workspaces) != 1 else ''} + the default workspace"
+        summary = f"Organization {org.name or org.id} · {count} · {len(seen)} with usage in the last 7 days"
+        return Identity(account_id=org.id, account_name=org.name, summary=summary, details=details)
+
+    def fetch(
+        self,
+        credential: Mapping[str, str],
+        settings: Mapping[str, str],
+        window: Window,
+        *,
+        http: HttpClient,
+        state: dict[str, Any] | None = None,
+    ) -> Iterator[UsageSample]:
+        if window.end <= window.start:
+            return
+        base, headers = self._base_url(settings), self._headers(credential)
+        usage = self._samples(
+            http, f"{base}/v1/organizations/usage_report/messages", headers, window, HOUR,
+            {"bucket_width": "1h", "group_by[]": ["model", "workspace_id"], "limit": self.usage_page_size},
+            parse_usage_page, usage_samples,
+        )  # fmt: skip
+        costs = self._samples(
+            http, f"{base}/v1/organizations/cost_report", headers, window, DAY,
+            {"bucket_width": "1d", "group_by[]": ["workspace_id", "description"], "limit": self.costs_page_size},
+            parse_cost_page, cost_samples,
+        )  # fmt: skip
+        # Both streams are in bucket order; merging keeps the whole output in time order.
+        yield from heapq.merge(usage, costs, key=lambda s: s.bucket_start)
+
+    # ------------------------------------------------------------ internals
+    def _samples(
+        self,
+        http: HttpClient,
+        url: str,
+        headers: dict[str, str],
+        window: Window,
+        width: timedelta,
+        params: dict[str, Any],
+        parse: Callable[[Any], Page[Any]],
+        to_samples: Callable[..., list[UsageSample]],
+    ) -> Iterator[UsageSample]:
+        # Ask for whole buckets: Anthropic snaps starting_at down itself, but an explicit aligned
+        # range keeps the request, the page cursors and our bucket keys in step.
+        start, end = align_down(window.start, width), align_up(window.end, width)
+        params = {**params, "starting_at": rfc3339(start), "ending_at": rfc3339(end)}
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            response = self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
+            account = response.headers.get(ORGANIZATION_HEADER, "")
+            page = _parse(parse, http, response)
+            for bucket in page.buckets:
+                if start <= align_down(bucket.start, width) < window.end:
+                    yield from to_samples(bucket, account=account, width=width)
+            if not page.has_more:
+                return
+            if not page.next_page or page.next_page in seen:
+                raise ProviderResponseError(
+                    "Anthropic said has_more but gave no new next_page cursor.", request_id=_rid(response)
+                )
+            seen.add(page.next_page)
+            cursor = page.next_page
+        raise ProviderResponseError(f"Anthropic kept paginating past {MAX_PAGES} pages.")
+
+    @staticmethod
+    def _get(http: HttpClient, url: str, headers: dict[str, str], params: dict[str, Any]) -> requests.Response:
+        return http.request("GET", url, headers=headers, params=params, classify=classify_error)
+
+    def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
+        # A wrong key type never reaches the network, at Test connection or at any later sync.
+        self.check_credential(credential)
+        key = (credential.get("api_key") or "").strip()
+        return {"x-api-key": key, "anthropic-version": API_VERSION, "Accept": "application/json"}
+
+    def _base_url(self, settings: Mapping[str, str]) -> str:
+        return self.setting(settings, "base_url").rstrip("/")
+
+
+def _rid(response: requests.Response) -> str:
+    return response.headers.get("request-id", "")[:200]
+
+
+def _parse(parse: Callable[[Any], Any], http: HttpClient, response: requests.Response) -> Any:
+    """Decode and validate one response, tagging a shape error with its status and request id."""
+    try:
+        return parse(http.decode_json(response))
+    except ProviderResponseError as error:
+        error.http_status = error.http_status or response.status_code
+        error.request_id = error.request_id or _rid(response)
+        raise

@@ -1,0 +1,299 @@
+"""Anthropic Admin API shapes, validated at the boundary, and the pure mapping to UsageSamples.
+
+Every `parse_*` function takes decoded JSON and returns small typed objects or raises
+ProviderResponseError naming what was wrong (never echoing the body). The `*_samples`
+functions turn one bucket into normalized samples.
+
+The usage row has no `cache_creation_input_tokens` (that name belongs to the Messages API's
+per-request `usage`); cache writes are the nested `cache_creation.ephemeral_5m_input_tokens`
+and `…_1h_…`. Reading the wrong name under-counts input several-fold, so the token fields
+are required here and a missing one is an error, never a silent zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Generic, TypeVar
+
+from integrations.providers.base import ProviderResponseError, UsageSample
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+# Usage and costs of the default workspace come with `workspace_id: null`; we store them
+# under this project name (real workspace ids all start with "wrkspc_", so it cannot clash).
+DEFAULT_WORKSPACE = "default"
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class UsageResult:
+    workspace_id: str | None
+    model: str | None
+    uncached_input_tokens: int
+    cache_read_input_tokens: int
+    cache_creation_5m: int
+    cache_creation_1h: int
+    output_tokens: int
+    web_search_requests: int | None  # None when the row has no server_tool_use
+
+
+@dataclass(frozen=True)
+class CostResult:
+    amount: Decimal  # dollars (the API sends cents)
+    currency: str
+    workspace_id: str | None
+    description: str | None
+    cost_type: str | None
+    model: str | None
+    token_type: str | None
+
+
+@dataclass(frozen=True)
+class Bucket(Generic[R]):
+    start: datetime
+    end: datetime
+    results: tuple[R, ...]
+
+
+@dataclass(frozen=True)
+class Page(Generic[R]):
+    buckets: tuple[Bucket[R], ...]
+    has_more: bool
+    next_page: str | None
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: str
+    name: str
+    archived: bool
+
+
+@dataclass(frozen=True)
+class WorkspaceList:
+    workspaces: tuple[Workspace, ...]
+    has_more: bool
+    last_id: str | None
+
+
+# ---------------------------------------------------------------- validation helpers
+def _bad(what: str) -> ProviderResponseError:
+    return ProviderResponseError(f"Anthropic returned an unexpected response: {what}.")
+
+
+def _dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(f"{what} is not an object")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _bad(f"{what} is not a list")
+    return value
+
+
+def _int(obj: dict[str, Any], key: str, what: str) -> int:
+    value = obj.get(key)
+    # bool is an int in Python; a true/false token count is a broken response, not 1/0.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _bad(f"{what}.{key} is missing or not a non-negative integer")
+    return value
+
+
+def _opt_str(obj: dict[str, Any], key: str, what: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _bad(f"{what}.{key} is not a string")
+    return value or None
+
+
+def _time(obj: dict[str, Any], key: str, what: str) -> datetime:
+    value = obj.get(key)
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise _bad(f"{what}.{key} is not an RFC 3339 timestamp")
+    return moment.astimezone(UTC)
+
+
+def _page(body: Any, parse_result: Any, what: str) -> Page[Any]:
+    body = _dict(body, what)
+    data = _list(body.get("data"), f"{what}.data")
+    has_more = body.get("has_more", False)
+    if not isinstance(has_more, bool):
+        raise _bad(f"{what}.has_more is not a boolean")
+    next_page = _opt_str(body, "next_page", what)
+    buckets = []
+    for i, raw in enumerate(data):
+        where = f"{what}.data[{i}]"
+        bucket = _dict(raw, where)
+        start, end = _time(bucket, "starting_at", where), _time(bucket, "ending_at", where)
+        if end <= start:
+            raise _bad(f"{where} ends before it starts")
+        results = _list(bucket.get("results"), f"{where}.results")
+        buckets.append(
+            Bucket(start, end, tuple(parse_result(_dict(r, f"{where}.results[{j}]"), f"{where}.results[{j}]")
+                                     for j, r in enumerate(results)))
+        )  # fmt: skip
+    return Page(tuple(buckets), has_more, next_page)
+
+
+# ---------------------------------------------------------------- parsers
+def _usage_result(obj: dict[str, Any], where: str) -> UsageResult:
+    creation = _dict(obj.get("cache_creation"), f"{where}.cache_creation")
+    web_search: int | None = None
+    if obj.get("server_tool_use") is not None:
+        tools = _dict(obj["server_tool_use"], f"{where}.server_tool_use")
+        if tools.get("web_search_requests") is not None:
+            web_search = _int(tools, "web_search_requests", f"{where}.server_tool_use")
+    return UsageResult(
+        workspace_id=_opt_str(obj, "workspace_id", where),
+        model=_opt_str(obj, "model", where),
+        uncached_input_tokens=_int(obj, "uncached_input_tokens", where),
+        cache_read_input_tokens=_int(obj, "cache_read_input_tokens", where),
+        cache_creation_5m=_int(creation, "ephemeral_5m_input_tokens", f"{where}.cache_creation"),
+        cache_creation_1h=_int(creation, "ephemeral_1h_input_tokens", f"{where}.cache_creation"),
+        output_tokens=_int(obj, "output_tokens", where),
+        web_search_requests=web_search,
+    )
+
+
+def _cost_result(obj: dict[str, Any], where: str) -> CostResult:
+    raw = obj.get("amount")
+    # Documented as a decimal string in cents; a bare number is accepted too (same unit), never bool.
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise _bad(f"{where}.amount is not a decimal string")
+    try:
+        cents = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise _bad(f"{where}.amount is not a decimal string") from None
+    if not cents.is_finite():
+        raise _bad(f"{where}.amount is not a finite number")
+    currency = obj.get("currency", "USD")  # "Currently always USD"
+    if not isinstance(currency, str) or not currency.strip():
+        raise _bad(f"{where}.currency is not a currency code")
+    return CostResult(
+        amount=cents / 100,
+        currency=currency.strip().upper(),
+        workspace_id=_opt_str(obj, "workspace_id", where),
+        description=_opt_str(obj, "description", where),
+        cost_type=_opt_str(obj, "cost_type", where),
+        model=_opt_str(obj, "model", where),
+        token_type=_opt_str(obj, "token_type", where),
+    )
+
+
+def parse_usage_page(body: Any) -> Page[UsageResult]:
+    return _page(body, _usage_result, "usage report")
+
+
+def parse_cost_page(body: Any) -> Page[CostResult]:
+    return _page(body, _cost_result, "cost report")
+
+
+def parse_organization(body: Any) -> Organization:
+    body = _dict(body, "organization")
+    org_id = _opt_str(body, "id", "organization")
+    if not org_id:
+        raise _bad("organization.id is missing")
+    return Organization(org_id, _opt_str(body, "name", "organization") or "")
+
+
+def parse_workspace_list(body: Any) -> WorkspaceList:
+    body = _dict(body, "workspace list")
+    workspaces = []
+    for i, raw in enumerate(_list(body.get("data"), "workspace list.data")):
+        where = f"workspace list.data[{i}]"
+        obj = _dict(raw, where)
+        workspace_id = _opt_str(obj, "id", where)
+        if not workspace_id:
+            raise _bad(f"{where}.id is missing")
+        workspaces.append(Workspace(workspace_id, _opt_str(obj, "name", where) or "", bool(obj.get("archived_at"))))
+    has_more = body.get("has_more", False)
+    if not isinstance(has_more, bool):
+        raise _bad("workspace list.has_more is not a boolean")
+    return WorkspaceList(tuple(workspaces), has_more, _opt_str(body, "last_id", "workspace list"))
+
+
+# ---------------------------------------------------------------- mapping
+def align_down(moment: datetime, width: timedelta) -> datetime:
+    seconds = int(width.total_seconds())
+    ts = int(moment.timestamp())
+    return datetime.fromtimestamp(ts - ts % seconds, UTC)
+
+
+def align_up(moment: datetime, width: timedelta) -> datetime:
+    down = align_down(moment, width)
+    return down if down == moment else down + width
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def project_of(workspace_id: str | None) -> str:
+    return workspace_id or DEFAULT_WORKSPACE
+
+
+def usage_metrics(result: UsageResult) -> list[tuple[str, str, int]]:
+    """(metric, operation, quantity) of one usage row, by design.md's definitions."""
+    cache_write = result.cache_creation_5m + result.cache_creation_1h
+    metrics = [
+        ("input_tokens", "", result.uncached_input_tokens + result.cache_read_input_tokens + cache_write),
+        ("cached_input_tokens", "", result.cache_read_input_tokens),
+        ("cache_write_tokens", "", cache_write),
+        ("output_tokens", "", result.output_tokens),
+    ]
+    if result.web_search_requests is not None:
+        metrics.append(("api_calls", "web_search", result.web_search_requests))
+    return metrics
+
+
+def usage_samples(bucket: Bucket[UsageResult], *, account: str, width: timedelta = HOUR) -> list[UsageSample]:
+    # The key is always the aligned bucket [start, start + width): the same hour read by two
+    # syncs must produce the same key.
+    start = align_down(bucket.start, width)
+    totals: dict[tuple[str, str, str, str], int] = {}
+    for result in bucket.results:
+        for metric, operation, quantity in usage_metrics(result):
+            key = (project_of(result.workspace_id), result.model or "", operation, metric)
+            # Rows sharing our key (split by a dimension we do not group by) add up.
+            totals[key] = totals.get(key, 0) + quantity
+    return [
+        UsageSample(start, start + width, metric, Decimal(quantity), account=account, project=project, model=model,
+                    operation=operation)
+        for (project, model, operation, metric), quantity in totals.items()
+    ]  # fmt: skip
+
+
+def cost_operation(result: CostResult) -> str:
+    """What was billed: the token type for token costs ("output_tokens",
+    "cache_creation.ephemeral_5m_input_tokens"…), else the cost type ("web_search",
+    "code_execution"), else the free-text description."""
+    return result.token_type or result.cost_type or result.description or ""
+
+
+def cost_samples(bucket: Bucket[CostResult], *, account: str, width: timedelta = DAY) -> list[UsageSample]:
+    start = align_down(bucket.start, width)
+    totals: dict[tuple[str, str, str, str], Decimal] = {}
+    for result in bucket.results:
+        # Standard and batch lines (and context-window tiers) of one token type share a key: summed.
+        key = (project_of(result.workspace_id), result.model or "", cost_operation(result), result.currency)
+        totals[key] = totals.get(key, Decimal(0)) + result.amount
+    return [
+        UsageSample(start, start + width, "cost", amount, unit=currency, account=account, project=project,
+                    model=model, operation=operation)
+        for (project, model, operation, currency), amount in totals.items()
+    ]  # fmt: skip
