@@ -22,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sandbox import anthropic
 from sandbox import openai
+from sandbox import openrouter
 from sandbox.core import Request, Response, json_response
 
 CONTROL_PREFIX = "/_sandbox"
@@ -39,6 +40,7 @@ class ProviderModule(Protocol):
 # One line per provider: the URL prefix is the slug.
 PROVIDERS: dict[str, ProviderModule] = {
     "openai": openai,  # type: ignore[dict-item]  # a module satisfies the protocol structurally
+    "openrouter": openrouter,  # type: ignore[dict-item]
     "anthropic": anthropic,  # type: ignore[dict-item]
 }
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 from integrations.providers.anthropic import provider as anthropic
 from integrations.providers.base import Provider
 from integrations.providers.openai import provider as openai
+from integrations.providers.openrouter import provider as openrouter
 
 PROVIDERS: dict[str, Provider] = {
     p.slug: p
     for p in (
         anthropic,
         openai,
+        openrouter,
     )
 }
 
