@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sandbox import anthropic
+from sandbox import groq
 from sandbox import openai
 from sandbox import openrouter
 from sandbox.core import Request, Response, json_response
@@ -42,6 +43,7 @@ PROVIDERS: dict[str, ProviderModule] = {
     "openai": openai,  # type: ignore[dict-item]  # a module satisfies the protocol structurally
     "openrouter": openrouter,  # type: ignore[dict-item]
     "anthropic": anthropic,  # type: ignore[dict-item]
+    "groq": groq,  # type: ignore[dict-item]
 }
 
 
