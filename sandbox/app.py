@@ -24,6 +24,7 @@ from sandbox import anthropic
 from sandbox import groq
 from sandbox import openai
 from sandbox import openrouter
+from sandbox import fireworks
 from sandbox.core import Request, Response, json_response
 
 CONTROL_PREFIX = "/_sandbox"
@@ -44,6 +45,7 @@ PROVIDERS: dict[str, ProviderModule] = {
     "openrouter": openrouter,  # type: ignore[dict-item]
     "anthropic": anthropic,  # type: ignore[dict-item]
     "groq": groq,  # type: ignore[dict-item]
+    "fireworks": fireworks,  # type: ignore[dict-item]
 }
 
 

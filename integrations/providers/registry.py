@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from integrations.providers.anthropic import provider as anthropic
 from integrations.providers.base import Provider
+from integrations.providers.fireworks import provider as fireworks
 from integrations.providers.groq import provider as groq
 from integrations.providers.openai import provider as openai
 from integrations.providers.openrouter import provider as openrouter
@@ -11,6 +12,7 @@ PROVIDERS: dict[str, Provider] = {
     p.slug: p
     for p in (
         anthropic,
+        fireworks,
         groq,
         openai,
         openrouter,

@@ -1,0 +1,219 @@
+"""Fireworks `billingUsage` shapes, validated at the boundary, and the pure mapping to UsageSamples.
+
+The API is a gRPC gateway: int64 counts arrive as JSON strings, and proto3 JSON leaves out
+fields holding their default value, so an absent count means 0 and an absent list means empty.
+`parse_billing_usage` raises ProviderResponseError naming the bad field (never echoing the
+body); `serverless_samples` / `dedicated_samples` turn the rows into normalized samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from integrations.providers.base import ProviderResponseError, UsageSample
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ServerlessRow:
+    start: datetime
+    end: datetime
+    model: str
+    prompt_tokens: int  # all prompt tokens, cached ones included
+    completion_tokens: int
+    cached_prompt_tokens: int | None  # only when the row carries the (undocumented here) field
+
+
+@dataclass(frozen=True)
+class DedicatedRow:
+    start: datetime
+    end: datetime
+    deployment_id: str
+    base_model: str
+    accelerator_type: str
+    placement: str
+    accelerator_seconds: Decimal
+
+
+@dataclass(frozen=True)
+class BillingUsage:
+    serverless: tuple[ServerlessRow, ...]
+    dedicated: tuple[DedicatedRow, ...]
+
+
+# ---------------------------------------------------------------- validation helpers
+def _bad(what: str) -> ProviderResponseError:
+    return ProviderResponseError(f"Fireworks returned an unexpected response: {what}.")
+
+
+def _dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(f"{what} is not an object")
+    return value
+
+
+def _rows(body: dict[str, Any], key: str) -> list[Any]:
+    value = body.get(key)
+    if value is None:  # proto3 JSON omits an empty repeated field
+        return []
+    if not isinstance(value, list):
+        raise _bad(f"{key} is not a list")
+    return value
+
+
+def _str(obj: dict[str, Any], key: str, what: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _bad(f"{what}.{key} is not a string")
+    return value.strip()
+
+
+def _count(obj: dict[str, Any], key: str, what: str) -> int:
+    """An int64 count: a JSON string of digits (gRPC gateway), an integer, or absent (= 0)."""
+    value = obj.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value)
+    # bool is an int in Python; true/false as a token count is a broken response, not 1/0.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise _bad(f"{what}.{key} is not a non-negative integer")
+
+
+def _seconds(obj: dict[str, Any], key: str, what: str) -> Decimal:
+    value = obj.get(key)
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _bad(f"{what}.{key} is not a number")
+    try:
+        seconds = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise _bad(f"{what}.{key} is not a number") from None
+    if not seconds.is_finite() or seconds < 0:
+        raise _bad(f"{what}.{key} is not a finite, non-negative number")
+    return seconds
+
+
+def _time(obj: dict[str, Any], key: str, what: str) -> datetime:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise _bad(f"{what}.{key} is missing or not a string")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _bad(f"{what}.{key} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise _bad(f"{what}.{key} has no time zone")
+    return moment.astimezone(UTC)
+
+
+def _span(obj: dict[str, Any], what: str) -> tuple[datetime, datetime]:
+    start, end = _time(obj, "startTime", what), _time(obj, "endTime", what)
+    # We ask for timezone=UTC daily rows; a row spanning more than its UTC day cannot be keyed.
+    if end < start or end > align_down(start, DAY) + DAY:
+        raise _bad(f"{what} is not a row of one UTC day ({start:%Y-%m-%dT%H:%M}Z to {end:%Y-%m-%dT%H:%M}Z)")
+    return start, end
+
+
+def _group(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    group = obj.get("group")
+    return {} if group is None else _dict(group, f"{what}.group")
+
+
+# ---------------------------------------------------------------- parsers
+def _serverless_row(obj: dict[str, Any], what: str) -> ServerlessRow:
+    start, end = _span(obj, what)
+    group = _group(obj, what)
+    model = _str(obj, "modelName", what) or _str(group, "model_name", f"{what}.group")
+    cached = _count(obj, "cachedPromptTokens", what) if obj.get("cachedPromptTokens") is not None else None
+    return ServerlessRow(
+        start, end, model, _count(obj, "promptTokens", what), _count(obj, "completionTokens", what), cached
+    )
+
+
+def _dedicated_row(obj: dict[str, Any], what: str) -> DedicatedRow:
+    start, end = _span(obj, what)
+    group = _group(obj, what)
+    deployment = _str(obj, "deploymentId", what)
+    if not deployment:  # the grouped resource name is accounts/<account>/deployments/<id>
+        deployment = _str(group, "deployment_name", f"{what}.group").rsplit("/", 1)[-1]
+    return DedicatedRow(
+        start,
+        end,
+        deployment,
+        _str(obj, "baseModel", what),
+        _str(obj, "acceleratorType", what) or _str(group, "accelerator_type", f"{what}.group"),
+        _str(obj, "placement", what),
+        _seconds(obj, "acceleratorSeconds", what),
+    )
+
+
+def parse_billing_usage(body: Any) -> BillingUsage:
+    body = _dict(body, "billing usage")
+    serverless = tuple(
+        _serverless_row(_dict(raw, f"serverlessCosts[{i}]"), f"serverlessCosts[{i}]")
+        for i, raw in enumerate(_rows(body, "serverlessCosts"))
+    )
+    dedicated = tuple(
+        _dedicated_row(_dict(raw, f"dedicatedCosts[{i}]"), f"dedicatedCosts[{i}]")
+        for i, raw in enumerate(_rows(body, "dedicatedCosts"))
+    )
+    return BillingUsage(serverless, dedicated)
+
+
+# ---------------------------------------------------------------- mapping
+def align_down(moment: datetime, width: timedelta) -> datetime:
+    seconds = int(width.total_seconds())
+    ts = int(moment.timestamp())
+    return datetime.fromtimestamp(ts - ts % seconds, UTC)
+
+
+def align_up(moment: datetime, width: timedelta) -> datetime:
+    down = align_down(moment, width)
+    return down if down == moment else down + width
+
+
+def serverless_samples(rows: tuple[ServerlessRow, ...], *, account: str) -> list[UsageSample]:
+    # Rows sharing our key (e.g. split by a usage type we do not key on) add up.
+    totals: dict[tuple[datetime, str, str], int] = {}
+    for row in rows:
+        day = align_down(row.start, DAY)
+        counts = [("input_tokens", row.prompt_tokens), ("output_tokens", row.completion_tokens)]
+        if row.cached_prompt_tokens is not None:
+            counts.append(("cached_input_tokens", row.cached_prompt_tokens))
+        for metric, count in counts:
+            totals[(day, row.model, metric)] = totals.get((day, row.model, metric), 0) + count
+    return [
+        UsageSample(day, day + DAY, metric, Decimal(count), account=account, model=model)
+        for (day, model, metric), count in totals.items()
+    ]
+
+
+def dedicated_samples(rows: tuple[DedicatedRow, ...], *, account: str) -> list[UsageSample]:
+    totals: dict[tuple[datetime, str, str, str, str], Decimal] = {}
+    for row in rows:
+        key = (align_down(row.start, DAY), row.deployment_id, row.base_model, row.accelerator_type, row.placement)
+        totals[key] = totals.get(key, Decimal(0)) + row.accelerator_seconds
+    return [
+        UsageSample(
+            day,
+            day + DAY,
+            "compute_seconds",
+            seconds,
+            account=account,
+            deployment=deployment,
+            model=model,
+            resource=accelerator,
+            region=placement,
+        )
+        for (day, deployment, model, accelerator, placement), seconds in totals.items()
+    ]

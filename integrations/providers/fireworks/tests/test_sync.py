@@ -1,0 +1,122 @@
+"""Fireworks through the real sync engine: true billing totals per metric, model, deployment and
+day; the first sync only records a metrics baseline; a later one stores the integrated estimates;
+a repeated sync changes nothing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from integrations import engine, services
+from integrations.models import Integration, SyncRun
+from integrations.providers.fireworks import provider
+from integrations.providers.fireworks.schema import align_down, align_up
+from integrations.providers.fireworks.tests.support import (
+    DAY,
+    HOUR,
+    billing_truth,
+    days_ago,
+    expected_estimates,
+)
+from integrations.providers.testing import assert_totals_equal
+from sandbox import fireworks as fw
+from usage.models import UsageRecord
+
+METRICS_PATH = f"/fireworks/v1/accounts/{fw.ACCOUNT_ID}/metrics"
+
+
+@pytest.fixture
+def integration(workspace, admin_user, sandbox) -> Integration:
+    return services.integration_create(
+        workspace=workspace,
+        provider_slug="fireworks",
+        credential={"api_key": fw.API_KEY},
+        settings={"base_url": sandbox.url + "/fireworks", "account_id": f"accounts/{fw.ACCOUNT_ID}"},
+        created_by=admin_user,
+    )
+
+
+def sync(integration: Integration, since: datetime | None = None) -> SyncRun:
+    run = engine.integration_sync(integration_id=integration.pk, since=since, trigger="command")
+    assert run.status == SyncRun.Status.SUCCESS, f"{run.error_category}: {run.error}"
+    return run
+
+
+def stored(integration: Integration, provenance: str) -> Counter:
+    """Stored totals per (metric, day, model, deployment, resource, region)."""
+    totals: Counter = Counter()
+    for r in UsageRecord.objects.filter(integration=integration, provenance=provenance):
+        totals[(r.metric, r.bucket_start.date(), r.model, r.deployment, r.resource, r.region)] += r.quantity
+    return totals
+
+
+def truth(start: datetime, end: datetime, now: datetime) -> Counter:
+    def key(row) -> tuple:
+        if hasattr(row, "deployment"):
+            d = row.deployment
+            return (row.day.date(), d.base_model, d.id, d.accelerator_type, d.placement)
+        return (row.day.date(), row.model, "", "", "")
+
+    return billing_truth(start, end, now=now, key=key)
+
+
+def snapshot(integration: Integration) -> list[tuple]:
+    return sorted(
+        UsageRecord.objects.filter(integration=integration).values_list(
+            "bucket_start",
+            "bucket_end",
+            "model",
+            "deployment",
+            "resource",
+            "region",
+            "metric",
+            "quantity",
+            "provenance",
+        )
+    )
+
+
+def derived(integration: Integration) -> dict[tuple, Decimal]:
+    return {
+        (r.bucket_start, r.model, r.metric): r.quantity
+        for r in UsageRecord.objects.filter(integration=integration, provenance="derived")
+    }
+
+
+def test_sync_stores_true_billing_totals_and_integrated_metrics(integration, sandbox, clock) -> None:
+    # "Now" for the connector and the sandbox: 20 minutes into the hour after the engine's last
+    # bucket boundary (the engine itself runs on the real clock and ends its window there).
+    latest = align_down(datetime.now(UTC) - provider.reporting_delay, HOUR)
+    t0 = clock.advance(seconds=(latest + timedelta(minutes=20) - clock()).total_seconds())
+    since = days_ago(3)
+
+    run = sync(integration, since=since)
+    assert run.chunks_total >= 3
+    assert_totals_equal(stored(integration, "reported"), truth(since, align_up(latest, DAY), t0), "first sync")
+    assert derived(integration) == {}, "the first sync only records a metrics baseline"
+    integration.refresh_from_db()
+    assert integration.provider_state["metrics"]["scraped_at"] == t0.isoformat()
+    assert len(sandbox.requests(METRICS_PATH)) == 1, "only the chunk reaching the present scrapes"
+
+    first = snapshot(integration)
+    sync(integration)
+    assert snapshot(integration) == first, "a second sync at the same instant changes nothing"
+
+    t1 = clock.advance(minutes=50)  # crosses into the next hour
+    sync(integration)
+    assert derived(integration) == {
+        (hour, model, metric): quantity.quantize(Decimal("0.001"))
+        for (hour, model, metric), quantity in expected_estimates(t0, t1).items()
+    }
+    assert {k[0] for k in derived(integration)} == {latest, latest + HOUR}
+    # Today's billing row grew with the hour that elapsed: replaced, never added to.
+    assert_totals_equal(stored(integration, "reported"), truth(since, align_up(latest, DAY), t1), "third sync")
+
+    third = snapshot(integration)
+    sync(integration)
+    assert snapshot(integration) == third
+    assert all(r.unit == "tokens" for r in UsageRecord.objects.filter(metric__endswith="tokens"))
+    assert set(UsageRecord.objects.filter(metric="compute_seconds").values_list("unit", flat=True)) == {"seconds"}
