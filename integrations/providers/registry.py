@@ -7,6 +7,7 @@ from integrations.providers.fireworks import provider as fireworks
 from integrations.providers.groq import provider as groq
 from integrations.providers.openai import provider as openai
 from integrations.providers.openrouter import provider as openrouter
+from integrations.providers.replicate import provider as replicate
 
 PROVIDERS: dict[str, Provider] = {
     p.slug: p
@@ -16,6 +17,7 @@ PROVIDERS: dict[str, Provider] = {
         groq,
         openai,
         openrouter,
+        replicate,
     )
 }
 

@@ -1,0 +1,178 @@
+"""Replicate API shapes, validated at the boundary, and the pure mapping to UsageSamples.
+
+`parse_*` take decoded JSON and return small typed objects, or raise ProviderResponseError
+naming what was wrong (never echoing the body: prediction inputs are the customer's data).
+`usage_samples` turns the predictions of a window into hourly samples per model and
+deployment: `requests` counts every prediction (running, failed and canceled ones too: each
+was a request made), `compute_seconds` sums `metrics.predict_time` of the finished ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from integrations.providers.base import ProviderResponseError, UsageSample
+
+HOUR = timedelta(hours=1)
+# Replicate re-lists these until they finish; any other status is treated as final, so a status
+# added later (with a predict_time) is counted rather than waited for forever.
+RUNNING_STATUSES = frozenset({"starting", "processing"})
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    created_at: datetime
+    status: str
+    model: str  # "owner/name"; the version id when an old prediction has no model field
+    deployment: str  # "owner/name" of the deployment, "" when run directly
+    predict_time: Decimal | None  # seconds; None while running or when never started
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in RUNNING_STATUSES
+
+
+@dataclass(frozen=True)
+class PredictionPage:
+    results: tuple[Prediction, ...]
+    next: str | None
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    name: str
+    type: str  # "user" or "organization"
+
+
+# ---------------------------------------------------------------- validation helpers
+def _bad(what: str) -> ProviderResponseError:
+    return ProviderResponseError(f"Replicate returned an unexpected response: {what}.")
+
+
+def _dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(f"{what} is not an object")
+    return value
+
+
+def _str(obj: dict[str, Any], key: str, what: str, *, required: bool = False) -> str:
+    value = obj.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise _bad(f"{what}.{key} is {'missing or ' if required else ''}not a string")
+    return value.strip()
+
+
+def parse_time(value: Any, what: str) -> datetime:
+    """ISO 8601 as Replicate writes it ("2023-09-08T16:19:34.907244Z"); naive means UTC."""
+    if not isinstance(value, str):
+        raise _bad(f"{what} is missing or not a date-time")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _bad(f"{what} is not an ISO 8601 date-time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _seconds(metrics: dict[str, Any], what: str) -> Decimal | None:
+    value = metrics.get("predict_time")
+    if value is None:
+        return None
+    # A number in every example; a numeric string is accepted too, a bool never.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _bad(f"{what}.predict_time is not a number")
+    try:
+        seconds = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise _bad(f"{what}.predict_time is not a number") from None
+    if not seconds.is_finite() or seconds < 0:
+        raise _bad(f"{what}.predict_time is not a non-negative number")
+    return seconds
+
+
+# ---------------------------------------------------------------- parsers
+def _prediction(obj: dict[str, Any], where: str) -> Prediction:
+    status = _str(obj, "status", where, required=True)
+    model = _str(obj, "model", where)
+    if not model:  # predictions from before the field existed: keep them apart by version
+        version = _str(obj, "version", where)
+        model = "" if version == "hidden" else version
+    metrics = obj.get("metrics")
+    if metrics is not None:
+        metrics = _dict(metrics, f"{where}.metrics")
+    return Prediction(
+        id=_str(obj, "id", where, required=True),
+        created_at=parse_time(obj.get("created_at"), f"{where}.created_at"),
+        status=status,
+        model=model,
+        deployment=_str(obj, "deployment", where),
+        predict_time=_seconds(metrics or {}, f"{where}.metrics"),
+    )
+
+
+def parse_prediction_page(body: Any) -> PredictionPage:
+    body = _dict(body, "prediction list")
+    results = body.get("results")
+    if not isinstance(results, list):
+        raise _bad("prediction list.results is not a list")
+    next_url = body.get("next")
+    if next_url is not None and not isinstance(next_url, str):
+        raise _bad("prediction list.next is not a string")
+    predictions = tuple(
+        _prediction(_dict(raw, f"prediction list.results[{i}]"), f"prediction list.results[{i}]")
+        for i, raw in enumerate(results)
+    )
+    return PredictionPage(predictions, (next_url or "").strip() or None)
+
+
+def parse_account(body: Any) -> Account:
+    body = _dict(body, "account")
+    return Account(
+        username=_str(body, "username", "account", required=True),
+        name=_str(body, "name", "account"),
+        type=_str(body, "type", "account"),
+    )
+
+
+# ---------------------------------------------------------------- mapping
+def align_down(moment: datetime, width: timedelta = HOUR) -> datetime:
+    seconds = int(width.total_seconds())
+    ts = int(moment.timestamp() // 1)
+    return datetime.fromtimestamp(ts - ts % seconds, UTC)
+
+
+def align_up(moment: datetime, width: timedelta = HOUR) -> datetime:
+    down = align_down(moment, width)
+    return down if down == moment else down + width
+
+
+def iso(moment: datetime) -> str:
+    """The form sent as created_after / created_before: UTC with a Z, microseconds if any."""
+    text = moment.astimezone(UTC).isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def usage_samples(predictions: Iterable[Prediction], *, account: str) -> list[UsageSample]:
+    """Hourly `requests` and `compute_seconds` per (hour of created_at, model, deployment),
+    in time order. compute_seconds is emitted even while it is 0 (all still running), so the
+    bucket's row exists from the first read and is simply replaced once they finish."""
+    totals: dict[tuple[datetime, str, str], list[Any]] = {}
+    for p in predictions:
+        key = (align_down(p.created_at), p.model, p.deployment)
+        row = totals.setdefault(key, [0, Decimal(0)])
+        row[0] += 1
+        if p.finished and p.predict_time is not None:
+            row[1] += p.predict_time
+    samples: list[UsageSample] = []
+    for (start, model, deployment), (count, seconds) in sorted(totals.items()):
+        dims = {"account": account, "model": model, "deployment": deployment}
+        samples.append(UsageSample(start, start + HOUR, "requests", Decimal(count), **dims))
+        samples.append(UsageSample(start, start + HOUR, "compute_seconds", seconds, **dims))
+    return samples

@@ -1,0 +1,76 @@
+"""Test support: recorded responses (fixtures/*.json, built from the documented shapes) with
+the samples the connector must make of them, computed by hand; past windows; sandbox truth."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from integrations.providers.base import UsageSample
+from integrations.providers.replicate.schema import parse_prediction_page, usage_samples
+from sandbox import replicate as fake
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ACCOUNT = "acme-labs"
+PATHS = fake.PREFIX + "/v1/"
+PREDICTIONS_PATH = fake.PREFIX + "/v1/predictions"
+ACCOUNT_PATH = fake.PREFIX + "/v1/account"
+
+
+def days_ago(days: int) -> datetime:
+    """UTC midnight `days` days before today: windows ending there are long past, so the
+    sandbox's predictions in them have all finished and no longer change."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days)
+
+
+def load(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _pair(hour: str, model: str, requests: int, seconds: str, deployment: str = "") -> list[UsageSample]:
+    start = _at(hour)
+    dims = {"account": ACCOUNT, "model": model, "deployment": deployment}
+    return [
+        UsageSample(start, start + timedelta(hours=1), "requests", Decimal(requests), **dims),
+        UsageSample(start, start + timedelta(hours=1), "compute_seconds", Decimal(seconds), **dims),
+    ]
+
+
+# 02:00 — the flux prediction is still processing: 1 request, 0 compute seconds (yet); the
+# invoice-ocr one at exactly 02:00:00 belongs to the 02:00 hour; the deployment's prediction is
+# its own row. 00:00 — sdxl: a failed one (4.2 s counts), one canceled before it started (a
+# request, no compute) and a succeeded one from the web; the oldest has no `model` field and
+# is keyed by its version. The 01:00 hour is empty: no samples.
+EXPECTED = [
+    *_pair("2024-11-01T02:00", "black-forest-labs/flux-schnell", 1, "0"),
+    *_pair("2024-11-01T02:00", "doow-sandbox/invoice-ocr", 1, "70.912004", "doow-sandbox/invoice-ocr-prod"),
+    *_pair("2024-11-01T02:00", "doow-sandbox/invoice-ocr", 1, "11.5"),
+    *_pair("2024-11-01T00:00", "stability-ai/sdxl", 3, "26.323456"),
+    *_pair("2024-11-01T00:00", "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb7", 1, "0.012683"),
+]
+
+
+def parsed_page() -> list[UsageSample]:
+    return usage_samples(parse_prediction_page(load("predictions_page.json")).results, account=ACCOUNT)
+
+
+def cases() -> list[tuple[str, list[UsageSample], list[UsageSample]]]:
+    return [("predictions_page.json", parsed_page(), EXPECTED)]
+
+
+def truth(start: datetime, end: datetime, key=lambda r: (), *, now: datetime | None = None) -> Counter:
+    """The sandbox's true totals per (metric, *key(row)) for predictions created in [start, end)."""
+    totals: Counter = Counter()
+    for row in fake.truth_usage(start, end, now=now):
+        totals[("requests", *key(row))] += Decimal(row.requests)
+        totals[("compute_seconds", *key(row))] += row.compute_seconds
+    return totals
