@@ -187,3 +187,23 @@ class UsageFilterForm(forms.Form):
         if start and end and end < start:
             self.add_error("date_to", "“To” is before “From”.")
         return data
+
+
+class UsageImportForm(forms.Form):
+    """Upload of a usage CSV (usage/importer.py checks its content; this only takes the file)."""
+
+    FORMAT_CHOICES = (
+        ("auto", "Detect from the header"),
+        ("doow", "Doow export columns"),
+        ("authress", "Authress portal: date, resource, operation, calls"),
+    )
+
+    file = forms.FileField(
+        label="CSV file",
+        help_text="UTF-8 CSV with a header line. A file with any problem stores nothing.",
+        widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+    format = forms.ChoiceField(label="Format", choices=FORMAT_CHOICES, initial="auto", required=False)
+
+    def clean_format(self) -> str:
+        return self.cleaned_data.get("format") or "auto"

@@ -22,6 +22,7 @@ urlpatterns = [
     path("<int:pk>/test/", views.integration_test, name="test"),
     path("<int:pk>/pause/", views.integration_pause_view, name="pause"),
     path("<int:pk>/resume/", views.integration_resume_view, name="resume"),
+    path("<int:pk>/import/", views.integration_import_usage, name="import_usage"),
     # Forms on their own pages.
     path("<int:pk>/edit/", views.integration_edit, name="edit"),
     path("<int:pk>/rotate/", views.integration_rotate, name="rotate"),

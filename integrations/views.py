@@ -28,6 +28,7 @@ from integrations.forms import (
     IntegrationAddForm,
     IntegrationEditForm,
     UsageFilterForm,
+    UsageImportForm,
 )
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import Provider, ProviderError
@@ -44,13 +45,22 @@ from integrations.services import (
     integration_request_sync,
     integration_resume,
     integration_rotate_credential,
+    integration_setup_instructions,
     integration_update,
     integration_verify,
+)
+from usage.importer import (
+    AUTHRESS_EXAMPLE,
+    DOOW_EXAMPLE,
+    MAX_IMPORT_BYTES,
+    MAX_IMPORT_ROWS,
+    UsageImportError,
+    usage_import_file,
 )
 
 DETAIL = "integrations/detail.html"
 USAGE_PAGE_SIZE = 50
-USAGE_DIMENSIONS = ("account", "project", "region", "model", "deployment", "endpoint")
+USAGE_DIMENSIONS = ("account", "project", "region", "model", "deployment", "endpoint", "resource", "operation")
 RUNS_SHOWN = 20
 EVENTS_SHOWN = 50
 # Stop polling a "Sync now" nobody picked up after this long, and say why.
@@ -116,6 +126,12 @@ def _summary_context(integration: Integration) -> dict[str, Any]:
         "identity_facts": facts,
         "last_run": integration.sync_runs.first(),
         "last_problem": last_problem,
+        # A provider without a usage API has no watermark: say how far imported usage reaches.
+        "usage_stored_through": (
+            None
+            if integration.provider_obj.fetches_usage
+            else integration.usage_records.aggregate(m=Max("bucket_end"))["m"]
+        ),
     }
 
 
@@ -203,6 +219,16 @@ def _sync_context(integration: Integration, *, after: int | None = None, request
     }
 
 
+def _import_context(form: UsageImportForm | None = None) -> dict[str, Any]:
+    return {
+        "import_form": form or UsageImportForm(),
+        "import_doow_example": DOOW_EXAMPLE,
+        "import_authress_example": AUTHRESS_EXAMPLE,
+        "import_max_mb": MAX_IMPORT_BYTES // (1024 * 1024),
+        "import_max_rows": MAX_IMPORT_ROWS,
+    }
+
+
 def _detail_context(request: HttpRequest, integration: Integration) -> dict[str, Any]:
     return {
         **_base_context(integration),
@@ -211,6 +237,12 @@ def _detail_context(request: HttpRequest, integration: Integration) -> dict[str,
         **_runs_context(integration),
         **_events_context(integration),
         **_sync_context(integration),
+        **_import_context(),
+        "setup_instructions": (
+            integration_setup_instructions(provider=integration.provider_obj, integration=integration)
+            if integration.status != Integration.Status.DISCONNECTED
+            else []
+        ),
     }
 
 
@@ -252,13 +284,17 @@ def integration_add(request: HttpRequest, provider: str) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            messages.success(
-                request,
-                f"Connected {integration.name}. The first sync starts within a minute and reads "
-                f"the last {integration.backfill_days} days.",
-            )
+            if provider_obj.fetches_usage:
+                done = (
+                    f"Connected {integration.name}. The first sync starts within a minute and reads "
+                    f"the last {integration.backfill_days} days."
+                )
+            else:
+                done = f"Connected {integration.name}. {provider_obj.name} has no usage API: import its usage as CSV below."
+            messages.success(request, done)
             return redirect(_detail_url(integration))
-    return render(request, "integrations/add.html", {"provider": provider_obj, "form": form})
+    steps = integration_setup_instructions(provider=provider_obj, workspace=request.workspace)
+    return render(request, "integrations/add.html", {"provider": provider_obj, "form": form, "setup_instructions": steps})
 
 
 @workspace_view(admin=True)
@@ -409,6 +445,39 @@ def integration_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
         return _status_action(request, integration, f"{integration.name} is {integration.get_status_display().lower()}; nothing to resume.")
     integration_resume(integration=integration)
     return _status_action(request, integration, "Resumed. The next sync starts within a minute.")
+
+
+@workspace_view(admin=True)
+def integration_import_usage(request: HttpRequest, pk: int) -> HttpResponse:
+    """Upload a usage CSV: all rows stored, or none and the line-numbered problems shown."""
+    integration = _integration(request, pk)
+    if request.method != "POST":
+        return _post_only()
+    form = UsageImportForm(request.POST, request.FILES)
+    context: dict[str, Any] = {}
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = usage_import_file(
+                integration=integration,
+                stream=upload,
+                size=upload.size,
+                fmt=form.cleaned_data["format"],
+                source=upload.name or "",
+            )
+        except UsageImportError as error:
+            context["import_error"] = error
+        else:
+            context["import_result"] = result
+            form = UsageImportForm()  # a fresh form: the file field cannot keep its value anyway
+            if not request.htmx:
+                messages.success(request, f"Imported {result.rows} usage rows for {result.date_range}.")
+                return redirect(_detail_url(integration) + "#usage-import")
+    response = _section(request, integration, "import", {**_import_context(form), **context})
+    if request.htmx and ("import_result" in context or "import_error" in context):
+        # Both outcomes add an event; only a stored file changes the usage and the summary.
+        _hx_trigger(response, EVERYTHING_CHANGED if "import_result" in context else "events-changed")
+    return response
 
 
 # ---------------------------------------------------------------- forms on their own pages

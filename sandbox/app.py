@@ -24,6 +24,7 @@ from sandbox import anthropic
 from sandbox import groq
 from sandbox import openai
 from sandbox import openrouter
+from sandbox import authress
 from sandbox import replicate
 from sandbox import fireworks
 from sandbox.core import Request, Response, json_response
@@ -43,6 +44,7 @@ class ProviderModule(Protocol):
 # One line per provider: the URL prefix is the slug.
 PROVIDERS: dict[str, ProviderModule] = {
     "replicate": replicate,  # type: ignore[dict-item]
+    "authress": authress,  # type: ignore[dict-item]
     "openai": openai,  # type: ignore[dict-item]  # a module satisfies the protocol structurally
     "openrouter": openrouter,  # type: ignore[dict-item]
     "anthropic": anthropic,  # type: ignore[dict-item]

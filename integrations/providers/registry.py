@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from integrations.providers.anthropic import provider as anthropic
+from integrations.providers.authress import provider as authress
 from integrations.providers.base import Provider
 from integrations.providers.fireworks import provider as fireworks
 from integrations.providers.groq import provider as groq
@@ -13,6 +14,7 @@ PROVIDERS: dict[str, Provider] = {
     p.slug: p
     for p in (
         anthropic,
+        authress,
         fireworks,
         groq,
         openai,
