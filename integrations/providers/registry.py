@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from integrations.providers.anthropic import provider as anthropic
 from integrations.providers.authress import provider as authress
+from integrations.providers.aws_bedrock import provider as aws_bedrock
 from integrations.providers.base import Provider
 from integrations.providers.fireworks import provider as fireworks
 from integrations.providers.groq import provider as groq
@@ -15,6 +16,7 @@ PROVIDERS: dict[str, Provider] = {
     for p in (
         anthropic,
         authress,
+        aws_bedrock,
         fireworks,
         groq,
         openai,

@@ -1,0 +1,283 @@
+"""AWS Bedrock connector: token usage per model and region, from CloudWatch's AWS/Bedrock metrics.
+
+Authenticates by assuming the customer's role (with the external id Doow generated) or with an
+IAM user's key pair; per region, discovers the ModelIds with ListMetrics and reads hourly Sums
+with GetMetricData. See docs/providers/aws_bedrock.md for the customer's side of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import boto3
+
+from integrations.providers.aws_bedrock.aws import Aws, SessionFactory, open_session
+from integrations.providers.aws_bedrock.credential import check, prepare, setup_steps
+from integrations.providers.aws_bedrock.schema import (
+    DIMENSION,
+    HOUR,
+    INVOCATIONS,
+    NAMESPACE,
+    Query,
+    align_down,
+    align_up,
+    batches,
+    build_queries,
+    parse_list_metrics_page,
+    parse_metric_data_page,
+    parse_regions,
+    usage_samples,
+)
+from integrations.providers.base import (
+    FormField,
+    Identity,
+    PermissionDenied,
+    Provider,
+    ProviderResponseError,
+    ProviderUnavailable,
+    SetupStep,
+    UsageSample,
+    Window,
+)
+
+if TYPE_CHECKING:
+    from integrations.http import HttpClient
+
+MAX_PAGES = 1_000  # a NextToken loop that never ends is a bug, not a large account
+
+
+class AwsBedrockProvider(Provider):
+    slug = "aws_bedrock"
+    name = "AWS Bedrock"
+    category = "cloud"
+    vendor = "Amazon Web Services"
+    docs_path = "docs/providers/aws_bedrock.md"
+    credential_help = (
+        "Recommended: in IAM, create a role that trusts Doow's AWS account with the external id Doow "
+        "generates for you, allow it cloudwatch:ListMetrics and cloudwatch:GetMetricData, and paste its "
+        "ARN. Or paste an access key id and secret access key of an IAM user with those two permissions."
+    )
+    credential_fields = (
+        FormField(
+            "role_arn",
+            "Role ARN (recommended)",
+            help_text="arn:aws:iam::<account>:role/<name>; leave empty when you use an access key instead.",
+            required=False,
+            placeholder="arn:aws:iam::123456789012:role/DoowUsageRead",
+        ),
+        FormField(
+            "access_key_id",
+            "Access key id",
+            help_text="Only without a role: an IAM user's key, AKIA…",
+            required=False,
+            placeholder="AKIA…",
+        ),
+        FormField(
+            "secret_access_key",
+            "Secret access key",
+            help_text="Only without a role: the secret shown once when the access key was created.",
+            secret=True,
+            required=False,
+        ),
+    )
+    setting_fields = (
+        FormField(
+            "regions",
+            "Regions",
+            help_text="Regions where you call Bedrock, separated by commas. Cross-region inference is counted "
+            "in the region you called.",
+            placeholder="us-east-1, eu-central-1",
+        ),
+        FormField(
+            "endpoint_url",
+            "Endpoint URL",
+            help_text="Leave empty. Only for tests or a local AWS fake; it replaces every AWS endpoint.",
+            required=False,
+        ),
+    )
+    url_settings = ("endpoint_url",)
+    # Bedrock publishes to CloudWatch within a few minutes of an invocation ending.
+    reporting_delay = timedelta(minutes=10)
+    # Late datapoints land in their own hour for a while after it: re-read the last hours.
+    restatement_window = timedelta(hours=6)
+    bucket = HOUR
+    chunk = timedelta(days=1)
+    max_queries_per_call: ClassVar[int] = 500  # GetMetricData's limit
+    assume_role_seconds: ClassVar[int] = 3600
+
+    def __init__(self, *, session_factory: SessionFactory = boto3.session.Session) -> None:
+        # Tests hand in a factory making stubbed sessions; the app uses boto3's default chain.
+        self.session_factory = session_factory
+
+    # ------------------------------------------------------------ credential (credential.py)
+    def prepare_credential(
+        self, credential: Mapping[str, str], *, previous: Mapping[str, str] | None = None, seed: str = ""
+    ) -> dict[str, str]:
+        return prepare(credential, previous=previous, seed=seed)
+
+    def check_credential(self, credential: Mapping[str, str]) -> None:
+        check(credential)
+
+    def setup_instructions(
+        self, credential: Mapping[str, str] | None = None, settings: Mapping[str, str] | None = None
+    ) -> list[SetupStep]:
+        return setup_steps(credential or {})
+
+    # ------------------------------------------------------------ contract
+    def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
+        regions = parse_regions(self.setting(settings, "regions"))
+        self.check_credential(credential)
+        aws = self._open(credential, settings, http, regions[0])
+        caller = aws.call(aws.client("sts", regions[0]), "get_caller_identity", "sts:GetCallerIdentity")
+        account, arn = caller.get("Account"), caller.get("Arn")
+        if not isinstance(account, str) or not isinstance(arn, str):
+            raise ProviderResponseError("STS GetCallerIdentity returned no Account or Arn.")
+        models: dict[str, list[str]] = {}
+        for region in regions:
+            models[region] = self._discover(aws, aws.client("cloudwatch", region), region)
+        # ListMetrics passing says nothing about GetMetricData: probe it too, so a policy missing
+        # it fails here rather than at the first sync (one metric requested, fractions of a cent).
+        probe_model = next((ids[0] for ids in models.values() if ids), "doow-permission-probe")
+        end = align_down(datetime.now(UTC))
+        self._datapoints(aws, aws.client("cloudwatch", regions[0]), regions[0], [probe_model], end - HOUR, end, (INVOCATIONS,))
+
+        details: dict[str, Any] = {"caller_arn": arn, "models_by_region": {r: ids or ["none"] for r, ids in models.items()}}
+        if credential.get("role_arn"):
+            details["external_id"] = credential.get("external_id", "")
+        quiet = [r for r, ids in models.items() if not ids]
+        if quiet:
+            details["warnings"] = [
+                f"No Bedrock invocations in the last two weeks in {', '.join(quiet)} (check the regions)."
+            ]
+        counts = ", ".join(f"{r}: {len(ids)}" for r, ids in models.items())
+        summary = f"AWS account {account} as {arn} · models with invocations in the last two weeks — {counts}"
+        return Identity(account_id=account, summary=summary, details=details)
+
+    def fetch(
+        self,
+        credential: Mapping[str, str],
+        settings: Mapping[str, str],
+        window: Window,
+        *,
+        http: HttpClient,
+        state: dict[str, Any] | None = None,
+    ) -> Iterator[UsageSample]:
+        # Hour-aligned on both ends: CloudWatch buckets from StartTime, so an unaligned start
+        # would key the same hour twice.
+        start, end = align_down(window.start), align_up(window.end)
+        if window.end <= window.start or end <= start:
+            return
+        regions = parse_regions(self.setting(settings, "regions"))
+        aws = self._open(credential, settings, http, regions[0])
+        account = aws.account_id
+        if not account:
+            caller = aws.call(aws.client("sts", regions[0]), "get_caller_identity", "sts:GetCallerIdentity")
+            account = str(caller.get("Account") or "")
+        samples: list[UsageSample] = []
+        for region in regions:
+            client = aws.client("cloudwatch", region)
+            model_ids = self._discover(aws, client, region)
+            if model_ids:
+                points = self._datapoints(aws, client, region, model_ids, start, end)
+                samples.extend(usage_samples(points, account=account, region=region))
+        samples.sort(key=lambda s: s.bucket_start)  # stable: regions stay in order within an hour
+        yield from samples
+
+    # ------------------------------------------------------------ internals
+    def _open(self, credential: Mapping[str, str], settings: Mapping[str, str], http: HttpClient, region: str) -> Aws:
+        endpoint = self.setting(settings, "endpoint_url")
+        return open_session(
+            self.session_factory, credential, endpoint=endpoint, http=http, region=region, duration=self.assume_role_seconds
+        )
+
+    def _discover(self, aws: Aws, client: Any, region: str) -> list[str]:
+        """ModelIds with Invocations in this region; CloudWatch lists only metrics with data in
+        the last two weeks, so a model unused since then is not read (even for older windows)."""
+        params: dict[str, Any] = {"Namespace": NAMESPACE, "MetricName": INVOCATIONS, "Dimensions": [{"Name": DIMENSION}]}
+        found: set[str] = set()
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            response = aws.call(
+                client, "list_metrics", "cloudwatch:ListMetrics", region=region, **params, **({"NextToken": token} if token else {})
+            )
+            ids, next_token = _parsed(parse_list_metrics_page, response)
+            found.update(ids)
+            if not next_token:
+                return sorted(found)
+            if next_token == token:
+                raise ProviderResponseError("CloudWatch ListMetrics repeated its NextToken.")
+            token = next_token
+        raise ProviderResponseError(f"CloudWatch ListMetrics kept paginating past {MAX_PAGES} pages.")
+
+    def _datapoints(
+        self,
+        aws: Aws,
+        client: Any,
+        region: str,
+        model_ids: list[str],
+        start: datetime,
+        end: datetime,
+        metrics: tuple[str, ...] | None = None,
+    ) -> dict[tuple[datetime, str, str], Decimal]:
+        queries = build_queries(model_ids, metrics) if metrics else build_queries(model_ids)
+        points: dict[tuple[datetime, str, str], Decimal] = {}
+        for batch in batches(queries, self.max_queries_per_call):
+            self._read_batch(aws, client, region, batch, start, end, points)
+        return points
+
+    def _read_batch(
+        self, aws: Aws, client: Any, region: str, batch: list[Query], start: datetime, end: datetime, points: dict
+    ) -> None:
+        by_id = {q.id: q for q in batch}
+        params: dict[str, Any] = {
+            "MetricDataQueries": [q.payload() for q in batch],
+            "StartTime": start,
+            "EndTime": end,
+            "ScanBy": "TimestampAscending",
+        }
+        seen: set[str] = set()
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            response = aws.call(
+                client, "get_metric_data", "cloudwatch:GetMetricData", region=region, **params, **({"NextToken": token} if token else {})
+            )
+            page = _parsed(parse_metric_data_page, response)
+            partial = False
+            for series in page.series:
+                query = by_id.get(series.id)
+                if query is None:
+                    raise ProviderResponseError(f"CloudWatch returned a result for an unknown query id {series.id!r}.")
+                if series.status == "Forbidden":
+                    raise PermissionDenied(
+                        f"CloudWatch refused to read {query.metric} in {region} (status Forbidden).",
+                        hint="Allow cloudwatch:GetMetricData on Resource * for the role or user.",
+                    )
+                if series.status == "InternalError":
+                    raise ProviderUnavailable(f"CloudWatch had an internal error reading {query.metric} in {region}.")
+                partial = partial or series.status == "PartialData"
+                for moment, value in series.points:
+                    if start <= moment < end:  # the same datapoint on two pages is one datapoint
+                        points[(moment, query.model_id, query.metric)] = value
+            if not page.next_token:
+                if partial:
+                    raise ProviderResponseError(f"CloudWatch returned partial data in {region} without a NextToken.")
+                return
+            if page.next_token in seen:
+                raise ProviderResponseError("CloudWatch GetMetricData repeated its NextToken.")
+            seen.add(page.next_token)
+            token = page.next_token
+        raise ProviderResponseError(f"CloudWatch GetMetricData kept paginating past {MAX_PAGES} pages.")
+
+
+def _parsed(parse: Any, response: dict[str, Any]) -> Any:
+    """Validate one response, tagging a shape error with its status and request id."""
+    try:
+        return parse(response)
+    except ProviderResponseError as error:
+        meta = (response.get("ResponseMetadata") or {}) if isinstance(response, dict) else {}
+        error.http_status = error.http_status or meta.get("HTTPStatusCode")
+        error.request_id = error.request_id or str(meta.get("RequestId", "") or "")[:200]
+        raise

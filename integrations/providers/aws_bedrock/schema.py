@@ -1,0 +1,270 @@
+"""CloudWatch shapes for Amazon Bedrock, validated at the boundary, and the pure mapping to samples.
+
+boto3 hands back parsed dicts (timestamps as datetimes); recorded fixtures hold the same dicts
+as JSON (timestamps as ISO 8601 strings). The `parse_*` functions accept both and raise
+ProviderResponseError naming what was wrong; `usage_samples` turns datapoints into samples.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from integrations.providers.base import (
+    ConfigurationError,
+    ProviderResponseError,
+    UsageSample,
+)
+
+NAMESPACE = "AWS/Bedrock"
+DIMENSION = "ModelId"
+HOUR = timedelta(hours=1)
+PERIOD_SECONDS = 3600
+INVOCATIONS = "Invocations"
+INPUT = "InputTokenCount"
+OUTPUT = "OutputTokenCount"
+CACHE_READ = "CacheReadInputTokenCount"
+CACHE_WRITE = "CacheWriteInputTokenCount"
+CLOUDWATCH_METRICS: tuple[str, ...] = (INVOCATIONS, INPUT, OUTPUT, CACHE_READ, CACHE_WRITE)
+# Geography prefixes of system-defined (cross-region) inference profiles: "us.anthropic.…".
+GEO_PREFIXES = frozenset({"us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"})
+_REGION_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+_ID_RE = re.compile(r"^[a-z][a-zA-Z0-9_]*$")  # GetMetricData's rule for a query Id
+
+
+@dataclass(frozen=True)
+class Query:
+    """One GetMetricData query: one CloudWatch metric of one raw ModelId."""
+
+    id: str
+    model_id: str
+    metric: str
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "Id": self.id,
+            "Label": f"{self.metric} {self.model_id}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": NAMESPACE,
+                    "MetricName": self.metric,
+                    "Dimensions": [{"Name": DIMENSION, "Value": self.model_id}],
+                },
+                "Period": PERIOD_SECONDS,
+                "Stat": "Sum",
+            },
+            "ReturnData": True,
+        }
+
+
+@dataclass(frozen=True)
+class Series:
+    id: str
+    status: str
+    points: tuple[tuple[datetime, Decimal], ...]
+
+
+@dataclass(frozen=True)
+class MetricDataPage:
+    series: tuple[Series, ...]
+    next_token: str | None
+
+
+# ---------------------------------------------------------------- settings and ids
+def parse_regions(text: str) -> list[str]:
+    regions = list(dict.fromkeys(r.strip().lower() for r in (text or "").split(",") if r.strip()))
+    if not regions:
+        raise ConfigurationError(
+            "Enter at least one AWS region.",
+            hint="List the regions where you call Bedrock, separated by commas, e.g. us-east-1, eu-central-1.",
+            field="regions",
+        )
+    for region in regions:
+        if not _REGION_RE.match(region):
+            raise ConfigurationError(
+                f"{region!r} is not an AWS region code.",
+                hint="Use region codes such as us-east-1 or eu-central-1, separated by commas.",
+                field="regions",
+            )
+    return regions
+
+
+def normalize_model_id(raw: str) -> str:
+    """The foundation-model id behind a CloudWatch ModelId.
+
+    "us.anthropic.claude-…" (a system inference profile) and ARNs of foundation models or
+    system inference profiles become "anthropic.claude-…". Other ARNs (application inference
+    profiles, provisioned or custom models) name no model without extra Bedrock calls: their
+    resource part ("application-inference-profile/abc123") is kept as the model.
+    """
+    model = raw.strip()
+    if model.startswith("arn:"):
+        resource = model.split(":", 5)[5] if model.count(":") >= 5 else model
+        kind, _, name = resource.partition("/")
+        if kind not in ("foundation-model", "inference-profile") or not name:
+            return resource
+        model = name
+    head, sep, rest = model.partition(".")
+    if sep and head in GEO_PREFIXES and "." in rest:
+        return rest
+    return model
+
+
+def build_queries(model_ids: Iterable[str], metrics: Sequence[str] = CLOUDWATCH_METRICS) -> list[Query]:
+    queries = [Query(f"m{i}_{j}", model_id, metric) for i, model_id in enumerate(model_ids) for j, metric in enumerate(metrics)]
+    assert all(_ID_RE.match(q.id) for q in queries)
+    return queries
+
+
+def batches(queries: Sequence[Query], size: int) -> Iterator[list[Query]]:
+    for i in range(0, len(queries), size):
+        yield list(queries[i : i + size])
+
+
+def align_down(moment: datetime, width: timedelta = HOUR) -> datetime:
+    seconds = int(width.total_seconds())
+    ts = int(moment.timestamp())
+    return datetime.fromtimestamp(ts - ts % seconds, UTC)
+
+
+def align_up(moment: datetime, width: timedelta = HOUR) -> datetime:
+    down = align_down(moment, width)
+    return down if down == moment else down + width
+
+
+# ---------------------------------------------------------------- validation helpers
+def _bad(what: str) -> ProviderResponseError:
+    return ProviderResponseError(f"CloudWatch returned an unexpected response: {what}.")
+
+
+def _dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(f"{what} is not an object")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _bad(f"{what} is not a list")
+    return value
+
+
+def _items(body: dict[str, Any], key: str, what: str) -> list[Any]:
+    """The response's list. AWS always sends a request id; a reply with neither the list nor a
+    request id is not AWS talking (a proxy's HTML page parses to an empty response)."""
+    if key not in body:
+        if not (body.get("ResponseMetadata") or {}).get("RequestId"):
+            raise _bad(f"{what} has no {key} and no AWS request id (not an AWS response?)")
+        return []
+    return _list(body[key], f"{what}.{key}")
+
+
+def _token(body: dict[str, Any], what: str) -> str | None:
+    token = body.get("NextToken")
+    if token is not None and not isinstance(token, str):
+        raise _bad(f"{what}.NextToken is not a string")
+    return token or None
+
+
+def _timestamp(value: Any, what: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)  # Python 3.11 reads "Z" too
+        except ValueError:
+            raise _bad(f"{what} is not a timestamp") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise _bad(f"{what} is not an aware timestamp")
+    return value.astimezone(UTC)
+
+
+def _quantity(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _bad(f"{what} is not a finite number")
+    # Sums of token counts are whole numbers carried as doubles: store 1234, not 1234.0.
+    return Decimal(int(value)) if float(value).is_integer() else Decimal(repr(float(value)))
+
+
+# ---------------------------------------------------------------- parsers
+def parse_list_metrics_page(body: Any) -> tuple[list[str], str | None]:
+    """ModelIds of one ListMetrics page. Only metrics whose sole dimension is ModelId count:
+    the "across all models" series (no dimension) would double every total."""
+    body = _dict(body, "list_metrics")
+    model_ids = []
+    for i, raw in enumerate(_items(body, "Metrics", "list_metrics")):
+        metric = _dict(raw, f"list_metrics.Metrics[{i}]")
+        dimensions = _list(metric.get("Dimensions", []), f"list_metrics.Metrics[{i}].Dimensions")
+        if len(dimensions) != 1:
+            continue
+        dimension = _dict(dimensions[0], f"list_metrics.Metrics[{i}].Dimensions[0]")
+        value = dimension.get("Value")
+        if dimension.get("Name") == DIMENSION and isinstance(value, str) and value.strip():
+            model_ids.append(value)
+    return model_ids, _token(body, "list_metrics")
+
+
+def parse_metric_data_page(body: Any) -> MetricDataPage:
+    body = _dict(body, "get_metric_data")
+    series = []
+    for i, raw in enumerate(_items(body, "MetricDataResults", "get_metric_data")):
+        where = f"MetricDataResults[{i}]"
+        result = _dict(raw, where)
+        query_id, status = result.get("Id"), result.get("StatusCode", "Complete")
+        if not isinstance(query_id, str) or not isinstance(status, str):
+            raise _bad(f"{where}.Id or StatusCode is missing")
+        stamps = _list(result.get("Timestamps", []), f"{where}.Timestamps")
+        values = _list(result.get("Values", []), f"{where}.Values")
+        if len(stamps) != len(values):
+            raise _bad(f"{where} has {len(stamps)} timestamps but {len(values)} values")
+        points = tuple(
+            (_timestamp(t, f"{where}.Timestamps[{j}]"), _quantity(v, f"{where}.Values[{j}]"))
+            for j, (t, v) in enumerate(zip(stamps, values, strict=True))
+        )
+        series.append(Series(query_id, status, points))
+    return MetricDataPage(tuple(series), _token(body, "get_metric_data"))
+
+
+# ---------------------------------------------------------------- mapping
+Datapoints = Mapping[tuple[datetime, str, str], Decimal]  # (hour, raw ModelId, CloudWatch metric) -> Sum
+
+
+def usage_samples(points: Datapoints, *, account: str, region: str) -> list[UsageSample]:
+    """Samples of one region's datapoints, in time order.
+
+    requests = Invocations; input_tokens = InputTokenCount + CacheRead + CacheWrite (Bedrock
+    counts cache tokens apart from InputTokenCount, as its Converse usage does, and our
+    input_tokens includes them); cached_input_tokens = CacheRead; cache_write_tokens =
+    CacheWrite. Hours CloudWatch omitted (no datapoint) produce no sample.
+    """
+    hours: dict[tuple[datetime, str], dict[str, Decimal]] = {}
+    for (moment, model_id, metric), value in points.items():
+        values = hours.setdefault((align_down(moment), model_id), {})
+        values[metric] = values.get(metric, Decimal(0)) + value
+    samples = []
+    for (hour, model_id), values in sorted(hours.items()):
+        model = normalize_model_id(model_id)
+        # The raw id keeps "us.anthropic.x" and "anthropic.x" apart: same model, two series,
+        # and one natural key for both would make the store keep only one of them.
+        deployment = model_id if model_id != model else ""
+        metrics: dict[str, Decimal] = {}
+        if INVOCATIONS in values:
+            metrics["requests"] = values[INVOCATIONS]
+        if any(m in values for m in (INPUT, CACHE_READ, CACHE_WRITE)):
+            metrics["input_tokens"] = sum((values.get(m, Decimal(0)) for m in (INPUT, CACHE_READ, CACHE_WRITE)), Decimal(0))
+        if CACHE_READ in values:
+            metrics["cached_input_tokens"] = values[CACHE_READ]
+        if CACHE_WRITE in values:
+            metrics["cache_write_tokens"] = values[CACHE_WRITE]
+        if OUTPUT in values:
+            metrics["output_tokens"] = values[OUTPUT]
+        samples.extend(
+            UsageSample(hour, hour + HOUR, metric, quantity, account=account, region=region, model=model, deployment=deployment)
+            for metric, quantity in metrics.items()
+        )
+    return samples
