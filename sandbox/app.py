@@ -22,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sandbox import anthropic
 from sandbox import groq
+from sandbox import azure_openai
 from sandbox import openai
 from sandbox import openrouter
 from sandbox import authress
@@ -45,6 +46,7 @@ class ProviderModule(Protocol):
 PROVIDERS: dict[str, ProviderModule] = {
     "replicate": replicate,  # type: ignore[dict-item]
     "authress": authress,  # type: ignore[dict-item]
+    "azure_openai": azure_openai,  # type: ignore[dict-item]
     "openai": openai,  # type: ignore[dict-item]  # a module satisfies the protocol structurally
     "openrouter": openrouter,  # type: ignore[dict-item]
     "anthropic": anthropic,  # type: ignore[dict-item]

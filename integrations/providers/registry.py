@@ -4,6 +4,7 @@ from __future__ import annotations
 from integrations.providers.anthropic import provider as anthropic
 from integrations.providers.authress import provider as authress
 from integrations.providers.aws_bedrock import provider as aws_bedrock
+from integrations.providers.azure_openai import provider as azure_openai
 from integrations.providers.base import Provider
 from integrations.providers.fireworks import provider as fireworks
 from integrations.providers.groq import provider as groq
@@ -17,6 +18,7 @@ PROVIDERS: dict[str, Provider] = {
         anthropic,
         authress,
         aws_bedrock,
+        azure_openai,
         fireworks,
         groq,
         openai,

@@ -1,0 +1,292 @@
+"""Azure shapes (Entra ID token, ARM listings, Azure Monitor metrics), validated at the boundary,
+and the pure mapping of a metrics response to UsageSamples.
+
+Every `parse_*` function takes decoded JSON and returns small typed objects or raises
+ProviderResponseError naming what was wrong (never echoing the body).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from integrations.providers.base import ProviderResponseError, UsageSample
+
+HOUR = timedelta(hours=1)
+# (Azure Monitor metric, our metric). ProcessedPromptTokens counts every prompt token the
+# deployment processed; Azure publishes no cached-token metric for OpenAI models on standard
+# deployments, so there is no cached_input_tokens here.
+METRICS: tuple[tuple[str, str], ...] = (
+    ("ProcessedPromptTokens", "input_tokens"),
+    ("GeneratedTokens", "output_tokens"),
+    ("AzureOpenAIRequests", "requests"),
+)
+OPENAI_KINDS = frozenset({"openai", "aiservices"})  # lower-cased; other Cognitive Services kinds are skipped
+DEPLOYMENT_DIMENSION = "modeldeploymentname"  # Azure lower-cases dimension names in responses
+_RESOURCE_ID_RE = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    r"/providers/Microsoft\.CognitiveServices/accounts/(?P<name>[^/]+)$",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    access_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    subscription_id: str
+    resource_group: str
+    location: str
+    kind: str
+
+    @property
+    def serves_openai(self) -> bool:
+        return self.kind.lower() in OPENAI_KINDS
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    model: str  # "<model name>-<version>", e.g. "gpt-4o-2024-08-06"
+    sku: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    items: tuple[Any, ...]
+    next_link: str | None
+
+
+@dataclass(frozen=True)
+class Series:
+    metric: str  # Azure's metric name as sent in name.value
+    deployment: str
+    points: tuple[tuple[datetime, Decimal], ...]  # only points that carry a `total`
+
+
+# ---------------------------------------------------------------- validation helpers
+def _bad(what: str) -> ProviderResponseError:
+    return ProviderResponseError(f"Azure returned an unexpected response: {what}.")
+
+
+def _dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(f"{what} is not an object")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _bad(f"{what} is not a list")
+    return value
+
+
+def _opt_dict(obj: dict[str, Any], key: str, what: str) -> dict[str, Any]:
+    value = obj.get(key)
+    return {} if value is None else _dict(value, f"{what}.{key}")
+
+
+def _str(obj: dict[str, Any], key: str, what: str, *, required: bool = True) -> str:
+    value = obj.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise _bad(f"{what}.{key} is missing or not a string")
+    return value
+
+
+def _next_link(body: dict[str, Any], what: str) -> str | None:
+    link = body.get("nextLink")
+    if link is not None and not isinstance(link, str):
+        raise _bad(f"{what}.nextLink is not a string")
+    return link or None
+
+
+def parse_resource_id(text: str) -> tuple[str, str, str] | None:
+    """(subscription, resource group, account name) of a Cognitive Services account id, else None."""
+    match = _RESOURCE_ID_RE.match(text.strip())
+    return (match["sub"], match["rg"], match["name"]) if match else None
+
+
+def model_id(name: str, version: str) -> str:
+    # "gpt-4o" + "2024-08-06" -> "gpt-4o-2024-08-06", the same id OpenAI itself uses.
+    return f"{name}-{version}" if name and version else name
+
+
+# ---------------------------------------------------------------- parsers
+def parse_token(body: Any) -> Token:
+    body = _dict(body, "token response")
+    token = body.get("access_token")
+    if not isinstance(token, str) or not token.strip():
+        raise _bad("the token response has no access_token")
+    expires_in = body.get("expires_in", 3599)
+    try:  # Entra's v1 endpoint sent it as a string; accept both, never a bool
+        seconds = int(expires_in) if not isinstance(expires_in, bool) else -1
+    except (TypeError, ValueError):
+        seconds = -1
+    if seconds <= 0:
+        raise _bad("the token response's expires_in is not a positive number")
+    return Token(token.strip(), seconds)
+
+
+def parse_account(obj: Any, what: str = "account") -> Account:
+    obj = _dict(obj, what)
+    resource_id = _str(obj, "id", what)
+    parts = parse_resource_id(resource_id)
+    if parts is None:
+        raise _bad(f"{what}.id is not a Cognitive Services account id")
+    return Account(
+        resource_id,
+        _str(obj, "name", what),
+        parts[0],
+        parts[1],
+        _str(obj, "location", what),
+        _str(obj, "kind", what, required=False),
+    )
+
+
+def parse_accounts_page(body: Any) -> Listing:
+    body = _dict(body, "account list")
+    items = _list(body.get("value"), "account list.value")
+    accounts = tuple(parse_account(a, f"account list.value[{i}]") for i, a in enumerate(items))
+    return Listing(accounts, _next_link(body, "account list"))
+
+
+def parse_deployments_page(body: Any) -> Listing:
+    body = _dict(body, "deployment list")
+    deployments = []
+    for i, raw in enumerate(_list(body.get("value"), "deployment list.value")):
+        where = f"deployment list.value[{i}]"
+        obj = _dict(raw, where)
+        properties = _opt_dict(obj, "properties", where)
+        model = _opt_dict(properties, "model", f"{where}.properties")
+        sku = _opt_dict(obj, "sku", where)
+        deployments.append(
+            Deployment(
+                _str(obj, "name", where),
+                model_id(
+                    _str(model, "name", f"{where}.properties.model", required=False),
+                    _str(model, "version", f"{where}.properties.model", required=False),
+                ),
+                _str(sku, "name", f"{where}.sku", required=False),
+            )
+        )
+    return Listing(tuple(deployments), _next_link(body, "deployment list"))
+
+
+def _timestamp(value: Any, what: str) -> datetime:
+    if not isinstance(value, str):
+        raise _bad(f"{what}.timeStamp is not a string")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(f"{what}.timeStamp is not an ISO 8601 time") from None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _total(point: dict[str, Any], what: str) -> Decimal | None:
+    value = point.get("total")
+    if value is None:  # no data in this interval: not a zero to store
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(f"{what}.total is not a number")
+    try:
+        total = Decimal(str(value))
+    except InvalidOperation:
+        raise _bad(f"{what}.total is not a number") from None
+    if not total.is_finite() or total < 0:
+        raise _bad(f"{what}.total is not a finite, non-negative number")
+    # Counts arrive as floats (1234.0); keep them integral so stored quantities read as counts.
+    return total.quantize(Decimal(1)) if total == total.to_integral_value() else total
+
+
+def parse_metrics(body: Any) -> list[Series]:
+    body = _dict(body, "metrics response")
+    interval = body.get("interval")
+    if interval is not None and str(interval).upper() != "PT1H":
+        raise _bad(f"metrics came back at interval {interval!r}, not PT1H")
+    out = []
+    for i, raw in enumerate(_list(body.get("value"), "metrics response.value")):
+        where = f"metrics response.value[{i}]"
+        metric = _dict(raw, where)
+        name = _str(_dict(metric.get("name"), f"{where}.name"), "value", f"{where}.name")
+        error_code = metric.get("errorCode")
+        if error_code not in (None, "", "Success"):
+            detail = metric.get("errorMessage") if isinstance(metric.get("errorMessage"), str) else ""
+            raise _bad(f"metric {name} failed with {error_code}: {detail[:200]}")
+        for j, raw_series in enumerate(_list(metric.get("timeseries", []), f"{where}.timeseries")):
+            swhere = f"{where}.timeseries[{j}]"
+            series = _dict(raw_series, swhere)
+            deployment = ""
+            for k, raw_meta in enumerate(_list(series.get("metadatavalues", []), f"{swhere}.metadatavalues")):
+                meta = _dict(raw_meta, f"{swhere}.metadatavalues[{k}]")
+                key = _str(_dict(meta.get("name"), f"{swhere}.metadatavalues[{k}].name"), "value", f"{swhere}.name")
+                if key.lower() == DEPLOYMENT_DIMENSION:
+                    deployment = _str(meta, "value", f"{swhere}.metadatavalues[{k}]", required=False)
+            points = []
+            for n, raw_point in enumerate(_list(series.get("data", []), f"{swhere}.data")):
+                point = _dict(raw_point, f"{swhere}.data[{n}]")
+                total = _total(point, f"{swhere}.data[{n}]")
+                if total is not None:
+                    points.append((_timestamp(point.get("timeStamp"), f"{swhere}.data[{n}]"), total))
+            out.append(Series(name, deployment, tuple(points)))
+    return out
+
+
+# ---------------------------------------------------------------- mapping
+def align_down(moment: datetime, width: timedelta = HOUR) -> datetime:
+    seconds = int(width.total_seconds())
+    ts = int(moment.timestamp())
+    return datetime.fromtimestamp(ts - ts % seconds, UTC)
+
+
+def align_up(moment: datetime, width: timedelta = HOUR) -> datetime:
+    down = align_down(moment, width)
+    return down if down == moment else down + width
+
+
+def metrics_samples(
+    series: list[Series], *, account: Account, models: Mapping[str, str], start: datetime, end: datetime
+) -> list[UsageSample]:
+    """Hourly samples of one account's metrics for buckets starting in [start, end).
+
+    Dimensions: account = subscription id, project = resource group, resource = account name,
+    region = account location, deployment, and model from the deployment list ("" for a
+    deployment that no longer exists)."""
+    ours = {azure: metric for azure, metric in METRICS}
+    totals: dict[tuple[datetime, str, str], Decimal] = {}
+    for s in series:
+        metric = ours.get(s.metric) or next((m for a, m in ours.items() if a.lower() == s.metric.lower()), None)
+        if metric is None:
+            continue  # a metric we did not ask for
+        for moment, total in s.points:
+            bucket = align_down(moment)
+            if start <= bucket < end:
+                # Series sharing our key (e.g. the same deployment twice) add up; never overwrite.
+                key = (bucket, s.deployment, metric)
+                totals[key] = totals.get(key, Decimal(0)) + total
+    return [
+        UsageSample(
+            bucket,
+            bucket + HOUR,
+            metric,
+            quantity,
+            account=account.subscription_id,
+            project=account.resource_group,
+            region=account.location,
+            resource=account.name,
+            deployment=deployment,
+            model=models.get(deployment, ""),
+        )
+        for (bucket, deployment, metric), quantity in sorted(totals.items(), key=lambda kv: kv[0])
+    ]

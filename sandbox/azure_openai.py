@@ -1,0 +1,559 @@
+"""A fake of Azure OpenAI as the connector sees it: Entra ID's token endpoint, Azure Resource
+Manager's Cognitive Services listings, and the Azure Monitor metrics API.
+
+Routes below the `/azure_openai` prefix: `/login/{tenant}/oauth2/v2.0/token` (so `login_url`
+= sandbox url + "/azure_openai/login") and `/arm/…` (so `base_url` = sandbox url +
+"/azure_openai/arm"). ARM calls need a bearer token this module issued (stateless: signed).
+
+Data is deterministic: every (hour, account, deployment) gets its quantities from a SHA-256,
+some hours and deployments are idle, and only fully elapsed hours carry data. `truth_usage`
+is what the metrics handler serves from, so tests and responses cannot disagree.
+
+Documented quirks reproduced: accounts (and deployments) come in pages linked by `nextLink`;
+dimension names come back lower-cased (`modeldeploymentname`); a data point without `total`
+means no data; with a `$filter`, `top` defaults to 10 and extra time series vanish silently;
+metrics older than the 93-day retention are refused (so a connector must clamp).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlencode
+
+from sandbox.core import Request, Response, json_response
+
+PREFIX = "/azure_openai"
+TENANT_ID = "5b9a1c2e-7d4f-4e3a-9c1b-0a2b3c4d5e6f"
+TENANT_DOMAIN = "doowsandbox.onmicrosoft.com"  # a verified domain works as the tenant too
+CLIENT_ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"  # app registration with Monitoring Reader
+CLIENT_SECRET = "sbx8Q~SandboxClientSecret0123456789abcdSECRET"
+EXPIRED_CLIENT_SECRET = "sbx8Q~SandboxExpiredSecret000000000000SECRET"  # → AADSTS7000222
+NO_ROLE_CLIENT_ID = "7a6b5c4d-3e2f-4109-8a7b-6c5d4e3f2a1b"  # valid app, no role → 403
+NO_ROLE_CLIENT_SECRET = "sbx8Q~SandboxNoRoleSecret0000000000000SECRET"
+SUBSCRIPTION_ID = "9c8b7a65-4321-4fed-8cba-0123456789ab"
+ARM_SCOPE = "https://management.azure.com/.default"
+TOKEN_LIFETIME = 3599
+RETENTION = timedelta(days=93)
+ACCOUNTS_PAGE_SIZE = 2
+DEPLOYMENTS_PAGE_SIZE = 10
+DEFAULT_TOP = 10
+DATA_START = datetime(2024, 1, 1, tzinfo=UTC)
+HOUR = 3600
+_SIGNING_KEY = b"doow-sandbox-azure-signing-key"
+_CLIENTS = {CLIENT_ID: CLIENT_SECRET, NO_ROLE_CLIENT_ID: NO_ROLE_CLIENT_SECRET}
+METRICS = ("ProcessedPromptTokens", "GeneratedTokens", "AzureOpenAIRequests")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    model: str
+    version: str
+    sku: str
+    capacity: int = 100
+
+    @property
+    def model_id(self) -> str:  # what the connector should call the model
+        return f"{self.model}-{self.version}" if self.version else self.model
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    resource_group: str
+    location: str
+    kind: str
+    deployments: tuple[Deployment, ...] = ()
+    deleted: tuple[str, ...] = ()  # deployments gone from the list that still have metrics
+
+    @property
+    def id(self) -> str:
+        return (
+            f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.CognitiveServices/accounts/{self.name}"
+        )
+
+    @property
+    def serves_openai(self) -> bool:
+        return self.kind in ("OpenAI", "AIServices")
+
+
+D = Deployment
+ACCOUNTS: tuple[Account, ...] = (
+    Account(
+        "doow-sbx-eastus",
+        "rg-ai-prod",
+        "eastus",
+        "OpenAI",
+        (
+            D("gpt-4o-prod", "gpt-4o", "2024-08-06", "GlobalStandard", 450),
+            D("gpt-4o-mini-chat", "gpt-4o-mini", "2024-07-18", "Standard", 200),
+            D("o3-mini-reasoning", "o3-mini", "2025-01-31", "GlobalStandard"),
+            D("embeddings-large", "text-embedding-3-large", "1", "Standard", 350),
+            D("gpt-41-agents", "gpt-4.1", "2025-04-14", "DataZoneStandard", 50),
+            D("gpt-41-mini", "gpt-4.1-mini", "2025-04-14", "GlobalStandard", 150),
+            D("gpt-41-nano", "gpt-4.1-nano", "2025-04-14", "GlobalStandard", 150),
+            D("o4-mini", "o4-mini", "2025-04-16", "GlobalStandard"),
+            D("gpt-4o-batch", "gpt-4o", "2024-11-20", "GlobalBatch"),
+            D("ada-embeddings", "text-embedding-ada-002", "2", "Standard", 120),
+            D("gpt-4o-ptu", "gpt-4o", "2024-08-06", "ProvisionedManaged", 15),
+            D("gpt-5-mini", "gpt-5-mini", "2025-08-07", "GlobalStandard"),
+        ),
+        deleted=("gpt-35-legacy",),
+    ),
+    Account("doow-sbx-speech", "rg-ai-prod", "eastus", "SpeechServices"),
+    Account(
+        "doow-sbx-sweden",
+        "rg-ai-research",
+        "swedencentral",
+        "AIServices",
+        (
+            D("gpt-4o", "gpt-4o", "2024-11-20", "GlobalStandard"),
+            D("o3", "o3", "2025-04-16", "GlobalStandard", 50),
+            D("embeddings", "text-embedding-3-small", "1", "Standard"),
+        ),
+    ),
+    Account(
+        "doow-sbx-westeurope",
+        "rg-ai-prod",
+        "westeurope",
+        "OpenAI",
+        (
+            D("chat", "gpt-4o-mini", "2024-07-18", "Standard"),
+            D("reasoning", "o3-mini", "2025-01-31", "DataZoneStandard"),
+        ),
+    ),
+    Account("doow-sbx-language", "rg-shared", "westeurope", "TextAnalytics"),
+)
+
+
+class UsageRow(NamedTuple):
+    """The true usage of one deployment of one account in one hour."""
+
+    hour_start: datetime
+    account: str
+    resource_group: str
+    location: str
+    deployment: str
+    model: str  # "" for a deployment no longer listed
+    prompt_tokens: int
+    generated_tokens: int
+    requests: int
+
+
+def _digest(*parts: object) -> bytes:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+
+
+def _ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _dt(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _iso(ts: int) -> str:
+    return _dt(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@lru_cache(maxsize=100_000)
+def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
+    if hour_ts < _ts(DATA_START) or _digest("idle", hour_ts)[0] < 51:  # ~20 % of hours: no traffic
+        return ()
+    rows = []
+    for account in ACCOUNTS:
+        if not account.serves_openai:
+            continue
+        models = {d.name: d.model_id for d in account.deployments} | {name: "" for name in account.deleted}
+        for name, model in models.items():
+            d = _digest(hour_ts, account.name, name)
+            if d[0] < 90:  # ~35 % of deployments idle in a busy hour
+                continue
+            requests = 1 + d[1] % 60
+            prompt = requests * (200 + int.from_bytes(d[2:4], "big") % 2500)
+            generated = 0 if "embedding" in model else requests * (20 + int.from_bytes(d[4:6], "big") % 900)
+            where = (account.name, account.resource_group, account.location)
+            rows.append(UsageRow(_dt(hour_ts), *where, name, model, prompt, generated, requests))
+    return tuple(rows)
+
+
+def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) -> list[UsageRow]:
+    """Hourly rows for hours starting in [start, end) that have fully elapsed before `now`."""
+    now_ts = _ts(now or datetime.now(UTC))
+    first = -(-_ts(start) // HOUR) * HOUR
+    return [r for h in range(first, min(_ts(end), now_ts - HOUR + 1), HOUR) for r in _hour_rows(h)]
+
+
+# ---------------------------------------------------------------- tokens (signed, stateless)
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def issue_token(client_id: str, *, lifetime: int = TOKEN_LIFETIME, now: float | None = None) -> str:
+    claims = {
+        "aud": "https://management.azure.com/",
+        "tid": TENANT_ID,
+        "appid": client_id,
+        "exp": int((now or time.time()) + lifetime),
+    }
+    head = _b64(b'{"typ":"JWT","alg":"HS256"}') + "." + _b64(json.dumps(claims).encode())
+    return head + "." + _b64(hmac.new(_SIGNING_KEY, head.encode(), "sha256").digest())
+
+
+def _token_claims(token: str) -> dict[str, Any] | None:
+    head, _, signature = token.rpartition(".")
+    expected = _b64(hmac.new(_SIGNING_KEY, head.encode(), "sha256").digest())
+    if not head or not hmac.compare_digest(signature, expected):
+        return None
+    payload = head.partition(".")[2]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+# ---------------------------------------------------------------- errors
+def _aad_error(status: int, error: str, code: int, text: str) -> Response:
+    trace, correlation = uuid.uuid4(), uuid.uuid4()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    body = {
+        "error": error,
+        "error_description": f"AADSTS{code}: {text} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {stamp}",
+        "error_codes": [code],
+        "timestamp": stamp,
+        "trace_id": str(trace),
+        "correlation_id": str(correlation),
+        "error_uri": f"https://login.microsoftonline.com/error?code={code}",
+    }
+    return json_response(status, body, common_headers())
+
+
+def _arm_error(status: int, code: str, message: str) -> Response:
+    return json_response(status, {"error": {"code": code, "message": message}}, common_headers())
+
+
+def error_body(status: int) -> dict[str, Any]:
+    """ARM's error JSON for `status`; used for injected faults."""
+    code, message = {
+        401: ("InvalidAuthenticationToken", "The access token is invalid."),
+        403: (
+            "AuthorizationFailed",
+            f"The client '{CLIENT_ID}' with object id '{CLIENT_ID}' does not have "
+            "authorization to perform action 'Microsoft.Insights/metrics/read' over scope "
+            f"'/subscriptions/{SUBSCRIPTION_ID}' or the scope is invalid.",
+        ),
+        404: ("ResourceNotFound", "The Resource was not found."),
+        429: ("TooManyRequests", "The request is throttled. Please try again after some time."),
+        529: ("ServerBusy", "The server is busy. Please retry the request after some time."),
+    }.get(status, ("InternalServerError" if status >= 500 else "BadRequest", f"HTTP {status}."))
+    return {"error": {"code": code, "message": message}}
+
+
+def common_headers() -> dict[str, str]:
+    return {"x-ms-request-id": str(uuid.uuid4()), "x-ms-correlation-request-id": str(uuid.uuid4())}
+
+
+# ---------------------------------------------------------------- dispatch
+_ACCOUNT = (
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    r"/providers/Microsoft\.CognitiveServices/accounts/(?P<name>[^/]+)"
+)
+ROUTES = (
+    (re.compile(r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.CognitiveServices/accounts$", re.I), "accounts"),
+    (re.compile(f"^{_ACCOUNT}$", re.I), "account"),
+    (re.compile(f"^{_ACCOUNT}/deployments$", re.I), "deployments"),
+    (re.compile(f"^{_ACCOUNT}/providers/Microsoft\\.Insights/metrics$", re.I), "metrics"),
+)
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def handle(request: Request) -> Response:
+    token_path = re.match(r"^/login/(?P<tenant>[^/]+)/oauth2/v2\.0/token$", request.path)
+    if token_path:
+        return _token(request, token_path["tenant"])
+    if not request.path.startswith("/arm/"):
+        return _arm_error(404, "NotFound", f"No route {request.path}.")
+    path = request.path[len("/arm") :].rstrip("/")
+    for pattern, kind in ROUTES:
+        match = pattern.match(path)
+        if match:
+            return _arm(request, kind, match)
+    return _arm_error(404, "InvalidResourceType", f"The resource path '{path}' is not served by the sandbox.")
+
+
+def _token(request: Request, tenant: str) -> Response:
+    if request.method != "POST":
+        return _aad_error(405, "invalid_request", 900561, "The endpoint only accepts POST requests.")
+    form = {k: v[-1] for k, v in parse_qs(request.body.decode(errors="replace")).items()}
+    if tenant not in (TENANT_ID, TENANT_DOMAIN):
+        return _aad_error(
+            400,
+            "invalid_tenant",
+            90002,
+            f"Tenant '{tenant}' not found. Check to make sure you "
+            "have the correct tenant ID and are signing into the correct cloud.",
+        )
+    if form.get("grant_type") != "client_credentials":
+        return _aad_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
+    if form.get("scope") != ARM_SCOPE:
+        return _aad_error(
+            400,
+            "invalid_scope",
+            70011,
+            f"The provided value '{form.get('scope')}' for the input parameter 'scope' is not valid.",
+        )
+    client_id = form.get("client_id", "")
+    if client_id not in _CLIENTS:
+        return _aad_error(
+            400,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{client_id}' was not "
+            f"found in the directory '{tenant}'. You may have sent your authentication request to "
+            "the wrong tenant.",
+        )
+    if client_id == CLIENT_ID and form.get("client_secret") == EXPIRED_CLIENT_SECRET:
+        return _aad_error(
+            401,
+            "invalid_client",
+            7000222,
+            f"The provided client secret keys for app '{client_id}' "
+            "are expired. Visit the Azure portal to create new keys for your app.",
+        )
+    if form.get("client_secret") != _CLIENTS[client_id]:
+        return _aad_error(
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being "
+            "sent in the request is the client secret value, not the client secret ID, for a secret "
+            f"added to app '{client_id}'.",
+        )
+    body = {
+        "token_type": "Bearer",
+        "expires_in": TOKEN_LIFETIME,
+        "ext_expires_in": TOKEN_LIFETIME,
+        "access_token": issue_token(client_id),
+    }
+    return json_response(200, body, common_headers())
+
+
+def _arm(request: Request, kind: str, match: re.Match[str]) -> Response:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _arm_error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+    claims = _token_claims(token.strip())
+    if claims is None:
+        return _arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+    if claims["exp"] < time.time():
+        return _arm_error(
+            401, "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time."
+        )
+    sub = match["sub"]
+    if not _GUID.match(sub):
+        return _arm_error(
+            400, "InvalidSubscriptionId", f"The provided subscription identifier '{sub}' is malformed or invalid."
+        )
+    if sub.lower() != SUBSCRIPTION_ID:
+        return _arm_error(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+    if request.method != "GET":
+        return _arm_error(405, "MethodNotAllowed", f"{request.method} is not allowed.")
+    if claims["appid"] == NO_ROLE_CLIENT_ID:
+        action = {
+            "metrics": "Microsoft.Insights/metrics/read",
+            "deployments": "Microsoft.CognitiveServices/accounts/deployments/read",
+        }.get(kind, "Microsoft.CognitiveServices/accounts/read")
+        return _arm_error(
+            403,
+            "AuthorizationFailed",
+            f"The client '{NO_ROLE_CLIENT_ID}' with object id "
+            f"'{NO_ROLE_CLIENT_ID}' does not have authorization to perform action '{action}' over "
+            f"scope '/subscriptions/{sub}' or the scope is invalid. If access was recently granted, "
+            "please refresh your credentials.",
+        )
+    versions = (
+        ("2018-01-01", "2023-10-01", "2024-02-01") if kind == "metrics" else ("2024-10-01", "2025-06-01", "2025-09-01")
+    )
+    version = request.arg("api-version")
+    if not version:
+        return _arm_error(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    if version not in versions:
+        return _arm_error(
+            400,
+            "InvalidApiVersionParameter",
+            f"The api-version '{version}' is invalid. The supported versions are '{', '.join(versions)}'.",
+        )
+    if kind == "accounts":
+        return _paged(request, [_account_json(a) for a in ACCOUNTS], ACCOUNTS_PAGE_SIZE)
+    account = next((a for a in ACCOUNTS if a.id.lower() == _path_id(match).lower()), None)
+    if account is None:
+        return _arm_error(
+            404,
+            "ResourceNotFound",
+            f"The Resource 'Microsoft.CognitiveServices/accounts/{match['name']}' "
+            f"under resource group '{match['rg']}' was not found.",
+        )
+    if kind == "account":
+        return json_response(200, _account_json(account), common_headers())
+    if kind == "deployments":
+        return _paged(request, [_deployment_json(account, d) for d in account.deployments], DEPLOYMENTS_PAGE_SIZE)
+    try:
+        return _metrics(request, account)
+    except ValueError as exc:
+        return _arm_error(400, "BadRequest", str(exc))
+
+
+def _path_id(match: re.Match[str]) -> str:
+    rg, name = match["rg"], match["name"]
+    return f"/subscriptions/{match['sub']}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}"
+
+
+def _paged(request: Request, items: list[dict[str, Any]], size: int) -> Response:
+    skip = int(base64.urlsafe_b64decode(request.arg("$skiptoken") or "MA==").decode() or 0)
+    body: dict[str, Any] = {"value": items[skip : skip + size]}
+    if skip + size < len(items):
+        query = {
+            "api-version": request.arg("api-version"),
+            "$skiptoken": base64.urlsafe_b64encode(str(skip + size).encode()).decode(),
+        }
+        host = request.headers.get("host", "127.0.0.1")
+        body["nextLink"] = f"http://{host}{PREFIX}{request.path}?{urlencode(query)}"
+    return json_response(200, body, {**common_headers(), "x-ms-ratelimit-remaining-subscription-reads": "249"})
+
+
+def _account_json(a: Account) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "name": a.name,
+        "type": "Microsoft.CognitiveServices/accounts",
+        "location": a.location,
+        "kind": a.kind,
+        "sku": {"name": "S0"},
+        "tags": {},
+        "properties": {
+            "endpoint": f"https://{a.name}.openai.azure.com/",
+            "provisioningState": "Succeeded",
+            "customSubDomainName": a.name,
+        },
+    }
+
+
+def _deployment_json(a: Account, d: Deployment) -> dict[str, Any]:
+    return {
+        "id": f"{a.id}/deployments/{d.name}",
+        "name": d.name,
+        "type": "Microsoft.CognitiveServices/accounts/deployments",
+        "sku": {"name": d.sku, "capacity": d.capacity},
+        "properties": {
+            "model": {"format": "OpenAI", "name": d.model, "version": d.version},
+            "provisioningState": "Succeeded",
+            "versionUpgradeOption": "OnceNewDefaultVersionAvailable",
+        },
+    }
+
+
+# ---------------------------------------------------------------- metrics
+def _parse_time(text: str) -> int:
+    return _ts(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+
+
+def _metrics(request: Request, account: Account) -> Response:
+    names = [n.strip() for n in (request.arg("metricnames") or "").split(",") if n.strip()]
+    known = {m.lower(): m for m in METRICS}
+    unknown = [n for n in names if n.lower() not in known]
+    if not names or unknown:
+        raise ValueError(
+            f"Failed to find metric configuration for provider: Microsoft.CognitiveServices, resource "
+            f"Type: accounts, metric: {','.join(unknown) or '(none)'}, Valid metrics: {','.join(METRICS)}"
+        )
+    if (request.arg("interval") or "PT1H").upper() != "PT1H":
+        raise ValueError("The sandbox serves interval PT1H only.")
+    if "total" not in [a.strip().lower() for a in (request.arg("aggregation") or "Average").split(",")]:
+        raise ValueError("The sandbox serves the Total aggregation only; ask for aggregation=Total.")
+    try:
+        start_text, end_text = (request.arg("timespan") or "").split("/")
+        start, end = _parse_time(start_text), _parse_time(end_text)
+    except ValueError:
+        raise ValueError("Invalid timespan; expected 'start/end' in ISO 8601.") from None
+    if end <= start:
+        raise ValueError("The timespan end must be after its start.")
+    if start < time.time() - RETENTION.total_seconds():
+        raise ValueError("The requested timespan starts before the 93-day metrics retention.")
+    filter_text = request.arg("$filter")
+    wanted: str | None = None  # None: no filter (one aggregate series); "*": every deployment
+    if filter_text:
+        f = re.match(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", filter_text)
+        if not f or f[1].lower() != "modeldeploymentname":
+            raise ValueError(f"The sandbox supports only \"ModelDeploymentName eq '…'\" filters, not {filter_text!r}.")
+        wanted = f[2]
+    top = int(request.arg("top") or DEFAULT_TOP)
+    hours = range(start - start % HOUR, end, HOUR)
+    # (hour, deployment) -> row; without a filter every deployment folds into one series ("").
+    cells: dict[tuple[int, str], list[UsageRow]] = {}
+    for r in truth_usage(_dt(hours.start), _dt(end)):
+        if r.account == account.name and (wanted in (None, "*") or r.deployment == wanted):
+            cells.setdefault((_ts(r.hour_start), r.deployment if wanted is not None else ""), []).append(r)
+    deployments = sorted({d for _, d in cells}) if wanted is not None else [""]
+    value = []
+    for name in names:
+        metric = known[name.lower()]
+        series = [
+            (deployment, _series(cells, hours, deployment, metric, labelled=wanted is not None))
+            for deployment in deployments
+        ]
+        # Azure keeps the `top` series by the aggregate, descending, and says nothing about the rest.
+        series.sort(key=lambda s: (-sum(p.get("total", 0) for p in s[1]["data"]), s[0]))
+        value.append(
+            {
+                "id": f"{account.id}/providers/Microsoft.Insights/metrics/{metric}",
+                "type": "Microsoft.Insights/metrics",
+                "name": {"value": metric, "localizedValue": metric},
+                "unit": "Count",
+                "errorCode": "Success",
+                "timeseries": [s for _, s in series[: top if wanted is not None else None]],
+            }
+        )
+    body = {
+        "cost": len(hours) * len(names),
+        "timespan": f"{_iso(start)}/{_iso(end)}",
+        "interval": "PT1H",
+        "value": value,
+        "namespace": "Microsoft.CognitiveServices/accounts",
+        "resourceregion": account.location,
+    }
+    return json_response(200, body, common_headers())
+
+
+_FIELDS = {
+    "ProcessedPromptTokens": "prompt_tokens",
+    "GeneratedTokens": "generated_tokens",
+    "AzureOpenAIRequests": "requests",
+}
+
+
+def _series(
+    cells: dict[tuple[int, str], list[UsageRow]], hours: range, deployment: str, metric: str, *, labelled: bool
+) -> dict[str, Any]:
+    data = []
+    for h in hours:
+        matching = cells.get((h, deployment), [])
+        quantity = sum(getattr(r, _FIELDS[metric]) for r in matching)
+        point: dict[str, Any] = {"timeStamp": _iso(h)}
+        # No data usually means no `total` at all; now and then Azure sends an explicit 0.0.
+        if quantity or _digest("zero", h, deployment, metric)[0] < 20:
+            point["total"] = float(quantity)
+        data.append(point)
+    meta = [{"name": {"value": "modeldeploymentname", "localizedValue": "modeldeploymentname"}, "value": deployment}]
+    return {"metadatavalues": meta if labelled else [], "data": data}
