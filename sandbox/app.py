@@ -28,6 +28,7 @@ from sandbox import openrouter
 from sandbox import authress
 from sandbox import replicate
 from sandbox import fireworks
+from sandbox import google_vertex
 from sandbox.core import Request, Response, json_response
 
 CONTROL_PREFIX = "/_sandbox"
@@ -52,6 +53,7 @@ PROVIDERS: dict[str, ProviderModule] = {
     "anthropic": anthropic,  # type: ignore[dict-item]
     "groq": groq,  # type: ignore[dict-item]
     "fireworks": fireworks,  # type: ignore[dict-item]
+    "google_vertex": google_vertex,  # type: ignore[dict-item]
 }
 
 

@@ -7,6 +7,7 @@ from integrations.providers.aws_bedrock import provider as aws_bedrock
 from integrations.providers.azure_openai import provider as azure_openai
 from integrations.providers.base import Provider
 from integrations.providers.fireworks import provider as fireworks
+from integrations.providers.google_vertex import provider as google_vertex
 from integrations.providers.groq import provider as groq
 from integrations.providers.openai import provider as openai
 from integrations.providers.openrouter import provider as openrouter
@@ -20,6 +21,7 @@ PROVIDERS: dict[str, Provider] = {
         aws_bedrock,
         azure_openai,
         fireworks,
+        google_vertex,
         groq,
         openai,
         openrouter,

@@ -1,0 +1,216 @@
+"""Google Vertex AI connector: usage and cost per model, project and region, read from the
+customer's Cloud Billing export in BigQuery (the standard usage cost table).
+
+One query per fetch (the engine fetches a 7-day chunk at a time): Vertex AI rows
+(`service.id = 'C7E2-9256-1C43'`) grouped by UTC day, project, region, SKU and unit, with gross
+cost and credits. Model and token class come from the SKU description (skus.py). See
+docs/providers/google_vertex.md for the customer's side of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from integrations.providers.base import (
+    ConfigurationError,
+    FormField,
+    Identity,
+    Provider,
+    SetupStep,
+    UsageSample,
+    Window,
+)
+from integrations.providers.google_vertex import auth
+from integrations.providers.google_vertex.bigquery import (
+    BillingConfig,
+    QueryResult,
+    billing_config,
+    query_request,
+    run_query,
+)
+from integrations.providers.google_vertex.schema import (
+    CREDITS_OPERATION,
+    billing_rows,
+    billing_samples,
+)
+
+if TYPE_CHECKING:
+    from integrations.http import HttpClient
+
+DAY = timedelta(days=1)
+GIB = 1024**3
+
+
+def _align_down(moment: datetime) -> datetime:
+    moment = moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+
+
+def _align_up(moment: datetime) -> datetime:
+    down = _align_down(moment)
+    return down if down == moment else down + DAY
+
+
+class GoogleVertexProvider(Provider):
+    slug = "google_vertex"
+    name = "Google Vertex AI"
+    category = "cloud"
+    vendor = "Google Cloud"
+    docs_path = "docs/providers/google_vertex.md"
+    credential_help = (
+        "Create a service account and a JSON key for it: Google Cloud console → IAM & Admin → Service accounts "
+        "→ the account → Keys → Add key → Create new key → JSON. Give it BigQuery Data Viewer on the billing "
+        "export dataset and BigQuery Job User on the query project, then paste the whole key file."
+    )
+    credential_fields = (
+        FormField("service_account_json", "Service account key (JSON)", secret=True,
+                  help_text="The whole JSON key file of a service account (type service_account).",
+                  placeholder='{"type": "service_account", …}'),
+    )  # fmt: skip
+    setting_fields = (
+        FormField("billing_table", "Billing export table",
+                  help_text="The standard usage cost export table: project.dataset.gcp_billing_export_v1_<BILLING_ACCOUNT>.",
+                  placeholder="my-project.billing_export.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9"),
+        FormField("query_project", "Query project", required=False,
+                  help_text="Project id that runs (and pays for) the queries; empty: the billing table's project."),
+        FormField("location", "Dataset location", required=False, default="US",
+                  help_text="The export dataset's location, e.g. US, EU or europe-west4. Default US."),
+        FormField("base_url", "BigQuery API URL", required=False, default="https://bigquery.googleapis.com",
+                  help_text="Leave empty for https://bigquery.googleapis.com. Change only for a proxy or the sandbox."),
+    )  # fmt: skip
+    # Rows are exported hours after the usage, and restated for days after that: a day is read
+    # from 06:00 UTC the next day, and every sync re-reads the last five days (replace, never add).
+    reporting_delay = timedelta(hours=6)
+    restatement_window = timedelta(days=5)
+    bucket = DAY
+    chunk = timedelta(days=7)  # one query per chunk: each scans the partitions since its start
+
+    # A query scans the selected columns of every partition since (start - 2 days); this caps
+    # what one query may bill (≈ $0.12 at $6.25/TiB on demand). BigQuery refuses, rather than
+    # bills, a query above it ("bytesBilledLimitExceeded"), reported as a configuration event.
+    max_bytes_billed: ClassVar[int] = 20 * GIB
+    page_size: ClassVar[int] = 5_000
+    max_polls: ClassVar[int] = 30
+    verify_days: ClassVar[int] = 5
+
+    # ------------------------------------------------------------ contract
+    def check_credential(self, credential: Mapping[str, str]) -> None:
+        auth.parse_service_account(credential.get("service_account_json") or "")
+
+    def secret_values(self, credential: Mapping[str, str]) -> list[str]:
+        return auth.secret_parts(str(credential.get("service_account_json") or ""))
+
+    def setup_instructions(
+        self, credential: Mapping[str, str] | None = None, settings: Mapping[str, str] | None = None
+    ) -> list[SetupStep]:
+        try:
+            email = auth.parse_service_account((credential or {}).get("service_account_json") or "").email
+        except ConfigurationError:  # no usable key yet: the generic instructions
+            email = "SERVICE_ACCOUNT_EMAIL"
+        project = (settings or {}).get("query_project") or "QUERY_PROJECT"
+        return [
+            SetupStep("Export billing data to BigQuery",
+                      "Billing → Billing export → BigQuery export → Standard usage cost → Edit settings: pick a "
+                      "project and dataset. The table gcp_billing_export_v1_<BILLING_ACCOUNT> appears within hours."),
+            SetupStep("Let the service account read the export dataset",
+                      f"BigQuery → the export dataset → Sharing → Permissions → Add principal {email} with the role "
+                      "BigQuery Data Viewer."),
+            SetupStep("Let it run queries in the query project",
+                      code=f"gcloud projects add-iam-policy-binding {project} \\\n"
+                      f"    --member=serviceAccount:{email} --role=roles/bigquery.jobUser"),
+        ]  # fmt: skip
+
+    def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
+        config = self._config(settings)
+        account = auth.parse_service_account(credential.get("service_account_json") or "")
+        headers = self._headers(http, account)
+        end = _align_down(datetime.now(UTC))
+        start = end - timedelta(days=self.verify_days)
+        # A dry run costs nothing and estimates what a sync query scans; the real query proves the
+        # account may read the rows (a dry run only needs the table's metadata).
+        estimate = run_query(http, config, headers, self._request(config, start, end, http, dry_run=True),
+                             max_polls=self.max_polls).bytes_processed  # fmt: skip
+        result = run_query(http, config, headers, self._request(config, start, end, http), max_polls=self.max_polls)
+        return self._identity(config, account, result, estimate)
+
+    def fetch(
+        self,
+        credential: Mapping[str, str],
+        settings: Mapping[str, str],
+        window: Window,
+        *,
+        http: HttpClient,
+        state: dict[str, Any] | None = None,
+    ) -> Iterator[UsageSample]:
+        if window.end <= window.start:
+            return
+        config = self._config(settings)  # a bad table name fails here, before any call
+        account = auth.parse_service_account(credential.get("service_account_json") or "")
+        # Whole UTC days: a bucket's key never depends on where the window happened to start.
+        start, end = _align_down(window.start), _align_up(window.end)
+        headers = self._headers(http, account)
+        result = run_query(http, config, headers, self._request(config, start, end, http), max_polls=self.max_polls)
+        yield from billing_samples(billing_rows(result.fields, result.rows), account=config.billing_account)
+
+    # ------------------------------------------------------------ internals
+    def _config(self, settings: Mapping[str, str]) -> BillingConfig:
+        return billing_config(
+            table=self.setting(settings, "billing_table"),
+            query_project=self.setting(settings, "query_project"),
+            location=self.setting(settings, "location"),
+            base_url=self.setting(settings, "base_url"),
+        )
+
+    def _headers(self, http: HttpClient, account: auth.ServiceAccount) -> dict[str, str]:
+        return {"Authorization": f"Bearer {auth.access_token(http, account)}", "Accept": "application/json"}
+
+    def _request(self, config: BillingConfig, start: datetime, end: datetime, http: HttpClient, *,
+                 dry_run: bool = False) -> dict[str, Any]:  # fmt: skip
+        # BigQuery holds the request open up to timeoutMs; stay well inside our HTTP timeout.
+        timeout_ms = int(max(1.0, min(10.0, http.timeout / 2)) * 1000)
+        return query_request(config, start, end, max_bytes=self.max_bytes_billed, page_size=self.page_size,
+                             timeout_ms=timeout_ms, dry_run=dry_run)  # fmt: skip
+
+    def _identity(
+        self, config: BillingConfig, account: auth.ServiceAccount, result: QueryResult, estimate: int | None
+    ) -> Identity:
+        rows = billing_rows(result.fields, result.rows)
+        samples = billing_samples(rows, account=config.billing_account)
+        costs = [s for s in samples if s.metric == "cost"]
+        net: dict[str, Decimal] = {}
+        for s in costs:
+            net[s.unit] = net.get(s.unit, Decimal(0)) + s.quantity
+        models = sorted({s.model for s in samples if s.model})
+        unparsed = sorted({s.operation for s in costs if not s.model and s.operation != CREDITS_OPERATION})
+        details: dict[str, Any] = {
+            "billing_table": config.table,
+            "location": config.location,
+            "query_project": config.query_project,
+            "service_account": account.email,
+            "projects": sorted({r.project_id for r in rows if r.project_id}),
+            "models": models,
+            "unparsed_skus": unparsed,
+            "estimated_bytes_per_query": estimate,
+            "max_bytes_billed": self.max_bytes_billed,
+        }
+        warnings = []
+        days = f"the last {self.verify_days} days"
+        if not rows:
+            warnings.append(f"No Vertex AI rows in {days}: the export may be new (rows arrive within hours), "
+                            "or nothing used Vertex AI on this billing account.")  # fmt: skip
+        if estimate is not None and estimate > self.max_bytes_billed // 2:
+            warnings.append(f"A sync query scans about {estimate / GIB:.1f} GiB, close to the "
+                            f"{self.max_bytes_billed / GIB:.0f} GiB cap per query.")  # fmt: skip
+        if warnings:
+            details["warnings"] = warnings
+        if rows:
+            spend = ", ".join(f"{amount:.2f} {currency}" for currency, amount in sorted(net.items()))
+            seen = (f"{days}: {len(details['projects'])} project(s), {len(models)} model(s), {spend} net"
+                    + (f", {len(unparsed)} other SKU(s)" if unparsed else ""))  # fmt: skip
+        else:
+            seen = f"no Vertex AI rows in {days}"
+        summary = f"Billing account {config.billing_account} · {config.table} ({config.location}) · {seen}"
+        return Identity(account_id=config.billing_account, account_name=account.email, summary=summary, details=details)

@@ -1,0 +1,197 @@
+"""BigQuery's query responses, validated at the boundary, and the pure mapping of billing rows
+to UsageSamples.
+
+`jobs.query` and `getQueryResults` share one shape: `jobComplete`, `jobReference`, and when
+complete `schema.fields`, `rows[].f[].v` (every value a string, or null), `totalRows` (a
+string) and `pageToken`. `rows` is absent when there are none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from integrations.providers.base import ProviderResponseError, UsageSample
+from integrations.providers.google_vertex.skus import parse_sku
+
+DAY = timedelta(days=1)
+COLUMNS = ("usage_day", "project_id", "region", "sku_id", "sku_description", "usage_unit", "currency",
+           "usage_amount", "cost", "credits")  # fmt: skip
+# usage.unit values that count tokens: "count" is what Vertex's token SKUs report; a leading
+# multiplier ("1k tokens", "1000 count", "1M tokens") is multiplied out. Characters (Gemini 1.x
+# text SKUs), seconds, hours, requests, bytes… are not tokens: those rows keep only their cost.
+_TOKEN_UNIT = re.compile(r"(?:(?P<n>\d+(?:\.\d+)?)\s*(?P<mult>[km])?\s+)?(?:tokens?|count)")
+_MULTIPLIERS = {None: 1, "k": 1_000, "m": 1_000_000}
+CREDITS_OPERATION = "credits"
+
+
+@dataclass(frozen=True)
+class QueryPage:
+    complete: bool
+    job_project: str | None
+    job_id: str | None
+    job_location: str | None
+    fields: tuple[str, ...]
+    rows: tuple[tuple[str | None, ...], ...]
+    total_rows: int | None
+    page_token: str | None
+    bytes_processed: int | None
+
+
+@dataclass(frozen=True)
+class BillingRow:
+    day: date
+    project_id: str
+    region: str
+    sku_id: str
+    sku_description: str
+    usage_unit: str
+    currency: str
+    usage_amount: Decimal
+    cost: Decimal  # gross, before credits
+    credits: Decimal  # the sum of the rows' credits (negative or zero)
+
+
+def _bad(what: str) -> ProviderResponseError:
+    return ProviderResponseError(f"BigQuery returned an unexpected response: {what}.")
+
+
+def _opt_str(obj: dict[str, Any], key: str, where: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _bad(f"{where}.{key} is not a string")
+    return value or None
+
+
+def _opt_int(obj: dict[str, Any], key: str, where: str) -> int | None:
+    value = _opt_str(obj, key, where)  # int64 values travel as strings
+    if value is not None and not value.isdigit():
+        raise _bad(f"{where}.{key} is not an integer string")
+    return int(value) if value is not None else None
+
+
+def parse_query_response(body: Any) -> QueryPage:
+    if not isinstance(body, dict):
+        raise _bad("the body is not an object")
+    complete = body.get("jobComplete")
+    if not isinstance(complete, bool):
+        raise _bad("jobComplete is missing or not a boolean")
+    reference = body.get("jobReference") or {}
+    if not isinstance(reference, dict):
+        raise _bad("jobReference is not an object")
+    fields: tuple[str, ...] = ()
+    rows: list[tuple[str | None, ...]] = []
+    if complete and "schema" in body:
+        schema = body["schema"]
+        if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
+            raise _bad("schema.fields is not a list")
+        if not all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in schema["fields"]):
+            raise _bad("a schema field has no name")
+        fields = tuple(f["name"] for f in schema["fields"])
+    raw_rows = body.get("rows") or []
+    if not isinstance(raw_rows, list):
+        raise _bad("rows is not a list")
+    for i, raw in enumerate(raw_rows):
+        cells = raw.get("f") if isinstance(raw, dict) else None
+        if not isinstance(cells, list) or len(cells) != len(fields):
+            raise _bad(f"rows[{i}].f does not match the schema")
+        values = tuple(c.get("v") if isinstance(c, dict) else c for c in cells)
+        if not all(v is None or isinstance(v, str) for v in values):  # scalars only: we select no records
+            raise _bad(f"rows[{i}] holds a value that is not a string")
+        rows.append(values)
+    return QueryPage(
+        complete=complete,
+        job_project=_opt_str(reference, "projectId", "jobReference"),
+        job_id=_opt_str(reference, "jobId", "jobReference"),
+        job_location=_opt_str(reference, "location", "jobReference"),
+        fields=fields,
+        rows=tuple(rows),
+        total_rows=_opt_int(body, "totalRows", "response"),
+        page_token=_opt_str(body, "pageToken", "response"),
+        bytes_processed=_opt_int(body, "totalBytesProcessed", "response"),
+    )
+
+
+def _decimal(value: str | None, where: str) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise _bad(f"{where} is not a number") from None
+    if not number.is_finite():
+        raise _bad(f"{where} is not a finite number")
+    return number
+
+
+def billing_rows(fields: tuple[str, ...], rows: tuple[tuple[str | None, ...], ...]) -> list[BillingRow]:
+    missing = [c for c in COLUMNS if c not in fields]
+    if missing and rows:
+        raise _bad(f"the result lacks the columns {', '.join(missing)}")
+    index = {name: fields.index(name) for name in COLUMNS if name in fields}
+    out = []
+    for i, row in enumerate(rows):
+        value = {name: row[j] for name, j in index.items()}
+        try:
+            day = date.fromisoformat(value["usage_day"] or "")
+        except ValueError:
+            raise _bad(f"rows[{i}].usage_day is not a date") from None
+        if not value["sku_id"] or not value["currency"]:
+            raise _bad(f"rows[{i}] has no sku_id or currency")
+        out.append(BillingRow(
+            day=day,
+            project_id=value["project_id"] or "",  # null: charges not tied to a project
+            region=value["region"] or "",  # null: global endpoints and multi-region charges
+            sku_id=value["sku_id"],
+            sku_description=value["sku_description"] or "",
+            usage_unit=(value["usage_unit"] or "").strip(),
+            currency=value["currency"].strip().upper(),
+            usage_amount=_decimal(value["usage_amount"], f"rows[{i}].usage_amount"),
+            cost=_decimal(value["cost"], f"rows[{i}].cost"),
+            credits=_decimal(value["credits"], f"rows[{i}].credits"),
+        ))  # fmt: skip
+    return out
+
+
+def token_quantity(amount: Decimal, unit: str) -> Decimal | None:
+    """Tokens in `amount` of `unit`, or None when the unit does not count tokens."""
+    match = _TOKEN_UNIT.fullmatch(" ".join(unit.lower().split()))
+    if match is None:
+        return None
+    return amount * Decimal(match["n"] or 1) * _MULTIPLIERS[match["mult"]]
+
+
+def billing_samples(rows: list[BillingRow], *, account: str) -> list[UsageSample]:
+    """One gross `cost` sample per SKU row, one negative `cost` sample with operation "credits"
+    when the row has credits (so a plain sum is the net, invoiced cost), and token samples when
+    the SKU is understood and its unit counts tokens. Samples sharing a key add up."""
+    totals: dict[tuple[Any, ...], Decimal] = {}
+    units: dict[tuple[Any, ...], str] = {}
+
+    def add(key: tuple[Any, ...], quantity: Decimal, unit: str) -> None:
+        if units.setdefault(key, unit) != unit:
+            raise _bad(f"one key holds two currencies ({units[key]}, {unit})")
+        totals[key] = totals.get(key, Decimal(0)) + quantity
+
+    for row in rows:
+        sku = parse_sku(row.sku_description)
+        # Field lengths of the usage store; the SKU id in `resource` keeps truncated ones apart.
+        dims = (row.day, row.project_id[:200], row.region[:64], sku.model[:200], row.sku_id[:200])
+        add((*dims, sku.operation[:200] or row.sku_id[:200], "cost"), row.cost, row.currency)
+        if row.credits:
+            add((*dims, CREDITS_OPERATION, "cost"), row.credits, row.currency)
+        tokens = token_quantity(row.usage_amount, row.usage_unit)
+        if tokens is not None and sku.understood:
+            for metric in sku.token_metrics:
+                add((*dims, sku.operation[:200], metric), tokens, "tokens")
+    samples = []
+    for (day, project, region, model, resource, operation, metric), quantity in totals.items():
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        samples.append(UsageSample(
+            start, start + DAY, metric, quantity, unit=units[(day, project, region, model, resource, operation, metric)],
+            account=account, project=project, region=region, model=model, resource=resource, operation=operation,
+        ))  # fmt: skip
+    return sorted(samples, key=lambda s: s.bucket_start)
