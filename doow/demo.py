@@ -56,13 +56,14 @@ def wait_for(url: str, timeout: float = 30.0) -> None:
         time.sleep(0.3)
 
 
-def seed(sandbox_url: str) -> tuple[str, str, int]:
-    """Demo workspace, its admin (new password each run) and an OpenAI integration on the sandbox."""
+def seed(sandbox_url: str) -> tuple[str, str]:
+    """Demo workspace, its admin (new password each run) and one integration per provider the
+    sandbox fakes. Returns the login."""
     from django.contrib.auth import get_user_model
 
     from accounts.models import Membership, Workspace
     from integrations import services
-    from sandbox.testing import SandboxServer
+    from sandbox.demo import demo_integrations
 
     workspace, _ = Workspace.objects.get_or_create(slug="acme", defaults={"name": "Acme Corp"})
     user, _ = get_user_model().objects.get_or_create(username="admin", defaults={"email": "admin@acme.example"})
@@ -71,21 +72,22 @@ def seed(sandbox_url: str) -> tuple[str, str, int]:
     user.is_staff = user.is_superuser = True  # the demo admin may also open Django admin
     user.save()
     Membership.objects.update_or_create(workspace=workspace, user=user, defaults={"role": Membership.Role.ADMIN})
-    integration = workspace.integrations.filter(provider="openai").first()
-    if integration is None:
-        integration = services.integration_create(
-            workspace=workspace,
-            provider_slug="openai",
-            name="OpenAI (sandbox)",
-            credential={"api_key": SandboxServer.OPENAI_ADMIN_KEY},
-            settings={"base_url": f"{sandbox_url}/openai/v1"},
-            created_by=user,
-        )
-    elif integration.settings.get("base_url", "").startswith("http://127.0.0.1"):
-        # The sandbox port may differ between runs.
-        integration.settings["base_url"] = f"{sandbox_url}/openai/v1"
-        integration.save(update_fields=["settings"])
-    return user.username, password, integration.pk
+    for spec in demo_integrations(sandbox_url):
+        integration = workspace.integrations.filter(provider=spec["provider"], name=spec["name"]).first()
+        if integration is None:
+            integration = services.integration_create(
+                workspace=workspace,
+                provider_slug=spec["provider"],
+                name=spec["name"],
+                credential=spec["credential"],
+                settings=spec["settings"],
+                created_by=user,
+            )
+        elif integration.settings != spec["settings"]:
+            # The sandbox port may differ between runs.
+            integration.settings = spec["settings"]
+            integration.save(update_fields=["settings"])
+    return user.username, password
 
 
 def main() -> None:
@@ -134,15 +136,17 @@ def main() -> None:
     try:
         processes["sandbox"] = subprocess.Popen(commands["sandbox"], env=env)
         wait_for(f"{sandbox_url}/_sandbox/requests")
-        username, password, integration_id = seed(sandbox_url)
+        username, password = seed(sandbox_url)
         started = time.time()
         if args.smoke:
-            from integrations.models import Integration
-
-            # Make the demo integration due now, so the smoke test waits for beat, not the clock.
             from django.utils import timezone
 
-            Integration.objects.filter(pk=integration_id).update(next_sync_at=timezone.now())
+            from integrations.models import Integration
+
+            # Make the demo integrations due now, so the smoke test waits for beat, not the clock.
+            Integration.objects.filter(workspace__slug="acme", status="active").exclude(next_sync_at=None).update(
+                next_sync_at=timezone.now()
+            )
         for name in ("web", "worker", "beat"):
             processes[name] = subprocess.Popen(commands[name], env=env)
         wait_for(f"{web_url}/login/")
@@ -152,12 +156,12 @@ def main() -> None:
             f"  Log in as {username} / {password}\n"
             f"  Company Settings → Integrations: {web_url}/w/acme/settings/integrations/\n"
             f"  Django admin: {web_url}/admin/\n"
-            f"  Provider sandbox: {sandbox_url}/ (fake OpenAI usage API)\n"
+            f"  Provider sandbox: {sandbox_url}/ (local fakes of the providers' usage APIs)\n"
             "  Press Ctrl-C to stop.\n",
             flush=True,
         )
         if args.smoke:
-            smoke(integration_id, started)
+            smoke(started)
             return
         while all(p.poll() is None for p in processes.values()):
             time.sleep(1)
@@ -169,31 +173,37 @@ def main() -> None:
         stop()
 
 
-def smoke(integration_id: int, started: float, timeout: float = 180.0) -> None:
-    """Wait until beat → dispatcher → worker has synced the demo integration successfully."""
+def smoke(started: float, timeout: float = 240.0) -> None:
+    """Wait until beat → dispatcher → worker has synced every demo integration that syncs."""
     from datetime import UTC, datetime
 
     from integrations.models import Integration, SyncRun
 
-    deadline = time.monotonic() + timeout
     since = datetime.fromtimestamp(started, tz=UTC)
-    while time.monotonic() < deadline:
-        run = (
-            SyncRun.objects.filter(integration_id=integration_id, started_at__gte=since, trigger=SyncRun.Trigger.SCHEDULE)
-            .exclude(status=SyncRun.Status.RUNNING)
-            .first()
-        )
-        if run is not None:
-            integration = Integration.objects.get(pk=integration_id)
+    expected = [i for i in Integration.objects.filter(workspace__slug="acme") if i.provider_obj.fetches_usage]
+    deadline = time.monotonic() + timeout
+    pending = {i.pk: i for i in expected}
+    while pending and time.monotonic() < deadline:
+        for pk, integration in list(pending.items()):
+            run = (
+                SyncRun.objects.filter(integration_id=pk, started_at__gte=since, trigger=SyncRun.Trigger.SCHEDULE)
+                .exclude(status=SyncRun.Status.RUNNING)
+                .first()
+            )
+            if run is None:
+                continue
             if run.status != SyncRun.Status.SUCCESS:
-                raise SystemExit(f"smoke: the first sync failed: {run.error_category} {run.error}")
+                raise SystemExit(f"smoke: {integration.name}: the scheduled sync failed: {run.error_category} {run.error}")
             rows = integration.usage_records.count()
-            print(f"smoke: scheduled sync #{run.pk} ({run.trigger}) stored {rows} usage rows; OK")
+            print(f"smoke: {integration.name}: scheduled sync #{run.pk} stored {rows} usage rows", flush=True)
             if rows == 0:
-                raise SystemExit("smoke: the sync stored no usage")
-            return
+                raise SystemExit(f"smoke: {integration.name}: the sync stored no usage")
+            del pending[pk]
         time.sleep(1)
-    raise SystemExit(f"smoke: no sync finished within {timeout:.0f}s")
+    if pending:
+        names = ", ".join(i.name for i in pending.values())
+        raise SystemExit(f"smoke: no scheduled sync finished within {timeout:.0f}s for: {names}")
+    print(f"smoke: OK, {len(expected)} integrations synced by beat and the worker", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sandbox import openai
 from sandbox.app import PROVIDERS, serve
+from sandbox.demo import demo_integrations
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     url = f"http://{args.host}:{server.server_port}"
     print(f"Sandbox serving on {url}", flush=True)
     print(f"  providers: {', '.join(f'{url}/{slug}/' for slug in PROVIDERS)}", flush=True)
-    print(f"  openai: base_url={url}/openai/v1 api_key={openai.ADMIN_KEY}", flush=True)
+    for spec in demo_integrations(url):
+        fields = " ".join(f"{k}={v}" for k, v in {**spec["settings"], **spec["credential"]}.items())
+        print(f"  {spec['provider']}: {fields}", flush=True)
     print(f"  controls: {url}/_sandbox/faults, {url}/_sandbox/requests", flush=True)
     try:
         server.serve_forever()
