@@ -1,4 +1,5 @@
-"""Normalized usage: one row = one quantity of one metric for one bucket and dimension set."""
+"""Normalized usage (one row = one quantity of one metric for one bucket and dimension set),
+and the inventory it is attributed to: applications, their licenses, and attribution rules."""
 from __future__ import annotations
 
 from django.db import models
@@ -27,6 +28,10 @@ class UsageRecord(models.Model):
     unit = models.CharField(max_length=16)
     provenance = models.CharField(max_length=16, default="reported")
     updated_at = models.DateTimeField(auto_now=True)
+    # Attribution, set at ingest and whenever the rules change (see usage/attribution.py).
+    application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
+    license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
+    rule = models.ForeignKey("usage.AttributionRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
 
     class Meta:
         ordering = ["bucket_start", "pk"]
@@ -34,7 +39,109 @@ class UsageRecord(models.Model):
         indexes = [
             models.Index(fields=["workspace", "bucket_start"]),
             models.Index(fields=["integration", "bucket_start"]),
+            models.Index(fields=["workspace", "application", "bucket_start"]),
         ]
 
     def __str__(self) -> str:
         return f"{self.metric}={self.quantity} {self.unit} @ {self.bucket_start:%Y-%m-%d %H:%M}"
+
+
+class Application(models.Model):
+    """Something the company pays for: an AI provider account, an internal tool, a SaaS product."""
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="applications")
+    name = models.CharField(max_length=120)
+    vendor = models.CharField(max_length=120, blank=True)
+    owner = models.CharField(max_length=120, blank=True, help_text="Who answers for it: a person or a team.")
+    category = models.CharField(max_length=60, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="application_name_per_workspace")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class License(models.Model):
+    class Kind(models.TextChoices):
+        SEATS = "seats", "Seats"
+        COMMITMENT = "usage_commitment", "Usage commitment"
+        PAY_AS_YOU_GO = "pay_as_you_go", "Pay-as-you-go"
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="licenses")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="licenses")
+    plan_name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=24, choices=Kind.choices, default=Kind.PAY_AS_YOU_GO)
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+    committed_amount = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+    seat_count = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["application__name", "plan_name", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.application.name} – {self.plan_name}"
+
+
+class AttributionRule(models.Model):
+    """Usage of `provider` whose dimensions match every non-empty pattern → application (+ license).
+
+    Patterns are exact values or shell-style wildcards (`gpt-4o*`, `proj_?b`); an empty pattern
+    matches anything. Rules are tried by ascending `priority`, then id; the first match wins.
+    """
+
+    MATCH_FIELDS = ("account", "project", "region", "model", "deployment", "endpoint", "api_key", "resource", "operation")
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="attribution_rules")
+    provider = models.CharField(max_length=64, help_text="Registry slug of the provider this rule applies to.")
+    account = models.CharField(max_length=200, blank=True)
+    project = models.CharField(max_length=200, blank=True)
+    region = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    deployment = models.CharField(max_length=200, blank=True)
+    endpoint = models.CharField(max_length=200, blank=True)
+    api_key = models.CharField(max_length=200, blank=True)
+    resource = models.CharField(max_length=200, blank=True)
+    operation = models.CharField(max_length=200, blank=True)
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="rules")
+    license = models.ForeignKey(License, null=True, blank=True, on_delete=models.SET_NULL, related_name="rules")
+    priority = models.PositiveIntegerField(default=100, help_text="Lower runs first.")
+    is_default = models.BooleanField(default=False, help_text="Created when the provider was connected.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["priority", "pk"]
+
+    def __str__(self) -> str:
+        patterns = ", ".join(f"{f}={getattr(self, f)}" for f in self.MATCH_FIELDS if getattr(self, f))
+        return f"{self.provider}{' [' + patterns + ']' if patterns else ''} → {self.application}"
+
+
+class ReattributionJob(models.Model):
+    """A background re-attribution of a workspace's usage after its rules changed."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="reattribution_jobs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveBigIntegerField(default=0)
+    done = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    @property
+    def progress_percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
