@@ -160,6 +160,9 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# The AWS account Doow's own credentials belong to: printed in the trust policy admins paste.
+DOOW_AWS_ACCOUNT_ID = env.str("DOOW_AWS_ACCOUNT_ID", default="")
+
 # Sync engine tuning (seconds).
 DOOW_SYNC_LOCK_SECONDS = env.int("DOOW_SYNC_LOCK_SECONDS", default=900)
 DOOW_MAX_RETRY_AFTER_SECONDS = env.int("DOOW_MAX_RETRY_AFTER_SECONDS", default=30)

@@ -32,6 +32,7 @@ from integrations.providers.aws_bedrock.iam import (
     APP_ACCOUNT_PLACEHOLDER,
     ROLE_SESSION_NAME,
     account_of_arn,
+    app_account_id,
 )
 from integrations.providers.base import (
     ConfigurationError,
@@ -234,7 +235,7 @@ def _trust_hint(app: Aws, sts: Any, role: str, external_id: str) -> str:
         account = str(app.call(sts, "get_caller_identity", "sts:GetCallerIdentity").get("Account") or "")
     except ProviderError:
         pass
-    principal = f"arn:aws:iam::{account or APP_ACCOUNT_PLACEHOLDER}:root"
+    principal = f"arn:aws:iam::{account or app_account_id() or APP_ACCOUNT_PLACEHOLDER}:root"
     return (
         f"Check the role ARN ({role}) and that its trust policy allows {principal} to call sts:AssumeRole "
         f'with the condition "StringEquals": {{"sts:ExternalId": "{external_id}"}}. '

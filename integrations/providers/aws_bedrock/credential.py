@@ -100,8 +100,12 @@ def setup_steps(credential: Mapping[str, str]) -> list[SetupStep]:
             "Create a role Doow can assume",
             "In IAM → Roles → Create role → Custom trust policy, paste this policy. "
             + about_id
-            + f"Replace {iam.APP_ACCOUNT_PLACEHOLDER} with the id of the AWS account this Doow runs in (its operator "
-            "knows it; a failed Test connection names it).",
+            + (
+                ""
+                if iam.app_account_id()
+                else f"Replace {iam.APP_ACCOUNT_PLACEHOLDER} with the id of the AWS account this Doow runs in (its "
+                "operator knows it and can set DOOW_AWS_ACCOUNT_ID; a failed Test connection names it)."
+            ),
             iam.trust_policy(external_id),
         ),
         permissions,

@@ -21,6 +21,16 @@ ACCESS_KEY_ID_RE = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{16}$")
 EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 
 
+def app_account_id() -> str:
+    """The AWS account this Doow runs in (DOOW_AWS_ACCOUNT_ID), when the operator configured it."""
+    try:
+        from django.conf import settings
+    except ImportError:  # pragma: no cover - the connector used outside Django
+        return ""
+    value = str(getattr(settings, "DOOW_AWS_ACCOUNT_ID", "") or "")
+    return value if re.fullmatch(r"\d{12}", value) else ""
+
+
 def generate_external_id(seed: str = "") -> str:
     """From the workspace seed when given (the same on every try, so the admin can set up the
     role between two tries); random otherwise (a connector used outside the app)."""
@@ -52,7 +62,7 @@ def trust_policy(external_id: str = "", app_account: str = "") -> str:
             "Statement": [
                 {
                     "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{app_account or APP_ACCOUNT_PLACEHOLDER}:root"},
+                    "Principal": {"AWS": f"arn:aws:iam::{app_account or app_account_id() or APP_ACCOUNT_PLACEHOLDER}:root"},
                     "Action": "sts:AssumeRole",
                     "Condition": {"StringEquals": {"sts:ExternalId": external_id or EXTERNAL_ID_PLACEHOLDER}},
                 }

@@ -140,3 +140,12 @@ def test_add_page_shows_the_workspaces_own_external_id_that_connecting_then_stor
     external_id = integration.get_credential()["external_id"]
     assert external_id.startswith("doow-")
     assert external_id in page.content.decode()  # the admin pastes this before connecting
+
+
+def test_the_trust_policy_names_the_configured_app_account(admin_client, workspace, settings):
+    url = reverse("integrations:add", kwargs={"ws": workspace.slug, "provider": "aws_bedrock"})
+    assert "DOOW_AWS_ACCOUNT_ID" in admin_client.get(url).content.decode()
+    settings.DOOW_AWS_ACCOUNT_ID = "210987654321"
+    body = admin_client.get(url).content.decode()
+    assert "arn:aws:iam::210987654321:root" in body
+    assert "DOOW_AWS_ACCOUNT_ID" not in body
