@@ -180,6 +180,10 @@ def integration_create(
             else f"{provider.usage_source_note} Import usage on the integration page."
         ),
     )
+    # Its usage goes to an application of the vendor (created if missing) until rules say otherwise.
+    from usage.services import attribution_ensure_default
+
+    attribution_ensure_default(workspace=workspace, provider=provider)
     return integration
 
 

@@ -1,10 +1,28 @@
-"""Normalized usage in the admin: read-only (the sync engine is its only writer)."""
+"""Usage and its inventory in the admin.
+
+Usage records and re-attribution jobs are read-only (the sync engine and the jobs write
+them). Applications, licenses and rules are editable; a license's or rule's workspace is
+taken from its application, and every change that can move usage between applications goes
+through the services, which re-attribute in the background like the pages do.
+"""
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from integrations.admin import ProviderListFilter, ReadOnlyAdmin
-from usage.models import UsageRecord
+from usage import services
+from usage.models import (
+    Application,
+    AttributionRule,
+    License,
+    ReattributionJob,
+    UsageRecord,
+)
 
 
 @admin.register(UsageRecord)
@@ -21,11 +39,122 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "metric",
         "quantity",
         "unit",
+        "application",
+        "license",
         "provenance",
     )
     list_filter = (ProviderListFilter, "metric", "workspace")
-    list_select_related = ("workspace", "integration")
+    list_select_related = ("workspace", "integration", "application", "license__application")
     search_fields = ("model", "project", "account", "api_key")
     date_hierarchy = "bucket_start"
     # Usage tables are large: skip the unfiltered COUNT(*) on every filtered page.
     show_full_result_count = False
+
+
+class LicenseInline(admin.TabularInline):
+    model = License
+    exclude = ("workspace",)  # the application's
+    extra = 0
+
+
+@admin.register(Application)
+class ApplicationAdmin(admin.ModelAdmin):
+    list_display = ("name", "workspace", "vendor", "owner", "category", "created_at")
+    list_filter = ("workspace", "category")
+    search_fields = ("name", "vendor", "owner")
+    list_select_related = ("workspace",)
+    inlines = (LicenseInline,)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        for obj in formset.save(commit=False):
+            obj.workspace_id = form.instance.workspace_id
+            obj.save()
+        for obj in formset.deleted_objects:
+            services.license_delete(license=obj)
+
+    def delete_model(self, request: HttpRequest, obj: Application) -> None:
+        services.application_delete(application=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
+        for obj in queryset:
+            services.application_delete(application=obj)
+
+
+class LicenseAdminForm(forms.ModelForm):
+    class Meta:
+        model = License
+        exclude = ("workspace",)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("start_date"), data.get("end_date")
+        if start and end and end < start:
+            self.add_error("end_date", "The end date is before the start date.")
+        return data
+
+
+@admin.register(License)
+class LicenseAdmin(admin.ModelAdmin):
+    form = LicenseAdminForm
+    list_display = ("__str__", "workspace", "kind", "start_date", "end_date", "committed_amount", "currency", "seat_count")
+    list_filter = ("kind", "workspace")
+    search_fields = ("plan_name", "application__name")
+    list_select_related = ("workspace", "application")
+
+    def save_model(self, request: HttpRequest, obj: License, form: Any, change: bool) -> None:
+        obj.workspace_id = obj.application.workspace_id
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: License) -> None:
+        services.license_delete(license=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
+        for obj in queryset:
+            services.license_delete(license=obj)
+
+
+class AttributionRuleAdminForm(forms.ModelForm):
+    class Meta:
+        model = AttributionRule
+        exclude = ("workspace",)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        application, license_ = data.get("application"), data.get("license")
+        if application and license_ and license_.application_id != application.pk:
+            self.add_error("license", "This license belongs to another application.")
+        return data
+
+
+@admin.register(AttributionRule)
+class AttributionRuleAdmin(admin.ModelAdmin):
+    form = AttributionRuleAdminForm
+    list_display = ("__str__", "workspace", "provider", "priority", "application", "license", "is_default")
+    list_display_links = ("__str__",)
+    list_editable = ("priority",)
+    list_filter = (ProviderListFilter, "application", "is_default", "workspace")
+    list_select_related = ("workspace", "application", "license")
+    search_fields = ("application__name", "model", "project", "account")
+    ordering = ("workspace", "priority", "pk")
+
+    def save_model(self, request: HttpRequest, obj: AttributionRule, form: Any, change: bool) -> None:
+        obj.workspace_id = obj.application.workspace_id
+        services.attribution_rule_save(rule=obj)
+
+    def delete_model(self, request: HttpRequest, obj: AttributionRule) -> None:
+        services.attribution_rule_delete(rule=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AttributionRule]) -> None:
+        for obj in queryset:
+            services.attribution_rule_delete(rule=obj)
+
+
+@admin.register(ReattributionJob)
+class ReattributionJobAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "workspace", "status", "done", "total", "progress", "created_at", "finished_at", "error")
+    list_filter = ("status", "workspace")
+    list_select_related = ("workspace",)
+
+    @admin.display(description="progress")
+    def progress(self, obj: ReattributionJob) -> str:
+        return f"{obj.progress_percent}%"

@@ -1,7 +1,28 @@
-"""Company Settings → Applications, Licenses, Attribution rules (namespace `inventory`)."""
+"""Company Settings → Applications, Licenses, Attribution rules (namespace `inventory`).
+
+Mounted at w/<ws>/settings/; admins only (members 403, outsiders 404).
+"""
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from usage import views_settings as views
 
 app_name = "inventory"
-urlpatterns: list = []
+urlpatterns = [
+    path("applications/", views.application_list, name="applications"),
+    path("applications/add/", views.application_create, name="application_add"),
+    path("applications/<int:pk>/edit/", views.application_edit, name="application_edit"),
+    path("applications/<int:pk>/delete/", views.application_delete, name="application_delete"),
+    path("licenses/", views.license_list, name="licenses"),
+    path("licenses/add/", views.license_create, name="license_add"),
+    path("licenses/<int:pk>/edit/", views.license_edit, name="license_edit"),
+    path("licenses/<int:pk>/delete/", views.license_delete, name="license_delete"),
+    path("rules/", views.rule_list, name="rules"),
+    path("rules/add/", views.rule_create, name="rule_add"),
+    path("rules/progress/", views.reattribution_status, name="reattribution"),
+    path("rules/<int:pk>/edit/", views.rule_edit, name="rule_edit"),
+    path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
+    path("rules/<int:pk>/move/", views.rule_move, name="rule_move"),
+    path("unattributed/", views.unattributed, name="unattributed"),
+]

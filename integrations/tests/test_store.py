@@ -8,7 +8,7 @@ import pytest
 
 from integrations.models import Integration
 from integrations.providers.base import UsageSample
-from usage.models import UsageRecord
+from usage.models import Application, AttributionRule, UsageRecord
 from usage.store import usage_store_samples
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -58,7 +58,11 @@ def test_dimensions_are_part_of_the_key(integration):
 
 @pytest.mark.parametrize("n", [10, 1500])
 def test_a_chunk_costs_a_constant_number_of_queries(integration, n, django_assert_num_queries):
-    # One INSERT … ON CONFLICT DO UPDATE whatever N is (up to the batch size of 2000 rows).
-    with django_assert_num_queries(1):
+    app = Application.objects.create(workspace=integration.workspace, name="Chatbot")
+    AttributionRule.objects.create(workspace=integration.workspace, provider="openai", model="model-[01]", application=app)
+    # The workspace's rules for the provider (attribution), then one INSERT … ON CONFLICT DO
+    # UPDATE, whatever N is (up to the batch size of 2000 rows).
+    with django_assert_num_queries(2):
         usage_store_samples(integration=integration, samples=samples(n))
     assert UsageRecord.objects.count() == n
+    assert UsageRecord.objects.filter(application=app).count() == len([i for i in range(n) if i % 3 != 2])

@@ -1,0 +1,194 @@
+"""Forms of Company Settings → Applications, Licenses and Attribution rules.
+
+Every choice of an application or license is limited to the form's workspace, so a posted id
+of another workspace's object is simply not a valid choice.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+
+from accounts.models import Workspace
+from integrations.providers.registry import PROVIDERS
+from usage.models import Application, AttributionRule, License
+
+CATEGORY_SUGGESTIONS = ("AI provider", "Cloud platform", "SaaS", "Internal tool", "Data platform")
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+PATTERN_HELP = {
+    "account": "Organization, account, subscription or billing account.",
+    "project": "Project, workspace or API key group.",
+    "region": "e.g. us-east-1, eastus.",
+    "model": "e.g. gpt-4o, claude-3-5-sonnet*.",
+    "deployment": "A deployment or inference profile name.",
+    "endpoint": "An API endpoint, e.g. completions.",
+    "api_key": "The key's id as the provider reports it (never the secret).",
+    "resource": "A resource name or ARN.",
+    "operation": "An operation or API call name.",
+}
+PATTERN_LABELS = {"api_key": "API key"}
+
+
+def _text(attrs: dict[str, Any] | None = None) -> forms.TextInput:
+    return forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", **(attrs or {})})
+
+
+class ApplicationForm(forms.ModelForm):
+    class Meta:
+        model = Application
+        fields = ["name", "vendor", "owner", "category"]
+        widgets = {
+            "name": _text({"placeholder": "e.g. Support chatbot"}),
+            "vendor": _text({"placeholder": "e.g. OpenAI"}),
+            "owner": _text({"placeholder": "e.g. Platform team"}),
+            "category": _text({"list": "category-suggestions"}),
+        }
+        help_texts = {"vendor": "Who sells it.", "category": "e.g. AI provider, Cloud platform, SaaS."}
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = self.instance.workspace = workspace
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        taken = self.workspace.applications.filter(name__iexact=name).exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError("An application with this name already exists.")
+        return name
+
+
+class LicenseForm(forms.ModelForm):
+    class Meta:
+        model = License
+        fields = ["application", "plan_name", "kind", "start_date", "end_date", "committed_amount", "currency", "seat_count"]
+        labels = {
+            "plan_name": "Plan name",
+            "kind": "Kind",
+            "start_date": "Start date",
+            "end_date": "End date",
+            "committed_amount": "Committed amount",
+            "seat_count": "Seats",
+        }
+        help_texts = {
+            "plan_name": "As on the contract or invoice, e.g. “Enterprise 2026”.",
+            "end_date": "Leave empty for an open-ended plan.",
+            "committed_amount": "For a usage commitment: the amount committed over the period.",
+            "currency": "ISO 4217 code, e.g. USD, EUR.",
+            "seat_count": "For a seat-based plan: the number of seats bought.",
+        }
+        widgets = {
+            "plan_name": _text(),
+            "kind": forms.RadioSelect,
+            "start_date": forms.DateInput(attrs={"type": "date"}),
+            "end_date": forms.DateInput(attrs={"type": "date"}),
+            "currency": _text({"maxlength": 3, "size": 4, "style": "text-transform: uppercase"}),
+        }
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = self.instance.workspace = workspace
+        self.fields["application"].queryset = workspace.applications.order_by("name")
+        self.fields["application"].empty_label = "Choose an application…"
+        self.fields["kind"].choices = License.Kind.choices  # no blank radio button
+        self.fields["currency"].required = False
+
+    def clean_currency(self) -> str:
+        currency = (self.cleaned_data.get("currency") or "").strip().upper()
+        if currency and not CURRENCY_RE.match(currency):
+            raise forms.ValidationError("Use a three-letter currency code, e.g. USD.")
+        return currency
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("start_date"), data.get("end_date")
+        if start and end and end < start:
+            self.add_error("end_date", "The end date is before the start date.")
+        kind = data.get("kind")
+        if kind == License.Kind.COMMITMENT:
+            if data.get("committed_amount") is None:
+                self.add_error("committed_amount", "A usage commitment needs the committed amount.")
+            if not data.get("currency") and "currency" not in self.errors:
+                self.add_error("currency", "A usage commitment needs its currency.")
+        if kind == License.Kind.SEATS and not data.get("seat_count"):
+            self.add_error("seat_count", "A seat-based plan needs the number of seats.")
+        if data.get("committed_amount") is not None and data["committed_amount"] < 0:
+            self.add_error("committed_amount", "The amount cannot be negative.")
+        if not data.get("currency") and "currency" not in self.errors:
+            data["currency"] = "USD"  # the model's default; only a commitment must name it
+        return data
+
+
+class AttributionRuleForm(forms.ModelForm):
+    """A rule: provider + patterns → an existing application, or a new one named here."""
+
+    new_application = forms.CharField(
+        label="New application name",
+        required=False,
+        max_length=120,
+        widget=_text({"placeholder": "e.g. Support chatbot"}),
+        help_text="Or type a name to create the application with this rule.",
+    )
+    license = forms.TypedChoiceField(label="License", required=False, coerce=int, empty_value=None)
+
+    class Meta:
+        model = AttributionRule
+        fields = ["provider", *AttributionRule.MATCH_FIELDS, "application", "priority"]
+        labels = {"priority": "Priority"}
+        help_texts = {"priority": "Lower runs first; rules with equal priority run oldest first. Default rules use 1000."}
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = self.instance.workspace = workspace
+        choices = sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda c: c[1].lower())
+        current = self.instance.provider if self.instance.pk else ""
+        if current and current not in PROVIDERS:
+            choices.append((current, current))  # keep a rule of a provider no longer installed editable
+        self.fields["provider"] = forms.ChoiceField(label="Provider", choices=[("", "Choose a provider…"), *choices])
+        for name in AttributionRule.MATCH_FIELDS:
+            field = self.fields[name]
+            field.label = PATTERN_LABELS.get(name, name.capitalize())
+            field.help_text = PATTERN_HELP[name]
+            field.widget = _text({"placeholder": "any"})
+        application = self.fields["application"]
+        application.queryset = workspace.applications.order_by("name")
+        application.required = False
+        application.empty_label = "Choose an application…"
+        licenses: dict[str, list[tuple[int, str]]] = {}
+        for lic in workspace.licenses.select_related("application").order_by("application__name", "plan_name", "pk"):
+            licenses.setdefault(lic.application.name, []).append((lic.pk, f"{lic.plan_name} ({lic.get_kind_display()})"))
+        self.fields["license"].choices = [("", "No license"), *licenses.items()]
+        self.fields["license"].help_text = "Optional: the plan this usage counts against. It must belong to the application."
+        if self.instance.pk and self.instance.license_id:
+            self.initial.setdefault("license", self.instance.license_id)
+
+    def pattern_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in AttributionRule.MATCH_FIELDS]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        application, new_name = data.get("application"), (data.get("new_application") or "").strip()
+        if application and new_name:
+            self.add_error("new_application", "Choose an application or type a new name, not both.")
+        elif not application and not new_name and "application" not in self.errors:
+            self.add_error("application", "Choose the application this usage belongs to, or name a new one.")
+        license_id = data.get("license")
+        self.license_obj: License | None = None
+        if license_id is not None:
+            self.license_obj = self.workspace.licenses.filter(pk=license_id).first()
+            if self.license_obj is None:
+                self.add_error("license", "Choose one of the licenses listed.")
+            elif new_name or (application and self.license_obj.application_id != application.pk):
+                self.add_error("license", "This license belongs to another application.")
+        return data
+
+    def save(self, commit: bool = True) -> AttributionRule:
+        """The rule, unsaved: services.attribution_rule_save stores it and re-attributes."""
+        rule = super().save(commit=False)
+        rule.license = self.license_obj
+        return rule
+
+    @property
+    def new_application_name(self) -> str:
+        return (self.cleaned_data.get("new_application") or "").strip()

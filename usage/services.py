@@ -1,0 +1,243 @@
+"""Inventory and attribution services: views, admin, tasks and integrations call these.
+
+Anything that can change which rows a rule matches (a rule saved, moved or deleted; an
+application or license deleted) requests a background re-attribution of the workspace in the
+same transaction, enqueued after commit. A workspace has at most one job queued (later changes
+reuse it: it reads the rules when it starts) and at most one running (a newer job makes the
+running one stop at its next batch, and waits for it to do so).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from itertools import pairwise
+from typing import TYPE_CHECKING, Literal
+
+from django.db import transaction
+from django.utils import timezone
+
+from usage.attribution import load_matcher, reattribute
+from usage.models import (
+    Application,
+    AttributionRule,
+    License,
+    ReattributionJob,
+    UsageRecord,
+)
+
+if TYPE_CHECKING:
+    from accounts.models import Workspace
+    from integrations.providers.base import Provider
+
+logger = logging.getLogger(__name__)
+
+APPLICATION_CATEGORIES = {"ai": "AI provider", "cloud": "Cloud platform"}
+# Default rules catch everything of their provider, so they go after any rule a person writes
+# (the form proposes 100).
+DEFAULT_RULE_PRIORITY = 1000
+# How long a new job waits for an older running one to notice it was superseded (one batch
+# takes well under a second) before taking the older one's worker for dead.
+SUPERSEDE_WAIT_SECONDS = 30.0
+SUPERSEDE_POLL_SECONDS = 0.25
+# A sync chunk that read the rules just before they changed may store its rows after the job
+# walked past them; the job re-checks rows stored this long before it started.
+INGEST_GRACE = timedelta(minutes=10)
+SUPERSEDED = "Superseded by a newer re-attribution: the rules changed again."
+ABANDONED = "The worker running this re-attribution stopped; a newer one took over."
+
+Status = ReattributionJob.Status
+
+
+class _Superseded(Exception):
+    pass
+
+
+# ------------------------------------------------------------------ applications and defaults
+def application_get_or_create(*, workspace: Workspace, name: str, vendor: str = "", category: str = "") -> Application:
+    """The workspace's application called `name` (case-insensitively), created if missing."""
+    name = name.strip()
+    found = workspace.applications.filter(name__iexact=name).first()
+    if found is not None:
+        return found
+    return Application.objects.create(workspace=workspace, name=name, vendor=vendor, category=category)
+
+
+def attribution_ensure_default(*, workspace: Workspace, provider: Provider) -> AttributionRule | None:
+    """Connecting a provider attributes its usage to an application of its vendor.
+
+    Creates the application (named for the vendor) if the workspace has none by that name or
+    vendor, and a catch-all default rule if the workspace has no default rule for the provider.
+    Returns the new rule, or None when one existed.
+    """
+    if workspace.attribution_rules.filter(provider=provider.slug, is_default=True).exists():
+        return None
+    name = provider.vendor or provider.name
+    with transaction.atomic():
+        application = workspace.applications.filter(name__iexact=name).first()
+        if application is None and provider.vendor:
+            application = workspace.applications.filter(vendor__iexact=provider.vendor).order_by("pk").first()
+        if application is None:
+            application = Application.objects.create(
+                workspace=workspace,
+                name=name,
+                vendor=provider.vendor,
+                category=APPLICATION_CATEGORIES.get(provider.category, ""),
+            )
+        rule = AttributionRule.objects.create(
+            workspace=workspace,
+            provider=provider.slug,
+            application=application,
+            priority=DEFAULT_RULE_PRIORITY,
+            is_default=True,
+        )
+        # Usage kept from an earlier (disconnected) integration of this provider joins in.
+        if workspace.usage_records.filter(provider=provider.slug, application__isnull=True).exists():
+            reattribution_request(workspace=workspace)
+    return rule
+
+
+def application_delete(*, application: Application) -> None:
+    """Delete an application with its licenses and rules; its usage falls to the next rule."""
+    with transaction.atomic():
+        workspace = application.workspace
+        application.delete()
+        reattribution_request(workspace=workspace)
+
+
+def license_delete(*, license: License) -> None:
+    with transaction.atomic():
+        workspace = license.workspace
+        license.delete()
+        reattribution_request(workspace=workspace)
+
+
+# ------------------------------------------------------------------ rules
+def attribution_rule_save(*, rule: AttributionRule, new_application_name: str = "") -> AttributionRule:
+    """Create or update a rule (optionally for a new application named inline) and re-attribute."""
+    with transaction.atomic():
+        if new_application_name.strip():
+            rule.application = application_get_or_create(workspace=rule.workspace, name=new_application_name)
+        rule.save()
+        reattribution_request(workspace=rule.workspace)
+    return rule
+
+
+def attribution_rule_delete(*, rule: AttributionRule) -> None:
+    with transaction.atomic():
+        workspace = rule.workspace
+        rule.delete()
+        reattribution_request(workspace=workspace)
+
+
+def attribution_rule_move(*, rule: AttributionRule, direction: Literal["up", "down"]) -> bool:
+    """Swap a rule with its neighbour in precedence order; False if it is already at that end.
+
+    Neighbours with different priorities swap values. Equal priorities (ordered by id) cannot be
+    swapped that way, so priorities are raised just enough, from the moved pair on, for the
+    order by (priority, id) to be the intended one; every other rule keeps its number.
+    """
+    with transaction.atomic():
+        rules = list(rule.workspace.attribution_rules.select_for_update().order_by("priority", "pk"))
+        index = next(i for i, r in enumerate(rules) if r.pk == rule.pk)
+        other = index - 1 if direction == "up" else index + 1
+        if not 0 <= other < len(rules):
+            return False
+        a, b = rules[index], rules[other]
+        a.priority, b.priority = b.priority, a.priority
+        rules[index], rules[other] = b, a
+        changed = {a.pk: a, b.pk: b}
+        for previous, current in pairwise(rules):
+            lowest = previous.priority if previous.pk < current.pk else previous.priority + 1
+            if current.priority < lowest:
+                current.priority = lowest
+                changed[current.pk] = current
+        AttributionRule.objects.bulk_update(list(changed.values()), ["priority"])
+        reattribution_request(workspace=rule.workspace)
+    return True
+
+
+# ------------------------------------------------------------------ re-attribution jobs
+def reattribution_request(*, workspace: Workspace) -> ReattributionJob:
+    """Ask for the workspace's rows to be re-attributed after this transaction commits."""
+    from usage.tasks import reattribute_workspace
+
+    with transaction.atomic():
+        # Locked so that a worker cannot start this queued job (and read the old rules)
+        # between our check and our commit; it then reads the rules as we leave them.
+        job = workspace.reattribution_jobs.select_for_update().filter(status=Status.QUEUED).order_by("-pk").first()
+        if job is None:
+            job = ReattributionJob.objects.create(workspace=workspace)
+    job_id = job.pk
+    transaction.on_commit(lambda: reattribute_workspace.delay(job_id))
+    return job
+
+
+def reattribution_latest(*, workspace: Workspace) -> ReattributionJob | None:
+    return workspace.reattribution_jobs.order_by("-pk").first()
+
+
+def _newer_job_exists(job: ReattributionJob) -> bool:
+    return ReattributionJob.objects.filter(workspace_id=job.workspace_id, pk__gt=job.pk).exists()
+
+
+def _finish(job_id: int, status: str, **fields: object) -> None:
+    ReattributionJob.objects.filter(pk=job_id).update(status=status, finished_at=timezone.now(), **fields)
+
+
+def _wait_for_older_jobs(job: ReattributionJob) -> None:
+    older = ReattributionJob.objects.filter(workspace_id=job.workspace_id, pk__lt=job.pk)
+    older.filter(status=Status.QUEUED).update(status=Status.FAILED, error=SUPERSEDED, finished_at=timezone.now())
+    deadline = time.monotonic() + SUPERSEDE_WAIT_SECONDS
+    while older.filter(status=Status.RUNNING).exists():
+        if time.monotonic() > deadline:
+            older.filter(status=Status.RUNNING).update(status=Status.FAILED, error=ABANDONED, finished_at=timezone.now())
+            return
+        time.sleep(SUPERSEDE_POLL_SECONDS)
+
+
+def reattribution_run(*, job_id: int) -> ReattributionJob:
+    """Re-attribute every row of the job's workspace in batches, recording progress.
+
+    A job already running is run again (a redelivered task after its worker died: matching is
+    idempotent); a finished one is left alone.
+    """
+    job = ReattributionJob.objects.get(pk=job_id)
+    if job.status not in (Status.QUEUED, Status.RUNNING):
+        return job
+    if _newer_job_exists(job):
+        _finish(job.pk, Status.FAILED, error=SUPERSEDED)
+        return ReattributionJob.objects.get(pk=job_id)
+    _wait_for_older_jobs(job)
+    claimed = ReattributionJob.objects.filter(pk=job.pk, status__in=(Status.QUEUED, Status.RUNNING)).update(
+        status=Status.RUNNING, done=0, error=""
+    )
+    if not claimed:
+        return ReattributionJob.objects.get(pk=job_id)
+    started = timezone.now()
+    records = UsageRecord.objects.filter(workspace_id=job.workspace_id)
+    progress = {"done": 0, "total": records.count()}
+    ReattributionJob.objects.filter(pk=job.pk).update(total=progress["total"])
+    # Read the rules only now that the job is claimed (see reattribution_request).
+    matcher = load_matcher(workspace_id=job.workspace_id)
+
+    def on_batch(rows: int) -> bool:
+        progress["done"] += rows
+        progress["total"] = max(progress["total"], progress["done"])  # rows stored meanwhile
+        ReattributionJob.objects.filter(pk=job.pk).update(done=progress["done"], total=progress["total"])
+        if _newer_job_exists(job):
+            raise _Superseded
+        return True
+
+    try:
+        changed = reattribute(records, matcher, on_batch=on_batch)
+        changed += reattribute(records.filter(updated_at__gte=started - INGEST_GRACE), matcher)
+    except _Superseded:
+        _finish(job.pk, Status.FAILED, error=SUPERSEDED)
+    except Exception as exc:
+        logger.exception("re-attribution job %s failed", job.pk)
+        _finish(job.pk, Status.FAILED, error=f"Re-attribution failed ({type(exc).__name__}); the details are in the worker log.")
+    else:
+        logger.info("re-attribution job %s: %s of %s rows changed", job.pk, changed, progress["done"])
+        _finish(job.pk, Status.DONE, done=progress["done"], total=progress["done"])
+    return ReattributionJob.objects.get(pk=job_id)
