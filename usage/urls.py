@@ -3,5 +3,13 @@ from __future__ import annotations
 
 from django.urls import path  # noqa: F401
 
+from usage.views import explorer, licenses
+from usage.views.export import usage_export
+
 app_name = "usage"
-urlpatterns: list = []
+urlpatterns: list = [
+    path("", explorer.explorer, name="explorer"),
+    path("licenses/", licenses.license_list, name="licenses"),
+    path("licenses/<int:pk>/", licenses.license_detail, name="license"),
+    path("export/", usage_export, name="export"),
+]

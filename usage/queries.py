@@ -1,0 +1,412 @@
+"""Queryset builders for the usage pages and exports: filter, group, total, chart.
+
+Everything here starts from `workspace.usage_records`, aggregates in SQL (Trunc* + Sum, GROUP BY)
+and returns at most one row per (period, group, unit) — never one row per record — so the
+pages stay fast however many records a workspace holds. Nothing here renders or reads a request.
+
+`filtered(workspace, params)` is the entry point other code reuses ("export what I'm looking
+at"): `params` is a query string mapping (request.GET) or a ready `UsageFilters`.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from functools import reduce
+from operator import or_
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from accounts.models import Workspace
+    from usage.models import License, UsageRecord
+
+# The value of the application / license filters that selects rows no rule attributed.
+NONE = "none"
+# Filters that match one stored string exactly.
+EXACT_FILTERS = ("provider", "model", "project", "region", "metric")
+# Filters that name a row of the workspace by id (or NONE for "not attributed").
+ID_FILTERS = ("integration", "application", "license")
+FILTER_PARAMS = ("date_from", "date_to", *EXACT_FILTERS, *ID_FILTERS)
+
+PERIODS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+DEFAULT_PERIOD = "day"
+# Split-by dimension → the column grouped on. "" is "no split": one total.
+GROUPS = {
+    "": None,
+    "provider": "provider",
+    "integration": "integration_id",
+    "application": "application_id",
+    "license": "license_id",
+    "model": "model",
+    "project": "project",
+    "region": "region",
+}
+
+
+@dataclass(frozen=True)
+class UsageFilters:
+    """What the explorer is looking at. Empty strings / None mean "no filter"."""
+
+    date_from: date | None = None  # first day included (UTC)
+    date_to: date | None = None  # last day included (UTC)
+    provider: str = ""
+    model: str = ""
+    project: str = ""
+    region: str = ""
+    metric: str = ""
+    integration: str = ""  # an id, or "" for all
+    application: str = ""  # an id, NONE, or ""
+    license: str = ""  # an id, NONE, or ""
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+    @property
+    def since(self) -> datetime | None:
+        return day_start(self.date_from) if self.date_from else None
+
+    @property
+    def until(self) -> datetime | None:
+        """Exclusive upper bound: midnight after the last day."""
+        return day_start(self.date_to + timedelta(days=1)) if self.date_to else None
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _parse_date(value: Any) -> date | None:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip()) if value else None
+    except ValueError:
+        return None
+
+
+def parse_filters(params: Mapping[str, Any]) -> UsageFilters:
+    """Query string → UsageFilters. Lenient: a value that does not parse is no filter.
+
+    (The explorer's form reports bad dates to the user; exports simply ignore them.)
+    """
+    values: dict[str, Any] = {"date_from": _parse_date(params.get("date_from")), "date_to": _parse_date(params.get("date_to"))}
+    for name in EXACT_FILTERS:
+        values[name] = str(params.get(name) or "").strip()
+    for name in ID_FILTERS:
+        raw = str(params.get(name) or "").strip()
+        # ASCII digits only, and few enough to be an id: "²" or 10**30 must not reach int()/SQL.
+        values[name] = raw if raw == NONE or (raw.isascii() and raw.isdigit() and len(raw) <= 18) else ""
+    if values["integration"] == NONE:
+        values["integration"] = ""  # every record comes from an integration
+    return UsageFilters(**values)
+
+
+def filtered(workspace: Workspace, params: Mapping[str, Any] | UsageFilters) -> QuerySet[UsageRecord]:
+    """The workspace's usage records narrowed by `params` (unordered: callers order).
+
+    Dates bound `bucket_start` with aware datetimes (not `__date`), so the
+    (workspace, bucket_start) index serves the range.
+    """
+    f = params if isinstance(params, UsageFilters) else parse_filters(params)
+    records = workspace.usage_records.all()
+    if f.since:
+        records = records.filter(bucket_start__gte=f.since)
+    if f.until:
+        records = records.filter(bucket_start__lt=f.until)
+    for name in EXACT_FILTERS:
+        if getattr(f, name):
+            records = records.filter(**{name: getattr(f, name)})
+    for name in ID_FILTERS:
+        value = getattr(f, name)
+        if value == NONE:
+            records = records.filter(**{f"{name}__isnull": True})
+        elif value:
+            records = records.filter(**{f"{name}_id": int(value)})
+    return records.order_by()
+
+
+# ---------------------------------------------------------------- aggregates
+@dataclass(frozen=True)
+class Total:
+    group: Any  # the group's raw value (a string, an id, None), or None with no split
+    metric: str
+    unit: str
+    total: Decimal
+    rows: int
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    period: date
+    group: Any
+    unit: str
+    total: Decimal
+
+
+def _group_field(group: str) -> str | None:
+    if group not in GROUPS:
+        raise ValueError(f"Unknown group {group!r}; one of {sorted(GROUPS)}")
+    return GROUPS[group]
+
+
+def totals(records: QuerySet[UsageRecord], group: str = "") -> list[Total]:
+    """Sum per (group value, metric, unit): units are never added together."""
+    column = _group_field(group)
+    keys = [column, "metric", "unit"] if column else ["metric", "unit"]
+    rows = records.order_by().values(*keys).annotate(total=Sum("quantity"), rows=Count("pk")).order_by(*keys)
+    return [
+        Total(group=row[column] if column else None, metric=row["metric"], unit=row["unit"], total=row["total"], rows=row["rows"])
+        for row in rows
+    ]
+
+
+def series(records: QuerySet[UsageRecord], *, metric: str, period: str = DEFAULT_PERIOD, group: str = "") -> list[SeriesPoint]:
+    """Sum of one metric per (period, group value, unit), oldest period first."""
+    if period not in PERIODS:
+        raise ValueError(f"Unknown period {period!r}; one of {sorted(PERIODS)}")
+    column = _group_field(group)
+    keys = ["period", column, "unit"] if column else ["period", "unit"]
+    rows = (
+        records.filter(metric=metric)
+        .order_by()
+        .annotate(period=PERIODS[period]("bucket_start", tzinfo=UTC))
+        .values(*keys)
+        .annotate(total=Sum("quantity"))
+        .order_by(*keys)
+    )
+    return [
+        SeriesPoint(period=_as_date(row["period"]), group=row[column] if column else None, unit=row["unit"], total=row["total"])
+        for row in rows
+    ]
+
+
+def _as_date(value: datetime | date) -> date:
+    return value.astimezone(UTC).date() if isinstance(value, datetime) else value
+
+
+def period_starts(first: date, last: date, period: str) -> list[date]:
+    """Every period start from the one holding `first` to the one holding `last` (gaps filled)."""
+    start = period_floor(first, period)
+    out: list[date] = []
+    while start <= last:
+        out.append(start)
+        start = next_period(start, period)
+    return out
+
+
+def period_floor(day: date, period: str) -> date:
+    if period == "week":
+        return day - timedelta(days=day.weekday())  # ISO weeks start on Monday, as TruncWeek
+    if period == "month":
+        return day.replace(day=1)
+    return day
+
+
+def next_period(start: date, period: str) -> date:
+    if period == "week":
+        return start + timedelta(days=7)
+    if period == "month":
+        return date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return start + timedelta(days=1)
+
+
+def distinct_values(workspace: Workspace, column: str, *, limit: int = 500) -> list[str]:
+    """The non-empty values stored in one dimension column (for the filter selects)."""
+    return list(
+        workspace.usage_records.exclude(**{column: ""})
+        .order_by(column)
+        .values_list(column, flat=True)
+        .distinct()[:limit]
+    )
+
+
+# Beyond this many distinct combinations one scan stops paying off: ask per column instead.
+_COMBINATIONS_CAP = 5000
+
+
+def dimension_values(workspace: Workspace, columns: tuple[str, ...], *, limit: int = 500) -> dict[str, list[str]]:
+    """The non-empty values of several columns, sorted, from one scan of the table when the
+    combinations are few (the usual case), else one DISTINCT per column."""
+    combos = list(workspace.usage_records.order_by().values_list(*columns).distinct()[: _COMBINATIONS_CAP + 1])
+    if len(combos) > _COMBINATIONS_CAP:
+        return {column: distinct_values(workspace, column, limit=limit) for column in columns}
+    return {column: sorted({combo[i] for combo in combos if combo[i]})[:limit] for i, column in enumerate(columns)}
+
+
+# ---------------------------------------------------------------- licenses
+# The projection's "current daily rate" is the average over this many most recent days of the
+# period (fewer at its start): recent enough to follow a change, long enough to smooth weekends.
+RATE_WINDOW_DAYS = 30
+
+
+@dataclass(frozen=True)
+class MonthTotal:
+    month: date
+    metric: str
+    unit: str
+    total: Decimal
+
+
+@dataclass
+class LicenseConsumption:
+    """A license's attributed usage within its period, and where it is heading."""
+
+    license: License
+    period_start: date
+    period_end: date | None  # None: open-ended
+    today: date
+    status: str  # "upcoming" | "active" | "ended"
+    currency: str
+    spent: Decimal  # cost in the license's currency, within the period
+    rows: int
+    other_costs: list[Total]  # cost reported in another currency: shown, never converted or added
+    other_totals: list[Total]  # tokens, requests, …: per (metric, unit)
+    daily: list[tuple[date, Decimal]]  # cost in `currency` per day of the period, gaps filled
+    monthly: list[MonthTotal]
+    daily_rate: Decimal | None = None
+    rate_days: int = 0
+    projected: Decimal | None = None  # spend at the end of the period at `daily_rate`
+
+    @property
+    def committed(self) -> Decimal | None:
+        return self.license.committed_amount
+
+    @property
+    def as_of(self) -> date:
+        """The last day counted: today, or the period's end once it is over."""
+        return min(self.today, self.period_end) if self.period_end else self.today
+
+    @property
+    def days_total(self) -> int | None:
+        return (self.period_end - self.period_start).days + 1 if self.period_end else None
+
+    @property
+    def days_elapsed(self) -> int:
+        return max(0, (self.as_of - self.period_start).days + 1)
+
+    @property
+    def days_remaining(self) -> int:
+        return max(0, (self.period_end - self.as_of).days) if self.period_end else 0
+
+    @property
+    def percent_used(self) -> float | None:
+        return percent(self.spent, self.committed)
+
+    @property
+    def projected_percent(self) -> float | None:
+        return percent(self.projected, self.committed) if self.projected is not None else None
+
+    @property
+    def remaining(self) -> Decimal | None:
+        return self.committed - self.spent if self.committed is not None else None
+
+    def cumulative(self) -> list[tuple[date, Decimal]]:
+        running = Decimal(0)
+        out = []
+        for day, amount in self.daily:
+            running += amount
+            out.append((day, running))
+        return out
+
+
+def percent(part: Decimal | None, whole: Decimal | None) -> float | None:
+    if part is None or not whole:
+        return None
+    return float(part / whole * 100)
+
+
+def _period_q(license: License) -> Q:
+    """Rows attributed to `license` whose bucket starts within its period (whole UTC days)."""
+    q = Q(license_id=license.pk, bucket_start__gte=day_start(license.start_date))
+    if license.end_date:
+        q &= Q(bucket_start__lt=day_start(license.end_date + timedelta(days=1)))
+    return q
+
+
+def license_records(license: License) -> QuerySet[UsageRecord]:
+    """Records attributed to `license` whose bucket starts within its period (UTC days)."""
+    return license.workspace.usage_records.filter(_period_q(license)).order_by()
+
+
+def license_consumption(license: License, *, today: date | None = None) -> LicenseConsumption:
+    """One aggregate query per (day, metric, unit) — a few thousand rows at most for a year —
+    from which totals, the daily spend and the months are summed in Python."""
+    today = today or datetime.now(UTC).date()
+    currency = license.currency
+    per_day = (
+        license_records(license)
+        .annotate(day=TruncDay("bucket_start", tzinfo=UTC))
+        .values("day", "metric", "unit")
+        .annotate(total=Sum("quantity"), rows=Count("pk"))
+        .order_by("day", "metric", "unit")
+    )
+    sums: dict[tuple[str, str], list] = {}
+    months: dict[tuple[date, str, str], Decimal] = defaultdict(Decimal)
+    by_day: dict[date, Decimal] = defaultdict(Decimal)
+    for row in per_day:
+        day, key = _as_date(row["day"]), (row["metric"], row["unit"])
+        entry = sums.setdefault(key, [Decimal(0), 0])
+        entry[0] += row["total"]
+        entry[1] += row["rows"]
+        months[(day.replace(day=1), *key)] += row["total"]
+        if key == ("cost", currency):
+            by_day[day] += row["total"]
+    all_totals = [Total(group=None, metric=m, unit=u, total=t, rows=n) for (m, u), (t, n) in sorted(sums.items())]
+    spent = sums.get(("cost", currency), [Decimal(0)])[0]
+    status = "upcoming" if today < license.start_date else "ended" if license.end_date and today > license.end_date else "active"
+    last_day = min(today, license.end_date) if license.end_date else today
+    if by_day:
+        last_day = max(last_day, max(by_day))  # rows dated after today (clock skew) still show
+    days = period_starts(license.start_date, last_day, "day") if last_day >= license.start_date else []
+    consumption = LicenseConsumption(
+        license=license,
+        period_start=license.start_date,
+        period_end=license.end_date,
+        today=today,
+        status=status,
+        currency=currency,
+        spent=spent,
+        rows=sum(t.rows for t in all_totals),
+        other_costs=[t for t in all_totals if t.metric == "cost" and t.unit != currency],
+        other_totals=[t for t in all_totals if t.metric != "cost"],
+        daily=[(day, by_day.get(day, Decimal(0))) for day in days],
+        monthly=[MonthTotal(month, metric, unit, total) for (month, metric, unit), total in sorted(months.items())],
+    )
+    if status == "active" and consumption.days_elapsed:
+        window = [amount for day, amount in consumption.daily if day <= consumption.as_of][-RATE_WINDOW_DAYS:]
+        consumption.rate_days = min(RATE_WINDOW_DAYS, consumption.days_elapsed)
+        consumption.daily_rate = sum(window, Decimal(0)) / consumption.rate_days
+        if license.end_date:
+            consumption.projected = spent + consumption.daily_rate * consumption.days_remaining
+    elif status == "ended":
+        consumption.projected = spent
+    return consumption
+
+
+def licenses_with_consumption(workspace: Workspace) -> list[License]:
+    """The workspace's licenses, each with `spent` (cost in its currency within its period, or
+    None) and `attributed_rows` (records within its period).
+
+    Two queries for the whole list: the licenses, then one GROUP BY over the records that fall
+    in some license's period — bounds compared as aware datetimes, never cast row by row.
+    """
+    licenses = list(workspace.licenses.select_related("application").order_by("application__name", "plan_name", "pk"))
+    sums: dict[tuple[int, str, str], tuple[Decimal, int]] = {}
+    if licenses:
+        in_a_period = reduce(or_, (_period_q(lic) for lic in licenses))
+        rows = workspace.usage_records.filter(in_a_period).order_by().values("license_id", "metric", "unit").annotate(total=Sum("quantity"), rows=Count("pk"))
+        sums = {(r["license_id"], r["metric"], r["unit"]): (r["total"], r["rows"]) for r in rows}
+    for lic in licenses:
+        mine = [value for key, value in sums.items() if key[0] == lic.pk]
+        spend = sums.get((lic.pk, "cost", lic.currency))
+        lic.spent = spend[0] if spend else None
+        lic.attributed_rows = sum(rows for _, rows in mine)
+    return licenses
