@@ -1,17 +1,20 @@
-"""CSV export of normalized usage: the `export_usage` command and (later) the pages share it.
+"""CSV export of normalized usage (the design.md columns), shared by `export_usage` and the page.
 
-Rows are streamed from the database with `.iterator()` and written one by one, so memory
-stays flat however many records a workspace holds.
+Rows are streamed from the database with `.values_list(...).iterator(chunk_size=…)`: no model
+instance per row and no list of all rows, so memory stays flat however many records a workspace
+holds (bench/export_memory.py measures it). Application names and license labels are read once
+per id and cached: a workspace has a handful of them, not one per row. The FOCUS 1.2 writer
+(usage/export_focus.py) reuses these pieces.
 """
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from usage.models import DIMENSION_FIELDS, UsageRecord
+from usage.models import DIMENSION_FIELDS, Application, License, UsageRecord
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -31,13 +34,27 @@ CSV_COLUMNS: tuple[str, ...] = (
     "application",
     "license",
 )
+# Rows fetched per database round trip; also the batch the page streams at a time.
 CHUNK_SIZE = 2000
+# CSV lines joined into one piece of the HTTP response: fewer, larger writes to the socket.
+LINES_PER_PIECE = 500
 
-# What is read per record; attribution (issue 5) adds its fields here.
-_VALUES: tuple[str, ...] = ("provider", "integration_id", "bucket_start", "bucket_end", *DIMENSION_FIELDS, "metric", "quantity", "unit")
+# What is read per record: plain columns only (ids, not joins), as tuples in this order.
+_VALUES: tuple[str, ...] = (
+    "provider",
+    "integration_id",
+    "bucket_start",
+    "bucket_end",
+    *DIMENSION_FIELDS,
+    "metric",
+    "quantity",
+    "unit",
+    "application_id",
+    "license_id",
+)
 
 
-class _Writable(Protocol):
+class Writable(Protocol):
     def write(self, s: str, /) -> Any: ...
 
 
@@ -59,12 +76,31 @@ def usage_export_queryset(
         records = records.filter(bucket_start__gte=since)
     if until is not None:
         records = records.filter(bucket_start__lt=until)
+    return export_order(records)
+
+
+def export_order(records: QuerySet[UsageRecord]) -> QuerySet[UsageRecord]:
+    """Oldest bucket first, ties by id: the same rows always come out in the same order."""
     return records.order_by("bucket_start", "pk")
 
 
 def format_time(moment: datetime) -> str:
     """ISO 8601 in UTC with a trailing Z, e.g. 2026-01-31T13:00:00Z."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TimeFormatter:
+    """format_time with a one-entry memo: consecutive rows mostly share their bucket, and
+    strftime is the dearest step of a row."""
+
+    def __init__(self) -> None:
+        self._last: datetime | None = None
+        self._text = ""
+
+    def __call__(self, moment: datetime) -> str:
+        if moment != self._last:
+            self._last, self._text = moment, format_time(moment)
+        return self._text
 
 
 def format_quantity(quantity: Decimal) -> str:
@@ -74,34 +110,91 @@ def format_quantity(quantity: Decimal) -> str:
     return format(quantity.normalize(), "f")
 
 
-def attribution_columns(record: Mapping[str, Any]) -> tuple[str, str]:
-    """The (application, license) a record was attributed to.
+def license_label(application_name: str, plan_name: str) -> str:
+    """How a license is named in exports: "<application> – <plan>", as on the pages and in
+    admin (License.__str__). A plan name alone ("Enterprise") is ambiguous across applications."""
+    return f"{application_name} – {plan_name}"
 
-    Hook for issue 5 (attribution): empty until records carry an Application and a License.
-    """
-    return "", ""
+
+class AttributionLabels:
+    """Application names and license labels by id, each read with one query the first time it
+    is met. A workspace holds a few dozen of them, so this stays small whatever the row count."""
+
+    def __init__(self) -> None:
+        self._applications: dict[int, str] = {}
+        self._licenses: dict[int, str] = {}
+
+    def application(self, pk: int | None) -> str:
+        if pk is None:
+            return ""
+        name = self._applications.get(pk)
+        if name is None:
+            name = Application.objects.filter(pk=pk).values_list("name", flat=True).first() or ""
+            self._applications[pk] = name
+        return name
+
+    def license(self, pk: int | None) -> str:
+        if pk is None:
+            return ""
+        label = self._licenses.get(pk)
+        if label is None:
+            found = License.objects.filter(pk=pk).values_list("application__name", "plan_name").first()
+            label = license_label(*found) if found else ""
+            self._licenses[pk] = label
+        return label
 
 
 def usage_csv_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
     """The header, then one list of strings per record, streamed in chunks."""
     yield list(CSV_COLUMNS)
-    for r in records.values(*_VALUES).iterator(chunk_size=CHUNK_SIZE):
-        application, license_ = attribution_columns(r)
+    labels = AttributionLabels()
+    when = TimeFormatter()
+    ends = TimeFormatter()
+    for row in records.values_list(*_VALUES).iterator(chunk_size=CHUNK_SIZE):
+        provider, integration_id, start, end, *dimensions, metric, quantity, unit, application_id, license_id = row
         yield [
-            r["provider"],
-            str(r["integration_id"]),
-            format_time(r["bucket_start"]),
-            format_time(r["bucket_end"]),
-            *(r[d] for d in DIMENSION_FIELDS),
-            r["metric"],
-            format_quantity(r["quantity"]),
-            r["unit"],
-            application,
-            license_,
+            provider,
+            str(integration_id),
+            when(start),
+            ends(end),
+            *dimensions,
+            metric,
+            format_quantity(quantity),
+            unit,
+            labels.application(application_id),
+            labels.license(license_id),
         ]
 
 
-def write_rows_csv(out: _Writable, rows: Iterable[list[str]]) -> int:
+# ---------------------------------------------------------------- writing
+class _Echo:
+    """A file-like object whose write() returns what it is given: csv.writer formats a line
+    and hands it back, and nothing accumulates."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+def csv_pieces(rows: Iterable[list[str]], *, lines_per_piece: int = LINES_PER_PIECE) -> Iterator[str]:
+    """CSV text in pieces of a few hundred lines, for StreamingHttpResponse."""
+    writer = csv.writer(_Echo())
+    piece: list[str] = []
+    try:
+        for row in rows:
+            piece.append(writer.writerow(row))
+            if len(piece) >= lines_per_piece:
+                yield "".join(piece)
+                piece.clear()
+        if piece:
+            yield "".join(piece)
+    finally:
+        # A client that went away closes this generator: close the cursor's generator too.
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+
+
+def write_rows_csv(out: Writable, rows: Iterable[list[str]]) -> int:
     """Write rows to a text file object; returns the number of rows after the header."""
     writer = csv.writer(out)
     count = -1
@@ -111,10 +204,15 @@ def write_rows_csv(out: _Writable, rows: Iterable[list[str]]) -> int:
     return max(count, 0)
 
 
-def usage_write_csv(out: _Writable, records: QuerySet[UsageRecord]) -> int:
-    """Write the CSV export of `records` to `out`; returns the number of data rows."""
-    rows = usage_csv_rows(records)
+def write_rows_closing(out: Writable, rows: Iterator[list[str]]) -> int:
     try:
         return write_rows_csv(out, rows)
     finally:
-        rows.close()  # a reader that went away (broken pipe) must not leave the cursor open
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()  # a reader that went away (broken pipe) must not leave the cursor open
+
+
+def usage_write_csv(out: Writable, records: QuerySet[UsageRecord]) -> int:
+    """Write the CSV export of `records` to `out`; returns the number of data rows."""
+    return write_rows_closing(out, usage_csv_rows(records))

@@ -1,18 +1,21 @@
-"""export_usage: exact columns and formats, tenant scoping, day bounds."""
+"""export_usage --format csv: the design.md columns, their order and formats, attribution
+labels, tenant scoping, day bounds, and streaming."""
 from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from integrations.models import Integration
-from usage.export import CSV_COLUMNS, format_quantity, usage_csv_rows, usage_export_queryset
-from usage.models import UsageRecord
+from usage.export import CSV_COLUMNS, format_quantity, license_label, usage_csv_rows, usage_export_queryset
+from usage.models import Application, License, UsageRecord
 
+# design.md, "Management commands", spelled out so a change to the exporter cannot silently
+# change the contract.
 EXPECTED_HEADER = [
     "provider",
     "integration",
@@ -36,14 +39,14 @@ EXPECTED_HEADER = [
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _integration(workspace, name: str = "OpenAI prod") -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name=name)
+def make_integration(workspace, name: str = "OpenAI prod", provider: str = "openai", **fields) -> Integration:
+    integration = Integration(workspace=workspace, provider=provider, name=name, **fields)
     integration.set_credential({"api_key": "sk-admin-export-test-000000000000"})
     integration.save()
     return integration
 
 
-def _record(integration: Integration, start: datetime, metric: str, quantity: str, unit: str, **dims: str) -> UsageRecord:
+def make_record(integration: Integration, start: datetime, metric: str, quantity: str, unit: str, **fields) -> UsageRecord:
     return UsageRecord.objects.create(
         workspace=integration.workspace,
         integration=integration,
@@ -53,24 +56,39 @@ def _record(integration: Integration, start: datetime, metric: str, quantity: st
         metric=metric,
         quantity=Decimal(quantity),
         unit=unit,
-        **dims,
+        **fields,
     )
+
+
+def make_license(workspace, application: Application, plan_name: str = "Scale tier") -> License:
+    return License.objects.create(
+        workspace=workspace,
+        application=application,
+        plan_name=plan_name,
+        kind=License.Kind.COMMITMENT,
+        start_date=date(2026, 1, 1),
+        committed_amount=Decimal(1000),
+    )
+
+
+def parse_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    return header, [dict(zip(header, row, strict=True)) for row in reader]
 
 
 def _export(*args: str) -> list[dict[str, str]]:
     out = io.StringIO()
     call_command("export_usage", *args, stdout=out)
-    out.seek(0)
-    reader = csv.reader(out)
-    header = next(reader)
+    header, rows = parse_csv(out.getvalue())
     assert header == EXPECTED_HEADER
-    return [dict(zip(header, row, strict=True)) for row in reader]
+    return rows
 
 
 @pytest.fixture
 def records(workspace):
-    integration = _integration(workspace)
-    _record(
+    integration = make_integration(workspace)
+    make_record(
         integration,
         DAY1 + timedelta(hours=13),
         "input_tokens",
@@ -81,8 +99,8 @@ def records(workspace):
         model="gpt-4o",
         api_key="key_abc",
     )
-    _record(integration, DAY1 + timedelta(days=1), "cost", "0.500000000", "USD", account="org-1", project="proj_a")
-    _record(integration, DAY1 + timedelta(days=2, hours=23), "requests", "7", "requests", model="gpt-4o")
+    make_record(integration, DAY1 + timedelta(days=1), "cost", "0.500000000", "USD", account="org-1", project="proj_a")
+    make_record(integration, DAY1 + timedelta(days=2, hours=23), "requests", "7", "requests", model="gpt-4o")
     return integration
 
 
@@ -115,24 +133,54 @@ def test_csv_columns_order_and_formats(records):
     assert list(CSV_COLUMNS) == EXPECTED_HEADER
 
 
+def test_application_and_license_columns_name_the_attribution(records, workspace):
+    support = Application.objects.create(workspace=workspace, name="Support Bot", vendor="OpenAI")
+    scale = make_license(workspace, support, "Scale tier")
+    other = Application.objects.create(workspace=workspace, name="Internal wiki")
+    tokens, cost, _requests = UsageRecord.objects.order_by("bucket_start")
+    UsageRecord.objects.filter(pk=tokens.pk).update(application=support, license=scale)
+    UsageRecord.objects.filter(pk=cost.pk).update(application=other)
+
+    rows = _export("--workspace", "acme")
+
+    assert [(r["application"], r["license"]) for r in rows] == [
+        ("Support Bot", "Support Bot – Scale tier"),
+        ("Internal wiki", ""),
+        ("", ""),  # unattributed
+    ]
+    assert license_label("Support Bot", "Scale tier") == str(scale)  # the same label as the pages
+
+
+def test_labels_are_read_once_per_application_and_license(records, workspace, django_assert_max_num_queries):
+    support = Application.objects.create(workspace=workspace, name="Support Bot")
+    scale = make_license(workspace, support)
+    for i in range(50):
+        make_record(records, DAY1 + timedelta(days=3, hours=i), "output_tokens", "1", "tokens", application=support, license=scale)
+    rows = usage_csv_rows(usage_export_queryset(workspace=workspace))
+    next(rows)
+    # One SELECT of the records, one of the application, one of the license: not one per row.
+    with django_assert_max_num_queries(3):
+        assert sum(1 for r in rows if r[-1] == "Support Bot – Scale tier") == 50
+
+
 def test_only_the_workspaces_own_usage_is_exported(records, other_workspace):
-    foreign = _integration(other_workspace, name="Globex OpenAI")
-    _record(foreign, DAY1, "input_tokens", "99", "tokens", model="foreign-model")
+    foreign = make_integration(other_workspace, name="Globex OpenAI")
+    make_record(foreign, DAY1, "input_tokens", "99", "tokens", model="foreign-model")
     rows = _export("--workspace", "acme")
     assert {r["integration"] for r in rows} == {str(records.pk)}
     assert all(r["model"] != "foreign-model" for r in rows)
 
 
 def test_integration_filter(records, workspace):
-    second = _integration(workspace, name="OpenAI staging")
-    _record(second, DAY1, "output_tokens", "5", "tokens")
+    second = make_integration(workspace, name="OpenAI staging")
+    make_record(second, DAY1, "output_tokens", "5", "tokens")
     assert {r["integration"] for r in _export("--workspace", "acme")} == {str(records.pk), str(second.pk)}
     rows = _export("--workspace", "acme", "--integration", str(second.pk))
     assert [(r["integration"], r["metric"]) for r in rows] == [(str(second.pk), "output_tokens")]
 
 
 def test_integration_of_another_workspace_is_refused(records, other_workspace):
-    foreign = _integration(other_workspace, name="Globex OpenAI")
+    foreign = make_integration(other_workspace, name="Globex OpenAI")
     with pytest.raises(CommandError, match="no integration"):
         _export("--workspace", "acme", "--integration", str(foreign.pk))
 
@@ -156,9 +204,9 @@ def test_bad_dates_are_refused(records):
         _export("--workspace", "acme", "--since", "2026-01-03", "--until", "2026-01-01")
 
 
-def test_focus_format_is_not_available_yet(records):
-    with pytest.raises(CommandError, match="FOCUS export is not available yet"):
-        call_command("export_usage", "--workspace", "acme", "--format", "focus", stdout=io.StringIO())
+def test_unknown_format_is_refused(records):
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("export_usage", "--workspace", "acme", "--format", "xlsx", stdout=io.StringIO())
 
 
 def test_empty_export_is_just_the_header(workspace):

@@ -1,6 +1,8 @@
 """manage.py export_usage --workspace SLUG [--integration ID] [--since D] [--until D] [--format csv|focus]
 
-Writes the workspace's normalized usage to standard output (columns: usage.export.CSV_COLUMNS).
+Writes the workspace's normalized usage to standard output: `csv` has the design.md columns
+(usage.export.CSV_COLUMNS), `focus` is FOCUS 1.2 (usage.export_focus.FOCUS_HEADER; docs/export.md).
+Both stream from the database, so memory stays flat however many rows are written.
 """
 from __future__ import annotations
 
@@ -13,21 +15,24 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from accounts.models import Workspace
 from integrations.management.options import day_bounds
 from usage.export import usage_export_queryset, usage_write_csv
+from usage.export_focus import usage_write_focus
+
+WRITERS = {"csv": usage_write_csv, "focus": usage_write_focus}
 
 
 class Command(BaseCommand):
-    help = "Export normalized usage as CSV to standard output."
+    help = "Export normalized usage to standard output: design.md CSV or FOCUS 1.2 CSV."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workspace", required=True, help="Workspace slug.")
         parser.add_argument("--integration", type=int, metavar="ID", help="Only this integration (of that workspace).")
         parser.add_argument("--since", metavar="YYYY-MM-DD", help="Buckets starting on or after this day (UTC).")
         parser.add_argument("--until", metavar="YYYY-MM-DD", help="Buckets starting on or before the end of this day (UTC).")
-        parser.add_argument("--format", choices=["csv", "focus"], default="csv")
+        parser.add_argument(
+            "--format", choices=sorted(WRITERS), default="csv", help="csv: design.md columns; focus: FOCUS 1.2 (docs/export.md)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["format"] == "focus":
-            raise CommandError("FOCUS export is not available yet.")
         since, until = day_bounds(options["since"], options["until"])
         workspace = Workspace.objects.filter(slug=options["workspace"]).first()
         if workspace is None:
@@ -38,7 +43,7 @@ class Command(BaseCommand):
             raise CommandError(f"Workspace {workspace.slug} has no integration with id {integration_id}.")
         records = usage_export_queryset(workspace=workspace, integration_id=integration_id, since=since, until=until)
         try:
-            usage_write_csv(self.stdout, records)
+            WRITERS[options["format"]](self.stdout, records)
         except BrokenPipeError:
             # The reader stopped early (`| head`): not an error worth a traceback.
             _silence_stdout()
