@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+E2E_STAMP := $(VENV)/.installed-e2e
 
-.PHONY: demo test test-postgres venv clean bench
+.PHONY: demo test test-postgres test-e2e venv clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,6 +26,16 @@ test: $(STAMP)
 
 test-postgres: $(STAMP)
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test CELERY_BROKER_URL=redis://127.0.0.1:6379/15 $(PY) -m pytest $(PYTEST_ARGS)
+
+$(E2E_STAMP): $(STAMP) requirements-e2e.txt
+	$(PY) -m pip install --quiet -r requirements-e2e.txt
+	@touch $(E2E_STAMP)
+
+## The real-browser end-to-end tests (e2e/): headless Debian Chromium (/usr/bin/chromium, from
+## `apt-get install chromium`) driven by Playwright. They skip when either is missing, except
+## with CI=true, where that fails.
+test-e2e: $(E2E_STAMP)
+	$(PY) -m pytest e2e -m browser $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

@@ -1,0 +1,95 @@
+"""Fixtures for the real-browser tests: headless Debian Chromium driven by Playwright.
+
+The browser tests need two things the rest of the suite does not: the `playwright` Python
+package (requirements-e2e.txt) and a Chromium binary (Debian's `chromium`, never one that
+`playwright install` downloads). Without them the tests skip, so the README's test command
+stays runnable on a bare machine; in CI (CI=true) a missing piece fails instead, so a broken
+browser setup can never pass unnoticed.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+CHROMIUM = os.environ.get("DOOW_E2E_CHROMIUM", "/usr/bin/chromium")
+# The machine may have no network: without the background-networking flags Chromium keeps
+# trying (and failing) to reach Google's update, sync and field-trial servers.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+# Generous for a slow CI machine: the longest step, Sync now of 30 days, takes ~5 s here.
+TIMEOUT_MS = 60_000
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} — CI=true, so the browser tests must run, not skip.", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        _unavailable("Playwright is not installed: .venv/bin/pip install -r requirements-e2e.txt")
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        _unavailable(f"No Chromium at {CHROMIUM}: apt-get install -y chromium (or set DOOW_E2E_CHROMIUM)")
+    expect.set_options(timeout=TIMEOUT_MS)  # the default 5 s is a 30-day sync on a slow machine
+    # Playwright's sync API runs its event loop in this thread, so Django's guard against ORM
+    # calls from async code would refuse the test's own setup and assertions. They are plain
+    # synchronous code; the live server answers the browser from its own thread.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as driver:
+            yield driver
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any) -> Iterator[Any]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies) on the live server, downloads allowed."""
+    context = browser.new_context(base_url=live_server.url, accept_downloads=True, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def screenshot(page: Any) -> Any:
+    """screenshot("connected") saves the whole page as screenshots/e2e-NN-connected.png."""
+    folder = Path(os.environ.get("DOOW_E2E_SCREENSHOTS", Path(settings.BASE_DIR) / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    taken: list[Path] = []
+
+    def take(name: str) -> Path:
+        path = folder / f"e2e-{len(taken) + 1:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        taken.append(path)
+        return path
+
+    return take
