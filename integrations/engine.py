@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
 from django.db import transaction
@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from integrations.http import HttpClient
 from integrations.models import Integration, IntegrationEvent, SyncRun
-from integrations.providers.base import Provider, ProviderError, Window
+from integrations.providers.base import Provider, ProviderError, Window, align_down
 from integrations.services import (
     SyncNotAllowed,
     integration_record_error,
@@ -57,10 +57,6 @@ class SyncLockLost(Exception):
     """The lease expired mid-sync and another worker took over; stop without writing more."""
 
 
-def _align_down(moment: datetime, step: timedelta) -> datetime:
-    seconds = int(step.total_seconds())
-    ts = int(moment.timestamp())
-    return datetime.fromtimestamp(ts - ts % seconds, tz=UTC)
 
 
 # ------------------------------------------------------------------ scheduling
@@ -100,7 +96,7 @@ def sync_window(
     until: datetime | None = None,
 ) -> Window:
     """[watermark - restatement, now - delay), chunk-aligned at the start, bucket-aligned at the end."""
-    latest = _align_down(now - provider.reporting_delay, provider.bucket)
+    latest = align_down(now - provider.reporting_delay, provider.bucket)
     end = min(until, latest) if until else latest
     if since is not None:
         start = since
@@ -108,7 +104,7 @@ def sync_window(
         start = integration.data_through - provider.restatement_window
     else:
         start = now - timedelta(days=integration.backfill_days)
-    start = min(_align_down(start, provider.chunk), end)
+    start = min(align_down(start, provider.chunk), end)
     return Window(start, end)
 
 
@@ -116,7 +112,7 @@ def _chunks(window: Window, step: timedelta) -> list[Window]:
     chunks: list[Window] = []
     start = window.start
     while start < window.end:
-        end = min(_align_down(start, step) + step, window.end)
+        end = min(align_down(start, step) + step, window.end)
         chunks.append(Window(start, end))
         start = end
     return chunks

@@ -194,7 +194,7 @@ class HttpClient:
             attempt += 1
             try:
                 response = self._send(method, url, headers=headers, params=params, json_body=json_body, data=data)
-            except requests.Timeout as exc:
+            except requests.Timeout:
                 if attempt < self.max_attempts:
                     self._backoff(attempt)
                     continue

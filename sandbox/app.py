@@ -20,15 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from sandbox import anthropic
-from sandbox import groq
-from sandbox import azure_openai
-from sandbox import openai
-from sandbox import openrouter
-from sandbox import authress
-from sandbox import replicate
-from sandbox import fireworks
-from sandbox import google_vertex
+from sandbox import anthropic, authress, azure_openai, fireworks, google_vertex, groq, openai, openrouter, replicate
 from sandbox.core import Request, Response, json_response
 
 CONTROL_PREFIX = "/_sandbox"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +38,20 @@ DIMENSIONS: tuple[str, ...] = (
     "operation",
     "api_key",
 )
+
+
+# ---------------------------------------------------------------- time
+def align_down(moment: datetime, width: timedelta = timedelta(hours=1)) -> datetime:
+    """The start of the `width` bucket (counted from the Unix epoch, UTC) that holds `moment`."""
+    seconds = int(width.total_seconds())
+    ts = int(moment.timestamp())
+    return datetime.fromtimestamp(ts - ts % seconds, UTC)
+
+
+def align_up(moment: datetime, width: timedelta = timedelta(hours=1)) -> datetime:
+    """`moment` if it starts a bucket, else the start of the next one."""
+    down = align_down(moment, width)
+    return down if down == moment else down + width
 
 
 # ---------------------------------------------------------------- errors

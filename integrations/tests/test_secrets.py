@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 from cryptography.fernet import InvalidToken
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography.fernet import InvalidToken
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 

@@ -20,8 +20,6 @@ from integrations.providers.anthropic.schema import (
     DEFAULT_WORKSPACE,
     HOUR,
     Page,
-    align_down,
-    align_up,
     cost_samples,
     parse_cost_page,
     parse_organization,
@@ -44,6 +42,8 @@ from integrations.providers.base import (
     RateLimited,
     UsageSample,
     Window,
+    align_down,
+    align_up,
 )
 
 if TYPE_CHECKING:

@@ -17,7 +17,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
-from integrations.providers.base import ProviderResponseError, UsageSample
+from integrations.providers.base import (
+    ProviderResponseError,
+    UsageSample,
+    align_down,
+)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -228,15 +232,6 @@ def parse_workspace_list(body: Any) -> WorkspaceList:
 
 
 # ---------------------------------------------------------------- mapping
-def align_down(moment: datetime, width: timedelta) -> datetime:
-    seconds = int(width.total_seconds())
-    ts = int(moment.timestamp())
-    return datetime.fromtimestamp(ts - ts % seconds, UTC)
-
-
-def align_up(moment: datetime, width: timedelta) -> datetime:
-    down = align_down(moment, width)
-    return down if down == moment else down + width
 
 
 def rfc3339(moment: datetime) -> str:

@@ -22,8 +22,6 @@ from integrations.providers.aws_bedrock.schema import (
     INVOCATIONS,
     NAMESPACE,
     Query,
-    align_down,
-    align_up,
     batches,
     build_queries,
     parse_list_metrics_page,
@@ -41,6 +39,8 @@ from integrations.providers.base import (
     SetupStep,
     UsageSample,
     Window,
+    align_down,
+    align_up,
 )
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from integrations.providers.base import (
     ConfigurationError,
     ProviderResponseError,
     UsageSample,
+    align_down,
 )
 
 NAMESPACE = "AWS/Bedrock"
@@ -126,15 +127,6 @@ def batches(queries: Sequence[Query], size: int) -> Iterator[list[Query]]:
         yield list(queries[i : i + size])
 
 
-def align_down(moment: datetime, width: timedelta = HOUR) -> datetime:
-    seconds = int(width.total_seconds())
-    ts = int(moment.timestamp())
-    return datetime.fromtimestamp(ts - ts % seconds, UTC)
-
-
-def align_up(moment: datetime, width: timedelta = HOUR) -> datetime:
-    down = align_down(moment, width)
-    return down if down == moment else down + width
 
 
 # ---------------------------------------------------------------- validation helpers

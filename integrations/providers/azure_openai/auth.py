@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from integrations.providers.azure_openai.schema import parse_token
-from integrations.providers.base import CredentialError, PermissionDenied, ProviderError, ProviderResponseError
+from integrations.providers.base import (
+    CredentialError,
+    PermissionDenied,
+    ProviderError,
+    ProviderResponseError,
+)
 
 if TYPE_CHECKING:
     import requests

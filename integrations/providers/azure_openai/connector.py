@@ -13,8 +13,17 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from integrations.providers.azure_openai.arm import DEFAULT_ARM, Config, discover, read_metrics
-from integrations.providers.azure_openai.schema import HOUR, align_down, align_up, metrics_samples, parse_resource_id
+from integrations.providers.azure_openai.arm import (
+    DEFAULT_ARM,
+    Config,
+    discover,
+    read_metrics,
+)
+from integrations.providers.azure_openai.schema import (
+    HOUR,
+    metrics_samples,
+    parse_resource_id,
+)
 from integrations.providers.base import (
     ConfigurationError,
     FormField,
@@ -23,6 +32,8 @@ from integrations.providers.base import (
     Provider,
     UsageSample,
     Window,
+    align_down,
+    align_up,
 )
 
 if TYPE_CHECKING:

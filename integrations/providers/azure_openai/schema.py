@@ -14,7 +14,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from integrations.providers.base import ProviderResponseError, UsageSample
+from integrations.providers.base import (
+    ProviderResponseError,
+    UsageSample,
+    align_down,
+)
 
 HOUR = timedelta(hours=1)
 # (Azure Monitor metric, our metric). ProcessedPromptTokens counts every prompt token the
@@ -244,15 +248,6 @@ def parse_metrics(body: Any) -> list[Series]:
 
 
 # ---------------------------------------------------------------- mapping
-def align_down(moment: datetime, width: timedelta = HOUR) -> datetime:
-    seconds = int(width.total_seconds())
-    ts = int(moment.timestamp())
-    return datetime.fromtimestamp(ts - ts % seconds, UTC)
-
-
-def align_up(moment: datetime, width: timedelta = HOUR) -> datetime:
-    down = align_down(moment, width)
-    return down if down == moment else down + width
 
 
 def metrics_samples(

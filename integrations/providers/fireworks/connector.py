@@ -32,6 +32,8 @@ from integrations.providers.base import (
     RateLimited,
     UsageSample,
     Window,
+    align_down,
+    align_up,
 )
 from integrations.providers.fireworks.metrics import (
     Scrape,
@@ -44,8 +46,6 @@ from integrations.providers.fireworks.schema import (
     DAY,
     HOUR,
     BillingUsage,
-    align_down,
-    align_up,
     dedicated_samples,
     parse_billing_usage,
     serverless_samples,

@@ -18,8 +18,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from integrations.providers.base import ProviderResponseError, UsageSample
-from integrations.providers.fireworks.schema import HOUR, align_down
+from integrations.providers.base import ProviderResponseError, UsageSample, align_down
+from integrations.providers.fireworks.schema import HOUR
 
 # The documented series (rates per second, summed per deployment) and the metric each feeds.
 SERIES: dict[str, str] = {

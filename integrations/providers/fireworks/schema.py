@@ -13,7 +13,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from integrations.providers.base import ProviderResponseError, UsageSample
+from integrations.providers.base import (
+    ProviderResponseError,
+    UsageSample,
+    align_down,
+)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -171,15 +175,6 @@ def parse_billing_usage(body: Any) -> BillingUsage:
 
 
 # ---------------------------------------------------------------- mapping
-def align_down(moment: datetime, width: timedelta) -> datetime:
-    seconds = int(width.total_seconds())
-    ts = int(moment.timestamp())
-    return datetime.fromtimestamp(ts - ts % seconds, UTC)
-
-
-def align_up(moment: datetime, width: timedelta) -> datetime:
-    down = align_down(moment, width)
-    return down if down == moment else down + width
 
 
 def serverless_samples(rows: tuple[ServerlessRow, ...], *, account: str) -> list[UsageSample]:

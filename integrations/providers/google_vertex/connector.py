@@ -22,6 +22,8 @@ from integrations.providers.base import (
     SetupStep,
     UsageSample,
     Window,
+    align_down,
+    align_up,
 )
 from integrations.providers.google_vertex import auth
 from integrations.providers.google_vertex.bigquery import (
@@ -42,16 +44,6 @@ if TYPE_CHECKING:
 
 DAY = timedelta(days=1)
 GIB = 1024**3
-
-
-def _align_down(moment: datetime) -> datetime:
-    moment = moment.astimezone(UTC)
-    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
-
-
-def _align_up(moment: datetime) -> datetime:
-    down = _align_down(moment)
-    return down if down == moment else down + DAY
 
 
 class GoogleVertexProvider(Provider):
@@ -127,7 +119,7 @@ class GoogleVertexProvider(Provider):
         config = self._config(settings)
         account = auth.parse_service_account(credential.get("service_account_json") or "")
         headers = self._headers(http, account)
-        end = _align_down(datetime.now(UTC))
+        end = align_down(datetime.now(UTC), DAY)
         start = end - timedelta(days=self.verify_days)
         # A dry run costs nothing and estimates what a sync query scans; the real query proves the
         # account may read the rows (a dry run only needs the table's metadata).
@@ -150,7 +142,7 @@ class GoogleVertexProvider(Provider):
         config = self._config(settings)  # a bad table name fails here, before any call
         account = auth.parse_service_account(credential.get("service_account_json") or "")
         # Whole UTC days: a bucket's key never depends on where the window happened to start.
-        start, end = _align_down(window.start), _align_up(window.end)
+        start, end = align_down(window.start, DAY), align_up(window.end, DAY)
         headers = self._headers(http, account)
         result = run_query(http, config, headers, self._request(config, start, end, http), max_polls=self.max_polls)
         yield from billing_samples(billing_rows(result.fields, result.rows), account=config.billing_account)

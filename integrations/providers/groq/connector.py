@@ -27,6 +27,8 @@ from integrations.providers.base import (
     ScopeError,
     UsageSample,
     Window,
+    align_down,
+    align_up,
 )
 from integrations.providers.groq.schema import (
     HOUR,
@@ -34,8 +36,6 @@ from integrations.providers.groq.schema import (
     MODEL_LABEL,
     PROJECT_LABEL,
     STEP,
-    align_down,
-    align_up,
     hourly_samples,
     parse_label_values,
     parse_matrix,

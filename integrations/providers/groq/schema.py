@@ -179,15 +179,6 @@ def resolve_metric_names(names: Iterable[str]) -> MetricNames:
 
 
 # ---------------------------------------------------------------- mapping
-def align_down(moment: datetime, width: timedelta) -> datetime:
-    seconds = int(width.total_seconds())
-    ts = int(moment.timestamp())
-    return datetime.fromtimestamp(ts - ts % seconds, UTC)
-
-
-def align_up(moment: datetime, width: timedelta) -> datetime:
-    down = align_down(moment, width)
-    return down if down == moment else down + width
 
 
 def step_hour(ts: int, step: int = STEP) -> int:

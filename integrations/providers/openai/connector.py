@@ -25,13 +25,13 @@ from integrations.providers.base import (
     ScopeError,
     UsageSample,
     Window,
+    align_down,
+    align_up,
 )
 from integrations.providers.openai.schema import (
     DAY,
     HOUR,
     Page,
-    align_down,
-    align_up,
     completions_samples,
     cost_samples,
     parse_completions_page,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from integrations.providers.openrouter.connector import OpenRouterProvider, classify_error
+from integrations.providers.openrouter.connector import (
+    OpenRouterProvider,
+    classify_error,
+)
 
 provider = OpenRouterProvider()
 

@@ -30,12 +30,12 @@ from integrations.providers.base import (
     RateLimited,
     UsageSample,
     Window,
+    align_down,
+    align_up,
 )
 from integrations.providers.replicate.schema import (
     HOUR,
     Prediction,
-    align_down,
-    align_up,
     iso,
     parse_account,
     parse_prediction_page,

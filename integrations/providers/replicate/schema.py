@@ -15,7 +15,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from integrations.providers.base import ProviderResponseError, UsageSample
+from integrations.providers.base import (
+    ProviderResponseError,
+    UsageSample,
+    align_down,
+)
 
 HOUR = timedelta(hours=1)
 # Replicate re-lists these until they finish; any other status is treated as final, so a status
@@ -142,15 +146,6 @@ def parse_account(body: Any) -> Account:
 
 
 # ---------------------------------------------------------------- mapping
-def align_down(moment: datetime, width: timedelta = HOUR) -> datetime:
-    seconds = int(width.total_seconds())
-    ts = int(moment.timestamp() // 1)
-    return datetime.fromtimestamp(ts - ts % seconds, UTC)
-
-
-def align_up(moment: datetime, width: timedelta = HOUR) -> datetime:
-    down = align_down(moment, width)
-    return down if down == moment else down + width
 
 
 def iso(moment: datetime) -> str:

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from integrations.providers.anthropic import AnthropicProvider
-from integrations.providers.anthropic.schema import align_down, align_up
 from integrations.providers.anthropic.tests.support import (
     COSTS_PATH,
     EXPECTED_USAGE,
@@ -22,7 +21,13 @@ from integrations.providers.anthropic.tests.support import (
     load,
     usage_truth,
 )
-from integrations.providers.base import DIMENSIONS, UsageSample, Window
+from integrations.providers.base import (
+    DIMENSIONS,
+    UsageSample,
+    Window,
+    align_down,
+    align_up,
+)
 from integrations.providers.testing import assert_totals_equal, totals_by
 from sandbox import anthropic as fake
 

@@ -12,8 +12,6 @@ import pytest
 
 from integrations.providers.anthropic.schema import (
     UsageResult,
-    align_down,
-    align_up,
     parse_cost_page,
     parse_organization,
     parse_usage_page,
@@ -23,7 +21,7 @@ from integrations.providers.anthropic.schema import (
     usage_samples,
 )
 from integrations.providers.anthropic.tests import support
-from integrations.providers.base import ProviderResponseError
+from integrations.providers.base import ProviderResponseError, align_down, align_up
 
 
 def test_usage_fixture_maps_to_hand_computed_samples() -> None:

@@ -8,7 +8,12 @@ from integrations.http import HttpClient
 from integrations.providers.azure_openai import bearer_token
 from integrations.providers.azure_openai.auth import SECRET_HINT
 from integrations.providers.azure_openai.tests import support
-from integrations.providers.base import ConfigurationError, CredentialError, PermissionDenied, Window
+from integrations.providers.base import (
+    ConfigurationError,
+    CredentialError,
+    PermissionDenied,
+    Window,
+)
 from integrations.providers.testing import assert_no_secret
 from sandbox import azure_openai as sandbox_azure
 

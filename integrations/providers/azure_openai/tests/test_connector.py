@@ -11,9 +11,16 @@ from typing import Any
 import pytest
 
 from integrations.providers.azure_openai import AzureOpenAIProvider
-from integrations.providers.azure_openai.schema import align_down, align_up
 from integrations.providers.azure_openai.tests import support
-from integrations.providers.base import DIMENSIONS, ConfigurationError, ProviderResponseError, UsageSample, Window
+from integrations.providers.base import (
+    DIMENSIONS,
+    ConfigurationError,
+    ProviderResponseError,
+    UsageSample,
+    Window,
+    align_down,
+    align_up,
+)
 from integrations.providers.testing import assert_totals_equal, totals_by
 from sandbox import azure_openai as sandbox_azure
 

@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 
 from integrations.providers.azure_openai.schema import (
-    align_down,
-    align_up,
     metrics_samples,
     model_id,
     parse_account,
@@ -23,7 +21,7 @@ from integrations.providers.azure_openai.schema import (
     parse_token,
 )
 from integrations.providers.azure_openai.tests import support
-from integrations.providers.base import ProviderResponseError
+from integrations.providers.base import ProviderResponseError, align_down, align_up
 
 
 def test_metrics_fixture_maps_to_hand_computed_samples() -> None:

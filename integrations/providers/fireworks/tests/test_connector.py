@@ -10,8 +10,13 @@ from typing import Any
 
 import pytest
 
-from integrations.providers.base import DIMENSIONS, UsageSample, Window
-from integrations.providers.fireworks.schema import align_down, align_up
+from integrations.providers.base import (
+    DIMENSIONS,
+    UsageSample,
+    Window,
+    align_down,
+    align_up,
+)
 from integrations.providers.fireworks.tests.support import (
     DAY,
     HOUR,

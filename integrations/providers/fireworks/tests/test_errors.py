@@ -16,9 +16,9 @@ from integrations.providers.base import (
     ProviderUnavailable,
     RateLimited,
     Window,
+    align_down,
 )
 from integrations.providers.fireworks.connector import API_KEYS_URL
-from integrations.providers.fireworks.schema import align_down
 from integrations.providers.fireworks.tests.support import HOUR, days_ago, load
 from integrations.providers.testing import assert_no_secret
 from sandbox import fireworks as fw

@@ -12,8 +12,8 @@ import pytest
 
 from integrations import engine, services
 from integrations.models import Integration, SyncRun
+from integrations.providers.base import align_down, align_up
 from integrations.providers.fireworks import provider
-from integrations.providers.fireworks.schema import align_down, align_up
 from integrations.providers.fireworks.tests.support import (
     DAY,
     HOUR,

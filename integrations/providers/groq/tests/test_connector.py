@@ -15,9 +15,10 @@ from integrations.providers.base import (
     ConfigurationError,
     UsageSample,
     Window,
+    align_down,
+    align_up,
 )
 from integrations.providers.groq import GroqProvider
-from integrations.providers.groq.schema import align_down, align_up
 from integrations.providers.groq.tests.support import days_ago, true_totals
 from integrations.providers.testing import assert_totals_equal, totals_by
 from sandbox import groq as sandbox_groq

@@ -8,9 +8,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from integrations.providers.base import DIMENSIONS, UsageSample, Window
+from integrations.providers.base import (
+    DIMENSIONS,
+    UsageSample,
+    Window,
+    align_down,
+    align_up,
+)
 from integrations.providers.openai import OpenAIProvider
-from integrations.providers.openai.schema import align_down, align_up, split_line_item
+from integrations.providers.openai.schema import split_line_item
 from integrations.providers.openai.tests.support import days_ago, load
 from integrations.providers.testing import assert_totals_equal, totals_by
 from sandbox.openai import ORGANIZATION_ID, PROJECTS, truth_costs, truth_usage

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from integrations.providers.base import ProviderResponseError
+from integrations.providers.base import ProviderResponseError, align_down, align_up
 from integrations.providers.openai.schema import (
-    align_down,
-    align_up,
     parse_completions_page,
     parse_costs_page,
     parse_project_list,

@@ -9,7 +9,13 @@ from typing import Any
 
 from integrations.providers.base import DIMENSIONS, UsageSample, Window
 from integrations.providers.openrouter import OpenRouterProvider
-from integrations.providers.openrouter.tests.support import ACTIVITY_PATH, SANDBOX_PREFIX, days_ago, load, truth
+from integrations.providers.openrouter.tests.support import (
+    ACTIVITY_PATH,
+    SANDBOX_PREFIX,
+    days_ago,
+    load,
+    truth,
+)
 from integrations.providers.testing import assert_totals_equal, totals_by
 from sandbox.openrouter import CREATOR_USER_ID, KEY_LABEL, TOTAL_CREDITS, truth_activity
 

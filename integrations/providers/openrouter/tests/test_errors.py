@@ -19,7 +19,12 @@ from integrations.providers.base import (
     Window,
 )
 from integrations.providers.openrouter.connector import MANAGEMENT_KEYS_URL
-from integrations.providers.openrouter.tests.support import ACTIVITY_PATH, SANDBOX_PREFIX, days_ago, load
+from integrations.providers.openrouter.tests.support import (
+    ACTIVITY_PATH,
+    SANDBOX_PREFIX,
+    days_ago,
+    load,
+)
 from integrations.providers.testing import assert_no_secret
 from sandbox.openrouter import INFERENCE_KEY, MANAGEMENT_KEY, REVOKED_KEY
 

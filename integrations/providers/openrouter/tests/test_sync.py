@@ -10,7 +10,12 @@ import pytest
 from integrations import engine
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import PermissionDenied
-from integrations.providers.openrouter.tests.support import ACTIVITY_PATH, base_url, days_ago, truth
+from integrations.providers.openrouter.tests.support import (
+    ACTIVITY_PATH,
+    base_url,
+    days_ago,
+    truth,
+)
 from integrations.services import integration_create
 from sandbox.openrouter import INFERENCE_KEY, KEY_LABEL, MANAGEMENT_KEY
 from usage.models import UsageRecord

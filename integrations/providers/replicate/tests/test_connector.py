@@ -15,8 +15,10 @@ from integrations.providers.base import (
     ProviderResponseError,
     UsageSample,
     Window,
+    align_down,
+    align_up,
 )
-from integrations.providers.replicate.schema import align_down, align_up, iso
+from integrations.providers.replicate.schema import iso
 from integrations.providers.replicate.tests.support import (
     ACCOUNT_PATH,
     PREDICTIONS_PATH,

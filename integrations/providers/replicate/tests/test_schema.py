@@ -10,11 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from integrations.providers.base import ProviderResponseError
+from integrations.providers.base import ProviderResponseError, align_down, align_up
 from integrations.providers.replicate.schema import (
     Prediction,
-    align_down,
-    align_up,
     iso,
     parse_account,
     parse_prediction_page,
