@@ -15,7 +15,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -48,6 +48,7 @@ METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_addr
 _TOKEN_RE = re.compile(r"\b(?:sk|rk|r8|gsk|key)[-_][A-Za-z0-9_\-]{20,}")
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]+")
 
+T = TypeVar("T")
 ErrorClassifier = Callable[[int, str, requests.Response], "ProviderError | None"]
 
 
@@ -225,6 +226,22 @@ class HttpClient:
     def get_json(self, url: str, **kwargs: Any) -> Any:
         response = self.request("GET", url, **kwargs)
         return self.decode_json(response)
+
+    def parse_json(
+        self,
+        response: requests.Response,
+        parse: Callable[[Any], T],
+        *,
+        request_id_of: Callable[[requests.Response], str] | None = None,
+    ) -> T:
+        """Decode the body and validate it with the connector's `parse`; a shape error it raises
+        is tagged with this response's HTTP status and request id."""
+        try:
+            return parse(self.decode_json(response))
+        except ProviderResponseError as error:
+            error.http_status = error.http_status or response.status_code
+            error.request_id = error.request_id or (request_id_of or request_id)(response)
+            raise
 
     def decode_json(self, response: requests.Response) -> Any:
         try:

@@ -152,13 +152,13 @@ class AnthropicProvider(Provider):
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base, headers = self._base_url(settings), self._headers(credential)
-        org = _parse(parse_organization, http, self._get(http, f"{base}/v1/organizations/me", headers, {}))
+        org = http.parse_json(self._get(http, f"{base}/v1/organizations/me", headers, {}), parse_organization)
         workspaces, after = [], None
         for _ in range(MAX_PAGES):
             params: dict[str, Any] = {"limit": self.workspaces_page_size, "include_archived": "true"}
             if after:
                 params["after_id"] = after
-            page = _parse(parse_workspace_list, http, self._get(http, f"{base}/v1/organizations/workspaces", headers, params))
+            page = http.parse_json(self._get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list)
             workspaces.extend(page.workspaces)
             if not page.has_more:
                 break
@@ -169,7 +169,7 @@ class AnthropicProvider(Provider):
         # connection" fails now rather than at the first sync, and show where usage was seen.
         since = align_down(datetime.now(UTC), DAY) - 7 * DAY
         probe = {"starting_at": rfc3339(since), "bucket_width": "1d", "group_by[]": ["workspace_id"], "limit": 8}
-        usage = _parse(parse_usage_page, http, self._get(http, f"{base}/v1/organizations/usage_report/messages", headers, probe))
+        usage = http.parse_json(self._get(http, f"{base}/v1/organizations/usage_report/messages", headers, probe), parse_usage_page)
         seen = sorted({project_of(r.workspace_id) for b in usage.buckets for r in b.results})
 
         details: dict[str, Any] = {
@@ -228,7 +228,7 @@ class AnthropicProvider(Provider):
         for _ in range(MAX_PAGES):
             response = self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
             account = response.headers.get(ORGANIZATION_HEADER, "")
-            page = _parse(parse, http, response)
+            page = http.parse_json(response, parse)
             for bucket in page.buckets:
                 if start <= align_down(bucket.start, width) < window.end:
                     yield from to_samples(bucket, account=account, width=width)
@@ -259,12 +259,3 @@ class AnthropicProvider(Provider):
 def _rid(response: requests.Response) -> str:
     return response.headers.get("request-id", "")[:200]
 
-
-def _parse(parse: Callable[[Any], Any], http: HttpClient, response: requests.Response) -> Any:
-    """Decode and validate one response, tagging a shape error with its status and request id."""
-    try:
-        return parse(http.decode_json(response))
-    except ProviderResponseError as error:
-        error.http_status = error.http_status or response.status_code
-        error.request_id = error.request_id or _rid(response)
-        raise

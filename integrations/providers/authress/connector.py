@@ -10,7 +10,7 @@ See docs/providers/authress.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -30,7 +30,6 @@ from integrations.providers.base import (
     PermissionDenied,
     Provider,
     ProviderError,
-    ProviderResponseError,
     ProviderUnavailable,
     RateLimited,
     UsageSample,
@@ -133,7 +132,7 @@ class AuthressProvider(Provider):
         }
         url = f"{base}/v1/accounts/{quote(key.account_id, safe='')}"
         response = http.request("GET", url, headers=headers, classify=classify_error)
-        account = _parse(parse_account, http, response)
+        account = http.parse_json(response, parse_account)
 
         details: dict[str, Any] = {"service_client": key.client_id, "api_host": urlsplit(base).hostname or base}
         if account.company_name:
@@ -174,11 +173,3 @@ class AuthressProvider(Provider):
         # The SDKs take the bare host; tolerate a pasted ".../v1" rather than calling ".../v1/v1/…".
         return base.removesuffix("/v1")
 
-
-def _parse(parse: Callable[[Any], Any], http: HttpClient, response: requests.Response) -> Any:
-    try:
-        return parse(http.decode_json(response))
-    except ProviderResponseError as error:
-        error.http_status = error.http_status or response.status_code
-        error.request_id = error.request_id or response.headers.get("x-request-id", "")[:200]
-        raise

@@ -157,7 +157,7 @@ class OpenAIProvider(Provider):
                 "GET", f"{base}/organization/projects", headers=headers, params=params, classify=classify_error
             )
             organization = organization or response.headers.get(ORGANIZATION_HEADER, "")
-            page = _parse(parse_project_list, http, response)
+            page = http.parse_json(response, parse_project_list)
             projects.extend(page.projects)
             if not page.has_more:
                 break
@@ -171,7 +171,7 @@ class OpenAIProvider(Provider):
         response = http.request(
             "GET", f"{base}/organization/usage/completions", headers=headers, params=probe, classify=classify_error
         )
-        _parse(parse_completions_page, http, response)
+        http.parse_json(response, parse_completions_page)
 
         details: dict[str, Any] = {"projects": [{"id": p.id, "name": p.name, "status": p.status} for p in projects]}
         missing = sorted(set(configured) - {p.id for p in projects})
@@ -236,7 +236,7 @@ class OpenAIProvider(Provider):
                 classify=classify_error,
             )
             account = response.headers.get(ORGANIZATION_HEADER, "")
-            page = _parse(parse, http, response)
+            page = http.parse_json(response, parse)
             for bucket in page.buckets:
                 if align_down(bucket.start, width) < window.end:
                     yield from to_samples(bucket, account=account, width=width)
@@ -273,12 +273,3 @@ class OpenAIProvider(Provider):
 def _rid(response: requests.Response) -> str:
     return response.headers.get("x-request-id", "")[:200]
 
-
-def _parse(parse: Callable[[Any], Any], http: HttpClient, response: requests.Response) -> Any:
-    """Decode and validate one response, tagging a shape error with its status and request id."""
-    try:
-        return parse(http.decode_json(response))
-    except ProviderResponseError as error:
-        error.http_status = error.http_status or response.status_code
-        error.request_id = error.request_id or _rid(response)
-        raise

@@ -170,12 +170,12 @@ class OpenRouterProvider(Provider):
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base, headers = self._base_url(settings), self._headers(credential)
-        key = _parse(parse_key, http, self._get(http, f"{base}/key", headers))
+        key = http.parse_json(self._get(http, f"{base}/key", headers), parse_key, request_id_of=_request_id)
         if key.is_management_key is False:
             raise PermissionDenied(NOT_MANAGEMENT, hint=CREATE_MANAGEMENT_KEY)
         # /key answers any key; the activity probe proves this one may read usage.
         first, last = self._history()
-        rows = _parse(parse_activity, http, self._get(http, f"{base}/activity", headers, {"date": last.isoformat()}))
+        rows = http.parse_json(self._get(http, f"{base}/activity", headers, {"date": last.isoformat()}), parse_activity, request_id_of=_request_id)
         details: dict[str, Any] = {
             "label": key.label,
             "is_management_key": key.is_management_key,
@@ -190,7 +190,7 @@ class OpenRouterProvider(Provider):
         summary = f"Management key “{key.label}”" if key.label else "OpenRouter management key"
         summary += f" · {len(rows)} endpoint{'s' if len(rows) != 1 else ''} used on {last.isoformat()}"
         try:
-            credits = _parse(parse_credits, http, self._get(http, f"{base}/credits", headers))
+            credits = http.parse_json(self._get(http, f"{base}/credits", headers), parse_credits, request_id_of=_request_id)
         except (PermissionDenied, ConfigurationError, ProviderResponseError) as error:
             details["warnings"] = [f"Credits could not be read: {error.message}"]
         else:
@@ -231,7 +231,7 @@ class OpenRouterProvider(Provider):
         except _OutsideHistory:
             return []
         # Only the asked-for day: should the filter be ignored, other days are not stored twice.
-        return activity_samples(_parse(parse_activity, http, response), days={day})
+        return activity_samples(http.parse_json(response, parse_activity, request_id_of=_request_id), days={day})
 
     def _get(self, http: HttpClient, url: str, headers: dict[str, str], params: Any = None) -> requests.Response:
         return http.request("GET", url, headers=headers, params=params, classify=classify_error)
@@ -249,12 +249,3 @@ class OpenRouterProvider(Provider):
     def _base_url(self, settings: Mapping[str, str]) -> str:
         return self.setting(settings, "base_url").rstrip("/")
 
-
-def _parse(parse: Callable[[Any], Any], http: HttpClient, response: requests.Response) -> Any:
-    """Decode and validate one response, tagging a shape error with its status and request id."""
-    try:
-        return parse(http.decode_json(response))
-    except ProviderResponseError as error:
-        error.http_status = error.http_status or response.status_code
-        error.request_id = error.request_id or _request_id(response)
-        raise
