@@ -8,6 +8,8 @@ so every hx-get also works as a plain link.
 from __future__ import annotations
 
 import time
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -145,6 +147,11 @@ def _project_names(integration: Integration) -> dict[str, str]:
     return names
 
 
+def _utc_midnight(day: date) -> datetime:
+    # A range on the column itself (not bucket_start__date) lets the database use its index.
+    return datetime.combine(day, dt_time.min, tzinfo=UTC)
+
+
 def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, Any]:
     records = integration.usage_records.all()
     choices = {
@@ -160,9 +167,9 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
     data = getattr(form, "cleaned_data", {})
     filtered = records
     if data.get("date_from"):
-        filtered = filtered.filter(bucket_start__date__gte=data["date_from"])
+        filtered = filtered.filter(bucket_start__gte=_utc_midnight(data["date_from"]))
     if data.get("date_to"):
-        filtered = filtered.filter(bucket_start__date__lte=data["date_to"])
+        filtered = filtered.filter(bucket_start__lt=_utc_midnight(data["date_to"] + timedelta(days=1)))
     for name in ("model", "project", "metric"):
         if data.get(name):
             filtered = filtered.filter(**{name: data[name]})
