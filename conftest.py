@@ -1,14 +1,53 @@
 """Fixtures shared by every app's tests, named for roles."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from django.test import Client
 
 from accounts.models import Membership, Workspace
 
 PASSWORD = "correct-horse-battery-staple"
+
+# Every test starts at this instant (the clock then runs on): no test may depend on the day or
+# hour the suite happens to run. DOOW_TEST_CLOCK moves it (`make test-clocks` runs the suite at
+# month ends, DST changes and both ends of the UTC day).
+DEFAULT_TEST_CLOCK = "2026-12-06T12:00:00+00:00"
+
+
+def pinned_instant() -> datetime:
+    text = os.environ.get("DOOW_TEST_CLOCK") or DEFAULT_TEST_CLOCK
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"DOOW_TEST_CLOCK must carry a UTC offset, got {text!r}")
+    return moment.astimezone(UTC)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Pinned from the start, so what test modules compute at import time (windows such as
+    # "15 days ago") is computed on the pinned day too.
+    config._doow_clock = time_machine.travel(pinned_instant(), tick=True)  # type: ignore[attr-defined]
+    config._doow_clock.start()  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    clock = getattr(config, "_doow_clock", None)
+    if clock is not None:
+        clock.stop()
+
+
+@pytest.fixture(autouse=True)
+def pinned_clock() -> Iterator[datetime]:
+    """Wall-clock time (datetime.now, time.time, date.today) starts at the pinned instant in
+    every test, in every thread of this process (the sandbox server's included); monotonic
+    clocks are untouched, so timeouts and leases measured with them behave normally."""
+    moment = pinned_instant()
+    with time_machine.travel(moment, tick=True):
+        yield moment
 
 
 @pytest.fixture

@@ -12,6 +12,15 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 
 from .settings import *  # noqa: E402,F403
 
+# A process a test starts (a worker to kill, say) runs on the test's pinned clock: the test
+# passes its own "now" in DOOW_TEST_NOW (see conftest.py).
+if os.environ.get("DOOW_TEST_NOW"):
+    from datetime import datetime
+
+    import time_machine
+
+    time_machine.travel(datetime.fromisoformat(os.environ["DOOW_TEST_NOW"]), tick=True).start()
+
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DOOW_MAX_RETRY_AFTER_SECONDS = 2

@@ -16,8 +16,8 @@ and uses explicit assertion messages, since pytest only rewrites asserts in test
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -118,6 +118,18 @@ def assert_totals_equal(actual: Mapping[Any, Decimal], expected: Mapping[Any, De
         if abs(got - want) > tolerance:
             wrong.append(f"{key}: got {got}, expected {want}")
     assert not wrong, f"{what} differ:\n" + "\n".join(wrong[:20])
+
+
+def first_busy_hour(truth: Callable[[datetime, datetime], Mapping[Any, Decimal]], start: datetime, end: datetime) -> datetime:
+    """The first whole hour in [start, end) in which the sandbox's truth records usage. The
+    sandboxes leave some hours idle (a digest of the hour decides which), so a test that needs
+    traffic in a particular hour asks for one instead of assuming the calendar's luck."""
+    hour = start
+    while hour < end:
+        if any(truth(hour, hour + timedelta(hours=1)).values()):
+            return hour
+        hour += timedelta(hours=1)
+    raise AssertionError(f"the sandbox has no usage between {start} and {end}")
 
 
 class ProviderContractTests:

@@ -75,6 +75,7 @@ def test_killed_worker_resumes_at_the_watermark_without_double_counting(transact
         "DJANGO_SETTINGS_MODULE": "doow.settings_test",
         "DATABASE_URL": _database_url(),
         "DOOW_SYNC_LOCK_SECONDS": "3",
+        "DOOW_TEST_NOW": timezone.now().isoformat(),  # the worker runs on this test's pinned clock
     }
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "sync", str(openai_integration.pk), "--since", "2026-11-02", "--until", "2026-11-04"],

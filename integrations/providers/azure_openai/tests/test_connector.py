@@ -21,7 +21,7 @@ from integrations.providers.base import (
     align_down,
     align_up,
 )
-from integrations.providers.testing import assert_totals_equal, totals_by
+from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
 from sandbox import azure_openai as sandbox_azure
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -142,10 +142,11 @@ def test_a_window_wholly_beyond_retention_makes_no_request(provider, credential,
 
 
 def test_unaligned_window_is_read_as_whole_hours(provider, credential, azure_settings, http, sandbox) -> None:
-    window = Window(
-        support.days_ago(3) + timedelta(hours=10, minutes=37, seconds=5),
-        support.days_ago(2) + timedelta(hours=5, minutes=20),
+    # Starts 37 minutes into an hour with traffic, so that hour must come back whole
+    first_hour = first_busy_hour(
+        lambda a, b: support.truth(Window(a, b)), support.days_ago(3) + timedelta(hours=10), support.days_ago(2)
     )
+    window = Window(first_hour + timedelta(minutes=37, seconds=5), support.days_ago(2) + timedelta(hours=5, minutes=20))
     samples = fetch(provider, credential, azure_settings, window, http)
     assert all(s.bucket_start == align_down(s.bucket_start) for s in samples)
     assert min(s.bucket_start for s in samples) == align_down(window.start)

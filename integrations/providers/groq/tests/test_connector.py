@@ -20,7 +20,7 @@ from integrations.providers.base import (
 )
 from integrations.providers.groq import GroqProvider
 from integrations.providers.groq.tests.support import days_ago, true_totals
-from integrations.providers.testing import assert_totals_equal, totals_by
+from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
 from sandbox import groq as sandbox_groq
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -107,9 +107,9 @@ def test_a_shorter_query_span_changes_requests_not_totals(credential, groq_setti
 
 
 def test_unaligned_window_is_read_as_whole_hours(provider, credential, groq_settings, http, sandbox) -> None:
-    window = Window(
-        days_ago(3) + timedelta(hours=10, minutes=37, seconds=5), days_ago(2) + timedelta(hours=5, minutes=20)
-    )
+    # Starts 37 minutes into an hour with traffic, so that hour must come back whole
+    first_hour = first_busy_hour(true_totals, days_ago(3) + timedelta(hours=10), days_ago(2))
+    window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(2) + timedelta(hours=5, minutes=20))
     samples = fetch(provider, credential, groq_settings, window, http)
     start, end = align_down(window.start, HOUR), align_up(window.end, HOUR)
     assert min(s.bucket_start for s in samples) == start and max(s.bucket_start for s in samples) < end
@@ -119,7 +119,9 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, groq_sett
 
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, groq_settings, http) -> None:
-    start, middle, end = days_ago(3) + timedelta(minutes=20), days_ago(2) + timedelta(hours=13, minutes=45), days_ago(1)
+    start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
+    # 45 minutes into an hour that has traffic, so that hour is read by both windows
+    middle = first_busy_hour(true_totals, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
     first = fetch(provider, credential, groq_settings, Window(start, middle), http)
     second = fetch(provider, credential, groq_settings, Window(middle, end), http)
     store: dict[tuple[Any, ...], Decimal] = {}

@@ -18,7 +18,7 @@ from integrations.providers.base import (
 from integrations.providers.openai import OpenAIProvider
 from integrations.providers.openai.schema import split_line_item
 from integrations.providers.openai.tests.support import days_ago, load
-from integrations.providers.testing import assert_totals_equal, totals_by
+from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
 from sandbox.openai import ORGANIZATION_ID, PROJECTS, truth_costs, truth_usage
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -133,9 +133,9 @@ def test_costs_pagination_follows_next_page_to_the_end(admin_credential, openai_
 
 
 def test_unaligned_window_is_read_as_whole_buckets(provider, admin_credential, openai_settings, http, sandbox) -> None:
-    window = Window(
-        days_ago(3) + timedelta(hours=10, minutes=37, seconds=5), days_ago(1) + timedelta(hours=5, minutes=20)
-    )
+    # Starts 37 minutes into an hour with traffic, so that hour's bucket must come back whole
+    first_hour = first_busy_hour(usage_truth, days_ago(3) + timedelta(hours=10), days_ago(2))
+    window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(1) + timedelta(hours=5, minutes=20))
     usage, costs = split(fetch(provider, admin_credential, openai_settings, window, http))
 
     assert all(s.bucket_start == align_down(s.bucket_start, HOUR) for s in usage)
@@ -155,7 +155,9 @@ def test_unaligned_window_is_read_as_whole_buckets(provider, admin_credential, o
 
 
 def test_adjacent_unaligned_windows_never_double_count(provider, admin_credential, openai_settings, http) -> None:
-    start, middle, end = days_ago(3) + timedelta(minutes=20), days_ago(2) + timedelta(hours=13, minutes=45), days_ago(1)
+    start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
+    # 45 minutes into an hour that has traffic, so that hour is read by both windows
+    middle = first_busy_hour(usage_truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
     first = fetch(provider, admin_credential, openai_settings, Window(start, middle), http)
     second = fetch(provider, admin_credential, openai_settings, Window(middle, end), http)
     store: dict[tuple[Any, ...], Decimal] = {}

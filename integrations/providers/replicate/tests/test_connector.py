@@ -25,7 +25,7 @@ from integrations.providers.replicate.tests.support import (
     days_ago,
     truth,
 )
-from integrations.providers.testing import assert_totals_equal, totals_by
+from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
 from sandbox import replicate as fake
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -105,7 +105,9 @@ def test_prediction_created_on_a_chunk_boundary_lands_in_exactly_one_chunk(
 
 
 def test_unaligned_window_is_read_as_whole_hours(provider, credential, replicate_settings, http, sandbox) -> None:
-    window = Window(days_ago(3) + timedelta(hours=10, minutes=37, seconds=5), days_ago(2) + timedelta(hours=5, minutes=20))
+    # Starts 37 minutes into an hour with predictions, so that hour must come back whole
+    first_hour = first_busy_hour(truth, days_ago(3) + timedelta(hours=10), days_ago(2))
+    window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(2) + timedelta(hours=5, minutes=20))
     samples = fetch(provider, credential, replicate_settings, window, http)
     first = sandbox.requests(PREDICTIONS_PATH)[0]
     assert first["query"]["created_after"] == [iso(align_down(window.start))]
@@ -116,7 +118,9 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, replicate
 
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, replicate_settings, http) -> None:
-    start, middle, end = days_ago(3) + timedelta(minutes=20), days_ago(2) + timedelta(hours=13, minutes=45), days_ago(1)
+    start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
+    # 45 minutes into an hour that has traffic, so that hour is read by both windows
+    middle = first_busy_hour(truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
     first = fetch(provider, credential, replicate_settings, Window(start, middle), http)
     second = fetch(provider, credential, replicate_settings, Window(middle, end), http)
     store: dict[tuple[Any, ...], Decimal] = {}
