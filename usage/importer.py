@@ -13,6 +13,11 @@ Two shapes are accepted (chosen by the header, or forced with `fmt`):
   (date and calls required). Each row becomes metric `api_calls` (unit `calls`) for the UTC
   day [date, date + 1 day).
 
+Our own export prefixes a text
+cell that would start a spreadsheet formula with a quote (usage.csv_safety); a doow file's text
+cells have that one quote removed again, so an export imports back with every name as stored.
+A negative quantity is accepted for `cost` only (a credit, as providers report them).
+
 Every row is checked and every problem is reported with its line number; a file with any
 problem stores nothing. A valid file is stored through usage.store in one transaction, so
 importing the same file again changes nothing and a corrected row replaces the old figure.
@@ -34,6 +39,7 @@ from django.db import transaction
 from integrations.models import IntegrationEvent
 from integrations.providers.base import DIMENSIONS, METRICS, UsageSample
 from integrations.services import integration_record_event
+from usage.csv_safety import unescape_cell
 from usage.export import CSV_COLUMNS
 from usage.models import UsageRecord
 from usage.store import usage_store_samples
@@ -54,6 +60,9 @@ AUTHRESS_EXAMPLE = "date,resource,operation,calls\n2025-03-01,/v1/users/{userId}
 PROVENANCE = "imported"
 _QUANTITY_LIMIT = Decimal(10) ** 21  # UsageRecord.quantity: 30 digits, 9 of them decimals
 _LENGTHS = {d: UsageRecord._meta.get_field(d).max_length for d in DIMENSIONS}
+# The doow columns our export writes as text (usage.csv_safety may have prefixed them); the
+# times, the quantity and the integration id are written as they are.
+_TEXT_COLUMNS = frozenset(CSV_COLUMNS) - {"integration", "bucket_start", "bucket_end", "quantity"}
 
 
 @dataclass(frozen=True)
@@ -133,17 +142,17 @@ def _parse_time(text: str) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _parse_quantity(text: str, what: str) -> Decimal | str:
-    """A non-negative plain decimal the store can hold, or the reason it is not."""
+def _parse_quantity(text: str, what: str, *, negative: bool = False) -> Decimal | str:
+    """A plain decimal the store can hold (non-negative unless `negative`), or the reason it is not."""
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
         return f"{what} {_show(text)} is not a number"
     if not value.is_finite():
         return f"{what} {_show(text)} is not a finite number"
-    if value < 0:
+    if value < 0 and not negative:
         return f"{what} {_show(text)} is negative"
-    if value >= _QUANTITY_LIMIT or -value.as_tuple().exponent > 9:  # type: ignore[operator]
+    if abs(value) >= _QUANTITY_LIMIT or -value.as_tuple().exponent > 9:  # type: ignore[operator]
         return f"{what} {_show(text)} is too large or has more than 9 decimals"
     return value
 
@@ -169,6 +178,7 @@ def _doow_row(
     values: dict[str, str], line: int, problems: _Problems, *, provider: str, integration_id: int | None, now: datetime
 ) -> UsageSample | None:
     before = problems.total
+    values = {name: unescape_cell(value) if name in _TEXT_COLUMNS else value for name, value in values.items()}
     if values.get("provider") and provider and values["provider"] != provider:
         problems.add(line, f"the row is for provider {_show(values['provider'])}, this integration is {provider!r}")
     if values.get("integration") and integration_id is not None and values["integration"] != str(integration_id):
@@ -188,7 +198,8 @@ def _doow_row(
         problems.add(line, "bucket_end is not after bucket_start")
     if start and start > now:
         problems.add(line, "bucket_start is in the future")
-    quantity = _parse_quantity(values["quantity"], "quantity")
+    # A credit is a negative cost; a negative count of tokens or calls means nothing.
+    quantity = _parse_quantity(values["quantity"], "quantity", negative=metric == "cost")
     if isinstance(quantity, str):
         problems.add(line, quantity)
     unit = values.get("unit", "")
