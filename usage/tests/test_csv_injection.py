@@ -66,8 +66,17 @@ def test_quotes_before_a_trigger_get_one_more_so_the_rule_is_reversible():
 
 def test_the_writer_escapes_text_cells_only():
     out = io.StringIO()
-    formula_safe_writer(out).writerow(["=1+1", Number("-1.5"), "ok", "\r@x"])
-    assert next(csv.reader(io.StringIO(out.getvalue()))) == ["'=1+1", "-1.5", "ok", "'\r@x"]
+    writer = formula_safe_writer(out)
+    writer.writerow(["=1+1", Number("-1.5"), "ok", "\r@x"])
+    writer.writerow(["plain", "a\x00=b", Number("-2")])  # a NUL inside a cell is no cell start
+    writer.writerow([-3, Decimal("-1.5"), "@x", None])  # non-text cells: numbers, written as given
+    writer.writerow(cell for cell in ("+x", "y"))  # any iterable, as csv.writer takes
+    assert list(csv.reader(io.StringIO(out.getvalue()))) == [
+        ["'=1+1", "-1.5", "ok", "'\r@x"],
+        ["plain", "a\x00=b", "-2"],
+        ["-3", "-1.5", "'@x", ""],
+        ["'+x", "y"],
+    ]
 
 
 def test_no_module_writes_csv_without_the_safe_writer():
