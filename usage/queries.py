@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 
+from usage.dates import day_in_range
+
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
@@ -84,18 +86,24 @@ def day_start(day: date) -> datetime:
 
 
 def _parse_date(value: Any) -> date | None:
+    """A day within the dates Doow accepts (usage.dates), else None: `9999-12-31` must never
+    reach `date + 1 day`, nor year 1 a gap-filled chart."""
     if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip()) if value else None
-    except ValueError:
-        return None
+        day = value
+    else:
+        try:
+            day = date.fromisoformat(str(value).strip()) if value else None
+        except ValueError:
+            return None
+    return day if day is not None and day_in_range(day) else None
 
 
 def parse_filters(params: Mapping[str, Any]) -> UsageFilters:
-    """Query string → UsageFilters. Lenient: a value that does not parse is no filter.
+    """Query string → UsageFilters. Lenient: a value that does not parse, or a day outside the
+    accepted dates, is no filter.
 
-    (The explorer's form reports bad dates to the user; exports simply ignore them.)
+    (The explorer's and integration page's forms report bad dates to the user; the export
+    refuses them with a 400 before it gets here.)
     """
     values: dict[str, Any] = {"date_from": _parse_date(params.get("date_from")), "date_to": _parse_date(params.get("date_to"))}
     for name in EXACT_FILTERS:

@@ -1,0 +1,134 @@
+"""Dates out of range: every entry point takes days from 2000-01-01 to one year after today
+(usage.dates, on the pinned test clock) and answers a day outside with a clear error — a form
+error on pages, a 400 from the export, a line-numbered problem in imports, a CommandError from
+commands — never a 500; and a chart never fills more periods than its filter spans."""
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, date, datetime, timedelta
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations.models import Integration, SyncRun
+from sandbox import authress as fake
+from usage import queries
+from usage.dates import EARLIEST_DAY, bounds_text, day_problem, latest_day, years_after
+from usage.importer import UsageImportError, usage_import_csv, usage_import_file
+from usage.models import Application, License, UsageRecord
+from usage.tests.test_export import make_integration, make_record
+
+HX = {"HTTP_HX_REQUEST": "true"}
+DAY = datetime(2026, 1, 5, tzinfo=UTC)
+HOSTILE_DAYS = ["9999-12-31", "0001-01-01", "1999-12-31"]
+
+
+def today() -> date:
+    return timezone.now().astimezone(UTC).date()
+
+
+def outside(day: str) -> str:
+    return f"{day} is outside the dates Doow accepts ({bounds_text()})"
+
+
+@pytest.fixture
+def usage(workspace):
+    openai = make_integration(workspace)
+    make_record(openai, DAY, "cost", "1.25", "USD", model="gpt-4o")
+    make_record(openai, DAY + timedelta(days=8), "cost", "6", "USD", model="gpt-4o")
+    return openai
+
+
+# ---------------------------------------------------------------- the one definition
+def test_the_bounds_follow_the_pinned_clock():
+    assert latest_day() == years_after(today(), 1) > today()
+    assert bounds_text() == f"from 2000-01-01 to {latest_day().isoformat()}"
+    assert day_problem(EARLIEST_DAY) is None and day_problem(latest_day()) is None
+    assert day_problem(EARLIEST_DAY - timedelta(days=1)) == outside("1999-12-31")
+    assert day_problem(latest_day() + timedelta(days=1)) is not None
+    assert years_after(date(2028, 2, 29), 1) == date(2029, 2, 28)
+
+
+def test_a_query_string_date_outside_is_no_filter():
+    filters = queries.parse_filters({"date_from": "0001-01-01", "date_to": "9999-12-31"})
+    assert (filters.date_from, filters.date_to, filters.until) == (None, None, None)
+    edge = queries.parse_filters({"date_from": "2000-01-01", "date_to": latest_day().isoformat()})
+    assert (edge.date_from, edge.date_to) == (EARLIEST_DAY, latest_day())
+
+
+# ---------------------------------------------------------------- the explorer
+@pytest.mark.parametrize("day", HOSTILE_DAYS)
+@pytest.mark.parametrize("param", ["date_from", "date_to"])
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_the_explorer_shows_a_date_outside_as_an_error_and_leaves_it_out(member_client, workspace, usage, param, day, htmx):
+    response = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {param: day}, **(HX if htmx else {}))
+    assert response.status_code == 200
+    html = response.content.decode()
+    label = "From" if param == "date_from" else "To"
+    assert f"{label}: {outside(day)}. That date is not applied." in html
+    assert ('id="explorer-filters"' in html) is not htmx  # the partial for htmx, the page otherwise
+    assert "2 rows, newest first" in html  # every row, as without that date
+    downloads = re.findall(r'href="(/w/acme/usage/export/[^"]*)"', html)
+    assert len(downloads) == 2 and not any(day in link for link in downloads)  # the file is what the page shows
+
+
+def test_the_explorer_date_inputs_offer_only_accepted_days(member_client, workspace, usage):
+    html = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"})).content.decode()
+    assert f'type="date" name="date_to" min="2000-01-01" max="{latest_day().isoformat()}"' in html
+
+
+def test_the_explorer_takes_both_ends_of_the_range(member_client, workspace, usage):
+    response = member_client.get(
+        reverse("usage:explorer", kwargs={"ws": "acme"}), {"date_from": "2000-01-01", "date_to": latest_day().isoformat()}
+    )
+    assert response.context["date_errors"] == [] and response.context["row_count"] == 2
+
+
+# ---------------------------------------------------------------- an integration's usage tab
+@pytest.mark.parametrize("day", HOSTILE_DAYS)
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_the_integration_usage_tab_shows_a_field_error(admin_client, workspace, usage, day, htmx):
+    name = "usage" if htmx else "detail"
+    url = reverse(f"integrations:{name}", kwargs={"ws": "acme", "pk": usage.pk})
+    response = admin_client.get(url, {"date_to": day}, **(HX if htmx else {}))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'<span class="field-error">{outside(day)}.</span>' in html
+    assert re.search(r'<span class="muted small">2 rows</span>', html)  # that date filters nothing
+    download = html[html.index("Download CSV") - 300 : html.index("Download CSV")]
+    assert "format=csv" in download and day not in download
+
+
+def test_a_member_never_reaches_the_integration_usage_tab(member_client, usage):
+    url = reverse("integrations:usage", kwargs={"ws": "acme", "pk": usage.pk})
+    assert member_client.get(url, {"date_to": "9999-12-31"}, **HX).status_code == 403
+
+
+# ---------------------------------------------------------------- the export
+@pytest.mark.parametrize("day", HOSTILE_DAYS)
+@pytest.mark.parametrize("fmt", ["csv", "focus"])
+def test_the_export_refuses_a_date_outside_with_a_400(member_client, usage, day, fmt):
+    for params, headers in (({"date_to": day}, {}), ({"date_from": day}, HX)):
+        response = member_client.get(reverse("usage:export", kwargs={"ws": "acme"}), {"format": fmt, **params}, **headers)
+        assert response.status_code == 400
+        name = next(iter(params))
+        assert response.content.decode() == f"No export: {name}: {outside(day)}."
+
+
+def test_the_export_refuses_a_date_that_does_not_parse_or_a_backwards_range(member_client, usage):
+    url = reverse("usage:export", kwargs={"ws": "acme"})
+    assert member_client.get(url, {"date_from": "yesterday"}).content == b"No export: date_from: Enter a valid date."
+    backwards = member_client.get(url, {"date_from": "2026-02-01", "date_to": "2026-01-01"})
+    assert (backwards.status_code, backwards.content) == (400, "No export: date_to: “To” is before “From”.".encode())
+
+
+def test_the_export_takes_both_ends_of_the_range(member_client, usage):
+    response = member_client.get(
+        reverse("usage:export", kwargs={"ws": "acme"}), {"date_from": "2000-01-01", "date_to": latest_day().isoformat()}
+    )
+    assert response.status_code == 200
+    assert len(b"".join(response.streaming_content).decode().splitlines()) == 3
