@@ -132,3 +132,25 @@ def test_the_export_takes_both_ends_of_the_range(member_client, usage):
     )
     assert response.status_code == 200
     assert len(b"".join(response.streaming_content).decode().splitlines()) == 3
+
+
+# ---------------------------------------------------------------- commands
+@pytest.mark.parametrize("day", HOSTILE_DAYS)
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_export_usage_refuses_a_date_outside(usage, option, day):
+    with pytest.raises(CommandError) as info:
+        call_command("export_usage", "--workspace", "acme", option, day, stdout=io.StringIO())
+    assert str(info.value) == f"{option} {outside(day)}."
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_sync_refuses_a_date_outside_before_reading_anything(usage, day):
+    with pytest.raises(CommandError, match=f"--until {day} is outside the dates Doow accepts"):
+        call_command("sync", str(usage.pk), "--until", day, stdout=io.StringIO())
+    assert not SyncRun.objects.exists()
+
+
+def test_export_usage_takes_both_ends_of_the_range(usage):
+    out = io.StringIO()
+    call_command("export_usage", "--workspace", "acme", "--since", "2000-01-01", "--until", latest_day().isoformat(), stdout=out)
+    assert len(out.getvalue().splitlines()) == 3
