@@ -13,7 +13,8 @@ Two shapes are accepted (chosen by the header, or forced with `fmt`):
   (date and calls required). Each row becomes metric `api_calls` (unit `calls`) for the UTC
   day [date, date + 1 day).
 
-Our own export prefixes a text
+Times must lie within the dates Doow accepts (usage.dates: from 2000-01-01; a bucket may end
+at most one year after today, and may not start in the future). Our own export prefixes a text
 cell that would start a spreadsheet formula with a quote (usage.csv_safety); a doow file's text
 cells have that one quote removed again, so an export imports back with every name as stored.
 A negative quantity is accepted for `cost` only (a credit, as providers report them).
@@ -40,6 +41,7 @@ from integrations.models import IntegrationEvent
 from integrations.providers.base import DIMENSIONS, METRICS, UsageSample
 from integrations.services import integration_record_event
 from usage.csv_safety import unescape_cell
+from usage.dates import EARLIEST_DAY, bounds_text, earliest_moment, latest_moment
 from usage.export import CSV_COLUMNS
 from usage.models import UsageRecord
 from usage.store import usage_store_samples
@@ -139,7 +141,12 @@ def _parse_time(text: str) -> datetime | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        # Year 1 or 9999 with an offset has no UTC equivalent: keep the wall time, which the
+        # range check then refuses like any time at the ends of the calendar.
+        return moment.replace(tzinfo=UTC)
 
 
 def _parse_quantity(text: str, what: str, *, negative: bool = False) -> Decimal | str:
@@ -155,6 +162,10 @@ def _parse_quantity(text: str, what: str, *, negative: bool = False) -> Decimal 
     if abs(value) >= _QUANTITY_LIMIT or -value.as_tuple().exponent > 9:  # type: ignore[operator]
         return f"{what} {_show(text)} is too large or has more than 9 decimals"
     return value
+
+
+def _outside(name: str, text: str, now: datetime) -> str:
+    return f"{name} {_show(text)} is outside the dates Doow accepts ({bounds_text(now=now)})"
 
 
 def date_range(start: datetime, end: datetime) -> str:
@@ -196,8 +207,12 @@ def _doow_row(
             problems.add(line, f"{name} {_show(values[name])} is not an ISO 8601 time such as 2025-03-01T00:00:00Z")
     if start and end and end <= start:
         problems.add(line, "bucket_end is not after bucket_start")
-    if start and start > now:
+    if start and start < earliest_moment():
+        problems.add(line, _outside("bucket_start", values["bucket_start"], now))
+    elif start and start > now:
         problems.add(line, "bucket_start is in the future")
+    if end and not earliest_moment() < end <= latest_moment(now=now):
+        problems.add(line, _outside("bucket_end", values["bucket_end"], now))
     # A credit is a negative cost; a negative count of tokens or calls means nothing.
     quantity = _parse_quantity(values["quantity"], "quantity", negative=metric == "cost")
     if isinstance(quantity, str):
@@ -226,7 +241,9 @@ def _authress_row(values: dict[str, str], line: int, problems: _Problems, *, now
     except ValueError:
         day = None
         problems.add(line, f"date {_show(values['date'])} is not a date such as 2025-03-01")
-    if day and day > now.date():
+    if day and day < EARLIEST_DAY:
+        problems.add(line, _outside("date", values["date"], now))
+    elif day and day > now.date():
         problems.add(line, "date is in the future")
     calls = values["calls"].strip()
     if not calls.isdigit():

@@ -154,3 +154,88 @@ def test_export_usage_takes_both_ends_of_the_range(usage):
     out = io.StringIO()
     call_command("export_usage", "--workspace", "acme", "--since", "2000-01-01", "--until", latest_day().isoformat(), stdout=out)
     assert len(out.getvalue().splitlines()) == 3
+
+
+# ---------------------------------------------------------------- imports
+HEADER = "provider,integration,bucket_start,bucket_end,account,project,region,model,deployment,endpoint,resource,operation,api_key,metric,quantity,unit,application,license"
+
+
+def doow_row(start: str, end: str) -> str:
+    return f"authress,,{start},{end},,,,,,,/v1/records,GET,,api_calls,5,calls,,"
+
+
+@pytest.fixture
+def authress(workspace) -> Integration:
+    integration = Integration(workspace=workspace, provider="authress", name="Authress", settings={"base_url": "http://127.0.0.1:9"})
+    integration.set_credential({"access_key": fake.ACCESS_KEY})
+    integration.save()
+    return integration
+
+
+def hostile_doow_file() -> str:
+    after = (latest_day() + timedelta(days=1)).isoformat()
+    return "\n".join([
+        HEADER,
+        doow_row("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"),  # line 2: fine
+        doow_row("0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z"),  # line 3
+        doow_row("2026-01-01T00:00:00Z", "9999-12-31T00:00:00Z"),  # line 4
+        doow_row("9999-12-30T00:00:00Z", "9999-12-31T00:00:00Z"),  # line 5
+        doow_row("0001-01-01T00:30:00+01:00", "2026-01-01T00:00:00Z"),  # line 6: no UTC equivalent
+        doow_row("1999-12-31T00:00:00Z", "2000-01-01T00:00:00Z"),  # line 7
+        doow_row("2026-01-01T00:00:00Z", f"{after}T00:00:01Z"),  # line 8
+    ]) + "\n"  # fmt: skip
+
+
+def expected_doow_problems() -> list[str]:
+    after = (latest_day() + timedelta(days=1)).isoformat()
+    return [
+        f"line 3: bucket_start '0001-01-01T00:00:00Z' {outside_text()}",
+        f"line 3: bucket_end '0001-01-02T00:00:00Z' {outside_text()}",
+        f"line 4: bucket_end '9999-12-31T00:00:00Z' {outside_text()}",
+        "line 5: bucket_start is in the future",
+        f"line 5: bucket_end '9999-12-31T00:00:00Z' {outside_text()}",
+        f"line 6: bucket_start '0001-01-01T00:30:00+01:00' {outside_text()}",
+        f"line 7: bucket_start '1999-12-31T00:00:00Z' {outside_text()}",
+        f"line 7: bucket_end '2000-01-01T00:00:00Z' {outside_text()}",  # the bucket is 1999-12-31
+        f"line 8: bucket_end '{after}T00:00:01Z' {outside_text()}",
+    ]
+
+
+def outside_text() -> str:
+    return f"is outside the dates Doow accepts ({bounds_text()})"
+
+
+def test_the_import_page_refuses_rows_outside_with_line_numbers(admin_client, authress):
+    upload = io.BytesIO(hostile_doow_file().encode())
+    upload.name = "hostile.csv"
+    response = admin_client.post(
+        reverse("integrations:import_usage", kwargs={"ws": "acme", "pk": authress.pk}), {"file": upload, "format": "auto"}, **HX
+    )
+    assert response.status_code == 200
+    assert [str(p) for p in response.context["import_error"].problems] == expected_doow_problems()
+    assert not UsageRecord.objects.exists()
+
+
+def test_import_usage_refuses_rows_outside_with_line_numbers(authress, tmp_path):
+    path = tmp_path / "hostile.csv"
+    path.write_text(hostile_doow_file())
+    with pytest.raises(CommandError) as info:
+        call_command("import_usage", str(authress.pk), str(path), stdout=io.StringIO())
+    assert str(info.value).splitlines()[1:] == [f"  {p}" for p in expected_doow_problems()]
+    assert not UsageRecord.objects.exists()
+
+
+def test_an_authress_file_dated_year_1_or_9999_is_refused(authress):
+    text = "date,resource,operation,calls\n2026-01-01,/v1/a,GET,1\n0001-01-01,/v1/a,GET,1\n9999-12-31,/v1/a,GET,1\n"
+    with pytest.raises(UsageImportError) as info:
+        usage_import_file(integration=authress, stream=io.BytesIO(text.encode()), source="portal.csv")
+    assert [str(p) for p in info.value.problems] == [
+        f"line 3: date '0001-01-01' {outside_text()}",
+        "line 4: date is in the future",
+    ]
+    assert not UsageRecord.objects.exists()
+
+
+def test_an_import_within_the_range_is_stored(authress):
+    text = HEADER + "\n" + doow_row("2000-01-01T00:00:00Z", "2000-01-02T00:00:00Z") + "\n"
+    assert usage_import_csv(integration=authress, data=text.encode()).stored == 1
