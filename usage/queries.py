@@ -10,7 +10,7 @@ at"): `params` is a query string mapping (request.GET) or a ready `UsageFilters`
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 
-from usage.dates import day_in_range
+from usage.dates import EARLIEST_DAY, day_in_range, latest_day
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -210,6 +210,21 @@ def period_starts(first: date, last: date, period: str) -> list[date]:
     return out
 
 
+def chart_periods(present: Iterable[date], period: str, *, first: date | None = None, last: date | None = None) -> list[date]:
+    """The periods of a chart: those holding data, with the gaps between them filled — but only
+    within the filter's span [first, last], or the accepted dates (usage.dates) without one.
+
+    The span bounds the fill, never the data's min and max: a stray row dated year 1 (stored
+    before imports were bounded) adds its own period, not the ~740,000 empty days up to the
+    rest, so a chart never has more periods than the filter spans plus the periods with data.
+    """
+    held = sorted(set(present))
+    low, high = period_floor(first or EARLIEST_DAY, period), last or latest_day()
+    inside = [start for start in held if low <= start <= high]
+    filled = period_starts(inside[0], inside[-1], period) if inside else []
+    return sorted(set(filled).union(held))
+
+
 def period_floor(day: date, period: str) -> date:
     if period == "week":
         return day - timedelta(days=day.weekday())  # ISO weeks start on Monday, as TruncWeek
@@ -334,7 +349,7 @@ def percent(part: Decimal | None, whole: Decimal | None) -> float | None:
 def _period_q(license: License) -> Q:
     """Rows attributed to `license` whose bucket starts within its period (whole UTC days)."""
     q = Q(license_id=license.pk, bucket_start__gte=day_start(license.start_date))
-    if license.end_date:
+    if license.end_date and license.end_date < date.max:  # one saved before dates were bounded
         q &= Q(bucket_start__lt=day_start(license.end_date + timedelta(days=1)))
     return q
 
@@ -372,7 +387,8 @@ def license_consumption(license: License, *, today: date | None = None) -> Licen
     status = "upcoming" if today < license.start_date else "ended" if license.end_date and today > license.end_date else "active"
     last_day = min(today, license.end_date) if license.end_date else today
     if by_day:
-        last_day = max(last_day, max(by_day))  # rows dated after today (clock skew) still show
+        # Rows dated after today (clock skew) still show, up to the last accepted day.
+        last_day = max(last_day, min(max(by_day), latest_day()))
     days = period_starts(license.start_date, last_day, "day") if last_day >= license.start_date else []
     consumption = LicenseConsumption(
         license=license,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
@@ -86,6 +88,28 @@ def test_the_explorer_takes_both_ends_of_the_range(member_client, workspace, usa
         reverse("usage:explorer", kwargs={"ws": "acme"}), {"date_from": "2000-01-01", "date_to": latest_day().isoformat()}
     )
     assert response.context["date_errors"] == [] and response.context["row_count"] == 2
+
+
+def test_a_stray_row_in_year_1_or_9999_adds_one_period_not_millions(member_client, workspace, usage):
+    # Stored before imports were bounded (or by a provider): the chart shows them, unfilled.
+    make_record(usage, datetime(1, 1, 1, tzinfo=UTC), "cost", "1", "USD", model="ancient")
+    make_record(usage, datetime(9999, 12, 30, tzinfo=UTC), "cost", "1", "USD", model="far")
+    response = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {"period": "day"})
+    assert response.status_code == 200
+    labels = response.context["chart"].payload["labels"]
+    assert labels == ["0001-01-01", *[f"{DAY.date() + timedelta(days=i)}" for i in range(9)], "9999-12-30"]
+    assert len(response.content) < 200_000
+
+
+@pytest.mark.parametrize("period", ["day", "week", "month"])
+def test_the_gap_fill_never_spans_more_than_the_filter(period):
+    held = [date(1, 1, 1), date(2026, 1, 5), date(2026, 3, 2), date(9999, 12, 1)]
+    held = [queries.period_floor(day, period) for day in held]
+    periods = queries.chart_periods(held, period, first=date(2026, 1, 1), last=date(2026, 3, 31))
+    inside = queries.period_starts(date(2026, 1, 5), date(2026, 3, 2), period)
+    assert periods == [held[0], *inside, held[-1]]
+    assert len(queries.chart_periods(held, period)) == len(inside) + 2  # no filter: the accepted dates bound it
+    assert queries.chart_periods([], period) == []
 
 
 # ---------------------------------------------------------------- an integration's usage tab
@@ -239,3 +263,20 @@ def test_an_authress_file_dated_year_1_or_9999_is_refused(authress):
 def test_an_import_within_the_range_is_stored(authress):
     text = HEADER + "\n" + doow_row("2000-01-01T00:00:00Z", "2000-01-02T00:00:00Z") + "\n"
     assert usage_import_csv(integration=authress, data=text.encode()).stored == 1
+
+
+# ---------------------------------------------------------------- stored before the bounds
+@pytest.mark.parametrize("kind", [License.Kind.COMMITMENT, License.Kind.PAY_AS_YOU_GO])
+def test_a_license_saved_before_the_bounds_still_renders_a_bounded_chart(member_client, workspace, usage, kind):
+    app = Application.objects.create(workspace=workspace, name="Chatbot")
+    lic = License.objects.create(workspace=workspace, application=app, plan_name="Legacy", kind=kind, start_date=date(2026, 1, 1),
+                                 end_date=date.max, committed_amount=Decimal(100))  # fmt: skip
+    usage.usage_records.update(application=app, license=lic)
+    make_record(usage, datetime(9999, 12, 30, tzinfo=UTC), "cost", "1", "USD", application=app, license=lic)
+    page = member_client.get(reverse("usage:license", kwargs={"ws": "acme", "pk": lic.pk}))
+    assert page.status_code == 200
+    if kind == License.Kind.COMMITMENT:  # the burn chart: one point a day, at most ten years ahead
+        days = page.context["chart"]["labels"]
+        assert days[0] == "2026-01-01" and days[-1] == years_after(today(), 10).isoformat()
+    assert member_client.get(reverse("usage:licenses", kwargs={"ws": "acme"})).status_code == 200
+

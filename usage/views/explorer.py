@@ -155,15 +155,25 @@ class Chart:
 
 
 def period_label(start: date, period: str) -> str:
+    # isoformat, not strftime: %Y drops the leading zeros of a year before 1000 on Linux.
     if period == "month":
-        return f"{start:%Y-%m}"
+        return start.isoformat()[:7]
     if period == "week":
-        return f"Week of {start:%Y-%m-%d}"
-    return f"{start:%Y-%m-%d}"
+        return f"Week of {start.isoformat()}"
+    return start.isoformat()
 
 
-def build_chart(points: list[queries.SeriesPoint], *, names: dict[Any, str], metric: str, period: str, split: bool) -> Chart | None:
-    """Stacked bars of one metric per period: one series per (group, unit), the biggest first."""
+def build_chart(
+    points: list[queries.SeriesPoint],
+    *,
+    names: dict[Any, str],
+    metric: str,
+    period: str,
+    split: bool,
+    span: tuple[date | None, date | None] = (None, None),
+) -> Chart | None:
+    """Stacked bars of one metric per period: one series per (group, unit), the biggest first.
+    Empty periods are filled within `span` (the date filter) only: queries.chart_periods."""
     if not points:
         return None
     units = sorted({p.unit for p in points})
@@ -172,7 +182,7 @@ def build_chart(points: list[queries.SeriesPoint], *, names: dict[Any, str], met
         weight[(p.group, p.unit)] += abs(p.total)
     ranked = sorted(weight, key=lambda key: (-weight[key], str(names.get(key[0], key[0]))))
     shown, rest = ranked[:MAX_CHART_SERIES], set(ranked[MAX_CHART_SERIES:])
-    starts = queries.period_starts(min(p.period for p in points), max(p.period for p in points), period)
+    starts = queries.chart_periods((p.period for p in points), period, first=span[0], last=span[1])
     index = {start: i for i, start in enumerate(starts)}
 
     def label(group: Any, unit: str) -> str:
@@ -287,7 +297,14 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
         "totals_rows": totals_rows,
         "overall": [{"metric": m, "unit": u, "total": v} for (m, u), v in sorted(overall.items())],
         "row_count": row_count,
-        "chart": build_chart(points, names=names, metric=chart_metric or "", period=period, split=bool(group)),
+        "chart": build_chart(
+            points,
+            names=names,
+            metric=chart_metric or "",
+            period=period,
+            split=bool(group),
+            span=(filters.date_from, filters.date_to),
+        ),
         "rows_page": _rows_page(request, records, row_count),
         # Distinguish "no usage at all" (a setup problem) from "no usage matches" (a filter).
         "workspace_has_usage": bool(row_count) or workspace.usage_records.exists(),
