@@ -13,7 +13,7 @@ from django import forms
 
 from accounts.models import Workspace
 from integrations.providers.registry import PROVIDERS
-from usage.dates import date_input_attrs, validate_usage_day
+from usage.dates import LICENSE_YEARS_AHEAD, date_input_attrs, validate_license_day, validate_usage_day
 from usage.models import Application, AttributionRule, License
 
 CATEGORY_SUGGESTIONS = ("AI provider", "Cloud platform", "SaaS", "Internal tool", "Data platform")
@@ -62,6 +62,16 @@ class DateRangeForm(forms.Form):
         if start and end and end < start:
             self.add_error("date_to", forms.ValidationError("“To” is before “From”.", code=REVERSED))
         return data
+
+
+def bound_license_dates(form: forms.BaseForm) -> None:
+    """A license's start and end within 2000-01-01 … ten years ahead: a contract may run for
+    years, but year 1 or 9999 would make its consumption chart fill millions of days."""
+    for name in ("start_date", "end_date"):
+        field = form.fields.get(name)
+        if field is not None:
+            field.validators.append(validate_license_day)
+            field.widget.attrs.update({k: v for k, v in date_input_attrs(years=LICENSE_YEARS_AHEAD).items() if k != "type"})
 
 
 class ApplicationForm(forms.ModelForm):
@@ -122,6 +132,7 @@ class LicenseForm(forms.ModelForm):
         self.fields["application"].empty_label = "Choose an application…"
         self.fields["kind"].choices = License.Kind.choices  # no blank radio button
         self.fields["currency"].required = False
+        bound_license_dates(self)
 
     def clean_currency(self) -> str:
         currency = (self.cleaned_data.get("currency") or "").strip().upper()

@@ -265,6 +265,83 @@ def test_an_import_within_the_range_is_stored(authress):
     assert usage_import_csv(integration=authress, data=text.encode()).stored == 1
 
 
+# ---------------------------------------------------------------- license dates
+LICENSE = {"plan_name": "Enterprise", "kind": "pay_as_you_go", "start_date": "2026-01-01", "end_date": "", "committed_amount": "",
+           "currency": "", "seat_count": ""}  # fmt: skip
+
+
+@pytest.fixture
+def app(workspace) -> Application:
+    return Application.objects.create(workspace=workspace, name="Chatbot")
+
+
+@pytest.mark.parametrize(("field", "day"), [("start_date", "0001-01-01"), ("end_date", "9999-12-31"), ("start_date", "1999-12-31")])
+def test_a_license_dated_outside_is_a_form_error(admin_client, workspace, app, field, day):
+    url = reverse("inventory:license_add", kwargs={"ws": "acme"})
+    response = admin_client.post(url, {**LICENSE, "application": app.pk, field: day})
+    assert response.status_code == 200
+    expected = f"{day} is outside the dates Doow accepts ({bounds_text(years=10)})."
+    assert response.context["form"].errors[field] == [expected]
+    assert not License.objects.exists()
+
+
+def test_a_license_may_end_years_ahead(admin_client, workspace, app):
+    end = years_after(today(), 10)
+    url = reverse("inventory:license_add", kwargs={"ws": "acme"})
+    assert admin_client.post(url, {**LICENSE, "application": app.pk, "end_date": end.isoformat()}).status_code == 302
+    lic = License.objects.get()
+    assert lic.end_date == end
+    # Its page fills the days of its period only up to today.
+    page = admin_client.get(reverse("usage:license", kwargs={"ws": "acme", "pk": lic.pk}))
+    assert page.status_code == 200
+
+
+@pytest.fixture
+def superuser_client(db) -> Client:
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser(username="root", password="x", email="root@example.com"))
+    return client
+
+
+def test_the_admin_refuses_license_dates_outside_too(superuser_client, workspace, app):
+    data = {"application": app.pk, "plan_name": "Enterprise", "kind": "pay_as_you_go", "start_date": "0001-01-01",
+            "end_date": "9999-12-31", "currency": "USD"}  # fmt: skip
+    response = superuser_client.post(reverse("admin:usage_license_add"), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert set(errors) == {"start_date", "end_date"}
+    assert not License.objects.exists()
+
+
+def test_an_inline_license_on_its_application_is_bounded_too(superuser_client, workspace, app):
+    data = {
+        "workspace": workspace.pk, "name": app.name, "vendor": "", "owner": "", "category": "",
+        "licenses-TOTAL_FORMS": "1", "licenses-INITIAL_FORMS": "0", "licenses-MIN_NUM_FORMS": "0", "licenses-MAX_NUM_FORMS": "1000",
+        "licenses-0-application": app.pk, "licenses-0-plan_name": "Seats", "licenses-0-kind": "seats",
+        "licenses-0-start_date": "0001-01-01", "licenses-0-currency": "USD", "licenses-0-seat_count": "10",
+    }  # fmt: skip
+    response = superuser_client.post(reverse("admin:usage_application_change", args=[app.pk]), data)
+    assert response.status_code == 200
+    assert response.context["inline_admin_formsets"][0].formset.errors[0]["start_date"] == [
+        f"0001-01-01 is outside the dates Doow accepts ({bounds_text(years=10)})."
+    ]
+    assert not License.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("changelist", "field"),
+    [("usage_usagerecord", "bucket_start"), ("integrations_syncrun", "started_at"), ("integrations_integrationevent", "created_at")],
+)
+def test_the_admin_date_hierarchies_refuse_year_9999_instead_of_a_500(superuser_client, usage, changelist, field):
+    make_record(usage, datetime(9999, 12, 31, tzinfo=UTC), "cost", "1", "USD")
+    url = reverse(f"admin:{changelist}_changelist")
+    assert superuser_client.get(url).status_code == 200
+    for params in ({"year": "9999"}, {"year": "9999", "month": "12"}, {"year": "9999", "month": "12", "day": "31"}):
+        response = superuser_client.get(url, {f"{field}__{key}": value for key, value in params.items()})
+        # The admin's answer to a bad lookup: back to the list with ?e=1.
+        assert (response.status_code, response.get("Location")) == (302, f"{url}?e=1"), params
+
+
 # ---------------------------------------------------------------- stored before the bounds
 @pytest.mark.parametrize("kind", [License.Kind.COMMITMENT, License.Kind.PAY_AS_YOU_GO])
 def test_a_license_saved_before_the_bounds_still_renders_a_bounded_chart(member_client, workspace, usage, kind):
