@@ -7,8 +7,10 @@ import csv
 import io
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -82,10 +84,6 @@ def test_the_writer_escapes_text_cells_only():
 def test_no_module_writes_csv_without_the_safe_writer():
     """Every csv.writer of the product is the one in usage/csv_safety.py (the sandbox fakes a
     provider's own portal file; tests and benchmarks only read)."""
-    from pathlib import Path
-
-    from django.conf import settings
-
     root = Path(settings.BASE_DIR)
     offenders = []
     for path in root.rglob("*.py"):
