@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -43,8 +45,24 @@ class IntegrationProviderListFilter(ProviderListFilter):
     field_path = "integration__provider"
 
 
+class BoundedDateChangeList(ChangeList):
+    """Django finds the end of a date-hierarchy year, month or day by adding to it, and
+    `?started_at__year=9999` overflows into a 500. Such a lookup is refused like any bad
+    parameter (the admin's "invalid lookup" page) instead."""
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as error:
+            raise IncorrectLookupParameters(error) from error
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the sync engine: viewable, never added, changed or deleted here."""
+    """Records written by the sync engine: viewable, never added, changed or deleted here.
+    Their lists have a date hierarchy, held to the calendar by BoundedDateChangeList."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return BoundedDateChangeList
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

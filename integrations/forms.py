@@ -12,6 +12,7 @@ from typing import Any
 from django import forms
 
 from integrations.providers.base import FormField, Provider
+from usage.forms import DateRangeForm
 
 CREDENTIAL_PREFIX = "credential_"
 SETTING_PREFIX = "setting_"
@@ -167,11 +168,10 @@ class DisconnectForm(forms.Form):
         return self.cleaned_data["data_choice"] == self.KEEP
 
 
-class UsageFilterForm(forms.Form):
-    """Filters of the usage table; the selects list the values actually stored."""
+class UsageFilterForm(DateRangeForm):
+    """Filters of the usage table; the selects list the values actually stored. Dates are
+    bounded as everywhere (usage.forms.DateRangeForm): a refused one filters nothing."""
 
-    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     model = forms.ChoiceField(label="Model", required=False)
     project = forms.ChoiceField(label="Project", required=False)
     metric = forms.ChoiceField(label="Metric", required=False)
@@ -180,13 +180,6 @@ class UsageFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         for name, values in choices.items():
             self.fields[name].choices = [("", "All")] + [(v, v) for v in values]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        start, end = data.get("date_from"), data.get("date_to")
-        if start and end and end < start:
-            self.add_error("date_to", "“To” is before “From”.")
-        return data
 
 
 class UsageImportForm(forms.Form):

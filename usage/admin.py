@@ -16,6 +16,7 @@ from django.http import HttpRequest
 
 from integrations.admin import ProviderListFilter, ReadOnlyAdmin
 from usage import services
+from usage.forms import bound_license_dates
 from usage.models import (
     Application,
     AttributionRule,
@@ -51,8 +52,26 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
+class LicenseAdminForm(forms.ModelForm):
+    class Meta:
+        model = License
+        exclude = ("workspace",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bound_license_dates(self)  # as on the Licenses page: no year 1 or 9999
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("start_date"), data.get("end_date")
+        if start and end and end < start:
+            self.add_error("end_date", "The end date is before the start date.")
+        return data
+
+
 class LicenseInline(admin.TabularInline):
     model = License
+    form = LicenseAdminForm
     exclude = ("workspace",)  # the application's
     extra = 0
 
@@ -78,19 +97,6 @@ class ApplicationAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
         for obj in queryset:
             services.application_delete(application=obj)
-
-
-class LicenseAdminForm(forms.ModelForm):
-    class Meta:
-        model = License
-        exclude = ("workspace",)
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        start, end = data.get("start_date"), data.get("end_date")
-        if start and end and end < start:
-            self.add_error("end_date", "The end date is before the start date.")
-        return data
 
 
 @admin.register(License)

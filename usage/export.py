@@ -8,12 +8,12 @@ per id and cached: a workspace has a handful of them, not one per row. The FOCUS
 """
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
+from usage.csv_safety import Number, Writable, formula_safe_writer
 from usage.models import DIMENSION_FIELDS, Application, License, UsageRecord
 
 if TYPE_CHECKING:
@@ -52,10 +52,6 @@ _VALUES: tuple[str, ...] = (
     "application_id",
     "license_id",
 )
-
-
-class Writable(Protocol):
-    def write(self, s: str, /) -> Any: ...
 
 
 def usage_export_queryset(
@@ -103,11 +99,15 @@ class TimeFormatter:
         return self._text
 
 
-def format_quantity(quantity: Decimal) -> str:
-    """A plain decimal: no exponent, no trailing zeros (1234, 0.5)."""
+ZERO = Number("0")
+
+
+def format_quantity(quantity: Decimal) -> Number:
+    """A plain decimal: no exponent, no trailing zeros (1234, 0.5, -1.5); a Number, so the CSV
+    writer never takes a negative amount for a formula."""
     if quantity == 0:
-        return "0"  # also turns -0 and 0E-9 into "0"
-    return format(quantity.normalize(), "f")
+        return ZERO  # also turns -0 and 0E-9 into "0"
+    return Number(format(quantity.normalize(), "f"))
 
 
 def license_label(application_name: str, plan_name: str) -> str:
@@ -145,7 +145,9 @@ class AttributionLabels:
 
 
 def usage_csv_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
-    """The header, then one list of strings per record, streamed in chunks."""
+    """The header, then one list of strings per record, streamed in chunks. Numbers (the
+    integration id, the quantity) are `Number`s; everything else is text that the writer
+    guards against formulas."""
     yield list(CSV_COLUMNS)
     labels = AttributionLabels()
     when = TimeFormatter()
@@ -154,7 +156,7 @@ def usage_csv_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
         provider, integration_id, start, end, *dimensions, metric, quantity, unit, application_id, license_id = row
         yield [
             provider,
-            str(integration_id),
+            Number(integration_id),
             when(start),
             ends(end),
             *dimensions,
@@ -177,7 +179,7 @@ class _Echo:
 
 def csv_pieces(rows: Iterable[list[str]], *, lines_per_piece: int = LINES_PER_PIECE) -> Iterator[str]:
     """CSV text in pieces of a few hundred lines, for StreamingHttpResponse."""
-    writer = csv.writer(_Echo())
+    writer = formula_safe_writer(_Echo())
     piece: list[str] = []
     try:
         for row in rows:
@@ -196,7 +198,7 @@ def csv_pieces(rows: Iterable[list[str]], *, lines_per_piece: int = LINES_PER_PI
 
 def write_rows_csv(out: Writable, rows: Iterable[list[str]]) -> int:
     """Write rows to a text file object; returns the number of rows after the header."""
-    writer = csv.writer(out)
+    writer = formula_safe_writer(out)
     count = -1
     for row in rows:
         writer.writerow(row)

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING
 
 from integrations.models import Integration
 from integrations.providers.registry import get_provider
+from usage.csv_safety import Number
 from usage.export import (
     CHUNK_SIZE,
+    ZERO,
     AttributionLabels,
     TimeFormatter,
     Writable,
@@ -213,7 +215,9 @@ def tags_json(application: str, license_: str) -> str:
 
 
 def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
-    """The FOCUS header, then one row of strings per record ("" is null), streamed in chunks."""
+    """The FOCUS header, then one row of strings per record ("" is null), streamed in chunks.
+    The amounts and quantities are `Number`s (a credit stays -1.5); every other cell is text
+    that the writer guards against formulas."""
     yield list(FOCUS_HEADER)
     labels = AttributionLabels()
     integrations = IntegrationCache()
@@ -233,7 +237,7 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             consumed_unit = currency if category == "Usage" else ""
             subject = " ".join(part for part in (model or resource, operation) if part)
         else:
-            category, currency, cost = "Usage", DEFAULT_CURRENCY, "0"
+            category, currency, cost = "Usage", DEFAULT_CURRENCY, ZERO
             consumed = priced = amount
             consumed_unit = FOCUS_UNITS.get(unit, unit.capitalize())
             subject = model or resource or operation
@@ -276,7 +280,7 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             (integration.project_names.get(project) or project) if project else "",  # SubAccountName
             tags_json(labels.application(application_id), labels.license(license_id)),  # Tags
             slug,  # x_Provider
-            str(integration_id),  # x_Integration
+            Number(integration_id),  # x_Integration
             metric,  # x_Metric
             model,  # x_Model
             deployment,  # x_Deployment

@@ -1,4 +1,5 @@
-"""Forms of Company Settings → Applications, Licenses and Attribution rules.
+"""Forms of Company Settings → Applications, Licenses and Attribution rules, and the date
+range every usage filter shares (the explorer, an integration's usage tab, the export).
 
 Every choice of an application or license is limited to the form's workspace, so a posted id
 of another workspace's object is simply not a valid choice.
@@ -12,6 +13,7 @@ from django import forms
 
 from accounts.models import Workspace
 from integrations.providers.registry import PROVIDERS
+from usage.dates import LICENSE_YEARS_AHEAD, date_input_attrs, validate_license_day, validate_usage_day
 from usage.models import Application, AttributionRule, License
 
 CATEGORY_SUGGESTIONS = ("AI provider", "Cloud platform", "SaaS", "Internal tool", "Data platform")
@@ -33,6 +35,43 @@ PATTERN_LABELS = {"api_key": "API key"}
 
 def _text(attrs: dict[str, Any] | None = None) -> forms.TextInput:
     return forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", **(attrs or {})})
+
+
+REVERSED = "reversed"  # the ValidationError code of a "To" before its "From"
+
+
+class DateRangeForm(forms.Form):
+    """From / To (UTC days, both included) within the dates Doow accepts (usage.dates).
+
+    A day outside them is a field error (code "out_of_range") and never reaches a query, where
+    `9999-12-31 + 1 day` would overflow; the browser's date picker is held to the same bounds.
+    """
+
+    date_from = forms.DateField(label="From", required=False, validators=[validate_usage_day])
+    date_to = forms.DateField(label="To", required=False, validators=[validate_usage_day])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("date_from", "date_to"):
+            # Per request: "one year after today" moves with the clock.
+            self.fields[name].widget = forms.DateInput(attrs=date_input_attrs())
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and end < start:
+            self.add_error("date_to", forms.ValidationError("“To” is before “From”.", code=REVERSED))
+        return data
+
+
+def bound_license_dates(form: forms.BaseForm) -> None:
+    """A license's start and end within 2000-01-01 … ten years ahead: a contract may run for
+    years, but year 1 or 9999 would make its consumption chart fill millions of days."""
+    for name in ("start_date", "end_date"):
+        field = form.fields.get(name)
+        if field is not None:
+            field.validators.append(validate_license_day)
+            field.widget.attrs.update({k: v for k, v in date_input_attrs(years=LICENSE_YEARS_AHEAD).items() if k != "type"})
 
 
 class ApplicationForm(forms.ModelForm):
@@ -93,6 +132,7 @@ class LicenseForm(forms.ModelForm):
         self.fields["application"].empty_label = "Choose an application…"
         self.fields["kind"].choices = License.Kind.choices  # no blank radio button
         self.fields["currency"].required = False
+        bound_license_dates(self)
 
     def clean_currency(self) -> str:
         currency = (self.cleaned_data.get("currency") or "").strip().upper()

@@ -13,6 +13,12 @@ Two shapes are accepted (chosen by the header, or forced with `fmt`):
   (date and calls required). Each row becomes metric `api_calls` (unit `calls`) for the UTC
   day [date, date + 1 day).
 
+Times must lie within the dates Doow accepts (usage.dates: from 2000-01-01; a bucket may end
+at most one year after today, and may not start in the future). Our own export prefixes a text
+cell that would start a spreadsheet formula with a quote (usage.csv_safety); a doow file's text
+cells have that one quote removed again, so an export imports back with every name as stored.
+A negative quantity is accepted for `cost` only (a credit, as providers report them).
+
 Every row is checked and every problem is reported with its line number; a file with any
 problem stores nothing. A valid file is stored through usage.store in one transaction, so
 importing the same file again changes nothing and a corrected row replaces the old figure.
@@ -34,6 +40,8 @@ from django.db import transaction
 from integrations.models import IntegrationEvent
 from integrations.providers.base import DIMENSIONS, METRICS, UsageSample
 from integrations.services import integration_record_event
+from usage.csv_safety import unescape_cell
+from usage.dates import EARLIEST_DAY, bounds_text, earliest_moment, latest_moment
 from usage.export import CSV_COLUMNS
 from usage.models import UsageRecord
 from usage.store import usage_store_samples
@@ -54,6 +62,9 @@ AUTHRESS_EXAMPLE = "date,resource,operation,calls\n2025-03-01,/v1/users/{userId}
 PROVENANCE = "imported"
 _QUANTITY_LIMIT = Decimal(10) ** 21  # UsageRecord.quantity: 30 digits, 9 of them decimals
 _LENGTHS = {d: UsageRecord._meta.get_field(d).max_length for d in DIMENSIONS}
+# The doow columns our export writes as text (usage.csv_safety may have prefixed them); the
+# times, the quantity and the integration id are written as they are.
+_TEXT_COLUMNS = frozenset(CSV_COLUMNS) - {"integration", "bucket_start", "bucket_end", "quantity"}
 
 
 @dataclass(frozen=True)
@@ -130,22 +141,31 @@ def _parse_time(text: str) -> datetime | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        # Year 1 or 9999 with an offset has no UTC equivalent: keep the wall time, which the
+        # range check then refuses like any time at the ends of the calendar.
+        return moment.replace(tzinfo=UTC)
 
 
-def _parse_quantity(text: str, what: str) -> Decimal | str:
-    """A non-negative plain decimal the store can hold, or the reason it is not."""
+def _parse_quantity(text: str, what: str, *, negative: bool = False) -> Decimal | str:
+    """A plain decimal the store can hold (non-negative unless `negative`), or the reason it is not."""
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
         return f"{what} {_show(text)} is not a number"
     if not value.is_finite():
         return f"{what} {_show(text)} is not a finite number"
-    if value < 0:
+    if value < 0 and not negative:
         return f"{what} {_show(text)} is negative"
-    if value >= _QUANTITY_LIMIT or -value.as_tuple().exponent > 9:  # type: ignore[operator]
+    if abs(value) >= _QUANTITY_LIMIT or -value.as_tuple().exponent > 9:  # type: ignore[operator]
         return f"{what} {_show(text)} is too large or has more than 9 decimals"
     return value
+
+
+def _outside(name: str, text: str, now: datetime) -> str:
+    return f"{name} {_show(text)} is outside the dates Doow accepts ({bounds_text(now=now)})"
 
 
 def date_range(start: datetime, end: datetime) -> str:
@@ -169,6 +189,7 @@ def _doow_row(
     values: dict[str, str], line: int, problems: _Problems, *, provider: str, integration_id: int | None, now: datetime
 ) -> UsageSample | None:
     before = problems.total
+    values = {name: unescape_cell(value) if name in _TEXT_COLUMNS else value for name, value in values.items()}
     if values.get("provider") and provider and values["provider"] != provider:
         problems.add(line, f"the row is for provider {_show(values['provider'])}, this integration is {provider!r}")
     if values.get("integration") and integration_id is not None and values["integration"] != str(integration_id):
@@ -186,9 +207,14 @@ def _doow_row(
             problems.add(line, f"{name} {_show(values[name])} is not an ISO 8601 time such as 2025-03-01T00:00:00Z")
     if start and end and end <= start:
         problems.add(line, "bucket_end is not after bucket_start")
-    if start and start > now:
+    if start and start < earliest_moment():
+        problems.add(line, _outside("bucket_start", values["bucket_start"], now))
+    elif start and start > now:
         problems.add(line, "bucket_start is in the future")
-    quantity = _parse_quantity(values["quantity"], "quantity")
+    if end and not earliest_moment() < end <= latest_moment(now=now):
+        problems.add(line, _outside("bucket_end", values["bucket_end"], now))
+    # A credit is a negative cost; a negative count of tokens or calls means nothing.
+    quantity = _parse_quantity(values["quantity"], "quantity", negative=metric == "cost")
     if isinstance(quantity, str):
         problems.add(line, quantity)
     unit = values.get("unit", "")
@@ -215,7 +241,9 @@ def _authress_row(values: dict[str, str], line: int, problems: _Problems, *, now
     except ValueError:
         day = None
         problems.add(line, f"date {_show(values['date'])} is not a date such as 2025-03-01")
-    if day and day > now.date():
+    if day and day < EARLIEST_DAY:
+        problems.add(line, _outside("date", values["date"], now))
+    elif day and day > now.date():
         problems.add(line, "date is in the future")
     calls = values["calls"].strip()
     if not calls.isdigit():

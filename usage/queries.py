@@ -10,7 +10,7 @@ at"): `params` is a query string mapping (request.GET) or a ready `UsageFilters`
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
+
+from usage.dates import EARLIEST_DAY, day_in_range, latest_day
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -84,18 +86,24 @@ def day_start(day: date) -> datetime:
 
 
 def _parse_date(value: Any) -> date | None:
+    """A day within the dates Doow accepts (usage.dates), else None: `9999-12-31` must never
+    reach `date + 1 day`, nor year 1 a gap-filled chart."""
     if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip()) if value else None
-    except ValueError:
-        return None
+        day = value
+    else:
+        try:
+            day = date.fromisoformat(str(value).strip()) if value else None
+        except ValueError:
+            return None
+    return day if day is not None and day_in_range(day) else None
 
 
 def parse_filters(params: Mapping[str, Any]) -> UsageFilters:
-    """Query string → UsageFilters. Lenient: a value that does not parse is no filter.
+    """Query string → UsageFilters. Lenient: a value that does not parse, or a day outside the
+    accepted dates, is no filter.
 
-    (The explorer's form reports bad dates to the user; exports simply ignore them.)
+    (The explorer's and integration page's forms report bad dates to the user; the export
+    refuses them with a 400 before it gets here.)
     """
     values: dict[str, Any] = {"date_from": _parse_date(params.get("date_from")), "date_to": _parse_date(params.get("date_to"))}
     for name in EXACT_FILTERS:
@@ -200,6 +208,21 @@ def period_starts(first: date, last: date, period: str) -> list[date]:
         out.append(start)
         start = next_period(start, period)
     return out
+
+
+def chart_periods(present: Iterable[date], period: str, *, first: date | None = None, last: date | None = None) -> list[date]:
+    """The periods of a chart: those holding data, with the gaps between them filled — but only
+    within the filter's span [first, last], or the accepted dates (usage.dates) without one.
+
+    The span bounds the fill, never the data's min and max: a stray row dated year 1 (stored
+    before imports were bounded) adds its own period, not the ~740,000 empty days up to the
+    rest, so a chart never has more periods than the filter spans plus the periods with data.
+    """
+    held = sorted(set(present))
+    low, high = period_floor(first or EARLIEST_DAY, period), last or latest_day()
+    inside = [start for start in held if low <= start <= high]
+    filled = period_starts(inside[0], inside[-1], period) if inside else []
+    return sorted(set(filled).union(held))
 
 
 def period_floor(day: date, period: str) -> date:
@@ -326,7 +349,7 @@ def percent(part: Decimal | None, whole: Decimal | None) -> float | None:
 def _period_q(license: License) -> Q:
     """Rows attributed to `license` whose bucket starts within its period (whole UTC days)."""
     q = Q(license_id=license.pk, bucket_start__gte=day_start(license.start_date))
-    if license.end_date:
+    if license.end_date and license.end_date < date.max:  # one saved before dates were bounded
         q &= Q(bucket_start__lt=day_start(license.end_date + timedelta(days=1)))
     return q
 
@@ -364,7 +387,8 @@ def license_consumption(license: License, *, today: date | None = None) -> Licen
     status = "upcoming" if today < license.start_date else "ended" if license.end_date and today > license.end_date else "active"
     last_day = min(today, license.end_date) if license.end_date else today
     if by_day:
-        last_day = max(last_day, max(by_day))  # rows dated after today (clock skew) still show
+        # Rows dated after today (clock skew) still show, up to the last accepted day.
+        last_day = max(last_day, min(max(by_day), latest_day()))
     days = period_starts(license.start_date, last_day, "day") if last_day >= license.start_date else []
     consumption = LicenseConsumption(
         license=license,

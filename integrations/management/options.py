@@ -6,12 +6,18 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
+from usage.dates import day_problem
+
 
 def parse_day(value: str, *, option: str) -> date:
+    """YYYY-MM-DD within the dates Doow accepts (usage.dates), else a CommandError."""
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
+        day = datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         raise CommandError(f"{option} must be a date as YYYY-MM-DD, not {value!r}.") from None
+    if problem := day_problem(day):
+        raise CommandError(f"{option} {problem}.")
+    return day
 
 
 def day_bounds(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:

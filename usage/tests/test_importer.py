@@ -165,11 +165,22 @@ def test_doow_problems(cells, expected) -> None:
 
 
 def test_a_line_with_several_problems_reports_each() -> None:
-    assert problems(doow(row(metric="cost", quantity="-1", unit="X", bucket_end="2024-01-01"))) == [
+    assert problems(doow(row(metric="cost", quantity="-1e", unit="X", bucket_end="2024-01-01"))) == [
         "line 2: bucket_end is not after bucket_start",
-        "line 2: quantity '-1' is negative",
+        "line 2: quantity '-1e' is not a number",
         "line 2: a cost needs its currency code as unit (e.g. USD), not 'X'",
     ]
+
+
+def test_a_negative_cost_is_a_credit_and_other_metrics_stay_non_negative() -> None:
+    # Providers report credits as negative cost rows, and our export writes them so: an export
+    # with a credit must import back.
+    (credit,) = parse(doow(row(metric="cost", quantity="-1.5", unit="USD")))
+    assert (credit.metric, credit.quantity) == ("cost", Decimal("-1.5"))
+    assert problems(doow(row(metric="cost", quantity="-1000000000000000000000", unit="USD"))) == [
+        "line 2: quantity '-1000000000000000000000' is too large or has more than 9 decimals"
+    ]
+    assert problems(doow(row(metric="input_tokens", quantity="-1", unit="tokens"))) == ["line 2: quantity '-1' is negative"]
 
 
 def test_the_same_key_twice_is_a_problem_even_when_written_differently() -> None:

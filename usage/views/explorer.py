@@ -23,6 +23,7 @@ from django.urls import reverse
 from accounts.permissions import workspace_view
 from integrations.providers.registry import PROVIDERS
 from usage import queries
+from usage.forms import REVERSED, DateRangeForm
 from usage.models import DIMENSION_FIELDS
 from usage.views.common import as_number, optional_url, render_page, wants_partial
 
@@ -54,11 +55,10 @@ def _select(label: str) -> forms.CharField:
     return forms.CharField(label=label, required=False, widget=forms.Select)
 
 
-class ExplorerForm(forms.Form):
-    """Renders the filters and reports bad dates; filtering itself is `queries.filtered`."""
+class ExplorerForm(DateRangeForm):
+    """Renders the filters and reports bad dates; filtering itself is `queries.filtered`, which
+    skips a date this form refuses (as it skips one that does not parse)."""
 
-    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     provider = _select("Provider")
     integration = _select("Integration")
     application = _select("Application")
@@ -82,12 +82,6 @@ class ExplorerForm(forms.Form):
                 options = [*options, (current, current)]  # keep a shared link's filter visible
             first = ("", "Automatic") if name == "chart" else ("", "All")
             self.fields[name].widget.choices = [first, *options]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
-            self.add_error("date_to", "“To” is before “From”.")
-        return data
 
     def filter_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.FILTERS]
@@ -161,15 +155,25 @@ class Chart:
 
 
 def period_label(start: date, period: str) -> str:
+    # isoformat, not strftime: %Y drops the leading zeros of a year before 1000 on Linux.
     if period == "month":
-        return f"{start:%Y-%m}"
+        return start.isoformat()[:7]
     if period == "week":
-        return f"Week of {start:%Y-%m-%d}"
-    return f"{start:%Y-%m-%d}"
+        return f"Week of {start.isoformat()}"
+    return start.isoformat()
 
 
-def build_chart(points: list[queries.SeriesPoint], *, names: dict[Any, str], metric: str, period: str, split: bool) -> Chart | None:
-    """Stacked bars of one metric per period: one series per (group, unit), the biggest first."""
+def build_chart(
+    points: list[queries.SeriesPoint],
+    *,
+    names: dict[Any, str],
+    metric: str,
+    period: str,
+    split: bool,
+    span: tuple[date | None, date | None] = (None, None),
+) -> Chart | None:
+    """Stacked bars of one metric per period: one series per (group, unit), the biggest first.
+    Empty periods are filled within `span` (the date filter) only: queries.chart_periods."""
     if not points:
         return None
     units = sorted({p.unit for p in points})
@@ -178,7 +182,7 @@ def build_chart(points: list[queries.SeriesPoint], *, names: dict[Any, str], met
         weight[(p.group, p.unit)] += abs(p.total)
     ranked = sorted(weight, key=lambda key: (-weight[key], str(names.get(key[0], key[0]))))
     shown, rest = ranked[:MAX_CHART_SERIES], set(ranked[MAX_CHART_SERIES:])
-    starts = queries.period_starts(min(p.period for p in points), max(p.period for p in points), period)
+    starts = queries.chart_periods((p.period for p in points), period, first=span[0], last=span[1])
     index = {start: i for i, start in enumerate(starts)}
 
     def label(group: Any, unit: str) -> str:
@@ -274,8 +278,12 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
     # By name, whatever the column holds (ids, slugs); the unattributed / not reported last.
     totals_rows.sort(key=lambda row: (row["total"].group in (None, ""), str(row["name"]).lower(), row["total"].metric, row["total"].unit))
     export_url = optional_url("usage:export", ws=workspace.slug)
-    # "Export what I'm looking at": the same filters (the view settings do not change the rows).
-    export_query = urlencode([(k, v) for k in queries.FILTER_PARAMS for v in params.getlist(k) if v])
+    # "Export what I'm looking at": the same filters (the view settings do not change the rows);
+    # the dates as applied, so a refused date shown as an error is not carried into the file.
+    export_query = urlencode(
+        [(k, getattr(filters, k).isoformat()) for k in ("date_from", "date_to") if getattr(filters, k)]
+        + [(k, v) for k in queries.FILTER_PARAMS if k not in ("date_from", "date_to") for v in params.getlist(k) if v]
+    )
     return {
         "explorer_url": reverse("usage:explorer", kwargs={"ws": workspace.slug}),
         "export_csv_url": f"{export_url}?{urlencode({'format': 'csv'})}{'&' + export_query if export_query else ''}" if export_url else None,
@@ -289,11 +297,32 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
         "totals_rows": totals_rows,
         "overall": [{"metric": m, "unit": u, "total": v} for (m, u), v in sorted(overall.items())],
         "row_count": row_count,
-        "chart": build_chart(points, names=names, metric=chart_metric or "", period=period, split=bool(group)),
+        "chart": build_chart(
+            points,
+            names=names,
+            metric=chart_metric or "",
+            period=period,
+            split=bool(group),
+            span=(filters.date_from, filters.date_to),
+        ),
         "rows_page": _rows_page(request, records, row_count),
         # Distinguish "no usage at all" (a setup problem) from "no usage matches" (a filter).
         "workspace_has_usage": bool(row_count) or workspace.usage_records.exists(),
     }
+
+
+def date_errors(form: ExplorerForm) -> list[str]:
+    """The date problems, each saying what the page did about it: a backwards range matches
+    nothing; a date that does not parse or lies outside the accepted ones is left out."""
+    messages = []
+    for name in ("date_from", "date_to"):
+        for error in form.errors.as_data().get(name, []):
+            text = " ".join(error.messages)
+            if error.code == REVERSED:
+                messages.append(f"{text} No day is in that range, so nothing matches.")
+            else:
+                messages.append(f"{form.fields[name].label}: {text} That date is not applied.")
+    return messages
 
 
 @workspace_view
@@ -303,7 +332,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
     form.is_valid()  # only for the messages: filtering is lenient and already done
     context.update(
         form=form,
-        date_errors=[e for name in ("date_from", "date_to") for e in form.errors.get(name, [])],
+        date_errors=date_errors(form),
         integrations_url=optional_url("integrations:list", ws=request.workspace.slug) if request.membership.is_admin else None,
         # Admins can turn unattributed usage into rules (Company Settings, another app's page).
         unattributed_url=optional_url("inventory:unattributed", ws=request.workspace.slug) if request.membership.is_admin else None,

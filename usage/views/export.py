@@ -5,6 +5,9 @@ date_from, date_to, provider, integration, application, license, model, project,
 metric), so "export what I'm looking at" is a link with the page's query string. The body is a
 StreamingHttpResponse fed by a generator over the database cursor: memory stays flat for
 millions of rows, and the first bytes leave before the last row is read.
+
+A date that does not parse, lies outside the dates Doow accepts (usage.dates) or makes a
+backwards range is a 400 that says so: a file is not a page where an ignored filter shows.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from django.views.decorators.http import require_GET
 from accounts.permissions import workspace_view
 from usage.export import csv_pieces, export_order, usage_csv_rows
 from usage.export_focus import usage_focus_rows
+from usage.forms import DateRangeForm
 from usage.models import UsageRecord
 from usage.queries import filtered, parse_filters
 
@@ -45,6 +49,10 @@ def usage_export(request: HttpRequest) -> HttpResponse:
     if fmt not in FORMATS:
         return HttpResponseBadRequest(f"Unknown export format {fmt!r}: use format=csv or format=focus.", content_type="text/plain")
     rows, stem = FORMATS[fmt]
+    dates = DateRangeForm(request.GET)
+    if not dates.is_valid():
+        problems = [f"{name}: {' '.join(error.messages)}" for name, errors in dates.errors.as_data().items() for error in errors]
+        return HttpResponseBadRequest("No export: " + " ".join(problems), content_type="text/plain; charset=utf-8")
     filters = parse_filters(request.GET)
     records = export_order(filtered(request.workspace, filters))
     response = StreamingHttpResponse(csv_pieces(rows(records)), content_type="text/csv; charset=utf-8")

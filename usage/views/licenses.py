@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.permissions import workspace_view
 from usage import queries
+from usage.dates import LICENSE_YEARS_AHEAD, latest_day
 from usage.models import License
 from usage.views.common import as_number, optional_url, payload_table
 
@@ -110,7 +111,10 @@ def _chart(c: queries.LicenseConsumption) -> dict[str, Any] | None:
 def _burn_chart(c: queries.LicenseConsumption) -> dict[str, Any]:
     cumulative = c.cumulative()
     end = c.period_end or cumulative[-1][0]
-    days = queries.period_starts(c.period_start, max(end, cumulative[-1][0]), "day")
+    # One point a day up to the period's end — never past the furthest day a license may end
+    # (a license saved before dates were bounded may say 9999-12-31).
+    last = min(max(end, cumulative[-1][0]), latest_day(years=LICENSE_YEARS_AHEAD))
+    days = queries.period_starts(c.period_start, last, "day")
     spent = {day: total for day, total in cumulative}
     actual = [as_number(spent[d]) if d in spent and d <= c.as_of else None for d in days]
     datasets: list[dict[str, Any]] = [{"label": f"Spent ({c.currency}, cumulative)", "data": actual, "style": "area"}]
