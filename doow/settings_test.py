@@ -13,13 +13,16 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 from .settings import *  # noqa: E402,F403
 
 # A process a test starts (a worker to kill, say) runs on the test's pinned clock: the test
-# passes its own "now" in DOOW_TEST_NOW (see conftest.py).
-if os.environ.get("DOOW_TEST_NOW"):
-    from datetime import datetime
+# passes how far its clock is from the real one (conftest.clock_env), so the two agree however
+# long the child takes to start.
+if os.environ.get("DOOW_TEST_CLOCK_OFFSET"):
+    import time
+    from datetime import UTC, datetime
 
     import time_machine
 
-    time_machine.travel(datetime.fromisoformat(os.environ["DOOW_TEST_NOW"]), tick=True).start()
+    _offset = float(os.environ["DOOW_TEST_CLOCK_OFFSET"])
+    time_machine.travel(datetime.fromtimestamp(time.time() + _offset, UTC), tick=True).start()
 
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

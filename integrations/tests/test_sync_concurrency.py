@@ -15,9 +15,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.db import connection, connections
 from django.utils import timezone
 
+from conftest import clock_env
 from integrations import engine
 from integrations.models import SyncRun
 from integrations.tests.test_sync_engine import (
@@ -74,8 +76,9 @@ def test_killed_worker_resumes_at_the_watermark_without_double_counting(transact
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "doow.settings_test",
         "DATABASE_URL": _database_url(),
-        "DOOW_SYNC_LOCK_SECONDS": "3",
-        "DOOW_TEST_NOW": timezone.now().isoformat(),  # the worker runs on this test's pinned clock
+        # Long enough to outlast a slow kill on a loaded machine; the test moves its clock past it.
+        "DOOW_SYNC_LOCK_SECONDS": "120",
+        **clock_env(),  # the worker runs on this test's pinned clock
     }
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "sync", str(openai_integration.pk), "--since", "2026-11-02", "--until", "2026-11-04"],
@@ -106,9 +109,9 @@ def test_killed_worker_resumes_at_the_watermark_without_double_counting(transact
         engine.integration_sync(integration_id=openai_integration.pk, until=D3)
     assert openai_integration.pk not in engine.integration_dispatch_due()
 
-    time.sleep(max(0.0, (openai_integration.lock_expires_at - timezone.now()).total_seconds()) + 0.2)
     sandbox.reset()
-    resumed = engine.integration_sync(integration_id=openai_integration.pk, until=D3)
+    with time_machine.travel(openai_integration.lock_expires_at + timedelta(seconds=1), tick=True):  # the lease lapses
+        resumed = engine.integration_sync(integration_id=openai_integration.pk, until=D3)
     assert resumed.status == SyncRun.Status.SUCCESS
     assert resumed.window_start == D0  # resumed from the watermark, minus the restatement window
     dead_run = SyncRun.objects.filter(integration=openai_integration).exclude(pk=resumed.pk).get()
