@@ -15,10 +15,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # the embedded defaults (SQLite file, filesystem broker) live here
 
 env = environ.Env()
-# A local .env (written by `make demo`) is read if present; real environment variables win.
-# DOOW_ENV_FILE names another file, or none when empty.
-ENV_FILE = os.environ.get("DOOW_ENV_FILE", str(BASE_DIR / ".env"))
-if ENV_FILE and Path(ENV_FILE).is_file():
+# An env file is read only when DOOW_ENV_FILE names one (`make demo` writes var/demo.env and
+# passes it to its processes); real environment variables win. Nothing is read from the code
+# directory by default: a deployment from a checkout must never pick up a developer's file.
+ENV_FILE = os.environ.get("DOOW_ENV_FILE", "")
+if ENV_FILE:
+    if not Path(ENV_FILE).is_file():
+        raise ImproperlyConfigured(f"DOOW_ENV_FILE names {ENV_FILE!r}, which is not a file.")
     env.read_env(ENV_FILE, overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -126,6 +129,13 @@ STORAGES = {
     },
 }
 
+# Outgoing mail (password reset): EMAIL_URL such as smtp+tls://user:password@host:587, or
+# consolemail:// to print mails instead of sending them (the demo does).
+_EMAIL_CONFIG = env.email_url("EMAIL_URL", default="smtp://localhost:25")
+globals().update({key: value for key, value in _EMAIL_CONFIG.items() if key.startswith("EMAIL_") and value is not None})
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
@@ -139,13 +149,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
         "store_processed": False,
+        # Exchange tables (celery.exchange, celery.pidbox.exchange); kombu's default is a
+        # `control/` folder in the working directory, i.e. the code directory.
+        "control_folder": str(_BROKER_DIR / "control"),
     }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {}
 )
-for _folder in CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in", ""), CELERY_BROKER_TRANSPORT_OPTIONS.get("processed_folder", ""):
-    if _folder:
-        Path(_folder).mkdir(parents=True, exist_ok=True)
+for _option in ("data_folder_in", "processed_folder", "control_folder"):
+    if CELERY_BROKER_TRANSPORT_OPTIONS.get(_option):
+        Path(CELERY_BROKER_TRANSPORT_OPTIONS[_option]).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a killed worker's sync is redelivered; the engine resumes at the watermark
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
