@@ -24,14 +24,18 @@ SHOW = (
 # Everything the settings read, so the parent's (test) environment cannot leak in.
 SETTINGS_VARIABLES = (
     "DEBUG", "SECRET_KEY", "FERNET_KEYS", "DJANGO_SETTINGS_MODULE", "DOOW_ENV_FILE", "DOOW_ALLOW_PRIVATE_ENDPOINTS",
-    "ALLOWED_HOSTS", "EMAIL_URL", "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER",
+    "ALLOWED_HOSTS", "EMAIL_URL", "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "SECURE_COOKIES",
+    "BEHIND_TLS_PROXY", "TRUSTED_PROXY_COUNT", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "CSRF_TRUSTED_ORIGINS",
 )  # fmt: skip
 
 
-def run_with(env: dict[str, str], code: str = CHECK, cwd: Path = BASE_DIR) -> subprocess.CompletedProcess:
+def run_with(
+    env: dict[str, str], code: str = CHECK, cwd: Path = BASE_DIR, argv: list[str] | None = None
+) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
     return subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, *(argv or ["-c", code])],
         cwd=cwd,
         env={**clean, "PYTHONPATH": str(BASE_DIR), "DJANGO_SETTINGS_MODULE": "doow.settings", **env},
         capture_output=True,
@@ -134,3 +138,56 @@ def test_the_demo_writes_fresh_private_keys_per_machine_under_var(tmp_path):
     demo.write_env_file(first)
     assert first.read_text() == before
     assert demo.ENV_FILE == BASE_DIR / "var" / "demo.env"
+
+
+# ------------------------------------------------------------------ check --deploy
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "Zq8-production-like-" + "Xw4Lr7Tn2Vb9Mc6Pd1Hk3Jf5Gs0Ay8Ue" * 2,
+    "FERNET_KEYS": "production-fernet-key",
+    "ALLOWED_HOSTS": "doow.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://doow.example.com",
+    "SECURE_COOKIES": "true",
+    "BEHIND_TLS_PROXY": "true",
+}
+HTTPS_ONLY = {
+    "SECURE_SSL_REDIRECT": "true",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+}
+
+
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return run_with(env, argv=["manage.py", "check", "--deploy", "--fail-level", "WARNING"])
+
+
+def test_check_deploy_is_clean_with_the_documented_production_settings():
+    result = check_deploy({**PRODUCTION, **HTTPS_ONLY})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_https_enforcement_is_off_by_default_and_check_deploy_says_so():
+    result = check_deploy(PRODUCTION)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "security.W004" in output and "security.W008" in output  # HSTS, SSL redirect
+    settings = shown(run_with({"DEBUG": "true"}, SHOW.replace("'ALLOWED_HOSTS': s.ALLOWED_HOSTS", "'HSTS': s.SECURE_HSTS_SECONDS, 'REDIRECT': s.SECURE_SSL_REDIRECT")))
+    assert settings["HSTS"] == 0 and settings["REDIRECT"] is False
+
+
+def test_https_enforcement_through_a_tls_proxy(tmp_path):
+    """With the settings on, plain http is redirected and https answers carry HSTS."""
+    code = (
+        "import django; django.setup(); from django.test import Client; c = Client(); "
+        "r = c.get('/', HTTP_HOST='doow.example.com'); print(r.status_code, r.get('Location')); "
+        "r = c.get('/', HTTP_HOST='doow.example.com', HTTP_X_FORWARDED_PROTO='https'); "
+        "print(r.status_code, r.get('Location'), r.get('Strict-Transport-Security'))"
+    )
+    result = run_with({**PRODUCTION, **HTTPS_ONLY, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == [
+        "301 https://doow.example.com/",
+        "302 /login/?next=/ max-age=31536000; includeSubDomains; preload",
+    ]
