@@ -145,6 +145,9 @@ def _page_urls(values: dict) -> list[str]:
         for name in names:
             if name == "pk":
                 kind = namespace if namespace in ("integrations", "usage") else pattern.name.split("_")[0]
+                if kind not in values:  # an object this test does not create: its template is still scanned
+                    kwargs = None
+                    break
                 kwargs["pk"] = values[kind]
             elif name in values:
                 kwargs[name] = values[name]

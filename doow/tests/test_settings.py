@@ -191,3 +191,15 @@ def test_https_enforcement_through_a_tls_proxy(tmp_path):
         "301 https://doow.example.com/",
         "302 /login/?next=/ max-age=31536000; includeSubDomains; preload",
     ]
+
+
+def test_the_embedded_broker_keeps_all_its_folders_under_var():
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps(s.CELERY_BROKER_TRANSPORT_OPTIONS))"
+    )
+    options = shown(run_with({"DEBUG": "true"}, code))
+    folders = {key: value for key, value in options.items() if key.endswith(("_folder", "_folder_in", "_folder_out"))}
+    assert set(folders) == {"data_folder_in", "data_folder_out", "processed_folder", "control_folder"}
+    for key, folder in folders.items():
+        assert Path(folder).is_relative_to(BASE_DIR / "var" / "broker"), key
