@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from accounts.models import Membership, Workspace
+from accounts.throttling import AdminSignInForm
 
 
 class MembershipInline(admin.TabularInline):
@@ -29,3 +30,7 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "user__email", "workspace__name", "workspace__slug")
     raw_id_fields = ("user",)
     list_select_related = ("user", "workspace")
+
+
+# Django admin's sign-in form says when django-axes has paused sign-in (accounts/throttling.py).
+admin.site.login_form = AdminSignInForm

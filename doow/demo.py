@@ -4,8 +4,11 @@
     python -m doow.demo --smoke    # starts everything, waits for the first scheduled sync to
                                    # succeed and the login page to answer, then stops (CI)
 
-First run writes .env (DEBUG, fresh SECRET_KEY and FERNET_KEYS, private endpoints allowed so
-the OpenAI integration can point at the local sandbox). Every run prints the admin login.
+First run writes var/demo.env (DEBUG, fresh SECRET_KEY and FERNET_KEYS, private endpoints
+allowed so the integrations can point at the local sandbox, e-mail printed on the console):
+keys of this machine only, never shared through the repository. The demo and the processes it
+starts read it through DOOW_ENV_FILE; so can a developer's own commands:
+`DOOW_ENV_FILE=var/demo.env python manage.py …`. Every run prints the admin login.
 """
 from __future__ import annotations
 
@@ -21,23 +24,30 @@ import urllib.request
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-ENV_FILE = BASE_DIR / ".env"
+ENV_FILE = BASE_DIR / "var" / "demo.env"
 
 
-def write_env_file() -> None:
-    if ENV_FILE.exists():
+def write_env_file(path: Path = ENV_FILE) -> None:
+    """This machine's development settings, created once (the keys must outlive a run: they
+    decrypt the demo credentials stored in var/db.sqlite3)."""
+    if path.exists():
         return
     from cryptography.fernet import Fernet
 
-    ENV_FILE.write_text(
-        "# Written by `make demo` for local development. Never use these values in production.\n"
-        "DEBUG=true\n"
-        f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
-        f"FERNET_KEYS={Fernet.generate_key().decode()}\n"
-        "DOOW_ALLOW_PRIVATE_ENDPOINTS=true\n"
-    )
-    ENV_FILE.chmod(0o600)
-    print(f"wrote {ENV_FILE.name} with fresh development keys")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Created private (0600) from the start: it holds this machine's keys.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(
+            "# Written by `make demo` for local development on this machine. Never use these values in production.\n"
+            "DEBUG=true\n"
+            f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
+            f"FERNET_KEYS={Fernet.generate_key().decode()}\n"
+            "DOOW_ALLOW_PRIVATE_ENDPOINTS=true\n"
+            "# Password-reset mails are printed by the web process instead of being sent.\n"
+            "EMAIL_URL=consolemail://\n"
+        )
+    print(f"wrote {path} with fresh development keys")
 
 
 def wait_for(url: str, timeout: float = 30.0) -> None:
@@ -100,6 +110,8 @@ def main() -> None:
     os.chdir(BASE_DIR)
     sys.path.insert(0, str(BASE_DIR))
     write_env_file()
+    # Read by the settings of this process and of every process started below (they inherit it).
+    os.environ["DOOW_ENV_FILE"] = str(ENV_FILE)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "doow.settings")
     import django
 

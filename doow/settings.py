@@ -6,19 +6,24 @@ app refuses to start without a real SECRET_KEY and FERNET_KEYS.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # the embedded defaults (SQLite file, filesystem broker) live here
 
 env = environ.Env()
-# A local .env (written by `make demo`) is read if present; real environment variables win.
-# DOOW_ENV_FILE names another file, or none when empty.
-ENV_FILE = os.environ.get("DOOW_ENV_FILE", str(BASE_DIR / ".env"))
-if ENV_FILE and Path(ENV_FILE).is_file():
+# An env file is read only when DOOW_ENV_FILE names one (`make demo` writes var/demo.env and
+# passes it to its processes); real environment variables win. Nothing is read from the code
+# directory by default: a deployment from a checkout must never pick up a developer's file.
+ENV_FILE = os.environ.get("DOOW_ENV_FILE", "")
+if ENV_FILE:
+    if not Path(ENV_FILE).is_file():
+        raise ImproperlyConfigured(f"DOOW_ENV_FILE names {ENV_FILE!r}, which is not a file.")
     env.read_env(ENV_FILE, overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -57,6 +62,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    "axes",
+    "csp",
     "accounts",
     "integrations",
     "usage",
@@ -64,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -72,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "doow.urls"
@@ -105,6 +115,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out (username, address) pair before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -126,9 +141,59 @@ STORAGES = {
     },
 }
 
+# Outgoing mail (password reset): EMAIL_URL such as smtp+tls://user:password@host:587, or
+# consolemail:// to print mails instead of sending them (the demo does).
+_EMAIL_CONFIG = env.email_url("EMAIL_URL", default="smtp://localhost:25")
+globals().update({key: value for key, value in _EMAIL_CONFIG.items() if key.startswith("EMAIL_") and value is not None})
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+# HTTPS enforcement (off by default: the embedded default serves plain http on localhost).
+# Behind a TLS proxy, SECURE_SSL_REDIRECT needs BEHIND_TLS_PROXY, or every request redirects.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# How many reverse proxies in front of the app append the address they received from to
+# X-Forwarded-For. 0: the header is ignored (a client could forge it) and the connection's
+# address counts. See accounts/throttling.py.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if BEHIND_TLS_PROXY else 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+
+# Sign-in throttling (django-axes): 10 failures for one username from one address pause that
+# pair, and only that pair, for 15 minutes; the real user elsewhere is never locked out.
+# Failures during the pause are not counted, so it ends 15 minutes after the 10th.
+# Staff lift it early with `manage.py axes_reset` (or axes_reset_username / axes_reset_ip) or
+# by deleting the access attempt in Django admin.
+AXES_FAILURE_LIMIT = 10
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
+
+# Content-Security-Policy (django-csp): scripts, styles, images, fonts and fetches from this
+# origin only, and nothing inline — no <script> blocks, no on…= handlers, no style=
+# attributes in templates (doow/tests/test_security_headers.py checks them; chart data travels
+# in json_script blocks, which never execute). Django admin's own pages need nothing more.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # Celery. The default broker is kombu's filesystem transport: no server to install.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -139,13 +204,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
         "store_processed": False,
+        # Exchange tables (celery.exchange, celery.pidbox.exchange); kombu's default is a
+        # `control/` folder in the working directory, i.e. the code directory.
+        "control_folder": str(_BROKER_DIR / "control"),
     }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {}
 )
-for _folder in CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in", ""), CELERY_BROKER_TRANSPORT_OPTIONS.get("processed_folder", ""):
-    if _folder:
-        Path(_folder).mkdir(parents=True, exist_ok=True)
+for _option in ("data_folder_in", "processed_folder", "control_folder"):
+    if CELERY_BROKER_TRANSPORT_OPTIONS.get(_option):
+        Path(CELERY_BROKER_TRANSPORT_OPTIONS[_option]).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a killed worker's sync is redelivered; the engine resumes at the watermark
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -9,6 +9,7 @@ os.environ.setdefault("DOOW_ALLOW_PRIVATE_ENDPOINTS", "true")
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("EMAIL_URL", "memorymail://")  # mail.outbox (pytest-django sets it too)
 
 from .settings import *  # noqa: E402,F403
 

@@ -70,13 +70,32 @@ def browser(playwright: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, live_server: Any) -> Iterator[Any]:
-    """A fresh browser context (no cookies) on the live server, downloads allowed."""
+def browser_problems() -> list[str]:
+    """What the browser reported against the pages: Content-Security-Policy violations and
+    uncaught script errors. Any left at the end of a test fail it (see `page`)."""
+    return []
+
+
+def _record_console(problems: list[str], message: Any) -> None:
+    # Chromium reports every CSP violation on the console ("Refused to execute inline script
+    # because it violates the following Content Security Policy directive: …").
+    if message.type == "error" and "Content Security Policy" in message.text:
+        problems.append(f"CSP: {message.text}")
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any, browser_problems: list[str]) -> Iterator[Any]:
+    """A fresh browser context (no cookies) on the live server, downloads allowed; the test
+    fails if the pages broke the Content-Security-Policy or threw a script error."""
     context = browser.new_context(base_url=live_server.url, accept_downloads=True, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
+    page.on("console", lambda message: _record_console(browser_problems, message))
+    page.on("pageerror", lambda error: browser_problems.append(f"script error: {error}"))
     yield page
     context.close()
+    if browser_problems:
+        pytest.fail("The browser reported:\n" + "\n".join(browser_problems), pytrace=False)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ Connectors never import `requests` themselves; tests serve a sandbox behind this
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -44,9 +45,16 @@ REQUEST_ID_HEADERS = (
     "x-goog-request-id",
 )
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-# Token-looking strings are redacted even when we were not told the secret.
-_TOKEN_RE = re.compile(r"\b(?:sk|rk|r8|gsk|key)[-_][A-Za-z0-9_\-]{20,}")
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]+")
+# Token-looking strings are redacted even when we were not told the secret, also when a
+# provider echoes them percent-encoded (%2B, %2F) or JSON-escaped (\u002b, \/).
+# (A JSON escape may carry several backslashes: JSON inside a JSON string.)
+_ENCODED_UNIT = r"%[0-9A-Fa-f]{2}|\\+u[0-9A-Fa-f]{4}|\\+/"
+_TOKEN_RE = re.compile(rf"\b(?:sk|rk|r8|gsk|key)[-_](?:[A-Za-z0-9_\-+/=]|{_ENCODED_UNIT}){{20,}}")
+_BEARER_RE = re.compile(rf"(?i)(bearer(?:\s+|%20|\+))(?:[A-Za-z0-9._\-~+/=]|{_ENCODED_UNIT})+")
+# Characters that percent-encoding and JSON leave as they are (RFC 3986 unreserved).
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+# JSON's two-character escapes: the character → the letter after the backslash.
+_JSON_SHORT_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
 
 T = TypeVar("T")
 ErrorClassifier = Callable[[int, str, requests.Response], "ProviderError | None"]
@@ -91,10 +99,41 @@ def check_endpoint(url: str, *, allow_private: bool | None = None) -> None:
             )
 
 
+def _hex_pattern(value: int, width: int) -> str:
+    """`value` in hex of `width` digits, either case."""
+    return "".join(f"[{d.upper()}{d.lower()}]" if d.isalpha() else d for d in f"{value:0{width}x}")
+
+
+def _char_pattern(char: str) -> str:
+    """`char` as itself or in any form a provider may echo it: percent-encoded (also twice, and
+    `+` for a space, as forms encode it) or JSON-escaped (`\\uXXXX`, `\\/`, `\\n`…, with as many
+    backslashes as JSON nested in JSON strings gives them)."""
+    forms = [re.escape(char)]
+    forms.append("".join("%(?:25)?" + _hex_pattern(byte, 2) for byte in char.encode("utf-8")))
+    if char == " ":
+        forms.append(r"\+")
+    if ord(char) <= 0xFFFF:
+        forms.append(r"\\+u" + _hex_pattern(ord(char), 4))
+    if char in _JSON_SHORT_ESCAPES:
+        forms.append(r"\\+" + re.escape(_JSON_SHORT_ESCAPES[char]))
+    return "(?:" + "|".join(forms) + ")"
+
+
+@functools.lru_cache(maxsize=256)
+def _secret_pattern(secret: str) -> re.Pattern[str] | None:
+    """Matches `secret` however it was encoded; None when encoding cannot change it."""
+    if all(char in _UNRESERVED for char in secret):
+        return None
+    return re.compile("".join(re.escape(char) if char in _UNRESERVED else _char_pattern(char) for char in secret))
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
+            pattern = _secret_pattern(secret)
+            if pattern is not None:
+                text = pattern.sub("[redacted]", text)
     text = _BEARER_RE.sub(r"\1[redacted]", text)
     return _TOKEN_RE.sub("[redacted]", text)
 

@@ -122,7 +122,7 @@ class LicenseForm(forms.ModelForm):
             "kind": forms.RadioSelect,
             "start_date": forms.DateInput(attrs={"type": "date"}),
             "end_date": forms.DateInput(attrs={"type": "date"}),
-            "currency": _text({"maxlength": 3, "size": 4, "style": "text-transform: uppercase"}),
+            "currency": _text({"maxlength": 3, "size": 4, "class": "uppercase"}),  # a class: the CSP forbids style=
         }
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
