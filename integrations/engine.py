@@ -8,6 +8,7 @@ into events, a status and the time of the next try.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from datetime import datetime, timedelta
 
@@ -16,7 +17,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from integrations.http import HttpClient
+from integrations.http import RETRY_AFTER_CEILING, HttpClient
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import Provider, ProviderError, Window, align_down
 from integrations.services import (
@@ -39,7 +40,7 @@ TRANSIENT_FAILURES_BEFORE_ERROR = 3
 # not enqueued again every minute; the sync itself sets the real next time when it ends.
 DISPATCH_CLAIM = timedelta(minutes=15)
 DISPATCH_EXPIRES_SECONDS = 600
-MAX_BACKOFF = timedelta(hours=6)
+MAX_BACKOFF = RETRY_AFTER_CEILING  # the longest the engine ever waits before trying again
 
 
 class SyncBusy(Exception):
@@ -249,6 +250,19 @@ def _backoff(failures: int, interval: timedelta) -> timedelta:
     return min(MAX_BACKOFF, max(timedelta(minutes=1), timedelta(minutes=2 ** min(failures, 10))), interval * 6)
 
 
+def _retry_after(error: ProviderError) -> timedelta | None:
+    """The provider's own wait, when it gave a usable one, never beyond MAX_BACKOFF.
+
+    The seam already bounds Retry-After, but a connector may build RateLimited from another
+    header (a reset time, milliseconds): whatever it holds must not crash the failure handler
+    (timedelta(seconds=inf) raises) or push the next sync out of sight.
+    """
+    seconds = getattr(error, "retry_after", None)
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return timedelta(seconds=min(float(seconds), MAX_BACKOFF.total_seconds()))
+
+
 def _sync_failed(
     integration: Integration, run: SyncRun, error: ProviderError, *, http: HttpClient | None, window: Window
 ) -> SyncRun:
@@ -263,7 +277,7 @@ def _sync_failed(
     )
     failures = integration.consecutive_failures + 1
     if error.category == "rate_limit":
-        wait = timedelta(seconds=getattr(error, "retry_after", None) or 0) or _backoff(failures, integration.sync_interval)
+        wait = _retry_after(error) or _backoff(failures, integration.sync_interval)
         next_sync = now + max(wait, timedelta(minutes=1))
     elif error.permanent:
         next_sync = now + integration.sync_interval

@@ -11,10 +11,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -35,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "doow-usage-sync/1.0 (+https://github.com/doow)"
 MAX_REDIRECTS = 5
+# The longest a provider can make us wait: the sync engine's back-off ceiling too (MAX_BACKOFF).
+RETRY_AFTER_CEILING = timedelta(hours=6)
+_DELTA_SECONDS_RE = re.compile(r"\d+(?:\.\d+)?")
 REQUEST_ID_HEADERS = (
     "x-request-id",
     "request-id",
@@ -100,18 +106,27 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        from email.utils import parsedate_to_datetime
+    """Seconds to wait from a Retry-After header, or None when it gives no usable answer.
 
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
+    delta-seconds are capped at RETRY_AFTER_CEILING (a provider asking for days is asking for
+    the longest we ever wait); a value that is not a plain non-negative number or an HTTP-date,
+    or that is not finite (`1e400`, `nan`), counts as absent, and so does an HTTP-date beyond
+    the ceiling (a server clock that far off says nothing useful). A date in the past means now.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    ceiling = RETRY_AFTER_CEILING.total_seconds()
+    if _DELTA_SECONDS_RE.fullmatch(text):
+        seconds = float(text)
+        return min(seconds, ceiling) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(text)
+        seconds = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() - time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if not math.isfinite(seconds) or seconds > ceiling:
+        return None
     return max(0.0, seconds)
 
 
