@@ -32,7 +32,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SyncBusy", "SyncNotAllowed", "integration_dispatch_due", "integration_sync", "sync_window"]
 
-# Consecutive credential rejections after which scheduled syncs stop until someone acts.
+# Credential rejections in a row after which scheduled syncs stop until someone acts. Only
+# rejections count: any other outcome in between (a success, a 429, a 5xx, a timeout) ends the
+# streak, since a provider that answers something else is not saying the key is dead.
 PAUSE_AFTER_CREDENTIAL_FAILURES = 3
 # Consecutive transient failures (429, 5xx, timeouts) before the integration shows as needing attention.
 TRANSIENT_FAILURES_BEFORE_ERROR = 3
@@ -215,6 +217,7 @@ def _sync(
         last_success_at=finished,
         next_sync_at=finished + integration.sync_interval,
         consecutive_failures=0,
+        consecutive_credential_failures=0,
         last_error_category="",
         last_error_message="",
     )
@@ -276,6 +279,7 @@ def _sync_failed(
         provider_calls=http.calls if http else 0,
     )
     failures = integration.consecutive_failures + 1
+    credential_failures = integration.consecutive_credential_failures + 1 if error.category == "credential" else 0
     if error.category == "rate_limit":
         wait = _retry_after(error) or _backoff(failures, integration.sync_interval)
         next_sync = now + max(wait, timedelta(minutes=1))
@@ -286,13 +290,14 @@ def _sync_failed(
     # Throttling and outages fix themselves: only after several in a row does the admin need to look.
     transient = not error.permanent and error.category != "sync"
     status = Integration.Status.ACTIVE if transient and failures < TRANSIENT_FAILURES_BEFORE_ERROR else Integration.Status.ERROR
-    if error.category == "credential" and failures >= PAUSE_AFTER_CREDENTIAL_FAILURES:
+    if credential_failures >= PAUSE_AFTER_CREDENTIAL_FAILURES:
         status = Integration.Status.PAUSED
         next_sync = None
     Integration.objects.filter(pk=integration.pk).update(
         status=status,
         last_sync_at=now,
         consecutive_failures=failures,
+        consecutive_credential_failures=credential_failures,
         last_error_category=error.category,
         last_error_message=event.message,
         next_sync_at=next_sync,
@@ -303,7 +308,7 @@ def _sync_failed(
             sync_run=run,
             level=IntegrationEvent.Level.ERROR,
             category=IntegrationEvent.Category.CREDENTIAL,
-            message=f"Paused after {failures} syncs in a row were refused with a rejected credential.",
+            message=f"Paused after {credential_failures} syncs in a row were refused with a rejected credential.",
             hint="Rotate the credential with a valid key; the integration resumes when the new key verifies.",
         )
     run.refresh_from_db()
