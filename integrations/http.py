@@ -3,8 +3,8 @@
 It sets timeouts and a User-Agent, vets URLs (https, no private or metadata addresses unless
 DOOW_ALLOW_PRIVATE_ENDPOINTS), follows redirects itself so each hop is vetted, connects only
 to the address it vetted (no second DNS lookup, see integrations.egress), retries 429
-(honouring a bounded Retry-After), 5xx and timeouts with back-off, maps failures to the
-typed errors of integrations.providers.base, and redacts secrets from every message.
+(honouring a bounded Retry-After), 5xx, timeouts and answers cut short with back-off, maps
+failures to the typed errors of integrations.providers.base, and redacts secrets from every message.
 Connectors never import `requests` themselves; tests serve a sandbox behind this seam.
 """
 from __future__ import annotations
@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, timedelta
 from email.utils import parsedate_to_datetime
+from http.client import IncompleteRead
 from typing import Any, TypeVar
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import ProtocolError
 
 from integrations import egress
 from integrations.providers.base import (
@@ -42,6 +44,14 @@ MAX_REDIRECTS = 5
 # The longest a provider can make us wait: the sync engine's back-off ceiling too (MAX_BACKOFF).
 RETRY_AFTER_CEILING = timedelta(hours=6)
 _DELTA_SECONDS_RE = re.compile(r"\d+(?:\.\d+)?")
+# The connection dropped after the answer had started: the body is cut short or unreadable.
+# Like a reset connection, trying again is the cure.
+_BODY_DROPPED = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    ProtocolError,
+    IncompleteRead,
+)
 REQUEST_ID_HEADERS = (
     "x-request-id",
     "request-id",
@@ -228,6 +238,13 @@ class HttpClient:
                     self._backoff(attempt)
                     continue
                 raise NetworkError(f"Could not connect to {urlsplit(url).hostname}.") from None
+            except _BODY_DROPPED:
+                if attempt < self.max_attempts:
+                    self._backoff(attempt)
+                    continue
+                raise NetworkError(
+                    f"The connection to {urlsplit(url).hostname} dropped before the whole answer arrived."
+                ) from None
             self.last_response = response
             status = response.status_code
             if status < 400:
