@@ -36,7 +36,7 @@ class ChaosConfig:
     seed: int = 0
     kinds: tuple[str, ...] = KINDS
     delay: float = 1.0
-    retry_after: tuple[str | None, ...] = ("0", None)
+    retry_after: tuple[str | None, ...] = ("0", "1", None)
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> ChaosConfig:
@@ -53,7 +53,7 @@ class ChaosConfig:
         kinds = tuple(spec.get("kinds") or KINDS)
         if not kinds or set(kinds) - set(KINDS):
             raise ValueError(f"kinds must be some of {list(KINDS)}")
-        retry_after = tuple(spec["retry_after"]) if spec.get("retry_after") is not None else ("0", None)
+        retry_after = tuple(spec["retry_after"]) if spec.get("retry_after") is not None else cls.retry_after
         if not retry_after or any(v is not None and not isinstance(v, str) for v in retry_after):
             raise ValueError("retry_after must be a list of header values (strings) or nulls")
         delay = float(spec.get("delay", 1.0))
