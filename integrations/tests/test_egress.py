@@ -162,3 +162,25 @@ def test_private_endpoints_allowed_still_reach_a_local_server(sandbox):
     client = _client(allow_private=True)
     response = client.request("GET", sandbox.url + "/_sandbox/")
     assert response.status_code == 200
+
+
+# ---------------------------------------------------------------- an operator's proxy
+def test_through_a_proxy_the_host_is_vetted_before_it_is_handed_over(monkeypatch):
+    FakeDns({"api.example.test": [["10.0.0.8"]], "proxy.internal.test": [["10.9.9.9"]]}).install(monkeypatch)
+    wire = ConnectRecorder().install(monkeypatch)
+    client = _client(max_attempts=1)
+    client.session.proxies = {"https": "http://proxy.internal.test:3128"}
+    with pytest.raises(ConfigurationError):
+        client.get_json("https://api.example.test/v1/usage")
+    assert wire.attempts == []
+
+
+def test_a_proxy_on_a_private_address_still_carries_requests_to_public_hosts(monkeypatch):
+    # The proxy is the operator's own (private addresses are normal for it); it connects onward.
+    FakeDns({"api.example.test": [[PUBLIC]], "proxy.internal.test": [["10.9.9.9"]]}).install(monkeypatch)
+    wire = ConnectRecorder().install(monkeypatch)
+    client = _client(max_attempts=1)
+    client.session.proxies = {"https": "http://proxy.internal.test:3128"}
+    with pytest.raises(NetworkError):  # the test network refuses the proxy's address
+        client.get_json("https://api.example.test/v1/usage")
+    assert wire.attempts == [("10.9.9.9", 3128)]
