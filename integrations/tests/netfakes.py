@@ -127,8 +127,10 @@ class TlsIdentity:
 
 
 def make_tls_identity(directory: Path, names: Sequence[str]) -> TlsIdentity:
-    """A CA and a server certificate for `names` (DNS names only, no IP), valid around now."""
-    now = dt.datetime.now(dt.UTC)
+    """A CA and a server certificate for `names` (DNS names only, no IP). Valid for decades:
+    OpenSSL checks them against the real clock, not the test's pinned one."""
+    not_before = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    not_after = dt.datetime(2099, 12, 31, tzinfo=dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Doow test CA")])
     ca = (
@@ -137,8 +139,8 @@ def make_tls_identity(directory: Path, names: Sequence[str]) -> TlsIdentity:
         .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
@@ -153,8 +155,8 @@ def make_tls_identity(directory: Path, names: Sequence[str]) -> TlsIdentity:
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
