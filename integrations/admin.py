@@ -108,6 +108,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         "next_sync_at",
         "data_through",
         "consecutive_failures",
+        "consecutive_credential_failures",
         "last_error_category",
         "last_error_message",
         "lock_expires_at",

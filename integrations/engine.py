@@ -8,6 +8,7 @@ into events, a status and the time of the next try.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from datetime import datetime, timedelta
 
@@ -16,7 +17,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from integrations.http import HttpClient
+from integrations.http import RETRY_AFTER_CEILING, HttpClient
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import Provider, ProviderError, Window, align_down
 from integrations.services import (
@@ -31,7 +32,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SyncBusy", "SyncNotAllowed", "integration_dispatch_due", "integration_sync", "sync_window"]
 
-# Consecutive credential rejections after which scheduled syncs stop until someone acts.
+# Credential rejections in a row after which scheduled syncs stop until someone acts. Only
+# rejections count: any other outcome in between (a success, a 429, a 5xx, a timeout) ends the
+# streak, since a provider that answers something else is not saying the key is dead.
 PAUSE_AFTER_CREDENTIAL_FAILURES = 3
 # Consecutive transient failures (429, 5xx, timeouts) before the integration shows as needing attention.
 TRANSIENT_FAILURES_BEFORE_ERROR = 3
@@ -39,7 +42,7 @@ TRANSIENT_FAILURES_BEFORE_ERROR = 3
 # not enqueued again every minute; the sync itself sets the real next time when it ends.
 DISPATCH_CLAIM = timedelta(minutes=15)
 DISPATCH_EXPIRES_SECONDS = 600
-MAX_BACKOFF = timedelta(hours=6)
+MAX_BACKOFF = RETRY_AFTER_CEILING  # the longest the engine ever waits before trying again
 
 
 class SyncBusy(Exception):
@@ -214,6 +217,7 @@ def _sync(
         last_success_at=finished,
         next_sync_at=finished + integration.sync_interval,
         consecutive_failures=0,
+        consecutive_credential_failures=0,
         last_error_category="",
         last_error_message="",
     )
@@ -249,6 +253,19 @@ def _backoff(failures: int, interval: timedelta) -> timedelta:
     return min(MAX_BACKOFF, max(timedelta(minutes=1), timedelta(minutes=2 ** min(failures, 10))), interval * 6)
 
 
+def _retry_after(error: ProviderError) -> timedelta | None:
+    """The provider's own wait, when it gave a usable one, never beyond MAX_BACKOFF.
+
+    The seam already bounds Retry-After, but a connector may build RateLimited from another
+    header (a reset time, milliseconds): whatever it holds must not crash the failure handler
+    (timedelta(seconds=inf) raises) or push the next sync out of sight.
+    """
+    seconds = getattr(error, "retry_after", None)
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return timedelta(seconds=min(float(seconds), MAX_BACKOFF.total_seconds()))
+
+
 def _sync_failed(
     integration: Integration, run: SyncRun, error: ProviderError, *, http: HttpClient | None, window: Window
 ) -> SyncRun:
@@ -262,8 +279,9 @@ def _sync_failed(
         provider_calls=http.calls if http else 0,
     )
     failures = integration.consecutive_failures + 1
+    credential_failures = integration.consecutive_credential_failures + 1 if error.category == "credential" else 0
     if error.category == "rate_limit":
-        wait = timedelta(seconds=getattr(error, "retry_after", None) or 0) or _backoff(failures, integration.sync_interval)
+        wait = _retry_after(error) or _backoff(failures, integration.sync_interval)
         next_sync = now + max(wait, timedelta(minutes=1))
     elif error.permanent:
         next_sync = now + integration.sync_interval
@@ -272,13 +290,14 @@ def _sync_failed(
     # Throttling and outages fix themselves: only after several in a row does the admin need to look.
     transient = not error.permanent and error.category != "sync"
     status = Integration.Status.ACTIVE if transient and failures < TRANSIENT_FAILURES_BEFORE_ERROR else Integration.Status.ERROR
-    if error.category == "credential" and failures >= PAUSE_AFTER_CREDENTIAL_FAILURES:
+    if credential_failures >= PAUSE_AFTER_CREDENTIAL_FAILURES:
         status = Integration.Status.PAUSED
         next_sync = None
     Integration.objects.filter(pk=integration.pk).update(
         status=status,
         last_sync_at=now,
         consecutive_failures=failures,
+        consecutive_credential_failures=credential_failures,
         last_error_category=error.category,
         last_error_message=event.message,
         next_sync_at=next_sync,
@@ -289,7 +308,7 @@ def _sync_failed(
             sync_run=run,
             level=IntegrationEvent.Level.ERROR,
             category=IntegrationEvent.Category.CREDENTIAL,
-            message=f"Paused after {failures} syncs in a row were refused with a rejected credential.",
+            message=f"Paused after {credential_failures} syncs in a row were refused with a rejected credential.",
             hint="Rotate the credential with a valid key; the integration resumes when the new key verifies.",
         )
     run.refresh_from_db()

@@ -1,26 +1,32 @@
 """The one outbound HTTP seam every connector uses.
 
 It sets timeouts and a User-Agent, vets URLs (https, no private or metadata addresses unless
-DOOW_ALLOW_PRIVATE_ENDPOINTS), follows redirects itself so each hop is vetted, retries 429
-(honouring a bounded Retry-After) and 5xx / timeouts with back-off, maps failures to the
-typed errors of integrations.providers.base, and redacts secrets from every message.
+DOOW_ALLOW_PRIVATE_ENDPOINTS), follows redirects itself so each hop is vetted, connects only
+to the address it vetted (no second DNS lookup, see integrations.egress), retries 429
+(honouring a bounded Retry-After), 5xx, timeouts and answers cut short with back-off, maps
+failures to the typed errors of integrations.providers.base, and redacts secrets from every message.
 Connectors never import `requests` themselves; tests serve a sandbox behind this seam.
 """
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import logging
+import math
 import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, timedelta
+from email.utils import parsedate_to_datetime
+from http.client import IncompleteRead
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import ProtocolError
 
+from integrations import egress
 from integrations.providers.base import (
     ConfigurationError,
     CredentialError,
@@ -36,6 +42,17 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "doow-usage-sync/1.0 (+https://github.com/doow)"
 MAX_REDIRECTS = 5
+# The longest a provider can make us wait: the sync engine's back-off ceiling too (MAX_BACKOFF).
+RETRY_AFTER_CEILING = timedelta(hours=6)
+_DELTA_SECONDS_RE = re.compile(r"\d+(?:\.\d+)?")
+# The connection dropped after the answer had started: the body is cut short or unreadable.
+# Like a reset connection, trying again is the cure.
+_BODY_DROPPED = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    ProtocolError,
+    IncompleteRead,
+)
 REQUEST_ID_HEADERS = (
     "x-request-id",
     "request-id",
@@ -44,7 +61,6 @@ REQUEST_ID_HEADERS = (
     "apim-request-id",
     "x-goog-request-id",
 )
-METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 # Token-looking strings are redacted even when we were not told the secret, also when a
 # provider echoes them percent-encoded (%2B, %2F) or JSON-escaped (\u002b, \/).
 # (A JSON escape may carry several backslashes: JSON inside a JSON string.)
@@ -66,37 +82,43 @@ def _setting_allow_private() -> bool:
     return bool(getattr(settings, "DOOW_ALLOW_PRIVATE_ENDPOINTS", False))
 
 
-def check_endpoint(url: str, *, allow_private: bool | None = None) -> None:
-    """Raise ConfigurationError unless `url` is an acceptable provider endpoint.
-
-    Without DOOW_ALLOW_PRIVATE_ENDPOINTS: https only, and every address the host resolves to
-    must be public (no loopback, private, link-local, reserved or cloud-metadata address).
-    """
-    if allow_private is None:
-        allow_private = _setting_allow_private()
+def _check_url(url: str, *, allow_private: bool) -> SplitResult:
+    """The checks a URL passes without a DNS lookup: http(s), no embedded credentials, https
+    unless private endpoints are allowed."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(f"{url!r} is not an http(s) URL.", hint="Enter a full URL such as https://api.example.com/v1.")
     if parts.username or parts.password:
         raise ConfigurationError("URLs with embedded credentials are not accepted.", hint="Remove user:password@ from the URL.")
-    if allow_private:
-        return
-    if parts.scheme != "https":
+    if not allow_private and parts.scheme != "https":
         raise ConfigurationError(
             "Provider URLs must use https.",
             hint="Use an https:// URL (http and local addresses are only allowed with DOOW_ALLOW_PRIVATE_ENDPOINTS=true).",
         )
+    return parts
+
+
+def check_endpoint(url: str, *, allow_private: bool | None = None) -> None:
+    """Raise ConfigurationError unless `url` is an acceptable provider endpoint.
+
+    Without DOOW_ALLOW_PRIVATE_ENDPOINTS: https only, and every address the host resolves to
+    must be public (see integrations.egress for what that means). This is the check made when
+    a URL is saved, and before a URL is handed to a library that connects by itself; the
+    connections of the seam (and of boto3 for a custom endpoint) resolve once more when they
+    connect, vet that answer and connect to exactly one of its addresses, so a name that
+    changes its answer in between (DNS rebinding) gains nothing.
+    """
+    if allow_private is None:
+        allow_private = _setting_allow_private()
+    parts = _check_url(url, allow_private=allow_private)
+    if allow_private:
+        return
+    host = parts.hostname or ""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise NetworkError(f"Could not resolve {parts.hostname}.", hint="Check the host name and this server's DNS.") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if address in METADATA_ADDRESSES or not address.is_global:
-            raise ConfigurationError(
-                f"{parts.hostname} resolves to a private, loopback, link-local or metadata address, which is not allowed.",
-                hint="Use the provider's public API host, or set DOOW_ALLOW_PRIVATE_ENDPOINTS=true for local development.",
-            )
+        addresses = egress.resolve(host, parts.port or 443)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise NetworkError(f"Could not resolve {host}.", hint="Check the host name and this server's DNS.") from exc
+    egress.vet(host, addresses)
 
 
 def _hex_pattern(value: int, width: int) -> str:
@@ -139,18 +161,27 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        from email.utils import parsedate_to_datetime
+    """Seconds to wait from a Retry-After header, or None when it gives no usable answer.
 
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
+    delta-seconds are capped at RETRY_AFTER_CEILING (a provider asking for days is asking for
+    the longest we ever wait); a value that is not a plain non-negative number or an HTTP-date,
+    or that is not finite (`1e400`, `nan`), counts as absent, and so does an HTTP-date beyond
+    the ceiling (a server clock that far off says nothing useful). A date in the past means now.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    ceiling = RETRY_AFTER_CEILING.total_seconds()
+    if _DELTA_SECONDS_RE.fullmatch(text):
+        seconds = float(text)
+        return min(seconds, ceiling) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(text)
+        seconds = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() - time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if not math.isfinite(seconds) or seconds > ceiling:
+        return None
     return max(0.0, seconds)
 
 
@@ -210,6 +241,8 @@ class HttpClient:
         self.backoff = backoff if backoff is not None else settings.DOOW_HTTP_BACKOFF_SECONDS
         self.sleep = sleep
         self.session = session or requests.Session()
+        # Every connection resolves once, is vetted and goes to the vetted address (egress.py).
+        egress.mount(self.session, allow_private=self.allow_private)
         self.session.headers["User-Agent"] = USER_AGENT
         self.calls = 0
         self.last_response: requests.Response | None = None
@@ -244,6 +277,13 @@ class HttpClient:
                     self._backoff(attempt)
                     continue
                 raise NetworkError(f"Could not connect to {urlsplit(url).hostname}.") from None
+            except _BODY_DROPPED:
+                if attempt < self.max_attempts:
+                    self._backoff(attempt)
+                    continue
+                raise NetworkError(
+                    f"The connection to {urlsplit(url).hostname} dropped before the whole answer arrived."
+                ) from None
             self.last_response = response
             status = response.status_code
             if status < 400:
@@ -295,7 +335,8 @@ class HttpClient:
     # ------------------------------------------------------------ internals
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         for _hop in range(MAX_REDIRECTS + 1):
-            check_endpoint(url, allow_private=self.allow_private)
+            # No DNS here: the connection resolves, vets and pins the address itself (egress.py).
+            _check_url(url, allow_private=self.allow_private)
             self.calls += 1
             response = self.session.request(
                 method,

@@ -54,6 +54,9 @@ class Integration(models.Model):
     last_error_category = models.CharField(max_length=32, blank=True)
     last_error_message = models.TextField(blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # Credential rejections in a row: any other outcome (a success, another kind of failure, a
+    # rotated key) ends the streak, so only a key refused sync after sync pauses the integration.
+    consecutive_credential_failures = models.PositiveIntegerField(default=0)
 
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)

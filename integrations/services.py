@@ -229,6 +229,7 @@ def integration_rotate_credential(
     provider.check_credential(credential)
     identity = provider.verify(credential, integration.settings, http=provider_http_client(provider, credential)) if verify else None
     integration.set_credential(credential)
+    integration.consecutive_credential_failures = 0  # a new key starts with a clean record
     if identity is not None:
         integration.identity = identity.as_dict()
         integration.verified_at = timezone.now()
@@ -287,7 +288,7 @@ def integration_resume(*, integration: Integration) -> None:
         raise SyncNotAllowed("A disconnected integration has no credential; add the provider again to resume syncing.")
     now = timezone.now()
     Integration.objects.filter(pk=integration.pk).update(
-        status=Integration.Status.ACTIVE, next_sync_at=now, consecutive_failures=0
+        status=Integration.Status.ACTIVE, next_sync_at=now, consecutive_failures=0, consecutive_credential_failures=0
     )
     integration.status = Integration.Status.ACTIVE
     integration_record_event(

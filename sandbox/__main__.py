@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     for spec in demo_integrations(url):
         fields = " ".join(f"{k}={v}" for k, v in {**spec["settings"], **spec["credential"]}.items())
         print(f"  {spec['provider']}: {fields}", flush=True)
-    print(f"  controls: {url}/_sandbox/faults, {url}/_sandbox/requests", flush=True)
+    print(f"  controls: {url}/_sandbox/faults, {url}/_sandbox/chaos, {url}/_sandbox/requests", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

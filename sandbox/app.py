@@ -1,5 +1,9 @@
 """The sandbox WSGI app: dispatch by path prefix, plus fault injection and a request log.
 
+Faults answer with a status (and headers, body, a delay) or drop the connection: `drop:
+"reset"` resets it before any answer, `drop: "body"` sends the answer's headers and half its
+body and then closes it. Chaos (sandbox/chaos.py) injects such faults at random, from a seed.
+
 Providers live under `/<slug>/…`; adding one is one module exposing `handle`, `error_body`
 and `common_headers` (see `ProviderModule`) and one line in `PROVIDERS`. Test controls live
 under `/_sandbox/…` and are plain HTTP, so a test process and the demo process are steered
@@ -9,6 +13,8 @@ the same way (sandbox.testing.SandboxClient wraps them).
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -21,9 +27,12 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sandbox import anthropic, authress, azure_openai, fireworks, google_vertex, groq, openai, openrouter, replicate
+from sandbox.chaos import Chaos, ChaosConfig
 from sandbox.core import Request, Response, json_response
 
 CONTROL_PREFIX = "/_sandbox"
+DROPS = ("reset", "body")  # how a fault may cut the connection instead of answering in full
+ABORT_KEY = "sandbox.abort"  # environ entry: resets the client's connection (set by our handler)
 MAX_LOGGED_REQUESTS = 10_000  # the demo process runs for days; keep the log bounded
 
 
@@ -69,8 +78,10 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None  # None: the provider's error JSON; str: sent raw; anything else: JSON
     delay: float | None = None
+    drop: str | None = None  # "reset" or "body" (see the module docstring)
     seen: int = 0
     applied: int = 0
+    chaos: str = ""  # the chaos kind that made this fault, for one request only
 
     @property
     def exhausted(self) -> bool:
@@ -78,7 +89,8 @@ class Fault:
 
     @property
     def passes_through(self) -> bool:
-        # A pure delay fault (status 200, no body) stalls the request, then serves it normally.
+        # A pure delay fault (status 200, no body) stalls the request, then serves it normally;
+        # so does a short-body fault, whose answer is then cut.
         return self.status == 200 and self.body is None
 
 
@@ -91,17 +103,27 @@ class SandboxApp:
         self._faults: list[Fault] = []
         self._next_fault_id = 1
         self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
+        self._chaos: Chaos | None = None
 
     # ------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = self._request(environ)
+        drop = None
         if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"):
             response = self._control(request)
         else:
-            response = self._serve(request)
+            response, drop = self._serve(request)
+        if drop == "reset":
+            abort = environ.get(ABORT_KEY)
+            if abort is not None:
+                abort()  # closed with an RST once this request is done, not a polite FIN
+            raise ConnectionResetError("sandbox fault: connection reset")  # wsgiref drops it silently
         reason = _reason(response.status)
         headers = {"Content-Length": str(len(response.body)), **response.headers}
         start_response(f"{response.status} {reason}", list(headers.items()))
+        if drop == "body":
+            # The full Content-Length is promised, half is sent, then the connection closes.
+            return [response.body[: len(response.body) // 2]]
         return [response.body]
 
     @staticmethod
@@ -119,12 +141,14 @@ class SandboxApp:
             body=body,
         )
 
-    def _serve(self, request: Request) -> Response:
+    def _serve(self, request: Request) -> tuple[Response, str | None]:
+        """The answer, and how the connection is to be dropped (None: not at all)."""
         # Logged on arrival, completed on answer: a request stalled by a delay fault and answered
         # after a reset must not show up in the next test's log.
         entry = self._record(request)
         slug, _, rest = request.path.lstrip("/").partition("/")
         provider = self.providers.get(slug)
+        fault = None
         if provider is None:
             response = json_response(
                 404, {"error": {"message": f"No sandbox provider at /{slug}.", "type": "not_found"}}
@@ -132,16 +156,23 @@ class SandboxApp:
         else:
             fault = self._match_fault(request.path)
             entry["faulted"] = fault is not None
+            if fault is not None and fault.chaos:
+                entry["chaos"] = fault.chaos
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
-            if fault is not None and not fault.passes_through:
+            if fault is not None and fault.drop == "reset":
+                response = Response(0)
+            elif fault is not None and not fault.passes_through:
                 response = self._fault_response(provider, fault)
             else:
                 response = provider.handle(
                     Request(request.method, "/" + rest, request.query, request.headers, request.body)
                 )
-        entry["status"] = response.status
-        return response
+        drop = fault.drop if fault is not None else None
+        entry["status"] = None if drop == "reset" else response.status
+        if drop:
+            entry["dropped"] = drop
+        return response, drop
 
     # ------------------------------------------------------------ faults
     def _match_fault(self, path: str) -> Fault | None:
@@ -154,7 +185,19 @@ class SandboxApp:
                     continue
                 fault.applied += 1
                 return fault
-        return None
+            spec = self._chaos.draw(path) if self._chaos is not None else None
+        if spec is None:
+            return None
+        return Fault(
+            id=0,
+            path_prefix=spec["path_prefix"],
+            status=spec["status"],
+            headers=spec.get("headers") or {},
+            delay=spec.get("delay"),
+            drop=spec.get("drop"),
+            applied=1,
+            chaos=spec["chaos"],
+        )
 
     @staticmethod
     def _fault_response(provider: ProviderModule, fault: Fault) -> Response:
@@ -167,7 +210,7 @@ class SandboxApp:
         return json_response(fault.status, fault.body, headers)
 
     def add_fault(self, spec: dict[str, Any]) -> Fault:
-        allowed = {"path_prefix", "status", "times", "after", "headers", "body", "delay"}
+        allowed = {"path_prefix", "status", "times", "after", "headers", "body", "delay", "drop"}
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
@@ -176,6 +219,8 @@ class SandboxApp:
         status = spec.get("status")
         if not isinstance(status, int) or not 100 <= status <= 599:
             raise ValueError("status must be an HTTP status code")
+        if spec.get("drop") is not None and spec["drop"] not in DROPS:
+            raise ValueError(f"drop must be one of {list(DROPS)} or null")
         with self._lock:
             fault = Fault(
                 id=self._next_fault_id,
@@ -186,6 +231,7 @@ class SandboxApp:
                 headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
                 body=spec.get("body"),
                 delay=float(spec["delay"]) if spec.get("delay") is not None else None,
+                drop=spec.get("drop"),
             )
             self._next_fault_id += 1
             self._faults.append(fault)
@@ -194,6 +240,22 @@ class SandboxApp:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    # ------------------------------------------------------------ chaos
+    def start_chaos(self, spec: dict[str, Any]) -> dict[str, Any]:
+        chaos = Chaos(ChaosConfig.from_spec(spec))
+        with self._lock:
+            self._chaos = chaos
+            return chaos.stats()
+
+    def chaos_stats(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._chaos.stats() if self._chaos is not None else None
+
+    def stop_chaos(self) -> dict[str, Any] | None:
+        with self._lock:
+            chaos, self._chaos = self._chaos, None
+            return chaos.stats() if chaos is not None else None
 
     # ------------------------------------------------------------ request log
     def _record(self, request: Request) -> dict[str, Any]:
@@ -241,7 +303,19 @@ class SandboxApp:
         if route == ("DELETE", "/requests"):
             self.clear_requests()
             return json_response(200, {"requests": []})
+        if route == ("POST", "/chaos"):
+            try:
+                spec = json.loads(request.body or b"{}")
+                stats = self.start_chaos(spec if isinstance(spec, dict) else {})
+            except (ValueError, TypeError) as exc:
+                return json_response(400, {"error": str(exc)})
+            return json_response(201, {"chaos": stats})
+        if route == ("GET", "/chaos"):
+            return json_response(200, {"chaos": self.chaos_stats()})
+        if route == ("DELETE", "/chaos"):
+            return json_response(200, {"chaos": self.stop_chaos()})
         if route == ("POST", "/reset"):
+            self.stop_chaos()
             self.clear_faults()
             self.clear_requests()
             return json_response(200, {"reset": True})
@@ -253,17 +327,46 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # a stalled (delay-fault) request must not block shutdown
     allow_reuse_address = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._aborted: set[socket.socket] = set()
+        self._aborted_lock = threading.Lock()
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that timed out on a delay fault closes its socket before we answer: expected.
         pass
 
+    def abort(self, connection: socket.socket) -> None:
+        """Reset `connection` when its request is done: SO_LINGER 0 and no shutdown first."""
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self._aborted_lock:
+            self._aborted.add(connection)
 
-class QuietHandler(WSGIRequestHandler):
+    def shutdown_request(self, request: Any) -> None:
+        with self._aborted_lock:
+            aborted = request in self._aborted
+            self._aborted.discard(request)
+        if aborted:
+            self.close_request(request)  # a shutdown(SHUT_WR) would send a FIN before the RST
+        else:
+            super().shutdown_request(request)
+
+
+class _Handler(WSGIRequestHandler):
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        server = self.server
+        if isinstance(server, ThreadingWSGIServer):
+            environ[ABORT_KEY] = lambda: server.abort(self.connection)
+        return environ
+
+
+class QuietHandler(_Handler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
 
 
-class VerboseHandler(WSGIRequestHandler):
+class VerboseHandler(_Handler):
     pass
 
 

@@ -48,11 +48,14 @@ class SandboxClient:
         headers: dict[str, str] | None = None,
         body: Any = None,
         delay: float | None = None,
+        drop: str | None = None,
     ) -> int:
         """Answer the next `times` requests whose path starts with `path_prefix` (after letting
         `after` of them through) with `status`, `headers` and `body` (None: the provider's error
         JSON; a str is sent raw, e.g. to fake malformed JSON). With `delay`, stall that long
         first; a delay with status 200 and no body then serves the request normally.
+        With `drop="reset"` the connection is reset instead of answered; with `drop="body"`
+        the answer (the real one for status 200 and no body) is cut after half its body.
         Returns the fault's id."""
         spec = {
             "path_prefix": path_prefix,
@@ -62,8 +65,37 @@ class SandboxClient:
             "headers": headers or {},
             "body": body,
             "delay": delay,
+            "drop": drop,
         }
         return int(self._call("POST", "/_sandbox/faults", spec)["id"])
+
+    def chaos(
+        self,
+        path_prefix: str,
+        rate: float,
+        *,
+        seed: int = 0,
+        kinds: list[str] | None = None,
+        delay: float = 1.0,
+        retry_after: list[str | None] | None = None,
+    ) -> dict[str, Any]:
+        """Inject random transport faults into `rate` of the requests under `path_prefix`,
+        reproducibly from `seed` (see sandbox/chaos.py for the kinds). Replaces any chaos
+        already on; explicit faults still come first. Returns the (empty) counts."""
+        spec: dict[str, Any] = {"path_prefix": path_prefix, "rate": rate, "seed": seed, "delay": delay}
+        if kinds is not None:
+            spec["kinds"] = kinds
+        if retry_after is not None:
+            spec["retry_after"] = retry_after
+        return self._call("POST", "/_sandbox/chaos", spec)["chaos"]
+
+    def chaos_stats(self) -> dict[str, Any] | None:
+        """Requests seen and faults injected per kind since chaos was turned on (None: off)."""
+        return self._call("GET", "/_sandbox/chaos")["chaos"]
+
+    def stop_chaos(self) -> dict[str, Any] | None:
+        """Turn chaos off; returns its final counts."""
+        return self._call("DELETE", "/_sandbox/chaos")["chaos"]
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sandbox/faults")
@@ -78,7 +110,7 @@ class SandboxClient:
         self._call("DELETE", "/_sandbox/requests")
 
     def reset(self) -> None:
-        """Clear faults and the request log."""
+        """Clear faults, chaos and the request log."""
         self._call("POST", "/_sandbox/reset")
 
     def _call(self, method: str, path: str, payload: Any = None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -137,3 +138,117 @@ def test_python_dash_m_sandbox_serves_and_prints_its_url() -> None:
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+# ---------------------------------------------------------------- dropped connections
+def test_drop_reset_resets_the_connection_without_answering(sandbox) -> None:
+    sandbox.fault(PROJECTS, 200, drop="reset")
+    with pytest.raises(requests.ConnectionError):
+        get(sandbox)
+    assert get(sandbox).status_code == 200  # used up
+    first, second = sandbox.requests()
+    assert (first["faulted"], first["status"], first["dropped"]) == (True, None, "reset")
+    assert second["status"] == 200 and "dropped" not in second
+
+
+def test_drop_reset_is_a_reset_at_the_socket(sandbox) -> None:
+    sandbox.fault(PROJECTS, 200, drop="reset")
+    host, port = sandbox.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"GET {PROJECTS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_KEY}\r\n\r\n".encode())
+        with pytest.raises(ConnectionResetError):
+            while sock.recv(4096):
+                pass
+
+
+def test_drop_body_sends_half_the_real_answer_then_closes(sandbox) -> None:
+    full = get(sandbox).content
+    sandbox.fault(PROJECTS, 200, drop="body")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):  # urllib3: IncompleteRead
+        get(sandbox)
+    raw = requests.get(sandbox.url + PROJECTS, headers=AUTH, timeout=5, stream=True)
+    assert raw.content == full  # one fault, one request
+    sandbox.fault(PROJECTS, 200, drop="body")
+    host, port = sandbox.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"GET {PROJECTS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_KEY}\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(65536):  # the server closes after half the body
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert f"Content-Length: {len(full)}".encode() in head
+    assert body == full[: len(full) // 2]
+
+
+def test_drop_body_cuts_an_error_answer_too(sandbox) -> None:
+    sandbox.fault(PROJECTS, 503, drop="body")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        get(sandbox)
+
+
+def test_bad_drop_is_refused(sandbox) -> None:
+    with pytest.raises(RuntimeError, match="drop"):
+        sandbox.fault(PROJECTS, 200, drop="explode")
+
+
+# ---------------------------------------------------------------- chaos
+def _statuses(sandbox, n: int) -> list[object]:
+    seen: list[object] = []
+    for _ in range(n):
+        try:
+            seen.append(requests.get(sandbox.url + PROJECTS, headers=AUTH, timeout=0.2).status_code)
+        except requests.Timeout:
+            seen.append("timeout")
+        except requests.exceptions.ChunkedEncodingError:
+            seen.append("short")
+        except requests.ConnectionError:
+            seen.append("reset")
+    return seen
+
+
+def test_chaos_injects_every_kind_at_about_the_rate_and_counts_them(sandbox) -> None:
+    sandbox.chaos("/openai/", 0.5, seed=11, delay=0.4)
+    seen = _statuses(sandbox, 60)
+    stats = sandbox.chaos_stats()
+    assert stats["requests"] == 60
+    assert 18 <= stats["faults"] <= 42
+    assert set(stats["injected"]) == {"reset", "short_body", "server_error", "rate_limit", "slow"}
+    assert all(count > 0 for count in stats["injected"].values())
+    assert seen.count("reset") == stats["injected"]["reset"]
+    assert seen.count("short") == stats["injected"]["short_body"]
+    assert seen.count("timeout") == stats["injected"]["slow"]
+    assert seen.count(429) == stats["injected"]["rate_limit"]
+    assert sum(seen.count(s) for s in (500, 502, 503)) == stats["injected"]["server_error"]
+    assert seen.count(200) == 60 - stats["faults"]
+    assert sum(1 for e in sandbox.requests() if e.get("chaos")) == stats["faults"]
+
+
+def test_chaos_is_reproducible_from_its_seed(sandbox) -> None:
+    runs = []
+    for _ in range(2):
+        sandbox.chaos("/openai/", 0.3, seed=5, kinds=["server_error", "rate_limit"], retry_after=["7"])
+        runs.append(_statuses(sandbox, 30))
+    assert runs[0] == runs[1] and set(runs[0]) - {200} and 200 in runs[0]
+    assert sandbox.stop_chaos()["requests"] == 30
+    assert sandbox.chaos_stats() is None
+    assert _statuses(sandbox, 5) == [200] * 5
+
+
+def test_chaos_leaves_other_paths_and_explicit_faults_first(sandbox) -> None:
+    sandbox.chaos("/openai/v1/organization/costs", 1.0, kinds=["server_error"])
+    assert get(sandbox).status_code == 200  # another path
+    sandbox.fault("/openai/v1/organization/costs", 418)
+    costs = "/openai/v1/organization/costs"
+    assert get(sandbox, costs, params={"start_time": 0}).status_code == 418
+    assert get(sandbox, costs, params={"start_time": 0}).status_code in (500, 502, 503)
+    sandbox.reset()
+    assert sandbox.chaos_stats() is None
+
+
+def test_bad_chaos_spec_is_refused(sandbox) -> None:
+    with pytest.raises(RuntimeError, match="rate"):
+        sandbox.chaos("/openai/", 1.5)
+    with pytest.raises(RuntimeError, match="kinds"):
+        sandbox.chaos("/openai/", 0.5, kinds=["meteor"])
+    with pytest.raises(RuntimeError, match="path_prefix"):
+        sandbox.chaos("openai", 0.5)

@@ -4,6 +4,12 @@ boto3 does its own HTTP (SigV4, retries, pagination tokens), so the HTTP seam is
 the calls themselves; its rules are: timeouts and the retry budget come from the HttpClient,
 `endpoint_url` is vetted by `check_endpoint` first, each API call counts in `http.calls`,
 failures map to the typed errors, and no secret reaches a message.
+
+boto3 also resolves host names itself. For a custom `endpoint_url` its connections are made
+the seam's way (integrations.egress): each new connection resolves the name once, vets every
+address and connects to one of them, while TLS (SNI, certificate check), the Host header and
+the SigV4 signature keep the endpoint's host name. AWS's own endpoints are left alone (a VPC
+endpoint legitimately resolves them to private addresses).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from integrations import egress
 from integrations.http import check_endpoint, redact
 from integrations.providers.aws_bedrock.iam import (
     ACTIONS,
@@ -109,6 +116,8 @@ def make_client(session: Any, service: str, region: str, *, endpoint_url: str, h
         user_agent_extra="doow-usage-sync",
     )
     client = session.client(service, region_name=region, endpoint_url=endpoint_url or None, config=config)
+    if endpoint_url:
+        _pin_connections(client, allow_private=http.allow_private)
 
     def count(**_: Any) -> None:
         http.calls += 1  # SyncRun.provider_calls counts AWS API calls too
@@ -117,10 +126,32 @@ def make_client(session: Any, service: str, region: str, *, endpoint_url: str, h
     return client
 
 
+def _pin_connections(client: Any, *, allow_private: bool) -> None:
+    """Make the client's connections resolve once, vet and connect to the vetted address.
+
+    botocore offers no public hook for its connection pools, so this reaches its URLLib3Session
+    (client._endpoint.http_session, stable since botocore 1.11). If that ever moves, a custom
+    endpoint is refused rather than used unpinned; the test suite notices first.
+    """
+    try:
+        manager = client._endpoint.http_session._manager
+    except AttributeError:
+        manager = None
+    if manager is None or not hasattr(manager, "pool_classes_by_scheme"):
+        raise ConfigurationError(
+            "This server's botocore cannot be made to connect to vetted addresses only, so a custom endpoint URL is refused.",
+            hint="Leave Endpoint URL empty, or install the botocore version in requirements.txt.",
+            field="endpoint_url",
+        )
+    egress.pin_pool_manager(manager, allow_private=allow_private)
+
+
 def translate(exc: Exception, *, action: str, region: str = "", mode: str = "keys", secrets: Iterable[str] = ()) -> ProviderError:
     """A botocore failure as one of our errors; `mode` says whose credentials were used:
     "app" (Doow's own, to assume a role), "role" (the assumed role) or "keys" (the customer's)."""
     where = f" in {region}" if region else ""
+    if isinstance(exc, HTTPClientError) and isinstance(exc.kwargs.get("error"), ProviderError):
+        return exc.kwargs["error"]  # a vetting refusal from a pinned connection (egress.vet)
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {}) or {}
         meta = exc.response.get("ResponseMetadata", {}) or {}

@@ -3,8 +3,8 @@
 google-auth signs the JWT assertion and makes the grant (RFC 7523) at the key file's
 `token_uri`. That URL comes from customer-provided JSON, so before any refresh it is vetted
 like every provider URL (`check_endpoint`: https and public unless
-DOOW_ALLOW_PRIVATE_ENDPOINTS), and the transport handed to google-auth vets it again and
-refuses redirects. google-auth's own retry loop sleeps real time on 429/5xx; the transport
+DOOW_ALLOW_PRIVATE_ENDPOINTS), and the transport handed to google-auth vets it again,
+connects only to the address it vetted (integrations.egress) and refuses redirects. google-auth's own retry loop sleeps real time on 429/5xx; the transport
 stops it by raising, and this module retries through the HttpClient's sleep and back-off
 instead, so a throttled token endpoint behaves like every other call (and tests stay fast).
 Tokens are cached per HttpClient (one sync or one verify) and registered as secrets there.
@@ -24,6 +24,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 from google.oauth2 import service_account
 
+from integrations import egress
 from integrations.http import USER_AGENT, check_endpoint, parse_retry_after
 from integrations.providers.base import (
     ConfigurationError,
@@ -141,7 +142,8 @@ class _VettedTransport(google.auth.transport.requests.Request):
     no redirects, and no hidden sleeping retries."""
 
     def __init__(self, http: HttpClient) -> None:
-        super().__init__()
+        # A pinned session: the connection goes to the address that was vetted (egress.py).
+        super().__init__(session=egress.pinned_session(allow_private=http.allow_private))
         self.http = http
         self.status: int | None = None
 

@@ -21,6 +21,7 @@ from integrations.providers.base import (
 from integrations.providers.google_vertex.auth import KEY_HINT
 from integrations.providers.google_vertex.tests import support
 from integrations.providers.testing import assert_no_secret
+from integrations.tests.netfakes import PUBLIC, ConnectRecorder, FakeDns
 from sandbox import google_vertex as fake
 
 TOKEN = support.TOKEN_PATH
@@ -127,6 +128,17 @@ def test_a_private_token_uri_is_refused_before_any_call(provider, vertex_setting
     error = raises(ConfigurationError, provider, credential, vertex_settings, day, http)
     assert words in error.message or words in error.hint
     assert sandbox.requests() == [] and http.calls == 0
+
+
+def test_a_rebinding_token_uri_is_never_connected_at_loopback(provider, vertex_settings, day, sandbox, monkeypatch) -> None:
+    # Both checks before the grant see a public address; the name answers 127.0.0.1 afterwards.
+    credential = {"service_account_json": _info(sandbox, token_uri="https://oauth2.example.test/token")}
+    FakeDns({"oauth2.example.test": [[PUBLIC], [PUBLIC], ["127.0.0.1"]]}).install(monkeypatch)
+    wire = ConnectRecorder().install(monkeypatch)
+    http = HttpClient(secrets=provider.secret_values(credential), allow_private=False, max_attempts=1, sleep=lambda s: None)
+    raises(ConfigurationError, provider, credential, vertex_settings, day, http)
+    assert wire.attempts == []  # the transport's connection resolved once, saw loopback, refused
+    assert sandbox.requests() == []
 
 
 def test_a_redirecting_token_endpoint_is_not_followed(provider, credential, vertex_settings, day, sandbox, http) -> None:
