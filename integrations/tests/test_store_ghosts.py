@@ -159,6 +159,15 @@ def test_the_migration_names_the_stream_of_every_synced_row(integration, workspa
     assert [got[T0 + i * H] for i in range(len(cases))] == [c[3] for c in cases]
 
 
+def test_the_migration_names_only_streams_the_connectors_declare():
+    from integrations.providers.registry import PROVIDERS
+
+    migration = importlib.import_module("usage.migrations.0004_usagerecord_stream")
+    for slug, rules in migration.STREAMS.items():
+        declared = {s.name for s in PROVIDERS[slug].streams}
+        assert {stream for stream, _ in rules} == declared, slug
+
+
 def test_an_answer_checks_its_scope():
     with pytest.raises(ValueError, match="Unknown scope field"):
         Answered("usage", DAY, {"workspace": ["w"]})
