@@ -195,6 +195,13 @@ class SandboxApp:
         with self._lock:
             self._faults.clear()
 
+    def clear_changes(self) -> None:
+        """Undo every provider's restatements (sandbox.core.Changes): the deterministic data again."""
+        for provider in self.providers.values():
+            clear = getattr(provider, "clear_changes", None)
+            if clear is not None:
+                clear()
+
     # ------------------------------------------------------------ request log
     def _record(self, request: Request) -> dict[str, Any]:
         # Never the Authorization header, nor any other header: only what a test asserts on.
@@ -244,6 +251,7 @@ class SandboxApp:
         if route == ("POST", "/reset"):
             self.clear_faults()
             self.clear_requests()
+            self.clear_changes()
             return json_response(200, {"reset": True})
         return json_response(404, {"error": f"no control endpoint {request.method} {request.path}"})
 

@@ -78,7 +78,7 @@ class SandboxClient:
         self._call("DELETE", "/_sandbox/requests")
 
     def reset(self) -> None:
-        """Clear faults and the request log."""
+        """Clear faults, the request log and every provider's restatements (changes)."""
         self._call("POST", "/_sandbox/reset")
 
     def _call(self, method: str, path: str, payload: Any = None) -> Any:
