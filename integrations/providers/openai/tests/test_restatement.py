@@ -134,3 +134,20 @@ def test_rows_stored_before_streams_existed_are_cleaned_up_on_their_first_reread
     assert not stored_rows(integration, model=O3)
     assert stored_usage(integration, d2, d1) == true_usage(d2, d1)
     assert stored_costs(integration, d2, d1) == true_costs(d2, d1)
+
+
+def test_the_runs_table_and_the_sync_command_say_how_many_rows_were_removed(openai_integration, admin_client):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    d2 = days_ago(2)
+    sync(openai_integration, since=d2)
+    fake.withdraw_model(O3)
+    out = StringIO()
+    call_command("sync", str(openai_integration.pk), "--since", f"{d2:%Y-%m-%d}", "--until", f"{d2:%Y-%m-%d}", stdout=out)
+    run = SyncRun.objects.filter(integration=openai_integration).first()
+    assert run.rows_removed > 0 and f"Rows removed (no longer reported): {run.rows_removed}" in out.getvalue()
+    page = admin_client.get(reverse("integrations:detail", kwargs={"ws": openai_integration.workspace.slug, "pk": openai_integration.pk}))
+    assert f"−{run.rows_removed}" in page.content.decode()
