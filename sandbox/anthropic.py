@@ -176,6 +176,10 @@ def withdraw_model(model: str) -> None:
     _cost_changes.add(lambda row: None if row.model == model else row)
 
 
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"withdraw_cost": withdraw_cost, "withdraw_model": withdraw_model}
+
+
 def clear_changes() -> None:
     _usage_changes.clear()
     _cost_changes.clear()

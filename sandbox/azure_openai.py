@@ -161,6 +161,10 @@ def remove_account(account: str) -> None:
     _changes.add(lambda a: None if a.name == account else a)
 
 
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"delete_deployment": delete_deployment, "remove_account": remove_account}
+
+
 def clear_changes() -> None:
     _changes.clear()
 

@@ -129,6 +129,10 @@ def withdraw_deployment(deployment_id: str) -> None:
     _dedicated_changes.add(lambda row: None if row.deployment.id == deployment_id else row)
 
 
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"withdraw_model": withdraw_model, "withdraw_deployment": withdraw_deployment}
+
+
 def clear_changes() -> None:
     _serverless_changes.clear()
     _dedicated_changes.clear()

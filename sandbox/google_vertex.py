@@ -173,6 +173,10 @@ def withdraw_credits(project: str) -> None:
     _changes.add(lambda row: row._replace(credits=Decimal(0)) if row.project_id == project else row)
 
 
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"rename_sku": rename_sku, "withdraw_credits": withdraw_credits}
+
+
 def clear_changes() -> None:
     _changes.clear()
     clear_revisions()

@@ -148,6 +148,10 @@ def withdraw_model(model: str) -> None:
     _changes.add(lambda point: None if point.model == model else point)
 
 
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"withdraw_model": withdraw_model}
+
+
 def clear_changes() -> None:
     _changes.clear()
 

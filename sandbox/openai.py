@@ -132,6 +132,10 @@ def withdraw_model(model: str) -> None:
     _cost_changes.add(lambda row: None if row.line_item.startswith(f"{model},") else row)
 
 
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"relabel_line_item": relabel_line_item, "withdraw_model": withdraw_model}
+
+
 def clear_changes() -> None:
     _usage_changes.clear()
     _cost_changes.clear()

@@ -135,6 +135,10 @@ def withdraw_endpoint(endpoint_id: str) -> None:
     _changes.add(lambda row: None if row.endpoint_id == endpoint_id else row)
 
 
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"withdraw_endpoint": withdraw_endpoint}
+
+
 def clear_changes() -> None:
     _changes.clear()
 

@@ -228,6 +228,10 @@ def delete_predictions(model: str) -> None:
     _changes.add(lambda p: None if p.model.name == model else p)
 
 
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"delete_predictions": delete_predictions}
+
+
 def clear_changes() -> None:
     _changes.clear()
 

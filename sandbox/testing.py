@@ -65,6 +65,12 @@ class SandboxClient:
         }
         return int(self._call("POST", "/_sandbox/faults", spec)["id"])
 
+    def change(self, provider: str, change: str, **args: str) -> None:
+        """Restate `provider`'s answer from now on with one of its module's CHANGES, e.g.
+        change("openai", "withdraw_model", model="o3-mini-2025-01-31"); reset() undoes it.
+        Works against any running sandbox (the demo's too), not only one in this process."""
+        self._call("POST", "/_sandbox/changes", {"provider": provider, "change": change, "args": args})
+
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sandbox/faults")
 

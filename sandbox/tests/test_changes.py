@@ -51,3 +51,18 @@ def test_a_change_is_served_over_http_too(sandbox):
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the local sandbox
         items = {r["line_item"] for b in json.loads(response.read())["data"] for r in b["results"]}
     assert item + " (priority)" in items and item not in items
+
+
+def test_changes_are_steered_over_http_like_faults(sandbox):
+    import pytest
+
+    start = datetime(2026, 11, 2, tzinfo=UTC)
+    sandbox.change("openai", "withdraw_model", model="o3-mini-2025-01-31")
+    assert all(r.model != "o3-mini-2025-01-31" for r in openai.truth_usage(start, start + DAY))
+    for bad in ({"provider": "openai", "change": "delete_everything"}, {"provider": "nope", "change": "withdraw_model"}):
+        with pytest.raises(RuntimeError, match="400"):
+            sandbox.change(bad["provider"], bad["change"], model="x")
+    with pytest.raises(RuntimeError, match="400"):
+        sandbox.change("openai", "withdraw_model", colour="blue")  # not an argument of it
+    sandbox.reset()
+    assert any(r.model == "o3-mini-2025-01-31" for r in openai.truth_usage(start, start + DAY))
