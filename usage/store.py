@@ -70,14 +70,18 @@ def _answer_q(answer: Answered) -> Q | None:
 
 
 def _remove_unanswered(integration: Integration, answered: Sequence[Answered], batch: int) -> list[UsageRecord]:
-    conditions = [q for q in map(_answer_q, dict.fromkeys(answered)) if q is not None]
+    conditions = [(a, q) for a in dict.fromkeys(answered) if (q := _answer_q(a)) is not None]
     removed: list[UsageRecord] = []
     for i in range(0, len(conditions), ANSWERS_PER_QUERY):
+        part = conditions[i : i + ANSWERS_PER_QUERY]
         where = Q()
-        for q in conditions[i : i + ANSWERS_PER_QUERY]:
+        for _, q in part:
             where |= q
+        # The windows' hull as a plain range too: without it SQLite's planner uses the
+        # (integration, bucket_start) index on the integration alone and reads all its history.
+        start, end = min(a.window.start for a, _ in part), max(a.window.end for a, _ in part)
         candidates = (
-            UsageRecord.objects.filter(integration=integration)
+            UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end)
             .filter(where)
             .exclude(provenance=IMPORTED)
             .exclude(store_batch=batch)  # NULL (rows stored before streams existed) included
