@@ -190,7 +190,7 @@ def _sync(
             )
             # Only a fetch that ended without an error gets here; its answers never reach
             # outside the chunk being stored.
-            answers = [a for a in (a.within(chunk) for a in answered) if a is not None]
+            answers = [inside for answer in answered if (inside := answer.within(chunk)) is not None]
             with transaction.atomic():
                 stored = usage_store_chunk(integration=integration, samples=samples, answered=answers)
                 written = stored.written
