@@ -1,7 +1,9 @@
-"""Benchmark: a 30-day OpenAI backfill against the local sandbox, then an idle re-sync.
+"""Benchmark: a 30-day OpenAI backfill against the local sandbox, then an idle re-sync, then a
+re-sync after the sandbox withdrew a model (its rows in the re-read window are removed).
 
-Prints rows stored, provider calls, wall time, and database queries per chunk (the store
-promises a constant number of queries per chunk, however many samples it holds).
+Prints rows stored and removed, provider calls, wall time, and database queries per chunk (the
+store promises a constant number of queries per chunk, however many samples it holds: the
+upsert, one SELECT of the rows the answer no longer holds, and a DELETE only when there are some).
 
     .venv/bin/python bench/sync_backfill.py            # SQLite in a temp dir
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/sync_backfill.py
@@ -44,17 +46,26 @@ def main() -> None:
             credential={"api_key": sandbox.OPENAI_ADMIN_KEY},
             settings={"base_url": sandbox.openai_base_url},
         )
-        for label in ("backfill (30 days)", "re-sync (restatement window)"):
+        for label in ("backfill (30 days)", "re-sync (restatement window)", "re-sync, a model withdrawn"):
+            if label.endswith("withdrawn"):
+                sandbox.change("openai", "withdraw_model", model="o3-mini-2025-01-31")
             with CaptureQueriesContext(connection) as queries:
                 started = time.perf_counter()
                 run = engine.integration_sync(integration_id=integration.pk)
                 elapsed = time.perf_counter() - started
-            inserts = [q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT INTO \"USAGE_USAGERECORD\"")]
+            sqls = [q["sql"].lstrip().upper() for q in queries.captured_queries]
+            inserts = [q for q in sqls if q.startswith('INSERT INTO "USAGE_USAGERECORD"')]
+            deletes = [q for q in sqls if q.startswith('DELETE FROM "USAGE_USAGERECORD"')]
+            # The SELECT of rows the answers no longer hold: the one query a chunk pays for them.
+            finding = [float(q["time"]) for q in queries.captured_queries
+                       if q["sql"].lstrip().upper().startswith("SELECT") and '"store_batch"' in q["sql"]]  # fmt: skip
             print(
                 f"{label:32} {run.status:8} chunks={run.chunks_done:3d} rows={run.rows_written:7d} "
                 f"provider_calls={run.provider_calls:3d} time={elapsed:6.2f}s "
                 f"rows/s={run.rows_written / elapsed:9.0f} queries={len(queries.captured_queries):4d} "
                 f"usage_inserts_per_chunk={len(inserts) / max(run.chunks_done, 1):.1f} "
+                f"removed={run.rows_removed:5d} usage_deletes={len(deletes):2d} "
+                f"finding_ms_per_chunk={1000 * sum(finding) / max(len(finding), 1):.2f} "
                 f"[{connection.vendor}]"
             )
 

@@ -207,6 +207,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "window_start",
         "window_end",
         "rows_written",
+        "rows_removed",
         "provider_calls",
         "error_category",
     )

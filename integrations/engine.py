@@ -2,7 +2,8 @@
 
 One code path for the Celery task, "Sync now" and `manage.py sync`: a lease lock per
 integration; the window [watermark - restatement, now - delay) split into chunks; each chunk
-fetched, stored in one transaction with the watermark advance; typed provider errors turned
+fetched, stored in one transaction with the watermark advance (rows the chunk's complete
+answer no longer holds are removed in the same transaction); typed provider errors turned
 into events, a status and the time of the next try.
 """
 from __future__ import annotations
@@ -19,14 +20,14 @@ from django.utils import timezone
 
 from integrations.http import RETRY_AFTER_CEILING, HttpClient
 from integrations.models import Integration, IntegrationEvent, SyncRun
-from integrations.providers.base import Provider, ProviderError, Window, align_down
+from integrations.providers.base import Answered, Provider, ProviderError, Window, align_down
 from integrations.services import (
     SyncNotAllowed,
     integration_record_error,
     integration_record_event,
     provider_http_client,
 )
-from usage.store import usage_store_samples
+from usage.store import usage_store_chunk
 
 logger = logging.getLogger(__name__)
 
@@ -186,9 +187,16 @@ def _sync(
         http = provider_http_client(provider, credential)
         for chunk in chunks:
             state = dict(integration.provider_state or {})
-            samples = list(provider.fetch(credential, integration.settings, chunk, http=http, state=state))
+            answered: list[Answered] = []
+            samples = list(
+                provider.fetch(credential, integration.settings, chunk, http=http, state=state, answered=answered)
+            )
+            # Only a fetch that ended without an error gets here; its answers never reach
+            # outside the chunk being stored.
+            answers = [inside for answer in answered if (inside := answer.within(chunk)) is not None]
             with transaction.atomic():
-                written = usage_store_samples(integration=integration, samples=samples)
+                stored = usage_store_chunk(integration=integration, samples=samples, answered=answers)
+                written = stored.written
                 _advance_watermark(integration, chunk)
                 if state != integration.provider_state:
                     Integration.objects.filter(pk=integration.pk).update(provider_state=state)
@@ -196,6 +204,7 @@ def _sync(
                 SyncRun.objects.filter(pk=run.pk).update(
                     chunks_done=F("chunks_done") + 1,
                     rows_written=F("rows_written") + written,
+                    rows_removed=F("rows_removed") + len(stored.removed),
                     provider_calls=http.calls,
                 )
             rows += written

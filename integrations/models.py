@@ -125,6 +125,8 @@ class SyncRun(models.Model):
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
     rows_written = models.PositiveIntegerField(default=0)
+    # Stored rows a complete re-read no longer returned (a renamed SKU, a withdrawn cost).
+    rows_removed = models.PositiveIntegerField(default=0)
     provider_calls = models.PositiveIntegerField(default=0)
     error_category = models.CharField(max_length=32, blank=True)
     error = models.TextField(blank=True)

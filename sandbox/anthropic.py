@@ -13,6 +13,8 @@ object (there is no `cache_creation_input_tokens` in this report), the default w
 `{"type": "error", "error": {"type", "message"}}` with a `request-id` header. Deliberately
 strict where the real API's leniency is unknown: array parameters must use the bracket form
 (`group_by[]=model`) and the `anthropic-version` header is required.
+`withdraw_cost` and `withdraw_model` change the answer from then on, as Anthropic restates what
+it reported (`clear_changes` undoes them).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Changes, Request, Response, json_response
 
 # ---------------------------------------------------------------- the fake organization
 ORGANIZATION_ID = "5f0c9a3e-7d1b-4c2a-9e8f-0a1b2c3d4e5f"
@@ -159,6 +161,30 @@ def _dt(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+_usage_changes: Changes[UsageRow] = Changes()
+_cost_changes: Changes[CostRow] = Changes()
+
+
+def withdraw_cost(description: str) -> None:
+    """From now on the cost report no longer holds the item `description` (a credited charge)."""
+    _cost_changes.add(lambda row: None if row.description == description else row)
+
+
+def withdraw_model(model: str) -> None:
+    """From now on `model` has no usage and no cost at all."""
+    _usage_changes.add(lambda row: None if row.model == model else row)
+    _cost_changes.add(lambda row: None if row.model == model else row)
+
+
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"withdraw_cost": withdraw_cost, "withdraw_model": withdraw_model}
+
+
+def clear_changes() -> None:
+    _usage_changes.clear()
+    _cost_changes.clear()
+
+
 def _workspace_ids_at(hour_ts: int) -> list[str | None]:
     live = [w.id for w in WORKSPACES if _ts(w.created_at) <= hour_ts and (w.archived_at is None or hour_ts < _ts(w.archived_at))]
     return [None, *live]
@@ -207,7 +233,7 @@ def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) 
     rows: list[UsageRow] = []
     for hour_ts in range(first, min(_ts(end), _visible_until(now)), HOUR):
         rows.extend(_hour_rows(hour_ts))
-    return rows
+    return _usage_changes.apply(rows)
 
 
 @lru_cache(maxsize=20_000)
@@ -247,7 +273,7 @@ def truth_costs(start: datetime, end: datetime, *, now: datetime | None = None) 
     for day_ts in range(first, min(_ts(end), visible), DAY):
         hours = max(0, min(24, -(-(visible - day_ts) // HOUR)))
         rows.extend(_day_costs(day_ts, hours))
-    return rows
+    return _cost_changes.apply(rows)
 
 
 # ---------------------------------------------------------------- errors and headers

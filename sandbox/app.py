@@ -7,7 +7,8 @@ body and then closes it. Chaos (sandbox/chaos.py) injects such faults at random,
 Providers live under `/<slug>/…`; adding one is one module exposing `handle`, `error_body`
 and `common_headers` (see `ProviderModule`) and one line in `PROVIDERS`. Test controls live
 under `/_sandbox/…` and are plain HTTP, so a test process and the demo process are steered
-the same way (sandbox.testing.SandboxClient wraps them).
+the same way (sandbox.testing.SandboxClient wraps them): faults, the request log, and changes
+(a provider's answer restated from then on, e.g. a model withdrawn; see sandbox.core.Changes).
 """
 
 from __future__ import annotations
@@ -257,6 +258,31 @@ class SandboxApp:
             chaos, self._chaos = self._chaos, None
             return chaos.stats() if chaos is not None else None
 
+    # ------------------------------------------------------------ restatements
+    def add_change(self, spec: dict[str, Any]) -> None:
+        """Restate a provider's answer from now on: {"provider", "change", "args"}, where change
+        is one of the module's CHANGES (e.g. openai withdraw_model) and args its keyword
+        arguments (strings)."""
+        unknown = set(spec) - {"provider", "change", "args"}
+        if unknown:
+            raise ValueError(f"unknown change fields: {sorted(unknown)}")
+        module = self.providers.get(str(spec.get("provider")))
+        known = getattr(module, "CHANGES", {})
+        change = known.get(str(spec.get("change")))
+        if change is None:
+            raise ValueError(f"no change {spec.get('change')!r} for {spec.get('provider')!r} (known: {sorted(known)})")
+        args = spec.get("args") or {}
+        if not isinstance(args, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in args.items()):
+            raise ValueError("args must map argument names to strings")
+        change(**args)
+
+    def clear_changes(self) -> None:
+        """Undo every provider's restatements (sandbox.core.Changes): the deterministic data again."""
+        for provider in self.providers.values():
+            clear = getattr(provider, "clear_changes", None)
+            if clear is not None:
+                clear()
+
     # ------------------------------------------------------------ request log
     def _record(self, request: Request) -> dict[str, Any]:
         # Never the Authorization header, nor any other header: only what a test asserts on.
@@ -314,10 +340,18 @@ class SandboxApp:
             return json_response(200, {"chaos": self.chaos_stats()})
         if route == ("DELETE", "/chaos"):
             return json_response(200, {"chaos": self.stop_chaos()})
+        if route == ("POST", "/changes"):
+            try:
+                spec = json.loads(request.body or b"{}")
+                self.add_change(spec if isinstance(spec, dict) else {})
+            except (ValueError, TypeError) as exc:
+                return json_response(400, {"error": str(exc)})
+            return json_response(201, {"changed": True})
         if route == ("POST", "/reset"):
             self.stop_chaos()
             self.clear_faults()
             self.clear_requests()
+            self.clear_changes()
             return json_response(200, {"reset": True})
         return json_response(404, {"error": f"no control endpoint {request.method} {request.path}"})
 

@@ -13,6 +13,8 @@ Documented quirks reproduced: accounts (and deployments) come in pages linked by
 dimension names come back lower-cased (`modeldeploymentname`); a data point without `total`
 means no data; with a `$filter`, `top` defaults to 10 and extra time series vanish silently;
 metrics older than the 93-day retention are refused (so a connector must clamp).
+`delete_deployment` and `remove_account` change the subscription from then on
+(`clear_changes` undoes them).
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlencode
 
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Changes, Request, Response, json_response
 
 PREFIX = "/azure_openai"
 TENANT_ID = "5b9a1c2e-7d4f-4e3a-9c1b-0a2b3c4d5e6f"
@@ -137,6 +139,41 @@ ACCOUNTS: tuple[Account, ...] = (
 )
 
 
+_changes: Changes[Account] = Changes()
+
+
+def delete_deployment(account: str, deployment: str) -> None:
+    """From now on the deployment is gone from the account's list; its metrics stay (as Azure
+    keeps them), so their model is no longer known."""
+
+    def edit(a: Account) -> Account:
+        kept = tuple(d for d in a.deployments if d.name != deployment)
+        if a.name != account or len(kept) == len(a.deployments):
+            return a
+        return replace(a, deployments=kept, deleted=(*a.deleted, deployment))
+
+    _changes.add(edit)
+
+
+def remove_account(account: str) -> None:
+    """From now on the account is gone from the subscription (deleted, or moved out of the
+    app's reach): not listed, not found, no metrics."""
+    _changes.add(lambda a: None if a.name == account else a)
+
+
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"delete_deployment": delete_deployment, "remove_account": remove_account}
+
+
+def clear_changes() -> None:
+    _changes.clear()
+
+
+def accounts() -> tuple[Account, ...]:
+    """The subscription's accounts as they are now."""
+    return tuple(_changes.apply(ACCOUNTS))
+
+
 class UsageRow(NamedTuple):
     """The true usage of one deployment of one account in one hour."""
 
@@ -168,11 +205,11 @@ def _iso(ts: int) -> str:
 
 
 @lru_cache(maxsize=100_000)
-def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
+def _hour_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow, ...]:
     if hour_ts < _ts(DATA_START) or _digest("idle", hour_ts)[0] < 51:  # ~20 % of hours: no traffic
         return ()
     rows = []
-    for account in ACCOUNTS:
+    for account in accounts:
         if not account.serves_openai:
             continue
         models = {d.name: d.model_id for d in account.deployments} | {name: "" for name in account.deleted}
@@ -192,7 +229,8 @@ def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) 
     """Hourly rows for hours starting in [start, end) that have fully elapsed before `now`."""
     now_ts = _ts(now or datetime.now(UTC))
     first = -(-_ts(start) // HOUR) * HOUR
-    return [r for h in range(first, min(_ts(end), now_ts - HOUR + 1), HOUR) for r in _hour_rows(h)]
+    now_accounts = accounts()
+    return [r for h in range(first, min(_ts(end), now_ts - HOUR + 1), HOUR) for r in _hour_rows(h, now_accounts)]
 
 
 # ---------------------------------------------------------------- tokens (signed, stateless)
@@ -396,8 +434,8 @@ def _arm(request: Request, kind: str, match: re.Match[str]) -> Response:
             f"The api-version '{version}' is invalid. The supported versions are '{', '.join(versions)}'.",
         )
     if kind == "accounts":
-        return _paged(request, [_account_json(a) for a in ACCOUNTS], ACCOUNTS_PAGE_SIZE)
-    account = next((a for a in ACCOUNTS if a.id.lower() == _path_id(match).lower()), None)
+        return _paged(request, [_account_json(a) for a in accounts()], ACCOUNTS_PAGE_SIZE)
+    account = next((a for a in accounts() if a.id.lower() == _path_id(match).lower()), None)
     if account is None:
         return _arm_error(
             404,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -34,3 +38,39 @@ class Response:
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+class Changes(Generic[R]):
+    """Edits to a fake provider's answer from now on, as a provider restates what it reported
+    (a SKU renamed, a cost withdrawn, a model that no longer reports usage). Each edit maps a
+    row to its new self, or to None to withdraw it. A module applies them in its truth
+    functions, so responses and the truth tests compare against stay one. Thread-safe; the
+    sandbox's reset clears them (a module exposes `clear_changes`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._edits: list[Callable[[R], R | None]] = []
+
+    def add(self, edit: Callable[[R], R | None]) -> None:
+        with self._lock:
+            self._edits.append(edit)
+
+    def apply(self, rows: Iterable[R]) -> list[R]:
+        with self._lock:
+            edits = list(self._edits)
+        if not edits:
+            return list(rows)
+        kept: list[R] = []
+        for row in rows:
+            edited: R | None = row
+            for edit in edits:
+                edited = edit(edited)
+                if edited is None:
+                    break
+            if edited is not None:
+                kept.append(edited)
+        return kept
+
+    def clear(self) -> None:
+        with self._lock:
+            self._edits.clear()

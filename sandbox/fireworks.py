@@ -6,6 +6,8 @@ so today's daily rows grow during the day. Metric rates per deployment are a pur
 the 30-second slot of `clock()` (Fireworks refreshes them every 30 s). Tests import the
 `truth_*` functions; the handlers build every response from them, so they cannot disagree.
 `clock` is a module attribute so an in-process test can freeze or advance the sandbox's time.
+`withdraw_model` and `withdraw_deployment` change the billing answer from then on, as a
+restated bill would (`clear_changes` undoes them).
 
 Shapes follow the documented API as a gRPC gateway serves it: int64 counts as JSON strings,
 fields holding their default value (0, "", empty list) left out, errors as
@@ -28,7 +30,7 @@ from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Changes, Request, Response, json_response
 
 # ---------------------------------------------------------------- the fake account
 ACCOUNT_ID = "doow-sandbox"
@@ -112,6 +114,30 @@ def _dt(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+# ---------------------------------------------------------------- restatements
+_serverless_changes: Changes[ServerlessDay] = Changes()
+_dedicated_changes: Changes[DedicatedDay] = Changes()
+
+
+def withdraw_model(model: str) -> None:
+    """From now on the bill holds no serverless usage of `model` (e.g. refunded)."""
+    _serverless_changes.add(lambda row: None if row.model == model else row)
+
+
+def withdraw_deployment(deployment_id: str) -> None:
+    """From now on the bill holds no accelerator time of the deployment `deployment_id`."""
+    _dedicated_changes.add(lambda row: None if row.deployment.id == deployment_id else row)
+
+
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"withdraw_model": withdraw_model, "withdraw_deployment": withdraw_deployment}
+
+
+def clear_changes() -> None:
+    _serverless_changes.clear()
+    _dedicated_changes.clear()
+
+
 # ---------------------------------------------------------------- truth
 @lru_cache(maxsize=100_000)
 def _serverless_hour(hour_ts: int) -> tuple[tuple[str, int, int], ...]:
@@ -152,7 +178,7 @@ def truth_serverless(start: datetime, end: datetime, *, now: datetime | None = N
             t = totals.setdefault((hour_ts - hour_ts % DAY, model), [0, 0])
             t[0] += prompt
             t[1] += completion
-    return [ServerlessDay(_dt(day), model, p, c) for (day, model), (p, c) in sorted(totals.items())]
+    return _serverless_changes.apply(ServerlessDay(_dt(day), model, p, c) for (day, model), (p, c) in sorted(totals.items()))
 
 
 def truth_dedicated(start: datetime, end: datetime, *, now: datetime | None = None) -> list[DedicatedDay]:
@@ -164,7 +190,7 @@ def truth_dedicated(start: datetime, end: datetime, *, now: datetime | None = No
             if seconds:
                 key = (hour_ts - hour_ts % DAY, i)
                 totals[key] = totals.get(key, 0) + seconds
-    return [DedicatedDay(_dt(day), DEPLOYMENTS[i], s) for (day, i), s in sorted(totals.items())]
+    return _dedicated_changes.apply(DedicatedDay(_dt(day), DEPLOYMENTS[i], s) for (day, i), s in sorted(totals.items()))
 
 
 def truth_rates(at: datetime) -> dict[str, Rates]:

@@ -14,7 +14,9 @@ string, the first `jobs.query` answer says `jobComplete: false` (poll `getQueryR
 pages are linked by `pageToken`. No SQL is interpreted: the connector's query is recognised by
 its parameters (`start_time`, `end_time`, `service_id`) and its table, and answered from
 `truth_rows`, so tests and responses cannot disagree. Every sandbox row has its
-`usage_start_time` at 00:00 UTC of its day. `revise(day)` restates a day, as the export does.
+`usage_start_time` at 00:00 UTC of its day. `revise(day)` restates a day, as the export does;
+`rename_sku` and `withdraw_credits` restate every day from then on (a SKU given a new id or
+description, a promotion's credits withdrawn); `clear_changes` undoes all of them.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -40,7 +42,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Changes, Request, Response, json_response
 
 PREFIX = "/google_vertex"
 BILLING_ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
@@ -150,6 +152,36 @@ def clear_revisions() -> None:
         _revisions.clear()
 
 
+_changes: Changes[BillingRow] = Changes()
+
+
+def rename_sku(sku_id: str, *, new_id: str | None = None, description: str | None = None) -> None:
+    """From now on the export bills SKU `sku_id` under `new_id` and/or `description` (Google
+    re-catalogues SKUs; the rows of days already exported are restated with it)."""
+
+    def edit(row: BillingRow) -> BillingRow:
+        if row.sku.id != sku_id:
+            return row
+        sku = replace(row.sku, id=new_id or row.sku.id, description=description or row.sku.description)
+        return row._replace(sku=sku)
+
+    _changes.add(edit)
+
+
+def withdraw_credits(project: str) -> None:
+    """From now on `project`'s rows carry no credits (a promotion reversed)."""
+    _changes.add(lambda row: row._replace(credits=Decimal(0)) if row.project_id == project else row)
+
+
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"rename_sku": rename_sku, "withdraw_credits": withdraw_credits}
+
+
+def clear_changes() -> None:
+    _changes.clear()
+    clear_revisions()
+
+
 def _digest(*parts: object) -> bytes:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
 
@@ -183,7 +215,7 @@ def truth_rows(start: datetime, end: datetime, *, now: datetime | None = None) -
             revision = _revisions.get(day, 0)
         rows.extend(_day_rows(day, revision))
         day += DAY
-    return sorted(rows, key=lambda r: (r.day, r.project_id, r.region or "", r.sku.id))
+    return sorted(_changes.apply(rows), key=lambda r: (r.day, r.project_id, r.region or "", r.sku.id))
 
 
 # ---------------------------------------------------------------- the service-account key

@@ -19,7 +19,8 @@ come from Groq's gateway in its OpenAI-style error shape, query errors in Promet
 `{"status":"error","errorType","error"}`; like VictoriaMetrics, query_range aligns `start`
 down to a multiple of `step`. The recording-rule prefix of a name is not checked: any
 `<labels>:tokens_in:rate5m` serves the tokens-in data, so a test can "rename" the metrics by
-faking the label-values answer alone.
+faking the label-values answer alone. `withdraw_model` changes the answer from then on, as
+recomputed recording rules would (`clear_changes` undoes it).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Changes, Request, Response, json_response
 
 PREFIX = "/v1/metrics/prometheus"
 ENTERPRISE_KEY = "gsk_sandboxEnterprise0123456789abcdefSECRET"
@@ -139,6 +140,26 @@ def _step_points(t: int) -> tuple[Point, ...]:
     return tuple(points)
 
 
+_changes: Changes[Point] = Changes()
+
+
+def withdraw_model(model: str) -> None:
+    """From now on `model` has no series at any step (its usage was never recorded)."""
+    _changes.add(lambda point: None if point.model == model else point)
+
+
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"withdraw_model": withdraw_model}
+
+
+def clear_changes() -> None:
+    _changes.clear()
+
+
+def _points(t: int) -> list[Point]:
+    return _changes.apply(_step_points(t))
+
+
 def _finite(value: str) -> Decimal | None:
     return None if value in ("NaN", "+Inf", "-Inf") else Decimal(value)
 
@@ -152,7 +173,7 @@ def truth_hourly(start: datetime, end: datetime, *, now: datetime | None = None)
     for hour in range(first, int(end.timestamp()), HOUR):
         sums: dict[tuple[str, str], list[Decimal]] = {}
         for t in range(hour + STEP, min(hour + HOUR, now_ts) + 1, STEP):
-            for point in _step_points(t):
+            for point in _points(t):
                 value = _finite(point.value)
                 if value is not None:
                     index = ("tokens_in", "tokens_out", "requests").index(point.kind)
@@ -342,7 +363,7 @@ def _series(
     if kind is None:
         return out
     for t in _steps(start, end, step):
-        for point in _step_points(t):
+        for point in _points(t):
             if point.kind == kind:
                 labels = _labels(name, point)
                 if _matches(labels, matchers):

@@ -4,6 +4,8 @@ Data is deterministic: every (hour, project, model) gets its quantities from a S
 those values, some hours have no usage at all, and only hours that have fully elapsed (by the
 real clock) carry data. Tests import `truth_usage` / `truth_costs` to know the true totals;
 the HTTP handlers build every response from the same two functions, so they cannot disagree.
+`relabel_line_item` and `withdraw_model` change the answer from then on, as OpenAI restates
+what it reported (`clear_changes` undoes them).
 
 Shapes follow the documented API, including its quirks: empty buckets are listed with
 `results: []`, the first bucket starts at the requested `start_time` even when it is not on a
@@ -25,7 +27,7 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any, NamedTuple
 
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Changes, Request, Response, json_response
 
 # ---------------------------------------------------------------- the fake organization
 ORGANIZATION_ID = "org-sandboxDoow2024"
@@ -115,6 +117,30 @@ def _dt(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+_usage_changes: Changes[UsageRow] = Changes()
+_cost_changes: Changes[CostRow] = Changes()
+
+
+def relabel_line_item(old: str, new: str) -> None:
+    """From now on the costs report line item `old` (e.g. "gpt-4o-2024-08-06, input") as `new`."""
+    _cost_changes.add(lambda row: row._replace(line_item=new) if row.line_item == old else row)
+
+
+def withdraw_model(model: str) -> None:
+    """From now on `model` has no usage and no cost at all (as if it was never used)."""
+    _usage_changes.add(lambda row: None if row.model == model else row)
+    _cost_changes.add(lambda row: None if row.line_item.startswith(f"{model},") else row)
+
+
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"relabel_line_item": relabel_line_item, "withdraw_model": withdraw_model}
+
+
+def clear_changes() -> None:
+    _usage_changes.clear()
+    _cost_changes.clear()
+
+
 @lru_cache(maxsize=200_000)
 def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
     if hour_ts < _ts(DATA_START):
@@ -150,7 +176,7 @@ def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) 
     rows: list[UsageRow] = []
     for hour_ts in range(first, min(_ts(end), now_ts - HOUR + 1), HOUR):
         rows.extend(_hour_rows(hour_ts))
-    return rows
+    return _usage_changes.apply(rows)
 
 
 @lru_cache(maxsize=20_000)
@@ -183,7 +209,7 @@ def truth_costs(start: datetime, end: datetime, *, now: datetime | None = None) 
     for day_ts in range(first, min(_ts(end), now_ts), DAY):
         hours = max(0, min(24, (now_ts - day_ts) // HOUR))
         rows.extend(_day_costs(day_ts, hours))
-    return rows
+    return _cost_changes.apply(rows)
 
 
 # ---------------------------------------------------------------- errors

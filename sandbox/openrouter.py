@@ -13,6 +13,8 @@ code. An inference key gets 403 "Only management keys can perform this operation
 management endpoints but may read `/key`. Unconfirmed, and the sandbox's choice: a `date`
 outside the 30-day horizon is answered 400 (the connector never asks for one), and every
 response carries Cloudflare's `cf-ray` header, which the connector keeps as the request id.
+`withdraw_endpoint` changes the answer from then on, as a restated day would
+(`clear_changes` undoes it).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Changes, Request, Response, json_response
 
 # ---------------------------------------------------------------- keys
 # OpenRouter keys share one prefix whatever their kind: only the API can tell them apart.
@@ -124,6 +126,27 @@ def _day_rows(day: date) -> tuple[ActivityRow, ...]:
     return tuple(rows)
 
 
+_changes: Changes[ActivityRow] = Changes()
+
+
+def withdraw_endpoint(endpoint_id: str) -> None:
+    """From now on the endpoint `endpoint_id` reports no activity on any day (e.g. its requests
+    were refunded and re-attributed)."""
+    _changes.add(lambda row: None if row.endpoint_id == endpoint_id else row)
+
+
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"withdraw_endpoint": withdraw_endpoint}
+
+
+def clear_changes() -> None:
+    _changes.clear()
+
+
+def _rows(day: date) -> list[ActivityRow]:
+    return _changes.apply(_day_rows(day))
+
+
 def history(now: datetime | None = None) -> tuple[date, date]:
     """(first, last) UTC day `/activity` serves at `now`: the last 30 completed days."""
     today = (now or _utcnow()).astimezone(UTC).date()
@@ -139,7 +162,7 @@ def truth_activity(start: datetime, end: datetime, *, now: datetime | None = Non
     rows: list[ActivityRow] = []
     while datetime(day.year, day.month, day.day, tzinfo=UTC) < end:
         if first <= day <= last:
-            rows.extend(_day_rows(day))
+            rows.extend(_rows(day))
         day += timedelta(days=1)
     return rows
 
@@ -205,7 +228,7 @@ def _activity(request: Request) -> Response:
         days = [day]
     else:
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    rows = [row for day in days for row in _day_rows(day)]
+    rows = [row for day in days for row in _rows(day)]
     # Newest first, as the dashboard lists it: the connector must not rely on any order.
     rows.sort(key=lambda r: (r.date, r.usage), reverse=True)
     return _respond(200, {"data": [_row_json(r) for r in rows]})
@@ -229,7 +252,7 @@ def _row_json(row: ActivityRow) -> dict[str, Any]:
 
 def _spent(days: int) -> Decimal:
     today = _utcnow().date()
-    return sum((r.usage for i in range(1, days + 1) for r in _day_rows(today - timedelta(days=i))), Decimal(0))
+    return sum((r.usage for i in range(1, days + 1) for r in _rows(today - timedelta(days=i))), Decimal(0))
 
 
 def _key(request: Request) -> Response:

@@ -10,7 +10,8 @@ listing read twice, before and after a prediction finishes, shows it converge. T
 
 Every day has two fixed predictions: one created at exactly 00:00:00.000000 UTC (a chunk
 boundary, which must land in exactly one chunk) and a nightly batch job created at 23:50 that
-runs 35–45 minutes, so it is still `processing` just after midnight.
+runs 35–45 minutes, so it is still `processing` just after midnight. `delete_predictions`
+changes the listing from then on (`clear_changes` undoes it).
 
 Shapes follow the documented API: 100 predictions per page, newest first, `created_after`
 inclusive and `created_before` exclusive, `next` / `previous` as full URLs on the host the
@@ -32,7 +33,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Changes, Request, Response, json_response
 
 # ---------------------------------------------------------------- the fake account
 PREFIX = "/replicate"  # where sandbox.app mounts this module
@@ -219,6 +220,27 @@ def _hour(hour_ts: int) -> tuple[Prediction, ...]:
     return tuple(sorted(out, key=lambda p: (p.created_us, p.id), reverse=True))
 
 
+_changes: Changes[Prediction] = Changes()
+
+
+def delete_predictions(model: str) -> None:
+    """From now on no prediction of `model` ("owner/name") is listed, as if each was deleted."""
+    _changes.add(lambda p: None if p.model.name == model else p)
+
+
+# What POST /_sandbox/changes may call (sandbox.app), by name.
+CHANGES = {"delete_predictions": delete_predictions}
+
+
+def clear_changes() -> None:
+    _changes.clear()
+
+
+def _listed(hour_ts: int) -> list[Prediction]:
+    """The hour's predictions still listed, newest first."""
+    return _changes.apply(_hour(hour_ts))
+
+
 def _hours_desc(start_us: int, end_us: int) -> Iterator[int]:
     """Hour starts whose hour overlaps [start_us, end_us), newest first."""
     hour = (end_us - 1) // US // HOUR * HOUR
@@ -236,7 +258,7 @@ def _visible(start: datetime, end: datetime, now: datetime | None) -> tuple[int,
 def truth_predictions(start: datetime, end: datetime, *, now: datetime | None = None) -> list[Prediction]:
     """Predictions created in [start, end) that exist at `now` (default: the sandbox clock)."""
     lo, hi, _ = _visible(start, end, now)
-    return [p for h in _hours_desc(lo, hi) for p in _hour(h) if lo <= p.created_us < hi]
+    return [p for h in _hours_desc(lo, hi) for p in _listed(h) if lo <= p.created_us < hi]
 
 
 def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) -> list[UsageRow]:
@@ -377,14 +399,14 @@ def _collect(lo: int, hi: int, matches: Any, cursor: tuple[int, str] | None, *, 
     if older:
         top = min(hi, cursor[0] + 1) if cursor else hi
         for h in _hours_desc(lo, top):
-            out += [p for p in _hour(h) if matches(p) and (cursor is None or (p.created_us, p.id) < cursor)]
+            out += [p for p in _listed(h) if matches(p) and (cursor is None or (p.created_us, p.id) < cursor)]
             if len(out) > PAGE_SIZE:
                 break
         return out
     assert cursor is not None
     hour = cursor[0] // US // HOUR * HOUR
     while hour * US < hi and len(out) <= PAGE_SIZE:
-        out += [p for p in reversed(_hour(hour)) if matches(p) and (p.created_us, p.id) > cursor]
+        out += [p for p in reversed(_listed(hour)) if matches(p) and (p.created_us, p.id) > cursor]
         hour += HOUR
     return out
 

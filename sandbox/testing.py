@@ -97,6 +97,12 @@ class SandboxClient:
         """Turn chaos off; returns its final counts."""
         return self._call("DELETE", "/_sandbox/chaos")["chaos"]
 
+    def change(self, provider: str, change: str, **args: str) -> None:
+        """Restate `provider`'s answer from now on with one of its module's CHANGES, e.g.
+        change("openai", "withdraw_model", model="o3-mini-2025-01-31"); reset() undoes it.
+        Works against any running sandbox (the demo's too), not only one in this process."""
+        self._call("POST", "/_sandbox/changes", {"provider": provider, "change": change, "args": args})
+
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sandbox/faults")
 
@@ -110,7 +116,7 @@ class SandboxClient:
         self._call("DELETE", "/_sandbox/requests")
 
     def reset(self) -> None:
-        """Clear faults, chaos and the request log."""
+        """Clear faults, chaos, the request log and every provider's restatements (changes)."""
         self._call("POST", "/_sandbox/reset")
 
     def _call(self, method: str, path: str, payload: Any = None) -> Any:

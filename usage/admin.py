@@ -43,8 +43,9 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "application",
         "license",
         "provenance",
+        "stream",
     )
-    list_filter = (ProviderListFilter, "metric", "workspace")
+    list_filter = (ProviderListFilter, "metric", "provenance", "stream", "workspace")
     list_select_related = ("workspace", "integration", "application", "license__application")
     search_fields = ("model", "project", "account", "api_key")
     date_hierarchy = "bucket_start"

@@ -27,6 +27,11 @@ class UsageRecord(models.Model):
     quantity = models.DecimalField(max_digits=30, decimal_places=9)
     unit = models.CharField(max_length=16)
     provenance = models.CharField(max_length=16, default="reported")
+    # The connector stream that wrote the row ("" for imported rows), and the store call that
+    # last wrote it: a re-read that answers the stream removes its rows it did not write again
+    # (usage.store.usage_store_chunk). Neither is part of the natural key.
+    stream = models.CharField(max_length=32, blank=True, default="")
+    store_batch = models.BigIntegerField(null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     # Attribution, set at ingest and whenever the rules change (see usage/attribution.py).
     application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")

@@ -4,13 +4,27 @@ A provider is one package under integrations/providers/<slug>/ exposing one `Pro
 subclass instance, registered in integrations/providers/registry.py. Connectors are plain
 Python: they import nothing from Django models, talk HTTP only through the seam they are
 handed (integrations.http.HttpClient), and never log or raise a secret.
+
+Streams and answers (why a re-read never leaves a ghost). The store upserts on the natural
+key, so a key that a re-read no longer returns (a SKU renamed, a credit withdrawn, a model
+with no more usage) would stay beside its replacement and be counted twice. So every sample
+names the `Stream` that produced it (one kind of answer: "OpenAI costs", "Bedrock CloudWatch
+metrics"), and `fetch` declares, through the `answered` list the engine hands it, each part
+it read COMPLETELY: `Answered(stream, window, scope)`. Within the chunk's transaction the
+engine then removes the rows that a sync wrote for exactly that stream, whose bucket starts in
+that window and whose dimensions match that scope, and that this answer did not return
+(usage.store.usage_store_chunk). Declare nothing you did not read to the end: a page cut
+short raises; a model a listing stopped listing, a day outside an API's horizon, an account
+no longer discovered or a best-effort read that failed are simply not declared, and their
+rows stay. Imported rows are never removed this way.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -38,6 +52,8 @@ DIMENSIONS: tuple[str, ...] = (
     "operation",
     "api_key",
 )
+# What an Answered scope may restrict: the dimensions, and the metric.
+SCOPE_FIELDS: tuple[str, ...] = (*DIMENSIONS, "metric")
 
 
 # ---------------------------------------------------------------- time
@@ -183,6 +199,9 @@ class UsageSample:
     api_key: str = ""
     # "reported" by the provider, "derived" (estimates computed from rates) or "imported" (CSV).
     provenance: str = "reported"
+    # The Stream of the connector that produced it ("" for imported rows): the rows a later
+    # Answered for this stream may remove. Not part of the natural key.
+    stream: str = ""
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -193,6 +212,70 @@ class UsageSample:
             object.__setattr__(self, "unit", METRICS[self.metric])
         if not self.unit:
             raise ValueError("A cost sample needs its currency code as unit")
+
+
+def in_stream(samples: Iterable[UsageSample], stream: str) -> list[UsageSample]:
+    """The samples, each marked as produced by `stream` (the pure mappers stay stream-free)."""
+    return [replace(s, stream=stream) for s in samples]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One kind of answer a connector reads (OpenAI's costs, Fireworks' serverless billing),
+    named in every row it writes. `name` is stored (UsageRecord.stream): never rename one
+    without a data migration. `answers` is False for a stream no window of which is ever read
+    twice (e.g. estimates integrated between two scrapes): fetch never declares it answered,
+    so nothing it wrote is ever removed."""
+
+    name: str
+    description: str
+    answers: bool = True
+
+
+@dataclass(frozen=True)
+class Answered:
+    """fetch read `stream` completely for the buckets starting in [window.start, window.end)
+    whose dimensions (and metric) match `scope`: every such row the provider has now was in
+    the answer. `scope` maps a dimension name or "metric" to the values read (e.g.
+    {"project": {"proj_a", "proj_b"}} under a project filter, {"region": {"us-east-1"},
+    "model": {...listed models}} for CloudWatch); a name absent from it means "all values".
+    A sync's rows of this stream inside the window and scope that the answer did not return
+    are removed by the engine: declare only what was read to the end."""
+
+    stream: str
+    window: Window
+    scope: Mapping[str, Collection[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.stream:
+            raise ValueError("Answered needs a stream name")
+        scope: dict[str, frozenset[str]] = {}
+        for name, values in dict(self.scope).items():
+            if name not in SCOPE_FIELDS:
+                raise ValueError(f"Unknown scope field {name!r}")
+            if isinstance(values, str):  # {"project": "proj_a"} would mean its characters
+                raise ValueError(f"Scope {name!r} takes a collection of values, not one string")
+            scope[name] = frozenset(values)
+        object.__setattr__(self, "scope", MappingProxyType(dict(sorted(scope.items()))))
+
+    def __hash__(self) -> int:
+        return hash((self.stream, self.window, tuple((k, tuple(sorted(v))) for k, v in self.scope.items())))
+
+    def covers(self, sample: UsageSample) -> bool:
+        """Whether `sample` lies in this answer (its stream, window and scope)."""
+        return (
+            sample.stream == self.stream
+            and self.window.start <= sample.bucket_start < self.window.end
+            and all(getattr(sample, name) in values for name, values in self.scope.items())
+        )
+
+    def within(self, bounds: Window) -> Answered | None:
+        """This answer limited to `bounds` (None when nothing is left): the engine never lets
+        an answer reach outside the chunk it stores."""
+        start, end = max(self.window.start, bounds.start), min(self.window.end, bounds.end)
+        if start >= end:
+            return None
+        return Answered(self.stream, Window(start, end), self.scope)
 
 
 @dataclass
@@ -245,6 +328,8 @@ class Provider:
     # and the page says why in `usage_source_note`.
     fetches_usage: ClassVar[bool] = True
     usage_source_note: ClassVar[str] = ""
+    # Every stream fetch marks its samples with (see the module docstring).
+    streams: ClassVar[tuple[Stream, ...]] = ()
 
     def check_credential(self, credential: Mapping[str, str]) -> None:
         """Offline checks (key prefixes, shapes) before any call. Raise ConfigurationError,
@@ -278,17 +363,32 @@ class Provider:
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
-        """Yield samples for the buckets of [window.start, window.end), in time order.
+        """Yield samples for the buckets of [window.start, window.end), in time order, each
+        marked with one of `streams`.
 
         `state` is this integration's JSON-serialisable memory between syncs (e.g. the previous
         scrape of a counter, to integrate rates). The connector may read and update it in place;
         the engine persists it in the same transaction as the chunk's samples, so a chunk that
         fails leaves the stored state as it was. Most connectors ignore it.
+
+        `answered`, when given, collects an `Answered` for each stream, window and scope read
+        completely (append it once the last page of that part is in). The engine acts on it
+        only when the iteration ends without an error, within the chunk it stores; rows of the
+        stream in that window and scope that were not yielded are then removed. A part not read
+        to the end (a listing that no longer lists a model, a day outside the API's horizon, a
+        best-effort read that failed) is not declared, and its stored rows stay.
         """
         raise NotImplementedError
 
     # Helpers shared by connectors.
+    @staticmethod
+    def answer(answered: list[Answered] | None, stream: str, window: Window, **scope: Collection[str]) -> None:
+        """Declare `stream` read completely for `window` and `scope` (see fetch)."""
+        if answered is not None:
+            answered.append(Answered(stream, window, scope))
+
     def setting(self, settings: Mapping[str, str], name: str) -> str:
         value = (settings.get(name) or "").strip()
         if value:

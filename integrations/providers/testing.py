@@ -6,7 +6,10 @@ inject faults on, a window that needs more than one page, the true totals for a 
 its recorded fixtures parsed into samples). The mixin then checks the behaviour the sync
 engine relies on: metadata, 401 → CredentialError, 429 beyond the retry budget →
 RateLimited, 5xx → ProviderUnavailable, an unreadable body → ProviderResponseError,
-pagination followed to the end, fixtures → expected samples, and no secret in any error.
+pagination followed to the end, fixtures → expected samples, no secret in any error, and the
+streams and answers the engine removes vanished rows by (every sample names a declared
+stream; what it answered covers what it returned and stays inside the window; a read cut
+short after its first page raises instead of answering).
 
 `provider_metadata_problems` is also used by integrations/tests/test_registry.py on every
 registry entry. This module is not collected itself (its class name does not start with Test)
@@ -27,6 +30,7 @@ import pytest
 from integrations.http import HttpClient
 from integrations.providers.base import (
     DIMENSIONS,
+    Answered,
     CredentialError,
     Provider,
     ProviderError,
@@ -35,6 +39,7 @@ from integrations.providers.base import (
     RateLimited,
     UsageSample,
     Window,
+    align_down,
 )
 
 VALID_BUCKETS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(hours=1), timedelta(days=1))
@@ -89,7 +94,35 @@ def provider_metadata_problems(slug: str, provider: Provider, *, base_dir: Path 
         problems.append(f"bucket {provider.bucket} is not one of {VALID_BUCKETS}")
     if provider.chunk < provider.bucket:
         problems.append("chunk is smaller than bucket")
+    names = [stream.name for stream in provider.streams]
+    if provider.fetches_usage and not names:
+        problems.append("no streams: fetch must mark its samples with a declared Stream")
+    if len(names) != len(set(names)):
+        problems.append(f"duplicate stream names: {names!r}")
+    for name in names:
+        if not name or len(name) > 32 or not name.replace("_", "").isalnum() or name != name.lower():
+            problems.append(f"stream name {name!r} must be 1-32 lower-case letters, digits and underscores")
     return problems
+
+
+def assert_answers_cover(provider: Provider, window: Window, samples: list[UsageSample], answered: list[Answered]) -> None:
+    """What fetch declared answered is consistent with what it returned: every sample names a
+    declared stream; every answer names a stream that answers and stays inside the window
+    (whole days read around an unaligned start allowed); every sample of an answering stream
+    lies inside one of its answers (the sandbox answers completely, so nothing may be left
+    undeclared: an undeclared part keeps its vanished rows forever)."""
+    streams = {stream.name: stream for stream in provider.streams}
+    strays = sorted({s.stream for s in samples} - set(streams))
+    assert not strays, f"samples name undeclared streams {strays} (declared: {sorted(streams)})"
+    assert answered, "fetch answered nothing over a window the sandbox serves completely"
+    floor = align_down(window.start, timedelta(days=1))
+    for answer in answered:
+        assert answer.stream in streams and streams[answer.stream].answers, f"{answer.stream!r} may not be answered"
+        assert floor <= answer.window.start < answer.window.end <= window.end, (
+            f"{answer.stream} answered {answer.window} outside the window {window}"
+        )
+    uncovered = [s for s in samples if streams[s.stream].answers and not any(a.covers(s) for a in answered)]
+    assert not uncovered, f"{len(uncovered)} samples lie outside every answer, e.g. {uncovered[0]}"
 
 
 def assert_no_secret(error: BaseException, secrets: Iterable[str]) -> None:
@@ -177,6 +210,13 @@ class ProviderContractTests:
         http = http or self.make_http(sandbox)
         return list(self.provider.fetch(self.credential(sandbox), self.settings(sandbox), window, http=http))
 
+    def fetch_answered(self, sandbox: Any, window: Window) -> tuple[list[UsageSample], list[Answered]]:
+        answered: list[Answered] = []
+        fetched = self.provider.fetch(
+            self.credential(sandbox), self.settings(sandbox), window, http=self.make_http(sandbox), answered=answered
+        )
+        return list(fetched), answered
+
     def expect_error(self, sandbox: Any, error_type: type[ProviderError], **http_kwargs: Any) -> ProviderError:
         with pytest.raises(error_type) as info:
             self.fetch_all(sandbox, self.small_window(), http=self.make_http(sandbox, **http_kwargs))
@@ -230,6 +270,20 @@ class ProviderContractTests:
         assert all(s.bucket_start < window.end and s.bucket_end > window.start for s in samples)
         keys = [(s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS)) for s in samples]
         assert len(keys) == len(set(keys)), "one fetch yielded the same sample key twice"
+
+    def test_contract_answers_cover_what_was_returned(self, sandbox: Any) -> None:
+        for window in (self.small_window(), self.pagination_window()):
+            samples, answered = self.fetch_answered(sandbox, window)
+            assert samples, f"the window {window} should hold usage"
+            assert_answers_cover(self.provider, window, samples, answered)
+
+    def test_contract_a_read_cut_short_raises_instead_of_answering(self, sandbox: Any) -> None:
+        # The first page is served, every later request fails: the engine must never see this
+        # fetch end normally, or it would take the pages it got for the whole answer.
+        sandbox.fault(self.paginated_prefix, 503, times=1000, after=1)
+        with pytest.raises(ProviderError):
+            self.fetch_answered(sandbox, self.pagination_window())
+        assert sandbox.requests(self.paginated_prefix)[0]["status"] == 200, "the first page should have been served"
 
     def test_contract_recorded_fixtures_parse_to_expected_samples(self) -> None:
         cases = list(self.recorded_fixture_cases())

@@ -62,6 +62,7 @@ def history(integration):
         metric="input_tokens",
         quantity=Decimal("100"),
         unit="tokens",
+        stream="usage_completions",
     )
     return run, record
 
@@ -208,9 +209,11 @@ def test_events_are_filtered_searched_and_read_only(superuser_client, integratio
 def test_usage_records_are_not_editable(superuser_client, history):
     _, record = history
     url = _url("usage_usagerecord_changelist")
-    for params in ({}, {"provider": "openai"}, {"metric__exact": "input_tokens"}, {"bucket_start__year": "2026"}):
+    for params in ({}, {"provider": "openai"}, {"metric__exact": "input_tokens"}, {"bucket_start__year": "2026"},
+                   {"stream": "usage_completions"}, {"provenance": "reported"}):  # fmt: skip
         response = superuser_client.get(url, params)
         assert response.status_code == 200 and "gpt-4o" in _body(response)
+    assert "gpt-4o" not in _body(superuser_client.get(url, {"stream": "costs"}))
     change = superuser_client.get(_url("usage_usagerecord_change", record.pk))
     assert change.status_code == 200 and 'name="_save"' not in _body(change)
     assert superuser_client.post(_url("usage_usagerecord_change", record.pk), {"quantity": "1"}).status_code == 403

@@ -168,6 +168,7 @@ def test_sync_stores_the_true_totals_per_model_project_and_day(sandbox, workspac
     assert (run.window_start, run.window_end) == (SINCE, UNTIL)
     assert "2025-03-01T00:00:00Z → 2025-03-04T00:00:00Z" in output
     assert f"Rows written: {run.rows_written}" in output and f"Provider calls: {run.provider_calls}" in output
+    assert f"Rows removed (no longer reported): {run.rows_removed}" in output
     assert run.rows_written > 0 and run.provider_calls > 0
 
     by_model, by_project = (lambda x: x.model), (lambda x: getattr(x, "project_id", None) or x.project)

@@ -42,6 +42,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Window: {window}")
         self.stdout.write(f"Chunks: {run.chunks_done}/{run.chunks_total}")
         self.stdout.write(f"Rows written: {run.rows_written}")
+        self.stdout.write(f"Rows removed (no longer reported): {run.rows_removed}")
         self.stdout.write(f"Provider calls: {run.provider_calls}")
         if run.status == SyncRun.Status.SUCCESS:
             return

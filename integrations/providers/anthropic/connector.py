@@ -30,6 +30,7 @@ from integrations.providers.anthropic.schema import (
     usage_samples,
 )
 from integrations.providers.base import (
+    Answered,
     ConfigurationError,
     CredentialError,
     FormField,
@@ -40,10 +41,12 @@ from integrations.providers.base import (
     ProviderResponseError,
     ProviderUnavailable,
     RateLimited,
+    Stream,
     UsageSample,
     Window,
     align_down,
     align_up,
+    in_stream,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +60,8 @@ API_VERSION = "2023-06-01"
 ORGANIZATION_HEADER = "anthropic-organization-id"
 _ADMIN_KEY_RE = re.compile(r"^sk-ant-admin\d+-")
 MAX_PAGES = 5_000  # a cursor loop the provider never ends is a bug, not a long history
+USAGE = Stream("usage_report", "Token usage per model and workspace, hourly (usage_report/messages)")
+COSTS = Stream("cost_report", "Costs per workspace and description, daily (cost_report)")
 # Runtime messages say "sk-ant-admin…", never "sk-ant-admin01-…": the seam's redaction takes
 # any "sk-" followed by 12 key-like characters for a secret and would blank the advice out.
 
@@ -122,6 +127,9 @@ class AnthropicProvider(Provider):
     restatement_window = timedelta(days=1)
     bucket = HOUR
     chunk = timedelta(days=1)
+    # Each is answered for the buckets read, every workspace, per organization the answer came
+    # from: a cost withdrawn or a model with no more usage leaves no row behind.
+    streams = (USAGE, COSTS)
 
     # Page sizes: the documented maxima (1h usage: 168 buckets = a week; costs: 31 days).
     usage_page_size: ClassVar[int] = 168
@@ -190,6 +198,7 @@ class AnthropicProvider(Provider):
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
@@ -197,12 +206,12 @@ class AnthropicProvider(Provider):
         usage = self._samples(
             http, f"{base}/v1/organizations/usage_report/messages", headers, window, HOUR,
             {"bucket_width": "1h", "group_by[]": ["model", "workspace_id"], "limit": self.usage_page_size},
-            parse_usage_page, usage_samples,
+            parse_usage_page, usage_samples, USAGE.name, answered,
         )  # fmt: skip
         costs = self._samples(
             http, f"{base}/v1/organizations/cost_report", headers, window, DAY,
             {"bucket_width": "1d", "group_by[]": ["workspace_id", "description"], "limit": self.costs_page_size},
-            parse_cost_page, cost_samples,
+            parse_cost_page, cost_samples, COSTS.name, answered,
         )  # fmt: skip
         # Both streams are in bucket order; merging keeps the whole output in time order.
         yield from heapq.merge(usage, costs, key=lambda s: s.bucket_start)
@@ -218,6 +227,8 @@ class AnthropicProvider(Provider):
         params: dict[str, Any],
         parse: Callable[[Any], Page[Any]],
         to_samples: Callable[..., list[UsageSample]],
+        stream: str,
+        answered: list[Answered] | None,
     ) -> Iterator[UsageSample]:
         # Ask for whole buckets: Anthropic snaps starting_at down itself, but an explicit aligned
         # range keeps the request, the page cursors and our bucket keys in step.
@@ -225,14 +236,18 @@ class AnthropicProvider(Provider):
         params = {**params, "starting_at": rfc3339(start), "ending_at": rfc3339(end)}
         cursor: str | None = None
         seen: set[str] = set()
+        accounts: set[str] = set()
         for _ in range(MAX_PAGES):
             response = self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
             account = response.headers.get(ORGANIZATION_HEADER, "")
+            accounts.add(account)
             page = http.parse_json(response, parse)
             for bucket in page.buckets:
                 if start <= align_down(bucket.start, width) < window.end:
-                    yield from to_samples(bucket, account=account, width=width)
+                    yield from in_stream(to_samples(bucket, account=account, width=width), stream)
             if not page.has_more:
+                # The last page is in: every bucket from `start` up to the window's end was read.
+                self.answer(answered, stream, Window(start, window.end), account=accounts)
                 return
             if not page.next_page or page.next_page in seen:
                 raise ProviderResponseError(

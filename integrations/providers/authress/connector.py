@@ -23,6 +23,7 @@ from integrations.providers.authress.access_key import (
 )
 from integrations.providers.authress.schema import error_text, parse_account
 from integrations.providers.base import (
+    Answered,
     ConfigurationError,
     CredentialError,
     FormField,
@@ -156,6 +157,7 @@ class AuthressProvider(Provider):
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
         # Never called by the engine (fetches_usage is False); a caller that tries anyway gets
         # the reason, not an empty success that would look like "no usage".

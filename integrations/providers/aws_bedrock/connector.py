@@ -24,12 +24,14 @@ from integrations.providers.aws_bedrock.schema import (
     Query,
     batches,
     build_queries,
+    normalize_model_id,
     parse_list_metrics_page,
     parse_metric_data_page,
     parse_regions,
     usage_samples,
 )
 from integrations.providers.base import (
+    Answered,
     FormField,
     Identity,
     PermissionDenied,
@@ -37,16 +39,19 @@ from integrations.providers.base import (
     ProviderResponseError,
     ProviderUnavailable,
     SetupStep,
+    Stream,
     UsageSample,
     Window,
     align_down,
     align_up,
+    in_stream,
 )
 
 if TYPE_CHECKING:
     from integrations.http import HttpClient
 
 MAX_PAGES = 1_000  # a NextToken loop that never ends is a bug, not a large account
+CLOUDWATCH = Stream("cloudwatch", "Invocations and tokens per model and region, hourly (CloudWatch AWS/Bedrock)")
 
 
 class AwsBedrockProvider(Provider):
@@ -105,6 +110,9 @@ class AwsBedrockProvider(Provider):
     restatement_window = timedelta(hours=6)
     bucket = HOUR
     chunk = timedelta(days=1)
+    # Answered per region for the ModelIds ListMetrics listed (every metric read for them); a
+    # model CloudWatch stopped listing is not read, so its rows stay.
+    streams = (CLOUDWATCH,)
     max_queries_per_call: ClassVar[int] = 500  # GetMetricData's limit
     assume_role_seconds: ClassVar[int] = 3600
 
@@ -164,6 +172,7 @@ class AwsBedrockProvider(Provider):
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
         # Hour-aligned on both ends: CloudWatch buckets from StartTime, so an unaligned start
         # would key the same hour twice.
@@ -182,11 +191,26 @@ class AwsBedrockProvider(Provider):
             model_ids = self._discover(aws, client, region)
             if model_ids:
                 points = self._datapoints(aws, client, region, model_ids, start, end)
-                samples.extend(usage_samples(points, account=account, region=region))
+                samples.extend(in_stream(usage_samples(points, account=account, region=region), CLOUDWATCH.name))
+                self._answer_models(answered, Window(start, window.end), account, region, model_ids)
         samples.sort(key=lambda s: s.bucket_start)  # stable: regions stay in order within an hour
         yield from samples
 
     # ------------------------------------------------------------ internals
+    def _answer_models(
+        self, answered: list[Answered] | None, window: Window, account: str, region: str, model_ids: list[str]
+    ) -> None:
+        """Every metric of each listed ModelId was read. A raw id is stored as (model, deployment)
+        = (id, "") or (normalized id, raw id) (usage_samples), so two scopes name exactly the
+        listed ids: a model and deployment product would also match an unlisted sibling (the
+        plain "anthropic.x" of a listed "us.anthropic.x")."""
+        plain = [m for m in model_ids if normalize_model_id(m) == m]
+        profiled = [m for m in model_ids if normalize_model_id(m) != m]
+        if plain:
+            self.answer(answered, CLOUDWATCH.name, window, account=[account], region=[region], model=plain, deployment=[""])
+        if profiled:
+            self.answer(answered, CLOUDWATCH.name, window, account=[account], region=[region], deployment=profiled)
+
     def _open(self, credential: Mapping[str, str], settings: Mapping[str, str], http: HttpClient, region: str) -> Aws:
         endpoint = self.setting(settings, "endpoint_url")
         return open_session(

@@ -25,15 +25,18 @@ from integrations.providers.azure_openai.schema import (
     parse_resource_id,
 )
 from integrations.providers.base import (
+    Answered,
     ConfigurationError,
     FormField,
     Identity,
     PermissionDenied,
     Provider,
+    Stream,
     UsageSample,
     Window,
     align_down,
     align_up,
+    in_stream,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +49,7 @@ MIN_TOP = 50  # well above Azure's silent default of 10 series (see arm.read_met
 _GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", re.I)
 _RESOURCE_KEY_RE = re.compile(r"^[0-9a-f]{32}$", re.I)  # a Cognitive Services resource key
+MONITOR_METRICS = Stream("monitor_metrics", "Tokens and requests per deployment, hourly (Azure Monitor metrics)")
 
 CREATE_APP = (
     "Create an app registration with a client secret and give it Monitoring Reader on the subscription: "
@@ -120,6 +124,9 @@ class AzureOpenAIProvider(Provider):
     restatement_window = timedelta(days=1)  # late-ingested points fill closed hours: re-read a day
     bucket = HOUR
     chunk = timedelta(days=1)
+    # Answered per account discovered (or listed in resource_ids), every deployment of it (the
+    # metrics filter is ModelDeploymentName eq '*'); an account no longer discovered keeps its rows.
+    streams = (MONITOR_METRICS,)
     min_top: ClassVar[int] = MIN_TOP
 
     # ------------------------------------------------------------ contract
@@ -202,6 +209,7 @@ class AzureOpenAIProvider(Provider):
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
         config = self._config(credential, settings)
         # Whole hours only, and never before retention: a longer backfill reads what exists.
@@ -216,9 +224,13 @@ class AzureOpenAIProvider(Provider):
             for account, deployments in discovered:
                 series = read_metrics(http, config, account, deployments, start, stop, min_top=self.min_top)
                 models = {d.name: d.model for d in deployments}
-                samples += metrics_samples(
-                    series, account=account, models=models, start=start, end=min(stop, window.end)
+                kept = Window(start, min(stop, window.end))
+                samples += in_stream(
+                    metrics_samples(series, account=account, models=models, start=kept.start, end=kept.end),
+                    MONITOR_METRICS.name,
                 )
+                self.answer(answered, MONITOR_METRICS.name, kept, account=[account.subscription_id],
+                            project=[account.resource_group], resource=[account.name])  # fmt: skip
             samples.sort(key=lambda s: s.bucket_start)  # accounts interleave: keep time order
             yield from samples
             start = stop

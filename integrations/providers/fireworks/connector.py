@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.providers.base import (
+    Answered,
     ConfigurationError,
     CredentialError,
     FormField,
@@ -30,10 +31,12 @@ from integrations.providers.base import (
     ProviderResponseError,
     ProviderUnavailable,
     RateLimited,
+    Stream,
     UsageSample,
     Window,
     align_down,
     align_up,
+    in_stream,
 )
 from integrations.providers.fireworks.metrics import (
     Scrape,
@@ -77,10 +80,14 @@ _FOREIGN_KEYS: tuple[tuple[str, str], ...] = (
     ("eyJ", "a sign-in token (JWT), e.g. from firectl's auth.ini"),
 )
 BILLING_SPAN = timedelta(days=31)  # billingUsage refuses an endTime more than 31 days after startTime
-# (usageType, groupBy): the dimensions valid for each usage type.
-USAGE_QUERIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("SERVERLESS", ("model_name",)),
-    ("DEDICATED_DEPLOYMENT", ("deployment_name", "accelerator_type")),
+SERVERLESS = Stream("billing_serverless", "Serverless prompt and completion tokens per model, daily (billingUsage)")
+DEDICATED = Stream("billing_dedicated", "Accelerator seconds per dedicated deployment, daily (billingUsage)")
+# Integrated between two scrapes: no window is ever read twice, so it is never answered.
+METRICS = Stream("metrics", "Dedicated-deployment throughput estimates, hourly (metrics scrape)", answers=False)
+# (usageType, groupBy, the stream it answers): the dimensions valid for each usage type.
+USAGE_QUERIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("SERVERLESS", ("model_name",), SERVERLESS.name),
+    ("DEDICATED_DEPLOYMENT", ("deployment_name", "accelerator_type"), DEDICATED.name),
 )
 
 
@@ -146,6 +153,9 @@ class FireworksProvider(Provider):
     restatement_window = timedelta(days=2)
     bucket = HOUR  # metric estimates are hourly; billing rows are daily
     chunk = DAY
+    # Each billing query answers its usage type for the days it covers (this account); the
+    # metrics scrape never re-reads a window, so its estimates are never answered for.
+    streams = (SERVERLESS, DEDICATED, METRICS)
     # Beyond this gap between two scrapes, a mean of two 1-minute rates is no estimate at all.
     metrics_max_gap: ClassVar[timedelta] = timedelta(hours=6)
 
@@ -171,7 +181,7 @@ class FireworksProvider(Provider):
         week = Window(today - 6 * DAY, today + DAY)
         models: set[str] = set()
         deployments: set[str] = set()
-        for usage_type, group_by in USAGE_QUERIES:
+        for usage_type, group_by, _stream in USAGE_QUERIES:
             usage = self._billing(http, base, headers, account, week, usage_type, group_by)
             models.update(r.model for r in usage.serverless if r.model)
             deployments.update(r.deployment_id for r in usage.dedicated if r.deployment_id)
@@ -190,6 +200,7 @@ class FireworksProvider(Provider):
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
@@ -200,19 +211,21 @@ class FireworksProvider(Provider):
         day, end = align_down(window.start, DAY), align_up(window.end, DAY)
         while day < end:
             piece = Window(day, min(day + BILLING_SPAN, end))
-            for usage_type, group_by in USAGE_QUERIES:
+            kept = Window(piece.start, min(piece.end, window.end))
+            for usage_type, group_by, stream in USAGE_QUERIES:
                 usage = self._billing(http, base, headers, account, piece, usage_type, group_by)
-                for sample in serverless_samples(usage.serverless, account=account) + dedicated_samples(
-                    usage.dedicated, account=account
+                for sample in in_stream(serverless_samples(usage.serverless, account=account), SERVERLESS.name) + in_stream(
+                    dedicated_samples(usage.dedicated, account=account), DEDICATED.name
                 ):
-                    if piece.start <= sample.bucket_start < min(piece.end, window.end):
+                    if kept.start <= sample.bucket_start < kept.end:
                         samples.append(sample)
+                self.answer(answered, stream, kept, account=[account])
             day = piece.end
         now = self.clock().replace(microsecond=0)
         # Scrape only for the chunk that reaches the present (the engine's last one): a scrape
         # measures *now*, so a backfill chunk of a past day must never integrate it.
         if state is not None and window.end > now - self.reporting_delay - self.bucket:
-            samples.extend(self._scrape(http, base, headers, account, state, now))
+            samples.extend(in_stream(self._scrape(http, base, headers, account, state, now), METRICS.name))
         yield from sorted(samples, key=lambda s: s.bucket_start)
 
     # ------------------------------------------------------------ internals

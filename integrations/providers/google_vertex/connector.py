@@ -15,15 +15,18 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.providers.base import (
+    Answered,
     ConfigurationError,
     FormField,
     Identity,
     Provider,
     SetupStep,
+    Stream,
     UsageSample,
     Window,
     align_down,
     align_up,
+    in_stream,
 )
 from integrations.providers.google_vertex import auth
 from integrations.providers.google_vertex.bigquery import (
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 
 DAY = timedelta(days=1)
 GIB = 1024**3
+BILLING_EXPORT = Stream("billing_export", "Usage and cost per SKU, project and region, daily (Cloud Billing export)")
 
 
 class GoogleVertexProvider(Provider):
@@ -79,6 +83,9 @@ class GoogleVertexProvider(Provider):
     restatement_window = timedelta(days=5)
     bucket = DAY
     chunk = timedelta(days=7)  # one query per chunk: each scans the partitions since its start
+    # One query answers every day it covers for the billing account (every project, region and
+    # SKU): a SKU renamed or a credit withdrawn in a restated day leaves no row behind.
+    streams = (BILLING_EXPORT,)
 
     # A query scans the selected columns of every partition since (start - 2 days); this caps
     # what one query may bill (≈ $0.12 at $6.25/TiB on demand). BigQuery refuses, rather than
@@ -136,6 +143,7 @@ class GoogleVertexProvider(Provider):
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
@@ -145,7 +153,10 @@ class GoogleVertexProvider(Provider):
         start, end = align_down(window.start, DAY), align_up(window.end, DAY)
         headers = self._headers(http, account)
         result = run_query(http, config, headers, self._request(config, start, end, http), max_polls=self.max_polls)
-        yield from billing_samples(billing_rows(result.fields, result.rows), account=config.billing_account)
+        samples = billing_samples(billing_rows(result.fields, result.rows), account=config.billing_account)
+        # run_query returns only once the job is complete and every page is read.
+        self.answer(answered, BILLING_EXPORT.name, Window(start, window.end), account=[config.billing_account])
+        yield from in_stream(samples, BILLING_EXPORT.name)
 
     # ------------------------------------------------------------ internals
     def _config(self, settings: Mapping[str, str]) -> BillingConfig:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.providers.base import (
+    Answered,
     ConfigurationError,
     CredentialError,
     FormField,
@@ -25,10 +26,12 @@ from integrations.providers.base import (
     ProviderResponseError,
     ProviderUnavailable,
     ScopeError,
+    Stream,
     UsageSample,
     Window,
     align_down,
     align_up,
+    in_stream,
 )
 from integrations.providers.groq.schema import (
     HOUR,
@@ -62,6 +65,7 @@ ENTERPRISE_HINT = (
     f"(it defaults to {DEFAULT_BASE_URL})."
 )
 VERIFY_LOOKBACK = timedelta(days=7)
+RATES = Stream("rates", "Token and request estimates per model and project, hourly, from 5-minute rates")
 _TRANSIENT_ERROR_TYPES = {"timeout", "canceled", "unavailable"}
 
 
@@ -134,6 +138,9 @@ class GroqProvider(Provider):
     restatement_window = timedelta(days=1)
     bucket = HOUR
     chunk = timedelta(days=1)
+    # Answered per day queried, for the metrics whose names Groq lists (all of them when it
+    # lists none: nothing was recorded). An hour whose rates now sum to nothing loses its row.
+    streams = (RATES,)
 
     # One query covers at most a day: 288 points per series at a 5-minute step, far below
     # Prometheus's 11,000 and VictoriaMetrics's 30,000 points per series.
@@ -213,6 +220,7 @@ class GroqProvider(Provider):
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
         # Whole hours only: an unaligned window is read as the hours it touches, so a bucket's
         # key never depends on where a window started. `state` is not used (see the docs page).
@@ -224,7 +232,9 @@ class GroqProvider(Provider):
         # instead of reading an old name as "no usage" until a cache expires.
         names = self._metric_names(http, base, headers, start, end)
         if not names:
-            return  # nothing was recorded in these hours: zero usage
+            # Nothing was recorded in these hours: zero usage, of every metric.
+            self.answer(answered, RATES.name, Window(start, window.end))
+            return
         resolved = resolve_metric_names(names)
         if not resolved.found:
             raise ConfigurationError(
@@ -240,7 +250,10 @@ class GroqProvider(Provider):
                 metric: self._query_range(http, base, headers, name, span_start, span_end)
                 for metric, name in resolved.found.items()
             }
-            yield from hourly_samples(results, span_start, span_end)
+            # Every listed metric's series for these hours are in; a metric Groq does not list
+            # (renamed) was not read, so its rows are not answered for.
+            self.answer(answered, RATES.name, Window(span_start, min(span_end, window.end)), metric=list(results))
+            yield from in_stream(hourly_samples(results, span_start, span_end), RATES.name)
             span_start = span_end
 
     # ------------------------------------------------------------ internals

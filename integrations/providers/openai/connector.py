@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.providers.base import (
+    Answered,
     ConfigurationError,
     CredentialError,
     FormField,
@@ -23,10 +24,12 @@ from integrations.providers.base import (
     ProviderError,
     ProviderResponseError,
     ScopeError,
+    Stream,
     UsageSample,
     Window,
     align_down,
     align_up,
+    in_stream,
 )
 from integrations.providers.openai.schema import (
     DAY,
@@ -49,6 +52,8 @@ CREATE_ADMIN_KEY = f"Create an Admin key at {ADMIN_KEYS_URL} (organization owner
 ORGANIZATION_HEADER = "openai-organization"
 _PROJECT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 MAX_PAGES = 5_000  # a cursor loop the provider never ends is a bug, not a long history
+USAGE = Stream("usage_completions", "Token usage per model and project, hourly (/organization/usage/completions)")
+COSTS = Stream("costs", "Costs per line item and project, daily (/organization/costs)")
 
 
 def classify_error(status: int, message: str, response: requests.Response) -> ProviderError | None:
@@ -111,6 +116,10 @@ class OpenAIProvider(Provider):
     restatement_window = timedelta(days=1)
     bucket = HOUR
     chunk = timedelta(days=1)
+    # Each is answered for the buckets read, all projects (or the project_ids filter), per
+    # organization the answer came from: a line item re-labelled or a model with no more usage
+    # leaves no row behind.
+    streams = (USAGE, COSTS)
 
     # Page sizes: the documented maxima (1h usage: 168 buckets = a week; costs: 180 days).
     usage_page_size: ClassVar[int] = 168
@@ -189,22 +198,24 @@ class OpenAIProvider(Provider):
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
         base, headers = self._base_url(settings), self._headers(credential)
         filters: dict[str, Any] = {}
+        scope: dict[str, list[str]] = {}
         if project_ids := self._project_ids(settings):
-            filters["project_ids"] = project_ids
+            filters["project_ids"] = scope["project"] = project_ids  # the filter is all that is answered
         usage = self._samples(
             http, f"{base}/organization/usage/completions", headers, window, HOUR,
             {"bucket_width": "1h", "group_by": ["model", "project_id"], "limit": self.usage_page_size, **filters},
-            parse_completions_page, completions_samples,
+            parse_completions_page, completions_samples, USAGE.name, scope, answered,
         )  # fmt: skip
         costs = self._samples(
             http, f"{base}/organization/costs", headers, window, DAY,
             {"bucket_width": "1d", "group_by": ["line_item", "project_id"], "limit": self.costs_page_size, **filters},
-            parse_costs_page, cost_samples,
+            parse_costs_page, cost_samples, COSTS.name, scope, answered,
         )  # fmt: skip
         # Both streams are in bucket order; merging keeps the whole output in time order.
         yield from heapq.merge(usage, costs, key=lambda s: s.bucket_start)
@@ -220,6 +231,9 @@ class OpenAIProvider(Provider):
         params: dict[str, Any],
         parse: Callable[[Any], Page[Any]],
         to_samples: Callable[..., list[UsageSample]],
+        stream: str,
+        scope: dict[str, list[str]],
+        answered: list[Answered] | None,
     ) -> Iterator[UsageSample]:
         # Align the request to bucket boundaries: the API starts its first bucket at the exact
         # start_time, and an unaligned bucket key would be stored beside the aligned one.
@@ -227,6 +241,7 @@ class OpenAIProvider(Provider):
         params = {**params, "start_time": int(start.timestamp()), "end_time": int(end.timestamp())}
         cursor: str | None = None
         seen: set[str] = set()
+        accounts: set[str] = set()
         for _ in range(MAX_PAGES):
             response = http.request(
                 "GET",
@@ -236,11 +251,14 @@ class OpenAIProvider(Provider):
                 classify=classify_error,
             )
             account = response.headers.get(ORGANIZATION_HEADER, "")
+            accounts.add(account)
             page = http.parse_json(response, parse)
             for bucket in page.buckets:
                 if align_down(bucket.start, width) < window.end:
-                    yield from to_samples(bucket, account=account, width=width)
+                    yield from in_stream(to_samples(bucket, account=account, width=width), stream)
             if not page.has_more:
+                # The last page is in: every bucket from `start` up to the window's end was read.
+                self.answer(answered, stream, Window(start, window.end), account=accounts, **scope)
                 return
             if not page.next_page or page.next_page in seen:
                 raise ProviderResponseError(

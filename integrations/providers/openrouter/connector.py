@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from integrations.http import parse_retry_after
 from integrations.providers.base import (
+    Answered,
     ConfigurationError,
     CredentialError,
     FormField,
@@ -24,8 +25,10 @@ from integrations.providers.base import (
     ProviderResponseError,
     ProviderUnavailable,
     RateLimited,
+    Stream,
     UsageSample,
     Window,
+    in_stream,
 )
 from integrations.providers.openrouter.schema import (
     DAY,
@@ -48,6 +51,7 @@ CREATE_MANAGEMENT_KEY = (
 NOT_MANAGEMENT = "This is an OpenRouter inference API key; reading activity needs a management key."
 HISTORY_DAYS = 30  # /activity serves the last 30 completed UTC days, never today
 KEY_PREFIX = "sk-or-"
+ACTIVITY = Stream("activity", "Tokens, requests and cost per model and endpoint, daily (/activity?date=)")
 # Keys of other providers people paste by mistake: (prefix, what it is).
 FOREIGN_KEYS = (("sk-ant-", "an Anthropic key"), ("sk-proj-", "an OpenAI project key"),
                 ("sk-admin-", "an OpenAI Admin key"), ("gsk_", "a Groq key"), ("r8_", "a Replicate token"))  # fmt: skip
@@ -148,6 +152,9 @@ class OpenRouterProvider(Provider):
     restatement_window = timedelta(days=2)
     bucket = DAY
     chunk = DAY  # one /activity?date= request per chunk: each chunk reads exactly what it stores
+    # A day is answered (every model and endpoint) when /activity served it; a day outside the
+    # 30-day horizon is not read, so what was stored for it stays.
+    streams = (ACTIVITY,)
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -206,6 +213,7 @@ class OpenRouterProvider(Provider):
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
@@ -215,11 +223,17 @@ class OpenRouterProvider(Provider):
         # Whole UTC days touched by the window, so keys never depend on an unaligned start.
         while day_start(day) < window.end:
             if first <= day <= last:  # outside the horizon the API has nothing: no request
-                yield from self._day(http, base, headers, day, edge=day in (first, last))
+                samples = self._day(http, base, headers, day, edge=day in (first, last))
+                if samples is not None:
+                    self.answer(answered, ACTIVITY.name, Window(day_start(day), min(day_start(day) + DAY, window.end)))
+                    yield from in_stream(samples, ACTIVITY.name)
             day += timedelta(days=1)
 
     # ------------------------------------------------------------ internals
-    def _day(self, http: HttpClient, base: str, headers: dict[str, str], day: date, *, edge: bool) -> list[UsageSample]:
+    def _day(
+        self, http: HttpClient, base: str, headers: dict[str, str], day: date, *, edge: bool
+    ) -> list[UsageSample] | None:
+        """The day's samples, or None when the day just left (or entered) the horizon."""
         def classify(status: int, message: str, response: requests.Response) -> ProviderError:
             if status == 400 and edge:  # clocks differ by seconds: the day just left (or entered) the horizon
                 return _OutsideHistory(message)
@@ -229,7 +243,7 @@ class OpenRouterProvider(Provider):
             response = http.request("GET", f"{base}/activity", headers=headers, params={"date": day.isoformat()},
                                     classify=classify)  # fmt: skip
         except _OutsideHistory:
-            return []
+            return None  # not served: not an answer
         # Only the asked-for day: should the filter be ignored, other days are not stored twice.
         return activity_samples(http.parse_json(response, parse_activity, request_id_of=_request_id), days={day})
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from integrations.http import parse_retry_after
 from integrations.http import redact as redact_patterns
 from integrations.providers.base import (
+    Answered,
     ConfigurationError,
     CredentialError,
     FormField,
@@ -28,10 +29,12 @@ from integrations.providers.base import (
     ProviderResponseError,
     ProviderUnavailable,
     RateLimited,
+    Stream,
     UsageSample,
     Window,
     align_down,
     align_up,
+    in_stream,
 )
 from integrations.providers.replicate.schema import (
     HOUR,
@@ -57,6 +60,7 @@ NOT_SCOPED = (
     "Doow only reads with it."
 )
 TOKEN_LENGTH = 40
+PREDICTIONS = Stream("predictions", "Predictions and compute seconds per model and deployment, hourly (/predictions)")
 _TOKEN_RE = re.compile(r"^r8_[A-Za-z0-9_\-]+$")
 # Keys of other providers pasted into the wrong form, and what they are.
 _FOREIGN_PREFIXES = (
@@ -173,6 +177,9 @@ class ReplicateProvider(Provider):
     restatement_window = timedelta(days=1)
     bucket = HOUR
     chunk = timedelta(days=1)
+    # Answered for the hours listed to the end (this account, every model): a model whose
+    # predictions are no longer listed keeps no row in those hours.
+    streams = (PREDICTIONS,)
 
     max_pages: ClassVar[int] = MAX_PAGES
 
@@ -226,6 +233,7 @@ class ReplicateProvider(Provider):
         *,
         http: HttpClient,
         state: dict[str, Any] | None = None,
+        answered: list[Answered] | None = None,
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
@@ -234,8 +242,10 @@ class ReplicateProvider(Provider):
         # inclusive and created_before exclusive, so adjacent windows never share a prediction.
         start, end = align_down(window.start), align_up(window.end)
         account = self._get(http, f"{base}/account", headers, parse_account).username
-        predictions = self._predictions(http, base, headers, start, end)
-        yield from usage_samples(predictions, account=account)
+        # usage_samples walks every page first (a page cut short raises before the answer).
+        samples = usage_samples(self._predictions(http, base, headers, start, end), account=account)
+        self.answer(answered, PREDICTIONS.name, Window(start, window.end), account=[account])
+        yield from in_stream(samples, PREDICTIONS.name)
 
     # ------------------------------------------------------------ internals
     def _predictions(

@@ -190,7 +190,7 @@ def test_recorded_usage_served_by_the_sandbox_ignores_the_decoy_field(
     sandbox.fault(COSTS_PATH, 200, body={"data": [], "has_more": False, "next_page": None})
     window = Window(EXPECTED_USAGE[0].bucket_start, EXPECTED_USAGE[-1].bucket_end)
     samples = fetch(provider, admin_credential, anthropic_settings, window, http)
-    assert Counter(samples) == Counter(replace(s, account=fake.ORGANIZATION_ID) for s in EXPECTED_USAGE)
+    assert Counter(samples) == Counter(replace(s, account=fake.ORGANIZATION_ID, stream="usage_report") for s in EXPECTED_USAGE)
     first_input = next(s for s in samples if s.metric == "input_tokens" and s.project == "default")
     assert first_input.quantity == 1500 + 12000 + 800 + 400
 

@@ -18,7 +18,7 @@ import pytest
 from integrations.http import HttpClient
 from integrations.providers.authress import provider
 from integrations.providers.authress.tests.support import EXPECTED_PORTAL_CALLS, raw
-from integrations.providers.base import ConfigurationError, UsageSample, Window
+from integrations.providers.base import Answered, ConfigurationError, ProviderError, UsageSample, Window
 from integrations.providers.testing import ProviderContractTests
 from sandbox import authress as fake
 from usage.importer import parse_usage_csv
@@ -63,3 +63,17 @@ class TestAuthressContract(ProviderContractTests):
     def test_contract_import_only_metadata(self) -> None:
         assert self.provider.fetches_usage is False
         assert "no API that reports call volume" in self.provider.usage_source_note
+
+    def test_contract_answers_cover_what_was_returned(self, sandbox: Any) -> None:
+        # No stream, no answer: imported rows are all it holds, and nothing removes them.
+        answered: list[Answered] = []
+        with pytest.raises(ConfigurationError):
+            list(self.provider.fetch(self.credential(sandbox), self.settings(sandbox), self.small_window(),
+                                     http=self.make_http(sandbox), answered=answered))  # fmt: skip
+        assert self.provider.streams == () and answered == []
+
+    def test_contract_a_read_cut_short_raises_instead_of_answering(self, sandbox: Any) -> None:
+        # Nothing is read in pages: verify's one request failing raises.
+        sandbox.fault(self.paginated_prefix, 503, times=50)
+        with pytest.raises(ProviderError):
+            self.fetch_all(sandbox, self.small_window())

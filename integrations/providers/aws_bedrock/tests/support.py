@@ -98,6 +98,25 @@ def seed_cloudwatch(client_for: Any, start: datetime, end: datetime, models: dic
             client.put_metric_data(Namespace="AWS/Bedrock", MetricData=data[i : i + 1000])
 
 
+def forget_datapoints(region: str, model_id: str, start: datetime | None = None, end: datetime | None = None) -> int:
+    """Drop the model's datapoints from moto's CloudWatch in the customer's account: all of them
+    (ListMetrics no longer lists it, as after two weeks unused), or those in [start, end) (it
+    stays listed but reports nothing there). Returns how many were dropped."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[CUSTOMER_ACCOUNT][region]
+
+    def doomed(datum: Any) -> bool:
+        moment = datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=UTC)
+        in_range = start is None or (start <= moment and (end is None or moment < end))
+        return in_range and any(d.name == "ModelId" and d.value == model_id for d in datum.dimensions)
+
+    kept = [datum for datum in backend.metric_data if not doomed(datum)]
+    dropped = len(backend.metric_data) - len(kept)
+    backend.metric_data = kept
+    return dropped
+
+
 def customer_client(region: str = "us-east-1") -> Any:
     """A CloudWatch client inside the customer's account (moto files data per account); call it
     inside mock_aws with Doow's own test credentials in the environment."""

@@ -21,6 +21,7 @@ from integrations.providers.aws_bedrock.tests.fakes import (
 )
 from integrations.providers.base import (
     DIMENSIONS,
+    Answered,
     CredentialError,
     ProviderResponseError,
     ProviderUnavailable,
@@ -29,6 +30,7 @@ from integrations.providers.base import (
 )
 from integrations.providers.testing import (
     ProviderContractTests,
+    assert_answers_cover,
     assert_no_secret,
     assert_totals_equal,
     totals_by,
@@ -111,3 +113,36 @@ class TestAwsBedrockContract(ProviderContractTests):
         identity = provider.verify(self.credential(), self.settings(), http=http)
         assert identity.summary and identity.account_id == support.CUSTOMER_ACCOUNT
         assert support.SECRET not in repr(identity.as_dict())
+
+    def test_contract_answers_cover_what_was_returned(self, customer_cloudwatch, http) -> None:
+        window = self.small_window()
+        support.seed_cloudwatch(customer_cloudwatch, window.start - support.HOUR, window.end + support.HOUR)
+        answered: list[Answered] = []
+        samples = list(provider.fetch(self.credential(), self.settings(), window, http=http, answered=answered))
+        assert samples
+        assert_answers_cover(provider, window, samples, answered)
+        # Exactly the listed ModelIds: per region, plain ids by model, profile ids by deployment.
+        listed = set()
+        for answer in answered:
+            (region,) = answer.scope["region"]
+            raw_ids = answer.scope["model"] if "model" in answer.scope else answer.scope["deployment"]
+            listed |= {(region, raw) for raw in raw_ids}
+        assert listed == {(r, m) for r, models in support.MODELS.items() for m in models}
+
+    def test_contract_a_read_cut_short_raises_instead_of_answering(self, stubbed, http) -> None:
+        # ListMetrics' second page, then GetMetricData's second page, fail: neither is an answer.
+        for fail_listing in (True, False):
+            stubbed = StubbedAws()
+            stubbed.caller()
+            stubbed.models("m.a-v1", next_token="p2")
+            if fail_listing:
+                stubbed.error("cloudwatch", "list_metrics", "ServiceUnavailable", 503)
+            else:
+                stubbed.models("m.b-v1")
+                stubbed.data([series("m0_0", [(self.small_window().start, 1.0)])], "d2")
+                stubbed.error("cloudwatch", "get_metric_data", "ServiceUnavailable", 503)
+            answered: list[Answered] = []
+            with pytest.raises(ProviderUnavailable):
+                list(type(provider)(session_factory=stubbed).fetch(
+                    self.keys(), {"regions": "us-east-1"}, self.small_window(), http=http, answered=answered))  # fmt: skip
+            stubbed.cloudwatch.assert_no_pending_responses()

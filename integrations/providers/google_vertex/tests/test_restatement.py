@@ -1,0 +1,81 @@
+"""Google Vertex AI through the real engine, twice, with the billing export restated in between:
+a SKU re-catalogued under a new id and a promotion's credits withdrawn leave no row behind in
+the days re-read; the days before keep what they had, and imported rows stay."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from integrations import engine, services
+from integrations.models import Integration, SyncRun
+from integrations.providers.google_vertex.schema import CREDITS_OPERATION
+from integrations.providers.google_vertex.tests import support
+from integrations.tests.restatement import import_rows, nonzero, stored_rows
+from sandbox import google_vertex as fake
+from usage.models import UsageRecord
+
+pytestmark = pytest.mark.django_db
+START, END = support.days_ago(20), support.days_ago(1)
+SKU, NEW_ID = fake.SKUS[0].id, "A1F3-5C2E-7C00"
+
+
+@pytest.fixture
+def integration(workspace, admin_user, sandbox) -> Integration:
+    return services.integration_create(
+        workspace=workspace,
+        provider_slug="google_vertex",
+        credential=support.credential(sandbox),
+        settings=support.settings(sandbox),
+        created_by=admin_user,
+    )
+
+
+def sync(integration: Integration, since: datetime | None = None) -> SyncRun:
+    run = engine.integration_sync(integration_id=integration.pk, since=since, until=END, trigger="command")
+    assert run.status == SyncRun.Status.SUCCESS, run.error
+    return run
+
+
+def truth(start: datetime, end: datetime) -> dict:
+    key = lambda r: (r.day, r.project_id, r.region or "", r.sku.model, r.sku.id)  # noqa: E731
+    return nonzero(support.true_totals(start, end, key))
+
+
+def stored(integration: Integration, start: datetime, end: datetime) -> dict:
+    totals: Counter = Counter()
+    rows = UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end)
+    for r in rows.exclude(provenance="imported"):
+        totals[(r.metric, r.bucket_start.date(), r.project, r.region, r.model, r.resource)] += r.quantity
+    return nonzero(totals)
+
+
+def test_a_renamed_sku_and_withdrawn_credits_leave_no_ghost(integration):
+    day = support.days_ago(2)
+    import_rows(integration, [{"bucket_start": day, "bucket_end": support.days_ago(1), "project": fake.PROJECTS[0],
+                               "resource": "support-contract", "metric": "cost", "quantity": "40", "unit": "USD"}])  # fmt: skip
+    sync(integration, since=START)
+    assert stored(integration, START, END) == truth(START, END)
+    credits = UsageRecord.objects.filter(integration=integration, project=fake.CREDIT_PROJECT, operation=CREDITS_OPERATION)
+    old_sku = UsageRecord.objects.filter(integration=integration, resource=SKU)
+    assert credits.exists() and old_sku.exists()
+
+    fake.rename_sku(SKU, new_id=NEW_ID)
+    fake.withdraw_credits(fake.CREDIT_PROJECT)
+    before = {"sku": stored_rows(integration, resource=SKU), "credits": stored_rows(integration, operation=CREDITS_OPERATION)}
+    run = sync(integration)  # scheduled: re-reads the 5-day restatement window (from a 7-day chunk start)
+    reread = run.window_start
+    assert START < reread <= support.days_ago(6)
+    assert stored(integration, reread, END) == truth(reread, END)  # the new truth, exactly
+    assert not old_sku.filter(bucket_start__gte=reread).exists()
+    assert UsageRecord.objects.filter(integration=integration, resource=NEW_ID, bucket_start__gte=reread).exists()
+    assert not credits.filter(bucket_start__gte=reread).exists()
+    assert run.rows_removed == len({r for r in before["sku"] | before["credits"] if r[0] >= reread})
+    # Days before the re-read window keep the old SKU id and the credits: they were not re-read.
+    assert stored_rows(integration, resource=SKU) == {r for r in before["sku"] if r[0] < reread}
+    assert stored_rows(integration, operation=CREDITS_OPERATION) == {r for r in before["credits"] if r[0] < reread}
+    imported = UsageRecord.objects.get(integration=integration, provenance="imported")
+    assert (imported.resource, imported.quantity) == ("support-contract", Decimal(40))
