@@ -36,6 +36,11 @@ def get(key: str) -> int:
     return _COUNTS[key]
 
 
+def anything() -> bool:
+    """Did any test of the suite count anything?"""
+    return any(_COUNTS.values())
+
+
 def reset() -> None:
     """Forget every count (the suite's own tests of this module use it)."""
     _COUNTS.clear()
