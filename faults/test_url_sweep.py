@@ -71,7 +71,7 @@ def _non_staff_outside_workspaces(route: Route, method: str, response: HttpRespo
     return None if response.status_code == expected else f"expected {expected}"
 
 
-def _status(route: Route, method: str, htmx: bool, response: HttpResponse, wanted: int, label: str) -> str | None:
+def _status(response: HttpResponse, wanted: int, label: str) -> str | None:
     return None if response.status_code == wanted else f"expected {wanted} ({label})"
 
 
@@ -192,7 +192,7 @@ def test_a_member_reads_member_pages_and_gets_403_on_admin_pages(world):
     def expect(route: Route, method: str, htmx: bool, response: HttpResponse) -> str | None:
         kind = classify(route)
         if kind == WORKSPACE_ADMIN:
-            return _status(route, method, htmx, response, 403, "admins only")
+            return _status(response, 403, "admins only")
         if kind == WORKSPACE_MEMBER:
             if method == "GET":
                 return None if response.status_code in (200, 302) else "a member may read this page"
@@ -210,7 +210,7 @@ def test_a_member_reads_member_pages_and_gets_403_on_admin_pages(world):
 def test_an_admin_of_another_workspace_gets_404_for_every_victim_url(world):
     def expect(route: Route, method: str, htmx: bool, response: HttpResponse) -> str | None:
         if classify(route) in WORKSPACE_KINDS:
-            return _status(route, method, htmx, response, 404, "not their workspace")
+            return _status(response, 404, "not their workspace")
         return _non_staff_outside_workspaces(route, method, response, signed_in=True)
 
     run(world, Sweep("outsider", world.outsider.admin, Target(world.victim, world.victim, world), ROUTES, expect,
@@ -223,7 +223,7 @@ def test_another_workspaces_admin_under_their_own_slug_gets_404_for_victim_ids(w
 
     def expect(route: Route, method: str, htmx: bool, response: HttpResponse) -> str | None:
         if takes_object(route):
-            return _status(route, method, htmx, response, 404, "another workspace's object")
+            return _status(response, 404, "another workspace's object")
         return None if response.status_code in (200, 302, 405) else "their own page"
 
     run(world, Sweep(
@@ -236,7 +236,7 @@ def test_another_workspaces_admin_under_their_own_slug_gets_404_for_victim_ids(w
 
 def test_the_victim_admin_gets_404_for_another_workspaces_ids(world):
     def expect(route: Route, method: str, htmx: bool, response: HttpResponse) -> str | None:
-        return _status(route, method, htmx, response, 404, "another workspace's object")
+        return _status(response, 404, "another workspace's object")
 
     run(world, Sweep("victim admin with outsider ids", world.victim.admin, Target(world.victim, world.outsider, world),
                      _workspace_routes(objects_only=True), expect, lambda route, response: (OUTSIDER,)))  # fmt: skip
