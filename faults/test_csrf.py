@@ -17,13 +17,23 @@ from django.http import HttpResponse
 from django.urls import reverse
 
 from faults import figures
-from faults.urlsweep import DJANGO_ADMIN, PUBLIC, Route, Target, all_routes, build_url, classify, payload
+from faults.urlsweep import (
+    DJANGO_ADMIN,
+    PUBLIC,
+    Route,
+    SweepError,
+    Target,
+    build_url,
+    classify,
+    payload,
+    sweepable_routes,
+)
 from faults.world import PASSWORD, SweepClient, World, body, changed_tables, fingerprint, writes_watched
 from integrations.models import Integration
 
 pytestmark = pytest.mark.django_db
 
-ROUTES = all_routes()
+ROUTES = sweepable_routes()
 COOKIE = "csrftoken"
 # A well-formed secret (32 characters of Django's alphabet) that the test sets as the cookie.
 PLANTED = "A" * 32
@@ -55,7 +65,10 @@ def _forge_everywhere(
     problems = []
     start = fingerprint()
     for route in routes:
-        url = build_url(route, Target(world.victim, world.victim, world))
+        try:
+            url = build_url(route, Target(world.victim, world.victim, world))
+        except SweepError:
+            continue  # test_every_route_is_classified_and_filled names it
         for name, (cookie, token, headers) in FORGERIES.items():
             with writes_watched() as writes:
                 response = _post(client, url, payload(route, world.victim), cookie=cookie, token=token, headers=headers)

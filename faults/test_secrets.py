@@ -21,7 +21,7 @@ from moto import mock_aws
 
 from faults import figures
 from faults.leaks import NEVER_SENT, SENT_AS_IS, Secrets, every_log_record, log_text, needles, secret_parts
-from faults.urlsweep import DJANGO_ADMIN, PUBLIC, Target, all_routes, build_url, classify
+from faults.urlsweep import DJANGO_ADMIN, PUBLIC, SweepError, Target, build_url, classify, sweepable_routes
 from faults.world import SweepClient, World, body
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.registry import PROVIDERS
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.django_db
 OPENAI_KEY = "sk-admin-faultsLEAKPROBE-Qz4Wm8Xr2Lp6Nv0Tj3Hk7Bd5"
 ANTHROPIC_KEY = "sk-ant-admin01-faultsLEAKPROBE-Xq3Rt7Yu1Io5Pa9SdF2g"
 AWS_KEY = {"access_key_id": "AKIAFAULTSLEAKPROBE1", "secret_access_key": "faultsLEAKPROBE/aws+Secret0Key1Zq81Ty64W"}
-ROUTES = [r for r in all_routes() if classify(r) not in (DJANGO_ADMIN, PUBLIC)]
+ROUTES = [r for r in sweepable_routes() if classify(r) not in (DJANGO_ADMIN, PUBLIC)]
 
 
 def connections(sandbox_url: str) -> list[dict]:
@@ -194,7 +194,10 @@ def test_no_secret_appears_in_pages_logs_events_exports_or_admin(world: World, s
         for route in ROUTES:
             if not route.id.startswith("integrations:") and provider != "openai":
                 continue  # pages that show no integration: crawled once
-            url = build_url(route, target)
+            try:
+                url = build_url(route, target)
+            except SweepError:
+                continue  # test_every_route_is_classified_and_filled names it
             # Whole pages: a section's URL renders the whole detail page around it, so its
             # htmx fragment shows nothing the page does not. The member is refused every
             # integration page alike: once is enough.

@@ -35,13 +35,15 @@ from faults.urlsweep import (
     build_url,
     classify,
     payload,
+    sweepable_routes,
     takes_object,
 )
 from faults.world import ADMIN_ONLY, OUTSIDER, VICTIM, World, body, changed_tables, fingerprint, writes_watched
 
 pytestmark = pytest.mark.django_db
 
-ROUTES = all_routes()
+ALL_ROUTES = all_routes()
+ROUTES = sweepable_routes()  # the others fail test_every_route_is_classified_and_filled, by name
 WORKSPACE_KINDS = (WORKSPACE_ADMIN, WORKSPACE_MEMBER)
 
 # Public pages: the status each method gets, for an anonymous visitor and a signed-in user.
@@ -98,7 +100,10 @@ def run(world: World, sweep: Sweep) -> list[tuple[Route, str, bool, HttpResponse
     answers = []
     start = fingerprint()
     for route in sweep.routes:
-        url = build_url(route, sweep.target)
+        try:
+            url = build_url(route, sweep.target)
+        except SweepError:
+            continue  # test_every_route_is_classified_and_filled names it
         figures.add("identity_urls")
         variants = [(method, False) for method in sweep.methods(route)]
         if sweep.htmx and classify(route) in WORKSPACE_KINDS and "GET" in sweep.methods(route):
@@ -140,7 +145,7 @@ def _workspace_routes(*, objects_only: bool = False) -> list[Route]:
 # ---------------------------------------------------------------- coverage of the URLconf
 def test_every_route_is_classified_and_filled(world):
     problems, kinds = [], {}
-    for route in ROUTES:
+    for route in ALL_ROUTES:
         try:
             kinds.setdefault(classify(route), []).append(route.id)
             build_url(route, Target(world.victim, world.victim, world))
@@ -150,7 +155,7 @@ def test_every_route_is_classified_and_filled(world):
     assert len(kinds[WORKSPACE_ADMIN]) >= 25 and len(kinds[WORKSPACE_MEMBER]) >= 4
     assert len(kinds[DJANGO_ADMIN]) >= 50
     assert sorted(kinds[PUBLIC]) == sorted(PUBLIC_ROUTES) == sorted(EXPECTED_PUBLIC)
-    assert set(PAYLOADS) | set(WRITES) <= {r.id for r in ROUTES}, "a payload for a route that no longer exists"
+    assert set(PAYLOADS) | set(WRITES) <= {r.id for r in ALL_ROUTES}, "a payload for a route that no longer exists"
 
 
 def _route_of(pattern: URLPattern, prefix: str = "w/<slug:ws>/settings/integrations/") -> Route:
