@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 E2E_STAMP := $(VENV)/.installed-e2e
 
-.PHONY: demo test test-postgres test-e2e test-clocks venv clean bench
+.PHONY: demo test test-postgres test-e2e test-clocks faults venv clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 test-postgres: $(STAMP)
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test CELERY_BROKER_URL=redis://127.0.0.1:6379/15 $(PY) -m pytest $(PYTEST_ARGS)
+
+## Only the faults-and-attacks suite (faults/, also part of `make test`), with its figures; ~1 min.
+faults: $(STAMP)
+	$(PY) -m pytest faults $(PYTEST_ARGS)
 
 ## The suite at 10 pinned instants (month ends, DST changes, 00:30 and 23:30 UTC); ~15 min.
 test-clocks: $(STAMP)

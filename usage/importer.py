@@ -27,8 +27,10 @@ Imported rows carry provenance "imported".
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -65,6 +67,7 @@ _LENGTHS = {d: UsageRecord._meta.get_field(d).max_length for d in DIMENSIONS}
 # The doow columns our export writes as text (usage.csv_safety may have prefixed them); the
 # times, the quantity and the integration id are written as they are.
 _TEXT_COLUMNS = frozenset(CSV_COLUMNS) - {"integration", "bucket_start", "bucket_end", "quantity"}
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,7 @@ def parse_usage_csv(
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise UsageImportError([ImportProblem(None, f"the file is not UTF-8 text (byte {exc.start + 1})")]) from None
+            raise UsageImportError([_not_utf8(data, exc.start)]) from None
     now = now or datetime.now(UTC)
     problems = _Problems()
     rows = _rows(data.removeprefix("\ufeff"), problems)
@@ -352,6 +355,14 @@ def parse_usage_csv(
     if problems.total:
         raise UsageImportError(problems.items, problems.total)
     return ParsedUsage(chosen, samples)
+
+
+def _not_utf8(data: bytes, offset: int) -> ImportProblem:
+    """Where the first byte that is not UTF-8 sits, as a line (counted like the CSV reader
+    counts them) and a byte of the file. `offset` is past the BOM, as utf-8-sig reports it."""
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    line = len(_LINE_BREAK.split(data[bom : bom + offset]))
+    return ImportProblem(line, f"the file is not UTF-8 text (byte {bom + offset + 1}); save it as UTF-8")
 
 
 def _too_large(size: int) -> ImportProblem:

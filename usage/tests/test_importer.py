@@ -210,7 +210,13 @@ def test_size_and_row_limits(monkeypatch) -> None:
 
 
 def test_a_file_that_is_not_utf8_is_refused() -> None:
-    assert problems("date,resource,calls\n2025-03-01,Gr\xfcn,1\n".encode("latin-1")) == ["the file is not UTF-8 text (byte 34)"]
+    assert problems("date,resource,calls\n2025-03-01,Gr\xfcn,1\n".encode("latin-1")) == [
+        "line 2: the file is not UTF-8 text (byte 34); save it as UTF-8"
+    ]
+    # Counted past a BOM and across CR-only line ends, as the CSV reader counts lines.
+    assert problems(b"\xef\xbb\xbfdate,calls\r2025-03-01,1\r2025-03-02,\xff\n") == [
+        "line 3: the file is not UTF-8 text (byte 39); save it as UTF-8"
+    ]
 
 
 # ---------------------------------------------------------------- storing
