@@ -151,7 +151,6 @@ def test_every_weird_but_valid_file_is_stored_exactly(importer, channel):
     assert not problems, f"{len(problems)} of {len(STORED)} files mishandled:\n" + "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 2.9: dates outside 2000-01-01 … one year ahead are accepted")
 @pytest.mark.parametrize("case", REJECTED_ONCE_DATES_ARE_BOUNDED, ids=lambda case: case.name)
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_a_date_out_of_bounds_is_refused_with_its_line(importer, channel, case):
@@ -188,7 +187,6 @@ def test_markup_imported_is_shown_escaped_on_the_pages(importer):
         assert "{{ 7*7 }}" in text, url  # never evaluated as a template
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 2.5: formula-looking cells are exported unchanged (CSV injection)")
 def test_formula_cells_imported_are_neutralised_in_the_export(importer):
     importer.run("command", "formulas", next(c for c in STORED if c.name.startswith("formula")).data, "auto")
     out = io.StringIO()

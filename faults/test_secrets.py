@@ -223,7 +223,6 @@ def test_no_secret_appears_in_pages_logs_events_exports_or_admin(world: World, s
     assert not secrets.problems, f"{len(secrets.problems)} leak(s):\n" + "\n".join(secrets.problems[:50])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 2.13: a URL-encoded key echoed by a provider is shown unredacted")
 def test_a_key_echoed_url_encoded_is_redacted_too(world: World, sandbox):
     key = "sk-admin-AUDIT+leak/Zq81Ty64Wx9Kp2Lm7Nb3"
     secrets = Secrets()

@@ -127,14 +127,11 @@ def test_check_endpoint_refuses_private_addresses(network, endpoint):
     assert not network[1].tried
 
 
-@pytest.mark.xfail(strict=True, reason="found by this suite, beside issue 8 item 2.3: ipaddress calls multicast "
-                   "addresses global, so check_endpoint lets them through (refuse address.is_multicast too)")  # fmt: skip
 @pytest.mark.parametrize("endpoint", MULTICAST, ids=lambda e: e.label)
 def test_check_endpoint_refuses_multicast(network, endpoint):
     refuse(endpoint.url)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 2.3: the NAT64 prefixes reach IPv4 addresses and pass today")
 @pytest.mark.parametrize("endpoint", NAT64, ids=lambda e: e.label)
 def test_check_endpoint_refuses_nat64(network, endpoint):
     refuse(endpoint.url)
@@ -184,7 +181,6 @@ REBIND_FORMS = {
 }  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 2.3: DNS rebinding: the connection resolves the name again")
 @pytest.mark.parametrize("provider", REBIND_FORMS)
 def test_a_name_rebinding_to_loopback_is_never_connected_to(world, network, monkeypatch, provider):
     """The name answers a public address the first `n` times it is asked and loopback after

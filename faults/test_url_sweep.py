@@ -51,6 +51,11 @@ EXPECTED_PUBLIC: dict[str, dict[str, dict[str, int]]] = {
     "accounts:login": {"anonymous": {"GET": 200, "POST": 200}, "signed_in": {"GET": 302, "POST": 302}},
     "accounts:logout": {"anonymous": {"GET": 405, "POST": 302}, "signed_in": {"GET": 405, "POST": 302}},
     "accounts:home": {"anonymous": {"GET": 302, "POST": 302}, "signed_in": {"GET": 302, "POST": 302}},
+    # An empty form comes back with its errors; a forged reset link says it is invalid.
+    "accounts:password_reset": {"anonymous": {"GET": 200, "POST": 200}, "signed_in": {"GET": 200, "POST": 200}},
+    "accounts:password_reset_done": {"anonymous": {"GET": 200, "POST": 405}, "signed_in": {"GET": 200, "POST": 405}},
+    "accounts:password_reset_confirm": {"anonymous": {"GET": 200, "POST": 200}, "signed_in": {"GET": 200, "POST": 200}},
+    "accounts:password_reset_complete": {"anonymous": {"GET": 200, "POST": 405}, "signed_in": {"GET": 200, "POST": 405}},
 }
 
 

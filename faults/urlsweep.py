@@ -22,6 +22,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from faults.world import Tenant, World
 from integrations.models import Integration
@@ -76,7 +78,15 @@ DJANGO_ADMIN = "Django admin"
 # Routes outside /w/<ws>/ and Django admin, each reviewed by hand: a new one fails
 # test_every_route_is_classified_and_filled until it is added here (and, if its answers differ
 # from these three, to EXPECTED_PUBLIC in test_url_sweep.py).
-PUBLIC_ROUTES = ("accounts:login", "accounts:logout", "accounts:home")
+PUBLIC_ROUTES = (
+    "accounts:login",
+    "accounts:logout",
+    "accounts:home",
+    "accounts:password_reset",
+    "accounts:password_reset_done",
+    "accounts:password_reset_confirm",
+    "accounts:password_reset_complete",
+)
 
 
 def classify(route: Route) -> str:
@@ -174,6 +184,9 @@ FILLERS: dict[str, Filler] = {
     "content_type_id": Filler(lambda route, target: ContentType.objects.get_for_model(Integration).pk, tenant_object=False),
     "app_label": Filler(lambda route, target: "integrations", tenant_object=False),
     "url": Filler(lambda route, target: "no-such-page/", tenant_object=False),  # the admin's catch-all
+    # A password-reset link for the tenant's admin, with a forged token: it must reset nothing.
+    "uidb64": Filler(lambda route, target: urlsafe_base64_encode(force_bytes(target.ids_of.ids["admin_user"])), tenant_object=False),
+    "token": Filler(lambda route, target: "forged-0123456789abcdef", tenant_object=False),
 }
 
 

@@ -162,7 +162,7 @@ def _parse_quantity(text: str, what: str, *, negative: bool = False) -> Decimal 
         return f"{what} {_show(text)} is not a finite number"
     if value < 0 and not negative:
         return f"{what} {_show(text)} is negative"
-    if abs(value) >= _QUANTITY_LIMIT or -value.as_tuple().exponent > 9:  # type: ignore[operator]
+    if value.copy_abs() >= _QUANTITY_LIMIT or -value.as_tuple().exponent > 9:  # type: ignore[operator]  # exact: abs() rounds to 28 digits
         return f"{what} {_show(text)} is too large or has more than 9 decimals"
     return value
 
