@@ -147,7 +147,12 @@ for _folder in CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in", ""), CELERY
     if _folder:
         Path(_folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True  # a killed worker's sync is redelivered; the engine resumes at the watermark
+# A task's message is acknowledged only once the task has run, and a pool child killed
+# mid-task (OOM, kill -9: WorkerLostError) puts its message back on the queue instead of
+# acknowledging it. Every task is safe to run twice. A killed sync still holds its lease,
+# so its redelivery finds it busy: beat's dispatcher resumes it once the lease lapses.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
