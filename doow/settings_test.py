@@ -14,18 +14,42 @@ from .settings import *  # noqa: E402,F403
 
 # A process a test starts (a worker to kill, say) runs on the test's pinned clock: the test
 # passes its own "now" in DOOW_TEST_NOW (see conftest.py).
+# DOOW_TEST_NOW_AT (optional) is the real time at which the test read that "now": this
+# process's clock then starts as far past it as real time has moved since (see doow/testing.py).
 if os.environ.get("DOOW_TEST_NOW"):
-    from datetime import datetime
+    import time
+    from datetime import datetime, timedelta
 
     import time_machine
 
-    time_machine.travel(datetime.fromisoformat(os.environ["DOOW_TEST_NOW"]), tick=True).start()
+    _now = datetime.fromisoformat(os.environ["DOOW_TEST_NOW"])
+    if os.environ.get("DOOW_TEST_NOW_AT"):
+        _now += timedelta(seconds=max(0.0, time.time() - float(os.environ["DOOW_TEST_NOW_AT"])))
+    time_machine.travel(_now, tick=True).start()
+
+# A test that runs a real worker on the filesystem broker gives it (and itself) a private
+# broker directory, so it never reads the demo's queue or another test run's.
+if os.environ.get("DOOW_TEST_BROKER_DIR") and CELERY_BROKER_URL.startswith("filesystem"):  # noqa: F405
+    _broker = Path(os.environ["DOOW_TEST_BROKER_DIR"])
+    CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
+        "data_folder_in": str(_broker / "queue"),
+        "data_folder_out": str(_broker / "queue"),
+        "processed_folder": str(_broker / "processed"),
+        "control_folder": str(_broker / "control"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
+    for _folder in ("queue", "processed", "control"):
+        (_broker / _folder).mkdir(parents=True, exist_ok=True)
 
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DOOW_MAX_RETRY_AFTER_SECONDS = 2
 DOOW_HTTP_BACKOFF_SECONDS = 0.01
 DOOW_HTTP_TIMEOUT_SECONDS = 5.0
+# A test worker whose pool child is killed reports WorkerLostError (and requeues the task)
+# after 1 s instead of 10.
+CELERY_WORKER_LOST_WAIT = 1.0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not memory: tests that run a real worker process share the test database.
     # One file per test process, so concurrent runs never delete each other's database.

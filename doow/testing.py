@@ -1,0 +1,46 @@
+"""Helpers for tests that start real processes (a worker to kill, a second writer) against the
+test database. Imported by tests only; nothing in the product uses it."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """The URL of the database this test runs on (the test database, not the configured one)."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def real_time() -> float:
+    """Wall-clock seconds since the epoch as the operating system tells them, under time_machine too."""
+    return time_machine.escape_hatch.time.time() if time_machine.escape_hatch.is_travelling() else time.time()
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment of a process that works on this test's database, on this test's clock.
+
+    DOOW_TEST_NOW is the test's pinned "now" and DOOW_TEST_NOW_AT the real time it was read:
+    the child's clock then starts where the test's clock is when the child starts, not where
+    it was when the child was spawned (a worker takes seconds to boot; a lease or a due time
+    compared across the two processes must agree).
+    """
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "doow.settings_test",
+        "DATABASE_URL": database_url(),
+        "DOOW_TEST_NOW": timezone.now().isoformat(),
+        "DOOW_TEST_NOW_AT": repr(real_time()),
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
