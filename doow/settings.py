@@ -97,8 +97,24 @@ WSGI_APPLICATION = "doow.wsgi.application"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
-    # Web, worker and beat share one file: wait for locks instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # Web, worker and beat share one file.
+    # - WAL: readers never block the writer and the writer never blocks readers. In SQLite's
+    #   default rollback journal a commit waits for every open read to end, so one slow
+    #   reader (a streaming CSV export, a slow page) held up every commit past the busy
+    #   timeout ("database is locked" in pages, the worker and beat), and a waiting commit
+    #   in turn held up new reads. synchronous=NORMAL is the setting WAL is meant to run
+    #   with: a power cut may lose the last commits, never corrupt the file.
+    # - timeout: a writer waits this long for another writer's (short) transaction.
+    # - IMMEDIATE: an atomic block takes the write lock when it begins; a transaction that
+    #   read first and then wants to write can fail at once, without waiting, if another
+    #   writer committed meanwhile.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

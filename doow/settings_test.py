@@ -54,5 +54,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not memory: tests that run a real worker process share the test database.
     # One file per test process, so concurrent runs never delete each other's database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405
+    # A test that proves writers never fail under load may wait less than production does.
+    if os.environ.get("DOOW_TEST_SQLITE_TIMEOUT"):
+        DATABASES["default"]["OPTIONS"]["timeout"] = float(os.environ["DOOW_TEST_SQLITE_TIMEOUT"])  # noqa: F405
 # Whitenoise warns about a missing STATIC_ROOT on every request otherwise.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # noqa: F405

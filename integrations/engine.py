@@ -25,7 +25,7 @@ from integrations.services import (
     integration_record_event,
     provider_http_client,
 )
-from usage.store import usage_store_samples
+from usage.store import usage_prepare_samples, usage_store_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -215,9 +215,13 @@ def _sync(
         http = provider_http_client(provider, credential)
         for chunk in chunks:
             state = dict(integration.provider_state or {})
+            # Everything slow happens before the transaction: the provider's answers, and the
+            # rows attributed and compiled. The transaction (on SQLite, the one write lock that
+            # pages, beat and other workers wait for) only executes the prepared statements.
             samples = list(provider.fetch(credential, integration.settings, chunk, http=http, state=state))
+            prepared = usage_prepare_samples(integration=integration, samples=samples)
             with transaction.atomic():
-                written = usage_store_samples(integration=integration, samples=samples)
+                written = usage_store_prepared(prepared=prepared)
                 _advance_watermark(integration, chunk)
                 if state != integration.provider_state:
                     Integration.objects.filter(pk=integration.pk).update(provider_state=state)
