@@ -142,6 +142,10 @@ STORAGES = {
     },
 }
 
+# Uploaded files stay in memory (up to the import limit) and go into the database, never to
+# a temporary file on the web host: a worker on another host imports them (usage/uploads.py).
+FILE_UPLOAD_HANDLERS = ["usage.uploads.MemoryOnlyUploadHandler"]
+
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
@@ -178,6 +182,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.dispatch_due_syncs",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    "expire-usage-imports": {
+        "task": "usage.tasks.expire_usage_imports",
+        "schedule": 3600.0,
+        "options": {"expires": 3300},
     },
 }
 
