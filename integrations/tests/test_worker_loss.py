@@ -18,8 +18,8 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from datetime import timedelta
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
