@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -28,14 +27,6 @@ def pinned_instant() -> datetime:
     return moment.astimezone(UTC)
 
 
-def clock_env() -> dict[str, str]:
-    """Environment for a process a test starts, so it runs on this test's clock (read by
-    doow/settings_test.py): the offset from the real clock, not an instant, because the child
-    takes a while to start."""
-    offset = time.time() - time_machine.escape_hatch.time.time()
-    return {"DOOW_TEST_CLOCK_OFFSET": f"{offset:.6f}"}
-
-
 def pytest_configure(config: pytest.Config) -> None:
     # Pinned from the start, so what test modules compute at import time (windows such as
     # "15 days ago") is computed on the pinned day too.
@@ -53,7 +44,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pinned_clock() -> Iterator[datetime]:
     """Wall-clock time (datetime.now, time.time, date.today) starts at the pinned instant in
     every test, in every thread of this process (the sandbox server's included; a child process through
-    clock_env()); monotonic
+    doow.testing.subprocess_env); monotonic
     clocks are untouched, so timeouts and leases measured with them behave normally."""
     moment = pinned_instant()
     with time_machine.travel(moment, tick=True):

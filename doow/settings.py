@@ -107,8 +107,24 @@ WSGI_APPLICATION = "doow.wsgi.application"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
-    # Web, worker and beat share one file: wait for locks instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # Web, worker and beat share one file.
+    # - WAL: readers never block the writer and the writer never blocks readers. In SQLite's
+    #   default rollback journal a commit waits for every open read to end, so one slow
+    #   reader (a streaming CSV export, a slow page) held up every commit past the busy
+    #   timeout ("database is locked" in pages, the worker and beat), and a waiting commit
+    #   in turn held up new reads. synchronous=NORMAL is the setting WAL is meant to run
+    #   with: a power cut may lose the last commits, never corrupt the file.
+    # - timeout: a writer waits this long for another writer's (short) transaction.
+    # - IMMEDIATE: an atomic block takes the write lock when it begins; a transaction that
+    #   read first and then wants to write can fail at once, without waiting, if another
+    #   writer committed meanwhile.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -147,6 +163,9 @@ _EMAIL_CONFIG = env.email_url("EMAIL_URL", default="smtp://localhost:25")
 globals().update({key: value for key, value in _EMAIL_CONFIG.items() if key.startswith("EMAIL_") and value is not None})
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Uploaded files stay in memory (up to the import limit) and go into the database, never to
+# a temporary file on the web host: a worker on another host imports them (usage/uploads.py).
+FILE_UPLOAD_HANDLERS = ["usage.uploads.MemoryOnlyUploadHandler"]
 
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -215,7 +234,12 @@ for _option in ("data_folder_in", "processed_folder", "control_folder"):
     if CELERY_BROKER_TRANSPORT_OPTIONS.get(_option):
         Path(CELERY_BROKER_TRANSPORT_OPTIONS[_option]).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True  # a killed worker's sync is redelivered; the engine resumes at the watermark
+# A task's message is acknowledged only once the task has run, and a pool child killed
+# mid-task (OOM, kill -9: WorkerLostError) puts its message back on the queue instead of
+# acknowledging it. Every task is safe to run twice. A killed sync still holds its lease,
+# so its redelivery finds it busy: beat's dispatcher resumes it once the lease lapses.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -225,6 +249,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.dispatch_due_syncs",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    "expire-usage-imports": {
+        "task": "usage.tasks.expire_usage_imports",
+        "schedule": 3600.0,
+        "options": {"expires": 3300},
     },
 }
 

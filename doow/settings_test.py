@@ -14,7 +14,7 @@ os.environ.setdefault("EMAIL_URL", "memorymail://")  # mail.outbox (pytest-djang
 from .settings import *  # noqa: E402,F403
 
 # A process a test starts (a worker to kill, say) runs on the test's pinned clock: the test
-# passes how far its clock is from the real one (conftest.clock_env), so the two agree however
+# passes how far its clock is from the real one (doow.testing.subprocess_env), so the two agree however
 # long the child takes to start.
 if os.environ.get("DOOW_TEST_CLOCK_OFFSET"):
     import time
@@ -25,14 +25,35 @@ if os.environ.get("DOOW_TEST_CLOCK_OFFSET"):
     _offset = float(os.environ["DOOW_TEST_CLOCK_OFFSET"])
     time_machine.travel(datetime.fromtimestamp(time.time() + _offset, UTC), tick=True).start()
 
+# A test that runs a real worker on the filesystem broker gives it (and itself) a private
+# broker directory, so it never reads the demo's queue or another test run's.
+if os.environ.get("DOOW_TEST_BROKER_DIR") and CELERY_BROKER_URL.startswith("filesystem"):  # noqa: F405
+    _broker = Path(os.environ["DOOW_TEST_BROKER_DIR"])
+    CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
+        "data_folder_in": str(_broker / "queue"),
+        "data_folder_out": str(_broker / "queue"),
+        "processed_folder": str(_broker / "processed"),
+        "control_folder": str(_broker / "control"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
+    for _folder in ("queue", "processed", "control"):
+        (_broker / _folder).mkdir(parents=True, exist_ok=True)
+
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DOOW_MAX_RETRY_AFTER_SECONDS = 2
 DOOW_HTTP_BACKOFF_SECONDS = 0.01
 DOOW_HTTP_TIMEOUT_SECONDS = 5.0
+# A test worker whose pool child is killed reports WorkerLostError (and requeues the task)
+# after 1 s instead of 10.
+CELERY_WORKER_LOST_WAIT = 1.0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not memory: tests that run a real worker process share the test database.
     # One file per test process, so concurrent runs never delete each other's database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405
+    # A test that proves writers never fail under load may wait less than production does.
+    if os.environ.get("DOOW_TEST_SQLITE_TIMEOUT"):
+        DATABASES["default"]["OPTIONS"]["timeout"] = float(os.environ["DOOW_TEST_SQLITE_TIMEOUT"])  # noqa: F405
 # Whitenoise warns about a missing STATIC_ROOT on every request otherwise.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # noqa: F405

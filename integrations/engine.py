@@ -27,7 +27,7 @@ from integrations.services import (
     integration_record_event,
     provider_http_client,
 )
-from usage.store import usage_store_chunk
+from usage.store import usage_prepare_samples, usage_store_chunk
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ TRANSIENT_FAILURES_BEFORE_ERROR = 3
 DISPATCH_CLAIM = timedelta(minutes=15)
 DISPATCH_EXPIRES_SECONDS = 600
 MAX_BACKOFF = RETRY_AFTER_CEILING  # the longest the engine ever waits before trying again
+ABANDONED_MESSAGE = (
+    "The worker running this sync stopped before it finished; the next sync resumed from the stored watermark."
+)
 
 
 class SyncBusy(Exception):
@@ -67,27 +70,60 @@ class SyncLockLost(Exception):
 def integration_dispatch_due(*, now: datetime | None = None) -> list[int]:
     """Enqueue every due integration by id (with `expires`); returns the ids enqueued.
 
-    Each integration is claimed with a conditional UPDATE first, so two dispatchers (or a
-    dispatcher and a slow queue) never enqueue one integration twice. One failure to enqueue
-    never stops the others.
+    Due means: its next scheduled sync has come, or its last sync was stranded by a worker
+    that died mid-sync and whose lease has lapsed (`Integration.objects.stranded`). The
+    latter resumes from its stored watermark within the lease plus one dispatcher tick,
+    whatever its next_sync_at says.
+
+    Each integration is claimed with a conditional UPDATE first (compare-and-set on the
+    next-sync time and the lease it was read with), so two dispatchers (or a dispatcher and
+    a slow queue) never enqueue one integration twice. One failure to enqueue never stops
+    the others.
     """
     from integrations.tasks import sync_integration
 
     now = now or timezone.now()
     enqueued: list[int] = []
-    for pk, next_at in Integration.objects.due(now).order_by("next_sync_at").values_list("pk", "next_sync_at")[:1000]:
-        claim = Integration.objects.filter(pk=pk)
-        claim = claim.filter(next_sync_at__isnull=True) if next_at is None else claim.filter(next_sync_at=next_at)
-        if not claim.update(next_sync_at=now + DISPATCH_CLAIM):
+    candidates = Integration.objects.due(now).order_by("next_sync_at", "pk")
+    for pk, next_at, token, expires in candidates.values_list("pk", "next_sync_at", "lock_token", "lock_expires_at")[:1000]:
+        if not _claim(pk, next_at=next_at, token=token, expires=expires, now=now):
             continue
         try:
             sync_integration.apply_async(args=[pk], kwargs={"trigger": SyncRun.Trigger.SCHEDULE}, expires=DISPATCH_EXPIRES_SECONDS)
         except Exception:  # noqa: BLE001 - the broker may hiccup; the claim lapses and we retry
             logger.exception("could not enqueue sync of integration %s", pk)
-            Integration.objects.filter(pk=pk).update(next_sync_at=next_at)
+            # Due again at the next tick (a stranded one too: its lapsed lease is gone now).
+            Integration.objects.filter(pk=pk).update(next_sync_at=min(next_at, now) if next_at else None)
             continue
         enqueued.append(pk)
     return enqueued
+
+
+def _claim(pk: int, *, next_at: datetime | None, token: str, expires: datetime | None, now: datetime) -> bool:
+    """Take one integration for enqueueing, or False if someone changed it since we read it.
+
+    The UPDATE matches only the row as we read it; whoever commits first wins (PostgreSQL
+    re-checks the condition after the row lock, SQLite has one writer). A lapsed lease is
+    broken in the same UPDATE and the dead worker's run marked abandoned in the same
+    transaction, so the next tick no longer sees the integration as stranded while its
+    re-enqueued sync waits in the queue.
+    """
+    row = Integration.objects.filter(pk=pk, lock_token=token)
+    row = row.filter(next_sync_at__isnull=True) if next_at is None else row.filter(next_sync_at=next_at)
+    row = row.filter(lock_expires_at__isnull=True) if expires is None else row.filter(lock_expires_at=expires)
+    with transaction.atomic():
+        if not row.update(next_sync_at=now + DISPATCH_CLAIM, lock_token="", lock_expires_at=None):
+            return False
+        # Nobody holds the lease now (we just matched it free or lapsed, and a new holder
+        # would have changed it): any run still "running" belongs to a dead worker.
+        _abandon_runs(pk, now)
+    return True
+
+
+def _abandon_runs(pk: int, now: datetime) -> int:
+    return SyncRun.objects.filter(integration_id=pk, status=SyncRun.Status.RUNNING).update(
+        status=SyncRun.Status.ABANDONED, finished_at=now, error=ABANDONED_MESSAGE
+    )
 
 
 # ------------------------------------------------------------------ the sync engine
@@ -161,11 +197,7 @@ def integration_sync(
     if not _acquire_lock(integration.pk, token, timezone.now()):
         raise SyncBusy(f"Integration {integration.pk} is already being synced.")
     try:
-        SyncRun.objects.filter(integration=integration, status=SyncRun.Status.RUNNING).update(
-            status=SyncRun.Status.ABANDONED,
-            finished_at=timezone.now(),
-            error="The worker running this sync stopped before it finished; the next sync resumed from the stored watermark.",
-        )
+        _abandon_runs(integration.pk, timezone.now())
         run = SyncRun.objects.create(integration=integration, trigger=trigger)
         return _sync(integration, run, token, since=since, until=until)
     finally:
@@ -194,8 +226,12 @@ def _sync(
             # Only a fetch that ended without an error gets here; its answers never reach
             # outside the chunk being stored.
             answers = [inside for answer in answered if (inside := answer.within(chunk)) is not None]
+            # Everything slow happens before the transaction: the provider's answers, and the
+            # rows attributed and compiled. The transaction (on SQLite, the one write lock that
+            # pages, beat and other workers wait for) only executes the prepared statements.
+            prepared = usage_prepare_samples(integration=integration, samples=samples)
             with transaction.atomic():
-                stored = usage_store_chunk(integration=integration, samples=samples, answered=answers)
+                stored = usage_store_chunk(integration=integration, prepared=prepared, answered=answers)
                 written = stored.written
                 _advance_watermark(integration, chunk)
                 if state != integration.provider_state:

@@ -21,15 +21,37 @@ def validate_provider(value: str) -> None:
 
 class IntegrationQuerySet(models.QuerySet):
     def due(self, now: datetime) -> IntegrationQuerySet:
-        """Integrations whose next scheduled sync has come and that nobody is syncing."""
+        """Integrations nobody is syncing whose next scheduled sync has come, or whose last
+        sync was left stranded (see `stranded`): the dispatcher enqueues exactly these."""
+        scheduled = Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now)
+        return self.syncable().filter(_lease_free(now)).filter(scheduled | _holder_died())
+
+    def stranded(self, now: datetime) -> IntegrationQuerySet:
+        """Integrations whose sync stopped mid-way: a worker took the lease (or started a run)
+        and died, and the lease has lapsed. Their next_sync_at may lie far ahead (the
+        dispatcher pushed it when it claimed the sync, or the run was a "Sync now"), so
+        waiting for it would leave the run "running" and the data stale for that long."""
+        return self.syncable().filter(_lease_free(now)).filter(_holder_died())
+
+    def syncable(self) -> IntegrationQuerySet:
+        """Connected integrations of providers that have a usage API."""
         from integrations.providers.registry import PROVIDERS
 
         import_only = [slug for slug, p in PROVIDERS.items() if not p.fetches_usage]
         return self.exclude(provider__in=import_only).filter(
             status__in=[Integration.Status.ACTIVE, Integration.Status.ERROR],
-        ).filter(Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now)).filter(
-            Q(lock_expires_at__isnull=True) | Q(lock_expires_at__lt=now)
         )
+
+
+def _lease_free(now: datetime) -> Q:
+    return Q(lock_expires_at__isnull=True) | Q(lock_expires_at__lt=now)
+
+
+def _holder_died() -> Q:
+    # A sync empties its lease token in its `finally` and finishes its run before that: a
+    # token left behind, or a run still "running", means the process holding it died.
+    running = SyncRun.objects.filter(integration=models.OuterRef("pk"), status=SyncRun.Status.RUNNING)
+    return ~Q(lock_token="") | models.Exists(running)
 
 
 class Integration(models.Model):

@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:pk>/runs/", views.integration_runs, name="runs"),
     path("<int:pk>/events/", views.integration_events, name="events"),
     path("<int:pk>/sync/status/", views.integration_sync_status, name="sync_status"),
+    path("<int:pk>/import/<int:job>/", views.integration_import_status, name="import_status"),
     # Actions.
     path("<int:pk>/sync/", views.integration_sync_now, name="sync"),
     path("<int:pk>/test/", views.integration_test, name="test"),

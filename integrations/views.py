@@ -22,6 +22,7 @@ from django.db.models import Count, Max, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.permissions import workspace_view
 from integrations.forms import (
@@ -51,14 +52,22 @@ from integrations.services import (
     integration_update,
     integration_verify,
 )
+from usage.import_jobs import (
+    QUEUED_PATIENCE,
+    UsageImportBusy,
+    usage_import_latest,
+    usage_import_request,
+    usage_import_stalled,
+)
 from usage.importer import (
     AUTHRESS_EXAMPLE,
     DOOW_EXAMPLE,
+    FORMAT_LABELS,
     MAX_IMPORT_BYTES,
     MAX_IMPORT_ROWS,
-    UsageImportError,
-    usage_import_file,
+    date_range,
 )
+from usage.models import UsageImport
 
 DETAIL = "integrations/detail.html"
 USAGE_PAGE_SIZE = 50
@@ -229,9 +238,28 @@ def _sync_context(integration: Integration, *, after: int | None = None, request
     }
 
 
-def _import_context(form: UsageImportForm | None = None) -> dict[str, Any]:
+def _import_context(
+    integration: Integration, form: UsageImportForm | None = None, job: UsageImport | None = None
+) -> dict[str, Any]:
+    """The import section: the latest import job (its progress or outcome) and the upload form,
+    which stays hidden while a job is in progress."""
+    job = job or usage_import_latest(integration=integration)
+    stalled = job is not None and usage_import_stalled(job)
+    waiting = (
+        job is not None
+        and job.status == UsageImport.Status.QUEUED
+        and not stalled
+        and timezone.now() - job.created_at > QUEUED_PATIENCE
+    )
+    done = job is not None and job.status == UsageImport.Status.DONE and job.first_start and job.last_end
     return {
         "import_form": form or UsageImportForm(),
+        "import_job": job,
+        "import_date_range": date_range(job.first_start, job.last_end) if done else "",
+        "import_format_label": FORMAT_LABELS.get(job.format, "") if job is not None else "",
+        "import_active": job is not None and job.is_active and not stalled,
+        "import_stalled": stalled,
+        "import_waiting": waiting,
         "import_doow_example": DOOW_EXAMPLE,
         "import_authress_example": AUTHRESS_EXAMPLE,
         "import_max_mb": MAX_IMPORT_BYTES // (1024 * 1024),
@@ -247,7 +275,7 @@ def _detail_context(request: HttpRequest, integration: Integration) -> dict[str,
         **_runs_context(integration),
         **_events_context(integration),
         **_sync_context(integration),
-        **_import_context(),
+        **_import_context(integration),
         "setup_instructions": (
             integration_setup_instructions(provider=integration.provider_obj, integration=integration)
             if integration.status != Integration.Status.DISCONNECTED
@@ -459,34 +487,51 @@ def integration_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @workspace_view(admin=True)
 def integration_import_usage(request: HttpRequest, pk: int) -> HttpResponse:
-    """Upload a usage CSV: all rows stored, or none and the line-numbered problems shown."""
+    """Upload a usage CSV: kept in the database and imported by a worker (usage/import_jobs.py);
+    the section then shows the job's progress and, when it ends, the rows stored or the
+    line-numbered problems (all rows or none)."""
     integration = _integration(request, pk)
     if request.method != "POST":
         return _post_only()
     form = UsageImportForm(request.POST, request.FILES)
-    context: dict[str, Any] = {}
+    job: UsageImport | None = None
     if form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            result = usage_import_file(
+            job = usage_import_request(
                 integration=integration,
                 stream=upload,
                 size=upload.size,
                 fmt=form.cleaned_data["format"],
                 source=upload.name or "",
+                user=request.user,
             )
-        except UsageImportError as error:
-            context["import_error"] = error
+        except UsageImportBusy as busy:
+            form.add_error(None, str(busy))
         else:
-            context["import_result"] = result
             form = UsageImportForm()  # a fresh form: the file field cannot keep its value anyway
             if not request.htmx:
-                messages.success(request, f"Imported {result.rows} usage rows for {result.date_range}.")
+                if job.status == UsageImport.Status.FAILED:
+                    messages.error(request, "Nothing was imported: the file was refused. The reasons are listed below.")
+                else:
+                    messages.success(request, f"{job.source or 'The file'} is queued for import; its progress shows below.")
                 return redirect(_detail_url(integration) + "#usage-import")
-    response = _section(request, integration, "import", {**_import_context(form), **context})
-    if request.htmx and ("import_result" in context or "import_error" in context):
-        # Both outcomes add an event; only a stored file changes the usage and the summary.
-        _hx_trigger(response, EVERYTHING_CHANGED if "import_result" in context else "events-changed")
+    response = _section(request, integration, "import", _import_context(integration, form, job))
+    if request.htmx and job is not None and not job.is_active:
+        # Refused at once (or an eager worker already finished): the event log has news.
+        _hx_trigger(response, EVERYTHING_CHANGED if job.status == UsageImport.Status.DONE else "events-changed")
+    return response
+
+
+@workspace_view(admin=True)
+def integration_import_status(request: HttpRequest, pk: int, job: int) -> HttpResponse:
+    """Polled every second while an import is queued or in progress; says when it ended."""
+    integration = _integration(request, pk)
+    found = get_object_or_404(integration.usage_imports.defer("data"), pk=job)
+    response = _section(request, integration, "import", _import_context(integration, job=found))
+    if request.htmx and request.GET.get("watching") and not found.is_active:
+        # The import this section was following just ended: refresh what it changed.
+        _hx_trigger(response, EVERYTHING_CHANGED if found.status == UsageImport.Status.DONE else "events-changed")
     return response
 
 

@@ -1,7 +1,7 @@
 """Usage and its inventory in the admin.
 
-Usage records and re-attribution jobs are read-only (the sync engine and the jobs write
-them). Applications, licenses and rules are editable; a license's or rule's workspace is
+Usage records, re-attribution jobs and import jobs are read-only (the sync engine and the
+jobs write them; an import job's file is never shown). Applications, licenses and rules are editable; a license's or rule's workspace is
 taken from its application, and every change that can move usage between applications goes
 through the services, which re-attribute in the background like the pages do.
 """
@@ -22,6 +22,7 @@ from usage.models import (
     AttributionRule,
     License,
     ReattributionJob,
+    UsageImport,
     UsageRecord,
 )
 
@@ -165,3 +166,23 @@ class ReattributionJobAdmin(ReadOnlyAdmin):
     @admin.display(description="progress")
     def progress(self, obj: ReattributionJob) -> str:
         return f"{obj.progress_percent}%"
+
+
+@admin.register(UsageImport)
+class UsageImportAdmin(ReadOnlyAdmin):
+    list_display = (
+        "pk", "workspace", "integration", "source", "status", "progress", "rows", "problems_total",
+        "created_by", "created_at", "finished_at",
+    )  # fmt: skip
+    list_filter = ("status", "workspace")
+    list_select_related = ("workspace", "integration", "created_by")
+    search_fields = ("source",)
+    # The uploaded bytes stay out of every page (and out of every query of the list).
+    exclude = ("data",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UsageImport]:
+        return super().get_queryset(request).defer("data")
+
+    @admin.display(description="progress")
+    def progress(self, obj: UsageImport) -> str:
+        return f"{obj.progress_percent}%" if obj.is_active else obj.get_status_display()

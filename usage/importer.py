@@ -46,19 +46,25 @@ from usage.csv_safety import unescape_cell
 from usage.dates import EARLIEST_DAY, bounds_text, earliest_moment, latest_moment
 from usage.export import CSV_COLUMNS
 from usage.models import UsageRecord
-from usage.store import usage_store_samples
+from usage.store import usage_prepare_samples, usage_store_prepared
 
 if TYPE_CHECKING:
     from integrations.models import Integration
 
+# progress(phase, done, total): phase "checking" (lines checked) or "storing" (rows prepared of total).
+Progress = Callable[[str, int, int], None]
+
 MAX_IMPORT_BYTES = 20 * 1024 * 1024  # ~150k export rows; bigger exports split by date range
 MAX_IMPORT_ROWS = 200_000
 MAX_REPORTED_PROBLEMS = 50  # the rest are counted, not listed
+# Progress is reported (and the rows to store prepared) this many lines at a time.
+PROGRESS_EVERY = 2000
 FORMATS = ("auto", "doow", "authress")
 FORMAT_LABELS = {"doow": "Doow export", "authress": "Authress portal"}
 DOOW_REQUIRED = ("bucket_start", "bucket_end", "metric", "quantity")
 AUTHRESS_COLUMNS = ("date", "resource", "operation", "calls")
 AUTHRESS_REQUIRED = ("date", "calls")
+DISCONNECTED = "this integration is disconnected; add the provider again to import usage"
 DOOW_EXAMPLE = ",".join(CSV_COLUMNS) + "\nauthress,,2025-03-01T00:00:00Z,2025-03-02T00:00:00Z,,,,,,,/v1/records,POST,,api_calls,1520,calls,,"
 AUTHRESS_EXAMPLE = "date,resource,operation,calls\n2025-03-01,/v1/users/{userId}/resources,GET,1520"
 PROVENANCE = "imported"
@@ -291,8 +297,11 @@ def parse_usage_csv(
     provider: str = "",
     integration_id: int | None = None,
     now: datetime | None = None,
+    progress: Progress | None = None,
 ) -> ParsedUsage:
-    """Validate a whole file into samples (no database access); raise UsageImportError."""
+    """Validate a whole file into samples (no database access); raise UsageImportError.
+
+    `progress("checking", lines, 0)` is called every PROGRESS_EVERY data lines."""
     if fmt not in FORMATS:
         raise UsageImportError([ImportProblem(None, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")])
     if len(data) > MAX_IMPORT_BYTES:
@@ -331,6 +340,8 @@ def parse_usage_csv(
     count = 0
     for line, row in rows:
         count += 1
+        if progress is not None and count % PROGRESS_EVERY == 0:
+            progress("checking", count, 0)
         if count > MAX_IMPORT_ROWS:
             problems.add(line, f"more than {MAX_IMPORT_ROWS} data rows; split the file by date range")
             break
@@ -396,25 +407,48 @@ def usage_import_file(
     try:
         data = read_limited(stream, size=size)
     except UsageImportError as error:
-        _record_rejection(integration, error, source)
+        usage_import_record_rejection(integration=integration, error=error, source=source)
         raise
     return usage_import_csv(integration=integration, data=data, fmt=fmt, source=source, now=now)
 
 
 def usage_import_csv(
-    *, integration: Integration, data: bytes, fmt: str = "auto", source: str = "", now: datetime | None = None
+    *,
+    integration: Integration,
+    data: bytes,
+    fmt: str = "auto",
+    source: str = "",
+    now: datetime | None = None,
+    progress: Progress | None = None,
+    on_stored: Callable[[ImportResult], None] | None = None,
 ) -> ImportResult:
-    """Validate and store a CSV for `integration` in one transaction, recording an event either way."""
+    """Validate and store a CSV for `integration` in one transaction, recording an event either way.
+
+    Everything slow (checking every line, attributing and compiling the rows) happens before
+    the transaction opens; inside it only the prepared statements run, so an import holds
+    SQLite's write lock for seconds, not minutes. `on_stored(result)` runs inside that
+    transaction: what it writes commits with the rows, or not at all.
+    """
     try:
         if integration.status == integration.Status.DISCONNECTED:
-            raise UsageImportError([ImportProblem(None, "this integration is disconnected; add the provider again to import usage")])
-        parsed = parse_usage_csv(data, fmt=fmt, provider=integration.provider, integration_id=integration.pk, now=now)
+            raise UsageImportError([ImportProblem(None, DISCONNECTED)])
+        parsed = parse_usage_csv(
+            data, fmt=fmt, provider=integration.provider, integration_id=integration.pk, now=now, progress=progress
+        )
     except UsageImportError as error:
-        _record_rejection(integration, error, source)
+        usage_import_record_rejection(integration=integration, error=error, source=source)
         raise
+    total = len(parsed.samples)
+    prepared = []
+    for start in range(0, total, PROGRESS_EVERY):
+        if progress is not None:
+            progress("storing", start, total)
+        prepared.append(usage_prepare_samples(integration=integration, samples=parsed.samples[start : start + PROGRESS_EVERY]))
+    if progress is not None:
+        progress("storing", total, total)
     with transaction.atomic():
-        stored = usage_store_samples(integration=integration, samples=parsed.samples)
-        result = ImportResult(parsed.format, len(parsed.samples), stored, parsed.first_start, parsed.last_end)
+        stored = sum(usage_store_prepared(prepared=batch) for batch in prepared)
+        result = ImportResult(parsed.format, total, stored, parsed.first_start, parsed.last_end)
         integration_record_event(
             integration=integration,
             level=IntegrationEvent.Level.INFO,
@@ -425,6 +459,8 @@ def usage_import_csv(
             ),
             hint="Importing the same rows again replaces them; it never adds them twice.",
         )
+        if on_stored is not None:
+            on_stored(result)
     return result
 
 
@@ -432,9 +468,9 @@ def _source(source: str) -> str:
     return " ".join(source.split())[:80]
 
 
-def _record_rejection(integration: Integration, error: UsageImportError, source: str) -> None:
-    # The first problems only, each cut short: the event log is a summary, the page and the
-    # command show the full list.
+def usage_import_record_rejection(*, integration: Integration, error: UsageImportError, source: str) -> None:
+    """Record a refused file in the event log: the first problems only, each cut short (the
+    event log is a summary; the page and the command show the full list)."""
     listed = "; ".join(str(p)[:160] for p in error.problems[:3])
     more = f" (and {error.total - 3} more)" if error.total > 3 else ""
     of = f" of {_source(source)}" if _source(source) else ""

@@ -2,6 +2,7 @@
 and the inventory it is attributed to: applications, their licenses, and attribution rules."""
 from __future__ import annotations
 
+from django.conf import settings as django_settings
 from django.db import models
 
 DIMENSION_FIELDS = ("account", "project", "region", "model", "deployment", "endpoint", "resource", "operation", "api_key")
@@ -150,3 +151,69 @@ class ReattributionJob(models.Model):
     @property
     def progress_percent(self) -> int:
         return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
+
+
+class UsageImport(models.Model):
+    """A usage CSV uploaded for import, and how its import went.
+
+    The file waits here, in the database every worker reads (never on the web host's disk),
+    until a worker has checked and stored it; its bytes are dropped when the import ends.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        CHECKING = "checking", "Checking"
+        STORING = "storing", "Storing"
+        DONE = "done", "Imported"
+        FAILED = "failed", "Rejected"
+
+    ACTIVE = (Status.QUEUED, Status.CHECKING, Status.STORING)
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="usage_imports")
+    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="usage_imports")
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_imports"
+    )
+    source = models.CharField(max_length=200, blank=True, help_text="The uploaded file's name.")
+    requested_format = models.CharField(max_length=16, default="auto")
+    format = models.CharField(max_length=16, blank=True, help_text="The format the header showed.")
+    data = models.BinaryField(blank=True, default=b"", editable=False)
+    size = models.PositiveBigIntegerField(default=0, help_text="Bytes uploaded.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    lines_total = models.PositiveIntegerField(default=0, help_text="Data lines in the file (an estimate until checked).")
+    lines_checked = models.PositiveIntegerField(default=0)
+    rows_prepared = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0, help_text="Rows stored.")
+    first_start = models.DateTimeField(null=True, blank=True)
+    last_end = models.DateTimeField(null=True, blank=True)
+    problems = models.JSONField(default=list, blank=True, help_text="The first problems: [line or null, message].")
+    problems_total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="Why the import stopped, when it was not the file's fault.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True, help_text="Last progress a worker reported.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["integration", "-created_at"]), models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} of {self.source or 'a CSV file'} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.CHECKING and self.lines_total:
+            return min(100, int(100 * self.lines_checked / self.lines_total))
+        if self.status == self.Status.STORING and self.rows:
+            return min(100, int(100 * self.rows_prepared / self.rows))
+        return 100 if self.status == self.Status.DONE else 0
+
+    @property
+    def problems_unlisted(self) -> int:
+        return max(0, self.problems_total - len(self.problems))

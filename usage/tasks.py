@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from usage import services
+from usage import import_jobs, services
 
 logger = logging.getLogger(__name__)
 
@@ -17,3 +17,20 @@ def reattribute_workspace(job_id: int) -> None:
         services.reattribution_run(job_id=job_id)
     except Exception:
         logger.exception("re-attribution job %s crashed", job_id)
+
+
+@shared_task(name="usage.tasks.import_usage", ignore_result=True)
+def import_usage(job_id: int) -> None:
+    """Check and store an uploaded usage CSV (see usage/import_jobs.py)."""
+    try:
+        import_jobs.usage_import_run(job_id=job_id)
+    except Exception:
+        logger.exception("usage import %s crashed", job_id)
+
+
+@shared_task(name="usage.tasks.expire_usage_imports", ignore_result=True)
+def expire_usage_imports() -> None:
+    """Run by beat every hour: drop files no worker finished, delete old finished jobs."""
+    expired, deleted = import_jobs.usage_import_expire()
+    if expired or deleted:
+        logger.info("usage imports: %s expired, %s old jobs deleted", expired, deleted)

@@ -1,13 +1,15 @@
 """The beat dispatcher enqueues exactly the due integrations, by id, with `expires`."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from integrations import engine
-from integrations.models import Integration
+from integrations.models import Integration, SyncRun
 from integrations.tasks import dispatch_due_syncs, sync_integration
 
 
@@ -108,3 +110,114 @@ def test_dispatch_puts_a_real_message_on_the_broker(make_integration, settings):
                 simple.close()
     finally:
         app.conf.task_always_eager = True
+
+
+# ------------------------------------------------------------------ stranded syncs (worker died mid-sync)
+def _stranded(make_integration, name: str = "worker died", **fields) -> tuple[Integration, SyncRun]:
+    """A sync claimed by the dispatcher a minute ago whose worker died: the lease has lapsed,
+    the run still says running and next_sync_at is the claim's, far ahead."""
+    now = timezone.now()
+    integration = make_integration(
+        name,
+        next_sync_at=now + engine.DISPATCH_CLAIM - timedelta(minutes=1),
+        lock_token="dead-worker",
+        lock_expires_at=now - timedelta(seconds=1),
+        **fields,
+    )
+    run = SyncRun.objects.create(integration=integration, chunks_total=14, chunks_done=4)
+    return integration, run
+
+
+def test_a_stranded_sync_is_enqueued_again_and_its_run_abandoned(make_integration, enqueued):
+    integration, run = _stranded(make_integration)
+    make_integration("later", next_sync_at=timezone.now() + timedelta(minutes=10))
+
+    dispatch_due_syncs.apply()
+
+    assert [c["args"][0] for c in enqueued] == [integration.pk]
+    assert enqueued[0]["kwargs"] == {"trigger": SyncRun.Trigger.SCHEDULE}
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.ABANDONED and run.finished_at is not None
+    integration.refresh_from_db()
+    # The dead worker's lease is broken, and the claim keeps the next tick from enqueueing it again.
+    assert integration.lock_token == "" and integration.lock_expires_at is None
+    assert integration.next_sync_at > timezone.now() + engine.DISPATCH_CLAIM - timedelta(minutes=1)
+    assert not Integration.objects.stranded(timezone.now()).filter(pk=integration.pk).exists()
+    dispatch_due_syncs.apply()
+    assert len(enqueued) == 1
+
+
+def test_a_run_left_running_without_a_lease_is_enqueued_again(make_integration, enqueued):
+    # A failure that escaped the engine after its run started: the lease was released in the
+    # sync's `finally`, but the run still says running.
+    integration = make_integration("crashed", next_sync_at=timezone.now() + timedelta(minutes=50))
+    run = SyncRun.objects.create(integration=integration)
+    engine.integration_dispatch_due()
+    assert [c["args"][0] for c in enqueued] == [integration.pk]
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.ABANDONED
+
+
+def test_a_sync_whose_lease_is_alive_is_left_alone(make_integration, enqueued):
+    now = timezone.now()
+    integration = make_integration(
+        "syncing", next_sync_at=now - timedelta(minutes=1), lock_token="alive", lock_expires_at=now + timedelta(seconds=30)
+    )
+    run = SyncRun.objects.create(integration=integration, chunks_total=14, chunks_done=4)
+
+    engine.integration_dispatch_due()
+
+    assert enqueued == []
+    run.refresh_from_db()
+    integration.refresh_from_db()
+    assert run.status == SyncRun.Status.RUNNING
+    assert integration.lock_token == "alive"
+
+
+def test_a_stranded_sync_of_a_paused_integration_is_not_enqueued(make_integration, enqueued):
+    _stranded(make_integration, status=Integration.Status.PAUSED)
+    engine.integration_dispatch_due()
+    assert enqueued == []
+
+
+def test_a_stranded_sync_is_claimed_once_when_another_dispatcher_gets_there_first(make_integration, enqueued, monkeypatch):
+    integration, _ = _stranded(make_integration)
+    real_claim = engine._claim
+    interleaved: list[list[int]] = []
+
+    def claim_after_the_other_dispatcher(pk, **read):
+        # Both dispatchers read the integration as stranded; the other one claims it first.
+        if not interleaved:
+            monkeypatch.setattr(engine, "_claim", real_claim)
+            interleaved.append(engine.integration_dispatch_due())
+        return real_claim(pk, **read)
+
+    monkeypatch.setattr(engine, "_claim", claim_after_the_other_dispatcher)
+    assert engine.integration_dispatch_due() == []
+    assert interleaved == [[integration.pk]]
+    assert [c["args"][0] for c in enqueued] == [integration.pk]
+
+
+def test_racing_dispatchers_enqueue_each_stranded_sync_once(transactional_db, make_integration, enqueued):
+    stranded = [_stranded(make_integration, f"died {i}")[0].pk for i in range(8)]
+    due = [make_integration(f"due {i}", next_sync_at=timezone.now() - timedelta(minutes=1)).pk for i in range(8)]
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def dispatcher() -> None:
+        try:
+            barrier.wait(timeout=10)
+            engine.integration_dispatch_due()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(c["args"][0] for c in enqueued) == sorted(stranded + due)
+    assert not SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exists()

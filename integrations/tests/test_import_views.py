@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import strip_tags
 
 from integrations.models import Integration
 from sandbox import authress as fake
-from usage.models import UsageRecord
+from usage import import_jobs, importer
+from usage.importer import MAX_IMPORT_BYTES
+from usage.models import UsageImport, UsageRecord
 
 HX = {"HTTP_HX_REQUEST": "true"}
 GOOD = b"date,resource,operation,calls\n2025-03-01,/v1/records,POST,87\n2025-03-02,/v1/records,POST,90\n"
@@ -43,42 +46,171 @@ def authress(workspace, admin_user) -> Integration:
     return integration
 
 
-def test_admin_uploads_a_file_and_gets_the_result_fragment(admin_client, authress) -> None:
-    response = admin_client.post(url("import_usage", authress), {"file": upload(GOOD), "format": "auto"}, **HX)
+def status_url(job: UsageImport) -> str:
+    return reverse(
+        "integrations:import_status", kwargs={"ws": job.integration.workspace.slug, "pk": job.integration_id, "job": job.pk}
+    )
+
+
+def test_an_upload_is_queued_then_the_section_follows_it_to_the_result(
+    admin_client, authress, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as enqueued:
+        response = admin_client.post(url("import_usage", authress), {"file": upload(GOOD), "format": "auto"}, **HX)
     assert response.status_code == 200
     body = text(response)
     assert body.startswith("Import usage (CSV)")  # the section alone, not the page
-    assert "Imported 2 rows for 2025-03-01 – 2025-03-02 (UTC) (Authress portal format)" in body
-    assert set(response["HX-Trigger"].split(", ")) >= {"usage-changed", "events-changed", "integration-changed"}
-    assert UsageRecord.objects.filter(integration=authress).count() == 2
+    assert "calls.csv is queued for import — waiting for a worker…" in body
+    job = UsageImport.objects.get()
+    raw = response.content.decode()
+    assert f'hx-get="{status_url(job)}?watching=1" hx-trigger="every 1s"' in raw  # it polls
+    assert 'name="file"' not in raw  # one import at a time: no second upload meanwhile
+    # The request only kept the file: the worker does the rest.
+    assert job.status == UsageImport.Status.QUEUED and bytes(job.data) == GOOD and job.created_by.username == "ada"
+    assert not UsageRecord.objects.exists() and not authress.events.exists()
+    assert len(enqueued) == 1
 
-
-def test_without_htmx_a_good_file_redirects_with_a_message(admin_client, authress) -> None:
-    response = admin_client.post(url("import_usage", authress), {"file": upload(GOOD), "format": "authress"})
-    assert response.status_code == 302 and response["Location"] == url("detail", authress) + "#usage-import"
-    page = text(admin_client.get(response["Location"]))
-    assert "Imported 2 usage rows for 2025-03-01 – 2025-03-02 (UTC)." in page
-    assert "2025-03-03 00:00 UTC" in page  # "Usage through": the end of the latest imported day
-
-
-def test_errors_are_listed_with_line_numbers_and_nothing_is_stored(admin_client, authress) -> None:
-    response = admin_client.post(url("import_usage", authress), {"file": upload(BAD), "format": "auto"}, **HX)
-    assert response.status_code == 200
+    enqueued[0]()  # the Celery task, run eagerly in tests
+    response = admin_client.get(status_url(job) + "?watching=1", **HX)
     body = text(response)
-    assert "Nothing was imported: 2 problems in the file." in body
+    assert "Imported 2 rows for 2025-03-01 – 2025-03-02 (UTC) (Authress portal format) from calls.csv" in body
+    assert set(response["HX-Trigger"].split(", ")) >= {"usage-changed", "events-changed", "integration-changed"}
+    assert "hx-trigger=\"every 1s\"" not in response.content.decode() and 'name="file"' in response.content.decode()
+    assert UsageRecord.objects.filter(integration=authress).count() == 2
+    job.refresh_from_db()
+    assert job.status == UsageImport.Status.DONE and job.rows == 2 and bytes(job.data) == b""  # the file is dropped
+
+
+def test_the_section_shows_progress_while_the_worker_stores(
+    admin_client, authress, django_capture_on_commit_callbacks, monkeypatch
+) -> None:
+    content = fake.portal_csv(date(2025, 1, 1), date(2025, 3, 1)).encode()
+    rows = len(fake.truth_calls(date(2025, 1, 1), date(2025, 3, 1)))
+    monkeypatch.setattr(importer, "PROGRESS_EVERY", 50)
+    seen: list[str] = []
+    prepare = importer.usage_prepare_samples
+
+    def prepare_and_look(**kwargs):
+        # What the admin's browser gets while the worker is preparing a batch of rows.
+        job = UsageImport.objects.get()
+        seen.append(text(admin_client.get(status_url(job) + "?watching=1", **HX)))
+        return prepare(**kwargs)
+
+    monkeypatch.setattr(importer, "usage_prepare_samples", prepare_and_look)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url("import_usage", authress), {"file": upload(content)}, **HX)
+    assert rows > 100 and len(seen) == -(-rows // 50)
+    assert f"Every line passed; storing {rows:,} rows…" in seen[0] and f"0 of {rows:,} rows prepared · 0%" in seen[0]
+    assert f"50 of {rows:,} rows prepared" in seen[1]
+    assert UsageRecord.objects.count() == rows
+
+
+def test_errors_are_listed_with_line_numbers_and_nothing_is_stored(
+    admin_client, authress, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url("import_usage", authress), {"file": upload(BAD), "format": "auto"}, **HX)
+    job = UsageImport.objects.get()
+    response = admin_client.get(status_url(job) + "?watching=1", **HX)
+    body = text(response)
+    assert "Nothing was imported from calls.csv: 2 problems in the file." in body
     assert "line 3: calls '-1' is not a whole, non-negative number" in body
     assert "line 4: date 'later' is not a date such as 2025-03-01" in body
     assert response["HX-Trigger"] == "events-changed"
     assert not UsageRecord.objects.exists()
     assert "rejected; nothing was stored" in authress.events.get().message
+    job.refresh_from_db()
+    assert job.status == UsageImport.Status.FAILED and job.problems_total == 2 and bytes(job.data) == b""
 
 
-def test_without_htmx_errors_render_the_whole_page(admin_client, authress) -> None:
-    response = admin_client.post(url("import_usage", authress), {"file": upload(BAD)})
-    assert response.status_code == 200
-    body = text(response)
+def test_without_htmx_the_upload_redirects_and_the_page_shows_the_outcome(
+    admin_client, authress, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url("import_usage", authress), {"file": upload(BAD)})
+    assert response.status_code == 302 and response["Location"] == url("detail", authress) + "#usage-import"
+    body = text(admin_client.get(response["Location"]))
+    assert "calls.csv is queued for import; its progress shows below." in body
     assert "Event log" in body and "line 3: calls '-1'" in body and "format: This field is required" not in body
     assert not UsageRecord.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url("import_usage", authress), {"file": upload(GOOD), "format": "authress"})
+    body = text(admin_client.get(url("detail", authress)))
+    assert "Imported 2 rows for 2025-03-01 – 2025-03-02 (UTC)" in body
+    assert "2025-03-03 00:00 UTC" in body  # "Usage through": the end of the latest imported day
+
+
+def test_a_second_upload_while_one_is_queued_is_refused(admin_client, authress, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post(url("import_usage", authress), {"file": upload(GOOD)}, **HX)
+        response = admin_client.post(url("import_usage", authress), {"file": upload(BAD, "other.csv")}, **HX)
+    assert "An import of calls.csv is still in progress; wait for it to finish" in text(response)
+    assert UsageImport.objects.count() == 1
+
+
+def test_a_stalled_import_says_so_and_takes_a_new_upload(admin_client, authress, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post(url("import_usage", authress), {"file": upload(GOOD)}, **HX)
+    job = UsageImport.objects.get()
+    # Its worker claimed it, then died without a word for longer than STALLED_AFTER.
+    long_ago = timezone.now() - import_jobs.STALLED_AFTER - timedelta(seconds=1)
+    UsageImport.objects.filter(pk=job.pk).update(status=UsageImport.Status.CHECKING, updated_at=long_ago)
+    body = text(admin_client.get(url("detail", authress)))
+    assert "The import of calls.csv stopped making progress" in body and "Upload the file again." in body
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url("import_usage", authress), {"file": upload(GOOD)}, **HX)
+    assert UsageRecord.objects.count() == 2
+
+
+def test_a_file_over_the_limit_is_refused_with_its_size_and_never_kept(admin_client, authress, monkeypatch) -> None:
+    # Never spooled to a temporary file on the web host, whatever its size.
+    monkeypatch.setattr(TemporaryUploadedFile, "__init__", lambda *a, **k: pytest.fail("the upload went to disk"))
+    big = GOOD + b"2025-03-03,/v1/records,POST,1\n" * (MAX_IMPORT_BYTES // 30 + 1)
+    response = admin_client.post(url("import_usage", authress), {"file": upload(big)}, **HX)
+    body = text(response)
+    assert f"the file is {len(big) / 1024 / 1024:.1f} MB; the limit is 20 MB" in body
+    job = UsageImport.objects.get()
+    assert job.status == UsageImport.Status.FAILED and bytes(job.data) == b"" and job.size == len(big)
+    assert not UsageRecord.objects.exists()
+    assert "rejected; nothing was stored" in authress.events.get().message
+    assert response["HX-Trigger"] == "events-changed"
+
+
+def test_a_large_file_is_only_kept_by_the_request_and_queued_on_the_broker(
+    admin_client, authress, settings, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """50,000 rows: the request stores the file and puts one message on the real broker
+    (memory://, or Redis in CI); it checks and stores nothing itself."""
+    from doow.celery import app
+
+    monkeypatch.setattr(TemporaryUploadedFile, "__init__", lambda *a, **k: pytest.fail("the upload went to disk"))
+    start = date(2025, 1, 1)
+    lines = [f"{start + timedelta(days=i // 200)},/v1/workspaces/{i % 200}/users/{{userId}}/resources,GET,{i}" for i in range(50_000)]
+    content = ("date,resource,operation,calls\n" + "\n".join(lines) + "\n").encode()
+    assert len(content) > 2.5 * 1024 * 1024  # Django would spool it to disk by default
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    queue = app.conf.task_default_queue
+    try:
+        with app.connection_for_write() as conn:
+            simple = conn.SimpleQueue(queue)
+            simple.clear()
+            with django_capture_on_commit_callbacks(execute=True):  # the request commits, the message leaves
+                response = admin_client.post(url("import_usage", authress), {"file": upload(content, "big.csv")}, **HX)
+            assert response.status_code == 200
+            job = UsageImport.objects.get()
+            assert job.status == UsageImport.Status.QUEUED and job.lines_total == 50_000 and len(bytes(job.data)) == len(content)
+            assert "big.csv is queued for import" in text(response)
+            assert not UsageRecord.objects.exists() and not authress.events.exists()
+            message = simple.get(timeout=5)
+            try:
+                assert message.headers["task"] == "usage.tasks.import_usage"
+                assert message.decode()[0] == [job.pk]
+            finally:
+                message.ack()
+                simple.close()
+    finally:
+        app.conf.task_always_eager = True
 
 
 def test_a_post_without_a_file_is_a_field_error(admin_client, authress) -> None:
@@ -110,6 +242,16 @@ def test_another_workspaces_integration_is_404_under_my_slug(admin_client, works
     target = reverse("integrations:import_usage", kwargs={"ws": workspace.slug, "pk": theirs.pk})
     assert admin_client.post(target, {"file": upload(GOOD)}).status_code == 404
     assert not UsageRecord.objects.exists()
+
+
+def test_an_import_job_is_only_found_under_its_own_integration(admin_client, authress, workspace, other_workspace) -> None:
+    theirs = Integration(workspace=other_workspace, provider="authress", name="Globex", settings={"base_url": "http://127.0.0.1:9"})
+    theirs.set_credential({"access_key": fake.ACCESS_KEY})
+    theirs.save()
+    their_job = UsageImport.objects.create(workspace=other_workspace, integration=theirs, source="globex-secret.csv")
+    mine_url = reverse("integrations:import_status", kwargs={"ws": workspace.slug, "pk": authress.pk, "job": their_job.pk})
+    response = admin_client.get(mine_url, **HX)
+    assert response.status_code == 404 and b"globex-secret" not in response.content
 
 
 def test_the_authress_page_says_why_there_is_no_sync(admin_client, authress) -> None:
@@ -160,10 +302,14 @@ def test_adding_authress_with_a_malformed_key_shows_the_reason_on_the_field(admi
     assert sandbox.requests() == [] and not Integration.objects.exists()
 
 
-def test_the_authress_portal_fixture_imports_through_the_page(admin_client, authress) -> None:
+def test_the_authress_portal_fixture_imports_through_the_page_twice(
+    admin_client, authress, django_capture_on_commit_callbacks
+) -> None:
     content = fake.portal_csv(date(2025, 3, 1), date(2025, 3, 8)).encode()
-    admin_client.post(url("import_usage", authress), {"file": upload(content)}, **HX)
-    again = admin_client.post(url("import_usage", authress), {"file": upload(content)}, **HX)
+    for _ in range(2):  # the same file again changes nothing
+        with django_capture_on_commit_callbacks(execute=True):
+            admin_client.post(url("import_usage", authress), {"file": upload(content)}, **HX)
     rows = len(fake.truth_calls(date(2025, 3, 1), date(2025, 3, 8)))
-    assert f"Imported {rows} rows" in text(again)
+    assert f"Imported {rows} rows" in text(admin_client.get(url("detail", authress)))
     assert UsageRecord.objects.count() == rows
+    assert UsageImport.objects.filter(status=UsageImport.Status.DONE, rows=rows).count() == 2

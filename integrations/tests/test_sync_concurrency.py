@@ -5,21 +5,19 @@ threads with their own connections, and a real `manage.py sync` process is SIGKI
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import time_machine
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
-from conftest import clock_env
+from doow.testing import BASE_DIR, subprocess_env
 from integrations import engine
 from integrations.models import SyncRun
 from integrations.tests.test_sync_engine import (
@@ -29,8 +27,6 @@ from integrations.tests.test_sync_engine import (
     stored_tokens,
     truth_tokens,
 )
-
-BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 def test_lock_holds_under_two_concurrent_syncs(transactional_db, openai_integration, sandbox):
@@ -61,25 +57,12 @@ def test_lock_holds_under_two_concurrent_syncs(transactional_db, openai_integrat
     assert openai_integration.lock_token == "" and openai_integration.lock_expires_at is None
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 def test_killed_worker_resumes_at_the_watermark_without_double_counting(transactional_db, openai_integration, sandbox):
     # Day 1 is served at once; day 2's usage request stalls, and the worker is killed there.
     sandbox.fault(USAGE_PATH, 200, delay=30, after=1, times=1)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "doow.settings_test",
-        "DATABASE_URL": _database_url(),
-        # Long enough to outlast a slow kill on a loaded machine; the test moves its clock past it.
-        "DOOW_SYNC_LOCK_SECONDS": "120",
-        **clock_env(),  # the worker runs on this test's pinned clock
-    }
+    # The process runs on this test's database and clock; its lease outlasts a slow kill on a
+    # loaded machine, and the test moves its own clock past it.
+    env = subprocess_env(DOOW_SYNC_LOCK_SECONDS="120")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "sync", str(openai_integration.pk), "--since", "2026-11-02", "--until", "2026-11-04"],
         cwd=BASE_DIR,

@@ -12,6 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from integrations.models import Integration
 from integrations.providers.registry import PROVIDERS
+from usage.models import UsageImport
 
 
 def _patterns(patterns: list) -> Iterator[URLPattern]:
@@ -27,12 +28,21 @@ PK_PATTERNS = [p for p in PATTERNS if "pk" in p.pattern.converters]
 
 
 def _url(pattern: URLPattern, *, ws: str, pk: int) -> str:
-    values = {"pk": pk, "provider": next(iter(PROVIDERS))}
     names = set(pattern.pattern.converters)
+    values = {"pk": pk, "provider": next(iter(PROVIDERS))}
+    if "job" in names:  # an import job of that integration
+        values["job"] = _import_job(pk)
     unknown = names - set(values)
     assert not unknown, f"test_urls does not know how to fill {unknown} of {pattern.name}: teach it"
     assert pattern.name, f"every integrations URL needs a name: {pattern.pattern}"
     return reverse(f"integrations:{pattern.name}", kwargs={"ws": ws, **{n: values[n] for n in names}})
+
+
+def _import_job(pk: int) -> int:
+    integration = Integration.objects.get(pk=pk)
+    return UsageImport.objects.create(
+        workspace=integration.workspace, integration=integration, source="usage.csv", status=UsageImport.Status.DONE
+    ).pk
 
 
 def _ids(patterns: list[URLPattern]) -> list[str]:

@@ -1,9 +1,9 @@
 """manage.py import_usage ID PATH [--format auto|doow|authress]
 
-Imports a usage CSV into one integration through the same service as the page's upload
-(usage.importer): every line is checked first, and a file with any problem stores nothing.
-Exit 0 with the number of rows stored; exit 1 with the line-numbered problems. PATH `-`
-reads standard input.
+Imports a usage CSV into one integration as an import job, like the page's upload
+(usage/import_jobs.py), but run here in the foreground instead of by a worker: every line is
+checked first, and a file with any problem stores nothing. Exit 0 with the number of rows
+stored; exit 1 with the line-numbered problems. PATH `-` reads standard input.
 """
 from __future__ import annotations
 
@@ -14,13 +14,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integrations.models import Integration
-from usage.importer import (
-    FORMAT_LABELS,
-    FORMATS,
-    ImportResult,
-    UsageImportError,
-    usage_import_file,
-)
+from usage.import_jobs import UsageImportBusy, usage_import_request, usage_import_run
+from usage.importer import FORMAT_LABELS, FORMATS, date_range
+from usage.models import UsageImport
 
 
 class Command(BaseCommand):
@@ -40,30 +36,35 @@ class Command(BaseCommand):
             raise CommandError(f"No integration with id {pk}.")
         try:
             if path == "-":
-                result = self._import(integration, sys.stdin.buffer, None, "standard input", options["format"])
+                job = self._import(integration, sys.stdin.buffer, None, "standard input", options["format"])
             else:
                 file = Path(path)
                 with file.open("rb") as stream:
-                    result = self._import(integration, stream, file.stat().st_size, file.name, options["format"])
+                    job = self._import(integration, stream, file.stat().st_size, file.name, options["format"])
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror or exc}") from None
+        if job.status != UsageImport.Status.DONE:
+            raise CommandError(self._problems(job), returncode=1)
         source = "standard input" if path == "-" else Path(path).name
         self.stdout.write(
-            f"Imported {source} into integration {pk} ({integration.name}) as {FORMAT_LABELS[result.format]} CSV."
+            f"Imported {source} into integration {pk} ({integration.name}) as {FORMAT_LABELS[job.format]} CSV."
         )
-        self.stdout.write(f"Buckets: {result.date_range}")
-        self.stdout.write(f"Rows stored: {result.stored}")
+        self.stdout.write(f"Buckets: {date_range(job.first_start, job.last_end)}")
+        self.stdout.write(f"Rows stored: {job.rows}")
 
-    def _import(self, integration: Integration, stream: Any, size: int | None, source: str, fmt: str) -> ImportResult:
+    def _import(self, integration: Integration, stream: Any, size: int | None, source: str, fmt: str) -> UsageImport:
         try:
-            return usage_import_file(integration=integration, stream=stream, size=size, fmt=fmt, source=source)
-        except UsageImportError as error:
-            raise CommandError(self._problems(error), returncode=1) from None
+            job = usage_import_request(integration=integration, stream=stream, size=size, fmt=fmt, source=source, enqueue=False)
+        except UsageImportBusy as busy:
+            raise CommandError(str(busy)) from None
+        return usage_import_run(job_id=job.pk) if job.is_active else job
 
     @staticmethod
-    def _problems(error: UsageImportError) -> str:
-        lines = [f"Import rejected, nothing stored ({error.total} problem{'s' if error.total != 1 else ''}):"]
-        lines += [f"  {problem}" for problem in error.problems]
-        if error.unlisted:
-            lines.append(f"  … and {error.unlisted} more")
+    def _problems(job: UsageImport) -> str:
+        if not job.problems_total:
+            return f"Import failed, nothing stored: {job.error}"
+        lines = [f"Import rejected, nothing stored ({job.problems_total} problem{'s' if job.problems_total != 1 else ''}):"]
+        lines += [f"  line {line}: {message}" if line else f"  {message}" for line, message in job.problems]
+        if job.problems_unlisted:
+            lines.append(f"  … and {job.problems_unlisted} more")
         return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""Helpers for tests that start real processes (a worker to kill, a second writer) against the
+test database. Imported by tests only; nothing in the product uses it."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """The URL of the database this test runs on (the test database, not the configured one)."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def real_time() -> float:
+    """Wall-clock seconds since the epoch as the operating system tells them, under time_machine too."""
+    return time_machine.escape_hatch.time.time() if time_machine.escape_hatch.is_travelling() else time.time()
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment of a process that works on this test's database, on this test's clock.
+
+    The clock travels as an offset from the real clock (DOOW_TEST_CLOCK_OFFSET, read by
+    doow/settings_test.py), not as an instant: a worker takes seconds to boot, and a lease or a
+    due time compared across the two processes must agree.
+    """
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "doow.settings_test",
+        "DATABASE_URL": database_url(),
+        "DOOW_TEST_CLOCK_OFFSET": f"{timezone.now().timestamp() - real_time():.6f}",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
