@@ -105,7 +105,7 @@ def test_imported_rows_are_never_removed(integration):
 def test_rows_stored_before_streams_existed_are_matched_by_their_named_stream(integration):
     # The migration names old rows' streams; their store_batch stays NULL.
     usage_store_samples(integration=integration, samples=[sample(1, stream="usage"), sample(2, stream="usage")])
-    assert set(UsageRecord.objects.values_list("store_batch", flat=True)) == {None}
+    UsageRecord.objects.update(store_batch=None)  # as the migration leaves rows stored before it
     stored = usage_store_chunk(integration=integration, samples=[sample(1)], answered=[Answered("usage", DAY)])
     assert [r.bucket_start for r in stored.removed] == [T0 + 2 * H]
 
