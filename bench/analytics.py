@@ -11,7 +11,7 @@ client as the workspace admin (server time: routing, queries, templates).
     BENCH_ROWS=10000000 … bench/analytics.py           # the 10M figure (loads ~2 min more)
     … bench/analytics.py --only pages,ingest --repeat 30
 
-The database `doow_bench` on that server is dropped and created afresh unless --reuse is given
+The database `doow_bench` (or $BENCH_DB) on that server is dropped and created afresh unless --reuse is given
 (then an existing load of the same size is kept and only measured).
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-BENCH_DB = "doow_bench"
+# BENCH_DB names the scratch database, so two benchmark runs on one server never share one.
+BENCH_DB = os.environ.get("BENCH_DB", "doow_bench")
 WORKSPACE = "bench"
 ADMIN = "bench-admin"
 PROVIDERS = ("openai", "anthropic", "aws_bedrock", "azure_openai")
