@@ -171,8 +171,8 @@ def test_a_route_with_a_parameter_nobody_fills_fails_the_coverage_check(world):
     """The check above is real: a new URL with an unknown parameter, or an unguarded tenant view,
     is reported by name instead of being skipped."""
     guarded = workspace_view(lambda request, **kwargs: HttpResponse(), admin=True)
-    new_url = _route_of(path("<int:pk>/imports/<int:job>/", guarded, name="import_status"))
-    with pytest.raises(SweepError, match=r"no filler for <job>"):
+    new_url = _route_of(path("<int:pk>/attachments/<int:attachment>/", guarded, name="attachment"))
+    with pytest.raises(SweepError, match=r"no filler for <attachment>"):
         build_url(new_url, Target(world.victim, world.victim, world))
     unguarded = _route_of(path("<int:pk>/peek/", lambda request, **kwargs: HttpResponse(), name="peek"))
     with pytest.raises(SweepError, match="not a workspace_view"):

@@ -135,6 +135,7 @@ ADMIN_OBJECTS: dict[str, str] = {
     "usage.license": "license",
     "usage.attributionrule": "rule",
     "usage.reattributionjob": "job",
+    "usage.usageimport": "usage_import",
 }
 # Admin models that hold no tenant data: any row (or id 1) will do.
 NON_TENANT_ADMIN = ("auth.group", "django_celery_beat.", "axes.")
@@ -179,6 +180,8 @@ FILLERS: dict[str, Filler] = {
     "ws": Filler(lambda route, target: target.slug_of.workspace.slug, tenant_object=False),
     "pk": Filler(_pk, tenant_object=True),
     "provider": Filler(lambda route, target: "openai", tenant_object=False),
+    # An upload's import job (integrations:import_status), of the integration `pk` names.
+    "job": Filler(lambda route, target: target.ids_of.ids["usage_import"], tenant_object=True),
     "object_id": Filler(_admin_object_id, tenant_object=True),
     "id": Filler(_admin_user_id, tenant_object=True),
     "content_type_id": Filler(lambda route, target: ContentType.objects.get_for_model(Integration).pk, tenant_object=False),

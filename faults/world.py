@@ -25,7 +25,7 @@ from accounts.models import Membership, Workspace
 from faults import figures
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import UsageSample
-from usage.models import Application, AttributionRule, License, ReattributionJob
+from usage.models import Application, AttributionRule, License, ReattributionJob, UsageImport
 from usage.store import usage_store_samples
 
 VICTIM = "victimdata"  # lower case: bodies are searched case-insensitively
@@ -143,6 +143,15 @@ def _tenant(slug: str, mark: str) -> Tenant:
         http_status=429,
     )
     job = ReattributionJob.objects.create(workspace=workspace, status=ReattributionJob.Status.DONE, total=4, done=4)
+    upload = UsageImport.objects.create(
+        workspace=workspace,
+        integration=integration,
+        source=f"{mark}-usage.csv",
+        status=UsageImport.Status.FAILED,
+        problems=[[2, f"{mark} {ADMIN_ONLY}: quantity is not a number"]],
+        problems_total=1,
+        finished_at=timezone.now(),
+    )
 
     # Usage in the explorer's and the export's default range (the last days before now).
     hour = timezone.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
@@ -170,6 +179,7 @@ def _tenant(slug: str, mark: str) -> Tenant:
         "sync_run": run.pk,
         "event": integration.events.get().pk,
         "job": job.pk,
+        "usage_import": upload.pk,
         "usage_record": record.pk,
         "admin_user": admin.pk,
         "member_user": member.pk,
