@@ -100,6 +100,59 @@ def seed(sandbox_url: str) -> tuple[str, str]:
     return user.username, password
 
 
+class Services:
+    """The demo's child processes, each in a process group of its own, so that stopping one
+    stops everything it started too (the Celery worker's pool children, say): a SIGINT, SIGTERM
+    or SIGHUP to the demo's main process alone stops them all, not only a signal to the whole
+    process group (Ctrl-C in a terminal)."""
+
+    def __init__(self, grace: float = 10.0) -> None:
+        self.grace = grace
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+        self.processes[name] = subprocess.Popen(command, env=env, start_new_session=True)
+        return self.processes[name]
+
+    def stop_on_signals(self) -> None:
+        def handler(signum: int, _frame: object) -> None:
+            print(f"\n{signal.Signals(signum).name}: stopping…", flush=True)
+            self.stop()
+            sys.exit(128 + signum)
+
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, handler)
+
+    def wait_any(self) -> list[str]:
+        """Block until one child exits; return the names of those that did."""
+        while all(p.poll() is None for p in self.processes.values()):
+            time.sleep(1)
+        return [n for n, p in self.processes.items() if p.poll() is not None]
+
+    def _signal_groups(self, signum: int) -> None:
+        for proc in self.processes.values():
+            try:
+                os.killpg(proc.pid, signum)  # the group's id is the child's pid (start_new_session)
+            except ProcessLookupError:
+                pass
+
+    def stop(self) -> None:
+        """SIGTERM every group (a warm shutdown for the worker), SIGKILL what is left after the grace."""
+        self._signal_groups(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                pass
+        self._signal_groups(signal.SIGKILL)
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="stop once the first scheduled sync succeeded")
@@ -132,21 +185,10 @@ def main() -> None:
         "beat": [python, "-m", "celery", "-A", "doow", "beat", "--loglevel", "INFO",
                  "--schedule", str(BASE_DIR / "var" / "celerybeat-schedule")],
     }
-    processes: dict[str, subprocess.Popen] = {}
-
-    def stop(*_args: object) -> None:
-        for proc in processes.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in processes.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    services = Services()
+    services.stop_on_signals()
     try:
-        processes["sandbox"] = subprocess.Popen(commands["sandbox"], env=env)
+        services.start("sandbox", commands["sandbox"], env=env)
         wait_for(f"{sandbox_url}/_sandbox/requests")
         username, password = seed(sandbox_url)
         started = time.time()
@@ -160,7 +202,7 @@ def main() -> None:
                 next_sync_at=timezone.now()
             )
         for name in ("web", "worker", "beat"):
-            processes[name] = subprocess.Popen(commands[name], env=env)
+            services.start(name, commands[name], env=env)
         wait_for(f"{web_url}/login/")
         print(
             "\n"
@@ -175,14 +217,12 @@ def main() -> None:
         if args.smoke:
             smoke(started)
             return
-        while all(p.poll() is None for p in processes.values()):
-            time.sleep(1)
-        dead = [n for n, p in processes.items() if p.poll() is not None]
+        dead = services.wait_any()
         raise SystemExit(f"stopped because {', '.join(dead)} exited")
     except KeyboardInterrupt:
         print("\nstopping…")
     finally:
-        stop()
+        services.stop()
 
 
 def smoke(started: float, timeout: float = 240.0) -> None:
