@@ -147,6 +147,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Files served at the site root by WhiteNoise (/favicon.ico, which browsers ask for on every page).
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
