@@ -211,16 +211,40 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "provider_calls",
         "error_category",
     )
-    list_filter = ("status", "trigger", IntegrationProviderListFilter)
+    list_filter = ("status", "trigger", IntegrationProviderListFilter, ("integration__workspace", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("integration",)
-    search_fields = ("integration__name", "error")
+    search_fields = ("integration__name", "integration__workspace__name", "error")
     date_hierarchy = "started_at"
+
+
+# Events of one integration: the integration's change page links here with
+# ?integration__id__exact=<pk> (a list filter of every integration would not fit 10,000 of them).
+EVENT_MESSAGE_CHARS = 140
 
 
 @admin.register(IntegrationEvent)
 class IntegrationEventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "integration", "level", "category", "message", "http_status", "request_id")
-    list_filter = ("category", "level", IntegrationProviderListFilter)
-    list_select_related = ("integration",)
-    search_fields = ("message",)
+    list_display = ("created_at", "integration", "workspace", "level", "category", "short_message", "http_status")
+    list_filter = (
+        "category",
+        "level",
+        IntegrationProviderListFilter,
+        ("integration__workspace", admin.RelatedOnlyFieldListFilter),
+    )
+    list_select_related = ("integration", "integration__workspace")
+    # Message and hint, the provider's request id, and whose event it is.
+    search_fields = ("message", "hint", "request_id", "integration__name", "integration__workspace__name", "integration__workspace__slug")
     date_hierarchy = "created_at"
+
+    @admin.display(description="workspace", ordering="integration__workspace__name")
+    def workspace(self, event: IntegrationEvent) -> str:
+        return event.integration.workspace.name
+
+    @admin.display(description="message")
+    def short_message(self, event: IntegrationEvent) -> str:
+        """The list stays inside 1,280 px: long messages are cut, the whole one is on hover and
+        on the event's page."""
+        text = event.message
+        if len(text) <= EVENT_MESSAGE_CHARS:
+            return text
+        return format_html('<span title="{}">{}…</span>', text, text[: EVENT_MESSAGE_CHARS - 1].rstrip())

@@ -206,6 +206,37 @@ def test_events_are_filtered_searched_and_read_only(superuser_client, integratio
     assert superuser_client.get(_url("integrations_integrationevent_add")).status_code == 403
 
 
+def test_events_are_filtered_by_workspace_and_integration_and_searched_by_whose(superuser_client, integration, history):
+    from accounts.models import Workspace
+
+    other_workspace = Workspace.objects.create(name="Globex", slug="globex")
+    other = Integration(workspace=other_workspace, provider="anthropic", name="Globex Claude")
+    other.set_credential({"api_key": "sk-ant-admin01-" + "x" * 40})
+    other.save()
+    long_message = "Rate limited by the provider; " + "retrying later. " * 20 + "globex-tail"
+    integration_record_event(
+        integration=other, level=IntegrationEvent.Level.WARNING, category=IntegrationEvent.Category.RATE_LIMIT,
+        message=long_message, hint="Wait.", http_status=429,
+    )  # fmt: skip
+    url = _url("integrations_integrationevent_changelist")
+
+    def listed(params: dict) -> tuple[bool, bool]:
+        body = _body(superuser_client.get(url, params))
+        return "quota-probe-message" in body, "Rate limited by the provider" in body
+
+    assert listed({"integration__workspace__id__exact": integration.workspace.pk}) == (True, False)
+    assert listed({"integration__workspace__id__exact": other_workspace.pk}) == (False, True)
+    assert listed({"integration__id__exact": other.pk}) == (False, True)
+    assert listed({"q": "Globex Claude"}) == (False, True)
+    assert listed({"q": "globex"}) == (False, True)  # the workspace's slug
+    assert listed({"q": integration.name}) == (True, False)
+    # A long message is cut in the list (whole on hover), whole on the event's own page.
+    body = _body(superuser_client.get(url, {"integration__id__exact": other.pk}))
+    assert "globex-tail</span>" not in body and 'title="Rate limited by the provider;' in body
+    event = other.events.get()
+    assert "globex-tail" in _body(superuser_client.get(_url("integrations_integrationevent_change", event.pk)))
+
+
 def test_usage_records_are_not_editable(superuser_client, history):
     _, record = history
     url = _url("usage_usagerecord_changelist")
