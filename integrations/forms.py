@@ -34,7 +34,7 @@ def _form_field(spec: FormField, *, required: bool | None = None) -> forms.Field
     if placeholder:
         attrs["placeholder"] = placeholder
     help_text = spec.help_text
-    if spec.default and not spec.required:
+    if spec.default and not spec.required and spec.default not in help_text:
         help_text = f"{help_text} Leave blank for the default ({spec.default}).".strip()
     if spec.secret:
         attrs["autocomplete"] = "new-password"
@@ -42,13 +42,15 @@ def _form_field(spec: FormField, *, required: bool | None = None) -> forms.Field
     else:
         attrs["autocomplete"] = "off"
         widget = forms.TextInput(attrs=attrs)
-    return forms.CharField(
+    field = forms.CharField(
         label=spec.label,
         help_text=help_text,
         required=spec.required if required is None else required,
         widget=widget,
         strip=True,
     )
+    field.alternative = spec.alternative  # read by _form_fields.html
+    return field
 
 
 class _ProviderForm(forms.Form):
@@ -104,10 +106,14 @@ class IntegrationAddForm(_ProviderForm):
         label="Name",
         max_length=120,
         required=False,
-        help_text="How this connection is listed, e.g. “OpenAI – production org”. Defaults to the provider's name.",
+        help_text="How this connection is listed. Defaults to the provider's name.",
     )
 
     field_order = ["name"]
+
+    def __init__(self, *args: Any, provider: Provider, **kwargs: Any) -> None:
+        super().__init__(*args, provider=provider, **kwargs)
+        self.fields["name"].help_text = f"How this connection is listed, e.g. “{provider.name} – production”. Defaults to “{provider.name}”."
 
 
 class IntegrationEditForm(_ProviderForm):

@@ -163,6 +163,9 @@ class FormField:
     required: bool = True
     placeholder: str = ""
     default: str = ""
+    # One of several ways to give the same thing (an AWS role, or an access key): not required
+    # by itself, but not "optional" either, so the form doesn't label it so.
+    alternative: bool = False
 
 
 @dataclass(frozen=True)

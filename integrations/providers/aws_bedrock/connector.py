@@ -71,6 +71,7 @@ class AwsBedrockProvider(Provider):
             "Role ARN (recommended)",
             help_text="arn:aws:iam::<account>:role/<name>; leave empty when you use an access key instead.",
             required=False,
+            alternative=True,
             placeholder="arn:aws:iam::123456789012:role/DoowUsageRead",
         ),
         FormField(
@@ -78,6 +79,7 @@ class AwsBedrockProvider(Provider):
             "Access key id",
             help_text="Only without a role: an IAM user's key, AKIA…",
             required=False,
+            alternative=True,
             placeholder="AKIA…",
         ),
         FormField(
@@ -86,6 +88,7 @@ class AwsBedrockProvider(Provider):
             help_text="Only without a role: the secret shown once when the access key was created.",
             secret=True,
             required=False,
+            alternative=True,
         ),
     )
     setting_fields = (

@@ -73,7 +73,7 @@ class GoogleVertexProvider(Provider):
         FormField("query_project", "Query project", required=False,
                   help_text="Project id that runs (and pays for) the queries; empty: the billing table's project."),
         FormField("location", "Dataset location", required=False, default="US",
-                  help_text="The export dataset's location, e.g. US, EU or europe-west4. Default US."),
+                  help_text="The export dataset's location, e.g. EU or europe-west4."),
         FormField("base_url", "BigQuery API URL", required=False, default="https://bigquery.googleapis.com",
                   help_text="Leave empty for https://bigquery.googleapis.com. Change only for a proxy or the sandbox."),
     )  # fmt: skip
