@@ -111,22 +111,11 @@ def _base_context(integration: Integration) -> dict[str, Any]:
     return {"integration": integration, "provider": provider, "category_label": CATEGORIES.get(provider.category, "")}
 
 
-def _display(value: Any) -> str:
-    """A JSON value from Identity.details as one readable line."""
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_display(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return ", ".join(_display(v) for v in value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
 def _summary_context(integration: Integration) -> dict[str, Any]:
     identity = integration.identity or {}
     details = identity.get("details") or {}
     projects = details.get("projects") if isinstance(details.get("projects"), list) else []
-    facts = [(str(k).replace("_", " ").capitalize(), _display(v)) for k, v in details.items() if k != "projects"]
+    facts = integration.provider_obj.identity_facts(details) if isinstance(details, dict) else []
     last_problem = None
     if integration.status in (Integration.Status.ERROR, Integration.Status.PAUSED):
         # The model keeps the last error's message; its "what to do" lives on the event.

@@ -27,6 +27,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from integrations.providers import facts
+
 if TYPE_CHECKING:
     from integrations.http import HttpClient
 
@@ -357,6 +359,14 @@ class Provider:
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         raise NotImplementedError
+
+    def identity_facts(self, details: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """What Test connection learnt (`Identity.details`, as stored) as (label, text) pairs
+        for people: override to name things in the provider's words. Projects are listed apart
+        by the page."""
+        from integrations.providers import facts
+
+        return facts.generic(details)
 
     def fetch(
         self,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.http import parse_retry_after
+from integrations.providers import facts
 from integrations.providers.anthropic.schema import (
     DAY,
     DEFAULT_WORKSPACE,
@@ -157,6 +158,19 @@ class AnthropicProvider(Provider):
         raise ConfigurationError(
             "This does not look like an Anthropic key; Admin keys start with sk-ant-admin.", hint=CREATE_ADMIN_KEY
         )
+
+    def identity_facts(self, details: Mapping[str, Any]) -> list[tuple[str, str]]:
+        workspaces = [w for w in details.get("workspaces") or [] if isinstance(w, dict)]
+        names = {str(w.get("id")): str(w.get("name") or w.get("id")) for w in workspaces}
+        active = [names[str(w.get("id"))] for w in workspaces if not w.get("archived")]
+        archived = [names[str(w.get("id"))] for w in workspaces if w.get("archived")]
+        seen = [names.get(str(i), str(i)) for i in details.get("workspaces_with_usage_last_7_days") or []]
+        shown = [(f"Workspaces ({len(active)})", facts.listing(active))]
+        if archived:
+            shown.append((f"Archived workspaces ({len(archived)})", facts.listing(archived)))
+        shown.append(("With usage in the last 7 days", facts.listing(seen)))
+        rest = {k: v for k, v in details.items() if k not in ("organization", "workspaces", "workspaces_with_usage_last_7_days")}
+        return shown + facts.generic(rest)
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base, headers = self._base_url(settings), self._headers(credential)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from integrations.http import parse_retry_after
+from integrations.providers import facts
 from integrations.providers.authress.access_key import (
     CREATE_ACCESS_KEY,
     client_token,
@@ -123,6 +124,10 @@ class AuthressProvider(Provider):
     # ------------------------------------------------------------ contract
     def check_credential(self, credential: Mapping[str, str]) -> None:
         parse_access_key(credential.get("access_key"))
+
+    def identity_facts(self, details: Mapping[str, Any]) -> list[tuple[str, str]]:
+        labels = {"service_client": "Service client", "api_host": "API host", "company": "Company", "created": "Account created"}
+        return [(labels.get(k, facts.label(k)), facts.day(v) if k == "created" else facts.text(v)) for k, v in details.items()]
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base = self._base_url(settings)

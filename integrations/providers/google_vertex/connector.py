@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from integrations.providers import facts
 from integrations.providers.base import (
     Answered,
     ConfigurationError,
@@ -121,6 +122,24 @@ class GoogleVertexProvider(Provider):
                       code=f"gcloud projects add-iam-policy-binding {project} \\\n"
                       f"    --member=serviceAccount:{email} --role=roles/bigquery.jobUser"),
         ]  # fmt: skip
+
+    def identity_facts(self, details: Mapping[str, Any]) -> list[tuple[str, str]]:
+        shown = [
+            ("Billing export table", facts.text(details.get("billing_table"))),
+            ("Dataset location", facts.text(details.get("location"))),
+            ("Queries run in", details.get("query_project") or "the billing table's project"),
+            ("Service account", facts.text(details.get("service_account"))),
+            ("Models seen", facts.listing(details.get("models") or [])),
+        ]
+        if details.get("unparsed_skus"):
+            shown.append(("Other Vertex AI charges (cost only, no model)", facts.listing(details["unparsed_skus"])))
+        estimate, cap = details.get("estimated_bytes_per_query"), details.get("max_bytes_billed")
+        if estimate is not None or cap is not None:
+            scanned = f"about {facts.size(estimate)} per sync query" if estimate is not None else "unknown per query"
+            shown.append(("Data scanned", scanned + (f" (capped at {facts.size(cap)})" if cap else "")))
+        known = ("billing_table", "location", "query_project", "service_account", "projects", "models",
+                 "unparsed_skus", "estimated_bytes_per_query", "max_bytes_billed")  # fmt: skip
+        return shown + facts.generic({k: v for k, v in details.items() if k not in known})
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         config = self._config(settings)
