@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "accounts",
     "integrations",
     "usage",
+    "doow",  # project-wide template filters (doow/templatetags/formats.py)
 ]
 
 MIDDLEWARE = [

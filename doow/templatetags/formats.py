@@ -1,0 +1,131 @@
+"""One way to write numbers, money, durations, metrics and times on every page.
+
+    {% load formats %}
+    {{ 939412345|compact }}                  939M
+    {{ row.quantity|amount:row.unit }}       1.2M tokens · $1,234.56 · 4.6 h · 12,345 requests
+    {{ 1234.5|money }}  {{ 99|money:"EUR" }}  $1,234.50 · 99.00 EUR
+    {{ seconds|duration }}                   45 s · 12 min · 4.6 h · 3.2 days
+    {{ "cached_input_tokens"|metric_label }} Cached input tokens
+    {% local_time value workspace %}         6 Dec 2026, 13:00 CET (the workspace's zone, named)
+
+Amounts are never converted between currencies: a non-USD amount keeps its code.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django import template
+
+register = template.Library()
+
+CURRENCY_SYMBOLS = {"USD": "$"}
+METRIC_LABELS = {
+    "input_tokens": "Input tokens",
+    "cached_input_tokens": "Cached input tokens",
+    "cache_write_tokens": "Cache write tokens",
+    "output_tokens": "Output tokens",
+    "requests": "Requests",
+    "compute_seconds": "Compute time",
+    "api_calls": "API calls",
+    "cost": "Reported cost",
+    "estimated_cost": "Estimated cost",
+}
+_STEPS = ((Decimal(10) ** 12, "T"), (Decimal(10) ** 9, "B"), (Decimal(10) ** 6, "M"), (Decimal(10) ** 3, "k"))
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+@register.filter
+def compact(value: Any) -> str:
+    """Counts people take in at a glance: 987 → 987, 12,345 → 12,345, 1,234,567 → 1.2M,
+    939,412,345 → 939M (three significant digits past a million)."""
+    number = _decimal(value)
+    if number is None:
+        return "" if value in (None, "") else str(value)
+    size = abs(number)
+    if size < 1_000_000:
+        return f"{number:,.0f}" if size >= 100 or number == number.to_integral_value() else f"{number:,.2f}"
+    for step, suffix in _STEPS:
+        if size >= step:
+            scaled = number / step
+            digits = 0 if abs(scaled) >= 100 else 1
+            text = f"{scaled:,.{digits}f}".removesuffix(".0")
+            return f"{text}{suffix}"
+    raise AssertionError("unreachable")
+
+
+@register.filter
+def money(value: Any, currency: str = "USD") -> str:
+    """$1,234.56; another currency by its code (99.00 EUR); a credit as −$12.00."""
+    number = _decimal(value)
+    if number is None:
+        return ""
+    code = (currency or "USD").upper()
+    sign = "−" if number < 0 else ""
+    text = f"{abs(number):,.2f}"
+    if abs(number) and abs(number) < Decimal("0.01"):
+        text = f"{abs(number):,.4f}".rstrip("0")  # a fraction of a cent is not $0.00
+    symbol = CURRENCY_SYMBOLS.get(code)
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {code}"
+
+
+@register.filter
+def duration(seconds: Any) -> str:
+    """Seconds as the unit that reads best: 45 s, 12 min, 4.6 h, 3.2 days."""
+    number = _decimal(seconds)
+    if number is None:
+        return ""
+    value = float(number)
+    if abs(value) < 60:
+        return f"{value:,.0f} s"
+    if abs(value) < 3600:
+        return f"{value / 60:,.0f} min"
+    if abs(value) < 48 * 3600:
+        return f"{value / 3600:,.1f} h"
+    return f"{value / 86400:,.1f} days"
+
+
+@register.filter
+def amount(value: Any, unit: str = "") -> str:
+    """A quantity with its unit, each kind in its format: money for currency codes, durations
+    for seconds, compact counts with the unit's word otherwise."""
+    unit = unit or ""
+    if len(unit) == 3 and unit.isupper():
+        return money(value, unit)
+    if unit == "seconds":
+        return duration(value)
+    text = compact(value)
+    return f"{text} {unit}".strip() if text else ""
+
+
+@register.filter
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, str(metric).replace("_", " ").capitalize())
+
+
+def _zone(workspace_or_zone: Any) -> ZoneInfo:
+    name = getattr(workspace_or_zone, "time_zone", workspace_or_zone) or "UTC"
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+@register.simple_tag
+def local_time(value: datetime | None, workspace_or_zone: Any = "UTC", empty: str = "—") -> str:
+    """An instant in the workspace's time zone, the zone named: "6 Dec 2026, 13:00 CET"."""
+    if value is None:
+        return empty
+    moment = value.astimezone(_zone(workspace_or_zone))
+    return f"{moment.day} {moment:%b %Y, %H:%M} {moment.tzname()}"

@@ -1,0 +1,69 @@
+"""The one set of number, money, duration, metric and time formats every page uses."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.template import Context, Template
+
+from doow.templatetags.formats import amount, compact, duration, local_time, metric_label, money
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0, "0"), (987, "987"), (12345, "12,345"), (999_999, "999,999"), (1_234_567, "1.2M"),
+        (939_412_345, "939M"), (1_000_000, "1M"), (2_500_000_000, "2.5B"), (Decimal("0.25"), "0.25"),
+        (Decimal("12345.678"), "12,346"), (-1_500_000, "-1.5M"), (None, ""), ("n/a", "n/a"),
+    ],
+)  # fmt: skip
+def test_compact(value, shown):
+    assert compact(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "shown"),
+    [
+        (Decimal("1234.5"), "USD", "$1,234.50"), (Decimal("-12"), "USD", "−$12.00"), (99, "EUR", "99.00 EUR"),
+        (Decimal("0.0042"), "USD", "$0.0042"), (0, "USD", "$0.00"), ("", "USD", ""),
+    ],
+)  # fmt: skip
+def test_money(value, currency, shown):
+    assert money(value, currency) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(45, "45 s"), (720, "12 min"), (16_560, "4.6 h"), (276_480, "3.2 days"), (Decimal("16592843.38"), "192.0 days")],
+)
+def test_duration(seconds, shown):
+    assert duration(seconds) == shown
+
+
+def test_amount_picks_the_format_of_the_unit():
+    assert amount(Decimal("1234567"), "tokens") == "1.2M tokens"
+    assert amount(Decimal("3280.07"), "USD") == "$3,280.07"
+    assert amount(16_560, "seconds") == "4.6 h"
+    assert amount(12345, "requests") == "12,345 requests"
+
+
+def test_metric_labels_are_words():
+    assert metric_label("cache_write_tokens") == "Cache write tokens"
+    assert metric_label("compute_seconds") == "Compute time"
+    assert metric_label("some_new_metric") == "Some new metric"
+
+
+def test_local_time_names_the_workspace_zone():
+    moment = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    assert local_time(moment, "Europe/Paris") == "6 Dec 2026, 13:00 CET"
+    assert local_time(moment, "America/New_York") == "6 Dec 2026, 07:00 EST"
+    assert local_time(moment, "Not/AZone") == "6 Dec 2026, 12:00 UTC"
+    assert local_time(None) == "—"
+
+
+def test_the_filters_load_in_templates():
+    out = Template("{% load formats %}{{ n|compact }} · {{ c|money }} · {% local_time t 'UTC' %}").render(
+        Context({"n": 1_234_567, "c": Decimal("5"), "t": datetime(2027, 3, 28, 23, 30, tzinfo=UTC)})
+    )
+    assert out == "1.2M · $5.00 · 28 Mar 2027, 23:30 UTC"
