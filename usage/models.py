@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings as django_settings
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 
-DIMENSION_FIELDS = ("account", "project", "region", "model", "deployment", "endpoint", "resource", "operation", "api_key")
+from usage.dimensions import DIMENSIONS
+
+DIMENSION_FIELDS = DIMENSIONS
 NATURAL_KEY = ("integration", "bucket_start", "bucket_end", *DIMENSION_FIELDS, "metric")
 
 
@@ -50,6 +54,63 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric}={self.quantity} {self.unit} @ {self.bucket_start:%Y-%m-%d %H:%M}"
+
+
+class UsageDaily(models.Model):
+    """Daily rollup of UsageRecord: the sum of base quantities per local calendar day (in the
+    workspace's time zone, by bucket_start), integration, dimensions, metric, unit, application
+    and license. Pages that aggregate read this table, never the hourly base table.
+
+    Kept equal to the base table by recomputing slices (usage/rollups.py): every write path
+    (store, import, re-attribution) deletes and re-inserts the days it touched, in the same
+    transaction; integration deletion cascades. Never edited row by row.
+    """
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="usage_daily")
+    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily")
+    provider = models.CharField(max_length=64)
+    day = models.DateField(help_text="Local calendar day of bucket_start in the workspace's time zone.")
+    account = models.CharField(max_length=200, blank=True, default="")
+    project = models.CharField(max_length=200, blank=True, default="")
+    region = models.CharField(max_length=64, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    deployment = models.CharField(max_length=200, blank=True, default="")
+    endpoint = models.CharField(max_length=200, blank=True, default="")
+    resource = models.CharField(max_length=200, blank=True, default="")
+    operation = models.CharField(max_length=200, blank=True, default="")
+    api_key = models.CharField(max_length=200, blank=True, default="")
+    metric = models.CharField(max_length=32)
+    unit = models.CharField(max_length=16)
+    # Deleting an application or license sets the base rows' attribution to NULL; its rollup
+    # rows go with it (CASCADE, so no two slices collapse into one) and the service that
+    # deletes it refreshes the days they covered in the same transaction (usage.services).
+    application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    quantity = models.DecimalField(max_digits=30, decimal_places=9)
+    rows = models.PositiveIntegerField(default=0, help_text="Base rows summed.")
+
+    class Meta:
+        ordering = ["day", "pk"]
+        constraints = [
+            # NULL application/license compare equal here (COALESCE to 0), on SQLite and PG.
+            models.UniqueConstraint(
+                F("integration"),
+                F("day"),
+                *(F(d) for d in DIMENSIONS),
+                F("metric"),
+                F("unit"),
+                Coalesce(F("application"), Value(0)),
+                Coalesce(F("license"), Value(0)),
+                name="usage_daily_slice",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "day"], name="usage_daily_ws_day"),
+            models.Index(fields=["integration", "day"], name="usage_daily_int_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric}={self.quantity} {self.unit}"
 
 
 class Application(models.Model):
@@ -101,7 +162,7 @@ class AttributionRule(models.Model):
     matches anything. Rules are tried by ascending `priority`, then id; the first match wins.
     """
 
-    MATCH_FIELDS = ("account", "project", "region", "model", "deployment", "endpoint", "api_key", "resource", "operation")
+    MATCH_FIELDS = DIMENSIONS
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="attribution_rules")
     provider = models.CharField(max_length=64, help_text="Registry slug of the provider this rule applies to.")

@@ -27,6 +27,9 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+# The dimensions have one definition, usage/dimensions.py (plain Python: no models loaded).
+from usage.dimensions import DIMENSIONS
+
 if TYPE_CHECKING:
     from integrations.http import HttpClient
 
@@ -41,17 +44,6 @@ METRICS: dict[str, str] = {
     "api_calls": "calls",
     "cost": "",
 }
-DIMENSIONS: tuple[str, ...] = (
-    "account",
-    "project",
-    "region",
-    "model",
-    "deployment",
-    "endpoint",
-    "resource",
-    "operation",
-    "api_key",
-)
 # What an Answered scope may restrict: the dimensions, and the metric.
 SCOPE_FIELDS: tuple[str, ...] = (*DIMENSIONS, "metric")
 

@@ -1,0 +1,233 @@
+"""Daily rollups of usage (usage.models.UsageDaily): upkeep and the queries pages start from.
+
+A rollup row is the SUM of base quantities (and COUNT of base rows) per integration, local
+calendar day of bucket_start in the workspace's time zone, the dimensions, metric, unit,
+application and license. Upkeep recomputes slices, never applies deltas: `refresh_days` deletes
+an integration's rollup rows for some local days and re-inserts them with one
+INSERT … SELECT … GROUP BY over usage_usagerecord, so a rollup total equals the base total
+whatever the write did (insert, restatement, ghost removal, re-attribution). Every write path
+calls it in its own transaction; a workspace whose time zone changed is rebuilt whole
+(`rebuild_workspace`).
+
+Pages read `daily_for(workspace)`; only the raw-row view and exports read the base table.
+"""
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+from django.apps import apps as global_apps
+from django.db import connections, router, transaction
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from usage.dimensions import ROLLUP_DIMENSIONS
+
+# The rollup's columns, in INSERT order; the first GROUP_COLUMNS are grouped on.
+GROUP_COLUMNS: tuple[str, ...] = (
+    "workspace_id",
+    "integration_id",
+    "provider",
+    "day",
+    *ROLLUP_DIMENSIONS,
+    "metric",
+    "unit",
+    "application_id",
+    "license_id",
+)
+COLUMNS: tuple[str, ...] = (*GROUP_COLUMNS, "quantity", "rows")
+
+
+# ------------------------------------------------------------------ time zone
+def zone_named(name: str | None) -> tzinfo:
+    """The zone with this IANA name; UTC for an empty or unknown name."""
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def zone_of(workspace) -> tzinfo:
+    """The workspace's zone (a Workspace, or anything with a `time_zone` IANA name)."""
+    return zone_named(getattr(workspace, "time_zone", None))
+
+
+def _integration_zone(integration_id: int, apps=None) -> tzinfo:
+    workspace_model = (apps or global_apps).get_model("accounts", "Workspace")
+    return zone_named(
+        workspace_model._base_manager.filter(integrations__id=integration_id).values_list("time_zone", flat=True).first()
+    )
+
+
+def local_day(moment: datetime, zone: tzinfo) -> date:
+    """The calendar day in `zone` that holds the aware `moment`."""
+    return moment.astimezone(zone).date()
+
+
+def day_start(day: date, zone: tzinfo) -> datetime:
+    """The UTC instant at which `day` begins in `zone` (DST-safe: midnight is resolved by zoneinfo)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def day_bounds(first: date, last: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of the local days first..last inclusive."""
+    return day_start(first, zone), day_start(last + timedelta(days=1), zone)
+
+
+def day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Consecutive days grouped into inclusive (first, last) ranges, in order."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and ranges[-1][1] + timedelta(days=1) == day:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def days_of(moments: Iterable[datetime], zone: tzinfo) -> set[date]:
+    """The local days holding each aware `moment` (e.g. bucket_starts written or removed)."""
+    return {local_day(m, zone) for m in moments}
+
+
+# ------------------------------------------------------------------ upkeep
+def _models(apps=None):
+    apps = apps or global_apps
+    return apps.get_model("usage", "UsageRecord"), apps.get_model("usage", "UsageDaily")
+
+
+def _aggregate(records: QuerySet, zone: tzinfo) -> QuerySet:
+    """`records` grouped into rollup rows, selecting COLUMNS in order."""
+    return (
+        records.order_by()
+        .annotate(day=TruncDate("bucket_start", tzinfo=zone))
+        .values(*GROUP_COLUMNS)
+        .annotate(quantity_sum=Sum("quantity"), rows_count=Count("pk"))
+        .values_list(*GROUP_COLUMNS, "quantity_sum", "rows_count")
+    )
+
+
+def _insert_select(records: QuerySet, zone: tzinfo, daily_model) -> int:
+    """INSERT INTO usage_usagedaily (COLUMNS) SELECT … GROUP BY …: one statement, on any backend."""
+    select = _aggregate(records, zone)
+    using = select.db
+    sql, params = select.query.get_compiler(using).as_sql()
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    table = quote(daily_model._meta.db_table)
+    columns = ", ".join(quote(daily_model._meta.get_field(c.removesuffix("_id")).column) for c in COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({columns}) {sql}", params)
+        return cursor.rowcount
+
+
+def _range_filter(ranges: list[tuple[date, date]], zone: tzinfo) -> tuple[Q, Q]:
+    """(filter on base rows' bucket_start, filter on rollup rows' day) for the day ranges."""
+    base, daily = Q(), Q()
+    for first, last in ranges:
+        start, end = day_bounds(first, last, zone)
+        base |= Q(bucket_start__gte=start, bucket_start__lt=end)
+        daily |= Q(day__gte=first, day__lte=last)
+    return base, daily
+
+
+def refresh_days(integration_id: int, days: Iterable[date], *, zone: tzinfo | None = None, apps=None) -> int:
+    """Recompute an integration's rollup rows for the given local days; returns rows written.
+
+    One DELETE and one INSERT … SELECT whatever the number of days (consecutive days become
+    one range). Call it inside the transaction that changed the base rows, with every day whose
+    rows were written, changed or removed. `zone` defaults to the integration's workspace zone.
+    """
+    ranges = day_ranges(days)
+    if not ranges:
+        return 0
+    record_model, daily_model = _models(apps)
+    zone = zone or _integration_zone(integration_id, apps)
+    base, daily = _range_filter(ranges, zone)
+    using = router.db_for_write(daily_model)
+    with transaction.atomic(using=using):
+        daily_model._base_manager.using(using).filter(daily, integration_id=integration_id).delete()
+        records = record_model._base_manager.using(using).filter(base, integration_id=integration_id)
+        return _insert_select(records, zone, daily_model)
+
+
+def refresh_moments(integration_id: int, moments: Iterable[datetime], *, zone: tzinfo | None = None) -> int:
+    """`refresh_days` for the local days holding these bucket_starts (written or removed)."""
+    moments = list(moments)
+    if not moments:
+        return 0
+    zone = zone or _integration_zone(integration_id)
+    return refresh_days(integration_id, days_of(moments, zone), zone=zone)
+
+
+def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps=None) -> int:
+    """Recompute every rollup row of one integration (all days)."""
+    record_model, daily_model = _models(apps)
+    zone = zone or _integration_zone(integration_id, apps)
+    using = router.db_for_write(daily_model)
+    with transaction.atomic(using=using):
+        daily_model._base_manager.using(using).filter(integration_id=integration_id).delete()
+        records = record_model._base_manager.using(using).filter(integration_id=integration_id)
+        return _insert_select(records, zone, daily_model)
+
+
+def rebuild_workspace(
+    workspace, *, on_integration: Callable[[int, int], object] | None = None, apps=None
+) -> int:
+    """Recompute all rollups of a workspace in its current time zone, one integration per
+    transaction (so a large workspace never holds one long lock); returns rows written.
+
+    `on_integration(done, total)` is called after each integration (progress for a job).
+    Rollup rows of integrations whose base rows are all gone are removed too.
+    """
+    record_model, daily_model = _models(apps)
+    workspace_model = (apps or global_apps).get_model("accounts", "Workspace")
+    workspace = workspace_model._base_manager.get(pk=getattr(workspace, "pk", workspace))
+    zone = zone_of(workspace)
+    integration_ids = sorted(
+        set(record_model._base_manager.filter(workspace_id=workspace.pk).values_list("integration_id", flat=True).distinct())
+        | set(daily_model._base_manager.filter(workspace_id=workspace.pk).values_list("integration_id", flat=True).distinct())
+    )
+    written = 0
+    for done, integration_id in enumerate(integration_ids, start=1):
+        written += refresh_integration(integration_id, zone=zone, apps=apps)
+        if on_integration is not None:
+            on_integration(done, len(integration_ids))
+    return written
+
+
+def rebuild_all(apps=None) -> int:
+    """Rebuild every workspace's rollups (used by the migration that creates the table)."""
+    workspace_model = (apps or global_apps).get_model("accounts", "Workspace")
+    return sum(rebuild_workspace(pk, apps=apps) for pk in workspace_model._base_manager.values_list("pk", flat=True))
+
+
+# ------------------------------------------------------------------ queries
+def daily_for(workspace) -> QuerySet:
+    """The workspace's daily rollup rows: where every aggregating page starts.
+
+    `day` is the local calendar day in the workspace's zone, so date filters are plain
+    `day__gte`/`day__lte` on local dates; sum `quantity` per (metric, unit) as with base rows.
+    """
+    from usage.models import UsageDaily
+
+    return UsageDaily.objects.filter(workspace_id=getattr(workspace, "pk", workspace))
+
+
+def totals_match(workspace) -> bool:
+    """True when the rollups sum to the base table per (integration, metric, unit, application,
+    license): a consistency check for tests and `rebuild_rollups --check`."""
+    from usage.models import UsageDaily, UsageRecord
+
+    keys = ("integration_id", "metric", "unit", "application_id", "license_id")
+    pk = getattr(workspace, "pk", workspace)
+    base = {
+        row[:-2]: row[-2:]
+        for row in UsageRecord.objects.filter(workspace_id=pk).order_by().values_list(*keys).annotate(Sum("quantity"), Count("pk"))
+    }
+    daily = {
+        row[:-2]: row[-2:]
+        for row in UsageDaily.objects.filter(workspace_id=pk).order_by().values_list(*keys).annotate(Sum("quantity"), Sum("rows"))
+    }
+    return base == daily

@@ -1,0 +1,113 @@
+"""Daily rollups (usage/rollups.py): a rollup total equals the base-table total, per local day
+in the workspace's time zone, after every write path."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db.models import F, Sum
+
+from integrations.models import Integration
+from usage import rollups
+from usage.models import Application, UsageDaily, UsageRecord
+
+T0 = datetime(2026, 10, 24, tzinfo=UTC)  # Europe/Paris leaves summer time on 2026-10-25
+
+
+@pytest.fixture
+def integration(workspace) -> Integration:
+    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
+    integration.set_credential({"api_key": "sk-admin-rollups-0000"})
+    integration.save()
+    return integration
+
+
+def base_rows(integration: Integration, hours: int, *, application: Application | None = None, start: datetime = T0) -> None:
+    UsageRecord.objects.bulk_create(
+        UsageRecord(
+            workspace_id=integration.workspace_id,
+            integration=integration,
+            provider=integration.provider,
+            bucket_start=start + timedelta(hours=h),
+            bucket_end=start + timedelta(hours=h + 1),
+            model=("gpt-4o", "o1")[h % 2],
+            metric=metric,
+            quantity=Decimal(h) + Decimal("0.000000001"),
+            unit=unit,
+            application=application,
+        )
+        for h in range(hours)
+        for metric, unit in (("input_tokens", "tokens"), ("cost", "USD"))
+    )
+
+
+def per_day(queryset, day_expr) -> dict:
+    return {
+        (row["d"], row["metric"], row["unit"], row["application_id"]): row["q"]
+        for row in queryset.order_by().values("metric", "unit", "application_id", d=F(day_expr)).annotate(q=Sum("quantity"))
+    }
+
+
+def local_days_of_base(workspace) -> dict:
+    zone = rollups.zone_of(workspace)
+    totals: dict = {}
+    for r in UsageRecord.objects.filter(workspace=workspace):
+        key = (r.bucket_start.astimezone(zone).date(), r.metric, r.unit, r.application_id)
+        totals[key] = totals.get(key, 0) + r.quantity
+    return totals
+
+
+def rollup_days(workspace) -> dict:
+    return per_day(rollups.daily_for(workspace), "day")
+
+
+def test_refresh_days_sums_base_rows_per_local_day(workspace, integration):
+    workspace.time_zone = "Europe/Paris"
+    workspace.save()
+    base_rows(integration, 72)
+    zone = rollups.zone_of(workspace)
+    days = rollups.days_of(UsageRecord.objects.values_list("bucket_start", flat=True), zone)
+    assert days == {date(2026, 10, 24), date(2026, 10, 25), date(2026, 10, 26), date(2026, 10, 27)}
+    rollups.refresh_days(integration.pk, days)
+    assert rollup_days(workspace) == local_days_of_base(workspace)
+    # 2026-10-25 in Paris has 25 hours (summer time ends): 25 buckets of each metric and model split.
+    assert sum(UsageDaily.objects.filter(day=date(2026, 10, 25)).values_list("rows", flat=True)) == 2 * 25
+    assert rollups.totals_match(workspace)
+
+
+def test_refresh_days_replaces_only_the_days_given(workspace, integration):
+    base_rows(integration, 48)
+    rollups.refresh_days(integration.pk, {date(2026, 10, 24), date(2026, 10, 25)})
+    UsageRecord.objects.filter(bucket_start__gte=T0 + timedelta(days=1)).update(quantity=Decimal("7"))
+    UsageRecord.objects.filter(bucket_start__lt=T0 + timedelta(hours=1)).delete()
+    rollups.refresh_days(integration.pk, {date(2026, 10, 25)})
+    day1 = UsageDaily.objects.filter(day=date(2026, 10, 24), metric="cost").aggregate(q=Sum("quantity"))["q"]
+    assert day1 == sum(Decimal(h) + Decimal("0.000000001") for h in range(24))  # not refreshed: stale on purpose
+    rollups.refresh_days(integration.pk, {date(2026, 10, 24)})
+    assert rollup_days(workspace) == local_days_of_base(workspace)
+
+
+def test_rebuild_workspace_follows_a_time_zone_change(workspace, integration, other_workspace):
+    base_rows(integration, 50)
+    rollups.rebuild_workspace(workspace)
+    assert set(rollups.daily_for(workspace).values_list("day", flat=True)) == {date(2026, 10, 24), date(2026, 10, 25), date(2026, 10, 26)}
+    workspace.time_zone = "America/Los_Angeles"
+    workspace.save()
+    progress = []
+    rollups.rebuild_workspace(workspace, on_integration=lambda done, total: progress.append((done, total)))
+    assert progress == [(1, 1)]
+    assert rollup_days(workspace) == local_days_of_base(workspace)
+    assert min(rollups.daily_for(workspace).values_list("day", flat=True)) == date(2026, 10, 23)
+    assert not rollups.daily_for(other_workspace).exists()
+
+
+def test_unique_slice_treats_null_attribution_as_one_value(workspace, integration):
+    from django.db import IntegrityError, transaction
+
+    base_rows(integration, 1)
+    rollups.refresh_days(integration.pk, {date(2026, 10, 24)})
+    row = UsageDaily.objects.filter(application__isnull=True).first()
+    row.pk = None
+    with pytest.raises(IntegrityError), transaction.atomic():
+        row.save()
