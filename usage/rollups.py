@@ -183,15 +183,15 @@ def refresh_days(integration_id: int, days: Iterable[date], *, zone: tzinfo | No
 def refresh_moments(integration, moments: Iterable[datetime]) -> int:
     """`refresh_days` for the local days holding these bucket_starts (rows written or removed).
 
-    `integration` is an Integration (its cached workspace gives the zone) or an id.
+    `integration` is an Integration or its id. The zone is read afresh (one indexed query), not
+    from a workspace loaded earlier: a chunk committed after a time zone change must already
+    count days in the new zone, or the background rebuild could finish before it.
     """
     moments = set(moments)
     if not moments:
         return 0
-    if hasattr(integration, "workspace"):
-        zone, integration_id = zone_of(integration.workspace), integration.pk
-    else:
-        zone, integration_id = _integration_zone(integration), integration
+    integration_id = getattr(integration, "pk", integration)
+    zone = _integration_zone(integration_id)
     return refresh_days(integration_id, days_of(moments, zone), zone=zone)
 
 
