@@ -43,6 +43,8 @@ COLUMNS: tuple[str, ...] = (*GROUP_COLUMNS, "quantity", "rows")
 MAX_RANGES = 64
 # Slices per INSERT of re-attribution's moves (19 values each: inside SQLite's 32766).
 MOVES_PER_INSERT = 500
+# Advisory lock key of integration N's rollup writers: ROLLUP_LOCK_BASE + N (PostgreSQL).
+ROLLUP_LOCK_BASE = 0x0D0A << 40
 
 
 # ------------------------------------------------------------------ time zone
@@ -145,6 +147,26 @@ def _insert_select(records: QuerySet, zone: tzinfo, daily_model) -> int:
         return cursor.rowcount
 
 
+def lock_integrations(integration_ids: Iterable[int], using: str) -> None:
+    """Serialize rollup writers of these integrations until the transaction ends.
+
+    On PostgreSQL two transactions recomputing the same day (a sync chunk and a rebuild, or a
+    chunk and a re-attribution batch) would each delete what it saw and insert what it
+    computed: the second insert would collide with the first, or miss its rows. A
+    transaction-scoped advisory lock per integration (taken in id order, before the rollup rows
+    are read) makes them take turns. SQLite has a single writer already.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    ids = sorted(set(integration_ids))
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s + id) FROM unnest(%s::bigint[]) AS id ORDER BY id", [ROLLUP_LOCK_BASE, ids]
+            )
+
+
 def _range_filter(ranges: list[tuple[date, date]], zone: tzinfo) -> tuple[Q, Q]:
     """(filter on base rows' bucket_start, filter on rollup rows' day) for the day ranges."""
     base, daily = Q(), Q()
@@ -160,12 +182,15 @@ def _range_filter(ranges: list[tuple[date, date]], zone: tzinfo) -> tuple[Q, Q]:
     return base, daily
 
 
-def refresh_days(integration_id: int, days: Iterable[date], *, zone: tzinfo | None = None, apps=None) -> int:
+def refresh_days(
+    integration_id: int, days: Iterable[date], *, zone: tzinfo | None = None, apps=None, locked: bool = False
+) -> int:
     """Recompute an integration's rollup rows for the given local days; returns rows written.
 
     One DELETE and one INSERT … SELECT whatever the number of days (consecutive days become
     one range). Call it inside the transaction that changed the base rows, with every day whose
-    rows were written, changed or removed. `zone` defaults to the integration's workspace zone.
+    rows were written, changed or removed. `zone` defaults to the integration's workspace zone;
+    `locked` says the caller already holds the integration's rollup lock (`lock_integrations`).
     """
     ranges = day_ranges(days)
     if not ranges:
@@ -175,6 +200,8 @@ def refresh_days(integration_id: int, days: Iterable[date], *, zone: tzinfo | No
     base, daily = _range_filter(ranges, zone)
     using = router.db_for_write(daily_model)
     with transaction.atomic(using=using, savepoint=False):
+        if not locked:
+            lock_integrations([integration_id], using)
         daily_model._base_manager.using(using).filter(daily, integration_id=integration_id).delete()
         records = record_model._base_manager.using(using).filter(base, integration_id=integration_id)
         return _insert_select(records, zone, daily_model)
@@ -183,16 +210,34 @@ def refresh_days(integration_id: int, days: Iterable[date], *, zone: tzinfo | No
 def refresh_moments(integration, moments: Iterable[datetime]) -> int:
     """`refresh_days` for the local days holding these bucket_starts (rows written or removed).
 
-    `integration` is an Integration or its id. The zone is read afresh (one indexed query), not
-    from a workspace loaded earlier: a chunk committed after a time zone change must already
-    count days in the new zone, or the background rebuild could finish before it.
+    `integration` is an Integration or its id. The zone is read afresh, not from a workspace
+    loaded earlier: a chunk committed after a time zone change must already count days in the
+    new zone, or the background rebuild could finish before it. On PostgreSQL the same query
+    takes the integration's rollup lock (see `lock_integrations`).
     """
+    from usage.models import UsageDaily
+
     moments = set(moments)
     if not moments:
         return 0
     integration_id = getattr(integration, "pk", integration)
-    zone = _integration_zone(integration_id)
-    return refresh_days(integration_id, days_of(moments, zone), zone=zone)
+    using = router.db_for_write(UsageDaily)
+    connection = connections[using]
+    with transaction.atomic(using=using, savepoint=False):
+        if connection.vendor == "postgresql":
+            integrations = global_apps.get_model("integrations", "Integration")._meta.db_table
+            workspaces = global_apps.get_model("accounts", "Workspace")._meta.db_table
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT w.time_zone, pg_advisory_xact_lock(%s + i.id) FROM {integrations} i "
+                    f"JOIN {workspaces} w ON w.id = i.workspace_id WHERE i.id = %s",
+                    [ROLLUP_LOCK_BASE, integration_id],
+                )
+                found = cursor.fetchone()
+            zone = zone_named(found[0] if found else None)
+        else:
+            zone = _integration_zone(integration_id)
+        return refresh_days(integration_id, days_of(moments, zone), zone=zone, locked=True)
 
 
 def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None = None) -> int:
@@ -233,11 +278,12 @@ def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None =
     ]
     day_at = GROUP_COLUMNS.index("day")
     integration_at = GROUP_COLUMNS.index("integration_id")
+    integrations = sorted({key[integration_at] for key in moves})
     with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+        lock_integrations(integrations, using)
         for i in range(0, len(items), MOVES_PER_INSERT):
             part = items[i : i + MOVES_PER_INSERT]
             cursor.execute(prefix + ", ".join([placeholder] * len(part)) + suffix, [v for item in part for v in item])
-        integrations = sorted({key[integration_at] for key in moves})
         days = [key[day_at] for key in moves]
         cursor.execute(
             f"DELETE FROM {table} WHERE {quote('integration_id')} IN ({', '.join(['%s'] * len(integrations))}) "
@@ -273,6 +319,7 @@ def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps
     zone = zone or _integration_zone(integration_id, apps)
     using = router.db_for_write(daily_model)
     with transaction.atomic(using=using):
+        lock_integrations([integration_id], using)
         daily_model._base_manager.using(using).filter(integration_id=integration_id).delete()
         records = record_model._base_manager.using(using).filter(integration_id=integration_id)
         return _insert_select(records, zone, daily_model)
