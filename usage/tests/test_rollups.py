@@ -111,3 +111,48 @@ def test_unique_slice_treats_null_attribution_as_one_value(workspace, integratio
     row.pk = None
     with pytest.raises(IntegrityError), transaction.atomic():
         row.save()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_writers_of_one_integration_take_turns(workspace, integration):
+    """A rebuild and a chunk's refresh of the same day, concurrently: without the advisory lock
+    the second INSERT collides with the first's slice (or misses its rows)."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has a single writer")
+    base_rows(integration, 24)
+    holding, errors = threading.Event(), []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                rollups.refresh_integration(integration.pk)
+                holding.set()
+                threading.Event().wait(0.5)  # keep the lock while the other writer starts
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            holding.set()
+            connections.close_all()
+
+    def second() -> None:
+        holding.wait(5)
+        try:
+            with transaction.atomic():
+                rollups.refresh_moments(integration.pk, [T0])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == []
+    assert rollup_days(workspace) == local_days_of_base(workspace)
