@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from django.apps import apps as global_apps
 from django.db import connections, router, transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from usage.dimensions import ROLLUP_DIMENSIONS
@@ -43,6 +43,8 @@ COLUMNS: tuple[str, ...] = (*GROUP_COLUMNS, "quantity", "rows")
 MAX_RANGES = 64
 # Slices per INSERT of re-attribution's moves (19 values each: inside SQLite's 32766).
 MOVES_PER_INSERT = 500
+# Local days recomputed per transaction by a rebuild.
+REBUILD_SPAN_DAYS = 31
 # Advisory lock key of integration N's rollup writers: ROLLUP_LOCK_BASE + N (PostgreSQL).
 ROLLUP_LOCK_BASE = 0x0D0A << 40
 
@@ -314,32 +316,50 @@ def refresh_by_integration(days: Mapping[int, Iterable[date]]) -> int:
 
 
 def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps=None) -> int:
-    """Recompute every rollup row of one integration (all days)."""
+    """Recompute every rollup row of one integration, REBUILD_SPAN_DAYS local days per
+    transaction (a year of a large integration never holds its lock for minutes; pages see each
+    span switch at once), then drop rollup rows outside its first..last day."""
     record_model, daily_model = _models(apps)
     zone = zone or _integration_zone(integration_id, apps)
     using = router.db_for_write(daily_model)
+    bounds = record_model._base_manager.using(using).filter(integration_id=integration_id).aggregate(
+        first=Min("bucket_start"), last=Max("bucket_start")
+    )
+    written = 0
+    if bounds["first"] is not None:
+        first, last = local_day(bounds["first"], zone), local_day(bounds["last"], zone)
+        span = first
+        while span <= last:
+            end = min(span + timedelta(days=REBUILD_SPAN_DAYS - 1), last)
+            days = (span + timedelta(days=i) for i in range((end - span).days + 1))
+            written += refresh_days(integration_id, days, zone=zone, apps=apps)
+            span = end + timedelta(days=1)
     with transaction.atomic(using=using):
         lock_integrations([integration_id], using)
-        daily_model._base_manager.using(using).filter(integration_id=integration_id).delete()
-        records = record_model._base_manager.using(using).filter(integration_id=integration_id)
-        return _insert_select(records, zone, daily_model)
+        stale = daily_model._base_manager.using(using).filter(integration_id=integration_id)
+        if bounds["first"] is not None:
+            stale = stale.filter(Q(day__lt=first) | Q(day__gt=last))
+        stale.delete()
+    return written
 
 
 def rebuild_workspace(
     workspace, *, on_integration: Callable[[int, int], object] | None = None, apps=None
 ) -> int:
-    """Recompute all rollups of a workspace in its current time zone, one integration per
-    transaction (so a large workspace never holds one long lock); returns rows written.
+    """Recompute all rollups of a workspace in its current time zone, integration by
+    integration (see `refresh_integration`); returns rows written.
 
     `on_integration(done, total)` is called after each integration (progress for a job).
-    Rollup rows of integrations whose base rows are all gone are removed too.
     """
-    record_model, daily_model = _models(apps)
-    workspace_model = (apps or global_apps).get_model("accounts", "Workspace")
+    _, daily_model = _models(apps)
+    global_or_historical = apps or global_apps
+    workspace_model = global_or_historical.get_model("accounts", "Workspace")
+    integration_model = global_or_historical.get_model("integrations", "Integration")
     workspace = workspace_model._base_manager.get(pk=getattr(workspace, "pk", workspace))
     zone = zone_of(workspace)
+    # Base rows belong to the workspace's integrations (deleting one cascades to its rows).
     integration_ids = sorted(
-        set(record_model._base_manager.filter(workspace_id=workspace.pk).values_list("integration_id", flat=True).distinct())
+        set(integration_model._base_manager.filter(workspace_id=workspace.pk).values_list("pk", flat=True))
         | set(daily_model._base_manager.filter(workspace_id=workspace.pk).values_list("integration_id", flat=True).distinct())
     )
     written = 0
