@@ -1,13 +1,33 @@
 """Tenancy: a Workspace is a company; users belong to workspaces through Memberships."""
 from __future__ import annotations
 
+import zoneinfo
+from functools import lru_cache
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+
+
+@lru_cache(maxsize=1)
+def time_zone_names() -> tuple[str, ...]:
+    """The IANA zone names this machine knows, sorted (the tz database, or the tzdata package)."""
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in time_zone_names():
+        raise ValidationError("%(value)s is not an IANA time zone name.", params={"value": value}, code="invalid")
 
 
 class Workspace(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
+    # Days, weeks and months on pages, budgets and alerts are calendar periods in this zone;
+    # stored buckets stay UTC. Changing it rebuilds the daily rollups (usage.rollups).
+    time_zone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_time_zone], help_text="IANA name, e.g. Europe/Paris."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -15,6 +35,14 @@ class Workspace(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The workspace's time zone (UTC if the stored name is unknown to this machine)."""
+        try:
+            return zoneinfo.ZoneInfo(self.time_zone or "UTC")
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo("UTC")
 
 
 class Membership(models.Model):

@@ -52,6 +52,7 @@ from integrations.services import (
     integration_update,
     integration_verify,
 )
+from usage.dimensions import ROW_VIEW_DIMENSIONS
 from usage.import_jobs import (
     QUEUED_PATIENCE,
     UsageImportBusy,
@@ -71,7 +72,7 @@ from usage.models import UsageImport
 
 DETAIL = "integrations/detail.html"
 USAGE_PAGE_SIZE = 50
-USAGE_DIMENSIONS = ("account", "project", "region", "model", "deployment", "endpoint", "resource", "operation")
+USAGE_DIMENSIONS = ROW_VIEW_DIMENSIONS
 RUNS_SHOWN = 20
 EVENTS_SHOWN = 50
 # Stop polling a "Sync now" nobody picked up after this long, and say why.

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings as django_settings
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 
-DIMENSION_FIELDS = ("account", "project", "region", "model", "deployment", "endpoint", "resource", "operation", "api_key")
+from usage.dimensions import DIMENSIONS
+
+DIMENSION_FIELDS = DIMENSIONS
 NATURAL_KEY = ("integration", "bucket_start", "bucket_end", *DIMENSION_FIELDS, "metric")
 
 
@@ -50,6 +54,65 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric}={self.quantity} {self.unit} @ {self.bucket_start:%Y-%m-%d %H:%M}"
+
+
+class UsageDaily(models.Model):
+    """Daily rollup of UsageRecord: the sum of base quantities per local calendar day (in the
+    workspace's time zone, by bucket_start), integration, dimensions, metric, unit, application
+    and license. Pages that aggregate read this table, never the hourly base table.
+
+    Kept equal to the base table by recomputing slices (usage/rollups.py): every write path
+    (store, import, re-attribution) deletes and re-inserts the days it touched, in the same
+    transaction; integration deletion cascades. Never edited row by row.
+    """
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="usage_daily")
+    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily")
+    provider = models.CharField(max_length=64)
+    day = models.DateField(help_text="Local calendar day of bucket_start in the workspace's time zone.")
+    account = models.CharField(max_length=200, blank=True, default="")
+    project = models.CharField(max_length=200, blank=True, default="")
+    region = models.CharField(max_length=64, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    deployment = models.CharField(max_length=200, blank=True, default="")
+    endpoint = models.CharField(max_length=200, blank=True, default="")
+    resource = models.CharField(max_length=200, blank=True, default="")
+    operation = models.CharField(max_length=200, blank=True, default="")
+    api_key = models.CharField(max_length=200, blank=True, default="")
+    metric = models.CharField(max_length=32)
+    unit = models.CharField(max_length=16)
+    # Deleting an application or license sets the base rows' attribution to NULL; its rollup
+    # rows go with it (CASCADE, so no two slices collapse into one) and the service that
+    # deletes it refreshes the days they covered in the same transaction (usage.services).
+    application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    quantity = models.DecimalField(max_digits=30, decimal_places=9)
+    # A plain integer: re-attribution moves rows between slices by difference, and a slice that
+    # would go below zero shows a day that was out of step; it is then recomputed (usage.rollups).
+    rows = models.IntegerField(default=0, help_text="Base rows summed.")
+
+    class Meta:
+        ordering = ["day", "pk"]
+        constraints = [
+            # NULL application/license compare equal here (COALESCE to 0), on SQLite and PG.
+            models.UniqueConstraint(
+                F("integration"),
+                F("day"),
+                *(F(d) for d in DIMENSIONS),
+                F("metric"),
+                F("unit"),
+                Coalesce(F("application"), Value(0)),
+                Coalesce(F("license"), Value(0)),
+                name="usage_daily_slice",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "day"], name="usage_daily_ws_day"),
+            models.Index(fields=["integration", "day"], name="usage_daily_int_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric}={self.quantity} {self.unit}"
 
 
 class Application(models.Model):
@@ -101,7 +164,7 @@ class AttributionRule(models.Model):
     matches anything. Rules are tried by ascending `priority`, then id; the first match wins.
     """
 
-    MATCH_FIELDS = ("account", "project", "region", "model", "deployment", "endpoint", "api_key", "resource", "operation")
+    MATCH_FIELDS = DIMENSIONS
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="attribution_rules")
     provider = models.CharField(max_length=64, help_text="Registry slug of the provider this rule applies to.")
@@ -147,6 +210,43 @@ class ReattributionJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+
+    @property
+    def progress_percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
+
+
+class RollupRebuildJob(models.Model):
+    """A background rebuild of a workspace's daily rollups (after its time zone changed, or
+    asked for by `manage.py rebuild_rollups`), one integration at a time, with progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="rollup_rebuild_jobs")
+    time_zone = models.CharField(max_length=64, help_text="The zone the rollups are being rebuilt in.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0, help_text="Integrations to rebuild.")
+    done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Rollup rebuild #{self.pk} ({self.time_zone}, {self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
 
     @property
     def progress_percent(self) -> int:

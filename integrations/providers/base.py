@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.providers import facts
 
+# The dimensions have one definition, usage/dimensions.py (plain Python: no models loaded).
+from usage.dimensions import DIMENSIONS
+
 if TYPE_CHECKING:
     from integrations.http import HttpClient
 
@@ -43,17 +46,6 @@ METRICS: dict[str, str] = {
     "api_calls": "calls",
     "cost": "",
 }
-DIMENSIONS: tuple[str, ...] = (
-    "account",
-    "project",
-    "region",
-    "model",
-    "deployment",
-    "endpoint",
-    "resource",
-    "operation",
-    "api_key",
-)
 # What an Answered scope may restrict: the dimensions, and the metric.
 SCOPE_FIELDS: tuple[str, ...] = (*DIMENSIONS, "metric")
 

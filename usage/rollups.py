@@ -1,0 +1,406 @@
+"""Daily rollups of usage (usage.models.UsageDaily): upkeep and the queries pages start from.
+
+A rollup row is the SUM of base quantities (and COUNT of base rows) per integration, local
+calendar day of bucket_start in the workspace's time zone, the dimensions, metric, unit,
+application and license. Upkeep recomputes slices, never applies deltas: `refresh_days` deletes
+an integration's rollup rows for some local days and re-inserts them with one
+INSERT … SELECT … GROUP BY over usage_usagerecord, so a rollup total equals the base total
+whatever the write did (insert, restatement, ghost removal, re-attribution). Every write path
+calls it in its own transaction; a workspace whose time zone changed is rebuilt whole
+(`rebuild_workspace`).
+
+Pages read `daily_for(workspace)`; only the raw-row view and exports read the base table.
+"""
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
+
+from django.apps import apps as global_apps
+from django.db import connections, router, transaction
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from usage.dimensions import ROLLUP_DIMENSIONS
+
+# The rollup's columns, in INSERT order; the first GROUP_COLUMNS are grouped on.
+GROUP_COLUMNS: tuple[str, ...] = (
+    "workspace_id",
+    "integration_id",
+    "provider",
+    "day",
+    *ROLLUP_DIMENSIONS,
+    "metric",
+    "unit",
+    "application_id",
+    "license_id",
+)
+COLUMNS: tuple[str, ...] = (*GROUP_COLUMNS, "quantity", "rows")
+# Day ranges OR-ed into one DELETE and one INSERT … SELECT: far inside SQLite's expression
+# depth limit (1000); an import scattered over more days refreshes a few days in between too.
+MAX_RANGES = 64
+# Slices per INSERT of re-attribution's moves (19 values each: inside SQLite's 32766).
+MOVES_PER_INSERT = 500
+# Local days recomputed per transaction by a rebuild.
+REBUILD_SPAN_DAYS = 31
+# Advisory lock key of integration N's rollup writers: ROLLUP_LOCK_BASE + N (PostgreSQL).
+ROLLUP_LOCK_BASE = 0x0D0A << 40
+
+
+# ------------------------------------------------------------------ time zone
+def zone_named(name: str | None) -> tzinfo:
+    """The zone with this IANA name; UTC for an empty or unknown name."""
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def zone_of(workspace) -> tzinfo:
+    """The workspace's zone (a Workspace, or anything with a `time_zone` IANA name)."""
+    return zone_named(getattr(workspace, "time_zone", None))
+
+
+def workspace_zone(workspace_id: int) -> tzinfo:
+    from accounts.models import Workspace
+
+    return zone_named(Workspace.objects.filter(pk=workspace_id).values_list("time_zone", flat=True).first())
+
+
+def _integration_zone(integration_id: int, apps=None) -> tzinfo:
+    workspace_model = (apps or global_apps).get_model("accounts", "Workspace")
+    return zone_named(
+        workspace_model._base_manager.filter(integrations__id=integration_id).values_list("time_zone", flat=True).first()
+    )
+
+
+def local_day(moment: datetime, zone: tzinfo) -> date:
+    """The calendar day in `zone` that holds the aware `moment`."""
+    return moment.astimezone(zone).date()
+
+
+def day_start(day: date, zone: tzinfo) -> datetime:
+    """The UTC instant at which `day` begins in `zone` (DST-safe: midnight is resolved by zoneinfo)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def day_bounds(first: date, last: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of the local days first..last inclusive."""
+    return day_start(first, zone), day_start(last + timedelta(days=1), zone)
+
+
+def day_ranges(days: Iterable[date], *, most: int = MAX_RANGES) -> list[tuple[date, date]]:
+    """Consecutive days grouped into inclusive (first, last) ranges, in order; beyond `most`
+    ranges the shortest gaps are closed (refreshing a day needlessly is only work)."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and ranges[-1][1] + timedelta(days=1) == day:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    if len(ranges) > most:
+        gaps = sorted(range(1, len(ranges)), key=lambda i: (ranges[i][0] - ranges[i - 1][1], i))
+        closed = set(gaps[: len(ranges) - most])
+        merged: list[tuple[date, date]] = []
+        for i, (first, last) in enumerate(ranges):
+            if i in closed:
+                merged[-1] = (merged[-1][0], last)
+            else:
+                merged.append((first, last))
+        ranges = merged
+    return ranges
+
+
+def days_of(moments: Iterable[datetime], zone: tzinfo) -> set[date]:
+    """The local days holding each aware `moment` (e.g. bucket_starts written or removed)."""
+    return {local_day(m, zone) for m in moments}
+
+
+# ------------------------------------------------------------------ upkeep
+def _models(apps=None):
+    apps = apps or global_apps
+    return apps.get_model("usage", "UsageRecord"), apps.get_model("usage", "UsageDaily")
+
+
+def _aggregate(records: QuerySet, zone: tzinfo) -> QuerySet:
+    """`records` grouped into rollup rows, selecting COLUMNS in order."""
+    return (
+        records.order_by()
+        .annotate(day=TruncDate("bucket_start", tzinfo=zone))
+        .values(*GROUP_COLUMNS)
+        .annotate(quantity_sum=Sum("quantity"), rows_count=Count("pk"))
+        .values_list(*GROUP_COLUMNS, "quantity_sum", "rows_count")
+    )
+
+
+def _insert_select(records: QuerySet, zone: tzinfo, daily_model) -> int:
+    """INSERT INTO usage_usagedaily (COLUMNS) SELECT … GROUP BY …: one statement, on any backend."""
+    select = _aggregate(records, zone)
+    using = select.db
+    sql, params = select.query.get_compiler(using).as_sql()
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    table = quote(daily_model._meta.db_table)
+    columns = ", ".join(quote(daily_model._meta.get_field(c.removesuffix("_id")).column) for c in COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({columns}) {sql}", params)
+        return cursor.rowcount
+
+
+def lock_integrations(integration_ids: Iterable[int], using: str) -> None:
+    """Serialize rollup writers of these integrations until the transaction ends.
+
+    On PostgreSQL two transactions recomputing the same day (a sync chunk and a rebuild, or a
+    chunk and a re-attribution batch) would each delete what it saw and insert what it
+    computed: the second insert would collide with the first, or miss its rows. A
+    transaction-scoped advisory lock per integration (taken in id order, before the rollup rows
+    are read) makes them take turns. SQLite has a single writer already.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    ids = sorted(set(integration_ids))
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s + id) FROM unnest(%s::bigint[]) AS id ORDER BY id", [ROLLUP_LOCK_BASE, ids]
+            )
+
+
+def _range_filter(ranges: list[tuple[date, date]], zone: tzinfo) -> tuple[Q, Q]:
+    """(filter on base rows' bucket_start, filter on rollup rows' day) for the day ranges."""
+    base, daily = Q(), Q()
+    for first, last in ranges:
+        start, end = day_bounds(first, last, zone)
+        base |= Q(bucket_start__gte=start, bucket_start__lt=end)
+        daily |= Q(day__gte=first, day__lte=last)
+    if len(ranges) > 1:
+        # The hull as a plain range too, so the (integration, bucket_start) index bounds the scan.
+        start, end = day_bounds(ranges[0][0], ranges[-1][1], zone)
+        base &= Q(bucket_start__gte=start, bucket_start__lt=end)
+        daily &= Q(day__gte=ranges[0][0], day__lte=ranges[-1][1])
+    return base, daily
+
+
+def refresh_days(
+    integration_id: int, days: Iterable[date], *, zone: tzinfo | None = None, apps=None, locked: bool = False
+) -> int:
+    """Recompute an integration's rollup rows for the given local days; returns rows written.
+
+    One DELETE and one INSERT … SELECT whatever the number of days (consecutive days become
+    one range). Call it inside the transaction that changed the base rows, with every day whose
+    rows were written, changed or removed. `zone` defaults to the integration's workspace zone;
+    `locked` says the caller already holds the integration's rollup lock (`lock_integrations`).
+    """
+    ranges = day_ranges(days)
+    if not ranges:
+        return 0
+    record_model, daily_model = _models(apps)
+    zone = zone or _integration_zone(integration_id, apps)
+    base, daily = _range_filter(ranges, zone)
+    using = router.db_for_write(daily_model)
+    with transaction.atomic(using=using, savepoint=False):
+        if not locked:
+            lock_integrations([integration_id], using)
+        daily_model._base_manager.using(using).filter(daily, integration_id=integration_id).delete()
+        records = record_model._base_manager.using(using).filter(base, integration_id=integration_id)
+        return _insert_select(records, zone, daily_model)
+
+
+def refresh_moments(integration, moments: Iterable[datetime]) -> int:
+    """`refresh_days` for the local days holding these bucket_starts (rows written or removed).
+
+    `integration` is an Integration or its id. The zone is read afresh, not from a workspace
+    loaded earlier: a chunk committed after a time zone change must already count days in the
+    new zone, or the background rebuild could finish before it. On PostgreSQL the same query
+    takes the integration's rollup lock (see `lock_integrations`).
+    """
+    from usage.models import UsageDaily
+
+    moments = set(moments)
+    if not moments:
+        return 0
+    integration_id = getattr(integration, "pk", integration)
+    using = router.db_for_write(UsageDaily)
+    connection = connections[using]
+    with transaction.atomic(using=using, savepoint=False):
+        if connection.vendor == "postgresql":
+            integrations = global_apps.get_model("integrations", "Integration")._meta.db_table
+            workspaces = global_apps.get_model("accounts", "Workspace")._meta.db_table
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT w.time_zone, pg_advisory_xact_lock(%s + i.id) FROM {integrations} i "
+                    f"JOIN {workspaces} w ON w.id = i.workspace_id WHERE i.id = %s",
+                    [ROLLUP_LOCK_BASE, integration_id],
+                )
+                found = cursor.fetchone()
+            zone = zone_named(found[0] if found else None)
+        else:
+            zone = _integration_zone(integration_id)
+        return refresh_days(integration_id, days_of(moments, zone), zone=zone, locked=True)
+
+
+def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None = None) -> int:
+    """Apply re-attribution's moves: {GROUP_COLUMNS key: (quantity, rows)} added to each slice
+    (negative for the slice rows left, positive for the one they joined); returns slices changed.
+
+    Re-attribution changes only which application/license a row belongs to, batch by batch in
+    pk order; recomputing whole days per batch would read each day once per batch that
+    touches it. So its moves are applied by difference, exactly (Decimal, as the base table),
+    in the batch's transaction: one INSERT … ON CONFLICT DO UPDATE, then one DELETE of the
+    slices left empty. A slice that would go below zero shows a day out of step with the base
+    rows (written without upkeep); those days are recomputed on the spot.
+    """
+    from usage.models import UsageDaily
+
+    moves = {key: value for key, value in moves.items() if value[0] or value[1]}
+    if not moves:
+        return 0
+    using = using or router.db_for_write(UsageDaily)
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    opts = UsageDaily._meta
+    fields = [opts.get_field(c.removesuffix("_id")) for c in COLUMNS]
+    table = quote(opts.db_table)
+    conflict = ", ".join(
+        [quote(f.column) for f in fields[1 : len(GROUP_COLUMNS) - 2] if f.name not in ("workspace", "provider")]
+        + [f"(COALESCE({quote(f.column)}, 0))" for f in fields[len(GROUP_COLUMNS) - 2 : len(GROUP_COLUMNS)]]
+    )
+    quantity, rows = quote("quantity"), quote("rows")
+    prefix = f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) VALUES "
+    suffix = (
+        f" ON CONFLICT ({conflict}) DO UPDATE SET {quantity} = {table}.{quantity} + EXCLUDED.{quantity}, "
+        f"{rows} = {table}.{rows} + EXCLUDED.{rows}"
+    )
+    placeholder = f"({', '.join(['%s'] * len(fields))})"
+    items = [
+        [f.get_db_prep_save(v, connection) for f, v in zip(fields, (*key, *value), strict=True)] for key, value in moves.items()
+    ]
+    day_at = GROUP_COLUMNS.index("day")
+    integration_at = GROUP_COLUMNS.index("integration_id")
+    integrations = sorted({key[integration_at] for key in moves})
+    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+        lock_integrations(integrations, using)
+        for i in range(0, len(items), MOVES_PER_INSERT):
+            part = items[i : i + MOVES_PER_INSERT]
+            cursor.execute(prefix + ", ".join([placeholder] * len(part)) + suffix, [v for item in part for v in item])
+        days = [key[day_at] for key in moves]
+        cursor.execute(
+            f"DELETE FROM {table} WHERE {quote('integration_id')} IN ({', '.join(['%s'] * len(integrations))}) "
+            f"AND {quote('day')} >= %s AND {quote('day')} <= %s AND {rows} <= 0 "
+            f"RETURNING {quote('integration_id')}, {quote('day')}, {rows}, {quantity}",
+            [*integrations, *(fields[day_at].get_db_prep_save(d, connection) for d in (min(days), max(days)))],
+        )
+        out_of_step: dict[int, set[date]] = {}
+        for integration_id, day, count, total in cursor.fetchall():
+            if count < 0 or (total and count == 0):
+                out_of_step.setdefault(integration_id, set()).add(fields[day_at].to_python(day))
+    for integration_id, stale in out_of_step.items():
+        refresh_days(integration_id, stale)
+    return len(moves)
+
+
+def days_by_integration(daily: QuerySet) -> dict[int, set[date]]:
+    """{integration id: local days} of some rollup rows (read before a delete that cascades)."""
+    found: dict[int, set[date]] = {}
+    for integration_id, day in daily.order_by().values_list("integration_id", "day").distinct():
+        found.setdefault(integration_id, set()).add(day)
+    return found
+
+
+def refresh_by_integration(days: Mapping[int, Iterable[date]]) -> int:
+    """`refresh_days` for each integration's days."""
+    return sum(refresh_days(integration_id, found) for integration_id, found in sorted(days.items()))
+
+
+def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps=None) -> int:
+    """Recompute every rollup row of one integration, REBUILD_SPAN_DAYS local days per
+    transaction (a year of a large integration never holds its lock for minutes; pages see each
+    span switch at once), then drop rollup rows outside its first..last day."""
+    record_model, daily_model = _models(apps)
+    zone = zone or _integration_zone(integration_id, apps)
+    using = router.db_for_write(daily_model)
+    bounds = record_model._base_manager.using(using).filter(integration_id=integration_id).aggregate(
+        first=Min("bucket_start"), last=Max("bucket_start")
+    )
+    written = 0
+    if bounds["first"] is not None:
+        first, last = local_day(bounds["first"], zone), local_day(bounds["last"], zone)
+        span = first
+        while span <= last:
+            end = min(span + timedelta(days=REBUILD_SPAN_DAYS - 1), last)
+            days = (span + timedelta(days=i) for i in range((end - span).days + 1))
+            written += refresh_days(integration_id, days, zone=zone, apps=apps)
+            span = end + timedelta(days=1)
+    with transaction.atomic(using=using):
+        lock_integrations([integration_id], using)
+        stale = daily_model._base_manager.using(using).filter(integration_id=integration_id)
+        if bounds["first"] is not None:
+            stale = stale.filter(Q(day__lt=first) | Q(day__gt=last))
+        stale.delete()
+    return written
+
+
+def rebuild_workspace(
+    workspace, *, on_integration: Callable[[int, int], object] | None = None, apps=None
+) -> int:
+    """Recompute all rollups of a workspace in its current time zone, integration by
+    integration (see `refresh_integration`); returns rows written.
+
+    `on_integration(done, total)` is called after each integration (progress for a job).
+    """
+    _, daily_model = _models(apps)
+    global_or_historical = apps or global_apps
+    workspace_model = global_or_historical.get_model("accounts", "Workspace")
+    integration_model = global_or_historical.get_model("integrations", "Integration")
+    workspace = workspace_model._base_manager.get(pk=getattr(workspace, "pk", workspace))
+    zone = zone_of(workspace)
+    # Base rows belong to the workspace's integrations (deleting one cascades to its rows).
+    integration_ids = sorted(
+        set(integration_model._base_manager.filter(workspace_id=workspace.pk).values_list("pk", flat=True))
+        | set(daily_model._base_manager.filter(workspace_id=workspace.pk).values_list("integration_id", flat=True).distinct())
+    )
+    written = 0
+    for done, integration_id in enumerate(integration_ids, start=1):
+        written += refresh_integration(integration_id, zone=zone, apps=apps)
+        if on_integration is not None:
+            on_integration(done, len(integration_ids))
+    return written
+
+
+def rebuild_all(apps=None) -> int:
+    """Rebuild every workspace's rollups (used by the migration that creates the table)."""
+    workspace_model = (apps or global_apps).get_model("accounts", "Workspace")
+    return sum(rebuild_workspace(pk, apps=apps) for pk in workspace_model._base_manager.values_list("pk", flat=True))
+
+
+# ------------------------------------------------------------------ queries
+def daily_for(workspace) -> QuerySet:
+    """The workspace's daily rollup rows: where every aggregating page starts.
+
+    `day` is the local calendar day in the workspace's zone, so date filters are plain
+    `day__gte`/`day__lte` on local dates; sum `quantity` per (metric, unit) as with base rows.
+    """
+    from usage.models import UsageDaily
+
+    return UsageDaily.objects.filter(workspace_id=getattr(workspace, "pk", workspace))
+
+
+def totals_match(workspace) -> bool:
+    """True when the rollups sum to the base table per (integration, metric, unit, application,
+    license): a consistency check for tests and `rebuild_rollups --check`."""
+    from usage.models import UsageDaily, UsageRecord
+
+    keys = ("integration_id", "metric", "unit", "application_id", "license_id")
+    pk = getattr(workspace, "pk", workspace)
+    base = {
+        row[:-2]: row[-2:]
+        for row in UsageRecord.objects.filter(workspace_id=pk).order_by().values_list(*keys).annotate(Sum("quantity"), Count("pk"))
+    }
+    daily = {
+        row[:-2]: row[-2:]
+        for row in UsageDaily.objects.filter(workspace_id=pk).order_by().values_list(*keys).annotate(Sum("quantity"), Sum("rows"))
+    }
+    return base == daily
