@@ -106,8 +106,19 @@ class IntegrationAddForm(_ProviderForm):
         required=False,
         help_text="How this connection is listed, e.g. “OpenAI – production org”. Defaults to the provider's name.",
     )
+    split_account = forms.BooleanField(
+        label="Read only part of this account",
+        required=False,
+        help_text="Tick this when another integration already reads this provider account but each reads "
+        "a different part of it (different projects, say). Both are then counted, and each page shows the overlap.",
+    )
 
     field_order = ["name"]
+
+    @property
+    def offer_split(self) -> bool:
+        """The checkbox is shown once the account was found already connected (or was ticked)."""
+        return bool(getattr(self, "duplicate_of", None)) or bool(self.data.get("split_account"))
 
 
 class IntegrationEditForm(_ProviderForm):
