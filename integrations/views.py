@@ -160,8 +160,12 @@ def _account_context(integration: Integration) -> dict[str, Any]:
     if not peers:
         return {"account_peers": [], "account_counted": True}
     uncounted = integration.workspace.integrations.uncounted_ids()
+    counted = [peer for peer in peers if peer.pk not in uncounted]
+    whole = [peer for peer in counted if peer.account_share == Integration.AccountShare.WHOLE]
     return {
         "account_peers": [(peer, peer.pk not in uncounted) for peer in peers],
+        # For an uncounted one: the integration whose reading of the account is counted instead.
+        "account_counted_by": whole or counted,
         "account_counted": integration.pk not in uncounted,
         "account_split_peer": any(peer.account_share == Integration.AccountShare.SPLIT for peer in peers),
     }
