@@ -101,8 +101,9 @@ def _account_label(integration: Integration) -> str:
 
 
 def _names(integrations: list[Integration]) -> str:
-    quoted = [f"“{i.name}”" for i in integrations]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f" and {quoted[-1]}"
+    # Plain names, as the connect contract words it: "already connected as NAME".
+    names = [i.name for i in integrations]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def integration_account_readers(*, workspace: Workspace, key: str, exclude_pk: int | None = None) -> list[Integration]:
@@ -484,7 +485,9 @@ def integration_resolve_duplicate(*, integration: Integration, resolution: str) 
     was done, for the page."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"Unknown resolution {resolution!r}")
-    others = integration_account_peers(integration=integration)
+    peers = integration_account_peers(integration=integration)
+    # Name the integration(s) reading the whole account: the one whose count stands.
+    others = [p for p in peers if p.account_share == Integration.AccountShare.WHOLE] or peers
     names = _names(others) if others else "another integration"
     if resolution == "split":
         Integration.objects.filter(pk=integration.pk).update(account_share=Integration.AccountShare.SPLIT)
