@@ -19,7 +19,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q, Sum
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -530,8 +530,9 @@ def integration_resolve_duplicate_view(request: HttpRequest, pk: int) -> HttpRes
         return _post_only()
     resolution = request.POST.get("resolution", "")
     if resolution not in RESOLUTIONS:
-        return HttpResponseBadRequest("Choose pause, disconnect or split.")
-    messages.success(request, integration_resolve_duplicate(integration=integration, resolution=resolution))
+        messages.error(request, "Nothing changed: choose pause, disconnect or split.")
+    else:
+        messages.success(request, integration_resolve_duplicate(integration=integration, resolution=resolution))
     if request.POST.get("next") == "detail":
         return redirect(_detail_url(integration))
     return redirect("integrations:list", ws=request.workspace.slug)
