@@ -284,6 +284,7 @@ def _rule(tenant: Tenant) -> dict[str, str]:
 PAYLOADS: dict[str, Callable[[Tenant], dict[str, object]]] = {
     "integrations:edit": _integration_settings,
     "integrations:pause": lambda tenant: {},
+    "integrations:resolve_duplicate": lambda tenant: {"resolution": "pause"},
     "integrations:disconnect": lambda tenant: {"data_choice": "delete"},
     "integrations:import_usage": lambda tenant: {"format": "doow", "file": _usage_csv()},
     "integrations:rotate": lambda tenant: {"credential_api_key": "sk-admin-pwned-0123456789abcdef0123"},
@@ -304,6 +305,8 @@ PAYLOADS: dict[str, Callable[[Tenant], dict[str, object]]] = {
 WRITES = (
     "integrations:edit",
     "integrations:pause",
+    "integrations:resolve_duplicate",
+    "integrations:count_again",
     "integrations:disconnect",
     "integrations:import_usage",
     "inventory:application_add",

@@ -86,8 +86,8 @@ def _change(obj: Any) -> str:
 
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
-    list_display = ("name", "workspace", "provider", "status", "last_sync_at", "data_through", "next_sync_at")
-    list_filter = (ProviderListFilter, "status", "workspace")
+    list_display = ("name", "workspace", "provider", "status", "health", "last_sync_at", "data_through", "next_sync_at")
+    list_filter = (ProviderListFilter, "status", "account_share", "workspace")
     search_fields = ("name",)
     list_select_related = ("workspace",)
     # `credential` is deliberately absent from every list below: exclude keeps it out of the form.
@@ -97,9 +97,12 @@ class IntegrationAdmin(admin.ModelAdmin):
         "provider",
         "name",
         "status",
+        "health",
         "credential_hint",
         "identity",
         "verified_at",
+        "account_key",
+        "account_share",
         "settings",
         "sync_interval",
         "backfill_days",
@@ -125,6 +128,13 @@ class IntegrationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Creating needs verification and encryption: the pages or `manage.py connect`.
         return False
+
+    @admin.display(description="Last outcome")
+    def health(self, obj: Integration) -> str:
+        if obj.pk is None:
+            return "-"
+        health = obj.health
+        return f"{health.label}: {health.detail}" if health.detail else health.label
 
     @admin.display(description="Recent sync runs")
     def recent_sync_runs(self, obj: Integration) -> str:

@@ -108,12 +108,23 @@ class IntegrationAddForm(_ProviderForm):
         required=False,
         help_text="How this connection is listed. Defaults to the provider's name.",
     )
+    split_account = forms.BooleanField(
+        label="Read only part of this account",
+        required=False,
+        help_text="Tick this when another integration already reads this provider account but each reads "
+        "a different part of it (different projects, say). Both are then counted, and each page shows the overlap.",
+    )
 
     field_order = ["name"]
 
     def __init__(self, *args: Any, provider: Provider, **kwargs: Any) -> None:
         super().__init__(*args, provider=provider, **kwargs)
         self.fields["name"].help_text = f"How this connection is listed, e.g. “{provider.name} – production”. Defaults to “{provider.name}”."
+
+    @property
+    def offer_split(self) -> bool:
+        """The checkbox is shown once the account was found already connected (or was ticked)."""
+        return bool(getattr(self, "duplicate_of", None)) or bool(self.data.get("split_account"))
 
 
 class IntegrationEditForm(_ProviderForm):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,14 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from fernet_fields import EncryptedTextField
+
+# Past its provider's reporting delay, data this much older than expected makes an
+# integration stale (design.md, Definitions).
+STALE_GRACE = timedelta(hours=24)
+# Error categories that mean the credential works but may not read usage.
+PERMISSION_CATEGORIES = ("scope", "permission")
 
 
 def validate_provider(value: str) -> None:
@@ -42,6 +50,33 @@ class IntegrationQuerySet(models.QuerySet):
             status__in=[Integration.Status.ACTIVE, Integration.Status.ERROR],
         )
 
+    def live(self) -> IntegrationQuerySet:
+        """Integrations still holding their credential (connected, failing or paused): the
+        ones that read, or will read again, their provider account."""
+        return self.exclude(status=Integration.Status.DISCONNECTED)
+
+    def uncounted_ids(self) -> set[int]:
+        """Integrations whose usage no total may add, because another one already counts
+        the same provider account: those marked as duplicates, and in a group of live
+        integrations reading one account as a whole (same account key, nobody chose to
+        split it), every one but the oldest. Call it on one workspace's integrations."""
+        rows = self.values_list("pk", "account_key", "account_share", "status").order_by("created_at", "pk")
+        uncounted: set[int] = set()
+        whole_counted: set[str] = set()
+        for pk, key, share, status in rows:
+            if share == Integration.AccountShare.DUPLICATE:
+                uncounted.add(pk)
+            elif key and share == Integration.AccountShare.WHOLE and status != Integration.Status.DISCONNECTED:
+                if key in whole_counted:
+                    uncounted.add(pk)
+                whole_counted.add(key)
+        return uncounted
+
+    def counted(self) -> IntegrationQuerySet:
+        """These integrations less `uncounted_ids()`: filter usage with
+        `integration__in=workspace.integrations.counted()` and no account is added twice."""
+        return self.exclude(pk__in=self.uncounted_ids())
+
 
 def _lease_free(now: datetime) -> Q:
     return Q(lock_expires_at__isnull=True) | Q(lock_expires_at__lt=now)
@@ -54,12 +89,38 @@ def _holder_died() -> Q:
     return ~Q(lock_token="") | models.Exists(running)
 
 
+@dataclass(frozen=True)
+class Health:
+    """The last outcome of an integration, as the badge, the list and the usage banner say it."""
+
+    code: str  # connected, rate_limited, retrying, permission_missing, needs_attention, paused, stale, disconnected
+    label: str
+    tone: str  # ok, warn, bad, muted: the badge colour
+    detail: str = ""
+    # Data older than expected (design.md: data_through older than now − delay − 24 h, or
+    # paused, or failing permanently): the usage pages warn while any counted one is.
+    stale: bool = False
+
+    @property
+    def failing(self) -> bool:
+        return self.code in ("rate_limited", "retrying", "permission_missing", "needs_attention")
+
+    @property
+    def badge_class(self) -> str:
+        return f"badge badge-{self.tone}"
+
+
 class Integration(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", "Connected"
         ERROR = "error", "Needs attention"
         PAUSED = "paused", "Paused"
         DISCONNECTED = "disconnected", "Disconnected"
+
+    class AccountShare(models.TextChoices):
+        WHOLE = "whole", "Whole account"
+        SPLIT = "split", "Part of a shared account"
+        DUPLICATE = "duplicate", "Duplicate, not counted"
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="integrations")
     # Validated against the registry, not a static choices list: a new provider needs no migration.
@@ -71,6 +132,13 @@ class Integration(models.Model):
     settings = models.JSONField(default=dict, blank=True)
     identity = models.JSONField(default=dict, blank=True, help_text="What the credential could see at the last verify.")
     verified_at = models.DateTimeField(null=True, blank=True)
+    # The provider account the credential reads ("<provider>:<account id>", case-folded), learnt
+    # by verify; "" when not verified or the provider names no account. Two live integrations
+    # with one key read the same usage: see IntegrationQuerySet.uncounted_ids.
+    account_key = models.CharField(max_length=255, blank=True, default="")
+    # The admin's word on sharing that account: SPLIT integrations each read a part (all are
+    # counted); a DUPLICATE one is never counted.
+    account_share = models.CharField(max_length=16, choices=AccountShare.choices, default=AccountShare.WHOLE)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     last_error_category = models.CharField(max_length=32, blank=True)
@@ -100,7 +168,10 @@ class Integration(models.Model):
 
     class Meta:
         ordering = ["name", "pk"]
-        indexes = [models.Index(fields=["status", "next_sync_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_sync_at"]),
+            models.Index(fields=["workspace", "account_key"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.provider})"
@@ -123,6 +194,45 @@ class Integration(models.Model):
     @property
     def is_connected(self) -> bool:
         return self.status in (self.Status.ACTIVE, self.Status.ERROR)
+
+    @property
+    def health(self) -> Health:
+        return self.health_at(timezone.now())
+
+    def health_at(self, now: datetime) -> Health:
+        """The one rule for "how is this integration doing", from the columns every sync and
+        Test connection update. Failures come first (they say why data stops), then
+        staleness; "Connected" only when the last outcome was a success."""
+        status, category = self.status, self.last_error_category
+        message = self.last_error_message
+        if status == self.Status.DISCONNECTED:
+            return Health("disconnected", "Disconnected", "muted", "The credential was deleted; stored usage is kept.")
+        if status == self.Status.PAUSED:
+            if self.account_share == self.AccountShare.DUPLICATE:
+                reason = "Another integration reads the same account; this one's usage is not counted."
+            else:
+                reason = message if category else "Paused by an admin."
+            return Health("paused", "Paused", "warn", reason, stale=True)
+        if category in PERMISSION_CATEGORIES:
+            return Health("permission_missing", "Permission missing", "bad", message, stale=True)
+        if status == self.Status.ERROR:
+            return Health("needs_attention", "Needs attention", "bad", message, stale=True)
+        stale = self._data_late(now)
+        if category == "rate_limit":
+            return Health("rate_limited", "Rate limited — retrying", "warn", message, stale=stale)
+        if category:
+            return Health("retrying", "Failed — retrying", "warn", message, stale=stale)
+        if stale:
+            through = f"{self.data_through:%Y-%m-%d %H:%M} UTC" if self.data_through else "nothing yet"
+            return Health("stale", "Stale", "warn", f"Data through {through}, later than {self.provider_obj.name} usually reports.", stale=True)
+        return Health("connected", "Connected", "ok")
+
+    def _data_late(self, now: datetime) -> bool:
+        if not self.provider_obj.fetches_usage:
+            return False
+        expected = now - self.provider_obj.reporting_delay - STALE_GRACE
+        # Never synced: stale once the first sync is overdue by as much.
+        return (self.data_through or self.created_at or now) < expected
 
 
 class SyncRun(models.Model):

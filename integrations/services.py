@@ -5,17 +5,19 @@ The sync engine and the dispatcher are in integrations/engine.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from accounts.models import Workspace
 from integrations.http import HttpClient, check_endpoint, redact
-from integrations.models import Integration, IntegrationEvent, SyncRun
+from integrations.models import Health, Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import (
     ConfigurationError,
     Identity,
@@ -30,6 +32,25 @@ logger = logging.getLogger(__name__)
 
 class SyncNotAllowed(Exception):
     """The integration is paused or disconnected."""
+
+
+class DuplicateAccount(ConfigurationError):
+    """The provider account is already read by a live integration of the workspace."""
+
+    def __init__(self, message: str, *, existing: list[Integration], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Live integrations reading one provider account as a whole: only `counted` is added
+    to totals until an admin pauses, disconnects or splits the others."""
+
+    account_key: str
+    account_label: str
+    counted: Integration
+    others: list[Integration]
 
 
 # ------------------------------------------------------------------ helpers
@@ -62,6 +83,85 @@ def integration_clean_settings(*, provider: Provider, settings: Mapping[str, Any
                 error.field = name
                 raise
     return clean
+
+
+def account_key(provider: Provider, identity: Identity) -> str:
+    """The provider account a verified credential reads, comparable across integrations:
+    "<provider>:<account id>" case-folded; "" when the provider names no account (nothing
+    can then be told apart). The data migration that filled existing rows inlines this rule."""
+    account = (identity.account_id or "").strip().casefold()
+    return f"{provider.slug}:{account}"[:255] if account else ""
+
+
+def _account_label(integration: Integration) -> str:
+    identity = integration.identity or {}
+    account = str(identity.get("account_id") or integration.account_key.partition(":")[2])
+    name = str(identity.get("account_name") or "")
+    return f"{name} ({account})" if name and name != account else account
+
+
+def _names(integrations: list[Integration]) -> str:
+    # Plain names, as the connect contract words it: "already connected as NAME".
+    names = [i.name for i in integrations]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def integration_account_readers(*, workspace: Workspace, key: str, exclude_pk: int | None = None) -> list[Integration]:
+    """Live integrations of `workspace` counted for the account `key` (duplicates left out)."""
+    if not key:
+        return []
+    readers = workspace.integrations.live().filter(account_key=key).exclude(account_share=Integration.AccountShare.DUPLICATE)
+    if exclude_pk is not None:
+        readers = readers.exclude(pk=exclude_pk)
+    return list(readers.order_by("created_at", "pk"))
+
+
+def integration_account_peers(*, integration: Integration) -> list[Integration]:
+    """The workspace's other integrations (disconnected ones aside) that read the same
+    provider account: the overlap an integration's page shows."""
+    if not integration.account_key:
+        return []
+    peers = integration.workspace.integrations.live().filter(account_key=integration.account_key)
+    return list(peers.exclude(pk=integration.pk).order_by("created_at", "pk"))
+
+
+def integration_duplicate_groups(*, workspace: Workspace) -> list[DuplicateGroup]:
+    """Accounts that two or more live integrations read as a whole (no admin chose to split
+    or mark one a duplicate): their usage would be added twice. Oldest first in each group."""
+    live = workspace.integrations.live().exclude(account_key="").filter(account_share=Integration.AccountShare.WHOLE)
+    by_key: dict[str, list[Integration]] = {}
+    for integration in live.order_by("created_at", "pk"):
+        by_key.setdefault(integration.account_key, []).append(integration)
+    return [
+        DuplicateGroup(account_key=key, account_label=_account_label(group[0]), counted=group[0], others=group[1:])
+        for key, group in sorted(by_key.items())
+        if len(group) > 1
+    ]
+
+
+def counted_integrations(workspace: Workspace) -> QuerySet[Integration]:
+    """The workspace's integrations whose usage totals may add: every account once.
+
+    Pages and exports that sum usage filter with it:
+    `workspace.usage_records.filter(integration__in=counted_integrations(workspace))`.
+    """
+    return workspace.integrations.counted()
+
+
+def integration_health_notices(
+    *, workspace: Workspace, providers: Collection[str] = (), integration_ids: Collection[int] = ()
+) -> list[tuple[Integration, Health]]:
+    """The counted integrations (of these providers / ids, when given) that are failing or
+    stale: what the usage pages warn about, each with its Health. Disconnected integrations
+    (no more data is expected) and uncounted duplicates are left out."""
+    integrations = counted_integrations(workspace).live()
+    if providers:
+        integrations = integrations.filter(provider__in=list(providers))
+    if integration_ids:
+        integrations = integrations.filter(pk__in=list(integration_ids))
+    now = timezone.now()
+    notices = [(i, i.health_at(now)) for i in integrations.order_by("name", "pk")]
+    return [(i, health) for i, health in notices if health.failing or health.stale]
 
 
 def provider_http_client(provider: Provider, credential: Mapping[str, str]) -> HttpClient:
@@ -140,8 +240,13 @@ def integration_create(
     name: str = "",
     created_by: Any = None,
     verify: bool = True,
+    allow_duplicate: bool = False,
 ) -> Integration:
-    """Create an integration; unless told not to, verify the credential first (raises ProviderError)."""
+    """Create an integration; unless told not to, verify the credential first (raises ProviderError).
+
+    A verified account that a live integration of the workspace already reads is refused
+    (DuplicateAccount) unless `allow_duplicate`: the admin says the new one reads another
+    part of it (other projects), so it is created as SPLIT, counted, and the overlap shown."""
     provider = get_provider(provider_slug)
     credential = _clean_credential(provider, credential)
     missing = [f.label for f in provider.credential_fields if f.required and not credential.get(f.name)]
@@ -153,6 +258,16 @@ def integration_create(
     identity: Identity | None = None
     if verify:
         identity = provider.verify(credential, clean_settings, http=provider_http_client(provider, credential))
+    key = account_key(provider, identity) if identity is not None else ""
+    readers = integration_account_readers(workspace=workspace, key=key)
+    if readers and not allow_duplicate:
+        raise DuplicateAccount(
+            f"This {provider.name} account ({identity.account_id}) is already connected as {_names(readers)}.",
+            hint="Open that integration instead. If each reads a different part of the account (other "
+            "projects, say), choose to read only part of it: both are then counted, and the overlap "
+            "is shown on both pages.",
+            existing=readers,
+        )
     now = timezone.now()
     integration = Integration(
         workspace=workspace,
@@ -161,6 +276,8 @@ def integration_create(
         settings=clean_settings,
         created_by=created_by,
         next_sync_at=now if provider.fetches_usage else None,
+        account_key=key,
+        account_share=Integration.AccountShare.SPLIT if readers else Integration.AccountShare.WHOLE,
     )
     integration.set_credential(credential)
     if identity is not None:
@@ -169,6 +286,8 @@ def integration_create(
     integration.full_clean(exclude=["credential", "created_by"])
     integration.save()
     summary = f" {identity.summary}" if identity and identity.summary else ""
+    if readers:
+        summary += f" It reads part of an account also read by {_names(readers)}; both are counted."
     integration_record_event(
         integration=integration,
         level=IntegrationEvent.Level.INFO,
@@ -200,11 +319,14 @@ def integration_verify(*, integration: Integration) -> Identity:
         provider.check_credential(credential)
         identity = provider.verify(credential, integration.settings, http=provider_http_client(provider, credential))
     except ProviderError as error:
-        integration_record_error(integration, error)
+        event = integration_record_error(integration, error)
+        _record_test_outcome(integration, error=error, message=event.message)
         raise
     now = timezone.now()
-    Integration.objects.filter(pk=integration.pk).update(identity=identity.as_dict(), verified_at=now)
-    integration.identity, integration.verified_at = identity.as_dict(), now
+    key = account_key(provider, identity)
+    Integration.objects.filter(pk=integration.pk).update(identity=identity.as_dict(), verified_at=now, account_key=key)
+    integration.identity, integration.verified_at, integration.account_key = identity.as_dict(), now, key
+    _record_test_outcome(integration, error=None)
     integration_record_event(
         integration=integration,
         level=IntegrationEvent.Level.INFO,
@@ -212,6 +334,28 @@ def integration_verify(*, integration: Integration) -> Identity:
         message=f"Connection test passed. {identity.summary}".strip(),
     )
     return identity
+
+
+def _record_test_outcome(integration: Integration, *, error: ProviderError | None, message: str = "") -> None:
+    """A Test connection is an outcome like a sync's: the badge must not say "Connected"
+    after a refused test, nor keep an old failure after a passing one. A permanent refusal
+    needs attention; a throttled or unreachable provider is retried. A paused integration
+    stays paused (only its last error changes)."""
+    changes: dict[str, Any]
+    if error is not None:
+        changes = {"last_error_category": error.category, "last_error_message": message}
+        if integration.is_connected and error.permanent:
+            changes["status"] = Integration.Status.ERROR
+    elif integration.is_connected and (integration.last_error_category or integration.status == Integration.Status.ERROR):
+        changes = {"last_error_category": "", "last_error_message": ""}
+        if integration.status == Integration.Status.ERROR:
+            # The key works again: sync soon, so the data catches up and the badge is confirmed.
+            changes.update(status=Integration.Status.ACTIVE, consecutive_failures=0, next_sync_at=timezone.now())
+    else:
+        return
+    Integration.objects.filter(pk=integration.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(integration, name, value)
 
 
 def integration_rotate_credential(
@@ -233,6 +377,7 @@ def integration_rotate_credential(
     if identity is not None:
         integration.identity = identity.as_dict()
         integration.verified_at = timezone.now()
+        integration.account_key = account_key(provider, identity)
     if integration.status in (Integration.Status.ERROR, Integration.Status.PAUSED) and integration.last_error_category in (
         "credential",
         "scope",
@@ -327,3 +472,56 @@ def integration_request_sync(*, integration: Integration) -> None:
         raise SyncNotAllowed(f"{integration.provider_obj.name} has no usage API to sync from; import its usage instead.")
     pk = integration.pk
     transaction.on_commit(lambda: sync_integration.delay(pk, SyncRun.Trigger.MANUAL))
+
+
+# ------------------------------------------------------------------ one account, counted once
+RESOLUTIONS = ("pause", "disconnect", "split")
+
+
+def integration_resolve_duplicate(*, integration: Integration, resolution: str) -> str:
+    """The one-click fixes for an integration that reads an account another one already
+    counts: "pause" or "disconnect" it (keeping its usage, which is no longer counted), or
+    "split" (each reads a different part: both counted, the overlap shown). Returns what
+    was done, for the page."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"Unknown resolution {resolution!r}")
+    peers = integration_account_peers(integration=integration)
+    # Name the integration(s) reading the whole account: the one whose count stands.
+    others = [p for p in peers if p.account_share == Integration.AccountShare.WHOLE] or peers
+    names = _names(others) if others else "another integration"
+    if resolution == "split":
+        Integration.objects.filter(pk=integration.pk).update(account_share=Integration.AccountShare.SPLIT)
+        integration.account_share = Integration.AccountShare.SPLIT
+        done = f"{integration.name} reads part of the account it shares with {names}: both are counted."
+    else:
+        Integration.objects.filter(pk=integration.pk).update(account_share=Integration.AccountShare.DUPLICATE)
+        integration.account_share = Integration.AccountShare.DUPLICATE
+        reason = f"It reads the same account as {names}, so its usage is no longer counted."
+        if resolution == "pause" and integration.is_connected:
+            integration_pause(integration=integration, reason=f"Paused. {reason}")
+            return f"Paused {integration.name}. {reason}"  # the pause's event says it
+        elif resolution == "disconnect" and integration.status != Integration.Status.DISCONNECTED:
+            integration_disconnect(integration=integration, keep_data=True)
+            done = f"Disconnected {integration.name}. {reason}"
+        else:
+            done = f"{integration.name}: {reason}"
+    integration_record_event(
+        integration=integration,
+        level=IntegrationEvent.Level.INFO,
+        category=IntegrationEvent.Category.CONFIGURATION,
+        message=done,
+    )
+    return done
+
+
+def integration_count_again(*, integration: Integration) -> None:
+    """Undo "not counted": the integration reads the whole account again (a duplicate
+    group, if the other one is still live, shows on the list)."""
+    Integration.objects.filter(pk=integration.pk).update(account_share=Integration.AccountShare.WHOLE)
+    integration.account_share = Integration.AccountShare.WHOLE
+    integration_record_event(
+        integration=integration,
+        level=IntegrationEvent.Level.INFO,
+        category=IntegrationEvent.Category.CONFIGURATION,
+        message=f"{integration.name} is counted again as reading its whole account.",
+    )

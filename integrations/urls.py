@@ -24,6 +24,8 @@ urlpatterns = [
     path("<int:pk>/pause/", views.integration_pause_view, name="pause"),
     path("<int:pk>/resume/", views.integration_resume_view, name="resume"),
     path("<int:pk>/import/", views.integration_import_usage, name="import_usage"),
+    path("<int:pk>/duplicate/", views.integration_resolve_duplicate_view, name="resolve_duplicate"),
+    path("<int:pk>/count-again/", views.integration_count_again_view, name="count_again"),
     # Forms on their own pages.
     path("<int:pk>/edit/", views.integration_edit, name="edit"),
     path("<int:pk>/rotate/", views.integration_rotate, name="rotate"),

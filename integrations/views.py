@@ -41,11 +41,17 @@ from integrations.providers.registry import (
     providers_by_category,
 )
 from integrations.services import (
+    RESOLUTIONS,
+    DuplicateAccount,
     SyncNotAllowed,
+    integration_account_peers,
+    integration_count_again,
     integration_create,
     integration_disconnect,
+    integration_duplicate_groups,
     integration_pause,
     integration_request_sync,
+    integration_resolve_duplicate,
     integration_resume,
     integration_rotate_credential,
     integration_setup_instructions,
@@ -122,6 +128,8 @@ def _summary_context(integration: Integration) -> dict[str, Any]:
         # The model keeps the last error's message; its "what to do" lives on the event.
         last_problem = integration.events.exclude(level=IntegrationEvent.Level.INFO).first()
     return {
+        "health": integration.health,
+        **_account_context(integration),
         "identity": identity,
         "identity_projects": projects,
         "identity_facts": facts,
@@ -133,6 +141,23 @@ def _summary_context(integration: Integration) -> dict[str, Any]:
             if integration.provider_obj.fetches_usage
             else integration.usage_records.aggregate(m=Max("bucket_end"))["m"]
         ),
+    }
+
+
+def _account_context(integration: Integration) -> dict[str, Any]:
+    """Who else reads this integration's provider account, and whether each is counted."""
+    peers = integration_account_peers(integration=integration)
+    if not peers:
+        return {"account_peers": [], "account_counted": True}
+    uncounted = integration.workspace.integrations.uncounted_ids()
+    counted = [peer for peer in peers if peer.pk not in uncounted]
+    whole = [peer for peer in counted if peer.account_share == Integration.AccountShare.WHOLE]
+    return {
+        "account_peers": [(peer, peer.pk not in uncounted) for peer in peers],
+        # For an uncounted one: the integration whose reading of the account is counted instead.
+        "account_counted_by": whole or counted,
+        "account_counted": integration.pk not in uncounted,
+        "account_split_peer": any(peer.account_share == Integration.AccountShare.SPLIT for peer in peers),
     }
 
 
@@ -284,11 +309,18 @@ def _section(request: HttpRequest, integration: Integration, partial: str, conte
 # ---------------------------------------------------------------- list / add
 @workspace_view(admin=True)
 def integration_list(request: HttpRequest) -> HttpResponse:
-    integrations = request.workspace.integrations.order_by("name", "pk")
+    integrations = list(request.workspace.integrations.order_by("name", "pk"))
+    uncounted = request.workspace.integrations.uncounted_ids()
+    for integration in integrations:
+        integration.counted = integration.pk not in uncounted
     return render(
         request,
         "integrations/list.html",
-        {"integrations": integrations, "categories": providers_by_category()},
+        {
+            "integrations": integrations,
+            "duplicate_groups": integration_duplicate_groups(workspace=request.workspace),
+            "categories": providers_by_category(),
+        },
     )
 
 
@@ -306,7 +338,11 @@ def integration_add(request: HttpRequest, provider: str) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 created_by=request.user,
                 verify=True,
+                allow_duplicate=form.cleaned_data["split_account"],
             )
+        except DuplicateAccount as error:
+            form.duplicate_of = [(i.name, _detail_url(i)) for i in error.existing]
+            form.add_provider_error(error)
         except ProviderError as error:
             form.add_provider_error(error)
         except ValidationError as error:
@@ -473,6 +509,33 @@ def integration_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
         return _status_action(request, integration, f"{integration.name} is {integration.get_status_display().lower()}; nothing to resume.")
     integration_resume(integration=integration)
     return _status_action(request, integration, "Resumed. The next sync starts within a minute.")
+
+
+@workspace_view(admin=True)
+def integration_resolve_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """One click on the list: pause or disconnect an integration that reads an account another
+    one already counts (its usage stops counting), or say it reads another part (split)."""
+    integration = _integration(request, pk)
+    if request.method != "POST":
+        return _post_only()
+    resolution = request.POST.get("resolution", "")
+    if resolution not in RESOLUTIONS:
+        messages.error(request, "Nothing changed: choose pause, disconnect or split.")
+    else:
+        messages.success(request, integration_resolve_duplicate(integration=integration, resolution=resolution))
+    if request.POST.get("next") == "detail":
+        return redirect(_detail_url(integration))
+    return redirect("integrations:list", ws=request.workspace.slug)
+
+
+@workspace_view(admin=True)
+def integration_count_again_view(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _integration(request, pk)
+    if request.method != "POST":
+        return _post_only()
+    integration_count_again(integration=integration)
+    messages.success(request, f"{integration.name} is counted again.")
+    return redirect(_detail_url(integration))
 
 
 @workspace_view(admin=True)

@@ -282,3 +282,13 @@ def test_sync_now_action_runs_the_sync(superuser_client, openai_integration, dja
         )
     run = SyncRun.objects.get(integration=openai_integration)
     assert (run.trigger, run.status) == (SyncRun.Trigger.MANUAL, SyncRun.Status.SUCCESS)
+
+
+def test_admin_shows_the_last_outcome_and_the_account(superuser_client, integration):
+    Integration.objects.filter(pk=integration.pk).update(
+        last_error_category="rate_limit", last_error_message="Throttled (HTTP 429).", account_key="openai:org-1"
+    )
+    listing = superuser_client.get(reverse("admin:integrations_integration_changelist")).content.decode()
+    assert "Rate limited — retrying: Throttled (HTTP 429)." in listing
+    change = superuser_client.get(reverse("admin:integrations_integration_change", args=[integration.pk])).content.decode()
+    assert "openai:org-1" in change and "Whole account" in change

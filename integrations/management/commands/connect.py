@@ -1,9 +1,11 @@
 """manage.py connect PROVIDER --workspace SLUG --credential KEY=VALUE [...] [--setting KEY=VALUE ...]
-[--name NAME] [--no-verify]
+[--name NAME] [--no-verify] [--allow-duplicate]
 
 Creates an Integration (and the workspace if it does not exist) through the same service the
 pages use, verifying the credential unless told not to. The new id is printed alone on the
-last line, so scripts can take it with `tail -n 1`.
+last line, so scripts can take it with `tail -n 1`. A provider account that a live
+integration of the workspace already reads is refused (exit 1, "already connected as NAME")
+unless --allow-duplicate says the new one reads another part of it.
 """
 from __future__ import annotations
 
@@ -45,6 +47,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", default="", help="Display name (defaults to the provider's name).")
         parser.add_argument("--no-verify", action="store_true", help="Store the credential without calling the provider.")
+        parser.add_argument(
+            "--allow-duplicate",
+            action="store_true",
+            help="Connect even if an integration of the workspace already reads this provider account: "
+            "the new one reads another part of it (other projects), and both are counted.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug = options["provider"]
@@ -66,7 +74,19 @@ class Command(BaseCommand):
                 settings=settings,
                 name=options["name"],
                 verify=not options["no_verify"],
+                allow_duplicate=options["allow_duplicate"],
             )
+        except services.DuplicateAccount as error:
+            if created:
+                workspace.delete()
+            raise CommandError(
+                redact(
+                    f"{error.message}\nHint: connect nothing more (that integration already reads this usage), or "
+                    "pass --allow-duplicate if this one reads another part of the account (other projects): "
+                    "both are then counted.",
+                    secrets,
+                )
+            ) from None
         except ProviderError as error:
             if created:
                 workspace.delete()  # a failed connect leaves nothing behind
@@ -85,6 +105,8 @@ class Command(BaseCommand):
 
         verified = "verified" if integration.verified_at else "not verified"
         summary = (integration.identity or {}).get("summary") or ""
+        if integration.account_share == integration.AccountShare.SPLIT:
+            summary = f"{summary} It shares its provider account with another integration of the workspace; both are counted.".strip()
         self.stdout.write(
             f"Connected {integration.name} ({provider.slug}, {verified}) in workspace {workspace.slug}."
             + (f" {summary}" if summary else "")
