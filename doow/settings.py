@@ -255,10 +255,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3300},
     },
+    "manage-usage-partitions": {
+        "task": "usage.tasks.manage_usage_partitions",
+        "schedule": 86400.0,
+        "options": {"expires": 82800},
+    },
 }
 
 # The AWS account Doow's own credentials belong to: printed in the trust policy admins paste.
 DOOW_AWS_ACCOUNT_ID = env.str("DOOW_AWS_ACCOUNT_ID", default="")
+
+# Raw usage rows (the hourly table) are kept this many whole months before the current one;
+# 0 keeps them forever. Daily rollups are kept regardless (usage/partitions.py).
+DOOW_RAW_RETENTION_MONTHS = env.int("DOOW_RAW_RETENTION_MONTHS", default=0)
+if DOOW_RAW_RETENTION_MONTHS < 0:
+    raise ImproperlyConfigured("DOOW_RAW_RETENTION_MONTHS must be 0 (keep forever) or more.")
 
 # Sync engine tuning (seconds).
 DOOW_SYNC_LOCK_SECONDS = env.int("DOOW_SYNC_LOCK_SECONDS", default=900)

@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from usage import import_jobs, services
+from usage import import_jobs, partitions, services
 
 logger = logging.getLogger(__name__)
 
@@ -34,3 +34,9 @@ def expire_usage_imports() -> None:
     expired, deleted = import_jobs.usage_import_expire()
     if expired or deleted:
         logger.info("usage imports: %s expired, %s old jobs deleted", expired, deleted)
+
+
+@shared_task(name="usage.tasks.manage_usage_partitions", ignore_result=True)
+def manage_usage_partitions() -> None:
+    """Run by beat daily: the coming months' partitions, the raw retention (usage/partitions.py)."""
+    partitions.usage_partitions_manage()
