@@ -121,6 +121,25 @@ def usage_partitions(using: str | None = None) -> list[Partition]:
     return sorted(partitions, key=lambda p: (p.start is None, p.start or datetime.min.replace(tzinfo=UTC)))
 
 
+def estimated_rows(using: str | None = None) -> int | None:
+    """The usage table's row count as PostgreSQL's statistics estimate it (the sum over its
+    partitions), or None where there is no such estimate (SQLite, a table never analyzed)."""
+    connection = connections[using or router.db_for_read(UsageRecord)]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT sum(c.reltuples) FILTER (WHERE c.reltuples >= 0)::bigint
+            FROM pg_class c
+            WHERE c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass)
+               OR (c.oid = %s::regclass AND c.relkind = 'r')  -- a plain table; never a partitioned parent
+            """,
+            [TABLE, TABLE],
+        )
+        return cursor.fetchone()[0]
+
+
 def usage_partitions_manage(
     *, months_ahead: int = MONTHS_AHEAD, retention_months: int | None = None, now: datetime | None = None
 ) -> PartitionReport:
