@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import OperationalError, connections, router, transaction
 from django.utils import timezone
 
 from usage.models import UsageRecord
@@ -36,9 +36,11 @@ logger = logging.getLogger(__name__)
 TABLE = UsageRecord._meta.db_table
 DEFAULT_PARTITION = f"{TABLE}_default"
 MONTHS_AHEAD = 3
-# A drop waits at most this long for the table lock (a long export holds a shared lock); the
-# next day's run tries again rather than queueing every writer behind the drop.
-LOCK_TIMEOUT = "10s"
+# A partition change waits at most this long for its locks. Dropping a partition needs an
+# exclusive lock on the whole table, which waits for running queries (a long export) while
+# every new query on the table queues behind the waiting drop: give up soon, skip that
+# partition, and try again on the next daily run.
+LOCK_TIMEOUT = "2s"
 DELETE_BATCH = 5000  # rows per DELETE where rows are deleted one by one (SQLite, DEFAULT partition)
 _LOCK_KEY = 0x646F6F77_70617274  # "doowpart": one partition upkeep at a time, across hosts
 
@@ -56,6 +58,7 @@ class PartitionReport:
     dropped: list[str] = field(default_factory=list)
     rows_moved: int = 0  # out of the DEFAULT partition into their month's new partition
     rows_deleted: int = 0  # older than the retention, deleted row by row (DEFAULT partition, SQLite)
+    skipped: list[str] = field(default_factory=list)  # busy (lock wait timed out): tried again next run
     cutoff: datetime | None = None  # raw rows before this instant are gone (None: kept forever)
 
 
@@ -155,9 +158,14 @@ def usage_partitions_manage(
     horizon = add_months(month_start(now), months_ahead + 1)
     for partition in usage_partitions(using):
         if partition.end is not None and report.cutoff is not None and partition.end <= report.cutoff:
-            with _upkeep(using) as cursor:
-                cursor.execute(f'DROP TABLE IF EXISTS "{partition.name}"')
-            report.dropped.append(partition.name)
+            try:
+                with _upkeep(using) as cursor:
+                    cursor.execute(f'DROP TABLE IF EXISTS "{partition.name}"')
+            except OperationalError as error:  # lock_timeout: the table is busy
+                logger.warning("usage partitions: %s not dropped now (%s)", partition.name, error)
+                report.skipped.append(partition.name)
+            else:
+                report.dropped.append(partition.name)
     if report.cutoff is not None:
         report.rows_deleted = _delete_before(using, report.cutoff, table=DEFAULT_PARTITION)
     with connections[using].cursor() as cursor:
@@ -171,11 +179,16 @@ def usage_partitions_manage(
     for month in months:
         if month in existing:
             continue
-        moved = _create_month(using, month)
+        try:
+            moved = _create_month(using, month)
+        except OperationalError as error:
+            logger.warning("usage partitions: %s not created now (%s)", partition_name(month), error)
+            report.skipped.append(partition_name(month))
+            continue
         if moved is not None:
             report.created.append(partition_name(month))
             report.rows_moved += moved
-    if report.created or report.dropped or report.rows_deleted:
+    if report.created or report.dropped or report.rows_deleted or report.skipped:
         logger.info(
             "usage partitions: created %s, dropped %s, %s rows moved out of the default partition, %s deleted",
             report.created, report.dropped, report.rows_moved, report.rows_deleted,

@@ -291,3 +291,26 @@ def test_an_unfiltered_admin_list_is_counted_from_the_statistics(superuser_clien
     usage_store_samples(integration=integration, samples=[sample(MONTHS[-2] + timedelta(hours=h), 1) for h in range(5)])
     assert changelist(superuser_client).result_count == 30  # the estimate: the 5 new rows are not analyzed yet
     assert changelist(superuser_client, metric__exact="input_tokens").result_count == 35  # filtered: exact
+
+
+@postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_partition_is_skipped_and_dropped_on_the_next_run(integration, monkeypatch):
+    import psycopg
+
+    usage_store_samples(integration=integration, samples=[sample(s, i + 1) for i, s in enumerate(MONTHS)])
+    manage()
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "200ms")
+    params = connection.get_connection_params()
+    # Another session reading June (a long export, say) holds a lock the drop must wait for.
+    reader = psycopg.connect(**{k: v for k, v in params.items() if k in ("dbname", "user", "host", "port", "password")})
+    try:
+        reader.execute(f"SELECT count(*) FROM {TABLE}_p202606").fetchone()  # its transaction stays open
+        out = manage("--retention-months", "3")
+        assert f"skipped {TABLE}_p202606" in out and f"dropped {TABLE}_p202607" in out
+        assert f"{TABLE}_p202606" in partition_names() and f"{TABLE}_p202607" not in partition_names()
+    finally:
+        reader.close()
+    out = manage("--retention-months", "3")
+    assert f"dropped {TABLE}_p202606" in out and "skipped" not in out
+    assert sorted(UsageRecord.objects.values_list("bucket_start", flat=True)) == MONTHS[3:]

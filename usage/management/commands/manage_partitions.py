@@ -40,10 +40,12 @@ class Command(BaseCommand):
             self.stdout.write(f"created {name}")
         for name in report.dropped:
             self.stdout.write(f"dropped {name}")
+        for name in report.skipped:
+            self.stdout.write(f"skipped {name} (the table was busy; the next run tries again)")
         if report.rows_moved:
             self.stdout.write(f"{report.rows_moved} rows moved out of the default partition")
         if report.rows_deleted:
             self.stdout.write(f"{report.rows_deleted} raw rows older than the retention deleted")
         kept = f"raw rows kept from {report.cutoff:%Y-%m-%d} (UTC)" if report.cutoff else "raw rows kept forever"
-        changed = report.created or report.dropped or report.rows_deleted
+        changed = report.created or report.dropped or report.rows_deleted or report.skipped
         self.stdout.write(kept if changed else f"{kept}; nothing else to do")
