@@ -314,3 +314,13 @@ def test_a_busy_partition_is_skipped_and_dropped_on_the_next_run(integration, mo
     out = manage("--retention-months", "3")
     assert f"dropped {TABLE}_p202606" in out and "skipped" not in out
     assert sorted(UsageRecord.objects.values_list("bucket_start", flat=True)) == MONTHS[3:]
+
+
+@pytest.mark.django_db
+def test_the_beat_task_applies_the_retention_setting(integration, settings):
+    from usage.tasks import manage_usage_partitions
+
+    usage_store_samples(integration=integration, samples=[sample(s, i + 1) for i, s in enumerate(MONTHS)])
+    settings.DOOW_RAW_RETENTION_MONTHS = 1  # from 2026-11-01 on
+    manage_usage_partitions.delay()  # eager in the tests: the task body as a worker runs it
+    assert sorted(UsageRecord.objects.values_list("bucket_start", flat=True)) == MONTHS[5:]
