@@ -2,7 +2,7 @@
 
 The table is converted in place, in this migration's transaction (it holds an ACCESS
 EXCLUSIVE lock on the table while every row is copied and the indexes rebuilt: plan a
-maintenance window on a large table; 400,000 rows took 47 s on a busy 2-core machine): the plain table is renamed, a partitioned table
+maintenance window on a large table: about a minute per million rows, bench/retention.py): the plain table is renamed, a partitioned table
 with the same columns takes its name, one partition per month from the oldest row to three
 months ahead and a DEFAULT partition are created, the rows are copied, the plain table is
 dropped, and its indexes and constraints are recreated on the partitioned table under the same
