@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # GET/HEAD requests may read usage figures from the replica (doow/db_router.py).
+    "doow.db_router.ReplicaReadsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -126,6 +128,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
         }
     )
+# A read replica of the primary (PostgreSQL streaming replication): pages read the usage
+# tables from it; writes, tasks, beat and commands use the primary (doow/db_router.py).
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+DATABASE_ROUTERS: list[str] = []
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+    DATABASE_ROUTERS = ["doow.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -258,10 +267,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3300},
     },
+    "manage-usage-partitions": {
+        "task": "usage.tasks.manage_usage_partitions",
+        "schedule": 86400.0,
+        "options": {"expires": 82800},
+    },
 }
 
 # The AWS account Doow's own credentials belong to: printed in the trust policy admins paste.
 DOOW_AWS_ACCOUNT_ID = env.str("DOOW_AWS_ACCOUNT_ID", default="")
+
+# Raw usage rows (the hourly table) are kept this many whole months before the current one;
+# 0 keeps them forever. Daily rollups are kept regardless (usage/partitions.py).
+DOOW_RAW_RETENTION_MONTHS = env.int("DOOW_RAW_RETENTION_MONTHS", default=0)
+if DOOW_RAW_RETENTION_MONTHS < 0:
+    raise ImproperlyConfigured("DOOW_RAW_RETENTION_MONTHS must be 0 (keep forever) or more.")
 
 # Sync engine tuning (seconds).
 DOOW_SYNC_LOCK_SECONDS = env.int("DOOW_SYNC_LOCK_SECONDS", default=900)

@@ -55,5 +55,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A test that proves writers never fail under load may wait less than production does.
     if os.environ.get("DOOW_TEST_SQLITE_TIMEOUT"):
         DATABASES["default"]["OPTIONS"]["timeout"] = float(os.environ["DOOW_TEST_SQLITE_TIMEOUT"])  # noqa: F405
+# A second database alias standing for a read replica: a database of its own (not a mirror), so
+# a test can tell which alias a query went to (doow/tests/test_db_router.py). The router is off
+# unless a test turns it on; pytest-django creates this database only for tests that ask for it.
+if "replica" not in DATABASES:  # noqa: F405
+    DATABASES["replica"] = {**DATABASES["default"], "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {}))}  # noqa: F405
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+        DATABASES["replica"]["TEST"] = {"NAME": str(VAR_DIR / f"test-replica-{os.getpid()}.sqlite3")}  # noqa: F405
+    else:
+        DATABASES["replica"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_replica"}  # noqa: F405
 # Whitenoise warns about a missing STATIC_ROOT on every request otherwise.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # noqa: F405

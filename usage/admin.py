@@ -1,21 +1,29 @@
 """Usage and its inventory in the admin.
 
 Usage records, re-attribution jobs and import jobs are read-only (the sync engine and the
-jobs write them; an import job's file is never shown). Applications, licenses and rules are editable; a license's or rule's workspace is
+jobs write them; an import job's file is never shown). The usage list is built for a table of
+tens of millions of rows split into monthly partitions (usage/partitions.py): it is filtered by
+month rather than by Django's date hierarchy (which asks the whole table for its first and
+last rows and its distinct years), and an unfiltered list is counted from the statistics. Applications, licenses and rules are editable; a license's or rule's workspace is
 taken from its application, and every change that can move usage between applications goes
 through the services, which re-attribute in the background like the pages do.
 """
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.paginator import Paginator
+from django.db import router
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from integrations.admin import ProviderListFilter, ReadOnlyAdmin
-from usage import services
+from usage import partitions, services
 from usage.forms import bound_license_dates
 from usage.models import (
     Application,
@@ -25,6 +33,48 @@ from usage.models import (
     UsageImport,
     UsageRecord,
 )
+
+
+class MonthListFilter(admin.SimpleListFilter):
+    """Calendar months (UTC) of bucket_start, newest first. On PostgreSQL the choices are the
+    table's monthly partitions, read from the catalog; a chosen month confines the list, its
+    count and its ordering to one partition. On SQLite (one modest table) the months with rows."""
+
+    title = "month (UTC)"
+    parameter_name = "month"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        months = [p.start for p in partitions.usage_partitions() if p.start is not None]
+        if not partitions.is_partitioned():
+            months = list(UsageRecord.objects.datetimes("bucket_start", "month", tzinfo=UTC))
+        return [(f"{m:%Y-%m}", f"{m:%B %Y}") for m in sorted(months, reverse=True)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if not self.value():
+            return queryset
+        try:
+            month = datetime.strptime(self.value(), "%Y-%m").replace(tzinfo=UTC)
+            end = partitions.add_months(month, 1)
+        except ValueError as error:  # not a month, or past year 9999
+            raise IncorrectLookupParameters(error) from error
+        return queryset.filter(bucket_start__gte=month, bucket_start__lt=end)
+
+
+class EstimatedCountPaginator(Paginator):
+    """An unfiltered usage list on PostgreSQL is counted from the planner's statistics (the
+    partitions' reltuples, kept by autovacuum) instead of a COUNT(*) over every row; a filtered
+    list, or a table too small for the estimate to matter, is counted exactly."""
+
+    EXACT_BELOW = 100_000
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if query is not None and not query.where:
+            estimate = partitions.estimated_rows(router.db_for_read(UsageRecord))
+            if estimate is not None and estimate >= self.EXACT_BELOW:
+                return estimate
+        return super().count
 
 
 @admin.register(UsageRecord)
@@ -46,10 +96,11 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "provenance",
         "stream",
     )
-    list_filter = (ProviderListFilter, "metric", "provenance", "stream", "workspace")
+    list_filter = (MonthListFilter, ProviderListFilter, "metric", "provenance", "stream", "workspace")
     list_select_related = ("workspace", "integration", "application", "license__application")
     search_fields = ("model", "project", "account", "api_key")
-    date_hierarchy = "bucket_start"
+    ordering = ("-bucket_start", "-id")  # newest first: the month partitions read from the end
+    paginator = EstimatedCountPaginator
     # Usage tables are large: skip the unfiltered COUNT(*) on every filtered page.
     show_full_result_count = False
 

@@ -6,9 +6,10 @@ number of samples or records without touching the database. Rules are tried by a
 matches wins. A pattern is an exact value, or a shell-style wildcard (`*`, `?`, `[ab]`)
 matched with `fnmatch.fnmatchcase`; an empty pattern matches anything.
 
-`reattribute` walks existing rows in pk order and updates, per batch, only the rows whose
-attribution changed, one UPDATE per distinct result: its cost grows with the number of
-batches (and rules), never with the number of rows.
+`reattribute` walks existing rows in (bucket_start, id) order and updates, per batch, only the
+rows whose attribution changed, one UPDATE per distinct result: its cost grows with the number
+of batches (and rules), never with the number of rows. Walking by the partition key keeps each
+batch, and its UPDATEs, inside one or two monthly partitions on PostgreSQL (usage/partitions.py).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from usage.models import AttributionRule
 
@@ -143,53 +144,65 @@ def reattribute(
 ) -> int:
     """Bring every row of `records` in line with `matcher`; returns the number of rows changed.
 
-    Walks by pk with no upper bound, so rows inserted meanwhile are visited too. Each batch's
-    UPDATEs and the matching moves in the daily rollups (usage.rollups.move_rows; `rollups`
-    False only for migrations that run before the rollup table exists) commit together. After
-    each batch `on_batch(rows_seen_in_batch)` is called; returning False stops the walk.
+    Walks by (bucket_start, id) with no upper bound, so rows inserted meanwhile at later
+    buckets are visited too (rows stored meanwhile at earlier buckets were attributed by the
+    store, with the rules as they were then: re-check them by `updated_at`, as
+    services.reattribution_run does). Each batch's UPDATEs (bounded by the batch's bucket range,
+    so on PostgreSQL only its partitions are searched) and the matching moves in the daily
+    rollups (usage.rollups.move_rows; `rollups` False only for migrations that run before the
+    rollup table exists) commit together. After each batch `on_batch(rows_seen_in_batch)` is
+    called; returning False stops the walk.
     """
     from usage import rollups as daily
 
-    extra = ("workspace_id", "integration_id", "bucket_start", "metric", "unit", "quantity")
-    columns = ("pk", "provider", *MATCH_FIELDS, *extra, "application_id", "license_id", "rule_id")
-    dims_at = [2 + MATCH_FIELDS.index(d) for d in daily.ROLLUP_DIMENSIONS]
-    extra_at = 2 + len(MATCH_FIELDS)
+    extra = ("workspace_id", "integration_id", "metric", "unit", "quantity")
+    columns = ("bucket_start", "pk", "provider", *MATCH_FIELDS, *extra, "application_id", "license_id", "rule_id")
+    dims_at = [3 + MATCH_FIELDS.index(d) for d in daily.ROLLUP_DIMENSIONS]
+    extra_at = 3 + len(MATCH_FIELDS)
     model = records.model
     batch_size = batch_size or BATCH_SIZE
     zones: dict[int, Any] = {}
     changed = 0
-    cursor = 0
+    after: tuple | None = None
     while True:
-        batch = list(records.filter(pk__gt=cursor).order_by("pk").values_list(*columns)[:batch_size])
+        page = records
+        if after is not None:
+            # `bucket_start >= …` alone is what an index range scan (and partition pruning) uses.
+            page = page.filter(bucket_start__gte=after[0]).filter(
+                Q(bucket_start__gt=after[0]) | Q(bucket_start=after[0], pk__gt=after[1])
+            )
+        batch = list(page.order_by("bucket_start", "pk").values_list(*columns)[:batch_size])
         if not batch:
             return changed
         outcomes: dict[Attribution, list[int]] = defaultdict(list)
         moves: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0])
         for row in batch:
-            wanted = matcher.attribute_values(row[1], row[2 : 2 + len(MATCH_FIELDS)])
+            wanted = matcher.attribute_values(row[2], row[3 : 3 + len(MATCH_FIELDS)])
             current = Attribution(*row[-3:])
             if wanted == current:
                 continue
-            outcomes[wanted].append(row[0])
+            outcomes[wanted].append(row[1])
             if rollups and (wanted.application_id, wanted.license_id) != (current.application_id, current.license_id):
-                workspace_id, integration_id, start, metric, unit, quantity = row[extra_at : extra_at + len(extra)]
+                workspace_id, integration_id, metric, unit, quantity = row[extra_at : extra_at + len(extra)]
+                start = row[0]
                 if workspace_id not in zones:
                     zones[workspace_id] = daily.workspace_zone(workspace_id)
-                slice_ = (workspace_id, integration_id, row[1], daily.local_day(start, zones[workspace_id]),
+                slice_ = (workspace_id, integration_id, row[2], daily.local_day(start, zones[workspace_id]),
                           *(row[i] for i in dims_at), metric, unit)  # fmt: skip
                 for attribution, sign in ((current, -1), (wanted, 1)):
                     move = moves[(*slice_, attribution.application_id, attribution.license_id)]
                     move[0] += sign * quantity
                     move[1] += sign
         if outcomes:
+            in_batch = model._base_manager.filter(bucket_start__gte=batch[0][0], bucket_start__lte=batch[-1][0])
             with transaction.atomic(using=records.db):
                 for wanted, pks in outcomes.items():
-                    model._base_manager.filter(pk__in=pks).update(
+                    in_batch.filter(pk__in=pks).update(
                         application_id=wanted.application_id, license_id=wanted.license_id, rule_id=wanted.rule_id
                     )
                     changed += len(pks)
                 if moves:
                     daily.move_rows({key: (q, n) for key, (q, n) in moves.items()}, using=records.db)
-        cursor = batch[-1][0]
+        after = batch[-1][:2]
         if on_batch is not None and on_batch(len(batch)) is False:
             return changed

@@ -211,7 +211,9 @@ def _remove_unanswered(integration: Integration, answered: Sequence[Answered], b
         found = list(candidates.select_for_update().order_by("pk"))
         for j in range(0, len(found), IDS_PER_DELETE):
             ids = [r.pk for r in found[j : j + IDS_PER_DELETE]]
-            UsageRecord.objects.filter(pk__in=ids).delete()  # nothing refers to a row: one DELETE
+            # Nothing refers to a row: one DELETE. The bucket range lets PostgreSQL search
+            # only the windows' monthly partitions for the ids.
+            UsageRecord.objects.filter(bucket_start__gte=start, bucket_start__lt=end, pk__in=ids).delete()
         removed += found
     return removed
 

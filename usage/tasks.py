@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from usage import import_jobs, rollup_jobs, services
+from usage import import_jobs, partitions, rollup_jobs, services
 
 logger = logging.getLogger(__name__)
 
@@ -43,3 +43,7 @@ def rebuild_rollups(job_id: int) -> None:
         rollup_jobs.rollup_rebuild_run(job_id=job_id)
     except Exception:
         logger.exception("rollup rebuild %s crashed", job_id)
+@shared_task(name="usage.tasks.manage_usage_partitions", ignore_result=True)
+def manage_usage_partitions() -> None:
+    """Run by beat daily: the coming months' partitions, the raw retention (usage/partitions.py)."""
+    partitions.usage_partitions_manage()

@@ -336,9 +336,10 @@ def test_an_inline_license_on_its_application_is_bounded_too(superuser_client, w
     assert not License.objects.exists()
 
 
+# The usage list has no date hierarchy (a month filter instead, which refuses 9999-12 the same
+# way: usage/tests/test_partitions.py).
 @pytest.mark.parametrize(
-    ("changelist", "field"),
-    [("usage_usagerecord", "bucket_start"), ("integrations_syncrun", "started_at"), ("integrations_integrationevent", "created_at")],
+    ("changelist", "field"), [("integrations_syncrun", "started_at"), ("integrations_integrationevent", "created_at")]
 )
 def test_the_admin_date_hierarchies_refuse_year_9999_instead_of_a_500(superuser_client, usage, changelist, field):
     make_record(usage, datetime(9999, 12, 31, tzinfo=UTC), "cost", "1", "USD")
