@@ -46,6 +46,8 @@ from usage.csv_safety import unescape_cell
 from usage.dates import EARLIEST_DAY, bounds_text, earliest_moment, latest_moment
 from usage.export import CSV_COLUMNS
 from usage.models import UsageRecord
+from usage.pricing.estimate import ESTIMATED_COST, pricing_estimate_samples
+from usage.pricing.overrides import load_overrides
 from usage.store import usage_prepare_samples, usage_store_prepared
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ DOOW_REQUIRED = ("bucket_start", "bucket_end", "metric", "quantity")
 AUTHRESS_COLUMNS = ("date", "resource", "operation", "calls")
 AUTHRESS_REQUIRED = ("date", "calls")
 DISCONNECTED = "this integration is disconnected; add the provider again to import usage"
-DOOW_EXAMPLE = ",".join(CSV_COLUMNS) + "\nauthress,,2025-03-01T00:00:00Z,2025-03-02T00:00:00Z,,,,,,,/v1/records,POST,,api_calls,1520,calls,,"
+DOOW_EXAMPLE = ",".join(CSV_COLUMNS) + "\nauthress,,2025-03-01T00:00:00Z,2025-03-02T00:00:00Z,,,,,,,/v1/records,POST,,api_calls,1520,calls,,,"
 AUTHRESS_EXAMPLE = "date,resource,operation,calls\n2025-03-01,/v1/users/{userId}/resources,GET,1520"
 PROVENANCE = "imported"
 _QUANTITY_LIMIT = Decimal(10) ** 21  # UsageRecord.quantity: 30 digits, 9 of them decimals
@@ -208,6 +210,8 @@ def _doow_row(
             "(empty the integration column to import it here)",
         )
     metric = values["metric"]
+    if metric == ESTIMATED_COST:  # an export's estimates: recomputed from prices, never imported
+        return None
     if metric not in METRICS:
         problems.add(line, f"unknown metric {_show(metric)} (known: {', '.join(METRICS)})")
     start, end = _parse_time(values["bucket_start"]), _parse_time(values["bucket_end"])
@@ -439,11 +443,14 @@ def usage_import_csv(
         usage_import_record_rejection(integration=integration, error=error, source=source)
         raise
     total = len(parsed.samples)
+    overrides = load_overrides(workspace_id=integration.workspace_id)
     prepared = []
     for start in range(0, total, PROGRESS_EVERY):
         if progress is not None:
             progress("storing", start, total)
-        prepared.append(usage_prepare_samples(integration=integration, samples=parsed.samples[start : start + PROGRESS_EVERY]))
+        part = parsed.samples[start : start + PROGRESS_EVERY]
+        estimates = pricing_estimate_samples(integration=integration, samples=part, overrides=overrides)
+        prepared.append(usage_prepare_samples(integration=integration, samples=[*part, *estimates]))
     if progress is not None:
         progress("storing", total, total)
     with transaction.atomic():

@@ -6,6 +6,7 @@ import logging
 from celery import shared_task
 
 from usage import import_jobs, services
+from usage.pricing import services as pricing_services
 
 logger = logging.getLogger(__name__)
 
@@ -34,3 +35,12 @@ def expire_usage_imports() -> None:
     expired, deleted = import_jobs.usage_import_expire()
     if expired or deleted:
         logger.info("usage imports: %s expired, %s old jobs deleted", expired, deleted)
+
+
+@shared_task(name="usage.tasks.recompute_prices", ignore_result=True)
+def recompute_prices(job_id: int) -> None:
+    """Recompute a workspace's estimates after its price overrides changed (usage.pricing.services)."""
+    try:
+        pricing_services.pricing_recompute_run(job_id=job_id)
+    except Exception:
+        logger.exception("price recompute job %s crashed", job_id)

@@ -40,6 +40,7 @@ METRICS: dict[str, str] = {
     "compute_seconds": "seconds",
     "api_calls": "calls",
     "cost": "",
+    "estimated_cost": "",  # computed from prices (usage/pricing), never reported by a connector
 }
 DIMENSIONS: tuple[str, ...] = (
     "account",

@@ -1,0 +1,140 @@
+"""estimated_cost through the real sync engine: every usage key of a synced chunk gets its
+list-price estimate in the same chunk (same bucket, dimensions and application), a restated
+window removes the estimates of usage that vanished, and usage without a known price is
+listed as unpriced with its volume, never $0."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from genai_prices import Usage, calc_price
+
+from integrations import engine, services
+from integrations.models import SyncRun
+from sandbox import openai as fake_openai
+from sandbox import replicate as fake_replicate
+from usage.models import UsageRecord
+from usage.pricing.queries import pricing_reported_vs_estimated, pricing_unpriced_usage
+
+pytestmark = pytest.mark.django_db
+D0 = datetime(2026, 11, 2, tzinfo=UTC)
+DAY = timedelta(days=1)
+NINE = Decimal("0.000000001")
+O3 = "o3-mini-2025-01-31"
+
+
+def sync(integration, since: datetime, until: datetime) -> SyncRun:
+    run = engine.integration_sync(integration_id=integration.pk, since=since, until=until, trigger="command")
+    assert run.status == SyncRun.Status.SUCCESS, run.error
+    return run
+
+
+def estimates(integration, **filters) -> dict[tuple, UsageRecord]:
+    rows = UsageRecord.objects.filter(integration=integration, metric="estimated_cost", **filters)
+    return {(r.bucket_start, r.project, r.model): r for r in rows}
+
+
+def openai_oracle(start: datetime, end: datetime) -> dict[tuple, Decimal]:
+    """genai-prices' own calculation of each (hour, project, model) of the sandbox's usage."""
+    out = {}
+    for row in fake_openai.truth_usage(start, end):
+        usage = Usage(
+            input_tokens=row.input_tokens,
+            cache_read_tokens=row.input_cached_tokens,
+            cache_write_tokens=row.input_cache_write_tokens,
+            output_tokens=row.output_tokens,
+        )
+        price = calc_price(usage, row.model, provider_id="openai", genai_request_timestamp=row.hour_start)
+        out[(row.hour_start, row.project_id, row.model)] = price.total_price.quantize(NINE)
+    return out
+
+
+def test_every_usage_key_gets_its_list_price_estimate_in_the_same_chunk(openai_integration):
+    sync(openai_integration, D0, D0 + DAY)
+    stored = estimates(openai_integration)
+    oracle = openai_oracle(D0, D0 + DAY)
+    assert oracle and {k: r.quantity for k, r in stored.items()} == oracle
+    for (hour, project, model), row in stored.items():
+        assert (row.unit, row.provenance, row.stream) == ("USD", "estimated", "usage_completions:estimate")
+        usage = UsageRecord.objects.get(integration=openai_integration, bucket_start=hour, project=project, model=model,
+                                        metric="input_tokens")  # fmt: skip
+        assert (row.bucket_end, row.account, row.application_id) == (usage.bucket_end, usage.account, usage.application_id)
+    # The provider's reported cost is untouched: it stays its own metric.
+    assert UsageRecord.objects.filter(integration=openai_integration, metric="cost").exists()
+
+
+def test_a_second_sync_replaces_estimates_and_never_adds(openai_integration):
+    sync(openai_integration, D0, D0 + DAY)
+    first = {k: r.quantity for k, r in estimates(openai_integration).items()}
+    sync(openai_integration, D0, D0 + DAY)
+    assert {k: r.quantity for k, r in estimates(openai_integration).items()} == first
+
+
+def test_a_restated_window_removes_the_estimates_of_usage_that_vanished(openai_integration, sandbox):
+    sync(openai_integration, D0, D0 + DAY)
+    assert estimates(openai_integration, model=O3)
+    kept = {k: r.quantity for k, r in estimates(openai_integration).items() if k[2] != O3}
+
+    fake_openai.withdraw_model(O3)
+    run = sync(openai_integration, D0, D0 + DAY)
+    assert run.rows_removed > 0
+    assert not estimates(openai_integration, model=O3)
+    assert {k: r.quantity for k, r in estimates(openai_integration).items()} == kept
+
+
+def test_reported_cost_and_estimate_side_by_side_per_provider_and_month(openai_integration):
+    sync(openai_integration, D0, D0 + 2 * DAY)
+    [row] = pricing_reported_vs_estimated(workspace=openai_integration.workspace)
+    reported = sum(UsageRecord.objects.filter(metric="cost").values_list("quantity", flat=True))
+    estimated = sum(openai_oracle(D0, D0 + 2 * DAY).values())
+    assert (row.provider, row.month.isoformat(), row.currency) == ("openai", "2026-11-01", "USD")
+    assert (row.reported, row.estimated) == (reported, estimated)
+    assert row.spend == reported and not row.spend_is_estimated
+    assert row.difference == reported - estimated
+
+
+@pytest.fixture
+def replicate_integration(workspace, admin_user, sandbox):
+    return services.integration_create(
+        workspace=workspace,
+        provider_slug="replicate",
+        credential={"api_token": fake_replicate.API_TOKEN},
+        settings={"base_url": sandbox.url + fake_replicate.PREFIX + "/v1"},
+        created_by=admin_user,
+    )
+
+
+def test_compute_priced_usage_is_estimated_and_unknown_models_are_listed_unpriced(replicate_integration):
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    sync(replicate_integration, now - 2 * DAY, now)
+    rows = UsageRecord.objects.filter(integration=replicate_integration)
+    seconds: dict[str, Decimal] = defaultdict(Decimal)
+    predictions: dict[str, Decimal] = defaultdict(Decimal)
+    for r in rows.filter(metric="compute_seconds"):
+        seconds[r.model] += r.quantity
+    for r in rows.filter(metric="requests"):
+        predictions[r.model] += r.quantity
+    estimated: dict[str, Decimal] = defaultdict(Decimal)
+    for r in rows.filter(metric="estimated_cost"):
+        estimated[r.model] += r.quantity
+    # SDXL runs on an L40S ($0.000975/s); FLUX schnell is billed per image ($0.003). Per row:
+    for estimate in rows.filter(metric="estimated_cost", model__in=["stability-ai/sdxl", "black-forest-labs/flux-schnell"]):
+        key = {"bucket_start": estimate.bucket_start, "model": estimate.model, "deployment": estimate.deployment}
+        usage = {r.metric: r for r in rows.filter(metric__in=["requests", "compute_seconds"], **key)}
+        if estimate.model == "stability-ai/sdxl":
+            assert estimate.quantity == (usage["compute_seconds"].quantity * Decimal("0.000975")).quantize(NINE)
+        else:
+            assert estimate.quantity == usage["requests"].quantity * Decimal("0.003")
+        assert estimate.application_id == usage["requests"].application_id is not None  # attributed like its usage
+    assert estimated["stability-ai/sdxl"] > 0 and estimated["black-forest-labs/flux-schnell"] > 0
+    # The sandbox's private model and Llama 3 (billed per token, which predictions do not report) have no price.
+    assert "doow-sandbox/invoice-ocr" not in estimated and "meta/meta-llama-3-8b-instruct" not in estimated
+    unpriced = {(u.model, u.metric): u.quantity for u in pricing_unpriced_usage(workspace=replicate_integration.workspace)}
+    assert unpriced[("doow-sandbox/invoice-ocr", "compute_seconds")] == seconds["doow-sandbox/invoice-ocr"] > 0
+    assert unpriced[("meta/meta-llama-3-8b-instruct", "requests")] == predictions["meta/meta-llama-3-8b-instruct"]
+    assert not any(model == "stability-ai/sdxl" and metric == "compute_seconds" for model, metric in unpriced)
+    [month] = pricing_reported_vs_estimated(workspace=replicate_integration.workspace) or [None]
+    assert month is None or (month.reported is None and month.spend_is_estimated)
