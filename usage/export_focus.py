@@ -3,8 +3,10 @@
 The mapping, column by column, and the reasons behind it are in docs/export.md. In short:
 - every row is a charge of ChargeCategory "Usage" (a negative provider cost is a "Credit");
 - a quantity row (tokens, requests, seconds, calls) carries ConsumedQuantity/ConsumedUnit and
-  0 in the four cost columns: the provider reports the money on its own `cost` rows, so
-  summing BilledCost over the file counts each dollar exactly once;
+  0 in BilledCost, EffectiveCost and ContractedCost: the provider reports the money on its own
+  `cost` rows, so summing BilledCost over the file counts each dollar exactly once; its
+  ListCost is its list price, ListUnitPrice × PricingQuantity (usage/pricing/list_prices.py),
+  and `estimated_cost` rows are left out (their money is that ListCost);
 - a `cost` row carries the amount in BilledCost, EffectiveCost, ListCost and ContractedCost,
   in BillingCurrency = its unit. FOCUS requires a ConsumedQuantity on every Usage row, and a
   cost line has no count of its own: it is stated in its currency (ConsumedUnit "USD").

@@ -35,6 +35,7 @@ EXPECTED_HEADER = [
     "unit",
     "application",
     "license",
+    "provenance",
 ]
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
 
