@@ -54,7 +54,7 @@ def test_a_model_gone_quiet_loses_the_estimates_of_the_metrics_read(integration,
     requests_before = stored_rows(integration, model=MODEL, metric="requests", provenance="derived")
     model_requests = stored(integration, model=MODEL, metric="requests")
     tokens = UsageRecord.objects.filter(integration=integration, model=MODEL, metric__in=["input_tokens", "output_tokens"])
-    estimates = UsageRecord.objects.filter(integration=integration, model=MODEL, metric="estimated_cost")
+    estimates = UsageRecord.objects.filter(integration=integration, model=MODEL, stream="rates:estimate")
     ghosts = tokens.count() + estimates.count()  # the tokens' list-price estimates go with them
     assert ghosts > tokens.count() and requests_before
 
