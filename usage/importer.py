@@ -443,18 +443,24 @@ def usage_import_csv(
         usage_import_record_rejection(integration=integration, error=error, source=source)
         raise
     total = len(parsed.samples)
-    overrides = load_overrides(workspace_id=integration.workspace_id)
-    prepared = []
+    # The list-price estimates of the imported usage are stored in the same transaction (from the
+    # whole file: a key's metrics may sit in different batches), and not counted as imported rows.
+    estimates = pricing_estimate_samples(
+        integration=integration, samples=parsed.samples, overrides=load_overrides(workspace_id=integration.workspace_id)
+    )
+    prepared = [
+        usage_prepare_samples(integration=integration, samples=estimates[i : i + PROGRESS_EVERY])
+        for i in range(0, len(estimates), PROGRESS_EVERY)
+    ]
+    estimated = sum(batch.rows for batch in prepared)
     for start in range(0, total, PROGRESS_EVERY):
         if progress is not None:
             progress("storing", start, total)
-        part = parsed.samples[start : start + PROGRESS_EVERY]
-        estimates = pricing_estimate_samples(integration=integration, samples=part, overrides=overrides)
-        prepared.append(usage_prepare_samples(integration=integration, samples=[*part, *estimates]))
+        prepared.append(usage_prepare_samples(integration=integration, samples=parsed.samples[start : start + PROGRESS_EVERY]))
     if progress is not None:
         progress("storing", total, total)
     with transaction.atomic():
-        stored = sum(usage_store_prepared(prepared=batch) for batch in prepared)
+        stored = sum(usage_store_prepared(prepared=batch) for batch in prepared) - estimated
         result = ImportResult(parsed.format, total, stored, parsed.first_start, parsed.last_end)
         integration_record_event(
             integration=integration,

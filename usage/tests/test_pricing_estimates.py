@@ -138,3 +138,20 @@ def test_compute_priced_usage_is_estimated_and_unknown_models_are_listed_unprice
     assert not any(model == "stability-ai/sdxl" and metric == "compute_seconds" for model, metric in unpriced)
     [month] = pricing_reported_vs_estimated(workspace=replicate_integration.workspace) or [None]
     assert month is None or (month.reported is None and month.spend_is_estimated)
+
+
+def test_imported_usage_is_estimated_from_the_whole_file_and_not_counted_as_imported(openai_integration):
+    from integrations.tests.restatement import import_rows
+
+    hour = {"bucket_start": D0, "bucket_end": D0 + timedelta(hours=1), "model": "gpt-4o-2024-08-06", "project": "p"}
+    rows = [{**hour, "metric": "input_tokens", "quantity": "1000000", "unit": "tokens"},
+            {**hour, "metric": "cached_input_tokens", "quantity": "200000", "unit": "tokens"},
+            {**hour, "metric": "output_tokens", "quantity": "100000", "unit": "tokens"},
+            # an export's estimate in the file is not imported: it is recomputed
+            {**hour, "metric": "estimated_cost", "quantity": "999", "unit": "USD"}]  # fmt: skip
+    import_rows(openai_integration, rows)
+    [estimate] = estimates(openai_integration).values()
+    # 0.8M uncached × $2.50 + 0.2M cached × $1.25 + 0.1M output × $10, per million
+    assert (estimate.quantity, estimate.provenance, estimate.stream) == (Decimal("3.25"), "estimated", "estimate")
+    event = openai_integration.events.latest("pk")
+    assert event.message.startswith("Imported 3 usage rows")
