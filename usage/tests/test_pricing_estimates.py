@@ -155,3 +155,22 @@ def test_imported_usage_is_estimated_from_the_whole_file_and_not_counted_as_impo
     assert (estimate.quantity, estimate.provenance, estimate.stream) == (Decimal("3.25"), "estimated", "estimate")
     event = openai_integration.events.latest("pk")
     assert event.message.startswith("Imported 3 usage rows")
+
+
+def test_the_recompute_command_restores_estimates_from_current_prices(openai_integration):
+    import io
+
+    from django.core.management import call_command
+
+    sync(openai_integration, D0, D0 + DAY)
+    before = {k: r.quantity for k, r in estimates(openai_integration).items()}
+    UsageRecord.objects.filter(metric="estimated_cost").update(quantity=Decimal(0))  # e.g. priced by an older pin
+    UsageRecord.objects.create(  # an estimate whose usage is gone: recomputing removes it
+        workspace=openai_integration.workspace, integration=openai_integration, provider="openai", bucket_start=D0,
+        bucket_end=D0 + timedelta(hours=1), model="retired", metric="estimated_cost", quantity=1, unit="USD",
+        provenance="estimated", stream="usage_completions:estimate",
+    )  # fmt: skip
+    out = io.StringIO()
+    call_command("recompute_estimates", "--workspace", "acme", stdout=out)
+    assert out.getvalue().startswith("acme: ") and "(done)" in out.getvalue()
+    assert {k: r.quantity for k, r in estimates(openai_integration).items()} == before
