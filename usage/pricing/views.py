@@ -20,7 +20,7 @@ from usage.pricing.overrides import load_overrides
 from usage.pricing.queries import pricing_model_prices, pricing_reported_vs_estimated, pricing_unpriced_usage
 
 TEMPLATE = "usage/settings/pricing.html"
-RECENT = timedelta(days=92)  # models with usage this recent are listed with their price
+RECENT = timedelta(days=31)  # models with usage this recent are listed (raw rows: keep it short)
 QUEUED_PATIENCE = timedelta(minutes=2)
 
 
