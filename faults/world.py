@@ -25,7 +25,7 @@ from accounts.models import Membership, Workspace
 from faults import figures
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import UsageSample
-from usage.models import Application, AttributionRule, License, ReattributionJob
+from usage.models import Application, AttributionRule, License, PriceOverride, PricingRecomputeJob, ReattributionJob
 from usage.store import usage_store_samples
 
 VICTIM = "victimdata"  # lower case: bodies are searched case-insensitively
@@ -143,6 +143,10 @@ def _tenant(slug: str, mark: str) -> Tenant:
         http_status=429,
     )
     job = ReattributionJob.objects.create(workspace=workspace, status=ReattributionJob.Status.DONE, total=4, done=4)
+    override = PriceOverride.objects.create(workspace=workspace, kind=PriceOverride.Kind.UNIT_PRICE, provider="openai",
+                                            model=f"{mark}-gpt-4o", metric="input_tokens", price=Decimal("2.5"),
+                                            effective_from=date(2026, 1, 1), note=f"{mark} {ADMIN_ONLY} contract")  # fmt: skip
+    pricing_job = PricingRecomputeJob.objects.create(workspace=workspace, status=PricingRecomputeJob.Status.DONE, total=8, done=8)
 
     # Usage in the explorer's and the export's default range (the last days before now).
     hour = timezone.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
@@ -170,6 +174,8 @@ def _tenant(slug: str, mark: str) -> Tenant:
         "sync_run": run.pk,
         "event": integration.events.get().pk,
         "job": job.pk,
+        "price_override": override.pk,
+        "pricing_job": pricing_job.pk,
         "usage_record": record.pk,
         "admin_user": admin.pk,
         "member_user": member.pk,

@@ -70,6 +70,7 @@ DISCONNECTED = "this integration is disconnected; add the provider again to impo
 DOOW_EXAMPLE = ",".join(CSV_COLUMNS) + "\nauthress,,2025-03-01T00:00:00Z,2025-03-02T00:00:00Z,,,,,,,/v1/records,POST,,api_calls,1520,calls,,,"
 AUTHRESS_EXAMPLE = "date,resource,operation,calls\n2025-03-01,/v1/users/{userId}/resources,GET,1520"
 PROVENANCE = "imported"
+IMPORTABLE_METRICS = tuple(m for m in METRICS if m != ESTIMATED_COST)  # estimates are computed, not imported
 _QUANTITY_LIMIT = Decimal(10) ** 21  # UsageRecord.quantity: 30 digits, 9 of them decimals
 _LENGTHS = {d: UsageRecord._meta.get_field(d).max_length for d in DIMENSIONS}
 # The doow columns our export writes as text (usage.csv_safety may have prefixed them); the
@@ -213,7 +214,7 @@ def _doow_row(
     if metric == ESTIMATED_COST:  # an export's estimates: recomputed from prices, never imported
         return None
     if metric not in METRICS:
-        problems.add(line, f"unknown metric {_show(metric)} (known: {', '.join(METRICS)})")
+        problems.add(line, f"unknown metric {_show(metric)} (known: {', '.join(IMPORTABLE_METRICS)})")
     start, end = _parse_time(values["bucket_start"]), _parse_time(values["bucket_end"])
     for name, moment in (("bucket_start", start), ("bucket_end", end)):
         if moment is None:
