@@ -76,9 +76,9 @@ def pricing_override_add(request: HttpRequest) -> HttpResponse:
 
 @workspace_view(admin=True)
 def pricing_override_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    override = get_object_or_404(request.workspace.price_overrides, pk=pk)  # another workspace's id: 404 first
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    override = get_object_or_404(request.workspace.price_overrides, pk=pk)
     services.price_override_delete(override=override)
     messages.success(request, "Override deleted; estimates are being recomputed.")
     return redirect(_url(request, "pricing"))
