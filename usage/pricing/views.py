@@ -67,7 +67,7 @@ def pricing_override_add(request: HttpRequest) -> HttpResponse:
         return HttpResponseNotAllowed(["POST"])
     form = PriceOverrideForm(request.POST)
     if not form.is_valid():
-        return render(request, TEMPLATE, _context(request, form), status=400)
+        return render(request, TEMPLATE, _context(request, form))  # the form with its errors, as every settings form
     fields = {k: v for k, v in form.cleaned_data.items()}
     services.price_override_create(workspace=request.workspace, user=request.user, **fields)
     messages.success(request, "Override saved; estimates are being recomputed.")
