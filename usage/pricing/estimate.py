@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from integrations.providers.base import DIMENSIONS, Answered, UsageSample
@@ -31,6 +32,7 @@ PROVENANCE = "estimated"
 CURRENCY = "USD"
 SUFFIX = ":estimate"
 PLACES = Decimal("0.000000001")  # UsageRecord.quantity's 9 decimal places
+_dimensions = attrgetter(*DIMENSIONS)  # a sample's dimensions as one tuple, at C speed
 
 
 def estimate_stream(stream: str) -> str:
@@ -88,12 +90,17 @@ def estimate_samples(
 ) -> list[UsageSample]:
     """The pure computation behind pricing_estimate_samples (no database)."""
     groups: dict[tuple, tuple[UsageSample, dict[str, Decimal]]] = {}
+    priced = frozenset(PRICED_METRICS)
     for s in samples:
-        if s.metric not in PRICED_METRICS or s.provenance == PROVENANCE:
+        metric = s.metric
+        if metric not in priced or s.provenance == PROVENANCE:
             continue
-        key = (s.stream, s.bucket_start, s.bucket_end, *(getattr(s, d) for d in DIMENSIONS))
-        first, quantities = groups.setdefault(key, (s, {}))
-        quantities[s.metric] = quantities.get(s.metric, Decimal(0)) + s.quantity
+        key = (s.stream, s.bucket_start, s.bucket_end, _dimensions(s))
+        entry = groups.get(key)
+        if entry is None:
+            entry = groups[key] = (s, {})
+        quantities = entry[1]
+        quantities[metric] = quantities[metric] + s.quantity if metric in quantities else s.quantity
     out: dict[tuple, UsageSample] = {}
     for first, quantities in groups.values():
         price = price_for(provider, first, metrics=frozenset(quantities), deployments=deployments, overrides=overrides)
@@ -110,7 +117,7 @@ def estimate_samples(
             stream=estimate_stream(first.stream),
         )
         # Two streams with usage under one key (never seen): one estimate row holds both.
-        key = (sample.bucket_start, sample.bucket_end, *(getattr(sample, d) for d in DIMENSIONS))
+        key = (sample.bucket_start, sample.bucket_end, _dimensions(sample))
         if key in out:
             sample = replace(out[key], quantity=out[key].quantity + sample.quantity)
         out[key] = sample
