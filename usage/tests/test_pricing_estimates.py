@@ -174,3 +174,30 @@ def test_the_recompute_command_restores_estimates_from_current_prices(openai_int
     call_command("recompute_estimates", "--workspace", "acme", stdout=out)
     assert out.getvalue().startswith("acme: ") and "(done)" in out.getvalue()
     assert {k: r.quantity for k, r in estimates(openai_integration).items()} == before
+
+
+@pytest.fixture
+def azure_integration(workspace, admin_user, sandbox):
+    from integrations.providers.azure_openai.tests import support
+
+    return services.integration_create(workspace=workspace, provider_slug="azure_openai", credential=support.credential(),
+                                       settings=support.settings(sandbox), created_by=admin_user)  # fmt: skip
+
+
+def test_azure_ptu_hours_and_standard_tokens_are_both_estimated(azure_integration):
+    from integrations.providers.azure_openai.tests import support
+
+    sync(azure_integration, support.days_ago(2), support.days_ago(1))
+    rows = UsageRecord.objects.filter(integration=azure_integration)
+    ptu = rows.filter(metric="estimated_cost", deployment="gpt-4o-ptu")
+    # ProvisionedManaged, 15 PTUs: $2.00 per PTU-hour for every hour with usage, whatever the tokens.
+    assert ptu.exists() and {r.quantity for r in ptu} == {Decimal("30.000000000")}
+    hours = rows.filter(deployment="gpt-4o-ptu").exclude(metric="estimated_cost").values("bucket_start").distinct()
+    assert ptu.count() == hours.count()  # one per hour with any usage
+    # GlobalStandard tokens at gpt-4o's list price; the batch deployment at half of it.
+    for estimate in rows.filter(metric="estimated_cost", deployment__in=["gpt-4o-prod", "gpt-4o-batch"])[:20]:
+        usage = {u.metric: u.quantity for u in rows.filter(bucket_start=estimate.bucket_start, deployment=estimate.deployment,
+                                                             resource=estimate.resource).exclude(metric="estimated_cost")}  # fmt: skip
+        full = usage.get("input_tokens", 0) * Decimal("2.5") / 10**6 + usage.get("output_tokens", 0) * Decimal(10) / 10**6
+        factor = Decimal("0.5") if estimate.deployment == "gpt-4o-batch" else Decimal(1)
+        assert estimate.quantity == (full * factor).quantize(NINE)
