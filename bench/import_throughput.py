@@ -56,7 +56,7 @@ def make_csv(rows: int) -> bytes:
         hour = start + timedelta(hours=i // 200)
         writer.writerow(
             ["", "", f"{hour:%Y-%m-%dT%H:%M:%SZ}", f"{hour + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}", "acct",
-             f"proj_{i % 10}", "", f"model-{i // 10 % 20}", "", "", "", "", "", "input_tokens", str(i), "tokens", "", ""]
+             f"proj_{i % 10}", "", f"model-{i // 10 % 20}", "", "", "", "", "", "input_tokens", str(i), "tokens", "", "", ""]
         )  # fmt: skip
     return out.getvalue().encode()
 

@@ -51,7 +51,7 @@ PASSWORD = "e2e-correct-horse-battery"
 CSV_COLUMNS = [
     "provider", "integration", "bucket_start", "bucket_end", "account", "project", "region", "model",
     "deployment", "endpoint", "resource", "operation", "api_key", "metric", "quantity", "unit",
-    "application", "license",
+    "application", "license", "provenance",
 ]  # fmt: skip
 CHATBOT = sandbox_openai.PROJECTS[0]  # "Customer chatbot"
 assert CHATBOT.name == "Customer chatbot"

@@ -58,7 +58,7 @@ def test_the_comparison_sees_a_lost_and_a_doubled_row(workspace, sandbox):
     truth = TRUTHS["openai"].rows(run.window_start, run.window_end)
     assert len(truth) > 100
     assert compare(stored_rows(integration), truth, complete=True) == compare({}, {}, complete=True)
-    records = integration.usage_records.exclude(quantity=0).order_by("pk")
+    records = integration.usage_records.exclude(quantity=0).exclude(metric="estimated_cost").order_by("pk")
     records.first().delete()
     raised = records.last()
     raised.quantity += 1

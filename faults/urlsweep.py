@@ -120,6 +120,7 @@ PK_KINDS: tuple[tuple[str, str], ...] = (
     ("inventory:application_", "application"),
     ("inventory:license_", "license"),
     ("inventory:rule_", "rule"),
+    ("inventory:pricing_override_", "price_override"),
     ("usage:license", "license"),
 )
 # Django admin: the tenant object shown by each model's change/delete/history URLs.
@@ -136,6 +137,8 @@ ADMIN_OBJECTS: dict[str, str] = {
     "usage.attributionrule": "rule",
     "usage.reattributionjob": "job",
     "usage.usageimport": "usage_import",
+    "usage.priceoverride": "price_override",
+    "usage.pricingrecomputejob": "pricing_job",
 }
 # Admin models that hold no tenant data: any row (or id 1) will do.
 NON_TENANT_ADMIN = ("auth.group", "django_celery_beat.", "axes.")
@@ -300,6 +303,9 @@ PAYLOADS: dict[str, Callable[[Tenant], dict[str, object]]] = {
     "inventory:rule_add": _rule,
     "inventory:rule_edit": _rule,
     "inventory:rule_move": lambda tenant: {"direction": "up"},
+    "inventory:pricing_override_add": lambda tenant: {
+        "kind": "discount", "provider": "openai", "discount_percent": "10", "effective_from": "2026-01-01",
+    },
 }
 # Routes whose POST (with the payload above, or none) changes the database for the tenant's admin.
 WRITES = (
@@ -319,6 +325,8 @@ WRITES = (
     "inventory:rule_edit",
     "inventory:rule_delete",
     "inventory:rule_move",
+    "inventory:pricing_override_add",
+    "inventory:pricing_override_delete",
 )
 
 

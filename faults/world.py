@@ -25,7 +25,15 @@ from accounts.models import Membership, Workspace
 from faults import figures
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import UsageSample
-from usage.models import Application, AttributionRule, License, ReattributionJob, UsageImport
+from usage.models import (
+    Application,
+    AttributionRule,
+    License,
+    PriceOverride,
+    PricingRecomputeJob,
+    ReattributionJob,
+    UsageImport,
+)
 from usage.store import usage_store_samples
 
 VICTIM = "victimdata"  # lower case: bodies are searched case-insensitively
@@ -152,6 +160,10 @@ def _tenant(slug: str, mark: str) -> Tenant:
         problems_total=1,
         finished_at=timezone.now(),
     )
+    override = PriceOverride.objects.create(workspace=workspace, kind=PriceOverride.Kind.UNIT_PRICE, provider="openai",
+                                            model=f"{mark}-gpt-4o", metric="input_tokens", price=Decimal("2.5"),
+                                            effective_from=date(2026, 1, 1), note=f"{mark} {ADMIN_ONLY} contract")  # fmt: skip
+    pricing_job = PricingRecomputeJob.objects.create(workspace=workspace, status=PricingRecomputeJob.Status.DONE, total=8, done=8)
 
     # Usage in the explorer's and the export's default range (the last days before now).
     hour = timezone.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
@@ -180,6 +192,8 @@ def _tenant(slug: str, mark: str) -> Tenant:
         "event": integration.events.get().pk,
         "job": job.pk,
         "usage_import": upload.pk,
+        "price_override": override.pk,
+        "pricing_job": pricing_job.pk,
         "usage_record": record.pk,
         "admin_user": admin.pk,
         "member_user": member.pk,

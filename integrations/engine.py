@@ -27,6 +27,7 @@ from integrations.services import (
     integration_record_event,
     provider_http_client,
 )
+from usage.pricing.estimate import estimate_answers, pricing_estimate_samples
 from usage.store import usage_prepare_samples, usage_store_chunk
 
 logger = logging.getLogger(__name__)
@@ -229,6 +230,9 @@ def _sync(
             # Everything slow happens before the transaction: the provider's answers, and the
             # rows attributed and compiled. The transaction (on SQLite, the one write lock that
             # pages, beat and other workers wait for) only executes the prepared statements.
+            # The list-price estimate of the chunk's usage is stored with it, and restated with it.
+            samples += pricing_estimate_samples(integration=integration, samples=samples)
+            answers += estimate_answers(answers)
             prepared = usage_prepare_samples(integration=integration, samples=samples)
             with transaction.atomic():
                 stored = usage_store_chunk(integration=integration, prepared=prepared, answered=answers)

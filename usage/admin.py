@@ -29,6 +29,8 @@ from usage.models import (
     Application,
     AttributionRule,
     License,
+    PriceOverride,
+    PricingRecomputeJob,
     ReattributionJob,
     UsageImport,
     UsageRecord,
@@ -237,3 +239,19 @@ class UsageImportAdmin(ReadOnlyAdmin):
     @admin.display(description="progress")
     def progress(self, obj: UsageImport) -> str:
         return f"{obj.progress_percent}%" if obj.is_active else obj.get_status_display()
+
+
+# Overrides are edited on Company Settings → Pricing (which recomputes the estimates); here
+# they are read-only, like the jobs that apply them.
+@admin.register(PriceOverride)
+class PriceOverrideAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "workspace", "provider", "kind", "model", "metric", "discount_percent", "price", "effective_from")
+    list_filter = ("kind", "workspace")
+    list_select_related = ("workspace",)
+
+
+@admin.register(PricingRecomputeJob)
+class PricingRecomputeJobAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "workspace", "status", "done", "total", "written", "created_at", "finished_at", "error")
+    list_filter = ("status", "workspace")
+    list_select_related = ("workspace",)

@@ -33,6 +33,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "unit",
     "application",
     "license",
+    # Appended columns (design.md: added columns go at the end only).
+    "provenance",  # reported | derived | imported | estimated
 )
 # Rows fetched per database round trip; also the batch the page streams at a time.
 CHUNK_SIZE = 2000
@@ -51,6 +53,7 @@ _VALUES: tuple[str, ...] = (
     "unit",
     "application_id",
     "license_id",
+    "provenance",
 )
 
 
@@ -153,7 +156,7 @@ def usage_csv_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
     when = TimeFormatter()
     ends = TimeFormatter()
     for row in records.values_list(*_VALUES).iterator(chunk_size=CHUNK_SIZE):
-        provider, integration_id, start, end, *dimensions, metric, quantity, unit, application_id, license_id = row
+        provider, integration_id, start, end, *dimensions, metric, quantity, unit, application_id, license_id, provenance = row
         yield [
             provider,
             Number(integration_id),
@@ -165,6 +168,7 @@ def usage_csv_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             unit,
             labels.application(application_id),
             labels.license(license_id),
+            provenance,
         ]
 
 

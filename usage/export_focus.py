@@ -3,8 +3,10 @@
 The mapping, column by column, and the reasons behind it are in docs/export.md. In short:
 - every row is a charge of ChargeCategory "Usage" (a negative provider cost is a "Credit");
 - a quantity row (tokens, requests, seconds, calls) carries ConsumedQuantity/ConsumedUnit and
-  0 in the four cost columns: the provider reports the money on its own `cost` rows, so
-  summing BilledCost over the file counts each dollar exactly once;
+  0 in BilledCost, EffectiveCost and ContractedCost: the provider reports the money on its own
+  `cost` rows, so summing BilledCost over the file counts each dollar exactly once; its
+  ListCost is its list price, ListUnitPrice × PricingQuantity (usage/pricing/list_prices.py),
+  and `estimated_cost` rows are left out (their money is that ListCost);
 - a `cost` row carries the amount in BilledCost, EffectiveCost, ListCost and ContractedCost,
   in BillingCurrency = its unit. FOCUS requires a ConsumedQuantity on every Usage row, and a
   cost line has no count of its own: it is stated in its currency (ConsumedUnit "USD").
@@ -21,6 +23,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from django.db.models import Case, OuterRef, Subquery, When
+
 from integrations.models import Integration
 from integrations.providers.registry import get_provider
 from usage.csv_safety import Number
@@ -35,6 +39,9 @@ from usage.export import (
     write_rows_closing,
 )
 from usage.models import DIMENSION_FIELDS, UsageRecord
+from usage.pricing.catalog import NO_DEPLOYMENTS, Deployments
+from usage.pricing.estimate import ESTIMATED_COST
+from usage.pricing.list_prices import list_price_of_row
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -62,6 +69,7 @@ FOCUS_COLUMNS: tuple[str, ...] = (
     "EffectiveCost",
     "InvoiceIssuerName",
     "ListCost",
+    "ListUnitPrice",
     "PricingCategory",
     "PricingQuantity",
     "PricingUnit",
@@ -112,6 +120,7 @@ METRIC_LABELS = {
     "api_calls": "API calls",
     "cost": "cost",
 }
+ONE = Number("1")
 
 _VALUES: tuple[str, ...] = (
     "provider",
@@ -125,6 +134,9 @@ _VALUES: tuple[str, ...] = (
     "provenance",
     "application_id",
     "license_id",
+    "stream",
+    "sibling_cached",
+    "sibling_cache_write",
 )
 
 
@@ -155,6 +167,7 @@ def provider_facts(slug: str) -> ProviderFacts:
 class IntegrationFacts:
     name: str
     project_names: dict[str, str]
+    deployments: Deployments = NO_DEPLOYMENTS
 
 
 class IntegrationCache:
@@ -168,7 +181,7 @@ class IntegrationCache:
         if facts is None:
             found = Integration.objects.filter(pk=pk).values_list("name", "identity").first()
             name, identity = found if found else ("", None)
-            facts = self._facts[pk] = IntegrationFacts(name, _project_names(identity))
+            facts = self._facts[pk] = IntegrationFacts(name, _project_names(identity), Deployments.from_identity(identity))
         return facts
 
 
@@ -223,9 +236,12 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
     integrations = IntegrationCache()
     periods = BillingPeriods()
     starts, ends = TimeFormatter(), TimeFormatter()
+    # A row's estimated_cost is the ListCost of its usage rows: listing it too would count it twice.
+    records = _with_cache_siblings(records.exclude(metric=ESTIMATED_COST))
     for row in records.values_list(*_VALUES).iterator(chunk_size=CHUNK_SIZE):
         (slug, integration_id, start, end, account, project, region, model, deployment, endpoint, resource,
-         operation, api_key, metric, quantity, unit, provenance, application_id, license_id) = row  # fmt: skip
+         operation, api_key, metric, quantity, unit, provenance, application_id, license_id, stream,
+         cached, cache_write) = row  # fmt: skip
         provider = provider_facts(slug)
         integration = integrations[integration_id]
         amount = format_quantity(quantity)
@@ -236,11 +252,22 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             consumed = priced = amount if category == "Usage" else ""
             consumed_unit = currency if category == "Usage" else ""
             subject = " ".join(part for part in (model or resource, operation) if part)
+            list_cost, list_unit_price = cost, (ONE if category == "Usage" else "")  # one dollar per dollar
         else:
             category, currency, cost = "Usage", DEFAULT_CURRENCY, ZERO
             consumed = priced = amount
             consumed_unit = FOCUS_UNITS.get(unit, unit.capitalize())
             subject = model or resource or operation
+            dims = {"model": model, "deployment": deployment, "resource": resource, "operation": operation}
+            listed = list_price_of_row(
+                slug, stream=stream, dims=dims, bucket_start=start, metric=metric, quantity=quantity,
+                cached=cached, cache_write=cache_write, deployments=integration.deployments,
+            )  # fmt: skip
+            if listed is None:  # unpriced (or priced by the hour): no published unit price applies
+                list_cost, list_unit_price = ZERO, ""
+            else:
+                priced = format_quantity(listed.pricing_quantity)
+                list_cost, list_unit_price = format_quantity(listed.cost), format_quantity(listed.unit_price)
         resource_id = deployment or endpoint
         period_start, period_end = periods(start)
         yield [
@@ -261,7 +288,8 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             cost,  # ContractedCost
             cost,  # EffectiveCost
             provider.vendor,  # InvoiceIssuerName
-            cost,  # ListCost
+            list_cost,  # ListCost
+            list_unit_price,  # ListUnitPrice
             "Standard" if category == "Usage" else "",  # PricingCategory
             priced,  # PricingQuantity
             consumed_unit,  # PricingUnit
@@ -290,6 +318,19 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             api_key,  # x_ApiKey
             provenance,  # x_Provenance
         ]
+
+
+def _with_cache_siblings(records: QuerySet[UsageRecord]) -> QuerySet[UsageRecord]:
+    """An input_tokens row with the cached and cache-write quantities of its key (one
+    unique-index lookup each), so its PricingQuantity can be the uncached part."""
+    key = {"integration": OuterRef("integration"), "bucket_start": OuterRef("bucket_start"),
+           "bucket_end": OuterRef("bucket_end"), **{d: OuterRef(d) for d in DIMENSION_FIELDS}}  # fmt: skip
+
+    def sibling(metric: str) -> Case:
+        found = UsageRecord.objects.filter(metric=metric, **key).values("quantity")[:1]
+        return Case(When(metric="input_tokens", then=Subquery(found)), default=None)
+
+    return records.annotate(sibling_cached=sibling("cached_input_tokens"), sibling_cache_write=sibling("cache_write_tokens"))
 
 
 def usage_write_focus(out: Writable, records: QuerySet[UsageRecord]) -> int:

@@ -47,6 +47,8 @@ from usage.csv_safety import unescape_cell
 from usage.dates import EARLIEST_DAY, bounds_text, earliest_moment, latest_moment
 from usage.export import CSV_COLUMNS
 from usage.models import UsageRecord
+from usage.pricing.estimate import ESTIMATED_COST, pricing_estimate_samples
+from usage.pricing.overrides import load_overrides
 from usage.rollups import refresh_moments
 from usage.store import usage_prepare_samples, usage_store_prepared
 
@@ -67,9 +69,10 @@ DOOW_REQUIRED = ("bucket_start", "bucket_end", "metric", "quantity")
 AUTHRESS_COLUMNS = ("date", "resource", "operation", "calls")
 AUTHRESS_REQUIRED = ("date", "calls")
 DISCONNECTED = "this integration is disconnected; add the provider again to import usage"
-DOOW_EXAMPLE = ",".join(CSV_COLUMNS) + "\nauthress,,2025-03-01T00:00:00Z,2025-03-02T00:00:00Z,,,,,,,/v1/records,POST,,api_calls,1520,calls,,"
+DOOW_EXAMPLE = ",".join(CSV_COLUMNS) + "\nauthress,,2025-03-01T00:00:00Z,2025-03-02T00:00:00Z,,,,,,,/v1/records,POST,,api_calls,1520,calls,,,"
 AUTHRESS_EXAMPLE = "date,resource,operation,calls\n2025-03-01,/v1/users/{userId}/resources,GET,1520"
 PROVENANCE = "imported"
+IMPORTABLE_METRICS = tuple(m for m in METRICS if m != ESTIMATED_COST)  # estimates are computed, not imported
 _QUANTITY_LIMIT = Decimal(10) ** 21  # UsageRecord.quantity: 30 digits, 9 of them decimals
 _LENGTHS = {d: UsageRecord._meta.get_field(d).max_length for d in DIMENSIONS}
 # The doow columns our export writes as text (usage.csv_safety may have prefixed them); the
@@ -210,8 +213,10 @@ def _doow_row(
             "(empty the integration column to import it here)",
         )
     metric = values["metric"]
+    if metric == ESTIMATED_COST:  # an export's estimates: recomputed from prices, never imported
+        return None
     if metric not in METRICS:
-        problems.add(line, f"unknown metric {_show(metric)} (known: {', '.join(METRICS)})")
+        problems.add(line, f"unknown metric {_show(metric)} (known: {', '.join(IMPORTABLE_METRICS)})")
     start, end = _parse_time(values["bucket_start"]), _parse_time(values["bucket_end"])
     for name, moment in (("bucket_start", start), ("bucket_end", end)):
         if moment is None:
@@ -441,7 +446,16 @@ def usage_import_csv(
         usage_import_record_rejection(integration=integration, error=error, source=source)
         raise
     total = len(parsed.samples)
-    prepared = []
+    # The list-price estimates of the imported usage are stored in the same transaction (from the
+    # whole file: a key's metrics may sit in different batches), and not counted as imported rows.
+    estimates = pricing_estimate_samples(
+        integration=integration, samples=parsed.samples, overrides=load_overrides(workspace_id=integration.workspace_id)
+    )
+    prepared = [
+        usage_prepare_samples(integration=integration, samples=estimates[i : i + PROGRESS_EVERY])
+        for i in range(0, len(estimates), PROGRESS_EVERY)
+    ]
+    estimated = sum(batch.rows for batch in prepared)
     for start in range(0, total, PROGRESS_EVERY):
         if progress is not None:
             progress("storing", start, total)
@@ -449,7 +463,7 @@ def usage_import_csv(
     if progress is not None:
         progress("storing", total, total)
     with transaction.atomic():
-        stored = sum(usage_store_prepared(prepared=batch) for batch in prepared)
+        stored = sum(usage_store_prepared(prepared=batch) for batch in prepared) - estimated
         refresh_moments(integration, chain.from_iterable(batch.bucket_starts for batch in prepared))
         result = ImportResult(parsed.format, total, stored, parsed.first_start, parsed.last_end)
         integration_record_event(

@@ -317,3 +317,70 @@ class UsageImport(models.Model):
     @property
     def problems_unlisted(self) -> int:
         return max(0, self.problems_total - len(self.problems))
+
+
+class PriceOverride(models.Model):
+    """A workspace's own price: a discount on a provider's list prices, or a unit price for one
+    model and metric (a negotiated rate, or a price for a model no list knows). It applies to
+    usage from `effective_from` (UTC day) on, so estimates of closed months do not change
+    silently; for one provider (discount) or model and metric (unit price) the latest
+    effective date not after the usage's day wins."""
+
+    class Kind(models.TextChoices):
+        DISCOUNT = "discount", "Discount on a provider"
+        UNIT_PRICE = "unit_price", "Unit price for a model"
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="price_overrides")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    provider = models.CharField(max_length=64, help_text="Registry slug of the provider.")
+    model = models.CharField(max_length=200, blank=True, help_text="The model as stored in usage (unit prices only).")
+    metric = models.CharField(max_length=32, blank=True, help_text="The metric priced (unit prices only).")
+    discount_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    # USD per 1,000,000 tokens for token metrics, per unit (second, request) otherwise: how
+    # providers publish them.
+    price = models.DecimalField(max_digits=18, decimal_places=9, null=True, blank=True)
+    effective_from = models.DateField()
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["provider", "model", "metric", "-effective_from", "pk"]
+        indexes = [models.Index(fields=["workspace", "provider"])]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.DISCOUNT:
+            return f"{self.provider}: {self.discount_percent}% off from {self.effective_from}"
+        return f"{self.provider} {self.model} {self.metric}: ${self.price} from {self.effective_from}"
+
+
+class PricingRecomputeJob(models.Model):
+    """A background recomputation of a workspace's estimated_cost rows after its prices changed."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="pricing_jobs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveBigIntegerField(default=0, help_text="Usage rows to price.")
+    done = models.PositiveBigIntegerField(default=0)
+    written = models.PositiveBigIntegerField(default=0, help_text="Estimates written.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def progress_percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)

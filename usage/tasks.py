@@ -6,6 +6,7 @@ import logging
 from celery import shared_task
 
 from usage import import_jobs, partitions, rollup_jobs, services
+from usage.pricing import services as pricing_services
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,18 @@ def rebuild_rollups(job_id: int) -> None:
         rollup_jobs.rollup_rebuild_run(job_id=job_id)
     except Exception:
         logger.exception("rollup rebuild %s crashed", job_id)
+
+
 @shared_task(name="usage.tasks.manage_usage_partitions", ignore_result=True)
 def manage_usage_partitions() -> None:
     """Run by beat daily: the coming months' partitions, the raw retention (usage/partitions.py)."""
     partitions.usage_partitions_manage()
+
+
+@shared_task(name="usage.tasks.recompute_prices", ignore_result=True)
+def recompute_prices(job_id: int) -> None:
+    """Recompute a workspace's estimates after its price overrides changed (usage.pricing.services)."""
+    try:
+        pricing_services.pricing_recompute_run(job_id=job_id)
+    except Exception:
+        logger.exception("price recompute job %s crashed", job_id)

@@ -1,4 +1,4 @@
-"""Company Settings → Applications, Licenses, Attribution rules (namespace `inventory`).
+"""Company Settings → Applications, Licenses, Attribution rules, Pricing (namespace `inventory`).
 
 Mounted at w/<ws>/settings/; admins only (members 403, outsiders 404).
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.urls import path
 
 from usage import views_settings as views
+from usage.pricing import views as pricing
 
 app_name = "inventory"
 urlpatterns = [
@@ -25,4 +26,8 @@ urlpatterns = [
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
     path("rules/<int:pk>/move/", views.rule_move, name="rule_move"),
     path("unattributed/", views.unattributed, name="unattributed"),
+    path("pricing/", pricing.pricing, name="pricing"),
+    path("pricing/overrides/add/", pricing.pricing_override_add, name="pricing_override_add"),
+    path("pricing/overrides/<int:pk>/delete/", pricing.pricing_override_delete, name="pricing_override_delete"),
+    path("pricing/progress/", pricing.pricing_progress, name="pricing_progress"),
 ]

@@ -45,6 +45,7 @@ METRICS: dict[str, str] = {
     "compute_seconds": "seconds",
     "api_calls": "calls",
     "cost": "",
+    "estimated_cost": "",  # computed from prices (usage/pricing), never reported by a connector
 }
 # What an Answered scope may restrict: the dimensions, and the metric.
 SCOPE_FIELDS: tuple[str, ...] = (*DIMENSIONS, "metric")

@@ -227,3 +227,12 @@ def markdown_lite(text: str) -> SafeString:
             i += 1
         out.append(f"<p>{_inline(' '.join(para))}</p>")
     return mark_safe("\n".join(out))  # noqa: S308 - every piece above was escaped first
+
+
+@register.filter
+def normalize(value: Any) -> str:
+    """A decimal without trailing zeros or an exponent (a unit price: 2.125, 0.000975)."""
+    if value is None or value == "":
+        return ""
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    return format(number.normalize(), "f")

@@ -40,7 +40,7 @@ def stored_rows(integration: Integration, **filters: Any) -> set[tuple]:
 def stored_totals(integration: Integration, *dims: str, **filters: Any) -> Counter:
     """Stored quantity per (metric, *dims); dims are row fields (e.g. "bucket_start", "model")."""
     totals: Counter = Counter()
-    for row in UsageRecord.objects.filter(integration=integration, **filters).values("metric", "quantity", *dims):
+    for row in UsageRecord.objects.filter(integration=integration, **filters).exclude(metric="estimated_cost").values("metric", "quantity", *dims):
         totals[(row["metric"], *(row[d] for d in dims))] += row["quantity"]
     return totals
 

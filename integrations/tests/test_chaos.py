@@ -98,7 +98,7 @@ def _anthropic_usage(start: datetime, end: datetime, now: datetime) -> dict[tupl
 
 def _anthropic_stored_usage(integration: Integration) -> dict[tuple, Decimal]:
     totals: dict[tuple, Decimal] = defaultdict(Decimal)
-    for r in UsageRecord.objects.filter(integration=integration).exclude(metric="cost"):
+    for r in UsageRecord.objects.filter(integration=integration).exclude(metric__in=["cost", "estimated_cost"]):
         totals[(r.metric, r.bucket_start.date(), r.project, r.model)] += r.quantity
     return {k: v for k, v in totals.items() if v}
 

@@ -51,7 +51,7 @@ def truth_cost(start: datetime, end: datetime) -> dict[tuple, Decimal]:
 
 def stored_tokens(integration: Integration) -> dict[tuple, Decimal]:
     totals: dict[tuple, Decimal] = defaultdict(Decimal)
-    for r in UsageRecord.objects.filter(integration=integration).exclude(metric="cost"):
+    for r in UsageRecord.objects.filter(integration=integration).exclude(metric__in=["cost", "estimated_cost"]):
         if r.quantity:
             totals[(r.metric, r.bucket_start.date(), r.project, r.model)] += r.quantity
     return dict(totals)

@@ -35,6 +35,7 @@ EXPECTED_HEADER = [
     "unit",
     "application",
     "license",
+    "provenance",
 ]
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -127,6 +128,7 @@ def test_csv_columns_order_and_formats(records):
         "unit": "tokens",
         "application": "",
         "license": "",
+        "provenance": "reported",
     }
     assert (cost["metric"], cost["quantity"], cost["unit"]) == ("cost", "0.5", "USD")
     assert requests["quantity"] == "7"
@@ -160,7 +162,7 @@ def test_labels_are_read_once_per_application_and_license(records, workspace, dj
     next(rows)
     # One SELECT of the records, one of the application, one of the license: not one per row.
     with django_assert_max_num_queries(3):
-        assert sum(1 for r in rows if r[-1] == "Support Bot – Scale tier") == 50
+        assert sum(1 for r in rows if r[-2] == "Support Bot – Scale tier") == 50
 
 
 def test_only_the_workspaces_own_usage_is_exported(records, other_workspace):

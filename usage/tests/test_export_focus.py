@@ -35,7 +35,7 @@ MANDATORY = {
 CONDITIONAL = {"ConsumedQuantity", "ConsumedUnit", "RegionId", "RegionName", "ResourceId", "ResourceType", "SkuId", "SubAccountId", "SubAccountName", "Tags"}
 DATETIMES = {"BillingPeriodEnd", "BillingPeriodStart", "ChargePeriodEnd", "ChargePeriodStart"}
 NOT_NULL_DECIMALS = {"BilledCost", "ContractedCost", "EffectiveCost", "ListCost"}
-NULLABLE_DECIMALS = {"ConsumedQuantity", "PricingQuantity"}
+NULLABLE_DECIMALS = {"ConsumedQuantity", "PricingQuantity", "ListUnitPrice"}
 NOT_NULL_STRINGS = {"BillingAccountId", "BillingCurrency", "ChargeCategory", "ChargeFrequency", "InvoiceIssuerName",
                     "ProviderName", "PublisherName", "ServiceCategory", "ServiceName", "ServiceSubcategory"}  # fmt: skip
 ALLOWED = {
@@ -120,6 +120,9 @@ def _row_rules(where: str, row: dict[str, str]) -> list[str]:
             tags = None
         if not isinstance(tags, dict) or any(isinstance(v, dict | list) for v in tags.values()):
             problems.append(f"{where}: Tags {row['Tags']!r} is not a flat JSON object")
+    priced = all(NUMBER.match(row[c]) for c in ("ListUnitPrice", "PricingQuantity", "ListCost"))
+    if priced and Decimal(row["ListUnitPrice"]) * Decimal(row["PricingQuantity"]) != Decimal(row["ListCost"]):
+        problems.append(f"{where}: ListUnitPrice × PricingQuantity is not ListCost")
     if row["ChargeCategory"] == "Credit" and not (row["BilledCost"] == row["EffectiveCost"] == row["ListCost"] == row["ContractedCost"]):
         problems.append(f"{where}: a Credit's EffectiveCost, ListCost and ContractedCost must match its BilledCost")
 
@@ -223,7 +226,8 @@ def test_a_token_row_is_consumed_quantity_with_zero_cost(usage):
         "ContractedCost": "0",
         "EffectiveCost": "0",
         "InvoiceIssuerName": "OpenAI",
-        "ListCost": "0",
+        "ListCost": "0.003085",  # gpt-4o's list price, $2.50 per 1M input tokens (no cached tokens here)
+        "ListUnitPrice": "0.0000025",
         "PricingCategory": "Standard",
         "PricingQuantity": "1234",
         "PricingUnit": "Tokens",
@@ -328,7 +332,8 @@ def test_a_synced_sandbox_account_exports_as_well_formed_focus(workspace, admin_
     )
     assert integration_sync(integration_id=integration.pk).status == "success"
     header, rows = _focus("--workspace", "acme")
-    assert len(rows) == integration.usage_records.count() > 0
+    # every row but the estimates (their money is the usage rows' ListCost)
+    assert len(rows) == integration.usage_records.exclude(metric="estimated_cost").count() > 0
     assert focus_problems(header, rows) == []
     assert {r["x_Metric"] for r in rows} >= {"input_tokens", "output_tokens", "cost"}
     assert {json.loads(r["Tags"])["application"] for r in rows} == {"OpenAI"}

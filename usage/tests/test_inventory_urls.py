@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from usage.models import Application, AttributionRule, License
+from usage.models import Application, AttributionRule, License, PriceOverride
 
 
 def _patterns(patterns: list) -> Iterator[URLPattern]:
@@ -30,7 +30,9 @@ def _inventory(workspace, name: str = "Chatbot") -> dict[str, int]:
     app = Application.objects.create(workspace=workspace, name=name)
     lic = License.objects.create(workspace=workspace, application=app, plan_name=f"{name} plan", start_date=date(2026, 1, 1))
     rule = AttributionRule.objects.create(workspace=workspace, provider="openai", model=f"{name}-model", application=app, license=lic)
-    return {"application": app.pk, "license": lic.pk, "rule": rule.pk}
+    override = PriceOverride.objects.create(workspace=workspace, kind="discount", provider="openai", discount_percent=10,
+                                            effective_from=date(2026, 1, 1))  # fmt: skip
+    return {"application": app.pk, "license": lic.pk, "rule": rule.pk, "pricing": override.pk}
 
 
 def _url(pattern: URLPattern, *, ws: str, pks: dict[str, int]) -> str:

@@ -184,7 +184,7 @@ class AzureOpenAIProvider(Provider):
                 "resource_group": a.resource_group,
                 "location": a.location,
                 "kind": a.kind,
-                "deployments": [{"name": d.name, "model": d.model, "sku": d.sku} for d in deps],
+                "deployments": [{"name": d.name, "model": d.model, "sku": d.sku, "capacity": d.capacity} for d in deps],
             }
             for a, deps in discovered
         ]

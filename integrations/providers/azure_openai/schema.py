@@ -63,6 +63,7 @@ class Deployment:
     name: str
     model: str  # "<model name>-<version>", e.g. "gpt-4o-2024-08-06"
     sku: str
+    capacity: int = 0  # sku.capacity: PTUs of a provisioned deployment (priced by the hour)
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,15 @@ def parse_deployments_page(body: Any) -> Listing:
                     _str(model, "version", f"{where}.properties.model", required=False),
                 ),
                 _str(sku, "name", f"{where}.sku", required=False),
+                _capacity(sku.get("capacity")),
             )
         )
     return Listing(tuple(deployments), _next_link(body, "deployment list"))
+
+
+def _capacity(value: Any) -> int:
+    """sku.capacity when it is a whole number (it is optional, and only informs pricing)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _timestamp(value: Any, what: str) -> datetime:

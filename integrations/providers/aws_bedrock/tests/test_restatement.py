@@ -49,7 +49,7 @@ def sync(integration: Integration, window) -> SyncRun:
 
 def stored(integration: Integration, **filters) -> Counter:
     totals: Counter = Counter()
-    for r in UsageRecord.objects.filter(integration=integration, **filters).exclude(provenance="imported"):
+    for r in UsageRecord.objects.filter(integration=integration, **filters).exclude(metric="estimated_cost").exclude(provenance="imported"):
         totals[(r.metric, *(getattr(r, d) for d in DIMS))] += r.quantity
     return totals
 

@@ -279,6 +279,7 @@ def test_verify_shows_subscription_accounts_and_deployments(
         "name": "gpt-4o-prod",
         "model": "gpt-4o-2024-08-06",
         "sku": "GlobalStandard",
+        "capacity": 450,  # PTUs for a provisioned deployment: what pricing by the hour needs
     }
     assert "warnings" not in identity.details
     assert len(metrics_requests(sandbox)) == 1, "verify proves the metrics can be read"

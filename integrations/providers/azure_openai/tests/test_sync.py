@@ -47,7 +47,7 @@ def truth_by_day(start: datetime, end: datetime) -> dict[tuple, Decimal]:
 
 def stored_by_day(integration: Integration) -> dict[tuple, Decimal]:
     totals: dict[tuple, Decimal] = defaultdict(Decimal)
-    for r in UsageRecord.objects.filter(integration=integration):
+    for r in UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost"):
         if r.quantity:
             totals[(r.metric, r.bucket_start.date(), r.project, r.resource, r.deployment, r.model)] += r.quantity
     return dict(totals)

@@ -66,6 +66,10 @@ def test_withdrawn_billing_rows_go_and_the_metrics_estimates_stay(integration, c
     deployment = fw.DEPLOYMENTS[0]
     withdrawn = UsageRecord.objects.filter(integration=integration, model=model, stream="billing_serverless").count()
     withdrawn += UsageRecord.objects.filter(integration=integration, deployment=deployment.id, stream="billing_dedicated").count()
+    # and the list-price estimates of both (GPU hours of the deployment, tokens of the model)
+    withdrawn += UsageRecord.objects.filter(integration=integration, model=model, stream="billing_serverless:estimate").count()
+    withdrawn += UsageRecord.objects.filter(integration=integration, deployment=deployment.id,
+                                            stream="billing_dedicated:estimate").count()  # fmt: skip
     assert withdrawn > 0
     fw.withdraw_model(model)
     fw.withdraw_deployment(deployment.id)

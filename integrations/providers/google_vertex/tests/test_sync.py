@@ -39,7 +39,7 @@ def sync(integration: Integration, since: datetime = START) -> SyncRun:
 
 def stored(integration: Integration) -> dict[tuple, Decimal]:
     totals: dict[tuple, Decimal] = defaultdict(Decimal)
-    for r in UsageRecord.objects.filter(integration=integration):
+    for r in UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost"):
         totals[(r.metric, r.bucket_start.date(), r.project, r.region, r.model)] += r.quantity
     return dict(totals)
 

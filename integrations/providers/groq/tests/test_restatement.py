@@ -54,15 +54,16 @@ def test_a_model_gone_quiet_loses_the_estimates_of_the_metrics_read(integration,
     requests_before = stored_rows(integration, model=MODEL, metric="requests", provenance="derived")
     model_requests = stored(integration, model=MODEL, metric="requests")
     tokens = UsageRecord.objects.filter(integration=integration, model=MODEL, metric__in=["input_tokens", "output_tokens"])
-    ghosts = tokens.count()
-    assert ghosts and requests_before
+    estimates = UsageRecord.objects.filter(integration=integration, model=MODEL, stream="rates:estimate")
+    ghosts = tokens.count() + estimates.count()  # the tokens' list-price estimates go with them
+    assert ghosts > tokens.count() and requests_before
 
     fake.withdraw_model(MODEL)
     # Groq lists no requests metric any more (renamed): that metric is not read, so not answered.
     listed = [n for n in fake.METRIC_NAMES if n != fake.REQUESTS]
     sandbox.fault(NAMES_PATH, 200, times=10, body={"status": "success", "data": listed})
     run = sync(integration)
-    assert not tokens.exists() and run.rows_removed == ghosts
+    assert not tokens.exists() and not estimates.exists() and run.rows_removed == ghosts
     assert stored_rows(integration, model=MODEL, metric="requests", provenance="derived") == requests_before
     # The new truth for what was read (tokens); requests: the other models' truth, and the
     # quiet model's old rows, which nothing answered for.

@@ -41,7 +41,7 @@ def sync(integration: Integration, since: datetime | None = None, until: datetim
 def stored(integration: Integration) -> Counter:
     """Stored totals per (metric, day, model, endpoint, provider)."""
     totals: Counter = Counter()
-    for r in UsageRecord.objects.filter(integration=integration):
+    for r in UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost"):
         totals[(r.metric, r.bucket_start.date(), r.model, r.endpoint, r.deployment)] += r.quantity
     return totals
 

@@ -44,7 +44,7 @@ def truth(start: datetime, end: datetime, now: datetime | None = None) -> dict[t
 
 def stored(integration: Integration) -> dict[tuple, Decimal]:
     totals: dict[tuple, Decimal] = defaultdict(Decimal)
-    for r in UsageRecord.objects.filter(integration=integration):
+    for r in UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost"):
         totals[(r.metric, r.bucket_start.date(), r.model, r.deployment)] += r.quantity
     return dict(totals)
 

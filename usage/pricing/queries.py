@@ -1,0 +1,167 @@
+"""Queries for pages: usage without a known price ("unpriced", listed with its volume, never
+$0), the provider's reported cost beside the list-price estimate per provider and month, and
+the price each model's estimates use. Every query starts from the workspace."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.db.models import Exists, OuterRef, Sum
+from django.db.models.functions import TruncMonth
+
+from usage.models import DIMENSION_FIELDS, UsageRecord
+from usage.pricing.catalog import INCLUDED, Deployments, price_ref
+from usage.pricing.estimate import ESTIMATED_COST, price_for
+from usage.pricing.prices import PRICED_METRICS, Overrides, Price
+
+if TYPE_CHECKING:
+    from accounts.models import Workspace
+
+
+@dataclass(frozen=True)
+class UnpricedUsage:
+    provider: str
+    model: str
+    metric: str
+    unit: str
+    quantity: Decimal
+
+
+def _window(records, since: datetime | None, until: datetime | None):
+    if since is not None:
+        records = records.filter(bucket_start__gte=since)
+    if until is not None:
+        records = records.filter(bucket_start__lt=until)
+    return records
+
+
+def pricing_unpriced_usage(
+    *, workspace: Workspace, since: datetime | None = None, until: datetime | None = None
+) -> list[UnpricedUsage]:
+    """Usage rows with no estimated_cost row for their key, summed per provider, model and
+    metric, largest first; usage whose money is counted on other rows (tokens of a dedicated
+    Fireworks deployment) is not unpriced."""
+    estimate = UsageRecord.objects.filter(
+        integration=OuterRef("integration"),
+        bucket_start=OuterRef("bucket_start"),
+        bucket_end=OuterRef("bucket_end"),
+        metric=ESTIMATED_COST,
+        **{d: OuterRef(d) for d in DIMENSION_FIELDS},
+    )
+    records = _window(workspace.usage_records.filter(metric__in=PRICED_METRICS), since, until)
+    groups = (
+        records.filter(~Exists(estimate))
+        .values("provider", "stream", "model", "deployment", "resource", "metric", "unit")
+        .annotate(total=Sum("quantity"))
+        .order_by()
+    )
+    totals: dict[tuple[str, str, str, str], Decimal] = defaultdict(Decimal)
+    for g in groups:
+        ref = price_ref(g["provider"], model=g["model"], deployment=g["deployment"], resource=g["resource"],
+                        stream=g["stream"], metrics=frozenset({g["metric"]}))  # fmt: skip
+        if ref is INCLUDED:
+            continue
+        totals[(g["provider"], g["model"] or g["deployment"] or g["resource"], g["metric"], g["unit"])] += g["total"]
+    rows = [UnpricedUsage(*key, quantity=q) for key, q in totals.items() if q]
+    return sorted(rows, key=lambda r: (r.provider, r.model, r.metric))
+
+
+@dataclass
+class ReportedVsEstimated:
+    provider: str
+    month: date
+    currency: str
+    reported: Decimal | None = None  # the provider's own cost (None: it reports no money)
+    estimated: Decimal = Decimal(0)  # the list-price estimate of the same month's usage
+
+    @property
+    def spend(self) -> Decimal:
+        """design.md's Spend: cost where the provider reports money, else the estimate."""
+        return self.reported if self.reported is not None else self.estimated
+
+    @property
+    def difference(self) -> Decimal | None:
+        return None if self.reported is None else self.reported - self.estimated
+
+    @property
+    def spend_is_estimated(self) -> bool:
+        return self.reported is None
+
+
+def pricing_reported_vs_estimated(
+    *, workspace: Workspace, since: datetime | None = None, until: datetime | None = None
+) -> list[ReportedVsEstimated]:
+    """Per provider and month (UTC) and currency: reported cost beside the estimate. Amounts in
+    different currencies stay apart (never converted)."""
+    records = _window(workspace.usage_records.filter(metric__in=("cost", ESTIMATED_COST)), since, until)
+    sums = (
+        records.annotate(month=TruncMonth("bucket_start", tzinfo=UTC))
+        .values("provider", "month", "unit", "metric")
+        .annotate(total=Sum("quantity"))
+        .order_by()
+    )
+    out: dict[tuple[str, date, str], ReportedVsEstimated] = {}
+    for s in sums:
+        month = s["month"].date() if isinstance(s["month"], datetime) else s["month"]
+        row = out.setdefault((s["provider"], month, s["unit"].upper()),
+                             ReportedVsEstimated(s["provider"], month, s["unit"].upper()))  # fmt: skip
+        if s["metric"] == "cost":
+            row.reported = (row.reported or Decimal(0)) + s["total"]
+        else:
+            row.estimated += s["total"]
+    return sorted(out.values(), key=lambda r: (r.month, r.provider, r.currency))
+
+
+@dataclass
+class ModelPrice:
+    provider: str
+    model: str
+    price: Price | None
+    unit_prices: dict[str, Decimal] = field(default_factory=dict)  # per 1M tokens / per unit, for display
+
+    @property
+    def source(self) -> str:
+        return self.price.source if self.price is not None else "unpriced"
+
+
+def pricing_model_prices(*, workspace: Workspace, overrides: Overrides, on: datetime, since: datetime) -> list[ModelPrice]:
+    """The price each model's estimates use on `on`, for every (provider, model) with usage
+    since `since`: its source (genai-prices, table, override) and unit prices."""
+    from integrations.providers.base import UsageSample  # a plain dataclass
+
+    keys = (
+        workspace.usage_records.filter(bucket_start__gte=since, metric__in=PRICED_METRICS)
+        .values_list("provider", "integration__identity", "stream", "model", "deployment", "resource", "operation")
+        .distinct()
+        .order_by()
+    )
+    seen: dict[tuple[str, str], ModelPrice] = {}
+    metrics_of: dict[tuple, set[str]] = defaultdict(set)
+    for provider, _identity, stream, model, deployment, resource, operation, metric in (
+        workspace.usage_records.filter(bucket_start__gte=since, metric__in=PRICED_METRICS)
+        .values_list("provider", "integration__identity", "stream", "model", "deployment", "resource", "operation", "metric")
+        .distinct()
+        .order_by()
+    ):
+        metrics_of[(provider, stream, model, deployment, resource, operation)].add(metric)
+    for provider, identity, stream, model, deployment, resource, operation in keys:
+        name = model or deployment or resource
+        if (provider, name) in seen:
+            continue
+        sample = UsageSample(on, on, "requests", Decimal(0), model=model, deployment=deployment, resource=resource,
+                             operation=operation, stream=stream)  # fmt: skip
+        metrics = frozenset(metrics_of[(provider, stream, model, deployment, resource, operation)])
+        price = price_for(provider, sample, metrics=metrics, deployments=Deployments.from_identity(identity),
+                          overrides=overrides)  # fmt: skip
+        if price is INCLUDED:
+            continue
+        price = price if isinstance(price, Price) else None
+        shown = {}
+        if price is not None:
+            for metric, unit in price.per_unit.items():
+                shown[metric] = unit * 1_000_000 if metric.endswith("_tokens") else unit
+        seen[(provider, name)] = ModelPrice(provider, name, price, shown)
+    return sorted(seen.values(), key=lambda m: (m.provider, m.model))

@@ -1,0 +1,92 @@
+"""Company Settings → Pricing (admins): the overrides, the price each model's estimates use and
+where it comes from, reported cost beside the estimate per provider and month, unpriced usage,
+and the progress of the recompute a change starts. Tenant-first like every settings page."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.permissions import workspace_view
+from integrations.providers.registry import PROVIDERS
+from usage.pricing import services
+from usage.pricing.forms import METRIC_LABELS, PriceOverrideForm
+from usage.pricing.overrides import load_overrides
+from usage.pricing.queries import pricing_model_prices, pricing_reported_vs_estimated, pricing_unpriced_usage
+
+TEMPLATE = "usage/settings/pricing.html"
+RECENT = timedelta(days=31)  # models with usage this recent are listed (raw rows: keep it short)
+QUEUED_PATIENCE = timedelta(minutes=2)
+
+
+def _url(request: HttpRequest, name: str, **kwargs: Any) -> str:
+    return reverse(f"inventory:{name}", kwargs={"ws": request.workspace.slug, **kwargs})
+
+
+def _progress_context(request: HttpRequest) -> dict[str, Any]:
+    job = services.pricing_recompute_latest(workspace=request.workspace)
+    active = job is not None and job.is_active
+    stalled = active and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    return {"job": job, "job_active": active, "job_stalled": stalled}
+
+
+def _context(request: HttpRequest, form: PriceOverrideForm) -> dict[str, Any]:
+    workspace = request.workspace
+    now = timezone.now()
+    since = now - RECENT
+    names = {slug: p.name for slug, p in PROVIDERS.items()}
+    models = pricing_model_prices(workspace=workspace, overrides=load_overrides(workspace_id=workspace.pk), on=now, since=since)
+    month_start = datetime(now.year, now.month, 1, tzinfo=UTC) - timedelta(days=62)
+    return {
+        "settings_section": "pricing",
+        "form": form,
+        "overrides": workspace.price_overrides.all(),
+        "models": models,
+        "comparison": pricing_reported_vs_estimated(workspace=workspace, since=month_start.replace(day=1)),
+        "unpriced": pricing_unpriced_usage(workspace=workspace, since=since),
+        "provider_names": names,
+        "metric_labels": METRIC_LABELS,
+        **_progress_context(request),
+    }
+
+
+@workspace_view(admin=True)
+def pricing(request: HttpRequest) -> HttpResponse:
+    form = PriceOverrideForm(initial={"effective_from": services.override_effective_default()})
+    return render(request, TEMPLATE, _context(request, form))
+
+
+@workspace_view(admin=True)
+def pricing_override_add(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = PriceOverrideForm(request.POST)
+    if not form.is_valid():
+        return render(request, TEMPLATE, _context(request, form))  # the form with its errors, as every settings form
+    fields = {k: v for k, v in form.cleaned_data.items()}
+    services.price_override_create(workspace=request.workspace, user=request.user, **fields)
+    messages.success(request, "Override saved; estimates are being recomputed.")
+    return redirect(_url(request, "pricing"))
+
+
+@workspace_view(admin=True)
+def pricing_override_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    override = get_object_or_404(request.workspace.price_overrides, pk=pk)  # another workspace's id: 404 first
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    services.price_override_delete(override=override)
+    messages.success(request, "Override deleted; estimates are being recomputed.")
+    return redirect(_url(request, "pricing"))
+
+
+@workspace_view(admin=True)
+def pricing_progress(request: HttpRequest) -> HttpResponse:
+    """The recompute progress panel, polled every second while a job is queued or running."""
+    if not request.htmx:
+        return redirect(_url(request, "pricing"))
+    return render(request, f"{TEMPLATE}#progress", _progress_context(request))
