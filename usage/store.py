@@ -12,6 +12,12 @@ INSERT … ON CONFLICT statements: nearly all of the work) runs before the trans
 transaction is the database's single write lock; building the statements inside it made every
 other writer (a page, beat, another worker) wait about ten times longer.
 
+Two ways to execute. On PostgreSQL the prepared rows are COPY text: inside the transaction they
+are copied into a temporary staging table (no WAL, no index) and moved into usage_usagerecord by
+one INSERT … SELECT … ON CONFLICT DO UPDATE, so a chunk of any size costs five statements and
+runs near the speed of COPY itself (docs/performance.md, "Ingest"). Elsewhere (SQLite) they are
+multi-row INSERT … VALUES … ON CONFLICT statements of BATCH_SIZE rows. Both write the same rows.
+
 Ghosts. An upsert alone never forgets a key: when a provider restates a window and a key has
 vanished (a SKU renamed, a credit withdrawn, a line item re-labelled), the old row would stay
 beside its replacement. `usage_store_chunk` therefore takes the connector's `Answered`
@@ -26,11 +32,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from functools import cache
 from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.utils import timezone
@@ -67,6 +76,12 @@ class PreparedUsage:
     statements: tuple[tuple[str, tuple[Any, ...]], ...]
     rows: int
     store_batch: int
+    # The distinct bucket starts of the rows written (what a chunk touches, for whatever is kept
+    # in step with the rows, such as rollups of their days).
+    bucket_starts: frozenset[datetime] = frozenset()
+    # PostgreSQL: the rows as COPY text for the staging table (then `statements` holds the one
+    # INSERT … SELECT … ON CONFLICT that moves them); empty elsewhere.
+    copy_data: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,8 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
     """
     using = router.db_for_write(UsageRecord)
     connection = connections[using]
+    if connection.vendor == "postgresql":
+        return _prepare_copy(integration, samples, using)
     upsert = _upsert(using)
     now = timezone.now()
     batch = secrets.randbits(62) + 1
@@ -149,7 +166,7 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
         )
         for batch in (values_list[i : i + upsert.batch] for i in range(0, len(values_list), upsert.batch))
     )
-    return PreparedUsage(using, statements, len(values_list), batch)
+    return PreparedUsage(using, statements, len(values_list), batch, frozenset(k[0] for k in rows))
 
 
 def usage_store_chunk(
@@ -209,7 +226,9 @@ def _remove_unanswered(integration: Integration, answered: Sequence[Answered], b
 def usage_store_prepared(*, prepared: PreparedUsage) -> int:
     """Execute a prepared upsert: a key already stored gets its quantity REPLACED, never added.
     Returns the number of distinct rows written."""
-    if prepared.statements:
+    if prepared.copy_data:
+        _execute_copy(prepared)
+    elif prepared.statements:
         with connections[prepared.using].cursor() as cursor:
             for sql, params in prepared.statements:
                 cursor.execute(sql, params)
@@ -251,3 +270,135 @@ def _upsert(using: str) -> _Upsert:
             [opts.get_field(name).column for name in NATURAL_KEY],
         ),
     )
+
+
+# ---------------------------------------------------------------- PostgreSQL: COPY, then one upsert
+# The columns a chunk sets once for all its rows (parameters of the INSERT … SELECT), and the
+# columns each row brings (the staging table's, in COPY order).
+_CHUNK_COLUMNS = ("workspace_id", "integration_id", "provider", "updated_at", "store_batch")
+_ROW_COLUMNS = (
+    "bucket_start", "bucket_end", *DIMENSION_FIELDS, "metric", "quantity", "unit", "provenance", "stream",
+    "application_id", "license_id", "rule_id",
+)  # fmt: skip
+_STAGING = "doow_usage_staging"
+# COPY text format: these four characters are the only ones a value must escape.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
+
+
+@dataclass(frozen=True)
+class _Staging:
+    create: str
+    copy: str
+    insert: str
+    drop: str
+
+
+@cache
+def _staging(using: str) -> _Staging:
+    """The statements of the PostgreSQL path, built once: a temporary table of the row columns
+    (their types taken from the model's fields, so a value is converted exactly as the ORM's
+    INSERT would convert it), and the INSERT … SELECT that upserts it with the same ON CONFLICT
+    clause as the VALUES path."""
+    connection = connections[using]
+    opts = UsageRecord._meta
+    upsert = _upsert(using)
+    assert sorted(upsert.names) == sorted(_CHUNK_COLUMNS + _ROW_COLUMNS), "a UsageRecord column is not staged"
+    qn = connection.ops.quote_name
+    fields = {f.attname: f for f in opts.concrete_fields}
+    columns = ", ".join(f"{qn(fields[name].column)} {fields[name].db_type(connection)}" for name in _ROW_COLUMNS)
+    rows = ", ".join(qn(fields[name].column) for name in _ROW_COLUMNS)
+    chunk = ", ".join(qn(fields[name].column) for name in _CHUNK_COLUMNS)
+    placeholders = ", ".join(["%s"] * len(_CHUNK_COLUMNS))
+    return _Staging(
+        # ON COMMIT DROP only as a backstop: the table is dropped as soon as it has been moved,
+        # so one transaction can store any number of chunks (an import stores several).
+        create=f"CREATE TEMPORARY TABLE {_STAGING} ({columns}) ON COMMIT DROP",
+        copy=f"COPY {_STAGING} ({rows}) FROM STDIN",
+        insert=(
+            f"INSERT INTO {qn(opts.db_table)} ({chunk}, {rows}) SELECT {placeholders}, {rows} FROM {_STAGING} "
+            f"{upsert.suffix}"
+        ),
+        drop=f"DROP TABLE {_STAGING}",
+    )
+
+
+def _prepare_copy(integration: Integration, samples: Iterable[UsageSample], using: str) -> PreparedUsage:
+    """The chunk as COPY text (one line per distinct key, last wins) and its INSERT … SELECT."""
+    connection = connections[using]
+    staging = _staging(using)
+    opts = UsageRecord._meta
+    quantity_field = opts.get_field("quantity")
+    bucket_field = opts.get_field("bucket_start")
+    batch = secrets.randbits(62) + 1
+    chunk_values = {
+        "workspace_id": integration.workspace_id,
+        "integration_id": integration.pk,
+        "provider": integration.provider,
+        "updated_at": opts.get_field("updated_at").get_db_prep_save(timezone.now(), connection),
+        "store_batch": batch,
+    }
+    params = tuple(chunk_values[name] for name in _CHUNK_COLUMNS)
+    provider = integration.provider
+    matcher: Matcher | None = None
+    dimensions_of = attrgetter(*DIMENSION_FIELDS)
+    # A chunk repeats few distinct values (bucket times, dimension combinations, units): each
+    # is escaped, adapted and attributed once.
+    texts: dict[Any, str] = {}
+    combinations: dict[tuple[str, ...], str] = {}
+    lines: dict[tuple, str] = {}
+
+    def text(value: Any) -> str:
+        found = texts.get(value)
+        if found is None:
+            if isinstance(value, datetime):
+                found = bucket_field.get_db_prep_save(value, connection).isoformat()
+            else:
+                found = value.translate(_COPY_ESCAPES)
+            texts[value] = found
+        return found
+
+    for s in samples:
+        dims = dimensions_of(s)
+        if None in dims:
+            dims = tuple(d or "" for d in dims)
+        combination = combinations.get(dims)
+        if combination is None:
+            if matcher is None:  # only a chunk with samples costs the rules query
+                matcher = load_matcher(workspace_id=integration.workspace_id, provider=provider)
+            attribution = matcher.attribute(provider, dict(zip(DIMENSION_FIELDS, dims, strict=True)))
+            ids = (attribution.application_id, attribution.license_id, attribution.rule_id)
+            combination = combinations[dims] = (
+                "\t".join(text(d) for d in dims),
+                "\t".join(_NULL if i is None else str(i) for i in ids),
+            )
+        quantity = s.quantity
+        if type(quantity) is not Decimal:
+            quantity = quantity_field.get_db_prep_save(quantity, connection)
+        lines[(s.bucket_start, s.bucket_end, dims, s.metric)] = (
+            f"{text(s.bucket_start)}\t{text(s.bucket_end)}\t{combination[0]}\t{text(s.metric)}\t{quantity}\t"
+            f"{text(s.unit)}\t{text(s.provenance)}\t{text(s.stream)}\t{combination[1]}\n"
+        )
+    return PreparedUsage(
+        using=using,
+        statements=((staging.insert, params),) if lines else (),
+        rows=len(lines),
+        store_batch=batch,
+        bucket_starts=frozenset(key[0] for key in lines),
+        copy_data="".join(lines.values()).encode(),
+    )
+
+
+def _execute_copy(prepared: PreparedUsage) -> None:
+    """COPY the rows into a fresh staging table and upsert them from it, in the caller's
+    transaction (or in one of its own when there is none: the temporary table lives only
+    inside one)."""
+    staging = _staging(prepared.using)
+    with transaction.atomic(using=prepared.using, savepoint=False):
+        with connections[prepared.using].cursor() as cursor:
+            cursor.execute(staging.create)
+            with cursor.cursor.copy(staging.copy) as copy:
+                copy.write(prepared.copy_data)
+            for sql, params in prepared.statements:
+                cursor.execute(sql, params)
+            cursor.execute(staging.drop)
