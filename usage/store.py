@@ -14,9 +14,10 @@ other writer (a page, beat, another worker) wait about ten times longer.
 
 Two ways to execute. On PostgreSQL the prepared rows are COPY text: inside the transaction they
 are copied into a temporary staging table (no WAL, no index) and moved into usage_usagerecord by
-one INSERT … SELECT … ON CONFLICT DO UPDATE, so a chunk of any size costs five statements and
-runs near the speed of COPY itself (docs/performance.md, "Ingest"). Elsewhere (SQLite) they are
-multi-row INSERT … VALUES … ON CONFLICT statements of BATCH_SIZE rows. Both write the same rows.
+one INSERT … SELECT … ON CONFLICT DO UPDATE, so a chunk of any size costs three statements and
+runs near the speed of COPY itself (docs/performance.md, "Ingest"); a restated key whose values
+did not change is left as it is there. Elsewhere (SQLite) they are multi-row INSERT … VALUES …
+ON CONFLICT statements of BATCH_SIZE rows. Both leave the same rows with the same values.
 
 Ghosts. An upsert alone never forgets a key: when a provider restates a window and a key has
 vanished (a SKU renamed, a credit withdrawn, a line item re-labelled), the old row would stay
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections, models, router, transaction
 from django.db.models import Q
 from django.db.models.constants import OnConflict
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from usage.attribution import Matcher, load_matcher
@@ -65,6 +67,9 @@ UPDATE_FIELDS = (
 ANSWERS_PER_QUERY = 200
 IDS_PER_DELETE = 2000
 IMPORTED = "imported"  # usage.importer.PROVENANCE: rows a sync never removes
+# Databases whose chunks go through COPY and a staging table; the others (and these, when it is
+# emptied: the tests compare the two paths on PostgreSQL) get multi-row INSERT … VALUES.
+COPY_VENDORS = frozenset({"postgresql"})
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
     """
     using = router.db_for_write(UsageRecord)
     connection = connections[using]
-    if connection.vendor == "postgresql":
+    if connection.vendor in COPY_VENDORS:
         return _prepare_copy(integration, samples, using)
     upsert = _upsert(using)
     now = timezone.now()
@@ -185,7 +190,7 @@ def usage_store_chunk(
     if prepared is None:
         prepared = usage_prepare_samples(integration=integration, samples=samples)
     written = usage_store_prepared(prepared=prepared)
-    return ChunkStored(written=written, removed=_remove_unanswered(integration, answered, prepared.store_batch))
+    return ChunkStored(written=written, removed=_remove_unanswered(integration, answered, prepared))
 
 
 def _answer_q(answer: Answered) -> Q | None:
@@ -195,7 +200,8 @@ def _answer_q(answer: Answered) -> Q | None:
     return Q(stream=answer.stream, bucket_start__gte=answer.window.start, bucket_start__lt=answer.window.end, **lookups)
 
 
-def _remove_unanswered(integration: Integration, answered: Sequence[Answered], batch: int) -> list[UsageRecord]:
+def _remove_unanswered(integration: Integration, answered: Sequence[Answered], prepared: PreparedUsage) -> list[UsageRecord]:
+    batch = prepared.store_batch
     conditions = [(a, q) for a in dict.fromkeys(answered) if (q := _answer_q(a)) is not None]
     removed: list[UsageRecord] = []
     for i in range(0, len(conditions), ANSWERS_PER_QUERY):
@@ -212,6 +218,8 @@ def _remove_unanswered(integration: Integration, answered: Sequence[Answered], b
             .exclude(provenance=IMPORTED)
             .exclude(store_batch=batch)  # NULL (rows stored before streams existed) included
         )
+        if prepared.copy_data:  # PostgreSQL: an unchanged row was not stamped, but it was staged
+            candidates = candidates.filter(_not_staged(prepared.using))
         # FOR UPDATE (PostgreSQL; SQLite has one writer anyway): an import cannot turn a row
         # into an imported one between this SELECT and the DELETE, so what is returned is
         # exactly what was removed.
@@ -281,9 +289,22 @@ _ROW_COLUMNS = (
     "application_id", "license_id", "rule_id",
 )  # fmt: skip
 _STAGING = "doow_usage_staging"
+# Bookkeeping columns: written with a row's values, never a reason to rewrite it.
+_STAMPS = ("store_batch", "updated_at")
 # COPY text format: these four characters are the only ones a value must escape.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NULL = "\\N"
+
+
+@cache
+def _not_staged(using: str) -> RawSQL:
+    """True for a row whose natural key is not in the staging table (the chunk just stored).
+    The table holds one integration's chunk, and the rows asked about are that integration's."""
+    qn = connections[using].ops.quote_name
+    table = qn(UsageRecord._meta.db_table)
+    columns = [qn(UsageRecord._meta.get_field(name).column) for name in NATURAL_KEY if name != "integration"]
+    same = " AND ".join(f"s.{c} = {table}.{c}" for c in columns)
+    return RawSQL(f"NOT EXISTS (SELECT 1 FROM {_STAGING} s WHERE {same})", (), output_field=models.BooleanField())
 
 
 @dataclass(frozen=True)
@@ -291,7 +312,6 @@ class _Staging:
     create: str
     copy: str
     insert: str
-    drop: str
 
 
 @cache
@@ -310,16 +330,21 @@ def _staging(using: str) -> _Staging:
     rows = ", ".join(qn(fields[name].column) for name in _ROW_COLUMNS)
     chunk = ", ".join(qn(fields[name].column) for name in _CHUNK_COLUMNS)
     placeholders = ", ".join(["%s"] * len(_CHUNK_COLUMNS))
+    table = qn(opts.db_table)
+    compared = [qn(opts.get_field(name).column) for name in UPDATE_FIELDS if name not in _STAMPS]
     return _Staging(
-        # ON COMMIT DROP only as a backstop: the table is dropped as soon as it has been moved,
-        # so one transaction can store any number of chunks (an import stores several).
-        create=f"CREATE TEMPORARY TABLE {_STAGING} ({columns}) ON COMMIT DROP",
+        # One staging table per transaction at a time: the previous chunk's (an import stores
+        # several per transaction) is dropped first; the last one goes at commit.
+        create=f"DROP TABLE IF EXISTS {_STAGING}; CREATE TEMPORARY TABLE {_STAGING} ({columns}) ON COMMIT DROP",
         copy=f"COPY {_STAGING} ({rows}) FROM STDIN",
+        # A restated key whose values are all unchanged is not rewritten (a provider re-reads
+        # days of buckets every sync, nearly all of them unchanged): no dead row, no new index
+        # entries. Its stamps stay as they were, hence the removal's _NOT_STAGED.
         insert=(
-            f"INSERT INTO {qn(opts.db_table)} ({chunk}, {rows}) SELECT {placeholders}, {rows} FROM {_STAGING} "
-            f"{upsert.suffix}"
+            f"INSERT INTO {table} ({chunk}, {rows}) SELECT {placeholders}, {rows} FROM {_STAGING} {upsert.suffix} "
+            f"WHERE ({', '.join(f'{table}.{c}' for c in compared)}) IS DISTINCT FROM "
+            f"({', '.join(f'EXCLUDED.{c}' for c in compared)})"
         ),
-        drop=f"DROP TABLE {_STAGING}",
     )
 
 
@@ -392,7 +417,8 @@ def _prepare_copy(integration: Integration, samples: Iterable[UsageSample], usin
 def _execute_copy(prepared: PreparedUsage) -> None:
     """COPY the rows into a fresh staging table and upsert them from it, in the caller's
     transaction (or in one of its own when there is none: the temporary table lives only
-    inside one)."""
+    inside one). The staging table stays until the next chunk or the commit: the removal of
+    vanished rows reads it (see _NOT_STAGED)."""
     staging = _staging(prepared.using)
     with transaction.atomic(using=prepared.using, savepoint=False):
         with connections[prepared.using].cursor() as cursor:
@@ -401,4 +427,3 @@ def _execute_copy(prepared: PreparedUsage) -> None:
                 copy.write(prepared.copy_data)
             for sql, params in prepared.statements:
                 cursor.execute(sql, params)
-            cursor.execute(staging.drop)
