@@ -307,6 +307,24 @@ def _not_staged(using: str) -> RawSQL:
     return RawSQL(f"NOT EXISTS (SELECT 1 FROM {_STAGING} s WHERE {same})", (), output_field=models.BooleanField())
 
 
+class _CopyTexts(dict):
+    """value -> its COPY text, computed on first use: a datetime as the database takes it, a
+    string escaped."""
+
+    def __init__(self, datetime_field: models.Field, connection: Any) -> None:
+        super().__init__()
+        self.datetime_field = datetime_field
+        self.connection = connection
+
+    def __missing__(self, value: Any) -> str:
+        if isinstance(value, datetime):
+            text = self.datetime_field.get_db_prep_save(value, self.connection).isoformat()
+        else:
+            text = value.translate(_COPY_ESCAPES)
+        self[value] = text
+        return text
+
+
 @dataclass(frozen=True)
 class _Staging:
     create: str
@@ -368,21 +386,10 @@ def _prepare_copy(integration: Integration, samples: Iterable[UsageSample], usin
     matcher: Matcher | None = None
     dimensions_of = attrgetter(*DIMENSION_FIELDS)
     # A chunk repeats few distinct values (bucket times, dimension combinations, units): each
-    # is escaped, adapted and attributed once.
-    texts: dict[Any, str] = {}
-    combinations: dict[tuple[str, ...], str] = {}
+    # is adapted, escaped and attributed once.
+    texts = _CopyTexts(bucket_field, connection)
+    combinations: dict[tuple[str, ...], tuple[str, str]] = {}
     lines: dict[tuple, str] = {}
-
-    def text(value: Any) -> str:
-        found = texts.get(value)
-        if found is None:
-            if isinstance(value, datetime):
-                found = bucket_field.get_db_prep_save(value, connection).isoformat()
-            else:
-                found = value.translate(_COPY_ESCAPES)
-            texts[value] = found
-        return found
-
     for s in samples:
         dims = dimensions_of(s)
         if None in dims:
@@ -394,15 +401,16 @@ def _prepare_copy(integration: Integration, samples: Iterable[UsageSample], usin
             attribution = matcher.attribute(provider, dict(zip(DIMENSION_FIELDS, dims, strict=True)))
             ids = (attribution.application_id, attribution.license_id, attribution.rule_id)
             combination = combinations[dims] = (
-                "\t".join(text(d) for d in dims),
+                "\t".join(texts[d] for d in dims),
                 "\t".join(_NULL if i is None else str(i) for i in ids),
             )
         quantity = s.quantity
         if type(quantity) is not Decimal:
             quantity = quantity_field.get_db_prep_save(quantity, connection)
-        lines[(s.bucket_start, s.bucket_end, dims, s.metric)] = (
-            f"{text(s.bucket_start)}\t{text(s.bucket_end)}\t{combination[0]}\t{text(s.metric)}\t{quantity}\t"
-            f"{text(s.unit)}\t{text(s.provenance)}\t{text(s.stream)}\t{combination[1]}\n"
+        start, end, metric = s.bucket_start, s.bucket_end, s.metric
+        lines[(start, end, dims, metric)] = (
+            f"{texts[start]}\t{texts[end]}\t{combination[0]}\t{texts[metric]}\t{quantity}\t"
+            f"{texts[s.unit]}\t{texts[s.provenance]}\t{texts[s.stream]}\t{combination[1]}\n"
         )
     return PreparedUsage(
         using=using,
