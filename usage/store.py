@@ -200,7 +200,9 @@ def _answer_q(answer: Answered) -> Q | None:
     return Q(stream=answer.stream, bucket_start__gte=answer.window.start, bucket_start__lt=answer.window.end, **lookups)
 
 
-def _remove_unanswered(integration: Integration, answered: Sequence[Answered], prepared: PreparedUsage) -> list[UsageRecord]:
+def _remove_unanswered(
+    integration: Integration, answered: Sequence[Answered], prepared: PreparedUsage
+) -> list[UsageRecord]:
     batch = prepared.store_batch
     conditions = [(a, q) for a in dict.fromkeys(answered) if (q := _answer_q(a)) is not None]
     removed: list[UsageRecord] = []

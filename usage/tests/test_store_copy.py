@@ -46,10 +46,11 @@ def inventory(workspace):
     chatbot = Application.objects.create(workspace=workspace, name="Chatbot")
     search = Application.objects.create(workspace=workspace, name="Search")
     plan = License.objects.create(workspace=workspace, application=chatbot, plan_name="Team", start_date=T0.date())
-    wildcard = AttributionRule.objects.create(workspace=workspace, provider="openai", model="gpt-4o*", application=chatbot,
-                                              license=plan, priority=10)  # fmt: skip
-    exact = AttributionRule.objects.create(workspace=workspace, provider="openai", project=AWKWARD[0], application=search,
-                                           priority=20)  # fmt: skip
+    rules = AttributionRule.objects
+    wildcard = rules.create(
+        workspace=workspace, provider="openai", model="gpt-4o*", application=chatbot, license=plan, priority=10
+    )
+    exact = rules.create(workspace=workspace, provider="openai", project=AWKWARD[0], application=search, priority=20)
     return {"chatbot": chatbot, "search": search, "plan": plan, "wildcard": wildcard, "exact": exact}
 
 
@@ -120,7 +121,8 @@ def test_a_restatement_replaces_and_stamps_only_what_changed(workspace, inventor
         stamps = dict(UsageRecord.objects.filter(integration=integration).values_list("pk", "store_batch"))
         return stamps, before.store_batch, after.store_batch
 
-    (copied, (stamps, before, after)), (valued, (values_stamps, _, values_after)) = on_both_paths(workspace, monkeypatch, scenario)
+    copy_path, values_path = on_both_paths(workspace, monkeypatch, scenario)
+    (copied, (stamps, before, after)), (valued, (values_stamps, _, values_after)) = copy_path, values_path
     assert copied == valued
     assert [(r[0], r[5], r[12], r[14], r[15]) for r in copied] == [
         *[(T0 + h * H, "gpt-4o", Decimal(h + h % 2), "reported", "usage") for h in range(2)],
@@ -144,7 +146,10 @@ def test_an_unchanged_row_is_not_rewritten(workspace, inventory):
 
     def versions() -> list[tuple]:  # xmin: the transaction that wrote this version of the row
         with connection.cursor() as cursor:
-            cursor.execute("SELECT id, xmin::text, ctid::text FROM usage_usagerecord WHERE integration_id = %s ORDER BY id", [integration.pk])
+            cursor.execute(
+                "SELECT id, xmin::text, ctid::text FROM usage_usagerecord WHERE integration_id = %s ORDER BY id",
+                [integration.pk],
+            )
             return cursor.fetchall()
 
     with transaction.atomic():  # a later transaction than the first store
@@ -218,10 +223,11 @@ def test_it_runs_inside_the_callers_transaction(workspace, inventory):
     assert sorted(UsageRecord.objects.filter(integration=integration).values_list("quantity", flat=True)) == [0, 1, 2]
 
 
-def test_preparing_reads_only_the_rules_and_storing_holds_three_statements(workspace, inventory, django_assert_num_queries):
+def test_preparing_reads_only_the_rules_and_storing_costs_two_queries(workspace, inventory, django_assert_num_queries):
     integration = _integration(workspace, "OpenAI")
+    chunk = [sample(h % 24, str(h), model=f"m{h // 24}") for h in range(5000)]
     with django_assert_num_queries(1):
-        prepared = usage_prepare_samples(integration=integration, samples=[sample(h % 24, str(h), model=f"m{h // 24}") for h in range(5000)])
+        prepared = usage_prepare_samples(integration=integration, samples=chunk)
     assert prepared.rows == 5000 and prepared.bucket_starts == {T0 + h * H for h in range(24)}
     with django_assert_num_queries(2):  # staging (re)created, then the upsert; the COPY is not counted
         assert usage_store_prepared(prepared=prepared) == 5000
