@@ -124,8 +124,8 @@ def test_several_answers_cost_one_select_and_one_delete(integration, django_asse
     answers = [Answered(s, Window(T0 + h * H, T0 + (h + 1) * H), {"model": ["gpt-4o"]}) for s in streams for h in range(24)]
     survivors = [sample(h, stream=s, metric=m) for s, m in streams.items() for h in range(0, 24, 2)]
     # rules + upsert, then one SELECT … FOR UPDATE of the vanished rows and one DELETE of them
-    # (on PostgreSQL the upsert also creates its staging table).
-    staging = 1 if connection.vendor == "postgresql" else 0
+    # (on PostgreSQL the upsert also creates its staging table, and the removal keys it).
+    staging = 2 if connection.vendor == "postgresql" else 0
     with django_assert_num_queries(4 + staging):
         stored = usage_store_chunk(integration=integration, samples=survivors, answered=answers)
     assert len(stored.removed) == 36 and rows(integration) == {key(s) for s in survivors}
