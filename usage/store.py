@@ -41,6 +41,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models, router, transaction
+from django.db.transaction import TransactionManagementError
 from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.db.models.expressions import RawSQL
@@ -207,6 +208,10 @@ def _remove_unanswered(
     conditions = [(a, q) for a in dict.fromkeys(answered) if (q := _answer_q(a)) is not None]
     removed: list[UsageRecord] = []
     if prepared.copy_data and conditions:
+        if not connections[prepared.using].in_atomic_block:
+            # The staging table went with the store's own transaction: without it, every row
+            # the chunk left unchanged would look vanished.
+            raise TransactionManagementError("usage_store_chunk must run inside the chunk's transaction")
         # Keyed, so that the anti-join below stays a hash join or index probes whatever the
         # planner guesses: on a new integration it guesses "one candidate row" and, against
         # an unindexed table, a nested loop over both (100k × 100k rows: minutes).

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 
 from integrations.models import Integration
 from integrations.providers.base import Answered, UsageSample, Window
@@ -221,6 +222,16 @@ def test_it_runs_inside_the_callers_transaction(workspace, inventory):
         prepared = [usage_prepare_samples(integration=integration, samples=[sample(h, str(h))]) for h in range(3)]
         assert sum(usage_store_prepared(prepared=p) for p in prepared) == 3
     assert sorted(UsageRecord.objects.filter(integration=integration).values_list("quantity", flat=True)) == [0, 1, 2]
+
+
+def test_removing_outside_a_transaction_is_refused_not_guessed(transactional_db, workspace, inventory):
+    integration = _integration(workspace, "OpenAI")
+    usage_store_chunk(integration=integration, samples=[sample(1), sample(2)], answered=[])
+    with pytest.raises(TransactionManagementError):
+        usage_store_chunk(integration=integration, samples=[sample(1)], answered=[Answered("usage", DAY)])
+    with transaction.atomic():
+        stored = usage_store_chunk(integration=integration, samples=[sample(1)], answered=[Answered("usage", DAY)])
+    assert [r.bucket_start for r in stored.removed] == [T0 + 2 * H]
 
 
 def test_preparing_reads_only_the_rules_and_storing_costs_two_queries(workspace, inventory, django_assert_num_queries):
