@@ -282,16 +282,18 @@ class CountingSink:
 def measure_ingest(samples_count: int = 100_000, rounds: int = 3) -> None:
     """100k new samples through the store (`usage_store_samples`: attribution, and whatever
     upkeep the store does, included), the same 100k again (a restatement: every key conflicts,
-    values unchanged, as most of a provider's re-read window is), and the same keys with every
-    quantity changed, each beside COPY of the same rows into the same table measured in the
-    same round (rolled back). Rounds alternate reference and store, so a noisy neighbour hits
-    both; each figure is the median over the rounds, the ratio the median of the rounds' ratios."""
+    values unchanged, as most of a provider's re-read window is), the same keys with every
+    quantity changed, and those again as the sync engine stores a chunk it read completely
+    (`usage_store_chunk` with the window answered: the removal of vanished rows included), each
+    beside COPY of the same rows into the same table measured in the same round (rolled back).
+    Rounds alternate reference and store, so a noisy neighbour hits both; each figure is the
+    median over the rounds, the ratio the median of the rounds' ratios."""
     from django.db import connection, transaction
 
     from accounts.models import Workspace
     from integrations.models import Integration
-    from integrations.providers.base import UsageSample
-    from usage.store import usage_store_samples
+    from integrations.providers.base import Answered, UsageSample, Window
+    from usage.store import usage_store_chunk, usage_store_samples
 
     workspace = Workspace.objects.get(slug=WORKSPACE)
     hours = max(1, samples_count // (MODELS_PER_PROVIDER * len(PROJECTS) * len(METRICS)))
@@ -332,13 +334,21 @@ def measure_ingest(samples_count: int = 100_000, rounds: int = 3) -> None:
             pass
         return seconds
 
-    def store(integration: Integration, rows: list[UsageSample]) -> float:
+    answered = [Answered("usage", Window(first, first + timedelta(hours=hours)))]
+
+    def store(integration: Integration, rows: list[UsageSample], answers: list[Answered] | None = None) -> float:
         started = time.perf_counter()
         with transaction.atomic():
-            usage_store_samples(integration=integration, samples=rows)
+            if answers is None:
+                usage_store_samples(integration=integration, samples=rows)
+            else:  # as the sync engine stores a chunk it read completely: vanished rows removed
+                usage_store_chunk(integration=integration, samples=rows, answered=answers)
         return time.perf_counter() - started
 
-    labels = ("new rows", "restated rows (every key conflicts, values unchanged)", "restated rows, every quantity changed")
+    labels = (
+        "new rows", "restated rows (every key conflicts, values unchanged)", "restated rows, every quantity changed",
+        "restated, unchanged, window answered (removal too)",
+    )  # fmt: skip
     figures: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}  # (rows/s, × COPY)
     references = []
 
@@ -351,9 +361,10 @@ def measure_ingest(samples_count: int = 100_000, rounds: int = 3) -> None:
     empty = new_integration()  # the reference's rows are new rows too
     for _ in range(rounds):
         integration = new_integration()
-        for label, rows in zip(labels, (batch, batch, changed), strict=True):
+        steps = zip(labels, (batch, batch, changed, changed), (None, None, None, answered), strict=True)
+        for label, rows, answers in steps:
             reference = n / copy_reference(empty)
-            rate = n / store(integration, rows)
+            rate = n / store(integration, rows, answers)
             references.append(reference)
             figures[label].append((rate, rate / reference))
         with connection.cursor() as cursor:
