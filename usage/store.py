@@ -41,10 +41,10 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models, router, transaction
-from django.db.transaction import TransactionManagementError
 from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.db.models.expressions import RawSQL
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from usage.attribution import Matcher, load_matcher
@@ -373,7 +373,7 @@ def _staging(using: str) -> _Staging:
         index=f"CREATE INDEX ON {_STAGING} ({', '.join(qn(fields[n].column) for n in _ROW_COLUMNS if n in key)})",
         # A restated key whose values are all unchanged is not rewritten (a provider re-reads
         # days of buckets every sync, nearly all of them unchanged): no dead row, no new index
-        # entries. Its stamps stay as they were, hence the removal's _NOT_STAGED.
+        # entries. Its stamps stay as they were, hence the removal's _not_staged.
         insert=(
             f"INSERT INTO {table} ({chunk}, {rows}) SELECT {placeholders}, {rows} FROM {_STAGING} {upsert.suffix} "
             f"WHERE ({', '.join(f'{table}.{c}' for c in compared)}) IS DISTINCT FROM "
