@@ -43,7 +43,7 @@ APPLICATIONS = ("Support Bot", "Search", "Copilot", "Analytics", "Back office")
 COLUMNS = (
     "workspace_id", "integration_id", "provider", "bucket_start", "bucket_end", "account", "project", "region",
     "model", "deployment", "endpoint", "resource", "operation", "api_key", "metric", "quantity", "unit",
-    "provenance", "updated_at", "application_id", "license_id", "rule_id",
+    "provenance", "updated_at", "application_id", "license_id", "rule_id", "stream",
 )  # fmt: skip
 
 
@@ -132,7 +132,7 @@ def sample_lines(workspace_id: int, integrations: dict[str, int], hours: list[da
                 for metric, unit in METRICS:
                     head = f"{workspace_id}\t{integrations[provider]}\t{provider}\t"
                     dims = f"acct-1\t{project}\tus-east-1\t{model}\t\t\t\t\t\t{metric}\t"
-                    tail = f"\t{unit}\treported\t{now}\t{_null(app_id)}\t{_null(license_id)}\t{_null(rule_id)}\n"
+                    tail = f"\t{unit}\treported\t{now}\t{_null(app_id)}\t{_null(license_id)}\t{_null(rule_id)}\tusage\n"
                     combos.append((head, dims, tail, metric, len(combos) * 2654435761))
     for hour in hours:
         start, end = hour.isoformat(), (hour + timedelta(hours=1)).isoformat()
@@ -279,61 +279,107 @@ class CountingSink:
         pass
 
 
-def measure_ingest(samples_count: int = 100_000) -> None:
-    """100k new samples through the store, then the same again (restatement: every key
-    conflicts), beside COPY of the same rows into the same table (rolled back)."""
+def measure_ingest(samples_count: int = 100_000, rounds: int = 3) -> None:
+    """100k new samples through the store (`usage_store_samples`: attribution, and whatever
+    upkeep the store does, included), the same 100k again (a restatement: every key conflicts,
+    values unchanged, as most of a provider's re-read window is), the same keys with every
+    quantity changed, and those again as the sync engine stores a chunk it read completely
+    (`usage_store_chunk` with the window answered: the removal of vanished rows included), each
+    beside COPY of the same rows into the same table measured in the same round (rolled back).
+    Rounds alternate reference and store, so a noisy neighbour hits both; each figure is the
+    median over the rounds, the ratio the median of the rounds' ratios."""
     from django.db import connection, transaction
 
     from accounts.models import Workspace
     from integrations.models import Integration
-    from integrations.providers.base import UsageSample
-    from usage.store import usage_store_samples
+    from integrations.providers.base import Answered, UsageSample, Window
+    from usage.store import usage_store_chunk, usage_store_samples
 
     workspace = Workspace.objects.get(slug=WORKSPACE)
-    integration = Integration(workspace=workspace, provider="openai", name=f"ingest {time.time_ns()} (bench)")
-    integration.set_credential({"api_key": "bench-key-0000000000000000000000"})
-    integration.save()
     hours = max(1, samples_count // (MODELS_PER_PROVIDER * len(PROJECTS) * len(METRICS)))
     first = datetime(2024, 1, 1, tzinfo=UTC)  # history older than the loaded hours
-    samples = [
-        UsageSample(
-            bucket_start=first + timedelta(hours=h), bucket_end=first + timedelta(hours=h + 1), metric=metric,
-            quantity=Decimal(_quantity(h * 7919 + m * 104729 + p * 31 + i, metric)), unit=unit, account="acct-1",
-            project=project, region="us-east-1", model=f"openai-model-{m}",
-        )
-        for h in range(hours) for m in range(MODELS_PER_PROVIDER) for p, project in enumerate(PROJECTS)
-        for i, (metric, unit) in enumerate(METRICS)
-    ]  # fmt: skip
-    n = len(samples)
+
+    def samples(bump: int = 0) -> list[UsageSample]:
+        return [
+            UsageSample(
+                bucket_start=first + timedelta(hours=h), bucket_end=first + timedelta(hours=h + 1), metric=metric,
+                quantity=Decimal(_quantity(h * 7919 + m * 104729 + p * 31 + i, metric)) + bump, unit=unit,
+                account="acct-1", project=project, region="us-east-1", model=f"openai-model-{m}", stream="usage",
+            )
+            for h in range(hours) for m in range(MODELS_PER_PROVIDER) for p, project in enumerate(PROJECTS)
+            for i, (metric, unit) in enumerate(METRICS)
+        ]  # fmt: skip
+
+    batch, changed = samples(), samples(bump=1)
+    n = len(batch)
 
     class Rollback(Exception):
         pass
 
-    started = time.perf_counter()
-    try:
-        with transaction.atomic():
-            lines = (
-                f"{workspace.pk}\t{integration.pk}\topenai\t{s.bucket_start.isoformat()}\t{s.bucket_end.isoformat()}\t"
-                f"{s.account}\t{s.project}\t{s.region}\t{s.model}\t\t\t\t\t\t{s.metric}\t{s.quantity}\t{s.unit}\t"
-                f"reported\t{s.bucket_start.isoformat()}\t\\N\t\\N\t\\N\n"
-                for s in samples
-            )
-            copy_lines(iter(["".join(lines)]))
-            copy_seconds = time.perf_counter() - started
-            raise Rollback
-    except Rollback:
-        pass
-    copy_rate = n / copy_seconds
-    print(f"ingest of {n:,} samples (attribution and upkeep included), reference COPY into the same table: {copy_rate:,.0f} rows/s", flush=True)
-    for label in ("new rows", "restated rows (every key conflicts)"):
+    def copy_reference(integration: Integration) -> float:
+        """COPY of the batch's rows for `integration` (one without rows), rolled back."""
+        started = time.perf_counter()
+        try:
+            with transaction.atomic():
+                lines = (
+                    f"{workspace.pk}\t{integration.pk}\topenai\t{s.bucket_start.isoformat()}\t{s.bucket_end.isoformat()}\t"
+                    f"{s.account}\t{s.project}\t{s.region}\t{s.model}\t\t\t\t\t\t{s.metric}\t{s.quantity}\t{s.unit}\t"
+                    f"reported\t{s.bucket_start.isoformat()}\t\\N\t\\N\t\\N\tusage\n"
+                    for s in batch
+                )
+                copy_lines(iter(["".join(lines)]))
+                seconds = time.perf_counter() - started
+                raise Rollback
+        except Rollback:
+            pass
+        return seconds
+
+    answered = [Answered("usage", Window(first, first + timedelta(hours=hours)))]
+
+    def store(integration: Integration, rows: list[UsageSample], answers: list[Answered] | None = None) -> float:
         started = time.perf_counter()
         with transaction.atomic():
-            usage_store_samples(integration=integration, samples=samples)
-        seconds = time.perf_counter() - started
-        print(f"  {label:52} {n / seconds:>9,.0f} rows/s   | {n / seconds / copy_rate:.2f}× COPY", flush=True)
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM usage_usagerecord WHERE integration_id = %s", [integration.pk])
-    integration.delete()
+            if answers is None:
+                usage_store_samples(integration=integration, samples=rows)
+            else:  # as the sync engine stores a chunk it read completely: vanished rows removed
+                usage_store_chunk(integration=integration, samples=rows, answered=answers)
+        return time.perf_counter() - started
+
+    labels = (
+        "new rows", "restated rows (every key conflicts, values unchanged)", "restated rows, every quantity changed",
+        "restated, unchanged, window answered (removal too)",
+    )  # fmt: skip
+    figures: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}  # (rows/s, × COPY)
+    references = []
+
+    def new_integration() -> Integration:
+        integration = Integration(workspace=workspace, provider="openai", name=f"ingest {time.time_ns()} (bench)")
+        integration.set_credential({"api_key": "bench-key-0000000000000000000000"})
+        integration.save()
+        return integration
+
+    empty = new_integration()  # the reference's rows are new rows too
+    for _ in range(rounds):
+        integration = new_integration()
+        steps = zip(labels, (batch, batch, changed, changed), (None, None, None, answered), strict=True)
+        for label, rows, answers in steps:
+            reference = n / copy_reference(empty)
+            rate = n / store(integration, rows, answers)
+            references.append(reference)
+            figures[label].append((rate, rate / reference))
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM usage_usagerecord WHERE integration_id = %s", [integration.pk])
+        integration.delete()
+    empty.delete()
+    print(
+        f"ingest of {n:,} samples, {rounds} rounds (attribution and upkeep included), reference COPY into the same "
+        f"table: median {statistics.median(references):,.0f} rows/s",
+        flush=True,
+    )
+    for label, values in figures.items():
+        rate = statistics.median(v[0] for v in values)
+        ratios = ", ".join(f"{v[1]:.2f}" for v in values)
+        print(f"  {label:52} {rate:>9,.0f} rows/s   | {statistics.median(v[1] for v in values):.2f}× COPY (rounds: {ratios})", flush=True)
 
 
 def measure_export() -> None:
@@ -418,6 +464,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--reuse", action="store_true", help="keep an existing load of the same size")
     parser.add_argument("--only", default="pages,ingest,export,many", help="comma list of: pages, ingest, export, many")
+    parser.add_argument("--ingest-rounds", type=int, default=3, help="rounds of the ingest figures (median reported)")
     parser.add_argument("--integrations", type=int, default=10_000, help="for the list page and the dispatcher")
     args = parser.parse_args()
     prepare_database(args.reuse)
@@ -436,7 +483,7 @@ def main() -> None:
     if "pages" in only:
         measure_pages(args.repeat)
     if "ingest" in only:
-        measure_ingest()
+        measure_ingest(rounds=args.ingest_rounds)
     if "export" in only:
         measure_export()
     if "many" in only:

@@ -12,6 +12,13 @@ INSERT … ON CONFLICT statements: nearly all of the work) runs before the trans
 transaction is the database's single write lock; building the statements inside it made every
 other writer (a page, beat, another worker) wait about ten times longer.
 
+Two ways to execute. On PostgreSQL the prepared rows are COPY text: inside the transaction they
+are copied into a temporary staging table (no WAL, no index) and moved into usage_usagerecord by
+one INSERT … SELECT … ON CONFLICT DO UPDATE, so a chunk of any size costs three statements and
+runs near the speed of COPY itself (docs/performance.md, "Ingest"); a restated key whose values
+did not change is left as it is there. Elsewhere (SQLite) they are multi-row INSERT … VALUES …
+ON CONFLICT statements of BATCH_SIZE rows. Both leave the same rows with the same values.
+
 Ghosts. An upsert alone never forgets a key: when a provider restates a window and a key has
 vanished (a SKU renamed, a credit withdrawn, a line item re-labelled), the old row would stay
 beside its replacement. `usage_store_chunk` therefore takes the connector's `Answered`
@@ -27,13 +34,17 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from functools import cache
 from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models, router, transaction
 from django.db.models import Q
 from django.db.models.constants import OnConflict
+from django.db.models.expressions import RawSQL
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from usage.attribution import Matcher, load_matcher
@@ -58,6 +69,9 @@ UPDATE_FIELDS = (
 ANSWERS_PER_QUERY = 200
 IDS_PER_DELETE = 2000
 IMPORTED = "imported"  # usage.importer.PROVENANCE: rows a sync never removes
+# Databases whose chunks go through COPY and a staging table; the others (and these, when it is
+# emptied: the tests compare the two paths on PostgreSQL) get multi-row INSERT … VALUES.
+COPY_VENDORS = frozenset({"postgresql"})
 
 
 @dataclass(frozen=True)
@@ -69,8 +83,12 @@ class PreparedUsage:
     statements: tuple[tuple[str, tuple[Any, ...]], ...]
     rows: int
     store_batch: int
-    # The distinct bucket_starts written: the days whose rollups the store refreshes.
+    # The distinct bucket starts of the rows written (what a chunk touches, for whatever is kept
+    # in step with the rows, such as rollups of their days).
     bucket_starts: frozenset[datetime] = frozenset()
+    # PostgreSQL: the rows as COPY text for the staging table (then `statements` holds the one
+    # INSERT … SELECT … ON CONFLICT that moves them); empty elsewhere.
+    copy_data: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,8 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
     """
     using = router.db_for_write(UsageRecord)
     connection = connections[using]
+    if connection.vendor in COPY_VENDORS:
+        return _prepare_copy(integration, samples, using)
     upsert = _upsert(using)
     now = timezone.now()
     batch = secrets.randbits(62) + 1
@@ -176,7 +196,7 @@ def usage_store_chunk(
         prepared = usage_prepare_samples(integration=integration, samples=samples)
     with transaction.atomic(using=prepared.using, savepoint=False):
         written = usage_store_prepared(prepared=prepared)
-        removed = _remove_unanswered(integration, answered, prepared.store_batch)
+        removed = _remove_unanswered(integration, answered, prepared)
         refresh_moments(integration, chain(prepared.bucket_starts, (r.bucket_start for r in removed)))
     return ChunkStored(written=written, removed=removed)
 
@@ -188,9 +208,22 @@ def _answer_q(answer: Answered) -> Q | None:
     return Q(stream=answer.stream, bucket_start__gte=answer.window.start, bucket_start__lt=answer.window.end, **lookups)
 
 
-def _remove_unanswered(integration: Integration, answered: Sequence[Answered], batch: int) -> list[UsageRecord]:
+def _remove_unanswered(
+    integration: Integration, answered: Sequence[Answered], prepared: PreparedUsage
+) -> list[UsageRecord]:
+    batch = prepared.store_batch
     conditions = [(a, q) for a in dict.fromkeys(answered) if (q := _answer_q(a)) is not None]
     removed: list[UsageRecord] = []
+    if prepared.copy_data and conditions:
+        if not connections[prepared.using].in_atomic_block:
+            # The staging table went with the store's own transaction: without it, every row
+            # the chunk left unchanged would look vanished.
+            raise TransactionManagementError("usage_store_chunk must run inside the chunk's transaction")
+        # Keyed, so that the anti-join below stays a hash join or index probes whatever the
+        # planner guesses: on a new integration it guesses "one candidate row" and, against
+        # an unindexed table, a nested loop over both (100k × 100k rows: minutes).
+        with connections[prepared.using].cursor() as cursor:
+            cursor.execute(_staging(prepared.using).index)
     for i in range(0, len(conditions), ANSWERS_PER_QUERY):
         part = conditions[i : i + ANSWERS_PER_QUERY]
         where = Q()
@@ -205,6 +238,8 @@ def _remove_unanswered(integration: Integration, answered: Sequence[Answered], b
             .exclude(provenance=IMPORTED)
             .exclude(store_batch=batch)  # NULL (rows stored before streams existed) included
         )
+        if prepared.copy_data:  # PostgreSQL: an unchanged row was not stamped, but it was staged
+            candidates = candidates.filter(_not_staged(prepared.using))
         # FOR UPDATE (PostgreSQL; SQLite has one writer anyway): an import cannot turn a row
         # into an imported one between this SELECT and the DELETE, so what is returned is
         # exactly what was removed.
@@ -221,7 +256,9 @@ def _remove_unanswered(integration: Integration, answered: Sequence[Answered], b
 def usage_store_prepared(*, prepared: PreparedUsage) -> int:
     """Execute a prepared upsert: a key already stored gets its quantity REPLACED, never added.
     Returns the number of distinct rows written."""
-    if prepared.statements:
+    if prepared.copy_data:
+        _execute_copy(prepared)
+    elif prepared.statements:
         with connections[prepared.using].cursor() as cursor:
             for sql, params in prepared.statements:
                 cursor.execute(sql, params)
@@ -268,3 +305,163 @@ def _upsert(using: str) -> _Upsert:
             [opts.get_field(name).column for name in NATURAL_KEY],
         ),
     )
+
+
+# ---------------------------------------------------------------- PostgreSQL: COPY, then one upsert
+# The columns a chunk sets once for all its rows (parameters of the INSERT … SELECT), and the
+# columns each row brings (the staging table's, in COPY order).
+_CHUNK_COLUMNS = ("workspace_id", "integration_id", "provider", "updated_at", "store_batch")
+_ROW_COLUMNS = (
+    "bucket_start", "bucket_end", *DIMENSION_FIELDS, "metric", "quantity", "unit", "provenance", "stream",
+    "application_id", "license_id", "rule_id",
+)  # fmt: skip
+_STAGING = "doow_usage_staging"
+# Bookkeeping columns: written with a row's values, never a reason to rewrite it.
+_STAMPS = ("store_batch", "updated_at")
+# COPY text format: these four characters are the only ones a value must escape.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
+
+
+@cache
+def _not_staged(using: str) -> RawSQL:
+    """True for a row whose natural key is not in the staging table (the chunk just stored).
+    The table holds one integration's chunk, and the rows asked about are that integration's."""
+    qn = connections[using].ops.quote_name
+    table = qn(UsageRecord._meta.db_table)
+    columns = [qn(UsageRecord._meta.get_field(name).column) for name in NATURAL_KEY if name != "integration"]
+    same = " AND ".join(f"s.{c} = {table}.{c}" for c in columns)
+    return RawSQL(f"NOT EXISTS (SELECT 1 FROM {_STAGING} s WHERE {same})", (), output_field=models.BooleanField())
+
+
+class _CopyTexts(dict):
+    """value -> its COPY text, computed on first use: a datetime as the database takes it, a
+    string escaped."""
+
+    def __init__(self, datetime_field: models.Field, connection: Any) -> None:
+        super().__init__()
+        self.datetime_field = datetime_field
+        self.connection = connection
+
+    def __missing__(self, value: Any) -> str:
+        if isinstance(value, datetime):
+            text = self.datetime_field.get_db_prep_save(value, self.connection).isoformat()
+        else:
+            text = value.translate(_COPY_ESCAPES)
+        self[value] = text
+        return text
+
+
+@dataclass(frozen=True)
+class _Staging:
+    create: str
+    copy: str
+    insert: str
+    index: str
+
+
+@cache
+def _staging(using: str) -> _Staging:
+    """The statements of the PostgreSQL path, built once: a temporary table of the row columns
+    (their types taken from the model's fields, so a value is converted exactly as the ORM's
+    INSERT would convert it), and the INSERT … SELECT that upserts it with the same ON CONFLICT
+    clause as the VALUES path."""
+    connection = connections[using]
+    opts = UsageRecord._meta
+    upsert = _upsert(using)
+    assert sorted(upsert.names) == sorted(_CHUNK_COLUMNS + _ROW_COLUMNS), "a UsageRecord column is not staged"
+    qn = connection.ops.quote_name
+    fields = {f.attname: f for f in opts.concrete_fields}
+    columns = ", ".join(f"{qn(fields[name].column)} {fields[name].db_type(connection)}" for name in _ROW_COLUMNS)
+    rows = ", ".join(qn(fields[name].column) for name in _ROW_COLUMNS)
+    chunk = ", ".join(qn(fields[name].column) for name in _CHUNK_COLUMNS)
+    placeholders = ", ".join(["%s"] * len(_CHUNK_COLUMNS))
+    table = qn(opts.db_table)
+    key = set(NATURAL_KEY)
+    compared = [qn(opts.get_field(name).column) for name in UPDATE_FIELDS if name not in _STAMPS]
+    return _Staging(
+        # One staging table per transaction at a time: the previous chunk's (an import stores
+        # several per transaction) is dropped first; the last one goes at commit.
+        create=f"DROP TABLE IF EXISTS {_STAGING}; CREATE TEMPORARY TABLE {_STAGING} ({columns}) ON COMMIT DROP",
+        copy=f"COPY {_STAGING} ({rows}) FROM STDIN",
+        index=f"CREATE INDEX ON {_STAGING} ({', '.join(qn(fields[n].column) for n in _ROW_COLUMNS if n in key)})",
+        # A restated key whose values are all unchanged is not rewritten (a provider re-reads
+        # days of buckets every sync, nearly all of them unchanged): no dead row, no new index
+        # entries. Its stamps stay as they were, hence the removal's _not_staged.
+        insert=(
+            f"INSERT INTO {table} ({chunk}, {rows}) SELECT {placeholders}, {rows} FROM {_STAGING} {upsert.suffix} "
+            f"WHERE ({', '.join(f'{table}.{c}' for c in compared)}) IS DISTINCT FROM "
+            f"({', '.join(f'EXCLUDED.{c}' for c in compared)})"
+        ),
+    )
+
+
+def _prepare_copy(integration: Integration, samples: Iterable[UsageSample], using: str) -> PreparedUsage:
+    """The chunk as COPY text (one line per distinct key, last wins) and its INSERT … SELECT."""
+    connection = connections[using]
+    staging = _staging(using)
+    opts = UsageRecord._meta
+    quantity_field = opts.get_field("quantity")
+    bucket_field = opts.get_field("bucket_start")
+    batch = secrets.randbits(62) + 1
+    chunk_values = {
+        "workspace_id": integration.workspace_id,
+        "integration_id": integration.pk,
+        "provider": integration.provider,
+        "updated_at": opts.get_field("updated_at").get_db_prep_save(timezone.now(), connection),
+        "store_batch": batch,
+    }
+    params = tuple(chunk_values[name] for name in _CHUNK_COLUMNS)
+    provider = integration.provider
+    matcher: Matcher | None = None
+    dimensions_of = attrgetter(*DIMENSION_FIELDS)
+    # A chunk repeats few distinct values (bucket times, dimension combinations, units): each
+    # is adapted, escaped and attributed once.
+    texts = _CopyTexts(bucket_field, connection)
+    combinations: dict[tuple[str, ...], tuple[str, str]] = {}
+    lines: dict[tuple, str] = {}
+    for s in samples:
+        dims = dimensions_of(s)
+        if None in dims:
+            dims = tuple(d or "" for d in dims)
+        combination = combinations.get(dims)
+        if combination is None:
+            if matcher is None:  # only a chunk with samples costs the rules query
+                matcher = load_matcher(workspace_id=integration.workspace_id, provider=provider)
+            attribution = matcher.attribute(provider, dict(zip(DIMENSION_FIELDS, dims, strict=True)))
+            ids = (attribution.application_id, attribution.license_id, attribution.rule_id)
+            combination = combinations[dims] = (
+                "\t".join(texts[d] for d in dims),
+                "\t".join(_NULL if i is None else str(i) for i in ids),
+            )
+        quantity = s.quantity
+        if type(quantity) is not Decimal:
+            quantity = quantity_field.get_db_prep_save(quantity, connection)
+        start, end, metric = s.bucket_start, s.bucket_end, s.metric
+        lines[(start, end, dims, metric)] = (
+            f"{texts[start]}\t{texts[end]}\t{combination[0]}\t{texts[metric]}\t{quantity}\t"
+            f"{texts[s.unit]}\t{texts[s.provenance]}\t{texts[s.stream]}\t{combination[1]}\n"
+        )
+    return PreparedUsage(
+        using=using,
+        statements=((staging.insert, params),) if lines else (),
+        rows=len(lines),
+        store_batch=batch,
+        bucket_starts=frozenset(key[0] for key in lines),
+        copy_data="".join(lines.values()).encode(),
+    )
+
+
+def _execute_copy(prepared: PreparedUsage) -> None:
+    """COPY the rows into a fresh staging table and upsert them from it, in the caller's
+    transaction (or in one of its own when there is none: the temporary table lives only
+    inside one). The staging table stays until the next chunk or the commit: the removal of
+    vanished rows reads it (see _NOT_STAGED)."""
+    staging = _staging(prepared.using)
+    with transaction.atomic(using=prepared.using, savepoint=False):
+        with connections[prepared.using].cursor() as cursor:
+            cursor.execute(staging.create)
+            with cursor.cursor.copy(staging.copy) as copy:
+                copy.write(prepared.copy_data)
+            for sql, params in prepared.statements:
+                cursor.execute(sql, params)
