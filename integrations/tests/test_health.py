@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -112,7 +112,7 @@ def test_import_only_provider_is_never_stale(workspace):
 # ---------------------------------------------------------------- outcomes of real syncs and tests
 def test_rate_limited_sync_shows_rate_limited_retrying(admin_client, openai_integration, sandbox):
     sandbox.fault(USAGE_PATH, 429, times=1000, headers={"Retry-After": "120"})
-    with pytest.raises(Exception):  # noqa: B017 - the command exits 1; the page is what we check
+    with pytest.raises(CommandError, match="rate_limit"):
         call_command("sync", str(openai_integration.pk), "--since", "2026-12-05", stdout=io.StringIO())
     openai_integration.refresh_from_db()
     assert openai_integration.status == Integration.Status.ACTIVE  # the engine keeps retrying
@@ -123,7 +123,7 @@ def test_rate_limited_sync_shows_rate_limited_retrying(admin_client, openai_inte
 
 def test_successful_sync_after_rate_limit_is_connected_again(admin_client, openai_integration, sandbox):
     sandbox.fault(USAGE_PATH, 429, times=1000, headers={"Retry-After": "120"})
-    with pytest.raises(Exception):  # noqa: B017
+    with pytest.raises(CommandError, match="rate_limit"):
         call_command("sync", str(openai_integration.pk), "--since", "2026-12-05", stdout=io.StringIO())
     sandbox.clear_faults()
     call_command("sync", str(openai_integration.pk), stdout=io.StringIO())
