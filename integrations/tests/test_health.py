@@ -5,7 +5,7 @@ failing or stale. Driven through the pages, the sync command and the sandbox."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
