@@ -228,9 +228,16 @@ class Integration(models.Model):
         return Health("connected", "Connected", "ok")
 
     def _data_late(self, now: datetime) -> bool:
-        if not self.provider_obj.fetches_usage:
+        """design.md's Stale: data through older than now − reporting delay − 24 h. A provider
+        reporting whole days can only have reached the start of today (now − delay, aligned
+        down to its bucket), so the 24 h count from there: otherwise a daily provider would
+        read "stale" for part of every day while nothing is wrong."""
+        from integrations.providers.base import align_down
+
+        provider = self.provider_obj
+        if not provider.fetches_usage:
             return False
-        expected = now - self.provider_obj.reporting_delay - STALE_GRACE
+        expected = align_down(now - provider.reporting_delay, provider.bucket) - STALE_GRACE
         # Never synced: stale once the first sync is overdue by as much.
         return (self.data_through or self.created_at or now) < expected
 

@@ -309,17 +309,16 @@ def _section(request: HttpRequest, integration: Integration, partial: str, conte
 # ---------------------------------------------------------------- list / add
 @workspace_view(admin=True)
 def integration_list(request: HttpRequest) -> HttpResponse:
-    integrations = list(request.workspace.integrations.order_by("name", "pk"))
-    uncounted = request.workspace.integrations.uncounted_ids()
-    for integration in integrations:
-        integration.counted = integration.pk not in uncounted
+    integrations = request.workspace.integrations.order_by("name", "pk")
     return render(
         request,
         "integrations/list.html",
         {
             "integrations": integrations,
-            "duplicate_groups": integration_duplicate_groups(workspace=request.workspace),
             "categories": providers_by_category(),
+            # One account, counted once: who is left out of totals, and the groups to fix.
+            "uncounted_ids": request.workspace.integrations.uncounted_ids(),
+            "duplicate_groups": integration_duplicate_groups(workspace=request.workspace),
         },
     )
 

@@ -5,11 +5,11 @@ failing or stale. Driven through the pages, the sync command and the sandbox."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -60,6 +60,10 @@ def synced_through(integration: Integration, through: datetime) -> Integration:
     return integration
 
 
+def yesterday() -> str:
+    return (timezone.now() - timedelta(days=1)).date().isoformat()
+
+
 def make(workspace, name: str, provider: str = "openai") -> Integration:
     integration = Integration(workspace=workspace, provider=provider, name=name, settings={"base_url": "http://127.0.0.1:9/v1"})
     integration.set_credential({"api_key": "sk-admin-offline-0000000000000000wxyz"})
@@ -71,15 +75,31 @@ def make(workspace, name: str, provider: str = "openai") -> Integration:
 def test_fresh_data_is_connected_and_old_data_is_stale(admin_client, workspace):
     now = timezone.now()
     fresh = synced_through(make(workspace, "Fresh"), now - timedelta(hours=2))
-    # OpenAI reports after 15 minutes: stale once data is older than now − 15 min − 24 h.
+    # OpenAI reports hours after 15 minutes: the newest hour it can have reported ends at
+    # now − 15 min, aligned down to the hour; data a day older than that is stale.
     edge = synced_through(make(workspace, "Edge"), now - timedelta(hours=24, minutes=10))
-    stale = synced_through(make(workspace, "Behind"), now - timedelta(hours=24, minutes=20))
+    stale = synced_through(make(workspace, "Behind"), now - timedelta(hours=25, minutes=20))
     assert fresh.health.code == edge.health.code == "connected"
     assert stale.health.code == "stale" and stale.health.stale
     assert ">Connected<" in badge_in_list(admin_client, fresh)
     row = badge_in_list(admin_client, stale)
     assert ">Stale<" in row and ">Connected<" not in row
     assert "Stale" in detail_title(admin_client, stale)
+
+
+def test_a_daily_provider_is_stale_only_when_a_whole_day_is_missing(workspace):
+    # OpenRouter reports whole UTC days an hour late: the newest day it can have reported
+    # ends at the last midnight at least an hour ago; today's day is never in yet.
+    newest = (timezone.now() - timedelta(hours=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    on_time = make(workspace, "Yesterday in", provider="openrouter")
+    # A day behind the newest possible: more than now − delay − 24 h ago, yet not late.
+    Integration.objects.filter(pk=on_time.pk).update(data_through=newest - timedelta(days=1))
+    on_time.refresh_from_db()
+    assert on_time.health.code == "connected"
+    behind = make(workspace, "Two days behind", provider="openrouter")
+    Integration.objects.filter(pk=behind.pk).update(data_through=newest - timedelta(days=1, hours=1))
+    behind.refresh_from_db()
+    assert behind.health.code == "stale"
 
 
 def test_never_synced_becomes_stale_once_overdue(workspace):
@@ -112,8 +132,8 @@ def test_import_only_provider_is_never_stale(workspace):
 # ---------------------------------------------------------------- outcomes of real syncs and tests
 def test_rate_limited_sync_shows_rate_limited_retrying(admin_client, openai_integration, sandbox):
     sandbox.fault(USAGE_PATH, 429, times=1000, headers={"Retry-After": "120"})
-    with pytest.raises(Exception):  # noqa: B017 - the command exits 1; the page is what we check
-        call_command("sync", str(openai_integration.pk), "--since", "2026-12-05", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="rate_limit"):
+        call_command("sync", str(openai_integration.pk), "--since", yesterday(), stdout=io.StringIO())
     openai_integration.refresh_from_db()
     assert openai_integration.status == Integration.Status.ACTIVE  # the engine keeps retrying
     row = badge_in_list(admin_client, openai_integration)
@@ -123,8 +143,8 @@ def test_rate_limited_sync_shows_rate_limited_retrying(admin_client, openai_inte
 
 def test_successful_sync_after_rate_limit_is_connected_again(admin_client, openai_integration, sandbox):
     sandbox.fault(USAGE_PATH, 429, times=1000, headers={"Retry-After": "120"})
-    with pytest.raises(Exception):  # noqa: B017
-        call_command("sync", str(openai_integration.pk), "--since", "2026-12-05", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="rate_limit"):
+        call_command("sync", str(openai_integration.pk), "--since", yesterday(), stdout=io.StringIO())
     sandbox.clear_faults()
     call_command("sync", str(openai_integration.pk), stdout=io.StringIO())
     assert ">Connected<" in badge_in_list(admin_client, openai_integration)

@@ -46,7 +46,12 @@ class Command(BaseCommand):
             help="A non-secret setting (e.g. base_url). Repeatable.",
         )
         parser.add_argument("--name", default="", help="Display name (defaults to the provider's name).")
-        parser.add_argument("--no-verify", action="store_true", help="Store the credential without calling the provider.")
+        parser.add_argument(
+            "--no-verify",
+            action="store_true",
+            help="Store the credential without calling the provider (so without learning its account: "
+            "duplicates show on the Integrations page after its first Test connection).",
+        )
         parser.add_argument(
             "--allow-duplicate",
             action="store_true",
