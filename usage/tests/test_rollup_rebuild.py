@@ -114,3 +114,12 @@ def test_the_command_checks_and_rebuilds(workspace, imported, capsys):
     assert_rollups_match(workspace)
     with pytest.raises(CommandError, match="No workspace"):
         call_command("rebuild_rollups", "--workspace", "nope")
+
+
+def test_the_check_sees_days_counted_in_another_zone(workspace, imported):
+    assert rollups.totals_match(workspace)
+    workspace.time_zone = "Asia/Tokyo"  # changed without a rebuild: same totals, other days
+    workspace.save()
+    assert not rollups.totals_match(workspace)
+    rollups.rebuild_workspace(workspace)
+    assert rollups.totals_match(workspace)
