@@ -165,44 +165,49 @@ def reattribute(
     changed = 0
     after: tuple | None = None
     while True:
-        page = records
-        if after is not None:
-            # `bucket_start >= …` alone is what an index range scan (and partition pruning) uses.
-            page = page.filter(bucket_start__gte=after[0]).filter(
-                Q(bucket_start__gt=after[0]) | Q(bucket_start=after[0], pk__gt=after[1])
-            )
-        batch = list(page.order_by("bucket_start", "pk").values_list(*columns)[:batch_size])
-        if not batch:
-            return changed
-        outcomes: dict[Attribution, list[int]] = defaultdict(list)
-        moves: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0])
-        for row in batch:
-            wanted = matcher.attribute_values(row[2], row[3 : 3 + len(MATCH_FIELDS)])
-            current = Attribution(*row[-3:])
-            if wanted == current:
-                continue
-            outcomes[wanted].append(row[1])
-            if rollups and (wanted.application_id, wanted.license_id) != (current.application_id, current.license_id):
-                workspace_id, integration_id, metric, unit, quantity = row[extra_at : extra_at + len(extra)]
-                start = row[0]
-                if workspace_id not in zones:
-                    zones[workspace_id] = daily.workspace_zone(workspace_id)
-                slice_ = (workspace_id, integration_id, row[2], daily.local_day(start, zones[workspace_id]),
-                          *(row[i] for i in dims_at), metric, unit)  # fmt: skip
-                for attribution, sign in ((current, -1), (wanted, 1)):
-                    move = moves[(*slice_, attribution.application_id, attribution.license_id)]
-                    move[0] += sign * quantity
-                    move[1] += sign
-        if outcomes:
+        # One transaction per batch: its rows are read FOR UPDATE (a sync cannot restate one
+        # between this read and the UPDATE, so the rollup moves carry the quantities updated),
+        # then updated (bounded by the batch's bucket range: on PostgreSQL only its partitions
+        # are searched), then the rollups moved.
+        with transaction.atomic(using=records.db):
+            page = records
+            if after is not None:
+                # `bucket_start >= …` alone is what an index range scan (and partition pruning) uses.
+                page = page.filter(bucket_start__gte=after[0]).filter(
+                    Q(bucket_start__gt=after[0]) | Q(bucket_start=after[0], pk__gt=after[1])
+                )
+            query = page.order_by("bucket_start", "pk")
+            if rollups:
+                query = query.select_for_update()
+            batch = list(query.values_list(*columns)[:batch_size])
+            if not batch:
+                return changed
+            outcomes: dict[Attribution, list[int]] = defaultdict(list)
+            moves: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0])
+            for row in batch:
+                wanted = matcher.attribute_values(row[2], row[3 : 3 + len(MATCH_FIELDS)])
+                current = Attribution(*row[-3:])
+                if wanted == current:
+                    continue
+                outcomes[wanted].append(row[1])
+                if rollups and (wanted.application_id, wanted.license_id) != (current.application_id, current.license_id):
+                    workspace_id, integration_id, metric, unit, quantity = row[extra_at : extra_at + len(extra)]
+                    if workspace_id not in zones:
+                        zones[workspace_id] = daily.workspace_zone(workspace_id)
+                    slice_ = (workspace_id, integration_id, row[2], daily.local_day(row[0], zones[workspace_id]),
+                              *(row[i] for i in dims_at), metric, unit)  # fmt: skip
+                    for attribution, sign in ((current, -1), (wanted, 1)):
+                        move = moves[(*slice_, attribution.application_id, attribution.license_id)]
+                        move[0] += sign * quantity
+                        move[1] += sign
             in_batch = model._base_manager.filter(bucket_start__gte=batch[0][0], bucket_start__lte=batch[-1][0])
-            with transaction.atomic(using=records.db):
-                for wanted, pks in outcomes.items():
-                    in_batch.filter(pk__in=pks).update(
-                        application_id=wanted.application_id, license_id=wanted.license_id, rule_id=wanted.rule_id
-                    )
-                    changed += len(pks)
-                if moves:
-                    daily.move_rows({key: (q, n) for key, (q, n) in moves.items()}, using=records.db)
+            for wanted, pks in outcomes.items():
+                in_batch.filter(pk__in=pks).update(
+                    application_id=wanted.application_id, license_id=wanted.license_id, rule_id=wanted.rule_id
+                )
+                changed += len(pks)
+            if moves:
+                daily.move_rows({key: (q, n) for key, (q, n) in moves.items()}, using=records.db)
         after = batch[-1][:2]
         if on_batch is not None and on_batch(len(batch)) is False:
             return changed
