@@ -20,7 +20,7 @@ from integrations.models import Integration
 from integrations.providers.base import Answered, UsageSample, Window
 from usage import store
 from usage.models import Application, AttributionRule, License, UsageRecord
-from usage.store import usage_prepare_samples, usage_store_chunk, usage_store_prepared, usage_store_samples
+from usage.store import _remove_unanswered, usage_prepare_samples, usage_store_chunk, usage_store_prepared, usage_store_samples
 
 pytestmark = [
     pytest.mark.postgres,
@@ -225,10 +225,16 @@ def test_it_runs_inside_the_callers_transaction(workspace, inventory):
 
 
 def test_removing_outside_a_transaction_is_refused_not_guessed(transactional_db, workspace, inventory):
+    """The removal reads the chunk's staging table, which lives only inside one transaction:
+    called on its own outside one it refuses; usage_store_chunk always opens one."""
     integration = _integration(workspace, "OpenAI")
     usage_store_chunk(integration=integration, samples=[sample(1), sample(2)], answered=[])
+    prepared = usage_prepare_samples(integration=integration, samples=[sample(1)])
     with pytest.raises(TransactionManagementError):
-        usage_store_chunk(integration=integration, samples=[sample(1)], answered=[Answered("usage", DAY)])
+        _remove_unanswered(integration, [Answered("usage", DAY)], prepared)
+    stored = usage_store_chunk(integration=integration, samples=[sample(1)], answered=[Answered("usage", DAY)])
+    assert [r.bucket_start for r in stored.removed] == [T0 + 2 * H]
+    usage_store_chunk(integration=integration, samples=[sample(1), sample(2)], answered=[])
     with transaction.atomic():
         stored = usage_store_chunk(integration=integration, samples=[sample(1)], answered=[Answered("usage", DAY)])
     assert [r.bucket_start for r in stored.removed] == [T0 + 2 * H]
