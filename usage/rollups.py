@@ -24,6 +24,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from usage.dimensions import ROLLUP_DIMENSIONS
+from usage.partitions import retention_cutoff
 
 # The rollup's columns, in INSERT order; the first GROUP_COLUMNS are grouped on.
 GROUP_COLUMNS: tuple[str, ...] = (
@@ -315,6 +316,14 @@ def refresh_by_integration(days: Mapping[int, Iterable[date]]) -> int:
     return sum(refresh_days(integration_id, found) for integration_id, found in sorted(days.items()))
 
 
+def _first_whole_day(cutoff: datetime | None, zone: tzinfo) -> date | None:
+    """The first local day that starts at or after `cutoff` (None: no cutoff)."""
+    if cutoff is None:
+        return None
+    day = local_day(cutoff, zone)
+    return day if day_start(day, zone) >= cutoff else day + timedelta(days=1)
+
+
 def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps=None) -> int:
     """Recompute every rollup row of one integration, REBUILD_SPAN_DAYS local days per
     transaction (a year of a large integration never holds its lock for minutes; pages see each
@@ -326,8 +335,14 @@ def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps
         first=Min("bucket_start"), last=Max("bucket_start")
     )
     written = 0
+    # Raw months past the retention (DOOW_RAW_RETENTION_MONTHS) are gone: their days' rollups
+    # are the only record left, so a rebuild starts at the first local day wholly kept and
+    # leaves the days before it as they are.
+    kept_from = _first_whole_day(retention_cutoff(), zone)
     if bounds["first"] is not None:
         first, last = local_day(bounds["first"], zone), local_day(bounds["last"], zone)
+        if kept_from is not None:
+            first = max(first, kept_from)
         span = first
         while span <= last:
             end = min(span + timedelta(days=REBUILD_SPAN_DAYS - 1), last)
@@ -337,6 +352,8 @@ def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps
     with transaction.atomic(using=using):
         lock_integrations([integration_id], using)
         stale = daily_model._base_manager.using(using).filter(integration_id=integration_id)
+        if kept_from is not None:
+            stale = stale.filter(day__gte=kept_from)
         if bounds["first"] is not None:
             stale = stale.filter(Q(day__lt=first) | Q(day__gt=last))
         stale.delete()

@@ -190,7 +190,7 @@ def _rollup_total(workspace) -> Decimal | None:
 
 
 @postgres
-def test_retention_drops_only_partitions_past_it_and_rollups_keep_their_totals(workspace, integration):
+def test_retention_drops_only_partitions_past_it_and_rollups_keep_their_totals(workspace, integration, settings):
     usage_store_samples(integration=integration, samples=[sample(s, i + 1) for i, s in enumerate(MONTHS)])
     usage_store_samples(integration=integration, samples=[sample(datetime(2019, 3, 1, tzinfo=UTC), 1000)])
     manage()  # the months before December get their partitions (the stray 2019 row too)
@@ -206,6 +206,13 @@ def test_retention_drops_only_partitions_past_it_and_rollups_keep_their_totals(w
     assert sorted(UsageRecord.objects.values_list("bucket_start", flat=True)) == MONTHS[3:]
     assert UsageRecord.objects.aggregate(total=Sum("quantity"))["total"] == 4 + 5 + 6 + 7
     assert _rollup_total(workspace) == rollups  # None without the rollups model; equal with it
+    # A rebuild (a time zone change, `rebuild_rollups`) recomputes only the days whose raw rows
+    # are all kept: the dropped months' rollups are the only record left of them.
+    from usage.rollups import rebuild_workspace
+
+    settings.DOOW_RAW_RETENTION_MONTHS = 3
+    rebuild_workspace(workspace)
+    assert _rollup_total(workspace) == rollups
     again = manage("--retention-months", "3")
     assert "nothing else to do" in again and partition_names() == sorted(set(names) - dropped, key=names.index)
 
