@@ -191,18 +191,20 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
         if data.get(name):
             records = records.filter(**{name: data[name]})
             days = days.filter(**{name: data[name]})
-    totals = days.values("metric", "unit").annotate(total=Sum("quantity")).order_by("metric", "unit")
+    totals = list(days.values("metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows")).order_by("metric", "unit"))
     # Dimensions the provider never fills (e.g. region for OpenAI) only make the table wide:
     # show the columns that hold a value somewhere in the filtered rows, and name the others.
     filled = days.aggregate(**{d: Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS})
     columns = [d for d in USAGE_DIMENSIONS if filled[d]] or list(USAGE_DIMENSIONS)
-    paginator = queries.DaySeekPaginator(records.order_by("-bucket_start", "metric", "pk"), USAGE_PAGE_SIZE, days=days, zone=zone)
+    paginator = queries.DaySeekPaginator(
+        records.order_by("-bucket_start", "metric", "pk"), USAGE_PAGE_SIZE, days=days, zone=zone, count=sum(t["rows"] for t in totals)
+    )
     page = paginator.get_page(request.GET.get("page"))
     filtering = any(data.get(name) for name in ("date_from", "date_to", "model", "project", "metric"))
     return {
         "usage_form": form,
         "usage_page": page,
-        "usage_totals": list(totals),
+        "usage_totals": totals,
         "usage_any": bool(paginator.count) or all_days.exists(),
         "usage_filtering": filtering,
         # The download carries the dates as applied: a refused one (shown as a field error) is left out.

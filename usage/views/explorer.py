@@ -223,13 +223,15 @@ def _chart_metric(requested: str, filtered_metric: str, present: list[str]) -> s
 
 
 # ---------------------------------------------------------------- rows
-def _rows_page(request: HttpRequest, records: Any, days: Any) -> Any:
-    """The raw rows, newest first: located and counted through the rollups (queries.DaySeekPaginator)."""
+def _rows_page(request: HttpRequest, records: Any, days: Any, count: int) -> Any:
+    """The raw rows, newest first: located through the rollups (queries.DaySeekPaginator);
+    `count` is the rows the totals already summed."""
     paginator = queries.DaySeekPaginator(
         records.select_related("application", "license__application").order_by("-bucket_start", "-pk"),
         PAGE_SIZE,
         days=days,
         zone=zone_of(request.workspace),
+        count=count,
     )
     page = paginator.get_page(request.GET.get("page"))
     integration_names = dict(request.workspace.integrations.values_list("pk", "name")) if page.object_list else {}
@@ -299,7 +301,7 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
             split=bool(group),
             span=(filters.date_from, filters.date_to),
         ),
-        "rows_page": _rows_page(request, queries.filtered(workspace, filters), days),
+        "rows_page": _rows_page(request, queries.filtered(workspace, filters), days, row_count),
         # Distinguish "no usage at all" (a setup problem) from "no usage matches" (a filter).
         "workspace_has_usage": bool(row_count) or daily_for(workspace).exists(),
     }
