@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 
 from usage.models import AttributionRule
@@ -137,15 +139,24 @@ def reattribute(
     *,
     batch_size: int | None = None,
     on_batch: Callable[[int], bool] | None = None,
+    rollups: bool = True,
 ) -> int:
     """Bring every row of `records` in line with `matcher`; returns the number of rows changed.
 
-    Walks by pk with no upper bound, so rows inserted meanwhile are visited too. After each
-    batch `on_batch(rows_seen_in_batch)` is called; returning False stops the walk.
+    Walks by pk with no upper bound, so rows inserted meanwhile are visited too. Each batch's
+    UPDATEs and the matching moves in the daily rollups (usage.rollups.move_rows; `rollups`
+    False only for migrations that run before the rollup table exists) commit together. After
+    each batch `on_batch(rows_seen_in_batch)` is called; returning False stops the walk.
     """
-    columns = ("pk", "provider", *MATCH_FIELDS, "application_id", "license_id", "rule_id")
+    from usage import rollups as daily
+
+    extra = ("workspace_id", "integration_id", "bucket_start", "metric", "unit", "quantity")
+    columns = ("pk", "provider", *MATCH_FIELDS, *extra, "application_id", "license_id", "rule_id")
+    dims_at = [2 + MATCH_FIELDS.index(d) for d in daily.ROLLUP_DIMENSIONS]
+    extra_at = 2 + len(MATCH_FIELDS)
     model = records.model
     batch_size = batch_size or BATCH_SIZE
+    zones: dict[int, Any] = {}
     changed = 0
     cursor = 0
     while True:
@@ -153,15 +164,32 @@ def reattribute(
         if not batch:
             return changed
         outcomes: dict[Attribution, list[int]] = defaultdict(list)
+        moves: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0])
         for row in batch:
             wanted = matcher.attribute_values(row[1], row[2 : 2 + len(MATCH_FIELDS)])
-            if wanted != Attribution(*row[-3:]):
-                outcomes[wanted].append(row[0])
-        for wanted, pks in outcomes.items():
-            model._base_manager.filter(pk__in=pks).update(
-                application_id=wanted.application_id, license_id=wanted.license_id, rule_id=wanted.rule_id
-            )
-            changed += len(pks)
+            current = Attribution(*row[-3:])
+            if wanted == current:
+                continue
+            outcomes[wanted].append(row[0])
+            if rollups and (wanted.application_id, wanted.license_id) != (current.application_id, current.license_id):
+                workspace_id, integration_id, start, metric, unit, quantity = row[extra_at : extra_at + len(extra)]
+                if workspace_id not in zones:
+                    zones[workspace_id] = daily.workspace_zone(workspace_id)
+                slice_ = (workspace_id, integration_id, row[1], daily.local_day(start, zones[workspace_id]),
+                          *(row[i] for i in dims_at), metric, unit)  # fmt: skip
+                for attribution, sign in ((current, -1), (wanted, 1)):
+                    move = moves[(*slice_, attribution.application_id, attribution.license_id)]
+                    move[0] += sign * quantity
+                    move[1] += sign
+        if outcomes:
+            with transaction.atomic(using=records.db):
+                for wanted, pks in outcomes.items():
+                    model._base_manager.filter(pk__in=pks).update(
+                        application_id=wanted.application_id, license_id=wanted.license_id, rule_id=wanted.rule_id
+                    )
+                    changed += len(pks)
+                if moves:
+                    daily.move_rows({key: (q, n) for key, (q, n) in moves.items()}, using=records.db)
         cursor = batch[-1][0]
         if on_batch is not None and on_batch(len(batch)) is False:
             return changed

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from itertools import chain
 from typing import IO, TYPE_CHECKING
 
 from django.db import transaction
@@ -46,6 +47,7 @@ from usage.csv_safety import unescape_cell
 from usage.dates import EARLIEST_DAY, bounds_text, earliest_moment, latest_moment
 from usage.export import CSV_COLUMNS
 from usage.models import UsageRecord
+from usage.rollups import refresh_moments
 from usage.store import usage_prepare_samples, usage_store_prepared
 
 if TYPE_CHECKING:
@@ -448,6 +450,7 @@ def usage_import_csv(
         progress("storing", total, total)
     with transaction.atomic():
         stored = sum(usage_store_prepared(prepared=batch) for batch in prepared)
+        refresh_moments(integration, chain.from_iterable(batch.bucket_starts for batch in prepared))
         result = ImportResult(parsed.format, total, stored, parsed.first_start, parsed.last_end)
         integration_record_event(
             integration=integration,

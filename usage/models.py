@@ -87,7 +87,9 @@ class UsageDaily(models.Model):
     application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     quantity = models.DecimalField(max_digits=30, decimal_places=9)
-    rows = models.PositiveIntegerField(default=0, help_text="Base rows summed.")
+    # A plain integer: re-attribution moves rows between slices by difference, and a slice that
+    # would go below zero shows a day that was out of step; it is then recomputed (usage.rollups).
+    rows = models.IntegerField(default=0, help_text="Base rows summed.")
 
     class Meta:
         ordering = ["day", "pk"]

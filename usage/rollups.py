@@ -14,8 +14,9 @@ Pages read `daily_for(workspace)`; only the raw-row view and exports read the ba
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
 
 from django.apps import apps as global_apps
 from django.db import connections, router, transaction
@@ -37,6 +38,11 @@ GROUP_COLUMNS: tuple[str, ...] = (
     "license_id",
 )
 COLUMNS: tuple[str, ...] = (*GROUP_COLUMNS, "quantity", "rows")
+# Day ranges OR-ed into one DELETE and one INSERT … SELECT: far inside SQLite's expression
+# depth limit (1000); an import scattered over more days refreshes a few days in between too.
+MAX_RANGES = 64
+# Slices per INSERT of re-attribution's moves (19 values each: inside SQLite's 32766).
+MOVES_PER_INSERT = 500
 
 
 # ------------------------------------------------------------------ time zone
@@ -51,6 +57,12 @@ def zone_named(name: str | None) -> tzinfo:
 def zone_of(workspace) -> tzinfo:
     """The workspace's zone (a Workspace, or anything with a `time_zone` IANA name)."""
     return zone_named(getattr(workspace, "time_zone", None))
+
+
+def workspace_zone(workspace_id: int) -> tzinfo:
+    from accounts.models import Workspace
+
+    return zone_named(Workspace.objects.filter(pk=workspace_id).values_list("time_zone", flat=True).first())
 
 
 def _integration_zone(integration_id: int, apps=None) -> tzinfo:
@@ -77,14 +89,25 @@ def day_bounds(first: date, last: date, zone: tzinfo) -> tuple[datetime, datetim
     return day_start(first, zone), day_start(last + timedelta(days=1), zone)
 
 
-def day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
-    """Consecutive days grouped into inclusive (first, last) ranges, in order."""
+def day_ranges(days: Iterable[date], *, most: int = MAX_RANGES) -> list[tuple[date, date]]:
+    """Consecutive days grouped into inclusive (first, last) ranges, in order; beyond `most`
+    ranges the shortest gaps are closed (refreshing a day needlessly is only work)."""
     ranges: list[tuple[date, date]] = []
     for day in sorted(set(days)):
         if ranges and ranges[-1][1] + timedelta(days=1) == day:
             ranges[-1] = (ranges[-1][0], day)
         else:
             ranges.append((day, day))
+    if len(ranges) > most:
+        gaps = sorted(range(1, len(ranges)), key=lambda i: (ranges[i][0] - ranges[i - 1][1], i))
+        closed = set(gaps[: len(ranges) - most])
+        merged: list[tuple[date, date]] = []
+        for i, (first, last) in enumerate(ranges):
+            if i in closed:
+                merged[-1] = (merged[-1][0], last)
+            else:
+                merged.append((first, last))
+        ranges = merged
     return ranges
 
 
@@ -131,6 +154,11 @@ def _range_filter(ranges: list[tuple[date, date]], zone: tzinfo) -> tuple[Q, Q]:
         start, end = day_bounds(first, last, zone)
         base |= Q(bucket_start__gte=start, bucket_start__lt=end)
         daily |= Q(day__gte=first, day__lte=last)
+    if len(ranges) > 1:
+        # The hull as a plain range too, so the (integration, bucket_start) index bounds the scan.
+        start, end = day_bounds(ranges[0][0], ranges[-1][1], zone)
+        base &= Q(bucket_start__gte=start, bucket_start__lt=end)
+        daily &= Q(day__gte=ranges[0][0], day__lte=ranges[-1][1])
     return base, daily
 
 
@@ -148,19 +176,97 @@ def refresh_days(integration_id: int, days: Iterable[date], *, zone: tzinfo | No
     zone = zone or _integration_zone(integration_id, apps)
     base, daily = _range_filter(ranges, zone)
     using = router.db_for_write(daily_model)
-    with transaction.atomic(using=using):
+    with transaction.atomic(using=using, savepoint=False):
         daily_model._base_manager.using(using).filter(daily, integration_id=integration_id).delete()
         records = record_model._base_manager.using(using).filter(base, integration_id=integration_id)
         return _insert_select(records, zone, daily_model)
 
 
-def refresh_moments(integration_id: int, moments: Iterable[datetime], *, zone: tzinfo | None = None) -> int:
-    """`refresh_days` for the local days holding these bucket_starts (written or removed)."""
-    moments = list(moments)
+def refresh_moments(integration, moments: Iterable[datetime]) -> int:
+    """`refresh_days` for the local days holding these bucket_starts (rows written or removed).
+
+    `integration` is an Integration or its id. The zone is read afresh (one indexed query), not
+    from a workspace loaded earlier: a chunk committed after a time zone change must already
+    count days in the new zone, or the background rebuild could finish before it.
+    """
+    moments = set(moments)
     if not moments:
         return 0
-    zone = zone or _integration_zone(integration_id)
+    integration_id = getattr(integration, "pk", integration)
+    zone = _integration_zone(integration_id)
     return refresh_days(integration_id, days_of(moments, zone), zone=zone)
+
+
+def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None = None) -> int:
+    """Apply re-attribution's moves: {GROUP_COLUMNS key: (quantity, rows)} added to each slice
+    (negative for the slice rows left, positive for the one they joined); returns slices changed.
+
+    Re-attribution changes only which application/license a row belongs to, batch by batch in
+    pk order; recomputing whole days per batch would read each day once per batch that
+    touches it. So its moves are applied by difference, exactly (Decimal, as the base table),
+    in the batch's transaction: one INSERT … ON CONFLICT DO UPDATE, then one DELETE of the
+    slices left empty. A slice that would go below zero shows a day out of step with the base
+    rows (written without upkeep); those days are recomputed on the spot.
+    """
+    from usage.models import UsageDaily
+
+    moves = {key: value for key, value in moves.items() if value[0] or value[1]}
+    if not moves:
+        return 0
+    using = using or router.db_for_write(UsageDaily)
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    opts = UsageDaily._meta
+    fields = [opts.get_field(c.removesuffix("_id")) for c in COLUMNS]
+    table = quote(opts.db_table)
+    conflict = ", ".join(
+        [quote(f.column) for f in fields[1 : len(GROUP_COLUMNS) - 2] if f.name not in ("workspace", "provider")]
+        + [f"(COALESCE({quote(f.column)}, 0))" for f in fields[len(GROUP_COLUMNS) - 2 : len(GROUP_COLUMNS)]]
+    )
+    quantity, rows = quote("quantity"), quote("rows")
+    prefix = f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) VALUES "
+    suffix = (
+        f" ON CONFLICT ({conflict}) DO UPDATE SET {quantity} = {table}.{quantity} + EXCLUDED.{quantity}, "
+        f"{rows} = {table}.{rows} + EXCLUDED.{rows}"
+    )
+    placeholder = f"({', '.join(['%s'] * len(fields))})"
+    items = [
+        [f.get_db_prep_save(v, connection) for f, v in zip(fields, (*key, *value), strict=True)] for key, value in moves.items()
+    ]
+    day_at = GROUP_COLUMNS.index("day")
+    integration_at = GROUP_COLUMNS.index("integration_id")
+    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+        for i in range(0, len(items), MOVES_PER_INSERT):
+            part = items[i : i + MOVES_PER_INSERT]
+            cursor.execute(prefix + ", ".join([placeholder] * len(part)) + suffix, [v for item in part for v in item])
+        integrations = sorted({key[integration_at] for key in moves})
+        days = [key[day_at] for key in moves]
+        cursor.execute(
+            f"DELETE FROM {table} WHERE {quote('integration_id')} IN ({', '.join(['%s'] * len(integrations))}) "
+            f"AND {quote('day')} >= %s AND {quote('day')} <= %s AND {rows} <= 0 "
+            f"RETURNING {quote('integration_id')}, {quote('day')}, {rows}, {quantity}",
+            [*integrations, *(fields[day_at].get_db_prep_save(d, connection) for d in (min(days), max(days)))],
+        )
+        out_of_step: dict[int, set[date]] = {}
+        for integration_id, day, count, total in cursor.fetchall():
+            if count < 0 or (total and count == 0):
+                out_of_step.setdefault(integration_id, set()).add(fields[day_at].to_python(day))
+    for integration_id, stale in out_of_step.items():
+        refresh_days(integration_id, stale)
+    return len(moves)
+
+
+def days_by_integration(daily: QuerySet) -> dict[int, set[date]]:
+    """{integration id: local days} of some rollup rows (read before a delete that cascades)."""
+    found: dict[int, set[date]] = {}
+    for integration_id, day in daily.order_by().values_list("integration_id", "day").distinct():
+        found.setdefault(integration_id, set()).add(day)
+    return found
+
+
+def refresh_by_integration(days: Mapping[int, Iterable[date]]) -> int:
+    """`refresh_days` for each integration's days."""
+    return sum(refresh_days(integration_id, found) for integration_id, found in sorted(days.items()))
 
 
 def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps=None) -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from django.db import transaction
 from django.utils import timezone
 
+from usage import rollups
 from usage.attribution import load_matcher, reattribute
 from usage.models import (
     Application,
@@ -101,14 +102,20 @@ def application_delete(*, application: Application) -> None:
     """Delete an application with its licenses and rules; its usage falls to the next rule."""
     with transaction.atomic():
         workspace = application.workspace
+        # Its rollup rows (and its licenses') go with it; the base rows fall back to no
+        # application: recompute the days they cover, in the same transaction.
+        days = rollups.days_by_integration(rollups.daily_for(workspace).filter(application=application))
         application.delete()
+        rollups.refresh_by_integration(days)
         reattribution_request(workspace=workspace)
 
 
 def license_delete(*, license: License) -> None:
     with transaction.atomic():
         workspace = license.workspace
+        days = rollups.days_by_integration(rollups.daily_for(workspace).filter(license=license))
         license.delete()
+        rollups.refresh_by_integration(days)
         reattribution_request(workspace=workspace)
 
 

@@ -26,17 +26,19 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from usage.attribution import Matcher, load_matcher
 from usage.models import DIMENSION_FIELDS, NATURAL_KEY, UsageRecord
+from usage.rollups import refresh_moments
 
 if TYPE_CHECKING:
     from integrations.models import Integration
@@ -67,6 +69,8 @@ class PreparedUsage:
     statements: tuple[tuple[str, tuple[Any, ...]], ...]
     rows: int
     store_batch: int
+    # The distinct bucket_starts written: the days whose rollups the store refreshes.
+    bucket_starts: frozenset[datetime] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
         "store_batch": batch,
     }
     adapted: dict[Any, Any] = {}  # a chunk has few distinct bucket times: adapt each once
+    starts: set[datetime] = set()
     rows: dict[tuple, tuple[Any, ...]] = {}
     for s in samples:
         if matcher is None:  # only a chunk with samples costs the rules query
@@ -141,6 +146,7 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
                 value = adapted[key]
             row.append(value)
         rows[(s.bucket_start, s.bucket_end, *dims, s.metric)] = tuple(row)
+        starts.add(s.bucket_start)
     values_list = list(rows.values())
     statements = tuple(
         (
@@ -149,7 +155,7 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
         )
         for batch in (values_list[i : i + upsert.batch] for i in range(0, len(values_list), upsert.batch))
     )
-    return PreparedUsage(using, statements, len(values_list), batch)
+    return PreparedUsage(using, statements, len(values_list), batch, frozenset(starts))
 
 
 def usage_store_chunk(
@@ -164,11 +170,15 @@ def usage_store_chunk(
     that a sync wrote for an answered stream, inside that answer's window (by bucket_start)
     and scope, and that this chunk did not write again. Imported rows, rows of other streams
     or scopes and rows outside the windows are never touched. Run it inside the chunk's
-    transaction (the engine does), so the upsert and the removal commit together."""
+    transaction (the engine does), so the upsert, the removal and the refresh of the daily
+    rollups of every day written or removed (usage.rollups) commit together."""
     if prepared is None:
         prepared = usage_prepare_samples(integration=integration, samples=samples)
-    written = usage_store_prepared(prepared=prepared)
-    return ChunkStored(written=written, removed=_remove_unanswered(integration, answered, prepared.store_batch))
+    with transaction.atomic(using=prepared.using, savepoint=False):
+        written = usage_store_prepared(prepared=prepared)
+        removed = _remove_unanswered(integration, answered, prepared.store_batch)
+        refresh_moments(integration, chain(prepared.bucket_starts, (r.bucket_start for r in removed)))
+    return ChunkStored(written=written, removed=removed)
 
 
 def _answer_q(answer: Answered) -> Q | None:
@@ -217,8 +227,13 @@ def usage_store_prepared(*, prepared: PreparedUsage) -> int:
 
 
 def usage_store_samples(*, integration: Integration, samples: Iterable[UsageSample]) -> int:
-    """Prepare and store in one go (see the module docstring for when to split the two)."""
-    return usage_store_prepared(prepared=usage_prepare_samples(integration=integration, samples=samples))
+    """Prepare and store in one go (see the module docstring for when to split the two), and
+    refresh the daily rollups of the days written, in the same transaction."""
+    prepared = usage_prepare_samples(integration=integration, samples=samples)
+    with transaction.atomic(using=prepared.using, savepoint=False):
+        written = usage_store_prepared(prepared=prepared)
+        refresh_moments(integration, prepared.bucket_starts)
+    return written
 
 
 # Values of these field types go to the driver as they are (str, int or None).

@@ -61,8 +61,9 @@ def test_a_chunk_costs_a_constant_number_of_queries(integration, n, django_asser
     app = Application.objects.create(workspace=integration.workspace, name="Chatbot")
     AttributionRule.objects.create(workspace=integration.workspace, provider="openai", model="model-[01]", application=app)
     # The workspace's rules for the provider (attribution), then one INSERT … ON CONFLICT DO
-    # UPDATE, whatever N is (up to the batch size of 2000 rows).
-    with django_assert_num_queries(2):
+    # UPDATE, whatever N is (up to the batch size of 2000 rows), then the daily rollups of the
+    # days written: the workspace's time zone, one DELETE and one INSERT … SELECT.
+    with django_assert_num_queries(5):
         usage_store_samples(integration=integration, samples=samples(n))
     assert UsageRecord.objects.count() == n
     assert UsageRecord.objects.filter(application=app).count() == len([i for i in range(n) if i % 3 != 2])

@@ -122,12 +122,14 @@ def test_several_answers_cost_one_select_and_one_delete(integration, django_asse
     usage_store_chunk(integration=integration, samples=everything, answered=[])
     answers = [Answered(s, Window(T0 + h * H, T0 + (h + 1) * H), {"model": ["gpt-4o"]}) for s in streams for h in range(24)]
     survivors = [sample(h, stream=s, metric=m) for s, m in streams.items() for h in range(0, 24, 2)]
-    # rules + upsert, then one SELECT … FOR UPDATE of the vanished rows and one DELETE of them.
-    with django_assert_num_queries(4):
+    # rules + upsert, then one SELECT … FOR UPDATE of the vanished rows and one DELETE of them,
+    # then the rollups of the days written or removed: the workspace's time zone, one DELETE
+    # and one INSERT … SELECT.
+    with django_assert_num_queries(7):
         stored = usage_store_chunk(integration=integration, samples=survivors, answered=answers)
     assert len(stored.removed) == 36 and rows(integration) == {key(s) for s in survivors}
-    # Nothing vanished: the SELECT finds nothing, and no DELETE is sent.
-    with django_assert_num_queries(3):
+    # Nothing vanished: the SELECT finds nothing, and no DELETE of usage rows is sent.
+    with django_assert_num_queries(6):
         assert usage_store_chunk(integration=integration, samples=survivors, answered=answers).removed == []
 
 

@@ -48,7 +48,8 @@ def forwards(apps, schema_editor):
         )
     for workspace_id in sorted({w for w, _ in pairs}):
         matcher = load_matcher(workspace_id=workspace_id, rules=AttributionRule.objects.all())
-        reattribute(UsageRecord.objects.filter(workspace_id=workspace_id), matcher)
+        # The rollup table comes later (0006), built from these rows.
+        reattribute(UsageRecord.objects.filter(workspace_id=workspace_id), matcher, rollups=False)
 
 
 class Migration(migrations.Migration):

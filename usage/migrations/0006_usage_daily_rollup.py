@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
                 ('metric', models.CharField(max_length=32)),
                 ('unit', models.CharField(max_length=16)),
                 ('quantity', models.DecimalField(decimal_places=9, max_digits=30)),
-                ('rows', models.PositiveIntegerField(default=0, help_text='Base rows summed.')),
+                ('rows', models.IntegerField(default=0, help_text='Base rows summed.')),
                 ('application', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='usage.application')),
                 ('integration', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_daily', to='integrations.integration')),
                 ('license', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='usage.license')),

@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from integrations.models import Integration
 from usage.csv_safety import Number, escape_cell, formula_safe_writer, unescape_cell
+from usage.dimensions import DIMENSIONS
 from usage.export_focus import FOCUS_HEADER
 from usage.models import Application, License, UsageRecord
 from usage.tests.test_export import DAY1, EXPECTED_HEADER, make_integration, make_record, parse_csv
@@ -97,7 +98,6 @@ def test_no_module_writes_csv_without_the_safe_writer():
 
 
 # ---------------------------------------------------------------- exports
-DIMENSIONS = ("account", "project", "region", "model", "deployment", "endpoint", "resource", "operation", "api_key")
 
 
 @pytest.fixture
