@@ -15,7 +15,7 @@ from django.urls import reverse
 from integrations.models import Integration
 from usage import queries, rollups
 from usage.models import Application, License, UsageRecord
-from usage.tests.test_queries import make_integration
+from usage.tests.test_queries import data, make_integration  # noqa: F401 (data is a fixture)
 
 D = Decimal
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -85,6 +85,33 @@ def test_the_pages_show_the_base_tables_totals(admin_client, workspace, usage):
     assert totals == {("gpt-4o", "cost"): D(30), ("o1", "cost"): D(30), ("claude", "cost"): D(30)}
     assert response.context["row_count"] == 90 == UsageRecord.objects.count()
     assert response.context["rows_page"].paginator.num_pages == 2
+
+
+# ---------------------------------------------------------------- one pass
+@pytest.mark.parametrize("group", ["", "provider", "application", "license", "model", "region"])
+@pytest.mark.parametrize("period", ["day", "week", "month"])
+def test_one_breakdown_is_the_totals_and_every_series(data, group, period):
+    days = queries.daily(data["ws"], {})
+    totals, by_metric, per_day = queries.breakdown(days, group=group, period=period)
+    assert sorted(totals, key=repr) == sorted(queries.totals(days, group), key=repr)
+    for metric in ("cost", "input_tokens"):  # the same points (NULLs sort apart on SQLite and PostgreSQL)
+        assert sorted(by_metric[metric], key=repr) == sorted(queries.series(days, metric=metric, period=period, group=group), key=repr)
+        assert [p.period for p in by_metric[metric]] == sorted(p.period for p in by_metric[metric])
+    if period == "day":  # the row pager's per-day counts, as it would read them itself
+        records = queries.filtered(data["ws"], {}).order_by("-bucket_start", "-pk")
+        paginator = queries.DaySeekPaginator(records, 2, days=days, zone=UTC)
+        assert sorted(per_day.items(), reverse=True) == list(paginator.day_counts())
+    else:
+        assert per_day is None
+
+
+def test_the_filter_choices_are_every_value_of_the_workspace(data, monkeypatch):
+    """The loose index scan finds what a DISTINCT finds, another workspace's values never."""
+    expected = {"metric": ["cost", "input_tokens"], "model": ["claude", "gpt-4o", "gpt-4o-mini"], "project": ["batch", "web"], "region": ["eu", "us"]}
+    assert queries.dimension_values(data["ws"], ("metric", "model", "project", "region")) == expected
+    assert queries.indexed_values(data["ws"], "model", limit=2) == ["claude", "gpt-4o"]
+    with pytest.raises(ValueError):
+        queries.indexed_values(data["ws"], "api_key")
 
 
 # ---------------------------------------------------------------- local days

@@ -223,15 +223,16 @@ def _chart_metric(requested: str, filtered_metric: str, present: list[str]) -> s
 
 
 # ---------------------------------------------------------------- rows
-def _rows_page(request: HttpRequest, records: Any, days: Any, count: int) -> Any:
+def _rows_page(request: HttpRequest, records: Any, days: Any, count: int, per_day: dict | None) -> Any:
     """The raw rows, newest first: located through the rollups (queries.DaySeekPaginator);
-    `count` is the rows the totals already summed."""
+    `count` and `per_day` are the rows the totals already summed."""
     paginator = queries.DaySeekPaginator(
         records.select_related("application", "license__application").order_by("-bucket_start", "-pk"),
         PAGE_SIZE,
         days=days,
         zone=zone_of(request.workspace),
         count=count,
+        known_days=per_day,
     )
     page = paginator.get_page(request.GET.get("page"))
     integration_names = dict(request.workspace.integrations.values_list("pk", "name")) if page.object_list else {}
@@ -254,11 +255,11 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
     period = params.get("period") if params.get("period") in queries.PERIODS else queries.DEFAULT_PERIOD
     days = queries.daily(workspace, filters)
 
-    totals = queries.totals(days, group)
+    totals, series_by_metric, rows_per_day = queries.breakdown(days, group=group, period=period)
     row_count = sum(t.rows for t in totals)
     present = sorted({t.metric for t in totals})
     chart_metric = _chart_metric(params.get("chart", ""), filters.metric, present)
-    points = queries.series(days, metric=chart_metric, period=period, group=group) if chart_metric else []
+    points = series_by_metric.get(chart_metric, []) if chart_metric else []
     names = _group_names(workspace, group, {t.group for t in totals}) if group else {}
     overall: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for t in totals:
@@ -301,7 +302,7 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
             split=bool(group),
             span=(filters.date_from, filters.date_to),
         ),
-        "rows_page": _rows_page(request, queries.filtered(workspace, filters), days, row_count),
+        "rows_page": _rows_page(request, queries.filtered(workspace, filters), days, row_count, rows_per_day),
         # Distinguish "no usage at all" (a setup problem) from "no usage matches" (a filter).
         "workspace_has_usage": bool(row_count) or daily_for(workspace).exists(),
     }
