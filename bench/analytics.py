@@ -269,6 +269,11 @@ def measure_pages(repeat: int) -> None:
     all_ref = timed(sql(everything, [workspace.pk]), repeat)
     ref_30 = f"bare SUM … GROUP BY model, 30 days: base table p50 {ms(statistics.median(base_ref))}, rollups p50 {ms(statistics.median(daily_ref))}"
     ref_all = f"bare SUM … GROUP BY provider, all days, rollups: p50 {ms(statistics.median(all_ref))}"
+    # The floor: the smallest page of the same stack (session, membership, one tiny query, a
+    # template), so the cost of rendering at all on this machine, now, is printed too.
+    runs = reverse("integrations:runs", kwargs={"ws": WORKSPACE, "pk": integration.pk})
+    floor = timed(get(runs, HTTP_HX_REQUEST="true"), repeat)
+    floor_text = f"floor: the integration's runs section (htmx), p50 {ms(statistics.median(floor))}"
     explorer = reverse("usage:explorer", kwargs={"ws": WORKSPACE})
     detail = reverse("integrations:detail", kwargs={"ws": WORKSPACE, "pk": integration.pk})
     section = reverse("integrations:usage", kwargs={"ws": WORKSPACE, "pk": integration.pk})
@@ -295,7 +300,7 @@ def measure_pages(repeat: int) -> None:
     overview = optional_url("usage:overview", ws=WORKSPACE)
     if overview:  # the spend overview, where it exists
         pages.insert(0, ("overview", get(overview), ""))
-    print(f"pages ({repeat} requests each, after one warm-up; server time through the test client):", flush=True)
+    print(f"pages ({repeat} requests each, after one warm-up; server time through the test client; {floor_text}):", flush=True)
     for label, fetch, reference_text in pages:
         report(label, timed(fetch, repeat), reference_text)
 
@@ -462,6 +467,14 @@ def measure_many_integrations(count: int, repeat: int) -> None:
     Workspace.objects.filter(slug=slug).delete()
 
 
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _ram_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=int(os.environ.get("BENCH_ROWS", "1000000")))
@@ -478,7 +491,8 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         version = cursor.fetchone()[0]
-    print(f"PostgreSQL {version}, {os.cpu_count()} cores; {args.rows:,} usage rows requested ({ROWS_PER_HOUR:,} per hour)")
+    print(f"PostgreSQL {version}, {os.cpu_count()} cores, {_ram_gib():.0f} GiB RAM; {args.rows:,} usage rows requested ({ROWS_PER_HOUR:,} per hour)")
+    print(f"load average {_load()} (other work on the machine slows every figure alike: compare each with its reference)")
     if not figures.get("reused"):
         rate = figures["rows"] / figures["copy_seconds"]
         print(f"load: COPY {figures['rows']:,} rows in {figures['copy_seconds']:.1f} s ({rate:,.0f} rows/s), ANALYZE {figures['analyze_seconds']:.1f} s")
@@ -486,6 +500,7 @@ def main() -> None:
     only = set(args.only.split(","))
     if "pages" in only:
         measure_pages(args.repeat)
+        print(f"  (load average after the pages: {_load()})")
     if "ingest" in only:
         measure_ingest()
     if "export" in only:

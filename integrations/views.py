@@ -191,11 +191,14 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
         if data.get(name):
             records = records.filter(**{name: data[name]})
             days = days.filter(**{name: data[name]})
-    totals = list(days.values("metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows")).order_by("metric", "unit"))
-    # Dimensions the provider never fills (e.g. region for OpenAI) only make the table wide:
-    # show the columns that hold a value somewhere in the filtered rows, and name the others.
-    filled = days.aggregate(**{d: Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS})
-    columns = [d for d in USAGE_DIMENSIONS if filled[d]] or list(USAGE_DIMENSIONS)
+    # One aggregate: the totals per (metric, unit), and which dimensions hold a value somewhere
+    # in the filtered rows — those the provider never fills (e.g. region for OpenAI) only make
+    # the table wide, so the others are named instead of shown.
+    filled_counts = {f"filled_{d}": Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS}
+    totals = list(
+        days.values("metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows"), **filled_counts).order_by("metric", "unit")
+    )
+    columns = [d for d in USAGE_DIMENSIONS if any(t[f"filled_{d}"] for t in totals)] or list(USAGE_DIMENSIONS)
     paginator = queries.DaySeekPaginator(
         records.order_by("-bucket_start", "metric", "pk"), USAGE_PAGE_SIZE, days=days, zone=zone, count=sum(t["rows"] for t in totals)
     )
