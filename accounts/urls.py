@@ -47,6 +47,8 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(template_name="accounts/password_reset_complete.html"),
         name="password_reset_complete",
     ),
+    path("w/<slug:ws>/settings/general/", views.settings_general, name="settings_general"),
+    path("w/<slug:ws>/settings/general/rebuild/", views.settings_general_rebuild, name="settings_general_rebuild"),
     path("w/<slug:ws>/", views.workspace_home, name="workspace"),
     path("", views.home, name="home"),
 ]

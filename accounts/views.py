@@ -1,11 +1,20 @@
 """Sign-in, the home redirect and the workspace landing page (function-based views)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
+from accounts.forms import WorkspaceGeneralForm
 from accounts.permissions import SESSION_WORKSPACE_KEY, workspace_view
+
+# Say so when a queued rebuild has waited this long: no worker is running.
+QUEUED_PATIENCE = timedelta(minutes=2)
 
 
 @login_required
@@ -28,3 +37,42 @@ def workspace_home(request: HttpRequest) -> HttpResponse:
         request.workspace.memberships.filter(role="admin").select_related("user").order_by("user__username")
     )
     return render(request, "accounts/member_home.html", {"admins": admins})
+
+
+def _rebuild_context(request: HttpRequest) -> dict:
+    from usage.rollup_jobs import rollup_rebuild_latest
+
+    job = rollup_rebuild_latest(workspace=request.workspace)
+    active = job is not None and job.is_active
+    stalled = active and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    return {"rebuild": job, "rebuild_active": active, "rebuild_stalled": stalled}
+
+
+@workspace_view(admin=True)
+def settings_general(request: HttpRequest) -> HttpResponse:
+    """Company Settings → General: the company name and time zone. A new zone moves every local
+    day, so the daily rollups are rebuilt in the background (progress shown here)."""
+    from usage.rollup_jobs import rollup_rebuild_request
+
+    workspace = request.workspace
+    before = workspace.time_zone
+    form = WorkspaceGeneralForm(request.POST or None, instance=workspace)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            workspace = form.save()
+            if workspace.time_zone != before:
+                rollup_rebuild_request(workspace=workspace)
+        if workspace.time_zone != before:
+            messages.success(request, f"Saved. Daily totals are being recomputed in {workspace.time_zone}.")
+        else:
+            messages.success(request, "Saved.")
+        return redirect("accounts:settings_general", ws=workspace.slug)
+    return render(
+        request, "accounts/settings_general.html", {"settings_section": "general", "form": form, **_rebuild_context(request)}
+    )
+
+
+@workspace_view(admin=True)
+def settings_general_rebuild(request: HttpRequest) -> HttpResponse:
+    """The rollup rebuild's progress panel (polled by htmx while a rebuild is queued or running)."""
+    return render(request, "accounts/_rollup_rebuild.html", _rebuild_context(request))

@@ -160,36 +160,41 @@ def reattribute(
     changed = 0
     cursor = 0
     while True:
-        batch = list(records.filter(pk__gt=cursor).order_by("pk").values_list(*columns)[:batch_size])
-        if not batch:
-            return changed
-        outcomes: dict[Attribution, list[int]] = defaultdict(list)
-        moves: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0])
-        for row in batch:
-            wanted = matcher.attribute_values(row[1], row[2 : 2 + len(MATCH_FIELDS)])
-            current = Attribution(*row[-3:])
-            if wanted == current:
-                continue
-            outcomes[wanted].append(row[0])
-            if rollups and (wanted.application_id, wanted.license_id) != (current.application_id, current.license_id):
-                workspace_id, integration_id, start, metric, unit, quantity = row[extra_at : extra_at + len(extra)]
-                if workspace_id not in zones:
-                    zones[workspace_id] = daily.workspace_zone(workspace_id)
-                slice_ = (workspace_id, integration_id, row[1], daily.local_day(start, zones[workspace_id]),
-                          *(row[i] for i in dims_at), metric, unit)  # fmt: skip
-                for attribution, sign in ((current, -1), (wanted, 1)):
-                    move = moves[(*slice_, attribution.application_id, attribution.license_id)]
-                    move[0] += sign * quantity
-                    move[1] += sign
-        if outcomes:
-            with transaction.atomic(using=records.db):
-                for wanted, pks in outcomes.items():
-                    model._base_manager.filter(pk__in=pks).update(
-                        application_id=wanted.application_id, license_id=wanted.license_id, rule_id=wanted.rule_id
-                    )
-                    changed += len(pks)
-                if moves:
-                    daily.move_rows({key: (q, n) for key, (q, n) in moves.items()}, using=records.db)
+        # One transaction per batch: its rows are read FOR UPDATE (a sync cannot restate one
+        # between this read and the UPDATE, so the rollup moves carry the quantities updated),
+        # then updated, then the rollups moved.
+        with transaction.atomic(using=records.db):
+            query = records.filter(pk__gt=cursor).order_by("pk")
+            if rollups:
+                query = query.select_for_update()
+            batch = list(query.values_list(*columns)[:batch_size])
+            if not batch:
+                return changed
+            outcomes: dict[Attribution, list[int]] = defaultdict(list)
+            moves: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0])
+            for row in batch:
+                wanted = matcher.attribute_values(row[1], row[2 : 2 + len(MATCH_FIELDS)])
+                current = Attribution(*row[-3:])
+                if wanted == current:
+                    continue
+                outcomes[wanted].append(row[0])
+                if rollups and (wanted.application_id, wanted.license_id) != (current.application_id, current.license_id):
+                    workspace_id, integration_id, start, metric, unit, quantity = row[extra_at : extra_at + len(extra)]
+                    if workspace_id not in zones:
+                        zones[workspace_id] = daily.workspace_zone(workspace_id)
+                    slice_ = (workspace_id, integration_id, row[1], daily.local_day(start, zones[workspace_id]),
+                              *(row[i] for i in dims_at), metric, unit)  # fmt: skip
+                    for attribution, sign in ((current, -1), (wanted, 1)):
+                        move = moves[(*slice_, attribution.application_id, attribution.license_id)]
+                        move[0] += sign * quantity
+                        move[1] += sign
+            for wanted, pks in outcomes.items():
+                model._base_manager.filter(pk__in=pks).update(
+                    application_id=wanted.application_id, license_id=wanted.license_id, rule_id=wanted.rule_id
+                )
+                changed += len(pks)
+            if moves:
+                daily.move_rows({key: (q, n) for key, (q, n) in moves.items()}, using=records.db)
         cursor = batch[-1][0]
         if on_batch is not None and on_batch(len(batch)) is False:
             return changed

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from django.apps import apps as global_apps
 from django.db import connections, router, transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from usage.dimensions import ROLLUP_DIMENSIONS
@@ -43,6 +43,10 @@ COLUMNS: tuple[str, ...] = (*GROUP_COLUMNS, "quantity", "rows")
 MAX_RANGES = 64
 # Slices per INSERT of re-attribution's moves (19 values each: inside SQLite's 32766).
 MOVES_PER_INSERT = 500
+# Local days recomputed per transaction by a rebuild.
+REBUILD_SPAN_DAYS = 31
+# Advisory lock key of integration N's rollup writers: ROLLUP_LOCK_BASE + N (PostgreSQL).
+ROLLUP_LOCK_BASE = 0x0D0A << 40
 
 
 # ------------------------------------------------------------------ time zone
@@ -147,6 +151,26 @@ def _insert_select(records: QuerySet, zone: tzinfo, daily_model) -> int:
         return cursor.rowcount
 
 
+def lock_integrations(integration_ids: Iterable[int], using: str) -> None:
+    """Serialize rollup writers of these integrations until the transaction ends.
+
+    On PostgreSQL two transactions recomputing the same day (a sync chunk and a rebuild, or a
+    chunk and a re-attribution batch) would each delete what it saw and insert what it
+    computed: the second insert would collide with the first, or miss its rows. A
+    transaction-scoped advisory lock per integration (taken in id order, before the rollup rows
+    are read) makes them take turns. SQLite has a single writer already.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    ids = sorted(set(integration_ids))
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s + id) FROM unnest(%s::bigint[]) AS id ORDER BY id", [ROLLUP_LOCK_BASE, ids]
+            )
+
+
 def _range_filter(ranges: list[tuple[date, date]], zone: tzinfo) -> tuple[Q, Q]:
     """(filter on base rows' bucket_start, filter on rollup rows' day) for the day ranges."""
     base, daily = Q(), Q()
@@ -162,12 +186,15 @@ def _range_filter(ranges: list[tuple[date, date]], zone: tzinfo) -> tuple[Q, Q]:
     return base, daily
 
 
-def refresh_days(integration_id: int, days: Iterable[date], *, zone: tzinfo | None = None, apps=None) -> int:
+def refresh_days(
+    integration_id: int, days: Iterable[date], *, zone: tzinfo | None = None, apps=None, locked: bool = False
+) -> int:
     """Recompute an integration's rollup rows for the given local days; returns rows written.
 
     One DELETE and one INSERT … SELECT whatever the number of days (consecutive days become
     one range). Call it inside the transaction that changed the base rows, with every day whose
-    rows were written, changed or removed. `zone` defaults to the integration's workspace zone.
+    rows were written, changed or removed. `zone` defaults to the integration's workspace zone;
+    `locked` says the caller already holds the integration's rollup lock (`lock_integrations`).
     """
     ranges = day_ranges(days)
     if not ranges:
@@ -177,6 +204,8 @@ def refresh_days(integration_id: int, days: Iterable[date], *, zone: tzinfo | No
     base, daily = _range_filter(ranges, zone)
     using = router.db_for_write(daily_model)
     with transaction.atomic(using=using, savepoint=False):
+        if not locked:
+            lock_integrations([integration_id], using)
         daily_model._base_manager.using(using).filter(daily, integration_id=integration_id).delete()
         records = record_model._base_manager.using(using).filter(base, integration_id=integration_id)
         return _insert_select(records, zone, daily_model)
@@ -185,16 +214,34 @@ def refresh_days(integration_id: int, days: Iterable[date], *, zone: tzinfo | No
 def refresh_moments(integration, moments: Iterable[datetime]) -> int:
     """`refresh_days` for the local days holding these bucket_starts (rows written or removed).
 
-    `integration` is an Integration or its id. The zone is read afresh (one indexed query), not
-    from a workspace loaded earlier: a chunk committed after a time zone change must already
-    count days in the new zone, or the background rebuild could finish before it.
+    `integration` is an Integration or its id. The zone is read afresh, not from a workspace
+    loaded earlier: a chunk committed after a time zone change must already count days in the
+    new zone, or the background rebuild could finish before it. On PostgreSQL the same query
+    takes the integration's rollup lock (see `lock_integrations`).
     """
+    from usage.models import UsageDaily
+
     moments = set(moments)
     if not moments:
         return 0
     integration_id = getattr(integration, "pk", integration)
-    zone = _integration_zone(integration_id)
-    return refresh_days(integration_id, days_of(moments, zone), zone=zone)
+    using = router.db_for_write(UsageDaily)
+    connection = connections[using]
+    with transaction.atomic(using=using, savepoint=False):
+        if connection.vendor == "postgresql":
+            integrations = global_apps.get_model("integrations", "Integration")._meta.db_table
+            workspaces = global_apps.get_model("accounts", "Workspace")._meta.db_table
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT w.time_zone, pg_advisory_xact_lock(%s + i.id) FROM {integrations} i "
+                    f"JOIN {workspaces} w ON w.id = i.workspace_id WHERE i.id = %s",
+                    [ROLLUP_LOCK_BASE, integration_id],
+                )
+                found = cursor.fetchone()
+            zone = zone_named(found[0] if found else None)
+        else:
+            zone = _integration_zone(integration_id)
+        return refresh_days(integration_id, days_of(moments, zone), zone=zone, locked=True)
 
 
 def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None = None) -> int:
@@ -235,11 +282,12 @@ def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None =
     ]
     day_at = GROUP_COLUMNS.index("day")
     integration_at = GROUP_COLUMNS.index("integration_id")
+    integrations = sorted({key[integration_at] for key in moves})
     with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+        lock_integrations(integrations, using)
         for i in range(0, len(items), MOVES_PER_INSERT):
             part = items[i : i + MOVES_PER_INSERT]
             cursor.execute(prefix + ", ".join([placeholder] * len(part)) + suffix, [v for item in part for v in item])
-        integrations = sorted({key[integration_at] for key in moves})
         days = [key[day_at] for key in moves]
         cursor.execute(
             f"DELETE FROM {table} WHERE {quote('integration_id')} IN ({', '.join(['%s'] * len(integrations))}) "
@@ -270,31 +318,50 @@ def refresh_by_integration(days: Mapping[int, Iterable[date]]) -> int:
 
 
 def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps=None) -> int:
-    """Recompute every rollup row of one integration (all days)."""
+    """Recompute every rollup row of one integration, REBUILD_SPAN_DAYS local days per
+    transaction (a year of a large integration never holds its lock for minutes; pages see each
+    span switch at once), then drop rollup rows outside its first..last day."""
     record_model, daily_model = _models(apps)
     zone = zone or _integration_zone(integration_id, apps)
     using = router.db_for_write(daily_model)
+    bounds = record_model._base_manager.using(using).filter(integration_id=integration_id).aggregate(
+        first=Min("bucket_start"), last=Max("bucket_start")
+    )
+    written = 0
+    if bounds["first"] is not None:
+        first, last = local_day(bounds["first"], zone), local_day(bounds["last"], zone)
+        span = first
+        while span <= last:
+            end = min(span + timedelta(days=REBUILD_SPAN_DAYS - 1), last)
+            days = (span + timedelta(days=i) for i in range((end - span).days + 1))
+            written += refresh_days(integration_id, days, zone=zone, apps=apps)
+            span = end + timedelta(days=1)
     with transaction.atomic(using=using):
-        daily_model._base_manager.using(using).filter(integration_id=integration_id).delete()
-        records = record_model._base_manager.using(using).filter(integration_id=integration_id)
-        return _insert_select(records, zone, daily_model)
+        lock_integrations([integration_id], using)
+        stale = daily_model._base_manager.using(using).filter(integration_id=integration_id)
+        if bounds["first"] is not None:
+            stale = stale.filter(Q(day__lt=first) | Q(day__gt=last))
+        stale.delete()
+    return written
 
 
 def rebuild_workspace(
     workspace, *, on_integration: Callable[[int, int], object] | None = None, apps=None
 ) -> int:
-    """Recompute all rollups of a workspace in its current time zone, one integration per
-    transaction (so a large workspace never holds one long lock); returns rows written.
+    """Recompute all rollups of a workspace in its current time zone, integration by
+    integration (see `refresh_integration`); returns rows written.
 
     `on_integration(done, total)` is called after each integration (progress for a job).
-    Rollup rows of integrations whose base rows are all gone are removed too.
     """
-    record_model, daily_model = _models(apps)
-    workspace_model = (apps or global_apps).get_model("accounts", "Workspace")
+    _, daily_model = _models(apps)
+    global_or_historical = apps or global_apps
+    workspace_model = global_or_historical.get_model("accounts", "Workspace")
+    integration_model = global_or_historical.get_model("integrations", "Integration")
     workspace = workspace_model._base_manager.get(pk=getattr(workspace, "pk", workspace))
     zone = zone_of(workspace)
+    # Base rows belong to the workspace's integrations (deleting one cascades to its rows).
     integration_ids = sorted(
-        set(record_model._base_manager.filter(workspace_id=workspace.pk).values_list("integration_id", flat=True).distinct())
+        set(integration_model._base_manager.filter(workspace_id=workspace.pk).values_list("pk", flat=True))
         | set(daily_model._base_manager.filter(workspace_id=workspace.pk).values_list("integration_id", flat=True).distinct())
     )
     written = 0

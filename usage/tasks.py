@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from usage import import_jobs, services
+from usage import import_jobs, rollup_jobs, services
 
 logger = logging.getLogger(__name__)
 
@@ -34,3 +34,12 @@ def expire_usage_imports() -> None:
     expired, deleted = import_jobs.usage_import_expire()
     if expired or deleted:
         logger.info("usage imports: %s expired, %s old jobs deleted", expired, deleted)
+
+
+@shared_task(name="usage.tasks.rebuild_rollups", ignore_result=True)
+def rebuild_rollups(job_id: int) -> None:
+    """Rebuild a workspace's daily rollups, e.g. after its time zone changed (usage/rollup_jobs.py)."""
+    try:
+        rollup_jobs.rollup_rebuild_run(job_id=job_id)
+    except Exception:
+        logger.exception("rollup rebuild %s crashed", job_id)

@@ -1,0 +1,89 @@
+"""Rebuilding a workspace's daily rollups in the background, with progress.
+
+Asked for when an admin changes the workspace's time zone (Company Settings → General: every
+local day moves) and by `manage.py rebuild_rollups`. The job recomputes one integration per
+transaction (usage.rollups.rebuild_workspace), recording how many are done; a newer request for
+the same workspace supersedes it (the newer job redoes everything in the zone then current).
+Store chunks, imports and re-attribution keep running meanwhile: each reads the zone afresh
+and takes the integration's rollup lock, so whatever commits is counted in the current zone.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from usage import rollups
+from usage.models import RollupRebuildJob
+
+logger = logging.getLogger(__name__)
+Status = RollupRebuildJob.Status
+SUPERSEDED = "A newer rebuild was requested; it rebuilds everything."
+
+
+class _Superseded(Exception):
+    pass
+
+
+def rollup_rebuild_request(*, workspace) -> RollupRebuildJob:
+    """Queue a rebuild of the workspace's rollups, started once this transaction commits.
+    A job still queued is reused (it reads the zone only when it starts)."""
+    from usage.tasks import rebuild_rollups
+
+    with transaction.atomic():
+        job = workspace.rollup_rebuild_jobs.select_for_update().filter(status=Status.QUEUED).order_by("-pk").first()
+        if job is None:
+            job = RollupRebuildJob.objects.create(workspace=workspace, time_zone=workspace.time_zone)
+        elif job.time_zone != workspace.time_zone:
+            job.time_zone = workspace.time_zone
+            job.save(update_fields=["time_zone"])
+    job_id = job.pk
+    transaction.on_commit(lambda: rebuild_rollups.delay(job_id))
+    return job
+
+
+def rollup_rebuild_latest(*, workspace) -> RollupRebuildJob | None:
+    return workspace.rollup_rebuild_jobs.order_by("-pk").first()
+
+
+def _newer_exists(job: RollupRebuildJob) -> bool:
+    return RollupRebuildJob.objects.filter(workspace_id=job.workspace_id, pk__gt=job.pk).exists()
+
+
+def _finish(job_id: int, status: str, **fields: object) -> None:
+    RollupRebuildJob.objects.filter(pk=job_id).update(status=status, finished_at=timezone.now(), **fields)
+
+
+def rollup_rebuild_run(*, job_id: int) -> RollupRebuildJob:
+    """Run a queued (or redelivered running) job; a finished one is left alone."""
+    job = RollupRebuildJob.objects.select_related("workspace").get(pk=job_id)
+    if not job.is_active:
+        return job
+    if _newer_exists(job):
+        _finish(job.pk, Status.FAILED, error=SUPERSEDED)
+        return RollupRebuildJob.objects.get(pk=job_id)
+    workspace = job.workspace
+    claimed = RollupRebuildJob.objects.filter(pk=job.pk, status__in=RollupRebuildJob.ACTIVE).update(
+        status=Status.RUNNING, done=0, error="", time_zone=workspace.time_zone, started_at=timezone.now()
+    )
+    if not claimed:
+        return RollupRebuildJob.objects.get(pk=job_id)
+
+    def progress(done: int, total: int) -> None:
+        RollupRebuildJob.objects.filter(pk=job.pk).update(done=done, total=total)
+        if _newer_exists(job):
+            raise _Superseded
+
+    try:
+        written = rollups.rebuild_workspace(workspace, on_integration=progress)
+    except _Superseded:
+        _finish(job.pk, Status.FAILED, error=SUPERSEDED)
+    except Exception as exc:
+        logger.exception("rollup rebuild %s failed", job.pk)
+        _finish(job.pk, Status.FAILED, error=f"The rebuild failed ({type(exc).__name__}); the details are in the worker log.")
+    else:
+        logger.info("rollup rebuild %s: %s rollup rows for workspace %s", job.pk, written, workspace.pk)
+        job.refresh_from_db(fields=["total"])
+        _finish(job.pk, Status.DONE, done=job.total)
+    return RollupRebuildJob.objects.get(pk=job_id)
