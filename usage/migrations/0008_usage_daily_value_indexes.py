@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0002_workspace_time_zone'),
         ('integrations', '0005_syncrun_rows_removed'),
-        ('usage', '0006_usage_daily_rollup'),
+        ('usage', '0007_rollup_rebuild_jobs'),
     ]
 
     operations = [
