@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.db import connections, transaction
 from django.db.models import Count, Max, Min, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
@@ -363,7 +364,7 @@ def unattributed_groups(workspace: Any) -> list[UnattributedGroup]:
         .order_by()
     )
     groups: dict[tuple[str, ...], UnattributedGroup] = {}
-    for row in rows:
+    for row in _hashed(rows):
         key = (row["provider"], *(row[f] for f in GROUP_FIELDS))
         group = groups.get(key)
         if group is None:
@@ -375,6 +376,20 @@ def unattributed_groups(workspace: Any) -> list[UnattributedGroup]:
     for group in groups.values():
         group.totals.sort()
     return sorted(groups.values(), key=lambda g: (-g.rows, g.provider, *g.values.values()))
+
+
+def _hashed(rows: Any) -> list[dict[str, Any]]:
+    """The rows of a GROUP BY over many text columns. PostgreSQL guesses far more groups than
+    there are (the columns are correlated) and, with the default 4 MB of work_mem, sorts on disk
+    instead of hashing — four times slower at ten million usage rows. The few groups fit in
+    memory: allow it for this one query (SET LOCAL ends with the transaction)."""
+    connection = connections[rows.db]
+    if connection.vendor != "postgresql":
+        return list(rows)
+    with transaction.atomic(using=rows.db):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '32MB'")
+        return list(rows)
 
 
 def _groups_context(request: HttpRequest) -> dict[str, Any]:
