@@ -22,6 +22,13 @@ class WorkspaceAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     inlines = (MembershipInline,)
 
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "time_zone" in form.changed_data:
+            from usage.rollup_jobs import rollup_rebuild_request
+
+            rollup_rebuild_request(workspace=obj)  # every local day moved: rebuild the rollups
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):

@@ -39,10 +39,9 @@ class Workspace(models.Model):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         """The workspace's time zone (UTC if the stored name is unknown to this machine)."""
-        try:
-            return zoneinfo.ZoneInfo(self.time_zone or "UTC")
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            return zoneinfo.ZoneInfo("UTC")
+        from usage.rollups import zone_named
+
+        return zone_named(self.time_zone)
 
 
 class Membership(models.Model):

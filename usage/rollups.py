@@ -391,15 +391,21 @@ def daily_for(workspace) -> QuerySet:
 
 
 def totals_match(workspace) -> bool:
-    """True when the rollups sum to the base table per (integration, metric, unit, application,
-    license): a consistency check for tests and `rebuild_rollups --check`."""
+    """True when the rollups sum to the base table per integration, local day (in the
+    workspace's zone), metric, unit, application and license: the check of
+    `rebuild_rollups --check` and of tests. Reads the whole base table of the workspace."""
     from usage.models import UsageDaily, UsageRecord
 
-    keys = ("integration_id", "metric", "unit", "application_id", "license_id")
+    keys = ("integration_id", "day", "metric", "unit", "application_id", "license_id")
     pk = getattr(workspace, "pk", workspace)
+    zone = workspace_zone(pk)
     base = {
         row[:-2]: row[-2:]
-        for row in UsageRecord.objects.filter(workspace_id=pk).order_by().values_list(*keys).annotate(Sum("quantity"), Count("pk"))
+        for row in UsageRecord.objects.filter(workspace_id=pk)
+        .order_by()
+        .annotate(day=TruncDate("bucket_start", tzinfo=zone))
+        .values_list(*keys)
+        .annotate(Sum("quantity"), Count("pk"))
     }
     daily = {
         row[:-2]: row[-2:]

@@ -114,3 +114,27 @@ def test_the_command_checks_and_rebuilds(workspace, imported, capsys):
     assert_rollups_match(workspace)
     with pytest.raises(CommandError, match="No workspace"):
         call_command("rebuild_rollups", "--workspace", "nope")
+
+
+def test_the_check_sees_days_counted_in_another_zone(workspace, imported):
+    assert rollups.totals_match(workspace)
+    workspace.time_zone = "Asia/Tokyo"  # changed without a rebuild: same totals, other days
+    workspace.save()
+    assert not rollups.totals_match(workspace)
+    rollups.rebuild_workspace(workspace)
+    assert rollups.totals_match(workspace)
+
+
+def test_a_zone_changed_in_django_admin_rebuilds_too(client, workspace, imported, django_capture_on_commit_callbacks):
+    from django.contrib.auth import get_user_model
+
+    staff = get_user_model().objects.create_superuser("root", "root@example.com", "correct-horse-battery-staple")
+    client.force_login(staff)
+    url = reverse("admin:accounts_workspace_change", args=[workspace.pk])
+    data = {"name": workspace.name, "slug": workspace.slug, "time_zone": "Asia/Tokyo",
+            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url, data).status_code == 302
+    assert RollupRebuildJob.objects.get(workspace=workspace).status == "done"
+    assert rollups.totals_match(workspace)
+    assert date(2026, 11, 21) in set(rollups.daily_for(workspace).values_list("day", flat=True))
