@@ -157,14 +157,24 @@ def load(rows: int) -> dict:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection, transaction
+    from django.db.models import Sum
 
     from accounts.models import Membership, Workspace
     from integrations.models import Integration
+    from usage import rollups
     from usage.models import Application, AttributionRule, License, UsageRecord
 
     call_command("migrate", verbosity=0)
     workspace = Workspace.objects.filter(slug=WORKSPACE).first()
-    if workspace and UsageRecord.objects.filter(workspace=workspace).count() == rows // ROWS_PER_HOUR * ROWS_PER_HOUR:
+    count = rows // ROWS_PER_HOUR * ROWS_PER_HOUR
+    if workspace and UsageRecord.objects.filter(workspace=workspace).count() == count:
+        # Rollups of a load interrupted before they were built (or of older code) are rebuilt.
+        if rollups.daily_for(workspace).aggregate(n=Sum("rows"))["n"] != count:
+            started = time.perf_counter()
+            written = rollups.rebuild_workspace(workspace)
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE usage_usagedaily")
+            print(f"rollups rebuilt: {written:,} daily rows in {time.perf_counter() - started:.1f} s", flush=True)
         return {"reused": True}
     workspace = Workspace.objects.create(name="Bench Corp", slug=WORKSPACE)
     user = get_user_model().objects.create_user(ADMIN, password="bench-password-1")
@@ -202,30 +212,43 @@ def load(rows: int) -> dict:
     started = time.perf_counter()
     with transaction.atomic():
         copy_lines(sample_lines(workspace.pk, integrations, [first + timedelta(hours=h) for h in range(hours)], mapping.get))
-    count = hours * ROWS_PER_HOUR
     copy_seconds = time.perf_counter() - started
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE usage_usagerecord")
     analyze_seconds = time.perf_counter() - started
-    return {"rows": count, "copy_seconds": copy_seconds, "analyze_seconds": analyze_seconds, "first": first, "last": last}
+    # COPY bypasses the store, so the daily rollups are built afterwards, as `rebuild_rollups` does.
+    started = time.perf_counter()
+    rollup_rows = rollups.rebuild_workspace(workspace)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE usage_usagedaily")
+    rollup_seconds = time.perf_counter() - started
+    return {
+        "rows": count, "copy_seconds": copy_seconds, "analyze_seconds": analyze_seconds, "first": first, "last": last,
+        "rollup_rows": rollup_rows, "rollup_seconds": rollup_seconds,
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------- measurements
 def measure_pages(repeat: int) -> None:
+    """Every aggregating page of the analytics issue, through the test client as the admin,
+    beside the bare aggregates they stand for, measured in the same run."""
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
     from django.urls import reverse
 
     from accounts.models import Workspace
+    from usage.models import License
 
     workspace = Workspace.objects.get(slug=WORKSPACE)
     client = Client()
     client.force_login(get_user_model().objects.get(username=ADMIN))
     integration = workspace.integrations.order_by("pk").first()
+    license_ = License.objects.filter(workspace=workspace).order_by("pk").first()
     today = datetime.now(UTC).date()
     since = (today - timedelta(days=30)).isoformat()
+    quarter = (today - timedelta(days=90)).isoformat()
 
     def get(url: str, **extra: str) -> Callable[[], object]:
         def fetch() -> object:
@@ -235,32 +258,66 @@ def measure_pages(repeat: int) -> None:
 
         return fetch
 
-    # The physical reference: the bare aggregate the explorer's "30 days by model" needs.
-    def raw_sum() -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT model, metric, unit, SUM(quantity) FROM usage_usagerecord "
-                "WHERE workspace_id = %s AND bucket_start >= %s GROUP BY model, metric, unit",
-                [workspace.pk, since],
-            )
-            cursor.fetchall()
+    def sql(statement: str, params: list) -> Callable[[], None]:
+        def run() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                cursor.fetchall()
 
-    reference = timed(raw_sum, max(3, repeat // 3))
-    ref = f"raw SUM … GROUP BY model, 30 days, base table: p50 {ms(statistics.median(reference))}"
+        return run
+
+    # The physical references: the bare aggregate "30 days split by model" needs, over the
+    # hourly base table (what the pages did before) and over the daily rollups (what they read).
+    by_model = "SELECT model, metric, unit, SUM(quantity) FROM {table} WHERE workspace_id = %s AND {column} >= %s GROUP BY model, metric, unit"
+    base_ref = timed(sql(by_model.format(table="usage_usagerecord", column="bucket_start"), [workspace.pk, since]), max(3, repeat // 3))
+    daily_ref = timed(sql(by_model.format(table="usage_usagedaily", column="day"), [workspace.pk, since]), repeat)
+    everything = "SELECT provider, metric, unit, SUM(quantity) FROM usage_usagedaily WHERE workspace_id = %s GROUP BY provider, metric, unit"
+    all_ref = timed(sql(everything, [workspace.pk]), repeat)
+    ref_30 = f"bare SUM … GROUP BY model, 30 days: base table p50 {ms(statistics.median(base_ref))}, rollups p50 {ms(statistics.median(daily_ref))}"
+    ref_all = f"bare SUM … GROUP BY provider, all days, rollups: p50 {ms(statistics.median(all_ref))}"
+    # The floor: the smallest page of the same stack (session, membership, one tiny query, a
+    # template), so the cost of rendering at all on this machine, now, is printed too.
+    runs = reverse("integrations:runs", kwargs={"ws": WORKSPACE, "pk": integration.pk})
+    floor = timed(get(runs, HTTP_HX_REQUEST="true"), repeat)
+    floor_text = f"floor: the integration's runs section (htmx), p50 {ms(statistics.median(floor))}"
     explorer = reverse("usage:explorer", kwargs={"ws": WORKSPACE})
+    detail = reverse("integrations:detail", kwargs={"ws": WORKSPACE, "pk": integration.pk})
+    section = reverse("integrations:usage", kwargs={"ws": WORKSPACE, "pk": integration.pk})
+    htmx = {"HTTP_HX_REQUEST": "true"}
     pages = [
-        ("explorer, default view", get(explorer), ""),
-        ("explorer, 30 days split by model", get(f"{explorer}?date_from={since}&group=model"), ref),
-        ("explorer, htmx filter (one provider)", get(f"{explorer}?provider=anthropic", HTTP_HX_REQUEST="true"), ""),
-        ("integration detail", get(reverse("integrations:detail", kwargs={"ws": WORKSPACE, "pk": integration.pk})), ""),
-        ("integration usage section", get(reverse("integrations:usage", kwargs={"ws": WORKSPACE, "pk": integration.pk}), HTTP_HX_REQUEST="true"), ""),
+        ("explorer, default view (all days, by provider)", get(explorer), ref_all),
+        ("explorer, 30 days split by model", get(f"{explorer}?date_from={since}&by=model"), ref_30),
+        ("explorer, 90 days by application, per week", get(f"{explorer}?date_from={quarter}&by=application&period=week"), ""),
+        ("explorer, all days by integration, per month", get(f"{explorer}?by=integration&period=month"), ""),
+        ("explorer, model + project filter, by region", get(f"{explorer}?model=openai-model-3&project=proj_07&by=region"), ""),
+        ("explorer, unattributed, by license, cost chart", get(f"{explorer}?application=none&by=license&chart=cost"), ""),
+        ("explorer, htmx filter (one provider)", get(f"{explorer}?provider=anthropic", **htmx), ""),
+        ("explorer, htmx, rows page 2,000", get(f"{explorer}?provider=anthropic&page=2000", **htmx), ""),
+        ("integration detail", get(detail), ""),
+        ("integration usage section (htmx)", get(section, **htmx), ""),
+        ("integration usage section, model filter (htmx)", get(f"{section}?model=openai-model-1&metric=cost", **htmx), ""),
+        ("integration usage section, rows page 1,000 (htmx)", get(f"{section}?page=1000", **htmx), ""),
         ("unattributed usage", get(reverse("inventory:unattributed", kwargs={"ws": WORKSPACE})), ""),
         ("applications", get(reverse("inventory:applications", kwargs={"ws": WORKSPACE})), ""),
+        ("licenses (settings)", get(reverse("inventory:licenses", kwargs={"ws": WORKSPACE})), ""),
         ("licenses (usage)", get(reverse("usage:licenses", kwargs={"ws": WORKSPACE})), ""),
+        ("license detail (commitment burn-down)", get(reverse("usage:license", kwargs={"ws": WORKSPACE, "pk": license_.pk})), ""),
     ]  # fmt: skip
-    print(f"pages ({repeat} requests each, after one warm-up):", flush=True)
+    overview = optional_url("usage:overview", ws=WORKSPACE)
+    if overview:  # the spend overview, where it exists
+        pages.insert(0, ("overview", get(overview), ""))
+    print(f"pages ({repeat} requests each, after one warm-up; server time through the test client; {floor_text}):", flush=True)
     for label, fetch, reference_text in pages:
         report(label, timed(fetch, repeat), reference_text)
+
+
+def optional_url(name: str, **kwargs: str) -> str | None:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse(name, kwargs=kwargs)
+    except NoReverseMatch:
+        return None
 
 
 class CountingSink:
@@ -443,11 +500,15 @@ def measure_many_integrations(count: int, repeat: int) -> None:
     client.force_login(user)
     url = reverse("integrations:list", kwargs={"ws": slug})
 
-    def page() -> None:
-        assert client.get(url).status_code == 200
+    def page(number: int = 1) -> Callable[[], None]:
+        def fetch() -> None:
+            assert client.get(url, {"page": number}).status_code == 200
+
+        return fetch
 
     print(f"{count:,} integrations in one workspace:", flush=True)
-    report("integration list", timed(page, repeat))
+    report("integration list (page 1)", timed(page(), repeat))
+    report("integration list (last page)", timed(page(count // 50), repeat))
     current_app.conf.task_always_eager = False
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
@@ -456,6 +517,14 @@ def measure_many_integrations(count: int, repeat: int) -> None:
     print(f"  dispatcher, one tick over {count:,} due: {len(enqueued):,} enqueued, {len(queries.captured_queries):,} queries, {ms(seconds)}", flush=True)
     current_app.conf.task_always_eager = True
     Workspace.objects.filter(slug=slug).delete()
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _ram_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def main() -> None:
@@ -475,13 +544,16 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         version = cursor.fetchone()[0]
-    print(f"PostgreSQL {version}, {os.cpu_count()} cores; {args.rows:,} usage rows requested ({ROWS_PER_HOUR:,} per hour)")
+    print(f"PostgreSQL {version}, {os.cpu_count()} cores, {_ram_gib():.0f} GiB RAM; {args.rows:,} usage rows requested ({ROWS_PER_HOUR:,} per hour)")
+    print(f"load average {_load()} (other work on the machine slows every figure alike: compare each with its reference)")
     if not figures.get("reused"):
         rate = figures["rows"] / figures["copy_seconds"]
         print(f"load: COPY {figures['rows']:,} rows in {figures['copy_seconds']:.1f} s ({rate:,.0f} rows/s), ANALYZE {figures['analyze_seconds']:.1f} s")
+        print(f"rollups: {figures['rollup_rows']:,} daily rows built in {figures['rollup_seconds']:.1f} s ({figures['rows'] / figures['rollup_seconds']:,.0f} base rows/s)")
     only = set(args.only.split(","))
     if "pages" in only:
         measure_pages(args.repeat)
+        print(f"  (load average after the pages: {_load()})")
     if "ingest" in only:
         measure_ingest(rounds=args.ingest_rounds)
     if "export" in only:

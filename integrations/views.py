@@ -8,8 +8,7 @@ so every hx-get also works as a plain link.
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dt_time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -58,6 +57,7 @@ from integrations.services import (
     integration_update,
     integration_verify,
 )
+from usage import queries
 from usage.dimensions import ROW_VIEW_DIMENSIONS
 from usage.import_jobs import (
     QUEUED_PATIENCE,
@@ -75,9 +75,11 @@ from usage.importer import (
     date_range,
 )
 from usage.models import UsageImport
+from usage.rollups import day_start, zone_of
 
 DETAIL = "integrations/detail.html"
 USAGE_PAGE_SIZE = 50
+LIST_PAGE_SIZE = 50
 USAGE_DIMENSIONS = ROW_VIEW_DIMENSIONS
 RUNS_SHOWN = 20
 EVENTS_SHOWN = 50
@@ -136,11 +138,7 @@ def _summary_context(integration: Integration) -> dict[str, Any]:
         "last_run": integration.sync_runs.first(),
         "last_problem": last_problem,
         # A provider without a usage API has no watermark: say how far imported usage reaches.
-        "usage_stored_through": (
-            None
-            if integration.provider_obj.fetches_usage
-            else integration.usage_records.aggregate(m=Max("bucket_end"))["m"]
-        ),
+        "usage_stored_through": None if integration.provider_obj.fetches_usage else _stored_through(integration),
     }
 
 
@@ -161,6 +159,16 @@ def _account_context(integration: Integration) -> dict[str, Any]:
     }
 
 
+def _stored_through(integration: Integration) -> datetime | None:
+    """The end of the latest stored bucket: the rollups name the last day holding usage, and
+    only the base rows from the day before it on are read (buckets are at most a day long)."""
+    last = integration.usage_daily.aggregate(m=Max("day"))["m"]
+    if last is None:
+        return None
+    since = day_start(last - timedelta(days=1), zone_of(integration.workspace))
+    return integration.usage_records.filter(bucket_start__gte=since).aggregate(m=Max("bucket_end"))["m"]
+
+
 def _project_names(integration: Integration) -> dict[str, str]:
     """project id → name, from what the last Test connection saw (for labels only)."""
     projects = ((integration.identity or {}).get("details") or {}).get("projects") or []
@@ -171,17 +179,13 @@ def _project_names(integration: Integration) -> dict[str, str]:
     return names
 
 
-def _utc_midnight(day: date) -> datetime:
-    # A range on the column itself (not bucket_start__date) lets the database use its index.
-    return datetime.combine(day, dt_time.min, tzinfo=UTC)
-
-
 def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, Any]:
-    records = integration.usage_records.all()
-    choices = {
-        name: list(records.exclude(**{name: ""}).order_by(name).values_list(name, flat=True).distinct())
-        for name in ("model", "project", "metric")
-    }
+    """Totals, filter choices and the non-empty columns come from the integration's daily
+    rollups; only the page of rows reads the base table, located through the rollups' per-day
+    counts (usage.queries.DaySeekPaginator: no COUNT(*) nor deep OFFSET over millions of rows).
+    Dates are local days of the workspace's time zone."""
+    all_days = integration.usage_daily.order_by()
+    choices = queries.dimension_values(integration.workspace, ("model", "project", "metric"), days=all_days)
     form = UsageFilterForm(request.GET, choices=choices)
     names = _project_names(integration)
     form.fields["project"].choices = [("", "All")] + [
@@ -189,27 +193,36 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
     ]
     form.is_valid()
     data = getattr(form, "cleaned_data", {})
-    filtered = records
+    zone = zone_of(integration.workspace)
+    records, days = integration.usage_records.all(), all_days
     if data.get("date_from"):
-        filtered = filtered.filter(bucket_start__gte=_utc_midnight(data["date_from"]))
+        records = records.filter(bucket_start__gte=day_start(data["date_from"], zone))
+        days = days.filter(day__gte=data["date_from"])
     if data.get("date_to"):
-        filtered = filtered.filter(bucket_start__lt=_utc_midnight(data["date_to"] + timedelta(days=1)))
+        records = records.filter(bucket_start__lt=day_start(data["date_to"] + timedelta(days=1), zone))
+        days = days.filter(day__lte=data["date_to"])
     for name in ("model", "project", "metric"):
         if data.get(name):
-            filtered = filtered.filter(**{name: data[name]})
-    filtered = filtered.order_by("-bucket_start", "metric", "pk")
-    totals = filtered.values("metric", "unit").annotate(total=Sum("quantity")).order_by("metric", "unit")
-    # Dimensions the provider never fills (e.g. region for OpenAI) only make the table wide:
-    # show the columns that hold a value somewhere in the filtered rows, and name the others.
-    filled = filtered.aggregate(**{d: Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS})
-    columns = [d for d in USAGE_DIMENSIONS if filled[d]] or list(USAGE_DIMENSIONS)
-    page = Paginator(filtered, USAGE_PAGE_SIZE).get_page(request.GET.get("page"))
+            records = records.filter(**{name: data[name]})
+            days = days.filter(**{name: data[name]})
+    # One aggregate: the totals per (metric, unit), and which dimensions hold a value somewhere
+    # in the filtered rows — those the provider never fills (e.g. region for OpenAI) only make
+    # the table wide, so the others are named instead of shown.
+    filled_counts = {f"filled_{d}": Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS}
+    totals = list(
+        days.values("metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows"), **filled_counts).order_by("metric", "unit")
+    )
+    columns = [d for d in USAGE_DIMENSIONS if any(t[f"filled_{d}"] for t in totals)] or list(USAGE_DIMENSIONS)
+    paginator = queries.DaySeekPaginator(
+        records.order_by("-bucket_start", "metric", "pk"), USAGE_PAGE_SIZE, days=days, zone=zone, count=sum(t["rows"] for t in totals)
+    )
+    page = paginator.get_page(request.GET.get("page"))
     filtering = any(data.get(name) for name in ("date_from", "date_to", "model", "project", "metric"))
     return {
         "usage_form": form,
         "usage_page": page,
-        "usage_totals": list(totals),
-        "usage_any": records.exists(),
+        "usage_totals": totals,
+        "usage_any": bool(paginator.count) or all_days.exists(),
         "usage_filtering": filtering,
         # The download carries the dates as applied: a refused one (shown as a field error) is left out.
         "usage_date_from": data.get("date_from"),
@@ -282,39 +295,48 @@ def _import_context(
     }
 
 
-def _detail_context(request: HttpRequest, integration: Integration) -> dict[str, Any]:
-    return {
-        **_base_context(integration),
-        **_summary_context(integration),
-        **_usage_context(request, integration),
-        **_runs_context(integration),
-        **_events_context(integration),
-        **_sync_context(integration),
-        **_import_context(integration),
-        "setup_instructions": (
-            integration_setup_instructions(provider=integration.provider_obj, integration=integration)
-            if integration.status != Integration.Status.DISCONNECTED
-            else []
-        ),
+def _detail_context(request: HttpRequest, integration: Integration, *, given: str = "") -> dict[str, Any]:
+    """Every section's context, except the `given` one (its caller already built it: the usage
+    section's queries are not worth running twice)."""
+    sections = {
+        "summary": lambda: _summary_context(integration),
+        "usage": lambda: _usage_context(request, integration),
+        "runs": lambda: _runs_context(integration),
+        "events": lambda: _events_context(integration),
+        "sync": lambda: _sync_context(integration),
+        "import": lambda: _import_context(integration),
     }
+    context = _base_context(integration)
+    for name, build in sections.items():
+        if name != given:
+            context.update(build())
+    context["setup_instructions"] = (
+        integration_setup_instructions(provider=integration.provider_obj, integration=integration)
+        if integration.status != Integration.Status.DISCONNECTED
+        else []
+    )
+    return context
 
 
 def _section(request: HttpRequest, integration: Integration, partial: str, context: dict[str, Any]) -> HttpResponse:
     """The named partial for htmx, the whole detail page otherwise."""
     if request.htmx:
         return render(request, f"{DETAIL}#{partial}", {**_base_context(integration), **context})
-    return render(request, DETAIL, {**_detail_context(request, integration), **context})
+    return render(request, DETAIL, {**_detail_context(request, integration, given=partial), **context})
 
 
 # ---------------------------------------------------------------- list / add
 @workspace_view(admin=True)
 def integration_list(request: HttpRequest) -> HttpResponse:
-    integrations = request.workspace.integrations.order_by("name", "pk")
+    """One page of LIST_PAGE_SIZE integrations, by name: a workspace with thousands of them
+    renders the same few rows (one COUNT and one page query, nothing per integration)."""
+    page = Paginator(request.workspace.integrations.order_by("name", "pk"), LIST_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "integrations/list.html",
         {
-            "integrations": integrations,
+            "integrations": page.object_list,
+            "integrations_page": page,
             "categories": providers_by_category(),
             # One account, counted once: who is left out of totals, and the groups to fix.
             "uncounted_ids": request.workspace.integrations.uncounted_ids(),
@@ -647,7 +669,7 @@ def integration_disconnect_view(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect(_detail_url(integration))
         messages.success(request, f"{name} and all its usage data were deleted.")
         return redirect("integrations:list", ws=request.workspace.slug)
-    usage_count = integration.usage_records.count()
+    usage_count = integration.usage_daily.aggregate(n=Sum("rows"))["n"] or 0
     return render(
         request,
         "integrations/disconnect.html",

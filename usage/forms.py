@@ -41,7 +41,7 @@ REVERSED = "reversed"  # the ValidationError code of a "To" before its "From"
 
 
 class DateRangeForm(forms.Form):
-    """From / To (UTC days, both included) within the dates Doow accepts (usage.dates).
+    """From / To (calendar days of the workspace's time zone, both included) within the dates Doow accepts (usage.dates).
 
     A day outside them is a field error (code "out_of_range") and never reaches a query, where
     `9999-12-31 + 1 day` would overflow; the browser's date picker is held to the same bounds.

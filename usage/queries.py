@@ -1,33 +1,42 @@
-"""Queryset builders for the usage pages and exports: filter, group, total, chart.
+"""Queryset builders for the usage pages and exports: filter, group, total, chart, rows.
 
-Everything here starts from `workspace.usage_records`, aggregates in SQL (Trunc* + Sum, GROUP BY)
-and returns at most one row per (period, group, unit) — never one row per record — so the
-pages stay fast however many records a workspace holds. Nothing here renders or reads a request.
+Aggregates start from the workspace's daily rollups (`usage.rollups.daily_for`, one row per
+local day, integration, dimensions, metric, unit, application and license), never from the
+hourly base table: a page costs the same handful of small queries at a thousand usage rows or
+ten million. Days, weeks and months are calendar periods in the workspace's time zone (the
+rollup's `day` is the local day of `bucket_start`). Only the raw-row view (`rows_page`) and
+exports read `workspace.usage_records`, and the row view seeks its page through the rollups'
+per-day counts instead of an OFFSET over millions of rows.
 
-`filtered(workspace, params)` is the entry point other code reuses ("export what I'm looking
-at"): `params` is a query string mapping (request.GET) or a ready `UsageFilters`.
+`filtered(workspace, params)` (base rows) and `daily(workspace, params)` (rollup rows) apply the
+same filters, so "export what I'm looking at" matches the totals on the page. `params` is a query
+string mapping (request.GET) or a ready `UsageFilters`. Nothing here renders or reads a request.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
-from functools import reduce
+from functools import cached_property, reduce
 from operator import or_
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
+from django.core.paginator import Page, Paginator
+from django.db import connections, router
+from django.db.models import F, Q, Sum
+from django.db.models.functions import TruncMonth, TruncWeek
+from django.utils import timezone
 
+from usage import rollups
 from usage.dates import EARLIEST_DAY, day_in_range, latest_day
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
     from accounts.models import Workspace
-    from usage.models import License, UsageRecord
+    from usage.models import License, UsageDaily, UsageRecord
 
 # The value of the application / license filters that selects rows no rule attributed.
 NONE = "none"
@@ -37,7 +46,8 @@ EXACT_FILTERS = ("provider", "model", "project", "region", "metric")
 ID_FILTERS = ("integration", "application", "license")
 FILTER_PARAMS = ("date_from", "date_to", *EXACT_FILTERS, *ID_FILTERS)
 
-PERIODS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+# Period → how a rollup's local `day` is truncated (ISO weeks start on Monday).
+PERIODS = {"day": None, "week": TruncWeek, "month": TruncMonth}
 DEFAULT_PERIOD = "day"
 # Split-by dimension → the column grouped on. "" is "no split": one total.
 GROUPS = {
@@ -56,8 +66,8 @@ GROUPS = {
 class UsageFilters:
     """What the explorer is looking at. Empty strings / None mean "no filter"."""
 
-    date_from: date | None = None  # first day included (UTC)
-    date_to: date | None = None  # last day included (UTC)
+    date_from: date | None = None  # first day included (local day in the workspace's zone)
+    date_to: date | None = None  # last day included (local day)
     provider: str = ""
     model: str = ""
     project: str = ""
@@ -71,18 +81,31 @@ class UsageFilters:
     def active(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
 
-    @property
-    def since(self) -> datetime | None:
-        return day_start(self.date_from) if self.date_from else None
+    def bounds(self, zone: tzinfo) -> tuple[datetime | None, datetime | None]:
+        """[since, until) as aware instants: local midnight of the first day, and the local
+        midnight after the last day (exclusive)."""
+        since = rollups.day_start(self.date_from, zone) if self.date_from else None
+        until = rollups.day_start(self.date_to + timedelta(days=1), zone) if self.date_to else None
+        return since, until
 
-    @property
-    def until(self) -> datetime | None:
-        """Exclusive upper bound: midnight after the last day."""
-        return day_start(self.date_to + timedelta(days=1)) if self.date_to else None
+    def attribute_q(self) -> Q:
+        """The filters other than dates, on columns base rows and rollup rows share."""
+        q = Q()
+        for name in EXACT_FILTERS:
+            if getattr(self, name):
+                q &= Q(**{name: getattr(self, name)})
+        for name in ID_FILTERS:
+            value = getattr(self, name)
+            if value == NONE:
+                q &= Q(**{f"{name}__isnull": True})
+            elif value:
+                q &= Q(**{f"{name}_id": int(value)})
+        return q
 
 
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+def day_start(day: date, zone: tzinfo = UTC) -> datetime:
+    """The instant `day` begins in `zone` (UTC unless told)."""
+    return rollups.day_start(day, zone)
 
 
 def _parse_date(value: Any) -> date | None:
@@ -117,28 +140,35 @@ def parse_filters(params: Mapping[str, Any]) -> UsageFilters:
     return UsageFilters(**values)
 
 
+def _as_filters(params: Mapping[str, Any] | UsageFilters) -> UsageFilters:
+    return params if isinstance(params, UsageFilters) else parse_filters(params)
+
+
 def filtered(workspace: Workspace, params: Mapping[str, Any] | UsageFilters) -> QuerySet[UsageRecord]:
     """The workspace's usage records narrowed by `params` (unordered: callers order).
 
-    Dates bound `bucket_start` with aware datetimes (not `__date`), so the
-    (workspace, bucket_start) index serves the range.
+    Dates bound `bucket_start` with aware datetimes (local midnights of the workspace's zone,
+    not `__date`), so the (workspace, bucket_start) index serves the range.
     """
-    f = params if isinstance(params, UsageFilters) else parse_filters(params)
+    f = _as_filters(params)
     records = workspace.usage_records.all()
-    if f.since:
-        records = records.filter(bucket_start__gte=f.since)
-    if f.until:
-        records = records.filter(bucket_start__lt=f.until)
-    for name in EXACT_FILTERS:
-        if getattr(f, name):
-            records = records.filter(**{name: getattr(f, name)})
-    for name in ID_FILTERS:
-        value = getattr(f, name)
-        if value == NONE:
-            records = records.filter(**{f"{name}__isnull": True})
-        elif value:
-            records = records.filter(**{f"{name}_id": int(value)})
-    return records.order_by()
+    since, until = f.bounds(rollups.zone_of(workspace))
+    if since:
+        records = records.filter(bucket_start__gte=since)
+    if until:
+        records = records.filter(bucket_start__lt=until)
+    return records.filter(f.attribute_q()).order_by()
+
+
+def daily(workspace: Workspace, params: Mapping[str, Any] | UsageFilters) -> QuerySet[UsageDaily]:
+    """The workspace's daily rollup rows narrowed by `params`: what every aggregate reads."""
+    f = _as_filters(params)
+    rows = rollups.daily_for(workspace)
+    if f.date_from:
+        rows = rows.filter(day__gte=f.date_from)
+    if f.date_to:
+        rows = rows.filter(day__lte=f.date_to)
+    return rows.filter(f.attribute_q()).order_by()
 
 
 # ---------------------------------------------------------------- aggregates
@@ -165,27 +195,30 @@ def _group_field(group: str) -> str | None:
     return GROUPS[group]
 
 
-def totals(records: QuerySet[UsageRecord], group: str = "") -> list[Total]:
-    """Sum per (group value, metric, unit): units are never added together."""
+def totals(days: QuerySet[UsageDaily], group: str = "") -> list[Total]:
+    """Sum per (group value, metric, unit) of rollup rows: units are never added together;
+    `rows` counts the base rows summed."""
     column = _group_field(group)
     keys = [column, "metric", "unit"] if column else ["metric", "unit"]
-    rows = records.order_by().values(*keys).annotate(total=Sum("quantity"), rows=Count("pk")).order_by(*keys)
+    rows = days.order_by().values(*keys).annotate(total=Sum("quantity"), rows=Sum("rows")).order_by(*keys)
     return [
         Total(group=row[column] if column else None, metric=row["metric"], unit=row["unit"], total=row["total"], rows=row["rows"])
         for row in rows
     ]
 
 
-def series(records: QuerySet[UsageRecord], *, metric: str, period: str = DEFAULT_PERIOD, group: str = "") -> list[SeriesPoint]:
-    """Sum of one metric per (period, group value, unit), oldest period first."""
+def series(days: QuerySet[UsageDaily], *, metric: str, period: str = DEFAULT_PERIOD, group: str = "") -> list[SeriesPoint]:
+    """Sum of one metric per (period, group value, unit), oldest period first; periods are
+    local days, ISO weeks or months of the workspace's zone."""
     if period not in PERIODS:
         raise ValueError(f"Unknown period {period!r}; one of {sorted(PERIODS)}")
     column = _group_field(group)
     keys = ["period", column, "unit"] if column else ["period", "unit"]
+    trunc = PERIODS[period]
     rows = (
-        records.filter(metric=metric)
+        days.filter(metric=metric)
         .order_by()
-        .annotate(period=PERIODS[period]("bucket_start", tzinfo=UTC))
+        .annotate(period=trunc("day") if trunc else F("day"))
         .values(*keys)
         .annotate(total=Sum("quantity"))
         .order_by(*keys)
@@ -194,6 +227,52 @@ def series(records: QuerySet[UsageRecord], *, metric: str, period: str = DEFAULT
         SeriesPoint(period=_as_date(row["period"]), group=row[column] if column else None, unit=row["unit"], total=row["total"])
         for row in rows
     ]
+
+
+def breakdown(
+    days: QuerySet[UsageDaily], *, group: str = "", period: str = DEFAULT_PERIOD
+) -> tuple[list[Total], dict[str, list[SeriesPoint]], dict[date, int] | None]:
+    """One pass over the rollup rows for a whole explorer view: sums per (period, group value,
+    metric, unit), from which Python adds up the totals (as `totals`), every metric's series
+    (as `series`) and, per day, the base rows (for the row pager; None unless period is day).
+    One aggregate instead of three keeps a page to one scan of its rollups."""
+    if period not in PERIODS:
+        raise ValueError(f"Unknown period {period!r}; one of {sorted(PERIODS)}")
+    column = _group_field(group)
+    keys = ["period", column, "metric", "unit"] if column else ["period", "metric", "unit"]
+    trunc = PERIODS[period]
+    rows = (
+        days.order_by()
+        .annotate(period=trunc("day") if trunc else F("day"))
+        .values(*keys)
+        .annotate(total=Sum("quantity"), rows=Sum("rows"))
+        .order_by(*keys)
+        .values_list(*keys, "total", "rows")
+    )
+    sums: dict[tuple[Any, str, str], list] = {}
+    points: dict[str, list[SeriesPoint]] = defaultdict(list)
+    per_day: dict[date, int] = defaultdict(int)
+    for row in rows:
+        if column:
+            start, value, metric, unit, total, count = row
+        else:
+            (start, metric, unit, total, count), value = row, None
+        start = _as_date(start)
+        entry = sums.setdefault((value, metric, unit), [Decimal(0), 0])
+        entry[0] += total
+        entry[1] += count
+        points[metric].append(SeriesPoint(period=start, group=value, unit=unit, total=total))
+        per_day[start] += count
+    ordered = sorted(sums.items(), key=lambda item: (_sort_key(item[0][0]), item[0][1], item[0][2]))
+    totals_ = [Total(group=value, metric=metric, unit=unit, total=t, rows=n) for (value, metric, unit), (t, n) in ordered]
+    for series_ in points.values():
+        series_.sort(key=lambda p: (p.period, _sort_key(p.group), p.unit))
+    return totals_, dict(points), (dict(per_day) if period == "day" else None)
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    """Group values in SQL's order: None (unattributed) last, as PostgreSQL sorts NULLs."""
+    return (value is None, value if value is not None else 0)
 
 
 def _as_date(value: datetime | date) -> date:
@@ -241,27 +320,129 @@ def next_period(start: date, period: str) -> date:
     return start + timedelta(days=1)
 
 
-def distinct_values(workspace: Workspace, column: str, *, limit: int = 500) -> list[str]:
-    """The non-empty values stored in one dimension column (for the filter selects)."""
-    return list(
-        workspace.usage_records.exclude(**{column: ""})
-        .order_by(column)
-        .values_list(column, flat=True)
-        .distinct()[:limit]
-    )
+def distinct_values(days: QuerySet[UsageDaily], column: str, *, limit: int = 500) -> list[str]:
+    """The non-empty values of one dimension column among some rollup rows (filter selects)."""
+    return list(days.exclude(**{column: ""}).order_by(column).values_list(column, flat=True).distinct()[:limit])
 
 
 # Beyond this many distinct combinations one scan stops paying off: ask per column instead.
 _COMBINATIONS_CAP = 5000
+# The columns with a (workspace, column) index on the rollups: their values are found by a
+# loose index scan, one index probe per distinct value, whatever the number of rows.
+INDEXED_VALUE_COLUMNS = ("metric", "model", "project", "region")
 
 
-def dimension_values(workspace: Workspace, columns: tuple[str, ...], *, limit: int = 500) -> dict[str, list[str]]:
-    """The non-empty values of several columns, sorted, from one scan of the table when the
-    combinations are few (the usual case), else one DISTINCT per column."""
-    combos = list(workspace.usage_records.order_by().values_list(*columns).distinct()[: _COMBINATIONS_CAP + 1])
+def dimension_values(
+    workspace: Workspace, columns: tuple[str, ...], *, limit: int = 500, days: QuerySet[UsageDaily] | None = None
+) -> dict[str, list[str]]:
+    """The non-empty values of several columns, sorted: of the whole workspace by a loose index
+    scan per column (`indexed_values`), or of some rollup rows (`days`) from one DISTINCT scan
+    when the combinations are few (the usual case), else one DISTINCT per column."""
+    if days is None and set(columns) <= set(INDEXED_VALUE_COLUMNS):
+        return {column: indexed_values(workspace, column, limit=limit) for column in columns}
+    days = rollups.daily_for(workspace) if days is None else days
+    combos = list(days.order_by().values_list(*columns).distinct()[: _COMBINATIONS_CAP + 1])
     if len(combos) > _COMBINATIONS_CAP:
-        return {column: distinct_values(workspace, column, limit=limit) for column in columns}
+        return {column: distinct_values(days, column, limit=limit) for column in columns}
     return {column: sorted({combo[i] for combo in combos if combo[i]})[:limit] for i, column in enumerate(columns)}
+
+
+def indexed_values(workspace: Workspace, column: str, *, limit: int = 500) -> list[str]:
+    """The workspace's non-empty values of one indexed rollup column, sorted: a recursive query
+    that asks the (workspace, column) index for the next value after the last one found
+    ("loose index scan"), so 40 models cost 40 index probes, not a pass over every rollup row."""
+    from usage.models import UsageDaily
+
+    if column not in INDEXED_VALUE_COLUMNS:
+        raise ValueError(f"{column!r} has no (workspace, column) index; one of {INDEXED_VALUE_COLUMNS}")
+    connection = connections[router.db_for_read(UsageDaily)]
+    table, col = connection.ops.quote_name(UsageDaily._meta.db_table), connection.ops.quote_name(column)
+    sql = (
+        f"WITH RECURSIVE found(value, n) AS ("
+        f" SELECT MIN({col}), 1 FROM {table} WHERE workspace_id = %s AND {col} > ''"
+        f" UNION ALL"
+        f" SELECT (SELECT MIN({col}) FROM {table} WHERE workspace_id = %s AND {col} > found.value), n + 1"
+        f" FROM found WHERE found.value IS NOT NULL AND n < %s"
+        f") SELECT value FROM found WHERE value IS NOT NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [workspace.pk, workspace.pk, limit])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+# ---------------------------------------------------------------- raw rows
+class DaySeekPaginator(Paginator):
+    """Pages of base rows, newest first, that never COUNT(*) the base table nor OFFSET deep
+    into it: the rollups' per-day row counts (of the same filters) give the total and say on
+    which local day a page starts, so the base query is bounded to the days holding that page
+    and skips at most one day's rows.
+
+    `records` must be ordered by `-bucket_start` first (ties in any order); `days` are the
+    rollup rows with the same filters; `zone` is the workspace's; `count` and `known_days`
+    (rows per local day), when the caller has already summed them, save queries. Per-day counts are read newest first in
+    growing batches (an index range on (workspace, day), not the whole history), so page 1
+    reads the rollups of its last few days only.
+    """
+
+    FIRST_BATCH = 1  # days of counts read first (a day usually fills page 1); each further batch is 4× larger
+
+    def __init__(
+        self,
+        records: QuerySet[UsageRecord],
+        per_page: int,
+        *,
+        days: QuerySet[UsageDaily],
+        zone: tzinfo,
+        count: int | None = None,
+        known_days: dict[date, int] | None = None,
+    ) -> None:
+        super().__init__(records, per_page)
+        self.days = days.order_by()
+        self.zone = zone
+        self._count = count
+        self.known_days = known_days
+
+    @cached_property
+    def count(self) -> int:
+        if self._count is not None:
+            return self._count
+        return self.days.aggregate(n=Sum("rows"))["n"] or 0
+
+    def day_counts(self) -> Iterator[tuple[date, int]]:
+        """(local day, base rows) of the days holding rows, newest first, read lazily (or
+        from `known_days`, when the caller already summed them)."""
+        if self.known_days is not None:
+            yield from sorted(((day, n) for day, n in self.known_days.items() if n), reverse=True)
+            return
+        per_day = self.days.values("day").annotate(n=Sum("rows")).order_by("-day")
+        start, size = 0, self.FIRST_BATCH
+        while True:
+            batch = list(per_day[start : start + size])
+            yield from ((row["day"], row["n"]) for row in batch if row["n"])
+            if len(batch) < size:
+                return
+            start, size = start + size, size * 4
+
+    def page(self, number: Any) -> Page:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        newest: date | None = None
+        oldest: date | None = None
+        skipped = seen = 0
+        for day, n in self.day_counts():
+            if newest is None and seen + n > bottom:
+                newest, skipped = day, seen
+            seen += n
+            if newest is not None:
+                oldest = day
+                if seen >= top:
+                    break
+        if newest is None or oldest is None:
+            return self._get_page([], number, self)
+        since, until = rollups.day_bounds(oldest, newest, self.zone)
+        records = self.object_list.filter(bucket_start__gte=since, bucket_start__lt=until)
+        return self._get_page(list(records[bottom - skipped : top - skipped]), number, self)
 
 
 # ---------------------------------------------------------------- licenses
@@ -347,28 +528,32 @@ def percent(part: Decimal | None, whole: Decimal | None) -> float | None:
 
 
 def _period_q(license: License) -> Q:
-    """Rows attributed to `license` whose bucket starts within its period (whole UTC days)."""
-    q = Q(license_id=license.pk, bucket_start__gte=day_start(license.start_date))
+    """Rollup rows attributed to `license` whose local day lies within its period."""
+    q = Q(license_id=license.pk, day__gte=license.start_date)
     if license.end_date and license.end_date < date.max:  # one saved before dates were bounded
-        q &= Q(bucket_start__lt=day_start(license.end_date + timedelta(days=1)))
+        q &= Q(day__lte=license.end_date)
     return q
 
 
-def license_records(license: License) -> QuerySet[UsageRecord]:
-    """Records attributed to `license` whose bucket starts within its period (UTC days)."""
-    return license.workspace.usage_records.filter(_period_q(license)).order_by()
+def license_days(license: License) -> QuerySet[UsageDaily]:
+    """Rollup rows attributed to `license` within its period (local days of the workspace)."""
+    return rollups.daily_for(license.workspace).filter(_period_q(license)).order_by()
+
+
+def local_today(workspace: Workspace) -> date:
+    """Today in the workspace's time zone."""
+    return timezone.now().astimezone(rollups.zone_of(workspace)).date()
 
 
 def license_consumption(license: License, *, today: date | None = None) -> LicenseConsumption:
-    """One aggregate query per (day, metric, unit) — a few thousand rows at most for a year —
-    from which totals, the daily spend and the months are summed in Python."""
-    today = today or datetime.now(UTC).date()
+    """One aggregate query per (day, metric, unit) of the rollups — a few thousand rows at most
+    for a year — from which totals, the daily spend and the months are summed in Python."""
+    today = today or local_today(license.workspace)
     currency = license.currency
     per_day = (
-        license_records(license)
-        .annotate(day=TruncDay("bucket_start", tzinfo=UTC))
+        license_days(license)
         .values("day", "metric", "unit")
-        .annotate(total=Sum("quantity"), rows=Count("pk"))
+        .annotate(total=Sum("quantity"), rows=Sum("rows"))
         .order_by("day", "metric", "unit")
     )
     sums: dict[tuple[str, str], list] = {}
@@ -417,16 +602,16 @@ def license_consumption(license: License, *, today: date | None = None) -> Licen
 
 def licenses_with_consumption(workspace: Workspace) -> list[License]:
     """The workspace's licenses, each with `spent` (cost in its currency within its period, or
-    None) and `attributed_rows` (records within its period).
+    None) and `attributed_rows` (usage rows within its period).
 
-    Two queries for the whole list: the licenses, then one GROUP BY over the records that fall
-    in some license's period — bounds compared as aware datetimes, never cast row by row.
+    Two queries for the whole list: the licenses, then one GROUP BY over the rollup rows that
+    fall in some license's period.
     """
     licenses = list(workspace.licenses.select_related("application").order_by("application__name", "plan_name", "pk"))
     sums: dict[tuple[int, str, str], tuple[Decimal, int]] = {}
     if licenses:
         in_a_period = reduce(or_, (_period_q(lic) for lic in licenses))
-        rows = workspace.usage_records.filter(in_a_period).order_by().values("license_id", "metric", "unit").annotate(total=Sum("quantity"), rows=Count("pk"))
+        rows = rollups.daily_for(workspace).filter(in_a_period).order_by().values("license_id", "metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows"))
         sums = {(r["license_id"], r["metric"], r["unit"]): (r["total"], r["rows"]) for r in rows}
     for lic in licenses:
         mine = [value for key, value in sums.items() if key[0] == lic.pk]

@@ -89,6 +89,8 @@ def day_start(day: date, zone: tzinfo) -> datetime:
 
 def day_bounds(first: date, last: date, zone: tzinfo) -> tuple[datetime, datetime]:
     """[start, end) in UTC of the local days first..last inclusive."""
+    if last >= date.max - timedelta(days=1):  # a row stored before dates were bounded (year 9999)
+        return day_start(first, zone), datetime.max.replace(tzinfo=UTC)
     return day_start(first, zone), day_start(last + timedelta(days=1), zone)
 
 

@@ -16,6 +16,7 @@ from django.utils.html import strip_tags
 
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.registry import PROVIDERS, providers_by_category
+from usage import rollups
 from usage.models import UsageRecord
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -34,7 +35,7 @@ def add_url(workspace, provider: str = "openai") -> str:
 
 def _record(integration: Integration, *, hour: datetime, metric: str = "input_tokens", quantity: str = "100", **dims) -> UsageRecord:
     unit = {"input_tokens": "tokens", "output_tokens": "tokens", "requests": "requests", "cost": "USD"}[metric]
-    return UsageRecord.objects.create(
+    record = UsageRecord.objects.create(
         workspace=integration.workspace,
         integration=integration,
         provider=integration.provider,
@@ -45,6 +46,8 @@ def _record(integration: Integration, *, hour: datetime, metric: str = "input_to
         unit=unit,
         **dims,
     )
+    rollups.refresh_moments(integration.pk, [hour])  # as every write path does
+    return record
 
 
 @pytest.fixture

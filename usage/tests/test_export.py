@@ -11,6 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from integrations.models import Integration
+from usage import rollups
 from usage.export import CSV_COLUMNS, format_quantity, license_label, usage_csv_rows, usage_export_queryset
 from usage.models import Application, License, UsageRecord
 
@@ -48,7 +49,7 @@ def make_integration(workspace, name: str = "OpenAI prod", provider: str = "open
 
 
 def make_record(integration: Integration, start: datetime, metric: str, quantity: str, unit: str, **fields) -> UsageRecord:
-    return UsageRecord.objects.create(
+    record = UsageRecord.objects.create(
         workspace=integration.workspace,
         integration=integration,
         provider=integration.provider,
@@ -59,6 +60,8 @@ def make_record(integration: Integration, start: datetime, metric: str, quantity
         unit=unit,
         **fields,
     )
+    rollups.refresh_moments(integration.pk, [start])  # the pages read rollups, as every write path keeps them
+    return record
 
 
 def make_license(workspace, application: Application, plan_name: str = "Scale tier") -> License:

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from integrations.models import Integration
-from usage import queries
+from usage import queries, rollups
 from usage.models import Application, License, UsageRecord
 
 D = Decimal
@@ -22,7 +22,8 @@ def make_integration(workspace, name: str = "OpenAI prod", provider: str = "open
 
 
 def make_record(integration: Integration, start: datetime, metric: str = "cost", quantity: str = "1", unit: str = "USD", **fields) -> UsageRecord:
-    return UsageRecord.objects.create(
+    """A base row written directly, and its day's rollup recomputed, as every write path does."""
+    record = UsageRecord.objects.create(
         workspace=integration.workspace,
         integration=integration,
         provider=integration.provider,
@@ -33,6 +34,8 @@ def make_record(integration: Integration, start: datetime, metric: str = "cost",
         unit=unit,
         **fields,
     )
+    rollups.refresh_moments(integration.pk, [start])
+    return record
 
 
 def at(day: str, hour: int = 0) -> datetime:
@@ -113,7 +116,7 @@ def test_the_date_range_uses_aware_bounds_not_a_date_cast(data):
 
 
 def test_totals_by_provider_are_hand_computed_sums_per_metric_and_unit(data):
-    totals = {(t.group, t.metric, t.unit): (t.total, t.rows) for t in queries.totals(queries.filtered(data["ws"], {}), "provider")}
+    totals = {(t.group, t.metric, t.unit): (t.total, t.rows) for t in queries.totals(queries.daily(data["ws"], {}), "provider")}
     assert totals == {
         ("openai", "cost", "USD"): (D("3.75"), 2),
         ("openai", "input_tokens", "tokens"): (D("1000"), 1),
@@ -124,7 +127,7 @@ def test_totals_by_provider_are_hand_computed_sums_per_metric_and_unit(data):
 
 
 def test_totals_by_application_put_unattributed_rows_under_none(data):
-    totals = {(t.group, t.metric, t.unit): t.total for t in queries.totals(queries.filtered(data["ws"], {}), "application")}
+    totals = {(t.group, t.metric, t.unit): t.total for t in queries.totals(queries.daily(data["ws"], {}), "application")}
     assert totals == {
         (data["chat"].pk, "cost", "USD"): D("3.75"),
         (data["chat"].pk, "input_tokens", "tokens"): D("1000"),
@@ -135,7 +138,7 @@ def test_totals_by_application_put_unattributed_rows_under_none(data):
 
 
 def test_totals_without_a_split_still_keep_units_apart(data):
-    totals = {(t.metric, t.unit): t.total for t in queries.totals(queries.filtered(data["ws"], {}))}
+    totals = {(t.metric, t.unit): t.total for t in queries.totals(queries.daily(data["ws"], {}))}
     assert totals == {("cost", "USD"): D("7.75"), ("cost", "EUR"): D("3"), ("input_tokens", "tokens"): D("1500")}
 
 
@@ -149,13 +152,13 @@ def test_totals_without_a_split_still_keep_units_apart(data):
     ],
 )
 def test_series_buckets_one_metric_by_period(data, period, expected):
-    points = queries.series(queries.filtered(data["ws"], {}), metric="cost", period=period)
+    points = queries.series(queries.daily(data["ws"], {}), metric="cost", period=period)
     assert {(p.period, p.unit): p.total for p in points} == expected
     assert [p.period for p in points] == sorted(p.period for p in points)
 
 
 def test_series_split_by_group(data):
-    points = queries.series(queries.filtered(data["ws"], {}), metric="cost", period="day", group="model")
+    points = queries.series(queries.daily(data["ws"], {}), metric="cost", period="day", group="model")
     assert {(p.period, p.group): p.total for p in points if p.unit == "USD"} == {
         (date(2026, 1, 5), "gpt-4o"): D("1.50"),
         (date(2026, 1, 5), "gpt-4o-mini"): D("2.25"),
@@ -164,7 +167,7 @@ def test_series_split_by_group(data):
 
 
 def test_unknown_group_or_period_is_refused(data):
-    records = queries.filtered(data["ws"], {})
+    records = queries.daily(data["ws"], {})
     with pytest.raises(ValueError):
         queries.totals(records, "api_key")
     with pytest.raises(ValueError):

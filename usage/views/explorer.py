@@ -1,8 +1,10 @@
 """The usage explorer: filters in the query string, totals, one chart and the raw rows.
 
-Every figure comes from an SQL aggregate over `request.workspace.usage_records` (see
+Every figure comes from an SQL aggregate over the workspace's daily rollups (see
 usage/queries.py); Python only shapes results already grouped to (period, group, unit), so the
-page costs the same handful of queries for a thousand rows or ten million.
+page costs the same handful of queries for a thousand rows or ten million. Days, weeks and
+months are those of the workspace's time zone. Only the page of raw rows reads the base table,
+located through the rollups' per-day counts.
 """
 from __future__ import annotations
 
@@ -11,12 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import reverse
 
@@ -25,6 +25,7 @@ from integrations.providers.registry import PROVIDERS
 from usage import queries
 from usage.forms import REVERSED, DateRangeForm
 from usage.models import DIMENSION_FIELDS
+from usage.rollups import daily_for, zone_of
 from usage.views.common import as_number, optional_url, render_page, wants_partial
 
 TEMPLATE = "usage/explorer.html"
@@ -222,22 +223,18 @@ def _chart_metric(requested: str, filtered_metric: str, present: list[str]) -> s
 
 
 # ---------------------------------------------------------------- rows
-class _CountedPaginator(Paginator):
-    """The totals query already counted the rows: skip a second COUNT(*) over a large table."""
-
-    def __init__(self, object_list: Any, per_page: int, *, count: int) -> None:
-        super().__init__(object_list, per_page)
-        self._known_count = count
-
-    @cached_property
-    def count(self) -> int:
-        return self._known_count
-
-
-def _rows_page(request: HttpRequest, records: Any, count: int) -> Any:
-    page = _CountedPaginator(
-        records.select_related("application", "license__application").order_by("-bucket_start", "-pk"), PAGE_SIZE, count=count
-    ).get_page(request.GET.get("page"))
+def _rows_page(request: HttpRequest, records: Any, days: Any, count: int, per_day: dict | None) -> Any:
+    """The raw rows, newest first: located through the rollups (queries.DaySeekPaginator);
+    `count` and `per_day` are the rows the totals already summed."""
+    paginator = queries.DaySeekPaginator(
+        records.select_related("application", "license__application").order_by("-bucket_start", "-pk"),
+        PAGE_SIZE,
+        days=days,
+        zone=zone_of(request.workspace),
+        count=count,
+        known_days=per_day,
+    )
+    page = paginator.get_page(request.GET.get("page"))
     integration_names = dict(request.workspace.integrations.values_list("pk", "name")) if page.object_list else {}
     for row in page.object_list:
         row.integration_name = integration_names.get(row.integration_id, "")
@@ -256,13 +253,13 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
     by = by if by in SPLITS else next(iter(SPLITS))
     group = "" if by == NO_SPLIT else by
     period = params.get("period") if params.get("period") in queries.PERIODS else queries.DEFAULT_PERIOD
-    records = queries.filtered(workspace, filters)
+    days = queries.daily(workspace, filters)
 
-    totals = queries.totals(records, group)
+    totals, series_by_metric, rows_per_day = queries.breakdown(days, group=group, period=period)
     row_count = sum(t.rows for t in totals)
     present = sorted({t.metric for t in totals})
     chart_metric = _chart_metric(params.get("chart", ""), filters.metric, present)
-    points = queries.series(records, metric=chart_metric, period=period, group=group) if chart_metric else []
+    points = series_by_metric.get(chart_metric, []) if chart_metric else []
     names = _group_names(workspace, group, {t.group for t in totals}) if group else {}
     overall: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for t in totals:
@@ -305,9 +302,9 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
             split=bool(group),
             span=(filters.date_from, filters.date_to),
         ),
-        "rows_page": _rows_page(request, records, row_count),
+        "rows_page": _rows_page(request, queries.filtered(workspace, filters), days, row_count, rows_per_day),
         # Distinguish "no usage at all" (a setup problem) from "no usage matches" (a filter).
-        "workspace_has_usage": bool(row_count) or workspace.usage_records.exists(),
+        "workspace_has_usage": bool(row_count) or daily_for(workspace).exists(),
     }
 
 

@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts.permissions import workspace_view
 from usage import queries
@@ -29,7 +28,7 @@ def _status(license: License, today: date) -> str:
 
 @workspace_view
 def license_list(request: HttpRequest) -> HttpResponse:
-    today = timezone.now().date()
+    today = queries.local_today(request.workspace)
     licenses = queries.licenses_with_consumption(request.workspace)
     for lic in licenses:
         lic.status = _status(lic, today)
