@@ -397,14 +397,32 @@ def rebuild_all(apps=None) -> int:
 
 # ------------------------------------------------------------------ queries
 def daily_for(workspace) -> QuerySet:
-    """The workspace's daily rollup rows: where every aggregating page starts.
+    """The workspace's daily rollup rows: where every aggregating page starts. Integrations
+    reading a provider account another one already counts are left out, so no total adds one
+    account twice (their own pages read `integration.usage_daily`).
 
     `day` is the local calendar day in the workspace's zone, so date filters are plain
     `day__gte`/`day__lte` on local dates; sum `quantity` per (metric, unit) as with base rows.
     """
     from usage.models import UsageDaily
 
-    return UsageDaily.objects.filter(workspace_id=getattr(workspace, "pk", workspace))
+    rows = UsageDaily.objects.filter(workspace_id=getattr(workspace, "pk", workspace))
+    uncounted = _uncounted(workspace)
+    return rows.exclude(integration_id__in=uncounted) if uncounted else rows
+
+
+def _uncounted(workspace) -> frozenset[int]:
+    """Integrations no total may add: a provider account another integration already counts
+    (integrations.models.IntegrationQuerySet.uncounted_ids). Read once per workspace object, so
+    a page that starts several aggregates from `daily_for` asks once."""
+    cached = getattr(workspace, "_uncounted_integration_ids", None)
+    if cached is not None:
+        return cached
+    integration_model = global_apps.get_model("integrations", "Integration")
+    found = frozenset(integration_model.objects.filter(workspace_id=getattr(workspace, "pk", workspace)).uncounted_ids())
+    if not isinstance(workspace, int):
+        workspace._uncounted_integration_ids = found
+    return found
 
 
 def totals_match(workspace) -> bool:

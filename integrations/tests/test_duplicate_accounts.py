@@ -311,3 +311,18 @@ def test_the_migration_learns_keys_of_integrations_verified_before_it(workspace)
     from integrations.services import account_key
 
     assert account_key(get_provider("openai"), Identity(account_id=" Org-ABC ")) == verified.account_key
+
+
+def test_the_explorer_adds_one_account_once(admin_client, workspace):
+    """Three integrations reading one OpenAI organization: the Usage page's cost is the
+    organization's once (211.05 + the other org's 10), never three times."""
+    from usage.rollups import rebuild_workspace
+
+    for days, name in ((3, "OpenAI"), (2, "OpenAI copy"), (1, "OpenAI copy 2")):
+        spend(make(workspace, name, age_days=days), "211.05")
+    spend(make(workspace, "Other org", key="openai:org-other"), "10")
+    rebuild_workspace(workspace)
+    url = reverse("usage:explorer", kwargs={"ws": workspace.slug})
+    page = admin_client.get(url, {"date_from": "2026-12-01", "date_to": "2026-12-01"}).content.decode()
+    assert "221.05" in page
+    assert "643.15" not in page and "633.15" not in page
