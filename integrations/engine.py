@@ -8,10 +8,13 @@ into events, a status and the time of the next try.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
@@ -22,7 +25,7 @@ from django.utils import timezone
 
 from integrations.http import RETRY_AFTER_CEILING, HttpClient
 from integrations.models import Integration, IntegrationEvent, SyncRun
-from integrations.providers.base import Answered, Provider, ProviderError, Window, align_down
+from integrations.providers.base import Answered, Provider, ProviderError, UsageSample, Window, align_down
 from integrations.services import (
     SyncNotAllowed,
     integration_record_error,
@@ -227,6 +230,31 @@ def sync_window(
     return Window(start, end)
 
 
+def _spans(window: Window, provider: Provider) -> list[tuple[Window, list[Window]]]:
+    """The window cut into fetch spans of at most `provider.fetch_span` (rounded up to whole
+    chunks, never less than one), each with the storage chunks it holds."""
+    chunk = provider.chunk
+    span = max(chunk, chunk * math.ceil(provider.fetch_span / chunk))
+    spans: list[tuple[Window, list[Window]]] = []
+    chunks = _chunks(window, chunk)
+    while chunks:
+        first = chunks[0].start
+        taken = [c for c in chunks if c.end <= first + span] or chunks[:1]
+        chunks = chunks[len(taken):]
+        spans.append((Window(first, taken[-1].end), taken))
+    return spans
+
+
+def _by_chunk(samples: list[UsageSample], chunks: list[Window]) -> list[tuple[Window, list[UsageSample]]]:
+    """Each chunk with the samples whose bucket starts in it (a bucket before the first chunk
+    goes to the first one, past the last one to the last: a fetch's samples are all stored)."""
+    starts = [c.start for c in chunks]
+    parts: list[list[UsageSample]] = [[] for _ in chunks]
+    for sample in samples:
+        parts[max(0, bisect.bisect_right(starts, sample.bucket_start) - 1)].append(sample)
+    return list(zip(chunks, parts, strict=True))
+
+
 def _chunks(window: Window, step: timedelta) -> list[Window]:
     chunks: list[Window] = []
     start = window.start
@@ -252,6 +280,21 @@ def _renew_lock(pk: int, token: str) -> None:
     ttl = timedelta(seconds=django_settings.DOOW_SYNC_LOCK_SECONDS)
     if not Integration.objects.filter(pk=pk, lock_token=token).update(lock_expires_at=timezone.now() + ttl):
         raise SyncLockLost(f"Lost the sync lock of integration {pk}")
+
+
+def _lease_heartbeat(pk: int, token: str) -> Callable[[], None]:
+    """Renews the lease between a long fetch's calls (a span is up to a month of pages), at
+    most every third of the lease, so a live sync never looks stranded to the dispatcher."""
+    every = django_settings.DOOW_SYNC_LOCK_SECONDS / 3
+    last = time.monotonic()
+
+    def beat() -> None:
+        nonlocal last
+        if time.monotonic() - last >= every:
+            _renew_lock(pk, token)
+            last = time.monotonic()
+
+    return beat
 
 
 def _release_lock(pk: int, token: str) -> None:
@@ -289,41 +332,50 @@ def _sync(
     provider = integration.provider_obj
     now = timezone.now()
     window = sync_window(integration=integration, provider=provider, now=now, since=since, until=until)
-    chunks = _chunks(window, provider.chunk)
-    SyncRun.objects.filter(pk=run.pk).update(window_start=window.start, window_end=window.end, chunks_total=len(chunks))
+    spans = _spans(window, provider)
+    SyncRun.objects.filter(pk=run.pk).update(
+        window_start=window.start, window_end=window.end, chunks_total=sum(len(chunks) for _, chunks in spans)
+    )
     http: HttpClient | None = None
     rows = 0
     try:
         credential = integration.get_credential()
         http = provider_http_client(provider, credential)
-        for chunk in chunks:
+        http.on_call = _lease_heartbeat(integration.pk, token)
+        for span, chunks in spans:
+            # One fetch reads the whole span (a provider's pages and windows are used in full:
+            # a 30-day backfill costs the calls the provider needs, not one set per day); its
+            # samples are then stored chunk by chunk, each with the watermark, as before.
             state = dict(integration.provider_state or {})
             answered: list[Answered] = []
             samples = list(
-                provider.fetch(credential, integration.settings, chunk, http=http, state=state, answered=answered)
+                provider.fetch(credential, integration.settings, span, http=http, state=state, answered=answered)
             )
             # Only a fetch that ended without an error gets here; its answers never reach
             # outside the chunk being stored.
-            answers = [inside for answer in answered if (inside := answer.within(chunk)) is not None]
-            # Everything slow happens before the transaction: the provider's answers, and the
-            # rows attributed and compiled. The transaction (on SQLite, the one write lock that
-            # pages, beat and other workers wait for) only executes the prepared statements.
-            prepared = usage_prepare_samples(integration=integration, samples=samples)
-            with transaction.atomic():
-                stored = usage_store_chunk(integration=integration, prepared=prepared, answered=answers)
-                written = stored.written
-                _advance_watermark(integration, chunk)
-                if state != integration.provider_state:
-                    Integration.objects.filter(pk=integration.pk).update(provider_state=state)
-                    integration.provider_state = state
-                SyncRun.objects.filter(pk=run.pk).update(
-                    chunks_done=F("chunks_done") + 1,
-                    rows_written=F("rows_written") + written,
-                    rows_removed=F("rows_removed") + len(stored.removed),
-                    provider_calls=http.calls,
-                )
-            rows += written
-            _renew_lock(integration.pk, token)
+            for index, (chunk, chunk_samples) in enumerate(_by_chunk(samples, chunks)):
+                answers = [inside for answer in answered if (inside := answer.within(chunk)) is not None]
+                # Everything slow happens before the transaction: the provider's answers, and the
+                # rows attributed and compiled. The transaction (on SQLite, the one write lock that
+                # pages, beat and other workers wait for) only executes the prepared statements.
+                prepared = usage_prepare_samples(integration=integration, samples=chunk_samples)
+                with transaction.atomic():
+                    stored = usage_store_chunk(integration=integration, prepared=prepared, answered=answers)
+                    written = stored.written
+                    _advance_watermark(integration, chunk)
+                    # The connector's memory describes the whole span (a scrape measures now):
+                    # it is kept with the span's last chunk.
+                    if index == len(chunks) - 1 and state != integration.provider_state:
+                        Integration.objects.filter(pk=integration.pk).update(provider_state=state)
+                        integration.provider_state = state
+                    SyncRun.objects.filter(pk=run.pk).update(
+                        chunks_done=F("chunks_done") + 1,
+                        rows_written=F("rows_written") + written,
+                        rows_removed=F("rows_removed") + len(stored.removed),
+                        provider_calls=http.calls,
+                    )
+                rows += written
+                _renew_lock(integration.pk, token)
     except ProviderError as error:
         return _sync_failed(integration, run, error, http=http, window=window)
     except SyncLockLost:
