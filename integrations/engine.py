@@ -48,8 +48,9 @@ TRANSIENT_FAILURES_BEFORE_ERROR = 3
 # not enqueued again every minute; the sync itself sets the real next time when it ends.
 DISPATCH_CLAIM = timedelta(minutes=15)
 DISPATCH_EXPIRES_SECONDS = 600
-# The most integrations one tick claims (the rest wait for the next tick): enough for 10,000
-# due at once, while one tick's messages still go out well within beat's one-minute period.
+# The most integrations one tick claims (the rest wait for the next tick): 10,000 due at once.
+# Publishing that many takes seconds on an idle machine (docs/performance.md); a tick that
+# outlasts beat's minute is still correct, the next one finds them claimed.
 DISPATCH_BATCH = 10_000
 # Publishing failures in a row after which the broker is taken to be down and the rest of
 # the batch is released to the next tick instead of each waiting out the broker's timeout.
