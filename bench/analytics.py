@@ -9,6 +9,7 @@ client as the workspace admin (server time: routing, queries, templates).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/analytics.py
     BENCH_ROWS=10000000 … bench/analytics.py           # the 10M figure (loads ~2 min more)
+    BENCH_DB=dispatch_bench BENCH_BROKER_URL=redis://127.0.0.1:6379/5 … bench/analytics.py --rows 0 --only dispatch
     … bench/analytics.py --only pages,ingest --repeat 30
 
 The database `doow_bench` (or $BENCH_DB) on that server is dropped and created afresh unless --reuse is given
@@ -70,7 +71,8 @@ def prepare_database(reuse: bool) -> None:
 def setup_django() -> None:
     os.environ.update(
         DEBUG="false", SECRET_KEY="bench-secret-key", FERNET_KEYS="bench-fernet-key", DOOW_ENV_FILE="",
-        DOOW_ALLOW_PRIVATE_ENDPOINTS="true", CELERY_BROKER_URL="memory://", CELERY_TASK_ALWAYS_EAGER="true",
+        DOOW_ALLOW_PRIVATE_ENDPOINTS="true", CELERY_BROKER_URL=os.environ.get("BENCH_BROKER_URL", "memory://"),
+        CELERY_TASK_ALWAYS_EAGER="true",
         ALLOWED_HOSTS="testserver", STATIC_ROOT=str(BASE_DIR / "var" / "bench-static"),
     )  # fmt: skip
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "doow.settings")
@@ -527,12 +529,87 @@ def _ram_gib() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
+def measure_dispatch(count: int, stranded: int) -> None:
+    """One dispatcher tick over `count` due integrations (`stranded` of them left by a dead
+    worker: lease lapsed, run still "running"), published to the configured broker
+    ($BENCH_BROKER_URL, default in-memory), beside its two physical floors measured in the same
+    run: one bare UPDATE of the same rows (the claim), and `count` bare kombu publishes to the
+    same broker (the messages)."""
+    from celery import current_app
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+    from kombu import Queue
+
+    from accounts.models import Workspace
+    from integrations import engine
+    from integrations.models import Integration, SyncRun
+
+    slug = "bench-dispatch"
+    Workspace.objects.filter(slug=slug).delete()
+    workspace = Workspace.objects.create(name="Bench Dispatch", slug=slug)
+    template = Integration(workspace=workspace, provider="openai", name="template")
+    template.set_credential({"api_key": "bench-key-0000000000000000000000"})
+    now = timezone.now()
+    lapsed = dict(next_sync_at=now + timedelta(minutes=14), lock_token="dead-worker", lock_expires_at=now - timedelta(seconds=1))
+    created = Integration.objects.bulk_create(
+        [
+            Integration(workspace=workspace, provider=PROVIDERS[i % len(PROVIDERS)], name=f"Due {i:05d}",
+                        credential=template.credential, **(lapsed if i < stranded else {"next_sync_at": now - timedelta(minutes=5)}))
+            for i in range(count)
+        ],
+        batch_size=2000,
+    )  # fmt: skip
+    SyncRun.objects.bulk_create([SyncRun(integration=i) for i in created[:stranded]], batch_size=2000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE integrations_integration; ANALYZE integrations_syncrun")
+    broker = current_app.conf.broker_url.split("://")[0]
+
+    class Rollback(Exception):
+        pass
+
+    started = time.perf_counter()
+    try:
+        with transaction.atomic():
+            Integration.objects.filter(workspace=workspace).update(next_sync_at=now + timedelta(minutes=15), lock_token="")
+            claim_floor = time.perf_counter() - started
+            raise Rollback
+    except Rollback:
+        pass
+    reference_queue = Queue("bench-dispatch-reference")
+    with current_app.producer_or_acquire() as producer:
+        started = time.perf_counter()
+        for pk in range(count):
+            producer.publish({"args": [pk]}, routing_key=reference_queue.name, declare=[reference_queue], retry=True)
+        publish_floor = time.perf_counter() - started
+    with current_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(reference_queue.name)
+
+    current_app.conf.task_always_eager = False
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        enqueued = engine.integration_dispatch_due()
+        seconds = time.perf_counter() - started
+    current_app.conf.task_always_eager = True
+    db_seconds = sum(float(q["time"]) for q in queries.captured_queries)
+    with current_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(current_app.conf.task_default_queue)
+    running = SyncRun.objects.filter(integration__workspace=workspace, status=SyncRun.Status.RUNNING).count()
+    print(f"dispatcher, one tick over {count:,} due integrations ({stranded:,} stranded by a dead worker), broker {broker}:", flush=True)
+    print(f"  {'enqueued':52} {len(enqueued):>9,}   | runs left running: {running}", flush=True)
+    print(f"  {'queries':52} {len(queries.captured_queries):>9,}   | before issue 9: 1 per due integration, at most 1,000 per tick", flush=True)
+    print(f"  {'claim (database time of the tick)':52} {ms(db_seconds):>9}   | bare UPDATE of the same rows: {ms(claim_floor)}", flush=True)
+    print(f"  {'publish (the rest of the tick)':52} {ms(seconds - db_seconds):>9}   | {count:,} bare kombu publishes: {ms(publish_floor)}", flush=True)
+    print(f"  {'whole tick':52} {ms(seconds):>9}   | beat's period: 60,000 ms", flush=True)
+    Workspace.objects.filter(slug=slug).delete()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=int(os.environ.get("BENCH_ROWS", "1000000")))
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--reuse", action="store_true", help="keep an existing load of the same size")
-    parser.add_argument("--only", default="pages,ingest,export,many", help="comma list of: pages, ingest, export, many")
+    parser.add_argument("--only", default="pages,ingest,export,many,dispatch", help="comma list of: pages, ingest, export, many, dispatch")
     parser.add_argument("--ingest-rounds", type=int, default=3, help="rounds of the ingest figures (median reported)")
     parser.add_argument("--integrations", type=int, default=10_000, help="for the list page and the dispatcher")
     args = parser.parse_args()
@@ -560,6 +637,8 @@ def main() -> None:
         measure_export()
     if "many" in only:
         measure_many_integrations(args.integrations, max(5, args.repeat // 2))
+    if "dispatch" in only:
+        measure_dispatch(args.integrations, args.integrations // 10)
 
 
 if __name__ == "__main__":

@@ -8,19 +8,24 @@ into events, a status and the time of the next try.
 """
 from __future__ import annotations
 
+import bisect
+import json
 import logging
 import math
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from integrations.http import RETRY_AFTER_CEILING, HttpClient
 from integrations.models import Integration, IntegrationEvent, SyncRun
-from integrations.providers.base import Answered, Provider, ProviderError, Window, align_down
+from integrations.providers.base import Answered, Provider, ProviderError, UsageSample, Window, align_down
 from integrations.services import (
     SyncNotAllowed,
     integration_record_error,
@@ -44,6 +49,13 @@ TRANSIENT_FAILURES_BEFORE_ERROR = 3
 # not enqueued again every minute; the sync itself sets the real next time when it ends.
 DISPATCH_CLAIM = timedelta(minutes=15)
 DISPATCH_EXPIRES_SECONDS = 600
+# The most integrations one tick claims (the rest wait for the next tick): 10,000 due at once.
+# Publishing that many takes seconds on an idle machine (docs/performance.md); a tick that
+# outlasts beat's minute is still correct, the next one finds them claimed.
+DISPATCH_BATCH = 10_000
+# Publishing failures in a row after which the broker is taken to be down and the rest of
+# the batch is released to the next tick instead of each waiting out the broker's timeout.
+DISPATCH_GIVE_UP_AFTER = 5
 MAX_BACKOFF = RETRY_AFTER_CEILING  # the longest the engine ever waits before trying again
 ABANDONED_MESSAGE = (
     "The worker running this sync stopped before it finished; the next sync resumed from the stored watermark."
@@ -76,55 +88,126 @@ def integration_dispatch_due(*, now: datetime | None = None) -> list[int]:
     latter resumes from its stored watermark within the lease plus one dispatcher tick,
     whatever its next_sync_at says.
 
-    Each integration is claimed with a conditional UPDATE first (compare-and-set on the
-    next-sync time and the lease it was read with), so two dispatchers (or a dispatcher and
-    a slow queue) never enqueue one integration twice. One failure to enqueue never stops
-    the others.
+    One tick costs the same few queries however many integrations are due (up to
+    DISPATCH_BATCH): the due ones are claimed in one batched statement (`_claim_due`), which
+    also marks the runs of dead workers abandoned, so two dispatchers (or a dispatcher and a
+    slow queue) never enqueue one integration twice. The messages then go out through one
+    broker connection. One failure to enqueue never stops the others; a broker that keeps
+    failing releases the rest of the batch to the next tick in one UPDATE.
     """
     from integrations.tasks import sync_integration
 
     now = now or timezone.now()
+    claimed_until = now + DISPATCH_CLAIM
+    claimed = _claim_due(now, claimed_until)
+    if not claimed:
+        return []
     enqueued: list[int] = []
-    candidates = Integration.objects.due(now).order_by("next_sync_at", "pk")
-    for pk, next_at, token, expires in candidates.values_list("pk", "next_sync_at", "lock_token", "lock_expires_at")[:1000]:
-        if not _claim(pk, next_at=next_at, token=token, expires=expires, now=now):
-            continue
-        try:
-            sync_integration.apply_async(args=[pk], kwargs={"trigger": SyncRun.Trigger.SCHEDULE}, expires=DISPATCH_EXPIRES_SECONDS)
-        except Exception:  # noqa: BLE001 - the broker may hiccup; the claim lapses and we retry
-            logger.exception("could not enqueue sync of integration %s", pk)
-            # Due again at the next tick (a stranded one too: its lapsed lease is gone now).
-            Integration.objects.filter(pk=pk).update(next_sync_at=min(next_at, now) if next_at else None)
-            continue
-        enqueued.append(pk)
+    released: list[int] = []
+    failures_in_a_row = 0
+    with sync_integration.app.producer_or_acquire() as producer:
+        for pk in claimed:
+            if failures_in_a_row >= DISPATCH_GIVE_UP_AFTER:
+                released.append(pk)  # the broker is down: don't wait out its timeout 10,000 times
+                continue
+            try:
+                sync_integration.apply_async(
+                    args=[pk], kwargs={"trigger": SyncRun.Trigger.SCHEDULE}, expires=DISPATCH_EXPIRES_SECONDS, producer=producer
+                )
+            except Exception:  # noqa: BLE001 - the broker may hiccup; the claim is released below
+                logger.exception("could not enqueue sync of integration %s", pk)
+                failures_in_a_row += 1
+                released.append(pk)
+                continue
+            failures_in_a_row = 0
+            enqueued.append(pk)
+    if released:
+        # Due again at the next tick (a stranded one too: its lapsed lease is gone now). Only
+        # a claim nobody has touched since is released.
+        Integration.objects.filter(pk__in=_ids_param(released), next_sync_at=claimed_until).update(next_sync_at=now)
     return enqueued
 
 
-def _claim(pk: int, *, next_at: datetime | None, token: str, expires: datetime | None, now: datetime) -> bool:
-    """Take one integration for enqueueing, or False if someone changed it since we read it.
+def _claim_due(now: datetime, claimed_until: datetime) -> list[int]:
+    """Claim up to DISPATCH_BATCH due integrations in one statement; returns their ids.
 
-    The UPDATE matches only the row as we read it; whoever commits first wins (PostgreSQL
-    re-checks the condition after the row lock, SQLite has one writer). A lapsed lease is
-    broken in the same UPDATE and the dead worker's run marked abandoned in the same
-    transaction, so the next tick no longer sees the integration as stranded while its
-    re-enqueued sync waits in the queue.
+    A claim pushes next_sync_at to `claimed_until` and breaks a lapsed lease; the runs a dead
+    worker left "running" are marked abandoned in the same transaction, so the next tick no
+    longer sees the integration as stranded while its re-enqueued sync waits in the queue.
+
+    PostgreSQL: the due rows are read from the statement's snapshot, then locked with
+    `FOR UPDATE … SKIP LOCKED` only if they still hold the values that were read
+    (compare-and-set): a row another dispatcher is claiming is skipped, not waited for, and
+    one it claimed between our snapshot and our lock fails the comparison (the lock re-reads
+    the newest row). SQLite has one writer, so one `UPDATE … WHERE id IN (due) RETURNING`
+    is atomic by itself.
     """
-    row = Integration.objects.filter(pk=pk, lock_token=token)
-    row = row.filter(next_sync_at__isnull=True) if next_at is None else row.filter(next_sync_at=next_at)
-    row = row.filter(lock_expires_at__isnull=True) if expires is None else row.filter(lock_expires_at=expires)
-    with transaction.atomic():
-        if not row.update(next_sync_at=now + DISPATCH_CLAIM, lock_token="", lock_expires_at=None):
-            return False
-        # Nobody holds the lease now (we just matched it free or lapsed, and a new holder
-        # would have changed it): any run still "running" belongs to a dead worker.
-        _abandon_runs(pk, now)
-    return True
+    due = (
+        Integration.objects.due(now)
+        .order_by("next_sync_at", "pk")
+        .values("pk", "next_sync_at", "lock_token", "lock_expires_at")[:DISPATCH_BATCH]
+    )
+    connection = connections[Integration.objects.db]
+    due_sql, due_params = due.query.get_compiler(connection=connection).as_sql()
+    integration_table = connection.ops.quote_name(Integration._meta.db_table)
+    run_table = connection.ops.quote_name(SyncRun._meta.db_table)
+    # Raw parameters are stored as given: adapt them the way the ORM would (SQLite keeps text).
+    claim = [connection.ops.adapt_datetimefield_value(claimed_until), ""]
+    abandon = [SyncRun.Status.ABANDONED, connection.ops.adapt_datetimefield_value(now), ABANDONED_MESSAGE, SyncRun.Status.RUNNING]
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"""
+                WITH due AS MATERIALIZED ({due_sql}),
+                claimable AS (
+                    SELECT i.id FROM {integration_table} i JOIN due ON due.pk = i.id
+                    WHERE i.next_sync_at IS NOT DISTINCT FROM due.next_sync_at
+                      AND i.lock_token = due.lock_token
+                      AND i.lock_expires_at IS NOT DISTINCT FROM due.lock_expires_at
+                    FOR UPDATE OF i SKIP LOCKED
+                ),
+                claimed AS (
+                    UPDATE {integration_table} i SET next_sync_at = %s, lock_token = %s, lock_expires_at = NULL
+                    FROM claimable WHERE i.id = claimable.id
+                    RETURNING i.id
+                ),
+                abandoned AS (
+                    UPDATE {run_table} r SET status = %s, finished_at = %s, error = %s
+                    FROM claimed WHERE r.integration_id = claimed.id AND r.status = %s
+                )
+                SELECT id FROM claimed
+                """,
+                [*due_params, *claim, *abandon],
+            )
+            return sorted(row[0] for row in cursor.fetchall())
+        cursor.execute(
+            f"UPDATE {integration_table} SET next_sync_at = %s, lock_token = %s, lock_expires_at = NULL "
+            f"WHERE id IN (SELECT pk FROM ({due_sql})) RETURNING id",
+            [*claim, *due_params],
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+        if ids:
+            # Nobody holds these leases now (we matched them free or lapsed, and the write lock
+            # is ours until commit): any run still "running" belongs to a dead worker.
+            cursor.execute(
+                f"UPDATE {run_table} SET status = %s, finished_at = %s, error = %s "
+                f"WHERE status = %s AND integration_id IN (SELECT value FROM json_each(%s))",
+                [*abandon, json.dumps(ids)],
+            )
+        return ids
 
 
 def _abandon_runs(pk: int, now: datetime) -> int:
     return SyncRun.objects.filter(integration_id=pk, status=SyncRun.Status.RUNNING).update(
         status=SyncRun.Status.ABANDONED, finished_at=now, error=ABANDONED_MESSAGE
     )
+
+
+def _ids_param(ids: list[int]) -> RawSQL:
+    """`pk__in` with one parameter however many ids (SQLite caps bound variables)."""
+    if connections[Integration.objects.db].vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", [ids])
+    return RawSQL("SELECT value FROM json_each(%s)", [json.dumps(ids)])
 
 
 # ------------------------------------------------------------------ the sync engine
@@ -147,6 +230,31 @@ def sync_window(
         start = now - timedelta(days=integration.backfill_days)
     start = min(align_down(start, provider.chunk), end)
     return Window(start, end)
+
+
+def _spans(window: Window, provider: Provider) -> list[tuple[Window, list[Window]]]:
+    """The window cut into fetch spans of at most `provider.fetch_span` (rounded up to whole
+    chunks, never less than one), each with the storage chunks it holds."""
+    chunk = provider.chunk
+    span = max(chunk, chunk * math.ceil(provider.fetch_span / chunk))
+    spans: list[tuple[Window, list[Window]]] = []
+    chunks = _chunks(window, chunk)
+    while chunks:
+        first = chunks[0].start
+        taken = [c for c in chunks if c.end <= first + span] or chunks[:1]
+        chunks = chunks[len(taken):]
+        spans.append((Window(first, taken[-1].end), taken))
+    return spans
+
+
+def _by_chunk(samples: list[UsageSample], chunks: list[Window]) -> list[tuple[Window, list[UsageSample]]]:
+    """Each chunk with the samples whose bucket starts in it (a bucket before the first chunk
+    goes to the first one, past the last one to the last: a fetch's samples are all stored)."""
+    starts = [c.start for c in chunks]
+    parts: list[list[UsageSample]] = [[] for _ in chunks]
+    for sample in samples:
+        parts[max(0, bisect.bisect_right(starts, sample.bucket_start) - 1)].append(sample)
+    return list(zip(chunks, parts, strict=True))
 
 
 def _chunks(window: Window, step: timedelta) -> list[Window]:
@@ -174,6 +282,21 @@ def _renew_lock(pk: int, token: str) -> None:
     ttl = timedelta(seconds=django_settings.DOOW_SYNC_LOCK_SECONDS)
     if not Integration.objects.filter(pk=pk, lock_token=token).update(lock_expires_at=timezone.now() + ttl):
         raise SyncLockLost(f"Lost the sync lock of integration {pk}")
+
+
+def _lease_heartbeat(pk: int, token: str) -> Callable[[], None]:
+    """Renews the lease between a long fetch's calls (a span is up to a month of pages), at
+    most every third of the lease, so a live sync never looks stranded to the dispatcher."""
+    every = django_settings.DOOW_SYNC_LOCK_SECONDS / 3
+    last = time.monotonic()
+
+    def beat() -> None:
+        nonlocal last
+        if time.monotonic() - last >= every:
+            _renew_lock(pk, token)
+            last = time.monotonic()
+
+    return beat
 
 
 def _release_lock(pk: int, token: str) -> None:
@@ -211,44 +334,53 @@ def _sync(
     provider = integration.provider_obj
     now = timezone.now()
     window = sync_window(integration=integration, provider=provider, now=now, since=since, until=until)
-    chunks = _chunks(window, provider.chunk)
-    SyncRun.objects.filter(pk=run.pk).update(window_start=window.start, window_end=window.end, chunks_total=len(chunks))
+    spans = _spans(window, provider)
+    SyncRun.objects.filter(pk=run.pk).update(
+        window_start=window.start, window_end=window.end, chunks_total=sum(len(chunks) for _, chunks in spans)
+    )
     http: HttpClient | None = None
     rows = 0
     try:
         credential = integration.get_credential()
         http = provider_http_client(provider, credential)
-        for chunk in chunks:
+        http.on_call = _lease_heartbeat(integration.pk, token)
+        for span, chunks in spans:
+            # One fetch reads the whole span (a provider's pages and windows are used in full:
+            # a 30-day backfill costs the calls the provider needs, not one set per day); its
+            # samples are then stored chunk by chunk, each with the watermark, as before.
             state = dict(integration.provider_state or {})
             answered: list[Answered] = []
             samples = list(
-                provider.fetch(credential, integration.settings, chunk, http=http, state=state, answered=answered)
+                provider.fetch(credential, integration.settings, span, http=http, state=state, answered=answered)
             )
             # Only a fetch that ended without an error gets here; its answers never reach
             # outside the chunk being stored.
-            answers = [inside for answer in answered if (inside := answer.within(chunk)) is not None]
-            # Everything slow happens before the transaction: the provider's answers, and the
-            # rows attributed and compiled. The transaction (on SQLite, the one write lock that
-            # pages, beat and other workers wait for) only executes the prepared statements.
-            # The list-price estimate of the chunk's usage is stored with it, and restated with it.
-            samples += pricing_estimate_samples(integration=integration, samples=samples)
-            answers += estimate_answers(answers)
-            prepared = usage_prepare_samples(integration=integration, samples=samples)
-            with transaction.atomic():
-                stored = usage_store_chunk(integration=integration, prepared=prepared, answered=answers)
-                written = stored.written
-                _advance_watermark(integration, chunk)
-                if state != integration.provider_state:
-                    Integration.objects.filter(pk=integration.pk).update(provider_state=state)
-                    integration.provider_state = state
-                SyncRun.objects.filter(pk=run.pk).update(
-                    chunks_done=F("chunks_done") + 1,
-                    rows_written=F("rows_written") + written,
-                    rows_removed=F("rows_removed") + len(stored.removed),
-                    provider_calls=http.calls,
-                )
-            rows += written
-            _renew_lock(integration.pk, token)
+            for index, (chunk, chunk_samples) in enumerate(_by_chunk(samples, chunks)):
+                answers = [inside for answer in answered if (inside := answer.within(chunk)) is not None]
+                # Everything slow happens before the transaction: the provider's answers, and the
+                # rows attributed and compiled. The transaction (on SQLite, the one write lock that
+                # pages, beat and other workers wait for) only executes the prepared statements.
+                # The list-price estimate of the chunk's usage is stored with it, and restated with it.
+                chunk_samples = [*chunk_samples, *pricing_estimate_samples(integration=integration, samples=chunk_samples)]
+                answers += estimate_answers(answers)
+                prepared = usage_prepare_samples(integration=integration, samples=chunk_samples)
+                with transaction.atomic():
+                    stored = usage_store_chunk(integration=integration, prepared=prepared, answered=answers)
+                    written = stored.written
+                    _advance_watermark(integration, chunk)
+                    # The connector's memory describes the whole span (a scrape measures now):
+                    # it is kept with the span's last chunk.
+                    if index == len(chunks) - 1 and state != integration.provider_state:
+                        Integration.objects.filter(pk=integration.pk).update(provider_state=state)
+                        integration.provider_state = state
+                    SyncRun.objects.filter(pk=run.pk).update(
+                        chunks_done=F("chunks_done") + 1,
+                        rows_written=F("rows_written") + written,
+                        rows_removed=F("rows_removed") + len(stored.removed),
+                        provider_calls=http.calls,
+                    )
+                rows += written
+                _renew_lock(integration.pk, token)
     except ProviderError as error:
         return _sync_failed(integration, run, error, http=http, window=window)
     except SyncLockLost:

@@ -244,8 +244,21 @@ class HttpClient:
         # Every connection resolves once, is vetted and goes to the vetted address (egress.py).
         egress.mount(self.session, allow_private=self.allow_private)
         self.session.headers["User-Agent"] = USER_AGENT
-        self.calls = 0
+        self._calls = 0
+        # Called after every counted call (the sync engine renews its lease from here while a
+        # long fetch runs); may raise to stop the fetch.
+        self.on_call: Callable[[], None] | None = None
         self.last_response: requests.Response | None = None
+
+    @property
+    def calls(self) -> int:
+        return self._calls
+
+    @calls.setter
+    def calls(self, value: int) -> None:
+        self._calls = value
+        if self.on_call is not None:
+            self.on_call()
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)

@@ -362,13 +362,17 @@ def _series(
     out: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[list[Any]]]] = {}
     if kind is None:
         return out
+    # One series' labels are worked out once, not at every step (a 31-day range has 8,929).
+    keys: dict[tuple[str, str, str], tuple[tuple[str, str], ...] | None] = {}
     for t in _steps(start, end, step):
         for point in _points(t):
             if point.kind == kind:
-                labels = _labels(name, point)
-                if _matches(labels, matchers):
-                    key = tuple(sorted(labels.items()))
-                    out.setdefault(key, (labels, []))[1].append([t, point.value])
+                series = (point.project_id, point.model, point.status_code)
+                if series not in keys:
+                    labels = _labels(name, point)
+                    keys[series] = tuple(sorted(labels.items())) if _matches(labels, matchers) else None
+                if (key := keys[series]) is not None:
+                    out.setdefault(key, (dict(key), []))[1].append([t, point.value])
     return out
 
 

@@ -321,6 +321,11 @@ class Provider:
     restatement_window: ClassVar[timedelta] = timedelta(days=1)
     bucket: ClassVar[timedelta] = timedelta(hours=1)  # the smallest bucket this connector returns
     chunk: ClassVar[timedelta] = timedelta(days=1)  # the engine stores this much per transaction
+    # The engine reads at most this much in one fetch (rounded up to whole chunks), then stores
+    # it chunk by chunk: a default 30-day backfill is one fetch, so a connector pays only the
+    # pages and windows its API needs. Lower it where one fetch's samples would not fit in a
+    # worker's memory or an API refuses a longer window the connector cannot split itself.
+    fetch_span: ClassVar[timedelta] = timedelta(days=31)
     url_settings: ClassVar[tuple[str, ...]] = ("base_url",)  # settings holding URLs to vet
     # False for a provider with no usage API (its usage arrives by import): never scheduled,
     # and the page says why in `usage_source_note`.

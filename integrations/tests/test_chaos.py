@@ -32,6 +32,16 @@ RATE = 0.3
 MAX_SYNCS = 5
 
 
+@pytest.fixture(autouse=True)
+def a_fetch_per_day(monkeypatch):
+    """A day per fetch, as before fetch spans: ~60 requests per backfill, so every kind of
+    fault is met many times and a failure strikes mid-window (with the default 31-day span a
+    backfill is a handful of requests, too few for a 30 % fault mix to mean anything)."""
+    from integrations.providers.base import Provider
+
+    monkeypatch.setattr(Provider, "fetch_span", timedelta(days=1))
+
+
 def _check_chaos(report: ChaosReport, record_property, max_syncs: int = MAX_SYNCS) -> None:
     print("\n" + report.summary())
     record_property("chaos_requests", report.requests)

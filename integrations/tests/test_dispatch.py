@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from integrations import engine
@@ -80,9 +81,25 @@ def test_one_enqueue_failure_does_not_stop_the_others(make_integration, monkeypa
     monkeypatch.setattr(sync_integration, "apply_async", flaky)
     assert engine.integration_dispatch_due() == [second.pk]
     assert sent == [second.pk]
-    # The failed one keeps its due time, so the next tick retries it.
-    first.refresh_from_db()
-    assert first.next_sync_at <= now
+    # The failed one's claim is released, so the next tick retries it.
+    assert Integration.objects.due(timezone.now()).filter(pk=first.pk).exists()
+    assert not Integration.objects.due(timezone.now()).filter(pk=second.pk).exists()
+
+
+def test_a_broker_that_keeps_failing_releases_the_rest_of_the_batch(make_integration, monkeypatch):
+    now = timezone.now()
+    due = [make_integration(f"due {i}", next_sync_at=now - timedelta(minutes=1)).pk for i in range(engine.DISPATCH_GIVE_UP_AFTER + 4)]
+    attempts: list[int] = []
+
+    def broker_down(args=None, kwargs=None, **options):
+        attempts.append(args[0])
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(sync_integration, "apply_async", broker_down)
+    assert engine.integration_dispatch_due() == []
+    # It stopped trying after DISPATCH_GIVE_UP_AFTER failures in a row, and every claim was released.
+    assert len(attempts) == engine.DISPATCH_GIVE_UP_AFTER
+    assert sorted(Integration.objects.due(timezone.now()).values_list("pk", flat=True)) == sorted(due)
 
 
 def test_dispatch_puts_a_real_message_on_the_broker(make_integration, settings):
@@ -180,24 +197,6 @@ def test_a_stranded_sync_of_a_paused_integration_is_not_enqueued(make_integratio
     assert enqueued == []
 
 
-def test_a_stranded_sync_is_claimed_once_when_another_dispatcher_gets_there_first(make_integration, enqueued, monkeypatch):
-    integration, _ = _stranded(make_integration)
-    real_claim = engine._claim
-    interleaved: list[list[int]] = []
-
-    def claim_after_the_other_dispatcher(pk, **read):
-        # Both dispatchers read the integration as stranded; the other one claims it first.
-        if not interleaved:
-            monkeypatch.setattr(engine, "_claim", real_claim)
-            interleaved.append(engine.integration_dispatch_due())
-        return real_claim(pk, **read)
-
-    monkeypatch.setattr(engine, "_claim", claim_after_the_other_dispatcher)
-    assert engine.integration_dispatch_due() == []
-    assert interleaved == [[integration.pk]]
-    assert [c["args"][0] for c in enqueued] == [integration.pk]
-
-
 def test_racing_dispatchers_enqueue_each_stranded_sync_once(transactional_db, make_integration, enqueued):
     stranded = [_stranded(make_integration, f"died {i}")[0].pk for i in range(8)]
     due = [make_integration(f"due {i}", next_sync_at=timezone.now() - timedelta(minutes=1)).pk for i in range(8)]
@@ -221,3 +220,105 @@ def test_racing_dispatchers_enqueue_each_stranded_sync_once(transactional_db, ma
     assert errors == []
     assert sorted(c["args"][0] for c in enqueued) == sorted(stranded + due)
     assert not SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exists()
+
+
+# ------------------------------------------------------------------ one tick, many integrations
+def _tick_queries(django_assert_max_num_queries, expected: int) -> int:
+    with django_assert_max_num_queries(8) as captured:
+        assert len(engine.integration_dispatch_due()) == expected
+    return len(captured.captured_queries)
+
+
+def test_a_tick_costs_the_same_queries_however_many_are_due(make_integration, enqueued, django_assert_max_num_queries):
+    now = timezone.now()
+    for i in range(3):
+        make_integration(f"few {i}", next_sync_at=now - timedelta(minutes=1))
+    few = _tick_queries(django_assert_max_num_queries, 3)
+
+    for i in range(40):
+        make_integration(f"due {i}", next_sync_at=now - timedelta(minutes=1))
+    for i in range(40):
+        _stranded(make_integration, f"died {i}")
+    many = _tick_queries(django_assert_max_num_queries, 80)
+
+    assert many == few
+    assert not SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exists()
+    assert len({c["args"][0] for c in enqueued}) == len(enqueued) == 83
+
+
+def test_a_tick_claims_at_most_one_batch(make_integration, enqueued, monkeypatch):
+    monkeypatch.setattr(engine, "DISPATCH_BATCH", 5)
+    now = timezone.now()
+    pks = [make_integration(f"due {i}", next_sync_at=now - timedelta(minutes=10 - i)).pk for i in range(7)]
+    assert engine.integration_dispatch_due() == pks[:5]  # the longest-waiting first
+    assert engine.integration_dispatch_due() == pks[5:]
+
+
+# ------------------------------------------------------------------ racing dispatchers on PostgreSQL
+def postgres_only(test):
+    skip = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and SKIP LOCKED are PostgreSQL's")
+    return pytest.mark.postgres(skip(test))
+
+
+@pytest.mark.parametrize("rounds", [3])
+@postgres_only
+def test_two_dispatchers_racing_on_postgres_claim_each_integration_once(transactional_db, make_integration, enqueued, rounds):
+    stranded = [_stranded(make_integration, f"died {i}")[0].pk for i in range(150)]
+    due = [make_integration(f"due {i}", next_sync_at=timezone.now() - timedelta(minutes=1)).pk for i in range(300)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def dispatcher() -> None:
+        try:
+            for _ in range(rounds):
+                barrier.wait(timeout=10)
+                engine.integration_dispatch_due()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    sent = [c["args"][0] for c in enqueued]
+    assert len(sent) == len(set(sent))
+    assert sorted(sent) == sorted(stranded + due)
+    assert not SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exists()
+
+
+@postgres_only
+def test_a_dispatcher_skips_what_another_is_claiming_without_waiting(transactional_db, make_integration, enqueued):
+    stranded, run = _stranded(make_integration)
+    due = make_integration("due", next_sync_at=timezone.now() - timedelta(minutes=1))
+    claimed = threading.Event()
+    release = threading.Event()
+    other: list[list[int]] = []
+
+    def other_dispatcher_mid_claim() -> None:
+        try:
+            with transaction.atomic():
+                other.append(engine._claim_due(timezone.now(), timezone.now() + engine.DISPATCH_CLAIM))
+                claimed.set()
+                release.wait(timeout=20)  # its transaction stays open: the rows stay locked
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_dispatcher_mid_claim)
+    thread.start()
+    try:
+        assert claimed.wait(timeout=10)
+        started = time.monotonic()
+        assert engine.integration_dispatch_due() == []  # skipped, not double-claimed
+        assert time.monotonic() - started < 5  # and not blocked on the other's row locks
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    assert other == [sorted([stranded.pk, due.pk])]
+    # Once the other committed, neither is due any more, and the dead worker's run is abandoned.
+    assert engine.integration_dispatch_due() == []
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.ABANDONED

@@ -118,8 +118,10 @@ def test_scheduled_task_backfills_then_rereads_only_the_restatement_window(opena
     assert stored_tokens(openai_integration) == truth_tokens(first.window_start, second.window_end)
 
 
-def test_sync_failing_after_its_first_chunk_resumes_without_double_counting(openai_integration, sandbox):
-    # The first chunk's usage page is served, every later usage request fails.
+def test_sync_failing_after_its_first_chunk_resumes_without_double_counting(openai_integration, sandbox, monkeypatch):
+    # A day per fetch (a window longer than the fetch span): the first chunk's usage page is
+    # served, every later usage request fails.
+    monkeypatch.setattr(type(openai_integration.provider_obj), "fetch_span", timedelta(days=1))
     sandbox.fault(USAGE_PATH, 500, after=1, times=1000)
     failed = sync(openai_integration)
     assert failed.status == SyncRun.Status.FAILED

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LOGIN = "https://login.microsoftonline.com"
 RETENTION = timedelta(days=93)  # Azure Monitor keeps platform metrics this long
-METRICS_SPAN = timedelta(days=7)  # timespan of one metrics request
+METRICS_SPAN = timedelta(days=30)  # timespan of one metrics request: Azure returns at most ~30 days of one query
 MIN_TOP = 50  # well above Azure's silent default of 10 series (see arm.read_metrics)
 _GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", re.I)

@@ -142,9 +142,10 @@ class GroqProvider(Provider):
     # lists none: nothing was recorded). An hour whose rates now sum to nothing loses its row.
     streams = (RATES,)
 
-    # One query covers at most a day: 288 points per series at a 5-minute step, far below
-    # Prometheus's 11,000 and VictoriaMetrics's 30,000 points per series.
-    max_query_span: ClassVar[timedelta] = timedelta(days=1)
+    # One query covers at most 31 days (the engine's fetch span, so a 30-day backfill is one
+    # query per metric): 8,929 points per series at a 5-minute step, under Prometheus's 11,000
+    # and VictoriaMetrics's 30,000 points per series.
+    max_query_span: ClassVar[timedelta] = timedelta(days=31)
 
     # ------------------------------------------------------------ contract
     def check_credential(self, credential: Mapping[str, str]) -> None:

@@ -1,8 +1,9 @@
 """OpenRouter connector: daily usage per model and routing endpoint, from the activity API.
 
-Reads `GET /activity?date=YYYY-MM-DD` (one request per UTC day of the window) with a
-management key; `/key` and `/credits` describe the key in verify. The API keeps only the last
-30 completed UTC days, so days outside that horizon are skipped without a request.
+Reads `GET /activity` with a management key: without `date` it serves the last 30 completed
+UTC days in one request (a window of 3 days or more: a backfill), with `date=YYYY-MM-DD` one
+day (the regular sync's two days, and every day of a window read within minutes of UTC midnight). `/key` and `/credits` describe
+the key in verify. Days outside the 30-day horizon are skipped without a request.
 See docs/providers/openrouter.md for the admin's side of it.
 """
 
@@ -50,8 +51,14 @@ CREATE_MANAGEMENT_KEY = (
 )
 NOT_MANAGEMENT = "This is an OpenRouter inference API key; reading activity needs a management key."
 HISTORY_DAYS = 30  # /activity serves the last 30 completed UTC days, never today
+# Clocks differ by seconds: this close to UTC midnight the horizon may differ from ours, so
+# the whole-horizon request (no `date`) is not trusted to have served every day we expect.
+MIDNIGHT_MARGIN = timedelta(minutes=10)
+# A window of this many days or more (a backfill, a catch-up after an outage) is read with one
+# request without `date`; a shorter one (the regular re-read of two days) a day at a time.
+WHOLE_HORIZON_FROM_DAYS = 3
 KEY_PREFIX = "sk-or-"
-ACTIVITY = Stream("activity", "Tokens, requests and cost per model and endpoint, daily (/activity?date=)")
+ACTIVITY = Stream("activity", "Tokens, requests and cost per model and endpoint, daily (/activity)")
 # Keys of other providers people paste by mistake: (prefix, what it is).
 FOREIGN_KEYS = (("sk-ant-", "an Anthropic key"), ("sk-proj-", "an OpenAI project key"),
                 ("sk-admin-", "an OpenAI Admin key"), ("gsk_", "a Groq key"), ("r8_", "a Replicate token"))  # fmt: skip
@@ -151,7 +158,7 @@ class OpenRouterProvider(Provider):
     # Re-read the last two completed days on every sync: late rows replace, never add.
     restatement_window = timedelta(days=2)
     bucket = DAY
-    chunk = DAY  # one /activity?date= request per chunk: each chunk reads exactly what it stores
+    chunk = DAY  # stored a day per transaction; one fetch (the whole horizon) is one request
     # A day is answered (every model and endpoint) when /activity served it; a day outside the
     # 30-day horizon is not read, so what was stored for it stays.
     streams = (ACTIVITY,)
@@ -220,14 +227,27 @@ class OpenRouterProvider(Provider):
         base, headers = self._base_url(settings), self._headers(credential)
         first, last = self._history()
         day = window.start.astimezone(UTC).date()
-        # Whole UTC days touched by the window, so keys never depend on an unaligned start.
+        # Whole UTC days touched by the window, so keys never depend on an unaligned start;
+        # outside the horizon the API has nothing: no request.
+        days: list[date] = []
         while day_start(day) < window.end:
-            if first <= day <= last:  # outside the horizon the API has nothing: no request
-                samples = self._day(http, base, headers, day, edge=day in (first, last))
-                if samples is not None:
-                    self.answer(answered, ACTIVITY.name, Window(day_start(day), min(day_start(day) + DAY, window.end)))
-                    yield from in_stream(samples, ACTIVITY.name)
+            if first <= day <= last:
+                days.append(day)
             day += timedelta(days=1)
+        if len(days) >= WHOLE_HORIZON_FROM_DAYS and self._clear_of_midnight():
+            # One request without `date` serves the whole horizon: a backfill costs one call,
+            # not thirty. Near midnight OpenRouter's clock may already (or still) serve another
+            # set of 30 days than ours, so there each day is asked for by name instead; so is
+            # the regular sync's re-read of two days (two small answers, not a month's).
+            rows = http.parse_json(self._get(http, f"{base}/activity", headers), parse_activity, request_id_of=_request_id)
+            self.answer(answered, ACTIVITY.name, Window(day_start(days[0]), min(day_start(days[-1]) + DAY, window.end)))
+            yield from in_stream(activity_samples(rows, days=set(days)), ACTIVITY.name)
+            return
+        for day in days:
+            samples = self._day(http, base, headers, day, edge=day in (first, last))
+            if samples is not None:
+                self.answer(answered, ACTIVITY.name, Window(day_start(day), min(day_start(day) + DAY, window.end)))
+                yield from in_stream(samples, ACTIVITY.name)
 
     # ------------------------------------------------------------ internals
     def _day(
@@ -249,6 +269,11 @@ class OpenRouterProvider(Provider):
 
     def _get(self, http: HttpClient, url: str, headers: dict[str, str], params: Any = None) -> requests.Response:
         return http.request("GET", url, headers=headers, params=params, classify=classify_error)
+
+    def _clear_of_midnight(self) -> bool:
+        now = self.clock().astimezone(UTC)
+        since = now - datetime(now.year, now.month, now.day, tzinfo=UTC)
+        return MIDNIGHT_MARGIN <= since <= DAY - MIDNIGHT_MARGIN
 
     def _history(self) -> tuple[date, date]:
         today = self.clock().astimezone(UTC).date()

@@ -107,7 +107,9 @@ def test_second_sync_changes_nothing(integration) -> None:
     assert snapshot(integration) == before
 
 
-def test_sync_failing_after_its_first_chunk_resumes_without_double_counting(integration, sandbox) -> None:
+def test_sync_failing_after_its_first_chunk_resumes_without_double_counting(integration, sandbox, monkeypatch) -> None:
+    # A day per fetch (a window longer than the fetch span): the first day is stored, the second fails.
+    monkeypatch.setattr(type(integration.provider_obj), "fetch_span", timedelta(days=1))
     sandbox.fault(USAGE_PATH, 500, after=1, times=1000)
     failed = sync(integration)
     assert failed.status == SyncRun.Status.FAILED and failed.chunks_done == 1

@@ -1,4 +1,5 @@
-"""The OpenRouter connector against the running sandbox: true totals, one request per day,
+"""The OpenRouter connector against the running sandbox: true totals,
+one request for three days or more (a day per request for two, and near midnight),
 the 30-day horizon, alignment, re-reads that never double count, and verify."""
 
 from __future__ import annotations
@@ -6,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from integrations.providers.base import DIMENSIONS, UsageSample, Window
 from integrations.providers.openrouter import OpenRouterProvider
@@ -31,7 +34,8 @@ def sample_key(s: UsageSample) -> tuple[Any, ...]:
 
 
 def asked_dates(sandbox) -> list[str]:
-    return [r["query"]["date"][0] for r in sandbox.requests(ACTIVITY_PATH)]
+    """The days asked for by name; "all" for a request without `date` (the whole horizon)."""
+    return [r["query"].get("date", ["all"])[0] for r in sandbox.requests(ACTIVITY_PATH)]
 
 
 def test_fetch_reproduces_true_totals_per_model_endpoint_and_day(
@@ -58,13 +62,33 @@ def test_fetch_reproduces_true_totals_per_model_endpoint_and_day(
     assert sum(s.quantity for s in samples if s.metric == "output_tokens") == sum(r.completion_tokens for r in rows)
 
 
-def test_one_dated_request_per_day_in_order(provider, credential, settings, http, sandbox, four_days) -> None:
-    samples = fetch(provider, credential, settings, four_days, http)
-    expected = [(four_days.start + i * DAY).date().isoformat() for i in range(4)]
-    assert asked_dates(sandbox) == expected
+def test_two_days_are_one_dated_request_per_day_in_order(provider, credential, settings, http, sandbox) -> None:
+    window = Window(days_ago(3), days_ago(1))  # the regular sync's re-read
+    samples = fetch(provider, credential, settings, window, http)
+    assert asked_dates(sandbox) == [days_ago(3).date().isoformat(), days_ago(2).date().isoformat()]
     assert all(r["query"] == {"date": [r["query"]["date"][0]]} for r in sandbox.requests(ACTIVITY_PATH))
     assert [s.bucket_start for s in samples] == sorted(s.bucket_start for s in samples)
     assert all(s.bucket_end - s.bucket_start == DAY for s in samples)
+    assert_totals_equal(totals_by(samples), truth(window.start, window.end), "two days")
+
+
+def test_three_days_or_more_are_one_request_without_date(provider, credential, settings, http, sandbox, four_days) -> None:
+    samples = fetch(provider, credential, settings, four_days, http)
+    assert [r["query"] for r in sandbox.requests(ACTIVITY_PATH)] == [{}]
+    assert [s.bucket_start for s in samples] == sorted(s.bucket_start for s in samples)
+    assert {s.bucket_start for s in samples} == {four_days.start + i * DAY for i in range(4)}  # none outside
+    assert_totals_equal(totals_by(samples), truth(four_days.start, four_days.end), "four days of the horizon")
+
+
+@pytest.mark.parametrize("offset", [timedelta(minutes=3), -timedelta(minutes=3)])
+def test_near_utc_midnight_each_day_is_asked_for_by_name(credential, settings, http, sandbox, offset) -> None:
+    # OpenRouter's clock may already (or still) serve another 30 days than ours: no whole-horizon read.
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    near = OpenRouterProvider(clock=lambda: midnight + offset)
+    first, last = near._history()
+    window = Window(datetime(first.year, first.month, first.day, tzinfo=UTC) + 10 * DAY, datetime(last.year, last.month, last.day, tzinfo=UTC))
+    fetch(near, credential, settings, window, http)
+    assert asked_dates(sandbox) == [(window.start + i * DAY).date().isoformat() for i in range((window.end - window.start).days)]
 
 
 def test_days_beyond_the_30_day_horizon_and_today_are_skipped_without_a_request(
@@ -72,8 +96,7 @@ def test_days_beyond_the_30_day_horizon_and_today_are_skipped_without_a_request(
 ) -> None:
     window = Window(days_ago(45), days_ago(-1))  # 45 days back up to the end of today
     samples = fetch(provider, credential, settings, window, http)
-    dates = asked_dates(sandbox)
-    assert dates == [(days_ago(30) + i * DAY).date().isoformat() for i in range(30)]
+    assert asked_dates(sandbox) == ["all"]  # one request serves the whole horizon
     assert all(r["status"] == 200 for r in sandbox.requests())
     assert min(s.bucket_start for s in samples) == days_ago(30)
     assert max(s.bucket_start for s in samples) == days_ago(1)
@@ -98,7 +121,7 @@ def test_horizon_follows_the_clock(credential, settings, http, sandbox) -> None:
 def test_unaligned_window_is_read_as_whole_days(provider, credential, settings, http, sandbox) -> None:
     window = Window(days_ago(3) + timedelta(hours=10, minutes=37), days_ago(1) + timedelta(hours=5))
     samples = fetch(provider, credential, settings, window, http)
-    assert asked_dates(sandbox) == [(days_ago(3) + i * DAY).date().isoformat() for i in range(3)]
+    assert asked_dates(sandbox) == ["all"]  # three days touched: one request
     assert all(s.bucket_start.hour == 0 and s.bucket_start.minute == 0 for s in samples)
     assert_totals_equal(totals_by(samples), truth(days_ago(3), days_ago(0)), "the whole days touched")
 

@@ -157,9 +157,9 @@ def test_500_storm_is_provider_unavailable(provider, settings, day, sandbox, htt
     assert error.http_status == 502 and error.request_id.endswith("-FRA")
 
 
-def test_failure_on_a_later_day_fails_the_fetch(provider, settings, four_days, sandbox, http) -> None:
-    sandbox.fault(ACTIVITY_PATH, 503, after=2, times=50)
-    raises(ProviderUnavailable, provider, MANAGEMENT_KEY, settings, four_days, http)
+def test_failure_on_a_later_day_fails_the_fetch(provider, settings, sandbox, http) -> None:
+    sandbox.fault(ACTIVITY_PATH, 503, after=1, times=50)  # two days: one request per day
+    raises(ProviderUnavailable, provider, MANAGEMENT_KEY, settings, Window(days_ago(3), days_ago(1)), http)
 
 
 def test_timeout_is_a_network_error(provider, settings, day, sandbox, sleeps) -> None:
