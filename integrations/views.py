@@ -124,6 +124,10 @@ def _summary_context(integration: Integration) -> dict[str, Any]:
     identity = integration.identity or {}
     details = identity.get("details") or {}
     projects = details.get("projects") if isinstance(details.get("projects"), list) else []
+    # Warnings (a project filter naming projects the account lacks, say) are alerts, not facts.
+    warnings = details.get("warnings") if isinstance(details, dict) and isinstance(details.get("warnings"), list) else []
+    if warnings:
+        details = {key: value for key, value in details.items() if key != "warnings"}
     facts = integration.provider_obj.identity_facts(details) if isinstance(details, dict) else []
     last_problem = None
     if integration.status in (Integration.Status.ERROR, Integration.Status.PAUSED):
@@ -135,6 +139,7 @@ def _summary_context(integration: Integration) -> dict[str, Any]:
         "identity": identity,
         "identity_projects": projects,
         "identity_facts": facts,
+        "identity_warnings": [str(warning) for warning in warnings],
         "last_run": integration.sync_runs.first(),
         "last_problem": last_problem,
         # A provider without a usage API has no watermark: say how far imported usage reaches.
@@ -218,11 +223,14 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
     )
     page = paginator.get_page(request.GET.get("page"))
     filtering = any(data.get(name) for name in ("date_from", "date_to", "model", "project", "metric"))
+    usage_any = bool(paginator.count) or all_days.exists()
     return {
         "usage_form": form,
         "usage_page": page,
         "usage_totals": totals,
-        "usage_any": bool(paginator.count) or all_days.exists(),
+        "usage_any": usage_any,
+        # Nothing stored although a sync succeeded: the page says what that sync read, not "first sync".
+        "usage_last_success": None if usage_any else integration.sync_runs.filter(status=SyncRun.Status.SUCCESS).first(),
         "usage_filtering": filtering,
         # The download carries the dates as applied: a refused one (shown as a field error) is left out.
         "usage_date_from": data.get("date_from"),

@@ -158,6 +158,26 @@ def test_add_against_the_sandbox_creates_a_verified_encrypted_integration(admin_
     assert "SECRET" not in body  # no part of the sandbox keys leaks either
 
 
+def test_a_project_filter_naming_a_missing_project_is_a_warning_alert(admin_client, workspace, sandbox):
+    response = admin_client.post(
+        add_url(workspace),
+        {
+            "name": "OpenAI (sandbox)",
+            "credential_api_key": sandbox.OPENAI_ADMIN_KEY,
+            "setting_base_url": sandbox.openai_base_url,
+            "setting_project_ids": "proj_sandboxAlpha0001, proj_elsewhere",
+        },
+        follow=True,
+    )
+    body = response.content.decode()
+    warning = "Project ids not found in this organization: proj_elsewhere."
+    alerts = re.findall(r'<div class="alert alert-warning[^"]*" role="alert">(.*?)</div>', body, re.S)
+    assert any(warning in alert for alert in alerts), alerts
+    assert body.count(warning) == 1  # the alert only, not also a line among the key's facts
+    facts = body[body.index("What this key can see"):]
+    assert "Warnings" not in facts and "proj_elsewhere" not in facts
+
+
 def test_project_key_is_refused_with_the_admin_key_message(admin_client, workspace, sandbox):
     response = admin_client.post(
         add_url(workspace),
@@ -231,6 +251,18 @@ def test_empty_sections_say_so(admin_client, integration):
     body = admin_client.get(url("detail", integration)).content.decode()
     assert "No usage stored yet" in body and "last 30 days" in body
     assert "No syncs yet" in body
+
+
+def test_a_successful_sync_that_stored_nothing_says_so_with_its_window(admin_client, integration):
+    window = (datetime(2026, 12, 5, 0, tzinfo=UTC), datetime(2026, 12, 6, 11, tzinfo=UTC))
+    SyncRun.objects.create(
+        integration=integration, window_start=window[0], window_end=window[1], status=SyncRun.Status.SUCCESS,
+        finished_at=datetime(2026, 12, 6, 11, 30, tzinfo=UTC), rows_written=0,
+    )
+    for body in (admin_client.get(url("detail", integration)).content.decode(), admin_client.get(url("usage", integration), **HX).content.decode()):
+        text = " ".join(strip_tags(body).split())
+        assert "No usage stored yet" not in text and "starts within a minute" not in text
+        assert "found no usage in its window, 2026-12-05 00:00 UTC → 2026-12-06 11:00 UTC" in text
 
 
 # ---------------------------------------------------------------- usage section
