@@ -43,7 +43,7 @@ APPLICATIONS = ("Support Bot", "Search", "Copilot", "Analytics", "Back office")
 COLUMNS = (
     "workspace_id", "integration_id", "provider", "bucket_start", "bucket_end", "account", "project", "region",
     "model", "deployment", "endpoint", "resource", "operation", "api_key", "metric", "quantity", "unit",
-    "provenance", "updated_at", "application_id", "license_id", "rule_id",
+    "provenance", "updated_at", "application_id", "license_id", "rule_id", "stream",
 )  # fmt: skip
 
 
@@ -132,7 +132,7 @@ def sample_lines(workspace_id: int, integrations: dict[str, int], hours: list[da
                 for metric, unit in METRICS:
                     head = f"{workspace_id}\t{integrations[provider]}\t{provider}\t"
                     dims = f"acct-1\t{project}\tus-east-1\t{model}\t\t\t\t\t\t{metric}\t"
-                    tail = f"\t{unit}\treported\t{now}\t{_null(app_id)}\t{_null(license_id)}\t{_null(rule_id)}\n"
+                    tail = f"\t{unit}\treported\t{now}\t{_null(app_id)}\t{_null(license_id)}\t{_null(rule_id)}\t\n"
                     combos.append((head, dims, tail, metric, len(combos) * 2654435761))
     for hour in hours:
         start, end = hour.isoformat(), (hour + timedelta(hours=1)).isoformat()
@@ -315,7 +315,7 @@ def measure_ingest(samples_count: int = 100_000) -> None:
             lines = (
                 f"{workspace.pk}\t{integration.pk}\topenai\t{s.bucket_start.isoformat()}\t{s.bucket_end.isoformat()}\t"
                 f"{s.account}\t{s.project}\t{s.region}\t{s.model}\t\t\t\t\t\t{s.metric}\t{s.quantity}\t{s.unit}\t"
-                f"reported\t{s.bucket_start.isoformat()}\t\\N\t\\N\t\\N\n"
+                f"reported\t{s.bucket_start.isoformat()}\t\\N\t\\N\t\\N\t\n"
                 for s in samples
             )
             copy_lines(iter(["".join(lines)]))
@@ -337,29 +337,65 @@ def measure_ingest(samples_count: int = 100_000) -> None:
 
 
 def measure_export() -> None:
+    """The workspace's CSV export (export_usage, and the page's stream) beside the reference,
+    `COPY … TO STDOUT CSV` of the same rows' columns, in the same run; memory as Python's traced
+    peak while the export streams."""
+    import tracemalloc
+
     from django.core.management import call_command
     from django.db import connection
 
     from accounts.models import Workspace
+    from usage.export import export_order
+    from usage.export_copy import usage_csv_stream
+    from usage.queries import filtered
 
     workspace = Workspace.objects.get(slug=WORKSPACE)
-    sink = CountingSink()
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        query = f"COPY (SELECT {', '.join(COLUMNS)} FROM usage_usagerecord WHERE workspace_id = {workspace.pk}) TO STDOUT WITH CSV"
-        with cursor.cursor.copy(query) as copy:
-            for data in copy:
-                sink.write(bytes(data))
-    copy_seconds = time.perf_counter() - started
-    copy_rate = sink.lines / copy_seconds
-    print(f"CSV export of the workspace ({sink.lines:,} rows), reference COPY … TO STDOUT CSV: {copy_rate:,.0f} rows/s", flush=True)
-    for fmt in ("csv", "focus"):
+
+    def reference() -> CountingSink:
         sink = CountingSink()
+        with connection.cursor() as cursor:
+            query = f"COPY (SELECT {', '.join(COLUMNS)} FROM usage_usagerecord WHERE workspace_id = {workspace.pk}) TO STDOUT WITH CSV"
+            with cursor.cursor.copy(query) as copy:
+                for data in copy:
+                    sink.write(bytes(data))
+        return sink
+
+    def command(fmt: str) -> Callable[[], CountingSink]:
+        def run() -> CountingSink:
+            sink = CountingSink()
+            call_command("export_usage", "--workspace", WORKSPACE, "--format", fmt, stdout=sink)
+            return sink
+
+        return run
+
+    def page_stream() -> CountingSink:
+        sink = CountingSink()  # what the page's StreamingHttpResponse sends, without the socket
+        for piece in usage_csv_stream(export_order(filtered(workspace, {}))):
+            sink.write(piece)
+        return sink
+
+    def run(fn: Callable[[], CountingSink]) -> tuple[float, CountingSink]:
         started = time.perf_counter()
-        call_command("export_usage", "--workspace", WORKSPACE, "--format", fmt, stdout=sink)
-        seconds = time.perf_counter() - started
+        sink = fn()
+        return time.perf_counter() - started, sink
+
+    seconds, sink = run(reference)
+    copy_rate = sink.lines / seconds
+    print(f"CSV export of the workspace ({sink.lines:,} rows), reference COPY … TO STDOUT CSV: {copy_rate:,.0f} rows/s", flush=True)
+    for label, fn in (("export_usage --format csv", command("csv")), ("page stream, format=csv", page_stream),
+                      ("export_usage --format focus", command("focus"))):  # fmt: skip
+        seconds, sink = run(fn)
         rate = (sink.lines - 1) / seconds
-        print(f"  export_usage --format {fmt:5}  {sink.bytes / 2**20:,.0f} MiB {'':22} {rate:>9,.0f} rows/s   | {rate / copy_rate:.2f}× COPY", flush=True)
+        print(f"  {label:28} {sink.bytes / 2**20:>6,.0f} MiB {'':16} {rate:>9,.0f} rows/s   | {rate / copy_rate:.2f}× COPY", flush=True)
+    # The reference again, after the exports: a cold first run must not flatter the ratio.
+    seconds, sink = run(reference)
+    print(f"  reference COPY again {'':31} {sink.lines / seconds:>9,.0f} rows/s", flush=True)
+    tracemalloc.start()
+    _, sink = run(command("csv"))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"  export_usage --format csv, Python's traced peak: {peak / 2**20:.2f} MiB while writing {sink.bytes / 2**20:,.0f} MiB", flush=True)
 
 
 def measure_many_integrations(count: int, repeat: int) -> None:
