@@ -27,10 +27,10 @@ SQLite has no COPY: it keeps the Python writer (`copy_export_supported`).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from django.db import connections
+from django.db import connections, transaction
 
 from usage.csv_safety import Writable, formula_safe_writer
 from usage.export import CSV_COLUMNS, _Echo, csv_pieces, usage_csv_rows, usage_write_csv
@@ -134,15 +134,25 @@ def _copy_blocks(records: QuerySet[UsageRecord], rows_per_block: int) -> Iterato
     the statement on the server and drains what was already sent.
     """
     sql, params = usage_csv_copy_query(records)
-    with connections[records.db].cursor() as cursor, cursor.cursor.copy(sql, params or None) as copy:
-        rows: list[memoryview] = []
-        for row in copy:
-            rows.append(row)
-            if len(rows) >= rows_per_block:
-                yield _crlf(rows), len(rows)
-                rows = []
-        if rows:
+    with transaction.atomic(using=records.db), connections[records.db].cursor() as cursor:
+        # JIT compiling this select (inlined and optimized: its cost is far over
+        # jit_optimize_above_cost) costs more server time than it saves on calls to ascii() and
+        # to_char(): ~20% of the export's server CPU at 1,000,000 rows (docs/performance.md,
+        # "Export"). SET LOCAL ends with this transaction.
+        cursor.execute("SET LOCAL jit = off")
+        with cursor.cursor.copy(sql, params or None) as copy:
+            yield from _blocks_of(copy, rows_per_block)
+
+
+def _blocks_of(copy: Iterable[memoryview], rows_per_block: int) -> Iterator[tuple[bytes, int]]:
+    rows: list[memoryview] = []
+    for row in copy:  # one CopyData message per row
+        rows.append(row)
+        if len(rows) >= rows_per_block:
             yield _crlf(rows), len(rows)
+            rows = []
+    if rows:
+        yield _crlf(rows), len(rows)
 
 
 def usage_csv_copy_blocks(records: QuerySet[UsageRecord], *, rows_per_block: int = ROWS_PER_BLOCK) -> Iterator[bytes]:
