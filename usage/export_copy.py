@@ -1,6 +1,6 @@
 """The design.md CSV export's entry points (the page and `export_usage`), and its fast path on
-PostgreSQL: `COPY (SELECT …) TO STDOUT CSV`, byte for byte what
-the Python writer (usage/export.py: usage_csv_rows → formula_safe_writer) produces.
+PostgreSQL: `COPY (SELECT …) TO STDOUT CSV`, byte for byte what the Python writer
+(usage/export.py: usage_csv_rows → formula_safe_writer) produces.
 
 Why: the Python writer turns every row into objects and back into text (≈ 0.1× the rows/s of
 PostgreSQL's own COPY, issue 9). Here the server formats each line in C, and Python only moves
@@ -14,16 +14,19 @@ How each cell matches the Python writer (the tests compare the two outputs byte 
 - integration: the id's digits; neither it nor the quantity is guarded (Numbers);
 - text cells (provider, dimensions, metric, unit, application, license): the formula guard of
   usage/csv_safety.py in SQL — a cell whose text after its leading quotes starts with
-  = + - @ TAB or CR gets one more quote — and NULLIF(…, ''), because COPY writes a non-null empty
-  string as `""` while csv.writer writes nothing; NULL is written as nothing;
-- application and license: joined (LEFT JOIN), the license labelled as usage.export.license_label;
+  = + - @ TAB or CR gets one more quote — and an empty cell made NULL, because COPY writes a
+  non-null empty string as `""` while csv.writer writes nothing; NULL is written as nothing;
+- application and license: joined (LEFT JOIN LATERAL), the license labelled as
+  usage.export.license_label;
 - quoting: COPY CSV and csv.writer's QUOTE_MINIMAL quote the same cells (those holding a comma, a
   double quote, CR or LF) and double inner quotes the same way;
 - line ends: COPY ends every row with LF, csv.writer with CRLF. Each block's rows are joined; when
   the block holds exactly one LF per row (no cell with a newline), one bytes.replace turns them
   into CRLF; otherwise each row's last byte is replaced on its own.
 
-SQLite has no COPY: it keeps the Python writer (`copy_export_supported`).
+The rows come in the order of the (workspace, bucket_start, id) index: no sort. Figures and
+what each choice saved: docs/performance.md, "Export". SQLite has no COPY: it keeps the Python
+writer (`copy_export_supported`); so does FOCUS.
 """
 from __future__ import annotations
 
