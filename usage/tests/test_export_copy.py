@@ -57,6 +57,7 @@ HOSTILE_TEXT = [
     "\\N",
     "NULL",
     "x\ty",
+    "50% off %s %(x)s",  # placeholders: the filters reach COPY as parameters, never as SQL
     "",
 ]
 HOSTILE_QUANTITIES = [
@@ -204,6 +205,7 @@ def _page_filters(hostile) -> list[dict[str, str]]:
         {"license": str(licenses[1].pk)},
         {"license": "none"},
         {"model": "a,b"},
+        {"model": "50% off %s %(x)s"},
         {"project": "=HYPERLINK(\"http://x\",\"y\")"},
         {"region": "ünïcødé 日本語 🚀"},
         {"metric": "cost"},
