@@ -12,6 +12,9 @@ export. Flat memory = the same peak at every size.
     .venv/bin/python bench/export_memory.py --rows 3000000    # the "millions" figure
     .venv/bin/python bench/export_memory.py --tracemalloc     # also Python's traced peak (slower)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/export_memory.py
+
+This measures the Python writer (FOCUS everywhere, the CSV on SQLite). PostgreSQL's CSV goes
+through COPY (usage/export_copy.py); bench/analytics.py measures that one, memory included.
 """
 from __future__ import annotations
 

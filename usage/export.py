@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import TYPE_CHECKING
 
 from usage.csv_safety import Number, Writable, formula_safe_writer
@@ -103,14 +103,17 @@ class TimeFormatter:
 
 
 ZERO = Number("0")
+# normalize() rounds to its context's precision, 28 digits by default; a stored quantity has up
+# to 30 (max_digits), and an export must not round it.
+_EXACT = Context(prec=64)
 
 
 def format_quantity(quantity: Decimal) -> Number:
-    """A plain decimal: no exponent, no trailing zeros (1234, 0.5, -1.5); a Number, so the CSV
-    writer never takes a negative amount for a formula."""
+    """A plain decimal: no exponent, no trailing zeros (1234, 0.5, -1.5), every stored digit
+    kept; a Number, so the CSV writer never takes a negative amount for a formula."""
     if quantity == 0:
         return ZERO  # also turns -0 and 0E-9 into "0"
-    return Number(format(quantity.normalize(), "f"))
+    return Number(format(quantity.normalize(_EXACT), "f"))
 
 
 def license_label(application_name: str, plan_name: str) -> str:

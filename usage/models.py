@@ -47,7 +47,9 @@ class UsageRecord(models.Model):
         ordering = ["bucket_start", "pk"]
         constraints = [models.UniqueConstraint(fields=NATURAL_KEY, name="usage_record_natural_key")]
         indexes = [
-            models.Index(fields=["workspace", "bucket_start"]),
+            # (…, id): the export's order (oldest bucket first, ties by id) read straight from the
+            # index, so COPY streams without sorting the workspace's rows (usage/export_copy.py).
+            models.Index(fields=["workspace", "bucket_start", "id"], name="usage_record_ws_start_id"),
             models.Index(fields=["integration", "bucket_start"]),
             models.Index(fields=["workspace", "application", "bucket_start"]),
         ]

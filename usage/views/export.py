@@ -19,17 +19,25 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.views.decorators.http import require_GET
 
 from accounts.permissions import workspace_view
-from usage.export import csv_pieces, export_order, usage_csv_rows
+from usage.export import csv_pieces, export_order
+from usage.export_copy import usage_csv_stream
 from usage.export_focus import usage_focus_rows
 from usage.forms import DateRangeForm
 from usage.models import UsageRecord
 from usage.queries import filtered, parse_filters
 
-RowSource = Callable[[QuerySet[UsageRecord]], Iterator[list[str]]]
-# format → (rows, file name stem): the name says which layout the file has.
-FORMATS: dict[str, tuple[RowSource, str]] = {
-    "csv": (usage_csv_rows, "doow-usage"),
-    "focus": (usage_focus_rows, "doow-usage-focus"),
+PieceSource = Callable[[QuerySet[UsageRecord]], Iterator[bytes | str]]
+
+
+def _focus_pieces(records: QuerySet[UsageRecord]) -> Iterator[str]:
+    return csv_pieces(usage_focus_rows(records))
+
+
+# format → (pieces of the body, file name stem): the name says which layout the file has.
+# The CSV is COPY … TO STDOUT on PostgreSQL (usage/export_copy.py), the Python writer on SQLite.
+FORMATS: dict[str, tuple[PieceSource, str]] = {
+    "csv": (usage_csv_stream, "doow-usage"),
+    "focus": (_focus_pieces, "doow-usage-focus"),
 }
 
 
@@ -48,14 +56,14 @@ def usage_export(request: HttpRequest) -> HttpResponse:
     fmt = request.GET.get("format") or "csv"
     if fmt not in FORMATS:
         return HttpResponseBadRequest(f"Unknown export format {fmt!r}: use format=csv or format=focus.", content_type="text/plain")
-    rows, stem = FORMATS[fmt]
+    pieces, stem = FORMATS[fmt]
     dates = DateRangeForm(request.GET)
     if not dates.is_valid():
         problems = [f"{name}: {' '.join(error.messages)}" for name, errors in dates.errors.as_data().items() for error in errors]
         return HttpResponseBadRequest("No export: " + " ".join(problems), content_type="text/plain; charset=utf-8")
     filters = parse_filters(request.GET)
     records = export_order(filtered(request.workspace, filters))
-    response = StreamingHttpResponse(csv_pieces(rows(records)), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(pieces(records), content_type="text/csv; charset=utf-8")
     name = export_filename(
         stem=stem,
         workspace_slug=request.workspace.slug,

@@ -2,7 +2,8 @@
 
 Writes the workspace's normalized usage to standard output: `csv` has the design.md columns
 (usage.export.CSV_COLUMNS), `focus` is FOCUS 1.2 (usage.export_focus.FOCUS_HEADER; docs/export.md).
-Both stream from the database, so memory stays flat however many rows are written.
+Both stream from the database, so memory stays flat however many rows are written; on
+PostgreSQL the CSV is PostgreSQL's own `COPY (SELECT …) TO STDOUT`, byte for byte the same.
 """
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Workspace
 from integrations.management.options import day_bounds
-from usage.export import usage_export_queryset, usage_write_csv
+from usage.export import usage_export_queryset
+from usage.export_copy import usage_csv_write
 from usage.export_focus import usage_write_focus
 
-WRITERS = {"csv": usage_write_csv, "focus": usage_write_focus}
+# csv: COPY … TO STDOUT on PostgreSQL, the Python writer on SQLite (usage/export_copy.py).
+WRITERS = {"csv": usage_csv_write, "focus": usage_write_focus}
 
 
 class Command(BaseCommand):

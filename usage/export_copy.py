@@ -1,0 +1,192 @@
+"""The design.md CSV export's entry points (the page and `export_usage`), and its fast path on
+PostgreSQL: `COPY (SELECT …) TO STDOUT CSV`, byte for byte what the Python writer
+(usage/export.py: usage_csv_rows → formula_safe_writer) produces.
+
+Why: the Python writer turns every row into objects and back into text (≈ 0.1× the rows/s of
+PostgreSQL's own COPY, issue 9). Here the server formats each line in C, and Python only moves
+blocks of bytes: one CopyData message per row, joined into blocks of `ROWS_PER_BLOCK` rows, so
+memory stays flat and nothing is ever materialized.
+
+How each cell matches the Python writer (the tests compare the two outputs byte for byte):
+- times: `to_char(… AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`, as format_time's strftime
+  (seconds truncated, never rounded);
+- quantity: `trim_scale(quantity)` (numeric's text never has an exponent) = format_quantity;
+- integration: the id's digits; neither it nor the quantity is guarded (Numbers);
+- text cells (provider, dimensions, metric, unit, application, license): the formula guard of
+  usage/csv_safety.py in SQL — a cell whose text after its leading quotes starts with
+  = + - @ TAB or CR gets one more quote — and an empty cell made NULL, because COPY writes a
+  non-null empty string as `""` while csv.writer writes nothing; NULL is written as nothing;
+- application and license: joined (LEFT JOIN LATERAL), the license labelled as
+  usage.export.license_label;
+- quoting: COPY CSV and csv.writer's QUOTE_MINIMAL quote the same cells (those holding a comma, a
+  double quote, CR or LF) and double inner quotes the same way;
+- line ends: COPY ends every row with LF, csv.writer with CRLF. Each block's rows are joined; when
+  the block holds exactly one LF per row (no cell with a newline), one bytes.replace turns them
+  into CRLF; otherwise each row's last byte is replaced on its own.
+
+The rows come in the order of the (workspace, bucket_start, id) index: no sort. Figures and
+what each choice saved: docs/performance.md, "Export". SQLite has no COPY: it keeps the Python
+writer (`copy_export_supported`); so does FOCUS.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from django.db import connections, transaction
+
+from usage.csv_safety import Writable, formula_safe_writer
+from usage.export import CSV_COLUMNS, _Echo, csv_pieces, usage_csv_rows, usage_write_csv
+from usage.models import DIMENSION_FIELDS, Application, License, UsageRecord
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+# Rows per block handed to the caller (~ 200 bytes a row: blocks of ~ 200 KB).
+ROWS_PER_BLOCK = 1000
+
+# The formula guard of usage/csv_safety.py (FORMULA_TRIGGERS, PREFIX) for one text expression,
+# with NULL for an empty cell (COPY writes a non-null empty string as `""`, csv.writer as
+# nothing). The usual cell starts with a letter (code > 64, above every trigger and the quote)
+# and costs one ascii() and one comparison; the others look at their first code again: 0 is the
+# empty string (text holds no NUL), a trigger gets the quote, and a leading quote takes the
+# regular expression (quotes, then a trigger).
+_TRIGGERS = "".join(f" WHEN {ord(c)} THEN '''' || {{x}}" for c in "=+-@\t\r")
+_GUARD = (
+    "CASE WHEN ascii({x}) > 64 THEN {x} ELSE CASE ascii({x}) WHEN 0 THEN NULL" + _TRIGGERS +
+    r" WHEN 39 THEN CASE WHEN {x} ~ E'^\'+[-=+@\t\r]' THEN '''' || {x} ELSE {x} END"
+    " ELSE {x} END END"
+)  # fmt: skip
+_TIME = """to_char({x} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+
+
+def _guard(expression: str) -> str:
+    return _GUARD.format(x=expression)
+
+
+def copy_export_supported(records: QuerySet[UsageRecord]) -> bool:
+    """COPY exists on PostgreSQL only; SQLite keeps the Python writer."""
+    return connections[records.db].vendor == "postgresql"
+
+
+def usage_csv_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[object, ...]]:
+    """`COPY (SELECT …) TO STDOUT CSV` over `records` (its filters; any ordering is replaced by the
+    export's: oldest bucket first, ties by id), and its parameters.
+
+    The plan it is written for: the (workspace, bucket_start, id) index gives the order, so
+    nothing is sorted and the first rows leave at once; what many rows share (a bucket's text,
+    an application's guarded name, a license's label) comes from a LATERAL subquery that
+    PostgreSQL memoizes, so to_char runs once per bucket, not per row (`OFFSET 0` keeps each
+    subquery from being flattened back into a per-row expression). Any other plan writes the
+    same bytes, only slower.
+    """
+    # The filtered records as a plain subquery (PostgreSQL flattens it: the plan is one scan).
+    inner = records.order_by().values_list(
+        "id", "provider", "integration_id", "bucket_start", "bucket_end", *DIMENSION_FIELDS, "metric", "quantity", "unit",
+        "application_id", "license_id", "provenance",
+    )  # fmt: skip
+    inner_sql, params = inner.query.sql_with_params()
+    application = Application._meta.db_table
+    license_ = License._meta.db_table
+    columns = {
+        "provider": _guard("r.provider"),
+        "integration": "r.integration_id",
+        "bucket_start": "bs.text",
+        "bucket_end": "be.text",
+        **{field: _guard(f"r.{field}") for field in DIMENSION_FIELDS},
+        "metric": _guard("r.metric"),
+        "quantity": "trim_scale(r.quantity)",
+        "unit": _guard("r.unit"),
+        "application": "a.name",
+        "license": "l.label",
+        "provenance": _guard("r.provenance"),
+    }
+    assert tuple(columns) == CSV_COLUMNS, "the COPY select must list design.md's columns in order"
+    select = ",\n  ".join(f"{sql} AS {name}" for name, sql in columns.items())
+    # usage.export.license_label: "<application> – <plan name>"; NULL without a license.
+    label = _guard("(la.name || ' – ' || l.plan_name)")
+    sql = (
+        f"COPY (SELECT\n  {select}\n"
+        f"FROM ({inner_sql}) r\n"
+        f"LEFT JOIN LATERAL (SELECT {_guard('name')} AS name FROM {application}"
+        f" WHERE id = r.application_id OFFSET 0) a ON true\n"
+        f"LEFT JOIN LATERAL (SELECT {label} AS label FROM {license_} l JOIN {application} la ON la.id = l.application_id"
+        f" WHERE l.id = r.license_id OFFSET 0) l ON true\n"
+        f"LEFT JOIN LATERAL (SELECT {_TIME.format(x='r.bucket_start')} AS text OFFSET 0) bs ON true\n"
+        f"LEFT JOIN LATERAL (SELECT {_TIME.format(x='r.bucket_end')} AS text OFFSET 0) be ON true\n"
+        f"ORDER BY r.bucket_start, r.id) TO STDOUT WITH (FORMAT csv)"
+    )
+    return sql, params
+
+
+def _crlf(rows: list[memoryview]) -> bytes:
+    """The block's rows, each ending in CRLF instead of COPY's LF."""
+    block = b"".join(rows)
+    if block.count(b"\n") == len(rows):  # no cell holds a newline: every LF ends a row
+        return block.replace(b"\n", b"\r\n")
+    return b"".join(bytes(row[:-1]) + b"\r\n" for row in rows)
+
+
+def _header() -> bytes:
+    return formula_safe_writer(_Echo()).writerow(CSV_COLUMNS).encode()
+
+
+def _copy_blocks(records: QuerySet[UsageRecord], rows_per_block: int) -> Iterator[tuple[bytes, int]]:
+    """(block, rows in it), streamed from COPY.
+
+    Closing the generator early (a client that went away) leaves the COPY block, which cancels
+    the statement on the server and drains what was already sent.
+    """
+    sql, params = usage_csv_copy_query(records)
+    with transaction.atomic(using=records.db), connections[records.db].cursor() as cursor:
+        # JIT compiling this select (inlined and optimized: its cost is far over
+        # jit_optimize_above_cost) costs more server time than it saves on calls to ascii() and
+        # to_char(): ~20% of the export's server CPU at 1,000,000 rows (docs/performance.md,
+        # "Export"). SET LOCAL ends with this transaction.
+        cursor.execute("SET LOCAL jit = off")
+        with cursor.cursor.copy(sql, params or None) as copy:
+            yield from _blocks_of(copy, rows_per_block)
+
+
+def _blocks_of(copy: Iterable[memoryview], rows_per_block: int) -> Iterator[tuple[bytes, int]]:
+    rows: list[memoryview] = []
+    for row in copy:  # one CopyData message per row
+        rows.append(row)
+        if len(rows) >= rows_per_block:
+            yield _crlf(rows), len(rows)
+            rows = []
+    if rows:
+        yield _crlf(rows), len(rows)
+
+
+def usage_csv_copy_blocks(records: QuerySet[UsageRecord], *, rows_per_block: int = ROWS_PER_BLOCK) -> Iterator[bytes]:
+    """The header line, then the rows in blocks of UTF-8 bytes, streamed from COPY."""
+    yield _header()
+    for block, _ in _copy_blocks(records, rows_per_block):
+        yield block
+
+
+# ---------------------------------------------------------------- entry points
+def usage_csv_stream(records: QuerySet[UsageRecord], *, use_copy: bool | None = None) -> Iterator[bytes | str]:
+    """The CSV export of `records` in pieces for StreamingHttpResponse: COPY on PostgreSQL,
+    the Python writer elsewhere (or with use_copy=False). The same bytes either way."""
+    if copy_export_supported(records) if use_copy is None else use_copy:
+        return usage_csv_copy_blocks(records)
+    return csv_pieces(usage_csv_rows(records))
+
+
+def usage_csv_write(out: Writable, records: QuerySet[UsageRecord], *, use_copy: bool | None = None) -> int:
+    """Write the CSV export of `records` to the text file `out` (export_usage's standard output);
+    returns the number of data rows. COPY on PostgreSQL, the Python writer elsewhere."""
+    if not (copy_export_supported(records) if use_copy is None else use_copy):
+        return usage_write_csv(out, records)
+    out.write(_header().decode())
+    count = 0
+    blocks = _copy_blocks(records, ROWS_PER_BLOCK)
+    try:
+        for block, rows in blocks:
+            out.write(block.decode())
+            count += rows
+    finally:
+        blocks.close()  # a reader that went away (broken pipe) ends the COPY at once
+    return count
