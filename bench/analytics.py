@@ -43,7 +43,7 @@ APPLICATIONS = ("Support Bot", "Search", "Copilot", "Analytics", "Back office")
 COLUMNS = (
     "workspace_id", "integration_id", "provider", "bucket_start", "bucket_end", "account", "project", "region",
     "model", "deployment", "endpoint", "resource", "operation", "api_key", "metric", "quantity", "unit",
-    "provenance", "updated_at", "application_id", "license_id", "rule_id",
+    "provenance", "stream", "updated_at", "application_id", "license_id", "rule_id",
 )  # fmt: skip
 
 
@@ -132,7 +132,7 @@ def sample_lines(workspace_id: int, integrations: dict[str, int], hours: list[da
                 for metric, unit in METRICS:
                     head = f"{workspace_id}\t{integrations[provider]}\t{provider}\t"
                     dims = f"acct-1\t{project}\tus-east-1\t{model}\t\t\t\t\t\t{metric}\t"
-                    tail = f"\t{unit}\treported\t{now}\t{_null(app_id)}\t{_null(license_id)}\t{_null(rule_id)}\n"
+                    tail = f"\t{unit}\treported\tusage\t{now}\t{_null(app_id)}\t{_null(license_id)}\t{_null(rule_id)}\n"
                     combos.append((head, dims, tail, metric, len(combos) * 2654435761))
     for hour in hours:
         start, end = hour.isoformat(), (hour + timedelta(hours=1)).isoformat()
@@ -343,7 +343,7 @@ def measure_ingest(samples_count: int = 100_000) -> None:
             lines = (
                 f"{workspace.pk}\t{integration.pk}\topenai\t{s.bucket_start.isoformat()}\t{s.bucket_end.isoformat()}\t"
                 f"{s.account}\t{s.project}\t{s.region}\t{s.model}\t\t\t\t\t\t{s.metric}\t{s.quantity}\t{s.unit}\t"
-                f"reported\t{s.bucket_start.isoformat()}\t\\N\t\\N\t\\N\n"
+                f"reported\tusage\t{s.bucket_start.isoformat()}\t\\N\t\\N\t\\N\n"
                 for s in samples
             )
             copy_lines(iter(["".join(lines)]))
