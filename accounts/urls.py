@@ -5,6 +5,7 @@ from django.urls import path, reverse_lazy
 
 from accounts import views
 from accounts.throttling import SignInForm
+from usage.views.overview import overview
 
 app_name = "accounts"
 urlpatterns = [
@@ -49,6 +50,7 @@ urlpatterns = [
     ),
     path("w/<slug:ws>/settings/general/", views.settings_general, name="settings_general"),
     path("w/<slug:ws>/settings/general/rebuild/", views.settings_general_rebuild, name="settings_general_rebuild"),
-    path("w/<slug:ws>/", views.workspace_home, name="workspace"),
+    # The workspace home is the spend overview (usage/views/overview.py): sign-in lands there.
+    path("w/<slug:ws>/", overview, name="workspace"),
     path("", views.home, name="home"),
 ]

@@ -1,4 +1,5 @@
-"""Sign-in, the home redirect and the workspace landing page (function-based views)."""
+"""Sign-in, the home redirect and Company Settings → General (function-based views); the
+workspace landing page is the spend overview (usage/views/overview.py)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -26,17 +27,6 @@ def home(request: HttpRequest) -> HttpResponse:
     remembered = request.session.get(SESSION_WORKSPACE_KEY)
     membership = next((m for m in memberships if m.workspace.slug == remembered), memberships[0])
     return redirect("accounts:workspace", ws=membership.workspace.slug)
-
-
-@workspace_view
-def workspace_home(request: HttpRequest) -> HttpResponse:
-    """A workspace's landing page: admins go on to Company Settings; members are told who can."""
-    if request.membership.is_admin:
-        return redirect("integrations:list", ws=request.workspace.slug)
-    admins = (
-        request.workspace.memberships.filter(role="admin").select_related("user").order_by("user__username")
-    )
-    return render(request, "accounts/member_home.html", {"admins": admins})
 
 
 def _rebuild_context(request: HttpRequest) -> dict:

@@ -54,7 +54,12 @@ def test_pages_and_admin_work_under_the_policy(page: Page, synced_workspace: Int
     page.get_by_label("Username").fill(USERNAME)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Integrations", level=1)).to_be_visible()
+    # The overview (where sign-in lands) draws its chart and swaps the split under the policy.
+    expect(page.get_by_role("heading", name="Spend overview", level=1)).to_be_visible()
+    expect(page.locator("#overview-chart canvas[data-chart]")).to_be_visible()
+    page.get_by_role("navigation", name="Split by").get_by_role("link", name="Model").click()
+    expect(page).to_have_url(re.compile(r"by=model"))
+    expect(page.locator("#overview-chart canvas[data-chart]")).to_be_visible()
 
     # The usage explorer: Chart.js draws (the chart box is shown by explorer.js), and an htmx
     # swap on a filter change redraws it.

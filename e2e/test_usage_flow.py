@@ -89,7 +89,9 @@ def sign_in(page: Page, screenshot: Screenshot) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     screenshot("sign-in")
     page.get_by_role("button", name="Sign in").click()
-    # An admin lands on Company Settings → Integrations.
+    # Everyone lands on the spend overview; an admin goes on to Company Settings from the top bar.
+    expect(page.get_by_role("heading", name="Spend overview", level=1)).to_be_visible()
+    page.get_by_role("navigation", name="Workspace").get_by_role("link", name="Company Settings").click()
     expect(page.get_by_role("heading", name="Integrations", level=1)).to_be_visible()
     expect(page.get_by_role("navigation", name="Company Settings sections")).to_be_visible()
 

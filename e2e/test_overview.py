@@ -1,0 +1,97 @@
+"""The spend overview in a real browser: sign in → land on the overview → month to date with
+its reported and estimated parts → switch the chart's split (htmx, the URL follows).
+
+Acme's usage is stored as base rows (one reporting provider, one priced from list prices) and
+rolled up as every write path does; everything after that happens through the pages. The page
+is photographed at a desktop (1280×800) and a phone (390×844) size.
+"""
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from accounts.models import Membership, Workspace
+from integrations.models import Integration
+from usage import rollups
+from usage.models import Application, UsageRecord
+
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:  # the fixtures skip (or fail in CI) with the reason
+    Page = Any  # type: ignore[misc,assignment]
+
+USERNAME = "ada"
+PASSWORD = "e2e-correct-horse-battery"
+VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
+
+
+@pytest.fixture
+def acme_with_spend(transactional_db: None) -> Workspace:
+    workspace = Workspace.objects.create(name="Acme Corp", slug="acme")
+    user = get_user_model().objects.create_user(username=USERNAME, password=PASSWORD, email="ada@example.com")
+    Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.ADMIN)
+    bot = Application.objects.create(workspace=workspace, name="Support bot")
+    rows = []
+    for name, provider, metric in (("OpenAI prod", "openai", "cost"), ("Groq", "groq", "estimated_cost")):
+        integration = Integration(workspace=workspace, provider=provider, name=name, data_through=datetime.now(UTC))
+        integration.set_credential({"api_key": f"sk-admin-e2e-overview-{provider}"})
+        integration.save()
+        for d in range(1, 31):
+            day = datetime(2026, 11, d, 9, tzinfo=UTC)
+            rows.append(_row(integration, day, metric, Decimal(2) if provider == "openai" else Decimal("0.5"), bot if provider == "groq" else None))
+        for d in range(1, 7):
+            day = datetime(2026, 12, d, 9, tzinfo=UTC)
+            rows.append(_row(integration, day, metric, Decimal(3) if provider == "openai" else Decimal(1), bot if provider == "groq" else None))
+    UsageRecord.objects.bulk_create(rows)
+    rollups.rebuild_workspace(workspace)
+    return workspace
+
+
+def _row(integration: Integration, day: datetime, metric: str, quantity: Decimal, application: Application | None) -> UsageRecord:
+    return UsageRecord(
+        workspace_id=integration.workspace_id, integration=integration, provider=integration.provider,
+        bucket_start=day, bucket_end=day + timedelta(hours=1), model="gpt-4o" if integration.provider == "openai" else "llama-3.3-70b",
+        metric=metric, quantity=quantity, unit="USD", application=application,
+    )
+
+
+def _shoot(page: Page, name: str) -> None:
+    folder = Path(os.environ.get("DOOW_E2E_SCREENSHOTS", Path(settings.BASE_DIR) / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for label, (width, height) in VIEWPORTS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(folder / f"overview-{name}-{label}-{width}x{height}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def test_sign_in_lands_on_the_overview_and_switches_the_split(page: Page, acme_with_spend: Workspace) -> None:
+    page.goto("/")
+    page.get_by_label("Username").fill(USERNAME)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(page.get_by_role("heading", name="Spend overview", level=1)).to_be_visible()
+    assert page.url.endswith("/w/acme/")
+    # Dec 1..6: $18.00 reported by OpenAI, $6.00 estimated for Groq
+    expect(page.get_by_test_id("mtd-USD")).to_have_text("$24.00")
+    expect(page.get_by_text("$18.00 reported")).to_be_visible()
+    expect(page.get_by_text("$6.00 estimated")).to_be_visible()
+    expect(page.get_by_text("Daily spend by provider")).to_be_visible()
+    expect(page.locator("#overview-chart canvas")).to_be_visible()  # the chart drew (the box unhides)
+    _shoot(page, "provider")
+
+    split = page.get_by_role("navigation", name="Split by")
+    split.get_by_role("link", name="Application").click()
+    expect(page.get_by_text("Daily spend by application")).to_be_visible()
+    expect(split.get_by_role("link", name="Application")).to_have_attribute("aria-current", "true")
+    assert page.url.endswith("/w/acme/?by=application")
+    page.locator("#overview-chart summary").click()
+    expect(page.locator("#overview-chart table")).to_contain_text("Support bot")
+    _shoot(page, "application")
