@@ -305,7 +305,7 @@ def measure_pages(repeat: int) -> None:
         ("licenses (usage)", get(reverse("usage:licenses", kwargs={"ws": WORKSPACE})), ""),
         ("license detail (commitment burn-down)", get(reverse("usage:license", kwargs={"ws": WORKSPACE, "pk": license_.pk})), ""),
     ]  # fmt: skip
-    overview = optional_url("usage:overview", ws=WORKSPACE)
+    overview = optional_url("accounts:workspace", ws=WORKSPACE)
     if overview:  # the spend overview, where it exists
         pages.insert(0, ("overview", get(overview), ""))
     print(f"pages ({repeat} requests each, after one warm-up; server time through the test client; {floor_text}):", flush=True)
