@@ -116,6 +116,8 @@ def price_ref(
             return INCLUDED
         if "compute_seconds" in metrics:
             return TableRef("fireworks", "gpu", resource) if resource else None
+        if "training_tokens" in metrics:  # fine-tuning tokens: no list price here (unpriced, never $0)
+            return None
         # genai-prices matches Fireworks' full "accounts/fireworks/models/<id>" form.
         return TokenRef("fireworks", model) if model else None
     if provider == "azure_openai":
