@@ -75,6 +75,8 @@ MODELS: tuple[Model, ...] = (
     ),
 )
 RUNNING = ("starting", "processing")
+# Official language models billed per token: their finished predictions report token counts.
+PER_TOKEN_MODELS = frozenset({"meta/meta-llama-3-8b-instruct"})
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,14 @@ class Prediction:
             return "starting" if self.started_us is None else "processing"
         return self.outcome
 
+    def token_counts_at(self, now_us: int) -> tuple[int, int] | None:
+        """(input_token_count, output_token_count) once a per-token model's prediction that ran
+        has finished; None otherwise (other models report no counts)."""
+        if self.model.name not in PER_TOKEN_MODELS or self.predict_time_at(now_us) is None:
+            return None
+        d = _digest("tokens", self.id)
+        return 5 + _n(d, 0, 2) % 4000, (0 if self.outcome == "failed" else 1 + _n(d, 2, 4) % 1500)
+
     def predict_time_at(self, now_us: int) -> Decimal | None:
         """Seconds, exactly as the JSON shows them; only once the prediction has finished."""
         if self.predict_us is None or self.status_at(now_us) in RUNNING:
@@ -118,6 +128,8 @@ class UsageRow(NamedTuple):
     requests: int  # every prediction created in the hour, running ones included
     compute_seconds: Decimal  # Σ predict_time of the finished ones
     running: int
+    input_tokens: int | None = None  # Σ metrics.input_token_count (official per-token models)
+    output_tokens: int | None = None
 
 
 # ---------------------------------------------------------------- clock
@@ -268,10 +280,12 @@ def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) 
     rows: dict[tuple[int, str, str], list[Any]] = {}
     for p in truth_predictions(start, end, now=now):
         key = (p.created_us // US // HOUR * HOUR, p.model.name, p.deployment or "")
-        row = rows.setdefault(key, [0, Decimal(0), 0])
+        row = rows.setdefault(key, [0, Decimal(0), 0, None, None])
         row[0] += 1
         row[1] += p.predict_time_at(now_us) or 0
         row[2] += p.status_at(now_us) in RUNNING
+        if (counts := p.token_counts_at(now_us)) is not None:
+            row[3], row[4] = (row[3] or 0) + counts[0], (row[4] or 0) + counts[1]
     return [UsageRow(_dt(h * US), m, dep, *row) for (h, m, dep), row in sorted(rows.items())]
 
 
@@ -428,6 +442,8 @@ def _json(p: Prediction, now_us: int, request: Request) -> dict[str, Any]:
         metrics["predict_time"] = float(predict_time)
         if p.model.name.startswith("stability-ai/"):  # other keys exist; which ones is unconfirmed
             metrics["total_time"] = round((p.completed_us - p.created_us) / US, 6)
+        if (counts := p.token_counts_at(now_us)) is not None:
+            metrics["input_token_count"], metrics["output_token_count"] = counts
     url = _own_url(request).rsplit("/", 1)[0] + f"/predictions/{p.id}"
     return {
         "id": p.id,

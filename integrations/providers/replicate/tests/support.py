@@ -73,4 +73,7 @@ def truth(start: datetime, end: datetime, key=lambda r: (), *, now: datetime | N
     for row in fake.truth_usage(start, end, now=now):
         totals[("requests", *key(row))] += Decimal(row.requests)
         totals[("compute_seconds", *key(row))] += row.compute_seconds
+        if row.input_tokens is not None:  # per-token official models report counts
+            totals[("input_tokens", *key(row))] += Decimal(row.input_tokens)
+            totals[("output_tokens", *key(row))] += Decimal(row.output_tokens or 0)
     return totals

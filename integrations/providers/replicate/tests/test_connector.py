@@ -70,7 +70,11 @@ def test_fetch_reproduces_true_totals_per_model_deployment_hour_and_day(
         per_day[(s.metric, align_down(s.bucket_start, DAY))] += s.quantity
     assert_totals_equal(per_day, truth(start, end, lambda r: (align_down(r.hour_start, DAY),)), "per day")
     assert {s.account for s in samples} == {USERNAME}
-    assert {(s.metric, s.unit) for s in samples} == {("requests", "requests"), ("compute_seconds", "seconds")}
+    assert {(s.metric, s.unit) for s in samples} == {
+        ("requests", "requests"), ("compute_seconds", "seconds"), ("input_tokens", "tokens"), ("output_tokens", "tokens")
+    }
+    # Only the official per-token model reports token counts.
+    assert {s.model for s in samples if s.metric.endswith("_tokens")} == set(fake.PER_TOKEN_MODELS)
     assert {s.deployment for s in samples} == {"", "doow-sandbox/invoice-ocr-prod"}
     keys = [sample_key(s) for s in samples]
     assert len(keys) == len(set(keys))

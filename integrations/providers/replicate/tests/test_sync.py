@@ -39,6 +39,9 @@ def truth(start: datetime, end: datetime, now: datetime | None = None) -> dict[t
         key = (row.hour_start.date(), row.model, row.deployment)
         totals[("requests", *key)] += row.requests
         totals[("compute_seconds", *key)] += row.compute_seconds
+        if row.input_tokens is not None:
+            totals[("input_tokens", *key)] += row.input_tokens
+            totals[("output_tokens", *key)] += row.output_tokens or 0
     return dict(totals)
 
 
