@@ -110,7 +110,8 @@ def price_ref(
 ) -> Ref:
     """The price entry for the usage of one row key (see the module docstring)."""
     if provider == "replicate":
-        return _replicate(model, metrics)
+        # Trainings run on hardware the list does not name: unpriced, never a prediction price.
+        return None if operation == "training" else _replicate(model, metrics)
     if provider == "fireworks":
         if stream == "metrics":  # tokens of dedicated deployments: billed as GPU time
             return INCLUDED

@@ -173,7 +173,7 @@ def iso(moment: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def usage_samples(predictions: Iterable[Prediction], *, account: str) -> list[UsageSample]:
+def usage_samples(predictions: Iterable[Prediction], *, account: str, operation: str = "") -> list[UsageSample]:
     """Hourly `requests` and `compute_seconds` per (hour of created_at, model, deployment),
     in time order. compute_seconds is emitted even while it is 0 (all still running), so the
     bucket's row exists from the first read and is simply replaced once they finish.
@@ -191,7 +191,7 @@ def usage_samples(predictions: Iterable[Prediction], *, account: str) -> list[Us
                 row[i] = (row[i] or 0) + count
     samples: list[UsageSample] = []
     for (start, model, deployment), (count, seconds, tokens_in, tokens_out) in sorted(totals.items()):
-        dims = {"account": account, "model": model, "deployment": deployment}
+        dims = {"account": account, "model": model, "deployment": deployment, "operation": operation}
         samples.append(UsageSample(start, start + HOUR, "requests", Decimal(count), **dims))
         samples.append(UsageSample(start, start + HOUR, "compute_seconds", seconds, **dims))
         for metric, tokens in (("input_tokens", tokens_in), ("output_tokens", tokens_out)):
