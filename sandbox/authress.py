@@ -47,6 +47,11 @@ REVOKED_KEY_ID = "kid_revoked0001"
 NO_ACCESS_KEY_ID = "kid_noaccess001"
 UNKNOWN_KEY_ID = "kid_neverissued1"
 ISSUER_ORIGIN = f"https://{ACCOUNT_ID}.api.authress.io"
+# A service client of the account as set up with a custom domain: Authress accepts its tokens
+# only when they are issued by that domain (https://<custom domain>/v1/clients/<clientId>).
+CUSTOM_DOMAIN = "login.acme-sandbox.example"
+CUSTOM_DOMAIN_CLIENT_ID = "sc_customDomain"
+CUSTOM_DOMAIN_KEY_ID = "kid_custom00001"
 AUDIENCE = f"{ACCOUNT_ID}.accounts.authress.io"
 
 
@@ -70,23 +75,28 @@ class VerificationKey:
     public_key: Ed25519PublicKey
     revoked: bool = False
     account_access: bool = True
+    issuer_origin: str = ISSUER_ORIGIN
 
 
 KEYS: dict[str, VerificationKey] = {
     KEY_ID: VerificationKey(CLIENT_ID, private_key(KEY_ID).public_key()),
     REVOKED_KEY_ID: VerificationKey(CLIENT_ID, private_key(REVOKED_KEY_ID).public_key(), revoked=True),
     NO_ACCESS_KEY_ID: VerificationKey(NO_ACCESS_CLIENT_ID, private_key(NO_ACCESS_KEY_ID).public_key(), account_access=False),
+    CUSTOM_DOMAIN_KEY_ID: VerificationKey(
+        CUSTOM_DOMAIN_CLIENT_ID, private_key(CUSTOM_DOMAIN_KEY_ID).public_key(), issuer_origin=f"https://{CUSTOM_DOMAIN}"
+    ),
 }
 ACCESS_KEY = access_key(CLIENT_ID, KEY_ID)
 REVOKED_ACCESS_KEY = access_key(CLIENT_ID, REVOKED_KEY_ID)
 NO_ACCESS_ACCESS_KEY = access_key(NO_ACCESS_CLIENT_ID, NO_ACCESS_KEY_ID)
 UNKNOWN_KID_ACCESS_KEY = access_key(CLIENT_ID, UNKNOWN_KEY_ID)
+CUSTOM_DOMAIN_ACCESS_KEY = access_key(CUSTOM_DOMAIN_CLIENT_ID, CUSTOM_DOMAIN_KEY_ID)
 # The right kid, signed by another key: only the signature check catches it.
 WRONG_SIGNATURE_ACCESS_KEY = access_key(CLIENT_ID, KEY_ID, label="not-the-registered-key")
 
 
-def issuer(client_id: str) -> str:
-    return f"{ISSUER_ORIGIN}/v1/clients/{quote(client_id, safe='')}"
+def issuer(client_id: str, origin: str = ISSUER_ORIGIN) -> str:
+    return f"{origin}/v1/clients/{quote(client_id, safe='')}"
 
 
 # ---------------------------------------------------------------- errors
@@ -137,7 +147,7 @@ def check_token(authorization: str | None, *, now: datetime | None = None) -> Ve
             key.public_key,
             algorithms=["EdDSA"],
             audience=AUDIENCE,
-            issuer=issuer(key.client_id),
+            issuer=issuer(key.client_id, key.issuer_origin),
             options={"require": ["exp", "iat", "iss", "aud", "sub"], "verify_exp": False},
         )
     except jwt.PyJWTError:

@@ -75,6 +75,8 @@ MODELS: tuple[Model, ...] = (
     ),
 )
 RUNNING = ("starting", "processing")
+# Official language models billed per token: their finished predictions report token counts.
+PER_TOKEN_MODELS = frozenset({"meta/meta-llama-3-8b-instruct"})
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,14 @@ class Prediction:
             return "starting" if self.started_us is None else "processing"
         return self.outcome
 
+    def token_counts_at(self, now_us: int) -> tuple[int, int] | None:
+        """(input_token_count, output_token_count) once a per-token model's prediction that ran
+        has finished; None otherwise (other models report no counts)."""
+        if self.model.name not in PER_TOKEN_MODELS or self.predict_time_at(now_us) is None:
+            return None
+        d = _digest("tokens", self.id)
+        return 5 + _n(d, 0, 2) % 4000, (0 if self.outcome == "failed" else 1 + _n(d, 2, 4) % 1500)
+
     def predict_time_at(self, now_us: int) -> Decimal | None:
         """Seconds, exactly as the JSON shows them; only once the prediction has finished."""
         if self.predict_us is None or self.status_at(now_us) in RUNNING:
@@ -118,6 +128,8 @@ class UsageRow(NamedTuple):
     requests: int  # every prediction created in the hour, running ones included
     compute_seconds: Decimal  # Σ predict_time of the finished ones
     running: int
+    input_tokens: int | None = None  # Σ metrics.input_token_count (official per-token models)
+    output_tokens: int | None = None
 
 
 # ---------------------------------------------------------------- clock
@@ -236,6 +248,102 @@ def clear_changes() -> None:
     _changes.clear()
 
 
+# ---------------------------------------------------------------- trainings
+TRAINING_SLOT = 6 * HOUR  # at most one fine-tuning job starts in each 6-hour slot
+TRAINING_BASES = ("meta/meta-llama-3-8b", "stability-ai/sdxl")
+
+
+@dataclass(frozen=True)
+class Training:
+    id: str
+    model: str  # the base model trained ("owner/name")
+    version: str
+    created_us: int
+    completed_us: int
+    predict_us: int
+
+    def status_at(self, now_us: int) -> str:
+        return "succeeded" if now_us >= self.completed_us else "processing"
+
+
+@lru_cache(maxsize=100_000)
+def _training_slot(slot_ts: int) -> Training | None:
+    if slot_ts < _us(DATA_START) // US:
+        return None
+    d = _digest("training", slot_ts)
+    if d[0] >= 64:  # ~25 % of slots start a job
+        return None
+    model = TRAINING_BASES[d[1] % len(TRAINING_BASES)]
+    created = slot_ts * US + _n(d, 2, 6) % (TRAINING_SLOT * US)
+    run = (600 + _n(d, 6, 8) % 5400) * US + _n(d, 8, 10)  # 10 to 100 minutes
+    tid = base64.b32encode(d[12:28]).decode().lower()[:26]
+    return Training(tid, model, d[28:32].hex() * 16, created, created + 20 * US + run, run)
+
+
+def truth_trainings(start: datetime, end: datetime, *, now: datetime | None = None) -> list[Training]:
+    """Trainings created in [start, end) that exist at `now` (default: the sandbox clock), newest first."""
+    lo, hi, _ = _visible(start, end, now)
+    slot = (hi - 1) // US // TRAINING_SLOT * TRAINING_SLOT
+    out = []
+    while (slot + TRAINING_SLOT) * US > lo:
+        t = _training_slot(slot)
+        if t is not None and lo <= t.created_us < hi:
+            out.append(t)
+        slot -= TRAINING_SLOT
+    return out
+
+
+def truth_training_usage(start: datetime, end: datetime, *, now: datetime | None = None) -> list[UsageRow]:
+    """Per (hour of created_at, base model) as seen at `now`: requests count the trainings,
+    compute_seconds sums predict_time of the finished ones (deployment always "")."""
+    now_us = _us(now) if now else _now_us()
+    rows: dict[tuple[int, str], list[Any]] = {}
+    for t in truth_trainings(start, end, now=now):
+        row = rows.setdefault((t.created_us // US // HOUR * HOUR, t.model), [0, Decimal(0), 0])
+        row[0] += 1
+        done = t.status_at(now_us) == "succeeded"
+        row[1] += Decimal(t.predict_us) / US if done else 0
+        row[2] += not done
+    return [UsageRow(_dt(h * US), m, "", *row) for (h, m), row in sorted(rows.items())]
+
+
+def _trainings(request: Request) -> Response:
+    """GET /v1/trainings: every training, newest first, 100 a page (no date filter documented)."""
+    now_us = _now_us()
+    top = now_us + 1
+    if request.arg("cursor"):
+        try:
+            (top, _), _ = _decode_cursor(request.arg("cursor") or "")
+        except LookupError:
+            return _respond(404, {"detail": "Invalid cursor"})
+    items: list[Training] = []
+    slot = (top - 1) // US // TRAINING_SLOT * TRAINING_SLOT
+    while slot * US >= _us(DATA_START) - TRAINING_SLOT * US and len(items) <= PAGE_SIZE:
+        t = _training_slot(slot)
+        if t is not None and t.created_us < top:
+            items.append(t)
+        slot -= TRAINING_SLOT
+    page = items[:PAGE_SIZE]
+    base = _own_url(request)
+    nxt = f"{base}?{urlencode([('cursor', _cursor((page[-1].created_us, page[-1].id), False))])}" if len(items) > PAGE_SIZE else None
+
+    def one(t: Training) -> dict[str, Any]:
+        status = t.status_at(now_us)
+        done = status == "succeeded"
+        return {
+            "id": t.id, "model": t.model, "version": t.version, "source": "api", "status": status,
+            "input": {"input_images": "https://replicate.delivery/sandbox/data.zip"},
+            "output": {"version": f"doow-sandbox/tuned:{t.id}", "weights": None} if done else None,
+            "error": None, "logs": "",
+            "created_at": _iso(t.created_us), "started_at": _iso(t.created_us + 20 * US),
+            "completed_at": _iso(t.completed_us) if done else None,
+            "metrics": {"predict_time": t.predict_us / US} if done else {},
+            "urls": {"get": f"{base}/{t.id}", "cancel": f"{base}/{t.id}/cancel"},
+        }  # fmt: skip
+
+    return _respond(200, {"next": nxt, "previous": None, "results": [one(t) for t in page]})
+
+
 def _listed(hour_ts: int) -> list[Prediction]:
     """The hour's predictions still listed, newest first."""
     return _changes.apply(_hour(hour_ts))
@@ -268,10 +376,12 @@ def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) 
     rows: dict[tuple[int, str, str], list[Any]] = {}
     for p in truth_predictions(start, end, now=now):
         key = (p.created_us // US // HOUR * HOUR, p.model.name, p.deployment or "")
-        row = rows.setdefault(key, [0, Decimal(0), 0])
+        row = rows.setdefault(key, [0, Decimal(0), 0, None, None])
         row[0] += 1
         row[1] += p.predict_time_at(now_us) or 0
         row[2] += p.status_at(now_us) in RUNNING
+        if (counts := p.token_counts_at(now_us)) is not None:
+            row[3], row[4] = (row[3] or 0) + counts[0], (row[4] or 0) + counts[1]
     return [UsageRow(_dt(h * US), m, dep, *row) for (h, m, dep), row in sorted(rows.items())]
 
 
@@ -314,7 +424,7 @@ def handle(request: Request) -> Response:
     if scheme.lower() not in ("bearer", "token") or token not in (API_TOKEN, FORBIDDEN_TOKEN):
         return _respond(401, error_body(401), "application/problem+json")
     path = request.path.rstrip("/")
-    if path not in ("/v1/account", "/v1/predictions"):
+    if path not in ("/v1/account", "/v1/predictions", "/v1/trainings"):
         return _respond(404, error_body(404))
     if request.method != "GET":
         return _respond(405, {"detail": f'Method "{request.method}" not allowed.'})
@@ -322,6 +432,8 @@ def handle(request: Request) -> Response:
         return _respond(200, ACCOUNT)
     if token == FORBIDDEN_TOKEN:
         return _respond(403, error_body(403))
+    if path == "/v1/trainings":
+        return _trainings(request)
     return _predictions(request)
 
 
@@ -428,6 +540,8 @@ def _json(p: Prediction, now_us: int, request: Request) -> dict[str, Any]:
         metrics["predict_time"] = float(predict_time)
         if p.model.name.startswith("stability-ai/"):  # other keys exist; which ones is unconfirmed
             metrics["total_time"] = round((p.completed_us - p.created_us) / US, 6)
+        if (counts := p.token_counts_at(now_us)) is not None:
+            metrics["input_token_count"], metrics["output_token_count"] = counts
     url = _own_url(request).rsplit("/", 1)[0] + f"/predictions/{p.id}"
     return {
         "id": p.id,

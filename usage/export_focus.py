@@ -117,6 +117,7 @@ METRIC_LABELS = {
     "output_tokens": "output tokens",
     "requests": "requests",
     "compute_seconds": "compute seconds",
+    "training_tokens": "training tokens",
     "api_calls": "API calls",
     "cost": "cost",
 }

@@ -29,6 +29,7 @@ METRIC_LABELS = {
     "output_tokens": "Output tokens",
     "requests": "Requests",
     "compute_seconds": "Compute time",
+    "training_tokens": "Training tokens",
     "api_calls": "API calls",
     "cost": "Reported cost",
     "estimated_cost": "Estimated cost",

@@ -43,6 +43,7 @@ METRICS: dict[str, str] = {
     "output_tokens": "tokens",
     "requests": "requests",
     "compute_seconds": "seconds",
+    "training_tokens": "tokens",  # tokens a fine-tuning job trained on (epochs included)
     "api_calls": "calls",
     "cost": "",
     "estimated_cost": "",  # computed from prices (usage/pricing), never reported by a connector

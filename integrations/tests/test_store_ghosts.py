@@ -167,10 +167,12 @@ def test_the_migration_names_the_stream_of_every_synced_row(integration, workspa
 def test_the_migration_names_only_streams_the_connectors_declare():
     from integrations.providers.registry import PROVIDERS
 
+    # Streams a connector gained after the migration: no row was synced under them before it.
+    added_later = {"fireworks": {"billing_training"}, "replicate": {"trainings"}}
     migration = importlib.import_module("usage.migrations.0004_usagerecord_stream")
     for slug, rules in migration.STREAMS.items():
         declared = {s.name for s in PROVIDERS[slug].streams}
-        assert {stream for stream, _ in rules} == declared, slug
+        assert {stream for stream, _ in rules} == declared - added_later.get(slug, set()), slug
 
 
 def test_an_answer_checks_its_scope():

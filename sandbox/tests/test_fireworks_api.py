@@ -89,7 +89,7 @@ def test_dedicated_rows_name_deployment_accelerator_and_placement(sandbox, clock
 
 def test_all_usage_types_by_default(sandbox, clock) -> None:
     body = get(sandbox, BILLING, {"startTime": iso(DAY), "endTime": iso(DAY + timedelta(days=1))}).json()
-    assert set(body) == {"serverlessCosts", "dedicatedCosts"}
+    assert set(body) == {"serverlessCosts", "dedicatedCosts", "trainingCosts"}
 
 
 def test_an_unaligned_range_clips_its_first_and_last_row(sandbox, clock) -> None:

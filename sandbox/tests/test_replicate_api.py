@@ -174,7 +174,7 @@ def test_bad_parameters(sandbox) -> None:
 
 
 def test_unknown_path_and_method(sandbox) -> None:
-    assert get(sandbox.url + "/replicate/v1/trainings").json() == {"detail": "Not found."}
+    assert get(sandbox.url + "/replicate/v1/collections").json() == {"detail": "Not found."}
     response = requests.post(sandbox.url + PREDICTIONS, headers={"Authorization": f"Bearer {fake.API_TOKEN}"}, timeout=5)
     assert response.status_code == 405
 

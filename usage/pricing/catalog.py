@@ -110,12 +110,15 @@ def price_ref(
 ) -> Ref:
     """The price entry for the usage of one row key (see the module docstring)."""
     if provider == "replicate":
-        return _replicate(model, metrics)
+        # Trainings run on hardware the list does not name: unpriced, never a prediction price.
+        return None if operation == "training" else _replicate(model, metrics)
     if provider == "fireworks":
         if stream == "metrics":  # tokens of dedicated deployments: billed as GPU time
             return INCLUDED
         if "compute_seconds" in metrics:
             return TableRef("fireworks", "gpu", resource) if resource else None
+        if "training_tokens" in metrics:  # fine-tuning tokens: no list price here (unpriced, never $0)
+            return None
         # genai-prices matches Fireworks' full "accounts/fireworks/models/<id>" form.
         return TokenRef("fireworks", model) if model else None
     if provider == "azure_openai":

@@ -43,7 +43,11 @@ class AccessKey:
 
     @property
     def issuer(self) -> str:
-        return f"https://{self.account_id}.api.authress.io/v1/clients/{quote(self.client_id, safe='')}"
+        return self.issuer_at(f"https://{self.account_id}.api.authress.io")
+
+    def issuer_at(self, origin: str) -> str:
+        """The issuer for tokens of this client on `origin` (an account's custom domain)."""
+        return f"{origin}/v1/clients/{quote(self.client_id, safe='')}"
 
     @property
     def audience(self) -> str:
@@ -94,11 +98,14 @@ def parse_access_key(value: str | None) -> AccessKey:
     return AccessKey(parts[0], parts[1], parts[2], private_key)
 
 
-def client_token(key: AccessKey, *, now: datetime, lifetime: timedelta = TOKEN_LIFETIME) -> str:
-    """A service-client JWT: EdDSA, `kid` = key id, issued by the client for the account."""
+def client_token(
+    key: AccessKey, *, now: datetime, lifetime: timedelta = TOKEN_LIFETIME, issuer_origin: str = ""
+) -> str:
+    """A service-client JWT: EdDSA, `kid` = key id, issued by the client for the account (on
+    `issuer_origin`, e.g. https://login.acme.com, when the account uses a custom domain)."""
     issued = int(now.timestamp())
     claims = {
-        "iss": key.issuer,
+        "iss": key.issuer_at(issuer_origin) if issuer_origin else key.issuer,
         "sub": key.client_id,
         "aud": key.audience,
         "iat": issued,

@@ -47,6 +47,10 @@ HOST_HINT = (
     "Enter your account's Authress API host, https://<accountId>.api-<region>.authress.io, or its custom "
     "domain (Authress portal → API access / custom domains)."
 )
+ISSUER_HINT = (
+    "Enter only the custom domain your Authress account uses (Authress portal → Custom domains), e.g. "
+    "login.example.com or https://login.example.com; leave it empty for an account without one."
+)
 NO_USAGE_API = (
     "Authress has no API that reports call volume, so it is never synced. Import call counts per resource "
     "and operation as CSV (exported from the Authress portal, or assembled by you) on this page or with "
@@ -112,6 +116,14 @@ class AuthressProvider(Provider):
             required=True,
             placeholder="https://<accountId>.api-<region>.authress.io",
         ),
+        FormField(
+            "issuer_domain",
+            "Token issuer domain",
+            help_text="Only for an account on a custom domain: that domain (e.g. login.example.com). Tokens are "
+            "then issued by https://<domain>/v1/clients/<clientId> instead of the account's authress.io host.",
+            required=False,
+            placeholder="login.example.com",
+        ),
     )
     # Nothing is read on a schedule; these describe the imported daily buckets.
     reporting_delay = timedelta(0)
@@ -126,14 +138,15 @@ class AuthressProvider(Provider):
         parse_access_key(credential.get("access_key"))
 
     def identity_facts(self, details: Mapping[str, Any]) -> list[tuple[str, str]]:
-        labels = {"service_client": "Service client", "api_host": "API host", "company": "Company", "created": "Account created"}
+        labels = {"service_client": "Service client", "api_host": "API host", "token_issuer": "Token issuer", "company": "Company", "created": "Account created"}
         return [(labels.get(k, facts.label(k)), facts.day(v) if k == "created" else facts.text(v)) for k, v in details.items()]
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base = self._base_url(settings)
         key = parse_access_key(credential.get("access_key"))
+        issuer_origin = self._issuer_origin(settings)
         headers = {
-            "Authorization": f"Bearer {client_token(key, now=self.now())}",
+            "Authorization": f"Bearer {client_token(key, now=self.now(), issuer_origin=issuer_origin)}",
             "Accept": "application/links+json, application/json",
         }
         url = f"{base}/v1/accounts/{quote(key.account_id, safe='')}"
@@ -141,6 +154,8 @@ class AuthressProvider(Provider):
         account = http.parse_json(response, parse_account)
 
         details: dict[str, Any] = {"service_client": key.client_id, "api_host": urlsplit(base).hostname or base}
+        if issuer_origin:
+            details["token_issuer"] = urlsplit(issuer_origin).hostname
         if account.company_name:
             details["company"] = account.company_name
         if account.created_time:
@@ -172,6 +187,34 @@ class AuthressProvider(Provider):
     @staticmethod
     def now() -> datetime:
         return datetime.now(UTC)
+
+    def _issuer_origin(self, settings: Mapping[str, str]) -> str:
+        """https://<custom domain> from the issuer_domain setting, or "" (the authress.io default).
+        A bare host or an https origin is accepted; anything with a path, a port or another
+        scheme is refused before any call (a wrong issuer would only show as a 401)."""
+        raw = (settings.get("issuer_domain") or "").strip().rstrip("/")
+        if not raw:
+            return ""
+        parts = urlsplit(raw if "://" in raw else f"https://{raw}")
+        host = parts.hostname or ""
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if (
+            parts.scheme != "https"
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username
+            or port is not None
+            or "." not in host
+            or not all(c.isalnum() or c in ".-" for c in host)
+        ):
+            raise ConfigurationError(
+                f"{raw[:80]!r} is not a domain name.", hint=ISSUER_HINT, field="issuer_domain"
+            )
+        return f"https://{host}"
 
     def _base_url(self, settings: Mapping[str, str]) -> str:
         base = self.setting(settings, "base_url").rstrip("/")

@@ -52,6 +52,7 @@ from integrations.providers.fireworks.schema import (
     dedicated_samples,
     parse_billing_usage,
     serverless_samples,
+    training_samples,
 )
 
 if TYPE_CHECKING:
@@ -82,12 +83,14 @@ _FOREIGN_KEYS: tuple[tuple[str, str], ...] = (
 BILLING_SPAN = timedelta(days=31)  # billingUsage refuses an endTime more than 31 days after startTime
 SERVERLESS = Stream("billing_serverless", "Serverless prompt and completion tokens per model, daily (billingUsage)")
 DEDICATED = Stream("billing_dedicated", "Accelerator seconds per dedicated deployment, daily (billingUsage)")
+TRAINING = Stream("billing_training", "Fine-tuning tokens (and GPU seconds) per base model, daily (billingUsage)")
 # Integrated between two scrapes: no window is ever read twice, so it is never answered.
 METRICS = Stream("metrics", "Dedicated-deployment throughput estimates, hourly (metrics scrape)", answers=False)
 # (usageType, groupBy, the stream it answers): the dimensions valid for each usage type.
 USAGE_QUERIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("SERVERLESS", ("model_name",), SERVERLESS.name),
     ("DEDICATED_DEPLOYMENT", ("deployment_name", "accelerator_type"), DEDICATED.name),
+    ("TRAINING", (), TRAINING.name),
 )
 
 
@@ -155,7 +158,7 @@ class FireworksProvider(Provider):
     chunk = DAY
     # Each billing query answers its usage type for the days it covers (this account); the
     # metrics scrape never re-reads a window, so its estimates are never answered for.
-    streams = (SERVERLESS, DEDICATED, METRICS)
+    streams = (SERVERLESS, DEDICATED, TRAINING, METRICS)
     # Beyond this gap between two scrapes, a mean of two 1-minute rates is no estimate at all.
     metrics_max_gap: ClassVar[timedelta] = timedelta(hours=6)
 
@@ -214,8 +217,10 @@ class FireworksProvider(Provider):
             kept = Window(piece.start, min(piece.end, window.end))
             for usage_type, group_by, stream in USAGE_QUERIES:
                 usage = self._billing(http, base, headers, account, piece, usage_type, group_by)
-                for sample in in_stream(serverless_samples(usage.serverless, account=account), SERVERLESS.name) + in_stream(
-                    dedicated_samples(usage.dedicated, account=account), DEDICATED.name
+                for sample in (
+                    in_stream(serverless_samples(usage.serverless, account=account), SERVERLESS.name)
+                    + in_stream(dedicated_samples(usage.dedicated, account=account), DEDICATED.name)
+                    + in_stream(training_samples(usage.training, account=account), TRAINING.name)
                 ):
                     if kept.start <= sample.bucket_start < kept.end:
                         samples.append(sample)
@@ -239,6 +244,34 @@ class FireworksProvider(Provider):
         usage_type: str,
         group_by: tuple[str, ...],
     ) -> BillingUsage:
+        """The answer for `piece` (whole UTC days). A row without startTime/endTime belongs to the
+        requested day; when the piece covers several days such a row cannot be placed, so the
+        piece is read again one day at a time."""
+        usage = self._billing_once(http, base, headers, account, piece, usage_type, group_by)
+        if not usage.undated:
+            return usage
+        days: list[BillingUsage] = []
+        day = piece.start
+        while day < piece.end:
+            one = self._billing_once(http, base, headers, account, Window(day, day + DAY), usage_type, group_by)
+            days.append(one)
+            day += DAY
+        return BillingUsage(
+            tuple(r for u in days for r in u.serverless),
+            tuple(r for u in days for r in u.dedicated),
+            tuple(r for u in days for r in u.training),
+        )
+
+    def _billing_once(
+        self,
+        http: HttpClient,
+        base: str,
+        headers: dict[str, str],
+        account: str,
+        piece: Window,
+        usage_type: str,
+        group_by: tuple[str, ...],
+    ) -> BillingUsage:
         params: dict[str, Any] = {
             "startTime": _rfc3339(piece.start),
             "endTime": _rfc3339(piece.end),
@@ -246,10 +279,12 @@ class FireworksProvider(Provider):
             "groupBy": list(group_by),
             "timezone": "UTC",  # daily rows on UTC midnights, like every other bucket we store
         }
+        # One UTC day asked for (with timezone=UTC): a row without its own times is that day's.
+        one_day = piece.start if piece.end - piece.start == DAY and align_down(piece.start, DAY) == piece.start else None
         url = f"{base}/v1/accounts/{account}/billingUsage"
         response = http.request("GET", url, headers=headers, params=params, classify=classify_error)
         try:
-            return parse_billing_usage(http.decode_json(response))
+            return parse_billing_usage(http.decode_json(response), day=one_day)
         except ProviderResponseError as error:
             raise _tagged(error, response) from None
 

@@ -45,9 +45,27 @@ class DedicatedRow:
 
 
 @dataclass(frozen=True)
+class TrainingRow:
+    start: datetime
+    end: datetime
+    model: str  # the base model trained on
+    training_tokens: int
+    accelerator_type: str
+    accelerator_seconds: Decimal
+
+
+@dataclass(frozen=True)
 class BillingUsage:
     serverless: tuple[ServerlessRow, ...]
     dedicated: tuple[DedicatedRow, ...]
+    training: tuple[TrainingRow, ...] = ()
+    # A row came without startTime/endTime and the request covered more than one day: its day
+    # is unknown (the caller re-reads the range one day at a time).
+    undated: bool = False
+
+
+class _Undated(Exception):
+    """A row without startTime/endTime in an answer to a request of more than one day."""
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -120,7 +138,13 @@ def _time(obj: dict[str, Any], key: str, what: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _span(obj: dict[str, Any], what: str) -> tuple[datetime, datetime]:
+def _span(obj: dict[str, Any], what: str, day: datetime | None) -> tuple[datetime, datetime]:
+    """The row's own span; a row without startTime/endTime is the requested day's (`day`, a UTC
+    midnight, when the request covered exactly one UTC day; else it cannot be placed)."""
+    if obj.get("startTime") is None and obj.get("endTime") is None:
+        if day is None:
+            raise _Undated
+        return day, day + DAY
     start, end = _time(obj, "startTime", what), _time(obj, "endTime", what)
     # We ask for timezone=UTC daily rows; a row spanning more than its UTC day cannot be keyed.
     if end < start or end > align_down(start, DAY) + DAY:
@@ -134,8 +158,8 @@ def _group(obj: dict[str, Any], what: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- parsers
-def _serverless_row(obj: dict[str, Any], what: str) -> ServerlessRow:
-    start, end = _span(obj, what)
+def _serverless_row(obj: dict[str, Any], what: str, day: datetime | None) -> ServerlessRow:
+    start, end = _span(obj, what, day)
     group = _group(obj, what)
     model = _str(obj, "modelName", what) or _str(group, "model_name", f"{what}.group")
     cached = _count(obj, "cachedPromptTokens", what) if obj.get("cachedPromptTokens") is not None else None
@@ -144,8 +168,8 @@ def _serverless_row(obj: dict[str, Any], what: str) -> ServerlessRow:
     )
 
 
-def _dedicated_row(obj: dict[str, Any], what: str) -> DedicatedRow:
-    start, end = _span(obj, what)
+def _dedicated_row(obj: dict[str, Any], what: str, day: datetime | None) -> DedicatedRow:
+    start, end = _span(obj, what, day)
     group = _group(obj, what)
     deployment = _str(obj, "deploymentId", what)
     if not deployment:  # the grouped resource name is accounts/<account>/deployments/<id>
@@ -161,17 +185,35 @@ def _dedicated_row(obj: dict[str, Any], what: str) -> DedicatedRow:
     )
 
 
-def parse_billing_usage(body: Any) -> BillingUsage:
+def _training_row(obj: dict[str, Any], what: str, day: datetime | None) -> TrainingRow:
+    start, end = _span(obj, what, day)
+    group = _group(obj, what)
+    model = _str(obj, "baseModel", what) or _str(obj, "modelName", what) or _str(group, "model_name", f"{what}.group")
+    return TrainingRow(
+        start,
+        end,
+        model,
+        _count(obj, "trainingTokens", what),
+        _str(obj, "acceleratorType", what),
+        _seconds(obj, "acceleratorSeconds", what),
+    )
+
+
+def parse_billing_usage(body: Any, *, day: datetime | None = None) -> BillingUsage:
+    """The rows of one billingUsage answer. `day` is the UTC midnight of the request when it
+    covered exactly one UTC day (timezone=UTC): a row without startTime/endTime belongs to it.
+    Without `day`, such a row makes the answer `undated` (its rows are then not returned)."""
     body = _dict(body, "billing usage")
-    serverless = tuple(
-        _serverless_row(_dict(raw, f"serverlessCosts[{i}]"), f"serverlessCosts[{i}]")
-        for i, raw in enumerate(_rows(body, "serverlessCosts"))
-    )
-    dedicated = tuple(
-        _dedicated_row(_dict(raw, f"dedicatedCosts[{i}]"), f"dedicatedCosts[{i}]")
-        for i, raw in enumerate(_rows(body, "dedicatedCosts"))
-    )
-    return BillingUsage(serverless, dedicated)
+    kinds = (("serverlessCosts", _serverless_row), ("dedicatedCosts", _dedicated_row), ("trainingCosts", _training_row))
+    parsed: list[tuple[Any, ...]] = []
+    try:
+        for key, parse in kinds:
+            parsed.append(
+                tuple(parse(_dict(raw, f"{key}[{i}]"), f"{key}[{i}]", day) for i, raw in enumerate(_rows(body, key)))
+            )
+    except _Undated:
+        return BillingUsage((), (), (), undated=True)
+    return BillingUsage(*parsed)
 
 
 # ---------------------------------------------------------------- mapping
@@ -212,3 +254,28 @@ def dedicated_samples(rows: tuple[DedicatedRow, ...], *, account: str) -> list[U
         )
         for (day, deployment, model, accelerator, placement), seconds in totals.items()
     ]
+
+
+def training_samples(rows: tuple[TrainingRow, ...], *, account: str) -> list[UsageSample]:
+    """Fine-tuning per UTC day and base model: `training_tokens` (tokens trained on, epochs
+    included) and, for jobs billed by GPU time, `compute_seconds` with operation "training"
+    (never on a deployment, so never mixed with the dedicated rows)."""
+    tokens: dict[tuple[datetime, str], int] = {}
+    seconds: dict[tuple[datetime, str, str], Decimal] = {}
+    for row in rows:
+        day = align_down(row.start, DAY)
+        tokens[(day, row.model)] = tokens.get((day, row.model), 0) + row.training_tokens
+        if row.accelerator_seconds:
+            key = (day, row.model, row.accelerator_type)
+            seconds[key] = seconds.get(key, Decimal(0)) + row.accelerator_seconds
+    samples = [
+        UsageSample(day, day + DAY, "training_tokens", Decimal(count), account=account, model=model)
+        for (day, model), count in tokens.items()
+    ]
+    samples += [
+        UsageSample(
+            day, day + DAY, "compute_seconds", q, account=account, model=model, resource=accel, operation="training"
+        )
+        for (day, model, accel), q in seconds.items()
+    ]
+    return samples

@@ -61,6 +61,7 @@ NOT_SCOPED = (
 )
 TOKEN_LENGTH = 40
 PREDICTIONS = Stream("predictions", "Predictions and compute seconds per model and deployment, hourly (/predictions)")
+TRAININGS = Stream("trainings", "Trainings and their compute seconds per base model, hourly (/trainings)")
 _TOKEN_RE = re.compile(r"^r8_[A-Za-z0-9_\-]+$")
 # Keys of other providers pasted into the wrong form, and what they are.
 _FOREIGN_PREFIXES = (
@@ -179,7 +180,7 @@ class ReplicateProvider(Provider):
     chunk = timedelta(days=1)
     # Answered for the hours listed to the end (this account, every model): a model whose
     # predictions are no longer listed keeps no row in those hours.
-    streams = (PREDICTIONS,)
+    streams = (PREDICTIONS, TRAININGS)
 
     max_pages: ClassVar[int] = MAX_PAGES
 
@@ -244,8 +245,12 @@ class ReplicateProvider(Provider):
         account = self._get(http, f"{base}/account", headers, parse_account).username
         # usage_samples walks every page first (a page cut short raises before the answer).
         samples = usage_samples(self._predictions(http, base, headers, start, end), account=account)
+        trainings = usage_samples(self._trainings(http, base, headers, start, end), account=account, operation="training")
         self.answer(answered, PREDICTIONS.name, Window(start, window.end), account=[account])
-        yield from in_stream(samples, PREDICTIONS.name)
+        self.answer(answered, TRAININGS.name, Window(start, window.end), account=[account])
+        yield from sorted(
+            in_stream(samples, PREDICTIONS.name) + in_stream(trainings, TRAININGS.name), key=lambda s: s.bucket_start
+        )
 
     # ------------------------------------------------------------ internals
     def _predictions(
@@ -271,6 +276,27 @@ class ReplicateProvider(Provider):
             self._check_next(page.next, base, seen_urls)
             seen_urls.add(page.next)
             url, params = page.next, None  # verbatim: the cursor and filters are in it
+        raise ProviderResponseError(f"Replicate kept paginating past {self.max_pages} pages.")
+
+    def _trainings(
+        self, http: HttpClient, base: str, headers: dict[str, str], start: datetime, end: datetime
+    ) -> Iterator[Prediction]:
+        """Trainings created in [start, end). /trainings takes no date filter: it lists every
+        training newest first, so the walk stops at the first page reaching before `start`."""
+        url: str = f"{base}/trainings"
+        seen_urls: set[str] = set()
+        previous_ids: set[str] = set()
+        for _ in range(self.max_pages):
+            page = self._get(http, url, headers, parse_prediction_page)
+            for training in page.results:
+                if start <= training.created_at < end and training.id not in previous_ids:
+                    yield training
+            previous_ids = {t.id for t in page.results}
+            if not page.next or any(t.created_at < start for t in page.results):
+                return
+            self._check_next(page.next, base, seen_urls)
+            seen_urls.add(page.next)
+            url = page.next
         raise ProviderResponseError(f"Replicate kept paginating past {self.max_pages} pages.")
 
     @staticmethod

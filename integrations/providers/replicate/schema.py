@@ -35,6 +35,9 @@ class Prediction:
     model: str  # "owner/name"; the version id when an old prediction has no model field
     deployment: str  # "owner/name" of the deployment, "" when run directly
     predict_time: Decimal | None  # seconds; None while running or when never started
+    # Official models billed per token report their counts in `metrics`; None when absent.
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -101,6 +104,20 @@ def _seconds(metrics: dict[str, Any], what: str) -> Decimal | None:
     return seconds
 
 
+# metrics key -> our metric: the counts official models billed per token report.
+TOKEN_COUNTS = (("input_token_count", "input_tokens"), ("output_token_count", "output_tokens"))
+
+
+def _token_count(metrics: dict[str, Any], key: str, what: str) -> int | None:
+    value = metrics.get(key)
+    if value is None:
+        return None
+    # A whole number; 12.0 is accepted as 12, a bool or a fraction never.
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != int(value):
+        raise _bad(f"{what}.{key} is not a whole, non-negative number")
+    return int(value)
+
+
 # ---------------------------------------------------------------- parsers
 def _prediction(obj: dict[str, Any], where: str) -> Prediction:
     status = _str(obj, "status", where, required=True)
@@ -118,6 +135,8 @@ def _prediction(obj: dict[str, Any], where: str) -> Prediction:
         model=model,
         deployment=_str(obj, "deployment", where),
         predict_time=_seconds(metrics or {}, f"{where}.metrics"),
+        input_tokens=_token_count(metrics or {}, "input_token_count", f"{where}.metrics"),
+        output_tokens=_token_count(metrics or {}, "output_token_count", f"{where}.metrics"),
     )
 
 
@@ -154,20 +173,28 @@ def iso(moment: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def usage_samples(predictions: Iterable[Prediction], *, account: str) -> list[UsageSample]:
+def usage_samples(predictions: Iterable[Prediction], *, account: str, operation: str = "") -> list[UsageSample]:
     """Hourly `requests` and `compute_seconds` per (hour of created_at, model, deployment),
     in time order. compute_seconds is emitted even while it is 0 (all still running), so the
-    bucket's row exists from the first read and is simply replaced once they finish."""
+    bucket's row exists from the first read and is simply replaced once they finish.
+    `input_tokens` / `output_tokens` sum the counts the predictions report in `metrics`
+    (official models billed per token), only for keys where at least one reported them."""
     totals: dict[tuple[datetime, str, str], list[Any]] = {}
     for p in predictions:
         key = (align_down(p.created_at), p.model, p.deployment)
-        row = totals.setdefault(key, [0, Decimal(0)])
+        row = totals.setdefault(key, [0, Decimal(0), None, None])
         row[0] += 1
         if p.finished and p.predict_time is not None:
             row[1] += p.predict_time
+        for i, count in ((2, p.input_tokens), (3, p.output_tokens)):
+            if count is not None:
+                row[i] = (row[i] or 0) + count
     samples: list[UsageSample] = []
-    for (start, model, deployment), (count, seconds) in sorted(totals.items()):
-        dims = {"account": account, "model": model, "deployment": deployment}
+    for (start, model, deployment), (count, seconds, tokens_in, tokens_out) in sorted(totals.items()):
+        dims = {"account": account, "model": model, "deployment": deployment, "operation": operation}
         samples.append(UsageSample(start, start + HOUR, "requests", Decimal(count), **dims))
         samples.append(UsageSample(start, start + HOUR, "compute_seconds", seconds, **dims))
+        for metric, tokens in (("input_tokens", tokens_in), ("output_tokens", tokens_out)):
+            if tokens is not None:
+                samples.append(UsageSample(start, start + HOUR, metric, Decimal(tokens), **dims))
     return samples

@@ -183,3 +183,29 @@ def test_a_nameless_account_is_fine() -> None:
 )
 def test_error_text(body, text) -> None:
     assert error_text(body) == text
+
+
+# ---------------------------------------------------------------- custom domains
+def test_a_custom_domain_account_needs_its_issuer_domain(provider, authress_settings, http, sandbox) -> None:
+    """Authress accepts this client's tokens only when issued by the account's custom domain."""
+    credential = {"access_key": fake.CUSTOM_DOMAIN_ACCESS_KEY}
+    error = raises(CredentialError, provider, fake.CUSTOM_DOMAIN_ACCESS_KEY, authress_settings, http)
+    assert "issuer" in str(error)  # the sandbox says what it checked
+    for domain in (fake.CUSTOM_DOMAIN, f"https://{fake.CUSTOM_DOMAIN}/", f"  {fake.CUSTOM_DOMAIN.upper()}  "):
+        identity = provider.verify(credential, {**authress_settings, "issuer_domain": domain}, http=http)
+        assert identity.account_id == fake.ACCOUNT_ID
+        assert identity.details["token_issuer"] == fake.CUSTOM_DOMAIN
+    # The default issuer is no longer accepted for it, and the custom one not for a default client.
+    raises(CredentialError, provider, fake.ACCESS_KEY, {**authress_settings, "issuer_domain": fake.CUSTOM_DOMAIN}, http)
+
+
+@pytest.mark.parametrize(
+    "domain",
+    ["http://login.example.com", "login.example.com/v1", "login.example.com:8443", "https://user@login.example.com",
+     "localhost", "login example.com", "login.example.com?x=1"],
+)  # fmt: skip
+def test_a_malformed_issuer_domain_fails_before_any_call(provider, credential, authress_settings, http, sandbox, domain):
+    with pytest.raises(ConfigurationError) as info:
+        provider.verify(credential, {**authress_settings, "issuer_domain": domain}, http=http)
+    assert info.value.field == "issuer_domain"
+    assert sandbox.requests("/authress/") == []

@@ -144,13 +144,18 @@ def cases() -> list[tuple[str, list[UsageSample], list[UsageSample]]]:
 def billing_truth(
     start: datetime, end: datetime, *, now: datetime | None = None, key: Callable[[Any], tuple[Any, ...]] = lambda r: ()
 ) -> Counter:
-    """True billing totals per (metric, *key(row)); rows are ServerlessDay or DedicatedDay."""
+    """True billing totals per (metric, *key(row)); rows are ServerlessDay, DedicatedDay or
+    TrainingDay (whose GPU seconds are compute_seconds too)."""
     totals: Counter = Counter()
     for row in fw.truth_serverless(start, end, now=now):
         totals[("input_tokens", *key(row))] += Decimal(row.prompt_tokens)
         totals[("output_tokens", *key(row))] += Decimal(row.completion_tokens)
     for row in fw.truth_dedicated(start, end, now=now):
         totals[("compute_seconds", *key(row))] += Decimal(row.accelerator_seconds)
+    for row in fw.truth_training(start, end, now=now):
+        totals[("training_tokens", *key(row))] += Decimal(row.training_tokens)
+        if row.accelerator_seconds:
+            totals[("compute_seconds", *key(row))] += Decimal(row.accelerator_seconds)
     return totals
 
 

@@ -69,8 +69,12 @@ def test_fetch_reproduces_true_totals_per_model_deployment_and_day(
         compute_truth[("compute_seconds", d.id, d.base_model, d.accelerator_type, d.placement)] += (
             row.accelerator_seconds
         )
+    for row in fw.truth_training(start, end):  # GPU-billed fine-tuning, on no deployment
+        if row.accelerator_seconds:
+            compute_truth[("compute_seconds", "", row.model, fw.TRAINING_ACCELERATOR, "")] += row.accelerator_seconds
     assert_totals_equal(totals_by(compute, "deployment", "model", "resource", "region"), compute_truth)
     assert all(s.deployment == "" and s.resource == "" for s in tokens)
+    assert {s.operation for s in compute if not s.deployment} == {"training"}
     assert {s.account for s in samples} == {fw.ACCOUNT_ID}
     assert {s.provenance for s in samples} == {"reported"}
     assert all(
@@ -82,15 +86,17 @@ def test_billing_is_read_in_pieces_of_at_most_31_days(provider, credential, fw_s
     window = Window(days_ago(41), days_ago(1))
     samples = fetch(provider, credential, fw_settings, window, http)
     requests = sandbox.requests(BILLING_PATH)
-    assert [r["query"]["usageType"][0] for r in requests] == ["SERVERLESS", "DEDICATED_DEPLOYMENT"] * 2
-    spans = [(r["query"]["startTime"][0], r["query"]["endTime"][0]) for r in requests[::2]]
+    assert [r["query"]["usageType"][0] for r in requests] == ["SERVERLESS", "DEDICATED_DEPLOYMENT", "TRAINING"] * 2
+    spans = [(r["query"]["startTime"][0], r["query"]["endTime"][0]) for r in requests[::3]]
     assert spans == [(iso(days_ago(41)), iso(days_ago(10))), (iso(days_ago(10)), iso(days_ago(1)))]
     for r in requests:
         assert r["query"]["timezone"] == ["UTC"]
-        expected = (
-            ["model_name"] if r["query"]["usageType"] == ["SERVERLESS"] else ["deployment_name", "accelerator_type"]
-        )
-        assert r["query"]["groupBy"] == expected
+        expected = {
+            "SERVERLESS": ["model_name"],
+            "DEDICATED_DEPLOYMENT": ["deployment_name", "accelerator_type"],
+            "TRAINING": [],  # no grouping documented for training: rows come per base model
+        }[r["query"]["usageType"][0]]
+        assert r["query"].get("groupBy", []) == expected
     assert_totals_equal(totals_by(samples), billing_truth(window.start, window.end), "totals over two pieces")
     keys = [key(s) for s in samples]
     assert len(keys) == len(set(keys))
@@ -139,7 +145,7 @@ def test_verify_summarises_the_account(provider, credential, fw_settings, http, 
     )
     assert identity.details["deployments"] == sorted(d.id for d in fw.DEPLOYMENTS)
     assert identity.details["serverless_models"] == sorted(fw.SERVERLESS_MODELS)
-    assert len(sandbox.requests(BILLING_PATH)) == 2 and sandbox.requests(METRICS_PATH) == []
+    assert len(sandbox.requests(BILLING_PATH)) == 3 and sandbox.requests(METRICS_PATH) == []
 
 
 # ---------------------------------------------------------------- metrics
@@ -209,3 +215,44 @@ def test_metrics_outage_skips_the_scrape(provider, credential, fw_settings, http
     samples = fetch(provider, credential, fw_settings, live_window(clock()), http, state)
     assert samples and all(s.provenance == "reported" for s in samples)
     assert "503" in state["metrics"]["note"] and "scraped_at" not in state["metrics"]
+
+
+# ---------------------------------------------------------------- rows without startTime/endTime
+def test_rows_without_times_are_placed_on_the_requested_day(provider, credential, fw_settings, http, sandbox) -> None:
+    """A billing row without startTime/endTime no longer fails the sync: a multi-day piece is
+    read again one UTC day at a time (timezone=UTC), and each row keys on the day it was asked for."""
+    window = Window(days_ago(4), days_ago(1))
+    fw.omit_row_times()
+    body = http.decode_json(
+        http.request(
+            "GET",
+            fw_settings["base_url"] + f"/v1/accounts/{fw.ACCOUNT_ID}/billingUsage",
+            headers={"Authorization": f"Bearer {fw.API_KEY}"},
+            params={"startTime": iso(window.start), "endTime": iso(window.end), "usageType": "SERVERLESS"},
+        )
+    )
+    assert body["serverlessCosts"] and all("startTime" not in r and "endTime" not in r for r in body["serverlessCosts"])
+    sandbox.clear_requests()
+
+    samples = fetch(provider, credential, fw_settings, window, http)
+    assert_totals_equal(totals_by(samples, "bucket_start", "model"), billing_truth(
+        window.start, window.end, key=lambda r: (r.day, r.deployment.base_model if hasattr(r, "deployment") else r.model)
+    ))  # fmt: skip
+    keys = [key(s) for s in samples]
+    assert len(keys) == len(set(keys))
+    spans = [(r["query"]["usageType"][0], r["query"]["startTime"][0], r["query"]["endTime"][0])
+             for r in sandbox.requests(BILLING_PATH)]  # fmt: skip
+    days = [(iso(window.start + i * DAY), iso(window.start + (i + 1) * DAY)) for i in range(3)]
+    for usage_type in ("SERVERLESS", "DEDICATED_DEPLOYMENT", "TRAINING"):
+        assert [s[1:] for s in spans if s[0] == usage_type] == [(iso(window.start), iso(window.end)), *days]
+
+
+def test_a_one_day_window_with_undated_rows_needs_no_second_request(
+    provider, credential, fw_settings, http, sandbox
+) -> None:
+    window = Window(days_ago(2), days_ago(1))
+    fw.omit_row_times()
+    samples = fetch(provider, credential, fw_settings, window, http)
+    assert_totals_equal(totals_by(samples), billing_truth(window.start, window.end))
+    assert {s.bucket_start for s in samples} == {window.start}
+    assert len(sandbox.requests(BILLING_PATH)) == 3

@@ -44,5 +44,5 @@ class TestFireworksContract(ProviderContractTests):
 
 def test_true_totals_cover_every_billing_metric() -> None:
     totals = support.billing_truth(support.days_ago(2), support.days_ago(1))
-    assert set(totals) == {("input_tokens",), ("output_tokens",), ("compute_seconds",)}
+    assert set(totals) == {("input_tokens",), ("output_tokens",), ("compute_seconds",), ("training_tokens",)}
     assert all(v > 0 for v in totals.values())

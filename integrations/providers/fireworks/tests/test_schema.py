@@ -115,3 +115,30 @@ BROKEN_METRICS = {
 def test_broken_metrics_raise_response_error(text: str) -> None:
     with pytest.raises(ProviderResponseError):
         parse_metrics(text)
+
+
+def test_training_fixture_maps_to_tokens_and_gpu_seconds() -> None:
+    from integrations.providers.base import UsageSample
+    from integrations.providers.fireworks.schema import training_samples
+
+    usage = parse_billing_usage(support.load("billing_training.json"))
+    day1, day2, day3 = (datetime(2026, 11, d, tzinfo=UTC) for d in (1, 2, 3))
+    llama, qwen = "accounts/fireworks/models/llama-v3p1-8b-instruct", "accounts/fireworks/models/qwen2p5-7b-instruct"
+    assert Counter(training_samples(usage.training, account="acme")) == Counter([
+        UsageSample(day1, day2, "training_tokens", Decimal(1_500_000), account="acme", model=llama),  # two rows add up
+        UsageSample(day2, day3, "training_tokens", Decimal(400_000), account="acme", model=qwen),
+        UsageSample(day2, day3, "compute_seconds", Decimal(28800), account="acme", model=qwen,
+                    resource="NVIDIA_H100_80GB", operation="training"),
+    ])  # fmt: skip
+
+
+def test_rows_without_times_take_the_requested_day_or_mark_the_answer_undated() -> None:
+    body = support.load("billing_serverless.json")
+    for row in body["serverlessCosts"]:
+        del row["startTime"], row["endTime"]
+    day = datetime(2026, 11, 5, tzinfo=UTC)
+    usage = parse_billing_usage(copy.deepcopy(body), day=day)
+    assert not usage.undated and usage.serverless
+    assert {(r.start, r.end) for r in usage.serverless} == {(day, day.replace(day=6))}
+    undated = parse_billing_usage(body)  # a request of several days: no row can be placed
+    assert undated.undated and undated.serverless == ()

@@ -58,9 +58,15 @@ def truth(start: datetime, end: datetime, now: datetime) -> Counter:
         if hasattr(row, "deployment"):
             d = row.deployment
             return (row.day.date(), d.base_model, d.id, d.accelerator_type, d.placement)
+        if hasattr(row, "training_tokens"):  # a fine-tuning job's GPU seconds name the accelerator
+            return (row.day.date(), row.model, "", fw.TRAINING_ACCELERATOR if row.accelerator_seconds else "", "")
         return (row.day.date(), row.model, "", "", "")
 
-    return billing_truth(start, end, now=now, key=key)
+    totals = billing_truth(start, end, now=now, key=key)
+    # Training tokens name no accelerator (only the GPU seconds of the same job do).
+    for k in [k for k in totals if k[0] == "training_tokens" and k[4]]:
+        totals[(*k[:4], "", *k[5:])] += totals.pop(k)
+    return totals
 
 
 def snapshot(integration: Integration) -> list[tuple]:

@@ -70,7 +70,10 @@ def cases() -> list[tuple[str, list[UsageSample], list[UsageSample]]]:
 def truth(start: datetime, end: datetime, key=lambda r: (), *, now: datetime | None = None) -> Counter:
     """The sandbox's true totals per (metric, *key(row)) for predictions created in [start, end)."""
     totals: Counter = Counter()
-    for row in fake.truth_usage(start, end, now=now):
+    for row in [*fake.truth_usage(start, end, now=now), *fake.truth_training_usage(start, end, now=now)]:
         totals[("requests", *key(row))] += Decimal(row.requests)
         totals[("compute_seconds", *key(row))] += row.compute_seconds
+        if row.input_tokens is not None:  # per-token official models report counts
+            totals[("input_tokens", *key(row))] += Decimal(row.input_tokens)
+            totals[("output_tokens", *key(row))] += Decimal(row.output_tokens or 0)
     return totals

@@ -70,7 +70,11 @@ def test_fetch_reproduces_true_totals_per_model_deployment_hour_and_day(
         per_day[(s.metric, align_down(s.bucket_start, DAY))] += s.quantity
     assert_totals_equal(per_day, truth(start, end, lambda r: (align_down(r.hour_start, DAY),)), "per day")
     assert {s.account for s in samples} == {USERNAME}
-    assert {(s.metric, s.unit) for s in samples} == {("requests", "requests"), ("compute_seconds", "seconds")}
+    assert {(s.metric, s.unit) for s in samples} == {
+        ("requests", "requests"), ("compute_seconds", "seconds"), ("input_tokens", "tokens"), ("output_tokens", "tokens")
+    }
+    # Only the official per-token model reports token counts.
+    assert {s.model for s in samples if s.metric.endswith("_tokens")} == set(fake.PER_TOKEN_MODELS)
     assert {s.deployment for s in samples} == {"", "doow-sandbox/invoice-ocr-prod"}
     keys = [sample_key(s) for s in samples]
     assert len(keys) == len(set(keys))
@@ -87,7 +91,7 @@ def test_pagination_follows_next_verbatim_to_the_end(provider, credential, repli
     for page in rest:  # the cursor and the filters came from `next` itself
         assert page["query"]["cursor"] and {k: v for k, v in page["query"].items() if k != "cursor"} == window
     assert len({p["query"]["cursor"][0] for p in rest}) == len(rest)
-    assert sum(s.quantity for s in samples if s.metric == "requests") == count
+    assert sum(s.quantity for s in samples if s.metric == "requests" and s.operation == "") == count
     assert len(sandbox.requests(ACCOUNT_PATH)) == 1
 
 
@@ -237,3 +241,22 @@ def test_verify_of_a_user_account_without_a_name(provider, credential, replicate
     sandbox.fault(ACCOUNT_PATH, 200, body={"type": "user", "username": "ada"})
     identity = provider.verify(credential, replicate_settings, http=http)
     assert (identity.account_id, identity.account_name, identity.summary) == ("ada", "ada", "Replicate user ada")
+
+
+# ---------------------------------------------------------------- trainings
+def test_trainings_are_read_newest_first_until_the_window_start(provider, credential, replicate_settings, http, sandbox):
+    """/trainings takes no date filter: the walk follows `next` until a page reaches before the
+    window, and keeps only the trainings created in it, as operation "training" rows."""
+    window = Window(days_ago(200), days_ago(190))
+    samples = fetch(provider, credential, replicate_settings, window, http)
+    trained = [s for s in samples if s.operation == "training"]
+    truth = fake.truth_training_usage(window.start, window.end)
+    assert truth and sum(s.quantity for s in trained if s.metric == "requests") == sum(r.requests for r in truth)
+    assert sum(s.quantity for s in trained if s.metric == "compute_seconds") == sum(r.compute_seconds for r in truth)
+    assert {s.model for s in trained} == {r.model for r in truth} and {s.deployment for s in trained} == {""}
+    assert {s.stream for s in trained} == {"trainings"}
+    pages = sandbox.requests(PREDICTIONS_PATH.replace("/predictions", "/trainings"))
+    # ~1 training a day over 200 days back from today: more than one page, never the whole history.
+    assert 1 < len(pages) < 5 and "cursor" not in pages[0]["query"]
+    older = fake.truth_trainings(window.start - timedelta(days=400), window.start)
+    assert len(older) > 100 * len(pages)  # the walk stopped long before the account's first training

@@ -41,5 +41,5 @@ class TestReplicateContract(ProviderContractTests):
 
 def test_true_totals_cover_every_metric_the_connector_emits() -> None:
     totals = support.truth(support.days_ago(2), support.days_ago(1))
-    assert set(totals) == {("requests",), ("compute_seconds",)}
+    assert set(totals) == {("requests",), ("compute_seconds",), ("input_tokens",), ("output_tokens",)}
     assert all(v > 0 for v in totals.values())

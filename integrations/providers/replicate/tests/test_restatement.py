@@ -39,9 +39,12 @@ def sync(integration: Integration, since: datetime | None, until: datetime) -> S
 
 def truth(start: datetime, end: datetime, now: datetime | None = None) -> dict:
     totals: Counter = Counter()
-    for row in fake.truth_usage(start, end, now=now):
+    for row in [*fake.truth_usage(start, end, now=now), *fake.truth_training_usage(start, end, now=now)]:
         totals[("requests", row.hour_start, row.model, row.deployment)] += row.requests
         totals[("compute_seconds", row.hour_start, row.model, row.deployment)] += row.compute_seconds
+        if row.input_tokens is not None:
+            totals[("input_tokens", row.hour_start, row.model, row.deployment)] += row.input_tokens
+            totals[("output_tokens", row.hour_start, row.model, row.deployment)] += row.output_tokens or 0
     return nonzero(totals)
 
 

@@ -162,3 +162,27 @@ def test_helpers() -> None:
     assert iso(T) == "2024-11-01T10:00:00Z"
     assert iso(moment) == "2024-11-01T10:37:05.250000Z"
     assert iso(datetime(2024, 11, 1, 12, tzinfo=timezone(timedelta(hours=2)))) == "2024-11-01T10:00:00Z"
+
+
+def test_token_counts_in_metrics_become_token_rows() -> None:
+    """Official models billed per token report input_token_count / output_token_count."""
+    page = {"next": None, "results": [
+        {"id": "a", "model": "meta/llama", "status": "succeeded", "created_at": "2026-11-01T10:05:00Z",
+         "metrics": {"predict_time": 1.5, "input_token_count": 120, "output_token_count": 30.0}},
+        {"id": "b", "model": "meta/llama", "status": "succeeded", "created_at": "2026-11-01T10:45:00Z",
+         "metrics": {"predict_time": 0.5, "input_token_count": 80}},
+        {"id": "c", "model": "acme/sdxl", "status": "succeeded", "created_at": "2026-11-01T10:10:00Z",
+         "metrics": {"predict_time": 2}},
+    ]}  # fmt: skip
+    samples = usage_samples(parse_prediction_page(page).results, account="acc")
+    got = {(s.model, s.metric): s.quantity for s in samples}
+    assert got == {
+        ("meta/llama", "requests"): 2, ("meta/llama", "compute_seconds"): 2,
+        ("meta/llama", "input_tokens"): 200, ("meta/llama", "output_tokens"): 30,
+        ("acme/sdxl", "requests"): 1, ("acme/sdxl", "compute_seconds"): 2,  # no counts reported: no token rows
+    }  # fmt: skip
+    for bad in (-1, 1.5, True, "12"):
+        broken = copy.deepcopy(page)
+        broken["results"][0]["metrics"]["input_token_count"] = bad
+        with pytest.raises(ProviderResponseError, match="input_token_count"):
+            parse_prediction_page(broken)

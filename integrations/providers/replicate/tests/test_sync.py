@@ -35,10 +35,13 @@ def sync(integration: Integration, since: datetime | None, until: datetime) -> S
 def truth(start: datetime, end: datetime, now: datetime | None = None) -> dict[tuple, Decimal]:
     """True totals per (metric, day, model, deployment)."""
     totals: dict[tuple, Decimal] = defaultdict(Decimal)
-    for row in fake.truth_usage(start, end, now=now):
+    for row in [*fake.truth_usage(start, end, now=now), *fake.truth_training_usage(start, end, now=now)]:
         key = (row.hour_start.date(), row.model, row.deployment)
         totals[("requests", *key)] += row.requests
         totals[("compute_seconds", *key)] += row.compute_seconds
+        if row.input_tokens is not None:
+            totals[("input_tokens", *key)] += row.input_tokens
+            totals[("output_tokens", *key)] += row.output_tokens or 0
     return dict(totals)
 
 
