@@ -61,14 +61,20 @@ MINIMA: dict[str, Callable[[SyncRun], tuple[int, str]]] = {
         "1 name discovery + 3 metrics × 1 query_range of ≤11,000 points",
     ),
     # billingUsage per usage type (serverless, dedicated) per ≤31 days + one metrics scrape.
-    "fireworks": lambda run: (2 * _pages(_days(run), 31) + 1, "2 usage types × billingUsage of ≤31 d + 1 scrape"),
+    "fireworks": lambda run: (3 * _pages(_days(run), 31) + 1, "3 usage types × billingUsage of ≤31 d + 1 scrape"),
 }
 
 
 def _replicate(run: SyncRun) -> tuple[int, str]:
     predictions = len(replicate_sandbox.truth_predictions(run.window_start, run.window_end))
     pages = _pages(predictions, replicate_sandbox.PAGE_SIZE)
-    return 1 + pages, f"/account + {pages} pages of ≤100 of {predictions:,} predictions"
+    # /trainings has no date filter: at least one page, newest first, down to the window start.
+    trainings = len(replicate_sandbox.truth_trainings(run.window_start, run.window_end))
+    training_pages = max(1, _pages(trainings, replicate_sandbox.PAGE_SIZE))
+    return (
+        1 + pages + training_pages,
+        f"/account + {pages} pages of ≤100 of {predictions:,} predictions + {training_pages} of {trainings} trainings",
+    )
 
 
 def _azure(run: SyncRun) -> tuple[int, str]:
