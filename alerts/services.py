@@ -1,0 +1,270 @@
+"""Alert evaluation and delivery.
+
+`alerts_evaluate_workspace` reads the rollups and the integrations, moves each Alert through
+open → escalated → resolved, and tells people once per state change: a Notification per
+admin and one mail. Running it again with nothing changed writes only refreshed numbers and
+tells nobody. A bounded number of queries per workspace (tests assert ≤ 20).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership, Workspace
+from alerts.models import Alert, Budget, Mute, Notification
+from alerts.spend import RATE_DAYS, SpendRow, month_spend, spend_rows
+from usage.rollups import local_day, zone_of
+
+logger = logging.getLogger(__name__)
+
+# An alert below every level is resolved after this long, so restated data does not make it flap.
+RESOLVE_AFTER = timedelta(days=1)
+# Levels in rising order: reaching a later one escalates an open alert.
+BUDGET_LEVELS = ("forecast", "warning", "exceeded")
+INTEGRATION_LEVELS = ("stale", "paused", "permission_missing", "credential_rejected")
+# Integration.health codes that raise an integration alert, and the level each is.
+HEALTH_LEVELS = {
+    "stale": "stale",
+    "paused": "paused",
+    "permission_missing": "permission_missing",
+    "needs_attention": "credential_rejected",
+}
+
+
+@dataclass
+class Condition:
+    """What one evaluation found for one key: a level (None: below every level) and numbers."""
+
+    key: str
+    kind: str
+    level: str | None
+    title: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    budget: Budget | None = None
+    integration_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    alert: Alert
+    event: str  # opened, escalated, resolved
+
+
+# ------------------------------------------------------------------ budgets
+def _budget_rows(budget: Budget, rows: list[SpendRow]) -> list[SpendRow]:
+    currency = budget.currency.upper()
+    match budget.scope:
+        case Budget.Scope.APPLICATION:
+            return [r for r in rows if r.currency == currency and r.application_id == budget.application_id]
+        case Budget.Scope.LICENSE:
+            return [r for r in rows if r.currency == currency and r.license_id == budget.license_id]
+        case Budget.Scope.PROVIDER:
+            return [r for r in rows if r.currency == currency and r.provider == budget.provider]
+    return [r for r in rows if r.currency == currency]
+
+
+def budget_condition(budget: Budget, rows: list[SpendRow], *, today) -> Condition:  # noqa: ANN001
+    spend = month_spend(_budget_rows(budget, rows), today=today)
+    percent = spend.month_to_date / budget.amount * 100
+    level = None
+    if percent >= budget.exceed_percent:
+        level = "exceeded"
+    elif percent >= budget.warn_percent:
+        level = "warning"
+    elif budget.alert_on_forecast and spend.forecast > budget.amount:
+        level = "forecast"
+    words = {
+        "exceeded": f"passed {budget.exceed_percent}%",
+        "warning": f"passed {budget.warn_percent}%",
+        "forecast": "is forecast to exceed its amount",
+        None: "is within its amount",
+    }
+    money = lambda value: f"{value.quantize(Decimal('0.01'))}"  # noqa: E731
+    return Condition(
+        key=budget.alert_key,
+        kind=Alert.Kind.BUDGET,
+        level=level,
+        title=f"Budget {budget.name} {words[level]}",
+        budget=budget,
+        numbers={
+            "month": today.strftime("%Y-%m"),
+            "currency": budget.currency,
+            "budget": money(budget.amount),
+            "month_to_date": money(spend.month_to_date),
+            "estimated": money(spend.estimated),
+            "percent": f"{percent.quantize(Decimal('0.1'))}",
+            "forecast": money(spend.forecast),
+            "daily_rate": money(spend.daily_rate),
+            "days_left": spend.days_left,
+        },
+    )
+
+
+# ------------------------------------------------------------------ integrations
+def integration_condition(integration, *, now: datetime) -> Condition:  # noqa: ANN001
+    health = integration.health_at(now)
+    level = HEALTH_LEVELS.get(health.code)
+    if level is None and health.stale and health.code != "disconnected":
+        level = "stale"
+    label = {
+        "stale": "is stale",
+        "paused": "is paused",
+        "permission_missing": "is missing a permission",
+        "credential_rejected": "had its credential rejected",
+        None: "is healthy",
+    }[level]
+    return Condition(
+        key=f"integration:{integration.pk}",
+        kind=Alert.Kind.INTEGRATION,
+        level=level,
+        title=f"Integration {integration.name} {label}",
+        integration_id=integration.pk,
+        numbers={
+            "health": health.code,
+            "detail": health.detail,
+            "data_through": integration.data_through.isoformat() if integration.data_through else None,
+        },
+    )
+
+
+# ------------------------------------------------------------------ state machine
+def _rank(kind: str, level: str) -> int:
+    levels = BUDGET_LEVELS if kind == Alert.Kind.BUDGET else INTEGRATION_LEVELS
+    return levels.index(level) if level in levels else -1
+
+
+def _apply(workspace: Workspace, condition: Condition, alert: Alert | None, now: datetime) -> tuple[Alert | None, str | None, bool]:
+    """The alert after this evaluation, the event to tell (or None) and whether to save it."""
+    if alert is None:
+        if condition.level is None:
+            return None, None, False
+        alert = Alert(
+            workspace=workspace,
+            kind=condition.kind,
+            key=condition.key,
+            budget=condition.budget,
+            integration_id=condition.integration_id,
+            state=Alert.State.OPEN,
+            level=condition.level,
+            title=condition.title,
+            numbers=condition.numbers,
+            opened_at=now,
+            changed_at=now,
+        )
+        return alert, "opened", True
+    event = None
+    if condition.level is None:
+        if alert.below_since is None:
+            alert.below_since = now
+        elif now - alert.below_since >= RESOLVE_AFTER:
+            alert.state, alert.resolved_at, alert.changed_at = Alert.State.RESOLVED, now, now
+            alert.title = condition.title
+            event = "resolved"
+    else:
+        alert.below_since = None
+        if _rank(condition.kind, condition.level) > _rank(alert.kind, alert.level):
+            alert.state, alert.level, alert.changed_at = Alert.State.ESCALATED, condition.level, now
+            alert.title = condition.title
+            event = "escalated"
+    alert.numbers = condition.numbers
+    return alert, event, True
+
+
+@transaction.atomic
+def _record(workspace: Workspace, conditions: list[Condition], active: dict[str, Alert], now: datetime) -> list[Change]:
+    changes: list[Change] = []
+    created: list[tuple[Alert, str]] = []
+    updated: list[Alert] = []
+    for condition in conditions:
+        alert, event, save = _apply(workspace, condition, active.get(condition.key), now)
+        if alert is None or not save:
+            continue
+        if alert.pk is None:
+            created.append((alert, event))
+        else:
+            updated.append(alert)
+            if event:
+                changes.append(Change(alert, event))
+    if created:
+        Alert.objects.bulk_create([alert for alert, _ in created])
+        changes += [Change(alert, event) for alert, event in created]
+    if updated:
+        Alert.objects.bulk_update(updated, ["state", "level", "title", "numbers", "changed_at", "resolved_at", "below_since"])
+    return changes
+
+
+# ------------------------------------------------------------------ delivery
+def _alert_url(workspace: Workspace) -> str:
+    return settings.DOOW_BASE_URL.rstrip("/") + reverse("alerts:notifications", kwargs={"ws": workspace.slug})
+
+
+def _body(change: Change, workspace: Workspace) -> str:
+    alert = change.alert
+    lines = [f"{alert.title} ({change.event}).", ""]
+    lines += [f"{name.replace('_', ' ')}: {value}" for name, value in alert.numbers.items() if value not in (None, "")]
+    lines += ["", f"Workspace: {workspace.name}", f"Notifications: {_alert_url(workspace)}"]
+    return "\n".join(lines)
+
+
+def _deliver(workspace: Workspace, changes: list[Change], muted: set[str]) -> int:
+    """A Notification per admin and one mail to the admins per change; muted keys are silent."""
+    told = [c for c in changes if c.alert.key not in muted]
+    if not told:
+        return 0
+    admins = list(
+        Membership.objects.filter(workspace=workspace, role=Membership.Role.ADMIN).select_related("user").order_by("pk")
+    )
+    notes = []
+    for change in told:
+        body = _body(change, workspace)
+        notes += [
+            Notification(workspace=workspace, user=m.user, alert=change.alert, event=change.event, title=change.alert.title, body=body)
+            for m in admins
+        ]
+        recipients = [m.user.email for m in admins if m.user.email]
+        if recipients:
+            subject = f"[Doow] {change.event.capitalize()}: {change.alert.title}"
+            try:
+                send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+            except Exception:  # noqa: BLE001 - a mail server being down must not lose the in-app notification
+                logger.exception("alert mail for workspace %s failed", workspace.pk)
+    Notification.objects.bulk_create(notes)
+    return len(told)
+
+
+# ------------------------------------------------------------------ entry points
+def alerts_evaluate_workspace(*, workspace_id: int, now: datetime | None = None) -> list[Change]:
+    now = now or timezone.now()
+    workspace = Workspace.objects.get(pk=workspace_id)
+    today = local_day(now, zone_of(workspace))
+    first = min(today.replace(day=1), today - timedelta(days=RATE_DAYS))
+    rows = spend_rows(workspace, first=first, last=today)
+    conditions = [budget_condition(b, rows, today=today) for b in workspace.budgets.all()]
+    conditions += [integration_condition(i, now=now) for i in workspace.integrations.live()]
+    active = {a.key: a for a in workspace.alerts.filter(state__in=Alert.ACTIVE_STATES)}
+    changes = _record(workspace, conditions, active, now)
+    if changes:
+        muted = {m.alert_key for m in Mute.objects.filter(workspace=workspace)}
+        _deliver(workspace, changes, muted)
+    return changes
+
+
+def alerts_evaluate_all(*, now: datetime | None = None) -> int:
+    """Every workspace; one that fails never stops the others."""
+    count = 0
+    for workspace_id in Workspace.objects.order_by("pk").values_list("pk", flat=True):
+        try:
+            alerts_evaluate_workspace(workspace_id=workspace_id, now=now)
+            count += 1
+        except Exception:  # noqa: BLE001
+            logger.exception("alert evaluation of workspace %s failed", workspace_id)
+    return count
