@@ -36,7 +36,7 @@ HEALTH_LEVELS = {
     "stale": "stale",
     "paused": "paused",
     "permission_missing": "permission_missing",
-    "needs_attention": "credential_rejected",
+    "needs_attention": "credential_rejected",  # a permanent failure: the credential was refused
 }
 
 
@@ -113,6 +113,9 @@ def budget_condition(budget: Budget, rows: list[SpendRow], *, today) -> Conditio
 def integration_condition(integration, *, now: datetime) -> Condition:  # noqa: ANN001
     health = integration.health_at(now)
     level = HEALTH_LEVELS.get(health.code)
+    if level in ("paused", "credential_rejected") and integration.last_error_category == "credential":
+        # Paused after rejected credentials is still "the key is dead", the most urgent kind.
+        level = "credential_rejected"
     if level is None and health.stale and health.code != "disconnected":
         level = "stale"
     label = {

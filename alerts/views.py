@@ -86,7 +86,15 @@ def notifications(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "alerts/notifications.html",
-        {"notifications": items, "unread": sum(1 for n in items if n.read_at is None)},
+        {
+            "notifications": items,
+            "unread": sum(1 for n in items if n.read_at is None),
+            "muted_integrations": (
+                request.workspace.alert_mutes.filter(integration__isnull=False).select_related("integration")
+                if request.membership.is_admin
+                else []
+            ),
+        },
     )
 
 
