@@ -129,3 +129,17 @@ class Mute(models.Model):
     @property
     def alert_key(self) -> str:
         return f"budget:{self.budget_id}" if self.budget_id else f"integration:{self.integration_id}"
+
+
+class AnomalyRule(models.Model):
+    """A workspace's spend-anomaly rule (docs/alerts.md); a workspace without a row uses the
+    defaults."""
+
+    workspace = models.OneToOneField("accounts.Workspace", on_delete=models.CASCADE, related_name="anomaly_rule")
+    enabled = models.BooleanField(default=True)
+    ratio = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("1.5"), help_text="Spend must exceed the median × this.")
+    mads = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("3"), help_text="…and the median + this many MADs.")
+    min_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("50"), help_text="…and be at least this many USD above the median.")
+
+    def __str__(self) -> str:
+        return f"Anomaly rule of {self.workspace}"

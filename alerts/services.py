@@ -20,7 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Workspace
-from alerts.models import Alert, Budget, Mute, Notification
+from alerts import anomalies
+from alerts.models import Alert, AnomalyRule, Budget, Mute, Notification
 from alerts.spend import RATE_DAYS, SpendRow, month_spend, spend_rows
 from usage.rollups import local_day, zone_of
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 RESOLVE_AFTER = timedelta(days=1)
 # Levels in rising order: reaching a later one escalates an open alert.
 BUDGET_LEVELS = ("forecast", "warning", "exceeded")
+ANOMALY_LEVELS = ("anomaly",)
 INTEGRATION_LEVELS = ("stale", "paused", "permission_missing", "credential_rejected")
 # Integration.health codes that raise an integration alert, and the level each is.
 HEALTH_LEVELS = {
@@ -139,9 +141,53 @@ def integration_condition(integration, *, now: datetime) -> Condition:  # noqa: 
     )
 
 
+# ------------------------------------------------------------------ anomalies
+def anomaly_conditions(workspace: Workspace, rows: list[SpendRow], *, today, active: dict[str, Alert]) -> list[Condition]:  # noqa: ANN001
+    """The latest complete local day (yesterday) of every provider, model and application with
+    USD spend, plus every open anomaly alert (so it can resolve when its series went quiet)."""
+    rule_row = AnomalyRule.objects.filter(workspace=workspace).first()
+    if rule_row is not None and not rule_row.enabled:
+        return []
+    rule = anomalies.Rule(rule_row.ratio, rule_row.mads, rule_row.min_amount) if rule_row else anomalies.Rule()
+    day = today - timedelta(days=1)
+    series = anomalies.series_by_dimension(rows)
+    names = dict(workspace.applications.values_list("pk", "name")) if any(d == "application_id" for d, _ in series) else {}
+    keys = {f"anomaly:{dimension}:{value}": (dimension, value) for dimension, value in series}
+    for key, alert in active.items():
+        if alert.kind == Alert.Kind.ANOMALY and key not in keys:
+            dimension, _, value = key.removeprefix("anomaly:").partition(":")
+            keys[key] = (dimension, int(value) if dimension == "application_id" else value)
+    conditions = []
+    for key, (dimension, value) in keys.items():
+        verdict = anomalies.judge_day(series.get((dimension, value), {}), day, rule)
+        label = {"provider": "Provider", "model": "Model", "application_id": "Application"}[dimension]
+        shown = names.get(value, value) if dimension == "application_id" else value
+        link_filter = {"application_id": "application"}.get(dimension, dimension)
+        explorer = reverse("usage:explorer", kwargs={"ws": workspace.slug})
+        conditions.append(
+            Condition(
+                key=key,
+                kind=Alert.Kind.ANOMALY,
+                level="anomaly" if verdict.anomaly else None,
+                title=f"{label} {shown} spent {verdict.spend.quantize(Decimal('0.01'))} USD on {day:%Y-%m-%d}"
+                + (f", usually {verdict.median.quantize(Decimal('0.01'))}" if verdict.anomaly else ""),
+                numbers={
+                    "day": day.isoformat(),
+                    "currency": anomalies.CURRENCY,
+                    "spend": f"{verdict.spend.quantize(Decimal('0.01'))}",
+                    "median": f"{verdict.median.quantize(Decimal('0.01'))}",
+                    "mad": f"{verdict.mad.quantize(Decimal('0.01'))}",
+                    "rule": f"> median × {rule.ratio}, > median + {rule.mads} × MAD, ≥ median + {rule.min_amount}",
+                    "explorer": f"{settings.DOOW_BASE_URL.rstrip('/')}{explorer}?{link_filter}={value}&date_from={day}&date_to={day}",
+                },
+            )
+        )
+    return conditions
+
+
 # ------------------------------------------------------------------ state machine
 def _rank(kind: str, level: str) -> int:
-    levels = BUDGET_LEVELS if kind == Alert.Kind.BUDGET else INTEGRATION_LEVELS
+    levels = {Alert.Kind.BUDGET: BUDGET_LEVELS, Alert.Kind.ANOMALY: ANOMALY_LEVELS}.get(kind, INTEGRATION_LEVELS)
     return levels.index(level) if level in levels else -1
 
 
@@ -249,11 +295,12 @@ def alerts_evaluate_workspace(*, workspace_id: int, now: datetime | None = None)
     now = now or timezone.now()
     workspace = Workspace.objects.get(pk=workspace_id)
     today = local_day(now, zone_of(workspace))
-    first = min(today.replace(day=1), today - timedelta(days=RATE_DAYS))
+    first = min(today.replace(day=1), today - timedelta(days=max(RATE_DAYS, anomalies.TRAILING_DAYS + 1)))
     rows = spend_rows(workspace, first=first, last=today)
+    active = {a.key: a for a in workspace.alerts.filter(state__in=Alert.ACTIVE_STATES)}
     conditions = [budget_condition(b, rows, today=today) for b in workspace.budgets.all()]
     conditions += [integration_condition(i, now=now) for i in workspace.integrations.live()]
-    active = {a.key: a for a in workspace.alerts.filter(state__in=Alert.ACTIVE_STATES)}
+    conditions += anomaly_conditions(workspace, rows, today=today, active=active)
     changes = _record(workspace, conditions, active, now)
     if changes:
         muted = {m.alert_key for m in Mute.objects.filter(workspace=workspace)}

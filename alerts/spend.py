@@ -27,6 +27,7 @@ class SpendRow:
     day: date
     integration_id: int
     provider: str
+    model: str
     application_id: int | None
     license_id: int | None
     currency: str
@@ -35,20 +36,20 @@ class SpendRow:
 
 
 def spend_rows(workspace, *, first: date, last: date) -> list[SpendRow]:
-    """One query: spend per (day, integration, application, license, currency) between two
+    """One query: spend per (day, integration, model, application, license, currency) between two
     local days, inclusive."""
     sums = (
         daily_for(workspace)
         .filter(day__gte=first, day__lte=last, metric__in=("cost", ESTIMATED_COST))
-        .values_list("day", "integration_id", "provider", "application_id", "license_id", "metric", "unit")
+        .values_list("day", "integration_id", "provider", "model", "application_id", "license_id", "metric", "unit")
         .annotate(total=Sum("quantity"))
         .order_by()
     )
     cost: dict[tuple, Decimal] = defaultdict(Decimal)
     estimate: dict[tuple, Decimal] = defaultdict(Decimal)
     reports_money: set[tuple[date, int]] = set()
-    for day, integration_id, provider, application_id, license_id, metric, unit, total in sums:
-        key = (day, integration_id, provider, application_id, license_id, unit.upper())
+    for day, integration_id, provider, model, application_id, license_id, metric, unit, total in sums:
+        key = (day, integration_id, provider, model, application_id, license_id, unit.upper())
         if metric == "cost":
             cost[key] += total
             reports_money.add((day, integration_id))

@@ -43,3 +43,11 @@ def clear_spend(integration: Integration) -> None:
 @pytest.fixture
 def openai(workspace) -> Integration:
     return make_integration(workspace)
+
+
+@pytest.fixture
+def no_anomalies(workspace):
+    """Budget and integration tests look at their own alerts only."""
+    from alerts.models import AnomalyRule
+
+    return AnomalyRule.objects.create(workspace=workspace, enabled=False)

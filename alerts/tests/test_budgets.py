@@ -16,6 +16,7 @@ from alerts.tasks import evaluate_alerts, evaluate_workspace_alerts
 from alerts.tests.conftest import clear_spend, put_spend
 
 TODAY = date(2026, 12, 6)  # conftest pins 2026-12-06T12:00Z
+pytestmark = pytest.mark.usefixtures("no_anomalies")
 
 
 def days(first: date, last: date, amount: str) -> dict[date, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 from django.core import mail
 from django.urls import reverse
@@ -14,6 +15,7 @@ from alerts.tasks import evaluate_alerts
 from integrations.models import Integration
 
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
+pytestmark = pytest.mark.usefixtures("no_anomalies")
 
 
 def _set(integration: Integration, **fields) -> None:

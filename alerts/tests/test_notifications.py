@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from django.urls import reverse
 
 from alerts.models import Budget, Notification
 from alerts.tasks import evaluate_alerts
 from alerts.tests.conftest import put_spend
+
+pytestmark = pytest.mark.usefixtures("no_anomalies")
 
 
 def test_unread_until_marked_read(workspace, openai, admin_user, admin_client, outsider_client):
