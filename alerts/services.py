@@ -290,6 +290,16 @@ def _deliver(workspace: Workspace, changes: list[Change], muted: set[str]) -> in
     return len(told)
 
 
+def workspace_today(workspace: Workspace, now: datetime | None = None):  # noqa: ANN201
+    return local_day(now or timezone.now(), zone_of(workspace))
+
+
+def budget_spend_rows(workspace: Workspace, *, now: datetime | None = None) -> list[SpendRow]:
+    """The rows a budget's month to date and forecast are summed from (one query)."""
+    today = workspace_today(workspace, now)
+    return spend_rows(workspace, first=min(today.replace(day=1), today - timedelta(days=RATE_DAYS)), last=today)
+
+
 # ------------------------------------------------------------------ entry points
 def alerts_evaluate_workspace(*, workspace_id: int, now: datetime | None = None) -> list[Change]:
     now = now or timezone.now()

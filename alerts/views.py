@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import workspace_view
+from alerts import services
 from alerts.forms import BudgetForm
 from alerts.models import Alert, Budget, Mute
 
@@ -21,9 +22,13 @@ def _budgets_url(request: HttpRequest) -> str:
 def budget_list(request: HttpRequest) -> HttpResponse:
     budgets = list(request.workspace.budgets.select_related("application", "license__application", "mute"))
     active = {a.budget_id: a for a in request.workspace.alerts.filter(kind=Alert.Kind.BUDGET, state__in=Alert.ACTIVE_STATES)}
+    # The numbers as of now (one rollup query), beside the state of the last evaluation.
+    rows = services.budget_spend_rows(request.workspace) if budgets else []
+    today = services.workspace_today(request.workspace)
     for budget in budgets:
         budget.active_alert = active.get(budget.pk)
         budget.is_muted = hasattr(budget, "mute")
+        budget.now = services.budget_condition(budget, rows, today=today).numbers
     return render(request, "alerts/budgets.html", {"settings_section": "budgets", "budgets": budgets})
 
 

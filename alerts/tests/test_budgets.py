@@ -182,6 +182,13 @@ def test_evaluation_queries_are_bounded(workspace, openai, people, django_assert
     assert len(second.captured_queries) <= 20 and len(mail.outbox) == 8
 
 
+def test_budgets_page_shows_month_to_date_and_forecast_within_budget(workspace, openai, budget, admin_client):
+    put_spend(openai, days(date(2026, 11, 29), date(2026, 12, 5), "10"))
+    page = admin_client.get(reverse("alerts:budgets", kwargs={"ws": "acme"}))
+    # Month to date 50 (Dec 1–5) = 5 %; forecast 50 + 10 × 25 = 300.
+    assert b"50.00 (5.0%)" in page.content and b"300.00" in page.content and b"Within budget" in page.content
+
+
 def test_budget_pages_are_admin_only_and_tenant_scoped(workspace, other_workspace, admin_client, member_client, outsider_client):
     url = reverse("alerts:budget_add", kwargs={"ws": "acme"})
     assert member_client.get(url).status_code == 403
