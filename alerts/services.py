@@ -32,13 +32,13 @@ RESOLVE_AFTER = timedelta(days=1)
 # Levels in rising order: reaching a later one escalates an open alert.
 BUDGET_LEVELS = ("forecast", "warning", "exceeded")
 ANOMALY_LEVELS = ("anomaly",)
-INTEGRATION_LEVELS = ("stale", "paused", "permission_missing", "credential_rejected")
+INTEGRATION_LEVELS = ("stale", "paused", "failing", "permission_missing", "credential_rejected")
 # Integration.health codes that raise an integration alert, and the level each is.
 HEALTH_LEVELS = {
     "stale": "stale",
     "paused": "paused",
     "permission_missing": "permission_missing",
-    "needs_attention": "credential_rejected",  # a permanent failure: the credential was refused
+    "needs_attention": "failing",  # a permanent failure; "credential_rejected" when the key was refused
 }
 
 
@@ -115,7 +115,7 @@ def budget_condition(budget: Budget, rows: list[SpendRow], *, today) -> Conditio
 def integration_condition(integration, *, now: datetime) -> Condition:  # noqa: ANN001
     health = integration.health_at(now)
     level = HEALTH_LEVELS.get(health.code)
-    if level in ("paused", "credential_rejected") and integration.last_error_category == "credential":
+    if level in ("paused", "failing") and integration.last_error_category == "credential":
         # Paused after rejected credentials is still "the key is dead", the most urgent kind.
         level = "credential_rejected"
     if level is None and health.stale and health.code != "disconnected":
@@ -124,6 +124,7 @@ def integration_condition(integration, *, now: datetime) -> Condition:  # noqa: 
         "stale": "is stale",
         "paused": "is paused",
         "permission_missing": "is missing a permission",
+        "failing": "is failing",
         "credential_rejected": "had its credential rejected",
         None: "is healthy",
     }[level]

@@ -65,6 +65,12 @@ def test_stale_then_paused_escalates(workspace, openai, admin_user):
     assert [m.subject.split(":")[0] for m in mail.outbox] == ["[Doow] Opened", "[Doow] Escalated", "[Doow] Escalated"]
 
 
+def test_other_permanent_failure_is_failing(workspace, openai, admin_user):
+    _set(openai, status="error", last_error_category="provider_response", last_error_message="unexpected JSON shape")
+    evaluate_alerts.delay()
+    assert Alert.objects.get().level == "failing" and "is failing" in mail.outbox[0].subject
+
+
 def test_permission_missing(workspace, openai, admin_user):
     _set(openai, last_error_category="permission", last_error_message="403: missing api.usage.read")
     evaluate_alerts.delay()
