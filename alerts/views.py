@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -62,9 +62,10 @@ def budget_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-@require_POST
 def budget_mute(request: HttpRequest, pk: int) -> HttpResponse:
-    budget = get_object_or_404(request.workspace.budgets, pk=pk)
+    budget = get_object_or_404(request.workspace.budgets, pk=pk)  # another workspace's: 404 before 405
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     if request.POST.get("mute") == "1":
         Mute.objects.get_or_create(workspace=request.workspace, budget=budget)
     else:
@@ -73,9 +74,10 @@ def budget_mute(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-@require_POST
 def integration_mute(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(request.workspace.integrations, pk=pk)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     if request.POST.get("mute") == "1":
         Mute.objects.get_or_create(workspace=request.workspace, integration=integration)
     else:
