@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "accounts",
     "integrations",
     "usage",
+    "alerts",
     "doow",  # project-wide template filters (doow/templatetags/formats.py)
 ]
 
@@ -175,6 +176,8 @@ _EMAIL_CONFIG = env.email_url("EMAIL_URL", default="smtp://localhost:25")
 globals().update({key: value for key, value in _EMAIL_CONFIG.items() if key.startswith("EMAIL_") and value is not None})
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Links in mails sent by workers (alerts), which have no request to take the host from.
+DOOW_BASE_URL = env.str("DOOW_BASE_URL", default="http://localhost:8000")
 # Uploaded files stay in memory (up to the import limit) and go into the database, never to
 # a temporary file on the web host: a worker on another host imports them (usage/uploads.py).
 FILE_UPLOAD_HANDLERS = ["usage.uploads.MemoryOnlyUploadHandler"]
@@ -271,6 +274,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "usage.tasks.manage_usage_partitions",
         "schedule": 86400.0,
         "options": {"expires": 82800},
+    },
+    "evaluate-alerts": {
+        "task": "alerts.tasks.evaluate_alerts",
+        "schedule": 900.0,
+        "options": {"expires": 840},
     },
 }
 

@@ -122,6 +122,8 @@ PK_KINDS: tuple[tuple[str, str], ...] = (
     ("inventory:rule_", "rule"),
     ("inventory:pricing_override_", "price_override"),
     ("usage:license", "license"),
+    ("alerts:budget_", "budget"),
+    ("alerts:integration_mute", "integration"),
 )
 # Django admin: the tenant object shown by each model's change/delete/history URLs.
 ADMIN_OBJECTS: dict[str, str] = {
@@ -139,6 +141,9 @@ ADMIN_OBJECTS: dict[str, str] = {
     "usage.usageimport": "usage_import",
     "usage.priceoverride": "price_override",
     "usage.pricingrecomputejob": "pricing_job",
+    "alerts.budget": "budget",
+    "alerts.alert": "alert",
+    "alerts.anomalyrule": "anomaly_rule",
 }
 # Admin models that hold no tenant data: any row (or id 1) will do.
 NON_TENANT_ADMIN = ("auth.group", "django_celery_beat.", "axes.")
@@ -303,10 +308,16 @@ PAYLOADS: dict[str, Callable[[Tenant], dict[str, object]]] = {
     "inventory:rule_add": _rule,
     "inventory:rule_edit": _rule,
     "inventory:rule_move": lambda tenant: {"direction": "up"},
+    "alerts:budget_add": lambda tenant: {"name": "pwned", "scope": "workspace", "amount": "1", "currency": "USD", "warn_percent": "80", "exceed_percent": "100"},
+    "alerts:budget_edit": lambda tenant: {"name": "pwned", "scope": "workspace", "amount": "1", "currency": "USD", "warn_percent": "80", "exceed_percent": "100"},
+    "alerts:budget_mute": lambda tenant: {"mute": "1"},
+    "alerts:integration_mute": lambda tenant: {"mute": "1"},
     "inventory:pricing_override_add": lambda tenant: {
         "kind": "discount", "provider": "openai", "discount_percent": "10", "effective_from": "2026-01-01",
     },
 }
+# Member routes whose POST writes only the signed-in person's own rows (POST only: GET is 405).
+MEMBER_WRITES = ("alerts:notifications_read",)
 # Routes whose POST (with the payload above, or none) changes the database for the tenant's admin.
 WRITES = (
     "integrations:edit",
@@ -327,6 +338,11 @@ WRITES = (
     "inventory:rule_move",
     "inventory:pricing_override_add",
     "inventory:pricing_override_delete",
+    "alerts:budget_add",
+    "alerts:budget_edit",
+    "alerts:budget_delete",
+    "alerts:budget_mute",
+    "alerts:integration_mute",
 )
 
 

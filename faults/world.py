@@ -163,6 +163,13 @@ def _tenant(slug: str, mark: str) -> Tenant:
     override = PriceOverride.objects.create(workspace=workspace, kind=PriceOverride.Kind.UNIT_PRICE, provider="openai",
                                             model=f"{mark}-gpt-4o", metric="input_tokens", price=Decimal("2.5"),
                                             effective_from=date(2026, 1, 1), note=f"{mark} {ADMIN_ONLY} contract")  # fmt: skip
+    from alerts.models import Alert, AnomalyRule, Budget
+
+    budget = Budget.objects.create(workspace=workspace, name=f"{mark} {ADMIN_ONLY} budget", amount=Decimal("100"))
+    alert = Alert.objects.create(workspace=workspace, kind=Alert.Kind.BUDGET, key=f"budget:{budget.pk}", budget=budget,
+                                 level="warning", title=f"{mark} {ADMIN_ONLY} budget passed 80%",
+                                 opened_at=timezone.now(), changed_at=timezone.now())  # fmt: skip
+    anomaly_rule = AnomalyRule.objects.create(workspace=workspace)
     pricing_job = PricingRecomputeJob.objects.create(workspace=workspace, status=PricingRecomputeJob.Status.DONE, total=8, done=8)
 
     # Usage in the explorer's and the export's default range (the last days before now).
@@ -193,6 +200,9 @@ def _tenant(slug: str, mark: str) -> Tenant:
         "job": job.pk,
         "usage_import": upload.pk,
         "price_override": override.pk,
+        "budget": budget.pk,
+        "alert": alert.pk,
+        "anomaly_rule": anomaly_rule.pk,
         "pricing_job": pricing_job.pk,
         "usage_record": record.pk,
         "admin_user": admin.pk,

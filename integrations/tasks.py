@@ -5,6 +5,7 @@ import logging
 
 from celery import shared_task
 
+from alerts.tasks import evaluate_workspace_alerts
 from integrations import engine, services
 
 logger = logging.getLogger(__name__)
@@ -19,10 +20,14 @@ def dispatch_due_syncs() -> list[int]:
 @shared_task(name="integrations.tasks.sync_integration", ignore_result=True)
 def sync_integration(integration_id: int, trigger: str = "schedule") -> None:
     try:
-        engine.integration_sync(integration_id=integration_id, trigger=trigger)
+        run = engine.integration_sync(integration_id=integration_id, trigger=trigger)
     except engine.SyncBusy:
         logger.info("integration %s is already being synced; skipping", integration_id)
     except services.SyncNotAllowed as exc:
         logger.info("not syncing integration %s: %s", integration_id, exc)
     except Exception:  # noqa: BLE001 - one integration never takes the worker down
         logger.exception("sync of integration %s crashed", integration_id)
+    else:
+        if run.rows_written or run.rows_removed:
+            # Spend changed: budgets and anomalies are evaluated now, not at the next beat tick.
+            evaluate_workspace_alerts.delay(run.integration.workspace_id)

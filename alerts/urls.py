@@ -1,0 +1,19 @@
+"""Company Settings → Budgets (namespace `alerts`, admins only) and the notifications page
+(every member sees their own)."""
+from __future__ import annotations
+
+from django.urls import path
+
+from alerts import views
+
+app_name = "alerts"
+urlpatterns = [
+    path("settings/budgets/", views.budget_list, name="budgets"),
+    path("settings/budgets/add/", views.budget_create, name="budget_add"),
+    path("settings/budgets/<int:pk>/edit/", views.budget_edit, name="budget_edit"),
+    path("settings/budgets/<int:pk>/delete/", views.budget_delete, name="budget_delete"),
+    path("settings/budgets/<int:pk>/mute/", views.budget_mute, name="budget_mute"),
+    path("settings/integrations/<int:pk>/mute-alerts/", views.integration_mute, name="integration_mute"),
+    path("notifications/", views.notifications, name="notifications"),
+    path("notifications/read/", views.notifications_read, name="notifications_read"),
+]

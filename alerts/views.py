@@ -1,0 +1,115 @@
+"""Budgets (Company Settings, admins) and notifications (every member, their own)."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.permissions import workspace_view
+from alerts import services
+from alerts.forms import BudgetForm
+from alerts.models import Alert, Budget, Mute
+
+
+def _budgets_url(request: HttpRequest) -> str:
+    return reverse("alerts:budgets", kwargs={"ws": request.workspace.slug})
+
+
+@workspace_view(admin=True)
+def budget_list(request: HttpRequest) -> HttpResponse:
+    budgets = list(request.workspace.budgets.select_related("application", "license__application", "mute"))
+    active = {a.budget_id: a for a in request.workspace.alerts.filter(kind=Alert.Kind.BUDGET, state__in=Alert.ACTIVE_STATES)}
+    # The numbers as of now (one rollup query), beside the state of the last evaluation.
+    rows = services.budget_spend_rows(request.workspace) if budgets else []
+    today = services.workspace_today(request.workspace)
+    for budget in budgets:
+        budget.active_alert = active.get(budget.pk)
+        budget.is_muted = hasattr(budget, "mute")
+        budget.now = services.budget_condition(budget, rows, today=today).numbers
+    return render(request, "alerts/budgets.html", {"settings_section": "budgets", "budgets": budgets})
+
+
+def _budget_form(request: HttpRequest, instance: Budget | None = None) -> HttpResponse:
+    form = BudgetForm(request.POST or None, instance=instance, workspace=request.workspace)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        messages.success(request, f"Saved the budget {saved}.")
+        return redirect(_budgets_url(request))
+    return render(request, "alerts/budget_form.html", {"settings_section": "budgets", "form": form, "budget": instance})
+
+
+@workspace_view(admin=True)
+def budget_create(request: HttpRequest) -> HttpResponse:
+    return _budget_form(request)
+
+
+@workspace_view(admin=True)
+def budget_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _budget_form(request, get_object_or_404(request.workspace.budgets, pk=pk))
+
+
+@workspace_view(admin=True)
+def budget_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    budget = get_object_or_404(request.workspace.budgets, pk=pk)
+    if request.method == "POST":
+        budget.delete()
+        messages.success(request, f"Deleted the budget {budget}.")
+        return redirect(_budgets_url(request))
+    return render(request, "alerts/budget_delete.html", {"settings_section": "budgets", "budget": budget})
+
+
+@workspace_view(admin=True)
+def budget_mute(request: HttpRequest, pk: int) -> HttpResponse:
+    budget = get_object_or_404(request.workspace.budgets, pk=pk)  # another workspace's: 404 before 405
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if request.POST.get("mute") == "1":
+        Mute.objects.get_or_create(workspace=request.workspace, budget=budget)
+    else:
+        Mute.objects.filter(workspace=request.workspace, budget=budget).delete()
+    return redirect(_budgets_url(request))
+
+
+@workspace_view(admin=True)
+def integration_mute(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = get_object_or_404(request.workspace.integrations, pk=pk)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if request.POST.get("mute") == "1":
+        Mute.objects.get_or_create(workspace=request.workspace, integration=integration)
+    else:
+        Mute.objects.filter(workspace=request.workspace, integration=integration).delete()
+    return redirect(reverse("alerts:notifications", kwargs={"ws": request.workspace.slug}))
+
+
+@workspace_view
+def notifications(request: HttpRequest) -> HttpResponse:
+    items = list(
+        request.workspace.notifications.filter(user=request.user).select_related("alert")[:200]
+    )
+    return render(
+        request,
+        "alerts/notifications.html",
+        {
+            "notifications": items,
+            "unread": sum(1 for n in items if n.read_at is None),
+            "muted_integrations": (
+                request.workspace.alert_mutes.filter(integration__isnull=False).select_related("integration")
+                if request.membership.is_admin
+                else []
+            ),
+        },
+    )
+
+
+@workspace_view
+@require_POST
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    mine = request.workspace.notifications.filter(user=request.user, read_at__isnull=True)
+    if request.POST.get("id", "").isdigit():
+        mine = mine.filter(pk=int(request.POST["id"]))
+    mine.update(read_at=timezone.now())
+    return redirect(reverse("alerts:notifications", kwargs={"ws": request.workspace.slug}))
