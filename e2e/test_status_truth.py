@@ -50,7 +50,8 @@ def test_duplicate_refused_then_split_and_a_refused_test_shows(page: Page, sandb
     page.get_by_label("Username").fill(USERNAME)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Integrations", level=1)).to_be_visible()
+    # Sign-in lands on the spend overview, the workspace home.
+    expect(page.get_by_role("heading", name="Spend overview", level=1)).to_be_visible()
 
     fill_connect_form(page, sandbox, "OpenAI production")
     page.get_by_role("button", name="Verify and connect").click()
