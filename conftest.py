@@ -53,12 +53,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def pinned_clock() -> Iterator[datetime]:
+def pinned_clock(request: pytest.FixtureRequest) -> Iterator[datetime]:
     """Wall-clock time (datetime.now, time.time, date.today) starts at the pinned instant in
     every test, in every thread of this process (the sandbox server's included; a child process through
     doow.testing.subprocess_env); monotonic
-    clocks are untouched, so timeouts and leases measured with them behave normally."""
-    moment = pinned_instant()
+    clocks are untouched, so timeouts and leases measured with them behave normally.
+
+    A test whose scenario is written for one instant (figures of a given month, say) says so
+    with `@pytest.mark.clock("2026-12-06T12:00:00Z")`: it then runs at that instant whatever
+    DOOW_TEST_CLOCK says, instead of leaning on the default."""
+    marker = request.node.get_closest_marker("clock")
+    moment = datetime.fromisoformat(marker.args[0].replace("Z", "+00:00")).astimezone(UTC) if marker else pinned_instant()
     with time_machine.travel(moment, tick=True):
         yield moment
 

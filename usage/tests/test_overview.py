@@ -16,6 +16,11 @@ from integrations.models import Integration
 from usage import rollups
 from usage.models import Application, UsageRecord
 
+# Written for the default instant (figures of December 2026): pinned there whatever
+# DOOW_TEST_CLOCK says (conftest.py: the `clock` marker).
+CLOCK = pytest.mark.clock("2026-12-06T12:00:00Z")
+pytestmark = CLOCK
+
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
 
 

@@ -22,6 +22,11 @@ from usage import partitions
 from usage.models import UsageRecord
 from usage.store import usage_store_samples
 
+# Written for the default instant (figures of December 2026): pinned there whatever
+# DOOW_TEST_CLOCK says (conftest.py: the `clock` marker).
+CLOCK = pytest.mark.clock("2026-12-06T12:00:00Z")
+pytestmark = CLOCK
+
 TABLE = "usage_usagerecord"
 BEFORE = ("usage", "0007_rollup_rebuild_jobs")
 postgres = pytest.mark.postgres
@@ -131,6 +136,9 @@ def test_the_migration_converts_a_table_with_rows_and_back(workspace, integratio
 @postgres
 def test_rows_land_in_their_months_partition_and_strays_in_the_default(integration):
     stray = datetime(2019, 3, 1, tzinfo=UTC)  # no partition for it
+    # The months ahead of the pinned instant (the test database may have been migrated at
+    # another instant, with other months ahead).
+    manage()
     usage_store_samples(integration=integration, samples=[sample(MONTHS[-1], 1), sample(stray, 2)])
     usage_store_samples(integration=integration, samples=[sample(datetime(2027, 1, 31, 23, tzinfo=UTC), 3)])
     where = {UsageRecord.objects.get(pk=pk).bucket_start: home for pk, home in homes().items()}
@@ -155,11 +163,18 @@ def test_the_upsert_replaces_rows_across_partitions(integration):
 
 @postgres
 def test_manage_partitions_creates_months_ahead_and_is_idempotent(db):
-    assert f"{TABLE}_p202703" in partition_names() and f"{TABLE}_p202705" not in partition_names()
-    out = manage("--months-ahead", "5")
-    assert f"created {TABLE}_p202704" in out and f"created {TABLE}_p202705" in out
+    manage()  # three months ahead of the pinned instant (December 2026): up to March 2027
+    assert f"{TABLE}_p202703" in partition_names()
+    # The furthest month the database has (its migration may have run at a later instant), and
+    # two more than that asked for.
+    furthest = max(datetime.strptime(n.rsplit("_p", 1)[1], "%Y%m") for n in partition_names() if "_p" in n)
+    ahead = (furthest.year - 2026) * 12 + furthest.month - 12 + 2
+    wanted = [f"{TABLE}_p{(furthest.year * 12 + furthest.month - 1 + k) // 12}{(furthest.month - 1 + k) % 12 + 1:02d}" for k in (1, 2)]
+    assert not set(wanted) & set(partition_names())
+    out = manage("--months-ahead", str(ahead))
+    assert all(f"created {name}" in out for name in wanted), out
     after = partition_names()
-    again = manage("--months-ahead", "5")
+    again = manage("--months-ahead", str(ahead))
     assert "created" not in again and "dropped" not in again and "nothing else to do" in again
     assert partition_names() == after
 

@@ -107,6 +107,7 @@ def replicate_integration(workspace, admin_user, sandbox):
     )
 
 
+@pytest.mark.clock("2026-12-06T12:00:00Z")  # the unpriced list covers the last 31 days of the default instant
 def test_compute_priced_usage_is_estimated_and_unknown_models_are_listed_unpriced(replicate_integration):
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     sync(replicate_integration, now - 2 * DAY, now)
