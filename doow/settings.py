@@ -293,6 +293,9 @@ if DOOW_RAW_RETENTION_MONTHS < 0:
 
 # Sync engine tuning (seconds).
 DOOW_SYNC_LOCK_SECONDS = env.int("DOOW_SYNC_LOCK_SECONDS", default=900)
+# The most days one provider fetch reads before its chunks are stored (memory held per sync; a
+# failure late in a span re-reads the span). Providers read less where their API says so.
+DOOW_MAX_FETCH_SPAN_DAYS = env.int("DOOW_MAX_FETCH_SPAN_DAYS", default=31)
 DOOW_MAX_RETRY_AFTER_SECONDS = env.int("DOOW_MAX_RETRY_AFTER_SECONDS", default=30)
 DOOW_HTTP_TIMEOUT_SECONDS = env.float("DOOW_HTTP_TIMEOUT_SECONDS", default=30.0)
 # First back-off step after a 5xx or timeout; doubles per attempt.

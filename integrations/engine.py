@@ -233,10 +233,12 @@ def sync_window(
 
 
 def _spans(window: Window, provider: Provider) -> list[tuple[Window, list[Window]]]:
-    """The window cut into fetch spans of at most `provider.fetch_span` (rounded up to whole
-    chunks, never less than one), each with the storage chunks it holds."""
+    """The window cut into fetch spans of at most `provider.fetch_span` (and of the operator's
+    DOOW_MAX_FETCH_SPAN_DAYS; rounded up to whole chunks, never less than one), each with the
+    storage chunks it holds."""
     chunk = provider.chunk
-    span = max(chunk, chunk * math.ceil(provider.fetch_span / chunk))
+    longest = min(provider.fetch_span, timedelta(days=django_settings.DOOW_MAX_FETCH_SPAN_DAYS))
+    span = max(chunk, chunk * math.ceil(longest / chunk))
     spans: list[tuple[Window, list[Window]]] = []
     chunks = _chunks(window, chunk)
     while chunks:

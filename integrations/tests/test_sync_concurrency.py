@@ -62,7 +62,9 @@ def test_killed_worker_resumes_at_the_watermark_without_double_counting(transact
     sandbox.fault(USAGE_PATH, 200, delay=30, after=1, times=1)
     # The process runs on this test's database and clock; its lease outlasts a slow kill on a
     # loaded machine, and the test moves its own clock past it.
-    env = subprocess_env(DOOW_SYNC_LOCK_SECONDS="120")
+    # One day per provider fetch, so day 1 is stored before day 2's request (a span of days
+    # would hold both until the stalled request answered).
+    env = subprocess_env(DOOW_SYNC_LOCK_SECONDS="120", DOOW_MAX_FETCH_SPAN_DAYS="1")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "sync", str(openai_integration.pk), "--since", "2026-11-02", "--until", "2026-11-04"],
         cwd=BASE_DIR,
