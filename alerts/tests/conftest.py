@@ -51,3 +51,15 @@ def no_anomalies(workspace):
     from alerts.models import AnomalyRule
 
     return AnomalyRule.objects.create(workspace=workspace, enabled=False)
+
+
+@pytest.fixture(autouse=True)
+def pinned_clock(request: pytest.FixtureRequest):
+    """The alert scenarios are written for December 2026 (budgets of that month, its weekdays):
+    every test here runs from 2026-12-06T12:00Z whatever DOOW_TEST_CLOCK says, like a test marked
+    `clock` (conftest.py); the ones that need another moment travel there themselves."""
+    import time_machine
+
+    moment = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    with time_machine.travel(moment, tick=True):
+        yield moment
