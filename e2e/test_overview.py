@@ -27,6 +27,8 @@ try:
 except ImportError:  # the fixtures skip (or fail in CI) with the reason
     Page = Any  # type: ignore[misc,assignment]
 
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
 USERNAME = "ada"
 PASSWORD = "e2e-correct-horse-battery"
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
