@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from alerts.models import Alert, AnomalyRule, Budget
+from alerts.models import Alert, AnomalyRule, Budget, Webhook, WebhookDelivery
 
 
 @admin.register(AnomalyRule)
@@ -19,3 +19,29 @@ class BudgetAdmin(admin.ModelAdmin):
 class AlertAdmin(admin.ModelAdmin):
     list_display = ("title", "workspace", "kind", "state", "level", "changed_at")
     list_filter = ("kind", "state")
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    """The secret is never shown or edited here: it is made (and shown once) by Company
+    Settings → Webhook."""
+
+    list_display = ("workspace", "url", "secret_hint", "created_at")
+    fields = ("workspace", "url", "secret_hint", "created_at")
+    readonly_fields = ("workspace", "secret_hint", "created_at")
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "webhook", "event", "status_code", "attempt", "duration_ms", "error")
+    list_filter = ("event",)
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False

@@ -1,14 +1,16 @@
-"""Company Settings → Budgets. Choices of application and license come from the form's
-workspace only; the provider is validated against the registry."""
+"""Company Settings → Budgets, Anomaly rule and Webhook. A budget's choices of application and
+license come from the form's workspace only; the provider is validated against the registry."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from accounts.models import Workspace
-from alerts.models import Budget
+from alerts.models import AnomalyRule, Budget
 from integrations.providers.registry import PROVIDERS
 
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -61,3 +63,52 @@ class BudgetForm(forms.ModelForm):
         if warn and exceed and warn >= exceed:
             self.add_error("warn_percent", "The warning must come before the exceeded level.")
         return data
+
+
+class AnomalyRuleForm(forms.ModelForm):
+    """Company Settings → Anomaly rule: the three thresholds and the switch (docs/alerts.md)."""
+
+    class Meta:
+        model = AnomalyRule
+        fields = ["enabled", "ratio", "mads", "min_amount"]
+        labels = {
+            "enabled": "Raise spend anomalies",
+            "ratio": "Times the median",
+            "mads": "MADs above the median",
+            "min_amount": "Minimum USD above the median",
+        }
+        help_texts = {
+            "ratio": "A day's spend must exceed the median × this (1–100; default 1.5).",
+            "mads": "…and the median + this many median absolute deviations (0–100; default 3).",
+            "min_amount": "…and be at least this many USD above the median (0–1,000,000; default 50).",
+        }
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance.workspace = workspace
+        limits = {"ratio": (Decimal("1"), Decimal("100")), "mads": (Decimal("0"), Decimal("100")), "min_amount": (Decimal("0"), Decimal("1000000"))}
+        for name, (low, high) in limits.items():
+            field = self.fields[name]
+            field.min_value, field.max_value = low, high
+            field.validators += [MinValueValidator(low), MaxValueValidator(high)]
+            field.widget.attrs.update(min=str(low), max=str(high), step="0.01")
+            field.required = True
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        ratio, mads, floor = data.get("ratio"), data.get("mads"), data.get("min_amount")
+        if ratio == 1 and mads == 0 and floor == 0:
+            raise forms.ValidationError("With 1×, 0 MADs and $0 every day above its median would alert: raise at least one.")
+        return data
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(
+        label="Endpoint URL",
+        max_length=2000,
+        assume_scheme="https",
+        help_text="An https URL on a public address; Doow POSTs JSON there for every alert change it tells admins about.",
+    )
+
+    # The address rules (https, public) are checked by alerts.webhooks.webhook_save, which the
+    # view calls: one DNS lookup per save.

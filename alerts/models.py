@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from fernet_fields import EncryptedTextField
 
 
 class Budget(models.Model):
@@ -143,3 +144,43 @@ class AnomalyRule(models.Model):
 
     def __str__(self) -> str:
         return f"Anomaly rule of {self.workspace}"
+
+
+class Webhook(models.Model):
+    """A workspace's outgoing webhook: every told alert change is POSTed to `url` as JSON,
+    signed with HMAC-SHA256 under `secret` (docs/alerts.md). The secret is shown once, when it
+    is made; afterwards only its last four characters."""
+
+    workspace = models.OneToOneField("accounts.Workspace", on_delete=models.CASCADE, related_name="webhook")
+    url = models.URLField(max_length=2000)
+    # Fernet-encrypted with FERNET_KEYS, like integration credentials.
+    secret = EncryptedTextField()
+    secret_hint = models.CharField(max_length=8, help_text="The secret's last four characters.")
+    created_at = models.DateTimeField(help_text="When this URL and secret were set.")
+
+    def __str__(self) -> str:
+        return f"Webhook of {self.workspace}"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to deliver one event to a workspace's webhook (never the secret, never the
+    body's signature)."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    delivery_id = models.CharField(max_length=36, help_text="The X-Doow-Delivery header: the same for every attempt of one event.")
+    event = models.CharField(max_length=32, help_text="alert.opened, alert.escalated, alert.resolved or ping")
+    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_deliveries")
+    attempt = models.PositiveIntegerField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    will_retry = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "webhook deliveries"
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300

@@ -20,8 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Workspace
-from alerts import anomalies
-from alerts.models import Alert, AnomalyRule, Budget, Mute, Notification
+from alerts import anomalies, webhooks
+from alerts.models import Alert, AnomalyRule, Budget, Mute, Notification, Webhook
 from alerts.spend import RATE_DAYS, SpendRow, month_spend, spend_rows
 from usage.rollups import local_day, zone_of
 
@@ -266,7 +266,8 @@ def _body(change: Change, workspace: Workspace) -> str:
 
 
 def _deliver(workspace: Workspace, changes: list[Change], muted: set[str]) -> int:
-    """A Notification per admin and one mail to the admins per change; muted keys are silent."""
+    """A Notification per admin, one mail to the admins and one webhook delivery per change;
+    muted keys are silent."""
     told = [c for c in changes if c.alert.key not in muted]
     if not told:
         return 0
@@ -288,6 +289,12 @@ def _deliver(workspace: Workspace, changes: list[Change], muted: set[str]) -> in
             except Exception:  # noqa: BLE001 - a mail server being down must not lose the in-app notification
                 logger.exception("alert mail for workspace %s failed", workspace.pk)
     Notification.objects.bulk_create(notes)
+    webhook_id = Webhook.objects.filter(workspace=workspace).values_list("pk", flat=True).first()
+    if webhook_id is not None:
+        now = timezone.now()
+        for change in told:
+            payload = webhooks.alert_payload(workspace, change.alert, change.event, now=now)
+            webhooks.webhook_enqueue(webhook_id=webhook_id, payload=payload, alert_id=change.alert.pk)
     return len(told)
 
 

@@ -1,4 +1,5 @@
-"""Budgets (Company Settings, admins) and notifications (every member, their own)."""
+"""Budgets, the anomaly rule and the webhook (Company Settings, admins) and notifications
+(every member, their own)."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -9,9 +10,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import workspace_view
-from alerts import services
-from alerts.forms import BudgetForm
-from alerts.models import Alert, Budget, Mute
+from alerts import services, webhooks
+from alerts.forms import AnomalyRuleForm, BudgetForm, WebhookForm
+from alerts.models import Alert, AnomalyRule, Budget, Mute, Webhook
 
 
 def _budgets_url(request: HttpRequest) -> str:
@@ -113,3 +114,68 @@ def notifications_read(request: HttpRequest) -> HttpResponse:
         mine = mine.filter(pk=int(request.POST["id"]))
     mine.update(read_at=timezone.now())
     return redirect(reverse("alerts:notifications", kwargs={"ws": request.workspace.slug}))
+
+
+# ------------------------------------------------------------------ anomaly rule
+@workspace_view(admin=True)
+def anomaly_rule(request: HttpRequest) -> HttpResponse:
+    instance = AnomalyRule.objects.filter(workspace=request.workspace).first() or AnomalyRule(workspace=request.workspace)
+    form = AnomalyRuleForm(request.POST or None, instance=instance, workspace=request.workspace)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Saved the anomaly rule; it applies from the next evaluation.")
+        return redirect(reverse("alerts:anomaly_rule", kwargs={"ws": request.workspace.slug}))
+    return render(request, "alerts/anomaly_rule.html", {"settings_section": "anomaly_rule", "form": form, "defaults": AnomalyRule()})
+
+
+# ------------------------------------------------------------------ webhook
+def _webhook_page(request: HttpRequest, form: WebhookForm, *, new_secret: str = "", status: int = 200) -> HttpResponse:
+    webhook = Webhook.objects.filter(workspace=request.workspace).first()
+    deliveries = list(webhook.deliveries.select_related("alert")[:50]) if webhook else []
+    context = {
+        "settings_section": "webhook",
+        "webhook": webhook,
+        "form": form,
+        "new_secret": new_secret,
+        "deliveries": deliveries,
+        "signature_header": webhooks.SIGNATURE_HEADER,
+        "max_attempts": webhooks.WEBHOOK_MAX_ATTEMPTS,
+    }
+    return render(request, "alerts/webhook.html", context, status=status)
+
+
+@workspace_view(admin=True)
+def webhook(request: HttpRequest) -> HttpResponse:
+    """GET: the webhook, its secret's last four characters and its delivery log. POST: create or
+    replace it; the new secret is on this response only (never stored in a message or session)."""
+    if request.method != "POST":
+        return _webhook_page(request, WebhookForm())
+    form = WebhookForm(request.POST)
+    if not form.is_valid():
+        return _webhook_page(request, form, status=400)
+    try:
+        _, secret = webhooks.webhook_save(workspace=request.workspace, url=form.cleaned_data["url"])
+    except webhooks.WebhookURLError as error:
+        form.add_error("url", str(error))
+        return _webhook_page(request, form, status=400)
+    return _webhook_page(request, WebhookForm(), new_secret=secret)
+
+
+@workspace_view(admin=True)
+def webhook_delete(request: HttpRequest) -> HttpResponse:
+    hook = get_object_or_404(Webhook, workspace=request.workspace)
+    if request.method == "POST":
+        webhooks.webhook_delete(workspace=request.workspace)
+        messages.success(request, "Deleted the webhook and its delivery log.")
+        return redirect(reverse("alerts:webhook", kwargs={"ws": request.workspace.slug}))
+    return render(request, "alerts/webhook_delete.html", {"settings_section": "webhook", "webhook": hook})
+
+
+@workspace_view(admin=True)
+@require_POST
+def webhook_test(request: HttpRequest) -> HttpResponse:
+    hook = get_object_or_404(Webhook, workspace=request.workspace)
+    payload = webhooks.ping_payload(request.workspace, now=timezone.now())
+    webhooks.webhook_enqueue(webhook_id=hook.pk, payload=payload)
+    messages.info(request, "Sent a test event (ping); its attempts appear in the delivery log below.")
+    return redirect(reverse("alerts:webhook", kwargs={"ws": request.workspace.slug}))
