@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -125,6 +126,14 @@ def test_no_secret_appears_in_pages_logs_events_exports_or_admin(world: World, s
     connected: dict[str, Integration] = {}
 
     with every_log_record() as records:
+        # The workspace's webhook secret: shown once on the page that makes it, then never
+        # again (not in the pages, the delivery log, the admin or the logs searched below).
+        made = admin_client.post(reverse("alerts:webhook", kwargs={"ws": "victim"}), {"url": "http://127.0.0.1:9/victim-hook"})
+        assert made.status_code == 200
+        secrets.parts["victim webhook secret"] = re.findall(r'id="webhook-secret">(whsec_[^<]+)<', body(made))
+        assert len(secrets.parts["victim webhook secret"]) == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            admin_client.post(reverse("alerts:webhook_test", kwargs={"ws": "victim"}))
         for connection in connections(sandbox.url):
             provider = connection["provider"]
             secrets.add(connection["name"], provider, connection["credential"], connection["settings"])

@@ -144,6 +144,8 @@ ADMIN_OBJECTS: dict[str, str] = {
     "alerts.budget": "budget",
     "alerts.alert": "alert",
     "alerts.anomalyrule": "anomaly_rule",
+    "alerts.webhook": "webhook",
+    "alerts.webhookdelivery": "webhook_delivery",
 }
 # Admin models that hold no tenant data: any row (or id 1) will do.
 NON_TENANT_ADMIN = ("auth.group", "django_celery_beat.", "axes.")
@@ -312,6 +314,8 @@ PAYLOADS: dict[str, Callable[[Tenant], dict[str, object]]] = {
     "alerts:budget_edit": lambda tenant: {"name": "pwned", "scope": "workspace", "amount": "1", "currency": "USD", "warn_percent": "80", "exceed_percent": "100"},
     "alerts:budget_mute": lambda tenant: {"mute": "1"},
     "alerts:integration_mute": lambda tenant: {"mute": "1"},
+    "alerts:anomaly_rule": lambda tenant: {"enabled": "on", "ratio": "7", "mads": "3", "min_amount": "50"},
+    "alerts:webhook": lambda tenant: {"url": "http://127.0.0.1:9/pwned"},
     "inventory:pricing_override_add": lambda tenant: {
         "kind": "discount", "provider": "openai", "discount_percent": "10", "effective_from": "2026-01-01",
     },
@@ -343,6 +347,10 @@ WRITES = (
     "alerts:budget_delete",
     "alerts:budget_mute",
     "alerts:integration_mute",
+    "alerts:anomaly_rule",
+    "alerts:webhook",
+    "alerts:webhook_delete",
+    "alerts:webhook_test",
 )
 
 

@@ -163,13 +163,18 @@ def _tenant(slug: str, mark: str) -> Tenant:
     override = PriceOverride.objects.create(workspace=workspace, kind=PriceOverride.Kind.UNIT_PRICE, provider="openai",
                                             model=f"{mark}-gpt-4o", metric="input_tokens", price=Decimal("2.5"),
                                             effective_from=date(2026, 1, 1), note=f"{mark} {ADMIN_ONLY} contract")  # fmt: skip
-    from alerts.models import Alert, AnomalyRule, Budget
+    from alerts.models import Alert, AnomalyRule, Budget, Webhook, WebhookDelivery
 
     budget = Budget.objects.create(workspace=workspace, name=f"{mark} {ADMIN_ONLY} budget", amount=Decimal("100"))
     alert = Alert.objects.create(workspace=workspace, kind=Alert.Kind.BUDGET, key=f"budget:{budget.pk}", budget=budget,
                                  level="warning", title=f"{mark} {ADMIN_ONLY} budget passed 80%",
                                  opened_at=timezone.now(), changed_at=timezone.now())  # fmt: skip
     anomaly_rule = AnomalyRule.objects.create(workspace=workspace)
+    # Port 9 (discard) on loopback: nothing listens, so a test send is logged as a refused connection.
+    webhook = Webhook.objects.create(workspace=workspace, url=f"http://127.0.0.1:9/{mark}-hook", secret=f"whsec_{mark}-webhook-secret-0000",
+                                     secret_hint="0000", created_at=timezone.now())  # fmt: skip
+    webhook_delivery = WebhookDelivery.objects.create(webhook=webhook, delivery_id=f"{mark}-delivery", event="alert.opened", alert=alert,
+                                                      attempt=1, status_code=200, created_at=timezone.now())  # fmt: skip
     pricing_job = PricingRecomputeJob.objects.create(workspace=workspace, status=PricingRecomputeJob.Status.DONE, total=8, done=8)
 
     # Usage in the explorer's and the export's default range (the last days before now).
@@ -203,6 +208,8 @@ def _tenant(slug: str, mark: str) -> Tenant:
         "budget": budget.pk,
         "alert": alert.pk,
         "anomaly_rule": anomaly_rule.pk,
+        "webhook": webhook.pk,
+        "webhook_delivery": webhook_delivery.pk,
         "pricing_job": pricing_job.pk,
         "usage_record": record.pk,
         "admin_user": admin.pk,
