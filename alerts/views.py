@@ -129,6 +129,14 @@ def anomaly_rule(request: HttpRequest) -> HttpResponse:
 
 
 # ------------------------------------------------------------------ webhook
+class _ShownOnce(str):
+    """The new secret in the page's context: Django's template debug log prints the whole
+    context (with repr) when a lookup misses, so its repr never shows the value."""
+
+    def __repr__(self) -> str:
+        return "'[secret]'"
+
+
 def _webhook_page(request: HttpRequest, form: WebhookForm, *, new_secret: str = "", status: int = 200) -> HttpResponse:
     webhook = Webhook.objects.filter(workspace=request.workspace).first()
     deliveries = list(webhook.deliveries.select_related("alert")[:50]) if webhook else []
@@ -158,7 +166,7 @@ def webhook(request: HttpRequest) -> HttpResponse:
     except webhooks.WebhookURLError as error:
         form.add_error("url", str(error))
         return _webhook_page(request, form, status=400)
-    return _webhook_page(request, WebhookForm(), new_secret=secret)
+    return _webhook_page(request, WebhookForm(), new_secret=_ShownOnce(secret))
 
 
 @workspace_view(admin=True)
