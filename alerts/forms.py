@@ -108,6 +108,8 @@ class WebhookForm(forms.Form):
         max_length=2000,
         assume_scheme="https",
         help_text="An https URL on a public address; Doow POSTs JSON there for every alert change it tells admins about.",
+        # A text box (the stylesheet styles text inputs), with the keyboard and checks of a URL.
+        widget=forms.TextInput(attrs={"inputmode": "url", "autocomplete": "off", "spellcheck": "false", "placeholder": "https://"}),
     )
 
     # The address rules (https, public) are checked by alerts.webhooks.webhook_save, which the
