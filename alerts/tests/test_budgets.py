@@ -10,6 +10,7 @@ from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from alerts.models import Alert, Budget, Mute, Notification
 from alerts.tasks import evaluate_alerts, evaluate_workspace_alerts
@@ -165,18 +166,22 @@ def test_muted_budget_tracks_state_but_tells_nobody(workspace, openai, budget, p
     assert mail.outbox == [] and not Notification.objects.exists()
 
 
-def test_evaluation_queries_are_bounded(workspace, openai, people, django_assert_max_num_queries):
+def test_evaluation_queries_are_bounded(workspace, openai, people, django_assert_max_num_queries, django_capture_on_commit_callbacks):
+    from alerts.models import Webhook
     from alerts.tests.conftest import make_integration
     from usage.models import Application
+
+    # With a webhook too: its deliveries are tasks of their own, queued once the evaluation commits.
+    Webhook.objects.create(workspace=workspace, url="https://hooks.example.test/doow", secret="whsec_x", secret_hint="ec_x", created_at=timezone.now())
 
     for n in range(4):
         app = Application.objects.create(workspace=workspace, name=f"App {n}")
         put_spend(make_integration(workspace, name=f"I{n}"), {TODAY: "100"}, application=app)
         Budget.objects.create(workspace=workspace, name=f"B{n}", scope="application", application=app, amount=50)
         Budget.objects.create(workspace=workspace, name=f"W{n}", amount=450)  # 400 of 450: warning
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(20), django_capture_on_commit_callbacks() as queued:
         evaluate_workspace_alerts.delay(workspace.pk)
-    assert len(mail.outbox) == 8  # 4 exceeded + 4 warning
+    assert len(mail.outbox) == 8 and len(queued) == 8  # 4 exceeded + 4 warning
     with CaptureQueriesContext(connection) as second:
         evaluate_workspace_alerts.delay(workspace.pk)
     assert len(second.captured_queries) <= 20 and len(mail.outbox) == 8
