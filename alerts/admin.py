@@ -23,12 +23,14 @@ class AlertAdmin(admin.ModelAdmin):
 
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
-    """The secret is never shown or edited here: it is made (and shown once) by Company
-    Settings → Webhook."""
+    """Nothing is edited here and the secret is never shown: it is made (and shown once) by
+    Company Settings → Webhook."""
 
     list_display = ("workspace", "url", "secret_hint", "created_at")
     fields = ("workspace", "url", "secret_hint", "created_at")
-    readonly_fields = ("workspace", "secret_hint", "created_at")
+    # Read only: a URL saved here would skip the address check made on save (it would still be
+    # refused at send time, but the admin would not be told).
+    readonly_fields = fields
 
     def has_add_permission(self, request) -> bool:  # noqa: ANN001
         return False

@@ -21,7 +21,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +45,8 @@ WEBHOOK_MAX_ATTEMPTS = 5
 # Seconds before retry n (1-based): 30, 60, 120, 240; a 429's Retry-After is honoured up to an hour.
 WEBHOOK_BACKOFF_SECONDS = 30
 WEBHOOK_MAX_DELAY_SECONDS = 3600
+# The delivery log keeps this long; older attempts are deleted as new ones are logged.
+DELIVERY_LOG_DAYS = 90
 SECRET_PREFIX = "whsec_"
 
 
@@ -225,6 +227,7 @@ def webhook_attempt(
         will_retry=retry,
         created_at=timezone.now(),
     )
+    WebhookDelivery.objects.filter(webhook=webhook, created_at__lt=delivery.created_at - timedelta(days=DELIVERY_LOG_DAYS)).delete()
     if error:
         logger.info(
             "webhook delivery %s of workspace %s attempt %s: %s", delivery_id, webhook.workspace_id, attempt, error

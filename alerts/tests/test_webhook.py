@@ -269,3 +269,15 @@ def test_a_name_rebinding_to_loopback_after_the_save_is_refused_at_send_time(adm
     assert delivery.status_code is None and not delivery.will_retry
     assert delivery.error.startswith("Refused:") and "loopback" in delivery.error
     assert wire.attempts == []
+
+
+def test_the_delivery_log_keeps_ninety_days(admin_client, workspace, receiver, on_commit):
+    create(admin_client, receiver.url)
+    with time_machine.travel(datetime(2026, 8, 1, tzinfo=UTC), tick=False), on_commit():
+        admin_client.post(reverse("alerts:webhook_test", kwargs={"ws": "acme"}))
+    with time_machine.travel(datetime(2026, 9, 20, tzinfo=UTC), tick=False), on_commit():
+        admin_client.post(reverse("alerts:webhook_test", kwargs={"ws": "acme"}))
+    assert WebhookDelivery.objects.count() == 2
+    with on_commit():  # 6 December: August's attempt is more than 90 days old
+        admin_client.post(reverse("alerts:webhook_test", kwargs={"ws": "acme"}))
+    assert sorted(d.created_at.month for d in WebhookDelivery.objects.all()) == [9, 12]
