@@ -24,7 +24,7 @@ CHAOS_SYNCS = 6  # syncs that meet faults
 MAX_SYNCS = 10  # by then the backfill must be complete (the last ones meet no new faults)
 
 
-def _integration(workspace, sandbox, *, backfill_days: int) -> Integration:  # noqa: ANN001
+def _integration(workspace, sandbox, *, backfill_days: int) -> Integration:
     integration = Integration(
         workspace=workspace,
         provider="openai",
@@ -42,7 +42,7 @@ def _end() -> timezone.datetime:
     return timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
-def _count_faults(sandbox) -> int:  # noqa: ANN001
+def _count_faults(sandbox) -> int:
     faulted = sum(1 for request in sandbox.requests() if request["faulted"])
     figures.add("faults", faulted)
     sandbox.clear_requests()

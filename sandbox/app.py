@@ -396,7 +396,7 @@ class _Handler(WSGIRequestHandler):
 
 
 class QuietHandler(_Handler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass
 
 

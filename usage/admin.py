@@ -110,7 +110,8 @@ class UsageRecordAdmin(ReadOnlyAdmin):
 class LicenseAdminForm(forms.ModelForm):
     class Meta:
         model = License
-        exclude = ("workspace",)
+        # The workspace comes from the application (save_model); a new model field is not editable until listed.
+        fields = ("application", "plan_name", "kind", "start_date", "end_date", "committed_amount", "currency", "seat_count")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -177,7 +178,7 @@ class LicenseAdmin(admin.ModelAdmin):
 class AttributionRuleAdminForm(forms.ModelForm):
     class Meta:
         model = AttributionRule
-        exclude = ("workspace",)
+        fields = ("provider", *AttributionRule.MATCH_FIELDS, "application", "license", "priority", "is_default")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

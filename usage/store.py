@@ -157,12 +157,12 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
             "rule_id": attribution.rule_id,
         }
         row = []
-        for name, field in zip(upsert.names, upsert.adapted, strict=True):
+        for name, model_field in zip(upsert.names, upsert.adapted, strict=True):
             value = values[name]
-            if field is not None:
+            if model_field is not None:
                 key = (name, value)
                 if key not in adapted:
-                    adapted[key] = field.get_db_prep_save(value, connection)
+                    adapted[key] = model_field.get_db_prep_save(value, connection)
                 value = adapted[key]
             row.append(value)
         rows[(s.bucket_start, s.bucket_end, *dims, s.metric)] = tuple(row)

@@ -59,7 +59,7 @@ def price_for(
     metrics: frozenset[str],
     deployments: Deployments,
     overrides: Overrides | None,
-) -> Price | None | object:
+) -> Price | object | None:
     """The price of one row key on its bucket's day: list price, then the overrides.
     INCLUDED when its money is counted on other rows."""
     ref = price_ref(
