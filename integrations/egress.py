@@ -44,7 +44,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family
 
-from integrations.providers.base import ConfigurationError
+from integrations.providers.errors import ConfigurationError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
