@@ -40,9 +40,9 @@ from typing import IO, TYPE_CHECKING
 
 from django.db import transaction
 
+from integrations.events import integration_record_event
 from integrations.models import IntegrationEvent
 from integrations.providers.base import DIMENSIONS, METRICS, UsageSample
-from integrations.services import integration_record_event
 from usage.csv_safety import unescape_cell
 from usage.dates import EARLIEST_DAY, bounds_text, earliest_moment, latest_moment
 from usage.export import CSV_COLUMNS
