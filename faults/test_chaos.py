@@ -6,7 +6,7 @@ rows lost 0, rows doubled 0. The seed is fixed (DOOW_FAULTS_SEED picks another o
 from __future__ import annotations
 
 import os
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -37,7 +37,7 @@ def _integration(workspace, sandbox, *, backfill_days: int) -> Integration:
     return integration
 
 
-def _end() -> timezone.datetime:
+def _end() -> datetime:
     """Yesterday's UTC midnight: every hour before it has fully elapsed, so its truth is fixed."""
     return timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 

@@ -107,7 +107,7 @@ def integration_dispatch_due(*, now: datetime | None = None) -> list[int]:
                 continue
             try:
                 sync_integration.apply_async(
-                    args=[pk], kwargs={"trigger": SyncRun.Trigger.SCHEDULE}, expires=DISPATCH_EXPIRES_SECONDS, producer=producer
+                    args=(pk,), kwargs={"trigger": SyncRun.Trigger.SCHEDULE}, expires=DISPATCH_EXPIRES_SECONDS, producer=producer
                 )
             except Exception:  # the broker may hiccup; the claim is released below
                 logger.exception("could not enqueue sync of integration %s", pk)
@@ -381,8 +381,8 @@ def _sync(
         raise
     except Exception as exc:  # a bug must not stop the batch or leak details
         logger.exception("sync of integration %s failed unexpectedly", integration.pk)
-        error = SyncCrashed(f"Unexpected error during sync ({type(exc).__name__}); the details are in the worker log.")
-        return _sync_failed(integration, run, error, http=http, window=window)
+        crash = SyncCrashed(f"Unexpected error during sync ({type(exc).__name__}); the details are in the worker log.")
+        return _sync_failed(integration, run, crash, http=http, window=window)
 
     finished = timezone.now()
     SyncRun.objects.filter(pk=run.pk).update(status=SyncRun.Status.SUCCESS, finished_at=finished, provider_calls=http.calls)
@@ -457,7 +457,7 @@ def _sync_failed(
     credential_failures = integration.consecutive_credential_failures + 1 if error.category == "credential" else 0
     if error.category == "rate_limit":
         wait = _retry_after(error) or _backoff(failures, integration.sync_interval)
-        next_sync = now + max(wait, timedelta(minutes=1))
+        next_sync: datetime | None = now + max(wait, timedelta(minutes=1))
     elif error.permanent:
         next_sync = now + integration.sync_interval
     else:

@@ -380,7 +380,7 @@ class HttpClient:
                 error.hint = self.redact(error.hint)
                 error.args = (error.message,)  # repr() shows args: keep them redacted too
                 return error
-        kwargs = {"http_status": status, "request_id": rid}
+        kwargs: dict[str, Any] = {"http_status": status, "request_id": rid}
         if status == 401:
             return CredentialError(f"The provider rejected the credential: {message}", **kwargs)
         if status == 403:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -23,7 +22,7 @@ from integrations.events import (
     integration_record_event,
 )
 from integrations.http import check_endpoint
-from integrations.models import Health, Integration, IntegrationEvent, SyncNotAllowed, SyncRun
+from integrations.models import Health, Integration, IntegrationEvent, IntegrationQuerySet, SyncNotAllowed, SyncRun
 from integrations.providers.base import (
     ConfigurationError,
     Identity,
@@ -147,7 +146,7 @@ def integration_duplicate_groups(*, workspace: Workspace) -> list[DuplicateGroup
     ]
 
 
-def counted_integrations(workspace: Workspace) -> QuerySet[Integration]:
+def counted_integrations(workspace: Workspace) -> IntegrationQuerySet:
     """The workspace's integrations whose usage totals may add: every account once.
 
     Pages and exports that sum usage filter with it:
@@ -221,7 +220,7 @@ def integration_create(
     readers = integration_account_readers(workspace=workspace, key=key)
     if readers and not allow_duplicate:
         raise DuplicateAccount(
-            f"This {provider.name} account ({identity.account_id}) is already connected as {_names(readers)}.",
+            f"This {provider.name} account ({identity.account_id}) is already connected as {_names(readers)}.",  # type: ignore[union-attr]  # readers need a key
             hint="Open that integration instead. If each reads a different part of the account (other "
             "projects, say), choose to read only part of it: both are then counted, and the overlap "
             "is shown on both pages.",
@@ -328,7 +327,7 @@ def integration_rotate_credential(
     )
     provider.check_credential(credential)
     identity = provider.verify(credential, integration.settings, http=provider.http_client(credential)) if verify else None
-    integration.set_credential(credential)
+    integration.set_credential(dict(credential))
     integration.consecutive_credential_failures = 0  # a new key starts with a clean record
     if identity is not None:
         integration.identity = identity.as_dict()

@@ -55,7 +55,7 @@ class MonthListFilter(admin.SimpleListFilter):
         if not self.value():
             return queryset
         try:
-            month = datetime.strptime(self.value(), "%Y-%m").replace(tzinfo=UTC)
+            month = datetime.strptime(self.value() or "", "%Y-%m").replace(tzinfo=UTC)
             end = partitions.add_months(month, 1)
         except ValueError as error:  # not a month, or past year 9999
             raise IncorrectLookupParameters(error) from error
@@ -119,6 +119,7 @@ class LicenseAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Django's clean() returns cleaned_data
         start, end = data.get("start_date"), data.get("end_date")
         if start and end and end < start:
             self.add_error("end_date", "The end date is before the start date.")
@@ -182,6 +183,7 @@ class AttributionRuleAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Django's clean() returns cleaned_data
         application, license_ = data.get("application"), data.get("license")
         if application and license_ and license_.application_id != application.pk:
             self.add_error("license", "This license belongs to another application.")

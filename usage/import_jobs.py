@@ -92,7 +92,7 @@ def usage_import_request(
     job = UsageImport(
         workspace_id=integration.workspace_id,
         integration=integration,
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=user if user is not None and user.is_authenticated else None,  # type: ignore[misc]  # the AUTH_USER_MODEL
         source=" ".join(source.split())[:200],
         requested_format=fmt[:16],
         size=size or 0,

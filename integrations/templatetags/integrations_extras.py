@@ -150,7 +150,7 @@ _INLINE = [
 
 
 def _inline(text: str) -> str:
-    html = escape(text)
+    html: str = escape(text)
     for pattern, replacement in _INLINE:
         html = pattern.sub(replacement, html)
     return html

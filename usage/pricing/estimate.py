@@ -117,10 +117,10 @@ def estimate_samples(
             stream=estimate_stream(first.stream),
         )
         # Two streams with usage under one key (never seen): one estimate row holds both.
-        key = (sample.bucket_start, sample.bucket_end, _dimensions(sample))
-        if key in out:
-            sample = replace(out[key], quantity=out[key].quantity + sample.quantity)
-        out[key] = sample
+        slot = (sample.bucket_start, sample.bucket_end, _dimensions(sample))
+        if slot in out:
+            sample = replace(out[slot], quantity=out[slot].quantity + sample.quantity)
+        out[slot] = sample
     return list(out.values())
 
 
