@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 E2E_STAMP := $(VENV)/.installed-e2e
 
-.PHONY: demo test test-postgres test-e2e test-clocks faults venv clean bench
+.PHONY: demo test lint test-postgres test-e2e test-clocks faults venv clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,6 +23,13 @@ demo: $(STAMP)
 ## Run the test suite (SQLite by default; set DATABASE_URL / CELERY_BROKER_URL to use others).
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Lint and types: ruff's rules and its formatter's check, then mypy with django-stubs
+## (settings in pyproject.toml). CI runs it before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
 
 test-postgres: $(STAMP)
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test CELERY_BROKER_URL=redis://127.0.0.1:6379/15 $(PY) -m pytest $(PYTEST_ARGS)

@@ -109,7 +109,7 @@ def _client(user) -> Client:
 
 
 @pytest.fixture
-def admin_client(admin_user) -> Client:  # noqa: F811 - overrides pytest-django's superuser client on purpose
+def admin_client(admin_user) -> Client:  # overrides pytest-django's superuser client on purpose
     return _client(admin_user)
 
 

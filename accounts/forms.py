@@ -28,4 +28,4 @@ class WorkspaceGeneralForm(forms.ModelForm):
         choices = [(name, name.replace("_", " ")) for name in names]
         if current and current not in names:  # a zone this machine no longer knows: keep it visible
             choices.insert(0, (current, f"{current} (unknown here)"))
-        self.fields["time_zone"].choices = choices
+        self.fields["time_zone"].choices = choices  # type: ignore[attr-defined]  # a ChoiceField

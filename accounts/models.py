@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import zoneinfo
+from datetime import tzinfo
 from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+
+from accounts.zones import zone_named
 
 
 @lru_cache(maxsize=1)
@@ -37,10 +40,8 @@ class Workspace(models.Model):
         return self.name
 
     @property
-    def zone(self) -> zoneinfo.ZoneInfo:
+    def zone(self) -> tzinfo:
         """The workspace's time zone (UTC if the stored name is unknown to this machine)."""
-        from usage.rollups import zone_named
-
         return zone_named(self.time_zone)
 
 

@@ -16,13 +16,23 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
+from django_htmx.middleware import HtmxDetails
 
-from accounts.models import Membership
+from accounts.models import Membership, Workspace
 
 # The session remembers the workspace last used, for the home page and the switcher.
 SESSION_WORKSPACE_KEY = "doow_workspace"
 
 View = Callable[..., HttpResponse]
+
+
+class WorkspaceRequest(HttpRequest):
+    """The request a `workspace_view` hands its view, for type checkers (requests are plain
+    HttpRequests at run time): django-htmx's middleware sets `htmx`, the decorator the rest."""
+
+    htmx: HtmxDetails
+    workspace: Workspace
+    membership: Membership
 
 
 def membership_for(request: HttpRequest, slug: str) -> Membership | None:
@@ -38,11 +48,12 @@ def remember_workspace(request: HttpRequest, slug: str) -> None:
 
 
 def _login_redirect(request: HttpRequest) -> HttpResponse:
-    if getattr(request, "htmx", False):
+    htmx: HtmxDetails | None = getattr(request, "htmx", None)
+    if htmx:
         # A fragment request must not swap the login page into a table cell: send the whole
         # browser to the login page instead.
         response = HttpResponse(status=204)
-        next_path = request.htmx.current_url_abs_path or ""
+        next_path = htmx.current_url_abs_path or ""
         response["HX-Redirect"] = f"{resolve_url(settings.LOGIN_URL)}?next={quote(next_path)}"
         return response
     return redirect_to_login(request.get_full_path())
@@ -65,7 +76,7 @@ def workspace_view(view: View | None = None, *, admin: bool = False) -> Any:
                 raise Http404("No such workspace.")
             if admin and not membership.is_admin:
                 raise PermissionDenied("Only workspace admins can open Company Settings.")
-            request.workspace = membership.workspace  # type: ignore[attr-defined]
+            request.workspace = membership.workspace  # type: ignore[attr-defined]  # what makes it a WorkspaceRequest
             request.membership = membership  # type: ignore[attr-defined]
             remember_workspace(request, ws)
             return func(request, *args, **kwargs)

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from accounts.forms import WorkspaceGeneralForm
-from accounts.permissions import SESSION_WORKSPACE_KEY, workspace_view
+from accounts.permissions import SESSION_WORKSPACE_KEY, WorkspaceRequest, workspace_view
 
 # Say so when a queued rebuild has waited this long: no worker is running.
 QUEUED_PATIENCE = timedelta(minutes=2)
@@ -21,6 +21,7 @@ QUEUED_PATIENCE = timedelta(minutes=2)
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """Send the user to the workspace they used last (or their first one)."""
+    assert request.user.is_authenticated  # login_required
     memberships = list(request.user.memberships.select_related("workspace").order_by("workspace__name"))
     if not memberships:
         return render(request, "accounts/no_workspace.html")
@@ -29,17 +30,17 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:workspace", ws=membership.workspace.slug)
 
 
-def _rebuild_context(request: HttpRequest) -> dict:
+def _rebuild_context(request: WorkspaceRequest) -> dict:
     from usage.rollup_jobs import rollup_rebuild_latest
 
     job = rollup_rebuild_latest(workspace=request.workspace)
     active = job is not None and job.is_active
-    stalled = active and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    stalled = active and job is not None and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
     return {"rebuild": job, "rebuild_active": active, "rebuild_stalled": stalled}
 
 
 @workspace_view(admin=True)
-def settings_general(request: HttpRequest) -> HttpResponse:
+def settings_general(request: WorkspaceRequest) -> HttpResponse:
     """Company Settings → General: the company name and time zone. A new zone moves every local
     day, so the daily rollups are rebuilt in the background (progress shown here)."""
     from usage.rollup_jobs import rollup_rebuild_request
@@ -63,6 +64,6 @@ def settings_general(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def settings_general_rebuild(request: HttpRequest) -> HttpResponse:
+def settings_general_rebuild(request: WorkspaceRequest) -> HttpResponse:
     """The rollup rebuild's progress panel (polled by htmx while a rebuild is queued or running)."""
     return render(request, "accounts/_rollup_rebuild.html", _rebuild_context(request))

@@ -35,7 +35,7 @@ class BudgetForm(forms.ModelForm):
         self.workspace = self.instance.workspace = workspace
         self.fields["application"].queryset = workspace.applications.order_by("name")
         self.fields["license"].queryset = workspace.licenses.select_related("application").order_by("plan_name")
-        self.fields["provider"].choices = [("", "—")] + sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda c: c[1])
+        self.fields["provider"].choices = [("", "—"), *sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda c: c[1])]
 
     def clean_currency(self) -> str:
         value = (self.cleaned_data.get("currency") or "USD").strip().upper()

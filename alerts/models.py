@@ -109,6 +109,9 @@ class Notification(models.Model):
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["user", "workspace", "read_at"], name="notification_unread")]
 
+    def __str__(self) -> str:
+        return self.title
+
 
 class Mute(models.Model):
     """Admins silence one budget's or one integration's alerts: states are still tracked, but
@@ -126,6 +129,9 @@ class Mute(models.Model):
                 name="mute_one_target",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"Mute of {self.budget or self.integration}"
 
     @property
     def alert_key(self) -> str:

@@ -74,7 +74,7 @@ def _budget_rows(budget: Budget, rows: list[SpendRow]) -> list[SpendRow]:
     return [r for r in rows if r.currency == currency]
 
 
-def budget_condition(budget: Budget, rows: list[SpendRow], *, today) -> Condition:  # noqa: ANN001
+def budget_condition(budget: Budget, rows: list[SpendRow], *, today) -> Condition:
     spend = month_spend(_budget_rows(budget, rows), today=today)
     percent = spend.month_to_date / budget.amount * 100
     level = None
@@ -112,7 +112,7 @@ def budget_condition(budget: Budget, rows: list[SpendRow], *, today) -> Conditio
 
 
 # ------------------------------------------------------------------ integrations
-def integration_condition(integration, *, now: datetime) -> Condition:  # noqa: ANN001
+def integration_condition(integration, *, now: datetime) -> Condition:
     health = integration.health_at(now)
     level = HEALTH_LEVELS.get(health.code)
     if level in ("paused", "failing") and integration.last_error_category == "credential":
@@ -143,7 +143,7 @@ def integration_condition(integration, *, now: datetime) -> Condition:  # noqa: 
 
 
 # ------------------------------------------------------------------ anomalies
-def anomaly_conditions(workspace: Workspace, rows: list[SpendRow], *, today, active: dict[str, Alert]) -> list[Condition]:  # noqa: ANN001
+def anomaly_conditions(workspace: Workspace, rows: list[SpendRow], *, today, active: dict[str, Alert]) -> list[Condition]:
     """The latest complete local day (yesterday) of every provider, model and application with
     USD spend, plus every open anomaly alert (so it can resolve when its series went quiet)."""
     rule_row = AnomalyRule.objects.filter(workspace=workspace).first()
@@ -286,7 +286,7 @@ def _deliver(workspace: Workspace, changes: list[Change], muted: set[str]) -> in
             subject = f"[Doow] {change.event.capitalize()}: {change.alert.title}"
             try:
                 send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-            except Exception:  # noqa: BLE001 - a mail server being down must not lose the in-app notification
+            except Exception:  # a mail server being down must not lose the in-app notification
                 logger.exception("alert mail for workspace %s failed", workspace.pk)
     Notification.objects.bulk_create(notes)
     webhook_id = Webhook.objects.filter(workspace=workspace).values_list("pk", flat=True).first()
@@ -298,7 +298,7 @@ def _deliver(workspace: Workspace, changes: list[Change], muted: set[str]) -> in
     return len(told)
 
 
-def workspace_today(workspace: Workspace, now: datetime | None = None):  # noqa: ANN201
+def workspace_today(workspace: Workspace, now: datetime | None = None):
     return local_day(now or timezone.now(), zone_of(workspace))
 
 
@@ -333,6 +333,6 @@ def alerts_evaluate_all(*, now: datetime | None = None) -> int:
         try:
             alerts_evaluate_workspace(workspace_id=workspace_id, now=now)
             count += 1
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("alert evaluation of workspace %s failed", workspace_id)
     return count

@@ -44,6 +44,7 @@ def main() -> None:
 
     from datetime import timedelta
 
+    from django.core.management import call_command
     from django.db import connection, transaction
 
     from accounts.models import Workspace
@@ -51,8 +52,6 @@ def main() -> None:
     from usage import rollups
     from usage.models import UsageDaily, UsageRecord
     from usage.store import usage_prepare_samples, usage_store_prepared, usage_store_samples
-
-    from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:  # bench/analytics.py's COPY leaves `stream` out: "" as Django would

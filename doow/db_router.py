@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 PRIMARY = "default"
 REPLICA = "replica"
@@ -30,7 +31,7 @@ _page_reads: ContextVar[bool] = ContextVar("doow_page_reads", default=False)
 
 
 class ReplicaRouter:
-    def db_for_read(self, model: type, **hints: Any) -> str:
+    def db_for_read(self, model: type[Model], **hints: Any) -> str:
         if _page_reads.get() and model._meta.label_lower in REPLICA_MODELS:
             return REPLICA
         return PRIMARY
@@ -61,7 +62,7 @@ class ReplicaReadsMiddleware:
             response = self.get_response(request)
         finally:
             _page_reads.reset(token)
-        if response.streaming and not getattr(response, "is_async", False):
+        if isinstance(response, StreamingHttpResponse) and not response.is_async:
             response.streaming_content = _as_page_reads(response.streaming_content)
         return response
 

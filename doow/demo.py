@@ -54,7 +54,7 @@ def wait_for(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+            with urllib.request.urlopen(url, timeout=2) as response:  # local URL
                 if response.status == 200:
                     return
         except urllib.error.HTTPError as exc:

@@ -11,7 +11,7 @@ os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("EMAIL_URL", "memorymail://")  # mail.outbox (pytest-django sets it too)
 
-from .settings import *  # noqa: E402,F403
+from .settings import *  # noqa: F403
 
 # A process a test starts (a worker to kill, say) runs on the test's pinned clock: the test
 # passes how far its clock is from the real one (doow.testing.subprocess_env), so the two agree however
@@ -29,7 +29,7 @@ if os.environ.get("DOOW_TEST_CLOCK_OFFSET"):
 # broker directory, so it never reads the demo's queue or another test run's.
 if os.environ.get("DOOW_TEST_BROKER_DIR") and CELERY_BROKER_URL.startswith("filesystem"):  # noqa: F405
     _broker = Path(os.environ["DOOW_TEST_BROKER_DIR"])
-    CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker / "queue"),
         "data_folder_out": str(_broker / "queue"),
         "processed_folder": str(_broker / "processed"),

@@ -13,7 +13,7 @@ def world(db) -> World:
     return build_world()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest's hook
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # pytest's hook
     if not figures.anything():
         return  # no test of this suite ran (e.g. only another app's tests were selected)
     terminalreporter.section("faults and attacks (issue 8, section 3)")

@@ -104,7 +104,7 @@ class Secrets:
     problems: list[str] = field(default_factory=list)
     _needles: list[tuple[str, str, str]] | None = None
 
-    def add(self, label: str, provider: str, credential: Mapping[str, str], settings: Mapping[str, str] = {}) -> None:  # noqa: B006 - read only
+    def add(self, label: str, provider: str, credential: Mapping[str, str], settings: Mapping[str, str] = {}) -> None:  # read only
         self.parts.setdefault(label, []).extend(secret_parts(provider, credential))
         secret_fields = {f.name for f in PROVIDERS[provider].credential_fields if f.secret}
         self.public |= {str(v) for k, v in credential.items() if k not in secret_fields} | {str(v) for v in settings.values()}

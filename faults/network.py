@@ -25,7 +25,7 @@ class FakeDNS:
     def add(self, name: str, *answers: Sequence[str]) -> None:
         self.answers[name.lower().rstrip(".")] = list(answers)
 
-    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):  # noqa: A002, ANN001, ANN201 - socket's signature
+    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):  # socket's signature
         host_text = host.decode() if isinstance(host, bytes) else str(host)
         try:  # an IP literal (also 2130706433, 0x7f000001, 0177.0.0.1, 127.1): parsed, never sent to DNS
             return _REAL_GETADDRINFO(host_text, port, family, type, proto, flags | socket.AI_NUMERICHOST)
@@ -55,7 +55,7 @@ class Connections:
     port: int
     tried: list[tuple[str, int]] = field(default_factory=list)
 
-    def connect(self, sock: socket.socket, address) -> None:  # noqa: ANN001 - a socket address
+    def connect(self, sock: socket.socket, address) -> None:  # a socket address
         if isinstance(address, tuple) and len(address) >= 2 and address[1] == self.port:
             self.tried.append((str(address[0]), int(address[1])))
             raise ConnectionRefusedError(111, "Connection refused (by the test's network)")
@@ -65,7 +65,7 @@ class Connections:
         return [(host, port) for host, port in self.tried if not ipaddress.ip_address(host.split("%")[0]).is_global]
 
 
-def controlled_network(monkeypatch, port: int) -> tuple[FakeDNS, Connections]:  # noqa: ANN001 - pytest's monkeypatch
+def controlled_network(monkeypatch, port: int) -> tuple[FakeDNS, Connections]:  # pytest's monkeypatch
     """Install both for the rest of the test (monkeypatch undoes them at its end)."""
     dns, connections = FakeDNS(), Connections(port)
     monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)

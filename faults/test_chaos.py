@@ -6,7 +6,7 @@ rows lost 0, rows doubled 0. The seed is fixed (DOOW_FAULTS_SEED picks another o
 from __future__ import annotations
 
 import os
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -24,7 +24,7 @@ CHAOS_SYNCS = 6  # syncs that meet faults
 MAX_SYNCS = 10  # by then the backfill must be complete (the last ones meet no new faults)
 
 
-def _integration(workspace, sandbox, *, backfill_days: int) -> Integration:  # noqa: ANN001
+def _integration(workspace, sandbox, *, backfill_days: int) -> Integration:
     integration = Integration(
         workspace=workspace,
         provider="openai",
@@ -37,12 +37,12 @@ def _integration(workspace, sandbox, *, backfill_days: int) -> Integration:  # n
     return integration
 
 
-def _end() -> timezone.datetime:
+def _end() -> datetime:
     """Yesterday's UTC midnight: every hour before it has fully elapsed, so its truth is fixed."""
     return timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
-def _count_faults(sandbox) -> int:  # noqa: ANN001
+def _count_faults(sandbox) -> int:
     faulted = sum(1 for request in sandbox.requests() if request["faulted"])
     figures.add("faults", faulted)
     sandbox.clear_requests()

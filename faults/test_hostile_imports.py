@@ -48,7 +48,7 @@ CHANNELS = ("upload", "command")
 class Importer:
     """An Authress integration of a fresh workspace, and the two ways to import into it."""
 
-    def __init__(self, tmp_path: Path, capture) -> None:  # noqa: ANN001 - django_capture_on_commit_callbacks
+    def __init__(self, tmp_path: Path, capture) -> None:  # django_capture_on_commit_callbacks
         self.workspace = Workspace.objects.create(name="Importer Corp", slug="importer")
         admin = get_user_model().objects.create_user(username="importer-admin", password=PASSWORD)
         Membership.objects.create(workspace=self.workspace, user=admin, role=Membership.Role.ADMIN)

@@ -96,7 +96,7 @@ def _command(secrets: Secrets, *args: str) -> None:
     secrets.check(out.getvalue() + err.getvalue(), f"`{' '.join(args)}` output")
 
 
-def _sandbox_faults(sandbox) -> None:  # noqa: ANN001 - the sandbox fixture
+def _sandbox_faults(sandbox) -> None:  # the sandbox fixture
     figures.add("faults", sum(1 for request in sandbox.requests() if request["faulted"]))
     sandbox.reset()
 
@@ -218,11 +218,11 @@ def test_no_secret_appears_in_pages_logs_events_exports_or_admin(world: World, s
 
     # Django admin, as staff: every model's list, and every object's change and history pages.
     staff: SweepClient = world.client(world.staff)
-    for model, model_admin in admin.site._registry.items():
+    for model in admin.site._registry:
         info = model._meta.app_label, model._meta.model_name
-        urls = [reverse("admin:%s_%s_changelist" % info)]
+        urls = [reverse("admin:{}_{}_changelist".format(*info))]
         for pk in model._default_manager.order_by("-pk").values_list("pk", flat=True)[:5]:
-            urls += [reverse("admin:%s_%s_change" % info, args=[pk]), reverse("admin:%s_%s_history" % info, args=[pk])]
+            urls += [reverse("admin:{}_{}_change".format(*info), args=[pk]), reverse("admin:{}_{}_history".format(*info), args=[pk])]
         for url in urls:
             response = staff.get(url)
             assert response.status_code == 200, url

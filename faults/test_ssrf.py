@@ -151,7 +151,7 @@ def test_check_endpoint_lets_public_addresses_through(network, endpoint):
 
 
 def test_the_add_form_refuses_a_base_url_resolving_to_metadata_before_connecting(world, network):
-    dns, connections = network
+    _dns, connections = network
     client = world.client(world.victim.admin)
     form = {"name": "Sneaky", "credential_api_key": "sk-admin-ssrf-0123456789abcdef01234567",
             "setting_base_url": f"https://cloud-metadata.test:{PORT}/v1"}  # fmt: skip
@@ -165,7 +165,7 @@ def test_the_add_form_refuses_a_base_url_resolving_to_metadata_before_connecting
     figures.add("ssrf_refused")
 
 
-def _aws_env(monkeypatch) -> None:  # noqa: ANN001
+def _aws_env(monkeypatch) -> None:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
         monkeypatch.delenv(name, raising=False)
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1"),

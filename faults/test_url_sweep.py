@@ -21,8 +21,8 @@ from django.urls.resolvers import RoutePattern
 from accounts.permissions import workspace_view
 from faults import figures
 from faults.urlsweep import (
-    MEMBER_WRITES,
     DJANGO_ADMIN,
+    MEMBER_WRITES,
     PAYLOADS,
     PUBLIC,
     PUBLIC_ROUTES,

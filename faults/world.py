@@ -58,12 +58,12 @@ VOLATILE_COLUMNS = {"auth.user": ("last_login",)}
 class SweepClient(Client):
     """The test client, counting every request it sends into the suite's figures."""
 
-    def request(self, **request):  # noqa: ANN003, ANN201 - Django's signature
+    def request(self, **request):  # Django's signature
         figures.add("requests")
         return super().request(**request)
 
 
-def body(response) -> str:  # noqa: ANN001 - any Django response
+def body(response) -> str:  # any Django response
     """The text of a response, streamed or not."""
     if getattr(response, "streaming", False):
         return b"".join(response.streaming_content).decode(errors="replace")
@@ -258,7 +258,7 @@ def writes_watched() -> Iterator[list[str]]:
     unwatched = _unwatched_tables()
     writes: list[str] = []
 
-    def watch(execute, sql, params, many, context):  # noqa: ANN001, ANN202 - Django's wrapper signature
+    def watch(execute, sql, params, many, context):  # Django's wrapper signature
         verb = sql.lstrip().split(None, 1)[0].upper() if sql else ""
         if verb in ("INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE") and not any(t in sql for t in unwatched):
             writes.append(" ".join(sql.split())[:160])

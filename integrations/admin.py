@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -74,7 +74,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-def _changelist(model: type, **filters: Any) -> str:
+def _changelist(model: type[Model], **filters: Any) -> str:
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     query = "&".join(f"{key}={value}" for key, value in filters.items())
     return f"{url}?{query}" if query else url

@@ -7,7 +7,7 @@ from django.core.signals import setting_changed
 _FERNET_CACHE = ("keys", "fernet_keys", "fernet")
 
 
-def reset_fernet_cache(**kwargs) -> None:  # noqa: ANN003
+def reset_fernet_cache(**kwargs) -> None:
     """Make the credential field pick up the current FERNET_KEYS (after a change in tests or a rotation)."""
     if kwargs.get("setting", "FERNET_KEYS") not in ("FERNET_KEYS", "FERNET_USE_HKDF"):
         return

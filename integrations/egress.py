@@ -44,7 +44,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family
 
-from integrations.providers.base import ConfigurationError
+from integrations.providers.errors import ConfigurationError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -139,7 +139,7 @@ class PinnedConnectionMixin:
     pinned_address: IPAddress | None = None  # the address this connection was made to
 
     def _new_conn(self) -> socket.socket:
-        name: str = self._dns_host  # type: ignore[attr-defined]
+        name: str = self._dns_host  # type: ignore[has-type]  # set by urllib3's HTTPConnection
         port: int = self.port  # type: ignore[attr-defined]
         try:
             addresses = resolve(name, port)

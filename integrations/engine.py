@@ -23,15 +23,11 @@ from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from doow.jobs import task_named
+from integrations.events import integration_record_error, integration_record_event
 from integrations.http import RETRY_AFTER_CEILING, HttpClient
-from integrations.models import Integration, IntegrationEvent, SyncRun
+from integrations.models import Integration, IntegrationEvent, SyncNotAllowed, SyncRun
 from integrations.providers.base import Answered, Provider, ProviderError, UsageSample, Window, align_down
-from integrations.services import (
-    SyncNotAllowed,
-    integration_record_error,
-    integration_record_event,
-    provider_http_client,
-)
 from usage.pricing.estimate import estimate_answers, pricing_estimate_samples
 from usage.store import usage_prepare_samples, usage_store_chunk
 
@@ -95,8 +91,7 @@ def integration_dispatch_due(*, now: datetime | None = None) -> list[int]:
     broker connection. One failure to enqueue never stops the others; a broker that keeps
     failing releases the rest of the batch to the next tick in one UPDATE.
     """
-    from integrations.tasks import sync_integration
-
+    sync_integration = task_named("integrations.tasks.sync_integration")
     now = now or timezone.now()
     claimed_until = now + DISPATCH_CLAIM
     claimed = _claim_due(now, claimed_until)
@@ -112,9 +107,9 @@ def integration_dispatch_due(*, now: datetime | None = None) -> list[int]:
                 continue
             try:
                 sync_integration.apply_async(
-                    args=[pk], kwargs={"trigger": SyncRun.Trigger.SCHEDULE}, expires=DISPATCH_EXPIRES_SECONDS, producer=producer
+                    args=(pk,), kwargs={"trigger": SyncRun.Trigger.SCHEDULE}, expires=DISPATCH_EXPIRES_SECONDS, producer=producer
                 )
-            except Exception:  # noqa: BLE001 - the broker may hiccup; the claim is released below
+            except Exception:  # the broker may hiccup; the claim is released below
                 logger.exception("could not enqueue sync of integration %s", pk)
                 failures_in_a_row += 1
                 released.append(pk)
@@ -315,10 +310,7 @@ def integration_sync(
     """Run one sync now, in this process. Raises SyncBusy / SyncNotAllowed; provider failures
     do not raise: they end the run as failed, with an event, and the returned run says why."""
     integration = Integration.objects.select_related("workspace").get(pk=integration_id)
-    if not integration.is_connected:
-        raise SyncNotAllowed(f"{integration.name} is {integration.get_status_display().lower()}.")
-    if not integration.provider_obj.fetches_usage:
-        raise SyncNotAllowed(f"{integration.provider_obj.name} has no usage API to sync from; import its usage instead.")
+    integration.check_can_sync()
     token = uuid.uuid4().hex
     if not _acquire_lock(integration.pk, token, timezone.now()):
         raise SyncBusy(f"Integration {integration.pk} is already being synced.")
@@ -344,7 +336,7 @@ def _sync(
     rows = 0
     try:
         credential = integration.get_credential()
-        http = provider_http_client(provider, credential)
+        http = provider.http_client(credential)
         http.on_call = _lease_heartbeat(integration.pk, token)
         for span, chunks in spans:
             # One fetch reads the whole span (a provider's pages and windows are used in full:
@@ -387,10 +379,10 @@ def _sync(
         return _sync_failed(integration, run, error, http=http, window=window)
     except SyncLockLost:
         raise
-    except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch or leak details
+    except Exception as exc:  # a bug must not stop the batch or leak details
         logger.exception("sync of integration %s failed unexpectedly", integration.pk)
-        error = SyncCrashed(f"Unexpected error during sync ({type(exc).__name__}); the details are in the worker log.")
-        return _sync_failed(integration, run, error, http=http, window=window)
+        crash = SyncCrashed(f"Unexpected error during sync ({type(exc).__name__}); the details are in the worker log.")
+        return _sync_failed(integration, run, crash, http=http, window=window)
 
     finished = timezone.now()
     SyncRun.objects.filter(pk=run.pk).update(status=SyncRun.Status.SUCCESS, finished_at=finished, provider_calls=http.calls)
@@ -465,7 +457,7 @@ def _sync_failed(
     credential_failures = integration.consecutive_credential_failures + 1 if error.category == "credential" else 0
     if error.category == "rate_limit":
         wait = _retry_after(error) or _backoff(failures, integration.sync_interval)
-        next_sync = now + max(wait, timedelta(minutes=1))
+        next_sync: datetime | None = now + max(wait, timedelta(minutes=1))
     elif error.permanent:
         next_sync = now + integration.sync_interval
     else:

@@ -27,7 +27,7 @@ import requests
 from urllib3.exceptions import ProtocolError
 
 from integrations import egress
-from integrations.providers.base import (
+from integrations.providers.errors import (
     ConfigurationError,
     CredentialError,
     NetworkError,
@@ -248,7 +248,6 @@ class HttpClient:
         # Called after every counted call (the sync engine renews its lease from here while a
         # long fetch runs); may raise to stop the fetch.
         self.on_call: Callable[[], None] | None = None
-        self.last_response: requests.Response | None = None
 
     @property
     def calls(self) -> int:
@@ -297,7 +296,6 @@ class HttpClient:
                 raise NetworkError(
                     f"The connection to {urlsplit(url).hostname} dropped before the whole answer arrived."
                 ) from None
-            self.last_response = response
             status = response.status_code
             if status < 400:
                 return response
@@ -314,10 +312,6 @@ class HttpClient:
                 self._backoff(attempt)
                 continue
             raise self._error(response, classify)
-
-    def get_json(self, url: str, **kwargs: Any) -> Any:
-        response = self.request("GET", url, **kwargs)
-        return self.decode_json(response)
 
     def parse_json(
         self,
@@ -386,7 +380,7 @@ class HttpClient:
                 error.hint = self.redact(error.hint)
                 error.args = (error.message,)  # repr() shows args: keep them redacted too
                 return error
-        kwargs = {"http_status": status, "request_id": rid}
+        kwargs: dict[str, Any] = {"http_status": status, "request_id": rid}
         if status == 401:
             return CredentialError(f"The provider rejected the credential: {message}", **kwargs)
         if status == 403:

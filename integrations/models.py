@@ -14,7 +14,7 @@ from django.utils import timezone
 from fernet_fields import EncryptedTextField
 
 # Past its provider's reporting delay, data this much older than expected makes an
-# integration stale (design.md, Definitions).
+# integration stale (docs/architecture.md, Definitions).
 STALE_GRACE = timedelta(hours=24)
 # Error categories that mean the credential works but may not read usage.
 PERMISSION_CATEGORIES = ("scope", "permission")
@@ -25,6 +25,10 @@ def validate_provider(value: str) -> None:
 
     if value not in PROVIDERS:
         raise ValidationError(f"Unknown provider {value!r}.")
+
+
+class SyncNotAllowed(Exception):
+    """The integration is paused or disconnected, or its provider has no usage API to sync from."""
 
 
 class IntegrationQuerySet(models.QuerySet):
@@ -86,7 +90,7 @@ def _holder_died() -> Q:
     # A sync empties its lease token in its `finally` and finishes its run before that: a
     # token left behind, or a run still "running", means the process holding it died.
     running = SyncRun.objects.filter(integration=models.OuterRef("pk"), status=SyncRun.Status.RUNNING)
-    return ~Q(lock_token="") | models.Exists(running)
+    return ~Q(lock_token="") | models.Exists(running)  # type: ignore[return-value]  # a Q at run time
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class Health:
     label: str
     tone: str  # ok, warn, bad, muted: the badge colour
     detail: str = ""
-    # Data older than expected (design.md: data_through older than now − delay − 24 h, or
+    # Data older than expected (docs/architecture.md: data_through older than now − delay − 24 h, or
     # paused, or failing permanently): the usage pages warn while any counted one is.
     stale: bool = False
 
@@ -177,7 +181,7 @@ class Integration(models.Model):
         return f"{self.name} ({self.provider})"
 
     @property
-    def provider_obj(self):  # noqa: ANN201 - avoids an import cycle in annotations
+    def provider_obj(self):  # avoids an import cycle in annotations
         from integrations.providers.registry import get_provider
 
         return get_provider(self.provider)
@@ -194,6 +198,14 @@ class Integration(models.Model):
     @property
     def is_connected(self) -> bool:
         return self.status in (self.Status.ACTIVE, self.Status.ERROR)
+
+    def check_can_sync(self) -> None:
+        """Raise SyncNotAllowed unless a sync may run: the one rule for the engine, Sync now and
+        `manage.py sync`."""
+        if not self.is_connected:
+            raise SyncNotAllowed(f"{self.name} is {self.get_status_display().lower()}.")
+        if not self.provider_obj.fetches_usage:
+            raise SyncNotAllowed(f"{self.provider_obj.name} has no usage API to sync from; import its usage instead.")
 
     @property
     def health(self) -> Health:
@@ -228,7 +240,7 @@ class Integration(models.Model):
         return Health("connected", "Connected", "ok")
 
     def _data_late(self, now: datetime) -> bool:
-        """design.md's Stale: data through older than now − reporting delay − 24 h. A provider
+        """Stale (docs/architecture.md): data through older than now − reporting delay − 24 h. A provider
         reporting whole days can only have reached the start of today (now − delay, aligned
         down to its bucket), so the 24 h count from there: otherwise a daily provider would
         read "stale" for part of every day while nothing is wrong."""

@@ -10,14 +10,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from accounts.models import Workspace
-from integrations.http import HttpClient, check_endpoint, redact
-from integrations.models import Health, Integration, IntegrationEvent, SyncRun
+from doow.jobs import enqueue_on_commit
+
+# The event log lives below the engine, the sync guard on the model; callers may keep naming them here.
+from integrations.events import (
+    integration_record_error,
+    integration_record_event,
+)
+from integrations.http import check_endpoint
+from integrations.models import Health, Integration, IntegrationEvent, IntegrationQuerySet, SyncNotAllowed, SyncRun
 from integrations.providers.base import (
     ConfigurationError,
     Identity,
@@ -28,10 +33,6 @@ from integrations.providers.base import (
 from integrations.providers.registry import get_provider
 
 logger = logging.getLogger(__name__)
-
-
-class SyncNotAllowed(Exception):
-    """The integration is paused or disconnected."""
 
 
 class DuplicateAccount(ConfigurationError):
@@ -55,6 +56,8 @@ class DuplicateGroup:
 
 # ------------------------------------------------------------------ helpers
 def _clean_credential(provider: Provider, credential: Mapping[str, Any]) -> dict[str, str]:
+    """The provider's declared credential fields, stripped and non-empty, every required one
+    present (else ConfigurationError): for a new integration and a rotated key alike."""
     names = {f.name for f in provider.credential_fields}
     unknown = set(credential) - names
     if unknown:
@@ -62,7 +65,11 @@ def _clean_credential(provider: Provider, credential: Mapping[str, Any]) -> dict
             f"Unknown credential field(s) for {provider.name}: {', '.join(sorted(unknown))}.",
             hint=f"Known credential fields: {', '.join(sorted(names))}.",
         )
-    return {k: str(v).strip() for k, v in credential.items() if v not in (None, "")}
+    clean = {k: str(v).strip() for k, v in credential.items() if v not in (None, "")}
+    missing = [f.label for f in provider.credential_fields if f.required and not clean.get(f.name)]
+    if missing:
+        raise ConfigurationError(f"Missing credential field(s): {', '.join(missing)}.", hint=provider.credential_help)
+    return clean
 
 
 def integration_clean_settings(*, provider: Provider, settings: Mapping[str, Any]) -> dict[str, str]:
@@ -139,7 +146,7 @@ def integration_duplicate_groups(*, workspace: Workspace) -> list[DuplicateGroup
     ]
 
 
-def counted_integrations(workspace: Workspace) -> QuerySet[Integration]:
+def counted_integrations(workspace: Workspace) -> IntegrationQuerySet:
     """The workspace's integrations whose usage totals may add: every account once.
 
     Pages and exports that sum usage filter with it:
@@ -164,10 +171,6 @@ def integration_health_notices(
     return [(i, health) for i, health in notices if health.failing or health.stale]
 
 
-def provider_http_client(provider: Provider, credential: Mapping[str, str]) -> HttpClient:
-    return HttpClient(secrets=provider.secret_values(credential))
-
-
 def _credential_seed(workspace: Workspace, provider: Provider) -> str:
     """Stable per workspace and provider, unguessable without SECRET_KEY: a value a provider
     generates from it (an AWS external id) is the same on every try, yet no admin can pick
@@ -186,48 +189,6 @@ def integration_setup_instructions(
     if workspace is not None:
         return provider.setup_instructions(provider.prepare_credential({}, seed=_credential_seed(workspace, provider)), {})
     return provider.setup_instructions()
-
-
-def integration_record_event(
-    *,
-    integration: Integration,
-    level: str,
-    category: str,
-    message: str,
-    hint: str = "",
-    http_status: int | None = None,
-    request_id: str = "",
-    sync_run: SyncRun | None = None,
-) -> IntegrationEvent:
-    secrets: list[str] = []
-    try:
-        secrets = integration.provider_obj.secret_values(integration.get_credential())
-    except Exception:  # noqa: BLE001 - an undecryptable credential must not stop the event
-        pass
-    return IntegrationEvent.objects.create(
-        integration=integration,
-        sync_run=sync_run,
-        level=level,
-        category=category,
-        message=redact(message, secrets),
-        hint=redact(hint, secrets),
-        http_status=http_status,
-        request_id=request_id,
-    )
-
-
-def integration_record_error(integration: Integration, error: ProviderError, *, sync_run: SyncRun | None = None) -> IntegrationEvent:
-    transient = error.category in ("rate_limit", "network") or (error.category == "provider" and not error.permanent)
-    return integration_record_event(
-        integration=integration,
-        level=IntegrationEvent.Level.WARNING if transient else IntegrationEvent.Level.ERROR,
-        category=error.category,
-        message=error.message,
-        hint=error.hint,
-        http_status=error.http_status,
-        request_id=error.request_id,
-        sync_run=sync_run,
-    )
 
 
 # ------------------------------------------------------------------ lifecycle
@@ -249,20 +210,17 @@ def integration_create(
     part of it (other projects), so it is created as SPLIT, counted, and the overlap shown."""
     provider = get_provider(provider_slug)
     credential = _clean_credential(provider, credential)
-    missing = [f.label for f in provider.credential_fields if f.required and not credential.get(f.name)]
-    if missing:
-        raise ConfigurationError(f"Missing credential field(s): {', '.join(missing)}.", hint=provider.credential_help)
     credential = provider.prepare_credential(credential, seed=_credential_seed(workspace, provider))
     clean_settings = integration_clean_settings(provider=provider, settings=settings or {})
     provider.check_credential(credential)
     identity: Identity | None = None
     if verify:
-        identity = provider.verify(credential, clean_settings, http=provider_http_client(provider, credential))
+        identity = provider.verify(credential, clean_settings, http=provider.http_client(credential))
     key = account_key(provider, identity) if identity is not None else ""
     readers = integration_account_readers(workspace=workspace, key=key)
     if readers and not allow_duplicate:
         raise DuplicateAccount(
-            f"This {provider.name} account ({identity.account_id}) is already connected as {_names(readers)}.",
+            f"This {provider.name} account ({identity.account_id}) is already connected as {_names(readers)}.",  # type: ignore[union-attr]  # readers need a key
             hint="Open that integration instead. If each reads a different part of the account (other "
             "projects, say), choose to read only part of it: both are then counted, and the overlap "
             "is shown on both pages.",
@@ -317,7 +275,7 @@ def integration_verify(*, integration: Integration) -> Identity:
     credential = integration.get_credential()
     try:
         provider.check_credential(credential)
-        identity = provider.verify(credential, integration.settings, http=provider_http_client(provider, credential))
+        identity = provider.verify(credential, integration.settings, http=provider.http_client(credential))
     except ProviderError as error:
         event = integration_record_error(integration, error)
         _record_test_outcome(integration, error=error, message=event.message)
@@ -364,15 +322,12 @@ def integration_rotate_credential(
     """Replace the secret (verified first); a paused-for-credential integration resumes."""
     provider = integration.provider_obj
     credential = _clean_credential(provider, credential)
-    missing = [f.label for f in provider.credential_fields if f.required and not credential.get(f.name)]
-    if missing:
-        raise ConfigurationError(f"Missing credential field(s): {', '.join(missing)}.", hint=provider.credential_help)
     credential = provider.prepare_credential(
         credential, previous=integration.get_credential(), seed=_credential_seed(integration.workspace, provider)
     )
     provider.check_credential(credential)
-    identity = provider.verify(credential, integration.settings, http=provider_http_client(provider, credential)) if verify else None
-    integration.set_credential(credential)
+    identity = provider.verify(credential, integration.settings, http=provider.http_client(credential)) if verify else None
+    integration.set_credential(dict(credential))
     integration.consecutive_credential_failures = 0  # a new key starts with a clean record
     if identity is not None:
         integration.identity = identity.as_dict()
@@ -464,14 +419,8 @@ def integration_disconnect(*, integration: Integration, keep_data: bool) -> None
 
 def integration_request_sync(*, integration: Integration) -> None:
     """Sync now: enqueue once the current transaction commits."""
-    from integrations.tasks import sync_integration
-
-    if not integration.is_connected:
-        raise SyncNotAllowed(f"{integration.name} is {integration.get_status_display().lower()}.")
-    if not integration.provider_obj.fetches_usage:
-        raise SyncNotAllowed(f"{integration.provider_obj.name} has no usage API to sync from; import its usage instead.")
-    pk = integration.pk
-    transaction.on_commit(lambda: sync_integration.delay(pk, SyncRun.Trigger.MANUAL))
+    integration.check_can_sync()
+    enqueue_on_commit("integrations.tasks.sync_integration", integration.pk, SyncRun.Trigger.MANUAL)
 
 
 # ------------------------------------------------------------------ one account, counted once

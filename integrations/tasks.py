@@ -25,7 +25,7 @@ def sync_integration(integration_id: int, trigger: str = "schedule") -> None:
         logger.info("integration %s is already being synced; skipping", integration_id)
     except services.SyncNotAllowed as exc:
         logger.info("not syncing integration %s: %s", integration_id, exc)
-    except Exception:  # noqa: BLE001 - one integration never takes the worker down
+    except Exception:  # one integration never takes the worker down
         logger.exception("sync of integration %s crashed", integration_id)
     else:
         if run.rows_written or run.rows_removed:

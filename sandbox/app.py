@@ -47,15 +47,15 @@ class ProviderModule(Protocol):
 
 # One line per provider: the URL prefix is the slug.
 PROVIDERS: dict[str, ProviderModule] = {
-    "replicate": replicate,  # type: ignore[dict-item]
-    "authress": authress,  # type: ignore[dict-item]
-    "azure_openai": azure_openai,  # type: ignore[dict-item]
-    "openai": openai,  # type: ignore[dict-item]  # a module satisfies the protocol structurally
-    "openrouter": openrouter,  # type: ignore[dict-item]
-    "anthropic": anthropic,  # type: ignore[dict-item]
-    "groq": groq,  # type: ignore[dict-item]
-    "fireworks": fireworks,  # type: ignore[dict-item]
-    "google_vertex": google_vertex,  # type: ignore[dict-item]
+    "replicate": replicate,
+    "authress": authress,
+    "azure_openai": azure_openai,
+    "openai": openai,  # a module satisfies the protocol structurally
+    "openrouter": openrouter,
+    "anthropic": anthropic,
+    "groq": groq,
+    "fireworks": fireworks,
+    "google_vertex": google_vertex,
 }
 
 
@@ -396,7 +396,7 @@ class _Handler(WSGIRequestHandler):
 
 
 class QuietHandler(_Handler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass
 
 

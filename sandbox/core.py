@@ -64,9 +64,9 @@ class Changes(Generic[R]):
         for row in rows:
             edited: R | None = row
             for edit in edits:
-                edited = edit(edited)
                 if edited is None:
                     break
+                edited = edit(edited)
             if edited is not None:
                 kept.append(edited)
         return kept

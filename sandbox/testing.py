@@ -125,7 +125,7 @@ class SandboxClient:
             self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own local server
+            with urllib.request.urlopen(request, timeout=10) as response:  # our own local server
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             raise RuntimeError(f"sandbox control {method} {path} failed: {exc.code} {exc.read()[:300]!r}") from None

@@ -55,7 +55,7 @@ class MonthListFilter(admin.SimpleListFilter):
         if not self.value():
             return queryset
         try:
-            month = datetime.strptime(self.value(), "%Y-%m").replace(tzinfo=UTC)
+            month = datetime.strptime(self.value() or "", "%Y-%m").replace(tzinfo=UTC)
             end = partitions.add_months(month, 1)
         except ValueError as error:  # not a month, or past year 9999
             raise IncorrectLookupParameters(error) from error
@@ -110,7 +110,8 @@ class UsageRecordAdmin(ReadOnlyAdmin):
 class LicenseAdminForm(forms.ModelForm):
     class Meta:
         model = License
-        exclude = ("workspace",)
+        # The workspace comes from the application (save_model); a new model field is not editable until listed.
+        fields = ("application", "plan_name", "kind", "start_date", "end_date", "committed_amount", "currency", "seat_count")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,6 +119,7 @@ class LicenseAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Django's clean() returns cleaned_data
         start, end = data.get("start_date"), data.get("end_date")
         if start and end and end < start:
             self.add_error("end_date", "The end date is before the start date.")
@@ -177,10 +179,11 @@ class LicenseAdmin(admin.ModelAdmin):
 class AttributionRuleAdminForm(forms.ModelForm):
     class Meta:
         model = AttributionRule
-        exclude = ("workspace",)
+        fields = ("provider", *AttributionRule.MATCH_FIELDS, "application", "license", "priority", "is_default")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Django's clean() returns cleaned_data
         application, license_ = data.get("application"), data.get("license")
         if application and license_ and license_.application_id != application.pk:
             self.add_error("license", "This license belongs to another application.")

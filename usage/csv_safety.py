@@ -3,7 +3,7 @@
 Spreadsheets run a cell that starts with = + - @ (and, in some of them, TAB or CR) as a
 formula, so a model or project name such as `=HYPERLINK("http://x","y")` reported by a provider
 or typed into an import would run on the machine of whoever opens the export (CSV injection).
-OWASP's rule, part of the CSV contract in design.md: prefix such a text cell with a single
+OWASP's rule, part of the CSV contract in docs/architecture.md: prefix such a text cell with a single
 quote, which spreadsheets show as text and never evaluate.
 
 Only text is prefixed. A cell the exporter writes as a number (a quantity, a cost, an id) is a

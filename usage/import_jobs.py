@@ -20,8 +20,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from doow.jobs import enqueue_on_commit
+from integrations.events import integration_record_event
 from integrations.models import IntegrationEvent
-from integrations.services import integration_record_event
 from usage.importer import (
     DISCONNECTED,
     FORMATS,
@@ -83,8 +84,6 @@ def usage_import_request(
     integration) gives a failed job at once, with its event, and nothing queued. Raises
     UsageImportBusy while another import of the integration is in progress.
     """
-    from usage.tasks import import_usage  # tasks import this module (see usage/services.py)
-
     current = usage_import_latest(integration=integration)
     if current is not None and current.is_active and not usage_import_stalled(current):
         raise UsageImportBusy(
@@ -93,7 +92,7 @@ def usage_import_request(
     job = UsageImport(
         workspace_id=integration.workspace_id,
         integration=integration,
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=user if user is not None and user.is_authenticated else None,  # type: ignore[misc]  # the AUTH_USER_MODEL
         source=" ".join(source.split())[:200],
         requested_format=fmt[:16],
         size=size or 0,
@@ -116,8 +115,7 @@ def usage_import_request(
     with transaction.atomic():
         job.save()
         if enqueue:
-            job_id = job.pk
-            transaction.on_commit(lambda: import_usage.delay(job_id))
+            enqueue_on_commit("usage.tasks.import_usage", job.pk)
     return job
 
 
@@ -185,7 +183,7 @@ def usage_import_run(*, job_id: int) -> UsageImport:
             updated_at=job.finished_at,
             finished_at=job.finished_at,
         )
-    except Exception as exc:  # noqa: BLE001 - a bug must not leave the job "checking" forever
+    except Exception as exc:  # a bug must not leave the job "checking" forever
         logger.exception("usage import %s failed unexpectedly", job_id)
         _crashed(job, f"Unexpected error during the import ({type(exc).__name__}); nothing was stored. The details are in the worker log.")
     return _reload(job_id)

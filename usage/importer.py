@@ -40,9 +40,9 @@ from typing import IO, TYPE_CHECKING
 
 from django.db import transaction
 
+from integrations.events import integration_record_event
 from integrations.models import IntegrationEvent
 from integrations.providers.base import DIMENSIONS, METRICS, UsageSample
-from integrations.services import integration_record_event
 from usage.csv_safety import unescape_cell
 from usage.dates import EARLIEST_DAY, bounds_text, earliest_moment, latest_moment
 from usage.export import CSV_COLUMNS
@@ -74,7 +74,7 @@ AUTHRESS_EXAMPLE = "date,resource,operation,calls\n2025-03-01,/v1/users/{userId}
 PROVENANCE = "imported"
 IMPORTABLE_METRICS = tuple(m for m in METRICS if m != ESTIMATED_COST)  # estimates are computed, not imported
 _QUANTITY_LIMIT = Decimal(10) ** 21  # UsageRecord.quantity: 30 digits, 9 of them decimals
-_LENGTHS = {d: UsageRecord._meta.get_field(d).max_length for d in DIMENSIONS}
+_LENGTHS: dict[str, int] = {d: UsageRecord._meta.get_field(d).max_length for d in DIMENSIONS}  # type: ignore[union-attr,misc]
 # The doow columns our export writes as text (usage.csv_safety may have prefixed them); the
 # times, the quantity and the integration id are written as they are.
 _TEXT_COLUMNS = frozenset(CSV_COLUMNS) - {"integration", "bucket_start", "bucket_end", "quantity"}
@@ -314,10 +314,11 @@ def parse_usage_csv(
     if len(data) > MAX_IMPORT_BYTES:
         raise UsageImportError([_too_large(len(data))])
     if isinstance(data, bytes):
+        raw = data
         try:
-            data = data.decode("utf-8-sig")
+            data = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise UsageImportError([_not_utf8(data, exc.start)]) from None
+            raise UsageImportError([_not_utf8(raw, exc.start)]) from None
     now = now or datetime.now(UTC)
     problems = _Problems()
     rows = _rows(data.removeprefix("\ufeff"), problems)

@@ -215,6 +215,9 @@ class ReattributionJob(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
 
+    def __str__(self) -> str:
+        return f"Re-attribution #{self.pk} ({self.status})"
+
     @property
     def progress_percent(self) -> int:
         return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
@@ -380,6 +383,9 @@ class PricingRecomputeJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Price recomputation #{self.pk} ({self.status})"
 
     @property
     def is_active(self) -> bool:

@@ -14,6 +14,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from doow.jobs import enqueue_on_commit
 from usage import rollups
 from usage.models import RollupRebuildJob
 
@@ -29,8 +30,6 @@ class _Superseded(Exception):
 def rollup_rebuild_request(*, workspace) -> RollupRebuildJob:
     """Queue a rebuild of the workspace's rollups, started once this transaction commits.
     A job still queued is reused (it reads the zone only when it starts)."""
-    from usage.tasks import rebuild_rollups
-
     with transaction.atomic():
         job = workspace.rollup_rebuild_jobs.select_for_update().filter(status=Status.QUEUED).order_by("-pk").first()
         if job is None:
@@ -39,7 +38,7 @@ def rollup_rebuild_request(*, workspace) -> RollupRebuildJob:
             job.time_zone = workspace.time_zone
             job.save(update_fields=["time_zone"])
     job_id = job.pk
-    transaction.on_commit(lambda: rebuild_rollups.delay(job_id))
+    enqueue_on_commit("usage.tasks.rebuild_rollups", job_id)
     return job
 
 

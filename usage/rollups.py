@@ -13,7 +13,6 @@ Pages read `daily_for(workspace)`; only the raw-row view and exports read the ba
 """
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -23,6 +22,7 @@ from django.db import connections, router, transaction
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
+from accounts.zones import zone_named as zone_named
 from usage.dimensions import ROLLUP_DIMENSIONS
 from usage.partitions import retention_cutoff
 
@@ -51,14 +51,6 @@ ROLLUP_LOCK_BASE = 0x0D0A << 40
 
 
 # ------------------------------------------------------------------ time zone
-def zone_named(name: str | None) -> tzinfo:
-    """The zone with this IANA name; UTC for an empty or unknown name."""
-    try:
-        return zoneinfo.ZoneInfo(name or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
-
-
 def zone_of(workspace) -> tzinfo:
     """The workspace's zone (a Workspace, or anything with a `time_zone` IANA name)."""
     return zone_named(getattr(workspace, "time_zone", None))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from django.db import transaction
 from django.utils import timezone
 
+from doow.jobs import enqueue_on_commit
 from usage import rollups
 from usage.attribution import load_matcher, reattribute
 from usage.models import (
@@ -167,8 +168,6 @@ def attribution_rule_move(*, rule: AttributionRule, direction: Literal["up", "do
 # ------------------------------------------------------------------ re-attribution jobs
 def reattribution_request(*, workspace: Workspace) -> ReattributionJob:
     """Ask for the workspace's rows to be re-attributed after this transaction commits."""
-    from usage.tasks import reattribute_workspace
-
     with transaction.atomic():
         # Locked so that a worker cannot start this queued job (and read the old rules)
         # between our check and our commit; it then reads the rules as we leave them.
@@ -176,7 +175,7 @@ def reattribution_request(*, workspace: Workspace) -> ReattributionJob:
         if job is None:
             job = ReattributionJob.objects.create(workspace=workspace)
     job_id = job.pk
-    transaction.on_commit(lambda: reattribute_workspace.delay(job_id))
+    enqueue_on_commit("usage.tasks.reattribute_workspace", job_id)
     return job
 
 

@@ -1,4 +1,4 @@
-"""Spend, the one implementation of design.md's Definitions, read from the daily rollups.
+"""Spend, the one implementation of the Definitions in docs/architecture.md, read from the daily rollups.
 
 - **Spend** of a slice of usage is `cost` where the provider reports money for it, else
   `estimated_cost`. The unit of both is a currency code; amounts in different currencies are

@@ -31,7 +31,7 @@ removes them.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -157,12 +157,12 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
             "rule_id": attribution.rule_id,
         }
         row = []
-        for name, field in zip(upsert.names, upsert.adapted, strict=True):
+        for name, model_field in zip(upsert.names, upsert.adapted, strict=True):
             value = values[name]
-            if field is not None:
+            if model_field is not None:
                 key = (name, value)
                 if key not in adapted:
-                    adapted[key] = field.get_db_prep_save(value, connection)
+                    adapted[key] = model_field.get_db_prep_save(value, connection)
                 value = adapted[key]
             row.append(value)
         rows[(s.bucket_start, s.bucket_end, *dims, s.metric)] = tuple(row)
@@ -291,7 +291,7 @@ def _upsert(using: str) -> _Upsert:
     fields = [f for f in opts.concrete_fields if not f.generated and not isinstance(f, models.AutoField)]
     for f in fields:
         assert not hasattr(f, "get_placeholder"), f"{f.name} needs its own SQL placeholder"
-    qn = connection.ops.quote_name
+    qn: Callable[[Any], str] = connection.ops.quote_name  # a column name is never None here
     return _Upsert(
         names=tuple(f.attname for f in fields),
         adapted=tuple(None if isinstance(f, _AS_IS) else f for f in fields),
@@ -301,8 +301,8 @@ def _upsert(using: str) -> _Upsert:
         suffix=connection.ops.on_conflict_suffix_sql(
             fields,
             OnConflict.UPDATE,
-            [opts.get_field(name).column for name in UPDATE_FIELDS],
-            [opts.get_field(name).column for name in NATURAL_KEY],
+            [opts.get_field(name).column for name in UPDATE_FIELDS],  # type: ignore[union-attr]
+            [opts.get_field(name).column for name in NATURAL_KEY],  # type: ignore[union-attr]
         ),
     )
 
@@ -327,9 +327,9 @@ _NULL = "\\N"
 def _not_staged(using: str) -> RawSQL:
     """True for a row whose natural key is not in the staging table (the chunk just stored).
     The table holds one integration's chunk, and the rows asked about are that integration's."""
-    qn = connections[using].ops.quote_name
+    qn: Callable[[Any], str] = connections[using].ops.quote_name  # a column name is never None here
     table = qn(UsageRecord._meta.db_table)
-    columns = [qn(UsageRecord._meta.get_field(name).column) for name in NATURAL_KEY if name != "integration"]
+    columns = [qn(UsageRecord._meta.get_field(name).column) for name in NATURAL_KEY if name != "integration"]  # type: ignore[union-attr]
     same = " AND ".join(f"s.{c} = {table}.{c}" for c in columns)
     return RawSQL(f"NOT EXISTS (SELECT 1 FROM {_STAGING} s WHERE {same})", (), output_field=models.BooleanField())
 
@@ -370,7 +370,7 @@ def _staging(using: str) -> _Staging:
     opts = UsageRecord._meta
     upsert = _upsert(using)
     assert sorted(upsert.names) == sorted(_CHUNK_COLUMNS + _ROW_COLUMNS), "a UsageRecord column is not staged"
-    qn = connection.ops.quote_name
+    qn: Callable[[Any], str] = connection.ops.quote_name  # a column name is never None here
     fields = {f.attname: f for f in opts.concrete_fields}
     columns = ", ".join(f"{qn(fields[name].column)} {fields[name].db_type(connection)}" for name in _ROW_COLUMNS)
     rows = ", ".join(qn(fields[name].column) for name in _ROW_COLUMNS)
@@ -378,7 +378,7 @@ def _staging(using: str) -> _Staging:
     placeholders = ", ".join(["%s"] * len(_CHUNK_COLUMNS))
     table = qn(opts.db_table)
     key = set(NATURAL_KEY)
-    compared = [qn(opts.get_field(name).column) for name in UPDATE_FIELDS if name not in _STAMPS]
+    compared = [qn(opts.get_field(name).column) for name in UPDATE_FIELDS if name not in _STAMPS]  # type: ignore[union-attr]
     return _Staging(
         # One staging table per transaction at a time: the previous chunk's (an import stores
         # several per transaction) is dropped first; the last one goes at commit.

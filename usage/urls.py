@@ -1,7 +1,7 @@
 """Usage pages: the explorer, license consumption and exports (namespace `usage`)."""
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
 from usage.views import explorer, licenses
 from usage.views.export import usage_export

@@ -23,7 +23,10 @@ def series(values) -> dict[date, Decimal]:
     return {START + timedelta(days=n): D(str(v)) for n, v in enumerate(values)}
 
 
-def alerting_days(data: dict[date, Decimal], rule: Rule = Rule()) -> list[date]:
+DEFAULT_RULE = Rule()
+
+
+def alerting_days(data: dict[date, Decimal], rule: Rule = DEFAULT_RULE) -> list[date]:
     return [day for day in sorted(data) if day >= START + timedelta(days=28) and judge_day(data, day, rule).anomaly]
 
 

@@ -25,17 +25,28 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+from integrations.http import HttpClient
 from integrations.providers import facts
+
+# Defined below the HTTP seam, which raises them.
+from integrations.providers.errors import (  # noqa: F401 - re-exported: connectors import them from here
+    ConfigurationError,
+    CredentialError,
+    NetworkError,
+    PermissionDenied,
+    ProviderError,
+    ProviderResponseError,
+    ProviderUnavailable,
+    RateLimited,
+    ScopeError,
+)
 
 # The dimensions have one definition, usage/dimensions.py (plain Python: no models loaded).
 from usage.dimensions import DIMENSIONS
 
-if TYPE_CHECKING:
-    from integrations.http import HttpClient
-
-# The fixed metric vocabulary of design.md, with each metric's unit ("cost" carries a currency).
+# The fixed metric vocabulary (docs/architecture.md, Normalized usage), with each metric's unit ("cost" carries a currency).
 METRICS: dict[str, str] = {
     "input_tokens": "tokens",
     "cached_input_tokens": "tokens",
@@ -64,87 +75,6 @@ def align_up(moment: datetime, width: timedelta = timedelta(hours=1)) -> datetim
     """`moment` if it starts a bucket, else the start of the next one."""
     down = align_down(moment, width)
     return down if down == moment else down + width
-
-
-# ---------------------------------------------------------------- errors
-class ProviderError(Exception):
-    """A failure talking to a provider. `category` is the IntegrationEvent category.
-
-    `message` says what happened, `hint` what the admin can do about it. Neither may
-    contain a secret. `permanent` errors will not fix themselves by retrying.
-    """
-
-    category: ClassVar[str] = "provider"
-    permanent: ClassVar[bool] = False
-    default_hint: ClassVar[str] = ""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        hint: str = "",
-        http_status: int | None = None,
-        request_id: str = "",
-        field: str = "",
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint or self.default_hint
-        self.http_status = http_status
-        self.request_id = request_id
-        self.field = field  # the credential or setting field at fault, when one is
-
-    def __str__(self) -> str:
-        status = f" (HTTP {self.http_status})" if self.http_status else ""
-        return f"{self.message}{status}"
-
-
-class CredentialError(ProviderError):
-    category = "credential"
-    permanent = True
-    default_hint = "The provider rejected the credential. Rotate it with a valid key."
-
-
-class ScopeError(ProviderError):
-    category = "scope"
-    permanent = True
-    default_hint = "The key lacks a scope the usage API needs. Create a key with that scope and rotate."
-
-
-class PermissionDenied(ProviderError):
-    category = "permission"
-    permanent = True
-    default_hint = "The key is valid but not allowed to read usage. Check its role or key type."
-
-
-class RateLimited(ProviderError):
-    category = "rate_limit"
-    default_hint = "The provider is throttling requests. The next sync waits and retries automatically."
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
-
-
-class NetworkError(ProviderError):
-    category = "network"
-    default_hint = "The provider could not be reached (timeout or connection error). The sync retries with back-off."
-
-
-class ProviderUnavailable(ProviderError):
-    category = "provider"
-    default_hint = "The provider returned a server error. The sync retries with back-off."
-
-
-class ProviderResponseError(ProviderError):
-    category = "provider"
-    default_hint = "The provider answered with data this app could not read. Nothing was stored from it; the next sync retries."
-
-
-class ConfigurationError(ProviderError):
-    category = "configuration"
-    permanent = True
-    default_hint = "Check the integration's settings."
 
 
 # ---------------------------------------------------------------- data
@@ -363,8 +293,6 @@ class Provider:
         """What Test connection learnt (`Identity.details`, as stored) as (label, text) pairs
         for people: override to name things in the provider's words. Projects are listed apart
         by the page."""
-        from integrations.providers import facts
-
         return facts.generic(details)
 
     def fetch(
@@ -409,6 +337,10 @@ class Provider:
             if f.name == name:
                 return f.default
         return ""
+
+    def http_client(self, credential: Mapping[str, str]) -> HttpClient:
+        """The HTTP seam for calls made with `credential`, which it redacts from every error."""
+        return HttpClient(secrets=self.secret_values(credential))
 
     def secret_values(self, credential: Mapping[str, str]) -> list[str]:
         return [str(credential.get(f.name) or "") for f in self.credential_fields if f.secret and credential.get(f.name)]

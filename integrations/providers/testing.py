@@ -137,11 +137,15 @@ def totals_by(samples: Iterable[UsageSample], *dims: str) -> Counter[tuple[Any, 
     """Sum of quantities per (metric, *dims); dims may be DIMENSIONS or 'bucket_start'."""
     totals: Counter[tuple[Any, ...]] = Counter()
     for s in samples:
-        totals[(s.metric, *(getattr(s, d) for d in dims))] += s.quantity
+        totals[(s.metric, *(getattr(s, d) for d in dims))] += s.quantity  # type: ignore[assignment]  # Counters of Decimals
     return totals
 
 
-def assert_totals_equal(actual: Mapping[Any, Decimal], expected: Mapping[Any, Decimal], what: str = "totals") -> None:
+# Totals are Counters of Decimals (typeshed types a Counter's counts as int).
+Totals = Mapping[Any, Decimal | int]
+
+
+def assert_totals_equal(actual: Totals, expected: Totals, what: str = "totals") -> None:
     """Token counts must match exactly; costs (metric 'cost' first in the key) to the cent."""
     keys = set(actual) | set(expected)
     wrong = []
@@ -153,7 +157,7 @@ def assert_totals_equal(actual: Mapping[Any, Decimal], expected: Mapping[Any, De
     assert not wrong, f"{what} differ:\n" + "\n".join(wrong[:20])
 
 
-def first_busy_hour(truth: Callable[[datetime, datetime], Mapping[Any, Decimal]], start: datetime, end: datetime) -> datetime:
+def first_busy_hour(truth: Callable[[datetime, datetime], Totals], start: datetime, end: datetime) -> datetime:
     """The first whole hour in [start, end) in which the sandbox's truth records usage. The
     sandboxes leave some hours idle (a digest of the hour decides which), so a test that needs
     traffic in a particular hour asks for one instead of assuming the calendar's luck."""

@@ -26,7 +26,7 @@ def usage_health_banner(context: template.Context) -> dict[str, Any]:
     workspace = getattr(request, "workspace", None)
     if workspace is None:
         return {"notices": []}
-    params = request.GET
+    params = request.GET  # type: ignore[union-attr]  # a request with a workspace
     providers = [p.strip() for p in params.getlist("provider") if p.strip()]
     ids = _ids(params.getlist("integration"))
     membership = getattr(request, "membership", None)

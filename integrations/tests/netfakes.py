@@ -58,7 +58,7 @@ class FakeDns:
         monkeypatch.setattr(socket, "getaddrinfo", self.getaddrinfo)
         return self
 
-    def getaddrinfo(self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> list:  # noqa: A002
+    def getaddrinfo(self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> list:
         name = host.decode() if isinstance(host, bytes) else str(host)
         try:
             ipaddress.ip_address(name.split("%")[0])
@@ -216,7 +216,7 @@ class TlsServer:
                 self.end_headers()
                 self.wfile.write(reply.body)
 
-            do_GET = do_POST = _handle  # noqa: N815
+            do_GET = do_POST = _handle
 
             def log_message(self, *args: Any) -> None:
                 pass

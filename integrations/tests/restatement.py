@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -45,6 +45,6 @@ def stored_totals(integration: Integration, *dims: str, **filters: Any) -> Count
     return totals
 
 
-def nonzero(totals: dict[Any, Decimal]) -> dict[Any, Decimal]:
+def nonzero(totals: Mapping[Any, Decimal | int]) -> dict[Any, Decimal | int]:
     """The totals without zero entries (a Counter keeps a key whose sum is 0)."""
     return {k: v for k, v in totals.items() if v}

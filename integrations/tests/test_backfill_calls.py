@@ -130,7 +130,13 @@ def test_a_30_day_bedrock_backfill_costs_at_most_1_2_times_the_minimum_calls(wor
     from moto import mock_aws
 
     from integrations.providers.aws_bedrock.tests.conftest import AWS_ENV
-    from integrations.providers.aws_bedrock.tests.support import MODELS, REGIONS, ROLE_ARN, customer_client, seed_cloudwatch
+    from integrations.providers.aws_bedrock.tests.support import (
+        MODELS,
+        REGIONS,
+        ROLE_ARN,
+        customer_client,
+        seed_cloudwatch,
+    )
 
     for name in AWS_ENV:
         monkeypatch.delenv(name, raising=False)

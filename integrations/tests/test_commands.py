@@ -109,7 +109,7 @@ def test_connect_reads_an_at_path_value_from_a_file(db, tmp_path):
 
 
 def test_connect_with_a_missing_credential_file_names_the_file(db, tmp_path):
-    with pytest.raises(CommandError, match="missing.key"):
+    with pytest.raises(CommandError, match=r"missing\.key"):
         connect("openai", "--workspace", "acme", "--credential", f"api_key=@{tmp_path / 'missing.key'}", "--no-verify")
     assert not Workspace.objects.exists()
 
@@ -187,7 +187,9 @@ def test_sync_stores_the_true_totals_per_model_project_and_day(sandbox, workspac
         (lambda c: c.day.date(), lambda r: r.bucket_start.date()),
         (lambda c: c.line_item.split(", ")[0], lambda r: r.model),
     ):
-        assert _totals(stored_costs, lambda r: (stored_key(r), r.quantity)) == _totals(costs, lambda c: (truth_key(c), c.amount))
+        assert _totals(stored_costs, lambda r, key=stored_key: (key(r), r.quantity)) == _totals(
+            costs, lambda c, key=truth_key: (key(c), c.amount)
+        )
 
     # The same window again stores nothing new and changes nothing.
     before = _snapshot(pk)
@@ -223,7 +225,7 @@ def test_sync_with_a_revoked_key_exits_1_from_the_command_line(sandbox, workspac
 def test_sync_of_a_paused_integration_exits_1(workspace):
     pk, _ = connect("openai", "--workspace", "acme", "--credential", f"api_key={KEY}", "--no-verify")
     Integration.objects.filter(pk=pk).update(status=Integration.Status.PAUSED)
-    with pytest.raises(CommandError, match="Not synced.*paused") as excinfo:
+    with pytest.raises(CommandError, match=r"Not synced.*paused") as excinfo:
         sync(str(pk))
     assert excinfo.value.returncode == 1
     assert not SyncRun.objects.exists()

@@ -207,7 +207,7 @@ def test_racing_dispatchers_enqueue_each_stranded_sync_once(transactional_db, ma
         try:
             barrier.wait(timeout=10)
             engine.integration_dispatch_due()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
             connections.close_all()
@@ -273,7 +273,7 @@ def test_two_dispatchers_racing_on_postgres_claim_each_integration_once(transact
             for _ in range(rounds):
                 barrier.wait(timeout=10)
                 engine.integration_dispatch_due()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
             connections.close_all()

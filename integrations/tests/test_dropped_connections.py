@@ -24,7 +24,8 @@ def _sync(integration: Integration) -> SyncRun:
 
 
 def _projects(sandbox, http: HttpClient):
-    return http.get_json(sandbox.openai_base_url + "/organization/projects", headers={"Authorization": f"Bearer {sandbox.OPENAI_ADMIN_KEY}"})
+    response = http.request("GET", sandbox.openai_base_url + "/organization/projects", headers={"Authorization": f"Bearer {sandbox.OPENAI_ADMIN_KEY}"})
+    return http.decode_json(response)
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ def test_nat64_metadata_address_is_refused_when_connecting(monkeypatch):
     FakeDns({}).install(monkeypatch)
     wire = ConnectRecorder().install(monkeypatch)
     with pytest.raises(ConfigurationError):
-        _client().get_json("https://[64:ff9b::a9fe:a9fe]/latest/meta-data/")
+        _client().request("GET", "https://[64:ff9b::a9fe:a9fe]/latest/meta-data/")
     assert wire.attempts == []
 
 
@@ -78,7 +78,7 @@ def test_a_name_answering_one_public_and_one_private_address_is_refused(monkeypa
     with pytest.raises(ConfigurationError):
         check_endpoint("https://api.example.test/v1", allow_private=False)
     with pytest.raises(ConfigurationError):
-        _client().get_json("https://api.example.test/v1/usage")
+        _client().request("GET", "https://api.example.test/v1/usage")
     assert wire.attempts == []
 
 
@@ -88,7 +88,7 @@ def test_rebinding_name_is_connected_at_the_address_that_was_checked(monkeypatch
     dns = FakeDns({"api.example.test": [[PUBLIC], ["127.0.0.1"]]}).install(monkeypatch)
     wire = ConnectRecorder().install(monkeypatch)
     with pytest.raises(NetworkError):  # the public address refuses (no test touches the outside)
-        _client(max_attempts=1).get_json("https://api.example.test/v1/usage")
+        _client(max_attempts=1).request("GET", "https://api.example.test/v1/usage")
     assert wire.attempts == [(PUBLIC, 443)]
     assert dns.lookups == ["api.example.test"]  # resolved once: no second lookup to connect
 
@@ -97,7 +97,7 @@ def test_a_retry_resolves_again_and_is_vetted_again(monkeypatch):
     FakeDns({"api.example.test": [[PUBLIC], ["127.0.0.1"]]}).install(monkeypatch)
     wire = ConnectRecorder().install(monkeypatch)
     with pytest.raises(ConfigurationError):  # the second connection's answer is loopback: refused
-        _client(max_attempts=3).get_json("https://api.example.test/v1/usage")
+        _client(max_attempts=3).request("GET", "https://api.example.test/v1/usage")
     assert wire.addresses == [PUBLIC]
 
 
@@ -109,7 +109,7 @@ def test_a_redirect_hop_to_a_rebinding_name_is_connected_at_its_checked_address(
         # The first hop's public address is routed to the local TLS server; everything else refused.
         wire = ConnectRecorder(routes={PUBLIC: ("127.0.0.1", server.port)}).install(monkeypatch)
         with pytest.raises(NetworkError):
-            _client(ca=str(identity.ca_path), max_attempts=1).get_json("https://api.example.test/v1/start")
+            _client(ca=str(identity.ca_path), max_attempts=1).request("GET", "https://api.example.test/v1/start")
     assert [seen.path for seen in server.requests] == ["/v1/start"]
     assert wire.attempts == [(PUBLIC, 443), (PUBLIC_2, 443)]
     assert "127.0.0.1" not in wire.addresses
@@ -122,7 +122,7 @@ def test_a_redirect_to_a_private_address_is_refused_before_connecting(monkeypatc
         FakeDns({"api.example.test": [[PUBLIC]]}).install(monkeypatch)
         wire = ConnectRecorder(routes={PUBLIC: ("127.0.0.1", server.port)}).install(monkeypatch)
         with pytest.raises(ConfigurationError):
-            _client(ca=str(identity.ca_path)).get_json("https://api.example.test/v1/start")
+            _client(ca=str(identity.ca_path)).request("GET", "https://api.example.test/v1/start")
     assert wire.addresses == [PUBLIC]
 
 
@@ -132,7 +132,7 @@ def test_a_pinned_connection_still_checks_the_certificate_against_the_host_name(
     with TlsServer(identity, answer=lambda seen: Answer(body=b'{"hello": "world"}')) as server:
         FakeDns({"api.example.test": [["127.0.0.1"]]}).install(monkeypatch)
         client = _client(allow_private=True, ca=str(identity.ca_path))
-        assert client.get_json(f"https://api.example.test:{server.port}/v1/hello") == {"hello": "world"}
+        assert client.request("GET", f"https://api.example.test:{server.port}/v1/hello").json() == {"hello": "world"}
     assert server.server_names == ["api.example.test"]  # SNI: the host name, not 127.0.0.1
     assert server.requests[0].headers["host"] == f"api.example.test:{server.port}"
 
@@ -142,7 +142,7 @@ def test_a_certificate_for_another_name_is_refused_on_a_pinned_connection(monkey
     with TlsServer(identity) as server:
         FakeDns({"api.example.test": [["127.0.0.1"]]}).install(monkeypatch)
         with pytest.raises(NetworkError):
-            _client(allow_private=True, ca=str(identity.ca_path), max_attempts=1).get_json(
+            _client(allow_private=True, ca=str(identity.ca_path), max_attempts=1).request("GET",
                 f"https://api.example.test:{server.port}/v1/hello"
             )
         assert server.requests == []
@@ -153,7 +153,7 @@ def test_a_certificate_from_an_untrusted_ca_is_refused(monkeypatch, tmp_path):
     with TlsServer(identity) as server:
         FakeDns({"api.example.test": [["127.0.0.1"]]}).install(monkeypatch)
         with pytest.raises(NetworkError):  # the system CAs do not know the test CA
-            _client(allow_private=True, max_attempts=1).get_json(f"https://api.example.test:{server.port}/v1/hello")
+            _client(allow_private=True, max_attempts=1).request("GET", f"https://api.example.test:{server.port}/v1/hello")
         assert server.requests == []
 
 
@@ -171,7 +171,7 @@ def test_through_a_proxy_the_host_is_vetted_before_it_is_handed_over(monkeypatch
     client = _client(max_attempts=1)
     client.session.proxies = {"https": "http://proxy.internal.test:3128"}
     with pytest.raises(ConfigurationError):
-        client.get_json("https://api.example.test/v1/usage")
+        client.request("GET", "https://api.example.test/v1/usage")
     assert wire.attempts == []
 
 
@@ -182,5 +182,5 @@ def test_a_proxy_on_a_private_address_still_carries_requests_to_public_hosts(mon
     client = _client(max_attempts=1)
     client.session.proxies = {"https": "http://proxy.internal.test:3128"}
     with pytest.raises(NetworkError):  # the test network refuses the proxy's address
-        client.get_json("https://api.example.test/v1/usage")
+        client.request("GET", "https://api.example.test/v1/usage")
     assert wire.attempts == [("10.9.9.9", 3128)]

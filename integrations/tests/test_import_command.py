@@ -72,7 +72,7 @@ def test_format_can_be_forced(integration, tmp_path: Path) -> None:
 def test_unknown_integration_and_missing_file(integration, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="No integration with id 999"):
         run("999", str(tmp_path / "x.csv"))
-    with pytest.raises(CommandError, match="Cannot read .*missing.csv: No such file or directory"):
+    with pytest.raises(CommandError, match=r"Cannot read .*missing\.csv: No such file or directory"):
         run(str(integration.pk), str(tmp_path / "missing.csv"))
 
 

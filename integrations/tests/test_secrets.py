@@ -46,7 +46,7 @@ def fernet_keys() -> Iterator[None]:
 def raw_credential(pk: int) -> bytes:
     table = connection.ops.quote_name(Integration._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT credential FROM {table} WHERE id = %s", [pk])  # noqa: S608 - our table name
+        cursor.execute(f"SELECT credential FROM {table} WHERE id = %s", [pk])  # our table name
         return bytes(cursor.fetchone()[0])
 
 

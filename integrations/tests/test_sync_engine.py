@@ -198,13 +198,13 @@ def test_500_backs_off(openai_integration, sandbox):
 
 def test_timeout_is_a_network_event(openai_integration, sandbox, settings):
     settings.DOOW_HTTP_TIMEOUT_SECONDS = 0.3
-    run, event = _fail_after_good_sync(openai_integration, sandbox, status=200, delay=1.0, times=1000)
+    _run, event = _fail_after_good_sync(openai_integration, sandbox, status=200, delay=1.0, times=1000)
     assert event.category == "network"
     assert "timed out" in event.message.lower()
 
 
 def test_malformed_json_is_a_provider_response_event(openai_integration, sandbox):
-    run, event = _fail_after_good_sync(openai_integration, sandbox, status=200, body="<html>upstream error</html>", times=1000)
+    _run, event = _fail_after_good_sync(openai_integration, sandbox, status=200, body="<html>upstream error</html>", times=1000)
     assert event.category == "provider"
     assert "json" in event.message.lower()
 

@@ -176,7 +176,7 @@ def _received(log: str, task: str) -> list[str]:
     return re.findall(rf"Task {re.escape(task)}\[([0-9a-f-]+)\] received", log)
 
 
-def wait_for(condition, what: str, timeout: float, logs: list[Worker]) -> None:  # noqa: ANN001
+def wait_for(condition, what: str, timeout: float, logs: list[Worker]) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -48,7 +48,7 @@ def test_a_change_is_served_over_http_too(sandbox):
     request = urllib.request.Request(
         f"{sandbox.openai_base_url}/organization/costs?{query}", headers={"Authorization": f"Bearer {openai.ADMIN_KEY}"}
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the local sandbox
+    with urllib.request.urlopen(request, timeout=10) as response:  # the local sandbox
         items = {r["line_item"] for b in json.loads(response.read())["data"] for r in b["results"]}
     assert item + " (priority)" in items and item not in items
 

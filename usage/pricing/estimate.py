@@ -59,7 +59,7 @@ def price_for(
     metrics: frozenset[str],
     deployments: Deployments,
     overrides: Overrides | None,
-) -> Price | None | object:
+) -> Price | object | None:
     """The price of one row key on its bucket's day: list price, then the overrides.
     INCLUDED when its money is counted on other rows."""
     ref = price_ref(
@@ -117,10 +117,10 @@ def estimate_samples(
             stream=estimate_stream(first.stream),
         )
         # Two streams with usage under one key (never seen): one estimate row holds both.
-        key = (sample.bucket_start, sample.bucket_end, _dimensions(sample))
-        if key in out:
-            sample = replace(out[key], quantity=out[key].quantity + sample.quantity)
-        out[key] = sample
+        slot = (sample.bucket_start, sample.bucket_end, _dimensions(sample))
+        if slot in out:
+            sample = replace(out[slot], quantity=out[slot].quantity + sample.quantity)
+        out[slot] = sample
     return list(out.values())
 
 

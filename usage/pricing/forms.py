@@ -37,13 +37,14 @@ class PriceOverrideForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["provider"].choices = sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda c: c[1])
+        self.fields["provider"].choices = sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda c: c[1])  # type: ignore[attr-defined]
         self.fields["effective_from"].widget = forms.DateInput(attrs={"type": "date", **date_input_attrs()})
         self.fields["effective_from"].validators.append(validate_usage_day)
         self.fields["model"].widget.attrs.update({"autocomplete": "off", "spellcheck": "false"})
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Django's clean() returns cleaned_data
         kind = data.get("kind")
         if kind == PriceOverride.Kind.DISCOUNT:
             percent = data.get("discount_percent")

@@ -156,12 +156,12 @@ class Overrides:
         per_unit = dict(price.per_unit) if price is not None else {}
         per_hour = price.per_hour if price is not None else None
         if discount is not None and (per_unit or per_hour is not None):
-            factor = (Decimal(100) - discount.discount_percent) / Decimal(100)
+            factor = (Decimal(100) - discount.discount_percent) / Decimal(100)  # type: ignore[operator]  # set on a discount
             per_unit = {m: p * factor for m, p in per_unit.items()}
             per_hour = per_hour * factor if per_hour is not None else None
             notes.append(f"{discount.discount_percent}% discount from {discount.effective_from}")
         for metric, rule in units.items():  # a negotiated unit price is final: no discount on it
-            per_unit[metric] = rule.unit_price
+            per_unit[metric] = rule.unit_price  # type: ignore[assignment]  # only rules with a unit price are in `units`
             notes.append(f"{metric} at ${rule.unit_price}/unit from {rule.effective_from}")
         if not per_unit and per_hour is None:
             return price

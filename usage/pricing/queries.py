@@ -79,7 +79,7 @@ class ReportedVsEstimated:
 
     @property
     def spend(self) -> Decimal:
-        """design.md's Spend: cost where the provider reports money, else the estimate."""
+        """Spend (docs/architecture.md): cost where the provider reports money, else the estimate."""
         return self.reported if self.reported is not None else self.estimated
 
     @property

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import F, Max, Min
 from django.utils import timezone
 
+from doow.jobs import enqueue_on_commit
 from integrations.providers.base import Answered, UsageSample, Window, align_down
 from usage.models import DIMENSION_FIELDS, PriceOverride, PricingRecomputeJob
 from usage.pricing.estimate import ESTIMATED_COST, estimate_stream, is_estimate_stream, pricing_estimate_samples
@@ -48,13 +49,11 @@ def price_override_delete(*, override: PriceOverride) -> None:
 
 def pricing_recompute_request(*, workspace: Workspace) -> PricingRecomputeJob:
     """A queued recompute of the workspace's estimates, enqueued when the transaction commits."""
-    from usage import tasks
-
     job = workspace.pricing_jobs.filter(status=Status.QUEUED).first()
     if job is not None:
         return job
     job = PricingRecomputeJob.objects.create(workspace=workspace)
-    transaction.on_commit(lambda: tasks.recompute_prices.delay(job.pk))
+    enqueue_on_commit("usage.tasks.recompute_prices", job.pk)
     return job
 
 
@@ -93,7 +92,7 @@ def pricing_recompute_run(*, job_id: int) -> PricingRecomputeJob:
                     done=F("done") + len(samples), written=F("written") + stored.written
                 )
                 start = window.end
-    except Exception as exc:  # noqa: BLE001 - recorded on the job for the page; details in the log
+    except Exception as exc:  # recorded on the job for the page; details in the log
         logger.exception("price recompute %s failed", job.pk)
         PricingRecomputeJob.objects.filter(pk=job.pk).update(
             status=Status.FAILED, error=f"{type(exc).__name__}: the details are in the worker log.", finished_at=timezone.now()

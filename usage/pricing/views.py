@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from integrations.providers.registry import PROVIDERS
 from usage.pricing import services
 from usage.pricing.forms import METRIC_LABELS, PriceOverrideForm
@@ -24,18 +24,18 @@ RECENT = timedelta(days=31)  # models with usage this recent are listed (raw row
 QUEUED_PATIENCE = timedelta(minutes=2)
 
 
-def _url(request: HttpRequest, name: str, **kwargs: Any) -> str:
+def _url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str:
     return reverse(f"inventory:{name}", kwargs={"ws": request.workspace.slug, **kwargs})
 
 
-def _progress_context(request: HttpRequest) -> dict[str, Any]:
+def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:
     job = services.pricing_recompute_latest(workspace=request.workspace)
     active = job is not None and job.is_active
-    stalled = active and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    stalled = active and job is not None and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
     return {"job": job, "job_active": active, "job_stalled": stalled}
 
 
-def _context(request: HttpRequest, form: PriceOverrideForm) -> dict[str, Any]:
+def _context(request: WorkspaceRequest, form: PriceOverrideForm) -> dict[str, Any]:
     workspace = request.workspace
     now = timezone.now()
     since = now - RECENT
@@ -56,13 +56,13 @@ def _context(request: HttpRequest, form: PriceOverrideForm) -> dict[str, Any]:
 
 
 @workspace_view(admin=True)
-def pricing(request: HttpRequest) -> HttpResponse:
+def pricing(request: WorkspaceRequest) -> HttpResponse:
     form = PriceOverrideForm(initial={"effective_from": services.override_effective_default()})
     return render(request, TEMPLATE, _context(request, form))
 
 
 @workspace_view(admin=True)
-def pricing_override_add(request: HttpRequest) -> HttpResponse:
+def pricing_override_add(request: WorkspaceRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     form = PriceOverrideForm(request.POST)
@@ -75,7 +75,7 @@ def pricing_override_add(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def pricing_override_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def pricing_override_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     override = get_object_or_404(request.workspace.price_overrides, pk=pk)  # another workspace's id: 404 first
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -85,7 +85,7 @@ def pricing_override_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def pricing_progress(request: HttpRequest) -> HttpResponse:
+def pricing_progress(request: WorkspaceRequest) -> HttpResponse:
     """The recompute progress panel, polled every second while a job is queued or running."""
     if not request.htmx:
         return redirect(_url(request, "pricing"))

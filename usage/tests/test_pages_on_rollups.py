@@ -90,7 +90,7 @@ def test_the_pages_show_the_base_tables_totals(admin_client, workspace, usage):
 # ---------------------------------------------------------------- one pass
 @pytest.mark.parametrize("group", ["", "provider", "application", "license", "model", "region"])
 @pytest.mark.parametrize("period", ["day", "week", "month"])
-def test_one_breakdown_is_the_totals_and_every_series(data, group, period):
+def test_one_breakdown_is_the_totals_and_every_series(data, group, period):  # noqa: F811 - the fixture imported above
     days = queries.daily(data["ws"], {})
     totals, by_metric, per_day = queries.breakdown(days, group=group, period=period)
     assert sorted(totals, key=repr) == sorted(queries.totals(days, group), key=repr)
@@ -105,7 +105,7 @@ def test_one_breakdown_is_the_totals_and_every_series(data, group, period):
         assert per_day is None
 
 
-def test_the_filter_choices_are_every_value_of_the_workspace(data, monkeypatch):
+def test_the_filter_choices_are_every_value_of_the_workspace(data, monkeypatch):  # noqa: F811 - the fixture imported above
     """The loose index scan finds what a DISTINCT finds, another workspace's values never."""
     expected = {"metric": ["cost", "input_tokens"], "model": ["claude", "gpt-4o", "gpt-4o-mini"], "project": ["batch", "web"], "region": ["eu", "us"]}
     assert queries.dimension_values(data["ws"], ("metric", "model", "project", "region")) == expected

@@ -83,7 +83,7 @@ def test_the_migration_converts_a_table_with_rows_and_back(workspace, integratio
                     workspace_id=workspace.pk, integration_id=integration.pk, provider="openai",
                     bucket_start=start + timedelta(hours=i), bucket_end=start + timedelta(hours=i + 1),
                     model=f"m{i}", metric="input_tokens", quantity=Decimal(f"{i}.000000001"), unit="tokens",
-                )  # fmt: skip
+                )
                 for start in (datetime(2025, 11, 30, 20, tzinfo=UTC), *MONTHS)
                 for i in range(10)
             ]

@@ -98,7 +98,7 @@ def test_a_sync_a_restatement_and_a_ghost_keep_rollups_equal_to_base_rows(zoned,
 def test_re_attribution_and_deleting_what_usage_was_attributed_to(
     zoned, synced, django_capture_on_commit_callbacks
 ):
-    integration, _ = synced
+    _integration, _ = synced
     before = assert_rollups_match(zoned)
     with django_capture_on_commit_callbacks(execute=True):
         rule = services.attribution_rule_save(
@@ -130,7 +130,7 @@ def test_re_attribution_and_deleting_what_usage_was_attributed_to(
 
 
 def test_a_re_attribution_batch_repairs_a_day_written_without_upkeep(zoned, synced, django_capture_on_commit_callbacks):
-    integration, _ = synced
+    _integration, _ = synced
     UsageDaily.objects.filter(model=O3).delete()  # out of step, as if written before rollups existed
     with django_capture_on_commit_callbacks(execute=True):
         services.attribution_rule_save(

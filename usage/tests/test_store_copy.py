@@ -20,7 +20,13 @@ from integrations.models import Integration
 from integrations.providers.base import Answered, UsageSample, Window
 from usage import store
 from usage.models import Application, AttributionRule, License, UsageRecord
-from usage.store import _remove_unanswered, usage_prepare_samples, usage_store_chunk, usage_store_prepared, usage_store_samples
+from usage.store import (
+    _remove_unanswered,
+    usage_prepare_samples,
+    usage_store_chunk,
+    usage_store_prepared,
+    usage_store_samples,
+)
 
 pytestmark = [
     pytest.mark.postgres,

@@ -4,19 +4,21 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import patch_vary_headers
 
+from accounts.permissions import WorkspaceRequest
 
-def wants_partial(request: HttpRequest) -> bool:
+
+def wants_partial(request: WorkspaceRequest) -> bool:
     """An htmx swap gets the fragment; a history restore (cache miss on Back) needs the page."""
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request
 
 
-def render_page(request: HttpRequest, template: str, partial: str, context: dict[str, Any]) -> HttpResponse:
+def render_page(request: WorkspaceRequest, template: str, partial: str, context: dict[str, Any]) -> HttpResponse:
     """The whole page, or its `partial` for htmx; one URL serves both, so it can be shared."""
     name = f"{template}#{partial}" if wants_partial(request) else template
     response = render(request, name, context)

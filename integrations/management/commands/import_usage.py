@@ -49,7 +49,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Imported {source} into integration {pk} ({integration.name}) as {FORMAT_LABELS[job.format]} CSV."
         )
-        self.stdout.write(f"Buckets: {date_range(job.first_start, job.last_end)}")
+        self.stdout.write(f"Buckets: {date_range(job.first_start, job.last_end)}")  # type: ignore[arg-type]  # set when done
         self.stdout.write(f"Rows stored: {job.rows}")
 
     def _import(self, integration: Integration, stream: Any, size: int | None, source: str, fmt: str) -> UsageImport:

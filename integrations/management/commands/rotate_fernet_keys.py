@@ -28,10 +28,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         reset_fernet_cache()  # a long-lived process must use the FERNET_KEYS in force now
-        field = Integration._meta.get_field("credential")
+        field: Any = Integration._meta.get_field("credential")  # fernet_fields' EncryptedTextField
         fernet = field.fernet  # encrypts with the first key, decrypts with any
         quote = connection.ops.quote_name
-        table, pk_column, column = quote(Integration._meta.db_table), quote(Integration._meta.pk.column), quote(field.column)
+        pk_name: str = Integration._meta.pk.column  # type: ignore[assignment]  # the model has a pk
+        table, pk_column, column = quote(Integration._meta.db_table), quote(pk_name), quote(field.column)
         select = f"SELECT {column} FROM {table} WHERE {pk_column} = %s"
         # Compare-and-swap: only replace the ciphertext we decrypted.
         update = f"UPDATE {table} SET {column} = %s WHERE {pk_column} = %s AND {column} = %s"
@@ -52,7 +53,7 @@ class Command(BaseCommand):
                         failed.append((pk, "cannot be decrypted with any key in FERNET_KEYS"))
                         break
                     new = fernet.encrypt(plaintext)
-                    binary = connection.Database.Binary
+                    binary = connection.Database.Binary  # type: ignore[attr-defined]  # the DB-API module
                     cursor.execute(update, [binary(new), pk, binary(old)])
                     if cursor.rowcount == 1:
                         rotated += 1

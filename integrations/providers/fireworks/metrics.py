@@ -47,7 +47,7 @@ def parse_metrics(text: str) -> Rates:
     """Rates per base model, summed over its deployments (the series we do not read are ignored)."""
     try:
         families = list(text_string_to_metric_families(text))
-    except Exception:  # noqa: BLE001 - the parser raises ValueError, and other errors on some garbage
+    except Exception:  # the parser raises ValueError, and other errors on some garbage
         raise ProviderResponseError("Fireworks returned a metrics body that is not Prometheus text.") from None
     rates: Rates = {}
     for family in families:

@@ -149,8 +149,10 @@ def test_running_predictions_converge_on_a_later_read(provider, credential, repl
     assert running, "the nightly job should still be running 15 minutes after midnight"
     assert_totals_equal(totals_by(first), truth(window.start, window.end, now=early), "first read")
     assert_totals_equal(totals_by(later), truth(window.start, window.end), "after completion")
-    requests = lambda samples: totals_by(samples)[("requests",)]
-    seconds = lambda samples: totals_by(samples)[("compute_seconds",)]
+    def requests(samples):
+        return totals_by(samples)[("requests",)]
+    def seconds(samples):
+        return totals_by(samples)[("compute_seconds",)]
     assert requests(first) == requests(later)
     assert seconds(later) - seconds(first) == sum(p.predict_time_at(fake._us(window.end + DAY)) for p in running)
     assert {sample_key(s) for s in first} == {sample_key(s) for s in later}, "same rows, replaced values"
