@@ -32,7 +32,7 @@ class WebhookAdmin(admin.ModelAdmin):
     # refused at send time, but the admin would not be told).
     readonly_fields = fields
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request) -> bool:
         return False
 
 
@@ -42,8 +42,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_filter = ("event",)
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -187,6 +187,10 @@ class WebhookDelivery(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name_plural = "webhook deliveries"
 
+    def __str__(self) -> str:
+        outcome = self.status_code if self.status_code is not None else (self.error or "no answer")
+        return f"{self.event} attempt {self.attempt}: {outcome}"
+
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300

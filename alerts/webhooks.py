@@ -27,14 +27,14 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Workspace
 from alerts.models import Alert, Webhook, WebhookDelivery
+from doow.jobs import enqueue_on_commit
 from integrations import egress
-from integrations.http import USER_AGENT, _setting_allow_private, check_endpoint
+from integrations.http import USER_AGENT, _setting_allow_private, check_endpoint, parse_retry_after
 from integrations.providers.base import ConfigurationError, NetworkError
 
 logger = logging.getLogger(__name__)
@@ -139,10 +139,9 @@ def encode(payload: dict[str, Any]) -> str:
 
 def webhook_enqueue(*, webhook_id: int, payload: dict[str, Any], alert_id: int | None = None) -> None:
     """Queue delivery of `payload` to a webhook once the current transaction commits."""
-    from alerts.tasks import deliver_webhook  # the task module imports this one
-
-    body = encode(payload)
-    transaction.on_commit(lambda: deliver_webhook.delay(webhook_id, body, payload["id"], payload["event"], alert_id))
+    enqueue_on_commit(
+        "alerts.tasks.deliver_webhook", webhook_id, encode(payload), payload["id"], payload["event"], alert_id
+    )
 
 
 # ------------------------------------------------------------------ sending
@@ -197,7 +196,6 @@ def webhook_attempt(
             )
         status = response.status_code
         if status == 429:
-            from integrations.http import parse_retry_after
 
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             retryable, error = True, "Rate limited"

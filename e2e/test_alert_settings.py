@@ -37,7 +37,7 @@ def receiver() -> Iterator[tuple[str, list[dict]]]:
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received.append({"headers": dict(self.headers), "body": body})
             self.send_response(204)
