@@ -1,10 +1,11 @@
 """The spend overview, the workspace home (`/w/<ws>/`, where sign-in lands).
 
 Month-to-date spend (reported and estimated apart) against the same days of last month, the
-run-rate forecast, a daily chart stacked by provider (or model, application, integration), the
+run-rate forecast, a daily chart stacked by provider (or model, application, team, integration), the
 top models and applications with their change, the integrations that need attention, and usage
 no price covers. Every figure is usage/spend.py's Definitions over the daily rollups: a fixed
-number of queries whatever the volume. Members and admins see the same page (read-only).
+number of queries whatever the volume. Members and admins see the same figures; the page has no
+forms, and only admins get the links to fix an integration (members are told who can).
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ from usage import spend
 from usage.views.common import as_number, payload_table, render_page
 
 TEMPLATE = "usage/overview.html"
-SPLITS = {"provider": "Provider", "model": "Model", "application": "Application", "integration": "Integration"}
+SPLITS = {"provider": "Provider", "model": "Model", "application": "Application", "team": "Team", "integration": "Integration"}
 DEFAULT_SPLIT = "provider"
 MAX_CHART_SERIES = 8
 TOP = 5
 NOT_REPORTED = "(not reported)"
 UNATTRIBUTED = "Unattributed"
+NO_TEAM = "No team"
 
 
 def _names(workspace: Any, split: str, keys: set[Any]) -> dict[Any, str]:
@@ -38,9 +40,10 @@ def _names(workspace: Any, split: str, keys: set[Any]) -> dict[Any, str]:
     if split == "model":
         return {k: k or NOT_REPORTED for k in keys}
     ids = [k for k in keys if k is not None]
-    source = workspace.applications if split == "application" else workspace.integrations
+    source = {"application": workspace.applications, "team": workspace.teams}.get(split, workspace.integrations)
     names = dict(source.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
-    return {k: names.get(k, UNATTRIBUTED if k is None else str(k)) for k in keys}
+    missing = NO_TEAM if split == "team" else UNATTRIBUTED
+    return {k: names.get(k, missing if k is None else str(k)) for k in keys}
 
 
 def _chart(rows: list[spend.SpendRow], periods: spend.Periods, names: dict[Any, str], currency: str) -> dict[str, Any]:
