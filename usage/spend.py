@@ -47,6 +47,10 @@ SPLITS = {
     "application": "application_id",
     "integration": "integration_id",
     TEAM: "application_id",
+    # the explorer's other splits
+    "license": "license_id",
+    "project": "project",
+    "region": "region",
 }
 ZERO = Decimal(0)
 

@@ -80,7 +80,7 @@ def test_the_explorer_shows_a_date_outside_as_an_error_and_leaves_it_out(member_
 
 
 def test_the_explorer_date_inputs_offer_only_accepted_days(member_client, workspace, usage):
-    html = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"})).content.decode()
+    html = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {"range": "all"}).content.decode()
     assert f'type="date" name="date_to" min="2000-01-01" max="{latest_day().isoformat()}"' in html
 
 
@@ -95,7 +95,7 @@ def test_a_stray_row_in_year_1_or_9999_adds_one_period_not_millions(member_clien
     # Stored before imports were bounded (or by a provider): the chart shows them, unfilled.
     make_record(usage, datetime(1, 1, 1, tzinfo=UTC), "cost", "1", "USD", model="ancient")
     make_record(usage, datetime(9999, 12, 30, tzinfo=UTC), "cost", "1", "USD", model="far")
-    response = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {"period": "day"})
+    response = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {"period": "day", "range": "all"})
     assert response.status_code == 200
     labels = response.context["chart"].payload["labels"]
     assert labels == ["0001-01-01", *[f"{DAY.date() + timedelta(days=i)}" for i in range(9)], "9999-12-30"]
