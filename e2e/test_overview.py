@@ -73,6 +73,7 @@ def _shoot(page: Page, name: str, prefix: str = "overview") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for label, (width, height) in VIEWPORTS.items():
         page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(300)  # the charts redraw at the new width (a full-page shot is taken as laid out)
         page.screenshot(path=str(folder / f"{prefix}-{name}-{label}-{width}x{height}.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 800})
 

@@ -82,12 +82,13 @@ class ApplicationForm(forms.ModelForm):
         widgets = {
             "name": _text({"placeholder": "e.g. Support chatbot"}),
             "vendor": _text({"placeholder": "e.g. OpenAI"}),
-            "owner": _text({"placeholder": "e.g. Platform team"}),
+            "owner": _text({"placeholder": "e.g. Dana Smith"}),
             "category": _text({"list": "category-suggestions"}),
         }
         help_texts = {
             "vendor": "Who sells it.",
             "category": "e.g. AI provider, Cloud platform, SaaS.",
+            "owner": "Who answers for it: a person (its team is below).",
             "team": "The team that owns its spend: the overview and the explorer split spend by team.",
         }
 
