@@ -231,3 +231,18 @@ def test_the_number_of_queries_does_not_grow_with_the_data(member_client, worksp
     UsageRecord.objects.bulk_create(more)
     rollups.rebuild_workspace(workspace)
     assert count() == few
+
+
+def test_spend_per_month_of_the_quarter(member_client, workspace, spend_data):
+    chart = member_client.get(url(workspace, range="this_quarter", period="month", by="none")).context["chart"]
+    assert chart.payload["labels"] == ["2026-10", "2026-11", "2026-12"]
+    assert chart.payload["datasets"] == [{"label": "Spend", "data": [31.0, 60.0, 24.0]}]
+
+
+def test_a_metric_filter_charts_that_metric_in_words(member_client, workspace, spend_data):
+    response = member_client.get(url(workspace, metric="input_tokens", by="model"))
+    chart = response.context["chart"]
+    assert chart.metric == "input_tokens" and chart.payload["yTitle"] == "Input tokens (tokens)"
+    assert "Input tokens per day, by model" in text(response)
+    assert response.context["spend"] == []  # no money in what matches: the tile says so
+    assert "No cost reported and no estimate for what matches." in text(response)
