@@ -139,7 +139,10 @@ def test_a_preset_holds_while_its_dates_are_sent_and_a_changed_date_makes_it_cus
     body = text(changed)
     assert changed.context["window"].preset == "custom"
     assert "Custom dates</strong>: 10 Nov 2026 – 30 Nov 2026" in body and 'data-testid="spend-USD">$42.00<' in body
-    assert 'type="hidden" name="range"' in body and 'name="range" value=' not in body
+    assert 'type="hidden" name="range" value="custom"' in body
+    # custom with both dates cleared is every day, not the default month
+    cleared = member_client.get(url(workspace, range="custom", date_from="", date_to=""))
+    assert cleared.context["window"].preset == "custom" and 'data-testid="spend-USD">$115.00<' in text(cleared)
     # a shared link with dates only is a custom range
     assert member_client.get(url(workspace, date_from="2026-11-01")).context["window"].preset == "custom"
 

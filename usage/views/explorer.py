@@ -534,7 +534,8 @@ def explorer(request: HttpRequest) -> HttpResponse:
         data.setlist("date_to", [window.last.isoformat()] if window.last else [])
         data["range"] = window.preset
     else:
-        data.pop("range", None)
+        # Custom stays custom: clearing both dates then means every day, not the default preset.
+        data["range"] = CUSTOM
     form = ExplorerForm(data, choices={} if wants_partial(request) else _filter_choices(request.workspace))
     form.is_valid()  # only for the messages: filtering is lenient and already done
     context.update(
