@@ -152,3 +152,16 @@ def test_members_see_the_overview_read_only_and_admins_see_everything(member_cli
     # an admin gets the fix link and Company Settings
     assert fix in admin and settings_prefix in admin
     assert member_client.get(settings_url(workspace, "applications")).status_code == 403
+
+
+def test_an_application_cannot_belong_to_another_workspaces_team(workspace, other_workspace):
+    """Django admin edits across workspaces: the model refuses the mix the pages cannot offer."""
+    from django.core.exceptions import ValidationError
+
+    theirs = Team.objects.create(workspace=other_workspace, name="Globex finance")
+    app = Application(workspace=workspace, name="Support bot", team=theirs)
+    with pytest.raises(ValidationError) as refused:
+        app.full_clean()
+    assert "team" in refused.value.message_dict
+    app.team = Team.objects.create(workspace=workspace, name="Platform")
+    app.full_clean()
