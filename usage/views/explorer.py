@@ -1,4 +1,12 @@
-"""The usage explorer: filters in the query string, totals, one chart and the raw rows.
+"""The usage explorer: filters in the query string; spend first (reported, estimated, unpriced
+volume: usage/spend.py's Definitions over the filtered rollups), then volumes, one chart, the
+totals and the raw rows.
+
+The window is a date preset in the workspace's calendar (this month by default, to today; last
+month, last 30 days, this quarter, all time: usage.dates.PRESETS) or custom From / To dates;
+`compare` adds the previous period (usage.dates.previous_range) and the change. A team split is
+the application split folded through each application's team (no team column in the rollups,
+so reassigning a team needs no rebuild).
 
 Every figure comes from an SQL aggregate over the workspace's daily rollups (see
 usage/queries.py); Python only shapes results already grouped to (period, group, unit), so the
