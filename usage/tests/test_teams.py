@@ -165,3 +165,13 @@ def test_an_application_cannot_belong_to_another_workspaces_team(workspace, othe
     assert "team" in refused.value.message_dict
     app.team = Team.objects.create(workspace=workspace, name="Platform")
     app.full_clean()
+
+
+def test_the_overview_lists_the_top_teams_once_teams_own_spend(member_client, workspace, teams_data):
+    body = text(member_client.get(overview_url(workspace)))
+    teams = body[body.index('id="top-teams"'):]
+    teams = teams[: teams.index("</table>")]
+    assert re.search(r"Platform</td> <td class=\"num\">\$18.00</td> <td class=\"num delta-up\">\+50%", teams)
+    assert "Research" in teams and "No team" in teams
+    Application.objects.update(team=None)
+    assert 'id="top-teams"' not in text(member_client.get(overview_url(workspace)))

@@ -2,7 +2,7 @@
 
 Month-to-date spend (reported and estimated apart) against the same days of last month, the
 run-rate forecast, a daily chart stacked by provider (or model, application, team, integration), the
-top models and applications with their change, the integrations that need attention, and usage
+top models, applications and teams with their change, the integrations that need attention, and usage
 no price covers. Every figure is usage/spend.py's Definitions over the daily rollups: a fixed
 number of queries whatever the volume. Members and admins see the same figures; the page has no
 forms, and only admins get the links to fix an integration (members are told who can).
@@ -92,7 +92,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     by = request.GET.get("by") or DEFAULT_SPLIT
     if by not in SPLITS:
         by = DEFAULT_SPLIT
-    result = spend.overview(workspace, by=by, top=("model", "application"), top_limit=TOP)
+    result = spend.overview(workspace, by=by, top=("model", "application", "team"), top_limit=TOP)
     names = _names(workspace, by, {r.key for r in result.daily})
     currencies = result.currencies
     chart_currency = currencies[0] if currencies else "USD"
@@ -122,6 +122,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         "other_currencies": currencies[1:],
         "top_models": _top(workspace, "model", result.top["model"]),
         "top_applications": _top(workspace, "application", result.top["application"]),
+        # Shown once some spend belongs to a team (a workspace that has not set teams up sees
+        # only "No team": nothing to learn from it).
+        "top_teams": _top(workspace, "team", result.top["team"]) if any(c.key is not None for c in result.top["team"]) else [],
         "notices": integration_health_notices(workspace=workspace),
         "is_admin": request.membership.is_admin,
         "unpriced": spend.unpriced(workspace, *result.periods.mtd),
