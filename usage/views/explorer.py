@@ -387,7 +387,7 @@ def _spend_table(
             "change": _delta(now[key].total, before.get(key, Decimal(0))) if previous is not None else None,
             "drill": _query(params, **{group: drill}) if drill else None,
         })
-    for currency, bucket in other.items():
+    for bucket in other.values():
         lines.append({
             "name": f"Other ({bucket['count']})",
             "amount": bucket["amount"],
