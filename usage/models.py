@@ -159,7 +159,7 @@ class Application(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        if self.team_id and self.workspace_id and self.team.workspace_id != self.workspace_id:
+        if self.team is not None and self.workspace_id and self.team.workspace_id != self.workspace_id:
             raise ValidationError({"team": "Choose a team of the application's own workspace."})
 
 
