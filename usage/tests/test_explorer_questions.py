@@ -249,3 +249,32 @@ def test_a_metric_filter_charts_that_metric_in_words(member_client, workspace, s
     assert "Input tokens per day, by model" in text(response)
     assert response.context["spend"] == []  # no money in what matches: the tile says so
     assert "No cost reported and no estimate for what matches." in text(response)
+
+
+def test_currencies_are_spent_apart_never_added(member_client, workspace, spend_data):
+    euros = record(spend_data["openai"], datetime(2026, 12, 3, 11, tzinfo=UTC), "cost", "50", unit="EUR", model="gpt-4o")
+    UsageRecord.objects.bulk_create([euros])
+    rollups.rebuild_workspace(workspace)
+    body = text(member_client.get(url(workspace)))
+    assert 'data-testid="spend-USD">$24.00<' in body and 'data-testid="spend-EUR">50.00 EUR<' in body
+    assert body.index('data-testid="spend-USD"') < body.index('data-testid="spend-EUR"')  # USD first
+    table = body[body.index('data-testid="spend-table"'):]
+    table = table[: table.index("</table>")]
+    cells = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    assert [c for c in cells if c] == [["OpenAI", "$18.00", "—"], ["Groq", "$6.00", "$6.00"], ["OpenAI", "50.00 EUR", "—"]]
+
+
+def test_past_ten_groups_the_rest_is_one_other_line(member_client, workspace, spend_data):
+    rows = [
+        record(spend_data["openai"], datetime(2026, 12, 2, 11, tzinfo=UTC), "cost", str(i), model=f"model-{i:02}")
+        for i in range(1, 13)
+    ]
+    UsageRecord.objects.bulk_create(rows)
+    rollups.rebuild_workspace(workspace)
+    lines = spend_table(text(member_client.get(url(workspace, by="model"))))
+    # gpt-4o $18, models 12 … 7, llama-3.3-70b $6 and model-06 $6 (ties by name), model-05; then the rest
+    assert list(lines) == [
+        "gpt-4o", "model-12", "model-11", "model-10", "model-09", "model-08", "model-07",
+        "llama-3.3-70b", "model-06", "model-05", "Other (4)",
+    ]
+    assert lines["Other (4)"] == ["$10.00", "—"]  # models 4 + 3 + 2 + 1
