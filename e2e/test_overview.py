@@ -1,5 +1,7 @@
 """The spend overview in a real browser: sign in → land on the overview → month to date with
-its reported and estimated parts → switch the chart's split (htmx, the URL follows).
+its reported and estimated parts → switch the chart's split (htmx, the URL follows), to the team
+too; then the explorer: spend first for this month, another date preset, the comparison with the
+previous period and the split by team.
 
 Acme's usage is stored as base rows (one reporting provider, one priced from list prices) and
 rolled up as every write path does; everything after that happens through the pages. The page
@@ -20,14 +22,15 @@ from django.contrib.auth import get_user_model
 from accounts.models import Membership, Workspace
 from integrations.models import Integration
 from usage import rollups
-from usage.models import Application, UsageRecord
+from usage.models import Application, Team, UsageRecord
 
 try:
     from playwright.sync_api import Page, expect
 except ImportError:  # the fixtures skip (or fail in CI) with the reason
     Page = Any  # type: ignore[misc,assignment]
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# The figures are December 2026's, seen on 6 December (whatever DOOW_TEST_CLOCK says).
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.clock("2026-12-06T12:00:00Z")]
 
 USERNAME = "ada"
 PASSWORD = "e2e-correct-horse-battery"
@@ -39,7 +42,8 @@ def acme_with_spend(transactional_db: None) -> Workspace:
     workspace = Workspace.objects.create(name="Acme Corp", slug="acme")
     user = get_user_model().objects.create_user(username=USERNAME, password=PASSWORD, email="ada@example.com")
     Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.ADMIN)
-    bot = Application.objects.create(workspace=workspace, name="Support bot")
+    platform = Team.objects.create(workspace=workspace, name="Platform", cost_centre="CC-4100")
+    bot = Application.objects.create(workspace=workspace, name="Support bot", team=platform)
     rows = []
     for name, provider, metric in (("OpenAI prod", "openai", "cost"), ("Groq", "groq", "estimated_cost")):
         integration = Integration(workspace=workspace, provider=provider, name=name, data_through=datetime.now(UTC))
@@ -64,12 +68,13 @@ def _row(integration: Integration, day: datetime, metric: str, quantity: Decimal
     )
 
 
-def _shoot(page: Page, name: str) -> None:
+def _shoot(page: Page, name: str, prefix: str = "overview") -> None:
     folder = Path(os.environ.get("DOOW_E2E_SCREENSHOTS", Path(settings.BASE_DIR) / "screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     for label, (width, height) in VIEWPORTS.items():
         page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(folder / f"overview-{name}-{label}-{width}x{height}.png"), full_page=True)
+        page.wait_for_timeout(300)  # the charts redraw at the new width (a full-page shot is taken as laid out)
+        page.screenshot(path=str(folder / f"{prefix}-{name}-{label}-{width}x{height}.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 800})
 
 
@@ -97,3 +102,54 @@ def test_sign_in_lands_on_the_overview_and_switches_the_split(page: Page, acme_w
     page.locator("#overview-chart summary").click()
     expect(page.locator("#overview-chart table")).to_contain_text("Support bot")
     _shoot(page, "application")
+
+    # Spend by team: the Support bot belongs to Platform; OpenAI's usage has no application.
+    split.get_by_role("link", name="Team").click()
+    expect(page.get_by_text("Daily spend by team")).to_be_visible()
+    expect(split.get_by_role("link", name="Team")).to_have_attribute("aria-current", "true")
+    assert page.url.endswith("/w/acme/?by=team")
+    page.locator("#overview-chart summary").click()
+    expect(page.locator("#overview-chart table thead")).to_contain_text("Platform")
+    expect(page.locator("#overview-chart table thead")).to_contain_text("No team")
+    _shoot(page, "team")
+
+
+def _sign_in(page: Page) -> None:
+    page.goto("/")
+    page.get_by_label("Username").fill(USERNAME)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Spend overview", level=1)).to_be_visible()
+
+
+def test_the_explorer_answers_with_spend_for_this_month_then_compares_and_splits_by_team(page: Page, acme_with_spend: Workspace) -> None:
+    _sign_in(page)
+    page.get_by_role("link", name="Explore usage").click()
+    expect(page.get_by_role("heading", name="Usage", level=1)).to_be_visible()
+    dates = page.get_by_role("navigation", name="Dates")
+    expect(dates.get_by_role("link", name="This month")).to_have_attribute("aria-current", "true")
+    expect(page.get_by_test_id("window")).to_contain_text("1 Dec 2026 – 6 Dec 2026")
+    expect(page.get_by_test_id("spend-USD")).to_have_text("$24.00")
+    expect(page.locator(".spend-tiles").get_by_text("$18.00 reported")).to_be_visible()
+    expect(page.locator(".spend-tiles").get_by_text("$6.00 estimated")).to_be_visible()
+    expect(page.get_by_role("heading", name="Spend per day, by provider")).to_be_visible()
+    expect(page.locator("#results canvas")).to_be_visible()
+    _shoot(page, "this-month", prefix="explorer")
+
+    dates.get_by_role("link", name="Last month").click()
+    expect(page.get_by_test_id("window")).to_contain_text("1 Nov 2026 – 30 Nov 2026")
+    expect(page.get_by_test_id("spend-USD")).to_have_text("$75.00")  # 30 × $2.00 + 30 × $0.50
+    assert "range=last_month" in page.url
+
+    page.get_by_label("Compare with the previous period").check()  # an htmx swap of the results
+    expect(page.get_by_test_id("window")).to_contain_text("compared with 1 Oct 2026 – 31 Oct 2026")
+    expect(page.get_by_test_id("change")).to_contain_text("▲ $75.00")  # nothing in October
+    page.get_by_label("Split by").select_option("team")
+    expect(page.get_by_role("heading", name="Spend by team")).to_be_visible()
+    table = page.get_by_test_id("spend-table")
+    expect(table).to_contain_text("Platform")
+    expect(table).to_contain_text("No team")
+    assert "by=team" in page.url and "compare=on" in page.url
+    # the date preset survives a filter change (the hidden range rides along with its dates)
+    expect(dates.get_by_role("link", name="Last month")).to_have_attribute("aria-current", "true")
+    _shoot(page, "team-compare", prefix="explorer")

@@ -32,6 +32,7 @@ from usage.models import (
     PriceOverride,
     PricingRecomputeJob,
     ReattributionJob,
+    Team,
     UsageImport,
 )
 from usage.store import usage_store_samples
@@ -120,7 +121,8 @@ def _tenant(slug: str, mark: str) -> Tenant:
     importer.set_credential({"access_key": f"sc_{mark}.kid_{mark}.acc_{mark}.MC4CAQAwBQYDK2VwBCIEIA{mark}"})
     importer.save()
 
-    application = Application.objects.create(workspace=workspace, name=f"{mark} Chatbot", owner=f"{mark} team")
+    team = Team.objects.create(workspace=workspace, name=f"{mark} Platform team", cost_centre=f"CC-{mark}")
+    application = Application.objects.create(workspace=workspace, name=f"{mark} Chatbot", owner=f"{mark} team", team=team)
     license_ = License.objects.create(
         workspace=workspace,
         application=application,
@@ -198,6 +200,7 @@ def _tenant(slug: str, mark: str) -> Tenant:
         "integration": integration.pk,
         "import_integration": importer.pk,
         "application": application.pk,
+        "team": team.pk,
         "license": license_.pk,
         "rule": rule.pk,
         "sync_run": run.pk,

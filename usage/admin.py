@@ -32,6 +32,7 @@ from usage.models import (
     PriceOverride,
     PricingRecomputeJob,
     ReattributionJob,
+    Team,
     UsageImport,
     UsageRecord,
 )
@@ -135,7 +136,7 @@ class LicenseInline(admin.TabularInline):
 
 @admin.register(Application)
 class ApplicationAdmin(admin.ModelAdmin):
-    list_display = ("name", "workspace", "vendor", "owner", "category", "created_at")
+    list_display = ("name", "workspace", "vendor", "owner", "team", "category", "created_at")
     list_filter = ("workspace", "category")
     search_fields = ("name", "vendor", "owner")
     list_select_related = ("workspace",)
@@ -154,6 +155,14 @@ class ApplicationAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
         for obj in queryset:
             services.application_delete(application=obj)
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "workspace", "cost_centre", "created_at")
+    list_filter = ("workspace",)
+    search_fields = ("name", "cost_centre")
+    list_select_related = ("workspace",)
 
 
 @admin.register(License)

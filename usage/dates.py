@@ -80,3 +80,73 @@ def validate_license_day(value: date) -> None:
 def date_input_attrs(*, years: int = YEARS_AHEAD) -> dict[str, str]:
     """min/max of an <input type="date">, so the browser's picker offers only accepted days."""
     return {"type": "date", "min": EARLIEST_DAY.isoformat(), "max": latest_day(years=years).isoformat()}
+
+
+# ------------------------------------------------------------------ date presets
+# The explorer's windows, in the workspace's calendar (`today` is its local day). "This month"
+# and "this quarter" run to today, as month to date does (design.md, Definitions).
+PRESETS = {
+    "this_month": "This month",
+    "last_month": "Last month",
+    "last_30_days": "Last 30 days",
+    "this_quarter": "This quarter",
+    "all": "All time",
+}
+DEFAULT_PRESET = "this_month"
+CUSTOM = "custom"
+
+
+def _month_end(day: date) -> date:
+    following = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return following - timedelta(days=1)
+
+
+def months_before(day: date, months: int) -> date:
+    """The first of the month `months` before `day`'s month."""
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def quarter_first(day: date) -> date:
+    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def preset_range(name: str, today: date) -> tuple[date | None, date | None]:
+    """[first, last] local days of a preset (None, None for all time)."""
+    if name == "this_month":
+        return today.replace(day=1), today
+    if name == "last_month":
+        first = months_before(today, 1)
+        return first, _month_end(first)
+    if name == "last_30_days":
+        return today - timedelta(days=29), today
+    if name == "this_quarter":
+        return quarter_first(today), today
+    if name == "all":
+        return None, None
+    raise ValueError(f"Unknown preset {name!r}; one of {sorted(PRESETS)}")
+
+
+def previous_range(first: date, last: date) -> tuple[date, date]:
+    """The period a range is compared with.
+
+    A range that starts on the first of a month (this month, last month, this quarter) is
+    compared with the same days of the calendar period before it, as month to date is with
+    "same days last month": whole months with the whole months before, 1–6 December with
+    1–6 November, 1 October–6 December with 1 July–6 September (clamped at that period's end).
+    Any other range is compared with the period of equal length just before it.
+    """
+    if first.day == 1:
+        months = (last.year * 12 + last.month) - (first.year * 12 + first.month) + 1
+        start = months_before(first, months)
+        end_of_period = months_before(first, 0) - timedelta(days=1)
+        if last == _month_end(last):
+            return start, end_of_period
+        shifted = months_before(last, months).replace(day=1)
+        try:
+            same_day = shifted.replace(day=last.day)
+        except ValueError:
+            same_day = _month_end(shifted)
+        return start, min(same_day, end_of_period)
+    length = (last - first).days + 1
+    return first - timedelta(days=length), first - timedelta(days=1)

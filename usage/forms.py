@@ -14,7 +14,7 @@ from django import forms
 from accounts.models import Workspace
 from integrations.providers.registry import PROVIDERS
 from usage.dates import LICENSE_YEARS_AHEAD, date_input_attrs, validate_license_day, validate_usage_day
-from usage.models import Application, AttributionRule, License
+from usage.models import Application, AttributionRule, License, Team
 
 CATEGORY_SUGGESTIONS = ("AI provider", "Cloud platform", "SaaS", "Internal tool", "Data platform")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -77,18 +77,27 @@ def bound_license_dates(form: forms.BaseForm) -> None:
 class ApplicationForm(forms.ModelForm):
     class Meta:
         model = Application
-        fields = ["name", "vendor", "owner", "category"]
+        fields = ["name", "vendor", "owner", "team", "category"]
+        labels = {"team": "Team / cost centre"}
         widgets = {
             "name": _text({"placeholder": "e.g. Support chatbot"}),
             "vendor": _text({"placeholder": "e.g. OpenAI"}),
-            "owner": _text({"placeholder": "e.g. Platform team"}),
+            "owner": _text({"placeholder": "e.g. Dana Smith"}),
             "category": _text({"list": "category-suggestions"}),
         }
-        help_texts = {"vendor": "Who sells it.", "category": "e.g. AI provider, Cloud platform, SaaS."}
+        help_texts = {
+            "vendor": "Who sells it.",
+            "category": "e.g. AI provider, Cloud platform, SaaS.",
+            "owner": "Who answers for it: a person (its team is below).",
+            "team": "The team that owns its spend: the overview and the explorer split spend by team.",
+        }
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.workspace = self.instance.workspace = workspace
+        # Only this workspace's teams are choices: another workspace's id is simply invalid.
+        self.fields["team"].queryset = workspace.teams.all()
+        self.fields["team"].empty_label = "No team"
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -96,6 +105,30 @@ class ApplicationForm(forms.ModelForm):
         if taken.exists():
             raise forms.ValidationError("An application with this name already exists.")
         return name
+
+
+class TeamForm(forms.ModelForm):
+    class Meta:
+        model = Team
+        fields = ["name", "cost_centre"]
+        labels = {"name": "Team", "cost_centre": "Cost centre"}
+        widgets = {
+            "name": _text({"placeholder": "e.g. Platform"}),
+            "cost_centre": _text({"placeholder": "e.g. CC-4100"}),
+        }
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = self.instance.workspace = workspace
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if self.workspace.teams.filter(name__iexact=name).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("A team with this name already exists.")
+        return name
+
+    def clean_cost_centre(self) -> str:
+        return self.cleaned_data["cost_centre"].strip()
 
 
 class LicenseForm(forms.ModelForm):

@@ -3,6 +3,7 @@ and the inventory it is attributed to: applications, their licenses, and attribu
 from __future__ import annotations
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
@@ -119,6 +120,24 @@ class UsageDaily(models.Model):
         return f"{self.day} {self.metric}={self.quantity} {self.unit}"
 
 
+class Team(models.Model):
+    """Who owns an application's spend: a team, optionally with the finance cost centre it is
+    charged to. Spend splits by team through its applications (usage with no application, or
+    an application without a team, is "No team")."""
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=120)
+    cost_centre = models.CharField("cost centre", max_length=60, blank=True, help_text="The finance code spend is charged to, e.g. CC-4100.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="team_name_per_workspace")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cost_centre})" if self.cost_centre else self.name
+
+
 class Application(models.Model):
     """Something the company pays for: an AI provider account, an internal tool, a SaaS product."""
 
@@ -126,6 +145,8 @@ class Application(models.Model):
     name = models.CharField(max_length=120)
     vendor = models.CharField(max_length=120, blank=True)
     owner = models.CharField(max_length=120, blank=True, help_text="Who answers for it: a person or a team.")
+    # The owning team (cost centre) its spend is split by; deleting the team leaves it unowned.
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="applications")
     category = models.CharField(max_length=60, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -135,6 +156,11 @@ class Application(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.team is not None and self.workspace_id and self.team.workspace_id != self.workspace_id:
+            raise ValidationError({"team": "Choose a team of the application's own workspace."})
 
 
 class License(models.Model):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,12 +37,20 @@ COST = "cost"
 ESTIMATED_COST = "estimated_cost"
 MONEY_METRICS = (COST, ESTIMATED_COST)
 RUN_RATE_DAYS = 7
-# What a page may split spend by: the rollup column holding each.
+# What a page may split spend by: the rollup column holding each. A team is read through its
+# applications: rows are grouped by application and each application's key becomes its team's
+# (`team_keys`), so the rollups need no team column and reassigning a team needs no rebuild.
+TEAM = "team"
 SPLITS = {
     "provider": "provider",
     "model": "model",
     "application": "application_id",
     "integration": "integration_id",
+    TEAM: "application_id",
+    # the explorer's other splits
+    "license": "license_id",
+    "project": "project",
+    "region": "region",
 }
 ZERO = Decimal(0)
 
@@ -145,11 +153,34 @@ class SpendRow:
 
 def _money_rows(workspace, first: date, last: date, columns: tuple[str, ...], integrations: Iterable[int] | None = None):
     """Rollup money sums per (integration, day, metric, unit, *columns) over [first, last]."""
-    daily = daily_for(workspace).filter(day__gte=first, day__lte=last, metric__in=MONEY_METRICS)
+    daily = daily_for(workspace).filter(day__gte=first, day__lte=last)
     if integrations is not None:
         daily = daily.filter(integration_id__in=list(integrations))
+    return _money_sums(daily, columns)
+
+
+def _money_sums(daily, columns: tuple[str, ...]):
+    """Money sums per (integration, day, metric, unit, *columns) of some rollup rows."""
     group = ("integration_id", "day", "metric", "unit", *dict.fromkeys(c for c in columns if c != "integration_id"))
-    return daily.order_by().values_list(*group).annotate(total=Sum("quantity"))
+    return daily.filter(metric__in=MONEY_METRICS).order_by().values_list(*group).annotate(total=Sum("quantity"))
+
+
+def team_keys(workspace) -> dict[Any, int | None]:
+    """Application id → its team's id (None for no team, and for unattributed usage): one query."""
+    return {None: None, **dict(workspace.applications.values_list("pk", "team_id"))}
+
+
+def as_teams(rows: Iterable[SpendRow], teams: dict[Any, int | None]) -> list[SpendRow]:
+    """Rows keyed by application re-keyed by the application's team."""
+    return [replace(r, key=teams.get(r.key)) for r in rows]
+
+
+def spend_rows(daily, by: str | None = None, *, workspace=None) -> list[SpendRow]:
+    """The Spend rule over any rollup rows (e.g. the explorer's filtered `queries.daily`), per
+    local day and split value: one query (two for a team split, which needs `workspace`)."""
+    column = SPLITS[by] if by else None
+    rows = _spend_rows(_money_sums(daily, (column,) if column else ()), None if column is None else (0 if column == "integration_id" else 4))
+    return as_teams(rows, team_keys(workspace)) if by == TEAM else rows
 
 
 def _spend_rows(rows, key_index: int | None) -> list[SpendRow]:
@@ -178,7 +209,8 @@ def spend_by_day(workspace, first: date, last: date, by: str | None = None) -> l
     column = SPLITS[by] if by else None
     rows = _money_rows(workspace, first, last, (column,) if column else (), counted_integrations(workspace))
     key_index = None if column is None else (0 if column == "integration_id" else 4)
-    return _spend_rows(rows, key_index)
+    spent = _spend_rows(rows, key_index)
+    return as_teams(spent, team_keys(workspace)) if by == TEAM else spent
 
 
 def total(rows: Iterable[SpendRow], first: date | None = None, last: date | None = None) -> Spend:
@@ -278,6 +310,8 @@ def overview(workspace, *, by: str = "provider", now: datetime | None = None, to
     # positions of each split's column in the grouped rows
     group = ["integration_id", "day", "metric", "unit", *dict.fromkeys(c for c in columns if c != "integration_id")]
     by_split = {s: _spend_rows(rows, group.index(SPLITS[s])) for s in splits}
+    if TEAM in by_split:
+        by_split[TEAM] = as_teams(by_split[TEAM], team_keys(workspace))
     plain = by_split[by]
     mtd = total(plain, *periods.mtd)
     recent = total(plain, *periods.run_rate)
@@ -299,6 +333,11 @@ def unpriced(workspace, first: date, last: date, *, limit: int = 20) -> list[dic
     (integration, day, model) that has neither a reported `cost` for its (integration, day) nor an
     `estimated_cost` for its model. Listed with its volume, never as $0. One query."""
     daily = daily_for(workspace).filter(day__gte=first, day__lte=last, integration_id__in=counted_integrations(workspace))
+    return unpriced_in(daily, limit=limit)
+
+
+def unpriced_in(daily, *, limit: int = 20) -> list[dict[str, Any]]:
+    """`unpriced` over any rollup rows (the explorer's filtered ones): one query."""
     rows = list(
         daily.order_by().values_list("integration_id", "day", "provider", "model", "metric", "unit").annotate(total=Sum("quantity"))
     )
@@ -320,5 +359,5 @@ def unpriced(workspace, first: date, last: date, *, limit: int = 20) -> list[dic
 
 __all__ = [
     "Amount", "Change", "Overview", "Periods", "Spend", "SpendRow", "changes", "forecast", "overview",
-    "periods_for", "spend_by_day", "total", "unpriced",
+    "periods_for", "spend_by_day", "spend_rows", "team_keys", "total", "unpriced", "unpriced_in",
 ]

@@ -29,6 +29,7 @@ from usage.forms import (
     ApplicationForm,
     AttributionRuleForm,
     LicenseForm,
+    TeamForm,
 )
 from usage.models import AttributionRule, License, ReattributionJob
 from usage.queries import local_today
@@ -106,12 +107,18 @@ def _confirm_delete(request: HttpRequest, section: str, context: dict[str, Any])
 # ---------------------------------------------------------------- applications
 @workspace_view(admin=True)
 def application_list(request: HttpRequest) -> HttpResponse:
-    applications = request.workspace.applications.prefetch_related("licenses").annotate(rule_count=Count("rules"))
+    applications = request.workspace.applications.select_related("team").prefetch_related("licenses").annotate(rule_count=Count("rules"))
+    teams = request.workspace.teams.annotate(application_count=Count("applications"))
     return _page(
         request,
         "usage/settings/applications.html",
         "applications",
-        {"applications": applications, "usage": _usage_summary(request.workspace, "application_id")},
+        {
+            "applications": applications,
+            "usage": _usage_summary(request.workspace, "application_id"),
+            "teams": teams,
+            "team_form": TeamForm(workspace=request.workspace),
+        },
     )
 
 
@@ -162,6 +169,53 @@ def application_delete(request: HttpRequest, pk: int) -> HttpResponse:
             "cancel": _url(request, "applications"),
             "back": "Applications",
             "button": "Delete application",
+        },
+    )
+
+
+# ---------------------------------------------------------------- teams
+# Teams are managed on the Applications page (they exist to own applications' spend).
+def _team_form(request: HttpRequest, instance: Any = None) -> HttpResponse:
+    form = TeamForm(request.POST or None, instance=instance, workspace=request.workspace)
+    if request.method == "POST" and form.is_valid():
+        team = form.save()
+        messages.success(request, f"Saved team {team.name}.")
+        return redirect(_url(request, "applications") + "#teams")
+    applications = instance.applications.all() if instance is not None else []
+    return _page(request, "usage/settings/team_form.html", "applications", {"form": form, "team": instance, "team_applications": applications})
+
+
+@workspace_view(admin=True)
+def team_create(request: HttpRequest) -> HttpResponse:
+    return _team_form(request)
+
+
+@workspace_view(admin=True)
+def team_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _team_form(request, get_object_or_404(request.workspace.teams, pk=pk))
+
+
+@workspace_view(admin=True)
+def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    team = get_object_or_404(request.workspace.teams, pk=pk)
+    if request.method == "POST":
+        name = team.name
+        team.delete()  # its applications keep their usage and have no team (SET_NULL)
+        messages.success(request, f"Deleted team {name}. Its applications' spend now shows under “No team”.")
+        return redirect(_url(request, "applications") + "#teams")
+    owned = list(team.applications.values_list("name", flat=True))
+    return _confirm_delete(
+        request,
+        "applications",
+        {
+            "title": f"Delete team {team.name}?",
+            "kept": [f"{len(owned)} application{pluralize(len(owned))} ({', '.join(owned)}) keep{'' if len(owned) != 1 else 's'} their usage and no longer belong to a team"] if owned else [],
+            "rows": _rows_of(request.workspace, application__team=team),
+            "rows_note": "Its spend shows under “No team” from then on.",
+            "action": _url(request, "team_delete", pk=pk),
+            "cancel": _url(request, "applications"),
+            "back": "Applications",
+            "button": "Delete team",
         },
     )
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from integrations.models import Integration, SyncRun
 from sandbox import authress as fake
 from usage import queries, rollups
-from usage.dates import EARLIEST_DAY, bounds_text, day_problem, latest_day, years_after
+from usage.dates import EARLIEST_DAY, bounds_text, day_problem, latest_day, preset_range, previous_range, years_after
 from usage.importer import UsageImportError, usage_import_csv, usage_import_file
 from usage.models import Application, License, UsageRecord
 from usage.tests.test_export import make_integration, make_record
@@ -80,7 +80,7 @@ def test_the_explorer_shows_a_date_outside_as_an_error_and_leaves_it_out(member_
 
 
 def test_the_explorer_date_inputs_offer_only_accepted_days(member_client, workspace, usage):
-    html = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"})).content.decode()
+    html = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {"range": "all"}).content.decode()
     assert f'type="date" name="date_to" min="2000-01-01" max="{latest_day().isoformat()}"' in html
 
 
@@ -95,7 +95,7 @@ def test_a_stray_row_in_year_1_or_9999_adds_one_period_not_millions(member_clien
     # Stored before imports were bounded (or by a provider): the chart shows them, unfilled.
     make_record(usage, datetime(1, 1, 1, tzinfo=UTC), "cost", "1", "USD", model="ancient")
     make_record(usage, datetime(9999, 12, 30, tzinfo=UTC), "cost", "1", "USD", model="far")
-    response = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {"period": "day"})
+    response = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {"period": "day", "range": "all"})
     assert response.status_code == 200
     labels = response.context["chart"].payload["labels"]
     assert labels == ["0001-01-01", *[f"{DAY.date() + timedelta(days=i)}" for i in range(9)], "9999-12-30"]
@@ -367,3 +367,47 @@ def test_a_license_saved_before_the_bounds_still_renders_a_bounded_chart(member_
         assert days[0] == "2026-01-01" and days[-1] == years_after(today(), 10).isoformat()
     assert member_client.get(reverse("usage:licenses", kwargs={"ws": "acme"})).status_code == 200
 
+
+
+# ---------------------------------------------------------------- the explorer's presets
+@pytest.mark.parametrize(
+    "preset, today, expected",
+    [
+        ("this_month", date(2026, 12, 6), (date(2026, 12, 1), date(2026, 12, 6))),
+        ("last_month", date(2026, 12, 6), (date(2026, 11, 1), date(2026, 11, 30))),
+        ("last_month", date(2027, 1, 15), (date(2026, 12, 1), date(2026, 12, 31))),  # across a year
+        ("last_month", date(2028, 3, 31), (date(2028, 2, 1), date(2028, 2, 29))),  # a leap February
+        ("last_30_days", date(2027, 3, 1), (date(2027, 1, 31), date(2027, 3, 1))),
+        ("this_quarter", date(2026, 12, 6), (date(2026, 10, 1), date(2026, 12, 6))),
+        ("this_quarter", date(2027, 3, 28), (date(2027, 1, 1), date(2027, 3, 28))),
+        ("all", date(2026, 12, 6), (None, None)),
+    ],
+)
+def test_presets_are_calendar_periods(preset, today, expected):
+    assert preset_range(preset, today) == expected
+
+
+@pytest.mark.parametrize(
+    "first, last, expected",
+    [
+        # month to date against the same days of the month before, clamped at its end
+        ((2026, 12, 1), (2026, 12, 6), ((2026, 11, 1), (2026, 11, 6))),
+        ((2027, 3, 1), (2027, 3, 30), ((2027, 2, 1), (2027, 2, 28))),
+        # a whole month against the whole month before
+        ((2027, 3, 1), (2027, 3, 31), ((2027, 2, 1), (2027, 2, 28))),
+        ((2026, 11, 1), (2026, 11, 30), ((2026, 10, 1), (2026, 10, 31))),
+        # a quarter to date against the same days of the quarter before
+        ((2026, 10, 1), (2026, 12, 6), ((2026, 7, 1), (2026, 9, 6))),
+        ((2027, 1, 1), (2027, 3, 28), ((2026, 10, 1), (2026, 12, 28))),
+        # any other range: the equal-length period just before
+        ((2026, 11, 7), (2026, 12, 6), ((2026, 10, 8), (2026, 11, 6))),
+        ((2026, 12, 6), (2026, 12, 6), ((2026, 12, 5), (2026, 12, 5))),
+    ],
+)
+def test_the_previous_period(first, last, expected):
+    assert previous_range(date(*first), date(*last)) == (date(*expected[0]), date(*expected[1]))
+
+
+def test_an_unknown_preset_is_refused():
+    with pytest.raises(ValueError):
+        preset_range("next_decade", date(2026, 12, 6))

@@ -19,6 +19,9 @@ from usage.tests.test_queries import make_integration, make_record
 
 D = Decimal
 DAY = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+# The fixture's usage lies in January 2026 and the explorer opens on this month: look from
+# 14 January (whatever DOOW_TEST_CLOCK says; conftest.py's `clock` marker).
+pytestmark = pytest.mark.clock("2026-01-14T12:00:00Z")
 
 
 def explorer_url(workspace, **params) -> str:
@@ -83,13 +86,14 @@ def test_a_drill_down_link_filters_to_one_group(member_client, workspace, usage)
     assert drills["No license"] == "by=license&license=none"
 
 
-def test_the_chart_is_cost_per_day_by_default_with_gaps_filled(member_client, workspace, usage):
+def test_the_chart_is_spend_per_day_by_default_with_gaps_filled(member_client, workspace, usage):
     response = member_client.get(explorer_url(workspace, by="none"))
     chart = response.context["chart"]
-    assert chart.metric == "cost"
+    assert chart.metric == "spend" and chart.payload["yTitle"] == "Spend (USD)"
     assert chart.payload["labels"][0] == "2026-01-05" and chart.payload["labels"][-1] == "2026-01-13"
     assert len(chart.payload["labels"]) == 9
-    assert chart.payload["datasets"] == [{"label": "cost", "data": [1.25, 2.75, 0, 0, 0, 0, 0, 0, 6.0]}]
+    assert chart.payload["datasets"] == [{"label": "Spend", "data": [1.25, 2.75, 0, 0, 0, 0, 0, 0, 6.0]}]
+    assert "Spend per day" in response.content.decode()
     # The payload travels as JSON data, read by static/js/explorer.js.
     payload = re.search(rb'<script id="explorer-chart" type="application/json">(.*?)</script>', response.content, re.S)
     assert json.loads(payload.group(1)) == chart.payload
@@ -119,7 +123,7 @@ def test_several_currencies_are_separate_series_never_one(member_client, workspa
 def test_without_javascript_the_chart_figures_are_a_table_and_scripts_are_files(member_client, workspace, usage):
     html = member_client.get(explorer_url(workspace)).content.decode()
     assert '<details class="chart-data" open>' in html
-    assert "<td class=\"num\">1.25</td>" in html
+    assert "<td class=\"num\">$1.25</td>" in html
     for tag in re.findall(r"<script[^>]*>", html):  # no inline code: a strict CSP stays possible
         assert "src=" in tag or 'type="application/json"' in tag, tag
     assert "cdn" not in html.lower()
@@ -140,7 +144,7 @@ def test_a_history_restore_gets_the_whole_page(member_client, workspace, usage):
 
 def test_every_hx_get_has_the_same_href(member_client, workspace, usage):
     _populate(workspace, usage["openai"], usage["chat"], usage["license"], days=60)
-    html = member_client.get(explorer_url(workspace, by="model", page=2)).content.decode()
+    html = member_client.get(explorer_url(workspace, by="model", page=2, range="all")).content.decode()
     links = re.findall(r"<a [^>]*hx-get[^>]*>", html)
     assert len(links) == 2  # newer and older pages
     for tag in links:
@@ -175,6 +179,9 @@ def test_export_links_carry_the_filters(member_client, workspace, usage):
     response = member_client.get(explorer_url(workspace, provider="openai", by="model", page=1))
     if response.context["export_csv_url"] is None:
         pytest.skip("no usage:export URL")
+    # the dates shown (this month, to today) are part of what is exported
+    assert response.context["export_csv_url"].endswith("?format=csv&date_from=2026-01-01&date_to=2026-01-14&provider=openai")
+    response = member_client.get(explorer_url(workspace, provider="openai", range="all"))
     assert response.context["export_csv_url"].endswith("?format=csv&provider=openai")
 
 

@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from usage.models import Application, AttributionRule, License, PriceOverride
+from usage.models import Application, AttributionRule, License, PriceOverride, Team
 
 
 def _patterns(patterns: list) -> Iterator[URLPattern]:
@@ -27,12 +27,13 @@ PK_PATTERNS = [p for p in PATTERNS if "pk" in p.pattern.converters]
 
 
 def _inventory(workspace, name: str = "Chatbot") -> dict[str, int]:
-    app = Application.objects.create(workspace=workspace, name=name)
+    team = Team.objects.create(workspace=workspace, name=f"{name} team")
+    app = Application.objects.create(workspace=workspace, name=name, team=team)
     lic = License.objects.create(workspace=workspace, application=app, plan_name=f"{name} plan", start_date=date(2026, 1, 1))
     rule = AttributionRule.objects.create(workspace=workspace, provider="openai", model=f"{name}-model", application=app, license=lic)
     override = PriceOverride.objects.create(workspace=workspace, kind="discount", provider="openai", discount_percent=10,
                                             effective_from=date(2026, 1, 1))  # fmt: skip
-    return {"application": app.pk, "license": lic.pk, "rule": rule.pk, "pricing": override.pk}
+    return {"application": app.pk, "license": lic.pk, "rule": rule.pk, "pricing": override.pk, "team": team.pk}
 
 
 def _url(pattern: URLPattern, *, ws: str, pks: dict[str, int]) -> str:

@@ -80,7 +80,7 @@ def test_no_aggregating_page_aggregates_the_base_table(admin_client, workspace, 
 
 
 def test_the_pages_show_the_base_tables_totals(admin_client, workspace, usage):
-    response = admin_client.get(reverse("usage:explorer", kwargs={"ws": workspace.slug}), {"by": "model"})
+    response = admin_client.get(reverse("usage:explorer", kwargs={"ws": workspace.slug}), {"by": "model", "range": "all"})
     totals = {(row["name"], row["total"].metric): row["total"].total for row in response.context["totals_rows"]}
     assert totals == {("gpt-4o", "cost"): D(30), ("o1", "cost"): D(30), ("claude", "cost"): D(30)}
     assert response.context["row_count"] == 90 == UsageRecord.objects.count()
@@ -123,7 +123,7 @@ def test_days_weeks_and_months_are_those_of_the_workspace_time_zone(member_clien
     bulk_rows(integration, 1, start=datetime(2026, 3, 1, 3, tzinfo=UTC), models=("m",))
     bulk_rows(integration, 1, start=datetime(2026, 3, 1, 6, tzinfo=UTC), models=("m",))
     url = reverse("usage:explorer", kwargs={"ws": workspace.slug})
-    monthly = member_client.get(url, {"period": "month", "by": "none"}).context["chart"]
+    monthly = member_client.get(url, {"period": "month", "by": "none", "range": "all"}).context["chart"]
     assert [label for label, _ in monthly.rows] == ["2026-02", "2026-03"]
     assert [values for _, values in monthly.rows] == [[D(1)], [D(1)]]
     # A date filter is a local day too: 1 March in New York starts at 05:00 UTC.

@@ -1,4 +1,12 @@
-"""The usage explorer: filters in the query string, totals, one chart and the raw rows.
+"""The usage explorer: filters in the query string; spend first (reported, estimated, unpriced
+volume: usage/spend.py's Definitions over the filtered rollups), then volumes, one chart, the
+totals and the raw rows.
+
+The window is a date preset in the workspace's calendar (this month by default, to today; last
+month, last 30 days, this quarter, all time: usage.dates.PRESETS) or custom From / To dates;
+`compare` adds the previous period (usage.dates.previous_range) and the change. A team split is
+the application split folded through each application's team (no team column in the rollups,
+so reassigning a team needs no rebuild).
 
 Every figure comes from an SQL aggregate over the workspace's daily rollups (see
 usage/queries.py); Python only shapes results already grouped to (period, group, unit), so the
@@ -10,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -21,8 +29,10 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import reverse
 
 from accounts.permissions import workspace_view
+from doow.templatetags.formats import metric_label
 from integrations.providers.registry import PROVIDERS
-from usage import queries
+from usage import queries, spend
+from usage.dates import CUSTOM, DEFAULT_PRESET, PRESETS, preset_range, previous_range
 from usage.forms import REVERSED, DateRangeForm
 from usage.models import DIMENSION_FIELDS
 from usage.rollups import daily_for, zone_of
@@ -37,6 +47,7 @@ NO_SPLIT = "none"
 SPLITS = {
     "provider": "Provider",
     "application": "Application",
+    "team": "Team",
     "license": "License",
     "integration": "Integration",
     "model": "Model",
@@ -45,9 +56,17 @@ SPLITS = {
     NO_SPLIT: "Nothing — one total",
 }
 PERIOD_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
-# The chart shows one metric; without a choice, money first, then the most common volume.
+# The chart shows spend (design.md's Spend: reported cost, else the estimate) unless a metric is
+# chosen; without spend in view, the most common volume.
+SPEND = "spend"
+SPEND_LABEL = "Spend"
 PREFERRED_CHART_METRICS = ("cost", "input_tokens")
 NOT_REPORTED = "(not reported)"
+NO_TEAM = "No team"
+# A team is the team of the usage's application: the explorer groups by application and folds.
+TEAM = "team"
+# The spend table lists the largest groups; the rest are one "Other" line.
+TOP_SPEND_ROWS = 10
 
 
 def _select(label: str) -> forms.CharField:
@@ -71,6 +90,9 @@ class ExplorerForm(DateRangeForm):
     by = forms.ChoiceField(label="Split by", required=False, choices=list(SPLITS.items()))
     period = forms.ChoiceField(label="Per", required=False, choices=list(PERIOD_LABELS.items()))
     chart = _select("Chart")
+    compare = forms.BooleanField(label="Compare with the previous period", required=False)
+    # The date preset the From / To fields hold (explorer_window): kept while they are unchanged.
+    range = forms.CharField(required=False, widget=forms.HiddenInput)
 
     FILTERS = ("date_from", "date_to", "provider", "integration", "application", "license", "model", "project", "region", "metric")
     VIEW = ("by", "period", "chart")
@@ -81,7 +103,7 @@ class ExplorerForm(DateRangeForm):
             current = str(data.get(name) or "")
             if current and current not in {value for value, _ in options}:
                 options = [*options, (current, current)]  # keep a shared link's filter visible
-            first = ("", "Automatic") if name == "chart" else ("", "All")
+            first = ("", "Spend") if name == "chart" else ("", "All")
             self.fields[name].widget.choices = [first, *options]
 
     def filter_fields(self) -> list[forms.BoundField]:
@@ -104,8 +126,8 @@ def _filter_choices(workspace: Any) -> dict[str, list[tuple[str, str]]]:
         "model": [(v, v) for v in values["model"]],
         "project": [(v, v) for v in values["project"]],
         "region": [(v, v) for v in values["region"]],
-        "metric": [(v, v) for v in metrics],
-        "chart": [(v, v) for v in metrics],
+        "metric": [(v, metric_label(v)) for v in metrics],
+        "chart": [(v, metric_label(v)) for v in metrics],
     }
 
 
@@ -126,11 +148,15 @@ def _group_names(workspace: Any, group: str, values: set[Any]) -> dict[Any, str]
         return {None: "Unattributed", **dict(workspace.applications.filter(pk__in=ids).values_list("pk", "name"))}
     if group == "license":
         return {None: "No license", **{lic.pk: str(lic) for lic in workspace.licenses.select_related("application").filter(pk__in=ids)}}
+    if group == TEAM:
+        return {None: NO_TEAM, **dict(workspace.teams.filter(pk__in=ids).values_list("pk", "name"))}
     return {v: v or NOT_REPORTED for v in values}
 
 
 def _drill_value(group: str, value: Any) -> str | None:
     """The filter value that narrows to one group, or None when no filter can select it."""
+    if group == TEAM:
+        return None  # teams are not a filter (yet): split by application to see a team's parts
     if group in queries.ID_FILTERS:
         return queries.NONE if value is None else str(value)
     return value or None  # an empty dimension cannot be filtered on
@@ -148,11 +174,16 @@ def _query(params: QueryDict, **changes: str) -> str:
 # ---------------------------------------------------------------- chart
 @dataclass
 class Chart:
-    metric: str
+    metric: str  # a metric name, or SPEND
     units: list[str]
     columns: list[str]
     rows: list[tuple[str, list[Decimal]]]  # the same figures as a table (no JS, screen readers)
     payload: dict[str, Any]
+    label: str = ""
+
+    @property
+    def money(self) -> bool:
+        return self.metric in (SPEND, *spend.MONEY_METRICS)
 
 
 def period_label(start: date, period: str) -> str:
@@ -172,6 +203,7 @@ def build_chart(
     period: str,
     split: bool,
     span: tuple[date | None, date | None] = (None, None),
+    label: str | None = None,
 ) -> Chart | None:
     """Stacked bars of one metric per period: one series per (group, unit), the biggest first.
     Empty periods are filled within `span` (the date filter) only: queries.chart_periods."""
@@ -186,8 +218,10 @@ def build_chart(
     starts = queries.chart_periods((p.period for p in points), period, first=span[0], last=span[1])
     index = {start: i for i, start in enumerate(starts)}
 
-    def label(group: Any, unit: str) -> str:
-        name = names.get(group, str(group)) if split else metric
+    title = label or metric
+
+    def series_label(group: Any, unit: str) -> str:
+        name = names.get(group, str(group)) if split else title
         return f"{name} ({unit})" if len(units) > 1 else name
 
     series: dict[tuple[Any, str], list[Decimal]] = {key: [Decimal(0)] * len(starts) for key in shown}
@@ -196,12 +230,13 @@ def build_chart(
         key = (p.group, p.unit)
         target = others.setdefault(p.unit, [Decimal(0)] * len(starts)) if key in rest else series[key]
         target[index[p.period]] += p.total
-    columns = [label(*key) for key in shown] + [f"Other ({unit})" if len(units) > 1 else "Other" for unit in others]
+    columns = [series_label(*key) for key in shown] + [f"Other ({unit})" if len(units) > 1 else "Other" for unit in others]
     values = list(series.values()) + list(others.values())
     labels = [period_label(start, period) for start in starts]
-    y_title = f"{metric} ({units[0]})" if len(units) == 1 else metric
+    y_title = f"{title} ({units[0]})" if len(units) == 1 else title
     return Chart(
         metric=metric,
+        label=title,
         units=units,
         columns=columns,
         rows=[(labels[i], [column[i] for column in values]) for i in range(len(starts))],
@@ -215,8 +250,14 @@ def build_chart(
     )
 
 
-def _chart_metric(requested: str, filtered_metric: str, present: list[str]) -> str | None:
-    for candidate in (requested, filtered_metric, *PREFERRED_CHART_METRICS):
+def _chart_metric(requested: str, filtered_metric: str, present: list[str], has_spend: bool) -> str | None:
+    """The chosen metric if present, else spend when there is any, else the filtered metric,
+    else the most common volume."""
+    if requested and requested in present:
+        return requested
+    if has_spend and filtered_metric in ("", *spend.MONEY_METRICS):
+        return SPEND
+    for candidate in (filtered_metric, *PREFERRED_CHART_METRICS):
         if candidate and candidate in present:
             return candidate
     return present[0] if present else None
@@ -243,32 +284,182 @@ def _rows_page(request: HttpRequest, records: Any, days: Any, count: int, per_da
     return page
 
 
+# ---------------------------------------------------------------- the window
+@dataclass(frozen=True)
+class Window:
+    """The dates the explorer looks at: a preset (this month by default) or the custom From / To."""
+
+    preset: str  # a key of usage.dates.PRESETS, or CUSTOM
+    first: date | None
+    last: date | None
+
+    @property
+    def previous(self) -> tuple[date, date] | None:
+        """The period compared with (usage.dates.previous_range); None for an open range."""
+        return previous_range(self.first, self.last) if self.first and self.last and self.first <= self.last else None
+
+
+def explorer_window(params: QueryDict, filters: queries.UsageFilters, today: date) -> Window:
+    """A preset named in `range` holds unless the From / To sent differ from its days (the
+    person typed a date: that is a custom range). Without `range`, any date sent makes a custom
+    range (a shared link); with no date at all, the default preset."""
+    requested = params.get("range", "")
+    sent = params.get("date_from") or params.get("date_to")
+    if requested in PRESETS:
+        first, last = preset_range(requested, today)
+        if not sent or (filters.date_from, filters.date_to) == (first, last):
+            return Window(requested, first, last)
+    elif requested != CUSTOM and not sent:
+        return Window(DEFAULT_PRESET, *preset_range(DEFAULT_PRESET, today))
+    return Window(CUSTOM, filters.date_from, filters.date_to)
+
+
+def _preset_links(params: QueryDict, window: Window, base: str) -> list[dict[str, Any]]:
+    links = []
+    for key, label in PRESETS.items():
+        query = params.copy()
+        for name in ("page", "date_from", "date_to"):
+            query.pop(name, None)
+        query["range"] = key
+        links.append({"label": label, "url": f"{base}?{query.urlencode()}", "current": key == window.preset})
+    return links
+
+
+# ---------------------------------------------------------------- spend
+def _as_team_totals(totals: list[queries.Total], teams: dict[Any, int | None]) -> list[queries.Total]:
+    sums: dict[tuple[Any, str, str], list] = {}
+    for t in totals:
+        entry = sums.setdefault((teams.get(t.group), t.metric, t.unit), [Decimal(0), 0])
+        entry[0] += t.total
+        entry[1] += t.rows
+    return [queries.Total(group=g, metric=m, unit=u, total=v, rows=n) for (g, m, u), (v, n) in sums.items()]
+
+
+def _as_team_points(points: list[queries.SeriesPoint], teams: dict[Any, int | None]) -> list[queries.SeriesPoint]:
+    sums: dict[tuple[date, Any, str], Decimal] = defaultdict(Decimal)
+    for p in points:
+        sums[(p.period, teams.get(p.group), p.unit)] += p.total
+    return [queries.SeriesPoint(period=d, group=g, unit=u, total=v) for (d, g, u), v in sorted(sums.items(), key=lambda i: (i[0][0], i[0][1] is None, str(i[0][1]), i[0][2]))]
+
+
+def _spend_points(rows: list[spend.SpendRow], period: str) -> list[queries.SeriesPoint]:
+    """Spend rows as chart points per (period, group, currency)."""
+    sums: dict[tuple[date, Any, str], Decimal] = defaultdict(Decimal)
+    for r in rows:
+        sums[(queries.period_floor(r.day, period), r.key, r.currency)] += r.amount
+    return [queries.SeriesPoint(period=d, group=g, unit=u, total=v) for (d, g, u), v in sums.items()]
+
+
+def _delta(current: Decimal, previous: Decimal | None) -> dict[str, Any] | None:
+    if previous is None:
+        return None
+    change = current - previous
+    return {"previous": previous, "delta": change, "percent": (change / abs(previous) * 100) if previous else None}
+
+
+def _spend_table(
+    rows: list[spend.SpendRow], previous: list[spend.SpendRow] | None, *, names: dict[Any, str], group: str, params: QueryDict
+) -> list[dict[str, Any]]:
+    """Spend per (group value, currency), largest first; past TOP_SPEND_ROWS one "Other" line
+    per currency. With a comparison, each line carries the previous period and the change."""
+    now: dict[tuple[Any, str], spend.Amount] = {}
+    for r in rows:
+        now.setdefault((r.key, r.currency), spend.Amount(r.currency)).add(r.amount, estimated=r.estimated)
+    before: dict[tuple[Any, str], Decimal] = defaultdict(Decimal)
+    for r in previous or []:
+        before[(r.key, r.currency)] += r.amount
+        now.setdefault((r.key, r.currency), spend.Amount(r.currency))
+    ordered = sorted(now, key=lambda k: (k[1] != "USD", k[1], -now[k].total, -before.get(k, 0), str(names.get(k[0], k[0]))))
+    lines, other = [], {}
+    for key in ordered:
+        value, currency = key
+        if len(lines) >= TOP_SPEND_ROWS:
+            bucket = other.setdefault(currency, {"amount": spend.Amount(currency), "previous": Decimal(0), "count": 0})
+            bucket["amount"].add(now[key].total, estimated=False)
+            bucket["amount"].estimated += now[key].estimated
+            bucket["previous"] += before.get(key, Decimal(0))
+            bucket["count"] += 1
+            continue
+        drill = _drill_value(group, value) if group else None
+        lines.append({
+            "name": names.get(value, str(value)) if group else SPEND_LABEL,
+            "amount": now[key],
+            "change": _delta(now[key].total, before.get(key, Decimal(0))) if previous is not None else None,
+            "drill": _query(params, **{group: drill}) if drill else None,
+        })
+    for bucket in other.values():
+        lines.append({
+            "name": f"Other ({bucket['count']})",
+            "amount": bucket["amount"],
+            "change": _delta(bucket["amount"].total, bucket["previous"]) if previous is not None else None,
+            "drill": None,
+        })
+    return lines
+
+
 # ---------------------------------------------------------------- view
 def results_context(request: HttpRequest) -> dict[str, Any]:
     """Everything the #results section shows, for the current query string."""
     params = request.GET
     workspace = request.workspace
-    filters = queries.parse_filters(params)
+    window = explorer_window(params, queries.parse_filters(params), queries.local_today(workspace))
+    filters = replace(queries.parse_filters(params), date_from=window.first, date_to=window.last)
     by = params.get("by") or next(iter(SPLITS))
     by = by if by in SPLITS else next(iter(SPLITS))
     group = "" if by == NO_SPLIT else by
+    # A team is read through its application (the rollups have no team column).
+    query_group = "application" if group == TEAM else group
     period = params.get("period") if params.get("period") in queries.PERIODS else queries.DEFAULT_PERIOD
+    compare = params.get("compare") in ("1", "on", "true")
+    previous_span = window.previous if compare else None
     days = queries.daily(workspace, filters)
 
-    totals, series_by_metric, rows_per_day = queries.breakdown(days, group=group, period=period)
+    totals, series_by_metric, rows_per_day = queries.breakdown(days, group=query_group, period=period)
     row_count = sum(t.rows for t in totals)
+    teams = spend.team_keys(workspace) if group == TEAM else {}
+    if group == TEAM:
+        totals = sorted(_as_team_totals(totals, teams), key=lambda t: (t.group is None, str(t.group), t.metric, t.unit))
+        series_by_metric = {m: _as_team_points(points, teams) for m, points in series_by_metric.items()}
+
+    # Spend (design.md): one read of the money rollups over the previous period and this one.
+    spend_days = queries.daily(workspace, replace(filters, date_from=previous_span[0])) if previous_span else days
+    spend_all = spend.spend_rows(spend_days, query_group or None)
+    if group == TEAM:
+        spend_all = [replace(r, key=teams.get(r.key)) for r in spend_all]
+    spend_now = [r for r in spend_all if not previous_span or r.day >= window.first]
+    spend_before = [r for r in spend_all if previous_span[0] <= r.day <= previous_span[1]] if previous_span else None
+    spent = spend.total(spend_now)
+    spent_before = spend.total(spend_before) if spend_before is not None else None
+
     present = sorted({t.metric for t in totals})
-    chart_metric = _chart_metric(params.get("chart", ""), filters.metric, present)
-    points = series_by_metric.get(chart_metric, []) if chart_metric else []
-    names = _group_names(workspace, group, {t.group for t in totals}) if group else {}
+    chart_metric = _chart_metric(params.get("chart", ""), filters.metric, present, bool(spend_now))
+    if chart_metric == SPEND:
+        points = sorted(_spend_points(spend_now, period), key=lambda p: (p.period, p.group is None, str(p.group), p.unit))
+    else:
+        points = series_by_metric.get(chart_metric, []) if chart_metric else []
+    names = _group_names(workspace, group, {t.group for t in totals} | {r.key for r in spend_all}) if group else {}
+
+    previous_totals: dict[tuple[Any, str, str], Decimal] | None = None
+    if previous_span:
+        before_days = queries.daily(workspace, replace(filters, date_from=previous_span[0], date_to=previous_span[1]))
+        before = queries.totals(before_days, group=query_group)
+        if group == TEAM:
+            before = _as_team_totals(before, teams)
+        previous_totals = defaultdict(Decimal)
+        for t in before:
+            previous_totals[(t.group, t.metric, t.unit)] += t.total
     overall: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for t in totals:
         overall[(t.metric, t.unit)] += t.total
+    overall_before: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for (_, metric, unit), value in (previous_totals or {}).items():
+        overall_before[(metric, unit)] += value
     totals_rows = [
         {
             "total": t,
             "name": names.get(t.group, t.group) if group else "",
             "drill": _query(params, **{group: value}) if group and (value := _drill_value(group, t.group)) else None,
+            "change": _delta(t.total, previous_totals.get((t.group, t.metric, t.unit), Decimal(0))) if previous_totals is not None else None,
         }
         for t in totals
     ]
@@ -281,16 +472,33 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
         [(k, getattr(filters, k).isoformat()) for k in ("date_from", "date_to") if getattr(filters, k)]
         + [(k, v) for k in queries.FILTER_PARAMS if k not in ("date_from", "date_to") for v in params.getlist(k) if v]
     )
+    explorer_url = reverse("usage:explorer", kwargs={"ws": workspace.slug})
     return {
-        "explorer_url": reverse("usage:explorer", kwargs={"ws": workspace.slug}),
+        "explorer_url": explorer_url,
         "export_csv_url": f"{export_url}?{urlencode({'format': 'csv'})}{'&' + export_query if export_query else ''}" if export_url else None,
         "export_focus_url": f"{export_url}?{urlencode({'format': 'focus'})}{'&' + export_query if export_query else ''}" if export_url else None,
         "filters": filters,
+        "window": window,
+        "window_label": PRESETS.get(window.preset, "Custom dates"),
+        "preset_links": _preset_links(params, window, explorer_url),
+        "compare": compare,
+        "previous_span": previous_span,
         "by": by,
         "group": group,
         "group_label": SPLITS[by],
         "period": period,
         "period_label": PERIOD_LABELS[period].lower(),
+        "spend": [
+            {"amount": amount, "change": _delta(amount.total, spent_before.get_total(amount.currency)) if spent_before is not None else None}
+            for amount in spend.Spend({**{c: spend.Amount(c) for c in (spent_before or {})}, **spent}).ordered()
+        ],
+        "spend_rows": _spend_table(spend_now, spend_before, names=names, group=group, params=params),
+        "unpriced": spend.unpriced_in(days),
+        "volumes": [
+            {"metric": m, "unit": u, "total": v, "change": _delta(v, overall_before.get((m, u), Decimal(0))) if previous_totals is not None else None}
+            for (m, u), v in sorted(overall.items())
+            if m not in spend.MONEY_METRICS
+        ],
         "totals_rows": totals_rows,
         "overall": [{"metric": m, "unit": u, "total": v} for (m, u), v in sorted(overall.items())],
         "row_count": row_count,
@@ -301,6 +509,7 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
             period=period,
             split=bool(group),
             span=(filters.date_from, filters.date_to),
+            label=SPEND_LABEL if chart_metric == SPEND else metric_label(chart_metric or ""),
         ),
         "rows_page": _rows_page(request, queries.filtered(workspace, filters), days, row_count, rows_per_day),
         # Distinguish "no usage at all" (a setup problem) from "no usage matches" (a filter).
@@ -325,7 +534,17 @@ def date_errors(form: ExplorerForm) -> list[str]:
 @workspace_view
 def explorer(request: HttpRequest) -> HttpResponse:
     context = results_context(request)
-    form = ExplorerForm(request.GET, choices={} if wants_partial(request) else _filter_choices(request.workspace))
+    data = request.GET.copy()
+    window = context["window"]
+    if window.preset != CUSTOM:
+        # The From / To fields show the preset's days; `range` keeps the preset while they do.
+        data.setlist("date_from", [window.first.isoformat()] if window.first else [])
+        data.setlist("date_to", [window.last.isoformat()] if window.last else [])
+        data["range"] = window.preset
+    else:
+        # Custom stays custom: clearing both dates then means every day, not the default preset.
+        data["range"] = CUSTOM
+    form = ExplorerForm(data, choices={} if wants_partial(request) else _filter_choices(request.workspace))
     form.is_valid()  # only for the messages: filtering is lenient and already done
     context.update(
         form=form,

@@ -1,10 +1,11 @@
 """The spend overview, the workspace home (`/w/<ws>/`, where sign-in lands).
 
 Month-to-date spend (reported and estimated apart) against the same days of last month, the
-run-rate forecast, a daily chart stacked by provider (or model, application, integration), the
-top models and applications with their change, the integrations that need attention, and usage
+run-rate forecast, a daily chart stacked by provider (or model, application, team, integration), the
+top models, applications and teams with their change, the integrations that need attention, and usage
 no price covers. Every figure is usage/spend.py's Definitions over the daily rollups: a fixed
-number of queries whatever the volume. Members and admins see the same page (read-only).
+number of queries whatever the volume. Members and admins see the same figures; the page has no
+forms, and only admins get the links to fix an integration (members are told who can).
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ from usage import spend
 from usage.views.common import as_number, payload_table, render_page
 
 TEMPLATE = "usage/overview.html"
-SPLITS = {"provider": "Provider", "model": "Model", "application": "Application", "integration": "Integration"}
+SPLITS = {"provider": "Provider", "model": "Model", "application": "Application", "team": "Team", "integration": "Integration"}
 DEFAULT_SPLIT = "provider"
 MAX_CHART_SERIES = 8
 TOP = 5
 NOT_REPORTED = "(not reported)"
 UNATTRIBUTED = "Unattributed"
+NO_TEAM = "No team"
 
 
 def _names(workspace: Any, split: str, keys: set[Any]) -> dict[Any, str]:
@@ -38,9 +40,10 @@ def _names(workspace: Any, split: str, keys: set[Any]) -> dict[Any, str]:
     if split == "model":
         return {k: k or NOT_REPORTED for k in keys}
     ids = [k for k in keys if k is not None]
-    source = workspace.applications if split == "application" else workspace.integrations
+    source = {"application": workspace.applications, "team": workspace.teams}.get(split, workspace.integrations)
     names = dict(source.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
-    return {k: names.get(k, UNATTRIBUTED if k is None else str(k)) for k in keys}
+    missing = NO_TEAM if split == "team" else UNATTRIBUTED
+    return {k: names.get(k, missing if k is None else str(k)) for k in keys}
 
 
 def _chart(rows: list[spend.SpendRow], periods: spend.Periods, names: dict[Any, str], currency: str) -> dict[str, Any]:
@@ -89,7 +92,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     by = request.GET.get("by") or DEFAULT_SPLIT
     if by not in SPLITS:
         by = DEFAULT_SPLIT
-    result = spend.overview(workspace, by=by, top=("model", "application"), top_limit=TOP)
+    result = spend.overview(workspace, by=by, top=("model", "application", "team"), top_limit=TOP)
     names = _names(workspace, by, {r.key for r in result.daily})
     currencies = result.currencies
     chart_currency = currencies[0] if currencies else "USD"
@@ -119,6 +122,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         "other_currencies": currencies[1:],
         "top_models": _top(workspace, "model", result.top["model"]),
         "top_applications": _top(workspace, "application", result.top["application"]),
+        # Shown once some spend belongs to a team (a workspace that has not set teams up sees
+        # only "No team": nothing to learn from it).
+        "top_teams": _top(workspace, "team", result.top["team"]) if any(c.key is not None for c in result.top["team"]) else [],
         "notices": integration_health_notices(workspace=workspace),
         "is_admin": request.membership.is_admin,
         "unpriced": spend.unpriced(workspace, *result.periods.mtd),
