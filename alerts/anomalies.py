@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from statistics import median
 
-from alerts.spend import SpendRow
+from usage.spend import DetailRow
 
 TRAILING_DAYS = 28
 CURRENCY = "USD"
@@ -50,7 +50,7 @@ def judge(spend: Decimal, history: list[Decimal], rule: Rule) -> Verdict:
     return Verdict(anomaly, spend, mid, mad)
 
 
-def series_by_dimension(rows: list[SpendRow]) -> dict[tuple[str, object], dict[date, Decimal]]:
+def series_by_dimension(rows: list[DetailRow]) -> dict[tuple[str, object], dict[date, Decimal]]:
     out: dict[tuple[str, object], dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for row in rows:
         if row.currency != CURRENCY:

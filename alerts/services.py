@@ -22,8 +22,8 @@ from django.utils import timezone
 from accounts.models import Membership, Workspace
 from alerts import anomalies, webhooks
 from alerts.models import Alert, AnomalyRule, Budget, Mute, Notification, Webhook
-from alerts.spend import RATE_DAYS, SpendRow, month_spend, spend_rows
 from usage.rollups import local_day, zone_of
+from usage.spend import RUN_RATE_DAYS, DetailRow, Periods, month_to_date, spend_detail
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Change:
 
 
 # ------------------------------------------------------------------ budgets
-def _budget_rows(budget: Budget, rows: list[SpendRow]) -> list[SpendRow]:
+def _budget_rows(budget: Budget, rows: list[DetailRow]) -> list[DetailRow]:
     currency = budget.currency.upper()
     match budget.scope:
         case Budget.Scope.APPLICATION:
@@ -74,9 +74,9 @@ def _budget_rows(budget: Budget, rows: list[SpendRow]) -> list[SpendRow]:
     return [r for r in rows if r.currency == currency]
 
 
-def budget_condition(budget: Budget, rows: list[SpendRow], *, today) -> Condition:
-    spend = month_spend(_budget_rows(budget, rows), today=today)
-    percent = spend.month_to_date / budget.amount * 100
+def budget_condition(budget: Budget, rows: list[DetailRow], *, today) -> Condition:
+    spend = month_to_date(_budget_rows(budget, rows), budget.currency.upper(), Periods(today))
+    percent = spend.amount / budget.amount * 100
     level = None
     if percent >= budget.exceed_percent:
         level = "exceeded"
@@ -101,7 +101,7 @@ def budget_condition(budget: Budget, rows: list[SpendRow], *, today) -> Conditio
             "month": today.strftime("%Y-%m"),
             "currency": budget.currency,
             "budget": money(budget.amount),
-            "month_to_date": money(spend.month_to_date),
+            "month_to_date": money(spend.amount),
             "estimated": money(spend.estimated),
             "percent": f"{percent.quantize(Decimal('0.1'))}",
             "forecast": money(spend.forecast),
@@ -143,7 +143,7 @@ def integration_condition(integration, *, now: datetime) -> Condition:
 
 
 # ------------------------------------------------------------------ anomalies
-def anomaly_conditions(workspace: Workspace, rows: list[SpendRow], *, today, active: dict[str, Alert]) -> list[Condition]:
+def anomaly_conditions(workspace: Workspace, rows: list[DetailRow], *, today, active: dict[str, Alert]) -> list[Condition]:
     """The latest complete local day (yesterday) of every provider, model and application with
     USD spend, plus every open anomaly alert (so it can resolve when its series went quiet)."""
     rule_row = AnomalyRule.objects.filter(workspace=workspace).first()
@@ -302,10 +302,10 @@ def workspace_today(workspace: Workspace, now: datetime | None = None):
     return local_day(now or timezone.now(), zone_of(workspace))
 
 
-def budget_spend_rows(workspace: Workspace, *, now: datetime | None = None) -> list[SpendRow]:
+def budget_spend_rows(workspace: Workspace, *, now: datetime | None = None) -> list[DetailRow]:
     """The rows a budget's month to date and forecast are summed from (one query)."""
     today = workspace_today(workspace, now)
-    return spend_rows(workspace, first=min(today.replace(day=1), today - timedelta(days=RATE_DAYS)), last=today)
+    return spend_detail(workspace, min(today.replace(day=1), today - timedelta(days=RUN_RATE_DAYS)), today)
 
 
 # ------------------------------------------------------------------ entry points
@@ -313,8 +313,8 @@ def alerts_evaluate_workspace(*, workspace_id: int, now: datetime | None = None)
     now = now or timezone.now()
     workspace = Workspace.objects.get(pk=workspace_id)
     today = local_day(now, zone_of(workspace))
-    first = min(today.replace(day=1), today - timedelta(days=max(RATE_DAYS, anomalies.TRAILING_DAYS + 1)))
-    rows = spend_rows(workspace, first=first, last=today)
+    first = min(today.replace(day=1), today - timedelta(days=max(RUN_RATE_DAYS, anomalies.TRAILING_DAYS + 1)))
+    rows = spend_detail(workspace, first, today)
     active = {a.key: a for a in workspace.alerts.filter(state__in=Alert.ACTIVE_STATES)}
     conditions = [budget_condition(b, rows, today=today) for b in workspace.budgets.all()]
     conditions += [integration_condition(i, now=now) for i in workspace.integrations.live()]

@@ -213,7 +213,66 @@ def spend_by_day(workspace, first: date, last: date, by: str | None = None) -> l
     return as_teams(spent, team_keys(workspace)) if by == TEAM else spent
 
 
-def total(rows: Iterable[SpendRow], first: date | None = None, last: date | None = None) -> Spend:
+@dataclass(frozen=True)
+class DetailRow:
+    """Spend of one (local day, integration, provider, model, application, license, currency):
+    the grain budgets and anomaly rules slice (alerts/)."""
+
+    day: date
+    integration_id: int
+    provider: str
+    model: str
+    application_id: int | None
+    license_id: int | None
+    currency: str
+    amount: Decimal
+    estimated: bool
+
+
+DETAIL_COLUMNS = ("provider", "model", "application_id", "license_id")
+
+
+def spend_detail(workspace, first: date, last: date) -> list[DetailRow]:
+    """The Spend rule per (local day, integration, provider, model, application, license,
+    currency) over [first, last], counted integrations only: one query."""
+    rows = list(_money_sums(daily_for(workspace).filter(day__gte=first, day__lte=last), DETAIL_COLUMNS))
+    reported = {(r[0], r[1]) for r in rows if r[2] == COST}
+    out = []
+    for integration, day, metric, unit, provider, model, application, license_, amount in rows:
+        estimated = metric == ESTIMATED_COST
+        if estimated and (integration, day) in reported:
+            continue
+        currency = (unit or "USD").upper()
+        out.append(DetailRow(day, integration, provider, model, application, license_, currency, amount or ZERO, estimated))
+    return out
+
+
+@dataclass(frozen=True)
+class MonthToDate:
+    """Month to date and the run-rate forecast of some spend rows in one currency."""
+
+    amount: Decimal
+    estimated: Decimal  # how much of `amount` is estimated
+    daily_rate: Decimal
+    forecast: Decimal
+    days_left: int
+
+
+def month_to_date(rows: Iterable[SpendRow | DetailRow], currency: str, periods: Periods) -> MonthToDate:
+    """The Definitions' month to date and run-rate forecast of `rows` in `currency`."""
+    rows = [r for r in rows if r.currency == currency]
+    mtd, recent = total(rows, *periods.mtd), total(rows, *periods.run_rate)
+    done = mtd.get(currency) or Amount(currency)
+    return MonthToDate(
+        amount=done.total,
+        estimated=done.estimated,
+        daily_rate=recent.get_total(currency) / RUN_RATE_DAYS,
+        forecast=forecast(mtd, recent, periods).get_total(currency),
+        days_left=periods.days_left,
+    )
+
+
+def total(rows: Iterable[SpendRow | DetailRow], first: date | None = None, last: date | None = None) -> Spend:
     spend = Spend()
     for r in rows:
         if (first is None or r.day >= first) and (last is None or r.day <= last):
@@ -358,6 +417,24 @@ def unpriced_in(daily, *, limit: int = 20) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "Amount", "Change", "Overview", "Periods", "Spend", "SpendRow", "changes", "forecast", "overview",
-    "periods_for", "spend_by_day", "spend_rows", "team_keys", "total", "unpriced", "unpriced_in",
+    "Amount",
+    "Change",
+    "DetailRow",
+    "MonthToDate",
+    "Overview",
+    "Periods",
+    "Spend",
+    "SpendRow",
+    "changes",
+    "forecast",
+    "month_to_date",
+    "overview",
+    "periods_for",
+    "spend_by_day",
+    "spend_detail",
+    "spend_rows",
+    "team_keys",
+    "total",
+    "unpriced",
+    "unpriced_in",
 ]
