@@ -221,37 +221,10 @@ class AttributionRule(models.Model):
         return f"{self.provider}{' [' + patterns + ']' if patterns else ''} → {self.application}"
 
 
-class ReattributionJob(models.Model):
-    """A background re-attribution of a workspace's usage after its rules changed."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="reattribution_jobs")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    total = models.PositiveBigIntegerField(default=0)
-    done = models.PositiveBigIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-
-    def __str__(self) -> str:
-        return f"Re-attribution #{self.pk} ({self.status})"
-
-    @property
-    def progress_percent(self) -> int:
-        return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
-
-
-class RollupRebuildJob(models.Model):
-    """A background rebuild of a workspace's daily rollups (after its time zone changed, or
-    asked for by `manage.py rebuild_rollups`), one integration at a time, with progress."""
+class BackgroundJob(models.Model):
+    """What every background job of a workspace shares: a status, progress as done of total, the
+    error that ended it. Pages poll a job's progress_percent; `is_active` keeps a second one of
+    the same kind from starting."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -261,21 +234,16 @@ class RollupRebuildJob(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="rollup_rebuild_jobs")
-    time_zone = models.CharField(max_length=64, help_text="The zone the rollups are being rebuilt in.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    total = models.PositiveIntegerField(default=0, help_text="Integrations to rebuild.")
-    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveBigIntegerField(default=0)
+    done = models.PositiveBigIntegerField(default=0)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-pk"]
-
-    def __str__(self) -> str:
-        return f"Rollup rebuild #{self.pk} ({self.time_zone}, {self.status})"
 
     @property
     def is_active(self) -> bool:
@@ -284,6 +252,29 @@ class RollupRebuildJob(models.Model):
     @property
     def progress_percent(self) -> int:
         return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
+
+
+class ReattributionJob(BackgroundJob):
+    """A background re-attribution of a workspace's usage after its rules changed."""
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="reattribution_jobs")
+
+    def __str__(self) -> str:
+        return f"Re-attribution #{self.pk} ({self.status})"
+
+
+class RollupRebuildJob(BackgroundJob):
+    """A background rebuild of a workspace's daily rollups (after its time zone changed, or
+    asked for by `manage.py rebuild_rollups`), one integration at a time, with progress."""
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="rollup_rebuild_jobs")
+    time_zone = models.CharField(max_length=64, help_text="The zone the rollups are being rebuilt in.")
+    total = models.PositiveIntegerField(default=0, help_text="Integrations to rebuild.")
+    done = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Rollup rebuild #{self.pk} ({self.time_zone}, {self.status})"
 
 
 class UsageImport(models.Model):
@@ -389,34 +380,12 @@ class PriceOverride(models.Model):
         return f"{self.provider} {self.model} {self.metric}: ${self.price} from {self.effective_from}"
 
 
-class PricingRecomputeJob(models.Model):
+class PricingRecomputeJob(BackgroundJob):
     """A background recomputation of a workspace's estimated_cost rows after its prices changed."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="pricing_jobs")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveBigIntegerField(default=0, help_text="Usage rows to price.")
-    done = models.PositiveBigIntegerField(default=0)
     written = models.PositiveBigIntegerField(default=0, help_text="Estimates written.")
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
         return f"Price recomputation #{self.pk} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
-
-    @property
-    def progress_percent(self) -> int:
-        return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
