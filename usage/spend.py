@@ -151,12 +151,10 @@ class SpendRow:
     estimated: bool
 
 
-def _money_rows(workspace, first: date, last: date, columns: tuple[str, ...], integrations: Iterable[int] | None = None):
-    """Rollup money sums per (integration, day, metric, unit, *columns) over [first, last]."""
-    daily = daily_for(workspace).filter(day__gte=first, day__lte=last)
-    if integrations is not None:
-        daily = daily.filter(integration_id__in=list(integrations))
-    return _money_sums(daily, columns)
+def _money_rows(workspace, first: date, last: date, columns: tuple[str, ...]):
+    """Rollup money sums per (integration, day, metric, unit, *columns) over [first, last], of the
+    counted integrations (`daily_for` leaves out a second reader of one account)."""
+    return _money_sums(daily_for(workspace).filter(day__gte=first, day__lte=last), columns)
 
 
 def _money_sums(daily, columns: tuple[str, ...]):
@@ -198,16 +196,11 @@ def _spend_rows(rows, key_index: int | None) -> list[SpendRow]:
     return out
 
 
-def counted_integrations(workspace) -> list[int]:
-    """Integrations whose usage counts (one account counted once: IntegrationQuerySet.counted)."""
-    return list(workspace.integrations.counted().values_list("pk", flat=True))
-
-
 def spend_by_day(workspace, first: date, last: date, by: str | None = None) -> list[SpendRow]:
     """Spend per local day (and split value, when `by` is one of SPLITS) over [first, last]:
     two queries (the counted integrations, then the rollup sums)."""
     column = SPLITS[by] if by else None
-    rows = _money_rows(workspace, first, last, (column,) if column else (), counted_integrations(workspace))
+    rows = _money_rows(workspace, first, last, (column,) if column else ())
     key_index = None if column is None else (0 if column == "integration_id" else 4)
     spent = _spend_rows(rows, key_index)
     return as_teams(spent, team_keys(workspace)) if by == TEAM else spent
@@ -365,7 +358,7 @@ def overview(workspace, *, by: str = "provider", now: datetime | None = None, to
     first, last = periods.span
     splits = dict.fromkeys([by, *top])
     columns = tuple(SPLITS[s] for s in splits)
-    rows = list(_money_rows(workspace, first, last, columns, counted_integrations(workspace)))
+    rows = list(_money_rows(workspace, first, last, columns))
     # positions of each split's column in the grouped rows
     group = ["integration_id", "day", "metric", "unit", *dict.fromkeys(c for c in columns if c != "integration_id")]
     by_split = {s: _spend_rows(rows, group.index(SPLITS[s])) for s in splits}
@@ -391,7 +384,7 @@ def unpriced(workspace, first: date, last: date, *, limit: int = 20) -> list[dic
     """Usage volume with no spend: base metrics (tokens, requests, seconds…) of an
     (integration, day, model) that has neither a reported `cost` for its (integration, day) nor an
     `estimated_cost` for its model. Listed with its volume, never as $0. One query."""
-    daily = daily_for(workspace).filter(day__gte=first, day__lte=last, integration_id__in=counted_integrations(workspace))
+    daily = daily_for(workspace).filter(day__gte=first, day__lte=last)
     return unpriced_in(daily, limit=limit)
 
 
