@@ -638,3 +638,18 @@ def test_another_workspaces_event_log_is_a_404(admin_client, other_workspace):
     theirs = Integration.objects.create(workspace=other_workspace, provider="openai", name="Theirs")
     _event(theirs, "Their secret event.")
     assert admin_client.get(url("events", theirs, ws="acme")).status_code == 404
+
+
+def test_times_show_in_the_workspace_time_zone_with_the_zone_named(admin_client, workspace, integration):
+    workspace.time_zone = "Europe/Paris"
+    workspace.save()
+    _record(integration, hour=datetime(2026, 12, 5, 22, tzinfo=UTC), model="gpt-4o")
+    SyncRun.objects.create(
+        integration=integration, status=SyncRun.Status.SUCCESS, rows_written=1234567,
+        window_start=datetime(2026, 12, 5, 0, tzinfo=UTC), window_end=datetime(2026, 12, 6, 11, tzinfo=UTC),
+    )  # fmt: skip
+    body = " ".join(strip_tags(admin_client.get(url("detail", integration), {"view": "rows"}).content.decode()).split())
+    assert "Bucket start (Europe/Paris)" in body and "5 Dec 2026, 23:00 CET" in body  # 22:00 UTC
+    assert "2026-12-05 01:00 CET → 2026-12-06 12:00 CET" in body  # the run's window
+    assert "1.2M" in body  # rows written, as a count people read
+    assert "times in Europe/Paris" in body and "times are UTC" not in body

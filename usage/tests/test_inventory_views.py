@@ -65,7 +65,7 @@ def test_applications_show_their_licenses_and_attributed_usage(admin_client, wor
     page = text(admin_client.get(url(workspace, "applications")))
     assert "Chatbot" in page and "Support team" in page and "Enterprise 2026" in page
     assert re.search(r'application=\d+" title="Explore this usage">4</a>', page)
-    assert "12.00 USD" in page
+    assert "$12.00" in page
     assert 'aria-current="page">Applications</a>' in page
 
 
