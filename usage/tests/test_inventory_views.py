@@ -313,6 +313,35 @@ def test_create_rule_from_a_group_prefills_its_exact_values_and_the_group_disapp
     assert UsageRecord.objects.filter(application__name="Reasoning lab").count() == 2
 
 
+def test_the_unattributed_list_refreshes_itself_when_reattribution_finishes(admin_client, workspace, unattributed_rows, django_capture_on_commit_callbacks):
+    """A worker re-attributes after the rule is saved: the page the browser lands on follows the job
+    and, when it ends, the groups section reloads (attribution-changed) without the user reloading."""
+    from usage.tasks import reattribute_workspace
+
+    data = rule_data(project="proj_b", model="o1[[]preview]", new_application="Reasoning lab", **{"from": "unattributed"})
+    with django_capture_on_commit_callbacks(execute=False) as queued:  # no worker has run yet
+        response = admin_client.post(url(workspace, "rule_add"), data)
+    assert len(queued) == 1
+    job = ReattributionJob.objects.get()
+    landing = admin_client.get(response["Location"]).content.decode()
+    assert f'?watching={job.pk}"' in landing and 'hx-trigger="every 1s, reattribution-started from:body"' in landing
+    assert 'hx-trigger="attribution-changed from:body"' in landing  # the groups listen for the job's end
+    assert "o1[preview]" in landing  # still unattributed: the job has not run
+
+    reattribute_workspace(job.pk)  # the worker
+    poll = admin_client.get(url(workspace, "reattribution") + f"?watching={job.pk}", HTTP_HX_REQUEST="true")
+    assert poll["HX-Trigger"] == "attribution-changed" and "every 1s" not in text(poll)
+    groups = admin_client.get(url(workspace, "unattributed"), HTTP_HX_REQUEST="true").content.decode()
+    assert "o1[preview]" not in groups and "proj_a" in groups
+
+
+def test_the_totals_come_before_the_dimensions_so_long_names_never_push_them_out_of_view(admin_client, workspace, unattributed_rows):
+    page = text(admin_client.get(url(workspace, "unattributed")))
+    head = re.search(r"<thead>(.*?)</thead>", page).group(1)
+    assert [h.strip() for h in re.findall(r"<th[^>]*>([^<]*)</th>", head)] == ["Provider", "Totals", "Rows", "Days (UTC)", "Project", "Model"]
+    assert "Input tokens</span> 50 tokens" in page and "Reported cost</span> $4.00" in page
+
+
 def test_the_groups_refresh_as_a_fragment(admin_client, workspace, unattributed_rows):
     response = admin_client.get(url(workspace, "unattributed"), HTTP_HX_REQUEST="true")
     body = response.content.decode()
