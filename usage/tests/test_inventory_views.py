@@ -342,6 +342,61 @@ def test_the_totals_come_before_the_dimensions_so_long_names_never_push_them_out
     assert "Input tokens</span> 50 tokens" in page and "Reported cost</span> $4.00" in page
 
 
+# ---------------------------------------------------------------- rule preview
+def _preview(client, workspace, **params) -> str:
+    response = client.get(url(workspace, "rule_preview"), rule_data(**params), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="rule-preview-result"') and "<html" not in body
+    return re.sub(r"<[^>]+>", "", text(response)).strip()
+
+
+def test_the_rule_form_previews_rows_and_spend_before_saving(admin_client, workspace, unattributed_rows):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        lab = _preview(admin_client, workspace, project="proj_b")
+    assert "2 rows would go to this rule (2 of them unattributed now) · reported cost $4.00." in lab
+    assert not [q for q in captured.captured_queries if '"usage_usagerecord"' in q["sql"]]  # the rollups only
+
+    # gpt-4o: proj_a's 10 rows; the proj_attributed row stays with the older rule of equal priority.
+    gpt = _preview(admin_client, workspace, model="gpt-4o")
+    assert "10 rows would go to this rule (10 of them unattributed now) · 50 tokens in, 15 tokens out." in gpt
+    assert "1 more matching row stays with an earlier rule" in gpt
+    examples = " ".join(gpt.split())  # the combinations it takes, largest first
+    assert "project proj_a model gpt-4o 5 rows project proj_a region us model gpt-4o 3 rows" in examples
+    first = _preview(admin_client, workspace, model="gpt-4o", priority="1")  # runs before it
+    assert "11 rows would go to this rule (10 of them unattributed now)" in first and "earlier rule" not in first
+
+    assert "Matches no stored usage" in _preview(admin_client, workspace, model="GPT-4O")  # case matters
+    assert "Choose a provider" in _preview(admin_client, workspace, provider="")
+
+
+def test_editing_a_rule_previews_it_in_place_of_itself(admin_client, workspace, unattributed_rows):
+    rule = AttributionRule.objects.get()
+    edited = _preview(admin_client, workspace, project="proj_*", rule=str(rule.pk))
+    assert "13 rows would go to this rule (12 of them unattributed now)" in edited and "earlier rule" not in edited
+    # The edit page opens with what the saved rule takes now.
+    page = text(admin_client.get(url(workspace, "rule_edit", pk=rule.pk)))
+    assert "1 row would go to this rule (0 of them unattributed now)" in re.sub(r"<[^>]+>", "", page)
+    assert f'hx-vals=\'{{"rule": "{rule.pk}"}}\'' in page
+
+
+def test_the_preview_follows_the_prefilled_group_and_refuses_other_workspaces_rules(admin_client, workspace, other_workspace, unattributed_rows):
+    form = text(admin_client.get(url(workspace, "rule_add"), {"provider": "openai", "project": "proj_b", "from": "unattributed"}))
+    assert "2 rows would go to this rule" in re.sub(r"<[^>]+>", "", form)
+    assert 'hx-get="' + url(workspace, "rule_preview") + '"' in form
+    theirs = AttributionRule.objects.create(
+        workspace=other_workspace, provider="openai", application=Application.objects.create(workspace=other_workspace, name="Theirs")
+    )
+    response = admin_client.get(url(workspace, "rule_preview"), {"provider": "openai", "rule": theirs.pk}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 404
+    # Without htmx the preview is the form's own page.
+    plain = admin_client.get(url(workspace, "rule_preview"), {"provider": "openai", "project": "proj_b"})
+    assert plain.status_code == 302 and plain["Location"].startswith(url(workspace, "rule_add") + "?")
+
+
 def test_the_groups_refresh_as_a_fragment(admin_client, workspace, unattributed_rows):
     response = admin_client.get(url(workspace, "unattributed"), HTTP_HX_REQUEST="true")
     body = response.content.decode()
