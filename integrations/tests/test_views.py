@@ -266,7 +266,7 @@ def test_a_successful_sync_that_stored_nothing_says_so_with_its_window(admin_cli
 
 
 # ---------------------------------------------------------------- usage section
-TOTAL = re.compile(r'data-metric="(\w+)"><span class="total-metric">[^<]+</span><span class="total-value">([^<]+)<')
+TOTAL = re.compile(r'data-metric="(\w+)"[^>]*><span class="total-metric">[^<]+</span><span class="total-value">([^<]+)<')
 
 
 def test_usage_totals_and_filters(admin_client, integration, usage_rows):
