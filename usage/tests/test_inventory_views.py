@@ -69,6 +69,21 @@ def test_applications_show_their_licenses_and_attributed_usage(admin_client, wor
     assert 'aria-current="page">Applications</a>' in page
 
 
+def test_latest_usage_is_the_local_day_never_a_future_moment(admin_client, workspace, integration):
+    """Far east of UTC the latest bucket's local day is ahead of UTC's: it is named as a day,
+    never as "in 19 hours" (a past bucket read as a future time)."""
+    workspace.time_zone = "Pacific/Kiritimati"  # UTC+14
+    workspace.save()
+    app = Application.objects.create(workspace=workspace, name="Chatbot")
+    rule = AttributionRule.objects.create(workspace=workspace, provider="openai", application=app)
+    row(integration, 11, application=app, rule=rule)  # 2026-11-02 11:00 UTC = 3 Nov, 01:00 local
+    rollups.refresh_integration(integration.pk)
+    page = text(admin_client.get(url(workspace, "applications")))
+    assert '<time datetime="2026-11-03">3 Nov 2026</time>' in page
+    assert not re.search(r"\bin \d+ (hour|minute|day)", page)
+    assert "times in Pacific/Kiritimati" in page
+
+
 def test_an_application_is_created_and_names_are_unique(admin_client, workspace):
     response = admin_client.post(url(workspace, "application_add"), {"name": "Chatbot", "vendor": "OpenAI", "owner": "", "category": "AI provider"})
     assert response.status_code == 302
