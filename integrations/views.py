@@ -531,8 +531,6 @@ def integration_events(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx and request.htmx.target == "events":
         return _section(request, integration, "events", _events_context(integration, request))
     context = {**_base_context(integration), **_events_context(integration, request, page_size=EVENTS_PAGE_SIZE)}
-    if request.htmx:
-        return render(request, "integrations/events.html#log", context)
     return render(request, "integrations/events.html", context)
 
 
