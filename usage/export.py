@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal
 from typing import TYPE_CHECKING
 
-from usage.csv_safety import Number, Writable, formula_safe_writer
 from integrations.models import Integration
+from usage.csv_safety import Number, Writable, formula_safe_writer
 from usage.models import DIMENSION_FIELDS, Application, License, UsageRecord
 
 if TYPE_CHECKING:

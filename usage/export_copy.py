@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 
 from django.db import connections, transaction
 
+from integrations.models import Integration
 from usage.csv_safety import Writable, formula_safe_writer
 from usage.export import CSV_COLUMNS, _Echo, csv_pieces, usage_csv_rows, usage_write_csv
-from integrations.models import Integration
 from usage.models import DIMENSION_FIELDS, Application, License, UsageRecord
 
 if TYPE_CHECKING:
