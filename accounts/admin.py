@@ -41,3 +41,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 # Django admin's sign-in form says when django-axes has paused sign-in (accounts/throttling.py).
 admin.site.login_form = AdminSignInForm
+# The model lists get the page's whole width (at 1,280 px a list beside the nav sidebar and its
+# filters had ~630 px, so messages wrapped a word a line); the home page and the breadcrumbs
+# still lead everywhere.
+admin.site.enable_nav_sidebar = False

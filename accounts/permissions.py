@@ -16,6 +16,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
+from django.utils import timezone
 from django_htmx.middleware import HtmxDetails
 
 from accounts.models import Membership, Workspace
@@ -62,8 +63,10 @@ def _login_redirect(request: HttpRequest) -> HttpResponse:
 def workspace_view(view: View | None = None, *, admin: bool = False) -> Any:
     """Decorate a view whose URL has a `ws` kwarg.
 
-    Sets `request.workspace` and `request.membership` and calls the view without `ws`.
-    Anonymous → login; not a member → 404; a member on an admin page → 403.
+    Sets `request.workspace` and `request.membership` and calls the view without `ws`, with the
+    workspace's time zone active: pages show instants in it (Django's `date` filter, the
+    `utc`/`moment` helpers), and stored values stay UTC. Anonymous → login; not a member → 404;
+    a member on an admin page → 403.
     """
 
     def decorator(func: View) -> View:
@@ -79,7 +82,8 @@ def workspace_view(view: View | None = None, *, admin: bool = False) -> Any:
             request.workspace = membership.workspace  # type: ignore[attr-defined]  # what makes it a WorkspaceRequest
             request.membership = membership  # type: ignore[attr-defined]
             remember_workspace(request, ws)
-            return func(request, *args, **kwargs)
+            with timezone.override(membership.workspace.zone):
+                return func(request, *args, **kwargs)
 
         wrapped.workspace_admin_required = admin  # type: ignore[attr-defined]
         return wrapped

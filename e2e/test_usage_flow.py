@@ -32,6 +32,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.models import Membership, Workspace
+from doow.templatetags.formats import compact
 from integrations.models import Integration, SyncRun
 from sandbox import openai as sandbox_openai
 from usage.models import UsageRecord
@@ -51,7 +52,7 @@ PASSWORD = "e2e-correct-horse-battery"
 CSV_COLUMNS = [
     "provider", "integration", "bucket_start", "bucket_end", "account", "project", "region", "model",
     "deployment", "endpoint", "resource", "operation", "api_key", "metric", "quantity", "unit",
-    "application", "license", "provenance",
+    "application", "license", "provenance", "integration_name",
 ]  # fmt: skip
 CHATBOT = sandbox_openai.PROJECTS[0]  # "Customer chatbot"
 assert CHATBOT.name == "Customer chatbot"
@@ -136,7 +137,8 @@ def sync_now(page: Page, integration: Integration, screenshot: Screenshot) -> in
     # The Sync finished answer refreshes the Usage section: totals and rows appear.
     usage = page.locator("#usage")
     expect(usage.get_by_text(f"{stored:,} rows")).to_be_visible()
-    expect(_total(usage, "input_tokens")).to_have_text(f"{input_tokens:,}")
+    expect(_total(usage, "input_tokens")).to_have_text(_tokens(input_tokens))
+    expect(usage.locator('.total[data-metric="input_tokens"]')).to_have_attribute("title", f"{input_tokens:,} tokens")  # exact on hover
     chatbot_rows = usage.get_by_role("row").filter(has_text=CHATBOT.name)
     expect(chatbot_rows.first).to_be_visible()
     screenshot("synced")
@@ -187,7 +189,7 @@ def create_rule_from_unattributed_group(page: Page, integration: Integration, sc
     # The group of one model's tokens: its rule would match that model only…
     model = chatbot.filter(metric="input_tokens").order_by("model").values_list("model", flat=True).first()
     model_cell = page.get_by_role("cell", name=model, exact=True)
-    tokens_group = chatbot_groups.filter(has_text="input_tokens").filter(has=model_cell)
+    tokens_group = chatbot_groups.filter(has_text="Input tokens").filter(has=model_cell)
     tokens_group.get_by_role("link", name="Create rule from this").click()
     expect(page.get_by_role("heading", name="New attribution rule")).to_be_visible()
     expect(page.get_by_role("status").filter(has_text="Prefilled from unattributed usage")).to_be_visible()
@@ -222,12 +224,12 @@ def explore_and_download_csv(page: Page, integration: Integration, all_input_tok
     # The explorer opens on this month; the sync read further back: look at all of it.
     results.get_by_role("navigation", name="Dates").get_by_role("link", name="All time").click()
     expect(results.get_by_test_id("window")).to_contain_text("All time")
-    expect(_total(results, "Input tokens")).to_have_attribute("title", f"{all_input_tokens:,} tokens")  # everything, unfiltered
+    expect(_total(results, "input_tokens")).to_have_attribute("title", f"{all_input_tokens:,} tokens")  # everything, unfiltered
     filters = page.get_by_role("group", name="Filters")
     filters.get_by_role("combobox", name=re.compile(r"^Application")).select_option(label=APPLICATION)
     # The filter applies on change (htmx swaps the results): only the chatbot project's rows.
     expect(results.get_by_text(f"{rows:,} rows, newest first")).to_be_visible()
-    expect(_total(results, "Input tokens")).to_have_attribute("title", f"{input_tokens:,} tokens")
+    expect(_total(results, "input_tokens")).to_have_attribute("title", f"{input_tokens:,} tokens")
     expect(results.get_by_role("cell", name=APPLICATION).first).to_be_visible()
     screenshot("explorer")
 
@@ -243,6 +245,7 @@ def explore_and_download_csv(page: Page, integration: Integration, all_input_tok
     assert {r["project"] for r in records} == {CHATBOT.id}
     assert {r["provider"] for r in records} == {"openai"}
     assert {r["integration"] for r in records} == {str(integration.pk)}
+    assert {r["integration_name"] for r in records} == {integration.name}
     assert all(ISO_HOUR.fullmatch(r["bucket_start"]) and ISO_HOUR.fullmatch(r["bucket_end"]) for r in records)
     assert _sum(records, "input_tokens") == input_tokens
 
@@ -253,12 +256,13 @@ def _settings_tab(page: Page, name: str) -> Any:
 
 
 def _total(scope: Any, metric: str) -> Any:
-    """The value of one metric in a totals panel (a card per metric: its name in words, the value
-    with its unit, compact; the exact figure is the value's title)."""
-    # `has` is matched inside each .total, so it must not repeat the scope's own selector.
-    metric_name = scope.page.locator(".total-metric", has_text=re.compile(rf"^{metric}$"))
-    total = scope.locator(".total").filter(has=metric_name)
-    return total.locator(".total-value")
+    """The value of one metric in a totals panel (a card per metric: its label, its value)."""
+    return scope.locator(f'.total[data-metric="{metric}"]').locator(".total-value")
+
+
+def _tokens(total: int) -> str:
+    """A token total as the pages write it (doow/templatetags/formats.py: 71,377,745 → 71.4M tokens)."""
+    return f"{compact(total)} tokens"
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:

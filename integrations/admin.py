@@ -6,6 +6,7 @@ encrypt. Actions call the services, like the pages do.
 """
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,6 +17,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from doow.templatetags.formats import compact, duration
 from integrations import services
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.registry import PROVIDERS
@@ -207,24 +209,29 @@ class IntegrationAdmin(admin.ModelAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyAdmin):
-    list_display = (
-        "pk",
-        "integration",
-        "trigger",
-        "status",
-        "started_at",
-        "finished_at",
-        "window_start",
-        "window_end",
-        "rows_written",
-        "rows_removed",
-        "provider_calls",
-        "error_category",
-    )
+    # Fits 1,280 px beside the filters: the window as one cell, rows written/removed as one; the
+    # trigger (a filter) and the provider calls are on the run's page.
+    list_display = ("pk", "integration", "status", "started_at", "took", "window", "rows", "error_category")
+    list_display_links = ("pk", "integration")
     list_filter = ("status", "trigger", IntegrationProviderListFilter, ("integration__workspace", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("integration",)
     search_fields = ("integration__name", "integration__workspace__name", "error")
     date_hierarchy = "started_at"
+
+    @admin.display(description="duration")
+    def took(self, run: SyncRun) -> str:
+        return duration(run.duration.total_seconds()) if run.duration else "—"
+
+    @admin.display(description="window (UTC)", ordering="window_start")
+    def window(self, run: SyncRun) -> str:
+        if not run.window_start or not run.window_end:
+            return "—"
+        return f"{run.window_start.astimezone(UTC):%Y-%m-%d %H:%M} → {run.window_end.astimezone(UTC):%Y-%m-%d %H:%M}"
+
+    @admin.display(description="rows", ordering="rows_written")
+    def rows(self, run: SyncRun) -> str:
+        written = compact(run.rows_written)
+        return f"{written} (−{compact(run.rows_removed)})" if run.rows_removed else written
 
 
 # Events of one integration: the integration's change page links here with

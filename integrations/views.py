@@ -82,7 +82,8 @@ USAGE_PAGE_SIZE = 50
 LIST_PAGE_SIZE = 50
 USAGE_DIMENSIONS = ROW_VIEW_DIMENSIONS
 RUNS_SHOWN = 20
-EVENTS_SHOWN = 50
+EVENTS_ON_DETAIL = 10
+EVENTS_PAGE_SIZE = 50
 # Stop polling a "Sync now" nobody picked up after this long, and say why.
 QUEUED_PATIENCE_SECONDS = 120
 # Events the sections of the detail page listen for (hx-trigger="… from:body").
@@ -221,12 +222,18 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
     paginator = queries.DaySeekPaginator(
         records.order_by("-bucket_start", "metric", "pk"), USAGE_PAGE_SIZE, days=days, zone=zone, count=sum(t["rows"] for t in totals)
     )
-    page = paginator.get_page(request.GET.get("page"))
+    view = "rows" if request.GET.get("view") == "rows" else "summary"
+    page = paginator.get_page(request.GET.get("page")) if view == "rows" else None
     filtering = any(data.get(name) for name in ("date_from", "date_to", "model", "project", "metric"))
-    usage_any = bool(paginator.count) or all_days.exists()
+    usage_count = sum(t["rows"] or 0 for t in totals)
+    usage_any = bool(usage_count) or all_days.exists()
     return {
         "usage_form": form,
+        "usage_view": view,
         "usage_page": page,
+        "usage_count": usage_count,
+        "usage_zone_name": integration.workspace.time_zone or "UTC",
+        **(_usage_summary(days, totals, names) if view == "summary" and totals else {}),
         "usage_totals": totals,
         "usage_any": usage_any,
         # Nothing stored although a sync succeeded: the page says what that sync read, not "first sync".
@@ -241,12 +248,95 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
     }
 
 
+# The summary's columns: the money first, then the counts people look at, at most SUMMARY_METRICS.
+SUMMARY_PREFERENCE = ("cost", "estimated_cost", "input_tokens", "output_tokens", "requests", "api_calls", "compute_seconds")
+SUMMARY_METRICS = 3
+SUMMARY_TOP = 10
+SUMMARY_DAYS = 31
+
+
+def _usage_summary(days: Any, totals: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
+    """Totals by model, by project and by day for the filtered rollups (a few GROUP BYs over
+    UsageDaily, never the base table), and a bar per day of the headline metric."""
+    present = [(t["metric"], t["unit"]) for t in totals]
+    order = {metric: i for i, metric in enumerate(SUMMARY_PREFERENCE)}
+    metrics = sorted(present, key=lambda mu: (order.get(mu[0], len(order)), mu))[:SUMMARY_METRICS]
+    keys = Q()
+    for metric, unit in metrics:
+        keys |= Q(metric=metric, unit=unit)
+    chosen = days.filter(keys)
+    head = metrics[0]
+
+    def grouped(dimension: str, *, limit: int | None, by_head: bool) -> tuple[list[dict[str, Any]], int]:
+        cells: dict[Any, dict[tuple[str, str], Any]] = {}
+        for row in chosen.values(dimension, "metric", "unit").annotate(total=Sum("quantity")).order_by():
+            cells.setdefault(row[dimension], {})[(row["metric"], row["unit"])] = row["total"]
+        if by_head:
+            ordered = sorted(cells, key=lambda key: (-(cells[key].get(head) or 0), str(key)))
+        else:
+            ordered = sorted(cells, reverse=True)
+        shown = ordered[:limit] if limit else ordered
+        rows = [
+            {"key": key, "label": (names.get(key) or key) if dimension == "project" else key, "values": [(cells[key].get(m), m[1]) for m in metrics]}
+            for key in shown
+        ]
+        return rows, len(ordered) - len(shown)
+
+    by_model, more_models = grouped("model", limit=SUMMARY_TOP, by_head=True)
+    by_project, more_projects = grouped("project", limit=SUMMARY_TOP, by_head=True)
+    by_day, more_days = grouped("day", limit=SUMMARY_DAYS, by_head=False)
+    heads = [(row["key"], row["values"][0][0] or 0) for row in reversed(by_day)]
+    peak = max((value for _, value in heads), default=0)
+    chart = [{"day": day, "value": value, "percent": round(100 * value / peak) if peak > 0 else 0} for day, value in heads]
+    return {
+        "summary_metrics": metrics,
+        "summary_by_model": by_model if any(row["key"] for row in by_model) else [],
+        "summary_more_models": more_models,
+        "summary_by_project": by_project if any(row["key"] for row in by_project) else [],
+        "summary_more_projects": more_projects,
+        "summary_by_day": by_day,
+        "summary_more_days": more_days,
+        "summary_chart": chart,
+        "summary_head": head,
+    }
+
+
 def _runs_context(integration: Integration) -> dict[str, Any]:
     return {"runs": integration.sync_runs.all()[:RUNS_SHOWN]}
 
 
-def _events_context(integration: Integration) -> dict[str, Any]:
-    return {"events": integration.events.all()[:EVENTS_SHOWN]}
+def _event_filters(request: HttpRequest | None) -> dict[str, str]:
+    """The level and category asked for, when they are real choices (anything else is ignored)."""
+    query = request.GET if request is not None else {}
+    level = query.get("level", "")
+    category = query.get("category", "")
+    return {
+        "level": level if level in IntegrationEvent.Level.values else "",
+        "category": category if category in IntegrationEvent.Category.values else "",
+    }
+
+
+def _events_context(integration: Integration, request: HttpRequest | None = None, *, page_size: int | None = None) -> dict[str, Any]:
+    """The event log, newest first, filtered by level and category: the latest EVENTS_ON_DETAIL
+    on the detail page, pages of EVENTS_PAGE_SIZE on the event log's own page."""
+    filters = _event_filters(request)
+    events = integration.events.all()
+    if filters["level"]:
+        events = events.filter(level=filters["level"])
+    if filters["category"]:
+        events = events.filter(category=filters["category"])
+    context: dict[str, Any] = {
+        "event_filters": filters,
+        "event_filtering": any(filters.values()),
+        "event_levels": IntegrationEvent.Level.choices,
+        "event_categories": IntegrationEvent.Category.choices,
+        "events_query": urlencode([(k, v) for k, v in filters.items() if v]),
+    }
+    if page_size:
+        page = Paginator(events, page_size).get_page(request.GET.get("page") if request is not None else None)
+        return {**context, "events": page.object_list, "events_page": page}
+    shown = list(events[: EVENTS_ON_DETAIL + 1])
+    return {**context, "events": shown[:EVENTS_ON_DETAIL], "events_more": len(shown) > EVENTS_ON_DETAIL}
 
 
 def _sync_context(integration: Integration, *, after: int | None = None, requested: float | None = None) -> dict[str, Any]:
@@ -310,7 +400,7 @@ def _detail_context(request: HttpRequest, integration: Integration, *, given: st
         "summary": lambda: _summary_context(integration),
         "usage": lambda: _usage_context(request, integration),
         "runs": lambda: _runs_context(integration),
-        "events": lambda: _events_context(integration),
+        "events": lambda: _events_context(integration, request),
         "sync": lambda: _sync_context(integration),
         "import": lambda: _import_context(integration),
     }
@@ -435,8 +525,13 @@ def integration_runs(request: HttpRequest, pk: int) -> HttpResponse:
 
 @workspace_view(admin=True)
 def integration_events(request: HttpRequest, pk: int) -> HttpResponse:
+    """The event log: for htmx, the detail page's card (latest events, filtered); as a page of its
+    own, every event, EVENTS_PAGE_SIZE a page, filterable by level and category."""
     integration = _integration(request, pk)
-    return _section(request, integration, "events", _events_context(integration))
+    if request.htmx and request.htmx.target == "events":
+        return _section(request, integration, "events", _events_context(integration, request))
+    context = {**_base_context(integration), **_events_context(integration, request, page_size=EVENTS_PAGE_SIZE)}
+    return render(request, "integrations/events.html", context)
 
 
 def _int_param(request: HttpRequest, name: str) -> int | None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal
 from typing import TYPE_CHECKING
 
+from integrations.models import Integration
 from usage.csv_safety import Number, Writable, formula_safe_writer
 from usage.models import DIMENSION_FIELDS, Application, License, UsageRecord
 
@@ -35,6 +36,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "license",
     # Appended columns (design.md: added columns go at the end only).
     "provenance",  # reported | derived | imported | estimated
+    "integration_name",  # the integration's name as it is now (the `integration` column is its id)
 )
 # Rows fetched per database round trip; also the batch the page streams at a time.
 CHUNK_SIZE = 2000
@@ -123,12 +125,21 @@ def license_label(application_name: str, plan_name: str) -> str:
 
 
 class AttributionLabels:
-    """Application names and license labels by id, each read with one query the first time it
-    is met. A workspace holds a few dozen of them, so this stays small whatever the row count."""
+    """Application names, license labels and integration names by id, each read with one query
+    the first time it is met. A workspace holds a few dozen of them, so this stays small
+    whatever the row count."""
 
     def __init__(self) -> None:
         self._applications: dict[int, str] = {}
         self._licenses: dict[int, str] = {}
+        self._integrations: dict[int, str] = {}
+
+    def integration(self, pk: int) -> str:
+        name = self._integrations.get(pk)
+        if name is None:
+            name = Integration.objects.filter(pk=pk).values_list("name", flat=True).first() or ""
+            self._integrations[pk] = name
+        return name
 
     def application(self, pk: int | None) -> str:
         if pk is None:
@@ -172,6 +183,7 @@ def usage_csv_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             labels.application(application_id),
             labels.license(license_id),
             provenance,
+            labels.integration(integration_id),
         ]
 
 

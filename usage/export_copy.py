@@ -12,12 +12,12 @@ How each cell matches the Python writer (the tests compare the two outputs byte 
   (seconds truncated, never rounded);
 - quantity: `trim_scale(quantity)` (numeric's text never has an exponent) = format_quantity;
 - integration: the id's digits; neither it nor the quantity is guarded (Numbers);
-- text cells (provider, dimensions, metric, unit, application, license): the formula guard of
+- text cells (provider, dimensions, metric, unit, application, license, integration_name): the formula guard of
   usage/csv_safety.py in SQL — a cell whose text after its leading quotes starts with
   = + - @ TAB or CR gets one more quote — and an empty cell made NULL, because COPY writes a
   non-null empty string as `""` while csv.writer writes nothing; NULL is written as nothing;
-- application and license: joined (LEFT JOIN LATERAL), the license labelled as
-  usage.export.license_label;
+- application, license and integration_name: joined (LEFT JOIN LATERAL), the license labelled
+  as usage.export.license_label;
 - quoting: COPY CSV and csv.writer's QUOTE_MINIMAL quote the same cells (those holding a comma, a
   double quote, CR or LF) and double inner quotes the same way;
 - line ends: COPY ends every row with LF, csv.writer with CRLF. Each block's rows are joined; when
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from django.db import connections, transaction
 
+from integrations.models import Integration
 from usage.csv_safety import Writable, formula_safe_writer
 from usage.export import CSV_COLUMNS, _Echo, csv_pieces, usage_csv_rows, usage_write_csv
 from usage.models import DIMENSION_FIELDS, Application, License, UsageRecord
@@ -88,6 +89,7 @@ def usage_csv_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[obj
     inner_sql, params = inner.query.sql_with_params()
     application = Application._meta.db_table
     license_ = License._meta.db_table
+    integration = Integration._meta.db_table
     columns = {
         "provider": _guard("r.provider"),
         "integration": "r.integration_id",
@@ -100,6 +102,7 @@ def usage_csv_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[obj
         "application": "a.name",
         "license": "l.label",
         "provenance": _guard("r.provenance"),
+        "integration_name": "i.name",
     }
     assert tuple(columns) == CSV_COLUMNS, "the COPY select must list design.md's columns in order"
     select = ",\n  ".join(f"{sql} AS {name}" for name, sql in columns.items())
@@ -112,6 +115,8 @@ def usage_csv_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[obj
         f" WHERE id = r.application_id OFFSET 0) a ON true\n"
         f"LEFT JOIN LATERAL (SELECT {label} AS label FROM {license_} l JOIN {application} la ON la.id = l.application_id"
         f" WHERE l.id = r.license_id OFFSET 0) l ON true\n"
+        f"LEFT JOIN LATERAL (SELECT {_guard('name')} AS name FROM {integration}"
+        f" WHERE id = r.integration_id OFFSET 0) i ON true\n"
         f"LEFT JOIN LATERAL (SELECT {_TIME.format(x='r.bucket_start')} AS text OFFSET 0) bs ON true\n"
         f"LEFT JOIN LATERAL (SELECT {_TIME.format(x='r.bucket_end')} AS text OFFSET 0) be ON true\n"
         f"ORDER BY r.bucket_start, r.id) TO STDOUT WITH (FORMAT csv)"

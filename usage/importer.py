@@ -69,7 +69,7 @@ DOOW_REQUIRED = ("bucket_start", "bucket_end", "metric", "quantity")
 AUTHRESS_COLUMNS = ("date", "resource", "operation", "calls")
 AUTHRESS_REQUIRED = ("date", "calls")
 DISCONNECTED = "this integration is disconnected; add the provider again to import usage"
-DOOW_EXAMPLE = ",".join(CSV_COLUMNS) + "\nauthress,,2025-03-01T00:00:00Z,2025-03-02T00:00:00Z,,,,,,,/v1/records,POST,,api_calls,1520,calls,,,"
+DOOW_EXAMPLE = ",".join(CSV_COLUMNS) + "\nauthress,,2025-03-01T00:00:00Z,2025-03-02T00:00:00Z,,,,,,,/v1/records,POST,,api_calls,1520,calls,,,,"
 AUTHRESS_EXAMPLE = "date,resource,operation,calls\n2025-03-01,/v1/users/{userId}/resources,GET,1520"
 PROVENANCE = "imported"
 IMPORTABLE_METRICS = tuple(m for m in METRICS if m != ESTIMATED_COST)  # estimates are computed, not imported

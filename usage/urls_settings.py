@@ -25,6 +25,7 @@ urlpatterns = [
     path("rules/", views.rule_list, name="rules"),
     path("rules/add/", views.rule_create, name="rule_add"),
     path("rules/progress/", views.reattribution_status, name="reattribution"),
+    path("rules/preview/", views.rule_preview_view, name="rule_preview"),
     path("rules/<int:pk>/edit/", views.rule_edit, name="rule_edit"),
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
     path("rules/<int:pk>/move/", views.rule_move, name="rule_move"),

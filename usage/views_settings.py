@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.db import connections, transaction
 from django.db.models import Count, Max, Min, Sum
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -34,6 +34,7 @@ from usage.forms import (
 from usage.models import AttributionRule, License, ReattributionJob
 from usage.queries import local_today
 from usage.rollups import daily_for
+from usage.rule_preview import rule_preview
 
 # What "Unattributed usage" groups by: the dimensions that identify who used it. Region and
 # api_key stay out (a rule made from a group matches any of them), so groups stay few.
@@ -307,13 +308,24 @@ def rule_list(request: HttpRequest) -> HttpResponse:
     return _page(request, RULES, "rules", {**_rules_context(request), **_progress_context(request)})
 
 
+PREVIEW_FIELDS = ("provider", *AttributionRule.MATCH_FIELDS, "priority")
+
+
 def _rule_form(request: HttpRequest, instance: AttributionRule | None = None) -> HttpResponse:
     source = request.POST if request.method == "POST" else request.GET
     from_unattributed = source.get("from") == "unattributed"
+    previewing = request.method == "GET" and bool(request.GET.get("preview"))
     initial: dict[str, Any] = {}
-    if instance is None:
-        initial = {name: request.GET[name] for name in ("provider", *AttributionRule.MATCH_FIELDS) if request.GET.get(name)}
+    if instance is None or previewing:
+        # Prefilled from an unattributed group, or from the form itself (Preview without JavaScript).
+        names = (*PREVIEW_FIELDS, "application", "new_application", "license") if previewing else ("provider", *AttributionRule.MATCH_FIELDS)
+        initial = {name: request.GET[name] for name in names if request.GET.get(name) is not None and (previewing or request.GET[name])}
     form = AttributionRuleForm(request.POST or None, instance=instance, initial=initial, workspace=request.workspace)
+    # What the rule matches now (the page's htmx refreshes it as the fields change).
+    if request.method == "POST":
+        data: Any = request.POST
+    else:
+        data = initial if previewing or instance is None else {name: getattr(instance, name) for name in PREVIEW_FIELDS}
     if request.method == "POST" and form.is_valid():
         rule = services.attribution_rule_save(rule=form.save(), new_application_name=form.new_application_name)
         messages.success(
@@ -326,8 +338,34 @@ def _rule_form(request: HttpRequest, instance: AttributionRule | None = None) ->
         request,
         "usage/settings/rule_form.html",
         "unattributed" if from_unattributed else "rules",
-        {"form": form, "rule": instance, "from_unattributed": from_unattributed},
+        {
+            "form": form,
+            "rule": instance,
+            "from_unattributed": from_unattributed,
+            "preview": rule_preview(workspace=request.workspace, data=data, rule_pk=instance.pk if instance else None),
+        },
     )
+
+
+@workspace_view(admin=True)
+def rule_preview_view(request: HttpRequest) -> HttpResponse:
+    """The rule form's preview for htmx: rows and spend the patterns would take, from the rollups.
+    `rule` names the rule being edited (it is replaced, not counted as an earlier rule). A plain
+    request goes to the form with the preview shown."""
+    rule = None
+    if request.GET.get("rule"):
+        try:
+            rule = get_object_or_404(request.workspace.attribution_rules, pk=int(request.GET["rule"]))
+        except ValueError:
+            raise Http404("No such rule.") from None
+    if not request.htmx:
+        query = request.GET.copy()
+        query.pop("rule", None)
+        query["preview"] = "1"
+        target = _url(request, "rule_edit", pk=rule.pk) if rule else _url(request, "rule_add")
+        return redirect(f"{target}?{query.urlencode()}")
+    preview = rule_preview(workspace=request.workspace, data=request.GET, rule_pk=rule.pk if rule else None)
+    return render(request, "usage/settings/_rule_preview.html", {"preview": preview})
 
 
 @workspace_view(admin=True)

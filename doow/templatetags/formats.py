@@ -12,7 +12,7 @@ Amounts are never converted between currencies: a non-USD amount keeps its code.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -83,11 +83,15 @@ def money(value: Any, currency: str = "USD") -> str:
 
 @register.filter
 def duration(seconds: Any) -> str:
-    """Seconds as the unit that reads best: 45 s, 12 min, 4.6 h, 3.2 days."""
+    """Seconds (or a timedelta) as the unit that reads best: 0.4 s, 45 s, 12 min, 4.6 h, 3.2 days."""
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
     number = _decimal(seconds)
     if number is None:
         return ""
     value = float(number)
+    if abs(value) < 10:
+        return f"{value:.1f} s"  # a sync of a few hundred milliseconds is not "0 s"
     if abs(value) < 60:
         return f"{value:,.0f} s"
     if abs(value) < 3600:

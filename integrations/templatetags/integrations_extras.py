@@ -41,31 +41,39 @@ def _utc(value: datetime) -> datetime:
     return timezone.localtime(value, UTC) if timezone.is_aware(value) else value.replace(tzinfo=UTC)
 
 
+def _local(value: datetime) -> datetime:
+    """The instant in the active time zone: the workspace's on its pages (accounts.permissions)."""
+    return timezone.localtime(_utc(value))
+
+
 @register.filter
 def utc(value: datetime | None) -> str:
-    """2025-06-01 14:05 UTC"""
+    """An instant in the workspace's time zone, the zone named: 2025-06-01 16:05 CEST (UTC on a
+    workspace that keeps the default). The name stays for the templates that use it."""
     if not value:
         return ""
-    return f"{_utc(value):%Y-%m-%d %H:%M} UTC"
+    instant = _local(value)
+    return f"{instant:%Y-%m-%d %H:%M} {instant.tzname()}"
 
 
 @register.simple_tag
 def moment(value: datetime | None, empty: str = "Never", absolute: bool = False, due: bool = False) -> SafeString:
-    """A relative time ("3 minutes ago", "in 40 minutes") in a <time> whose title is the UTC instant.
+    """A relative time ("3 minutes ago", "in 40 minutes") in a <time> whose title is the instant
+    in the workspace's time zone, named.
 
-    With absolute=True the UTC instant is also shown, for the detail page's facts. With
-    due=True (a scheduled time) a moment already passed reads "due now", not "2 minutes ago".
+    With absolute=True the instant is also shown, for the detail page's facts. With due=True (a
+    scheduled time) a moment already passed reads "due now", not "2 minutes ago".
     """
     if not value:
         return format_html('<span class="muted">{}</span>', empty)
-    instant = _utc(value)
+    instant = _local(value)
     relative = "due now" if due and value <= timezone.now() else naturaltime(value)
     if isinstance(relative, str) and relative.endswith(" from now"):
         relative = "in " + relative.removesuffix(" from now")
-    exact = f"{instant:%Y-%m-%d %H:%M:%S} UTC"
-    html = format_html('<time datetime="{}" title="{}">{}</time>', instant.isoformat(), exact, relative)
+    exact = f"{instant:%Y-%m-%d %H:%M:%S} {instant.tzname()}"
+    html = format_html('<time datetime="{}" title="{}">{}</time>', _utc(value).isoformat(), exact, relative)
     if absolute:
-        html = format_html('{} <span class="muted small">{}</span>', html, f"{instant:%Y-%m-%d %H:%M} UTC")
+        html = format_html('{} <span class="muted small">{}</span>', html, f"{instant:%Y-%m-%d %H:%M} {instant.tzname()}")
     return html
 
 

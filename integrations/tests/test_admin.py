@@ -1,6 +1,7 @@
 """The Django admin, over HTTP as a staff superuser: no credential field, actions, read-only logs."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -292,3 +293,15 @@ def test_admin_shows_the_last_outcome_and_the_account(superuser_client, integrat
     assert "Rate limited — retrying: Throttled (HTTP 429)." in listing
     change = superuser_client.get(reverse("admin:integrations_integration_change", args=[integration.pk])).content.decode()
     assert "openai:org-1" in change and "Whole account" in change
+
+
+def test_usage_and_sync_run_lists_have_few_enough_columns_to_fit_1280_px(superuser_client, history):
+    _run, record = history
+    columns = re.compile(r'<th scope="col"[^>]*class="[^"]*\bcolumn-(\w+)')
+    usage = _body(superuser_client.get(_url("usage_usagerecord_changelist")))
+    assert columns.findall(usage) == ["bucket", "integration", "model", "project", "metric", "amount", "attributed_to"]
+    assert f"{record.bucket_start:%Y-%m-%d %H:%M} · 1 h" in usage and "100 tokens" in usage
+    runs = _body(superuser_client.get(_url("integrations_syncrun_changelist")))
+    assert columns.findall(runs) == ["pk", "integration", "status", "started_at", "took", "window", "rows", "error_category"]
+    # The lists get the page's width: no nav sidebar beside them (the home page lists every model).
+    assert 'id="nav-sidebar"' not in usage and 'id="nav-sidebar"' not in runs

@@ -51,3 +51,15 @@ def test_aws_credential_alternatives_are_not_labelled_optional(admin_client):
     assert _label(page, "credential_access_key_id") == "Access key id"
     assert _label(page, "credential_secret_access_key") == "Secret access key"
     assert _label(page, "setting_endpoint_url") == "Endpoint URL (optional)"
+
+
+def test_the_aws_trust_policy_is_shown_whole_with_a_copy_button(admin_client, settings):
+    page = _page(admin_client, "aws_bedrock")
+    blocks = re.findall(r'<pre id="(setup-code-\d+)"><code>(.*?)</code></pre>\s*<button type="button" class="button button-small copy-button" data-copy="([^"]+)"', page, re.S)
+    assert len(blocks) == 2 and all(pre == target for pre, _, target in blocks)  # each button copies its own block
+    trust = html.unescape(blocks[0][1])
+    assert '"sts:AssumeRole"' in trust and '"sts:ExternalId"' in trust  # the whole policy, not an excerpt
+    assert 'src="/static/js/copy.js"' in page  # the button's script: a static file (no inline script under the CSP)
+    # Wrapped in its box, never cut off or scrolled sideways.
+    css = (settings.BASE_DIR / "static/css/doow.css").read_text()
+    assert re.search(r"\.code-block pre \{[^}]*white-space: pre-wrap;[^}]*overflow-wrap: anywhere;", css)

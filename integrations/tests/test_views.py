@@ -266,35 +266,68 @@ def test_a_successful_sync_that_stored_nothing_says_so_with_its_window(admin_cli
 
 
 # ---------------------------------------------------------------- usage section
+TOTAL = re.compile(r'data-metric="(\w+)"[^>]*><span class="total-metric">[^<]+</span><span class="total-value">([^<]+)<')
+
+
 def test_usage_totals_and_filters(admin_client, integration, usage_rows):
-    response = admin_client.get(url("usage", integration), {"model": "gpt-4o"}, **HX)
+    response = admin_client.get(url("usage", integration), {"model": "gpt-4o", "view": "rows"}, **HX)
     body = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in body and body.lstrip().startswith('<section id="usage"')
     assert body.count("<tr>") == 1 + 6  # header + 3 days × 2 metrics of gpt-4o
     assert "gpt-4o-mini</td>" not in body
-    totals = dict(re.findall(r'total-metric">(\w+)</span><span class="total-value">([\d,]+)<', body))
-    assert totals == {"input_tokens": "3,000", "output_tokens": "750"}
+    assert dict(TOTAL.findall(body)) == {"input_tokens": "3,000 tokens", "output_tokens": "750 tokens"}
     # The selects list the values stored.
     assert '<option value="gpt-4o-mini">' in body and '<option value="proj_b">' in body
     # The address bar follows the filter, pointing at the full page.
-    assert response["HX-Push-Url"] == url("detail", integration) + "?model=gpt-4o"
+    assert response["HX-Push-Url"] == url("detail", integration) + "?model=gpt-4o&view=rows"
 
 
 def test_usage_date_range_and_project(admin_client, integration, usage_rows):
     body = admin_client.get(
-        url("usage", integration), {"date_from": "2025-03-02", "date_to": "2025-03-02", "project": "proj_b"}, **HX
+        url("usage", integration), {"date_from": "2025-03-02", "date_to": "2025-03-02", "project": "proj_b", "view": "rows"}, **HX
     ).content.decode()
     assert body.count("<tr>") == 1 + 2
-    assert "2025-03-02 10:00" in body and "2025-03-01 10:00" not in body
-    totals = dict(re.findall(r'total-metric">(\w+)</span><span class="total-value">([\d,]+)<', body))
-    assert totals == {"input_tokens": "1,000", "output_tokens": "250"}
+    assert "2 Mar 2025, 10:00 UTC" in body and "1 Mar 2025, 10:00" not in body
+    assert dict(TOTAL.findall(body)) == {"input_tokens": "1,000 tokens", "output_tokens": "250 tokens"}
 
 
 def test_usage_filters_work_without_htmx_on_the_detail_page(admin_client, integration, usage_rows):
-    response = admin_client.get(url("detail", integration), {"model": "gpt-4o-mini", "metric": "output_tokens"})
+    response = admin_client.get(url("detail", integration), {"model": "gpt-4o-mini", "metric": "output_tokens", "view": "rows"})
     assert response.context["usage_page"].paginator.count == 3
     assert [t["total"] for t in response.context["usage_totals"]] == [Decimal("750")]
+
+
+def _cells(table: str) -> list[list[str]]:
+    rows = [
+        [" ".join(strip_tags(cell).split()) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    ]
+    return [row for row in rows if row]  # the header row has no <td>
+
+
+def test_usage_opens_on_a_summary_by_model_project_and_day_with_the_rows_behind_a_tab(admin_client, integration, usage_rows):
+    _record(integration, hour=datetime(2025, 3, 2, 9, tzinfo=UTC), metric="cost", quantity="1234.5", model="gpt-4o", project="proj_a")
+    integration.identity = {"details": {"projects": [{"id": "proj_a", "name": "Support bot"}]}}
+    integration.save()
+    body = admin_client.get(url("detail", integration)).content.decode()
+    section = body[body.index('<section id="usage"'):]
+    section = section[: section.index("</section>")]
+    assert "table-usage" not in section  # no raw rows until asked for
+    assert "Stored rows (13)" in section
+    assert dict(TOTAL.findall(section)) == {"cost": "$1,234.50", "input_tokens": "6,000 tokens", "output_tokens": "1,500 tokens"}
+    tables = dict(re.findall(r'<h3 class="small-heading">([^<]+)</h3>(.*?)</table>', section, re.S))
+    assert set(tables) == {"By model", "By project", "By day"}
+    # Money first, then the counts; ordered by spend, projects by their names.
+    assert _cells(tables["By model"]) == [["gpt-4o", "$1,234.50", "3,000 tokens", "750 tokens"], ["gpt-4o-mini", "—", "3,000 tokens", "750 tokens"]]
+    assert _cells(tables["By project"])[0] == ["Support bot", "$1,234.50", "3,000 tokens", "750 tokens"]
+    assert [row[0] for row in _cells(tables["By day"])] == ["Mon 3 Mar 2025", "Sun 2 Mar 2025", "Sat 1 Mar 2025"]
+    # One bar per day of the headline metric (spend), scaled to the largest.
+    assert re.findall(r'<progress class="bar" max="100" value="(\d+)">([^<]+)<', section) == [("0", "$0.00"), ("100", "$1,234.50"), ("0", "$0.00")]
+    # The raw rows are one click away, with the filters kept.
+    rows = admin_client.get(url("usage", integration), {"view": "rows", "model": "gpt-4o"}, **HX).content.decode()
+    assert "table-usage" in rows and rows.count("<tr>") == 1 + 7
+    assert 'aria-current="page">Stored rows' in " ".join(rows.split())
 
 
 def test_usage_no_match_empty_state(admin_client, integration, usage_rows):
@@ -307,13 +340,13 @@ def test_usage_is_paginated_by_50(admin_client, integration):
     base = datetime(2025, 1, 1, tzinfo=UTC)
     for i in range(60):
         _record(integration, hour=base + timedelta(hours=i), model="gpt-4o")
-    first = admin_client.get(url("detail", integration))
+    first = admin_client.get(url("detail", integration), {"view": "rows"})
     assert len(first.context["usage_page"].object_list) == 50
     assert "Page 1 of 2" in first.content.decode()
-    second = admin_client.get(url("usage", integration), {"page": 2}, **HX).content.decode()
+    second = admin_client.get(url("usage", integration), {"page": 2, "view": "rows"}, **HX).content.decode()
     assert second.count("<tr>") == 1 + 10
     assert "Page 2 of 2" in second
-    assert f'href="{url("detail", integration)}?page=1#usage"' in second  # plain link beside hx-get
+    assert f'href="{url("detail", integration)}?page=1&amp;view=rows#usage"' in second  # plain link beside hx-get
 
 
 def test_usage_of_another_integration_never_shows(admin_client, integration, usage_rows, other_workspace):
@@ -549,3 +582,74 @@ def test_a_private_base_url_is_refused_on_its_field(admin_client, workspace, set
     assert "private" in " ".join(form.errors["setting_base_url"])
     assert not form.non_field_errors()
     assert not Integration.objects.exists()
+
+
+# ---------------------------------------------------------------- event log
+def _event(integration: Integration, message: str, *, level: str = "info", category: str = "sync") -> IntegrationEvent:
+    return IntegrationEvent.objects.create(integration=integration, level=level, category=category, message=message)
+
+
+def test_the_event_log_sits_above_the_usage_and_shows_the_latest_ten(admin_client, integration, usage_rows):
+    for n in range(12):
+        _event(integration, f"Sync number {n} finished.")
+    body = admin_client.get(url("detail", integration)).content.decode()
+    assert body.index('id="events"') < body.index('id="usage"') < body.index('id="runs"')
+    events = body[body.index('<section id="events"'):]
+    events = events[: events.index("</section>")]
+    assert "Sync number 11 finished." in events and "Sync number 2 finished." in events
+    assert "Sync number 1 finished." not in events  # the 11th newest is on the event log's page
+    assert f'href="{url("events", integration)}">View all events' in events
+
+
+def test_the_event_log_filters_by_level_and_category(admin_client, integration):
+    _event(integration, "Key refused by the provider.", level="error", category="credential")
+    _event(integration, "Slow down: rate limited.", level="warning", category="rate_limit")
+    _event(integration, "Sync finished: 12 rows.")
+    card = admin_client.get(url("events", integration), {"level": "error"}, HTTP_HX_TARGET="events", **HX).content.decode()
+    assert card.lstrip().startswith('<section id="events"') and "<html" not in card
+    assert "Key refused" in card and "rate limited" not in card and "Sync finished" not in card
+    assert '<option value="error" selected>' in card
+    # The card refreshes (events-changed) with its filters kept.
+    assert f'hx-get="{url("events", integration)}?level=error"' in card
+    card = admin_client.get(url("events", integration), {"category": "rate_limit"}, HTTP_HX_TARGET="events", **HX).content.decode()
+    assert "rate limited" in card and "Key refused" not in card
+    card = admin_client.get(url("events", integration), {"level": "error", "category": "sync"}, HTTP_HX_TARGET="events", **HX).content.decode()
+    assert "No events match these filters." in card
+    # A level that is not one is ignored, not an error.
+    assert admin_client.get(url("events", integration), {"level": "<script>"}).status_code == 200
+
+
+def test_view_all_events_is_its_own_paginated_page(admin_client, integration, usage_rows):
+    for n in range(60):
+        _event(integration, f"Event {n:02d}.", level="warning" if n % 2 else "info")
+    response = admin_client.get(url("events", integration))
+    body = response.content.decode()
+    assert response.status_code == 200 and "<h1>Event log</h1>" in body
+    assert 'id="usage"' not in body and 'id="runs"' not in body  # not the whole detail page
+    assert body.count('<tr>') == 1 + 50 and "Page 1 of 2" in body
+    assert "Event 59." in body and "Event 09." not in body
+    second = admin_client.get(url("events", integration), {"page": 2}).content.decode()
+    assert "Event 09." in second and "Event 59." not in second and second.count("<tr>") == 1 + 10
+    warnings = admin_client.get(url("events", integration), {"level": "warning"}).content.decode()
+    assert "30 events match" in warnings and "Event 58." not in warnings and "Event 59." in warnings
+
+
+def test_another_workspaces_event_log_is_a_404(admin_client, other_workspace):
+    theirs = Integration.objects.create(workspace=other_workspace, provider="openai", name="Theirs")
+    _event(theirs, "Their secret event.")
+    assert admin_client.get(url("events", theirs, ws="acme")).status_code == 404
+
+
+def test_times_show_in_the_workspace_time_zone_with_the_zone_named(admin_client, workspace, integration):
+    workspace.time_zone = "Europe/Paris"
+    workspace.save()
+    _record(integration, hour=datetime(2026, 12, 5, 22, tzinfo=UTC), model="gpt-4o")
+    SyncRun.objects.create(
+        integration=integration, status=SyncRun.Status.SUCCESS, rows_written=1234567,
+        window_start=datetime(2026, 12, 5, 0, tzinfo=UTC), window_end=datetime(2026, 12, 6, 11, tzinfo=UTC),
+    )  # fmt: skip
+    body = " ".join(strip_tags(admin_client.get(url("detail", integration), {"view": "rows"}).content.decode()).split())
+    assert "Bucket start (Europe/Paris)" in body and "5 Dec 2026, 23:00 CET" in body  # 22:00 UTC
+    assert "2026-12-05 01:00 CET → 2026-12-06 12:00 CET" in body  # the run's window
+    assert "1.2M" in body  # rows written, as a count people read
+    assert "times in Europe/Paris" in body and "times are UTC" not in body

@@ -37,6 +37,7 @@ EXPECTED_HEADER = [
     "application",
     "license",
     "provenance",
+    "integration_name",
 ]
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -132,6 +133,7 @@ def test_csv_columns_order_and_formats(records):
         "application": "",
         "license": "",
         "provenance": "reported",
+        "integration_name": "OpenAI prod",
     }
     assert (cost["metric"], cost["quantity"], cost["unit"]) == ("cost", "0.5", "USD")
     assert requests["quantity"] == "7"
@@ -163,9 +165,10 @@ def test_labels_are_read_once_per_application_and_license(records, workspace, dj
         make_record(records, DAY1 + timedelta(days=3, hours=i), "output_tokens", "1", "tokens", application=support, license=scale)
     rows = usage_csv_rows(usage_export_queryset(workspace=workspace))
     next(rows)
-    # One SELECT of the records, one of the application, one of the license: not one per row.
-    with django_assert_max_num_queries(3):
-        assert sum(1 for r in rows if r[-2] == "Support Bot – Scale tier") == 50
+    # One SELECT of the records, one of the application, one of the license, one of the
+    # integration's name: not one per row.
+    with django_assert_max_num_queries(4):
+        assert sum(1 for r in rows if r[-3] == "Support Bot – Scale tier" and r[-1] == "OpenAI prod") == 50
 
 
 def test_only_the_workspaces_own_usage_is_exported(records, other_workspace):
@@ -238,5 +241,6 @@ def test_quantity_is_a_plain_decimal(value, text):
 def test_rows_are_streamed_in_chunks(records, django_assert_max_num_queries):
     rows = usage_csv_rows(usage_export_queryset(workspace=records.workspace))
     assert next(rows) == EXPECTED_HEADER  # a generator: nothing is read before it is asked for
-    with django_assert_max_num_queries(1):
+    # The records, then the integration's name once (integration_name), not once per row.
+    with django_assert_max_num_queries(2):
         assert len(list(rows)) == 3

@@ -24,7 +24,7 @@ from usage.models import UsageRecord
 
 NOW = datetime(2025, 4, 1, tzinfo=UTC)
 DAY = datetime(2025, 3, 1, tzinfo=UTC)
-DOOW_HEADER = "provider,integration,bucket_start,bucket_end,account,project,region,model,deployment,endpoint,resource,operation,api_key,metric,quantity,unit,application,license,provenance"
+DOOW_HEADER = "provider,integration,bucket_start,bucket_end,account,project,region,model,deployment,endpoint,resource,operation,api_key,metric,quantity,unit,application,license,provenance,integration_name"
 
 
 def parse(text: str | bytes, **kwargs) -> list[UsageSample]:

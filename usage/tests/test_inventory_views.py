@@ -66,8 +66,23 @@ def test_applications_show_their_licenses_and_attributed_usage(admin_client, wor
     assert "Chatbot" in page and "Support team" in page and "Enterprise 2026" in page
     # the explorer link shows the rows counted here: all time, not the explorer's default month
     assert re.search(r'application=\d+&amp;range=all" title="Explore this usage \(all time, as counted here\)">4</a>', page)
-    assert "12.00 USD" in page
+    assert "$12.00" in page
     assert 'aria-current="page">Applications</a>' in page
+
+
+def test_latest_usage_is_the_local_day_never_a_future_moment(admin_client, workspace, integration):
+    """Far east of UTC the latest bucket's local day is ahead of UTC's: it is named as a day,
+    never as "in 19 hours" (a past bucket read as a future time)."""
+    workspace.time_zone = "Pacific/Kiritimati"  # UTC+14
+    workspace.save()
+    app = Application.objects.create(workspace=workspace, name="Chatbot")
+    rule = AttributionRule.objects.create(workspace=workspace, provider="openai", application=app)
+    row(integration, 11, application=app, rule=rule)  # 2026-11-02 11:00 UTC = 3 Nov, 01:00 local
+    rollups.refresh_integration(integration.pk)
+    page = text(admin_client.get(url(workspace, "applications")))
+    assert '<time datetime="2026-11-03">3 Nov 2026</time>' in page
+    assert not re.search(r"\bin \d+ (hour|minute|day)", page)
+    assert "times in Pacific/Kiritimati" in page
 
 
 def test_an_application_is_created_and_names_are_unique(admin_client, workspace):
@@ -312,6 +327,90 @@ def test_create_rule_from_a_group_prefills_its_exact_values_and_the_group_disapp
     assert [g.values["project"] for g in after.context["groups"]] == ["proj_a"]
     assert "Rule saved: matching OpenAI usage goes to Reasoning lab" in text(after)
     assert UsageRecord.objects.filter(application__name="Reasoning lab").count() == 2
+
+
+def test_the_unattributed_list_refreshes_itself_when_reattribution_finishes(admin_client, workspace, unattributed_rows, django_capture_on_commit_callbacks):
+    """A worker re-attributes after the rule is saved: the page the browser lands on follows the job
+    and, when it ends, the groups section reloads (attribution-changed) without the user reloading."""
+    from usage.tasks import reattribute_workspace
+
+    data = rule_data(project="proj_b", model="o1[[]preview]", new_application="Reasoning lab", **{"from": "unattributed"})
+    with django_capture_on_commit_callbacks(execute=False) as queued:  # no worker has run yet
+        response = admin_client.post(url(workspace, "rule_add"), data)
+    assert len(queued) == 1
+    job = ReattributionJob.objects.get()
+    landing = admin_client.get(response["Location"]).content.decode()
+    assert f'?watching={job.pk}"' in landing and 'hx-trigger="every 1s, reattribution-started from:body"' in landing
+    assert 'hx-trigger="attribution-changed from:body"' in landing  # the groups listen for the job's end
+    assert "o1[preview]" in landing  # still unattributed: the job has not run
+
+    reattribute_workspace(job.pk)  # the worker
+    poll = admin_client.get(url(workspace, "reattribution") + f"?watching={job.pk}", HTTP_HX_REQUEST="true")
+    assert poll["HX-Trigger"] == "attribution-changed" and "every 1s" not in text(poll)
+    groups = admin_client.get(url(workspace, "unattributed"), HTTP_HX_REQUEST="true").content.decode()
+    assert "o1[preview]" not in groups and "proj_a" in groups
+
+
+def test_the_totals_come_before_the_dimensions_so_long_names_never_push_them_out_of_view(admin_client, workspace, unattributed_rows):
+    page = text(admin_client.get(url(workspace, "unattributed")))
+    head = re.search(r"<thead>(.*?)</thead>", page).group(1)
+    assert [h.strip() for h in re.findall(r"<th[^>]*>([^<]*)</th>", head)] == ["Provider", "Totals", "Rows", "Days (UTC)", "Project", "Model"]
+    assert "Input tokens</span> 50 tokens" in page and "Reported cost</span> $4.00" in page
+
+
+# ---------------------------------------------------------------- rule preview
+def _preview(client, workspace, **params) -> str:
+    response = client.get(url(workspace, "rule_preview"), rule_data(**params), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="rule-preview-result"') and "<html" not in body
+    return re.sub(r"<[^>]+>", "", text(response)).strip()
+
+
+def test_the_rule_form_previews_rows_and_spend_before_saving(admin_client, workspace, unattributed_rows):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        lab = _preview(admin_client, workspace, project="proj_b")
+    assert "2 rows would go to this rule (2 of them unattributed now) · reported cost $4.00." in lab
+    assert not [q for q in captured.captured_queries if '"usage_usagerecord"' in q["sql"]]  # the rollups only
+
+    # gpt-4o: proj_a's 10 rows; the proj_attributed row stays with the older rule of equal priority.
+    gpt = _preview(admin_client, workspace, model="gpt-4o")
+    assert "10 rows would go to this rule (10 of them unattributed now) · 50 tokens in, 15 tokens out." in gpt
+    assert "1 more matching row stays with an earlier rule" in gpt
+    examples = " ".join(gpt.split())  # the combinations it takes, largest first
+    assert "project proj_a model gpt-4o 5 rows project proj_a region us model gpt-4o 3 rows" in examples
+    first = _preview(admin_client, workspace, model="gpt-4o", priority="1")  # runs before it
+    assert "11 rows would go to this rule (10 of them unattributed now)" in first and "earlier rule" not in first
+
+    assert "Matches no stored usage" in _preview(admin_client, workspace, model="GPT-4O")  # case matters
+    assert "Choose a provider" in _preview(admin_client, workspace, provider="")
+
+
+def test_editing_a_rule_previews_it_in_place_of_itself(admin_client, workspace, unattributed_rows):
+    rule = AttributionRule.objects.get()
+    edited = _preview(admin_client, workspace, project="proj_*", rule=str(rule.pk))
+    assert "13 rows would go to this rule (12 of them unattributed now)" in edited and "earlier rule" not in edited
+    # The edit page opens with what the saved rule takes now.
+    page = text(admin_client.get(url(workspace, "rule_edit", pk=rule.pk)))
+    assert "1 row would go to this rule (0 of them unattributed now)" in re.sub(r"<[^>]+>", "", page)
+    assert f'hx-vals=\'{{"rule": "{rule.pk}"}}\'' in page
+
+
+def test_the_preview_follows_the_prefilled_group_and_refuses_other_workspaces_rules(admin_client, workspace, other_workspace, unattributed_rows):
+    form = text(admin_client.get(url(workspace, "rule_add"), {"provider": "openai", "project": "proj_b", "from": "unattributed"}))
+    assert "2 rows would go to this rule" in re.sub(r"<[^>]+>", "", form)
+    assert 'hx-get="' + url(workspace, "rule_preview") + '"' in form
+    theirs = AttributionRule.objects.create(
+        workspace=other_workspace, provider="openai", application=Application.objects.create(workspace=other_workspace, name="Theirs")
+    )
+    response = admin_client.get(url(workspace, "rule_preview"), {"provider": "openai", "rule": theirs.pk}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 404
+    # Without htmx the preview is the form's own page.
+    plain = admin_client.get(url(workspace, "rule_preview"), {"provider": "openai", "project": "proj_b"})
+    assert plain.status_code == 302 and plain["Location"].startswith(url(workspace, "rule_add") + "?")
 
 
 def test_the_groups_refresh_as_a_fragment(admin_client, workspace, unattributed_rows):

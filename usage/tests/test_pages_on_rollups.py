@@ -64,7 +64,8 @@ def test_no_aggregating_page_aggregates_the_base_table(admin_client, workspace, 
         f"{explorer}?by=model&period=week&date_from=2026-03-02&model=o1",
         f"{explorer}?by=application&period=month&page=2",
         reverse("integrations:detail", kwargs={"ws": workspace.slug, "pk": integration.pk}),
-        reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}) + "?model=o1&page=2",
+        reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}) + "?model=o1&page=2&view=rows",
+        reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}) + "?model=o1",  # the summary
         reverse("integrations:list", kwargs={"ws": workspace.slug}),
         reverse("inventory:unattributed", kwargs={"ws": workspace.slug}),
         reverse("inventory:applications", kwargs={"ws": workspace.slug}),
@@ -175,7 +176,7 @@ def test_a_deep_page_reads_only_the_days_that_hold_it(admin_client, workspace):
     bulk_rows(integration, 24 * 20, models=("a", "b"))  # 20 days, 48 rows a day
     url = reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk})
     with CaptureQueriesContext(connection) as captured:
-        response = admin_client.get(url, {"page": 15})  # rows 701–750: the 15th day from the end
+        response = admin_client.get(url, {"page": 15, "view": "rows"})  # rows 701–750: the 15th day from the end
     assert response.status_code == 200
     rows = response.context["usage_page"].object_list
     assert len(rows) == 50
@@ -193,7 +194,7 @@ def test_a_deep_page_reads_only_the_days_that_hold_it(admin_client, workspace):
 def test_a_page_past_the_end_shows_the_last(admin_client, workspace):
     integration = make_integration(workspace)
     bulk_rows(integration, 30, models=("a", "b"))
-    response = admin_client.get(reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}), {"page": 99})
+    response = admin_client.get(reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}), {"page": 99, "view": "rows"})
     assert response.context["usage_page"].number == 2
     assert len(response.context["usage_page"].object_list) == 10
 

@@ -1,0 +1,137 @@
+"""The integration page, the event log, the rule preview and the AWS setup steps, in Chromium.
+
+A workspace in Europe/Paris with an OpenAI integration holding three days of hourly usage for
+two models, some events of each level, and no rules (so all of it is unattributed). Ada signs
+in and: finds health and the event log above the usage; filters the log to errors in place and
+opens "View all events", its own paginated page; reads the usage summary (totals, a bar a day,
+by model and project) and switches to the stored rows; starts a rule from an unattributed group
+and watches its preview change as she narrows the model; copies the AWS trust policy. Every
+page she sees fits 390 px without sideways scrolling, and is saved at 1280 and 390 px.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from accounts.models import Membership, Workspace
+from integrations.models import Integration, IntegrationEvent
+from usage import rollups
+from usage.models import UsageRecord
+
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:  # the `playwright` fixture skips (or, in CI, fails) and says how to install it
+    Page = Any  # type: ignore[assignment,misc]
+    expect = None
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct horse battery staple"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+@pytest.fixture
+def integration(transactional_db: None) -> Integration:
+    workspace = Workspace.objects.create(name="Acme Corp", slug="acme", time_zone="Europe/Paris")
+    ada = get_user_model().objects.create_user("ada", "ada@example.com", PASSWORD)
+    Membership.objects.create(workspace=workspace, user=ada, role=Membership.Role.ADMIN)
+    integration = Integration(workspace=workspace, provider="openai", name="OpenAI production", settings={"base_url": "http://127.0.0.1:9/v1"})
+    integration.set_credential({"api_key": "sk-admin-e2e-pages-0000000000000000"})
+    integration.save()
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
+    records = []
+    for hour in range(72):
+        moment = start + timedelta(hours=hour)
+        for model, project in (("gpt-4o", "proj_support"), ("gpt-4o-mini", "proj_search")):
+            for metric, quantity, unit in (("input_tokens", 400_000, "tokens"), ("cost", Decimal("1.25"), "USD")):
+                records.append(
+                    UsageRecord(workspace=workspace, integration=integration, provider="openai", bucket_start=moment,
+                                bucket_end=moment + timedelta(hours=1), model=model, project=project, metric=metric,
+                                quantity=quantity, unit=unit)
+                )  # fmt: skip
+    UsageRecord.objects.bulk_create(records)
+    rollups.refresh_integration(integration.pk)
+    for n in range(12):
+        level, category = (("info", "sync"), ("warning", "rate_limit"), ("error", "credential"))[n % 3]
+        IntegrationEvent.objects.create(integration=integration, level=level, category=category, message=f"Event {n}: {level}.")
+    return integration
+
+
+def sign_in(page: Page) -> None:
+    page.goto("/")
+    page.get_by_label("Username").fill("ada")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+
+
+def fits_a_phone(page: Page, screenshot: Any, name: str) -> None:
+    """Saved at both sizes; at 390 px the page itself never scrolls sideways."""
+    screenshot(f"{name}-desktop")
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
+    screenshot(f"{name}-phone")
+    page.set_viewport_size(DESKTOP)
+
+
+def test_integration_page_event_log_rule_preview_and_copy(page: Page, integration: Integration, screenshot: Any) -> None:
+    sign_in(page)
+    detail = f"/w/acme/settings/integrations/{integration.pk}/"
+    page.goto(detail)
+
+    # Health and the event log come before the usage.
+    events, usage = page.locator("#events"), page.locator("#usage")
+    assert events.bounding_box()["y"] < usage.bounding_box()["y"]
+    expect(events.locator("tbody tr")).to_have_count(10)  # the latest ten
+    events.get_by_label("Level").select_option("error")
+    events.get_by_role("button", name="Filter").click()
+    expect(page.locator("#events tbody tr")).to_have_count(4)
+    expect(page.locator("#events tbody")).not_to_contain_text("warning.")
+
+    # The usage opens on its summary; the stored rows are a tab away.
+    expect(usage.locator(".total").first).to_contain_text("$")
+    local_days = integration.usage_daily.values("day").distinct().count()  # 3 or 4 days in Europe/Paris
+    expect(usage.locator("progress.bar")).to_have_count(local_days)
+    expect(usage.get_by_role("heading", name="By model")).to_be_visible()
+    usage.get_by_role("link", name="Stored rows").click()
+    expect(page.locator("#usage table.table-usage tbody tr")).to_have_count(50)
+    assert "view=rows" in page.url
+    # Screenshots last on a page: Playwright leaves an empty style="" on inputs it hid the caret
+    # of, which an htmx swap would then copy (and the CSP refuse).
+    page.goto(detail)
+    fits_a_phone(page, screenshot, "integration-page")
+
+    # View all events: its own page, paginated, filterable.
+    page.goto(detail)
+    page.get_by_role("link", name="View all events").click()
+    expect(page.get_by_role("heading", name="Event log", level=1)).to_be_visible()
+    expect(page.locator("#usage")).to_have_count(0)
+    expect(page.locator("tbody tr")).to_have_count(12)
+    fits_a_phone(page, screenshot, "event-log")
+
+    # A rule from an unattributed group previews what it takes, and follows the fields.
+    page.goto("/w/acme/settings/unattributed/")
+    page.get_by_role("row").filter(has_text="gpt-4o-mini").get_by_role("link", name="Create rule from this").click()
+    preview = page.locator("#rule-preview-result")
+    expect(preview).to_contain_text("144 rows would go to this rule")
+    expect(preview).to_contain_text("$90.00")
+    page.get_by_label("Project").fill("")
+    page.get_by_label("Model", exact=True).fill("gpt-4o*")
+    expect(page.locator("#rule-preview-result")).to_contain_text("288 rows would go to this rule")
+    expect(page.locator("#rule-preview-result")).to_contain_text("$180.00")
+    fits_a_phone(page, screenshot, "rule-preview")
+
+    # The AWS trust policy: whole, and one click copies it.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto("/w/acme/settings/integrations/add/aws_bedrock/")
+    page.locator("[data-copy=setup-code-1]").click()
+    expect(page.locator("[data-copy=setup-code-1]")).to_have_text("Copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert '"sts:AssumeRole"' in copied and '"sts:ExternalId"' in copied
+    fits_a_phone(page, screenshot, "aws-setup")
