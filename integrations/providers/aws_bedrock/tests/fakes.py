@@ -90,6 +90,18 @@ class StubbedAws:
             body["NextToken"] = next_token
         self.cloudwatch.add_response("list_metrics", body)
 
+    def mantle(self, *model_ids: str, dimension: str = "ModelId") -> None:
+        """One ListMetrics page of AWS/BedrockMantle's Inferences at the Model level."""
+        self.cloudwatch.add_response(
+            "list_metrics",
+            {
+                "Metrics": [
+                    {"Namespace": "AWS/BedrockMantle", "MetricName": "Inferences", "Dimensions": [{"Name": dimension, "Value": m}]}
+                    for m in model_ids
+                ]
+            },
+        )
+
     def data(self, results: list[dict[str, Any]], next_token: str | None = None, expected: dict | None = None) -> None:
         body: dict[str, Any] = {"MetricDataResults": results, "Messages": []}
         if next_token:
