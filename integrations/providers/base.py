@@ -42,7 +42,10 @@ METRICS: dict[str, str] = {
     "cache_write_tokens": "tokens",
     "output_tokens": "tokens",
     "requests": "requests",
+    "throttled_requests": "requests",  # refused for a rate limit (HTTP 429); not in `requests`
+    "failed_requests": "requests",  # failed with another error (4xx / 5xx); not in `requests`
     "compute_seconds": "seconds",
+    "provisioned_hours": "hours",  # PTU-hours of provisioned capacity, billed whatever the use
     "training_tokens": "tokens",  # tokens a fine-tuning job trained on (epochs included)
     "api_calls": "calls",
     "cost": "",
