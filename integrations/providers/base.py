@@ -204,6 +204,9 @@ class UsageSample:
     # The Stream of the connector that produced it ("" for imported rows): the rows a later
     # Answered for this stream may remove. Not part of the natural key.
     stream: str = ""
+    # The provider's own labels of the usage (e.g. Google Cloud's resource labels), sorted
+    # (key, value) pairs: stored with the row for attribution rules, NOT part of the natural key.
+    labels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
