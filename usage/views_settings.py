@@ -233,7 +233,7 @@ def license_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def _describe(rule: AttributionRule) -> AttributionRule:
     """Adds what the templates show: the provider's name and the non-empty patterns."""
     rule.provider_name = _provider_name(rule.provider)
-    rule.patterns = [(f, getattr(rule, f)) for f in AttributionRule.MATCH_FIELDS if getattr(rule, f)]
+    rule.patterns = [(f, getattr(rule, f)) for f in (*AttributionRule.MATCH_FIELDS, "label") if getattr(rule, f)]
     return rule
 
 
@@ -258,7 +258,7 @@ def _rule_form(request: HttpRequest, instance: AttributionRule | None = None) ->
     from_unattributed = source.get("from") == "unattributed"
     initial: dict[str, Any] = {}
     if instance is None:
-        initial = {name: request.GET[name] for name in ("provider", *AttributionRule.MATCH_FIELDS) if request.GET.get(name)}
+        initial = {name: request.GET[name] for name in ("provider", *AttributionRule.MATCH_FIELDS, "label") if request.GET.get(name)}
     form = AttributionRuleForm(request.POST or None, instance=instance, initial=initial, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
         rule = services.attribution_rule_save(rule=form.save(), new_application_name=form.new_application_name)
