@@ -29,8 +29,10 @@ from integrations.providers.aws_bedrock.schema import (
     Query,
     batches,
     build_queries,
+    is_application_profile,
     mantle_samples,
     normalize_model_id,
+    parse_inference_profile,
     parse_list_metrics_keys,
     parse_metric_data_page,
     parse_regions,
@@ -67,6 +69,7 @@ MANTLE = Stream(
 # remembered in the integration's state, per namespace and region, and queried explicitly on
 # later syncs, so a backfill of an older window still reads a model idle since.
 STATE_KEY = "models_seen"
+PROFILES_KEY = "profile_models"  # application inference profile ARN -> its foundation model
 MAX_REMEMBERED = 2_000  # per namespace and region; the oldest-named beyond it are dropped
 
 
@@ -214,7 +217,10 @@ class AwsBedrockProvider(Provider):
             model_ids = _merge(seen, NAMESPACE, region, [m for _, m in keys])
             if model_ids:
                 points = self._datapoints(aws, client, region, model_ids, start, end)
-                samples.extend(in_stream(usage_samples(points, account=account, region=region), CLOUDWATCH.name))
+                resolved = self._profile_models(aws, region, [m for m in model_ids if is_application_profile(m)], state)
+                samples.extend(
+                    in_stream(usage_samples(points, account=account, region=region, resolved=resolved), CLOUDWATCH.name)
+                )
                 self._answer_models(answered, CLOUDWATCH.name, Window(start, window.end), account, region, model_ids)
             # bedrock-mantle (Responses, Chat Completions, Anthropic Messages): AWS/BedrockMantle.
             keys = self._discover(aws, client, region, MANTLE_NAMESPACE, MANTLE_INFERENCES, MANTLE_DIMENSIONS)
@@ -257,6 +263,33 @@ class AwsBedrockProvider(Provider):
             self.answer(answered, stream, window, account=[account], region=[region], model=plain, deployment=[""], **extra)
         if profiled:
             self.answer(answered, stream, window, account=[account], region=[region], deployment=profiled, **extra)
+
+    def _profile_models(
+        self, aws: Aws, region: str, arns: list[str], state: dict[str, Any] | None
+    ) -> dict[str, str]:
+        """The foundation model behind each application inference profile, from
+        bedrock:GetInferenceProfile (an optional permission: refused, the profile stays its own
+        model). Remembered in the state: a profile's model never changes."""
+        known = (state or {}).get(PROFILES_KEY)
+        known = dict(known) if isinstance(known, dict) else {}
+        resolved: dict[str, str] = {}
+        client = None
+        for arn in arns:
+            if isinstance(known.get(arn), str) and known[arn]:
+                resolved[arn] = known[arn]
+                continue
+            client = client or aws.client("bedrock", region)
+            try:
+                response = aws.call(client, "get_inference_profile", "bedrock:GetInferenceProfile", region=region,
+                                    inferenceProfileIdentifier=arn)  # fmt: skip
+            except (PermissionDenied, ProviderResponseError):
+                continue  # not allowed, or gone: the profile keeps its own name as the model
+            model = _parsed(parse_inference_profile, response)
+            if model:
+                resolved[arn] = known[arn] = model
+        if state is not None and known:
+            state[PROFILES_KEY] = known
+        return resolved
 
     def _open(self, credential: Mapping[str, str], settings: Mapping[str, str], http: HttpClient, region: str) -> Aws:
         endpoint = self.setting(settings, "endpoint_url")

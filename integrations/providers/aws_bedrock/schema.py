@@ -259,7 +259,27 @@ def parse_metric_data_page(body: Any) -> MetricDataPage:
 Datapoints = Mapping[tuple[datetime, str, str], Decimal]  # (hour, raw ModelId, CloudWatch metric) -> Sum
 
 
-def usage_samples(points: Datapoints, *, account: str, region: str) -> list[UsageSample]:
+def is_application_profile(model_id: str) -> bool:
+    """An application inference profile's ARN (…:application-inference-profile/<id>)."""
+    return model_id.startswith("arn:") and ":application-inference-profile/" in model_id
+
+
+def parse_inference_profile(body: Any) -> str:
+    """The one foundation model behind a GetInferenceProfile answer ("" when it names none or
+    several): `models[].modelArn` are foundation-model ARNs, one per Region it may route to."""
+    body = _dict(body, "get_inference_profile")
+    models = _list(body.get("models", []), "get_inference_profile.models")
+    found = set()
+    for i, raw in enumerate(models):
+        arn = _dict(raw, f"get_inference_profile.models[{i}]").get("modelArn")
+        if isinstance(arn, str) and arn.strip():
+            found.add(normalize_model_id(arn))
+    return found.pop() if len(found) == 1 else ""
+
+
+def usage_samples(
+    points: Datapoints, *, account: str, region: str, resolved: Mapping[str, str] | None = None
+) -> list[UsageSample]:
     """Samples of one region's datapoints, in time order.
 
     requests = Invocations; input_tokens = InputTokenCount + CacheRead + CacheWrite (Bedrock
@@ -273,7 +293,9 @@ def usage_samples(points: Datapoints, *, account: str, region: str) -> list[Usag
         values[metric] = values.get(metric, Decimal(0)) + value
     samples = []
     for (hour, model_id), values in sorted(hours.items()):
-        model = normalize_model_id(model_id)
+        # An application inference profile is named by its foundation model when Bedrock told
+        # us which (resolved); the raw ARN stays the deployment either way.
+        model = (resolved or {}).get(model_id) or normalize_model_id(model_id)
         # The raw id keeps "us.anthropic.x" and "anthropic.x" apart: same model, two series,
         # and one natural key for both would make the store keep only one of them.
         deployment = model_id if model_id != model else ""

@@ -30,7 +30,7 @@ class StubbedAws:
 
     def __init__(self) -> None:
         kwargs = {"region_name": "us-east-1", "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET}
-        self.clients = {s: boto3.client(s, **kwargs) for s in ("sts", "cloudwatch")}
+        self.clients = {s: boto3.client(s, **kwargs) for s in ("sts", "cloudwatch", "bedrock")}
         self.stubs = {s: Stubber(c) for s, c in self.clients.items()}
         for stub in self.stubs.values():
             stub.activate()
@@ -50,6 +50,10 @@ class StubbedAws:
     @property
     def cloudwatch(self) -> Stubber:
         return self.stubs["cloudwatch"]
+
+    @property
+    def bedrock(self) -> Stubber:
+        return self.stubs["bedrock"]
 
     def error(self, service: str, operation: str, code: str, status: int, message: str = "") -> None:
         self.stubs[service].add_client_error(
