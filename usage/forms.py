@@ -13,8 +13,8 @@ from django import forms
 
 from accounts.models import Workspace
 from integrations.providers.registry import PROVIDERS
-from usage.dates import LICENSE_YEARS_AHEAD, date_input_attrs, validate_license_day, validate_usage_day
 from usage.attribution import parse_label_pattern
+from usage.dates import LICENSE_YEARS_AHEAD, date_input_attrs, validate_license_day, validate_usage_day
 from usage.models import Application, AttributionRule, License
 
 CATEGORY_SUGGESTIONS = ("AI provider", "Cloud platform", "SaaS", "Internal tool", "Data platform")

@@ -31,7 +31,6 @@ removes them.
 from __future__ import annotations
 
 import json
-
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field

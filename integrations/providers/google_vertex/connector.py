@@ -38,9 +38,9 @@ from integrations.providers.google_vertex.bigquery import (
     run_query,
 )
 from integrations.providers.google_vertex.schema import (
-    is_credit,
     billing_rows,
     billing_samples,
+    is_credit,
 )
 
 if TYPE_CHECKING:
