@@ -136,6 +136,14 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
         "store_batch": batch,
     }
     adapted: dict[Any, Any] = {}  # a chunk has few distinct bucket times: adapt each once
+    labels_field = UsageRecord._meta.get_field("labels")
+    labels_cache: dict[tuple, Any] = {}
+
+    def labels_adapted(labels: tuple) -> Any:  # a dict is no cache key: adapted here, passed as is
+        if labels not in labels_cache:
+            labels_cache[labels] = labels_field.get_db_prep_save(dict(labels), connection)
+        return labels_cache[labels]
+
     starts: set[datetime] = set()
     rows: dict[tuple, tuple[Any, ...]] = {}
     for s in samples:
@@ -153,7 +161,7 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
             "unit": s.unit,
             "provenance": s.provenance,
             "stream": s.stream,
-            "labels": _labels_json(s),
+            "labels": labels_adapted(s.labels),
             "application_id": attribution.application_id,
             "license_id": attribution.license_id,
             "rule_id": attribution.rule_id,
@@ -161,9 +169,7 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
         row = []
         for name, field in zip(upsert.names, upsert.adapted, strict=True):
             value = values[name]
-            if field is not None and name == "labels":
-                value = field.get_db_prep_save(json.loads(value), connection)  # a dict: not a cache key
-            elif field is not None:
+            if field is not None:
                 key = (name, value)
                 if key not in adapted:
                     adapted[key] = field.get_db_prep_save(value, connection)
@@ -280,7 +286,8 @@ def usage_store_samples(*, integration: Integration, samples: Iterable[UsageSamp
 
 
 # Values of these field types go to the driver as they are (str, int or None).
-_AS_IS = (models.CharField, models.ForeignKey, models.IntegerField)
+# JSONField (labels) is adapted before the loop, once per distinct value (a dict is no cache key).
+_AS_IS = (models.CharField, models.ForeignKey, models.IntegerField, models.JSONField)
 
 
 @cache
