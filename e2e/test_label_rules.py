@@ -1,6 +1,7 @@
 """A label rule in a real browser: the rule form offers the Label field (key=value), refuses a
 pattern without "=", and the rules list shows the saved label pattern; at 390 px and 1280 px
 the pages do not scroll sideways (screenshots saved to look at)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -248,7 +248,9 @@ def _hour_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow, .
         for d in a.deployments:
             if (a.name, d.name) in ptu:
                 where = (a.name, a.resource_group, a.location)
-                rows.append(UsageRow(_dt(hour_ts), *where, d.name, d.model_id, 0, 0, 0, provisioned=ptu[(a.name, d.name)]))
+                rows.append(
+                    UsageRow(_dt(hour_ts), *where, d.name, d.model_id, 0, 0, 0, provisioned=ptu[(a.name, d.name)])
+                )
     return tuple(rows)
 
 
@@ -270,7 +272,9 @@ def _traffic_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow
             failed = 1 if d[7] % 5 == 0 else 0
             where = (account.name, account.resource_group, account.location)
             openai = formats.get(name, "OpenAI") == "OpenAI"
-            rows.append(UsageRow(_dt(hour_ts), *where, name, model, prompt, generated, requests, throttled, failed, openai))
+            rows.append(
+                UsageRow(_dt(hour_ts), *where, name, model, prompt, generated, requests, throttled, failed, openai)
+            )
     return tuple(rows)
 
 
@@ -609,7 +613,8 @@ def _metrics(request: Request, account: Account) -> Response:
             for deployment in deployments
             for status in statuses
             # The Azure OpenAI metrics have no series for a deployment of another vendor's model.
-            if metric in MODEL_METRICS or any(r.openai for (_, d), rows in cells.items() if d == deployment for r in rows)
+            if metric in MODEL_METRICS
+            or any(r.openai for (_, d), rows in cells.items() if d == deployment for r in rows)
         ]
         series = [(d, s) for d, s in series if s["data"] is not None]
         # Azure keeps the `top` series by the aggregate, descending, and says nothing about the rest.

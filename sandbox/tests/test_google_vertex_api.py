@@ -152,7 +152,11 @@ def test_a_query_is_incomplete_first_then_paged_with_string_values(sandbox) -> N
                                                   first_row.sku.description, first_row.sku.unit, "USD"]  # fmt: skip
     # The partner model's and the Gemini API's services are answered; Compute Engine never.
     services = {r["f"][4]["v"] for r in rows}
-    assert {"Vertex AI", "Generative Language API", "Claude Sonnet 4.5"} <= services and "Compute Engine" not in services
+    assert {
+        "Vertex AI",
+        "Generative Language API",
+        "Claude Sonnet 4.5",
+    } <= services and "Compute Engine" not in services
 
 
 def test_pages_are_capped_at_the_sandbox_size(sandbox) -> None:

@@ -248,6 +248,5 @@ def _read_metrics(
             return series
         top *= 4
     raise ProviderResponseError(
-        f"Azure Monitor returned {top // 4} or more series for {account.name}; "
-        "refusing a possibly truncated answer."
+        f"Azure Monitor returned {top // 4} or more series for {account.name}; refusing a possibly truncated answer."
     )

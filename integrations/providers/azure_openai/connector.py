@@ -232,13 +232,16 @@ class AzureOpenAIProvider(Provider):
                 formats = {d.name: d.format for d in deployments}
                 kept = Window(start, min(stop, window.end))
                 samples += in_stream(
-                    metrics_samples(series, account=account, models=models, start=kept.start, end=kept.end, formats=formats),
+                    metrics_samples(
+                        series, account=account, models=models, start=kept.start, end=kept.end, formats=formats
+                    ),
                     MONITOR_METRICS.name,
                 )
                 # PTU deployments: their provisioned hours (only hours already begun: `stop`
                 # is at most the last whole hour the engine asked for).
                 samples += in_stream(
-                    provisioned_samples(deployments, account=account, start=kept.start, end=kept.end), MONITOR_METRICS.name
+                    provisioned_samples(deployments, account=account, start=kept.start, end=kept.end),
+                    MONITOR_METRICS.name,
                 )
                 self.answer(answered, MONITOR_METRICS.name, kept, account=[account.subscription_id],
                             project=[account.resource_group], resource=[account.name])  # fmt: skip

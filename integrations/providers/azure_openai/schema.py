@@ -381,9 +381,16 @@ def provisioned_samples(
         while moment < end:
             out.append(
                 UsageSample(
-                    moment, moment + HOUR, "provisioned_hours", Decimal(d.capacity),
-                    account=account.subscription_id, project=account.resource_group, region=account.location,
-                    resource=account.name, deployment=d.name, model=d.model,
+                    moment,
+                    moment + HOUR,
+                    "provisioned_hours",
+                    Decimal(d.capacity),
+                    account=account.subscription_id,
+                    project=account.resource_group,
+                    region=account.location,
+                    resource=account.name,
+                    deployment=d.name,
+                    model=d.model,
                 )  # fmt: skip
             )
             moment += HOUR

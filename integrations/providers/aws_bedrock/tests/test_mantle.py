@@ -22,7 +22,14 @@ OSS = "openai.gpt-oss-120b-1:0"
 def put(client, namespace, metric, dims, moment, value):
     client.put_metric_data(
         Namespace=namespace,
-        MetricData=[{"MetricName": metric, "Dimensions": [{"Name": n, "Value": v} for n, v in dims], "Timestamp": moment, "Value": value}],
+        MetricData=[
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": n, "Value": v} for n, v in dims],
+                "Timestamp": moment,
+                "Value": value,
+            }
+        ],
     )
 
 
@@ -35,9 +42,18 @@ def test_mantle_model_level_is_read_apart_from_runtime_and_never_twice(customer_
     put(client, "AWS/Bedrock", "Invocations", [("ModelId", MODEL)], h0 + timedelta(minutes=5), 2)
     put(client, "AWS/Bedrock", "InputTokenCount", [("ModelId", MODEL)], h0 + timedelta(minutes=5), 500)
     # bedrock-mantle: the same inferences published at all four levels.
-    for moment, model, inferences, tokens_in, tokens_out in ((h0, MODEL, 3, 1200, 300), (h1, MODEL, 1, 80, 20), (h1, OSS, 5, 900, 450)):
+    for moment, model, inferences, tokens_in, tokens_out in (
+        (h0, MODEL, 3, 1200, 300),
+        (h1, MODEL, 1, 80, 20),
+        (h1, OSS, 5, 900, 450),
+    ):
         at = moment + timedelta(minutes=10)
-        for dims in ([], [("ProjectId", "proj_abc")], [("ModelId", model)], [("ProjectId", "proj_abc"), ("ModelId", model)]):
+        for dims in (
+            [],
+            [("ProjectId", "proj_abc")],
+            [("ModelId", model)],
+            [("ProjectId", "proj_abc"), ("ModelId", model)],
+        ):
             put(client, "AWS/BedrockMantle", "Inferences", dims, at, inferences)
             put(client, "AWS/BedrockMantle", "InferenceClientErrors", dims, at, 1)
         for dims in ([], [("ProjectId", "proj_abc")], [("ModelId", model)]):
@@ -48,7 +64,11 @@ def test_mantle_model_level_is_read_apart_from_runtime_and_never_twice(customer_
 
     answered: list = []
     state: dict = {}
-    samples = list(AwsBedrockProvider().fetch(role_credential, {"regions": "us-east-1"}, window, http=http, state=state, answered=answered))
+    samples = list(
+        AwsBedrockProvider().fetch(
+            role_credential, {"regions": "us-east-1"}, window, http=http, state=state, answered=answered
+        )
+    )
 
     mantle = Counter()
     for s in samples:
@@ -83,7 +103,11 @@ def test_mantle_queries_use_the_listed_dimension_and_the_hourly_sum(stubbed, stu
             "Id": f"n0_{j}",
             "Label": f"{metric} {OSS}",
             "MetricStat": {
-                "Metric": {"Namespace": "AWS/BedrockMantle", "MetricName": metric, "Dimensions": [{"Name": "Model", "Value": OSS}]},
+                "Metric": {
+                    "Namespace": "AWS/BedrockMantle",
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "Model", "Value": OSS}],
+                },
                 "Period": 3600,
                 "Stat": "Sum",
             },
@@ -92,8 +116,13 @@ def test_mantle_queries_use_the_listed_dimension_and_the_hourly_sum(stubbed, stu
         for j, metric in enumerate(("Inferences", "TotalInputTokens", "TotalOutputTokens"))
     ]
     expected = {"MetricDataQueries": queries, "StartTime": t, "EndTime": t + HOUR, "ScanBy": "TimestampAscending"}
-    stubbed.data([series("n0_0", [(t, 4.0)]), series("n0_1", [(t, 400.0)]), series("n0_2", [(t, 44.0)])], expected=expected)
-    credential = {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+    stubbed.data(
+        [series("n0_0", [(t, 4.0)]), series("n0_1", [(t, 400.0)]), series("n0_2", [(t, 44.0)])], expected=expected
+    )
+    credential = {
+        "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+        "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    }
     samples = list(stubbed_provider.fetch(credential, {"regions": "us-east-1"}, Window(t, t + HOUR), http=http))
     assert {(s.metric, s.quantity, s.endpoint, s.account) for s in samples} == {
         ("requests", 4, "bedrock-mantle", KEY_ACCOUNT),

@@ -39,7 +39,9 @@ def stub_window(stubbed, *, invocations=(5.0, 3.0, 2.0)) -> None:
     stubbed.caller()
     stubbed.models(MODEL, CROSS_REGION, APP)
     ids = sorted([MODEL, CROSS_REGION, APP])
-    stubbed.data([series(f"m{ids.index(m)}_0", [(T, v)]) for m, v in zip((MODEL, CROSS_REGION, APP), invocations, strict=True)])
+    stubbed.data(
+        [series(f"m{ids.index(m)}_0", [(T, v)]) for m, v in zip((MODEL, CROSS_REGION, APP), invocations, strict=True)]
+    )
     stubbed.mantle()
 
 

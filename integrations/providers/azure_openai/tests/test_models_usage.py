@@ -86,7 +86,10 @@ def test_fetch_reads_other_vendors_and_never_counts_a_request_twice(provider, cr
     assert +got == +truth
     # The Anthropic and Meta deployments are there, with their models from the deployment list.
     claude = {(s.metric, s.model) for s in samples if s.deployment == "claude-sonnet"}
-    assert ("input_tokens", "claude-sonnet-4-5-20250929") in claude and ("requests", "claude-sonnet-4-5-20250929") in claude
+    assert ("input_tokens", "claude-sonnet-4-5-20250929") in claude and (
+        "requests",
+        "claude-sonnet-4-5-20250929",
+    ) in claude
     assert any(s.deployment == "llama-maas" for s in samples)
     # Successful requests only: the throttled ones are not in `requests`.
     rows = sandbox_azure.truth_usage(window.start, window.end)
@@ -102,13 +105,19 @@ def test_sync_prices_every_provisioned_hour_even_without_traffic(workspace, admi
         settings=support.settings(sandbox), created_by=admin_user,
     )  # fmt: skip
     window = Window(support.days_ago(2), support.days_ago(1))
-    run = engine.integration_sync(integration_id=integration.pk, since=window.start, until=window.end, trigger="command")
+    run = engine.integration_sync(
+        integration_id=integration.pk, since=window.start, until=window.end, trigger="command"
+    )
     assert run.status == SyncRun.Status.SUCCESS, run.error
 
     ptu = UsageRecord.objects.filter(integration=integration, deployment="gpt-4o-ptu")
     hours = ptu.filter(metric="provisioned_hours")
     assert hours.count() == 24 and {r.quantity for r in hours} == {Decimal(15)}
-    idle = [r.hour_start for r in sandbox_azure.truth_usage(window.start, window.end) if r.deployment == "gpt-4o-ptu" and not r.requests]
+    idle = [
+        r.hour_start
+        for r in sandbox_azure.truth_usage(window.start, window.end)
+        if r.deployment == "gpt-4o-ptu" and not r.requests
+    ]
     assert idle, "the sandbox has PTU hours without traffic"
     estimates = {r.bucket_start: r.quantity for r in ptu.filter(metric="estimated_cost")}
     # 15 PTUs × $2.00 per PTU-hour (compute_prices.json, ProvisionedManaged), every hour, idle or not.

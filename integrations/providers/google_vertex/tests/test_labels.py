@@ -74,7 +74,9 @@ def test_a_label_rule_made_on_the_rules_page_takes_that_teams_usage(
 
 def test_a_label_rule_attributes_at_ingest(workspace, integration) -> None:
     app = Application.objects.create(workspace=workspace, name="Chatbot")
-    AttributionRule.objects.create(workspace=workspace, provider="google_vertex", label="team=chat", application=app, priority=5)
+    AttributionRule.objects.create(
+        workspace=workspace, provider="google_vertex", label="team=chat", application=app, priority=5
+    )
     sync(integration)
     usage = UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost")
     assert set(usage.filter(application=app).values_list("project", flat=True)) == {CHAT}
