@@ -206,7 +206,9 @@ class UsageSample:
     stream: str = ""
     # The provider's own labels of the usage (e.g. Google Cloud's resource labels), sorted
     # (key, value) pairs: stored with the row for attribution rules, NOT part of the natural key.
-    labels: tuple[tuple[str, str], ...] = ()
+    # Typed Any so that `UsageSample(..., **dimensions)` with a dict of strings still type-checks;
+    # __post_init__ makes any mapping or iterable of pairs a sorted tuple of string pairs.
+    labels: Any = ()
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -217,6 +219,13 @@ class UsageSample:
             object.__setattr__(self, "unit", METRICS[self.metric])
         if not self.unit:
             raise ValueError("A cost sample needs its currency code as unit")
+        if self.labels:
+            if isinstance(self.labels, str):
+                raise ValueError("labels are (key, value) pairs or a mapping, not a string")
+            pairs = self.labels.items() if isinstance(self.labels, Mapping) else self.labels
+            object.__setattr__(self, "labels", tuple(sorted((str(k), str(v)) for k, v in pairs)))
+        elif self.labels != ():
+            object.__setattr__(self, "labels", ())
 
 
 def in_stream(samples: Iterable[UsageSample], stream: str) -> list[UsageSample]:
