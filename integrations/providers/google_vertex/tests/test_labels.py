@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from integrations import engine, services
 from integrations.models import Integration, SyncRun
-from integrations.providers.google_vertex.schema import BillingRow, billing_samples
+from integrations.providers.google_vertex.schema import BillingRow, billing_rows, billing_samples, parse_query_response
 from integrations.providers.google_vertex.tests import support
 from sandbox import google_vertex as fake
 from usage.models import Application, AttributionRule, UsageRecord
@@ -101,3 +101,29 @@ def test_rows_that_share_a_key_keep_only_the_labels_they_share() -> None:
     samples = billing_samples([row((("env", "prod"), ("team", "a")), "1"), row((("team", "a"),), "2")], account="X")
     cost = next(s for s in samples if s.metric == "cost")
     assert cost.quantity == Decimal(3) and cost.labels == (("team", "a"),)
+
+
+def test_recorded_result_with_services_credit_types_and_labels() -> None:
+    """A result of the documented shape (service, labels as TO_JSON_STRING of the key/value
+    array, credits as a JSON list by type) through the connector's pure path."""
+    page = parse_query_response(support.load("query_results_services_labels.json"))
+    samples = billing_samples(billing_rows(page.fields, page.rows), account="01A2B3-C4D5E6-F7A8B9")
+    got = {(s.endpoint, s.model, s.operation, s.metric): (s.quantity, s.labels) for s in samples}
+    search = (("team", "search"),)  # the two Vertex rows share only team=search
+    prod = (("env", "prod"), ("team", "search"))  # the credits came from the env=prod row alone
+    assert got == {
+        ("Vertex AI", "gemini-2.5-flash", "text input", "cost"): (Decimal("0.9"), search),
+        ("Vertex AI", "gemini-2.5-flash", "text input", "input_tokens"): (Decimal(3_000_000), search),
+        ("Vertex AI", "gemini-2.5-flash", "credits: committed usage discount", "cost"): (Decimal("-0.06"), prod),
+        ("Vertex AI", "gemini-2.5-flash", "credits: promotion", "cost"): (Decimal("-0.1"), prod),
+        ("Generative Language API", "gemini-2.5-flash", "output", "cost"): (Decimal("0.1"), ()),
+        ("Generative Language API", "gemini-2.5-flash", "output", "output_tokens"): (Decimal(40_000), ()),
+        ("Generative Language API", "gemini-2.5-flash", "credits: free tier", "cost"): (Decimal("-0.1"), ()),
+        ("Claude Sonnet 4.5", "claude-sonnet-4.5", "input", "cost"): (Decimal("0.3"), (("team", "research"),)),
+        ("Claude Sonnet 4.5", "claude-sonnet-4.5", "input", "input_tokens"): (
+            Decimal(100_000),
+            (("team", "research"),),
+        ),
+    }
+    net = sum(s.quantity for s in samples if s.metric == "cost")
+    assert net == Decimal("1.04")  # 0.9 + 0.1 + 0.3 gross, less 0.26 of credits
