@@ -123,3 +123,31 @@ def test_sync_prices_every_provisioned_hour_even_without_traffic(workspace, admi
     # 15 PTUs × $2.00 per PTU-hour (compute_prices.json, ProvisionedManaged), every hour, idle or not.
     assert len(estimates) == 24 and set(estimates.values()) == {Decimal("30.00")}
     assert all(moment in estimates for moment in idle)
+
+
+def test_an_account_without_the_models_usage_metrics_is_read_with_the_azure_openai_ones(
+    provider, credential, azure_settings, http, sandbox
+) -> None:
+    metrics_path = "/azure_openai/arm" + EASTUS.id + support.METRICS_SUFFIX
+    unknown = {
+        "error": {
+            "code": "BadRequest",
+            "message": "Failed to find metric configuration for provider: Microsoft.CognitiveServices, "
+            "resource Type: accounts, metric: InputTokens, Valid metrics: ProcessedPromptTokens,GeneratedTokens",
+        }
+    }
+    sandbox.fault(metrics_path, 400, body=unknown)
+    window = Window(support.days_ago(2), support.days_ago(1))
+    samples = list(provider.fetch(credential, azure_settings, window, http=http))
+    asked = [r["query"]["metricnames"][0] for r in sandbox.requests(metrics_path)]
+    assert asked[:3] == [
+        "ProcessedPromptTokens,GeneratedTokens,InputTokens,OutputTokens",
+        "ProcessedPromptTokens,GeneratedTokens",
+        "AzureOpenAIRequests,ModelRequests",
+    ]
+    got: Counter = Counter()
+    for s in samples:
+        if s.resource == EASTUS.name:
+            got[(s.metric, s.deployment)] += s.quantity
+    truth = support.truth(window, lambda r: (r.deployment,) if r.account == EASTUS.name else ("-",))
+    assert +got == +Counter({k: v for k, v in truth.items() if k[1] != "-"})
