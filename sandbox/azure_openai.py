@@ -13,6 +13,12 @@ Documented quirks reproduced: accounts (and deployments) come in pages linked by
 dimension names come back lower-cased (`modeldeploymentname`); a data point without `total`
 means no data; with a `$filter`, `top` defaults to 10 and extra time series vanish silently;
 metrics older than the 93-day retention are refused (so a connector must clamp).
+AzureOpenAIRequests and ModelRequests count failed and throttled requests too, split by the
+`StatusCode` dimension when asked (`$filter=... and StatusCode eq '*'`); the "Models – Usage"
+metrics (InputTokens, OutputTokens, ModelRequests) are served for every deployment, OpenAI
+models included, while the Azure OpenAI ones (ProcessedPromptTokens, GeneratedTokens,
+AzureOpenAIRequests) only for OpenAI models — so a connector reading both must not add them up.
+A dimension a metric does not have is refused (StatusCode on a token metric).
 `delete_deployment` and `remove_account` change the subscription from then on
 (`clear_changes` undoes them).
 """
@@ -54,6 +60,9 @@ HOUR = 3600
 _SIGNING_KEY = b"doow-sandbox-azure-signing-key"
 _CLIENTS = {CLIENT_ID: CLIENT_SECRET, NO_ROLE_CLIENT_ID: NO_ROLE_CLIENT_SECRET}
 METRICS = ("ProcessedPromptTokens", "GeneratedTokens", "AzureOpenAIRequests")
+MODEL_METRICS = ("InputTokens", "OutputTokens", "ModelRequests")  # "Models – Usage"
+ALL_METRICS = (*METRICS, *MODEL_METRICS)
+REQUEST_METRICS = frozenset({"AzureOpenAIRequests", "ModelRequests"})  # the ones with StatusCode
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,8 @@ class Deployment:
     version: str
     sku: str
     capacity: int = 100
+    format: str = "OpenAI"  # properties.model.format: "OpenAI", "Anthropic", "Meta", …
+    created: str = "2024-01-01T00:00:00Z"  # systemData.createdAt
 
     @property
     def model_id(self) -> str:  # what the connector should call the model
@@ -123,6 +134,9 @@ ACCOUNTS: tuple[Account, ...] = (
             D("gpt-4o", "gpt-4o", "2024-11-20", "GlobalStandard"),
             D("o3", "o3", "2025-04-16", "GlobalStandard", 50),
             D("embeddings", "text-embedding-3-small", "1", "Standard"),
+            # A non-OpenAI model: only the "Models – Usage" metrics report it.
+            D("claude-sonnet", "claude-sonnet-4-5", "20250929", "GlobalStandard", 0, "Anthropic"),
+            D("llama-maas", "Llama-3.3-70B-Instruct", "4", "GlobalStandard", 0, "Meta"),
         ),
     ),
     Account(
@@ -185,7 +199,16 @@ class UsageRow(NamedTuple):
     model: str  # "" for a deployment no longer listed
     prompt_tokens: int
     generated_tokens: int
-    requests: int
+    requests: int  # successful ones (StatusCode 2xx)
+    throttled: int = 0  # StatusCode 429
+    failed: int = 0  # other 4xx / 5xx
+    openai: bool = True  # an OpenAI model: the Azure OpenAI metrics report it too
+    provisioned: int = 0  # PTUs of a provisioned deployment listed now (billed every hour, idle or not)
+
+    @property
+    def all_requests(self) -> int:
+        """What AzureOpenAIRequests / ModelRequests count without a StatusCode split."""
+        return self.requests + self.throttled + self.failed
 
 
 def _digest(*parts: object) -> bytes:
@@ -204,15 +227,40 @@ def _iso(ts: int) -> str:
     return _dt(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+PTU_SKUS = frozenset({"ProvisionedManaged", "GlobalProvisionedManaged", "DataZoneProvisionedManaged"})
+
+
 @lru_cache(maxsize=100_000)
 def _hour_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow, ...]:
-    if hour_ts < _ts(DATA_START) or _digest("idle", hour_ts)[0] < 51:  # ~20 % of hours: no traffic
+    if hour_ts < _ts(DATA_START):
         return ()
+    traffic = _traffic_rows(hour_ts, accounts) if _digest("idle", hour_ts)[0] >= 51 else ()  # ~20 % idle hours
+    # Provisioned deployments: their PTUs every hour, with or without traffic.
+    ptu = {
+        (a.name, d.name): d.capacity
+        for a in accounts
+        if a.serves_openai
+        for d in a.deployments
+        if d.sku in PTU_SKUS and d.capacity and _ts(datetime.fromisoformat(d.created.replace("Z", "+00:00"))) <= hour_ts
+    }
+    rows = [r._replace(provisioned=ptu.pop((r.account, r.deployment), 0)) for r in traffic]
+    for a in accounts:
+        for d in a.deployments:
+            if (a.name, d.name) in ptu:
+                where = (a.name, a.resource_group, a.location)
+                rows.append(
+                    UsageRow(_dt(hour_ts), *where, d.name, d.model_id, 0, 0, 0, provisioned=ptu[(a.name, d.name)])
+                )
+    return tuple(rows)
+
+
+def _traffic_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow, ...]:
     rows = []
     for account in accounts:
         if not account.serves_openai:
             continue
         models = {d.name: d.model_id for d in account.deployments} | {name: "" for name in account.deleted}
+        formats = {d.name: d.format for d in account.deployments}
         for name, model in models.items():
             d = _digest(hour_ts, account.name, name)
             if d[0] < 90:  # ~35 % of deployments idle in a busy hour
@@ -220,8 +268,13 @@ def _hour_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow, .
             requests = 1 + d[1] % 60
             prompt = requests * (200 + int.from_bytes(d[2:4], "big") % 2500)
             generated = 0 if "embedding" in model else requests * (20 + int.from_bytes(d[4:6], "big") % 900)
+            throttled = d[6] % 7 if d[6] % 3 == 0 else 0
+            failed = 1 if d[7] % 5 == 0 else 0
             where = (account.name, account.resource_group, account.location)
-            rows.append(UsageRow(_dt(hour_ts), *where, name, model, prompt, generated, requests))
+            openai = formats.get(name, "OpenAI") == "OpenAI"
+            rows.append(
+                UsageRow(_dt(hour_ts), *where, name, model, prompt, generated, requests, throttled, failed, openai)
+            )
     return tuple(rows)
 
 
@@ -494,8 +547,9 @@ def _deployment_json(a: Account, d: Deployment) -> dict[str, Any]:
         "name": d.name,
         "type": "Microsoft.CognitiveServices/accounts/deployments",
         "sku": {"name": d.sku, "capacity": d.capacity},
+        "systemData": {"createdAt": d.created},
         "properties": {
-            "model": {"format": "OpenAI", "name": d.model, "version": d.version},
+            "model": {"format": d.format, "name": d.model, "version": d.version},
             "provisioningState": "Succeeded",
             "versionUpgradeOption": "OnceNewDefaultVersionAvailable",
         },
@@ -509,12 +563,12 @@ def _parse_time(text: str) -> int:
 
 def _metrics(request: Request, account: Account) -> Response:
     names = [n.strip() for n in (request.arg("metricnames") or "").split(",") if n.strip()]
-    known = {m.lower(): m for m in METRICS}
+    known = {m.lower(): m for m in ALL_METRICS}
     unknown = [n for n in names if n.lower() not in known]
     if not names or unknown:
         raise ValueError(
             f"Failed to find metric configuration for provider: Microsoft.CognitiveServices, resource "
-            f"Type: accounts, metric: {','.join(unknown) or '(none)'}, Valid metrics: {','.join(METRICS)}"
+            f"Type: accounts, metric: {','.join(unknown) or '(none)'}, Valid metrics: {','.join(ALL_METRICS)}"
         )
     if (request.arg("interval") or "PT1H").upper() != "PT1H":
         raise ValueError("The sandbox serves interval PT1H only.")
@@ -531,11 +585,17 @@ def _metrics(request: Request, account: Account) -> Response:
         raise ValueError("The requested timespan starts before the 93-day metrics retention.")
     filter_text = request.arg("$filter")
     wanted: str | None = None  # None: no filter (one aggregate series); "*": every deployment
+    by_status = False
     if filter_text:
-        f = re.match(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", filter_text)
-        if not f or f[1].lower() != "modeldeploymentname":
-            raise ValueError(f"The sandbox supports only \"ModelDeploymentName eq '…'\" filters, not {filter_text!r}.")
-        wanted = f[2]
+        f = re.match(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*(?:and\s+(\w+)\s+eq\s+'\*'\s*)?$", filter_text)
+        if not f or f[1].lower() != "modeldeploymentname" or (f[3] and f[3].lower() != "statuscode"):
+            raise ValueError(
+                f"The sandbox supports only \"ModelDeploymentName eq '…'\" filters (and StatusCode eq '*'), "
+                f"not {filter_text!r}."
+            )
+        wanted, by_status = f[2], bool(f[3])
+        if by_status and any(known[n.lower()] not in REQUEST_METRICS for n in names):
+            raise ValueError("Metric does not support requested dimension combination: modeldeploymentname,statuscode")
     top = int(request.arg("top") or DEFAULT_TOP)
     hours = range(start - start % HOUR, end, HOUR)
     # (hour, deployment) -> row; without a filter every deployment folds into one series ("").
@@ -547,10 +607,16 @@ def _metrics(request: Request, account: Account) -> Response:
     value = []
     for name in names:
         metric = known[name.lower()]
+        statuses = STATUSES if by_status else ("",)
         series = [
-            (deployment, _series(cells, hours, deployment, metric, labelled=wanted is not None))
+            (deployment, _series(cells, hours, deployment, metric, labelled=wanted is not None, status=status))
             for deployment in deployments
+            for status in statuses
+            # The Azure OpenAI metrics have no series for a deployment of another vendor's model.
+            if metric in MODEL_METRICS
+            or any(r.openai for (_, d), rows in cells.items() if d == deployment for r in rows)
         ]
+        series = [(d, s) for d, s in series if s["data"] is not None]
         # Azure keeps the `top` series by the aggregate, descending, and says nothing about the rest.
         series.sort(key=lambda s: (-sum(p.get("total", 0) for p in s[1]["data"]), s[0]))
         value.append(
@@ -577,21 +643,38 @@ def _metrics(request: Request, account: Account) -> Response:
 _FIELDS = {
     "ProcessedPromptTokens": "prompt_tokens",
     "GeneratedTokens": "generated_tokens",
-    "AzureOpenAIRequests": "requests",
+    "AzureOpenAIRequests": "all_requests",
+    "InputTokens": "prompt_tokens",
+    "OutputTokens": "generated_tokens",
+    "ModelRequests": "all_requests",
 }
+STATUSES = ("200", "429", "500")
+_STATUS_FIELDS = {"200": "requests", "429": "throttled", "500": "failed"}
 
 
 def _series(
-    cells: dict[tuple[int, str], list[UsageRow]], hours: range, deployment: str, metric: str, *, labelled: bool
+    cells: dict[tuple[int, str], list[UsageRow]],
+    hours: range,
+    deployment: str,
+    metric: str,
+    *,
+    labelled: bool,
+    status: str = "",
 ) -> dict[str, Any]:
     data = []
+    field = _STATUS_FIELDS[status] if status else _FIELDS[metric]
     for h in hours:
-        matching = cells.get((h, deployment), [])
-        quantity = sum(getattr(r, _FIELDS[metric]) for r in matching)
+        # The Azure OpenAI metrics say nothing of non-OpenAI models.
+        matching = [r for r in cells.get((h, deployment), []) if r.openai or metric in MODEL_METRICS]
+        quantity = sum(getattr(r, field) for r in matching)
         point: dict[str, Any] = {"timeStamp": _iso(h)}
         # No data usually means no `total` at all; now and then Azure sends an explicit 0.0.
-        if quantity or _digest("zero", h, deployment, metric)[0] < 20:
+        if quantity or (not status and _digest("zero", h, deployment, metric)[0] < 20):
             point["total"] = float(quantity)
         data.append(point)
+    if status and not any("total" in p for p in data):
+        return {"metadatavalues": [], "data": None}  # no series for a status code never seen
     meta = [{"name": {"value": "modeldeploymentname", "localizedValue": "modeldeploymentname"}, "value": deployment}]
+    if status:
+        meta.append({"name": {"value": "statuscode", "localizedValue": "statuscode"}, "value": status})
     return {"metadatavalues": meta if labelled else [], "data": data}

@@ -12,7 +12,7 @@ BigQuery's documented shapes: `useLegacySql` must be false (the API's default is
 parameters are NAMED, every value in `rows[].f[].v` is a string (or null), `totalRows` is a
 string, the first `jobs.query` answer says `jobComplete: false` (poll `getQueryResults`), and
 pages are linked by `pageToken`. No SQL is interpreted: the connector's query is recognised by
-its parameters (`start_time`, `end_time`, `service_id`) and its table, and answered from
+its parameters (`start_time`, `end_time`, `service_id`, `other_services`) and its table, and answered from
 `truth_rows`, so tests and responses cannot disagree. Every sandbox row has its
 `usage_start_time` at 00:00 UTC of its day. `revise(day)` restates a day, as the export does;
 `rename_sku` and `withdraw_credits` restate every day from then on (a SKU given a new id or
@@ -64,9 +64,9 @@ TOKEN_LIFETIME = 3599
 PAGE_ROWS = 100  # BigQuery caps a page by size (10 MB); the sandbox by rows, so paging happens
 BYTES_PER_PARTITION_DAY = 3_000_000  # what one daily partition of the selected columns "weighs"
 MIN_BYTES_BILLED = 10 * 1024 * 1024  # BigQuery bills at least 10 MB per table per query
-COLUMNS = ("usage_day", "project_id", "region", "sku_id", "sku_description", "usage_unit", "currency",
-           "usage_amount", "cost", "credits")  # fmt: skip
-_TYPES = ("DATE", *("STRING",) * 6, "NUMERIC", "NUMERIC", "NUMERIC")
+COLUMNS = ("usage_day", "project_id", "region", "service_id", "service_description", "sku_id", "sku_description",
+           "usage_unit", "currency", "labels", "usage_amount", "cost", "credits")  # fmt: skip
+_TYPES = ("DATE", *("STRING",) * 9, "NUMERIC", "NUMERIC", "STRING")
 _SIGNING_KEY = b"doow-sandbox-google-token-signing-key"
 DAY = timedelta(days=1)
 M = Decimal(1_000_000)
@@ -83,6 +83,13 @@ class Sku:
     high: int
     model: str = ""  # the model this SKU bills, as the connector should name it ("" if none)
     tokens: str = ""  # "input", "output", "cached_input" when usage.amount counts tokens
+    service_id: str = VERTEX_SERVICE_ID
+    service: str = "Vertex AI"  # service.description
+
+
+GEMINI_API = ("SBX0-6E4A-A11A", "Generative Language API")  # the paid Gemini API (AI Studio keys)
+CLAUDE = ("SBX1-C1A0-DE45", "Claude Sonnet 4.5")  # a partner model: its own Marketplace service
+COMPUTE = ("6F25-4F4B-8A19", "Compute Engine")  # not AI: never in the connector's answer
 
 
 SKUS: tuple[Sku, ...] = (
@@ -115,9 +122,27 @@ SKUS: tuple[Sku, ...] = (
     Sku("6D1F-12E4-375C", "Vertex AI: Online/Batch Prediction N1 Predefined Instance Core running in Americas",
         "seconds", Decimal("0.0000304"), 3_600, 86_400),
     Sku("7E20-23F5-486D", "Imagen 3 Image Generation - Predictions", "count", Decimal("0.04"), 1, 150),
+    # The Gemini API billed under "Generative Language API", and Claude on Vertex billed under its
+    # own service; a Compute Engine SKU the connector's service filter must leave out.
+    Sku("8A31-B2C4-D5E6", "Gemini 2.5 Flash Input Tokens", "count", Decimal("0.30") / M,
+        100_000, 3_000_000, "gemini-2.5-flash", "input", *GEMINI_API),
+    Sku("9B42-C3D5-E6F7", "Gemini 2.5 Flash Output Tokens", "count", Decimal("2.50") / M,
+        10_000, 300_000, "gemini-2.5-flash", "output", *GEMINI_API),
+    Sku("AC53-D4E6-F708", "Claude Sonnet 4.5 Input Tokens", "count", Decimal("3.00") / M,
+        50_000, 1_500_000, "claude-sonnet-4.5", "input", *CLAUDE),
+    Sku("BD64-E5F7-0819", "Claude Sonnet 4.5 Output Tokens", "count", Decimal("15.00") / M,
+        5_000, 150_000, "claude-sonnet-4.5", "output", *CLAUDE),
+    Sku("CE75-F608-192A", "N1 Predefined Instance Core running in Americas", "hour", Decimal("0.031611"),
+        24, 240, "", "", *COMPUTE),
 )  # fmt: skip
 PROJECTS: tuple[str, ...] = ("acme-chatbot-prod", "acme-research-ml")
 CREDIT_PROJECT = PROJECTS[1]  # a promotion pays 30 % of some of its rows
+CUD_PROJECT = PROJECTS[0]  # a committed-use discount pays 10 % of some of its Vertex AI rows
+# The export's labels of each project's usage (resource labels the teams set).
+LABELS: dict[str, tuple[tuple[str, str], ...]] = {
+    PROJECTS[0]: (("env", "prod"), ("team", "chat")),
+    PROJECTS[1]: (("team", "research"),),
+}
 REGIONS: tuple[str | None, ...] = ("us-central1", "europe-west4", None)  # None: a global endpoint
 CURRENCY = "USD"
 DATA_START = date(2024, 1, 1)
@@ -135,6 +160,8 @@ class BillingRow(NamedTuple):
     cost: Decimal
     credits: Decimal  # <= 0, the sum of the rows' credits[].amount
     currency: str = CURRENCY
+    credits_by_type: tuple[tuple[str, Decimal], ...] = ()  # (credits[].type, sum), by type
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 _lock = threading.Lock()
@@ -170,7 +197,7 @@ def rename_sku(sku_id: str, *, new_id: str | None = None, description: str | Non
 
 def withdraw_credits(project: str) -> None:
     """From now on `project`'s rows carry no credits (a promotion reversed)."""
-    _changes.add(lambda row: row._replace(credits=Decimal(0)) if row.project_id == project else row)
+    _changes.add(lambda row: row._replace(credits=Decimal(0), credits_by_type=()) if row.project_id == project else row)
 
 
 # What POST /_sandbox/changes may call (sandbox.app), by name.
@@ -198,15 +225,23 @@ def _day_rows(day: date, revision: int) -> tuple[BillingRow, ...]:
                 base = sku.low + int.from_bytes(d[1:5], "big") % (sku.high - sku.low + 1)
                 amount = Decimal(base * (100 + 7 * revision) // 100)
                 cost = (amount * sku.price).quantize(_PLACES, ROUND_HALF_UP)
-                credits = Decimal(0)
+                by_type: list[tuple[str, Decimal]] = []
                 if project == CREDIT_PROJECT and d[5] % 3 == 0:
-                    credits = -(cost * Decimal("0.3")).quantize(_PLACES, ROUND_HALF_UP)
-                rows.append(BillingRow(day, project, region, sku, amount, cost, credits))
+                    by_type.append(("PROMOTION", -(cost * Decimal("0.3")).quantize(_PLACES, ROUND_HALF_UP)))
+                if project == CUD_PROJECT and sku.service_id == VERTEX_SERVICE_ID and d[6] % 4 == 0:
+                    by_type.append(("COMMITTED_USAGE_DISCOUNT", -(cost * Decimal("0.1")).quantize(_PLACES, ROUND_HALF_UP)))
+                credits = sum((a for _, a in by_type), Decimal(0))
+                rows.append(BillingRow(day, project, region, sku, amount, cost, credits, CURRENCY, tuple(by_type),
+                                       LABELS.get(project, ())))  # fmt: skip
     return tuple(rows)
 
 
-def truth_rows(start: datetime, end: datetime, *, now: datetime | None = None) -> list[BillingRow]:
-    """Rows of UTC days whose 00:00 lies in [start, end) and that have ended before `now`."""
+def truth_rows(
+    start: datetime, end: datetime, *, now: datetime | None = None, every_service: bool = False
+) -> list[BillingRow]:
+    """Rows of UTC days whose 00:00 lies in [start, end) and that have ended before `now`: those
+    of the AI services the connector reads (Vertex AI, the Gemini API, partner models), or with
+    `every_service` the whole export (Compute Engine too)."""
     now = now or datetime.now(UTC)
     day = max(DATA_START, (start - timedelta(microseconds=1)).date() + DAY)
     rows: list[BillingRow] = []
@@ -215,7 +250,8 @@ def truth_rows(start: datetime, end: datetime, *, now: datetime | None = None) -
             revision = _revisions.get(day, 0)
         rows.extend(_day_rows(day, revision))
         day += DAY
-    return sorted(_changes.apply(rows), key=lambda r: (r.day, r.project_id, r.region or "", r.sku.id))
+    rows = [r for r in _changes.apply(rows) if every_service or r.sku.service_id in AI_SERVICE_IDS]
+    return sorted(rows, key=lambda r: (r.day, r.project_id, r.region or "", r.sku.id))
 
 
 # ---------------------------------------------------------------- the service-account key
@@ -401,6 +437,7 @@ class _Job:
     start: datetime
     end: datetime
     service_id: str
+    other_services: str
     page_size: int
     bytes: int
 
@@ -442,7 +479,7 @@ def _params(body: dict[str, Any]) -> dict[str, tuple[str, str]] | str:
             params[p["name"]] = (p["parameterType"]["type"], p["parameterValue"]["value"])
         except (KeyError, TypeError):
             return "Invalid query parameter: each needs name, parameterType.type and parameterValue.value."
-    wanted = {"start_time": "TIMESTAMP", "end_time": "TIMESTAMP", "service_id": "STRING"}
+    wanted = {"start_time": "TIMESTAMP", "end_time": "TIMESTAMP", "service_id": "STRING", "other_services": "STRING"}
     for name, kind in wanted.items():
         if params.get(name, ("", ""))[0] != kind:
             return f"Query parameter '{name}' of type {kind} not found (the sandbox answers the billing query only)."
@@ -505,7 +542,8 @@ def _query(request: Request, project: str, email: str) -> Response:
     asked = str(body.get("maxResults", ""))
     page_size = max(1, min(int(asked), PAGE_ROWS)) if asked.isdigit() else PAGE_ROWS
     with _lock:
-        _jobs[job_id] = _Job(project, LOCATION, start, end, params["service_id"][1], page_size, billed)
+        _jobs[job_id] = _Job(project, LOCATION, start, end, params["service_id"][1], params["other_services"][1],
+                             page_size, billed)  # fmt: skip
         while len(_jobs) > 5000:
             _jobs.popitem(last=False)
     # The documented "not finished within timeoutMs" answer: no schema, no rows; poll getQueryResults.
@@ -518,9 +556,28 @@ def _number(value: Decimal) -> str:
 
 
 def _row_json(row: BillingRow) -> dict[str, Any]:
-    values = (row.day.isoformat(), row.project_id, row.region, row.sku.id, row.sku.description, row.sku.unit,
-              row.currency, _number(row.usage_amount), _number(row.cost), _number(row.credits))  # fmt: skip
+    labels = json.dumps([{"key": k, "value": v} for k, v in row.labels], separators=(",", ":"))
+    credits = json.dumps([{"type": t, "amount": _number(a)} for t, a in row.credits_by_type], separators=(",", ":"))
+    values = (row.day.isoformat(), row.project_id, row.region, row.sku.service_id, row.sku.service, row.sku.id,
+              row.sku.description, row.sku.unit, row.currency, labels, _number(row.usage_amount), _number(row.cost),
+              credits)  # fmt: skip
     return {"f": [{"v": v} for v in values]}
+
+
+# The services whose rows an AI usage connector must read: every one of this export but
+# Compute Engine. Defined here, not taken from the connector, so a connector filter that misses
+# one of them is caught by the tests comparing against `truth_rows`.
+AI_SERVICE_IDS = frozenset({VERTEX_SERVICE_ID, GEMINI_API[0], CLAUDE[0]})
+
+
+def read_skus() -> tuple[Sku, ...]:
+    """The SKUs of the services the connector must read (every SKU but Compute Engine's)."""
+    return tuple(s for s in SKUS if s.service_id in AI_SERVICE_IDS)
+
+
+def selected(row: BillingRow, service_id: str, other_services: str) -> bool:
+    """Whether a query with these parameters returns this row (its WHERE, in Python)."""
+    return row.sku.service_id == service_id or re.search(other_services, row.sku.service) is not None
 
 
 def _results(request: Request, project: str, job_id: str) -> Response:
@@ -530,7 +587,7 @@ def _results(request: Request, project: str, job_id: str) -> Response:
     if job is None or job.project != project or location.upper() != job.location:
         return _fail(404, f"Not found: Job {project}:{location}.{job_id}", "notFound")
     reference = {"projectId": project, "jobId": job_id, "location": job.location}
-    rows = truth_rows(job.start, job.end) if job.service_id == VERTEX_SERVICE_ID else []
+    rows = [r for r in truth_rows(job.start, job.end, every_service=True) if selected(r, job.service_id, job.other_services)]
     offset = 0
     if token := request.arg("pageToken"):
         try:

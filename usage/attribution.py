@@ -4,7 +4,9 @@ The matcher is pure: compiled once from a workspace's rules (one query), then as
 number of samples or records without touching the database. Rules are tried by ascending
 `priority`, then id; the first whose provider is equal and whose every non-empty pattern
 matches wins. A pattern is an exact value, or a shell-style wildcard (`*`, `?`, `[ab]`)
-matched with `fnmatch.fnmatchcase`; an empty pattern matches anything.
+matched with `fnmatch.fnmatchcase`; an empty pattern matches anything. A rule's `label`
+("team=search", "team=search-*") matches a row carrying that label key with a value matching
+the pattern: rows keep the provider's labels (UsageRecord.labels, outside the natural key).
 
 `reattribute` walks existing rows in (bucket_start, id) order and updates, per batch, only the
 rows whose attribution changed, one UPDATE per distinct result: its cost grows with the number
@@ -63,14 +65,53 @@ def _test(pattern: str) -> Callable[[str], bool]:
     return pattern.__eq__  # exact: no regex needed
 
 
+Labels = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
+
+
+def parse_label_pattern(text: str) -> tuple[str, str] | None:
+    """("team", "search*") of "team=search*"; None for an empty pattern. Raises ValueError for
+    one without a key or without "=" (forms validate before saving)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError("A label pattern is key=value, e.g. team=search.")
+    return key.strip(), value.strip()
+
+
+def _label_test(pattern: str) -> Callable[[Labels], bool] | None:
+    try:
+        parsed = parse_label_pattern(pattern)
+    except ValueError:
+        return lambda labels: False  # a malformed stored pattern matches nothing, never everything
+    if parsed is None:
+        return None
+    key, value_pattern = parsed
+    test = _test(value_pattern)
+    return lambda labels: any(k == key and test(v) for k, v in labels)
+
+
+def labels_of(obj: Any) -> Labels:
+    """A sample's, record's or dict's labels as sorted (key, value) pairs."""
+    raw = obj.get("labels") if isinstance(obj, Mapping) else getattr(obj, "labels", None)
+    if not raw:
+        return ()
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    return tuple(sorted((str(k), str(v)) for k, v in items))
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     rule_id: int
     priority: int
     tests: tuple[tuple[int, Callable[[str], bool]], ...]  # (index into MATCH_FIELDS, test)
     attribution: Attribution
+    label_test: Callable[[Labels], bool] | None = None
 
-    def matches(self, values: tuple[str, ...]) -> bool:
+    def matches(self, values: tuple[str, ...], labels: Labels = ()) -> bool:
+        if self.label_test is not None and not self.label_test(labels):
+            return False
         return all(test(values[i]) for i, test in self.tests)
 
 
@@ -79,7 +120,8 @@ def compile_rule(rule: Any) -> tuple[str, CompiledRule]:
     rule_id = _get(rule, "id") if isinstance(rule, Mapping) else rule.pk
     tests = tuple((i, _test(pattern)) for i, field in enumerate(MATCH_FIELDS) if (pattern := _get(rule, field) or ""))
     attribution = Attribution(_get(rule, "application_id"), _get(rule, "license_id"), rule_id)
-    return _get(rule, "provider"), CompiledRule(rule_id, _get(rule, "priority"), tests, attribution)
+    label = (rule.get("label") if isinstance(rule, Mapping) else getattr(rule, "label", "")) or ""
+    return _get(rule, "provider"), CompiledRule(rule_id, _get(rule, "priority"), tests, attribution, _label_test(label))
 
 
 def dimension_values(obj: Any) -> tuple[str, ...]:
@@ -97,28 +139,32 @@ class Matcher:
             by_provider[provider].append(compiled)
         self._rules = {p: sorted(rs, key=lambda r: (r.priority, r.rule_id)) for p, rs in by_provider.items()}
         # Many rows share one dimension combination (every hour of the same model and project).
-        self._memo: dict[tuple[str, tuple[str, ...]], Attribution] = {}
+        self._memo: dict[tuple[str, tuple[str, ...], Labels], Attribution] = {}
 
     def __bool__(self) -> bool:
         return bool(self._rules)
 
-    def attribute_values(self, provider: str, values: tuple[str, ...]) -> Attribution:
-        key = (provider, values)
+    def attribute_values(self, provider: str, values: tuple[str, ...], labels: Labels = ()) -> Attribution:
+        key = (provider, values, labels)
         found = self._memo.get(key)
         if found is None:
-            found = next((r.attribution for r in self._rules.get(provider, ()) if r.matches(values)), UNATTRIBUTED)
+            found = next((r.attribution for r in self._rules.get(provider, ()) if r.matches(values, labels)), UNATTRIBUTED)
             if len(self._memo) < _CACHE_LIMIT:
                 self._memo[key] = found
         return found
 
     def attribute(self, provider: str, obj: Any) -> Attribution:
-        """The attribution of one sample, record or dict of dimension values."""
-        return self.attribute_values(provider, dimension_values(obj))
+        """The attribution of one sample, record or dict of dimension values (and labels)."""
+        return self.attribute_values(provider, dimension_values(obj), labels_of(obj))
 
 
 def attribute(rules: Iterable[Any], provider: str, obj: Any) -> Attribution:
     """Pure: (application_id, license_id, rule_id) of one sample or record under `rules`."""
     return Matcher(rules).attribute(provider, obj)
+
+
+def _has_field(model: Any, name: str) -> bool:
+    return any(f.name == name for f in model._meta.get_fields())
 
 
 def load_matcher(*, workspace_id: int, provider: str | None = None, rules: QuerySet | None = None) -> Matcher:
@@ -131,6 +177,8 @@ def load_matcher(*, workspace_id: int, provider: str | None = None, rules: Query
     if provider is not None:
         queryset = queryset.filter(provider=provider)
     columns = ("id", "provider", "priority", "application_id", "license_id", *MATCH_FIELDS)
+    if _has_field(queryset.model, "label"):  # a data migration's historical model may predate it
+        columns = (*columns, "label")
     return Matcher(queryset.values(*columns))
 
 
@@ -155,7 +203,9 @@ def reattribute(
     """
     from usage import rollups as daily
 
-    extra = ("workspace_id", "integration_id", "metric", "unit", "quantity")
+    # A data migration's historical model may predate `labels`: then every row has none.
+    extra = ("workspace_id", "integration_id", "metric", "unit", "quantity",
+             "labels" if _has_field(records.model, "labels") else "metric")  # fmt: skip
     columns = ("bucket_start", "pk", "provider", *MATCH_FIELDS, *extra, "application_id", "license_id", "rule_id")
     dims_at = [3 + MATCH_FIELDS.index(d) for d in daily.ROLLUP_DIMENSIONS]
     extra_at = 3 + len(MATCH_FIELDS)
@@ -185,13 +235,14 @@ def reattribute(
             outcomes: dict[Attribution, list[int]] = defaultdict(list)
             moves: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0])
             for row in batch:
-                wanted = matcher.attribute_values(row[2], row[3 : 3 + len(MATCH_FIELDS)])
+                raw_labels = row[extra_at + len(extra) - 1] if extra[-1] == "labels" else None
+                wanted = matcher.attribute_values(row[2], row[3 : 3 + len(MATCH_FIELDS)], labels_of({"labels": raw_labels}))
                 current = Attribution(*row[-3:])
                 if wanted == current:
                     continue
                 outcomes[wanted].append(row[1])
                 if rollups and (wanted.application_id, wanted.license_id) != (current.application_id, current.license_id):
-                    workspace_id, integration_id, metric, unit, quantity = row[extra_at : extra_at + len(extra)]
+                    workspace_id, integration_id, metric, unit, quantity, _ = row[extra_at : extra_at + len(extra)]
                     if workspace_id not in zones:
                         zones[workspace_id] = daily.workspace_zone(workspace_id)
                     slice_ = (workspace_id, integration_id, row[2], daily.local_day(row[0], zones[workspace_id]),

@@ -109,14 +109,17 @@ DEFAULT_CURRENCY = "USD"
 DEFAULT_SERVICE_CATEGORY = "AI and Machine Learning"
 DEFAULT_SERVICE_SUBCATEGORY = "Generative AI"
 # Our units → FOCUS UnitFormat (plural, capitalised: "Tokens", "Requests", "Seconds").
-FOCUS_UNITS = {"tokens": "Tokens", "requests": "Requests", "seconds": "Seconds", "calls": "Calls"}
+FOCUS_UNITS = {"tokens": "Tokens", "requests": "Requests", "seconds": "Seconds", "calls": "Calls", "hours": "Hours"}
 METRIC_LABELS = {
     "input_tokens": "input tokens",
     "cached_input_tokens": "cached input tokens",
     "cache_write_tokens": "cache write tokens",
     "output_tokens": "output tokens",
     "requests": "requests",
+    "throttled_requests": "throttled requests",
+    "failed_requests": "failed requests",
     "compute_seconds": "compute seconds",
+    "provisioned_hours": "provisioned PTU hours",
     "training_tokens": "training tokens",
     "api_calls": "API calls",
     "cost": "cost",

@@ -13,6 +13,7 @@ from django import forms
 
 from accounts.models import Workspace
 from integrations.providers.registry import PROVIDERS
+from usage.attribution import parse_label_pattern
 from usage.dates import LICENSE_YEARS_AHEAD, date_input_attrs, validate_license_day, validate_usage_day
 from usage.models import Application, AttributionRule, License, Team
 
@@ -29,8 +30,11 @@ PATTERN_HELP = {
     "api_key": "The key's id as the provider reports it (never the secret).",
     "resource": "A resource name or ARN.",
     "operation": "An operation or API call name.",
+    "label": "A label the provider keeps with the usage, as key=value (e.g. team=search, team=search-*). "
+    "Google Vertex AI rows carry the billing export's labels.",
 }
 PATTERN_LABELS = {"api_key": "API key"}
+RULE_PATTERN_FIELDS = (*AttributionRule.MATCH_FIELDS, "label")
 
 
 def _text(attrs: dict[str, Any] | None = None) -> forms.TextInput:
@@ -207,7 +211,7 @@ class AttributionRuleForm(forms.ModelForm):
 
     class Meta:
         model = AttributionRule
-        fields = ["provider", *AttributionRule.MATCH_FIELDS, "application", "priority"]
+        fields = ["provider", *RULE_PATTERN_FIELDS, "application", "priority"]
         labels = {"priority": "Priority"}
         help_texts = {"priority": "Lower runs first; rules with equal priority run oldest first. Default rules use 1000."}
 
@@ -219,7 +223,7 @@ class AttributionRuleForm(forms.ModelForm):
         if current and current not in PROVIDERS:
             choices.append((current, current))  # keep a rule of a provider no longer installed editable
         self.fields["provider"] = forms.ChoiceField(label="Provider", choices=[("", "Choose a provider…"), *choices])
-        for name in AttributionRule.MATCH_FIELDS:
+        for name in RULE_PATTERN_FIELDS:
             field = self.fields[name]
             field.label = PATTERN_LABELS.get(name, name.capitalize())
             field.help_text = PATTERN_HELP[name]
@@ -237,7 +241,15 @@ class AttributionRuleForm(forms.ModelForm):
             self.initial.setdefault("license", self.instance.license_id)
 
     def pattern_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in AttributionRule.MATCH_FIELDS]
+        return [self[name] for name in RULE_PATTERN_FIELDS]
+
+    def clean_label(self) -> str:
+        text = (self.cleaned_data.get("label") or "").strip()
+        try:
+            parse_label_pattern(text)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+        return text
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -39,6 +39,10 @@ class UsageRecord(models.Model):
     stream = models.CharField(max_length=32, blank=True, default="")
     store_batch = models.BigIntegerField(null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # The provider's own labels of the usage ({"team": "search"}; Google Cloud's resource labels
+    # in the billing export). Not part of the natural key and not in the daily rollups: kept for
+    # attribution rules (AttributionRule.label) and shown with the row.
+    labels = models.JSONField(default=dict, blank=True)
     # Attribution, set at ingest and whenever the rules change (see usage/attribution.py).
     application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
     license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
@@ -207,6 +211,11 @@ class AttributionRule(models.Model):
     api_key = models.CharField(max_length=200, blank=True)
     resource = models.CharField(max_length=200, blank=True)
     operation = models.CharField(max_length=200, blank=True)
+    label = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text='A label of the usage as key=value, e.g. team=search (the value may use * and ?); empty: any.',
+    )
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="rules")
     license = models.ForeignKey(License, null=True, blank=True, on_delete=models.SET_NULL, related_name="rules")
     priority = models.PositiveIntegerField(default=100, help_text="Lower runs first.")
@@ -218,6 +227,8 @@ class AttributionRule(models.Model):
 
     def __str__(self) -> str:
         patterns = ", ".join(f"{f}={getattr(self, f)}" for f in self.MATCH_FIELDS if getattr(self, f))
+        if self.label:
+            patterns = ", ".join(p for p in (patterns, f"label {self.label}") if p)
         return f"{self.provider}{' [' + patterns + ']' if patterns else ''} → {self.application}"
 
 

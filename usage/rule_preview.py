@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Count, Sum
 
-from usage.attribution import MATCH_FIELDS, Matcher
+from usage.attribution import MATCH_FIELDS, Matcher, labels_of
 from usage.rollups import daily_for
 
 # The candidate's id in the matcher: after every real rule of the same priority (ties go to the
@@ -46,37 +46,51 @@ def rule_preview(*, workspace: Any, data: Any, rule_pk: int | None = None) -> Ru
     rule being edited, which the candidate replaces."""
     provider = str(data.get("provider") or "").strip()
     patterns = {name: str(data.get(name) or "").strip() for name in MATCH_FIELDS}
+    label = str(data.get("label") or "").strip()
     try:
         priority = int(data.get("priority") or 100)
     except (TypeError, ValueError):
         priority = 100
-    preview = RulePreview(provider=provider, patterns={k: v for k, v in patterns.items() if v})
+    preview = RulePreview(provider=provider, patterns={k: v for k, v in patterns.items() if v} | ({"label": label} if label else {}))
     if not provider:
         return preview
     others = workspace.attribution_rules.filter(provider=provider)
     if rule_pk is not None:
         others = others.exclude(pk=rule_pk)
-    columns = ("id", "provider", "priority", "application_id", "license_id", *MATCH_FIELDS)
-    candidate = {"id": rule_pk or CANDIDATE, "provider": provider, "priority": priority, "application_id": None, "license_id": None, **patterns}
+    columns = ("id", "provider", "priority", "application_id", "license_id", "label", *MATCH_FIELDS)
+    candidate = {"id": rule_pk or CANDIDATE, "provider": provider, "priority": priority, "application_id": None, "license_id": None, "label": label, **patterns}
     with_candidate = Matcher([*others.values(*columns), candidate])
     alone = Matcher([candidate])
-    slices = (
-        daily_for(workspace)
-        .filter(provider=provider)
-        .values(*MATCH_FIELDS, "metric", "unit", "application_id")
-        .annotate(rows=Sum("rows"), total=Sum("quantity"))
-        .order_by()
-    )
+    if label:
+        # Labels live on the stored rows only (the daily rollups leave them out): a rule that
+        # reads labels is previewed on the rows of this provider that carry any. (Without a label
+        # of its own, the rollups answer, and an earlier label rule is not seen to keep rows.)
+        slices = (
+            workspace.usage_records.filter(provider=provider)
+            .exclude(labels={})
+            .values(*MATCH_FIELDS, "labels", "metric", "unit", "application_id")
+            .annotate(rows=Count("id"), total=Sum("quantity"))
+            .order_by()
+        )
+    else:
+        slices = (
+            daily_for(workspace)
+            .filter(provider=provider)
+            .values(*MATCH_FIELDS, "metric", "unit", "application_id")
+            .annotate(rows=Sum("rows"), total=Sum("quantity"))
+            .order_by()
+        )
     money: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     counts: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     groups: dict[tuple[str, ...], int] = defaultdict(int)
     candidate_id = candidate["id"]
     for row in slices:
         values = tuple(row[name] or "" for name in MATCH_FIELDS)
-        if alone.attribute_values(provider, values).rule_id != candidate_id:
+        labels = labels_of(row)
+        if alone.attribute_values(provider, values, labels).rule_id != candidate_id:
             continue
         rows = row["rows"] or 0
-        if with_candidate.attribute_values(provider, values).rule_id != candidate_id:
+        if with_candidate.attribute_values(provider, values, labels).rule_id != candidate_id:
             preview.shadowed += rows
             continue
         preview.rows += rows

@@ -30,6 +30,7 @@ removes them.
 """
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ BATCH_SIZE = 2000
 # provenance and stream (an imported figure replacing a synced one becomes imported, and is
 # never removed by a re-read).
 UPDATE_FIELDS = (
-    "quantity", "unit", "provenance", "stream", "store_batch", "updated_at", "application", "license", "rule",
+    "quantity", "unit", "provenance", "stream", "labels", "store_batch", "updated_at", "application", "license", "rule",
 )  # fmt: skip
 # Answers OR-ed into one SELECT, and ids per DELETE: far inside SQLite's expression depth
 # (1000) and variable (32766) limits, so a chunk normally costs one of each.
@@ -135,6 +136,14 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
         "store_batch": batch,
     }
     adapted: dict[Any, Any] = {}  # a chunk has few distinct bucket times: adapt each once
+    labels_field = UsageRecord._meta.get_field("labels")
+    labels_cache: dict[tuple, Any] = {}
+
+    def labels_adapted(labels: tuple) -> Any:  # a dict is no cache key: adapted here, passed as is
+        if labels not in labels_cache:
+            labels_cache[labels] = labels_field.get_db_prep_save(dict(labels), connection)
+        return labels_cache[labels]
+
     starts: set[datetime] = set()
     rows: dict[tuple, tuple[Any, ...]] = {}
     for s in samples:
@@ -152,6 +161,7 @@ def usage_prepare_samples(*, integration: Integration, samples: Iterable[UsageSa
             "unit": s.unit,
             "provenance": s.provenance,
             "stream": s.stream,
+            "labels": labels_adapted(s.labels),
             "application_id": attribution.application_id,
             "license_id": attribution.license_id,
             "rule_id": attribution.rule_id,
@@ -276,7 +286,8 @@ def usage_store_samples(*, integration: Integration, samples: Iterable[UsageSamp
 
 
 # Values of these field types go to the driver as they are (str, int or None).
-_AS_IS = (models.CharField, models.ForeignKey, models.IntegerField)
+# JSONField (labels) is adapted before the loop, once per distinct value (a dict is no cache key).
+_AS_IS = (models.CharField, models.ForeignKey, models.IntegerField, models.JSONField)
 
 
 @cache
@@ -312,9 +323,15 @@ def _upsert(using: str) -> _Upsert:
 # columns each row brings (the staging table's, in COPY order).
 _CHUNK_COLUMNS = ("workspace_id", "integration_id", "provider", "updated_at", "store_batch")
 _ROW_COLUMNS = (
-    "bucket_start", "bucket_end", *DIMENSION_FIELDS, "metric", "quantity", "unit", "provenance", "stream",
+    "bucket_start", "bucket_end", *DIMENSION_FIELDS, "metric", "quantity", "unit", "provenance", "stream", "labels",
     "application_id", "license_id", "rule_id",
 )  # fmt: skip
+
+
+def _labels_json(sample: Any) -> str:
+    """A sample's labels as the JSON object stored in UsageRecord.labels ("{}" for none)."""
+    labels = getattr(sample, "labels", ()) or ()
+    return json.dumps(dict(labels), sort_keys=True, separators=(",", ":")) if labels else "{}"
 _STAGING = "doow_usage_staging"
 # Bookkeeping columns: written with a row's values, never a reason to rewrite it.
 _STAMPS = ("store_batch", "updated_at")
@@ -418,21 +435,22 @@ def _prepare_copy(integration: Integration, samples: Iterable[UsageSample], usin
     # A chunk repeats few distinct values (bucket times, dimension combinations, units): each
     # is adapted, escaped and attributed once.
     texts = _CopyTexts(bucket_field, connection)
-    combinations: dict[tuple[str, ...], tuple[str, str]] = {}
+    combinations: dict[tuple[Any, ...], tuple[str, str]] = {}
     lines: dict[tuple, str] = {}
     for s in samples:
         dims = dimensions_of(s)
         if None in dims:
             dims = tuple(d or "" for d in dims)
-        combination = combinations.get(dims)
+        labels = s.labels
+        combination = combinations.get((dims, labels))
         if combination is None:
             if matcher is None:  # only a chunk with samples costs the rules query
                 matcher = load_matcher(workspace_id=integration.workspace_id, provider=provider)
-            attribution = matcher.attribute(provider, dict(zip(DIMENSION_FIELDS, dims, strict=True)))
+            attribution = matcher.attribute(provider, {**dict(zip(DIMENSION_FIELDS, dims, strict=True)), "labels": labels})
             ids = (attribution.application_id, attribution.license_id, attribution.rule_id)
-            combination = combinations[dims] = (
+            combination = combinations[(dims, labels)] = (
                 "\t".join(texts[d] for d in dims),
-                "\t".join(_NULL if i is None else str(i) for i in ids),
+                texts[_labels_json(s)] + "\t" + "\t".join(_NULL if i is None else str(i) for i in ids),
             )
         quantity = s.quantity
         if type(quantity) is not Decimal:

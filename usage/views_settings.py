@@ -288,7 +288,7 @@ def license_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def _describe(rule: AttributionRule) -> AttributionRule:
     """Adds what the templates show: the provider's name and the non-empty patterns."""
     rule.provider_name = _provider_name(rule.provider)
-    rule.patterns = [(f, getattr(rule, f)) for f in AttributionRule.MATCH_FIELDS if getattr(rule, f)]
+    rule.patterns = [(f, getattr(rule, f)) for f in (*AttributionRule.MATCH_FIELDS, "label") if getattr(rule, f)]
     return rule
 
 
@@ -318,7 +318,7 @@ def _rule_form(request: HttpRequest, instance: AttributionRule | None = None) ->
     initial: dict[str, Any] = {}
     if instance is None or previewing:
         # Prefilled from an unattributed group, or from the form itself (Preview without JavaScript).
-        names = (*PREVIEW_FIELDS, "application", "new_application", "license") if previewing else ("provider", *AttributionRule.MATCH_FIELDS)
+        names = (*PREVIEW_FIELDS, "application", "new_application", "license") if previewing else ("provider", *AttributionRule.MATCH_FIELDS, "label")
         initial = {name: request.GET[name] for name in names if request.GET.get(name) is not None and (previewing or request.GET[name])}
     form = AttributionRuleForm(request.POST or None, instance=instance, initial=initial, workspace=request.workspace)
     # What the rule matches now (the page's htmx refreshes it as the fields change).

@@ -53,7 +53,10 @@ METRICS: dict[str, str] = {
     "cache_write_tokens": "tokens",
     "output_tokens": "tokens",
     "requests": "requests",
+    "throttled_requests": "requests",  # refused for a rate limit (HTTP 429); not in `requests`
+    "failed_requests": "requests",  # failed with another error (4xx / 5xx); not in `requests`
     "compute_seconds": "seconds",
+    "provisioned_hours": "hours",  # PTU-hours of provisioned capacity, billed whatever the use
     "training_tokens": "tokens",  # tokens a fine-tuning job trained on (epochs included)
     "api_calls": "calls",
     "cost": "",
@@ -131,6 +134,11 @@ class UsageSample:
     # The Stream of the connector that produced it ("" for imported rows): the rows a later
     # Answered for this stream may remove. Not part of the natural key.
     stream: str = ""
+    # The provider's own labels of the usage (e.g. Google Cloud's resource labels), sorted
+    # (key, value) pairs: stored with the row for attribution rules, NOT part of the natural key.
+    # Typed Any so that `UsageSample(..., **dimensions)` with a dict of strings still type-checks;
+    # __post_init__ makes any mapping or iterable of pairs a sorted tuple of string pairs.
+    labels: Any = ()
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -141,6 +149,13 @@ class UsageSample:
             object.__setattr__(self, "unit", METRICS[self.metric])
         if not self.unit:
             raise ValueError("A cost sample needs its currency code as unit")
+        if self.labels:
+            if isinstance(self.labels, str):
+                raise ValueError("labels are (key, value) pairs or a mapping, not a string")
+            pairs = self.labels.items() if isinstance(self.labels, Mapping) else self.labels
+            object.__setattr__(self, "labels", tuple(sorted((str(k), str(v)) for k, v in pairs)))
+        elif self.labels != ():
+            object.__setattr__(self, "labels", ())
 
 
 def in_stream(samples: Iterable[UsageSample], stream: str) -> list[UsageSample]:

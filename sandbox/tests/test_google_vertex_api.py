@@ -101,12 +101,14 @@ def param(name: str, kind: str, value: str) -> dict[str, Any]:
 
 def body(**overrides: Any) -> dict[str, Any]:
     return {
-        "query": f"SELECT … FROM `{fake.BILLING_TABLE}` WHERE service.id = @service_id AND usage_start_time >= "
-        "@start_time AND usage_start_time < @end_time",
+        "query": f"SELECT … FROM `{fake.BILLING_TABLE}` WHERE (service.id = @service_id OR "
+        "REGEXP_CONTAINS(service.description, @other_services)) AND usage_start_time >= @start_time AND "
+        "usage_start_time < @end_time",
         "useLegacySql": False,
         "parameterMode": "NAMED",
         "queryParameters": [
             param("service_id", "STRING", fake.VERTEX_SERVICE_ID),
+            param("other_services", "STRING", r"^(?:Generative Language API)$|^(?i:claude)\b"),
             param("start_time", "TIMESTAMP", "2025-03-01 00:00:00+00:00"),
             param("end_time", "TIMESTAMP", "2025-03-08T00:00:00Z"),
         ],
@@ -145,8 +147,16 @@ def test_a_query_is_incomplete_first_then_paged_with_string_values(sandbox) -> N
     assert all(v["v"] is None or isinstance(v["v"], str) for r in rows for v in r["f"])
     assert any(r["f"][2]["v"] is None for r in rows)  # global rows have a null region
     first_row = truth[0]
-    assert [v["v"] for v in rows[0]["f"]][:7] == [first_row.day.isoformat(), first_row.project_id, first_row.region,
-                                                  first_row.sku.id, first_row.sku.description, first_row.sku.unit, "USD"]  # fmt: skip
+    assert [v["v"] for v in rows[0]["f"]][:9] == [first_row.day.isoformat(), first_row.project_id, first_row.region,
+                                                  first_row.sku.service_id, first_row.sku.service, first_row.sku.id,
+                                                  first_row.sku.description, first_row.sku.unit, "USD"]  # fmt: skip
+    # The partner model's and the Gemini API's services are answered; Compute Engine never.
+    services = {r["f"][4]["v"] for r in rows}
+    assert {
+        "Vertex AI",
+        "Generative Language API",
+        "Claude Sonnet 4.5",
+    } <= services and "Compute Engine" not in services
 
 
 def test_pages_are_capped_at_the_sandbox_size(sandbox) -> None:
@@ -203,7 +213,9 @@ def test_results_need_the_jobs_location(sandbox) -> None:
 
 
 def test_another_service_has_no_rows(sandbox) -> None:
-    payload = body(queryParameters=[param("service_id", "STRING", "6F81-5844-456A"), *body()["queryParameters"][1:]])
+    payload = body(queryParameters=[param("service_id", "STRING", "6F81-5844-456A"),
+                                    param("other_services", "STRING", "^Cloud Storage$"),
+                                    *body()["queryParameters"][2:]])  # fmt: skip
     page = results(sandbox, query(sandbox, payload).json()["jobReference"]).json()
     assert page["totalRows"] == "0" and "rows" not in page and "pageToken" not in page
 

@@ -23,7 +23,10 @@ METRIC_LABELS = {
 
 class PriceOverrideForm(forms.ModelForm):
     provider = forms.ChoiceField(choices=())
-    metric = forms.ChoiceField(choices=[("", "—"), *((m, METRIC_LABELS[m]) for m in PRICED_METRICS)], required=False)
+    # provisioned_hours has no unit price to override (a PTU bills per hour): not offered.
+    metric = forms.ChoiceField(
+        choices=[("", "—"), *((m, METRIC_LABELS[m]) for m in PRICED_METRICS if m in METRIC_LABELS)], required=False
+    )
 
     class Meta:
         model = PriceOverride

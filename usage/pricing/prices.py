@@ -21,7 +21,9 @@ MILLION = Decimal(1_000_000)
 THOUSAND = Decimal(1000)
 HOUR_SECONDS = Decimal(3600)
 TOKEN_METRICS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
-PRICED_METRICS = (*TOKEN_METRICS, "requests", "compute_seconds")
+# provisioned_hours has no unit price: it makes an hour of a PTU deployment with no traffic a
+# row key of its own, so the PTU's per-hour price covers every provisioned hour.
+PRICED_METRICS = (*TOKEN_METRICS, "requests", "compute_seconds", "provisioned_hours")
 SOURCE_GENAI = "genai-prices"
 SOURCE_TABLE = "table"
 SOURCE_OVERRIDE = "override"

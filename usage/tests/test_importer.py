@@ -142,7 +142,7 @@ def test_authress_problems(text, expected) -> None:
 @pytest.mark.parametrize(
     ("cells", "expected"),
     [
-        ({"metric": "tokens"}, "unknown metric 'tokens' (known: input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, requests, compute_seconds, training_tokens, api_calls, cost)"),
+        ({"metric": "tokens"}, "unknown metric 'tokens' (known: input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, requests, throttled_requests, failed_requests, compute_seconds, provisioned_hours, training_tokens, api_calls, cost)"),
         ({"bucket_start": "yesterday"}, "bucket_start 'yesterday' is not an ISO 8601 time such as 2025-03-01T00:00:00Z"),
         ({"bucket_end": ""}, "bucket_end '' is not an ISO 8601 time such as 2025-03-01T00:00:00Z"),
         ({"bucket_end": "2025-03-01T00:00:00Z"}, "bucket_end is not after bucket_start"),

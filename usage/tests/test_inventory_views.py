@@ -436,3 +436,21 @@ def test_every_settings_page_has_the_company_settings_tabs(admin_client, workspa
     page = text(admin_client.get(url(workspace, name)))
     for label in ("Integrations", "Applications", "Licenses", "Attribution rules", "Unattributed usage"):
         assert f">{label}</a>" in page
+
+
+def test_rule_preview_counts_what_the_rule_would_take_and_a_label_narrows_it(admin_client, workspace, integration):
+    row(integration, 0, project="proj_a", metric="cost", quantity=4, unit="USD", labels={"team": "search"})
+    row(integration, 1, project="proj_a", metric="cost", quantity=6, unit="USD", labels={"team": "ads"})
+    row(integration, 2, project="proj_a", metric="cost", quantity=5, unit="USD")
+    row(integration, 3, project="proj_b", metric="cost", quantity=7, unit="USD")
+    preview = url(workspace, "rule_preview")
+    htmx = {"HTTP_HX_REQUEST": "true"}
+
+    by_project = text(admin_client.get(preview, {"provider": "openai", "project": "proj_a"}, **htmx))
+    assert "<strong>3 rows</strong> would go to this rule" in by_project and "$15.00" in by_project
+
+    # Labels are kept on the stored rows, not in the daily rollups: the preview reads those rows.
+    by_label = text(admin_client.get(preview, {"provider": "openai", "project": "proj_a", "label": "team=search"}, **htmx))
+    assert "<strong>1 row</strong> would go to this rule" in by_label and "$4.00" in by_label
+    nothing = text(admin_client.get(preview, {"provider": "openai", "label": "team=nobody"}, **htmx))
+    assert "Matches no stored usage" in nothing

@@ -20,12 +20,20 @@ from integrations.providers.aws_bedrock.schema import (
     DIMENSION,
     HOUR,
     INVOCATIONS,
+    MANTLE_DIMENSIONS,
+    MANTLE_ENDPOINT,
+    MANTLE_INFERENCES,
+    MANTLE_METRICS,
+    MANTLE_NAMESPACE,
     NAMESPACE,
     Query,
     batches,
     build_queries,
+    is_application_profile,
+    mantle_samples,
     normalize_model_id,
-    parse_list_metrics_page,
+    parse_inference_profile,
+    parse_list_metrics_keys,
     parse_metric_data_page,
     parse_regions,
     usage_samples,
@@ -52,6 +60,17 @@ if TYPE_CHECKING:
 
 MAX_PAGES = 1_000  # a NextToken loop that never ends is a bug, not a large account
 CLOUDWATCH = Stream("cloudwatch", "Invocations and tokens per model and region, hourly (CloudWatch AWS/Bedrock)")
+MANTLE = Stream(
+    "mantle",
+    "Inferences and tokens per model and region of the bedrock-mantle endpoint (OpenAI-compatible and "
+    "Anthropic Messages APIs), hourly (CloudWatch AWS/BedrockMantle)",
+)
+# ListMetrics lists only metrics with data in the last two weeks. Every model id a sync saw is
+# remembered in the integration's state, per namespace and region, and queried explicitly on
+# later syncs, so a backfill of an older window still reads a model idle since.
+STATE_KEY = "models_seen"
+PROFILES_KEY = "profile_models"  # application inference profile ARN -> its foundation model
+MAX_REMEMBERED = 2_000  # per namespace and region; the oldest-named beyond it are dropped
 
 
 class AwsBedrockProvider(Provider):
@@ -113,9 +132,10 @@ class AwsBedrockProvider(Provider):
     restatement_window = timedelta(hours=6)
     bucket = HOUR
     chunk = timedelta(days=1)
-    # Answered per region for the ModelIds ListMetrics listed (every metric read for them); a
-    # model CloudWatch stopped listing is not read, so its rows stay.
-    streams = (CLOUDWATCH,)
+    # Answered per region for the ModelIds read (those ListMetrics listed plus those remembered
+    # from earlier syncs, every metric read for them); a model neither listed nor remembered is
+    # not read, so its rows stay.
+    streams = (CLOUDWATCH, MANTLE)
     max_queries_per_call: ClassVar[int] = 500  # GetMetricData's limit
     assume_role_seconds: ClassVar[int] = 3600
 
@@ -148,7 +168,7 @@ class AwsBedrockProvider(Provider):
             raise ProviderResponseError("STS GetCallerIdentity returned no Account or Arn.")
         models: dict[str, list[str]] = {}
         for region in regions:
-            models[region] = self._discover(aws, aws.client("cloudwatch", region), region)
+            models[region] = [m for _, m in self._discover(aws, aws.client("cloudwatch", region), region)]
         # ListMetrics passing says nothing about GetMetricData: probe it too, so a policy missing
         # it fails here rather than at the first sync (one metric requested, fractions of a cent).
         probe_model = next((ids[0] for ids in models.values() if ids), "doow-permission-probe")
@@ -188,20 +208,50 @@ class AwsBedrockProvider(Provider):
         if not account:
             caller = aws.call(aws.client("sts", regions[0]), "get_caller_identity", "sts:GetCallerIdentity")
             account = str(caller.get("Account") or "")
+        seen = _remembered(state)
         samples: list[UsageSample] = []
         for region in regions:
             client = aws.client("cloudwatch", region)
-            model_ids = self._discover(aws, client, region)
+            # bedrock-runtime (Converse / InvokeModel): AWS/Bedrock, keyed by ModelId.
+            keys = self._discover(aws, client, region)
+            model_ids = _merge(seen, NAMESPACE, region, [m for _, m in keys])
             if model_ids:
                 points = self._datapoints(aws, client, region, model_ids, start, end)
-                samples.extend(in_stream(usage_samples(points, account=account, region=region), CLOUDWATCH.name))
-                self._answer_models(answered, Window(start, window.end), account, region, model_ids)
+                resolved = self._profile_models(aws, region, [m for m in model_ids if is_application_profile(m)], state)
+                samples.extend(
+                    in_stream(usage_samples(points, account=account, region=region, resolved=resolved), CLOUDWATCH.name)
+                )
+                self._answer_models(answered, CLOUDWATCH.name, Window(start, window.end), account, region, model_ids)
+            # bedrock-mantle (Responses, Chat Completions, Anthropic Messages): AWS/BedrockMantle.
+            keys = self._discover(aws, client, region, MANTLE_NAMESPACE, MANTLE_INFERENCES, MANTLE_DIMENSIONS)
+            mantle_keys = _merge_keys(seen, MANTLE_NAMESPACE, region, keys)
+            if mantle_keys:
+                points = {}
+                for dimension in sorted({d for d, _ in mantle_keys}):
+                    ids = [m for d, m in mantle_keys if d == dimension]
+                    queries = build_queries(ids, MANTLE_METRICS, namespace=MANTLE_NAMESPACE, dimension=dimension, prefix="n")
+                    for batch in batches(queries, self.max_queries_per_call):
+                        self._read_batch(aws, client, region, batch, start, end, points)
+                samples.extend(in_stream(mantle_samples(points, account=account, region=region), MANTLE.name))
+                self._answer_models(
+                    answered, MANTLE.name, Window(start, window.end), account, region, sorted({m for _, m in mantle_keys}),
+                    endpoint=[MANTLE_ENDPOINT],
+                )  # fmt: skip
+        if state is not None:
+            state[STATE_KEY] = seen
         samples.sort(key=lambda s: s.bucket_start)  # stable: regions stay in order within an hour
         yield from samples
 
     # ------------------------------------------------------------ internals
     def _answer_models(
-        self, answered: list[Answered] | None, window: Window, account: str, region: str, model_ids: list[str]
+        self,
+        answered: list[Answered] | None,
+        stream: str,
+        window: Window,
+        account: str,
+        region: str,
+        model_ids: list[str],
+        **extra: list[str],
     ) -> None:
         """Every metric of each listed ModelId was read. A raw id is stored as (model, deployment)
         = (id, "") or (normalized id, raw id) (usage_samples), so two scopes name exactly the
@@ -210,9 +260,36 @@ class AwsBedrockProvider(Provider):
         plain = [m for m in model_ids if normalize_model_id(m) == m]
         profiled = [m for m in model_ids if normalize_model_id(m) != m]
         if plain:
-            self.answer(answered, CLOUDWATCH.name, window, account=[account], region=[region], model=plain, deployment=[""])
+            self.answer(answered, stream, window, account=[account], region=[region], model=plain, deployment=[""], **extra)
         if profiled:
-            self.answer(answered, CLOUDWATCH.name, window, account=[account], region=[region], deployment=profiled)
+            self.answer(answered, stream, window, account=[account], region=[region], deployment=profiled, **extra)
+
+    def _profile_models(
+        self, aws: Aws, region: str, arns: list[str], state: dict[str, Any] | None
+    ) -> dict[str, str]:
+        """The foundation model behind each application inference profile, from
+        bedrock:GetInferenceProfile (an optional permission: refused, the profile stays its own
+        model). Remembered in the state: a profile's model never changes."""
+        known = (state or {}).get(PROFILES_KEY)
+        known = dict(known) if isinstance(known, dict) else {}
+        resolved: dict[str, str] = {}
+        client = None
+        for arn in arns:
+            if isinstance(known.get(arn), str) and known[arn]:
+                resolved[arn] = known[arn]
+                continue
+            client = client or aws.client("bedrock", region)
+            try:
+                response = aws.call(client, "get_inference_profile", "bedrock:GetInferenceProfile", region=region,
+                                    inferenceProfileIdentifier=arn)  # fmt: skip
+            except (PermissionDenied, ProviderResponseError):
+                continue  # not allowed, or gone: the profile keeps its own name as the model
+            model = _parsed(parse_inference_profile, response)
+            if model:
+                resolved[arn] = known[arn] = model
+        if state is not None and known:
+            state[PROFILES_KEY] = known
+        return resolved
 
     def _open(self, credential: Mapping[str, str], settings: Mapping[str, str], http: HttpClient, region: str) -> Aws:
         endpoint = self.setting(settings, "endpoint_url")
@@ -220,18 +297,29 @@ class AwsBedrockProvider(Provider):
             self.session_factory, credential, endpoint=endpoint, http=http, region=region, duration=self.assume_role_seconds
         )
 
-    def _discover(self, aws: Aws, client: Any, region: str) -> list[str]:
-        """ModelIds with Invocations in this region; CloudWatch lists only metrics with data in
-        the last two weeks, so a model unused since then is not read (even for older windows)."""
-        params: dict[str, Any] = {"Namespace": NAMESPACE, "MetricName": INVOCATIONS, "Dimensions": [{"Name": DIMENSION}]}
-        found: set[str] = set()
+    def _discover(
+        self,
+        aws: Aws,
+        client: Any,
+        region: str,
+        namespace: str = NAMESPACE,
+        metric: str = INVOCATIONS,
+        dimensions: tuple[str, ...] = (DIMENSION,),
+    ) -> list[tuple[str, str]]:
+        """(dimension, model id) of the series with `metric` in this region; CloudWatch lists
+        only metrics with data in the last two weeks (fetch adds the ids remembered from earlier
+        syncs)."""
+        params: dict[str, Any] = {"Namespace": namespace, "MetricName": metric}
+        if len(dimensions) == 1:
+            params["Dimensions"] = [{"Name": dimensions[0]}]
+        found: set[tuple[str, str]] = set()
         token: str | None = None
         for _ in range(MAX_PAGES):
             response = aws.call(
                 client, "list_metrics", "cloudwatch:ListMetrics", region=region, **params, **({"NextToken": token} if token else {})
             )
-            ids, next_token = _parsed(parse_list_metrics_page, response)
-            found.update(ids)
+            keys, next_token = _parsed(lambda body: parse_list_metrics_keys(body, dimensions), response)
+            found.update(keys)
             if not next_token:
                 return sorted(found)
             if next_token == token:
@@ -297,6 +385,36 @@ class AwsBedrockProvider(Provider):
             seen.add(page.next_token)
             token = page.next_token
         raise ProviderResponseError(f"CloudWatch GetMetricData kept paginating past {MAX_PAGES} pages.")
+
+
+def _remembered(state: dict[str, Any] | None) -> dict[str, dict[str, list[list[str]]]]:
+    """The model ids earlier syncs saw, {namespace: {region: [[dimension, id], ...]}}; anything
+    malformed (an older or hand-edited state) counts as nothing remembered."""
+    raw = (state or {}).get(STATE_KEY)
+    seen: dict[str, dict[str, list[list[str]]]] = {}
+    if not isinstance(raw, dict):
+        return seen
+    for namespace, regions in raw.items():
+        if not isinstance(regions, dict):
+            continue
+        for region, keys in regions.items():
+            if isinstance(keys, list):
+                good = [list(k) for k in keys if isinstance(k, list) and len(k) == 2 and all(isinstance(x, str) and x for x in k)]
+                seen.setdefault(str(namespace), {})[str(region)] = good
+    return seen
+
+
+def _merge_keys(
+    seen: dict[str, dict[str, list[list[str]]]], namespace: str, region: str, keys: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The listed keys plus those remembered for this namespace and region; remembers them all."""
+    merged = sorted({(d, m) for d, m in keys} | {(d, m) for d, m in seen.get(namespace, {}).get(region, [])})
+    seen.setdefault(namespace, {})[region] = [[d, m] for d, m in merged[:MAX_REMEMBERED]]
+    return merged
+
+
+def _merge(seen: dict[str, dict[str, list[list[str]]]], namespace: str, region: str, model_ids: list[str]) -> list[str]:
+    return [m for _, m in _merge_keys(seen, namespace, region, [(DIMENSION, m) for m in model_ids])]
 
 
 def _parsed(parse: Any, response: dict[str, Any]) -> Any:

@@ -33,6 +33,18 @@ CACHE_READ = "CacheReadInputTokenCount"
 CACHE_WRITE = "CacheWriteInputTokenCount"
 CLOUDWATCH_METRICS: tuple[str, ...] = (INVOCATIONS, INPUT, OUTPUT, CACHE_READ, CACHE_WRITE)
 # Geography prefixes of system-defined (cross-region) inference profiles: "us.anthropic.…".
+# The bedrock-mantle endpoint (OpenAI Responses / Chat Completions and Anthropic Messages APIs)
+# publishes to its own namespace at Account, Project, Model and Project+Model levels. Only the
+# Model level is read (one series per model: adding the Project levels would count it twice).
+# Its dimension's name is not spelled out in the reference we read: a series keyed by one
+# dimension named like a model id is taken, and queried back under that same name.
+MANTLE_NAMESPACE = "AWS/BedrockMantle"
+MANTLE_DIMENSIONS: tuple[str, ...] = ("ModelId", "Model")
+MANTLE_INFERENCES = "Inferences"
+MANTLE_INPUT = "TotalInputTokens"
+MANTLE_OUTPUT = "TotalOutputTokens"
+MANTLE_METRICS: tuple[str, ...] = (MANTLE_INFERENCES, MANTLE_INPUT, MANTLE_OUTPUT)
+MANTLE_ENDPOINT = "bedrock-mantle"  # the `endpoint` dimension of its rows (runtime rows keep "")
 GEO_PREFIXES = frozenset({"us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"})
 _REGION_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
 _ID_RE = re.compile(r"^[a-z][a-zA-Z0-9_]*$")  # GetMetricData's rule for a query Id
@@ -40,11 +52,14 @@ _ID_RE = re.compile(r"^[a-z][a-zA-Z0-9_]*$")  # GetMetricData's rule for a query
 
 @dataclass(frozen=True)
 class Query:
-    """One GetMetricData query: one CloudWatch metric of one raw ModelId."""
+    """One GetMetricData query: one CloudWatch metric of one raw ModelId (in `namespace`,
+    keyed by the dimension `dimension`)."""
 
     id: str
     model_id: str
     metric: str
+    namespace: str = NAMESPACE
+    dimension: str = DIMENSION
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -52,9 +67,9 @@ class Query:
             "Label": f"{self.metric} {self.model_id}",
             "MetricStat": {
                 "Metric": {
-                    "Namespace": NAMESPACE,
+                    "Namespace": self.namespace,
                     "MetricName": self.metric,
-                    "Dimensions": [{"Name": DIMENSION, "Value": self.model_id}],
+                    "Dimensions": [{"Name": self.dimension, "Value": self.model_id}],
                 },
                 "Period": PERIOD_SECONDS,
                 "Stat": "Sum",
@@ -116,8 +131,19 @@ def normalize_model_id(raw: str) -> str:
     return model
 
 
-def build_queries(model_ids: Iterable[str], metrics: Sequence[str] = CLOUDWATCH_METRICS) -> list[Query]:
-    queries = [Query(f"m{i}_{j}", model_id, metric) for i, model_id in enumerate(model_ids) for j, metric in enumerate(metrics)]
+def build_queries(
+    model_ids: Iterable[str],
+    metrics: Sequence[str] = CLOUDWATCH_METRICS,
+    *,
+    namespace: str = NAMESPACE,
+    dimension: str = DIMENSION,
+    prefix: str = "m",
+) -> list[Query]:
+    queries = [
+        Query(f"{prefix}{i}_{j}", model_id, metric, namespace, dimension)
+        for i, model_id in enumerate(model_ids)
+        for j, metric in enumerate(metrics)
+    ]
     assert all(_ID_RE.match(q.id) for q in queries)
     return queries
 
@@ -184,21 +210,28 @@ def _quantity(value: Any, what: str) -> Decimal:
 
 
 # ---------------------------------------------------------------- parsers
-def parse_list_metrics_page(body: Any) -> tuple[list[str], str | None]:
-    """ModelIds of one ListMetrics page. Only metrics whose sole dimension is ModelId count:
-    the "across all models" series (no dimension) would double every total."""
+def parse_list_metrics_page(body: Any, dimensions: Sequence[str] = (DIMENSION,)) -> tuple[list[str], str | None]:
+    """ModelIds of one ListMetrics page (see parse_list_metrics_keys)."""
+    keys, token = parse_list_metrics_keys(body, dimensions)
+    return [value for _, value in keys], token
+
+
+def parse_list_metrics_keys(body: Any, dimensions: Sequence[str] = (DIMENSION,)) -> tuple[list[tuple[str, str]], str | None]:
+    """(dimension name, model id) of one ListMetrics page. Only metrics whose sole dimension is
+    ModelId (or one of `dimensions`) count: the "across all models" series (no dimension) and,
+    in bedrock-mantle, the project levels would double every total."""
     body = _dict(body, "list_metrics")
-    model_ids = []
+    keys = []
     for i, raw in enumerate(_items(body, "Metrics", "list_metrics")):
         metric = _dict(raw, f"list_metrics.Metrics[{i}]")
-        dimensions = _list(metric.get("Dimensions", []), f"list_metrics.Metrics[{i}].Dimensions")
-        if len(dimensions) != 1:
+        found = _list(metric.get("Dimensions", []), f"list_metrics.Metrics[{i}].Dimensions")
+        if len(found) != 1:
             continue
-        dimension = _dict(dimensions[0], f"list_metrics.Metrics[{i}].Dimensions[0]")
-        value = dimension.get("Value")
-        if dimension.get("Name") == DIMENSION and isinstance(value, str) and value.strip():
-            model_ids.append(value)
-    return model_ids, _token(body, "list_metrics")
+        dimension = _dict(found[0], f"list_metrics.Metrics[{i}].Dimensions[0]")
+        name, value = dimension.get("Name"), dimension.get("Value")
+        if name in dimensions and isinstance(value, str) and value.strip():
+            keys.append((name, value))
+    return keys, _token(body, "list_metrics")
 
 
 def parse_metric_data_page(body: Any) -> MetricDataPage:
@@ -226,7 +259,27 @@ def parse_metric_data_page(body: Any) -> MetricDataPage:
 Datapoints = Mapping[tuple[datetime, str, str], Decimal]  # (hour, raw ModelId, CloudWatch metric) -> Sum
 
 
-def usage_samples(points: Datapoints, *, account: str, region: str) -> list[UsageSample]:
+def is_application_profile(model_id: str) -> bool:
+    """An application inference profile's ARN (…:application-inference-profile/<id>)."""
+    return model_id.startswith("arn:") and ":application-inference-profile/" in model_id
+
+
+def parse_inference_profile(body: Any) -> str:
+    """The one foundation model behind a GetInferenceProfile answer ("" when it names none or
+    several): `models[].modelArn` are foundation-model ARNs, one per Region it may route to."""
+    body = _dict(body, "get_inference_profile")
+    models = _list(body.get("models", []), "get_inference_profile.models")
+    found = set()
+    for i, raw in enumerate(models):
+        arn = _dict(raw, f"get_inference_profile.models[{i}]").get("modelArn")
+        if isinstance(arn, str) and arn.strip():
+            found.add(normalize_model_id(arn))
+    return found.pop() if len(found) == 1 else ""
+
+
+def usage_samples(
+    points: Datapoints, *, account: str, region: str, resolved: Mapping[str, str] | None = None
+) -> list[UsageSample]:
     """Samples of one region's datapoints, in time order.
 
     requests = Invocations; input_tokens = InputTokenCount + CacheRead + CacheWrite (Bedrock
@@ -240,7 +293,9 @@ def usage_samples(points: Datapoints, *, account: str, region: str) -> list[Usag
         values[metric] = values.get(metric, Decimal(0)) + value
     samples = []
     for (hour, model_id), values in sorted(hours.items()):
-        model = normalize_model_id(model_id)
+        # An application inference profile is named by its foundation model when Bedrock told
+        # us which (resolved); the raw ARN stays the deployment either way.
+        model = (resolved or {}).get(model_id) or normalize_model_id(model_id)
         # The raw id keeps "us.anthropic.x" and "anthropic.x" apart: same model, two series,
         # and one natural key for both would make the store keep only one of them.
         deployment = model_id if model_id != model else ""
@@ -258,5 +313,33 @@ def usage_samples(points: Datapoints, *, account: str, region: str) -> list[Usag
         samples.extend(
             UsageSample(hour, hour + HOUR, metric, quantity, account=account, region=region, model=model, deployment=deployment)
             for metric, quantity in metrics.items()
+        )
+    return samples
+
+
+def mantle_samples(points: Datapoints, *, account: str, region: str) -> list[UsageSample]:
+    """Samples of one region's bedrock-mantle datapoints (Model level), in time order, with
+    endpoint "bedrock-mantle" so they never share a key with the runtime's rows of the same
+    model: requests = Inferences (completed ones; InferenceClientErrors is not read),
+    input_tokens = TotalInputTokens, output_tokens = TotalOutputTokens (both "billable" tokens;
+    bedrock-mantle publishes no cache-token split)."""
+    names = {MANTLE_INFERENCES: "requests", MANTLE_INPUT: "input_tokens", MANTLE_OUTPUT: "output_tokens"}
+    hours: dict[tuple[datetime, str], dict[str, Decimal]] = {}
+    for (moment, model_id, metric), value in points.items():
+        if metric not in names:
+            continue
+        values = hours.setdefault((align_down(moment), model_id), {})
+        values[names[metric]] = values.get(names[metric], Decimal(0)) + value
+    samples = []
+    for (hour, model_id), values in sorted(hours.items()):
+        model = normalize_model_id(model_id)
+        deployment = model_id if model_id != model else ""
+        samples.extend(
+            UsageSample(
+                hour, hour + HOUR, metric, values[metric], account=account, region=region, model=model,
+                deployment=deployment, endpoint=MANTLE_ENDPOINT,
+            )
+            for metric in ("requests", "input_tokens", "output_tokens")
+            if metric in values
         )
     return samples

@@ -16,7 +16,9 @@ from weakref import WeakKeyDictionary
 
 from integrations.providers.azure_openai.auth import bearer_token
 from integrations.providers.azure_openai.schema import (
-    METRICS,
+    OPENAI_METRICS,
+    REQUEST_METRIC_NAMES,
+    TOKEN_METRIC_NAMES,
     Account,
     Deployment,
     Listing,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 DEFAULT_ARM = "https://management.azure.com"
 ARM_API_VERSION = "2025-09-01"
 METRICS_API_VERSION = "2024-02-01"
+OPENAI_METRIC_NAMES = frozenset(m for m, _ in OPENAI_METRICS)
 MAX_PAGES = 1_000
 _CODE_RE = re.compile(r"^[A-Za-z0-9_.]{1,80}$")
 
@@ -203,19 +206,66 @@ def read_metrics(
     *,
     min_top: int,
 ) -> list[Series]:
-    """One account's hourly metrics per deployment over [start, end) (hour-aligned)."""
+    """One account's hourly metrics per deployment over [start, end) (hour-aligned): the token
+    metrics per deployment, then the request counts per deployment and StatusCode (two calls:
+    a metric is refused a dimension it does not have)."""
+    tokens = _read_with_fallback(http, config, account, TOKEN_METRIC_NAMES, "ModelDeploymentName eq '*'",
+                                 2 * len(deployments), start, end, min_top=min_top)  # fmt: skip
+    # A few status codes per deployment (200, 429, 400, 500…): room for them in `top`.
+    requests = _read_with_fallback(http, config, account, REQUEST_METRIC_NAMES,
+                                   "ModelDeploymentName eq '*' and StatusCode eq '*'", 8 * len(deployments), start, end,
+                                   min_top=min_top)  # fmt: skip
+    return tokens + requests
+
+
+def _read_with_fallback(
+    http: HttpClient,
+    config: Config,
+    account: Account,
+    names: tuple[str, ...],
+    filter_text: str,
+    expected: int,
+    start: datetime,
+    end: datetime,
+    *,
+    min_top: int,
+) -> list[Series]:
+    """The metrics `names`; an account that does not define the "Models – Usage" metrics (Azure
+    answers 400 "Failed to find metric configuration") is read again with the Azure OpenAI ones
+    alone, which every Azure OpenAI account has."""
+    try:
+        return _read_metrics(http, config, account, names, filter_text, expected, start, end, min_top=min_top)
+    except ProviderResponseError as error:
+        openai_only = tuple(n for n in names if n in OPENAI_METRIC_NAMES)
+        if error.http_status != 400 or "metric" not in error.message.lower() or openai_only == names:
+            raise
+        return _read_metrics(http, config, account, openai_only, filter_text, expected, start, end, min_top=min_top)
+
+
+def _read_metrics(
+    http: HttpClient,
+    config: Config,
+    account: Account,
+    names: tuple[str, ...],
+    filter_text: str,
+    expected: int,
+    start: datetime,
+    end: datetime,
+    *,
+    min_top: int,
+) -> list[Series]:
     # With a $filter `top` defaults to 10 and extra series vanish without a word. Ask for well
-    # above the deployment count (deleted deployments keep their history), and read a metric
+    # above the series expected (deleted deployments keep their history), and read a metric
     # that still fills `top` again with a larger one rather than trust it.
-    top = max(min_top, 2 * len(deployments))
+    top = max(min_top, expected)
     for _ in range(4):
         params = {
             "api-version": METRICS_API_VERSION,
-            "metricnames": ",".join(m for m, _ in METRICS),
+            "metricnames": ",".join(names),
             "timespan": f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}",
             "interval": "PT1H",
             "aggregation": "Total",
-            "$filter": "ModelDeploymentName eq '*'",
+            "$filter": filter_text,
             "top": top,
             "metricnamespace": "Microsoft.CognitiveServices/accounts",
         }
@@ -225,6 +275,5 @@ def read_metrics(
             return series
         top *= 4
     raise ProviderResponseError(
-        f"Azure Monitor returned {top // 4} or more deployments for {account.name}; "
-        "refusing a possibly truncated answer."
+        f"Azure Monitor returned {top // 4} or more series for {account.name}; refusing a possibly truncated answer."
     )

@@ -23,6 +23,7 @@ from integrations.providers.azure_openai.schema import (
     HOUR,
     metrics_samples,
     parse_resource_id,
+    provisioned_samples,
 )
 from integrations.providers.base import (
     Answered,
@@ -49,7 +50,11 @@ MIN_TOP = 50  # well above Azure's silent default of 10 series (see arm.read_met
 _GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", re.I)
 _RESOURCE_KEY_RE = re.compile(r"^[0-9a-f]{32}$", re.I)  # a Cognitive Services resource key
-MONITOR_METRICS = Stream("monitor_metrics", "Tokens and requests per deployment, hourly (Azure Monitor metrics)")
+MONITOR_METRICS = Stream(
+    "monitor_metrics",
+    "Tokens and requests (successful, throttled, failed) per deployment, hourly, and the provisioned hours of PTU "
+    "deployments (Azure Monitor metrics, Azure OpenAI and Models – Usage)",
+)
 
 CREATE_APP = (
     "Create an app registration with a client secret and give it Monitoring Reader on the subscription: "
@@ -224,9 +229,18 @@ class AzureOpenAIProvider(Provider):
             for account, deployments in discovered:
                 series = read_metrics(http, config, account, deployments, start, stop, min_top=self.min_top)
                 models = {d.name: d.model for d in deployments}
+                formats = {d.name: d.format for d in deployments}
                 kept = Window(start, min(stop, window.end))
                 samples += in_stream(
-                    metrics_samples(series, account=account, models=models, start=kept.start, end=kept.end),
+                    metrics_samples(
+                        series, account=account, models=models, start=kept.start, end=kept.end, formats=formats
+                    ),
+                    MONITOR_METRICS.name,
+                )
+                # PTU deployments: their provisioned hours (only hours already begun: `stop`
+                # is at most the last whole hour the engine asked for).
+                samples += in_stream(
+                    provisioned_samples(deployments, account=account, start=kept.start, end=kept.end),
                     MONITOR_METRICS.name,
                 )
                 self.answer(answered, MONITOR_METRICS.name, kept, account=[account.subscription_id],

@@ -24,11 +24,28 @@ HOUR = timedelta(hours=1)
 # (Azure Monitor metric, our metric). ProcessedPromptTokens counts every prompt token the
 # deployment processed; Azure publishes no cached-token metric for OpenAI models on standard
 # deployments, so there is no cached_input_tokens here.
-METRICS: tuple[tuple[str, str], ...] = (
+OPENAI_METRICS: tuple[tuple[str, str], ...] = (
     ("ProcessedPromptTokens", "input_tokens"),
     ("GeneratedTokens", "output_tokens"),
     ("AzureOpenAIRequests", "requests"),
 )
+# The "Models – Usage" metrics report every model of an AI Services account, other vendors'
+# models (Anthropic, Meta, Mistral, …) included — and OpenAI models too, so a deployment is read
+# from one family only (see metrics_samples).
+MODEL_METRICS: tuple[tuple[str, str], ...] = (
+    ("InputTokens", "input_tokens"),
+    ("OutputTokens", "output_tokens"),
+    ("ModelRequests", "requests"),
+)
+METRICS: tuple[tuple[str, str], ...] = (*OPENAI_METRICS, *MODEL_METRICS)
+# The request counts include failed and throttled requests: they are read split by StatusCode
+# (a dimension the token metrics do not have, so they are asked for in their own request).
+REQUEST_METRICS = frozenset({"AzureOpenAIRequests", "ModelRequests"})
+TOKEN_METRIC_NAMES: tuple[str, ...] = tuple(m for m, _ in METRICS if m not in REQUEST_METRICS)
+REQUEST_METRIC_NAMES: tuple[str, ...] = tuple(m for m, _ in METRICS if m in REQUEST_METRICS)
+STATUS_DIMENSION = "statuscode"
+# Provisioned (PTU) deployments bill their PTUs every hour, whatever the tokens.
+PTU_SKUS = frozenset({"ProvisionedManaged", "GlobalProvisionedManaged", "DataZoneProvisionedManaged"})
 OPENAI_KINDS = frozenset({"openai", "aiservices"})  # lower-cased; other Cognitive Services kinds are skipped
 DEPLOYMENT_DIMENSION = "modeldeploymentname"  # Azure lower-cases dimension names in responses
 _RESOURCE_ID_RE = re.compile(
@@ -64,6 +81,12 @@ class Deployment:
     model: str  # "<model name>-<version>", e.g. "gpt-4o-2024-08-06"
     sku: str
     capacity: int = 0  # sku.capacity: PTUs of a provisioned deployment (priced by the hour)
+    format: str = ""  # properties.model.format: "OpenAI", "Anthropic", "Meta", … ("" unknown)
+    created_at: datetime | None = None  # systemData.createdAt, when given
+
+    @property
+    def provisioned(self) -> bool:
+        return self.sku in PTU_SKUS and self.capacity > 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,7 @@ class Series:
     metric: str  # Azure's metric name as sent in name.value
     deployment: str
     points: tuple[tuple[datetime, Decimal], ...]  # only points that carry a `total`
+    status: str = ""  # the StatusCode dimension, when the request was split by it
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -176,6 +200,12 @@ def parse_deployments_page(body: Any) -> Listing:
         properties = _opt_dict(obj, "properties", where)
         model = _opt_dict(properties, "model", f"{where}.properties")
         sku = _opt_dict(obj, "sku", where)
+        system = obj.get("systemData") if isinstance(obj.get("systemData"), dict) else {}
+        created = system.get("createdAt")
+        try:
+            created_at = _timestamp(created, where) if isinstance(created, str) else None
+        except ProviderResponseError:
+            created_at = None  # optional, informational: a malformed one is ignored
         deployments.append(
             Deployment(
                 _str(obj, "name", where),
@@ -185,6 +215,8 @@ def parse_deployments_page(body: Any) -> Listing:
                 ),
                 _str(sku, "name", f"{where}.sku", required=False),
                 _capacity(sku.get("capacity")),
+                _str(model, "format", f"{where}.properties.model", required=False),
+                created_at,
             )
         )
     return Listing(tuple(deployments), _next_link(body, "deployment list"))
@@ -238,39 +270,79 @@ def parse_metrics(body: Any) -> list[Series]:
         for j, raw_series in enumerate(_list(metric.get("timeseries", []), f"{where}.timeseries")):
             swhere = f"{where}.timeseries[{j}]"
             series = _dict(raw_series, swhere)
-            deployment = ""
+            deployment = status = ""
             for k, raw_meta in enumerate(_list(series.get("metadatavalues", []), f"{swhere}.metadatavalues")):
                 meta = _dict(raw_meta, f"{swhere}.metadatavalues[{k}]")
                 key = _str(_dict(meta.get("name"), f"{swhere}.metadatavalues[{k}].name"), "value", f"{swhere}.name")
                 if key.lower() == DEPLOYMENT_DIMENSION:
                     deployment = _str(meta, "value", f"{swhere}.metadatavalues[{k}]", required=False)
+                elif key.lower() == STATUS_DIMENSION:
+                    status = _str(meta, "value", f"{swhere}.metadatavalues[{k}]", required=False)
             points = []
             for n, raw_point in enumerate(_list(series.get("data", []), f"{swhere}.data")):
                 point = _dict(raw_point, f"{swhere}.data[{n}]")
                 total = _total(point, f"{swhere}.data[{n}]")
                 if total is not None:
                     points.append((_timestamp(point.get("timeStamp"), f"{swhere}.data[{n}]"), total))
-            out.append(Series(name, deployment, tuple(points)))
+            out.append(Series(name, deployment, tuple(points), status))
     return out
 
 
 # ---------------------------------------------------------------- mapping
 
 
+def request_metric(status: str) -> str:
+    """Our metric for a request count with this StatusCode: successful (2xx, or not split)
+    requests are `requests`; 429 is `throttled_requests`; any other code `failed_requests`."""
+    code = status.strip()
+    if not code or code.startswith("2"):
+        return "requests"
+    return "throttled_requests" if code == "429" else "failed_requests"
+
+
+def _family(s: Series) -> str:
+    return "openai" if any(s.metric.lower() == a.lower() for a, _ in OPENAI_METRICS) else "models"
+
+
 def metrics_samples(
-    series: list[Series], *, account: Account, models: Mapping[str, str], start: datetime, end: datetime
+    series: list[Series],
+    *,
+    account: Account,
+    models: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    formats: Mapping[str, str] | None = None,
 ) -> list[UsageSample]:
     """Hourly samples of one account's metrics for buckets starting in [start, end).
 
     Dimensions: account = subscription id, project = resource group, resource = account name,
     region = account location, deployment, and model from the deployment list ("" for a
-    deployment that no longer exists)."""
-    ours = {azure: metric for azure, metric in METRICS}
+    deployment that no longer exists).
+
+    Each deployment is read from one metric family: the Azure OpenAI metrics for a model of
+    format "OpenAI", the "Models – Usage" metrics for any other format; a deployment no longer
+    listed (format unknown) from the Azure OpenAI metrics when they have data for it, else the
+    Models ones. Request counts split by StatusCode become requests / throttled_requests /
+    failed_requests."""
+    ours = {azure.lower(): metric for azure, metric in METRICS}
+    formats = formats or {}
+    with_openai_data = {s.deployment for s in series if _family(s) == "openai" and s.points}
+
+    def family_of(deployment: str) -> str:
+        fmt = formats.get(deployment, "")
+        if fmt:
+            return "openai" if fmt.lower() == "openai" else "models"
+        return "openai" if deployment in with_openai_data else "models"
+
     totals: dict[tuple[datetime, str, str], Decimal] = {}
     for s in series:
-        metric = ours.get(s.metric) or next((m for a, m in ours.items() if a.lower() == s.metric.lower()), None)
+        metric = ours.get(s.metric.lower())
         if metric is None:
             continue  # a metric we did not ask for
+        if _family(s) != family_of(s.deployment):
+            continue  # the same traffic, counted by the other family
+        if metric == "requests":
+            metric = request_metric(s.status)
         for moment, total in s.points:
             bucket = align_down(moment)
             if start <= bucket < end:
@@ -292,3 +364,34 @@ def metrics_samples(
         )
         for (bucket, deployment, metric), quantity in sorted(totals.items(), key=lambda kv: kv[0])
     ]
+
+
+def provisioned_samples(
+    deployments: tuple[Deployment, ...], *, account: Account, start: datetime, end: datetime
+) -> list[UsageSample]:
+    """`provisioned_hours` of each provisioned (PTU) deployment listed now: its PTUs for every
+    hour starting in [start, end) from its creation on (PTU-hours: 15 PTUs for an hour = 15).
+    A PTU deployment bills these hours whether or not it serves a token."""
+    out = []
+    for d in deployments:
+        if not d.provisioned:
+            continue
+        first = max(align_down(start), align_down(d.created_at) if d.created_at else align_down(start))
+        moment = first
+        while moment < end:
+            out.append(
+                UsageSample(
+                    moment,
+                    moment + HOUR,
+                    "provisioned_hours",
+                    Decimal(d.capacity),
+                    account=account.subscription_id,
+                    project=account.resource_group,
+                    region=account.location,
+                    resource=account.name,
+                    deployment=d.name,
+                    model=d.model,
+                )
+            )
+            moment += HOUR
+    return out

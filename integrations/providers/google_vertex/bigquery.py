@@ -58,25 +58,65 @@ JOB_USER_HINT = (
     "IAM → Grant access, in that project."
 )
 QUERY = """\
-SELECT
-  DATE(usage_start_time, "UTC") AS usage_day,
-  project.id AS project_id,
-  location.region AS region,
-  sku.id AS sku_id,
-  sku.description AS sku_description,
-  usage.unit AS usage_unit,
-  currency,
-  SUM(CAST(usage.amount AS NUMERIC)) AS usage_amount,
-  SUM(CAST(cost AS NUMERIC)) AS cost,
-  SUM((SELECT IFNULL(SUM(CAST(c.amount AS NUMERIC)), 0) FROM UNNEST(credits) AS c)) AS credits
-FROM `{table}`
-WHERE service.id = @service_id
-  AND usage_start_time >= @start_time
-  AND usage_start_time < @end_time
-  AND _PARTITIONTIME >= TIMESTAMP_SUB(@start_time, INTERVAL 2 DAY)
-GROUP BY usage_day, project_id, region, sku_id, sku_description, usage_unit, currency
-ORDER BY usage_day, project_id, region, sku_id, usage_unit, currency
+WITH base AS (
+  SELECT
+    DATE(usage_start_time, "UTC") AS usage_day,
+    IFNULL(project.id, "") AS project_id,
+    IFNULL(location.region, "") AS region,
+    service.id AS service_id,
+    service.description AS service_description,
+    sku.id AS sku_id,
+    sku.description AS sku_description,
+    IFNULL(usage.unit, "") AS usage_unit,
+    currency,
+    TO_JSON_STRING(ARRAY(SELECT AS STRUCT l.key, l.value FROM UNNEST(labels) AS l ORDER BY l.key, l.value)) AS labels,
+    CAST(usage.amount AS NUMERIC) AS usage_amount,
+    CAST(cost AS NUMERIC) AS cost,
+    credits
+  FROM `{table}`
+  WHERE (service.id = @service_id OR REGEXP_CONTAINS(service.description, @other_services))
+    AND usage_start_time >= @start_time
+    AND usage_start_time < @end_time
+    AND _PARTITIONTIME >= TIMESTAMP_SUB(@start_time, INTERVAL 2 DAY)
+),
+totals AS (
+  SELECT usage_day, project_id, region, service_id, service_description, sku_id, sku_description, usage_unit,
+    currency, labels, SUM(usage_amount) AS usage_amount, SUM(cost) AS cost
+  FROM base
+  GROUP BY usage_day, project_id, region, service_id, service_description, sku_id, sku_description, usage_unit,
+    currency, labels
+),
+credit_sums AS (
+  SELECT usage_day, project_id, region, service_id, service_description, sku_id, sku_description, usage_unit,
+    currency, labels, c.type AS credit_type, SUM(CAST(c.amount AS NUMERIC)) AS amount
+  FROM base, UNNEST(credits) AS c
+  GROUP BY usage_day, project_id, region, service_id, service_description, sku_id, sku_description, usage_unit,
+    currency, labels, credit_type
+),
+credit_lists AS (
+  SELECT usage_day, project_id, region, service_id, service_description, sku_id, sku_description, usage_unit,
+    currency, labels,
+    TO_JSON_STRING(ARRAY_AGG(STRUCT(credit_type AS type, CAST(amount AS STRING) AS amount) ORDER BY credit_type)) AS credits
+  FROM credit_sums
+  GROUP BY usage_day, project_id, region, service_id, service_description, sku_id, sku_description, usage_unit,
+    currency, labels
+)
+SELECT t.usage_day, t.project_id, t.region, t.service_id, t.service_description, t.sku_id, t.sku_description,
+  t.usage_unit, t.currency, t.labels, t.usage_amount, t.cost, IFNULL(c.credits, "[]") AS credits
+FROM totals AS t
+LEFT JOIN credit_lists AS c
+  USING (usage_day, project_id, region, service_id, service_description, sku_id, sku_description, usage_unit,
+    currency, labels)
+ORDER BY usage_day, project_id, region, sku_id, usage_unit, currency, labels
 """
+# Which services: Vertex AI by its id; the Gemini API (billed as "Generative Language API")
+# and partner models sold through Vertex AI's Model Garden (each billed under its own service,
+# named after the model, e.g. "Claude Sonnet 4.5") by their service description.
+OTHER_SERVICES = (
+    r"^(?:Generative Language API|Gemini API)$"
+    r"|^(?i:claude|anthropic|llama|meta llama|mistral|codestral|ministral|jamba|ai21|deepseek|qwen|gpt-oss"
+    r"|kimi|minimax|glm)\b"
+)
 # Why the partition filter: the export is partitioned by day (_PARTITIONTIME) and a row lands
 # in a partition at or after its usage, never more than a day before its UTC day starts; the
 # lower bound prunes the history without losing late (restated) rows, which land later.
@@ -132,8 +172,8 @@ def query_request(
     dry_run: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """The jobs.query body for Vertex AI rows with usage in [start, end) (UTC instants)."""
-    params = [("service_id", "STRING", VERTEX_SERVICE_ID), ("start_time", "TIMESTAMP", _timestamp(start)),
-              ("end_time", "TIMESTAMP", _timestamp(end))]  # fmt: skip
+    params = [("service_id", "STRING", VERTEX_SERVICE_ID), ("other_services", "STRING", OTHER_SERVICES),
+              ("start_time", "TIMESTAMP", _timestamp(start)), ("end_time", "TIMESTAMP", _timestamp(end))]  # fmt: skip
     body: dict[str, Any] = {
         "query": QUERY.format(table=config.table),
         "useLegacySql": False,

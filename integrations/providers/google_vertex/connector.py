@@ -38,9 +38,9 @@ from integrations.providers.google_vertex.bigquery import (
     run_query,
 )
 from integrations.providers.google_vertex.schema import (
-    CREDITS_OPERATION,
     billing_rows,
     billing_samples,
+    is_credit,
 )
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ class GoogleVertexProvider(Provider):
         for s in costs:
             net[s.unit] = net.get(s.unit, Decimal(0)) + s.quantity
         models = sorted({s.model for s in samples if s.model})
-        unparsed = sorted({s.operation for s in costs if not s.model and s.operation != CREDITS_OPERATION})
+        unparsed = sorted({s.operation for s in costs if not s.model and not is_credit(s.operation)})
         details: dict[str, Any] = {
             "billing_table": config.table,
             "location": config.location,

@@ -8,8 +8,9 @@ string) and `pageToken`. `rows` is absent when there are none.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,12 +21,30 @@ from integrations.providers.google_vertex.skus import parse_sku
 DAY = timedelta(days=1)
 COLUMNS = ("usage_day", "project_id", "region", "sku_id", "sku_description", "usage_unit", "currency",
            "usage_amount", "cost", "credits")  # fmt: skip
+# Columns a result may lack (an older query's): the service (then "", as before services were
+# read) and the export's labels (then none). `credits` is either a number (an older query: the
+# sum of every credit, untyped) or a JSON list of {"type", "amount"} (credits kept by type).
+OPTIONAL_COLUMNS = ("service_id", "service_description", "labels")
 # usage.unit values that count tokens: "count" is what Vertex's token SKUs report; a leading
 # multiplier ("1k tokens", "1000 count", "1M tokens") is multiplied out. Characters (Gemini 1.x
 # text SKUs), seconds, hours, requests, bytes… are not tokens: those rows keep only their cost.
 _TOKEN_UNIT = re.compile(r"(?:(?P<n>\d+(?:\.\d+)?)\s*(?P<mult>[km])?\s+)?(?:tokens?|count)")
 _MULTIPLIERS = {None: 1, "k": 1_000, "m": 1_000_000}
 CREDITS_OPERATION = "credits"
+MAX_LABELS = 50  # per row: the export allows 64 per resource; the rest are dropped
+MAX_LABEL_TEXT = 200
+
+
+def credit_operation(credit_type: str) -> str:
+    """The operation of a credit row: "credits" untyped, else e.g. "credits: committed usage
+    discount" — each credit type its own row, so committed-use and promotional credits are never
+    one figure."""
+    kind = " ".join(credit_type.strip().lower().replace("_", " ").split())
+    return f"{CREDITS_OPERATION}: {kind}" if kind else CREDITS_OPERATION
+
+
+def is_credit(operation: str) -> bool:
+    return operation == CREDITS_OPERATION or operation.startswith(CREDITS_OPERATION + ": ")
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,10 @@ class BillingRow:
     usage_amount: Decimal
     cost: Decimal  # gross, before credits
     credits: Decimal  # the sum of the rows' credits (negative or zero)
+    credits_by_type: tuple[tuple[str, Decimal], ...] = ()  # (credits[].type, sum); ("", sum) untyped
+    service_id: str = ""
+    service_description: str = ""
+    labels: tuple[tuple[str, str], ...] = field(default=())  # the export's `labels`, sorted
 
 
 def _bad(what: str) -> ProviderResponseError:
@@ -131,7 +154,7 @@ def billing_rows(fields: tuple[str, ...], rows: tuple[tuple[str | None, ...], ..
     missing = [c for c in COLUMNS if c not in fields]
     if missing and rows:
         raise _bad(f"the result lacks the columns {', '.join(missing)}")
-    index = {name: fields.index(name) for name in COLUMNS if name in fields}
+    index = {name: fields.index(name) for name in (*COLUMNS, *OPTIONAL_COLUMNS) if name in fields}
     out = []
     for i, row in enumerate(rows):
         value = {name: row[j] for name, j in index.items()}
@@ -141,6 +164,7 @@ def billing_rows(fields: tuple[str, ...], rows: tuple[tuple[str | None, ...], ..
             raise _bad(f"rows[{i}].usage_day is not a date") from None
         if not value["sku_id"] or not value["currency"]:
             raise _bad(f"rows[{i}] has no sku_id or currency")
+        by_type = _credits(value["credits"], f"rows[{i}].credits")
         out.append(BillingRow(
             day=day,
             project_id=value["project_id"] or "",  # null: charges not tied to a project
@@ -151,9 +175,61 @@ def billing_rows(fields: tuple[str, ...], rows: tuple[tuple[str | None, ...], ..
             currency=value["currency"].strip().upper(),
             usage_amount=_decimal(value["usage_amount"], f"rows[{i}].usage_amount"),
             cost=_decimal(value["cost"], f"rows[{i}].cost"),
-            credits=_decimal(value["credits"], f"rows[{i}].credits"),
+            credits=sum((amount for _, amount in by_type), Decimal(0)),
+            credits_by_type=by_type,
+            service_id=(value.get("service_id") or "").strip(),
+            service_description=" ".join((value.get("service_description") or "").split()),
+            labels=_labels(value.get("labels"), f"rows[{i}].labels"),
         ))  # fmt: skip
     return out
+
+
+def _credits(value: str | None, where: str) -> tuple[tuple[str, Decimal], ...]:
+    """Credits by type: a JSON list of {"type", "amount"} (amounts summed per type), or a
+    plain number (one untyped figure)."""
+    if value is None:
+        return ()
+    text = value.strip()
+    if not text.startswith("["):
+        amount = _decimal(text, where)
+        return (("", amount),) if amount else ()
+    try:
+        items = json.loads(text)
+    except ValueError:
+        raise _bad(f"{where} is neither a number nor a JSON list") from None
+    if not isinstance(items, list):
+        raise _bad(f"{where} is not a list")
+    sums: dict[str, Decimal] = {}
+    for j, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("type") or "", str):
+            raise _bad(f"{where}[{j}] is not a credit")
+        raw = item.get("amount")
+        amount = _decimal(raw if isinstance(raw, str) else (None if raw is None else str(raw)), f"{where}[{j}].amount")
+        kind = (item.get("type") or "").strip()[:80]
+        sums[kind] = sums.get(kind, Decimal(0)) + amount
+    return tuple(sorted((k, a) for k, a in sums.items() if a))
+
+
+def _labels(value: str | None, where: str) -> tuple[tuple[str, str], ...]:
+    """The export's labels, a JSON list of {"key", "value"} (as TO_JSON_STRING writes the
+    ARRAY<STRUCT<key, value>> column); malformed entries are an error, too many are cut."""
+    if not value:
+        return ()
+    try:
+        items = json.loads(value)
+    except ValueError:
+        raise _bad(f"{where} is not JSON") from None
+    if not isinstance(items, list):
+        raise _bad(f"{where} is not a list")
+    pairs = {}
+    for j, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise _bad(f"{where}[{j}] is not a label")
+        label_value = item.get("value")
+        if label_value is not None and not isinstance(label_value, str):
+            raise _bad(f"{where}[{j}].value is not a string")
+        pairs[item["key"][:MAX_LABEL_TEXT]] = (label_value or "")[:MAX_LABEL_TEXT]
+    return tuple(sorted(pairs.items()))[:MAX_LABELS]
 
 
 def token_quantity(amount: Decimal, unit: str) -> Decimal | None:
@@ -165,33 +241,40 @@ def token_quantity(amount: Decimal, unit: str) -> Decimal | None:
 
 
 def billing_samples(rows: list[BillingRow], *, account: str) -> list[UsageSample]:
-    """One gross `cost` sample per SKU row, one negative `cost` sample with operation "credits"
-    when the row has credits (so a plain sum is the net, invoiced cost), and token samples when
-    the SKU is understood and its unit counts tokens. Samples sharing a key add up."""
+    """One gross `cost` sample per SKU row, one negative `cost` sample per credit type with
+    operation "credits: <type>" (so a plain sum is the net, invoiced cost, and committed-use
+    credits stay apart from promotions), and token samples when the SKU is understood and its
+    unit counts tokens. endpoint = the billing service ("Vertex AI", "Generative Language API",
+    a partner model's service). Samples sharing a key add up; their labels are the labels every
+    row of the key carries (the export groups rows by label set, our key does not)."""
     totals: dict[tuple[Any, ...], Decimal] = {}
     units: dict[tuple[Any, ...], str] = {}
+    labels: dict[tuple[Any, ...], set[tuple[str, str]]] = {}
 
-    def add(key: tuple[Any, ...], quantity: Decimal, unit: str) -> None:
+    def add(key: tuple[Any, ...], quantity: Decimal, unit: str, row_labels: tuple[tuple[str, str], ...]) -> None:
         if units.setdefault(key, unit) != unit:
             raise _bad(f"one key holds two currencies ({units[key]}, {unit})")
         totals[key] = totals.get(key, Decimal(0)) + quantity
+        labels[key] = labels[key] & set(row_labels) if key in labels else set(row_labels)
 
     for row in rows:
         sku = parse_sku(row.sku_description)
         # Field lengths of the usage store; the SKU id in `resource` keeps truncated ones apart.
-        dims = (row.day, row.project_id[:200], row.region[:64], sku.model[:200], row.sku_id[:200])
-        add((*dims, sku.operation[:200] or row.sku_id[:200], "cost"), row.cost, row.currency)
-        if row.credits:
-            add((*dims, CREDITS_OPERATION, "cost"), row.credits, row.currency)
+        dims = (row.day, row.project_id[:200], row.region[:64], sku.model[:200], row.sku_id[:200],
+                row.service_description[:200])  # fmt: skip
+        add((*dims, sku.operation[:200] or row.sku_id[:200], "cost"), row.cost, row.currency, row.labels)
+        for credit_type, amount in row.credits_by_type or ((("", row.credits),) if row.credits else ()):
+            add((*dims, credit_operation(credit_type)[:200], "cost"), amount, row.currency, row.labels)
         tokens = token_quantity(row.usage_amount, row.usage_unit)
         if tokens is not None and sku.understood:
             for metric in sku.token_metrics:
-                add((*dims, sku.operation[:200], metric), tokens, "tokens")
+                add((*dims, sku.operation[:200], metric), tokens, "tokens", row.labels)
     samples = []
-    for (day, project, region, model, resource, operation, metric), quantity in totals.items():
+    for key, quantity in totals.items():
+        day, project, region, model, resource, endpoint, operation, metric = key
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         samples.append(UsageSample(
-            start, start + DAY, metric, quantity, unit=units[(day, project, region, model, resource, operation, metric)],
-            account=account, project=project, region=region, model=model, resource=resource, operation=operation,
+            start, start + DAY, metric, quantity, unit=units[key], account=account, project=project, region=region,
+            model=model, resource=resource, endpoint=endpoint, operation=operation, labels=tuple(sorted(labels[key])),
         ))  # fmt: skip
     return sorted(samples, key=lambda s: s.bucket_start)

@@ -30,7 +30,7 @@ class StubbedAws:
 
     def __init__(self) -> None:
         kwargs = {"region_name": "us-east-1", "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET}
-        self.clients = {s: boto3.client(s, **kwargs) for s in ("sts", "cloudwatch")}
+        self.clients = {s: boto3.client(s, **kwargs) for s in ("sts", "cloudwatch", "bedrock")}
         self.stubs = {s: Stubber(c) for s, c in self.clients.items()}
         for stub in self.stubs.values():
             stub.activate()
@@ -50,6 +50,10 @@ class StubbedAws:
     @property
     def cloudwatch(self) -> Stubber:
         return self.stubs["cloudwatch"]
+
+    @property
+    def bedrock(self) -> Stubber:
+        return self.stubs["bedrock"]
 
     def error(self, service: str, operation: str, code: str, status: int, message: str = "") -> None:
         self.stubs[service].add_client_error(
@@ -89,6 +93,18 @@ class StubbedAws:
         if next_token:
             body["NextToken"] = next_token
         self.cloudwatch.add_response("list_metrics", body)
+
+    def mantle(self, *model_ids: str, dimension: str = "ModelId") -> None:
+        """One ListMetrics page of AWS/BedrockMantle's Inferences at the Model level."""
+        self.cloudwatch.add_response(
+            "list_metrics",
+            {
+                "Metrics": [
+                    {"Namespace": "AWS/BedrockMantle", "MetricName": "Inferences", "Dimensions": [{"Name": dimension, "Value": m}]}
+                    for m in model_ids
+                ]
+            },
+        )
 
     def data(self, results: list[dict[str, Any]], next_token: str | None = None, expected: dict | None = None) -> None:
         body: dict[str, Any] = {"MetricDataResults": results, "Messages": []}

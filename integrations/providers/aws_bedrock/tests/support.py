@@ -117,6 +117,20 @@ def forget_datapoints(region: str, model_id: str, start: datetime | None = None,
     return dropped
 
 
+def hide_from_list_metrics(monkeypatch: Any, *model_ids: str) -> None:
+    """ListMetrics stops listing these model ids (as CloudWatch does two weeks after a model's
+    last datapoint) while GetMetricData still returns their older datapoints."""
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    original = CloudWatchBackend.list_metrics
+
+    def list_metrics(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token, metrics = original(self, *args, **kwargs)
+        return token, [m for m in metrics if not any(d.value in model_ids for d in m.dimensions)]
+
+    monkeypatch.setattr(CloudWatchBackend, "list_metrics", list_metrics)
+
+
 def customer_client(region: str = "us-east-1") -> Any:
     """A CloudWatch client inside the customer's account (moto files data per account); call it
     inside mock_aws with Doow's own test credentials in the environment."""

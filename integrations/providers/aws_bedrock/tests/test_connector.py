@@ -116,7 +116,7 @@ def test_more_than_500_models_page_list_metrics_and_batch_get_metric_data(aws_en
         seed_cloudwatch(lambda region: client, window.start, window.end, busy)
         samples = fetch(provider, role_credential, {"regions": "us-east-1"}, window, http)
 
-    listed = [p for name, p in calls if name == "ListMetrics"]
+    listed = [p for name, p in calls if name == "ListMetrics" and p["Namespace"] == "AWS/Bedrock"]
     assert len(listed) == 2 and "NextToken" in listed[1]
     batches = [len(p["MetricDataQueries"]) for name, p in calls if name == "GetMetricData"]
     assert batches == [500, 500, 500, 500, 500, 5]  # 501 models × 5 metrics, at most 500 per call
@@ -143,8 +143,9 @@ def test_a_smaller_batch_size_gives_the_same_totals(role_credential, aws_setting
 
 def test_http_client_counts_every_aws_call(provider, role_credential, aws_settings, http, seeded):
     fetch(provider, role_credential, aws_settings, seeded, http)
-    # AssumeRole, then per region one ListMetrics page and one GetMetricData call.
-    assert http.calls == 1 + len(REGIONS) * 2
+    # AssumeRole, then per region one ListMetrics page and one GetMetricData call, and one
+    # ListMetrics page of AWS/BedrockMantle (empty here: nothing more to read).
+    assert http.calls == 1 + len(REGIONS) * 3
 
 
 def test_verify_names_the_account_and_the_models_per_region(provider, role_credential, http, seeded):

@@ -91,6 +91,7 @@ class TestAwsBedrockContract(ProviderContractTests):
         t = self.small_window().start
         stubbed.data([series("m0_0", [(t, 1.0)], "PartialData")], "d2")
         stubbed.data([series("m1_0", [(t, 2.0)])])
+        stubbed.mantle()  # bedrock-mantle: nothing listed
         samples = list(
             type(provider)(session_factory=stubbed).fetch(self.keys(), {"regions": "us-east-1"}, self.small_window(), http=http)
         )

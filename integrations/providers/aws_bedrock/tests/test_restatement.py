@@ -1,7 +1,8 @@
 """AWS Bedrock through the real engine against moto, twice, with CloudWatch changed in between:
 a listed model that now reports nothing in some hours loses its rows there, while a model
-ListMetrics stopped listing is not answered and keeps its rows (and so does its plain sibling,
-which is still listed and unchanged); imported rows stay."""
+ListMetrics stopped listing and no sync remembers is not answered and keeps its rows (and so
+does its plain sibling, which is still listed and unchanged); imported rows stay. A model an
+earlier sync saw is still read after ListMetrics stops listing it (a backfill of an older window)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from integrations.providers.aws_bedrock.tests.support import (
     ROLE_ARN,
     days_ago,
     forget_datapoints,
+    hide_from_list_metrics,
     true_totals,
 )
 from integrations.providers.testing import assert_totals_equal
@@ -82,6 +84,8 @@ def test_a_model_that_went_quiet_loses_its_rows_and_an_unlisted_one_keeps_them(i
 
     assert forget_datapoints(*UNLISTED) > 0  # ListMetrics no longer lists it at all
     assert forget_datapoints(*SILENT, start=d2) > 0  # still listed (earlier datapoints), silent since d2
+    # A connection made afresh remembers no model: nothing tells it the unlisted one existed.
+    Integration.objects.filter(pk=integration.pk).update(provider_state={})
     run = sync(integration, seeded)
 
     # The unlisted model was not read: not answered, its rows stay exactly as they were.
@@ -97,3 +101,29 @@ def test_a_model_that_went_quiet_loses_its_rows_and_an_unlisted_one_keeps_them(i
     assert_totals_equal(got, expected)
     assert UsageRecord.objects.filter(integration=integration, provenance="imported").count() == 1
 
+
+
+def test_a_backfill_reads_a_model_idle_for_two_weeks_that_an_earlier_sync_saw(integration, seeded, monkeypatch):
+    d3, d1 = seeded.start, seeded.end
+    sync(integration, seeded)
+    integration.refresh_from_db()
+    remembered = integration.provider_state["models_seen"]["AWS/Bedrock"]["us-east-1"]
+    assert ["ModelId", UNLISTED[1]] in remembered
+
+    # Two weeks on, ListMetrics no longer lists the profile, but CloudWatch keeps its hours.
+    hide_from_list_metrics(monkeypatch, UNLISTED[1])
+    UsageRecord.objects.filter(integration=integration).delete()
+    run = sync(integration, seeded)
+
+    assert rows_of(integration, UNLISTED)  # read by its remembered id
+    assert_totals_equal(stored(integration), true_totals(d3, d1, *DIMS))
+    assert run.rows_removed == 0
+
+
+def test_without_memory_the_idle_model_is_missed_and_its_rows_stay(integration, seeded, monkeypatch):
+    sync(integration, seeded)
+    before = rows_of(integration, UNLISTED)
+    hide_from_list_metrics(monkeypatch, UNLISTED[1])
+    Integration.objects.filter(pk=integration.pk).update(provider_state={})
+    sync(integration, seeded)
+    assert rows_of(integration, UNLISTED) == before  # not read, not answered: nothing removed

@@ -71,7 +71,9 @@ def test_sync_reproduces_the_true_totals_and_a_second_sync_changes_nothing(integ
     run = engine.integration_sync(integration_id=integration.pk, since=seeded.start, until=seeded.end, trigger="command")
     assert run.status == SyncRun.Status.SUCCESS, run.error
     assert run.chunks_total == run.chunks_done == 2
-    assert run.provider_calls == 1 + 2 * len(REGIONS)  # one fetch: AssumeRole, ListMetrics + GetMetricData per region
+    # One fetch: AssumeRole, then per region ListMetrics + GetMetricData (AWS/Bedrock) and
+    # ListMetrics (AWS/BedrockMantle, which lists nothing here).
+    assert run.provider_calls == 1 + 3 * len(REGIONS)
     assert_totals_equal(stored(integration), true_totals(seeded.start, seeded.end, "day", "region", "model", "deployment"))
     assert set(UsageRecord.objects.filter(integration=integration).values_list("account", flat=True)) == {CUSTOMER_ACCOUNT}
 

@@ -28,7 +28,14 @@ ACCOUNTS_PATH = (
 )
 METRICS_SUFFIX = "/providers/Microsoft.Insights/metrics"
 TOKEN_PATH = f"/azure_openai/login/{sandbox_azure.TENANT_ID}/oauth2/v2.0/token"
-FIELDS = {"input_tokens": "prompt_tokens", "output_tokens": "generated_tokens", "requests": "requests"}
+FIELDS = {
+    "input_tokens": "prompt_tokens",
+    "output_tokens": "generated_tokens",
+    "requests": "requests",
+    "throttled_requests": "throttled",
+    "failed_requests": "failed",
+    "provisioned_hours": "provisioned",
+}
 
 
 def days_ago(days: int) -> datetime:

@@ -59,6 +59,9 @@ def test_fetch_reproduces_true_totals_per_deployment_model_region_and_day(
         ("input_tokens", "tokens"),
         ("output_tokens", "tokens"),
         ("requests", "requests"),
+        ("throttled_requests", "requests"),
+        ("failed_requests", "requests"),
+        ("provisioned_hours", "hours"),
     }
     assert all(s.bucket_end - s.bucket_start == HOUR and s.provenance == "reported" for s in samples)
 
@@ -79,11 +82,15 @@ def test_more_than_ten_deployments_are_all_read(
     listed = {d.name for d in EASTUS.deployments} | set(EASTUS.deleted)
     assert len(listed) == 13
     assert {s.deployment for s in samples if s.resource == EASTUS.name} == listed
-    (request,) = [r for r in metrics_requests(sandbox) if r["path"] == METRICS_PATH]
-    assert int(request["query"]["top"][0]) > len(listed)
-    assert request["query"]["$filter"] == ["ModelDeploymentName eq '*'"]
-    assert request["query"]["metricnames"] == ["ProcessedPromptTokens,GeneratedTokens,AzureOpenAIRequests"]
-    assert (request["query"]["interval"], request["query"]["aggregation"]) == (["PT1H"], ["Total"])
+    tokens, requests = [r for r in metrics_requests(sandbox) if r["path"] == METRICS_PATH]
+    assert int(tokens["query"]["top"][0]) > len(listed)
+    assert tokens["query"]["$filter"] == ["ModelDeploymentName eq '*'"]
+    assert tokens["query"]["metricnames"] == ["ProcessedPromptTokens,GeneratedTokens,InputTokens,OutputTokens"]
+    assert (tokens["query"]["interval"], tokens["query"]["aggregation"]) == (["PT1H"], ["Total"])
+    # The request counts, split by status code (a dimension the token metrics lack).
+    assert requests["query"]["$filter"] == ["ModelDeploymentName eq '*' and StatusCode eq '*'"]
+    assert requests["query"]["metricnames"] == ["AzureOpenAIRequests,ModelRequests"]
+    assert int(requests["query"]["top"][0]) > 3 * len(listed)
 
 
 def test_a_metric_filling_top_is_read_again_with_a_larger_top(
@@ -97,7 +104,7 @@ def test_a_metric_filling_top_is_read_again_with_a_larger_top(
     sandbox.fault(METRICS_PATH, 200, body=full)
     samples = fetch(provider, credential, azure_settings, three_days, http)
     tops = [int(r["query"]["top"][0]) for r in metrics_requests(sandbox) if r["path"] == METRICS_PATH]
-    assert tops == [50, 200]
+    assert tops == [50, 200, 96]  # tokens: filled 50, read again; then the request counts (8 × 12 deployments)
     assert_totals_equal(totals_by(samples), support.truth(three_days))
 
 
@@ -184,7 +191,7 @@ def test_discovery_runs_once_per_sync(provider, credential, azure_settings, http
     assert len(sandbox.requests(support.ACCOUNTS_PATH)) == 3, "three pages, read once"
     deployments = [r for r in sandbox.requests("/azure_openai/arm/") if r["path"].endswith("/deployments")]
     assert len(deployments) == 4  # eastus has 12 deployments: two pages; two more accounts
-    assert len(metrics_requests(sandbox)) == 9  # 3 chunks x 3 accounts
+    assert len(metrics_requests(sandbox)) == 18  # 3 chunks x 3 accounts x (tokens, requests)
 
 
 def test_resource_ids_limit_the_accounts_and_skip_the_listing(provider, credential, sandbox, http, three_days) -> None:
@@ -267,7 +274,7 @@ def test_verify_shows_subscription_accounts_and_deployments(
     identity = provider.verify(credential, azure_settings, http=http)
     assert identity.account_id == sandbox_azure.SUBSCRIPTION_ID
     assert (
-        identity.summary == f"Subscription {sandbox_azure.SUBSCRIPTION_ID} · 3 Azure OpenAI accounts · 17 deployments"
+        identity.summary == f"Subscription {sandbox_azure.SUBSCRIPTION_ID} · 3 Azure OpenAI accounts · 19 deployments"
     )
     accounts = identity.details["accounts"]
     assert [(a["name"], a["kind"], a["location"], a["resource_group"]) for a in accounts] == [
@@ -282,7 +289,7 @@ def test_verify_shows_subscription_accounts_and_deployments(
         "capacity": 450,  # PTUs for a provisioned deployment: what pricing by the hour needs
     }
     assert "warnings" not in identity.details
-    assert len(metrics_requests(sandbox)) == 1, "verify proves the metrics can be read"
+    assert len(metrics_requests(sandbox)) == 2, "verify proves the metrics can be read (tokens, requests)"
 
 
 def test_verify_warns_when_no_account_is_visible(provider, credential, azure_settings, http, sandbox) -> None:

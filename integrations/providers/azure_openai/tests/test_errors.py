@@ -195,6 +195,7 @@ def test_token_response_without_a_token_is_a_response_error(
 
 def test_metrics_bad_request_is_a_response_error(provider, credential, azure_settings, day, sandbox, http) -> None:
     body = {"error": {"code": "BadRequest", "message": "Failed to find metric configuration for provider."}}
-    sandbox.fault(METRICS_PATH, 400, body=body)
+    # Refused with and without the "Models – Usage" metrics (the fallback asks again once).
+    sandbox.fault(METRICS_PATH, 400, body=body, times=2)
     error = raises(ProviderResponseError, provider, credential, azure_settings, day, http)
     assert "Failed to find metric configuration" in error.message

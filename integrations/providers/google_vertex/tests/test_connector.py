@@ -10,6 +10,7 @@ from typing import Any
 
 from integrations.providers.base import DIMENSIONS, UsageSample, Window
 from integrations.providers.google_vertex import GoogleVertexProvider
+from integrations.providers.google_vertex.schema import is_credit
 from integrations.providers.google_vertex.tests import support
 from integrations.providers.testing import assert_totals_equal, totals_by
 from sandbox import google_vertex as fake
@@ -50,10 +51,10 @@ def test_fetch_reproduces_true_totals_per_day_project_region_and_model(
 
 def test_every_sku_stays_visible_with_its_id(provider, credential, vertex_settings, http, week) -> None:
     samples = fetch(provider, credential, vertex_settings, week, http)
-    assert {s.resource for s in samples} == {sku.id for sku in fake.SKUS}
-    unparsed = {s.operation for s in samples if not s.model and s.operation != "credits"}
-    assert unparsed == {sku.description for sku in fake.SKUS if not sku.model}
-    gross = totals_by([s for s in samples if s.operation != "credits"], "resource")
+    assert {s.resource for s in samples} == {sku.id for sku in fake.read_skus()}
+    unparsed = {s.operation for s in samples if not s.model and not is_credit(s.operation)}
+    assert unparsed == {sku.description for sku in fake.read_skus() if not sku.model}
+    gross = totals_by([s for s in samples if not is_credit(s.operation)], "resource")
     truth: Counter = Counter()
     for row in fake.truth_rows(week.start, week.end):
         truth[("cost", row.sku.id)] += row.cost
@@ -66,9 +67,15 @@ def test_every_sku_stays_visible_with_its_id(provider, credential, vertex_settin
 
 def test_credits_are_negative_cost_rows_so_the_sum_is_net(provider, credential, vertex_settings, http, week) -> None:
     samples = fetch(provider, credential, vertex_settings, week, http)
-    credits = [s for s in samples if s.operation == "credits"]
-    assert credits and all(s.quantity < 0 and s.project == fake.CREDIT_PROJECT for s in credits)
+    credits = [s for s in samples if is_credit(s.operation)]
+    assert credits and all(s.quantity < 0 for s in credits)
     assert sum(s.quantity for s in credits) == sum(r.credits for r in fake.truth_rows(week.start, week.end))
+    # Each credit type its own rows: the promotion of one project, the committed-use discount of the other.
+    by_type = {(s.operation, s.project) for s in credits}
+    assert by_type == {("credits: promotion", fake.CREDIT_PROJECT), ("credits: committed usage discount", fake.CUD_PROJECT)}
+    for operation, kind in (("credits: promotion", "PROMOTION"), ("credits: committed usage discount", "COMMITTED_USAGE_DISCOUNT")):
+        truth = sum(a for r in fake.truth_rows(week.start, week.end) for t, a in r.credits_by_type if t == kind)
+        assert sum(s.quantity for s in credits if s.operation == operation) == truth != 0
 
 
 def test_the_job_is_polled_then_every_page_read(provider, credential, vertex_settings, http, sandbox, week) -> None:
@@ -146,11 +153,11 @@ def test_verify_shows_billing_account_projects_models_and_other_skus(provider, c
     identity = provider.verify(credential, vertex_settings, http=http)
     assert identity.account_id == fake.BILLING_ACCOUNT and identity.account_name == fake.SERVICE_ACCOUNT
     assert identity.summary.startswith(f"Billing account {fake.BILLING_ACCOUNT} · {fake.BILLING_TABLE} (US) · the last 5 days: ")
-    assert "2 project(s), 4 model(s)" in identity.summary and "USD net, 2 other SKU(s)" in identity.summary
+    assert "2 project(s), 5 model(s)" in identity.summary and "USD net, 2 other SKU(s)" in identity.summary
     details = identity.details
     assert details["projects"] == sorted(fake.PROJECTS)
-    assert details["models"] == sorted({s.model for s in fake.SKUS if s.model})
-    assert details["unparsed_skus"] == sorted(s.description for s in fake.SKUS if not s.model)
+    assert details["models"] == sorted({s.model for s in fake.read_skus() if s.model})
+    assert details["unparsed_skus"] == sorted(s.description for s in fake.read_skus() if not s.model)
     assert details["estimated_bytes_per_query"] > 0 and "warnings" not in details
     assert [r["method"] for r in sandbox.requests(QUERIES)][:2] == ["POST", "POST"]  # the dry run, then the query
 

@@ -9,6 +9,7 @@ import pytest
 
 from integrations.providers.base import ConfigurationError, Window
 from integrations.providers.google_vertex.bigquery import (
+    OTHER_SERVICES,
     VERTEX_SERVICE_ID,
     billing_config,
     query_request,
@@ -96,6 +97,7 @@ def test_query_request_is_standard_sql_with_named_parameters_and_a_cap() -> None
     assert body["parameterMode"] == "NAMED"
     assert {p["name"]: (p["parameterType"]["type"], p["parameterValue"]["value"]) for p in body["queryParameters"]} == {
         "service_id": ("STRING", VERTEX_SERVICE_ID),
+        "other_services": ("STRING", OTHER_SERVICES),
         "start_time": ("TIMESTAMP", "2024-11-01 00:00:00+00:00"),
         "end_time": ("TIMESTAMP", "2024-11-08 00:00:00+00:00"),
     }

@@ -69,7 +69,7 @@ def test_sync_reproduces_the_sandbox_true_totals(integration) -> None:
     records = UsageRecord.objects.filter(integration=integration)
     assert set(records.values_list("account", flat=True)) == {fake.BILLING_ACCOUNT}
     assert set(records.filter(metric="cost").values_list("unit", flat=True)) == {"USD"}
-    assert set(records.values_list("resource", flat=True)) == {s.id for s in fake.SKUS}
+    assert set(records.values_list("resource", flat=True)) == {s.id for s in fake.read_skus()}
     integration.refresh_from_db()
     assert integration.data_through == END and integration.status == Integration.Status.ACTIVE
 
