@@ -65,8 +65,10 @@ def test_every_page_fits_390px_and_the_menu_opens(page: Page, demo_workspace: tu
     assert UsageRecord.objects.filter(integration=openai).exists()
     settings = f"/w/{workspace.slug}/settings"
     pages = {
+        "overview": f"/w/{workspace.slug}/",
         "integrations": f"{settings}/integrations/",
         "integration-detail": f"{settings}/integrations/{openai.pk}/",
+        "integration-events": f"{settings}/integrations/{openai.pk}/events/",
         "integration-add": f"{settings}/integrations/add/openai/",
         "integration-add-bedrock": f"{settings}/integrations/add/aws_bedrock/",
         "usage-explorer": f"/w/{workspace.slug}/usage/",
@@ -77,6 +79,10 @@ def test_every_page_fits_390px_and_the_menu_opens(page: Page, demo_workspace: tu
         "unattributed": f"{settings}/unattributed/",
         "pricing": f"{settings}/pricing/",
         "general": f"{settings}/general/",
+        "budgets": f"{settings}/budgets/",
+        "anomaly-rule": f"{settings}/anomaly-rule/",
+        "webhook": f"{settings}/webhook/",
+        "notifications": f"/w/{workspace.slug}/notifications/",
     }
 
     page.set_viewport_size(PHONE)
