@@ -187,7 +187,8 @@ def test_a_large_precise_quantity_is_stored_exactly(importer, case):
 def test_markup_imported_is_shown_escaped_on_the_pages(importer):
     importer.run("command", "markup", next(c for c in STORED if c.name.startswith("markup")).data, "auto")
     pages = [
-        reverse("integrations:detail", kwargs={"ws": "importer", "pk": importer.integration.pk}),
+        # the stored rows (the page opens on a summary by model, project and day)
+        reverse("integrations:detail", kwargs={"ws": "importer", "pk": importer.integration.pk}) + "?view=rows",
         reverse("usage:explorer", kwargs={"ws": "importer"}) + "?group=resource&range=all",  # the corpus is not this month
     ]
     for url in pages:
