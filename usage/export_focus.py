@@ -38,6 +38,7 @@ from usage.export import (
     format_time,
     write_rows_closing,
 )
+from usage.dimensions import ADDED_DIMENSIONS, CSV_DIMENSIONS
 from usage.models import DIMENSION_FIELDS, UsageRecord
 from usage.pricing.catalog import NO_DEPLOYMENTS, Deployments
 from usage.pricing.estimate import ESTIMATED_COST
@@ -99,6 +100,12 @@ CUSTOM_COLUMNS: tuple[str, ...] = (
     "x_Operation",
     "x_ApiKey",
     "x_Provenance",
+    # Added dimensions (usage/dimensions.py ADDED_DIMENSIONS), appended in their order.
+    "x_ServiceTier",
+    "x_Batch",
+    "x_ContextWindow",
+    "x_InferenceGeo",
+    "x_Speed",
 )
 FOCUS_HEADER: tuple[str, ...] = (*FOCUS_COLUMNS, *CUSTOM_COLUMNS)
 
@@ -128,7 +135,7 @@ _VALUES: tuple[str, ...] = (
     "integration_id",
     "bucket_start",
     "bucket_end",
-    *DIMENSION_FIELDS,
+    *CSV_DIMENSIONS,
     "metric",
     "quantity",
     "unit",
@@ -138,6 +145,7 @@ _VALUES: tuple[str, ...] = (
     "stream",
     "sibling_cached",
     "sibling_cache_write",
+    *ADDED_DIMENSIONS,
 )
 
 
@@ -242,7 +250,7 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
     for row in records.values_list(*_VALUES).iterator(chunk_size=CHUNK_SIZE):
         (slug, integration_id, start, end, account, project, region, model, deployment, endpoint, resource,
          operation, api_key, metric, quantity, unit, provenance, application_id, license_id, stream,
-         cached, cache_write) = row  # fmt: skip
+         cached, cache_write, *added) = row  # fmt: skip
         provider = provider_facts(slug)
         integration = integrations[integration_id]
         amount = format_quantity(quantity)
@@ -318,6 +326,7 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             operation,  # x_Operation
             api_key,  # x_ApiKey
             provenance,  # x_Provenance
+            *added,  # x_ServiceTier, x_Batch, x_ContextWindow, x_InferenceGeo, x_Speed
         ]
 
 

@@ -196,6 +196,12 @@ class UsageSample:
     resource: str = ""
     operation: str = ""
     api_key: str = ""
+    # How the provider priced or served it (usage/dimensions.py; docs/dimensions.md).
+    service_tier: str = ""
+    batch: str = ""
+    context_window: str = ""
+    inference_geo: str = ""
+    speed: str = ""
     # "reported" by the provider, "derived" (estimates computed from rates) or "imported" (CSV).
     provenance: str = "reported"
     # The Stream of the connector that produced it ("" for imported rows): the rows a later

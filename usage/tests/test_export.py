@@ -37,6 +37,12 @@ EXPECTED_HEADER = [
     "application",
     "license",
     "provenance",
+    # issue 13's dimensions, appended after the earlier additions.
+    "service_tier",
+    "batch",
+    "context_window",
+    "inference_geo",
+    "speed",
 ]
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -102,6 +108,8 @@ def records(workspace):
         project="proj_a",
         model="gpt-4o",
         api_key="key_abc",
+        service_tier="priority",
+        batch="false",
     )
     make_record(integration, DAY1 + timedelta(days=1), "cost", "0.500000000", "USD", account="org-1", project="proj_a")
     make_record(integration, DAY1 + timedelta(days=2, hours=23), "requests", "7", "requests", model="gpt-4o")
@@ -132,6 +140,11 @@ def test_csv_columns_order_and_formats(records):
         "application": "",
         "license": "",
         "provenance": "reported",
+        "service_tier": "priority",
+        "batch": "false",
+        "context_window": "",
+        "inference_geo": "",
+        "speed": "",
     }
     assert (cost["metric"], cost["quantity"], cost["unit"]) == ("cost", "0.5", "USD")
     assert requests["quantity"] == "7"
@@ -165,7 +178,7 @@ def test_labels_are_read_once_per_application_and_license(records, workspace, dj
     next(rows)
     # One SELECT of the records, one of the application, one of the license: not one per row.
     with django_assert_max_num_queries(3):
-        assert sum(1 for r in rows if r[-2] == "Support Bot – Scale tier") == 50
+        assert sum(1 for r in rows if r[CSV_COLUMNS.index("license")] == "Support Bot – Scale tier") == 50
 
 
 def test_only_the_workspaces_own_usage_is_exported(records, other_workspace):

@@ -34,9 +34,9 @@ def export(fmt: str) -> tuple[list[str], list[dict[str, str]]]:
     return parse_csv(out.getvalue())
 
 
-def test_the_csv_ends_with_provenance(synced):
+def test_the_csv_appends_provenance_after_license(synced):
     header, rows = export("csv")
-    assert header[-1] == "provenance"
+    assert header[header.index("license") + 1] == "provenance"
     by_metric = defaultdict(set)
     for row in rows:
         by_metric[row["metric"]].add(row["provenance"])
