@@ -126,6 +126,13 @@ METRIC_LABELS = {
     "compute_seconds": "compute seconds",
     "training_tokens": "training tokens",
     "api_calls": "API calls",
+    "images": "images",
+    "characters": "characters",
+    "audio_seconds": "audio seconds",
+    "sessions": "sessions",
+    "storage_byte_days": "storage byte-days",
+    "billed_quantity": "billed quantity",
+    "byok_cost": "BYOK spend",
     "cost": "cost",
 }
 ONE = Number("1")
