@@ -14,6 +14,7 @@ from django import forms
 from accounts.models import Workspace
 from integrations.providers.registry import PROVIDERS
 from usage.dates import LICENSE_YEARS_AHEAD, date_input_attrs, validate_license_day, validate_usage_day
+from usage.dimensions import DIMENSIONS, label
 from usage.models import Application, AttributionRule, License
 
 CATEGORY_SUGGESTIONS = ("AI provider", "Cloud platform", "SaaS", "Internal tool", "Data platform")
@@ -29,8 +30,14 @@ PATTERN_HELP = {
     "api_key": "The key's id as the provider reports it (never the secret).",
     "resource": "A resource name or ARN.",
     "operation": "An operation or API call name.",
+    "service_tier": "e.g. default, flex, priority (OpenAI); standard, batch, priority (Anthropic).",
+    "batch": "true for Batch API traffic, false otherwise (OpenAI).",
+    "context_window": "e.g. 0-200k, 200k-1M (Anthropic).",
+    "inference_geo": "e.g. global, us (Anthropic).",
+    "speed": "standard or fast (Anthropic).",
 }
-PATTERN_LABELS = {"api_key": "API key"}
+# Labels come from the one dimension definition (usage/dimensions.py).
+PATTERN_LABELS = {name: label(name) for name in DIMENSIONS}
 
 
 def _text(attrs: dict[str, Any] | None = None) -> forms.TextInput:
