@@ -136,6 +136,7 @@ METRIC_LABELS = {
     "cost": "cost",
 }
 ONE = Number("1")
+NOT_CHARGES = ("billed_quantity", "byok_cost")  # kept in the design.md CSV, left out of FOCUS
 
 _VALUES: tuple[str, ...] = (
     "provider",
@@ -253,7 +254,9 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
     periods = BillingPeriods()
     starts, ends = TimeFormatter(), TimeFormatter()
     # A row's estimated_cost is the ListCost of its usage rows: listing it too would count it twice.
-    records = _with_cache_siblings(records.exclude(metric=ESTIMATED_COST))
+    # A cost line's billed_quantity repeats usage the usage rows already consume, and byok_cost
+    # is billed by another provider (not this row's issuer): neither is a FOCUS charge here.
+    records = _with_cache_siblings(records.exclude(metric__in=(ESTIMATED_COST, *NOT_CHARGES)))
     for row in records.values_list(*_VALUES).iterator(chunk_size=CHUNK_SIZE):
         (slug, integration_id, start, end, account, project, region, model, deployment, endpoint, resource,
          operation, api_key, metric, quantity, unit, provenance, application_id, license_id, stream,

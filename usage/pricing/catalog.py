@@ -138,12 +138,23 @@ def price_ref(
             return None
         batch = "batch" in operation
         return TokenRef("google", model, BATCH_MULTIPLIER if batch else Decimal(1), "batch: half price" if batch else "")
+    if provider == "openai" and stream in OPENAI_UNPRICED_STREAMS:
+        # Images, speech characters, audio seconds, sessions and stored bytes have no token
+        # price: unpriced, never $0 (their money arrives through OpenAI's costs).
+        return None
     genai = GENAI_PROVIDER.get(provider)
     if genai is None or not model:
         return None
     if provider == "openrouter":
         model = model.removesuffix(":free")
     return TokenRef(genai, model)
+
+
+# OpenAI usage streams whose quantities are not tokens (integrations.providers.openai).
+OPENAI_UNPRICED_STREAMS: Final = frozenset(
+    {"usage_images", "usage_audio_speeches", "usage_audio_transcriptions", "usage_vector_stores",
+     "usage_code_interpreter_sessions"}
+)  # fmt: skip
 
 
 def _azure_model(model: str) -> str:

@@ -32,9 +32,24 @@ def sync(integration, since: datetime, until: datetime) -> SyncRun:
     return run
 
 
-def estimates(integration, **filters) -> dict[tuple, UsageRecord]:
+def estimates(integration, stream: str | None = "usage_completions:estimate", **filters) -> dict[tuple, UsageRecord]:
+    """The estimates of one stream, by default the completions' (one per hour, project and
+    model: each of the sandbox's (hour, project, model) has one service tier and batch value)."""
+    if stream is not None:
+        filters["stream"] = stream
     rows = UsageRecord.objects.filter(integration=integration, metric="estimated_cost", **filters)
     return {(r.bucket_start, r.project, r.model): r for r in rows}
+
+
+def embeddings_oracle(start: datetime, end: datetime) -> Decimal:
+    """genai-prices' price of the sandbox's embeddings input (moderations have no list price:
+    unpriced, no estimate; images, speech, audio, sessions and storage are never token-priced)."""
+    total = Decimal(0)
+    for row in fake_openai.truth_kind("embeddings", start, end):
+        price = calc_price(Usage(input_tokens=row.values[0]), row.model, provider_id="openai",
+                           genai_request_timestamp=row.hour_start)  # fmt: skip
+        total += price.total_price.quantize(NINE)
+    return total
 
 
 def openai_oracle(start: datetime, end: datetime) -> dict[tuple, Decimal]:
@@ -89,7 +104,7 @@ def test_reported_cost_and_estimate_side_by_side_per_provider_and_month(openai_i
     sync(openai_integration, D0, D0 + 2 * DAY)
     [row] = pricing_reported_vs_estimated(workspace=openai_integration.workspace)
     reported = sum(UsageRecord.objects.filter(metric="cost").values_list("quantity", flat=True))
-    estimated = sum(openai_oracle(D0, D0 + 2 * DAY).values())
+    estimated = sum(openai_oracle(D0, D0 + 2 * DAY).values()) + embeddings_oracle(D0, D0 + 2 * DAY)
     assert (row.provider, row.month.isoformat(), row.currency) == ("openai", "2026-11-01", "USD")
     assert (row.reported, row.estimated) == (reported, estimated)
     assert row.spend == reported and not row.spend_is_estimated
@@ -151,7 +166,7 @@ def test_imported_usage_is_estimated_from_the_whole_file_and_not_counted_as_impo
             # an export's estimate in the file is not imported: it is recomputed
             {**hour, "metric": "estimated_cost", "quantity": "999", "unit": "USD"}]  # fmt: skip
     import_rows(openai_integration, rows)
-    [estimate] = estimates(openai_integration).values()
+    [estimate] = estimates(openai_integration, stream=None).values()
     # 0.8M uncached × $2.50 + 0.2M cached × $1.25 + 0.1M output × $10, per million
     assert (estimate.quantity, estimate.provenance, estimate.stream) == (Decimal("3.25"), "estimated", "estimate")
     event = openai_integration.events.latest("pk")
