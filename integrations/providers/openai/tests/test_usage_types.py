@@ -113,7 +113,10 @@ def test_a_usage_type_the_key_may_not_read_is_skipped_with_one_warning(openai_in
     engine.integration_sync(integration_id=integration.pk, since=d2, until=d1, trigger="command")
     assert IntegrationEvent.objects.filter(integration=integration, category="scope").count() == 1
     page = admin_client.get(reverse("integrations:detail", kwargs={"ws": integration.workspace.slug, "pk": integration.pk}))
-    assert "Images usage was not read" in page.content.decode()
+    html = page.content.decode()
+    assert "Images usage was not read" in html
+    # The rows' service tier and batch are columns of the page's row view, in words.
+    assert "<th>Service tier</th>" in html and "<th>Batch</th>" in html
 
     # Readable again: the images are stored and the note is gone.
     fake.clear_changes()
