@@ -25,7 +25,15 @@ from django.utils import timezone
 
 from integrations.http import RETRY_AFTER_CEILING, HttpClient
 from integrations.models import Integration, IntegrationEvent, SyncRun
-from integrations.providers.base import SKIPPED_STATE, Answered, Provider, ProviderError, UsageSample, Window, align_down
+from integrations.providers.base import (
+    SKIPPED_STATE,
+    Answered,
+    Provider,
+    ProviderError,
+    UsageSample,
+    Window,
+    align_down,
+)
 from integrations.services import (
     SyncNotAllowed,
     integration_record_error,

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 from django.db import connections, transaction
 
 from usage.csv_safety import Writable, formula_safe_writer
-from usage.export import CSV_COLUMNS, _Echo, csv_pieces, usage_csv_rows, usage_write_csv
 from usage.dimensions import ADDED_DIMENSIONS, CSV_DIMENSIONS
+from usage.export import CSV_COLUMNS, _Echo, csv_pieces, usage_csv_rows, usage_write_csv
 from usage.models import Application, License, UsageRecord
 
 if TYPE_CHECKING:

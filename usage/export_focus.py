@@ -28,6 +28,7 @@ from django.db.models import Case, OuterRef, Subquery, When
 from integrations.models import Integration
 from integrations.providers.registry import get_provider
 from usage.csv_safety import Number
+from usage.dimensions import ADDED_DIMENSIONS, CSV_DIMENSIONS
 from usage.export import (
     CHUNK_SIZE,
     ZERO,
@@ -38,7 +39,6 @@ from usage.export import (
     format_time,
     write_rows_closing,
 )
-from usage.dimensions import ADDED_DIMENSIONS, CSV_DIMENSIONS
 from usage.models import DIMENSION_FIELDS, UsageRecord
 from usage.pricing.catalog import NO_DEPLOYMENTS, Deployments
 from usage.pricing.estimate import ESTIMATED_COST

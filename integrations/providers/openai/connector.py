@@ -29,12 +29,12 @@ from integrations.providers.base import (
     ProviderResponseError,
     ScopeError,
     Stream,
-    note_skipped,
     UsageSample,
     Window,
     align_down,
     align_up,
     in_stream,
+    note_skipped,
 )
 from integrations.providers.openai.schema import (
     DAY,
