@@ -277,7 +277,8 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             consumed = priced = amount
             consumed_unit = FOCUS_UNITS.get(unit, unit.capitalize())
             subject = model or resource or operation
-            dims = {"model": model, "deployment": deployment, "resource": resource, "operation": operation}
+            dims = {"model": model, "deployment": deployment, "resource": resource, "operation": operation,
+                    **dict(zip(ADDED_DIMENSIONS, added, strict=True))}  # fmt: skip
             listed = list_price_of_row(
                 slug, stream=stream, dims=dims, bucket_start=start, metric=metric, quantity=quantity,
                 cached=cached, cache_write=cache_write, deployments=integration.deployments,

@@ -107,6 +107,8 @@ def price_ref(
     stream: str = "",
     metrics: frozenset[str] = frozenset(),
     deployments: Deployments = NO_DEPLOYMENTS,
+    service_tier: str = "",
+    batch: str = "",
 ) -> Ref:
     """The price entry for the usage of one row key (see the module docstring)."""
     if provider == "replicate":
@@ -147,6 +149,13 @@ def price_ref(
         return None
     if provider == "openrouter":
         model = model.removesuffix(":free")
+    # Batch traffic is billed at half the standard price (OpenAI's Batch API and its Flex tier,
+    # which is priced at Batch rates; Anthropic's Message Batches). Other tiers (priority, the
+    # long-context band) keep the standard list price: their premiums are not in the list.
+    if (provider == "openai" and (batch == "true" or service_tier == "flex")) or (
+        provider == "anthropic" and service_tier == "batch"
+    ):
+        return TokenRef(genai, model, BATCH_MULTIPLIER, "batch: half price")
     return TokenRef(genai, model)
 
 

@@ -151,7 +151,7 @@ def usage(workspace):
     bot = Application.objects.create(workspace=workspace, name="Support Bot", vendor="OpenAI")
     scale = make_license(workspace, bot, "Scale tier")
     make_record(integration, DAY1 + timedelta(hours=13), "input_tokens", "1234", "tokens", account="org-1",
-                project="proj_a", model="gpt-4o", api_key="key_abc", service_tier="flex", batch="true", application=bot)  # fmt: skip
+                project="proj_a", model="gpt-4o", api_key="key_abc", service_tier="priority", batch="false", application=bot)  # fmt: skip
     make_record(integration, DAY1 + timedelta(days=30), "cost", "0.5", "USD", account="org-1", project="proj_a",
                 model="gpt-4o", operation="input", application=bot, license=scale)  # fmt: skip
     vertex = make_integration(workspace, name="Vertex", provider="google_vertex")
@@ -255,8 +255,8 @@ def test_a_token_row_is_consumed_quantity_with_zero_cost(usage):
         "x_Operation": "",
         "x_ApiKey": "key_abc",
         "x_Provenance": "reported",
-        "x_ServiceTier": "flex",
-        "x_Batch": "true",
+        "x_ServiceTier": "priority",
+        "x_Batch": "false",
         "x_ContextWindow": "",
         "x_InferenceGeo": "",
         "x_Speed": "",

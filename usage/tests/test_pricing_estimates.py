@@ -63,7 +63,9 @@ def openai_oracle(start: datetime, end: datetime) -> dict[tuple, Decimal]:
             output_tokens=row.output_tokens,
         )
         price = calc_price(usage, row.model, provider_id="openai", genai_request_timestamp=row.hour_start)
-        out[(row.hour_start, row.project_id, row.model)] = price.total_price.quantize(NINE)
+        # Batch API and Flex traffic are billed at half the standard price.
+        half = row.batch or row.service_tier == "flex"
+        out[(row.hour_start, row.project_id, row.model)] = (price.total_price / (2 if half else 1)).quantize(NINE)
     return out
 
 
@@ -71,7 +73,10 @@ def test_every_usage_key_gets_its_list_price_estimate_in_the_same_chunk(openai_i
     sync(openai_integration, D0, D0 + DAY)
     stored = estimates(openai_integration)
     oracle = openai_oracle(D0, D0 + DAY)
-    assert oracle and {k: r.quantity for k, r in stored.items()} == oracle
+    # Exact, but for halved (batch / flex) keys: genai-prices rounds the total it halves, we
+    # halve the unit prices: a billionth of a dollar apart at most.
+    assert oracle and stored.keys() == oracle.keys()
+    assert all(abs(stored[k].quantity - v) <= NINE for k, v in oracle.items())
     for (hour, project, model), row in stored.items():
         assert (row.unit, row.provenance, row.stream) == ("USD", "estimated", "usage_completions:estimate")
         usage = UsageRecord.objects.get(integration=openai_integration, bucket_start=hour, project=project, model=model,
@@ -106,9 +111,9 @@ def test_reported_cost_and_estimate_side_by_side_per_provider_and_month(openai_i
     reported = sum(UsageRecord.objects.filter(metric="cost").values_list("quantity", flat=True))
     estimated = sum(openai_oracle(D0, D0 + 2 * DAY).values()) + embeddings_oracle(D0, D0 + 2 * DAY)
     assert (row.provider, row.month.isoformat(), row.currency) == ("openai", "2026-11-01", "USD")
-    assert (row.reported, row.estimated) == (reported, estimated)
+    assert row.reported == reported and abs(row.estimated - estimated) <= NINE * len(openai_oracle(D0, D0 + 2 * DAY))
     assert row.spend == reported and not row.spend_is_estimated
-    assert row.difference == reported - estimated
+    assert row.difference == reported - row.estimated
 
 
 @pytest.fixture
