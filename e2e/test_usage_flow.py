@@ -53,6 +53,7 @@ CSV_COLUMNS = [
     "provider", "integration", "bucket_start", "bucket_end", "account", "project", "region", "model",
     "deployment", "endpoint", "resource", "operation", "api_key", "metric", "quantity", "unit",
     "application", "license", "provenance", "integration_name",
+    "service_tier", "batch", "context_window", "inference_geo", "speed",  # appended by issue 13
 ]  # fmt: skip
 CHATBOT = sandbox_openai.PROJECTS[0]  # "Customer chatbot"
 assert CHATBOT.name == "Customer chatbot"
@@ -127,8 +128,7 @@ def sync_now(page: Page, integration: Integration, screenshot: Screenshot) -> in
 
     run = integration.sync_runs.get()
     assert run.status == SyncRun.Status.SUCCESS, run.error
-    truth = sandbox_openai.truth_usage(run.window_start, run.window_end)
-    input_tokens = sum(row.input_tokens for row in truth)
+    input_tokens = _true_input_tokens(run.window_start, run.window_end)
     assert input_tokens > 0
     stored = UsageRecord.objects.filter(integration=integration).count()
     assert run.rows_written == stored > 0
@@ -213,8 +213,7 @@ def create_rule_from_unattributed_group(page: Page, integration: Integration, sc
 def explore_and_download_csv(page: Page, integration: Integration, all_input_tokens: int, screenshot: Screenshot) -> None:
     """The explorer, filtered to the new application, and its rows as the design.md CSV."""
     run = integration.sync_runs.get()
-    truth = [r for r in sandbox_openai.truth_usage(run.window_start, run.window_end) if r.project_id == CHATBOT.id]
-    input_tokens = sum(r.input_tokens for r in truth)
+    input_tokens = _true_input_tokens(run.window_start, run.window_end, project=CHATBOT.id)
     assert 0 < input_tokens < all_input_tokens
     rows = UsageRecord.objects.filter(integration=integration, project=CHATBOT.id).count()
 
@@ -269,6 +268,14 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     text = path.read_text(encoding="utf-8")
     reader = csv.DictReader(io.StringIO(text))
     return list(reader.fieldnames or []), list(reader)
+
+
+def _true_input_tokens(start: Any, end: Any, project: str | None = None) -> int:
+    """The sandbox's input tokens in [start, end): completions, embeddings and moderations."""
+    total = sum(r.input_tokens for r in sandbox_openai.truth_usage(start, end) if project in (None, r.project_id))
+    for kind in ("embeddings", "moderations"):
+        total += sum(r.values[0] for r in sandbox_openai.truth_kind(kind, start, end) if project in (None, r.project_id))
+    return total
 
 
 def _sum(rows: list[dict[str, str]], metric: str) -> Decimal:

@@ -41,6 +41,19 @@ def openai_truth(start: datetime, end: datetime) -> dict[Key, Decimal]:
     for c in sandbox_openai.truth_costs(start, end):
         model, _, kind = c.line_item.partition(", ")
         truth[(c.day, c.day + timedelta(days=1), c.project_id, model, kind, "cost")] = c.amount.quantize(CENT_FRACTION)
+        if c.quantity:
+            truth[(c.day, c.day + timedelta(days=1), c.project_id, model, kind, "billed_quantity")] = Decimal(c.quantity)
+    # The other usage endpoints (hourly; vector stores per UTC day), each row under its operation.
+    kind_metrics = {"input_tokens": "input_tokens", "num_model_requests": "requests", "images": "images",
+                    "characters": "characters", "seconds": "audio_seconds", "usage_bytes": "storage_byte_days",
+                    "num_sessions": "sessions"}  # fmt: skip
+    for name, kind in sandbox_openai.USAGE_KINDS.items():
+        width = timedelta(days=1) if name == "vector_stores" else timedelta(hours=1)
+        for r in sandbox_openai.truth_kind(name, start, end):
+            for source_field, value in zip(kind.fields, r.values, strict=True):
+                if value:
+                    key = (r.hour_start, r.hour_start + width, r.project_id, r.model or "", r.source or name, kind_metrics[source_field])
+                    truth[key] = Decimal(value)
     return truth
 
 

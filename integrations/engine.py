@@ -27,7 +27,15 @@ from doow.jobs import task_named
 from integrations.events import integration_record_error, integration_record_event
 from integrations.http import RETRY_AFTER_CEILING, HttpClient
 from integrations.models import Integration, IntegrationEvent, SyncNotAllowed, SyncRun
-from integrations.providers.base import Answered, Provider, ProviderError, UsageSample, Window, align_down
+from integrations.providers.base import (
+    SKIPPED_STATE,
+    Answered,
+    Provider,
+    ProviderError,
+    UsageSample,
+    Window,
+    align_down,
+)
 from usage.pricing.estimate import estimate_answers, pricing_estimate_samples
 from usage.store import usage_prepare_samples, usage_store_chunk
 
@@ -343,6 +351,7 @@ def _sync(
             # a 30-day backfill costs the calls the provider needs, not one set per day); its
             # samples are then stored chunk by chunk, each with the watermark, as before.
             state = dict(integration.provider_state or {})
+            skipped_before = dict(state.get(SKIPPED_STATE) or {})
             answered: list[Answered] = []
             samples = list(
                 provider.fetch(credential, integration.settings, span, http=http, state=state, answered=answered)
@@ -375,6 +384,7 @@ def _sync(
                     )
                 rows += written
                 _renew_lock(integration.pk, token)
+            _report_skipped(integration, run, skipped_before, state.get(SKIPPED_STATE) or {})
     except ProviderError as error:
         return _sync_failed(integration, run, error, http=http, window=window)
     except SyncLockLost:
@@ -414,6 +424,25 @@ def _sync(
         )
     run.refresh_from_db()
     return run
+
+
+def _report_skipped(integration: Integration, run: SyncRun, before: dict[str, str], after: dict[str, str]) -> None:
+    """One warning per part of the usage the credential may not read (providers.base
+    SKIPPED_STATE), when it is first skipped: the rest of the sync succeeded and was stored."""
+    for stream, message in after.items():
+        if before.get(stream) == message:
+            continue
+        integration_record_event(
+            integration=integration,
+            sync_run=run,
+            level=IntegrationEvent.Level.WARNING,
+            category=IntegrationEvent.Category.SCOPE,
+            message=str(message),
+            hint=(
+                "The rest of the usage was read and stored. Give the key access to this part too "
+                "(the provider's docs page says which permission), or ignore this if it is not used."
+            ),
+        )
 
 
 def _advance_watermark(integration: Integration, chunk: Window) -> None:

@@ -93,6 +93,7 @@ MODEL_NAMES = {
 }
 MODELS: tuple[str, ...] = tuple(PRICES)
 WEB_SEARCH_CENTS = Decimal(1)  # $10 per 1,000 searches
+CODE_EXECUTION_CENTS = Decimal(5)  # the sandbox's flat price per code execution request
 CENT_PLACES = Decimal("0.00001")  # amounts like "123.78912" (cents)
 # (token_type as the cost report names it, UsageRow field, Price field, description suffix)
 TOKEN_TYPES: tuple[tuple[str, str, str, str], ...] = (
@@ -117,6 +118,10 @@ class UsageRow(NamedTuple):
     cache_creation_1h: int
     output_tokens: int
     web_search_requests: int
+    # Kept apart since issue 13: the >200k premium, where inference ran, code execution.
+    context_window: str = "0-200k"
+    inference_geo: str = "global"
+    code_execution_requests: int = 0
 
     @property
     def input_tokens(self) -> int:
@@ -138,6 +143,8 @@ class CostRow(NamedTuple):
     token_type: str | None
     service_tier: str | None
     amount_cents: Decimal
+    context_window: str | None = None
+    inference_geo: str | None = None
 
     @property
     def amount(self) -> Decimal:
@@ -217,6 +224,9 @@ def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
                         cache_creation_1h=requests * e[8] * 12 if e[9] % 6 == 0 else 0,
                         output_tokens=requests * (30 + int.from_bytes(e[10:12], "big") % 900),
                         web_search_requests=web,
+                        context_window="200k-1M" if e[14] % 5 == 0 else "0-200k",
+                        inference_geo="us" if e[15] % 3 == 0 else "global",
+                        code_execution_requests=e[17] % 4 if tier == "standard" and e[18] % 5 == 0 else 0,
                     )
                 )
     return tuple(rows)
@@ -238,29 +248,38 @@ def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) 
 
 @lru_cache(maxsize=20_000)
 def _day_costs(day_ts: int, hours: int) -> tuple[CostRow, ...]:
-    tokens: dict[tuple[str | None, str, str], dict[str, int]] = {}
+    tokens: dict[tuple[str | None, str, str, str, str], dict[str, int]] = {}
     searches: dict[str | None, int] = {}
+    executions: dict[str | None, int] = {}
     for hour_ts in range(day_ts, day_ts + hours * HOUR, HOUR):
         for row in _hour_rows(hour_ts):
-            t = tokens.setdefault((row.workspace_id, row.model, row.service_tier), {})
+            key = (row.workspace_id, row.model, row.service_tier, row.context_window, row.inference_geo)
+            t = tokens.setdefault(key, {})
             for _type, field, _price, _label in TOKEN_TYPES:
                 t[field] = t.get(field, 0) + getattr(row, field)
             searches[row.workspace_id] = searches.get(row.workspace_id, 0) + row.web_search_requests
+            executions[row.workspace_id] = executions.get(row.workspace_id, 0) + row.code_execution_requests
     rows = []
-    for (workspace_id, model, tier), counts in tokens.items():
+    for (workspace_id, model, tier, window, geo), counts in tokens.items():
         price = PRICES[model]
         factor = Decimal("0.5") if tier == "batch" else Decimal(1)
+        factor *= Decimal(2) if window == "200k-1M" else Decimal(1)  # the long-context premium
         for token_type, field, price_field, label in TOKEN_TYPES:
             if counts[field]:
                 cents = Decimal(counts[field]) * getattr(price, price_field) * factor / 10_000
-                description = f"{MODEL_NAMES[model]} Usage - {label}" + (" (Batch)" if tier == "batch" else "")
+                description = (f"{MODEL_NAMES[model]} Usage - {label}" + (" (Batch)" if tier == "batch" else "")
+                               + (" (Long Context)" if window == "200k-1M" else "") + (" (US)" if geo == "us" else ""))  # fmt: skip
                 rows.append(
                     CostRow(_dt(day_ts), workspace_id, description, "tokens", model, token_type, tier,
-                            cents.quantize(CENT_PLACES, ROUND_HALF_UP))
+                            cents.quantize(CENT_PLACES, ROUND_HALF_UP), window, geo)
                 )  # fmt: skip
     for workspace_id, count in searches.items():
         if count:
             rows.append(CostRow(_dt(day_ts), workspace_id, "Web Search", "web_search", None, None, None, count * WEB_SEARCH_CENTS))
+    for workspace_id, count in executions.items():
+        if count:
+            rows.append(CostRow(_dt(day_ts), workspace_id, "Code Execution Usage", "code_execution", None, None, None,
+                                count * CODE_EXECUTION_CENTS))  # fmt: skip
     return tuple(sorted(rows, key=lambda r: (r.workspace_id or "", r.description)))
 
 
@@ -345,6 +364,8 @@ COSTS_LIMITS = (7, 31)
 USAGE_GROUPS = ("api_key_id", "workspace_id", "model", "service_tier", "context_window", "inference_geo",
                 "account_id", "service_account_id")  # fmt: skip
 COSTS_GROUPS = ("workspace_id", "description")
+# The usage row fields the sandbox splits by (each null unless grouped by).
+KEPT_GROUPS = ("workspace_id", "model", "service_tier", "context_window", "inference_geo")
 
 
 def iso(ts: int) -> str:
@@ -432,23 +453,22 @@ def _usage(request: Request) -> Response:
         for row in truth_usage(_dt(start), _dt(stop)):
             if (workspace_ids and row.workspace_id not in workspace_ids) or (models and row.model not in models):
                 continue
-            key = tuple(getattr(row, g) if g in ("workspace_id", "model", "service_tier") and g in groups else None
-                        for g in ("workspace_id", "model", "service_tier"))  # fmt: skip
-            t = totals.setdefault(key, [0] * 6)
+            key = tuple(getattr(row, g) if g in groups else None for g in KEPT_GROUPS)
+            t = totals.setdefault(key, [0] * 7)
             for i, value in enumerate((row.uncached_input_tokens, row.cache_read_input_tokens, row.cache_creation_5m,
-                                       row.cache_creation_1h, row.output_tokens, row.web_search_requests)):  # fmt: skip
+                                       row.cache_creation_1h, row.output_tokens, row.web_search_requests,
+                                       row.code_execution_requests)):  # fmt: skip
                 t[i] += value
         out = []
-        for (workspace_id, model, tier), t in sorted(totals.items(), key=lambda kv: tuple(v or "" for v in kv[0])):
+        for (workspace_id, model, tier, window, geo), t in sorted(totals.items(), key=lambda kv: tuple(v or "" for v in kv[0])):
             out.append({
                 "uncached_input_tokens": t[0],
                 "cache_creation": {"ephemeral_1h_input_tokens": t[3], "ephemeral_5m_input_tokens": t[2]},
                 "cache_read_input_tokens": t[1],
                 "output_tokens": t[4],
-                "server_tool_use": {"web_search_requests": t[5]},
+                "server_tool_use": {"web_search_requests": t[5], "code_execution_requests": t[6]},
                 "api_key_id": None, "workspace_id": workspace_id, "model": model, "service_tier": tier,
-                "context_window": "0-200k" if "context_window" in groups else None,
-                "inference_geo": "not_available" if "inference_geo" in groups else None,
+                "context_window": window, "inference_geo": geo,
             })  # fmt: skip
         return out
 
@@ -465,8 +485,8 @@ def _costs(request: Request) -> Response:
         totals: dict[tuple[Any, ...], Decimal] = {}
         for row in truth_costs(_dt(start), _dt(stop)):
             key = (row.workspace_id if "workspace_id" in groups else None,
-                   *((row.description, row.cost_type, row.model, row.token_type, row.service_tier)
-                     if by_description else (None,) * 5))  # fmt: skip
+                   *((row.description, row.cost_type, row.model, row.token_type, row.service_tier, row.context_window,
+                      row.inference_geo) if by_description else (None,) * 7))  # fmt: skip
             totals[key] = totals.get(key, Decimal(0)) + row.amount_cents
         return [
             {
@@ -475,13 +495,13 @@ def _costs(request: Request) -> Response:
                 "workspace_id": workspace_id,
                 "description": description,
                 "cost_type": cost_type,
-                "context_window": "0-200k" if cost_type == "tokens" else None,
+                "context_window": window,
                 "model": model,
                 "service_tier": tier,
                 "token_type": token_type,
-                "inference_geo": None,
+                "inference_geo": geo,
             }
-            for (workspace_id, description, cost_type, model, token_type, tier), cents in sorted(
+            for (workspace_id, description, cost_type, model, token_type, tier, window, geo), cents in sorted(
                 totals.items(), key=lambda kv: tuple(v or "" for v in kv[0])
             )
         ]

@@ -363,7 +363,12 @@ def _billing_usage(request: Request, account: str) -> Response:
         raise _BadRequest("invalid argument: the sandbox serves timezone UTC only")
     body: dict[str, Any] = {}
     if usage_type in ("USAGE_TYPE_UNSPECIFIED", "SERVERLESS"):
-        body["serverlessCosts"] = [_serverless_json(row, start, end) for row in truth_serverless(start, end)]
+        groups = request.args("groupBy")
+        if "api_key_id" in groups or "api_key_name" in groups:
+            body["serverlessCosts"] = [item for row in truth_serverless(start, end)
+                                       for item in _serverless_by_key_json(row, start, end, groups)]  # fmt: skip
+        else:
+            body["serverlessCosts"] = [_serverless_json(row, start, end) for row in truth_serverless(start, end)]
     if usage_type in ("USAGE_TYPE_UNSPECIFIED", "DEDICATED_DEPLOYMENT"):
         body["dedicatedCosts"] = [_dedicated_json(row, start, end, account) for row in truth_dedicated(start, end)]
     if usage_type in ("USAGE_TYPE_UNSPECIFIED", "TRAINING"):
@@ -375,6 +380,31 @@ def _billing_usage(request: Request, account: str) -> Response:
                 row.pop("endTime", None)
     # proto3 JSON: an empty repeated field is left out, not sent as [].
     return _respond(200, {k: v for k, v in body.items() if v})
+
+
+# The account's API keys (id, name); grouped by api_key_id / api_key_name, each serverless day
+# of a model is split between them (the split is part of the truth: `serverless_by_key`).
+SERVERLESS_KEYS: tuple[tuple[str, str], ...] = (("key_sandboxProd0001", "production"), ("key_sandboxJobs0002", "batch-jobs"))
+
+
+def serverless_by_key(row: ServerlessDay) -> list[tuple[str, str, int, int]]:
+    """(api key id, api key name, prompt tokens, completion tokens) of one true serverless day."""
+    share = _digest("fw-key", _ts(row.day), row.model)[0] % 101  # percent sent with the first key
+    first = (row.prompt_tokens * share // 100, row.completion_tokens * share // 100)
+    parts = ((*SERVERLESS_KEYS[0], *first),
+             (*SERVERLESS_KEYS[1], row.prompt_tokens - first[0], row.completion_tokens - first[1]))  # fmt: skip
+    return [part for part in parts if part[2] or part[3]]
+
+
+def _serverless_by_key_json(row: ServerlessDay, start: datetime, end: datetime, groups: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for key_id, key_name, prompt, completion in serverless_by_key(row):
+        item = _serverless_json(row._replace(prompt_tokens=prompt, completion_tokens=completion), start, end)
+        item["group"] = {**item["group"], **{g: v for g, v in (("api_key_id", key_id), ("api_key_name", key_name)) if g in groups}}
+        if "api_key_id" in groups:
+            item["apiKeyId"] = key_id  # deprecated top-level copy, only when grouped by it
+        out.append(item)
+    return out
 
 
 def _serverless_json(row: ServerlessDay, start: datetime, end: datetime) -> dict[str, Any]:

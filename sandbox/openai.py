@@ -1,11 +1,14 @@
-"""A fake of OpenAI's organization admin API: usage (completions), costs and projects.
+"""A fake of OpenAI's organization admin API: usage (completions and the other usage
+endpoints: embeddings, moderations, images, audio speeches and transcriptions, vector stores,
+code interpreter sessions), costs and projects.
 
 Data is deterministic: every (hour, project, model) gets its quantities from a SHA-256 of
 those values, some hours have no usage at all, and only hours that have fully elapsed (by the
 real clock) carry data. Tests import `truth_usage` / `truth_costs` to know the true totals;
 the HTTP handlers build every response from the same two functions, so they cannot disagree.
 `relabel_line_item` and `withdraw_model` change the answer from then on, as OpenAI restates
-what it reported (`clear_changes` undoes them).
+what it reported, and `deny_endpoint` makes one usage endpoint answer 403 "Missing scopes" as a
+key with restricted permissions does (`clear_changes` undoes them).
 
 Shapes follow the documented API, including its quirks: empty buckets are listed with
 `results: []`, the first bucket starts at the requested `start_time` even when it is not on a
@@ -90,6 +93,9 @@ class UsageRow(NamedTuple):
     input_cache_write_tokens: int
     num_model_requests: int
     input_audio_tokens: int = 0
+    # How the requests were served (group_by service_tier / batch): each row is one of them.
+    service_tier: str = "default"
+    batch: bool = False
 
 
 class CostRow(NamedTuple):
@@ -99,6 +105,17 @@ class CostRow(NamedTuple):
     project_id: str
     line_item: str
     amount: Decimal  # USD, rounded to COST_PLACES
+    quantity: int = 0  # the tokens billed (costs' quantity / quantity_unit "tokens")
+    api_key_id: str = ""  # the key the project's traffic used (group_by api_key_id)
+
+
+# Each project sends its traffic with one key: costs grouped by api_key_id carry it.
+API_KEY_IDS: dict[str, str] = {
+    "proj_sandboxAlpha0001": "key_sandboxAlphaKey01",
+    "proj_sandboxBravo0002": "key_sandboxBravoKey02",
+    "proj_sandboxCharlie03": "key_sandboxCharlieK03",
+}
+SERVICE_TIERS: tuple[str, ...] = ("default", "default", "flex", "priority")
 
 
 def _digest(*parts: object) -> bytes:
@@ -119,6 +136,7 @@ def _dt(ts: int) -> datetime:
 
 _usage_changes: Changes[UsageRow] = Changes()
 _cost_changes: Changes[CostRow] = Changes()
+_denied_endpoints: set[str] = set()
 
 
 def relabel_line_item(old: str, new: str) -> None:
@@ -132,13 +150,20 @@ def withdraw_model(model: str) -> None:
     _cost_changes.add(lambda row: None if row.line_item.startswith(f"{model},") else row)
 
 
+def deny_endpoint(endpoint: str) -> None:
+    """From now on /organization/usage/<endpoint> answers 403 "Missing scopes", as it does for
+    a key whose permissions leave that usage type out."""
+    _denied_endpoints.add(endpoint)
+
+
 # What POST /_sandbox/changes may call (sandbox.app), by name.
-CHANGES = {"relabel_line_item": relabel_line_item, "withdraw_model": withdraw_model}
+CHANGES = {"relabel_line_item": relabel_line_item, "withdraw_model": withdraw_model, "deny_endpoint": deny_endpoint}
 
 
 def clear_changes() -> None:
     _usage_changes.clear()
     _cost_changes.clear()
+    _denied_endpoints.clear()
 
 
 @lru_cache(maxsize=200_000)
@@ -161,9 +186,11 @@ def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
             cache_write = input_tokens * (d[5] % 10) // 100 if d[6] % 3 == 0 else 0
             output_tokens = requests * (40 + int.from_bytes(d[7:9], "big") % 700)
             audio = requests * (d[9] % 50) if model.startswith("gpt-4o-2") and d[10] % 7 == 0 else 0
+            tier, batch = SERVICE_TIERS[d[11] % len(SERVICE_TIERS)], d[12] % 5 == 0
             rows.append(
                 UsageRow(
-                    _dt(hour_ts), project.id, model, input_tokens, output_tokens, cached, cache_write, requests, audio
+                    _dt(hour_ts), project.id, model, input_tokens, output_tokens, cached, cache_write, requests, audio,
+                    tier, batch,
                 )
             )
     return tuple(rows)
@@ -196,7 +223,9 @@ def _day_costs(day_ts: int, hours: int) -> tuple[CostRow, ...]:
         ):
             if count:
                 amount = (Decimal(count) * rate / 1_000_000).quantize(COST_PLACES, ROUND_HALF_UP)
-                rows.append(CostRow(_dt(day_ts), project_id, f"{model}, {kind}", amount))
+                rows.append(
+                    CostRow(_dt(day_ts), project_id, f"{model}, {kind}", amount, count, API_KEY_IDS[project_id])
+                )
     return tuple(sorted(rows, key=lambda r: (r.project_id, r.line_item)))
 
 
@@ -210,6 +239,97 @@ def truth_costs(start: datetime, end: datetime, *, now: datetime | None = None) 
         hours = max(0, min(24, (now_ts - day_ts) // HOUR))
         rows.extend(_day_costs(day_ts, hours))
     return _cost_changes.apply(rows)
+
+
+# ---------------------------------------------------------------- the other usage endpoints
+@dataclass(frozen=True)
+class UsageKind:
+    """One of /organization/usage/<name> besides completions: its documented result object,
+    the group_by values it accepts, its quantity fields, the model used (None: the result has
+    no model) and the sources it is split by (images only)."""
+
+    name: str
+    groups: tuple[str, ...]
+    fields: tuple[str, ...]
+    model: str | None
+    sources: tuple[str | None, ...] = (None,)
+
+
+USAGE_KINDS: dict[str, UsageKind] = {
+    k.name: k
+    for k in (
+        UsageKind("embeddings", ("project_id", "user_id", "api_key_id", "model"),
+                  ("input_tokens", "num_model_requests"), "text-embedding-3-small"),
+        UsageKind("moderations", ("project_id", "user_id", "api_key_id", "model"),
+                  ("input_tokens", "num_model_requests"), "omni-moderation-latest"),
+        UsageKind("images", ("project_id", "user_id", "api_key_id", "model", "size", "source"),
+                  ("images", "num_model_requests"), "gpt-image-1", ("image.generation", "image.edit")),
+        UsageKind("audio_speeches", ("project_id", "user_id", "api_key_id", "model"),
+                  ("characters", "num_model_requests"), "gpt-4o-mini-tts"),
+        UsageKind("audio_transcriptions", ("project_id", "user_id", "api_key_id", "model"),
+                  ("seconds", "num_model_requests"), "whisper-1"),
+        UsageKind("vector_stores", ("project_id",), ("usage_bytes",), None),
+        UsageKind("code_interpreter_sessions", ("project_id",), ("num_sessions",), None),
+    )
+}  # fmt: skip
+
+
+class KindRow(NamedTuple):
+    """The true usage of one usage kind by one project (and image source) in one hour; for
+    vector_stores, the bytes stored that UTC day (`hour_start` is its midnight)."""
+
+    hour_start: datetime
+    kind: str
+    project_id: str
+    model: str | None
+    source: str | None
+    values: tuple[int, ...]  # in UsageKind.fields order
+
+
+def _kind_rows(kind: UsageKind, hour_ts: int) -> list[KindRow]:
+    if hour_ts < _ts(DATA_START) or _digest("idle", hour_ts)[0] < 51:
+        return []
+    rows = []
+    for project in PROJECTS:
+        if hour_ts < project.created_at:
+            continue
+        for source in kind.sources:
+            d = _digest(kind.name, hour_ts, project.id, source)
+            if d[0] < 128:  # about half of the combinations are idle
+                continue
+            requests = 1 + d[1] % 20
+            per_request = {"input_tokens": 20 + int.from_bytes(d[2:4], "big") % 900, "images": 1 + d[4] % 4,
+                           "characters": 100 + int.from_bytes(d[5:7], "big") % 3000, "seconds": 5 + d[7] % 120}  # fmt: skip
+            values = tuple(
+                requests if field in ("num_model_requests", "num_sessions") else requests * per_request[field]
+                for field in kind.fields
+            )
+            rows.append(KindRow(_dt(hour_ts), kind.name, project.id, kind.model, source, values))
+    return rows
+
+
+def _stored_bytes(day_ts: int) -> list[KindRow]:
+    rows = []
+    for project in PROJECTS:
+        if day_ts < project.created_at - project.created_at % DAY:
+            continue
+        d = _digest("vector_stores", day_ts, project.id)
+        if d[0] < 64:  # some projects store nothing
+            continue
+        rows.append(KindRow(_dt(day_ts), "vector_stores", project.id, None, None, (int.from_bytes(d[1:5], "big") % 5_000_000_000,)))
+    return rows
+
+
+def truth_kind(name: str, start: datetime, end: datetime, *, now: datetime | None = None) -> list[KindRow]:
+    """Rows of usage kind `name` for hours (vector_stores: UTC days) starting in [start, end)
+    that have fully elapsed before `now` (a day of stored bytes is known once it began)."""
+    kind = USAGE_KINDS[name]
+    now_ts = _ts(now or _utcnow())
+    if name == "vector_stores":
+        first = -(-_ts(start) // DAY) * DAY
+        return [row for day_ts in range(first, min(_ts(end), now_ts), DAY) for row in _stored_bytes(day_ts)]
+    first = -(-_ts(start) // HOUR) * HOUR
+    return [row for hour_ts in range(first, min(_ts(end), now_ts - HOUR + 1), HOUR) for row in _kind_rows(kind, hour_ts)]
 
 
 # ---------------------------------------------------------------- errors
@@ -280,6 +400,7 @@ def _respond(status: int, payload: Any) -> Response:
 def handle(request: Request) -> Response:
     routes: dict[str, Callable[[Request], Response]] = {
         "/v1/organization/usage/completions": _completions,
+        **{f"/v1/organization/usage/{name}": _kind_handler(name) for name in USAGE_KINDS},
         "/v1/organization/costs": _costs,
         "/v1/organization/projects": _projects,
     }
@@ -441,16 +562,21 @@ def _completions(request: Request) -> Response:
 
     def results(start: int, stop: int, end: int) -> list[dict[str, Any]]:
         # Hourly truth is the finest grain: an unaligned first bucket holds its whole first hour.
-        totals: dict[tuple[str | None, str | None], list[int]] = {}
+        totals: dict[tuple[Any, ...], list[int]] = {}
         for row in truth_usage(_dt(start - start % HOUR), _dt(min(stop, end))):
             if (project_ids and row.project_id not in project_ids) or (models and row.model not in models):
                 continue
-            key = (row.project_id if "project_id" in groups else None, row.model if "model" in groups else None)
+            key = (
+                row.project_id if "project_id" in groups else None,
+                row.model if "model" in groups else None,
+                row.service_tier if "service_tier" in groups else None,
+                row.batch if "batch" in groups else None,
+            )
             t = totals.setdefault(key, [0] * len(USAGE_FIELDS))
             for i, name in enumerate(USAGE_FIELDS):
                 t[i] += getattr(row, name)
         out = []
-        for (project_id, model), values in sorted(totals.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "")):
+        for (project_id, model, tier, batch), values in sorted(totals.items(), key=lambda kv: str(kv[0])):
             result: dict[str, Any] = {
                 "object": "organization.usage.completions.result",
                 **dict(zip(USAGE_FIELDS, values, strict=True)),
@@ -460,11 +586,56 @@ def _completions(request: Request) -> Response:
             if result["input_cache_write_tokens"] == 0 and _digest("omit", start, project_id, model)[0] % 2 == 0:
                 del result["input_cache_write_tokens"]
             result.update({g: None for g in COMPLETIONS_GROUPS})
-            result.update(project_id=project_id, model=model)
+            result.update(project_id=project_id, model=model, service_tier=tier, batch=batch)
             out.append(result)
         return out
 
     return _paged_buckets(request, "usage", width, USAGE_LIMITS[width_name], results)
+
+
+def _kind_handler(name: str) -> Callable[[Request], Response]:
+    kind = USAGE_KINDS[name]
+
+    def handler(request: Request) -> Response:
+        if name in _denied_endpoints:
+            return _respond(403, _error_json(MISSING_SCOPE_MESSAGE))
+        width_name, width = _width(request, ("1h", "1d"), "1d")
+        groups = _group_by(request, kind.groups)
+        project_ids = set(request.args("project_ids"))
+
+        def results(start: int, stop: int, end: int) -> list[dict[str, Any]]:
+            if name == "vector_stores":  # a level, not a flow: the bytes stored on the bucket's day
+                day = start - start % DAY
+                rows = truth_kind(name, _dt(day), _dt(min(day + DAY, end)))
+            else:
+                rows = truth_kind(name, _dt(start - start % HOUR), _dt(min(stop, end)))
+            totals: dict[tuple[Any, ...], list[int]] = {}
+            for row in rows:
+                if project_ids and row.project_id not in project_ids:
+                    continue
+                key = (
+                    row.project_id if "project_id" in groups else None,
+                    row.model if "model" in groups else None,
+                    row.source if "source" in groups else None,
+                )
+                t = totals.setdefault(key, [0] * len(kind.fields))
+                for i, value in enumerate(row.values):
+                    t[i] += value
+            out = []
+            for (project_id, model, source), values in sorted(totals.items(), key=lambda kv: str(kv[0])):
+                result: dict[str, Any] = {"object": f"organization.usage.{name}.result", **dict(zip(kind.fields, values, strict=True))}
+                result.update({g: None for g in kind.groups})
+                result["project_id"] = project_id
+                if "model" in kind.groups:
+                    result["model"] = model
+                if "source" in kind.groups:
+                    result["source"] = source
+                out.append(result)
+            return out
+
+        return _paged_buckets(request, name, width, USAGE_LIMITS[width_name], results)
+
+    return handler
 
 
 COSTS_GROUPS = ("project_id", "line_item", "api_key_id")
@@ -476,24 +647,33 @@ def _costs(request: Request) -> Response:
     project_ids = set(request.args("project_ids"))
 
     def results(start: int, stop: int, end: int) -> list[dict[str, Any]]:
-        totals: dict[tuple[str | None, str | None], Decimal] = {}
+        totals: dict[tuple[str | None, str | None, str | None], Decimal] = {}
+        quantities: dict[tuple[str | None, str | None, str | None], int] = {}
         for row in truth_costs(_dt(start - start % DAY), _dt(min(stop, end))):
             if project_ids and row.project_id not in project_ids:
                 continue
-            key = (row.project_id if "project_id" in groups else None, row.line_item if "line_item" in groups else None)
+            key = (
+                row.project_id if "project_id" in groups else None,
+                row.line_item if "line_item" in groups else None,
+                row.api_key_id if "api_key_id" in groups else None,
+            )
             totals[key] = totals.get(key, Decimal(0)) + row.amount
+            quantities[key] = quantities.get(key, 0) + row.quantity
         out = []
-        for (project_id, line_item), amount in sorted(totals.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "")):
+        for (project_id, line_item, api_key_id), amount in sorted(totals.items(), key=lambda kv: str(kv[0])):
             # The spec says number; the live API has been seen sending a string. Serve both.
             value: Any = str(amount) if _digest("fmt", start, project_id, line_item)[0] % 3 == 0 else float(amount)
-            result = {
+            result: dict[str, Any] = {
                 "object": "organization.costs.result",
                 "amount": {"value": value, "currency": "usd"},
                 "line_item": line_item,
                 "project_id": project_id,
             }
             if "api_key_id" in groups:
-                result["api_key_id"] = None
+                result["api_key_id"] = api_key_id
+            # Recent costs say what was billed, per line item: a quantity only makes sense then.
+            if line_item is not None:
+                result.update(quantity=quantities[(project_id, line_item, api_key_id)], quantity_unit="tokens")
             out.append(result)
         return out
 

@@ -18,7 +18,18 @@ DIMENSIONS: tuple[str, ...] = (
     "resource",
     "operation",
     "api_key",
+    # Added by issue 13 (how a provider priced or served the traffic); appended, so the first
+    # nine keep their positions. docs/dimensions.md says what each holds per provider.
+    "service_tier",
+    "batch",
+    "context_window",
+    "inference_geo",
+    "speed",
 )
+# The dimension columns of design.md's CSV, in its order (between bucket_end and metric);
+# dimensions added later are appended at the END of the export, after the earlier additions.
+CSV_DIMENSIONS: tuple[str, ...] = DIMENSIONS[:9]
+ADDED_DIMENSIONS: tuple[str, ...] = DIMENSIONS[9:]
 
 # Words for the pages (form labels, column headers).
 LABELS: dict[str, str] = {
@@ -31,6 +42,11 @@ LABELS: dict[str, str] = {
     "resource": "Resource",
     "operation": "Operation",
     "api_key": "API key",
+    "service_tier": "Service tier",
+    "batch": "Batch",
+    "context_window": "Context window",
+    "inference_geo": "Inference geo",
+    "speed": "Speed",
 }
 
 # The dimensions the explorer splits and filters by.

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from integrations.models import Integration
 from usage.csv_safety import Number, Writable, formula_safe_writer
-from usage.models import DIMENSION_FIELDS, Application, License, UsageRecord
+from usage.dimensions import ADDED_DIMENSIONS, CSV_DIMENSIONS
+from usage.models import Application, License, UsageRecord
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -28,7 +29,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "integration",
     "bucket_start",
     "bucket_end",
-    *DIMENSION_FIELDS,
+    *CSV_DIMENSIONS,
     "metric",
     "quantity",
     "unit",
@@ -37,6 +38,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     # Appended columns (design.md: added columns go at the end only).
     "provenance",  # reported | derived | imported | estimated
     "integration_name",  # the integration's name as it is now (the `integration` column is its id)
+    *ADDED_DIMENSIONS,  # service_tier, batch, context_window, inference_geo, speed (docs/dimensions.md)
 )
 # Rows fetched per database round trip; also the batch the page streams at a time.
 CHUNK_SIZE = 2000
@@ -49,13 +51,14 @@ _VALUES: tuple[str, ...] = (
     "integration_id",
     "bucket_start",
     "bucket_end",
-    *DIMENSION_FIELDS,
+    *CSV_DIMENSIONS,
     "metric",
     "quantity",
     "unit",
     "application_id",
     "license_id",
     "provenance",
+    *ADDED_DIMENSIONS,
 )
 
 
@@ -169,8 +172,11 @@ def usage_csv_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
     labels = AttributionLabels()
     when = TimeFormatter()
     ends = TimeFormatter()
+    middle = 4 + len(CSV_DIMENSIONS)
     for row in records.values_list(*_VALUES).iterator(chunk_size=CHUNK_SIZE):
-        provider, integration_id, start, end, *dimensions, metric, quantity, unit, application_id, license_id, provenance = row
+        provider, integration_id, start, end = row[:4]
+        dimensions, added = row[4:middle], row[middle + 6 :]
+        metric, quantity, unit, application_id, license_id, provenance = row[middle : middle + 6]
         yield [
             provider,
             Number(integration_id),
@@ -184,6 +190,7 @@ def usage_csv_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             labels.license(license_id),
             provenance,
             labels.integration(integration_id),
+            *added,
         ]
 
 

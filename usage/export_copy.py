@@ -37,8 +37,9 @@ from django.db import connections, transaction
 
 from integrations.models import Integration
 from usage.csv_safety import Writable, formula_safe_writer
+from usage.dimensions import ADDED_DIMENSIONS, CSV_DIMENSIONS
 from usage.export import CSV_COLUMNS, _Echo, csv_pieces, usage_csv_rows, usage_write_csv
-from usage.models import DIMENSION_FIELDS, Application, License, UsageRecord
+from usage.models import Application, License, UsageRecord
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -83,8 +84,8 @@ def usage_csv_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[obj
     """
     # The filtered records as a plain subquery (PostgreSQL flattens it: the plan is one scan).
     inner = records.order_by().values_list(
-        "id", "provider", "integration_id", "bucket_start", "bucket_end", *DIMENSION_FIELDS, "metric", "quantity", "unit",
-        "application_id", "license_id", "provenance",
+        "id", "provider", "integration_id", "bucket_start", "bucket_end", *CSV_DIMENSIONS, "metric", "quantity", "unit",
+        "application_id", "license_id", "provenance", *ADDED_DIMENSIONS,
     )  # fmt: skip
     inner_sql, params = inner.query.sql_with_params()
     application = Application._meta.db_table
@@ -95,7 +96,7 @@ def usage_csv_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[obj
         "integration": "r.integration_id",
         "bucket_start": "bs.text",
         "bucket_end": "be.text",
-        **{field: _guard(f"r.{field}") for field in DIMENSION_FIELDS},
+        **{field: _guard(f"r.{field}") for field in CSV_DIMENSIONS},
         "metric": _guard("r.metric"),
         "quantity": "trim_scale(r.quantity)",
         "unit": _guard("r.unit"),
@@ -103,6 +104,7 @@ def usage_csv_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[obj
         "license": "l.label",
         "provenance": _guard("r.provenance"),
         "integration_name": "i.name",
+        **{field: _guard(f"r.{field}") for field in ADDED_DIMENSIONS},
     }
     assert tuple(columns) == CSV_COLUMNS, "the COPY select must list design.md's columns in order"
     select = ",\n  ".join(f"{sql} AS {name}" for name, sql in columns.items())

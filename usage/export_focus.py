@@ -28,6 +28,7 @@ from django.db.models import Case, OuterRef, Subquery, When
 from integrations.models import Integration
 from integrations.providers.registry import get_provider
 from usage.csv_safety import Number
+from usage.dimensions import ADDED_DIMENSIONS, CSV_DIMENSIONS
 from usage.export import (
     CHUNK_SIZE,
     ZERO,
@@ -99,6 +100,12 @@ CUSTOM_COLUMNS: tuple[str, ...] = (
     "x_Operation",
     "x_ApiKey",
     "x_Provenance",
+    # Added dimensions (usage/dimensions.py ADDED_DIMENSIONS), appended in their order.
+    "x_ServiceTier",
+    "x_Batch",
+    "x_ContextWindow",
+    "x_InferenceGeo",
+    "x_Speed",
 )
 FOCUS_HEADER: tuple[str, ...] = (*FOCUS_COLUMNS, *CUSTOM_COLUMNS)
 
@@ -122,16 +129,24 @@ METRIC_LABELS = {
     "provisioned_hours": "provisioned PTU hours",
     "training_tokens": "training tokens",
     "api_calls": "API calls",
+    "images": "images",
+    "characters": "characters",
+    "audio_seconds": "audio seconds",
+    "sessions": "sessions",
+    "storage_byte_days": "storage byte-days",
+    "billed_quantity": "billed quantity",
+    "byok_cost": "BYOK spend",
     "cost": "cost",
 }
 ONE = Number("1")
+NOT_CHARGES = ("billed_quantity", "byok_cost")  # kept in the design.md CSV, left out of FOCUS
 
 _VALUES: tuple[str, ...] = (
     "provider",
     "integration_id",
     "bucket_start",
     "bucket_end",
-    *DIMENSION_FIELDS,
+    *CSV_DIMENSIONS,
     "metric",
     "quantity",
     "unit",
@@ -141,6 +156,7 @@ _VALUES: tuple[str, ...] = (
     "stream",
     "sibling_cached",
     "sibling_cache_write",
+    *ADDED_DIMENSIONS,
 )
 
 
@@ -241,11 +257,13 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
     periods = BillingPeriods()
     starts, ends = TimeFormatter(), TimeFormatter()
     # A row's estimated_cost is the ListCost of its usage rows: listing it too would count it twice.
-    records = _with_cache_siblings(records.exclude(metric=ESTIMATED_COST))
+    # A cost line's billed_quantity repeats usage the usage rows already consume, and byok_cost
+    # is billed by another provider (not this row's issuer): neither is a FOCUS charge here.
+    records = _with_cache_siblings(records.exclude(metric__in=(ESTIMATED_COST, *NOT_CHARGES)))
     for row in records.values_list(*_VALUES).iterator(chunk_size=CHUNK_SIZE):
         (slug, integration_id, start, end, account, project, region, model, deployment, endpoint, resource,
          operation, api_key, metric, quantity, unit, provenance, application_id, license_id, stream,
-         cached, cache_write) = row  # fmt: skip
+         cached, cache_write, *added) = row  # fmt: skip
         provider = provider_facts(slug)
         integration = integrations[integration_id]
         amount = format_quantity(quantity)
@@ -262,7 +280,8 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             consumed = priced = amount
             consumed_unit = FOCUS_UNITS.get(unit, unit.capitalize())
             subject = model or resource or operation
-            dims = {"model": model, "deployment": deployment, "resource": resource, "operation": operation}
+            dims = {"model": model, "deployment": deployment, "resource": resource, "operation": operation,
+                    **dict(zip(ADDED_DIMENSIONS, added, strict=True))}  # fmt: skip
             listed = list_price_of_row(
                 slug, stream=stream, dims=dims, bucket_start=start, metric=metric, quantity=quantity,
                 cached=cached, cache_write=cache_write, deployments=integration.deployments,
@@ -321,6 +340,7 @@ def usage_focus_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
             operation,  # x_Operation
             api_key,  # x_ApiKey
             provenance,  # x_Provenance
+            *added,  # x_ServiceTier, x_Batch, x_ContextWindow, x_InferenceGeo, x_Speed
         ]
 
 

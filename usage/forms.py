@@ -15,6 +15,8 @@ from accounts.models import Workspace
 from integrations.providers.registry import PROVIDERS
 from usage.attribution import parse_label_pattern
 from usage.dates import LICENSE_YEARS_AHEAD, date_input_attrs, validate_license_day, validate_usage_day
+from usage.dimensions import DIMENSIONS
+from usage.dimensions import label as dimension_label
 from usage.models import Application, AttributionRule, License, Team
 
 CATEGORY_SUGGESTIONS = ("AI provider", "Cloud platform", "SaaS", "Internal tool", "Data platform")
@@ -30,10 +32,16 @@ PATTERN_HELP = {
     "api_key": "The key's id as the provider reports it (never the secret).",
     "resource": "A resource name or ARN.",
     "operation": "An operation or API call name.",
+    "service_tier": "e.g. default, flex, priority (OpenAI); standard, batch, priority (Anthropic).",
+    "batch": "true for Batch API traffic, false otherwise (OpenAI).",
+    "context_window": "e.g. 0-200k, 200k-1M (Anthropic).",
+    "inference_geo": "e.g. global, us (Anthropic).",
+    "speed": "standard or fast (Anthropic).",
     "label": "A label the provider keeps with the usage, as key=value (e.g. team=search, team=search-*). "
     "Google Vertex AI rows carry the billing export's labels.",
 }
-PATTERN_LABELS = {"api_key": "API key"}
+# Labels come from the one dimension definition (usage/dimensions.py).
+PATTERN_LABELS = {name: dimension_label(name) for name in DIMENSIONS}
 RULE_PATTERN_FIELDS = (*AttributionRule.MATCH_FIELDS, "label")
 
 

@@ -234,9 +234,12 @@ def _doow_row(
     if isinstance(quantity, str):
         problems.add(line, quantity)
     unit = values.get("unit", "")
-    if metric == "cost":
+    if metric in ("cost", "byok_cost"):
         if not (len(unit) == 3 and unit.isalpha() and unit.isupper()):
             problems.add(line, f"a cost needs its currency code as unit (e.g. USD), not {_show(unit)}")
+    elif metric == "billed_quantity":  # the provider's own unit, whatever it is, but one
+        if not unit:
+            problems.add(line, "billed_quantity needs its unit")
     elif metric in METRICS and unit and unit != METRICS[metric]:
         problems.add(line, f"unit {_show(unit)} is wrong for {metric}; it is measured in {METRICS[metric]}")
     for name, limit in _LENGTHS.items():

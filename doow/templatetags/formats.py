@@ -31,6 +31,13 @@ METRIC_LABELS = {
     "compute_seconds": "Compute time",
     "training_tokens": "Training tokens",
     "api_calls": "API calls",
+    "images": "Images",
+    "characters": "Characters",
+    "audio_seconds": "Audio seconds",
+    "sessions": "Sessions",
+    "storage_byte_days": "Storage (byte-days)",
+    "billed_quantity": "Billed quantity",
+    "byok_cost": "BYOK spend (billed elsewhere)",
     "cost": "Reported cost",
     "estimated_cost": "Estimated cost",
 }

@@ -59,9 +59,19 @@ METRICS: dict[str, str] = {
     "provisioned_hours": "hours",  # PTU-hours of provisioned capacity, billed whatever the use
     "training_tokens": "tokens",  # tokens a fine-tuning job trained on (epochs included)
     "api_calls": "calls",
+    # Added by issue 13 (docs/dimensions.md has the vocabulary with the provider fields).
+    "images": "images",  # images generated or edited (OpenAI images usage)
+    "characters": "characters",  # characters of text turned into speech (OpenAI audio speeches)
+    "audio_seconds": "seconds",  # seconds of audio transcribed (OpenAI audio transcriptions)
+    "sessions": "sessions",  # code interpreter / code execution sessions
+    "storage_byte_days": "byte-days",  # bytes stored, read per UTC day (a day's row = its bytes)
+    "billed_quantity": "",  # what a cost line billed, in the provider's unit (the unit says which)
     "cost": "",
+    "byok_cost": "",  # spend on the customer's own provider keys, routed here (not billed here)
     "estimated_cost": "",  # computed from prices (usage/pricing), never reported by a connector
 }
+# Metrics in money (their unit is a currency code); only `cost` and `estimated_cost` are spend.
+MONEY_METRICS: frozenset[str] = frozenset({"cost", "byok_cost", "estimated_cost"})
 # What an Answered scope may restrict: the dimensions, and the metric.
 SCOPE_FIELDS: tuple[str, ...] = (*DIMENSIONS, "metric")
 
@@ -129,6 +139,12 @@ class UsageSample:
     resource: str = ""
     operation: str = ""
     api_key: str = ""
+    # How the provider priced or served it (usage/dimensions.py; docs/dimensions.md).
+    service_tier: str = ""
+    batch: str = ""
+    context_window: str = ""
+    inference_geo: str = ""
+    speed: str = ""
     # "reported" by the provider, "derived" (estimates computed from rates) or "imported" (CSV).
     provenance: str = "reported"
     # The Stream of the connector that produced it ("" for imported rows): the rows a later
@@ -148,7 +164,7 @@ class UsageSample:
         if not self.unit:
             object.__setattr__(self, "unit", METRICS[self.metric])
         if not self.unit:
-            raise ValueError("A cost sample needs its currency code as unit")
+            raise ValueError(f"A {self.metric} sample needs its unit (a currency code for money)")
         if self.labels:
             if isinstance(self.labels, str):
                 raise ValueError("labels are (key, value) pairs or a mapping, not a string")
@@ -156,6 +172,21 @@ class UsageSample:
             object.__setattr__(self, "labels", tuple(sorted((str(k), str(v)) for k, v in pairs)))
         elif self.labels != ():
             object.__setattr__(self, "labels", ())
+
+
+# The key of a connector's `state` that lists the streams a fetch could not read because the
+# credential may not (a scope or permission refused for that part only): {stream: message}.
+# The rest of the fetch is stored as usual; the engine records one warning event when a stream
+# joins the list (or its message changes), not one per sync.
+SKIPPED_STATE = "skipped_streams"
+
+
+def note_skipped(state: dict[str, Any], skipped: Mapping[str, str]) -> None:
+    """Record in `state` which streams this fetch skipped (an empty mapping clears the note)."""
+    if skipped:
+        state[SKIPPED_STATE] = {name: message[:500] for name, message in sorted(skipped.items())}
+    else:
+        state.pop(SKIPPED_STATE, None)
 
 
 def in_stream(samples: Iterable[UsageSample], stream: str) -> list[UsageSample]:

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from usage.dimensions import label as _dimension_label
+
 register = template.Library()
 
 # One colour vocabulary for every status-like value on the pages.
@@ -30,6 +32,12 @@ _BADGES = {
     "info": "info",
     "warning": "warn",
 }
+
+
+@register.filter
+def dimension_label(name: str) -> str:
+    """The words for a usage dimension (usage/dimensions.py): "service_tier" → "Service tier"."""
+    return _dimension_label(str(name))
 
 
 @register.filter

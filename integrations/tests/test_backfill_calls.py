@@ -42,10 +42,12 @@ def _pages(items: int, size: int) -> int:
 
 # slug -> (minimum calls for the run's window, how it is made up)
 MINIMA: dict[str, Callable[[SyncRun], tuple[int, str]]] = {
-    # usage: hourly buckets, at most 168 per page; costs: daily, at most 180 per page.
+    # usage: completions and six more endpoints hourly, at most 168 buckets per page; vector
+    # stores daily, at most 31 per page; costs: daily, at most 180 per page.
     "openai": lambda run: (
-        _pages(_hours(run), 168) + _pages(_days(run), 180),
-        f"{_pages(_hours(run), 168)} usage pages of ≤168 h + {_pages(_days(run), 180)} cost page of ≤180 d",
+        7 * _pages(_hours(run), 168) + _pages(_days(run), 31) + _pages(_days(run), 180),
+        f"7 × {_pages(_hours(run), 168)} usage pages of ≤168 h + {_pages(_days(run), 31)} vector-store page(s) "
+        f"of ≤31 d + {_pages(_days(run), 180)} cost page of ≤180 d",
     ),
     # usage: hourly, at most 168 buckets per page; cost report: daily, at most 31 per page.
     "anthropic": lambda run: (

@@ -75,7 +75,7 @@ def _truth_usage(dimension: Callable) -> dict:
 
 
 def _stored_usage(pk: int, dimension: Callable) -> dict:
-    records = UsageRecord.objects.filter(integration_id=pk).exclude(metric__in=["cost", "estimated_cost"])
+    records = UsageRecord.objects.filter(integration_id=pk, stream="usage_completions").exclude(metric="estimated_cost")
     totals = _totals(records, lambda r: ((dimension(r), r.metric), r.quantity))
     return {k: v for k, v in totals.items() if v}  # a metric reported as 0 is the same as none
 

@@ -43,7 +43,9 @@ def test_a_span_changes_the_calls_not_the_rows(openai_integration, fetched, monk
     run = sync(openai_integration, D0, D0 + 10 * DAY)
     assert run.status == SyncRun.Status.SUCCESS, run.error
     assert [(w.start, w.end) for w in fetched] == [(D0, D0 + 10 * DAY)]  # one fetch
-    assert run.provider_calls == 2 + 1  # 240 hourly buckets in pages of 168, and one page of costs
+    # 240 hourly buckets in pages of 168 for completions and six more usage endpoints, one page of
+    # daily vector-store buckets, and one page of costs.
+    assert run.provider_calls == 7 * 2 + 1 + 1
     assert run.chunks_total == run.chunks_done == 10  # stored a day per transaction
     one_fetch = stored_rows(openai_integration)
     openai_integration.refresh_from_db()
@@ -54,7 +56,7 @@ def test_a_span_changes_the_calls_not_the_rows(openai_integration, fetched, monk
     fetched.clear()
     again = sync(openai_integration, D0, D0 + 10 * DAY)
     assert len(fetched) == 10
-    assert again.provider_calls == 10 * 2  # usage and costs, for each day
+    assert again.provider_calls == 10 * 9  # the eight usage endpoints and costs, for each day
     assert stored_rows(openai_integration) == one_fetch and again.rows_removed == 0
 
 

@@ -168,7 +168,14 @@ def test_the_migration_names_only_streams_the_connectors_declare():
     from integrations.providers.registry import PROVIDERS
 
     # Streams a connector gained after the migration: no row was synced under them before it.
-    added_later = {"fireworks": {"billing_training"}, "replicate": {"trainings"}, "aws_bedrock": {"mantle"}}
+    added_later = {
+        "fireworks": {"billing_training"},
+        "replicate": {"trainings"},
+        "aws_bedrock": {"mantle"},
+        # OpenAI's other usage endpoints (issue 13).
+        "openai": {"usage_embeddings", "usage_moderations", "usage_images", "usage_audio_speeches",
+                   "usage_audio_transcriptions", "usage_vector_stores", "usage_code_interpreter_sessions"},
+    }
     migration = importlib.import_module("usage.migrations.0004_usagerecord_stream")
     for slug, rules in migration.STREAMS.items():
         declared = {s.name for s in PROVIDERS[slug].streams}

@@ -76,7 +76,7 @@ def test_usage_envelope_and_row_shape(sandbox) -> None:
     for row in rows:
         assert set(row["cache_creation"]) == {"ephemeral_1h_input_tokens", "ephemeral_5m_input_tokens"}
         assert "cache_creation_input_tokens" not in row, "the usage report has no flat cache-creation field"
-        assert set(row["server_tool_use"]) == {"web_search_requests"}
+        assert set(row["server_tool_use"]) == {"web_search_requests", "code_execution_requests"}
         assert row["model"] in PRICES and row["api_key_id"] is None and row["service_tier"] is None
     assert None in {r["workspace_id"] for r in rows}, "the default workspace is reported as null"
 
@@ -202,13 +202,17 @@ def test_costs_limits_and_pagination(sandbox) -> None:
 def test_truth_costs_are_tokens_times_prices() -> None:
     rows = truth_usage(DAY, NEXT)
     costs = truth_costs(DAY, NEXT)
-    output = {(c.workspace_id, c.model, c.service_tier): c.amount_cents for c in costs if c.token_type == "output_tokens"}
-    for (workspace_id, model, tier), cents in output.items():
-        tokens = sum(r.output_tokens for r in rows if (r.workspace_id, r.model, r.service_tier) == (workspace_id, model, tier))
-        factor = Decimal("0.5") if tier == "batch" else Decimal(1)
-        assert abs(cents - Decimal(tokens) * PRICES[model].output * factor / 10_000) <= Decimal("0.000005")
+    # One cost line per workspace, model, tier, context window and geo (long context costs double).
+    dims = lambda x: (x.workspace_id, x.model, x.service_tier, x.context_window, x.inference_geo)  # noqa: E731
+    output = {dims(c): c.amount_cents for c in costs if c.token_type == "output_tokens"}
+    for key, cents in output.items():
+        tokens = sum(r.output_tokens for r in rows if dims(r) == key)
+        factor = (Decimal("0.5") if key[2] == "batch" else Decimal(1)) * (2 if key[3] == "200k-1M" else 1)
+        assert abs(cents - Decimal(tokens) * PRICES[key[1]].output * factor / 10_000) <= Decimal("0.000005")
     searches = sum(r.web_search_requests for r in rows)
     assert sum(c.amount_cents for c in costs if c.cost_type == "web_search") == searches > 0
+    executions = sum(r.code_execution_requests for r in rows)
+    assert sum(c.amount_cents for c in costs if c.cost_type == "code_execution") == executions * 5 > 0
 
 
 def test_todays_costs_grow_with_the_reported_hours() -> None:

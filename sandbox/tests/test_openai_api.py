@@ -252,3 +252,38 @@ def test_unknown_path_and_method(sandbox) -> None:
     assert_openai_error(get(sandbox, "/openai/v1/organization/usage/teleports", {"start_time": T0}), 404)
     response = requests.post(sandbox.url + COSTS, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=5)
     assert_openai_error(response, 405)
+
+
+# ---------------------------------------------------------------- issue 13: the other usage endpoints
+def test_every_usage_endpoint_serves_its_documented_result_object(sandbox) -> None:
+    from sandbox.openai import USAGE_KINDS, truth_kind
+
+    for name, kind in USAGE_KINDS.items():
+        width = "1d" if name == "vector_stores" else "1h"
+        params = {"start_time": T0, "end_time": T0 + 86400, "bucket_width": width, "group_by": list(kind.groups[:1])}
+        body = get(sandbox, f"/openai/v1/organization/usage/{name}", params).json()
+        results = [r for bucket in body["data"] for r in bucket["results"]]
+        assert results and {r["object"] for r in results} == {f"organization.usage.{name}.result"}
+        assert all(set(kind.fields) <= set(r) for r in results)
+        # The sum over the day equals the truth, field by field.
+        for i, field in enumerate(kind.fields):
+            assert sum(r[field] for r in results) == sum(row.values[i] for row in truth_kind(name, DAY, DAY + timedelta(days=1)))
+
+
+def test_a_denied_usage_endpoint_answers_missing_scopes(sandbox) -> None:
+    sandbox.change("openai", "deny_endpoint", endpoint="images")
+    error = assert_openai_error(get(sandbox, "/openai/v1/organization/usage/images", {"start_time": T0}), 403)
+    assert "Missing scopes" in error["message"]
+    assert get(sandbox, USAGE, {"start_time": T0}).status_code == 200  # only that endpoint
+
+
+def test_completions_split_by_service_tier_and_batch_and_costs_by_api_key(sandbox) -> None:
+    params = {"start_time": T0, "end_time": T0 + 86400, "bucket_width": "1d", "group_by": ["service_tier", "batch"]}
+    results = get(sandbox, USAGE, params).json()["data"][0]["results"]
+    truth: Counter = Counter()
+    for row in truth_usage(DAY, DAY + timedelta(days=1)):
+        truth[(row.service_tier, row.batch)] += row.input_tokens
+    assert {(r["service_tier"], r["batch"]): r["input_tokens"] for r in results} == dict(truth)
+    costs = get(sandbox, COSTS, {"start_time": T0, "end_time": T0 + 86400, "group_by": ["api_key_id", "line_item"]})
+    rows = costs.json()["data"][0]["results"]
+    assert all(r["api_key_id"].startswith("key_") and r["quantity_unit"] == "tokens" and r["quantity"] > 0 for r in rows)

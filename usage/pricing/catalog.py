@@ -107,6 +107,8 @@ def price_ref(
     stream: str = "",
     metrics: frozenset[str] = frozenset(),
     deployments: Deployments = NO_DEPLOYMENTS,
+    service_tier: str = "",
+    batch: str = "",
 ) -> Ref:
     """The price entry for the usage of one row key (see the module docstring)."""
     if provider == "replicate":
@@ -136,14 +138,32 @@ def price_ref(
     if provider == "google_vertex":
         if not model:  # an SKU the connector did not understand: its cost stays, no estimate
             return None
-        batch = "batch" in operation
-        return TokenRef("google", model, BATCH_MULTIPLIER if batch else Decimal(1), "batch: half price" if batch else "")
+        batch_sku = "batch" in operation
+        return TokenRef("google", model, BATCH_MULTIPLIER if batch_sku else Decimal(1), "batch: half price" if batch_sku else "")
+    if provider == "openai" and stream in OPENAI_UNPRICED_STREAMS:
+        # Images, speech characters, audio seconds, sessions and stored bytes have no token
+        # price: unpriced, never $0 (their money arrives through OpenAI's costs).
+        return None
     genai = GENAI_PROVIDER.get(provider)
     if genai is None or not model:
         return None
     if provider == "openrouter":
         model = model.removesuffix(":free")
+    # Batch traffic is billed at half the standard price (OpenAI's Batch API and its Flex tier,
+    # which is priced at Batch rates; Anthropic's Message Batches). Other tiers (priority, the
+    # long-context band) keep the standard list price: their premiums are not in the list.
+    if (provider == "openai" and (batch == "true" or service_tier == "flex")) or (
+        provider == "anthropic" and service_tier == "batch"
+    ):
+        return TokenRef(genai, model, BATCH_MULTIPLIER, "batch: half price")
     return TokenRef(genai, model)
+
+
+# OpenAI usage streams whose quantities are not tokens (integrations.providers.openai).
+OPENAI_UNPRICED_STREAMS: Final = frozenset(
+    {"usage_images", "usage_audio_speeches", "usage_audio_transcriptions", "usage_vector_stores",
+     "usage_code_interpreter_sessions"}
+)  # fmt: skip
 
 
 def _azure_model(model: str) -> str:

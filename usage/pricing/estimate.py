@@ -71,6 +71,8 @@ def price_for(
         stream=sample.stream,
         metrics=metrics,
         deployments=deployments,
+        service_tier=sample.service_tier,
+        batch=sample.batch,
     )
     if ref is INCLUDED:
         return INCLUDED

@@ -54,6 +54,8 @@ def list_price_of_row(
         stream=stream,
         metrics=frozenset({metric}),
         deployments=deployments,
+        service_tier=dims.get("service_tier", ""),
+        batch=dims.get("batch", ""),
     )
     if ref is INCLUDED or not isinstance(ref, TokenRef | TableRef):
         return None

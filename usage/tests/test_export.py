@@ -38,6 +38,12 @@ EXPECTED_HEADER = [
     "license",
     "provenance",
     "integration_name",
+    # issue 13's dimensions, appended after the earlier additions.
+    "service_tier",
+    "batch",
+    "context_window",
+    "inference_geo",
+    "speed",
 ]
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -103,6 +109,8 @@ def records(workspace):
         project="proj_a",
         model="gpt-4o",
         api_key="key_abc",
+        service_tier="priority",
+        batch="false",
     )
     make_record(integration, DAY1 + timedelta(days=1), "cost", "0.500000000", "USD", account="org-1", project="proj_a")
     make_record(integration, DAY1 + timedelta(days=2, hours=23), "requests", "7", "requests", model="gpt-4o")
@@ -134,6 +142,11 @@ def test_csv_columns_order_and_formats(records):
         "license": "",
         "provenance": "reported",
         "integration_name": "OpenAI prod",
+        "service_tier": "priority",
+        "batch": "false",
+        "context_window": "",
+        "inference_geo": "",
+        "speed": "",
     }
     assert (cost["metric"], cost["quantity"], cost["unit"]) == ("cost", "0.5", "USD")
     assert requests["quantity"] == "7"
@@ -168,7 +181,11 @@ def test_labels_are_read_once_per_application_and_license(records, workspace, dj
     # One SELECT of the records, one of the application, one of the license, one of the
     # integration's name: not one per row.
     with django_assert_max_num_queries(4):
-        assert sum(1 for r in rows if r[-3] == "Support Bot – Scale tier" and r[-1] == "OpenAI prod") == 50
+        assert sum(
+            1
+            for r in rows
+            if r[CSV_COLUMNS.index("license")] == "Support Bot – Scale tier" and r[CSV_COLUMNS.index("integration_name")] == "OpenAI prod"
+        ) == 50
 
 
 def test_only_the_workspaces_own_usage_is_exported(records, other_workspace):

@@ -151,7 +151,7 @@ def usage(workspace):
     bot = Application.objects.create(workspace=workspace, name="Support Bot", vendor="OpenAI")
     scale = make_license(workspace, bot, "Scale tier")
     make_record(integration, DAY1 + timedelta(hours=13), "input_tokens", "1234", "tokens", account="org-1",
-                project="proj_a", model="gpt-4o", api_key="key_abc", application=bot)  # fmt: skip
+                project="proj_a", model="gpt-4o", api_key="key_abc", service_tier="priority", batch="false", application=bot)  # fmt: skip
     make_record(integration, DAY1 + timedelta(days=30), "cost", "0.5", "USD", account="org-1", project="proj_a",
                 model="gpt-4o", operation="input", application=bot, license=scale)  # fmt: skip
     vertex = make_integration(workspace, name="Vertex", provider="google_vertex")
@@ -255,6 +255,11 @@ def test_a_token_row_is_consumed_quantity_with_zero_cost(usage):
         "x_Operation": "",
         "x_ApiKey": "key_abc",
         "x_Provenance": "reported",
+        "x_ServiceTier": "priority",
+        "x_Batch": "false",
+        "x_ContextWindow": "",
+        "x_InferenceGeo": "",
+        "x_Speed": "",
     }
 
 
@@ -333,7 +338,8 @@ def test_a_synced_sandbox_account_exports_as_well_formed_focus(workspace, admin_
     assert integration_sync(integration_id=integration.pk).status == "success"
     header, rows = _focus("--workspace", "acme")
     # every row but the estimates (their money is the usage rows' ListCost)
-    assert len(rows) == integration.usage_records.exclude(metric="estimated_cost").count() > 0
+    # One row per record but the estimates and what is no charge of this issuer (billed quantities, BYOK).
+    assert len(rows) == integration.usage_records.exclude(metric__in=["estimated_cost", "billed_quantity", "byok_cost"]).count() > 0
     assert focus_problems(header, rows) == []
     assert {r["x_Metric"] for r in rows} >= {"input_tokens", "output_tokens", "cost"}
     assert {json.loads(r["Tags"])["application"] for r in rows} == {"OpenAI"}

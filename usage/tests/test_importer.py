@@ -13,7 +13,7 @@ from integrations.models import Integration, IntegrationEvent
 from integrations.providers.base import UsageSample
 from sandbox import authress as fake
 from usage import importer
-from usage.export import usage_csv_rows, usage_export_queryset
+from usage.export import CSV_COLUMNS, usage_csv_rows, usage_export_queryset
 from usage.importer import (
     UsageImportError,
     parse_usage_csv,
@@ -116,7 +116,7 @@ def test_the_format_can_be_forced() -> None:
         ("", ["the file is empty; the first line must be a header"]),
         ("\n\n", ["the file is empty; the first line must be a header"]),
         ("date,calls\n", ["the file has a header but no data rows"]),
-        ("day,count\n2025-03-01,1\n", [f"line 1: header not recognised; expected {DOOW_HEADER} or date,resource,operation,calls"]),
+        ("day,count\n2025-03-01,1\n", [f"line 1: header not recognised; expected {','.join(CSV_COLUMNS)} or date,resource,operation,calls"]),
         ("date,calls,calls\n2025-03-01,1,1\n", ["line 1: duplicated column: calls"]),
         (DOOW_HEADER + ",notes\n", ["line 1: unknown column: notes"]),
         ("date,calls\n2025-03-01,1,2\n2025-03-02\n", ["line 2: has 3 fields; the header has 2", "line 3: has 1 fields; the header has 2"]),
@@ -142,7 +142,7 @@ def test_authress_problems(text, expected) -> None:
 @pytest.mark.parametrize(
     ("cells", "expected"),
     [
-        ({"metric": "tokens"}, "unknown metric 'tokens' (known: input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, requests, throttled_requests, failed_requests, compute_seconds, provisioned_hours, training_tokens, api_calls, cost)"),
+        ({"metric": "tokens"}, "unknown metric 'tokens' (known: input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, requests, throttled_requests, failed_requests, compute_seconds, provisioned_hours, training_tokens, api_calls, images, characters, audio_seconds, sessions, storage_byte_days, billed_quantity, cost, byok_cost)"),
         ({"bucket_start": "yesterday"}, "bucket_start 'yesterday' is not an ISO 8601 time such as 2025-03-01T00:00:00Z"),
         ({"bucket_end": ""}, "bucket_end '' is not an ISO 8601 time such as 2025-03-01T00:00:00Z"),
         ({"bucket_end": "2025-03-01T00:00:00Z"}, "bucket_end is not after bucket_start"),

@@ -75,6 +75,18 @@ def test_batch_deployments_and_skus_are_half_the_standard_price():
     assert offline.per_unit["input_tokens"] * 2 == online.per_unit["input_tokens"]
 
 
+def test_batch_and_flex_traffic_is_half_the_standard_price():
+    def per_output(provider: str, model: str, **tier: str) -> Decimal:
+        return list_price(price_ref(provider, model=model, **tier), DAY).per_unit["output_tokens"]
+
+    standard = per_output("openai", "gpt-4o-2024-08-06", service_tier="default", batch="false")
+    assert per_output("openai", "gpt-4o-2024-08-06", service_tier="default", batch="true") * 2 == standard
+    assert per_output("openai", "gpt-4o-2024-08-06", service_tier="flex", batch="false") * 2 == standard
+    assert per_output("openai", "gpt-4o-2024-08-06", service_tier="priority", batch="false") == standard  # no premium listed
+    claude = per_output("anthropic", "claude-sonnet-4-20250514", service_tier="standard")
+    assert per_output("anthropic", "claude-sonnet-4-20250514", service_tier="batch") * 2 == claude
+
+
 def test_azure_ptu_deployments_are_priced_by_the_hour_per_ptu():
     ref = price_ref("azure_openai", model="gpt-4o-2024-08-06", deployment="gpt-4o-ptu", deployments=AZURE,
                     metrics=frozenset({"input_tokens"}))  # fmt: skip

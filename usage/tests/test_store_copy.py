@@ -36,8 +36,9 @@ pytestmark = [
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 H = timedelta(hours=1)
 DAY = Window(T0, T0 + 24 * H)
-VALUES = ("bucket_start", "bucket_end", *store.DIMENSION_FIELDS, "metric", "quantity", "unit", "provenance", "stream",
-          "application_id", "license_id", "rule_id", "workspace_id", "provider")  # fmt: skip
+# The added dimensions (usage/dimensions.py) go last, so the positions below stay those of the first nine.
+VALUES = ("bucket_start", "bucket_end", *store.DIMENSION_FIELDS[:9], "metric", "quantity", "unit", "provenance", "stream",
+          "application_id", "license_id", "rule_id", "workspace_id", "provider", *store.DIMENSION_FIELDS[9:])  # fmt: skip
 # Text a COPY line must escape, and text that looks like COPY's own markers.
 AWKWARD = ("tab\there", "new\nline", "carriage\rreturn", "back\\slash", "\\N", "quote'\"", "ünïcödé ✓", "  spaced  ")
 
@@ -94,6 +95,7 @@ def test_new_rows_are_the_same_values_attribution_provenance_and_stream(workspac
         sample(2, "7", project=AWKWARD[0], model="o1", provenance="imported", stream=""),
         *[sample(3, str(i), model=text, account=text, api_key=text) for i, text in enumerate(AWKWARD)],
         sample(4, "5", region="eu", deployment="d", endpoint="/v1/chat", resource="r", operation="op", account="acct"),
+        sample(4, "6", service_tier="batch", batch="true", context_window="200k-1M", inference_geo="us", speed="fast"),
     ]
 
     def scenario(integration: Integration) -> int:
@@ -114,6 +116,7 @@ def test_new_rows_are_the_same_values_attribution_provenance_and_stream(workspac
     assert {r[5] for r in copied if r[0] == T0 + 3 * H} == set(AWKWARD)
     assert {(r[2], r[10], r[5]) for r in copied if r[0] == T0 + 3 * H} == {(t, t, t) for t in AWKWARD}
     assert all(r[19] == workspace.pk and r[20] == "openai" for r in copied)
+    assert {r[21:] for r in copied if r[0] == T0 + 4 * H} == {("",) * 5, ("batch", "true", "200k-1M", "us", "fast")}
 
 
 def test_a_restatement_replaces_and_stamps_only_what_changed(workspace, inventory, monkeypatch):

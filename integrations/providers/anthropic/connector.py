@@ -1,7 +1,8 @@
 """Anthropic connector: token usage per model and workspace (cache reads and writes included),
 and costs, from the organization Admin API.
 
-Reads `/v1/organizations/usage_report/messages` (hourly, grouped by model and workspace) and
+Reads `/v1/organizations/usage_report/messages` (hourly, grouped by model, workspace, service
+tier, context window and inference geo) and
 `/v1/organizations/cost_report` (daily, grouped by workspace and description) with an Admin
 key. See docs/providers/anthropic.md for the admin's side of it.
 """
@@ -62,6 +63,9 @@ ORGANIZATION_HEADER = "anthropic-organization-id"
 _ADMIN_KEY_RE = re.compile(r"^sk-ant-admin\d+-")
 MAX_PAGES = 5_000  # a cursor loop the provider never ends is a bug, not a long history
 USAGE = Stream("usage_report", "Token usage per model and workspace, hourly (usage_report/messages)")
+# Service tier, context window and inference geo are grouped by so standard, batch, priority,
+# long-context and US-only traffic stay apart (issue 13); `speed` is kept when a row carries it.
+USAGE_GROUPS = ["model", "workspace_id", "service_tier", "context_window", "inference_geo"]
 COSTS = Stream("cost_report", "Costs per workspace and description, daily (cost_report)")
 # Runtime messages say "sk-ant-admin…", never "sk-ant-admin01-…": the seam's redaction takes
 # any "sk-" followed by 12 key-like characters for a secret and would blank the advice out.
@@ -219,7 +223,7 @@ class AnthropicProvider(Provider):
         base, headers = self._base_url(settings), self._headers(credential)
         usage = self._samples(
             http, f"{base}/v1/organizations/usage_report/messages", headers, window, HOUR,
-            {"bucket_width": "1h", "group_by[]": ["model", "workspace_id"], "limit": self.usage_page_size},
+            {"bucket_width": "1h", "group_by[]": USAGE_GROUPS, "limit": self.usage_page_size},
             parse_usage_page, usage_samples, USAGE.name, answered,
         )  # fmt: skip
         costs = self._samples(

@@ -28,6 +28,9 @@ DAY = timedelta(days=1)
 # Usage and costs of the default workspace come with `workspace_id: null`; we store them
 # under this project name (real workspace ids all start with "wrkspc_", so it cannot clash).
 DEFAULT_WORKSPACE = "default"
+# server_tool_use counters read when present: web search (documented), code execution and web
+# fetch (newer rows; absent on older ones) -> api_calls with the tool as operation.
+SERVER_TOOLS: tuple[str, ...] = ("web_search_requests", "code_execution_requests", "web_fetch_requests")
 
 R = TypeVar("R")
 
@@ -42,6 +45,13 @@ class UsageResult:
     cache_creation_1h: int
     output_tokens: int
     web_search_requests: int | None  # None when the row has no server_tool_use
+    # Kept apart (issue 13): each null unless grouped by (speed: when the row carries it).
+    service_tier: str | None = None  # standard | batch | priority | flex
+    context_window: str | None = None  # 0-200k | 200k-1M (the long-context premium)
+    inference_geo: str | None = None  # global | us | not_available
+    speed: str | None = None  # standard | fast
+    code_execution_requests: int | None = None  # server_tool_use, when present
+    web_fetch_requests: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,10 @@ class CostResult:
     cost_type: str | None
     model: str | None
     token_type: str | None
+    service_tier: str | None = None
+    context_window: str | None = None
+    inference_geo: str | None = None
+    speed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,11 +171,12 @@ def _page(body: Any, parse_result: Any, what: str) -> Page[Any]:
 # ---------------------------------------------------------------- parsers
 def _usage_result(obj: dict[str, Any], where: str) -> UsageResult:
     creation = _dict(obj.get("cache_creation"), f"{where}.cache_creation")
-    web_search: int | None = None
+    tool_counts: dict[str, int | None] = dict.fromkeys(SERVER_TOOLS)
     if obj.get("server_tool_use") is not None:
         tools = _dict(obj["server_tool_use"], f"{where}.server_tool_use")
-        if tools.get("web_search_requests") is not None:
-            web_search = _int(tools, "web_search_requests", f"{where}.server_tool_use")
+        for name in SERVER_TOOLS:
+            if tools.get(name) is not None:
+                tool_counts[name] = _int(tools, name, f"{where}.server_tool_use")
     return UsageResult(
         workspace_id=_opt_str(obj, "workspace_id", where),
         model=_opt_str(obj, "model", where),
@@ -170,7 +185,13 @@ def _usage_result(obj: dict[str, Any], where: str) -> UsageResult:
         cache_creation_5m=_int(creation, "ephemeral_5m_input_tokens", f"{where}.cache_creation"),
         cache_creation_1h=_int(creation, "ephemeral_1h_input_tokens", f"{where}.cache_creation"),
         output_tokens=_int(obj, "output_tokens", where),
-        web_search_requests=web_search,
+        web_search_requests=tool_counts["web_search_requests"],
+        service_tier=_opt_str(obj, "service_tier", where),
+        context_window=_opt_str(obj, "context_window", where),
+        inference_geo=_opt_str(obj, "inference_geo", where),
+        speed=_opt_str(obj, "speed", where),
+        code_execution_requests=tool_counts["code_execution_requests"],
+        web_fetch_requests=tool_counts["web_fetch_requests"],
     )
 
 
@@ -196,6 +217,10 @@ def _cost_result(obj: dict[str, Any], where: str) -> CostResult:
         cost_type=_opt_str(obj, "cost_type", where),
         model=_opt_str(obj, "model", where),
         token_type=_opt_str(obj, "token_type", where),
+        service_tier=_opt_str(obj, "service_tier", where),
+        context_window=_opt_str(obj, "context_window", where),
+        inference_geo=_opt_str(obj, "inference_geo", where),
+        speed=_opt_str(obj, "speed", where),
     )
 
 
@@ -253,23 +278,38 @@ def usage_metrics(result: UsageResult) -> list[tuple[str, str, int]]:
     ]
     if result.web_search_requests is not None:
         metrics.append(("api_calls", "web_search", result.web_search_requests))
+    if result.code_execution_requests is not None:
+        metrics.append(("api_calls", "code_execution", result.code_execution_requests))
+    if result.web_fetch_requests is not None:
+        metrics.append(("api_calls", "web_fetch", result.web_fetch_requests))
     return metrics
+
+
+def tier_dimensions(result: UsageResult | CostResult) -> dict[str, str]:
+    """The dimensions that say how the traffic was priced, each kept apart ("" when not given)."""
+    return {
+        "service_tier": result.service_tier or "",
+        "context_window": result.context_window or "",
+        "inference_geo": result.inference_geo or "",
+        "speed": result.speed or "",
+    }
 
 
 def usage_samples(bucket: Bucket[UsageResult], *, account: str, width: timedelta = HOUR) -> list[UsageSample]:
     # The key is always the aligned bucket [start, start + width): the same hour read by two
     # syncs must produce the same key.
     start = align_down(bucket.start, width)
-    totals: dict[tuple[str, str, str, str], int] = {}
+    totals: dict[tuple[Any, ...], int] = {}
     for result in bucket.results:
+        tiers = tuple(tier_dimensions(result).items())
         for metric, operation, quantity in usage_metrics(result):
-            key = (project_of(result.workspace_id), result.model or "", operation, metric)
+            key = (project_of(result.workspace_id), result.model or "", operation, tiers, metric)
             # Rows sharing our key (split by a dimension we do not group by) add up.
             totals[key] = totals.get(key, 0) + quantity
     return [
         UsageSample(start, start + width, metric, Decimal(quantity), account=account, project=project, model=model,
-                    operation=operation)
-        for (project, model, operation, metric), quantity in totals.items()
+                    operation=operation, **dict(tiers))
+        for (project, model, operation, tiers, metric), quantity in totals.items()
     ]  # fmt: skip
 
 
@@ -282,13 +322,14 @@ def cost_operation(result: CostResult) -> str:
 
 def cost_samples(bucket: Bucket[CostResult], *, account: str, width: timedelta = DAY) -> list[UsageSample]:
     start = align_down(bucket.start, width)
-    totals: dict[tuple[str, str, str, str], Decimal] = {}
+    totals: dict[tuple[Any, ...], Decimal] = {}
     for result in bucket.results:
-        # Standard and batch lines (and context-window tiers) of one token type share a key: summed.
-        key = (project_of(result.workspace_id), result.model or "", cost_operation(result), result.currency)
+        # Standard and batch lines, context-window tiers, geos and speeds stay apart (their dimensions).
+        tiers = tuple(tier_dimensions(result).items())
+        key = (project_of(result.workspace_id), result.model or "", cost_operation(result), tiers, result.currency)
         totals[key] = totals.get(key, Decimal(0)) + result.amount
     return [
         UsageSample(start, start + width, "cost", amount, unit=currency, account=account, project=project,
-                    model=model, operation=operation)
-        for (project, model, operation, currency), amount in totals.items()
+                    model=model, operation=operation, **dict(tiers))
+        for (project, model, operation, tiers, currency), amount in totals.items()
     ]  # fmt: skip

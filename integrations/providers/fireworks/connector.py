@@ -88,7 +88,8 @@ TRAINING = Stream("billing_training", "Fine-tuning tokens (and GPU seconds) per 
 METRICS = Stream("metrics", "Dedicated-deployment throughput estimates, hourly (metrics scrape)", answers=False)
 # (usageType, groupBy, the stream it answers): the dimensions valid for each usage type.
 USAGE_QUERIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("SERVERLESS", ("model_name",), SERVERLESS.name),
+    # Serverless per API key too (the documented api_key_id / api_key_name dimensions).
+    ("SERVERLESS", ("model_name", "api_key_id", "api_key_name"), SERVERLESS.name),
     ("DEDICATED_DEPLOYMENT", ("deployment_name", "accelerator_type"), DEDICATED.name),
     ("TRAINING", (), TRAINING.name),
 )

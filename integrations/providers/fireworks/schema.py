@@ -31,6 +31,7 @@ class ServerlessRow:
     prompt_tokens: int  # all prompt tokens, cached ones included
     completion_tokens: int
     cached_prompt_tokens: int | None  # only when the row carries the (undocumented here) field
+    api_key: str = ""  # group.api_key_id (groupBy=api_key_id); "" when not grouped by it
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,10 @@ def _serverless_row(obj: dict[str, Any], what: str, day: datetime | None) -> Ser
     group = _group(obj, what)
     model = _str(obj, "modelName", what) or _str(group, "model_name", f"{what}.group")
     cached = _count(obj, "cachedPromptTokens", what) if obj.get("cachedPromptTokens") is not None else None
+    # The docs: read API-key values from the group map (the top-level apiKeyId is deprecated).
+    api_key = _str(group, "api_key_id", f"{what}.group") or _str(obj, "apiKeyId", what)
     return ServerlessRow(
-        start, end, model, _count(obj, "promptTokens", what), _count(obj, "completionTokens", what), cached
+        start, end, model, _count(obj, "promptTokens", what), _count(obj, "completionTokens", what), cached, api_key
     )
 
 
@@ -221,17 +224,18 @@ def parse_billing_usage(body: Any, *, day: datetime | None = None) -> BillingUsa
 
 def serverless_samples(rows: tuple[ServerlessRow, ...], *, account: str) -> list[UsageSample]:
     # Rows sharing our key (e.g. split by a usage type we do not key on) add up.
-    totals: dict[tuple[datetime, str, str], int] = {}
+    totals: dict[tuple[datetime, str, str, str], int] = {}
     for row in rows:
         day = align_down(row.start, DAY)
         counts = [("input_tokens", row.prompt_tokens), ("output_tokens", row.completion_tokens)]
         if row.cached_prompt_tokens is not None:
             counts.append(("cached_input_tokens", row.cached_prompt_tokens))
         for metric, count in counts:
-            totals[(day, row.model, metric)] = totals.get((day, row.model, metric), 0) + count
+            key = (day, row.model, row.api_key, metric)
+            totals[key] = totals.get(key, 0) + count
     return [
-        UsageSample(day, day + DAY, metric, Decimal(count), account=account, model=model)
-        for (day, model, metric), count in totals.items()
+        UsageSample(day, day + DAY, metric, Decimal(count), account=account, model=model, api_key=api_key)
+        for (day, model, api_key, metric), count in totals.items()
     ]
 
 

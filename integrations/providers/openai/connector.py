@@ -1,7 +1,11 @@
 """OpenAI connector: token usage per model and project, and costs, from the admin API.
 
-Reads `/organization/usage/completions` (hourly, grouped by model and project) and
-`/organization/costs` (daily, grouped by line item and project) with an Admin key.
+Reads `/organization/usage/completions` (hourly, grouped by model, project, service tier and
+batch), the other usage endpoints (embeddings, moderations, images, audio speeches, audio
+transcriptions, code interpreter sessions hourly; vector stores daily) and
+`/organization/costs` (daily, grouped by line item, project and API key) with an Admin key.
+Completions and costs must be readable; a key whose permissions leave one of the other usage
+types out gets those skipped (noted for the sync's events, see `SKIPPED_STATE`), not a failed sync.
 See docs/providers/openai.md for the admin's side of it.
 """
 
@@ -30,15 +34,20 @@ from integrations.providers.base import (
     align_down,
     align_up,
     in_stream,
+    note_skipped,
 )
 from integrations.providers.openai.schema import (
     DAY,
     HOUR,
+    USAGE_KINDS,
     Page,
+    UsageKind,
     completions_samples,
     cost_samples,
+    kind_samples,
     parse_completions_page,
     parse_costs_page,
+    parse_kind_page,
     parse_project_list,
 )
 
@@ -53,7 +62,12 @@ ORGANIZATION_HEADER = "openai-organization"
 _PROJECT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 MAX_PAGES = 5_000  # a cursor loop the provider never ends is a bug, not a long history
 USAGE = Stream("usage_completions", "Token usage per model and project, hourly (/organization/usage/completions)")
-COSTS = Stream("costs", "Costs per line item and project, daily (/organization/costs)")
+COSTS = Stream("costs", "Costs per line item, project and API key, daily (/organization/costs)")
+# One stream per other usage endpoint (its rows are removed only by its own complete re-read).
+KIND_STREAMS: dict[str, Stream] = {
+    kind.name: Stream(f"usage_{kind.name}", f"{kind.name.replace('_', ' ').capitalize()} usage (/organization/usage/{kind.name})")
+    for kind in USAGE_KINDS
+}
 
 
 def classify_error(status: int, message: str, response: requests.Response) -> ProviderError | None:
@@ -119,10 +133,11 @@ class OpenAIProvider(Provider):
     # Each is answered for the buckets read, all projects (or the project_ids filter), per
     # organization the answer came from: a line item re-labelled or a model with no more usage
     # leaves no row behind.
-    streams = (USAGE, COSTS)
+    streams = (USAGE, COSTS, *KIND_STREAMS.values())
 
     # Page sizes: the documented maxima (1h usage: 168 buckets = a week; costs: 180 days).
     usage_page_size: ClassVar[int] = 168
+    kind_page_sizes: ClassVar[dict[str, int]] = {"1h": 168, "1d": 31}
     costs_page_size: ClassVar[int] = 180
     projects_page_size: ClassVar[int] = 100
 
@@ -207,18 +222,53 @@ class OpenAIProvider(Provider):
         scope: dict[str, list[str]] = {}
         if project_ids := self._project_ids(settings):
             filters["project_ids"] = scope["project"] = project_ids  # the filter is all that is answered
+        completions_groups = ["model", "project_id", "service_tier", "batch"]
         usage = self._samples(
             http, f"{base}/organization/usage/completions", headers, window, HOUR,
-            {"bucket_width": "1h", "group_by": ["model", "project_id"], "limit": self.usage_page_size, **filters},
+            {"bucket_width": "1h", "group_by": completions_groups, "limit": self.usage_page_size, **filters},
             parse_completions_page, completions_samples, USAGE.name, scope, answered,
         )  # fmt: skip
         costs = self._samples(
             http, f"{base}/organization/costs", headers, window, DAY,
-            {"bucket_width": "1d", "group_by": ["line_item", "project_id"], "limit": self.costs_page_size, **filters},
+            {"bucket_width": "1d", "group_by": ["line_item", "project_id", "api_key_id"], "limit": self.costs_page_size,
+             **filters},
             parse_costs_page, cost_samples, COSTS.name, scope, answered,
         )  # fmt: skip
-        # Both streams are in bucket order; merging keeps the whole output in time order.
-        yield from heapq.merge(usage, costs, key=lambda s: s.bucket_start)
+        skipped: dict[str, str] = {}
+        kinds = [self._kind(http, base, headers, window, kind, filters, scope, answered, skipped) for kind in USAGE_KINDS]
+        # Every stream is in bucket order; merging keeps the whole output in time order.
+        yield from heapq.merge(usage, costs, *kinds, key=lambda s: s.bucket_start)
+        if state is not None:
+            note_skipped(state, skipped)
+
+    def _kind(
+        self,
+        http: HttpClient,
+        base: str,
+        headers: dict[str, str],
+        window: Window,
+        kind: UsageKind,
+        filters: dict[str, Any],
+        scope: dict[str, list[str]],
+        answered: list[Answered] | None,
+        skipped: dict[str, str],
+    ) -> Iterator[UsageSample]:
+        width_name = "1d" if kind.width == DAY else "1h"
+        params = {"bucket_width": width_name, "group_by": list(kind.group_by), "limit": self.kind_page_sizes[width_name],
+                  **filters}  # fmt: skip
+        stream = KIND_STREAMS[kind.name]
+        samples = self._samples(
+            http, f"{base}/organization/usage/{kind.name}", headers, window, kind.width, params,
+            parse_kind_page(kind), kind_samples(kind), stream.name, scope, answered,
+        )  # fmt: skip
+        try:
+            yield from samples
+        except (ScopeError, PermissionDenied) as error:
+            # A key restricted to some usage types: this one is skipped (its stored rows stay,
+            # nothing is declared answered) and the sync goes on; the engine reports it once.
+            what = kind.name.replace("_", " ").capitalize()
+            reason = "a scope is missing" if isinstance(error, ScopeError) else "access was refused"
+            skipped[stream.name] = f"{what} usage was not read: OpenAI answered that {reason} for this key ({error.http_status or 403})."
 
     # ------------------------------------------------------------ internals
     def _samples(

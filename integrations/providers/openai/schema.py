@@ -43,6 +43,8 @@ class CompletionsResult:
     project_id: str | None
     model: str | None
     tokens: dict[str, int]  # OpenAI field name -> value, for the USAGE_METRICS fields present
+    service_tier: str | None = None  # "default", "flex", "priority", … (group_by service_tier)
+    batch: bool | None = None  # Batch API traffic or not (group_by batch)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,52 @@ class CostResult:
     currency: str
     line_item: str | None
     project_id: str | None
+    api_key_id: str | None = None
+    quantity: Decimal | None = None  # what the line item billed, in quantity_unit (recent costs)
+    quantity_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class UsageKind:
+    """One of the usage endpoints besides completions (/organization/usage/<name>): the
+    group_by we ask for, its quantity fields (OpenAI field -> our metric; `required` ones must
+    be there), and the operation its rows carry, so each kind stays apart from the others."""
+
+    name: str
+    group_by: tuple[str, ...]
+    metrics: tuple[tuple[str, str], ...]
+    required: tuple[str, ...]
+    operation: str
+    width: timedelta = HOUR
+
+
+@dataclass(frozen=True)
+class KindResult:
+    project_id: str | None
+    model: str | None
+    source: str | None  # images: image.generation | image.edit | image.variation
+    quantities: dict[str, int]  # our metric -> value
+
+
+# The documented result objects (organization.usage.<name>.result). Vector stores report the
+# bytes stored (a level): read per day, so a day's row is that day's bytes and a sum over days
+# is byte-days, the unit storage is billed in. Code interpreter sessions: `num_sessions`
+# (optional in the spec; an older spec calls it `sessions`).
+USAGE_KINDS: tuple[UsageKind, ...] = (
+    UsageKind("embeddings", ("model", "project_id"), (("input_tokens", "input_tokens"), ("num_model_requests", "requests")),
+              ("input_tokens", "num_model_requests"), "embeddings"),
+    UsageKind("moderations", ("model", "project_id"), (("input_tokens", "input_tokens"), ("num_model_requests", "requests")),
+              ("input_tokens", "num_model_requests"), "moderations"),
+    UsageKind("images", ("model", "project_id", "source"), (("images", "images"), ("num_model_requests", "requests")),
+              ("images", "num_model_requests"), "images"),
+    UsageKind("audio_speeches", ("model", "project_id"), (("characters", "characters"), ("num_model_requests", "requests")),
+              ("characters", "num_model_requests"), "audio_speeches"),
+    UsageKind("audio_transcriptions", ("model", "project_id"), (("seconds", "audio_seconds"), ("num_model_requests", "requests")),
+              ("seconds", "num_model_requests"), "audio_transcriptions"),
+    UsageKind("vector_stores", ("project_id",), (("usage_bytes", "storage_byte_days"),), ("usage_bytes",), "vector_stores", DAY),
+    UsageKind("code_interpreter_sessions", ("project_id",), (("num_sessions", "sessions"), ("sessions", "sessions")),
+              (), "code_interpreter_sessions"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,7 +195,50 @@ def _completions_result(obj: dict[str, Any], where: str) -> CompletionsResult:
     for key, _metric in USAGE_METRICS:
         if key not in tokens and obj.get(key) is not None:  # optional fields: absent or null is fine
             tokens[key] = _int(obj, key, where)
-    return CompletionsResult(_opt_str(obj, "project_id", where), _opt_str(obj, "model", where), tokens)
+    batch = obj.get("batch")
+    if batch is not None and not isinstance(batch, bool):
+        raise _bad(f"{where}.batch is not a boolean")
+    return CompletionsResult(
+        _opt_str(obj, "project_id", where), _opt_str(obj, "model", where), tokens,
+        service_tier=_opt_str(obj, "service_tier", where), batch=batch,
+    )  # fmt: skip
+
+
+def _kind_result(kind: UsageKind) -> Any:
+    def parse(obj: dict[str, Any], where: str) -> KindResult:
+        quantities: dict[str, int] = {}
+        for key, metric in kind.metrics:
+            if key in kind.required or obj.get(key) is not None:
+                quantities[metric] = quantities.get(metric, 0) + _int(obj, key, where)
+        return KindResult(
+            _opt_str(obj, "project_id", where), _opt_str(obj, "model", where), _opt_str(obj, "source", where), quantities
+        )
+
+    return parse
+
+
+def parse_kind_page(kind: UsageKind) -> Any:
+    parse = _kind_result(kind)
+
+    def parse_page(body: Any) -> Page[KindResult]:
+        return _page(body, parse, f"{kind.name} usage page")
+
+    return parse_page
+
+
+def _opt_decimal(obj: dict[str, Any], key: str, where: str) -> Decimal | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _bad(f"{where}.{key} is not a number")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise _bad(f"{where}.{key} is not a number") from None
+    if not number.is_finite():
+        raise _bad(f"{where}.{key} is not a finite number")
+    return number
 
 
 def _cost_result(obj: dict[str, Any], where: str) -> CostResult:
@@ -165,9 +256,13 @@ def _cost_result(obj: dict[str, Any], where: str) -> CostResult:
     currency = amount.get("currency")
     if not isinstance(currency, str) or not currency.strip():
         raise _bad(f"{where}.amount.currency is missing")
+    billed, billed_unit = _opt_decimal(obj, "quantity", where), _opt_str(obj, "quantity_unit", where)
     return CostResult(
-        quantity, currency.strip().upper(), _opt_str(obj, "line_item", where), _opt_str(obj, "project_id", where)
-    )
+        quantity, currency.strip().upper(), _opt_str(obj, "line_item", where), _opt_str(obj, "project_id", where),
+        api_key_id=_opt_str(obj, "api_key_id", where),
+        # A quantity means something only with its unit: without one it is left out.
+        quantity=billed if billed_unit else None, quantity_unit=billed_unit if billed is not None else None,
+    )  # fmt: skip
 
 
 def parse_completions_page(body: Any) -> Page[CompletionsResult]:
@@ -213,37 +308,69 @@ def completions_samples(
     # The key is always the aligned bucket [start, start + width): the same hour read by two
     # syncs must produce the same key, however the provider clipped that bucket.
     start = align_down(bucket.start, width)
-    totals: dict[tuple[str, str, str], int] = {}
+    totals: dict[tuple[str, str, str, str, str], int] = {}
     for result in bucket.results:
+        tier, batch = result.service_tier or "", _flag(result.batch)
         for key, metric in USAGE_METRICS:
             if key in result.tokens:
-                dims = (result.project_id or "", result.model or "", metric)
+                dims = (result.project_id or "", result.model or "", tier, batch, metric)
                 # Results sharing our key (e.g. split by a dimension we do not group by) add up.
                 totals[dims] = totals.get(dims, 0) + result.tokens[key]
     return [
-        UsageSample(start, start + width, metric, Decimal(quantity), account=account, project=project, model=model)
-        for (project, model, metric), quantity in totals.items()
+        UsageSample(
+            start, start + width, metric, Decimal(quantity), account=account, project=project, model=model,
+            service_tier=tier, batch=batch,
+        )
+        for (project, model, tier, batch, metric), quantity in totals.items()
     ]
+
+
+def _flag(value: bool | None) -> str:
+    """The batch dimension: "true" / "false" as OpenAI reports it, "" when not reported."""
+    return "" if value is None else ("true" if value else "false")
+
+
+def kind_samples(kind: UsageKind) -> Any:
+    def to_samples(bucket: Bucket[KindResult], *, account: str, width: timedelta = HOUR) -> list[UsageSample]:
+        start = align_down(bucket.start, width)
+        totals: dict[tuple[str, str, str, str], int] = {}
+        for result in bucket.results:
+            operation = result.source or kind.operation  # images: the source says which operation
+            for metric, quantity in result.quantities.items():
+                dims = (result.project_id or "", result.model or "", operation, metric)
+                totals[dims] = totals.get(dims, 0) + quantity
+        return [
+            UsageSample(start, start + width, metric, Decimal(quantity), account=account, project=project, model=model,
+                        operation=operation)
+            for (project, model, operation, metric), quantity in totals.items()
+        ]
+
+    return to_samples
 
 
 def cost_samples(bucket: Bucket[CostResult], *, account: str, width: timedelta = DAY) -> list[UsageSample]:
     start = align_down(bucket.start, width)
-    totals: dict[tuple[str, str, str, str], Decimal] = {}
+    totals: dict[tuple[str, str, str, str, str, str], Decimal] = {}
     for result in bucket.results:
         model, operation = split_line_item(result.line_item)
-        dims = (result.project_id or "", model, operation, result.currency)
-        totals[dims] = totals.get(dims, Decimal(0)) + result.amount
+        dims = (result.project_id or "", model, operation, result.api_key_id or "")
+        key = (*dims, "cost", result.currency)
+        totals[key] = totals.get(key, Decimal(0)) + result.amount
+        if result.quantity is not None and result.quantity_unit:
+            key = (*dims, "billed_quantity", result.quantity_unit.strip().lower()[:16])
+            totals[key] = totals.get(key, Decimal(0)) + result.quantity
     return [
         UsageSample(
             start,
             start + width,
-            "cost",
+            metric,
             amount,
-            unit=currency,
+            unit=unit,
             account=account,
             project=project,
             model=model,
             operation=operation,
+            api_key=api_key,
         )
-        for (project, model, operation, currency), amount in totals.items()
+        for (project, model, operation, api_key, metric, unit), amount in totals.items()
     ]

@@ -191,21 +191,28 @@ def activity_samples(items: Iterable[ActivityItem], *, days: set[date] | None = 
 
     Rows sharing that key (e.g. split by a dimension we do not read) add up. Reasoning tokens
     are already inside `completion_tokens`, so output_tokens is completion_tokens as given.
+    `byok_usage_inference` (what the customer's own provider key was billed, by that provider,
+    for traffic routed here) is kept as its own metric, `byok_cost`, never in `cost`: it is not
+    OpenRouter's charge, and may already be counted by that provider's own integration. A key
+    with no BYOK spend gets no byok_cost row.
     """
     totals: dict[tuple[date, str, str, str], list[Decimal]] = {}
     for item in items:
         if days is not None and item.day not in days:
             continue
         key = (item.day, item.model, item.endpoint_id, item.provider_name)
-        figures = (item.prompt_tokens, item.completion_tokens, item.requests, item.usage)
-        sums = totals.setdefault(key, [Decimal(0)] * 4)
+        figures = (item.prompt_tokens, item.completion_tokens, item.requests, item.usage,
+                   item.byok_usage_inference or Decimal(0))  # fmt: skip
+        sums = totals.setdefault(key, [Decimal(0)] * 5)
         for i, value in enumerate(figures):
             sums[i] += value
     samples = []
     for (day, model, endpoint, provider), sums in sorted(totals.items()):
         start = day_start(day)
         dims = {"model": model, "endpoint": endpoint, "deployment": provider}
-        for metric, quantity in zip(("input_tokens", "output_tokens", "requests", "cost"), sums, strict=True):
-            unit = "USD" if metric == "cost" else ""
+        for metric, quantity in zip(("input_tokens", "output_tokens", "requests", "cost", "byok_cost"), sums, strict=True):
+            if metric == "byok_cost" and not quantity:
+                continue
+            unit = "USD" if metric in ("cost", "byok_cost") else ""
             samples.append(UsageSample(start, start + DAY, metric, quantity, unit=unit, **dims))
     return samples

@@ -71,7 +71,7 @@ def test_fetch_reproduces_true_totals_per_model_workspace_and_day(
     assert {s.account for s in usage + costs} == {fake.ORGANIZATION_ID}
     assert {s.unit for s in costs} == {"USD"}
     assert {(s.metric, s.unit) for s in usage} == {(m, "tokens") for m in TOKEN_METRICS} | {("api_calls", "calls")}
-    assert {s.operation for s in usage if s.metric == "api_calls"} == {"web_search"}
+    assert {s.operation for s in usage if s.metric == "api_calls"} == {"web_search", "code_execution"}
 
 
 def test_input_tokens_include_cache_reads_and_both_cache_writes(
@@ -105,7 +105,7 @@ def test_requests_use_documented_parameters_in_bracket_form(
 ) -> None:
     fetch(provider, admin_credential, anthropic_settings, three_days, http)
     (usage,) = sandbox.requests(USAGE_PATH)
-    assert usage["query"]["group_by[]"] == ["model", "workspace_id"] and "group_by" not in usage["query"]
+    assert usage["query"]["group_by[]"] == ["model", "workspace_id", "service_tier", "context_window", "inference_geo"] and "group_by" not in usage["query"]
     assert usage["query"]["bucket_width"] == ["1h"] and usage["query"]["limit"] == ["168"]
     assert usage["query"]["starting_at"] == [three_days.start.strftime("%Y-%m-%dT%H:%M:%SZ")]
     assert usage["query"]["ending_at"] == [three_days.end.strftime("%Y-%m-%dT%H:%M:%SZ")]

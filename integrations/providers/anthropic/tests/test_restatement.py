@@ -12,7 +12,7 @@ import pytest
 
 from integrations import engine, services
 from integrations.models import Integration, SyncRun
-from integrations.providers.anthropic.tests.support import base_url, cost_operation_of, days_ago, usage_fields
+from integrations.providers.anthropic.tests.support import base_url, cost_operation_of, days_ago, usage_items
 from integrations.tests.restatement import import_rows, nonzero, stored_rows
 from sandbox import anthropic as fake
 from usage.models import UsageRecord
@@ -41,8 +41,7 @@ def sync(integration: Integration, since: datetime | None = None) -> SyncRun:
 def truth(start: datetime, end: datetime) -> dict:
     totals: Counter = Counter()
     for row in fake.truth_usage(start, end):
-        for metric, value in usage_fields(row).items():
-            operation = "web_search" if metric == "api_calls" else ""  # searches are api_calls of that operation
+        for metric, operation, value in usage_items(row):  # server tool calls are api_calls of that tool
             totals[(metric, row.hour_start, row.workspace_id or "default", row.model, operation)] += value
     for c in fake.truth_costs(start, end):
         totals[("cost", c.day, c.workspace_id or "default", c.model or "", cost_operation_of(c))] += c.amount

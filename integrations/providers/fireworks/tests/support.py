@@ -72,15 +72,17 @@ def _day(date: str, metric: str, quantity: str, **dims: str) -> UsageSample:
 
 # Two rows of deepseek on 11-01 add up; the embedding row names its model only in `group` and
 # has no completionTokens (proto3 leaves a 0 out): output 0. Only the kimi row carries
-# cachedPromptTokens, so only it yields cached_input_tokens.
+# cachedPromptTokens, so only it yields cached_input_tokens. The API key comes from the group
+# map (api_key_id; the deprecated top-level apiKeyId agrees): the deepseek rows have none.
 EXPECTED_SERVERLESS = [
     _day("2026-11-01", "input_tokens", "1250", model="accounts/fireworks/models/deepseek-v3"),
     _day("2026-11-01", "output_tokens", "300", model="accounts/fireworks/models/deepseek-v3"),
-    _day("2026-11-01", "input_tokens", "900", model="accounts/fireworks/models/nomic-embed-text-v1p5"),
-    _day("2026-11-01", "output_tokens", "0", model="accounts/fireworks/models/nomic-embed-text-v1p5"),
-    _day("2026-11-02", "input_tokens", "886211", model="accounts/fireworks/models/kimi-k2-instruct"),
-    _day("2026-11-02", "output_tokens", "8272", model="accounts/fireworks/models/kimi-k2-instruct"),
-    _day("2026-11-02", "cached_input_tokens", "762880", model="accounts/fireworks/models/kimi-k2-instruct"),
+    _day("2026-11-01", "input_tokens", "900", model="accounts/fireworks/models/nomic-embed-text-v1p5", api_key="key_def"),
+    _day("2026-11-01", "output_tokens", "0", model="accounts/fireworks/models/nomic-embed-text-v1p5", api_key="key_def"),
+    _day("2026-11-02", "input_tokens", "886211", model="accounts/fireworks/models/kimi-k2-instruct", api_key="key_abc"),
+    _day("2026-11-02", "output_tokens", "8272", model="accounts/fireworks/models/kimi-k2-instruct", api_key="key_abc"),
+    _day("2026-11-02", "cached_input_tokens", "762880", model="accounts/fireworks/models/kimi-k2-instruct",
+         api_key="key_abc"),
 ]
 
 # The second row has no deploymentId (taken from group.deployment_name), no placement and ends

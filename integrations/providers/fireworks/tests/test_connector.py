@@ -92,7 +92,7 @@ def test_billing_is_read_in_pieces_of_at_most_31_days(provider, credential, fw_s
     for r in requests:
         assert r["query"]["timezone"] == ["UTC"]
         expected = {
-            "SERVERLESS": ["model_name"],
+            "SERVERLESS": ["model_name", "api_key_id", "api_key_name"],
             "DEDICATED_DEPLOYMENT": ["deployment_name", "accelerator_type"],
             "TRAINING": [],  # no grouping documented for training: rows come per base model
         }[r["query"]["usageType"][0]]

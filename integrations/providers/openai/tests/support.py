@@ -36,35 +36,42 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def _usage(start: str, end: str, metric: str, quantity: int, project: str, model: str) -> UsageSample:
-    return UsageSample(_at(start), _at(end), metric, Decimal(quantity), account=ORG, project=project, model=model)
+def _usage(start: str, end: str, metric: str, quantity: int, project: str, model: str, tier: str = "",
+           batch: str = "") -> UsageSample:  # fmt: skip
+    return UsageSample(_at(start), _at(end), metric, Decimal(quantity), account=ORG, project=project, model=model,
+                       service_tier=tier, batch=batch)  # fmt: skip
 
 
+# Service tier and batch are kept as reported: "priority" / "false", "default" / "true", and in
+# the 02:00 bucket "default" with batch null ("": not reported).
 # The first bucket starts at 00:30 (the API's quirk for an unaligned start_time): its samples
 # are keyed on the aligned hour. The 01:00 bucket is empty: no samples. In the 02:00 bucket
 # input_cached_tokens is null and input_cache_write_tokens absent: no samples for those.
 EXPECTED_COMPLETIONS = [
-    _usage("2024-11-01T00:00", "2024-11-01T01:00", "input_tokens", 1200, "proj_abc", "gpt-4o-2024-08-06"),
-    _usage("2024-11-01T00:00", "2024-11-01T01:00", "cached_input_tokens", 400, "proj_abc", "gpt-4o-2024-08-06"),
-    _usage("2024-11-01T00:00", "2024-11-01T01:00", "cache_write_tokens", 100, "proj_abc", "gpt-4o-2024-08-06"),
-    _usage("2024-11-01T00:00", "2024-11-01T01:00", "output_tokens", 300, "proj_abc", "gpt-4o-2024-08-06"),
-    _usage("2024-11-01T00:00", "2024-11-01T01:00", "requests", 4, "proj_abc", "gpt-4o-2024-08-06"),
-    _usage("2024-11-01T00:00", "2024-11-01T01:00", "input_tokens", 500, "proj_def", "gpt-4o-mini-2024-07-18"),
-    _usage("2024-11-01T00:00", "2024-11-01T01:00", "cached_input_tokens", 0, "proj_def", "gpt-4o-mini-2024-07-18"),
-    _usage("2024-11-01T00:00", "2024-11-01T01:00", "output_tokens", 50, "proj_def", "gpt-4o-mini-2024-07-18"),
-    _usage("2024-11-01T00:00", "2024-11-01T01:00", "requests", 2, "proj_def", "gpt-4o-mini-2024-07-18"),
-    _usage("2024-11-01T02:00", "2024-11-01T03:00", "input_tokens", 90, "proj_abc", "o3-mini-2025-01-31"),
-    _usage("2024-11-01T02:00", "2024-11-01T03:00", "output_tokens", 10, "proj_abc", "o3-mini-2025-01-31"),
-    _usage("2024-11-01T02:00", "2024-11-01T03:00", "requests", 1, "proj_abc", "o3-mini-2025-01-31"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "input_tokens", 1200, "proj_abc", "gpt-4o-2024-08-06", "priority", "false"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "cached_input_tokens", 400, "proj_abc", "gpt-4o-2024-08-06", "priority", "false"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "cache_write_tokens", 100, "proj_abc", "gpt-4o-2024-08-06", "priority", "false"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "output_tokens", 300, "proj_abc", "gpt-4o-2024-08-06", "priority", "false"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "requests", 4, "proj_abc", "gpt-4o-2024-08-06", "priority", "false"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "input_tokens", 500, "proj_def", "gpt-4o-mini-2024-07-18", "default", "true"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "cached_input_tokens", 0, "proj_def", "gpt-4o-mini-2024-07-18", "default", "true"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "output_tokens", 50, "proj_def", "gpt-4o-mini-2024-07-18", "default", "true"),
+    _usage("2024-11-01T00:00", "2024-11-01T01:00", "requests", 2, "proj_def", "gpt-4o-mini-2024-07-18", "default", "true"),
+    _usage("2024-11-01T02:00", "2024-11-01T03:00", "input_tokens", 90, "proj_abc", "o3-mini-2025-01-31", "default"),
+    _usage("2024-11-01T02:00", "2024-11-01T03:00", "output_tokens", 10, "proj_abc", "o3-mini-2025-01-31", "default"),
+    _usage("2024-11-01T02:00", "2024-11-01T03:00", "requests", 1, "proj_abc", "o3-mini-2025-01-31", "default"),
 ]
 
 # 0.0125 arrives as a JSON number, "1.034" as a string; a line item without "<model>, " is
-# kept whole as the operation. The second day is an empty bucket.
+# kept whole as the operation. The second day is an empty bucket. The API key is kept; a
+# quantity is kept with its unit (billed_quantity), and left out when its unit is null.
 EXPECTED_COSTS = [
     UsageSample(_at("2024-11-01"), _at("2024-11-02"), "cost", Decimal("0.0125"), unit="USD", account=ORG,
-                project="proj_abc", model="gpt-4o-2024-08-06", operation="input"),
+                project="proj_abc", model="gpt-4o-2024-08-06", operation="input", api_key="key_abc"),
+    UsageSample(_at("2024-11-01"), _at("2024-11-02"), "billed_quantity", Decimal("5000"), unit="tokens", account=ORG,
+                project="proj_abc", model="gpt-4o-2024-08-06", operation="input", api_key="key_abc"),
     UsageSample(_at("2024-11-01"), _at("2024-11-02"), "cost", Decimal("1.034"), unit="USD", account=ORG,
-                project="proj_abc", model="gpt-4o-2024-08-06", operation="output"),
+                project="proj_abc", model="gpt-4o-2024-08-06", operation="output", api_key="key_abc"),
     UsageSample(_at("2024-11-01"), _at("2024-11-02"), "cost", Decimal("0.5"), unit="USD", account=ORG,
                 project="proj_def", operation="Web search tool calls"),
 ]  # fmt: skip

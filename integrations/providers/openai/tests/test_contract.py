@@ -10,7 +10,7 @@ from integrations.providers.base import Window
 from integrations.providers.openai import provider
 from integrations.providers.openai.tests import support
 from integrations.providers.testing import ProviderContractTests
-from sandbox.openai import truth_costs, truth_usage
+from sandbox.openai import USAGE_KINDS, truth_costs, truth_kind, truth_usage
 
 USAGE_FIELDS = {
     "input_tokens": "input_tokens",
@@ -21,13 +21,28 @@ USAGE_FIELDS = {
 }
 
 
+# The other usage endpoints' fields (sandbox.openai.USAGE_KINDS) -> our metrics.
+KIND_FIELDS = {"input_tokens": "input_tokens", "num_model_requests": "requests", "images": "images",
+               "characters": "characters", "seconds": "audio_seconds", "usage_bytes": "storage_byte_days",
+               "num_sessions": "sessions"}  # fmt: skip
+
+
 def true_totals(window: Window, **filters: Any) -> dict[tuple[Any, ...], Decimal]:
-    """Per-metric totals the sandbox really holds for an hour- and day-aligned window."""
+    """Per-metric totals the sandbox really holds for an hour- and day-aligned window: every
+    usage endpoint, the costs and their billed quantities."""
     project_ids = filters.get("project_ids")
     usage = [r for r in truth_usage(window.start, window.end) if not project_ids or r.project_id in project_ids]
     costs = [r for r in truth_costs(window.start, window.end) if not project_ids or r.project_id in project_ids]
     totals = {(metric,): Decimal(sum(getattr(r, field) for r in usage)) for metric, field in USAGE_FIELDS.items()}
+    for name, kind in USAGE_KINDS.items():
+        for row in truth_kind(name, window.start, window.end):
+            if project_ids and row.project_id not in project_ids:
+                continue
+            for field, value in zip(kind.fields, row.values, strict=True):
+                key = (KIND_FIELDS[field],)
+                totals[key] = totals.get(key, Decimal(0)) + value
     totals[("cost",)] = sum((r.amount for r in costs), Decimal(0))
+    totals[("billed_quantity",)] = Decimal(sum(r.quantity for r in costs))
     return totals
 
 
@@ -59,5 +74,5 @@ class TestOpenAIContract(ProviderContractTests):
 
 def test_true_totals_cover_every_metric_the_connector_emits() -> None:
     totals = true_totals(Window(support.days_ago(2), support.days_ago(1)))
-    assert set(totals) == {(m,) for m in USAGE_FIELDS} | {("cost",)}
+    assert set(totals) == {(m,) for m in (*USAGE_FIELDS, *KIND_FIELDS.values(), "cost", "billed_quantity")}
     assert all(v > 0 for v in totals.values())

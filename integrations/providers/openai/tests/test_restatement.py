@@ -75,7 +75,8 @@ def test_a_relabelled_line_item_leaves_no_ghost_inside_the_reread_window_only(op
     sync(integration, since=d4)
     assert stored_costs(integration, d4, d1) == true_costs(d4, d1)
     old = next(r.line_item for r in fake.truth_costs(d2, d1) if r.project_id == BRAVO)
-    old_rows = UsageRecord.objects.filter(integration=integration, metric="cost", model=old.partition(", ")[0],
+    # The line item's cost and its billed quantity (both from the costs stream) are relabelled.
+    old_rows = UsageRecord.objects.filter(integration=integration, stream="costs", model=old.partition(", ")[0],
                                           operation=old.partition(", ")[2])  # fmt: skip
     ghosts = old_rows.filter(bucket_start=d2).count()
     assert ghosts >= 1

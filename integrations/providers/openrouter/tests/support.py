@@ -24,6 +24,7 @@ FIELDS = {
     "output_tokens": "completion_tokens",
     "requests": "requests",
     "cost": "usage",
+    "byok_cost": "byok_usage_inference",  # stored only where it is not 0
 }
 
 
@@ -46,6 +47,8 @@ def truth(start: datetime, end: datetime, key: Callable[[ActivityRow], tuple[Any
     totals: Counter = Counter()
     for row in truth_activity(start, end):
         for metric, field in FIELDS.items():
+            if metric == "byok_cost" and not getattr(row, field):
+                continue  # no BYOK spend: no row
             totals[(metric, *key(row))] += Decimal(getattr(row, field))
     return totals
 
@@ -75,11 +78,14 @@ SONNET_BEDROCK = ("anthropic/claude-4-sonnet-20250522", "2d3f9a4b-6e2c-4c79-9c2a
 # activity_day.json: output_tokens are completion_tokens as given, although reasoning_tokens
 # are > 0 (900 + 650 of DeepSeek's 2300, 320 of o4-mini's 410): reasoning is never added again.
 # DeepSeek's two rows share our key and add up; o4-mini is BYOK: cost is the credits spent
-# (usage), not byok_usage_inference; the free model has no permaslug: its slug is the model.
+# (usage), not byok_usage_inference, which is kept as byok_cost (only where it is not 0); the
+# free model has no permaslug: its slug is the model.
 EXPECTED_DAY = [
     *_samples("2025-08-24", *GPT41, (50, 125, 5, "0.015")),
     *_samples("2025-08-24", *R1, (1500, 2300, 4, "0.0062525")),
     *_samples("2025-08-24", *O4, (4000, 410, 2, "0.00094")),
+    UsageSample(_day("2025-08-24"), _day("2025-08-25"), "byok_cost", Decimal("0.0188"), unit="USD", model=O4[0],
+                endpoint=O4[1], deployment=O4[2]),
     *_samples("2025-08-24", *LLAMA, (2100, 640, 7, "0")),
 ]
 # activity_month.json (no `date` filter): two days, two endpoints of one model.

@@ -55,7 +55,7 @@ def test_fetch_reproduces_true_totals_per_model_endpoint_and_day(
         "per day",
     )
     assert {(s.metric, s.unit) for s in samples} == {
-        ("input_tokens", "tokens"), ("output_tokens", "tokens"), ("requests", "requests"), ("cost", "USD")
+        ("input_tokens", "tokens"), ("output_tokens", "tokens"), ("requests", "requests"), ("cost", "USD"), ("byok_cost", "USD")
     }  # fmt: skip
     rows = truth_activity(start, end)
     assert any(r.reasoning_tokens for r in rows), "the sandbox serves reasoning tokens"

@@ -39,6 +39,11 @@ def test_byok_rows_cost_the_credits_spent_not_the_byok_inference() -> None:
     assert o4.byok_usage_inference == Decimal("0.0188")
     (cost,) = [s for s in activity_samples([o4]) if s.metric == "cost"]
     assert cost.quantity == Decimal("0.00094") and cost.unit == "USD"
+    # The BYOK spend is stored beside it, as its own metric (billed by the customer's own key).
+    (byok,) = [s for s in activity_samples([o4]) if s.metric == "byok_cost"]
+    assert byok.quantity == Decimal("0.0188") and byok.unit == "USD"
+    others = [i for i in items if i.model != "openai/o4-mini-2025-04-16"]
+    assert not [s for s in activity_samples(others) if s.metric == "byok_cost"]  # no BYOK, no row
 
 
 def test_month_fixture_keeps_every_day_unless_told_which() -> None:
