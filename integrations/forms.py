@@ -12,7 +12,6 @@ from typing import Any
 from django import forms
 
 from integrations.providers.base import FormField, Provider
-from usage.forms import DateRangeForm
 
 CREDENTIAL_PREFIX = "credential_"
 SETTING_PREFIX = "setting_"
@@ -183,37 +182,3 @@ class DisconnectForm(forms.Form):
     @property
     def keep_data(self) -> bool:
         return self.cleaned_data["data_choice"] == self.KEEP
-
-
-class UsageFilterForm(DateRangeForm):
-    """Filters of the usage table; the selects list the values actually stored. Dates are
-    bounded as everywhere (usage.forms.DateRangeForm): a refused one filters nothing."""
-
-    model = forms.ChoiceField(label="Model", required=False)
-    project = forms.ChoiceField(label="Project", required=False)
-    metric = forms.ChoiceField(label="Metric", required=False)
-
-    def __init__(self, *args: Any, choices: dict[str, list[str]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for name, values in choices.items():
-            self.fields[name].choices = [("", "All")] + [(v, v) for v in values]
-
-
-class UsageImportForm(forms.Form):
-    """Upload of a usage CSV (usage/importer.py checks its content; this only takes the file)."""
-
-    FORMAT_CHOICES = (
-        ("auto", "Detect from the header"),
-        ("doow", "Doow export columns"),
-        ("authress", "Authress portal: date, resource, operation, calls"),
-    )
-
-    file = forms.FileField(
-        label="CSV file",
-        help_text="UTF-8 CSV with a header line. A file with any problem stores nothing.",
-        widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}),
-    )
-    format = forms.ChoiceField(label="Format", choices=FORMAT_CHOICES, initial="auto", required=False)
-
-    def clean_format(self) -> str:
-        return self.cleaned_data.get("format") or "auto"

@@ -29,8 +29,6 @@ from integrations.forms import (
     DisconnectForm,
     IntegrationAddForm,
     IntegrationEditForm,
-    UsageFilterForm,
-    UsageImportForm,
 )
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import Provider, ProviderError
@@ -59,6 +57,7 @@ from integrations.services import (
 )
 from usage import queries
 from usage.dimensions import ROW_VIEW_DIMENSIONS
+from usage.forms import UsageFilterForm, UsageImportForm
 from usage.import_jobs import (
     QUEUED_PATIENCE,
     UsageImportBusy,
