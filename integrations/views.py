@@ -75,6 +75,7 @@ from usage.importer import (
 )
 from usage.models import UsageImport
 from usage.rollups import day_start, zone_of
+from usage.summaries import integration_usage_summary
 
 DETAIL = "integrations/detail.html"
 USAGE_PAGE_SIZE = 50
@@ -199,17 +200,20 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
     form.is_valid()
     data = getattr(form, "cleaned_data", {})
     zone = zone_of(integration.workspace)
-    records, days = integration.usage_records.all(), all_days
-    if data.get("date_from"):
-        records = records.filter(bucket_start__gte=day_start(data["date_from"], zone))
-        days = days.filter(day__gte=data["date_from"])
-    if data.get("date_to"):
-        records = records.filter(bucket_start__lt=day_start(data["date_to"] + timedelta(days=1), zone))
-        days = days.filter(day__lte=data["date_to"])
-    for name in ("model", "project", "metric"):
-        if data.get(name):
-            records = records.filter(**{name: data[name]})
-            days = days.filter(**{name: data[name]})
+    filters = queries.UsageFilters(
+        date_from=data.get("date_from"),
+        date_to=data.get("date_to"),
+        integration=str(integration.pk),
+        **{name: data.get(name) or "" for name in ("model", "project", "metric")},
+    )
+    records = queries.filtered(integration.workspace, filters)
+    # The integration's own rollups (queries.daily leaves out an account another integration
+    # already counts; its own page still shows what it read).
+    days = all_days.filter(filters.attribute_q())
+    if filters.date_from:
+        days = days.filter(day__gte=filters.date_from)
+    if filters.date_to:
+        days = days.filter(day__lte=filters.date_to)
     # One aggregate: the totals per (metric, unit), and which dimensions hold a value somewhere
     # in the filtered rows — those the provider never fills (e.g. region for OpenAI) only make
     # the table wide, so the others are named instead of shown.
@@ -232,7 +236,7 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
         "usage_page": page,
         "usage_count": usage_count,
         "usage_zone_name": integration.workspace.time_zone or "UTC",
-        **(_usage_summary(days, totals, names) if view == "summary" and totals else {}),
+        **(integration_usage_summary(days, totals, names) if view == "summary" and totals else {}),
         "usage_totals": totals,
         "usage_any": usage_any,
         # Nothing stored although a sync succeeded: the page says what that sync read, not "first sync".
@@ -244,59 +248,6 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
         "project_names": names,
         "usage_columns": columns,
         "usage_hidden_columns": [d for d in USAGE_DIMENSIONS if d not in columns],
-    }
-
-
-# The summary's columns: the money first, then the counts people look at, at most SUMMARY_METRICS.
-SUMMARY_PREFERENCE = ("cost", "estimated_cost", "input_tokens", "output_tokens", "requests", "api_calls", "compute_seconds")
-SUMMARY_METRICS = 3
-SUMMARY_TOP = 10
-SUMMARY_DAYS = 31
-
-
-def _usage_summary(days: Any, totals: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
-    """Totals by model, by project and by day for the filtered rollups (a few GROUP BYs over
-    UsageDaily, never the base table), and a bar per day of the headline metric."""
-    present = [(t["metric"], t["unit"]) for t in totals]
-    order = {metric: i for i, metric in enumerate(SUMMARY_PREFERENCE)}
-    metrics = sorted(present, key=lambda mu: (order.get(mu[0], len(order)), mu))[:SUMMARY_METRICS]
-    keys = Q()
-    for metric, unit in metrics:
-        keys |= Q(metric=metric, unit=unit)
-    chosen = days.filter(keys)
-    head = metrics[0]
-
-    def grouped(dimension: str, *, limit: int | None, by_head: bool) -> tuple[list[dict[str, Any]], int]:
-        cells: dict[Any, dict[tuple[str, str], Any]] = {}
-        for row in chosen.values(dimension, "metric", "unit").annotate(total=Sum("quantity")).order_by():
-            cells.setdefault(row[dimension], {})[(row["metric"], row["unit"])] = row["total"]
-        if by_head:
-            ordered = sorted(cells, key=lambda key: (-(cells[key].get(head) or 0), str(key)))
-        else:
-            ordered = sorted(cells, reverse=True)
-        shown = ordered[:limit] if limit else ordered
-        rows = [
-            {"key": key, "label": (names.get(key) or key) if dimension == "project" else key, "values": [(cells[key].get(m), m[1]) for m in metrics]}
-            for key in shown
-        ]
-        return rows, len(ordered) - len(shown)
-
-    by_model, more_models = grouped("model", limit=SUMMARY_TOP, by_head=True)
-    by_project, more_projects = grouped("project", limit=SUMMARY_TOP, by_head=True)
-    by_day, more_days = grouped("day", limit=SUMMARY_DAYS, by_head=False)
-    heads = [(row["key"], row["values"][0][0] or 0) for row in reversed(by_day)]
-    peak = max((value for _, value in heads), default=0)
-    chart = [{"day": day, "value": value, "percent": round(100 * value / peak) if peak > 0 else 0} for day, value in heads]
-    return {
-        "summary_metrics": metrics,
-        "summary_by_model": by_model if any(row["key"] for row in by_model) else [],
-        "summary_more_models": more_models,
-        "summary_by_project": by_project if any(row["key"] for row in by_project) else [],
-        "summary_more_projects": more_projects,
-        "summary_by_day": by_day,
-        "summary_more_days": more_days,
-        "summary_chart": chart,
-        "summary_head": head,
     }
 
 

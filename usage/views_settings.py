@@ -6,14 +6,11 @@ a 404. htmx requests get the named partial of the page; the same URL renders the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.db import connections, transaction
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
@@ -21,9 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.permissions import workspace_view
-from integrations.providers.registry import PROVIDERS
 from usage import services
-from usage.attribution import escape_pattern
 from usage.forms import (
     CATEGORY_SUGGESTIONS,
     ApplicationForm,
@@ -35,10 +30,8 @@ from usage.models import AttributionRule, License, ReattributionJob
 from usage.queries import local_today
 from usage.rollups import daily_for
 from usage.rule_preview import rule_preview
+from usage.summaries import GROUP_FIELDS, attributed_rows, attribution_summary, provider_name, unattributed_groups
 
-# What "Unattributed usage" groups by: the dimensions that identify who used it. Region and
-# api_key stay out (a rule made from a group matches any of them), so groups stay few.
-GROUP_FIELDS = ("account", "project", "model", "deployment", "endpoint", "resource", "operation")
 GROUPS_SHOWN = 200
 # Say so when a queued job has waited this long: no worker is running.
 QUEUED_PATIENCE = timedelta(minutes=2)
@@ -54,38 +47,8 @@ def _post_only() -> HttpResponse:
     return HttpResponseNotAllowed(["POST"])
 
 
-def _provider_name(slug: str) -> str:
-    provider = PROVIDERS.get(slug)
-    return provider.name if provider else slug
-
-
 def _page(request: HttpRequest, template: str, section: str, context: dict[str, Any]) -> HttpResponse:
     return render(request, template, {"settings_section": section, **context})
-
-
-def _usage_summary(workspace: Any, key: str) -> dict[int, dict[str, Any]]:
-    """rows, latest local day with usage and reported cost per application or license id, from
-    the daily rollups (one query)."""
-    summary: dict[int, dict[str, Any]] = {}
-    rows = (
-        daily_for(workspace)
-        .filter(**{f"{key}__isnull": False})
-        .values(key, "metric", "unit")
-        .annotate(rows=Sum("rows"), last=Max("day"), total=Sum("quantity"))
-        .order_by(key, "metric", "unit")
-    )
-    for row in rows:
-        entry = summary.setdefault(row[key], {"rows": 0, "last": row["last"], "cost": []})
-        entry["rows"] += row["rows"]
-        entry["last"] = max(entry["last"], row["last"])
-        if row["metric"] == "cost":
-            entry["cost"].append((row["total"], row["unit"]))
-    return summary
-
-
-def _rows_of(workspace: Any, **attribution: Any) -> int:
-    """Usage rows attributed to something (from the rollups' counts)."""
-    return daily_for(workspace).filter(**attribution).aggregate(n=Sum("rows"))["n"] or 0
 
 
 def _progress_context(request: HttpRequest) -> dict[str, Any]:
@@ -116,7 +79,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
         "applications",
         {
             "applications": applications,
-            "usage": _usage_summary(request.workspace, "application_id"),
+            "usage": attribution_summary(request.workspace, "application_id"),
             "teams": teams,
             "team_form": TeamForm(workspace=request.workspace),
         },
@@ -165,7 +128,7 @@ def application_delete(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "title": f"Delete {application.name}?",
             "deleted": consequences,
-            "rows": _rows_of(request.workspace, application=application),
+            "rows": attributed_rows(request.workspace, application=application),
             "action": _url(request, "application_delete", pk=pk),
             "cancel": _url(request, "applications"),
             "back": "Applications",
@@ -211,7 +174,7 @@ def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "title": f"Delete team {team.name}?",
             "kept": [f"{len(owned)} application{pluralize(len(owned))} ({', '.join(owned)}) keep{'' if len(owned) != 1 else 's'} their usage and no longer belong to a team"] if owned else [],
-            "rows": _rows_of(request.workspace, application__team=team),
+            "rows": attributed_rows(request.workspace, application__team=team),
             "rows_note": "Its spend shows under “No team” from then on.",
             "action": _url(request, "team_delete", pk=pk),
             "cancel": _url(request, "applications"),
@@ -231,7 +194,7 @@ def license_list(request: HttpRequest) -> HttpResponse:
         "licenses",
         {
             "licenses": licenses,
-            "usage": _usage_summary(request.workspace, "license_id"),
+            "usage": attribution_summary(request.workspace, "license_id"),
             "today": local_today(request.workspace),
             "has_applications": request.workspace.applications.exists(),
         },
@@ -274,7 +237,7 @@ def license_delete(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "title": f"Delete the license {license_}?",
             "kept": [f"{rules} rule{pluralize(rules)} keep{'s' if rules == 1 else ''} attributing to {license_.application.name}, without a license"] if rules else [],
-            "rows": _rows_of(request.workspace, license=license_),
+            "rows": attributed_rows(request.workspace, license=license_),
             "rows_note": f"They stay attributed to {license_.application.name}, without a license.",
             "action": _url(request, "license_delete", pk=pk),
             "cancel": _url(request, "licenses"),
@@ -287,7 +250,7 @@ def license_delete(request: HttpRequest, pk: int) -> HttpResponse:
 # ---------------------------------------------------------------- rules
 def _describe(rule: AttributionRule) -> AttributionRule:
     """Adds what the templates show: the provider's name and the non-empty patterns."""
-    rule.provider_name = _provider_name(rule.provider)
+    rule.provider_name = provider_name(rule.provider)
     rule.patterns = [(f, getattr(rule, f)) for f in (*AttributionRule.MATCH_FIELDS, "label") if getattr(rule, f)]
     return rule
 
@@ -330,7 +293,7 @@ def _rule_form(request: HttpRequest, instance: AttributionRule | None = None) ->
         rule = services.attribution_rule_save(rule=form.save(), new_application_name=form.new_application_name)
         messages.success(
             request,
-            f"Rule saved: matching {_provider_name(rule.provider)} usage goes to {rule.application.name}"
+            f"Rule saved: matching {provider_name(rule.provider)} usage goes to {rule.application.name}"
             f"{' · ' + rule.license.plan_name if rule.license else ''}. Stored usage is re-attributed in the background.",
         )
         return redirect(_url(request, "unattributed" if from_unattributed else "rules"))
@@ -390,7 +353,7 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
         "rules",
         {
             "title": "Delete this rule?",
-            "subject": f"{_provider_name(rule.provider)} · {rule}",
+            "subject": f"{provider_name(rule.provider)} · {rule}",
             "rows": rule.usage_records.count(),
             "action": _url(request, "rule_delete", pk=pk),
             "cancel": _url(request, "rules"),
@@ -423,65 +386,6 @@ def reattribution_status(request: HttpRequest) -> HttpResponse:
         # The job this panel was following just finished: refresh what shows attribution.
         response["HX-Trigger"] = "attribution-changed"
     return response
-
-
-# ---------------------------------------------------------------- unattributed usage
-@dataclass
-class UnattributedGroup:
-    provider: str
-    values: dict[str, str]
-    rows: int = 0
-    first: date | None = None  # first and last local day holding such usage
-    last: date | None = None
-    totals: list[tuple[str, Any, str]] = field(default_factory=list)  # (metric, total, unit)
-
-    @property
-    def provider_name(self) -> str:
-        return _provider_name(self.provider)
-
-    def rule_query(self) -> str:
-        """The rule form's query string: these exact values (wildcards escaped) and the provider."""
-        values = {name: escape_pattern(value) for name, value in self.values.items() if value}
-        return urlencode({"provider": self.provider, **values, "from": "unattributed"})
-
-
-def unattributed_groups(workspace: Any) -> list[UnattributedGroup]:
-    """Usage no rule matched, grouped by provider and GROUP_FIELDS, largest first (one query
-    over the daily rollups; first and last are local days of the workspace's time zone)."""
-    rows = (
-        daily_for(workspace)
-        .filter(application__isnull=True)
-        .values("provider", *GROUP_FIELDS, "metric", "unit")
-        .annotate(n=Sum("rows"), first=Min("day"), last=Max("day"), total=Sum("quantity"))
-        .order_by()
-    )
-    groups: dict[tuple[str, ...], UnattributedGroup] = {}
-    for row in _hashed(rows):
-        key = (row["provider"], *(row[f] for f in GROUP_FIELDS))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = UnattributedGroup(row["provider"], {f: row[f] for f in GROUP_FIELDS})
-        group.rows += row["n"]
-        group.first = min(filter(None, (group.first, row["first"])))
-        group.last = max(filter(None, (group.last, row["last"])))
-        group.totals.append((row["metric"], row["total"], row["unit"]))
-    for group in groups.values():
-        group.totals.sort()
-    return sorted(groups.values(), key=lambda g: (-g.rows, g.provider, *g.values.values()))
-
-
-def _hashed(rows: Any) -> list[dict[str, Any]]:
-    """The rows of a GROUP BY over many text columns. PostgreSQL guesses far more groups than
-    there are (the columns are correlated) and, with the default 4 MB of work_mem, sorts on disk
-    instead of hashing — four times slower at ten million usage rows. The few groups fit in
-    memory: allow it for this one query (SET LOCAL ends with the transaction)."""
-    connection = connections[rows.db]
-    if connection.vendor != "postgresql":
-        return list(rows)
-    with transaction.atomic(using=rows.db):
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL work_mem = '32MB'")
-        return list(rows)
 
 
 def _groups_context(request: HttpRequest) -> dict[str, Any]:
