@@ -121,7 +121,7 @@ def test_nothing_attributed_is_a_clear_empty_state(member_client, admin_client, 
     assert "Nothing is attributed to this license" in html
     assert "A workspace admin sets the rules" in html
     try:
-        rules = reverse("inventory:rules", kwargs={"ws": commitment.workspace.slug})
+        rules = reverse("usage_settings:rules", kwargs={"ws": commitment.workspace.slug})
     except NoReverseMatch:  # the rules page is another app's; without it the page still renders
         rules = None
     admin_html = admin_client.get(license_url(commitment)).content.decode()

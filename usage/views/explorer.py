@@ -551,7 +551,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
         date_errors=date_errors(form),
         integrations_url=optional_url("integrations:list", ws=request.workspace.slug) if request.membership.is_admin else None,
         # Admins can turn unattributed usage into rules (Company Settings, another app's page).
-        unattributed_url=optional_url("inventory:unattributed", ws=request.workspace.slug) if request.membership.is_admin else None,
+        unattributed_url=optional_url("usage_settings:unattributed", ws=request.workspace.slug) if request.membership.is_admin else None,
         licenses_url=optional_url("usage:licenses", ws=request.workspace.slug),
     )
     return render_page(request, TEMPLATE, "results", context)

@@ -39,7 +39,7 @@ def license_list(request: HttpRequest) -> HttpResponse:
         {
             "licenses": licenses,
             # Managing licenses is Company Settings (another app, admins only): link if both hold.
-            "manage_url": _settings_url(request, "inventory:licenses"),
+            "manage_url": _settings_url(request, "usage_settings:licenses"),
         },
     )
 
@@ -64,8 +64,8 @@ def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "per_seat": consumption.spent / license.seat_count if license.seat_count and consumption.spent else None,
             "months": _month_table(consumption),
             "explore_url": reverse("usage:explorer", kwargs={"ws": request.workspace.slug}) + "?" + urlencode(explore_query),
-            "rules_url": _settings_url(request, "inventory:rules"),
-            "edit_url": _settings_url(request, "inventory:license_edit", pk=license.pk),
+            "rules_url": _settings_url(request, "usage_settings:rules"),
+            "edit_url": _settings_url(request, "usage_settings:license_edit", pk=license.pk),
         },
     )
 

@@ -23,7 +23,7 @@ T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 def url(workspace, name: str, **kwargs) -> str:
-    return reverse(f"inventory:{name}", kwargs={"ws": workspace.slug, **kwargs})
+    return reverse(f"usage_settings:{name}", kwargs={"ws": workspace.slug, **kwargs})
 
 
 @pytest.fixture

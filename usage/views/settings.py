@@ -40,7 +40,7 @@ RULES, UNATTRIBUTED = "usage/settings/rules.html", "usage/settings/unattributed.
 
 # ---------------------------------------------------------------- helpers
 def _url(request: HttpRequest, name: str, **kwargs: Any) -> str:
-    return reverse(f"inventory:{name}", kwargs={"ws": request.workspace.slug, **kwargs})
+    return reverse(f"usage_settings:{name}", kwargs={"ws": request.workspace.slug, **kwargs})
 
 
 def _post_only() -> HttpResponse:
