@@ -69,7 +69,6 @@ def test_no_aggregating_page_aggregates_the_base_table(admin_client, workspace, 
         reverse("integrations:list", kwargs={"ws": workspace.slug}),
         reverse("usage_settings:unattributed", kwargs={"ws": workspace.slug}),
         reverse("usage_settings:applications", kwargs={"ws": workspace.slug}),
-        reverse("usage_settings:licenses", kwargs={"ws": workspace.slug}),
         reverse("usage:licenses", kwargs={"ws": workspace.slug}),
         reverse("usage:license", kwargs={"ws": workspace.slug, "pk": lic.pk}),
     ]

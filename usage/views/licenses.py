@@ -28,18 +28,22 @@ def _status(license: License, today: date) -> str:
 
 @workspace_view
 def license_list(request: HttpRequest) -> HttpResponse:
+    """The one Licenses page (Usage → Licenses; Company Settings → Licenses links here): every
+    member reads the licenses and their consumption, admins also add, edit and delete them."""
     today = queries.local_today(request.workspace)
     licenses = queries.licenses_with_consumption(request.workspace)
     for lic in licenses:
         lic.status = _status(lic, today)
         lic.percent_used = queries.percent(lic.spent or Decimal(0), lic.committed_amount) if lic.kind == License.Kind.COMMITMENT else None
+    can_edit = request.membership.is_admin
     return render(
         request,
         "usage/license_list.html",
         {
             "licenses": licenses,
-            # Managing licenses is Company Settings (another app, admins only): link if both hold.
-            "manage_url": _settings_url(request, "usage_settings:licenses"),
+            "can_edit": can_edit,
+            # A license belongs to an application: without one there is nothing to add it to yet.
+            "has_applications": can_edit and request.workspace.applications.exists(),
         },
     )
 

@@ -27,7 +27,6 @@ from usage.forms import (
     TeamForm,
 )
 from usage.models import AttributionRule, License, ReattributionJob
-from usage.queries import local_today
 from usage.rollups import daily_for
 from usage.rule_preview import rule_preview
 from usage.summaries import GROUP_FIELDS, attributed_rows, attribution_summary, provider_name, unattributed_groups
@@ -41,6 +40,10 @@ RULES, UNATTRIBUTED = "usage/settings/rules.html", "usage/settings/unattributed.
 # ---------------------------------------------------------------- helpers
 def _url(request: HttpRequest, name: str, **kwargs: Any) -> str:
     return reverse(f"usage_settings:{name}", kwargs={"ws": request.workspace.slug, **kwargs})
+
+
+def _licenses_url(request: HttpRequest) -> str:
+    return reverse("usage:licenses", kwargs={"ws": request.workspace.slug})
 
 
 def _post_only() -> HttpResponse:
@@ -187,18 +190,8 @@ def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
 # ---------------------------------------------------------------- licenses
 @workspace_view(admin=True)
 def license_list(request: HttpRequest) -> HttpResponse:
-    licenses = request.workspace.licenses.select_related("application")
-    return _page(
-        request,
-        "usage/settings/licenses.html",
-        "licenses",
-        {
-            "licenses": licenses,
-            "usage": attribution_summary(request.workspace, "license_id"),
-            "today": local_today(request.workspace),
-            "has_applications": request.workspace.applications.exists(),
-        },
-    )
+    # The one Licenses page is Usage → Licenses (members read it, admins edit there).
+    return redirect("usage:licenses", ws=request.workspace.slug)
 
 
 def _license_form(request: HttpRequest, instance: License | None = None) -> HttpResponse:
@@ -209,7 +202,7 @@ def _license_form(request: HttpRequest, instance: License | None = None) -> Http
     if request.method == "POST" and form.is_valid():
         saved = form.save()
         messages.success(request, f"Saved the license {saved}.")
-        return redirect(_url(request, "licenses"))
+        return redirect(_licenses_url(request))
     return _page(request, "usage/settings/license_form.html", "licenses", {"form": form, "license": instance})
 
 
@@ -229,7 +222,7 @@ def license_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         services.license_delete(license=license_)
         messages.success(request, f"Deleted the license {license_}.")
-        return redirect(_url(request, "licenses"))
+        return redirect(_licenses_url(request))
     rules = license_.rules.count()
     return _confirm_delete(
         request,
@@ -240,7 +233,7 @@ def license_delete(request: HttpRequest, pk: int) -> HttpResponse:
             "rows": attributed_rows(request.workspace, license=license_),
             "rows_note": f"They stay attributed to {license_.application.name}, without a license.",
             "action": _url(request, "license_delete", pk=pk),
-            "cancel": _url(request, "licenses"),
+            "cancel": _licenses_url(request),
             "back": "Licenses",
             "button": "Delete license",
         },
