@@ -18,8 +18,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
 from accounts.permissions import workspace_view
+from integrations.health import integration_health_notices
 from integrations.providers.registry import PROVIDERS
-from integrations.services import integration_health_notices
 from usage import spend
 from usage.views.common import as_number, payload_table, render_page
 
