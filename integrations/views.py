@@ -18,12 +18,12 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q, Sum
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from integrations.forms import (
     CredentialRotateForm,
     DisconnectForm,
@@ -91,7 +91,7 @@ EVERYTHING_CHANGED = "integration-changed, usage-changed, runs-changed, events-c
 
 
 # ---------------------------------------------------------------- helpers
-def _integration(request: HttpRequest, pk: int) -> Integration:
+def _integration(request: WorkspaceRequest, pk: int) -> Integration:
     return get_object_or_404(request.workspace.integrations.all(), pk=pk)
 
 
@@ -185,7 +185,7 @@ def _project_names(integration: Integration) -> dict[str, str]:
     return names
 
 
-def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, Any]:
+def _usage_context(request: WorkspaceRequest, integration: Integration) -> dict[str, Any]:
     """Totals, filter choices and the non-empty columns come from the integration's daily
     rollups; only the page of rows reads the base table, located through the rollups' per-day
     counts (usage.queries.DaySeekPaginator: no COUNT(*) nor deep OFFSET over millions of rows).
@@ -255,7 +255,7 @@ def _runs_context(integration: Integration) -> dict[str, Any]:
     return {"runs": integration.sync_runs.all()[:RUNS_SHOWN]}
 
 
-def _event_filters(request: HttpRequest | None) -> dict[str, str]:
+def _event_filters(request: WorkspaceRequest | None) -> dict[str, str]:
     """The level and category asked for, when they are real choices (anything else is ignored)."""
     query = request.GET if request is not None else {}
     level = query.get("level", "")
@@ -266,7 +266,7 @@ def _event_filters(request: HttpRequest | None) -> dict[str, str]:
     }
 
 
-def _events_context(integration: Integration, request: HttpRequest | None = None, *, page_size: int | None = None) -> dict[str, Any]:
+def _events_context(integration: Integration, request: WorkspaceRequest | None = None, *, page_size: int | None = None) -> dict[str, Any]:
     """The event log, newest first, filtered by level and category: the latest EVENTS_ON_DETAIL
     on the detail page, pages of EVENTS_PAGE_SIZE on the event log's own page."""
     filters = _event_filters(request)
@@ -343,7 +343,7 @@ def _import_context(
     }
 
 
-def _detail_context(request: HttpRequest, integration: Integration, *, given: str = "") -> dict[str, Any]:
+def _detail_context(request: WorkspaceRequest, integration: Integration, *, given: str = "") -> dict[str, Any]:
     """Every section's context, except the `given` one (its caller already built it: the usage
     section's queries are not worth running twice)."""
     sections = {
@@ -366,7 +366,7 @@ def _detail_context(request: HttpRequest, integration: Integration, *, given: st
     return context
 
 
-def _section(request: HttpRequest, integration: Integration, partial: str, context: dict[str, Any]) -> HttpResponse:
+def _section(request: WorkspaceRequest, integration: Integration, partial: str, context: dict[str, Any]) -> HttpResponse:
     """The named partial for htmx, the whole detail page otherwise."""
     if request.htmx:
         return render(request, f"{DETAIL}#{partial}", {**_base_context(integration), **context})
@@ -375,7 +375,7 @@ def _section(request: HttpRequest, integration: Integration, partial: str, conte
 
 # ---------------------------------------------------------------- list / add
 @workspace_view(admin=True)
-def integration_list(request: HttpRequest) -> HttpResponse:
+def integration_list(request: WorkspaceRequest) -> HttpResponse:
     """One page of LIST_PAGE_SIZE integrations, by name: a workspace with thousands of them
     renders the same few rows (one COUNT and one page query, nothing per integration)."""
     page = Paginator(request.workspace.integrations.order_by("name", "pk"), LIST_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -394,7 +394,7 @@ def integration_list(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_add(request: HttpRequest, provider: str) -> HttpResponse:
+def integration_add(request: WorkspaceRequest, provider: str) -> HttpResponse:
     provider_obj = _provider(provider)
     form = IntegrationAddForm(request.POST or None, provider=provider_obj)
     if request.method == "POST" and form.is_valid():
@@ -431,7 +431,7 @@ def integration_add(request: HttpRequest, provider: str) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def provider_docs(request: HttpRequest, provider: str) -> HttpResponse:
+def provider_docs(request: WorkspaceRequest, provider: str) -> HttpResponse:
     """The provider's setup page from docs/, so the add form can link to it offline."""
     provider_obj = _provider(provider)
     text = ""
@@ -445,19 +445,19 @@ def provider_docs(request: HttpRequest, provider: str) -> HttpResponse:
 
 # ---------------------------------------------------------------- detail and its sections
 @workspace_view(admin=True)
-def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     return render(request, DETAIL, _detail_context(request, integration))
 
 
 @workspace_view(admin=True)
-def integration_summary(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_summary(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     return _section(request, integration, "summary", _summary_context(integration))
 
 
 @workspace_view(admin=True)
-def integration_usage(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_usage(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     response = _section(request, integration, "usage", _usage_context(request, integration))
     if request.htmx and request.htmx.trigger != "usage":
@@ -468,13 +468,13 @@ def integration_usage(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_runs(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_runs(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     return _section(request, integration, "runs", _runs_context(integration))
 
 
 @workspace_view(admin=True)
-def integration_events(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_events(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """The event log: for htmx, the detail page's card (latest events, filtered); as a page of its
     own, every event, EVENTS_PAGE_SIZE a page, filterable by level and category."""
     integration = _integration(request, pk)
@@ -484,7 +484,7 @@ def integration_events(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "integrations/events.html", context)
 
 
-def _int_param(request: HttpRequest, name: str) -> int | None:
+def _int_param(request: WorkspaceRequest, name: str) -> int | None:
     try:
         return int(request.GET[name])
     except (KeyError, ValueError):
@@ -492,7 +492,7 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
 
 
 @workspace_view(admin=True)
-def integration_sync_status(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_sync_status(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """Polled every 2 s while a sync is queued or running; says when it is done."""
     integration = _integration(request, pk)
     requested = _int_param(request, "requested")
@@ -505,7 +505,7 @@ def integration_sync_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 # ---------------------------------------------------------------- actions (POST)
 @workspace_view(admin=True)
-def integration_sync_now(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_sync_now(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     if request.method != "POST":
         return _post_only()
@@ -533,7 +533,7 @@ def integration_sync_now(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_test(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_test(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """Test connection: who/what the stored key can see now, or why it cannot."""
     integration = _integration(request, pk)
     if request.method != "POST":
@@ -554,7 +554,7 @@ def integration_test(request: HttpRequest, pk: int) -> HttpResponse:
     return _hx_trigger(response, "integration-changed, events-changed")
 
 
-def _status_action(request: HttpRequest, integration: Integration, done: str, *, flash: bool = True) -> HttpResponse:
+def _status_action(request: WorkspaceRequest, integration: Integration, done: str, *, flash: bool = True) -> HttpResponse:
     if not request.htmx:
         messages.success(request, done)
         return redirect(_detail_url(integration))
@@ -564,7 +564,7 @@ def _status_action(request: HttpRequest, integration: Integration, done: str, *,
 
 
 @workspace_view(admin=True)
-def integration_pause_view(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_pause_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     if request.method != "POST":
         return _post_only()
@@ -575,7 +575,7 @@ def integration_pause_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_resume_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     if request.method != "POST":
         return _post_only()
@@ -586,7 +586,7 @@ def integration_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_resolve_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_resolve_duplicate_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """One click on the list: pause or disconnect an integration that reads an account another
     one already counts (its usage stops counting), or say it reads another part (split)."""
     integration = _integration(request, pk)
@@ -603,7 +603,7 @@ def integration_resolve_duplicate_view(request: HttpRequest, pk: int) -> HttpRes
 
 
 @workspace_view(admin=True)
-def integration_count_again_view(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_count_again_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     if request.method != "POST":
         return _post_only()
@@ -613,7 +613,7 @@ def integration_count_again_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_import_usage(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_import_usage(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """Upload a usage CSV: kept in the database and imported by a worker (usage/import_jobs.py);
     the section then shows the job's progress and, when it ends, the rows stored or the
     line-numbered problems (all rows or none)."""
@@ -651,7 +651,7 @@ def integration_import_usage(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_import_status(request: HttpRequest, pk: int, job: int) -> HttpResponse:
+def integration_import_status(request: WorkspaceRequest, pk: int, job: int) -> HttpResponse:
     """Polled every second while an import is queued or in progress; says when it ended."""
     integration = _integration(request, pk)
     found = get_object_or_404(integration.usage_imports.defer("data"), pk=job)
@@ -664,7 +664,7 @@ def integration_import_status(request: HttpRequest, pk: int, job: int) -> HttpRe
 
 # ---------------------------------------------------------------- forms on their own pages
 @workspace_view(admin=True)
-def integration_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     provider = integration.provider_obj
     initial = {
@@ -692,7 +692,7 @@ def integration_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_rotate(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     form = CredentialRotateForm(request.POST or None, provider=integration.provider_obj)
     if request.method == "POST" and form.is_valid():
@@ -707,7 +707,7 @@ def integration_rotate(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_disconnect_view(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_disconnect_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     already = integration.status == Integration.Status.DISCONNECTED
     data = request.POST or None

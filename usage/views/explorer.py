@@ -25,10 +25,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpResponse, QueryDict
 from django.urls import reverse
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from doow.templatetags.formats import metric_label
 from integrations.providers.registry import PROVIDERS
 from usage import queries, spend
@@ -264,7 +264,7 @@ def _chart_metric(requested: str, filtered_metric: str, present: list[str], has_
 
 
 # ---------------------------------------------------------------- rows
-def _rows_page(request: HttpRequest, records: Any, days: Any, count: int, per_day: dict | None) -> Any:
+def _rows_page(request: WorkspaceRequest, records: Any, days: Any, count: int, per_day: dict | None) -> Any:
     """The raw rows, newest first: located through the rollups (queries.DaySeekPaginator);
     `count` and `per_day` are the rows the totals already summed."""
     paginator = queries.DaySeekPaginator(
@@ -398,7 +398,7 @@ def _spend_table(
 
 
 # ---------------------------------------------------------------- view
-def results_context(request: HttpRequest) -> dict[str, Any]:
+def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     """Everything the #results section shows, for the current query string."""
     params = request.GET
     workspace = request.workspace
@@ -532,7 +532,7 @@ def date_errors(form: ExplorerForm) -> list[str]:
 
 
 @workspace_view
-def explorer(request: HttpRequest) -> HttpResponse:
+def explorer(request: WorkspaceRequest) -> HttpResponse:
     context = results_context(request)
     data = request.GET.copy()
     window = context["window"]

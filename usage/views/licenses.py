@@ -7,11 +7,11 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from usage import queries
 from usage.dates import LICENSE_YEARS_AHEAD, latest_day
 from usage.models import License
@@ -27,7 +27,7 @@ def _status(license: License, today: date) -> str:
 
 
 @workspace_view
-def license_list(request: HttpRequest) -> HttpResponse:
+def license_list(request: WorkspaceRequest) -> HttpResponse:
     """The one Licenses page (Usage → Licenses; Company Settings → Licenses links here): every
     member reads the licenses and their consumption, admins also add, edit and delete them."""
     today = queries.local_today(request.workspace)
@@ -49,7 +49,7 @@ def license_list(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view
-def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def license_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
     license = get_object_or_404(request.workspace.licenses.select_related("application"), pk=pk)
     consumption = queries.license_consumption(license)
     chart = _chart(consumption)
@@ -74,7 +74,7 @@ def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _settings_url(request: HttpRequest, name: str, **kwargs: Any) -> str | None:
+def _settings_url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str | None:
     if not request.membership.is_admin:
         return None  # members would only meet a 403 there
     return optional_url(name, ws=request.workspace.slug, **kwargs)

@@ -14,10 +14,10 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.urls import reverse
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from integrations.health import integration_health_notices
 from integrations.providers.registry import PROVIDERS
 from usage import spend
@@ -87,7 +87,7 @@ def _split_links(base: str, current: str) -> list[dict[str, Any]]:
 
 
 @workspace_view
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     by = request.GET.get("by") or DEFAULT_SPLIT
     if by not in SPLITS:

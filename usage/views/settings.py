@@ -11,13 +11,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from usage import services
 from usage.forms import (
     CATEGORY_SUGGESTIONS,
@@ -38,11 +38,11 @@ RULES, UNATTRIBUTED = "usage/settings/rules.html", "usage/settings/unattributed.
 
 
 # ---------------------------------------------------------------- helpers
-def _url(request: HttpRequest, name: str, **kwargs: Any) -> str:
+def _url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str:
     return reverse(f"usage_settings:{name}", kwargs={"ws": request.workspace.slug, **kwargs})
 
 
-def _licenses_url(request: HttpRequest) -> str:
+def _licenses_url(request: WorkspaceRequest) -> str:
     return reverse("usage:licenses", kwargs={"ws": request.workspace.slug})
 
 
@@ -50,11 +50,11 @@ def _post_only() -> HttpResponse:
     return HttpResponseNotAllowed(["POST"])
 
 
-def _page(request: HttpRequest, template: str, section: str, context: dict[str, Any]) -> HttpResponse:
+def _page(request: WorkspaceRequest, template: str, section: str, context: dict[str, Any]) -> HttpResponse:
     return render(request, template, {"settings_section": section, **context})
 
 
-def _progress_context(request: HttpRequest) -> dict[str, Any]:
+def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:
     job = services.reattribution_latest(workspace=request.workspace)
     active = job is not None and job.status in (ReattributionJob.Status.QUEUED, ReattributionJob.Status.RUNNING)
     stalled = active and job.status == ReattributionJob.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
@@ -67,13 +67,13 @@ def _reattributing(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _confirm_delete(request: HttpRequest, section: str, context: dict[str, Any]) -> HttpResponse:
+def _confirm_delete(request: WorkspaceRequest, section: str, context: dict[str, Any]) -> HttpResponse:
     return _page(request, "usage/settings/confirm_delete.html", section, context)
 
 
 # ---------------------------------------------------------------- applications
 @workspace_view(admin=True)
-def application_list(request: HttpRequest) -> HttpResponse:
+def application_list(request: WorkspaceRequest) -> HttpResponse:
     applications = request.workspace.applications.select_related("team").prefetch_related("licenses").annotate(rule_count=Count("rules"))
     teams = request.workspace.teams.annotate(application_count=Count("applications"))
     return _page(
@@ -89,7 +89,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _application_form(request: HttpRequest, instance: Any = None) -> HttpResponse:
+def _application_form(request: WorkspaceRequest, instance: Any = None) -> HttpResponse:
     form = ApplicationForm(request.POST or None, instance=instance, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
         application = form.save()
@@ -103,17 +103,17 @@ def _application_form(request: HttpRequest, instance: Any = None) -> HttpRespons
 
 
 @workspace_view(admin=True)
-def application_create(request: HttpRequest) -> HttpResponse:
+def application_create(request: WorkspaceRequest) -> HttpResponse:
     return _application_form(request)
 
 
 @workspace_view(admin=True)
-def application_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def application_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return _application_form(request, get_object_or_404(request.workspace.applications, pk=pk))
 
 
 @workspace_view(admin=True)
-def application_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def application_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     application = get_object_or_404(request.workspace.applications, pk=pk)
     if request.method == "POST":
         services.application_delete(application=application)
@@ -142,7 +142,7 @@ def application_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 # ---------------------------------------------------------------- teams
 # Teams are managed on the Applications page (they exist to own applications' spend).
-def _team_form(request: HttpRequest, instance: Any = None) -> HttpResponse:
+def _team_form(request: WorkspaceRequest, instance: Any = None) -> HttpResponse:
     form = TeamForm(request.POST or None, instance=instance, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
         team = form.save()
@@ -153,17 +153,17 @@ def _team_form(request: HttpRequest, instance: Any = None) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def team_create(request: HttpRequest) -> HttpResponse:
+def team_create(request: WorkspaceRequest) -> HttpResponse:
     return _team_form(request)
 
 
 @workspace_view(admin=True)
-def team_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def team_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return _team_form(request, get_object_or_404(request.workspace.teams, pk=pk))
 
 
 @workspace_view(admin=True)
-def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def team_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     team = get_object_or_404(request.workspace.teams, pk=pk)
     if request.method == "POST":
         name = team.name
@@ -189,12 +189,12 @@ def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 # ---------------------------------------------------------------- licenses
 @workspace_view(admin=True)
-def license_list(request: HttpRequest) -> HttpResponse:
+def license_list(request: WorkspaceRequest) -> HttpResponse:
     # The one Licenses page is Usage → Licenses (members read it, admins edit there).
     return redirect("usage:licenses", ws=request.workspace.slug)
 
 
-def _license_form(request: HttpRequest, instance: License | None = None) -> HttpResponse:
+def _license_form(request: WorkspaceRequest, instance: License | None = None) -> HttpResponse:
     initial = {}
     if instance is None and request.GET.get("application", "").isdigit():
         initial["application"] = int(request.GET["application"])
@@ -207,17 +207,17 @@ def _license_form(request: HttpRequest, instance: License | None = None) -> Http
 
 
 @workspace_view(admin=True)
-def license_create(request: HttpRequest) -> HttpResponse:
+def license_create(request: WorkspaceRequest) -> HttpResponse:
     return _license_form(request)
 
 
 @workspace_view(admin=True)
-def license_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def license_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return _license_form(request, get_object_or_404(request.workspace.licenses.select_related("application"), pk=pk))
 
 
 @workspace_view(admin=True)
-def license_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def license_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     license_ = get_object_or_404(request.workspace.licenses.select_related("application"), pk=pk)
     if request.method == "POST":
         services.license_delete(license=license_)
@@ -248,7 +248,7 @@ def _describe(rule: AttributionRule) -> AttributionRule:
     return rule
 
 
-def _rules_context(request: HttpRequest) -> dict[str, Any]:
+def _rules_context(request: WorkspaceRequest) -> dict[str, Any]:
     rules = request.workspace.attribution_rules.select_related("application", "license").order_by("priority", "pk")
     counts = dict(request.workspace.usage_records.filter(rule__isnull=False).values_list("rule_id").annotate(n=Count("pk")).order_by())
     described = [_describe(rule) for rule in rules]
@@ -258,7 +258,7 @@ def _rules_context(request: HttpRequest) -> dict[str, Any]:
 
 
 @workspace_view(admin=True)
-def rule_list(request: HttpRequest) -> HttpResponse:
+def rule_list(request: WorkspaceRequest) -> HttpResponse:
     if request.htmx:
         return render(request, f"{RULES}#rules", _rules_context(request))
     return _page(request, RULES, "rules", {**_rules_context(request), **_progress_context(request)})
@@ -267,7 +267,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
 PREVIEW_FIELDS = ("provider", *AttributionRule.MATCH_FIELDS, "priority")
 
 
-def _rule_form(request: HttpRequest, instance: AttributionRule | None = None) -> HttpResponse:
+def _rule_form(request: WorkspaceRequest, instance: AttributionRule | None = None) -> HttpResponse:
     source = request.POST if request.method == "POST" else request.GET
     from_unattributed = source.get("from") == "unattributed"
     previewing = request.method == "GET" and bool(request.GET.get("preview"))
@@ -304,7 +304,7 @@ def _rule_form(request: HttpRequest, instance: AttributionRule | None = None) ->
 
 
 @workspace_view(admin=True)
-def rule_preview_view(request: HttpRequest) -> HttpResponse:
+def rule_preview_view(request: WorkspaceRequest) -> HttpResponse:
     """The rule form's preview for htmx: rows and spend the patterns would take, from the rollups.
     `rule` names the rule being edited (it is replaced, not counted as an earlier rule). A plain
     request goes to the form with the preview shown."""
@@ -325,17 +325,17 @@ def rule_preview_view(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def rule_create(request: HttpRequest) -> HttpResponse:
+def rule_create(request: WorkspaceRequest) -> HttpResponse:
     return _rule_form(request)
 
 
 @workspace_view(admin=True)
-def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def rule_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return _rule_form(request, get_object_or_404(request.workspace.attribution_rules, pk=pk))
 
 
 @workspace_view(admin=True)
-def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def rule_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(request.workspace.attribution_rules.select_related("application"), pk=pk)
     if request.method == "POST":
         services.attribution_rule_delete(rule=rule)
@@ -357,7 +357,7 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def rule_move(request: HttpRequest, pk: int) -> HttpResponse:
+def rule_move(request: WorkspaceRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(request.workspace.attribution_rules, pk=pk)
     if request.method != "POST":
         return _post_only()
@@ -369,7 +369,7 @@ def rule_move(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def reattribution_status(request: HttpRequest) -> HttpResponse:
+def reattribution_status(request: WorkspaceRequest) -> HttpResponse:
     """The progress panel, polled every second while a job is queued or running."""
     if not request.htmx:
         return redirect(_url(request, "rules"))
@@ -381,7 +381,7 @@ def reattribution_status(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _groups_context(request: HttpRequest) -> dict[str, Any]:
+def _groups_context(request: WorkspaceRequest) -> dict[str, Any]:
     groups = unattributed_groups(request.workspace)
     shown = groups[:GROUPS_SHOWN]
     columns = [f for f in GROUP_FIELDS if any(g.values[f] for g in shown)]
@@ -396,7 +396,7 @@ def _groups_context(request: HttpRequest) -> dict[str, Any]:
 
 
 @workspace_view(admin=True)
-def unattributed(request: HttpRequest) -> HttpResponse:
+def unattributed(request: WorkspaceRequest) -> HttpResponse:
     if request.htmx:
         return render(request, f"{UNATTRIBUTED}#groups", _groups_context(request))
     return _page(request, UNATTRIBUTED, "unattributed", {**_groups_context(request), **_progress_context(request)})
