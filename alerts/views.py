@@ -27,9 +27,10 @@ def budget_list(request: WorkspaceRequest) -> HttpResponse:
     rows = services.budget_spend_rows(request.workspace) if budgets else []
     today = services.workspace_today(request.workspace)
     for budget in budgets:
-        budget.active_alert = active.get(budget.pk)
-        budget.is_muted = hasattr(budget, "mute")
-        budget.now = services.budget_condition(budget, rows, today=today).numbers
+        # Read by the template beside the model's fields.
+        budget.active_alert = active.get(budget.pk)  # type: ignore[attr-defined]
+        budget.is_muted = hasattr(budget, "mute")  # type: ignore[attr-defined]
+        budget.now = services.budget_condition(budget, rows, today=today).numbers  # type: ignore[attr-defined]
     return render(request, "alerts/budgets.html", {"settings_section": "budgets", "budgets": budgets})
 
 

@@ -7,7 +7,7 @@ a value, so a stored (or just typed) secret never travels back to the browser.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -48,7 +48,7 @@ def _form_field(spec: FormField, *, required: bool | None = None) -> forms.Field
         widget=widget,
         strip=True,
     )
-    field.alternative = spec.alternative  # read by _form_fields.html
+    field.alternative = spec.alternative  # type: ignore[attr-defined]  # read by _form_fields.html
     return field
 
 
@@ -100,6 +100,7 @@ class _ProviderForm(forms.Form):
 class IntegrationAddForm(_ProviderForm):
     with_credential = True
     with_settings = True
+    duplicate_of: list[tuple[str, str]]  # set by the view when the account is connected already
 
     name = forms.CharField(
         label="Name",
@@ -154,7 +155,7 @@ class IntegrationEditForm(_ProviderForm):
                 # Keep an interval set elsewhere (admin, command) selectable instead of silently changing it.
                 choices.append((minutes, f"Every {minutes} minutes"))
                 choices.sort()
-            self.fields["sync_interval"].choices = choices
+            cast(forms.ChoiceField, self.fields["sync_interval"]).choices = choices
 
     def general_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in ("name", "sync_interval", "backfill_days")]

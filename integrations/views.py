@@ -8,9 +8,10 @@ so every hx-get also works as a plain link.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings as django_settings
@@ -18,6 +19,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q, Sum
+from django.forms import ChoiceField
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -126,7 +128,7 @@ def _summary_context(integration: Integration) -> dict[str, Any]:
     details = identity.get("details") or {}
     projects = details.get("projects") if isinstance(details.get("projects"), list) else []
     # Warnings (a project filter naming projects the account lacks, say) are alerts, not facts.
-    warnings = details.get("warnings") if isinstance(details, dict) and isinstance(details.get("warnings"), list) else []
+    warnings: list[Any] = details["warnings"] if isinstance(details, dict) and isinstance(details.get("warnings"), list) else []
     if warnings:
         details = {key: value for key, value in details.items() if key != "warnings"}
     facts = integration.provider_obj.identity_facts(details) if isinstance(details, dict) else []
@@ -194,7 +196,7 @@ def _usage_context(request: WorkspaceRequest, integration: Integration) -> dict[
     choices = queries.dimension_values(integration.workspace, ("model", "project", "metric"), days=all_days)
     form = UsageFilterForm(request.GET, choices=choices)
     names = _project_names(integration)
-    form.fields["project"].choices = [("", "All")] + [
+    cast(ChoiceField, form.fields["project"]).choices = [("", "All")] + [
         (p, f"{names[p]} ({p})" if names.get(p) else p) for p in choices["project"]
     ]
     form.is_valid()
@@ -218,7 +220,7 @@ def _usage_context(request: WorkspaceRequest, integration: Integration) -> dict[
     # in the filtered rows — those the provider never fills (e.g. region for OpenAI) only make
     # the table wide, so the others are named instead of shown.
     filled_counts = {f"filled_{d}": Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS}
-    totals = list(
+    totals: list[Any] = list(  # rows of dicts; the stubs' TypedDict knows no filled_* keys
         days.values("metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows"), **filled_counts).order_by("metric", "unit")
     )
     columns = [d for d in USAGE_DIMENSIONS if any(t[f"filled_{d}"] for t in totals)] or list(USAGE_DIMENSIONS)
@@ -327,11 +329,14 @@ def _import_context(
         and not stalled
         and timezone.now() - job.created_at > QUEUED_PATIENCE
     )
-    done = job is not None and job.status == UsageImport.Status.DONE and job.first_start and job.last_end
     return {
         "import_form": form or UsageImportForm(),
         "import_job": job,
-        "import_date_range": date_range(job.first_start, job.last_end) if done else "",
+        "import_date_range": (
+            date_range(job.first_start, job.last_end)
+            if job is not None and job.status == UsageImport.Status.DONE and job.first_start and job.last_end
+            else ""
+        ),
         "import_format_label": FORMAT_LABELS.get(job.format, "") if job is not None else "",
         "import_active": job is not None and job.is_active and not stalled,
         "import_stalled": stalled,
@@ -710,7 +715,7 @@ def integration_rotate(request: WorkspaceRequest, pk: int) -> HttpResponse:
 def integration_disconnect_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     already = integration.status == Integration.Status.DISCONNECTED
-    data = request.POST or None
+    data: Mapping[str, Any] | None = request.POST or None
     if already and data is not None:
         data = {"data_choice": DisconnectForm.DELETE}  # nothing left to disconnect: only deleting makes sense
     form = DisconnectForm(data)

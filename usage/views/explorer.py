@@ -370,7 +370,8 @@ def _spend_table(
         before[(r.key, r.currency)] += r.amount
         now.setdefault((r.key, r.currency), spend.Amount(r.currency))
     ordered = sorted(now, key=lambda k: (k[1] != "USD", k[1], -now[k].total, -before.get(k, 0), str(names.get(k[0], k[0]))))
-    lines, other = [], {}
+    lines: list[dict[str, Any]] = []
+    other: dict[str, dict[str, Any]] = {}
     for key in ordered:
         value, currency = key
         if len(lines) >= TOP_SPEND_ROWS:
@@ -409,7 +410,8 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     group = "" if by == NO_SPLIT else by
     # A team is read through its application (the rollups have no team column).
     query_group = "application" if group == TEAM else group
-    period = params.get("period") if params.get("period") in queries.PERIODS else queries.DEFAULT_PERIOD
+    period = params.get("period", "")
+    period = period if period in queries.PERIODS else queries.DEFAULT_PERIOD
     compare = params.get("compare") in ("1", "on", "true")
     previous_span = window.previous if compare else None
     days = queries.daily(workspace, filters)
@@ -426,7 +428,7 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     spend_all = spend.spend_rows(spend_days, query_group or None)
     if group == TEAM:
         spend_all = [replace(r, key=teams.get(r.key)) for r in spend_all]
-    spend_now = [r for r in spend_all if not previous_span or r.day >= window.first]
+    spend_now = [r for r in spend_all if not previous_span or window.first is None or r.day >= window.first]
     spend_before = [r for r in spend_all if previous_span[0] <= r.day <= previous_span[1]] if previous_span else None
     spent = spend.total(spend_now)
     spent_before = spend.total(spend_before) if spend_before is not None else None
@@ -454,11 +456,11 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     overall_before: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for (_, metric, unit), value in (previous_totals or {}).items():
         overall_before[(metric, unit)] += value
-    totals_rows = [
+    totals_rows: list[dict[str, Any]] = [
         {
             "total": t,
             "name": names.get(t.group, t.group) if group else "",
-            "drill": _query(params, **{group: value}) if group and (value := _drill_value(group, t.group)) else None,
+            "drill": _query(params, **{group: drill}) if group and (drill := _drill_value(group, t.group)) else None,
             "change": _delta(t.total, previous_totals.get((t.group, t.metric, t.unit), Decimal(0))) if previous_totals is not None else None,
         }
         for t in totals

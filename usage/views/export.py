@@ -52,7 +52,7 @@ def export_filename(*, stem: str, workspace_slug: str, date_from: object, date_t
 
 @workspace_view  # first: an outsider gets 404 whatever the method
 @require_GET
-def usage_export(request: WorkspaceRequest) -> HttpResponse:
+def usage_export(request: WorkspaceRequest) -> HttpResponse | StreamingHttpResponse:
     fmt = request.GET.get("format") or "csv"
     if fmt not in FORMATS:
         return HttpResponseBadRequest(f"Unknown export format {fmt!r}: use format=csv or format=focus.", content_type="text/plain")

@@ -33,8 +33,10 @@ def license_list(request: WorkspaceRequest) -> HttpResponse:
     today = queries.local_today(request.workspace)
     licenses = queries.licenses_with_consumption(request.workspace)
     for lic in licenses:
-        lic.status = _status(lic, today)
-        lic.percent_used = queries.percent(lic.spent or Decimal(0), lic.committed_amount) if lic.kind == License.Kind.COMMITMENT else None
+        # Read by the template beside the model's fields (`spent` from licenses_with_consumption).
+        lic.status = _status(lic, today)  # type: ignore[attr-defined]
+        spent = lic.spent or Decimal(0)  # type: ignore[attr-defined]
+        lic.percent_used = queries.percent(spent, lic.committed_amount) if lic.kind == License.Kind.COMMITMENT else None  # type: ignore[attr-defined]
     can_edit = request.membership.is_admin
     return render(
         request,

@@ -7,7 +7,7 @@ a 404. htmx requests get the named partial of the page; the same URL renders the
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.contrib import messages
 from django.db.models import Count
@@ -57,7 +57,7 @@ def _page(request: WorkspaceRequest, template: str, section: str, context: dict[
 def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:
     job = services.reattribution_latest(workspace=request.workspace)
     active = job is not None and job.status in (ReattributionJob.Status.QUEUED, ReattributionJob.Status.RUNNING)
-    stalled = active and job.status == ReattributionJob.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    stalled = active and job is not None and job.status == ReattributionJob.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
     return {"job": job, "job_active": active, "job_stalled": stalled}
 
 
@@ -243,8 +243,9 @@ def license_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
 # ---------------------------------------------------------------- rules
 def _describe(rule: AttributionRule) -> AttributionRule:
     """Adds what the templates show: the provider's name and the non-empty patterns."""
-    rule.provider_name = provider_name(rule.provider)
-    rule.patterns = [(f, getattr(rule, f)) for f in (*AttributionRule.MATCH_FIELDS, "label") if getattr(rule, f)]
+    rule.provider_name = provider_name(rule.provider)  # type: ignore[attr-defined]
+    patterns = [(f, getattr(rule, f)) for f in (*AttributionRule.MATCH_FIELDS, "label") if getattr(rule, f)]
+    rule.patterns = patterns  # type: ignore[attr-defined]
     return rule
 
 
@@ -253,7 +254,7 @@ def _rules_context(request: WorkspaceRequest) -> dict[str, Any]:
     counts = dict(request.workspace.usage_records.filter(rule__isnull=False).values_list("rule_id").annotate(n=Count("pk")).order_by())
     described = [_describe(rule) for rule in rules]
     for rule in described:
-        rule.rows = counts.get(rule.pk, 0)
+        rule.rows = counts.get(rule.pk, 0)  # type: ignore[attr-defined]
     return {"rules": described, "move_buttons": (("up", "↑"), ("down", "↓"))}
 
 
@@ -361,7 +362,7 @@ def rule_move(request: WorkspaceRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(request.workspace.attribution_rules, pk=pk)
     if request.method != "POST":
         return _post_only()
-    direction = "up" if request.POST.get("direction") == "up" else "down"
+    direction: Literal["up", "down"] = "up" if request.POST.get("direction") == "up" else "down"
     services.attribution_rule_move(rule=rule, direction=direction)
     if request.htmx:
         return _reattributing(render(request, f"{RULES}#rules", _rules_context(request)))
