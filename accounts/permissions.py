@@ -12,9 +12,11 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import resolve_url
 from django.utils import timezone
 from django_htmx.middleware import HtmxDetails
@@ -24,7 +26,7 @@ from accounts.models import Membership, Workspace
 # The session remembers the workspace last used, for the home page and the switcher.
 SESSION_WORKSPACE_KEY = "doow_workspace"
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 class WorkspaceRequest(HttpRequest):
@@ -32,6 +34,7 @@ class WorkspaceRequest(HttpRequest):
     HttpRequests at run time): django-htmx's middleware sets `htmx`, the decorator the rest."""
 
     htmx: HtmxDetails
+    user: User  # signed in: workspace_view sends anyone else to the login page
     workspace: Workspace
     membership: Membership
 
@@ -71,7 +74,7 @@ def workspace_view(view: View | None = None, *, admin: bool = False) -> Any:
 
     def decorator(func: View) -> View:
         @wraps(func)
-        def wrapped(request: HttpRequest, *args: Any, ws: str, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, ws: str, **kwargs: Any) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return _login_redirect(request)
             membership = membership_for(request, ws)

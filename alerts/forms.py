@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -33,9 +33,9 @@ class BudgetForm(forms.ModelForm):
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.workspace = self.instance.workspace = workspace
-        self.fields["application"].queryset = workspace.applications.order_by("name")
-        self.fields["license"].queryset = workspace.licenses.select_related("application").order_by("plan_name")
-        self.fields["provider"].choices = [("", "—"), *sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda c: c[1])]
+        cast(forms.ModelChoiceField, self.fields["application"]).queryset = workspace.applications.order_by("name")
+        cast(forms.ModelChoiceField, self.fields["license"]).queryset = workspace.licenses.select_related("application").order_by("plan_name")
+        cast(forms.ChoiceField, self.fields["provider"]).choices = [("", "—"), *sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda c: c[1])]
 
     def clean_currency(self) -> str:
         value = (self.cleaned_data.get("currency") or "USD").strip().upper()
@@ -50,9 +50,11 @@ class BudgetForm(forms.ModelForm):
         return name
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         scope = data.get("scope")
-        needed = {Budget.Scope.APPLICATION: "application", Budget.Scope.LICENSE: "license", Budget.Scope.PROVIDER: "provider"}.get(scope)
+        needed_for: dict[str, str] = {Budget.Scope.APPLICATION: "application", Budget.Scope.LICENSE: "license", Budget.Scope.PROVIDER: "provider"}
+        needed = needed_for.get(scope or "")
         if needed and not data.get(needed):
             self.add_error(needed, f"Choose the {needed} this budget is for.")
         # Only the chosen scope's target is kept, so a budget never filters on two things.
@@ -88,14 +90,15 @@ class AnomalyRuleForm(forms.ModelForm):
         self.instance.workspace = workspace
         limits = {"ratio": (Decimal("1"), Decimal("100")), "mads": (Decimal("0"), Decimal("100")), "min_amount": (Decimal("0"), Decimal("1000000"))}
         for name, (low, high) in limits.items():
-            field = self.fields[name]
+            field: Any = self.fields[name]  # DecimalFields: the stubs type their bounds as int
             field.min_value, field.max_value = low, high
             field.validators += [MinValueValidator(low), MaxValueValidator(high)]
             field.widget.attrs.update(min=str(low), max=str(high), step="0.01")
             field.required = True
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         ratio, mads, floor = data.get("ratio"), data.get("mads"), data.get("min_amount")
         if ratio == 1 and mads == 0 and floor == 0:
             raise forms.ValidationError("With 1×, 0 MADs and $0 every day above its median would alert: raise at least one.")

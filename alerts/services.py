@@ -153,7 +153,7 @@ def anomaly_conditions(workspace: Workspace, rows: list[DetailRow], *, today, ac
     day = today - timedelta(days=1)
     series = anomalies.series_by_dimension(rows)
     names = dict(workspace.applications.values_list("pk", "name")) if any(d == "application_id" for d, _ in series) else {}
-    keys = {f"anomaly:{dimension}:{value}": (dimension, value) for dimension, value in series}
+    keys: dict[str, tuple[str, Any]] = {f"anomaly:{dimension}:{value}": (dimension, value) for dimension, value in series}
     for key, alert in active.items():
         if alert.kind == Alert.Kind.ANOMALY and key not in keys:
             dimension, _, value = key.removeprefix("anomaly:").partition(":")
@@ -188,7 +188,8 @@ def anomaly_conditions(workspace: Workspace, rows: list[DetailRow], *, today, ac
 
 # ------------------------------------------------------------------ state machine
 def _rank(kind: str, level: str) -> int:
-    levels = {Alert.Kind.BUDGET: BUDGET_LEVELS, Alert.Kind.ANOMALY: ANOMALY_LEVELS}.get(kind, INTEGRATION_LEVELS)
+    by_kind: dict[str, tuple[str, ...]] = {Alert.Kind.BUDGET: BUDGET_LEVELS, Alert.Kind.ANOMALY: ANOMALY_LEVELS}
+    levels = by_kind.get(kind, INTEGRATION_LEVELS)
     return levels.index(level) if level in levels else -1
 
 

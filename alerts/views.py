@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from alerts import services, webhooks
 from alerts.forms import AnomalyRuleForm, BudgetForm, WebhookForm
 from alerts.models import Alert, AnomalyRule, Budget, Mute, Webhook
 
 
-def _budgets_url(request: HttpRequest) -> str:
+def _budgets_url(request: WorkspaceRequest) -> str:
     return reverse("alerts:budgets", kwargs={"ws": request.workspace.slug})
 
 
 @workspace_view(admin=True)
-def budget_list(request: HttpRequest) -> HttpResponse:
+def budget_list(request: WorkspaceRequest) -> HttpResponse:
     budgets = list(request.workspace.budgets.select_related("application", "license__application", "mute"))
     active = {a.budget_id: a for a in request.workspace.alerts.filter(kind=Alert.Kind.BUDGET, state__in=Alert.ACTIVE_STATES)}
     # The numbers as of now (one rollup query), beside the state of the last evaluation.
     rows = services.budget_spend_rows(request.workspace) if budgets else []
     today = services.workspace_today(request.workspace)
     for budget in budgets:
-        budget.active_alert = active.get(budget.pk)
-        budget.is_muted = hasattr(budget, "mute")
-        budget.now = services.budget_condition(budget, rows, today=today).numbers
+        # Read by the template beside the model's fields.
+        budget.active_alert = active.get(budget.pk)  # type: ignore[attr-defined]
+        budget.is_muted = hasattr(budget, "mute")  # type: ignore[attr-defined]
+        budget.now = services.budget_condition(budget, rows, today=today).numbers  # type: ignore[attr-defined]
     return render(request, "alerts/budgets.html", {"settings_section": "budgets", "budgets": budgets})
 
 
-def _budget_form(request: HttpRequest, instance: Budget | None = None) -> HttpResponse:
+def _budget_form(request: WorkspaceRequest, instance: Budget | None = None) -> HttpResponse:
     form = BudgetForm(request.POST or None, instance=instance, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
         saved = form.save()
@@ -43,17 +44,17 @@ def _budget_form(request: HttpRequest, instance: Budget | None = None) -> HttpRe
 
 
 @workspace_view(admin=True)
-def budget_create(request: HttpRequest) -> HttpResponse:
+def budget_create(request: WorkspaceRequest) -> HttpResponse:
     return _budget_form(request)
 
 
 @workspace_view(admin=True)
-def budget_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def budget_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return _budget_form(request, get_object_or_404(request.workspace.budgets, pk=pk))
 
 
 @workspace_view(admin=True)
-def budget_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def budget_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     budget = get_object_or_404(request.workspace.budgets, pk=pk)
     if request.method == "POST":
         budget.delete()
@@ -63,7 +64,7 @@ def budget_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def budget_mute(request: HttpRequest, pk: int) -> HttpResponse:
+def budget_mute(request: WorkspaceRequest, pk: int) -> HttpResponse:
     budget = get_object_or_404(request.workspace.budgets, pk=pk)  # another workspace's: 404 before 405
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -75,7 +76,7 @@ def budget_mute(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_mute(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_mute(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(request.workspace.integrations, pk=pk)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -87,7 +88,7 @@ def integration_mute(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view
-def notifications(request: HttpRequest) -> HttpResponse:
+def notifications(request: WorkspaceRequest) -> HttpResponse:
     items = list(
         request.workspace.notifications.filter(user=request.user).select_related("alert")[:200]
     )
@@ -108,7 +109,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
 
 @workspace_view
 @require_POST
-def notifications_read(request: HttpRequest) -> HttpResponse:
+def notifications_read(request: WorkspaceRequest) -> HttpResponse:
     mine = request.workspace.notifications.filter(user=request.user, read_at__isnull=True)
     if request.POST.get("id", "").isdigit():
         mine = mine.filter(pk=int(request.POST["id"]))
@@ -118,7 +119,7 @@ def notifications_read(request: HttpRequest) -> HttpResponse:
 
 # ------------------------------------------------------------------ anomaly rule
 @workspace_view(admin=True)
-def anomaly_rule(request: HttpRequest) -> HttpResponse:
+def anomaly_rule(request: WorkspaceRequest) -> HttpResponse:
     instance = AnomalyRule.objects.filter(workspace=request.workspace).first() or AnomalyRule(workspace=request.workspace)
     form = AnomalyRuleForm(request.POST or None, instance=instance, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
@@ -137,7 +138,7 @@ class _ShownOnce(str):
         return "'[secret]'"
 
 
-def _webhook_page(request: HttpRequest, form: WebhookForm, *, new_secret: str = "", status: int = 200) -> HttpResponse:
+def _webhook_page(request: WorkspaceRequest, form: WebhookForm, *, new_secret: str = "", status: int = 200) -> HttpResponse:
     webhook = Webhook.objects.filter(workspace=request.workspace).first()
     deliveries = list(webhook.deliveries.select_related("alert")[:50]) if webhook else []
     context = {
@@ -153,7 +154,7 @@ def _webhook_page(request: HttpRequest, form: WebhookForm, *, new_secret: str = 
 
 
 @workspace_view(admin=True)
-def webhook(request: HttpRequest) -> HttpResponse:
+def webhook(request: WorkspaceRequest) -> HttpResponse:
     """GET: the webhook, its secret's last four characters and its delivery log. POST: create or
     replace it; the new secret is on this response only (never stored in a message or session)."""
     if request.method != "POST":
@@ -170,7 +171,7 @@ def webhook(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def webhook_delete(request: HttpRequest) -> HttpResponse:
+def webhook_delete(request: WorkspaceRequest) -> HttpResponse:
     hook = get_object_or_404(Webhook, workspace=request.workspace)
     if request.method == "POST":
         webhooks.webhook_delete(workspace=request.workspace)
@@ -181,7 +182,7 @@ def webhook_delete(request: HttpRequest) -> HttpResponse:
 
 @workspace_view(admin=True)
 @require_POST
-def webhook_test(request: HttpRequest) -> HttpResponse:
+def webhook_test(request: WorkspaceRequest) -> HttpResponse:
     hook = get_object_or_404(Webhook, workspace=request.workspace)
     payload = webhooks.ping_payload(request.workspace, now=timezone.now())
     webhooks.webhook_enqueue(webhook_id=hook.pk, payload=payload)

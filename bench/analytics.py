@@ -299,9 +299,8 @@ def measure_pages(repeat: int) -> None:
         ("integration usage section (htmx)", get(section, **htmx), ""),
         ("integration usage section, model filter (htmx)", get(f"{section}?model=openai-model-1&metric=cost", **htmx), ""),
         ("integration usage section, rows page 1,000 (htmx)", get(f"{section}?page=1000", **htmx), ""),
-        ("unattributed usage", get(reverse("inventory:unattributed", kwargs={"ws": WORKSPACE})), ""),
-        ("applications", get(reverse("inventory:applications", kwargs={"ws": WORKSPACE})), ""),
-        ("licenses (settings)", get(reverse("inventory:licenses", kwargs={"ws": WORKSPACE})), ""),
+        ("unattributed usage", get(reverse("usage_settings:unattributed", kwargs={"ws": WORKSPACE})), ""),
+        ("applications", get(reverse("usage_settings:applications", kwargs={"ws": WORKSPACE})), ""),
         ("licenses (usage)", get(reverse("usage:licenses", kwargs={"ws": WORKSPACE})), ""),
         ("license detail (commitment burn-down)", get(reverse("usage:license", kwargs={"ws": WORKSPACE, "pk": license_.pk})), ""),
     ]  # fmt: skip

@@ -69,7 +69,7 @@ INSTALLED_APPS = [
     "integrations",
     "usage",
     "alerts",
-    "doow",  # project-wide template filters (doow/templatetags/formats.py)
+    "doow",  # project-wide template tags (doow/templatetags/formats.py, page_helpers.py)
 ]
 
 MIDDLEWARE = [

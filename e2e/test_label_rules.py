@@ -28,7 +28,7 @@ def test_a_label_rule_is_made_in_the_browser(page: Page, admin_user: Any, worksp
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1)).to_be_visible()
 
-    page.goto(reverse("inventory:rule_add", kwargs={"ws": workspace.slug}))
+    page.goto(reverse("usage_settings:rule_add", kwargs={"ws": workspace.slug}))
     page.get_by_label("Provider").select_option("google_vertex")
     page.get_by_label("Label").fill("team research")
     page.get_by_label("New application name").fill("Research ML")

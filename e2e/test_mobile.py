@@ -74,7 +74,7 @@ def test_every_page_fits_390px_and_the_menu_opens(page: Page, demo_workspace: tu
         "usage-explorer": f"/w/{workspace.slug}/usage/",
         "usage-explorer-table": f"/w/{workspace.slug}/usage/?view=table",
         "applications": f"{settings}/applications/",
-        "licenses": f"{settings}/licenses/",
+        "licenses": f"/w/{workspace.slug}/usage/licenses/",
         "rules": f"{settings}/rules/",
         "unattributed": f"{settings}/unattributed/",
         "pricing": f"{settings}/pricing/",

@@ -10,70 +10,23 @@ from datetime import UTC
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from doow.admin import ProviderListFilter, ReadOnlyAdmin
 from doow.templatetags.formats import compact, duration
 from integrations import services
 from integrations.models import Integration, IntegrationEvent, SyncRun
-from integrations.providers.registry import PROVIDERS
 
 RECENT = 10
-
-
-class ProviderListFilter(admin.SimpleListFilter):
-    """Provider choices come from the registry, not a static choices list."""
-
-    title = "provider"
-    parameter_name = "provider"
-    field_path = "provider"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda item: item[1].lower())
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value():
-            return queryset.filter(**{self.field_path: self.value()})
-        return queryset
 
 
 class IntegrationProviderListFilter(ProviderListFilter):
     """For models that reach the provider through their integration."""
 
     field_path = "integration__provider"
-
-
-class BoundedDateChangeList(ChangeList):
-    """Django finds the end of a date-hierarchy year, month or day by adding to it, and
-    `?started_at__year=9999` overflows into a 500. Such a lookup is refused like any bad
-    parameter (the admin's "invalid lookup" page) instead."""
-
-    def get_filters(self, request: HttpRequest) -> Any:
-        try:
-            return super().get_filters(request)
-        except (ValueError, OverflowError) as error:
-            raise IncorrectLookupParameters(error) from error
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the sync engine: viewable, never added, changed or deleted here.
-    Their lists have a date hierarchy, held to the calendar by BoundedDateChangeList."""
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return BoundedDateChangeList
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _changelist(model: type[Model], **filters: Any) -> str:

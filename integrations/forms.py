@@ -7,12 +7,11 @@ a value, so a stored (or just typed) secret never travels back to the browser.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
 from integrations.providers.base import FormField, Provider
-from usage.forms import DateRangeForm
 
 CREDENTIAL_PREFIX = "credential_"
 SETTING_PREFIX = "setting_"
@@ -49,7 +48,7 @@ def _form_field(spec: FormField, *, required: bool | None = None) -> forms.Field
         widget=widget,
         strip=True,
     )
-    field.alternative = spec.alternative  # read by _form_fields.html
+    field.alternative = spec.alternative  # type: ignore[attr-defined]  # read by _form_fields.html
     return field
 
 
@@ -101,6 +100,7 @@ class _ProviderForm(forms.Form):
 class IntegrationAddForm(_ProviderForm):
     with_credential = True
     with_settings = True
+    duplicate_of: list[tuple[str, str]]  # set by the view when the account is connected already
 
     name = forms.CharField(
         label="Name",
@@ -155,7 +155,7 @@ class IntegrationEditForm(_ProviderForm):
                 # Keep an interval set elsewhere (admin, command) selectable instead of silently changing it.
                 choices.append((minutes, f"Every {minutes} minutes"))
                 choices.sort()
-            self.fields["sync_interval"].choices = choices
+            cast(forms.ChoiceField, self.fields["sync_interval"]).choices = choices
 
     def general_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in ("name", "sync_interval", "backfill_days")]
@@ -183,37 +183,3 @@ class DisconnectForm(forms.Form):
     @property
     def keep_data(self) -> bool:
         return self.cleaned_data["data_choice"] == self.KEEP
-
-
-class UsageFilterForm(DateRangeForm):
-    """Filters of the usage table; the selects list the values actually stored. Dates are
-    bounded as everywhere (usage.forms.DateRangeForm): a refused one filters nothing."""
-
-    model = forms.ChoiceField(label="Model", required=False)
-    project = forms.ChoiceField(label="Project", required=False)
-    metric = forms.ChoiceField(label="Metric", required=False)
-
-    def __init__(self, *args: Any, choices: dict[str, list[str]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for name, values in choices.items():
-            self.fields[name].choices = [("", "All")] + [(v, v) for v in values]
-
-
-class UsageImportForm(forms.Form):
-    """Upload of a usage CSV (usage/importer.py checks its content; this only takes the file)."""
-
-    FORMAT_CHOICES = (
-        ("auto", "Detect from the header"),
-        ("doow", "Doow export columns"),
-        ("authress", "Authress portal: date, resource, operation, calls"),
-    )
-
-    file = forms.FileField(
-        label="CSV file",
-        help_text="UTF-8 CSV with a header line. A file with any problem stores nothing.",
-        widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}),
-    )
-    format = forms.ChoiceField(label="Format", choices=FORMAT_CHOICES, initial="auto", required=False)
-
-    def clean_format(self) -> str:
-        return self.cleaned_data.get("format") or "auto"

@@ -5,7 +5,7 @@ The sync engine and the dispatcher are in integrations/engine.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from integrations.events import (
     integration_record_event,
 )
 from integrations.http import check_endpoint
-from integrations.models import Health, Integration, IntegrationEvent, IntegrationQuerySet, SyncNotAllowed, SyncRun
+from integrations.models import Integration, IntegrationEvent, IntegrationQuerySet, SyncNotAllowed, SyncRun
 from integrations.providers.base import (
     ConfigurationError,
     Identity,
@@ -153,22 +153,6 @@ def counted_integrations(workspace: Workspace) -> IntegrationQuerySet:
     `workspace.usage_records.filter(integration__in=counted_integrations(workspace))`.
     """
     return workspace.integrations.counted()
-
-
-def integration_health_notices(
-    *, workspace: Workspace, providers: Collection[str] = (), integration_ids: Collection[int] = ()
-) -> list[tuple[Integration, Health]]:
-    """The counted integrations (of these providers / ids, when given) that are failing or
-    stale: what the usage pages warn about, each with its Health. Disconnected integrations
-    (no more data is expected) and uncounted duplicates are left out."""
-    integrations = counted_integrations(workspace).live()
-    if providers:
-        integrations = integrations.filter(provider__in=list(providers))
-    if integration_ids:
-        integrations = integrations.filter(pk__in=list(integration_ids))
-    now = timezone.now()
-    notices = [(i, i.health_at(now)) for i in integrations.order_by("name", "pk")]
-    return [(i, health) for i, health in notices if health.failing or health.stale]
 
 
 def _credential_seed(workspace: Workspace, provider: Provider) -> str:

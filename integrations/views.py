@@ -8,9 +8,10 @@ so every hx-get also works as a plain link.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings as django_settings
@@ -18,19 +19,18 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q, Sum
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.forms import ChoiceField
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from integrations.forms import (
     CredentialRotateForm,
     DisconnectForm,
     IntegrationAddForm,
     IntegrationEditForm,
-    UsageFilterForm,
-    UsageImportForm,
 )
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.base import Provider, ProviderError
@@ -59,6 +59,7 @@ from integrations.services import (
 )
 from usage import queries
 from usage.dimensions import ROW_VIEW_DIMENSIONS
+from usage.forms import UsageFilterForm, UsageImportForm
 from usage.import_jobs import (
     QUEUED_PATIENCE,
     UsageImportBusy,
@@ -76,6 +77,7 @@ from usage.importer import (
 )
 from usage.models import UsageImport
 from usage.rollups import day_start, zone_of
+from usage.summaries import integration_usage_summary
 
 DETAIL = "integrations/detail.html"
 USAGE_PAGE_SIZE = 50
@@ -91,7 +93,7 @@ EVERYTHING_CHANGED = "integration-changed, usage-changed, runs-changed, events-c
 
 
 # ---------------------------------------------------------------- helpers
-def _integration(request: HttpRequest, pk: int) -> Integration:
+def _integration(request: WorkspaceRequest, pk: int) -> Integration:
     return get_object_or_404(request.workspace.integrations.all(), pk=pk)
 
 
@@ -126,7 +128,7 @@ def _summary_context(integration: Integration) -> dict[str, Any]:
     details = identity.get("details") or {}
     projects = details.get("projects") if isinstance(details.get("projects"), list) else []
     # Warnings (a project filter naming projects the account lacks, say) are alerts, not facts.
-    warnings = details.get("warnings") if isinstance(details, dict) and isinstance(details.get("warnings"), list) else []
+    warnings: list[Any] = details["warnings"] if isinstance(details, dict) and isinstance(details.get("warnings"), list) else []
     if warnings:
         details = {key: value for key, value in details.items() if key != "warnings"}
     facts = integration.provider_obj.identity_facts(details) if isinstance(details, dict) else []
@@ -185,7 +187,7 @@ def _project_names(integration: Integration) -> dict[str, str]:
     return names
 
 
-def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, Any]:
+def _usage_context(request: WorkspaceRequest, integration: Integration) -> dict[str, Any]:
     """Totals, filter choices and the non-empty columns come from the integration's daily
     rollups; only the page of rows reads the base table, located through the rollups' per-day
     counts (usage.queries.DaySeekPaginator: no COUNT(*) nor deep OFFSET over millions of rows).
@@ -194,28 +196,31 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
     choices = queries.dimension_values(integration.workspace, ("model", "project", "metric"), days=all_days)
     form = UsageFilterForm(request.GET, choices=choices)
     names = _project_names(integration)
-    form.fields["project"].choices = [("", "All")] + [
+    cast(ChoiceField, form.fields["project"]).choices = [("", "All")] + [
         (p, f"{names[p]} ({p})" if names.get(p) else p) for p in choices["project"]
     ]
     form.is_valid()
     data = getattr(form, "cleaned_data", {})
     zone = zone_of(integration.workspace)
-    records, days = integration.usage_records.all(), all_days
-    if data.get("date_from"):
-        records = records.filter(bucket_start__gte=day_start(data["date_from"], zone))
-        days = days.filter(day__gte=data["date_from"])
-    if data.get("date_to"):
-        records = records.filter(bucket_start__lt=day_start(data["date_to"] + timedelta(days=1), zone))
-        days = days.filter(day__lte=data["date_to"])
-    for name in ("model", "project", "metric"):
-        if data.get(name):
-            records = records.filter(**{name: data[name]})
-            days = days.filter(**{name: data[name]})
+    filters = queries.UsageFilters(
+        date_from=data.get("date_from"),
+        date_to=data.get("date_to"),
+        integration=str(integration.pk),
+        **{name: data.get(name) or "" for name in ("model", "project", "metric")},
+    )
+    records = queries.filtered(integration.workspace, filters)
+    # The integration's own rollups (queries.daily leaves out an account another integration
+    # already counts; its own page still shows what it read).
+    days = all_days.filter(filters.attribute_q())
+    if filters.date_from:
+        days = days.filter(day__gte=filters.date_from)
+    if filters.date_to:
+        days = days.filter(day__lte=filters.date_to)
     # One aggregate: the totals per (metric, unit), and which dimensions hold a value somewhere
     # in the filtered rows — those the provider never fills (e.g. region for OpenAI) only make
     # the table wide, so the others are named instead of shown.
     filled_counts = {f"filled_{d}": Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS}
-    totals = list(
+    totals: list[Any] = list(  # rows of dicts; the stubs' TypedDict knows no filled_* keys
         days.values("metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows"), **filled_counts).order_by("metric", "unit")
     )
     columns = [d for d in USAGE_DIMENSIONS if any(t[f"filled_{d}"] for t in totals)] or list(USAGE_DIMENSIONS)
@@ -233,7 +238,7 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
         "usage_page": page,
         "usage_count": usage_count,
         "usage_zone_name": integration.workspace.time_zone or "UTC",
-        **(_usage_summary(days, totals, names) if view == "summary" and totals else {}),
+        **(integration_usage_summary(days, totals, names) if view == "summary" and totals else {}),
         "usage_totals": totals,
         "usage_any": usage_any,
         # Nothing stored although a sync succeeded: the page says what that sync read, not "first sync".
@@ -248,64 +253,11 @@ def _usage_context(request: HttpRequest, integration: Integration) -> dict[str, 
     }
 
 
-# The summary's columns: the money first, then the counts people look at, at most SUMMARY_METRICS.
-SUMMARY_PREFERENCE = ("cost", "estimated_cost", "input_tokens", "output_tokens", "requests", "api_calls", "compute_seconds")
-SUMMARY_METRICS = 3
-SUMMARY_TOP = 10
-SUMMARY_DAYS = 31
-
-
-def _usage_summary(days: Any, totals: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
-    """Totals by model, by project and by day for the filtered rollups (a few GROUP BYs over
-    UsageDaily, never the base table), and a bar per day of the headline metric."""
-    present = [(t["metric"], t["unit"]) for t in totals]
-    order = {metric: i for i, metric in enumerate(SUMMARY_PREFERENCE)}
-    metrics = sorted(present, key=lambda mu: (order.get(mu[0], len(order)), mu))[:SUMMARY_METRICS]
-    keys = Q()
-    for metric, unit in metrics:
-        keys |= Q(metric=metric, unit=unit)
-    chosen = days.filter(keys)
-    head = metrics[0]
-
-    def grouped(dimension: str, *, limit: int | None, by_head: bool) -> tuple[list[dict[str, Any]], int]:
-        cells: dict[Any, dict[tuple[str, str], Any]] = {}
-        for row in chosen.values(dimension, "metric", "unit").annotate(total=Sum("quantity")).order_by():
-            cells.setdefault(row[dimension], {})[(row["metric"], row["unit"])] = row["total"]
-        if by_head:
-            ordered = sorted(cells, key=lambda key: (-(cells[key].get(head) or 0), str(key)))
-        else:
-            ordered = sorted(cells, reverse=True)
-        shown = ordered[:limit] if limit else ordered
-        rows = [
-            {"key": key, "label": (names.get(key) or key) if dimension == "project" else key, "values": [(cells[key].get(m), m[1]) for m in metrics]}
-            for key in shown
-        ]
-        return rows, len(ordered) - len(shown)
-
-    by_model, more_models = grouped("model", limit=SUMMARY_TOP, by_head=True)
-    by_project, more_projects = grouped("project", limit=SUMMARY_TOP, by_head=True)
-    by_day, more_days = grouped("day", limit=SUMMARY_DAYS, by_head=False)
-    heads = [(row["key"], row["values"][0][0] or 0) for row in reversed(by_day)]
-    peak = max((value for _, value in heads), default=0)
-    chart = [{"day": day, "value": value, "percent": round(100 * value / peak) if peak > 0 else 0} for day, value in heads]
-    return {
-        "summary_metrics": metrics,
-        "summary_by_model": by_model if any(row["key"] for row in by_model) else [],
-        "summary_more_models": more_models,
-        "summary_by_project": by_project if any(row["key"] for row in by_project) else [],
-        "summary_more_projects": more_projects,
-        "summary_by_day": by_day,
-        "summary_more_days": more_days,
-        "summary_chart": chart,
-        "summary_head": head,
-    }
-
-
 def _runs_context(integration: Integration) -> dict[str, Any]:
     return {"runs": integration.sync_runs.all()[:RUNS_SHOWN]}
 
 
-def _event_filters(request: HttpRequest | None) -> dict[str, str]:
+def _event_filters(request: WorkspaceRequest | None) -> dict[str, str]:
     """The level and category asked for, when they are real choices (anything else is ignored)."""
     query = request.GET if request is not None else {}
     level = query.get("level", "")
@@ -316,7 +268,7 @@ def _event_filters(request: HttpRequest | None) -> dict[str, str]:
     }
 
 
-def _events_context(integration: Integration, request: HttpRequest | None = None, *, page_size: int | None = None) -> dict[str, Any]:
+def _events_context(integration: Integration, request: WorkspaceRequest | None = None, *, page_size: int | None = None) -> dict[str, Any]:
     """The event log, newest first, filtered by level and category: the latest EVENTS_ON_DETAIL
     on the detail page, pages of EVENTS_PAGE_SIZE on the event log's own page."""
     filters = _event_filters(request)
@@ -377,11 +329,14 @@ def _import_context(
         and not stalled
         and timezone.now() - job.created_at > QUEUED_PATIENCE
     )
-    done = job is not None and job.status == UsageImport.Status.DONE and job.first_start and job.last_end
     return {
         "import_form": form or UsageImportForm(),
         "import_job": job,
-        "import_date_range": date_range(job.first_start, job.last_end) if done else "",
+        "import_date_range": (
+            date_range(job.first_start, job.last_end)
+            if job is not None and job.status == UsageImport.Status.DONE and job.first_start and job.last_end
+            else ""
+        ),
         "import_format_label": FORMAT_LABELS.get(job.format, "") if job is not None else "",
         "import_active": job is not None and job.is_active and not stalled,
         "import_stalled": stalled,
@@ -393,7 +348,7 @@ def _import_context(
     }
 
 
-def _detail_context(request: HttpRequest, integration: Integration, *, given: str = "") -> dict[str, Any]:
+def _detail_context(request: WorkspaceRequest, integration: Integration, *, given: str = "") -> dict[str, Any]:
     """Every section's context, except the `given` one (its caller already built it: the usage
     section's queries are not worth running twice)."""
     sections = {
@@ -416,7 +371,7 @@ def _detail_context(request: HttpRequest, integration: Integration, *, given: st
     return context
 
 
-def _section(request: HttpRequest, integration: Integration, partial: str, context: dict[str, Any]) -> HttpResponse:
+def _section(request: WorkspaceRequest, integration: Integration, partial: str, context: dict[str, Any]) -> HttpResponse:
     """The named partial for htmx, the whole detail page otherwise."""
     if request.htmx:
         return render(request, f"{DETAIL}#{partial}", {**_base_context(integration), **context})
@@ -425,7 +380,7 @@ def _section(request: HttpRequest, integration: Integration, partial: str, conte
 
 # ---------------------------------------------------------------- list / add
 @workspace_view(admin=True)
-def integration_list(request: HttpRequest) -> HttpResponse:
+def integration_list(request: WorkspaceRequest) -> HttpResponse:
     """One page of LIST_PAGE_SIZE integrations, by name: a workspace with thousands of them
     renders the same few rows (one COUNT and one page query, nothing per integration)."""
     page = Paginator(request.workspace.integrations.order_by("name", "pk"), LIST_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -444,7 +399,7 @@ def integration_list(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_add(request: HttpRequest, provider: str) -> HttpResponse:
+def integration_add(request: WorkspaceRequest, provider: str) -> HttpResponse:
     provider_obj = _provider(provider)
     form = IntegrationAddForm(request.POST or None, provider=provider_obj)
     if request.method == "POST" and form.is_valid():
@@ -481,7 +436,7 @@ def integration_add(request: HttpRequest, provider: str) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def provider_docs(request: HttpRequest, provider: str) -> HttpResponse:
+def provider_docs(request: WorkspaceRequest, provider: str) -> HttpResponse:
     """The provider's setup page from docs/, so the add form can link to it offline."""
     provider_obj = _provider(provider)
     text = ""
@@ -495,19 +450,19 @@ def provider_docs(request: HttpRequest, provider: str) -> HttpResponse:
 
 # ---------------------------------------------------------------- detail and its sections
 @workspace_view(admin=True)
-def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     return render(request, DETAIL, _detail_context(request, integration))
 
 
 @workspace_view(admin=True)
-def integration_summary(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_summary(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     return _section(request, integration, "summary", _summary_context(integration))
 
 
 @workspace_view(admin=True)
-def integration_usage(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_usage(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     response = _section(request, integration, "usage", _usage_context(request, integration))
     if request.htmx and request.htmx.trigger != "usage":
@@ -518,13 +473,13 @@ def integration_usage(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_runs(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_runs(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     return _section(request, integration, "runs", _runs_context(integration))
 
 
 @workspace_view(admin=True)
-def integration_events(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_events(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """The event log: for htmx, the detail page's card (latest events, filtered); as a page of its
     own, every event, EVENTS_PAGE_SIZE a page, filterable by level and category."""
     integration = _integration(request, pk)
@@ -534,7 +489,7 @@ def integration_events(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "integrations/events.html", context)
 
 
-def _int_param(request: HttpRequest, name: str) -> int | None:
+def _int_param(request: WorkspaceRequest, name: str) -> int | None:
     try:
         return int(request.GET[name])
     except (KeyError, ValueError):
@@ -542,7 +497,7 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
 
 
 @workspace_view(admin=True)
-def integration_sync_status(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_sync_status(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """Polled every 2 s while a sync is queued or running; says when it is done."""
     integration = _integration(request, pk)
     requested = _int_param(request, "requested")
@@ -555,7 +510,7 @@ def integration_sync_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 # ---------------------------------------------------------------- actions (POST)
 @workspace_view(admin=True)
-def integration_sync_now(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_sync_now(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     if request.method != "POST":
         return _post_only()
@@ -583,7 +538,7 @@ def integration_sync_now(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_test(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_test(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """Test connection: who/what the stored key can see now, or why it cannot."""
     integration = _integration(request, pk)
     if request.method != "POST":
@@ -604,7 +559,7 @@ def integration_test(request: HttpRequest, pk: int) -> HttpResponse:
     return _hx_trigger(response, "integration-changed, events-changed")
 
 
-def _status_action(request: HttpRequest, integration: Integration, done: str, *, flash: bool = True) -> HttpResponse:
+def _status_action(request: WorkspaceRequest, integration: Integration, done: str, *, flash: bool = True) -> HttpResponse:
     if not request.htmx:
         messages.success(request, done)
         return redirect(_detail_url(integration))
@@ -614,7 +569,7 @@ def _status_action(request: HttpRequest, integration: Integration, done: str, *,
 
 
 @workspace_view(admin=True)
-def integration_pause_view(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_pause_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     if request.method != "POST":
         return _post_only()
@@ -625,7 +580,7 @@ def integration_pause_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_resume_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     if request.method != "POST":
         return _post_only()
@@ -636,7 +591,7 @@ def integration_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_resolve_duplicate_view(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_resolve_duplicate_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """One click on the list: pause or disconnect an integration that reads an account another
     one already counts (its usage stops counting), or say it reads another part (split)."""
     integration = _integration(request, pk)
@@ -653,7 +608,7 @@ def integration_resolve_duplicate_view(request: HttpRequest, pk: int) -> HttpRes
 
 
 @workspace_view(admin=True)
-def integration_count_again_view(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_count_again_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     if request.method != "POST":
         return _post_only()
@@ -663,7 +618,7 @@ def integration_count_again_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_import_usage(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_import_usage(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """Upload a usage CSV: kept in the database and imported by a worker (usage/import_jobs.py);
     the section then shows the job's progress and, when it ends, the rows stored or the
     line-numbered problems (all rows or none)."""
@@ -701,7 +656,7 @@ def integration_import_usage(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_import_status(request: HttpRequest, pk: int, job: int) -> HttpResponse:
+def integration_import_status(request: WorkspaceRequest, pk: int, job: int) -> HttpResponse:
     """Polled every second while an import is queued or in progress; says when it ended."""
     integration = _integration(request, pk)
     found = get_object_or_404(integration.usage_imports.defer("data"), pk=job)
@@ -714,7 +669,7 @@ def integration_import_status(request: HttpRequest, pk: int, job: int) -> HttpRe
 
 # ---------------------------------------------------------------- forms on their own pages
 @workspace_view(admin=True)
-def integration_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     provider = integration.provider_obj
     initial = {
@@ -742,7 +697,7 @@ def integration_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_rotate(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     form = CredentialRotateForm(request.POST or None, provider=integration.provider_obj)
     if request.method == "POST" and form.is_valid():
@@ -757,10 +712,10 @@ def integration_rotate(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def integration_disconnect_view(request: HttpRequest, pk: int) -> HttpResponse:
+def integration_disconnect_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
     already = integration.status == Integration.Status.DISCONNECTED
-    data = request.POST or None
+    data: Mapping[str, Any] | None = request.POST or None
     if already and data is not None:
         data = {"data_choice": DisconnectForm.DELETE}  # nothing left to disconnect: only deleting makes sense
     form = DisconnectForm(data)

@@ -22,8 +22,8 @@ from django.db import router
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from doow.admin import ProviderListFilter, ReadOnlyAdmin
 from doow.templatetags.formats import amount
-from integrations.admin import ProviderListFilter, ReadOnlyAdmin
 from usage import partitions, services
 from usage.forms import bound_license_dates
 from usage.models import (

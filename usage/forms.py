@@ -7,7 +7,7 @@ of another workspace's object is simply not a valid choice.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -69,7 +69,8 @@ class DateRangeForm(forms.Form):
             self.fields[name].widget = forms.DateInput(attrs=date_input_attrs())
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         start, end = data.get("date_from"), data.get("date_to")
         if start and end and end < start:
             self.add_error("date_to", forms.ValidationError("“To” is before “From”.", code=REVERSED))
@@ -108,8 +109,9 @@ class ApplicationForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.workspace = self.instance.workspace = workspace
         # Only this workspace's teams are choices: another workspace's id is simply invalid.
-        self.fields["team"].queryset = workspace.teams.all()
-        self.fields["team"].empty_label = "No team"
+        team = cast(forms.ModelChoiceField, self.fields["team"])
+        team.queryset = workspace.teams.all()
+        team.empty_label = "No team"
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -173,9 +175,10 @@ class LicenseForm(forms.ModelForm):
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.workspace = self.instance.workspace = workspace
-        self.fields["application"].queryset = workspace.applications.order_by("name")
-        self.fields["application"].empty_label = "Choose an application…"
-        self.fields["kind"].choices = License.Kind.choices  # no blank radio button
+        application = cast(forms.ModelChoiceField, self.fields["application"])
+        application.queryset = workspace.applications.order_by("name")
+        application.empty_label = "Choose an application…"
+        cast(forms.ChoiceField, self.fields["kind"]).choices = License.Kind.choices  # no blank radio button
         self.fields["currency"].required = False
         bound_license_dates(self)
 
@@ -186,7 +189,8 @@ class LicenseForm(forms.ModelForm):
         return currency
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         start, end = data.get("start_date"), data.get("end_date")
         if start and end and end < start:
             self.add_error("end_date", "The end date is before the start date.")
@@ -236,14 +240,14 @@ class AttributionRuleForm(forms.ModelForm):
             field.label = PATTERN_LABELS.get(name, name.capitalize())
             field.help_text = PATTERN_HELP[name]
             field.widget = _text({"placeholder": "any"})
-        application = self.fields["application"]
+        application = cast(forms.ModelChoiceField, self.fields["application"])
         application.queryset = workspace.applications.order_by("name")
         application.required = False
         application.empty_label = "Choose an application…"
         licenses: dict[str, list[tuple[int, str]]] = {}
         for lic in workspace.licenses.select_related("application").order_by("application__name", "plan_name", "pk"):
             licenses.setdefault(lic.application.name, []).append((lic.pk, f"{lic.plan_name} ({lic.get_kind_display()})"))
-        self.fields["license"].choices = [("", "No license"), *licenses.items()]
+        cast(forms.ChoiceField, self.fields["license"]).choices = [("", "No license"), *licenses.items()]
         self.fields["license"].help_text = "Optional: the plan this usage counts against. It must belong to the application."
         if self.instance.pk and self.instance.license_id:
             self.initial.setdefault("license", self.instance.license_id)
@@ -260,7 +264,8 @@ class AttributionRuleForm(forms.ModelForm):
         return text
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         application, new_name = data.get("application"), (data.get("new_application") or "").strip()
         if application and new_name:
             self.add_error("new_application", "Choose an application or type a new name, not both.")
@@ -285,3 +290,37 @@ class AttributionRuleForm(forms.ModelForm):
     @property
     def new_application_name(self) -> str:
         return (self.cleaned_data.get("new_application") or "").strip()
+
+
+class UsageFilterForm(DateRangeForm):
+    """Filters of the usage table; the selects list the values actually stored. Dates are
+    bounded as everywhere (usage.forms.DateRangeForm): a refused one filters nothing."""
+
+    model = forms.ChoiceField(label="Model", required=False)
+    project = forms.ChoiceField(label="Project", required=False)
+    metric = forms.ChoiceField(label="Metric", required=False)
+
+    def __init__(self, *args: Any, choices: dict[str, list[str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, values in choices.items():
+            cast(forms.ChoiceField, self.fields[name]).choices = [("", "All")] + [(v, v) for v in values]
+
+
+class UsageImportForm(forms.Form):
+    """Upload of a usage CSV (usage/importer.py checks its content; this only takes the file)."""
+
+    FORMAT_CHOICES = (
+        ("auto", "Detect from the header"),
+        ("doow", "Doow export columns"),
+        ("authress", "Authress portal: date, resource, operation, calls"),
+    )
+
+    file = forms.FileField(
+        label="CSV file",
+        help_text="UTF-8 CSV with a header line. A file with any problem stores nothing.",
+        widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+    format = forms.ChoiceField(label="Format", choices=FORMAT_CHOICES, initial="auto", required=False)
+
+    def clean_format(self) -> str:
+        return self.cleaned_data.get("format") or "auto"

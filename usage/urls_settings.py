@@ -1,4 +1,4 @@
-"""Company Settings → Applications, Licenses, Attribution rules, Pricing (namespace `inventory`).
+"""Company Settings → Applications, Licenses, Attribution rules, Pricing (namespace `usage_settings`).
 
 Mounted at w/<ws>/settings/; admins only (members 403, outsiders 404).
 """
@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from django.urls import path
 
-from usage import views_settings as views
 from usage.pricing import views as pricing
+from usage.views import settings as views
 
-app_name = "inventory"
+app_name = "usage_settings"
 urlpatterns = [
     path("applications/", views.application_list, name="applications"),
     path("applications/add/", views.application_create, name="application_add"),

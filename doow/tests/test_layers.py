@@ -172,3 +172,53 @@ def test_every_task_a_service_enqueues_is_registered():
     assert named >= {"integrations.tasks.sync_integration", "usage.tasks.rebuild_rollups"}
     for name in sorted(named):
         assert task_named(name).name == name
+
+
+# Apps own their parts: an app's entry points (views, forms, commands, admin, tasks, template tags;
+# layer 6) are its own, and another app reaches its data through models, queries and services.
+# `doow` holds the building blocks every app shares (doow.admin, doow.templatetags.*). These are
+# the few entry points one app uses of another's, each for a reason:
+CROSS_APP_ENTRY_POINTS = {
+    ("accounts.urls", "usage.views.overview"): "the workspace's home page is the usage overview",
+    ("doow.demo", "sandbox.demo"): "`make demo` connects the sandbox's fake providers",
+    ("integrations.tasks", "alerts.tasks"): "a sync that changed rows evaluates the workspace's alerts",
+    ("integrations.views", "usage.forms"): "an integration's usage tab filters and uploads with usage's forms",
+    ("usage.management.commands.export_usage", "integrations.management.options"): "the commands' shared --since/--until",
+}
+# Services are an app's own operations: another app calls them only where it starts one of them.
+CROSS_APP_SERVICES = {
+    ("integrations.services", "usage.services"): "a new integration gets its default attribution rule",
+    ("doow.demo", "integrations.services"): "`make demo` connects integrations as an admin would",
+}
+
+
+def _cross_app(graph, layer: int) -> set[tuple[str, str]]:
+    rows = layer_map()
+    found = set()
+    for module, targets in graph.items():
+        for target, _ in targets:
+            if module.split(".")[0] != target.split(".")[0] and target.split(".")[0] != "doow" and layer_of(target, rows) == layer:
+                found.add((module, target))
+    return found
+
+
+def test_an_app_uses_no_other_apps_entry_points(graph):
+    found = _cross_app(graph, 6)
+    unexplained = sorted(found - set(CROSS_APP_ENTRY_POINTS))
+    assert not unexplained, "a module imports another app's view, form, command, admin, task or tag:\n" + "\n".join(
+        f"{a} imports {b}" for a, b in unexplained
+    )
+    assert not set(CROSS_APP_ENTRY_POINTS) - found, "an allowed import no longer exists: drop it from the list"
+
+
+def test_usage_needs_nothing_from_the_integration_services_or_admin(graph):
+    services = {(a, b) for a, b in _cross_app(graph, 5) if b.endswith(".services")}
+    assert services == set(CROSS_APP_SERVICES), sorted(services ^ set(CROSS_APP_SERVICES))
+    usage = {(a, t) for a, targets in graph.items() for t, _ in targets if a.split(".")[0] == "usage"}
+    assert not {(a, t) for a, t in usage if t in ("integrations.services", "integrations.admin")}
+
+
+def test_the_cross_app_check_sees_an_import_of_another_apps_view():
+    graph = {"alerts.services": {("usage.views.explorer", 1)}, "usage.views.explorer": set()}
+    assert _cross_app(graph, 6) == {("alerts.services", "usage.views.explorer")}
+    assert _cross_app({"usage.admin": {("doow.admin", 1)}}, 6) == set()

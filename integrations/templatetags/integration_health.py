@@ -1,5 +1,5 @@
 """`{% usage_health_banner %}`: on a usage page, a warning while any integration the page's
-filter covers is failing or stale (integrations.services.integration_health_notices).
+filter covers is failing or stale (integrations.health.integration_health_notices).
 
 It reads the `provider` and `integration` filters from the query string (one value or many),
 so the explorer, the overview and any later usage page can place it without passing anything.
@@ -10,7 +10,7 @@ from typing import Any
 
 from django import template
 
-from integrations.services import integration_health_notices
+from integrations.health import integration_health_notices
 
 register = template.Library()
 

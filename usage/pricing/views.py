@@ -25,7 +25,7 @@ QUEUED_PATIENCE = timedelta(minutes=2)
 
 
 def _url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str:
-    return reverse(f"inventory:{name}", kwargs={"ws": request.workspace.slug, **kwargs})
+    return reverse(f"usage_settings:{name}", kwargs={"ws": request.workspace.slug, **kwargs})
 
 
 def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:

@@ -285,7 +285,7 @@ def app(workspace) -> Application:
 
 @pytest.mark.parametrize(("field", "day"), [("start_date", "0001-01-01"), ("end_date", "9999-12-31"), ("start_date", "1999-12-31")])
 def test_a_license_dated_outside_is_a_form_error(admin_client, workspace, app, field, day):
-    url = reverse("inventory:license_add", kwargs={"ws": "acme"})
+    url = reverse("usage_settings:license_add", kwargs={"ws": "acme"})
     response = admin_client.post(url, {**LICENSE, "application": app.pk, field: day})
     assert response.status_code == 200
     expected = f"{day} is outside the dates Doow accepts ({bounds_text(years=10)})."
@@ -295,7 +295,7 @@ def test_a_license_dated_outside_is_a_form_error(admin_client, workspace, app, f
 
 def test_a_license_may_end_years_ahead(admin_client, workspace, app):
     end = years_after(today(), 10)
-    url = reverse("inventory:license_add", kwargs={"ws": "acme"})
+    url = reverse("usage_settings:license_add", kwargs={"ws": "acme"})
     assert admin_client.post(url, {**LICENSE, "application": app.pk, "end_date": end.isoformat()}).status_code == 302
     lic = License.objects.get()
     assert lic.end_date == end

@@ -265,7 +265,7 @@ def test_the_top_navigation_links_to_usage_for_members(member_client, workspace)
 
 def test_admins_are_offered_to_attribute_unattributed_usage(admin_client, member_client, workspace, usage):
     try:
-        target = reverse("inventory:unattributed", kwargs={"ws": workspace.slug})
+        target = reverse("usage_settings:unattributed", kwargs={"ws": workspace.slug})
     except NoReverseMatch:
         pytest.skip("no unattributed page")
     url = explorer_url(workspace, by="application")

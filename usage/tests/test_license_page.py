@@ -121,7 +121,7 @@ def test_nothing_attributed_is_a_clear_empty_state(member_client, admin_client, 
     assert "Nothing is attributed to this license" in html
     assert "A workspace admin sets the rules" in html
     try:
-        rules = reverse("inventory:rules", kwargs={"ws": commitment.workspace.slug})
+        rules = reverse("usage_settings:rules", kwargs={"ws": commitment.workspace.slug})
     except NoReverseMatch:  # the rules page is another app's; without it the page still renders
         rules = None
     admin_html = admin_client.get(license_url(commitment)).content.decode()
@@ -167,3 +167,37 @@ def test_license_list_queries_do_not_grow_with_licenses(member_client, workspace
 def test_empty_license_list_explains_what_a_license_is(member_client, workspace):
     html = member_client.get(reverse("usage:licenses", kwargs={"ws": workspace.slug})).content.decode()
     assert "No licenses yet" in html
+
+
+# ---------------------------------------------------------------- one Licenses page
+def test_one_licenses_page_members_read_it_and_admins_edit_there(member_client, admin_client, workspace, commitment):
+    page = reverse("usage:licenses", kwargs={"ws": workspace.slug})
+    edit = reverse("usage_settings:license_edit", kwargs={"ws": workspace.slug, "pk": commitment.pk})
+    delete = reverse("usage_settings:license_delete", kwargs={"ws": workspace.slug, "pk": commitment.pk})
+    add = reverse("usage_settings:license_add", kwargs={"ws": workspace.slug})
+
+    member_html = member_client.get(page).content.decode()
+    assert "Scale tier" in member_html
+    assert edit not in member_html and delete not in member_html and add not in member_html
+
+    admin_html = admin_client.get(page).content.decode()
+    assert "Scale tier" in admin_html and "25.0%" not in admin_html  # nothing spent yet
+    assert f'href="{edit}"' in admin_html and f'href="{delete}"' in admin_html and f'href="{add}"' in admin_html
+    # Company Settings → Licenses is this page, not a second one.
+    settings_page = admin_client.get(reverse("usage_settings:applications", kwargs={"ws": workspace.slug})).content.decode()
+    assert f'href="{page}"' in settings_page
+
+
+def test_the_old_company_settings_licenses_url_redirects_to_the_one_page(admin_client, member_client, workspace):
+    old = reverse("usage_settings:licenses", kwargs={"ws": workspace.slug})
+    response = admin_client.get(old)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("usage:licenses", kwargs={"ws": workspace.slug})
+    assert member_client.get(old).status_code == 403  # Company Settings URLs stay admin-only
+
+
+def test_an_admin_without_applications_is_told_to_add_one_first(admin_client, workspace):
+    html = admin_client.get(reverse("usage:licenses", kwargs={"ws": workspace.slug})).content.decode()
+    assert "No licenses yet" in html
+    assert reverse("usage_settings:application_add", kwargs={"ws": workspace.slug}) in html
+    assert reverse("usage_settings:license_add", kwargs={"ws": workspace.slug}) not in html

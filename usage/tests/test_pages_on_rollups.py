@@ -67,9 +67,8 @@ def test_no_aggregating_page_aggregates_the_base_table(admin_client, workspace, 
         reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}) + "?model=o1&page=2&view=rows",
         reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}) + "?model=o1",  # the summary
         reverse("integrations:list", kwargs={"ws": workspace.slug}),
-        reverse("inventory:unattributed", kwargs={"ws": workspace.slug}),
-        reverse("inventory:applications", kwargs={"ws": workspace.slug}),
-        reverse("inventory:licenses", kwargs={"ws": workspace.slug}),
+        reverse("usage_settings:unattributed", kwargs={"ws": workspace.slug}),
+        reverse("usage_settings:applications", kwargs={"ws": workspace.slug}),
         reverse("usage:licenses", kwargs={"ws": workspace.slug}),
         reverse("usage:license", kwargs={"ws": workspace.slug, "pk": lic.pk}),
     ]

@@ -22,7 +22,7 @@ D1 = D0 + DAY
 
 
 def url(name: str, **kwargs) -> str:
-    return reverse(f"inventory:{name}", kwargs={"ws": "acme", **kwargs})
+    return reverse(f"usage_settings:{name}", kwargs={"ws": "acme", **kwargs})
 
 
 def estimates_by_day(integration) -> dict:

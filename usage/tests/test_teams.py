@@ -18,7 +18,7 @@ pytestmark = pytest.mark.clock("2026-12-06T12:00:00Z")
 
 
 def settings_url(workspace, name: str, **kwargs) -> str:
-    return reverse(f"inventory:{name}", kwargs={"ws": workspace.slug, **kwargs})
+    return reverse(f"usage_settings:{name}", kwargs={"ws": workspace.slug, **kwargs})
 
 
 @pytest.fixture

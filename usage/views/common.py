@@ -35,7 +35,7 @@ def optional_url(name: str, **kwargs: Any) -> str | None:
         return None
 
 
-def as_number(value: Decimal | None) -> float | None:
+def as_number(value: Decimal | int | None) -> float | None:
     """Chart values: JSON numbers, not the strings DjangoJSONEncoder makes of Decimals."""
     return None if value is None else float(value)
 

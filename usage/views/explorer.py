@@ -25,10 +25,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpResponse, QueryDict
 from django.urls import reverse
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from doow.templatetags.formats import metric_label
 from integrations.providers.registry import PROVIDERS
 from usage import queries, spend
@@ -264,7 +264,7 @@ def _chart_metric(requested: str, filtered_metric: str, present: list[str], has_
 
 
 # ---------------------------------------------------------------- rows
-def _rows_page(request: HttpRequest, records: Any, days: Any, count: int, per_day: dict | None) -> Any:
+def _rows_page(request: WorkspaceRequest, records: Any, days: Any, count: int, per_day: dict | None) -> Any:
     """The raw rows, newest first: located through the rollups (queries.DaySeekPaginator);
     `count` and `per_day` are the rows the totals already summed."""
     paginator = queries.DaySeekPaginator(
@@ -370,7 +370,8 @@ def _spend_table(
         before[(r.key, r.currency)] += r.amount
         now.setdefault((r.key, r.currency), spend.Amount(r.currency))
     ordered = sorted(now, key=lambda k: (k[1] != "USD", k[1], -now[k].total, -before.get(k, 0), str(names.get(k[0], k[0]))))
-    lines, other = [], {}
+    lines: list[dict[str, Any]] = []
+    other: dict[str, dict[str, Any]] = {}
     for key in ordered:
         value, currency = key
         if len(lines) >= TOP_SPEND_ROWS:
@@ -398,7 +399,7 @@ def _spend_table(
 
 
 # ---------------------------------------------------------------- view
-def results_context(request: HttpRequest) -> dict[str, Any]:
+def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     """Everything the #results section shows, for the current query string."""
     params = request.GET
     workspace = request.workspace
@@ -409,7 +410,8 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
     group = "" if by == NO_SPLIT else by
     # A team is read through its application (the rollups have no team column).
     query_group = "application" if group == TEAM else group
-    period = params.get("period") if params.get("period") in queries.PERIODS else queries.DEFAULT_PERIOD
+    period = params.get("period", "")
+    period = period if period in queries.PERIODS else queries.DEFAULT_PERIOD
     compare = params.get("compare") in ("1", "on", "true")
     previous_span = window.previous if compare else None
     days = queries.daily(workspace, filters)
@@ -426,7 +428,7 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
     spend_all = spend.spend_rows(spend_days, query_group or None)
     if group == TEAM:
         spend_all = [replace(r, key=teams.get(r.key)) for r in spend_all]
-    spend_now = [r for r in spend_all if not previous_span or r.day >= window.first]
+    spend_now = [r for r in spend_all if not previous_span or window.first is None or r.day >= window.first]
     spend_before = [r for r in spend_all if previous_span[0] <= r.day <= previous_span[1]] if previous_span else None
     spent = spend.total(spend_now)
     spent_before = spend.total(spend_before) if spend_before is not None else None
@@ -454,11 +456,11 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
     overall_before: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for (_, metric, unit), value in (previous_totals or {}).items():
         overall_before[(metric, unit)] += value
-    totals_rows = [
+    totals_rows: list[dict[str, Any]] = [
         {
             "total": t,
             "name": names.get(t.group, t.group) if group else "",
-            "drill": _query(params, **{group: value}) if group and (value := _drill_value(group, t.group)) else None,
+            "drill": _query(params, **{group: drill}) if group and (drill := _drill_value(group, t.group)) else None,
             "change": _delta(t.total, previous_totals.get((t.group, t.metric, t.unit), Decimal(0))) if previous_totals is not None else None,
         }
         for t in totals
@@ -532,7 +534,7 @@ def date_errors(form: ExplorerForm) -> list[str]:
 
 
 @workspace_view
-def explorer(request: HttpRequest) -> HttpResponse:
+def explorer(request: WorkspaceRequest) -> HttpResponse:
     context = results_context(request)
     data = request.GET.copy()
     window = context["window"]
@@ -551,7 +553,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
         date_errors=date_errors(form),
         integrations_url=optional_url("integrations:list", ws=request.workspace.slug) if request.membership.is_admin else None,
         # Admins can turn unattributed usage into rules (Company Settings, another app's page).
-        unattributed_url=optional_url("inventory:unattributed", ws=request.workspace.slug) if request.membership.is_admin else None,
+        unattributed_url=optional_url("usage_settings:unattributed", ws=request.workspace.slug) if request.membership.is_admin else None,
         licenses_url=optional_url("usage:licenses", ws=request.workspace.slug),
     )
     return render_page(request, TEMPLATE, "results", context)

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from usage.export import csv_pieces, export_order
 from usage.export_copy import usage_csv_stream
 from usage.export_focus import usage_focus_rows
@@ -52,7 +52,7 @@ def export_filename(*, stem: str, workspace_slug: str, date_from: object, date_t
 
 @workspace_view  # first: an outsider gets 404 whatever the method
 @require_GET
-def usage_export(request: HttpRequest) -> HttpResponse:
+def usage_export(request: WorkspaceRequest) -> HttpResponse | StreamingHttpResponse:
     fmt = request.GET.get("format") or "csv"
     if fmt not in FORMATS:
         return HttpResponseBadRequest(f"Unknown export format {fmt!r}: use format=csv or format=focus.", content_type="text/plain")

@@ -7,11 +7,11 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
 from usage import queries
 from usage.dates import LICENSE_YEARS_AHEAD, latest_day
 from usage.models import License
@@ -27,25 +27,31 @@ def _status(license: License, today: date) -> str:
 
 
 @workspace_view
-def license_list(request: HttpRequest) -> HttpResponse:
+def license_list(request: WorkspaceRequest) -> HttpResponse:
+    """The one Licenses page (Usage → Licenses; Company Settings → Licenses links here): every
+    member reads the licenses and their consumption, admins also add, edit and delete them."""
     today = queries.local_today(request.workspace)
     licenses = queries.licenses_with_consumption(request.workspace)
     for lic in licenses:
-        lic.status = _status(lic, today)
-        lic.percent_used = queries.percent(lic.spent or Decimal(0), lic.committed_amount) if lic.kind == License.Kind.COMMITMENT else None
+        # Read by the template beside the model's fields (`spent` from licenses_with_consumption).
+        lic.status = _status(lic, today)  # type: ignore[attr-defined]
+        spent = lic.spent or Decimal(0)  # type: ignore[attr-defined]
+        lic.percent_used = queries.percent(spent, lic.committed_amount) if lic.kind == License.Kind.COMMITMENT else None  # type: ignore[attr-defined]
+    can_edit = request.membership.is_admin
     return render(
         request,
         "usage/license_list.html",
         {
             "licenses": licenses,
-            # Managing licenses is Company Settings (another app, admins only): link if both hold.
-            "manage_url": _settings_url(request, "inventory:licenses"),
+            "can_edit": can_edit,
+            # A license belongs to an application: without one there is nothing to add it to yet.
+            "has_applications": can_edit and request.workspace.applications.exists(),
         },
     )
 
 
 @workspace_view
-def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def license_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
     license = get_object_or_404(request.workspace.licenses.select_related("application"), pk=pk)
     consumption = queries.license_consumption(license)
     chart = _chart(consumption)
@@ -64,13 +70,13 @@ def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "per_seat": consumption.spent / license.seat_count if license.seat_count and consumption.spent else None,
             "months": _month_table(consumption),
             "explore_url": reverse("usage:explorer", kwargs={"ws": request.workspace.slug}) + "?" + urlencode(explore_query),
-            "rules_url": _settings_url(request, "inventory:rules"),
-            "edit_url": _settings_url(request, "inventory:license_edit", pk=license.pk),
+            "rules_url": _settings_url(request, "usage_settings:rules"),
+            "edit_url": _settings_url(request, "usage_settings:license_edit", pk=license.pk),
         },
     )
 
 
-def _settings_url(request: HttpRequest, name: str, **kwargs: Any) -> str | None:
+def _settings_url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str | None:
     if not request.membership.is_admin:
         return None  # members would only meet a 403 there
     return optional_url(name, ws=request.workspace.slug, **kwargs)

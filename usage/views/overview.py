@@ -14,12 +14,12 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.urls import reverse
 
-from accounts.permissions import workspace_view
+from accounts.permissions import WorkspaceRequest, workspace_view
+from integrations.health import integration_health_notices
 from integrations.providers.registry import PROVIDERS
-from integrations.services import integration_health_notices
 from usage import spend
 from usage.views.common import as_number, payload_table, render_page
 
@@ -87,7 +87,7 @@ def _split_links(base: str, current: str) -> list[dict[str, Any]]:
 
 
 @workspace_view
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     by = request.GET.get("by") or DEFAULT_SPLIT
     if by not in SPLITS:

@@ -250,8 +250,9 @@ def open_session(
         error.hint = _trust_hint(app, sts, role, external_id)
         raise
     creds = response.get("Credentials") or {}
-    parts = [creds.get(k) for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")]
-    if not all(isinstance(p, str) and p for p in parts):
+    given = [creds.get(k) for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")]
+    parts = [p for p in given if isinstance(p, str) and p]
+    if len(parts) != len(given):
         raise ProviderResponseError("STS AssumeRole returned no credentials.")
     session = factory(aws_access_key_id=parts[0], aws_secret_access_key=parts[1], aws_session_token=parts[2])
     aws = Aws(session, endpoint, http, mode="role", secrets=[parts[1], parts[2]])

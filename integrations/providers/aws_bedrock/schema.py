@@ -229,7 +229,7 @@ def parse_list_metrics_keys(body: Any, dimensions: Sequence[str] = (DIMENSION,))
             continue
         dimension = _dict(found[0], f"list_metrics.Metrics[{i}].Dimensions[0]")
         name, value = dimension.get("Name"), dimension.get("Value")
-        if name in dimensions and isinstance(value, str) and value.strip():
+        if isinstance(name, str) and name in dimensions and isinstance(value, str) and value.strip():
             keys.append((name, value))
     return keys, _token(body, "list_metrics")
 
@@ -291,7 +291,7 @@ def usage_samples(
     for (moment, model_id, metric), value in points.items():
         values = hours.setdefault((align_down(moment), model_id), {})
         values[metric] = values.get(metric, Decimal(0)) + value
-    samples = []
+    samples: list[UsageSample] = []
     for (hour, model_id), values in sorted(hours.items()):
         # An application inference profile is named by its foundation model when Bedrock told
         # us which (resolved); the raw ARN stays the deployment either way.
@@ -330,7 +330,7 @@ def mantle_samples(points: Datapoints, *, account: str, region: str) -> list[Usa
             continue
         values = hours.setdefault((align_down(moment), model_id), {})
         values[names[metric]] = values.get(names[metric], Decimal(0)) + value
-    samples = []
+    samples: list[UsageSample] = []
     for (hour, model_id), values in sorted(hours.items()):
         model = normalize_model_id(model_id)
         deployment = model_id if model_id != model else ""

@@ -269,8 +269,11 @@ class AzureOpenAIProvider(Provider):
                     "Microsoft.CognitiveServices/accounts/<name>, comma-separated.",
                     field="resource_ids",
                 )
+        tenant_id, client_id, client_secret = (str(credential.get(k) or "").strip() for k in ("tenant_id", "client_id", "client_secret"))
         return Config(
-            *(str(credential.get(k) or "").strip() for k in ("tenant_id", "client_id", "client_secret")),
+            tenant_id,
+            client_id,
+            client_secret,
             sub,
             resource_ids,
             self.setting(settings, "base_url").rstrip("/"),

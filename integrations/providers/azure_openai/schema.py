@@ -200,7 +200,7 @@ def parse_deployments_page(body: Any) -> Listing:
         properties = _opt_dict(obj, "properties", where)
         model = _opt_dict(properties, "model", f"{where}.properties")
         sku = _opt_dict(obj, "sku", where)
-        system = obj.get("systemData") if isinstance(obj.get("systemData"), dict) else {}
+        system = obj["systemData"] if isinstance(obj.get("systemData"), dict) else {}
         created = system.get("createdAt")
         try:
             created_at = _timestamp(created, where) if isinstance(created, str) else None
@@ -265,7 +265,7 @@ def parse_metrics(body: Any) -> list[Series]:
         name = _str(_dict(metric.get("name"), f"{where}.name"), "value", f"{where}.name")
         error_code = metric.get("errorCode")
         if error_code not in (None, "", "Success"):
-            detail = metric.get("errorMessage") if isinstance(metric.get("errorMessage"), str) else ""
+            detail = metric["errorMessage"] if isinstance(metric.get("errorMessage"), str) else ""
             raise _bad(f"metric {name} failed with {error_code}: {detail[:200]}")
         for j, raw_series in enumerate(_list(metric.get("timeseries", []), f"{where}.timeseries")):
             swhere = f"{where}.timeseries[{j}]"

@@ -237,7 +237,7 @@ def _refresh_error(error: google.auth.exceptions.RefreshError, status: int | Non
             said = str(error_field.get("message") or "")
         else:
             code = error_field if isinstance(error_field, str) else ""
-            said = data.get("error_description") if isinstance(data.get("error_description"), str) else ""
+            said = data["error_description"] if isinstance(data.get("error_description"), str) else ""
     said = http.redact((said or code or "no reason given")[:300])
     kwargs: dict[str, Any] = {"http_status": status, "field": FIELD}
     if status == 200:

@@ -59,7 +59,7 @@ def test_a_label_rule_made_on_the_rules_page_takes_that_teams_usage(
     admin_client, workspace, integration, django_capture_on_commit_callbacks
 ) -> None:
     sync(integration)
-    url = reverse("inventory:rule_add", kwargs={"ws": workspace.slug})
+    url = reverse("usage_settings:rule_add", kwargs={"ws": workspace.slug})
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(url, rule_form(label="team=research*", new_application="Research ML"))
     assert response.status_code == 302
@@ -68,7 +68,7 @@ def test_a_label_rule_made_on_the_rules_page_takes_that_teams_usage(
     assert usage.filter(project=RESEARCH).exists() and usage.filter(project=CHAT).exists()
     assert not usage.filter(project=RESEARCH).exclude(application=app).exists()
     assert not usage.filter(project=CHAT, application=app).exists()
-    page = admin_client.get(reverse("inventory:rules", kwargs={"ws": workspace.slug})).content.decode()
+    page = admin_client.get(reverse("usage_settings:rules", kwargs={"ws": workspace.slug})).content.decode()
     assert "team=research*" in page
 
 
@@ -85,7 +85,7 @@ def test_a_label_rule_attributes_at_ingest(workspace, integration) -> None:
 
 @pytest.mark.parametrize("label", ["team", "=research", "team research"])
 def test_a_label_pattern_must_be_key_equals_value(admin_client, workspace, label) -> None:
-    url = reverse("inventory:rule_add", kwargs={"ws": workspace.slug})
+    url = reverse("usage_settings:rule_add", kwargs={"ws": workspace.slug})
     response = admin_client.post(url, rule_form(label=label, new_application="X"))
     assert response.status_code == 200
     assert "key=value" in " ".join(response.context["form"].errors["label"])

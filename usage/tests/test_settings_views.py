@@ -23,7 +23,7 @@ T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 def url(workspace, name: str, **kwargs) -> str:
-    return reverse(f"inventory:{name}", kwargs={"ws": workspace.slug, **kwargs})
+    return reverse(f"usage_settings:{name}", kwargs={"ws": workspace.slug, **kwargs})
 
 
 @pytest.fixture
@@ -148,10 +148,12 @@ def test_license_validation(admin_client, workspace, app, changes, field, messag
 
 def test_a_commitment_license_is_created_and_listed(admin_client, workspace, app):
     data = {**LICENSE, "application": app.pk, "kind": "usage_commitment", "committed_amount": "50000", "currency": "eur", "end_date": "2026-12-31"}
-    assert admin_client.post(url(workspace, "license_add"), data).status_code == 302
+    response = admin_client.post(url(workspace, "license_add"), data)
+    # Back to the one Licenses page (Usage → Licenses), where admins edit and members read.
+    assert response.status_code == 302 and response["Location"] == reverse("usage:licenses", kwargs={"ws": workspace.slug})
     lic = License.objects.get()
     assert (lic.workspace, lic.application, lic.committed_amount, lic.currency) == (workspace, app, Decimal(50000), "EUR")
-    page = text(admin_client.get(url(workspace, "licenses")))
+    page = text(admin_client.get(response["Location"]))
     assert "Enterprise" in page and "50,000.00 EUR committed" in page and "2026-01-01 → 2026-12-31" in page
 
 
@@ -431,7 +433,7 @@ def test_without_usage_the_page_says_so(admin_client, workspace):
 
 
 # ---------------------------------------------------------------- navigation
-@pytest.mark.parametrize("name", ["applications", "licenses", "rules", "unattributed", "rule_add", "application_add", "license_add"])
+@pytest.mark.parametrize("name", ["applications", "rules", "unattributed", "rule_add", "application_add", "license_add"])
 def test_every_settings_page_has_the_company_settings_tabs(admin_client, workspace, name):
     page = text(admin_client.get(url(workspace, name)))
     for label in ("Integrations", "Applications", "Licenses", "Attribution rules", "Unattributed usage"):

@@ -1,4 +1,5 @@
-"""Small presentation helpers for the integrations pages: times, durations, quantities, badges."""
+"""Small presentation helpers every page loads (`{% load page_helpers %}`): times, durations,
+quantities, badges, query strings, a little Markdown."""
 from __future__ import annotations
 
 import re

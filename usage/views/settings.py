@@ -6,24 +6,19 @@ a 404. htmx requests get the named partial of the page; the same URL renders the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from typing import Any
-from urllib.parse import urlencode
+from datetime import timedelta
+from typing import Any, Literal
 
 from django.contrib import messages
-from django.db import connections, transaction
-from django.db.models import Count, Max, Min, Sum
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.db.models import Count
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.permissions import workspace_view
-from integrations.providers.registry import PROVIDERS
+from accounts.permissions import WorkspaceRequest, workspace_view
 from usage import services
-from usage.attribution import escape_pattern
 from usage.forms import (
     CATEGORY_SUGGESTIONS,
     ApplicationForm,
@@ -32,13 +27,10 @@ from usage.forms import (
     TeamForm,
 )
 from usage.models import AttributionRule, License, ReattributionJob
-from usage.queries import local_today
 from usage.rollups import daily_for
 from usage.rule_preview import rule_preview
+from usage.summaries import GROUP_FIELDS, attributed_rows, attribution_summary, provider_name, unattributed_groups
 
-# What "Unattributed usage" groups by: the dimensions that identify who used it. Region and
-# api_key stay out (a rule made from a group matches any of them), so groups stay few.
-GROUP_FIELDS = ("account", "project", "model", "deployment", "endpoint", "resource", "operation")
 GROUPS_SHOWN = 200
 # Say so when a queued job has waited this long: no worker is running.
 QUEUED_PATIENCE = timedelta(minutes=2)
@@ -46,52 +38,26 @@ RULES, UNATTRIBUTED = "usage/settings/rules.html", "usage/settings/unattributed.
 
 
 # ---------------------------------------------------------------- helpers
-def _url(request: HttpRequest, name: str, **kwargs: Any) -> str:
-    return reverse(f"inventory:{name}", kwargs={"ws": request.workspace.slug, **kwargs})
+def _url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str:
+    return reverse(f"usage_settings:{name}", kwargs={"ws": request.workspace.slug, **kwargs})
+
+
+def _licenses_url(request: WorkspaceRequest) -> str:
+    return reverse("usage:licenses", kwargs={"ws": request.workspace.slug})
 
 
 def _post_only() -> HttpResponse:
     return HttpResponseNotAllowed(["POST"])
 
 
-def _provider_name(slug: str) -> str:
-    provider = PROVIDERS.get(slug)
-    return provider.name if provider else slug
-
-
-def _page(request: HttpRequest, template: str, section: str, context: dict[str, Any]) -> HttpResponse:
+def _page(request: WorkspaceRequest, template: str, section: str, context: dict[str, Any]) -> HttpResponse:
     return render(request, template, {"settings_section": section, **context})
 
 
-def _usage_summary(workspace: Any, key: str) -> dict[int, dict[str, Any]]:
-    """rows, latest local day with usage and reported cost per application or license id, from
-    the daily rollups (one query)."""
-    summary: dict[int, dict[str, Any]] = {}
-    rows = (
-        daily_for(workspace)
-        .filter(**{f"{key}__isnull": False})
-        .values(key, "metric", "unit")
-        .annotate(rows=Sum("rows"), last=Max("day"), total=Sum("quantity"))
-        .order_by(key, "metric", "unit")
-    )
-    for row in rows:
-        entry = summary.setdefault(row[key], {"rows": 0, "last": row["last"], "cost": []})
-        entry["rows"] += row["rows"]
-        entry["last"] = max(entry["last"], row["last"])
-        if row["metric"] == "cost":
-            entry["cost"].append((row["total"], row["unit"]))
-    return summary
-
-
-def _rows_of(workspace: Any, **attribution: Any) -> int:
-    """Usage rows attributed to something (from the rollups' counts)."""
-    return daily_for(workspace).filter(**attribution).aggregate(n=Sum("rows"))["n"] or 0
-
-
-def _progress_context(request: HttpRequest) -> dict[str, Any]:
+def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:
     job = services.reattribution_latest(workspace=request.workspace)
     active = job is not None and job.status in (ReattributionJob.Status.QUEUED, ReattributionJob.Status.RUNNING)
-    stalled = active and job.status == ReattributionJob.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    stalled = active and job is not None and job.status == ReattributionJob.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
     return {"job": job, "job_active": active, "job_stalled": stalled}
 
 
@@ -101,13 +67,13 @@ def _reattributing(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _confirm_delete(request: HttpRequest, section: str, context: dict[str, Any]) -> HttpResponse:
+def _confirm_delete(request: WorkspaceRequest, section: str, context: dict[str, Any]) -> HttpResponse:
     return _page(request, "usage/settings/confirm_delete.html", section, context)
 
 
 # ---------------------------------------------------------------- applications
 @workspace_view(admin=True)
-def application_list(request: HttpRequest) -> HttpResponse:
+def application_list(request: WorkspaceRequest) -> HttpResponse:
     applications = request.workspace.applications.select_related("team").prefetch_related("licenses").annotate(rule_count=Count("rules"))
     teams = request.workspace.teams.annotate(application_count=Count("applications"))
     return _page(
@@ -116,14 +82,14 @@ def application_list(request: HttpRequest) -> HttpResponse:
         "applications",
         {
             "applications": applications,
-            "usage": _usage_summary(request.workspace, "application_id"),
+            "usage": attribution_summary(request.workspace, "application_id"),
             "teams": teams,
             "team_form": TeamForm(workspace=request.workspace),
         },
     )
 
 
-def _application_form(request: HttpRequest, instance: Any = None) -> HttpResponse:
+def _application_form(request: WorkspaceRequest, instance: Any = None) -> HttpResponse:
     form = ApplicationForm(request.POST or None, instance=instance, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
         application = form.save()
@@ -137,17 +103,17 @@ def _application_form(request: HttpRequest, instance: Any = None) -> HttpRespons
 
 
 @workspace_view(admin=True)
-def application_create(request: HttpRequest) -> HttpResponse:
+def application_create(request: WorkspaceRequest) -> HttpResponse:
     return _application_form(request)
 
 
 @workspace_view(admin=True)
-def application_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def application_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return _application_form(request, get_object_or_404(request.workspace.applications, pk=pk))
 
 
 @workspace_view(admin=True)
-def application_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def application_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     application = get_object_or_404(request.workspace.applications, pk=pk)
     if request.method == "POST":
         services.application_delete(application=application)
@@ -165,7 +131,7 @@ def application_delete(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "title": f"Delete {application.name}?",
             "deleted": consequences,
-            "rows": _rows_of(request.workspace, application=application),
+            "rows": attributed_rows(request.workspace, application=application),
             "action": _url(request, "application_delete", pk=pk),
             "cancel": _url(request, "applications"),
             "back": "Applications",
@@ -176,7 +142,7 @@ def application_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 # ---------------------------------------------------------------- teams
 # Teams are managed on the Applications page (they exist to own applications' spend).
-def _team_form(request: HttpRequest, instance: Any = None) -> HttpResponse:
+def _team_form(request: WorkspaceRequest, instance: Any = None) -> HttpResponse:
     form = TeamForm(request.POST or None, instance=instance, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
         team = form.save()
@@ -187,17 +153,17 @@ def _team_form(request: HttpRequest, instance: Any = None) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def team_create(request: HttpRequest) -> HttpResponse:
+def team_create(request: WorkspaceRequest) -> HttpResponse:
     return _team_form(request)
 
 
 @workspace_view(admin=True)
-def team_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def team_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return _team_form(request, get_object_or_404(request.workspace.teams, pk=pk))
 
 
 @workspace_view(admin=True)
-def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def team_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     team = get_object_or_404(request.workspace.teams, pk=pk)
     if request.method == "POST":
         name = team.name
@@ -211,7 +177,7 @@ def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "title": f"Delete team {team.name}?",
             "kept": [f"{len(owned)} application{pluralize(len(owned))} ({', '.join(owned)}) keep{'' if len(owned) != 1 else 's'} their usage and no longer belong to a team"] if owned else [],
-            "rows": _rows_of(request.workspace, application__team=team),
+            "rows": attributed_rows(request.workspace, application__team=team),
             "rows_note": "Its spend shows under “No team” from then on.",
             "action": _url(request, "team_delete", pk=pk),
             "cancel": _url(request, "applications"),
@@ -223,22 +189,12 @@ def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 # ---------------------------------------------------------------- licenses
 @workspace_view(admin=True)
-def license_list(request: HttpRequest) -> HttpResponse:
-    licenses = request.workspace.licenses.select_related("application")
-    return _page(
-        request,
-        "usage/settings/licenses.html",
-        "licenses",
-        {
-            "licenses": licenses,
-            "usage": _usage_summary(request.workspace, "license_id"),
-            "today": local_today(request.workspace),
-            "has_applications": request.workspace.applications.exists(),
-        },
-    )
+def license_list(request: WorkspaceRequest) -> HttpResponse:
+    # The one Licenses page is Usage → Licenses (members read it, admins edit there).
+    return redirect("usage:licenses", ws=request.workspace.slug)
 
 
-def _license_form(request: HttpRequest, instance: License | None = None) -> HttpResponse:
+def _license_form(request: WorkspaceRequest, instance: License | None = None) -> HttpResponse:
     initial = {}
     if instance is None and request.GET.get("application", "").isdigit():
         initial["application"] = int(request.GET["application"])
@@ -246,27 +202,27 @@ def _license_form(request: HttpRequest, instance: License | None = None) -> Http
     if request.method == "POST" and form.is_valid():
         saved = form.save()
         messages.success(request, f"Saved the license {saved}.")
-        return redirect(_url(request, "licenses"))
+        return redirect(_licenses_url(request))
     return _page(request, "usage/settings/license_form.html", "licenses", {"form": form, "license": instance})
 
 
 @workspace_view(admin=True)
-def license_create(request: HttpRequest) -> HttpResponse:
+def license_create(request: WorkspaceRequest) -> HttpResponse:
     return _license_form(request)
 
 
 @workspace_view(admin=True)
-def license_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def license_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return _license_form(request, get_object_or_404(request.workspace.licenses.select_related("application"), pk=pk))
 
 
 @workspace_view(admin=True)
-def license_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def license_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     license_ = get_object_or_404(request.workspace.licenses.select_related("application"), pk=pk)
     if request.method == "POST":
         services.license_delete(license=license_)
         messages.success(request, f"Deleted the license {license_}.")
-        return redirect(_url(request, "licenses"))
+        return redirect(_licenses_url(request))
     rules = license_.rules.count()
     return _confirm_delete(
         request,
@@ -274,10 +230,10 @@ def license_delete(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "title": f"Delete the license {license_}?",
             "kept": [f"{rules} rule{pluralize(rules)} keep{'s' if rules == 1 else ''} attributing to {license_.application.name}, without a license"] if rules else [],
-            "rows": _rows_of(request.workspace, license=license_),
+            "rows": attributed_rows(request.workspace, license=license_),
             "rows_note": f"They stay attributed to {license_.application.name}, without a license.",
             "action": _url(request, "license_delete", pk=pk),
-            "cancel": _url(request, "licenses"),
+            "cancel": _licenses_url(request),
             "back": "Licenses",
             "button": "Delete license",
         },
@@ -287,22 +243,23 @@ def license_delete(request: HttpRequest, pk: int) -> HttpResponse:
 # ---------------------------------------------------------------- rules
 def _describe(rule: AttributionRule) -> AttributionRule:
     """Adds what the templates show: the provider's name and the non-empty patterns."""
-    rule.provider_name = _provider_name(rule.provider)
-    rule.patterns = [(f, getattr(rule, f)) for f in (*AttributionRule.MATCH_FIELDS, "label") if getattr(rule, f)]
+    rule.provider_name = provider_name(rule.provider)  # type: ignore[attr-defined]
+    patterns = [(f, getattr(rule, f)) for f in (*AttributionRule.MATCH_FIELDS, "label") if getattr(rule, f)]
+    rule.patterns = patterns  # type: ignore[attr-defined]
     return rule
 
 
-def _rules_context(request: HttpRequest) -> dict[str, Any]:
+def _rules_context(request: WorkspaceRequest) -> dict[str, Any]:
     rules = request.workspace.attribution_rules.select_related("application", "license").order_by("priority", "pk")
     counts = dict(request.workspace.usage_records.filter(rule__isnull=False).values_list("rule_id").annotate(n=Count("pk")).order_by())
     described = [_describe(rule) for rule in rules]
     for rule in described:
-        rule.rows = counts.get(rule.pk, 0)
+        rule.rows = counts.get(rule.pk, 0)  # type: ignore[attr-defined]
     return {"rules": described, "move_buttons": (("up", "↑"), ("down", "↓"))}
 
 
 @workspace_view(admin=True)
-def rule_list(request: HttpRequest) -> HttpResponse:
+def rule_list(request: WorkspaceRequest) -> HttpResponse:
     if request.htmx:
         return render(request, f"{RULES}#rules", _rules_context(request))
     return _page(request, RULES, "rules", {**_rules_context(request), **_progress_context(request)})
@@ -311,7 +268,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
 PREVIEW_FIELDS = ("provider", *AttributionRule.MATCH_FIELDS, "priority")
 
 
-def _rule_form(request: HttpRequest, instance: AttributionRule | None = None) -> HttpResponse:
+def _rule_form(request: WorkspaceRequest, instance: AttributionRule | None = None) -> HttpResponse:
     source = request.POST if request.method == "POST" else request.GET
     from_unattributed = source.get("from") == "unattributed"
     previewing = request.method == "GET" and bool(request.GET.get("preview"))
@@ -330,7 +287,7 @@ def _rule_form(request: HttpRequest, instance: AttributionRule | None = None) ->
         rule = services.attribution_rule_save(rule=form.save(), new_application_name=form.new_application_name)
         messages.success(
             request,
-            f"Rule saved: matching {_provider_name(rule.provider)} usage goes to {rule.application.name}"
+            f"Rule saved: matching {provider_name(rule.provider)} usage goes to {rule.application.name}"
             f"{' · ' + rule.license.plan_name if rule.license else ''}. Stored usage is re-attributed in the background.",
         )
         return redirect(_url(request, "unattributed" if from_unattributed else "rules"))
@@ -348,7 +305,7 @@ def _rule_form(request: HttpRequest, instance: AttributionRule | None = None) ->
 
 
 @workspace_view(admin=True)
-def rule_preview_view(request: HttpRequest) -> HttpResponse:
+def rule_preview_view(request: WorkspaceRequest) -> HttpResponse:
     """The rule form's preview for htmx: rows and spend the patterns would take, from the rollups.
     `rule` names the rule being edited (it is replaced, not counted as an earlier rule). A plain
     request goes to the form with the preview shown."""
@@ -369,17 +326,17 @@ def rule_preview_view(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def rule_create(request: HttpRequest) -> HttpResponse:
+def rule_create(request: WorkspaceRequest) -> HttpResponse:
     return _rule_form(request)
 
 
 @workspace_view(admin=True)
-def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def rule_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return _rule_form(request, get_object_or_404(request.workspace.attribution_rules, pk=pk))
 
 
 @workspace_view(admin=True)
-def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def rule_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(request.workspace.attribution_rules.select_related("application"), pk=pk)
     if request.method == "POST":
         services.attribution_rule_delete(rule=rule)
@@ -390,7 +347,7 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
         "rules",
         {
             "title": "Delete this rule?",
-            "subject": f"{_provider_name(rule.provider)} · {rule}",
+            "subject": f"{provider_name(rule.provider)} · {rule}",
             "rows": rule.usage_records.count(),
             "action": _url(request, "rule_delete", pk=pk),
             "cancel": _url(request, "rules"),
@@ -401,11 +358,11 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def rule_move(request: HttpRequest, pk: int) -> HttpResponse:
+def rule_move(request: WorkspaceRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(request.workspace.attribution_rules, pk=pk)
     if request.method != "POST":
         return _post_only()
-    direction = "up" if request.POST.get("direction") == "up" else "down"
+    direction: Literal["up", "down"] = "up" if request.POST.get("direction") == "up" else "down"
     services.attribution_rule_move(rule=rule, direction=direction)
     if request.htmx:
         return _reattributing(render(request, f"{RULES}#rules", _rules_context(request)))
@@ -413,7 +370,7 @@ def rule_move(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(admin=True)
-def reattribution_status(request: HttpRequest) -> HttpResponse:
+def reattribution_status(request: WorkspaceRequest) -> HttpResponse:
     """The progress panel, polled every second while a job is queued or running."""
     if not request.htmx:
         return redirect(_url(request, "rules"))
@@ -425,66 +382,7 @@ def reattribution_status(request: HttpRequest) -> HttpResponse:
     return response
 
 
-# ---------------------------------------------------------------- unattributed usage
-@dataclass
-class UnattributedGroup:
-    provider: str
-    values: dict[str, str]
-    rows: int = 0
-    first: date | None = None  # first and last local day holding such usage
-    last: date | None = None
-    totals: list[tuple[str, Any, str]] = field(default_factory=list)  # (metric, total, unit)
-
-    @property
-    def provider_name(self) -> str:
-        return _provider_name(self.provider)
-
-    def rule_query(self) -> str:
-        """The rule form's query string: these exact values (wildcards escaped) and the provider."""
-        values = {name: escape_pattern(value) for name, value in self.values.items() if value}
-        return urlencode({"provider": self.provider, **values, "from": "unattributed"})
-
-
-def unattributed_groups(workspace: Any) -> list[UnattributedGroup]:
-    """Usage no rule matched, grouped by provider and GROUP_FIELDS, largest first (one query
-    over the daily rollups; first and last are local days of the workspace's time zone)."""
-    rows = (
-        daily_for(workspace)
-        .filter(application__isnull=True)
-        .values("provider", *GROUP_FIELDS, "metric", "unit")
-        .annotate(n=Sum("rows"), first=Min("day"), last=Max("day"), total=Sum("quantity"))
-        .order_by()
-    )
-    groups: dict[tuple[str, ...], UnattributedGroup] = {}
-    for row in _hashed(rows):
-        key = (row["provider"], *(row[f] for f in GROUP_FIELDS))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = UnattributedGroup(row["provider"], {f: row[f] for f in GROUP_FIELDS})
-        group.rows += row["n"]
-        group.first = min(filter(None, (group.first, row["first"])))
-        group.last = max(filter(None, (group.last, row["last"])))
-        group.totals.append((row["metric"], row["total"], row["unit"]))
-    for group in groups.values():
-        group.totals.sort()
-    return sorted(groups.values(), key=lambda g: (-g.rows, g.provider, *g.values.values()))
-
-
-def _hashed(rows: Any) -> list[dict[str, Any]]:
-    """The rows of a GROUP BY over many text columns. PostgreSQL guesses far more groups than
-    there are (the columns are correlated) and, with the default 4 MB of work_mem, sorts on disk
-    instead of hashing — four times slower at ten million usage rows. The few groups fit in
-    memory: allow it for this one query (SET LOCAL ends with the transaction)."""
-    connection = connections[rows.db]
-    if connection.vendor != "postgresql":
-        return list(rows)
-    with transaction.atomic(using=rows.db):
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL work_mem = '32MB'")
-        return list(rows)
-
-
-def _groups_context(request: HttpRequest) -> dict[str, Any]:
+def _groups_context(request: WorkspaceRequest) -> dict[str, Any]:
     groups = unattributed_groups(request.workspace)
     shown = groups[:GROUPS_SHOWN]
     columns = [f for f in GROUP_FIELDS if any(g.values[f] for g in shown)]
@@ -499,7 +397,7 @@ def _groups_context(request: HttpRequest) -> dict[str, Any]:
 
 
 @workspace_view(admin=True)
-def unattributed(request: HttpRequest) -> HttpResponse:
+def unattributed(request: WorkspaceRequest) -> HttpResponse:
     if request.htmx:
         return render(request, f"{UNATTRIBUTED}#groups", _groups_context(request))
     return _page(request, UNATTRIBUTED, "unattributed", {**_groups_context(request), **_progress_context(request)})

@@ -1,4 +1,4 @@
-"""Who can reach what: every URL of the `inventory` namespace, taken from the URLconf itself.
+"""Who can reach what: every URL of the `usage_settings` namespace, taken from the URLconf itself.
 
 Company Settings pages are for workspace admins: members get 403, outsiders 404, anonymous
 users the login page, and another workspace's object under my slug is not found.
@@ -38,14 +38,14 @@ def _inventory(workspace, name: str = "Chatbot") -> dict[str, int]:
 
 def _url(pattern: URLPattern, *, ws: str, pks: dict[str, int]) -> str:
     names = set(pattern.pattern.converters)
-    assert names <= {"pk"}, f"test_inventory_urls does not know how to fill {names} of {pattern.name}: teach it"
-    assert pattern.name, f"every inventory URL needs a name: {pattern.pattern}"
+    assert names <= {"pk"}, f"test_settings_urls does not know how to fill {names} of {pattern.name}: teach it"
+    assert pattern.name, f"every Company Settings URL needs a name: {pattern.pattern}"
     kwargs = {"ws": ws}
     if "pk" in names:
         kind = pattern.name.split("_")[0]
-        assert kind in pks, f"which object does {pattern.name} take? teach test_inventory_urls"
+        assert kind in pks, f"which object does {pattern.name} take? teach test_settings_urls"
         kwargs["pk"] = pks[kind]
-    return reverse(f"inventory:{pattern.name}", kwargs=kwargs)
+    return reverse(f"usage_settings:{pattern.name}", kwargs=kwargs)
 
 
 def _ids(patterns: list[URLPattern]) -> list[str]:
