@@ -39,7 +39,7 @@ def spend_rows(workspace, *, first: date, last: date) -> list[SpendRow]:
     """One query: spend per (day, integration, model, application, license, currency) between two
     local days, inclusive."""
     sums = (
-        daily_for(workspace)
+        daily_for(workspace, ("day", "integration_id", "provider", "model", "application_id", "license_id", "metric", "unit"))
         .filter(day__gte=first, day__lte=last, metric__in=("cost", ESTIMATED_COST))
         .values_list("day", "integration_id", "provider", "model", "application_id", "license_id", "metric", "unit")
         .annotate(total=Sum("quantity"))

@@ -145,10 +145,10 @@ class SpendRow:
 
 def _money_rows(workspace, first: date, last: date, columns: tuple[str, ...], integrations: Iterable[int] | None = None):
     """Rollup money sums per (integration, day, metric, unit, *columns) over [first, last]."""
-    daily = daily_for(workspace).filter(day__gte=first, day__lte=last, metric__in=MONEY_METRICS)
+    group = ("integration_id", "day", "metric", "unit", *dict.fromkeys(c for c in columns if c != "integration_id"))
+    daily = daily_for(workspace, group).filter(day__gte=first, day__lte=last, metric__in=MONEY_METRICS)
     if integrations is not None:
         daily = daily.filter(integration_id__in=list(integrations))
-    group = ("integration_id", "day", "metric", "unit", *dict.fromkeys(c for c in columns if c != "integration_id"))
     return daily.order_by().values_list(*group).annotate(total=Sum("quantity"))
 
 
@@ -298,9 +298,10 @@ def unpriced(workspace, first: date, last: date, *, limit: int = 20) -> list[dic
     """Usage volume with no spend: base metrics (tokens, requests, seconds…) of an
     (integration, day, model) that has neither a reported `cost` for its (integration, day) nor an
     `estimated_cost` for its model. Listed with its volume, never as $0. One query."""
-    daily = daily_for(workspace).filter(day__gte=first, day__lte=last, integration_id__in=counted_integrations(workspace))
+    columns = ("integration_id", "day", "provider", "model", "metric", "unit")
+    daily = daily_for(workspace, columns).filter(day__gte=first, day__lte=last, integration_id__in=counted_integrations(workspace))
     rows = list(
-        daily.order_by().values_list("integration_id", "day", "provider", "model", "metric", "unit").annotate(total=Sum("quantity"))
+        daily.order_by().values_list(*columns).annotate(total=Sum("quantity"))
     )
     reported = {(r[0], r[1]) for r in rows if r[4] == COST}
     estimated = {(r[0], r[1], r[3]) for r in rows if r[4] == ESTIMATED_COST}

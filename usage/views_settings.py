@@ -66,7 +66,7 @@ def _usage_summary(workspace: Any, key: str) -> dict[int, dict[str, Any]]:
     the daily rollups (one query)."""
     summary: dict[int, dict[str, Any]] = {}
     rows = (
-        daily_for(workspace)
+        daily_for(workspace, (key, "metric", "unit", "day"))
         .filter(**{f"{key}__isnull": False})
         .values(key, "metric", "unit")
         .annotate(rows=Sum("rows"), last=Max("day"), total=Sum("quantity"))
@@ -83,7 +83,7 @@ def _usage_summary(workspace: Any, key: str) -> dict[int, dict[str, Any]]:
 
 def _rows_of(workspace: Any, **attribution: Any) -> int:
     """Usage rows attributed to something (from the rollups' counts)."""
-    return daily_for(workspace).filter(**attribution).aggregate(n=Sum("rows"))["n"] or 0
+    return daily_for(workspace, attribution).filter(**attribution).aggregate(n=Sum("rows"))["n"] or 0
 
 
 def _progress_context(request: HttpRequest) -> dict[str, Any]:
@@ -402,7 +402,7 @@ def _groups_context(request: HttpRequest) -> dict[str, Any]:
         "groups_hidden": len(groups) - len(shown),
         "unattributed_rows": sum(g.rows for g in groups),
         "group_columns": columns,
-        "any_usage": bool(groups) or daily_for(request.workspace).exists(),
+        "any_usage": bool(groups) or daily_for(request.workspace, ()).exists(),
     }
 
 

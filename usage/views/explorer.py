@@ -253,7 +253,7 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
     by = by if by in SPLITS else next(iter(SPLITS))
     group = "" if by == NO_SPLIT else by
     period = params.get("period") if params.get("period") in queries.PERIODS else queries.DEFAULT_PERIOD
-    days = queries.daily(workspace, filters)
+    days = queries.daily(workspace, filters, group=group)
 
     totals, series_by_metric, rows_per_day = queries.breakdown(days, group=group, period=period)
     row_count = sum(t.rows for t in totals)
@@ -304,7 +304,7 @@ def results_context(request: HttpRequest) -> dict[str, Any]:
         ),
         "rows_page": _rows_page(request, queries.filtered(workspace, filters), days, row_count, rows_per_day),
         # Distinguish "no usage at all" (a setup problem) from "no usage matches" (a filter).
-        "workspace_has_usage": bool(row_count) or daily_for(workspace).exists(),
+        "workspace_has_usage": bool(row_count) or daily_for(workspace, ()).exists(),
     }
 
 
