@@ -140,6 +140,17 @@ def parse_filters(params: Mapping[str, Any]) -> UsageFilters:
     return UsageFilters(**values)
 
 
+def with_default_window(workspace: Workspace, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The explorer's query string with its default window: this month so far (from the first
+    of the current month in the workspace's zone) when it names neither date. An empty date
+    (a cleared field, `date_from=`) is kept: that is "all days", asked for."""
+    if "date_from" in params or "date_to" in params:
+        return params
+    query = params.copy() if hasattr(params, "copy") else dict(params)
+    query["date_from"] = local_today(workspace).replace(day=1).isoformat()
+    return query
+
+
 def _as_filters(params: Mapping[str, Any] | UsageFilters) -> UsageFilters:
     return params if isinstance(params, UsageFilters) else parse_filters(params)
 

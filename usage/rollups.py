@@ -306,8 +306,6 @@ def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None =
     slices left empty. A slice that would go below zero shows a day out of step with the base
     rows (written without upkeep); those days are recomputed on the spot.
     """
-    from usage.models import UsageDaily
-
     from usage.models import UsageDaily, UsageDailyNarrow
 
     moves = {key: value for key, value in moves.items() if value[0] or value[1]}

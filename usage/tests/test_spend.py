@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from integrations.models import Integration
 from accounts.models import Workspace
+from integrations.models import Integration
 from usage import rollups, spend
 from usage.models import Application, UsageDaily
 

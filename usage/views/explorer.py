@@ -246,8 +246,8 @@ def _rows_page(request: HttpRequest, records: Any, days: Any, count: int, per_da
 # ---------------------------------------------------------------- view
 def results_context(request: HttpRequest) -> dict[str, Any]:
     """Everything the #results section shows, for the current query string."""
-    params = request.GET
     workspace = request.workspace
+    params = queries.with_default_window(workspace, request.GET)  # no dates: this month so far
     filters = queries.parse_filters(params)
     by = params.get("by") or next(iter(SPLITS))
     by = by if by in SPLITS else next(iter(SPLITS))
@@ -325,7 +325,8 @@ def date_errors(form: ExplorerForm) -> list[str]:
 @workspace_view
 def explorer(request: HttpRequest) -> HttpResponse:
     context = results_context(request)
-    form = ExplorerForm(request.GET, choices={} if wants_partial(request) else _filter_choices(request.workspace))
+    params = queries.with_default_window(request.workspace, request.GET)
+    form = ExplorerForm(params, choices={} if wants_partial(request) else _filter_choices(request.workspace))
     form.is_valid()  # only for the messages: filtering is lenient and already done
     context.update(
         form=form,
