@@ -37,6 +37,7 @@ def main() -> None:
     client = Client()
     client.force_login(get_user_model().objects.get(username=analytics.ADMIN))
     print(f"load average {analytics._load()}")
+    width = int(os.environ.get("SQL_WIDTH", "150"))
     for raw in args.urls:
         htmx = raw.startswith("htmx:")
         url = raw.removeprefix("htmx:")
@@ -54,7 +55,7 @@ def main() -> None:
         page = statistics.median(times)
         print(f"\n{raw}: page p50 {page * 1000:.0f} ms; last request: {len(queries)} queries, {in_db * 1000:.0f} ms in the database")
         for q in queries:
-            print(f"  {float(q['time']) * 1000:7.1f} ms  {q['sql'][:150]}")
+            print(f"  {float(q['time']) * 1000:7.1f} ms  {q['sql'][:width]}")
 
 
 if __name__ == "__main__":
