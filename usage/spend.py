@@ -156,15 +156,18 @@ def _spend_rows(rows, key_index: int | None) -> list[SpendRow]:
     """Apply the Spend rule to money sums of (integration, day, metric, unit, *keys, total)."""
     rows = list(rows)
     reported = {(r[0], r[1]) for r in rows if r[2] == COST}
-    out = []
+    # Summed per (day, split value, currency, estimated) before any SpendRow is built: the
+    # grouped rows carry every split's columns (the overview reads them once for all splits),
+    # so one split sees many rows per key; the sums are the same, the objects far fewer.
+    sums: dict[tuple, Decimal] = {}
     for r in rows:
         integration, day, metric, unit = r[0], r[1], r[2], r[3]
         estimated = metric == ESTIMATED_COST
         if estimated and (integration, day) in reported:
             continue
-        key = None if key_index is None else (integration if key_index == 0 else r[key_index])
-        out.append(SpendRow(day, key, (unit or "USD").upper(), r[-1] or ZERO, estimated))
-    return out
+        key = (day, None if key_index is None else (integration if key_index == 0 else r[key_index]), (unit or "USD").upper(), estimated)
+        sums[key] = sums.get(key, ZERO) + (r[-1] or ZERO)
+    return [SpendRow(day, key, currency, amount, estimated) for (day, key, currency, estimated), amount in sums.items()]
 
 
 def counted_integrations(workspace) -> list[int]:
