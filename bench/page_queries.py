@@ -3,7 +3,8 @@
     BENCH_DB=bench_perf DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/page_queries.py /w/bench/usage/?by=model [more URLs…]
 
-Reads a database loaded by bench/analytics.py (workspace "bench", its admin). A URL may start
+Reads a database loaded by bench/analytics.py (workspace "bench", its admin; run by `make bench`
+after it, on its database, with the default URLs). A URL may start
 with "htmx:" to send the request as htmx does. Prints, per URL, the median of --repeat requests
 and the queries of the last one, slowest first.
 """
@@ -24,7 +25,7 @@ import analytics  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("urls", nargs="+")
+    parser.add_argument("urls", nargs="*", help="paths (default: the overview and three explorer views)")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     analytics.prepare_database(reuse=True)
@@ -37,8 +38,10 @@ def main() -> None:
     client = Client()
     client.force_login(get_user_model().objects.get(username=analytics.ADMIN))
     print(f"load average {analytics._load()}")
+    ws = analytics.WORKSPACE
+    urls = args.urls or [f"/w/{ws}/", f"/w/{ws}/usage/", f"/w/{ws}/usage/?date_from=&by=model", f"htmx:/w/{ws}/usage/?provider=anthropic"]
     width = int(os.environ.get("SQL_WIDTH", "150"))
-    for raw in args.urls:
+    for raw in urls:
         htmx = raw.startswith("htmx:")
         url = raw.removeprefix("htmx:")
         extra = {"HTTP_HX_REQUEST": "true"} if htmx else {}
