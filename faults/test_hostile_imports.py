@@ -188,7 +188,7 @@ def test_markup_imported_is_shown_escaped_on_the_pages(importer):
     importer.run("command", "markup", next(c for c in STORED if c.name.startswith("markup")).data, "auto")
     pages = [
         reverse("integrations:detail", kwargs={"ws": "importer", "pk": importer.integration.pk}),
-        reverse("usage:explorer", kwargs={"ws": "importer"}) + "?group=resource",
+        reverse("usage:explorer", kwargs={"ws": "importer"}) + "?group=resource&date_from=",  # all days, not this month
     ]
     for url in pages:
         text = body(importer.client.get(url))

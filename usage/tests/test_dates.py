@@ -95,7 +95,7 @@ def test_a_stray_row_in_year_1_or_9999_adds_one_period_not_millions(member_clien
     # Stored before imports were bounded (or by a provider): the chart shows them, unfilled.
     make_record(usage, datetime(1, 1, 1, tzinfo=UTC), "cost", "1", "USD", model="ancient")
     make_record(usage, datetime(9999, 12, 30, tzinfo=UTC), "cost", "1", "USD", model="far")
-    response = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {"period": "day"})
+    response = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {"period": "day", "date_from": ""})  # all days, not this month
     assert response.status_code == 200
     labels = response.context["chart"].payload["labels"]
     assert labels == ["0001-01-01", *[f"{DAY.date() + timedelta(days=i)}" for i in range(9)], "9999-12-30"]
