@@ -95,11 +95,13 @@
   }
 
   // The filter form sends every field; drop the empty ones so the pushed URL stays short to share.
+  // An empty From stays: without any date the explorer shows this month, "date_from=" is all days.
+  var KEEP_EMPTY = { date_from: true };
   function dropEmptyParameters(event) {
     if (!event.detail.elt.matches || !event.detail.elt.matches("form[data-drop-empty]")) { return; }
     var params = event.detail.formData || event.detail.parameters;
     var empty = [];
-    params.forEach(function (value, key) { if (value === "") { empty.push(key); } });
+    params.forEach(function (value, key) { if (value === "" && !KEEP_EMPTY[key]) { empty.push(key); } });
     empty.forEach(function (key) { params.delete(key); });
   }
 
