@@ -273,10 +273,32 @@ def measure_pages(repeat: int) -> None:
     by_model = "SELECT model, metric, unit, SUM(quantity) FROM {table} WHERE workspace_id = %s AND {column} >= %s GROUP BY model, metric, unit"
     base_ref = timed(sql(by_model.format(table="usage_usagerecord", column="bucket_start"), [workspace.pk, since]), max(3, repeat // 3))
     daily_ref = timed(sql(by_model.format(table="usage_usagedaily", column="day"), [workspace.pk, since]), repeat)
-    everything = "SELECT provider, metric, unit, SUM(quantity) FROM usage_usagedaily WHERE workspace_id = %s GROUP BY provider, metric, unit"
-    all_ref = timed(sql(everything, [workspace.pk]), repeat)
-    ref_30 = f"bare SUM … GROUP BY model, 30 days: base table p50 {ms(statistics.median(base_ref))}, rollups p50 {ms(statistics.median(daily_ref))}"
-    ref_all = f"bare SUM … GROUP BY provider, all days, rollups: p50 {ms(statistics.median(all_ref))}"
+    narrow_ref = timed(sql(by_model.format(table="usage_usagedailynarrow", column="day"), [workspace.pk, since]), repeat)
+    everything = "SELECT provider, metric, unit, SUM(quantity) FROM {table} WHERE workspace_id = %s GROUP BY provider, metric, unit"
+    all_ref = timed(sql(everything.format(table="usage_usagedaily"), [workspace.pk]), repeat)
+    all_narrow = timed(sql(everything.format(table="usage_usagedailynarrow"), [workspace.pk]), repeat)
+    month_start = today.replace(day=1).isoformat()
+    mtd = "SELECT provider, day, metric, unit, SUM(quantity) FROM {table} WHERE workspace_id = %s AND day >= %s GROUP BY provider, day, metric, unit"
+    mtd_ref = timed(sql(mtd.format(table="usage_usagedaily"), [workspace.pk, month_start]), repeat)
+    mtd_narrow = timed(sql(mtd.format(table="usage_usagedailynarrow"), [workspace.pk, month_start]), repeat)
+    counts = {}
+    with connection.cursor() as cursor:
+        for table in ("usage_usagedaily", "usage_usagedailynarrow"):
+            cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE workspace_id = %s", [workspace.pk])
+            counts[table] = cursor.fetchone()[0]
+    print(f"rollup rows: daily {counts['usage_usagedaily']:,}, narrow {counts['usage_usagedailynarrow']:,}")
+    ref_30 = (
+        f"bare SUM … GROUP BY model, 30 days: base table p50 {ms(statistics.median(base_ref))}, "
+        f"daily rollup p50 {ms(statistics.median(daily_ref))}, narrow rollup p50 {ms(statistics.median(narrow_ref))}"
+    )
+    ref_all = (
+        f"bare SUM … GROUP BY provider, all days: daily rollup p50 {ms(statistics.median(all_ref))}, "
+        f"narrow rollup p50 {ms(statistics.median(all_narrow))}"
+    )
+    ref_mtd = (
+        f"bare SUM … GROUP BY provider, day, this month: daily rollup p50 {ms(statistics.median(mtd_ref))}, "
+        f"narrow rollup p50 {ms(statistics.median(mtd_narrow))}"
+    )
     # The floor: the smallest page of the same stack (session, membership, one tiny query, a
     # template), so the cost of rendering at all on this machine, now, is printed too.
     runs = reverse("integrations:runs", kwargs={"ws": WORKSPACE, "pk": integration.pk})
@@ -287,14 +309,16 @@ def measure_pages(repeat: int) -> None:
     section = reverse("integrations:usage", kwargs={"ws": WORKSPACE, "pk": integration.pk})
     htmx = {"HTTP_HX_REQUEST": "true"}
     pages = [
-        ("explorer, default view (all days, by provider)", get(explorer), ref_all),
+        ("explorer, default view (this month, by provider)", get(explorer), ref_mtd),
+        ("explorer, all days, by provider", get(f"{explorer}?date_from="), ref_all),
         ("explorer, 30 days split by model", get(f"{explorer}?date_from={since}&by=model"), ref_30),
+        ("explorer, 30 days split by project", get(f"{explorer}?date_from={since}&by=project"), ""),
         ("explorer, 90 days by application, per week", get(f"{explorer}?date_from={quarter}&by=application&period=week"), ""),
-        ("explorer, all days by integration, per month", get(f"{explorer}?by=integration&period=month"), ""),
-        ("explorer, model + project filter, by region", get(f"{explorer}?model=openai-model-3&project=proj_07&by=region"), ""),
-        ("explorer, unattributed, by license, cost chart", get(f"{explorer}?application=none&by=license&chart=cost"), ""),
+        ("explorer, all days by integration, per month", get(f"{explorer}?date_from=&by=integration&period=month"), ""),
+        ("explorer, model + project filter, by region", get(f"{explorer}?date_from=&model=openai-model-3&project=proj_07&by=region"), ""),
+        ("explorer, unattributed, by license, cost chart", get(f"{explorer}?date_from=&application=none&by=license&chart=cost"), ""),
         ("explorer, htmx filter (one provider)", get(f"{explorer}?provider=anthropic", **htmx), ""),
-        ("explorer, htmx, rows page 2,000", get(f"{explorer}?provider=anthropic&page=2000", **htmx), ""),
+        ("explorer, htmx, rows page 2,000", get(f"{explorer}?date_from=&provider=anthropic&page=2000", **htmx), ""),
         ("integration detail", get(detail), ""),
         ("integration usage section (htmx)", get(section, **htmx), ""),
         ("integration usage section, model filter (htmx)", get(f"{section}?model=openai-model-1&metric=cost", **htmx), ""),

@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 PRIMARY = "default"
 REPLICA = "replica"
 # Read-mostly usage figures a page may show a moment late (model labels, lower case).
-REPLICA_MODELS = frozenset({"usage.usagerecord", "usage.usagedaily"})
+REPLICA_MODELS = frozenset({"usage.usagerecord", "usage.usagedaily", "usage.usagedailynarrow"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 _page_reads: ContextVar[bool] = ContextVar("doow_page_reads", default=False)

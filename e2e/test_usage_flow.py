@@ -219,6 +219,8 @@ def explore_and_download_csv(page: Page, integration: Integration, all_input_tok
 
     page.get_by_role("navigation", name="Workspace").get_by_role("link", name="Usage").click()
     expect(page.get_by_role("heading", name="Usage", level=1)).to_be_visible()
+    # The explorer opens on this month; the sync's 30-day window reaches back before it: all days.
+    page.goto(page.url.split("?")[0] + "?date_from=")
     results = page.locator("#results")
     # The explorer opens on this month; the sync read further back: look at all of it.
     results.get_by_role("navigation", name="Dates").get_by_role("link", name="All time").click()

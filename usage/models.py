@@ -150,6 +150,52 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.cost_centre})" if self.cost_centre else self.name
+class UsageDailyNarrow(models.Model):
+    """The narrow daily rollup: UsageDaily summed without its high-cardinality dimensions
+    (account, project, deployment, endpoint, resource, operation, api_key): one row per local
+    day, integration, model, region, metric, unit, application and license.
+
+    A page that groups and filters only by these columns (usage.rollups.NARROW_COLUMNS) reads it
+    instead of UsageDaily (`usage.rollups.daily_for(workspace, columns)`): the same sums over
+    several times fewer rows. Kept in the same transactions as UsageDaily, from UsageDaily's
+    freshly computed rows (usage/rollups.py), so its totals always equal UsageDaily's.
+    """
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily_narrow")
+    provider = models.CharField(max_length=64)
+    day = models.DateField(help_text="Local calendar day of bucket_start in the workspace's time zone.")
+    region = models.CharField(max_length=64, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    metric = models.CharField(max_length=32)
+    unit = models.CharField(max_length=16)
+    application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    quantity = models.DecimalField(max_digits=30, decimal_places=9)
+    rows = models.IntegerField(default=0, help_text="Base rows summed.")
+
+    class Meta:
+        ordering = ["day", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                F("integration"),
+                F("day"),
+                F("model"),
+                F("region"),
+                F("metric"),
+                F("unit"),
+                Coalesce(F("application"), Value(0)),
+                Coalesce(F("license"), Value(0)),
+                name="usage_daily_narrow_slice",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "day"], name="usage_narrow_ws_day"),
+            models.Index(fields=["integration", "day"], name="usage_narrow_int_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric}={self.quantity} {self.unit}"
 
 
 class Application(models.Model):

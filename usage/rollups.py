@@ -39,6 +39,13 @@ GROUP_COLUMNS: tuple[str, ...] = (
     "license_id",
 )
 COLUMNS: tuple[str, ...] = (*GROUP_COLUMNS, "quantity", "rows")
+# The narrow rollup's (usage.models.UsageDailyNarrow) grouped columns: UsageDaily's without the
+# high-cardinality dimensions. A query that groups and filters by these only reads it.
+NARROW_DIMENSIONS: tuple[str, ...] = ("model", "region")
+NARROW_GROUP_COLUMNS: tuple[str, ...] = tuple(
+    c for c in GROUP_COLUMNS if c not in ROLLUP_DIMENSIONS or c in NARROW_DIMENSIONS
+)
+NARROW_COLUMNS: tuple[str, ...] = (*NARROW_GROUP_COLUMNS, "quantity", "rows")
 # Day ranges OR-ed into one DELETE and one INSERT … SELECT: far inside SQLite's expression
 # depth limit (1000); an import scattered over more days refreshes a few days in between too.
 MAX_RANGES = 64
@@ -119,6 +126,10 @@ def _models(apps=None):
     return apps.get_model("usage", "UsageRecord"), apps.get_model("usage", "UsageDaily")
 
 
+def _narrow_model(apps=None):
+    return (apps or global_apps).get_model("usage", "UsageDailyNarrow")
+
+
 def _aggregate(records: QuerySet, zone: tzinfo) -> QuerySet:
     """`records` grouped into rollup rows, selecting COLUMNS in order."""
     return (
@@ -130,18 +141,42 @@ def _aggregate(records: QuerySet, zone: tzinfo) -> QuerySet:
     )
 
 
+def _narrowed(daily: QuerySet) -> QuerySet:
+    """Daily rollup rows summed into narrow rollup rows, selecting NARROW_COLUMNS in order."""
+    return (
+        daily.order_by()
+        .values(*NARROW_GROUP_COLUMNS)
+        .annotate(quantity_sum=Sum("quantity"), rows_sum=Sum("rows"))
+        .values_list(*NARROW_GROUP_COLUMNS, "quantity_sum", "rows_sum")
+    )
+
+
 def _insert_select(records: QuerySet, zone: tzinfo, daily_model) -> int:
     """INSERT INTO usage_usagedaily (COLUMNS) SELECT … GROUP BY …: one statement, on any backend."""
-    select = _aggregate(records, zone)
+    return _insert_from(_aggregate(records, zone), daily_model, COLUMNS)
+
+
+def _insert_from(select: QuerySet, model, columns_: tuple[str, ...]) -> int:
+    """INSERT INTO <model's table> (columns_) <select>: one statement, on any backend."""
     using = select.db
     sql, params = select.query.get_compiler(using).as_sql()
     connection = connections[using]
     quote = connection.ops.quote_name
-    table = quote(daily_model._meta.db_table)
-    columns = ", ".join(quote(daily_model._meta.get_field(c.removesuffix("_id")).column) for c in COLUMNS)
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(model._meta.get_field(c.removesuffix("_id")).column) for c in columns_)
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {table} ({columns}) {sql}", params)
         return cursor.rowcount
+
+
+def _refresh_narrow(integration_id: int, daily: Q, using: str, apps=None) -> int:
+    """Recompute an integration's narrow rollup rows for the days `daily` selects, from its
+    daily rollup rows of those days (just recomputed): one DELETE, one INSERT … SELECT."""
+    _, daily_model = _models(apps)
+    narrow_model = _narrow_model(apps)
+    narrow_model._base_manager.using(using).filter(daily, integration_id=integration_id).delete()
+    source = daily_model._base_manager.using(using).filter(daily, integration_id=integration_id)
+    return _insert_from(_narrowed(source), narrow_model, NARROW_COLUMNS)
 
 
 def lock_integrations(integration_ids: Iterable[int], using: str) -> None:
@@ -201,7 +236,22 @@ def refresh_days(
             lock_integrations([integration_id], using)
         daily_model._base_manager.using(using).filter(daily, integration_id=integration_id).delete()
         records = record_model._base_manager.using(using).filter(base, integration_id=integration_id)
-        return _insert_select(records, zone, daily_model)
+        written = _insert_select(records, zone, daily_model)
+        _refresh_narrow(integration_id, daily, using, apps)
+        return written
+
+
+def refresh_narrow(integration_id: int, days: Iterable[date]) -> int:
+    """Recompute an integration's narrow rollup rows for some local days from its UsageDaily
+    rows as they are (refresh_days does this itself; for UsageDaily rows written directly)."""
+    ranges = day_ranges(days)
+    if not ranges:
+        return 0
+    _, daily = _range_filter(ranges, UTC)
+    using = router.db_for_write(_narrow_model())
+    with transaction.atomic(using=using, savepoint=False):
+        lock_integrations([integration_id], using)
+        return _refresh_narrow(integration_id, daily, using)
 
 
 def refresh_moments(integration, moments: Iterable[datetime]) -> int:
@@ -248,20 +298,52 @@ def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None =
     slices left empty. A slice that would go below zero shows a day out of step with the base
     rows (written without upkeep); those days are recomputed on the spot.
     """
-    from usage.models import UsageDaily
+    from usage.models import UsageDaily, UsageDailyNarrow
 
     moves = {key: value for key, value in moves.items() if value[0] or value[1]}
     if not moves:
         return 0
     using = using or router.db_for_write(UsageDaily)
+    # The same moves on the narrow rollup: summed per narrow slice (exact: Decimal + int).
+    narrow_at = [GROUP_COLUMNS.index(c) for c in NARROW_GROUP_COLUMNS]
+    narrow_moves: dict[tuple, list] = {}
+    for key, (quantity, count) in moves.items():
+        entry = narrow_moves.setdefault(tuple(key[i] for i in narrow_at), [Decimal(0), 0])
+        entry[0] += quantity
+        entry[1] += count
+    day_at = GROUP_COLUMNS.index("day")
+    integration_at = GROUP_COLUMNS.index("integration_id")
+    integrations = sorted({key[integration_at] for key in moves})
+    days = [key[day_at] for key in moves]
+    out_of_step: dict[int, set[date]] = {}
+    with transaction.atomic(using=using, savepoint=False):
+        lock_integrations(integrations, using)
+        for model, columns, group_columns, model_moves in (
+            (UsageDaily, COLUMNS, GROUP_COLUMNS, moves),
+            (UsageDailyNarrow, NARROW_COLUMNS, NARROW_GROUP_COLUMNS, {k: tuple(v) for k, v in narrow_moves.items() if v[0] or v[1]}),
+        ):
+            for integration_id, stale in _apply_moves(model, columns, group_columns, model_moves, integrations, days, using).items():
+                out_of_step.setdefault(integration_id, set()).update(stale)
+    for integration_id, stale in out_of_step.items():
+        refresh_days(integration_id, stale)
+    return len(moves)
+
+
+def _apply_moves(model, columns: tuple[str, ...], group_columns: tuple[str, ...], moves: Mapping[tuple, tuple[Decimal, int]],
+                 integrations: list[int], days: list[date], using: str) -> dict[int, set[date]]:
+    """`move_rows` on one rollup table: one INSERT … ON CONFLICT DO UPDATE per
+    MOVES_PER_INSERT slices, then one DELETE of the slices left empty; returns the days found
+    out of step, per integration."""  # fmt: skip
+    if not moves:
+        return {}
     connection = connections[using]
     quote = connection.ops.quote_name
-    opts = UsageDaily._meta
-    fields = [opts.get_field(c.removesuffix("_id")) for c in COLUMNS]
+    opts = model._meta
+    fields = [opts.get_field(c.removesuffix("_id")) for c in columns]
     table = quote(opts.db_table)
     conflict = ", ".join(
-        [quote(f.column) for f in fields[1 : len(GROUP_COLUMNS) - 2] if f.name not in ("workspace", "provider")]
-        + [f"(COALESCE({quote(f.column)}, 0))" for f in fields[len(GROUP_COLUMNS) - 2 : len(GROUP_COLUMNS)]]
+        [quote(f.column) for f in fields[1 : len(group_columns) - 2] if f.name not in ("workspace", "provider")]
+        + [f"(COALESCE({quote(f.column)}, 0))" for f in fields[len(group_columns) - 2 : len(group_columns)]]
     )
     quantity, rows = quote("quantity"), quote("rows")
     prefix = f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) VALUES "
@@ -273,28 +355,22 @@ def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None =
     items = [
         [f.get_db_prep_save(v, connection) for f, v in zip(fields, (*key, *value), strict=True)] for key, value in moves.items()
     ]
-    day_at = GROUP_COLUMNS.index("day")
-    integration_at = GROUP_COLUMNS.index("integration_id")
-    integrations = sorted({key[integration_at] for key in moves})
-    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
-        lock_integrations(integrations, using)
+    day_field = opts.get_field("day")
+    out_of_step: dict[int, set[date]] = {}
+    with connection.cursor() as cursor:
         for i in range(0, len(items), MOVES_PER_INSERT):
             part = items[i : i + MOVES_PER_INSERT]
             cursor.execute(prefix + ", ".join([placeholder] * len(part)) + suffix, [v for item in part for v in item])
-        days = [key[day_at] for key in moves]
         cursor.execute(
             f"DELETE FROM {table} WHERE {quote('integration_id')} IN ({', '.join(['%s'] * len(integrations))}) "
             f"AND {quote('day')} >= %s AND {quote('day')} <= %s AND {rows} <= 0 "
             f"RETURNING {quote('integration_id')}, {quote('day')}, {rows}, {quantity}",
-            [*integrations, *(fields[day_at].get_db_prep_save(d, connection) for d in (min(days), max(days)))],
+            [*integrations, *(day_field.get_db_prep_save(d, connection) for d in (min(days), max(days)))],
         )
-        out_of_step: dict[int, set[date]] = {}
         for integration_id, day, count, total in cursor.fetchall():
             if count < 0 or (total and count == 0):
-                out_of_step.setdefault(integration_id, set()).add(fields[day_at].to_python(day))
-    for integration_id, stale in out_of_step.items():
-        refresh_days(integration_id, stale)
-    return len(moves)
+                out_of_step.setdefault(integration_id, set()).add(day_field.to_python(day))
+    return out_of_step
 
 
 def days_by_integration(daily: QuerySet) -> dict[int, set[date]]:
@@ -345,12 +421,13 @@ def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps
             span = end + timedelta(days=1)
     with transaction.atomic(using=using):
         lock_integrations([integration_id], using)
-        stale = daily_model._base_manager.using(using).filter(integration_id=integration_id)
-        if kept_from is not None:
-            stale = stale.filter(day__gte=kept_from)
-        if bounds["first"] is not None:
-            stale = stale.filter(Q(day__lt=first) | Q(day__gt=last))
-        stale.delete()
+        for model in (daily_model, _narrow_model(apps)):
+            stale = model._base_manager.using(using).filter(integration_id=integration_id)
+            if kept_from is not None:
+                stale = stale.filter(day__gte=kept_from)
+            if bounds["first"] is not None:
+                stale = stale.filter(Q(day__lt=first) | Q(day__gt=last))
+            stale.delete()
     return written
 
 
@@ -388,17 +465,32 @@ def rebuild_all(apps=None) -> int:
 
 
 # ------------------------------------------------------------------ queries
-def daily_for(workspace) -> QuerySet:
+def narrow_enough(columns: Iterable[str] | None) -> bool:
+    """True when a query grouping and filtering by these columns (field names, `_id` or not)
+    can read the narrow rollup: None means "unknown: any column"."""
+    if columns is None:
+        return False
+    allowed = {c.removesuffix("_id") for c in NARROW_COLUMNS}
+    return all(c.removesuffix("_id") in allowed for c in columns)
+
+
+def daily_for(workspace, columns: Iterable[str] | None = None) -> QuerySet:
     """The workspace's daily rollup rows: where every aggregating page starts. Integrations
     reading a provider account another one already counts are left out, so no total adds one
     account twice (their own pages read `integration.usage_daily`).
 
     `day` is the local calendar day in the workspace's zone, so date filters are plain
     `day__gte`/`day__lte` on local dates; sum `quantity` per (metric, unit) as with base rows.
-    """
-    from usage.models import UsageDaily
 
-    rows = UsageDaily.objects.filter(workspace_id=getattr(workspace, "pk", workspace))
+    `columns`: every column the caller will filter, group or read (besides quantity and rows).
+    When they are all the narrow rollup's (NARROW_COLUMNS), the rows come from
+    usage.UsageDailyNarrow: the same sums over several times fewer rows. Without `columns`,
+    UsageDaily (every dimension).
+    """
+    from usage.models import UsageDaily, UsageDailyNarrow
+
+    model = UsageDailyNarrow if narrow_enough(columns) else UsageDaily
+    rows = model.objects.filter(workspace_id=getattr(workspace, "pk", workspace))
     uncounted = _uncounted(workspace)
     return rows.exclude(integration_id__in=uncounted) if uncounted else rows
 
@@ -438,4 +530,28 @@ def totals_match(workspace) -> bool:
         row[:-2]: row[-2:]
         for row in UsageDaily.objects.filter(workspace_id=pk).order_by().values_list(*keys).annotate(Sum("quantity"), Sum("rows"))
     }
-    return base == daily
+    return base == daily and narrow_matches(pk)
+
+
+def narrow_matches(workspace) -> bool:
+    """True when the narrow rollup equals UsageDaily summed to its columns (every slice)."""
+    from usage.models import UsageDaily, UsageDailyNarrow
+
+    pk = getattr(workspace, "pk", workspace)
+    expected = {row[:-2]: row[-2:] for row in _narrowed(UsageDaily.objects.filter(workspace_id=pk)) if row[-1]}
+    found = {
+        row[:-2]: row[-2:]
+        for row in UsageDailyNarrow.objects.filter(workspace_id=pk).order_by().values_list(*NARROW_GROUP_COLUMNS, "quantity", "rows")
+    }
+    return expected == found
+
+
+def fill_narrow(apps=None, using: str | None = None) -> int:
+    """Build the narrow rollup of every workspace from UsageDaily (the migration that creates
+    it): one INSERT … SELECT … GROUP BY."""
+    _, daily_model = _models(apps)
+    narrow_model = _narrow_model(apps)
+    using = using or router.db_for_write(narrow_model)
+    with transaction.atomic(using=using):
+        narrow_model._base_manager.using(using).all().delete()
+        return _insert_from(_narrowed(daily_model._base_manager.using(using).all()), narrow_model, NARROW_COLUMNS)

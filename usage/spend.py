@@ -151,15 +151,21 @@ class SpendRow:
     estimated: bool
 
 
+def _money_group(columns: tuple[str, ...]) -> tuple[str, ...]:
+    return ("integration_id", "day", "metric", "unit", *dict.fromkeys(c for c in columns if c != "integration_id"))
+
+
 def _money_rows(workspace, first: date, last: date, columns: tuple[str, ...]):
     """Rollup money sums per (integration, day, metric, unit, *columns) over [first, last], of the
-    counted integrations (`daily_for` leaves out a second reader of one account)."""
-    return _money_sums(daily_for(workspace).filter(day__gte=first, day__lte=last), columns)
+    counted integrations (`daily_for` leaves out a second reader of one account), from the
+    narrow rollup when `columns` allow."""
+    daily = daily_for(workspace, _money_group(columns)).filter(day__gte=first, day__lte=last)
+    return _money_sums(daily, columns)
 
 
 def _money_sums(daily, columns: tuple[str, ...]):
     """Money sums per (integration, day, metric, unit, *columns) of some rollup rows."""
-    group = ("integration_id", "day", "metric", "unit", *dict.fromkeys(c for c in columns if c != "integration_id"))
+    group = _money_group(columns)
     return daily.filter(metric__in=MONEY_METRICS).order_by().values_list(*group).annotate(total=Sum("quantity"))
 
 
@@ -185,15 +191,18 @@ def _spend_rows(rows, key_index: int | None) -> list[SpendRow]:
     """Apply the Spend rule to money sums of (integration, day, metric, unit, *keys, total)."""
     rows = list(rows)
     reported = {(r[0], r[1]) for r in rows if r[2] == COST}
-    out = []
+    # Summed per (day, split value, currency, estimated) before any SpendRow is built: the
+    # grouped rows carry every split's columns (the overview reads them once for all splits),
+    # so one split sees many rows per key; the sums are the same, the objects far fewer.
+    sums: dict[tuple, Decimal] = {}
     for r in rows:
         integration, day, metric, unit = r[0], r[1], r[2], r[3]
         estimated = metric == ESTIMATED_COST
         if estimated and (integration, day) in reported:
             continue
-        key = None if key_index is None else (integration if key_index == 0 else r[key_index])
-        out.append(SpendRow(day, key, (unit or "USD").upper(), r[-1] or ZERO, estimated))
-    return out
+        key = (day, None if key_index is None else (integration if key_index == 0 else r[key_index]), (unit or "USD").upper(), estimated)
+        sums[key] = sums.get(key, ZERO) + (r[-1] or ZERO)
+    return [SpendRow(day, key, currency, amount, estimated) for (day, key, currency, estimated), amount in sums.items()]
 
 
 def spend_by_day(workspace, first: date, last: date, by: str | None = None) -> list[SpendRow]:
@@ -228,7 +237,8 @@ DETAIL_COLUMNS = ("provider", "model", "application_id", "license_id")
 def spend_detail(workspace, first: date, last: date) -> list[DetailRow]:
     """The Spend rule per (local day, integration, provider, model, application, license,
     currency) over [first, last], counted integrations only: one query."""
-    rows = list(_money_sums(daily_for(workspace).filter(day__gte=first, day__lte=last), DETAIL_COLUMNS))
+    group = _money_group(DETAIL_COLUMNS)
+    rows = list(_money_sums(daily_for(workspace, group).filter(day__gte=first, day__lte=last), DETAIL_COLUMNS))
     reported = {(r[0], r[1]) for r in rows if r[2] == COST}
     out = []
     for integration, day, metric, unit, provider, model, application, license_, amount in rows:
@@ -380,18 +390,19 @@ def overview(workspace, *, by: str = "provider", now: datetime | None = None, to
 
 
 # ------------------------------------------------------------------ unpriced usage
+UNPRICED_COLUMNS = ("integration_id", "day", "provider", "model", "metric", "unit")
 def unpriced(workspace, first: date, last: date, *, limit: int = 20) -> list[dict[str, Any]]:
     """Usage volume with no spend: base metrics (tokens, requests, seconds…) of an
     (integration, day, model) that has neither a reported `cost` for its (integration, day) nor an
     `estimated_cost` for its model. Listed with its volume, never as $0. One query."""
-    daily = daily_for(workspace).filter(day__gte=first, day__lte=last)
+    daily = daily_for(workspace, UNPRICED_COLUMNS).filter(day__gte=first, day__lte=last)
     return unpriced_in(daily, limit=limit)
 
 
 def unpriced_in(daily, *, limit: int = 20) -> list[dict[str, Any]]:
     """`unpriced` over any rollup rows (the explorer's filtered ones): one query."""
     rows = list(
-        daily.order_by().values_list("integration_id", "day", "provider", "model", "metric", "unit").annotate(total=Sum("quantity"))
+        daily.order_by().values_list(*UNPRICED_COLUMNS).annotate(total=Sum("quantity"))
     )
     reported = {(r[0], r[1]) for r in rows if r[4] == COST}
     estimated = {(r[0], r[1], r[3]) for r in rows if r[4] == ESTIMATED_COST}

@@ -205,9 +205,9 @@ def usage_store_chunk(
     if prepared is None:
         prepared = usage_prepare_samples(integration=integration, samples=samples)
     with transaction.atomic(using=prepared.using, savepoint=False):
-        written = usage_store_prepared(prepared=prepared)
+        written, changed = _store_prepared(prepared)
         removed = _remove_unanswered(integration, answered, prepared)
-        refresh_moments(integration, chain(prepared.bucket_starts, (r.bucket_start for r in removed)))
+        refresh_moments(integration, chain(changed, (r.bucket_start for r in removed)))
     return ChunkStored(written=written, removed=removed)
 
 
@@ -266,13 +266,20 @@ def _remove_unanswered(
 def usage_store_prepared(*, prepared: PreparedUsage) -> int:
     """Execute a prepared upsert: a key already stored gets its quantity REPLACED, never added.
     Returns the number of distinct rows written."""
+    return _store_prepared(prepared)[0]
+
+
+def _store_prepared(prepared: PreparedUsage) -> tuple[int, frozenset[datetime]]:
+    """`usage_store_prepared`, and the bucket starts whose rows changed: on PostgreSQL only those
+    of rows inserted or rewritten (a restated row whose values are all unchanged is not, and its
+    day's rollups need no recomputing); on the VALUES path every bucket start of the chunk."""
     if prepared.copy_data:
-        _execute_copy(prepared)
-    elif prepared.statements:
+        return prepared.rows, _execute_copy(prepared)
+    if prepared.statements:
         with connections[prepared.using].cursor() as cursor:
             for sql, params in prepared.statements:
                 cursor.execute(sql, params)
-    return prepared.rows
+    return prepared.rows, prepared.bucket_starts
 
 
 def usage_store_samples(*, integration: Integration, samples: Iterable[UsageSample]) -> int:
@@ -280,8 +287,8 @@ def usage_store_samples(*, integration: Integration, samples: Iterable[UsageSamp
     refresh the daily rollups of the days written, in the same transaction."""
     prepared = usage_prepare_samples(integration=integration, samples=samples)
     with transaction.atomic(using=prepared.using, savepoint=False):
-        written = usage_store_prepared(prepared=prepared)
-        refresh_moments(integration, prepared.bucket_starts)
+        written, changed = _store_prepared(prepared)
+        refresh_moments(integration, changed)
     return written
 
 
@@ -470,16 +477,22 @@ def _prepare_copy(integration: Integration, samples: Iterable[UsageSample], usin
     )
 
 
-def _execute_copy(prepared: PreparedUsage) -> None:
+def _execute_copy(prepared: PreparedUsage) -> frozenset[datetime]:
     """COPY the rows into a fresh staging table and upsert them from it, in the caller's
     transaction (or in one of its own when there is none: the temporary table lives only
     inside one). The staging table stays until the next chunk or the commit: the removal of
-    vanished rows reads it (see _NOT_STAGED)."""
+    vanished rows reads it (see _NOT_STAGED). Returns the distinct bucket starts of the rows
+    the upsert inserted or rewrote (RETURNING skips a conflict its WHERE left alone)."""
     staging = _staging(prepared.using)
+    connection = connections[prepared.using]
+    column = connection.ops.quote_name("bucket_start")  # UsageRecord.bucket_start has no db_column
+    changed: set[datetime] = set()
     with transaction.atomic(using=prepared.using, savepoint=False):
-        with connections[prepared.using].cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(staging.create)
             with cursor.cursor.copy(staging.copy) as copy:
                 copy.write(prepared.copy_data)
             for sql, params in prepared.statements:
-                cursor.execute(sql, params)
+                cursor.execute(f"WITH written AS ({sql} RETURNING {column}) SELECT DISTINCT {column} FROM written", params)
+                changed.update(row[0] for row in cursor.fetchall())
+    return frozenset(changed)

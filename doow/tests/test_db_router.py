@@ -21,7 +21,7 @@ from integrations.providers.base import UsageSample
 from usage.models import UsageRecord
 from usage.store import usage_store_samples
 
-USAGE_TABLES = ("usage_usagerecord", "usage_usagedaily")
+USAGE_TABLES = ("usage_usagerecord", "usage_usagedaily")  # and usage_usagedailynarrow (a prefix match)
 DAY = datetime(2026, 11, 3, 9, tzinfo=UTC)
 both = pytest.mark.django_db(databases=["default", "replica"])
 

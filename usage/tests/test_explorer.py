@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from usage import rollups
 from usage.models import Application, License, UsageRecord
@@ -25,8 +26,12 @@ pytestmark = pytest.mark.clock("2026-01-14T12:00:00Z")
 
 
 def explorer_url(workspace, **params) -> str:
+    """The explorer over all days (the data is January 2026) unless the test names dates: without
+    any, the page shows this month (test_the_default_window_is_this_month)."""
     url = reverse("usage:explorer", kwargs={"ws": workspace.slug})
-    return url + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+    if "date_from" not in params and "date_to" not in params:
+        params = {"date_from": "", **params}
+    return url + "?" + "&".join(f"{k}={v}" for k, v in params.items())
 
 
 @pytest.fixture
@@ -82,8 +87,30 @@ def test_filters_in_the_query_string_narrow_everything(member_client, workspace,
 def test_a_drill_down_link_filters_to_one_group(member_client, workspace, usage):
     response = member_client.get(explorer_url(workspace, by="license", page=2))
     drills = {row["name"]: row["drill"] for row in response.context["totals_rows"]}
-    assert drills["ChatGPT – Scale"] == f"by=license&license={usage['license'].pk}"
-    assert drills["No license"] == "by=license&license=none"
+    # The window stays as it is (here: all days) when one group is picked.
+    assert drills["ChatGPT – Scale"] == f"date_from=&by=license&license={usage['license'].pk}"
+    assert drills["No license"] == "date_from=&by=license&license=none"
+
+
+def test_the_default_window_is_this_month(member_client, workspace):
+    """Without dates the explorer shows this month so far (local days of the workspace's zone),
+    says so in its From field, and keeps the window in its links; "All time" is every day."""
+    workspace.time_zone = "Pacific/Auckland"  # UTC+12/13: the local month differs from UTC's
+    workspace.save()
+    openai = make_integration(workspace)
+    zone = rollups.zone_of(workspace)
+    first = timezone.now().astimezone(zone).date().replace(day=1)
+    make_record(openai, rollups.day_start(first, zone), "cost", "7", model="this-month")  # its first local instant
+    make_record(openai, rollups.day_start(first, zone) - timedelta(minutes=1), "cost", "5", model="last-month")
+    url = reverse("usage:explorer", kwargs={"ws": workspace.slug})
+    response = member_client.get(url, {"by": "model"})
+    assert totals_of(response) == {("this-month", "cost", "USD"): D(7)}
+    assert response.context["filters"].date_from == first
+    html = response.content.decode()
+    assert re.search(rf'name="date_from"[^>]*value="{first.isoformat()}"', html), "the From field shows the window"
+    assert f"date_from={first.isoformat()}" in response.context["export_csv_url"]
+    everything = member_client.get(url, {"by": "model", "range": "all"})
+    assert totals_of(everything) == {("this-month", "cost", "USD"): D(7), ("last-month", "cost", "USD"): D(5)}
 
 
 def test_the_chart_is_spend_per_day_by_default_with_gaps_filled(member_client, workspace, usage):
@@ -260,7 +287,7 @@ def test_anonymous_is_sent_to_login(client, workspace, usage, pattern):
 
 def test_the_top_navigation_links_to_usage_for_members(member_client, workspace):
     html = member_client.get(reverse("accounts:workspace", kwargs={"ws": workspace.slug})).content.decode()
-    assert f'href="{explorer_url(workspace)}"' in html
+    assert f'href="{reverse("usage:explorer", kwargs={"ws": workspace.slug})}"' in html
 
 
 def test_admins_are_offered_to_attribute_unattributed_usage(admin_client, member_client, workspace, usage):

@@ -61,8 +61,9 @@ def test_no_aggregating_page_aggregates_the_base_table(admin_client, workspace, 
     explorer = reverse("usage:explorer", kwargs={"ws": workspace.slug})
     pages = [
         explorer,
+        f"{explorer}?date_from=",
         f"{explorer}?by=model&period=week&date_from=2026-03-02&model=o1",
-        f"{explorer}?by=application&period=month&page=2",
+        f"{explorer}?by=application&period=month&page=2&date_from=",
         reverse("integrations:detail", kwargs={"ws": workspace.slug, "pk": integration.pk}),
         reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}) + "?model=o1&page=2&view=rows",
         reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}) + "?model=o1",  # the summary

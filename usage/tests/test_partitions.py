@@ -349,3 +349,33 @@ def test_the_beat_task_applies_the_retention_setting(integration, settings):
     settings.DOOW_RAW_RETENTION_MONTHS = 1  # from 2026-11-01 on
     manage_usage_partitions.delay()  # eager in the tests: the task body as a worker runs it
     assert sorted(UsageRecord.objects.values_list("bucket_start", flat=True)) == MONTHS[5:]
+
+
+@postgres
+def test_partitions_leave_room_so_a_restated_quantity_is_a_hot_update(integration):
+    """Every partition, those the migrations made and those made later, fills its pages to
+    FILLFACTOR; a restatement that changes quantities then rewrites most rows in place (HOT:
+    no new index entries) instead of as new row versions in every index."""
+    manage()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid "
+            "WHERE i.inhparent = %s::regclass",
+            [TABLE],
+        )
+        options = dict(cursor.fetchall())
+    assert f"{TABLE}_default" in options and f"{TABLE}_p202612" in options
+    assert all(value == [f"fillfactor={partitions.FILLFACTOR}"] for value in options.values()), options
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    hours = [start + timedelta(hours=h) for h in range(24)]
+    models = [f"model-{m}" for m in range(25)]
+    usage_store_samples(integration=integration, samples=[sample(h, 1, m) for h in hours for m in models])
+    usage_store_samples(integration=integration, samples=[sample(h, 2, m) for h in hours for m in models])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relid = %s::regclass", [f"{TABLE}_p202612"]
+        )
+        updated, hot = cursor.fetchone()
+    assert updated == 600
+    assert hot >= 0.25 * updated, f"{hot} of {updated} updates were HOT"
+    assert UsageRecord.objects.aggregate(n=Sum("quantity"))["n"] == 1200

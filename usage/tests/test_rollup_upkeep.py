@@ -17,7 +17,7 @@ from integrations.models import Integration, SyncRun
 from integrations.tests.restatement import import_rows
 from sandbox import openai as fake
 from usage import rollups, services
-from usage.models import AttributionRule, License, UsageDaily, UsageRecord
+from usage.models import AttributionRule, License, UsageDaily, UsageDailyNarrow, UsageRecord
 
 pytestmark = pytest.mark.django_db
 ZONE = "America/New_York"  # local days straddle UTC days: 05:00Z is midnight
@@ -31,6 +31,28 @@ def base_totals(workspace) -> Counter:
         key = (r.integration_id, r.bucket_start.astimezone(zone).date(), r.metric, r.unit, r.application_id, r.license_id)
         totals[key] += r.quantity
         totals[("rows", *key)] += 1
+    return totals
+
+
+def narrow_base_totals(workspace) -> Counter:
+    """The base table summed as the narrow rollup is: per model and region, without the other
+    dimensions."""
+    zone = rollups.zone_named(workspace.time_zone)
+    totals: Counter = Counter()
+    for r in UsageRecord.objects.filter(workspace=workspace):
+        key = (r.integration_id, r.bucket_start.astimezone(zone).date(), r.model, r.region, r.metric, r.unit, r.application_id, r.license_id)
+        totals[key] += r.quantity
+        totals[("rows", *key)] += 1
+    return totals
+
+
+def narrow_totals(workspace) -> Counter:
+    totals: Counter = Counter()
+    for d in UsageDailyNarrow.objects.filter(workspace=workspace):
+        key = (d.integration_id, d.day, d.model, d.region, d.metric, d.unit, d.application_id, d.license_id)
+        assert key not in totals, "one slice stored twice"
+        totals[key] += d.quantity
+        totals[("rows", *key)] += d.rows
     return totals
 
 
@@ -49,6 +71,10 @@ def assert_rollups_match(workspace) -> Counter:
     assert base, "nothing stored: the test proves nothing"
     assert rollup_totals(workspace) == base
     assert not UsageDaily.objects.filter(rows__lte=0).exists()
+    # The narrow rollup, against the base table directly (not only against UsageDaily).
+    assert narrow_totals(workspace) == narrow_base_totals(workspace)
+    assert not UsageDailyNarrow.objects.filter(rows__lte=0).exists()
+    assert rollups.narrow_matches(workspace)
     return base
 
 
@@ -148,6 +174,7 @@ def test_deleting_an_integration_deletes_its_rollups(zoned, synced, admin_client
     url = reverse("integrations:disconnect", kwargs={"ws": zoned.slug, "pk": integration.pk})
     assert admin_client.post(url, {"data_choice": "delete"}).status_code == 302
     assert not UsageDaily.objects.filter(integration_id=integration.pk).exists()
+    assert not UsageDailyNarrow.objects.filter(integration_id=integration.pk).exists()
     assert_rollups_match(zoned)
     assert UsageDaily.objects.get(integration=other).quantity == Decimal("2.5")
 

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Workspace
 from integrations.models import Integration
-from usage import spend
+from usage import rollups, spend
 from usage.models import Application, UsageDaily
 
 D = Decimal
@@ -29,6 +29,7 @@ def put(integration, day: date, metric: str, quantity, unit: str = "USD", model:
         workspace_id=integration.workspace_id, integration=integration, provider=integration.provider, day=day,
         model=model, metric=metric, unit=unit, quantity=D(str(quantity)), rows=1, application=application,
     )
+    rollups.refresh_narrow(integration.pk, [day])  # the narrow rollup pages may read instead
 
 
 # ------------------------------------------------------------------ periods

@@ -258,3 +258,39 @@ def test_preparing_reads_only_the_rules_and_storing_costs_two_queries(workspace,
     with django_assert_num_queries(2):  # staging (re)created, then the upsert; the COPY is not counted
         assert usage_store_prepared(prepared=prepared) == 5000
     assert UsageRecord.objects.filter(integration=integration).count() == 5000
+
+
+def test_only_the_days_of_rows_that_changed_have_their_rollups_recomputed(workspace, inventory):
+    """A re-read whose rows are all unchanged recomputes no rollup (the COPY path knows which
+    rows its upsert rewrote); one changed row recomputes its own day only; the rollups equal
+    the base table throughout, and a sync's re-read that removes a vanished row still
+    recomputes that row's day."""
+    from django.test.utils import CaptureQueriesContext
+
+    from usage import rollups
+
+    integration = _integration(workspace, "OpenAI rollups")
+    two_days = [sample(hour, str(hour + 1)) for hour in range(0, 48, 6)]  # 1 and 2 November
+    usage_store_samples(integration=integration, samples=two_days)
+    assert rollups.totals_match(workspace)
+
+    def rollup_writes(chunk: list[UsageSample], answered: list[Answered] | None = None) -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            if answered is None:
+                usage_store_samples(integration=integration, samples=chunk)
+            else:
+                with transaction.atomic():
+                    usage_store_chunk(integration=integration, samples=chunk, answered=answered)
+        return [q["sql"] for q in captured.captured_queries if q["sql"].startswith('INSERT INTO "usage_usagedaily"')]
+
+    assert rollup_writes(two_days) == []  # nothing changed: no day recomputed
+    changed = [*two_days[:-1], sample(42, "99")]  # 2 November, 18:00
+    writes = rollup_writes(changed)
+    assert len(writes) == 1 and "2026-11-02" in writes[0] and "2026-11-01" not in writes[0], writes
+    assert rollups.totals_match(workspace)
+    # A complete re-read of 1 November without its 06:00 row: that row is removed, its day recomputed.
+    first_day = [s for s in changed if s.bucket_start < T0 + 24 * H and s.bucket_start != T0 + 6 * H]
+    writes = rollup_writes(first_day, [Answered("usage", DAY)])
+    assert writes and all("2026-11-01" in sql for sql in writes), writes
+    assert not UsageRecord.objects.filter(integration=integration, bucket_start=T0 + 6 * H).exists()
+    assert rollups.totals_match(workspace)

@@ -414,7 +414,7 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     period = period if period in queries.PERIODS else queries.DEFAULT_PERIOD
     compare = params.get("compare") in ("1", "on", "true")
     previous_span = window.previous if compare else None
-    days = queries.daily(workspace, filters)
+    days = queries.daily(workspace, filters, group=query_group)
 
     totals, series_by_metric, rows_per_day = queries.breakdown(days, group=query_group, period=period)
     row_count = sum(t.rows for t in totals)
@@ -515,7 +515,7 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
         ),
         "rows_page": _rows_page(request, queries.filtered(workspace, filters), days, row_count, rows_per_day),
         # Distinguish "no usage at all" (a setup problem) from "no usage matches" (a filter).
-        "workspace_has_usage": bool(row_count) or daily_for(workspace).exists(),
+        "workspace_has_usage": bool(row_count) or daily_for(workspace, ()).exists(),
     }
 
 

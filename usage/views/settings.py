@@ -392,7 +392,7 @@ def _groups_context(request: WorkspaceRequest) -> dict[str, Any]:
         "groups_hidden": len(groups) - len(shown),
         "unattributed_rows": sum(g.rows for g in groups),
         "group_columns": columns,
-        "any_usage": bool(groups) or daily_for(request.workspace).exists(),
+        "any_usage": bool(groups) or daily_for(request.workspace, ()).exists(),
     }
 
 
