@@ -39,7 +39,7 @@ def main() -> None:
     client.force_login(get_user_model().objects.get(username=analytics.ADMIN))
     print(f"load average {analytics._load()}")
     ws = analytics.WORKSPACE
-    urls = args.urls or [f"/w/{ws}/", f"/w/{ws}/usage/", f"/w/{ws}/usage/?date_from=&by=model", f"htmx:/w/{ws}/usage/?provider=anthropic"]
+    urls = args.urls or [f"/w/{ws}/", f"/w/{ws}/usage/", f"/w/{ws}/usage/?range=all&by=model", f"htmx:/w/{ws}/usage/?provider=anthropic"]
     width = int(os.environ.get("SQL_WIDTH", "150"))
     for raw in urls:
         htmx = raw.startswith("htmx:")
