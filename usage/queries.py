@@ -44,7 +44,10 @@ NONE = "none"
 EXACT_FILTERS = ("provider", "model", "project", "region", "metric")
 # Filters that name a row of the workspace by id (or NONE for "not attributed").
 ID_FILTERS = ("integration", "application", "license")
-FILTER_PARAMS = ("date_from", "date_to", *EXACT_FILTERS, *ID_FILTERS)
+# The team of the usage's application (an id, or NONE: no application, or one without a team).
+# Rollups carry the application, not its team, so the team is matched through it.
+TEAM_FILTER = "team"
+FILTER_PARAMS = ("date_from", "date_to", *EXACT_FILTERS, *ID_FILTERS, TEAM_FILTER)
 
 # Period → how a rollup's local `day` is truncated (ISO weeks start on Monday).
 PERIODS = {"day": None, "week": TruncWeek, "month": TruncMonth}
@@ -76,6 +79,7 @@ class UsageFilters:
     integration: str = ""  # an id, or "" for all
     application: str = ""  # an id, NONE, or ""
     license: str = ""  # an id, NONE, or ""
+    team: str = ""  # a team id, NONE (no team), or ""
 
     @property
     def active(self) -> bool:
@@ -100,6 +104,10 @@ class UsageFilters:
                 q &= Q(**{f"{name}__isnull": True})
             elif value:
                 q &= Q(**{f"{name}_id": int(value)})
+        if self.team == NONE:
+            q &= Q(application__isnull=True) | Q(application__team__isnull=True)
+        elif self.team:
+            q &= Q(application__team_id=int(self.team))
         return q
 
 
@@ -131,7 +139,7 @@ def parse_filters(params: Mapping[str, Any]) -> UsageFilters:
     values: dict[str, Any] = {"date_from": _parse_date(params.get("date_from")), "date_to": _parse_date(params.get("date_to"))}
     for name in EXACT_FILTERS:
         values[name] = str(params.get(name) or "").strip()
-    for name in ID_FILTERS:
+    for name in (*ID_FILTERS, TEAM_FILTER):
         raw = str(params.get(name) or "").strip()
         # ASCII digits only, and few enough to be an id: "²" or 10**30 must not reach int()/SQL.
         values[name] = raw if raw == NONE or (raw.isascii() and raw.isdigit() and len(raw) <= 18) else ""
@@ -171,6 +179,8 @@ def daily(workspace: Workspace, params: Mapping[str, Any] | UsageFilters, *, gro
     if group is not None:
         column = _group_field(group)
         used = [name for name in (*EXACT_FILTERS, *ID_FILTERS) if getattr(f, name)]
+        if f.team:
+            used.append("application")  # matched through the application's team
         columns = ["day", "metric", "unit", *used, *([column] if column else [])]
     rows = rollups.daily_for(workspace, columns)
     if f.date_from:

@@ -202,6 +202,33 @@ def test_split_by_team_with_no_team_for_the_rest(member_client, workspace, spend
     assert {d["label"]: sum(d["data"]) for d in chart.payload["datasets"]} == {"Platform": 18.0, "Research": 6.0}
 
 
+def test_filter_by_team_and_drill_into_a_team_from_the_split(member_client, workspace, spend_data):
+    platform, research = spend_data["platform"], spend_data["research"]
+    split = text(member_client.get(url(workspace, by="team")))
+    # Each team's line links to the explorer narrowed to it.
+    assert f'?by=team&amp;team={platform.pk}" title="Show only Platform"' in split
+
+    only_research = member_client.get(url(workspace, by="model", team=research.pk))
+    assert 'data-testid="spend-USD">$6.00<' in text(only_research)
+    assert {(row["name"], row["total"].metric) for row in only_research.context["totals_rows"]} == {
+        ("llama-3.3-70b", "estimated_cost"),
+        ("llama-3.3-70b", "input_tokens"),
+    }
+    # "No team": usage of no application (the mystery model) or of an application without a team.
+    loose = Application.objects.create(workspace=workspace, name="Loose app")
+    UsageRecord.objects.bulk_create([record(spend_data["openai"], datetime(2026, 12, 3, 11, tzinfo=UTC), "cost", "0.25", model="gpt-4o", application=loose)])
+    rollups.rebuild_workspace(workspace)
+    no_team = member_client.get(url(workspace, by="model", team="none"))
+    assert {(row["name"], row["total"].metric): row["total"].total for row in no_team.context["totals_rows"]} == {
+        ("mystery-model", "input_tokens"): D("1500000"),
+        ("gpt-4o", "cost"): D("0.25"),
+    }
+    # The export takes the same filter.
+    export = member_client.get(reverse("usage:export", kwargs={"ws": workspace.slug}), {"format": "csv", "team": research.pk, "range": "all"})
+    lines = b"".join(export.streaming_content).decode().splitlines()
+    assert len(lines) == 1 + 12 and all("Research notes" in line for line in lines[1:])
+
+
 def test_another_workspaces_usage_and_teams_never_show(member_client, workspace, other_workspace, spend_data):
     theirs = make_integration(other_workspace, "Globex OpenAI", "openai")
     team = Team.objects.create(workspace=other_workspace, name="Globex finance")

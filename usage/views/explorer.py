@@ -82,6 +82,7 @@ class ExplorerForm(DateRangeForm):
     provider = _select("Provider")
     integration = _select("Integration")
     application = _select("Application")
+    team = _select("Team")
     license = _select("License")
     model = _select("Model")
     project = _select("Project")
@@ -94,7 +95,7 @@ class ExplorerForm(DateRangeForm):
     # The date preset the From / To fields hold (explorer_window): kept while they are unchanged.
     range = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    FILTERS = ("date_from", "date_to", "provider", "integration", "application", "license", "model", "project", "region", "metric")
+    FILTERS = ("date_from", "date_to", "provider", "integration", "application", "team", "license", "model", "project", "region", "metric")
     VIEW = ("by", "period", "chart")
 
     def __init__(self, data: Mapping[str, Any], *, choices: dict[str, list[tuple[str, str]]]) -> None:
@@ -122,6 +123,7 @@ def _filter_choices(workspace: Any) -> dict[str, list[tuple[str, str]]]:
         "provider": [(slug, _provider_name(slug)) for slug in slugs],
         "integration": [(str(pk), name) for pk, name, _ in integrations],
         "application": [(queries.NONE, "Unattributed"), *((str(pk), name) for pk, name in workspace.applications.values_list("pk", "name"))],
+        "team": [(queries.NONE, NO_TEAM), *((str(pk), name) for pk, name in workspace.teams.values_list("pk", "name"))],
         "license": [(queries.NONE, "No license"), *((str(lic.pk), str(lic)) for lic in workspace.licenses.select_related("application"))],
         "model": [(v, v) for v in values["model"]],
         "project": [(v, v) for v in values["project"]],
@@ -155,9 +157,7 @@ def _group_names(workspace: Any, group: str, values: set[Any]) -> dict[Any, str]
 
 def _drill_value(group: str, value: Any) -> str | None:
     """The filter value that narrows to one group, or None when no filter can select it."""
-    if group == TEAM:
-        return None  # teams are not a filter (yet): split by application to see a team's parts
-    if group in queries.ID_FILTERS:
+    if group in (*queries.ID_FILTERS, TEAM):
         return queries.NONE if value is None else str(value)
     return value or None  # an empty dimension cannot be filtered on
 
