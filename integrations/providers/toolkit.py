@@ -1,0 +1,105 @@
+"""The connector toolkit: the plumbing every connector shares, so that a provider package is
+mostly its fields, its mapping and its sandbox.
+
+- `Shape(source)`: the checks a schema.py runs on a decoded JSON answer. Each failure is a
+  ProviderResponseError that names the provider and the location path of the bad value
+  ("OpenAI returned an unexpected response: costs page.data[3].results is not a list."); the
+  HTTP seam's `HttpClient.parse_json` then tags it with the response's status and request id.
+- `paginate(...)`: one cursor loop with a page cap and a repeated-cursor guard.
+
+Plain Python below the connectors and above the provider errors (docs/architecture.md).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, TypeVar
+
+from integrations.providers.errors import ProviderResponseError
+
+P = TypeVar("P")
+
+
+class Shape:
+    """Shape checks for the answers of one provider (`source`, as it appears in the message).
+
+    `what` is the location path of the value checked ("usage page.data[2]"); a check on a key of
+    an object names `what.key`."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def bad(self, what: str) -> ProviderResponseError:
+        return ProviderResponseError(f"{self.source} returned an unexpected response: {what}.")
+
+    def obj(self, value: Any, what: str) -> dict[str, Any]:
+        """`value`, a JSON object."""
+        if not isinstance(value, dict):
+            raise self.bad(f"{what} is not an object")
+        return value
+
+    def opt_obj(self, obj: dict[str, Any], key: str, what: str) -> dict[str, Any]:
+        """`obj[key]`, a JSON object; {} when absent or null."""
+        value = obj.get(key)
+        return {} if value is None else self.obj(value, f"{what}.{key}")
+
+    def array(self, value: Any, what: str) -> list[Any]:
+        """`value`, a JSON list."""
+        if not isinstance(value, list):
+            raise self.bad(f"{what} is not a list")
+        return value
+
+    def integer(self, obj: dict[str, Any], key: str, what: str, *, non_negative: bool = False) -> int:
+        """`obj[key]`, a JSON integer (never a boolean: true is not a count of 1)."""
+        value = obj.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or (non_negative and value < 0):
+            kind = "a non-negative integer" if non_negative else "an integer"
+            raise self.bad(f"{what}.{key} is missing or not {kind}")
+        return value
+
+    def opt_str(self, obj: dict[str, Any], key: str, what: str) -> str | None:
+        """`obj[key]`, a string or absent; None when absent, null or empty. Also a page cursor
+        (next_page, NextToken, nextLink)."""
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.bad(f"{what}.{key} is not a string")
+        return value or None
+
+    def text(self, obj: dict[str, Any], key: str, what: str, *, required: bool = True, strip: bool = False) -> str:
+        """`obj[key]`, a string: a required one must be non-blank; an optional one is "" when
+        absent or null."""
+        value = obj.get(key)
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str) or (required and not value.strip()):
+            raise self.bad(f"{what}.{key} is {'missing or ' if required else ''}not a string")
+        return value.strip() if strip else value
+
+
+def paginate(
+    get: Callable[[Any], P],
+    next_cursor: Callable[[P], Hashable | None],
+    *,
+    source: str,
+    max_pages: int,
+    repeated: str,
+    request_id: Callable[[P], str] | None = None,
+) -> Iterator[P]:
+    """The pages of one listing, in order. `get(cursor)` reads a page (cursor None for the first),
+    `next_cursor(page)` names the next one, or None when `page` is the last.
+
+    A cursor that is empty or already followed raises ProviderResponseError(`repeated`) (tagged
+    with `request_id(page)` when given): following it would loop. More than `max_pages` pages
+    raise too: a cursor loop the provider never ends is a bug, not a long history. Either way
+    the listing was not read to the end, so the caller must not declare it answered."""
+    seen: set[Hashable] = set()
+    cursor: Hashable | None = None
+    for _ in range(max_pages):
+        page = get(cursor)
+        yield page
+        cursor = next_cursor(page)
+        if cursor is None:
+            return
+        if not cursor or cursor in seen:
+            raise ProviderResponseError(repeated, request_id=request_id(page) if request_id else "")
+        seen.add(cursor)
+    raise ProviderResponseError(f"{source} kept paginating past {max_pages} pages.")
