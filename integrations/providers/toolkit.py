@@ -12,6 +12,7 @@ Plain Python below the connectors and above the provider errors (docs/architectu
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from integrations.providers.errors import ProviderResponseError
@@ -37,6 +38,10 @@ class Shape:
             raise self.bad(f"{what} is not an object")
         return value
 
+    def objects(self, value: Any, what: str) -> list[tuple[str, dict[str, Any]]]:
+        """`value`, a JSON list of objects, as (location path, object) pairs."""
+        return [(f"{what}[{i}]", self.obj(item, f"{what}[{i}]")) for i, item in enumerate(self.array(value, what))]
+
     def opt_obj(self, obj: dict[str, Any], key: str, what: str) -> dict[str, Any]:
         """`obj[key]`, a JSON object; {} when absent or null."""
         value = obj.get(key)
@@ -55,6 +60,31 @@ class Shape:
             kind = "a non-negative integer" if non_negative else "an integer"
             raise self.bad(f"{what}.{key} is missing or not {kind}")
         return value
+
+    def flag(self, obj: dict[str, Any], key: str, what: str, *, default: bool = False) -> bool:
+        """`obj[key]`, a JSON boolean; `default` when absent."""
+        value = obj.get(key, default)
+        if not isinstance(value, bool):
+            raise self.bad(f"{what}.{key} is not a boolean")
+        return value
+
+    def number(self, value: Any, what: str) -> Decimal:
+        """`value`, a finite number: a JSON number or a numeric string (APIs send both), never a
+        boolean."""
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise self.bad(f"{what} is not a number")
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise self.bad(f"{what} is not a number") from None
+        if not number.is_finite():
+            raise self.bad(f"{what} is not a finite number")
+        return number
+
+    def opt_number(self, obj: dict[str, Any], key: str, what: str) -> Decimal | None:
+        """`obj[key]` as `number`; None when absent or null."""
+        value = obj.get(key)
+        return None if value is None else self.number(value, f"{what}.{key}")
 
     def opt_str(self, obj: dict[str, Any], key: str, what: str) -> str | None:
         """`obj[key]`, a string or absent; None when absent, null or empty. Also a page cursor
