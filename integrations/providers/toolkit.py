@@ -12,6 +12,7 @@ Plain Python below the connectors and above the provider errors (docs/architectu
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -93,6 +94,17 @@ class Shape:
         if value is not None and not isinstance(value, str):
             raise self.bad(f"{what}.{key} is not a string")
         return value or None
+
+    def time(self, obj: dict[str, Any], key: str, what: str) -> datetime:
+        """`obj[key]`, an RFC 3339 timestamp with its offset, as UTC."""
+        value = obj.get(key)
+        try:
+            moment = datetime.fromisoformat(value.strip()) if isinstance(value, str) else None
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise self.bad(f"{what}.{key} is not an RFC 3339 timestamp")
+        return moment.astimezone(UTC)
 
     def text(self, obj: dict[str, Any], key: str, what: str, *, required: bool = True, strip: bool = False) -> str:
         """`obj[key]`, a string: a required one must be non-blank; an optional one is "" when

@@ -22,6 +22,7 @@ from integrations.providers.anthropic.schema import (
     DEFAULT_WORKSPACE,
     HOUR,
     Page,
+    WorkspaceList,
     cost_samples,
     parse_cost_page,
     parse_organization,
@@ -40,7 +41,6 @@ from integrations.providers.base import (
     PermissionDenied,
     Provider,
     ProviderError,
-    ProviderResponseError,
     ProviderUnavailable,
     RateLimited,
     Stream,
@@ -50,6 +50,7 @@ from integrations.providers.base import (
     align_up,
     in_stream,
 )
+from integrations.providers.toolkit import paginate
 
 if TYPE_CHECKING:
     import requests
@@ -179,18 +180,19 @@ class AnthropicProvider(Provider):
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base, headers = self._base_url(settings), self._headers(credential)
         org = http.parse_json(self._get(http, f"{base}/v1/organizations/me", headers, {}), parse_organization)
-        workspaces, after = [], None
-        for _ in range(MAX_PAGES):
+        workspaces = []
+
+        def workspace_page(after: str | None) -> WorkspaceList:
             params: dict[str, Any] = {"limit": self.workspaces_page_size, "include_archived": "true"}
             if after:
                 params["after_id"] = after
-            page = http.parse_json(self._get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list)
+            return http.parse_json(self._get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list)
+
+        for page in paginate(
+            workspace_page, lambda p: (p.last_id or "") if p.has_more else None, source="Anthropic",
+            max_pages=MAX_PAGES, repeated="Anthropic's workspace list said has_more without a usable last_id.",
+        ):  # fmt: skip
             workspaces.extend(page.workspaces)
-            if not page.has_more:
-                break
-            if not page.last_id or page.last_id == after:
-                raise ProviderResponseError("Anthropic's workspace list said has_more without a usable last_id.")
-            after = page.last_id
         # Listing workspaces is not reading usage: probe the usage report itself so "Test
         # connection" fails now rather than at the first sync, and show where usage was seen.
         since = align_down(datetime.now(UTC), DAY) - 7 * DAY
@@ -252,28 +254,24 @@ class AnthropicProvider(Provider):
         # range keeps the request, the page cursors and our bucket keys in step.
         start, end = align_down(window.start, width), align_up(window.end, width)
         params = {**params, "starting_at": rfc3339(start), "ending_at": rfc3339(end)}
-        cursor: str | None = None
-        seen: set[str] = set()
         accounts: set[str] = set()
-        for _ in range(MAX_PAGES):
+
+        def get(cursor: str | None) -> tuple[requests.Response, Page[Any]]:
             response = self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
+            return response, http.parse_json(response, parse)
+
+        for response, page in paginate(
+            get, lambda rp: (rp[1].next_page or "") if rp[1].has_more else None, source="Anthropic",
+            max_pages=MAX_PAGES, repeated="Anthropic said has_more but gave no new next_page cursor.",
+            request_id=lambda rp: _rid(rp[0]),
+        ):  # fmt: skip
             account = response.headers.get(ORGANIZATION_HEADER, "")
             accounts.add(account)
-            page = http.parse_json(response, parse)
             for bucket in page.buckets:
                 if start <= align_down(bucket.start, width) < window.end:
                     yield from in_stream(to_samples(bucket, account=account, width=width), stream)
-            if not page.has_more:
-                # The last page is in: every bucket from `start` up to the window's end was read.
-                self.answer(answered, stream, Window(start, window.end), account=accounts)
-                return
-            if not page.next_page or page.next_page in seen:
-                raise ProviderResponseError(
-                    "Anthropic said has_more but gave no new next_page cursor.", request_id=_rid(response)
-                )
-            seen.add(page.next_page)
-            cursor = page.next_page
-        raise ProviderResponseError(f"Anthropic kept paginating past {MAX_PAGES} pages.")
+        # The last page is in: every bucket from `start` up to the window's end was read.
+        self.answer(answered, stream, Window(start, window.end), account=accounts)
 
     @staticmethod
     def _get(http: HttpClient, url: str, headers: dict[str, str], params: dict[str, Any]) -> requests.Response:
