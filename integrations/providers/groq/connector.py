@@ -275,13 +275,7 @@ class GroqProvider(Provider):
     def _get(
         self, http: HttpClient, url: str, headers: dict[str, str], params: dict[str, Any], parse: Callable[[Any], Any]
     ) -> Any:
-        response = http.request("GET", url, headers=headers, params=params, classify=classify_error)
-        try:
-            return parse(http.decode_json(response))
-        except ProviderError as error:  # tag a shape error with its status and request id
-            error.http_status = error.http_status or response.status_code
-            error.request_id = error.request_id or response.headers.get("x-request-id", "")[:200]
-            raise
+        return http.parse_json(http.request("GET", url, headers=headers, params=params, classify=classify_error), parse)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
         key = (credential.get("api_key") or "").strip()
