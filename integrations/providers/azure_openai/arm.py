@@ -35,6 +35,7 @@ from integrations.providers.base import (
     ProviderError,
     ProviderResponseError,
 )
+from integrations.providers.toolkit import paginate
 
 if TYPE_CHECKING:
     import requests
@@ -128,28 +129,18 @@ def arm_get(
         classify=arm_classifier(config),
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
     )
-    try:
-        return parse(http.decode_json(response))
-    except ProviderResponseError as error:
-        error.http_status = error.http_status or response.status_code
-        error.request_id = error.request_id or response.headers.get("x-ms-request-id", "")[:200]
-        raise
+    return http.parse_json(response, parse, request_id_of=lambda r: r.headers.get("x-ms-request-id", "")[:200])
 
 
 def arm_list(http: HttpClient, config: Config, url: str, parse: Callable[[Any], Listing]) -> list[Any]:
-    items: list[Any] = []
-    params: dict[str, Any] | None = {"api-version": ARM_API_VERSION}
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        page = arm_get(http, config, url, params, parse)
-        items += page.items
-        if not page.next_link:
-            return items
-        if page.next_link in seen:
-            raise ProviderResponseError("Azure Resource Manager repeated a nextLink.")
-        seen.add(page.next_link)
-        url, params = follow(config, page.next_link), None  # nextLink carries the whole query
-    raise ProviderResponseError(f"Azure Resource Manager kept paginating past {MAX_PAGES} pages.")
+    def get(link: str | None) -> Listing:
+        if link is None:
+            return arm_get(http, config, url, {"api-version": ARM_API_VERSION}, parse)
+        return arm_get(http, config, follow(config, link), None, parse)  # nextLink carries the whole query
+
+    pages = paginate(get, lambda page: page.next_link, source="Azure Resource Manager", max_pages=MAX_PAGES,
+                     repeated="Azure Resource Manager repeated a nextLink.")  # fmt: skip
+    return [item for page in pages for item in page.items]
 
 
 def follow(config: Config, link: str) -> str:
