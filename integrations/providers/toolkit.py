@@ -69,7 +69,7 @@ class Shape:
             raise self.bad(f"{what}.{key} is not a boolean")
         return value
 
-    def number(self, value: Any, what: str) -> Decimal:
+    def number(self, value: Any, what: str, *, non_negative: bool = False) -> Decimal:
         """`value`, a finite number: a JSON number or a numeric string (APIs send both), never a
         boolean."""
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -80,12 +80,14 @@ class Shape:
             raise self.bad(f"{what} is not a number") from None
         if not number.is_finite():
             raise self.bad(f"{what} is not a finite number")
+        if non_negative and number < 0:
+            raise self.bad(f"{what} is not a non-negative number")
         return number
 
-    def opt_number(self, obj: dict[str, Any], key: str, what: str) -> Decimal | None:
+    def opt_number(self, obj: dict[str, Any], key: str, what: str, *, non_negative: bool = False) -> Decimal | None:
         """`obj[key]` as `number`; None when absent or null."""
         value = obj.get(key)
-        return None if value is None else self.number(value, f"{what}.{key}")
+        return None if value is None else self.number(value, f"{what}.{key}", non_negative=non_negative)
 
     def opt_str(self, obj: dict[str, Any], key: str, what: str) -> str | None:
         """`obj[key]`, a string or absent; None when absent, null or empty. Also a page cursor

@@ -284,10 +284,7 @@ class FireworksProvider(Provider):
         one_day = piece.start if piece.end - piece.start == DAY and align_down(piece.start, DAY) == piece.start else None
         url = f"{base}/v1/accounts/{account}/billingUsage"
         response = http.request("GET", url, headers=headers, params=params, classify=classify_error)
-        try:
-            return parse_billing_usage(http.decode_json(response), day=one_day)
-        except ProviderResponseError as error:
-            raise _tagged(error, response) from None
+        return http.parse_json(response, lambda body: parse_billing_usage(body, day=one_day), request_id_of=_rid)
 
     def _scrape(
         self, http: HttpClient, base: str, headers: dict[str, str], account: str, state: dict[str, Any], now: datetime
@@ -342,5 +339,9 @@ def _rfc3339(moment: datetime) -> str:
 def _tagged(error: ProviderResponseError, response: requests.Response) -> ProviderResponseError:
     """A shape error carries the status and request id of the response it came from."""
     error.http_status = error.http_status or response.status_code
-    error.request_id = error.request_id or response.headers.get("x-request-id", "")[:200]
+    error.request_id = error.request_id or _rid(response)
     return error
+
+
+def _rid(response: requests.Response) -> str:
+    return response.headers.get("x-request-id", "")[:200]
