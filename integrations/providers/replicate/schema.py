@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from integrations.providers.base import (
@@ -77,19 +77,8 @@ def parse_time(value: Any, what: str) -> datetime:
 
 
 def _seconds(metrics: dict[str, Any], what: str) -> Decimal | None:
-    value = metrics.get("predict_time")
-    if value is None:
-        return None
     # A number in every example; a numeric string is accepted too, a bool never.
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise shape.bad(f"{what}.predict_time is not a number")
-    try:
-        seconds = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise shape.bad(f"{what}.predict_time is not a number") from None
-    if not seconds.is_finite() or seconds < 0:
-        raise shape.bad(f"{what}.predict_time is not a non-negative number")
-    return seconds
+    return shape.opt_number(metrics, "predict_time", what, non_negative=True)
 
 
 # metrics key -> our metric: the counts official models billed per token report.
