@@ -249,11 +249,7 @@ def _results(
 
 
 def _parse(http: HttpClient, response: requests.Response) -> QueryPage:
-    try:
-        return parse_query_response(http.decode_json(response))
-    except ProviderResponseError as error:
-        error.http_status = error.http_status or response.status_code
-        raise
+    return http.parse_json(response, parse_query_response)
 
 
 # ---------------------------------------------------------------- errors
