@@ -6,6 +6,7 @@ mostly its fields, its mapping and its sandbox.
   ("OpenAI returned an unexpected response: costs page.data[3].results is not a list."); the
   HTTP seam's `HttpClient.parse_json` then tags it with the response's status and request id.
 - `paginate(...)`: one cursor loop with a page cap and a repeated-cursor guard.
+- `base_url_field(default)`: the optional API base URL setting (a proxy, the sandbox).
 
 Plain Python below the connectors and above the provider errors (docs/architecture.md).
 """
@@ -16,9 +17,22 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
+from integrations.providers.base import FormField
 from integrations.providers.errors import ProviderResponseError
 
 P = TypeVar("P")
+
+
+def base_url_field(default: str, label: str = "API base URL") -> FormField:
+    """The optional `base_url` setting of a connector that talks to one public API host: empty
+    means `default`; a proxy or the sandbox goes here."""
+    return FormField(
+        "base_url",
+        label,
+        help_text=f"Leave empty for {default}. Change only for a proxy or the sandbox.",
+        required=False,
+        default=default,
+    )
 
 
 class Shape:

@@ -50,7 +50,7 @@ from integrations.providers.base import (
     align_up,
     in_stream,
 )
-from integrations.providers.toolkit import paginate
+from integrations.providers.toolkit import base_url_field, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -118,15 +118,7 @@ class AnthropicProvider(Provider):
             placeholder="sk-ant-admin01-…",
         ),
     )
-    setting_fields = (
-        FormField(
-            "base_url",
-            "API base URL",
-            help_text="Leave empty for https://api.anthropic.com. Change only for a proxy or the sandbox.",
-            required=False,
-            default="https://api.anthropic.com",
-        ),
-    )
+    setting_fields = (base_url_field("https://api.anthropic.com"),)
     # "Usage and cost data typically appears within 5 minutes of API request completion."
     reporting_delay = timedelta(minutes=5)
     # "…though delays may occasionally be longer", and today's cost bucket fills all day: re-read a day.

@@ -54,6 +54,7 @@ from integrations.providers.fireworks.schema import (
     serverless_samples,
     training_samples,
 )
+from integrations.providers.toolkit import base_url_field
 
 if TYPE_CHECKING:
     import requests
@@ -143,13 +144,7 @@ class FireworksProvider(Provider):
             help_text="The <account-id> in accounts/<account-id>/… (e.g. in your deployment names).",
             placeholder="my-company",
         ),
-        FormField(
-            "base_url",
-            "API base URL",
-            help_text="Leave empty for https://api.fireworks.ai. Change only for a proxy or the sandbox.",
-            required=False,
-            default="https://api.fireworks.ai",
-        ),
+        base_url_field("https://api.fireworks.ai"),
     )
     # Billing rows lag traffic by minutes; metrics refresh every 30 s.
     reporting_delay = timedelta(minutes=15)

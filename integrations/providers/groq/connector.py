@@ -45,6 +45,7 @@ from integrations.providers.groq.schema import (
     parse_series_list,
     resolve_metric_names,
 )
+from integrations.providers.toolkit import base_url_field
 
 if TYPE_CHECKING:
     import requests
@@ -122,15 +123,7 @@ class GroqProvider(Provider):
             placeholder="gsk_…",
         ),
     )
-    setting_fields = (
-        FormField(
-            "base_url",
-            "Metrics API URL",
-            help_text=f"Leave empty for {DEFAULT_BASE_URL}. Change only for a proxy or the sandbox.",
-            required=False,
-            default=DEFAULT_BASE_URL,
-        ),
-    )
+    setting_fields = (base_url_field(DEFAULT_BASE_URL, "Metrics API URL"),)
     # A point at t needs the recording rule evaluated after t; 15 minutes keeps the newest,
     # still-filling hour out of the "done" part of the window.
     reporting_delay = timedelta(minutes=15)

@@ -50,7 +50,7 @@ from integrations.providers.openai.schema import (
     parse_kind_page,
     parse_project_list,
 )
-from integrations.providers.toolkit import paginate
+from integrations.providers.toolkit import base_url_field, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -109,13 +109,7 @@ class OpenAIProvider(Provider):
         ),
     )
     setting_fields = (
-        FormField(
-            "base_url",
-            "API base URL",
-            help_text="Leave empty for https://api.openai.com/v1. Change only for a proxy or the sandbox.",
-            required=False,
-            default="https://api.openai.com/v1",
-        ),
+        base_url_field("https://api.openai.com/v1"),
         FormField(
             "project_ids",
             "Only these projects",

@@ -39,6 +39,7 @@ from integrations.providers.openrouter.schema import (
     parse_credits,
     parse_key,
 )
+from integrations.providers.toolkit import base_url_field
 
 if TYPE_CHECKING:
     import requests
@@ -143,15 +144,7 @@ class OpenRouterProvider(Provider):
             placeholder="sk-or-v1-…",
         ),
     )
-    setting_fields = (
-        FormField(
-            "base_url",
-            "API base URL",
-            help_text="Leave empty for https://openrouter.ai/api/v1. Change only for a proxy or the sandbox.",
-            required=False,
-            default="https://openrouter.ai/api/v1",
-        ),
-    )
+    setting_fields = (base_url_field("https://openrouter.ai/api/v1"),)
     # A day appears only once it has ended (UTC); the hour keeps a sync just after midnight
     # from asking for a day OpenRouter's clock may not have closed yet.
     reporting_delay = timedelta(hours=1)

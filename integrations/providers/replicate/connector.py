@@ -45,7 +45,7 @@ from integrations.providers.replicate.schema import (
     parse_prediction_page,
     usage_samples,
 )
-from integrations.providers.toolkit import paginate
+from integrations.providers.toolkit import base_url_field, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -163,15 +163,7 @@ class ReplicateProvider(Provider):
             placeholder="r8_…",
         ),
     )
-    setting_fields = (
-        FormField(
-            "base_url",
-            "API base URL",
-            help_text="Leave empty for https://api.replicate.com/v1. Change only for a proxy or the sandbox.",
-            required=False,
-            default="https://api.replicate.com/v1",
-        ),
-    )
+    setting_fields = (base_url_field("https://api.replicate.com/v1"),)
     # Predictions are listed the moment they are created; 15 minutes lets most of those in the
     # newest hour read finish, so its first compute figure is close to final.
     reporting_delay = timedelta(minutes=15)
