@@ -6,6 +6,8 @@ mostly its fields, its mapping and its sandbox.
   ("OpenAI returned an unexpected response: costs page.data[3].results is not a list."); the
   HTTP seam's `HttpClient.parse_json` then tags it with the response's status and request id.
 - `paginate(...)`: one cursor loop with a page cap and a repeated-cursor guard.
+- `bucket_page(...)` and `bucket_pages(...)`: the bucketed, cursor-paged reports of the admin
+  usage APIs that follow OpenAI's shape (OpenAI, Anthropic).
 - `base_url_field(default)`: the optional API base URL setting (a proxy, the sandbox).
 
 Plain Python below the connectors and above the provider errors (docs/architecture.md).
@@ -13,14 +15,21 @@ Plain Python below the connectors and above the provider errors (docs/architectu
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from integrations.providers.base import FormField
 from integrations.providers.errors import ProviderResponseError
 
+if TYPE_CHECKING:
+    import requests
+
+    from integrations.http import HttpClient
+
 P = TypeVar("P")
+R = TypeVar("R")
 
 
 def base_url_field(default: str, label: str = "API base URL") -> FormField:
@@ -161,3 +170,69 @@ def paginate(
             raise ProviderResponseError(repeated, request_id=request_id(page) if request_id else "")
         seen.add(cursor)
     raise ProviderResponseError(f"{source} kept paginating past {max_pages} pages.")
+
+
+# ---------------------------------------------------------------- bucketed report pages
+@dataclass(frozen=True)
+class Bucket(Generic[R]):
+    """One time bucket of a report and the results (rows) in it."""
+
+    start: datetime
+    end: datetime
+    results: tuple[R, ...]
+
+
+@dataclass(frozen=True)
+class BucketPage(Generic[R]):
+    """One page of a bucketed report: `{"data": [{<span>, "results": [...]}, ...], "has_more",
+    "next_page"}` (OpenAI's and Anthropic's admin usage and cost reports)."""
+
+    buckets: tuple[Bucket[R], ...]
+    has_more: bool
+    next_page: str | None
+
+    def cursor(self) -> str | None:
+        """For paginate(): None on the last page; "" (a loop) when has_more comes without a cursor."""
+        return (self.next_page or "") if self.has_more else None
+
+
+def bucket_page(
+    shape: Shape,
+    body: Any,
+    what: str,
+    span: Callable[[dict[str, Any], str], tuple[datetime, datetime]],
+    parse_result: Callable[[dict[str, Any], str], R],
+) -> BucketPage[R]:
+    """Check one report page: `span(bucket, where)` reads a bucket's bounds, `parse_result(row,
+    where)` one result."""
+    body = shape.obj(body, what)
+    has_more = shape.flag(body, "has_more", what)
+    next_page = shape.opt_str(body, "next_page", what)
+    buckets = []
+    for where, bucket in shape.objects(body.get("data"), f"{what}.data"):
+        start, end = span(bucket, where)
+        results = shape.objects(bucket.get("results"), f"{where}.results")
+        buckets.append(Bucket(start, end, tuple(parse_result(obj, at) for at, obj in results)))
+    return BucketPage(tuple(buckets), has_more, next_page)
+
+
+def bucket_pages(
+    http: HttpClient,
+    request: Callable[[str | None], requests.Response],
+    parse: Callable[[Any], BucketPage[Any]],
+    *,
+    source: str,
+    max_pages: int,
+    request_id: Callable[[requests.Response], str],
+) -> Iterator[tuple[requests.Response, BucketPage[Any]]]:
+    """Every page of one report, each with its response: `request(cursor)` sends the request
+    for a page (the `page` parameter set to the cursor when there is one)."""
+
+    def get(cursor: str | None) -> tuple[requests.Response, BucketPage[Any]]:
+        response = request(cursor)
+        return response, http.parse_json(response, parse, request_id_of=request_id)
+
+    return paginate(
+        get, lambda page: page[1].cursor(), source=source, max_pages=max_pages,
+        repeated=f"{source} said has_more but gave no new next_page cursor.", request_id=lambda page: request_id(page[0]),
+    )  # fmt: skip

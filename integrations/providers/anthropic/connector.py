@@ -21,7 +21,6 @@ from integrations.providers.anthropic.schema import (
     DAY,
     DEFAULT_WORKSPACE,
     HOUR,
-    Page,
     WorkspaceList,
     cost_samples,
     parse_cost_page,
@@ -50,7 +49,7 @@ from integrations.providers.base import (
     align_up,
     in_stream,
 )
-from integrations.providers.toolkit import base_url_field, paginate
+from integrations.providers.toolkit import BucketPage, base_url_field, bucket_pages, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -237,7 +236,7 @@ class AnthropicProvider(Provider):
         window: Window,
         width: timedelta,
         params: dict[str, Any],
-        parse: Callable[[Any], Page[Any]],
+        parse: Callable[[Any], BucketPage[Any]],
         to_samples: Callable[..., list[UsageSample]],
         stream: str,
         answered: list[Answered] | None,
@@ -248,15 +247,10 @@ class AnthropicProvider(Provider):
         params = {**params, "starting_at": rfc3339(start), "ending_at": rfc3339(end)}
         accounts: set[str] = set()
 
-        def get(cursor: str | None) -> tuple[requests.Response, Page[Any]]:
-            response = self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
-            return response, http.parse_json(response, parse)
+        def request(cursor: str | None) -> requests.Response:
+            return self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
 
-        for response, page in paginate(
-            get, lambda rp: (rp[1].next_page or "") if rp[1].has_more else None, source="Anthropic",
-            max_pages=MAX_PAGES, repeated="Anthropic said has_more but gave no new next_page cursor.",
-            request_id=lambda rp: _rid(rp[0]),
-        ):  # fmt: skip
+        for response, page in bucket_pages(http, request, parse, source="Anthropic", max_pages=MAX_PAGES, request_id=_rid):
             account = response.headers.get(ORGANIZATION_HEADER, "")
             accounts.add(account)
             for bucket in page.buckets:

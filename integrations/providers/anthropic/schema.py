@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from integrations.providers.base import (
     UsageSample,
     align_down,
 )
-from integrations.providers.toolkit import Shape
+from integrations.providers.toolkit import Bucket, BucketPage, Shape, bucket_page
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -32,7 +32,6 @@ DEFAULT_WORKSPACE = "default"
 # fetch (newer rows; absent on older ones) -> api_calls with the tool as operation.
 SERVER_TOOLS: tuple[str, ...] = ("web_search_requests", "code_execution_requests", "web_fetch_requests")
 
-R = TypeVar("R")
 shape = Shape("Anthropic")
 
 
@@ -71,20 +70,6 @@ class CostResult:
 
 
 @dataclass(frozen=True)
-class Bucket(Generic[R]):
-    start: datetime
-    end: datetime
-    results: tuple[R, ...]
-
-
-@dataclass(frozen=True)
-class Page(Generic[R]):
-    buckets: tuple[Bucket[R], ...]
-    has_more: bool
-    next_page: str | None
-
-
-@dataclass(frozen=True)
 class Organization:
     id: str
     name: str
@@ -105,18 +90,11 @@ class WorkspaceList:
 
 
 # ---------------------------------------------------------------- validation helpers
-def _page(body: Any, parse_result: Any, what: str) -> Page[Any]:
-    body = shape.obj(body, what)
-    has_more = shape.flag(body, "has_more", what)
-    next_page = shape.opt_str(body, "next_page", what)
-    buckets = []
-    for where, bucket in shape.objects(body.get("data"), f"{what}.data"):
-        start, end = shape.time(bucket, "starting_at", where), shape.time(bucket, "ending_at", where)
-        if end <= start:
-            raise shape.bad(f"{where} ends before it starts")
-        results = shape.objects(bucket.get("results"), f"{where}.results")
-        buckets.append(Bucket(start, end, tuple(parse_result(obj, at) for at, obj in results)))
-    return Page(tuple(buckets), has_more, next_page)
+def _span(bucket: dict[str, Any], where: str) -> tuple[datetime, datetime]:
+    start, end = shape.time(bucket, "starting_at", where), shape.time(bucket, "ending_at", where)
+    if end <= start:
+        raise shape.bad(f"{where} ends before it starts")
+    return start, end
 
 
 # ---------------------------------------------------------------- parsers
@@ -167,12 +145,12 @@ def _cost_result(obj: dict[str, Any], where: str) -> CostResult:
     )
 
 
-def parse_usage_page(body: Any) -> Page[UsageResult]:
-    return _page(body, _usage_result, "usage report")
+def parse_usage_page(body: Any) -> BucketPage[UsageResult]:
+    return bucket_page(shape, body, "usage report", _span, _usage_result)
 
 
-def parse_cost_page(body: Any) -> Page[CostResult]:
-    return _page(body, _cost_result, "cost report")
+def parse_cost_page(body: Any) -> BucketPage[CostResult]:
+    return bucket_page(shape, body, "cost report", _span, _cost_result)
 
 
 def parse_organization(body: Any) -> Organization:

@@ -39,7 +39,6 @@ from integrations.providers.openai.schema import (
     DAY,
     HOUR,
     USAGE_KINDS,
-    Page,
     ProjectList,
     UsageKind,
     completions_samples,
@@ -50,7 +49,7 @@ from integrations.providers.openai.schema import (
     parse_kind_page,
     parse_project_list,
 )
-from integrations.providers.toolkit import base_url_field, paginate
+from integrations.providers.toolkit import BucketPage, base_url_field, bucket_pages, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -275,7 +274,7 @@ class OpenAIProvider(Provider):
         window: Window,
         width: timedelta,
         params: dict[str, Any],
-        parse: Callable[[Any], Page[Any]],
+        parse: Callable[[Any], BucketPage[Any]],
         to_samples: Callable[..., list[UsageSample]],
         stream: str,
         scope: dict[str, list[str]],
@@ -287,18 +286,11 @@ class OpenAIProvider(Provider):
         params = {**params, "start_time": int(start.timestamp()), "end_time": int(end.timestamp())}
         accounts: set[str] = set()
 
-        def get(cursor: str | None) -> tuple[requests.Response, Page[Any]]:
-            response = http.request(
-                "GET", url, headers=headers, params={**params, "page": cursor} if cursor else params,
-                classify=classify_error,
-            )  # fmt: skip
-            return response, http.parse_json(response, parse)
+        def request(cursor: str | None) -> requests.Response:
+            page_params = {**params, "page": cursor} if cursor else params
+            return http.request("GET", url, headers=headers, params=page_params, classify=classify_error)
 
-        for response, page in paginate(
-            get, lambda rp: (rp[1].next_page or "") if rp[1].has_more else None, source="OpenAI",
-            max_pages=MAX_PAGES, repeated="OpenAI said has_more but gave no new next_page cursor.",
-            request_id=lambda rp: _rid(rp[0]),
-        ):  # fmt: skip
+        for response, page in bucket_pages(http, request, parse, source="OpenAI", max_pages=MAX_PAGES, request_id=_rid):
             account = response.headers.get(ORGANIZATION_HEADER, "")
             accounts.add(account)
             for bucket in page.buckets:

@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from integrations.providers.base import (
     UsageSample,
     align_down,
 )
-from integrations.providers.toolkit import Shape
+from integrations.providers.toolkit import Bucket, BucketPage, Shape, bucket_page
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -35,7 +35,6 @@ REQUIRED_USAGE_FIELDS = ("input_tokens", "output_tokens", "num_model_requests")
 # A cost line item is "<model>, <kind>" when the part before the comma looks like a model id.
 _MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/\-]*$")
 
-R = TypeVar("R")
 shape = Shape("OpenAI")
 
 
@@ -103,20 +102,6 @@ USAGE_KINDS: tuple[UsageKind, ...] = (
 
 
 @dataclass(frozen=True)
-class Bucket(Generic[R]):
-    start: datetime
-    end: datetime
-    results: tuple[R, ...]
-
-
-@dataclass(frozen=True)
-class Page(Generic[R]):
-    buckets: tuple[Bucket[R], ...]
-    has_more: bool
-    next_page: str | None
-
-
-@dataclass(frozen=True)
 class Project:
     id: str
     name: str
@@ -131,19 +116,9 @@ class ProjectList:
 
 
 # ---------------------------------------------------------------- validation helpers
-def _page(body: Any, parse_result: Any, what: str) -> Page[Any]:
-    body = shape.obj(body, what)
-    has_more = shape.flag(body, "has_more", what)
-    next_page = shape.opt_str(body, "next_page", what)
-    buckets = []
-    for where, bucket in shape.objects(body.get("data"), f"{what}.data"):
-        start, end = shape.integer(bucket, "start_time", where), shape.integer(bucket, "end_time", where)
-        results = shape.objects(bucket.get("results"), f"{where}.results")
-        buckets.append(
-            Bucket(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC),
-                   tuple(parse_result(obj, at) for at, obj in results))
-        )  # fmt: skip
-    return Page(tuple(buckets), has_more, next_page or None)
+def _span(bucket: dict[str, Any], where: str) -> tuple[datetime, datetime]:
+    start, end = shape.integer(bucket, "start_time", where), shape.integer(bucket, "end_time", where)
+    return datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
 
 
 # ---------------------------------------------------------------- parsers
@@ -177,8 +152,8 @@ def _kind_result(kind: UsageKind) -> Any:
 def parse_kind_page(kind: UsageKind) -> Any:
     parse = _kind_result(kind)
 
-    def parse_page(body: Any) -> Page[KindResult]:
-        return _page(body, parse, f"{kind.name} usage page")
+    def parse_page(body: Any) -> BucketPage[KindResult]:
+        return bucket_page(shape, body, f"{kind.name} usage page", _span, parse)
 
     return parse_page
 
@@ -199,12 +174,12 @@ def _cost_result(obj: dict[str, Any], where: str) -> CostResult:
     )  # fmt: skip
 
 
-def parse_completions_page(body: Any) -> Page[CompletionsResult]:
-    return _page(body, _completions_result, "usage page")
+def parse_completions_page(body: Any) -> BucketPage[CompletionsResult]:
+    return bucket_page(shape, body, "usage page", _span, _completions_result)
 
 
-def parse_costs_page(body: Any) -> Page[CostResult]:
-    return _page(body, _cost_result, "costs page")
+def parse_costs_page(body: Any) -> BucketPage[CostResult]:
+    return bucket_page(shape, body, "costs page", _span, _cost_result)
 
 
 def parse_project_list(body: Any) -> ProjectList:
