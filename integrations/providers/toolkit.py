@@ -8,20 +8,22 @@ mostly its fields, its mapping and its sandbox.
 - `paginate(...)`: one cursor loop with a page cap and a repeated-cursor guard.
 - `bucket_page(...)` and `bucket_pages(...)`: the bucketed, cursor-paged reports of the admin
   usage APIs that follow OpenAI's shape (OpenAI, Anthropic).
-- `base_url_field(default)`: the optional API base URL setting (a proxy, the sandbox).
+- `base_url_field(default)`: the optional API base URL setting (a proxy, the sandbox), read
+  back with `Provider.base_url(settings)`; `bearer_headers(...)`: the headers of a JSON API
+  called with a bearer key.
 
 Plain Python below the connectors and above the provider errors (docs/architecture.md).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from integrations.providers.base import FormField
-from integrations.providers.errors import ProviderResponseError
+from integrations.providers.errors import ConfigurationError, ProviderResponseError
 
 if TYPE_CHECKING:
     import requests
@@ -170,6 +172,15 @@ def paginate(
             raise ProviderResponseError(repeated, request_id=request_id(page) if request_id else "")
         seen.add(cursor)
     raise ProviderResponseError(f"{source} kept paginating past {max_pages} pages.")
+
+
+def bearer_headers(credential: Mapping[str, str], field: str, *, missing: str, hint: str = "") -> dict[str, str]:
+    """The headers of a JSON API called with the bearer key `credential[field]`; a blank key
+    raises ConfigurationError(`missing`, hint=`hint`) before any call."""
+    key = (credential.get(field) or "").strip()
+    if not key:
+        raise ConfigurationError(missing, hint=hint)
+    return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
 
 
 # ---------------------------------------------------------------- bucketed report pages

@@ -169,7 +169,7 @@ class AnthropicProvider(Provider):
         return shown + facts.generic(rest)
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         org = http.parse_json(self._get(http, f"{base}/v1/organizations/me", headers, {}), parse_organization)
         workspaces = []
 
@@ -213,7 +213,7 @@ class AnthropicProvider(Provider):
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         usage = self._samples(
             http, f"{base}/v1/organizations/usage_report/messages", headers, window, HOUR,
             {"bucket_width": "1h", "group_by[]": USAGE_GROUPS, "limit": self.usage_page_size},
@@ -269,8 +269,6 @@ class AnthropicProvider(Provider):
         key = (credential.get("api_key") or "").strip()
         return {"x-api-key": key, "anthropic-version": API_VERSION, "Accept": "application/json"}
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")
 
 
 def _rid(response: requests.Response) -> str:

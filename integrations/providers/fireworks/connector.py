@@ -54,7 +54,7 @@ from integrations.providers.fireworks.schema import (
     serverless_samples,
     training_samples,
 )
-from integrations.providers.toolkit import base_url_field
+from integrations.providers.toolkit import base_url_field, bearer_headers
 
 if TYPE_CHECKING:
     import requests
@@ -175,7 +175,7 @@ class FireworksProvider(Provider):
                 raise ConfigurationError(f"This looks like {what}, not a Fireworks API key.", hint=CREATE_KEY)
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        account, base, headers = self._account_id(settings), self._base_url(settings), self._headers(credential)
+        account, base, headers = self._account_id(settings), self.base_url(settings), self._headers(credential)
         today = align_down(self.clock(), DAY)
         week = Window(today - 6 * DAY, today + DAY)
         models: set[str] = set()
@@ -203,7 +203,7 @@ class FireworksProvider(Provider):
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
-        account, base, headers = self._account_id(settings), self._base_url(settings), self._headers(credential)
+        account, base, headers = self._account_id(settings), self.base_url(settings), self._headers(credential)
         samples: list[UsageSample] = []
         # Whole UTC days, at most 31 per request; each piece keeps only the days it owns, so a
         # day is never yielded twice and an unaligned window start still keys on midnight.
@@ -307,13 +307,8 @@ class FireworksProvider(Provider):
         return metric_samples(hours, account=account)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("The Fireworks API key is missing.", hint=CREATE_KEY)
-        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        return bearer_headers(credential, "api_key", missing="The Fireworks API key is missing.", hint=CREATE_KEY)
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")
 
     def _account_id(self, settings: Mapping[str, str]) -> str:
         # Accept the resource name as Fireworks prints it ("accounts/acme") as well as the bare id.

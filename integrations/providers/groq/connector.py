@@ -45,7 +45,7 @@ from integrations.providers.groq.schema import (
     parse_series_list,
     resolve_metric_names,
 )
-from integrations.providers.toolkit import base_url_field
+from integrations.providers.toolkit import base_url_field, bearer_headers
 
 if TYPE_CHECKING:
     import requests
@@ -162,7 +162,7 @@ class GroqProvider(Provider):
         raise ConfigurationError("This does not look like a Groq API key; Groq keys start with gsk_.", hint=CREATE_KEY)
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         end = align_down(datetime.now(UTC), timedelta(seconds=STEP))
         start = end - VERIFY_LOOKBACK
         names = self._metric_names(http, base, headers, start, end)  # also proves Enterprise access
@@ -221,7 +221,7 @@ class GroqProvider(Provider):
         start, end = align_down(window.start, HOUR), align_up(window.end, HOUR)
         if end <= start:
             return
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         # Rediscovered on every fetch (one cheap call): a rename is noticed at the next chunk
         # instead of reading an old name as "no usage" until a cache expires.
         names = self._metric_names(http, base, headers, start, end)
@@ -271,13 +271,8 @@ class GroqProvider(Provider):
         return http.parse_json(http.request("GET", url, headers=headers, params=params, classify=classify_error), parse)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("The Groq API key is missing.", hint=CREATE_KEY)
-        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        return bearer_headers(credential, "api_key", missing="The Groq API key is missing.", hint=CREATE_KEY)
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")
 
 
 def _range(start: datetime, end: datetime) -> dict[str, int]:

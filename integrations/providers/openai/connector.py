@@ -49,7 +49,7 @@ from integrations.providers.openai.schema import (
     parse_kind_page,
     parse_project_list,
 )
-from integrations.providers.toolkit import BucketPage, base_url_field, bucket_pages, paginate
+from integrations.providers.toolkit import BucketPage, base_url_field, bearer_headers, bucket_pages, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -164,7 +164,7 @@ class OpenAIProvider(Provider):
         )
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         configured = self._project_ids(settings)  # a malformed filter fails before any call
         organization, projects = "", []
 
@@ -212,7 +212,7 @@ class OpenAIProvider(Provider):
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         filters: dict[str, Any] = {}
         scope: dict[str, list[str]] = {}
         if project_ids := self._project_ids(settings):
@@ -300,13 +300,8 @@ class OpenAIProvider(Provider):
         self.answer(answered, stream, Window(start, window.end), account=accounts, **scope)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("The OpenAI Admin API key is missing.", hint=CREATE_ADMIN_KEY)
-        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        return bearer_headers(credential, "api_key", missing="The OpenAI Admin API key is missing.", hint=CREATE_ADMIN_KEY)
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")
 
     def _project_ids(self, settings: Mapping[str, str]) -> list[str]:
         ids = [p.strip() for p in (settings.get("project_ids") or "").split(",") if p.strip()]

@@ -45,7 +45,7 @@ from integrations.providers.replicate.schema import (
     parse_prediction_page,
     usage_samples,
 )
-from integrations.providers.toolkit import base_url_field, paginate
+from integrations.providers.toolkit import base_url_field, bearer_headers, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -205,7 +205,7 @@ class ReplicateProvider(Provider):
         raise ConfigurationError("This does not look like a Replicate API token; they start with r8_.", hint=CREATE_TOKEN)
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         account = self._get(http, f"{base}/account", headers, parse_account)
         # /account works for any valid token; list one hour of predictions too, so a token (or a
         # proxy) that cannot read them fails here rather than at the first sync.
@@ -232,7 +232,7 @@ class ReplicateProvider(Provider):
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         # Whole hours: a bucket is only ever built from all of its predictions. created_after is
         # inclusive and created_before exclusive, so adjacent windows never share a prediction.
         start, end = align_down(window.start), align_up(window.end)
@@ -319,10 +319,5 @@ class ReplicateProvider(Provider):
         return http.parse_json(response, parse, request_id_of=request_id)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        token = (credential.get("api_token") or "").strip()
-        if not token:
-            raise ConfigurationError("The Replicate API token is missing.", hint=CREATE_TOKEN)
-        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        return bearer_headers(credential, "api_token", missing="The Replicate API token is missing.", hint=CREATE_TOKEN)
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")
