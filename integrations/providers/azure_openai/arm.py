@@ -224,47 +224,36 @@ def _read_with_fallback(
     """The metrics `names`; an account that does not define the "Models – Usage" metrics (Azure
     answers 400 "Failed to find metric configuration") is read again with the Azure OpenAI ones
     alone, which every Azure OpenAI account has."""
+    url = f"{config.base_url}{account.id}/providers/Microsoft.Insights/metrics"
+
+    def read(names: tuple[str, ...]) -> list[Series]:
+        # With a $filter `top` defaults to 10 and extra series vanish without a word. Ask for well
+        # above the series expected (deleted deployments keep their history), and read a metric
+        # that still fills `top` again with a larger one rather than trust it.
+        top = max(min_top, expected)
+        for _ in range(4):
+            params = {
+                "api-version": METRICS_API_VERSION,
+                "metricnames": ",".join(names),
+                "timespan": f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}",
+                "interval": "PT1H",
+                "aggregation": "Total",
+                "$filter": filter_text,
+                "top": top,
+                "metricnamespace": "Microsoft.CognitiveServices/accounts",
+            }
+            series: list[Series] = arm_get(http, config, url, params, parse_metrics)
+            if max(Counter(s.metric for s in series).values(), default=0) < top:
+                return series
+            top *= 4
+        raise ProviderResponseError(
+            f"Azure Monitor returned {top // 4} or more series for {account.name}; refusing a possibly truncated answer."
+        )
+
     try:
-        return _read_metrics(http, config, account, names, filter_text, expected, start, end, min_top=min_top)
+        return read(names)
     except ProviderResponseError as error:
         openai_only = tuple(n for n in names if n in OPENAI_METRIC_NAMES)
         if error.http_status != 400 or "metric" not in error.message.lower() or openai_only == names:
             raise
-        return _read_metrics(http, config, account, openai_only, filter_text, expected, start, end, min_top=min_top)
-
-
-def _read_metrics(
-    http: HttpClient,
-    config: Config,
-    account: Account,
-    names: tuple[str, ...],
-    filter_text: str,
-    expected: int,
-    start: datetime,
-    end: datetime,
-    *,
-    min_top: int,
-) -> list[Series]:
-    # With a $filter `top` defaults to 10 and extra series vanish without a word. Ask for well
-    # above the series expected (deleted deployments keep their history), and read a metric
-    # that still fills `top` again with a larger one rather than trust it.
-    top = max(min_top, expected)
-    for _ in range(4):
-        params = {
-            "api-version": METRICS_API_VERSION,
-            "metricnames": ",".join(names),
-            "timespan": f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}",
-            "interval": "PT1H",
-            "aggregation": "Total",
-            "$filter": filter_text,
-            "top": top,
-            "metricnamespace": "Microsoft.CognitiveServices/accounts",
-        }
-        url = f"{config.base_url}{account.id}/providers/Microsoft.Insights/metrics"
-        series = arm_get(http, config, url, params, parse_metrics)
-        if max(Counter(s.metric for s in series).values(), default=0) < top:
-            return series
-        top *= 4
-    raise ProviderResponseError(
-        f"Azure Monitor returned {top // 4} or more series for {account.name}; refusing a possibly truncated answer."
-    )
+        return read(openai_only)

@@ -243,43 +243,34 @@ class FireworksProvider(Provider):
         """The answer for `piece` (whole UTC days). A row without startTime/endTime belongs to the
         requested day; when the piece covers several days such a row cannot be placed, so the
         piece is read again one day at a time."""
-        usage = self._billing_once(http, base, headers, account, piece, usage_type, group_by)
+        url = f"{base}/v1/accounts/{account}/billingUsage"
+
+        def read(span: Window) -> BillingUsage:
+            params: dict[str, Any] = {
+                "startTime": _rfc3339(span.start),
+                "endTime": _rfc3339(span.end),
+                "usageType": usage_type,
+                "groupBy": list(group_by),
+                "timezone": "UTC",  # daily rows on UTC midnights, like every other bucket we store
+            }
+            # One UTC day asked for (with timezone=UTC): a row without its own times is that day's.
+            one_day = span.start if span.end - span.start == DAY and align_down(span.start, DAY) == span.start else None
+            response = http.request("GET", url, headers=headers, params=params, classify=classify_error)
+            return http.parse_json(response, lambda body: parse_billing_usage(body, day=one_day), request_id_of=_rid)
+
+        usage = read(piece)
         if not usage.undated:
             return usage
         days: list[BillingUsage] = []
         day = piece.start
         while day < piece.end:
-            one = self._billing_once(http, base, headers, account, Window(day, day + DAY), usage_type, group_by)
-            days.append(one)
+            days.append(read(Window(day, day + DAY)))
             day += DAY
         return BillingUsage(
             tuple(r for u in days for r in u.serverless),
             tuple(r for u in days for r in u.dedicated),
             tuple(r for u in days for r in u.training),
         )
-
-    def _billing_once(
-        self,
-        http: HttpClient,
-        base: str,
-        headers: dict[str, str],
-        account: str,
-        piece: Window,
-        usage_type: str,
-        group_by: tuple[str, ...],
-    ) -> BillingUsage:
-        params: dict[str, Any] = {
-            "startTime": _rfc3339(piece.start),
-            "endTime": _rfc3339(piece.end),
-            "usageType": usage_type,
-            "groupBy": list(group_by),
-            "timezone": "UTC",  # daily rows on UTC midnights, like every other bucket we store
-        }
-        # One UTC day asked for (with timezone=UTC): a row without its own times is that day's.
-        one_day = piece.start if piece.end - piece.start == DAY and align_down(piece.start, DAY) == piece.start else None
-        url = f"{base}/v1/accounts/{account}/billingUsage"
-        response = http.request("GET", url, headers=headers, params=params, classify=classify_error)
-        return http.parse_json(response, lambda body: parse_billing_usage(body, day=one_day), request_id_of=_rid)
 
     def _scrape(
         self, http: HttpClient, base: str, headers: dict[str, str], account: str, state: dict[str, Any], now: datetime
