@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from integrations import engine, services
-from integrations.models import Integration, SyncRun
+from integrations import engine
+from integrations.models import SyncRun
 from integrations.providers.replicate import provider as replicate_provider
 from integrations.providers.replicate.tests.support import days_ago
 from sandbox import replicate as fake
@@ -17,20 +17,14 @@ from usage.models import UsageRecord
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="replicate",
-        credential={"api_token": fake.API_TOKEN},
-        settings={"base_url": sandbox.url + fake.PREFIX + "/v1"},
-        created_by=admin_user,
-    )
-
-
 def test_a_listing_past_the_page_cap_fails_the_sync_and_keeps_the_stored_rows(
-    integration, workspace, admin_client, sandbox, monkeypatch
+    workspace, admin_client, sandbox, monkeypatch
 ) -> None:
+    # The admin adds Replicate (Test connection runs against the sandbox), then it syncs.
+    form = {"name": "Replicate", "credential_api_token": fake.API_TOKEN, "setting_base_url": sandbox.url + fake.PREFIX + "/v1"}
+    added = admin_client.post(reverse("integrations:add", kwargs={"ws": workspace.slug, "provider": "replicate"}), form)
+    assert added.status_code == 302
+    integration = workspace.integrations.get()
     start, end = days_ago(4), days_ago(1)
     assert len(fake.truth_predictions(start, end)) > fake.PAGE_SIZE  # more than one page
     first = engine.integration_sync(integration_id=integration.pk, since=start, until=end, trigger="command")
