@@ -320,11 +320,11 @@ class HttpClient:
         *,
         request_id_of: Callable[[requests.Response], str] | None = None,
     ) -> T:
-        """Decode the body and validate it with the connector's `parse`; a shape error it raises
-        is tagged with this response's HTTP status and request id."""
+        """Decode the body and validate it with the connector's `parse`; a shape error (or any
+        provider error) it raises is tagged with this response's HTTP status and request id."""
         try:
             return parse(self.decode_json(response))
-        except ProviderResponseError as error:
+        except ProviderError as error:
             error.http_status = error.http_status or response.status_code
             error.request_id = error.request_id or (request_id_of or request_id)(response)
             raise

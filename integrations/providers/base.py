@@ -384,6 +384,10 @@ class Provider:
                 return f.default
         return ""
 
+    def base_url(self, settings: Mapping[str, str]) -> str:
+        """The `base_url` setting (or its default), without a trailing slash."""
+        return self.setting(settings, "base_url").rstrip("/")
+
     def http_client(self, credential: Mapping[str, str]) -> HttpClient:
         """The HTTP seam for calls made with `credential`, which it redacts from every error."""
         return HttpClient(secrets=self.secret_values(credential))

@@ -21,7 +21,7 @@ from integrations.providers.anthropic.schema import (
     DAY,
     DEFAULT_WORKSPACE,
     HOUR,
-    Page,
+    WorkspaceList,
     cost_samples,
     parse_cost_page,
     parse_organization,
@@ -40,7 +40,6 @@ from integrations.providers.base import (
     PermissionDenied,
     Provider,
     ProviderError,
-    ProviderResponseError,
     ProviderUnavailable,
     RateLimited,
     Stream,
@@ -50,6 +49,7 @@ from integrations.providers.base import (
     align_up,
     in_stream,
 )
+from integrations.providers.toolkit import BucketPage, base_url_field, bucket_pages, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -117,15 +117,7 @@ class AnthropicProvider(Provider):
             placeholder="sk-ant-admin01-…",
         ),
     )
-    setting_fields = (
-        FormField(
-            "base_url",
-            "API base URL",
-            help_text="Leave empty for https://api.anthropic.com. Change only for a proxy or the sandbox.",
-            required=False,
-            default="https://api.anthropic.com",
-        ),
-    )
+    setting_fields = (base_url_field("https://api.anthropic.com"),)
     # "Usage and cost data typically appears within 5 minutes of API request completion."
     reporting_delay = timedelta(minutes=5)
     # "…though delays may occasionally be longer", and today's cost bucket fills all day: re-read a day.
@@ -177,20 +169,21 @@ class AnthropicProvider(Provider):
         return shown + facts.generic(rest)
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         org = http.parse_json(self._get(http, f"{base}/v1/organizations/me", headers, {}), parse_organization)
-        workspaces, after = [], None
-        for _ in range(MAX_PAGES):
+        workspaces = []
+
+        def workspace_page(after: str | None) -> WorkspaceList:
             params: dict[str, Any] = {"limit": self.workspaces_page_size, "include_archived": "true"}
             if after:
                 params["after_id"] = after
-            page = http.parse_json(self._get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list)
+            return http.parse_json(self._get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list)
+
+        for page in paginate(
+            workspace_page, lambda p: (p.last_id or "") if p.has_more else None, source="Anthropic",
+            max_pages=MAX_PAGES, repeated="Anthropic's workspace list said has_more without a usable last_id.",
+        ):  # fmt: skip
             workspaces.extend(page.workspaces)
-            if not page.has_more:
-                break
-            if not page.last_id or page.last_id == after:
-                raise ProviderResponseError("Anthropic's workspace list said has_more without a usable last_id.")
-            after = page.last_id
         # Listing workspaces is not reading usage: probe the usage report itself so "Test
         # connection" fails now rather than at the first sync, and show where usage was seen.
         since = align_down(datetime.now(UTC), DAY) - 7 * DAY
@@ -220,7 +213,7 @@ class AnthropicProvider(Provider):
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         usage = self._samples(
             http, f"{base}/v1/organizations/usage_report/messages", headers, window, HOUR,
             {"bucket_width": "1h", "group_by[]": USAGE_GROUPS, "limit": self.usage_page_size},
@@ -243,7 +236,7 @@ class AnthropicProvider(Provider):
         window: Window,
         width: timedelta,
         params: dict[str, Any],
-        parse: Callable[[Any], Page[Any]],
+        parse: Callable[[Any], BucketPage[Any]],
         to_samples: Callable[..., list[UsageSample]],
         stream: str,
         answered: list[Answered] | None,
@@ -252,28 +245,19 @@ class AnthropicProvider(Provider):
         # range keeps the request, the page cursors and our bucket keys in step.
         start, end = align_down(window.start, width), align_up(window.end, width)
         params = {**params, "starting_at": rfc3339(start), "ending_at": rfc3339(end)}
-        cursor: str | None = None
-        seen: set[str] = set()
         accounts: set[str] = set()
-        for _ in range(MAX_PAGES):
-            response = self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
+
+        def request(cursor: str | None) -> requests.Response:
+            return self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
+
+        for response, page in bucket_pages(http, request, parse, source="Anthropic", max_pages=MAX_PAGES, request_id=_rid):
             account = response.headers.get(ORGANIZATION_HEADER, "")
             accounts.add(account)
-            page = http.parse_json(response, parse)
             for bucket in page.buckets:
                 if start <= align_down(bucket.start, width) < window.end:
                     yield from in_stream(to_samples(bucket, account=account, width=width), stream)
-            if not page.has_more:
-                # The last page is in: every bucket from `start` up to the window's end was read.
-                self.answer(answered, stream, Window(start, window.end), account=accounts)
-                return
-            if not page.next_page or page.next_page in seen:
-                raise ProviderResponseError(
-                    "Anthropic said has_more but gave no new next_page cursor.", request_id=_rid(response)
-                )
-            seen.add(page.next_page)
-            cursor = page.next_page
-        raise ProviderResponseError(f"Anthropic kept paginating past {MAX_PAGES} pages.")
+        # The last page is in: every bucket from `start` up to the window's end was read.
+        self.answer(answered, stream, Window(start, window.end), account=accounts)
 
     @staticmethod
     def _get(http: HttpClient, url: str, headers: dict[str, str], params: dict[str, Any]) -> requests.Response:
@@ -285,8 +269,6 @@ class AnthropicProvider(Provider):
         key = (credential.get("api_key") or "").strip()
         return {"x-api-key": key, "anthropic-version": API_VERSION, "Accept": "application/json"}
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")
 
 
 def _rid(response: requests.Response) -> str:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from typing import Any, Generic, TypeVar
+from decimal import Decimal
+from typing import Any
 
 from integrations.providers.base import (
-    ProviderResponseError,
     UsageSample,
     align_down,
 )
+from integrations.providers.toolkit import Bucket, BucketPage, Shape, bucket_page
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -32,7 +32,7 @@ DEFAULT_WORKSPACE = "default"
 # fetch (newer rows; absent on older ones) -> api_calls with the tool as operation.
 SERVER_TOOLS: tuple[str, ...] = ("web_search_requests", "code_execution_requests", "web_fetch_requests")
 
-R = TypeVar("R")
+shape = Shape("Anthropic")
 
 
 @dataclass(frozen=True)
@@ -70,20 +70,6 @@ class CostResult:
 
 
 @dataclass(frozen=True)
-class Bucket(Generic[R]):
-    start: datetime
-    end: datetime
-    results: tuple[R, ...]
-
-
-@dataclass(frozen=True)
-class Page(Generic[R]):
-    buckets: tuple[Bucket[R], ...]
-    has_more: bool
-    next_page: str | None
-
-
-@dataclass(frozen=True)
 class Organization:
     id: str
     name: str
@@ -104,156 +90,86 @@ class WorkspaceList:
 
 
 # ---------------------------------------------------------------- validation helpers
-def _bad(what: str) -> ProviderResponseError:
-    return ProviderResponseError(f"Anthropic returned an unexpected response: {what}.")
-
-
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _bad(f"{what} is not an object")
-    return value
-
-
-def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _bad(f"{what} is not a list")
-    return value
-
-
-def _int(obj: dict[str, Any], key: str, what: str) -> int:
-    value = obj.get(key)
-    # bool is an int in Python; a true/false token count is a broken response, not 1/0.
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _bad(f"{what}.{key} is missing or not a non-negative integer")
-    return value
-
-
-def _opt_str(obj: dict[str, Any], key: str, what: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _bad(f"{what}.{key} is not a string")
-    return value or None
-
-
-def _time(obj: dict[str, Any], key: str, what: str) -> datetime:
-    value = obj.get(key)
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise _bad(f"{what}.{key} is not an RFC 3339 timestamp")
-    return moment.astimezone(UTC)
-
-
-def _page(body: Any, parse_result: Any, what: str) -> Page[Any]:
-    body = _dict(body, what)
-    data = _list(body.get("data"), f"{what}.data")
-    has_more = body.get("has_more", False)
-    if not isinstance(has_more, bool):
-        raise _bad(f"{what}.has_more is not a boolean")
-    next_page = _opt_str(body, "next_page", what)
-    buckets = []
-    for i, raw in enumerate(data):
-        where = f"{what}.data[{i}]"
-        bucket = _dict(raw, where)
-        start, end = _time(bucket, "starting_at", where), _time(bucket, "ending_at", where)
-        if end <= start:
-            raise _bad(f"{where} ends before it starts")
-        results = _list(bucket.get("results"), f"{where}.results")
-        buckets.append(
-            Bucket(start, end, tuple(parse_result(_dict(r, f"{where}.results[{j}]"), f"{where}.results[{j}]")
-                                     for j, r in enumerate(results)))
-        )  # fmt: skip
-    return Page(tuple(buckets), has_more, next_page)
+def _span(bucket: dict[str, Any], where: str) -> tuple[datetime, datetime]:
+    start, end = shape.time(bucket, "starting_at", where), shape.time(bucket, "ending_at", where)
+    if end <= start:
+        raise shape.bad(f"{where} ends before it starts")
+    return start, end
 
 
 # ---------------------------------------------------------------- parsers
 def _usage_result(obj: dict[str, Any], where: str) -> UsageResult:
-    creation = _dict(obj.get("cache_creation"), f"{where}.cache_creation")
+    creation = shape.obj(obj.get("cache_creation"), f"{where}.cache_creation")
     tool_counts: dict[str, int | None] = dict.fromkeys(SERVER_TOOLS)
     if obj.get("server_tool_use") is not None:
-        tools = _dict(obj["server_tool_use"], f"{where}.server_tool_use")
+        tools = shape.obj(obj["server_tool_use"], f"{where}.server_tool_use")
         for name in SERVER_TOOLS:
             if tools.get(name) is not None:
-                tool_counts[name] = _int(tools, name, f"{where}.server_tool_use")
+                tool_counts[name] = shape.integer(tools, name, f"{where}.server_tool_use", non_negative=True)
     return UsageResult(
-        workspace_id=_opt_str(obj, "workspace_id", where),
-        model=_opt_str(obj, "model", where),
-        uncached_input_tokens=_int(obj, "uncached_input_tokens", where),
-        cache_read_input_tokens=_int(obj, "cache_read_input_tokens", where),
-        cache_creation_5m=_int(creation, "ephemeral_5m_input_tokens", f"{where}.cache_creation"),
-        cache_creation_1h=_int(creation, "ephemeral_1h_input_tokens", f"{where}.cache_creation"),
-        output_tokens=_int(obj, "output_tokens", where),
+        workspace_id=shape.opt_str(obj, "workspace_id", where),
+        model=shape.opt_str(obj, "model", where),
+        uncached_input_tokens=shape.integer(obj, "uncached_input_tokens", where, non_negative=True),
+        cache_read_input_tokens=shape.integer(obj, "cache_read_input_tokens", where, non_negative=True),
+        cache_creation_5m=shape.integer(creation, "ephemeral_5m_input_tokens", f"{where}.cache_creation", non_negative=True),
+        cache_creation_1h=shape.integer(creation, "ephemeral_1h_input_tokens", f"{where}.cache_creation", non_negative=True),
+        output_tokens=shape.integer(obj, "output_tokens", where, non_negative=True),
         web_search_requests=tool_counts["web_search_requests"],
-        service_tier=_opt_str(obj, "service_tier", where),
-        context_window=_opt_str(obj, "context_window", where),
-        inference_geo=_opt_str(obj, "inference_geo", where),
-        speed=_opt_str(obj, "speed", where),
+        service_tier=shape.opt_str(obj, "service_tier", where),
+        context_window=shape.opt_str(obj, "context_window", where),
+        inference_geo=shape.opt_str(obj, "inference_geo", where),
+        speed=shape.opt_str(obj, "speed", where),
         code_execution_requests=tool_counts["code_execution_requests"],
         web_fetch_requests=tool_counts["web_fetch_requests"],
     )
 
 
 def _cost_result(obj: dict[str, Any], where: str) -> CostResult:
-    raw = obj.get("amount")
     # Documented as a decimal string in cents; a bare number is accepted too (same unit), never bool.
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise _bad(f"{where}.amount is not a decimal string")
-    try:
-        cents = Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise _bad(f"{where}.amount is not a decimal string") from None
-    if not cents.is_finite():
-        raise _bad(f"{where}.amount is not a finite number")
+    cents = shape.number(obj.get("amount"), f"{where}.amount")
     currency = obj.get("currency", "USD")  # "Currently always USD"
     if not isinstance(currency, str) or not currency.strip():
-        raise _bad(f"{where}.currency is not a currency code")
+        raise shape.bad(f"{where}.currency is not a currency code")
     return CostResult(
         amount=cents / 100,
         currency=currency.strip().upper(),
-        workspace_id=_opt_str(obj, "workspace_id", where),
-        description=_opt_str(obj, "description", where),
-        cost_type=_opt_str(obj, "cost_type", where),
-        model=_opt_str(obj, "model", where),
-        token_type=_opt_str(obj, "token_type", where),
-        service_tier=_opt_str(obj, "service_tier", where),
-        context_window=_opt_str(obj, "context_window", where),
-        inference_geo=_opt_str(obj, "inference_geo", where),
-        speed=_opt_str(obj, "speed", where),
+        workspace_id=shape.opt_str(obj, "workspace_id", where),
+        description=shape.opt_str(obj, "description", where),
+        cost_type=shape.opt_str(obj, "cost_type", where),
+        model=shape.opt_str(obj, "model", where),
+        token_type=shape.opt_str(obj, "token_type", where),
+        service_tier=shape.opt_str(obj, "service_tier", where),
+        context_window=shape.opt_str(obj, "context_window", where),
+        inference_geo=shape.opt_str(obj, "inference_geo", where),
+        speed=shape.opt_str(obj, "speed", where),
     )
 
 
-def parse_usage_page(body: Any) -> Page[UsageResult]:
-    return _page(body, _usage_result, "usage report")
+def parse_usage_page(body: Any) -> BucketPage[UsageResult]:
+    return bucket_page(shape, body, "usage report", _span, _usage_result)
 
 
-def parse_cost_page(body: Any) -> Page[CostResult]:
-    return _page(body, _cost_result, "cost report")
+def parse_cost_page(body: Any) -> BucketPage[CostResult]:
+    return bucket_page(shape, body, "cost report", _span, _cost_result)
 
 
 def parse_organization(body: Any) -> Organization:
-    body = _dict(body, "organization")
-    org_id = _opt_str(body, "id", "organization")
+    body = shape.obj(body, "organization")
+    org_id = shape.opt_str(body, "id", "organization")
     if not org_id:
-        raise _bad("organization.id is missing")
-    return Organization(org_id, _opt_str(body, "name", "organization") or "")
+        raise shape.bad("organization.id is missing")
+    return Organization(org_id, shape.opt_str(body, "name", "organization") or "")
 
 
 def parse_workspace_list(body: Any) -> WorkspaceList:
-    body = _dict(body, "workspace list")
+    body = shape.obj(body, "workspace list")
     workspaces = []
-    for i, raw in enumerate(_list(body.get("data"), "workspace list.data")):
-        where = f"workspace list.data[{i}]"
-        obj = _dict(raw, where)
-        workspace_id = _opt_str(obj, "id", where)
+    for where, obj in shape.objects(body.get("data"), "workspace list.data"):
+        workspace_id = shape.opt_str(obj, "id", where)
         if not workspace_id:
-            raise _bad(f"{where}.id is missing")
-        workspaces.append(Workspace(workspace_id, _opt_str(obj, "name", where) or "", bool(obj.get("archived_at"))))
-    has_more = body.get("has_more", False)
-    if not isinstance(has_more, bool):
-        raise _bad("workspace list.has_more is not a boolean")
-    return WorkspaceList(tuple(workspaces), has_more, _opt_str(body, "last_id", "workspace list"))
+            raise shape.bad(f"{where}.id is missing")
+        workspaces.append(Workspace(workspace_id, shape.opt_str(obj, "name", where) or "", bool(obj.get("archived_at"))))
+    return WorkspaceList(tuple(workspaces), shape.flag(body, "has_more", "workspace list"), shape.opt_str(body, "last_id", "workspace list"))
 
 
 # ---------------------------------------------------------------- mapping

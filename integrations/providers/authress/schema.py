@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from integrations.providers.base import ProviderResponseError
+from integrations.providers.toolkit import Shape
 
 
 @dataclass(frozen=True)
@@ -23,27 +23,19 @@ class Account:
     created_time: str
 
 
-def _bad(what: str) -> ProviderResponseError:
-    return ProviderResponseError(f"Authress returned an unexpected response: {what}.")
+shape = Shape("Authress")
 
 
 def _opt_str(obj: dict[str, Any], key: str, what: str) -> str:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _bad(f"{what}.{key} is not a string")
-    return (value or "").strip()
+    return shape.text(obj, key, what, required=False, strip=True)
 
 
 def parse_account(body: Any) -> Account:
-    if not isinstance(body, dict):
-        raise _bad("the account is not an object")
+    body = shape.obj(body, "the account")
     account_id = _opt_str(body, "accountId", "account")
     if not account_id:
-        raise _bad("account.accountId is missing")
-    company = body.get("company")
-    if company is not None and not isinstance(company, dict):
-        raise _bad("account.company is not an object")
-    company_name = _opt_str(company or {}, "name", "account.company")
+        raise shape.bad("account.accountId is missing")
+    company_name = _opt_str(shape.opt_obj(body, "company", "account"), "name", "account.company")
     return Account(account_id, _opt_str(body, "name", "account"), company_name, _opt_str(body, "createdTime", "account"))
 
 

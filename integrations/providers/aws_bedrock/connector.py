@@ -26,6 +26,7 @@ from integrations.providers.aws_bedrock.schema import (
     MANTLE_METRICS,
     MANTLE_NAMESPACE,
     NAMESPACE,
+    MetricDataPage,
     Query,
     batches,
     build_queries,
@@ -54,6 +55,7 @@ from integrations.providers.base import (
     align_up,
     in_stream,
 )
+from integrations.providers.toolkit import paginate
 
 if TYPE_CHECKING:
     from integrations.http import HttpClient
@@ -313,19 +315,17 @@ class AwsBedrockProvider(Provider):
         if len(dimensions) == 1:
             params["Dimensions"] = [{"Name": dimensions[0]}]
         found: set[tuple[str, str]] = set()
-        token: str | None = None
-        for _ in range(MAX_PAGES):
+
+        def get(token: str | None) -> tuple[list[tuple[str, str]], str | None]:
             response = aws.call(
                 client, "list_metrics", "cloudwatch:ListMetrics", region=region, **params, **({"NextToken": token} if token else {})
             )
-            keys, next_token = _parsed(lambda body: parse_list_metrics_keys(body, dimensions), response)
+            return _parsed(lambda body: parse_list_metrics_keys(body, dimensions), response)
+
+        for keys, _next in paginate(get, lambda page: page[1], source="CloudWatch ListMetrics", max_pages=MAX_PAGES,
+                                    repeated="CloudWatch ListMetrics repeated its NextToken."):  # fmt: skip
             found.update(keys)
-            if not next_token:
-                return sorted(found)
-            if next_token == token:
-                raise ProviderResponseError("CloudWatch ListMetrics repeated its NextToken.")
-            token = next_token
-        raise ProviderResponseError(f"CloudWatch ListMetrics kept paginating past {MAX_PAGES} pages.")
+        return sorted(found)
 
     def _datapoints(
         self,
@@ -353,13 +353,15 @@ class AwsBedrockProvider(Provider):
             "EndTime": end,
             "ScanBy": "TimestampAscending",
         }
-        seen: set[str] = set()
-        token: str | None = None
-        for _ in range(MAX_PAGES):
+
+        def get(token: str | None) -> MetricDataPage:
             response = aws.call(
                 client, "get_metric_data", "cloudwatch:GetMetricData", region=region, **params, **({"NextToken": token} if token else {})
             )
-            page = _parsed(parse_metric_data_page, response)
+            return _parsed(parse_metric_data_page, response)
+
+        for page in paginate(get, lambda page: page.next_token, source="CloudWatch GetMetricData", max_pages=MAX_PAGES,
+                             repeated="CloudWatch GetMetricData repeated its NextToken."):  # fmt: skip
             partial = False
             for series in page.series:
                 query = by_id.get(series.id)
@@ -376,15 +378,8 @@ class AwsBedrockProvider(Provider):
                 for moment, value in series.points:
                     if start <= moment < end:  # the same datapoint on two pages is one datapoint
                         points[(moment, query.model_id, query.metric)] = value
-            if not page.next_token:
-                if partial:
-                    raise ProviderResponseError(f"CloudWatch returned partial data in {region} without a NextToken.")
-                return
-            if page.next_token in seen:
-                raise ProviderResponseError("CloudWatch GetMetricData repeated its NextToken.")
-            seen.add(page.next_token)
-            token = page.next_token
-        raise ProviderResponseError(f"CloudWatch GetMetricData kept paginating past {MAX_PAGES} pages.")
+            if partial and not page.next_token:
+                raise ProviderResponseError(f"CloudWatch returned partial data in {region} without a NextToken.")
 
 
 def _remembered(state: dict[str, Any] | None) -> dict[str, dict[str, list[list[str]]]]:

@@ -17,10 +17,10 @@ from typing import Any
 
 from integrations.providers.base import (
     ConfigurationError,
-    ProviderResponseError,
     UsageSample,
     align_down,
 )
+from integrations.providers.toolkit import Shape
 
 NAMESPACE = "AWS/Bedrock"
 DIMENSION = "ModelId"
@@ -156,20 +156,7 @@ def batches(queries: Sequence[Query], size: int) -> Iterator[list[Query]]:
 
 
 # ---------------------------------------------------------------- validation helpers
-def _bad(what: str) -> ProviderResponseError:
-    return ProviderResponseError(f"CloudWatch returned an unexpected response: {what}.")
-
-
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _bad(f"{what} is not an object")
-    return value
-
-
-def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _bad(f"{what} is not a list")
-    return value
+shape = Shape("CloudWatch")
 
 
 def _items(body: dict[str, Any], key: str, what: str) -> list[Any]:
@@ -177,16 +164,9 @@ def _items(body: dict[str, Any], key: str, what: str) -> list[Any]:
     request id is not AWS talking (a proxy's HTML page parses to an empty response)."""
     if key not in body:
         if not (body.get("ResponseMetadata") or {}).get("RequestId"):
-            raise _bad(f"{what} has no {key} and no AWS request id (not an AWS response?)")
+            raise shape.bad(f"{what} has no {key} and no AWS request id (not an AWS response?)")
         return []
-    return _list(body[key], f"{what}.{key}")
-
-
-def _token(body: dict[str, Any], what: str) -> str | None:
-    token = body.get("NextToken")
-    if token is not None and not isinstance(token, str):
-        raise _bad(f"{what}.NextToken is not a string")
-    return token or None
+    return shape.array(body[key], f"{what}.{key}")
 
 
 def _timestamp(value: Any, what: str) -> datetime:
@@ -194,17 +174,17 @@ def _timestamp(value: Any, what: str) -> datetime:
         try:
             value = datetime.fromisoformat(value)  # Python 3.11 reads "Z" too
         except ValueError:
-            raise _bad(f"{what} is not a timestamp") from None
+            raise shape.bad(f"{what} is not a timestamp") from None
     elif isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
     if not isinstance(value, datetime) or value.tzinfo is None:
-        raise _bad(f"{what} is not an aware timestamp")
+        raise shape.bad(f"{what} is not an aware timestamp")
     return value.astimezone(UTC)
 
 
 def _quantity(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad(f"{what} is not a finite number")
+        raise shape.bad(f"{what} is not a finite number")
     # Sums of token counts are whole numbers carried as doubles: store 1234, not 1234.0.
     return Decimal(int(value)) if float(value).is_integer() else Decimal(repr(float(value)))
 
@@ -220,39 +200,36 @@ def parse_list_metrics_keys(body: Any, dimensions: Sequence[str] = (DIMENSION,))
     """(dimension name, model id) of one ListMetrics page. Only metrics whose sole dimension is
     ModelId (or one of `dimensions`) count: the "across all models" series (no dimension) and,
     in bedrock-mantle, the project levels would double every total."""
-    body = _dict(body, "list_metrics")
+    body = shape.obj(body, "list_metrics")
     keys = []
-    for i, raw in enumerate(_items(body, "Metrics", "list_metrics")):
-        metric = _dict(raw, f"list_metrics.Metrics[{i}]")
-        found = _list(metric.get("Dimensions", []), f"list_metrics.Metrics[{i}].Dimensions")
+    for where, metric in shape.objects(_items(body, "Metrics", "list_metrics"), "list_metrics.Metrics"):
+        found = shape.array(metric.get("Dimensions", []), f"{where}.Dimensions")
         if len(found) != 1:
             continue
-        dimension = _dict(found[0], f"list_metrics.Metrics[{i}].Dimensions[0]")
+        dimension = shape.obj(found[0], f"{where}.Dimensions[0]")
         name, value = dimension.get("Name"), dimension.get("Value")
         if isinstance(name, str) and name in dimensions and isinstance(value, str) and value.strip():
             keys.append((name, value))
-    return keys, _token(body, "list_metrics")
+    return keys, shape.opt_str(body, "NextToken", "list_metrics")
 
 
 def parse_metric_data_page(body: Any) -> MetricDataPage:
-    body = _dict(body, "get_metric_data")
+    body = shape.obj(body, "get_metric_data")
     series = []
-    for i, raw in enumerate(_items(body, "MetricDataResults", "get_metric_data")):
-        where = f"MetricDataResults[{i}]"
-        result = _dict(raw, where)
+    for where, result in shape.objects(_items(body, "MetricDataResults", "get_metric_data"), "MetricDataResults"):
         query_id, status = result.get("Id"), result.get("StatusCode", "Complete")
         if not isinstance(query_id, str) or not isinstance(status, str):
-            raise _bad(f"{where}.Id or StatusCode is missing")
-        stamps = _list(result.get("Timestamps", []), f"{where}.Timestamps")
-        values = _list(result.get("Values", []), f"{where}.Values")
+            raise shape.bad(f"{where}.Id or StatusCode is missing")
+        stamps = shape.array(result.get("Timestamps", []), f"{where}.Timestamps")
+        values = shape.array(result.get("Values", []), f"{where}.Values")
         if len(stamps) != len(values):
-            raise _bad(f"{where} has {len(stamps)} timestamps but {len(values)} values")
+            raise shape.bad(f"{where} has {len(stamps)} timestamps but {len(values)} values")
         points = tuple(
             (_timestamp(t, f"{where}.Timestamps[{j}]"), _quantity(v, f"{where}.Values[{j}]"))
             for j, (t, v) in enumerate(zip(stamps, values, strict=True))
         )
         series.append(Series(query_id, status, points))
-    return MetricDataPage(tuple(series), _token(body, "get_metric_data"))
+    return MetricDataPage(tuple(series), shape.opt_str(body, "NextToken", "get_metric_data"))
 
 
 # ---------------------------------------------------------------- mapping
@@ -267,11 +244,10 @@ def is_application_profile(model_id: str) -> bool:
 def parse_inference_profile(body: Any) -> str:
     """The one foundation model behind a GetInferenceProfile answer ("" when it names none or
     several): `models[].modelArn` are foundation-model ARNs, one per Region it may route to."""
-    body = _dict(body, "get_inference_profile")
-    models = _list(body.get("models", []), "get_inference_profile.models")
+    body = shape.obj(body, "get_inference_profile")
     found = set()
-    for i, raw in enumerate(models):
-        arn = _dict(raw, f"get_inference_profile.models[{i}]").get("modelArn")
+    for _where, model in shape.objects(body.get("models", []), "get_inference_profile.models"):
+        arn = model.get("modelArn")
         if isinstance(arn, str) and arn.strip():
             found.add(normalize_model_id(arn))
     return found.pop() if len(found) == 1 else ""

@@ -35,6 +35,7 @@ from integrations.providers.base import (
     ProviderError,
     ProviderResponseError,
 )
+from integrations.providers.toolkit import paginate
 
 if TYPE_CHECKING:
     import requests
@@ -128,28 +129,18 @@ def arm_get(
         classify=arm_classifier(config),
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
     )
-    try:
-        return parse(http.decode_json(response))
-    except ProviderResponseError as error:
-        error.http_status = error.http_status or response.status_code
-        error.request_id = error.request_id or response.headers.get("x-ms-request-id", "")[:200]
-        raise
+    return http.parse_json(response, parse, request_id_of=lambda r: r.headers.get("x-ms-request-id", "")[:200])
 
 
 def arm_list(http: HttpClient, config: Config, url: str, parse: Callable[[Any], Listing]) -> list[Any]:
-    items: list[Any] = []
-    params: dict[str, Any] | None = {"api-version": ARM_API_VERSION}
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        page = arm_get(http, config, url, params, parse)
-        items += page.items
-        if not page.next_link:
-            return items
-        if page.next_link in seen:
-            raise ProviderResponseError("Azure Resource Manager repeated a nextLink.")
-        seen.add(page.next_link)
-        url, params = follow(config, page.next_link), None  # nextLink carries the whole query
-    raise ProviderResponseError(f"Azure Resource Manager kept paginating past {MAX_PAGES} pages.")
+    def get(link: str | None) -> Listing:
+        if link is None:
+            return arm_get(http, config, url, {"api-version": ARM_API_VERSION}, parse)
+        return arm_get(http, config, follow(config, link), None, parse)  # nextLink carries the whole query
+
+    pages = paginate(get, lambda page: page.next_link, source="Azure Resource Manager", max_pages=MAX_PAGES,
+                     repeated="Azure Resource Manager repeated a nextLink.")  # fmt: skip
+    return [item for page in pages for item in page.items]
 
 
 def follow(config: Config, link: str) -> str:
@@ -233,47 +224,36 @@ def _read_with_fallback(
     """The metrics `names`; an account that does not define the "Models – Usage" metrics (Azure
     answers 400 "Failed to find metric configuration") is read again with the Azure OpenAI ones
     alone, which every Azure OpenAI account has."""
+    url = f"{config.base_url}{account.id}/providers/Microsoft.Insights/metrics"
+
+    def read(names: tuple[str, ...]) -> list[Series]:
+        # With a $filter `top` defaults to 10 and extra series vanish without a word. Ask for well
+        # above the series expected (deleted deployments keep their history), and read a metric
+        # that still fills `top` again with a larger one rather than trust it.
+        top = max(min_top, expected)
+        for _ in range(4):
+            params = {
+                "api-version": METRICS_API_VERSION,
+                "metricnames": ",".join(names),
+                "timespan": f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}",
+                "interval": "PT1H",
+                "aggregation": "Total",
+                "$filter": filter_text,
+                "top": top,
+                "metricnamespace": "Microsoft.CognitiveServices/accounts",
+            }
+            series: list[Series] = arm_get(http, config, url, params, parse_metrics)
+            if max(Counter(s.metric for s in series).values(), default=0) < top:
+                return series
+            top *= 4
+        raise ProviderResponseError(
+            f"Azure Monitor returned {top // 4} or more series for {account.name}; refusing a possibly truncated answer."
+        )
+
     try:
-        return _read_metrics(http, config, account, names, filter_text, expected, start, end, min_top=min_top)
+        return read(names)
     except ProviderResponseError as error:
         openai_only = tuple(n for n in names if n in OPENAI_METRIC_NAMES)
         if error.http_status != 400 or "metric" not in error.message.lower() or openai_only == names:
             raise
-        return _read_metrics(http, config, account, openai_only, filter_text, expected, start, end, min_top=min_top)
-
-
-def _read_metrics(
-    http: HttpClient,
-    config: Config,
-    account: Account,
-    names: tuple[str, ...],
-    filter_text: str,
-    expected: int,
-    start: datetime,
-    end: datetime,
-    *,
-    min_top: int,
-) -> list[Series]:
-    # With a $filter `top` defaults to 10 and extra series vanish without a word. Ask for well
-    # above the series expected (deleted deployments keep their history), and read a metric
-    # that still fills `top` again with a larger one rather than trust it.
-    top = max(min_top, expected)
-    for _ in range(4):
-        params = {
-            "api-version": METRICS_API_VERSION,
-            "metricnames": ",".join(names),
-            "timespan": f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}",
-            "interval": "PT1H",
-            "aggregation": "Total",
-            "$filter": filter_text,
-            "top": top,
-            "metricnamespace": "Microsoft.CognitiveServices/accounts",
-        }
-        url = f"{config.base_url}{account.id}/providers/Microsoft.Insights/metrics"
-        series = arm_get(http, config, url, params, parse_metrics)
-        if max(Counter(s.metric for s in series).values(), default=0) < top:
-            return series
-        top *= 4
-    raise ProviderResponseError(
-        f"Azure Monitor returned {top // 4} or more series for {account.name}; refusing a possibly truncated answer."
-    )
+        return read(openai_only)

@@ -39,6 +39,7 @@ from integrations.providers.base import (
     align_up,
     in_stream,
 )
+from integrations.providers.toolkit import base_url_field
 
 if TYPE_CHECKING:
     from integrations.http import HttpClient
@@ -108,13 +109,7 @@ class AzureOpenAIProvider(Provider):
             help_text="Optional comma-separated account resource ids; empty discovers every OpenAI/AIServices account.",
             placeholder="/subscriptions/…/resourceGroups/…/providers/Microsoft.CognitiveServices/accounts/…",
         ),
-        FormField(
-            "base_url",
-            "Resource Manager URL",
-            required=False,
-            default=DEFAULT_ARM,
-            help_text=f"Leave empty for {DEFAULT_ARM}. Change only for a proxy or the sandbox.",
-        ),
+        base_url_field(DEFAULT_ARM, "Resource Manager URL"),
         FormField(
             "login_url",
             "Sign-in URL",

@@ -19,6 +19,7 @@ from integrations.providers.base import (
     UsageSample,
     align_down,
 )
+from integrations.providers.toolkit import Shape
 
 HOUR = timedelta(hours=1)
 # (Azure Monitor metric, our metric). ProcessedPromptTokens counts every prompt token the
@@ -104,41 +105,7 @@ class Series:
 
 
 # ---------------------------------------------------------------- validation helpers
-def _bad(what: str) -> ProviderResponseError:
-    return ProviderResponseError(f"Azure returned an unexpected response: {what}.")
-
-
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _bad(f"{what} is not an object")
-    return value
-
-
-def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _bad(f"{what} is not a list")
-    return value
-
-
-def _opt_dict(obj: dict[str, Any], key: str, what: str) -> dict[str, Any]:
-    value = obj.get(key)
-    return {} if value is None else _dict(value, f"{what}.{key}")
-
-
-def _str(obj: dict[str, Any], key: str, what: str, *, required: bool = True) -> str:
-    value = obj.get(key)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise _bad(f"{what}.{key} is missing or not a string")
-    return value
-
-
-def _next_link(body: dict[str, Any], what: str) -> str | None:
-    link = body.get("nextLink")
-    if link is not None and not isinstance(link, str):
-        raise _bad(f"{what}.nextLink is not a string")
-    return link or None
+shape = Shape("Azure")
 
 
 def parse_resource_id(text: str) -> tuple[str, str, str] | None:
@@ -154,52 +121,49 @@ def model_id(name: str, version: str) -> str:
 
 # ---------------------------------------------------------------- parsers
 def parse_token(body: Any) -> Token:
-    body = _dict(body, "token response")
+    body = shape.obj(body, "token response")
     token = body.get("access_token")
     if not isinstance(token, str) or not token.strip():
-        raise _bad("the token response has no access_token")
+        raise shape.bad("the token response has no access_token")
     expires_in = body.get("expires_in", 3599)
     try:  # Entra's v1 endpoint sent it as a string; accept both, never a bool
         seconds = int(expires_in) if not isinstance(expires_in, bool) else -1
     except (TypeError, ValueError):
         seconds = -1
     if seconds <= 0:
-        raise _bad("the token response's expires_in is not a positive number")
+        raise shape.bad("the token response's expires_in is not a positive number")
     return Token(token.strip(), seconds)
 
 
 def parse_account(obj: Any, what: str = "account") -> Account:
-    obj = _dict(obj, what)
-    resource_id = _str(obj, "id", what)
+    obj = shape.obj(obj, what)
+    resource_id = shape.text(obj, "id", what)
     parts = parse_resource_id(resource_id)
     if parts is None:
-        raise _bad(f"{what}.id is not a Cognitive Services account id")
+        raise shape.bad(f"{what}.id is not a Cognitive Services account id")
     return Account(
         resource_id,
-        _str(obj, "name", what),
+        shape.text(obj, "name", what),
         parts[0],
         parts[1],
-        _str(obj, "location", what),
-        _str(obj, "kind", what, required=False),
+        shape.text(obj, "location", what),
+        shape.text(obj, "kind", what, required=False),
     )
 
 
 def parse_accounts_page(body: Any) -> Listing:
-    body = _dict(body, "account list")
-    items = _list(body.get("value"), "account list.value")
-    accounts = tuple(parse_account(a, f"account list.value[{i}]") for i, a in enumerate(items))
-    return Listing(accounts, _next_link(body, "account list"))
+    body = shape.obj(body, "account list")
+    accounts = tuple(parse_account(a, where) for where, a in shape.objects(body.get("value"), "account list.value"))
+    return Listing(accounts, shape.opt_str(body, "nextLink", "account list"))
 
 
 def parse_deployments_page(body: Any) -> Listing:
-    body = _dict(body, "deployment list")
+    body = shape.obj(body, "deployment list")
     deployments = []
-    for i, raw in enumerate(_list(body.get("value"), "deployment list.value")):
-        where = f"deployment list.value[{i}]"
-        obj = _dict(raw, where)
-        properties = _opt_dict(obj, "properties", where)
-        model = _opt_dict(properties, "model", f"{where}.properties")
-        sku = _opt_dict(obj, "sku", where)
+    for where, obj in shape.objects(body.get("value"), "deployment list.value"):
+        properties = shape.opt_obj(obj, "properties", where)
+        model = shape.opt_obj(properties, "model", f"{where}.properties")
+        sku = shape.opt_obj(obj, "sku", where)
         system = obj["systemData"] if isinstance(obj.get("systemData"), dict) else {}
         created = system.get("createdAt")
         try:
@@ -208,18 +172,18 @@ def parse_deployments_page(body: Any) -> Listing:
             created_at = None  # optional, informational: a malformed one is ignored
         deployments.append(
             Deployment(
-                _str(obj, "name", where),
+                shape.text(obj, "name", where),
                 model_id(
-                    _str(model, "name", f"{where}.properties.model", required=False),
-                    _str(model, "version", f"{where}.properties.model", required=False),
+                    shape.text(model, "name", f"{where}.properties.model", required=False),
+                    shape.text(model, "version", f"{where}.properties.model", required=False),
                 ),
-                _str(sku, "name", f"{where}.sku", required=False),
+                shape.text(sku, "name", f"{where}.sku", required=False),
                 _capacity(sku.get("capacity")),
-                _str(model, "format", f"{where}.properties.model", required=False),
+                shape.text(model, "format", f"{where}.properties.model", required=False),
                 created_at,
             )
         )
-    return Listing(tuple(deployments), _next_link(body, "deployment list"))
+    return Listing(tuple(deployments), shape.opt_str(body, "nextLink", "deployment list"))
 
 
 def _capacity(value: Any) -> int:
@@ -229,11 +193,11 @@ def _capacity(value: Any) -> int:
 
 def _timestamp(value: Any, what: str) -> datetime:
     if not isinstance(value, str):
-        raise _bad(f"{what}.timeStamp is not a string")
+        raise shape.bad(f"{what}.timeStamp is not a string")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _bad(f"{what}.timeStamp is not an ISO 8601 time") from None
+        raise shape.bad(f"{what}.timeStamp is not an ISO 8601 time") from None
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -242,48 +206,42 @@ def _total(point: dict[str, Any], what: str) -> Decimal | None:
     if value is None:  # no data in this interval: not a zero to store
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad(f"{what}.total is not a number")
+        raise shape.bad(f"{what}.total is not a number")
     try:
         total = Decimal(str(value))
     except InvalidOperation:
-        raise _bad(f"{what}.total is not a number") from None
+        raise shape.bad(f"{what}.total is not a number") from None
     if not total.is_finite() or total < 0:
-        raise _bad(f"{what}.total is not a finite, non-negative number")
+        raise shape.bad(f"{what}.total is not a finite, non-negative number")
     # Counts arrive as floats (1234.0); keep them integral so stored quantities read as counts.
     return total.quantize(Decimal(1)) if total == total.to_integral_value() else total
 
 
 def parse_metrics(body: Any) -> list[Series]:
-    body = _dict(body, "metrics response")
+    body = shape.obj(body, "metrics response")
     interval = body.get("interval")
     if interval is not None and str(interval).upper() != "PT1H":
-        raise _bad(f"metrics came back at interval {interval!r}, not PT1H")
+        raise shape.bad(f"metrics came back at interval {interval!r}, not PT1H")
     out = []
-    for i, raw in enumerate(_list(body.get("value"), "metrics response.value")):
-        where = f"metrics response.value[{i}]"
-        metric = _dict(raw, where)
-        name = _str(_dict(metric.get("name"), f"{where}.name"), "value", f"{where}.name")
+    for where, metric in shape.objects(body.get("value"), "metrics response.value"):
+        name = shape.text(shape.obj(metric.get("name"), f"{where}.name"), "value", f"{where}.name")
         error_code = metric.get("errorCode")
         if error_code not in (None, "", "Success"):
             detail = metric["errorMessage"] if isinstance(metric.get("errorMessage"), str) else ""
-            raise _bad(f"metric {name} failed with {error_code}: {detail[:200]}")
-        for j, raw_series in enumerate(_list(metric.get("timeseries", []), f"{where}.timeseries")):
-            swhere = f"{where}.timeseries[{j}]"
-            series = _dict(raw_series, swhere)
+            raise shape.bad(f"metric {name} failed with {error_code}: {detail[:200]}")
+        for swhere, series in shape.objects(metric.get("timeseries", []), f"{where}.timeseries"):
             deployment = status = ""
-            for k, raw_meta in enumerate(_list(series.get("metadatavalues", []), f"{swhere}.metadatavalues")):
-                meta = _dict(raw_meta, f"{swhere}.metadatavalues[{k}]")
-                key = _str(_dict(meta.get("name"), f"{swhere}.metadatavalues[{k}].name"), "value", f"{swhere}.name")
+            for mwhere, meta in shape.objects(series.get("metadatavalues", []), f"{swhere}.metadatavalues"):
+                key = shape.text(shape.obj(meta.get("name"), f"{mwhere}.name"), "value", f"{swhere}.name")
                 if key.lower() == DEPLOYMENT_DIMENSION:
-                    deployment = _str(meta, "value", f"{swhere}.metadatavalues[{k}]", required=False)
+                    deployment = shape.text(meta, "value", mwhere, required=False)
                 elif key.lower() == STATUS_DIMENSION:
-                    status = _str(meta, "value", f"{swhere}.metadatavalues[{k}]", required=False)
+                    status = shape.text(meta, "value", mwhere, required=False)
             points = []
-            for n, raw_point in enumerate(_list(series.get("data", []), f"{swhere}.data")):
-                point = _dict(raw_point, f"{swhere}.data[{n}]")
-                total = _total(point, f"{swhere}.data[{n}]")
+            for pwhere, point in shape.objects(series.get("data", []), f"{swhere}.data"):
+                total = _total(point, pwhere)
                 if total is not None:
-                    points.append((_timestamp(point.get("timeStamp"), f"{swhere}.data[{n}]"), total))
+                    points.append((_timestamp(point.get("timeStamp"), pwhere), total))
             out.append(Series(name, deployment, tuple(points), status))
     return out
 

@@ -54,6 +54,7 @@ from integrations.providers.fireworks.schema import (
     serverless_samples,
     training_samples,
 )
+from integrations.providers.toolkit import base_url_field, bearer_headers
 
 if TYPE_CHECKING:
     import requests
@@ -143,13 +144,7 @@ class FireworksProvider(Provider):
             help_text="The <account-id> in accounts/<account-id>/… (e.g. in your deployment names).",
             placeholder="my-company",
         ),
-        FormField(
-            "base_url",
-            "API base URL",
-            help_text="Leave empty for https://api.fireworks.ai. Change only for a proxy or the sandbox.",
-            required=False,
-            default="https://api.fireworks.ai",
-        ),
+        base_url_field("https://api.fireworks.ai"),
     )
     # Billing rows lag traffic by minutes; metrics refresh every 30 s.
     reporting_delay = timedelta(minutes=15)
@@ -180,7 +175,7 @@ class FireworksProvider(Provider):
                 raise ConfigurationError(f"This looks like {what}, not a Fireworks API key.", hint=CREATE_KEY)
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        account, base, headers = self._account_id(settings), self._base_url(settings), self._headers(credential)
+        account, base, headers = self._account_id(settings), self.base_url(settings), self._headers(credential)
         today = align_down(self.clock(), DAY)
         week = Window(today - 6 * DAY, today + DAY)
         models: set[str] = set()
@@ -208,7 +203,7 @@ class FireworksProvider(Provider):
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
-        account, base, headers = self._account_id(settings), self._base_url(settings), self._headers(credential)
+        account, base, headers = self._account_id(settings), self.base_url(settings), self._headers(credential)
         samples: list[UsageSample] = []
         # Whole UTC days, at most 31 per request; each piece keeps only the days it owns, so a
         # day is never yielded twice and an unaligned window start still keys on midnight.
@@ -248,46 +243,34 @@ class FireworksProvider(Provider):
         """The answer for `piece` (whole UTC days). A row without startTime/endTime belongs to the
         requested day; when the piece covers several days such a row cannot be placed, so the
         piece is read again one day at a time."""
-        usage = self._billing_once(http, base, headers, account, piece, usage_type, group_by)
+        url = f"{base}/v1/accounts/{account}/billingUsage"
+
+        def read(span: Window) -> BillingUsage:
+            params: dict[str, Any] = {
+                "startTime": _rfc3339(span.start),
+                "endTime": _rfc3339(span.end),
+                "usageType": usage_type,
+                "groupBy": list(group_by),
+                "timezone": "UTC",  # daily rows on UTC midnights, like every other bucket we store
+            }
+            # One UTC day asked for (with timezone=UTC): a row without its own times is that day's.
+            one_day = span.start if span.end - span.start == DAY and align_down(span.start, DAY) == span.start else None
+            response = http.request("GET", url, headers=headers, params=params, classify=classify_error)
+            return http.parse_json(response, lambda body: parse_billing_usage(body, day=one_day), request_id_of=_rid)
+
+        usage = read(piece)
         if not usage.undated:
             return usage
         days: list[BillingUsage] = []
         day = piece.start
         while day < piece.end:
-            one = self._billing_once(http, base, headers, account, Window(day, day + DAY), usage_type, group_by)
-            days.append(one)
+            days.append(read(Window(day, day + DAY)))
             day += DAY
         return BillingUsage(
             tuple(r for u in days for r in u.serverless),
             tuple(r for u in days for r in u.dedicated),
             tuple(r for u in days for r in u.training),
         )
-
-    def _billing_once(
-        self,
-        http: HttpClient,
-        base: str,
-        headers: dict[str, str],
-        account: str,
-        piece: Window,
-        usage_type: str,
-        group_by: tuple[str, ...],
-    ) -> BillingUsage:
-        params: dict[str, Any] = {
-            "startTime": _rfc3339(piece.start),
-            "endTime": _rfc3339(piece.end),
-            "usageType": usage_type,
-            "groupBy": list(group_by),
-            "timezone": "UTC",  # daily rows on UTC midnights, like every other bucket we store
-        }
-        # One UTC day asked for (with timezone=UTC): a row without its own times is that day's.
-        one_day = piece.start if piece.end - piece.start == DAY and align_down(piece.start, DAY) == piece.start else None
-        url = f"{base}/v1/accounts/{account}/billingUsage"
-        response = http.request("GET", url, headers=headers, params=params, classify=classify_error)
-        try:
-            return parse_billing_usage(http.decode_json(response), day=one_day)
-        except ProviderResponseError as error:
-            raise _tagged(error, response) from None
 
     def _scrape(
         self, http: HttpClient, base: str, headers: dict[str, str], account: str, state: dict[str, Any], now: datetime
@@ -315,13 +298,8 @@ class FireworksProvider(Provider):
         return metric_samples(hours, account=account)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("The Fireworks API key is missing.", hint=CREATE_KEY)
-        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        return bearer_headers(credential, "api_key", missing="The Fireworks API key is missing.", hint=CREATE_KEY)
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")
 
     def _account_id(self, settings: Mapping[str, str]) -> str:
         # Accept the resource name as Fireworks prints it ("accounts/acme") as well as the bare id.
@@ -342,5 +320,9 @@ def _rfc3339(moment: datetime) -> str:
 def _tagged(error: ProviderResponseError, response: requests.Response) -> ProviderResponseError:
     """A shape error carries the status and request id of the response it came from."""
     error.http_status = error.http_status or response.status_code
-    error.request_id = error.request_id or response.headers.get("x-request-id", "")[:200]
+    error.request_id = error.request_id or _rid(response)
     return error
+
+
+def _rid(response: requests.Response) -> str:
+    return response.headers.get("x-request-id", "")[:200]

@@ -9,15 +9,15 @@ body); `serverless_samples` / `dedicated_samples` turn the rows into normalized 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from integrations.providers.base import (
-    ProviderResponseError,
     UsageSample,
     align_down,
 )
+from integrations.providers.toolkit import Shape
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -70,32 +70,16 @@ class _Undated(Exception):
 
 
 # ---------------------------------------------------------------- validation helpers
-def _bad(what: str) -> ProviderResponseError:
-    return ProviderResponseError(f"Fireworks returned an unexpected response: {what}.")
+shape = Shape("Fireworks")
 
 
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _bad(f"{what} is not an object")
-    return value
-
-
-def _rows(body: dict[str, Any], key: str) -> list[Any]:
+def _rows(body: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
     value = body.get(key)
-    if value is None:  # proto3 JSON omits an empty repeated field
-        return []
-    if not isinstance(value, list):
-        raise _bad(f"{key} is not a list")
-    return value
+    return shape.objects([] if value is None else value, key)  # proto3 JSON omits an empty repeated field
 
 
 def _str(obj: dict[str, Any], key: str, what: str) -> str:
-    value = obj.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _bad(f"{what}.{key} is not a string")
-    return value.strip()
+    return shape.text(obj, key, what, required=False, strip=True)
 
 
 def _count(obj: dict[str, Any], key: str, what: str) -> int:
@@ -108,35 +92,11 @@ def _count(obj: dict[str, Any], key: str, what: str) -> int:
     # bool is an int in Python; true/false as a token count is a broken response, not 1/0.
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    raise _bad(f"{what}.{key} is not a non-negative integer")
+    raise shape.bad(f"{what}.{key} is not a non-negative integer")
 
 
 def _seconds(obj: dict[str, Any], key: str, what: str) -> Decimal:
-    value = obj.get(key)
-    if value is None:
-        return Decimal(0)
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _bad(f"{what}.{key} is not a number")
-    try:
-        seconds = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise _bad(f"{what}.{key} is not a number") from None
-    if not seconds.is_finite() or seconds < 0:
-        raise _bad(f"{what}.{key} is not a finite, non-negative number")
-    return seconds
-
-
-def _time(obj: dict[str, Any], key: str, what: str) -> datetime:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise _bad(f"{what}.{key} is missing or not a string")
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise _bad(f"{what}.{key} is not an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise _bad(f"{what}.{key} has no time zone")
-    return moment.astimezone(UTC)
+    return shape.opt_number(obj, key, what, non_negative=True) or Decimal(0)
 
 
 def _span(obj: dict[str, Any], what: str, day: datetime | None) -> tuple[datetime, datetime]:
@@ -146,22 +106,17 @@ def _span(obj: dict[str, Any], what: str, day: datetime | None) -> tuple[datetim
         if day is None:
             raise _Undated
         return day, day + DAY
-    start, end = _time(obj, "startTime", what), _time(obj, "endTime", what)
+    start, end = shape.time(obj, "startTime", what), shape.time(obj, "endTime", what)
     # We ask for timezone=UTC daily rows; a row spanning more than its UTC day cannot be keyed.
     if end < start or end > align_down(start, DAY) + DAY:
-        raise _bad(f"{what} is not a row of one UTC day ({start:%Y-%m-%dT%H:%M}Z to {end:%Y-%m-%dT%H:%M}Z)")
+        raise shape.bad(f"{what} is not a row of one UTC day ({start:%Y-%m-%dT%H:%M}Z to {end:%Y-%m-%dT%H:%M}Z)")
     return start, end
-
-
-def _group(obj: dict[str, Any], what: str) -> dict[str, Any]:
-    group = obj.get("group")
-    return {} if group is None else _dict(group, f"{what}.group")
 
 
 # ---------------------------------------------------------------- parsers
 def _serverless_row(obj: dict[str, Any], what: str, day: datetime | None) -> ServerlessRow:
     start, end = _span(obj, what, day)
-    group = _group(obj, what)
+    group = shape.opt_obj(obj, "group", what)
     model = _str(obj, "modelName", what) or _str(group, "model_name", f"{what}.group")
     cached = _count(obj, "cachedPromptTokens", what) if obj.get("cachedPromptTokens") is not None else None
     # The docs: read API-key values from the group map (the top-level apiKeyId is deprecated).
@@ -173,7 +128,7 @@ def _serverless_row(obj: dict[str, Any], what: str, day: datetime | None) -> Ser
 
 def _dedicated_row(obj: dict[str, Any], what: str, day: datetime | None) -> DedicatedRow:
     start, end = _span(obj, what, day)
-    group = _group(obj, what)
+    group = shape.opt_obj(obj, "group", what)
     deployment = _str(obj, "deploymentId", what)
     if not deployment:  # the grouped resource name is accounts/<account>/deployments/<id>
         deployment = _str(group, "deployment_name", f"{what}.group").rsplit("/", 1)[-1]
@@ -190,7 +145,7 @@ def _dedicated_row(obj: dict[str, Any], what: str, day: datetime | None) -> Dedi
 
 def _training_row(obj: dict[str, Any], what: str, day: datetime | None) -> TrainingRow:
     start, end = _span(obj, what, day)
-    group = _group(obj, what)
+    group = shape.opt_obj(obj, "group", what)
     model = _str(obj, "baseModel", what) or _str(obj, "modelName", what) or _str(group, "model_name", f"{what}.group")
     return TrainingRow(
         start,
@@ -206,14 +161,12 @@ def parse_billing_usage(body: Any, *, day: datetime | None = None) -> BillingUsa
     """The rows of one billingUsage answer. `day` is the UTC midnight of the request when it
     covered exactly one UTC day (timezone=UTC): a row without startTime/endTime belongs to it.
     Without `day`, such a row makes the answer `undated` (its rows are then not returned)."""
-    body = _dict(body, "billing usage")
+    body = shape.obj(body, "billing usage")
     kinds = (("serverlessCosts", _serverless_row), ("dedicatedCosts", _dedicated_row), ("trainingCosts", _training_row))
     parsed: list[tuple[Any, ...]] = []
     try:
         for key, parse in kinds:
-            parsed.append(
-                tuple(parse(_dict(raw, f"{key}[{i}]"), f"{key}[{i}]", day) for i, raw in enumerate(_rows(body, key)))
-            )
+            parsed.append(tuple(parse(obj, where, day) for where, obj in _rows(body, key)))
     except _Undated:
         return BillingUsage((), (), (), undated=True)
     return BillingUsage(*parsed)

@@ -24,12 +24,14 @@ from integrations.providers.base import (
     RateLimited,
 )
 from integrations.providers.google_vertex.schema import QueryPage, parse_query_response
+from integrations.providers.toolkit import paginate
 
 if TYPE_CHECKING:
     import requests
 
     from integrations.http import HttpClient
 
+MAX_PAGES = 10_000  # result pages of one query: a pageToken loop that never ends is a bug, not a big export
 VERTEX_SERVICE_ID = "C7E2-9256-1C43"  # service.id of "Vertex AI" in the billing catalogue
 _PROJECT = r"(?:[a-z0-9](?:[a-z0-9.\-]{0,61}[a-z0-9])?:)?[a-z][a-z0-9\-]{4,28}[a-z0-9]"  # incl. domain:project
 PROJECT_RE = re.compile(_PROJECT)
@@ -218,16 +220,21 @@ def run_query(
         if polls > 1:  # getQueryResults waits up to timeoutMs itself; sleep only if it answered early
             http.sleep(min(5.0, float(polls)))
         page = _results(http, config, headers, page, body, None)
-    fields, rows, total, bytes_processed = page.fields, list(page.rows), page.total_rows, page.bytes_processed
-    seen: set[str] = set()
-    while page.page_token:
-        if page.page_token in seen:
-            raise ProviderResponseError("BigQuery repeated a pageToken.")
-        seen.add(page.page_token)
-        page = _results(http, config, headers, page, body, page.page_token)
-        if not page.complete or page.fields != fields:
+    fields, total, bytes_processed = page.fields, page.total_rows, page.bytes_processed
+    last = page
+
+    def get(token: str | None) -> QueryPage:
+        nonlocal last
+        if token is None:
+            return last
+        last = _results(http, config, headers, last, body, token)
+        if not last.complete or last.fields != fields:
             raise ProviderResponseError("A later BigQuery result page is incomplete or has other columns.")
-        rows.extend(page.rows)
+        return last
+
+    pages = paginate(get, lambda p: p.page_token, source="BigQuery", max_pages=MAX_PAGES,
+                     repeated="BigQuery repeated a pageToken.")  # fmt: skip
+    rows = [row for p in pages for row in p.rows]
     if total is not None and total != len(rows):
         raise ProviderResponseError(f"BigQuery announced {total} rows but its pages held {len(rows)}.")
     return QueryResult(fields, tuple(rows), bytes_processed)
@@ -249,11 +256,7 @@ def _results(
 
 
 def _parse(http: HttpClient, response: requests.Response) -> QueryPage:
-    try:
-        return parse_query_response(http.decode_json(response))
-    except ProviderResponseError as error:
-        error.http_status = error.http_status or response.status_code
-        raise
+    return http.parse_json(response, parse_query_response)
 
 
 # ---------------------------------------------------------------- errors

@@ -12,11 +12,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from integrations.providers.base import ProviderResponseError, UsageSample
+from integrations.providers.base import UsageSample
 from integrations.providers.google_vertex.skus import parse_sku
+from integrations.providers.toolkit import Shape
 
 DAY = timedelta(days=1)
 COLUMNS = ("usage_day", "project_id", "region", "sku_id", "sku_description", "usage_unit", "currency",
@@ -78,82 +79,60 @@ class BillingRow:
     labels: tuple[tuple[str, str], ...] = field(default=())  # the export's `labels`, sorted
 
 
-def _bad(what: str) -> ProviderResponseError:
-    return ProviderResponseError(f"BigQuery returned an unexpected response: {what}.")
-
-
-def _opt_str(obj: dict[str, Any], key: str, where: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _bad(f"{where}.{key} is not a string")
-    return value or None
+shape = Shape("BigQuery")
 
 
 def _opt_int(obj: dict[str, Any], key: str, where: str) -> int | None:
-    value = _opt_str(obj, key, where)  # int64 values travel as strings
+    value = shape.opt_str(obj, key, where)  # int64 values travel as strings
     if value is not None and not value.isdigit():
-        raise _bad(f"{where}.{key} is not an integer string")
+        raise shape.bad(f"{where}.{key} is not an integer string")
     return int(value) if value is not None else None
 
 
 def parse_query_response(body: Any) -> QueryPage:
-    if not isinstance(body, dict):
-        raise _bad("the body is not an object")
+    body = shape.obj(body, "the body")
     complete = body.get("jobComplete")
     if not isinstance(complete, bool):
-        raise _bad("jobComplete is missing or not a boolean")
-    reference = body.get("jobReference") or {}
-    if not isinstance(reference, dict):
-        raise _bad("jobReference is not an object")
+        raise shape.bad("jobComplete is missing or not a boolean")
+    reference = shape.obj(body.get("jobReference") or {}, "jobReference")
     fields: tuple[str, ...] = ()
     rows: list[tuple[str | None, ...]] = []
     if complete and "schema" in body:
         schema = body["schema"]
         if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
-            raise _bad("schema.fields is not a list")
+            raise shape.bad("schema.fields is not a list")
         if not all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in schema["fields"]):
-            raise _bad("a schema field has no name")
+            raise shape.bad("a schema field has no name")
         fields = tuple(f["name"] for f in schema["fields"])
-    raw_rows = body.get("rows") or []
-    if not isinstance(raw_rows, list):
-        raise _bad("rows is not a list")
-    for i, raw in enumerate(raw_rows):
+    for i, raw in enumerate(shape.array(body.get("rows") or [], "rows")):
         cells = raw.get("f") if isinstance(raw, dict) else None
         if not isinstance(cells, list) or len(cells) != len(fields):
-            raise _bad(f"rows[{i}].f does not match the schema")
+            raise shape.bad(f"rows[{i}].f does not match the schema")
         values = tuple(c.get("v") if isinstance(c, dict) else c for c in cells)
         if not all(v is None or isinstance(v, str) for v in values):  # scalars only: we select no records
-            raise _bad(f"rows[{i}] holds a value that is not a string")
+            raise shape.bad(f"rows[{i}] holds a value that is not a string")
         rows.append(values)
     return QueryPage(
         complete=complete,
-        job_project=_opt_str(reference, "projectId", "jobReference"),
-        job_id=_opt_str(reference, "jobId", "jobReference"),
-        job_location=_opt_str(reference, "location", "jobReference"),
+        job_project=shape.opt_str(reference, "projectId", "jobReference"),
+        job_id=shape.opt_str(reference, "jobId", "jobReference"),
+        job_location=shape.opt_str(reference, "location", "jobReference"),
         fields=fields,
         rows=tuple(rows),
         total_rows=_opt_int(body, "totalRows", "response"),
-        page_token=_opt_str(body, "pageToken", "response"),
+        page_token=shape.opt_str(body, "pageToken", "response"),
         bytes_processed=_opt_int(body, "totalBytesProcessed", "response"),
     )
 
 
 def _decimal(value: str | None, where: str) -> Decimal:
-    if value is None:
-        return Decimal(0)
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise _bad(f"{where} is not a number") from None
-    if not number.is_finite():
-        raise _bad(f"{where} is not a finite number")
-    return number
+    return Decimal(0) if value is None else shape.number(value, where)
 
 
 def billing_rows(fields: tuple[str, ...], rows: tuple[tuple[str | None, ...], ...]) -> list[BillingRow]:
     missing = [c for c in COLUMNS if c not in fields]
     if missing and rows:
-        raise _bad(f"the result lacks the columns {', '.join(missing)}")
+        raise shape.bad(f"the result lacks the columns {', '.join(missing)}")
     index = {name: fields.index(name) for name in (*COLUMNS, *OPTIONAL_COLUMNS) if name in fields}
     out = []
     for i, row in enumerate(rows):
@@ -161,9 +140,9 @@ def billing_rows(fields: tuple[str, ...], rows: tuple[tuple[str | None, ...], ..
         try:
             day = date.fromisoformat(value["usage_day"] or "")
         except ValueError:
-            raise _bad(f"rows[{i}].usage_day is not a date") from None
+            raise shape.bad(f"rows[{i}].usage_day is not a date") from None
         if not value["sku_id"] or not value["currency"]:
-            raise _bad(f"rows[{i}] has no sku_id or currency")
+            raise shape.bad(f"rows[{i}] has no sku_id or currency")
         by_type = _credits(value["credits"], f"rows[{i}].credits")
         out.append(BillingRow(
             day=day,
@@ -196,13 +175,11 @@ def _credits(value: str | None, where: str) -> tuple[tuple[str, Decimal], ...]:
     try:
         items = json.loads(text)
     except ValueError:
-        raise _bad(f"{where} is neither a number nor a JSON list") from None
-    if not isinstance(items, list):
-        raise _bad(f"{where} is not a list")
+        raise shape.bad(f"{where} is neither a number nor a JSON list") from None
     sums: dict[str, Decimal] = {}
-    for j, item in enumerate(items):
+    for j, item in enumerate(shape.array(items, where)):
         if not isinstance(item, dict) or not isinstance(item.get("type") or "", str):
-            raise _bad(f"{where}[{j}] is not a credit")
+            raise shape.bad(f"{where}[{j}] is not a credit")
         raw = item.get("amount")
         amount = _decimal(raw if isinstance(raw, str) else (None if raw is None else str(raw)), f"{where}[{j}].amount")
         kind = (item.get("type") or "").strip()[:80]
@@ -218,16 +195,14 @@ def _labels(value: str | None, where: str) -> tuple[tuple[str, str], ...]:
     try:
         items = json.loads(value)
     except ValueError:
-        raise _bad(f"{where} is not JSON") from None
-    if not isinstance(items, list):
-        raise _bad(f"{where} is not a list")
+        raise shape.bad(f"{where} is not JSON") from None
     pairs = {}
-    for j, item in enumerate(items):
+    for j, item in enumerate(shape.array(items, where)):
         if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise _bad(f"{where}[{j}] is not a label")
+            raise shape.bad(f"{where}[{j}] is not a label")
         label_value = item.get("value")
         if label_value is not None and not isinstance(label_value, str):
-            raise _bad(f"{where}[{j}].value is not a string")
+            raise shape.bad(f"{where}[{j}].value is not a string")
         pairs[item["key"][:MAX_LABEL_TEXT]] = (label_value or "")[:MAX_LABEL_TEXT]
     return tuple(sorted(pairs.items()))[:MAX_LABELS]
 
@@ -253,7 +228,7 @@ def billing_samples(rows: list[BillingRow], *, account: str) -> list[UsageSample
 
     def add(key: tuple[Any, ...], quantity: Decimal, unit: str, row_labels: tuple[tuple[str, str], ...]) -> None:
         if units.setdefault(key, unit) != unit:
-            raise _bad(f"one key holds two currencies ({units[key]}, {unit})")
+            raise shape.bad(f"one key holds two currencies ({units[key]}, {unit})")
         totals[key] = totals.get(key, Decimal(0)) + quantity
         labels[key] = labels[key] & set(row_labels) if key in labels else set(row_labels)
 

@@ -45,6 +45,7 @@ from integrations.providers.groq.schema import (
     parse_series_list,
     resolve_metric_names,
 )
+from integrations.providers.toolkit import base_url_field, bearer_headers
 
 if TYPE_CHECKING:
     import requests
@@ -122,15 +123,7 @@ class GroqProvider(Provider):
             placeholder="gsk_…",
         ),
     )
-    setting_fields = (
-        FormField(
-            "base_url",
-            "Metrics API URL",
-            help_text=f"Leave empty for {DEFAULT_BASE_URL}. Change only for a proxy or the sandbox.",
-            required=False,
-            default=DEFAULT_BASE_URL,
-        ),
-    )
+    setting_fields = (base_url_field(DEFAULT_BASE_URL, "Metrics API URL"),)
     # A point at t needs the recording rule evaluated after t; 15 minutes keeps the newest,
     # still-filling hour out of the "done" part of the window.
     reporting_delay = timedelta(minutes=15)
@@ -169,7 +162,7 @@ class GroqProvider(Provider):
         raise ConfigurationError("This does not look like a Groq API key; Groq keys start with gsk_.", hint=CREATE_KEY)
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         end = align_down(datetime.now(UTC), timedelta(seconds=STEP))
         start = end - VERIFY_LOOKBACK
         names = self._metric_names(http, base, headers, start, end)  # also proves Enterprise access
@@ -228,7 +221,7 @@ class GroqProvider(Provider):
         start, end = align_down(window.start, HOUR), align_up(window.end, HOUR)
         if end <= start:
             return
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         # Rediscovered on every fetch (one cheap call): a rename is noticed at the next chunk
         # instead of reading an old name as "no usage" until a cache expires.
         names = self._metric_names(http, base, headers, start, end)
@@ -275,22 +268,11 @@ class GroqProvider(Provider):
     def _get(
         self, http: HttpClient, url: str, headers: dict[str, str], params: dict[str, Any], parse: Callable[[Any], Any]
     ) -> Any:
-        response = http.request("GET", url, headers=headers, params=params, classify=classify_error)
-        try:
-            return parse(http.decode_json(response))
-        except ProviderError as error:  # tag a shape error with its status and request id
-            error.http_status = error.http_status or response.status_code
-            error.request_id = error.request_id or response.headers.get("x-request-id", "")[:200]
-            raise
+        return http.parse_json(http.request("GET", url, headers=headers, params=params, classify=classify_error), parse)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("The Groq API key is missing.", hint=CREATE_KEY)
-        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        return bearer_headers(credential, "api_key", missing="The Groq API key is missing.", hint=CREATE_KEY)
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")
 
 
 def _range(start: datetime, end: datetime) -> dict[str, int]:

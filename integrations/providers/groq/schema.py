@@ -20,6 +20,7 @@ from integrations.providers.base import (
     ProviderUnavailable,
     UsageSample,
 )
+from integrations.providers.toolkit import Shape
 
 HOUR = timedelta(hours=1)
 STEP = 300  # seconds: the rate5m recording rules are read once per 5-minute window
@@ -34,6 +35,7 @@ PROJECT_LABEL = "project_id"
 # Recording rules are named level:metric:operations; only the level (label prefix) may differ.
 _RULE_PREFIX_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NON_FINITE = {"nan", "+inf", "-inf", "inf"}
+shape = Shape("Groq's metrics API")
 
 
 @dataclass(frozen=True)
@@ -49,60 +51,54 @@ class MetricNames:
 
 
 # ---------------------------------------------------------------- validation helpers
-def _bad(what: str) -> ProviderResponseError:
-    return ProviderResponseError(f"Groq's metrics API returned an unexpected response: {what}.")
-
-
 def _data(body: Any, what: str) -> Any:
     """The `data` of a Prometheus envelope; an error envelope or a partial answer raises."""
-    if not isinstance(body, dict):
-        raise _bad(f"{what} is not an object")
-    status = body.get("status")
+    status = shape.obj(body, what).get("status")
     if status == "error":
         error_type, error = body.get("errorType"), body.get("error")
         raise ProviderResponseError(
             f"Groq's metrics API reported an error ({str(error_type)[:40]}): {str(error)[:300]}"
         )
     if status != "success":
-        raise _bad(f"{what}.status is {str(status)[:40]!r}, not 'success'")
+        raise shape.bad(f"{what}.status is {str(status)[:40]!r}, not 'success'")
     # VictoriaMetrics flags an answer missing some storage nodes: storing it would undercount.
     if body.get("isPartial") is True:
         raise ProviderUnavailable("Groq's metrics API returned a partial answer (some storage was unavailable).")
     if "data" not in body:
-        raise _bad(f"{what}.data is missing")
+        raise shape.bad(f"{what}.data is missing")
     return body["data"]
 
 
 def _str_list(value: Any, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _bad(f"{what} is not a list of strings")
+        raise shape.bad(f"{what} is not a list of strings")
     return value
 
 
 def _labels(value: Any, what: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise _bad(f"{what} is not an object of string labels")
+        raise shape.bad(f"{what} is not an object of string labels")
     return value
 
 
 def _timestamp(value: Any, what: str) -> int:
     # Prometheus sends unix seconds as a JSON number, with a fraction when not whole.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad(f"{what} timestamp is not a number")
+        raise shape.bad(f"{what} timestamp is not a number")
     return round(value)
 
 
 def _rate(value: Any, what: str) -> Decimal | None:
     """A sample value: a string in Prometheus ("12.5", "1e-05", "NaN", "+Inf"). None = no usage."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _bad(f"{what} value is not a number")
+        raise shape.bad(f"{what} value is not a number")
     text = str(value).strip()
     if text.lower() in _NON_FINITE:
         return None  # a broken rule evaluation, not usage
     try:
         rate = Decimal(text)
     except InvalidOperation:
-        raise _bad(f"{what} value {text[:20]!r} is not a number") from None
+        raise shape.bad(f"{what} value {text[:20]!r} is not a number") from None
     # A rate of a counter is never negative; a negative one is an artefact, not usage.
     return rate if rate.is_finite() and rate >= 0 else None
 
@@ -113,33 +109,20 @@ def parse_label_values(body: Any) -> list[str]:
 
 
 def parse_series_list(body: Any) -> list[dict[str, str]]:
-    data = _data(body, "series list")
-    if not isinstance(data, list):
-        raise _bad("series list.data is not a list")
+    data = shape.array(_data(body, "series list"), "series list.data")
     return [_labels(s, f"series list.data[{i}]") for i, s in enumerate(data)]
 
 
 def parse_matrix(body: Any) -> list[Series]:
-    data = _data(body, "query_range")
-    if not isinstance(data, dict):
-        raise _bad("query_range.data is not an object")
+    data = shape.obj(_data(body, "query_range"), "query_range.data")
     if data.get("resultType") != "matrix":
-        raise _bad(f"query_range.data.resultType is {str(data.get('resultType'))[:20]!r}, not 'matrix'")
-    result = data.get("result")
-    if not isinstance(result, list):
-        raise _bad("query_range.data.result is not a list")
+        raise shape.bad(f"query_range.data.resultType is {str(data.get('resultType'))[:20]!r}, not 'matrix'")
     series = []
-    for i, raw in enumerate(result):
-        where = f"query_range.data.result[{i}]"
-        if not isinstance(raw, dict):
-            raise _bad(f"{where} is not an object")
-        values = raw.get("values")
-        if not isinstance(values, list):
-            raise _bad(f"{where}.values is not a list")
+    for where, raw in shape.objects(data.get("result"), "query_range.data.result"):
         points = []
-        for j, pair in enumerate(values):
+        for j, pair in enumerate(shape.array(raw.get("values"), f"{where}.values")):
             if not isinstance(pair, list) or len(pair) != 2:
-                raise _bad(f"{where}.values[{j}] is not a [timestamp, value] pair")
+                raise shape.bad(f"{where}.values[{j}] is not a [timestamp, value] pair")
             rate = _rate(pair[1], f"{where}.values[{j}]")
             if rate is not None:
                 points.append((_timestamp(pair[0], f"{where}.values[{j}]"), rate))

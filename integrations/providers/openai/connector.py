@@ -26,7 +26,6 @@ from integrations.providers.base import (
     PermissionDenied,
     Provider,
     ProviderError,
-    ProviderResponseError,
     ScopeError,
     Stream,
     UsageSample,
@@ -40,7 +39,7 @@ from integrations.providers.openai.schema import (
     DAY,
     HOUR,
     USAGE_KINDS,
-    Page,
+    ProjectList,
     UsageKind,
     completions_samples,
     cost_samples,
@@ -50,6 +49,7 @@ from integrations.providers.openai.schema import (
     parse_kind_page,
     parse_project_list,
 )
+from integrations.providers.toolkit import BucketPage, base_url_field, bearer_headers, bucket_pages, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -108,13 +108,7 @@ class OpenAIProvider(Provider):
         ),
     )
     setting_fields = (
-        FormField(
-            "base_url",
-            "API base URL",
-            help_text="Leave empty for https://api.openai.com/v1. Change only for a proxy or the sandbox.",
-            required=False,
-            default="https://api.openai.com/v1",
-        ),
+        base_url_field("https://api.openai.com/v1"),
         FormField(
             "project_ids",
             "Only these projects",
@@ -170,24 +164,25 @@ class OpenAIProvider(Provider):
         )
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         configured = self._project_ids(settings)  # a malformed filter fails before any call
-        organization, projects, after = "", [], None
-        for _ in range(MAX_PAGES):
+        organization, projects = "", []
+
+        def project_page(after: str | None) -> tuple[requests.Response, ProjectList]:
             params: dict[str, Any] = {"limit": self.projects_page_size, "include_archived": "true"}
             if after:
                 params["after"] = after
             response = http.request(
                 "GET", f"{base}/organization/projects", headers=headers, params=params, classify=classify_error
             )
+            return response, http.parse_json(response, parse_project_list)
+
+        for response, page in paginate(
+            project_page, lambda rp: (rp[1].last_id or "") if rp[1].has_more else None, source="OpenAI",
+            max_pages=MAX_PAGES, repeated="OpenAI's project list said has_more without a usable last_id.",
+        ):  # fmt: skip
             organization = organization or response.headers.get(ORGANIZATION_HEADER, "")
-            page = http.parse_json(response, parse_project_list)
             projects.extend(page.projects)
-            if not page.has_more:
-                break
-            if not page.last_id or page.last_id == after:
-                raise ProviderResponseError("OpenAI's project list said has_more without a usable last_id.")
-            after = page.last_id
         # Listing projects needs a different scope than usage: probe the usage API itself so
         # "Test connection" fails now, with the scope error, rather than at the first sync.
         probe_start = align_down(datetime.now(UTC), HOUR) - HOUR
@@ -217,7 +212,7 @@ class OpenAIProvider(Provider):
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         filters: dict[str, Any] = {}
         scope: dict[str, list[str]] = {}
         if project_ids := self._project_ids(settings):
@@ -279,7 +274,7 @@ class OpenAIProvider(Provider):
         window: Window,
         width: timedelta,
         params: dict[str, Any],
-        parse: Callable[[Any], Page[Any]],
+        parse: Callable[[Any], BucketPage[Any]],
         to_samples: Callable[..., list[UsageSample]],
         stream: str,
         scope: dict[str, list[str]],
@@ -289,43 +284,24 @@ class OpenAIProvider(Provider):
         # start_time, and an unaligned bucket key would be stored beside the aligned one.
         start, end = align_down(window.start, width), align_up(window.end, width)
         params = {**params, "start_time": int(start.timestamp()), "end_time": int(end.timestamp())}
-        cursor: str | None = None
-        seen: set[str] = set()
         accounts: set[str] = set()
-        for _ in range(MAX_PAGES):
-            response = http.request(
-                "GET",
-                url,
-                headers=headers,
-                params={**params, "page": cursor} if cursor else params,
-                classify=classify_error,
-            )
+
+        def request(cursor: str | None) -> requests.Response:
+            page_params = {**params, "page": cursor} if cursor else params
+            return http.request("GET", url, headers=headers, params=page_params, classify=classify_error)
+
+        for response, page in bucket_pages(http, request, parse, source="OpenAI", max_pages=MAX_PAGES, request_id=_rid):
             account = response.headers.get(ORGANIZATION_HEADER, "")
             accounts.add(account)
-            page = http.parse_json(response, parse)
             for bucket in page.buckets:
                 if align_down(bucket.start, width) < window.end:
                     yield from in_stream(to_samples(bucket, account=account, width=width), stream)
-            if not page.has_more:
-                # The last page is in: every bucket from `start` up to the window's end was read.
-                self.answer(answered, stream, Window(start, window.end), account=accounts, **scope)
-                return
-            if not page.next_page or page.next_page in seen:
-                raise ProviderResponseError(
-                    "OpenAI said has_more but gave no new next_page cursor.", request_id=_rid(response)
-                )
-            seen.add(page.next_page)
-            cursor = page.next_page
-        raise ProviderResponseError(f"OpenAI kept paginating past {MAX_PAGES} pages.")
+        # The last page is in: every bucket from `start` up to the window's end was read.
+        self.answer(answered, stream, Window(start, window.end), account=accounts, **scope)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("The OpenAI Admin API key is missing.", hint=CREATE_ADMIN_KEY)
-        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        return bearer_headers(credential, "api_key", missing="The OpenAI Admin API key is missing.", hint=CREATE_ADMIN_KEY)
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")
 
     def _project_ids(self, settings: Mapping[str, str]) -> list[str]:
         ids = [p.strip() for p in (settings.get("project_ids") or "").split(",") if p.strip()]

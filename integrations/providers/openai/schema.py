@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from typing import Any, Generic, TypeVar
+from decimal import Decimal
+from typing import Any
 
 from integrations.providers.base import (
-    ProviderResponseError,
     UsageSample,
     align_down,
 )
+from integrations.providers.toolkit import Bucket, BucketPage, Shape, bucket_page
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -35,7 +35,7 @@ REQUIRED_USAGE_FIELDS = ("input_tokens", "output_tokens", "num_model_requests")
 # A cost line item is "<model>, <kind>" when the part before the comma looks like a model id.
 _MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/\-]*$")
 
-R = TypeVar("R")
+shape = Shape("OpenAI")
 
 
 @dataclass(frozen=True)
@@ -102,20 +102,6 @@ USAGE_KINDS: tuple[UsageKind, ...] = (
 
 
 @dataclass(frozen=True)
-class Bucket(Generic[R]):
-    start: datetime
-    end: datetime
-    results: tuple[R, ...]
-
-
-@dataclass(frozen=True)
-class Page(Generic[R]):
-    buckets: tuple[Bucket[R], ...]
-    has_more: bool
-    next_page: str | None
-
-
-@dataclass(frozen=True)
 class Project:
     id: str
     name: str
@@ -130,77 +116,23 @@ class ProjectList:
 
 
 # ---------------------------------------------------------------- validation helpers
-def _bad(what: str) -> ProviderResponseError:
-    return ProviderResponseError(f"OpenAI returned an unexpected response: {what}.")
-
-
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _bad(f"{what} is not an object")
-    return value
-
-
-def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _bad(f"{what} is not a list")
-    return value
-
-
-def _int(obj: dict[str, Any], key: str, what: str) -> int:
-    value = obj.get(key)
-    # bool is an int in Python; a true/false token count is a broken response, not 1/0.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(f"{what}.{key} is missing or not an integer")
-    return value
-
-
-def _opt_str(obj: dict[str, Any], key: str, what: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _bad(f"{what}.{key} is not a string")
-    return value or None
-
-
-def _page(body: Any, parse_result: Any, what: str) -> Page[Any]:
-    body = _dict(body, what)
-    data = _list(body.get("data"), f"{what}.data")
-    has_more = body.get("has_more", False)
-    if not isinstance(has_more, bool):
-        raise _bad(f"{what}.has_more is not a boolean")
-    next_page = body.get("next_page")
-    if next_page is not None and not isinstance(next_page, str):
-        raise _bad(f"{what}.next_page is not a string")
-    buckets = []
-    for i, raw in enumerate(data):
-        where = f"{what}.data[{i}]"
-        bucket = _dict(raw, where)
-        start, end = _int(bucket, "start_time", where), _int(bucket, "end_time", where)
-        results = _list(bucket.get("results"), f"{where}.results")
-        buckets.append(
-            Bucket(
-                start=datetime.fromtimestamp(start, UTC),
-                end=datetime.fromtimestamp(end, UTC),
-                results=tuple(
-                    parse_result(_dict(r, f"{where}.results[{j}]"), f"{where}.results[{j}]")
-                    for j, r in enumerate(results)
-                ),
-            )
-        )
-    return Page(tuple(buckets), has_more, next_page or None)
+def _span(bucket: dict[str, Any], where: str) -> tuple[datetime, datetime]:
+    start, end = shape.integer(bucket, "start_time", where), shape.integer(bucket, "end_time", where)
+    return datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
 
 
 # ---------------------------------------------------------------- parsers
 def _completions_result(obj: dict[str, Any], where: str) -> CompletionsResult:
-    tokens = {key: _int(obj, key, where) for key in REQUIRED_USAGE_FIELDS}
+    tokens = {key: shape.integer(obj, key, where) for key in REQUIRED_USAGE_FIELDS}
     for key, _metric in USAGE_METRICS:
         if key not in tokens and obj.get(key) is not None:  # optional fields: absent or null is fine
-            tokens[key] = _int(obj, key, where)
+            tokens[key] = shape.integer(obj, key, where)
     batch = obj.get("batch")
     if batch is not None and not isinstance(batch, bool):
-        raise _bad(f"{where}.batch is not a boolean")
+        raise shape.bad(f"{where}.batch is not a boolean")
     return CompletionsResult(
-        _opt_str(obj, "project_id", where), _opt_str(obj, "model", where), tokens,
-        service_tier=_opt_str(obj, "service_tier", where), batch=batch,
+        shape.opt_str(obj, "project_id", where), shape.opt_str(obj, "model", where), tokens,
+        service_tier=shape.opt_str(obj, "service_tier", where), batch=batch,
     )  # fmt: skip
 
 
@@ -209,9 +141,9 @@ def _kind_result(kind: UsageKind) -> Any:
         quantities: dict[str, int] = {}
         for key, metric in kind.metrics:
             if key in kind.required or obj.get(key) is not None:
-                quantities[metric] = quantities.get(metric, 0) + _int(obj, key, where)
+                quantities[metric] = quantities.get(metric, 0) + shape.integer(obj, key, where)
         return KindResult(
-            _opt_str(obj, "project_id", where), _opt_str(obj, "model", where), _opt_str(obj, "source", where), quantities
+            shape.opt_str(obj, "project_id", where), shape.opt_str(obj, "model", where), shape.opt_str(obj, "source", where), quantities
         )
 
     return parse
@@ -220,73 +152,45 @@ def _kind_result(kind: UsageKind) -> Any:
 def parse_kind_page(kind: UsageKind) -> Any:
     parse = _kind_result(kind)
 
-    def parse_page(body: Any) -> Page[KindResult]:
-        return _page(body, parse, f"{kind.name} usage page")
+    def parse_page(body: Any) -> BucketPage[KindResult]:
+        return bucket_page(shape, body, f"{kind.name} usage page", _span, parse)
 
     return parse_page
 
 
-def _opt_decimal(obj: dict[str, Any], key: str, where: str) -> Decimal | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _bad(f"{where}.{key} is not a number")
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise _bad(f"{where}.{key} is not a number") from None
-    if not number.is_finite():
-        raise _bad(f"{where}.{key} is not a finite number")
-    return number
-
-
 def _cost_result(obj: dict[str, Any], where: str) -> CostResult:
-    amount = _dict(obj.get("amount"), f"{where}.amount")
-    value = amount.get("value")
+    amount = shape.obj(obj.get("amount"), f"{where}.amount")
     # The spec says number; the live API has been seen sending a string. Accept both, never bool.
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _bad(f"{where}.amount.value is not a number")
-    try:
-        quantity = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise _bad(f"{where}.amount.value is not a number") from None
-    if not quantity.is_finite():
-        raise _bad(f"{where}.amount.value is not a finite number")
+    quantity = shape.number(amount.get("value"), f"{where}.amount.value")
     currency = amount.get("currency")
     if not isinstance(currency, str) or not currency.strip():
-        raise _bad(f"{where}.amount.currency is missing")
-    billed, billed_unit = _opt_decimal(obj, "quantity", where), _opt_str(obj, "quantity_unit", where)
+        raise shape.bad(f"{where}.amount.currency is missing")
+    billed, billed_unit = shape.opt_number(obj, "quantity", where), shape.opt_str(obj, "quantity_unit", where)
     return CostResult(
-        quantity, currency.strip().upper(), _opt_str(obj, "line_item", where), _opt_str(obj, "project_id", where),
-        api_key_id=_opt_str(obj, "api_key_id", where),
+        quantity, currency.strip().upper(), shape.opt_str(obj, "line_item", where), shape.opt_str(obj, "project_id", where),
+        api_key_id=shape.opt_str(obj, "api_key_id", where),
         # A quantity means something only with its unit: without one it is left out.
         quantity=billed if billed_unit else None, quantity_unit=billed_unit if billed is not None else None,
     )  # fmt: skip
 
 
-def parse_completions_page(body: Any) -> Page[CompletionsResult]:
-    return _page(body, _completions_result, "usage page")
+def parse_completions_page(body: Any) -> BucketPage[CompletionsResult]:
+    return bucket_page(shape, body, "usage page", _span, _completions_result)
 
 
-def parse_costs_page(body: Any) -> Page[CostResult]:
-    return _page(body, _cost_result, "costs page")
+def parse_costs_page(body: Any) -> BucketPage[CostResult]:
+    return bucket_page(shape, body, "costs page", _span, _cost_result)
 
 
 def parse_project_list(body: Any) -> ProjectList:
-    body = _dict(body, "project list")
+    body = shape.obj(body, "project list")
     projects = []
-    for i, raw in enumerate(_list(body.get("data"), "project list.data")):
-        where = f"project list.data[{i}]"
-        obj = _dict(raw, where)
-        project_id = _opt_str(obj, "id", where)
+    for where, obj in shape.objects(body.get("data"), "project list.data"):
+        project_id = shape.opt_str(obj, "id", where)
         if not project_id:
-            raise _bad(f"{where}.id is missing")
-        projects.append(Project(project_id, _opt_str(obj, "name", where) or "", _opt_str(obj, "status", where) or ""))
-    has_more = body.get("has_more", False)
-    if not isinstance(has_more, bool):
-        raise _bad("project list.has_more is not a boolean")
-    return ProjectList(tuple(projects), has_more, _opt_str(body, "last_id", "project list"))
+            raise shape.bad(f"{where}.id is missing")
+        projects.append(Project(project_id, shape.opt_str(obj, "name", where) or "", shape.opt_str(obj, "status", where) or ""))
+    return ProjectList(tuple(projects), shape.flag(body, "has_more", "project list"), shape.opt_str(body, "last_id", "project list"))
 
 
 # ---------------------------------------------------------------- mapping

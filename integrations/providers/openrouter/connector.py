@@ -39,6 +39,7 @@ from integrations.providers.openrouter.schema import (
     parse_credits,
     parse_key,
 )
+from integrations.providers.toolkit import base_url_field, bearer_headers
 
 if TYPE_CHECKING:
     import requests
@@ -143,15 +144,7 @@ class OpenRouterProvider(Provider):
             placeholder="sk-or-v1-…",
         ),
     )
-    setting_fields = (
-        FormField(
-            "base_url",
-            "API base URL",
-            help_text="Leave empty for https://openrouter.ai/api/v1. Change only for a proxy or the sandbox.",
-            required=False,
-            default="https://openrouter.ai/api/v1",
-        ),
-    )
+    setting_fields = (base_url_field("https://openrouter.ai/api/v1"),)
     # A day appears only once it has ended (UTC); the hour keeps a sync just after midnight
     # from asking for a day OpenRouter's clock may not have closed yet.
     reporting_delay = timedelta(hours=1)
@@ -183,7 +176,7 @@ class OpenRouterProvider(Provider):
         # Management and inference keys share the prefix: verify asks /key which kind it is.
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         key = http.parse_json(self._get(http, f"{base}/key", headers), parse_key, request_id_of=_request_id)
         if key.is_management_key is False:
             raise PermissionDenied(NOT_MANAGEMENT, hint=CREATE_MANAGEMENT_KEY)
@@ -224,7 +217,7 @@ class OpenRouterProvider(Provider):
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         first, last = self._history()
         day = window.start.astimezone(UTC).date()
         # Whole UTC days touched by the window, so keys never depend on an unaligned start;
@@ -280,11 +273,6 @@ class OpenRouterProvider(Provider):
         return today - timedelta(days=HISTORY_DAYS), today - timedelta(days=1)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("The OpenRouter management key is missing.", hint=CREATE_MANAGEMENT_KEY)
-        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        return bearer_headers(credential, "api_key", missing="The OpenRouter management key is missing.", hint=CREATE_MANAGEMENT_KEY)
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")
 

@@ -11,10 +11,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from integrations.providers.base import ProviderResponseError, UsageSample
+from integrations.providers.base import UsageSample
+from integrations.providers.toolkit import Shape
 
 DAY = timedelta(days=1)
 MAX_DIMENSION_LENGTH = 200  # the usage store's column width
@@ -55,61 +56,40 @@ class Credits:
 
 
 # ---------------------------------------------------------------- validation helpers
-def _bad(what: str) -> ProviderResponseError:
-    return ProviderResponseError(f"OpenRouter returned an unexpected response: {what}.")
+shape = Shape("OpenRouter")
 
 
 def _data(body: Any, what: str) -> Any:
     if not isinstance(body, dict) or "data" not in body:
-        raise _bad(f"{what} has no data")
+        raise shape.bad(f"{what} has no data")
     return body["data"]
 
 
-def _opt_number(obj: dict[str, Any], key: str, where: str) -> Decimal | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    # bool is an int in Python; a true/false amount is a broken response, not 1/0.
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _bad(f"{where}.{key} is not a number")
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise _bad(f"{where}.{key} is not a number") from None
-    if not number.is_finite():
-        raise _bad(f"{where}.{key} is not a finite number")
-    return number
-
-
 def _number(obj: dict[str, Any], key: str, where: str) -> Decimal:
-    number = _opt_number(obj, key, where)
+    number = shape.opt_number(obj, key, where)
     if number is None:
-        raise _bad(f"{where}.{key} is missing")
+        raise shape.bad(f"{where}.{key} is missing")
     return number
 
 
 def _opt_count(obj: dict[str, Any], key: str, where: str) -> int | None:
-    number = _opt_number(obj, key, where)
+    number = shape.opt_number(obj, key, where)
     if number is not None and (number != number.to_integral_value() or number < 0):
-        raise _bad(f"{where}.{key} is not a whole, non-negative count")
+        raise shape.bad(f"{where}.{key} is not a whole, non-negative count")
     return None if number is None else int(number)
 
 
 def _count(obj: dict[str, Any], key: str, where: str) -> int:
     count = _opt_count(obj, key, where)
     if count is None:
-        raise _bad(f"{where}.{key} is missing")
+        raise shape.bad(f"{where}.{key} is missing")
     return count
 
 
 def _text(obj: dict[str, Any], key: str, where: str) -> str:
-    value = obj.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _bad(f"{where}.{key} is not a string")
+    value = shape.text(obj, key, where, required=False)
     if len(value) > MAX_DIMENSION_LENGTH:
-        raise _bad(f"{where}.{key} is longer than {MAX_DIMENSION_LENGTH} characters")
+        raise shape.bad(f"{where}.{key} is longer than {MAX_DIMENSION_LENGTH} characters")
     return value.strip()
 
 
@@ -117,23 +97,17 @@ def _day(obj: dict[str, Any], where: str) -> date:
     value = obj.get("date")
     # Documented as YYYY-MM-DD; a full timestamp starting with the day is read as that day.
     if not isinstance(value, str) or not _DATE_RE.match(value):
-        raise _bad(f"{where}.date is missing or not a YYYY-MM-DD date")
+        raise shape.bad(f"{where}.date is missing or not a YYYY-MM-DD date")
     try:
         return date.fromisoformat(value[:10])
     except ValueError:
-        raise _bad(f"{where}.date is not a valid date") from None
+        raise shape.bad(f"{where}.date is not a valid date") from None
 
 
 # ---------------------------------------------------------------- parsers
 def parse_activity(body: Any) -> tuple[ActivityItem, ...]:
-    rows = _data(body, "activity")
-    if not isinstance(rows, list):
-        raise _bad("activity.data is not a list")
     items = []
-    for i, raw in enumerate(rows):
-        where = f"activity.data[{i}]"
-        if not isinstance(raw, dict):
-            raise _bad(f"{where} is not an object")
+    for where, raw in shape.objects(_data(body, "activity"), "activity.data"):
         model = _text(raw, "model_permaslug", where) or _text(raw, "model", where)
         items.append(
             ActivityItem(
@@ -146,38 +120,34 @@ def parse_activity(body: Any) -> tuple[ActivityItem, ...]:
                 prompt_tokens=_count(raw, "prompt_tokens", where),
                 completion_tokens=_count(raw, "completion_tokens", where),
                 reasoning_tokens=_opt_count(raw, "reasoning_tokens", where),
-                byok_usage_inference=_opt_number(raw, "byok_usage_inference", where),
+                byok_usage_inference=shape.opt_number(raw, "byok_usage_inference", where),
             )
         )
     return tuple(items)
 
 
 def parse_key(body: Any) -> KeyInfo:
-    data = _data(body, "key")
-    if not isinstance(data, dict):
-        raise _bad("key.data is not an object")
+    data = shape.obj(_data(body, "key"), "key.data")
     flag = data.get("is_management_key")
     if flag is None:  # older responses only carry the former name, "provisioning key"
         flag = data.get("is_provisioning_key")
     if flag is not None and not isinstance(flag, bool):
-        raise _bad("key.data.is_management_key is not a boolean")
+        raise shape.bad("key.data.is_management_key is not a boolean")
     return KeyInfo(
         label=_text(data, "label", "key.data"),
         is_management_key=flag,
-        limit=_opt_number(data, "limit", "key.data"),
-        limit_remaining=_opt_number(data, "limit_remaining", "key.data"),
+        limit=shape.opt_number(data, "limit", "key.data"),
+        limit_remaining=shape.opt_number(data, "limit_remaining", "key.data"),
         limit_reset=_text(data, "limit_reset", "key.data"),
-        usage=_opt_number(data, "usage", "key.data"),
-        usage_daily=_opt_number(data, "usage_daily", "key.data"),
-        usage_monthly=_opt_number(data, "usage_monthly", "key.data"),
+        usage=shape.opt_number(data, "usage", "key.data"),
+        usage_daily=shape.opt_number(data, "usage_daily", "key.data"),
+        usage_monthly=shape.opt_number(data, "usage_monthly", "key.data"),
         creator_user_id=_text(data, "creator_user_id", "key.data"),
     )
 
 
 def parse_credits(body: Any) -> Credits:
-    data = _data(body, "credits")
-    if not isinstance(data, dict):
-        raise _bad("credits.data is not an object")
+    data = shape.obj(_data(body, "credits"), "credits.data")
     return Credits(_number(data, "total_credits", "credits.data"), _number(data, "total_usage", "credits.data"))
 
 

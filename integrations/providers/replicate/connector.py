@@ -39,11 +39,13 @@ from integrations.providers.base import (
 from integrations.providers.replicate.schema import (
     HOUR,
     Prediction,
+    PredictionPage,
     iso,
     parse_account,
     parse_prediction_page,
     usage_samples,
 )
+from integrations.providers.toolkit import base_url_field, bearer_headers, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -161,15 +163,7 @@ class ReplicateProvider(Provider):
             placeholder="r8_…",
         ),
     )
-    setting_fields = (
-        FormField(
-            "base_url",
-            "API base URL",
-            help_text="Leave empty for https://api.replicate.com/v1. Change only for a proxy or the sandbox.",
-            required=False,
-            default="https://api.replicate.com/v1",
-        ),
-    )
+    setting_fields = (base_url_field("https://api.replicate.com/v1"),)
     # Predictions are listed the moment they are created; 15 minutes lets most of those in the
     # newest hour read finish, so its first compute figure is close to final.
     reporting_delay = timedelta(minutes=15)
@@ -211,7 +205,7 @@ class ReplicateProvider(Provider):
         raise ConfigurationError("This does not look like a Replicate API token; they start with r8_.", hint=CREATE_TOKEN)
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         account = self._get(http, f"{base}/account", headers, parse_account)
         # /account works for any valid token; list one hour of predictions too, so a token (or a
         # proxy) that cannot read them fails here rather than at the first sync.
@@ -238,7 +232,7 @@ class ReplicateProvider(Provider):
     ) -> Iterator[UsageSample]:
         if window.end <= window.start:
             return
-        base, headers = self._base_url(settings), self._headers(credential)
+        base, headers = self.base_url(settings), self._headers(credential)
         # Whole hours: a bucket is only ever built from all of its predictions. created_after is
         # inclusive and created_before exclusive, so adjacent windows never share a prediction.
         start, end = align_down(window.start), align_up(window.end)
@@ -256,51 +250,54 @@ class ReplicateProvider(Provider):
     def _predictions(
         self, http: HttpClient, base: str, headers: dict[str, str], start: datetime, end: datetime
     ) -> Iterator[Prediction]:
-        url: str | None = f"{base}/predictions"
-        params: dict[str, str] | None = {"created_after": iso(start), "created_before": iso(end)}
-        seen_urls: set[str] = set()
-        previous_ids: set[str] = set()
-        for _ in range(self.max_pages):
-            assert url is not None
-            page = self._get(http, url, headers, parse_prediction_page, params=params)
-            # A cursor page may repeat the boundary item of the page before it: count it once.
-            ids = {p.id for p in page.results}
-            for prediction in page.results:
-                if start <= prediction.created_at < end and prediction.id not in previous_ids:
-                    yield prediction
-            previous_ids = ids
-            # Newest first: once a page reaches before the window, the rest is older still (this
-            # also ends the walk if a proxy ever dropped the created_after filter).
-            if not page.next or any(p.created_at < start for p in page.results):
-                return
-            self._check_next(page.next, base, seen_urls)
-            seen_urls.add(page.next)
-            url, params = page.next, None  # verbatim: the cursor and filters are in it
-        raise ProviderResponseError(f"Replicate kept paginating past {self.max_pages} pages.")
+        params = {"created_after": iso(start), "created_before": iso(end)}
+        return self._listing(http, base, headers, "/predictions", params, start, end)
 
     def _trainings(
         self, http: HttpClient, base: str, headers: dict[str, str], start: datetime, end: datetime
     ) -> Iterator[Prediction]:
         """Trainings created in [start, end). /trainings takes no date filter: it lists every
         training newest first, so the walk stops at the first page reaching before `start`."""
-        url: str = f"{base}/trainings"
-        seen_urls: set[str] = set()
+        return self._listing(http, base, headers, "/trainings", None, start, end)
+
+    def _listing(
+        self,
+        http: HttpClient,
+        base: str,
+        headers: dict[str, str],
+        path: str,
+        params: dict[str, str] | None,
+        start: datetime,
+        end: datetime,
+    ) -> Iterator[Prediction]:
+        """The items of a listing created in [start, end), read newest first."""
+
+        def get(next_url: str | None) -> PredictionPage:
+            if next_url is None:
+                return self._get(http, f"{base}{path}", headers, parse_prediction_page, params=params)
+            return self._get(http, next_url, headers, parse_prediction_page)  # verbatim: the cursor and filters are in it
+
+        def next_of(page: PredictionPage) -> str | None:
+            # Newest first: once a page reaches before the window, the rest is older still (this
+            # also ends the walk if a proxy ever dropped the created_after filter).
+            if not page.next or any(p.created_at < start for p in page.results):
+                return None
+            self._check_host(page.next, base)
+            return page.next
+
         previous_ids: set[str] = set()
-        for _ in range(self.max_pages):
-            page = self._get(http, url, headers, parse_prediction_page)
-            for training in page.results:
-                if start <= training.created_at < end and training.id not in previous_ids:
-                    yield training
-            previous_ids = {t.id for t in page.results}
-            if not page.next or any(t.created_at < start for t in page.results):
-                return
-            self._check_next(page.next, base, seen_urls)
-            seen_urls.add(page.next)
-            url = page.next
-        raise ProviderResponseError(f"Replicate kept paginating past {self.max_pages} pages.")
+        for page in paginate(
+            get, next_of, source="Replicate", max_pages=self.max_pages,
+            repeated="Replicate returned the same next page twice; stopped to avoid a loop.",
+        ):  # fmt: skip
+            # A cursor page may repeat the boundary item of the page before it: count it once.
+            for item in page.results:
+                if start <= item.created_at < end and item.id not in previous_ids:
+                    yield item
+            previous_ids = {p.id for p in page.results}
 
     @staticmethod
-    def _check_next(next_url: str, base: str, seen: set[str]) -> None:
+    def _check_host(next_url: str, base: str) -> None:
         # The token goes with every request: never send it to a host other than the configured one.
         got, want = urlsplit(next_url), urlsplit(base)
         if (got.scheme, got.netloc.lower()) != (want.scheme, want.netloc.lower()):
@@ -308,8 +305,6 @@ class ReplicateProvider(Provider):
                 f"Replicate's next page points to another host ({got.hostname or 'none'}); it was not followed.",
                 hint="If a proxy is configured as the base URL, it must rewrite the `next` links to itself.",
             )
-        if next_url in seen:
-            raise ProviderResponseError("Replicate returned the same next page twice; stopped to avoid a loop.")
 
     def _get(
         self,
@@ -321,18 +316,8 @@ class ReplicateProvider(Provider):
     ) -> Any:
         classify = functools.partial(classify_error, redact=http.redact)
         response = http.request("GET", url, headers=headers, params=params, classify=classify)
-        try:
-            return parse(http.decode_json(response))
-        except ProviderResponseError as error:
-            error.http_status = error.http_status or response.status_code
-            error.request_id = error.request_id or request_id(response)
-            raise
+        return http.parse_json(response, parse, request_id_of=request_id)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        token = (credential.get("api_token") or "").strip()
-        if not token:
-            raise ConfigurationError("The Replicate API token is missing.", hint=CREATE_TOKEN)
-        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        return bearer_headers(credential, "api_token", missing="The Replicate API token is missing.", hint=CREATE_TOKEN)
 
-    def _base_url(self, settings: Mapping[str, str]) -> str:
-        return self.setting(settings, "base_url").rstrip("/")

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from integrations.providers.base import (
-    ProviderResponseError,
     UsageSample,
     align_down,
 )
+from integrations.providers.toolkit import Shape
 
 HOUR = timedelta(hours=1)
 # Replicate re-lists these until they finish; any other status is treated as final, so a status
@@ -58,50 +58,27 @@ class Account:
 
 
 # ---------------------------------------------------------------- validation helpers
-def _bad(what: str) -> ProviderResponseError:
-    return ProviderResponseError(f"Replicate returned an unexpected response: {what}.")
-
-
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _bad(f"{what} is not an object")
-    return value
+shape = Shape("Replicate")
 
 
 def _str(obj: dict[str, Any], key: str, what: str, *, required: bool = False) -> str:
-    value = obj.get(key)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise _bad(f"{what}.{key} is {'missing or ' if required else ''}not a string")
-    return value.strip()
+    return shape.text(obj, key, what, required=required, strip=True)
 
 
 def parse_time(value: Any, what: str) -> datetime:
     """ISO 8601 as Replicate writes it ("2023-09-08T16:19:34.907244Z"); naive means UTC."""
     if not isinstance(value, str):
-        raise _bad(f"{what} is missing or not a date-time")
+        raise shape.bad(f"{what} is missing or not a date-time")
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise _bad(f"{what} is not an ISO 8601 date-time") from None
+        raise shape.bad(f"{what} is not an ISO 8601 date-time") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _seconds(metrics: dict[str, Any], what: str) -> Decimal | None:
-    value = metrics.get("predict_time")
-    if value is None:
-        return None
     # A number in every example; a numeric string is accepted too, a bool never.
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _bad(f"{what}.predict_time is not a number")
-    try:
-        seconds = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise _bad(f"{what}.predict_time is not a number") from None
-    if not seconds.is_finite() or seconds < 0:
-        raise _bad(f"{what}.predict_time is not a non-negative number")
-    return seconds
+    return shape.opt_number(metrics, "predict_time", what, non_negative=True)
 
 
 # metrics key -> our metric: the counts official models billed per token report.
@@ -114,7 +91,7 @@ def _token_count(metrics: dict[str, Any], key: str, what: str) -> int | None:
         return None
     # A whole number; 12.0 is accepted as 12, a bool or a fraction never.
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != int(value):
-        raise _bad(f"{what}.{key} is not a whole, non-negative number")
+        raise shape.bad(f"{what}.{key} is not a whole, non-negative number")
     return int(value)
 
 
@@ -127,7 +104,7 @@ def _prediction(obj: dict[str, Any], where: str) -> Prediction:
         model = "" if version == "hidden" else version
     metrics = obj.get("metrics")
     if metrics is not None:
-        metrics = _dict(metrics, f"{where}.metrics")
+        metrics = shape.obj(metrics, f"{where}.metrics")
     return Prediction(
         id=_str(obj, "id", where, required=True),
         created_at=parse_time(obj.get("created_at"), f"{where}.created_at"),
@@ -141,22 +118,15 @@ def _prediction(obj: dict[str, Any], where: str) -> Prediction:
 
 
 def parse_prediction_page(body: Any) -> PredictionPage:
-    body = _dict(body, "prediction list")
-    results = body.get("results")
-    if not isinstance(results, list):
-        raise _bad("prediction list.results is not a list")
-    next_url = body.get("next")
-    if next_url is not None and not isinstance(next_url, str):
-        raise _bad("prediction list.next is not a string")
-    predictions = tuple(
-        _prediction(_dict(raw, f"prediction list.results[{i}]"), f"prediction list.results[{i}]")
-        for i, raw in enumerate(results)
-    )
+    body = shape.obj(body, "prediction list")
+    results = shape.objects(body.get("results"), "prediction list.results")
+    next_url = shape.opt_str(body, "next", "prediction list")
+    predictions = tuple(_prediction(obj, where) for where, obj in results)
     return PredictionPage(predictions, (next_url or "").strip() or None)
 
 
 def parse_account(body: Any) -> Account:
-    body = _dict(body, "account")
+    body = shape.obj(body, "account")
     return Account(
         username=_str(body, "username", "account", required=True),
         name=_str(body, "name", "account"),
