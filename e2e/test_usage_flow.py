@@ -7,7 +7,7 @@ Acme wants spend per product, not one bucket per vendor, so Ada deletes that cat
 the rows are re-attributed in the background and show up as "Unattributed usage", grouped.
 She turns the "Customer chatbot" project's group into a rule for a new application,
 "Support Bot"; the group leaves the unattributed list and the usage explorer shows the
-application. Finally she downloads the CSV and finds the design.md columns, with "Support Bot"
+application. Finally she downloads the CSV and finds the docs/architecture.md columns, with "Support Bot"
 on exactly the chatbot project's rows.
 
 The test creates only the workspace and its admin; everything after that happens through the
@@ -47,7 +47,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 USERNAME = "ada"
 PASSWORD = "e2e-correct-horse-battery"
-# The export contract of design.md ("Management commands"), spelled out rather than imported,
+# The export contract of docs/architecture.md ("Management commands"), spelled out rather than imported,
 # so a change to the exporter cannot silently change what this test expects.
 CSV_COLUMNS = [
     "provider", "integration", "bucket_start", "bucket_end", "account", "project", "region", "model",
@@ -211,7 +211,7 @@ def create_rule_from_unattributed_group(page: Page, integration: Integration, sc
 
 
 def explore_and_download_csv(page: Page, integration: Integration, all_input_tokens: int, screenshot: Screenshot) -> None:
-    """The explorer, filtered to the new application, and its rows as the design.md CSV."""
+    """The explorer, filtered to the new application, and its rows as the docs/architecture.md CSV."""
     run = integration.sync_runs.get()
     input_tokens = _true_input_tokens(run.window_start, run.window_end, project=CHATBOT.id)
     assert 0 < input_tokens < all_input_tokens

@@ -84,7 +84,7 @@ def date_input_attrs(*, years: int = YEARS_AHEAD) -> dict[str, str]:
 
 # ------------------------------------------------------------------ date presets
 # The explorer's windows, in the workspace's calendar (`today` is its local day). "This month"
-# and "this quarter" run to today, as month to date does (design.md, Definitions).
+# and "this quarter" run to today, as month to date does (docs/architecture.md, Definitions).
 PRESETS = {
     "this_month": "This month",
     "last_month": "Last month",

@@ -26,7 +26,7 @@ DIMENSIONS: tuple[str, ...] = (
     "inference_geo",
     "speed",
 )
-# The dimension columns of design.md's CSV, in its order (between bucket_end and metric);
+# The dimension columns of docs/architecture.md's CSV, in its order (between bucket_end and metric);
 # dimensions added later are appended at the END of the export, after the earlier additions.
 CSV_DIMENSIONS: tuple[str, ...] = DIMENSIONS[:9]
 ADDED_DIMENSIONS: tuple[str, ...] = DIMENSIONS[9:]

@@ -1,4 +1,4 @@
-"""CSV export of normalized usage (the design.md columns), shared by `export_usage` and the page.
+"""CSV export of normalized usage (the docs/architecture.md columns), shared by `export_usage` and the page.
 
 Rows are streamed from the database with `.values_list(...).iterator(chunk_size=…)`: no model
 instance per row and no list of all rows, so memory stays flat however many records a workspace
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from accounts.models import Workspace
 
-# The stable column order of design.md ("Management commands"); scripts rely on it.
+# The stable column order of docs/architecture.md ("Management commands"); scripts rely on it.
 CSV_COLUMNS: tuple[str, ...] = (
     "provider",
     "integration",
@@ -35,7 +35,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "unit",
     "application",
     "license",
-    # Appended columns (design.md: added columns go at the end only).
+    # Appended columns (docs/architecture.md: added columns go at the end only).
     "provenance",  # reported | derived | imported | estimated
     "integration_name",  # the integration's name as it is now (the `integration` column is its id)
     *ADDED_DIMENSIONS,  # service_tier, batch, context_window, inference_geo, speed (docs/dimensions.md)

@@ -1,4 +1,4 @@
-"""CSV formula injection: every CSV Doow writes (page downloads and `export_usage`, design.md and
+"""CSV formula injection: every CSV Doow writes (page downloads and `export_usage`, docs/architecture.md and
 FOCUS layouts) prefixes a text cell that would start a spreadsheet formula with a quote, leaves
 numbers alone (a credit stays -1.5), and our importer takes its own export back unchanged."""
 from __future__ import annotations

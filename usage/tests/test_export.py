@@ -1,4 +1,4 @@
-"""export_usage --format csv: the design.md columns, their order and formats, attribution
+"""export_usage --format csv: the docs/architecture.md columns, their order and formats, attribution
 labels, tenant scoping, day bounds, and streaming."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from usage import rollups
 from usage.export import CSV_COLUMNS, format_quantity, license_label, usage_csv_rows, usage_export_queryset
 from usage.models import Application, License, UsageRecord
 
-# design.md, "Management commands", spelled out so a change to the exporter cannot silently
+# docs/architecture.md, "Management commands", spelled out so a change to the exporter cannot silently
 # change the contract.
 EXPECTED_HEADER = [
     "provider",

@@ -56,7 +56,7 @@ SPLITS = {
     NO_SPLIT: "Nothing — one total",
 }
 PERIOD_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
-# The chart shows spend (design.md's Spend: reported cost, else the estimate) unless a metric is
+# The chart shows spend (docs/architecture.md's Spend: reported cost, else the estimate) unless a metric is
 # chosen; without spend in view, the most common volume.
 SPEND = "spend"
 SPEND_LABEL = "Spend"
@@ -423,7 +423,7 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
         totals = sorted(_as_team_totals(totals, teams), key=lambda t: (t.group is None, str(t.group), t.metric, t.unit))
         series_by_metric = {m: _as_team_points(points, teams) for m, points in series_by_metric.items()}
 
-    # Spend (design.md): one read of the money rollups over the previous period and this one.
+    # Spend (docs/architecture.md): one read of the money rollups over the previous period and this one.
     spend_days = queries.daily(workspace, replace(filters, date_from=previous_span[0])) if previous_span else days
     spend_all = spend.spend_rows(spend_days, query_group or None)
     if group == TEAM:

@@ -1,4 +1,4 @@
-"""Download the usage in view as CSV: design.md columns or FOCUS 1.2 (any member; outsiders 404).
+"""Download the usage in view as CSV: docs/architecture.md columns or FOCUS 1.2 (any member; outsiders 404).
 
 GET w/<ws>/usage/export/?format=csv|focus plus the explorer's filters (usage.queries.filtered:
 date_from, date_to, provider, integration, application, license, model, project, region,

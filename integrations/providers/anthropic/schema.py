@@ -184,7 +184,7 @@ def project_of(workspace_id: str | None) -> str:
 
 
 def usage_metrics(result: UsageResult) -> list[tuple[str, str, int]]:
-    """(metric, operation, quantity) of one usage row, by design.md's definitions."""
+    """(metric, operation, quantity) of one usage row, by docs/architecture.md's definitions."""
     cache_write = result.cache_creation_5m + result.cache_creation_1h
     metrics = [
         ("input_tokens", "", result.uncached_input_tokens + result.cache_read_input_tokens + cache_write),

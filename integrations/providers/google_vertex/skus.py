@@ -33,7 +33,7 @@ _MODEL_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")
 _WORDS = re.compile(r"[()]|[^\s()]+")
 MAX_MODEL_WORDS = 6
 
-# Which token metrics a SKU's usage feeds. `input_tokens` includes cached input (design.md), and
+# Which token metrics a SKU's usage feeds. `input_tokens` includes cached input (docs/architecture.md), and
 # Vertex bills cached input on its own SKU, so that SKU feeds both.
 TOKEN_METRICS: dict[str, tuple[str, ...]] = {
     "input": ("input_tokens",),

@@ -1,6 +1,6 @@
 """manage.py export_usage --workspace SLUG [--integration ID] [--since D] [--until D] [--format csv|focus]
 
-Writes the workspace's normalized usage to standard output: `csv` has the design.md columns
+Writes the workspace's normalized usage to standard output: `csv` has the docs/architecture.md columns
 (usage.export.CSV_COLUMNS), `focus` is FOCUS 1.2 (usage.export_focus.FOCUS_HEADER; docs/export.md).
 Both stream from the database, so memory stays flat however many rows are written; on
 PostgreSQL the CSV is PostgreSQL's own `COPY (SELECT …) TO STDOUT`, byte for byte the same.
@@ -24,7 +24,7 @@ WRITERS = {"csv": usage_csv_write, "focus": usage_write_focus}
 
 
 class Command(BaseCommand):
-    help = "Export normalized usage to standard output: design.md CSV or FOCUS 1.2 CSV."
+    help = "Export normalized usage to standard output: docs/architecture.md CSV or FOCUS 1.2 CSV."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workspace", required=True, help="Workspace slug.")
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--since", metavar="YYYY-MM-DD", help="Buckets starting on or after this day (UTC).")
         parser.add_argument("--until", metavar="YYYY-MM-DD", help="Buckets starting on or before the end of this day (UTC).")
         parser.add_argument(
-            "--format", choices=sorted(WRITERS), default="csv", help="csv: design.md columns; focus: FOCUS 1.2 (docs/export.md)."
+            "--format", choices=sorted(WRITERS), default="csv", help="csv: docs/architecture.md columns; focus: FOCUS 1.2 (docs/export.md)."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -62,7 +62,7 @@ def test_other_descriptions_stay_visible_as_the_operation(description: str) -> N
 def test_token_metrics_per_kind() -> None:
     assert parse_sku("Gemini 2.5 Pro Text Input - Predictions").token_metrics == ("input_tokens",)
     assert parse_sku("Gemini 2.5 Pro Text Output - Predictions").token_metrics == ("output_tokens",)
-    # Cached input is part of input_tokens (design.md) and also its own "of which" figure.
+    # Cached input is part of input_tokens (docs/architecture.md) and also its own "of which" figure.
     assert parse_sku("Gemini 2.5 Pro Input Text Caching").token_metrics == ("input_tokens", "cached_input_tokens")
     assert parse_sku("Gemini 3 Flash Text Input Caching Storage").token_metrics == ()
 
