@@ -18,6 +18,7 @@ and uses explicit assertion messages, since pytest only rewrites asserts in test
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from integrations.providers.base import (
     DIMENSIONS,
     Answered,
     CredentialError,
+    NetworkError,
     Provider,
     ProviderError,
     ProviderResponseError,
@@ -169,13 +171,12 @@ def first_busy_hour(truth: Callable[[datetime, datetime], Totals], start: dateti
     raise AssertionError(f"the sandbox has no usage between {start} and {end}")
 
 
-class ProviderContractTests:
-    """Mixin of contract tests; a subclass named Test… fills in the hooks below."""
+class SandboxHooks:
+    """How a provider's tests reach its sandbox: one subclass per provider (in its tests'
+    support module) serves both the contract tests and the failure tests below."""
 
     provider: ClassVar[Provider]
-    slug: ClassVar[str]
     fault_prefix: ClassVar[str]  # sandbox path prefix covering every call the provider makes
-    paginated_prefix: ClassVar[str]  # sandbox path whose pages pagination_window spans
 
     # ------------------------------------------------------------ hooks
     def credential(self, sandbox: Any) -> dict[str, str]:
@@ -190,14 +191,6 @@ class ProviderContractTests:
 
     def pagination_window(self) -> Window:
         """A window needing more than one page of `paginated_prefix`."""
-        raise NotImplementedError
-
-    def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
-        """The sandbox's true totals per (metric,) over `window`, as totals_by(samples) keys them."""
-        raise NotImplementedError
-
-    def recorded_fixture_cases(self) -> Iterable[tuple[str, list[UsageSample], list[UsageSample]]]:
-        """(fixture name, samples parsed from it by the connector's pure functions, expected)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ helpers
@@ -221,11 +214,28 @@ class ProviderContractTests:
         )
         return list(fetched), answered
 
-    def expect_error(self, sandbox: Any, error_type: type[ProviderError], **http_kwargs: Any) -> ProviderError:
+    def expect_error(
+        self, sandbox: Any, error_type: type[ProviderError], *, window: Window | None = None, **http_kwargs: Any
+    ) -> ProviderError:
         with pytest.raises(error_type) as info:
-            self.fetch_all(sandbox, self.small_window(), http=self.make_http(sandbox, **http_kwargs))
+            self.fetch_all(sandbox, window or self.small_window(), http=self.make_http(sandbox, **http_kwargs))
         assert_no_secret(info.value, self.secrets(sandbox))
         return info.value
+
+
+class ProviderContractTests(SandboxHooks):
+    """Mixin of contract tests; a subclass named Test… fills in the hooks below."""
+
+    slug: ClassVar[str]
+    paginated_prefix: ClassVar[str]  # sandbox path whose pages pagination_window spans
+
+    def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
+        """The sandbox's true totals per (metric,) over `window`, as totals_by(samples) keys them."""
+        raise NotImplementedError
+
+    def recorded_fixture_cases(self) -> Iterable[tuple[str, list[UsageSample], list[UsageSample]]]:
+        """(fixture name, samples parsed from it by the connector's pure functions, expected)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------ the contract
     def test_contract_metadata(self) -> None:
@@ -304,3 +314,125 @@ class ProviderContractTests:
         assert identity.summary, "verify must summarise what the credential can see"
         for secret in self.secrets(sandbox):
             assert secret not in repr(identity.as_dict()), "verify leaked a secret"
+
+
+class ProviderFailureTests(SandboxHooks):
+    """How the HTTP failures every provider meets are reported: a mixin for a provider's
+    test_errors.py (a subclass named Test… with the provider's SandboxHooks). Retries are
+    recorded in `self.sleeps` with a back-off of one second, so waits can be asserted.
+
+    Each case may also check the provider's own words: `words` maps a case ("rate_limited",
+    "no_wait", "unavailable", "malformed") to text the error's message must contain, and
+    `hints` the same for its hint; `request_id` is a pattern the provider's request id must match where it sends one."""
+
+    retried_path: ClassVar[str]  # a path every fetch of small_window reads
+    later_page_path: ClassVar[str]  # a path pagination_window reads more than once
+    later_page_after: ClassVar[int] = 1  # requests of later_page_path served before it fails
+    malformed_body: ClassVar[str]  # JSON cut short, in the shape the provider answers with
+    storm_statuses: ClassVar[tuple[int, ...]] = (500,)
+    no_wait_429_body: ClassVar[Any] = None  # a 429 body that names no wait (None: the sandbox's)
+    words: ClassVar[Mapping[str, str]] = {}
+    hints: ClassVar[Mapping[str, str]] = {}  # the same for the error's hint
+    request_id: ClassVar[str | None] = None
+
+    def http(self, sandbox: Any, **kwargs: Any) -> HttpClient:
+        kwargs.setdefault("backoff", 1.0)
+        return self.make_http(sandbox, **kwargs)
+
+    def fails(self, sandbox: Any, error_type: type[ProviderError], case: str = "", **kwargs: Any) -> Any:
+        kwargs.setdefault("backoff", 1.0)
+        error = self.expect_error(sandbox, error_type, **kwargs)
+        if case in self.words:
+            assert self.words[case] in error.message, f"{case}: {error.message!r} lacks {self.words[case]!r}"
+        if case in self.hints:
+            assert self.hints[case] in error.hint, f"{case}: hint {error.hint!r} lacks {self.hints[case]!r}"
+        return error
+
+    def assert_request_id(self, error: ProviderError) -> None:
+        if self.request_id is not None:
+            assert re.search(self.request_id, error.request_id or ""), f"request id {error.request_id!r}"
+
+    # ------------------------------------------------------------ rate limits
+    def test_http_429_with_retry_after_is_retried_then_succeeds(self, sandbox: Any) -> None:
+        expected = self.fetch_all(sandbox, self.small_window(), http=self.http(sandbox))
+        sandbox.reset()
+        sandbox.fault(self.retried_path, 429, times=2, headers={"Retry-After": "1"})
+        assert self.fetch_all(sandbox, self.small_window(), http=self.http(sandbox)) == expected
+        assert self.sleeps == [1.0, 1.0], self.sleeps
+
+    def test_http_429_storm_beyond_the_budget_is_rate_limited(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 429, times=50, headers={"Retry-After": "1"})
+        error = self.fails(sandbox, RateLimited, "rate_limited")
+        assert error.retry_after == 1.0 and error.http_status == 429, (error.retry_after, error.http_status)
+        attempts = HttpClient().max_attempts
+        assert len(sandbox.requests()) == attempts, f"{len(sandbox.requests())} requests"
+        assert self.sleeps == [1.0] * (attempts - 1), self.sleeps
+
+    def test_http_429_asking_for_a_long_wait_is_not_slept_through(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 429, headers={"Retry-After": "600"})
+        error = self.fails(sandbox, RateLimited)
+        assert error.retry_after == 600.0, error.retry_after
+        assert self.sleeps == [] and len(sandbox.requests()) == 1, (self.sleeps, sandbox.requests())
+
+    def test_http_429_without_a_wait_is_left_to_the_engine(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 429, body=self.no_wait_429_body)
+        error = self.fails(sandbox, RateLimited, "no_wait")
+        assert error.retry_after is None, error.retry_after
+        assert self.sleeps == [] and len(sandbox.requests()) == 1, (self.sleeps, sandbox.requests())
+
+    # ------------------------------------------------------------ outages
+    def test_http_500_is_retried_with_backoff_then_succeeds(self, sandbox: Any) -> None:
+        sandbox.fault(self.retried_path, 500, times=2)
+        assert self.fetch_all(sandbox, self.small_window(), http=self.http(sandbox))
+        assert self.sleeps == [1.0, 2.0], self.sleeps
+
+    def test_http_5xx_storm_is_provider_unavailable(self, sandbox: Any) -> None:
+        for status in self.storm_statuses:
+            sandbox.reset()
+            sandbox.fault(self.fault_prefix, status, times=50)
+            error = self.fails(sandbox, ProviderUnavailable, "unavailable")
+            assert error.http_status == status, (status, error.http_status)
+            self.assert_request_id(error)
+
+    def test_http_failure_on_a_later_page_fails_the_fetch(self, sandbox: Any) -> None:
+        sandbox.fault(self.later_page_path, 502, after=self.later_page_after, times=50)
+        self.fails(sandbox, ProviderUnavailable, window=self.pagination_window())
+        assert sandbox.requests(self.later_page_path)[0]["status"] == 200, "the first page should have been served"
+
+    def test_http_timeout_is_a_network_error(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 200, delay=0.5, times=2)
+        error = self.fails(sandbox, NetworkError, timeout=0.15, max_attempts=2)
+        assert "Timed out" in error.message, error.message
+
+    def test_http_one_timeout_is_retried(self, sandbox: Any) -> None:
+        sandbox.fault(self.retried_path, 200, delay=0.5)
+        assert self.fetch_all(sandbox, self.small_window(), http=self.http(sandbox, timeout=0.15))
+        assert self.sleeps == [1.0], self.sleeps
+
+    # ------------------------------------------------------------ unreadable answers
+    def test_http_malformed_json_is_a_response_error(self, sandbox: Any) -> None:
+        sandbox.fault(self.retried_path, 200, body=self.malformed_body)
+        error = self.fails(sandbox, ProviderResponseError, "malformed")
+        assert "not JSON" in error.message, error.message
+        self.assert_request_id(error)
+
+
+class CursorPagingTests(SandboxHooks):
+    """A provider that pages with a cursor must not trust one that is missing or comes back:
+    `has_more` without a cursor, or the same cursor twice, is an unreadable answer, not an
+    endless loop or a silently short read."""
+
+    cursor_path: ClassVar[str]
+
+    def page(self, *, has_more: bool, cursor: str | None) -> Any:
+        """An empty page in the provider's shape saying whether more follow, and after what."""
+        raise NotImplementedError
+
+    def test_paging_more_without_a_cursor_is_a_response_error(self, sandbox: Any) -> None:
+        sandbox.fault(self.cursor_path, 200, body=self.page(has_more=True, cursor=None))
+        self.expect_error(sandbox, ProviderResponseError)
+
+    def test_paging_a_cursor_that_repeats_is_a_response_error(self, sandbox: Any) -> None:
+        sandbox.fault(self.cursor_path, 200, times=5, body=self.page(has_more=True, cursor="page_again"))
+        self.expect_error(sandbox, ProviderResponseError)
+        assert len(sandbox.requests(self.cursor_path)) == 2, f"{len(sandbox.requests(self.cursor_path))} requests"

@@ -11,13 +11,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from integrations.providers.anthropic import provider
 from integrations.providers.anthropic.schema import (
     cost_samples,
     parse_cost_page,
     parse_usage_page,
     usage_samples,
 )
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.testing import SandboxHooks
 from sandbox import anthropic as fake
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -31,6 +33,26 @@ TOKEN_METRICS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "o
 
 def base_url(sandbox: Any) -> str:
     return sandbox.url + fake.PREFIX
+
+
+class AnthropicSandbox(SandboxHooks):
+    """The sandbox's Anthropic organisation, for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = "/anthropic/v1/organizations/"
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": fake.ADMIN_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": base_url(sandbox)}
+
+    def small_window(self) -> Window:
+        return Window(days_ago(2), days_ago(1))
+
+    def pagination_window(self) -> Window:
+        # 9 days of hourly buckets = 216 buckets: two pages at 168 per page.
+        return Window(days_ago(10), days_ago(1))
 
 
 def days_ago(days: int) -> datetime:

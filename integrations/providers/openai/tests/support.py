@@ -9,16 +9,39 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.openai import provider
 from integrations.providers.openai.schema import (
     completions_samples,
     cost_samples,
     parse_completions_page,
     parse_costs_page,
 )
+from integrations.providers.testing import SandboxHooks
 
 FIXTURES = Path(__file__).parent / "fixtures"
+USAGE_PATH = "/openai/v1/organization/usage/completions"
 ORG = "org-recorded"
+
+
+class OpenAISandbox(SandboxHooks):
+    """The sandbox's OpenAI organisation, for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = "/openai/v1/organization/"
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": sandbox.OPENAI_ADMIN_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": sandbox.openai_base_url}
+
+    def small_window(self) -> Window:
+        return Window(days_ago(2), days_ago(1))
+
+    def pagination_window(self) -> Window:
+        # 9 days of hourly buckets = 216 buckets: two pages at 168 per page.
+        return Window(days_ago(10), days_ago(1))
 
 
 def days_ago(days: int) -> datetime:

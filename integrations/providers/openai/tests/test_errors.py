@@ -8,20 +8,16 @@ from integrations.http import HttpClient
 from integrations.providers.base import (
     ConfigurationError,
     CredentialError,
-    NetworkError,
     PermissionDenied,
     ProviderResponseError,
-    ProviderUnavailable,
-    RateLimited,
     ScopeError,
     Window,
 )
 from integrations.providers.openai.connector import ADMIN_KEYS_URL
-from integrations.providers.openai.tests.support import days_ago, load
-from integrations.providers.testing import assert_no_secret
+from integrations.providers.openai.tests.support import USAGE_PATH, OpenAISandbox, days_ago, load
+from integrations.providers.testing import CursorPagingTests, ProviderFailureTests, assert_no_secret
 
 ORG_PATHS = "/openai/v1/organization/"
-USAGE_PATH = "/openai/v1/organization/usage/completions"
 PROJECT_KEY = "sk-proj-sandbox-0123456789abcdefSECRET"
 
 
@@ -106,86 +102,7 @@ def test_verify_detects_a_key_that_lists_projects_but_cannot_read_usage(
 
 
 # ---------------------------------------------------------------- rate limits and outages
-def test_429_with_retry_after_is_retried_then_succeeds(
-    provider, admin_credential, openai_settings, day, sandbox, http, sleeps
-) -> None:
-    expected = run(provider, admin_credential["api_key"], openai_settings, day, http)
-    sandbox.reset()
-    sandbox.fault(USAGE_PATH, 429, times=2, headers={"Retry-After": "1"})
-    assert run(provider, admin_credential["api_key"], openai_settings, day, http) == expected
-    assert sleeps == [1.0, 1.0]
-
-
-def test_429_storm_beyond_the_budget_is_rate_limited(
-    provider, admin_credential, openai_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(ORG_PATHS, 429, times=50, headers={"Retry-After": "1"})
-    error = raises(RateLimited, provider, admin_credential["api_key"], openai_settings, day, http)
-    assert error.retry_after == 1.0 and error.http_status == 429
-    assert len(sandbox.requests()) == http.max_attempts
-    assert sleeps == [1.0] * (http.max_attempts - 1)
-
-
-def test_429_asking_for_a_long_wait_is_not_slept_through(
-    provider, admin_credential, openai_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(ORG_PATHS, 429, headers={"Retry-After": "600"})
-    error = raises(RateLimited, provider, admin_credential["api_key"], openai_settings, day, http)
-    assert error.retry_after == 600.0
-    assert sleeps == [] and len(sandbox.requests()) == 1
-
-
-def test_429_without_retry_after_is_rate_limited_for_the_engine_to_back_off(
-    provider, admin_credential, openai_settings, day, sandbox, http
-) -> None:
-    sandbox.fault(ORG_PATHS, 429)
-    error = raises(RateLimited, provider, admin_credential["api_key"], openai_settings, day, http)
-    assert error.retry_after is None
-
-
-def test_500_is_retried_with_backoff_then_succeeds(
-    provider, admin_credential, openai_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(USAGE_PATH, 500, times=2)
-    assert run(provider, admin_credential["api_key"], openai_settings, day, http)
-    assert sleeps == [1.0, 2.0]
-
-
-def test_500_storm_is_provider_unavailable(provider, admin_credential, openai_settings, day, sandbox, http) -> None:
-    sandbox.fault(ORG_PATHS, 500, times=50)
-    error = raises(ProviderUnavailable, provider, admin_credential["api_key"], openai_settings, day, http)
-    assert error.http_status == 500 and error.request_id.startswith("req_")
-
-
-def test_failure_on_a_later_page_fails_the_fetch(provider, admin_credential, openai_settings, sandbox, http) -> None:
-    window = Window(days_ago(10), days_ago(1))  # two usage pages
-    sandbox.fault(USAGE_PATH, 502, after=1, times=50)
-    raises(ProviderUnavailable, provider, admin_credential["api_key"], openai_settings, window, http)
-
-
-def test_timeout_is_a_network_error(provider, admin_credential, openai_settings, day, sandbox, sleeps) -> None:
-    key = admin_credential["api_key"]
-    http = HttpClient(secrets=[key], timeout=0.15, max_attempts=2, sleep=sleeps.append)
-    sandbox.fault(ORG_PATHS, 200, delay=0.5, times=2)
-    error = raises(NetworkError, provider, key, openai_settings, day, http)
-    assert "Timed out" in error.message
-
-
-def test_one_timeout_is_retried(provider, admin_credential, openai_settings, day, sandbox, sleeps) -> None:
-    key = admin_credential["api_key"]
-    http = HttpClient(secrets=[key], timeout=0.15, backoff=1.0, sleep=sleeps.append)
-    sandbox.fault(USAGE_PATH, 200, delay=0.5)
-    assert run(provider, key, openai_settings, day, http)
-    assert sleeps == [1.0]
-
-
 # ---------------------------------------------------------------- unreadable answers
-def test_malformed_json_is_a_response_error(provider, admin_credential, openai_settings, day, sandbox, http) -> None:
-    sandbox.fault(USAGE_PATH, 200, body='{"object": "page", "data": [')
-    error = raises(ProviderResponseError, provider, admin_credential["api_key"], openai_settings, day, http)
-    assert "not JSON" in error.message
-
-
 def test_wrong_shape_is_a_response_error_with_request_id(
     provider, admin_credential, openai_settings, day, sandbox, http
 ) -> None:
@@ -208,23 +125,6 @@ def test_wrong_cost_amount_is_a_response_error(provider, admin_credential, opena
     sandbox.fault("/openai/v1/organization/costs", 200, body=body)
     error = raises(ProviderResponseError, provider, admin_credential["api_key"], openai_settings, day, http)
     assert "amount.value" in error.message
-
-
-def test_has_more_without_a_cursor_is_a_response_error(
-    provider, admin_credential, openai_settings, day, sandbox, http
-) -> None:
-    sandbox.fault(USAGE_PATH, 200, body={"object": "page", "data": [], "has_more": True, "next_page": None})
-    raises(ProviderResponseError, provider, admin_credential["api_key"], openai_settings, day, http)
-
-
-def test_a_cursor_that_repeats_is_a_response_error(
-    provider, admin_credential, openai_settings, day, sandbox, http
-) -> None:
-    sandbox.fault(
-        USAGE_PATH, 200, times=5, body={"object": "page", "data": [], "has_more": True, "next_page": "page_again"}
-    )
-    raises(ProviderResponseError, provider, admin_credential["api_key"], openai_settings, day, http)
-    assert len(sandbox.requests(USAGE_PATH)) == 2
 
 
 # ---------------------------------------------------------------- offline checks
@@ -265,3 +165,13 @@ def test_bad_project_ids_setting_is_a_configuration_error(
             http,
         )
     assert sandbox.requests() == []
+
+
+# ---------------------------------------------------------------- the shared failure cases
+class TestOpenAIFailures(OpenAISandbox, ProviderFailureTests, CursorPagingTests):
+    retried_path = later_page_path = cursor_path = USAGE_PATH
+    malformed_body = '{"object": "page", "data": ['
+    request_id = "^req_"
+
+    def page(self, *, has_more: bool, cursor: str | None) -> dict:
+        return {"object": "page", "data": [], "has_more": has_more, "next_page": cursor}
