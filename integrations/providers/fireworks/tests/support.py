@@ -12,7 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.fireworks import provider
 from integrations.providers.fireworks.metrics import (
     Scrape,
     advance,
@@ -24,13 +25,35 @@ from integrations.providers.fireworks.schema import (
     parse_billing_usage,
     serverless_samples,
 )
+from integrations.providers.testing import SandboxHooks
 from sandbox import fireworks as fw
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ACCOUNT = "acme"
+BILLING_PATH = f"/fireworks/v1/accounts/{fw.ACCOUNT_ID}/billingUsage"
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 LLAMA = "accounts/fireworks/models/llama-v3p3-70b-instruct"
 CODER = "accounts/fireworks/models/qwen2p5-coder-32b-instruct"
+
+
+class FireworksSandbox(SandboxHooks):
+    """The sandbox's Fireworks account, for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = "/fireworks/v1/accounts/"
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": fw.API_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": sandbox.url + "/fireworks", "account_id": fw.ACCOUNT_ID}
+
+    def small_window(self) -> Window:
+        return Window(days_ago(2), days_ago(1))
+
+    def pagination_window(self) -> Window:
+        # 40 days: billingUsage takes at most 31 days per request, so each usage type needs two.
+        return Window(days_ago(41), days_ago(1))
 
 
 def days_ago(days: int) -> datetime:

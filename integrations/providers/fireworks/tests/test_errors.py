@@ -10,21 +10,17 @@ from integrations.http import HttpClient
 from integrations.providers.base import (
     ConfigurationError,
     CredentialError,
-    NetworkError,
     PermissionDenied,
     ProviderResponseError,
-    ProviderUnavailable,
-    RateLimited,
     Window,
     align_down,
 )
 from integrations.providers.fireworks.connector import API_KEYS_URL
-from integrations.providers.fireworks.tests.support import HOUR, days_ago, load
-from integrations.providers.testing import assert_no_secret
+from integrations.providers.fireworks.tests.support import BILLING_PATH, HOUR, FireworksSandbox, days_ago, load
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret
 from sandbox import fireworks as fw
 
 ACCOUNT_PATHS = "/fireworks/v1/accounts/"
-BILLING_PATH = f"/fireworks/v1/accounts/{fw.ACCOUNT_ID}/billingUsage"
 METRICS_PATH = f"/fireworks/v1/accounts/{fw.ACCOUNT_ID}/metrics"
 
 
@@ -99,77 +95,7 @@ def test_bad_account_id_fails_before_any_call(
 
 
 # ---------------------------------------------------------------- rate limits and outages
-def test_429_with_retry_after_is_retried_then_succeeds(
-    provider, credential, fw_settings, day, sandbox, http, sleeps
-) -> None:
-    expected = list(provider.fetch(credential, fw_settings, day, http=http))
-    sandbox.reset()
-    sandbox.fault(BILLING_PATH, 429, times=2, headers={"Retry-After": "1"})
-    assert list(provider.fetch(credential, fw_settings, day, http=http)) == expected
-    assert sleeps == [1.0, 1.0]
-
-
-def test_429_storm_is_rate_limited(provider, credential, fw_settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(ACCOUNT_PATHS, 429, times=50, headers={"Retry-After": "1"})
-    error = raises(RateLimited, provider, credential["api_key"], fw_settings, day, http)
-    assert error.retry_after == 1.0 and error.http_status == 429
-    assert len(sandbox.requests()) == http.max_attempts and sleeps == [1.0] * (http.max_attempts - 1)
-
-
-def test_429_asking_for_a_long_wait_is_not_slept_through(
-    provider, credential, fw_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(ACCOUNT_PATHS, 429, headers={"Retry-After": "600"})
-    error = raises(RateLimited, provider, credential["api_key"], fw_settings, day, http)
-    assert error.retry_after == 600.0 and sleeps == [] and len(sandbox.requests()) == 1
-
-
-def test_429_without_retry_after_is_left_to_the_engine(provider, credential, fw_settings, day, sandbox, http) -> None:
-    sandbox.fault(ACCOUNT_PATHS, 429)
-    error = raises(RateLimited, provider, credential["api_key"], fw_settings, day, http)
-    assert error.retry_after is None and "rate limit exceeded" in error.message
-
-
-def test_500_is_retried_with_backoff_then_succeeds(
-    provider, credential, fw_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(BILLING_PATH, 500, times=2)
-    assert list(provider.fetch(credential, fw_settings, day, http=http))
-    assert sleeps == [1.0, 2.0]
-
-
-def test_503_storm_is_provider_unavailable(provider, credential, fw_settings, day, sandbox, http) -> None:
-    sandbox.fault(ACCOUNT_PATHS, 503, times=50)
-    error = raises(ProviderUnavailable, provider, credential["api_key"], fw_settings, day, http)
-    assert error.http_status == 503 and len(error.request_id) == 32
-
-
-def test_failure_on_a_later_piece_fails_the_fetch(provider, credential, fw_settings, sandbox, http) -> None:
-    sandbox.fault(BILLING_PATH, 502, after=2, times=50)  # the second 31-day piece
-    raises(ProviderUnavailable, provider, credential["api_key"], fw_settings, Window(days_ago(41), days_ago(1)), http)
-
-
-def test_timeout_is_a_network_error(provider, credential, fw_settings, day, sandbox, sleeps) -> None:
-    http = client(credential["api_key"], sleeps, timeout=0.15, max_attempts=2)
-    sandbox.fault(ACCOUNT_PATHS, 200, delay=0.5, times=2)
-    error = raises(NetworkError, provider, credential["api_key"], fw_settings, day, http)
-    assert "Timed out" in error.message
-
-
-def test_one_timeout_is_retried(provider, credential, fw_settings, day, sandbox, sleeps) -> None:
-    http = client(credential["api_key"], sleeps, timeout=0.15, backoff=1.0)
-    sandbox.fault(BILLING_PATH, 200, delay=0.5)
-    assert list(provider.fetch(credential, fw_settings, day, http=http))
-    assert sleeps == [1.0]
-
-
 # ---------------------------------------------------------------- unreadable answers
-def test_malformed_json_is_a_response_error(provider, credential, fw_settings, day, sandbox, http) -> None:
-    sandbox.fault(BILLING_PATH, 200, body='{"serverlessCosts": [')
-    error = raises(ProviderResponseError, provider, credential["api_key"], fw_settings, day, http)
-    assert "not JSON" in error.message
-
-
 def test_wrong_shape_is_a_response_error_with_request_id(provider, credential, fw_settings, day, sandbox, http) -> None:
     body = {"serverlessCosts": [{"modelName": "m", "promptTokens": 12.5, "startTime": "2026-11-01T00:00:00Z",
                                  "endTime": "2026-11-02T00:00:00Z"}]}  # fmt: skip
@@ -243,3 +169,13 @@ def test_check_credential_rejects_wrong_keys_offline(provider, key: str, words: 
 def test_check_credential_accepts_fireworks_keys(provider, key: str) -> None:
     # fw_… is what Fireworks shows; the prefix is not documented as a rule, so older keys pass too.
     provider.check_credential({"api_key": key})
+
+
+# ---------------------------------------------------------------- the shared failure cases
+class TestFireworksFailures(FireworksSandbox, ProviderFailureTests):
+    retried_path = later_page_path = BILLING_PATH
+    later_page_after = 2  # the second 31-day piece
+    malformed_body = '{"serverlessCosts": ['
+    storm_statuses = (503,)
+    words = {"no_wait": "rate limit exceeded"}
+    request_id = "^.{32}$"

@@ -12,16 +12,41 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.groq import provider
 from integrations.providers.groq.schema import hourly_samples, parse_matrix
+from integrations.providers.testing import SandboxHooks
+from sandbox import groq as sandbox_groq
 from sandbox.groq import HourRow, truth_hourly
 
 FIXTURES = Path(__file__).parent / "fixtures"
+API = "/groq" + sandbox_groq.PREFIX + "/api/v1/"
+QUERY_PATH = API + "query_range"
 SPAN = (datetime(2024, 11, 1, tzinfo=UTC), datetime(2024, 11, 1, 2, tzinfo=UTC))  # the recorded query's hours
 ABC, DEF = "project_01jabc", "project_01jdef"
 BIG, SMALL = "llama-3.3-70b-versatile", "llama-3.1-8b-instant"
 # our metric -> the HourRow field holding its true hourly total
 TRUTH_FIELDS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens", "requests": "requests"}
+
+
+class GroqSandbox(SandboxHooks):
+    """The sandbox's Groq Enterprise organisation, for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = API
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": sandbox_groq.ENTERPRISE_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": sandbox_groq.base_url(sandbox.url)}
+
+    def small_window(self) -> Window:
+        return Window(days_ago(2), days_ago(1))
+
+    def pagination_window(self) -> Window:
+        # three days: three one-day queries for each of the three metrics
+        return Window(days_ago(4), days_ago(1))
 
 
 def days_ago(days: int) -> datetime:

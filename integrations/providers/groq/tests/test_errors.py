@@ -8,21 +8,16 @@ from integrations.http import HttpClient
 from integrations.providers.base import (
     ConfigurationError,
     CredentialError,
-    NetworkError,
     PermissionDenied,
     ProviderResponseError,
     ProviderUnavailable,
-    RateLimited,
     ScopeError,
     Window,
 )
 from integrations.providers.groq.connector import DEFAULT_BASE_URL, KEYS_URL
-from integrations.providers.groq.tests.support import days_ago, load
-from integrations.providers.testing import assert_no_secret
+from integrations.providers.groq.tests.support import API, QUERY_PATH, GroqSandbox, days_ago, load
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret
 from sandbox import groq as sandbox_groq
-
-API = "/groq" + sandbox_groq.PREFIX + "/api/v1/"
-QUERY_PATH = API + "query_range"
 
 
 @pytest.fixture
@@ -87,67 +82,6 @@ def test_403_is_permission_denied(provider, groq_settings, day, sandbox, http) -
 
 
 # ---------------------------------------------------------------- rate limits and outages
-def test_429_with_retry_after_is_retried_then_succeeds(provider, groq_settings, day, sandbox, http, sleeps) -> None:
-    expected = run(provider, KEY, groq_settings, day, http)
-    sandbox.reset()
-    sandbox.fault(QUERY_PATH, 429, times=2, headers={"Retry-After": "1"})
-    assert run(provider, KEY, groq_settings, day, http) == expected
-    assert sleeps == [1.0, 1.0]
-
-
-def test_429_storm_beyond_the_budget_is_rate_limited(provider, groq_settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(API, 429, times=50, headers={"Retry-After": "1"})
-    error = raises(RateLimited, provider, KEY, groq_settings, day, http)
-    assert error.retry_after == 1.0 and error.http_status == 429
-    assert len(sandbox.requests()) == http.max_attempts and sleeps == [1.0] * (http.max_attempts - 1)
-
-
-def test_429_asking_for_a_long_wait_is_not_slept_through(provider, groq_settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(API, 429, headers={"Retry-After": "600"})
-    error = raises(RateLimited, provider, KEY, groq_settings, day, http)
-    assert error.retry_after == 600.0 and sleeps == [] and len(sandbox.requests()) == 1
-
-
-def test_429_without_retry_after_is_rate_limited_for_the_engine_to_back_off(
-    provider, groq_settings, day, sandbox, http
-):
-    sandbox.fault(API, 429)
-    error = raises(RateLimited, provider, KEY, groq_settings, day, http)
-    assert error.retry_after is None
-
-
-def test_500_is_retried_with_backoff_then_succeeds(provider, groq_settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(QUERY_PATH, 500, times=2)
-    assert run(provider, KEY, groq_settings, day, http)
-    assert sleeps == [1.0, 2.0]
-
-
-@pytest.mark.parametrize("status", [500, 503])
-def test_5xx_storm_is_provider_unavailable(provider, groq_settings, day, sandbox, http, status) -> None:
-    sandbox.fault(API, status, times=50)
-    error = raises(ProviderUnavailable, provider, KEY, groq_settings, day, http)
-    assert error.http_status == status and error.request_id.startswith("req_")
-
-
-def test_failure_on_a_later_query_fails_the_fetch(provider, groq_settings, sandbox, http) -> None:
-    sandbox.fault(QUERY_PATH, 502, after=2, times=50)  # the third metric's query fails
-    raises(ProviderUnavailable, provider, KEY, groq_settings, Window(days_ago(4), days_ago(1)), http)
-
-
-def test_timeout_is_a_network_error(provider, groq_settings, day, sandbox, sleeps) -> None:
-    http = HttpClient(secrets=[KEY], timeout=0.15, max_attempts=2, sleep=sleeps.append)
-    sandbox.fault(API, 200, delay=0.5, times=2)
-    error = raises(NetworkError, provider, KEY, groq_settings, day, http)
-    assert "Timed out" in error.message
-
-
-def test_one_timeout_is_retried(provider, groq_settings, day, sandbox, sleeps) -> None:
-    http = HttpClient(secrets=[KEY], timeout=0.15, backoff=1.0, sleep=sleeps.append)
-    sandbox.fault(QUERY_PATH, 200, delay=0.5)
-    assert run(provider, KEY, groq_settings, day, http)
-    assert sleeps == [1.0]
-
-
 # ---------------------------------------------------------------- refused queries and unreadable answers
 def test_bad_data_is_a_response_error_naming_the_error_type(provider, groq_settings, day, sandbox, http) -> None:
     sandbox.fault(QUERY_PATH, 400, body=load("error_bad_data.json"))
@@ -180,12 +114,6 @@ def test_partial_answer_is_provider_unavailable(provider, groq_settings, day, sa
     body = {**load("query_range_tokens_in.json"), "isPartial": True}
     sandbox.fault(QUERY_PATH, 200, body=body)
     raises(ProviderUnavailable, provider, KEY, groq_settings, day, http)
-
-
-def test_malformed_json_is_a_response_error(provider, groq_settings, day, sandbox, http) -> None:
-    sandbox.fault(QUERY_PATH, 200, body='{"status": "success", "data": {"resultType": "matrix", "result": [')
-    error = raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
-    assert "not JSON" in error.message
 
 
 def test_wrong_shape_is_a_response_error_with_request_id(provider, groq_settings, day, sandbox, http) -> None:
@@ -230,3 +158,12 @@ def test_missing_key_at_fetch_is_a_configuration_error(provider, groq_settings, 
     with pytest.raises(ConfigurationError):
         list(provider.fetch({}, groq_settings, day, http=http))
     assert sandbox.requests() == []
+
+
+# ---------------------------------------------------------------- the shared failure cases
+class TestGroqFailures(GroqSandbox, ProviderFailureTests):
+    retried_path = later_page_path = QUERY_PATH
+    later_page_after = 2  # the third metric's query fails
+    malformed_body = '{"status": "success", "data": {"resultType": "matrix", "result": ['
+    storm_statuses = (500, 503)
+    request_id = "^req_"

@@ -11,9 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.openrouter import provider
 from integrations.providers.openrouter.schema import activity_samples, parse_activity
-from sandbox.openrouter import ActivityRow, truth_activity
+from integrations.providers.testing import SandboxHooks
+from sandbox.openrouter import MANAGEMENT_KEY, ActivityRow, truth_activity
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SANDBOX_PREFIX = "/openrouter/api/v1"
@@ -30,6 +32,26 @@ FIELDS = {
 
 def base_url(sandbox: Any) -> str:
     return sandbox.url + SANDBOX_PREFIX
+
+
+class OpenRouterSandbox(SandboxHooks):
+    """The sandbox's OpenRouter account (a management key), for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = f"{SANDBOX_PREFIX}/"
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": MANAGEMENT_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": base_url(sandbox)}
+
+    def small_window(self) -> Window:
+        return Window(days_ago(2), days_ago(1))
+
+    def pagination_window(self) -> Window:
+        # Two days: read a day per request (a longer window is one request without `date`).
+        return Window(days_ago(3), days_ago(1))
 
 
 def days_ago(days: int) -> datetime:

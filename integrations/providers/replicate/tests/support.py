@@ -10,8 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.replicate import provider
 from integrations.providers.replicate.schema import parse_prediction_page, usage_samples
+from integrations.providers.testing import SandboxHooks
 from sandbox import replicate as fake
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -19,6 +21,26 @@ ACCOUNT = "acme-labs"
 PATHS = fake.PREFIX + "/v1/"
 PREDICTIONS_PATH = fake.PREFIX + "/v1/predictions"
 ACCOUNT_PATH = fake.PREFIX + "/v1/account"
+
+
+class ReplicateSandbox(SandboxHooks):
+    """The sandbox's Replicate account, for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = PATHS
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_token": fake.API_TOKEN}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": sandbox.url + fake.PREFIX + "/v1"}
+
+    def small_window(self) -> Window:
+        return Window(days_ago(2), days_ago(1))
+
+    def pagination_window(self) -> Window:
+        # ~240 predictions a day at 100 per page: three days are several pages.
+        return Window(days_ago(4), days_ago(1))
 
 
 def days_ago(days: int) -> datetime:

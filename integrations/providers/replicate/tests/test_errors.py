@@ -8,10 +8,8 @@ from integrations.http import HttpClient
 from integrations.providers.base import (
     ConfigurationError,
     CredentialError,
-    NetworkError,
     PermissionDenied,
     ProviderResponseError,
-    ProviderUnavailable,
     RateLimited,
 )
 from integrations.providers.replicate.connector import TOKENS_URL
@@ -19,9 +17,10 @@ from integrations.providers.replicate.tests.support import (
     ACCOUNT_PATH,
     PATHS,
     PREDICTIONS_PATH,
+    ReplicateSandbox,
     load,
 )
-from integrations.providers.testing import assert_no_secret
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret
 from sandbox import replicate as fake
 
 
@@ -99,27 +98,6 @@ def test_an_invalid_cursor_is_a_response_error(provider, credential, replicate_s
 
 
 # ---------------------------------------------------------------- rate limits and outages
-def test_429_with_retry_after_is_retried_then_succeeds(
-    provider, credential, replicate_settings, day, sandbox, http, sleeps
-) -> None:
-    expected = run(provider, credential["api_token"], replicate_settings, day, http)
-    sandbox.reset()
-    sandbox.fault(PREDICTIONS_PATH, 429, times=2, headers={"Retry-After": "1"})
-    assert run(provider, credential["api_token"], replicate_settings, day, http) == expected
-    assert sleeps == [1.0, 1.0]
-
-
-def test_429_storm_beyond_the_budget_is_rate_limited(
-    provider, credential, replicate_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(PATHS, 429, times=50, headers={"Retry-After": "1"})
-    error = raises(RateLimited, provider, credential["api_token"], replicate_settings, day, http)
-    assert error.retry_after == 1.0 and error.http_status == 429
-    assert "Request was throttled" in error.message
-    assert len(sandbox.requests()) == http.max_attempts
-    assert sleeps == [1.0] * (http.max_attempts - 1)
-
-
 def test_429_without_retry_after_takes_the_wait_from_the_throttle_message(
     provider, credential, replicate_settings, day, sandbox, http, sleeps
 ) -> None:
@@ -129,68 +107,7 @@ def test_429_without_retry_after_takes_the_wait_from_the_throttle_message(
     assert sleeps == [] and len(sandbox.requests(PREDICTIONS_PATH)) == 1
 
 
-def test_429_without_any_wait_is_rate_limited_for_the_engine_to_back_off(
-    provider, credential, replicate_settings, day, sandbox, http
-) -> None:
-    sandbox.fault(PATHS, 429, body={"detail": "Request was throttled."})
-    error = raises(RateLimited, provider, credential["api_token"], replicate_settings, day, http)
-    assert error.retry_after is None
-
-
-def test_429_asking_for_a_long_wait_is_not_slept_through(
-    provider, credential, replicate_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(PATHS, 429, headers={"Retry-After": "600"})
-    error = raises(RateLimited, provider, credential["api_token"], replicate_settings, day, http)
-    assert error.retry_after == 600.0 and sleeps == []
-
-
-def test_500_is_retried_with_backoff_then_succeeds(
-    provider, credential, replicate_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(PREDICTIONS_PATH, 500, times=2)
-    assert run(provider, credential["api_token"], replicate_settings, day, http)
-    assert sleeps == [1.0, 2.0]
-
-
-def test_5xx_storm_is_provider_unavailable_with_the_title(
-    provider, credential, replicate_settings, day, sandbox, http
-) -> None:
-    sandbox.fault(PATHS, 503, times=50)
-    error = raises(ProviderUnavailable, provider, credential["api_token"], replicate_settings, day, http)
-    assert error.http_status == 503 and "Service Unavailable" in error.message
-    assert error.request_id.endswith("-SJC")
-
-
-def test_failure_on_a_later_page_fails_the_fetch(provider, credential, replicate_settings, sandbox, http) -> None:
-    from integrations.providers.base import Window
-    from integrations.providers.replicate.tests.support import days_ago
-
-    sandbox.fault(PREDICTIONS_PATH, 502, after=1, times=50)
-    raises(ProviderUnavailable, provider, credential["api_token"], replicate_settings, Window(days_ago(4), days_ago(1)), http)
-
-
-def test_timeout_is_a_network_error(provider, credential, replicate_settings, day, sandbox, sleeps) -> None:
-    token = credential["api_token"]
-    sandbox.fault(PATHS, 200, delay=0.5, times=2)
-    error = raises(NetworkError, provider, token, replicate_settings, day, client(token, sleeps, timeout=0.15, max_attempts=2))
-    assert "Timed out" in error.message
-
-
-def test_one_timeout_is_retried(provider, credential, replicate_settings, day, sandbox, sleeps) -> None:
-    token = credential["api_token"]
-    sandbox.fault(PREDICTIONS_PATH, 200, delay=0.5)
-    assert run(provider, token, replicate_settings, day, client(token, sleeps, timeout=0.15))
-    assert sleeps == [1.0]
-
-
 # ---------------------------------------------------------------- unreadable answers
-def test_malformed_json_is_a_response_error(provider, credential, replicate_settings, day, sandbox, http) -> None:
-    sandbox.fault(PREDICTIONS_PATH, 200, body='{"next": null, "results": [')
-    error = raises(ProviderResponseError, provider, credential["api_token"], replicate_settings, day, http)
-    assert "not JSON" in error.message and error.request_id.endswith("-SJC")
-
-
 def test_wrong_shape_is_a_response_error_with_request_id(
     provider, credential, replicate_settings, day, sandbox, http
 ) -> None:
@@ -232,3 +149,13 @@ def test_check_credential_rejects_wrong_tokens_offline(provider, token, words) -
 
 def test_check_credential_accepts_a_replicate_token(provider) -> None:
     provider.check_credential({"api_token": f"  {fake.API_TOKEN}\n"})
+
+
+# ---------------------------------------------------------------- the shared failure cases
+class TestReplicateFailures(ReplicateSandbox, ProviderFailureTests):
+    retried_path = later_page_path = PREDICTIONS_PATH
+    malformed_body = '{"next": null, "results": ['
+    storm_statuses = (503,)
+    no_wait_429_body = {"detail": "Request was throttled."}  # the sandbox's own names a wait
+    words = {"rate_limited": "Request was throttled", "unavailable": "Service Unavailable"}
+    request_id = "-SJC$"
