@@ -18,10 +18,11 @@ and uses explicit assertion messages, since pytest only rewrites asserts in test
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -157,6 +158,37 @@ def assert_totals_equal(actual: Totals, expected: Totals, what: str = "totals") 
         if abs(got - want) > tolerance:
             wrong.append(f"{key}: got {got}, expected {want}")
     assert not wrong, f"{what} differ:\n" + "\n".join(wrong[:20])
+
+
+def days_ago(days: int) -> datetime:
+    """UTC midnight `days` days before today: windows ending there are fully elapsed, so a
+    sandbox's data for them no longer changes while a test runs."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days)
+
+
+def fixture_loader(folder: Path) -> Callable[[str], Any]:
+    """`load(name)`: the recorded JSON response `name` in a provider's fixtures folder."""
+
+    def load(name: str) -> Any:
+        return json.loads((folder / name).read_text())
+
+    return load
+
+
+def fetch_list(provider: Provider, credential: Mapping[str, str], settings: Mapping[str, str], window: Window,
+               http: HttpClient, **kwargs: Any) -> list[UsageSample]:  # fmt: skip
+    """Everything one fetch yields."""
+    return list(provider.fetch(dict(credential), dict(settings), window, http=http, **kwargs))
+
+
+def fetch_raises(error_type: type[ProviderError], provider: Provider, credential: Mapping[str, str],
+                 settings: Mapping[str, str], window: Window, http: HttpClient, **kwargs: Any) -> Any:  # fmt: skip
+    """The error of type `error_type` one fetch raises, checked to show none of the credential's secrets."""
+    with pytest.raises(error_type) as info:
+        fetch_list(provider, credential, settings, window, http, **kwargs)
+    assert_no_secret(info.value, provider.secret_values(credential))
+    return info.value
 
 
 def first_busy_hour(truth: Callable[[datetime, datetime], Totals], start: datetime, end: datetime) -> datetime:

@@ -3,10 +3,9 @@ the samples the connector must make of them, computed by hand; past windows; san
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from integrations.providers.anthropic.schema import (
     usage_samples,
 )
 from integrations.providers.base import UsageSample, Window
-from integrations.providers.testing import SandboxHooks
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
 from sandbox import anthropic as fake
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -55,15 +54,7 @@ class AnthropicSandbox(SandboxHooks):
         return Window(days_ago(10), days_ago(1))
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are fully elapsed, so the
-    sandbox's data for them no longer changes while a test runs."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def _at(text: str) -> datetime:

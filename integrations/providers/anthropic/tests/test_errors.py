@@ -10,7 +10,6 @@ from integrations.providers.anthropic.tests.support import (
     COSTS_PATH,
     USAGE_PATH,
     AnthropicSandbox,
-    days_ago,
     load,
 )
 from integrations.providers.base import (
@@ -20,28 +19,25 @@ from integrations.providers.base import (
     ProviderResponseError,
     ProviderUnavailable,
     ScopeError,
-    Window,
 )
-from integrations.providers.testing import CursorPagingTests, ProviderFailureTests, assert_no_secret
+from integrations.providers.testing import (
+    CursorPagingTests,
+    ProviderFailureTests,
+    assert_no_secret,
+    fetch_list,
+    fetch_raises,
+)
 from sandbox import anthropic as fake
 
 ORG_PATHS = "/anthropic/v1/organizations/"
 
 
-@pytest.fixture
-def day() -> Window:
-    return Window(days_ago(2), days_ago(1))
-
-
 def run(provider, key: str, settings, window, http) -> list:
-    return list(provider.fetch({"api_key": key}, settings, window, http=http))
+    return fetch_list(provider, {"api_key": key}, settings, window, http)
 
 
 def raises(error_type, provider, key, settings, window, http):
-    with pytest.raises(error_type) as info:
-        run(provider, key, settings, window, http)
-    assert_no_secret(info.value, [key])
-    return info.value
+    return fetch_raises(error_type, provider, {"api_key": key}, settings, window, http)
 
 
 # ---------------------------------------------------------------- credential and permission
@@ -56,9 +52,9 @@ def test_401_marks_credential_rejected(provider, anthropic_settings, day, sandbo
 
 
 def test_401_message_echoing_the_key_is_redacted(
-    provider, admin_credential, anthropic_settings, day, sandbox, http
+    provider, credential, anthropic_settings, day, sandbox, http
 ) -> None:
-    key = admin_credential["api_key"]
+    key = credential["api_key"]
     body = {"type": "error", "error": {"type": "authentication_error", "message": f"invalid x-api-key {key}"}}
     sandbox.fault(ORG_PATHS, 401, body=body)
     error = raises(CredentialError, provider, key, anthropic_settings, day, http)
@@ -66,10 +62,10 @@ def test_401_message_echoing_the_key_is_redacted(
 
 
 def test_403_permission_error_is_permission_denied_with_fix(
-    provider, admin_credential, anthropic_settings, day, sandbox, http
+    provider, credential, anthropic_settings, day, sandbox, http
 ) -> None:
     sandbox.fault(ORG_PATHS, 403, body=load("error_permission.json"))
-    error = raises(PermissionDenied, provider, admin_credential["api_key"], anthropic_settings, day, http)
+    error = raises(PermissionDenied, provider, credential["api_key"], anthropic_settings, day, http)
     assert not isinstance(error, ScopeError)
     assert error.http_status == 403 and error.request_id.startswith("req_")
     assert "does not have permission" in error.message
@@ -86,48 +82,48 @@ def test_regular_api_key_never_reaches_the_network(provider, anthropic_settings,
 
 
 def test_verify_detects_a_key_that_sees_the_organization_but_not_usage(
-    provider, admin_credential, anthropic_settings, sandbox, http
+    provider, credential, anthropic_settings, sandbox, http
 ) -> None:
     sandbox.fault(USAGE_PATH, 403, body=load("error_permission.json"))
     with pytest.raises(PermissionDenied):
-        provider.verify(admin_credential, anthropic_settings, http=http)
+        provider.verify(credential, anthropic_settings, http=http)
 
 
 # ---------------------------------------------------------------- rate limits and outages
 def test_529_overloaded_storm_is_provider_unavailable(
-    provider, admin_credential, anthropic_settings, day, sandbox, http, sleeps
+    provider, credential, anthropic_settings, day, sandbox, http, sleeps
 ) -> None:
     sandbox.fault(ORG_PATHS, 529, times=50)
-    error = raises(ProviderUnavailable, provider, admin_credential["api_key"], anthropic_settings, day, http)
+    error = raises(ProviderUnavailable, provider, credential["api_key"], anthropic_settings, day, http)
     assert error.http_status == 529 and error.message == "Anthropic is overloaded: Overloaded"
     assert len(sleeps) == http.max_attempts - 1, "overloaded answers are retried with back-off first"
 
 
-def test_404_is_a_configuration_error(provider, admin_credential, anthropic_settings, day, http) -> None:
+def test_404_is_a_configuration_error(provider, credential, anthropic_settings, day, http) -> None:
     settings = {"base_url": anthropic_settings["base_url"] + "/wrong-prefix"}
-    error = raises(ConfigurationError, provider, admin_credential["api_key"], settings, day, http)
+    error = raises(ConfigurationError, provider, credential["api_key"], settings, day, http)
     assert error.http_status == 404 and "base URL" in error.hint
 
 
 # ---------------------------------------------------------------- unreadable answers
 def test_wrong_shape_is_a_response_error_with_request_id(
-    provider, admin_credential, anthropic_settings, day, sandbox, http
+    provider, credential, anthropic_settings, day, sandbox, http
 ) -> None:
     body = load("usage_page.json")
     del body["data"][0]["results"][0]["cache_creation"]  # only the decoy flat field is left
     sandbox.fault(USAGE_PATH, 200, body=body)
-    error = raises(ProviderResponseError, provider, admin_credential["api_key"], anthropic_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_key"], anthropic_settings, day, http)
     assert "cache_creation" in error.message
     assert error.http_status == 200 and error.request_id.startswith("req_")
 
 
 def test_wrong_cost_amount_is_a_response_error(
-    provider, admin_credential, anthropic_settings, day, sandbox, http
+    provider, credential, anthropic_settings, day, sandbox, http
 ) -> None:
     body = load("cost_page.json")
     body["data"][0]["results"][0]["amount"] = "n/a"
     sandbox.fault(COSTS_PATH, 200, body=body)
-    error = raises(ProviderResponseError, provider, admin_credential["api_key"], anthropic_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_key"], anthropic_settings, day, http)
     assert "amount" in error.message
 
 

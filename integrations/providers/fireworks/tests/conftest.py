@@ -1,6 +1,6 @@
-"""Fixtures for the Fireworks connector's tests: an HTTP seam that records its retry sleeps,
-settings pointing at the sandbox, a fresh metrics rate-limit budget for every test, and a clock
-shared by the connector and the (in-process) sandbox."""
+"""Fixtures for the Fireworks connector's tests: settings pointing at the sandbox, a fresh metrics
+rate-limit budget for every test, and a clock shared by the connector and the (in-process)
+sandbox (the HTTP seam that records its retry sleeps is in integrations/providers/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from integrations.http import HttpClient
-from integrations.providers.base import Window
 from integrations.providers.fireworks import provider as fireworks_provider
-from integrations.providers.fireworks.tests.support import FakeClock, days_ago
+from integrations.providers.fireworks.tests.support import FakeClock
 from sandbox import fireworks as fw
 
 
@@ -30,17 +28,6 @@ def provider():
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def http(sandbox, sleeps) -> HttpClient:
-    # backoff given explicitly: the sleeps are recorded, not slept, and tests assert their values.
-    return HttpClient(secrets=[fw.API_KEY], sleep=sleeps.append, backoff=1.0)
-
-
-@pytest.fixture
 def credential() -> dict[str, str]:
     return {"api_key": fw.API_KEY}
 
@@ -48,11 +35,6 @@ def credential() -> dict[str, str]:
 @pytest.fixture
 def fw_settings(sandbox) -> dict[str, str]:
     return {"base_url": sandbox.url + "/fireworks", "account_id": fw.ACCOUNT_ID}
-
-
-@pytest.fixture
-def three_days() -> Window:
-    return Window(days_ago(4), days_ago(1))
 
 
 @pytest.fixture

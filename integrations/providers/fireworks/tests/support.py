@@ -4,7 +4,6 @@ sandbox's true totals and true metric estimates, computed independently of the c
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from integrations.providers.fireworks.schema import (
     parse_billing_usage,
     serverless_samples,
 )
-from integrations.providers.testing import SandboxHooks
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
 from sandbox import fireworks as fw
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -56,12 +55,6 @@ class FireworksSandbox(SandboxHooks):
         return Window(days_ago(41), days_ago(1))
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are fully elapsed, so the
-    sandbox's data for them no longer changes while a test runs."""
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
-
-
 class FakeClock:
     """A clock tests set and advance; shared by the connector and the in-process sandbox."""
 
@@ -76,8 +69,7 @@ class FakeClock:
         return self.at
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def load_text(name: str) -> str:

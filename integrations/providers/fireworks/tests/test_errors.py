@@ -16,24 +16,16 @@ from integrations.providers.base import (
     align_down,
 )
 from integrations.providers.fireworks.connector import API_KEYS_URL
-from integrations.providers.fireworks.tests.support import BILLING_PATH, HOUR, FireworksSandbox, days_ago, load
-from integrations.providers.testing import ProviderFailureTests, assert_no_secret
+from integrations.providers.fireworks.tests.support import BILLING_PATH, HOUR, FireworksSandbox, load
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, fetch_raises
 from sandbox import fireworks as fw
 
 ACCOUNT_PATHS = "/fireworks/v1/accounts/"
 METRICS_PATH = f"/fireworks/v1/accounts/{fw.ACCOUNT_ID}/metrics"
 
 
-@pytest.fixture
-def day() -> Window:
-    return Window(days_ago(2), days_ago(1))
-
-
 def raises(error_type, provider, key, settings, window, http, state=None):
-    with pytest.raises(error_type) as info:
-        list(provider.fetch({"api_key": key}, settings, window, http=http, state=state))
-    assert_no_secret(info.value, [key])
-    return info.value
+    return fetch_raises(error_type, provider, {"api_key": key}, settings, window, http, state=state)
 
 
 def client(key: str, sleeps: list[float], **kwargs: Any) -> HttpClient:

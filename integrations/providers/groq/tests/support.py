@@ -4,7 +4,6 @@ the sandbox's true totals."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from typing import Any
 from integrations.providers.base import UsageSample, Window
 from integrations.providers.groq import provider
 from integrations.providers.groq.schema import hourly_samples, parse_matrix
-from integrations.providers.testing import SandboxHooks
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
 from sandbox import groq as sandbox_groq
 from sandbox.groq import HourRow, truth_hourly
 
@@ -49,14 +48,7 @@ class GroqSandbox(SandboxHooks):
         return Window(days_ago(4), days_ago(1))
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are fully elapsed."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def _hour(h: int) -> datetime:

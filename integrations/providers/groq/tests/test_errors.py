@@ -12,28 +12,19 @@ from integrations.providers.base import (
     ProviderResponseError,
     ProviderUnavailable,
     ScopeError,
-    Window,
 )
 from integrations.providers.groq.connector import DEFAULT_BASE_URL, KEYS_URL
-from integrations.providers.groq.tests.support import API, QUERY_PATH, GroqSandbox, days_ago, load
-from integrations.providers.testing import ProviderFailureTests, assert_no_secret
+from integrations.providers.groq.tests.support import API, QUERY_PATH, GroqSandbox, load
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, fetch_list, fetch_raises
 from sandbox import groq as sandbox_groq
 
 
-@pytest.fixture
-def day() -> Window:
-    return Window(days_ago(2), days_ago(1))
-
-
 def run(provider, key: str, settings, window, http) -> list:
-    return list(provider.fetch({"api_key": key}, settings, window, http=http))
+    return fetch_list(provider, {"api_key": key}, settings, window, http)
 
 
 def raises(error_type, provider, key, settings, window, http):
-    with pytest.raises(error_type) as info:
-        run(provider, key, settings, window, http)
-    assert_no_secret(info.value, [key])
-    return info.value
+    return fetch_raises(error_type, provider, {"api_key": key}, settings, window, http)
 
 
 KEY = sandbox_groq.ENTERPRISE_KEY

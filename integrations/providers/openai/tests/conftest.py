@@ -1,14 +1,11 @@
-"""Fixtures for the OpenAI connector's tests: an HTTP seam that records its retry sleeps,
-and windows in the past (fully elapsed, so the sandbox's data for them is fixed)."""
+"""Fixtures for the OpenAI connector's tests: the provider, its Admin key and settings (the HTTP
+seam that records its retry sleeps, and the past windows, are in integrations/providers/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from integrations.http import HttpClient
-from integrations.providers.base import Window
 from integrations.providers.openai import provider as openai_provider
-from integrations.providers.openai.tests.support import days_ago
 
 
 @pytest.fixture
@@ -17,18 +14,7 @@ def provider():
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def http(sandbox, sleeps) -> HttpClient:
-    # backoff given explicitly: the sleeps are recorded, not slept, and tests assert their values.
-    return HttpClient(secrets=[sandbox.OPENAI_ADMIN_KEY], sleep=sleeps.append, backoff=1.0)
-
-
-@pytest.fixture
-def admin_credential(sandbox) -> dict[str, str]:
+def credential(sandbox) -> dict[str, str]:
     return {"api_key": sandbox.OPENAI_ADMIN_KEY}
 
 
@@ -36,7 +22,3 @@ def admin_credential(sandbox) -> dict[str, str]:
 def openai_settings(sandbox) -> dict[str, str]:
     return {"base_url": sandbox.openai_base_url}
 
-
-@pytest.fixture
-def three_days() -> Window:
-    return Window(days_ago(4), days_ago(1))

@@ -3,8 +3,7 @@ the samples the connector must make of them, computed by hand; and past windows.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from integrations.providers.openai.schema import (
     parse_completions_page,
     parse_costs_page,
 )
-from integrations.providers.testing import SandboxHooks
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
 
 FIXTURES = Path(__file__).parent / "fixtures"
 USAGE_PATH = "/openai/v1/organization/usage/completions"
@@ -44,15 +43,7 @@ class OpenAISandbox(SandboxHooks):
         return Window(days_ago(10), days_ago(1))
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are fully elapsed, so the
-    sandbox's data for them no longer changes while a test runs."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def _at(text: str) -> datetime:

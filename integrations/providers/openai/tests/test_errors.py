@@ -11,30 +11,27 @@ from integrations.providers.base import (
     PermissionDenied,
     ProviderResponseError,
     ScopeError,
-    Window,
 )
 from integrations.providers.openai.connector import ADMIN_KEYS_URL
-from integrations.providers.openai.tests.support import USAGE_PATH, OpenAISandbox, days_ago, load
-from integrations.providers.testing import CursorPagingTests, ProviderFailureTests, assert_no_secret
+from integrations.providers.openai.tests.support import USAGE_PATH, OpenAISandbox, load
+from integrations.providers.testing import (
+    CursorPagingTests,
+    ProviderFailureTests,
+    assert_no_secret,
+    fetch_list,
+    fetch_raises,
+)
 
 ORG_PATHS = "/openai/v1/organization/"
 PROJECT_KEY = "sk-proj-sandbox-0123456789abcdefSECRET"
 
 
-@pytest.fixture
-def day() -> Window:
-    return Window(days_ago(2), days_ago(1))
-
-
 def run(provider, key: str, settings, window, http) -> list:
-    return list(provider.fetch({"api_key": key}, settings, window, http=http))
+    return fetch_list(provider, {"api_key": key}, settings, window, http)
 
 
 def raises(error_type, provider, key, settings, window, http):
-    with pytest.raises(error_type) as info:
-        run(provider, key, settings, window, http)
-    assert_no_secret(info.value, [key])
-    return info.value
+    return fetch_raises(error_type, provider, {"api_key": key}, settings, window, http)
 
 
 # ---------------------------------------------------------------- credential and scope
@@ -48,9 +45,9 @@ def test_401_marks_credential_rejected(provider, openai_settings, day, sandbox, 
 
 
 def test_401_message_echoing_the_key_is_redacted(
-    provider, admin_credential, openai_settings, day, sandbox, http
+    provider, credential, openai_settings, day, sandbox, http
 ) -> None:
-    key = admin_credential["api_key"]
+    key = credential["api_key"]
     body = {
         "error": {
             "message": f"Incorrect API key provided: {key}.",
@@ -73,15 +70,15 @@ def test_project_key_gets_scope_error_with_fix(provider, openai_settings, day, s
 
 
 def test_recorded_missing_scope_403_is_a_scope_error(
-    provider, admin_credential, openai_settings, day, sandbox, http
+    provider, credential, openai_settings, day, sandbox, http
 ) -> None:
     sandbox.fault(ORG_PATHS, 403, body=load("error_missing_scope.json"))
-    raises(ScopeError, provider, admin_credential["api_key"], openai_settings, day, http)
+    raises(ScopeError, provider, credential["api_key"], openai_settings, day, http)
 
 
-def test_other_403_is_permission_denied(provider, admin_credential, openai_settings, day, sandbox, http) -> None:
+def test_other_403_is_permission_denied(provider, credential, openai_settings, day, sandbox, http) -> None:
     sandbox.fault(ORG_PATHS, 403)
-    error = raises(PermissionDenied, provider, admin_credential["api_key"], openai_settings, day, http)
+    error = raises(PermissionDenied, provider, credential["api_key"], openai_settings, day, http)
     assert not isinstance(error, ScopeError)
     assert "Country, region, or territory not supported" in error.message
 
@@ -94,17 +91,17 @@ def test_verify_with_project_key_is_a_scope_error(provider, openai_settings, san
 
 
 def test_verify_detects_a_key_that_lists_projects_but_cannot_read_usage(
-    provider, admin_credential, openai_settings, sandbox, http
+    provider, credential, openai_settings, sandbox, http
 ) -> None:
     sandbox.fault(USAGE_PATH, 403, body=load("error_missing_scope.json"))
     with pytest.raises(ScopeError):
-        provider.verify(admin_credential, openai_settings, http=http)
+        provider.verify(credential, openai_settings, http=http)
 
 
 # ---------------------------------------------------------------- rate limits and outages
 # ---------------------------------------------------------------- unreadable answers
 def test_wrong_shape_is_a_response_error_with_request_id(
-    provider, admin_credential, openai_settings, day, sandbox, http
+    provider, credential, openai_settings, day, sandbox, http
 ) -> None:
     sandbox.fault(
         USAGE_PATH,
@@ -114,16 +111,16 @@ def test_wrong_shape_is_a_response_error_with_request_id(
             "data": [{"object": "bucket", "start_time": "yesterday", "end_time": 0, "results": []}],
         },
     )
-    error = raises(ProviderResponseError, provider, admin_credential["api_key"], openai_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_key"], openai_settings, day, http)
     assert "start_time" in error.message
     assert error.http_status == 200 and error.request_id.startswith("req_")
 
 
-def test_wrong_cost_amount_is_a_response_error(provider, admin_credential, openai_settings, day, sandbox, http) -> None:
+def test_wrong_cost_amount_is_a_response_error(provider, credential, openai_settings, day, sandbox, http) -> None:
     body = load("costs_page.json")
     body["data"][0]["results"][0]["amount"]["value"] = "n/a"
     sandbox.fault("/openai/v1/organization/costs", 200, body=body)
-    error = raises(ProviderResponseError, provider, admin_credential["api_key"], openai_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_key"], openai_settings, day, http)
     assert "amount.value" in error.message
 
 
@@ -154,12 +151,12 @@ def test_check_credential_accepts_admin_keys(provider) -> None:
 
 
 def test_bad_project_ids_setting_is_a_configuration_error(
-    provider, admin_credential, openai_settings, day, http, sandbox
+    provider, credential, openai_settings, day, http, sandbox
 ) -> None:
     with pytest.raises(ConfigurationError):
         run(
             provider,
-            admin_credential["api_key"],
+            credential["api_key"],
             {**openai_settings, "project_ids": "proj_a, not a project"},
             day,
             http,

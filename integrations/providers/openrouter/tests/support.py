@@ -3,7 +3,6 @@ the samples the connector must make of them, computed by hand; windows; the sand
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,7 @@ from typing import Any
 from integrations.providers.base import UsageSample, Window
 from integrations.providers.openrouter import provider
 from integrations.providers.openrouter.schema import activity_samples, parse_activity
-from integrations.providers.testing import SandboxHooks
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
 from sandbox.openrouter import MANAGEMENT_KEY, ActivityRow, truth_activity
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -54,14 +53,7 @@ class OpenRouterSandbox(SandboxHooks):
         return Window(days_ago(3), days_ago(1))
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: days before today are complete and in the horizon."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def truth(start: datetime, end: datetime, key: Callable[[ActivityRow], tuple[Any, ...]] = lambda r: ()) -> Counter:

@@ -24,21 +24,18 @@ from integrations.providers.openrouter.tests.support import (
     days_ago,
     load,
 )
-from integrations.providers.testing import ProviderFailureTests, assert_no_secret
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, fetch_list, fetch_raises
 from sandbox.openrouter import INFERENCE_KEY, MANAGEMENT_KEY, REVOKED_KEY
 
 ALL_PATHS = f"{SANDBOX_PREFIX}/"
 
 
 def run(provider, key: str, settings, window, http) -> list:
-    return list(provider.fetch({"api_key": key}, settings, window, http=http))
+    return fetch_list(provider, {"api_key": key}, settings, window, http)
 
 
 def raises(error_type, provider, key, settings, window, http):
-    with pytest.raises(error_type) as info:
-        run(provider, key, settings, window, http)
-    assert_no_secret(info.value, [key])
-    return info.value
+    return fetch_raises(error_type, provider, {"api_key": key}, settings, window, http)
 
 
 # ---------------------------------------------------------------- credential and key kind

@@ -3,7 +3,6 @@ the samples the connector must make of them, computed by hand; past windows; san
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +12,7 @@ from typing import Any
 from integrations.providers.base import UsageSample, Window
 from integrations.providers.replicate import provider
 from integrations.providers.replicate.schema import parse_prediction_page, usage_samples
-from integrations.providers.testing import SandboxHooks
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
 from sandbox import replicate as fake
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -43,15 +42,7 @@ class ReplicateSandbox(SandboxHooks):
         return Window(days_ago(4), days_ago(1))
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are long past, so the
-    sandbox's predictions in them have all finished and no longer change."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def _at(text: str) -> datetime:

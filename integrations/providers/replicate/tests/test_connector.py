@@ -51,11 +51,6 @@ def prediction(pid: str, created, *, status: str = "succeeded", seconds: float |
     }
 
 
-@pytest.fixture
-def three_days() -> Window:
-    return Window(days_ago(4), days_ago(1))
-
-
 def test_fetch_reproduces_true_totals_per_model_deployment_hour_and_day(
     provider, credential, replicate_settings, http, three_days
 ) -> None:

@@ -20,19 +20,16 @@ from integrations.providers.replicate.tests.support import (
     ReplicateSandbox,
     load,
 )
-from integrations.providers.testing import ProviderFailureTests, assert_no_secret
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, fetch_list, fetch_raises
 from sandbox import replicate as fake
 
 
 def run(provider, token: str, settings, window, http) -> list:
-    return list(provider.fetch({"api_token": token}, settings, window, http=http))
+    return fetch_list(provider, {"api_token": token}, settings, window, http)
 
 
 def raises(error_type, provider, token, settings, window, http):
-    with pytest.raises(error_type) as info:
-        run(provider, token, settings, window, http)
-    assert_no_secret(info.value, [token])
-    return info.value
+    return fetch_raises(error_type, provider, {"api_token": token}, settings, window, http)
 
 
 def client(token: str, sleeps: list[float], **kwargs) -> HttpClient:

@@ -1,0 +1,33 @@
+"""Fixtures shared by every provider's tests. A provider's own conftest.py supplies
+`provider` and `credential` (and its settings); these build the rest from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from integrations.http import HttpClient
+from integrations.providers.base import Provider, Window
+from integrations.providers.testing import days_ago
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The waits the HTTP seam would have slept, in order."""
+    return []
+
+
+@pytest.fixture
+def http(provider: Provider, credential: dict[str, str], sleeps: list[float]) -> HttpClient:
+    # backoff given explicitly: the sleeps are recorded, not slept, and tests assert their values.
+    return HttpClient(secrets=provider.secret_values(credential), sleep=sleeps.append, backoff=1.0)
+
+
+@pytest.fixture
+def day() -> Window:
+    """Yesterday but one: a whole past day, its data settled."""
+    return Window(days_ago(2), days_ago(1))
+
+
+@pytest.fixture
+def three_days() -> Window:
+    return Window(days_ago(4), days_ago(1))
