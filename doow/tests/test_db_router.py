@@ -32,11 +32,8 @@ def routed(settings):
 
 
 @pytest.fixture
-def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
-    integration.set_credential({"api_key": "sk-admin-replica-0000"})
-    integration.save()
-    return integration
+def integration(make_integration) -> Integration:
+    return make_integration("openai", {"api_key": "sk-admin-replica-0000"})
 
 
 def store(integration: Integration, quantity: str, model: str = "gpt-4o") -> None:

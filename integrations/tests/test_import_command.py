@@ -17,11 +17,8 @@ from usage.models import UsageRecord
 
 
 @pytest.fixture
-def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="authress", name="Authress", settings={"base_url": "http://127.0.0.1:9"})
-    integration.set_credential({"access_key": fake.ACCESS_KEY})
-    integration.save()
-    return integration
+def integration(make_integration) -> Integration:
+    return make_integration("authress", {"access_key": fake.ACCESS_KEY}, settings={"base_url": "http://127.0.0.1:9"})
 
 
 def run(*args: str) -> str:

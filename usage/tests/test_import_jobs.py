@@ -25,11 +25,8 @@ BAD = b"date,resource,operation,calls\n2025-03-01,r,GET,5\n2025-13-01,r,GET,5\n"
 
 
 @pytest.fixture
-def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="authress", name="Authress", settings={"base_url": "http://127.0.0.1:9"})
-    integration.set_credential({"access_key": fake.ACCESS_KEY})
-    integration.save()
-    return integration
+def integration(make_integration) -> Integration:
+    return make_integration("authress", {"access_key": fake.ACCESS_KEY}, settings={"base_url": "http://127.0.0.1:9"})
 
 
 def queue(integration: Integration, data: bytes = GOOD, source: str = "calls.csv") -> UsageImport:

@@ -16,7 +16,6 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Sum
 
-from integrations.models import Integration
 from integrations.providers.base import UsageSample
 from usage import partitions
 from usage.models import UsageRecord
@@ -30,14 +29,6 @@ pytestmark = CLOCK
 TABLE = "usage_usagerecord"
 BEFORE = ("usage", "0007_rollup_rebuild_jobs")
 postgres = pytest.mark.postgres
-
-
-@pytest.fixture
-def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
-    integration.set_credential({"api_key": "sk-admin-partitions-0000"})
-    integration.save()
-    return integration
 
 
 def sample(start: datetime, quantity: str | int, model: str = "gpt-4o") -> UsageSample:
