@@ -140,24 +140,6 @@ def sandbox(sandbox_server):
 
 
 @pytest.fixture
-def make_integration(workspace):
-    """Save an integration of `provider` (a registry slug) in the workspace with `credential`
-    set, kept encrypted; other Integration fields by keyword (name defaults to the provider's)."""
-    from integrations.models import Integration
-    from integrations.providers.registry import PROVIDERS
-
-    def make(provider: str, credential: dict[str, str], **fields):
-        fields.setdefault("workspace", workspace)
-        fields.setdefault("name", PROVIDERS[provider].name)
-        integration = Integration(provider=provider, **fields)
-        integration.set_credential(credential)
-        integration.save()
-        return integration
-
-    return make
-
-
-@pytest.fixture
 def openai_integration(workspace, admin_user, sandbox):
     """An OpenAI integration pointed at the sandbox, not yet synced."""
     from integrations.models import Integration

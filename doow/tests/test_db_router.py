@@ -18,6 +18,7 @@ from django.urls import reverse
 from doow.tests.test_settings import run_with, shown
 from integrations.models import Integration
 from integrations.providers.base import UsageSample
+from integrations.testing import make_integration
 from usage.models import UsageRecord
 from usage.store import usage_store_samples
 
@@ -32,8 +33,8 @@ def routed(settings):
 
 
 @pytest.fixture
-def integration(make_integration) -> Integration:
-    return make_integration("openai", {"api_key": "sk-admin-replica-0000"})
+def integration(workspace) -> Integration:
+    return make_integration(workspace, "OpenAI")
 
 
 def store(integration: Integration, quantity: str, model: str = "gpt-4o") -> None:

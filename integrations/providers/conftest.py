@@ -31,3 +31,18 @@ def day() -> Window:
 @pytest.fixture
 def three_days() -> Window:
     return Window(days_ago(4), days_ago(1))
+
+
+@pytest.fixture
+def create_integration(workspace, admin_user):
+    """`create_integration(slug, credential, settings)`: an integration in the workspace, created
+    the way the form and `connect` create it (settings vetted, the credential verified against
+    the sandbox), by the workspace's admin."""
+    from integrations import services
+
+    def create(provider_slug: str, credential: dict[str, str], settings: dict[str, str]):
+        return services.integration_create(
+            workspace=workspace, provider_slug=provider_slug, credential=credential, settings=settings, created_by=admin_user
+        )
+
+    return create

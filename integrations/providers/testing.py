@@ -160,6 +160,31 @@ def assert_totals_equal(actual: Totals, expected: Totals, what: str = "totals") 
     assert not wrong, f"{what} differ:\n" + "\n".join(wrong[:20])
 
 
+def sample_key(s: UsageSample) -> tuple[Any, ...]:
+    """What the usage store keys a sample by: its bucket, metric and every dimension."""
+    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
+
+
+def stored_totals(*reads: Iterable[UsageSample]) -> Counter[tuple[Any, ...]]:
+    """Totals per (metric,) of several fetches written one after the other the way the usage
+    store writes them (same key: replace, never add); a bucket read twice must read the same."""
+    store: dict[tuple[Any, ...], Decimal] = {}
+    for read in reads:
+        for s in read:
+            key = sample_key(s)
+            assert key not in store or store[key] == s.quantity, f"the same bucket read twice disagrees: {key}"
+            store[key] = s.quantity
+    totals: Counter[tuple[Any, ...]] = Counter()
+    for key, quantity in store.items():
+        totals[(key[2],)] += quantity  # type: ignore[assignment]  # Counters of Decimals
+    return totals
+
+
+def read_twice(first: Iterable[UsageSample], second: Iterable[UsageSample]) -> set[datetime]:
+    """The bucket starts two reads both returned."""
+    return {s.bucket_start for s in first} & {s.bucket_start for s in second}
+
+
 def days_ago(days: int) -> datetime:
     """UTC midnight `days` days before today: windows ending there are fully elapsed, so a
     sandbox's data for them no longer changes while a test runs."""

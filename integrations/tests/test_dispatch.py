@@ -9,6 +9,7 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+import integrations.testing
 from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.tasks import dispatch_due_syncs, sync_integration
@@ -17,10 +18,7 @@ from integrations.tasks import dispatch_due_syncs, sync_integration
 @pytest.fixture
 def make_integration(workspace):
     def make(name: str, **fields) -> Integration:
-        integration = Integration(workspace=workspace, provider="openai", name=name, **fields)
-        integration.set_credential({"api_key": "sk-admin-dispatch-test-000000"})
-        integration.save()
-        return integration
+        return integrations.testing.make_integration(workspace, name, **fields)
 
     return make
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from integrations.testing import make_integration
+
 
 @pytest.fixture
-def integration(make_integration):
+def integration(workspace):
     """An OpenAI integration in the workspace, never synced: tests store its rows themselves."""
-    return make_integration("openai", {"api_key": "sk-admin-usage-tests-0000"})
+    return make_integration(workspace, "OpenAI")

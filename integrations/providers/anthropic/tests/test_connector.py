@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from integrations.providers.anthropic import AnthropicProvider
@@ -22,13 +21,12 @@ from integrations.providers.anthropic.tests.support import (
     usage_truth,
 )
 from integrations.providers.base import (
-    DIMENSIONS,
     UsageSample,
     Window,
     align_down,
     align_up,
 )
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
+from integrations.providers.testing import assert_totals_equal, first_busy_hour, read_twice, stored_totals, totals_by
 from sandbox import anthropic as fake
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -40,10 +38,6 @@ def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
 
 def split(samples: list[UsageSample]) -> tuple[list[UsageSample], list[UsageSample]]:
     return [s for s in samples if s.metric != "cost"], [s for s in samples if s.metric == "cost"]
-
-
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
 
 
 def project(row: Any) -> str:
@@ -164,16 +158,8 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, ant
     middle = first_busy_hour(usage_truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
     first = fetch(provider, credential, anthropic_settings, Window(start, middle), http)
     second = fetch(provider, credential, anthropic_settings, Window(middle, end), http)
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second:  # the usage store's semantics: same key → replace, never add
-        key = sample_key(s)
-        assert key not in store or store[key] == s.quantity, f"the same bucket read twice disagrees: {key}"
-        store[key] = s.quantity
-    overlap = {sample_key(s) for s in first} & {sample_key(s) for s in second}
-    assert any(k[0] == align_down(middle, HOUR) for k in overlap), "the hour around `middle` is read by both windows"
-    stored: Counter = Counter()
-    for key, quantity in store.items():
-        stored[(key[2],)] += quantity
+    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
+    assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both windows"
     expected = usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end)
     assert_totals_equal(stored, expected, "stored totals")
 

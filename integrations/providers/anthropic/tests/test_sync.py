@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.anthropic.tests.support import (
     USAGE_PATH,
@@ -27,14 +27,8 @@ START, END = days_ago(4), days_ago(1)
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="anthropic",
-        credential={"api_key": fake.ADMIN_KEY},
-        settings={"base_url": base_url(sandbox)},
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("anthropic", {"api_key": fake.ADMIN_KEY}, {"base_url": base_url(sandbox)})
 
 
 def sync(integration: Integration) -> SyncRun:

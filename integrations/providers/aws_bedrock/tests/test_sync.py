@@ -28,14 +28,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def integration(workspace, admin_user, seeded):
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="aws_bedrock",
-        credential={"role_arn": ROLE_ARN},
-        settings={"regions": ",".join(REGIONS)},
-        created_by=admin_user,
-    )
+def integration(create_integration, seeded):
+    return create_integration("aws_bedrock", {"role_arn": ROLE_ARN}, {"regions": ",".join(REGIONS)})
 
 
 def stored(integration) -> Counter:

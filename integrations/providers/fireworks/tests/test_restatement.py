@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.base import align_down, align_up
 from integrations.providers.fireworks import provider
@@ -23,13 +23,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="fireworks",
-        credential={"api_key": fw.API_KEY},
-        settings={"base_url": sandbox.url + "/fireworks", "account_id": f"accounts/{fw.ACCOUNT_ID}"},
-        created_by=admin_user,
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration(
+        "fireworks", {"api_key": fw.API_KEY}, {"base_url": sandbox.url + "/fireworks", "account_id": f"accounts/{fw.ACCOUNT_ID}"}
     )
 
 

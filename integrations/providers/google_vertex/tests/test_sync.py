@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.google_vertex.tests import support
 from sandbox import google_vertex as fake
@@ -23,14 +23,8 @@ START, END = support.days_ago(15), support.days_ago(1)
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="google_vertex",
-        credential=support.credential(sandbox),
-        settings=support.settings(sandbox),
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("google_vertex", support.credential(sandbox), support.settings(sandbox))
 
 
 def sync(integration: Integration, since: datetime = START) -> SyncRun:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from integrations.providers.base import (
-    DIMENSIONS,
     ConfigurationError,
     UsageSample,
     Window,
@@ -20,7 +18,14 @@ from integrations.providers.base import (
 )
 from integrations.providers.groq import GroqProvider
 from integrations.providers.groq.tests.support import days_ago, true_totals
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
+from integrations.providers.testing import (
+    assert_totals_equal,
+    first_busy_hour,
+    read_twice,
+    sample_key,
+    stored_totals,
+    totals_by,
+)
 from sandbox import groq as sandbox_groq
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -31,10 +36,6 @@ DOCUMENTED = (sandbox_groq.TOKENS_IN, sandbox_groq.TOKENS_OUT, sandbox_groq.REQU
 
 def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
     return list(provider.fetch(credential, settings, window, http=http))
-
-
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
 
 
 def names_body(*names: str) -> dict[str, Any]:
@@ -124,16 +125,8 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, gro
     middle = first_busy_hour(true_totals, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
     first = fetch(provider, credential, groq_settings, Window(start, middle), http)
     second = fetch(provider, credential, groq_settings, Window(middle, end), http)
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second:  # the usage store's semantics: same key → replace, never add
-        key = sample_key(s)
-        assert key not in store or store[key] == s.quantity, f"the same hour read twice disagrees: {key}"
-        store[key] = s.quantity
-    overlap = {sample_key(s) for s in first} & {sample_key(s) for s in second}
-    assert any(k[0] == align_down(middle, HOUR) for k in overlap), "the hour around `middle` is read by both"
-    stored: Counter = Counter()
-    for key, quantity in store.items():
-        stored[(key[2],)] += quantity
+    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
+    assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both"
     assert_totals_equal(stored, true_totals(align_down(start, HOUR), end), "stored totals")
 
 

@@ -23,13 +23,9 @@ NAMES_PATH = "/groq" + sandbox_groq.PREFIX + "/api/v1/label/__name__/values"
 
 
 @pytest.fixture
-def groq_integration(workspace, admin_user, sandbox) -> Integration:
-    return integration_create(
-        workspace=workspace,
-        provider_slug="groq",
-        credential={"api_key": sandbox_groq.ENTERPRISE_KEY},
-        settings={"base_url": sandbox_groq.base_url(sandbox.url)},
-        created_by=admin_user,
+def groq_integration(create_integration, sandbox) -> Integration:
+    return create_integration(
+        "groq", {"api_key": sandbox_groq.ENTERPRISE_KEY}, {"base_url": sandbox_groq.base_url(sandbox.url)}
     )
 
 

@@ -8,10 +8,8 @@ import operator
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from integrations.providers.base import (
-    DIMENSIONS,
     UsageSample,
     Window,
     align_down,
@@ -20,7 +18,14 @@ from integrations.providers.base import (
 from integrations.providers.openai import OpenAIProvider
 from integrations.providers.openai.schema import split_line_item
 from integrations.providers.openai.tests.support import days_ago, load
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
+from integrations.providers.testing import (
+    assert_totals_equal,
+    first_busy_hour,
+    read_twice,
+    sample_key,
+    stored_totals,
+    totals_by,
+)
 from sandbox.openai import ORGANIZATION_ID, PROJECTS, truth_costs, truth_usage
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -59,10 +64,6 @@ def cost_truth(start: datetime, end: datetime, key=lambda r: ()) -> Counter:
 def split(samples: list[UsageSample]) -> tuple[list[UsageSample], list[UsageSample]]:
     """(completions usage, costs): the other usage endpoints and the billed quantities apart."""
     return [s for s in samples if s.stream == "usage_completions"], [s for s in samples if s.metric == "cost"]
-
-
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
 
 
 def test_fetch_reproduces_true_totals_per_model_project_and_day(
@@ -163,16 +164,8 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, ope
     middle = first_busy_hour(usage_truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
     first = functools.reduce(operator.iadd, split(fetch(provider, credential, openai_settings, Window(start, middle), http)), [])
     second = functools.reduce(operator.iadd, split(fetch(provider, credential, openai_settings, Window(middle, end), http)), [])
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second:  # the usage store's semantics: same key → replace, never add
-        key = sample_key(s)
-        assert key not in store or store[key] == s.quantity, f"the same bucket read twice disagrees: {key}"
-        store[key] = s.quantity
-    overlap = {sample_key(s) for s in first} & {sample_key(s) for s in second}
-    assert any(k[0] == align_down(middle, HOUR) for k in overlap), "the hour around `middle` is read by both windows"
-    stored: Counter = Counter()
-    for key, quantity in store.items():
-        stored[(key[2],)] += quantity
+    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
+    assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both windows"
     expected = usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end)
     assert_totals_equal(stored, expected, "stored totals")
 

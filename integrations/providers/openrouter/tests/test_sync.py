@@ -24,14 +24,8 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return integration_create(
-        workspace=workspace,
-        provider_slug="openrouter",
-        credential={"api_key": MANAGEMENT_KEY},
-        settings={"base_url": base_url(sandbox)},
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("openrouter", {"api_key": MANAGEMENT_KEY}, {"base_url": base_url(sandbox)})
 
 
 def sync(integration: Integration, since: datetime | None = None, until: datetime | None = None) -> SyncRun:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from integrations.providers.base import (
-    DIMENSIONS,
     ProviderResponseError,
     UsageSample,
     Window,
@@ -25,7 +24,14 @@ from integrations.providers.replicate.tests.support import (
     days_ago,
     truth,
 )
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
+from integrations.providers.testing import (
+    assert_totals_equal,
+    first_busy_hour,
+    read_twice,
+    sample_key,
+    stored_totals,
+    totals_by,
+)
 from sandbox import replicate as fake
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -34,10 +40,6 @@ USERNAME = fake.ACCOUNT["username"]
 
 def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
     return list(provider.fetch(credential, settings, window, http=http))
-
-
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
 
 
 def prediction(pid: str, created, *, status: str = "succeeded", seconds: float | None = 1.5) -> dict[str, Any]:
@@ -122,15 +124,8 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, rep
     middle = first_busy_hour(truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
     first = fetch(provider, credential, replicate_settings, Window(start, middle), http)
     second = fetch(provider, credential, replicate_settings, Window(middle, end), http)
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second:  # the usage store's semantics: same key → replace, never add
-        key = sample_key(s)
-        assert key not in store or store[key] == s.quantity, f"the same hour read twice disagrees: {key}"
-        store[key] = s.quantity
-    assert any(k[0] == align_down(middle) for k in {sample_key(s) for s in first} & {sample_key(s) for s in second})
-    stored: Counter = Counter()
-    for key, quantity in store.items():
-        stored[(key[2],)] += quantity
+    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
+    assert align_down(middle) in read_twice(first, second), "the hour around `middle` is read by both windows"
     assert_totals_equal(stored, truth(align_down(start), end), "stored totals")
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.replicate.tests.support import PREDICTIONS_PATH, days_ago
 from sandbox import replicate as fake
@@ -18,13 +18,9 @@ from usage.models import UsageRecord
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="replicate",
-        credential={"api_token": fake.API_TOKEN},
-        settings={"base_url": sandbox.url + fake.PREFIX + "/v1"},
-        created_by=admin_user,
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration(
+        "replicate", {"api_token": fake.API_TOKEN}, {"base_url": sandbox.url + fake.PREFIX + "/v1"}
     )
 
 
