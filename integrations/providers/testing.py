@@ -207,6 +207,21 @@ def fetch_list(provider: Provider, credential: Mapping[str, str], settings: Mapp
     return list(provider.fetch(dict(credential), dict(settings), window, http=http, **kwargs))
 
 
+def key_fetchers(field: str) -> tuple[Callable[..., list[UsageSample]], Callable[..., Any]]:
+    """For a provider whose credential is the one secret `field`: `run(provider, secret, settings,
+    window, http)`, everything a fetch yields, and `raises(error_type, provider, secret, settings,
+    window, http)`, the error it raises, checked to show no secret."""
+
+    def run(provider: Provider, secret: str, settings: Mapping[str, str], window: Window, http: HttpClient) -> list[UsageSample]:
+        return fetch_list(provider, {field: secret}, settings, window, http)
+
+    def raises(error_type: type[ProviderError], provider: Provider, secret: str, settings: Mapping[str, str],
+               window: Window, http: HttpClient) -> Any:  # fmt: skip
+        return fetch_raises(error_type, provider, {field: secret}, settings, window, http)
+
+    return run, raises
+
+
 def fetch_raises(error_type: type[ProviderError], provider: Provider, credential: Mapping[str, str],
                  settings: Mapping[str, str], window: Window, http: HttpClient, **kwargs: Any) -> Any:  # fmt: skip
     """The error of type `error_type` one fetch raises, checked to show none of the credential's secrets."""
@@ -243,8 +258,8 @@ class SandboxHooks:
         raise NotImplementedError
 
     def small_window(self) -> Window:
-        """A short window in the past with data, for error tests."""
-        raise NotImplementedError
+        """A short window in the past with data, for error tests: the day before yesterday."""
+        return Window(days_ago(2), days_ago(1))
 
     def pagination_window(self) -> Window:
         """A window needing more than one page of `paginated_prefix`."""

@@ -46,9 +46,6 @@ class AnthropicSandbox(SandboxHooks):
     def settings(self, sandbox: Any) -> dict[str, str]:
         return {"base_url": base_url(sandbox)}
 
-    def small_window(self) -> Window:
-        return Window(days_ago(2), days_ago(1))
-
     def pagination_window(self) -> Window:
         # 9 days of hourly buckets = 216 buckets: two pages at 168 per page.
         return Window(days_ago(10), days_ago(1))

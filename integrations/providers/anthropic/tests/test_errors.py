@@ -24,20 +24,14 @@ from integrations.providers.testing import (
     CursorPagingTests,
     ProviderFailureTests,
     assert_no_secret,
-    fetch_list,
-    fetch_raises,
+    key_fetchers,
 )
 from sandbox import anthropic as fake
 
 ORG_PATHS = "/anthropic/v1/organizations/"
 
 
-def run(provider, key: str, settings, window, http) -> list:
-    return fetch_list(provider, {"api_key": key}, settings, window, http)
-
-
-def raises(error_type, provider, key, settings, window, http):
-    return fetch_raises(error_type, provider, {"api_key": key}, settings, window, http)
+run, raises = key_fetchers("api_key")
 
 
 # ---------------------------------------------------------------- credential and permission

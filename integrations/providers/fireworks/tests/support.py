@@ -47,9 +47,6 @@ class FireworksSandbox(SandboxHooks):
     def settings(self, sandbox: Any) -> dict[str, str]:
         return {"base_url": sandbox.url + "/fireworks", "account_id": fw.ACCOUNT_ID}
 
-    def small_window(self) -> Window:
-        return Window(days_ago(2), days_ago(1))
-
     def pagination_window(self) -> Window:
         # 40 days: billingUsage takes at most 31 days per request, so each usage type needs two.
         return Window(days_ago(41), days_ago(1))

@@ -40,9 +40,6 @@ class GroqSandbox(SandboxHooks):
     def settings(self, sandbox: Any) -> dict[str, str]:
         return {"base_url": sandbox_groq.base_url(sandbox.url)}
 
-    def small_window(self) -> Window:
-        return Window(days_ago(2), days_ago(1))
-
     def pagination_window(self) -> Window:
         # three days: three one-day queries for each of the three metrics
         return Window(days_ago(4), days_ago(1))

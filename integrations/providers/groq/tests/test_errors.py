@@ -15,16 +15,10 @@ from integrations.providers.base import (
 )
 from integrations.providers.groq.connector import DEFAULT_BASE_URL, KEYS_URL
 from integrations.providers.groq.tests.support import API, QUERY_PATH, GroqSandbox, load
-from integrations.providers.testing import ProviderFailureTests, assert_no_secret, fetch_list, fetch_raises
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, key_fetchers
 from sandbox import groq as sandbox_groq
 
-
-def run(provider, key: str, settings, window, http) -> list:
-    return fetch_list(provider, {"api_key": key}, settings, window, http)
-
-
-def raises(error_type, provider, key, settings, window, http):
-    return fetch_raises(error_type, provider, {"api_key": key}, settings, window, http)
+run, raises = key_fetchers("api_key")
 
 
 KEY = sandbox_groq.ENTERPRISE_KEY

@@ -35,9 +35,6 @@ class OpenAISandbox(SandboxHooks):
     def settings(self, sandbox: Any) -> dict[str, str]:
         return {"base_url": sandbox.openai_base_url}
 
-    def small_window(self) -> Window:
-        return Window(days_ago(2), days_ago(1))
-
     def pagination_window(self) -> Window:
         # 9 days of hourly buckets = 216 buckets: two pages at 168 per page.
         return Window(days_ago(10), days_ago(1))

@@ -45,9 +45,6 @@ class OpenRouterSandbox(SandboxHooks):
     def settings(self, sandbox: Any) -> dict[str, str]:
         return {"base_url": base_url(sandbox)}
 
-    def small_window(self) -> Window:
-        return Window(days_ago(2), days_ago(1))
-
     def pagination_window(self) -> Window:
         # Two days: read a day per request (a longer window is one request without `date`).
         return Window(days_ago(3), days_ago(1))

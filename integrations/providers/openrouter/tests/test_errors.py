@@ -24,18 +24,13 @@ from integrations.providers.openrouter.tests.support import (
     days_ago,
     load,
 )
-from integrations.providers.testing import ProviderFailureTests, assert_no_secret, fetch_list, fetch_raises
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, key_fetchers
 from sandbox.openrouter import INFERENCE_KEY, MANAGEMENT_KEY, REVOKED_KEY
 
 ALL_PATHS = f"{SANDBOX_PREFIX}/"
 
 
-def run(provider, key: str, settings, window, http) -> list:
-    return fetch_list(provider, {"api_key": key}, settings, window, http)
-
-
-def raises(error_type, provider, key, settings, window, http):
-    return fetch_raises(error_type, provider, {"api_key": key}, settings, window, http)
+run, raises = key_fetchers("api_key")
 
 
 # ---------------------------------------------------------------- credential and key kind

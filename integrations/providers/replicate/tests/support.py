@@ -34,9 +34,6 @@ class ReplicateSandbox(SandboxHooks):
     def settings(self, sandbox: Any) -> dict[str, str]:
         return {"base_url": sandbox.url + fake.PREFIX + "/v1"}
 
-    def small_window(self) -> Window:
-        return Window(days_ago(2), days_ago(1))
-
     def pagination_window(self) -> Window:
         # ~240 predictions a day at 100 per page: three days are several pages.
         return Window(days_ago(4), days_ago(1))

@@ -20,16 +20,10 @@ from integrations.providers.replicate.tests.support import (
     ReplicateSandbox,
     load,
 )
-from integrations.providers.testing import ProviderFailureTests, assert_no_secret, fetch_list, fetch_raises
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, key_fetchers
 from sandbox import replicate as fake
 
-
-def run(provider, token: str, settings, window, http) -> list:
-    return fetch_list(provider, {"api_token": token}, settings, window, http)
-
-
-def raises(error_type, provider, token, settings, window, http):
-    return fetch_raises(error_type, provider, {"api_token": token}, settings, window, http)
+run, raises = key_fetchers("api_token")
 
 
 def client(token: str, sleeps: list[float], **kwargs) -> HttpClient:
