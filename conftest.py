@@ -123,6 +123,14 @@ def outsider_client(outsider_user) -> Client:
     return _client(outsider_user)
 
 
+@pytest.fixture
+def superuser_client(db) -> Client:
+    """Signed in to the Django admin as a superuser (who belongs to no workspace)."""
+    from django.contrib.auth import get_user_model
+
+    return _client(get_user_model().objects.create_superuser(username="root", password="x", email="root@example.com"))
+
+
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator:
     from sandbox.testing import SandboxServer

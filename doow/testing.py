@@ -11,6 +11,7 @@ from pathlib import Path
 
 import time_machine
 from django.db import connection, connections
+from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -69,3 +70,16 @@ def race(work: Callable[[], None], threads: int, rounds: int = 1) -> list[BaseEx
     for thread in started:
         thread.join(timeout=60)
     return errors
+
+
+def url_patterns(urlconf: str) -> list[URLPattern]:
+    """Every URL pattern of `urlconf`, included ones too: tests that walk a URLconf cover a new
+    URL without being edited."""
+
+    def walk(patterns: list) -> list[URLPattern]:
+        found: list[URLPattern] = []
+        for entry in patterns:
+            found.extend(walk(entry.url_patterns) if isinstance(entry, URLResolver) else [entry])
+        return found
+
+    return walk(get_resolver(urlconf).url_patterns)

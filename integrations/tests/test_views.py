@@ -16,8 +16,8 @@ from django.utils.html import strip_tags
 
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.registry import PROVIDERS, providers_by_category
-from usage import rollups
 from usage.models import UsageRecord
+from usage.testing import make_record
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -35,19 +35,7 @@ def add_url(workspace, provider: str = "openai") -> str:
 
 def _record(integration: Integration, *, hour: datetime, metric: str = "input_tokens", quantity: str = "100", **dims) -> UsageRecord:
     unit = {"input_tokens": "tokens", "output_tokens": "tokens", "requests": "requests", "cost": "USD"}[metric]
-    record = UsageRecord.objects.create(
-        workspace=integration.workspace,
-        integration=integration,
-        provider=integration.provider,
-        bucket_start=hour,
-        bucket_end=hour + timedelta(hours=1),
-        metric=metric,
-        quantity=Decimal(quantity),
-        unit=unit,
-        **dims,
-    )
-    rollups.refresh_moments(integration.pk, [hour])  # as every write path does
-    return record
+    return make_record(integration, hour, metric, quantity, unit, **dims)
 
 
 @pytest.fixture

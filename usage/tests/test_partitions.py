@@ -261,16 +261,6 @@ def test_retention_deletes_old_rows_left_in_the_default_partition_instead_of_par
     assert f"{TABLE}_p201903" not in partition_names()
 
 
-@pytest.fixture
-def superuser_client(db):
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    client = Client()
-    client.force_login(get_user_model().objects.create_superuser(username="root", password="x", email="r@example.com"))
-    return client
-
-
 def changelist(client, **params):
     from django.urls import reverse
 
