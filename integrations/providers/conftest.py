@@ -7,7 +7,7 @@ import pytest
 
 from integrations.http import HttpClient
 from integrations.providers.base import Provider, Window
-from integrations.providers.testing import days_ago
+from integrations.providers.testing import SandboxHooks, days_ago
 
 
 @pytest.fixture
@@ -46,3 +46,21 @@ def create_integration(workspace, admin_user):
         )
 
     return create
+
+
+# A provider whose tests' support module has SandboxHooks names them in a `hooks` fixture; these
+# three then come from it (the others define `provider` and `credential` themselves).
+@pytest.fixture
+def provider(hooks: SandboxHooks) -> Provider:
+    return hooks.provider
+
+
+@pytest.fixture
+def credential(hooks: SandboxHooks, sandbox) -> dict[str, str]:
+    return hooks.credential(sandbox)
+
+
+@pytest.fixture
+def provider_settings(hooks: SandboxHooks, sandbox) -> dict[str, str]:
+    """The provider's settings pointing at the sandbox."""
+    return hooks.settings(sandbox)

@@ -1,26 +1,14 @@
-"""Fixtures for the Anthropic connector's tests: the provider and its Admin key (the HTTP seam
-that records its retry sleeps, and the past windows, are in integrations/providers/conftest.py)."""
+"""Fixtures for the Anthropic connector's tests: the sandbox's Anthropic organisation. From `hooks`,
+integrations/providers/conftest.py makes `provider`, `credential`, `provider_settings` and the
+HTTP seam that records its retry sleeps."""
 
 from __future__ import annotations
 
 import pytest
 
-from integrations.providers.anthropic import provider as anthropic_provider
-from integrations.providers.anthropic.tests.support import base_url
-from sandbox import anthropic as fake
+from integrations.providers.anthropic.tests.support import AnthropicSandbox
 
 
 @pytest.fixture
-def provider():
-    return anthropic_provider
-
-
-@pytest.fixture
-def credential() -> dict[str, str]:
-    return {"api_key": fake.ADMIN_KEY}
-
-
-@pytest.fixture
-def anthropic_settings(sandbox) -> dict[str, str]:
-    return {"base_url": base_url(sandbox)}
-
+def hooks() -> AnthropicSandbox:
+    return AnthropicSandbox()

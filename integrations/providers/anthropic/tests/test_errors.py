@@ -35,9 +35,9 @@ run, raises = key_fetchers("api_key")
 
 
 # ---------------------------------------------------------------- credential and permission
-def test_401_marks_credential_rejected(provider, anthropic_settings, day, sandbox, sleeps) -> None:
+def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = fake.REVOKED_ADMIN_KEY
-    error = raises(CredentialError, provider, key, anthropic_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
+    error = raises(CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
     assert error.http_status == 401
     assert error.message == "Anthropic rejected the Admin key: invalid x-api-key"
     assert error.request_id.startswith("req_")
@@ -46,78 +46,78 @@ def test_401_marks_credential_rejected(provider, anthropic_settings, day, sandbo
 
 
 def test_401_message_echoing_the_key_is_redacted(
-    provider, credential, anthropic_settings, day, sandbox, http
+    provider, credential, provider_settings, day, sandbox, http
 ) -> None:
     key = credential["api_key"]
     body = {"type": "error", "error": {"type": "authentication_error", "message": f"invalid x-api-key {key}"}}
     sandbox.fault(ORG_PATHS, 401, body=body)
-    error = raises(CredentialError, provider, key, anthropic_settings, day, http)
+    error = raises(CredentialError, provider, key, provider_settings, day, http)
     assert "invalid x-api-key" in error.message
 
 
 def test_403_permission_error_is_permission_denied_with_fix(
-    provider, credential, anthropic_settings, day, sandbox, http
+    provider, credential, provider_settings, day, sandbox, http
 ) -> None:
     sandbox.fault(ORG_PATHS, 403, body=load("error_permission.json"))
-    error = raises(PermissionDenied, provider, credential["api_key"], anthropic_settings, day, http)
+    error = raises(PermissionDenied, provider, credential["api_key"], provider_settings, day, http)
     assert not isinstance(error, ScopeError)
     assert error.http_status == 403 and error.request_id.startswith("req_")
     assert "does not have permission" in error.message
     assert "sk-ant-admin…" in error.hint and ADMIN_KEYS_URL in error.hint
 
 
-def test_regular_api_key_never_reaches_the_network(provider, anthropic_settings, day, sandbox, sleeps) -> None:
+def test_regular_api_key_never_reaches_the_network(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = fake.API_KEY
-    error = raises(PermissionDenied, provider, key, anthropic_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
+    error = raises(PermissionDenied, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
     assert "regular API key" in error.message and ADMIN_KEYS_URL in error.hint
     with pytest.raises(PermissionDenied):
-        provider.verify({"api_key": key}, anthropic_settings, http=HttpClient(secrets=[key], sleep=sleeps.append))
+        provider.verify({"api_key": key}, provider_settings, http=HttpClient(secrets=[key], sleep=sleeps.append))
     assert sandbox.requests() == []
 
 
 def test_verify_detects_a_key_that_sees_the_organization_but_not_usage(
-    provider, credential, anthropic_settings, sandbox, http
+    provider, credential, provider_settings, sandbox, http
 ) -> None:
     sandbox.fault(USAGE_PATH, 403, body=load("error_permission.json"))
     with pytest.raises(PermissionDenied):
-        provider.verify(credential, anthropic_settings, http=http)
+        provider.verify(credential, provider_settings, http=http)
 
 
 # ---------------------------------------------------------------- rate limits and outages
 def test_529_overloaded_storm_is_provider_unavailable(
-    provider, credential, anthropic_settings, day, sandbox, http, sleeps
+    provider, credential, provider_settings, day, sandbox, http, sleeps
 ) -> None:
     sandbox.fault(ORG_PATHS, 529, times=50)
-    error = raises(ProviderUnavailable, provider, credential["api_key"], anthropic_settings, day, http)
+    error = raises(ProviderUnavailable, provider, credential["api_key"], provider_settings, day, http)
     assert error.http_status == 529 and error.message == "Anthropic is overloaded: Overloaded"
     assert len(sleeps) == http.max_attempts - 1, "overloaded answers are retried with back-off first"
 
 
-def test_404_is_a_configuration_error(provider, credential, anthropic_settings, day, http) -> None:
-    settings = {"base_url": anthropic_settings["base_url"] + "/wrong-prefix"}
+def test_404_is_a_configuration_error(provider, credential, provider_settings, day, http) -> None:
+    settings = {"base_url": provider_settings["base_url"] + "/wrong-prefix"}
     error = raises(ConfigurationError, provider, credential["api_key"], settings, day, http)
     assert error.http_status == 404 and "base URL" in error.hint
 
 
 # ---------------------------------------------------------------- unreadable answers
 def test_wrong_shape_is_a_response_error_with_request_id(
-    provider, credential, anthropic_settings, day, sandbox, http
+    provider, credential, provider_settings, day, sandbox, http
 ) -> None:
     body = load("usage_page.json")
     del body["data"][0]["results"][0]["cache_creation"]  # only the decoy flat field is left
     sandbox.fault(USAGE_PATH, 200, body=body)
-    error = raises(ProviderResponseError, provider, credential["api_key"], anthropic_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_key"], provider_settings, day, http)
     assert "cache_creation" in error.message
     assert error.http_status == 200 and error.request_id.startswith("req_")
 
 
 def test_wrong_cost_amount_is_a_response_error(
-    provider, credential, anthropic_settings, day, sandbox, http
+    provider, credential, provider_settings, day, sandbox, http
 ) -> None:
     body = load("cost_page.json")
     body["data"][0]["results"][0]["amount"] = "n/a"
     sandbox.fault(COSTS_PATH, 200, body=body)
-    error = raises(ProviderResponseError, provider, credential["api_key"], anthropic_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_key"], provider_settings, day, http)
     assert "amount" in error.message
 
 

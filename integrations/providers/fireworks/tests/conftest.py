@@ -1,6 +1,7 @@
-"""Fixtures for the Fireworks connector's tests: settings pointing at the sandbox, a fresh metrics
+"""Fixtures for the Fireworks connector's tests: the sandbox's Fireworks account, a fresh metrics
 rate-limit budget for every test, and a clock shared by the connector and the (in-process)
-sandbox (the HTTP seam that records its retry sleeps is in integrations/providers/conftest.py)."""
+sandbox. From `hooks`, integrations/providers/conftest.py makes `provider`, `credential`, `provider_settings` and the
+HTTP seam that records its retry sleeps."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from integrations.providers.fireworks import provider as fireworks_provider
-from integrations.providers.fireworks.tests.support import FakeClock
+from integrations.providers.fireworks.tests.support import FakeClock, FireworksSandbox
 from sandbox import fireworks as fw
 
 
@@ -23,24 +23,14 @@ def fresh_metrics_budget() -> Iterator[None]:
 
 
 @pytest.fixture
-def provider():
-    return fireworks_provider
-
-
-@pytest.fixture
-def credential() -> dict[str, str]:
-    return {"api_key": fw.API_KEY}
-
-
-@pytest.fixture
-def fw_settings(sandbox) -> dict[str, str]:
-    return {"base_url": sandbox.url + "/fireworks", "account_id": fw.ACCOUNT_ID}
-
-
-@pytest.fixture
 def clock(monkeypatch, provider) -> FakeClock:
     """Freeze "now" (whole seconds) for the connector and the sandbox alike; tests advance it."""
     fake = FakeClock(datetime.now(UTC).replace(microsecond=0))
     monkeypatch.setattr(provider, "clock", fake)
     monkeypatch.setattr(fw, "clock", fake)
     return fake
+
+
+@pytest.fixture
+def hooks() -> FireworksSandbox:
+    return FireworksSandbox()

@@ -25,29 +25,29 @@ KEY = sandbox_groq.ENTERPRISE_KEY
 
 
 # ---------------------------------------------------------------- credential and tier
-def test_401_marks_credential_rejected(provider, groq_settings, day, sandbox, sleeps) -> None:
+def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = sandbox_groq.REVOKED_KEY
-    error = raises(CredentialError, provider, key, groq_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
+    error = raises(CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
     assert error.http_status == 401 and error.request_id.startswith("req_")
     assert "Invalid API Key" in error.message and KEYS_URL in error.hint
     assert len(sandbox.requests()) == 1, "a rejected key is not retried"
 
 
-def test_401_message_echoing_the_key_is_redacted(provider, groq_settings, day, sandbox, http) -> None:
+def test_401_message_echoing_the_key_is_redacted(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(API, 401, body={"error": {"message": f"Invalid API Key {KEY}", "type": "invalid_request_error"}})
-    error = raises(CredentialError, provider, KEY, groq_settings, day, http)
+    error = raises(CredentialError, provider, KEY, provider_settings, day, http)
     assert "Invalid API Key" in error.message
 
 
 @pytest.mark.parametrize("call", ["fetch", "verify"])
-def test_non_enterprise_key_gets_a_scope_error_explaining_the_tier(provider, groq_settings, day, sandbox, sleeps, call):
+def test_non_enterprise_key_gets_a_scope_error_explaining_the_tier(provider, provider_settings, day, sandbox, sleeps, call):
     key = sandbox_groq.DEVELOPER_KEY
     http = HttpClient(secrets=[key], sleep=sleeps.append)
     with pytest.raises(ScopeError) as info:
         if call == "fetch":
-            run(provider, key, groq_settings, day, http)
+            run(provider, key, provider_settings, day, http)
         else:
-            provider.verify({"api_key": key}, groq_settings, http=http)
+            provider.verify({"api_key": key}, provider_settings, http=http)
     error = info.value
     assert_no_secret(error, [key])
     assert error.http_status == 404 and "Enterprise tier only" in error.message
@@ -55,62 +55,62 @@ def test_non_enterprise_key_gets_a_scope_error_explaining_the_tier(provider, gro
     assert len(sandbox.requests()) == 1
 
 
-def test_recorded_not_found_body_is_a_scope_error(provider, groq_settings, day, sandbox, http) -> None:
+def test_recorded_not_found_body_is_a_scope_error(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(API, 404, body=load("error_not_enterprise.json"))
-    raises(ScopeError, provider, KEY, groq_settings, day, http)
+    raises(ScopeError, provider, KEY, provider_settings, day, http)
 
 
-def test_403_is_permission_denied(provider, groq_settings, day, sandbox, http) -> None:
+def test_403_is_permission_denied(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(API, 403)
-    error = raises(PermissionDenied, provider, KEY, groq_settings, day, http)
+    error = raises(PermissionDenied, provider, KEY, provider_settings, day, http)
     assert not isinstance(error, ScopeError) and "may not read metrics" in error.message
 
 
 # ---------------------------------------------------------------- rate limits and outages
 # ---------------------------------------------------------------- refused queries and unreadable answers
-def test_bad_data_is_a_response_error_naming_the_error_type(provider, groq_settings, day, sandbox, http) -> None:
+def test_bad_data_is_a_response_error_naming_the_error_type(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(QUERY_PATH, 400, body=load("error_bad_data.json"))
-    error = raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
+    error = raises(ProviderResponseError, provider, KEY, provider_settings, day, http)
     assert "refused the query (bad_data)" in error.message and "cannot parse" in error.message
     assert error.http_status == 400 and "request id" in error.hint
     assert len(sandbox.requests(QUERY_PATH)) == 1, "a refused query is not retried"
 
 
-def test_execution_error_is_a_response_error(provider, groq_settings, day, sandbox, http) -> None:
+def test_execution_error_is_a_response_error(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(QUERY_PATH, 422)
-    error = raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
+    error = raises(ProviderResponseError, provider, KEY, provider_settings, day, http)
     assert "(execution)" in error.message and error.http_status == 422
 
 
-def test_query_timeout_is_provider_unavailable(provider, groq_settings, day, sandbox, http) -> None:
+def test_query_timeout_is_provider_unavailable(provider, provider_settings, day, sandbox, http) -> None:
     body = {"status": "error", "errorType": "timeout", "error": "query timed out in query execution"}
     sandbox.fault(QUERY_PATH, 422, body=body)
-    error = raises(ProviderUnavailable, provider, KEY, groq_settings, day, http)
+    error = raises(ProviderUnavailable, provider, KEY, provider_settings, day, http)
     assert "(timeout)" in error.message
 
 
-def test_error_envelope_with_200_is_a_response_error(provider, groq_settings, day, sandbox, http) -> None:
+def test_error_envelope_with_200_is_a_response_error(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(QUERY_PATH, 200, body=load("error_bad_data.json"))
-    error = raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
+    error = raises(ProviderResponseError, provider, KEY, provider_settings, day, http)
     assert "reported an error (bad_data)" in error.message and error.request_id.startswith("req_")
 
 
-def test_partial_answer_is_provider_unavailable(provider, groq_settings, day, sandbox, http) -> None:
+def test_partial_answer_is_provider_unavailable(provider, provider_settings, day, sandbox, http) -> None:
     body = {**load("query_range_tokens_in.json"), "isPartial": True}
     sandbox.fault(QUERY_PATH, 200, body=body)
-    raises(ProviderUnavailable, provider, KEY, groq_settings, day, http)
+    raises(ProviderUnavailable, provider, KEY, provider_settings, day, http)
 
 
-def test_wrong_shape_is_a_response_error_with_request_id(provider, groq_settings, day, sandbox, http) -> None:
+def test_wrong_shape_is_a_response_error_with_request_id(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(QUERY_PATH, 200, body={"status": "success", "data": {"resultType": "vector", "result": []}})
-    error = raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
+    error = raises(ProviderResponseError, provider, KEY, provider_settings, day, http)
     assert "resultType" in error.message
     assert error.http_status == 200 and error.request_id.startswith("req_")
 
 
-def test_wrong_label_values_shape_is_a_response_error(provider, groq_settings, day, sandbox, http) -> None:
+def test_wrong_label_values_shape_is_a_response_error(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(API + "label/", 200, body={"status": "success", "data": {"names": []}})
-    raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
+    raises(ProviderResponseError, provider, KEY, provider_settings, day, http)
 
 
 # ---------------------------------------------------------------- offline checks
@@ -139,9 +139,9 @@ def test_check_credential_accepts_groq_keys(provider) -> None:
     provider.check_credential({"api_key": "  gsk_0123456789abcdefSECRET\n"})
 
 
-def test_missing_key_at_fetch_is_a_configuration_error(provider, groq_settings, day, http, sandbox) -> None:
+def test_missing_key_at_fetch_is_a_configuration_error(provider, provider_settings, day, http, sandbox) -> None:
     with pytest.raises(ConfigurationError):
-        list(provider.fetch({}, groq_settings, day, http=http))
+        list(provider.fetch({}, provider_settings, day, http=http))
     assert sandbox.requests() == []
 
 

@@ -1,24 +1,14 @@
-"""Fixtures for the OpenAI connector's tests: the provider, its Admin key and settings (the HTTP
-seam that records its retry sleeps, and the past windows, are in integrations/providers/conftest.py)."""
+"""Fixtures for the OpenAI connector's tests: the sandbox's OpenAI organisation. From `hooks`,
+integrations/providers/conftest.py makes `provider`, `credential`, `provider_settings` and the
+HTTP seam that records its retry sleeps."""
 
 from __future__ import annotations
 
 import pytest
 
-from integrations.providers.openai import provider as openai_provider
+from integrations.providers.openai.tests.support import OpenAISandbox
 
 
 @pytest.fixture
-def provider():
-    return openai_provider
-
-
-@pytest.fixture
-def credential(sandbox) -> dict[str, str]:
-    return {"api_key": sandbox.OPENAI_ADMIN_KEY}
-
-
-@pytest.fixture
-def openai_settings(sandbox) -> dict[str, str]:
-    return {"base_url": sandbox.openai_base_url}
-
+def hooks() -> OpenAISandbox:
+    return OpenAISandbox()

@@ -29,9 +29,9 @@ run, raises = key_fetchers("api_key")
 
 
 # ---------------------------------------------------------------- credential and scope
-def test_401_marks_credential_rejected(provider, openai_settings, day, sandbox, sleeps) -> None:
+def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = sandbox.OPENAI_REVOKED_KEY
-    error = raises(CredentialError, provider, key, openai_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
+    error = raises(CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
     assert error.http_status == 401
     assert error.request_id.startswith("req_")
     assert ADMIN_KEYS_URL in error.hint
@@ -39,7 +39,7 @@ def test_401_marks_credential_rejected(provider, openai_settings, day, sandbox, 
 
 
 def test_401_message_echoing_the_key_is_redacted(
-    provider, credential, openai_settings, day, sandbox, http
+    provider, credential, provider_settings, day, sandbox, http
 ) -> None:
     key = credential["api_key"]
     body = {
@@ -51,51 +51,51 @@ def test_401_message_echoing_the_key_is_redacted(
         }
     }
     sandbox.fault(ORG_PATHS, 401, body=body)
-    error = raises(CredentialError, provider, key, openai_settings, day, http)
+    error = raises(CredentialError, provider, key, provider_settings, day, http)
     assert "Incorrect API key provided" in error.message
 
 
-def test_project_key_gets_scope_error_with_fix(provider, openai_settings, day, sandbox, sleeps) -> None:
+def test_project_key_gets_scope_error_with_fix(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = sandbox.OPENAI_PROJECT_KEY
-    error = raises(ScopeError, provider, key, openai_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
+    error = raises(ScopeError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
     assert error.http_status == 403
     assert "api.usage.read" in error.message and "project key" in error.message
     assert ADMIN_KEYS_URL in error.hint
 
 
 def test_recorded_missing_scope_403_is_a_scope_error(
-    provider, credential, openai_settings, day, sandbox, http
+    provider, credential, provider_settings, day, sandbox, http
 ) -> None:
     sandbox.fault(ORG_PATHS, 403, body=load("error_missing_scope.json"))
-    raises(ScopeError, provider, credential["api_key"], openai_settings, day, http)
+    raises(ScopeError, provider, credential["api_key"], provider_settings, day, http)
 
 
-def test_other_403_is_permission_denied(provider, credential, openai_settings, day, sandbox, http) -> None:
+def test_other_403_is_permission_denied(provider, credential, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(ORG_PATHS, 403)
-    error = raises(PermissionDenied, provider, credential["api_key"], openai_settings, day, http)
+    error = raises(PermissionDenied, provider, credential["api_key"], provider_settings, day, http)
     assert not isinstance(error, ScopeError)
     assert "Country, region, or territory not supported" in error.message
 
 
-def test_verify_with_project_key_is_a_scope_error(provider, openai_settings, sandbox, sleeps) -> None:
+def test_verify_with_project_key_is_a_scope_error(provider, provider_settings, sandbox, sleeps) -> None:
     key = sandbox.OPENAI_PROJECT_KEY
     with pytest.raises(ScopeError) as info:
-        provider.verify({"api_key": key}, openai_settings, http=HttpClient(secrets=[key], sleep=sleeps.append))
+        provider.verify({"api_key": key}, provider_settings, http=HttpClient(secrets=[key], sleep=sleeps.append))
     assert_no_secret(info.value, [key])
 
 
 def test_verify_detects_a_key_that_lists_projects_but_cannot_read_usage(
-    provider, credential, openai_settings, sandbox, http
+    provider, credential, provider_settings, sandbox, http
 ) -> None:
     sandbox.fault(USAGE_PATH, 403, body=load("error_missing_scope.json"))
     with pytest.raises(ScopeError):
-        provider.verify(credential, openai_settings, http=http)
+        provider.verify(credential, provider_settings, http=http)
 
 
 # ---------------------------------------------------------------- rate limits and outages
 # ---------------------------------------------------------------- unreadable answers
 def test_wrong_shape_is_a_response_error_with_request_id(
-    provider, credential, openai_settings, day, sandbox, http
+    provider, credential, provider_settings, day, sandbox, http
 ) -> None:
     sandbox.fault(
         USAGE_PATH,
@@ -105,16 +105,16 @@ def test_wrong_shape_is_a_response_error_with_request_id(
             "data": [{"object": "bucket", "start_time": "yesterday", "end_time": 0, "results": []}],
         },
     )
-    error = raises(ProviderResponseError, provider, credential["api_key"], openai_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_key"], provider_settings, day, http)
     assert "start_time" in error.message
     assert error.http_status == 200 and error.request_id.startswith("req_")
 
 
-def test_wrong_cost_amount_is_a_response_error(provider, credential, openai_settings, day, sandbox, http) -> None:
+def test_wrong_cost_amount_is_a_response_error(provider, credential, provider_settings, day, sandbox, http) -> None:
     body = load("costs_page.json")
     body["data"][0]["results"][0]["amount"]["value"] = "n/a"
     sandbox.fault("/openai/v1/organization/costs", 200, body=body)
-    error = raises(ProviderResponseError, provider, credential["api_key"], openai_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_key"], provider_settings, day, http)
     assert "amount.value" in error.message
 
 
@@ -145,13 +145,13 @@ def test_check_credential_accepts_admin_keys(provider) -> None:
 
 
 def test_bad_project_ids_setting_is_a_configuration_error(
-    provider, credential, openai_settings, day, http, sandbox
+    provider, credential, provider_settings, day, http, sandbox
 ) -> None:
     with pytest.raises(ConfigurationError):
         run(
             provider,
             credential["api_key"],
-            {**openai_settings, "project_ids": "proj_a, not a project"},
+            {**provider_settings, "project_ids": "proj_a, not a project"},
             day,
             http,
         )

@@ -1,6 +1,6 @@
-"""Fixtures for the Replicate connector's tests: settings pointing at the sandbox, and the sandbox
-clock put back after every test (the HTTP seam that records its retry sleeps is in
-integrations/providers/conftest.py)."""
+"""Fixtures for the Replicate connector's tests: the sandbox's Replicate account, and the sandbox clock put back after every test. From `hooks`,
+integrations/providers/conftest.py makes `provider`, `credential`, `provider_settings` and the
+HTTP seam that records its retry sleeps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from integrations.providers.replicate import provider as replicate_provider
+from integrations.providers.replicate.tests.support import ReplicateSandbox
 from sandbox import replicate as fake
 
 
@@ -21,16 +21,5 @@ def real_sandbox_clock() -> Iterator[None]:
 
 
 @pytest.fixture
-def provider():
-    return replicate_provider
-
-
-@pytest.fixture
-def credential() -> dict[str, str]:
-    return {"api_token": fake.API_TOKEN}
-
-
-@pytest.fixture
-def replicate_settings(sandbox) -> dict[str, str]:
-    return {"base_url": sandbox.url + fake.PREFIX + "/v1"}
-
+def hooks() -> ReplicateSandbox:
+    return ReplicateSandbox()

@@ -31,9 +31,9 @@ def client(token: str, sleeps: list[float], **kwargs) -> HttpClient:
 
 
 # ---------------------------------------------------------------- credential and permission
-def test_401_marks_credential_rejected(provider, replicate_settings, day, sandbox, sleeps) -> None:
+def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
     token = fake.REVOKED_TOKEN
-    error = raises(CredentialError, provider, token, replicate_settings, day, client(token, sleeps))
+    error = raises(CredentialError, provider, token, provider_settings, day, client(token, sleeps))
     assert error.http_status == 401
     # problem+json: title and detail both reach the message; the Cloudflare ray id is kept.
     assert "Unauthenticated: You did not pass a valid authentication token" in error.message
@@ -42,37 +42,37 @@ def test_401_marks_credential_rejected(provider, replicate_settings, day, sandbo
     assert len(sandbox.requests()) == 1, "a rejected token is not retried"
 
 
-def test_401_with_a_plain_detail_body(provider, credential, replicate_settings, day, sandbox, http) -> None:
+def test_401_with_a_plain_detail_body(provider, credential, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(PATHS, 401, body={"detail": "You did not pass a valid authentication token"})
-    error = raises(CredentialError, provider, credential["api_token"], replicate_settings, day, http)
+    error = raises(CredentialError, provider, credential["api_token"], provider_settings, day, http)
     assert error.message == "Replicate rejected the API token: You did not pass a valid authentication token"
 
 
-def test_401_echoing_the_token_is_redacted(provider, credential, replicate_settings, day, sandbox, http) -> None:
+def test_401_echoing_the_token_is_redacted(provider, credential, provider_settings, day, sandbox, http) -> None:
     token = credential["api_token"]
     sandbox.fault(PATHS, 401, body={"title": f"Bad token {token}", "detail": f"Token {token} is invalid"})
-    error = raises(CredentialError, provider, token, replicate_settings, day, http)
+    error = raises(CredentialError, provider, token, provider_settings, day, http)
     assert "[redacted]" in error.message
 
 
-def test_403_is_permission_denied_with_a_fix(provider, replicate_settings, day, sleeps) -> None:
+def test_403_is_permission_denied_with_a_fix(provider, provider_settings, day, sleeps) -> None:
     token = fake.FORBIDDEN_TOKEN
-    error = raises(PermissionDenied, provider, token, replicate_settings, day, client(token, sleeps))
+    error = raises(PermissionDenied, provider, token, provider_settings, day, client(token, sleeps))
     assert error.http_status == 403
     assert "You do not have permission to perform this action." in error.message
     assert TOKENS_URL in error.hint
 
 
-def test_verify_with_a_token_that_cannot_list_predictions_fails(provider, replicate_settings, sleeps) -> None:
+def test_verify_with_a_token_that_cannot_list_predictions_fails(provider, provider_settings, sleeps) -> None:
     token = fake.FORBIDDEN_TOKEN
     with pytest.raises(PermissionDenied) as info:
-        provider.verify({"api_token": token}, replicate_settings, http=client(token, sleeps))
+        provider.verify({"api_token": token}, provider_settings, http=client(token, sleeps))
     assert_no_secret(info.value, [token])
 
 
-def test_verify_with_a_revoked_token_is_a_credential_error(provider, replicate_settings, sleeps) -> None:
+def test_verify_with_a_revoked_token_is_a_credential_error(provider, provider_settings, sleeps) -> None:
     with pytest.raises(CredentialError):
-        provider.verify({"api_token": fake.REVOKED_TOKEN}, replicate_settings, http=client(fake.REVOKED_TOKEN, sleeps))
+        provider.verify({"api_token": fake.REVOKED_TOKEN}, provider_settings, http=client(fake.REVOKED_TOKEN, sleeps))
 
 
 def test_wrong_base_url_is_a_configuration_error(provider, credential, sandbox, day, http) -> None:
@@ -81,36 +81,36 @@ def test_wrong_base_url_is_a_configuration_error(provider, credential, sandbox, 
     assert error.http_status == 404 and "base URL" in error.hint
 
 
-def test_an_invalid_cursor_is_a_response_error(provider, credential, replicate_settings, day, sandbox, http) -> None:
-    next_url = f"{replicate_settings['base_url']}/predictions?cursor=not-a-cursor"
+def test_an_invalid_cursor_is_a_response_error(provider, credential, provider_settings, day, sandbox, http) -> None:
+    next_url = f"{provider_settings['base_url']}/predictions?cursor=not-a-cursor"
     sandbox.fault(PREDICTIONS_PATH, 200, body={"next": next_url, "previous": None, "results": []})
-    error = raises(ProviderResponseError, provider, credential["api_token"], replicate_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_token"], provider_settings, day, http)
     assert error.http_status == 404 and "Invalid cursor" in error.message
 
 
 # ---------------------------------------------------------------- rate limits and outages
 def test_429_without_retry_after_takes_the_wait_from_the_throttle_message(
-    provider, credential, replicate_settings, day, sandbox, http, sleeps
+    provider, credential, provider_settings, day, sandbox, http, sleeps
 ) -> None:
     sandbox.fault(PREDICTIONS_PATH, 429, body=load("error_throttled.json"))
-    error = raises(RateLimited, provider, credential["api_token"], replicate_settings, day, http)
+    error = raises(RateLimited, provider, credential["api_token"], provider_settings, day, http)
     assert error.retry_after == 7.0  # "Expected available in 7 seconds." — for the engine's next try
     assert sleeps == [] and len(sandbox.requests(PREDICTIONS_PATH)) == 1
 
 
 # ---------------------------------------------------------------- unreadable answers
 def test_wrong_shape_is_a_response_error_with_request_id(
-    provider, credential, replicate_settings, day, sandbox, http
+    provider, credential, provider_settings, day, sandbox, http
 ) -> None:
     sandbox.fault(PREDICTIONS_PATH, 200, body={"next": None, "results": [{"id": "x", "status": "succeeded"}]})
-    error = raises(ProviderResponseError, provider, credential["api_token"], replicate_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_token"], provider_settings, day, http)
     assert "created_at" in error.message
     assert error.http_status == 200 and error.request_id.endswith("-SJC")
 
 
-def test_wrong_account_shape_is_a_response_error(provider, credential, replicate_settings, day, sandbox, http) -> None:
+def test_wrong_account_shape_is_a_response_error(provider, credential, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(ACCOUNT_PATH, 200, body=["doow-sandbox"])
-    raises(ProviderResponseError, provider, credential["api_token"], replicate_settings, day, http)
+    raises(ProviderResponseError, provider, credential["api_token"], provider_settings, day, http)
 
 
 # ---------------------------------------------------------------- offline checks
