@@ -1,7 +1,7 @@
 """Fixtures for the Fireworks connector's tests: the sandbox's Fireworks account, a fresh metrics
-rate-limit budget for every test, and a clock shared by the connector and the (in-process)
-sandbox. From `hooks`, integrations/providers/conftest.py makes `provider`, `credential`, `provider_settings` and the
-HTTP seam that records its retry sleeps."""
+rate-limit budget for every test, and a clock shared by the connector and the (in-process) sandbox.
+From `hooks`, integrations/providers/conftest.py makes `provider`, `credential`, `provider_settings`
+and the HTTP seam that records its retry sleeps."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Fixtures for the OpenRouter connector's tests: the sandbox's OpenRouter account, its settings under this provider's name `settings`,
-and day-aligned windows inside the API's 30-day horizon. From `hooks`,
-integrations/providers/conftest.py makes `provider`, `credential`, `provider_settings` and the
-HTTP seam that records its retry sleeps."""
+"""Fixtures for the OpenRouter connector's tests: the sandbox's OpenRouter account, its settings
+under this provider's name `settings`, and day-aligned windows inside the API's 30-day horizon. From
+`hooks`, integrations/providers/conftest.py makes `provider`, `credential`, `provider_settings` and
+the HTTP seam that records its retry sleeps."""
 
 from __future__ import annotations
 

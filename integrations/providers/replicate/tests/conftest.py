@@ -1,6 +1,6 @@
-"""Fixtures for the Replicate connector's tests: the sandbox's Replicate account, and the sandbox clock put back after every test. From `hooks`,
-integrations/providers/conftest.py makes `provider`, `credential`, `provider_settings` and the
-HTTP seam that records its retry sleeps."""
+"""Fixtures for the Replicate connector's tests: the sandbox's Replicate account, and the sandbox
+clock put back after every test. From `hooks`, integrations/providers/conftest.py makes `provider`,
+`credential`, `provider_settings` and the HTTP seam that records its retry sleeps."""
 
 from __future__ import annotations
 
