@@ -348,14 +348,19 @@ class ProviderContractTests(SandboxHooks):
         assert_totals_equal(totals_by(samples), self.expected_totals(window), "totals over the pagination window")
 
     def test_contract_samples_are_in_window_and_time_order(self, sandbox: Any) -> None:
-        window = self.small_window()
-        samples = self.fetch_all(sandbox, window)
-        assert samples, "the small window should hold usage"
-        starts = [s.bucket_start for s in samples]
-        assert starts == sorted(starts), "fetch must yield samples in time order"
-        assert all(s.bucket_start < window.end and s.bucket_end > window.start for s in samples)
-        keys = [(s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS)) for s in samples]
-        assert len(keys) == len(set(keys)), "one fetch yielded the same sample key twice"
+        for window in (self.small_window(), self.pagination_window()):
+            samples = self.fetch_all(sandbox, window)
+            assert samples, f"the window {window} should hold usage"
+            starts = [s.bucket_start for s in samples]
+            assert starts == sorted(starts), "fetch must yield samples in time order"
+            assert all(s.bucket_start < window.end and s.bucket_end > window.start for s in samples)
+            keys = [sample_key(s) for s in samples]
+            assert len(keys) == len(set(keys)), "one fetch yielded the same sample key twice"
+
+    def test_contract_an_empty_window_makes_no_request(self, sandbox: Any) -> None:
+        moment = self.small_window().end
+        assert self.fetch_all(sandbox, Window(moment, moment)) == []
+        assert sandbox.requests() == [], "an empty window needs no call"
 
     def test_contract_answers_cover_what_was_returned(self, sandbox: Any) -> None:
         for window in (self.small_window(), self.pagination_window()):

@@ -181,17 +181,6 @@ def test_recorded_usage_served_by_the_sandbox_ignores_the_decoy_field(
     assert first_input.quantity == 1500 + 12000 + 800 + 400
 
 
-def test_empty_window_makes_no_request(provider, credential, provider_settings, http, sandbox) -> None:
-    moment = days_ago(1)
-    assert fetch(provider, credential, provider_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, credential, provider_settings, http, three_days) -> None:
-    starts = [s.bucket_start for s in fetch(provider, credential, provider_settings, three_days, http)]
-    assert starts == sorted(starts)
-
-
 def test_verify_shows_organization_and_workspaces(
     provider, credential, provider_settings, http, sandbox
 ) -> None:

@@ -241,20 +241,6 @@ def test_next_link_to_another_host_is_not_followed(
         fetch(provider, credential, azure_settings, three_days, http)
 
 
-def test_empty_window_makes_no_request(provider, credential, azure_settings, http, sandbox) -> None:
-    moment = support.days_ago(1)
-    assert fetch(provider, credential, azure_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, credential, azure_settings, http) -> None:
-    starts = [
-        s.bucket_start
-        for s in fetch(provider, credential, azure_settings, Window(support.days_ago(10), support.days_ago(1)), http)
-    ]
-    assert starts == sorted(starts)
-
-
 def test_verify_shows_subscription_accounts_and_deployments(
     provider, credential, azure_settings, http, sandbox
 ) -> None:

@@ -120,17 +120,6 @@ def test_a_restated_day_is_replaced_not_added(provider, credential, vertex_setti
     assert all(after[k] > before[k] for k in changed if k[2] != "cost" or after[k] > 0)
 
 
-def test_empty_window_makes_no_request(provider, credential, vertex_settings, http, sandbox) -> None:
-    moment = support.days_ago(1)
-    assert fetch(provider, credential, vertex_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, credential, vertex_settings, http, week) -> None:
-    starts = [s.bucket_start for s in fetch(provider, credential, vertex_settings, week, http)]
-    assert starts == sorted(starts)
-
-
 def test_query_project_defaults_to_the_tables_project(provider, credential, vertex_settings, http, sandbox, week) -> None:
     fetch(provider, credential, {**vertex_settings, "location": "us", "query_project": ""}, week, http)
     assert sandbox.requests(QUERIES)[0]["path"] == f"/google_vertex/bigquery/v2/projects/{fake.PROJECT_ID}/queries"

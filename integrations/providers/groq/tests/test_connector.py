@@ -130,17 +130,6 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, pro
     assert_totals_equal(stored, true_totals(align_down(start, HOUR), end), "stored totals")
 
 
-def test_empty_window_makes_no_request(provider, credential, provider_settings, http, sandbox) -> None:
-    moment = days_ago(1)
-    assert fetch(provider, credential, provider_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, credential, provider_settings, http, three_days) -> None:
-    starts = [s.bucket_start for s in fetch(provider, credential, provider_settings, three_days, http)]
-    assert starts == sorted(starts)
-
-
 # ---------------------------------------------------------------- metric-name discovery
 def test_renamed_metrics_are_discovered_and_read(provider, credential, provider_settings, http, sandbox) -> None:
     renamed = ("project_id_model:tokens_in:rate5m", "project_id_model:tokens_out:rate5m",

@@ -185,17 +185,6 @@ def test_project_ids_setting_filters_both_endpoints(
         assert request["query"]["project_ids"] == wanted
 
 
-def test_empty_window_makes_no_request(provider, credential, provider_settings, http, sandbox) -> None:
-    moment = days_ago(1)
-    assert fetch(provider, credential, provider_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, credential, provider_settings, http, three_days) -> None:
-    starts = [s.bucket_start for s in fetch(provider, credential, provider_settings, three_days, http)]
-    assert starts == sorted(starts)
-
-
 def test_verify_shows_organization_and_projects(provider, credential, provider_settings, http, sandbox) -> None:
     identity = provider.verify(credential, provider_settings, http=http)
     assert identity.account_id == ORGANIZATION_ID

@@ -148,17 +148,6 @@ def test_running_predictions_converge_on_a_later_read(provider, credential, prov
     assert {sample_key(s) for s in first} == {sample_key(s) for s in later}, "same rows, replaced values"
 
 
-def test_empty_window_makes_no_request(provider, credential, provider_settings, http, sandbox) -> None:
-    moment = days_ago(1)
-    assert fetch(provider, credential, provider_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, credential, provider_settings, http, three_days) -> None:
-    starts = [s.bucket_start for s in fetch(provider, credential, provider_settings, three_days, http)]
-    assert starts == sorted(starts)
-
-
 # ---------------------------------------------------------------- defensive paging
 def test_a_prediction_repeated_across_a_page_boundary_counts_once(
     provider, credential, provider_settings, http, sandbox, day
