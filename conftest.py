@@ -150,15 +150,7 @@ def sandbox(sandbox_server):
 @pytest.fixture
 def openai_integration(workspace, admin_user, sandbox):
     """An OpenAI integration pointed at the sandbox, not yet synced."""
-    from integrations.models import Integration
+    from integrations.testing import make_integration
 
-    integration = Integration(
-        workspace=workspace,
-        provider="openai",
-        name="OpenAI (sandbox)",
-        settings={"base_url": sandbox.openai_base_url},
-        created_by=admin_user,
-    )
-    integration.set_credential({"api_key": sandbox.OPENAI_ADMIN_KEY})
-    integration.save()
-    return integration
+    return make_integration(workspace, "OpenAI (sandbox)", credential={"api_key": sandbox.OPENAI_ADMIN_KEY},
+                            settings={"base_url": sandbox.openai_base_url}, created_by=admin_user)  # fmt: skip

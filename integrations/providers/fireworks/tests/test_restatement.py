@@ -22,13 +22,6 @@ from usage.models import UsageRecord
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def integration(create_integration, sandbox) -> Integration:
-    return create_integration(
-        "fireworks", {"api_key": fw.API_KEY}, {"base_url": sandbox.url + "/fireworks", "account_id": f"accounts/{fw.ACCOUNT_ID}"}
-    )
-
-
 def sync(integration: Integration, since: datetime | None = None) -> SyncRun:
     run = engine.integration_sync(integration_id=integration.pk, since=since, trigger="command")
     assert run.status == SyncRun.Status.SUCCESS, f"{run.error_category}: {run.error}"

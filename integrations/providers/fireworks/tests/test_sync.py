@@ -8,8 +8,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
-
 from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.base import align_down, align_up
@@ -26,13 +24,6 @@ from sandbox import fireworks as fw
 from usage.models import UsageRecord
 
 METRICS_PATH = f"/fireworks/v1/accounts/{fw.ACCOUNT_ID}/metrics"
-
-
-@pytest.fixture
-def integration(create_integration, sandbox) -> Integration:
-    return create_integration(
-        "fireworks", {"api_key": fw.API_KEY}, {"base_url": sandbox.url + "/fireworks", "account_id": f"accounts/{fw.ACCOUNT_ID}"}
-    )
 
 
 def sync(integration: Integration, since: datetime | None = None) -> SyncRun:
