@@ -20,6 +20,7 @@ from integrations.providers.fireworks.tests.support import (
     expected_estimates,
 )
 from integrations.providers.testing import assert_totals_equal
+from integrations.tests.restatement import stored_rows
 from sandbox import fireworks as fw
 from usage.models import UsageRecord
 
@@ -56,22 +57,6 @@ def truth(start: datetime, end: datetime, now: datetime) -> Counter:
     return totals
 
 
-def snapshot(integration: Integration) -> list[tuple]:
-    return sorted(
-        UsageRecord.objects.filter(integration=integration).values_list(
-            "bucket_start",
-            "bucket_end",
-            "model",
-            "deployment",
-            "resource",
-            "region",
-            "metric",
-            "quantity",
-            "provenance",
-        )
-    )
-
-
 def derived(integration: Integration) -> dict[tuple, Decimal]:
     return {
         (r.bucket_start, r.model, r.metric): r.quantity
@@ -94,9 +79,9 @@ def test_sync_stores_true_billing_totals_and_integrated_metrics(integration, san
     assert integration.provider_state["metrics"]["scraped_at"] == t0.isoformat()
     assert len(sandbox.requests(METRICS_PATH)) == 1, "only the chunk reaching the present scrapes"
 
-    first = snapshot(integration)
+    first = stored_rows(integration)
     sync(integration)
-    assert snapshot(integration) == first, "a second sync at the same instant changes nothing"
+    assert stored_rows(integration) == first, "a second sync at the same instant changes nothing"
 
     t1 = clock.advance(minutes=50)  # crosses into the next hour
     sync(integration)
@@ -108,8 +93,8 @@ def test_sync_stores_true_billing_totals_and_integrated_metrics(integration, san
     # Today's billing row grew with the hour that elapsed: replaced, never added to.
     assert_totals_equal(stored(integration, "reported"), truth(since, align_up(latest, DAY), t1), "third sync")
 
-    third = snapshot(integration)
+    third = stored_rows(integration)
     sync(integration)
-    assert snapshot(integration) == third
+    assert stored_rows(integration) == third
     assert all(r.unit == "tokens" for r in UsageRecord.objects.filter(metric__endswith="tokens"))
     assert set(UsageRecord.objects.filter(metric="compute_seconds").values_list("unit", flat=True)) == {"seconds"}

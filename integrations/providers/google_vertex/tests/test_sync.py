@@ -16,6 +16,7 @@ from django.core.management import call_command
 from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.google_vertex.tests import support
+from integrations.tests.restatement import stored_rows
 from sandbox import google_vertex as fake
 from usage.models import UsageRecord
 
@@ -42,11 +43,6 @@ def truth(run: SyncRun) -> dict[tuple, Decimal]:
     return support.true_totals(run.window_start, run.window_end, support.by_day_project_region_model)
 
 
-def snapshot(integration: Integration) -> list[tuple]:
-    return sorted(UsageRecord.objects.filter(integration=integration).values_list(
-        "bucket_start", "account", "project", "region", "model", "resource", "operation", "metric", "quantity", "unit"))  # fmt: skip
-
-
 def test_create_verifies_and_stores_the_identity(integration) -> None:
     assert integration.identity["account_id"] == fake.BILLING_ACCOUNT
     assert integration.identity["details"]["service_account"] == fake.SERVICE_ACCOUNT
@@ -70,10 +66,10 @@ def test_sync_reproduces_the_sandbox_true_totals(integration) -> None:
 
 def test_second_sync_changes_nothing(integration) -> None:
     assert sync(integration).status == SyncRun.Status.SUCCESS
-    before = snapshot(integration)
+    before = stored_rows(integration)
     second = sync(integration)
     assert second.status == SyncRun.Status.SUCCESS and second.rows_written == len(before)
-    assert snapshot(integration) == before
+    assert stored_rows(integration) == before
 
 
 def test_a_restated_day_replaces_what_was_stored(integration) -> None:
