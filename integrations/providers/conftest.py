@@ -42,7 +42,11 @@ def create_integration(workspace, admin_user):
 
     def create(provider_slug: str, credential: dict[str, str], settings: dict[str, str]):
         return services.integration_create(
-            workspace=workspace, provider_slug=provider_slug, credential=credential, settings=settings, created_by=admin_user
+            workspace=workspace,
+            provider_slug=provider_slug,
+            credential=credential,
+            settings=settings,
+            created_by=admin_user,
         )
 
     return create

@@ -6,10 +6,20 @@ inject faults on, a window that needs more than one page, the true totals for a 
 its recorded fixtures parsed into samples). The mixin then checks the behaviour the sync
 engine relies on: metadata, 401 → CredentialError, 429 beyond the retry budget →
 RateLimited, 5xx → ProviderUnavailable, an unreadable body → ProviderResponseError,
-pagination followed to the end, fixtures → expected samples, no secret in any error, and the
+pagination followed to the end, samples in time order (over both windows), an empty window
+making no call, fixtures → expected samples, no secret in any error, and the
 streams and answers the engine removes vanished rows by (every sample names a declared
 stream; what it answered covers what it returned and stays inside the window; a read cut
 short after its first page raises instead of answering).
+
+A provider's tests name its sandbox once, as a `SandboxHooks` subclass in their support module
+(credential, settings, windows): the contract class, `ProviderFailureTests` in test_errors.py
+(429 retried / beyond the budget / a long wait / no wait, 5xx retried and storms, a later page
+failing, timeouts, malformed JSON, with the provider's own words and request-id form) and
+`CursorPagingTests` (a missing or repeated cursor) all use it, and integrations/providers/
+conftest.py builds the `provider`, `credential`, `http` and window fixtures from it. The helpers
+below (fetch_list, fetch_raises, key_fetchers, stored_totals, days_ago, fixture_loader) are what
+the per-provider tests share beyond the mixins.
 
 `provider_metadata_problems` is also used by integrations/tests/test_registry.py on every
 registry entry. This module is not collected itself (its class name does not start with Test)
@@ -212,7 +222,9 @@ def key_fetchers(field: str) -> tuple[Callable[..., list[UsageSample]], Callable
     window, http)`, everything a fetch yields, and `raises(error_type, provider, secret, settings,
     window, http)`, the error it raises, checked to show no secret."""
 
-    def run(provider: Provider, secret: str, settings: Mapping[str, str], window: Window, http: HttpClient) -> list[UsageSample]:
+    def run(
+        provider: Provider, secret: str, settings: Mapping[str, str], window: Window, http: HttpClient
+    ) -> list[UsageSample]:
         return fetch_list(provider, {field: secret}, settings, window, http)
 
     def raises(error_type: type[ProviderError], provider: Provider, secret: str, settings: Mapping[str, str],
