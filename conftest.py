@@ -123,6 +123,14 @@ def outsider_client(outsider_user) -> Client:
     return _client(outsider_user)
 
 
+@pytest.fixture
+def superuser_client(db) -> Client:
+    """Signed in to the Django admin as a superuser (who belongs to no workspace)."""
+    from django.contrib.auth import get_user_model
+
+    return _client(get_user_model().objects.create_superuser(username="root", password="x", email="root@example.com"))
+
+
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator:
     from sandbox.testing import SandboxServer
@@ -142,15 +150,7 @@ def sandbox(sandbox_server):
 @pytest.fixture
 def openai_integration(workspace, admin_user, sandbox):
     """An OpenAI integration pointed at the sandbox, not yet synced."""
-    from integrations.models import Integration
+    from integrations.testing import make_integration
 
-    integration = Integration(
-        workspace=workspace,
-        provider="openai",
-        name="OpenAI (sandbox)",
-        settings={"base_url": sandbox.openai_base_url},
-        created_by=admin_user,
-    )
-    integration.set_credential({"api_key": sandbox.OPENAI_ADMIN_KEY})
-    integration.save()
-    return integration
+    return make_integration(workspace, "OpenAI (sandbox)", credential={"api_key": sandbox.OPENAI_ADMIN_KEY},
+                            settings={"base_url": sandbox.openai_base_url}, created_by=admin_user)  # fmt: skip

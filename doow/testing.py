@@ -1,13 +1,17 @@
-"""Helpers for tests that start real processes (a worker to kill, a second writer) against the
-test database. Imported by tests only; nothing in the product uses it."""
+"""Helpers for tests that start real processes (a worker to kill, a second writer) or threads
+racing each other against the test database. Imported by tests only; nothing in the product
+uses it."""
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import time_machine
-from django.db import connection
+from django.db import connection, connections
+from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -42,3 +46,40 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
+
+
+def race(work: Callable[[], None], threads: int, rounds: int = 1) -> list[BaseException]:
+    """Run `work` in `threads` threads, `rounds` times each, every round started together (a
+    barrier); each thread closes its database connections when done. What they raised."""
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for _ in range(rounds):
+                barrier.wait(timeout=10)
+                work()
+        except BaseException as exc:  # reported to the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(timeout=60)
+    return errors
+
+
+def url_patterns(urlconf: str) -> list[URLPattern]:
+    """Every URL pattern of `urlconf`, included ones too: tests that walk a URLconf cover a new
+    URL without being edited."""
+
+    def walk(patterns: list) -> list[URLPattern]:
+        found: list[URLPattern] = []
+        for entry in patterns:
+            found.extend(walk(entry.url_patterns) if isinstance(entry, URLResolver) else [entry])
+        return found
+
+    return walk(get_resolver(urlconf).url_patterns)

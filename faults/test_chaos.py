@@ -15,6 +15,7 @@ from faults import figures
 from faults.chaos import TRUTHS, FaultPlan, compare, stored_rows
 from integrations import engine
 from integrations.models import Integration, SyncRun
+from integrations.testing import make_integration
 
 pytestmark = pytest.mark.django_db
 
@@ -25,16 +26,8 @@ MAX_SYNCS = 10  # by then the backfill must be complete (the last ones meet no n
 
 
 def _integration(workspace, sandbox, *, backfill_days: int) -> Integration:
-    integration = Integration(
-        workspace=workspace,
-        provider="openai",
-        name="OpenAI (chaos)",
-        settings={"base_url": sandbox.openai_base_url},
-        backfill_days=backfill_days,
-    )
-    integration.set_credential({"api_key": sandbox.OPENAI_ADMIN_KEY})
-    integration.save()
-    return integration
+    return make_integration(workspace, "OpenAI (chaos)", credential={"api_key": sandbox.OPENAI_ADMIN_KEY},
+                            settings={"base_url": sandbox.openai_base_url}, backfill_days=backfill_days)  # fmt: skip
 
 
 def _end() -> datetime:

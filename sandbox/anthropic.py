@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sandbox.core import Changes, Request, Response, json_response
+from sandbox.core import Changes, Request, Response, digest, epoch, from_epoch, json_response, utcnow
 
 # ---------------------------------------------------------------- the fake organization
 ORGANIZATION_ID = "5f0c9a3e-7d1b-4c2a-9e8f-0a1b2c3d4e5f"
@@ -152,22 +151,6 @@ class CostRow(NamedTuple):
         return self.amount_cents / 100
 
 
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ts(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-def _dt(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
 _usage_changes: Changes[UsageRow] = Changes()
 _cost_changes: Changes[CostRow] = Changes()
 
@@ -193,27 +176,27 @@ def clear_changes() -> None:
 
 
 def _workspace_ids_at(hour_ts: int) -> list[str | None]:
-    live = [w.id for w in WORKSPACES if _ts(w.created_at) <= hour_ts and (w.archived_at is None or hour_ts < _ts(w.archived_at))]
+    live = [w.id for w in WORKSPACES if epoch(w.created_at) <= hour_ts and (w.archived_at is None or hour_ts < epoch(w.archived_at))]
     return [None, *live]
 
 
 @lru_cache(maxsize=200_000)
 def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
-    if hour_ts < _ts(DATA_START) or _digest("idle", hour_ts)[0] < 51:  # ~20 % of hours are idle
+    if hour_ts < epoch(DATA_START) or digest("idle", hour_ts)[0] < 51:  # ~20 % of hours are idle
         return ()
     rows = []
     for workspace_id in _workspace_ids_at(hour_ts):
         for model in MODELS:
-            d = _digest(hour_ts, workspace_id or "default", model)
+            d = digest(hour_ts, workspace_id or "default", model)
             if d[0] < 90:  # ~35 % of combinations are idle in a busy hour
                 continue
             for tier in ("standard", "batch") if d[1] % 4 == 0 else ("standard",):
-                e = _digest(hour_ts, workspace_id or "default", model, tier)
+                e = digest(hour_ts, workspace_id or "default", model, tier)
                 requests = 1 + e[0] % 30
                 web = e[12] % 6 if tier == "standard" and e[13] % 4 == 0 else 0
                 rows.append(
                     UsageRow(
-                        _dt(hour_ts),
+                        from_epoch(hour_ts),
                         workspace_id,
                         model,
                         tier,
@@ -234,14 +217,14 @@ def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
 
 def _visible_until(now: datetime | None) -> int:
     """Hours starting before this instant are reported (ended at least REPORTING_DELAY ago)."""
-    return _ts(now or _utcnow()) - REPORTING_DELAY - HOUR + 1
+    return epoch(now or utcnow()) - REPORTING_DELAY - HOUR + 1
 
 
 def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) -> list[UsageRow]:
     """Hourly rows for hours starting in [start, end) that are already reported at `now`."""
-    first = -(-_ts(start) // HOUR) * HOUR  # the first hour starting at or after `start`
+    first = -(-epoch(start) // HOUR) * HOUR  # the first hour starting at or after `start`
     rows: list[UsageRow] = []
-    for hour_ts in range(first, min(_ts(end), _visible_until(now)), HOUR):
+    for hour_ts in range(first, min(epoch(end), _visible_until(now)), HOUR):
         rows.extend(_hour_rows(hour_ts))
     return _usage_changes.apply(rows)
 
@@ -270,15 +253,15 @@ def _day_costs(day_ts: int, hours: int) -> tuple[CostRow, ...]:
                 description = (f"{MODEL_NAMES[model]} Usage - {label}" + (" (Batch)" if tier == "batch" else "")
                                + (" (Long Context)" if window == "200k-1M" else "") + (" (US)" if geo == "us" else ""))  # fmt: skip
                 rows.append(
-                    CostRow(_dt(day_ts), workspace_id, description, "tokens", model, token_type, tier,
+                    CostRow(from_epoch(day_ts), workspace_id, description, "tokens", model, token_type, tier,
                             cents.quantize(CENT_PLACES, ROUND_HALF_UP), window, geo)
                 )  # fmt: skip
     for workspace_id, count in searches.items():
         if count:
-            rows.append(CostRow(_dt(day_ts), workspace_id, "Web Search", "web_search", None, None, None, count * WEB_SEARCH_CENTS))
+            rows.append(CostRow(from_epoch(day_ts), workspace_id, "Web Search", "web_search", None, None, None, count * WEB_SEARCH_CENTS))
     for workspace_id, count in executions.items():
         if count:
-            rows.append(CostRow(_dt(day_ts), workspace_id, "Code Execution Usage", "code_execution", None, None, None,
+            rows.append(CostRow(from_epoch(day_ts), workspace_id, "Code Execution Usage", "code_execution", None, None, None,
                                 count * CODE_EXECUTION_CENTS))  # fmt: skip
     return tuple(sorted(rows, key=lambda r: (r.workspace_id or "", r.description)))
 
@@ -287,9 +270,9 @@ def truth_costs(start: datetime, end: datetime, *, now: datetime | None = None) 
     """Daily rows for UTC days starting in [start, end), priced from the hours of each day
     already reported at `now` (so today's costs grow during the day)."""
     visible = _visible_until(now)
-    first = -(-_ts(start) // DAY) * DAY
+    first = -(-epoch(start) // DAY) * DAY
     rows: list[CostRow] = []
-    for day_ts in range(first, min(_ts(end), visible), DAY):
+    for day_ts in range(first, min(epoch(end), visible), DAY):
         hours = max(0, min(24, -(-(visible - day_ts) // HOUR)))
         rows.extend(_day_costs(day_ts, hours))
     return _cost_changes.apply(rows)
@@ -369,7 +352,7 @@ KEPT_GROUPS = ("workspace_id", "model", "service_tier", "context_window", "infer
 
 
 def iso(ts: int) -> str:
-    return _dt(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return from_epoch(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _time(request: Request, name: str, required: bool) -> int | None:
@@ -384,7 +367,7 @@ def _time(request: Request, name: str, required: bool) -> int | None:
         raise _BadRequest(f"{name}: Input should be a valid RFC 3339 datetime") from None
     if moment.tzinfo is None:
         raise _BadRequest(f"{name}: Timezone offset required")
-    return _ts(moment)
+    return epoch(moment)
 
 
 def _array(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> list[str]:
@@ -414,14 +397,14 @@ def _cursor(ts: int) -> str:
 
 def _decode_cursor(token: str) -> int:
     try:
-        return _ts(datetime.fromisoformat(base64.b64decode(token.removeprefix("page_"), validate=True).decode()))
+        return epoch(datetime.fromisoformat(base64.b64decode(token.removeprefix("page_"), validate=True).decode()))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise _BadRequest("page: invalid page token") from None
 
 
 def _paged(request: Request, width: int, limits: tuple[int, int], results: Callable[[int, int], list[dict[str, Any]]]) -> Response:
     start = _time(request, "starting_at", True)
-    end = _time(request, "ending_at", False) or _ts(_utcnow())
+    end = _time(request, "ending_at", False) or epoch(utcnow())
     assert start is not None
     if end <= start:
         raise _BadRequest("ending_at: must be after starting_at")
@@ -450,7 +433,7 @@ def _usage(request: Request) -> Response:
 
     def results(start: int, stop: int) -> list[dict[str, Any]]:
         totals: dict[tuple[Any, ...], list[int]] = {}
-        for row in truth_usage(_dt(start), _dt(stop)):
+        for row in truth_usage(from_epoch(start), from_epoch(stop)):
             if (workspace_ids and row.workspace_id not in workspace_ids) or (models and row.model not in models):
                 continue
             key = tuple(getattr(row, g) if g in groups else None for g in KEPT_GROUPS)
@@ -483,7 +466,7 @@ def _costs(request: Request) -> Response:
 
     def results(start: int, stop: int) -> list[dict[str, Any]]:
         totals: dict[tuple[Any, ...], Decimal] = {}
-        for row in truth_costs(_dt(start), _dt(stop)):
+        for row in truth_costs(from_epoch(start), from_epoch(stop)):
             key = (row.workspace_id if "workspace_id" in groups else None,
                    *((row.description, row.cost_type, row.model, row.token_type, row.service_tier, row.context_window,
                       row.inference_geo) if by_description else (None,) * 7))  # fmt: skip
@@ -528,8 +511,8 @@ def _workspaces(request: Request) -> Response:
             "id": w.id,
             "type": "workspace",
             "name": w.name,
-            "created_at": iso(_ts(w.created_at)),
-            "archived_at": iso(_ts(w.archived_at)) if w.archived_at else None,
+            "created_at": iso(epoch(w.created_at)),
+            "archived_at": iso(epoch(w.archived_at)) if w.archived_at else None,
             "display_color": w.display_color,
         }
         for w in page

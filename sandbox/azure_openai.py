@@ -26,7 +26,6 @@ A dimension a metric does not have is refused (StatusCode on a token metric).
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import re
@@ -38,7 +37,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlencode
 
-from sandbox.core import Changes, Request, Response, json_response
+from sandbox.core import Changes, Request, Response, digest, epoch, from_epoch, json_response
 
 PREFIX = "/azure_openai"
 TENANT_ID = "5b9a1c2e-7d4f-4e3a-9c1b-0a2b3c4d5e6f"
@@ -211,20 +210,8 @@ class UsageRow(NamedTuple):
         return self.requests + self.throttled + self.failed
 
 
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-
-
-def _ts(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-def _dt(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
 def _iso(ts: int) -> str:
-    return _dt(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return from_epoch(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 PTU_SKUS = frozenset({"ProvisionedManaged", "GlobalProvisionedManaged", "DataZoneProvisionedManaged"})
@@ -232,16 +219,16 @@ PTU_SKUS = frozenset({"ProvisionedManaged", "GlobalProvisionedManaged", "DataZon
 
 @lru_cache(maxsize=100_000)
 def _hour_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow, ...]:
-    if hour_ts < _ts(DATA_START):
+    if hour_ts < epoch(DATA_START):
         return ()
-    traffic = _traffic_rows(hour_ts, accounts) if _digest("idle", hour_ts)[0] >= 51 else ()  # ~20 % idle hours
+    traffic = _traffic_rows(hour_ts, accounts) if digest("idle", hour_ts)[0] >= 51 else ()  # ~20 % idle hours
     # Provisioned deployments: their PTUs every hour, with or without traffic.
     ptu = {
         (a.name, d.name): d.capacity
         for a in accounts
         if a.serves_openai
         for d in a.deployments
-        if d.sku in PTU_SKUS and d.capacity and _ts(datetime.fromisoformat(d.created.replace("Z", "+00:00"))) <= hour_ts
+        if d.sku in PTU_SKUS and d.capacity and epoch(datetime.fromisoformat(d.created.replace("Z", "+00:00"))) <= hour_ts
     }
     rows = [r._replace(provisioned=ptu.pop((r.account, r.deployment), 0)) for r in traffic]
     for a in accounts:
@@ -249,7 +236,7 @@ def _hour_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow, .
             if (a.name, d.name) in ptu:
                 where = (a.name, a.resource_group, a.location)
                 rows.append(
-                    UsageRow(_dt(hour_ts), *where, d.name, d.model_id, 0, 0, 0, provisioned=ptu[(a.name, d.name)])
+                    UsageRow(from_epoch(hour_ts), *where, d.name, d.model_id, 0, 0, 0, provisioned=ptu[(a.name, d.name)])
                 )
     return tuple(rows)
 
@@ -262,7 +249,7 @@ def _traffic_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow
         models = {d.name: d.model_id for d in account.deployments} | {name: "" for name in account.deleted}
         formats = {d.name: d.format for d in account.deployments}
         for name, model in models.items():
-            d = _digest(hour_ts, account.name, name)
+            d = digest(hour_ts, account.name, name)
             if d[0] < 90:  # ~35 % of deployments idle in a busy hour
                 continue
             requests = 1 + d[1] % 60
@@ -273,17 +260,17 @@ def _traffic_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow
             where = (account.name, account.resource_group, account.location)
             openai = formats.get(name, "OpenAI") == "OpenAI"
             rows.append(
-                UsageRow(_dt(hour_ts), *where, name, model, prompt, generated, requests, throttled, failed, openai)
+                UsageRow(from_epoch(hour_ts), *where, name, model, prompt, generated, requests, throttled, failed, openai)
             )
     return tuple(rows)
 
 
 def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) -> list[UsageRow]:
     """Hourly rows for hours starting in [start, end) that have fully elapsed before `now`."""
-    now_ts = _ts(now or datetime.now(UTC))
-    first = -(-_ts(start) // HOUR) * HOUR
+    now_ts = epoch(now or datetime.now(UTC))
+    first = -(-epoch(start) // HOUR) * HOUR
     now_accounts = accounts()
-    return [r for h in range(first, min(_ts(end), now_ts - HOUR + 1), HOUR) for r in _hour_rows(h, now_accounts)]
+    return [r for h in range(first, min(epoch(end), now_ts - HOUR + 1), HOUR) for r in _hour_rows(h, now_accounts)]
 
 
 # ---------------------------------------------------------------- tokens (signed, stateless)
@@ -558,7 +545,7 @@ def _deployment_json(a: Account, d: Deployment) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- metrics
 def _parse_time(text: str) -> int:
-    return _ts(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+    return epoch(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
 
 
 def _metrics(request: Request, account: Account) -> Response:
@@ -600,9 +587,9 @@ def _metrics(request: Request, account: Account) -> Response:
     hours = range(start - start % HOUR, end, HOUR)
     # (hour, deployment) -> row; without a filter every deployment folds into one series ("").
     cells: dict[tuple[int, str], list[UsageRow]] = {}
-    for r in truth_usage(_dt(hours.start), _dt(end)):
+    for r in truth_usage(from_epoch(hours.start), from_epoch(end)):
         if r.account == account.name and (wanted in (None, "*") or r.deployment == wanted):
-            cells.setdefault((_ts(r.hour_start), r.deployment if wanted is not None else ""), []).append(r)
+            cells.setdefault((epoch(r.hour_start), r.deployment if wanted is not None else ""), []).append(r)
     deployments = sorted({d for _, d in cells}) if wanted is not None else [""]
     value = []
     for name in names:
@@ -669,7 +656,7 @@ def _series(
         quantity = sum(getattr(r, field) for r in matching)
         point: dict[str, Any] = {"timeStamp": _iso(h)}
         # No data usually means no `total` at all; now and then Azure sends an explicit 0.0.
-        if quantity or (not status and _digest("zero", h, deployment, metric)[0] < 20):
+        if quantity or (not status and digest("zero", h, deployment, metric)[0] < 20):
             point["total"] = float(quantity)
         data.append(point)
     if status and not any("total" in p for p in data):

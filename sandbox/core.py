@@ -1,11 +1,14 @@
-"""The tiny request/response types shared by the sandbox app and its provider modules."""
+"""The tiny request/response types shared by the sandbox app and its provider modules, and the
+helpers every fake derives its data with (a stable digest, Unix timestamps)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 R = TypeVar("R")
@@ -38,6 +41,25 @@ class Response:
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+def digest(*parts: object) -> bytes:
+    """A stable pseudo-random digest of `parts`: the fakes derive their data from it, so the
+    same hour always holds the same usage."""
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def epoch(moment: datetime) -> int:
+    """Whole seconds since 1970 (the Unix timestamps the provider APIs take and answer)."""
+    return int(moment.timestamp())
+
+
+def from_epoch(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 
 class Changes(Generic[R]):

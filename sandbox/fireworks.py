@@ -17,7 +17,6 @@ and answers 429 beyond (with Retry-After: sandbox choice, the real header is unc
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import threading
@@ -30,7 +29,7 @@ from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sandbox.core import Changes, Request, Response, json_response
+from sandbox.core import Changes, Request, Response, digest, epoch, from_epoch, json_response, utcnow
 
 # ---------------------------------------------------------------- the fake account
 ACCOUNT_ID = "doow-sandbox"
@@ -74,11 +73,7 @@ MAX_SPAN = timedelta(days=31)
 HOUR, DAY, SLOT = 3600, 86400, 30
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-clock: Callable[[], datetime] = _utcnow  # the sandbox's "now"; tests may replace it
+clock: Callable[[], datetime] = utcnow  # the sandbox's "now"; tests may replace it
 
 
 class ServerlessDay(NamedTuple):
@@ -118,18 +113,6 @@ class Rates(NamedTuple):
     requests: Decimal
 
 
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-
-
-def _ts(moment: datetime) -> int:
-    return math.floor(moment.timestamp())
-
-
-def _dt(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
 # ---------------------------------------------------------------- restatements
 _serverless_changes: Changes[ServerlessDay] = Changes()
 _dedicated_changes: Changes[DedicatedDay] = Changes()
@@ -167,11 +150,11 @@ def clear_changes() -> None:
 # ---------------------------------------------------------------- truth
 @lru_cache(maxsize=100_000)
 def _serverless_hour(hour_ts: int) -> tuple[tuple[str, int, int], ...]:
-    if hour_ts < _ts(DATA_START) or _digest("fw-idle", hour_ts)[0] < 38:  # ~15 % idle hours
+    if hour_ts < epoch(DATA_START) or digest("fw-idle", hour_ts)[0] < 38:  # ~15 % idle hours
         return ()
     rows = []
     for model in SERVERLESS_MODELS:
-        d = _digest("fw", hour_ts, model)
+        d = digest("fw", hour_ts, model)
         if d[0] < 77:  # ~30 % of models idle in a busy hour
             continue
         requests = 1 + d[1] % 60
@@ -183,17 +166,17 @@ def _serverless_hour(hour_ts: int) -> tuple[tuple[str, int, int], ...]:
 
 def _replicas(deployment: Deployment, hour_ts: int) -> int:
     """Replicas running in that hour: 0 (scaled to zero, ~20 %), 1 or 2."""
-    if hour_ts < _ts(DATA_START):
+    if hour_ts < epoch(DATA_START):
         return 0
-    d = _digest("fw-replicas", hour_ts, deployment.id)
+    d = digest("fw-replicas", hour_ts, deployment.id)
     return 0 if d[0] < 51 else 1 + d[1] % 2
 
 
 def _elapsed_hours(start: datetime, end: datetime, now: datetime | None) -> range:
     """Hours starting in [start, end) that have fully elapsed by `now` (the sandbox clock)."""
-    now_ts = _ts(now or clock())
-    first = -(-_ts(start) // HOUR) * HOUR
-    return range(first, min(_ts(end), now_ts - HOUR + 1), HOUR)
+    now_ts = epoch(now or clock())
+    first = -(-epoch(start) // HOUR) * HOUR
+    return range(first, min(epoch(end), now_ts - HOUR + 1), HOUR)
 
 
 def truth_serverless(start: datetime, end: datetime, *, now: datetime | None = None) -> list[ServerlessDay]:
@@ -204,7 +187,7 @@ def truth_serverless(start: datetime, end: datetime, *, now: datetime | None = N
             t = totals.setdefault((hour_ts - hour_ts % DAY, model), [0, 0])
             t[0] += prompt
             t[1] += completion
-    return _serverless_changes.apply(ServerlessDay(_dt(day), model, p, c) for (day, model), (p, c) in sorted(totals.items()))
+    return _serverless_changes.apply(ServerlessDay(from_epoch(day), model, p, c) for (day, model), (p, c) in sorted(totals.items()))
 
 
 def truth_dedicated(start: datetime, end: datetime, *, now: datetime | None = None) -> list[DedicatedDay]:
@@ -216,7 +199,7 @@ def truth_dedicated(start: datetime, end: datetime, *, now: datetime | None = No
             if seconds:
                 key = (hour_ts - hour_ts % DAY, i)
                 totals[key] = totals.get(key, 0) + seconds
-    return _dedicated_changes.apply(DedicatedDay(_dt(day), DEPLOYMENTS[i], s) for (day, i), s in sorted(totals.items()))
+    return _dedicated_changes.apply(DedicatedDay(from_epoch(day), DEPLOYMENTS[i], s) for (day, i), s in sorted(totals.items()))
 
 
 def truth_training(start: datetime, end: datetime, *, now: datetime | None = None) -> list[TrainingDay]:
@@ -225,24 +208,24 @@ def truth_training(start: datetime, end: datetime, *, now: datetime | None = Non
     totals: dict[tuple[int, str], list[int]] = {}
     for hour_ts in _elapsed_hours(start, end, now):
         for model in TRAINING_MODELS:
-            d = _digest("fw-train", hour_ts, model)
+            d = digest("fw-train", hour_ts, model)
             if d[0] >= 26:
                 continue
             t = totals.setdefault((hour_ts - hour_ts % DAY, model), [0, 0])
             t[0] += 100_000 + int.from_bytes(d[1:4], "big") % 4_000_000
             if model in RFT_MODELS:
                 t[1] += 8 * (600 + int.from_bytes(d[4:6], "big") % 3000)
-    return [TrainingDay(_dt(day), model, tok, sec) for (day, model), (tok, sec) in sorted(totals.items())]
+    return [TrainingDay(from_epoch(day), model, tok, sec) for (day, model), (tok, sec) in sorted(totals.items())]
 
 
 def truth_rates(at: datetime) -> dict[str, Rates]:
     """Each deployment's rates at `at`: constant within a 30-second slot, 0 while scaled to zero."""
-    slot = _ts(at) // SLOT
-    hour_ts = _ts(at) // HOUR * HOUR
+    slot = epoch(at) // SLOT
+    hour_ts = epoch(at) // HOUR * HOUR
     out = {}
     for deployment in DEPLOYMENTS:
         replicas = _replicas(deployment, hour_ts)
-        d = _digest("fw-rate", slot, deployment.id)
+        d = digest("fw-rate", slot, deployment.id)
         prompt = Decimal(10_000 + int.from_bytes(d[0:2], "big") % 290_000) / 100 * replicas
         cached = (prompt * (d[2] % 81) / 100).quantize(Decimal("0.01"), ROUND_DOWN)
         requests = Decimal(10 + d[3] % 490) / 100 * replicas
@@ -389,7 +372,7 @@ SERVERLESS_KEYS: tuple[tuple[str, str], ...] = (("key_sandboxProd0001", "product
 
 def serverless_by_key(row: ServerlessDay) -> list[tuple[str, str, int, int]]:
     """(api key id, api key name, prompt tokens, completion tokens) of one true serverless day."""
-    share = _digest("fw-key", _ts(row.day), row.model)[0] % 101  # percent sent with the first key
+    share = digest("fw-key", epoch(row.day), row.model)[0] % 101  # percent sent with the first key
     first = (row.prompt_tokens * share // 100, row.completion_tokens * share // 100)
     parts = ((*SERVERLESS_KEYS[0], *first),
              (*SERVERLESS_KEYS[1], row.prompt_tokens - first[0], row.completion_tokens - first[1]))  # fmt: skip

@@ -42,7 +42,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sandbox.core import Changes, Request, Response, json_response
+from sandbox.core import Changes, Request, Response, digest, json_response
 
 PREFIX = "/google_vertex"
 BILLING_ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
@@ -209,17 +209,13 @@ def clear_changes() -> None:
     clear_revisions()
 
 
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-
-
 @lru_cache(maxsize=20_000)
 def _day_rows(day: date, revision: int) -> tuple[BillingRow, ...]:
     rows = []
     for project in PROJECTS:
         for region in REGIONS:
             for sku in SKUS:
-                d = _digest(day, project, region, sku.id)
+                d = digest(day, project, region, sku.id)
                 if d[0] < 110:  # ~43 % of combinations are idle on a day
                     continue
                 base = sku.low + int.from_bytes(d[1:5], "big") % (sku.high - sku.low + 1)
@@ -324,7 +320,7 @@ def service_account_info(sandbox_url: str, *, email: str = SERVICE_ACCOUNT, key:
         "private_key_id": DELETED_KEY_ID if key == "deleted" else KEY_ID,
         "private_key": pem.decode(),
         "client_email": email,
-        "client_id": str(int.from_bytes(_digest(email)[:8], "big")),
+        "client_id": str(int.from_bytes(digest(email)[:8], "big")),
         "auth_uri": "https://accounts.google.com/o/oauth2/auth",
         "token_uri": f"{sandbox_url.rstrip('/')}{PREFIX}/token",
         "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",

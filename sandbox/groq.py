@@ -25,7 +25,6 @@ recomputed recording rules would (`clear_changes` undoes it).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
-from sandbox.core import Changes, Request, Response, json_response
+from sandbox.core import Changes, Request, Response, digest, json_response
 
 PREFIX = "/v1/metrics/prometheus"
 ENTERPRISE_KEY = "gsk_sandboxEnterprise0123456789abcdefSECRET"
@@ -83,10 +82,6 @@ class HourRow(NamedTuple):
     requests: int  # all status codes
 
 
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-
-
 def _num(raw: bytes, modulo: int) -> str:
     return f"{Decimal(int.from_bytes(raw, 'big') % modulo) * TEN_THOUSANDTH:f}"
 
@@ -101,7 +96,7 @@ def _step_points(t: int) -> tuple[Point, ...]:
     if t % STEP or t <= DATA_START.timestamp():
         return ()
     hour = (t - STEP) // HOUR * HOUR
-    idle = _digest("idle", hour)
+    idle = digest("idle", hour)
     if idle[0] < 40:  # ~15 % of hours nobody calls the API: quiet zeros or no points at all
         quiet = idle[1] % 2 == 0
         return tuple(
@@ -114,7 +109,7 @@ def _step_points(t: int) -> tuple[Point, ...]:
     points: list[Point] = []
     for project in PROJECTS:
         for model in MODELS:
-            d = _digest(t, project, model)
+            d = digest(t, project, model)
             if d[0] < 70:  # this combination has no series at this step
                 continue
             busy = d[0] >= 95
@@ -129,7 +124,7 @@ def _step_points(t: int) -> tuple[Point, ...]:
                 values[("requests", "500")] = _num(d[12:13], 50)
             if busy and d[13] < 15:
                 values[("requests", "400")] = _num(d[14:15], 100)
-            special = _digest("special", t, project, model)[0]
+            special = digest("special", t, project, model)[0]
             if special == 0:
                 values[("tokens_in", "")] = "NaN"
             elif special == 1:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any, NamedTuple
 
-from sandbox.core import Changes, Request, Response, json_response
+from sandbox.core import Changes, Request, Response, digest, epoch, from_epoch, json_response, utcnow
 
 # ---------------------------------------------------------------- the fake organization
 ORGANIZATION_ID = "org-sandboxDoow2024"
@@ -118,22 +117,6 @@ API_KEY_IDS: dict[str, str] = {
 SERVICE_TIERS: tuple[str, ...] = ("default", "default", "flex", "priority")
 
 
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ts(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-def _dt(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
 _usage_changes: Changes[UsageRow] = Changes()
 _cost_changes: Changes[CostRow] = Changes()
 _denied_endpoints: set[str] = set()
@@ -168,16 +151,16 @@ def clear_changes() -> None:
 
 @lru_cache(maxsize=200_000)
 def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
-    if hour_ts < _ts(DATA_START):
+    if hour_ts < epoch(DATA_START):
         return ()
-    if _digest("idle", hour_ts)[0] < 51:  # ~20 % of hours: nobody used the API at all
+    if digest("idle", hour_ts)[0] < 51:  # ~20 % of hours: nobody used the API at all
         return ()
     rows = []
     for project in PROJECTS:
         if hour_ts < project.created_at:
             continue
         for model in MODELS:
-            d = _digest(hour_ts, project.id, model)
+            d = digest(hour_ts, project.id, model)
             if d[0] < 90:  # ~35 % of combinations are idle in a busy hour
                 continue
             requests = 1 + d[1] % 40
@@ -189,7 +172,7 @@ def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
             tier, batch = SERVICE_TIERS[d[11] % len(SERVICE_TIERS)], d[12] % 5 == 0
             rows.append(
                 UsageRow(
-                    _dt(hour_ts), project.id, model, input_tokens, output_tokens, cached, cache_write, requests, audio,
+                    from_epoch(hour_ts), project.id, model, input_tokens, output_tokens, cached, cache_write, requests, audio,
                     tier, batch,
                 )
             )
@@ -198,10 +181,10 @@ def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
 
 def truth_usage(start: datetime, end: datetime, *, now: datetime | None = None) -> list[UsageRow]:
     """Hourly rows for hours starting in [start, end) that have fully elapsed before `now`."""
-    now_ts = _ts(now or _utcnow())
-    first = -(-_ts(start) // HOUR) * HOUR  # the first hour starting at or after `start`
+    now_ts = epoch(now or utcnow())
+    first = -(-epoch(start) // HOUR) * HOUR  # the first hour starting at or after `start`
     rows: list[UsageRow] = []
-    for hour_ts in range(first, min(_ts(end), now_ts - HOUR + 1), HOUR):
+    for hour_ts in range(first, min(epoch(end), now_ts - HOUR + 1), HOUR):
         rows.extend(_hour_rows(hour_ts))
     return _usage_changes.apply(rows)
 
@@ -224,7 +207,7 @@ def _day_costs(day_ts: int, hours: int) -> tuple[CostRow, ...]:
             if count:
                 amount = (Decimal(count) * rate / 1_000_000).quantize(COST_PLACES, ROUND_HALF_UP)
                 rows.append(
-                    CostRow(_dt(day_ts), project_id, f"{model}, {kind}", amount, count, API_KEY_IDS[project_id])
+                    CostRow(from_epoch(day_ts), project_id, f"{model}, {kind}", amount, count, API_KEY_IDS[project_id])
                 )
     return tuple(sorted(rows, key=lambda r: (r.project_id, r.line_item)))
 
@@ -232,10 +215,10 @@ def _day_costs(day_ts: int, hours: int) -> tuple[CostRow, ...]:
 def truth_costs(start: datetime, end: datetime, *, now: datetime | None = None) -> list[CostRow]:
     """Daily rows for UTC days starting in [start, end), priced from the hours of each day
     that have fully elapsed before `now` (so today's costs grow during the day)."""
-    now_ts = _ts(now or _utcnow())
-    first = -(-_ts(start) // DAY) * DAY
+    now_ts = epoch(now or utcnow())
+    first = -(-epoch(start) // DAY) * DAY
     rows: list[CostRow] = []
-    for day_ts in range(first, min(_ts(end), now_ts), DAY):
+    for day_ts in range(first, min(epoch(end), now_ts), DAY):
         hours = max(0, min(24, (now_ts - day_ts) // HOUR))
         rows.extend(_day_costs(day_ts, hours))
     return _cost_changes.apply(rows)
@@ -287,14 +270,14 @@ class KindRow(NamedTuple):
 
 
 def _kind_rows(kind: UsageKind, hour_ts: int) -> list[KindRow]:
-    if hour_ts < _ts(DATA_START) or _digest("idle", hour_ts)[0] < 51:
+    if hour_ts < epoch(DATA_START) or digest("idle", hour_ts)[0] < 51:
         return []
     rows = []
     for project in PROJECTS:
         if hour_ts < project.created_at:
             continue
         for source in kind.sources:
-            d = _digest(kind.name, hour_ts, project.id, source)
+            d = digest(kind.name, hour_ts, project.id, source)
             if d[0] < 128:  # about half of the combinations are idle
                 continue
             requests = 1 + d[1] % 20
@@ -304,7 +287,7 @@ def _kind_rows(kind: UsageKind, hour_ts: int) -> list[KindRow]:
                 requests if field in ("num_model_requests", "num_sessions") else requests * per_request[field]
                 for field in kind.fields
             )
-            rows.append(KindRow(_dt(hour_ts), kind.name, project.id, kind.model, source, values))
+            rows.append(KindRow(from_epoch(hour_ts), kind.name, project.id, kind.model, source, values))
     return rows
 
 
@@ -313,10 +296,10 @@ def _stored_bytes(day_ts: int) -> list[KindRow]:
     for project in PROJECTS:
         if day_ts < project.created_at - project.created_at % DAY:
             continue
-        d = _digest("vector_stores", day_ts, project.id)
+        d = digest("vector_stores", day_ts, project.id)
         if d[0] < 64:  # some projects store nothing
             continue
-        rows.append(KindRow(_dt(day_ts), "vector_stores", project.id, None, None, (int.from_bytes(d[1:5], "big") % 5_000_000_000,)))
+        rows.append(KindRow(from_epoch(day_ts), "vector_stores", project.id, None, None, (int.from_bytes(d[1:5], "big") % 5_000_000_000,)))
     return rows
 
 
@@ -324,12 +307,12 @@ def truth_kind(name: str, start: datetime, end: datetime, *, now: datetime | Non
     """Rows of usage kind `name` for hours (vector_stores: UTC days) starting in [start, end)
     that have fully elapsed before `now` (a day of stored bytes is known once it began)."""
     kind = USAGE_KINDS[name]
-    now_ts = _ts(now or _utcnow())
+    now_ts = epoch(now or utcnow())
     if name == "vector_stores":
-        first = -(-_ts(start) // DAY) * DAY
-        return [row for day_ts in range(first, min(_ts(end), now_ts), DAY) for row in _stored_bytes(day_ts)]
-    first = -(-_ts(start) // HOUR) * HOUR
-    return [row for hour_ts in range(first, min(_ts(end), now_ts - HOUR + 1), HOUR) for row in _kind_rows(kind, hour_ts)]
+        first = -(-epoch(start) // DAY) * DAY
+        return [row for day_ts in range(first, min(epoch(end), now_ts), DAY) for row in _stored_bytes(day_ts)]
+    first = -(-epoch(start) // HOUR) * HOUR
+    return [row for hour_ts in range(first, min(epoch(end), now_ts - HOUR + 1), HOUR) for row in _kind_rows(kind, hour_ts)]
 
 
 # ---------------------------------------------------------------- errors
@@ -492,7 +475,7 @@ def _paged_buckets(
     start = _int_arg(request, "start_time")
     if start is None:
         raise _BadRequest("Missing required parameter: 'start_time'.", "start_time")
-    end = _int_arg(request, "end_time", _ts(_utcnow()))
+    end = _int_arg(request, "end_time", epoch(utcnow()))
     assert end is not None
     if end <= start:
         raise _BadRequest("'end_time' must be after 'start_time'.", "end_time")
@@ -563,7 +546,7 @@ def _completions(request: Request) -> Response:
     def results(start: int, stop: int, end: int) -> list[dict[str, Any]]:
         # Hourly truth is the finest grain: an unaligned first bucket holds its whole first hour.
         totals: dict[tuple[Any, ...], list[int]] = {}
-        for row in truth_usage(_dt(start - start % HOUR), _dt(min(stop, end))):
+        for row in truth_usage(from_epoch(start - start % HOUR), from_epoch(min(stop, end))):
             if (project_ids and row.project_id not in project_ids) or (models and row.model not in models):
                 continue
             key = (
@@ -583,7 +566,7 @@ def _completions(request: Request) -> Response:
             }
             result["output_audio_tokens"] = 0
             # Optional fields are sometimes absent when zero (older API versions omit them).
-            if result["input_cache_write_tokens"] == 0 and _digest("omit", start, project_id, model)[0] % 2 == 0:
+            if result["input_cache_write_tokens"] == 0 and digest("omit", start, project_id, model)[0] % 2 == 0:
                 del result["input_cache_write_tokens"]
             result.update({g: None for g in COMPLETIONS_GROUPS})
             result.update(project_id=project_id, model=model, service_tier=tier, batch=batch)
@@ -606,9 +589,9 @@ def _kind_handler(name: str) -> Callable[[Request], Response]:
         def results(start: int, stop: int, end: int) -> list[dict[str, Any]]:
             if name == "vector_stores":  # a level, not a flow: the bytes stored on the bucket's day
                 day = start - start % DAY
-                rows = truth_kind(name, _dt(day), _dt(min(day + DAY, end)))
+                rows = truth_kind(name, from_epoch(day), from_epoch(min(day + DAY, end)))
             else:
-                rows = truth_kind(name, _dt(start - start % HOUR), _dt(min(stop, end)))
+                rows = truth_kind(name, from_epoch(start - start % HOUR), from_epoch(min(stop, end)))
             totals: dict[tuple[Any, ...], list[int]] = {}
             for row in rows:
                 if project_ids and row.project_id not in project_ids:
@@ -649,7 +632,7 @@ def _costs(request: Request) -> Response:
     def results(start: int, stop: int, end: int) -> list[dict[str, Any]]:
         totals: dict[tuple[str | None, str | None, str | None], Decimal] = {}
         quantities: dict[tuple[str | None, str | None, str | None], int] = {}
-        for row in truth_costs(_dt(start - start % DAY), _dt(min(stop, end))):
+        for row in truth_costs(from_epoch(start - start % DAY), from_epoch(min(stop, end))):
             if project_ids and row.project_id not in project_ids:
                 continue
             key = (
@@ -662,7 +645,7 @@ def _costs(request: Request) -> Response:
         out = []
         for (project_id, line_item, api_key_id), amount in sorted(totals.items(), key=lambda kv: str(kv[0])):
             # The spec says number; the live API has been seen sending a string. Serve both.
-            value: Any = str(amount) if _digest("fmt", start, project_id, line_item)[0] % 3 == 0 else float(amount)
+            value: Any = str(amount) if digest("fmt", start, project_id, line_item)[0] % 3 == 0 else float(amount)
             result: dict[str, Any] = {
                 "object": "organization.costs.result",
                 "amount": {"value": value, "currency": "usd"},

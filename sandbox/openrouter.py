@@ -19,14 +19,13 @@ response carries Cloudflare's `cf-ray` header, which the connector keeps as the 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sandbox.core import Changes, Request, Response, json_response
+from sandbox.core import Changes, Request, Response, digest, json_response, utcnow
 
 # ---------------------------------------------------------------- keys
 # OpenRouter keys share one prefix whatever their kind: only the API can tell them apart.
@@ -92,14 +91,6 @@ class ActivityRow(NamedTuple):
     reasoning_tokens: int
 
 
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _usd(amount: Decimal) -> Decimal:
     return amount.quantize(USD_PLACES, ROUND_HALF_UP)
 
@@ -110,7 +101,7 @@ def _day_rows(day: date) -> tuple[ActivityRow, ...]:
         return ()
     rows = []
     for i, ep in enumerate(ENDPOINTS):
-        d = _digest(day.isoformat(), ep.endpoint_id)
+        d = digest(day.isoformat(), ep.endpoint_id)
         if i > 0 and d[0] < 100:  # ~40 % of the other endpoints are idle on a given day
             continue
         requests = 1 + d[1] % 60
@@ -149,7 +140,7 @@ def _rows(day: date) -> list[ActivityRow]:
 
 def history(now: datetime | None = None) -> tuple[date, date]:
     """(first, last) UTC day `/activity` serves at `now`: the last 30 completed days."""
-    today = (now or _utcnow()).astimezone(UTC).date()
+    today = (now or utcnow()).astimezone(UTC).date()
     return today - timedelta(days=HISTORY_DAYS), today - timedelta(days=1)
 
 
@@ -251,7 +242,7 @@ def _row_json(row: ActivityRow) -> dict[str, Any]:
 
 
 def _spent(days: int) -> Decimal:
-    today = _utcnow().date()
+    today = utcnow().date()
     return sum((r.usage for i in range(1, days + 1) for r in _rows(today - timedelta(days=i))), Decimal(0))
 
 

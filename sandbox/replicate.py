@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +32,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
-from sandbox.core import Changes, Request, Response, json_response
+from sandbox.core import Changes, Request, Response, digest, json_response
 
 # ---------------------------------------------------------------- the fake account
 PREFIX = "/replicate"  # where sandbox.app mounts this module
@@ -109,7 +108,7 @@ class Prediction:
         has finished; None otherwise (other models report no counts)."""
         if self.model.name not in PER_TOKEN_MODELS or self.predict_time_at(now_us) is None:
             return None
-        d = _digest("tokens", self.id)
+        d = digest("tokens", self.id)
         return 5 + _n(d, 0, 2) % 4000, (0 if self.outcome == "failed" else 1 + _n(d, 2, 4) % 1500)
 
     def predict_time_at(self, now_us: int) -> Decimal | None:
@@ -170,10 +169,6 @@ def _iso(us: int) -> str:
 
 
 # ---------------------------------------------------------------- the data
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-
-
 def _n(d: bytes, lo: int, hi: int) -> int:
     return int.from_bytes(d[lo:hi], "big")
 
@@ -187,7 +182,7 @@ def _prediction(
     run_us: int | None = None,
     outcome: str | None = None,
 ) -> Prediction:
-    d = _digest("prediction", hour_ts, model.name, tag)
+    d = digest("prediction", hour_ts, model.name, tag)
     if offset_us is None:
         # Some first predictions of an hour sit exactly on the hour: a bucket boundary.
         offset_us = 0 if tag == 0 and d[4] < 40 else _n(d, 0, 4) % (HOUR * US)
@@ -205,7 +200,7 @@ def _prediction(
             run_us = run_us * (1 + d[16] % 100) // 100
     deployment = model.deployment if model.deployment and d[17] % 3 else None
     source = "web" if deployment is None and d[15] % 10 == 0 else "api"
-    pid = base64.b32encode(d[24:32] + _digest("id", hour_ts, model.name, tag)[:9]).decode().lower()[:26]
+    pid = base64.b32encode(d[24:32] + digest("id", hour_ts, model.name, tag)[:9]).decode().lower()[:26]
     if outcome == "canceled" and d[18] % 3 == 0:  # canceled while still queued: never ran
         return Prediction(pid, model, deployment, source, created, None, created + queue, outcome, None)
     started = created + queue
@@ -222,12 +217,12 @@ def _hour(hour_ts: int) -> tuple[Prediction, ...]:
     if hour_ts % DAY == 0:  # created at exactly UTC midnight: the engine's chunk boundary
         out.append(_prediction(hour_ts, MODELS[0], "midnight", offset_us=0, outcome="succeeded"))
     if hour_ts % DAY == 23 * HOUR:  # the nightly batch: 23:50, runs 35-45 minutes
-        d = _digest("nightly", hour_ts)
+        d = digest("nightly", hour_ts)
         run = (35 * 60 + _n(d, 0, 2) % 600) * US + _n(d, 2, 4)
         out.append(_prediction(hour_ts, MODELS[3], "nightly", offset_us=50 * 60 * US, run_us=run, outcome="succeeded"))
-    if _digest("idle", hour_ts)[0] >= 51:  # ~20 % of hours have no other predictions
+    if digest("idle", hour_ts)[0] >= 51:  # ~20 % of hours have no other predictions
         for model in MODELS:
-            for i in range(_digest("count", hour_ts, model.name)[0] % (model.per_hour + 1)):
+            for i in range(digest("count", hour_ts, model.name)[0] % (model.per_hour + 1)):
                 out.append(_prediction(hour_ts, model, i))
     return tuple(sorted(out, key=lambda p: (p.created_us, p.id), reverse=True))
 
@@ -270,7 +265,7 @@ class Training:
 def _training_slot(slot_ts: int) -> Training | None:
     if slot_ts < _us(DATA_START) // US:
         return None
-    d = _digest("training", slot_ts)
+    d = digest("training", slot_ts)
     if d[0] >= 64:  # ~25 % of slots start a job
         return None
     model = TRAINING_BASES[d[1] % len(TRAINING_BASES)]

@@ -16,11 +16,25 @@ import json
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from sandbox import openai
 from sandbox.app import SandboxApp, serve
+
+
+def cursor_pages(read: Callable[[dict[str, Any]], dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every page of a `has_more` / `next_page` listing (the OpenAI and Anthropic admin APIs):
+    `read(params)` answers one page's JSON; the cursor goes back as the `page` parameter."""
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        body = read({**params, **({"page": cursor} if cursor else {})})
+        pages.append(body)
+        if not body["has_more"]:
+            return pages
+        cursor = body["next_page"]
 
 
 class SandboxClient:

@@ -7,15 +7,9 @@ from decimal import Decimal
 import pytest
 
 from integrations.models import Integration
+from integrations.testing import make_integration
 from usage.models import UsageRecord
 from usage.rollups import refresh_integration
-
-
-def make_integration(workspace, name: str = "OpenAI prod", provider: str = "openai") -> Integration:
-    integration = Integration(workspace=workspace, provider=provider, name=name)
-    integration.set_credential({"api_key": "sk-admin-alerts-test-000000000000"})
-    integration.save()
-    return integration
 
 
 def put_spend(integration: Integration, amounts: dict[date, str], *, metric: str = "cost", unit: str = "USD", **fields) -> None:

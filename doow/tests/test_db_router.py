@@ -18,6 +18,7 @@ from django.urls import reverse
 from doow.tests.test_settings import run_with, shown
 from integrations.models import Integration
 from integrations.providers.base import UsageSample
+from integrations.testing import make_integration
 from usage.models import UsageRecord
 from usage.store import usage_store_samples
 
@@ -33,10 +34,7 @@ def routed(settings):
 
 @pytest.fixture
 def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
-    integration.set_credential({"api_key": "sk-admin-replica-0000"})
-    integration.save()
-    return integration
+    return make_integration(workspace, "OpenAI")
 
 
 def store(integration: Integration, quantity: str, model: str = "gpt-4o") -> None:

@@ -6,10 +6,20 @@ inject faults on, a window that needs more than one page, the true totals for a 
 its recorded fixtures parsed into samples). The mixin then checks the behaviour the sync
 engine relies on: metadata, 401 → CredentialError, 429 beyond the retry budget →
 RateLimited, 5xx → ProviderUnavailable, an unreadable body → ProviderResponseError,
-pagination followed to the end, fixtures → expected samples, no secret in any error, and the
+pagination followed to the end, samples in time order (over both windows), an empty window
+making no call, fixtures → expected samples, no secret in any error, and the
 streams and answers the engine removes vanished rows by (every sample names a declared
 stream; what it answered covers what it returned and stays inside the window; a read cut
 short after its first page raises instead of answering).
+
+A provider's tests name its sandbox once, as a `SandboxHooks` subclass in their support module
+(credential, settings, windows): the contract class, `ProviderFailureTests` in test_errors.py
+(429 retried / beyond the budget / a long wait / no wait, 5xx retried and storms, a later page
+failing, timeouts, malformed JSON, with the provider's own words and request-id form) and
+`CursorPagingTests` (a missing or repeated cursor) all use it, and integrations/providers/
+conftest.py builds the `provider`, `credential`, `http` and window fixtures from it. The helpers
+below (fetch_list, fetch_raises, key_fetchers, stored_totals, days_ago, fixture_loader) are what
+the per-provider tests share beyond the mixins.
 
 `provider_metadata_problems` is also used by integrations/tests/test_registry.py on every
 registry entry. This module is not collected itself (its class name does not start with Test)
@@ -18,9 +28,11 @@ and uses explicit assertion messages, since pytest only rewrites asserts in test
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,6 +44,7 @@ from integrations.providers.base import (
     DIMENSIONS,
     Answered,
     CredentialError,
+    NetworkError,
     Provider,
     ProviderError,
     ProviderResponseError,
@@ -157,6 +170,79 @@ def assert_totals_equal(actual: Totals, expected: Totals, what: str = "totals") 
     assert not wrong, f"{what} differ:\n" + "\n".join(wrong[:20])
 
 
+def sample_key(s: UsageSample) -> tuple[Any, ...]:
+    """What the usage store keys a sample by: its bucket, metric and every dimension."""
+    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
+
+
+def stored_totals(*reads: Iterable[UsageSample]) -> Counter[tuple[Any, ...]]:
+    """Totals per (metric,) of several fetches written one after the other the way the usage
+    store writes them (same key: replace, never add); a bucket read twice must read the same."""
+    store: dict[tuple[Any, ...], Decimal] = {}
+    for read in reads:
+        for s in read:
+            key = sample_key(s)
+            assert key not in store or store[key] == s.quantity, f"the same bucket read twice disagrees: {key}"
+            store[key] = s.quantity
+    totals: Counter[tuple[Any, ...]] = Counter()
+    for key, quantity in store.items():
+        totals[(key[2],)] += quantity  # type: ignore[assignment]  # Counters of Decimals
+    return totals
+
+
+def read_twice(first: Iterable[UsageSample], second: Iterable[UsageSample]) -> set[datetime]:
+    """The bucket starts two reads both returned."""
+    return {s.bucket_start for s in first} & {s.bucket_start for s in second}
+
+
+def days_ago(days: int) -> datetime:
+    """UTC midnight `days` days before today: windows ending there are fully elapsed, so a
+    sandbox's data for them no longer changes while a test runs."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days)
+
+
+def fixture_loader(folder: Path) -> Callable[[str], Any]:
+    """`load(name)`: the recorded JSON response `name` in a provider's fixtures folder."""
+
+    def load(name: str) -> Any:
+        return json.loads((folder / name).read_text())
+
+    return load
+
+
+def fetch_list(provider: Provider, credential: Mapping[str, str], settings: Mapping[str, str], window: Window,
+               http: HttpClient, **kwargs: Any) -> list[UsageSample]:  # fmt: skip
+    """Everything one fetch yields."""
+    return list(provider.fetch(dict(credential), dict(settings), window, http=http, **kwargs))
+
+
+def key_fetchers(field: str) -> tuple[Callable[..., list[UsageSample]], Callable[..., Any]]:
+    """For a provider whose credential is the one secret `field`: `run(provider, secret, settings,
+    window, http)`, everything a fetch yields, and `raises(error_type, provider, secret, settings,
+    window, http)`, the error it raises, checked to show no secret."""
+
+    def run(
+        provider: Provider, secret: str, settings: Mapping[str, str], window: Window, http: HttpClient
+    ) -> list[UsageSample]:
+        return fetch_list(provider, {field: secret}, settings, window, http)
+
+    def raises(error_type: type[ProviderError], provider: Provider, secret: str, settings: Mapping[str, str],
+               window: Window, http: HttpClient) -> Any:  # fmt: skip
+        return fetch_raises(error_type, provider, {field: secret}, settings, window, http)
+
+    return run, raises
+
+
+def fetch_raises(error_type: type[ProviderError], provider: Provider, credential: Mapping[str, str],
+                 settings: Mapping[str, str], window: Window, http: HttpClient, **kwargs: Any) -> Any:  # fmt: skip
+    """The error of type `error_type` one fetch raises, checked to show none of the credential's secrets."""
+    with pytest.raises(error_type) as info:
+        fetch_list(provider, credential, settings, window, http, **kwargs)
+    assert_no_secret(info.value, provider.secret_values(credential))
+    return info.value
+
+
 def first_busy_hour(truth: Callable[[datetime, datetime], Totals], start: datetime, end: datetime) -> datetime:
     """The first whole hour in [start, end) in which the sandbox's truth records usage. The
     sandboxes leave some hours idle (a digest of the hour decides which), so a test that needs
@@ -169,13 +255,12 @@ def first_busy_hour(truth: Callable[[datetime, datetime], Totals], start: dateti
     raise AssertionError(f"the sandbox has no usage between {start} and {end}")
 
 
-class ProviderContractTests:
-    """Mixin of contract tests; a subclass named Test… fills in the hooks below."""
+class SandboxHooks:
+    """How a provider's tests reach its sandbox: one subclass per provider (in its tests'
+    support module) serves both the contract tests and the failure tests below."""
 
     provider: ClassVar[Provider]
-    slug: ClassVar[str]
     fault_prefix: ClassVar[str]  # sandbox path prefix covering every call the provider makes
-    paginated_prefix: ClassVar[str]  # sandbox path whose pages pagination_window spans
 
     # ------------------------------------------------------------ hooks
     def credential(self, sandbox: Any) -> dict[str, str]:
@@ -185,19 +270,11 @@ class ProviderContractTests:
         raise NotImplementedError
 
     def small_window(self) -> Window:
-        """A short window in the past with data, for error tests."""
-        raise NotImplementedError
+        """A short window in the past with data, for error tests: the day before yesterday."""
+        return Window(days_ago(2), days_ago(1))
 
     def pagination_window(self) -> Window:
         """A window needing more than one page of `paginated_prefix`."""
-        raise NotImplementedError
-
-    def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
-        """The sandbox's true totals per (metric,) over `window`, as totals_by(samples) keys them."""
-        raise NotImplementedError
-
-    def recorded_fixture_cases(self) -> Iterable[tuple[str, list[UsageSample], list[UsageSample]]]:
-        """(fixture name, samples parsed from it by the connector's pure functions, expected)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ helpers
@@ -221,11 +298,28 @@ class ProviderContractTests:
         )
         return list(fetched), answered
 
-    def expect_error(self, sandbox: Any, error_type: type[ProviderError], **http_kwargs: Any) -> ProviderError:
+    def expect_error(
+        self, sandbox: Any, error_type: type[ProviderError], *, window: Window | None = None, **http_kwargs: Any
+    ) -> ProviderError:
         with pytest.raises(error_type) as info:
-            self.fetch_all(sandbox, self.small_window(), http=self.make_http(sandbox, **http_kwargs))
+            self.fetch_all(sandbox, window or self.small_window(), http=self.make_http(sandbox, **http_kwargs))
         assert_no_secret(info.value, self.secrets(sandbox))
         return info.value
+
+
+class ProviderContractTests(SandboxHooks):
+    """Mixin of contract tests; a subclass named Test… fills in the hooks below."""
+
+    slug: ClassVar[str]
+    paginated_prefix: ClassVar[str]  # sandbox path whose pages pagination_window spans
+
+    def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
+        """The sandbox's true totals per (metric,) over `window`, as totals_by(samples) keys them."""
+        raise NotImplementedError
+
+    def recorded_fixture_cases(self) -> Iterable[tuple[str, list[UsageSample], list[UsageSample]]]:
+        """(fixture name, samples parsed from it by the connector's pure functions, expected)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------ the contract
     def test_contract_metadata(self) -> None:
@@ -266,14 +360,19 @@ class ProviderContractTests:
         assert_totals_equal(totals_by(samples), self.expected_totals(window), "totals over the pagination window")
 
     def test_contract_samples_are_in_window_and_time_order(self, sandbox: Any) -> None:
-        window = self.small_window()
-        samples = self.fetch_all(sandbox, window)
-        assert samples, "the small window should hold usage"
-        starts = [s.bucket_start for s in samples]
-        assert starts == sorted(starts), "fetch must yield samples in time order"
-        assert all(s.bucket_start < window.end and s.bucket_end > window.start for s in samples)
-        keys = [(s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS)) for s in samples]
-        assert len(keys) == len(set(keys)), "one fetch yielded the same sample key twice"
+        for window in (self.small_window(), self.pagination_window()):
+            samples = self.fetch_all(sandbox, window)
+            assert samples, f"the window {window} should hold usage"
+            starts = [s.bucket_start for s in samples]
+            assert starts == sorted(starts), "fetch must yield samples in time order"
+            assert all(s.bucket_start < window.end and s.bucket_end > window.start for s in samples)
+            keys = [sample_key(s) for s in samples]
+            assert len(keys) == len(set(keys)), "one fetch yielded the same sample key twice"
+
+    def test_contract_an_empty_window_makes_no_request(self, sandbox: Any) -> None:
+        moment = self.small_window().end
+        assert self.fetch_all(sandbox, Window(moment, moment)) == []
+        assert sandbox.requests() == [], "an empty window needs no call"
 
     def test_contract_answers_cover_what_was_returned(self, sandbox: Any) -> None:
         for window in (self.small_window(), self.pagination_window()):
@@ -304,3 +403,125 @@ class ProviderContractTests:
         assert identity.summary, "verify must summarise what the credential can see"
         for secret in self.secrets(sandbox):
             assert secret not in repr(identity.as_dict()), "verify leaked a secret"
+
+
+class ProviderFailureTests(SandboxHooks):
+    """How the HTTP failures every provider meets are reported: a mixin for a provider's
+    test_errors.py (a subclass named Test… with the provider's SandboxHooks). Retries are
+    recorded in `self.sleeps` with a back-off of one second, so waits can be asserted.
+
+    Each case may also check the provider's own words: `words` maps a case ("rate_limited",
+    "no_wait", "unavailable", "malformed") to text the error's message must contain, and
+    `hints` the same for its hint; `request_id` is a pattern the provider's request id must match where it sends one."""
+
+    retried_path: ClassVar[str]  # a path every fetch of small_window reads
+    later_page_path: ClassVar[str]  # a path pagination_window reads more than once
+    later_page_after: ClassVar[int] = 1  # requests of later_page_path served before it fails
+    malformed_body: ClassVar[str]  # JSON cut short, in the shape the provider answers with
+    storm_statuses: ClassVar[tuple[int, ...]] = (500,)
+    no_wait_429_body: ClassVar[Any] = None  # a 429 body that names no wait (None: the sandbox's)
+    words: ClassVar[Mapping[str, str]] = {}
+    hints: ClassVar[Mapping[str, str]] = {}  # the same for the error's hint
+    request_id: ClassVar[str | None] = None
+
+    def http(self, sandbox: Any, **kwargs: Any) -> HttpClient:
+        kwargs.setdefault("backoff", 1.0)
+        return self.make_http(sandbox, **kwargs)
+
+    def fails(self, sandbox: Any, error_type: type[ProviderError], case: str = "", **kwargs: Any) -> Any:
+        kwargs.setdefault("backoff", 1.0)
+        error = self.expect_error(sandbox, error_type, **kwargs)
+        if case in self.words:
+            assert self.words[case] in error.message, f"{case}: {error.message!r} lacks {self.words[case]!r}"
+        if case in self.hints:
+            assert self.hints[case] in error.hint, f"{case}: hint {error.hint!r} lacks {self.hints[case]!r}"
+        return error
+
+    def assert_request_id(self, error: ProviderError) -> None:
+        if self.request_id is not None:
+            assert re.search(self.request_id, error.request_id or ""), f"request id {error.request_id!r}"
+
+    # ------------------------------------------------------------ rate limits
+    def test_http_429_with_retry_after_is_retried_then_succeeds(self, sandbox: Any) -> None:
+        expected = self.fetch_all(sandbox, self.small_window(), http=self.http(sandbox))
+        sandbox.reset()
+        sandbox.fault(self.retried_path, 429, times=2, headers={"Retry-After": "1"})
+        assert self.fetch_all(sandbox, self.small_window(), http=self.http(sandbox)) == expected
+        assert self.sleeps == [1.0, 1.0], self.sleeps
+
+    def test_http_429_storm_beyond_the_budget_is_rate_limited(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 429, times=50, headers={"Retry-After": "1"})
+        error = self.fails(sandbox, RateLimited, "rate_limited")
+        assert error.retry_after == 1.0 and error.http_status == 429, (error.retry_after, error.http_status)
+        attempts = HttpClient().max_attempts
+        assert len(sandbox.requests()) == attempts, f"{len(sandbox.requests())} requests"
+        assert self.sleeps == [1.0] * (attempts - 1), self.sleeps
+
+    def test_http_429_asking_for_a_long_wait_is_not_slept_through(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 429, headers={"Retry-After": "600"})
+        error = self.fails(sandbox, RateLimited)
+        assert error.retry_after == 600.0, error.retry_after
+        assert self.sleeps == [] and len(sandbox.requests()) == 1, (self.sleeps, sandbox.requests())
+
+    def test_http_429_without_a_wait_is_left_to_the_engine(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 429, body=self.no_wait_429_body)
+        error = self.fails(sandbox, RateLimited, "no_wait")
+        assert error.retry_after is None, error.retry_after
+        assert self.sleeps == [] and len(sandbox.requests()) == 1, (self.sleeps, sandbox.requests())
+
+    # ------------------------------------------------------------ outages
+    def test_http_500_is_retried_with_backoff_then_succeeds(self, sandbox: Any) -> None:
+        sandbox.fault(self.retried_path, 500, times=2)
+        assert self.fetch_all(sandbox, self.small_window(), http=self.http(sandbox))
+        assert self.sleeps == [1.0, 2.0], self.sleeps
+
+    def test_http_5xx_storm_is_provider_unavailable(self, sandbox: Any) -> None:
+        for status in self.storm_statuses:
+            sandbox.reset()
+            sandbox.fault(self.fault_prefix, status, times=50)
+            error = self.fails(sandbox, ProviderUnavailable, "unavailable")
+            assert error.http_status == status, (status, error.http_status)
+            self.assert_request_id(error)
+
+    def test_http_failure_on_a_later_page_fails_the_fetch(self, sandbox: Any) -> None:
+        sandbox.fault(self.later_page_path, 502, after=self.later_page_after, times=50)
+        self.fails(sandbox, ProviderUnavailable, window=self.pagination_window())
+        assert sandbox.requests(self.later_page_path)[0]["status"] == 200, "the first page should have been served"
+
+    def test_http_timeout_is_a_network_error(self, sandbox: Any) -> None:
+        sandbox.fault(self.fault_prefix, 200, delay=0.5, times=2)
+        error = self.fails(sandbox, NetworkError, timeout=0.15, max_attempts=2)
+        assert "Timed out" in error.message, error.message
+
+    def test_http_one_timeout_is_retried(self, sandbox: Any) -> None:
+        sandbox.fault(self.retried_path, 200, delay=0.5)
+        assert self.fetch_all(sandbox, self.small_window(), http=self.http(sandbox, timeout=0.15))
+        assert self.sleeps == [1.0], self.sleeps
+
+    # ------------------------------------------------------------ unreadable answers
+    def test_http_malformed_json_is_a_response_error(self, sandbox: Any) -> None:
+        sandbox.fault(self.retried_path, 200, body=self.malformed_body)
+        error = self.fails(sandbox, ProviderResponseError, "malformed")
+        assert "not JSON" in error.message, error.message
+        self.assert_request_id(error)
+
+
+class CursorPagingTests(SandboxHooks):
+    """A provider that pages with a cursor must not trust one that is missing or comes back:
+    `has_more` without a cursor, or the same cursor twice, is an unreadable answer, not an
+    endless loop or a silently short read."""
+
+    cursor_path: ClassVar[str]
+
+    def page(self, *, has_more: bool, cursor: str | None) -> Any:
+        """An empty page in the provider's shape saying whether more follow, and after what."""
+        raise NotImplementedError
+
+    def test_paging_more_without_a_cursor_is_a_response_error(self, sandbox: Any) -> None:
+        sandbox.fault(self.cursor_path, 200, body=self.page(has_more=True, cursor=None))
+        self.expect_error(sandbox, ProviderResponseError)
+
+    def test_paging_a_cursor_that_repeats_is_a_response_error(self, sandbox: Any) -> None:
+        sandbox.fault(self.cursor_path, 200, times=5, body=self.page(has_more=True, cursor="page_again"))
+        self.expect_error(sandbox, ProviderResponseError)
+        assert len(sandbox.requests(self.cursor_path)) == 2, f"{len(sandbox.requests(self.cursor_path))} requests"

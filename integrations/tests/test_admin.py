@@ -6,8 +6,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Membership
@@ -16,14 +14,6 @@ from integrations.services import integration_record_event
 from usage.models import UsageRecord
 
 KEY = "sk-admin-admintest-Kp3vX9qLm2Wz7RtY4nB8cD1e"
-
-
-@pytest.fixture
-def superuser_client(db) -> Client:
-    user = get_user_model().objects.create_superuser(username="root", password="x", email="root@example.com")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+import integrations.testing
+from doow.testing import race
 from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.tasks import dispatch_due_syncs, sync_integration
@@ -17,10 +19,7 @@ from integrations.tasks import dispatch_due_syncs, sync_integration
 @pytest.fixture
 def make_integration(workspace):
     def make(name: str, **fields) -> Integration:
-        integration = Integration(workspace=workspace, provider="openai", name=name, **fields)
-        integration.set_credential({"api_key": "sk-admin-dispatch-test-000000"})
-        integration.save()
-        return integration
+        return integrations.testing.make_integration(workspace, name, **fields)
 
     return make
 
@@ -200,24 +199,7 @@ def test_a_stranded_sync_of_a_paused_integration_is_not_enqueued(make_integratio
 def test_racing_dispatchers_enqueue_each_stranded_sync_once(transactional_db, make_integration, enqueued):
     stranded = [_stranded(make_integration, f"died {i}")[0].pk for i in range(8)]
     due = [make_integration(f"due {i}", next_sync_at=timezone.now() - timedelta(minutes=1)).pk for i in range(8)]
-    barrier = threading.Barrier(3)
-    errors: list[BaseException] = []
-
-    def dispatcher() -> None:
-        try:
-            barrier.wait(timeout=10)
-            engine.integration_dispatch_due()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=dispatcher) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert errors == []
+    assert race(engine.integration_dispatch_due, threads=3) == []
     assert sorted(c["args"][0] for c in enqueued) == sorted(stranded + due)
     assert not SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exists()
 
@@ -265,25 +247,7 @@ def postgres_only(test):
 def test_two_dispatchers_racing_on_postgres_claim_each_integration_once(transactional_db, make_integration, enqueued, rounds):
     stranded = [_stranded(make_integration, f"died {i}")[0].pk for i in range(150)]
     due = [make_integration(f"due {i}", next_sync_at=timezone.now() - timedelta(minutes=1)).pk for i in range(300)]
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def dispatcher() -> None:
-        try:
-            for _ in range(rounds):
-                barrier.wait(timeout=10)
-                engine.integration_dispatch_due()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert errors == []
+    assert race(engine.integration_dispatch_due, threads=2, rounds=rounds) == []
     sent = [c["args"][0] for c in enqueued]
     assert len(sent) == len(set(sent))
     assert sorted(sent) == sorted(stranded + due)

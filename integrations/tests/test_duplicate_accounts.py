@@ -203,6 +203,16 @@ def test_counted_integrations_is_per_workspace(workspace, other_workspace):
 
 
 # ---------------------------------------------------------------- stored duplicates, one-click fixes
+def duplicate_pair(workspace, spent: tuple[str, str]) -> tuple[Integration, Integration, str]:
+    """Two integrations reading one account, the newer one not counted, with spend `spent`
+    (older, newer) each; and the URL that resolves the newer one."""
+    old = make(workspace, "OpenAI", age_days=2)
+    newer = make(workspace, "OpenAI again", age_days=1)
+    spend(old, spent[0])
+    spend(newer, spent[1])
+    return old, newer, reverse("integrations:resolve_duplicate", kwargs={"ws": workspace.slug, "pk": newer.pk})
+
+
 def test_list_shows_stored_duplicates_with_fixes(admin_client, workspace):
     old = make(workspace, "OpenAI", age_days=2)
     newer = make(workspace, "OpenAI again", age_days=1)
@@ -218,11 +228,7 @@ def test_list_shows_stored_duplicates_with_fixes(admin_client, workspace):
 
 
 def test_one_click_pause_stops_counting_the_newer_one(admin_client, workspace):
-    old = make(workspace, "OpenAI", age_days=2)
-    newer = make(workspace, "OpenAI again", age_days=1)
-    spend(old, "7")
-    spend(newer, "7")
-    resolve = reverse("integrations:resolve_duplicate", kwargs={"ws": workspace.slug, "pk": newer.pk})
+    old, newer, resolve = duplicate_pair(workspace, spent=("7", "7"))
     response = admin_client.post(resolve, {"resolution": "pause"}, follow=True)
     newer.refresh_from_db()
     assert newer.status == Integration.Status.PAUSED and newer.account_share == Integration.AccountShare.DUPLICATE
@@ -234,11 +240,7 @@ def test_one_click_pause_stops_counting_the_newer_one(admin_client, workspace):
 
 
 def test_one_click_disconnect_keeps_the_data_uncounted(admin_client, workspace):
-    old = make(workspace, "OpenAI", age_days=2)
-    newer = make(workspace, "OpenAI again", age_days=1)
-    spend(old, "7")
-    spend(newer, "7")
-    resolve = reverse("integrations:resolve_duplicate", kwargs={"ws": workspace.slug, "pk": newer.pk})
+    _old, newer, resolve = duplicate_pair(workspace, spent=("7", "7"))
     admin_client.post(resolve, {"resolution": "disconnect"})
     newer.refresh_from_db()
     assert newer.status == Integration.Status.DISCONNECTED and newer.get_credential() == {}
@@ -246,11 +248,7 @@ def test_one_click_disconnect_keeps_the_data_uncounted(admin_client, workspace):
 
 
 def test_one_click_split_counts_both(admin_client, workspace):
-    old = make(workspace, "OpenAI", age_days=2)
-    newer = make(workspace, "OpenAI again", age_days=1)
-    spend(old, "7")
-    spend(newer, "3")
-    resolve = reverse("integrations:resolve_duplicate", kwargs={"ws": workspace.slug, "pk": newer.pk})
+    _old, newer, resolve = duplicate_pair(workspace, spent=("7", "3"))
     body = admin_client.post(resolve, {"resolution": "split"}, follow=True).content.decode()
     newer.refresh_from_db()
     assert newer.account_share == Integration.AccountShare.SPLIT and newer.status == Integration.Status.ACTIVE

@@ -12,16 +12,15 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from integrations.models import Integration
+from integrations.testing import make_integration
 from sandbox import authress as fake
 from usage.models import UsageRecord
 
 
 @pytest.fixture
 def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="authress", name="Authress", settings={"base_url": "http://127.0.0.1:9"})
-    integration.set_credential({"access_key": fake.ACCESS_KEY})
-    integration.save()
-    return integration
+    return make_integration(workspace, "Authress", "authress", credential={"access_key": fake.ACCESS_KEY},
+                            settings={"base_url": "http://127.0.0.1:9"})  # fmt: skip
 
 
 def run(*args: str) -> str:

@@ -8,16 +8,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connections
 from django.utils import timezone
 
-from doow.testing import BASE_DIR, subprocess_env
+from doow.testing import BASE_DIR, race, subprocess_env
 from integrations import engine
 from integrations.models import SyncRun
 from integrations.tests.test_sync_engine import (
@@ -32,24 +30,15 @@ from integrations.tests.test_sync_engine import (
 def test_lock_holds_under_two_concurrent_syncs(transactional_db, openai_integration, sandbox):
     # Stall the first usage request so whoever gets the lock is still syncing when the other tries.
     sandbox.fault(USAGE_PATH, 200, delay=1.5, times=1)
-    barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
-    def worker() -> None:
+    def sync() -> None:
         try:
-            barrier.wait()
-            run = engine.integration_sync(integration_id=openai_integration.pk, since=D0, until=D3)
-            outcomes.append(run.status)
+            outcomes.append(engine.integration_sync(integration_id=openai_integration.pk, since=D0, until=D3).status)
         except engine.SyncBusy:
             outcomes.append("busy")
-        finally:
-            connections.close_all()
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    assert race(sync, threads=2) == []
     assert sorted(outcomes) == ["busy", SyncRun.Status.SUCCESS]
     assert SyncRun.objects.filter(integration=openai_integration).count() == 1
     assert stored_tokens(openai_integration) == truth_tokens(D0, D3)

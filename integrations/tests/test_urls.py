@@ -5,25 +5,15 @@ with a kwarg this test does not know fails loudly so that it gets covered on pur
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import URLPattern, reverse
 
+from doow.testing import url_patterns
 from integrations.models import Integration
 from integrations.providers.registry import PROVIDERS
 from usage.models import UsageImport
 
-
-def _patterns(patterns: list) -> Iterator[URLPattern]:
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            yield from _patterns(entry.url_patterns)
-        else:
-            yield entry
-
-
-PATTERNS = list(_patterns(get_resolver("integrations.urls").url_patterns))
+PATTERNS = url_patterns("integrations.urls")
 PK_PATTERNS = [p for p in PATTERNS if "pk" in p.pattern.converters]
 
 

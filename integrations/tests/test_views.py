@@ -16,8 +16,8 @@ from django.utils.html import strip_tags
 
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.registry import PROVIDERS, providers_by_category
-from usage import rollups
 from usage.models import UsageRecord
+from usage.testing import make_record
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -33,21 +33,16 @@ def add_url(workspace, provider: str = "openai") -> str:
     return reverse("integrations:add", kwargs={"ws": workspace.slug, "provider": provider})
 
 
+def add_sandbox_openai(client, workspace, sandbox, project_ids: str = ""):
+    """Submit the add form for the sandbox's OpenAI organisation, following the redirect."""
+    data = {"name": "OpenAI (sandbox)", "credential_api_key": sandbox.OPENAI_ADMIN_KEY,
+            "setting_base_url": sandbox.openai_base_url, "setting_project_ids": project_ids}  # fmt: skip
+    return client.post(add_url(workspace), data, follow=True)
+
+
 def _record(integration: Integration, *, hour: datetime, metric: str = "input_tokens", quantity: str = "100", **dims) -> UsageRecord:
     unit = {"input_tokens": "tokens", "output_tokens": "tokens", "requests": "requests", "cost": "USD"}[metric]
-    record = UsageRecord.objects.create(
-        workspace=integration.workspace,
-        integration=integration,
-        provider=integration.provider,
-        bucket_start=hour,
-        bucket_end=hour + timedelta(hours=1),
-        metric=metric,
-        quantity=Decimal(quantity),
-        unit=unit,
-        **dims,
-    )
-    rollups.refresh_moments(integration.pk, [hour])  # as every write path does
-    return record
+    return make_record(integration, hour, metric, quantity, unit, **dims)
 
 
 @pytest.fixture
@@ -130,16 +125,7 @@ def test_provider_docs_page(admin_client, workspace):
 
 
 def test_add_against_the_sandbox_creates_a_verified_encrypted_integration(admin_client, workspace, sandbox):
-    response = admin_client.post(
-        add_url(workspace),
-        {
-            "name": "OpenAI (sandbox)",
-            "credential_api_key": sandbox.OPENAI_ADMIN_KEY,
-            "setting_base_url": sandbox.openai_base_url,
-            "setting_project_ids": "",
-        },
-        follow=True,
-    )
+    response = add_sandbox_openai(admin_client, workspace, sandbox, project_ids="")
     integration = workspace.integrations.get()
     assert response.redirect_chain[-1][0] == url("detail", integration)
     body = response.content.decode()
@@ -159,16 +145,7 @@ def test_add_against_the_sandbox_creates_a_verified_encrypted_integration(admin_
 
 
 def test_a_project_filter_naming_a_missing_project_is_a_warning_alert(admin_client, workspace, sandbox):
-    response = admin_client.post(
-        add_url(workspace),
-        {
-            "name": "OpenAI (sandbox)",
-            "credential_api_key": sandbox.OPENAI_ADMIN_KEY,
-            "setting_base_url": sandbox.openai_base_url,
-            "setting_project_ids": "proj_sandboxAlpha0001, proj_elsewhere",
-        },
-        follow=True,
-    )
+    response = add_sandbox_openai(admin_client, workspace, sandbox, project_ids="proj_sandboxAlpha0001, proj_elsewhere")
     body = response.content.decode()
     warning = "Project ids not found in this organization: proj_elsewhere."
     alerts = re.findall(r'<div class="alert alert-warning[^"]*" role="alert">(.*?)</div>', body, re.S)

@@ -19,6 +19,7 @@ from sandbox.openai import (
     truth_costs,
     truth_usage,
 )
+from sandbox.testing import cursor_pages
 
 DAY = datetime(2025, 3, 10, tzinfo=UTC)
 T0 = int(DAY.timestamp())
@@ -40,13 +41,7 @@ def assert_openai_error(response: requests.Response, status: int) -> dict[str, A
 
 
 def all_pages(sandbox, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    pages, cursor = [], None
-    while True:
-        body = get(sandbox, path, {**params, **({"page": cursor} if cursor else {})}).json()
-        pages.append(body)
-        if not body["has_more"]:
-            return pages
-        cursor = body["next_page"]
+    return cursor_pages(lambda page: get(sandbox, path, page).json(), params)
 
 
 # ---------------------------------------------------------------- usage

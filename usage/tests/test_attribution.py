@@ -10,7 +10,6 @@ import pytest
 from django.apps import apps as django_apps
 
 from integrations.engine import integration_sync
-from integrations.models import Integration
 from integrations.providers.base import UsageSample
 from integrations.providers.registry import get_provider
 from integrations.services import integration_create
@@ -129,14 +128,6 @@ def test_the_matcher_takes_samples_records_and_dicts():
 
 
 # ---------------------------------------------------------------- at ingest
-@pytest.fixture
-def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
-    integration.set_credential({"api_key": "sk-admin-attribution-test-0000"})
-    integration.save()
-    return integration
-
-
 def _samples(*models: str) -> list[UsageSample]:
     return [
         UsageSample(bucket_start=T0 + timedelta(hours=i), bucket_end=T0 + timedelta(hours=i + 1), metric="input_tokens", quantity=Decimal(10), model=m, project="proj_a")

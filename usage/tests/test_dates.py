@@ -11,9 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -304,13 +302,6 @@ def test_a_license_may_end_years_ahead(admin_client, workspace, app):
     assert page.status_code == 200
 
 
-@pytest.fixture
-def superuser_client(db) -> Client:
-    client = Client()
-    client.force_login(get_user_model().objects.create_superuser(username="root", password="x", email="root@example.com"))
-    return client
-
-
 def test_the_admin_refuses_license_dates_outside_too(superuser_client, workspace, app):
     data = {"application": app.pk, "plan_name": "Enterprise", "kind": "pay_as_you_go", "start_date": "0001-01-01",
             "end_date": "9999-12-31", "currency": "USD"}  # fmt: skip
@@ -366,7 +357,6 @@ def test_a_license_saved_before_the_bounds_still_renders_a_bounded_chart(member_
         days = page.context["chart"]["labels"]
         assert days[0] == "2026-01-01" and days[-1] == years_after(today(), 10).isoformat()
     assert member_client.get(reverse("usage:licenses", kwargs={"ws": "acme"})).status_code == 200
-
 
 
 # ---------------------------------------------------------------- the explorer's presets

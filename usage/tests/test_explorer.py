@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
+from django.urls import NoReverseMatch, URLPattern, reverse
 from django.utils import timezone
 
+from doow.testing import url_patterns
 from usage import rollups
 from usage.models import Application, License, UsageRecord
 from usage.tests.test_queries import make_integration, make_record
@@ -241,15 +241,7 @@ def test_the_number_of_queries_does_not_grow_with_the_rows(member_client, worksp
 
 
 # ---------------------------------------------------------------- who may see it
-def _patterns(patterns: list) -> Iterator[URLPattern]:
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            yield from _patterns(entry.url_patterns)
-        else:
-            yield entry
-
-
-PATTERNS = list(_patterns(get_resolver("usage.urls").url_patterns))
+PATTERNS = url_patterns("usage.urls")
 
 
 def _url(pattern: URLPattern, workspace, license_pk: int) -> str:

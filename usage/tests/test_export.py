@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from integrations.models import Integration
-from usage import rollups
+from integrations.testing import make_integration
 from usage.export import CSV_COLUMNS, format_quantity, license_label, usage_csv_rows, usage_export_queryset
 from usage.models import Application, License, UsageRecord
+from usage.testing import make_record
 
 # docs/architecture.md, "Management commands", spelled out so a change to the exporter cannot silently
 # change the contract.
@@ -46,29 +46,6 @@ EXPECTED_HEADER = [
     "speed",
 ]
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def make_integration(workspace, name: str = "OpenAI prod", provider: str = "openai", **fields) -> Integration:
-    integration = Integration(workspace=workspace, provider=provider, name=name, **fields)
-    integration.set_credential({"api_key": "sk-admin-export-test-000000000000"})
-    integration.save()
-    return integration
-
-
-def make_record(integration: Integration, start: datetime, metric: str, quantity: str, unit: str, **fields) -> UsageRecord:
-    record = UsageRecord.objects.create(
-        workspace=integration.workspace,
-        integration=integration,
-        provider=integration.provider,
-        bucket_start=start,
-        bucket_end=start + timedelta(hours=1),
-        metric=metric,
-        quantity=Decimal(quantity),
-        unit=unit,
-        **fields,
-    )
-    rollups.refresh_moments(integration.pk, [start])  # the pages read rollups, as every write path keeps them
-    return record
 
 
 def make_license(workspace, application: Application, plan_name: str = "Scale tier") -> License:

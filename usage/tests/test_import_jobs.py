@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations.models import Integration, IntegrationEvent
+from integrations.testing import make_integration
 from sandbox import authress as fake
 from usage import import_jobs, importer
 from usage.models import UsageImport, UsageRecord
@@ -26,10 +27,8 @@ BAD = b"date,resource,operation,calls\n2025-03-01,r,GET,5\n2025-13-01,r,GET,5\n"
 
 @pytest.fixture
 def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="authress", name="Authress", settings={"base_url": "http://127.0.0.1:9"})
-    integration.set_credential({"access_key": fake.ACCESS_KEY})
-    integration.save()
-    return integration
+    return make_integration(workspace, "Authress", "authress", credential={"access_key": fake.ACCESS_KEY},
+                            settings={"base_url": "http://127.0.0.1:9"})  # fmt: skip
 
 
 def queue(integration: Integration, data: bytes = GOOD, source: str = "calls.csv") -> UsageImport:

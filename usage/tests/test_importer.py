@@ -11,6 +11,7 @@ import pytest
 
 from integrations.models import Integration, IntegrationEvent
 from integrations.providers.base import UsageSample
+from integrations.testing import make_integration
 from sandbox import authress as fake
 from usage import importer
 from usage.export import CSV_COLUMNS, usage_csv_rows, usage_export_queryset
@@ -55,10 +56,8 @@ def row(**cells: str) -> str:
 
 @pytest.fixture
 def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="authress", name="Authress", settings={"base_url": "http://127.0.0.1:9"})
-    integration.set_credential({"access_key": fake.ACCESS_KEY})
-    integration.save()
-    return integration
+    return make_integration(workspace, "Authress", "authress", credential={"access_key": fake.ACCESS_KEY},
+                            settings={"base_url": "http://127.0.0.1:9"})  # fmt: skip
 
 
 def stored(integration: Integration) -> dict[tuple, Decimal]:

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+import integrations.testing
 from integrations.models import Integration
 from usage import rollups
 from usage.models import Application, UsageRecord
@@ -25,10 +26,7 @@ NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
 
 
 def make_integration(workspace, name, provider, **extra) -> Integration:
-    integration = Integration(workspace=workspace, provider=provider, name=name, data_through=timezone.now(), **extra)
-    integration.set_credential({"api_key": f"sk-admin-overview-{name}-000"})
-    integration.save()
-    return integration
+    return integrations.testing.make_integration(workspace, name, provider, data_through=timezone.now(), **extra)
 
 
 def record(integration, day: datetime, metric: str, quantity, unit="USD", model="", application=None) -> UsageRecord:

@@ -16,7 +16,6 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Sum
 
-from integrations.models import Integration
 from integrations.providers.base import UsageSample
 from usage import partitions
 from usage.models import UsageRecord
@@ -30,14 +29,6 @@ pytestmark = CLOCK
 TABLE = "usage_usagerecord"
 BEFORE = ("usage", "0007_rollup_rebuild_jobs")
 postgres = pytest.mark.postgres
-
-
-@pytest.fixture
-def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
-    integration.set_credential({"api_key": "sk-admin-partitions-0000"})
-    integration.save()
-    return integration
 
 
 def sample(start: datetime, quantity: str | int, model: str = "gpt-4o") -> UsageSample:
@@ -268,16 +259,6 @@ def test_retention_deletes_old_rows_left_in_the_default_partition_instead_of_par
     assert "1 raw rows older than the retention deleted" in out and "p201903" not in out
     assert list(UsageRecord.objects.values_list("bucket_start", flat=True)) == [MONTHS[-1]]
     assert f"{TABLE}_p201903" not in partition_names()
-
-
-@pytest.fixture
-def superuser_client(db):
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    client = Client()
-    client.force_login(get_user_model().objects.create_superuser(username="root", password="x", email="r@example.com"))
-    return client
 
 
 def changelist(client, **params):

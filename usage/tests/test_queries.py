@@ -2,40 +2,17 @@
 apart, and license consumption respects its period and projects at the current rate."""
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
-from integrations.models import Integration
-from usage import queries, rollups
+from integrations.testing import make_integration
+from usage import queries
 from usage.models import Application, License, UsageRecord
+from usage.testing import make_record
 
 D = Decimal
-
-
-def make_integration(workspace, name: str = "OpenAI prod", provider: str = "openai") -> Integration:
-    integration = Integration(workspace=workspace, provider=provider, name=name)
-    integration.set_credential({"api_key": "sk-admin-queries-test-00000000000"})
-    integration.save()
-    return integration
-
-
-def make_record(integration: Integration, start: datetime, metric: str = "cost", quantity: str = "1", unit: str = "USD", **fields) -> UsageRecord:
-    """A base row written directly, and its day's rollup recomputed, as every write path does."""
-    record = UsageRecord.objects.create(
-        workspace=integration.workspace,
-        integration=integration,
-        provider=integration.provider,
-        bucket_start=start,
-        bucket_end=start + timedelta(hours=1),
-        metric=metric,
-        quantity=D(quantity),
-        unit=unit,
-        **fields,
-    )
-    rollups.refresh_moments(integration.pk, [start])
-    return record
 
 
 def at(day: str, hour: int = 0) -> datetime:

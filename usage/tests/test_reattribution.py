@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fnmatch import fnmatchcase
 
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -24,14 +23,6 @@ from usage.tasks import reattribute_workspace
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 MODELS = ("gpt-4o", "gpt-4o-mini", "o1", "gpt-3.5-turbo", "text-embedding-3-small")
 PROJECTS = ("proj_a", "proj_b", "proj_c", "")
-
-
-@pytest.fixture
-def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
-    integration.set_credential({"api_key": "sk-admin-reattribution-0000"})
-    integration.save()
-    return integration
 
 
 def make_rows(integration: Integration, n: int, provider: str = "openai") -> None:

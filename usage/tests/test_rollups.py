@@ -15,14 +15,6 @@ from usage.models import Application, UsageDaily, UsageRecord
 T0 = datetime(2026, 10, 24, tzinfo=UTC)  # Europe/Paris leaves summer time on 2026-10-25
 
 
-@pytest.fixture
-def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
-    integration.set_credential({"api_key": "sk-admin-rollups-0000"})
-    integration.save()
-    return integration
-
-
 def base_rows(integration: Integration, hours: int, *, application: Application | None = None, start: datetime = T0) -> None:
     UsageRecord.objects.bulk_create(
         UsageRecord(

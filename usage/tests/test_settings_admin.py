@@ -6,8 +6,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.urls import reverse
 
 from integrations.models import Integration
@@ -18,14 +16,6 @@ from usage.models import (
     ReattributionJob,
     UsageRecord,
 )
-
-
-@pytest.fixture
-def superuser_client(db) -> Client:
-    user = get_user_model().objects.create_superuser(username="root", password="x", email="root@example.com")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

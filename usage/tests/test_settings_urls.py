@@ -5,24 +5,15 @@ users the login page, and another workspace's object under my slug is not found.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import URLPattern, reverse
 
+from doow.testing import url_patterns
 from usage.models import Application, AttributionRule, License, PriceOverride, Team
 
-
-def _patterns(patterns: list) -> Iterator[URLPattern]:
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            yield from _patterns(entry.url_patterns)
-        else:
-            yield entry
-
-
-PATTERNS = list(_patterns(get_resolver("usage.urls_settings").url_patterns))
+PATTERNS = url_patterns("usage.urls_settings")
 PK_PATTERNS = [p for p in PATTERNS if "pk" in p.pattern.converters]
 
 

@@ -9,7 +9,6 @@ from urllib.parse import unquote
 import pytest
 from django.urls import reverse
 
-from integrations.models import Integration
 from usage import rollups
 from usage.models import (
     Application,
@@ -24,14 +23,6 @@ T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
 def url(workspace, name: str, **kwargs) -> str:
     return reverse(f"usage_settings:{name}", kwargs={"ws": workspace.slug, **kwargs})
-
-
-@pytest.fixture
-def integration(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
-    integration.set_credential({"api_key": "sk-admin-inventory-views-0000"})
-    integration.save()
-    return integration
 
 
 def row(integration, hour: int = 0, *, metric: str = "input_tokens", quantity: int = 10, unit: str = "tokens", **dims) -> UsageRecord:

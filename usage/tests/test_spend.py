@@ -11,17 +11,11 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Workspace
 from integrations.models import Integration
+from integrations.testing import make_integration
 from usage import rollups, spend
 from usage.models import Application, UsageDaily
 
 D = Decimal
-
-
-def make_integration(workspace, name="OpenAI", provider="openai", **extra) -> Integration:
-    integration = Integration(workspace=workspace, provider=provider, name=name, **extra)
-    integration.set_credential({"api_key": f"sk-admin-spend-{name}-0000"})
-    integration.save()
-    return integration
 
 
 def put(integration, day: date, metric: str, quantity, unit: str = "USD", model: str = "", application=None) -> None:

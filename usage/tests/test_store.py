@@ -7,20 +7,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from integrations.models import Integration
 from integrations.providers.base import UsageSample
 from usage.models import Application, AttributionRule, UsageRecord
 from usage.store import usage_store_samples
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def integration(workspace):
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI")
-    integration.set_credential({"api_key": "sk-admin-store-test-000000"})
-    integration.save()
-    return integration
 
 
 def samples(n: int, quantity: int = 10) -> list[UsageSample]:

@@ -3,21 +3,22 @@ the samples the connector must make of them, computed by hand; past windows; san
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from integrations.providers.anthropic import provider
 from integrations.providers.anthropic.schema import (
     cost_samples,
     parse_cost_page,
     parse_usage_page,
     usage_samples,
 )
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
 from sandbox import anthropic as fake
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,15 +34,24 @@ def base_url(sandbox: Any) -> str:
     return sandbox.url + fake.PREFIX
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are fully elapsed, so the
-    sandbox's data for them no longer changes while a test runs."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
+class AnthropicSandbox(SandboxHooks):
+    """The sandbox's Anthropic organisation, for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = "/anthropic/v1/organizations/"
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": fake.ADMIN_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": base_url(sandbox)}
+
+    def pagination_window(self) -> Window:
+        # 9 days of hourly buckets = 216 buckets: two pages at 168 per page.
+        return Window(days_ago(10), days_ago(1))
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def _at(text: str) -> datetime:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from integrations.providers.anthropic import AnthropicProvider
@@ -22,13 +21,12 @@ from integrations.providers.anthropic.tests.support import (
     usage_truth,
 )
 from integrations.providers.base import (
-    DIMENSIONS,
     UsageSample,
     Window,
     align_down,
     align_up,
 )
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
+from integrations.providers.testing import assert_totals_equal, first_busy_hour, read_twice, stored_totals, totals_by
 from sandbox import anthropic as fake
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -42,18 +40,14 @@ def split(samples: list[UsageSample]) -> tuple[list[UsageSample], list[UsageSamp
     return [s for s in samples if s.metric != "cost"], [s for s in samples if s.metric == "cost"]
 
 
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
-
-
 def project(row: Any) -> str:
     return row.workspace_id or "default"
 
 
 def test_fetch_reproduces_true_totals_per_model_workspace_and_day(
-    provider, admin_credential, anthropic_settings, http, three_days
+    provider, credential, provider_settings, http, three_days
 ) -> None:
-    usage, costs = split(fetch(provider, admin_credential, anthropic_settings, three_days, http))
+    usage, costs = split(fetch(provider, credential, provider_settings, three_days, http))
     start, end = three_days.start, three_days.end
 
     assert_totals_equal(totals_by(usage, "model"), usage_truth(start, end, lambda r: (r.model,)), "usage per model")
@@ -75,9 +69,9 @@ def test_fetch_reproduces_true_totals_per_model_workspace_and_day(
 
 
 def test_input_tokens_include_cache_reads_and_both_cache_writes(
-    provider, admin_credential, anthropic_settings, http, three_days
+    provider, credential, provider_settings, http, three_days
 ) -> None:
-    usage, _ = split(fetch(provider, admin_credential, anthropic_settings, three_days, http))
+    usage, _ = split(fetch(provider, credential, provider_settings, three_days, http))
     totals = totals_by(usage)
     rows = fake.truth_usage(three_days.start, three_days.end)
     uncached = sum(r.uncached_input_tokens for r in rows)
@@ -91,9 +85,9 @@ def test_input_tokens_include_cache_reads_and_both_cache_writes(
 
 
 def test_default_workspace_is_stored_as_project_default(
-    provider, admin_credential, anthropic_settings, http, three_days
+    provider, credential, provider_settings, http, three_days
 ) -> None:
-    samples = fetch(provider, admin_credential, anthropic_settings, three_days, http)
+    samples = fetch(provider, credential, provider_settings, three_days, http)
     live = {w.id for w in fake.WORKSPACES if w.archived_at is None}
     assert {s.project for s in samples} == {"default"} | live
     legacy = fake.WORKSPACES[2]
@@ -101,9 +95,9 @@ def test_default_workspace_is_stored_as_project_default(
 
 
 def test_requests_use_documented_parameters_in_bracket_form(
-    provider, admin_credential, anthropic_settings, http, sandbox, three_days
+    provider, credential, provider_settings, http, sandbox, three_days
 ) -> None:
-    fetch(provider, admin_credential, anthropic_settings, three_days, http)
+    fetch(provider, credential, provider_settings, three_days, http)
     (usage,) = sandbox.requests(USAGE_PATH)
     assert usage["query"]["group_by[]"] == ["model", "workspace_id", "service_tier", "context_window", "inference_geo"] and "group_by" not in usage["query"]
     assert usage["query"]["bucket_width"] == ["1h"] and usage["query"]["limit"] == ["168"]
@@ -115,32 +109,32 @@ def test_requests_use_documented_parameters_in_bracket_form(
 
 
 def test_usage_pagination_follows_next_page_to_the_end(
-    provider, admin_credential, anthropic_settings, http, sandbox
+    provider, credential, provider_settings, http, sandbox
 ) -> None:
     window = Window(days_ago(10), days_ago(1))  # 216 hourly buckets: two pages of 168
-    usage, _ = split(fetch(provider, admin_credential, anthropic_settings, window, http))
+    usage, _ = split(fetch(provider, credential, provider_settings, window, http))
     pages = sandbox.requests(USAGE_PATH)
     assert len(pages) == 2
     assert "page" not in pages[0]["query"] and pages[1]["query"]["page"][0].startswith("page_")
     assert_totals_equal(totals_by(usage), usage_truth(window.start, window.end), "usage over two pages")
 
 
-def test_costs_pagination_follows_next_page_to_the_end(admin_credential, anthropic_settings, http, sandbox) -> None:
+def test_costs_pagination_follows_next_page_to_the_end(credential, provider_settings, http, sandbox) -> None:
     provider = AnthropicProvider()
     provider.costs_page_size = 2  # 31 days per page would need a month-long window
     window = Window(days_ago(8), days_ago(1))
-    _, costs = split(fetch(provider, admin_credential, anthropic_settings, window, http))
+    _, costs = split(fetch(provider, credential, provider_settings, window, http))
     assert len(sandbox.requests(COSTS_PATH)) == 4  # 7 days, 2 per page
     assert_totals_equal(totals_by(costs, "bucket_start"), cost_truth(window.start, window.end, lambda r: (r.day,)))
 
 
 def test_unaligned_window_is_read_as_whole_buckets(
-    provider, admin_credential, anthropic_settings, http, sandbox
+    provider, credential, provider_settings, http, sandbox
 ) -> None:
     # Starts 37 minutes into an hour with traffic, so that hour's bucket must come back whole
     first_hour = first_busy_hour(usage_truth, days_ago(3) + timedelta(hours=10), days_ago(2))
     window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(1) + timedelta(hours=5, minutes=20))
-    usage, costs = split(fetch(provider, admin_credential, anthropic_settings, window, http))
+    usage, costs = split(fetch(provider, credential, provider_settings, window, http))
 
     assert all(s.bucket_start == align_down(s.bucket_start, HOUR) for s in usage)
     assert all(s.bucket_start == align_down(s.bucket_start, DAY) for s in costs)
@@ -158,28 +152,20 @@ def test_unaligned_window_is_read_as_whole_buckets(
     assert_totals_equal(totals_by(costs), cost_truth(*days), "cost of the whole days touched")
 
 
-def test_adjacent_unaligned_windows_never_double_count(provider, admin_credential, anthropic_settings, http) -> None:
+def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
     start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
     # 45 minutes into an hour that has traffic, so that hour is read by both windows
     middle = first_busy_hour(usage_truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
-    first = fetch(provider, admin_credential, anthropic_settings, Window(start, middle), http)
-    second = fetch(provider, admin_credential, anthropic_settings, Window(middle, end), http)
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second:  # the usage store's semantics: same key → replace, never add
-        key = sample_key(s)
-        assert key not in store or store[key] == s.quantity, f"the same bucket read twice disagrees: {key}"
-        store[key] = s.quantity
-    overlap = {sample_key(s) for s in first} & {sample_key(s) for s in second}
-    assert any(k[0] == align_down(middle, HOUR) for k in overlap), "the hour around `middle` is read by both windows"
-    stored: Counter = Counter()
-    for key, quantity in store.items():
-        stored[(key[2],)] += quantity
+    first = fetch(provider, credential, provider_settings, Window(start, middle), http)
+    second = fetch(provider, credential, provider_settings, Window(middle, end), http)
+    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
+    assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both windows"
     expected = usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end)
     assert_totals_equal(stored, expected, "stored totals")
 
 
 def test_recorded_usage_served_by_the_sandbox_ignores_the_decoy_field(
-    provider, admin_credential, anthropic_settings, http, sandbox
+    provider, credential, provider_settings, http, sandbox
 ) -> None:
     # The recorded page carries `cache_creation_input_tokens` (3 and 0) beside the real nested
     # cache_creation object; the connector must take the nested one (and the 2025 window keeps
@@ -189,27 +175,16 @@ def test_recorded_usage_served_by_the_sandbox_ignores_the_decoy_field(
     sandbox.fault(USAGE_PATH, 200, body=body)
     sandbox.fault(COSTS_PATH, 200, body={"data": [], "has_more": False, "next_page": None})
     window = Window(EXPECTED_USAGE[0].bucket_start, EXPECTED_USAGE[-1].bucket_end)
-    samples = fetch(provider, admin_credential, anthropic_settings, window, http)
+    samples = fetch(provider, credential, provider_settings, window, http)
     assert Counter(samples) == Counter(replace(s, account=fake.ORGANIZATION_ID, stream="usage_report") for s in EXPECTED_USAGE)
     first_input = next(s for s in samples if s.metric == "input_tokens" and s.project == "default")
     assert first_input.quantity == 1500 + 12000 + 800 + 400
 
 
-def test_empty_window_makes_no_request(provider, admin_credential, anthropic_settings, http, sandbox) -> None:
-    moment = days_ago(1)
-    assert fetch(provider, admin_credential, anthropic_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, admin_credential, anthropic_settings, http, three_days) -> None:
-    starts = [s.bucket_start for s in fetch(provider, admin_credential, anthropic_settings, three_days, http)]
-    assert starts == sorted(starts)
-
-
 def test_verify_shows_organization_and_workspaces(
-    provider, admin_credential, anthropic_settings, http, sandbox
+    provider, credential, provider_settings, http, sandbox
 ) -> None:
-    identity = provider.verify(admin_credential, anthropic_settings, http=http)
+    identity = provider.verify(credential, provider_settings, http=http)
     assert identity.account_id == fake.ORGANIZATION_ID and identity.account_name == fake.ORGANIZATION_NAME
     assert identity.summary == (
         f"Organization {fake.ORGANIZATION_NAME} · 3 workspaces + the default workspace · 3 with usage in the last 7 days"
@@ -226,22 +201,22 @@ def test_verify_shows_organization_and_workspaces(
     assert probe["query"]["group_by[]"] == ["workspace_id"]
 
 
-def test_verify_paginates_workspaces(admin_credential, anthropic_settings, http, sandbox) -> None:
+def test_verify_paginates_workspaces(credential, provider_settings, http, sandbox) -> None:
     provider = AnthropicProvider()
     provider.workspaces_page_size = 2
-    identity = provider.verify(admin_credential, anthropic_settings, http=http)
+    identity = provider.verify(credential, provider_settings, http=http)
     assert [w["id"] for w in identity.details["workspaces"][1:]] == [w.id for w in fake.WORKSPACES]
     first, second = sandbox.requests("/anthropic/v1/organizations/workspaces")
     assert "after_id" not in first["query"] and second["query"]["after_id"] == [fake.WORKSPACES[1].id]
 
 
 def test_verify_with_recorded_organization_and_workspaces(
-    provider, admin_credential, anthropic_settings, http, sandbox
+    provider, credential, provider_settings, http, sandbox
 ) -> None:
     sandbox.fault("/anthropic/v1/organizations/me", 200, body=load("organization.json"))
     sandbox.fault("/anthropic/v1/organizations/workspaces", 200, body=load("workspaces_page.json"))
     sandbox.fault(USAGE_PATH, 200, body={"data": [], "has_more": False, "next_page": None})
-    identity = provider.verify(admin_credential, anthropic_settings, http=http)
+    identity = provider.verify(credential, provider_settings, http=http)
     assert identity.account_id == "12345678-1234-5678-1234-567812345678"
     assert identity.summary == "Organization Organization Name · 2 workspaces + the default workspace · 0 with usage in the last 7 days"
     assert [w["archived"] for w in identity.details["workspaces"]] == [False, False, True]

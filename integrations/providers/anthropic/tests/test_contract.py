@@ -6,11 +6,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from integrations.providers.anthropic import provider
 from integrations.providers.anthropic.tests import support
 from integrations.providers.base import Window
 from integrations.providers.testing import ProviderContractTests
-from sandbox import anthropic as fake
 
 
 def true_totals(window: Window) -> dict[tuple[Any, ...], Decimal]:
@@ -18,24 +16,9 @@ def true_totals(window: Window) -> dict[tuple[Any, ...], Decimal]:
     return dict(support.usage_truth(window.start, window.end) + support.cost_truth(window.start, window.end))
 
 
-class TestAnthropicContract(ProviderContractTests):
-    provider = provider
+class TestAnthropicContract(support.AnthropicSandbox, ProviderContractTests):
     slug = "anthropic"
-    fault_prefix = "/anthropic/v1/organizations/"
     paginated_prefix = support.USAGE_PATH
-
-    def credential(self, sandbox: Any) -> dict[str, str]:
-        return {"api_key": fake.ADMIN_KEY}
-
-    def settings(self, sandbox: Any) -> dict[str, str]:
-        return {"base_url": support.base_url(sandbox)}
-
-    def small_window(self) -> Window:
-        return Window(support.days_ago(2), support.days_ago(1))
-
-    def pagination_window(self) -> Window:
-        # 9 days of hourly buckets = 216 buckets: two pages at 168 per page.
-        return Window(support.days_ago(10), support.days_ago(1))
 
     def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
         return true_totals(window)

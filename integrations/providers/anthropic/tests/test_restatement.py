@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.anthropic.tests.support import base_url, cost_operation_of, days_ago, usage_items
 from integrations.tests.restatement import import_rows, nonzero, stored_rows
@@ -22,14 +22,8 @@ OPUS = "claude-opus-4-1-20250805"
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="anthropic",
-        credential={"api_key": fake.ADMIN_KEY},
-        settings={"base_url": base_url(sandbox)},
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("anthropic", {"api_key": fake.ADMIN_KEY}, {"base_url": base_url(sandbox)})
 
 
 def sync(integration: Integration, since: datetime | None = None) -> SyncRun:

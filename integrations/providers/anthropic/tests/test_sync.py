@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.anthropic.tests.support import (
     USAGE_PATH,
@@ -20,6 +20,7 @@ from integrations.providers.anthropic.tests.support import (
     days_ago,
     usage_fields,
 )
+from integrations.tests.restatement import stored_rows
 from sandbox import anthropic as fake
 from usage.models import UsageRecord
 
@@ -27,14 +28,8 @@ START, END = days_ago(4), days_ago(1)
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="anthropic",
-        credential={"api_key": fake.ADMIN_KEY},
-        settings={"base_url": base_url(sandbox)},
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("anthropic", {"api_key": fake.ADMIN_KEY}, {"base_url": base_url(sandbox)})
 
 
 def sync(integration: Integration) -> SyncRun:
@@ -71,14 +66,6 @@ def stored_cost(integration: Integration) -> dict[tuple, Decimal]:
     return dict(totals)
 
 
-def snapshot(integration: Integration) -> list[tuple]:
-    return sorted(
-        UsageRecord.objects.filter(integration=integration).values_list(
-            "bucket_start", "account", "project", "model", "operation", "metric", "quantity"
-        )
-    )
-
-
 def test_create_verifies_and_stores_the_identity(integration) -> None:
     assert integration.identity["account_id"] == fake.ORGANIZATION_ID
     assert integration.identity["account_name"] == fake.ORGANIZATION_NAME
@@ -101,10 +88,10 @@ def test_sync_reproduces_the_sandbox_true_totals(integration) -> None:
 
 def test_second_sync_changes_nothing(integration) -> None:
     assert sync(integration).status == SyncRun.Status.SUCCESS
-    before = snapshot(integration)
+    before = stored_rows(integration)
     second = sync(integration)
     assert second.status == SyncRun.Status.SUCCESS and second.rows_written == len(before)
-    assert snapshot(integration) == before
+    assert stored_rows(integration) == before
 
 
 def test_sync_failing_after_its_first_chunk_resumes_without_double_counting(integration, sandbox, monkeypatch) -> None:

@@ -23,9 +23,9 @@ def fetch(provider, credential, settings, window, http):
 
 
 def test_usage_and_cost_keep_tier_context_window_and_geo_apart(
-    provider, admin_credential, anthropic_settings, http, three_days
+    provider, credential, provider_settings, http, three_days
 ):
-    samples = fetch(provider, admin_credential, anthropic_settings, three_days, http)
+    samples = fetch(provider, credential, provider_settings, three_days, http)
     usage = [s for s in samples if s.stream == "usage_report"]
     truth: Counter = Counter()
     for row in fake.truth_usage(three_days.start, three_days.end):
@@ -42,8 +42,8 @@ def test_usage_and_cost_keep_tier_context_window_and_geo_apart(
     assert_totals_equal(totals_by(costs, "service_tier", "context_window"), cost_truth, "cost per tier")
 
 
-def test_code_execution_is_counted(provider, admin_credential, anthropic_settings, http, three_days):
-    samples = fetch(provider, admin_credential, anthropic_settings, three_days, http)
+def test_code_execution_is_counted(provider, credential, provider_settings, http, three_days):
+    samples = fetch(provider, credential, provider_settings, three_days, http)
     calls = sum(s.quantity for s in samples if s.metric == "api_calls" and s.operation == "code_execution")
     expected = sum(r.code_execution_requests for r in fake.truth_usage(three_days.start, three_days.end))
     assert expected > 0 and calls == expected

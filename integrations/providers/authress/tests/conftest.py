@@ -1,11 +1,10 @@
-"""Fixtures for the Authress connector's tests: the sandbox's keys and an HTTP seam that
-records its retry sleeps instead of sleeping."""
+"""Fixtures for the Authress connector's tests: the sandbox's keys and settings (the HTTP seam
+that records its retry sleeps is in integrations/providers/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from integrations.http import HttpClient
 from integrations.providers.authress import provider as authress_provider
 from sandbox import authress as fake
 
@@ -13,16 +12,6 @@ from sandbox import authress as fake
 @pytest.fixture
 def provider():
     return authress_provider
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def http(sandbox, sleeps) -> HttpClient:
-    return HttpClient(secrets=[fake.ACCESS_KEY], sleep=sleeps.append, backoff=1.0)
 
 
 @pytest.fixture

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from integrations.providers.base import UsageSample
+from integrations.providers.testing import fixture_loader
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def raw(name: str) -> bytes:

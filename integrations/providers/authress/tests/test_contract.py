@@ -60,6 +60,13 @@ class TestAuthressContract(ProviderContractTests):
             list(self.provider.fetch(self.credential(sandbox), self.settings(sandbox), self.small_window(), http=self.make_http(sandbox)))
         assert sandbox.requests() == []
 
+    def test_contract_an_empty_window_makes_no_request(self, sandbox: Any) -> None:
+        # Any window, empty or not, is refused before a call: Authress reports no usage.
+        moment = self.small_window().end
+        with pytest.raises(ConfigurationError):
+            list(self.provider.fetch(self.credential(sandbox), self.settings(sandbox), Window(moment, moment), http=self.make_http(sandbox)))
+        assert sandbox.requests() == []
+
     def test_contract_import_only_metadata(self) -> None:
         assert self.provider.fetches_usage is False
         assert "no API that reports call volume" in self.provider.usage_source_note

@@ -4,7 +4,6 @@ and the recorded fixtures (fakes.py has what moto cannot fake)."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,8 @@ from integrations.providers.aws_bedrock.schema import (
     usage_samples,
 )
 from integrations.providers.base import UsageSample
+from integrations.providers.testing import days_ago as days_ago  # the tests of this provider import it from here
+from integrations.providers.testing import fixture_loader
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -46,11 +47,6 @@ MODELS: dict[str, tuple[str, ...]] = {
     "eu-central-1": ("eu.amazon.nova-pro-v1:0", "anthropic.claude-3-5-haiku-20241022-v1:0"),
 }
 OUR_METRICS = {"requests", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens"}
-
-
-def days_ago(days: int) -> datetime:
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
 
 
 def _n(*parts: Any) -> int:
@@ -176,8 +172,7 @@ def true_totals(start: datetime, end: datetime, *dims: str, models: dict[str, tu
     return totals
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 # ---------------------------------------------------------------- recorded fixtures

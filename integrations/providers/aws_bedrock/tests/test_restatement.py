@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.aws_bedrock.tests.support import (
     MODELS,
@@ -33,14 +33,8 @@ DIMS = ("region", "model", "deployment", "bucket_start")
 
 
 @pytest.fixture
-def integration(workspace, admin_user, seeded) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="aws_bedrock",
-        credential={"role_arn": ROLE_ARN},
-        settings={"regions": ",".join(REGIONS)},
-        created_by=admin_user,
-    )
+def integration(create_integration, seeded) -> Integration:
+    return create_integration("aws_bedrock", {"role_arn": ROLE_ARN}, {"regions": ",".join(REGIONS)})
 
 
 def sync(integration: Integration, window) -> SyncRun:

@@ -22,20 +22,15 @@ from integrations.providers.aws_bedrock.tests.support import (
 )
 from integrations.providers.base import ConfigurationError
 from integrations.providers.testing import assert_totals_equal
+from integrations.tests.restatement import stored_rows
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def integration(workspace, admin_user, seeded):
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="aws_bedrock",
-        credential={"role_arn": ROLE_ARN},
-        settings={"regions": ",".join(REGIONS)},
-        created_by=admin_user,
-    )
+def integration(create_integration, seeded):
+    return create_integration("aws_bedrock", {"role_arn": ROLE_ARN}, {"regions": ",".join(REGIONS)})
 
 
 def stored(integration) -> Counter:
@@ -43,14 +38,6 @@ def stored(integration) -> Counter:
     for r in UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost"):
         totals[(r.metric, r.bucket_start.date(), r.region, r.model, r.deployment)] += r.quantity
     return totals
-
-
-def snapshot(integration) -> list[tuple]:
-    return sorted(
-        UsageRecord.objects.filter(integration=integration).values_list(
-            "bucket_start", "account", "region", "model", "deployment", "metric", "quantity"
-        )
-    )
 
 
 def test_create_generates_stores_and_presents_the_external_id(integration, workspace):
@@ -77,10 +64,10 @@ def test_sync_reproduces_the_true_totals_and_a_second_sync_changes_nothing(integ
     assert_totals_equal(stored(integration), true_totals(seeded.start, seeded.end, "day", "region", "model", "deployment"))
     assert set(UsageRecord.objects.filter(integration=integration).values_list("account", flat=True)) == {CUSTOMER_ACCOUNT}
 
-    before = snapshot(integration)
+    before = stored_rows(integration)
     second = engine.integration_sync(integration_id=integration.pk, since=seeded.start, until=seeded.end, trigger="command")
     assert second.status == SyncRun.Status.SUCCESS
-    assert snapshot(integration) == before
+    assert stored_rows(integration) == before
 
 
 def test_rotating_to_another_role_keeps_the_external_id(integration):

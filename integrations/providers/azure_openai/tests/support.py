@@ -3,10 +3,9 @@ the samples the connector must make of them, computed by hand; past windows; tru
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from integrations.providers.azure_openai.schema import (
     parse_metrics,
 )
 from integrations.providers.base import UsageSample, Window
+from integrations.providers.testing import days_ago as days_ago  # the tests of this provider import it from here
+from integrations.providers.testing import fixture_loader
 from sandbox import azure_openai as sandbox_azure
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -38,14 +39,7 @@ FIELDS = {
 }
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are fully elapsed."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def credential(client_id: str = sandbox_azure.CLIENT_ID, secret: str = sandbox_azure.CLIENT_SECRET) -> dict[str, str]:

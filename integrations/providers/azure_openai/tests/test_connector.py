@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from integrations.providers.azure_openai import AzureOpenAIProvider
 from integrations.providers.azure_openai.tests import support
 from integrations.providers.base import (
-    DIMENSIONS,
     ConfigurationError,
     ProviderResponseError,
     UsageSample,
@@ -21,7 +19,7 @@ from integrations.providers.base import (
     align_down,
     align_up,
 )
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
+from integrations.providers.testing import assert_totals_equal, first_busy_hour, read_twice, stored_totals, totals_by
 from sandbox import azure_openai as sandbox_azure
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -31,10 +29,6 @@ METRICS_PATH = "/azure_openai/arm" + EASTUS.id + support.METRICS_SUFFIX
 
 def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
     return list(provider.fetch(credential, settings, window, http=http))
-
-
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
 
 
 def metrics_requests(sandbox) -> list[dict[str, Any]]:
@@ -173,15 +167,8 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, azu
     )
     first = fetch(provider, credential, azure_settings, Window(start, middle), http)
     second = fetch(provider, credential, azure_settings, Window(middle, end), http)
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second:  # the usage store's semantics: same key → replace, never add
-        key = sample_key(s)
-        assert key not in store or store[key] == s.quantity, f"the same bucket read twice disagrees: {key}"
-        store[key] = s.quantity
-    assert any(k[0] == align_down(middle) for k in {sample_key(s) for s in first} & {sample_key(s) for s in second})
-    stored: Counter = Counter()
-    for key, quantity in store.items():
-        stored[(key[2],)] += quantity
+    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
+    assert align_down(middle) in read_twice(first, second), "the hour around `middle` is read by both windows"
     assert_totals_equal(stored, support.truth(Window(align_down(start), end)), "stored totals")
 
 
@@ -252,20 +239,6 @@ def test_next_link_to_another_host_is_not_followed(
     sandbox.fault(support.ACCOUNTS_PATH, 200, body={"value": [], "nextLink": "https://attacker.example/steal?token=1"})
     with pytest.raises(ProviderResponseError, match="another host"):
         fetch(provider, credential, azure_settings, three_days, http)
-
-
-def test_empty_window_makes_no_request(provider, credential, azure_settings, http, sandbox) -> None:
-    moment = support.days_ago(1)
-    assert fetch(provider, credential, azure_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, credential, azure_settings, http) -> None:
-    starts = [
-        s.bucket_start
-        for s in fetch(provider, credential, azure_settings, Window(support.days_ago(10), support.days_ago(1)), http)
-    ]
-    assert starts == sorted(starts)
 
 
 def test_verify_shows_subscription_accounts_and_deployments(

@@ -24,9 +24,6 @@ class TestAzureOpenAIContract(ProviderContractTests):
     def settings(self, sandbox: Any) -> dict[str, str]:
         return support.settings(sandbox)
 
-    def small_window(self) -> Window:
-        return Window(support.days_ago(2), support.days_ago(1))
-
     def pagination_window(self) -> Window:
         # 9 days: the account listing takes 3 pages, the metrics two 7-day timespans per account.
         return Window(support.days_ago(10), support.days_ago(1))

@@ -15,7 +15,6 @@ from integrations.providers.base import (
     ProviderResponseError,
     ProviderUnavailable,
     RateLimited,
-    Window,
 )
 from integrations.providers.testing import assert_no_secret
 from sandbox import azure_openai as sandbox_azure
@@ -24,11 +23,6 @@ ARM = "/azure_openai/arm/"
 EASTUS = sandbox_azure.ACCOUNTS[0]
 METRICS_PATH = ARM.rstrip("/") + EASTUS.id + support.METRICS_SUFFIX
 SECRETS = [sandbox_azure.CLIENT_SECRET, sandbox_azure.NO_ROLE_CLIENT_SECRET]
-
-
-@pytest.fixture
-def day() -> Window:
-    return Window(support.days_ago(2), support.days_ago(1))
 
 
 def raises(error_type, provider, credential, settings, window, http):

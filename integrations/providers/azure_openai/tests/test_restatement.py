@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.azure_openai.tests import support
 from integrations.tests.restatement import import_rows, nonzero, stored_rows
@@ -23,14 +23,8 @@ DEPLOYMENT = EASTUS.deployments[0]  # gpt-4o-prod
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="azure_openai",
-        credential=support.credential(),
-        settings=support.settings(sandbox),
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("azure_openai", support.credential(), support.settings(sandbox))
 
 
 def sync(integration: Integration, since: datetime, until: datetime) -> SyncRun:

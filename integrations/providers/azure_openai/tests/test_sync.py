@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.azure_openai.tests import support
 from sandbox import azure_openai as sandbox_azure
@@ -22,15 +22,9 @@ EASTUS_METRICS = "/azure_openai/arm" + sandbox_azure.ACCOUNTS[0].id + support.ME
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
+def integration(create_integration, sandbox) -> Integration:
     """Created the way the form and `connect` create it: vetted settings, verified against the sandbox."""
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="azure_openai",
-        credential=support.credential(),
-        settings=support.settings(sandbox),
-        created_by=admin_user,
-    )
+    return create_integration("azure_openai", support.credential(), support.settings(sandbox))
 
 
 def truth_by_day(start: datetime, end: datetime) -> dict[tuple, Decimal]:

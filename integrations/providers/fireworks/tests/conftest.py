@@ -1,6 +1,7 @@
-"""Fixtures for the Fireworks connector's tests: an HTTP seam that records its retry sleeps,
-settings pointing at the sandbox, a fresh metrics rate-limit budget for every test, and a clock
-shared by the connector and the (in-process) sandbox."""
+"""Fixtures for the Fireworks connector's tests: the sandbox's Fireworks account, a fresh metrics
+rate-limit budget for every test, and a clock shared by the connector and the (in-process) sandbox.
+From `hooks`, integrations/providers/conftest.py makes `provider`, `credential`, `provider_settings`
+and the HTTP seam that records its retry sleeps."""
 
 from __future__ import annotations
 
@@ -9,10 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from integrations.http import HttpClient
-from integrations.providers.base import Window
-from integrations.providers.fireworks import provider as fireworks_provider
-from integrations.providers.fireworks.tests.support import FakeClock, days_ago
+from integrations.providers.fireworks.tests.support import FakeClock, FireworksSandbox
 from sandbox import fireworks as fw
 
 
@@ -25,40 +23,22 @@ def fresh_metrics_budget() -> Iterator[None]:
 
 
 @pytest.fixture
-def provider():
-    return fireworks_provider
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def http(sandbox, sleeps) -> HttpClient:
-    # backoff given explicitly: the sleeps are recorded, not slept, and tests assert their values.
-    return HttpClient(secrets=[fw.API_KEY], sleep=sleeps.append, backoff=1.0)
-
-
-@pytest.fixture
-def credential() -> dict[str, str]:
-    return {"api_key": fw.API_KEY}
-
-
-@pytest.fixture
-def fw_settings(sandbox) -> dict[str, str]:
-    return {"base_url": sandbox.url + "/fireworks", "account_id": fw.ACCOUNT_ID}
-
-
-@pytest.fixture
-def three_days() -> Window:
-    return Window(days_ago(4), days_ago(1))
-
-
-@pytest.fixture
 def clock(monkeypatch, provider) -> FakeClock:
     """Freeze "now" (whole seconds) for the connector and the sandbox alike; tests advance it."""
     fake = FakeClock(datetime.now(UTC).replace(microsecond=0))
     monkeypatch.setattr(provider, "clock", fake)
     monkeypatch.setattr(fw, "clock", fake)
     return fake
+
+
+@pytest.fixture
+def hooks() -> FireworksSandbox:
+    return FireworksSandbox()
+
+
+@pytest.fixture
+def integration(create_integration, sandbox):
+    """The sandbox's Fireworks account connected as a user would (its account id in full form)."""
+    return create_integration(
+        "fireworks", {"api_key": fw.API_KEY}, {"base_url": sandbox.url + "/fireworks", "account_id": f"accounts/{fw.ACCOUNT_ID}"}
+    )

@@ -4,7 +4,6 @@ sandbox's true totals and true metric estimates, computed independently of the c
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.fireworks import provider
 from integrations.providers.fireworks.metrics import (
     Scrape,
     advance,
@@ -24,19 +24,32 @@ from integrations.providers.fireworks.schema import (
     parse_billing_usage,
     serverless_samples,
 )
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
 from sandbox import fireworks as fw
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ACCOUNT = "acme"
+BILLING_PATH = f"/fireworks/v1/accounts/{fw.ACCOUNT_ID}/billingUsage"
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 LLAMA = "accounts/fireworks/models/llama-v3p3-70b-instruct"
 CODER = "accounts/fireworks/models/qwen2p5-coder-32b-instruct"
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are fully elapsed, so the
-    sandbox's data for them no longer changes while a test runs."""
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
+class FireworksSandbox(SandboxHooks):
+    """The sandbox's Fireworks account, for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = "/fireworks/v1/accounts/"
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": fw.API_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": sandbox.url + "/fireworks", "account_id": fw.ACCOUNT_ID}
+
+    def pagination_window(self) -> Window:
+        # 40 days: billingUsage takes at most 31 days per request, so each usage type needs two.
+        return Window(days_ago(41), days_ago(1))
 
 
 class FakeClock:
@@ -53,8 +66,7 @@ class FakeClock:
         return self.at
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def load_text(name: str) -> str:

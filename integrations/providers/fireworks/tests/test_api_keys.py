@@ -9,8 +9,8 @@ from integrations.providers.testing import assert_totals_equal, totals_by
 from sandbox import fireworks as fw
 
 
-def test_serverless_tokens_are_kept_per_api_key(provider, credential, fw_settings, http, sandbox, three_days):
-    samples = list(provider.fetch(credential, fw_settings, three_days, http=http))
+def test_serverless_tokens_are_kept_per_api_key(provider, credential, provider_settings, http, sandbox, three_days):
+    samples = list(provider.fetch(credential, provider_settings, three_days, http=http))
     serverless = [s for s in samples if s.stream == "billing_serverless"]
     truth: Counter = Counter()
     for row in fw.truth_serverless(three_days.start, three_days.end):

@@ -51,9 +51,9 @@ def live_window(now) -> Window:
 
 # ---------------------------------------------------------------- billing
 def test_fetch_reproduces_true_totals_per_model_deployment_and_day(
-    provider, credential, fw_settings, http, three_days
+    provider, credential, provider_settings, http, three_days
 ) -> None:
-    samples = fetch(provider, credential, fw_settings, three_days, http)
+    samples = fetch(provider, credential, provider_settings, three_days, http)
     start, end = three_days.start, three_days.end
     tokens = [s for s in samples if s.metric != "compute_seconds"]
     compute = [s for s in samples if s.metric == "compute_seconds"]
@@ -82,9 +82,9 @@ def test_fetch_reproduces_true_totals_per_model_deployment_and_day(
     )
 
 
-def test_billing_is_read_in_pieces_of_at_most_31_days(provider, credential, fw_settings, http, sandbox) -> None:
+def test_billing_is_read_in_pieces_of_at_most_31_days(provider, credential, provider_settings, http, sandbox) -> None:
     window = Window(days_ago(41), days_ago(1))
-    samples = fetch(provider, credential, fw_settings, window, http)
+    samples = fetch(provider, credential, provider_settings, window, http)
     requests = sandbox.requests(BILLING_PATH)
     assert [r["query"]["usageType"][0] for r in requests] == ["SERVERLESS", "DEDICATED_DEPLOYMENT", "TRAINING"] * 2
     spans = [(r["query"]["startTime"][0], r["query"]["endTime"][0]) for r in requests[::3]]
@@ -102,9 +102,9 @@ def test_billing_is_read_in_pieces_of_at_most_31_days(provider, credential, fw_s
     assert len(keys) == len(set(keys))
 
 
-def test_unaligned_window_is_read_as_whole_days(provider, credential, fw_settings, http, sandbox) -> None:
+def test_unaligned_window_is_read_as_whole_days(provider, credential, provider_settings, http, sandbox) -> None:
     window = Window(days_ago(3) + timedelta(hours=10, minutes=37), days_ago(1) + timedelta(hours=5, minutes=20))
-    samples = fetch(provider, credential, fw_settings, window, http)
+    samples = fetch(provider, credential, provider_settings, window, http)
     first = sandbox.requests(BILLING_PATH)[0]["query"]
     assert first["startTime"] == [iso(align_down(window.start, DAY))]
     assert first["endTime"] == [iso(align_up(window.end, DAY))]
@@ -112,11 +112,11 @@ def test_unaligned_window_is_read_as_whole_days(provider, credential, fw_setting
     assert_totals_equal(totals_by(samples), billing_truth(days_ago(3), days_ago(0)), "the whole days touched")
 
 
-def test_adjacent_unaligned_windows_never_double_count(provider, credential, fw_settings, http) -> None:
+def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
     start, middle, end = days_ago(3) + timedelta(minutes=20), days_ago(2) + timedelta(hours=13), days_ago(1)
     store: dict[tuple[Any, ...], Decimal] = {}
     for window in (Window(start, middle), Window(middle, end)):
-        for s in fetch(provider, credential, fw_settings, window, http):  # the store: same key → replace
+        for s in fetch(provider, credential, provider_settings, window, http):  # the store: same key → replace
             assert store.get(key(s), s.quantity) == s.quantity, f"the same day read twice disagrees: {key(s)}"
             store[key(s)] = s.quantity
     stored: Counter = Counter()
@@ -125,20 +125,20 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, fw_
     assert_totals_equal(stored, billing_truth(days_ago(3), end), "stored totals")
 
 
-def test_empty_window_makes_no_request(provider, credential, fw_settings, http, sandbox) -> None:
+def test_empty_window_makes_no_request(provider, credential, provider_settings, http, sandbox) -> None:
     moment = days_ago(1)
-    assert fetch(provider, credential, fw_settings, Window(moment, moment), http, state={}) == []
+    assert fetch(provider, credential, provider_settings, Window(moment, moment), http, state={}) == []
     assert sandbox.requests() == []
 
 
-def test_account_id_may_be_given_as_a_resource_name(provider, credential, fw_settings, http, sandbox) -> None:
-    settings = {**fw_settings, "account_id": f" accounts/{fw.ACCOUNT_ID} "}
+def test_account_id_may_be_given_as_a_resource_name(provider, credential, provider_settings, http, sandbox) -> None:
+    settings = {**provider_settings, "account_id": f" accounts/{fw.ACCOUNT_ID} "}
     assert fetch(provider, credential, settings, Window(days_ago(2), days_ago(1)), http)
     assert {r["path"] for r in sandbox.requests()} == {BILLING_PATH}
 
 
-def test_verify_summarises_the_account(provider, credential, fw_settings, http, sandbox) -> None:
-    identity = provider.verify(credential, fw_settings, http=http)
+def test_verify_summarises_the_account(provider, credential, provider_settings, http, sandbox) -> None:
+    identity = provider.verify(credential, provider_settings, http=http)
     assert identity.account_id == fw.ACCOUNT_ID
     assert identity.summary == (
         f"Fireworks account {fw.ACCOUNT_ID} · last 7 days: 3 serverless models, 3 dedicated deployments"
@@ -151,18 +151,18 @@ def test_verify_summarises_the_account(provider, credential, fw_settings, http, 
 # ---------------------------------------------------------------- metrics
 @pytest.mark.parametrize("minute", [3, 34, 52])  # where in the hour the first sync runs
 def test_live_chunk_scrapes_records_a_baseline_then_integrates(
-    provider, credential, fw_settings, http, sandbox, clock, minute
+    provider, credential, provider_settings, http, sandbox, clock, minute
 ) -> None:
     state: dict[str, Any] = {}
     clock.at = align_down(clock.at, HOUR) - 2 * HOUR + timedelta(minutes=minute, seconds=11)
     t0 = clock()
-    first = fetch(provider, credential, fw_settings, live_window(t0), http, state)
+    first = fetch(provider, credential, provider_settings, live_window(t0), http, state)
     assert [s for s in first if s.provenance == "derived"] == [], "the first scrape only records a baseline"
     assert state["metrics"]["scraped_at"] == t0.isoformat()
 
     t1 = clock.advance(minutes=25, seconds=7)
     # The engine computes each sync's window when it runs: the second sync's last chunk.
-    second = fetch(provider, credential, fw_settings, live_window(t1), http, state)
+    second = fetch(provider, credential, provider_settings, live_window(t1), http, state)
     derived = {(s.bucket_start, s.model, s.metric): s.quantity for s in second if s.provenance == "derived"}
     assert derived == expected_estimates(t0, t1)
     assert all(
@@ -170,32 +170,32 @@ def test_live_chunk_scrapes_records_a_baseline_then_integrates(
     )
     assert len(sandbox.requests(METRICS_PATH)) == 2
     # The billing part is what a fetch without a scrape reads for the same window.
-    plain = fetch(provider, credential, fw_settings, live_window(t1), http)
+    plain = fetch(provider, credential, provider_settings, live_window(t1), http)
     assert sorted(map(key, (s for s in second if s.provenance == "reported"))) == sorted(map(key, plain))
 
 
-def test_backfill_chunks_never_scrape(provider, credential, fw_settings, http, sandbox, clock) -> None:
+def test_backfill_chunks_never_scrape(provider, credential, provider_settings, http, sandbox, clock) -> None:
     state: dict[str, Any] = {}
     end = live_window(clock()).end
-    fetch(provider, credential, fw_settings, Window(end - 2 * DAY, end - DAY), http, state)
-    fetch(provider, credential, fw_settings, Window(end - 2 * HOUR, end - HOUR - timedelta(minutes=1)), http, state)
+    fetch(provider, credential, provider_settings, Window(end - 2 * DAY, end - DAY), http, state)
+    fetch(provider, credential, provider_settings, Window(end - 2 * HOUR, end - HOUR - timedelta(minutes=1)), http, state)
     assert state == {} and sandbox.requests(METRICS_PATH) == []
 
 
-def test_without_state_nothing_is_scraped(provider, credential, fw_settings, http, sandbox, clock) -> None:
-    fetch(provider, credential, fw_settings, live_window(clock()), http)
+def test_without_state_nothing_is_scraped(provider, credential, provider_settings, http, sandbox, clock) -> None:
+    fetch(provider, credential, provider_settings, live_window(clock()), http)
     assert sandbox.requests(METRICS_PATH) == []
 
 
 def test_metrics_rate_limit_skips_the_scrape_but_keeps_billing(
-    provider, credential, fw_settings, http, sandbox, clock, sleeps
+    provider, credential, provider_settings, http, sandbox, clock, sleeps
 ) -> None:
     state: dict[str, Any] = {}
     window = live_window(clock())
     for _ in range(fw.METRICS_LIMIT):  # the budget: a baseline, then scrapes at the same instant
-        fetch(provider, credential, fw_settings, window, http, state)
+        fetch(provider, credential, provider_settings, window, http, state)
     baseline = dict(state["metrics"])
-    limited = fetch(provider, credential, fw_settings, window, http, state)
+    limited = fetch(provider, credential, provider_settings, window, http, state)
     assert sandbox.requests(METRICS_PATH)[-1]["status"] == 429
     assert limited and all(s.provenance == "reported" for s in limited)
     assert "Metrics not scraped" in state["metrics"]["note"] and "429" in state["metrics"]["note"]
@@ -203,22 +203,22 @@ def test_metrics_rate_limit_skips_the_scrape_but_keeps_billing(
     assert sleeps == [], "a Retry-After beyond the seam's budget is not slept through"
 
     t1 = clock.advance(seconds=61)  # the window has passed: the next scrape integrates 61 s
-    recovered = fetch(provider, credential, fw_settings, window, http, state)
+    recovered = fetch(provider, credential, provider_settings, window, http, state)
     derived = {(s.bucket_start, s.model, s.metric): s.quantity for s in recovered if s.provenance == "derived"}
     assert derived == expected_estimates(clock() - timedelta(seconds=61), t1)
     assert "note" not in state["metrics"]
 
 
-def test_metrics_outage_skips_the_scrape(provider, credential, fw_settings, http, sandbox, clock) -> None:
+def test_metrics_outage_skips_the_scrape(provider, credential, provider_settings, http, sandbox, clock) -> None:
     state: dict[str, Any] = {}
     sandbox.fault(METRICS_PATH, 503, times=10)
-    samples = fetch(provider, credential, fw_settings, live_window(clock()), http, state)
+    samples = fetch(provider, credential, provider_settings, live_window(clock()), http, state)
     assert samples and all(s.provenance == "reported" for s in samples)
     assert "503" in state["metrics"]["note"] and "scraped_at" not in state["metrics"]
 
 
 # ---------------------------------------------------------------- rows without startTime/endTime
-def test_rows_without_times_are_placed_on_the_requested_day(provider, credential, fw_settings, http, sandbox) -> None:
+def test_rows_without_times_are_placed_on_the_requested_day(provider, credential, provider_settings, http, sandbox) -> None:
     """A billing row without startTime/endTime no longer fails the sync: a multi-day piece is
     read again one UTC day at a time (timezone=UTC), and each row keys on the day it was asked for."""
     window = Window(days_ago(4), days_ago(1))
@@ -226,7 +226,7 @@ def test_rows_without_times_are_placed_on_the_requested_day(provider, credential
     body = http.decode_json(
         http.request(
             "GET",
-            fw_settings["base_url"] + f"/v1/accounts/{fw.ACCOUNT_ID}/billingUsage",
+            provider_settings["base_url"] + f"/v1/accounts/{fw.ACCOUNT_ID}/billingUsage",
             headers={"Authorization": f"Bearer {fw.API_KEY}"},
             params={"startTime": iso(window.start), "endTime": iso(window.end), "usageType": "SERVERLESS"},
         )
@@ -234,7 +234,7 @@ def test_rows_without_times_are_placed_on_the_requested_day(provider, credential
     assert body["serverlessCosts"] and all("startTime" not in r and "endTime" not in r for r in body["serverlessCosts"])
     sandbox.clear_requests()
 
-    samples = fetch(provider, credential, fw_settings, window, http)
+    samples = fetch(provider, credential, provider_settings, window, http)
     assert_totals_equal(totals_by(samples, "bucket_start", "model"), billing_truth(
         window.start, window.end, key=lambda r: (r.day, r.deployment.base_model if hasattr(r, "deployment") else r.model)
     ))  # fmt: skip
@@ -248,11 +248,11 @@ def test_rows_without_times_are_placed_on_the_requested_day(provider, credential
 
 
 def test_a_one_day_window_with_undated_rows_needs_no_second_request(
-    provider, credential, fw_settings, http, sandbox
+    provider, credential, provider_settings, http, sandbox
 ) -> None:
     window = Window(days_ago(2), days_ago(1))
     fw.omit_row_times()
-    samples = fetch(provider, credential, fw_settings, window, http)
+    samples = fetch(provider, credential, provider_settings, window, http)
     assert_totals_equal(totals_by(samples), billing_truth(window.start, window.end))
     assert {s.bucket_start for s in samples} == {window.start}
     assert len(sandbox.requests(BILLING_PATH)) == 3

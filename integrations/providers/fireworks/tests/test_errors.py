@@ -10,34 +10,22 @@ from integrations.http import HttpClient
 from integrations.providers.base import (
     ConfigurationError,
     CredentialError,
-    NetworkError,
     PermissionDenied,
     ProviderResponseError,
-    ProviderUnavailable,
-    RateLimited,
     Window,
     align_down,
 )
 from integrations.providers.fireworks.connector import API_KEYS_URL
-from integrations.providers.fireworks.tests.support import HOUR, days_ago, load
-from integrations.providers.testing import assert_no_secret
+from integrations.providers.fireworks.tests.support import BILLING_PATH, HOUR, FireworksSandbox, load
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, fetch_raises
 from sandbox import fireworks as fw
 
 ACCOUNT_PATHS = "/fireworks/v1/accounts/"
-BILLING_PATH = f"/fireworks/v1/accounts/{fw.ACCOUNT_ID}/billingUsage"
 METRICS_PATH = f"/fireworks/v1/accounts/{fw.ACCOUNT_ID}/metrics"
 
 
-@pytest.fixture
-def day() -> Window:
-    return Window(days_ago(2), days_ago(1))
-
-
 def raises(error_type, provider, key, settings, window, http, state=None):
-    with pytest.raises(error_type) as info:
-        list(provider.fetch({"api_key": key}, settings, window, http=http, state=state))
-    assert_no_secret(info.value, [key])
-    return info.value
+    return fetch_raises(error_type, provider, {"api_key": key}, settings, window, http, state=state)
 
 
 def client(key: str, sleeps: list[float], **kwargs: Any) -> HttpClient:
@@ -45,143 +33,73 @@ def client(key: str, sleeps: list[float], **kwargs: Any) -> HttpClient:
 
 
 # ---------------------------------------------------------------- credential, account, permission
-def test_401_marks_credential_rejected(provider, fw_settings, day, sandbox, sleeps) -> None:
+def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = fw.REVOKED_KEY
-    error = raises(CredentialError, provider, key, fw_settings, day, client(key, sleeps))
+    error = raises(CredentialError, provider, key, provider_settings, day, client(key, sleeps))
     assert error.http_status == 401 and len(error.request_id) == 32
     assert "Fireworks rejected the API key" in error.message and API_KEYS_URL in error.hint
     assert len(sandbox.requests()) == 1, "a rejected key is not retried"
 
 
-def test_401_message_echoing_the_key_is_redacted(provider, credential, fw_settings, day, sandbox, http) -> None:
+def test_401_message_echoing_the_key_is_redacted(provider, credential, provider_settings, day, sandbox, http) -> None:
     key = credential["api_key"]
     sandbox.fault(ACCOUNT_PATHS, 401, body={"code": 16, "message": f"invalid API key {key}", "details": []})
-    error = raises(CredentialError, provider, key, fw_settings, day, http)
+    error = raises(CredentialError, provider, key, provider_settings, day, http)
     assert "invalid API key" in error.message
 
 
-def test_key_of_another_account_is_permission_denied_with_fix(provider, fw_settings, day, sandbox, sleeps) -> None:
+def test_key_of_another_account_is_permission_denied_with_fix(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = fw.OTHER_ACCOUNT_KEY
-    error = raises(PermissionDenied, provider, key, fw_settings, day, client(key, sleeps))
+    error = raises(PermissionDenied, provider, key, provider_settings, day, client(key, sleeps))
     assert error.http_status == 403 and "refused access to this account" in error.message
     assert "account_id" in error.hint
 
 
-def test_recorded_403_is_permission_denied(provider, credential, fw_settings, day, sandbox, http) -> None:
+def test_recorded_403_is_permission_denied(provider, credential, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(ACCOUNT_PATHS, 403, body=load("error_permission_denied.json"))
-    error = raises(PermissionDenied, provider, credential["api_key"], fw_settings, day, http)
+    error = raises(PermissionDenied, provider, credential["api_key"], provider_settings, day, http)
     assert "permission denied" in error.message
 
 
 def test_unknown_account_is_a_configuration_error_on_account_id(
-    provider, credential, fw_settings, day, sandbox, http
+    provider, credential, provider_settings, day, sandbox, http
 ) -> None:
-    settings = {**fw_settings, "account_id": "no-such-account"}
+    settings = {**provider_settings, "account_id": "no-such-account"}
     error = raises(ConfigurationError, provider, credential["api_key"], settings, day, http)
     assert error.http_status == 404 and error.field == "account_id"
 
 
-def test_verify_with_a_key_of_another_account_fails(provider, fw_settings, sandbox, sleeps) -> None:
+def test_verify_with_a_key_of_another_account_fails(provider, provider_settings, sandbox, sleeps) -> None:
     with pytest.raises(PermissionDenied) as info:
-        provider.verify({"api_key": fw.OTHER_ACCOUNT_KEY}, fw_settings, http=client(fw.OTHER_ACCOUNT_KEY, sleeps))
+        provider.verify({"api_key": fw.OTHER_ACCOUNT_KEY}, provider_settings, http=client(fw.OTHER_ACCOUNT_KEY, sleeps))
     assert_no_secret(info.value, [fw.OTHER_ACCOUNT_KEY])
 
 
 @pytest.mark.parametrize("account_id", ["", "   ", "accounts/", "acme/deployments/x", "../metrics", "a" * 200])
 def test_bad_account_id_fails_before_any_call(
-    provider, credential, fw_settings, day, sandbox, http, account_id
+    provider, credential, provider_settings, day, sandbox, http, account_id
 ) -> None:
     error = raises(
-        ConfigurationError, provider, credential["api_key"], {**fw_settings, "account_id": account_id}, day, http
+        ConfigurationError, provider, credential["api_key"], {**provider_settings, "account_id": account_id}, day, http
     )
     assert error.field == "account_id"
     assert sandbox.requests() == []
 
 
 # ---------------------------------------------------------------- rate limits and outages
-def test_429_with_retry_after_is_retried_then_succeeds(
-    provider, credential, fw_settings, day, sandbox, http, sleeps
-) -> None:
-    expected = list(provider.fetch(credential, fw_settings, day, http=http))
-    sandbox.reset()
-    sandbox.fault(BILLING_PATH, 429, times=2, headers={"Retry-After": "1"})
-    assert list(provider.fetch(credential, fw_settings, day, http=http)) == expected
-    assert sleeps == [1.0, 1.0]
-
-
-def test_429_storm_is_rate_limited(provider, credential, fw_settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(ACCOUNT_PATHS, 429, times=50, headers={"Retry-After": "1"})
-    error = raises(RateLimited, provider, credential["api_key"], fw_settings, day, http)
-    assert error.retry_after == 1.0 and error.http_status == 429
-    assert len(sandbox.requests()) == http.max_attempts and sleeps == [1.0] * (http.max_attempts - 1)
-
-
-def test_429_asking_for_a_long_wait_is_not_slept_through(
-    provider, credential, fw_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(ACCOUNT_PATHS, 429, headers={"Retry-After": "600"})
-    error = raises(RateLimited, provider, credential["api_key"], fw_settings, day, http)
-    assert error.retry_after == 600.0 and sleeps == [] and len(sandbox.requests()) == 1
-
-
-def test_429_without_retry_after_is_left_to_the_engine(provider, credential, fw_settings, day, sandbox, http) -> None:
-    sandbox.fault(ACCOUNT_PATHS, 429)
-    error = raises(RateLimited, provider, credential["api_key"], fw_settings, day, http)
-    assert error.retry_after is None and "rate limit exceeded" in error.message
-
-
-def test_500_is_retried_with_backoff_then_succeeds(
-    provider, credential, fw_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(BILLING_PATH, 500, times=2)
-    assert list(provider.fetch(credential, fw_settings, day, http=http))
-    assert sleeps == [1.0, 2.0]
-
-
-def test_503_storm_is_provider_unavailable(provider, credential, fw_settings, day, sandbox, http) -> None:
-    sandbox.fault(ACCOUNT_PATHS, 503, times=50)
-    error = raises(ProviderUnavailable, provider, credential["api_key"], fw_settings, day, http)
-    assert error.http_status == 503 and len(error.request_id) == 32
-
-
-def test_failure_on_a_later_piece_fails_the_fetch(provider, credential, fw_settings, sandbox, http) -> None:
-    sandbox.fault(BILLING_PATH, 502, after=2, times=50)  # the second 31-day piece
-    raises(ProviderUnavailable, provider, credential["api_key"], fw_settings, Window(days_ago(41), days_ago(1)), http)
-
-
-def test_timeout_is_a_network_error(provider, credential, fw_settings, day, sandbox, sleeps) -> None:
-    http = client(credential["api_key"], sleeps, timeout=0.15, max_attempts=2)
-    sandbox.fault(ACCOUNT_PATHS, 200, delay=0.5, times=2)
-    error = raises(NetworkError, provider, credential["api_key"], fw_settings, day, http)
-    assert "Timed out" in error.message
-
-
-def test_one_timeout_is_retried(provider, credential, fw_settings, day, sandbox, sleeps) -> None:
-    http = client(credential["api_key"], sleeps, timeout=0.15, backoff=1.0)
-    sandbox.fault(BILLING_PATH, 200, delay=0.5)
-    assert list(provider.fetch(credential, fw_settings, day, http=http))
-    assert sleeps == [1.0]
-
-
 # ---------------------------------------------------------------- unreadable answers
-def test_malformed_json_is_a_response_error(provider, credential, fw_settings, day, sandbox, http) -> None:
-    sandbox.fault(BILLING_PATH, 200, body='{"serverlessCosts": [')
-    error = raises(ProviderResponseError, provider, credential["api_key"], fw_settings, day, http)
-    assert "not JSON" in error.message
-
-
-def test_wrong_shape_is_a_response_error_with_request_id(provider, credential, fw_settings, day, sandbox, http) -> None:
+def test_wrong_shape_is_a_response_error_with_request_id(provider, credential, provider_settings, day, sandbox, http) -> None:
     body = {"serverlessCosts": [{"modelName": "m", "promptTokens": 12.5, "startTime": "2026-11-01T00:00:00Z",
                                  "endTime": "2026-11-02T00:00:00Z"}]}  # fmt: skip
     sandbox.fault(BILLING_PATH, 200, body=body)
-    error = raises(ProviderResponseError, provider, credential["api_key"], fw_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_key"], provider_settings, day, http)
     assert "promptTokens" in error.message and error.http_status == 200 and len(error.request_id) == 32
 
 
-def test_400_is_a_response_error(provider, credential, fw_settings, day, sandbox, http) -> None:
+def test_400_is_a_response_error(provider, credential, provider_settings, day, sandbox, http) -> None:
     body = {"code": 3, "message": "invalid argument: end_time must not be more than 31 days after start_time"}
     sandbox.fault(BILLING_PATH, 400, body=body)
-    error = raises(ProviderResponseError, provider, credential["api_key"], fw_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_key"], provider_settings, day, http)
     assert "31 days" in error.message and error.http_status == 400
 
 
@@ -196,19 +114,19 @@ def live(provider, clock) -> Window:
     ("status", "error_type"), [(401, CredentialError), (403, PermissionDenied)], ids=["401", "403"]
 )
 def test_metrics_refusing_the_key_fails_the_sync(
-    provider, credential, fw_settings, sandbox, http, clock, status, error_type
+    provider, credential, provider_settings, sandbox, http, clock, status, error_type
 ) -> None:
     sandbox.fault(METRICS_PATH, status)
     state: dict[str, Any] = {}
-    raises(error_type, provider, credential["api_key"], fw_settings, live(provider, clock), http, state)
+    raises(error_type, provider, credential["api_key"], provider_settings, live(provider, clock), http, state)
     assert state == {}
 
 
-def test_unreadable_metrics_are_a_response_error(provider, credential, fw_settings, sandbox, http, clock) -> None:
+def test_unreadable_metrics_are_a_response_error(provider, credential, provider_settings, sandbox, http, clock) -> None:
     sandbox.fault(METRICS_PATH, 200, body="<html>upstream proxy error</html>")
     state: dict[str, Any] = {}
     error = raises(
-        ProviderResponseError, provider, credential["api_key"], fw_settings, live(provider, clock), http, state
+        ProviderResponseError, provider, credential["api_key"], provider_settings, live(provider, clock), http, state
     )
     assert "not Prometheus text" in error.message and len(error.request_id) == 32
     assert state == {}
@@ -243,3 +161,13 @@ def test_check_credential_rejects_wrong_keys_offline(provider, key: str, words: 
 def test_check_credential_accepts_fireworks_keys(provider, key: str) -> None:
     # fw_… is what Fireworks shows; the prefix is not documented as a rule, so older keys pass too.
     provider.check_credential({"api_key": key})
+
+
+# ---------------------------------------------------------------- the shared failure cases
+class TestFireworksFailures(FireworksSandbox, ProviderFailureTests):
+    retried_path = later_page_path = BILLING_PATH
+    later_page_after = 2  # the second 31-day piece
+    malformed_body = '{"serverlessCosts": ['
+    storm_statuses = (503,)
+    words = {"no_wait": "rate limit exceeded"}
+    request_id = "^.{32}$"

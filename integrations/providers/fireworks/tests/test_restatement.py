@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.base import align_down, align_up
 from integrations.providers.fireworks import provider
@@ -20,17 +20,6 @@ from sandbox import fireworks as fw
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="fireworks",
-        credential={"api_key": fw.API_KEY},
-        settings={"base_url": sandbox.url + "/fireworks", "account_id": f"accounts/{fw.ACCOUNT_ID}"},
-        created_by=admin_user,
-    )
 
 
 def sync(integration: Integration, since: datetime | None = None) -> SyncRun:

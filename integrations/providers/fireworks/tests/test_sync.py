@@ -8,9 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
-
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.base import align_down, align_up
 from integrations.providers.fireworks import provider
@@ -22,21 +20,11 @@ from integrations.providers.fireworks.tests.support import (
     expected_estimates,
 )
 from integrations.providers.testing import assert_totals_equal
+from integrations.tests.restatement import stored_rows
 from sandbox import fireworks as fw
 from usage.models import UsageRecord
 
 METRICS_PATH = f"/fireworks/v1/accounts/{fw.ACCOUNT_ID}/metrics"
-
-
-@pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="fireworks",
-        credential={"api_key": fw.API_KEY},
-        settings={"base_url": sandbox.url + "/fireworks", "account_id": f"accounts/{fw.ACCOUNT_ID}"},
-        created_by=admin_user,
-    )
 
 
 def sync(integration: Integration, since: datetime | None = None) -> SyncRun:
@@ -69,22 +57,6 @@ def truth(start: datetime, end: datetime, now: datetime) -> Counter:
     return totals
 
 
-def snapshot(integration: Integration) -> list[tuple]:
-    return sorted(
-        UsageRecord.objects.filter(integration=integration).values_list(
-            "bucket_start",
-            "bucket_end",
-            "model",
-            "deployment",
-            "resource",
-            "region",
-            "metric",
-            "quantity",
-            "provenance",
-        )
-    )
-
-
 def derived(integration: Integration) -> dict[tuple, Decimal]:
     return {
         (r.bucket_start, r.model, r.metric): r.quantity
@@ -107,9 +79,9 @@ def test_sync_stores_true_billing_totals_and_integrated_metrics(integration, san
     assert integration.provider_state["metrics"]["scraped_at"] == t0.isoformat()
     assert len(sandbox.requests(METRICS_PATH)) == 1, "only the chunk reaching the present scrapes"
 
-    first = snapshot(integration)
+    first = stored_rows(integration)
     sync(integration)
-    assert snapshot(integration) == first, "a second sync at the same instant changes nothing"
+    assert stored_rows(integration) == first, "a second sync at the same instant changes nothing"
 
     t1 = clock.advance(minutes=50)  # crosses into the next hour
     sync(integration)
@@ -121,8 +93,8 @@ def test_sync_stores_true_billing_totals_and_integrated_metrics(integration, san
     # Today's billing row grew with the hour that elapsed: replaced, never added to.
     assert_totals_equal(stored(integration, "reported"), truth(since, align_up(latest, DAY), t1), "third sync")
 
-    third = snapshot(integration)
+    third = stored_rows(integration)
     sync(integration)
-    assert snapshot(integration) == third
+    assert stored_rows(integration) == third
     assert all(r.unit == "tokens" for r in UsageRecord.objects.filter(metric__endswith="tokens"))
     assert set(UsageRecord.objects.filter(metric="compute_seconds").values_list("unit", flat=True)) == {"seconds"}

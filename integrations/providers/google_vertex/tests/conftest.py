@@ -1,5 +1,6 @@
-"""Fixtures for the Google Vertex AI connector's tests: an HTTP seam that records its retry
-sleeps, the sandbox's service-account key and settings, and restated days undone after each test."""
+"""Fixtures for the Google Vertex AI connector's tests: the sandbox's service-account key and
+settings, and restated days undone after each test (the HTTP seam that records its retry
+sleeps is in integrations/providers/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from integrations.http import HttpClient
 from integrations.providers.base import Window
 from integrations.providers.google_vertex import provider as vertex_provider
 from integrations.providers.google_vertex.tests import support
@@ -34,17 +34,6 @@ def credential(sandbox) -> dict[str, str]:
 @pytest.fixture
 def vertex_settings(sandbox) -> dict[str, str]:
     return support.settings(sandbox)
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def http(provider, credential, sleeps) -> HttpClient:
-    # backoff given explicitly: the sleeps are recorded, not slept, and tests assert their values.
-    return HttpClient(secrets=provider.secret_values(credential), sleep=sleeps.append, backoff=1.0)
 
 
 @pytest.fixture

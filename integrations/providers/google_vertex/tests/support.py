@@ -5,7 +5,6 @@ and settings; past windows; and the sandbox's true totals, from its own declared
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,8 @@ from integrations.providers.google_vertex.schema import (
     billing_samples,
     parse_query_response,
 )
+from integrations.providers.testing import days_ago as days_ago  # the tests of this provider import it from here
+from integrations.providers.testing import fixture_loader
 from sandbox import google_vertex as fake
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -29,14 +30,7 @@ TOKEN_METRICS = {"input": ("input_tokens",), "output": ("output_tokens",),
                  "cached_input": ("input_tokens", "cached_input_tokens")}  # fmt: skip
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are fully elapsed."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def base_url(sandbox: Any) -> str:

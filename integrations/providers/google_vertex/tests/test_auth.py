@@ -16,7 +16,6 @@ from integrations.providers.base import (
     ProviderResponseError,
     RateLimited,
     ScopeError,
-    Window,
 )
 from integrations.providers.google_vertex.auth import KEY_HINT
 from integrations.providers.google_vertex.tests import support
@@ -25,11 +24,6 @@ from integrations.tests.netfakes import PUBLIC, ConnectRecorder, FakeDns
 from sandbox import google_vertex as fake
 
 TOKEN = support.TOKEN_PATH
-
-
-@pytest.fixture
-def day() -> Window:
-    return Window(support.days_ago(2), support.days_ago(1))
 
 
 def run(provider, credential, settings, window, http) -> list:

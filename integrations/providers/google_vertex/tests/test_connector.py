@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
-from decimal import Decimal
-from typing import Any
 
-from integrations.providers.base import DIMENSIONS, UsageSample, Window
+from integrations.providers.base import UsageSample, Window
 from integrations.providers.google_vertex import GoogleVertexProvider
 from integrations.providers.google_vertex.schema import is_credit
 from integrations.providers.google_vertex.tests import support
-from integrations.providers.testing import assert_totals_equal, totals_by
+from integrations.providers.testing import assert_totals_equal, read_twice, sample_key, stored_totals, totals_by
 from sandbox import google_vertex as fake
 
 QUERIES = support.QUERIES_PATH
@@ -22,10 +20,6 @@ DAY = timedelta(days=1)
 
 def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
     return list(provider.fetch(credential, settings, window, http=http))
-
-
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
 
 
 def per_day_project_region_model(samples: list[UsageSample]) -> Counter:
@@ -111,14 +105,8 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, ver
     start, middle, end = support.days_ago(4) + timedelta(hours=3), support.days_ago(2) + timedelta(hours=13), support.days_ago(1)
     first = fetch(provider, credential, vertex_settings, Window(start, middle), http)
     second = fetch(provider, credential, vertex_settings, Window(middle, end), http)
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second:  # the usage store's semantics: same key → replace, never add
-        assert store.get(sample_key(s), s.quantity) == s.quantity, "the same day read twice disagrees"
-        store[sample_key(s)] = s.quantity
-    assert any(k[0] == support.days_ago(2) for k in {sample_key(s) for s in first} & {sample_key(s) for s in second})
-    stored: Counter = Counter()
-    for key, quantity in store.items():
-        stored[(key[2],)] += quantity
+    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
+    assert support.days_ago(2) in read_twice(first, second), "the day around `middle` is read by both windows"
     assert_totals_equal(stored, support.true_totals(support.days_ago(4), end), "stored totals")
 
 
@@ -130,17 +118,6 @@ def test_a_restated_day_is_replaced_not_added(provider, credential, vertex_setti
     changed = {k for k in after if after[k] != before[k]}
     assert changed and {k[0] for k in changed} == {support.days_ago(3)}
     assert all(after[k] > before[k] for k in changed if k[2] != "cost" or after[k] > 0)
-
-
-def test_empty_window_makes_no_request(provider, credential, vertex_settings, http, sandbox) -> None:
-    moment = support.days_ago(1)
-    assert fetch(provider, credential, vertex_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, credential, vertex_settings, http, week) -> None:
-    starts = [s.bucket_start for s in fetch(provider, credential, vertex_settings, week, http)]
-    assert starts == sorted(starts)
 
 
 def test_query_project_defaults_to_the_tables_project(provider, credential, vertex_settings, http, sandbox, week) -> None:

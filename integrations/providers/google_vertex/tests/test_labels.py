@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.google_vertex.schema import BillingRow, billing_rows, billing_samples, parse_query_response
 from integrations.providers.google_vertex.tests import support
@@ -24,11 +24,8 @@ RESEARCH, CHAT = fake.PROJECTS[1], fake.PROJECTS[0]
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace, provider_slug="google_vertex", credential=support.credential(sandbox),
-        settings=support.settings(sandbox), created_by=admin_user,
-    )  # fmt: skip
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("google_vertex", support.credential(sandbox), support.settings(sandbox))
 
 
 def sync(integration: Integration) -> SyncRun:

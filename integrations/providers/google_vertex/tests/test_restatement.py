@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.google_vertex.schema import CREDITS_OPERATION, credit_operation
 from integrations.providers.google_vertex.tests import support
@@ -24,14 +24,8 @@ SKU, NEW_ID = fake.SKUS[0].id, "A1F3-5C2E-7C00"
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="google_vertex",
-        credential=support.credential(sandbox),
-        settings=support.settings(sandbox),
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("google_vertex", support.credential(sandbox), support.settings(sandbox))
 
 
 def sync(integration: Integration, since: datetime | None = None) -> SyncRun:

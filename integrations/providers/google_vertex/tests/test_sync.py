@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.google_vertex.tests import support
+from integrations.tests.restatement import stored_rows
 from sandbox import google_vertex as fake
 from usage.models import UsageRecord
 
@@ -23,14 +24,8 @@ START, END = support.days_ago(15), support.days_ago(1)
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="google_vertex",
-        credential=support.credential(sandbox),
-        settings=support.settings(sandbox),
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("google_vertex", support.credential(sandbox), support.settings(sandbox))
 
 
 def sync(integration: Integration, since: datetime = START) -> SyncRun:
@@ -46,11 +41,6 @@ def stored(integration: Integration) -> dict[tuple, Decimal]:
 
 def truth(run: SyncRun) -> dict[tuple, Decimal]:
     return support.true_totals(run.window_start, run.window_end, support.by_day_project_region_model)
-
-
-def snapshot(integration: Integration) -> list[tuple]:
-    return sorted(UsageRecord.objects.filter(integration=integration).values_list(
-        "bucket_start", "account", "project", "region", "model", "resource", "operation", "metric", "quantity", "unit"))  # fmt: skip
 
 
 def test_create_verifies_and_stores_the_identity(integration) -> None:
@@ -76,10 +66,10 @@ def test_sync_reproduces_the_sandbox_true_totals(integration) -> None:
 
 def test_second_sync_changes_nothing(integration) -> None:
     assert sync(integration).status == SyncRun.Status.SUCCESS
-    before = snapshot(integration)
+    before = stored_rows(integration)
     second = sync(integration)
     assert second.status == SyncRun.Status.SUCCESS and second.rows_written == len(before)
-    assert snapshot(integration) == before
+    assert stored_rows(integration) == before
 
 
 def test_a_restated_day_replaces_what_was_stored(integration) -> None:

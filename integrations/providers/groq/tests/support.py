@@ -4,7 +4,6 @@ the sandbox's true totals."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,11 +11,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.groq import provider
 from integrations.providers.groq.schema import hourly_samples, parse_matrix
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
+from sandbox import groq as sandbox_groq
 from sandbox.groq import HourRow, truth_hourly
 
 FIXTURES = Path(__file__).parent / "fixtures"
+API = "/groq" + sandbox_groq.PREFIX + "/api/v1/"
+QUERY_PATH = API + "query_range"
 SPAN = (datetime(2024, 11, 1, tzinfo=UTC), datetime(2024, 11, 1, 2, tzinfo=UTC))  # the recorded query's hours
 ABC, DEF = "project_01jabc", "project_01jdef"
 BIG, SMALL = "llama-3.3-70b-versatile", "llama-3.1-8b-instant"
@@ -24,14 +28,24 @@ BIG, SMALL = "llama-3.3-70b-versatile", "llama-3.1-8b-instant"
 TRUTH_FIELDS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens", "requests": "requests"}
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are fully elapsed."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
+class GroqSandbox(SandboxHooks):
+    """The sandbox's Groq Enterprise organisation, for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = API
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": sandbox_groq.ENTERPRISE_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": sandbox_groq.base_url(sandbox.url)}
+
+    def pagination_window(self) -> Window:
+        # three days: three one-day queries for each of the three metrics
+        return Window(days_ago(4), days_ago(1))
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def _hour(h: int) -> datetime:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from integrations.providers.base import (
-    DIMENSIONS,
     ConfigurationError,
     UsageSample,
     Window,
@@ -20,7 +18,14 @@ from integrations.providers.base import (
 )
 from integrations.providers.groq import GroqProvider
 from integrations.providers.groq.tests.support import days_ago, true_totals
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
+from integrations.providers.testing import (
+    assert_totals_equal,
+    first_busy_hour,
+    read_twice,
+    sample_key,
+    stored_totals,
+    totals_by,
+)
 from sandbox import groq as sandbox_groq
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -33,18 +38,14 @@ def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
     return list(provider.fetch(credential, settings, window, http=http))
 
 
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
-
-
 def names_body(*names: str) -> dict[str, Any]:
     return {"status": "success", "data": list(names)}
 
 
 def test_fetch_reproduces_true_totals_per_model_project_hour_and_day(
-    provider, credential, groq_settings, http, three_days
+    provider, credential, provider_settings, http, three_days
 ) -> None:
-    samples = fetch(provider, credential, groq_settings, three_days, http)
+    samples = fetch(provider, credential, provider_settings, three_days, http)
     start, end = three_days.start, three_days.end
     assert_totals_equal(totals_by(samples, "model"), true_totals(start, end, lambda r: (r.model,)), "per model")
     assert_totals_equal(
@@ -71,9 +72,9 @@ def test_fetch_reproduces_true_totals_per_model_project_hour_and_day(
 
 
 def test_a_window_is_read_in_one_query_per_metric_at_a_five_minute_step(
-    provider, credential, groq_settings, http, sandbox, three_days
+    provider, credential, provider_settings, http, sandbox, three_days
 ) -> None:
-    fetch(provider, credential, groq_settings, three_days, http)
+    fetch(provider, credential, provider_settings, three_days, http)
     (names,) = sandbox.requests(NAMES_PATH)
     assert names["query"] == {
         "start": [str(int(three_days.start.timestamp()))],
@@ -95,22 +96,22 @@ def test_a_window_is_read_in_one_query_per_metric_at_a_five_minute_step(
         assert all((end - start) // 300 + 1 == 3 * 288 for start, end in spans)
 
 
-def test_a_shorter_query_span_changes_requests_not_totals(credential, groq_settings, http, sandbox) -> None:
+def test_a_shorter_query_span_changes_requests_not_totals(credential, provider_settings, http, sandbox) -> None:
     provider = GroqProvider()
     provider.max_query_span = timedelta(hours=5)
     window = Window(days_ago(2), days_ago(1))
-    samples = fetch(provider, credential, groq_settings, window, http)
+    samples = fetch(provider, credential, provider_settings, window, http)
     assert len(sandbox.requests(QUERY_PATH)) == 3 * 5  # 24 h in spans of 5, 5, 5, 5, 4 h
     assert_totals_equal(
         totals_by(samples, "bucket_start"), true_totals(window.start, window.end, lambda r: (r.hour_start,))
     )
 
 
-def test_unaligned_window_is_read_as_whole_hours(provider, credential, groq_settings, http, sandbox) -> None:
+def test_unaligned_window_is_read_as_whole_hours(provider, credential, provider_settings, http, sandbox) -> None:
     # Starts 37 minutes into an hour with traffic, so that hour must come back whole
     first_hour = first_busy_hour(true_totals, days_ago(3) + timedelta(hours=10), days_ago(2))
     window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(2) + timedelta(hours=5, minutes=20))
-    samples = fetch(provider, credential, groq_settings, window, http)
+    samples = fetch(provider, credential, provider_settings, window, http)
     start, end = align_down(window.start, HOUR), align_up(window.end, HOUR)
     assert min(s.bucket_start for s in samples) == start and max(s.bucket_start for s in samples) < end
     first = sandbox.requests(QUERY_PATH)[0]["query"]
@@ -118,50 +119,31 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, groq_sett
     assert_totals_equal(totals_by(samples), true_totals(start, end), "the whole hours touched")
 
 
-def test_adjacent_unaligned_windows_never_double_count(provider, credential, groq_settings, http) -> None:
+def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
     start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
     # 45 minutes into an hour that has traffic, so that hour is read by both windows
     middle = first_busy_hour(true_totals, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
-    first = fetch(provider, credential, groq_settings, Window(start, middle), http)
-    second = fetch(provider, credential, groq_settings, Window(middle, end), http)
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second:  # the usage store's semantics: same key → replace, never add
-        key = sample_key(s)
-        assert key not in store or store[key] == s.quantity, f"the same hour read twice disagrees: {key}"
-        store[key] = s.quantity
-    overlap = {sample_key(s) for s in first} & {sample_key(s) for s in second}
-    assert any(k[0] == align_down(middle, HOUR) for k in overlap), "the hour around `middle` is read by both"
-    stored: Counter = Counter()
-    for key, quantity in store.items():
-        stored[(key[2],)] += quantity
+    first = fetch(provider, credential, provider_settings, Window(start, middle), http)
+    second = fetch(provider, credential, provider_settings, Window(middle, end), http)
+    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
+    assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both"
     assert_totals_equal(stored, true_totals(align_down(start, HOUR), end), "stored totals")
 
 
-def test_empty_window_makes_no_request(provider, credential, groq_settings, http, sandbox) -> None:
-    moment = days_ago(1)
-    assert fetch(provider, credential, groq_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, credential, groq_settings, http, three_days) -> None:
-    starts = [s.bucket_start for s in fetch(provider, credential, groq_settings, three_days, http)]
-    assert starts == sorted(starts)
-
-
 # ---------------------------------------------------------------- metric-name discovery
-def test_renamed_metrics_are_discovered_and_read(provider, credential, groq_settings, http, sandbox) -> None:
+def test_renamed_metrics_are_discovered_and_read(provider, credential, provider_settings, http, sandbox) -> None:
     renamed = ("project_id_model:tokens_in:rate5m", "project_id_model:tokens_out:rate5m",
                "project_id_model_status_code:requests:rate5m")  # fmt: skip
     sandbox.fault(NAMES_PATH, 200, body=names_body(*renamed, "le_model_project_id:tokens_in_bucket:rate5m"))
     window = Window(days_ago(2), days_ago(1))
-    samples = fetch(provider, credential, groq_settings, window, http)
+    samples = fetch(provider, credential, provider_settings, window, http)
     assert sorted(q["query"]["query"][0] for q in sandbox.requests(QUERY_PATH)) == sorted(renamed)
     assert_totals_equal(totals_by(samples), true_totals(window.start, window.end))
 
 
-def test_only_listed_metrics_are_read(provider, credential, groq_settings, http, sandbox) -> None:
+def test_only_listed_metrics_are_read(provider, credential, provider_settings, http, sandbox) -> None:
     sandbox.fault(NAMES_PATH, 200, body=names_body(sandbox_groq.TOKENS_IN, sandbox_groq.TOKENS_OUT))
-    samples = fetch(provider, credential, groq_settings, Window(days_ago(2), days_ago(1)), http)
+    samples = fetch(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http)
     assert {s.metric for s in samples} == {"input_tokens", "output_tokens"}
     assert {q["query"]["query"][0] for q in sandbox.requests(QUERY_PATH)} == {
         sandbox_groq.TOKENS_IN,
@@ -169,37 +151,37 @@ def test_only_listed_metrics_are_read(provider, credential, groq_settings, http,
     }
 
 
-def test_no_metric_names_means_no_usage_and_no_queries(provider, credential, groq_settings, http, sandbox) -> None:
+def test_no_metric_names_means_no_usage_and_no_queries(provider, credential, provider_settings, http, sandbox) -> None:
     sandbox.fault(NAMES_PATH, 200, body=names_body())
-    assert fetch(provider, credential, groq_settings, Window(days_ago(2), days_ago(1)), http) == []
+    assert fetch(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http) == []
     assert sandbox.requests(QUERY_PATH) == []
 
 
-def test_hours_before_any_data_list_no_names(provider, credential, groq_settings, http, sandbox) -> None:
+def test_hours_before_any_data_list_no_names(provider, credential, provider_settings, http, sandbox) -> None:
     start = sandbox_groq.DATA_START - timedelta(days=2)
-    assert fetch(provider, credential, groq_settings, Window(start, start + DAY), http) == []
+    assert fetch(provider, credential, provider_settings, Window(start, start + DAY), http) == []
     assert sandbox.requests(QUERY_PATH) == []
 
 
 def test_names_listed_but_none_of_ours_is_a_configuration_error(
-    provider, credential, groq_settings, http, sandbox
+    provider, credential, provider_settings, http, sandbox
 ) -> None:
     sandbox.fault(NAMES_PATH, 200, body=names_body("requests:increase1m", "tokens_in:p99:rate5m"))
     with pytest.raises(ConfigurationError, match="lists none of the metrics this app reads") as info:
-        fetch(provider, credential, groq_settings, Window(days_ago(2), days_ago(1)), http)
+        fetch(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http)
     assert "renamed" in info.value.hint
     assert sandbox.requests(QUERY_PATH) == []
 
 
-def test_ambiguous_names_are_a_configuration_error(provider, credential, groq_settings, http, sandbox) -> None:
+def test_ambiguous_names_are_a_configuration_error(provider, credential, provider_settings, http, sandbox) -> None:
     sandbox.fault(NAMES_PATH, 200, body=names_body("model:tokens_in:rate5m", "project_id:tokens_in:rate5m"))
     with pytest.raises(ConfigurationError, match="several candidates"):
-        fetch(provider, credential, groq_settings, Window(days_ago(2), days_ago(1)), http)
+        fetch(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http)
 
 
 # ---------------------------------------------------------------- verify
-def test_verify_shows_metrics_projects_and_models(provider, credential, groq_settings, http, sandbox) -> None:
-    identity = provider.verify(credential, groq_settings, http=http)
+def test_verify_shows_metrics_projects_and_models(provider, credential, provider_settings, http, sandbox) -> None:
+    identity = provider.verify(credential, provider_settings, http=http)
     assert identity.summary == "Groq Enterprise metrics · 3 projects · 3 models in the last 7 days"
     assert identity.account_id == ""
     details = identity.details
@@ -214,13 +196,13 @@ def test_verify_shows_metrics_projects_and_models(provider, credential, groq_set
 
 
 def test_verify_fails_with_the_names_found_when_one_is_missing(
-    provider, credential, groq_settings, http, sandbox
+    provider, credential, provider_settings, http, sandbox
 ) -> None:
     sandbox.fault(
         NAMES_PATH, 200, body=names_body(sandbox_groq.TOKENS_IN, "model_project_id_status_code:requests:rate1m")
     )
     with pytest.raises(ConfigurationError) as info:
-        provider.verify(credential, groq_settings, http=http)
+        provider.verify(credential, provider_settings, http=http)
     assert (
         "does not list model_project_id:tokens_out:rate5m, model_project_id_status_code:requests:rate5m"
         in info.value.message
@@ -231,17 +213,17 @@ def test_verify_fails_with_the_names_found_when_one_is_missing(
     )
 
 
-def test_verify_of_an_organization_without_usage_warns(provider, credential, groq_settings, http, sandbox) -> None:
+def test_verify_of_an_organization_without_usage_warns(provider, credential, provider_settings, http, sandbox) -> None:
     sandbox.fault(NAMES_PATH, 200, body=names_body())
-    identity = provider.verify(credential, groq_settings, http=http)
+    identity = provider.verify(credential, provider_settings, http=http)
     assert "no usage recorded" in identity.summary
     assert identity.details["warnings"] and sandbox.requests(SERIES_PATH) == []
 
 
-def test_verify_warns_when_series_lack_the_labels_we_read(provider, credential, groq_settings, http, sandbox) -> None:
+def test_verify_warns_when_series_lack_the_labels_we_read(provider, credential, provider_settings, http, sandbox) -> None:
     sandbox.fault(
         SERIES_PATH, 200, body={"status": "success", "data": [{"__name__": sandbox_groq.TOKENS_IN, "mdl": "x"}]}
     )
-    identity = provider.verify(credential, groq_settings, http=http)
+    identity = provider.verify(credential, provider_settings, http=http)
     assert identity.details["labels"] == ["mdl"]
     assert "no project_id or model label" in identity.details["warnings"][0]

@@ -10,32 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 from integrations.providers.base import Window
-from integrations.providers.groq import provider
 from integrations.providers.groq.tests import support
 from integrations.providers.testing import ProviderContractTests
-from sandbox import groq as sandbox_groq
-
-API = "/groq" + sandbox_groq.PREFIX + "/api/v1/"
 
 
-class TestGroqContract(ProviderContractTests):
-    provider = provider
+class TestGroqContract(support.GroqSandbox, ProviderContractTests):
     slug = "groq"
-    fault_prefix = API
-    paginated_prefix = API + "query_range"
-
-    def credential(self, sandbox: Any) -> dict[str, str]:
-        return {"api_key": sandbox_groq.ENTERPRISE_KEY}
-
-    def settings(self, sandbox: Any) -> dict[str, str]:
-        return {"base_url": sandbox_groq.base_url(sandbox.url)}
-
-    def small_window(self) -> Window:
-        return Window(support.days_ago(2), support.days_ago(1))
-
-    def pagination_window(self) -> Window:
-        # three days: three one-day queries for each of the three metrics
-        return Window(support.days_ago(4), support.days_ago(1))
+    paginated_prefix = support.QUERY_PATH
 
     def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
         return support.true_totals(window.start, window.end)

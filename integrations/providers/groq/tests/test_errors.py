@@ -8,66 +8,46 @@ from integrations.http import HttpClient
 from integrations.providers.base import (
     ConfigurationError,
     CredentialError,
-    NetworkError,
     PermissionDenied,
     ProviderResponseError,
     ProviderUnavailable,
-    RateLimited,
     ScopeError,
-    Window,
 )
 from integrations.providers.groq.connector import DEFAULT_BASE_URL, KEYS_URL
-from integrations.providers.groq.tests.support import days_ago, load
-from integrations.providers.testing import assert_no_secret
+from integrations.providers.groq.tests.support import API, QUERY_PATH, GroqSandbox, load
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, key_fetchers
 from sandbox import groq as sandbox_groq
 
-API = "/groq" + sandbox_groq.PREFIX + "/api/v1/"
-QUERY_PATH = API + "query_range"
-
-
-@pytest.fixture
-def day() -> Window:
-    return Window(days_ago(2), days_ago(1))
-
-
-def run(provider, key: str, settings, window, http) -> list:
-    return list(provider.fetch({"api_key": key}, settings, window, http=http))
-
-
-def raises(error_type, provider, key, settings, window, http):
-    with pytest.raises(error_type) as info:
-        run(provider, key, settings, window, http)
-    assert_no_secret(info.value, [key])
-    return info.value
+run, raises = key_fetchers("api_key")
 
 
 KEY = sandbox_groq.ENTERPRISE_KEY
 
 
 # ---------------------------------------------------------------- credential and tier
-def test_401_marks_credential_rejected(provider, groq_settings, day, sandbox, sleeps) -> None:
+def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = sandbox_groq.REVOKED_KEY
-    error = raises(CredentialError, provider, key, groq_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
+    error = raises(CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
     assert error.http_status == 401 and error.request_id.startswith("req_")
     assert "Invalid API Key" in error.message and KEYS_URL in error.hint
     assert len(sandbox.requests()) == 1, "a rejected key is not retried"
 
 
-def test_401_message_echoing_the_key_is_redacted(provider, groq_settings, day, sandbox, http) -> None:
+def test_401_message_echoing_the_key_is_redacted(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(API, 401, body={"error": {"message": f"Invalid API Key {KEY}", "type": "invalid_request_error"}})
-    error = raises(CredentialError, provider, KEY, groq_settings, day, http)
+    error = raises(CredentialError, provider, KEY, provider_settings, day, http)
     assert "Invalid API Key" in error.message
 
 
 @pytest.mark.parametrize("call", ["fetch", "verify"])
-def test_non_enterprise_key_gets_a_scope_error_explaining_the_tier(provider, groq_settings, day, sandbox, sleeps, call):
+def test_non_enterprise_key_gets_a_scope_error_explaining_the_tier(provider, provider_settings, day, sandbox, sleeps, call):
     key = sandbox_groq.DEVELOPER_KEY
     http = HttpClient(secrets=[key], sleep=sleeps.append)
     with pytest.raises(ScopeError) as info:
         if call == "fetch":
-            run(provider, key, groq_settings, day, http)
+            run(provider, key, provider_settings, day, http)
         else:
-            provider.verify({"api_key": key}, groq_settings, http=http)
+            provider.verify({"api_key": key}, provider_settings, http=http)
     error = info.value
     assert_no_secret(error, [key])
     assert error.http_status == 404 and "Enterprise tier only" in error.message
@@ -75,129 +55,62 @@ def test_non_enterprise_key_gets_a_scope_error_explaining_the_tier(provider, gro
     assert len(sandbox.requests()) == 1
 
 
-def test_recorded_not_found_body_is_a_scope_error(provider, groq_settings, day, sandbox, http) -> None:
+def test_recorded_not_found_body_is_a_scope_error(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(API, 404, body=load("error_not_enterprise.json"))
-    raises(ScopeError, provider, KEY, groq_settings, day, http)
+    raises(ScopeError, provider, KEY, provider_settings, day, http)
 
 
-def test_403_is_permission_denied(provider, groq_settings, day, sandbox, http) -> None:
+def test_403_is_permission_denied(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(API, 403)
-    error = raises(PermissionDenied, provider, KEY, groq_settings, day, http)
+    error = raises(PermissionDenied, provider, KEY, provider_settings, day, http)
     assert not isinstance(error, ScopeError) and "may not read metrics" in error.message
 
 
 # ---------------------------------------------------------------- rate limits and outages
-def test_429_with_retry_after_is_retried_then_succeeds(provider, groq_settings, day, sandbox, http, sleeps) -> None:
-    expected = run(provider, KEY, groq_settings, day, http)
-    sandbox.reset()
-    sandbox.fault(QUERY_PATH, 429, times=2, headers={"Retry-After": "1"})
-    assert run(provider, KEY, groq_settings, day, http) == expected
-    assert sleeps == [1.0, 1.0]
-
-
-def test_429_storm_beyond_the_budget_is_rate_limited(provider, groq_settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(API, 429, times=50, headers={"Retry-After": "1"})
-    error = raises(RateLimited, provider, KEY, groq_settings, day, http)
-    assert error.retry_after == 1.0 and error.http_status == 429
-    assert len(sandbox.requests()) == http.max_attempts and sleeps == [1.0] * (http.max_attempts - 1)
-
-
-def test_429_asking_for_a_long_wait_is_not_slept_through(provider, groq_settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(API, 429, headers={"Retry-After": "600"})
-    error = raises(RateLimited, provider, KEY, groq_settings, day, http)
-    assert error.retry_after == 600.0 and sleeps == [] and len(sandbox.requests()) == 1
-
-
-def test_429_without_retry_after_is_rate_limited_for_the_engine_to_back_off(
-    provider, groq_settings, day, sandbox, http
-):
-    sandbox.fault(API, 429)
-    error = raises(RateLimited, provider, KEY, groq_settings, day, http)
-    assert error.retry_after is None
-
-
-def test_500_is_retried_with_backoff_then_succeeds(provider, groq_settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(QUERY_PATH, 500, times=2)
-    assert run(provider, KEY, groq_settings, day, http)
-    assert sleeps == [1.0, 2.0]
-
-
-@pytest.mark.parametrize("status", [500, 503])
-def test_5xx_storm_is_provider_unavailable(provider, groq_settings, day, sandbox, http, status) -> None:
-    sandbox.fault(API, status, times=50)
-    error = raises(ProviderUnavailable, provider, KEY, groq_settings, day, http)
-    assert error.http_status == status and error.request_id.startswith("req_")
-
-
-def test_failure_on_a_later_query_fails_the_fetch(provider, groq_settings, sandbox, http) -> None:
-    sandbox.fault(QUERY_PATH, 502, after=2, times=50)  # the third metric's query fails
-    raises(ProviderUnavailable, provider, KEY, groq_settings, Window(days_ago(4), days_ago(1)), http)
-
-
-def test_timeout_is_a_network_error(provider, groq_settings, day, sandbox, sleeps) -> None:
-    http = HttpClient(secrets=[KEY], timeout=0.15, max_attempts=2, sleep=sleeps.append)
-    sandbox.fault(API, 200, delay=0.5, times=2)
-    error = raises(NetworkError, provider, KEY, groq_settings, day, http)
-    assert "Timed out" in error.message
-
-
-def test_one_timeout_is_retried(provider, groq_settings, day, sandbox, sleeps) -> None:
-    http = HttpClient(secrets=[KEY], timeout=0.15, backoff=1.0, sleep=sleeps.append)
-    sandbox.fault(QUERY_PATH, 200, delay=0.5)
-    assert run(provider, KEY, groq_settings, day, http)
-    assert sleeps == [1.0]
-
-
 # ---------------------------------------------------------------- refused queries and unreadable answers
-def test_bad_data_is_a_response_error_naming_the_error_type(provider, groq_settings, day, sandbox, http) -> None:
+def test_bad_data_is_a_response_error_naming_the_error_type(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(QUERY_PATH, 400, body=load("error_bad_data.json"))
-    error = raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
+    error = raises(ProviderResponseError, provider, KEY, provider_settings, day, http)
     assert "refused the query (bad_data)" in error.message and "cannot parse" in error.message
     assert error.http_status == 400 and "request id" in error.hint
     assert len(sandbox.requests(QUERY_PATH)) == 1, "a refused query is not retried"
 
 
-def test_execution_error_is_a_response_error(provider, groq_settings, day, sandbox, http) -> None:
+def test_execution_error_is_a_response_error(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(QUERY_PATH, 422)
-    error = raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
+    error = raises(ProviderResponseError, provider, KEY, provider_settings, day, http)
     assert "(execution)" in error.message and error.http_status == 422
 
 
-def test_query_timeout_is_provider_unavailable(provider, groq_settings, day, sandbox, http) -> None:
+def test_query_timeout_is_provider_unavailable(provider, provider_settings, day, sandbox, http) -> None:
     body = {"status": "error", "errorType": "timeout", "error": "query timed out in query execution"}
     sandbox.fault(QUERY_PATH, 422, body=body)
-    error = raises(ProviderUnavailable, provider, KEY, groq_settings, day, http)
+    error = raises(ProviderUnavailable, provider, KEY, provider_settings, day, http)
     assert "(timeout)" in error.message
 
 
-def test_error_envelope_with_200_is_a_response_error(provider, groq_settings, day, sandbox, http) -> None:
+def test_error_envelope_with_200_is_a_response_error(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(QUERY_PATH, 200, body=load("error_bad_data.json"))
-    error = raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
+    error = raises(ProviderResponseError, provider, KEY, provider_settings, day, http)
     assert "reported an error (bad_data)" in error.message and error.request_id.startswith("req_")
 
 
-def test_partial_answer_is_provider_unavailable(provider, groq_settings, day, sandbox, http) -> None:
+def test_partial_answer_is_provider_unavailable(provider, provider_settings, day, sandbox, http) -> None:
     body = {**load("query_range_tokens_in.json"), "isPartial": True}
     sandbox.fault(QUERY_PATH, 200, body=body)
-    raises(ProviderUnavailable, provider, KEY, groq_settings, day, http)
+    raises(ProviderUnavailable, provider, KEY, provider_settings, day, http)
 
 
-def test_malformed_json_is_a_response_error(provider, groq_settings, day, sandbox, http) -> None:
-    sandbox.fault(QUERY_PATH, 200, body='{"status": "success", "data": {"resultType": "matrix", "result": [')
-    error = raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
-    assert "not JSON" in error.message
-
-
-def test_wrong_shape_is_a_response_error_with_request_id(provider, groq_settings, day, sandbox, http) -> None:
+def test_wrong_shape_is_a_response_error_with_request_id(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(QUERY_PATH, 200, body={"status": "success", "data": {"resultType": "vector", "result": []}})
-    error = raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
+    error = raises(ProviderResponseError, provider, KEY, provider_settings, day, http)
     assert "resultType" in error.message
     assert error.http_status == 200 and error.request_id.startswith("req_")
 
 
-def test_wrong_label_values_shape_is_a_response_error(provider, groq_settings, day, sandbox, http) -> None:
+def test_wrong_label_values_shape_is_a_response_error(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(API + "label/", 200, body={"status": "success", "data": {"names": []}})
-    raises(ProviderResponseError, provider, KEY, groq_settings, day, http)
+    raises(ProviderResponseError, provider, KEY, provider_settings, day, http)
 
 
 # ---------------------------------------------------------------- offline checks
@@ -226,7 +139,16 @@ def test_check_credential_accepts_groq_keys(provider) -> None:
     provider.check_credential({"api_key": "  gsk_0123456789abcdefSECRET\n"})
 
 
-def test_missing_key_at_fetch_is_a_configuration_error(provider, groq_settings, day, http, sandbox) -> None:
+def test_missing_key_at_fetch_is_a_configuration_error(provider, provider_settings, day, http, sandbox) -> None:
     with pytest.raises(ConfigurationError):
-        list(provider.fetch({}, groq_settings, day, http=http))
+        list(provider.fetch({}, provider_settings, day, http=http))
     assert sandbox.requests() == []
+
+
+# ---------------------------------------------------------------- the shared failure cases
+class TestGroqFailures(GroqSandbox, ProviderFailureTests):
+    retried_path = later_page_path = QUERY_PATH
+    later_page_after = 2  # the third metric's query fails
+    malformed_body = '{"status": "success", "data": {"resultType": "matrix", "result": ['
+    storm_statuses = (500, 503)
+    request_id = "^req_"

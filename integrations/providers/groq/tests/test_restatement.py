@@ -11,7 +11,6 @@ import pytest
 from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.groq.tests.support import days_ago, true_totals
-from integrations.services import integration_create
 from integrations.tests.restatement import import_rows, stored_rows
 from sandbox import groq as fake
 from usage.models import UsageRecord
@@ -23,14 +22,8 @@ MODEL = fake.MODELS[0]
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return integration_create(
-        workspace=workspace,
-        provider_slug="groq",
-        credential={"api_key": fake.ENTERPRISE_KEY},
-        settings={"base_url": fake.base_url(sandbox.url)},
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("groq", {"api_key": fake.ENTERPRISE_KEY}, {"base_url": fake.base_url(sandbox.url)})
 
 
 def sync(integration: Integration) -> SyncRun:

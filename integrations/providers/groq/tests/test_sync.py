@@ -15,6 +15,7 @@ from integrations.models import Integration, SyncRun
 from integrations.providers.base import ScopeError
 from integrations.providers.groq.tests.support import days_ago, true_totals
 from integrations.services import integration_create
+from integrations.tests.restatement import stored_rows
 from sandbox import groq as sandbox_groq
 from usage.models import UsageRecord
 
@@ -23,13 +24,9 @@ NAMES_PATH = "/groq" + sandbox_groq.PREFIX + "/api/v1/label/__name__/values"
 
 
 @pytest.fixture
-def groq_integration(workspace, admin_user, sandbox) -> Integration:
-    return integration_create(
-        workspace=workspace,
-        provider_slug="groq",
-        credential={"api_key": sandbox_groq.ENTERPRISE_KEY},
-        settings={"base_url": sandbox_groq.base_url(sandbox.url)},
-        created_by=admin_user,
+def groq_integration(create_integration, sandbox) -> Integration:
+    return create_integration(
+        "groq", {"api_key": sandbox_groq.ENTERPRISE_KEY}, {"base_url": sandbox_groq.base_url(sandbox.url)}
     )
 
 
@@ -42,14 +39,6 @@ def stored(integration: Integration) -> Counter:
     for r in UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost"):
         totals[(r.metric, r.bucket_start.date(), r.project, r.model)] += r.quantity
     return totals
-
-
-def snapshot(integration: Integration) -> list[tuple]:
-    return sorted(
-        UsageRecord.objects.filter(integration=integration).values_list(
-            "bucket_start", "project", "model", "metric", "quantity", "provenance"
-        )
-    )
 
 
 def test_sync_stores_the_true_totals_per_metric_model_project_and_day(groq_integration) -> None:
@@ -70,11 +59,11 @@ def test_sync_stores_the_true_totals_per_metric_model_project_and_day(groq_integ
 
 def test_second_sync_changes_nothing(groq_integration) -> None:
     sync(groq_integration)
-    before = snapshot(groq_integration)
+    before = stored_rows(groq_integration)
     assert before
     second = sync(groq_integration)
     assert second.status == SyncRun.Status.SUCCESS
-    assert snapshot(groq_integration) == before
+    assert stored_rows(groq_integration) == before
 
 
 def test_connecting_a_non_enterprise_key_fails_with_the_tier_explained(workspace, admin_user, sandbox) -> None:
@@ -90,7 +79,7 @@ def test_connecting_a_non_enterprise_key_fails_with_the_tier_explained(workspace
 
 def test_a_key_moved_off_enterprise_gets_a_scope_event_and_keeps_stored_usage(groq_integration, sandbox) -> None:
     sync(groq_integration)
-    before = snapshot(groq_integration)
+    before = stored_rows(groq_integration)
     groq_integration.set_credential({"api_key": sandbox_groq.DEVELOPER_KEY})
     groq_integration.save()
     run = sync(groq_integration)
@@ -99,7 +88,7 @@ def test_a_key_moved_off_enterprise_gets_a_scope_event_and_keeps_stored_usage(gr
     assert (event.category, event.http_status) == ("scope", 404)
     assert "Enterprise tier only" in event.message and "Enterprise" in event.hint
     assert sandbox_groq.DEVELOPER_KEY not in event.message + event.hint
-    assert snapshot(groq_integration) == before
+    assert stored_rows(groq_integration) == before
 
 
 def test_renamed_metrics_stop_the_sync_with_a_configuration_event(groq_integration, sandbox) -> None:

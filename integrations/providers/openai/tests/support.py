@@ -3,33 +3,44 @@ the samples the connector must make of them, computed by hand; and past windows.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.openai import provider
 from integrations.providers.openai.schema import (
     completions_samples,
     cost_samples,
     parse_completions_page,
     parse_costs_page,
 )
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
 
 FIXTURES = Path(__file__).parent / "fixtures"
+USAGE_PATH = "/openai/v1/organization/usage/completions"
 ORG = "org-recorded"
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are fully elapsed, so the
-    sandbox's data for them no longer changes while a test runs."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
+class OpenAISandbox(SandboxHooks):
+    """The sandbox's OpenAI organisation, for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = "/openai/v1/organization/"
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": sandbox.OPENAI_ADMIN_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": sandbox.openai_base_url}
+
+    def pagination_window(self) -> Window:
+        # 9 days of hourly buckets = 216 buckets: two pages at 168 per page.
+        return Window(days_ago(10), days_ago(1))
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def _at(text: str) -> datetime:

@@ -8,10 +8,8 @@ import operator
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from integrations.providers.base import (
-    DIMENSIONS,
     UsageSample,
     Window,
     align_down,
@@ -20,7 +18,14 @@ from integrations.providers.base import (
 from integrations.providers.openai import OpenAIProvider
 from integrations.providers.openai.schema import split_line_item
 from integrations.providers.openai.tests.support import days_ago, load
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
+from integrations.providers.testing import (
+    assert_totals_equal,
+    first_busy_hour,
+    read_twice,
+    sample_key,
+    stored_totals,
+    totals_by,
+)
 from sandbox.openai import ORGANIZATION_ID, PROJECTS, truth_costs, truth_usage
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -61,14 +66,10 @@ def split(samples: list[UsageSample]) -> tuple[list[UsageSample], list[UsageSamp
     return [s for s in samples if s.stream == "usage_completions"], [s for s in samples if s.metric == "cost"]
 
 
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
-
-
 def test_fetch_reproduces_true_totals_per_model_project_and_day(
-    provider, admin_credential, openai_settings, http, three_days
+    provider, credential, provider_settings, http, three_days
 ) -> None:
-    usage, costs = split(fetch(provider, admin_credential, openai_settings, three_days, http))
+    usage, costs = split(fetch(provider, credential, provider_settings, three_days, http))
     start, end = three_days.start, three_days.end
 
     assert_totals_equal(totals_by(usage, "model"), usage_truth(start, end, lambda r: (r.model,)), "tokens per model")
@@ -101,9 +102,9 @@ def test_fetch_reproduces_true_totals_per_model_project_and_day(
 
 
 def test_empty_hours_yield_no_samples_and_every_hour_is_keyed_once(
-    provider, admin_credential, openai_settings, http, three_days
+    provider, credential, provider_settings, http, three_days
 ) -> None:
-    usage, _ = split(fetch(provider, admin_credential, openai_settings, three_days, http))
+    usage, _ = split(fetch(provider, credential, provider_settings, three_days, http))
     busy_hours = {r.hour_start for r in truth_usage(three_days.start, three_days.end)}
     assert {s.bucket_start for s in usage} == busy_hours
     assert len(busy_hours) < 72, "the sandbox should have idle hours in three days"
@@ -113,10 +114,10 @@ def test_empty_hours_yield_no_samples_and_every_hour_is_keyed_once(
 
 
 def test_usage_pagination_follows_next_page_to_the_end(
-    provider, admin_credential, openai_settings, http, sandbox
+    provider, credential, provider_settings, http, sandbox
 ) -> None:
     window = Window(days_ago(10), days_ago(1))  # 216 hourly buckets: two pages of 168
-    usage, _ = split(fetch(provider, admin_credential, openai_settings, window, http))
+    usage, _ = split(fetch(provider, credential, provider_settings, window, http))
     pages = sandbox.requests(USAGE_PATH)
     assert len(pages) == 2
     assert "page" not in pages[0]["query"] and pages[1]["query"]["page"][0].startswith("page_")
@@ -126,20 +127,20 @@ def test_usage_pagination_follows_next_page_to_the_end(
     assert_totals_equal(totals_by(usage), usage_truth(window.start, window.end), "tokens over two pages")
 
 
-def test_costs_pagination_follows_next_page_to_the_end(admin_credential, openai_settings, http, sandbox) -> None:
+def test_costs_pagination_follows_next_page_to_the_end(credential, provider_settings, http, sandbox) -> None:
     provider = OpenAIProvider()
     provider.costs_page_size = 2  # 180 days per page would need a half-year window
     window = Window(days_ago(8), days_ago(1))
-    _, costs = split(fetch(provider, admin_credential, openai_settings, window, http))
+    _, costs = split(fetch(provider, credential, provider_settings, window, http))
     assert len(sandbox.requests(COSTS_PATH)) == 4  # 7 days, 2 per page
     assert_totals_equal(totals_by(costs, "bucket_start"), cost_truth(window.start, window.end, lambda r: (r.day,)))
 
 
-def test_unaligned_window_is_read_as_whole_buckets(provider, admin_credential, openai_settings, http, sandbox) -> None:
+def test_unaligned_window_is_read_as_whole_buckets(provider, credential, provider_settings, http, sandbox) -> None:
     # Starts 37 minutes into an hour with traffic, so that hour's bucket must come back whole
     first_hour = first_busy_hour(usage_truth, days_ago(3) + timedelta(hours=10), days_ago(2))
     window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(1) + timedelta(hours=5, minutes=20))
-    usage, costs = split(fetch(provider, admin_credential, openai_settings, window, http))
+    usage, costs = split(fetch(provider, credential, provider_settings, window, http))
 
     assert all(s.bucket_start == align_down(s.bucket_start, HOUR) for s in usage)
     assert all(s.bucket_start == align_down(s.bucket_start, DAY) for s in costs)
@@ -157,32 +158,24 @@ def test_unaligned_window_is_read_as_whole_buckets(provider, admin_credential, o
     assert_totals_equal(totals_by(costs), cost_truth(*days), "cost of the whole days touched")
 
 
-def test_adjacent_unaligned_windows_never_double_count(provider, admin_credential, openai_settings, http) -> None:
+def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
     start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
     # 45 minutes into an hour that has traffic, so that hour is read by both windows
     middle = first_busy_hour(usage_truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
-    first = functools.reduce(operator.iadd, split(fetch(provider, admin_credential, openai_settings, Window(start, middle), http)), [])
-    second = functools.reduce(operator.iadd, split(fetch(provider, admin_credential, openai_settings, Window(middle, end), http)), [])
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second:  # the usage store's semantics: same key → replace, never add
-        key = sample_key(s)
-        assert key not in store or store[key] == s.quantity, f"the same bucket read twice disagrees: {key}"
-        store[key] = s.quantity
-    overlap = {sample_key(s) for s in first} & {sample_key(s) for s in second}
-    assert any(k[0] == align_down(middle, HOUR) for k in overlap), "the hour around `middle` is read by both windows"
-    stored: Counter = Counter()
-    for key, quantity in store.items():
-        stored[(key[2],)] += quantity
+    first = functools.reduce(operator.iadd, split(fetch(provider, credential, provider_settings, Window(start, middle), http)), [])
+    second = functools.reduce(operator.iadd, split(fetch(provider, credential, provider_settings, Window(middle, end), http)), [])
+    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
+    assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both windows"
     expected = usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end)
     assert_totals_equal(stored, expected, "stored totals")
 
 
 def test_project_ids_setting_filters_both_endpoints(
-    provider, admin_credential, openai_settings, http, sandbox, three_days
+    provider, credential, provider_settings, http, sandbox, three_days
 ) -> None:
     wanted = [PROJECTS[0].id, PROJECTS[2].id]
-    settings = {**openai_settings, "project_ids": f" {wanted[0]} ,{wanted[1]}, "}
-    samples = fetch(provider, admin_credential, settings, three_days, http)
+    settings = {**provider_settings, "project_ids": f" {wanted[0]} ,{wanted[1]}, "}
+    samples = fetch(provider, credential, settings, three_days, http)
     assert {s.project for s in samples} == set(wanted)
     assert_totals_equal(
         totals_by(split(samples)[0]),
@@ -192,19 +185,8 @@ def test_project_ids_setting_filters_both_endpoints(
         assert request["query"]["project_ids"] == wanted
 
 
-def test_empty_window_makes_no_request(provider, admin_credential, openai_settings, http, sandbox) -> None:
-    moment = days_ago(1)
-    assert fetch(provider, admin_credential, openai_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, admin_credential, openai_settings, http, three_days) -> None:
-    starts = [s.bucket_start for s in fetch(provider, admin_credential, openai_settings, three_days, http)]
-    assert starts == sorted(starts)
-
-
-def test_verify_shows_organization_and_projects(provider, admin_credential, openai_settings, http, sandbox) -> None:
-    identity = provider.verify(admin_credential, openai_settings, http=http)
+def test_verify_shows_organization_and_projects(provider, credential, provider_settings, http, sandbox) -> None:
+    identity = provider.verify(credential, provider_settings, http=http)
     assert identity.account_id == ORGANIZATION_ID
     assert identity.summary == f"Organization {ORGANIZATION_ID} · 3 projects"
     assert identity.details["projects"] == [{"id": p.id, "name": p.name, "status": p.status} for p in PROJECTS]
@@ -215,27 +197,27 @@ def test_verify_shows_organization_and_projects(provider, admin_credential, open
     assert len(sandbox.requests(USAGE_PATH)) == 1
 
 
-def test_verify_paginates_projects(admin_credential, openai_settings, http, sandbox) -> None:
+def test_verify_paginates_projects(credential, provider_settings, http, sandbox) -> None:
     provider = OpenAIProvider()
     provider.projects_page_size = 2
-    identity = provider.verify(admin_credential, openai_settings, http=http)
+    identity = provider.verify(credential, provider_settings, http=http)
     assert [p["id"] for p in identity.details["projects"]] == [p.id for p in PROJECTS]
     first, second = sandbox.requests("/openai/v1/organization/projects")
     assert "after" not in first["query"] and second["query"]["after"] == [PROJECTS[1].id]
 
 
 def test_verify_warns_about_project_ids_from_another_organization(
-    provider, admin_credential, openai_settings, http
+    provider, credential, provider_settings, http
 ) -> None:
-    settings = {**openai_settings, "project_ids": f"{PROJECTS[0].id},proj_elsewhere"}
-    identity = provider.verify(admin_credential, settings, http=http)
+    settings = {**provider_settings, "project_ids": f"{PROJECTS[0].id},proj_elsewhere"}
+    identity = provider.verify(credential, settings, http=http)
     assert identity.details["warnings"] == ["Project ids not found in this organization: proj_elsewhere."]
 
 
-def test_verify_without_organization_header(provider, admin_credential, openai_settings, http, sandbox) -> None:
+def test_verify_without_organization_header(provider, credential, provider_settings, http, sandbox) -> None:
     sandbox.fault(
         "/openai/v1/organization/projects", 200, body=load("projects_page.json"), headers={"openai-organization": ""}
     )
-    identity = provider.verify(admin_credential, openai_settings, http=http)
+    identity = provider.verify(credential, provider_settings, http=http)
     assert identity.account_id == ""
     assert identity.summary == "OpenAI organization · 2 projects"

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from integrations.providers.base import Window
-from integrations.providers.openai import provider
 from integrations.providers.openai.tests import support
 from integrations.providers.testing import ProviderContractTests
 from sandbox.openai import USAGE_KINDS, truth_costs, truth_kind, truth_usage
@@ -46,24 +45,9 @@ def true_totals(window: Window, **filters: Any) -> dict[tuple[Any, ...], Decimal
     return totals
 
 
-class TestOpenAIContract(ProviderContractTests):
-    provider = provider
+class TestOpenAIContract(support.OpenAISandbox, ProviderContractTests):
     slug = "openai"
-    fault_prefix = "/openai/v1/organization/"
-    paginated_prefix = "/openai/v1/organization/usage/completions"
-
-    def credential(self, sandbox: Any) -> dict[str, str]:
-        return {"api_key": sandbox.OPENAI_ADMIN_KEY}
-
-    def settings(self, sandbox: Any) -> dict[str, str]:
-        return {"base_url": sandbox.openai_base_url}
-
-    def small_window(self) -> Window:
-        return Window(support.days_ago(2), support.days_ago(1))
-
-    def pagination_window(self) -> Window:
-        # 9 days of hourly buckets = 216 buckets: two pages at 168 per page.
-        return Window(support.days_ago(10), support.days_ago(1))
+    paginated_prefix = support.USAGE_PATH
 
     def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
         return true_totals(window)

@@ -48,8 +48,8 @@ def kind_truth(start: datetime, end: datetime) -> Counter:
     return totals
 
 
-def test_completions_are_split_by_service_tier_and_batch(provider, admin_credential, openai_settings, http, three_days):
-    samples = [s for s in fetch(provider, admin_credential, openai_settings, three_days, http)
+def test_completions_are_split_by_service_tier_and_batch(provider, credential, provider_settings, http, three_days):
+    samples = [s for s in fetch(provider, credential, provider_settings, three_days, http)
                if s.stream == "usage_completions"]  # fmt: skip
     truth: Counter = Counter()
     for row in fake.truth_usage(three_days.start, three_days.end):
@@ -62,9 +62,9 @@ def test_completions_are_split_by_service_tier_and_batch(provider, admin_credent
 
 
 def test_every_other_usage_endpoint_is_read_with_its_own_metrics(
-    provider, admin_credential, openai_settings, http, sandbox, three_days
+    provider, credential, provider_settings, http, sandbox, three_days
 ):
-    samples = [s for s in fetch(provider, admin_credential, openai_settings, three_days, http)
+    samples = [s for s in fetch(provider, credential, provider_settings, three_days, http)
                if s.stream.startswith("usage_") and s.stream != "usage_completions"]  # fmt: skip
     got: Counter = Counter()
     for s in samples:
@@ -80,9 +80,9 @@ def test_every_other_usage_endpoint_is_read_with_its_own_metrics(
 
 
 def test_costs_are_kept_per_api_key_with_their_billed_quantity(
-    provider, admin_credential, openai_settings, http, sandbox, three_days
+    provider, credential, provider_settings, http, sandbox, three_days
 ):
-    samples = fetch(provider, admin_credential, openai_settings, three_days, http)
+    samples = fetch(provider, credential, provider_settings, three_days, http)
     costs = [s for s in samples if s.stream == "costs"]
     truth: Counter = Counter()
     for row in fake.truth_costs(three_days.start, three_days.end):
@@ -161,7 +161,7 @@ def test_history_reread_after_the_upgrade_replaces_old_key_rows(openai_integrati
     assert run.rows_removed >= len(old)
 
 
-def test_a_window_without_skips_leaves_no_note(provider, admin_credential, openai_settings, http):
+def test_a_window_without_skips_leaves_no_note(provider, credential, provider_settings, http):
     state: dict = {"skipped_streams": {"usage_images": "stale note"}}
-    fetch(provider, admin_credential, openai_settings, Window(days_ago(2), days_ago(1)), http, state=state)
+    fetch(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http, state=state)
     assert "skipped_streams" not in state

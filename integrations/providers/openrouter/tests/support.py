@@ -3,7 +3,6 @@ the samples the connector must make of them, computed by hand; windows; the sand
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,9 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.openrouter import provider
 from integrations.providers.openrouter.schema import activity_samples, parse_activity
-from sandbox.openrouter import ActivityRow, truth_activity
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
+from sandbox.openrouter import MANAGEMENT_KEY, ActivityRow, truth_activity
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SANDBOX_PREFIX = "/openrouter/api/v1"
@@ -32,14 +33,24 @@ def base_url(sandbox: Any) -> str:
     return sandbox.url + SANDBOX_PREFIX
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: days before today are complete and in the horizon."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
+class OpenRouterSandbox(SandboxHooks):
+    """The sandbox's OpenRouter account (a management key), for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = f"{SANDBOX_PREFIX}/"
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_key": MANAGEMENT_KEY}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": base_url(sandbox)}
+
+    def pagination_window(self) -> Window:
+        # Two days: read a day per request (a longer window is one request without `date`).
+        return Window(days_ago(3), days_ago(1))
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def truth(start: datetime, end: datetime, key: Callable[[ActivityRow], tuple[Any, ...]] = lambda r: ()) -> Counter:

@@ -5,12 +5,10 @@ the 30-day horizon, alignment, re-reads that never double count, and verify."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
 
 import pytest
 
-from integrations.providers.base import DIMENSIONS, UsageSample, Window
+from integrations.providers.base import UsageSample, Window
 from integrations.providers.openrouter import OpenRouterProvider
 from integrations.providers.openrouter.tests.support import (
     ACTIVITY_PATH,
@@ -19,7 +17,7 @@ from integrations.providers.openrouter.tests.support import (
     load,
     truth,
 )
-from integrations.providers.testing import assert_totals_equal, totals_by
+from integrations.providers.testing import assert_totals_equal, read_twice, stored_totals, totals_by
 from sandbox.openrouter import CREATOR_USER_ID, KEY_LABEL, TOTAL_CREDITS, truth_activity
 
 DAY = timedelta(days=1)
@@ -27,10 +25,6 @@ DAY = timedelta(days=1)
 
 def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
     return list(provider.fetch(credential, settings, window, http=http))
-
-
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
 
 
 def asked_dates(sandbox) -> list[str]:
@@ -131,15 +125,8 @@ def test_adjacent_and_repeated_windows_never_double_count(provider, credential, 
     first = fetch(provider, credential, settings, Window(days_ago(5), middle), http)
     second = fetch(provider, credential, settings, Window(middle, days_ago(1)), http)
     again = fetch(provider, credential, settings, Window(days_ago(3), days_ago(1)), http)  # a restatement re-read
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second + again:  # the usage store's semantics: same key → replace, never add
-        key = sample_key(s)
-        assert key not in store or store[key] == s.quantity, f"the same day read twice disagrees: {key}"
-        store[key] = s.quantity
-    assert {sample_key(s) for s in first} & {sample_key(s) for s in second}, "the day around `middle` is read twice"
-    stored: dict[tuple[Any, ...], Decimal] = {}
-    for key, quantity in store.items():
-        stored[(key[2],)] = stored.get((key[2],), Decimal(0)) + quantity
+    stored = stored_totals(first, second, again)  # the usage store's semantics: same key → replace, never add
+    assert read_twice(first, second), "the day around `middle` is read twice"
     assert_totals_equal(stored, truth(days_ago(5), days_ago(1)), "stored totals")
 
 

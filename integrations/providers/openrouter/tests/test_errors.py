@@ -11,10 +11,8 @@ from integrations.http import HttpClient
 from integrations.providers.base import (
     ConfigurationError,
     CredentialError,
-    NetworkError,
     PermissionDenied,
     ProviderResponseError,
-    ProviderUnavailable,
     RateLimited,
     Window,
 )
@@ -22,24 +20,17 @@ from integrations.providers.openrouter.connector import MANAGEMENT_KEYS_URL
 from integrations.providers.openrouter.tests.support import (
     ACTIVITY_PATH,
     SANDBOX_PREFIX,
+    OpenRouterSandbox,
     days_ago,
     load,
 )
-from integrations.providers.testing import assert_no_secret
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, key_fetchers
 from sandbox.openrouter import INFERENCE_KEY, MANAGEMENT_KEY, REVOKED_KEY
 
 ALL_PATHS = f"{SANDBOX_PREFIX}/"
 
 
-def run(provider, key: str, settings, window, http) -> list:
-    return list(provider.fetch({"api_key": key}, settings, window, http=http))
-
-
-def raises(error_type, provider, key, settings, window, http):
-    with pytest.raises(error_type) as info:
-        run(provider, key, settings, window, http)
-    assert_no_secret(info.value, [key])
-    return info.value
+run, raises = key_fetchers("api_key")
 
 
 # ---------------------------------------------------------------- credential and key kind
@@ -99,37 +90,6 @@ def test_verify_with_a_revoked_key_is_a_credential_error(provider, settings, san
 
 
 # ---------------------------------------------------------------- rate limits and outages
-def test_429_with_retry_after_is_retried_then_succeeds(
-    provider, credential, settings, day, sandbox, http, sleeps
-) -> None:
-    expected = run(provider, MANAGEMENT_KEY, settings, day, http)
-    sandbox.reset()
-    sandbox.fault(ACTIVITY_PATH, 429, times=2, headers={"Retry-After": "1"})
-    assert run(provider, MANAGEMENT_KEY, settings, day, http) == expected
-    assert sleeps == [1.0, 1.0]
-
-
-def test_429_storm_beyond_the_budget_is_rate_limited(provider, settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(ALL_PATHS, 429, times=50, headers={"Retry-After": "1"})
-    error = raises(RateLimited, provider, MANAGEMENT_KEY, settings, day, http)
-    assert error.retry_after == 1.0 and error.http_status == 429
-    assert len(sandbox.requests()) == http.max_attempts
-    assert sleeps == [1.0] * (http.max_attempts - 1)
-
-
-def test_429_asking_for_a_long_wait_is_not_slept_through(provider, settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(ALL_PATHS, 429, headers={"Retry-After": "600"})
-    error = raises(RateLimited, provider, MANAGEMENT_KEY, settings, day, http)
-    assert error.retry_after == 600.0
-    assert sleeps == [] and len(sandbox.requests()) == 1
-
-
-def test_429_without_any_hint_leaves_the_wait_to_the_engine(provider, settings, day, sandbox, http) -> None:
-    sandbox.fault(ALL_PATHS, 429)
-    error = raises(RateLimited, provider, MANAGEMENT_KEY, settings, day, http)
-    assert error.retry_after is None and "Rate limit exceeded" in error.message
-
-
 def test_429_with_x_ratelimit_reset_header_in_epoch_ms(provider, settings, day, sandbox, http, sleeps) -> None:
     reset_ms = int((time.time() + 120) * 1000)
     sandbox.fault(ALL_PATHS, 429, headers={"X-RateLimit-Reset": str(reset_ms), "X-RateLimit-Remaining": "0"})
@@ -145,44 +105,7 @@ def test_429_with_the_reset_in_the_error_metadata(provider, settings, day, sandb
     assert error.retry_after is not None and 50 <= error.retry_after <= 60
 
 
-def test_500_is_retried_with_backoff_then_succeeds(provider, settings, day, sandbox, http, sleeps) -> None:
-    sandbox.fault(ACTIVITY_PATH, 500, times=2)
-    assert run(provider, MANAGEMENT_KEY, settings, day, http)
-    assert sleeps == [1.0, 2.0]
-
-
-def test_500_storm_is_provider_unavailable(provider, settings, day, sandbox, http) -> None:
-    sandbox.fault(ALL_PATHS, 502, times=50)
-    error = raises(ProviderUnavailable, provider, MANAGEMENT_KEY, settings, day, http)
-    assert error.http_status == 502 and error.request_id.endswith("-FRA")
-
-
-def test_failure_on_a_later_day_fails_the_fetch(provider, settings, sandbox, http) -> None:
-    sandbox.fault(ACTIVITY_PATH, 503, after=1, times=50)  # two days: one request per day
-    raises(ProviderUnavailable, provider, MANAGEMENT_KEY, settings, Window(days_ago(3), days_ago(1)), http)
-
-
-def test_timeout_is_a_network_error(provider, settings, day, sandbox, sleeps) -> None:
-    http = HttpClient(secrets=[MANAGEMENT_KEY], timeout=0.15, max_attempts=2, sleep=sleeps.append)
-    sandbox.fault(ALL_PATHS, 200, delay=0.5, times=2)
-    error = raises(NetworkError, provider, MANAGEMENT_KEY, settings, day, http)
-    assert "Timed out" in error.message
-
-
-def test_one_timeout_is_retried(provider, settings, day, sandbox, sleeps) -> None:
-    http = HttpClient(secrets=[MANAGEMENT_KEY], timeout=0.15, backoff=1.0, sleep=sleeps.append)
-    sandbox.fault(ACTIVITY_PATH, 200, delay=0.5)
-    assert run(provider, MANAGEMENT_KEY, settings, day, http)
-    assert sleeps == [1.0]
-
-
 # ---------------------------------------------------------------- unreadable answers and odd statuses
-def test_malformed_json_is_a_response_error(provider, settings, day, sandbox, http) -> None:
-    sandbox.fault(ACTIVITY_PATH, 200, body='{"data": [')
-    error = raises(ProviderResponseError, provider, MANAGEMENT_KEY, settings, day, http)
-    assert "not JSON" in error.message
-
-
 def test_wrong_shape_is_a_response_error_with_request_id(provider, settings, day, sandbox, http) -> None:
     sandbox.fault(ACTIVITY_PATH, 200, body={"data": [{"date": "2025-08-24", "usage": 1}]})
     error = raises(ProviderResponseError, provider, MANAGEMENT_KEY, settings, day, http)
@@ -243,3 +166,12 @@ def test_missing_key_at_fetch_is_a_configuration_error(provider, settings, day, 
     with pytest.raises(ConfigurationError):
         run(provider, "", settings, day, http)
     assert sandbox.requests() == []
+
+
+# ---------------------------------------------------------------- the shared failure cases
+class TestOpenRouterFailures(OpenRouterSandbox, ProviderFailureTests):
+    retried_path = later_page_path = ACTIVITY_PATH  # two days: one request per day
+    malformed_body = '{"data": ['
+    storm_statuses = (502,)
+    words = {"no_wait": "Rate limit exceeded"}
+    request_id = "-FRA$"

@@ -14,7 +14,6 @@ import time_machine
 from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.openrouter.tests.support import base_url, days_ago, truth
-from integrations.services import integration_create
 from integrations.tests.restatement import import_rows, nonzero, stored_rows
 from sandbox import openrouter as fake
 from usage.models import UsageRecord
@@ -24,14 +23,8 @@ BUSY = fake.ENDPOINTS[0].endpoint_id  # used every day
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return integration_create(
-        workspace=workspace,
-        provider_slug="openrouter",
-        credential={"api_key": fake.MANAGEMENT_KEY},
-        settings={"base_url": base_url(sandbox)},
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("openrouter", {"api_key": fake.MANAGEMENT_KEY}, {"base_url": base_url(sandbox)})
 
 
 def sync(integration: Integration, since: datetime, until: datetime) -> SyncRun:

@@ -17,6 +17,7 @@ from integrations.providers.openrouter.tests.support import (
     truth,
 )
 from integrations.services import integration_create
+from integrations.tests.restatement import stored_rows
 from sandbox.openrouter import INFERENCE_KEY, KEY_LABEL, MANAGEMENT_KEY
 from usage.models import UsageRecord
 
@@ -24,14 +25,8 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return integration_create(
-        workspace=workspace,
-        provider_slug="openrouter",
-        credential={"api_key": MANAGEMENT_KEY},
-        settings={"base_url": base_url(sandbox)},
-        created_by=admin_user,
-    )
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration("openrouter", {"api_key": MANAGEMENT_KEY}, {"base_url": base_url(sandbox)})
 
 
 def sync(integration: Integration, since: datetime | None = None, until: datetime | None = None) -> SyncRun:
@@ -48,14 +43,6 @@ def stored(integration: Integration) -> Counter:
 
 def true(start: datetime, end: datetime) -> Counter:
     return truth(start, end, lambda r: (r.date, r.model_permaslug, r.endpoint_id, r.provider_name))
-
-
-def snapshot(integration: Integration) -> list[tuple]:
-    return sorted(
-        UsageRecord.objects.filter(integration=integration).values_list(
-            "bucket_start", "model", "endpoint", "deployment", "metric", "quantity", "unit"
-        )
-    )
 
 
 def test_connect_verifies_and_keeps_the_identity(integration) -> None:
@@ -85,10 +72,10 @@ def test_sync_reproduces_the_true_totals_and_a_second_sync_changes_nothing(integ
     integration.refresh_from_db()
     assert integration.data_through == until and integration.status == Integration.Status.ACTIVE
 
-    before = snapshot(integration)
+    before = stored_rows(integration)
     again = sync(integration, since, until)
     assert again.status == SyncRun.Status.SUCCESS
-    assert snapshot(integration) == before
+    assert stored_rows(integration) == before
 
 
 def test_first_backfill_beyond_30_days_stores_the_horizon_without_error(integration, sandbox) -> None:

@@ -3,15 +3,16 @@ the samples the connector must make of them, computed by hand; past windows; san
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from integrations.providers.base import UsageSample
+from integrations.providers.base import UsageSample, Window
+from integrations.providers.replicate import provider
 from integrations.providers.replicate.schema import parse_prediction_page, usage_samples
+from integrations.providers.testing import SandboxHooks, days_ago, fixture_loader
 from sandbox import replicate as fake
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -21,15 +22,24 @@ PREDICTIONS_PATH = fake.PREFIX + "/v1/predictions"
 ACCOUNT_PATH = fake.PREFIX + "/v1/account"
 
 
-def days_ago(days: int) -> datetime:
-    """UTC midnight `days` days before today: windows ending there are long past, so the
-    sandbox's predictions in them have all finished and no longer change."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days)
+class ReplicateSandbox(SandboxHooks):
+    """The sandbox's Replicate account, for the contract and failure tests."""
+
+    provider = provider
+    fault_prefix = PATHS
+
+    def credential(self, sandbox: Any) -> dict[str, str]:
+        return {"api_token": fake.API_TOKEN}
+
+    def settings(self, sandbox: Any) -> dict[str, str]:
+        return {"base_url": sandbox.url + fake.PREFIX + "/v1"}
+
+    def pagination_window(self) -> Window:
+        # ~240 predictions a day at 100 per page: three days are several pages.
+        return Window(days_ago(4), days_ago(1))
 
 
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+load = fixture_loader(FIXTURES)
 
 
 def _at(text: str) -> datetime:

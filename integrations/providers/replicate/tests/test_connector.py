@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from integrations.providers.base import (
-    DIMENSIONS,
     ProviderResponseError,
     UsageSample,
     Window,
@@ -25,7 +24,14 @@ from integrations.providers.replicate.tests.support import (
     days_ago,
     truth,
 )
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, totals_by
+from integrations.providers.testing import (
+    assert_totals_equal,
+    first_busy_hour,
+    read_twice,
+    sample_key,
+    stored_totals,
+    totals_by,
+)
 from sandbox import replicate as fake
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -34,10 +40,6 @@ USERNAME = fake.ACCOUNT["username"]
 
 def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
     return list(provider.fetch(credential, settings, window, http=http))
-
-
-def sample_key(s: UsageSample) -> tuple[Any, ...]:
-    return (s.bucket_start, s.bucket_end, s.metric, *(getattr(s, d) for d in DIMENSIONS))
 
 
 def prediction(pid: str, created, *, status: str = "succeeded", seconds: float | None = 1.5) -> dict[str, Any]:
@@ -51,15 +53,10 @@ def prediction(pid: str, created, *, status: str = "succeeded", seconds: float |
     }
 
 
-@pytest.fixture
-def three_days() -> Window:
-    return Window(days_ago(4), days_ago(1))
-
-
 def test_fetch_reproduces_true_totals_per_model_deployment_hour_and_day(
-    provider, credential, replicate_settings, http, three_days
+    provider, credential, provider_settings, http, three_days
 ) -> None:
-    samples = fetch(provider, credential, replicate_settings, three_days, http)
+    samples = fetch(provider, credential, provider_settings, three_days, http)
     start, end = three_days.start, three_days.end
     assert_totals_equal(
         totals_by(samples, "model", "deployment"), truth(start, end, lambda r: (r.model, r.deployment)), "per model"
@@ -80,8 +77,8 @@ def test_fetch_reproduces_true_totals_per_model_deployment_hour_and_day(
     assert len(keys) == len(set(keys))
 
 
-def test_pagination_follows_next_verbatim_to_the_end(provider, credential, replicate_settings, http, sandbox, three_days):
-    samples = fetch(provider, credential, replicate_settings, three_days, http)
+def test_pagination_follows_next_verbatim_to_the_end(provider, credential, provider_settings, http, sandbox, three_days):
+    samples = fetch(provider, credential, provider_settings, three_days, http)
     count = len(fake.truth_predictions(three_days.start, three_days.end))
     pages = sandbox.requests(PREDICTIONS_PATH)
     assert len(pages) == -(-count // fake.PAGE_SIZE) > 2
@@ -96,23 +93,23 @@ def test_pagination_follows_next_verbatim_to_the_end(provider, credential, repli
 
 
 def test_prediction_created_on_a_chunk_boundary_lands_in_exactly_one_chunk(
-    provider, credential, replicate_settings, http
+    provider, credential, provider_settings, http
 ) -> None:
     boundary = days_ago(2)
     at_boundary = [p for p in fake.truth_predictions(boundary, boundary + HOUR) if p.created_at == boundary]
     assert at_boundary, "the sandbox puts a prediction on every UTC midnight"
-    before = fetch(provider, credential, replicate_settings, Window(days_ago(3), boundary), http)
-    after = fetch(provider, credential, replicate_settings, Window(boundary, days_ago(1)), http)
+    before = fetch(provider, credential, provider_settings, Window(days_ago(3), boundary), http)
+    after = fetch(provider, credential, provider_settings, Window(boundary, days_ago(1)), http)
     assert all(s.bucket_start < boundary for s in before)
     assert any(s.bucket_start == boundary and s.model == at_boundary[0].model.name for s in after)
     assert_totals_equal(totals_by(before + after), truth(days_ago(3), days_ago(1)), "two chunks")
 
 
-def test_unaligned_window_is_read_as_whole_hours(provider, credential, replicate_settings, http, sandbox) -> None:
+def test_unaligned_window_is_read_as_whole_hours(provider, credential, provider_settings, http, sandbox) -> None:
     # Starts 37 minutes into an hour with predictions, so that hour must come back whole
     first_hour = first_busy_hour(truth, days_ago(3) + timedelta(hours=10), days_ago(2))
     window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(2) + timedelta(hours=5, minutes=20))
-    samples = fetch(provider, credential, replicate_settings, window, http)
+    samples = fetch(provider, credential, provider_settings, window, http)
     first = sandbox.requests(PREDICTIONS_PATH)[0]
     assert first["query"]["created_after"] == [iso(align_down(window.start))]
     assert first["query"]["created_before"] == [iso(align_up(window.end))]
@@ -121,30 +118,23 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, replicate
     assert_totals_equal(totals_by(samples), truth(align_down(window.start), align_up(window.end)))
 
 
-def test_adjacent_unaligned_windows_never_double_count(provider, credential, replicate_settings, http) -> None:
+def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
     start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
     # 45 minutes into an hour that has traffic, so that hour is read by both windows
     middle = first_busy_hour(truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
-    first = fetch(provider, credential, replicate_settings, Window(start, middle), http)
-    second = fetch(provider, credential, replicate_settings, Window(middle, end), http)
-    store: dict[tuple[Any, ...], Decimal] = {}
-    for s in first + second:  # the usage store's semantics: same key → replace, never add
-        key = sample_key(s)
-        assert key not in store or store[key] == s.quantity, f"the same hour read twice disagrees: {key}"
-        store[key] = s.quantity
-    assert any(k[0] == align_down(middle) for k in {sample_key(s) for s in first} & {sample_key(s) for s in second})
-    stored: Counter = Counter()
-    for key, quantity in store.items():
-        stored[(key[2],)] += quantity
+    first = fetch(provider, credential, provider_settings, Window(start, middle), http)
+    second = fetch(provider, credential, provider_settings, Window(middle, end), http)
+    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
+    assert align_down(middle) in read_twice(first, second), "the hour around `middle` is read by both windows"
     assert_totals_equal(stored, truth(align_down(start), end), "stored totals")
 
 
-def test_running_predictions_converge_on_a_later_read(provider, credential, replicate_settings, http) -> None:
+def test_running_predictions_converge_on_a_later_read(provider, credential, provider_settings, http) -> None:
     window = Window(days_ago(2), days_ago(1))
     early = window.end + timedelta(minutes=15)  # the nightly batch job created at 23:50 still runs
     with fake.clock(early):
-        first = fetch(provider, credential, replicate_settings, window, http)
-    later = fetch(provider, credential, replicate_settings, window, http)
+        first = fetch(provider, credential, provider_settings, window, http)
+    later = fetch(provider, credential, provider_settings, window, http)
     running = [p for p in fake.truth_predictions(window.start, window.end) if p.status_at(fake._us(early)) in fake.RUNNING]
     assert running, "the nightly job should still be running 15 minutes after midnight"
     assert_totals_equal(totals_by(first), truth(window.start, window.end, now=early), "first read")
@@ -158,39 +148,28 @@ def test_running_predictions_converge_on_a_later_read(provider, credential, repl
     assert {sample_key(s) for s in first} == {sample_key(s) for s in later}, "same rows, replaced values"
 
 
-def test_empty_window_makes_no_request(provider, credential, replicate_settings, http, sandbox) -> None:
-    moment = days_ago(1)
-    assert fetch(provider, credential, replicate_settings, Window(moment, moment), http) == []
-    assert sandbox.requests() == []
-
-
-def test_samples_come_in_time_order(provider, credential, replicate_settings, http, three_days) -> None:
-    starts = [s.bucket_start for s in fetch(provider, credential, replicate_settings, three_days, http)]
-    assert starts == sorted(starts)
-
-
 # ---------------------------------------------------------------- defensive paging
 def test_a_prediction_repeated_across_a_page_boundary_counts_once(
-    provider, credential, replicate_settings, http, sandbox, day
+    provider, credential, provider_settings, http, sandbox, day
 ) -> None:
     a, b, c = (day.start + timedelta(hours=h) for h in (10.5, 10.3, 10.1))
-    next_url = f"{replicate_settings['base_url']}/predictions?cursor=abc"
+    next_url = f"{provider_settings['base_url']}/predictions?cursor=abc"
     sandbox.fault(PREDICTIONS_PATH, 200, body={"next": next_url, "previous": None,
                                                "results": [prediction("a", a), prediction("b", b)]})  # fmt: skip
     sandbox.fault(PREDICTIONS_PATH, 200, body={"next": None, "previous": None,
                                                "results": [prediction("b", b), prediction("c", c)]})  # fmt: skip
-    samples = [s for s in fetch(provider, credential, replicate_settings, day, http) if s.stream != "trainings"]
+    samples = [s for s in fetch(provider, credential, provider_settings, day, http) if s.stream != "trainings"]
     assert totals_by(samples) == {("requests",): 3, ("compute_seconds",): Decimal("4.5")}
     assert [r["query"] for r in sandbox.requests(PREDICTIONS_PATH)][1] == {"cursor": ["abc"]}
 
 
 def test_walk_stops_once_a_page_reaches_before_the_window(
-    provider, credential, replicate_settings, http, sandbox, day
+    provider, credential, provider_settings, http, sandbox, day
 ) -> None:
     # As if a proxy dropped the created_after filter: the older prediction ends the walk and is
     # not counted; the newer-than-window one is skipped.
     body = {
-        "next": f"{replicate_settings['base_url']}/predictions?cursor=more",
+        "next": f"{provider_settings['base_url']}/predictions?cursor=more",
         "previous": None,
         "results": [
             prediction("new", day.end + timedelta(minutes=5)),
@@ -199,7 +178,7 @@ def test_walk_stops_once_a_page_reaches_before_the_window(
         ],
     }
     sandbox.fault(PREDICTIONS_PATH, 200, body=body)
-    samples = [s for s in fetch(provider, credential, replicate_settings, day, http) if s.stream != "trainings"]
+    samples = [s for s in fetch(provider, credential, provider_settings, day, http) if s.stream != "trainings"]
     assert totals_by(samples) == {("requests",): 1, ("compute_seconds",): 2}
     assert len(sandbox.requests(PREDICTIONS_PATH)) == 1
 
@@ -209,27 +188,27 @@ def test_walk_stops_once_a_page_reaches_before_the_window(
     ["https://evil.example/v1/predictions?cursor=x", "http://127.0.0.2:1/replicate/v1/predictions?cursor=x"],
 )
 def test_next_pointing_at_another_host_is_not_followed(
-    provider, credential, replicate_settings, http, sandbox, day, next_url
+    provider, credential, provider_settings, http, sandbox, day, next_url
 ) -> None:
     sandbox.fault(PREDICTIONS_PATH, 200, body={"next": next_url, "previous": None, "results": []})
     with pytest.raises(ProviderResponseError, match="another host"):
-        fetch(provider, credential, replicate_settings, day, http)
+        fetch(provider, credential, provider_settings, day, http)
     assert http.calls == 2  # /account and the first page; nothing sent elsewhere
 
 
-def test_a_next_that_repeats_is_a_response_error(provider, credential, replicate_settings, http, sandbox, day) -> None:
-    again = f"{replicate_settings['base_url']}/predictions?cursor=again"
+def test_a_next_that_repeats_is_a_response_error(provider, credential, provider_settings, http, sandbox, day) -> None:
+    again = f"{provider_settings['base_url']}/predictions?cursor=again"
     sandbox.fault(PREDICTIONS_PATH, 200, times=5, body={"next": again, "previous": None, "results": []})
     with pytest.raises(ProviderResponseError, match="same next page"):
-        fetch(provider, credential, replicate_settings, day, http)
+        fetch(provider, credential, provider_settings, day, http)
     assert len(sandbox.requests(PREDICTIONS_PATH)) == 2
 
 
 # ---------------------------------------------------------------- verify
 def test_verify_shows_the_account_and_probes_the_predictions_list(
-    provider, credential, replicate_settings, http, sandbox
+    provider, credential, provider_settings, http, sandbox
 ) -> None:
-    identity = provider.verify(credential, replicate_settings, http=http)
+    identity = provider.verify(credential, provider_settings, http=http)
     assert identity.account_id == USERNAME and identity.account_name == fake.ACCOUNT["name"]
     assert identity.summary == f"Replicate organization {USERNAME} ({fake.ACCOUNT['name']})"
     assert identity.details["account_type"] == "organization"
@@ -239,18 +218,18 @@ def test_verify_shows_the_account_and_probes_the_predictions_list(
     assert set(probe["query"]) == {"created_after"}
 
 
-def test_verify_of_a_user_account_without_a_name(provider, credential, replicate_settings, http, sandbox) -> None:
+def test_verify_of_a_user_account_without_a_name(provider, credential, provider_settings, http, sandbox) -> None:
     sandbox.fault(ACCOUNT_PATH, 200, body={"type": "user", "username": "ada"})
-    identity = provider.verify(credential, replicate_settings, http=http)
+    identity = provider.verify(credential, provider_settings, http=http)
     assert (identity.account_id, identity.account_name, identity.summary) == ("ada", "ada", "Replicate user ada")
 
 
 # ---------------------------------------------------------------- trainings
-def test_trainings_are_read_newest_first_until_the_window_start(provider, credential, replicate_settings, http, sandbox):
+def test_trainings_are_read_newest_first_until_the_window_start(provider, credential, provider_settings, http, sandbox):
     """/trainings takes no date filter: the walk follows `next` until a page reaches before the
     window, and keeps only the trainings created in it, as operation "training" rows."""
     window = Window(days_ago(200), days_ago(190))
-    samples = fetch(provider, credential, replicate_settings, window, http)
+    samples = fetch(provider, credential, provider_settings, window, http)
     trained = [s for s in samples if s.operation == "training"]
     truth = fake.truth_training_usage(window.start, window.end)
     assert truth and sum(s.quantity for s in trained if s.metric == "requests") == sum(r.requests for r in truth)

@@ -7,30 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 from integrations.providers.base import Window
-from integrations.providers.replicate import provider
 from integrations.providers.replicate.tests import support
 from integrations.providers.testing import ProviderContractTests
-from sandbox import replicate as fake
 
 
-class TestReplicateContract(ProviderContractTests):
-    provider = provider
+class TestReplicateContract(support.ReplicateSandbox, ProviderContractTests):
     slug = "replicate"
-    fault_prefix = support.PATHS
     paginated_prefix = support.PREDICTIONS_PATH
-
-    def credential(self, sandbox: Any) -> dict[str, str]:
-        return {"api_token": fake.API_TOKEN}
-
-    def settings(self, sandbox: Any) -> dict[str, str]:
-        return {"base_url": sandbox.url + fake.PREFIX + "/v1"}
-
-    def small_window(self) -> Window:
-        return Window(support.days_ago(2), support.days_ago(1))
-
-    def pagination_window(self) -> Window:
-        # ~240 predictions a day at 100 per page: three days are several pages.
-        return Window(support.days_ago(4), support.days_ago(1))
 
     def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
         return support.truth(window.start, window.end)

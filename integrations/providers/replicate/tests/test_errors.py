@@ -8,10 +8,8 @@ from integrations.http import HttpClient
 from integrations.providers.base import (
     ConfigurationError,
     CredentialError,
-    NetworkError,
     PermissionDenied,
     ProviderResponseError,
-    ProviderUnavailable,
     RateLimited,
 )
 from integrations.providers.replicate.connector import TOKENS_URL
@@ -19,21 +17,13 @@ from integrations.providers.replicate.tests.support import (
     ACCOUNT_PATH,
     PATHS,
     PREDICTIONS_PATH,
+    ReplicateSandbox,
     load,
 )
-from integrations.providers.testing import assert_no_secret
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, key_fetchers
 from sandbox import replicate as fake
 
-
-def run(provider, token: str, settings, window, http) -> list:
-    return list(provider.fetch({"api_token": token}, settings, window, http=http))
-
-
-def raises(error_type, provider, token, settings, window, http):
-    with pytest.raises(error_type) as info:
-        run(provider, token, settings, window, http)
-    assert_no_secret(info.value, [token])
-    return info.value
+run, raises = key_fetchers("api_token")
 
 
 def client(token: str, sleeps: list[float], **kwargs) -> HttpClient:
@@ -41,9 +31,9 @@ def client(token: str, sleeps: list[float], **kwargs) -> HttpClient:
 
 
 # ---------------------------------------------------------------- credential and permission
-def test_401_marks_credential_rejected(provider, replicate_settings, day, sandbox, sleeps) -> None:
+def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
     token = fake.REVOKED_TOKEN
-    error = raises(CredentialError, provider, token, replicate_settings, day, client(token, sleeps))
+    error = raises(CredentialError, provider, token, provider_settings, day, client(token, sleeps))
     assert error.http_status == 401
     # problem+json: title and detail both reach the message; the Cloudflare ray id is kept.
     assert "Unauthenticated: You did not pass a valid authentication token" in error.message
@@ -52,37 +42,37 @@ def test_401_marks_credential_rejected(provider, replicate_settings, day, sandbo
     assert len(sandbox.requests()) == 1, "a rejected token is not retried"
 
 
-def test_401_with_a_plain_detail_body(provider, credential, replicate_settings, day, sandbox, http) -> None:
+def test_401_with_a_plain_detail_body(provider, credential, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(PATHS, 401, body={"detail": "You did not pass a valid authentication token"})
-    error = raises(CredentialError, provider, credential["api_token"], replicate_settings, day, http)
+    error = raises(CredentialError, provider, credential["api_token"], provider_settings, day, http)
     assert error.message == "Replicate rejected the API token: You did not pass a valid authentication token"
 
 
-def test_401_echoing_the_token_is_redacted(provider, credential, replicate_settings, day, sandbox, http) -> None:
+def test_401_echoing_the_token_is_redacted(provider, credential, provider_settings, day, sandbox, http) -> None:
     token = credential["api_token"]
     sandbox.fault(PATHS, 401, body={"title": f"Bad token {token}", "detail": f"Token {token} is invalid"})
-    error = raises(CredentialError, provider, token, replicate_settings, day, http)
+    error = raises(CredentialError, provider, token, provider_settings, day, http)
     assert "[redacted]" in error.message
 
 
-def test_403_is_permission_denied_with_a_fix(provider, replicate_settings, day, sleeps) -> None:
+def test_403_is_permission_denied_with_a_fix(provider, provider_settings, day, sleeps) -> None:
     token = fake.FORBIDDEN_TOKEN
-    error = raises(PermissionDenied, provider, token, replicate_settings, day, client(token, sleeps))
+    error = raises(PermissionDenied, provider, token, provider_settings, day, client(token, sleeps))
     assert error.http_status == 403
     assert "You do not have permission to perform this action." in error.message
     assert TOKENS_URL in error.hint
 
 
-def test_verify_with_a_token_that_cannot_list_predictions_fails(provider, replicate_settings, sleeps) -> None:
+def test_verify_with_a_token_that_cannot_list_predictions_fails(provider, provider_settings, sleeps) -> None:
     token = fake.FORBIDDEN_TOKEN
     with pytest.raises(PermissionDenied) as info:
-        provider.verify({"api_token": token}, replicate_settings, http=client(token, sleeps))
+        provider.verify({"api_token": token}, provider_settings, http=client(token, sleeps))
     assert_no_secret(info.value, [token])
 
 
-def test_verify_with_a_revoked_token_is_a_credential_error(provider, replicate_settings, sleeps) -> None:
+def test_verify_with_a_revoked_token_is_a_credential_error(provider, provider_settings, sleeps) -> None:
     with pytest.raises(CredentialError):
-        provider.verify({"api_token": fake.REVOKED_TOKEN}, replicate_settings, http=client(fake.REVOKED_TOKEN, sleeps))
+        provider.verify({"api_token": fake.REVOKED_TOKEN}, provider_settings, http=client(fake.REVOKED_TOKEN, sleeps))
 
 
 def test_wrong_base_url_is_a_configuration_error(provider, credential, sandbox, day, http) -> None:
@@ -91,118 +81,36 @@ def test_wrong_base_url_is_a_configuration_error(provider, credential, sandbox, 
     assert error.http_status == 404 and "base URL" in error.hint
 
 
-def test_an_invalid_cursor_is_a_response_error(provider, credential, replicate_settings, day, sandbox, http) -> None:
-    next_url = f"{replicate_settings['base_url']}/predictions?cursor=not-a-cursor"
+def test_an_invalid_cursor_is_a_response_error(provider, credential, provider_settings, day, sandbox, http) -> None:
+    next_url = f"{provider_settings['base_url']}/predictions?cursor=not-a-cursor"
     sandbox.fault(PREDICTIONS_PATH, 200, body={"next": next_url, "previous": None, "results": []})
-    error = raises(ProviderResponseError, provider, credential["api_token"], replicate_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_token"], provider_settings, day, http)
     assert error.http_status == 404 and "Invalid cursor" in error.message
 
 
 # ---------------------------------------------------------------- rate limits and outages
-def test_429_with_retry_after_is_retried_then_succeeds(
-    provider, credential, replicate_settings, day, sandbox, http, sleeps
-) -> None:
-    expected = run(provider, credential["api_token"], replicate_settings, day, http)
-    sandbox.reset()
-    sandbox.fault(PREDICTIONS_PATH, 429, times=2, headers={"Retry-After": "1"})
-    assert run(provider, credential["api_token"], replicate_settings, day, http) == expected
-    assert sleeps == [1.0, 1.0]
-
-
-def test_429_storm_beyond_the_budget_is_rate_limited(
-    provider, credential, replicate_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(PATHS, 429, times=50, headers={"Retry-After": "1"})
-    error = raises(RateLimited, provider, credential["api_token"], replicate_settings, day, http)
-    assert error.retry_after == 1.0 and error.http_status == 429
-    assert "Request was throttled" in error.message
-    assert len(sandbox.requests()) == http.max_attempts
-    assert sleeps == [1.0] * (http.max_attempts - 1)
-
-
 def test_429_without_retry_after_takes_the_wait_from_the_throttle_message(
-    provider, credential, replicate_settings, day, sandbox, http, sleeps
+    provider, credential, provider_settings, day, sandbox, http, sleeps
 ) -> None:
     sandbox.fault(PREDICTIONS_PATH, 429, body=load("error_throttled.json"))
-    error = raises(RateLimited, provider, credential["api_token"], replicate_settings, day, http)
+    error = raises(RateLimited, provider, credential["api_token"], provider_settings, day, http)
     assert error.retry_after == 7.0  # "Expected available in 7 seconds." — for the engine's next try
     assert sleeps == [] and len(sandbox.requests(PREDICTIONS_PATH)) == 1
 
 
-def test_429_without_any_wait_is_rate_limited_for_the_engine_to_back_off(
-    provider, credential, replicate_settings, day, sandbox, http
-) -> None:
-    sandbox.fault(PATHS, 429, body={"detail": "Request was throttled."})
-    error = raises(RateLimited, provider, credential["api_token"], replicate_settings, day, http)
-    assert error.retry_after is None
-
-
-def test_429_asking_for_a_long_wait_is_not_slept_through(
-    provider, credential, replicate_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(PATHS, 429, headers={"Retry-After": "600"})
-    error = raises(RateLimited, provider, credential["api_token"], replicate_settings, day, http)
-    assert error.retry_after == 600.0 and sleeps == []
-
-
-def test_500_is_retried_with_backoff_then_succeeds(
-    provider, credential, replicate_settings, day, sandbox, http, sleeps
-) -> None:
-    sandbox.fault(PREDICTIONS_PATH, 500, times=2)
-    assert run(provider, credential["api_token"], replicate_settings, day, http)
-    assert sleeps == [1.0, 2.0]
-
-
-def test_5xx_storm_is_provider_unavailable_with_the_title(
-    provider, credential, replicate_settings, day, sandbox, http
-) -> None:
-    sandbox.fault(PATHS, 503, times=50)
-    error = raises(ProviderUnavailable, provider, credential["api_token"], replicate_settings, day, http)
-    assert error.http_status == 503 and "Service Unavailable" in error.message
-    assert error.request_id.endswith("-SJC")
-
-
-def test_failure_on_a_later_page_fails_the_fetch(provider, credential, replicate_settings, sandbox, http) -> None:
-    from integrations.providers.base import Window
-    from integrations.providers.replicate.tests.support import days_ago
-
-    sandbox.fault(PREDICTIONS_PATH, 502, after=1, times=50)
-    raises(ProviderUnavailable, provider, credential["api_token"], replicate_settings, Window(days_ago(4), days_ago(1)), http)
-
-
-def test_timeout_is_a_network_error(provider, credential, replicate_settings, day, sandbox, sleeps) -> None:
-    token = credential["api_token"]
-    sandbox.fault(PATHS, 200, delay=0.5, times=2)
-    error = raises(NetworkError, provider, token, replicate_settings, day, client(token, sleeps, timeout=0.15, max_attempts=2))
-    assert "Timed out" in error.message
-
-
-def test_one_timeout_is_retried(provider, credential, replicate_settings, day, sandbox, sleeps) -> None:
-    token = credential["api_token"]
-    sandbox.fault(PREDICTIONS_PATH, 200, delay=0.5)
-    assert run(provider, token, replicate_settings, day, client(token, sleeps, timeout=0.15))
-    assert sleeps == [1.0]
-
-
 # ---------------------------------------------------------------- unreadable answers
-def test_malformed_json_is_a_response_error(provider, credential, replicate_settings, day, sandbox, http) -> None:
-    sandbox.fault(PREDICTIONS_PATH, 200, body='{"next": null, "results": [')
-    error = raises(ProviderResponseError, provider, credential["api_token"], replicate_settings, day, http)
-    assert "not JSON" in error.message and error.request_id.endswith("-SJC")
-
-
 def test_wrong_shape_is_a_response_error_with_request_id(
-    provider, credential, replicate_settings, day, sandbox, http
+    provider, credential, provider_settings, day, sandbox, http
 ) -> None:
     sandbox.fault(PREDICTIONS_PATH, 200, body={"next": None, "results": [{"id": "x", "status": "succeeded"}]})
-    error = raises(ProviderResponseError, provider, credential["api_token"], replicate_settings, day, http)
+    error = raises(ProviderResponseError, provider, credential["api_token"], provider_settings, day, http)
     assert "created_at" in error.message
     assert error.http_status == 200 and error.request_id.endswith("-SJC")
 
 
-def test_wrong_account_shape_is_a_response_error(provider, credential, replicate_settings, day, sandbox, http) -> None:
+def test_wrong_account_shape_is_a_response_error(provider, credential, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(ACCOUNT_PATH, 200, body=["doow-sandbox"])
-    raises(ProviderResponseError, provider, credential["api_token"], replicate_settings, day, http)
+    raises(ProviderResponseError, provider, credential["api_token"], provider_settings, day, http)
 
 
 # ---------------------------------------------------------------- offline checks
@@ -232,3 +140,13 @@ def test_check_credential_rejects_wrong_tokens_offline(provider, token, words) -
 
 def test_check_credential_accepts_a_replicate_token(provider) -> None:
     provider.check_credential({"api_token": f"  {fake.API_TOKEN}\n"})
+
+
+# ---------------------------------------------------------------- the shared failure cases
+class TestReplicateFailures(ReplicateSandbox, ProviderFailureTests):
+    retried_path = later_page_path = PREDICTIONS_PATH
+    malformed_body = '{"next": null, "results": ['
+    storm_statuses = (503,)
+    no_wait_429_body = {"detail": "Request was throttled."}  # the sandbox's own names a wait
+    words = {"rate_limited": "Request was throttled", "unavailable": "Service Unavailable"}
+    request_id = "-SJC$"

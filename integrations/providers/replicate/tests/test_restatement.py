@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.replicate.tests.support import days_ago
 from integrations.tests.restatement import import_rows, nonzero, stored_rows
@@ -21,13 +21,9 @@ SDXL = "stability-ai/sdxl"
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="replicate",
-        credential={"api_token": fake.API_TOKEN},
-        settings={"base_url": sandbox.url + fake.PREFIX + "/v1"},
-        created_by=admin_user,
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration(
+        "replicate", {"api_token": fake.API_TOKEN}, {"base_url": sandbox.url + fake.PREFIX + "/v1"}
     )
 
 

@@ -10,21 +10,18 @@ from decimal import Decimal
 
 import pytest
 
-from integrations import engine, services
+from integrations import engine
 from integrations.models import Integration, SyncRun
 from integrations.providers.replicate.tests.support import PREDICTIONS_PATH, days_ago
+from integrations.tests.restatement import stored_rows
 from sandbox import replicate as fake
 from usage.models import UsageRecord
 
 
 @pytest.fixture
-def integration(workspace, admin_user, sandbox) -> Integration:
-    return services.integration_create(
-        workspace=workspace,
-        provider_slug="replicate",
-        credential={"api_token": fake.API_TOKEN},
-        settings={"base_url": sandbox.url + fake.PREFIX + "/v1"},
-        created_by=admin_user,
+def integration(create_integration, sandbox) -> Integration:
+    return create_integration(
+        "replicate", {"api_token": fake.API_TOKEN}, {"base_url": sandbox.url + fake.PREFIX + "/v1"}
     )
 
 
@@ -52,14 +49,6 @@ def stored(integration: Integration) -> dict[tuple, Decimal]:
     return dict(totals)
 
 
-def snapshot(integration: Integration) -> list[tuple]:
-    return sorted(
-        UsageRecord.objects.filter(integration=integration).values_list(
-            "bucket_start", "account", "model", "deployment", "metric", "quantity", "unit"
-        )
-    )
-
-
 def metric_total(integration: Integration, metric: str) -> Decimal:
     return sum((r.quantity for r in UsageRecord.objects.filter(integration=integration, metric=metric)), Decimal(0))
 
@@ -85,9 +74,9 @@ def test_sync_reproduces_the_sandbox_true_totals(integration) -> None:
 def test_second_sync_changes_nothing(integration) -> None:
     start, end = days_ago(4), days_ago(1)
     sync(integration, start, end)
-    before = snapshot(integration)
+    before = stored_rows(integration)
     assert sync(integration, start, end).status == SyncRun.Status.SUCCESS
-    assert snapshot(integration) == before
+    assert stored_rows(integration) == before
 
 
 def test_running_predictions_converge_on_the_next_sync_without_double_counting(integration) -> None:
@@ -112,15 +101,15 @@ def test_running_predictions_converge_on_the_next_sync_without_double_counting(i
     assert metric_total(integration, "compute_seconds") > seconds_before
     assert UsageRecord.objects.filter(integration=integration).count() == rows_before
 
-    after = snapshot(integration)
+    after = stored_rows(integration)
     sync(integration, None, end)
-    assert snapshot(integration) == after
+    assert stored_rows(integration) == after
 
 
 def test_a_revoked_token_becomes_a_credential_event(integration, sandbox) -> None:
     start, end = days_ago(3), days_ago(1)
     sync(integration, start, end)
-    before = snapshot(integration)
+    before = stored_rows(integration)
     integration.set_credential({"api_token": fake.REVOKED_TOKEN})
     integration.save()
     run = sync(integration, start, end)
@@ -128,18 +117,18 @@ def test_a_revoked_token_becomes_a_credential_event(integration, sandbox) -> Non
     assert (run.status, event.category, event.http_status) == (SyncRun.Status.FAILED, "credential", 401)
     assert "replicate.com/account/api-tokens" in event.hint
     assert fake.REVOKED_TOKEN not in event.message + event.hint
-    assert snapshot(integration) == before
+    assert stored_rows(integration) == before
 
 
 def test_throttling_storm_is_a_rate_limit_event_and_keeps_stored_usage(integration, sandbox) -> None:
     start, end = days_ago(3), days_ago(1)
     sync(integration, start, end)
-    before = snapshot(integration)
+    before = stored_rows(integration)
     sandbox.fault(PREDICTIONS_PATH, 429, times=1000, headers={"Retry-After": "120"})
     run = sync(integration, start, end)
     event = integration.events.filter(sync_run=run).exclude(level="info").get()
     assert (run.error_category, event.category, event.http_status) == ("rate_limit", "rate_limit", 429)
-    assert snapshot(integration) == before
+    assert stored_rows(integration) == before
 
 
 def test_connect_and_sync_commands(db, sandbox) -> None:
