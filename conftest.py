@@ -1,4 +1,5 @@
 """Fixtures shared by every app's tests, named for roles."""
+
 from __future__ import annotations
 
 import os
@@ -63,7 +64,9 @@ def pinned_clock(request: pytest.FixtureRequest) -> Iterator[datetime]:
     with `@pytest.mark.clock("2026-12-06T12:00:00Z")`: it then runs at that instant whatever
     DOOW_TEST_CLOCK says, instead of leaning on the default."""
     marker = request.node.get_closest_marker("clock")
-    moment = datetime.fromisoformat(marker.args[0].replace("Z", "+00:00")).astimezone(UTC) if marker else pinned_instant()
+    moment = (
+        datetime.fromisoformat(marker.args[0].replace("Z", "+00:00")).astimezone(UTC) if marker else pinned_instant()
+    )
     with time_machine.travel(moment, tick=True):
         yield moment
 

@@ -1,4 +1,5 @@
 """Workspaces (companies) and their memberships."""
+
 from __future__ import annotations
 
 from django.contrib import admin

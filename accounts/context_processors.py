@@ -1,4 +1,5 @@
 """Puts the user's workspaces (for the switcher) and the current one into every template."""
+
 from __future__ import annotations
 
 from django.http import HttpRequest

@@ -1,4 +1,5 @@
 """Forms of Company Settings → General."""
+
 from __future__ import annotations
 
 from django import forms

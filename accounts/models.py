@@ -1,4 +1,5 @@
 """Tenancy: a Workspace is a company; users belong to workspaces through Memberships."""
+
 from __future__ import annotations
 
 import zoneinfo

@@ -4,6 +4,7 @@ Every workspace page is reached as /w/<ws>/…; `workspace_view` resolves the wo
 through the user's own memberships, so a slug the user does not belong to is simply not
 found (404) — nobody can even learn that it exists. Admin-only pages answer members with 403.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -5,6 +5,7 @@ Axes counts failed sign-ins per (username, client address) and refuses that pair
 AXES_COOLOFF_TIME after AXES_FAILURE_LIMIT failures (doow/settings.py). Both sign-in forms
 (/login/ and /admin/login/) say so in the form itself, and the answer is HTTP 429.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -72,7 +73,9 @@ class AdminSignInForm(LockoutMessageMixin, AdminAuthenticationForm):
     pass
 
 
-def lockout_response(request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None) -> HttpResponse:
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
+) -> HttpResponse:
     """AXES_LOCKOUT_CALLABLE: the sign-in page the view already rendered (its form carries the
     message above), answered as 429 Too Many Requests."""
     if isinstance(original_response, HttpResponse):

@@ -1,5 +1,6 @@
 """Sign-in, the home redirect and Company Settings → General (function-based views); the
 workspace landing page is the spend overview (usage/views/overview.py)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -35,7 +36,12 @@ def _rebuild_context(request: WorkspaceRequest) -> dict:
 
     job = rollup_rebuild_latest(workspace=request.workspace)
     active = job is not None and job.is_active
-    stalled = active and job is not None and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    stalled = (
+        active
+        and job is not None
+        and job.status == job.Status.QUEUED
+        and timezone.now() - job.created_at > QUEUED_PATIENCE
+    )
     return {"rebuild": job, "rebuild_active": active, "rebuild_stalled": stalled}
 
 
@@ -59,7 +65,9 @@ def settings_general(request: WorkspaceRequest) -> HttpResponse:
             messages.success(request, "Saved.")
         return redirect("accounts:settings_general", ws=workspace.slug)
     return render(
-        request, "accounts/settings_general.html", {"settings_section": "general", "form": form, **_rebuild_context(request)}
+        request,
+        "accounts/settings_general.html",
+        {"settings_section": "general", "form": form, **_rebuild_context(request)},
     )
 
 

@@ -1,4 +1,5 @@
 """Time zones by IANA name (plain Python, no models): a workspace's zone and the rollups' days."""
+
 from __future__ import annotations
 
 import zoneinfo

@@ -6,6 +6,7 @@ A day is an anomaly when its USD spend is
 where median and MAD (median absolute deviation) are of the same-group days among the 28 days
 before it (a missing day counts as zero spend). See docs/alerts.md.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict

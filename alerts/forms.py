@@ -1,5 +1,6 @@
 """Company Settings → Budgets, Anomaly rule and Webhook. A budget's choices of application and
 license come from the form's workspace only; the provider is validated against the registry."""
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,18 @@ class BudgetForm(forms.ModelForm):
 
     class Meta:
         model = Budget
-        fields = ["name", "scope", "application", "license", "provider", "amount", "currency", "warn_percent", "exceed_percent", "alert_on_forecast"]
+        fields = [
+            "name",
+            "scope",
+            "application",
+            "license",
+            "provider",
+            "amount",
+            "currency",
+            "warn_percent",
+            "exceed_percent",
+            "alert_on_forecast",
+        ]
         labels = {
             "amount": "Monthly amount",
             "warn_percent": "Warn at (% of budget)",
@@ -34,8 +46,13 @@ class BudgetForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.workspace = self.instance.workspace = workspace
         cast(forms.ModelChoiceField, self.fields["application"]).queryset = workspace.applications.order_by("name")
-        cast(forms.ModelChoiceField, self.fields["license"]).queryset = workspace.licenses.select_related("application").order_by("plan_name")
-        cast(forms.ChoiceField, self.fields["provider"]).choices = [("", "—"), *sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda c: c[1])]
+        cast(forms.ModelChoiceField, self.fields["license"]).queryset = workspace.licenses.select_related(
+            "application"
+        ).order_by("plan_name")
+        cast(forms.ChoiceField, self.fields["provider"]).choices = [
+            ("", "—"),
+            *sorted(((slug, p.name) for slug, p in PROVIDERS.items()), key=lambda c: c[1]),
+        ]
 
     def clean_currency(self) -> str:
         value = (self.cleaned_data.get("currency") or "USD").strip().upper()
@@ -53,7 +70,11 @@ class BudgetForm(forms.ModelForm):
         super().clean()
         data = self.cleaned_data
         scope = data.get("scope")
-        needed_for: dict[str, str] = {Budget.Scope.APPLICATION: "application", Budget.Scope.LICENSE: "license", Budget.Scope.PROVIDER: "provider"}
+        needed_for: dict[str, str] = {
+            Budget.Scope.APPLICATION: "application",
+            Budget.Scope.LICENSE: "license",
+            Budget.Scope.PROVIDER: "provider",
+        }
         needed = needed_for.get(scope or "")
         if needed and not data.get(needed):
             self.add_error(needed, f"Choose the {needed} this budget is for.")
@@ -88,7 +109,11 @@ class AnomalyRuleForm(forms.ModelForm):
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.instance.workspace = workspace
-        limits = {"ratio": (Decimal("1"), Decimal("100")), "mads": (Decimal("0"), Decimal("100")), "min_amount": (Decimal("0"), Decimal("1000000"))}
+        limits = {
+            "ratio": (Decimal("1"), Decimal("100")),
+            "mads": (Decimal("0"), Decimal("100")),
+            "min_amount": (Decimal("0"), Decimal("1000000")),
+        }
         for name, (low, high) in limits.items():
             field: Any = self.fields[name]  # DecimalFields: the stubs type their bounds as int
             field.min_value, field.max_value = low, high
@@ -101,7 +126,9 @@ class AnomalyRuleForm(forms.ModelForm):
         data = self.cleaned_data
         ratio, mads, floor = data.get("ratio"), data.get("mads"), data.get("min_amount")
         if ratio == 1 and mads == 0 and floor == 0:
-            raise forms.ValidationError("With 1×, 0 MADs and $0 every day above its median would alert: raise at least one.")
+            raise forms.ValidationError(
+                "With 1×, 0 MADs and $0 every day above its median would alert: raise at least one."
+            )
         return data
 
 
@@ -112,7 +139,9 @@ class WebhookForm(forms.Form):
         assume_scheme="https",
         help_text="An https URL on a public address; Doow POSTs JSON there for every alert change it tells admins about.",
         # A text box (the stylesheet styles text inputs), with the keyboard and checks of a URL.
-        widget=forms.TextInput(attrs={"inputmode": "url", "autocomplete": "off", "spellcheck": "false", "placeholder": "https://"}),
+        widget=forms.TextInput(
+            attrs={"inputmode": "url", "autocomplete": "off", "spellcheck": "false", "placeholder": "https://"}
+        ),
     )
 
     # The address rules (https, public) are checked by alerts.webhooks.webhook_save, which the

@@ -4,6 +4,7 @@ An Alert is one condition's life: opened, escalated (a higher level reached), re
 every level for one full day). People are told once per state change (Notification rows, one
 mail); evaluation between changes only refreshes the numbers (alerts/services.py).
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -25,14 +26,27 @@ class Budget(models.Model):
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="budgets")
     name = models.CharField(max_length=120)
     scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.WORKSPACE)
-    application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="budgets")
-    license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.CASCADE, related_name="budgets")
+    application = models.ForeignKey(
+        "usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="budgets"
+    )
+    license = models.ForeignKey(
+        "usage.License", null=True, blank=True, on_delete=models.CASCADE, related_name="budgets"
+    )
     provider = models.CharField(max_length=64, blank=True, default="")
-    amount = models.DecimalField(max_digits=18, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))], help_text="Per calendar month.")
+    amount = models.DecimalField(
+        max_digits=18,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Per calendar month.",
+    )
     currency = models.CharField(max_length=3, default="USD")
     warn_percent = models.PositiveIntegerField(default=80, validators=[MinValueValidator(1), MaxValueValidator(1000)])
-    exceed_percent = models.PositiveIntegerField(default=100, validators=[MinValueValidator(1), MaxValueValidator(1000)])
-    alert_on_forecast = models.BooleanField(default=True, help_text="Alert when the run-rate forecast passes the budget.")
+    exceed_percent = models.PositiveIntegerField(
+        default=100, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
+    alert_on_forecast = models.BooleanField(
+        default=True, help_text="Alert when the run-rate forecast passes the budget."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -65,7 +79,9 @@ class Alert(models.Model):
     # What the alert is about, e.g. "budget:12" or "integration:3": one active alert per key.
     key = models.CharField(max_length=200)
     budget = models.ForeignKey(Budget, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
-    integration = models.ForeignKey("integrations.Integration", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    integration = models.ForeignKey(
+        "integrations.Integration", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
     level = models.CharField(max_length=32, help_text="The highest level reached, e.g. warning, exceeded, stale.")
     title = models.CharField(max_length=300)
@@ -81,7 +97,9 @@ class Alert(models.Model):
         ordering = ["-changed_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
-                fields=["workspace", "key"], condition=Q(state__in=["open", "escalated"]), name="alert_one_active_per_key"
+                fields=["workspace", "key"],
+                condition=Q(state__in=["open", "escalated"]),
+                name="alert_one_active_per_key",
             ),
         ]
 
@@ -119,13 +137,16 @@ class Mute(models.Model):
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="alert_mutes")
     budget = models.OneToOneField(Budget, null=True, blank=True, on_delete=models.CASCADE, related_name="mute")
-    integration = models.OneToOneField("integrations.Integration", null=True, blank=True, on_delete=models.CASCADE, related_name="alert_mute")
+    integration = models.OneToOneField(
+        "integrations.Integration", null=True, blank=True, on_delete=models.CASCADE, related_name="alert_mute"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(budget__isnull=False, integration__isnull=True) | Q(budget__isnull=True, integration__isnull=False),
+                condition=Q(budget__isnull=False, integration__isnull=True)
+                | Q(budget__isnull=True, integration__isnull=False),
                 name="mute_one_target",
             ),
         ]
@@ -144,9 +165,18 @@ class AnomalyRule(models.Model):
 
     workspace = models.OneToOneField("accounts.Workspace", on_delete=models.CASCADE, related_name="anomaly_rule")
     enabled = models.BooleanField(default=True)
-    ratio = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("1.5"), help_text="Spend must exceed the median × this.")
-    mads = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("3"), help_text="…and the median + this many MADs.")
-    min_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("50"), help_text="…and be at least this many USD above the median.")
+    ratio = models.DecimalField(
+        max_digits=6, decimal_places=2, default=Decimal("1.5"), help_text="Spend must exceed the median × this."
+    )
+    mads = models.DecimalField(
+        max_digits=6, decimal_places=2, default=Decimal("3"), help_text="…and the median + this many MADs."
+    )
+    min_amount = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("50"),
+        help_text="…and be at least this many USD above the median.",
+    )
 
     def __str__(self) -> str:
         return f"Anomaly rule of {self.workspace}"
@@ -173,9 +203,13 @@ class WebhookDelivery(models.Model):
     body's signature)."""
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
-    delivery_id = models.CharField(max_length=36, help_text="The X-Doow-Delivery header: the same for every attempt of one event.")
+    delivery_id = models.CharField(
+        max_length=36, help_text="The X-Doow-Delivery header: the same for every attempt of one event."
+    )
     event = models.CharField(max_length=32, help_text="alert.opened, alert.escalated, alert.resolved or ping")
-    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_deliveries")
+    alert = models.ForeignKey(
+        Alert, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_deliveries"
+    )
     attempt = models.PositiveIntegerField()
     status_code = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)

@@ -5,6 +5,7 @@ open → escalated → resolved, and tells people once per state change: a Notif
 admin and one mail. Running it again with nothing changed writes only refreshed numbers and
 tells nobody. A bounded number of queries per workspace (tests assert ≤ 20).
 """
+
 from __future__ import annotations
 
 import logging
@@ -143,7 +144,9 @@ def integration_condition(integration, *, now: datetime) -> Condition:
 
 
 # ------------------------------------------------------------------ anomalies
-def anomaly_conditions(workspace: Workspace, rows: list[DetailRow], *, today, active: dict[str, Alert]) -> list[Condition]:
+def anomaly_conditions(
+    workspace: Workspace, rows: list[DetailRow], *, today, active: dict[str, Alert]
+) -> list[Condition]:
     """The latest complete local day (yesterday) of every provider, model and application with
     USD spend, plus every open anomaly alert (so it can resolve when its series went quiet)."""
     rule_row = AnomalyRule.objects.filter(workspace=workspace).first()
@@ -152,8 +155,12 @@ def anomaly_conditions(workspace: Workspace, rows: list[DetailRow], *, today, ac
     rule = anomalies.Rule(rule_row.ratio, rule_row.mads, rule_row.min_amount) if rule_row else anomalies.Rule()
     day = today - timedelta(days=1)
     series = anomalies.series_by_dimension(rows)
-    names = dict(workspace.applications.values_list("pk", "name")) if any(d == "application_id" for d, _ in series) else {}
-    keys: dict[str, tuple[str, Any]] = {f"anomaly:{dimension}:{value}": (dimension, value) for dimension, value in series}
+    names = (
+        dict(workspace.applications.values_list("pk", "name")) if any(d == "application_id" for d, _ in series) else {}
+    )
+    keys: dict[str, tuple[str, Any]] = {
+        f"anomaly:{dimension}:{value}": (dimension, value) for dimension, value in series
+    }
     for key, alert in active.items():
         if alert.kind == Alert.Kind.ANOMALY and key not in keys:
             dimension, _, value = key.removeprefix("anomaly:").partition(":")
@@ -193,7 +200,9 @@ def _rank(kind: str, level: str) -> int:
     return levels.index(level) if level in levels else -1
 
 
-def _apply(workspace: Workspace, condition: Condition, alert: Alert | None, now: datetime) -> tuple[Alert | None, str | None, bool]:
+def _apply(
+    workspace: Workspace, condition: Condition, alert: Alert | None, now: datetime
+) -> tuple[Alert | None, str | None, bool]:
     """The alert after this evaluation, the event to tell (or None) and whether to save it."""
     if alert is None:
         if condition.level is None:
@@ -249,7 +258,9 @@ def _record(workspace: Workspace, conditions: list[Condition], active: dict[str,
         Alert.objects.bulk_create([alert for alert, _ in created])
         changes += [Change(alert, event) for alert, event in created]
     if updated:
-        Alert.objects.bulk_update(updated, ["state", "level", "title", "numbers", "changed_at", "resolved_at", "below_since"])
+        Alert.objects.bulk_update(
+            updated, ["state", "level", "title", "numbers", "changed_at", "resolved_at", "below_since"]
+        )
     return changes
 
 
@@ -279,7 +290,14 @@ def _deliver(workspace: Workspace, changes: list[Change], muted: set[str]) -> in
     for change in told:
         body = _body(change, workspace)
         notes += [
-            Notification(workspace=workspace, user=m.user, alert=change.alert, event=change.event, title=change.alert.title, body=body)
+            Notification(
+                workspace=workspace,
+                user=m.user,
+                alert=change.alert,
+                event=change.event,
+                title=change.alert.title,
+                body=body,
+            )
             for m in admins
         ]
         recipients = [m.user.email for m in admins if m.user.email]

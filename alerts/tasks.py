@@ -1,4 +1,5 @@
 """Celery tasks: thin wrappers that take ids and call services."""
+
 from __future__ import annotations
 
 from celery import shared_task
@@ -19,7 +20,9 @@ def evaluate_workspace_alerts(workspace_id: int) -> None:
 
 
 @shared_task(name="alerts.tasks.deliver_webhook", bind=True, ignore_result=True, max_retries=None)
-def deliver_webhook(self, webhook_id: int, body: str, delivery_id: str, event: str, alert_id: int | None = None) -> None:
+def deliver_webhook(
+    self, webhook_id: int, body: str, delivery_id: str, event: str, alert_id: int | None = None
+) -> None:
     """One attempt to POST an alert change (or a ping) to a workspace's webhook; retried with
     exponential back-off on network errors, 5xx and 429 (alerts/webhooks.py decides)."""
 

@@ -1,5 +1,6 @@
 """Company Settings → Budgets, Anomaly rule and Webhook (namespace `alerts`, admins only) and the
 notifications page (every member sees their own)."""
+
 from __future__ import annotations
 
 from django.urls import path

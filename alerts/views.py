@@ -1,5 +1,6 @@
 """Budgets, the anomaly rule and the webhook (Company Settings, admins) and notifications
 (every member, their own)."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -22,7 +23,9 @@ def _budgets_url(request: WorkspaceRequest) -> str:
 @workspace_view(admin=True)
 def budget_list(request: WorkspaceRequest) -> HttpResponse:
     budgets = list(request.workspace.budgets.select_related("application", "license__application", "mute"))
-    active = {a.budget_id: a for a in request.workspace.alerts.filter(kind=Alert.Kind.BUDGET, state__in=Alert.ACTIVE_STATES)}
+    active = {
+        a.budget_id: a for a in request.workspace.alerts.filter(kind=Alert.Kind.BUDGET, state__in=Alert.ACTIVE_STATES)
+    }
     # The numbers as of now (one rollup query), beside the state of the last evaluation.
     rows = services.budget_spend_rows(request.workspace) if budgets else []
     today = services.workspace_today(request.workspace)
@@ -89,9 +92,7 @@ def integration_mute(request: WorkspaceRequest, pk: int) -> HttpResponse:
 
 @workspace_view
 def notifications(request: WorkspaceRequest) -> HttpResponse:
-    items = list(
-        request.workspace.notifications.filter(user=request.user).select_related("alert")[:200]
-    )
+    items = list(request.workspace.notifications.filter(user=request.user).select_related("alert")[:200])
     return render(
         request,
         "alerts/notifications.html",
@@ -120,13 +121,19 @@ def notifications_read(request: WorkspaceRequest) -> HttpResponse:
 # ------------------------------------------------------------------ anomaly rule
 @workspace_view(admin=True)
 def anomaly_rule(request: WorkspaceRequest) -> HttpResponse:
-    instance = AnomalyRule.objects.filter(workspace=request.workspace).first() or AnomalyRule(workspace=request.workspace)
+    instance = AnomalyRule.objects.filter(workspace=request.workspace).first() or AnomalyRule(
+        workspace=request.workspace
+    )
     form = AnomalyRuleForm(request.POST or None, instance=instance, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Saved the anomaly rule; it applies from the next evaluation.")
         return redirect(reverse("alerts:anomaly_rule", kwargs={"ws": request.workspace.slug}))
-    return render(request, "alerts/anomaly_rule.html", {"settings_section": "anomaly_rule", "form": form, "defaults": AnomalyRule()})
+    return render(
+        request,
+        "alerts/anomaly_rule.html",
+        {"settings_section": "anomaly_rule", "form": form, "defaults": AnomalyRule()},
+    )
 
 
 # ------------------------------------------------------------------ webhook
@@ -138,7 +145,9 @@ class _ShownOnce(str):
         return "'[secret]'"
 
 
-def _webhook_page(request: WorkspaceRequest, form: WebhookForm, *, new_secret: str = "", status: int = 200) -> HttpResponse:
+def _webhook_page(
+    request: WorkspaceRequest, form: WebhookForm, *, new_secret: str = "", status: int = 200
+) -> HttpResponse:
     webhook = Webhook.objects.filter(workspace=request.workspace).first()
     deliveries = list(webhook.deliveries.select_related("alert")[:50]) if webhook else []
     context = {

@@ -11,6 +11,7 @@ refused at send time. Redirects are not followed.
 alerts.tasks.deliver_webhook retries it with exponential back-off on network errors, 5xx and 429,
 never on another 4xx, at most WEBHOOK_MAX_ATTEMPTS times.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -192,11 +193,14 @@ def webhook_attempt(
             raise ConfigurationError("Webhook URLs must use https.")
         with _session(allow_private) as session:
             response = session.post(
-                webhook.url, data=raw, headers=headers, timeout=settings.DOOW_HTTP_TIMEOUT_SECONDS, allow_redirects=False
+                webhook.url,
+                data=raw,
+                headers=headers,
+                timeout=settings.DOOW_HTTP_TIMEOUT_SECONDS,
+                allow_redirects=False,
             )
         status = response.status_code
         if status == 429:
-
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             retryable, error = True, "Rate limited"
         elif status >= 500:
@@ -225,7 +229,9 @@ def webhook_attempt(
         will_retry=retry,
         created_at=timezone.now(),
     )
-    WebhookDelivery.objects.filter(webhook=webhook, created_at__lt=delivery.created_at - timedelta(days=DELIVERY_LOG_DAYS)).delete()
+    WebhookDelivery.objects.filter(
+        webhook=webhook, created_at__lt=delivery.created_at - timedelta(days=DELIVERY_LOG_DAYS)
+    ).delete()
     if error:
         logger.info(
             "webhook delivery %s of workspace %s attempt %s: %s", delivery_id, webhook.workspace_id, attempt, error

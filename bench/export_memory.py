@@ -16,6 +16,7 @@ export. Flat memory = the same peak at every size.
 This measures the Python writer (FOCUS everywhere, the CSV on SQLite). PostgreSQL's CSV goes
 through COPY (usage/export_copy.py); bench/analytics.py measures that one, memory included.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,12 @@ ROWS_PER_DAY = 10_000
 FIRST_DAY = date(2025, 1, 1)
 MODELS = [f"model-{i}" for i in range(8)]
 PROJECTS = [f"proj_{i:02d}" for i in range(13)]
-METRICS = [("input_tokens", "tokens"), ("output_tokens", "tokens"), ("cached_input_tokens", "tokens"), ("requests", "requests")]
+METRICS = [
+    ("input_tokens", "tokens"),
+    ("output_tokens", "tokens"),
+    ("cached_input_tokens", "tokens"),
+    ("requests", "requests"),
+]
 WORKSPACE = "bench-export"
 
 
@@ -82,7 +88,9 @@ def build(rows: int) -> dict:
     integration.save()
     app = Application.objects.create(workspace=workspace, name="Support Bot", vendor="OpenAI")
     other = Application.objects.create(workspace=workspace, name="Internal tools", vendor="OpenAI")
-    license_ = License.objects.create(workspace=workspace, application=app, plan_name="Scale tier", start_date=FIRST_DAY)
+    license_ = License.objects.create(
+        workspace=workspace, application=app, plan_name="Scale tier", start_date=FIRST_DAY
+    )
 
     fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
@@ -119,7 +127,11 @@ def build(rows: int) -> dict:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(sql, batch)
     seconds = time.perf_counter() - started
-    return {"rows": UsageRecord.objects.filter(workspace=workspace).count(), "seconds": seconds, "vendor": connection.vendor}
+    return {
+        "rows": UsageRecord.objects.filter(workspace=workspace).count(),
+        "seconds": seconds,
+        "vendor": connection.vendor,
+    }
 
 
 # ---------------------------------------------------------------- one export (child process)
@@ -155,7 +167,14 @@ def export_child(fmt: str, days: int, trace: bool) -> dict:
         sink.write(piece.encode())  # what StreamingHttpResponse does with each piece
     seconds = time.perf_counter() - started
     traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
-    return {"rows": lines - 1, "seconds": seconds, "bytes": sink.bytes, "rss_before": before, "rss_peak": peak_rss_mib(), "traced_peak": traced}
+    return {
+        "rows": lines - 1,
+        "seconds": seconds,
+        "bytes": sink.bytes,
+        "rss_before": before,
+        "rss_peak": peak_rss_mib(),
+        "traced_peak": traced,
+    }
 
 
 def run_child(database_url: str, *args: str) -> dict:
@@ -185,23 +204,31 @@ def main() -> None:
 
     # The parent only orchestrates (no Django, no rows), so nothing it holds reaches the children.
     days = max(1, args.rows // ROWS_PER_DAY)
-    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp(prefix='doow-bench-export-')}/bench.sqlite3"
+    database_url = (
+        os.environ.get("DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp(prefix='doow-bench-export-')}/bench.sqlite3"
+    )
     print(f"building {days * ROWS_PER_DAY:,} usage records ({days} days x {ROWS_PER_DAY:,} rows) …", flush=True)
     built = run_child(database_url, "--build", str(days * ROWS_PER_DAY))
-    print(f"built {built['rows']:,} rows in {built['seconds']:.1f}s ({built['rows'] / built['seconds']:,.0f} rows/s) [{built['vendor']}]\n")
+    print(
+        f"built {built['rows']:,} rows in {built['seconds']:.1f}s ({built['rows'] / built['seconds']:,.0f} rows/s) [{built['vendor']}]\n"
+    )
 
     sizes = sorted({max(1, days // 10), max(1, days // 2), days})
     header = f"{'format':6} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'MB out':>8} {'RSS before':>11} {'peak RSS':>9} {'growth':>9}"
     print(header + (f" {'traced peak':>12}" if args.tracemalloc else ""))
     for fmt in ("csv", "focus"):
         for size in sizes:
-            r = run_child(database_url, "--export", fmt, "--days", str(size), *(["--tracemalloc"] if args.tracemalloc else []))
+            r = run_child(
+                database_url, "--export", fmt, "--days", str(size), *(["--tracemalloc"] if args.tracemalloc else [])
+            )
             line = (
                 f"{fmt:6} {r['rows']:>10,} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>9,.0f} {r['bytes'] / 1e6:>8.1f} "
                 f"{r['rss_before']:>7.1f} MiB {r['rss_peak']:>5.1f} MiB {r['rss_peak'] - r['rss_before']:>+5.1f} MiB"
             )
             print(line + (f" {r['traced_peak']:>8.2f} MiB" if args.tracemalloc else ""), flush=True)
-    print(f"\n[{built['vendor']}; peak RSS = VmHWM of a fresh process per export; growth = peak minus RSS before the export]")
+    print(
+        f"\n[{built['vendor']}; peak RSS = VmHWM of a fresh process per export; growth = peak minus RSS before the export]"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ number of columns into a bare table (no ORM, no unique index), and reports peak 
     .venv/bin/python bench/import_throughput.py [--rows 200000]         # SQLite in a temp dir
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/import_throughput.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,7 +85,9 @@ def main() -> None:
     rows = parser.parse_args().rows
     call_command("migrate", verbosity=0)
     workspace, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
-    integration = Integration(workspace=workspace, provider="authress", name="Bench import", settings={"base_url": "http://127.0.0.1:9"})
+    integration = Integration(
+        workspace=workspace, provider="authress", name="Bench import", settings={"base_url": "http://127.0.0.1:9"}
+    )
     integration.set_credential({"access_key": "sc_bench.kid.acc_bench.secret"})
     integration.save()
     data = make_csv(rows)
@@ -107,7 +110,9 @@ def main() -> None:
     del parsed, prepared
 
     started = time.perf_counter()
-    job = usage_import_request(integration=integration, stream=io.BytesIO(data), size=len(data), source="bench.csv", enqueue=False)
+    job = usage_import_request(
+        integration=integration, stream=io.BytesIO(data), size=len(data), source="bench.csv", enqueue=False
+    )
     job = usage_import_run(job_id=job.pk)
     assert job.status == job.Status.DONE and job.rows == rows, (job.status, job.error, job.problems[:3])
     line("whole import job again (same file: replaces)", rows, time.perf_counter() - started)

@@ -8,6 +8,7 @@ after it, on its database, with the default URLs). A URL may start
 with "htmx:" to send the request as htmx does. Prints, per URL, the median of --repeat requests
 and the queries of the last one, slowest first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,12 @@ def main() -> None:
     client.force_login(get_user_model().objects.get(username=analytics.ADMIN))
     print(f"load average {analytics._load()}")
     ws = analytics.WORKSPACE
-    urls = args.urls or [f"/w/{ws}/", f"/w/{ws}/usage/", f"/w/{ws}/usage/?range=all&by=model", f"htmx:/w/{ws}/usage/?provider=anthropic"]
+    urls = args.urls or [
+        f"/w/{ws}/",
+        f"/w/{ws}/usage/",
+        f"/w/{ws}/usage/?range=all&by=model",
+        f"htmx:/w/{ws}/usage/?provider=anthropic",
+    ]
     width = int(os.environ.get("SQL_WIDTH", "150"))
     for raw in urls:
         htmx = raw.startswith("htmx:")
@@ -56,7 +62,9 @@ def main() -> None:
         queries = sorted(captured.captured_queries, key=lambda q: -float(q["time"]))
         in_db = sum(float(q["time"]) for q in queries)
         page = statistics.median(times)
-        print(f"\n{raw}: page p50 {page * 1000:.0f} ms; last request: {len(queries)} queries, {in_db * 1000:.0f} ms in the database")
+        print(
+            f"\n{raw}: page p50 {page * 1000:.0f} ms; last request: {len(queries)} queries, {in_db * 1000:.0f} ms in the database"
+        )
         for q in queries:
             print(f"  {float(q['time']) * 1000:7.1f} ms  {q['sql'][:width]}")
 

@@ -9,6 +9,7 @@ computation can cost in Python).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/pricing_estimates.py [--samples 200000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,9 @@ def main() -> None:
         workspace=workspace, provider="openai", name="bench", settings={}
     )
     samples = make_samples(args.samples)
-    print(f"{len(samples):,} usage samples ({len(samples) // len(METRICS):,} keys), database {os.environ['DATABASE_URL'].split(':')[0]}")
+    print(
+        f"{len(samples):,} usage samples ({len(samples) // len(METRICS):,} keys), database {os.environ['DATABASE_URL'].split(':')[0]}"
+    )
 
     t = time.perf_counter()
     pricing_estimate_samples(integration=integration, samples=samples[: len(METRICS)], overrides=Overrides())
@@ -87,7 +90,9 @@ def main() -> None:
     loop_s = time.perf_counter() - t
     per = 1e6 / len(samples)
     print(f"price data load (once a process): {load_s:8.3f} s")
-    print(f"estimate (group, look up, price): {estimate_s:8.3f} s  {estimate_s * per:6.2f} µs/sample  → {len(estimates):,} estimates")
+    print(
+        f"estimate (group, look up, price): {estimate_s:8.3f} s  {estimate_s * per:6.2f} µs/sample  → {len(estimates):,} estimates"
+    )
     print(f"prepare usage (reference)       : {prepare_s:8.3f} s  {prepare_s * per:6.2f} µs/sample")
     print(f"bare Decimal loop (floor)       : {loop_s:8.3f} s  {loop_s * per:6.2f} µs/sample")
     print(f"estimate / prepare              : {estimate_s / prepare_s:8.2f} ×")

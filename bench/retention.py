@@ -14,6 +14,7 @@ its partitions existed would), then times:
 
 The database `doow_bench_retention` (or $BENCH_DB) on that server is dropped and created afresh.
 """
+
 from __future__ import annotations
 
 import io
@@ -87,7 +88,10 @@ def copy_in(cursor, table: str, text: str, columns: tuple[str, ...] = COLUMNS) -
 
 
 def line(label: str, rows: int, seconds: float, reference: str) -> None:
-    print(f"  {label:46} {rows:>9,} rows {seconds * 1000:>9,.0f} ms {rows / seconds:>10,.0f} rows/s   | {reference}", flush=True)
+    print(
+        f"  {label:46} {rows:>9,} rows {seconds * 1000:>9,.0f} ms {rows / seconds:>10,.0f} rows/s   | {reference}",
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ integrations, by COPY), then times:
 
 The database `doow_bench_rollups` (or $BENCH_DB) is dropped and created afresh.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,10 @@ def main() -> None:
         cursor.execute("ALTER TABLE usage_usagerecord ALTER COLUMN stream SET DEFAULT ''")
     figures = analytics.load(args.rows)
     rows = figures["rows"]
-    print(f"load: COPY {rows:,} rows in {figures['copy_seconds']:.1f} s ({rows / figures['copy_seconds']:,.0f} rows/s)", flush=True)
+    print(
+        f"load: COPY {rows:,} rows in {figures['copy_seconds']:.1f} s ({rows / figures['copy_seconds']:,.0f} rows/s)",
+        flush=True,
+    )
     workspace = Workspace.objects.get(slug=analytics.WORKSPACE)
 
     # -- rebuild, against the bare INSERT … SELECT … GROUP BY of the same rows
@@ -79,8 +83,12 @@ def main() -> None:
         cursor.execute(f"INSERT INTO scratch {bare}", [workspace.pk])
         transaction.set_rollback(True)
     reference = time.perf_counter() - started
-    print(f"rebuild of {rows:,} base rows into {written:,} rollup rows, reference bare INSERT … SELECT … GROUP BY: {rows / reference:,.0f} rows/s")
-    print(f"  rollups.rebuild_workspace {'':26} {rows / rebuild:>9,.0f} rows/s   | {reference / rebuild:.2f}× the bare statement")
+    print(
+        f"rebuild of {rows:,} base rows into {written:,} rollup rows, reference bare INSERT … SELECT … GROUP BY: {rows / reference:,.0f} rows/s"
+    )
+    print(
+        f"  rollups.rebuild_workspace {'':26} {rows / rebuild:>9,.0f} rows/s   | {reference / rebuild:.2f}× the bare statement"
+    )
 
     # -- one day of one integration, as a stored chunk refreshes it
     integration = workspace.integrations.order_by("pk").first()
@@ -88,7 +96,9 @@ def main() -> None:
     last = UsageRecord.objects.filter(integration=integration).latest("bucket_start").bucket_start
     target = rollups.local_day(last - timedelta(days=1), zone)
     start, end = rollups.day_bounds(target, target, zone)
-    day_rows = UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end).count()
+    day_rows = UsageRecord.objects.filter(
+        integration=integration, bucket_start__gte=start, bucket_start__lt=end
+    ).count()
 
     def refresh() -> None:
         with transaction.atomic():
@@ -104,8 +114,14 @@ def main() -> None:
             cursor.fetchall()
 
     ours, ref = seconds_of(refresh, args.repeat), seconds_of(bare_day, args.repeat)
-    print(f"refresh of one day of one integration ({day_rows:,} base rows), reference bare SELECT … GROUP BY of that day: p50 {analytics.ms(statistics.median(ref))}")
-    analytics.report("rollups.refresh_days (DELETE + INSERT … SELECT)", ours, f"{statistics.median(ours) / statistics.median(ref):.2f}× the bare aggregate")
+    print(
+        f"refresh of one day of one integration ({day_rows:,} base rows), reference bare SELECT … GROUP BY of that day: p50 {analytics.ms(statistics.median(ref))}"
+    )
+    analytics.report(
+        "rollups.refresh_days (DELETE + INSERT … SELECT)",
+        ours,
+        f"{statistics.median(ours) / statistics.median(ref):.2f}× the bare aggregate",
+    )
 
     # -- one hour stored again (all conflicts), with and without upkeep
     hour = last
@@ -125,8 +141,14 @@ def main() -> None:
             usage_store_prepared(prepared=prepared)
 
     ours, ref = seconds_of(store_with_upkeep, args.repeat), seconds_of(store_without_upkeep, args.repeat)
-    print(f"storing one hour again ({len(samples):,} samples, all conflicts), reference the same store without rollup upkeep: p50 {analytics.ms(statistics.median(ref))}")
-    analytics.report("usage_store_samples with upkeep", ours, f"{statistics.median(ours) / statistics.median(ref):.2f}× without upkeep")
+    print(
+        f"storing one hour again ({len(samples):,} samples, all conflicts), reference the same store without rollup upkeep: p50 {analytics.ms(statistics.median(ref))}"
+    )
+    analytics.report(
+        "usage_store_samples with upkeep",
+        ours,
+        f"{statistics.median(ours) / statistics.median(ref):.2f}× without upkeep",
+    )
     assert rollups.totals_match(workspace), "rollups differ from the base table after the benchmark"
     print(f"rollups match the base table ({UsageDaily.objects.filter(workspace=workspace).count():,} rollup rows)")
 

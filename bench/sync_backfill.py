@@ -8,6 +8,7 @@ upsert, one SELECT of the rows the answer no longer holds, and a DELETE only whe
     .venv/bin/python bench/sync_backfill.py            # SQLite in a temp dir
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/sync_backfill.py
 """
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Admin building blocks every app's admin uses: a provider filter fed by the registry, and a
 read-only admin for rows the sync engine, importers and jobs write."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -12,6 +12,7 @@ A replica lags its primary (by well under a second on streaming replication in o
 a page may show a sync's rows a moment after the sync says it is done. Migrations run on the
 primary only; a physical replica follows them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator

@@ -10,6 +10,7 @@ keys of this machine only, never shared through the repository. The demo and the
 starts read it through DOOW_ENV_FILE; so can a developer's own commands:
 `DOOW_ENV_FILE=var/demo.env python manage.py …`. Every run prints the admin login.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -182,8 +183,18 @@ def main() -> None:
         "sandbox": [python, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(args.sandbox_port)],
         "web": [python, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"],
         "worker": [python, "-m", "celery", "-A", "doow", "worker", "--loglevel", "INFO", "--concurrency", "2"],
-        "beat": [python, "-m", "celery", "-A", "doow", "beat", "--loglevel", "INFO",
-                 "--schedule", str(BASE_DIR / "var" / "celerybeat-schedule")],
+        "beat": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "doow",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(BASE_DIR / "var" / "celerybeat-schedule"),
+        ],
     }
     services = Services()
     services.stop_on_signals()
@@ -245,7 +256,9 @@ def smoke(started: float, timeout: float = 240.0) -> None:
             if run is None:
                 continue
             if run.status != SyncRun.Status.SUCCESS:
-                raise SystemExit(f"smoke: {integration.name}: the scheduled sync failed: {run.error_category} {run.error}")
+                raise SystemExit(
+                    f"smoke: {integration.name}: the scheduled sync failed: {run.error_category} {run.error}"
+                )
             rows = integration.usage_records.count()
             print(f"smoke: {integration.name}: scheduled sync #{run.pk} stored {rows} usage rows", flush=True)
             if rows == 0:

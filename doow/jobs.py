@@ -5,6 +5,7 @@ instead of importing it: `enqueue_on_commit("usage.tasks.rebuild_rollups", job.p
 name is the task's explicit `name=`; doow/tests/test_layers.py checks that every name given
 here is a registered task. See docs/architecture.md.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -3,6 +3,7 @@
 Every variable is listed in the README. Development defaults are safe: with DEBUG off the
 app refuses to start without a real SECRET_KEY and FERNET_KEYS.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Test settings: the real settings module, with test-only environment defaults."""
+
 import os
 from pathlib import Path
 

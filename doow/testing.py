@@ -1,6 +1,7 @@
 """Helpers for tests that start real processes (a worker to kill, a second writer) or threads
 racing each other against the test database. Imported by tests only; nothing in the product
 uses it."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ package (requirements-e2e.txt) and a Chromium binary (Debian's `chromium`, never
 stays runnable on a bare machine; in CI (CI=true) a missing piece fails instead, so a broken
 browser setup can never pass unnoticed.
 """
+
 from __future__ import annotations
 
 import os
@@ -87,7 +88,9 @@ def _record_console(problems: list[str], message: Any) -> None:
 def page(browser: Any, live_server: Any, browser_problems: list[str]) -> Iterator[Any]:
     """A fresh browser context (no cookies) on the live server, downloads allowed; the test
     fails if the pages broke the Content-Security-Policy or threw a script error."""
-    context = browser.new_context(base_url=live_server.url, accept_downloads=True, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(
+        base_url=live_server.url, accept_downloads=True, viewport={"width": 1280, "height": 900}
+    )
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.on("console", lambda message: _record_console(browser_problems, message))

@@ -5,6 +5,7 @@ settings allow 127.0.0.1), copies the secret shown once, sends a test event, and
 delivery log; the receiver got a request signed with that secret. Each page fits a phone
 (no sideways scrolling) and is saved as a screenshot (screenshots/e2e-NN-*.png).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,7 +67,9 @@ def fits(page: Page, width: int) -> bool:
     return int(page.evaluate("document.documentElement.scrollWidth")) <= width
 
 
-def test_admin_sets_the_anomaly_rule_and_a_webhook(page: Page, admin_user: Any, workspace: Workspace, receiver, screenshot: Any) -> None:
+def test_admin_sets_the_anomaly_rule_and_a_webhook(
+    page: Page, admin_user: Any, workspace: Workspace, receiver, screenshot: Any
+) -> None:
     url, received = receiver
     assert Membership.objects.filter(user=admin_user, workspace=workspace, role=Membership.Role.ADMIN).exists()
     page.set_viewport_size(DESKTOP)

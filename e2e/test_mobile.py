@@ -7,6 +7,7 @@ viewport (wide tables scroll inside their own .table-wrap box), and the collapse
 once opened, shows "Company Settings" and "Sign out". Every page is also saved as a
 screenshot at 390×844 and 1280×800 (screenshots/e2e-NN-*.png) to be looked at.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -58,7 +59,9 @@ def page_width(page: Page) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth"))
 
 
-def test_every_page_fits_390px_and_the_menu_opens(page: Page, demo_workspace: tuple[Workspace, str, str], screenshot: Any) -> None:
+def test_every_page_fits_390px_and_the_menu_opens(
+    page: Page, demo_workspace: tuple[Workspace, str, str], screenshot: Any
+) -> None:
     workspace, username, password = demo_workspace
     openai = workspace.integrations.get(provider="openai")
     assert Integration.objects.filter(workspace=workspace).count() > 3

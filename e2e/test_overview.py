@@ -7,6 +7,7 @@ Acme's usage is stored as base rows (one reporting provider, one priced from lis
 rolled up as every write path does; everything after that happens through the pages. The page
 is photographed at a desktop (1280×800) and a phone (390×844) size.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,20 +52,45 @@ def acme_with_spend(transactional_db: None) -> Workspace:
         integration.save()
         for d in range(1, 31):
             day = datetime(2026, 11, d, 9, tzinfo=UTC)
-            rows.append(_row(integration, day, metric, Decimal(2) if provider == "openai" else Decimal("0.5"), bot if provider == "groq" else None))
+            rows.append(
+                _row(
+                    integration,
+                    day,
+                    metric,
+                    Decimal(2) if provider == "openai" else Decimal("0.5"),
+                    bot if provider == "groq" else None,
+                )
+            )
         for d in range(1, 7):
             day = datetime(2026, 12, d, 9, tzinfo=UTC)
-            rows.append(_row(integration, day, metric, Decimal(3) if provider == "openai" else Decimal(1), bot if provider == "groq" else None))
+            rows.append(
+                _row(
+                    integration,
+                    day,
+                    metric,
+                    Decimal(3) if provider == "openai" else Decimal(1),
+                    bot if provider == "groq" else None,
+                )
+            )
     UsageRecord.objects.bulk_create(rows)
     rollups.rebuild_workspace(workspace)
     return workspace
 
 
-def _row(integration: Integration, day: datetime, metric: str, quantity: Decimal, application: Application | None) -> UsageRecord:
+def _row(
+    integration: Integration, day: datetime, metric: str, quantity: Decimal, application: Application | None
+) -> UsageRecord:
     return UsageRecord(
-        workspace_id=integration.workspace_id, integration=integration, provider=integration.provider,
-        bucket_start=day, bucket_end=day + timedelta(hours=1), model="gpt-4o" if integration.provider == "openai" else "llama-3.3-70b",
-        metric=metric, quantity=quantity, unit="USD", application=application,
+        workspace_id=integration.workspace_id,
+        integration=integration,
+        provider=integration.provider,
+        bucket_start=day,
+        bucket_end=day + timedelta(hours=1),
+        model="gpt-4o" if integration.provider == "openai" else "llama-3.3-70b",
+        metric=metric,
+        quantity=quantity,
+        unit="USD",
+        application=application,
     )
 
 
@@ -122,7 +148,9 @@ def _sign_in(page: Page) -> None:
     expect(page.get_by_role("heading", name="Spend overview", level=1)).to_be_visible()
 
 
-def test_the_explorer_answers_with_spend_for_this_month_then_compares_and_splits_by_team(page: Page, acme_with_spend: Workspace) -> None:
+def test_the_explorer_answers_with_spend_for_this_month_then_compares_and_splits_by_team(
+    page: Page, acme_with_spend: Workspace
+) -> None:
     _sign_in(page)
     page.get_by_role("link", name="Explore usage").click()
     expect(page.get_by_role("heading", name="Usage", level=1)).to_be_visible()

@@ -8,6 +8,7 @@ by model and project) and switches to the stored rows; starts a rule from an una
 and watches its preview change as she narrows the model; copies the AWS trust policy. Every
 page she sees fits 390 px without sideways scrolling, and is saved at 1280 and 390 px.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -41,7 +42,9 @@ def integration(transactional_db: None) -> Integration:
     workspace = Workspace.objects.create(name="Acme Corp", slug="acme", time_zone="Europe/Paris")
     ada = get_user_model().objects.create_user("ada", "ada@example.com", PASSWORD)
     Membership.objects.create(workspace=workspace, user=ada, role=Membership.Role.ADMIN)
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI production", settings={"base_url": "http://127.0.0.1:9/v1"})
+    integration = Integration(
+        workspace=workspace, provider="openai", name="OpenAI production", settings={"base_url": "http://127.0.0.1:9/v1"}
+    )
     integration.set_credential({"api_key": "sk-admin-e2e-pages-0000000000000000"})
     integration.save()
     start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
@@ -59,7 +62,9 @@ def integration(transactional_db: None) -> Integration:
     rollups.refresh_integration(integration.pk)
     for n in range(12):
         level, category = (("info", "sync"), ("warning", "rate_limit"), ("error", "credential"))[n % 3]
-        IntegrationEvent.objects.create(integration=integration, level=level, category=category, message=f"Event {n}: {level}.")
+        IntegrationEvent.objects.create(
+            integration=integration, level=level, category=category, message=f"Event {n}: {level}."
+        )
     return integration
 
 
@@ -80,7 +85,9 @@ def fits_a_phone(page: Page, screenshot: Any, name: str) -> None:
     page.set_viewport_size(DESKTOP)
 
 
-def test_integration_page_event_log_rule_preview_and_copy(page: Page, integration: Integration, screenshot: Any) -> None:
+def test_integration_page_event_log_rule_preview_and_copy(
+    page: Page, integration: Integration, screenshot: Any
+) -> None:
     sign_in(page)
     detail = f"/w/acme/settings/integrations/{integration.pk}/"
     page.goto(detail)

@@ -4,6 +4,7 @@ work under it, and Chromium reports no violation (the `page` fixture fails the t
 A final control proves the watch works: an inline style injected into the page is refused
 and reported.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,7 +38,9 @@ def synced_workspace(transactional_db: None, sandbox: Any) -> Integration:
     workspace = Workspace.objects.create(name="Acme Corp", slug="acme")
     user = get_user_model().objects.create_superuser(USERNAME, "root@example.com", PASSWORD)
     Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.ADMIN)
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI", settings={"base_url": sandbox.openai_base_url})
+    integration = Integration(
+        workspace=workspace, provider="openai", name="OpenAI", settings={"base_url": sandbox.openai_base_url}
+    )
     integration.set_credential({"api_key": sandbox.OPENAI_ADMIN_KEY})
     integration.save()
     day = (timezone.now() - timedelta(days=2)).date().isoformat()
@@ -45,7 +48,9 @@ def synced_workspace(transactional_db: None, sandbox: Any) -> Integration:
     return integration
 
 
-def test_pages_and_admin_work_under_the_policy(page: Page, synced_workspace: Integration, browser_problems: list[str]) -> None:
+def test_pages_and_admin_work_under_the_policy(
+    page: Page, synced_workspace: Integration, browser_problems: list[str]
+) -> None:
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     response = page.goto("/login/")
@@ -79,7 +84,9 @@ def test_pages_and_admin_work_under_the_policy(page: Page, synced_workspace: Int
     # Django admin: the index, a change form with its widgets, and the periodic-task form,
     # whose crontab help comes from our static replacement of django-celery-beat's inline script.
     crontab = CrontabSchedule.objects.create(minute="0", hour="*/2")
-    task = PeriodicTask.objects.create(name="every two hours", task="integrations.tasks.dispatch_due_syncs", crontab=crontab)
+    task = PeriodicTask.objects.create(
+        name="every two hours", task="integrations.tasks.dispatch_due_syncs", crontab=crontab
+    )
     page.goto("/admin/")
     expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
     page.goto(f"/admin/integrations/integration/{synced_workspace.pk}/change/")

@@ -6,6 +6,7 @@ connects a second integration that both pages mark as sharing the account. A Tes
 the provider refuses turns the badge from Connected to Needs attention on the page and the
 list, and the Usage page warns that its figures may be incomplete until the key works again.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,7 +46,9 @@ def fill_connect_form(page: Page, sandbox: Any, name: str) -> None:
     page.get_by_label("API base URL").fill(sandbox.openai_base_url)
 
 
-def test_duplicate_refused_then_split_and_a_refused_test_shows(page: Page, sandbox: Any, acme_admin: Workspace, screenshot: Any) -> None:
+def test_duplicate_refused_then_split_and_a_refused_test_shows(
+    page: Page, sandbox: Any, acme_admin: Workspace, screenshot: Any
+) -> None:
     page.goto("/")
     page.get_by_label("Username").fill(USERNAME)
     page.get_by_label("Password").fill(PASSWORD)

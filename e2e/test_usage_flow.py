@@ -18,6 +18,7 @@ the live server answers requests in autocommit mode, so `transaction.on_commit` 
 once: Sync now and re-attribution run inside the request that starts them, in the live
 server's thread, exactly the code a worker would run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -138,7 +139,9 @@ def sync_now(page: Page, integration: Integration, screenshot: Screenshot) -> in
     usage = page.locator("#usage")
     expect(usage.get_by_text(f"{stored:,} rows")).to_be_visible()
     expect(_total(usage, "input_tokens")).to_have_text(_tokens(input_tokens))
-    expect(usage.locator('.total[data-metric="input_tokens"]')).to_have_attribute("title", f"{input_tokens:,} tokens")  # exact on hover
+    expect(usage.locator('.total[data-metric="input_tokens"]')).to_have_attribute(
+        "title", f"{input_tokens:,} tokens"
+    )  # exact on hover
     chatbot_rows = usage.get_by_role("row").filter(has_text=CHATBOT.name)
     expect(chatbot_rows.first).to_be_visible()
     screenshot("synced")
@@ -210,7 +213,9 @@ def create_rule_from_unattributed_group(page: Page, integration: Integration, sc
     assert not attributed.exclude(project=CHATBOT.id).exists()
 
 
-def explore_and_download_csv(page: Page, integration: Integration, all_input_tokens: int, screenshot: Screenshot) -> None:
+def explore_and_download_csv(
+    page: Page, integration: Integration, all_input_tokens: int, screenshot: Screenshot
+) -> None:
     """The explorer, filtered to the new application, and its rows as the docs/architecture.md CSV."""
     run = integration.sync_runs.get()
     input_tokens = _true_input_tokens(run.window_start, run.window_end, project=CHATBOT.id)
@@ -225,7 +230,9 @@ def explore_and_download_csv(page: Page, integration: Integration, all_input_tok
     # The explorer opens on this month; the sync read further back: look at all of it.
     results.get_by_role("navigation", name="Dates").get_by_role("link", name="All time").click()
     expect(results.get_by_test_id("window")).to_contain_text("All time")
-    expect(_total(results, "input_tokens")).to_have_attribute("title", f"{all_input_tokens:,} tokens")  # everything, unfiltered
+    expect(_total(results, "input_tokens")).to_have_attribute(
+        "title", f"{all_input_tokens:,} tokens"
+    )  # everything, unfiltered
     filters = page.get_by_role("group", name="Filters")
     filters.get_by_role("combobox", name=re.compile(r"^Application")).select_option(label=APPLICATION)
     # The filter applies on change (htmx swaps the results): only the chatbot project's rows.
@@ -276,7 +283,9 @@ def _true_input_tokens(start: Any, end: Any, project: str | None = None) -> int:
     """The sandbox's input tokens in [start, end): completions, embeddings and moderations."""
     total = sum(r.input_tokens for r in sandbox_openai.truth_usage(start, end) if project in (None, r.project_id))
     for kind in ("embeddings", "moderations"):
-        total += sum(r.values[0] for r in sandbox_openai.truth_kind(kind, start, end) if project in (None, r.project_id))
+        total += sum(
+            r.values[0] for r in sandbox_openai.truth_kind(kind, start, end) if project in (None, r.project_id)
+        )
     return total
 
 

@@ -7,6 +7,7 @@ too long) Retry-After, answers slowed under the timeout and past it. Connection 
 bodies cut short come with issue 8 item 2.7 (another branch): add them to FAULT_KINDS there.
 A provider joins the chaos test with a TRUTHS entry saying how its truth maps onto stored rows.
 """
+
 from __future__ import annotations
 
 import random
@@ -37,12 +38,16 @@ def openai_truth(start: datetime, end: datetime) -> dict[Key, Decimal]:
     for r in sandbox_openai.truth_usage(start, end):
         for metric, source in metrics.items():
             if value := getattr(r, source):
-                truth[(r.hour_start, r.hour_start + timedelta(hours=1), r.project_id, r.model, "", metric)] = Decimal(value)
+                truth[(r.hour_start, r.hour_start + timedelta(hours=1), r.project_id, r.model, "", metric)] = Decimal(
+                    value
+                )
     for c in sandbox_openai.truth_costs(start, end):
         model, _, kind = c.line_item.partition(", ")
         truth[(c.day, c.day + timedelta(days=1), c.project_id, model, kind, "cost")] = c.amount.quantize(CENT_FRACTION)
         if c.quantity:
-            truth[(c.day, c.day + timedelta(days=1), c.project_id, model, kind, "billed_quantity")] = Decimal(c.quantity)
+            truth[(c.day, c.day + timedelta(days=1), c.project_id, model, kind, "billed_quantity")] = Decimal(
+                c.quantity
+            )
     # The other usage endpoints (hourly; vector stores per UTC day), each row under its operation.
     kind_metrics = {"input_tokens": "input_tokens", "num_model_requests": "requests", "images": "images",
                     "characters": "characters", "seconds": "audio_seconds", "usage_bytes": "storage_byte_days",
@@ -52,7 +57,14 @@ def openai_truth(start: datetime, end: datetime) -> dict[Key, Decimal]:
         for r in sandbox_openai.truth_kind(name, start, end):
             for source_field, value in zip(kind.fields, r.values, strict=True):
                 if value:
-                    key = (r.hour_start, r.hour_start + width, r.project_id, r.model or "", r.source or name, kind_metrics[source_field])
+                    key = (
+                        r.hour_start,
+                        r.hour_start + width,
+                        r.project_id,
+                        r.model or "",
+                        r.source or name,
+                        kind_metrics[source_field],
+                    )
                     truth[key] = Decimal(value)
     return truth
 
@@ -61,7 +73,9 @@ def stored_rows(integration: Integration) -> dict[Key, Decimal]:
     rows: dict[Key, Decimal] = {}
     fields = ("bucket_start", "bucket_end", "project", "model", "operation", "metric", "quantity")
     # The provider's rows only: estimates are computed from them (their own tests check them).
-    for *key, quantity in UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost").values_list(*fields):
+    for *key, quantity in (
+        UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost").values_list(*fields)
+    ):
         if quantity:  # a zero the provider listed is no usage: neither lost nor doubled
             rows[tuple(key)] = quantity.quantize(CENT_FRACTION) if key[-1] == "cost" else quantity
     return rows
@@ -132,7 +146,10 @@ class FaultPlan:
         """2–4 faults for a sync expected to send about `expected_requests` requests to each
         path, each armed to strike somewhere among them; `one_fatal` adds one that outlasts the
         retries (so the sync fails and the next one must resume)."""
-        kinds = [self.rng.choices(FAULT_KINDS, weights=[k.weight for k in FAULT_KINDS])[0] for _ in range(self.rng.randint(2, 4))]
+        kinds = [
+            self.rng.choices(FAULT_KINDS, weights=[k.weight for k in FAULT_KINDS])[0]
+            for _ in range(self.rng.randint(2, 4))
+        ]
         specs = [(kind.name, kind.make(self.rng)) for kind in kinds]
         if one_fatal:
             specs.append(("5xx outlasting the retries", {"status": 503, "times": 4}))

@@ -1,4 +1,5 @@
 """The faults-and-attacks suite's fixtures, and its figures printed at the end of the run."""
+
 from __future__ import annotations
 
 import pytest

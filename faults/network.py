@@ -3,6 +3,7 @@ connection the code under test tries. Nothing here ever reaches an outside addre
 answered from a table (IP literals are parsed locally, never looked up), and connections to the
 port under test are recorded and refused before any packet leaves.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -41,7 +42,9 @@ class FakeDNS:
         results = []
         for address in addresses:
             if ipaddress.ip_address(address).version == 6:
-                results.append((socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port_number, 0, 0)))
+                results.append(
+                    (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port_number, 0, 0))
+                )
             else:
                 results.append((socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port_number)))
         return [r for r in results if family in (0, socket.AF_UNSPEC, r[0])]

@@ -3,6 +3,7 @@ seeded mix of 5xx, 429s and slow answers, sync after sync, until it completes. A
 nothing stored may exceed the sandbox's truth; at the end everything must be there, exactly:
 rows lost 0, rows doubled 0. The seed is fixed (DOOW_FAULTS_SEED picks another one to explore).
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ Django admin, anyone on the public pages. The control test sends the very same r
 matching token and no foreign Origin and sees it go through, so the 403s are CSRF refusals,
 not something else.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,5 +1,6 @@
 """The figures are counted, not written down: an unknown figure is refused, and every
 registered one is printed (rows lost/doubled saying so when nothing was checked)."""
+
 from __future__ import annotations
 
 import pytest

@@ -5,6 +5,7 @@ nothing. Both channels go through whatever runs the import (today the request it
 task: on-commit callbacks are run), and are judged by what a user sees: the event log, the
 command's output and the stored rows.
 """
+
 from __future__ import annotations
 
 import csv
@@ -74,7 +75,9 @@ class Importer:
             # the user is told about the file is what that section says once the job has ended.
             job = self.integration.usage_imports.filter(pk__gt=before).order_by("-pk").first()
             if job is not None:
-                status = reverse("integrations:import_status", kwargs={"ws": "importer", "pk": self.integration.pk, "job": job.pk})
+                status = reverse(
+                    "integrations:import_status", kwargs={"ws": "importer", "pk": self.integration.pk, "job": job.pk}
+                )
                 polled = self.client.get(status, {"watching": "1"}, headers={"HX-Request": "true"})
                 assert polled.status_code == 200, f"{name}: the import status answered {polled.status_code}"
                 told += "\n" + html.unescape(body(polled))
@@ -123,7 +126,9 @@ def reject(importer: Importer, channel: str, case: Rejected) -> list[str]:
     elif event is None or event.pk == before_event or "nothing was stored" not in event.message:
         problems.append(f"{case.name} ({channel}): no event says the import was rejected")
     elif not re.search(_problem_pattern(case), event.message):
-        problems.append(f"{case.name} ({channel}): the event does not say {_problem_pattern(case)!r}: {event.message[:300]!r}")
+        problems.append(
+            f"{case.name} ({channel}): the event does not say {_problem_pattern(case)!r}: {event.message[:300]!r}"
+        )
     if not re.search(_problem_pattern(case), told):
         problems.append(f"{case.name} ({channel}): the user is not told {_problem_pattern(case)!r}")
     if not problems:
@@ -189,7 +194,8 @@ def test_markup_imported_is_shown_escaped_on_the_pages(importer):
     pages = [
         # the stored rows (the page opens on a summary by model, project and day)
         reverse("integrations:detail", kwargs={"ws": "importer", "pk": importer.integration.pk}) + "?view=rows",
-        reverse("usage:explorer", kwargs={"ws": "importer"}) + "?group=resource&range=all",  # the corpus is not this month
+        reverse("usage:explorer", kwargs={"ws": "importer"})
+        + "?group=resource&range=all",  # the corpus is not this month
     ]
     for url in pages:
         text = body(importer.client.get(url))

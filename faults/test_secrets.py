@@ -4,6 +4,7 @@ credentials, sync and verify them, make every provider fail in ways that echo th
 Django admin, whole and as htmx fragments), every log record at DEBUG, every event, run and
 integration row, every command output and both exports for the secret and its variants.
 """
+
 from __future__ import annotations
 
 import io
@@ -120,7 +121,9 @@ def test_the_leak_search_finds_every_variant_of_a_secret():
     assert parts and all(len(p) >= 40 and "@" not in p for p in parts)  # private key lines, not the e-mail
 
 
-def test_no_secret_appears_in_pages_logs_events_exports_or_admin(world: World, sandbox, aws, django_capture_on_commit_callbacks):
+def test_no_secret_appears_in_pages_logs_events_exports_or_admin(
+    world: World, sandbox, aws, django_capture_on_commit_callbacks
+):
     admin_client = world.client(world.victim.admin)
     secrets = Secrets()
     connected: dict[str, Integration] = {}
@@ -128,7 +131,9 @@ def test_no_secret_appears_in_pages_logs_events_exports_or_admin(world: World, s
     with every_log_record() as records:
         # The workspace's webhook secret: shown once on the page that makes it, then never
         # again (not in the pages, the delivery log, the admin or the logs searched below).
-        made = admin_client.post(reverse("alerts:webhook", kwargs={"ws": "victim"}), {"url": "http://127.0.0.1:9/victim-hook"})
+        made = admin_client.post(
+            reverse("alerts:webhook", kwargs={"ws": "victim"}), {"url": "http://127.0.0.1:9/victim-hook"}
+        )
         assert made.status_code == 200
         secrets.parts["victim webhook secret"] = re.findall(r'id="webhook-secret">(whsec_[^<]+)<', body(made))
         assert len(secrets.parts["victim webhook secret"]) == 1
@@ -164,9 +169,13 @@ def test_no_secret_appears_in_pages_logs_events_exports_or_admin(world: World, s
                 for status, fault_body in ((401, _echo(echoed)), (500, _echo(echoed)), (200, "{not json " + echoed)):
                     sandbox.fault(f"/{provider}/", status, times=100, body=fault_body)
                     _command(secrets, "sync", str(integration.pk), "--since", "2026-01-01", "--until", "2026-01-01")
-                    answer = admin_client.post(reverse("integrations:test", kwargs=pages), headers={"HX-Request": "true"})
+                    answer = admin_client.post(
+                        reverse("integrations:test", kwargs=pages), headers={"HX-Request": "true"}
+                    )
                     secrets.check(body(answer), f"{provider} test connection after a {status}", page=True)
-                    rotated = admin_client.post(reverse("integrations:rotate", kwargs=pages), {f"credential_{SENT_AS_IS[provider]}": echoed})
+                    rotated = admin_client.post(
+                        reverse("integrations:rotate", kwargs=pages), {f"credential_{SENT_AS_IS[provider]}": echoed}
+                    )
                     secrets.check(body(rotated), f"{provider} rotate form after a {status}", page=True)
                     _sandbox_faults(sandbox)
                 Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.ACTIVE)
@@ -199,7 +208,9 @@ def test_no_secret_appears_in_pages_logs_events_exports_or_admin(world: World, s
     # Every workspace page of every integration, as the admin and as the member.
     member_client = world.client(world.victim.member)
     for provider, integration in connected.items():
-        target = Target(world.victim, replace(world.victim, ids={**world.victim.ids, "integration": integration.pk}), world)
+        target = Target(
+            world.victim, replace(world.victim, ids={**world.victim.ids, "integration": integration.pk}), world
+        )
         for route in ROUTES:
             if not route.id.startswith("integrations:") and provider != "openai":
                 continue  # pages that show no integration: crawled once
@@ -222,7 +233,10 @@ def test_no_secret_appears_in_pages_logs_events_exports_or_admin(world: World, s
         info = model._meta.app_label, model._meta.model_name
         urls = [reverse("admin:{}_{}_changelist".format(*info))]
         for pk in model._default_manager.order_by("-pk").values_list("pk", flat=True)[:5]:
-            urls += [reverse("admin:{}_{}_change".format(*info), args=[pk]), reverse("admin:{}_{}_history".format(*info), args=[pk])]
+            urls += [
+                reverse("admin:{}_{}_change".format(*info), args=[pk]),
+                reverse("admin:{}_{}_history".format(*info), args=[pk]),
+            ]
         for url in urls:
             response = staff.get(url)
             assert response.status_code == 200, url

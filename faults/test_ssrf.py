@@ -7,6 +7,7 @@ to it (among public answers, too), and in every spelling of an IP literal; publi
 pass. The add form refuses such a base URL before anything connects. A name that answers
 public and then loopback (DNS rebinding) must never be connected to on loopback.
 """
+
 from __future__ import annotations
 
 import re

@@ -7,6 +7,7 @@ proves the sweep reaches real pages: their object pages must show the object). E
 checked against what that identity may get, no outsider's answer may carry the victim's data,
 and no request by someone not allowed to write may change a single row.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -56,7 +57,10 @@ EXPECTED_PUBLIC: dict[str, dict[str, dict[str, int]]] = {
     "accounts:password_reset": {"anonymous": {"GET": 200, "POST": 200}, "signed_in": {"GET": 200, "POST": 200}},
     "accounts:password_reset_done": {"anonymous": {"GET": 200, "POST": 405}, "signed_in": {"GET": 200, "POST": 405}},
     "accounts:password_reset_confirm": {"anonymous": {"GET": 200, "POST": 200}, "signed_in": {"GET": 200, "POST": 200}},
-    "accounts:password_reset_complete": {"anonymous": {"GET": 200, "POST": 405}, "signed_in": {"GET": 200, "POST": 405}},
+    "accounts:password_reset_complete": {
+        "anonymous": {"GET": 200, "POST": 405},
+        "signed_in": {"GET": 200, "POST": 405},
+    },
 }
 
 
@@ -130,7 +134,9 @@ def run(world: World, sweep: Sweep) -> list[tuple[Route, str, bool, HttpResponse
             for mark in sweep.forbidden(route, response):
                 if mark in text.lower():
                     problems.append(f"{where}: the answer shows {mark!r} data it must not")
-            if writes and not (method == "POST" and route.id in MEMBER_WRITES and sweep.identity in ("member", "victim admin")):
+            if writes and not (
+                method == "POST" and route.id in MEMBER_WRITES and sweep.identity in ("member", "victim admin")
+            ):
                 problems.append(f"{where}: wrote to the database: {writes[0]}")
             elif method == "POST":
                 figures.add("posts_unchanged")
@@ -216,7 +222,10 @@ def test_a_member_reads_member_pages_and_gets_403_on_admin_pages(world):
             return (OUTSIDER,)  # the member's own workspace: its data is theirs to read
         return (ADMIN_ONLY, OUTSIDER)
 
-    run(world, Sweep("member", world.victim.member, Target(world.victim, world.victim, world), ROUTES, expect, forbidden))
+    run(
+        world,
+        Sweep("member", world.victim.member, Target(world.victim, world.victim, world), ROUTES, expect, forbidden),
+    )
 
 
 def test_an_admin_of_another_workspace_gets_404_for_every_victim_url(world):
@@ -282,6 +291,8 @@ def test_each_sweep_payload_really_writes_for_the_victim_admin(world, route_id, 
     client = world.client(world.victim.admin)
     before = fingerprint()
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(build_url(route, Target(world.victim, world.victim, world)), data=payload(route, world.victim))
+        response = client.post(
+            build_url(route, Target(world.victim, world.victim, world)), data=payload(route, world.victim)
+        )
     assert response.status_code in (200, 302), body(response)[:500]
     assert changed_tables(before, fingerprint()), f"{route_id}: the admin's POST changed nothing"

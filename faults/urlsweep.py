@@ -8,6 +8,7 @@ same view. A route with a parameter no filler knows, or that no rule classifies,
 SweepError, so a new URL fails test_every_route_is_classified_and_filled until it is taught
 here: nothing new goes unswept.
 """
+
 from __future__ import annotations
 
 import re
@@ -196,11 +197,15 @@ FILLERS: dict[str, Filler] = {
     "job": Filler(lambda route, target: target.ids_of.ids["usage_import"], tenant_object=True),
     "object_id": Filler(_admin_object_id, tenant_object=True),
     "id": Filler(_admin_user_id, tenant_object=True),
-    "content_type_id": Filler(lambda route, target: ContentType.objects.get_for_model(Integration).pk, tenant_object=False),
+    "content_type_id": Filler(
+        lambda route, target: ContentType.objects.get_for_model(Integration).pk, tenant_object=False
+    ),
     "app_label": Filler(lambda route, target: "integrations", tenant_object=False),
     "url": Filler(lambda route, target: "no-such-page/", tenant_object=False),  # the admin's catch-all
     # A password-reset link for the tenant's admin, with a forged token: it must reset nothing.
-    "uidb64": Filler(lambda route, target: urlsafe_base64_encode(force_bytes(target.ids_of.ids["admin_user"])), tenant_object=False),
+    "uidb64": Filler(
+        lambda route, target: urlsafe_base64_encode(force_bytes(target.ids_of.ids["admin_user"])), tenant_object=False
+    ),
     "token": Filler(lambda route, target: "forged-0123456789abcdef", tenant_object=False),
 }
 
@@ -252,7 +257,9 @@ def build_url(route: Route, target: Target) -> str:
     values: dict[str, str] = {}
     for name in route.kwargs:
         if name not in FILLERS:
-            raise SweepError(f"{route.id} ({route.text}): no filler for <{name}>: add one to FILLERS in faults/urlsweep.py")
+            raise SweepError(
+                f"{route.id} ({route.text}): no filler for <{name}>: add one to FILLERS in faults/urlsweep.py"
+            )
         values[name] = str(FILLERS[name].fill(route, target))
     parts = []
     for level in route.levels:
@@ -266,7 +273,9 @@ def build_url(route: Route, target: Target) -> str:
     url = "/" + "".join(parts)
     match = resolve(url)
     if match.func is not route.callback:
-        raise SweepError(f"{route.id}: the URL built for it, {url}, resolves to {match.view_name or match.func} instead")
+        raise SweepError(
+            f"{route.id}: the URL built for it, {url}, resolves to {match.view_name or match.func} instead"
+        )
     return url
 
 
@@ -279,12 +288,19 @@ def _usage_csv() -> SimpleUploadedFile:
 
 def _integration_settings(tenant: Tenant) -> dict[str, str]:
     integration = Integration.objects.get(pk=tenant.ids["integration"])
-    settings = {f"setting_{f.name}": integration.settings.get(f.name, "") for f in integration.provider_obj.setting_fields}
+    settings = {
+        f"setting_{f.name}": integration.settings.get(f.name, "") for f in integration.provider_obj.setting_fields
+    }
     return {"name": "pwned", "sync_interval": "60", "backfill_days": "30", **settings}
 
 
 def _license(tenant: Tenant) -> dict[str, str]:
-    return {"application": str(tenant.ids["application"]), "plan_name": "pwned", "kind": "pay_as_you_go", "start_date": "2026-01-01"}
+    return {
+        "application": str(tenant.ids["application"]),
+        "plan_name": "pwned",
+        "kind": "pay_as_you_go",
+        "start_date": "2026-01-01",
+    }
 
 
 def _rule(tenant: Tenant) -> dict[str, str]:
@@ -314,14 +330,31 @@ PAYLOADS: dict[str, Callable[[Tenant], dict[str, object]]] = {
     "usage_settings:rule_add": _rule,
     "usage_settings:rule_edit": _rule,
     "usage_settings:rule_move": lambda tenant: {"direction": "up"},
-    "alerts:budget_add": lambda tenant: {"name": "pwned", "scope": "workspace", "amount": "1", "currency": "USD", "warn_percent": "80", "exceed_percent": "100"},
-    "alerts:budget_edit": lambda tenant: {"name": "pwned", "scope": "workspace", "amount": "1", "currency": "USD", "warn_percent": "80", "exceed_percent": "100"},
+    "alerts:budget_add": lambda tenant: {
+        "name": "pwned",
+        "scope": "workspace",
+        "amount": "1",
+        "currency": "USD",
+        "warn_percent": "80",
+        "exceed_percent": "100",
+    },
+    "alerts:budget_edit": lambda tenant: {
+        "name": "pwned",
+        "scope": "workspace",
+        "amount": "1",
+        "currency": "USD",
+        "warn_percent": "80",
+        "exceed_percent": "100",
+    },
     "alerts:budget_mute": lambda tenant: {"mute": "1"},
     "alerts:integration_mute": lambda tenant: {"mute": "1"},
     "alerts:anomaly_rule": lambda tenant: {"enabled": "on", "ratio": "7", "mads": "3", "min_amount": "50"},
     "alerts:webhook": lambda tenant: {"url": "http://127.0.0.1:9/pwned"},
     "usage_settings:pricing_override_add": lambda tenant: {
-        "kind": "discount", "provider": "openai", "discount_percent": "10", "effective_from": "2026-01-01",
+        "kind": "discount",
+        "provider": "openai",
+        "discount_percent": "10",
+        "effective_from": "2026-01-01",
     },
 }
 # Member routes whose POST writes only the signed-in person's own rows (POST only: GET is 405).

@@ -5,6 +5,7 @@ Every victim object's text carries VICTIM (and the admin-only ones ADMIN_ONLY to
 outsider object's text OUTSIDER, so "no data of the victim in this answer" is a substring test
 that cannot pass by accident: the victim admin's own pages are checked to contain them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -96,7 +97,9 @@ class World:
 def _user(username: str, *, staff: bool = False) -> AbstractUser:
     user_model = get_user_model()
     if staff:
-        return user_model.objects.create_superuser(username=username, password=PASSWORD, email=f"{username}@example.com")
+        return user_model.objects.create_superuser(
+            username=username, password=PASSWORD, email=f"{username}@example.com"
+        )
     return user_model.objects.create_user(username=username, password=PASSWORD, email=f"{username}@example.com")
 
 
@@ -117,12 +120,16 @@ def _tenant(slug: str, mark: str) -> Tenant:
     )
     integration.set_credential({"api_key": f"sk-admin-{mark}-0123456789abcdef0123456789"})
     integration.save()
-    importer = Integration(workspace=workspace, provider="authress", name=f"{mark} {ADMIN_ONLY} Authress", created_by=admin)
+    importer = Integration(
+        workspace=workspace, provider="authress", name=f"{mark} {ADMIN_ONLY} Authress", created_by=admin
+    )
     importer.set_credential({"access_key": f"sc_{mark}.kid_{mark}.acc_{mark}.MC4CAQAwBQYDK2VwBCIEIA{mark}"})
     importer.save()
 
     team = Team.objects.create(workspace=workspace, name=f"{mark} Platform team", cost_centre=f"CC-{mark}")
-    application = Application.objects.create(workspace=workspace, name=f"{mark} Chatbot", owner=f"{mark} team", team=team)
+    application = Application.objects.create(
+        workspace=workspace, name=f"{mark} Chatbot", owner=f"{mark} team", team=team
+    )
     license_ = License.objects.create(
         workspace=workspace,
         application=application,
@@ -132,9 +139,16 @@ def _tenant(slug: str, mark: str) -> Tenant:
         committed_amount=Decimal("1000.00"),
     )
     # Two rules, so "move up" on the second one really moves it.
-    AttributionRule.objects.create(workspace=workspace, provider="openai", project=f"proj_{mark}-other", application=application, priority=10)
+    AttributionRule.objects.create(
+        workspace=workspace, provider="openai", project=f"proj_{mark}-other", application=application, priority=10
+    )
     rule = AttributionRule.objects.create(
-        workspace=workspace, provider="openai", model=f"{mark}-gpt*", application=application, license=license_, priority=20
+        workspace=workspace,
+        provider="openai",
+        model=f"{mark}-gpt*",
+        application=application,
+        license=license_,
+        priority=20,
     )
     run = SyncRun.objects.create(
         integration=integration,
@@ -177,7 +191,9 @@ def _tenant(slug: str, mark: str) -> Tenant:
                                      secret_hint="0000", created_at=timezone.now())  # fmt: skip
     webhook_delivery = WebhookDelivery.objects.create(webhook=webhook, delivery_id=f"{mark}-delivery", event="alert.opened", alert=alert,
                                                       attempt=1, status_code=200, created_at=timezone.now())  # fmt: skip
-    pricing_job = PricingRecomputeJob.objects.create(workspace=workspace, status=PricingRecomputeJob.Status.DONE, total=8, done=8)
+    pricing_job = PricingRecomputeJob.objects.create(
+        workspace=workspace, status=PricingRecomputeJob.Status.DONE, total=8, done=8
+    )
 
     # Usage in the explorer's and the export's default range (the last days before now).
     hour = timezone.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)

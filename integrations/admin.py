@@ -4,6 +4,7 @@ The encrypted `credential` is never shown nor editable here: it is excluded from
 and integrations are created through the pages or `manage.py connect`, which verify and
 encrypt. Actions call the services, like the pages do.
 """
+
 from __future__ import annotations
 
 from datetime import UTC
@@ -100,12 +101,20 @@ class IntegrationAdmin(admin.ModelAdmin):
             "",
             '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
             (
-                (_change(r), r.pk, r.started_at, r.get_trigger_display(), r.get_status_display(), r.rows_written, r.error_category)
+                (
+                    _change(r),
+                    r.pk,
+                    r.started_at,
+                    r.get_trigger_display(),
+                    r.get_status_display(),
+                    r.rows_written,
+                    r.error_category,
+                )
                 for r in runs
             ),
         )
         return format_html(
-            '<table><thead><tr><th>Run</th><th>Started</th><th>Trigger</th><th>Status</th><th>Rows</th>'
+            "<table><thead><tr><th>Run</th><th>Started</th><th>Trigger</th><th>Status</th><th>Rows</th>"
             '<th>Error</th></tr></thead><tbody>{}</tbody></table><a href="{}">All sync runs</a>',
             rows,
             _changelist(SyncRun, integration__id__exact=obj.pk),
@@ -122,7 +131,7 @@ class IntegrationAdmin(admin.ModelAdmin):
             ((_change(e), e.created_at, e.get_level_display(), e.get_category_display(), e.message) for e in events),
         )
         return format_html(
-            '<table><thead><tr><th>When</th><th>Level</th><th>Category</th><th>Message</th></tr></thead>'
+            "<table><thead><tr><th>When</th><th>Level</th><th>Category</th><th>Message</th></tr></thead>"
             '<tbody>{}</tbody></table><a href="{}">All events</a>',
             rows,
             _changelist(IntegrationEvent, integration__id__exact=obj.pk),
@@ -166,7 +175,12 @@ class SyncRunAdmin(ReadOnlyAdmin):
     # trigger (a filter) and the provider calls are on the run's page.
     list_display = ("pk", "integration", "status", "started_at", "took", "window", "rows", "error_category")
     list_display_links = ("pk", "integration")
-    list_filter = ("status", "trigger", IntegrationProviderListFilter, ("integration__workspace", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        "status",
+        "trigger",
+        IntegrationProviderListFilter,
+        ("integration__workspace", admin.RelatedOnlyFieldListFilter),
+    )
     list_select_related = ("integration",)
     search_fields = ("integration__name", "integration__workspace__name", "error")
     date_hierarchy = "started_at"
@@ -203,7 +217,14 @@ class IntegrationEventAdmin(ReadOnlyAdmin):
     )
     list_select_related = ("integration", "integration__workspace")
     # Message and hint, the provider's request id, and whose event it is.
-    search_fields = ("message", "hint", "request_id", "integration__name", "integration__workspace__name", "integration__workspace__slug")
+    search_fields = (
+        "message",
+        "hint",
+        "request_id",
+        "integration__name",
+        "integration__workspace__name",
+        "integration__workspace__slug",
+    )
     date_hierarchy = "created_at"
 
     @admin.display(description="workspace", ordering="integration__workspace__name")

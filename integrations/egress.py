@@ -27,6 +27,7 @@ Limits: when an HTTP(S) proxy from the environment applies, the proxy connects o
 host is then vetted before the request is handed to it, but the pin is the proxy's business.
 A NAT64 gateway with an operator-chosen (network-specific) prefix cannot be recognised.
 """
+
 from __future__ import annotations
 
 import functools

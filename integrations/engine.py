@@ -6,6 +6,7 @@ fetched, stored in one transaction with the watermark advance (rows the chunk's 
 answer no longer holds are removed in the same transaction); typed provider errors turned
 into events, a status and the time of the next try.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -81,8 +82,6 @@ class SyncLockLost(Exception):
     """The lease expired mid-sync and another worker took over; stop without writing more."""
 
 
-
-
 # ------------------------------------------------------------------ scheduling
 def integration_dispatch_due(*, now: datetime | None = None) -> list[int]:
     """Enqueue every due integration by id (with `expires`); returns the ids enqueued.
@@ -115,7 +114,10 @@ def integration_dispatch_due(*, now: datetime | None = None) -> list[int]:
                 continue
             try:
                 sync_integration.apply_async(
-                    args=(pk,), kwargs={"trigger": SyncRun.Trigger.SCHEDULE}, expires=DISPATCH_EXPIRES_SECONDS, producer=producer
+                    args=(pk,),
+                    kwargs={"trigger": SyncRun.Trigger.SCHEDULE},
+                    expires=DISPATCH_EXPIRES_SECONDS,
+                    producer=producer,
                 )
             except Exception:  # the broker may hiccup; the claim is released below
                 logger.exception("could not enqueue sync of integration %s", pk)
@@ -156,7 +158,12 @@ def _claim_due(now: datetime, claimed_until: datetime) -> list[int]:
     run_table = connection.ops.quote_name(SyncRun._meta.db_table)
     # Raw parameters are stored as given: adapt them the way the ORM would (SQLite keeps text).
     claim = [connection.ops.adapt_datetimefield_value(claimed_until), ""]
-    abandon = [SyncRun.Status.ABANDONED, connection.ops.adapt_datetimefield_value(now), ABANDONED_MESSAGE, SyncRun.Status.RUNNING]
+    abandon = [
+        SyncRun.Status.ABANDONED,
+        connection.ops.adapt_datetimefield_value(now),
+        ABANDONED_MESSAGE,
+        SyncRun.Status.RUNNING,
+    ]
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
@@ -247,7 +254,7 @@ def _spans(window: Window, provider: Provider) -> list[tuple[Window, list[Window
     while chunks:
         first = chunks[0].start
         taken = [c for c in chunks if c.end <= first + span] or chunks[:1]
-        chunks = chunks[len(taken):]
+        chunks = chunks[len(taken) :]
         spans.append((Window(first, taken[-1].end), taken))
     return spans
 
@@ -364,7 +371,10 @@ def _sync(
                 # rows attributed and compiled. The transaction (on SQLite, the one write lock that
                 # pages, beat and other workers wait for) only executes the prepared statements.
                 # The list-price estimate of the chunk's usage is stored with it, and restated with it.
-                chunk_samples = [*chunk_samples, *pricing_estimate_samples(integration=integration, samples=chunk_samples)]
+                chunk_samples = [
+                    *chunk_samples,
+                    *pricing_estimate_samples(integration=integration, samples=chunk_samples),
+                ]
                 answers += estimate_answers(answers)
                 prepared = usage_prepare_samples(integration=integration, samples=chunk_samples)
                 with transaction.atomic():
@@ -395,7 +405,9 @@ def _sync(
         return _sync_failed(integration, run, crash, http=http, window=window)
 
     finished = timezone.now()
-    SyncRun.objects.filter(pk=run.pk).update(status=SyncRun.Status.SUCCESS, finished_at=finished, provider_calls=http.calls)
+    SyncRun.objects.filter(pk=run.pk).update(
+        status=SyncRun.Status.SUCCESS, finished_at=finished, provider_calls=http.calls
+    )
     Integration.objects.filter(pk=integration.pk).update(
         status=Integration.Status.ACTIVE,
         last_sync_at=finished,
@@ -493,7 +505,11 @@ def _sync_failed(
         next_sync = now + _backoff(failures, integration.sync_interval)
     # Throttling and outages fix themselves: only after several in a row does the admin need to look.
     transient = not error.permanent and error.category != "sync"
-    status = Integration.Status.ACTIVE if transient and failures < TRANSIENT_FAILURES_BEFORE_ERROR else Integration.Status.ERROR
+    status = (
+        Integration.Status.ACTIVE
+        if transient and failures < TRANSIENT_FAILURES_BEFORE_ERROR
+        else Integration.Status.ERROR
+    )
     if credential_failures >= PAUSE_AFTER_CREDENTIAL_FAILURES:
         status = Integration.Status.PAUSED
         next_sync = None

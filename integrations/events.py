@@ -3,6 +3,7 @@
 Below both the engine and the services (docs/architecture.md), so each records through the
 same two functions; messages and hints are redacted of the integration's secrets here.
 """
+
 from __future__ import annotations
 
 from integrations.http import redact
@@ -38,7 +39,9 @@ def integration_record_event(
     )
 
 
-def integration_record_error(integration: Integration, error: ProviderError, *, sync_run: SyncRun | None = None) -> IntegrationEvent:
+def integration_record_error(
+    integration: Integration, error: ProviderError, *, sync_run: SyncRun | None = None
+) -> IntegrationEvent:
     transient = error.category in ("rate_limit", "network") or (error.category == "provider" and not error.permanent)
     return integration_record_event(
         integration=integration,

@@ -4,6 +4,7 @@ No form knows any provider: the add, edit and rotate forms are made from the pro
 `credential_fields` and `setting_fields`. Secret fields are PasswordInputs that never render
 a value, so a stored (or just typed) secret never travels back to the browser.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -93,7 +94,14 @@ class _ProviderForm(forms.Form):
         """Show a ProviderError (message + hint) above the form; keep typed values, not secrets."""
         self.provider_error = error
         field = getattr(error, "field", "")
-        target = next((name for name in (f"{SETTING_PREFIX}{field}", f"{CREDENTIAL_PREFIX}{field}") if field and name in self.fields), None)
+        target = next(
+            (
+                name
+                for name in (f"{SETTING_PREFIX}{field}", f"{CREDENTIAL_PREFIX}{field}")
+                if field and name in self.fields
+            ),
+            None,
+        )
         self.add_error(target, getattr(error, "message", None) or str(error))
 
 
@@ -119,7 +127,11 @@ class IntegrationAddForm(_ProviderForm):
 
     def __init__(self, *args: Any, provider: Provider, **kwargs: Any) -> None:
         super().__init__(*args, provider=provider, **kwargs)
-        self.fields["name"].help_text = f"How this connection is listed, e.g. “{provider.name} – production”. Defaults to “{provider.name}”."
+        self.fields[
+            "name"
+        ].help_text = (
+            f"How this connection is listed, e.g. “{provider.name} – production”. Defaults to “{provider.name}”."
+        )
 
     @property
     def offer_split(self) -> bool:

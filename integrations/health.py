@@ -1,6 +1,7 @@
 """Integration health as the usage pages show it: which counted integrations a page's numbers
 depend on are failing or stale (docs/architecture.md, Definitions: stale). A read-only query, so
 usage pages need nothing from the integration services to warn about it."""
+
 from __future__ import annotations
 
 from collections.abc import Collection

@@ -7,6 +7,7 @@ to the address it vetted (no second DNS lookup, see integrations.egress), retrie
 failures to the typed errors of integrations.providers.base, and redacts secrets from every message.
 Connectors never import `requests` themselves; tests serve a sandbox behind this seam.
 """
+
 from __future__ import annotations
 
 import functools
@@ -87,9 +88,13 @@ def _check_url(url: str, *, allow_private: bool) -> SplitResult:
     unless private endpoints are allowed."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigurationError(f"{url!r} is not an http(s) URL.", hint="Enter a full URL such as https://api.example.com/v1.")
+        raise ConfigurationError(
+            f"{url!r} is not an http(s) URL.", hint="Enter a full URL such as https://api.example.com/v1."
+        )
     if parts.username or parts.password:
-        raise ConfigurationError("URLs with embedded credentials are not accepted.", hint="Remove user:password@ from the URL.")
+        raise ConfigurationError(
+            "URLs with embedded credentials are not accepted.", hint="Remove user:password@ from the URL."
+        )
     if not allow_private and parts.scheme != "https":
         raise ConfigurationError(
             "Provider URLs must use https.",
@@ -235,9 +240,7 @@ class HttpClient:
         self.allow_private = _setting_allow_private() if allow_private is None else allow_private
         self.timeout = timeout if timeout is not None else settings.DOOW_HTTP_TIMEOUT_SECONDS
         self.max_attempts = max_attempts
-        self.max_retry_after = (
-            max_retry_after if max_retry_after is not None else settings.DOOW_MAX_RETRY_AFTER_SECONDS
-        )
+        self.max_retry_after = max_retry_after if max_retry_after is not None else settings.DOOW_MAX_RETRY_AFTER_SECONDS
         self.backoff = backoff if backoff is not None else settings.DOOW_HTTP_BACKOFF_SECONDS
         self.sleep = sleep
         self.session = session or requests.Session()

@@ -1,4 +1,5 @@
 """Integration (one connected provider account), its sync runs and its event log."""
+
 from __future__ import annotations
 
 import json
@@ -132,7 +133,9 @@ class Integration(models.Model):
     name = models.CharField(max_length=120)
     # JSON of the provider's secret credential fields, Fernet-encrypted with FERNET_KEYS.
     credential = EncryptedTextField(default="{}")
-    credential_hint = models.CharField(max_length=16, blank=True, help_text="Last characters of the key, for recognition.")
+    credential_hint = models.CharField(
+        max_length=16, blank=True, help_text="Last characters of the key, for recognition."
+    )
     settings = models.JSONField(default=dict, blank=True)
     identity = models.JSONField(default=dict, blank=True, help_text="What the credential could see at the last verify.")
     verified_at = models.DateTimeField(null=True, blank=True)
@@ -236,7 +239,13 @@ class Integration(models.Model):
             return Health("retrying", "Failed — retrying", "warn", message, stale=stale)
         if stale:
             through = f"{self.data_through:%Y-%m-%d %H:%M} UTC" if self.data_through else "nothing yet"
-            return Health("stale", "Stale", "warn", f"Data through {through}, later than {self.provider_obj.name} usually reports.", stale=True)
+            return Health(
+                "stale",
+                "Stale",
+                "warn",
+                f"Data through {through}, later than {self.provider_obj.name} usually reports.",
+                stale=True,
+            )
         return Health("connected", "Connected", "ok")
 
     def _data_late(self, now: datetime) -> bool:

@@ -2,6 +2,7 @@
 
 The sync engine and the dispatcher are in integrations/engine.py.
 """
+
 from __future__ import annotations
 
 import logging
@@ -117,7 +118,9 @@ def integration_account_readers(*, workspace: Workspace, key: str, exclude_pk: i
     """Live integrations of `workspace` counted for the account `key` (duplicates left out)."""
     if not key:
         return []
-    readers = workspace.integrations.live().filter(account_key=key).exclude(account_share=Integration.AccountShare.DUPLICATE)
+    readers = (
+        workspace.integrations.live().filter(account_key=key).exclude(account_share=Integration.AccountShare.DUPLICATE)
+    )
     if exclude_pk is not None:
         readers = readers.exclude(pk=exclude_pk)
     return list(readers.order_by("created_at", "pk"))
@@ -160,7 +163,9 @@ def _credential_seed(workspace: Workspace, provider: Provider) -> str:
     generates from it (an AWS external id) is the same on every try, yet no admin can pick
     another company's (that would be the confused-deputy attack external ids exist to stop)."""
     # Primary keys are never reused (AUTOINCREMENT on SQLite, sequences on PostgreSQL).
-    return salted_hmac("integrations.credential-seed", f"{workspace.pk}:{provider.slug}", algorithm="sha256").hexdigest()
+    return salted_hmac(
+        "integrations.credential-seed", f"{workspace.pk}:{provider.slug}", algorithm="sha256"
+    ).hexdigest()
 
 
 def integration_setup_instructions(
@@ -171,7 +176,9 @@ def integration_setup_instructions(
     if integration is not None:
         return provider.setup_instructions(integration.get_credential(), integration.settings)
     if workspace is not None:
-        return provider.setup_instructions(provider.prepare_credential({}, seed=_credential_seed(workspace, provider)), {})
+        return provider.setup_instructions(
+            provider.prepare_credential({}, seed=_credential_seed(workspace, provider)), {}
+        )
     return provider.setup_instructions()
 
 
@@ -288,7 +295,9 @@ def _record_test_outcome(integration: Integration, *, error: ProviderError | Non
         changes = {"last_error_category": error.category, "last_error_message": message}
         if integration.is_connected and error.permanent:
             changes["status"] = Integration.Status.ERROR
-    elif integration.is_connected and (integration.last_error_category or integration.status == Integration.Status.ERROR):
+    elif integration.is_connected and (
+        integration.last_error_category or integration.status == Integration.Status.ERROR
+    ):
         changes = {"last_error_category": "", "last_error_message": ""}
         if integration.status == Integration.Status.ERROR:
             # The key works again: sync soon, so the data catches up and the badge is confirmed.
@@ -310,14 +319,19 @@ def integration_rotate_credential(
         credential, previous=integration.get_credential(), seed=_credential_seed(integration.workspace, provider)
     )
     provider.check_credential(credential)
-    identity = provider.verify(credential, integration.settings, http=provider.http_client(credential)) if verify else None
+    identity = (
+        provider.verify(credential, integration.settings, http=provider.http_client(credential)) if verify else None
+    )
     integration.set_credential(dict(credential))
     integration.consecutive_credential_failures = 0  # a new key starts with a clean record
     if identity is not None:
         integration.identity = identity.as_dict()
         integration.verified_at = timezone.now()
         integration.account_key = account_key(provider, identity)
-    if integration.status in (Integration.Status.ERROR, Integration.Status.PAUSED) and integration.last_error_category in (
+    if integration.status in (
+        Integration.Status.ERROR,
+        Integration.Status.PAUSED,
+    ) and integration.last_error_category in (
         "credential",
         "scope",
         "permission",
@@ -355,7 +369,9 @@ def integration_update(
 
 def integration_pause(*, integration: Integration, reason: str = "Paused by an admin.") -> None:
     if not integration.is_connected:
-        raise SyncNotAllowed(f"{integration.name} is {integration.get_status_display().lower()}; only connected integrations can be paused.")
+        raise SyncNotAllowed(
+            f"{integration.name} is {integration.get_status_display().lower()}; only connected integrations can be paused."
+        )
     Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.PAUSED, next_sync_at=None)
     integration.status = Integration.Status.PAUSED
     integration_record_event(

@@ -1,4 +1,5 @@
 """Company Settings → Integrations, under w/<ws>/settings/integrations/ (admins only)."""
+
 from __future__ import annotations
 
 from django.urls import path

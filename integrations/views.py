@@ -5,6 +5,7 @@ so one workspace can never reach another's rows. htmx requests get the named par
 page (`"integrations/detail.html#usage"`); the same URL without htmx renders the whole page,
 so every hx-get also works as a plain link.
 """
+
 from __future__ import annotations
 
 import time
@@ -128,7 +129,9 @@ def _summary_context(integration: Integration) -> dict[str, Any]:
     details = identity.get("details") or {}
     projects = details.get("projects") if isinstance(details.get("projects"), list) else []
     # Warnings (a project filter naming projects the account lacks, say) are alerts, not facts.
-    warnings: list[Any] = details["warnings"] if isinstance(details, dict) and isinstance(details.get("warnings"), list) else []
+    warnings: list[Any] = (
+        details["warnings"] if isinstance(details, dict) and isinstance(details.get("warnings"), list) else []
+    )
     if warnings:
         details = {key: value for key, value in details.items() if key != "warnings"}
     facts = integration.provider_obj.identity_facts(details) if isinstance(details, dict) else []
@@ -221,11 +224,17 @@ def _usage_context(request: WorkspaceRequest, integration: Integration) -> dict[
     # the table wide, so the others are named instead of shown.
     filled_counts = {f"filled_{d}": Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS}
     totals: list[Any] = list(  # rows of dicts; the stubs' TypedDict knows no filled_* keys
-        days.values("metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows"), **filled_counts).order_by("metric", "unit")
+        days.values("metric", "unit")
+        .annotate(total=Sum("quantity"), rows=Sum("rows"), **filled_counts)
+        .order_by("metric", "unit")
     )
     columns = [d for d in USAGE_DIMENSIONS if any(t[f"filled_{d}"] for t in totals)] or list(USAGE_DIMENSIONS)
     paginator = queries.DaySeekPaginator(
-        records.order_by("-bucket_start", "metric", "pk"), USAGE_PAGE_SIZE, days=days, zone=zone, count=sum(t["rows"] for t in totals)
+        records.order_by("-bucket_start", "metric", "pk"),
+        USAGE_PAGE_SIZE,
+        days=days,
+        zone=zone,
+        count=sum(t["rows"] for t in totals),
     )
     view = "rows" if request.GET.get("view") == "rows" else "summary"
     page = paginator.get_page(request.GET.get("page")) if view == "rows" else None
@@ -242,7 +251,9 @@ def _usage_context(request: WorkspaceRequest, integration: Integration) -> dict[
         "usage_totals": totals,
         "usage_any": usage_any,
         # Nothing stored although a sync succeeded: the page says what that sync read, not "first sync".
-        "usage_last_success": None if usage_any else integration.sync_runs.filter(status=SyncRun.Status.SUCCESS).first(),
+        "usage_last_success": None
+        if usage_any
+        else integration.sync_runs.filter(status=SyncRun.Status.SUCCESS).first(),
         "usage_filtering": filtering,
         # The download carries the dates as applied: a refused one (shown as a field error) is left out.
         "usage_date_from": data.get("date_from"),
@@ -268,7 +279,9 @@ def _event_filters(request: WorkspaceRequest | None) -> dict[str, str]:
     }
 
 
-def _events_context(integration: Integration, request: WorkspaceRequest | None = None, *, page_size: int | None = None) -> dict[str, Any]:
+def _events_context(
+    integration: Integration, request: WorkspaceRequest | None = None, *, page_size: int | None = None
+) -> dict[str, Any]:
     """The event log, newest first, filtered by level and category: the latest EVENTS_ON_DETAIL
     on the detail page, pages of EVENTS_PAGE_SIZE on the event log's own page."""
     filters = _event_filters(request)
@@ -291,7 +304,9 @@ def _events_context(integration: Integration, request: WorkspaceRequest | None =
     return {**context, "events": shown[:EVENTS_ON_DETAIL], "events_more": len(shown) > EVENTS_ON_DETAIL}
 
 
-def _sync_context(integration: Integration, *, after: int | None = None, requested: float | None = None) -> dict[str, Any]:
+def _sync_context(
+    integration: Integration, *, after: int | None = None, requested: float | None = None
+) -> dict[str, Any]:
     """What the Sync panel shows.
 
     `after` is the id of the newest finished run when Sync now was pressed: a run newer than it
@@ -371,7 +386,9 @@ def _detail_context(request: WorkspaceRequest, integration: Integration, *, give
     return context
 
 
-def _section(request: WorkspaceRequest, integration: Integration, partial: str, context: dict[str, Any]) -> HttpResponse:
+def _section(
+    request: WorkspaceRequest, integration: Integration, partial: str, context: dict[str, Any]
+) -> HttpResponse:
     """The named partial for htmx, the whole detail page otherwise."""
     if request.htmx:
         return render(request, f"{DETAIL}#{partial}", {**_base_context(integration), **context})
@@ -383,7 +400,9 @@ def _section(request: WorkspaceRequest, integration: Integration, partial: str, 
 def integration_list(request: WorkspaceRequest) -> HttpResponse:
     """One page of LIST_PAGE_SIZE integrations, by name: a workspace with thousands of them
     renders the same few rows (one COUNT and one page query, nothing per integration)."""
-    page = Paginator(request.workspace.integrations.order_by("name", "pk"), LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(request.workspace.integrations.order_by("name", "pk"), LIST_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     return render(
         request,
         "integrations/list.html",
@@ -432,7 +451,9 @@ def integration_add(request: WorkspaceRequest, provider: str) -> HttpResponse:
             messages.success(request, done)
             return redirect(_detail_url(integration))
     steps = integration_setup_instructions(provider=provider_obj, workspace=request.workspace)
-    return render(request, "integrations/add.html", {"provider": provider_obj, "form": form, "setup_instructions": steps})
+    return render(
+        request, "integrations/add.html", {"provider": provider_obj, "form": form, "setup_instructions": steps}
+    )
 
 
 @workspace_view(admin=True)
@@ -559,7 +580,9 @@ def integration_test(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return _hx_trigger(response, "integration-changed, events-changed")
 
 
-def _status_action(request: WorkspaceRequest, integration: Integration, done: str, *, flash: bool = True) -> HttpResponse:
+def _status_action(
+    request: WorkspaceRequest, integration: Integration, done: str, *, flash: bool = True
+) -> HttpResponse:
     if not request.htmx:
         messages.success(request, done)
         return redirect(_detail_url(integration))
@@ -574,7 +597,9 @@ def integration_pause_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return _post_only()
     if integration.status not in (Integration.Status.ACTIVE, Integration.Status.ERROR):
-        return _status_action(request, integration, f"{integration.name} is {integration.get_status_display().lower()}; nothing to pause.")
+        return _status_action(
+            request, integration, f"{integration.name} is {integration.get_status_display().lower()}; nothing to pause."
+        )
     integration_pause(integration=integration)
     return _status_action(request, integration, "Paused. Scheduled syncs are stopped until you resume.", flash=False)
 
@@ -585,7 +610,11 @@ def integration_resume_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return _post_only()
     if integration.status != Integration.Status.PAUSED:
-        return _status_action(request, integration, f"{integration.name} is {integration.get_status_display().lower()}; nothing to resume.")
+        return _status_action(
+            request,
+            integration,
+            f"{integration.name} is {integration.get_status_display().lower()}; nothing to resume.",
+        )
     integration_resume(integration=integration)
     return _status_action(request, integration, "Resumed. The next sync starts within a minute.")
 
@@ -646,7 +675,9 @@ def integration_import_usage(request: WorkspaceRequest, pk: int) -> HttpResponse
                 if job.status == UsageImport.Status.FAILED:
                     messages.error(request, "Nothing was imported: the file was refused. The reasons are listed below.")
                 else:
-                    messages.success(request, f"{job.source or 'The file'} is queued for import; its progress shows below.")
+                    messages.success(
+                        request, f"{job.source or 'The file'} is queued for import; its progress shows below."
+                    )
                 return redirect(_detail_url(integration) + "#usage-import")
     response = _section(request, integration, "import", _import_context(integration, form, job))
     if request.htmx and job is not None and not job.is_active:
@@ -678,7 +709,9 @@ def integration_edit(request: WorkspaceRequest, pk: int) -> HttpResponse:
         "backfill_days": integration.backfill_days,
         **{f"setting_{k}": v for k, v in (integration.settings or {}).items()},
     }
-    form = IntegrationEditForm(request.POST or None, provider=provider, interval=integration.sync_interval, initial=initial)
+    form = IntegrationEditForm(
+        request.POST or None, provider=provider, interval=integration.sync_interval, initial=initial
+    )
     if request.method == "POST" and form.is_valid():
         try:
             integration_update(
@@ -706,7 +739,10 @@ def integration_rotate(request: WorkspaceRequest, pk: int) -> HttpResponse:
         except ProviderError as error:
             form.add_provider_error(error)
         else:
-            messages.success(request, f"Credential replaced and verified. The new key ends in {integration.credential_hint or '(hidden)'}.")
+            messages.success(
+                request,
+                f"Credential replaced and verified. The new key ends in {integration.credential_hint or '(hidden)'}.",
+            )
             return redirect(_detail_url(integration))
     return render(request, "integrations/rotate.html", {**_base_context(integration), "form": form})
 

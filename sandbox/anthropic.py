@@ -176,7 +176,11 @@ def clear_changes() -> None:
 
 
 def _workspace_ids_at(hour_ts: int) -> list[str | None]:
-    live = [w.id for w in WORKSPACES if epoch(w.created_at) <= hour_ts and (w.archived_at is None or hour_ts < epoch(w.archived_at))]
+    live = [
+        w.id
+        for w in WORKSPACES
+        if epoch(w.created_at) <= hour_ts and (w.archived_at is None or hour_ts < epoch(w.archived_at))
+    ]
     return [None, *live]
 
 
@@ -258,7 +262,18 @@ def _day_costs(day_ts: int, hours: int) -> tuple[CostRow, ...]:
                 )  # fmt: skip
     for workspace_id, count in searches.items():
         if count:
-            rows.append(CostRow(from_epoch(day_ts), workspace_id, "Web Search", "web_search", None, None, None, count * WEB_SEARCH_CENTS))
+            rows.append(
+                CostRow(
+                    from_epoch(day_ts),
+                    workspace_id,
+                    "Web Search",
+                    "web_search",
+                    None,
+                    None,
+                    None,
+                    count * WEB_SEARCH_CENTS,
+                )
+            )
     for workspace_id, count in executions.items():
         if count:
             rows.append(CostRow(from_epoch(day_ts), workspace_id, "Code Execution Usage", "code_execution", None, None, None,
@@ -402,7 +417,9 @@ def _decode_cursor(token: str) -> int:
         raise _BadRequest("page: invalid page token") from None
 
 
-def _paged(request: Request, width: int, limits: tuple[int, int], results: Callable[[int, int], list[dict[str, Any]]]) -> Response:
+def _paged(
+    request: Request, width: int, limits: tuple[int, int], results: Callable[[int, int], list[dict[str, Any]]]
+) -> Response:
     start = _time(request, "starting_at", True)
     end = _time(request, "ending_at", False) or epoch(utcnow())
     assert start is not None
@@ -418,7 +435,9 @@ def _paged(request: Request, width: int, limits: tuple[int, int], results: Calla
     has_more = len(starts) > limit
     starts = starts[:limit]
     data = [{"starting_at": iso(s), "ending_at": iso(s + width), "results": results(s, s + width)} for s in starts]
-    return _respond(200, {"data": data, "has_more": has_more, "next_page": _cursor(starts[-1] + width) if has_more else None})
+    return _respond(
+        200, {"data": data, "has_more": has_more, "next_page": _cursor(starts[-1] + width) if has_more else None}
+    )
 
 
 # ---------------------------------------------------------------- endpoints
@@ -443,7 +462,9 @@ def _usage(request: Request) -> Response:
                                        row.code_execution_requests)):  # fmt: skip
                 t[i] += value
         out = []
-        for (workspace_id, model, tier, window, geo), t in sorted(totals.items(), key=lambda kv: tuple(v or "" for v in kv[0])):
+        for (workspace_id, model, tier, window, geo), t in sorted(
+            totals.items(), key=lambda kv: tuple(v or "" for v in kv[0])
+        ):
             out.append({
                 "uncached_input_tokens": t[0],
                 "cache_creation": {"ephemeral_1h_input_tokens": t[3], "ephemeral_5m_input_tokens": t[2]},

@@ -81,9 +81,13 @@ class VerificationKey:
 KEYS: dict[str, VerificationKey] = {
     KEY_ID: VerificationKey(CLIENT_ID, private_key(KEY_ID).public_key()),
     REVOKED_KEY_ID: VerificationKey(CLIENT_ID, private_key(REVOKED_KEY_ID).public_key(), revoked=True),
-    NO_ACCESS_KEY_ID: VerificationKey(NO_ACCESS_CLIENT_ID, private_key(NO_ACCESS_KEY_ID).public_key(), account_access=False),
+    NO_ACCESS_KEY_ID: VerificationKey(
+        NO_ACCESS_CLIENT_ID, private_key(NO_ACCESS_KEY_ID).public_key(), account_access=False
+    ),
     CUSTOM_DOMAIN_KEY_ID: VerificationKey(
-        CUSTOM_DOMAIN_CLIENT_ID, private_key(CUSTOM_DOMAIN_KEY_ID).public_key(), issuer_origin=f"https://{CUSTOM_DOMAIN}"
+        CUSTOM_DOMAIN_CLIENT_ID,
+        private_key(CUSTOM_DOMAIN_KEY_ID).public_key(),
+        issuer_origin=f"https://{CUSTOM_DOMAIN}",
     ),
 }
 ACCESS_KEY = access_key(CLIENT_ID, KEY_ID)

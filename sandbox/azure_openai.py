@@ -228,7 +228,9 @@ def _hour_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow, .
         for a in accounts
         if a.serves_openai
         for d in a.deployments
-        if d.sku in PTU_SKUS and d.capacity and epoch(datetime.fromisoformat(d.created.replace("Z", "+00:00"))) <= hour_ts
+        if d.sku in PTU_SKUS
+        and d.capacity
+        and epoch(datetime.fromisoformat(d.created.replace("Z", "+00:00"))) <= hour_ts
     }
     rows = [r._replace(provisioned=ptu.pop((r.account, r.deployment), 0)) for r in traffic]
     for a in accounts:
@@ -236,7 +238,9 @@ def _hour_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow, .
             if (a.name, d.name) in ptu:
                 where = (a.name, a.resource_group, a.location)
                 rows.append(
-                    UsageRow(from_epoch(hour_ts), *where, d.name, d.model_id, 0, 0, 0, provisioned=ptu[(a.name, d.name)])
+                    UsageRow(
+                        from_epoch(hour_ts), *where, d.name, d.model_id, 0, 0, 0, provisioned=ptu[(a.name, d.name)]
+                    )
                 )
     return tuple(rows)
 
@@ -260,7 +264,9 @@ def _traffic_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow
             where = (account.name, account.resource_group, account.location)
             openai = formats.get(name, "OpenAI") == "OpenAI"
             rows.append(
-                UsageRow(from_epoch(hour_ts), *where, name, model, prompt, generated, requests, throttled, failed, openai)
+                UsageRow(
+                    from_epoch(hour_ts), *where, name, model, prompt, generated, requests, throttled, failed, openai
+                )
             )
     return tuple(rows)
 

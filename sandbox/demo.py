@@ -2,6 +2,7 @@
 
 `make demo` creates these in the demo workspace; `python -m sandbox` prints them.
 """
+
 from __future__ import annotations
 
 from typing import Any

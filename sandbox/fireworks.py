@@ -138,7 +138,11 @@ def withdraw_deployment(deployment_id: str) -> None:
 
 
 # What POST /_sandbox/changes may call (sandbox.app), by name.
-CHANGES = {"withdraw_model": withdraw_model, "withdraw_deployment": withdraw_deployment, "omit_row_times": omit_row_times}
+CHANGES = {
+    "withdraw_model": withdraw_model,
+    "withdraw_deployment": withdraw_deployment,
+    "omit_row_times": omit_row_times,
+}
 
 
 def clear_changes() -> None:
@@ -187,7 +191,9 @@ def truth_serverless(start: datetime, end: datetime, *, now: datetime | None = N
             t = totals.setdefault((hour_ts - hour_ts % DAY, model), [0, 0])
             t[0] += prompt
             t[1] += completion
-    return _serverless_changes.apply(ServerlessDay(from_epoch(day), model, p, c) for (day, model), (p, c) in sorted(totals.items()))
+    return _serverless_changes.apply(
+        ServerlessDay(from_epoch(day), model, p, c) for (day, model), (p, c) in sorted(totals.items())
+    )
 
 
 def truth_dedicated(start: datetime, end: datetime, *, now: datetime | None = None) -> list[DedicatedDay]:
@@ -199,7 +205,9 @@ def truth_dedicated(start: datetime, end: datetime, *, now: datetime | None = No
             if seconds:
                 key = (hour_ts - hour_ts % DAY, i)
                 totals[key] = totals.get(key, 0) + seconds
-    return _dedicated_changes.apply(DedicatedDay(from_epoch(day), DEPLOYMENTS[i], s) for (day, i), s in sorted(totals.items()))
+    return _dedicated_changes.apply(
+        DedicatedDay(from_epoch(day), DEPLOYMENTS[i], s) for (day, i), s in sorted(totals.items())
+    )
 
 
 def truth_training(start: datetime, end: datetime, *, now: datetime | None = None) -> list[TrainingDay]:
@@ -367,7 +375,10 @@ def _billing_usage(request: Request, account: str) -> Response:
 
 # The account's API keys (id, name); grouped by api_key_id / api_key_name, each serverless day
 # of a model is split between them (the split is part of the truth: `serverless_by_key`).
-SERVERLESS_KEYS: tuple[tuple[str, str], ...] = (("key_sandboxProd0001", "production"), ("key_sandboxJobs0002", "batch-jobs"))
+SERVERLESS_KEYS: tuple[tuple[str, str], ...] = (
+    ("key_sandboxProd0001", "production"),
+    ("key_sandboxJobs0002", "batch-jobs"),
+)
 
 
 def serverless_by_key(row: ServerlessDay) -> list[tuple[str, str, int, int]]:
@@ -379,11 +390,16 @@ def serverless_by_key(row: ServerlessDay) -> list[tuple[str, str, int, int]]:
     return [part for part in parts if part[2] or part[3]]
 
 
-def _serverless_by_key_json(row: ServerlessDay, start: datetime, end: datetime, groups: list[str]) -> list[dict[str, Any]]:
+def _serverless_by_key_json(
+    row: ServerlessDay, start: datetime, end: datetime, groups: list[str]
+) -> list[dict[str, Any]]:
     out = []
     for key_id, key_name, prompt, completion in serverless_by_key(row):
         item = _serverless_json(row._replace(prompt_tokens=prompt, completion_tokens=completion), start, end)
-        item["group"] = {**item["group"], **{g: v for g, v in (("api_key_id", key_id), ("api_key_name", key_name)) if g in groups}}
+        item["group"] = {
+            **item["group"],
+            **{g: v for g, v in (("api_key_id", key_id), ("api_key_name", key_name)) if g in groups},
+        }
         if "api_key_id" in groups:
             item["apiKeyId"] = key_id  # deprecated top-level copy, only when grouped by it
         out.append(item)

@@ -225,7 +225,9 @@ def _day_rows(day: date, revision: int) -> tuple[BillingRow, ...]:
                 if project == CREDIT_PROJECT and d[5] % 3 == 0:
                     by_type.append(("PROMOTION", -(cost * Decimal("0.3")).quantize(_PLACES, ROUND_HALF_UP)))
                 if project == CUD_PROJECT and sku.service_id == VERTEX_SERVICE_ID and d[6] % 4 == 0:
-                    by_type.append(("COMMITTED_USAGE_DISCOUNT", -(cost * Decimal("0.1")).quantize(_PLACES, ROUND_HALF_UP)))
+                    by_type.append(
+                        ("COMMITTED_USAGE_DISCOUNT", -(cost * Decimal("0.1")).quantize(_PLACES, ROUND_HALF_UP))
+                    )
                 credits = sum((a for _, a in by_type), Decimal(0))
                 rows.append(BillingRow(day, project, region, sku, amount, cost, credits, CURRENCY, tuple(by_type),
                                        LABELS.get(project, ())))  # fmt: skip
@@ -357,7 +359,9 @@ def error_body(status: int) -> dict[str, Any]:
         404: "Not found: URL",
         429: "Exceeded rate limits: too many api requests per user per method for this user_method.",
     }
-    return _google_error(status, messages.get(status, "An internal error occurred and the request could not be completed."))
+    return _google_error(
+        status, messages.get(status, "An internal error occurred and the request could not be completed.")
+    )
 
 
 def common_headers() -> dict[str, str]:
@@ -583,7 +587,9 @@ def _results(request: Request, project: str, job_id: str) -> Response:
     if job is None or job.project != project or location.upper() != job.location:
         return _fail(404, f"Not found: Job {project}:{location}.{job_id}", "notFound")
     reference = {"projectId": project, "jobId": job_id, "location": job.location}
-    rows = [r for r in truth_rows(job.start, job.end, every_service=True) if selected(r, job.service_id, job.other_services)]
+    rows = [
+        r for r in truth_rows(job.start, job.end, every_service=True) if selected(r, job.service_id, job.other_services)
+    ]
     offset = 0
     if token := request.arg("pageToken"):
         try:
@@ -596,7 +602,9 @@ def _results(request: Request, project: str, job_id: str) -> Response:
     payload: dict[str, Any] = {
         "kind": "bigquery#getQueryResultsResponse",
         "etag": hashlib.md5(job_id.encode()).hexdigest(),
-        "schema": {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in zip(COLUMNS, _TYPES, strict=True)]},
+        "schema": {
+            "fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in zip(COLUMNS, _TYPES, strict=True)]
+        },
         "jobReference": reference,
         "totalRows": str(len(rows)),
         "totalBytesProcessed": str(job.bytes),

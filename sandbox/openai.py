@@ -172,8 +172,17 @@ def _hour_rows(hour_ts: int) -> tuple[UsageRow, ...]:
             tier, batch = SERVICE_TIERS[d[11] % len(SERVICE_TIERS)], d[12] % 5 == 0
             rows.append(
                 UsageRow(
-                    from_epoch(hour_ts), project.id, model, input_tokens, output_tokens, cached, cache_write, requests, audio,
-                    tier, batch,
+                    from_epoch(hour_ts),
+                    project.id,
+                    model,
+                    input_tokens,
+                    output_tokens,
+                    cached,
+                    cache_write,
+                    requests,
+                    audio,
+                    tier,
+                    batch,
                 )
             )
     return tuple(rows)
@@ -299,7 +308,16 @@ def _stored_bytes(day_ts: int) -> list[KindRow]:
         d = digest("vector_stores", day_ts, project.id)
         if d[0] < 64:  # some projects store nothing
             continue
-        rows.append(KindRow(from_epoch(day_ts), "vector_stores", project.id, None, None, (int.from_bytes(d[1:5], "big") % 5_000_000_000,)))
+        rows.append(
+            KindRow(
+                from_epoch(day_ts),
+                "vector_stores",
+                project.id,
+                None,
+                None,
+                (int.from_bytes(d[1:5], "big") % 5_000_000_000,),
+            )
+        )
     return rows
 
 
@@ -312,7 +330,9 @@ def truth_kind(name: str, start: datetime, end: datetime, *, now: datetime | Non
         first = -(-epoch(start) // DAY) * DAY
         return [row for day_ts in range(first, min(epoch(end), now_ts), DAY) for row in _stored_bytes(day_ts)]
     first = -(-epoch(start) // HOUR) * HOUR
-    return [row for hour_ts in range(first, min(epoch(end), now_ts - HOUR + 1), HOUR) for row in _kind_rows(kind, hour_ts)]
+    return [
+        row for hour_ts in range(first, min(epoch(end), now_ts - HOUR + 1), HOUR) for row in _kind_rows(kind, hour_ts)
+    ]
 
 
 # ---------------------------------------------------------------- errors
@@ -606,7 +626,10 @@ def _kind_handler(name: str) -> Callable[[Request], Response]:
                     t[i] += value
             out = []
             for (project_id, model, source), values in sorted(totals.items(), key=lambda kv: str(kv[0])):
-                result: dict[str, Any] = {"object": f"organization.usage.{name}.result", **dict(zip(kind.fields, values, strict=True))}
+                result: dict[str, Any] = {
+                    "object": f"organization.usage.{name}.result",
+                    **dict(zip(kind.fields, values, strict=True)),
+                }
                 result.update({g: None for g in kind.groups})
                 result["project_id"] = project_id
                 if "model" in kind.groups:

@@ -320,7 +320,11 @@ def _trainings(request: Request) -> Response:
         slot -= TRAINING_SLOT
     page = items[:PAGE_SIZE]
     base = _own_url(request)
-    nxt = f"{base}?{urlencode([('cursor', _cursor((page[-1].created_us, page[-1].id), False))])}" if len(items) > PAGE_SIZE else None
+    nxt = (
+        f"{base}?{urlencode([('cursor', _cursor((page[-1].created_us, page[-1].id), False))])}"
+        if len(items) > PAGE_SIZE
+        else None
+    )
 
     def one(t: Training) -> dict[str, Any]:
         status = t.status_at(now_us)

@@ -8,6 +8,7 @@ last rows and its distinct years), and an unfiltered list is counted from the st
 taken from its application, and every change that can move usage between applications goes
 through the services, which re-attribute in the background like the pages do.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -118,7 +119,16 @@ class LicenseAdminForm(forms.ModelForm):
     class Meta:
         model = License
         # The workspace comes from the application (save_model); a new model field is not editable until listed.
-        fields = ("application", "plan_name", "kind", "start_date", "end_date", "committed_amount", "currency", "seat_count")
+        fields = (
+            "application",
+            "plan_name",
+            "kind",
+            "start_date",
+            "end_date",
+            "committed_amount",
+            "currency",
+            "seat_count",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -174,7 +184,16 @@ class TeamAdmin(admin.ModelAdmin):
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
     form = LicenseAdminForm
-    list_display = ("__str__", "workspace", "kind", "start_date", "end_date", "committed_amount", "currency", "seat_count")
+    list_display = (
+        "__str__",
+        "workspace",
+        "kind",
+        "start_date",
+        "end_date",
+        "committed_amount",
+        "currency",
+        "seat_count",
+    )
     list_filter = ("kind", "workspace")
     search_fields = ("plan_name", "application__name")
     list_select_related = ("workspace", "application")
@@ -263,7 +282,17 @@ class UsageImportAdmin(ReadOnlyAdmin):
 # they are read-only, like the jobs that apply them.
 @admin.register(PriceOverride)
 class PriceOverrideAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "workspace", "provider", "kind", "model", "metric", "discount_percent", "price", "effective_from")
+    list_display = (
+        "pk",
+        "workspace",
+        "provider",
+        "kind",
+        "model",
+        "metric",
+        "discount_percent",
+        "price",
+        "effective_from",
+    )
     list_filter = ("kind", "workspace")
     list_select_related = ("workspace",)
 

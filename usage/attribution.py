@@ -13,6 +13,7 @@ rows whose attribution changed, one UPDATE per distinct result: its cost grows w
 of batches (and rules), never with the number of rows. Walking by the partition key keeps each
 batch, and its UPDATEs, inside one or two monthly partitions on PostgreSQL (usage/partitions.py).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -148,7 +149,9 @@ class Matcher:
         key = (provider, values, labels)
         found = self._memo.get(key)
         if found is None:
-            found = next((r.attribution for r in self._rules.get(provider, ()) if r.matches(values, labels)), UNATTRIBUTED)
+            found = next(
+                (r.attribution for r in self._rules.get(provider, ()) if r.matches(values, labels)), UNATTRIBUTED
+            )
             if len(self._memo) < _CACHE_LIMIT:
                 self._memo[key] = found
         return found
@@ -236,12 +239,17 @@ def reattribute(
             moves: dict[tuple, list] = defaultdict(lambda: [Decimal(0), 0])
             for row in batch:
                 raw_labels = row[extra_at + len(extra) - 1] if extra[-1] == "labels" else None
-                wanted = matcher.attribute_values(row[2], row[3 : 3 + len(MATCH_FIELDS)], labels_of({"labels": raw_labels}))
+                wanted = matcher.attribute_values(
+                    row[2], row[3 : 3 + len(MATCH_FIELDS)], labels_of({"labels": raw_labels})
+                )
                 current = Attribution(*row[-3:])
                 if wanted == current:
                     continue
                 outcomes[wanted].append(row[1])
-                if rollups and (wanted.application_id, wanted.license_id) != (current.application_id, current.license_id):
+                if rollups and (wanted.application_id, wanted.license_id) != (
+                    current.application_id,
+                    current.license_id,
+                ):
                     workspace_id, integration_id, metric, unit, quantity, _ = row[extra_at : extra_at + len(extra)]
                     if workspace_id not in zones:
                         zones[workspace_id] = daily.workspace_zone(workspace_id)

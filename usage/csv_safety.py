@@ -16,6 +16,7 @@ trigger (`'=x`) gets one more quote (`''=x`), so `unescape_cell` — which the i
 to our own export's text columns — removes exactly the one quote the writer added and gives back
 every name as it was stored.
 """
+
 from __future__ import annotations
 
 import csv

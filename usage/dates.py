@@ -10,6 +10,7 @@ all through the checks below.
 License periods are contracts, not usage: they may run several years ahead, so their end is
 bounded further out (LICENSE_YEARS_AHEAD) but still finitely.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta

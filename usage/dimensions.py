@@ -5,6 +5,7 @@ rollups, the pages and the exports, so adding or renaming a dimension is one edi
 migration for the columns). Plain Python: providers/base.py imports it and must not load Django
 models.
 """
+
 from __future__ import annotations
 
 # Order matters: it is the column order of the natural key, of exports and of imports.

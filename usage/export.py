@@ -6,6 +6,7 @@ holds (bench/export_memory.py measures it). Application names and license labels
 per id and cached: a workspace has a handful of them, not one per row. The FOCUS 1.2 writer
 (usage/export_focus.py) reuses these pieces.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

@@ -28,6 +28,7 @@ The rows come in the order of the (workspace, bucket_start, id) index: no sort. 
 what each choice saved: docs/performance.md, "Export". SQLite has no COPY: it keeps the Python
 writer (`copy_export_supported`); so does FOCUS.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

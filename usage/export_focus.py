@@ -14,6 +14,7 @@ The mapping, column by column, and the reasons behind it are in docs/export.md. 
 Streaming as in usage/export.py: tuples from `.values_list().iterator()`, and the per-provider
 and per-integration facts (names, project names) looked up once each and cached.
 """
+
 from __future__ import annotations
 
 import json
@@ -201,7 +202,9 @@ class IntegrationCache:
         if facts is None:
             found = Integration.objects.filter(pk=pk).values_list("name", "identity").first()
             name, identity = found if found else ("", None)
-            facts = self._facts[pk] = IntegrationFacts(name, _project_names(identity), Deployments.from_identity(identity))
+            facts = self._facts[pk] = IntegrationFacts(
+                name, _project_names(identity), Deployments.from_identity(identity)
+            )
         return facts
 
 
@@ -354,7 +357,9 @@ def _with_cache_siblings(records: QuerySet[UsageRecord]) -> QuerySet[UsageRecord
         found = UsageRecord.objects.filter(metric=metric, **key).values("quantity")[:1]
         return Case(When(metric="input_tokens", then=Subquery(found)), default=None)
 
-    return records.annotate(sibling_cached=sibling("cached_input_tokens"), sibling_cache_write=sibling("cache_write_tokens"))
+    return records.annotate(
+        sibling_cached=sibling("cached_input_tokens"), sibling_cache_write=sibling("cache_write_tokens")
+    )
 
 
 def usage_write_focus(out: Writable, records: QuerySet[UsageRecord]) -> int:

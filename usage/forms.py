@@ -4,6 +4,7 @@ range every usage filter shares (the explorer, an integration's usage tab, the e
 Every choice of an application or license is limited to the form's workspace, so a posted id
 of another workspace's object is simply not a valid choice.
 """
+
 from __future__ import annotations
 
 import re
@@ -84,7 +85,9 @@ def bound_license_dates(form: forms.BaseForm) -> None:
         field = form.fields.get(name)
         if field is not None:
             field.validators.append(validate_license_day)
-            field.widget.attrs.update({k: v for k, v in date_input_attrs(years=LICENSE_YEARS_AHEAD).items() if k != "type"})
+            field.widget.attrs.update(
+                {k: v for k, v in date_input_attrs(years=LICENSE_YEARS_AHEAD).items() if k != "type"}
+            )
 
 
 class ApplicationForm(forms.ModelForm):
@@ -148,7 +151,16 @@ class TeamForm(forms.ModelForm):
 class LicenseForm(forms.ModelForm):
     class Meta:
         model = License
-        fields = ["application", "plan_name", "kind", "start_date", "end_date", "committed_amount", "currency", "seat_count"]
+        fields = [
+            "application",
+            "plan_name",
+            "kind",
+            "start_date",
+            "end_date",
+            "committed_amount",
+            "currency",
+            "seat_count",
+        ]
         labels = {
             "plan_name": "Plan name",
             "kind": "Kind",
@@ -225,7 +237,9 @@ class AttributionRuleForm(forms.ModelForm):
         model = AttributionRule
         fields = ["provider", *RULE_PATTERN_FIELDS, "application", "priority"]
         labels = {"priority": "Priority"}
-        help_texts = {"priority": "Lower runs first; rules with equal priority run oldest first. Default rules use 1000."}
+        help_texts = {
+            "priority": "Lower runs first; rules with equal priority run oldest first. Default rules use 1000."
+        }
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -246,9 +260,13 @@ class AttributionRuleForm(forms.ModelForm):
         application.empty_label = "Choose an application…"
         licenses: dict[str, list[tuple[int, str]]] = {}
         for lic in workspace.licenses.select_related("application").order_by("application__name", "plan_name", "pk"):
-            licenses.setdefault(lic.application.name, []).append((lic.pk, f"{lic.plan_name} ({lic.get_kind_display()})"))
+            licenses.setdefault(lic.application.name, []).append(
+                (lic.pk, f"{lic.plan_name} ({lic.get_kind_display()})")
+            )
         cast(forms.ChoiceField, self.fields["license"]).choices = [("", "No license"), *licenses.items()]
-        self.fields["license"].help_text = "Optional: the plan this usage counts against. It must belong to the application."
+        self.fields[
+            "license"
+        ].help_text = "Optional: the plan this usage counts against. It must belong to the application."
         if self.instance.pk and self.instance.license_id:
             self.initial.setdefault("license", self.instance.license_id)
 

@@ -10,6 +10,7 @@ The bytes live in the database every worker reads (never on the web host's disk)
 dropped as soon as the import ends; finished jobs are deleted after KEEP_FINISHED, and a
 file that no worker finished within KEEP_UNFINISHED is dropped with its job failed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -127,7 +128,12 @@ def usage_import_run(*, job_id: int) -> UsageImport:
     """
     now = timezone.now()
     claimed = UsageImport.objects.filter(pk=job_id, status__in=UsageImport.ACTIVE, attempts__lt=MAX_ATTEMPTS).update(
-        status=Status.CHECKING, attempts=F("attempts") + 1, started_at=now, updated_at=now, lines_checked=0, rows_prepared=0
+        status=Status.CHECKING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        updated_at=now,
+        lines_checked=0,
+        rows_prepared=0,
     )
     job = UsageImport.objects.select_related("integration__workspace").get(pk=job_id)
     if not claimed:
@@ -185,7 +191,10 @@ def usage_import_run(*, job_id: int) -> UsageImport:
         )
     except Exception as exc:  # a bug must not leave the job "checking" forever
         logger.exception("usage import %s failed unexpectedly", job_id)
-        _crashed(job, f"Unexpected error during the import ({type(exc).__name__}); nothing was stored. The details are in the worker log.")
+        _crashed(
+            job,
+            f"Unexpected error during the import ({type(exc).__name__}); nothing was stored. The details are in the worker log.",
+        )
     return _reload(job_id)
 
 
@@ -199,9 +208,14 @@ def usage_import_expire(*, now: datetime | None = None) -> tuple[int, int]:
     )
     expired = 0
     for job in stale.defer("data").select_related("integration__workspace"):
-        _crashed(job, f"No worker finished this import within {KEEP_UNFINISHED.days} days; the file was dropped. Upload it again.")
+        _crashed(
+            job,
+            f"No worker finished this import within {KEEP_UNFINISHED.days} days; the file was dropped. Upload it again.",
+        )
         expired += 1
-    deleted, _ = UsageImport.objects.filter(status__in=(Status.DONE, Status.FAILED), finished_at__lt=now - KEEP_FINISHED).delete()
+    deleted, _ = UsageImport.objects.filter(
+        status__in=(Status.DONE, Status.FAILED), finished_at__lt=now - KEEP_FINISHED
+    ).delete()
     return expired, deleted
 
 

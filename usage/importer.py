@@ -69,7 +69,10 @@ DOOW_REQUIRED = ("bucket_start", "bucket_end", "metric", "quantity")
 AUTHRESS_COLUMNS = ("date", "resource", "operation", "calls")
 AUTHRESS_REQUIRED = ("date", "calls")
 DISCONNECTED = "this integration is disconnected; add the provider again to import usage"
-DOOW_EXAMPLE = ",".join(CSV_COLUMNS) + "\nauthress,,2025-03-01T00:00:00Z,2025-03-02T00:00:00Z,,,,,,,/v1/records,POST,,api_calls,1520,calls,,,,"
+DOOW_EXAMPLE = (
+    ",".join(CSV_COLUMNS)
+    + "\nauthress,,2025-03-01T00:00:00Z,2025-03-02T00:00:00Z,,,,,,,/v1/records,POST,,api_calls,1520,calls,,,,"
+)
 AUTHRESS_EXAMPLE = "date,resource,operation,calls\n2025-03-01,/v1/users/{userId}/resources,GET,1520"
 PROVENANCE = "imported"
 IMPORTABLE_METRICS = tuple(m for m in METRICS if m != ESTIMATED_COST)  # estimates are computed, not imported
@@ -253,7 +256,9 @@ def _doow_row(
     return UsageSample(start, end, metric, quantity, unit=unit, provenance=PROVENANCE, **dims)
 
 
-def _authress_row(values: dict[str, str], line: int, problems: _Problems, *, now: datetime, **_: object) -> UsageSample | None:
+def _authress_row(
+    values: dict[str, str], line: int, problems: _Problems, *, now: datetime, **_: object
+) -> UsageSample | None:
     before = problems.total
     try:
         day: date | None = date.fromisoformat(values["date"].strip())
@@ -333,7 +338,9 @@ def parse_usage_csv(
     header = [name.strip().lower() for name in raw_header]
     chosen = detect_format(header) if fmt == "auto" else fmt
     if chosen is None:
-        problems.add(header_line, f"header not recognised; expected {','.join(CSV_COLUMNS)} or {','.join(AUTHRESS_COLUMNS)}")
+        problems.add(
+            header_line, f"header not recognised; expected {','.join(CSV_COLUMNS)} or {','.join(AUTHRESS_COLUMNS)}"
+        )
         raise UsageImportError(problems.items, problems.total)
     known, required = (CSV_COLUMNS, DOOW_REQUIRED) if chosen == "doow" else (AUTHRESS_COLUMNS, AUTHRESS_REQUIRED)
     duplicated = sorted({n for n in header if header.count(n) > 1})
@@ -341,7 +348,9 @@ def parse_usage_csv(
     unknown = [n for n in header if n not in known]
     for what, names in (("duplicated", duplicated), ("missing", missing), ("unknown", unknown)):
         if names:
-            problems.add(header_line, f"{what} column{'s' if len(names) > 1 else ''}: {', '.join(names) or '(empty name)'}")
+            problems.add(
+                header_line, f"{what} column{'s' if len(names) > 1 else ''}: {', '.join(names) or '(empty name)'}"
+            )
     if problems.total:
         raise UsageImportError(problems.items, problems.total)
 
@@ -463,7 +472,9 @@ def usage_import_csv(
     for start in range(0, total, PROGRESS_EVERY):
         if progress is not None:
             progress("storing", start, total)
-        prepared.append(usage_prepare_samples(integration=integration, samples=parsed.samples[start : start + PROGRESS_EVERY]))
+        prepared.append(
+            usage_prepare_samples(integration=integration, samples=parsed.samples[start : start + PROGRESS_EVERY])
+        )
     if progress is not None:
         progress("storing", total, total)
     with transaction.atomic():

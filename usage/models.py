@@ -1,5 +1,6 @@
 """Normalized usage (one row = one quantity of one metric for one bucket and dimension set),
 and the inventory it is attributed to: applications, their licenses, and attribution rules."""
+
 from __future__ import annotations
 
 from django.conf import settings as django_settings
@@ -49,9 +50,15 @@ class UsageRecord(models.Model):
     # attribution rules (AttributionRule.label) and shown with the row.
     labels = models.JSONField(default=dict, blank=True)
     # Attribution, set at ingest and whenever the rules change (see usage/attribution.py).
-    application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
-    license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
-    rule = models.ForeignKey("usage.AttributionRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
+    application = models.ForeignKey(
+        "usage.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
+    )
+    license = models.ForeignKey(
+        "usage.License", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
+    )
+    rule = models.ForeignKey(
+        "usage.AttributionRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
+    )
 
     class Meta:
         ordering = ["bucket_start", "pk"]
@@ -101,7 +108,9 @@ class UsageDaily(models.Model):
     # Deleting an application or license sets the base rows' attribution to NULL; its rollup
     # rows go with it (CASCADE, so no two slices collapse into one) and the service that
     # deletes it refreshes the days they covered in the same transaction (usage.services).
-    application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    application = models.ForeignKey(
+        "usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     quantity = models.DecimalField(max_digits=30, decimal_places=9)
     # A plain integer: re-attribution moves rows between slices by difference, and a slice that
@@ -127,7 +136,10 @@ class UsageDaily(models.Model):
             models.Index(fields=["workspace", "day"], name="usage_daily_ws_day"),
             models.Index(fields=["integration", "day"], name="usage_daily_int_day"),
             # The explorer's filter choices: a loose index scan per column (usage.queries.indexed_values).
-            *(models.Index(fields=["workspace", column], name=f"usage_daily_ws_{column}") for column in ("metric", "model", "project", "region")),
+            *(
+                models.Index(fields=["workspace", column], name=f"usage_daily_ws_{column}")
+                for column in ("metric", "model", "project", "region")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -141,7 +153,9 @@ class Team(models.Model):
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="teams")
     name = models.CharField(max_length=120)
-    cost_centre = models.CharField("cost centre", max_length=60, blank=True, help_text="The finance code spend is charged to, e.g. CC-4100.")
+    cost_centre = models.CharField(
+        "cost centre", max_length=60, blank=True, help_text="The finance code spend is charged to, e.g. CC-4100."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -150,6 +164,8 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.cost_centre})" if self.cost_centre else self.name
+
+
 class UsageDailyNarrow(models.Model):
     """The narrow daily rollup: UsageDaily summed without its high-cardinality dimensions
     (account, project, deployment, endpoint, resource, operation, api_key): one row per local
@@ -162,14 +178,18 @@ class UsageDailyNarrow(models.Model):
     """
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
-    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily_narrow")
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily_narrow"
+    )
     provider = models.CharField(max_length=64)
     day = models.DateField(help_text="Local calendar day of bucket_start in the workspace's time zone.")
     region = models.CharField(max_length=64, blank=True, default="")
     model = models.CharField(max_length=200, blank=True, default="")
     metric = models.CharField(max_length=32)
     unit = models.CharField(max_length=16)
-    application = models.ForeignKey("usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    application = models.ForeignKey(
+        "usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     quantity = models.DecimalField(max_digits=30, decimal_places=9)
     rows = models.IntegerField(default=0, help_text="Base rows summed.")
@@ -270,7 +290,7 @@ class AttributionRule(models.Model):
     label = models.CharField(
         max_length=200,
         blank=True,
-        help_text='A label of the usage as key=value, e.g. team=search (the value may use * and ?); empty: any.',
+        help_text="A label of the usage as key=value, e.g. team=search (the value may use * and ?); empty: any.",
     )
     service_tier = models.CharField(max_length=64, blank=True, default="", db_default="")
     batch = models.CharField(max_length=64, blank=True, default="", db_default="")
@@ -376,7 +396,9 @@ class UsageImport(models.Model):
     data = models.BinaryField(blank=True, default=b"", editable=False)
     size = models.PositiveBigIntegerField(default=0, help_text="Bytes uploaded.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    lines_total = models.PositiveIntegerField(default=0, help_text="Data lines in the file (an estimate until checked).")
+    lines_total = models.PositiveIntegerField(
+        default=0, help_text="Data lines in the file (an estimate until checked)."
+    )
     lines_checked = models.PositiveIntegerField(default=0)
     rows_prepared = models.PositiveIntegerField(default=0)
     rows = models.PositiveIntegerField(default=0, help_text="Rows stored.")

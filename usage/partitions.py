@@ -19,6 +19,7 @@ catches any row no month partition covers, so an insert never fails for want of 
 Every step is idempotent: a second run finds nothing to do. On SQLite the table is not
 partitioned; the retention is applied with batched DELETEs instead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -230,7 +231,9 @@ def _create_month(using: str, month: datetime) -> int | None:
         cursor.execute("SELECT to_regclass(%s)", [name])
         if cursor.fetchone()[0] is not None:
             return None
-        cursor.execute(f'CREATE TABLE "{name}" (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING STORAGE) WITH (fillfactor = {FILLFACTOR})')
+        cursor.execute(
+            f'CREATE TABLE "{name}" (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING STORAGE) WITH (fillfactor = {FILLFACTOR})'
+        )
         cursor.execute(
             f"""
             WITH moved AS (

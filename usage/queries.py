@@ -12,6 +12,7 @@ per-day counts instead of an OFFSET over millions of rows.
 same filters, so "export what I'm looking at" matches the totals on the page. `params` is a query
 string mapping (request.GET) or a ready `UsageFilters`. Nothing here renders or reads a request.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -136,7 +137,10 @@ def parse_filters(params: Mapping[str, Any]) -> UsageFilters:
     (The explorer's and integration page's forms report bad dates to the user; the export
     refuses them with a 400 before it gets here.)
     """
-    values: dict[str, Any] = {"date_from": _parse_date(params.get("date_from")), "date_to": _parse_date(params.get("date_to"))}
+    values: dict[str, Any] = {
+        "date_from": _parse_date(params.get("date_from")),
+        "date_to": _parse_date(params.get("date_to")),
+    }
     for name in EXACT_FILTERS:
         values[name] = str(params.get(name) or "").strip()
     for name in (*ID_FILTERS, TEAM_FILTER):
@@ -168,7 +172,9 @@ def filtered(workspace: Workspace, params: Mapping[str, Any] | UsageFilters) -> 
     return records.filter(f.attribute_q()).order_by()
 
 
-def daily(workspace: Workspace, params: Mapping[str, Any] | UsageFilters, *, group: str | None = None) -> QuerySet[UsageDaily]:
+def daily(
+    workspace: Workspace, params: Mapping[str, Any] | UsageFilters, *, group: str | None = None
+) -> QuerySet[UsageDaily]:
     """The workspace's daily rollup rows narrowed by `params`: what every aggregate reads.
 
     With `group` (a GROUPS key; "" for no split) the caller promises to group by that column
@@ -221,12 +227,20 @@ def totals(days: QuerySet[UsageDaily], group: str = "") -> list[Total]:
     keys = [column, "metric", "unit"] if column else ["metric", "unit"]
     rows = days.order_by().values(*keys).annotate(total=Sum("quantity"), rows=Sum("rows")).order_by(*keys)
     return [
-        Total(group=row[column] if column else None, metric=row["metric"], unit=row["unit"], total=row["total"], rows=row["rows"])
+        Total(
+            group=row[column] if column else None,
+            metric=row["metric"],
+            unit=row["unit"],
+            total=row["total"],
+            rows=row["rows"],
+        )
         for row in rows
     ]
 
 
-def series(days: QuerySet[UsageDaily], *, metric: str, period: str = DEFAULT_PERIOD, group: str = "") -> list[SeriesPoint]:
+def series(
+    days: QuerySet[UsageDaily], *, metric: str, period: str = DEFAULT_PERIOD, group: str = ""
+) -> list[SeriesPoint]:
     """Sum of one metric per (period, group value, unit), oldest period first; periods are
     local days, ISO weeks or months of the workspace's zone."""
     if period not in PERIODS:
@@ -243,7 +257,9 @@ def series(days: QuerySet[UsageDaily], *, metric: str, period: str = DEFAULT_PER
         .order_by(*keys)
     )
     return [
-        SeriesPoint(period=_as_date(row["period"]), group=row[column] if column else None, unit=row["unit"], total=row["total"])
+        SeriesPoint(
+            period=_as_date(row["period"]), group=row[column] if column else None, unit=row["unit"], total=row["total"]
+        )
         for row in rows
     ]
 
@@ -283,7 +299,9 @@ def breakdown(
         points[metric].append(SeriesPoint(period=start, group=value, unit=unit, total=total))
         per_day[start] += count
     ordered = sorted(sums.items(), key=lambda item: (_sort_key(item[0][0]), item[0][1], item[0][2]))
-    totals_ = [Total(group=value, metric=metric, unit=unit, total=t, rows=n) for (value, metric, unit), (t, n) in ordered]
+    totals_ = [
+        Total(group=value, metric=metric, unit=unit, total=t, rows=n) for (value, metric, unit), (t, n) in ordered
+    ]
     for series_ in points.values():
         series_.sort(key=lambda p: (p.period, _sort_key(p.group), p.unit))
     return totals_, dict(points), (dict(per_day) if period == "day" else None)
@@ -308,7 +326,9 @@ def period_starts(first: date, last: date, period: str) -> list[date]:
     return out
 
 
-def chart_periods(present: Iterable[date], period: str, *, first: date | None = None, last: date | None = None) -> list[date]:
+def chart_periods(
+    present: Iterable[date], period: str, *, first: date | None = None, last: date | None = None
+) -> list[date]:
     """The periods of a chart: those holding data, with the gaps between them filled — but only
     within the filter's span [first, last], or the accepted dates (usage.dates) without one.
 
@@ -556,7 +576,9 @@ def _period_q(license: License) -> Q:
 
 def license_days(license: License) -> QuerySet[UsageDaily]:
     """Rollup rows attributed to `license` within its period (local days of the workspace)."""
-    return rollups.daily_for(license.workspace, ("license", "day", "metric", "unit")).filter(_period_q(license)).order_by()
+    return (
+        rollups.daily_for(license.workspace, ("license", "day", "metric", "unit")).filter(_period_q(license)).order_by()
+    )
 
 
 def local_today(workspace: Workspace) -> date:
@@ -588,7 +610,13 @@ def license_consumption(license: License, *, today: date | None = None) -> Licen
             by_day[day] += row["total"]
     all_totals = [Total(group=None, metric=m, unit=u, total=t, rows=n) for (m, u), (t, n) in sorted(sums.items())]
     spent = sums.get(("cost", currency), [Decimal(0)])[0]
-    status = "upcoming" if today < license.start_date else "ended" if license.end_date and today > license.end_date else "active"
+    status = (
+        "upcoming"
+        if today < license.start_date
+        else "ended"
+        if license.end_date and today > license.end_date
+        else "active"
+    )
     last_day = min(today, license.end_date) if license.end_date else today
     if by_day:
         # Rows dated after today (clock skew) still show, up to the last accepted day.
@@ -630,7 +658,13 @@ def licenses_with_consumption(workspace: Workspace) -> list[License]:
     sums: dict[tuple[int, str, str], tuple[Decimal, int]] = {}
     if licenses:
         in_a_period = reduce(or_, (_period_q(lic) for lic in licenses))
-        rows = rollups.daily_for(workspace, ("license", "day", "metric", "unit")).filter(in_a_period).order_by().values("license_id", "metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows"))
+        rows = (
+            rollups.daily_for(workspace, ("license", "day", "metric", "unit"))
+            .filter(in_a_period)
+            .order_by()
+            .values("license_id", "metric", "unit")
+            .annotate(total=Sum("quantity"), rows=Sum("rows"))
+        )
         sums = {(r["license_id"], r["metric"], r["unit"]): (r["total"], r["rows"]) for r in rows}
     for lic in licenses:
         mine = [value for key, value in sums.items() if key[0] == lic.pk]

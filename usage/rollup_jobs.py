@@ -7,6 +7,7 @@ the same workspace supersedes it (the newer job redoes everything in the zone th
 Store chunks, imports and re-attribution keep running meanwhile: each reads the zone afresh
 and takes the integration's rollup lock, so whatever commits is counted in the current zone.
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,7 +81,11 @@ def rollup_rebuild_run(*, job_id: int) -> RollupRebuildJob:
         _finish(job.pk, Status.FAILED, error=SUPERSEDED)
     except Exception as exc:
         logger.exception("rollup rebuild %s failed", job.pk)
-        _finish(job.pk, Status.FAILED, error=f"The rebuild failed ({type(exc).__name__}); the details are in the worker log.")
+        _finish(
+            job.pk,
+            Status.FAILED,
+            error=f"The rebuild failed ({type(exc).__name__}); the details are in the worker log.",
+        )
     else:
         logger.info("rollup rebuild %s: %s rollup rows for workspace %s", job.pk, written, workspace.pk)
         job.refresh_from_db(fields=["total"])

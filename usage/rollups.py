@@ -11,6 +11,7 @@ calls it in its own transaction; a workspace whose time zone changed is rebuilt 
 
 Pages read `daily_for(workspace)`; only the raw-row view and exports read the base table.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
@@ -72,7 +73,9 @@ def workspace_zone(workspace_id: int) -> tzinfo:
 def _integration_zone(integration_id: int, apps=None) -> tzinfo:
     workspace_model = (apps or global_apps).get_model("accounts", "Workspace")
     return zone_named(
-        workspace_model._base_manager.filter(integrations__id=integration_id).values_list("time_zone", flat=True).first()
+        workspace_model._base_manager.filter(integrations__id=integration_id)
+        .values_list("time_zone", flat=True)
+        .first()
     )
 
 
@@ -195,7 +198,8 @@ def lock_integrations(integration_ids: Iterable[int], using: str) -> None:
     if ids:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s + id) FROM unnest(%s::bigint[]) AS id ORDER BY id", [ROLLUP_LOCK_BASE, ids]
+                "SELECT pg_advisory_xact_lock(%s + id) FROM unnest(%s::bigint[]) AS id ORDER BY id",
+                [ROLLUP_LOCK_BASE, ids],
             )
 
 
@@ -320,17 +324,31 @@ def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None =
         lock_integrations(integrations, using)
         for model, columns, group_columns, model_moves in (
             (UsageDaily, COLUMNS, GROUP_COLUMNS, moves),
-            (UsageDailyNarrow, NARROW_COLUMNS, NARROW_GROUP_COLUMNS, {k: tuple(v) for k, v in narrow_moves.items() if v[0] or v[1]}),
+            (
+                UsageDailyNarrow,
+                NARROW_COLUMNS,
+                NARROW_GROUP_COLUMNS,
+                {k: tuple(v) for k, v in narrow_moves.items() if v[0] or v[1]},
+            ),
         ):
-            for integration_id, stale in _apply_moves(model, columns, group_columns, model_moves, integrations, days, using).items():
+            for integration_id, stale in _apply_moves(
+                model, columns, group_columns, model_moves, integrations, days, using
+            ).items():
                 out_of_step.setdefault(integration_id, set()).update(stale)
     for integration_id, stale in out_of_step.items():
         refresh_days(integration_id, stale)
     return len(moves)
 
 
-def _apply_moves(model, columns: tuple[str, ...], group_columns: tuple[str, ...], moves: Mapping[tuple, tuple[Decimal, int]],
-                 integrations: list[int], days: list[date], using: str) -> dict[int, set[date]]:
+def _apply_moves(
+    model,
+    columns: tuple[str, ...],
+    group_columns: tuple[str, ...],
+    moves: Mapping[tuple, tuple[Decimal, int]],
+    integrations: list[int],
+    days: list[date],
+    using: str,
+) -> dict[int, set[date]]:
     """`move_rows` on one rollup table: one INSERT … ON CONFLICT DO UPDATE per
     MOVES_PER_INSERT slices, then one DELETE of the slices left empty; returns the days found
     out of step, per integration."""  # fmt: skip
@@ -353,7 +371,8 @@ def _apply_moves(model, columns: tuple[str, ...], group_columns: tuple[str, ...]
     )
     placeholder = f"({', '.join(['%s'] * len(fields))})"
     items = [
-        [f.get_db_prep_save(v, connection) for f, v in zip(fields, (*key, *value), strict=True)] for key, value in moves.items()
+        [f.get_db_prep_save(v, connection) for f, v in zip(fields, (*key, *value), strict=True)]
+        for key, value in moves.items()
     ]
     day_field = opts.get_field("day")
     out_of_step: dict[int, set[date]] = {}
@@ -401,8 +420,10 @@ def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps
     record_model, daily_model = _models(apps)
     zone = zone or _integration_zone(integration_id, apps)
     using = router.db_for_write(daily_model)
-    bounds = record_model._base_manager.using(using).filter(integration_id=integration_id).aggregate(
-        first=Min("bucket_start"), last=Max("bucket_start")
+    bounds = (
+        record_model._base_manager.using(using)
+        .filter(integration_id=integration_id)
+        .aggregate(first=Min("bucket_start"), last=Max("bucket_start"))
     )
     written = 0
     # Raw months past the retention (DOOW_RAW_RETENTION_MONTHS) are gone: their days' rollups
@@ -431,9 +452,7 @@ def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps
     return written
 
 
-def rebuild_workspace(
-    workspace, *, on_integration: Callable[[int, int], object] | None = None, apps=None
-) -> int:
+def rebuild_workspace(workspace, *, on_integration: Callable[[int, int], object] | None = None, apps=None) -> int:
     """Recompute all rollups of a workspace in its current time zone, integration by
     integration (see `refresh_integration`); returns rows written.
 
@@ -448,7 +467,11 @@ def rebuild_workspace(
     # Base rows belong to the workspace's integrations (deleting one cascades to its rows).
     integration_ids = sorted(
         set(integration_model._base_manager.filter(workspace_id=workspace.pk).values_list("pk", flat=True))
-        | set(daily_model._base_manager.filter(workspace_id=workspace.pk).values_list("integration_id", flat=True).distinct())
+        | set(
+            daily_model._base_manager.filter(workspace_id=workspace.pk)
+            .values_list("integration_id", flat=True)
+            .distinct()
+        )
     )
     written = 0
     for done, integration_id in enumerate(integration_ids, start=1):
@@ -503,7 +526,9 @@ def _uncounted(workspace) -> frozenset[int]:
     if cached is not None:
         return cached
     integration_model = global_apps.get_model("integrations", "Integration")
-    found = frozenset(integration_model.objects.filter(workspace_id=getattr(workspace, "pk", workspace)).uncounted_ids())
+    found = frozenset(
+        integration_model.objects.filter(workspace_id=getattr(workspace, "pk", workspace)).uncounted_ids()
+    )
     if not isinstance(workspace, int):
         workspace._uncounted_integration_ids = found
     return found
@@ -528,7 +553,10 @@ def totals_match(workspace) -> bool:
     }
     daily = {
         row[:-2]: row[-2:]
-        for row in UsageDaily.objects.filter(workspace_id=pk).order_by().values_list(*keys).annotate(Sum("quantity"), Sum("rows"))
+        for row in UsageDaily.objects.filter(workspace_id=pk)
+        .order_by()
+        .values_list(*keys)
+        .annotate(Sum("quantity"), Sum("rows"))
     }
     return base == daily and narrow_matches(pk)
 
@@ -541,7 +569,9 @@ def narrow_matches(workspace) -> bool:
     expected = {row[:-2]: row[-2:] for row in _narrowed(UsageDaily.objects.filter(workspace_id=pk)) if row[-1]}
     found = {
         row[:-2]: row[-2:]
-        for row in UsageDailyNarrow.objects.filter(workspace_id=pk).order_by().values_list(*NARROW_GROUP_COLUMNS, "quantity", "rows")
+        for row in UsageDailyNarrow.objects.filter(workspace_id=pk)
+        .order_by()
+        .values_list(*NARROW_GROUP_COLUMNS, "quantity", "rows")
     }
     return expected == found
 

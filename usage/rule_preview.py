@@ -7,6 +7,7 @@ slice is run through the same matcher that attributes rows (usage.attribution.Ma
 workspace's other rules and the candidate at its priority: so the preview shows what the rule
 would really take, and what an earlier rule keeps.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -51,14 +52,24 @@ def rule_preview(*, workspace: Any, data: Any, rule_pk: int | None = None) -> Ru
         priority = int(data.get("priority") or 100)
     except (TypeError, ValueError):
         priority = 100
-    preview = RulePreview(provider=provider, patterns={k: v for k, v in patterns.items() if v} | ({"label": label} if label else {}))
+    preview = RulePreview(
+        provider=provider, patterns={k: v for k, v in patterns.items() if v} | ({"label": label} if label else {})
+    )
     if not provider:
         return preview
     others = workspace.attribution_rules.filter(provider=provider)
     if rule_pk is not None:
         others = others.exclude(pk=rule_pk)
     columns = ("id", "provider", "priority", "application_id", "license_id", "label", *MATCH_FIELDS)
-    candidate = {"id": rule_pk or CANDIDATE, "provider": provider, "priority": priority, "application_id": None, "license_id": None, "label": label, **patterns}
+    candidate = {
+        "id": rule_pk or CANDIDATE,
+        "provider": provider,
+        "priority": priority,
+        "application_id": None,
+        "license_id": None,
+        "label": label,
+        **patterns,
+    }
     with_candidate = Matcher([*others.values(*columns), candidate])
     alone = Matcher([candidate])
     if label:
@@ -106,7 +117,8 @@ def rule_preview(*, workspace: Any, data: Any, rule_pk: int | None = None) -> Ru
     preview.counts = {k: counts[k] for k in sorted(counts, key=lambda k: (COUNT_METRICS.index(k[0]), k[1]))}
     ordered = sorted(groups.items(), key=lambda item: (-item[1], item[0]))
     preview.examples = [
-        ({name: value for name, value in zip(MATCH_FIELDS, values, strict=True) if value}, rows) for values, rows in ordered[:EXAMPLES]
+        ({name: value for name, value in zip(MATCH_FIELDS, values, strict=True) if value}, rows)
+        for values, rows in ordered[:EXAMPLES]
     ]
     preview.more_examples = max(len(ordered) - EXAMPLES, 0)
     return preview

@@ -6,6 +6,7 @@ same transaction, enqueued after commit. A workspace has at most one job queued 
 reuse it: it reads the rules when it starts) and at most one running (a newer job makes the
 running one stop at its next batch, and waits for it to do so).
 """
+
 from __future__ import annotations
 
 import logging
@@ -197,7 +198,9 @@ def _wait_for_older_jobs(job: ReattributionJob) -> None:
     deadline = time.monotonic() + SUPERSEDE_WAIT_SECONDS
     while older.filter(status=Status.RUNNING).exists():
         if time.monotonic() > deadline:
-            older.filter(status=Status.RUNNING).update(status=Status.FAILED, error=ABANDONED, finished_at=timezone.now())
+            older.filter(status=Status.RUNNING).update(
+                status=Status.FAILED, error=ABANDONED, finished_at=timezone.now()
+            )
             return
         time.sleep(SUPERSEDE_POLL_SECONDS)
 
@@ -242,7 +245,11 @@ def reattribution_run(*, job_id: int) -> ReattributionJob:
         _finish(job.pk, Status.FAILED, error=SUPERSEDED)
     except Exception as exc:
         logger.exception("re-attribution job %s failed", job.pk)
-        _finish(job.pk, Status.FAILED, error=f"Re-attribution failed ({type(exc).__name__}); the details are in the worker log.")
+        _finish(
+            job.pk,
+            Status.FAILED,
+            error=f"Re-attribution failed ({type(exc).__name__}); the details are in the worker log.",
+        )
     else:
         logger.info("re-attribution job %s: %s of %s rows changed", job.pk, changed, progress["done"])
         _finish(job.pk, Status.DONE, done=progress["done"], total=progress["done"])

@@ -18,6 +18,7 @@ queries (one over UsageDaily for both months and the last week, one for the coun
 integrations), whatever the number of days, integrations or models. `spend_by_day` is the same
 rule for any range and split (the explorer's spend).
 """
+
 from __future__ import annotations
 
 import calendar
@@ -183,7 +184,10 @@ def spend_rows(daily, by: str | None = None, *, workspace=None) -> list[SpendRow
     """The Spend rule over any rollup rows (e.g. the explorer's filtered `queries.daily`), per
     local day and split value: one query (two for a team split, which needs `workspace`)."""
     column = SPLITS[by] if by else None
-    rows = _spend_rows(_money_sums(daily, (column,) if column else ()), None if column is None else (0 if column == "integration_id" else 4))
+    rows = _spend_rows(
+        _money_sums(daily, (column,) if column else ()),
+        None if column is None else (0 if column == "integration_id" else 4),
+    )
     return as_teams(rows, team_keys(workspace)) if by == TEAM else rows
 
 
@@ -200,7 +204,12 @@ def _spend_rows(rows, key_index: int | None) -> list[SpendRow]:
         estimated = metric == ESTIMATED_COST
         if estimated and (integration, day) in reported:
             continue
-        key = (day, None if key_index is None else (integration if key_index == 0 else r[key_index]), (unit or "USD").upper(), estimated)
+        key = (
+            day,
+            None if key_index is None else (integration if key_index == 0 else r[key_index]),
+            (unit or "USD").upper(),
+            estimated,
+        )
         sums[key] = sums.get(key, ZERO) + (r[-1] or ZERO)
     return [SpendRow(day, key, currency, amount, estimated) for (day, key, currency, estimated), amount in sums.items()]
 
@@ -246,7 +255,9 @@ def spend_detail(workspace, first: date, last: date) -> list[DetailRow]:
         if estimated and (integration, day) in reported:
             continue
         currency = (unit or "USD").upper()
-        out.append(DetailRow(day, integration, provider, model, application, license_, currency, amount or ZERO, estimated))
+        out.append(
+            DetailRow(day, integration, provider, model, application, license_, currency, amount or ZERO, estimated)
+        )
     return out
 
 
@@ -361,7 +372,14 @@ def changes(rows: list[SpendRow], periods: Periods, *, limit: int | None = None)
     return ordered[:limit] if limit else ordered
 
 
-def overview(workspace, *, by: str = "provider", now: datetime | None = None, top: Iterable[str] = ("model", "application"), top_limit: int = 5) -> Overview:
+def overview(
+    workspace,
+    *,
+    by: str = "provider",
+    now: datetime | None = None,
+    top: Iterable[str] = ("model", "application"),
+    top_limit: int = 5,
+) -> Overview:
     """Everything the overview shows, in two queries: the counted integrations, then one
     grouped read of the money rollups over last month's first day .. today."""
     periods = periods_for(workspace, now)
@@ -391,6 +409,8 @@ def overview(workspace, *, by: str = "provider", now: datetime | None = None, to
 
 # ------------------------------------------------------------------ unpriced usage
 UNPRICED_COLUMNS = ("integration_id", "day", "provider", "model", "metric", "unit")
+
+
 def unpriced(workspace, first: date, last: date, *, limit: int = 20) -> list[dict[str, Any]]:
     """Usage volume with no spend: base metrics (tokens, requests, seconds…) of an
     (integration, day, model) that has neither a reported `cost` for its (integration, day) nor an
@@ -401,9 +421,7 @@ def unpriced(workspace, first: date, last: date, *, limit: int = 20) -> list[dic
 
 def unpriced_in(daily, *, limit: int = 20) -> list[dict[str, Any]]:
     """`unpriced` over any rollup rows (the explorer's filtered ones): one query."""
-    rows = list(
-        daily.order_by().values_list(*UNPRICED_COLUMNS).annotate(total=Sum("quantity"))
-    )
+    rows = list(daily.order_by().values_list(*UNPRICED_COLUMNS).annotate(total=Sum("quantity")))
     reported = {(r[0], r[1]) for r in rows if r[4] == COST}
     estimated = {(r[0], r[1], r[3]) for r in rows if r[4] == ESTIMATED_COST}
     volume: dict[tuple[str, str, str, str], Decimal] = defaultdict(lambda: ZERO)

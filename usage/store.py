@@ -28,6 +28,7 @@ stored earlier, not returned now — are removed (never imported rows). One SELE
 finds them (the removed rows are returned, for anything kept in step with them) and one DELETE
 removes them.
 """
+
 from __future__ import annotations
 
 import json
@@ -339,6 +340,8 @@ def _labels_json(sample: Any) -> str:
     """A sample's labels as the JSON object stored in UsageRecord.labels ("{}" for none)."""
     labels = getattr(sample, "labels", ()) or ()
     return json.dumps(dict(labels), sort_keys=True, separators=(",", ":")) if labels else "{}"
+
+
 _STAGING = "doow_usage_staging"
 # Bookkeeping columns: written with a row's values, never a reason to rewrite it.
 _STAMPS = ("store_batch", "updated_at")
@@ -453,7 +456,9 @@ def _prepare_copy(integration: Integration, samples: Iterable[UsageSample], usin
         if combination is None:
             if matcher is None:  # only a chunk with samples costs the rules query
                 matcher = load_matcher(workspace_id=integration.workspace_id, provider=provider)
-            attribution = matcher.attribute(provider, {**dict(zip(DIMENSION_FIELDS, dims, strict=True)), "labels": labels})
+            attribution = matcher.attribute(
+                provider, {**dict(zip(DIMENSION_FIELDS, dims, strict=True)), "labels": labels}
+            )
             ids = (attribution.application_id, attribution.license_id, attribution.rule_id)
             combination = combinations[(dims, labels)] = (
                 "\t".join(texts[d] for d in dims),
@@ -493,6 +498,8 @@ def _execute_copy(prepared: PreparedUsage) -> frozenset[datetime]:
             with cursor.cursor.copy(staging.copy) as copy:
                 copy.write(prepared.copy_data)
             for sql, params in prepared.statements:
-                cursor.execute(f"WITH written AS ({sql} RETURNING {column}) SELECT DISTINCT {column} FROM written", params)
+                cursor.execute(
+                    f"WITH written AS ({sql} RETURNING {column}) SELECT DISTINCT {column} FROM written", params
+                )
                 changed.update(row[0] for row in cursor.fetchall())
     return frozenset(changed)

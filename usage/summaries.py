@@ -2,6 +2,7 @@
 usage per application or license, the unattributed usage groups, and an integration's usage
 summary (by model, project and day). Queries, not views: the pages only render what these return.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,7 +50,6 @@ def attribution_summary(workspace: Any, key: str) -> dict[int, dict[str, Any]]:
 def attributed_rows(workspace: Any, **attribution: Any) -> int:
     """Usage rows attributed to something (from the rollups' counts)."""
     return daily_for(workspace).filter(**attribution).aggregate(n=Sum("rows"))["n"] or 0
-
 
 
 # ---------------------------------------------------------------- unattributed usage
@@ -111,10 +111,17 @@ def _hashed(rows: Any) -> list[dict[str, Any]]:
         return list(rows)
 
 
-
 # ---------------------------------------------------------------- an integration's usage
 # The summary's columns: the money first, then the counts people look at, at most SUMMARY_METRICS.
-SUMMARY_PREFERENCE = ("cost", "estimated_cost", "input_tokens", "output_tokens", "requests", "api_calls", "compute_seconds")
+SUMMARY_PREFERENCE = (
+    "cost",
+    "estimated_cost",
+    "input_tokens",
+    "output_tokens",
+    "requests",
+    "api_calls",
+    "compute_seconds",
+)
 SUMMARY_METRICS = 3
 SUMMARY_TOP = 10
 SUMMARY_DAYS = 31
@@ -142,7 +149,11 @@ def integration_usage_summary(days: Any, totals: list[dict[str, Any]], names: di
             ordered = sorted(cells, reverse=True)
         shown = ordered[:limit] if limit else ordered
         rows = [
-            {"key": key, "label": (names.get(key) or key) if dimension == "project" else key, "values": [(cells[key].get(m), m[1]) for m in metrics]}
+            {
+                "key": key,
+                "label": (names.get(key) or key) if dimension == "project" else key,
+                "values": [(cells[key].get(m), m[1]) for m in metrics],
+            }
             for key in shown
         ]
         return rows, len(ordered) - len(shown)
@@ -152,7 +163,9 @@ def integration_usage_summary(days: Any, totals: list[dict[str, Any]], names: di
     by_day, more_days = grouped("day", limit=SUMMARY_DAYS, by_head=False)
     heads = [(row["key"], row["values"][0][0] or 0) for row in reversed(by_day)]
     peak = max((value for _, value in heads), default=0)
-    chart = [{"day": day, "value": value, "percent": round(100 * value / peak) if peak > 0 else 0} for day, value in heads]
+    chart = [
+        {"day": day, "value": value, "percent": round(100 * value / peak) if peak > 0 else 0} for day, value in heads
+    ]
     return {
         "summary_metrics": metrics,
         "summary_by_model": by_model if any(row["key"] for row in by_model) else [],

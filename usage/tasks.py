@@ -1,4 +1,5 @@
 """Celery tasks of the usage app: thin wrappers that take ids and call services."""
+
 from __future__ import annotations
 
 import logging

@@ -6,6 +6,7 @@ it goes from memory into the database instead (usage/import_jobs.py). This handl
 file in memory up to one byte past the limit and only counts the rest, so a file that is
 too large is refused with its real size and never fills memory or disk.
 """
+
 from __future__ import annotations
 
 from io import BytesIO

@@ -1,4 +1,5 @@
 """Usage pages: the explorer, license consumption and exports (namespace `usage`)."""
+
 from __future__ import annotations
 
 from django.urls import path

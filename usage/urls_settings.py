@@ -2,6 +2,7 @@
 
 Mounted at w/<ws>/settings/; admins only (members 403, outsiders 404).
 """
+
 from __future__ import annotations
 
 from django.urls import path

@@ -1,4 +1,5 @@
 """Password reset, through the pages and the mail a person would receive."""
+
 from __future__ import annotations
 
 import re
@@ -76,7 +77,9 @@ def test_a_tampered_link_is_refused(client, admin_user):
 def test_a_mismatched_new_password_is_refused_and_nothing_changes(client, admin_user):
     request_reset(client, "ada@example.com")
     page = client.get(LINK.search(mail.outbox[0].body).group(1), follow=True)
-    response = client.post(page.redirect_chain[-1][0], {"new_password1": NEW_PASSWORD, "new_password2": "different-one-1"})
+    response = client.post(
+        page.redirect_chain[-1][0], {"new_password1": NEW_PASSWORD, "new_password2": "different-one-1"}
+    )
     assert response.status_code == 200
     assert "didn’t match" in response.content.decode() or "didn't match" in response.content.decode()
     admin_user.refresh_from_db()

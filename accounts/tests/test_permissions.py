@@ -1,4 +1,5 @@
 """workspace_view resolves the workspace through the user's memberships only."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Sign-in throttling (django-axes), through the real sign-in forms: /login/ and /admin/login/."""
+
 from __future__ import annotations
 
 import io
@@ -18,7 +19,9 @@ ELSEWHERE = "198.51.100.7"
 PAUSED = "Too many failed sign-in attempts for this username from your network address"
 
 
-def sign_in(client: Client, username: str = "ada", password: str = PASSWORD, *, ip: str = ATTACKER, url: str = "", **extra):
+def sign_in(
+    client: Client, username: str = "ada", password: str = PASSWORD, *, ip: str = ATTACKER, url: str = "", **extra
+):
     url = url or reverse("accounts:login")
     return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=ip, **extra)
 

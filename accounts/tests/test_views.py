@@ -1,4 +1,5 @@
 """Sign-in, sign-out, the home redirect and the workspace switcher, through HTTP."""
+
 from __future__ import annotations
 
 from django.test import Client
@@ -83,14 +84,18 @@ def test_switcher_lists_my_workspaces_and_remembers_the_choice(admin_client, adm
     assert response.status_code == 200 and "Zeta Labs" in response.content.decode()
     assert admin_client.session[SESSION_WORKSPACE_KEY] == "zeta"
     # Home now goes to the workspace used last, not the first one alphabetically.
-    assert admin_client.get(reverse("accounts:home"))["Location"] == reverse("accounts:workspace", kwargs={"ws": "zeta"})
+    assert admin_client.get(reverse("accounts:home"))["Location"] == reverse(
+        "accounts:workspace", kwargs={"ws": "zeta"}
+    )
 
 
 def test_a_remembered_workspace_i_left_is_not_used(admin_client, admin_user, workspace):
     session = admin_client.session
     session[SESSION_WORKSPACE_KEY] = "globex"  # a workspace the user is not (or no longer) in
     session.save()
-    assert admin_client.get(reverse("accounts:home"))["Location"] == reverse("accounts:workspace", kwargs={"ws": "acme"})
+    assert admin_client.get(reverse("accounts:home"))["Location"] == reverse(
+        "accounts:workspace", kwargs={"ws": "acme"}
+    )
 
 
 def test_htmx_request_without_session_redirects_the_whole_page(client, workspace):

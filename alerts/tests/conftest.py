@@ -1,4 +1,5 @@
 """Factories for alert tests: usage rows go through the rollup upkeep like every write path."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +13,9 @@ from usage.models import UsageRecord
 from usage.rollups import refresh_integration
 
 
-def put_spend(integration: Integration, amounts: dict[date, str], *, metric: str = "cost", unit: str = "USD", **fields) -> None:
+def put_spend(
+    integration: Integration, amounts: dict[date, str], *, metric: str = "cost", unit: str = "USD", **fields
+) -> None:
     """One hourly row per day (at noon UTC) with `amount`, replacing that day's earlier rows of
     the same metric, then the rollups recomputed."""
     for day, amount in amounts.items():

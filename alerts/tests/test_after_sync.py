@@ -1,4 +1,5 @@
 """A sync that stored data evaluates its workspace's alerts at once (not at the next beat tick)."""
+
 from __future__ import annotations
 
 from django.core import mail

@@ -1,6 +1,7 @@
 """The spend-anomaly rule on synthetic series (flat, weekly rhythm, a true spike, a slow ramp),
 and through the Celery task: one mail when a day spikes, a link to the explorer filtered to it,
 nothing more while it stays open, resolved after a full day back to normal."""
+
 from __future__ import annotations
 
 import random
@@ -92,9 +93,14 @@ def test_spike_through_the_task(workspace, openai, admin_user):
     assert keys == {"anomaly:provider:openai", "anomaly:model:gpt-4o"}
     alert = Alert.objects.get(key="anomaly:model:gpt-4o")
     assert alert.numbers["spend"] == "400.00" and alert.numbers["median"] == "100.00"
-    assert alert.numbers["explorer"] == "http://localhost:8000/w/acme/usage/?model=gpt-4o&date_from=2026-12-05&date_to=2026-12-05"
+    assert (
+        alert.numbers["explorer"]
+        == "http://localhost:8000/w/acme/usage/?model=gpt-4o&date_from=2026-12-05&date_to=2026-12-05"
+    )
     assert len(mail.outbox) == 2
-    assert "Model gpt-4o spent 400.00 USD on 2026-12-05, usually 100.00" in {m.subject.split(": ", 1)[1] for m in mail.outbox}
+    assert "Model gpt-4o spent 400.00 USD on 2026-12-05, usually 100.00" in {
+        m.subject.split(": ", 1)[1] for m in mail.outbox
+    }
     assert "explorer: http://localhost:8000/w/acme/usage/?model=gpt-4o" in mail.outbox[0].body + mail.outbox[1].body
 
     # The next day is normal: below since then, resolved a full day later; no mail in between.

@@ -1,5 +1,6 @@
 """Company Settings → Anomaly rule: admins set the workspace's rule, it is validated, and the
 Celery evaluation uses it (a changed setting changes what alerts)."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -67,7 +68,7 @@ def test_invalid_values_are_refused(admin_client, workspace, changes, field):
     response = admin_client.post(url(), rule(**changes))
     assert response.status_code == 200
     form = response.context["form"]
-    assert (form.errors[field] if field else form.non_field_errors())
+    assert form.errors[field] if field else form.non_field_errors()
     assert not AnomalyRule.objects.exists()
 
 
@@ -90,7 +91,12 @@ def test_a_changed_rule_changes_what_alerts(admin_client, workspace, admin_user,
     # …while 3× (and the default floor) raises it, with the rule in its numbers.
     admin_client.post(url(), rule(ratio="3"))
     saved = AnomalyRule.objects.get(workspace=workspace)
-    assert (saved.enabled, saved.ratio, saved.mads, saved.min_amount) == (True, Decimal("3"), Decimal("3"), Decimal("50"))
+    assert (saved.enabled, saved.ratio, saved.mads, saved.min_amount) == (
+        True,
+        Decimal("3"),
+        Decimal("3"),
+        Decimal("50"),
+    )
     evaluate_alerts.delay()
     alert = Alert.objects.get(key="anomaly:provider:openai")
     assert alert.numbers["rule"] == "> median × 3.00, > median + 3.00 × MAD, ≥ median + 50.00"

@@ -1,5 +1,6 @@
 """Budgets through the Celery task: levels open and escalate an alert, people are told once per
 change (mail to admins + a notification each), a full day below resolves it, mutes silence it."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -69,7 +70,11 @@ def test_forecast_then_warning_then_exceeded_mail_once_per_change(workspace, ope
     assert (alert.state, alert.level) == ("escalated", "exceeded")
     assert alert.numbers["month_to_date"] == "1050.00"
     assert len(mail.outbox) == 3 and "passed 100%" in mail.outbox[2].subject
-    assert list(Notification.objects.filter(user=admin).values_list("event", flat=True)) == ["escalated", "escalated", "opened"]
+    assert list(Notification.objects.filter(user=admin).values_list("event", flat=True)) == [
+        "escalated",
+        "escalated",
+        "opened",
+    ]
     assert not Notification.objects.filter(user=member).exists()
 
     page = admin_client.get(reverse("alerts:budgets", kwargs={"ws": "acme"}))
@@ -138,8 +143,12 @@ def test_provider_application_scopes(workspace, openai, people):
     groq = make_integration(workspace, name="Groq", provider="groq")
     put_spend(openai, {TODAY: "90"}, application=app)
     put_spend(groq, {TODAY: "500"}, metric="estimated_cost")
-    by_app = Budget.objects.create(workspace=workspace, name="Chatbot", scope="application", application=app, amount=100, alert_on_forecast=False)
-    by_provider = Budget.objects.create(workspace=workspace, name="Groq", scope="provider", provider="groq", amount=1000, alert_on_forecast=False)
+    by_app = Budget.objects.create(
+        workspace=workspace, name="Chatbot", scope="application", application=app, amount=100, alert_on_forecast=False
+    )
+    by_provider = Budget.objects.create(
+        workspace=workspace, name="Groq", scope="provider", provider="groq", amount=1000, alert_on_forecast=False
+    )
     evaluate_alerts.delay()
     assert Alert.objects.get(budget=by_app).level == "warning"
     assert not Alert.objects.filter(budget=by_provider).exists()  # 50 %
@@ -166,13 +175,21 @@ def test_muted_budget_tracks_state_but_tells_nobody(workspace, openai, budget, p
     assert mail.outbox == [] and not Notification.objects.exists()
 
 
-def test_evaluation_queries_are_bounded(workspace, openai, people, django_assert_max_num_queries, django_capture_on_commit_callbacks):
+def test_evaluation_queries_are_bounded(
+    workspace, openai, people, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
     from alerts.models import Webhook
     from alerts.tests.conftest import make_integration
     from usage.models import Application
 
     # With a webhook too: its deliveries are tasks of their own, queued once the evaluation commits.
-    Webhook.objects.create(workspace=workspace, url="https://hooks.example.test/doow", secret="whsec_x", secret_hint="ec_x", created_at=timezone.now())
+    Webhook.objects.create(
+        workspace=workspace,
+        url="https://hooks.example.test/doow",
+        secret="whsec_x",
+        secret_hint="ec_x",
+        created_at=timezone.now(),
+    )
 
     for n in range(4):
         app = Application.objects.create(workspace=workspace, name=f"App {n}")
@@ -194,15 +211,38 @@ def test_budgets_page_shows_month_to_date_and_forecast_within_budget(workspace, 
     assert b"50.00 (5.0%)" in page.content and b"300.00" in page.content and b"Within budget" in page.content
 
 
-def test_budget_pages_are_admin_only_and_tenant_scoped(workspace, other_workspace, admin_client, member_client, outsider_client):
+def test_budget_pages_are_admin_only_and_tenant_scoped(
+    workspace, other_workspace, admin_client, member_client, outsider_client
+):
     url = reverse("alerts:budget_add", kwargs={"ws": "acme"})
     assert member_client.get(url).status_code == 403
     assert outsider_client.get(url).status_code == 404
-    response = admin_client.post(url, {"name": "All", "scope": "workspace", "amount": "500", "currency": "usd", "warn_percent": 70, "exceed_percent": 100, "alert_on_forecast": "on"})
+    response = admin_client.post(
+        url,
+        {
+            "name": "All",
+            "scope": "workspace",
+            "amount": "500",
+            "currency": "usd",
+            "warn_percent": 70,
+            "exceed_percent": 100,
+            "alert_on_forecast": "on",
+        },
+    )
     assert response.status_code == 302
     budget = Budget.objects.get(workspace=workspace)
     assert (budget.amount, budget.currency, budget.warn_percent) == (500, "USD", 70)
-    response = admin_client.post(reverse("alerts:budget_edit", kwargs={"ws": "acme", "pk": budget.pk}), {"name": "All", "scope": "application", "amount": "500", "currency": "USD", "warn_percent": 70, "exceed_percent": 100})
+    response = admin_client.post(
+        reverse("alerts:budget_edit", kwargs={"ws": "acme", "pk": budget.pk}),
+        {
+            "name": "All",
+            "scope": "application",
+            "amount": "500",
+            "currency": "USD",
+            "warn_percent": 70,
+            "exceed_percent": 100,
+        },
+    )
     assert response.status_code == 200 and b"Choose the application" in response.content
     foreign = Budget.objects.create(workspace=other_workspace, name="Theirs", amount=1)
     assert admin_client.get(reverse("alerts:budget_edit", kwargs={"ws": "acme", "pk": foreign.pk})).status_code == 404

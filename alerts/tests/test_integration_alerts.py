@@ -1,6 +1,7 @@
 """Integration alerts through the Celery task: credential rejected, permission missing, paused
 and stale (Integration.health), told once per change, resolved after a full healthy day,
 mutable per integration."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

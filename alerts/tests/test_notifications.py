@@ -1,4 +1,5 @@
 """The notifications page: each person sees their own, unread until marked read."""
+
 from __future__ import annotations
 
 from datetime import date

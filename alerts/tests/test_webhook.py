@@ -3,6 +3,7 @@ retried with back-off on network errors, 5xx and 429, logged, and under the SSRF
 provider base URLs. Requests are received by a local HTTP server on 127.0.0.1 (allowed by
 DOOW_ALLOW_PRIVATE_ENDPOINTS, as in every test of the seam); the SSRF tests turn that off and
 play the resolver themselves (integrations/tests/netfakes.py)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -142,12 +143,16 @@ def test_alert_change_is_posted_signed_once(workspace, openai, admin_user, admin
     payload = json.loads(request["body"])
     alert = Alert.objects.get()
     assert payload["version"] == 1 and payload["event"] == "alert.opened"
-    assert request["headers"]["X-Doow-Event"] == "alert.opened" and request["headers"]["X-Doow-Delivery"] == payload["id"]
+    assert (
+        request["headers"]["X-Doow-Event"] == "alert.opened" and request["headers"]["X-Doow-Delivery"] == payload["id"]
+    )
     assert payload["workspace"] == {"slug": "acme", "name": workspace.name}
     assert payload["alert"]["id"] == alert.pk and payload["alert"]["kind"] == "budget"
     assert payload["alert"]["state"] == "open" and payload["alert"]["level"] == "exceeded"
     assert payload["alert"]["title"] == "Budget AI spend passed 100%"
-    assert payload["alert"]["numbers"]["month_to_date"] == "120.00" and payload["alert"]["numbers"]["budget"] == "100.00"
+    assert (
+        payload["alert"]["numbers"]["month_to_date"] == "120.00" and payload["alert"]["numbers"]["budget"] == "100.00"
+    )
     assert payload["links"] == {
         "notifications": "https://doow.example.com/w/acme/notifications/",
         "budgets": "https://doow.example.com/w/acme/settings/budgets/",
@@ -157,7 +162,11 @@ def test_alert_change_is_posted_signed_once(workspace, openai, admin_user, admin
     # Resolved: a second delivery, once.
     budget.amount = 1000
     budget.save()
-    for moment in (datetime(2026, 12, 6, 13, tzinfo=UTC), datetime(2026, 12, 7, 14, tzinfo=UTC), datetime(2026, 12, 7, 15, tzinfo=UTC)):
+    for moment in (
+        datetime(2026, 12, 6, 13, tzinfo=UTC),
+        datetime(2026, 12, 7, 14, tzinfo=UTC),
+        datetime(2026, 12, 7, 15, tzinfo=UTC),
+    ):
         with time_machine.travel(moment, tick=False), on_commit():
             evaluate_alerts.delay()
     # (By 7 December the integration's data is stale too: that is an alert of its own.)
@@ -220,7 +229,9 @@ def test_gives_up_after_the_last_attempt(admin_client, receiver, on_commit):
     with on_commit():
         admin_client.post(reverse("alerts:webhook_test", kwargs={"ws": "acme"}))
     assert len(receiver.requests) == webhooks.WEBHOOK_MAX_ATTEMPTS == 5
-    assert list(WebhookDelivery.objects.order_by("attempt").values_list("will_retry", flat=True)) == [True] * 4 + [False]
+    assert list(WebhookDelivery.objects.order_by("attempt").values_list("will_retry", flat=True)) == [True] * 4 + [
+        False
+    ]
 
 
 def test_network_errors_are_retried(admin_client, workspace, on_commit):
@@ -257,7 +268,9 @@ def test_private_and_plain_http_urls_are_refused_when_saved(admin_client, settin
     assert not Webhook.objects.exists() and wire.attempts == []
 
 
-def test_a_name_rebinding_to_loopback_after_the_save_is_refused_at_send_time(admin_client, settings, monkeypatch, on_commit):
+def test_a_name_rebinding_to_loopback_after_the_save_is_refused_at_send_time(
+    admin_client, settings, monkeypatch, on_commit
+):
     settings.DOOW_ALLOW_PRIVATE_ENDPOINTS = False
     # Public when saved, 127.0.0.1 at every later lookup (the one the connection makes).
     FakeDns({"hooks.example.test": [[PUBLIC], ["127.0.0.1"]]}).install(monkeypatch)

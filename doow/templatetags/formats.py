@@ -10,6 +10,7 @@
 
 Amounts are never converted between currencies: a non-USD amount keeps its code.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta

@@ -1,5 +1,6 @@
 """Small presentation helpers every page loads (`{% load page_helpers %}`): times, durations,
 quantities, badges, query strings, a little Markdown."""
+
 from __future__ import annotations
 
 import re
@@ -82,7 +83,9 @@ def moment(value: datetime | None, empty: str = "Never", absolute: bool = False,
     exact = f"{instant:%Y-%m-%d %H:%M:%S} {instant.tzname()}"
     html = format_html('<time datetime="{}" title="{}">{}</time>', _utc(value).isoformat(), exact, relative)
     if absolute:
-        html = format_html('{} <span class="muted small">{}</span>', html, f"{instant:%Y-%m-%d %H:%M} {instant.tzname()}")
+        html = format_html(
+            '{} <span class="muted small">{}</span>', html, f"{instant:%Y-%m-%d %H:%M} {instant.tzname()}"
+        )
     return html
 
 

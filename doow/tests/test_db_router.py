@@ -2,6 +2,7 @@
 usage tables from `replica`, and everything else — sessions, workspaces, writes, commands,
 tasks — from `default`. The `replica` alias of the tests is a database of its own, so where a
 query went, and which database's rows a page shows, can be told apart."""
+
 from __future__ import annotations
 
 import csv
@@ -50,7 +51,9 @@ def usage_queries(captured: CaptureQueriesContext) -> list[str]:
 
 
 def export_rows(client) -> list[dict[str, str]]:
-    response = client.get(reverse("usage:export", kwargs={"ws": "acme"}), {"date_from": "2026-11-01", "date_to": "2026-11-30"})
+    response = client.get(
+        reverse("usage:export", kwargs={"ws": "acme"}), {"date_from": "2026-11-01", "date_to": "2026-11-30"}
+    )
     assert response.status_code == 200
     return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
 
@@ -60,7 +63,10 @@ def test_pages_read_usage_from_the_replica_and_the_rest_from_the_primary(routed,
     store(integration, "100")  # a write: the primary
     assert UsageRecord.objects.using("default").count() == 1
     assert not UsageRecord.objects.using("replica").exists()
-    with CaptureQueriesContext(connections["default"]) as primary, CaptureQueriesContext(connections["replica"]) as replica:
+    with (
+        CaptureQueriesContext(connections["default"]) as primary,
+        CaptureQueriesContext(connections["replica"]) as replica,
+    ):
         response = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}))
     assert response.status_code == 200
     assert usage_queries(replica) and not usage_queries(primary)
@@ -83,7 +89,10 @@ def test_a_streamed_export_reads_the_replica_while_it_streams(routed, member_cli
 
 @both
 def test_writes_commands_and_tasks_use_the_primary(routed, member_client, integration):
-    with CaptureQueriesContext(connections["default"]) as primary, CaptureQueriesContext(connections["replica"]) as replica:
+    with (
+        CaptureQueriesContext(connections["default"]) as primary,
+        CaptureQueriesContext(connections["replica"]) as replica,
+    ):
         store(integration, "5")
         store(integration, "7")  # restated: the upsert reads nothing from the replica either
         out = io.StringIO()
@@ -109,6 +118,10 @@ def test_database_replica_url_adds_the_alias_and_the_router(tmp_path):
     )
     replica = tmp_path / "replica.sqlite3"
     on = shown(run_with({"DEBUG": "true", "DATABASE_REPLICA_URL": f"sqlite:///{replica}"}, code))
-    assert on == {"aliases": ["default", "replica"], "replica": str(replica), "routers": ["doow.db_router.ReplicaRouter"]}
+    assert on == {
+        "aliases": ["default", "replica"],
+        "replica": str(replica),
+        "routers": ["doow.db_router.ReplicaRouter"],
+    }
     off = shown(run_with({"DEBUG": "true"}, code))
     assert off["aliases"] == ["default"] and off["routers"] == []

@@ -1,5 +1,6 @@
 """The demo's process supervision (doow.demo.Services): a signal to the demo's main process
 alone stops every process it started, grandchildren (a Celery pool's children) included."""
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,11 @@ def _alive(pid: int) -> bool:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_the_demo_process_alone_stops_every_process_it_started(signum):
     main = subprocess.Popen(
-        [sys.executable, "-u", "-c", SUPERVISOR], cwd=BASE_DIR, stdout=subprocess.PIPE, text=True, start_new_session=True
+        [sys.executable, "-u", "-c", SUPERVISOR],
+        cwd=BASE_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     pids: list[int] = []
     try:

@@ -1,4 +1,5 @@
 """The one set of number, money, duration, metric and time formats every page uses."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -35,8 +36,17 @@ def test_money(value, currency, shown):
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(45, "45 s"), (720, "12 min"), (16_560, "4.6 h"), (276_480, "3.2 days"), (Decimal("16592843.38"), "192.0 days"),
-     (Decimal("0.35"), "0.3 s"), (4.25, "4.2 s"), (timedelta(hours=4, minutes=36), "4.6 h"), (None, "")],
+    [
+        (45, "45 s"),
+        (720, "12 min"),
+        (16_560, "4.6 h"),
+        (276_480, "3.2 days"),
+        (Decimal("16592843.38"), "192.0 days"),
+        (Decimal("0.35"), "0.3 s"),
+        (4.25, "4.2 s"),
+        (timedelta(hours=4, minutes=36), "4.6 h"),
+        (None, ""),
+    ],
 )
 def test_duration(seconds, shown):
     assert duration(seconds) == shown

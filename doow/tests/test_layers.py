@@ -5,6 +5,7 @@ Every import counts, wherever it is written (module level, inside a function, un
 TYPE_CHECKING): an import hidden in a function still ties the two modules together. The layer
 map is read from the table in docs/architecture.md, so the written rule and this check are one.
 """
+
 from __future__ import annotations
 
 import ast
@@ -20,7 +21,9 @@ DOC = ROOT / "docs" / "architecture.md"
 
 
 def _is_test(rel: Path) -> bool:
-    return "tests" in rel.parts or "migrations" in rel.parts or rel.name.startswith("test_") or rel.name == "conftest.py"
+    return (
+        "tests" in rel.parts or "migrations" in rel.parts or rel.name.startswith("test_") or rel.name == "conftest.py"
+    )
 
 
 def project_modules() -> dict[str, Path]:
@@ -183,7 +186,10 @@ CROSS_APP_ENTRY_POINTS = {
     ("doow.demo", "sandbox.demo"): "`make demo` connects the sandbox's fake providers",
     ("integrations.tasks", "alerts.tasks"): "a sync that changed rows evaluates the workspace's alerts",
     ("integrations.views", "usage.forms"): "an integration's usage tab filters and uploads with usage's forms",
-    ("usage.management.commands.export_usage", "integrations.management.options"): "the commands' shared --since/--until",
+    (
+        "usage.management.commands.export_usage",
+        "integrations.management.options",
+    ): "the commands' shared --since/--until",
 }
 # Services are an app's own operations: another app calls them only where it starts one of them.
 CROSS_APP_SERVICES = {
@@ -197,7 +203,11 @@ def _cross_app(graph, layer: int) -> set[tuple[str, str]]:
     found = set()
     for module, targets in graph.items():
         for target, _ in targets:
-            if module.split(".")[0] != target.split(".")[0] and target.split(".")[0] != "doow" and layer_of(target, rows) == layer:
+            if (
+                module.split(".")[0] != target.split(".")[0]
+                and target.split(".")[0] != "doow"
+                and layer_of(target, rows) == layer
+            ):
                 found.add((module, target))
     return found
 

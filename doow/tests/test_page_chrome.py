@@ -1,5 +1,6 @@
 """What every page carries whoever the user is: a favicon browsers find at /favicon.ico, and a
 skip link to the main content for keyboard users."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Content-Security-Policy (django-csp) on every page, and nothing inline that it would block:
 no <script> code, no on…= handlers, no style= attributes, no <style> blocks — in our templates
 and in the HTML our pages and Django admin actually send."""
+
 from __future__ import annotations
 
 import io
@@ -100,7 +101,9 @@ def test_no_template_has_inline_code_or_style(path):
     text = TEMPLATE_COMMENT.sub("", path.read_text())
     for pattern, what in FORBIDDEN_IN_TEMPLATES:
         match = pattern.search(text)
-        assert match is None, f"{path.relative_to(BASE_DIR)} has {what}: {match.group(0)!r}; the CSP blocks it — use a static file or a CSS class"
+        assert match is None, (
+            f"{path.relative_to(BASE_DIR)} has {what}: {match.group(0)!r}; the CSP blocks it — use a static file or a CSS class"
+        )
 
 
 # ---------------------------------------------------------------- pages as sent
@@ -124,7 +127,9 @@ def everything(sandbox, workspace, admin_user, openai_integration):
     call_command("sync", str(openai_integration.pk), "--since", day, "--until", day, stdout=io.StringIO())
     app = Application.objects.create(workspace=workspace, name="Chatbot")
     lic = License.objects.create(workspace=workspace, application=app, plan_name="Scale", start_date=date(2026, 1, 1))
-    rule = AttributionRule.objects.create(workspace=workspace, provider="openai", model="gpt-4o", application=app, license=lic)
+    rule = AttributionRule.objects.create(
+        workspace=workspace, provider="openai", model="gpt-4o", application=app, license=lic
+    )
     return {
         "ws": workspace.slug,
         "provider": "openai",
@@ -187,7 +192,12 @@ def test_the_policy_is_strict():
 
 
 def test_anonymous_pages_and_errors_carry_it_too(client, workspace):
-    for url in (reverse("accounts:login"), reverse("accounts:password_reset"), "/no-such-page/", reverse("admin:login")):
+    for url in (
+        reverse("accounts:login"),
+        reverse("accounts:password_reset"),
+        "/no-such-page/",
+        reverse("admin:login"),
+    ):
         response = client.get(url)
         policy(response)
         assert inline_problems(response.content.decode()) == [], url
@@ -197,7 +207,9 @@ def test_django_admin_pages_need_nothing_inline(everything, django_user_model):
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     crontab = CrontabSchedule.objects.create(minute="0", hour="*/2")
-    task = PeriodicTask.objects.create(name="every two hours", task="integrations.tasks.dispatch_due_syncs", crontab=crontab)
+    task = PeriodicTask.objects.create(
+        name="every two hours", task="integrations.tasks.dispatch_due_syncs", crontab=crontab
+    )
     root = django_user_model.objects.create_superuser("root", "root@example.com", "x")
     staff = Client()
     staff.force_login(root)

@@ -1,5 +1,6 @@
 """Settings fail loudly: production (DEBUG off) refuses to start without real secrets, and
 reads no env file unless DOOW_ENV_FILE names one."""
+
 from __future__ import annotations
 
 import json
@@ -77,7 +78,9 @@ def test_bad_boolean_fails_loudly():
 
 
 # ------------------------------------------------------------------ env files
-DEVELOPER_ENV = "DEBUG=true\nSECRET_KEY=from-a-dot-env-file\nFERNET_KEYS=from-a-dot-env-file\nDOOW_ALLOW_PRIVATE_ENDPOINTS=true\n"
+DEVELOPER_ENV = (
+    "DEBUG=true\nSECRET_KEY=from-a-dot-env-file\nFERNET_KEYS=from-a-dot-env-file\nDOOW_ALLOW_PRIVATE_ENDPOINTS=true\n"
+)
 
 
 @pytest.fixture
@@ -174,7 +177,14 @@ def test_https_enforcement_is_off_by_default_and_check_deploy_says_so():
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "security.W004" in output and "security.W008" in output  # HSTS, SSL redirect
-    settings = shown(run_with({"DEBUG": "true"}, SHOW.replace("'ALLOWED_HOSTS': s.ALLOWED_HOSTS", "'HSTS': s.SECURE_HSTS_SECONDS, 'REDIRECT': s.SECURE_SSL_REDIRECT")))
+    settings = shown(
+        run_with(
+            {"DEBUG": "true"},
+            SHOW.replace(
+                "'ALLOWED_HOSTS': s.ALLOWED_HOSTS", "'HSTS': s.SECURE_HSTS_SECONDS, 'REDIRECT': s.SECURE_SSL_REDIRECT"
+            ),
+        )
+    )
     assert settings["HSTS"] == 0 and settings["REDIRECT"] is False
 
 

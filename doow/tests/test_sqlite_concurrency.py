@@ -7,6 +7,7 @@ downloading a usage export slowly, which keeps a read open for seconds. The writ
 a busy timeout shorter than that read: in SQLite's rollback journal every commit waits for
 open reads, so they would fail with "database is locked"; in WAL they never wait for readers.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,7 +84,9 @@ def test_a_sync_and_page_writes_in_two_processes_never_find_the_database_locked(
 ):
     integration = openai_integration
     # Usage already stored, enough for the export to keep its cursor open across fetches.
-    before = engine.integration_sync(integration_id=integration.pk, since=D0, until=MIDDLE, trigger=SyncRun.Trigger.COMMAND)
+    before = engine.integration_sync(
+        integration_id=integration.pk, since=D0, until=MIDDLE, trigger=SyncRun.Trigger.COMMAND
+    )
     assert before.status == SyncRun.Status.SUCCESS
     rows = integration.usage_records.count()
     assert rows > 2 * CHUNK_SIZE
@@ -95,11 +98,19 @@ def test_a_sync_and_page_writes_in_two_processes_never_find_the_database_locked(
     since, until = MIDDLE.date(), (END - timedelta(days=1)).date()  # --until is inclusive
     syncer = subprocess.Popen(
         [sys.executable, "manage.py", "sync", str(integration.pk), "--since", str(since), "--until", str(until)],
-        cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     pages = subprocess.Popen(
         [sys.executable, "-c", PAGE_WRITER, str(integration.pk), str(stop)],
-        cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         second = SyncRun.objects.filter(integration=integration, chunks_done__gte=1).exclude(pk=before.pk)

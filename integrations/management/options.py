@@ -1,4 +1,5 @@
 """Argument parsing shared by the management commands (KEY=VALUE pairs, day bounds)."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta

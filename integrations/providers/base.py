@@ -18,6 +18,7 @@ short raises; a model a listing stopped listing, a day outside an API's horizon,
 no longer discovered or a best-effort read that failed are simply not declared, and their
 rows stay. Imported rows are never removed this way.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -393,4 +394,6 @@ class Provider:
         return HttpClient(secrets=self.secret_values(credential))
 
     def secret_values(self, credential: Mapping[str, str]) -> list[str]:
-        return [str(credential.get(f.name) or "") for f in self.credential_fields if f.secret and credential.get(f.name)]
+        return [
+            str(credential.get(f.name) or "") for f in self.credential_fields if f.secret and credential.get(f.name)
+        ]

@@ -1,6 +1,7 @@
 """The typed errors of the provider contract: what went wrong talking to a provider, in words
 an admin can act on. Below the HTTP seam (integrations/http.py), which raises them, and the
 contract (base.py, which re-exports them for connectors); see docs/architecture.md."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -77,7 +78,9 @@ class ProviderUnavailable(ProviderError):
 
 class ProviderResponseError(ProviderError):
     category = "provider"
-    default_hint = "The provider answered with data this app could not read. Nothing was stored from it; the next sync retries."
+    default_hint = (
+        "The provider answered with data this app could not read. Nothing was stored from it; the next sync retries."
+    )
 
 
 class ConfigurationError(ProviderError):

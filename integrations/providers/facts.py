@@ -4,6 +4,7 @@ labels, names instead of raw objects, dates and sizes instead of ISO strings and
 A connector keeps machine data in `Identity.details`; its `identity_facts` (a Provider method,
 generic by default) turns them into (label, text) pairs for the integration page.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping

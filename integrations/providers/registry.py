@@ -1,4 +1,5 @@
 """The registry: one line per provider. Pages, forms and commands loop over it."""
+
 from __future__ import annotations
 
 from integrations.providers.anthropic import provider as anthropic

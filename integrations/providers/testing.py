@@ -118,7 +118,9 @@ def provider_metadata_problems(slug: str, provider: Provider, *, base_dir: Path 
     return problems
 
 
-def assert_answers_cover(provider: Provider, window: Window, samples: list[UsageSample], answered: list[Answered]) -> None:
+def assert_answers_cover(
+    provider: Provider, window: Window, samples: list[UsageSample], answered: list[Answered]
+) -> None:
     """What fetch declared answered is consistent with what it returned: every sample names a
     declared stream; every answer names a stream that answers and stays inside the window
     (whole days read around an unaligned start allowed); every sample of an answering stream

@@ -14,6 +14,7 @@ mostly its fields, its mapping and its sandbox.
 
 Plain Python below the connectors and above the provider errors (docs/architecture.md).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping

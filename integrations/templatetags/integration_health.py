@@ -4,6 +4,7 @@ filter covers is failing or stale (integrations.health.integration_health_notice
 It reads the `provider` and `integration` filters from the query string (one value or many),
 so the explorer, the overview and any later usage page can place it without passing anything.
 """
+
 from __future__ import annotations
 
 from typing import Any

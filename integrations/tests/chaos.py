@@ -13,6 +13,7 @@ kind, the window covered); the caller compares the store with the sandbox's trut
     print(report.summary())
     assert report.succeeded and report.syncs <= 5
 """
+
 from __future__ import annotations
 
 from contextlib import ExitStack
@@ -62,7 +63,9 @@ class ChaosReport:
 
     def summary(self) -> str:
         kinds = ", ".join(f"{kind} {count}" for kind, count in self.injected.items())
-        outcomes = " → ".join(run.status if run.status == "success" else f"{run.status}:{run.error_category}" for run in self.runs)
+        outcomes = " → ".join(
+            run.status if run.status == "success" else f"{run.status}:{run.error_category}" for run in self.runs
+        )
         return (
             f"chaos {self.provider} rate={self.rate:.0%} seed={self.seed}: {self.requests} provider requests, "
             f"{self.faults} faults injected ({kinds}); {self.syncs} syncs ({outcomes}); "
@@ -86,7 +89,12 @@ def backfill_under_chaos(
     report = ChaosReport(provider=integration.provider, rate=rate, seed=seed)
     with ExitStack() as stack, override_settings(DOOW_HTTP_TIMEOUT_SECONDS=TIMEOUT):
         sandbox.chaos(
-            f"/{integration.provider}/", rate, seed=seed, kinds=kinds, delay=SLOW, retry_after=retry_after or RETRY_AFTER
+            f"/{integration.provider}/",
+            rate,
+            seed=seed,
+            kinds=kinds,
+            delay=SLOW,
+            retry_after=retry_after or RETRY_AFTER,
         )
         try:
             for _ in range(max_syncs):

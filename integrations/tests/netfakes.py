@@ -17,6 +17,7 @@ name (SNI) and the requests it got.
 
 The standing faults-and-attacks suite reuses these for its SSRF matrix.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -142,9 +143,7 @@ def make_tls_identity(directory: Path, names: Sequence[str]) -> TlsIdentity:
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -162,9 +161,7 @@ def make_tls_identity(directory: Path, names: Sequence[str]) -> TlsIdentity:
         .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     identity = TlsIdentity(directory / "ca.pem", directory / "server.pem", directory / "server.key")

@@ -27,7 +27,9 @@ def import_rows(integration: Integration, rows: Iterable[dict[str, Any]]) -> Non
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="raise")
     writer.writeheader()
     for row in rows:
-        values = {k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else str(v)) for k, v in row.items()}
+        values = {
+            k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else str(v)) for k, v in row.items()
+        }
         writer.writerow({"provider": integration.provider, **values})
     usage_import_csv(integration=integration, data=out.getvalue().encode())
 
@@ -40,7 +42,11 @@ def stored_rows(integration: Integration, **filters: Any) -> set[tuple]:
 def stored_totals(integration: Integration, *dims: str, **filters: Any) -> Counter:
     """Stored quantity per (metric, *dims); dims are row fields (e.g. "bucket_start", "model")."""
     totals: Counter = Counter()
-    for row in UsageRecord.objects.filter(integration=integration, **filters).exclude(metric="estimated_cost").values("metric", "quantity", *dims):
+    for row in (
+        UsageRecord.objects.filter(integration=integration, **filters)
+        .exclude(metric="estimated_cost")
+        .values("metric", "quantity", *dims)
+    ):
         totals[(row["metric"], *(row[d] for d in dims))] += row["quantity"]
     return totals
 

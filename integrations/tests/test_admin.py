@@ -1,4 +1,5 @@
 """The Django admin, over HTTP as a staff superuser: no credential field, actions, read-only logs."""
+
 from __future__ import annotations
 
 import re
@@ -71,7 +72,15 @@ def test_integration_changelist_lists_columns_without_the_credential(superuser_c
     assert response.status_code == 200
     body = _body(response)
     assert "OpenAI prod" in body and "Acme Corp" in body
-    for column in ("column-name", "column-workspace", "column-provider", "column-status", "column-last_sync_at", "column-data_through", "column-next_sync_at"):
+    for column in (
+        "column-name",
+        "column-workspace",
+        "column-provider",
+        "column-status",
+        "column-last_sync_at",
+        "column-data_through",
+        "column-next_sync_at",
+    ):
         assert column in body
     assert KEY not in body
 
@@ -82,7 +91,9 @@ def test_provider_filter_is_fed_by_the_registry(superuser_client, integration):
     assert "?provider=openai" in body and ">OpenAI<" in body
     assert "OpenAI prod" in _body(superuser_client.get(url, {"provider": "openai"}))
     assert "OpenAI prod" not in _body(superuser_client.get(url, {"provider": "anthropic"}))
-    assert "OpenAI prod" in _body(superuser_client.get(url, {"status__exact": "active", "workspace__id__exact": integration.workspace_id}))
+    assert "OpenAI prod" in _body(
+        superuser_client.get(url, {"status__exact": "active", "workspace__id__exact": integration.workspace_id})
+    )
     assert "OpenAI prod" in _body(superuser_client.get(url, {"q": "prod"}))
     assert "OpenAI prod" not in _body(superuser_client.get(url, {"q": "nothing-like-it"}))
 
@@ -101,7 +112,9 @@ def test_change_page_hides_the_credential_and_shows_hint_identity_and_history(su
     assert KEY not in body and KEY[9:-4] not in body
     # the links to the full lists work (the lookup is allowed)
     for model in ("syncrun", "integrationevent"):
-        listing = superuser_client.get(_url(f"integrations_{model}_changelist"), {"integration__id__exact": integration.pk})
+        listing = superuser_client.get(
+            _url(f"integrations_{model}_changelist"), {"integration__id__exact": integration.pk}
+        )
         assert listing.status_code == 200
 
 
@@ -139,7 +152,9 @@ def test_sync_now_action_enqueues_after_commit(superuser_client, integration, dj
     assert "Sync requested for 1 integration" in _body(response)
 
 
-def test_sync_now_of_a_paused_integration_is_refused_with_a_message(superuser_client, integration, django_capture_on_commit_callbacks):
+def test_sync_now_of_a_paused_integration_is_refused_with_a_message(
+    superuser_client, integration, django_capture_on_commit_callbacks
+):
     Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.PAUSED)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = superuser_client.post(
@@ -177,7 +192,9 @@ def test_sync_runs_are_listed_filtered_and_read_only(superuser_client, integrati
     for params in ({"status__exact": "failed"}, {"trigger__exact": "command"}, {"provider": "openai"}):
         response = superuser_client.get(url, params)
         assert response.status_code == 200 and _url("integrations_syncrun_change", run.pk) in _body(response)
-    assert _url("integrations_syncrun_change", run.pk) not in _body(superuser_client.get(url, {"provider": "anthropic"}))
+    assert _url("integrations_syncrun_change", run.pk) not in _body(
+        superuser_client.get(url, {"provider": "anthropic"})
+    )
     change = superuser_client.get(_url("integrations_syncrun_change", run.pk))
     assert change.status_code == 200 and 'name="_save"' not in _body(change)
     assert superuser_client.post(_url("integrations_syncrun_change", run.pk), {"status": "success"}).status_code == 403
@@ -187,13 +204,21 @@ def test_sync_runs_are_listed_filtered_and_read_only(superuser_client, integrati
 
 def test_events_are_filtered_searched_and_read_only(superuser_client, integration, history):
     url = _url("integrations_integrationevent_changelist")
-    for params in ({"category__exact": "credential"}, {"level__exact": "error"}, {"provider": "openai"}, {"q": "quota-probe"}):
+    for params in (
+        {"category__exact": "credential"},
+        {"level__exact": "error"},
+        {"provider": "openai"},
+        {"q": "quota-probe"},
+    ):
         response = superuser_client.get(url, params)
         assert response.status_code == 200 and "quota-probe-message" in _body(response)
     assert "quota-probe-message" not in _body(superuser_client.get(url, {"q": "absent-words"}))
     event = IntegrationEvent.objects.filter(message__contains="quota-probe").get()
     assert superuser_client.get(_url("integrations_integrationevent_change", event.pk)).status_code == 200
-    assert superuser_client.post(_url("integrations_integrationevent_change", event.pk), {"message": "x"}).status_code == 403
+    assert (
+        superuser_client.post(_url("integrations_integrationevent_change", event.pk), {"message": "x"}).status_code
+        == 403
+    )
     assert superuser_client.get(_url("integrations_integrationevent_add")).status_code == 403
 
 
@@ -258,7 +283,11 @@ def test_workspace_with_memberships_and_membership_admin(superuser_client, works
 
 
 def test_workspace_admins_who_are_not_staff_are_sent_to_the_login(admin_client, integration):
-    for url in (_url("index"), _url("integrations_integration_changelist"), _url("integrations_integration_change", integration.pk)):
+    for url in (
+        _url("index"),
+        _url("integrations_integration_changelist"),
+        _url("integrations_integration_change", integration.pk),
+    ):
         response = admin_client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("admin:login"))
@@ -281,7 +310,9 @@ def test_admin_shows_the_last_outcome_and_the_account(superuser_client, integrat
     )
     listing = superuser_client.get(reverse("admin:integrations_integration_changelist")).content.decode()
     assert "Rate limited — retrying: Throttled (HTTP 429)." in listing
-    change = superuser_client.get(reverse("admin:integrations_integration_change", args=[integration.pk])).content.decode()
+    change = superuser_client.get(
+        reverse("admin:integrations_integration_change", args=[integration.pk])
+    ).content.decode()
     assert "openai:org-1" in change and "Whole account" in change
 
 
@@ -292,6 +323,15 @@ def test_usage_and_sync_run_lists_have_few_enough_columns_to_fit_1280_px(superus
     assert columns.findall(usage) == ["bucket", "integration", "model", "project", "metric", "amount", "attributed_to"]
     assert f"{record.bucket_start:%Y-%m-%d %H:%M} · 1 h" in usage and "100 tokens" in usage
     runs = _body(superuser_client.get(_url("integrations_syncrun_changelist")))
-    assert columns.findall(runs) == ["pk", "integration", "status", "started_at", "took", "window", "rows", "error_category"]
+    assert columns.findall(runs) == [
+        "pk",
+        "integration",
+        "status",
+        "started_at",
+        "took",
+        "window",
+        "rows",
+        "error_category",
+    ]
     # The lists get the page's width: no nav sidebar beside them (the home page lists every model).
     assert 'id="nav-sidebar"' not in usage and 'id="nav-sidebar"' not in runs

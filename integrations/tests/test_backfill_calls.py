@@ -7,6 +7,7 @@ out from its documented page sizes and longest window per call (/work/shared/pro
 docs/performance.md "Dispatcher and provider calls") and the sandbox's data. The minimum is
 also a floor: a connector below it would be skipping data, so the test fails then too.
 """
+
 from __future__ import annotations
 
 import math
@@ -173,13 +174,20 @@ def test_a_30_day_bedrock_backfill_costs_at_most_1_2_times_the_minimum_calls(wor
         f"AssumeRole + {len(REGIONS)} regions × (ListMetrics + GetMetricData + ListMetrics of AWS/BedrockMantle)",
     )
     _check("aws_bedrock", run)
-    assert {r.bucket_start.date() for r in integration.usage_records.all()} >= {(today - 30 * DAY).date(), (today - DAY).date()}
+    assert {r.bucket_start.date() for r in integration.usage_records.all()} >= {
+        (today - 30 * DAY).date(),
+        (today - DAY).date(),
+    }
 
 
 def test_authress_makes_no_calls_its_usage_is_imported(workspace, sandbox):
     spec = next(s for s in demo_integrations(sandbox.url) if s["provider"] == "authress")
     integration = services.integration_create(
-        workspace=workspace, provider_slug="authress", credential=spec["credential"], settings=spec["settings"], verify=False
+        workspace=workspace,
+        provider_slug="authress",
+        credential=spec["credential"],
+        settings=spec["settings"],
+        verify=False,
     )
     with pytest.raises(services.SyncNotAllowed):
         engine.integration_sync(integration_id=integration.pk)

@@ -1,4 +1,5 @@
 """Company Settings → Integrations offers every implemented provider, grouped by category."""
+
 from __future__ import annotations
 
 import re

@@ -10,6 +10,7 @@ still be exact.
 The harness is integrations/tests/chaos.py; the figures are printed (pytest -s) and recorded
 as test properties.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -76,9 +77,13 @@ def _openai_cost(start: datetime, end: datetime, now: datetime) -> dict[tuple, D
     return dict(totals)
 
 
-def test_a_30_day_openai_backfill_converges_under_30_percent_transport_faults(openai_integration, sandbox, record_property):
+def test_a_30_day_openai_backfill_converges_under_30_percent_transport_faults(
+    openai_integration, sandbox, record_property
+):
     assert openai_integration.backfill_days == 30 and openai_integration.data_through is None
-    report = backfill_under_chaos(integration=openai_integration, sandbox=sandbox, rate=RATE, seed=5, max_syncs=MAX_SYNCS)
+    report = backfill_under_chaos(
+        integration=openai_integration, sandbox=sandbox, rate=RATE, seed=5, max_syncs=MAX_SYNCS
+    )
     _check_chaos(report, record_property)
 
     start, end, now = report.window_start, report.data_through, report.finished_at
@@ -127,7 +132,9 @@ def _anthropic_stored_cost(integration: Integration) -> dict[tuple, Decimal]:
     return dict(totals)
 
 
-def test_a_30_day_anthropic_backfill_converges_exactly_across_syncs_ended_by_429s(anthropic_integration, sandbox, record_property):
+def test_a_30_day_anthropic_backfill_converges_exactly_across_syncs_ended_by_429s(
+    anthropic_integration, sandbox, record_property
+):
     report = backfill_under_chaos(
         integration=anthropic_integration, sandbox=sandbox, rate=RATE, seed=3, max_syncs=10, retry_after=["0", None]
     )

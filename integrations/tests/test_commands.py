@@ -1,4 +1,5 @@
 """connect / sync through call_command, against the sandbox's fake OpenAI organization."""
+
 from __future__ import annotations
 
 import io
@@ -87,7 +88,9 @@ def _snapshot(pk: int) -> list[tuple]:
 
 # ------------------------------------------------------------------ connect
 def test_connect_without_verify_creates_workspace_and_prints_the_id_last(db):
-    pk, output = connect("openai", "--workspace", "initech", "--credential", f"api_key={KEY}", "--no-verify", "--name", "Main org")
+    pk, output = connect(
+        "openai", "--workspace", "initech", "--credential", f"api_key={KEY}", "--no-verify", "--name", "Main org"
+    )
     integration = Integration.objects.get(pk=pk)
     assert integration.workspace.slug == "initech" and integration.workspace.name == "Initech"
     assert integration.name == "Main org" and integration.verified_at is None
@@ -123,7 +126,9 @@ def test_connect_unknown_credential_or_setting_key_is_a_clear_error(db):
     with pytest.raises(CommandError, match=r"Unknown --credential key 'token'.*api_key"):
         connect("openai", "--workspace", "acme", "--credential", f"token={KEY}", "--no-verify")
     with pytest.raises(CommandError, match=r"Unknown --setting key 'region'.*base_url"):
-        connect("openai", "--workspace", "acme", "--credential", f"api_key={KEY}", "--setting", "region=eu", "--no-verify")
+        connect(
+            "openai", "--workspace", "acme", "--credential", f"api_key={KEY}", "--setting", "region=eu", "--no-verify"
+        )
     with pytest.raises(CommandError, match="KEY=VALUE") as excinfo:
         connect("openai", "--workspace", "acme", "--credential", KEY, "--no-verify")
     assert KEY not in str(excinfo.value)
@@ -233,7 +238,9 @@ def test_sync_of_a_paused_integration_exits_1(workspace):
 
 def test_sync_when_another_sync_holds_the_lock_exits_1(workspace):
     pk, _ = connect("openai", "--workspace", "acme", "--credential", f"api_key={KEY}", "--no-verify")
-    Integration.objects.filter(pk=pk).update(lock_token="other", lock_expires_at=datetime.now(UTC) + timedelta(minutes=5))
+    Integration.objects.filter(pk=pk).update(
+        lock_token="other", lock_expires_at=datetime.now(UTC) + timedelta(minutes=5)
+    )
     with pytest.raises(CommandError, match="already being synced") as excinfo:
         sync(str(pk))
     assert excinfo.value.returncode == 1

@@ -5,6 +5,7 @@ one to the streak; any other outcome ends it (a success, or a failure of another
 provider that throttles or errors is not saying the key is dead); rotating the key or resuming
 starts from zero. Three in a row pause the integration.
 """
+
 from __future__ import annotations
 
 from integrations import engine, services

@@ -1,4 +1,5 @@
 """The beat dispatcher enqueues exactly the due integrations, by id, with `expires`."""
+
 from __future__ import annotations
 
 import threading
@@ -39,11 +40,18 @@ def test_dispatcher_enqueues_exactly_the_due_integrations(make_integration, enqu
     now = timezone.now()
     due_past = make_integration("due", next_sync_at=now - timedelta(minutes=5))
     due_new = make_integration("never synced", next_sync_at=None)
-    due_error = make_integration("failing but due", status=Integration.Status.ERROR, next_sync_at=now - timedelta(seconds=1))
+    due_error = make_integration(
+        "failing but due", status=Integration.Status.ERROR, next_sync_at=now - timedelta(seconds=1)
+    )
     make_integration("later", next_sync_at=now + timedelta(minutes=10))
     make_integration("paused", status=Integration.Status.PAUSED, next_sync_at=now - timedelta(hours=1))
     make_integration("disconnected", status=Integration.Status.DISCONNECTED, next_sync_at=now - timedelta(hours=1))
-    make_integration("being synced", next_sync_at=now - timedelta(hours=1), lock_token="x", lock_expires_at=now + timedelta(minutes=5))
+    make_integration(
+        "being synced",
+        next_sync_at=now - timedelta(hours=1),
+        lock_token="x",
+        lock_expires_at=now + timedelta(minutes=5),
+    )
 
     dispatch_due_syncs.apply()  # the beat task, run in-process
 
@@ -87,7 +95,10 @@ def test_one_enqueue_failure_does_not_stop_the_others(make_integration, monkeypa
 
 def test_a_broker_that_keeps_failing_releases_the_rest_of_the_batch(make_integration, monkeypatch):
     now = timezone.now()
-    due = [make_integration(f"due {i}", next_sync_at=now - timedelta(minutes=1)).pk for i in range(engine.DISPATCH_GIVE_UP_AFTER + 4)]
+    due = [
+        make_integration(f"due {i}", next_sync_at=now - timedelta(minutes=1)).pk
+        for i in range(engine.DISPATCH_GIVE_UP_AFTER + 4)
+    ]
     attempts: list[int] = []
 
     def broker_down(args=None, kwargs=None, **options):
@@ -177,7 +188,10 @@ def test_a_run_left_running_without_a_lease_is_enqueued_again(make_integration, 
 def test_a_sync_whose_lease_is_alive_is_left_alone(make_integration, enqueued):
     now = timezone.now()
     integration = make_integration(
-        "syncing", next_sync_at=now - timedelta(minutes=1), lock_token="alive", lock_expires_at=now + timedelta(seconds=30)
+        "syncing",
+        next_sync_at=now - timedelta(minutes=1),
+        lock_token="alive",
+        lock_expires_at=now + timedelta(seconds=30),
     )
     run = SyncRun.objects.create(integration=integration, chunks_total=14, chunks_done=4)
 
@@ -244,7 +258,9 @@ def postgres_only(test):
 
 @pytest.mark.parametrize("rounds", [3])
 @postgres_only
-def test_two_dispatchers_racing_on_postgres_claim_each_integration_once(transactional_db, make_integration, enqueued, rounds):
+def test_two_dispatchers_racing_on_postgres_claim_each_integration_once(
+    transactional_db, make_integration, enqueued, rounds
+):
     stranded = [_stranded(make_integration, f"died {i}")[0].pk for i in range(150)]
     due = [make_integration(f"due {i}", next_sync_at=timezone.now() - timedelta(minutes=1)).pk for i in range(300)]
     assert race(engine.integration_dispatch_due, threads=2, rounds=rounds) == []

@@ -1,5 +1,6 @@
 """A connection dropped mid-answer is a network fault: retried like a reset, then NetworkError
 (transient, rescheduled with back-off), never "Unexpected error during sync"."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,11 @@ def _sync(integration: Integration) -> SyncRun:
 
 
 def _projects(sandbox, http: HttpClient):
-    response = http.request("GET", sandbox.openai_base_url + "/organization/projects", headers={"Authorization": f"Bearer {sandbox.OPENAI_ADMIN_KEY}"})
+    response = http.request(
+        "GET",
+        sandbox.openai_base_url + "/organization/projects",
+        headers={"Authorization": f"Bearer {sandbox.OPENAI_ADMIN_KEY}"},
+    )
     return http.decode_json(response)
 
 
@@ -62,7 +67,9 @@ def test_a_short_body_during_a_sync_is_retried_and_nothing_is_lost(openai_integr
 
 
 @pytest.mark.parametrize("drop", ["body", "reset"])
-def test_a_sync_whose_answers_keep_dropping_fails_as_a_network_fault_and_is_rescheduled(openai_integration, sandbox, drop):
+def test_a_sync_whose_answers_keep_dropping_fails_as_a_network_fault_and_is_rescheduled(
+    openai_integration, sandbox, drop
+):
     assert _sync(openai_integration).status == SyncRun.Status.SUCCESS
     before = snapshot(openai_integration)
     sandbox.fault(USAGE_PATH, 200, drop=drop, times=1000)

@@ -1,6 +1,7 @@
 """One provider account, counted once: the verify step learns the account, connecting it a
 second time is refused (page and `connect`), an admin may split it, duplicates already stored
 are shown with one-click fixes, and `counted_integrations` leaves the extra readers out."""
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,18 @@ def connect(sandbox, *extra: str, workspace: str = "acme") -> tuple[int, str]:
     return int(out.getvalue().strip().splitlines()[-1]), out.getvalue()
 
 
-def make(workspace, name: str, *, key: str = "openai:org-shared", share: str = "whole", status: str = "active", age_days: int = 0) -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name=name, settings={"base_url": "http://127.0.0.1:9/v1"})
+def make(
+    workspace,
+    name: str,
+    *,
+    key: str = "openai:org-shared",
+    share: str = "whole",
+    status: str = "active",
+    age_days: int = 0,
+) -> Integration:
+    integration = Integration(
+        workspace=workspace, provider="openai", name=name, settings={"base_url": "http://127.0.0.1:9/v1"}
+    )
     integration.set_credential({"api_key": "sk-admin-offline-0000000000000000wxyz"})
     integration.account_key, integration.account_share, integration.status = key, share, status
     integration.identity = {"account_id": key.partition(":")[2]}
@@ -132,7 +143,11 @@ def test_a_disconnected_reader_does_not_block_a_new_connection(sandbox, workspac
 
 # ---------------------------------------------------------------- add page
 def test_add_page_refuses_the_same_account_and_offers_to_split(admin_client, workspace, sandbox):
-    data = {"name": "OpenAI prod", "credential_api_key": sandbox.OPENAI_ADMIN_KEY, "setting_base_url": sandbox.openai_base_url}
+    data = {
+        "name": "OpenAI prod",
+        "credential_api_key": sandbox.OPENAI_ADMIN_KEY,
+        "setting_base_url": sandbox.openai_base_url,
+    }
     add = reverse("integrations:add", kwargs={"ws": workspace.slug, "provider": "openai"})
     assert admin_client.post(add, data).status_code == 302
     first = workspace.integrations.get()
@@ -157,7 +172,9 @@ def test_add_page_refuses_the_same_account_and_offers_to_split(admin_client, wor
 
 
 def test_add_page_hides_the_split_choice_until_needed(admin_client, workspace):
-    body = admin_client.get(reverse("integrations:add", kwargs={"ws": workspace.slug, "provider": "openai"})).content.decode()
+    body = admin_client.get(
+        reverse("integrations:add", kwargs={"ws": workspace.slug, "provider": "openai"})
+    ).content.decode()
     assert 'name="split_account"' not in body
 
 

@@ -4,6 +4,7 @@ Every test here plays the network itself (integrations/tests/netfakes.py): a res
 controls, a connect layer that records and refuses, and a local TLS server. No outside address
 is ever contacted.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -45,7 +46,9 @@ def test_private_reserved_metadata_and_ipv4_embedding_addresses_are_forbidden(ad
     assert egress.is_forbidden(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("address", [PUBLIC, "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"])
+@pytest.mark.parametrize(
+    "address", [PUBLIC, "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"]
+)
 def test_public_addresses_are_allowed_including_nat64_and_6to4_of_a_public_ipv4(address):
     assert not egress.is_forbidden(ipaddress.ip_address(address))
 
@@ -105,7 +108,9 @@ def test_a_redirect_hop_to_a_rebinding_name_is_connected_at_its_checked_address(
     identity = make_tls_identity(tmp_path, ["api.example.test"])
     redirect = Answer(302, b"", {"Location": "https://rebind.example.test/v1/next"})
     with TlsServer(identity, answer=lambda seen: redirect) as server:
-        FakeDns({"api.example.test": [[PUBLIC]], "rebind.example.test": [[PUBLIC_2], ["127.0.0.1"]]}).install(monkeypatch)
+        FakeDns({"api.example.test": [[PUBLIC]], "rebind.example.test": [[PUBLIC_2], ["127.0.0.1"]]}).install(
+            monkeypatch
+        )
         # The first hop's public address is routed to the local TLS server; everything else refused.
         wire = ConnectRecorder(routes={PUBLIC: ("127.0.0.1", server.port)}).install(monkeypatch)
         with pytest.raises(NetworkError):
@@ -142,8 +147,8 @@ def test_a_certificate_for_another_name_is_refused_on_a_pinned_connection(monkey
     with TlsServer(identity) as server:
         FakeDns({"api.example.test": [["127.0.0.1"]]}).install(monkeypatch)
         with pytest.raises(NetworkError):
-            _client(allow_private=True, ca=str(identity.ca_path), max_attempts=1).request("GET",
-                f"https://api.example.test:{server.port}/v1/hello"
+            _client(allow_private=True, ca=str(identity.ca_path), max_attempts=1).request(
+                "GET", f"https://api.example.test:{server.port}/v1/hello"
             )
         assert server.requests == []
 
@@ -153,7 +158,9 @@ def test_a_certificate_from_an_untrusted_ca_is_refused(monkeypatch, tmp_path):
     with TlsServer(identity) as server:
         FakeDns({"api.example.test": [["127.0.0.1"]]}).install(monkeypatch)
         with pytest.raises(NetworkError):  # the system CAs do not know the test CA
-            _client(allow_private=True, max_attempts=1).request("GET", f"https://api.example.test:{server.port}/v1/hello")
+            _client(allow_private=True, max_attempts=1).request(
+                "GET", f"https://api.example.test:{server.port}/v1/hello"
+            )
         assert server.requests == []
 
 

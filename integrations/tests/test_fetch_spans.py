@@ -64,13 +64,20 @@ def test_a_window_longer_than_the_span_is_fetched_in_spans_of_whole_chunks(opena
     monkeypatch.setattr(OpenAIProvider, "fetch_span", timedelta(days=3, hours=5))  # rounded up to 4 days
     run = sync(openai_integration, D0, D0 + 10 * DAY)
     assert run.status == SyncRun.Status.SUCCESS, run.error
-    assert [(w.start, w.end) for w in fetched] == [(D0, D0 + 4 * DAY), (D0 + 4 * DAY, D0 + 8 * DAY), (D0 + 8 * DAY, D0 + 10 * DAY)]
+    assert [(w.start, w.end) for w in fetched] == [
+        (D0, D0 + 4 * DAY),
+        (D0 + 4 * DAY, D0 + 8 * DAY),
+        (D0 + 8 * DAY, D0 + 10 * DAY),
+    ]
     assert run.chunks_done == 10
 
 
 def test_each_chunk_of_a_span_removes_what_the_answer_no_longer_holds(openai_integration, sandbox):
     assert sync(openai_integration, D0, D0 + 3 * DAY).status == SyncRun.Status.SUCCESS
-    withdrawn = {day: stored_rows(openai_integration, model=O3, bucket_start__gte=day, bucket_start__lt=day + DAY) for day in (D0, D0 + DAY, D0 + 2 * DAY)}
+    withdrawn = {
+        day: stored_rows(openai_integration, model=O3, bucket_start__gte=day, bucket_start__lt=day + DAY)
+        for day in (D0, D0 + DAY, D0 + 2 * DAY)
+    }
     assert all(withdrawn.values()), "the model has usage on each day"
     before = stored_rows(openai_integration)
 

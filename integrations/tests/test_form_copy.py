@@ -1,5 +1,6 @@
 """The connect form's words: each provider's own example name, no help said twice, and "(optional)"
 only on fields that are truly optional."""
+
 from __future__ import annotations
 
 import html
@@ -55,7 +56,11 @@ def test_aws_credential_alternatives_are_not_labelled_optional(admin_client):
 
 def test_the_aws_trust_policy_is_shown_whole_with_a_copy_button(admin_client, settings):
     page = _page(admin_client, "aws_bedrock")
-    blocks = re.findall(r'<pre id="(setup-code-\d+)"><code>(.*?)</code></pre>\s*<button type="button" class="button button-small copy-button" data-copy="([^"]+)"', page, re.S)
+    blocks = re.findall(
+        r'<pre id="(setup-code-\d+)"><code>(.*?)</code></pre>\s*<button type="button" class="button button-small copy-button" data-copy="([^"]+)"',
+        page,
+        re.S,
+    )
     assert len(blocks) == 2 and all(pre == target for pre, _, target in blocks)  # each button copies its own block
     trust = html.unescape(blocks[0][1])
     assert '"sts:AssumeRole"' in trust and '"sts:ExternalId"' in trust  # the whole policy, not an excerpt

@@ -2,6 +2,7 @@
 limited — retrying, permission missing, needs attention, paused, stale), a refused Test
 connection never leaves "Connected", and usage pages warn while a filtered integration is
 failing or stale. Driven through the pages, the sync command and the sandbox."""
+
 from __future__ import annotations
 
 import io
@@ -33,7 +34,9 @@ def badge_in_list(client, integration: Integration) -> str:
 
 
 def detail_title(client, integration: Integration) -> str:
-    body = client.get(reverse("integrations:detail", kwargs={"ws": integration.workspace.slug, "pk": integration.pk})).content.decode()
+    body = client.get(
+        reverse("integrations:detail", kwargs={"ws": integration.workspace.slug, "pk": integration.pk})
+    ).content.decode()
     return body.split("<h1>", 1)[1].split("</h1>", 1)[0]
 
 
@@ -65,7 +68,9 @@ def yesterday() -> str:
 
 
 def make(workspace, name: str, provider: str = "openai") -> Integration:
-    integration = Integration(workspace=workspace, provider=provider, name=name, settings={"base_url": "http://127.0.0.1:9/v1"})
+    integration = Integration(
+        workspace=workspace, provider=provider, name=name, settings={"base_url": "http://127.0.0.1:9/v1"}
+    )
     integration.set_credential({"api_key": "sk-admin-offline-0000000000000000wxyz"})
     integration.save()
     return integration
@@ -216,7 +221,9 @@ def test_explorer_banner_while_a_filtered_integration_is_stale(admin_client, wor
 
 def test_explorer_banner_for_a_failing_integration(admin_client, workspace):
     failing = synced_through(make(workspace, "OpenAI failing"), timezone.now() - timedelta(hours=1))
-    Integration.objects.filter(pk=failing.pk).update(status="error", last_error_category="credential", last_error_message="Invalid API key.")
+    Integration.objects.filter(pk=failing.pk).update(
+        status="error", last_error_category="credential", last_error_message="Invalid API key."
+    )
     body = explorer(admin_client, workspace)
     assert "may be incomplete" in body and "Needs attention" in body and "Invalid API key." in body
 
@@ -238,7 +245,9 @@ def test_banner_skips_disconnected_and_uncounted_duplicates(admin_client, worksp
 
 def test_members_see_the_banner_without_error_details_or_settings_links(member_client, workspace):
     failing = synced_through(make(workspace, "OpenAI failing"), timezone.now() - timedelta(hours=1))
-    Integration.objects.filter(pk=failing.pk).update(status="error", last_error_category="credential", last_error_message="Invalid API key.")
+    Integration.objects.filter(pk=failing.pk).update(
+        status="error", last_error_category="credential", last_error_message="Invalid API key."
+    )
     body = explorer(member_client, workspace)
     assert "may be incomplete" in body and "OpenAI failing" in body and "Needs attention" in body
     assert "Invalid API key." not in body

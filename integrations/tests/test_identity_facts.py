@@ -1,5 +1,6 @@
 """What Test connection learnt, on the integration page in people's words (no JSON run-ons, raw
 byte counts or ISO timestamps)."""
+
 from __future__ import annotations
 
 import html

@@ -1,5 +1,6 @@
 """A provider that echoes a key back, in whatever encoding, never gets it onto a page, an event,
 a run or a log: redaction in the HTTP seam (integrations/http.py)."""
+
 from __future__ import annotations
 
 import io
@@ -51,7 +52,12 @@ def assert_clean(text: str, where: str, secret: str = KEY) -> None:
 def test_every_encoding_of_a_known_secret_is_redacted(form):
     echoed = forms_of(KEY)[form]
     text = redact(f"Incorrect API key provided: {echoed}. See https://platform.openai.com/account/api-keys.", [KEY])
-    assert text == "Incorrect API key provided: " + ("\"[redacted]\"" if echoed.startswith('"') else "[redacted]") + ". See https://platform.openai.com/account/api-keys."
+    assert (
+        text
+        == "Incorrect API key provided: "
+        + ('"[redacted]"' if echoed.startswith('"') else "[redacted]")
+        + ". See https://platform.openai.com/account/api-keys."
+    )
 
 
 @pytest.mark.parametrize("form", list(forms_of(KEY)))
@@ -83,7 +89,9 @@ ECHOES = {
 
 
 @pytest.mark.parametrize("echo", list(ECHOES))
-def test_an_echoed_key_never_reaches_the_event_the_run_the_page_or_the_log(echo, sandbox, admin_user, admin_client, caplog):
+def test_an_echoed_key_never_reaches_the_event_the_run_the_page_or_the_log(
+    echo, sandbox, admin_user, admin_client, caplog
+):
     caplog.set_level(logging.DEBUG)
     out = io.StringIO()
     call_command(
@@ -91,7 +99,12 @@ def test_an_echoed_key_never_reaches_the_event_the_run_the_page_or_the_log(echo,
         "--setting", f"base_url={sandbox.openai_base_url}", stdout=out,
     )  # fmt: skip
     pk = int(out.getvalue().strip().splitlines()[-1])
-    sandbox.fault(USAGE, 401, times=10, body={"error": {"message": ECHOES[echo], "type": "invalid_request_error", "code": "invalid_api_key"}})
+    sandbox.fault(
+        USAGE,
+        401,
+        times=10,
+        body={"error": {"message": ECHOES[echo], "type": "invalid_request_error", "code": "invalid_api_key"}},
+    )
 
     with pytest.raises(CommandError) as failure:
         call_command("sync", str(pk), "--since", "2026-11-01", "--until", "2026-11-01", stdout=io.StringIO())

@@ -1,4 +1,5 @@
 """Retry-After is the provider's word, bounded: never a crash, never a sync scheduled out of sight."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

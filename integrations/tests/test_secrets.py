@@ -1,4 +1,5 @@
 """The credential: ciphertext at rest, re-encrypted by rotate_fernet_keys, and shown nowhere."""
+
 from __future__ import annotations
 
 import io
@@ -143,9 +144,18 @@ def _admin_urls(integration: Integration) -> list[str]:
         reverse("admin:usage_usagerecord_changelist"),
         reverse("admin:accounts_workspace_change", args=[integration.workspace_id]),
     ]
-    urls += [reverse("admin:integrations_syncrun_change", args=[pk]) for pk in integration.sync_runs.values_list("pk", flat=True)]
-    urls += [reverse("admin:integrations_integrationevent_change", args=[pk]) for pk in integration.events.values_list("pk", flat=True)]
-    urls += [reverse("admin:usage_usagerecord_change", args=[pk]) for pk in integration.usage_records.values_list("pk", flat=True)[:3]]
+    urls += [
+        reverse("admin:integrations_syncrun_change", args=[pk])
+        for pk in integration.sync_runs.values_list("pk", flat=True)
+    ]
+    urls += [
+        reverse("admin:integrations_integrationevent_change", args=[pk])
+        for pk in integration.events.values_list("pk", flat=True)
+    ]
+    urls += [
+        reverse("admin:usage_usagerecord_change", args=[pk])
+        for pk in integration.usage_records.values_list("pk", flat=True)[:3]
+    ]
     return urls
 
 
@@ -158,7 +168,15 @@ def _log_text(record: logging.LogRecord) -> str:
 
 def test_the_secret_appears_nowhere_across_connect_sync_and_failures(sandbox, admin_user, caplog):
     caplog.set_level(logging.DEBUG)
-    pk = connect("openai", "--workspace", "acme", "--credential", f"api_key={KEY}", "--setting", f"base_url={sandbox.openai_base_url}")
+    pk = connect(
+        "openai",
+        "--workspace",
+        "acme",
+        "--credential",
+        f"api_key={KEY}",
+        "--setting",
+        f"base_url={sandbox.openai_base_url}",
+    )
     outputs: list[str] = []
 
     def run(*args: str) -> None:
@@ -178,7 +196,15 @@ def test_the_secret_appears_nowhere_across_connect_sync_and_failures(sandbox, ad
     # a wrong key type carrying the secret's body, and a rejected key, refused at connect
     for bad in (KEY.replace("sk-admin-", "sk-proj-"), KEY.replace("sk-admin-", "sk-")):
         with pytest.raises(CommandError) as excinfo:
-            connect("openai", "--workspace", "acme", "--credential", f"api_key={bad}", "--setting", f"base_url={sandbox.openai_base_url}")
+            connect(
+                "openai",
+                "--workspace",
+                "acme",
+                "--credential",
+                f"api_key={bad}",
+                "--setting",
+                f"base_url={sandbox.openai_base_url}",
+            )
         outputs.append(str(excinfo.value))
 
     runs = SyncRun.objects.filter(integration_id=pk)
@@ -193,7 +219,9 @@ def test_the_secret_appears_nowhere_across_connect_sync_and_failures(sandbox, ad
     for error in runs.values_list("error", flat=True):
         assert_no_secret(error, "a sync run's error")
     integration = Integration.objects.get(pk=pk)
-    assert_no_secret(integration.last_error_message + str(integration.identity) + str(integration.settings), "the integration row")
+    assert_no_secret(
+        integration.last_error_message + str(integration.identity) + str(integration.settings), "the integration row"
+    )
 
     export = io.StringIO()
     call_command("export_usage", "--workspace", "acme", stdout=export)

@@ -42,7 +42,9 @@ def sample(hour: int, model: str = "gpt-4o", *, project: str = "proj_a", metric:
 
 def rows(integration: Integration) -> set[tuple]:
     return set(
-        UsageRecord.objects.filter(integration=integration).values_list("bucket_start", "model", "project", "metric", "stream")
+        UsageRecord.objects.filter(integration=integration).values_list(
+            "bucket_start", "model", "project", "metric", "stream"
+        )
     )
 
 
@@ -121,7 +123,9 @@ def test_several_answers_cost_one_select_and_one_delete(integration, django_asse
     streams = {"usage": "input_tokens", "costs": "cost", "other": "requests"}  # keys never shared by two streams
     everything = [sample(h, stream=s, metric=m) for s, m in streams.items() for h in range(24)]
     usage_store_chunk(integration=integration, samples=everything, answered=[])
-    answers = [Answered(s, Window(T0 + h * H, T0 + (h + 1) * H), {"model": ["gpt-4o"]}) for s in streams for h in range(24)]
+    answers = [
+        Answered(s, Window(T0 + h * H, T0 + (h + 1) * H), {"model": ["gpt-4o"]}) for s in streams for h in range(24)
+    ]
     survivors = [sample(h, stream=s, metric=m) for s, m in streams.items() for h in range(0, 24, 2)]
     # rules + upsert, then one SELECT … FOR UPDATE of the vanished rows and one DELETE of them,
     # then the rollups of the days written or removed: the workspace's time zone, one DELETE
@@ -176,8 +180,15 @@ def test_the_migration_names_only_streams_the_connectors_declare():
         "replicate": {"trainings"},
         "aws_bedrock": {"mantle"},
         # OpenAI's other usage endpoints (issue 13).
-        "openai": {"usage_embeddings", "usage_moderations", "usage_images", "usage_audio_speeches",
-                   "usage_audio_transcriptions", "usage_vector_stores", "usage_code_interpreter_sessions"},
+        "openai": {
+            "usage_embeddings",
+            "usage_moderations",
+            "usage_images",
+            "usage_audio_speeches",
+            "usage_audio_transcriptions",
+            "usage_vector_stores",
+            "usage_code_interpreter_sessions",
+        },
     }
     migration = importlib.import_module("usage.migrations.0004_usagerecord_stream")
     for slug, rules in migration.STREAMS.items():
@@ -193,5 +204,7 @@ def test_an_answer_checks_its_scope():
     answer = Answered("usage", DAY, {"project": ["proj_a"]})
     assert answer.covers(sample(3)) and not answer.covers(sample(3, project="proj_b"))
     assert not answer.covers(sample(3, stream="costs")) and not answer.covers(sample(24))
-    assert answer.within(Window(T0 + 20 * H, T0 + 30 * H)) == Answered("usage", Window(T0 + 20 * H, DAY.end), {"project": ["proj_a"]})
+    assert answer.within(Window(T0 + 20 * H, T0 + 30 * H)) == Answered(
+        "usage", Window(T0 + 20 * H, DAY.end), {"project": ["proj_a"]}
+    )
     assert answer.within(Window(DAY.end, DAY.end + H)) is None

@@ -3,6 +3,7 @@
 These tests commit for real (transactional_db): on PostgreSQL the lock is exercised by two
 threads with their own connections, and a real `manage.py sync` process is SIGKILLed mid-sync.
 """
+
 from __future__ import annotations
 
 import signal
@@ -55,7 +56,16 @@ def test_killed_worker_resumes_at_the_watermark_without_double_counting(transact
     # would hold both until the stalled request answered).
     env = subprocess_env(DOOW_SYNC_LOCK_SECONDS="120", DOOW_MAX_FETCH_SPAN_DAYS="1")
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "sync", str(openai_integration.pk), "--since", "2026-11-02", "--until", "2026-11-04"],
+        [
+            sys.executable,
+            "manage.py",
+            "sync",
+            str(openai_integration.pk),
+            "--since",
+            "2026-11-02",
+            "--until",
+            "2026-11-04",
+        ],
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,

@@ -1,4 +1,5 @@
 """The sync engine against the OpenAI sandbox: totals, idempotence, resumption, error mapping."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -52,7 +53,9 @@ def truth_cost(start: datetime, end: datetime) -> dict[tuple, Decimal]:
 def stored_tokens(integration: Integration) -> dict[tuple, Decimal]:
     totals: dict[tuple, Decimal] = defaultdict(Decimal)
     # Completions tokens (the other usage endpoints and the costs stream have their own tests).
-    for r in UsageRecord.objects.filter(integration=integration, stream="usage_completions").exclude(metric="estimated_cost"):
+    for r in UsageRecord.objects.filter(integration=integration, stream="usage_completions").exclude(
+        metric="estimated_cost"
+    ):
         if r.quantity:
             totals[(r.metric, r.bucket_start.date(), r.project, r.model)] += r.quantity
     return dict(totals)
@@ -115,7 +118,9 @@ def test_scheduled_task_backfills_then_rereads_only_the_restatement_window(opena
     second = openai_integration.sync_runs.first()
     openai_integration.refresh_from_db()
     # Later syncs start one restatement window (a day) before the watermark, day-aligned.
-    assert second.window_start == (first.window_end - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert second.window_start == (first.window_end - timedelta(days=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
     assert stored_tokens(openai_integration) == truth_tokens(first.window_start, second.window_end)
 
 
@@ -183,7 +188,9 @@ def test_429_with_short_retry_after_is_honoured_inline(openai_integration, sandb
 
 def test_429_storm_reschedules_after_retry_after(openai_integration, sandbox):
     before_sync = timezone.now()
-    run, event = _fail_after_good_sync(openai_integration, sandbox, status=429, times=1000, headers={"Retry-After": "120"})
+    run, event = _fail_after_good_sync(
+        openai_integration, sandbox, status=429, times=1000, headers={"Retry-After": "120"}
+    )
     assert (event.category, event.level, event.http_status) == ("rate_limit", "warning", 429)
     assert run.error_category == "rate_limit"
     assert openai_integration.status == Integration.Status.ACTIVE  # nothing for the admin to fix yet
@@ -205,7 +212,9 @@ def test_timeout_is_a_network_event(openai_integration, sandbox, settings):
 
 
 def test_malformed_json_is_a_provider_response_event(openai_integration, sandbox):
-    _run, event = _fail_after_good_sync(openai_integration, sandbox, status=200, body="<html>upstream error</html>", times=1000)
+    _run, event = _fail_after_good_sync(
+        openai_integration, sandbox, status=200, body="<html>upstream error</html>", times=1000
+    )
     assert event.category == "provider"
     assert "json" in event.message.lower()
 

@@ -21,7 +21,11 @@ def test_a_listing_past_the_page_cap_fails_the_sync_and_keeps_the_stored_rows(
     workspace, admin_client, sandbox, monkeypatch
 ) -> None:
     # The admin adds Replicate (Test connection runs against the sandbox), then it syncs.
-    form = {"name": "Replicate", "credential_api_token": fake.API_TOKEN, "setting_base_url": sandbox.url + fake.PREFIX + "/v1"}
+    form = {
+        "name": "Replicate",
+        "credential_api_token": fake.API_TOKEN,
+        "setting_base_url": sandbox.url + fake.PREFIX + "/v1",
+    }
     added = admin_client.post(reverse("integrations:add", kwargs={"ws": workspace.slug, "provider": "replicate"}), form)
     assert added.status_code == 302
     integration = workspace.integrations.get()

@@ -3,6 +3,7 @@
 A new URL added to integrations/urls.py is covered here without touching this file; a URL
 with a kwarg this test does not know fails loudly so that it gets covered on purpose.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -40,7 +41,9 @@ def _ids(patterns: list[URLPattern]) -> list[str]:
 
 
 def _integration(workspace, name: str = "OpenAI") -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name=name, settings={"base_url": "http://127.0.0.1:9/v1"})
+    integration = Integration(
+        workspace=workspace, provider="openai", name=name, settings={"base_url": "http://127.0.0.1:9/v1"}
+    )
     integration.set_credential({"api_key": "sk-admin-never-called-0000000000000000"})
     integration.save()
     return integration
@@ -85,7 +88,9 @@ def test_admin_is_let_in(admin_client, openai_integration, pattern, method):
 
 @pytest.mark.parametrize("pattern", PK_PATTERNS, ids=_ids(PK_PATTERNS))
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_another_workspaces_integration_is_not_found_under_my_slug(admin_client, workspace, other_workspace, pattern, method):
+def test_another_workspaces_integration_is_not_found_under_my_slug(
+    admin_client, workspace, other_workspace, pattern, method
+):
     theirs = _integration(other_workspace, name="Globex OpenAI")
     response = getattr(admin_client, method)(_url(pattern, ws=workspace.slug, pk=theirs.pk))
     assert response.status_code == 404

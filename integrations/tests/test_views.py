@@ -1,5 +1,6 @@
 """Company Settings → Integrations through HTTP: list, add (against the sandbox), detail,
 usage filters, Sync now, test, pause/resume, edit, rotate, disconnect."""
+
 from __future__ import annotations
 
 import html
@@ -40,7 +41,9 @@ def add_sandbox_openai(client, workspace, sandbox, project_ids: str = ""):
     return client.post(add_url(workspace), data, follow=True)
 
 
-def _record(integration: Integration, *, hour: datetime, metric: str = "input_tokens", quantity: str = "100", **dims) -> UsageRecord:
+def _record(
+    integration: Integration, *, hour: datetime, metric: str = "input_tokens", quantity: str = "100", **dims
+) -> UsageRecord:
     unit = {"input_tokens": "tokens", "output_tokens": "tokens", "requests": "requests", "cost": "USD"}[metric]
     return make_record(integration, hour, metric, quantity, unit, **dims)
 
@@ -67,8 +70,28 @@ def usage_rows(integration) -> list[UsageRecord]:
     for day in range(3):
         for model, project in (("gpt-4o", "proj_a"), ("gpt-4o-mini", "proj_b")):
             hour = base + timedelta(days=day, hours=10)
-            rows.append(_record(integration, hour=hour, metric="input_tokens", quantity="1000", model=model, project=project, account="org-1"))
-            rows.append(_record(integration, hour=hour, metric="output_tokens", quantity="250", model=model, project=project, account="org-1"))
+            rows.append(
+                _record(
+                    integration,
+                    hour=hour,
+                    metric="input_tokens",
+                    quantity="1000",
+                    model=model,
+                    project=project,
+                    account="org-1",
+                )
+            )
+            rows.append(
+                _record(
+                    integration,
+                    hour=hour,
+                    metric="output_tokens",
+                    quantity="250",
+                    model=model,
+                    project=project,
+                    account="org-1",
+                )
+            )
     return rows
 
 
@@ -119,7 +142,9 @@ def test_unknown_provider_is_404(admin_client, workspace):
 
 
 def test_provider_docs_page(admin_client, workspace):
-    response = admin_client.get(reverse("integrations:provider_docs", kwargs={"ws": workspace.slug, "provider": "openai"}))
+    response = admin_client.get(
+        reverse("integrations:provider_docs", kwargs={"ws": workspace.slug, "provider": "openai"})
+    )
     assert response.status_code == 200
     assert "OpenAI setup guide" in response.content.decode()
 
@@ -151,7 +176,7 @@ def test_a_project_filter_naming_a_missing_project_is_a_warning_alert(admin_clie
     alerts = re.findall(r'<div class="alert alert-warning[^"]*" role="alert">(.*?)</div>', body, re.S)
     assert any(warning in alert for alert in alerts), alerts
     assert body.count(warning) == 1  # the alert only, not also a line among the key's facts
-    facts = body[body.index("What this key can see"):]
+    facts = body[body.index("What this key can see") :]
     assert "Warnings" not in facts and "proj_elsewhere" not in facts
 
 
@@ -196,7 +221,11 @@ def test_detail_shows_sync_state_and_provider_timing(admin_client, integration):
     integration.last_success_at = now - timedelta(minutes=3)
     integration.data_through = datetime(2025, 3, 4, 9, tzinfo=UTC)
     integration.next_sync_at = now + timedelta(minutes=57)
-    integration.identity = {"account_id": "org-xyz", "summary": "Organization org-xyz · 1 project", "details": {"projects": [{"id": "proj_a", "name": "Alpha", "status": "active"}]}}
+    integration.identity = {
+        "account_id": "org-xyz",
+        "summary": "Organization org-xyz · 1 project",
+        "details": {"projects": [{"id": "proj_a", "name": "Alpha", "status": "active"}]},
+    }
     integration.save()
     body = admin_client.get(url("detail", integration)).content.decode()
     assert "Last sync" in body and "3\xa0minutes ago" in body
@@ -214,8 +243,13 @@ def test_detail_of_an_integration_in_error_shows_message_and_hint(admin_client, 
     integration.last_error_message = "The key lacks the api.usage.read scope."
     integration.save()
     IntegrationEvent.objects.create(
-        integration=integration, level="error", category="scope", message=integration.last_error_message,
-        hint="Create an Admin key and rotate it here.", http_status=403, request_id="req_123",
+        integration=integration,
+        level="error",
+        category="scope",
+        message=integration.last_error_message,
+        hint="Create an Admin key and rotate it here.",
+        http_status=403,
+        request_id="req_123",
     )
     body = admin_client.get(url("detail", integration)).content.decode()
     assert "Permission missing" in body  # a scope error: the key works but may not read usage
@@ -233,17 +267,26 @@ def test_empty_sections_say_so(admin_client, integration):
 def test_a_successful_sync_that_stored_nothing_says_so_with_its_window(admin_client, integration):
     window = (datetime(2026, 12, 5, 0, tzinfo=UTC), datetime(2026, 12, 6, 11, tzinfo=UTC))
     SyncRun.objects.create(
-        integration=integration, window_start=window[0], window_end=window[1], status=SyncRun.Status.SUCCESS,
-        finished_at=datetime(2026, 12, 6, 11, 30, tzinfo=UTC), rows_written=0,
+        integration=integration,
+        window_start=window[0],
+        window_end=window[1],
+        status=SyncRun.Status.SUCCESS,
+        finished_at=datetime(2026, 12, 6, 11, 30, tzinfo=UTC),
+        rows_written=0,
     )
-    for body in (admin_client.get(url("detail", integration)).content.decode(), admin_client.get(url("usage", integration), **HX).content.decode()):
+    for body in (
+        admin_client.get(url("detail", integration)).content.decode(),
+        admin_client.get(url("usage", integration), **HX).content.decode(),
+    ):
         text = " ".join(strip_tags(body).split())
         assert "No usage stored yet" not in text and "starts within a minute" not in text
         assert "found no usage in its window, 2026-12-05 00:00 UTC → 2026-12-06 11:00 UTC" in text
 
 
 # ---------------------------------------------------------------- usage section
-TOTAL = re.compile(r'data-metric="(\w+)"[^>]*><span class="total-metric">[^<]+</span><span class="total-value">([^<]+)<')
+TOTAL = re.compile(
+    r'data-metric="(\w+)"[^>]*><span class="total-metric">[^<]+</span><span class="total-value">([^<]+)<'
+)
 
 
 def test_usage_totals_and_filters(admin_client, integration, usage_rows):
@@ -262,7 +305,9 @@ def test_usage_totals_and_filters(admin_client, integration, usage_rows):
 
 def test_usage_date_range_and_project(admin_client, integration, usage_rows):
     body = admin_client.get(
-        url("usage", integration), {"date_from": "2025-03-02", "date_to": "2025-03-02", "project": "proj_b", "view": "rows"}, **HX
+        url("usage", integration),
+        {"date_from": "2025-03-02", "date_to": "2025-03-02", "project": "proj_b", "view": "rows"},
+        **HX,
     ).content.decode()
     assert body.count("<tr>") == 1 + 2
     assert "2 Mar 2025, 10:00 UTC" in body and "1 Mar 2025, 10:00" not in body
@@ -270,7 +315,9 @@ def test_usage_date_range_and_project(admin_client, integration, usage_rows):
 
 
 def test_usage_filters_work_without_htmx_on_the_detail_page(admin_client, integration, usage_rows):
-    response = admin_client.get(url("detail", integration), {"model": "gpt-4o-mini", "metric": "output_tokens", "view": "rows"})
+    response = admin_client.get(
+        url("detail", integration), {"model": "gpt-4o-mini", "metric": "output_tokens", "view": "rows"}
+    )
     assert response.context["usage_page"].paginator.count == 3
     assert [t["total"] for t in response.context["usage_totals"]] == [Decimal("750")]
 
@@ -283,24 +330,44 @@ def _cells(table: str) -> list[list[str]]:
     return [row for row in rows if row]  # the header row has no <td>
 
 
-def test_usage_opens_on_a_summary_by_model_project_and_day_with_the_rows_behind_a_tab(admin_client, integration, usage_rows):
-    _record(integration, hour=datetime(2025, 3, 2, 9, tzinfo=UTC), metric="cost", quantity="1234.5", model="gpt-4o", project="proj_a")
+def test_usage_opens_on_a_summary_by_model_project_and_day_with_the_rows_behind_a_tab(
+    admin_client, integration, usage_rows
+):
+    _record(
+        integration,
+        hour=datetime(2025, 3, 2, 9, tzinfo=UTC),
+        metric="cost",
+        quantity="1234.5",
+        model="gpt-4o",
+        project="proj_a",
+    )
     integration.identity = {"details": {"projects": [{"id": "proj_a", "name": "Support bot"}]}}
     integration.save()
     body = admin_client.get(url("detail", integration)).content.decode()
-    section = body[body.index('<section id="usage"'):]
+    section = body[body.index('<section id="usage"') :]
     section = section[: section.index("</section>")]
     assert "table-usage" not in section  # no raw rows until asked for
     assert "Stored rows (13)" in section
-    assert dict(TOTAL.findall(section)) == {"cost": "$1,234.50", "input_tokens": "6,000 tokens", "output_tokens": "1,500 tokens"}
+    assert dict(TOTAL.findall(section)) == {
+        "cost": "$1,234.50",
+        "input_tokens": "6,000 tokens",
+        "output_tokens": "1,500 tokens",
+    }
     tables = dict(re.findall(r'<h3 class="small-heading">([^<]+)</h3>(.*?)</table>', section, re.S))
     assert set(tables) == {"By model", "By project", "By day"}
     # Money first, then the counts; ordered by spend, projects by their names.
-    assert _cells(tables["By model"]) == [["gpt-4o", "$1,234.50", "3,000 tokens", "750 tokens"], ["gpt-4o-mini", "—", "3,000 tokens", "750 tokens"]]
+    assert _cells(tables["By model"]) == [
+        ["gpt-4o", "$1,234.50", "3,000 tokens", "750 tokens"],
+        ["gpt-4o-mini", "—", "3,000 tokens", "750 tokens"],
+    ]
     assert _cells(tables["By project"])[0] == ["Support bot", "$1,234.50", "3,000 tokens", "750 tokens"]
     assert [row[0] for row in _cells(tables["By day"])] == ["Mon 3 Mar 2025", "Sun 2 Mar 2025", "Sat 1 Mar 2025"]
     # One bar per day of the headline metric (spend), scaled to the largest.
-    assert re.findall(r'<progress class="bar" max="100" value="(\d+)">([^<]+)<', section) == [("0", "$0.00"), ("100", "$1,234.50"), ("0", "$0.00")]
+    assert re.findall(r'<progress class="bar" max="100" value="(\d+)">([^<]+)<', section) == [
+        ("0", "$0.00"),
+        ("100", "$1,234.50"),
+        ("0", "$0.00"),
+    ]
     # The raw rows are one click away, with the filters kept.
     rows = admin_client.get(url("usage", integration), {"view": "rows", "model": "gpt-4o"}, **HX).content.decode()
     assert "table-usage" in rows and rows.count("<tr>") == 1 + 7
@@ -334,7 +401,9 @@ def test_usage_of_another_integration_never_shows(admin_client, integration, usa
 
 
 # ---------------------------------------------------------------- sync now
-def test_sync_now_returns_a_polling_fragment_then_refreshes_the_page(admin_client, openai_integration, django_capture_on_commit_callbacks):
+def test_sync_now_returns_a_polling_fragment_then_refreshes_the_page(
+    admin_client, openai_integration, django_capture_on_commit_callbacks
+):
     openai_integration.backfill_days = 1
     openai_integration.save()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -364,7 +433,9 @@ def test_sync_now_returns_a_polling_fragment_then_refreshes_the_page(admin_clien
 
 
 def test_sync_status_shows_progress_of_a_running_sync(admin_client, integration):
-    SyncRun.objects.create(integration=integration, status=SyncRun.Status.RUNNING, chunks_total=4, chunks_done=1, rows_written=1234)
+    SyncRun.objects.create(
+        integration=integration, status=SyncRun.Status.RUNNING, chunks_total=4, chunks_done=1, rows_written=1234
+    )
     page = admin_client.get(url("detail", integration)).content.decode()
     assert 'hx-trigger="every 2s"' in page  # a sync already running is followed on page load
     fragment = admin_client.get(url("sync_status", integration), {"after": 0, "requested": int(time.time())}, **HX)
@@ -374,7 +445,9 @@ def test_sync_status_shows_progress_of_a_running_sync(admin_client, integration)
 
 
 def test_sync_now_stops_waiting_for_a_worker_that_never_comes(admin_client, integration):
-    body = admin_client.get(url("sync_status", integration), {"after": 0, "requested": int(time.time()) - 600}, **HX).content.decode()
+    body = admin_client.get(
+        url("sync_status", integration), {"after": 0, "requested": int(time.time()) - 600}, **HX
+    ).content.decode()
     assert "every 2s" not in body and "No worker has started this sync" in body
 
 
@@ -441,7 +514,13 @@ def test_resume_does_not_revive_a_disconnected_integration(admin_client, integra
 def test_edit_settings(admin_client, integration):
     response = admin_client.post(
         url("edit", integration),
-        {"name": "OpenAI prod", "sync_interval": "360", "backfill_days": "7", "setting_base_url": "", "setting_project_ids": "proj_a"},
+        {
+            "name": "OpenAI prod",
+            "sync_interval": "360",
+            "backfill_days": "7",
+            "setting_base_url": "",
+            "setting_project_ids": "proj_a",
+        },
     )
     assert response.status_code == 302
     integration.refresh_from_db()
@@ -479,7 +558,9 @@ def test_rotate_never_shows_the_old_secret_and_replaces_it(admin_client, openai_
 
 
 def test_rotate_to_a_project_key_is_refused(admin_client, openai_integration, sandbox):
-    body = admin_client.post(url("rotate", openai_integration), {"credential_api_key": sandbox.OPENAI_PROJECT_KEY}).content.decode()
+    body = admin_client.post(
+        url("rotate", openai_integration), {"credential_api_key": sandbox.OPENAI_PROJECT_KEY}
+    ).content.decode()
     assert "project API key" in body and sandbox.OPENAI_PROJECT_KEY not in body
     openai_integration.refresh_from_db()
     assert openai_integration.get_credential() == {"api_key": sandbox.OPENAI_ADMIN_KEY}
@@ -571,7 +652,7 @@ def test_the_event_log_sits_above_the_usage_and_shows_the_latest_ten(admin_clien
         _event(integration, f"Sync number {n} finished.")
     body = admin_client.get(url("detail", integration)).content.decode()
     assert body.index('id="events"') < body.index('id="usage"') < body.index('id="runs"')
-    events = body[body.index('<section id="events"'):]
+    events = body[body.index('<section id="events"') :]
     events = events[: events.index("</section>")]
     assert "Sync number 11 finished." in events and "Sync number 2 finished." in events
     assert "Sync number 1 finished." not in events  # the 11th newest is on the event log's page
@@ -582,15 +663,21 @@ def test_the_event_log_filters_by_level_and_category(admin_client, integration):
     _event(integration, "Key refused by the provider.", level="error", category="credential")
     _event(integration, "Slow down: rate limited.", level="warning", category="rate_limit")
     _event(integration, "Sync finished: 12 rows.")
-    card = admin_client.get(url("events", integration), {"level": "error"}, HTTP_HX_TARGET="events", **HX).content.decode()
+    card = admin_client.get(
+        url("events", integration), {"level": "error"}, HTTP_HX_TARGET="events", **HX
+    ).content.decode()
     assert card.lstrip().startswith('<section id="events"') and "<html" not in card
     assert "Key refused" in card and "rate limited" not in card and "Sync finished" not in card
     assert '<option value="error" selected>' in card
     # The card refreshes (events-changed) with its filters kept.
     assert f'hx-get="{url("events", integration)}?level=error"' in card
-    card = admin_client.get(url("events", integration), {"category": "rate_limit"}, HTTP_HX_TARGET="events", **HX).content.decode()
+    card = admin_client.get(
+        url("events", integration), {"category": "rate_limit"}, HTTP_HX_TARGET="events", **HX
+    ).content.decode()
     assert "rate limited" in card and "Key refused" not in card
-    card = admin_client.get(url("events", integration), {"level": "error", "category": "sync"}, HTTP_HX_TARGET="events", **HX).content.decode()
+    card = admin_client.get(
+        url("events", integration), {"level": "error", "category": "sync"}, HTTP_HX_TARGET="events", **HX
+    ).content.decode()
     assert "No events match these filters." in card
     # A level that is not one is ignored, not an error.
     assert admin_client.get(url("events", integration), {"level": "<script>"}).status_code == 200
@@ -603,7 +690,7 @@ def test_view_all_events_is_its_own_paginated_page(admin_client, integration, us
     body = response.content.decode()
     assert response.status_code == 200 and "<h1>Event log</h1>" in body
     assert 'id="usage"' not in body and 'id="runs"' not in body  # not the whole detail page
-    assert body.count('<tr>') == 1 + 50 and "Page 1 of 2" in body
+    assert body.count("<tr>") == 1 + 50 and "Page 1 of 2" in body
     assert "Event 59." in body and "Event 09." not in body
     second = admin_client.get(url("events", integration), {"page": 2}).content.decode()
     assert "Event 09." in second and "Event 59." not in second and second.count("<tr>") == 1 + 10

@@ -7,6 +7,7 @@ sandbox stalled mid-sync, SIGKILL. After the kill the lease still holds for
 DOOW_SYNC_LOCK_SECONDS; once it has lapsed, one dispatcher tick is enough to resume the sync
 from the stored watermark, whatever next_sync_at says.
 """
+
 from __future__ import annotations
 
 import os
@@ -98,15 +99,27 @@ class Worker:
     def __init__(self, broker: Broker, log: Path) -> None:
         self.log = log
         self.name = f"lossy-{uuid.uuid4().hex[:8]}@%h"
-        env = subprocess_env(
-            DOOW_SYNC_LOCK_SECONDS=str(LEASE_SECONDS), CELERY_TASK_ALWAYS_EAGER="false", **broker.env
-        )
+        env = subprocess_env(DOOW_SYNC_LOCK_SECONDS=str(LEASE_SECONDS), CELERY_TASK_ALWAYS_EAGER="false", **broker.env)
         self._out = log.open("ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "doow", "worker",
-                "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO", "-n", self.name,
-                "--without-mingle", "--without-gossip", "--without-heartbeat",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "doow",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "-n",
+                self.name,
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
             ],
             cwd=BASE_DIR,
             env=env,
@@ -211,7 +224,9 @@ def test_a_killed_worker_s_sync_resumes_from_its_watermark_after_one_tick(
         broker.tick()  # never synced: due now
         wait_for(
             lambda: SyncRun.objects.filter(integration=integration, chunks_done__gte=2).exists(),
-            "two chunks", SYNC_TIMEOUT, started,
+            "two chunks",
+            SYNC_TIMEOUT,
+            started,
         )
         dead_run = SyncRun.objects.get(integration=integration)
         assert dead_run.status == SyncRun.Status.RUNNING and dead_run.chunks_total >= 4
@@ -227,7 +242,9 @@ def test_a_killed_worker_s_sync_resumes_from_its_watermark_after_one_tick(
             # child's lease still holds, so that delivery skips the sync (with the default
             # 15-minute lease it always does); the dispatcher resumes it once the lease lapses.
             wait_for(lambda: _received(first.output(), SYNC).count(sync_task) == 2, "the redelivery", 30, started)
-            wait_for(lambda: "is already being synced; skipping" in first.output(), "the redelivery to run", 30, started)
+            wait_for(
+                lambda: "is already being synced; skipping" in first.output(), "the redelivery to run", 30, started
+            )
             assert "WorkerLostError" in first.output()
             resumer = first
         else:
@@ -252,7 +269,9 @@ def test_a_killed_worker_s_sync_resumes_from_its_watermark_after_one_tick(
         broker.tick()
         wait_for(
             lambda: SyncRun.objects.filter(integration=integration, status=SyncRun.Status.SUCCESS).exists(),
-            "the resumed sync", SYNC_TIMEOUT, started,
+            "the resumed sync",
+            SYNC_TIMEOUT,
+            started,
         )
 
     logs = "\n".join(w.output() for w in started)

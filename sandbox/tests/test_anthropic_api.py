@@ -119,11 +119,15 @@ def test_usage_cursor_walks_every_bucket_once(sandbox) -> None:
 
 
 def test_usage_defaults_and_limits(sandbox) -> None:
-    hourly = get(sandbox, USAGE, {"starting_at": at(DAY), "ending_at": at(DAY + timedelta(days=30)), "bucket_width": "1h"})
+    hourly = get(
+        sandbox, USAGE, {"starting_at": at(DAY), "ending_at": at(DAY + timedelta(days=30)), "bucket_width": "1h"}
+    )
     assert len(hourly.json()["data"]) == 24 and hourly.json()["has_more"]
     daily = get(sandbox, USAGE, {"starting_at": at(DAY), "ending_at": at(DAY + timedelta(days=30))}).json()
     assert len(daily["data"]) == 7  # bucket_width defaults to 1d
-    assert_error(get(sandbox, USAGE, {"starting_at": at(DAY), "bucket_width": "1h", "limit": 169}), 400, "invalid_request_error")
+    assert_error(
+        get(sandbox, USAGE, {"starting_at": at(DAY), "bucket_width": "1h", "limit": 169}), 400, "invalid_request_error"
+    )
     assert_error(get(sandbox, USAGE, {"starting_at": at(DAY), "limit": 32}), 400, "invalid_request_error")
 
 
@@ -212,7 +216,9 @@ def test_truth_costs_are_tokens_times_prices() -> None:
 
 def test_todays_costs_grow_with_the_reported_hours() -> None:
     morning, evening = DAY + timedelta(hours=6), DAY + timedelta(hours=20)
-    assert sum(c.amount for c in truth_costs(DAY, NEXT, now=morning)) < sum(c.amount for c in truth_costs(DAY, NEXT, now=evening))
+    assert sum(c.amount for c in truth_costs(DAY, NEXT, now=morning)) < sum(
+        c.amount for c in truth_costs(DAY, NEXT, now=evening)
+    )
     assert truth_costs(DAY, NEXT, now=DAY + timedelta(seconds=REPORTING_DELAY)) == []
 
 
@@ -248,7 +254,9 @@ def test_missing_anthropic_version_is_400(sandbox) -> None:
 
 def test_unknown_path_and_method(sandbox) -> None:
     assert_error(get(sandbox, "/anthropic/v1/organizations/teleports"), 404, "not_found_error")
-    response = requests.post(sandbox.url + ME, headers={"x-api-key": ADMIN_KEY, "anthropic-version": API_VERSION}, timeout=5)
+    response = requests.post(
+        sandbox.url + ME, headers={"x-api-key": ADMIN_KEY, "anthropic-version": API_VERSION}, timeout=5
+    )
     assert_error(response, 405, "invalid_request_error")
 
 

@@ -66,14 +66,42 @@ def test_a_good_token_reads_the_account(sandbox) -> None:
         (lambda: token(kid=fake.UNKNOWN_KEY_ID), "Unknown signing key"),
         (lambda: token(kid=fake.REVOKED_KEY_ID), "The access key was deleted"),
         (lambda: token(label="someone-else"), "signature, issuer, audience or required claims are wrong"),
-        (lambda: token(aud="acc_other.accounts.authress.io"), "signature, issuer, audience or required claims are wrong"),
+        (
+            lambda: token(aud="acc_other.accounts.authress.io"),
+            "signature, issuer, audience or required claims are wrong",
+        ),
         (lambda: token(iss=fake.issuer("sc_other")), "signature, issuer, audience or required claims are wrong"),
         (lambda: token(exp=int(time.time()) - 5), "expired"),
         (lambda: token(sub="sc_other"), "subject is not the service client"),
-        (lambda: jwt.encode(claims(), "shared-secret-guess-0123456789abcdef", algorithm="HS256", headers={"kid": fake.KEY_ID}), "Unknown signing key"),
-        (lambda: jwt.encode({k: v for k, v in claims().items() if k != "exp"}, fake.private_key(fake.KEY_ID), algorithm="EdDSA", headers={"kid": fake.KEY_ID}), "signature, issuer, audience or required claims are wrong"),
+        (
+            lambda: jwt.encode(
+                claims(), "shared-secret-guess-0123456789abcdef", algorithm="HS256", headers={"kid": fake.KEY_ID}
+            ),
+            "Unknown signing key",
+        ),
+        (
+            lambda: jwt.encode(
+                {k: v for k, v in claims().items() if k != "exp"},
+                fake.private_key(fake.KEY_ID),
+                algorithm="EdDSA",
+                headers={"kid": fake.KEY_ID},
+            ),
+            "signature, issuer, audience or required claims are wrong",
+        ),
     ],
-    ids=["no-token", "garbage", "unknown-kid", "revoked-kid", "wrong-signature", "wrong-audience", "wrong-issuer", "expired", "wrong-subject", "hs256", "no-exp"],
+    ids=[
+        "no-token",
+        "garbage",
+        "unknown-kid",
+        "revoked-kid",
+        "wrong-signature",
+        "wrong-audience",
+        "wrong-issuer",
+        "expired",
+        "wrong-subject",
+        "hs256",
+        "no-exp",
+    ],
 )
 def test_bad_tokens_are_401(sandbox, make, reason) -> None:
     assert_401(get(sandbox, make()), reason)
@@ -124,4 +152,6 @@ def test_portal_call_counts_are_deterministic_and_only_for_ended_days() -> None:
     assert fake.truth_calls(date(2023, 12, 30), date(2024, 1, 1)) == []
     text = fake.portal_csv(date(2025, 3, 1), date(2025, 3, 2))
     lines = text.splitlines()
-    assert lines[0] == "date,resource,operation,calls" and len(lines) == 1 + len(fake.truth_calls(date(2025, 3, 1), date(2025, 3, 2)))
+    assert lines[0] == "date,resource,operation,calls" and len(lines) == 1 + len(
+        fake.truth_calls(date(2025, 3, 1), date(2025, 3, 2))
+    )

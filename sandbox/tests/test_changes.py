@@ -59,7 +59,10 @@ def test_changes_are_steered_over_http_like_faults(sandbox):
     start = datetime(2026, 11, 2, tzinfo=UTC)
     sandbox.change("openai", "withdraw_model", model="o3-mini-2025-01-31")
     assert all(r.model != "o3-mini-2025-01-31" for r in openai.truth_usage(start, start + DAY))
-    for bad in ({"provider": "openai", "change": "delete_everything"}, {"provider": "nope", "change": "withdraw_model"}):
+    for bad in (
+        {"provider": "openai", "change": "delete_everything"},
+        {"provider": "nope", "change": "withdraw_model"},
+    ):
         with pytest.raises(RuntimeError, match="400"):
             sandbox.change(bad["provider"], bad["change"], model="x")
     with pytest.raises(RuntimeError, match="400"):

@@ -1,4 +1,5 @@
 """Every integration the demo creates connects to the sandbox (verify passes)."""
+
 from __future__ import annotations
 
 import pytest

@@ -262,7 +262,9 @@ def test_every_usage_endpoint_serves_its_documented_result_object(sandbox) -> No
         assert all(set(kind.fields) <= set(r) for r in results)
         # The sum over the day equals the truth, field by field.
         for i, field in enumerate(kind.fields):
-            assert sum(r[field] for r in results) == sum(row.values[i] for row in truth_kind(name, DAY, DAY + timedelta(days=1)))
+            assert sum(r[field] for r in results) == sum(
+                row.values[i] for row in truth_kind(name, DAY, DAY + timedelta(days=1))
+            )
 
 
 def test_a_denied_usage_endpoint_answers_missing_scopes(sandbox) -> None:
@@ -281,4 +283,6 @@ def test_completions_split_by_service_tier_and_batch_and_costs_by_api_key(sandbo
     assert {(r["service_tier"], r["batch"]): r["input_tokens"] for r in results} == dict(truth)
     costs = get(sandbox, COSTS, {"start_time": T0, "end_time": T0 + 86400, "group_by": ["api_key_id", "line_item"]})
     rows = costs.json()["data"][0]["results"]
-    assert all(r["api_key_id"].startswith("key_") and r["quantity_unit"] == "tokens" and r["quantity"] > 0 for r in rows)
+    assert all(
+        r["api_key_id"].startswith("key_") and r["quantity_unit"] == "tokens" and r["quantity"] > 0 for r in rows
+    )

@@ -150,9 +150,10 @@ def test_nothing_is_listed_before_it_is_created(sandbox) -> None:
         assert all(r["created_at"] < "2025-03-10T12:00:00.000001Z" for r in body["results"])
         assert body["results"] and body["next"] is None
     now = datetime.now(UTC)
-    assert get(sandbox.url + PREDICTIONS, {"created_after": (now + timedelta(minutes=1)).isoformat()}).json()[
-        "results"
-    ] == []
+    assert (
+        get(sandbox.url + PREDICTIONS, {"created_after": (now + timedelta(minutes=1)).isoformat()}).json()["results"]
+        == []
+    )
 
 
 def test_without_filters_the_newest_predictions_come_first(sandbox) -> None:
@@ -175,7 +176,9 @@ def test_bad_parameters(sandbox) -> None:
 
 def test_unknown_path_and_method(sandbox) -> None:
     assert get(sandbox.url + "/replicate/v1/collections").json() == {"detail": "Not found."}
-    response = requests.post(sandbox.url + PREDICTIONS, headers={"Authorization": f"Bearer {fake.API_TOKEN}"}, timeout=5)
+    response = requests.post(
+        sandbox.url + PREDICTIONS, headers={"Authorization": f"Bearer {fake.API_TOKEN}"}, timeout=5
+    )
     assert response.status_code == 405
 
 

@@ -53,7 +53,10 @@ def test_status_and_predict_time_follow_the_clock() -> None:
     p = next(p for p in fake.truth_predictions(DAY, NEXT) if p.started_us is not None and p.outcome == "succeeded")
     assert p.status_at(p.created_us) == "starting" and p.predict_time_at(p.created_us) is None
     assert p.status_at(p.started_us) == "processing" and p.predict_time_at(p.started_us) is None
-    assert p.status_at(p.completed_us) == "succeeded" and p.predict_time_at(p.completed_us) == Decimal(p.predict_us) / 10**6
+    assert (
+        p.status_at(p.completed_us) == "succeeded"
+        and p.predict_time_at(p.completed_us) == Decimal(p.predict_us) / 10**6
+    )
 
 
 def test_usage_rows_add_up_the_predictions() -> None:

@@ -14,6 +14,7 @@ deployment's model as "<model>-<version>"), Vertex SKUs (the connector parses th
 description into the model), Fireworks "accounts/fireworks/models/<id>", OpenRouter
 permaslugs (dated ids such as "openai/gpt-4.1-2025-04-14").
 """
+
 from __future__ import annotations
 
 import json
@@ -139,7 +140,9 @@ def price_ref(
         if not model:  # an SKU the connector did not understand: its cost stays, no estimate
             return None
         batch_sku = "batch" in operation
-        return TokenRef("google", model, BATCH_MULTIPLIER if batch_sku else Decimal(1), "batch: half price" if batch_sku else "")
+        return TokenRef(
+            "google", model, BATCH_MULTIPLIER if batch_sku else Decimal(1), "batch: half price" if batch_sku else ""
+        )
     if provider == "openai" and stream in OPENAI_UNPRICED_STREAMS:
         # Images, speech characters, audio seconds, sessions and stored bytes have no token
         # price: unpriced, never $0 (their money arrives through OpenAI's costs).
@@ -167,7 +170,7 @@ OPENAI_UNPRICED_STREAMS: Final = frozenset(
 
 
 def _azure_model(model: str) -> str:
-    """"gpt-4o-2024-08-06" stays (genai-prices knows dated ids); "text-embedding-3-large-1"
+    """ "gpt-4o-2024-08-06" stays (genai-prices knows dated ids); "text-embedding-3-large-1"
     loses the deployment's numeric model version."""
     if re.search(r"-\d{4}-\d{2}-\d{2}$", model):
         return model

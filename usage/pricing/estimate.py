@@ -12,6 +12,7 @@ declarations for the estimate streams (metric scope dropped: an estimate row has
 estimated_cost), so an estimate whose usage a re-read no longer returns is removed with it,
 and every estimate the chunk recomputes replaces the stored one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence

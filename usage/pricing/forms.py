@@ -1,4 +1,5 @@
 """The price override form of Company Settings → Pricing."""
+
 from __future__ import annotations
 
 from decimal import Decimal

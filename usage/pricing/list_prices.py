@@ -8,6 +8,7 @@ cache_write_tokens rows carry their own quantity at the cache read and write pri
 ListCost over a file counts each token once. List prices only: a workspace's overrides are
 its contracted prices, not list prices.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """The workspace's PriceOverride rows, as the estimator applies them."""
+
 from __future__ import annotations
 
 from decimal import Decimal

@@ -7,6 +7,7 @@ tokens too, so `billable()` takes them out), `cached_input_tokens` a cache read,
 `cache_write_tokens` a cache write. A metric without its own price bills at the input price
 (cache reads or writes of a model that has no cache prices) or not at all.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -106,7 +107,9 @@ def _table_price(ref: TableRef, day: date) -> Price | None:
     entry = compute_table().find(ref, day)
     if entry is None:
         return None
-    reference = f"{entry.kind} {entry.key} ${entry.price_usd}/{entry.per} from {entry.effective_date} ({entry.source_url})"
+    reference = (
+        f"{entry.kind} {entry.key} ${entry.price_usd}/{entry.per} from {entry.effective_date} ({entry.source_url})"
+    )
     if ref.kind == "ptu":
         return Price(SOURCE_TABLE, f"{ref.units} PTU × {reference}", per_hour=entry.price_usd * ref.units)
     if entry.per == "request":

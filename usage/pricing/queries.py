@@ -1,6 +1,7 @@
 """Queries for pages: usage without a known price ("unpriced", listed with its volume, never
 $0), the provider's reported cost beside the list-price estimate per provider and month, and
 the price each model's estimates use. Every query starts from the workspace."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -127,7 +128,9 @@ class ModelPrice:
         return self.price.source if self.price is not None else "unpriced"
 
 
-def pricing_model_prices(*, workspace: Workspace, overrides: Overrides, on: datetime, since: datetime) -> list[ModelPrice]:
+def pricing_model_prices(
+    *, workspace: Workspace, overrides: Overrides, on: datetime, since: datetime
+) -> list[ModelPrice]:
     """The price each model's estimates use on `on`, for every (provider, model) with usage
     since `since`: its source (genai-prices, table, override) and unit prices."""
     from integrations.providers.base import UsageSample  # a plain dataclass
@@ -142,7 +145,9 @@ def pricing_model_prices(*, workspace: Workspace, overrides: Overrides, on: date
     metrics_of: dict[tuple, set[str]] = defaultdict(set)
     for provider, _identity, stream, model, deployment, resource, operation, metric in (
         workspace.usage_records.filter(bucket_start__gte=since, metric__in=PRICED_METRICS)
-        .values_list("provider", "integration__identity", "stream", "model", "deployment", "resource", "operation", "metric")
+        .values_list(
+            "provider", "integration__identity", "stream", "model", "deployment", "resource", "operation", "metric"
+        )
         .distinct()
         .order_by()
     ):

@@ -6,6 +6,7 @@ starts). The job walks the workspace's usage integration by integration, a week 
 and stores each week's estimates through the usage store with an answer for every estimate
 stream of that week, so an estimate that no longer applies is removed like any ghost.
 """
+
 from __future__ import annotations
 
 import logging
@@ -95,7 +96,9 @@ def pricing_recompute_run(*, job_id: int) -> PricingRecomputeJob:
     except Exception as exc:  # recorded on the job for the page; details in the log
         logger.exception("price recompute %s failed", job.pk)
         PricingRecomputeJob.objects.filter(pk=job.pk).update(
-            status=Status.FAILED, error=f"{type(exc).__name__}: the details are in the worker log.", finished_at=timezone.now()
+            status=Status.FAILED,
+            error=f"{type(exc).__name__}: the details are in the worker log.",
+            finished_at=timezone.now(),
         )
     else:
         PricingRecomputeJob.objects.filter(pk=job.pk).update(status=Status.DONE, finished_at=timezone.now())
@@ -116,4 +119,3 @@ def override_effective_default() -> date:
     their estimates unless the admin picks an earlier date on purpose."""
     today = timezone.now().date()
     return today.replace(day=1)
-

@@ -1,6 +1,7 @@
 """Company Settings → Pricing (admins): the overrides, the price each model's estimates use and
 where it comes from, reported cost beside the estimate per provider and month, unpriced usage,
 and the progress of the recompute a change starts. Tenant-first like every settings page."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,12 @@ def _url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str:
 def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:
     job = services.pricing_recompute_latest(workspace=request.workspace)
     active = job is not None and job.is_active
-    stalled = active and job is not None and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    stalled = (
+        active
+        and job is not None
+        and job.status == job.Status.QUEUED
+        and timezone.now() - job.created_at > QUEUED_PATIENCE
+    )
     return {"job": job, "job_active": active, "job_stalled": stalled}
 
 
@@ -40,7 +46,9 @@ def _context(request: WorkspaceRequest, form: PriceOverrideForm) -> dict[str, An
     now = timezone.now()
     since = now - RECENT
     names = {slug: p.name for slug, p in PROVIDERS.items()}
-    models = pricing_model_prices(workspace=workspace, overrides=load_overrides(workspace_id=workspace.pk), on=now, since=since)
+    models = pricing_model_prices(
+        workspace=workspace, overrides=load_overrides(workspace_id=workspace.pk), on=now, since=since
+    )
     month_start = datetime(now.year, now.month, 1, tzinfo=UTC) - timedelta(days=62)
     return {
         "settings_section": "pricing",

@@ -1,5 +1,6 @@
 """Attribution: the pure matcher (precedence, wildcards), attribution at ingest, and the default
 rule a provider gets when it is connected."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,15 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 _ids = count(1)
 
 
-def rule(provider: str = "openai", *, priority: int = 100, app: int = 1, license: int | None = None, pk: int | None = None, **patterns: str) -> AttributionRule:
+def rule(
+    provider: str = "openai",
+    *,
+    priority: int = 100,
+    app: int = 1,
+    license: int | None = None,
+    pk: int | None = None,
+    **patterns: str,
+) -> AttributionRule:
     """An unsaved rule with an id: the matcher needs no database."""
     r = AttributionRule(provider=provider, priority=priority, application_id=app, license_id=license, **patterns)
     r.pk = pk if pk is not None else next(_ids)
@@ -130,7 +139,14 @@ def test_the_matcher_takes_samples_records_and_dicts():
 # ---------------------------------------------------------------- at ingest
 def _samples(*models: str) -> list[UsageSample]:
     return [
-        UsageSample(bucket_start=T0 + timedelta(hours=i), bucket_end=T0 + timedelta(hours=i + 1), metric="input_tokens", quantity=Decimal(10), model=m, project="proj_a")
+        UsageSample(
+            bucket_start=T0 + timedelta(hours=i),
+            bucket_end=T0 + timedelta(hours=i + 1),
+            metric="input_tokens",
+            quantity=Decimal(10),
+            model=m,
+            project="proj_a",
+        )
         for i, m in enumerate(models)
     ]
 
@@ -176,7 +192,9 @@ def test_connecting_a_provider_attributes_its_usage_to_the_vendors_application(w
     assert run.status == "success", run.error
     assert integration.usage_records.exists()
     assert not integration.usage_records.filter(application__isnull=True).exists()
-    assert set(integration.usage_records.values_list("application", "rule").distinct()) == {(application.pk, default.pk)}
+    assert set(integration.usage_records.values_list("application", "rule").distinct()) == {
+        (application.pk, default.pk)
+    }
 
 
 def test_a_second_connection_reuses_the_application_and_rule(workspace):

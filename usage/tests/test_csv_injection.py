@@ -1,6 +1,7 @@
 """CSV formula injection: every CSV Doow writes (page downloads and `export_usage`, docs/architecture.md and
 FOCUS layouts) prefixes a text cell that would start a spreadsheet formula with a quote, leaves
 numbers alone (a credit stays -1.5), and our importer takes its own export back unchanged."""
+
 from __future__ import annotations
 
 import csv
@@ -33,7 +34,7 @@ HOSTILE = [
 ]
 # Already quoted by someone: gets one more quote, so the importer can drop exactly one.
 QUOTED = "'=already quoted"
-HARMLESS = ["gpt-4o", "", "'plain quote", "a=b", " =1+1", "2026-01-01", "{\"json\":1}"]
+HARMLESS = ["gpt-4o", "", "'plain quote", "a=b", " =1+1", "2026-01-01", '{"json":1}']
 
 
 def quoted(value: str) -> str:
@@ -89,7 +90,11 @@ def test_no_module_writes_csv_without_the_safe_writer():
     offenders = []
     for path in root.rglob("*.py"):
         parts = path.relative_to(root).parts
-        if parts[0] in {".venv", "sandbox", "bench", "e2e", "faults", "var"} or "tests" in parts or path.name.startswith("test_"):
+        if (
+            parts[0] in {".venv", "sandbox", "bench", "e2e", "faults", "var"}
+            or "tests" in parts
+            or path.name.startswith("test_")
+        ):
             continue
         text = path.read_text(encoding="utf-8")
         if ("csv.writer(" in text or "csv.DictWriter(" in text) and path.name != "csv_safety.py":
@@ -116,7 +121,16 @@ def hostile(workspace):
         make_record(integration, DAY1 + timedelta(hours=i), "input_tokens", "10", "tokens",
                     **dict.fromkeys(DIMENSIONS, value),
                     application=app, license=lic)  # fmt: skip
-    make_record(integration, DAY1 + timedelta(days=1), "cost", "-1.5", "USD", project="proj_1", model="gpt-4o", operation="credits")
+    make_record(
+        integration,
+        DAY1 + timedelta(days=1),
+        "cost",
+        "-1.5",
+        "USD",
+        project="proj_1",
+        model="gpt-4o",
+        operation="credits",
+    )
     make_record(integration, DAY1 + timedelta(days=1), "cost", "2.25", "USD", project="proj_1", model="gpt-4o")
     return integration
 
@@ -165,7 +179,9 @@ def _check_focus(text: str) -> None:
     assert {r["BillingAccountName"] for r in rows} == {quoted("=cmd|' /C calc'!A0")}
     assert {r["SubAccountName"] for r in rows if r["SubAccountId"] == "proj_1"} == {quoted("@SUM(1+1)")}
     credit = next(r for r in rows if r["ChargeCategory"] == "Credit")
-    assert (credit["BilledCost"], credit["EffectiveCost"], credit["ListCost"], credit["ContractedCost"]) == ("-1.5",) * 4
+    assert (credit["BilledCost"], credit["EffectiveCost"], credit["ListCost"], credit["ContractedCost"]) == (
+        "-1.5",
+    ) * 4
     _assert_no_formula(rows)
     # Still FOCUS: the checker of the FOCUS tests finds nothing wrong.
     assert focus_problems(header, rows) == []

@@ -2,6 +2,7 @@
 (usage.dates, on the pinned test clock) and answers a day outside with a clear error — a form
 error on pages, a 400 from the export, a line-numbered problem in imports, a CommandError from
 commands — never a 500; and a chart never fills more periods than its filter spans."""
+
 from __future__ import annotations
 
 import html
@@ -65,7 +66,9 @@ def test_a_query_string_date_outside_is_no_filter():
 @pytest.mark.parametrize("day", HOSTILE_DAYS)
 @pytest.mark.parametrize("param", ["date_from", "date_to"])
 @pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
-def test_the_explorer_shows_a_date_outside_as_an_error_and_leaves_it_out(member_client, workspace, usage, param, day, htmx):
+def test_the_explorer_shows_a_date_outside_as_an_error_and_leaves_it_out(
+    member_client, workspace, usage, param, day, htmx
+):
     response = member_client.get(reverse("usage:explorer", kwargs={"ws": "acme"}), {param: day}, **(HX if htmx else {}))
     assert response.status_code == 200
     html = response.content.decode()
@@ -84,7 +87,8 @@ def test_the_explorer_date_inputs_offer_only_accepted_days(member_client, worksp
 
 def test_the_explorer_takes_both_ends_of_the_range(member_client, workspace, usage):
     response = member_client.get(
-        reverse("usage:explorer", kwargs={"ws": "acme"}), {"date_from": "2000-01-01", "date_to": latest_day().isoformat()}
+        reverse("usage:explorer", kwargs={"ws": "acme"}),
+        {"date_from": "2000-01-01", "date_to": latest_day().isoformat()},
     )
     assert response.context["date_errors"] == [] and response.context["row_count"] == 2
 
@@ -136,7 +140,9 @@ def test_a_member_never_reaches_the_integration_usage_tab(member_client, usage):
 @pytest.mark.parametrize("fmt", ["csv", "focus"])
 def test_the_export_refuses_a_date_outside_with_a_400(member_client, usage, day, fmt):
     for params, headers in (({"date_to": day}, {}), ({"date_from": day}, HX)):
-        response = member_client.get(reverse("usage:export", kwargs={"ws": "acme"}), {"format": fmt, **params}, **headers)
+        response = member_client.get(
+            reverse("usage:export", kwargs={"ws": "acme"}), {"format": fmt, **params}, **headers
+        )
         assert response.status_code == 400
         name = next(iter(params))
         assert response.content.decode() == f"No export: {name}: {outside(day)}."
@@ -175,7 +181,9 @@ def test_sync_refuses_a_date_outside_before_reading_anything(usage, day):
 
 def test_export_usage_takes_both_ends_of_the_range(usage):
     out = io.StringIO()
-    call_command("export_usage", "--workspace", "acme", "--since", "2000-01-01", "--until", latest_day().isoformat(), stdout=out)
+    call_command(
+        "export_usage", "--workspace", "acme", "--since", "2000-01-01", "--until", latest_day().isoformat(), stdout=out
+    )
     assert len(out.getvalue().splitlines()) == 3
 
 
@@ -189,7 +197,9 @@ def doow_row(start: str, end: str) -> str:
 
 @pytest.fixture
 def authress(workspace) -> Integration:
-    integration = Integration(workspace=workspace, provider="authress", name="Authress", settings={"base_url": "http://127.0.0.1:9"})
+    integration = Integration(
+        workspace=workspace, provider="authress", name="Authress", settings={"base_url": "http://127.0.0.1:9"}
+    )
     integration.set_credential({"access_key": fake.ACCESS_KEY})
     integration.save()
     return integration
@@ -228,17 +238,23 @@ def outside_text() -> str:
     return f"is outside the dates Doow accepts ({bounds_text()})"
 
 
-def test_the_import_page_refuses_rows_outside_with_line_numbers(admin_client, authress, django_capture_on_commit_callbacks):
+def test_the_import_page_refuses_rows_outside_with_line_numbers(
+    admin_client, authress, django_capture_on_commit_callbacks
+):
     upload = io.BytesIO(hostile_doow_file().encode())
     upload.name = "hostile.csv"
     with django_capture_on_commit_callbacks(execute=True):  # the import job runs on commit
         response = admin_client.post(
-            reverse("integrations:import_usage", kwargs={"ws": "acme", "pk": authress.pk}), {"file": upload, "format": "auto"}, **HX
+            reverse("integrations:import_usage", kwargs={"ws": "acme", "pk": authress.pk}),
+            {"file": upload, "format": "auto"},
+            **HX,
         )
     assert response.status_code == 200
     job = authress.usage_imports.get()
     status = admin_client.get(
-        reverse("integrations:import_status", kwargs={"ws": "acme", "pk": authress.pk, "job": job.pk}), {"watching": "1"}, **HX
+        reverse("integrations:import_status", kwargs={"ws": "acme", "pk": authress.pk, "job": job.pk}),
+        {"watching": "1"},
+        **HX,
     )
     page = html.unescape(status.content.decode())
     for problem in expected_doow_problems():
@@ -281,7 +297,9 @@ def app(workspace) -> Application:
     return Application.objects.create(workspace=workspace, name="Chatbot")
 
 
-@pytest.mark.parametrize(("field", "day"), [("start_date", "0001-01-01"), ("end_date", "9999-12-31"), ("start_date", "1999-12-31")])
+@pytest.mark.parametrize(
+    ("field", "day"), [("start_date", "0001-01-01"), ("end_date", "9999-12-31"), ("start_date", "1999-12-31")]
+)
 def test_a_license_dated_outside_is_a_form_error(admin_client, workspace, app, field, day):
     url = reverse("usage_settings:license_add", kwargs={"ws": "acme"})
     response = admin_client.post(url, {**LICENSE, "application": app.pk, field: day})

@@ -1,6 +1,7 @@
 """The explorer answers questions first, over HTTP: spend (reported, estimated, unpriced volume)
 before volume tiles, date presets in the workspace's calendar with this month as the default,
 compare with the previous period, metric labels in words, and a split by team."""
+
 from __future__ import annotations
 
 import re
@@ -40,14 +41,20 @@ def spend_data(workspace):
     groq = make_integration(workspace, "Groq", "groq")
     rows = []
     for d in range(1, 32):
-        rows.append(record(openai, datetime(2026, 10, d, 9, tzinfo=UTC), "cost", "1.00", model="gpt-4o", application=bot))
+        rows.append(
+            record(openai, datetime(2026, 10, d, 9, tzinfo=UTC), "cost", "1.00", model="gpt-4o", application=bot)
+        )
     for d in range(1, 31):
-        rows.append(record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o", application=bot))
+        rows.append(
+            record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o", application=bot)
+        )
     for d in range(1, 7):
         at = datetime(2026, 12, d, 9, tzinfo=UTC)
         rows.append(record(openai, at, "cost", "3.00", model="gpt-4o", application=bot))
         rows.append(record(groq, at, "estimated_cost", "1.00", model="llama-3.3-70b", application=notes))
-        rows.append(record(groq, at, "input_tokens", "1000000", unit="tokens", model="llama-3.3-70b", application=notes))
+        rows.append(
+            record(groq, at, "input_tokens", "1000000", unit="tokens", model="llama-3.3-70b", application=notes)
+        )
         rows.append(record(groq, at.replace(hour=10), "input_tokens", "250000", unit="tokens", model="mystery-model"))
     UsageRecord.objects.bulk_create(rows)
     rollups.rebuild_workspace(workspace)
@@ -56,10 +63,10 @@ def spend_data(workspace):
 
 def spend_table(body: str) -> dict[str, list[str]]:
     """The spend table's lines: first cell → the other cells, as text."""
-    table = body[body.index('data-testid="spend-table"'):]
+    table = body[body.index('data-testid="spend-table"') :]
     table = table[: table.index("</table>")]
     lines = {}
-    for row in re.findall(r"<tr>(.*?)</tr>", table[table.index("<tbody>"):]):
+    for row in re.findall(r"<tr>(.*?)</tr>", table[table.index("<tbody>") :]):
         cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
         lines[cells[0]] = cells[1:]
     return lines
@@ -77,11 +84,11 @@ def test_the_explorer_opens_on_this_month_with_spend_first(member_client, worksp
     # spend: $18 reported by OpenAI + $6 estimated for Groq (October and November are not in it)
     assert 'data-testid="spend-USD">$24.00<' in body
     assert "$18.00 reported" in body and "$6.00 estimated" in body
-    unpriced = body[body.index('data-testid="unpriced"'):]
+    unpriced = body[body.index('data-testid="unpriced"') :]
     assert "1.5M tokens" in unpriced[:300] and "mystery-model" in unpriced[:300]
     # spend before any volume tile; volumes in words and formats, never column names
     assert body.index('data-testid="spend-USD"') < body.index('aria-label="Usage volume"')
-    volumes = body[body.index('aria-label="Usage volume"'):]
+    volumes = body[body.index('aria-label="Usage volume"') :]
     volumes = volumes[: volumes.index("</div> </div>") if "</div> </div>" in volumes else 800]
     assert "Input tokens" in volumes and "7.5M tokens" in volumes
     assert "input_tokens" not in re.sub(r'(?:title|value|data-metric)="[^"]*"', "", volumes)
@@ -92,12 +99,12 @@ def test_the_explorer_opens_on_this_month_with_spend_first(member_client, worksp
 
 def test_metric_labels_are_words_in_the_totals_and_the_rows(member_client, workspace, spend_data):
     body = text(member_client.get(url(workspace, by="none")))
-    totals = body[body.index('id="totals-title"'): body.index('id="rows-title"')]
+    totals = body[body.index('id="totals-title"') : body.index('id="rows-title"')]
     assert ">Reported cost<" in totals and ">Estimated cost<" in totals and ">Input tokens<" in totals
     assert "$18.00" in totals and "7.5M tokens" in totals
-    rows = body[body.index('id="rows-title"'):]
+    rows = body[body.index('id="rows-title"') :]
     assert ">Input tokens<" in rows and "<code>input_tokens</code>" not in rows
-    chart_choices = body[body.index('name="chart"'):]
+    chart_choices = body[body.index('name="chart"') :]
     assert '<option value="input_tokens">Input tokens</option>' in chart_choices[:2000]
 
 
@@ -110,7 +117,9 @@ def test_metric_labels_are_words_in_the_totals_and_the_rows(member_client, works
         ("this_quarter", "1 Oct 2026", "6 Dec 2026", "$115.00"),  # $31 + $60 + $24
     ],
 )
-def test_date_presets_are_calendar_periods_of_the_workspace(member_client, workspace, spend_data, preset, first, last, total):
+def test_date_presets_are_calendar_periods_of_the_workspace(
+    member_client, workspace, spend_data, preset, first, last, total
+):
     body = text(member_client.get(url(workspace, range=preset)))
     assert f"</strong>: {first} – {last}" in body
     assert f'data-testid="spend-USD">{total}<' in body
@@ -132,8 +141,12 @@ def test_months_follow_the_workspace_time_zone(member_client, workspace, spend_d
     assert "</strong>: 1 Dec 2026 – 7 Dec 2026" in body
 
 
-def test_a_preset_holds_while_its_dates_are_sent_and_a_changed_date_makes_it_custom(member_client, workspace, spend_data):
-    same = member_client.get(url(workspace, range="last_month", date_from="2026-11-01", date_to="2026-11-30", provider="openai"))
+def test_a_preset_holds_while_its_dates_are_sent_and_a_changed_date_makes_it_custom(
+    member_client, workspace, spend_data
+):
+    same = member_client.get(
+        url(workspace, range="last_month", date_from="2026-11-01", date_to="2026-11-30", provider="openai")
+    )
     assert same.context["window"].preset == "last_month"
     changed = member_client.get(url(workspace, range="last_month", date_from="2026-11-10", date_to="2026-11-30"))
     body = text(changed)
@@ -160,13 +173,13 @@ def test_compare_shows_the_previous_period_and_the_change(member_client, workspa
     response = member_client.get(url(workspace, compare="1"))
     body = text(response)
     assert "compared with 1 Nov 2026 – 6 Nov 2026" in body
-    tile = body[body.index('data-testid="spend-USD"'):]
+    tile = body[body.index('data-testid="spend-USD"') :]
     assert "▲ $12.00 (+100%)" in tile[:600] and "vs $12.00" in tile[:600]
     assert spend_table(body) == {
         "OpenAI": ["$18.00", "—", "$12.00", "+50%"],
         "Groq": ["$6.00", "$6.00", "$0.00", "new"],
     }
-    totals = body[body.index('id="totals-title"'): body.index('id="rows-title"')]
+    totals = body[body.index('id="totals-title"') : body.index('id="rows-title"')]
     assert "Previous period" in totals and "+50%" in totals
     # without the toggle, no comparison
     assert "Previous period" not in text(member_client.get(url(workspace)))
@@ -216,7 +229,18 @@ def test_filter_by_team_and_drill_into_a_team_from_the_split(member_client, work
     }
     # "No team": usage of no application (the mystery model) or of an application without a team.
     loose = Application.objects.create(workspace=workspace, name="Loose app")
-    UsageRecord.objects.bulk_create([record(spend_data["openai"], datetime(2026, 12, 3, 11, tzinfo=UTC), "cost", "0.25", model="gpt-4o", application=loose)])
+    UsageRecord.objects.bulk_create(
+        [
+            record(
+                spend_data["openai"],
+                datetime(2026, 12, 3, 11, tzinfo=UTC),
+                "cost",
+                "0.25",
+                model="gpt-4o",
+                application=loose,
+            )
+        ]
+    )
     rollups.rebuild_workspace(workspace)
     no_team = member_client.get(url(workspace, by="model", team="none"))
     assert {(row["name"], row["total"].metric): row["total"].total for row in no_team.context["totals_rows"]} == {
@@ -224,7 +248,9 @@ def test_filter_by_team_and_drill_into_a_team_from_the_split(member_client, work
         ("gpt-4o", "cost"): D("0.25"),
     }
     # The export takes the same filter.
-    export = member_client.get(reverse("usage:export", kwargs={"ws": workspace.slug}), {"format": "csv", "team": research.pk, "range": "all"})
+    export = member_client.get(
+        reverse("usage:export", kwargs={"ws": workspace.slug}), {"format": "csv", "team": research.pk, "range": "all"}
+    )
     lines = b"".join(export.streaming_content).decode().splitlines()
     assert len(lines) == 1 + 12 and all("Research notes" in line for line in lines[1:])
 
@@ -233,14 +259,18 @@ def test_another_workspaces_usage_and_teams_never_show(member_client, workspace,
     theirs = make_integration(other_workspace, "Globex OpenAI", "openai")
     team = Team.objects.create(workspace=other_workspace, name="Globex finance")
     app = Application.objects.create(workspace=other_workspace, name="Globex app", team=team)
-    UsageRecord.objects.bulk_create([record(theirs, datetime(2026, 12, 2, 9, tzinfo=UTC), "cost", "777", application=app)])
+    UsageRecord.objects.bulk_create(
+        [record(theirs, datetime(2026, 12, 2, 9, tzinfo=UTC), "cost", "777", application=app)]
+    )
     rollups.rebuild_workspace(other_workspace)
     body = text(member_client.get(url(workspace, by="team", compare="1")))
     assert "Globex" not in body and "777" not in body
     assert 'data-testid="spend-USD">$24.00<' in body
 
 
-@pytest.mark.parametrize("params", [{"by": "team", "compare": "1"}, {"by": "provider", "compare": "1", "range": "this_quarter"}])
+@pytest.mark.parametrize(
+    "params", [{"by": "team", "compare": "1"}, {"by": "provider", "compare": "1", "range": "this_quarter"}]
+)
 def test_the_number_of_queries_does_not_grow_with_the_data(member_client, workspace, spend_data, params):
     target = url(workspace, **params)
 
@@ -254,10 +284,20 @@ def test_the_number_of_queries_does_not_grow_with_the_data(member_client, worksp
     more = []
     for i in range(5):
         integration = make_integration(workspace, f"More {i}", "anthropic")
-        app = Application.objects.create(workspace=workspace, name=f"App {i}", team=spend_data["research"] if i % 2 else None)
+        app = Application.objects.create(
+            workspace=workspace, name=f"App {i}", team=spend_data["research"] if i % 2 else None
+        )
         for d in range(1, 7):
-            more.append(record(integration, datetime(2026, 12, d, 9, tzinfo=UTC), "cost", "1", model=f"m-{i}-{d}", application=app))
-            more.append(record(integration, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "1", model=f"m-{i}-{d}", application=app))
+            more.append(
+                record(
+                    integration, datetime(2026, 12, d, 9, tzinfo=UTC), "cost", "1", model=f"m-{i}-{d}", application=app
+                )
+            )
+            more.append(
+                record(
+                    integration, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "1", model=f"m-{i}-{d}", application=app
+                )
+            )
     UsageRecord.objects.bulk_create(more)
     rollups.rebuild_workspace(workspace)
     assert count() == few
@@ -279,16 +319,25 @@ def test_a_metric_filter_charts_that_metric_in_words(member_client, workspace, s
 
 
 def test_currencies_are_spent_apart_never_added(member_client, workspace, spend_data):
-    euros = record(spend_data["openai"], datetime(2026, 12, 3, 11, tzinfo=UTC), "cost", "50", unit="EUR", model="gpt-4o")
+    euros = record(
+        spend_data["openai"], datetime(2026, 12, 3, 11, tzinfo=UTC), "cost", "50", unit="EUR", model="gpt-4o"
+    )
     UsageRecord.objects.bulk_create([euros])
     rollups.rebuild_workspace(workspace)
     body = text(member_client.get(url(workspace)))
     assert 'data-testid="spend-USD">$24.00<' in body and 'data-testid="spend-EUR">50.00 EUR<' in body
     assert body.index('data-testid="spend-USD"') < body.index('data-testid="spend-EUR"')  # USD first
-    table = body[body.index('data-testid="spend-table"'):]
+    table = body[body.index('data-testid="spend-table"') :]
     table = table[: table.index("</table>")]
-    cells = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in re.findall(r"<tr>(.*?)</tr>", table)]
-    assert [c for c in cells if c] == [["OpenAI", "$18.00", "—"], ["Groq", "$6.00", "$6.00"], ["OpenAI", "50.00 EUR", "—"]]
+    cells = [
+        [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table)
+    ]
+    assert [c for c in cells if c] == [
+        ["OpenAI", "$18.00", "—"],
+        ["Groq", "$6.00", "$6.00"],
+        ["OpenAI", "50.00 EUR", "—"],
+    ]
 
 
 def test_past_ten_groups_the_rest_is_one_other_line(member_client, workspace, spend_data):
@@ -301,7 +350,16 @@ def test_past_ten_groups_the_rest_is_one_other_line(member_client, workspace, sp
     lines = spend_table(text(member_client.get(url(workspace, by="model"))))
     # gpt-4o $18, models 12 … 7, llama-3.3-70b $6 and model-06 $6 (ties by name), model-05; then the rest
     assert list(lines) == [
-        "gpt-4o", "model-12", "model-11", "model-10", "model-09", "model-08", "model-07",
-        "llama-3.3-70b", "model-06", "model-05", "Other (4)",
+        "gpt-4o",
+        "model-12",
+        "model-11",
+        "model-10",
+        "model-09",
+        "model-08",
+        "model-07",
+        "llama-3.3-70b",
+        "model-06",
+        "model-05",
+        "Other (4)",
     ]
     assert lines["Other (4)"] == ["$10.00", "—"]  # models 4 + 3 + 2 + 1

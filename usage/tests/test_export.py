@@ -1,5 +1,6 @@
 """export_usage --format csv: the docs/architecture.md columns, their order and formats, attribution
 labels, tenant scoping, day bounds, and streaming."""
+
 from __future__ import annotations
 
 import csv
@@ -152,17 +153,29 @@ def test_labels_are_read_once_per_application_and_license(records, workspace, dj
     support = Application.objects.create(workspace=workspace, name="Support Bot")
     scale = make_license(workspace, support)
     for i in range(50):
-        make_record(records, DAY1 + timedelta(days=3, hours=i), "output_tokens", "1", "tokens", application=support, license=scale)
+        make_record(
+            records,
+            DAY1 + timedelta(days=3, hours=i),
+            "output_tokens",
+            "1",
+            "tokens",
+            application=support,
+            license=scale,
+        )
     rows = usage_csv_rows(usage_export_queryset(workspace=workspace))
     next(rows)
     # One SELECT of the records, one of the application, one of the license, one of the
     # integration's name: not one per row.
     with django_assert_max_num_queries(4):
-        assert sum(
-            1
-            for r in rows
-            if r[CSV_COLUMNS.index("license")] == "Support Bot – Scale tier" and r[CSV_COLUMNS.index("integration_name")] == "OpenAI prod"
-        ) == 50
+        assert (
+            sum(
+                1
+                for r in rows
+                if r[CSV_COLUMNS.index("license")] == "Support Bot – Scale tier"
+                and r[CSV_COLUMNS.index("integration_name")] == "OpenAI prod"
+            )
+            == 50
+        )
 
 
 def test_only_the_workspaces_own_usage_is_exported(records, other_workspace):

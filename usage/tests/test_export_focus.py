@@ -4,6 +4,7 @@ token row and a cost row (docs/export.md), and `export_usage --format focus`.
 The FOCUS facts below are copied from the FOCUS 1.2 specification (columns/*.md and
 attributes/*.md of FinOps-Open-Cost-and-Usage-Spec/FOCUS_Spec at tag v1.2), not from our code.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,7 +33,18 @@ MANDATORY = {
 }  # fmt: skip
 # Conditional columns whose condition holds for AI usage (usage is measured, regions and
 # sub accounts exist, price lists name SKUs, our attribution is tagging) and the issue asks for.
-CONDITIONAL = {"ConsumedQuantity", "ConsumedUnit", "RegionId", "RegionName", "ResourceId", "ResourceType", "SkuId", "SubAccountId", "SubAccountName", "Tags"}
+CONDITIONAL = {
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "RegionId",
+    "RegionName",
+    "ResourceId",
+    "ResourceType",
+    "SkuId",
+    "SubAccountId",
+    "SubAccountName",
+    "Tags",
+}
 DATETIMES = {"BillingPeriodEnd", "BillingPeriodStart", "ChargePeriodEnd", "ChargePeriodStart"}
 NOT_NULL_DECIMALS = {"BilledCost", "ContractedCost", "EffectiveCost", "ListCost"}
 NULLABLE_DECIMALS = {"ConsumedQuantity", "PricingQuantity", "ListUnitPrice"}
@@ -89,7 +101,9 @@ def focus_problems(header: list[str], rows: list[dict[str, str]]) -> list[str]:
             if row[column] and row[column] not in allowed:
                 problems.append(f"{where}: {column}={row[column]!r} is not an allowed value")
         if SUBCATEGORY_PARENT.get(row["ServiceSubcategory"]) != row["ServiceCategory"]:
-            problems.append(f"{where}: ServiceSubcategory {row['ServiceSubcategory']!r} is not under {row['ServiceCategory']!r}")
+            problems.append(
+                f"{where}: ServiceSubcategory {row['ServiceSubcategory']!r} is not under {row['ServiceCategory']!r}"
+            )
         if not CURRENCY.match(row["BillingCurrency"]):
             problems.append(f"{where}: BillingCurrency {row['BillingCurrency']!r} is not an ISO 4217 code")
         if not bad_times:
@@ -123,7 +137,9 @@ def _row_rules(where: str, row: dict[str, str]) -> list[str]:
     priced = all(NUMBER.match(row[c]) for c in ("ListUnitPrice", "PricingQuantity", "ListCost"))
     if priced and Decimal(row["ListUnitPrice"]) * Decimal(row["PricingQuantity"]) != Decimal(row["ListCost"]):
         problems.append(f"{where}: ListUnitPrice × PricingQuantity is not ListCost")
-    if row["ChargeCategory"] == "Credit" and not (row["BilledCost"] == row["EffectiveCost"] == row["ListCost"] == row["ContractedCost"]):
+    if row["ChargeCategory"] == "Credit" and not (
+        row["BilledCost"] == row["EffectiveCost"] == row["ListCost"] == row["ContractedCost"]
+    ):
         problems.append(f"{where}: a Credit's EffectiveCost, ListCost and ContractedCost must match its BilledCost")
 
     def parse(column: str) -> datetime:
@@ -146,7 +162,9 @@ def _focus(*args: str) -> tuple[list[str], list[dict[str, str]]]:
 def usage(workspace):
     """Rows of every kind: tokens with a deployment, a cost with a license, a credit, a region."""
     integration = make_integration(
-        workspace, name="OpenAI prod", identity={"account_id": "org-1", "details": {"projects": [{"id": "proj_a", "name": "Support"}]}}
+        workspace,
+        name="OpenAI prod",
+        identity={"account_id": "org-1", "details": {"projects": [{"id": "proj_a", "name": "Support"}]}},
     )
     bot = Application.objects.create(workspace=workspace, name="Support Bot", vendor="OpenAI")
     scale = make_license(workspace, bot, "Scale tier")
@@ -281,8 +299,14 @@ def test_a_negative_cost_is_a_credit_without_quantities(usage):
     _, rows = _focus("--workspace", "acme")
     credit = next(r for r in rows if r["x_Operation"] == "credits")
     assert (credit["ChargeCategory"], credit["BilledCost"], credit["EffectiveCost"]) == ("Credit", "-0.25", "-0.25")
-    assert credit["ConsumedQuantity"] == credit["ConsumedUnit"] == credit["PricingQuantity"] == credit["PricingUnit"] == ""
-    assert (credit["ServiceName"], credit["ProviderName"], credit["RegionId"]) == ("Google Vertex AI", "Google Cloud", "us-central1")
+    assert (
+        credit["ConsumedQuantity"] == credit["ConsumedUnit"] == credit["PricingQuantity"] == credit["PricingUnit"] == ""
+    )
+    assert (credit["ServiceName"], credit["ProviderName"], credit["RegionId"]) == (
+        "Google Vertex AI",
+        "Google Cloud",
+        "us-central1",
+    )
 
 
 def test_only_cost_rows_carry_money_so_billed_cost_sums_to_the_reported_cost(usage):
@@ -339,7 +363,11 @@ def test_a_synced_sandbox_account_exports_as_well_formed_focus(workspace, admin_
     header, rows = _focus("--workspace", "acme")
     # every row but the estimates (their money is the usage rows' ListCost)
     # One row per record but the estimates and what is no charge of this issuer (billed quantities, BYOK).
-    assert len(rows) == integration.usage_records.exclude(metric__in=["estimated_cost", "billed_quantity", "byok_cost"]).count() > 0
+    assert (
+        len(rows)
+        == integration.usage_records.exclude(metric__in=["estimated_cost", "billed_quantity", "byok_cost"]).count()
+        > 0
+    )
     assert focus_problems(header, rows) == []
     assert {r["x_Metric"] for r in rows} >= {"input_tokens", "output_tokens", "cost"}
     assert {json.loads(r["Tags"])["application"] for r in rows} == {"OpenAI"}

@@ -1,4 +1,5 @@
 """usage:export — the page download: who may fetch it, headers, filters, formats, streaming."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -35,9 +36,22 @@ def usage(workspace):
     anthropic = make_integration(workspace, name="Anthropic", provider="anthropic")
     bot = Application.objects.create(workspace=workspace, name="Support Bot")
     scale = make_license(workspace, bot)
-    make_record(openai, DAY1, "input_tokens", "100", "tokens", model="gpt-4o", project="proj_a", application=bot, license=scale)
-    make_record(openai, DAY1 + timedelta(days=1), "output_tokens", "50", "tokens", model="gpt-4o-mini", project="proj_b")
-    make_record(anthropic, DAY1 + timedelta(days=2), "cost", "1.25", "USD", model="claude-sonnet-4", region="us", application=bot)
+    make_record(
+        openai, DAY1, "input_tokens", "100", "tokens", model="gpt-4o", project="proj_a", application=bot, license=scale
+    )
+    make_record(
+        openai, DAY1 + timedelta(days=1), "output_tokens", "50", "tokens", model="gpt-4o-mini", project="proj_b"
+    )
+    make_record(
+        anthropic,
+        DAY1 + timedelta(days=2),
+        "cost",
+        "1.25",
+        "USD",
+        model="claude-sonnet-4",
+        region="us",
+        application=bot,
+    )
     return {"openai": openai, "anthropic": anthropic, "bot": bot, "scale": scale}
 
 
@@ -163,7 +177,11 @@ def test_the_response_streams_in_pieces(member_client, usage):
         blocks = [ROWS_PER_BLOCK] * (rows // ROWS_PER_BLOCK) + [rows % ROWS_PER_BLOCK] * bool(rows % ROWS_PER_BLOCK)
         assert [piece.count("\n") for piece in pieces] == [1, *blocks]
     else:
-        assert [piece.count("\n") for piece in pieces] == [LINES_PER_PIECE, LINES_PER_PIECE, 4]  # header + 3 + 1000 rows
+        assert [piece.count("\n") for piece in pieces] == [
+            LINES_PER_PIECE,
+            LINES_PER_PIECE,
+            4,
+        ]  # header + 3 + 1000 rows
 
 
 def _add_rows(usage: dict, count: int) -> None:

@@ -104,7 +104,9 @@ def test_a_redelivered_job_runs_again_until_its_worker_died_too_often(integratio
     assert UsageRecord.objects.count() == ROWS
 
     other = queue(integration, source="huge.csv")
-    UsageImport.objects.filter(pk=other.pk).update(status=UsageImport.Status.CHECKING, attempts=import_jobs.MAX_ATTEMPTS)
+    UsageImport.objects.filter(pk=other.pk).update(
+        status=UsageImport.Status.CHECKING, attempts=import_jobs.MAX_ATTEMPTS
+    )
     given_up = import_jobs.usage_import_run(job_id=other.pk)
     assert given_up.status == UsageImport.Status.FAILED and "stopped 3 times before finishing" in given_up.error
     assert "Usage import of huge.csv failed." in integration.events.first().message
@@ -136,7 +138,9 @@ def test_old_files_expire_and_old_jobs_are_deleted(integration) -> None:
     waiting = queue(integration, source="forgotten.csv")  # no worker ever took it
     long_ago = now - import_jobs.KEEP_UNFINISHED - timedelta(minutes=1)
     UsageImport.objects.filter(pk=waiting.pk).update(created_at=long_ago)
-    UsageImport.objects.filter(pk=old_done.pk).update(finished_at=now - import_jobs.KEEP_FINISHED - timedelta(minutes=1))
+    UsageImport.objects.filter(pk=old_done.pk).update(
+        finished_at=now - import_jobs.KEEP_FINISHED - timedelta(minutes=1)
+    )
     recent = queue(integration, source="new.csv")  # queued just now: kept
 
     expire_usage_imports.apply()  # the beat task
@@ -153,7 +157,9 @@ def test_old_files_expire_and_old_jobs_are_deleted(integration) -> None:
 def test_staff_see_import_jobs_in_the_admin_but_never_the_file(integration) -> None:
     job = queue(integration, GOOD, source="calls.csv")
     staff = Client()
-    staff.force_login(get_user_model().objects.create_superuser(username="root", password="x", email="root@example.com"))
+    staff.force_login(
+        get_user_model().objects.create_superuser(username="root", password="x", email="root@example.com")
+    )
     listing = staff.get(reverse("admin:usage_usageimport_changelist"))
     page = staff.get(reverse("admin:usage_usageimport_change", args=[job.pk]))
     assert listing.status_code == 200 and page.status_code == 200

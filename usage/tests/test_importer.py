@@ -61,12 +61,16 @@ def integration(workspace) -> Integration:
 
 
 def stored(integration: Integration) -> dict[tuple, Decimal]:
-    return {(r.bucket_start.date(), r.resource, r.operation, r.metric): r.quantity for r in integration.usage_records.all()}
+    return {
+        (r.bucket_start.date(), r.resource, r.operation, r.metric): r.quantity for r in integration.usage_records.all()
+    }
 
 
 # ---------------------------------------------------------------- the two formats
 def test_authress_portal_rows_become_daily_api_calls() -> None:
-    samples = parse("date,resource,operation,calls\n2025-03-01,/v1/records,POST,87\n2025-03-31,/v1/roles/{roleId},GET,5\n")
+    samples = parse(
+        "date,resource,operation,calls\n2025-03-01,/v1/records,POST,87\n2025-03-31,/v1/roles/{roleId},GET,5\n"
+    )
     assert samples == [
         UsageSample(DAY, DAY + timedelta(days=1), "api_calls", Decimal(87), unit="calls", resource="/v1/records", operation="POST", provenance="imported"),
         UsageSample(datetime(2025, 3, 31, tzinfo=UTC), NOW, "api_calls", Decimal(5), unit="calls", resource="/v1/roles/{roleId}", operation="GET", provenance="imported"),
@@ -90,7 +94,12 @@ def test_doow_rows_keep_every_dimension_and_default_the_unit() -> None:
                                 region="eu-west", model="m", deployment="d", endpoint="e", resource="r", operation="o",
                                 api_key="k", provenance="imported")  # fmt: skip
     # An offset is converted to UTC; a time without one is UTC.
-    assert (cost.bucket_start, cost.bucket_end, cost.unit, cost.quantity) == (DAY, DAY + timedelta(hours=1), "EUR", Decimal("0.123456789"))
+    assert (cost.bucket_start, cost.bucket_end, cost.unit, cost.quantity) == (
+        DAY,
+        DAY + timedelta(hours=1),
+        "EUR",
+        Decimal("0.123456789"),
+    )
     assert (tokens.metric, tokens.quantity, tokens.unit) == ("input_tokens", Decimal(1000), "tokens")
 
 
@@ -115,22 +124,51 @@ def test_the_format_can_be_forced() -> None:
         ("", ["the file is empty; the first line must be a header"]),
         ("\n\n", ["the file is empty; the first line must be a header"]),
         ("date,calls\n", ["the file has a header but no data rows"]),
-        ("day,count\n2025-03-01,1\n", [f"line 1: header not recognised; expected {','.join(CSV_COLUMNS)} or date,resource,operation,calls"]),
+        (
+            "day,count\n2025-03-01,1\n",
+            [f"line 1: header not recognised; expected {','.join(CSV_COLUMNS)} or date,resource,operation,calls"],
+        ),
         ("date,calls,calls\n2025-03-01,1,1\n", ["line 1: duplicated column: calls"]),
         (DOOW_HEADER + ",notes\n", ["line 1: unknown column: notes"]),
-        ("date,calls\n2025-03-01,1,2\n2025-03-02\n", ["line 2: has 3 fields; the header has 2", "line 3: has 1 fields; the header has 2"]),
-        ("date,calls\n2025-02-30,1\n01/03/2025,1\n", ["line 2: date '2025-02-30' is not a date such as 2025-03-01", "line 3: date '01/03/2025' is not a date such as 2025-03-01"]),
+        (
+            "date,calls\n2025-03-01,1,2\n2025-03-02\n",
+            ["line 2: has 3 fields; the header has 2", "line 3: has 1 fields; the header has 2"],
+        ),
+        (
+            "date,calls\n2025-02-30,1\n01/03/2025,1\n",
+            [
+                "line 2: date '2025-02-30' is not a date such as 2025-03-01",
+                "line 3: date '01/03/2025' is not a date such as 2025-03-01",
+            ],
+        ),
         ("date,calls\n2025-04-02,1\n", ["line 2: date is in the future"]),
-        ("date,calls\n2025-03-01,-3\n2025-03-02,1.5\n2025-03-03,many\n2025-03-04,\n",
-         ["line 2: calls '-3' is not a whole, non-negative number", "line 3: calls '1.5' is not a whole, non-negative number",
-          "line 4: calls 'many' is not a whole, non-negative number", "line 5: calls '' is not a whole, non-negative number"]),
-        ("date,calls\n2025-03-01,1000000000000000000000\n", ["line 2: calls '1000000000000000000000' is too large or has more than 9 decimals"]),
+        (
+            "date,calls\n2025-03-01,-3\n2025-03-02,1.5\n2025-03-03,many\n2025-03-04,\n",
+            [
+                "line 2: calls '-3' is not a whole, non-negative number",
+                "line 3: calls '1.5' is not a whole, non-negative number",
+                "line 4: calls 'many' is not a whole, non-negative number",
+                "line 5: calls '' is not a whole, non-negative number",
+            ],
+        ),
+        (
+            "date,calls\n2025-03-01,1000000000000000000000\n",
+            ["line 2: calls '1000000000000000000000' is too large or has more than 9 decimals"],
+        ),
         ("date,resource,calls\n2025-03-01," + "r" * 201 + ",1\n", ["line 2: resource is longer than 200 characters"]),
-        ("date,resource,operation,calls\n2025-03-01,/v1/records,POST,1\n\n2025-03-01,/v1/records,POST,2\n",
-         ["line 4: same bucket, dimensions and metric as line 2"]),
-        ('date,resource,calls\n2025-03-01,"multi\nline",1\n2025-03-01,x,-1\n', ["line 4: calls '-1' is not a whole, non-negative number"]),
+        (
+            "date,resource,operation,calls\n2025-03-01,/v1/records,POST,1\n\n2025-03-01,/v1/records,POST,2\n",
+            ["line 4: same bucket, dimensions and metric as line 2"],
+        ),
+        (
+            'date,resource,calls\n2025-03-01,"multi\nline",1\n2025-03-01,x,-1\n',
+            ["line 4: calls '-1' is not a whole, non-negative number"],
+        ),
         ("date,resource,calls\n2025-03-01,a\0b,1\n", ["line 2: contains a NUL character"]),
-        ('date,resource,calls\n2025-03-01,"' + "x" * 140_000 + '",1\n2025-03-02,a,1\n', ["line 2: unreadable CSV (field larger than field limit (131072))"]),
+        (
+            'date,resource,calls\n2025-03-01,"' + "x" * 140_000 + '",1\n2025-03-02,a,1\n',
+            ["line 2: unreadable CSV (field larger than field limit (131072))"],
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) and len(v) < 20 else None,
 )
@@ -141,11 +179,20 @@ def test_authress_problems(text, expected) -> None:
 @pytest.mark.parametrize(
     ("cells", "expected"),
     [
-        ({"metric": "tokens"}, "unknown metric 'tokens' (known: input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, requests, throttled_requests, failed_requests, compute_seconds, provisioned_hours, training_tokens, api_calls, images, characters, audio_seconds, sessions, storage_byte_days, billed_quantity, cost, byok_cost)"),
-        ({"bucket_start": "yesterday"}, "bucket_start 'yesterday' is not an ISO 8601 time such as 2025-03-01T00:00:00Z"),
+        (
+            {"metric": "tokens"},
+            "unknown metric 'tokens' (known: input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, requests, throttled_requests, failed_requests, compute_seconds, provisioned_hours, training_tokens, api_calls, images, characters, audio_seconds, sessions, storage_byte_days, billed_quantity, cost, byok_cost)",
+        ),
+        (
+            {"bucket_start": "yesterday"},
+            "bucket_start 'yesterday' is not an ISO 8601 time such as 2025-03-01T00:00:00Z",
+        ),
         ({"bucket_end": ""}, "bucket_end '' is not an ISO 8601 time such as 2025-03-01T00:00:00Z"),
         ({"bucket_end": "2025-03-01T00:00:00Z"}, "bucket_end is not after bucket_start"),
-        ({"bucket_start": "2025-04-01T00:00:01Z", "bucket_end": "2025-04-02T00:00:00Z"}, "bucket_start is in the future"),
+        (
+            {"bucket_start": "2025-04-01T00:00:01Z", "bucket_end": "2025-04-02T00:00:00Z"},
+            "bucket_start is in the future",
+        ),
         ({"quantity": "-1"}, "quantity '-1' is negative"),
         ({"quantity": "ten"}, "quantity 'ten' is not a number"),
         ({"quantity": "NaN"}, "quantity 'NaN' is not a finite number"),
@@ -154,7 +201,10 @@ def test_authress_problems(text, expected) -> None:
         ({"metric": "cost", "unit": ""}, "a cost needs its currency code as unit (e.g. USD), not ''"),
         ({"metric": "cost", "unit": "usd"}, "a cost needs its currency code as unit (e.g. USD), not 'usd'"),
         ({"provider": "openai"}, "the row is for provider 'openai', this integration is 'authress'"),
-        ({"integration": "999"}, "the row belongs to integration '999', this is integration 7 (empty the integration column to import it here)"),
+        (
+            {"integration": "999"},
+            "the row belongs to integration '999', this is integration 7 (empty the integration column to import it here)",
+        ),
         ({"model": "m" * 201}, "model is longer than 200 characters"),
         ({"region": "r" * 65}, "region is longer than 64 characters"),
     ],
@@ -179,7 +229,9 @@ def test_a_negative_cost_is_a_credit_and_other_metrics_stay_non_negative() -> No
     assert problems(doow(row(metric="cost", quantity="-1000000000000000000000", unit="USD"))) == [
         "line 2: quantity '-1000000000000000000000' is too large or has more than 9 decimals"
     ]
-    assert problems(doow(row(metric="input_tokens", quantity="-1", unit="tokens"))) == ["line 2: quantity '-1' is negative"]
+    assert problems(doow(row(metric="input_tokens", quantity="-1", unit="tokens"))) == [
+        "line 2: quantity '-1' is negative"
+    ]
 
 
 def test_the_same_key_twice_is_a_problem_even_when_written_differently() -> None:
@@ -197,7 +249,9 @@ def test_only_the_first_problems_are_listed_but_all_are_counted(monkeypatch) -> 
 
 def test_size_and_row_limits(monkeypatch) -> None:
     monkeypatch.setattr(importer, "MAX_IMPORT_BYTES", 100)
-    assert problems("date,calls\n" + "2025-03-01,1\n" * 10) == ["the file is 0.0 MB; the limit is 0 MB (split it by date range)"]
+    assert problems("date,calls\n" + "2025-03-01,1\n" * 10) == [
+        "the file is 0.0 MB; the limit is 0 MB (split it by date range)"
+    ]
     with pytest.raises(UsageImportError, match="limit is 0 MB"):
         importer.read_limited(io.BytesIO(b"x" * 101))
     with pytest.raises(UsageImportError, match="limit is 0 MB"):
@@ -226,15 +280,29 @@ def test_a_valid_file_is_stored_with_an_event(integration) -> None:
     assert (result.format, result.rows, result.stored) == ("authress", len(truth), len(truth))
     assert result.date_range == "2025-03-01 – 2025-03-03 (UTC)"
     assert stored(integration) == {(r.day, r.resource, r.operation, "api_calls"): Decimal(r.calls) for r in truth}
-    assert set(integration.usage_records.values_list("provenance", "unit", "provider")) == {("imported", "calls", "authress")}
+    assert set(integration.usage_records.values_list("provenance", "unit", "provider")) == {
+        ("imported", "calls", "authress")
+    }
     event = integration.events.get()
     assert (event.level, event.category) == ("info", "import")
-    assert event.message == f"Imported {len(truth)} usage rows for 2025-03-01 – 2025-03-03 (UTC) from calls.csv (Authress portal format)."
+    assert (
+        event.message
+        == f"Imported {len(truth)} usage rows for 2025-03-01 – 2025-03-03 (UTC) from calls.csv (Authress portal format)."
+    )
 
 
 def test_a_file_with_any_problem_stores_nothing_and_says_why(integration) -> None:
     good = [f"2025-03-0{d},/v1/records,POST,{d}" for d in range(1, 9)]
-    text = "\n".join(["date,resource,operation,calls", *good, "2025-03-09,/v1/records,POST,-1", "nope,x,y,1", "2025-03-10,a,b,c", "2025-03-11,a,b,-2"])
+    text = "\n".join(
+        [
+            "date,resource,operation,calls",
+            *good,
+            "2025-03-09,/v1/records,POST,-1",
+            "nope,x,y,1",
+            "2025-03-10,a,b,c",
+            "2025-03-11,a,b,-2",
+        ]
+    )
     with pytest.raises(UsageImportError) as info:
         usage_import_csv(integration=integration, data=text.encode(), source="march.csv", now=NOW)
     assert [p.line for p in info.value.problems] == [10, 11, 12, 13]
@@ -260,7 +328,11 @@ def test_importing_the_same_file_again_changes_nothing(integration) -> None:
 
 
 def test_a_corrected_row_replaces_the_stored_one_and_other_days_stay(integration) -> None:
-    usage_import_csv(integration=integration, data=b"date,resource,operation,calls\n2025-03-01,r,GET,100\n2025-03-02,r,GET,50\n", now=NOW)
+    usage_import_csv(
+        integration=integration,
+        data=b"date,resource,operation,calls\n2025-03-01,r,GET,100\n2025-03-02,r,GET,50\n",
+        now=NOW,
+    )
     usage_import_csv(integration=integration, data=b"date,resource,operation,calls\n2025-03-01,r,GET,120\n", now=NOW)
     assert stored(integration) == {
         (date(2025, 3, 1), "r", "GET", "api_calls"): Decimal(120),
@@ -269,7 +341,9 @@ def test_a_corrected_row_replaces_the_stored_one_and_other_days_stay(integration
 
 
 def test_an_export_imports_back_unchanged(integration, workspace) -> None:
-    usage_import_csv(integration=integration, data=fake.portal_csv(date(2025, 3, 1), date(2025, 3, 5)).encode(), now=NOW)
+    usage_import_csv(
+        integration=integration, data=fake.portal_csv(date(2025, 3, 1), date(2025, 3, 5)).encode(), now=NOW
+    )
     before = stored(integration)
     rows = list(usage_csv_rows(usage_export_queryset(workspace=workspace, integration_id=integration.pk)))
     text = "\n".join(",".join(f'"{cell}"' for cell in r) for r in rows)

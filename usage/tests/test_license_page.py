@@ -1,5 +1,6 @@
 """License pages over HTTP: terms, consumption within the period against the commitment, the
 burn-down payload, seats and pay-as-you-go figures, empty states, and tenant scoping."""
+
 from __future__ import annotations
 
 import json
@@ -45,16 +46,29 @@ def integration(workspace):
 @pytest.fixture
 def commitment(workspace, app, today):
     """Started 9 days ago (10 days elapsed, today included), ends in 20 days; 1,000 USD committed."""
-    return License.objects.create(workspace=workspace, application=app, plan_name="Scale tier", kind=License.Kind.COMMITMENT,
-                                  start_date=today - timedelta(days=9), end_date=today + timedelta(days=20), committed_amount=D("1000"))
+    return License.objects.create(
+        workspace=workspace,
+        application=app,
+        plan_name="Scale tier",
+        kind=License.Kind.COMMITMENT,
+        start_date=today - timedelta(days=9),
+        end_date=today + timedelta(days=20),
+        committed_amount=D("1000"),
+    )
 
 
-def test_commitment_page_shows_spend_against_the_commitment_and_the_projection(member_client, commitment, integration, app, today):
+def test_commitment_page_shows_spend_against_the_commitment_and_the_projection(
+    member_client, commitment, integration, app, today
+):
     start = commitment.start_date
-    make_record(integration, midnight(start - timedelta(days=1)), "cost", "900", license=commitment, application=app)  # before: out
+    make_record(
+        integration, midnight(start - timedelta(days=1)), "cost", "900", license=commitment, application=app
+    )  # before: out
     make_record(integration, midnight(start), "cost", "100", license=commitment, application=app)
     make_record(integration, midnight(today), "cost", "150", license=commitment, application=app, model="gpt-4o")
-    make_record(integration, midnight(today), "cost", "40", "EUR", license=commitment, application=app, model="billed-in-eur")
+    make_record(
+        integration, midnight(today), "cost", "40", "EUR", license=commitment, application=app, model="billed-in-eur"
+    )
     make_record(integration, midnight(today), "input_tokens", "12345", "tokens", license=commitment, application=app)
 
     response = member_client.get(license_url(commitment))
@@ -72,11 +86,17 @@ def test_commitment_page_shows_spend_against_the_commitment_and_the_projection(m
     assert "12,345" in html  # tokens per month, in their own column
 
 
-def test_burn_down_payload_has_cumulative_spend_commitment_and_projection(member_client, commitment, integration, today):
+def test_burn_down_payload_has_cumulative_spend_commitment_and_projection(
+    member_client, commitment, integration, today
+):
     make_record(integration, midnight(commitment.start_date), "cost", "100", license=commitment)
     make_record(integration, midnight(today), "cost", "150", license=commitment)
     response = member_client.get(license_url(commitment))
-    chart = json.loads(re.search(rb'<script id="license-chart" type="application/json">(.*?)</script>', response.content, re.S).group(1))
+    chart = json.loads(
+        re.search(rb'<script id="license-chart" type="application/json">(.*?)</script>', response.content, re.S).group(
+            1
+        )
+    )
     assert chart["kind"] == "line"
     assert len(chart["labels"]) == 30  # the whole period, day by day
     spent, projected, limit = (d["data"] for d in chart["datasets"])
@@ -94,8 +114,14 @@ def test_over_the_commitment_says_by_how_much(member_client, commitment, integra
 
 
 def test_seats_page_shows_usage_per_month_and_the_seat_count(member_client, workspace, app, integration, today):
-    seats = License.objects.create(workspace=workspace, application=app, plan_name="Team", kind=License.Kind.SEATS,
-                                   start_date=today.replace(day=1) - timedelta(days=40), seat_count=25)
+    seats = License.objects.create(
+        workspace=workspace,
+        application=app,
+        plan_name="Team",
+        kind=License.Kind.SEATS,
+        start_date=today.replace(day=1) - timedelta(days=40),
+        seat_count=25,
+    )
     make_record(integration, midnight(today), "requests", "70", "requests", license=seats)
     make_record(integration, midnight(today), "cost", "50", license=seats)
     response = member_client.get(license_url(seats))
@@ -107,8 +133,13 @@ def test_seats_page_shows_usage_per_month_and_the_seat_count(member_client, work
 
 
 def test_pay_as_you_go_page_charts_spend_per_month(member_client, workspace, app, integration, today):
-    payg = License.objects.create(workspace=workspace, application=app, plan_name="On demand", kind=License.Kind.PAY_AS_YOU_GO,
-                                  start_date=date(2025, 1, 1))
+    payg = License.objects.create(
+        workspace=workspace,
+        application=app,
+        plan_name="On demand",
+        kind=License.Kind.PAY_AS_YOU_GO,
+        start_date=date(2025, 1, 1),
+    )
     make_record(integration, datetime(2025, 1, 31, 23, tzinfo=UTC), "cost", "10", license=payg)
     make_record(integration, datetime(2025, 2, 1, tzinfo=UTC), "cost", "20", license=payg)
     chart = member_client.get(license_url(payg)).context["chart"]
@@ -131,7 +162,9 @@ def test_nothing_attributed_is_a_clear_empty_state(member_client, admin_client, 
 
 def test_another_workspaces_license_is_not_found_under_my_slug(member_client, workspace, other_workspace):
     theirs_app = Application.objects.create(workspace=other_workspace, name="Globex app")
-    theirs = License.objects.create(workspace=other_workspace, application=theirs_app, plan_name="Globex plan", start_date=date(2026, 1, 1))
+    theirs = License.objects.create(
+        workspace=other_workspace, application=theirs_app, plan_name="Globex plan", start_date=date(2026, 1, 1)
+    )
     response = member_client.get(reverse("usage:license", kwargs={"ws": workspace.slug, "pk": theirs.pk}))
     assert response.status_code == 404
     assert b"Globex" not in response.content
@@ -139,8 +172,14 @@ def test_another_workspaces_license_is_not_found_under_my_slug(member_client, wo
 
 def test_license_list_summarises_consumption(member_client, workspace, commitment, integration, app, today):
     make_record(integration, midnight(today), "cost", "250", license=commitment)
-    License.objects.create(workspace=workspace, application=app, plan_name="Next year", kind=License.Kind.COMMITMENT,
-                           start_date=today + timedelta(days=30), committed_amount=D("5000"))
+    License.objects.create(
+        workspace=workspace,
+        application=app,
+        plan_name="Next year",
+        kind=License.Kind.COMMITMENT,
+        start_date=today + timedelta(days=30),
+        committed_amount=D("5000"),
+    )
     response = member_client.get(reverse("usage:licenses", kwargs={"ws": workspace.slug}))
     html = response.content.decode()
     assert "Scale tier" in html and "$250.00" in html and "25.0%" in html
@@ -184,7 +223,9 @@ def test_one_licenses_page_members_read_it_and_admins_edit_there(member_client, 
     assert "Scale tier" in admin_html and "25.0%" not in admin_html  # nothing spent yet
     assert f'href="{edit}"' in admin_html and f'href="{delete}"' in admin_html and f'href="{add}"' in admin_html
     # Company Settings → Licenses is this page, not a second one.
-    settings_page = admin_client.get(reverse("usage_settings:applications", kwargs={"ws": workspace.slug})).content.decode()
+    settings_page = admin_client.get(
+        reverse("usage_settings:applications", kwargs={"ws": workspace.slug})
+    ).content.decode()
     assert f'href="{page}"' in settings_page
 
 

@@ -1,4 +1,5 @@
 """The spend overview at /w/<ws>/ through HTTP: figures from base rows kept in the rollups."""
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,16 @@ def make_integration(workspace, name, provider, **extra) -> Integration:
 
 def record(integration, day: datetime, metric: str, quantity, unit="USD", model="", application=None) -> UsageRecord:
     return UsageRecord(
-        workspace_id=integration.workspace_id, integration=integration, provider=integration.provider,
-        bucket_start=day, bucket_end=day + timedelta(hours=1), model=model, metric=metric,
-        quantity=Decimal(str(quantity)), unit=unit, application=application,
+        workspace_id=integration.workspace_id,
+        integration=integration,
+        provider=integration.provider,
+        bucket_start=day,
+        bucket_end=day + timedelta(hours=1),
+        model=model,
+        metric=metric,
+        quantity=Decimal(str(quantity)),
+        unit=unit,
+        application=application,
     )
 
 
@@ -47,9 +55,37 @@ def spend_data(workspace):
         rows.append(record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o"))
     for d in range(1, 7):  # December 1..6: $3.00 reported + $1.00 estimated a day
         rows.append(record(openai, datetime(2026, 12, d, 9, tzinfo=UTC), "cost", "3.00", model="gpt-4o"))
-        rows.append(record(groq, datetime(2026, 12, d, 9, tzinfo=UTC), "estimated_cost", "1.00", model="llama-3.3-70b", application=bot))
-        rows.append(record(groq, datetime(2026, 12, d, 9, tzinfo=UTC), "input_tokens", "1000000", unit="tokens", model="llama-3.3-70b", application=bot))
-        rows.append(record(groq, datetime(2026, 12, d, 10, tzinfo=UTC), "input_tokens", "250000", unit="tokens", model="mystery-model"))
+        rows.append(
+            record(
+                groq,
+                datetime(2026, 12, d, 9, tzinfo=UTC),
+                "estimated_cost",
+                "1.00",
+                model="llama-3.3-70b",
+                application=bot,
+            )
+        )
+        rows.append(
+            record(
+                groq,
+                datetime(2026, 12, d, 9, tzinfo=UTC),
+                "input_tokens",
+                "1000000",
+                unit="tokens",
+                model="llama-3.3-70b",
+                application=bot,
+            )
+        )
+        rows.append(
+            record(
+                groq,
+                datetime(2026, 12, d, 10, tzinfo=UTC),
+                "input_tokens",
+                "250000",
+                unit="tokens",
+                model="mystery-model",
+            )
+        )
     UsageRecord.objects.bulk_create(rows)
     rollups.rebuild_workspace(workspace)
     return {"openai": openai, "groq": groq, "bot": bot}
@@ -79,7 +115,11 @@ def test_overview_shows_month_to_date_against_last_month_and_forecast(member_cli
 
 def test_chart_is_stacked_by_provider_and_switches_split(member_client, workspace, spend_data):
     response = member_client.get(url(workspace))
-    payload = json.loads(re.search(r'id="overview-chart-data" type="application/json">(.*?)</script>', response.content.decode()).group(1))
+    payload = json.loads(
+        re.search(r'id="overview-chart-data" type="application/json">(.*?)</script>', response.content.decode()).group(
+            1
+        )
+    )
     assert payload["stacked"] is True and payload["labels"][0] == "Dec 1" and len(payload["labels"]) == 6
     assert {d["label"]: sum(d["data"]) for d in payload["datasets"]} == {"OpenAI": 18.0, "Groq": 6.0}
 
@@ -101,16 +141,16 @@ def test_chart_is_stacked_by_provider_and_switches_split(member_client, workspac
 
 def test_top_models_and_applications_with_change(member_client, workspace, spend_data):
     body = text(member_client.get(url(workspace)))
-    models = body[body.index('id="top-models"'): body.index('id="top-apps"')]
+    models = body[body.index('id="top-models"') : body.index('id="top-apps"')]
     assert "gpt-4o" in models and "$18.00" in models and "+50%" in models
     assert "llama-3.3-70b" in models and "new" in models
-    apps = body[body.index('id="top-apps"'):]
+    apps = body[body.index('id="top-apps"') :]
     assert "Support bot" in apps and "$6.00" in apps
 
 
 def test_unpriced_usage_is_listed_with_its_volume_never_zero(member_client, workspace, spend_data):
     body = text(member_client.get(url(workspace)))
-    section = body[body.index('id="unpriced-title"'):]
+    section = body[body.index('id="unpriced-title"') :]
     assert "mystery-model" in section and "1.5M tokens" in section
     assert "llama-3.3-70b" not in section  # priced by its estimate
     assert "$0.00" not in body
@@ -123,7 +163,7 @@ def test_health_strip_links_admins_to_the_fix(admin_client, member_client, works
     broken.save()
     paused = make_integration(workspace, "Anthropic", "anthropic", status=Integration.Status.PAUSED)
     admin_body = text(admin_client.get(url(workspace)))
-    strip = admin_body[admin_body.index('id="health-title"'): admin_body.index("stat-grid")]
+    strip = admin_body[admin_body.index('id="health-title"') : admin_body.index("stat-grid")]
     assert "Needs attention" in strip and "Paused" in strip
     assert reverse("integrations:detail", kwargs={"ws": workspace.slug, "pk": broken.pk}) in strip
     assert reverse("integrations:detail", kwargs={"ws": workspace.slug, "pk": paused.pk}) in strip
@@ -136,19 +176,23 @@ def test_health_strip_links_admins_to_the_fix(admin_client, member_client, works
 def test_stale_integration_is_in_the_strip(member_client, workspace, spend_data):
     Integration.objects.filter(pk=spend_data["openai"].pk).update(data_through=timezone.now() - timedelta(days=5))
     body = text(member_client.get(url(workspace)))
-    assert "Stale" in body[body.index('id="health-title"'):]
+    assert "Stale" in body[body.index('id="health-title"') :]
 
 
 def test_duplicate_account_is_counted_once(member_client, workspace, spend_data):
     Integration.objects.filter(pk=spend_data["openai"].pk).update(account_key="openai:org-1")
     twin = make_integration(workspace, "OpenAI again", "openai", account_key="openai:org-1")
-    UsageRecord.objects.bulk_create([record(twin, datetime(2026, 12, 2, 9, tzinfo=UTC), "cost", "3.00", model="gpt-4o")])
+    UsageRecord.objects.bulk_create(
+        [record(twin, datetime(2026, 12, 2, 9, tzinfo=UTC), "cost", "3.00", model="gpt-4o")]
+    )
     rollups.rebuild_workspace(workspace)
     assert 'data-testid="mtd-USD">$24.00<' in text(member_client.get(url(workspace)))
 
 
 def test_currencies_are_never_added(member_client, workspace, spend_data):
-    UsageRecord.objects.bulk_create([record(spend_data["openai"], datetime(2026, 12, 3, 9, tzinfo=UTC), "cost", "50", unit="EUR")])
+    UsageRecord.objects.bulk_create(
+        [record(spend_data["openai"], datetime(2026, 12, 3, 9, tzinfo=UTC), "cost", "50", unit="EUR")]
+    )
     rollups.rebuild_workspace(workspace)
     body = text(member_client.get(url(workspace)))
     assert 'data-testid="mtd-USD">$24.00<' in body and 'data-testid="mtd-EUR">50.00 EUR<' in body
@@ -174,7 +218,11 @@ def test_query_count_does_not_grow_with_data(member_client, workspace, spend_dat
         integration = make_integration(workspace, f"More {i}", "openai")
         app = Application.objects.create(workspace=workspace, name=f"App {i}")
         for d in range(1, 7):
-            more.append(record(integration, datetime(2026, 12, d, 9, tzinfo=UTC), "cost", "1", model=f"m-{i}-{d}", application=app))
+            more.append(
+                record(
+                    integration, datetime(2026, 12, d, 9, tzinfo=UTC), "cost", "1", model=f"m-{i}-{d}", application=app
+                )
+            )
     UsageRecord.objects.bulk_create(more)
     rollups.rebuild_workspace(workspace)
     with CaptureQueriesContext(connection) as many:

@@ -1,6 +1,7 @@
 """The aggregating pages read the daily rollups, never aggregate the hourly base table; their
 days are the workspace's local days; the raw-row views page through the base table without a
 COUNT(*) or a deep OFFSET; the integration list paginates."""
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,9 @@ D = Decimal
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
 
-def bulk_rows(integration: Integration, hours: int, *, start: datetime = T0, models: tuple[str, ...] = ("gpt-4o", "o1"), **fields) -> None:
+def bulk_rows(
+    integration: Integration, hours: int, *, start: datetime = T0, models: tuple[str, ...] = ("gpt-4o", "o1"), **fields
+) -> None:
     """`hours` hourly rows per model, cost 1 each, then the rollups recomputed as a write path does."""
     UsageRecord.objects.bulk_create(
         UsageRecord(
@@ -65,7 +68,8 @@ def test_no_aggregating_page_aggregates_the_base_table(admin_client, workspace, 
         f"{explorer}?by=model&period=week&date_from=2026-03-02&model=o1",
         f"{explorer}?by=application&period=month&page=2&date_from=",
         reverse("integrations:detail", kwargs={"ws": workspace.slug, "pk": integration.pk}),
-        reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}) + "?model=o1&page=2&view=rows",
+        reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk})
+        + "?model=o1&page=2&view=rows",
         reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}) + "?model=o1",  # the summary
         reverse("integrations:list", kwargs={"ws": workspace.slug}),
         reverse("usage_settings:unattributed", kwargs={"ws": workspace.slug}),
@@ -81,7 +85,9 @@ def test_no_aggregating_page_aggregates_the_base_table(admin_client, workspace, 
 
 
 def test_the_pages_show_the_base_tables_totals(admin_client, workspace, usage):
-    response = admin_client.get(reverse("usage:explorer", kwargs={"ws": workspace.slug}), {"by": "model", "range": "all"})
+    response = admin_client.get(
+        reverse("usage:explorer", kwargs={"ws": workspace.slug}), {"by": "model", "range": "all"}
+    )
     totals = {(row["name"], row["total"].metric): row["total"].total for row in response.context["totals_rows"]}
     assert totals == {("gpt-4o", "cost"): D(30), ("o1", "cost"): D(30), ("claude", "cost"): D(30)}
     assert response.context["row_count"] == 90 == UsageRecord.objects.count()
@@ -96,7 +102,9 @@ def test_one_breakdown_is_the_totals_and_every_series(data, group, period):  # n
     totals, by_metric, per_day = queries.breakdown(days, group=group, period=period)
     assert sorted(totals, key=repr) == sorted(queries.totals(days, group), key=repr)
     for metric in ("cost", "input_tokens"):  # the same points (NULLs sort apart on SQLite and PostgreSQL)
-        assert sorted(by_metric[metric], key=repr) == sorted(queries.series(days, metric=metric, period=period, group=group), key=repr)
+        assert sorted(by_metric[metric], key=repr) == sorted(
+            queries.series(days, metric=metric, period=period, group=group), key=repr
+        )
         assert [p.period for p in by_metric[metric]] == sorted(p.period for p in by_metric[metric])
     if period == "day":  # the row pager's per-day counts, as it would read them itself
         records = queries.filtered(data["ws"], {}).order_by("-bucket_start", "-pk")
@@ -108,7 +116,12 @@ def test_one_breakdown_is_the_totals_and_every_series(data, group, period):  # n
 
 def test_the_filter_choices_are_every_value_of_the_workspace(data, monkeypatch):  # noqa: F811 - the fixture imported above
     """The loose index scan finds what a DISTINCT finds, another workspace's values never."""
-    expected = {"metric": ["cost", "input_tokens"], "model": ["claude", "gpt-4o", "gpt-4o-mini"], "project": ["batch", "web"], "region": ["eu", "us"]}
+    expected = {
+        "metric": ["cost", "input_tokens"],
+        "model": ["claude", "gpt-4o", "gpt-4o-mini"],
+        "project": ["batch", "web"],
+        "region": ["eu", "us"],
+    }
     assert queries.dimension_values(data["ws"], ("metric", "model", "project", "region")) == expected
     assert queries.indexed_values(data["ws"], "model", limit=2) == ["claude", "gpt-4o"]
     with pytest.raises(ValueError):
@@ -146,7 +159,9 @@ def test_a_license_period_counts_local_days(member_client, workspace):
                                  start_date=date(2026, 3, 1), end_date=date(2026, 3, 31))  # fmt: skip
     # 28 Feb 16:00 UTC is 1 March 01:00 in Tokyo: in; 31 March 15:00 UTC is 1 April in Tokyo: out.
     bulk_rows(integration, 1, start=datetime(2026, 2, 28, 16, tzinfo=UTC), models=("in",), application=app, license=lic)
-    bulk_rows(integration, 1, start=datetime(2026, 3, 31, 15, tzinfo=UTC), models=("out",), application=app, license=lic)
+    bulk_rows(
+        integration, 1, start=datetime(2026, 3, 31, 15, tzinfo=UTC), models=("out",), application=app, license=lic
+    )
     c = queries.license_consumption(lic, today=date(2026, 4, 2))
     assert (c.spent, c.rows) == (D(1), 1)
     assert c.daily[0] == (date(2026, 3, 1), D(1))
@@ -164,7 +179,9 @@ def test_every_page_of_rows_is_the_same_as_an_offset_over_the_base_table(workspa
     for params in ({}, {"model": "b"}, {"date_from": "2026-03-28", "date_to": "2026-03-29"}):
         records = queries.filtered(workspace, params).order_by("-bucket_start", "-pk")
         expected = list(records.values_list("pk", flat=True))
-        paginator = queries.DaySeekPaginator(records, 7, days=queries.daily(workspace, params), zone=rollups.zone_of(workspace))
+        paginator = queries.DaySeekPaginator(
+            records, 7, days=queries.daily(workspace, params), zone=rollups.zone_of(workspace)
+        )
         assert paginator.count == len(expected)
         pages = [[row.pk for row in paginator.page(n).object_list] for n in paginator.page_range]
         assert [pk for page in pages for pk in page] == expected, params
@@ -194,7 +211,9 @@ def test_a_deep_page_reads_only_the_days_that_hold_it(admin_client, workspace):
 def test_a_page_past_the_end_shows_the_last(admin_client, workspace):
     integration = make_integration(workspace)
     bulk_rows(integration, 30, models=("a", "b"))
-    response = admin_client.get(reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}), {"page": 99, "view": "rows"})
+    response = admin_client.get(
+        reverse("integrations:usage", kwargs={"ws": workspace.slug, "pk": integration.pk}), {"page": 99, "view": "rows"}
+    )
     assert response.context["usage_page"].number == 2
     assert len(response.context["usage_page"].object_list) == 10
 
@@ -204,7 +223,9 @@ def test_the_integration_list_pages_by_50_with_a_constant_number_of_queries(admi
     def add(n: int, start: int) -> None:
         template = make_integration(workspace, "template")
         Integration.objects.bulk_create(
-            Integration(workspace=workspace, provider="openai", name=f"Integration {i:04d}", credential=template.credential)
+            Integration(
+                workspace=workspace, provider="openai", name=f"Integration {i:04d}", credential=template.credential
+            )
             for i in range(start, start + n)
         )
         template.delete()

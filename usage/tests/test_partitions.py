@@ -3,6 +3,7 @@ holds rows (both ways), rows land in their month's partition, the upsert still r
 partitions, `manage_partitions` creates months ahead, empties the DEFAULT partition, drops only
 months past the retention (rollups keep their totals) and changes nothing when run again.
 The retention itself also works on SQLite (plain DELETEs)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -71,9 +72,15 @@ def test_the_migration_converts_a_table_with_rows_and_back(workspace, integratio
         OldRecord.objects.bulk_create(
             [
                 OldRecord(
-                    workspace_id=workspace.pk, integration_id=integration.pk, provider="openai",
-                    bucket_start=start + timedelta(hours=i), bucket_end=start + timedelta(hours=i + 1),
-                    model=f"m{i}", metric="input_tokens", quantity=Decimal(f"{i}.000000001"), unit="tokens",
+                    workspace_id=workspace.pk,
+                    integration_id=integration.pk,
+                    provider="openai",
+                    bucket_start=start + timedelta(hours=i),
+                    bucket_end=start + timedelta(hours=i + 1),
+                    model=f"m{i}",
+                    metric="input_tokens",
+                    quantity=Decimal(f"{i}.000000001"),
+                    unit="tokens",
                 )
                 for start in (datetime(2025, 11, 30, 20, tzinfo=UTC), *MONTHS)
                 for i in range(10)
@@ -151,7 +158,9 @@ def test_the_upsert_replaces_rows_across_partitions(integration):
     ids = set(UsageRecord.objects.values_list("id", flat=True))
     assert len(ids) == 14 and len(set(homes().values())) == 7
     # The same keys restated in one chunk spanning every partition: replaced, never added.
-    usage_store_samples(integration=integration, samples=[sample(start, 7, model=m) for start in MONTHS for m in ("a", "b")])
+    usage_store_samples(
+        integration=integration, samples=[sample(start, 7, model=m) for start in MONTHS for m in ("a", "b")]
+    )
     assert dict(UsageRecord.objects.values_list("id", "quantity")) == {pk: Decimal(7) for pk in ids}
 
 
@@ -163,7 +172,10 @@ def test_manage_partitions_creates_months_ahead_and_is_idempotent(db):
     # two more than that asked for.
     furthest = max(datetime.strptime(n.rsplit("_p", 1)[1], "%Y%m") for n in partition_names() if "_p" in n)
     ahead = (furthest.year - 2026) * 12 + furthest.month - 12 + 2
-    wanted = [f"{TABLE}_p{(furthest.year * 12 + furthest.month - 1 + k) // 12}{(furthest.month - 1 + k) % 12 + 1:02d}" for k in (1, 2)]
+    wanted = [
+        f"{TABLE}_p{(furthest.year * 12 + furthest.month - 1 + k) // 12}{(furthest.month - 1 + k) % 12 + 1:02d}"
+        for k in (1, 2)
+    ]
     assert not set(wanted) & set(partition_names())
     out = manage("--months-ahead", str(ahead))
     assert all(f"created {name}" in out for name in wanted), out
@@ -248,13 +260,17 @@ def test_retention_cutoff_counts_whole_months():
 
 
 def test_the_upkeep_runs_daily_from_beat(settings):
-    entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "usage.tasks.manage_usage_partitions")
+    entry = next(
+        e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "usage.tasks.manage_usage_partitions"
+    )
     assert entry["schedule"] == 86400.0 and entry["options"]["expires"] < 86400
 
 
 @postgres
 def test_retention_deletes_old_rows_left_in_the_default_partition_instead_of_partitioning_them(integration):
-    usage_store_samples(integration=integration, samples=[sample(datetime(2019, 3, 1, tzinfo=UTC), 1), sample(MONTHS[-1], 2)])
+    usage_store_samples(
+        integration=integration, samples=[sample(datetime(2019, 3, 1, tzinfo=UTC), 1), sample(MONTHS[-1], 2)]
+    )
     out = manage("--retention-months", "3")
     assert "1 raw rows older than the retention deleted" in out and "p201903" not in out
     assert list(UsageRecord.objects.values_list("bucket_start", flat=True)) == [MONTHS[-1]]
@@ -276,7 +292,9 @@ def test_the_admin_lists_usage_newest_first_by_month(superuser_client, integrati
     assert [r.bucket_start for r in cl.result_list] == MONTHS[::-1]
     month_filter = next(f for f in cl.filter_specs if f.parameter_name == "month")
     choices = [c["display"] for c in month_filter.choices(cl)]
-    assert {"June 2026", "December 2026"} <= set(choices) and choices.index("December 2026") < choices.index("June 2026")
+    assert {"June 2026", "December 2026"} <= set(choices) and choices.index("December 2026") < choices.index(
+        "June 2026"
+    )
     cl = changelist(superuser_client, month="2026-07")
     assert [r.bucket_start for r in cl.result_list] == [MONTHS[1]] and cl.result_count == 1
     for bad in ("July", "9999-12", "2026-13"):
@@ -291,7 +309,9 @@ def test_an_unfiltered_admin_list_is_counted_from_the_statistics(superuser_clien
     from usage.admin import EstimatedCountPaginator
 
     monkeypatch.setattr(EstimatedCountPaginator, "EXACT_BELOW", 10)
-    usage_store_samples(integration=integration, samples=[sample(MONTHS[-1] + timedelta(hours=h), 1) for h in range(30)])
+    usage_store_samples(
+        integration=integration, samples=[sample(MONTHS[-1] + timedelta(hours=h), 1) for h in range(30)]
+    )
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {TABLE}")
     usage_store_samples(integration=integration, samples=[sample(MONTHS[-2] + timedelta(hours=h), 1) for h in range(5)])
@@ -354,7 +374,8 @@ def test_partitions_leave_room_so_a_restated_quantity_is_a_hot_update(integratio
     usage_store_samples(integration=integration, samples=[sample(h, 2, m) for h in hours for m in models])
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relid = %s::regclass", [f"{TABLE}_p202612"]
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relid = %s::regclass",
+            [f"{TABLE}_p202612"],
         )
         updated, hot = cursor.fetchone()
     assert updated == 600

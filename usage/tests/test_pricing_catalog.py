@@ -67,8 +67,12 @@ def test_provider_model_ids_find_their_genai_prices_entry(provider, dims, genai_
 
 
 def test_batch_deployments_and_skus_are_half_the_standard_price():
-    standard = list_price(price_ref("azure_openai", model="gpt-4o-2024-08-06", deployment="gpt-4o-prod", deployments=AZURE), DAY)
-    batch = list_price(price_ref("azure_openai", model="gpt-4o-2024-08-06", deployment="gpt-4o-batch", deployments=AZURE), DAY)
+    standard = list_price(
+        price_ref("azure_openai", model="gpt-4o-2024-08-06", deployment="gpt-4o-prod", deployments=AZURE), DAY
+    )
+    batch = list_price(
+        price_ref("azure_openai", model="gpt-4o-2024-08-06", deployment="gpt-4o-batch", deployments=AZURE), DAY
+    )
     assert batch.per_unit["output_tokens"] * 2 == standard.per_unit["output_tokens"]
     online = list_price(price_ref("google_vertex", model="gemini-2.0-flash", operation="text input"), DAY)
     offline = list_price(price_ref("google_vertex", model="gemini-2.0-flash", operation="text input (batch)"), DAY)
@@ -82,7 +86,9 @@ def test_batch_and_flex_traffic_is_half_the_standard_price():
     standard = per_output("openai", "gpt-4o-2024-08-06", service_tier="default", batch="false")
     assert per_output("openai", "gpt-4o-2024-08-06", service_tier="default", batch="true") * 2 == standard
     assert per_output("openai", "gpt-4o-2024-08-06", service_tier="flex", batch="false") * 2 == standard
-    assert per_output("openai", "gpt-4o-2024-08-06", service_tier="priority", batch="false") == standard  # no premium listed
+    assert (
+        per_output("openai", "gpt-4o-2024-08-06", service_tier="priority", batch="false") == standard
+    )  # no premium listed
     claude = per_output("anthropic", "claude-sonnet-4-20250514", service_tier="standard")
     assert per_output("anthropic", "claude-sonnet-4-20250514", service_tier="batch") * 2 == claude
 

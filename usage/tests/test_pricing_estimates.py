@@ -81,7 +81,11 @@ def test_every_usage_key_gets_its_list_price_estimate_in_the_same_chunk(openai_i
         assert (row.unit, row.provenance, row.stream) == ("USD", "estimated", "usage_completions:estimate")
         usage = UsageRecord.objects.get(integration=openai_integration, bucket_start=hour, project=project, model=model,
                                         metric="input_tokens")  # fmt: skip
-        assert (row.bucket_end, row.account, row.application_id) == (usage.bucket_end, usage.account, usage.application_id)
+        assert (row.bucket_end, row.account, row.application_id) == (
+            usage.bucket_end,
+            usage.account,
+            usage.application_id,
+        )
     # The provider's reported cost is untouched: it stays its own metric.
     assert UsageRecord.objects.filter(integration=openai_integration, metric="cost").exists()
 
@@ -142,7 +146,9 @@ def test_compute_priced_usage_is_estimated_and_unknown_models_are_listed_unprice
     for r in rows.filter(metric="estimated_cost"):
         estimated[r.model] += r.quantity
     # SDXL runs on an L40S ($0.000975/s); FLUX schnell is billed per image ($0.003). Per row:
-    for estimate in rows.filter(metric="estimated_cost", model__in=["stability-ai/sdxl", "black-forest-labs/flux-schnell"]):
+    for estimate in rows.filter(
+        metric="estimated_cost", model__in=["stability-ai/sdxl", "black-forest-labs/flux-schnell"]
+    ):
         key = {"bucket_start": estimate.bucket_start, "model": estimate.model, "deployment": estimate.deployment}
         usage = {r.metric: r for r in rows.filter(metric__in=["requests", "compute_seconds"], **key)}
         if estimate.model == "stability-ai/sdxl":
@@ -153,7 +159,9 @@ def test_compute_priced_usage_is_estimated_and_unknown_models_are_listed_unprice
     assert estimated["stability-ai/sdxl"] > 0 and estimated["black-forest-labs/flux-schnell"] > 0
     # The sandbox's private model and Llama 3 (billed per token, which predictions do not report) have no price.
     assert "doow-sandbox/invoice-ocr" not in estimated and "meta/meta-llama-3-8b-instruct" not in estimated
-    unpriced = {(u.model, u.metric): u.quantity for u in pricing_unpriced_usage(workspace=replicate_integration.workspace)}
+    unpriced = {
+        (u.model, u.metric): u.quantity for u in pricing_unpriced_usage(workspace=replicate_integration.workspace)
+    }
     assert unpriced[("doow-sandbox/invoice-ocr", "compute_seconds")] == seconds["doow-sandbox/invoice-ocr"] > 0
     assert unpriced[("meta/meta-llama-3-8b-instruct", "requests")] == predictions["meta/meta-llama-3-8b-instruct"]
     assert not any(model == "stability-ai/sdxl" and metric == "compute_seconds" for model, metric in unpriced)
@@ -219,6 +227,8 @@ def test_azure_ptu_hours_and_standard_tokens_are_both_estimated(azure_integratio
     for estimate in rows.filter(metric="estimated_cost", deployment__in=["gpt-4o-prod", "gpt-4o-batch"])[:20]:
         usage = {u.metric: u.quantity for u in rows.filter(bucket_start=estimate.bucket_start, deployment=estimate.deployment,
                                                              resource=estimate.resource).exclude(metric="estimated_cost")}  # fmt: skip
-        full = usage.get("input_tokens", 0) * Decimal("2.5") / 10**6 + usage.get("output_tokens", 0) * Decimal(10) / 10**6
+        full = (
+            usage.get("input_tokens", 0) * Decimal("2.5") / 10**6 + usage.get("output_tokens", 0) * Decimal(10) / 10**6
+        )
         factor = Decimal("0.5") if estimate.deployment == "gpt-4o-batch" else Decimal(1)
         assert estimate.quantity == (full * factor).quantize(NINE)

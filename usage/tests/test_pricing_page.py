@@ -48,7 +48,9 @@ def test_the_page_shows_each_models_price_and_its_source(admin_client, synced):
     assert synced.get_credential()["api_key"] not in html
 
 
-def test_a_discount_recomputes_estimates_from_its_effective_date(admin_client, synced, django_capture_on_commit_callbacks):
+def test_a_discount_recomputes_estimates_from_its_effective_date(
+    admin_client, synced, django_capture_on_commit_callbacks
+):
     before = estimates_by_day(synced)
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(url("pricing_override_add"), {

@@ -1,5 +1,6 @@
 """usage/queries.py: filters narrow, sums are right (hand-computed), periods bucket, units stay
 apart, and license consumption respects its period and projects at the current rate."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -26,19 +27,54 @@ def data(workspace, other_workspace):
     anthropic = make_integration(workspace, "Anthropic", "anthropic")
     chat = Application.objects.create(workspace=workspace, name="ChatGPT")
     claude = Application.objects.create(workspace=workspace, name="Claude")
-    lic = License.objects.create(workspace=workspace, application=chat, plan_name="Scale", kind=License.Kind.COMMITMENT,
-                                 start_date=date(2026, 1, 1), end_date=date(2026, 1, 31), committed_amount=D("100"))
+    lic = License.objects.create(
+        workspace=workspace,
+        application=chat,
+        plan_name="Scale",
+        kind=License.Kind.COMMITMENT,
+        start_date=date(2026, 1, 1),
+        end_date=date(2026, 1, 31),
+        committed_amount=D("100"),
+    )
     rows = {
-        "a": make_record(openai, at("2026-01-05", 0), "cost", "1.50", model="gpt-4o", project="web", application=chat, license=lic),
-        "b": make_record(openai, at("2026-01-05", 23), "cost", "2.25", model="gpt-4o-mini", project="web", application=chat, license=lic),
-        "c": make_record(openai, at("2026-01-06", 0), "input_tokens", "1000", "tokens", model="gpt-4o", project="batch", application=chat),
+        "a": make_record(
+            openai, at("2026-01-05", 0), "cost", "1.50", model="gpt-4o", project="web", application=chat, license=lic
+        ),
+        "b": make_record(
+            openai,
+            at("2026-01-05", 23),
+            "cost",
+            "2.25",
+            model="gpt-4o-mini",
+            project="web",
+            application=chat,
+            license=lic,
+        ),
+        "c": make_record(
+            openai,
+            at("2026-01-06", 0),
+            "input_tokens",
+            "1000",
+            "tokens",
+            model="gpt-4o",
+            project="batch",
+            application=chat,
+        ),
         "d": make_record(anthropic, at("2026-01-06", 12), "cost", "4", model="claude", region="us", application=claude),
         "e": make_record(anthropic, at("2026-01-12", 1), "cost", "3", "EUR", model="claude", region="eu"),
         "f": make_record(anthropic, at("2026-02-02", 1), "input_tokens", "500", "tokens", model="claude", region="eu"),
     }
     theirs = make_integration(other_workspace, "Globex OpenAI")
     make_record(theirs, at("2026-01-05"), "cost", "999", model="gpt-4o")
-    return {"ws": workspace, "openai": openai, "anthropic": anthropic, "chat": chat, "claude": claude, "license": lic, **rows}
+    return {
+        "ws": workspace,
+        "openai": openai,
+        "anthropic": anthropic,
+        "chat": chat,
+        "claude": claude,
+        "license": lic,
+        **rows,
+    }
 
 
 def ids(qs) -> set[int]:
@@ -78,8 +114,12 @@ def test_id_filters_select_by_id(data):
 
 
 def test_values_that_do_not_parse_are_no_filter(data):
-    assert ids(queries.filtered(data["ws"], {"date_from": "yesterday", "application": "x;drop", "license": ""})) == pks(data, *"abcdef")
-    assert ids(queries.filtered(data["ws"], {"integration": "²", "license": "9" * 40, "date_to": "2026-02-30"})) == pks(data, *"abcdef")
+    assert ids(queries.filtered(data["ws"], {"date_from": "yesterday", "application": "x;drop", "license": ""})) == pks(
+        data, *"abcdef"
+    )
+    assert ids(queries.filtered(data["ws"], {"integration": "²", "license": "9" * 40, "date_to": "2026-02-30"})) == pks(
+        data, *"abcdef"
+    )
 
 
 def test_another_workspaces_rows_never_match(data, other_workspace):
@@ -93,7 +133,10 @@ def test_the_date_range_uses_aware_bounds_not_a_date_cast(data):
 
 
 def test_totals_by_provider_are_hand_computed_sums_per_metric_and_unit(data):
-    totals = {(t.group, t.metric, t.unit): (t.total, t.rows) for t in queries.totals(queries.daily(data["ws"], {}), "provider")}
+    totals = {
+        (t.group, t.metric, t.unit): (t.total, t.rows)
+        for t in queries.totals(queries.daily(data["ws"], {}), "provider")
+    }
     assert totals == {
         ("openai", "cost", "USD"): (D("3.75"), 2),
         ("openai", "input_tokens", "tokens"): (D("1000"), 1),
@@ -104,7 +147,9 @@ def test_totals_by_provider_are_hand_computed_sums_per_metric_and_unit(data):
 
 
 def test_totals_by_application_put_unattributed_rows_under_none(data):
-    totals = {(t.group, t.metric, t.unit): t.total for t in queries.totals(queries.daily(data["ws"], {}), "application")}
+    totals = {
+        (t.group, t.metric, t.unit): t.total for t in queries.totals(queries.daily(data["ws"], {}), "application")
+    }
     assert totals == {
         (data["chat"].pk, "cost", "USD"): D("3.75"),
         (data["chat"].pk, "input_tokens", "tokens"): D("1000"),
@@ -122,7 +167,14 @@ def test_totals_without_a_split_still_keep_units_apart(data):
 @pytest.mark.parametrize(
     ("period", "expected"),
     [
-        ("day", {(date(2026, 1, 5), "USD"): D("3.75"), (date(2026, 1, 6), "USD"): D("4"), (date(2026, 1, 12), "EUR"): D("3")}),
+        (
+            "day",
+            {
+                (date(2026, 1, 5), "USD"): D("3.75"),
+                (date(2026, 1, 6), "USD"): D("4"),
+                (date(2026, 1, 12), "EUR"): D("3"),
+            },
+        ),
         # 2026-01-05 is a Monday: the 5th and 6th share a week, the 12th starts the next one.
         ("week", {(date(2026, 1, 5), "USD"): D("7.75"), (date(2026, 1, 12), "EUR"): D("3")}),
         ("month", {(date(2026, 1, 1), "USD"): D("7.75"), (date(2026, 1, 1), "EUR"): D("3")}),
@@ -152,17 +204,39 @@ def test_unknown_group_or_period_is_refused(data):
 
 
 def test_period_starts_fill_gaps_and_cross_years():
-    assert queries.period_starts(date(2025, 12, 30), date(2026, 1, 2), "day") == [date(2025, 12, 30), date(2025, 12, 31), date(2026, 1, 1), date(2026, 1, 2)]
-    assert queries.period_starts(date(2026, 1, 7), date(2026, 1, 19), "week") == [date(2026, 1, 5), date(2026, 1, 12), date(2026, 1, 19)]
-    assert queries.period_starts(date(2025, 11, 15), date(2026, 2, 1), "month") == [date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+    assert queries.period_starts(date(2025, 12, 30), date(2026, 1, 2), "day") == [
+        date(2025, 12, 30),
+        date(2025, 12, 31),
+        date(2026, 1, 1),
+        date(2026, 1, 2),
+    ]
+    assert queries.period_starts(date(2026, 1, 7), date(2026, 1, 19), "week") == [
+        date(2026, 1, 5),
+        date(2026, 1, 12),
+        date(2026, 1, 19),
+    ]
+    assert queries.period_starts(date(2025, 11, 15), date(2026, 2, 1), "month") == [
+        date(2025, 11, 1),
+        date(2025, 12, 1),
+        date(2026, 1, 1),
+        date(2026, 2, 1),
+    ]
 
 
 # ---------------------------------------------------------------- licenses
 @pytest.fixture
 def commitment(workspace):
     app = Application.objects.create(workspace=workspace, name="ChatGPT")
-    lic = License.objects.create(workspace=workspace, application=app, plan_name="Scale", kind=License.Kind.COMMITMENT,
-                                 start_date=date(2026, 3, 1), end_date=date(2026, 3, 31), committed_amount=D("1000"), currency="USD")
+    lic = License.objects.create(
+        workspace=workspace,
+        application=app,
+        plan_name="Scale",
+        kind=License.Kind.COMMITMENT,
+        start_date=date(2026, 3, 1),
+        end_date=date(2026, 3, 31),
+        committed_amount=D("1000"),
+        currency="USD",
+    )
     integration = make_integration(workspace)
 
     def add(day: str, quantity: str, metric: str = "cost", unit: str = "USD", hour: int = 0, **fields) -> UsageRecord:
@@ -194,7 +268,11 @@ def test_consumption_keeps_other_currencies_and_units_out_of_the_spend(commitmen
     assert c.spent == D("100")
     assert [(t.metric, t.unit, t.total) for t in c.other_costs] == [("cost", "EUR", D("80"))]
     assert [(t.metric, t.unit, t.total) for t in c.other_totals] == [("input_tokens", "tokens", D("5000"))]
-    assert {(m.metric, m.unit): m.total for m in c.monthly} == {("cost", "USD"): D("100"), ("cost", "EUR"): D("80"), ("input_tokens", "tokens"): D("5000")}
+    assert {(m.metric, m.unit): m.total for m in c.monthly} == {
+        ("cost", "USD"): D("100"),
+        ("cost", "EUR"): D("80"),
+        ("input_tokens", "tokens"): D("5000"),
+    }
 
 
 def test_projection_extends_the_average_daily_rate_to_the_end_of_the_period(commitment):
@@ -220,8 +298,15 @@ def test_projection_extends_the_average_daily_rate_to_the_end_of_the_period(comm
 
 def test_the_rate_is_the_average_of_the_last_30_days(workspace):
     app = Application.objects.create(workspace=workspace, name="App")
-    lic = License.objects.create(workspace=workspace, application=app, plan_name="Year", kind=License.Kind.COMMITMENT,
-                                 start_date=date(2026, 1, 1), end_date=date(2026, 12, 31), committed_amount=D("10000"))
+    lic = License.objects.create(
+        workspace=workspace,
+        application=app,
+        plan_name="Year",
+        kind=License.Kind.COMMITMENT,
+        start_date=date(2026, 1, 1),
+        end_date=date(2026, 12, 31),
+        committed_amount=D("10000"),
+    )
     integration = make_integration(workspace)
     make_record(integration, at("2026-01-02"), "cost", "3000", license=lic)  # long ago: outside the rate window
     make_record(integration, at("2026-03-20"), "cost", "300", license=lic)  # within the last 30 days of 2026-04-10
@@ -233,7 +318,13 @@ def test_the_rate_is_the_average_of_the_last_30_days(workspace):
 
 def test_an_open_ended_license_has_a_rate_but_no_end_to_project_to(workspace):
     app = Application.objects.create(workspace=workspace, name="Bedrock")
-    lic = License.objects.create(workspace=workspace, application=app, plan_name="On demand", kind=License.Kind.PAY_AS_YOU_GO, start_date=date(2026, 5, 1))
+    lic = License.objects.create(
+        workspace=workspace,
+        application=app,
+        plan_name="On demand",
+        kind=License.Kind.PAY_AS_YOU_GO,
+        start_date=date(2026, 5, 1),
+    )
     make_record(make_integration(workspace), at("2026-05-02"), "cost", "40", license=lic)
     c = queries.license_consumption(lic, today=date(2026, 5, 4))
     assert c.daily_rate == D("10")
@@ -255,7 +346,14 @@ def test_license_list_annotations_match_the_detail_figures(commitment, workspace
     add("2026-03-15", "7", unit="EUR", model="billed-in-eur")
     add("2026-03-16", "99", metric="requests", unit="requests")
     other_app = Application.objects.create(workspace=workspace, name="Idle")
-    idle = License.objects.create(workspace=workspace, application=other_app, plan_name="Seats", kind=License.Kind.SEATS, start_date=date(2026, 1, 1), seat_count=5)
+    idle = License.objects.create(
+        workspace=workspace,
+        application=other_app,
+        plan_name="Seats",
+        kind=License.Kind.SEATS,
+        start_date=date(2026, 1, 1),
+        seat_count=5,
+    )
     listed = {row.pk: row for row in queries.licenses_with_consumption(workspace)}
     assert listed[lic.pk].spent == D("25") == queries.license_consumption(lic, today=date(2026, 4, 1)).spent
     assert listed[lic.pk].attributed_rows == 3
@@ -264,7 +362,11 @@ def test_license_list_annotations_match_the_detail_figures(commitment, workspace
 
 
 def test_dimension_values_list_each_columns_values_once(data, monkeypatch):
-    expected = {"metric": ["cost", "input_tokens"], "model": ["claude", "gpt-4o", "gpt-4o-mini"], "region": ["eu", "us"]}
+    expected = {
+        "metric": ["cost", "input_tokens"],
+        "model": ["claude", "gpt-4o", "gpt-4o-mini"],
+        "region": ["eu", "us"],
+    }
     assert queries.dimension_values(data["ws"], ("metric", "model", "region")) == expected
     monkeypatch.setattr(queries, "_COMBINATIONS_CAP", 2)  # too many combinations: one query per column
     assert queries.dimension_values(data["ws"], ("metric", "model", "region")) == expected

@@ -1,5 +1,6 @@
 """Re-attribution in the background: correct on a large table, batched (queries grow with
 batches, not rows), with progress on its job, and one job at a time per workspace."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -72,14 +73,32 @@ def test_reattribution_of_a_large_table_matches_the_rules(workspace, integration
     chatbot = Application.objects.create(workspace=workspace, name="Chatbot")
     search = Application.objects.create(workspace=workspace, name="Search")
     openai = Application.objects.create(workspace=workspace, name="OpenAI")
-    enterprise = License.objects.create(workspace=workspace, application=chatbot, plan_name="Enterprise", start_date=T0.date())
+    enterprise = License.objects.create(
+        workspace=workspace, application=chatbot, plan_name="Enterprise", start_date=T0.date()
+    )
     rules = [
-        AttributionRule.objects.create(workspace=workspace, provider="openai", project="proj_a", model="gpt-4o*", application=chatbot, license=enterprise, priority=10),
-        AttributionRule.objects.create(workspace=workspace, provider="openai", project="proj_[ab]", application=search, priority=20),
-        AttributionRule.objects.create(workspace=workspace, provider="openai", region="eu", api_key="key_?", application=search, priority=20),
-        AttributionRule.objects.create(workspace=workspace, provider="openai", model="o1", application=chatbot, priority=5),
+        AttributionRule.objects.create(
+            workspace=workspace,
+            provider="openai",
+            project="proj_a",
+            model="gpt-4o*",
+            application=chatbot,
+            license=enterprise,
+            priority=10,
+        ),
+        AttributionRule.objects.create(
+            workspace=workspace, provider="openai", project="proj_[ab]", application=search, priority=20
+        ),
+        AttributionRule.objects.create(
+            workspace=workspace, provider="openai", region="eu", api_key="key_?", application=search, priority=20
+        ),
+        AttributionRule.objects.create(
+            workspace=workspace, provider="openai", model="o1", application=chatbot, priority=5
+        ),
         AttributionRule.objects.create(workspace=workspace, provider="anthropic", application=openai, priority=0),
-        AttributionRule.objects.create(workspace=workspace, provider="openai", project="proj_c", application=openai, priority=1000, is_default=True),
+        AttributionRule.objects.create(
+            workspace=workspace, provider="openai", project="proj_c", application=openai, priority=1000, is_default=True
+        ),
     ]
     job = run_job(workspace, django_capture_on_commit_callbacks)
 
@@ -99,7 +118,9 @@ def test_changing_a_rule_moves_existing_rows(workspace, integration, django_capt
     make_rows(integration, 500)
     chatbot = Application.objects.create(workspace=workspace, name="Chatbot")
     with django_capture_on_commit_callbacks(execute=True):
-        rule = services.attribution_rule_save(rule=AttributionRule(workspace=workspace, provider="openai", model="o1", application=chatbot))
+        rule = services.attribution_rule_save(
+            rule=AttributionRule(workspace=workspace, provider="openai", model="o1", application=chatbot)
+        )
     assert UsageRecord.objects.filter(application=chatbot).count() == 100
     rule.model = "gpt-*"
     with django_capture_on_commit_callbacks(execute=True):
@@ -235,7 +256,9 @@ def test_a_finished_job_is_not_run_again(workspace):
     assert (job.status, job.done) == ("done", 5)
 
 
-def test_other_workspaces_rows_are_left_alone(workspace, other_workspace, integration, django_capture_on_commit_callbacks):
+def test_other_workspaces_rows_are_left_alone(
+    workspace, other_workspace, integration, django_capture_on_commit_callbacks
+):
     theirs = Integration(workspace=other_workspace, provider="openai", name="Theirs")
     theirs.set_credential({"api_key": "sk-admin-theirs-0000"})
     theirs.save()
@@ -256,7 +279,10 @@ def _order(workspace) -> list[int]:
 
 def test_moving_a_rule_swaps_it_with_its_neighbour(workspace, django_capture_on_commit_callbacks):
     app = Application.objects.create(workspace=workspace, name="App")
-    a, b, c = (AttributionRule.objects.create(workspace=workspace, provider="openai", model=m, application=app, priority=p) for m, p in (("a", 10), ("b", 20), ("c", 30)))
+    a, b, c = (
+        AttributionRule.objects.create(workspace=workspace, provider="openai", model=m, application=app, priority=p)
+        for m, p in (("a", 10), ("b", 20), ("c", 30))
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert services.attribution_rule_move(rule=c, direction="up")
     assert _order(workspace) == [a.pk, c.pk, b.pk]
@@ -269,8 +295,15 @@ def test_moving_a_rule_swaps_it_with_its_neighbour(workspace, django_capture_on_
 def test_moving_among_equal_priorities_changes_only_what_it_must(workspace):
     app = Application.objects.create(workspace=workspace, name="App")
     first = AttributionRule.objects.create(workspace=workspace, provider="openai", application=app, priority=0)
-    ties = [AttributionRule.objects.create(workspace=workspace, provider="openai", model=str(i), application=app, priority=100) for i in range(3)]
-    default = AttributionRule.objects.create(workspace=workspace, provider="openai", application=app, priority=1000, is_default=True)
+    ties = [
+        AttributionRule.objects.create(
+            workspace=workspace, provider="openai", model=str(i), application=app, priority=100
+        )
+        for i in range(3)
+    ]
+    default = AttributionRule.objects.create(
+        workspace=workspace, provider="openai", application=app, priority=1000, is_default=True
+    )
     services.attribution_rule_move(rule=ties[2], direction="up")
     assert _order(workspace) == [first.pk, ties[0].pk, ties[2].pk, ties[1].pk, default.pk]
     services.attribution_rule_move(rule=ties[2], direction="up")

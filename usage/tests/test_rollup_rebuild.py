@@ -1,5 +1,6 @@
 """The workspace time zone (Company Settings → General) and the rebuild of the daily rollups it
 triggers in the background, with progress; `manage.py rebuild_rollups`."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -86,7 +87,9 @@ def test_an_unknown_zone_is_refused(admin_client, workspace):
 
 def test_the_progress_panel_shows_a_running_rebuild(admin_client, workspace):
     RollupRebuildJob.objects.create(workspace=workspace, time_zone="Europe/Paris", status="running", done=1, total=3)
-    body = admin_client.get(reverse("accounts:settings_general_rebuild", kwargs={"ws": workspace.slug})).content.decode()
+    body = admin_client.get(
+        reverse("accounts:settings_general_rebuild", kwargs={"ws": workspace.slug})
+    ).content.decode()
     assert "1 of 3 integrations done · 33%" in body and 'hx-trigger="every 1s"' in body
     page = admin_client.get(general(workspace)).content.decode()
     assert "Recomputing daily totals in Europe/Paris" in page

@@ -2,6 +2,7 @@
 (in the workspace's time zone), metric, unit, application and license: a sync, a restatement (a
 key re-read with a new value), ghost removal, re-attribution, deleting an application, a license
 or an integration, and CSV import. Run on SQLite and on PostgreSQL (DATABASE_URL)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -28,7 +29,14 @@ def base_totals(workspace) -> Counter:
     zone = rollups.zone_named(workspace.time_zone)
     totals: Counter = Counter()
     for r in UsageRecord.objects.filter(workspace=workspace):
-        key = (r.integration_id, r.bucket_start.astimezone(zone).date(), r.metric, r.unit, r.application_id, r.license_id)
+        key = (
+            r.integration_id,
+            r.bucket_start.astimezone(zone).date(),
+            r.metric,
+            r.unit,
+            r.application_id,
+            r.license_id,
+        )
         totals[key] += r.quantity
         totals[("rows", *key)] += 1
     return totals
@@ -40,7 +48,16 @@ def narrow_base_totals(workspace) -> Counter:
     zone = rollups.zone_named(workspace.time_zone)
     totals: Counter = Counter()
     for r in UsageRecord.objects.filter(workspace=workspace):
-        key = (r.integration_id, r.bucket_start.astimezone(zone).date(), r.model, r.region, r.metric, r.unit, r.application_id, r.license_id)
+        key = (
+            r.integration_id,
+            r.bucket_start.astimezone(zone).date(),
+            r.model,
+            r.region,
+            r.metric,
+            r.unit,
+            r.application_id,
+            r.license_id,
+        )
         totals[key] += r.quantity
         totals[("rows", *key)] += 1
     return totals
@@ -121,14 +138,13 @@ def test_a_sync_a_restatement_and_a_ghost_keep_rollups_equal_to_base_rows(zoned,
     assert not UsageDaily.objects.filter(model=O3).exists()
 
 
-def test_re_attribution_and_deleting_what_usage_was_attributed_to(
-    zoned, synced, django_capture_on_commit_callbacks
-):
+def test_re_attribution_and_deleting_what_usage_was_attributed_to(zoned, synced, django_capture_on_commit_callbacks):
     _integration, _ = synced
     before = assert_rollups_match(zoned)
     with django_capture_on_commit_callbacks(execute=True):
         rule = services.attribution_rule_save(
-            rule=AttributionRule(workspace=zoned, provider="openai", model="o3*", priority=1), new_application_name="Reasoning"
+            rule=AttributionRule(workspace=zoned, provider="openai", model="o3*", priority=1),
+            new_application_name="Reasoning",
         )
     assert services.reattribution_latest(workspace=zoned).status == "done"
     after = assert_rollups_match(zoned)
@@ -136,7 +152,9 @@ def test_re_attribution_and_deleting_what_usage_was_attributed_to(
     assert sum(v for k, v in after.items() if k[0] != "rows") == sum(v for k, v in before.items() if k[0] != "rows")
 
     # A license on the application, then the rule pointing at it: rows move to (app, license).
-    license_ = License.objects.create(workspace=zoned, application=rule.application, plan_name="Pro", start_date="2026-01-01")
+    license_ = License.objects.create(
+        workspace=zoned, application=rule.application, plan_name="Pro", start_date="2026-01-01"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         rule.license = license_
         services.attribution_rule_save(rule=rule)
@@ -160,7 +178,8 @@ def test_a_re_attribution_batch_repairs_a_day_written_without_upkeep(zoned, sync
     UsageDaily.objects.filter(model=O3).delete()  # out of step, as if written before rollups existed
     with django_capture_on_commit_callbacks(execute=True):
         services.attribution_rule_save(
-            rule=AttributionRule(workspace=zoned, provider="openai", model="o3*", priority=1), new_application_name="Reasoning"
+            rule=AttributionRule(workspace=zoned, provider="openai", model="o3*", priority=1),
+            new_application_name="Reasoning",
         )
     assert_rollups_match(zoned)
 
@@ -169,7 +188,10 @@ def test_deleting_an_integration_deletes_its_rollups(zoned, synced, admin_client
     integration, _ = synced
     other = Integration.objects.create(workspace=zoned, provider="openai", name="Imported")
     start = pinned_clock.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
-    import_rows(other, [dict(bucket_start=start, bucket_end=start + timedelta(hours=1), metric="cost", quantity="2.5", unit="USD")])
+    import_rows(
+        other,
+        [dict(bucket_start=start, bucket_end=start + timedelta(hours=1), metric="cost", quantity="2.5", unit="USD")],
+    )
     assert UsageDaily.objects.filter(integration=integration).exists()
     url = reverse("integrations:disconnect", kwargs={"ws": zoned.slug, "pk": integration.pk})
     assert admin_client.post(url, {"data_choice": "delete"}).status_code == 302
@@ -194,7 +216,10 @@ def test_csv_import_and_re_import_with_new_values(zoned):
     # day: summer time ends), 1 on Nov 2; two metrics each (and the estimated cost the import
     # adds beside the tokens, counted apart).
     imported = UsageDaily.objects.exclude(metric="estimated_cost")
-    per_day = {d: sum(imported.filter(day=d).values_list("rows", flat=True)) for d in ("2026-10-31", "2026-11-01", "2026-11-02")}
+    per_day = {
+        d: sum(imported.filter(day=d).values_list("rows", flat=True))
+        for d in ("2026-10-31", "2026-11-01", "2026-11-02")
+    }
     assert per_day == {"2026-10-31": 8, "2026-11-01": 50, "2026-11-02": 2}
     import_rows(integration, [dict(r, quantity="1") for r in rows[::3]])  # a third restated
     assert_rollups_match(zoned)

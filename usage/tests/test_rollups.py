@@ -1,5 +1,6 @@
 """Daily rollups (usage/rollups.py): a rollup total equals the base-table total, per local day
 in the workspace's time zone, after every write path."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +16,9 @@ from usage.models import Application, UsageDaily, UsageRecord
 T0 = datetime(2026, 10, 24, tzinfo=UTC)  # Europe/Paris leaves summer time on 2026-10-25
 
 
-def base_rows(integration: Integration, hours: int, *, application: Application | None = None, start: datetime = T0) -> None:
+def base_rows(
+    integration: Integration, hours: int, *, application: Application | None = None, start: datetime = T0
+) -> None:
     UsageRecord.objects.bulk_create(
         UsageRecord(
             workspace_id=integration.workspace_id,
@@ -37,7 +40,9 @@ def base_rows(integration: Integration, hours: int, *, application: Application 
 def per_day(queryset, day_expr) -> dict:
     return {
         (row["d"], row["metric"], row["unit"], row["application_id"]): row["q"]
-        for row in queryset.order_by().values("metric", "unit", "application_id", d=F(day_expr)).annotate(q=Sum("quantity"))
+        for row in queryset.order_by()
+        .values("metric", "unit", "application_id", d=F(day_expr))
+        .annotate(q=Sum("quantity"))
     }
 
 
@@ -83,7 +88,11 @@ def test_refresh_days_replaces_only_the_days_given(workspace, integration):
 def test_rebuild_workspace_follows_a_time_zone_change(workspace, integration, other_workspace):
     base_rows(integration, 50)
     rollups.rebuild_workspace(workspace)
-    assert set(rollups.daily_for(workspace).values_list("day", flat=True)) == {date(2026, 10, 24), date(2026, 10, 25), date(2026, 10, 26)}
+    assert set(rollups.daily_for(workspace).values_list("day", flat=True)) == {
+        date(2026, 10, 24),
+        date(2026, 10, 25),
+        date(2026, 10, 26),
+    }
     workspace.time_zone = "America/Los_Angeles"
     workspace.save()
     progress = []
@@ -154,8 +163,14 @@ def test_a_rebuild_goes_span_by_span_and_drops_days_outside(workspace, integrati
     monkeypatch.setattr(rollups, "REBUILD_SPAN_DAYS", 2)
     base_rows(integration, 24 * 5)  # Oct 24..28 UTC
     UsageDaily.objects.create(
-        workspace=workspace, integration=integration, provider="openai", day=date(2026, 1, 1),
-        metric="cost", unit="USD", quantity=Decimal("9"), rows=1,
+        workspace=workspace,
+        integration=integration,
+        provider="openai",
+        day=date(2026, 1, 1),
+        metric="cost",
+        unit="USD",
+        quantity=Decimal("9"),
+        rows=1,
     )  # fmt: skip  (a stale row before the first day, e.g. from another zone)
     rollups.rebuild_workspace(workspace)
     assert rollup_days(workspace) == local_days_of_base(workspace)

@@ -1,5 +1,6 @@
 """The inventory in the Django admin, as a staff superuser: pages load, edits re-attribute,
 workspaces come from the application, jobs are read-only."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -21,8 +22,12 @@ from usage.models import (
 @pytest.fixture
 def inventory(workspace):
     app = Application.objects.create(workspace=workspace, name="Chatbot", vendor="OpenAI")
-    lic = License.objects.create(workspace=workspace, application=app, plan_name="Enterprise", start_date=date(2026, 1, 1))
-    rule = AttributionRule.objects.create(workspace=workspace, provider="openai", model="gpt-*", application=app, license=lic)
+    lic = License.objects.create(
+        workspace=workspace, application=app, plan_name="Enterprise", start_date=date(2026, 1, 1)
+    )
+    rule = AttributionRule.objects.create(
+        workspace=workspace, provider="openai", model="gpt-*", application=app, license=lic
+    )
     job = ReattributionJob.objects.create(workspace=workspace, status="done", total=10, done=10)
     return {"application": app, "license": lic, "rule": rule, "job": job}
 
@@ -53,10 +58,23 @@ def test_a_rule_added_in_the_admin_takes_the_applications_workspace_and_reattrib
     integration.save()
     start = datetime(2026, 11, 1, tzinfo=UTC)
     UsageRecord.objects.create(
-        workspace=workspace, integration=integration, provider="openai", bucket_start=start, bucket_end=start + timedelta(hours=1),
-        model="o1", metric="requests", quantity=Decimal(1), unit="requests",
+        workspace=workspace,
+        integration=integration,
+        provider="openai",
+        bucket_start=start,
+        bucket_end=start + timedelta(hours=1),
+        model="o1",
+        metric="requests",
+        quantity=Decimal(1),
+        unit="requests",
     )
-    data = {"provider": "openai", "model": "o1", "application": inventory["application"].pk, "license": "", "priority": "5"}
+    data = {
+        "provider": "openai",
+        "model": "o1",
+        "application": inventory["application"].pk,
+        "license": "",
+        "priority": "5",
+    }
     data.update({f: "" for f in AttributionRule.MATCH_FIELDS if f != "model"})
     with django_capture_on_commit_callbacks(execute=True):
         response = superuser_client.post(admin_url(AttributionRule, "add"), data)
@@ -96,12 +114,27 @@ def test_licenses_are_edited_inline_on_their_application(superuser_client, works
     app = inventory["application"]
     lic = inventory["license"]
     data = {
-        "workspace": workspace.pk, "name": app.name, "vendor": app.vendor, "owner": "", "category": "",
-        "licenses-TOTAL_FORMS": "2", "licenses-INITIAL_FORMS": "1", "licenses-MIN_NUM_FORMS": "0", "licenses-MAX_NUM_FORMS": "1000",
-        "licenses-0-id": lic.pk, "licenses-0-application": app.pk, "licenses-0-plan_name": lic.plan_name, "licenses-0-kind": lic.kind,
-        "licenses-0-start_date": "2026-01-01", "licenses-0-currency": "USD",
-        "licenses-1-application": app.pk, "licenses-1-plan_name": "Seats", "licenses-1-kind": "seats",
-        "licenses-1-start_date": "2026-02-01", "licenses-1-currency": "USD", "licenses-1-seat_count": "10",
+        "workspace": workspace.pk,
+        "name": app.name,
+        "vendor": app.vendor,
+        "owner": "",
+        "category": "",
+        "licenses-TOTAL_FORMS": "2",
+        "licenses-INITIAL_FORMS": "1",
+        "licenses-MIN_NUM_FORMS": "0",
+        "licenses-MAX_NUM_FORMS": "1000",
+        "licenses-0-id": lic.pk,
+        "licenses-0-application": app.pk,
+        "licenses-0-plan_name": lic.plan_name,
+        "licenses-0-kind": lic.kind,
+        "licenses-0-start_date": "2026-01-01",
+        "licenses-0-currency": "USD",
+        "licenses-1-application": app.pk,
+        "licenses-1-plan_name": "Seats",
+        "licenses-1-kind": "seats",
+        "licenses-1-start_date": "2026-02-01",
+        "licenses-1-currency": "USD",
+        "licenses-1-seat_count": "10",
     }
     response = superuser_client.post(admin_url(Application, "change", app.pk), data)
     assert response.status_code == 302, response.content[:3000]

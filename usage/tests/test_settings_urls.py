@@ -3,6 +3,7 @@
 Company Settings pages are for workspace admins: members get 403, outsiders 404, anonymous
 users the login page, and another workspace's object under my slug is not found.
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -20,8 +21,12 @@ PK_PATTERNS = [p for p in PATTERNS if "pk" in p.pattern.converters]
 def _inventory(workspace, name: str = "Chatbot") -> dict[str, int]:
     team = Team.objects.create(workspace=workspace, name=f"{name} team")
     app = Application.objects.create(workspace=workspace, name=name, team=team)
-    lic = License.objects.create(workspace=workspace, application=app, plan_name=f"{name} plan", start_date=date(2026, 1, 1))
-    rule = AttributionRule.objects.create(workspace=workspace, provider="openai", model=f"{name}-model", application=app, license=lic)
+    lic = License.objects.create(
+        workspace=workspace, application=app, plan_name=f"{name} plan", start_date=date(2026, 1, 1)
+    )
+    rule = AttributionRule.objects.create(
+        workspace=workspace, provider="openai", model=f"{name}-model", application=app, license=lic
+    )
     override = PriceOverride.objects.create(workspace=workspace, kind="discount", provider="openai", discount_percent=10,
                                             effective_from=date(2026, 1, 1))  # fmt: skip
     return {"application": app.pk, "license": lic.pk, "rule": rule.pk, "pricing": override.pk, "team": team.pk}
@@ -44,7 +49,9 @@ def _ids(patterns: list[URLPattern]) -> list[str]:
 
 
 def test_the_namespace_has_urls_to_check():
-    assert {"applications", "licenses", "rules", "rule_add", "rule_move", "reattribution", "unattributed"} <= {p.name for p in PATTERNS}
+    assert {"applications", "licenses", "rules", "rule_add", "rule_move", "reattribution", "unattributed"} <= {
+        p.name for p in PATTERNS
+    }
 
 
 @pytest.mark.parametrize("pattern", PATTERNS, ids=_ids(PATTERNS))
@@ -84,7 +91,9 @@ def test_admin_gets_fragments_over_htmx(admin_client, workspace, pattern):
 
 @pytest.mark.parametrize("pattern", PK_PATTERNS, ids=_ids(PK_PATTERNS))
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_another_workspaces_object_is_not_found_under_my_slug(admin_client, workspace, other_workspace, pattern, method):
+def test_another_workspaces_object_is_not_found_under_my_slug(
+    admin_client, workspace, other_workspace, pattern, method
+):
     _inventory(workspace)
     theirs = _inventory(other_workspace, name="Globex")
     response = getattr(admin_client, method)(_url(pattern, ws=workspace.slug, pks=theirs))

@@ -1,4 +1,5 @@
 """Company Settings → Applications, Licenses, Attribution rules, Unattributed usage, over HTTP."""
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,9 @@ def url(workspace, name: str, **kwargs) -> str:
     return reverse(f"usage_settings:{name}", kwargs={"ws": workspace.slug, **kwargs})
 
 
-def row(integration, hour: int = 0, *, metric: str = "input_tokens", quantity: int = 10, unit: str = "tokens", **dims) -> UsageRecord:
+def row(
+    integration, hour: int = 0, *, metric: str = "input_tokens", quantity: int = 10, unit: str = "tokens", **dims
+) -> UsageRecord:
     record = UsageRecord.objects.create(
         workspace=integration.workspace,
         integration=integration,
@@ -48,7 +51,9 @@ def text(response) -> str:
 # ---------------------------------------------------------------- applications
 def test_applications_show_their_licenses_and_attributed_usage(admin_client, workspace, integration):
     app = Application.objects.create(workspace=workspace, name="Chatbot", vendor="OpenAI", owner="Support team")
-    License.objects.create(workspace=workspace, application=app, plan_name="Enterprise 2026", start_date=date(2026, 1, 1))
+    License.objects.create(
+        workspace=workspace, application=app, plan_name="Enterprise 2026", start_date=date(2026, 1, 1)
+    )
     rule = AttributionRule.objects.create(workspace=workspace, provider="openai", application=app)
     for hour in range(3):
         row(integration, hour, application=app, rule=rule)
@@ -56,7 +61,9 @@ def test_applications_show_their_licenses_and_attributed_usage(admin_client, wor
     page = text(admin_client.get(url(workspace, "applications")))
     assert "Chatbot" in page and "Support team" in page and "Enterprise 2026" in page
     # the explorer link shows the rows counted here: all time, not the explorer's default month
-    assert re.search(r'application=\d+&amp;range=all" title="Explore this usage \(all time, as counted here\)">4</a>', page)
+    assert re.search(
+        r'application=\d+&amp;range=all" title="Explore this usage \(all time, as counted here\)">4</a>', page
+    )
     assert "$12.00" in page
     assert 'aria-current="page">Applications</a>' in page
 
@@ -77,7 +84,10 @@ def test_latest_usage_is_the_local_day_never_a_future_moment(admin_client, works
 
 
 def test_an_application_is_created_and_names_are_unique(admin_client, workspace):
-    response = admin_client.post(url(workspace, "application_add"), {"name": "Chatbot", "vendor": "OpenAI", "owner": "", "category": "AI provider"})
+    response = admin_client.post(
+        url(workspace, "application_add"),
+        {"name": "Chatbot", "vendor": "OpenAI", "owner": "", "category": "AI provider"},
+    )
     assert response.status_code == 302
     app = workspace.applications.get()
     assert (app.name, app.vendor, app.category) == ("Chatbot", "OpenAI", "AI provider")
@@ -94,11 +104,17 @@ def test_an_application_is_renamed(admin_client, workspace):
     assert app.name == "Support bot"
 
 
-def test_deleting_an_application_hands_its_usage_to_the_next_rule(admin_client, workspace, integration, django_capture_on_commit_callbacks):
+def test_deleting_an_application_hands_its_usage_to_the_next_rule(
+    admin_client, workspace, integration, django_capture_on_commit_callbacks
+):
     vendor = Application.objects.create(workspace=workspace, name="OpenAI")
     chatbot = Application.objects.create(workspace=workspace, name="Chatbot")
-    AttributionRule.objects.create(workspace=workspace, provider="openai", application=vendor, priority=1000, is_default=True)
-    specific = AttributionRule.objects.create(workspace=workspace, provider="openai", model="gpt-4o", application=chatbot)
+    AttributionRule.objects.create(
+        workspace=workspace, provider="openai", application=vendor, priority=1000, is_default=True
+    )
+    specific = AttributionRule.objects.create(
+        workspace=workspace, provider="openai", model="gpt-4o", application=chatbot
+    )
     row(integration, 0, model="gpt-4o", application=chatbot, rule=specific)
     confirm = text(admin_client.get(url(workspace, "application_delete", pk=chatbot.pk)))
     assert "Delete Chatbot?" in confirm and "1 attribution rule pointing at it" in confirm
@@ -110,7 +126,15 @@ def test_deleting_an_application_hands_its_usage_to_the_next_rule(admin_client, 
 
 
 # ---------------------------------------------------------------- licenses
-LICENSE = {"plan_name": "Enterprise", "kind": "pay_as_you_go", "start_date": "2026-01-01", "end_date": "", "committed_amount": "", "currency": "", "seat_count": ""}
+LICENSE = {
+    "plan_name": "Enterprise",
+    "kind": "pay_as_you_go",
+    "start_date": "2026-01-01",
+    "end_date": "",
+    "committed_amount": "",
+    "currency": "",
+    "seat_count": "",
+}
 
 
 @pytest.fixture
@@ -123,7 +147,11 @@ def app(workspace) -> Application:
     [
         ({"end_date": "2025-12-31"}, "end_date", "The end date is before the start date."),
         ({"kind": "usage_commitment"}, "committed_amount", "A usage commitment needs the committed amount."),
-        ({"kind": "usage_commitment", "committed_amount": "1000"}, "currency", "A usage commitment needs its currency."),
+        (
+            {"kind": "usage_commitment", "committed_amount": "1000"},
+            "currency",
+            "A usage commitment needs its currency.",
+        ),
         ({"kind": "seats"}, "seat_count", "A seat-based plan needs the number of seats."),
         ({"currency": "us$"}, "currency", "Use a three-letter currency code, e.g. USD."),
         ({"start_date": ""}, "start_date", "This field is required."),
@@ -138,18 +166,37 @@ def test_license_validation(admin_client, workspace, app, changes, field, messag
 
 
 def test_a_commitment_license_is_created_and_listed(admin_client, workspace, app):
-    data = {**LICENSE, "application": app.pk, "kind": "usage_commitment", "committed_amount": "50000", "currency": "eur", "end_date": "2026-12-31"}
+    data = {
+        **LICENSE,
+        "application": app.pk,
+        "kind": "usage_commitment",
+        "committed_amount": "50000",
+        "currency": "eur",
+        "end_date": "2026-12-31",
+    }
     response = admin_client.post(url(workspace, "license_add"), data)
     # Back to the one Licenses page (Usage → Licenses), where admins edit and members read.
-    assert response.status_code == 302 and response["Location"] == reverse("usage:licenses", kwargs={"ws": workspace.slug})
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "usage:licenses", kwargs={"ws": workspace.slug}
+    )
     lic = License.objects.get()
-    assert (lic.workspace, lic.application, lic.committed_amount, lic.currency) == (workspace, app, Decimal(50000), "EUR")
+    assert (lic.workspace, lic.application, lic.committed_amount, lic.currency) == (
+        workspace,
+        app,
+        Decimal(50000),
+        "EUR",
+    )
     page = text(admin_client.get(response["Location"]))
     assert "Enterprise" in page and "50,000.00 EUR committed" in page and "2026-01-01 → 2026-12-31" in page
 
 
 def test_a_seat_license_without_currency_keeps_the_default(admin_client, workspace, app):
-    assert admin_client.post(url(workspace, "license_add"), {**LICENSE, "application": app.pk, "kind": "seats", "seat_count": "25"}).status_code == 302
+    assert (
+        admin_client.post(
+            url(workspace, "license_add"), {**LICENSE, "application": app.pk, "kind": "seats", "seat_count": "25"}
+        ).status_code
+        == 302
+    )
     assert (License.objects.get().seat_count, License.objects.get().currency) == (25, "USD")
 
 
@@ -174,16 +221,24 @@ def rule_data(**changes) -> dict[str, str]:
 
 
 def test_rules_are_listed_in_precedence_order_with_the_default_marked(admin_client, workspace, app):
-    AttributionRule.objects.create(workspace=workspace, provider="openai", application=app, priority=1000, is_default=True)
-    AttributionRule.objects.create(workspace=workspace, provider="openai", model="gpt-4o*", project="proj_a", application=app, priority=10)
-    AttributionRule.objects.create(workspace=workspace, provider="anthropic", model="claude-*", application=app, priority=50)
+    AttributionRule.objects.create(
+        workspace=workspace, provider="openai", application=app, priority=1000, is_default=True
+    )
+    AttributionRule.objects.create(
+        workspace=workspace, provider="openai", model="gpt-4o*", project="proj_a", application=app, priority=10
+    )
+    AttributionRule.objects.create(
+        workspace=workspace, provider="anthropic", model="claude-*", application=app, priority=50
+    )
     page = text(admin_client.get(url(workspace, "rules")))
     assert page.index("gpt-4o*") < page.index("claude-*") < page.index("all OpenAI usage")
     assert ">Default</span>" in page
     assert "Attribution is up to date" in page
 
 
-def test_a_rule_is_created_for_a_new_application_and_reattributes(admin_client, workspace, integration, django_capture_on_commit_callbacks):
+def test_a_rule_is_created_for_a_new_application_and_reattributes(
+    admin_client, workspace, integration, django_capture_on_commit_callbacks
+):
     row(integration, 0, model="gpt-4o")
     row(integration, 1, model="o1")
     with django_capture_on_commit_callbacks(execute=True):
@@ -201,7 +256,11 @@ def test_a_rule_is_created_for_a_new_application_and_reattributes(admin_client, 
     ("changes", "field", "message"),
     [
         ({}, "application", "Choose the application this usage belongs to, or name a new one."),
-        ({"application": "APP", "new_application": "Other"}, "new_application", "Choose an application or type a new name, not both."),
+        (
+            {"application": "APP", "new_application": "Other"},
+            "new_application",
+            "Choose an application or type a new name, not both.",
+        ),
         ({"application": "APP", "license": "OTHER_LICENSE"}, "license", "This license belongs to another application."),
         ({"new_application": "New", "license": "LICENSE"}, "license", "This license belongs to another application."),
         ({"provider": ""}, "provider", "This field is required."),
@@ -210,7 +269,9 @@ def test_a_rule_is_created_for_a_new_application_and_reattributes(admin_client, 
 def test_rule_validation(admin_client, workspace, app, changes, field, message):
     lic = License.objects.create(workspace=workspace, application=app, plan_name="Plan", start_date=date(2026, 1, 1))
     other = Application.objects.create(workspace=workspace, name="Other app")
-    other_license = License.objects.create(workspace=workspace, application=other, plan_name="Other plan", start_date=date(2026, 1, 1))
+    other_license = License.objects.create(
+        workspace=workspace, application=other, plan_name="Other plan", start_date=date(2026, 1, 1)
+    )
     values = {"APP": str(app.pk), "LICENSE": str(lic.pk), "OTHER_LICENSE": str(other_license.pk)}
     data = rule_data(**{k: values.get(v, v) for k, v in changes.items()})
     response = admin_client.post(url(workspace, "rule_add"), data)
@@ -222,7 +283,9 @@ def test_rule_validation(admin_client, workspace, app, changes, field, message):
 def test_a_rule_with_a_license_of_its_application(admin_client, workspace, app, django_capture_on_commit_callbacks):
     lic = License.objects.create(workspace=workspace, application=app, plan_name="Plan", start_date=date(2026, 1, 1))
     with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(url(workspace, "rule_add"), rule_data(application=str(app.pk), license=str(lic.pk), project="proj_*"))
+        admin_client.post(
+            url(workspace, "rule_add"), rule_data(application=str(app.pk), license=str(lic.pk), project="proj_*")
+        )
     assert AttributionRule.objects.get().license == lic
 
 
@@ -233,11 +296,19 @@ def test_editing_a_rule_keeps_its_license_choice(admin_client, workspace, app):
     assert response.context["form"]["license"].value() == lic.pk
 
 
-def test_moving_a_rule_over_htmx_returns_the_table_and_starts_reattribution(admin_client, workspace, app, django_capture_on_commit_callbacks):
-    first = AttributionRule.objects.create(workspace=workspace, provider="openai", model="a", application=app, priority=10)
-    second = AttributionRule.objects.create(workspace=workspace, provider="openai", model="b", application=app, priority=20)
+def test_moving_a_rule_over_htmx_returns_the_table_and_starts_reattribution(
+    admin_client, workspace, app, django_capture_on_commit_callbacks
+):
+    first = AttributionRule.objects.create(
+        workspace=workspace, provider="openai", model="a", application=app, priority=10
+    )
+    second = AttributionRule.objects.create(
+        workspace=workspace, provider="openai", model="b", application=app, priority=20
+    )
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(url(workspace, "rule_move", pk=second.pk), {"direction": "up"}, HTTP_HX_REQUEST="true")
+        response = admin_client.post(
+            url(workspace, "rule_move", pk=second.pk), {"direction": "up"}, HTTP_HX_REQUEST="true"
+        )
     assert response.status_code == 200
     assert response["HX-Trigger"] == "reattribution-started"
     assert '<section id="rules"' in response.content.decode()
@@ -273,7 +344,9 @@ def test_deleting_a_rule(admin_client, workspace, app, django_capture_on_commit_
 # ---------------------------------------------------------------- unattributed usage
 @pytest.fixture
 def unattributed_rows(integration, app):
-    rule = AttributionRule.objects.create(workspace=integration.workspace, provider="openai", project="proj_attributed", application=app)
+    rule = AttributionRule.objects.create(
+        workspace=integration.workspace, provider="openai", project="proj_attributed", application=app
+    )
     for hour in range(5):
         row(integration, hour, project="proj_a", model="gpt-4o", region=("us", "eu")[hour % 2])
         row(integration, hour, project="proj_a", model="gpt-4o", metric="output_tokens", quantity=3)
@@ -300,19 +373,27 @@ def test_unattributed_usage_is_grouped_largest_first(admin_client, workspace, un
     assert "proj_attributed" not in page
 
 
-def test_create_rule_from_a_group_prefills_its_exact_values_and_the_group_disappears(admin_client, workspace, unattributed_rows, django_capture_on_commit_callbacks):
+def test_create_rule_from_a_group_prefills_its_exact_values_and_the_group_disappears(
+    admin_client, workspace, unattributed_rows, django_capture_on_commit_callbacks
+):
     page = admin_client.get(url(workspace, "unattributed")).content.decode()
     links = re.findall(r'href="([^"]+)">Create rule from this</a>', page)
     link = unquote(links[1].replace("&amp;", "&"))
     assert "project=proj_b" in link and "model=o1[[]preview]" in link and "provider=openai" in link
     form_page = admin_client.get(links[1].replace("&amp;", "&"))
     form = form_page.context["form"]
-    assert (form["provider"].value(), form["project"].value(), form["model"].value()) == ("openai", "proj_b", "o1[[]preview]")
+    assert (form["provider"].value(), form["project"].value(), form["model"].value()) == (
+        "openai",
+        "proj_b",
+        "o1[[]preview]",
+    )
     assert form["region"].value() in ("", None)
     assert "Prefilled from unattributed usage" in text(form_page)
     assert 'name="from" value="unattributed"' in form_page.content.decode()
 
-    data = rule_data(project="proj_b", model="o1[[]preview]", new_application="Reasoning lab", **{"from": "unattributed"})
+    data = rule_data(
+        project="proj_b", model="o1[[]preview]", new_application="Reasoning lab", **{"from": "unattributed"}
+    )
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(url(workspace, "rule_add"), data)
     assert response.status_code == 302 and response["Location"] == url(workspace, "unattributed")
@@ -322,12 +403,16 @@ def test_create_rule_from_a_group_prefills_its_exact_values_and_the_group_disapp
     assert UsageRecord.objects.filter(application__name="Reasoning lab").count() == 2
 
 
-def test_the_unattributed_list_refreshes_itself_when_reattribution_finishes(admin_client, workspace, unattributed_rows, django_capture_on_commit_callbacks):
+def test_the_unattributed_list_refreshes_itself_when_reattribution_finishes(
+    admin_client, workspace, unattributed_rows, django_capture_on_commit_callbacks
+):
     """A worker re-attributes after the rule is saved: the page the browser lands on follows the job
     and, when it ends, the groups section reloads (attribution-changed) without the user reloading."""
     from usage.tasks import reattribute_workspace
 
-    data = rule_data(project="proj_b", model="o1[[]preview]", new_application="Reasoning lab", **{"from": "unattributed"})
+    data = rule_data(
+        project="proj_b", model="o1[[]preview]", new_application="Reasoning lab", **{"from": "unattributed"}
+    )
     with django_capture_on_commit_callbacks(execute=False) as queued:  # no worker has run yet
         response = admin_client.post(url(workspace, "rule_add"), data)
     assert len(queued) == 1
@@ -344,10 +429,19 @@ def test_the_unattributed_list_refreshes_itself_when_reattribution_finishes(admi
     assert "o1[preview]" not in groups and "proj_a" in groups
 
 
-def test_the_totals_come_before_the_dimensions_so_long_names_never_push_them_out_of_view(admin_client, workspace, unattributed_rows):
+def test_the_totals_come_before_the_dimensions_so_long_names_never_push_them_out_of_view(
+    admin_client, workspace, unattributed_rows
+):
     page = text(admin_client.get(url(workspace, "unattributed")))
     head = re.search(r"<thead>(.*?)</thead>", page).group(1)
-    assert [h.strip() for h in re.findall(r"<th[^>]*>([^<]*)</th>", head)] == ["Provider", "Totals", "Rows", "Days (UTC)", "Project", "Model"]
+    assert [h.strip() for h in re.findall(r"<th[^>]*>([^<]*)</th>", head)] == [
+        "Provider",
+        "Totals",
+        "Rows",
+        "Days (UTC)",
+        "Project",
+        "Model",
+    ]
     assert "Input tokens</span> 50 tokens" in page and "Reported cost</span> $4.00" in page
 
 
@@ -392,14 +486,24 @@ def test_editing_a_rule_previews_it_in_place_of_itself(admin_client, workspace, 
     assert f'hx-vals=\'{{"rule": "{rule.pk}"}}\'' in page
 
 
-def test_the_preview_follows_the_prefilled_group_and_refuses_other_workspaces_rules(admin_client, workspace, other_workspace, unattributed_rows):
-    form = text(admin_client.get(url(workspace, "rule_add"), {"provider": "openai", "project": "proj_b", "from": "unattributed"}))
+def test_the_preview_follows_the_prefilled_group_and_refuses_other_workspaces_rules(
+    admin_client, workspace, other_workspace, unattributed_rows
+):
+    form = text(
+        admin_client.get(
+            url(workspace, "rule_add"), {"provider": "openai", "project": "proj_b", "from": "unattributed"}
+        )
+    )
     assert "2 rows would go to this rule" in re.sub(r"<[^>]+>", "", form)
     assert 'hx-get="' + url(workspace, "rule_preview") + '"' in form
     theirs = AttributionRule.objects.create(
-        workspace=other_workspace, provider="openai", application=Application.objects.create(workspace=other_workspace, name="Theirs")
+        workspace=other_workspace,
+        provider="openai",
+        application=Application.objects.create(workspace=other_workspace, name="Theirs"),
     )
-    response = admin_client.get(url(workspace, "rule_preview"), {"provider": "openai", "rule": theirs.pk}, HTTP_HX_REQUEST="true")
+    response = admin_client.get(
+        url(workspace, "rule_preview"), {"provider": "openai", "rule": theirs.pk}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 404
     # Without htmx the preview is the form's own page.
     plain = admin_client.get(url(workspace, "rule_preview"), {"provider": "openai", "project": "proj_b"})
@@ -424,7 +528,9 @@ def test_without_usage_the_page_says_so(admin_client, workspace):
 
 
 # ---------------------------------------------------------------- navigation
-@pytest.mark.parametrize("name", ["applications", "rules", "unattributed", "rule_add", "application_add", "license_add"])
+@pytest.mark.parametrize(
+    "name", ["applications", "rules", "unattributed", "rule_add", "application_add", "license_add"]
+)
 def test_every_settings_page_has_the_company_settings_tabs(admin_client, workspace, name):
     page = text(admin_client.get(url(workspace, name)))
     for label in ("Integrations", "Applications", "Licenses", "Attribution rules", "Unattributed usage"):
@@ -443,7 +549,9 @@ def test_rule_preview_counts_what_the_rule_would_take_and_a_label_narrows_it(adm
     assert "<strong>3 rows</strong> would go to this rule" in by_project and "$15.00" in by_project
 
     # Labels are kept on the stored rows, not in the daily rollups: the preview reads those rows.
-    by_label = text(admin_client.get(preview, {"provider": "openai", "project": "proj_a", "label": "team=search"}, **htmx))
+    by_label = text(
+        admin_client.get(preview, {"provider": "openai", "project": "proj_a", "label": "team=search"}, **htmx)
+    )
     assert "<strong>1 row</strong> would go to this rule" in by_label and "$4.00" in by_label
     nothing = text(admin_client.get(preview, {"provider": "openai", "label": "team=nobody"}, **htmx))
     assert "Matches no stored usage" in nothing

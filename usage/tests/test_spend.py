@@ -1,5 +1,6 @@
 """usage/spend.py: the Definitions (spend, month to date, same days last month, run-rate
 forecast) on synthetic daily rollups, in the workspace's time zone."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -20,8 +21,16 @@ D = Decimal
 
 def put(integration, day: date, metric: str, quantity, unit: str = "USD", model: str = "", application=None) -> None:
     UsageDaily.objects.create(
-        workspace_id=integration.workspace_id, integration=integration, provider=integration.provider, day=day,
-        model=model, metric=metric, unit=unit, quantity=D(str(quantity)), rows=1, application=application,
+        workspace_id=integration.workspace_id,
+        integration=integration,
+        provider=integration.provider,
+        day=day,
+        model=model,
+        metric=metric,
+        unit=unit,
+        quantity=D(str(quantity)),
+        rows=1,
+        application=application,
     )
     rollups.refresh_narrow(integration.pk, [day])  # the narrow rollup pages may read instead
 
@@ -94,7 +103,9 @@ def test_reported_cost_wins_per_integration_day_and_estimates_fill_the_rest(work
     assert totals["EUR"].total == D("7.00") and totals["EUR"].estimated == 0
     assert [a.currency for a in totals.ordered()] == ["USD", "EUR"]
 
-    by_integration = spend.total(r for r in spend.spend_by_day(workspace, day1, day2, by="integration") if r.key == silent.pk)
+    by_integration = spend.total(
+        r for r in spend.spend_by_day(workspace, day1, day2, by="integration") if r.key == silent.pk
+    )
     assert by_integration["USD"].total == D("4.50")
     by_model = {(r.key, r.day): r.amount for r in spend.spend_by_day(workspace, day1, day2, by="model")}
     assert by_model[("gpt-4o", day2)] == D("3.00")
@@ -107,7 +118,9 @@ def test_uncounted_duplicate_integration_adds_nothing(workspace):
     for integration in Integration.objects.filter(workspace=workspace):
         put(integration, date(2026, 12, 1), "cost", "5.00")
     assert spend.total(spend.spend_by_day(workspace, date(2026, 12, 1), date(2026, 12, 6)))["USD"].total == D("5.00")
-    assert {r.key for r in spend.spend_by_day(workspace, date(2026, 12, 1), date(2026, 12, 6), "integration")} == {first.pk}
+    assert {r.key for r in spend.spend_by_day(workspace, date(2026, 12, 1), date(2026, 12, 6), "integration")} == {
+        first.pk
+    }
 
 
 def test_other_workspace_is_not_read(workspace, other_workspace):
@@ -206,4 +219,12 @@ def test_unpriced_lists_volume_without_spend(workspace):
     put(replicate, day, "compute_seconds", "120", unit="seconds", model="mystery")
     put(replicate, date(2026, 12, 3), "compute_seconds", "60", unit="seconds", model="mystery")
     listed = spend.unpriced(workspace, date(2026, 12, 1), date(2026, 12, 6))
-    assert listed == [{"provider": "replicate", "model": "mystery", "metric": "compute_seconds", "unit": "seconds", "quantity": D("180")}]
+    assert listed == [
+        {
+            "provider": "replicate",
+            "model": "mystery",
+            "metric": "compute_seconds",
+            "unit": "seconds",
+            "quantity": D("180"),
+        }
+    ]

@@ -1,4 +1,5 @@
 """The usage store: idempotent upsert, and a constant number of queries per chunk."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -51,7 +52,9 @@ def test_dimensions_are_part_of_the_key(integration):
 @pytest.mark.parametrize("n", [10, 1500])
 def test_a_chunk_costs_a_constant_number_of_queries(integration, n, django_assert_num_queries):
     app = Application.objects.create(workspace=integration.workspace, name="Chatbot")
-    AttributionRule.objects.create(workspace=integration.workspace, provider="openai", model="model-[01]", application=app)
+    AttributionRule.objects.create(
+        workspace=integration.workspace, provider="openai", model="model-[01]", application=app
+    )
     # The workspace's rules for the provider (attribution), then one INSERT … ON CONFLICT DO
     # UPDATE, whatever N is (up to the batch size of 2000 rows), then the daily rollups of the
     # days written: the workspace's time zone, one DELETE and one INSERT … SELECT, and the same

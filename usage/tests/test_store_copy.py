@@ -6,6 +6,7 @@ on what it rewrites, and the same removals; and it runs inside the caller's tran
 Each scenario runs twice in one database, through the public store functions: once on the
 COPY path and once with COPY_VENDORS emptied (the VALUES path SQLite uses), each on its own
 integration; the two results are compared, and checked against the expected values too."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,5 +1,6 @@
 """Teams own applications' spend: managed on Company Settings → Applications (admins), and the
 overview and the explorer split spend by team, with "No team" for unowned usage."""
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,9 @@ def teams_data(workspace):
         rows.append(record(groq, at, "estimated_cost", "1.00", model="llama-3.3-70b", application=notes))
         rows.append(record(groq, at, "input_tokens", "1000", unit="tokens", model="llama-3.3-70b", application=notes))
     for d in range(1, 7):  # November 1..6: the Platform team's bot spent $2.00 a day
-        rows.append(record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o", application=bot))
+        rows.append(
+            record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o", application=bot)
+        )
     UsageRecord.objects.bulk_create(rows)
     rollups.rebuild_workspace(workspace)
     return {"platform": platform, "research": research, "bot": bot, "notes": notes, "loose": loose, "openai": openai}
@@ -57,15 +60,17 @@ def test_admin_adds_a_team_and_gives_it_an_application(admin_client, workspace):
 
     form = admin_client.get(settings_url(workspace, "application_edit", pk=app.pk)).content.decode()
     assert "Team / cost centre" in form and "Platform (CC-4100)" in form and ">No team<" in form
-    response = admin_client.post(settings_url(workspace, "application_edit", pk=app.pk), {"name": "Support bot", "team": team.pk})
+    response = admin_client.post(
+        settings_url(workspace, "application_edit", pk=app.pk), {"name": "Support bot", "team": team.pk}
+    )
     assert response.status_code == 302
     app.refresh_from_db()
     assert app.team == team
 
     listing = text(admin_client.get(settings_url(workspace, "applications")))
-    row = listing[listing.index("<strong>Support bot</strong>"):]
+    row = listing[listing.index("<strong>Support bot</strong>") :]
     assert "Platform" in row[:400] and "CC-4100" in row[:400]
-    teams = listing[listing.index('id="teams-title"'):]
+    teams = listing[listing.index('id="teams-title"') :]
     assert "Platform" in teams and "Add team" in teams
 
 
@@ -83,8 +88,13 @@ def test_team_names_are_unique_per_workspace_and_editable(admin_client, workspac
 def test_another_workspaces_team_is_not_a_choice(admin_client, workspace, other_workspace):
     theirs = Team.objects.create(workspace=other_workspace, name="Globex finance")
     app = Application.objects.create(workspace=workspace, name="Support bot")
-    assert "Globex finance" not in admin_client.get(settings_url(workspace, "application_edit", pk=app.pk)).content.decode()
-    response = admin_client.post(settings_url(workspace, "application_edit", pk=app.pk), {"name": "Support bot", "team": theirs.pk})
+    assert (
+        "Globex finance"
+        not in admin_client.get(settings_url(workspace, "application_edit", pk=app.pk)).content.decode()
+    )
+    response = admin_client.post(
+        settings_url(workspace, "application_edit", pk=app.pk), {"name": "Support bot", "team": theirs.pk}
+    )
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
     assert admin_client.get(settings_url(workspace, "team_edit", pk=theirs.pk)).status_code == 404
     assert admin_client.post(settings_url(workspace, "team_delete", pk=theirs.pk)).status_code == 404
@@ -101,7 +111,9 @@ def test_deleting_a_team_keeps_its_applications_and_their_usage(admin_client, wo
 
 
 @pytest.mark.parametrize("name, kwargs", [("team_add", {}), ("team_edit", {"pk": 0}), ("team_delete", {"pk": 0})])
-def test_members_cannot_manage_teams_and_outsiders_do_not_find_them(member_client, outsider_client, workspace, teams_data, name, kwargs):
+def test_members_cannot_manage_teams_and_outsiders_do_not_find_them(
+    member_client, outsider_client, workspace, teams_data, name, kwargs
+):
     kwargs = {k: teams_data["platform"].pk for k in kwargs}
     target = settings_url(workspace, name, **kwargs)
     assert member_client.get(target).status_code == 403
@@ -135,14 +147,22 @@ def test_moving_an_application_to_another_team_moves_its_spend_at_once(member_cl
     assert _chart(html) == {"Research": 24.0, "No team": 3.0}
 
 
-def test_members_see_the_overview_read_only_and_admins_see_everything(member_client, admin_client, workspace, teams_data):
+def test_members_see_the_overview_read_only_and_admins_see_everything(
+    member_client, admin_client, workspace, teams_data
+):
     from integrations.models import Integration
 
-    Integration.objects.filter(pk=teams_data["openai"].pk).update(status=Integration.Status.ERROR, last_error_message="Invalid API key")
+    Integration.objects.filter(pk=teams_data["openai"].pk).update(
+        status=Integration.Status.ERROR, last_error_message="Invalid API key"
+    )
     member = member_client.get(overview_url(workspace, by="team")).content.decode()
     admin = admin_client.get(overview_url(workspace, by="team")).content.decode()
     for body in (member, admin):  # the same figures for both
-        assert 'data-testid="mtd-USD">$27.00<' in body and _chart(body) == {"Platform": 18.0, "Research": 6.0, "No team": 3.0}
+        assert 'data-testid="mtd-USD">$27.00<' in body and _chart(body) == {
+            "Platform": 18.0,
+            "Research": 6.0,
+            "No team": 3.0,
+        }
     # a member has nothing to edit: the only form is the layout's sign-out
     assert re.findall(r'<form[^>]*action="([^"]*)"', member) == [reverse("accounts:logout")]
     settings_prefix = f"/w/{workspace.slug}/settings/"
@@ -169,7 +189,7 @@ def test_an_application_cannot_belong_to_another_workspaces_team(workspace, othe
 
 def test_the_overview_lists_the_top_teams_once_teams_own_spend(member_client, workspace, teams_data):
     body = text(member_client.get(overview_url(workspace)))
-    teams = body[body.index('id="top-teams"'):]
+    teams = body[body.index('id="top-teams"') :]
     teams = teams[: teams.index("</table>")]
     assert re.search(r"Platform</td> <td class=\"num\">\$18.00</td> <td class=\"num delta-up\">\+50%", teams)
     assert "Research" in teams and "No team" in teams

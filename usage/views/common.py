@@ -1,4 +1,5 @@
 """What the usage pages share: page-or-partial rendering, optional links, chart payloads."""
+
 from __future__ import annotations
 
 from decimal import Decimal

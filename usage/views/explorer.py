@@ -14,6 +14,7 @@ page costs the same handful of queries for a thousand rows or ten million. Days,
 months are those of the workspace's time zone. Only the page of raw rows reads the base table,
 located through the rollups' per-day counts.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -95,7 +96,19 @@ class ExplorerForm(DateRangeForm):
     # The date preset the From / To fields hold (explorer_window): kept while they are unchanged.
     range = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    FILTERS = ("date_from", "date_to", "provider", "integration", "application", "team", "license", "model", "project", "region", "metric")
+    FILTERS = (
+        "date_from",
+        "date_to",
+        "provider",
+        "integration",
+        "application",
+        "team",
+        "license",
+        "model",
+        "project",
+        "region",
+        "metric",
+    )
     VIEW = ("by", "period", "chart")
 
     def __init__(self, data: Mapping[str, Any], *, choices: dict[str, list[tuple[str, str]]]) -> None:
@@ -122,9 +135,15 @@ def _filter_choices(workspace: Any) -> dict[str, list[tuple[str, str]]]:
     return {
         "provider": [(slug, _provider_name(slug)) for slug in slugs],
         "integration": [(str(pk), name) for pk, name, _ in integrations],
-        "application": [(queries.NONE, "Unattributed"), *((str(pk), name) for pk, name in workspace.applications.values_list("pk", "name"))],
+        "application": [
+            (queries.NONE, "Unattributed"),
+            *((str(pk), name) for pk, name in workspace.applications.values_list("pk", "name")),
+        ],
         "team": [(queries.NONE, NO_TEAM), *((str(pk), name) for pk, name in workspace.teams.values_list("pk", "name"))],
-        "license": [(queries.NONE, "No license"), *((str(lic.pk), str(lic)) for lic in workspace.licenses.select_related("application"))],
+        "license": [
+            (queries.NONE, "No license"),
+            *((str(lic.pk), str(lic)) for lic in workspace.licenses.select_related("application")),
+        ],
         "model": [(v, v) for v in values["model"]],
         "project": [(v, v) for v in values["project"]],
         "region": [(v, v) for v in values["region"]],
@@ -149,7 +168,10 @@ def _group_names(workspace: Any, group: str, values: set[Any]) -> dict[Any, str]
     if group == "application":
         return {None: "Unattributed", **dict(workspace.applications.filter(pk__in=ids).values_list("pk", "name"))}
     if group == "license":
-        return {None: "No license", **{lic.pk: str(lic) for lic in workspace.licenses.select_related("application").filter(pk__in=ids)}}
+        return {
+            None: "No license",
+            **{lic.pk: str(lic) for lic in workspace.licenses.select_related("application").filter(pk__in=ids)},
+        }
     if group == TEAM:
         return {None: NO_TEAM, **dict(workspace.teams.filter(pk__in=ids).values_list("pk", "name"))}
     return {v: v or NOT_REPORTED for v in values}
@@ -230,7 +252,9 @@ def build_chart(
         key = (p.group, p.unit)
         target = others.setdefault(p.unit, [Decimal(0)] * len(starts)) if key in rest else series[key]
         target[index[p.period]] += p.total
-    columns = [series_label(*key) for key in shown] + [f"Other ({unit})" if len(units) > 1 else "Other" for unit in others]
+    columns = [series_label(*key) for key in shown] + [
+        f"Other ({unit})" if len(units) > 1 else "Other" for unit in others
+    ]
     values = list(series.values()) + list(others.values())
     labels = [period_label(start, period) for start in starts]
     y_title = f"{title} ({units[0]})" if len(units) == 1 else title
@@ -245,7 +269,9 @@ def build_chart(
             "stacked": True,
             "yTitle": y_title,
             "labels": labels,
-            "datasets": [{"label": c, "data": [as_number(v) for v in vs]} for c, vs in zip(columns, values, strict=True)],
+            "datasets": [
+                {"label": c, "data": [as_number(v) for v in vs]} for c, vs in zip(columns, values, strict=True)
+            ],
         },
     )
 
@@ -280,7 +306,9 @@ def _rows_page(request: WorkspaceRequest, records: Any, days: Any, count: int, p
     for row in page.object_list:
         row.integration_name = integration_names.get(row.integration_id, "")
         row.provider_name = _provider_name(row.provider)
-        row.dimensions = [(name.replace("_", " "), getattr(row, name)) for name in DIMENSION_FIELDS if getattr(row, name)]
+        row.dimensions = [
+            (name.replace("_", " "), getattr(row, name)) for name in DIMENSION_FIELDS if getattr(row, name)
+        ]
     return page
 
 
@@ -339,7 +367,10 @@ def _as_team_points(points: list[queries.SeriesPoint], teams: dict[Any, int | No
     sums: dict[tuple[date, Any, str], Decimal] = defaultdict(Decimal)
     for p in points:
         sums[(p.period, teams.get(p.group), p.unit)] += p.total
-    return [queries.SeriesPoint(period=d, group=g, unit=u, total=v) for (d, g, u), v in sorted(sums.items(), key=lambda i: (i[0][0], i[0][1] is None, str(i[0][1]), i[0][2]))]
+    return [
+        queries.SeriesPoint(period=d, group=g, unit=u, total=v)
+        for (d, g, u), v in sorted(sums.items(), key=lambda i: (i[0][0], i[0][1] is None, str(i[0][1]), i[0][2]))
+    ]
 
 
 def _spend_points(rows: list[spend.SpendRow], period: str) -> list[queries.SeriesPoint]:
@@ -358,7 +389,12 @@ def _delta(current: Decimal, previous: Decimal | None) -> dict[str, Any] | None:
 
 
 def _spend_table(
-    rows: list[spend.SpendRow], previous: list[spend.SpendRow] | None, *, names: dict[Any, str], group: str, params: QueryDict
+    rows: list[spend.SpendRow],
+    previous: list[spend.SpendRow] | None,
+    *,
+    names: dict[Any, str],
+    group: str,
+    params: QueryDict,
 ) -> list[dict[str, Any]]:
     """Spend per (group value, currency), largest first; past TOP_SPEND_ROWS one "Other" line
     per currency. With a comparison, each line carries the previous period and the change."""
@@ -369,7 +405,9 @@ def _spend_table(
     for r in previous or []:
         before[(r.key, r.currency)] += r.amount
         now.setdefault((r.key, r.currency), spend.Amount(r.currency))
-    ordered = sorted(now, key=lambda k: (k[1] != "USD", k[1], -now[k].total, -before.get(k, 0), str(names.get(k[0], k[0]))))
+    ordered = sorted(
+        now, key=lambda k: (k[1] != "USD", k[1], -now[k].total, -before.get(k, 0), str(names.get(k[0], k[0])))
+    )
     lines: list[dict[str, Any]] = []
     other: dict[str, dict[str, Any]] = {}
     for key in ordered:
@@ -382,19 +420,23 @@ def _spend_table(
             bucket["count"] += 1
             continue
         drill = _drill_value(group, value) if group else None
-        lines.append({
-            "name": names.get(value, str(value)) if group else SPEND_LABEL,
-            "amount": now[key],
-            "change": _delta(now[key].total, before.get(key, Decimal(0))) if previous is not None else None,
-            "drill": _query(params, **{group: drill}) if drill else None,
-        })
+        lines.append(
+            {
+                "name": names.get(value, str(value)) if group else SPEND_LABEL,
+                "amount": now[key],
+                "change": _delta(now[key].total, before.get(key, Decimal(0))) if previous is not None else None,
+                "drill": _query(params, **{group: drill}) if drill else None,
+            }
+        )
     for bucket in other.values():
-        lines.append({
-            "name": f"Other ({bucket['count']})",
-            "amount": bucket["amount"],
-            "change": _delta(bucket["amount"].total, bucket["previous"]) if previous is not None else None,
-            "drill": None,
-        })
+        lines.append(
+            {
+                "name": f"Other ({bucket['count']})",
+                "amount": bucket["amount"],
+                "change": _delta(bucket["amount"].total, bucket["previous"]) if previous is not None else None,
+                "drill": None,
+            }
+        )
     return lines
 
 
@@ -436,7 +478,9 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     present = sorted({t.metric for t in totals})
     chart_metric = _chart_metric(params.get("chart", ""), filters.metric, present, bool(spend_now))
     if chart_metric == SPEND:
-        points = sorted(_spend_points(spend_now, period), key=lambda p: (p.period, p.group is None, str(p.group), p.unit))
+        points = sorted(
+            _spend_points(spend_now, period), key=lambda p: (p.period, p.group is None, str(p.group), p.unit)
+        )
     else:
         points = series_by_metric.get(chart_metric, []) if chart_metric else []
     names = _group_names(workspace, group, {t.group for t in totals} | {r.key for r in spend_all}) if group else {}
@@ -461,12 +505,21 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
             "total": t,
             "name": names.get(t.group, t.group) if group else "",
             "drill": _query(params, **{group: drill}) if group and (drill := _drill_value(group, t.group)) else None,
-            "change": _delta(t.total, previous_totals.get((t.group, t.metric, t.unit), Decimal(0))) if previous_totals is not None else None,
+            "change": _delta(t.total, previous_totals.get((t.group, t.metric, t.unit), Decimal(0)))
+            if previous_totals is not None
+            else None,
         }
         for t in totals
     ]
     # By name, whatever the column holds (ids, slugs); the unattributed / not reported last.
-    totals_rows.sort(key=lambda row: (row["total"].group in (None, ""), str(row["name"]).lower(), row["total"].metric, row["total"].unit))
+    totals_rows.sort(
+        key=lambda row: (
+            row["total"].group in (None, ""),
+            str(row["name"]).lower(),
+            row["total"].metric,
+            row["total"].unit,
+        )
+    )
     export_url = optional_url("usage:export", ws=workspace.slug)
     # "Export what I'm looking at": the same filters (the view settings do not change the rows);
     # the dates as applied, so a refused date shown as an error is not carried into the file.
@@ -477,8 +530,12 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     explorer_url = reverse("usage:explorer", kwargs={"ws": workspace.slug})
     return {
         "explorer_url": explorer_url,
-        "export_csv_url": f"{export_url}?{urlencode({'format': 'csv'})}{'&' + export_query if export_query else ''}" if export_url else None,
-        "export_focus_url": f"{export_url}?{urlencode({'format': 'focus'})}{'&' + export_query if export_query else ''}" if export_url else None,
+        "export_csv_url": f"{export_url}?{urlencode({'format': 'csv'})}{'&' + export_query if export_query else ''}"
+        if export_url
+        else None,
+        "export_focus_url": f"{export_url}?{urlencode({'format': 'focus'})}{'&' + export_query if export_query else ''}"
+        if export_url
+        else None,
         "filters": filters,
         "window": window,
         "window_label": PRESETS.get(window.preset, "Custom dates"),
@@ -491,13 +548,23 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
         "period": period,
         "period_label": PERIOD_LABELS[period].lower(),
         "spend": [
-            {"amount": amount, "change": _delta(amount.total, spent_before.get_total(amount.currency)) if spent_before is not None else None}
+            {
+                "amount": amount,
+                "change": _delta(amount.total, spent_before.get_total(amount.currency))
+                if spent_before is not None
+                else None,
+            }
             for amount in spend.Spend({**{c: spend.Amount(c) for c in (spent_before or {})}, **spent}).ordered()
         ],
         "spend_rows": _spend_table(spend_now, spend_before, names=names, group=group, params=params),
         "unpriced": spend.unpriced_in(days),
         "volumes": [
-            {"metric": m, "unit": u, "total": v, "change": _delta(v, overall_before.get((m, u), Decimal(0))) if previous_totals is not None else None}
+            {
+                "metric": m,
+                "unit": u,
+                "total": v,
+                "change": _delta(v, overall_before.get((m, u), Decimal(0))) if previous_totals is not None else None,
+            }
             for (m, u), v in sorted(overall.items())
             if m not in spend.MONEY_METRICS
         ],
@@ -551,10 +618,13 @@ def explorer(request: WorkspaceRequest) -> HttpResponse:
     context.update(
         form=form,
         date_errors=date_errors(form),
-        integrations_url=optional_url("integrations:list", ws=request.workspace.slug) if request.membership.is_admin else None,
+        integrations_url=optional_url("integrations:list", ws=request.workspace.slug)
+        if request.membership.is_admin
+        else None,
         # Admins can turn unattributed usage into rules (Company Settings, another app's page).
-        unattributed_url=optional_url("usage_settings:unattributed", ws=request.workspace.slug) if request.membership.is_admin else None,
+        unattributed_url=optional_url("usage_settings:unattributed", ws=request.workspace.slug)
+        if request.membership.is_admin
+        else None,
         licenses_url=optional_url("usage:licenses", ws=request.workspace.slug),
     )
     return render_page(request, TEMPLATE, "results", context)
-

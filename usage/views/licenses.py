@@ -1,4 +1,5 @@
 """License consumption: the list of a workspace's licenses and one license against its terms."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -66,10 +67,14 @@ def license_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "c": consumption,
             "chart": chart,
             "chart_table": payload_table(chart) if chart else None,
-            "over_by": -consumption.remaining if consumption.remaining is not None and consumption.remaining < 0 else None,
+            "over_by": -consumption.remaining
+            if consumption.remaining is not None and consumption.remaining < 0
+            else None,
             "per_seat": consumption.spent / license.seat_count if license.seat_count and consumption.spent else None,
             "months": _month_table(consumption),
-            "explore_url": reverse("usage:explorer", kwargs={"ws": request.workspace.slug}) + "?" + urlencode(explore_query),
+            "explore_url": reverse("usage:explorer", kwargs={"ws": request.workspace.slug})
+            + "?"
+            + urlencode(explore_query),
             "rules_url": _settings_url(request, "usage_settings:rules"),
             "edit_url": _settings_url(request, "usage_settings:license_edit", pk=license.pk),
         },
@@ -125,12 +130,12 @@ def _burn_chart(c: queries.LicenseConsumption) -> dict[str, Any]:
     datasets: list[dict[str, Any]] = [{"label": f"Spent ({c.currency}, cumulative)", "data": actual, "style": "area"}]
     if c.projected is not None and c.daily_rate is not None and c.status == "active":
         base = spent.get(c.as_of, c.spent)
-        projection = [
-            as_number(base + c.daily_rate * (d - c.as_of).days) if d >= c.as_of else None for d in days
-        ]
+        projection = [as_number(base + c.daily_rate * (d - c.as_of).days) if d >= c.as_of else None for d in days]
         datasets.append({"label": "Projected at the current daily rate", "data": projection, "style": "projection"})
     if c.committed is not None:
-        datasets.append({"label": f"Commitment ({c.currency})", "data": [as_number(c.committed)] * len(days), "style": "limit"})
+        datasets.append(
+            {"label": f"Commitment ({c.currency})", "data": [as_number(c.committed)] * len(days), "style": "limit"}
+        )
     return {
         "kind": "line",
         "stacked": False,
@@ -138,4 +143,3 @@ def _burn_chart(c: queries.LicenseConsumption) -> dict[str, Any]:
         "labels": [f"{d:%Y-%m-%d}" for d in days],
         "datasets": datasets,
     }
-

@@ -7,6 +7,7 @@ no price covers. Every figure is usage/spend.py's Definitions over the daily rol
 number of queries whatever the volume. Members and admins see the same figures; the page has no
 forms, and only admins get the links to fix an integration (members are told who can).
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -24,7 +25,13 @@ from usage import spend
 from usage.views.common import as_number, payload_table, render_page
 
 TEMPLATE = "usage/overview.html"
-SPLITS = {"provider": "Provider", "model": "Model", "application": "Application", "team": "Team", "integration": "Integration"}
+SPLITS = {
+    "provider": "Provider",
+    "model": "Model",
+    "application": "Application",
+    "team": "Team",
+    "integration": "Integration",
+}
 DEFAULT_SPLIT = "provider"
 MAX_CHART_SERIES = 8
 TOP = 5
@@ -124,7 +131,9 @@ def overview(request: WorkspaceRequest) -> HttpResponse:
         "top_applications": _top(workspace, "application", result.top["application"]),
         # Shown once some spend belongs to a team (a workspace that has not set teams up sees
         # only "No team": nothing to learn from it).
-        "top_teams": _top(workspace, "team", result.top["team"]) if any(c.key is not None for c in result.top["team"]) else [],
+        "top_teams": _top(workspace, "team", result.top["team"])
+        if any(c.key is not None for c in result.top["team"])
+        else [],
         "notices": integration_health_notices(workspace=workspace),
         "is_admin": request.membership.is_admin,
         "unpriced": spend.unpriced(workspace, *result.periods.mtd),

@@ -4,6 +4,7 @@ Admin-only, function-based, tenant-scoped: every object is looked up through
 `request.workspace` (`request.workspace.applications.get(pk=…)`), so another workspace's id is
 a 404. htmx requests get the named partial of the page; the same URL renders the whole page.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -57,7 +58,12 @@ def _page(request: WorkspaceRequest, template: str, section: str, context: dict[
 def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:
     job = services.reattribution_latest(workspace=request.workspace)
     active = job is not None and job.status in (ReattributionJob.Status.QUEUED, ReattributionJob.Status.RUNNING)
-    stalled = active and job is not None and job.status == ReattributionJob.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    stalled = (
+        active
+        and job is not None
+        and job.status == ReattributionJob.Status.QUEUED
+        and timezone.now() - job.created_at > QUEUED_PATIENCE
+    )
     return {"job": job, "job_active": active, "job_stalled": stalled}
 
 
@@ -74,7 +80,11 @@ def _confirm_delete(request: WorkspaceRequest, section: str, context: dict[str, 
 # ---------------------------------------------------------------- applications
 @workspace_view(admin=True)
 def application_list(request: WorkspaceRequest) -> HttpResponse:
-    applications = request.workspace.applications.select_related("team").prefetch_related("licenses").annotate(rule_count=Count("rules"))
+    applications = (
+        request.workspace.applications.select_related("team")
+        .prefetch_related("licenses")
+        .annotate(rule_count=Count("rules"))
+    )
     teams = request.workspace.teams.annotate(application_count=Count("applications"))
     return _page(
         request,
@@ -97,7 +107,9 @@ def _application_form(request: WorkspaceRequest, instance: Any = None) -> HttpRe
         return redirect(_url(request, "applications"))
     context = {"form": form, "application": instance, "category_suggestions": CATEGORY_SUGGESTIONS}
     if instance is not None:
-        context["rules"] = [_describe(rule) for rule in instance.rules.select_related("license").order_by("priority", "pk")]
+        context["rules"] = [
+            _describe(rule) for rule in instance.rules.select_related("license").order_by("priority", "pk")
+        ]
         context["licenses"] = instance.licenses.all()
     return _page(request, "usage/settings/application_form.html", "applications", context)
 
@@ -117,7 +129,9 @@ def application_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     application = get_object_or_404(request.workspace.applications, pk=pk)
     if request.method == "POST":
         services.application_delete(application=application)
-        messages.success(request, f"Deleted {application.name}. Its usage is being re-attributed by the remaining rules.")
+        messages.success(
+            request, f"Deleted {application.name}. Its usage is being re-attributed by the remaining rules."
+        )
         return redirect(_url(request, "applications"))
     licenses, rules = application.licenses.count(), application.rules.count()
     consequences = []
@@ -149,7 +163,12 @@ def _team_form(request: WorkspaceRequest, instance: Any = None) -> HttpResponse:
         messages.success(request, f"Saved team {team.name}.")
         return redirect(_url(request, "applications") + "#teams")
     applications = instance.applications.all() if instance is not None else []
-    return _page(request, "usage/settings/team_form.html", "applications", {"form": form, "team": instance, "team_applications": applications})
+    return _page(
+        request,
+        "usage/settings/team_form.html",
+        "applications",
+        {"form": form, "team": instance, "team_applications": applications},
+    )
 
 
 @workspace_view(admin=True)
@@ -176,7 +195,11 @@ def team_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
         "applications",
         {
             "title": f"Delete team {team.name}?",
-            "kept": [f"{len(owned)} application{pluralize(len(owned))} ({', '.join(owned)}) keep{'' if len(owned) != 1 else 's'} their usage and no longer belong to a team"] if owned else [],
+            "kept": [
+                f"{len(owned)} application{pluralize(len(owned))} ({', '.join(owned)}) keep{'' if len(owned) != 1 else 's'} their usage and no longer belong to a team"
+            ]
+            if owned
+            else [],
             "rows": attributed_rows(request.workspace, application__team=team),
             "rows_note": "Its spend shows under “No team” from then on.",
             "action": _url(request, "team_delete", pk=pk),
@@ -229,7 +252,11 @@ def license_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
         "licenses",
         {
             "title": f"Delete the license {license_}?",
-            "kept": [f"{rules} rule{pluralize(rules)} keep{'s' if rules == 1 else ''} attributing to {license_.application.name}, without a license"] if rules else [],
+            "kept": [
+                f"{rules} rule{pluralize(rules)} keep{'s' if rules == 1 else ''} attributing to {license_.application.name}, without a license"
+            ]
+            if rules
+            else [],
             "rows": attributed_rows(request.workspace, license=license_),
             "rows_note": f"They stay attributed to {license_.application.name}, without a license.",
             "action": _url(request, "license_delete", pk=pk),
@@ -251,7 +278,12 @@ def _describe(rule: AttributionRule) -> AttributionRule:
 
 def _rules_context(request: WorkspaceRequest) -> dict[str, Any]:
     rules = request.workspace.attribution_rules.select_related("application", "license").order_by("priority", "pk")
-    counts = dict(request.workspace.usage_records.filter(rule__isnull=False).values_list("rule_id").annotate(n=Count("pk")).order_by())
+    counts = dict(
+        request.workspace.usage_records.filter(rule__isnull=False)
+        .values_list("rule_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
     described = [_describe(rule) for rule in rules]
     for rule in described:
         rule.rows = counts.get(rule.pk, 0)  # type: ignore[attr-defined]
@@ -275,8 +307,16 @@ def _rule_form(request: WorkspaceRequest, instance: AttributionRule | None = Non
     initial: dict[str, Any] = {}
     if instance is None or previewing:
         # Prefilled from an unattributed group, or from the form itself (Preview without JavaScript).
-        names = (*PREVIEW_FIELDS, "application", "new_application", "license") if previewing else ("provider", *AttributionRule.MATCH_FIELDS, "label")
-        initial = {name: request.GET[name] for name in names if request.GET.get(name) is not None and (previewing or request.GET[name])}
+        names = (
+            (*PREVIEW_FIELDS, "application", "new_application", "license")
+            if previewing
+            else ("provider", *AttributionRule.MATCH_FIELDS, "label")
+        )
+        initial = {
+            name: request.GET[name]
+            for name in names
+            if request.GET.get(name) is not None and (previewing or request.GET[name])
+        }
     form = AttributionRuleForm(request.POST or None, instance=instance, initial=initial, workspace=request.workspace)
     # What the rule matches now (the page's htmx refreshes it as the fields change).
     if request.method == "POST":

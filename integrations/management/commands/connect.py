@@ -7,6 +7,7 @@ last line, so scripts can take it with `tail -n 1`. A provider account that a li
 integration of the workspace already reads is refused (exit 1, "already connected as NAME")
 unless --allow-duplicate says the new one reads another part of it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -67,7 +68,9 @@ class Command(BaseCommand):
         credential = parse_pairs(
             options["credential"], option="--credential", known={f.name: f.label for f in provider.credential_fields}
         )
-        settings = parse_pairs(options["setting"], option="--setting", known={f.name: f.label for f in provider.setting_fields})
+        settings = parse_pairs(
+            options["setting"], option="--setting", known={f.name: f.label for f in provider.setting_fields}
+        )
         secrets = provider.secret_values(credential)
 
         workspace, created = self._workspace(options["workspace"])

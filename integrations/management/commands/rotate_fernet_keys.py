@@ -8,6 +8,7 @@ decrypts it, and one undecryptable credential would abort the whole run. Here ea
 decrypted on its own, and a row that no key opens is reported by id (never by content)
 while the rest are still rotated; the command then exits non-zero.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -66,4 +67,6 @@ class Command(BaseCommand):
             self.stderr.write(f"Integration {pk}: credential {reason}.")
         if failed:
             ids = ", ".join(str(pk) for pk, _ in failed)
-            raise CommandError(f"{len(failed)} credential(s) were not re-encrypted (integration ids: {ids}).", returncode=1)
+            raise CommandError(
+                f"{len(failed)} credential(s) were not re-encrypted (integration ids: {ids}).", returncode=1
+            )

@@ -3,6 +3,7 @@
 One sync in the foreground through the same engine as the Celery task. Exit 0 on success;
 exit 1 with the failure's category and message otherwise.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,7 +21,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("integration_id", type=int, metavar="ID", help="Integration id (as printed by connect).")
-        parser.add_argument("--since", metavar="YYYY-MM-DD", help="Read from this day, 00:00 UTC (default: the watermark).")
+        parser.add_argument(
+            "--since", metavar="YYYY-MM-DD", help="Read from this day, 00:00 UTC (default: the watermark)."
+        )
         parser.add_argument("--until", metavar="YYYY-MM-DD", help="Read through the end of this day (UTC).")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -46,12 +49,17 @@ class Command(BaseCommand):
         self.stdout.write(f"Provider calls: {run.provider_calls}")
         if run.status == SyncRun.Status.SUCCESS:
             return
-        event = run.events.filter(category=run.error_category).order_by("-created_at", "-pk").first() if run.error_category else None
+        event = (
+            run.events.filter(category=run.error_category).order_by("-created_at", "-pk").first()
+            if run.error_category
+            else None
+        )
         details = ""
         if event is not None:
             details += f" (HTTP {event.http_status})" if event.http_status else ""
             details += f" [request id {event.request_id}]" if event.request_id else ""
             details += f"\nHint: {event.hint}" if event.hint else ""
         # Messages were redacted when the event was recorded; nothing else is printed.
-        raise CommandError(f"Sync failed [{run.error_category or 'sync'}]: {run.error or 'no details'}{details}", returncode=1)
-
+        raise CommandError(
+            f"Sync failed [{run.error_category or 'sync'}]: {run.error or 'no details'}{details}", returncode=1
+        )

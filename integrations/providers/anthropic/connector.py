@@ -146,11 +146,15 @@ class AnthropicProvider(Provider):
         if key.startswith("sk-ant-api"):
             raise PermissionDenied(f"This is a regular API key (sk-ant-api03-…). {wanted}", hint=CREATE_ADMIN_KEY)
         if key.startswith("sk-ant-oat"):
-            raise PermissionDenied(f"This is a Claude OAuth token (sk-ant-oat…), not an API key. {wanted}", hint=CREATE_ADMIN_KEY)
+            raise PermissionDenied(
+                f"This is a Claude OAuth token (sk-ant-oat…), not an API key. {wanted}", hint=CREATE_ADMIN_KEY
+            )
         if key.startswith("sk-ant-"):
             raise PermissionDenied(f"This Anthropic key is not an Admin key. {wanted}", hint=CREATE_ADMIN_KEY)
         if key.startswith(("sk-admin-", "sk-proj-", "sk-svcacct-")):
-            raise ConfigurationError("This looks like an OpenAI key. Add it under the OpenAI integration.", hint=CREATE_ADMIN_KEY)
+            raise ConfigurationError(
+                "This looks like an OpenAI key. Add it under the OpenAI integration.", hint=CREATE_ADMIN_KEY
+            )
         raise ConfigurationError(
             "This does not look like an Anthropic key; Admin keys start with sk-ant-admin.", hint=CREATE_ADMIN_KEY
         )
@@ -165,7 +169,11 @@ class AnthropicProvider(Provider):
         if archived:
             shown.append((f"Archived workspaces ({len(archived)})", facts.listing(archived)))
         shown.append(("With usage in the last 7 days", facts.listing(seen)))
-        rest = {k: v for k, v in details.items() if k not in ("organization", "workspaces", "workspaces_with_usage_last_7_days")}
+        rest = {
+            k: v
+            for k, v in details.items()
+            if k not in ("organization", "workspaces", "workspaces_with_usage_last_7_days")
+        }
         return shown + facts.generic(rest)
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
@@ -177,7 +185,9 @@ class AnthropicProvider(Provider):
             params: dict[str, Any] = {"limit": self.workspaces_page_size, "include_archived": "true"}
             if after:
                 params["after_id"] = after
-            return http.parse_json(self._get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list)
+            return http.parse_json(
+                self._get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list
+            )
 
         for page in paginate(
             workspace_page, lambda p: (p.last_id or "") if p.has_more else None, source="Anthropic",
@@ -188,7 +198,9 @@ class AnthropicProvider(Provider):
         # connection" fails now rather than at the first sync, and show where usage was seen.
         since = align_down(datetime.now(UTC), DAY) - 7 * DAY
         probe = {"starting_at": rfc3339(since), "bucket_width": "1d", "group_by[]": ["workspace_id"], "limit": 8}
-        usage = http.parse_json(self._get(http, f"{base}/v1/organizations/usage_report/messages", headers, probe), parse_usage_page)
+        usage = http.parse_json(
+            self._get(http, f"{base}/v1/organizations/usage_report/messages", headers, probe), parse_usage_page
+        )
         seen = sorted({project_of(r.workspace_id) for b in usage.buckets for r in b.results})
 
         details: dict[str, Any] = {
@@ -250,7 +262,9 @@ class AnthropicProvider(Provider):
         def request(cursor: str | None) -> requests.Response:
             return self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
 
-        for response, page in bucket_pages(http, request, parse, source="Anthropic", max_pages=MAX_PAGES, request_id=_rid):
+        for response, page in bucket_pages(
+            http, request, parse, source="Anthropic", max_pages=MAX_PAGES, request_id=_rid
+        ):
             account = response.headers.get(ORGANIZATION_HEADER, "")
             accounts.add(account)
             for bucket in page.buckets:
@@ -270,7 +284,5 @@ class AnthropicProvider(Provider):
         return {"x-api-key": key, "anthropic-version": API_VERSION, "Accept": "application/json"}
 
 
-
 def _rid(response: requests.Response) -> str:
     return response.headers.get("request-id", "")[:200]
-

@@ -111,8 +111,12 @@ def _usage_result(obj: dict[str, Any], where: str) -> UsageResult:
         model=shape.opt_str(obj, "model", where),
         uncached_input_tokens=shape.integer(obj, "uncached_input_tokens", where, non_negative=True),
         cache_read_input_tokens=shape.integer(obj, "cache_read_input_tokens", where, non_negative=True),
-        cache_creation_5m=shape.integer(creation, "ephemeral_5m_input_tokens", f"{where}.cache_creation", non_negative=True),
-        cache_creation_1h=shape.integer(creation, "ephemeral_1h_input_tokens", f"{where}.cache_creation", non_negative=True),
+        cache_creation_5m=shape.integer(
+            creation, "ephemeral_5m_input_tokens", f"{where}.cache_creation", non_negative=True
+        ),
+        cache_creation_1h=shape.integer(
+            creation, "ephemeral_1h_input_tokens", f"{where}.cache_creation", non_negative=True
+        ),
         output_tokens=shape.integer(obj, "output_tokens", where, non_negative=True),
         web_search_requests=tool_counts["web_search_requests"],
         service_tier=shape.opt_str(obj, "service_tier", where),
@@ -168,8 +172,14 @@ def parse_workspace_list(body: Any) -> WorkspaceList:
         workspace_id = shape.opt_str(obj, "id", where)
         if not workspace_id:
             raise shape.bad(f"{where}.id is missing")
-        workspaces.append(Workspace(workspace_id, shape.opt_str(obj, "name", where) or "", bool(obj.get("archived_at"))))
-    return WorkspaceList(tuple(workspaces), shape.flag(body, "has_more", "workspace list"), shape.opt_str(body, "last_id", "workspace list"))
+        workspaces.append(
+            Workspace(workspace_id, shape.opt_str(obj, "name", where) or "", bool(obj.get("archived_at")))
+        )
+    return WorkspaceList(
+        tuple(workspaces),
+        shape.flag(body, "has_more", "workspace list"),
+        shape.opt_str(body, "last_id", "workspace list"),
+    )
 
 
 # ---------------------------------------------------------------- mapping

@@ -83,7 +83,10 @@ def classify_error(status: int, message: str, response: requests.Response) -> Pr
         )
     # The seam's own mapping, with Authress's `title` as the message instead of the reason phrase.
     if status == 429:
-        return RateLimited(f"Authress is throttling requests: {text}", retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        return RateLimited(
+            f"Authress is throttling requests: {text}",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
     if status >= 500:
         return ProviderUnavailable(f"Authress had a server error: {text}")
     return None
@@ -138,8 +141,17 @@ class AuthressProvider(Provider):
         parse_access_key(credential.get("access_key"))
 
     def identity_facts(self, details: Mapping[str, Any]) -> list[tuple[str, str]]:
-        labels = {"service_client": "Service client", "api_host": "API host", "token_issuer": "Token issuer", "company": "Company", "created": "Account created"}
-        return [(labels.get(k, facts.label(k)), facts.day(v) if k == "created" else facts.text(v)) for k, v in details.items()]
+        labels = {
+            "service_client": "Service client",
+            "api_host": "API host",
+            "token_issuer": "Token issuer",
+            "company": "Company",
+            "created": "Account created",
+        }
+        return [
+            (labels.get(k, facts.label(k)), facts.day(v) if k == "created" else facts.text(v))
+            for k, v in details.items()
+        ]
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base = self._base_url(settings)
@@ -211,9 +223,7 @@ class AuthressProvider(Provider):
             or "." not in host
             or not all(c.isalnum() or c in ".-" for c in host)
         ):
-            raise ConfigurationError(
-                f"{raw[:80]!r} is not a domain name.", hint=ISSUER_HINT, field="issuer_domain"
-            )
+            raise ConfigurationError(f"{raw[:80]!r} is not a domain name.", hint=ISSUER_HINT, field="issuer_domain")
         return f"https://{host}"
 
     def _base_url(self, settings: Mapping[str, str]) -> str:
@@ -222,4 +232,3 @@ class AuthressProvider(Provider):
             raise ConfigurationError("The Authress API host is missing.", hint=HOST_HINT, field="base_url")
         # The SDKs take the bare host; tolerate a pasted ".../v1" rather than calling ".../v1/v1/…".
         return base.removesuffix("/v1")
-

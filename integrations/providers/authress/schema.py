@@ -36,7 +36,9 @@ def parse_account(body: Any) -> Account:
     if not account_id:
         raise shape.bad("account.accountId is missing")
     company_name = _opt_str(shape.opt_obj(body, "company", "account"), "name", "account.company")
-    return Account(account_id, _opt_str(body, "name", "account"), company_name, _opt_str(body, "createdTime", "account"))
+    return Account(
+        account_id, _opt_str(body, "name", "account"), company_name, _opt_str(body, "createdTime", "account")
+    )
 
 
 def error_text(body: Any) -> str:

@@ -146,7 +146,9 @@ def _pin_connections(client: Any, *, allow_private: bool) -> None:
     egress.pin_pool_manager(manager, allow_private=allow_private)
 
 
-def translate(exc: Exception, *, action: str, region: str = "", mode: str = "keys", secrets: Iterable[str] = ()) -> ProviderError:
+def translate(
+    exc: Exception, *, action: str, region: str = "", mode: str = "keys", secrets: Iterable[str] = ()
+) -> ProviderError:
     """A botocore failure as one of our errors; `mode` says whose credentials were used:
     "app" (Doow's own, to assume a role), "role" (the assumed role) or "keys" (the customer's)."""
     where = f" in {region}" if region else ""
@@ -190,13 +192,16 @@ def _access_denied(action: str, where: str, message: str, mode: str, kwargs: dic
     who = "the role" if mode == "role" else "the IAM user that owns the access key"
     return PermissionDenied(
         f"AWS denied {action}{where}: {message}",
-        hint=f"{who.capitalize()} lacks {action}. " + PERMISSIONS_HINT.format(who=who)
+        hint=f"{who.capitalize()} lacks {action}. "
+        + PERMISSIONS_HINT.format(who=who)
         + " A service control policy or permissions boundary can also deny it.",
         **kwargs,
     )
 
 
-def _bad_credentials(code: str, action: str, where: str, message: str, mode: str, kwargs: dict[str, Any]) -> ProviderError:
+def _bad_credentials(
+    code: str, action: str, where: str, message: str, mode: str, kwargs: dict[str, Any]
+) -> ProviderError:
     if mode == "app":
         return ConfigurationError(
             f"AWS rejected this Doow server's own credentials ({code}) while assuming your role: {message}",
@@ -220,7 +225,13 @@ def _bad_credentials(code: str, action: str, where: str, message: str, mode: str
 
 # ---------------------------------------------------------------- sessions
 def open_session(
-    factory: SessionFactory, credential: Mapping[str, str], *, endpoint: str, http: HttpClient, region: str, duration: int
+    factory: SessionFactory,
+    credential: Mapping[str, str],
+    *,
+    endpoint: str,
+    http: HttpClient,
+    region: str,
+    duration: int,
 ) -> Aws:
     """The customer's side: the key pair as given, or the role assumed with Doow's own
     credentials (boto3's default chain) and the integration's external id."""
@@ -230,7 +241,8 @@ def open_session(
         secret = (credential.get("secret_access_key") or "").strip()
         if not key_id or not secret:
             raise ConfigurationError(
-                "The AWS role ARN or access key is missing.", hint="Rotate the credential: enter a role ARN or an access key pair."
+                "The AWS role ARN or access key is missing.",
+                hint="Rotate the credential: enter a role ARN or an access key pair.",
             )
         session = factory(aws_access_key_id=key_id, aws_secret_access_key=secret)
         return Aws(session, endpoint, http, mode="keys", secrets=[secret])

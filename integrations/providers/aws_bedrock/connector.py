@@ -175,9 +175,14 @@ class AwsBedrockProvider(Provider):
         # it fails here rather than at the first sync (one metric requested, fractions of a cent).
         probe_model = next((ids[0] for ids in models.values() if ids), "doow-permission-probe")
         end = align_down(datetime.now(UTC))
-        self._datapoints(aws, aws.client("cloudwatch", regions[0]), regions[0], [probe_model], end - HOUR, end, (INVOCATIONS,))
+        self._datapoints(
+            aws, aws.client("cloudwatch", regions[0]), regions[0], [probe_model], end - HOUR, end, (INVOCATIONS,)
+        )
 
-        details: dict[str, Any] = {"caller_arn": arn, "models_by_region": {r: ids or ["none"] for r, ids in models.items()}}
+        details: dict[str, Any] = {
+            "caller_arn": arn,
+            "models_by_region": {r: ids or ["none"] for r, ids in models.items()},
+        }
         if credential.get("role_arn"):
             details["external_id"] = credential.get("external_id", "")
         quiet = [r for r, ids in models.items() if not ids]
@@ -231,7 +236,9 @@ class AwsBedrockProvider(Provider):
                 points = {}
                 for dimension in sorted({d for d, _ in mantle_keys}):
                     ids = [m for d, m in mantle_keys if d == dimension]
-                    queries = build_queries(ids, MANTLE_METRICS, namespace=MANTLE_NAMESPACE, dimension=dimension, prefix="n")
+                    queries = build_queries(
+                        ids, MANTLE_METRICS, namespace=MANTLE_NAMESPACE, dimension=dimension, prefix="n"
+                    )
                     for batch in batches(queries, self.max_queries_per_call):
                         self._read_batch(aws, client, region, batch, start, end, points)
                 samples.extend(in_stream(mantle_samples(points, account=account, region=region), MANTLE.name))
@@ -262,13 +269,13 @@ class AwsBedrockProvider(Provider):
         plain = [m for m in model_ids if normalize_model_id(m) == m]
         profiled = [m for m in model_ids if normalize_model_id(m) != m]
         if plain:
-            self.answer(answered, stream, window, account=[account], region=[region], model=plain, deployment=[""], **extra)
+            self.answer(
+                answered, stream, window, account=[account], region=[region], model=plain, deployment=[""], **extra
+            )
         if profiled:
             self.answer(answered, stream, window, account=[account], region=[region], deployment=profiled, **extra)
 
-    def _profile_models(
-        self, aws: Aws, region: str, arns: list[str], state: dict[str, Any] | None
-    ) -> dict[str, str]:
+    def _profile_models(self, aws: Aws, region: str, arns: list[str], state: dict[str, Any] | None) -> dict[str, str]:
         """The foundation model behind each application inference profile, from
         bedrock:GetInferenceProfile (an optional permission: refused, the profile stays its own
         model). Remembered in the state: a profile's model never changes."""
@@ -296,7 +303,12 @@ class AwsBedrockProvider(Provider):
     def _open(self, credential: Mapping[str, str], settings: Mapping[str, str], http: HttpClient, region: str) -> Aws:
         endpoint = self.setting(settings, "endpoint_url")
         return open_session(
-            self.session_factory, credential, endpoint=endpoint, http=http, region=region, duration=self.assume_role_seconds
+            self.session_factory,
+            credential,
+            endpoint=endpoint,
+            http=http,
+            region=region,
+            duration=self.assume_role_seconds,
         )
 
     def _discover(
@@ -318,7 +330,12 @@ class AwsBedrockProvider(Provider):
 
         def get(token: str | None) -> tuple[list[tuple[str, str]], str | None]:
             response = aws.call(
-                client, "list_metrics", "cloudwatch:ListMetrics", region=region, **params, **({"NextToken": token} if token else {})
+                client,
+                "list_metrics",
+                "cloudwatch:ListMetrics",
+                region=region,
+                **params,
+                **({"NextToken": token} if token else {}),
             )
             return _parsed(lambda body: parse_list_metrics_keys(body, dimensions), response)
 
@@ -356,7 +373,12 @@ class AwsBedrockProvider(Provider):
 
         def get(token: str | None) -> MetricDataPage:
             response = aws.call(
-                client, "get_metric_data", "cloudwatch:GetMetricData", region=region, **params, **({"NextToken": token} if token else {})
+                client,
+                "get_metric_data",
+                "cloudwatch:GetMetricData",
+                region=region,
+                **params,
+                **({"NextToken": token} if token else {}),
             )
             return _parsed(parse_metric_data_page, response)
 
@@ -394,7 +416,11 @@ def _remembered(state: dict[str, Any] | None) -> dict[str, dict[str, list[list[s
             continue
         for region, keys in regions.items():
             if isinstance(keys, list):
-                good = [list(k) for k in keys if isinstance(k, list) and len(k) == 2 and all(isinstance(x, str) and x for x in k)]
+                good = [
+                    list(k)
+                    for k in keys
+                    if isinstance(k, list) and len(k) == 2 and all(isinstance(x, str) and x for x in k)
+                ]
                 seen.setdefault(str(namespace), {})[str(region)] = good
     return seen
 

@@ -32,7 +32,9 @@ def check(credential: Mapping[str, str]) -> None:
     if role:
         return _check_role(role, credential.get("external_id") or "")
     if not key_id and not secret:
-        raise ConfigurationError("Enter the role ARN Doow should assume, or an access key id and secret.", hint=ROLE_HELP)
+        raise ConfigurationError(
+            "Enter the role ARN Doow should assume, or an access key id and secret.", hint=ROLE_HELP
+        )
     if iam.ACCESS_KEY_ID_RE.match(secret) or (len(key_id) == 40 and not iam.ACCESS_KEY_ID_RE.match(key_id)):
         raise ConfigurationError(
             "The access key id and the secret access key look swapped.",
@@ -40,7 +42,9 @@ def check(credential: Mapping[str, str]) -> None:
             field="access_key_id",
         )
     if not key_id or not secret:
-        missing, field = ("access key id", "access_key_id") if not key_id else ("secret access key", "secret_access_key")
+        missing, field = (
+            ("access key id", "access_key_id") if not key_id else ("secret access key", "secret_access_key")
+        )
         raise ConfigurationError(f"Enter the {missing} too.", field=field)
     if key_id.startswith("ASIA") and iam.ACCESS_KEY_ID_RE.match(key_id):
         raise ConfigurationError(
@@ -61,7 +65,9 @@ def check(credential: Mapping[str, str]) -> None:
 
 def _check_role(role: str, external_id: str) -> None:
     if ":user/" in role or ":root" in role:
-        raise ConfigurationError("This is the ARN of an IAM user or account, not of a role.", hint=ROLE_HELP, field="role_arn")
+        raise ConfigurationError(
+            "This is the ARN of an IAM user or account, not of a role.", hint=ROLE_HELP, field="role_arn"
+        )
     if ":assumed-role/" in role:
         raise ConfigurationError(
             "This is an assumed-role session ARN (arn:aws:sts::…); enter the role's own ARN, arn:aws:iam::…:role/….",
@@ -69,7 +75,9 @@ def _check_role(role: str, external_id: str) -> None:
         )
     if not iam.ROLE_ARN_RE.match(role):
         raise ConfigurationError(
-            "This does not look like a role ARN (arn:aws:iam::123456789012:role/Name).", hint=ROLE_HELP, field="role_arn"
+            "This does not look like a role ARN (arn:aws:iam::123456789012:role/Name).",
+            hint=ROLE_HELP,
+            field="role_arn",
         )
     if not iam.EXTERNAL_ID_RE.match(external_id):
         raise ConfigurationError(

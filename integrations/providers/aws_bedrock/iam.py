@@ -47,9 +47,7 @@ def permission_policy() -> str:
     return _json(
         {
             "Version": "2012-10-17",
-            "Statement": [
-                {"Sid": "DoowReadBedrockUsage", "Effect": "Allow", "Action": list(ACTIONS), "Resource": "*"}
-            ],
+            "Statement": [{"Sid": "DoowReadBedrockUsage", "Effect": "Allow", "Action": list(ACTIONS), "Resource": "*"}],
         }
     )
 
@@ -62,7 +60,9 @@ def trust_policy(external_id: str = "", app_account: str = "") -> str:
             "Statement": [
                 {
                     "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{app_account or app_account_id() or APP_ACCOUNT_PLACEHOLDER}:root"},
+                    "Principal": {
+                        "AWS": f"arn:aws:iam::{app_account or app_account_id() or APP_ACCOUNT_PLACEHOLDER}:root"
+                    },
                     "Action": "sts:AssumeRole",
                     "Condition": {"StringEquals": {"sts:ExternalId": external_id or EXTERNAL_ID_PLACEHOLDER}},
                 }

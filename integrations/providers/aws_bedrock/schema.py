@@ -153,8 +153,6 @@ def batches(queries: Sequence[Query], size: int) -> Iterator[list[Query]]:
         yield list(queries[i : i + size])
 
 
-
-
 # ---------------------------------------------------------------- validation helpers
 shape = Shape("CloudWatch")
 
@@ -196,7 +194,9 @@ def parse_list_metrics_page(body: Any, dimensions: Sequence[str] = (DIMENSION,))
     return [value for _, value in keys], token
 
 
-def parse_list_metrics_keys(body: Any, dimensions: Sequence[str] = (DIMENSION,)) -> tuple[list[tuple[str, str]], str | None]:
+def parse_list_metrics_keys(
+    body: Any, dimensions: Sequence[str] = (DIMENSION,)
+) -> tuple[list[tuple[str, str]], str | None]:
     """(dimension name, model id) of one ListMetrics page. Only metrics whose sole dimension is
     ModelId (or one of `dimensions`) count: the "across all models" series (no dimension) and,
     in bedrock-mantle, the project levels would double every total."""
@@ -279,7 +279,9 @@ def usage_samples(
         if INVOCATIONS in values:
             metrics["requests"] = values[INVOCATIONS]
         if any(m in values for m in (INPUT, CACHE_READ, CACHE_WRITE)):
-            metrics["input_tokens"] = sum((values.get(m, Decimal(0)) for m in (INPUT, CACHE_READ, CACHE_WRITE)), Decimal(0))
+            metrics["input_tokens"] = sum(
+                (values.get(m, Decimal(0)) for m in (INPUT, CACHE_READ, CACHE_WRITE)), Decimal(0)
+            )
         if CACHE_READ in values:
             metrics["cached_input_tokens"] = values[CACHE_READ]
         if CACHE_WRITE in values:
@@ -287,7 +289,9 @@ def usage_samples(
         if OUTPUT in values:
             metrics["output_tokens"] = values[OUTPUT]
         samples.extend(
-            UsageSample(hour, hour + HOUR, metric, quantity, account=account, region=region, model=model, deployment=deployment)
+            UsageSample(
+                hour, hour + HOUR, metric, quantity, account=account, region=region, model=model, deployment=deployment
+            )
             for metric, quantity in metrics.items()
         )
     return samples
@@ -312,8 +316,15 @@ def mantle_samples(points: Datapoints, *, account: str, region: str) -> list[Usa
         deployment = model_id if model_id != model else ""
         samples.extend(
             UsageSample(
-                hour, hour + HOUR, metric, values[metric], account=account, region=region, model=model,
-                deployment=deployment, endpoint=MANTLE_ENDPOINT,
+                hour,
+                hour + HOUR,
+                metric,
+                values[metric],
+                account=account,
+                region=region,
+                model=model,
+                deployment=deployment,
+                endpoint=MANTLE_ENDPOINT,
             )
             for metric in ("requests", "input_tokens", "output_tokens")
             if metric in values

@@ -264,7 +264,9 @@ class AzureOpenAIProvider(Provider):
                     "Microsoft.CognitiveServices/accounts/<name>, comma-separated.",
                     field="resource_ids",
                 )
-        tenant_id, client_id, client_secret = (str(credential.get(k) or "").strip() for k in ("tenant_id", "client_id", "client_secret"))
+        tenant_id, client_id, client_secret = (
+            str(credential.get(k) or "").strip() for k in ("tenant_id", "client_id", "client_secret")
+        )
         return Config(
             tenant_id,
             client_id,

@@ -300,7 +300,6 @@ class FireworksProvider(Provider):
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
         return bearer_headers(credential, "api_key", missing="The Fireworks API key is missing.", hint=CREATE_KEY)
 
-
     def _account_id(self, settings: Mapping[str, str]) -> str:
         # Accept the resource name as Fireworks prints it ("accounts/acme") as well as the bare id.
         account = self.setting(settings, "account_id").removeprefix("accounts/").strip("/")

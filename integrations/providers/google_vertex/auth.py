@@ -94,7 +94,9 @@ def parse_service_account(text: str) -> ServiceAccount:
     if kind == "authorized_user":
         raise _bad("These are a user's credentials (gcloud auth application-default login), not a service account key.")
     if kind == "external_account":
-        raise _bad("This is a workload identity federation configuration, which is not supported; use a service account key.")
+        raise _bad(
+            "This is a workload identity federation configuration, which is not supported; use a service account key."
+        )
     if kind != "service_account":
         raise _bad(f"The key file's type is {str(kind)[:40]!r}, not 'service_account'.")
     missing = [name for name in REQUIRED if not isinstance(info.get(name), str) or not info[name].strip()]
@@ -162,8 +164,10 @@ class _VettedTransport(google.auth.transport.requests.Request):
                 http_status=response.status, field=FIELD,
             )  # fmt: skip
         data = response.data if isinstance(response.data, bytes) else b""
-        if response.status == 429 or response.status >= 500 or (
-            response.status == 400 and any(e in data for e in _RETRYABLE_OAUTH_ERRORS)
+        if (
+            response.status == 429
+            or response.status >= 500
+            or (response.status == 400 and any(e in data for e in _RETRYABLE_OAUTH_ERRORS))
         ):
             raise _Busy(response.status, parse_retry_after(response.headers.get("Retry-After")))
         return response
@@ -216,7 +220,9 @@ def _refresh(http: HttpClient, credentials: service_account.Credentials, account
                 if not last:
                     http.sleep(min(30.0, http.backoff * 2 ** (attempt - 1)))
                     continue
-                raise NetworkError(f"Could not reach the token endpoint {host} (timeout or connection error).") from None
+                raise NetworkError(
+                    f"Could not reach the token endpoint {host} (timeout or connection error)."
+                ) from None
             except google.auth.exceptions.RefreshError as error:
                 raise _refresh_error(error, transport.status, http) from None
             except (TypeError, KeyError, ValueError):  # a 200 whose body is not a token response

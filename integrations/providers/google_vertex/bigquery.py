@@ -136,7 +136,9 @@ class BillingConfig:
 def billing_config(*, table: str, query_project: str, location: str, base_url: str) -> BillingConfig:
     table = table.strip()
     if not table:
-        raise ConfigurationError("Enter the billing export table (billing_table).", hint=TABLE_HINT, field="billing_table")
+        raise ConfigurationError(
+            "Enter the billing export table (billing_table).", hint=TABLE_HINT, field="billing_table"
+        )
     if not re.fullmatch(r"[A-Za-z0-9_.:\-]+", table):
         raise ConfigurationError(
             "billing_table may only hold letters, digits, '_', '-', '.' and ':' (no spaces, quotes or backticks).",
@@ -294,7 +296,9 @@ def classify_error(status: int, message: str, response: requests.Response) -> Pr
                                 hint=DATA_VIEWER_HINT, field="billing_table")  # fmt: skip
     if status == 404:
         if "not found: job" in lower:
-            return ProviderUnavailable(f"BigQuery lost the query job: {message}", hint="The next sync runs the query again.")
+            return ProviderUnavailable(
+                f"BigQuery lost the query job: {message}", hint="The next sync runs the query again."
+            )
         if "not found: project" in lower:
             return ConfigurationError(f"BigQuery does not know the query project: {message}", field="query_project",
                                       hint="Enter the query project's id; the service account must be able to see it.")  # fmt: skip

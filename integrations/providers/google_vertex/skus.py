@@ -24,7 +24,36 @@ from dataclasses import dataclass
 # Words that end the model name. "GA", "Global", "Priority", "Flex", "Batch" are billing
 # qualifiers; a model name never contains them.
 _KEYWORDS = frozenset(
-    ["text", "image", "images", "video", "audio", "multimodal", "input", "output", "thinking", "cached", "caching", "cache", "long", "global", "ga", "priority", "flex", "batch", "online", "prediction", "predictions", "token", "tokens", "character", "characters", "storage", "context", "-"]
+    [
+        "text",
+        "image",
+        "images",
+        "video",
+        "audio",
+        "multimodal",
+        "input",
+        "output",
+        "thinking",
+        "cached",
+        "caching",
+        "cache",
+        "long",
+        "global",
+        "ga",
+        "priority",
+        "flex",
+        "batch",
+        "online",
+        "prediction",
+        "predictions",
+        "token",
+        "tokens",
+        "character",
+        "characters",
+        "storage",
+        "context",
+        "-",
+    ]
 )
 _MODALITIES = {"text": "text", "image": "image", "images": "image", "video": "video", "audio": "audio",
                "multimodal": "multimodal"}  # fmt: skip

@@ -274,7 +274,6 @@ class GroqProvider(Provider):
         return bearer_headers(credential, "api_key", missing="The Groq API key is missing.", hint=CREATE_KEY)
 
 
-
 def _range(start: datetime, end: datetime) -> dict[str, int]:
     return {"start": int(start.timestamp()), "end": int(end.timestamp())}
 

@@ -65,7 +65,9 @@ USAGE = Stream("usage_completions", "Token usage per model and project, hourly (
 COSTS = Stream("costs", "Costs per line item, project and API key, daily (/organization/costs)")
 # One stream per other usage endpoint (its rows are removed only by its own complete re-read).
 KIND_STREAMS: dict[str, Stream] = {
-    kind.name: Stream(f"usage_{kind.name}", f"{kind.name.replace('_', ' ').capitalize()} usage (/organization/usage/{kind.name})")
+    kind.name: Stream(
+        f"usage_{kind.name}", f"{kind.name.replace('_', ' ').capitalize()} usage (/organization/usage/{kind.name})"
+    )
     for kind in USAGE_KINDS
 }
 
@@ -230,7 +232,9 @@ class OpenAIProvider(Provider):
             parse_costs_page, cost_samples, COSTS.name, scope, answered,
         )  # fmt: skip
         skipped: dict[str, str] = {}
-        kinds = [self._kind(http, base, headers, window, kind, filters, scope, answered, skipped) for kind in USAGE_KINDS]
+        kinds = [
+            self._kind(http, base, headers, window, kind, filters, scope, answered, skipped) for kind in USAGE_KINDS
+        ]
         # Every stream is in bucket order; merging keeps the whole output in time order.
         yield from heapq.merge(usage, costs, *kinds, key=lambda s: s.bucket_start)
         if state is not None:
@@ -263,7 +267,9 @@ class OpenAIProvider(Provider):
             # nothing is declared answered) and the sync goes on; the engine reports it once.
             what = kind.name.replace("_", " ").capitalize()
             reason = "a scope is missing" if isinstance(error, ScopeError) else "access was refused"
-            skipped[stream.name] = f"{what} usage was not read: OpenAI answered that {reason} for this key ({error.http_status or 403})."
+            skipped[stream.name] = (
+                f"{what} usage was not read: OpenAI answered that {reason} for this key ({error.http_status or 403})."
+            )
 
     # ------------------------------------------------------------ internals
     def _samples(
@@ -300,8 +306,9 @@ class OpenAIProvider(Provider):
         self.answer(answered, stream, Window(start, window.end), account=accounts, **scope)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        return bearer_headers(credential, "api_key", missing="The OpenAI Admin API key is missing.", hint=CREATE_ADMIN_KEY)
-
+        return bearer_headers(
+            credential, "api_key", missing="The OpenAI Admin API key is missing.", hint=CREATE_ADMIN_KEY
+        )
 
     def _project_ids(self, settings: Mapping[str, str]) -> list[str]:
         ids = [p.strip() for p in (settings.get("project_ids") or "").split(",") if p.strip()]
@@ -316,4 +323,3 @@ class OpenAIProvider(Provider):
 
 def _rid(response: requests.Response) -> str:
     return response.headers.get("x-request-id", "")[:200]
-

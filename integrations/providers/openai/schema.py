@@ -143,7 +143,10 @@ def _kind_result(kind: UsageKind) -> Any:
             if key in kind.required or obj.get(key) is not None:
                 quantities[metric] = quantities.get(metric, 0) + shape.integer(obj, key, where)
         return KindResult(
-            shape.opt_str(obj, "project_id", where), shape.opt_str(obj, "model", where), shape.opt_str(obj, "source", where), quantities
+            shape.opt_str(obj, "project_id", where),
+            shape.opt_str(obj, "model", where),
+            shape.opt_str(obj, "source", where),
+            quantities,
         )
 
     return parse
@@ -189,8 +192,12 @@ def parse_project_list(body: Any) -> ProjectList:
         project_id = shape.opt_str(obj, "id", where)
         if not project_id:
             raise shape.bad(f"{where}.id is missing")
-        projects.append(Project(project_id, shape.opt_str(obj, "name", where) or "", shape.opt_str(obj, "status", where) or ""))
-    return ProjectList(tuple(projects), shape.flag(body, "has_more", "project list"), shape.opt_str(body, "last_id", "project list"))
+        projects.append(
+            Project(project_id, shape.opt_str(obj, "name", where) or "", shape.opt_str(obj, "status", where) or "")
+        )
+    return ProjectList(
+        tuple(projects), shape.flag(body, "has_more", "project list"), shape.opt_str(body, "last_id", "project list")
+    )
 
 
 # ---------------------------------------------------------------- mapping
@@ -222,8 +229,15 @@ def completions_samples(
                 totals[dims] = totals.get(dims, 0) + result.tokens[key]
     return [
         UsageSample(
-            start, start + width, metric, Decimal(quantity), account=account, project=project, model=model,
-            service_tier=tier, batch=batch,
+            start,
+            start + width,
+            metric,
+            Decimal(quantity),
+            account=account,
+            project=project,
+            model=model,
+            service_tier=tier,
+            batch=batch,
         )
         for (project, model, tier, batch, metric), quantity in totals.items()
     ]
@@ -244,8 +258,16 @@ def kind_samples(kind: UsageKind) -> Any:
                 dims = (result.project_id or "", result.model or "", operation, metric)
                 totals[dims] = totals.get(dims, 0) + quantity
         return [
-            UsageSample(start, start + width, metric, Decimal(quantity), account=account, project=project, model=model,
-                        operation=operation)
+            UsageSample(
+                start,
+                start + width,
+                metric,
+                Decimal(quantity),
+                account=account,
+                project=project,
+                model=model,
+                operation=operation,
+            )
             for (project, model, operation, metric), quantity in totals.items()
         ]
 

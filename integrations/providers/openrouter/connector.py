@@ -182,7 +182,11 @@ class OpenRouterProvider(Provider):
             raise PermissionDenied(NOT_MANAGEMENT, hint=CREATE_MANAGEMENT_KEY)
         # /key answers any key; the activity probe proves this one may read usage.
         first, last = self._history()
-        rows = http.parse_json(self._get(http, f"{base}/activity", headers, {"date": last.isoformat()}), parse_activity, request_id_of=_request_id)
+        rows = http.parse_json(
+            self._get(http, f"{base}/activity", headers, {"date": last.isoformat()}),
+            parse_activity,
+            request_id_of=_request_id,
+        )
         details: dict[str, Any] = {
             "label": key.label,
             "is_management_key": key.is_management_key,
@@ -197,7 +201,9 @@ class OpenRouterProvider(Provider):
         summary = f"Management key “{key.label}”" if key.label else "OpenRouter management key"
         summary += f" · {len(rows)} endpoint{'s' if len(rows) != 1 else ''} used on {last.isoformat()}"
         try:
-            credits = http.parse_json(self._get(http, f"{base}/credits", headers), parse_credits, request_id_of=_request_id)
+            credits = http.parse_json(
+                self._get(http, f"{base}/credits", headers), parse_credits, request_id_of=_request_id
+            )
         except (PermissionDenied, ConfigurationError, ProviderResponseError) as error:
             details["warnings"] = [f"Credits could not be read: {error.message}"]
         else:
@@ -232,7 +238,9 @@ class OpenRouterProvider(Provider):
             # not thirty. Near midnight OpenRouter's clock may already (or still) serve another
             # set of 30 days than ours, so there each day is asked for by name instead; so is
             # the regular sync's re-read of two days (two small answers, not a month's).
-            rows = http.parse_json(self._get(http, f"{base}/activity", headers), parse_activity, request_id_of=_request_id)
+            rows = http.parse_json(
+                self._get(http, f"{base}/activity", headers), parse_activity, request_id_of=_request_id
+            )
             self.answer(answered, ACTIVITY.name, Window(day_start(days[0]), min(day_start(days[-1]) + DAY, window.end)))
             yield from in_stream(activity_samples(rows, days=set(days)), ACTIVITY.name)
             return
@@ -247,6 +255,7 @@ class OpenRouterProvider(Provider):
         self, http: HttpClient, base: str, headers: dict[str, str], day: date, *, edge: bool
     ) -> list[UsageSample] | None:
         """The day's samples, or None when the day just left (or entered) the horizon."""
+
         def classify(status: int, message: str, response: requests.Response) -> ProviderError:
             if status == 400 and edge:  # clocks differ by seconds: the day just left (or entered) the horizon
                 return _OutsideHistory(message)
@@ -273,6 +282,6 @@ class OpenRouterProvider(Provider):
         return today - timedelta(days=HISTORY_DAYS), today - timedelta(days=1)
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
-        return bearer_headers(credential, "api_key", missing="The OpenRouter management key is missing.", hint=CREATE_MANAGEMENT_KEY)
-
-
+        return bearer_headers(
+            credential, "api_key", missing="The OpenRouter management key is missing.", hint=CREATE_MANAGEMENT_KEY
+        )

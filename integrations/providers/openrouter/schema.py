@@ -180,7 +180,9 @@ def activity_samples(items: Iterable[ActivityItem], *, days: set[date] | None = 
     for (day, model, endpoint, provider), sums in sorted(totals.items()):
         start = day_start(day)
         dims = {"model": model, "endpoint": endpoint, "deployment": provider}
-        for metric, quantity in zip(("input_tokens", "output_tokens", "requests", "cost", "byok_cost"), sums, strict=True):
+        for metric, quantity in zip(
+            ("input_tokens", "output_tokens", "requests", "cost", "byok_cost"), sums, strict=True
+        ):
             if metric == "byok_cost" and not quantity:
                 continue
             unit = "USD" if metric in ("cost", "byok_cost") else ""

@@ -195,14 +195,18 @@ class ReplicateProvider(Provider):
                     hint=CREATE_TOKEN,
                 )
             if not _TOKEN_RE.match(token):
-                raise ConfigurationError("The API token contains characters a Replicate token never has; paste it again.")
+                raise ConfigurationError(
+                    "The API token contains characters a Replicate token never has; paste it again."
+                )
             return
         for prefix, what in _FOREIGN_PREFIXES:
             if token.startswith(prefix):
                 raise ConfigurationError(
                     f"This looks like {what}, not a Replicate API token (r8_…).", hint=CREATE_TOKEN
                 )
-        raise ConfigurationError("This does not look like a Replicate API token; they start with r8_.", hint=CREATE_TOKEN)
+        raise ConfigurationError(
+            "This does not look like a Replicate API token; they start with r8_.", hint=CREATE_TOKEN
+        )
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base, headers = self.base_url(settings), self._headers(credential)
@@ -239,7 +243,9 @@ class ReplicateProvider(Provider):
         account = self._get(http, f"{base}/account", headers, parse_account).username
         # usage_samples walks every page first (a page cut short raises before the answer).
         samples = usage_samples(self._predictions(http, base, headers, start, end), account=account)
-        trainings = usage_samples(self._trainings(http, base, headers, start, end), account=account, operation="training")
+        trainings = usage_samples(
+            self._trainings(http, base, headers, start, end), account=account, operation="training"
+        )
         self.answer(answered, PREDICTIONS.name, Window(start, window.end), account=[account])
         self.answer(answered, TRAININGS.name, Window(start, window.end), account=[account])
         yield from sorted(
@@ -275,7 +281,9 @@ class ReplicateProvider(Provider):
         def get(next_url: str | None) -> PredictionPage:
             if next_url is None:
                 return self._get(http, f"{base}{path}", headers, parse_prediction_page, params=params)
-            return self._get(http, next_url, headers, parse_prediction_page)  # verbatim: the cursor and filters are in it
+            return self._get(
+                http, next_url, headers, parse_prediction_page
+            )  # verbatim: the cursor and filters are in it
 
         def next_of(page: PredictionPage) -> str | None:
             # Newest first: once a page reaches before the window, the rest is older still (this
@@ -320,4 +328,3 @@ class ReplicateProvider(Provider):
 
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
         return bearer_headers(credential, "api_token", missing="The Replicate API token is missing.", hint=CREATE_TOKEN)
-

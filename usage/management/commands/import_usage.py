@@ -5,6 +5,7 @@ Imports a usage CSV into one integration as an import job, like the page's uploa
 checked first, and a file with any problem stores nothing. Exit 0 with the number of rows
 stored; exit 1 with the line-numbered problems. PATH `-` reads standard input.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,7 +27,10 @@ class Command(BaseCommand):
         parser.add_argument("integration_id", type=int, metavar="ID", help="Integration id (as printed by connect).")
         parser.add_argument("path", metavar="PATH", help="The CSV file, or - for standard input.")
         parser.add_argument(
-            "--format", choices=FORMATS, default="auto", help="auto (default) tells the two formats apart by the header."
+            "--format",
+            choices=FORMATS,
+            default="auto",
+            help="auto (default) tells the two formats apart by the header.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -54,7 +58,9 @@ class Command(BaseCommand):
 
     def _import(self, integration: Integration, stream: Any, size: int | None, source: str, fmt: str) -> UsageImport:
         try:
-            job = usage_import_request(integration=integration, stream=stream, size=size, fmt=fmt, source=source, enqueue=False)
+            job = usage_import_request(
+                integration=integration, stream=stream, size=size, fmt=fmt, source=source, enqueue=False
+            )
         except UsageImportBusy as busy:
             raise CommandError(str(busy)) from None
         return usage_import_run(job_id=job.pk) if job.is_active else job
@@ -63,7 +69,9 @@ class Command(BaseCommand):
     def _problems(job: UsageImport) -> str:
         if not job.problems_total:
             return f"Import failed, nothing stored: {job.error}"
-        lines = [f"Import rejected, nothing stored ({job.problems_total} problem{'s' if job.problems_total != 1 else ''}):"]
+        lines = [
+            f"Import rejected, nothing stored ({job.problems_total} problem{'s' if job.problems_total != 1 else ''}):"
+        ]
         lines += [f"  line {line}: {message}" if line else f"  {message}" for line, message in job.problems]
         if job.problems_unlisted:
             lines.append(f"  … and {job.problems_unlisted} more")

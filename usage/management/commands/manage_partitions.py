@@ -5,6 +5,7 @@ its DEFAULT partition into their month's partition, and drops raw months older t
 retention (DOOW_RAW_RETENTION_MONTHS; 0 keeps them forever). Beat runs the same upkeep daily;
 running it again changes nothing. On SQLite only the retention applies (batched DELETEs).
 """
+
 from __future__ import annotations
 
 from typing import Any

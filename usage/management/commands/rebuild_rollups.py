@@ -6,6 +6,7 @@ a rebuild job (its progress shows on Company Settings → General). `--check` on
 rollup totals with the base table and exits 1 when they differ; `--queue` leaves the work to a
 Celery worker instead of doing it here.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,7 +37,9 @@ class Command(BaseCommand):
         for workspace in workspaces:
             if options["check"]:
                 ok = rollups.totals_match(workspace)
-                self.stdout.write(f"{workspace.slug}: {'rollups match the base table' if ok else 'rollups DIFFER from the base table'}")
+                self.stdout.write(
+                    f"{workspace.slug}: {'rollups match the base table' if ok else 'rollups DIFFER from the base table'}"
+                )
                 if not ok:
                     mismatched.append(workspace.slug)
             elif options["queue"]:

@@ -6,6 +6,7 @@ run it after upgrading the genai-prices pin or editing usage/pricing/compute_pri
 Pricing page does the same in the background when an override changes). Prints one line per
 workspace; exit 1 when a recompute failed.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,7 +38,9 @@ class Command(BaseCommand):
             with transaction.atomic():  # a job of its own, not one a worker may pick up meanwhile
                 job = PricingRecomputeJob.objects.create(workspace=workspace)
             job = pricing_recompute_run(job_id=job.pk)
-            self.stdout.write(f"{workspace.slug}: {job.done} usage rows priced, {job.written} estimates written ({job.status})")
+            self.stdout.write(
+                f"{workspace.slug}: {job.done} usage rows priced, {job.written} estimates written ({job.status})"
+            )
             if job.status != PricingRecomputeJob.Status.DONE:
                 failed.append(f"{workspace.slug}: {job.error}")
         if failed:

@@ -99,7 +99,10 @@ def test_requests_use_documented_parameters_in_bracket_form(
 ) -> None:
     fetch(provider, credential, provider_settings, three_days, http)
     (usage,) = sandbox.requests(USAGE_PATH)
-    assert usage["query"]["group_by[]"] == ["model", "workspace_id", "service_tier", "context_window", "inference_geo"] and "group_by" not in usage["query"]
+    assert (
+        usage["query"]["group_by[]"] == ["model", "workspace_id", "service_tier", "context_window", "inference_geo"]
+        and "group_by" not in usage["query"]
+    )
     assert usage["query"]["bucket_width"] == ["1h"] and usage["query"]["limit"] == ["168"]
     assert usage["query"]["starting_at"] == [three_days.start.strftime("%Y-%m-%dT%H:%M:%SZ")]
     assert usage["query"]["ending_at"] == [three_days.end.strftime("%Y-%m-%dT%H:%M:%SZ")]
@@ -108,9 +111,7 @@ def test_requests_use_documented_parameters_in_bracket_form(
     assert costs["query"]["bucket_width"] == ["1d"] and costs["query"]["limit"] == ["31"]
 
 
-def test_usage_pagination_follows_next_page_to_the_end(
-    provider, credential, provider_settings, http, sandbox
-) -> None:
+def test_usage_pagination_follows_next_page_to_the_end(provider, credential, provider_settings, http, sandbox) -> None:
     window = Window(days_ago(10), days_ago(1))  # 216 hourly buckets: two pages of 168
     usage, _ = split(fetch(provider, credential, provider_settings, window, http))
     pages = sandbox.requests(USAGE_PATH)
@@ -128,9 +129,7 @@ def test_costs_pagination_follows_next_page_to_the_end(credential, provider_sett
     assert_totals_equal(totals_by(costs, "bucket_start"), cost_truth(window.start, window.end, lambda r: (r.day,)))
 
 
-def test_unaligned_window_is_read_as_whole_buckets(
-    provider, credential, provider_settings, http, sandbox
-) -> None:
+def test_unaligned_window_is_read_as_whole_buckets(provider, credential, provider_settings, http, sandbox) -> None:
     # Starts 37 minutes into an hour with traffic, so that hour's bucket must come back whole
     first_hour = first_busy_hour(usage_truth, days_ago(3) + timedelta(hours=10), days_ago(2))
     window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(1) + timedelta(hours=5, minutes=20))
@@ -176,14 +175,14 @@ def test_recorded_usage_served_by_the_sandbox_ignores_the_decoy_field(
     sandbox.fault(COSTS_PATH, 200, body={"data": [], "has_more": False, "next_page": None})
     window = Window(EXPECTED_USAGE[0].bucket_start, EXPECTED_USAGE[-1].bucket_end)
     samples = fetch(provider, credential, provider_settings, window, http)
-    assert Counter(samples) == Counter(replace(s, account=fake.ORGANIZATION_ID, stream="usage_report") for s in EXPECTED_USAGE)
+    assert Counter(samples) == Counter(
+        replace(s, account=fake.ORGANIZATION_ID, stream="usage_report") for s in EXPECTED_USAGE
+    )
     first_input = next(s for s in samples if s.metric == "input_tokens" and s.project == "default")
     assert first_input.quantity == 1500 + 12000 + 800 + 400
 
 
-def test_verify_shows_organization_and_workspaces(
-    provider, credential, provider_settings, http, sandbox
-) -> None:
+def test_verify_shows_organization_and_workspaces(provider, credential, provider_settings, http, sandbox) -> None:
     identity = provider.verify(credential, provider_settings, http=http)
     assert identity.account_id == fake.ORGANIZATION_ID and identity.account_name == fake.ORGANIZATION_NAME
     assert identity.summary == (
@@ -218,5 +217,8 @@ def test_verify_with_recorded_organization_and_workspaces(
     sandbox.fault(USAGE_PATH, 200, body={"data": [], "has_more": False, "next_page": None})
     identity = provider.verify(credential, provider_settings, http=http)
     assert identity.account_id == "12345678-1234-5678-1234-567812345678"
-    assert identity.summary == "Organization Organization Name · 2 workspaces + the default workspace · 0 with usage in the last 7 days"
+    assert (
+        identity.summary
+        == "Organization Organization Name · 2 workspaces + the default workspace · 0 with usage in the last 7 days"
+    )
     assert [w["archived"] for w in identity.details["workspaces"]] == [False, False, True]

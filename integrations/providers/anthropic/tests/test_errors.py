@@ -37,7 +37,9 @@ run, raises = key_fetchers("api_key")
 # ---------------------------------------------------------------- credential and permission
 def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = fake.REVOKED_ADMIN_KEY
-    error = raises(CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
+    error = raises(
+        CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append)
+    )
     assert error.http_status == 401
     assert error.message == "Anthropic rejected the Admin key: invalid x-api-key"
     assert error.request_id.startswith("req_")
@@ -45,9 +47,7 @@ def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox
     assert len(sandbox.requests()) == 1, "a rejected key is not retried"
 
 
-def test_401_message_echoing_the_key_is_redacted(
-    provider, credential, provider_settings, day, sandbox, http
-) -> None:
+def test_401_message_echoing_the_key_is_redacted(provider, credential, provider_settings, day, sandbox, http) -> None:
     key = credential["api_key"]
     body = {"type": "error", "error": {"type": "authentication_error", "message": f"invalid x-api-key {key}"}}
     sandbox.fault(ORG_PATHS, 401, body=body)
@@ -68,7 +68,9 @@ def test_403_permission_error_is_permission_denied_with_fix(
 
 def test_regular_api_key_never_reaches_the_network(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = fake.API_KEY
-    error = raises(PermissionDenied, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
+    error = raises(
+        PermissionDenied, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append)
+    )
     assert "regular API key" in error.message and ADMIN_KEYS_URL in error.hint
     with pytest.raises(PermissionDenied):
         provider.verify({"api_key": key}, provider_settings, http=HttpClient(secrets=[key], sleep=sleeps.append))
@@ -111,9 +113,7 @@ def test_wrong_shape_is_a_response_error_with_request_id(
     assert error.http_status == 200 and error.request_id.startswith("req_")
 
 
-def test_wrong_cost_amount_is_a_response_error(
-    provider, credential, provider_settings, day, sandbox, http
-) -> None:
+def test_wrong_cost_amount_is_a_response_error(provider, credential, provider_settings, day, sandbox, http) -> None:
     body = load("cost_page.json")
     body["data"][0]["results"][0]["amount"] = "n/a"
     sandbox.fault(COSTS_PATH, 200, body=body)
@@ -144,7 +144,9 @@ def test_check_credential_rejects_wrong_key_types_offline(provider, key, error_t
         assert_no_secret(info.value, [key])
 
 
-@pytest.mark.parametrize("key", [fake.ADMIN_KEY, "  sk-ant-admin01-0123456789abcdefSECRET\n", "sk-ant-admin02-0123456789abcdef"])
+@pytest.mark.parametrize(
+    "key", [fake.ADMIN_KEY, "  sk-ant-admin01-0123456789abcdefSECRET\n", "sk-ant-admin02-0123456789abcdef"]
+)
 def test_check_credential_accepts_admin_keys(provider, key) -> None:
     provider.check_credential({"api_key": key})
 

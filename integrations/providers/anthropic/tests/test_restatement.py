@@ -44,7 +44,9 @@ def truth(start: datetime, end: datetime) -> dict:
 
 def stored(integration: Integration, start: datetime, end: datetime) -> dict:
     totals: Counter = Counter()
-    rows = UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end).exclude(metric="estimated_cost")
+    rows = UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end).exclude(
+        metric="estimated_cost"
+    )
     for r in rows.exclude(provenance="imported"):
         totals[(r.metric, r.bucket_start, r.project, r.model, r.operation)] += r.quantity
     return nonzero(totals)

@@ -53,7 +53,9 @@ def true_cost(start: datetime, end: datetime) -> dict[tuple, Decimal]:
 
 def stored_usage(integration: Integration) -> dict[tuple, Decimal]:
     totals: dict[tuple, Decimal] = defaultdict(Decimal)
-    for r in UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost").exclude(metric="cost"):
+    for r in (
+        UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost").exclude(metric="cost")
+    ):
         totals[(r.metric, r.bucket_start.date(), r.project, r.model)] += r.quantity
     return {k: v for k, v in totals.items() if v}
 

@@ -72,7 +72,9 @@ def test_history_reread_after_the_upgrade_replaces_old_key_rows(workspace, admin
     )  # fmt: skip
     call_command("sync", str(integration.pk), "--since", f"{d3:%Y-%m-%d}", "--until", f"{days_ago(2):%Y-%m-%d}")
     assert SyncRun.objects.filter(integration=integration).first().status == SyncRun.Status.SUCCESS
-    rows = UsageRecord.objects.filter(integration=integration, stream="usage_report", metric__in=["input_tokens", "output_tokens"])
+    rows = UsageRecord.objects.filter(
+        integration=integration, stream="usage_report", metric__in=["input_tokens", "output_tokens"]
+    )
     assert not rows.filter(service_tier="").exists()
     stored: Counter = Counter()
     for metric, quantity in rows.values_list("metric", "quantity"):

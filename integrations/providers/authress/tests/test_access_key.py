@@ -52,17 +52,30 @@ def test_the_private_key_part_is_pkcs8_base64_without_pem_lines() -> None:
     [
         ("", "Enter the Authress service client access key"),
         (f"{fake.CLIENT_ID}.{fake.KEY_ID} .{fake.ACCOUNT_ID}.{PRIVATE_PART}", "spaces or line breaks"),
-        (f"{fake.CLIENT_ID}.{fake.KEY_ID}.{PRIVATE_PART}", "four parts separated by dots (clientId.keyId.accountId.privateKey); this one has 3"),
+        (
+            f"{fake.CLIENT_ID}.{fake.KEY_ID}.{PRIVATE_PART}",
+            "four parts separated by dots (clientId.keyId.accountId.privateKey); this one has 3",
+        ),
         (f"{fake.CLIENT_ID}.{fake.KEY_ID}.{fake.ACCOUNT_ID}.{PRIVATE_PART}.extra", "this one has 5"),
         (f".{fake.KEY_ID}.{fake.ACCOUNT_ID}.{PRIVATE_PART}", "The client id part"),
         (f"{fake.CLIENT_ID}.{fake.KEY_ID}.acc/../x.{PRIVATE_PART}", "this one has 6"),
         (f"{fake.CLIENT_ID}.{fake.KEY_ID}.acc#1.{PRIVATE_PART}", "The account id part"),
-        (f"{fake.CLIENT_ID}.{fake.KEY_ID}.{fake.ACCOUNT_ID}.{PRIVATE_PART[:30]}", "could not be read; it is probably cut off"),
+        (
+            f"{fake.CLIENT_ID}.{fake.KEY_ID}.{fake.ACCOUNT_ID}.{PRIVATE_PART[:30]}",
+            "could not be read; it is probably cut off",
+        ),
         (f"{fake.CLIENT_ID}.{fake.KEY_ID}.{fake.ACCOUNT_ID}.not*base64", "could not be read"),
         (f"{fake.CLIENT_ID}.{fake.KEY_ID}.{fake.ACCOUNT_ID}.{_p256_key_body()}", "is not an Ed25519 key"),
-        ("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJzY18xIn0.c2lnbmF0dXJl", "This is a token (JWT), not a service client access key"),
-        (base64.b64encode(b'{"clientId":"sc_1","keyId":"k","privateKey":"x","audience":"a.accounts.authress.io"}').decode(),
-         "older-format Authress access key"),
+        (
+            "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJzY18xIn0.c2lnbmF0dXJl",
+            "This is a token (JWT), not a service client access key",
+        ),
+        (
+            base64.b64encode(
+                b'{"clientId":"sc_1","keyId":"k","privateKey":"x","audience":"a.accounts.authress.io"}'
+            ).decode(),
+            "older-format Authress access key",
+        ),
         ("sk-admin-0123456789abcdef", "this one has 1"),
     ],
 )

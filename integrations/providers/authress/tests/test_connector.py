@@ -37,7 +37,9 @@ def raises(error_type, provider, access_key, settings, http):
     return info.value
 
 
-def test_verify_shows_the_account_and_the_service_client(provider, credential, authress_settings, http, sandbox) -> None:
+def test_verify_shows_the_account_and_the_service_client(
+    provider, credential, authress_settings, http, sandbox
+) -> None:
     identity = provider.verify(credential, authress_settings, http=http)
     assert identity.account_id == fake.ACCOUNT_ID
     assert identity.account_name == fake.ACCOUNT_NAME
@@ -55,7 +57,9 @@ def test_verify_shows_the_account_and_the_service_client(provider, credential, a
     assert request["path"] == ACCOUNT_PATH and request["status"] == 200
 
 
-def test_a_pasted_v1_suffix_and_trailing_slash_are_tolerated(provider, credential, authress_settings, http, sandbox) -> None:
+def test_a_pasted_v1_suffix_and_trailing_slash_are_tolerated(
+    provider, credential, authress_settings, http, sandbox
+) -> None:
     provider.verify(credential, {"base_url": authress_settings["base_url"] + "/v1/"}, http=http)
     assert [r["path"] for r in sandbox.requests("/authress/")] == [ACCOUNT_PATH]
 
@@ -75,13 +79,21 @@ def test_a_fresh_token_is_signed_for_every_verify(provider, credential, authress
         (fake.UNKNOWN_KID_ACCESS_KEY, "Unknown signing key"),
         (fake.REVOKED_ACCESS_KEY, "The access key was deleted"),
         (fake.WRONG_SIGNATURE_ACCESS_KEY, "signature, issuer, audience or required claims are wrong"),
-        (fake.access_key(fake.CLIENT_ID, fake.KEY_ID, "acc_someoneelse"), "signature, issuer, audience or required claims are wrong"),
+        (
+            fake.access_key(fake.CLIENT_ID, fake.KEY_ID, "acc_someoneelse"),
+            "signature, issuer, audience or required claims are wrong",
+        ),
     ],
 )
-def test_tokens_the_sandbox_rejects_are_credential_errors(provider, authress_settings, http, access_key, reason) -> None:
+def test_tokens_the_sandbox_rejects_are_credential_errors(
+    provider, authress_settings, http, access_key, reason
+) -> None:
     error = raises(CredentialError, provider, access_key, authress_settings, http)
     assert error.http_status == 401 and error.request_id.startswith("authress-")
-    assert error.message.startswith("Authress rejected the service client token: Unauthorized.") and reason in error.message
+    assert (
+        error.message.startswith("Authress rejected the service client token: Unauthorized.")
+        and reason in error.message
+    )
     assert "Service clients" in error.hint and "another account" in error.hint
 
 
@@ -110,7 +122,9 @@ def test_a_malformed_key_fails_before_any_call(provider, authress_settings, http
     assert sandbox.requests() == []
 
 
-def test_429_is_retried_after_retry_after_then_succeeds(provider, credential, authress_settings, http, sleeps, sandbox) -> None:
+def test_429_is_retried_after_retry_after_then_succeeds(
+    provider, credential, authress_settings, http, sleeps, sandbox
+) -> None:
     sandbox.fault(ACCOUNT_PATH, 429, times=2, headers={"Retry-After": "2"})
     assert provider.verify(credential, authress_settings, http=http).account_id == fake.ACCOUNT_ID
     assert sleeps == [2.0, 2.0]
@@ -155,7 +169,9 @@ def test_unreadable_answers_are_response_errors(provider, authress_settings, htt
 def test_an_answer_for_another_account_is_a_warning(provider, credential, authress_settings, http, sandbox) -> None:
     sandbox.fault(ACCOUNT_PATH, 200, body={**fake.account_json(), "accountId": "acc_other"})
     identity = provider.verify(credential, authress_settings, http=http)
-    assert identity.details["warnings"] == [f"The API host answered for account acc_other, but the key is for {fake.ACCOUNT_ID}."]
+    assert identity.details["warnings"] == [
+        f"The API host answered for account acc_other, but the key is for {fake.ACCOUNT_ID}."
+    ]
 
 
 def test_fetch_refuses_without_calling_anyone(provider, credential, authress_settings, http, sandbox) -> None:
@@ -168,7 +184,11 @@ def test_fetch_refuses_without_calling_anyone(provider, credential, authress_set
 
 def test_the_recorded_account_parses() -> None:
     account = parse_account(load("account.json"))
-    assert (account.account_id, account.name, account.company_name) == ("acc_fixture001", "Acme production", "Acme Corp")
+    assert (account.account_id, account.name, account.company_name) == (
+        "acc_fixture001",
+        "Acme production",
+        "Acme Corp",
+    )
     assert account.created_time == "2023-05-06T07:08:09.000Z"
 
 
@@ -179,7 +199,13 @@ def test_a_nameless_account_is_fine() -> None:
 
 @pytest.mark.parametrize(
     ("body", "text"),
-    [({"errorCode": "X", "title": "Nope."}, "Nope."), ({"errorCode": "X"}, "X"), ({"message": "m"}, "m"), ("x", ""), ({}, "")],
+    [
+        ({"errorCode": "X", "title": "Nope."}, "Nope."),
+        ({"errorCode": "X"}, "X"),
+        ({"message": "m"}, "m"),
+        ("x", ""),
+        ({}, ""),
+    ],
 )
 def test_error_text(body, text) -> None:
     assert error_text(body) == text
@@ -204,7 +230,9 @@ def test_a_custom_domain_account_needs_its_issuer_domain(provider, authress_sett
     ["http://login.example.com", "login.example.com/v1", "login.example.com:8443", "https://user@login.example.com",
      "localhost", "login example.com", "login.example.com?x=1"],
 )  # fmt: skip
-def test_a_malformed_issuer_domain_fails_before_any_call(provider, credential, authress_settings, http, sandbox, domain):
+def test_a_malformed_issuer_domain_fails_before_any_call(
+    provider, credential, authress_settings, http, sandbox, domain
+):
     with pytest.raises(ConfigurationError) as info:
         provider.verify(credential, {**authress_settings, "issuer_domain": domain}, http=http)
     assert info.value.field == "issuer_domain"

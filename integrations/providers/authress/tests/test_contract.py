@@ -57,14 +57,25 @@ class TestAuthressContract(ProviderContractTests):
 
     def test_contract_samples_are_in_window_and_time_order(self, sandbox: Any) -> None:
         with pytest.raises(ConfigurationError):
-            list(self.provider.fetch(self.credential(sandbox), self.settings(sandbox), self.small_window(), http=self.make_http(sandbox)))
+            list(
+                self.provider.fetch(
+                    self.credential(sandbox), self.settings(sandbox), self.small_window(), http=self.make_http(sandbox)
+                )
+            )
         assert sandbox.requests() == []
 
     def test_contract_an_empty_window_makes_no_request(self, sandbox: Any) -> None:
         # Any window, empty or not, is refused before a call: Authress reports no usage.
         moment = self.small_window().end
         with pytest.raises(ConfigurationError):
-            list(self.provider.fetch(self.credential(sandbox), self.settings(sandbox), Window(moment, moment), http=self.make_http(sandbox)))
+            list(
+                self.provider.fetch(
+                    self.credential(sandbox),
+                    self.settings(sandbox),
+                    Window(moment, moment),
+                    http=self.make_http(sandbox),
+                )
+            )
         assert sandbox.requests() == []
 
     def test_contract_import_only_metadata(self) -> None:

@@ -63,7 +63,8 @@ class StubbedAws:
 
     def caller(self, account: str = KEY_ACCOUNT) -> None:
         self.sts.add_response(
-            "get_caller_identity", {"Account": account, "Arn": f"arn:aws:iam::{account}:user/doow", "UserId": "AIDAEXAMPLE"}
+            "get_caller_identity",
+            {"Account": account, "Arn": f"arn:aws:iam::{account}:user/doow", "UserId": "AIDAEXAMPLE"},
         )
 
     def assume_role(self) -> None:
@@ -86,7 +87,11 @@ class StubbedAws:
     def models(self, *model_ids: str, next_token: str | None = None) -> None:
         body: dict[str, Any] = {
             "Metrics": [
-                {"Namespace": "AWS/Bedrock", "MetricName": "Invocations", "Dimensions": [{"Name": "ModelId", "Value": m}]}
+                {
+                    "Namespace": "AWS/Bedrock",
+                    "MetricName": "Invocations",
+                    "Dimensions": [{"Name": "ModelId", "Value": m}],
+                }
                 for m in model_ids
             ]
         }
@@ -100,7 +105,11 @@ class StubbedAws:
             "list_metrics",
             {
                 "Metrics": [
-                    {"Namespace": "AWS/BedrockMantle", "MetricName": "Inferences", "Dimensions": [{"Name": dimension, "Value": m}]}
+                    {
+                        "Namespace": "AWS/BedrockMantle",
+                        "MetricName": "Inferences",
+                        "Dimensions": [{"Name": dimension, "Value": m}],
+                    }
                     for m in model_ids
                 ]
             },

@@ -71,7 +71,9 @@ def hours(start: datetime, end: datetime) -> Iterable[datetime]:
         moment += HOUR
 
 
-def seed_cloudwatch(client_for: Any, start: datetime, end: datetime, models: dict[str, tuple[str, ...]] = MODELS) -> None:
+def seed_cloudwatch(
+    client_for: Any, start: datetime, end: datetime, models: dict[str, tuple[str, ...]] = MODELS
+) -> None:
     """put_metric_data of every truth value, split over two datapoints inside its hour (so the
     hourly Sum is really summed), plus the "across all models" series the connector must skip."""
     for region, model_ids in models.items():
@@ -86,9 +88,25 @@ def seed_cloudwatch(client_for: Any, start: datetime, end: datetime, models: dic
                     total_invocations += value if metric == INVOCATIONS else 0
                     first = value // 3
                     dims = [{"Name": "ModelId", "Value": model_id}]
-                    data.append({"MetricName": metric, "Dimensions": dims, "Timestamp": hour + timedelta(minutes=7), "Value": first})
-                    data.append({"MetricName": metric, "Dimensions": dims, "Timestamp": hour + timedelta(minutes=41), "Value": value - first})
-            data.append({"MetricName": INVOCATIONS, "Timestamp": hour + timedelta(minutes=1), "Value": total_invocations})
+                    data.append(
+                        {
+                            "MetricName": metric,
+                            "Dimensions": dims,
+                            "Timestamp": hour + timedelta(minutes=7),
+                            "Value": first,
+                        }
+                    )
+                    data.append(
+                        {
+                            "MetricName": metric,
+                            "Dimensions": dims,
+                            "Timestamp": hour + timedelta(minutes=41),
+                            "Value": value - first,
+                        }
+                    )
+            data.append(
+                {"MetricName": INVOCATIONS, "Timestamp": hour + timedelta(minutes=1), "Value": total_invocations}
+            )
         client = client_for(region)
         for i in range(0, len(data), 1000):
             client.put_metric_data(Namespace="AWS/Bedrock", MetricData=data[i : i + 1000])
@@ -152,7 +170,9 @@ def true_totals(start: datetime, end: datetime, *dims: str, models: dict[str, tu
                 if INVOCATIONS in present:
                     ours["requests"] = present[INVOCATIONS]
                 if present.keys() & {INPUT, CACHE_READ, CACHE_WRITE}:
-                    ours["input_tokens"] = sum((present.get(m, Decimal(0)) for m in (INPUT, CACHE_READ, CACHE_WRITE)), Decimal(0))
+                    ours["input_tokens"] = sum(
+                        (present.get(m, Decimal(0)) for m in (INPUT, CACHE_READ, CACHE_WRITE)), Decimal(0)
+                    )
                 if CACHE_READ in present:
                     ours["cached_input_tokens"] = present[CACHE_READ]
                 if CACHE_WRITE in present:

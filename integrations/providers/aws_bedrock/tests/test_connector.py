@@ -31,7 +31,9 @@ from integrations.providers.base import UsageSample, Window
 from integrations.providers.testing import assert_totals_equal, totals_by
 
 
-def fetch(provider: AwsBedrockProvider, credential: dict, settings: dict, window: Window, http: Any) -> list[UsageSample]:
+def fetch(
+    provider: AwsBedrockProvider, credential: dict, settings: dict, window: Window, http: Any
+) -> list[UsageSample]:
     return list(provider.fetch(credential, settings, window, http=http))
 
 
@@ -40,20 +42,30 @@ def recording_sessions(calls: list[tuple[str, dict]]) -> Any:
 
     def factory(**kwargs: Any) -> Any:
         session = boto3.session.Session(**kwargs)
-        session.events.register("before-parameter-build", lambda model, params, **_: calls.append((model.name, dict(params))))
+        session.events.register(
+            "before-parameter-build", lambda model, params, **_: calls.append((model.name, dict(params)))
+        )
         return session
 
     return factory
 
 
-def test_fetch_reproduces_true_totals_per_model_region_hour_and_day(provider, role_credential, aws_settings, http, seeded):
+def test_fetch_reproduces_true_totals_per_model_region_hour_and_day(
+    provider, role_credential, aws_settings, http, seeded
+):
     samples = fetch(provider, role_credential, aws_settings, seeded, http)
     start, end = seeded.start, seeded.end
 
     assert {s.metric for s in samples} == OUR_METRICS
     assert {s.account for s in samples} == {CUSTOMER_ACCOUNT}
-    assert_totals_equal(totals_by(samples, "region", "model", "deployment"), true_totals(start, end, "region", "model", "deployment"), "per model")
-    assert_totals_equal(totals_by(samples, "region", "bucket_start"), true_totals(start, end, "region", "bucket_start"), "per hour")
+    assert_totals_equal(
+        totals_by(samples, "region", "model", "deployment"),
+        true_totals(start, end, "region", "model", "deployment"),
+        "per model",
+    )
+    assert_totals_equal(
+        totals_by(samples, "region", "bucket_start"), true_totals(start, end, "region", "bucket_start"), "per hour"
+    )
     per_day = Counter()
     for s in samples:
         per_day[(s.metric, s.bucket_start.date())] += s.quantity
@@ -109,7 +121,12 @@ def test_more_than_500_models_page_list_metrics_and_batch_get_metric_data(aws_en
         client = customer_client()
         # All 501 were active a day earlier, so ListMetrics lists them all: 2 pages at moto's 500.
         stale = [
-            {"MetricName": "Invocations", "Dimensions": [{"Name": "ModelId", "Value": m}], "Timestamp": window.start - DAY, "Value": 1}
+            {
+                "MetricName": "Invocations",
+                "Dimensions": [{"Name": "ModelId", "Value": m}],
+                "Timestamp": window.start - DAY,
+                "Value": 1,
+            }
             for m in every
         ]
         client.put_metric_data(Namespace="AWS/Bedrock", MetricData=stale)

@@ -61,7 +61,11 @@ class TestAwsBedrockContract(ProviderContractTests):
         stubbed.caller()
         stubbed.error("cloudwatch", "list_metrics", code, status)
         with pytest.raises(error_type) as info:
-            list(type(provider)(session_factory=stubbed).fetch(self.keys(), self.settings(), self.small_window(), http=http))
+            list(
+                type(provider)(session_factory=stubbed).fetch(
+                    self.keys(), self.settings(), self.small_window(), http=http
+                )
+            )
         assert_no_secret(info.value, [support.SECRET])
         return info.value
 
@@ -82,7 +86,11 @@ class TestAwsBedrockContract(ProviderContractTests):
             FakeEndpoint(200, b"<html>upstream proxy error</html>", sts_ok=True) as fake,
             pytest.raises(ProviderResponseError),
         ):
-            list(provider.fetch(self.keys(), {"regions": "us-east-1", "endpoint_url": fake.url}, self.small_window(), http=http))
+            list(
+                provider.fetch(
+                    self.keys(), {"regions": "us-east-1", "endpoint_url": fake.url}, self.small_window(), http=http
+                )
+            )
 
     def test_contract_pagination_is_exhausted(self, stubbed, http) -> None:
         stubbed.caller()
@@ -93,7 +101,9 @@ class TestAwsBedrockContract(ProviderContractTests):
         stubbed.data([series("m1_0", [(t, 2.0)])])
         stubbed.mantle()  # bedrock-mantle: nothing listed
         samples = list(
-            type(provider)(session_factory=stubbed).fetch(self.keys(), {"regions": "us-east-1"}, self.small_window(), http=http)
+            type(provider)(session_factory=stubbed).fetch(
+                self.keys(), {"regions": "us-east-1"}, self.small_window(), http=http
+            )
         )
         assert {(s.model, s.quantity) for s in samples} == {("m.a-v1", 1), ("m.b-v1", 2)}
         stubbed.cloudwatch.assert_no_pending_responses()

@@ -26,9 +26,17 @@ SEED = "ab" * 32
         ({"role_arn": ROLE_ARN, "access_key_id": KEY_ID, "external_id": EXTERNAL_ID}, "not both", "role_arn"),
         ({"role_arn": "arn:aws:iam::111122223333:user/ada", "external_id": EXTERNAL_ID}, "not of a role", "role_arn"),
         ({"role_arn": "arn:aws:iam::111122223333:root", "external_id": EXTERNAL_ID}, "not of a role", "role_arn"),
-        ({"role_arn": "arn:aws:sts::111122223333:assumed-role/R/s", "external_id": EXTERNAL_ID}, "assumed-role", "role_arn"),
+        (
+            {"role_arn": "arn:aws:sts::111122223333:assumed-role/R/s", "external_id": EXTERNAL_ID},
+            "assumed-role",
+            "role_arn",
+        ),
         ({"role_arn": "DoowUsageRead", "external_id": EXTERNAL_ID}, "does not look like a role ARN", "role_arn"),
-        ({"role_arn": "arn:aws:iam::1111:role/R", "external_id": EXTERNAL_ID}, "does not look like a role ARN", "role_arn"),
+        (
+            {"role_arn": "arn:aws:iam::1111:role/R", "external_id": EXTERNAL_ID},
+            "does not look like a role ARN",
+            "role_arn",
+        ),
         ({"role_arn": ROLE_ARN}, "external id is missing", ""),
         ({"access_key_id": KEY_ID}, "secret access key too", "secret_access_key"),
         ({"secret_access_key": SECRET}, "access key id too", "access_key_id"),
@@ -68,7 +76,9 @@ def test_rotation_keeps_the_external_id_the_role_trusts() -> None:
 
 
 def test_a_key_pair_gets_no_external_id_and_an_unseeded_one_is_random() -> None:
-    assert "external_id" not in provider.prepare_credential({"access_key_id": KEY_ID, "secret_access_key": SECRET}, seed=SEED)
+    assert "external_id" not in provider.prepare_credential(
+        {"access_key_id": KEY_ID, "secret_access_key": SECRET}, seed=SEED
+    )
     assert generate_external_id() != generate_external_id()
 
 

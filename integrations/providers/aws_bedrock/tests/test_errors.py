@@ -127,7 +127,10 @@ def test_next_token_pages_and_omitted_periods(stubbed, stubbed_provider, key_cre
     h = [H0 + i * HOUR for i in range(3)]
     # Page 1: Invocations for hours 0 and 2 (hour 1 idle: omitted); page 2 continues the
     # token series. Cache metrics never report: no cache samples at all.
-    stubbed.data([series("m0_0", [(h[0], 3.0), (h[2], 1.0)], "PartialData"), series("m0_1", [(h[0], 100.0)], "PartialData")], "gmd-2")
+    stubbed.data(
+        [series("m0_0", [(h[0], 3.0), (h[2], 1.0)], "PartialData"), series("m0_1", [(h[0], 100.0)], "PartialData")],
+        "gmd-2",
+    )
     stubbed.data([series("m0_1", [(h[2], 40.0)]), series("m0_2", [(h[0], 30.0), (h[2], 5.0)])])
     stubbed.mantle()  # bedrock-mantle: nothing listed
     samples = run(stubbed_provider, key_credential, http)

@@ -4,6 +4,7 @@ address all the same, and keep the endpoint's host name for TLS, the Host header
 The network is the test's own (integrations/tests/netfakes.py): a resolver it controls, a
 connect layer that records and refuses, a local TLS server. Nothing outside is contacted.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,7 +32,9 @@ def _fetch(provider, credential, http, endpoint_url: str) -> list:
     return list(provider.fetch(credential, settings, WINDOW, http=http))
 
 
-def test_a_rebinding_endpoint_never_gets_botocore_to_connect_to_loopback(provider, key_credential, aws_env, monkeypatch):
+def test_a_rebinding_endpoint_never_gets_botocore_to_connect_to_loopback(
+    provider, key_credential, aws_env, monkeypatch
+):
     # The check resolves first (public); the name answers 127.0.0.1 from then on.
     dns = FakeDns({"aws.example.test": [[PUBLIC], ["127.0.0.1"]]}).install(monkeypatch)
     wire = ConnectRecorder().install(monkeypatch)
@@ -62,7 +65,9 @@ def test_default_aws_endpoints_are_not_pinned(provider, key_credential, aws_env,
     assert wire.addresses == ["10.0.5.5"]
 
 
-def test_a_pinned_aws_connection_keeps_the_host_name_for_tls_host_and_sigv4(key_credential, aws_env, monkeypatch, tmp_path):
+def test_a_pinned_aws_connection_keeps_the_host_name_for_tls_host_and_sigv4(
+    key_credential, aws_env, monkeypatch, tmp_path
+):
     identity = make_tls_identity(tmp_path, ["aws.example.test"])  # no IP in the certificate
     monkeypatch.setenv("AWS_CA_BUNDLE", str(identity.ca_path))
     caller = Answer(200, CALLER_XML.encode(), {"Content-Type": "text/xml"})
@@ -70,7 +75,9 @@ def test_a_pinned_aws_connection_keeps_the_host_name_for_tls_host_and_sigv4(key_
         FakeDns({"aws.example.test": [["127.0.0.1"]]}).install(monkeypatch)
         endpoint = f"https://aws.example.test:{server.port}"
         http = HttpClient(secrets=[SECRET], max_attempts=1, allow_private=True)
-        aws = open_session(boto3.session.Session, key_credential, endpoint=endpoint, http=http, region="us-east-1", duration=900)
+        aws = open_session(
+            boto3.session.Session, key_credential, endpoint=endpoint, http=http, region="us-east-1", duration=900
+        )
         answer = aws.call(aws.client("sts", "us-east-1"), "get_caller_identity", "sts:GetCallerIdentity")
     assert answer["Account"] == KEY_ACCOUNT
     assert server.server_names == ["aws.example.test"]

@@ -38,14 +38,20 @@ def integration(create_integration, seeded) -> Integration:
 
 
 def sync(integration: Integration, window) -> SyncRun:
-    run = engine.integration_sync(integration_id=integration.pk, since=window.start, until=window.end, trigger="command")
+    run = engine.integration_sync(
+        integration_id=integration.pk, since=window.start, until=window.end, trigger="command"
+    )
     assert run.status == SyncRun.Status.SUCCESS, run.error
     return run
 
 
 def stored(integration: Integration, **filters) -> Counter:
     totals: Counter = Counter()
-    for r in UsageRecord.objects.filter(integration=integration, **filters).exclude(metric="estimated_cost").exclude(provenance="imported"):
+    for r in (
+        UsageRecord.objects.filter(integration=integration, **filters)
+        .exclude(metric="estimated_cost")
+        .exclude(provenance="imported")
+    ):
         totals[(r.metric, *(getattr(r, d) for d in DIMS))] += r.quantity
     return totals
 
@@ -86,7 +92,10 @@ def test_a_model_that_went_quiet_loses_its_rows_and_an_unlisted_one_keeps_them(i
     assert rows_of(integration, UNLISTED) == unlisted_before
     # The silent model: nothing from d2 on, its earlier hours still the truth.
     assert not rows_of(integration, SILENT, since=d2)
-    assert_totals_equal(stored(integration, region=SILENT[0], deployment=SILENT[1]), true_totals(d3, d2, *DIMS, models=only(MODELS, SILENT)))
+    assert_totals_equal(
+        stored(integration, region=SILENT[0], deployment=SILENT[1]),
+        true_totals(d3, d2, *DIMS, models=only(MODELS, SILENT)),
+    )
     assert run.rows_removed == len(silenced)
     # Every other model (the unlisted one's plain sibling included) is the unchanged truth.
     others = without(MODELS, UNLISTED, SILENT)
@@ -94,7 +103,6 @@ def test_a_model_that_went_quiet_loses_its_rows_and_an_unlisted_one_keeps_them(i
     got = Counter({k: v for k, v in stored(integration).items() if (k[1], k[3] or k[2]) not in (UNLISTED, SILENT)})
     assert_totals_equal(got, expected)
     assert UsageRecord.objects.filter(integration=integration, provenance="imported").count() == 1
-
 
 
 def test_a_backfill_reads_a_model_idle_for_two_weeks_that_an_earlier_sync_saw(integration, seeded, monkeypatch):

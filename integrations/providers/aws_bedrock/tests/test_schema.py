@@ -34,8 +34,14 @@ T = datetime(2026, 11, 1, 10, tzinfo=UTC)
         ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0"),
         ("meta.llama3-70b-instruct-v1:0", "meta.llama3-70b-instruct-v1:0"),  # one dot: a model id, kept
         ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-v2:1", "anthropic.claude-v2:1"),
-        ("arn:aws:bedrock:us-east-1:111122223333:inference-profile/us.meta.llama3-3-70b-instruct-v1:0", "meta.llama3-3-70b-instruct-v1:0"),
-        ("arn:aws:bedrock:us-east-1:111122223333:application-inference-profile/a1b2c3", "application-inference-profile/a1b2c3"),
+        (
+            "arn:aws:bedrock:us-east-1:111122223333:inference-profile/us.meta.llama3-3-70b-instruct-v1:0",
+            "meta.llama3-3-70b-instruct-v1:0",
+        ),
+        (
+            "arn:aws:bedrock:us-east-1:111122223333:application-inference-profile/a1b2c3",
+            "application-inference-profile/a1b2c3",
+        ),
         ("arn:aws:bedrock:us-east-1:111122223333:provisioned-model/pm123", "provisioned-model/pm123"),
     ],
 )
@@ -44,7 +50,11 @@ def test_normalize_model_id(raw: str, model: str) -> None:
 
 
 def test_regions_are_split_deduplicated_and_checked() -> None:
-    assert parse_regions(" us-east-1, EU-central-1 ,us-east-1,us-gov-west-1") == ["us-east-1", "eu-central-1", "us-gov-west-1"]
+    assert parse_regions(" us-east-1, EU-central-1 ,us-east-1,us-gov-west-1") == [
+        "us-east-1",
+        "eu-central-1",
+        "us-gov-west-1",
+    ]
     for bad in ("", " , ", "us-east", "Virginia", "us-east-1; eu-west-1"):
         with pytest.raises(ConfigurationError) as info:
             parse_regions(bad)

@@ -51,21 +51,32 @@ def test_create_generates_stores_and_presents_the_external_id(integration, works
     # What the add page offers a new integration in this workspace is the same id.
     steps = services.integration_setup_instructions(provider=integration.provider_obj, workspace=workspace)
     assert external_id in steps[0].code
-    assert external_id in services.integration_setup_instructions(provider=integration.provider_obj, integration=integration)[0].code
+    assert (
+        external_id
+        in services.integration_setup_instructions(provider=integration.provider_obj, integration=integration)[0].code
+    )
 
 
 def test_sync_reproduces_the_true_totals_and_a_second_sync_changes_nothing(integration, seeded):
-    run = engine.integration_sync(integration_id=integration.pk, since=seeded.start, until=seeded.end, trigger="command")
+    run = engine.integration_sync(
+        integration_id=integration.pk, since=seeded.start, until=seeded.end, trigger="command"
+    )
     assert run.status == SyncRun.Status.SUCCESS, run.error
     assert run.chunks_total == run.chunks_done == 2
     # One fetch: AssumeRole, then per region ListMetrics + GetMetricData (AWS/Bedrock) and
     # ListMetrics (AWS/BedrockMantle, which lists nothing here).
     assert run.provider_calls == 1 + 3 * len(REGIONS)
-    assert_totals_equal(stored(integration), true_totals(seeded.start, seeded.end, "day", "region", "model", "deployment"))
-    assert set(UsageRecord.objects.filter(integration=integration).values_list("account", flat=True)) == {CUSTOMER_ACCOUNT}
+    assert_totals_equal(
+        stored(integration), true_totals(seeded.start, seeded.end, "day", "region", "model", "deployment")
+    )
+    assert set(UsageRecord.objects.filter(integration=integration).values_list("account", flat=True)) == {
+        CUSTOMER_ACCOUNT
+    }
 
     before = stored_rows(integration)
-    second = engine.integration_sync(integration_id=integration.pk, since=seeded.start, until=seeded.end, trigger="command")
+    second = engine.integration_sync(
+        integration_id=integration.pk, since=seeded.start, until=seeded.end, trigger="command"
+    )
     assert second.status == SyncRun.Status.SUCCESS
     assert stored_rows(integration) == before
 
@@ -98,7 +109,9 @@ def test_add_page_shows_the_setup_steps(admin_client, workspace):
 
 
 def test_detail_page_shows_the_setup_steps_and_the_external_id(admin_client, integration):
-    page = admin_client.get(reverse("integrations:detail", kwargs={"ws": integration.workspace.slug, "pk": integration.pk}))
+    page = admin_client.get(
+        reverse("integrations:detail", kwargs={"ws": integration.workspace.slug, "pk": integration.pk})
+    )
     body = page.content.decode()
     assert page.status_code == 200
     assert "Setup at Amazon Web Services" in body
@@ -117,7 +130,9 @@ def test_connect_command_stores_a_generated_external_id(workspace, aws):
     assert integration.settings == {"regions": "us-east-1,eu-central-1"}
 
 
-def test_add_page_shows_the_workspaces_own_external_id_that_connecting_then_stores(admin_client, workspace, admin_user, seeded):
+def test_add_page_shows_the_workspaces_own_external_id_that_connecting_then_stores(
+    admin_client, workspace, admin_user, seeded
+):
     page = admin_client.get(reverse("integrations:add", kwargs={"ws": workspace.slug, "provider": "aws_bedrock"}))
     integration = services.integration_create(
         workspace=workspace,

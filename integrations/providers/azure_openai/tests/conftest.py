@@ -23,4 +23,3 @@ def credential() -> dict[str, str]:
 @pytest.fixture
 def azure_settings(sandbox) -> dict[str, str]:
     return support.settings(sandbox)
-

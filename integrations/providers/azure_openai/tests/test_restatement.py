@@ -43,7 +43,12 @@ def truth(start: datetime, end: datetime) -> dict:
 
 def stored(integration: Integration, **exclude: str) -> dict:
     totals: Counter = Counter()
-    for r in UsageRecord.objects.filter(integration=integration).exclude(metric="estimated_cost").exclude(provenance="imported").exclude(**exclude):
+    for r in (
+        UsageRecord.objects.filter(integration=integration)
+        .exclude(metric="estimated_cost")
+        .exclude(provenance="imported")
+        .exclude(**exclude)
+    ):
         totals[(r.metric, r.bucket_start, r.project, r.resource, r.deployment, r.model)] += r.quantity
     return nonzero(totals)
 

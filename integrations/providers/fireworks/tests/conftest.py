@@ -40,5 +40,7 @@ def hooks() -> FireworksSandbox:
 def integration(create_integration, sandbox):
     """The sandbox's Fireworks account connected as a user would (its account id in full form)."""
     return create_integration(
-        "fireworks", {"api_key": fw.API_KEY}, {"base_url": sandbox.url + "/fireworks", "account_id": f"accounts/{fw.ACCOUNT_ID}"}
+        "fireworks",
+        {"api_key": fw.API_KEY},
+        {"base_url": sandbox.url + "/fireworks", "account_id": f"accounts/{fw.ACCOUNT_ID}"},
     )

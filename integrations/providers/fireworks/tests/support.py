@@ -89,12 +89,21 @@ def _day(date: str, metric: str, quantity: str, **dims: str) -> UsageSample:
 EXPECTED_SERVERLESS = [
     _day("2026-11-01", "input_tokens", "1250", model="accounts/fireworks/models/deepseek-v3"),
     _day("2026-11-01", "output_tokens", "300", model="accounts/fireworks/models/deepseek-v3"),
-    _day("2026-11-01", "input_tokens", "900", model="accounts/fireworks/models/nomic-embed-text-v1p5", api_key="key_def"),
-    _day("2026-11-01", "output_tokens", "0", model="accounts/fireworks/models/nomic-embed-text-v1p5", api_key="key_def"),
+    _day(
+        "2026-11-01", "input_tokens", "900", model="accounts/fireworks/models/nomic-embed-text-v1p5", api_key="key_def"
+    ),
+    _day(
+        "2026-11-01", "output_tokens", "0", model="accounts/fireworks/models/nomic-embed-text-v1p5", api_key="key_def"
+    ),
     _day("2026-11-02", "input_tokens", "886211", model="accounts/fireworks/models/kimi-k2-instruct", api_key="key_abc"),
     _day("2026-11-02", "output_tokens", "8272", model="accounts/fireworks/models/kimi-k2-instruct", api_key="key_abc"),
-    _day("2026-11-02", "cached_input_tokens", "762880", model="accounts/fireworks/models/kimi-k2-instruct",
-         api_key="key_abc"),
+    _day(
+        "2026-11-02",
+        "cached_input_tokens",
+        "762880",
+        model="accounts/fireworks/models/kimi-k2-instruct",
+        api_key="key_abc",
+    ),
 ]
 
 # The second row has no deploymentId (taken from group.deployment_name), no placement and ends

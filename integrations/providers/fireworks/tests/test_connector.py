@@ -178,7 +178,9 @@ def test_backfill_chunks_never_scrape(provider, credential, provider_settings, h
     state: dict[str, Any] = {}
     end = live_window(clock()).end
     fetch(provider, credential, provider_settings, Window(end - 2 * DAY, end - DAY), http, state)
-    fetch(provider, credential, provider_settings, Window(end - 2 * HOUR, end - HOUR - timedelta(minutes=1)), http, state)
+    fetch(
+        provider, credential, provider_settings, Window(end - 2 * HOUR, end - HOUR - timedelta(minutes=1)), http, state
+    )
     assert state == {} and sandbox.requests(METRICS_PATH) == []
 
 
@@ -218,7 +220,9 @@ def test_metrics_outage_skips_the_scrape(provider, credential, provider_settings
 
 
 # ---------------------------------------------------------------- rows without startTime/endTime
-def test_rows_without_times_are_placed_on_the_requested_day(provider, credential, provider_settings, http, sandbox) -> None:
+def test_rows_without_times_are_placed_on_the_requested_day(
+    provider, credential, provider_settings, http, sandbox
+) -> None:
     """A billing row without startTime/endTime no longer fails the sync: a multi-day piece is
     read again one UTC day at a time (timezone=UTC), and each row keys on the day it was asked for."""
     window = Window(days_ago(4), days_ago(1))

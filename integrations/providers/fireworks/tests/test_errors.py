@@ -48,7 +48,9 @@ def test_401_message_echoing_the_key_is_redacted(provider, credential, provider_
     assert "invalid API key" in error.message
 
 
-def test_key_of_another_account_is_permission_denied_with_fix(provider, provider_settings, day, sandbox, sleeps) -> None:
+def test_key_of_another_account_is_permission_denied_with_fix(
+    provider, provider_settings, day, sandbox, sleeps
+) -> None:
     key = fw.OTHER_ACCOUNT_KEY
     error = raises(PermissionDenied, provider, key, provider_settings, day, client(key, sleeps))
     assert error.http_status == 403 and "refused access to this account" in error.message
@@ -88,7 +90,9 @@ def test_bad_account_id_fails_before_any_call(
 
 # ---------------------------------------------------------------- rate limits and outages
 # ---------------------------------------------------------------- unreadable answers
-def test_wrong_shape_is_a_response_error_with_request_id(provider, credential, provider_settings, day, sandbox, http) -> None:
+def test_wrong_shape_is_a_response_error_with_request_id(
+    provider, credential, provider_settings, day, sandbox, http
+) -> None:
     body = {"serverlessCosts": [{"modelName": "m", "promptTokens": 12.5, "startTime": "2026-11-01T00:00:00Z",
                                  "endTime": "2026-11-02T00:00:00Z"}]}  # fmt: skip
     sandbox.fault(BILLING_PATH, 200, body=body)

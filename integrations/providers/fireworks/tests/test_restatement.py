@@ -51,12 +51,18 @@ def test_withdrawn_billing_rows_go_and_the_metrics_estimates_stay(integration, c
     import_rows(integration, [{"bucket_start": days_ago(2), "bucket_end": days_ago(1), "model": "reserved-capacity",
                                "metric": "compute_seconds", "quantity": "3600", "unit": "seconds"}])  # fmt: skip
 
-    model = UsageRecord.objects.filter(integration=integration, stream="billing_serverless").values_list("model", flat=True)[0]
+    model = UsageRecord.objects.filter(integration=integration, stream="billing_serverless").values_list(
+        "model", flat=True
+    )[0]
     deployment = fw.DEPLOYMENTS[0]
     withdrawn = UsageRecord.objects.filter(integration=integration, model=model, stream="billing_serverless").count()
-    withdrawn += UsageRecord.objects.filter(integration=integration, deployment=deployment.id, stream="billing_dedicated").count()
+    withdrawn += UsageRecord.objects.filter(
+        integration=integration, deployment=deployment.id, stream="billing_dedicated"
+    ).count()
     # and the list-price estimates of both (GPU hours of the deployment, tokens of the model)
-    withdrawn += UsageRecord.objects.filter(integration=integration, model=model, stream="billing_serverless:estimate").count()
+    withdrawn += UsageRecord.objects.filter(
+        integration=integration, model=model, stream="billing_serverless:estimate"
+    ).count()
     withdrawn += UsageRecord.objects.filter(integration=integration, deployment=deployment.id,
                                             stream="billing_dedicated:estimate").count()  # fmt: skip
     assert withdrawn > 0
@@ -67,7 +73,9 @@ def test_withdrawn_billing_rows_go_and_the_metrics_estimates_stay(integration, c
     billed = stored_totals(integration, "bucket_start", "model", "deployment", provenance="reported")
     assert_totals_equal(billed, truth(since, end, t1))
     assert not UsageRecord.objects.filter(integration=integration, model=model, stream="billing_serverless").exists()
-    assert not UsageRecord.objects.filter(integration=integration, deployment=deployment.id, stream="billing_dedicated").exists()
+    assert not UsageRecord.objects.filter(
+        integration=integration, deployment=deployment.id, stream="billing_dedicated"
+    ).exists()
     assert run.rows_removed == withdrawn
     assert stored_rows(integration, stream="metrics") == estimates  # never answered: untouched
     imported = UsageRecord.objects.get(integration=integration, provenance="imported")

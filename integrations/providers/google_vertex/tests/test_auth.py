@@ -54,12 +54,17 @@ def _info(sandbox: Any, **changes: Any) -> str:
         (lambda sb: "[1, 2]", "not a JSON object"),
         (lambda sb: json.dumps(support.load("oauth_client_id.json")), "OAuth client ID file"),
         (lambda sb: json.dumps(support.load("authorized_user.json")), "a user's credentials"),
-        (lambda sb: json.dumps({"type": "external_account", "audience": "//iam.googleapis.com/x"}), "workload identity"),
+        (
+            lambda sb: json.dumps({"type": "external_account", "audience": "//iam.googleapis.com/x"}),
+            "workload identity",
+        ),
         (lambda sb: _info(sb, type="impersonated_service_account"), "not 'service_account'"),
         (lambda sb: _info(sb, private_key=None), "lacks private_key"),
         (lambda sb: _info(sb, client_email="", token_uri=None), "lacks client_email, token_uri"),
-        (lambda sb: _info(sb, private_key="-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n"),
-         "could not be read"),
+        (
+            lambda sb: _info(sb, private_key="-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n"),
+            "could not be read",
+        ),
         (lambda sb: _info(sb, client_email="doow-usage"), "not a service account e-mail"),
         (lambda sb: _info(sb, token_uri="oauth2.googleapis.com/token"), "token_uri is not a URL"),
     ],
@@ -115,7 +120,9 @@ def test_recorded_invalid_grant_body(provider, credential, vertex_settings, day,
     [("http://127.0.0.1:9/token", "https"), ("https://127.0.0.1/token", "private, loopback"),
      ("https://169.254.169.254/computeMetadata/v1/token", "metadata"), ("https://10.1.2.3/token", "private")],
 )  # fmt: skip
-def test_a_private_token_uri_is_refused_before_any_call(provider, vertex_settings, day, sandbox, token_uri, words) -> None:
+def test_a_private_token_uri_is_refused_before_any_call(
+    provider, vertex_settings, day, sandbox, token_uri, words
+) -> None:
     credential = {"service_account_json": _info(sandbox, token_uri=token_uri)}
     provider.check_credential(credential)  # the shape is fine; where it points is checked at the call
     http = HttpClient(secrets=provider.secret_values(credential), allow_private=False, sleep=lambda s: None)
@@ -124,31 +131,41 @@ def test_a_private_token_uri_is_refused_before_any_call(provider, vertex_setting
     assert sandbox.requests() == [] and http.calls == 0
 
 
-def test_a_rebinding_token_uri_is_never_connected_at_loopback(provider, vertex_settings, day, sandbox, monkeypatch) -> None:
+def test_a_rebinding_token_uri_is_never_connected_at_loopback(
+    provider, vertex_settings, day, sandbox, monkeypatch
+) -> None:
     # Both checks before the grant see a public address; the name answers 127.0.0.1 afterwards.
     credential = {"service_account_json": _info(sandbox, token_uri="https://oauth2.example.test/token")}
     FakeDns({"oauth2.example.test": [[PUBLIC], [PUBLIC], ["127.0.0.1"]]}).install(monkeypatch)
     wire = ConnectRecorder().install(monkeypatch)
-    http = HttpClient(secrets=provider.secret_values(credential), allow_private=False, max_attempts=1, sleep=lambda s: None)
+    http = HttpClient(
+        secrets=provider.secret_values(credential), allow_private=False, max_attempts=1, sleep=lambda s: None
+    )
     raises(ConfigurationError, provider, credential, vertex_settings, day, http)
     assert wire.attempts == []  # the transport's connection resolved once, saw loopback, refused
     assert sandbox.requests() == []
 
 
-def test_a_redirecting_token_endpoint_is_not_followed(provider, credential, vertex_settings, day, sandbox, http) -> None:
+def test_a_redirecting_token_endpoint_is_not_followed(
+    provider, credential, vertex_settings, day, sandbox, http
+) -> None:
     sandbox.fault(TOKEN, 302, headers={"Location": "http://169.254.169.254/steal"})
     error = raises(ConfigurationError, provider, credential, vertex_settings, day, http)
     assert "redirect" in error.message and error.http_status == 302
     assert len(sandbox.requests()) == 1
 
 
-def test_token_429_with_retry_after_is_retried(provider, credential, vertex_settings, day, sandbox, http, sleeps) -> None:
+def test_token_429_with_retry_after_is_retried(
+    provider, credential, vertex_settings, day, sandbox, http, sleeps
+) -> None:
     sandbox.fault(TOKEN, 429, times=2, headers={"Retry-After": "1"})
     assert run(provider, credential, vertex_settings, day, http)
     assert sleeps == [1.0, 1.0] and len(sandbox.requests(TOKEN)) == 3
 
 
-def test_token_429_without_retry_after_is_rate_limited(provider, credential, vertex_settings, day, sandbox, http) -> None:
+def test_token_429_without_retry_after_is_rate_limited(
+    provider, credential, vertex_settings, day, sandbox, http
+) -> None:
     sandbox.fault(TOKEN, 429, times=5)
     error = raises(RateLimited, provider, credential, vertex_settings, day, http)
     assert error.retry_after is None and error.http_status == 429 and len(sandbox.requests()) == 1
@@ -196,14 +213,18 @@ def test_token_endpoint_answers_are_typed(provider, credential, vertex_settings,
     assert words in error.message and error.http_status == status
 
 
-def test_a_token_error_echoing_key_material_is_redacted(provider, credential, vertex_settings, day, sandbox, http) -> None:
+def test_a_token_error_echoing_key_material_is_redacted(
+    provider, credential, vertex_settings, day, sandbox, http
+) -> None:
     line = json.loads(credential["service_account_json"])["private_key"].splitlines()[3]
     sandbox.fault(TOKEN, 400, body={"error": "invalid_grant", "error_description": f"bad key near {line}"})
     error = raises(CredentialError, provider, credential, vertex_settings, day, http)
     assert "[redacted]" in error.message
 
 
-def test_the_token_is_cached_per_client_and_never_shown(provider, credential, vertex_settings, day, sandbox, http) -> None:
+def test_the_token_is_cached_per_client_and_never_shown(
+    provider, credential, vertex_settings, day, sandbox, http
+) -> None:
     run(provider, credential, vertex_settings, day, http)
     run(provider, credential, vertex_settings, day, http)
     assert len(sandbox.requests(TOKEN)) == 1
@@ -213,7 +234,9 @@ def test_the_token_is_cached_per_client_and_never_shown(provider, credential, ve
     assert len(sandbox.requests(TOKEN)) == 2
 
 
-def test_an_account_without_the_dataset_role_gets_a_token_but_no_rows(provider, vertex_settings, day, sandbox, sleeps) -> None:
+def test_an_account_without_the_dataset_role_gets_a_token_but_no_rows(
+    provider, vertex_settings, day, sandbox, sleeps
+) -> None:
     from integrations.providers.base import PermissionDenied
 
     credential = support.credential(sandbox, email=fake.NO_ACCESS_ACCOUNT)

@@ -66,8 +66,14 @@ def test_credits_are_negative_cost_rows_so_the_sum_is_net(provider, credential, 
     assert sum(s.quantity for s in credits) == sum(r.credits for r in fake.truth_rows(week.start, week.end))
     # Each credit type its own rows: the promotion of one project, the committed-use discount of the other.
     by_type = {(s.operation, s.project) for s in credits}
-    assert by_type == {("credits: promotion", fake.CREDIT_PROJECT), ("credits: committed usage discount", fake.CUD_PROJECT)}
-    for operation, kind in (("credits: promotion", "PROMOTION"), ("credits: committed usage discount", "COMMITTED_USAGE_DISCOUNT")):
+    assert by_type == {
+        ("credits: promotion", fake.CREDIT_PROJECT),
+        ("credits: committed usage discount", fake.CUD_PROJECT),
+    }
+    for operation, kind in (
+        ("credits: promotion", "PROMOTION"),
+        ("credits: committed usage discount", "COMMITTED_USAGE_DISCOUNT"),
+    ):
         truth = sum(a for r in fake.truth_rows(week.start, week.end) for t, a in r.credits_by_type if t == kind)
         assert sum(s.quantity for s in credits if s.operation == operation) == truth != 0
 
@@ -102,7 +108,11 @@ def test_unaligned_windows_are_read_as_whole_days(provider, credential, vertex_s
 
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, vertex_settings, http) -> None:
-    start, middle, end = support.days_ago(4) + timedelta(hours=3), support.days_ago(2) + timedelta(hours=13), support.days_ago(1)
+    start, middle, end = (
+        support.days_ago(4) + timedelta(hours=3),
+        support.days_ago(2) + timedelta(hours=13),
+        support.days_ago(1),
+    )
     first = fetch(provider, credential, vertex_settings, Window(start, middle), http)
     second = fetch(provider, credential, vertex_settings, Window(middle, end), http)
     stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
@@ -120,16 +130,22 @@ def test_a_restated_day_is_replaced_not_added(provider, credential, vertex_setti
     assert all(after[k] > before[k] for k in changed if k[2] != "cost" or after[k] > 0)
 
 
-def test_query_project_defaults_to_the_tables_project(provider, credential, vertex_settings, http, sandbox, week) -> None:
+def test_query_project_defaults_to_the_tables_project(
+    provider, credential, vertex_settings, http, sandbox, week
+) -> None:
     fetch(provider, credential, {**vertex_settings, "location": "us", "query_project": ""}, week, http)
     assert sandbox.requests(QUERIES)[0]["path"] == f"/google_vertex/bigquery/v2/projects/{fake.PROJECT_ID}/queries"
 
 
 # ---------------------------------------------------------------- verify
-def test_verify_shows_billing_account_projects_models_and_other_skus(provider, credential, vertex_settings, http, sandbox) -> None:
+def test_verify_shows_billing_account_projects_models_and_other_skus(
+    provider, credential, vertex_settings, http, sandbox
+) -> None:
     identity = provider.verify(credential, vertex_settings, http=http)
     assert identity.account_id == fake.BILLING_ACCOUNT and identity.account_name == fake.SERVICE_ACCOUNT
-    assert identity.summary.startswith(f"Billing account {fake.BILLING_ACCOUNT} · {fake.BILLING_TABLE} (US) · the last 5 days: ")
+    assert identity.summary.startswith(
+        f"Billing account {fake.BILLING_ACCOUNT} · {fake.BILLING_TABLE} (US) · the last 5 days: "
+    )
     assert "2 project(s), 5 model(s)" in identity.summary and "USD net, 2 other SKU(s)" in identity.summary
     details = identity.details
     assert details["projects"] == sorted(fake.PROJECTS)

@@ -38,13 +38,17 @@ def test_401_is_a_credential_error(provider, credential, vertex_settings, day, s
     assert len(sandbox.requests(QUERIES)) == 1
 
 
-def test_no_dataset_role_is_permission_denied_on_the_table(provider, credential, vertex_settings, day, sandbox, http) -> None:
+def test_no_dataset_role_is_permission_denied_on_the_table(
+    provider, credential, vertex_settings, day, sandbox, http
+) -> None:
     sandbox.fault(QUERIES, 403, body=support.load("error_access_denied_table.json"))
     error = fetch_raises(PermissionDenied, provider, credential, vertex_settings, day, http)
     assert error.field == "billing_table" and "roles/bigquery.dataViewer" in error.hint and error.http_status == 403
 
 
-def test_no_job_user_role_is_permission_denied_on_the_query_project(provider, credential, vertex_settings, day, http) -> None:
+def test_no_job_user_role_is_permission_denied_on_the_query_project(
+    provider, credential, vertex_settings, day, http
+) -> None:
     settings = {**vertex_settings, "query_project": fake.NO_JOBS_PROJECT}
     error = fetch_raises(PermissionDenied, provider, credential, settings, day, http)
     assert "bigquery.jobs.create" in error.message and error.field == "query_project"
@@ -66,7 +70,9 @@ def test_query_project_problems_are_configuration(provider, credential, vertex_s
 # ---------------------------------------------------------------- the export, the table, the location
 def test_export_not_enabled_is_table_not_found(provider, credential, vertex_settings, day, http) -> None:
     table = fake.BILLING_TABLE.replace("01A2B3_C4D5E6_F7A8B9", "0F0F0F_0F0F0F_0F0F0F")
-    error = fetch_raises(ConfigurationError, provider, credential, {**vertex_settings, "billing_table": table}, day, http)
+    error = fetch_raises(
+        ConfigurationError, provider, credential, {**vertex_settings, "billing_table": table}, day, http
+    )
     assert "does not exist (yet)" in error.message and "was not found in location US" in error.message
     assert error.field == "billing_table" and "Billing export → BigQuery export" in error.hint
 
@@ -77,7 +83,9 @@ def test_wrong_location_is_reported_on_location(provider, credential, vertex_set
 
 
 def test_unknown_query_project(provider, credential, vertex_settings, day, http) -> None:
-    error = fetch_raises(ConfigurationError, provider, credential, {**vertex_settings, "query_project": "no-such-project"}, day, http)
+    error = fetch_raises(
+        ConfigurationError, provider, credential, {**vertex_settings, "query_project": "no-such-project"}, day, http
+    )
     assert error.field == "query_project" and "Not found: Project no-such-project" in error.message
 
 
@@ -121,7 +129,9 @@ def test_429_with_retry_after_is_retried(provider, credential, vertex_settings, 
     assert sleeps == [1.0, 1.0]
 
 
-def test_429_without_retry_after_is_rate_limited_at_once(provider, credential, vertex_settings, day, sandbox, http) -> None:
+def test_429_without_retry_after_is_rate_limited_at_once(
+    provider, credential, vertex_settings, day, sandbox, http
+) -> None:
     sandbox.fault(QUERIES, 429, times=5)
     error = fetch_raises(RateLimited, provider, credential, vertex_settings, day, http)
     assert error.retry_after is None and len(sandbox.requests(QUERIES)) == 1
@@ -141,7 +151,14 @@ def test_5xx_storm_is_provider_unavailable(provider, credential, vertex_settings
 
 def test_failure_on_a_later_page_fails_the_fetch(provider, credential, vertex_settings, sandbox, http) -> None:
     sandbox.fault(JOBS, 502, after=2, times=50)  # first poll and page 2 pass, page 3 fails
-    fetch_raises(ProviderUnavailable, provider, credential, vertex_settings, Window(support.days_ago(8), support.days_ago(1)), http)
+    fetch_raises(
+        ProviderUnavailable,
+        provider,
+        credential,
+        vertex_settings,
+        Window(support.days_ago(8), support.days_ago(1)),
+        http,
+    )
 
 
 def test_timeout_is_a_network_error(provider, credential, vertex_settings, day, sandbox, sleeps) -> None:
@@ -164,21 +181,29 @@ def test_wrong_shape_is_a_response_error_with_status(provider, credential, verte
     assert "jobComplete" in error.message and error.http_status == 200
 
 
-def test_an_incomplete_job_without_reference_is_a_response_error(provider, credential, vertex_settings, day, sandbox, http) -> None:
+def test_an_incomplete_job_without_reference_is_a_response_error(
+    provider, credential, vertex_settings, day, sandbox, http
+) -> None:
     sandbox.fault(QUERIES, 200, body={"jobComplete": False})
     error = fetch_raises(ProviderResponseError, provider, credential, vertex_settings, day, http)
     assert "jobReference" in error.message
 
 
 def test_a_repeated_page_token_is_a_response_error(provider, credential, vertex_settings, day, sandbox, http) -> None:
-    page = {**support.load("query_results_page.json"), "pageToken": "BAQAAAAGIAgAA", "totalRows": "700",
-            "jobReference": {"projectId": fake.PROJECT_ID, "jobId": "job_x", "location": "US"}}
+    page = {
+        **support.load("query_results_page.json"),
+        "pageToken": "BAQAAAAGIAgAA",
+        "totalRows": "700",
+        "jobReference": {"projectId": fake.PROJECT_ID, "jobId": "job_x", "location": "US"},
+    }
     sandbox.fault(JOBS, 200, times=5, body=page)
     error = fetch_raises(ProviderResponseError, provider, credential, vertex_settings, day, http)
     assert "repeated a pageToken" in error.message and len(sandbox.requests(JOBS)) == 2
 
 
-def test_fewer_rows_than_announced_is_a_response_error(provider, credential, vertex_settings, day, sandbox, http) -> None:
+def test_fewer_rows_than_announced_is_a_response_error(
+    provider, credential, vertex_settings, day, sandbox, http
+) -> None:
     sandbox.fault(JOBS, 200, body={**support.load("query_results_page.json"), "totalRows": "99"})
     error = fetch_raises(ProviderResponseError, provider, credential, vertex_settings, day, http)
     assert "announced 99 rows" in error.message

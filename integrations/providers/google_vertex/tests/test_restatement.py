@@ -44,7 +44,9 @@ def truth(start: datetime, end: datetime) -> dict:
 
 def stored(integration: Integration, start: datetime, end: datetime) -> dict:
     totals: Counter = Counter()
-    rows = UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end).exclude(metric="estimated_cost")
+    rows = UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end).exclude(
+        metric="estimated_cost"
+    )
     for r in rows.exclude(provenance="imported"):
         totals[(r.metric, r.bucket_start.date(), r.project, r.region, r.model, r.resource)] += r.quantity
     return nonzero(totals)
@@ -94,7 +96,11 @@ def test_rows_of_the_old_key_are_replaced_in_a_reread_window_never_added(integra
     assert stored(integration, reread, END) == truth(reread, END)  # once, not twice
     fresh = records.filter(bucket_start__gte=reread)
     assert not fresh.filter(endpoint="").exists() and not fresh.filter(operation=CREDITS_OPERATION).exists()
-    assert set(fresh.values_list("endpoint", flat=True)) == {"Vertex AI", "Generative Language API", "Claude Sonnet 4.5"}
+    assert set(fresh.values_list("endpoint", flat=True)) == {
+        "Vertex AI",
+        "Generative Language API",
+        "Claude Sonnet 4.5",
+    }
     net = sum(r.quantity for r in fresh.filter(metric="cost"))
     assert net == sum(r.cost + r.credits for r in fake.truth_rows(reread, END))
     # Days before the re-read keep their old-key rows (they were not re-read): still counted once.

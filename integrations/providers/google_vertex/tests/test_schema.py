@@ -29,7 +29,11 @@ def test_recorded_page_maps_to_hand_computed_samples() -> None:
 def test_recorded_page_envelope() -> None:
     page = parse_query_response(support.load("query_results_page.json"))
     assert page.complete and page.fields == COLUMNS
-    assert (page.job_project, page.job_id, page.job_location) == ("acme-billing-prod", "job_Vx3rWq9kP2bL7mN0aZ5cYt8sE1dF", "US")
+    assert (page.job_project, page.job_id, page.job_location) == (
+        "acme-billing-prod",
+        "job_Vx3rWq9kP2bL7mN0aZ5cYt8sE1dF",
+        "US",
+    )
     assert page.total_rows == 7 == len(page.rows) and page.page_token is None
     assert page.bytes_processed == 41943040
     assert page.rows[3][2] is None  # a null region stays None until the mapping
@@ -87,7 +91,9 @@ def test_an_sku_without_description_is_named_by_its_id() -> None:
 
 def test_rows_sharing_a_key_add_up() -> None:
     # A null region and "" are two groups in BigQuery but one key here.
-    samples = billing_samples([_row(region=""), _row(region="", usage_amount=Decimal(500), cost=Decimal(1))], account="A")
+    samples = billing_samples(
+        [_row(region=""), _row(region="", usage_amount=Decimal(500), cost=Decimal(1))], account="A"
+    )
     totals = {s.metric: s.quantity for s in samples}
     assert totals == {"cost": Decimal("1.00125"), "input_tokens": Decimal(1500)}
 

@@ -26,7 +26,12 @@ def config(**overrides: str):
 
 def test_a_standard_export_table_is_accepted() -> None:
     c = config()
-    assert (c.table, c.billing_account, c.query_project, c.location) == (TABLE, "01A2B3-C4D5E6-F7A8B9", "acme-billing-prod", "US")
+    assert (c.table, c.billing_account, c.query_project, c.location) == (
+        TABLE,
+        "01A2B3-C4D5E6-F7A8B9",
+        "acme-billing-prod",
+        "US",
+    )
     assert c.base_url == "https://bigquery.googleapis.com"
 
 

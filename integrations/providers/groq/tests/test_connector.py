@@ -220,7 +220,9 @@ def test_verify_of_an_organization_without_usage_warns(provider, credential, pro
     assert identity.details["warnings"] and sandbox.requests(SERIES_PATH) == []
 
 
-def test_verify_warns_when_series_lack_the_labels_we_read(provider, credential, provider_settings, http, sandbox) -> None:
+def test_verify_warns_when_series_lack_the_labels_we_read(
+    provider, credential, provider_settings, http, sandbox
+) -> None:
     sandbox.fault(
         SERIES_PATH, 200, body={"status": "success", "data": [{"__name__": sandbox_groq.TOKENS_IN, "mdl": "x"}]}
     )

@@ -27,7 +27,9 @@ KEY = sandbox_groq.ENTERPRISE_KEY
 # ---------------------------------------------------------------- credential and tier
 def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = sandbox_groq.REVOKED_KEY
-    error = raises(CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
+    error = raises(
+        CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append)
+    )
     assert error.http_status == 401 and error.request_id.startswith("req_")
     assert "Invalid API Key" in error.message and KEYS_URL in error.hint
     assert len(sandbox.requests()) == 1, "a rejected key is not retried"
@@ -40,7 +42,9 @@ def test_401_message_echoing_the_key_is_redacted(provider, provider_settings, da
 
 
 @pytest.mark.parametrize("call", ["fetch", "verify"])
-def test_non_enterprise_key_gets_a_scope_error_explaining_the_tier(provider, provider_settings, day, sandbox, sleeps, call):
+def test_non_enterprise_key_gets_a_scope_error_explaining_the_tier(
+    provider, provider_settings, day, sandbox, sleeps, call
+):
     key = sandbox_groq.DEVELOPER_KEY
     http = HttpClient(secrets=[key], sleep=sleeps.append)
     with pytest.raises(ScopeError) as info:

@@ -46,7 +46,9 @@ def test_a_model_gone_quiet_loses_the_estimates_of_the_metrics_read(integration,
     assert stored(integration) == true_totals(D2, D1, lambda r: (r.hour_start, r.project_id, r.model))
     requests_before = stored_rows(integration, model=MODEL, metric="requests", provenance="derived")
     model_requests = stored(integration, model=MODEL, metric="requests")
-    tokens = UsageRecord.objects.filter(integration=integration, model=MODEL, metric__in=["input_tokens", "output_tokens"])
+    tokens = UsageRecord.objects.filter(
+        integration=integration, model=MODEL, metric__in=["input_tokens", "output_tokens"]
+    )
     estimates = UsageRecord.objects.filter(integration=integration, model=MODEL, stream="rates:estimate")
     ghosts = tokens.count() + estimates.count()  # the tokens' list-price estimates go with them
     assert ghosts > tokens.count() and requests_before
@@ -61,6 +63,11 @@ def test_a_model_gone_quiet_loses_the_estimates_of_the_metrics_read(integration,
     # The new truth for what was read (tokens); requests: the other models' truth, and the
     # quiet model's old rows, which nothing answered for.
     truth = true_totals(D2, D1, lambda r: (r.hour_start, r.project_id, r.model))
-    assert stored(integration) == {k: v for k, v in truth.items() if k[0] != "requests"} | stored(integration, metric="requests")
-    assert stored(integration, metric="requests") == {k: v for k, v in truth.items() if k[0] == "requests"} | model_requests
+    assert stored(integration) == {k: v for k, v in truth.items() if k[0] != "requests"} | stored(
+        integration, metric="requests"
+    )
+    assert (
+        stored(integration, metric="requests")
+        == {k: v for k, v in truth.items() if k[0] == "requests"} | model_requests
+    )
     assert UsageRecord.objects.get(integration=integration, provenance="imported").quantity == 12

@@ -113,9 +113,7 @@ def test_empty_hours_yield_no_samples_and_every_hour_is_keyed_once(
     assert all(s.bucket_end - s.bucket_start == HOUR for s in usage)
 
 
-def test_usage_pagination_follows_next_page_to_the_end(
-    provider, credential, provider_settings, http, sandbox
-) -> None:
+def test_usage_pagination_follows_next_page_to_the_end(provider, credential, provider_settings, http, sandbox) -> None:
     window = Window(days_ago(10), days_ago(1))  # 216 hourly buckets: two pages of 168
     usage, _ = split(fetch(provider, credential, provider_settings, window, http))
     pages = sandbox.requests(USAGE_PATH)
@@ -162,8 +160,12 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, pro
     start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
     # 45 minutes into an hour that has traffic, so that hour is read by both windows
     middle = first_busy_hour(usage_truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
-    first = functools.reduce(operator.iadd, split(fetch(provider, credential, provider_settings, Window(start, middle), http)), [])
-    second = functools.reduce(operator.iadd, split(fetch(provider, credential, provider_settings, Window(middle, end), http)), [])
+    first = functools.reduce(
+        operator.iadd, split(fetch(provider, credential, provider_settings, Window(start, middle), http)), []
+    )
+    second = functools.reduce(
+        operator.iadd, split(fetch(provider, credential, provider_settings, Window(middle, end), http)), []
+    )
     stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
     assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both windows"
     expected = usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end)

@@ -31,16 +31,16 @@ run, raises = key_fetchers("api_key")
 # ---------------------------------------------------------------- credential and scope
 def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
     key = sandbox.OPENAI_REVOKED_KEY
-    error = raises(CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append))
+    error = raises(
+        CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append)
+    )
     assert error.http_status == 401
     assert error.request_id.startswith("req_")
     assert ADMIN_KEYS_URL in error.hint
     assert len(sandbox.requests()) == 1, "a rejected key is not retried"
 
 
-def test_401_message_echoing_the_key_is_redacted(
-    provider, credential, provider_settings, day, sandbox, http
-) -> None:
+def test_401_message_echoing_the_key_is_redacted(provider, credential, provider_settings, day, sandbox, http) -> None:
     key = credential["api_key"]
     body = {
         "error": {

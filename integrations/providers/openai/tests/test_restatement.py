@@ -147,8 +147,12 @@ def test_the_runs_table_and_the_sync_command_say_how_many_rows_were_removed(open
     sync(openai_integration, since=d2)
     fake.withdraw_model(O3)
     out = StringIO()
-    call_command("sync", str(openai_integration.pk), "--since", f"{d2:%Y-%m-%d}", "--until", f"{d2:%Y-%m-%d}", stdout=out)
+    call_command(
+        "sync", str(openai_integration.pk), "--since", f"{d2:%Y-%m-%d}", "--until", f"{d2:%Y-%m-%d}", stdout=out
+    )
     run = SyncRun.objects.filter(integration=openai_integration).first()
     assert run.rows_removed > 0 and f"Rows removed (no longer reported): {run.rows_removed}" in out.getvalue()
-    page = admin_client.get(reverse("integrations:detail", kwargs={"ws": openai_integration.workspace.slug, "pk": openai_integration.pk}))
+    page = admin_client.get(
+        reverse("integrations:detail", kwargs={"ws": openai_integration.workspace.slug, "pk": openai_integration.pk})
+    )
     assert f"−{run.rows_removed}" in page.content.decode()

@@ -112,12 +112,15 @@ def test_a_usage_type_the_key_may_not_read_is_skipped_with_one_warning(openai_in
     # The next sync skips it again without a second warning; the page shows the one warning.
     engine.integration_sync(integration_id=integration.pk, since=d2, until=d1, trigger="command")
     assert IntegrationEvent.objects.filter(integration=integration, category="scope").count() == 1
-    page = admin_client.get(reverse("integrations:detail", kwargs={"ws": integration.workspace.slug, "pk": integration.pk}))
+    page = admin_client.get(
+        reverse("integrations:detail", kwargs={"ws": integration.workspace.slug, "pk": integration.pk})
+    )
     html = page.content.decode()
     assert "Images usage was not read" in html
     # The rows' service tier and batch are columns of the page's row view, in words.
     rows_view = admin_client.get(
-        reverse("integrations:detail", kwargs={"ws": integration.workspace.slug, "pk": integration.pk}), {"view": "rows"}
+        reverse("integrations:detail", kwargs={"ws": integration.workspace.slug, "pk": integration.pk}),
+        {"view": "rows"},
     ).content.decode()
     assert "<th>Service tier</th>" in rows_view and "<th>Batch</th>" in rows_view
 
@@ -140,11 +143,20 @@ def test_history_reread_after_the_upgrade_replaces_old_key_rows(openai_integrati
         for metric, field in COMPLETION_FIELDS.items():
             old[(row.hour_start, row.project_id, row.model, metric)] += getattr(row, field)
     UsageRecord.objects.bulk_create(
-        UsageRecord(workspace=integration.workspace, integration=integration, provider="openai",
-                    bucket_start=start, bucket_end=start + (d1 - days_ago(2)) / 24, account=fake.ORGANIZATION_ID,
-                    project=project, model=model,
-                    metric=metric, quantity=Decimal(quantity), unit="tokens" if metric != "requests" else "requests",
-                    stream="usage_completions")
+        UsageRecord(
+            workspace=integration.workspace,
+            integration=integration,
+            provider="openai",
+            bucket_start=start,
+            bucket_end=start + (d1 - days_ago(2)) / 24,
+            account=fake.ORGANIZATION_ID,
+            project=project,
+            model=model,
+            metric=metric,
+            quantity=Decimal(quantity),
+            unit="tokens" if metric != "requests" else "requests",
+            stream="usage_completions",
+        )
         for (start, project, model, metric), quantity in old.items()
     )
     call_command("sync", str(integration.pk), "--since", f"{d4:%Y-%m-%d}", "--until", f"{days_ago(2):%Y-%m-%d}")

@@ -95,8 +95,16 @@ EXPECTED_DAY = [
     *_samples("2025-08-24", *GPT41, (50, 125, 5, "0.015")),
     *_samples("2025-08-24", *R1, (1500, 2300, 4, "0.0062525")),
     *_samples("2025-08-24", *O4, (4000, 410, 2, "0.00094")),
-    UsageSample(_day("2025-08-24"), _day("2025-08-25"), "byok_cost", Decimal("0.0188"), unit="USD", model=O4[0],
-                endpoint=O4[1], deployment=O4[2]),
+    UsageSample(
+        _day("2025-08-24"),
+        _day("2025-08-25"),
+        "byok_cost",
+        Decimal("0.0188"),
+        unit="USD",
+        model=O4[0],
+        endpoint=O4[1],
+        deployment=O4[2],
+    ),
     *_samples("2025-08-24", *LLAMA, (2100, 640, 7, "0")),
 ]
 # activity_month.json (no `date` filter): two days, two endpoints of one model.

@@ -66,7 +66,9 @@ def test_two_days_are_one_dated_request_per_day_in_order(provider, credential, s
     assert_totals_equal(totals_by(samples), truth(window.start, window.end), "two days")
 
 
-def test_three_days_or_more_are_one_request_without_date(provider, credential, settings, http, sandbox, four_days) -> None:
+def test_three_days_or_more_are_one_request_without_date(
+    provider, credential, settings, http, sandbox, four_days
+) -> None:
     samples = fetch(provider, credential, settings, four_days, http)
     assert [r["query"] for r in sandbox.requests(ACTIVITY_PATH)] == [{}]
     assert [s.bucket_start for s in samples] == sorted(s.bucket_start for s in samples)
@@ -80,9 +82,14 @@ def test_near_utc_midnight_each_day_is_asked_for_by_name(credential, settings, h
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     near = OpenRouterProvider(clock=lambda: midnight + offset)
     first, last = near._history()
-    window = Window(datetime(first.year, first.month, first.day, tzinfo=UTC) + 10 * DAY, datetime(last.year, last.month, last.day, tzinfo=UTC))
+    window = Window(
+        datetime(first.year, first.month, first.day, tzinfo=UTC) + 10 * DAY,
+        datetime(last.year, last.month, last.day, tzinfo=UTC),
+    )
     fetch(near, credential, settings, window, http)
-    assert asked_dates(sandbox) == [(window.start + i * DAY).date().isoformat() for i in range((window.end - window.start).days)]
+    assert asked_dates(sandbox) == [
+        (window.start + i * DAY).date().isoformat() for i in range((window.end - window.start).days)
+    ]
 
 
 def test_days_beyond_the_30_day_horizon_and_today_are_skipped_without_a_request(

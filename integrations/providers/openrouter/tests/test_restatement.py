@@ -35,7 +35,9 @@ def sync(integration: Integration, since: datetime, until: datetime) -> SyncRun:
 
 def stored(integration: Integration, start: datetime, end: datetime) -> dict:
     totals: Counter = Counter()
-    rows = UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end).exclude(metric="estimated_cost")
+    rows = UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end).exclude(
+        metric="estimated_cost"
+    )
     for r in rows.exclude(provenance="imported"):
         totals[(r.metric, r.bucket_start.date(), r.model, r.endpoint, r.deployment)] += r.quantity
     return nonzero(totals)
@@ -60,9 +62,11 @@ def test_an_endpoint_withdrawn_is_removed_from_served_days_only(integration, pin
         assert first == d28.date()  # d30 and d29 are no longer served
         run = sync(integration, d30, d1)
         assert stored(integration, d28, d1) == true(d28, d1)  # the new truth, on every served day
-    assert not UsageRecord.objects.filter(integration=integration, endpoint=BUSY, bucket_start__gte=d28).exclude(
-        provenance="imported"
-    ).exists()
+    assert (
+        not UsageRecord.objects.filter(integration=integration, endpoint=BUSY, bucket_start__gte=d28)
+        .exclude(provenance="imported")
+        .exists()
+    )
     # four metrics of the busy endpoint and their list-price estimate, on each of the 27 days re-read
     assert run.rows_removed == 5 * 27
     # Outside the horizon: not served, not answered, kept as they were (the busy endpoint included).

@@ -68,7 +68,10 @@ def test_fetch_reproduces_true_totals_per_model_deployment_hour_and_day(
     assert_totals_equal(per_day, truth(start, end, lambda r: (align_down(r.hour_start, DAY),)), "per day")
     assert {s.account for s in samples} == {USERNAME}
     assert {(s.metric, s.unit) for s in samples} == {
-        ("requests", "requests"), ("compute_seconds", "seconds"), ("input_tokens", "tokens"), ("output_tokens", "tokens")
+        ("requests", "requests"),
+        ("compute_seconds", "seconds"),
+        ("input_tokens", "tokens"),
+        ("output_tokens", "tokens"),
     }
     # Only the official per-token model reports token counts.
     assert {s.model for s in samples if s.metric.endswith("_tokens")} == set(fake.PER_TOKEN_MODELS)
@@ -77,7 +80,9 @@ def test_fetch_reproduces_true_totals_per_model_deployment_hour_and_day(
     assert len(keys) == len(set(keys))
 
 
-def test_pagination_follows_next_verbatim_to_the_end(provider, credential, provider_settings, http, sandbox, three_days):
+def test_pagination_follows_next_verbatim_to_the_end(
+    provider, credential, provider_settings, http, sandbox, three_days
+):
     samples = fetch(provider, credential, provider_settings, three_days, http)
     count = len(fake.truth_predictions(three_days.start, three_days.end))
     pages = sandbox.requests(PREDICTIONS_PATH)
@@ -135,14 +140,19 @@ def test_running_predictions_converge_on_a_later_read(provider, credential, prov
     with fake.clock(early):
         first = fetch(provider, credential, provider_settings, window, http)
     later = fetch(provider, credential, provider_settings, window, http)
-    running = [p for p in fake.truth_predictions(window.start, window.end) if p.status_at(fake._us(early)) in fake.RUNNING]
+    running = [
+        p for p in fake.truth_predictions(window.start, window.end) if p.status_at(fake._us(early)) in fake.RUNNING
+    ]
     assert running, "the nightly job should still be running 15 minutes after midnight"
     assert_totals_equal(totals_by(first), truth(window.start, window.end, now=early), "first read")
     assert_totals_equal(totals_by(later), truth(window.start, window.end), "after completion")
+
     def requests(samples):
         return totals_by(samples)[("requests",)]
+
     def seconds(samples):
         return totals_by(samples)[("compute_seconds",)]
+
     assert requests(first) == requests(later)
     assert seconds(later) - seconds(first) == sum(p.predict_time_at(fake._us(window.end + DAY)) for p in running)
     assert {sample_key(s) for s in first} == {sample_key(s) for s in later}, "same rows, replaced values"

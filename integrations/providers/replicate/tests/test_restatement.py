@@ -46,7 +46,9 @@ def truth(start: datetime, end: datetime, now: datetime | None = None) -> dict:
 
 def stored(integration: Integration, start: datetime, end: datetime) -> dict:
     totals: Counter = Counter()
-    rows = UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end).exclude(metric="estimated_cost")
+    rows = UsageRecord.objects.filter(integration=integration, bucket_start__gte=start, bucket_start__lt=end).exclude(
+        metric="estimated_cost"
+    )
     for r in rows.exclude(provenance="imported"):
         totals[(r.metric, r.bucket_start, r.model, r.deployment)] += r.quantity
     return nonzero(totals)
@@ -61,7 +63,11 @@ def test_deleted_predictions_leave_no_rows_in_the_reread_hours(integration):
     import_rows(integration, [{"bucket_start": d2, "bucket_end": d2 + timedelta(hours=1), "model": SDXL,
                                "metric": "requests", "quantity": "7", "unit": "requests"}])  # fmt: skip
     # SDXL's predictions (its fine-tunes are another stream, "trainings", which this test leaves be).
-    sdxl = UsageRecord.objects.filter(integration=integration, model=SDXL).exclude(provenance="imported").exclude(stream="trainings")
+    sdxl = (
+        UsageRecord.objects.filter(integration=integration, model=SDXL)
+        .exclude(provenance="imported")
+        .exclude(stream="trainings")
+    )
     ghosts = sdxl.filter(bucket_start__gte=d2).count()
     kept = stored_rows(integration, model=SDXL, bucket_start__lt=d2)
     assert ghosts and kept

@@ -88,7 +88,10 @@ def test_running_predictions_converge_on_the_next_sync_without_double_counting(i
         first = sync(integration, start, end)
     assert first.status == SyncRun.Status.SUCCESS, first.error
     assert stored(integration) == truth(start, end, now=early)
-    requests_before, seconds_before = metric_total(integration, "requests"), metric_total(integration, "compute_seconds")
+    requests_before, seconds_before = (
+        metric_total(integration, "requests"),
+        metric_total(integration, "compute_seconds"),
+    )
     rows_before = UsageRecord.objects.filter(integration=integration).count()
 
     # The scheduled path: no `since`, so the engine re-reads one restatement window (a day)
