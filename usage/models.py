@@ -48,7 +48,9 @@ class UsageRecord(models.Model):
     # The provider's own labels of the usage ({"team": "search"}; Google Cloud's resource labels
     # in the billing export). Not part of the natural key and not in the daily rollups: kept for
     # attribution rules (AttributionRule.label) and shown with the row.
-    labels = models.JSONField(default=dict, blank=True)
+    # db_default: a writer that names only the older columns (a raw INSERT, a COPY of the
+    # earlier column list during a rolling deploy) still stores a row, with no labels.
+    labels = models.JSONField(default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField()))
     # Attribution, set at ingest and whenever the rules change (see usage/attribution.py).
     application = models.ForeignKey(
         "usage.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"

@@ -161,9 +161,10 @@ def test_copy_writes_the_python_writers_bytes_on_hostile_data(workspace, hostile
     records = usage_export_queryset(workspace=workspace)
     python = _python(records)
     assert python.count("\r\n") > len(HOSTILE_TEXT) * 3  # the data set is really there
-    # integration_name, the last column: the hostile name guarded and quoted in both paths.
-    assert python.splitlines()[0].endswith(",provenance,integration_name")
-    assert '"\'=OpenAI, ""prod"""\r\n' in python and ",Bedrock\r\n" in python
+    # integration_name (after provenance, before the later dimensions): the hostile name guarded
+    # and quoted in both paths.
+    assert ",provenance,integration_name," in python.splitlines()[0] + ","
+    assert ',reported,"\'=OpenAI, ""prod""",' in python and ",Bedrock," in python
     assert "'=HYPERLINK" in python and '"line1\nline2"' in python and "123456789012345678901.123456789" in python
     assert _copy(records) == python
     assert _command("--workspace", "acme") == python
