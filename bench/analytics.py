@@ -15,6 +15,7 @@ client as the workspace admin (server time: routing, queries, templates).
 The database `doow_bench` (or $BENCH_DB) on that server is dropped and created afresh unless --reuse is given
 (then an existing load of the same size is kept and only measured).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -140,7 +141,8 @@ def sample_lines(workspace_id: int, integrations: dict[str, int], hours: list[da
         start, end = hour.isoformat(), (hour + timedelta(hours=1)).isoformat()
         h = int(hour.timestamp()) // 3600 * 40503
         yield "".join(
-            f"{head}{start}\t{end}\t{dims}{_quantity((salt ^ h) >> 7, metric)}{tail}" for head, dims, tail, metric, salt in combos
+            f"{head}{start}\t{end}\t{dims}{_quantity((salt ^ h) >> 7, metric)}{tail}"
+            for head, dims, tail, metric, salt in combos
         )
 
 
@@ -148,7 +150,9 @@ def copy_lines(chunks: Iterator[str], table: str = "usage_usagerecord", columns:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        if table == "usage_usagerecord":  # the provider's labels: none in the synthetic load (Django sets no DB default)
+        if (
+            table == "usage_usagerecord"
+        ):  # the provider's labels: none in the synthetic load (Django sets no DB default)
             cursor.execute("ALTER TABLE usage_usagerecord ALTER COLUMN labels SET DEFAULT '{}'::jsonb")
         with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # psycopg 3
             for chunk in chunks:
@@ -215,7 +219,9 @@ def load(rows: int) -> dict:
     first = last - timedelta(hours=hours)
     started = time.perf_counter()
     with transaction.atomic():
-        copy_lines(sample_lines(workspace.pk, integrations, [first + timedelta(hours=h) for h in range(hours)], mapping.get))
+        copy_lines(
+            sample_lines(workspace.pk, integrations, [first + timedelta(hours=h) for h in range(hours)], mapping.get)
+        )
     copy_seconds = time.perf_counter() - started
     started = time.perf_counter()
     with connection.cursor() as cursor:
@@ -273,9 +279,14 @@ def measure_pages(repeat: int) -> None:
     # The physical references: the bare aggregate "30 days split by model" needs, over the
     # hourly base table (what the pages did before) and over the daily rollups (what they read).
     by_model = "SELECT model, metric, unit, SUM(quantity) FROM {table} WHERE workspace_id = %s AND {column} >= %s GROUP BY model, metric, unit"
-    base_ref = timed(sql(by_model.format(table="usage_usagerecord", column="bucket_start"), [workspace.pk, since]), max(3, repeat // 3))
+    base_ref = timed(
+        sql(by_model.format(table="usage_usagerecord", column="bucket_start"), [workspace.pk, since]),
+        max(3, repeat // 3),
+    )
     daily_ref = timed(sql(by_model.format(table="usage_usagedaily", column="day"), [workspace.pk, since]), repeat)
-    narrow_ref = timed(sql(by_model.format(table="usage_usagedailynarrow", column="day"), [workspace.pk, since]), repeat)
+    narrow_ref = timed(
+        sql(by_model.format(table="usage_usagedailynarrow", column="day"), [workspace.pk, since]), repeat
+    )
     everything = "SELECT provider, metric, unit, SUM(quantity) FROM {table} WHERE workspace_id = %s GROUP BY provider, metric, unit"
     all_ref = timed(sql(everything.format(table="usage_usagedaily"), [workspace.pk]), repeat)
     all_narrow = timed(sql(everything.format(table="usage_usagedailynarrow"), [workspace.pk]), repeat)
@@ -333,7 +344,10 @@ def measure_pages(repeat: int) -> None:
     overview = optional_url("accounts:workspace", ws=WORKSPACE)
     if overview:  # the spend overview, where it exists
         pages.insert(0, ("overview", get(overview), ""))
-    print(f"pages ({repeat} requests each, after one warm-up; server time through the test client; {floor_text}):", flush=True)
+    print(
+        f"pages ({repeat} requests each, after one warm-up; server time through the test client; {floor_text}):",
+        flush=True,
+    )
     for label, fetch, reference_text in pages:
         report(label, timed(fetch, repeat), reference_text)
 
@@ -463,7 +477,10 @@ def measure_ingest(samples_count: int = 100_000, rounds: int = 3) -> None:
     for label, values in figures.items():
         rate = statistics.median(v[0] for v in values)
         ratios = ", ".join(f"{v[1]:.2f}" for v in values)
-        print(f"  {label:52} {rate:>9,.0f} rows/s   | {statistics.median(v[1] for v in values):.2f}× COPY (rounds: {ratios})", flush=True)
+        print(
+            f"  {label:52} {rate:>9,.0f} rows/s   | {statistics.median(v[1] for v in values):.2f}× COPY (rounds: {ratios})",
+            flush=True,
+        )
 
 
 def measure_export() -> None:
@@ -534,25 +551,40 @@ def measure_export() -> None:
             best[label] = min(best.get(label, seconds), seconds)
     rows = sizes["reference"].lines
     copy_rate = rows / best["reference"]
-    print(f"CSV export of the workspace ({rows:,} rows), best of {rounds} interleaved rounds; reference COPY … TO STDOUT CSV: {copy_rate:,.0f} rows/s", flush=True)
+    print(
+        f"CSV export of the workspace ({rows:,} rows), best of {rounds} interleaved rounds; reference COPY … TO STDOUT CSV: {copy_rate:,.0f} rows/s",
+        flush=True,
+    )
     for label in list(contenders)[1:]:
         rate = (sizes[label].lines - 1) / best[label]
-        print(f"  {label:28} {sizes[label].bytes / 2**20:>6,.0f} MiB {'':16} {rate:>9,.0f} rows/s   | {rate / copy_rate:.2f}× COPY", flush=True)
+        print(
+            f"  {label:28} {sizes[label].bytes / 2**20:>6,.0f} MiB {'':16} {rate:>9,.0f} rows/s   | {rate / copy_rate:.2f}× COPY",
+            flush=True,
+        )
     tracemalloc.start()
     _, sink = run(command("csv"))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"  export_usage --format csv: Python's traced peak {peak / 2**20:.2f} MiB while writing {sink.bytes / 2**20:,.0f} MiB", flush=True)
+    print(
+        f"  export_usage --format csv: Python's traced peak {peak / 2**20:.2f} MiB while writing {sink.bytes / 2**20:,.0f} MiB",
+        flush=True,
+    )
     tracemalloc.start()
     _, sink = run(command("focus"))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"  export_usage --format focus: Python's traced peak {peak / 2**20:.2f} MiB while writing {sink.bytes / 2**20:,.0f} MiB", flush=True)
+    print(
+        f"  export_usage --format focus: Python's traced peak {peak / 2**20:.2f} MiB while writing {sink.bytes / 2**20:,.0f} MiB",
+        flush=True,
+    )
     # Once each, for comparison: the Python writers (SQLite's path, PostgreSQL's before COPY).
     for label, fn in (("Python writer, format=csv", python_writer), ("Python writer, format=focus", python_focus)):
         seconds, sink = run(fn)
         rate = (sink.lines - 1) / seconds
-        print(f"  {label:28} {sink.bytes / 2**20:>6,.0f} MiB {'':16} {rate:>9,.0f} rows/s   | {rate / copy_rate:.2f}× COPY", flush=True)
+        print(
+            f"  {label:28} {sink.bytes / 2**20:>6,.0f} MiB {'':16} {rate:>9,.0f} rows/s   | {rate / copy_rate:.2f}× COPY",
+            flush=True,
+        )
 
 
 def measure_many_integrations(count: int, repeat: int) -> None:
@@ -604,7 +636,10 @@ def measure_many_integrations(count: int, repeat: int) -> None:
         started = time.perf_counter()
         enqueued = engine.integration_dispatch_due()
         seconds = time.perf_counter() - started
-    print(f"  dispatcher, one tick over {count:,} due: {len(enqueued):,} enqueued, {len(queries.captured_queries):,} queries, {ms(seconds)}", flush=True)
+    print(
+        f"  dispatcher, one tick over {count:,} due: {len(enqueued):,} enqueued, {len(queries.captured_queries):,} queries, {ms(seconds)}",
+        flush=True,
+    )
     current_app.conf.task_always_eager = True
     Workspace.objects.filter(slug=slug).delete()
 
@@ -639,7 +674,9 @@ def measure_dispatch(count: int, stranded: int) -> None:
     template = Integration(workspace=workspace, provider="openai", name="template")
     template.set_credential({"api_key": "bench-key-0000000000000000000000"})
     now = timezone.now()
-    lapsed = dict(next_sync_at=now + timedelta(minutes=14), lock_token="dead-worker", lock_expires_at=now - timedelta(seconds=1))
+    lapsed = dict(
+        next_sync_at=now + timedelta(minutes=14), lock_token="dead-worker", lock_expires_at=now - timedelta(seconds=1)
+    )
     created = Integration.objects.bulk_create(
         [
             Integration(workspace=workspace, provider=PROVIDERS[i % len(PROVIDERS)], name=f"Due {i:05d}",
@@ -659,7 +696,9 @@ def measure_dispatch(count: int, stranded: int) -> None:
     started = time.perf_counter()
     try:
         with transaction.atomic():
-            Integration.objects.filter(workspace=workspace).update(next_sync_at=now + timedelta(minutes=15), lock_token="")
+            Integration.objects.filter(workspace=workspace).update(
+                next_sync_at=now + timedelta(minutes=15), lock_token=""
+            )
             claim_floor = time.perf_counter() - started
             raise Rollback
     except Rollback:
@@ -683,11 +722,23 @@ def measure_dispatch(count: int, stranded: int) -> None:
     with current_app.connection_for_write() as conn:
         conn.default_channel.queue_purge(current_app.conf.task_default_queue)
     running = SyncRun.objects.filter(integration__workspace=workspace, status=SyncRun.Status.RUNNING).count()
-    print(f"dispatcher, one tick over {count:,} due integrations ({stranded:,} stranded by a dead worker), broker {broker}:", flush=True)
+    print(
+        f"dispatcher, one tick over {count:,} due integrations ({stranded:,} stranded by a dead worker), broker {broker}:",
+        flush=True,
+    )
     print(f"  {'enqueued':52} {len(enqueued):>9,}   | runs left running: {running}", flush=True)
-    print(f"  {'queries':52} {len(queries.captured_queries):>9,}   | before issue 9: 1 per due integration, at most 1,000 per tick", flush=True)
-    print(f"  {'claim (database time of the tick)':52} {ms(db_seconds):>9}   | bare UPDATE of the same rows: {ms(claim_floor)}", flush=True)
-    print(f"  {'publish (the rest of the tick)':52} {ms(seconds - db_seconds):>9}   | {count:,} bare kombu publishes: {ms(publish_floor)}", flush=True)
+    print(
+        f"  {'queries':52} {len(queries.captured_queries):>9,}   | before issue 9: 1 per due integration, at most 1,000 per tick",
+        flush=True,
+    )
+    print(
+        f"  {'claim (database time of the tick)':52} {ms(db_seconds):>9}   | bare UPDATE of the same rows: {ms(claim_floor)}",
+        flush=True,
+    )
+    print(
+        f"  {'publish (the rest of the tick)':52} {ms(seconds - db_seconds):>9}   | {count:,} bare kombu publishes: {ms(publish_floor)}",
+        flush=True,
+    )
     print(f"  {'whole tick':52} {ms(seconds):>9}   | beat's period: 60,000 ms", flush=True)
     Workspace.objects.filter(slug=slug).delete()
 
@@ -697,7 +748,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=int(os.environ.get("BENCH_ROWS", "1000000")))
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--reuse", action="store_true", help="keep an existing load of the same size")
-    parser.add_argument("--only", default="pages,ingest,export,many,dispatch", help="comma list of: pages, ingest, export, many, dispatch")
+    parser.add_argument(
+        "--only",
+        default="pages,ingest,export,many,dispatch",
+        help="comma list of: pages, ingest, export, many, dispatch",
+    )
     parser.add_argument("--ingest-rounds", type=int, default=3, help="rounds of the ingest figures (median reported)")
     parser.add_argument("--integrations", type=int, default=10_000, help="for the list page and the dispatcher")
     args = parser.parse_args()
@@ -709,12 +764,20 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         version = cursor.fetchone()[0]
-    print(f"PostgreSQL {version}, {os.cpu_count()} cores, {_ram_gib():.0f} GiB RAM; {args.rows:,} usage rows requested ({ROWS_PER_HOUR:,} per hour)")
-    print(f"load average {_load()} (other work on the machine slows every figure alike: compare each with its reference)")
+    print(
+        f"PostgreSQL {version}, {os.cpu_count()} cores, {_ram_gib():.0f} GiB RAM; {args.rows:,} usage rows requested ({ROWS_PER_HOUR:,} per hour)"
+    )
+    print(
+        f"load average {_load()} (other work on the machine slows every figure alike: compare each with its reference)"
+    )
     if not figures.get("reused"):
         rate = figures["rows"] / figures["copy_seconds"]
-        print(f"load: COPY {figures['rows']:,} rows in {figures['copy_seconds']:.1f} s ({rate:,.0f} rows/s), ANALYZE {figures['analyze_seconds']:.1f} s")
-        print(f"rollups: {figures['rollup_rows']:,} daily rows built in {figures['rollup_seconds']:.1f} s ({figures['rows'] / figures['rollup_seconds']:,.0f} base rows/s)")
+        print(
+            f"load: COPY {figures['rows']:,} rows in {figures['copy_seconds']:.1f} s ({rate:,.0f} rows/s), ANALYZE {figures['analyze_seconds']:.1f} s"
+        )
+        print(
+            f"rollups: {figures['rollup_rows']:,} daily rows built in {figures['rollup_seconds']:.1f} s ({figures['rows'] / figures['rollup_seconds']:,.0f} base rows/s)"
+        )
     only = set(args.only.split(","))
     if "pages" in only:
         measure_pages(args.repeat)

@@ -25,6 +25,7 @@ Python), with what only Python knows staged before the COPY:
 
 SQLite has no COPY: it keeps the Python writer.
 """
+
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
@@ -127,7 +128,9 @@ def _unit_price(key: tuple[Any, ...], day: date, integrations: IntegrationCache)
     return None if listed is None else listed.unit_price
 
 
-def _price_ranges(key: tuple[Any, ...], first: date, last: date, integrations: IntegrationCache) -> Iterator[tuple[date, date, Decimal | None]]:
+def _price_ranges(
+    key: tuple[Any, ...], first: date, last: date, integrations: IntegrationCache
+) -> Iterator[tuple[date, date, Decimal | None]]:
     """(from, until (exclusive), unit price) covering first..last: one range per price in force.
     Prices change rarely, so a key has one or a few ranges however many days it spans."""
     if key[9] not in PRICED_METRICS:  # cost and unpriced metrics: no unit price on any day
@@ -201,7 +204,9 @@ def usage_focus_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[o
     consumed = f"CASE WHEN {credit} THEN NULL ELSE {amount} END"
     columns = {
         "BilledCost": cost,
-        "BillingAccountId": _guard("CASE WHEN r.account <> '' THEN r.account ELSE 'doow-integration-' || r.integration_id END"),
+        "BillingAccountId": _guard(
+            "CASE WHEN r.account <> '' THEN r.account ELSE 'doow-integration-' || r.integration_id END"
+        ),
         "BillingAccountName": "k.integration_name",
         "BillingCurrency": f"CASE WHEN {is_cost} THEN k.currency ELSE '{DEFAULT_CURRENCY}' END",
         "BillingPeriodEnd": "bs.period_end",

@@ -1,6 +1,7 @@
 """The CSV export's PostgreSQL path (`COPY (SELECT …) TO STDOUT`, usage/export_copy.py): the same
 bytes as the Python writer on hostile data and under every filter, through the page and
 `export_usage`; memory that does not grow with the rows; an abandoned download ends the COPY."""
+
 from __future__ import annotations
 
 import io
@@ -98,14 +99,17 @@ def _command(*args: str) -> str:
 def hostile(workspace, other_workspace):
     """Two integrations of the workspace (and one of another) holding every hostile text in every
     text column, every hostile quantity, odd bucket times, and attribution with hostile names."""
-    openai = make_integration(workspace, name="=OpenAI, \"prod\"")
+    openai = make_integration(workspace, name='=OpenAI, "prod"')
     bedrock = make_integration(workspace, name="Bedrock", provider="aws_bedrock")
     elsewhere = make_integration(other_workspace, name="Not ours")
     apps = [
         Application.objects.create(workspace=workspace, name=name)
         for name in ("=cmd|' /C calc'!A0", 'Support "Bot", v2', "Bot\nnewline", "'-quoted")
     ]
-    licenses = [make_license(workspace, apps[0], plan_name="@Enterprise"), make_license(workspace, apps[1], plan_name="Team, \"x\"")]
+    licenses = [
+        make_license(workspace, apps[0], plan_name="@Enterprise"),
+        make_license(workspace, apps[1], plan_name='Team, "x"'),
+    ]
     attribution = [(None, None), (apps[0], licenses[0]), (apps[1], licenses[1]), (apps[2], None), (apps[3], None)]
     texts = cycle(HOSTILE_TEXT)
     records = []
@@ -159,7 +163,7 @@ def test_copy_writes_the_python_writers_bytes_on_hostile_data(workspace, hostile
     assert python.count("\r\n") > len(HOSTILE_TEXT) * 3  # the data set is really there
     # integration_name, the last column: the hostile name guarded and quoted in both paths.
     assert python.splitlines()[0].endswith(",provenance,integration_name")
-    assert "\"'=OpenAI, \"\"prod\"\"\"\r\n" in python and ",Bedrock\r\n" in python
+    assert '"\'=OpenAI, ""prod"""\r\n' in python and ",Bedrock\r\n" in python
     assert "'=HYPERLINK" in python and '"line1\nline2"' in python and "123456789012345678901.123456789" in python
     assert _copy(records) == python
     assert _command("--workspace", "acme") == python
@@ -209,7 +213,7 @@ def _page_filters(hostile) -> list[dict[str, str]]:
         {"license": "none"},
         {"model": "a,b"},
         {"model": "50% off %s %(x)s"},
-        {"project": "=HYPERLINK(\"http://x\",\"y\")"},
+        {"project": '=HYPERLINK("http://x","y")'},
         {"region": "ünïcødé 日本語 🚀"},
         {"metric": "cost"},
         {"metric": "input_tokens", "provider": "openai", "date_from": "2026-03-03"},

@@ -2,6 +2,7 @@
 the same bytes as the Python writer on hostile data, priced, estimated and unpriced rows, cache
 siblings and several currencies, through `export_usage` and the page; ListUnitPrice ×
 PricingQuantity = ListCost on every usage row; memory that does not grow with the rows."""
+
 from __future__ import annotations
 
 import csv
@@ -36,16 +37,20 @@ def priced(workspace):
         workspace, name="OpenAI prod", identity={"account_id": "org-1", "details": {"projects": [
             {"id": "proj_a", "name": "=Support"}, {"id": "proj_b", "name": "Research, \"R\""}]}},
     )  # fmt: skip
-    bot = Application.objects.create(workspace=workspace, name="Support \"Bot\"\n2")
+    bot = Application.objects.create(workspace=workspace, name='Support "Bot"\n2')
     scale = make_license(workspace, bot, "Scale tier")
     for day in range(3):
         start = DAY + timedelta(days=day, hours=day)
         for project in ("proj_a", "proj_b", "proj_c", ""):
             key = {"project": project, "model": "gpt-4o", "service_tier": "default" if day else "priority"}
-            make_record(openai, start, "input_tokens", f"{1000 + day}.5", "tokens", application=bot if project else None, **key)
+            make_record(
+                openai, start, "input_tokens", f"{1000 + day}.5", "tokens", application=bot if project else None, **key
+            )
             make_record(openai, start, "cached_input_tokens", "200", "tokens", **key)
             make_record(openai, start, "cache_write_tokens", "1500" if project == "proj_c" else "10", "tokens", **key)
-            make_record(openai, start, "output_tokens", "123456789012345678901.123456789", "tokens", license=scale, **key)
+            make_record(
+                openai, start, "output_tokens", "123456789012345678901.123456789", "tokens", license=scale, **key
+            )
             make_record(openai, start, "requests", "7", "requests", **key)
             make_record(openai, start, "estimated_cost", "0.01", "USD", **key)
         make_record(openai, start, "input_tokens", "5", "tokens", model="no-such-model-xyz")
@@ -55,7 +60,15 @@ def priced(workspace):
         make_record(openai, start, "cost", "3.10", "EUR", model="gpt-4o-mini")
         make_record(openai, start, "billed_quantity", "3", "tokens", model="gpt-4o")
     bedrock = make_integration(workspace, name="Bedrock", provider="aws_bedrock")
-    make_record(bedrock, DAY, "input_tokens", "1000", "tokens", model="anthropic.claude-3-5-sonnet-20240620-v1:0", region="us-east-1")
+    make_record(
+        bedrock,
+        DAY,
+        "input_tokens",
+        "1000",
+        "tokens",
+        model="anthropic.claude-3-5-sonnet-20240620-v1:0",
+        region="us-east-1",
+    )
     azure = make_integration(workspace, name="Azure", provider="azure_openai",
                              identity={"details": {"accounts": [{"deployments": [{"name": "ptu", "sku": "ProvisionedManaged", "capacity": 50}]}]}})  # fmt: skip
     make_record(azure, DAY, "provisioned_hours", "1", "hours", deployment="ptu", model="gpt-4o")

@@ -9,6 +9,7 @@ millions of rows, and the first bytes leave before the last row is read.
 A date that does not parse, lies outside the dates Doow accepts (usage.dates) or makes a
 backwards range is a 400 that says so: a file is not a page where an ignored filter shows.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -52,11 +53,15 @@ def export_filename(*, stem: str, workspace_slug: str, date_from: object, date_t
 def usage_export(request: WorkspaceRequest) -> HttpResponse | StreamingHttpResponse:
     fmt = request.GET.get("format") or "csv"
     if fmt not in FORMATS:
-        return HttpResponseBadRequest(f"Unknown export format {fmt!r}: use format=csv or format=focus.", content_type="text/plain")
+        return HttpResponseBadRequest(
+            f"Unknown export format {fmt!r}: use format=csv or format=focus.", content_type="text/plain"
+        )
     pieces, stem = FORMATS[fmt]
     dates = DateRangeForm(request.GET)
     if not dates.is_valid():
-        problems = [f"{name}: {' '.join(error.messages)}" for name, errors in dates.errors.as_data().items() for error in errors]
+        problems = [
+            f"{name}: {' '.join(error.messages)}" for name, errors in dates.errors.as_data().items() for error in errors
+        ]
         return HttpResponseBadRequest("No export: " + " ".join(problems), content_type="text/plain; charset=utf-8")
     filters = parse_filters(request.GET)
     records = export_order(filtered(request.workspace, filters))

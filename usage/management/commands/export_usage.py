@@ -5,6 +5,7 @@ Writes the workspace's normalized usage to standard output: `csv` has the design
 Both stream from the database, so memory stays flat however many rows are written; on
 PostgreSQL the CSV is PostgreSQL's own `COPY (SELECT …) TO STDOUT`, byte for byte the same.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,9 +31,14 @@ class Command(BaseCommand):
         parser.add_argument("--workspace", required=True, help="Workspace slug.")
         parser.add_argument("--integration", type=int, metavar="ID", help="Only this integration (of that workspace).")
         parser.add_argument("--since", metavar="YYYY-MM-DD", help="Buckets starting on or after this day (UTC).")
-        parser.add_argument("--until", metavar="YYYY-MM-DD", help="Buckets starting on or before the end of this day (UTC).")
         parser.add_argument(
-            "--format", choices=sorted(WRITERS), default="csv", help="csv: design.md columns; focus: FOCUS 1.2 (docs/export.md)."
+            "--until", metavar="YYYY-MM-DD", help="Buckets starting on or before the end of this day (UTC)."
+        )
+        parser.add_argument(
+            "--format",
+            choices=sorted(WRITERS),
+            default="csv",
+            help="csv: design.md columns; focus: FOCUS 1.2 (docs/export.md).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
