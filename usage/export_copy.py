@@ -1,4 +1,4 @@
-"""The design.md CSV export's entry points (the page and `export_usage`), and its fast path on
+"""The docs/architecture.md CSV export's entry points (the page and `export_usage`), and its fast path on
 PostgreSQL: `COPY (SELECT …) TO STDOUT CSV`, byte for byte what the Python writer
 (usage/export.py: usage_csv_rows → formula_safe_writer) produces.
 
@@ -107,7 +107,7 @@ def usage_csv_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[obj
         "integration_name": "i.name",
         **{field: _guard(f"r.{field}") for field in ADDED_DIMENSIONS},
     }
-    assert tuple(columns) == CSV_COLUMNS, "the COPY select must list design.md's columns in order"
+    assert tuple(columns) == CSV_COLUMNS, "the COPY select must list docs/architecture.md's columns in order"
     select = ",\n  ".join(f"{sql} AS {name}" for name, sql in columns.items())
     # usage.export.license_label: "<application> – <plan name>"; NULL without a license.
     label = _guard("(la.name || ' – ' || l.plan_name)")

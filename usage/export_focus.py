@@ -140,7 +140,7 @@ METRIC_LABELS = {
     "cost": "cost",
 }
 ONE = Number("1")
-NOT_CHARGES = ("billed_quantity", "byok_cost")  # kept in the design.md CSV, left out of FOCUS
+NOT_CHARGES = ("billed_quantity", "byok_cost")  # kept in the docs/architecture.md CSV, left out of FOCUS
 
 _VALUES: tuple[str, ...] = (
     "provider",

@@ -249,10 +249,10 @@ def _insert_rows(workspace_id: int, integration_id: int, count: int, first: int 
         cursor.execute(
             f"""INSERT INTO {UsageRecord._meta.db_table}
                 (workspace_id, integration_id, provider, bucket_start, bucket_end, account, project, region, model,
-                 deployment, endpoint, resource, operation, api_key, metric, quantity, unit, provenance, stream, updated_at)
+                 deployment, endpoint, resource, operation, api_key, metric, quantity, unit, provenance, stream, labels, updated_at)
             SELECT %s, %s, 'openai', %s + n * interval '1 hour', %s + (n + 1) * interval '1 hour', 'org-1',
                    'proj_' || (n %% 25), 'us-east-1', 'gpt-4o-' || (n %% 40), '', '', '', '', '',
-                   'input_tokens', n * 1.5, 'tokens', 'reported', '', now()
+                   'input_tokens', n * 1.5, 'tokens', 'reported', '', '{{}}', now()
             FROM generate_series(%s, %s) AS n""",
             [workspace_id, integration_id, START, START, first, first + count - 1],
         )

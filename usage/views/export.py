@@ -20,9 +20,9 @@ from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpRespo
 from django.views.decorators.http import require_GET
 
 from accounts.permissions import WorkspaceRequest, workspace_view
-from usage.export import csv_pieces, export_order
+from usage.export import export_order
 from usage.export_copy import usage_csv_stream
-from usage.export_focus import usage_focus_rows
+from usage.export_focus_copy import usage_focus_stream
 from usage.forms import DateRangeForm
 from usage.models import UsageRecord
 from usage.queries import filtered, parse_filters
@@ -30,15 +30,12 @@ from usage.queries import filtered, parse_filters
 PieceSource = Callable[[QuerySet[UsageRecord]], Iterator[bytes | str]]
 
 
-def _focus_pieces(records: QuerySet[UsageRecord]) -> Iterator[str]:
-    return csv_pieces(usage_focus_rows(records))
-
-
 # format → (pieces of the body, file name stem): the name says which layout the file has.
-# The CSV is COPY … TO STDOUT on PostgreSQL (usage/export_copy.py), the Python writer on SQLite.
+# Both are COPY … TO STDOUT on PostgreSQL (usage/export_copy.py, usage/export_focus_copy.py),
+# the Python writer on SQLite.
 FORMATS: dict[str, tuple[PieceSource, str]] = {
     "csv": (usage_csv_stream, "doow-usage"),
-    "focus": (_focus_pieces, "doow-usage-focus"),
+    "focus": (usage_focus_stream, "doow-usage-focus"),
 }
 
 

@@ -18,10 +18,10 @@ from accounts.models import Workspace
 from integrations.management.options import day_bounds
 from usage.export import usage_export_queryset
 from usage.export_copy import usage_csv_write
-from usage.export_focus import usage_write_focus
+from usage.export_focus_copy import usage_focus_write
 
-# csv: COPY … TO STDOUT on PostgreSQL, the Python writer on SQLite (usage/export_copy.py).
-WRITERS = {"csv": usage_csv_write, "focus": usage_write_focus}
+# csv and focus: COPY … TO STDOUT on PostgreSQL, the Python writer on SQLite (usage/export_copy.py).
+WRITERS = {"csv": usage_csv_write, "focus": usage_focus_write}
 
 
 class Command(BaseCommand):
