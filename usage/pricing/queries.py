@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from usage.models import DIMENSION_FIELDS, UsageRecord
 from usage.pricing.catalog import INCLUDED, Deployments, price_ref
 from usage.pricing.estimate import ESTIMATED_COST, price_for
 from usage.pricing.prices import PRICED_METRICS, Overrides, Price
+from usage.rollups import daily_for
 
 if TYPE_CHECKING:
     from accounts.models import Workspace
@@ -92,14 +93,15 @@ class ReportedVsEstimated:
         return self.reported is None
 
 
-def pricing_reported_vs_estimated(
-    *, workspace: Workspace, since: datetime | None = None, until: datetime | None = None
-) -> list[ReportedVsEstimated]:
-    """Per provider and month (UTC) and currency: reported cost beside the estimate. Amounts in
-    different currencies stay apart (never converted)."""
-    records = _window(workspace.usage_records.filter(metric__in=("cost", ESTIMATED_COST)), since, until)
+def pricing_reported_vs_estimated(*, workspace: Workspace, first_day: date | None = None) -> list[ReportedVsEstimated]:
+    """Per provider, month (of the workspace's time zone, from the daily rollups) and currency:
+    reported cost beside the estimate, from `first_day` (a local day) on. Amounts in different
+    currencies stay apart (never converted); a second reader of one account is not counted."""
+    daily = daily_for(workspace, ("provider", "day", "unit", "metric")).filter(metric__in=("cost", ESTIMATED_COST))
+    if first_day is not None:
+        daily = daily.filter(day__gte=first_day)
     sums = (
-        records.annotate(month=TruncMonth("bucket_start", tzinfo=UTC))
+        daily.annotate(month=TruncMonth("day"))
         .values("provider", "month", "unit", "metric")
         .annotate(total=Sum("quantity"))
         .order_by()

@@ -4,7 +4,7 @@ and the progress of the recompute a change starts. Tenant-first like every setti
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -19,6 +19,7 @@ from usage.pricing import services
 from usage.pricing.forms import METRIC_LABELS, PriceOverrideForm
 from usage.pricing.overrides import load_overrides
 from usage.pricing.queries import pricing_model_prices, pricing_reported_vs_estimated, pricing_unpriced_usage
+from usage.rollups import local_day, zone_of
 
 TEMPLATE = "usage/settings/pricing.html"
 RECENT = timedelta(days=31)  # models with usage this recent are listed (raw rows: keep it short)
@@ -49,13 +50,14 @@ def _context(request: WorkspaceRequest, form: PriceOverrideForm) -> dict[str, An
     models = pricing_model_prices(
         workspace=workspace, overrides=load_overrides(workspace_id=workspace.pk), on=now, since=since
     )
-    month_start = datetime(now.year, now.month, 1, tzinfo=UTC) - timedelta(days=62)
+    # This month and the two before it, in the workspace's calendar.
+    first_day = (local_day(now, zone_of(workspace)).replace(day=1) - timedelta(days=62)).replace(day=1)
     return {
         "settings_section": "pricing",
         "form": form,
         "overrides": workspace.price_overrides.all(),
         "models": models,
-        "comparison": pricing_reported_vs_estimated(workspace=workspace, since=month_start.replace(day=1)),
+        "comparison": pricing_reported_vs_estimated(workspace=workspace, first_day=first_day),
         "unpriced": pricing_unpriced_usage(workspace=workspace, since=since),
         "provider_names": names,
         "metric_labels": METRIC_LABELS,

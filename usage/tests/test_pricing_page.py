@@ -125,3 +125,30 @@ def test_progress_panel_polls_only_while_a_job_runs(admin_client, workspace):
     PricingRecomputeJob.objects.update(status="done", finished_at=D0)
     panel = admin_client.get(url("pricing_progress"), headers={"HX-Request": "true"}).content.decode()
     assert "every 1s" not in panel and "Up to date" in panel
+
+
+@pytest.mark.clock("2026-12-06T12:00:00Z")
+def test_reported_against_estimate_is_per_month_of_the_workspace_zone(admin_client, workspace):
+    """The comparison reads the daily rollups: a cost at 20:00 UTC on 30 November is 1 December
+    in Auckland (UTC+13), so it counts in December there."""
+    from integrations.models import Integration
+    from usage import rollups
+
+    workspace.time_zone = "Pacific/Auckland"
+    workspace.save()
+    integration = Integration.objects.create(workspace=workspace, provider="openai", name="OpenAI")
+    at = datetime(2026, 11, 30, 20, tzinfo=UTC)
+    for metric, quantity in (("cost", "7.00"), ("estimated_cost", "9.00")):
+        UsageRecord.objects.create(
+            workspace=workspace, integration=integration, provider="openai", bucket_start=at,
+            bucket_end=at + timedelta(hours=1), metric=metric, quantity=Decimal(quantity), unit="USD", model="gpt-4o",
+        )  # fmt: skip
+    rollups.rebuild_workspace(workspace)
+    [row] = admin_client.get(url("pricing")).context["comparison"]
+    assert (row.provider, row.month, row.reported, row.estimated) == (
+        "openai",
+        datetime(2026, 12, 1).date(),
+        Decimal("7.00"),
+        Decimal("9.00"),
+    )
+    assert "Pacific/Auckland calendar months" in admin_client.get(url("pricing")).content.decode()
