@@ -34,6 +34,7 @@ def test_a_label_rule_is_made_in_the_browser(page: Page, admin_user: Any, worksp
     page.get_by_label("New application name").fill("Research ML")
     page.get_by_role("button", name="Save rule").click()
     expect(page.get_by_text("A label pattern is key=value")).to_be_visible()
+    page.wait_for_load_state("load")  # the text is in the DOM before the stylesheet has applied
     for size, name in (({"width": 390, "height": 844}, "phone"), ({"width": 1280, "height": 800}, "desktop")):
         page.set_viewport_size(size)
         assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
@@ -42,6 +43,7 @@ def test_a_label_rule_is_made_in_the_browser(page: Page, admin_user: Any, worksp
     page.get_by_label("Label").fill("team=research*")
     page.get_by_role("button", name="Save rule").click()
     expect(page.get_by_text("team=research*")).to_be_visible()
+    page.wait_for_load_state("load")
     assert AttributionRule.objects.get(workspace=workspace).label == "team=research*"
     for size, name in (({"width": 390, "height": 844}, "phone"), ({"width": 1280, "height": 800}, "desktop")):
         page.set_viewport_size(size)
