@@ -1,15 +1,19 @@
 """The squashed migrations (one per app, `replaces` naming the chain they stand for): an install
-that applied the whole old chain upgrades with nothing to apply, and a new install runs only the
-squashed ones (README, "Upgrading")."""
+that applied the whole old chain upgrades with nothing to apply, a new install runs only the
+squashed ones, and an install that applied part of a replaced chain is stopped before anything
+runs (README, "Upgrading")."""
 
 from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
+
+from accounts.apps import squashed_history_complete
 
 # The migrations of the last release before the squash, in order: what its installs recorded.
 OLD_CHAIN = {
@@ -76,9 +80,28 @@ def test_an_install_that_applied_the_old_chain_sees_the_squashes_applied_and_run
     assert {(app, name) for app, name in SQUASHED.items()} <= set(loader.applied_migrations)
     executor = MigrationExecutor(connection)
     assert executor.migration_plan(executor.loader.graph.leaf_nodes()) == []
+    assert squashed_history_complete(databases=["default"]) == []
     call_command("migrate", check_unapplied=True, verbosity=0)  # exits 1 if anything would run
     executor.check_replacements()  # as `migrate` does: the squashes are recorded too
     assert {(app, name) for app, name in SQUASHED.items()} <= set(recorder.applied_migrations())
+
+
+@pytest.mark.django_db
+def test_an_install_that_applied_part_of_a_replaced_chain_is_stopped_before_anything_runs():
+    partial = {**OLD_CHAIN, "usage": OLD_CHAIN["usage"][:10], "alerts": []}
+    recorder = record_only(partial)
+    errors = squashed_history_complete(databases=["default"])
+    assert [(e.id, e.msg) for e in errors] == [
+        (
+            "accounts.E001",
+            "Database 'default' has applied 10 of the 17 migrations that usage.0001_squashed_0017 replaces "
+            "(the last: 0010_usage_daily_value_indexes).",
+        )
+    ]
+    with pytest.raises(SystemCheckError, match=r"accounts\.E001"):
+        call_command("migrate", verbosity=0, skip_checks=False)  # as manage.py runs it
+    assert set(recorder.applied_migrations()) >= {("usage", name) for name in partial["usage"]}
+    assert ("alerts", SQUASHED["alerts"]) not in recorder.applied_migrations()
 
 
 @pytest.mark.django_db
