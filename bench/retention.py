@@ -8,7 +8,7 @@ its partitions existed would), then times:
 - manage_partitions moving them into month partitions    | COPY of the same rows into a bare table
 - the retention dropping the oldest month (the whole daily  | DELETE + VACUUM of the same month's rows from a plain
   manage_partitions run)                                   |   table of all the rows, with the same indexes
-- migration usage 0006 converting the table (and back)   | COPY of the same rows into a bare table
+- the migration's conversion of the table (and back)     | COPY of the same rows into a bare table
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/retention.py
 
@@ -96,8 +96,10 @@ def line(label: str, rows: int, seconds: float, reference: str) -> None:
 
 def main() -> None:
     setup()
+    import importlib
+
+    from django.apps import apps
     from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
 
     from accounts.models import Workspace
     from integrations.models import Integration
@@ -159,16 +161,19 @@ def main() -> None:
     )  # fmt: skip
 
     kept = rows - month_rows
-    executor = MigrationExecutor(connection)
-    leaves = executor.loader.graph.leaf_nodes()
+    # The partitioning step of usage's migration (0008 before the squash), both ways.
+    migration = importlib.import_module("usage.migrations.0001_squashed_0017")
     started = time.perf_counter()
-    executor.migrate([("usage", "0005_usage_import_jobs")])
+    with connection.schema_editor() as editor:
+        migration.unpartition(apps, editor)
     back = time.perf_counter() - started
     started = time.perf_counter()
-    MigrationExecutor(connection).migrate(leaves)
+    with connection.schema_editor() as editor:
+        migration.partition(apps, editor)
+        migration.fillfactor(apps, editor)
     forward = time.perf_counter() - started
-    line("migration 0006: plain → partitioned", kept, forward, reference)
-    line("migration 0006 reversed: partitioned → plain", kept, back, reference)
+    line("migration: plain → partitioned", kept, forward, reference)
+    line("migration reversed: partitioned → plain", kept, back, reference)
 
 
 if __name__ == "__main__":

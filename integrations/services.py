@@ -96,7 +96,7 @@ def integration_clean_settings(*, provider: Provider, settings: Mapping[str, Any
 def account_key(provider: Provider, identity: Identity) -> str:
     """The provider account a verified credential reads, comparable across integrations:
     "<provider>:<account id>" case-folded; "" when the provider names no account (nothing
-    can then be told apart). The data migration that filled existing rows inlines this rule."""
+    can then be told apart)."""
     account = (identity.account_id or "").strip().casefold()
     return f"{provider.slug}:{account}"[:255] if account else ""
 

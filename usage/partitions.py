@@ -3,7 +3,7 @@
 On PostgreSQL usage_usagerecord is partitioned by range of bucket_start, one partition per UTC
 calendar month (`usage_usagerecord_p202612` holds December 2026) plus a DEFAULT partition that
 catches any row no month partition covers, so an insert never fails for want of a partition
-(migration 0006 converted the table). `usage_partitions_manage`, run daily by beat and by
+(usage's migration converts the table). `usage_partitions_manage`, run daily by beat and by
 `manage.py manage_partitions`, keeps that shape:
 
 - creates the partitions of the current month and `months_ahead` months after it;

@@ -304,30 +304,6 @@ def test_test_connection_learns_the_account_key(admin_client, openai_integration
     assert openai_integration.account_key == f"openai:{sandbox.OPENAI_ORGANIZATION_ID.casefold()}"
 
 
-def test_the_migration_learns_keys_of_integrations_verified_before_it(workspace):
-    """Duplicates already in the data are found: the migration derives each stored
-    integration's key from the identity its last verify kept."""
-    import importlib
-
-    from django.apps import apps
-
-    migration = importlib.import_module("integrations.migrations.0006_integration_account_key_and_share")
-    verified = make(workspace, "Verified before", key="")
-    Integration.objects.filter(pk=verified.pk).update(identity={"account_id": " Org-ABC ", "summary": "…"})
-    never = make(workspace, "Never verified", key="")
-    Integration.objects.filter(pk=never.pk).update(identity={})
-    migration.fill_account_keys(apps, None)
-    verified.refresh_from_db()
-    never.refresh_from_db()
-    assert verified.account_key == "openai:org-abc" and never.account_key == ""
-    # The same rule as verify's, which the migration inlines.
-    from integrations.providers.base import Identity
-    from integrations.providers.registry import get_provider
-    from integrations.services import account_key
-
-    assert account_key(get_provider("openai"), Identity(account_id=" Org-ABC ")) == verified.account_key
-
-
 def test_the_explorer_adds_one_account_once(admin_client, workspace):
     """Three integrations reading one OpenAI organization: the Usage page's cost is the
     organization's once (211.05 + the other org's 10), never three times."""

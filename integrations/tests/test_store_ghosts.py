@@ -4,12 +4,10 @@ stream's, scope's, window's, integration's or an imported row — in one SELECT 
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.apps import apps
 from django.db import connection
 
 from integrations.models import Integration
@@ -106,7 +104,7 @@ def test_imported_rows_are_never_removed(integration):
 
 
 def test_rows_stored_before_streams_existed_are_matched_by_their_named_stream(integration):
-    # The migration names old rows' streams; their store_batch stays NULL.
+    # Migration usage 0004 (squashed since) named old rows' streams; their store_batch stayed NULL.
     usage_store_samples(integration=integration, samples=[sample(1, stream="usage"), sample(2, stream="usage")])
     UsageRecord.objects.update(store_batch=None)  # as the migration leaves rows stored before it
     stored = usage_store_chunk(integration=integration, samples=[sample(1)], answered=[Answered("usage", DAY)])
@@ -141,59 +139,6 @@ def test_several_answers_cost_one_select_and_one_delete(integration, django_asse
     # recomputed: rules, staging, upsert, keying, SELECT.
     with django_assert_num_queries(5 if postgresql else 8):
         assert usage_store_chunk(integration=integration, samples=survivors, answered=answers).removed == []
-
-
-def test_the_migration_names_the_stream_of_every_synced_row(integration, workspace):
-    migration = importlib.import_module("usage.migrations.0004_usagerecord_stream")
-    cases = [  # (provider, metric, provenance) -> stream the connector writes it under now
-        ("openai", "cost", "reported", "costs"),
-        ("openai", "input_tokens", "reported", "usage_completions"),
-        ("anthropic", "cost", "reported", "cost_report"),
-        ("anthropic", "cache_write_tokens", "reported", "usage_report"),
-        ("fireworks", "input_tokens", "derived", "metrics"),
-        ("fireworks", "compute_seconds", "reported", "billing_dedicated"),
-        ("fireworks", "cached_input_tokens", "reported", "billing_serverless"),
-        ("groq", "requests", "derived", "rates"),
-        ("openrouter", "cost", "reported", "activity"),
-        ("replicate", "compute_seconds", "reported", "predictions"),
-        ("aws_bedrock", "requests", "reported", "cloudwatch"),
-        ("azure_openai", "output_tokens", "reported", "monitor_metrics"),
-        ("google_vertex", "cost", "reported", "billing_export"),
-        ("openai", "input_tokens", "imported", ""),
-        ("authress", "api_calls", "imported", ""),
-    ]
-    for i, (provider, metric, provenance, _) in enumerate(cases):
-        UsageRecord.objects.create(workspace=workspace, integration=integration, provider=provider,
-                                   bucket_start=T0 + i * H, bucket_end=T0 + (i + 1) * H, metric=metric,
-                                   quantity=1, unit="USD" if metric == "cost" else "tokens", provenance=provenance)  # fmt: skip
-    migration.name_streams(apps, None)
-    got = dict(UsageRecord.objects.values_list("bucket_start", "stream"))
-    assert [got[T0 + i * H] for i in range(len(cases))] == [c[3] for c in cases]
-
-
-def test_the_migration_names_only_streams_the_connectors_declare():
-    from integrations.providers.registry import PROVIDERS
-
-    # Streams a connector gained after the migration: no row was synced under them before it.
-    added_later = {
-        "fireworks": {"billing_training"},
-        "replicate": {"trainings"},
-        "aws_bedrock": {"mantle"},
-        # OpenAI's other usage endpoints (issue 13).
-        "openai": {
-            "usage_embeddings",
-            "usage_moderations",
-            "usage_images",
-            "usage_audio_speeches",
-            "usage_audio_transcriptions",
-            "usage_vector_stores",
-            "usage_code_interpreter_sessions",
-        },
-    }
-    migration = importlib.import_module("usage.migrations.0004_usagerecord_stream")
-    for slug, rules in migration.STREAMS.items():
-        declared = {s.name for s in PROVIDERS[slug].streams}
-        assert {stream for stream, _ in rules} == declared - added_later.get(slug, set()), slug
 
 
 def test_an_answer_checks_its_scope():

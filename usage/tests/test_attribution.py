@@ -8,7 +8,6 @@ from decimal import Decimal
 from itertools import count
 
 import pytest
-from django.apps import apps as django_apps
 
 from integrations.engine import integration_sync
 from integrations.providers.base import UsageSample
@@ -214,14 +213,3 @@ def test_an_existing_application_of_that_name_is_reused(workspace):
 def test_a_cloud_provider_gets_a_cloud_platform(workspace):
     rule_ = attribution_ensure_default(workspace=workspace, provider=get_provider("aws_bedrock"))
     assert (rule_.application.name, rule_.application.category) == ("Amazon Web Services", "Cloud platform")
-
-
-def test_the_data_migration_gives_existing_integrations_their_default(workspace, integration):
-    usage_store_samples(integration=integration, samples=_samples("gpt-4o", "o1"))
-    assert not AttributionRule.objects.exists()
-    migration = __import__("usage.migrations.0003_default_attribution", fromlist=["forwards"])
-    migration.forwards(django_apps, None)
-    migration.forwards(django_apps, None)  # twice: nothing more
-    default = workspace.attribution_rules.get()
-    assert default.is_default and default.application.name == "OpenAI"
-    assert set(UsageRecord.objects.values_list("rule", flat=True)) == {default.pk}

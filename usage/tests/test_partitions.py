@@ -6,6 +6,7 @@ The retention itself also works on SQLite (plain DELETEs)."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -14,7 +15,6 @@ import pytest
 from django.apps import apps as global_apps
 from django.core.management import call_command
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Sum
 
 from integrations.providers.base import UsageSample
@@ -28,7 +28,7 @@ CLOCK = pytest.mark.clock("2026-12-06T12:00:00Z")
 pytestmark = CLOCK
 
 TABLE = "usage_usagerecord"
-BEFORE = ("usage", "0007_rollup_rebuild_jobs")
+SQUASHED = importlib.import_module("usage.migrations.0001_squashed_0017")
 postgres = pytest.mark.postgres
 
 
@@ -59,79 +59,76 @@ def manage(*args: str) -> str:
 MONTHS = [datetime(2026, m, 15, 10, tzinfo=UTC) for m in (6, 7, 8, 9, 10, 11, 12)]
 
 
+def convert(step) -> None:
+    """Run one direction of the squashed migration's partitioning step (usage 0008 before the
+    squash) on the test database, inside the test's transaction (rolled back with it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending FK checks on the table to ALTER
+    with connection.schema_editor() as editor:
+        step(global_apps, editor)
+
+
 @postgres
-@pytest.mark.django_db(transaction=True)
 def test_the_migration_converts_a_table_with_rows_and_back(workspace, integration):
-    executor = MigrationExecutor(connection)
-    leaves = executor.loader.graph.leaf_nodes()
-    try:
-        executor.migrate([BEFORE])
-        assert not partitions.is_partitioned()
-        old_state = MigrationExecutor(connection).loader.project_state([BEFORE]).apps
-        OldRecord = old_state.get_model("usage", "UsageRecord")
-        OldRecord.objects.bulk_create(
-            [
-                OldRecord(
-                    workspace_id=workspace.pk,
-                    integration_id=integration.pk,
-                    provider="openai",
-                    bucket_start=start + timedelta(hours=i),
-                    bucket_end=start + timedelta(hours=i + 1),
-                    model=f"m{i}",
-                    metric="input_tokens",
-                    quantity=Decimal(f"{i}.000000001"),
-                    unit="tokens",
-                )
-                for start in (datetime(2025, 11, 30, 20, tzinfo=UTC), *MONTHS)
-                for i in range(10)
-            ]
-        )
-        before = {r["id"]: r for r in OldRecord.objects.values()}
-        assert len(before) == 80
-
-        MigrationExecutor(connection).migrate(leaves)
-        assert partitions.is_partitioned()
-        # Every row, every column it had, the same ids (columns added by later migrations hold
-        # their defaults, e.g. the issue 13 dimensions: "").
-        after = {r["id"]: r for r in UsageRecord.objects.values(*next(iter(before.values())))}
-        assert after == before
-        assert set(UsageRecord.objects.values_list("service_tier", "batch", "speed")) == {("", "", "")}
-        # Each row in its own month's partition (the 2025-11-30 20:00 + i h rows straddle two).
-        for pk, home in homes().items():
-            assert home == partitions.partition_name(partitions.month_start(after[pk]["bucket_start"]))
-        names = partition_names()
-        assert names[0] == f"{TABLE}_p202511" and names[-1] == f"{TABLE}_default"
-        assert f"{TABLE}_p202703" in names  # three months ahead of the (pinned) December 2026
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-                "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
-                [TABLE],
+    """A new install converts an empty table; the conversion still copies whatever the table
+    holds, both ways (the reverse runs when the migration is unapplied)."""
+    convert(SQUASHED.unpartition)
+    assert not partitions.is_partitioned()
+    UsageRecord.objects.bulk_create(
+        [
+            UsageRecord(
+                workspace_id=workspace.pk,
+                integration_id=integration.pk,
+                provider="openai",
+                bucket_start=start + timedelta(hours=i),
+                bucket_end=start + timedelta(hours=i + 1),
+                model=f"m{i}",
+                metric="input_tokens",
+                quantity=Decimal(f"{i}.000000001"),
+                unit="tokens",
             )
-            assert [row[0] for row in cursor.fetchall()] == ["id", "bucket_start"]
-        # New rows continue the numbering; the natural key is still enforced across partitions.
-        usage_store_samples(integration=integration, samples=[sample(MONTHS[0], 5, model="m0")])
-        assert UsageRecord.objects.count() == 80
-        usage_store_samples(integration=integration, samples=[sample(datetime(2026, 12, 1, tzinfo=UTC), 5)])
-        assert UsageRecord.objects.get(bucket_start=datetime(2026, 12, 1, tzinfo=UTC)).pk > max(before)
+            for start in (datetime(2025, 11, 30, 20, tzinfo=UTC), *MONTHS)
+            for i in range(10)
+        ]
+    )
+    before = {r["id"]: r for r in UsageRecord.objects.values()}
+    assert len(before) == 80
 
-        # And back: a plain table with the same rows and an identity that continues.
-        MigrationExecutor(connection).migrate([BEFORE])
-        assert not partitions.is_partitioned()
-        old_state = MigrationExecutor(connection).loader.project_state([BEFORE]).apps
-        OldRecord = old_state.get_model("usage", "UsageRecord")
-        assert OldRecord.objects.count() == 81
-        assert OldRecord.objects.aggregate(total=Sum("quantity"))["total"] == sum(
-            (r["quantity"] for r in before.values()), Decimal(0)
-        ) - Decimal("0.000000001") + Decimal(5) + Decimal(5)  # m0 of June replaced (0.000000001 → 5)
-        fresh = OldRecord.objects.create(
-            workspace_id=workspace.pk, integration_id=integration.pk, provider="openai", bucket_start=MONTHS[0],
-            bucket_end=MONTHS[0], metric="requests", quantity=1, unit="requests",
-        )  # fmt: skip
-        assert fresh.pk > max(OldRecord.objects.exclude(pk=fresh.pk).values_list("pk", flat=True))
-    finally:
-        MigrationExecutor(connection).migrate(leaves)
+    convert(SQUASHED.partition)
     assert partitions.is_partitioned()
+    # Every row, every column it had, the same ids.
+    assert {r["id"]: r for r in UsageRecord.objects.values()} == before
+    # Each row in its own month's partition (the 2025-11-30 20:00 + i h rows straddle two).
+    for pk, home in homes().items():
+        assert home == partitions.partition_name(partitions.month_start(before[pk]["bucket_start"]))
+    names = partition_names()
+    assert names[0] == f"{TABLE}_p202511" and names[-1] == f"{TABLE}_default"
+    assert f"{TABLE}_p202703" in names  # three months ahead of the (pinned) December 2026
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
+            [TABLE],
+        )
+        assert [row[0] for row in cursor.fetchall()] == ["id", "bucket_start"]
+    # New rows continue the numbering; the natural key is still enforced across partitions.
+    usage_store_samples(integration=integration, samples=[sample(MONTHS[0], 5, model="m0")])
+    assert UsageRecord.objects.count() == 80
+    usage_store_samples(integration=integration, samples=[sample(datetime(2026, 12, 1, tzinfo=UTC), 5)])
+    assert UsageRecord.objects.get(bucket_start=datetime(2026, 12, 1, tzinfo=UTC)).pk > max(before)
+
+    # And back: a plain table with the same rows and an identity that continues.
+    convert(SQUASHED.unpartition)
+    assert not partitions.is_partitioned()
+    assert UsageRecord.objects.count() == 81
+    assert UsageRecord.objects.aggregate(total=Sum("quantity"))["total"] == sum(
+        (r["quantity"] for r in before.values()), Decimal(0)
+    ) - Decimal("0.000000001") + Decimal(5) + Decimal(5)  # m0 of June replaced (0.000000001 → 5)
+    fresh = UsageRecord.objects.create(
+        workspace_id=workspace.pk, integration_id=integration.pk, provider="openai", bucket_start=MONTHS[0],
+        bucket_end=MONTHS[0], metric="requests", quantity=1, unit="requests",
+    )  # fmt: skip
+    assert fresh.pk > max(UsageRecord.objects.exclude(pk=fresh.pk).values_list("pk", flat=True))
 
 
 @postgres

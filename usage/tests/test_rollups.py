@@ -177,12 +177,8 @@ def test_a_rebuild_goes_span_by_span_and_drops_days_outside(workspace, integrati
     assert min(UsageDaily.objects.values_list("day", flat=True)) == date(2026, 10, 24)
 
 
-def test_the_migration_fills_rollups_from_existing_rows(workspace, integration, other_workspace):
-    import importlib
-
-    from django.apps import apps
-
-    base_rows(integration, 30)  # bulk_create: no upkeep, as before the table existed
+def test_rebuild_all_fills_rollups_from_existing_rows(workspace, integration, other_workspace):
+    base_rows(integration, 30)  # bulk_create: no upkeep
     assert not UsageDaily.objects.exists()
-    importlib.import_module("usage.migrations.0006_usage_daily_rollup").fill_rollups(apps, None)
+    rollups.rebuild_all()
     assert rollup_days(workspace) == local_days_of_base(workspace)

@@ -5,13 +5,11 @@ stay; rows stored before streams existed are cleaned up on their first re-read t
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from django.apps import apps
 
 from integrations import engine
 from integrations.models import Integration, SyncRun
@@ -119,22 +117,6 @@ def test_a_model_without_usage_loses_its_rows_inside_the_project_filter_only(ope
     assert run.rows_removed > 0
     # Charlie was not asked for (the filter): not answered, so its rows stay as they were.
     assert stored_rows(integration, project=CHARLIE, model=O3) == charlie_o3
-
-
-def test_rows_stored_before_streams_existed_are_cleaned_up_on_their_first_reread(openai_integration):
-    integration = openai_integration
-    d2, d1 = days_ago(2), days_ago(1)
-    sync(integration, since=d2)
-    # As an older release left them: no stream, no store batch. The migration names the streams.
-    UsageRecord.objects.filter(integration=integration).update(stream="", store_batch=None)
-    importlib.import_module("usage.migrations.0004_usagerecord_stream").name_streams(apps, None)
-    assert set(UsageRecord.objects.values_list("stream", flat=True)) == {"usage_completions", "costs"}
-
-    fake.withdraw_model(O3)
-    sync(integration, since=d2)
-    assert not stored_rows(integration, model=O3)
-    assert stored_usage(integration, d2, d1) == true_usage(d2, d1)
-    assert stored_costs(integration, d2, d1) == true_costs(d2, d1)
 
 
 def test_the_runs_table_and_the_sync_command_say_how_many_rows_were_removed(openai_integration, admin_client):
