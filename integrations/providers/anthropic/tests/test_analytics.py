@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from integrations import engine
 from integrations.http import HttpClient
@@ -283,7 +284,9 @@ def _sync(integration: Integration, since: datetime) -> SyncRun:
 
 
 @pytest.mark.django_db
-def test_a_window_read_by_both_paths_at_different_times_is_counted_once(create_integration, sandbox, monkeypatch):
+def test_a_window_read_by_both_paths_at_different_times_is_counted_once(
+    create_integration, sandbox, monkeypatch, superuser_client
+):
     monkeypatch.setattr(analytics, "ANALYTICS_RECHECK", timedelta(0))
     integration = create_integration("anthropic", ANALYTICS_KEY, {"base_url": base_url(sandbox)})
     d3, d1 = days_ago(3), days_ago(1)
@@ -292,6 +295,9 @@ def test_a_window_read_by_both_paths_at_different_times_is_counted_once(create_i
     rows = UsageRecord.objects.filter(integration=integration).count()
     paths = integration.provider_state[analytics.READ_PATHS]
     assert {e["path"] for entries in paths.values() for e in entries} == {"analytics"}
+    # An operator sees the paths on the integration's admin page.
+    page = superuser_client.get(reverse("admin:integrations_integration_change", args=[integration.pk]))
+    assert page.status_code == 200 and "read_paths" in page.content.decode()
 
     # The organization loses the beta and a cost is withdrawn: the legacy reports re-read the
     # window, replacing the analytics rows (and removing the withdrawn one), not adding to them.
