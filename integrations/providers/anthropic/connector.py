@@ -4,7 +4,9 @@ and costs, from the organization Admin API.
 Reads `/v1/organizations/usage_report/messages` (hourly, grouped by model, workspace, service
 tier, context window and inference geo) and
 `/v1/organizations/cost_report` (daily, grouped by workspace and description) with an Admin
-key. See docs/providers/anthropic.md for the admin's side of it.
+key, or, for each window they can answer completely, the Usage and Cost Analytics API (beta)
+that Anthropic now prefers, into the same rows (analytics.py). See docs/providers/anthropic.md
+for the admin's side of it.
 """
 
 from __future__ import annotations
