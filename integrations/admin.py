@@ -56,6 +56,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         "health",
         "credential_hint",
         "identity",
+        "provider_state",  # the connector's memory, e.g. which Anthropic report served each window
         "verified_at",
         "account_key",
         "account_share",

@@ -166,13 +166,18 @@ def withdraw_model(model: str) -> None:
     _cost_changes.add(lambda row: None if row.model == model else row)
 
 
-# What POST /_sandbox/changes may call (sandbox.app), by name.
-CHANGES = {"withdraw_cost": withdraw_cost, "withdraw_model": withdraw_model}
+# What POST /_sandbox/changes may call (sandbox.app), by name. Modules that build on this one
+# (sandbox/anthropic_analytics.py) add their routes, changes and change-clearers when imported.
+CHANGES: dict[str, Callable[..., None]] = {"withdraw_cost": withdraw_cost, "withdraw_model": withdraw_model}
+EXTRA_ROUTES: dict[str, Callable[[Request], Response]] = {}
+EXTRA_CLEARS: list[Callable[[], None]] = []
 
 
 def clear_changes() -> None:
     _usage_changes.clear()
     _cost_changes.clear()
+    for clear in EXTRA_CLEARS:
+        clear()
 
 
 def _workspace_ids_at(hour_ts: int) -> list[str | None]:
@@ -335,6 +340,7 @@ def handle(request: Request) -> Response:
         "/v1/organizations/workspaces": _workspaces,
         "/v1/organizations/usage_report/messages": _usage,
         "/v1/organizations/cost_report": _costs,
+        **EXTRA_ROUTES,
     }
     key = request.headers.get("x-api-key", "").strip()
     if not key:

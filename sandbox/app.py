@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import sandbox.anthropic_analytics  # noqa: F401  (registers the analytics routes on `anthropic`)
 from sandbox import anthropic, authress, azure_openai, fireworks, google_vertex, groq, openai, openrouter, replicate
 from sandbox.chaos import Chaos, ChaosConfig
 from sandbox.core import Request, Response, json_response

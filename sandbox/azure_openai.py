@@ -16,8 +16,10 @@ metrics older than the 93-day retention are refused (so a connector must clamp).
 AzureOpenAIRequests and ModelRequests count failed and throttled requests too, split by the
 `StatusCode` dimension when asked (`$filter=... and StatusCode eq '*'`); the "Models – Usage"
 metrics (InputTokens, OutputTokens, ModelRequests) are served for every deployment, OpenAI
-models included, while the Azure OpenAI ones (ProcessedPromptTokens, GeneratedTokens,
-AzureOpenAIRequests) only for OpenAI models — so a connector reading both must not add them up.
+models included (and its prompt-cache metrics cacheReadInputTokens, ephemeral5mInputTokens and
+ephemeral1hInputTokens for Anthropic models only, apart from InputTokens), while the Azure
+OpenAI ones (ProcessedPromptTokens, GeneratedTokens, AzureOpenAIRequests) only for OpenAI
+models — so a connector reading both must not add them up.
 A dimension a metric does not have is refused (StatusCode on a token metric).
 `delete_deployment` and `remove_account` change the subscription from then on
 (`clear_changes` undoes them).
@@ -59,7 +61,11 @@ HOUR = 3600
 _SIGNING_KEY = b"doow-sandbox-azure-signing-key"
 _CLIENTS = {CLIENT_ID: CLIENT_SECRET, NO_ROLE_CLIENT_ID: NO_ROLE_CLIENT_SECRET}
 METRICS = ("ProcessedPromptTokens", "GeneratedTokens", "AzureOpenAIRequests")
-MODEL_METRICS = ("InputTokens", "OutputTokens", "ModelRequests")  # "Models – Usage"
+# The prompt-cache metrics of "Models – Usage", Anthropic model deployments only (their Messages
+# API's cache_read_input_tokens and cache_creation.ephemeral_5m/_1h_input_tokens, reported apart
+# from InputTokens as Anthropic's usage reports them).
+CACHE_METRICS = ("cacheReadInputTokens", "ephemeral5mInputTokens", "ephemeral1hInputTokens")
+MODEL_METRICS = ("InputTokens", "OutputTokens", "ModelRequests", *CACHE_METRICS)  # "Models – Usage"
 ALL_METRICS = (*METRICS, *MODEL_METRICS)
 REQUEST_METRICS = frozenset({"AzureOpenAIRequests", "ModelRequests"})  # the ones with StatusCode
 
@@ -203,6 +209,21 @@ class UsageRow(NamedTuple):
     failed: int = 0  # other 4xx / 5xx
     openai: bool = True  # an OpenAI model: the Azure OpenAI metrics report it too
     provisioned: int = 0  # PTUs of a provisioned deployment listed now (billed every hour, idle or not)
+    # Anthropic models only: prompt-cache reads and 5-minute / 1-hour writes, apart from prompt_tokens.
+    cache_read: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+    anthropic: bool = False
+
+    @property
+    def cache_write(self) -> int:
+        """Cache writes, 5-minute and 1-hour TTL alike."""
+        return self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def input_tokens(self) -> int:
+        """Every prompt token: the uncached ones (InputTokens) and the cache reads and writes."""
+        return sum((self.prompt_tokens, self.cache_read, self.cache_write))
 
     @property
     def all_requests(self) -> int:
@@ -263,11 +284,17 @@ def _traffic_rows(hour_ts: int, accounts: tuple[Account, ...]) -> tuple[UsageRow
             failed = 1 if d[7] % 5 == 0 else 0
             where = (account.name, account.resource_group, account.location)
             openai = formats.get(name, "OpenAI") == "OpenAI"
-            rows.append(
-                UsageRow(
-                    from_epoch(hour_ts), *where, name, model, prompt, generated, requests, throttled, failed, openai
-                )
+            row = UsageRow(
+                from_epoch(hour_ts), *where, name, model, prompt, generated, requests, throttled, failed, openai
             )
+            if formats.get(name) == "Anthropic":
+                row = row._replace(
+                    anthropic=True,
+                    cache_read=requests * (int.from_bytes(d[8:10], "big") % 4000) if d[10] % 3 else 0,
+                    cache_write_5m=requests * d[11] * 4 if d[12] % 4 == 0 else 0,
+                    cache_write_1h=requests * d[13] * 6 if d[14] % 5 == 0 else 0,
+                )
+            rows.append(row)
     return tuple(rows)
 
 
@@ -605,9 +632,15 @@ def _metrics(request: Request, account: Account) -> Response:
             (deployment, _series(cells, hours, deployment, metric, labelled=wanted is not None, status=status))
             for deployment in deployments
             for status in statuses
-            # The Azure OpenAI metrics have no series for a deployment of another vendor's model.
-            if metric in MODEL_METRICS
-            or any(r.openai for (_, d), rows in cells.items() if d == deployment for r in rows)
+            # The Azure OpenAI metrics have no series for a deployment of another vendor's model,
+            # the cache metrics none for a deployment of a model other than Anthropic's.
+            if (metric in MODEL_METRICS and metric not in CACHE_METRICS)
+            or any(
+                (r.anthropic if metric in CACHE_METRICS else r.openai)
+                for (_, d), rows in cells.items()
+                if d == deployment
+                for r in rows
+            )
         ]
         series = [(d, s) for d, s in series if s["data"] is not None]
         # Azure keeps the `top` series by the aggregate, descending, and says nothing about the rest.
@@ -640,6 +673,9 @@ _FIELDS = {
     "InputTokens": "prompt_tokens",
     "OutputTokens": "generated_tokens",
     "ModelRequests": "all_requests",
+    "cacheReadInputTokens": "cache_read",
+    "ephemeral5mInputTokens": "cache_write_5m",
+    "ephemeral1hInputTokens": "cache_write_1h",
 }
 STATUSES = ("200", "429", "500")
 _STATUS_FIELDS = {"200": "requests", "429": "throttled", "500": "failed"}

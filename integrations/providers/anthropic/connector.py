@@ -4,7 +4,9 @@ and costs, from the organization Admin API.
 Reads `/v1/organizations/usage_report/messages` (hourly, grouped by model, workspace, service
 tier, context window and inference geo) and
 `/v1/organizations/cost_report` (daily, grouped by workspace and description) with an Admin
-key. See docs/providers/anthropic.md for the admin's side of it.
+key, or, for each window they can answer completely, the Usage and Cost Analytics API (beta)
+that Anthropic now prefers, into the same rows (analytics.py). See docs/providers/anthropic.md
+for the admin's side of it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.http import parse_retry_after
 from integrations.providers import facts
+from integrations.providers.anthropic.analytics import COST_REPORT, USAGE_REPORT, AnalyticsReader
 from integrations.providers.anthropic.schema import (
     DAY,
     DEFAULT_WORKSPACE,
@@ -226,12 +229,18 @@ class AnthropicProvider(Provider):
         if window.end <= window.start:
             return
         base, headers = self.base_url(settings), self._headers(credential)
-        usage = self._samples(
+        # The analytics reports first, each window wholly or not at all; the legacy ones serve
+        # what they cannot (analytics.py says when, and records which path served each window).
+        analytics = AnalyticsReader(http=http, base=base, headers=headers, state=state,
+                                    get=lambda url, h, params: self._get(http, url, h, params))  # fmt: skip
+        read_usage = analytics.read(USAGE_REPORT, USAGE.name, window, answered)
+        read_costs = analytics.read(COST_REPORT, COSTS.name, window, answered)
+        usage = iter(read_usage) if read_usage is not None else self._samples(
             http, f"{base}/v1/organizations/usage_report/messages", headers, window, HOUR,
             {"bucket_width": "1h", "group_by[]": USAGE_GROUPS, "limit": self.usage_page_size},
             parse_usage_page, usage_samples, USAGE.name, answered,
         )  # fmt: skip
-        costs = self._samples(
+        costs = iter(read_costs) if read_costs is not None else self._samples(
             http, f"{base}/v1/organizations/cost_report", headers, window, DAY,
             {"bucket_width": "1d", "group_by[]": ["workspace_id", "description"], "limit": self.costs_page_size},
             parse_cost_page, cost_samples, COSTS.name, answered,

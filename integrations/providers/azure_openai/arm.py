@@ -16,6 +16,7 @@ from weakref import WeakKeyDictionary
 
 from integrations.providers.azure_openai.auth import bearer_token
 from integrations.providers.azure_openai.schema import (
+    CACHE_METRIC_NAMES,
     OPENAI_METRICS,
     REQUEST_METRIC_NAMES,
     TOKEN_METRIC_NAMES,
@@ -250,10 +251,25 @@ def _read_with_fallback(
             f"Azure Monitor returned {top // 4} or more series for {account.name}; refusing a possibly truncated answer."
         )
 
-    try:
-        return read(names)
-    except ProviderResponseError as error:
-        openai_only = tuple(n for n in names if n in OPENAI_METRIC_NAMES)
-        if error.http_status != 400 or "metric" not in error.message.lower() or openai_only == names:
-            raise
-        return read(openai_only)
+    # Fewer metrics each time: without the prompt-cache ones (newer than the rest of "Models –
+    # Usage"), then the Azure OpenAI ones alone; straight to the first without the metrics the
+    # refusal names ("…, metric: InputTokens, Valid metrics: …").
+    attempts = list(dict.fromkeys((
+        names, tuple(n for n in names if n not in CACHE_METRIC_NAMES), tuple(n for n in names if n in OPENAI_METRIC_NAMES),
+    )))  # fmt: skip
+    attempt = attempts[0]
+    while True:
+        try:
+            return read(attempt)
+        except ProviderResponseError as error:
+            later = attempts[attempts.index(attempt) + 1 :]
+            if error.http_status != 400 or "metric" not in error.message.lower() or not later:
+                raise
+            unknown = _refused_metrics(error.message)
+            attempt = next((a for a in later if not unknown & {n.lower() for n in a}), later[-1])
+
+
+def _refused_metrics(message: str) -> set[str]:
+    """The metric names (lower-cased) Azure says it cannot find, when its message names them."""
+    found = re.search(r"metric:\s*(.*?),\s*Valid metrics:", message, re.I)
+    return {n.strip().lower() for n in found[1].split(",") if n.strip()} if found else set()

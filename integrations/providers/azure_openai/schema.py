@@ -33,10 +33,20 @@ OPENAI_METRICS: tuple[tuple[str, str], ...] = (
 # The "Models – Usage" metrics report every model of an AI Services account, other vendors'
 # models (Anthropic, Meta, Mistral, …) included — and OpenAI models too, so a deployment is read
 # from one family only (see metrics_samples).
+# Its prompt-cache metrics (Anthropic model deployments only) are Anthropic's usage fields
+# cache_read_input_tokens and cache_creation.ephemeral_5m/_1h_input_tokens, which Anthropic
+# reports apart from input_tokens: each is also added to input_tokens (every prompt token).
+CACHE_METRICS: tuple[tuple[str, str], ...] = (
+    ("cacheReadInputTokens", "cached_input_tokens"),
+    ("ephemeral5mInputTokens", "cache_write_tokens"),
+    ("ephemeral1hInputTokens", "cache_write_tokens"),
+)
+CACHE_METRIC_NAMES = frozenset(m for m, _ in CACHE_METRICS)
 MODEL_METRICS: tuple[tuple[str, str], ...] = (
     ("InputTokens", "input_tokens"),
     ("OutputTokens", "output_tokens"),
     ("ModelRequests", "requests"),
+    *CACHE_METRICS,
 )
 METRICS: tuple[tuple[str, str], ...] = (*OPENAI_METRICS, *MODEL_METRICS)
 # The request counts include failed and throttled requests: they are read split by StatusCode
@@ -283,6 +293,7 @@ def metrics_samples(
     Models ones. Request counts split by StatusCode become requests / throttled_requests /
     failed_requests."""
     ours = {azure.lower(): metric for azure, metric in METRICS}
+    cache = {name.lower() for name in CACHE_METRIC_NAMES}
     formats = formats or {}
     with_openai_data = {s.deployment for s in series if _family(s) == "openai" and s.points}
 
@@ -301,12 +312,15 @@ def metrics_samples(
             continue  # the same traffic, counted by the other family
         if metric == "requests":
             metric = request_metric(s.status)
+        # A cache read or write is a prompt token too (InputTokens leaves them out).
+        targets = (metric, "input_tokens") if s.metric.lower() in cache else (metric,)
         for moment, total in s.points:
             bucket = align_down(moment)
             if start <= bucket < end:
                 # Series sharing our key (e.g. the same deployment twice) add up; never overwrite.
-                key = (bucket, s.deployment, metric)
-                totals[key] = totals.get(key, Decimal(0)) + total
+                for target in targets:
+                    key = (bucket, s.deployment, target)
+                    totals[key] = totals.get(key, Decimal(0)) + total
     return [
         UsageSample(
             bucket,

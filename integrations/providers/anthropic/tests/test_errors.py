@@ -58,7 +58,8 @@ def test_401_message_echoing_the_key_is_redacted(provider, credential, provider_
 def test_403_permission_error_is_permission_denied_with_fix(
     provider, credential, provider_settings, day, sandbox, http
 ) -> None:
-    sandbox.fault(ORG_PATHS, 403, body=load("error_permission.json"))
+    # On the legacy report: a 403 from the analytics report only sends the read there (test_analytics.py).
+    sandbox.fault(USAGE_PATH, 403, body=load("error_permission.json"))
     error = raises(PermissionDenied, provider, credential["api_key"], provider_settings, day, http)
     assert not isinstance(error, ScopeError)
     assert error.http_status == 403 and error.request_id.startswith("req_")

@@ -30,7 +30,9 @@ ACCOUNTS_PATH = (
 METRICS_SUFFIX = "/providers/Microsoft.Insights/metrics"
 TOKEN_PATH = f"/azure_openai/login/{sandbox_azure.TENANT_ID}/oauth2/v2.0/token"
 FIELDS = {
-    "input_tokens": "prompt_tokens",
+    "input_tokens": "input_tokens",  # InputTokens, plus an Anthropic model's cache reads and writes
+    "cached_input_tokens": "cache_read",
+    "cache_write_tokens": "cache_write",
     "output_tokens": "generated_tokens",
     "requests": "requests",
     "throttled_requests": "throttled",

@@ -51,6 +51,8 @@ def test_fetch_reproduces_true_totals_per_deployment_model_region_and_day(
     assert {s.account for s in samples} == {sandbox_azure.SUBSCRIPTION_ID}
     assert {(s.metric, s.unit) for s in samples} == {
         ("input_tokens", "tokens"),
+        ("cached_input_tokens", "tokens"),
+        ("cache_write_tokens", "tokens"),
         ("output_tokens", "tokens"),
         ("requests", "requests"),
         ("throttled_requests", "requests"),
@@ -79,7 +81,10 @@ def test_more_than_ten_deployments_are_all_read(
     tokens, requests = [r for r in metrics_requests(sandbox) if r["path"] == METRICS_PATH]
     assert int(tokens["query"]["top"][0]) > len(listed)
     assert tokens["query"]["$filter"] == ["ModelDeploymentName eq '*'"]
-    assert tokens["query"]["metricnames"] == ["ProcessedPromptTokens,GeneratedTokens,InputTokens,OutputTokens"]
+    assert tokens["query"]["metricnames"] == [
+        "ProcessedPromptTokens,GeneratedTokens,InputTokens,OutputTokens,"
+        "cacheReadInputTokens,ephemeral5mInputTokens,ephemeral1hInputTokens"
+    ]
     assert (tokens["query"]["interval"], tokens["query"]["aggregation"]) == (["PT1H"], ["Total"])
     # The request counts, split by status code (a dimension the token metrics lack).
     assert requests["query"]["$filter"] == ["ModelDeploymentName eq '*' and StatusCode eq '*'"]

@@ -39,6 +39,6 @@ def test_true_totals_cover_every_metric_the_connector_emits() -> None:
     totals = support.truth(Window(support.days_ago(2), support.days_ago(1)))
     assert set(totals) == {
         ("input_tokens",), ("output_tokens",), ("requests",), ("throttled_requests",), ("failed_requests",),
-        ("provisioned_hours",),
+        ("provisioned_hours",), ("cached_input_tokens",), ("cache_write_tokens",),
     }  # fmt: skip
     assert all(v > 0 for v in totals.values())

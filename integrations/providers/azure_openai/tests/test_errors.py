@@ -189,7 +189,7 @@ def test_token_response_without_a_token_is_a_response_error(
 
 def test_metrics_bad_request_is_a_response_error(provider, credential, azure_settings, day, sandbox, http) -> None:
     body = {"error": {"code": "BadRequest", "message": "Failed to find metric configuration for provider."}}
-    # Refused with and without the "Models – Usage" metrics (the fallback asks again once).
-    sandbox.fault(METRICS_PATH, 400, body=body, times=2)
+    # Refused with all metrics, without the prompt-cache ones, and with the Azure OpenAI ones alone.
+    sandbox.fault(METRICS_PATH, 400, body=body, times=3)
     error = raises(ProviderResponseError, provider, credential, azure_settings, day, http)
     assert "Failed to find metric configuration" in error.message

@@ -141,8 +141,9 @@ def test_an_account_without_the_models_usage_metrics_is_read_with_the_azure_open
     samples = list(provider.fetch(credential, azure_settings, window, http=http))
     asked = [r["query"]["metricnames"][0] for r in sandbox.requests(metrics_path)]
     assert asked[:3] == [
-        "ProcessedPromptTokens,GeneratedTokens,InputTokens,OutputTokens",
-        "ProcessedPromptTokens,GeneratedTokens",
+        "ProcessedPromptTokens,GeneratedTokens,InputTokens,OutputTokens,"
+        "cacheReadInputTokens,ephemeral5mInputTokens,ephemeral1hInputTokens",
+        "ProcessedPromptTokens,GeneratedTokens",  # InputTokens refused: straight to the Azure OpenAI ones
         "AzureOpenAIRequests,ModelRequests",
     ]
     got: Counter = Counter()
