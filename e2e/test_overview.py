@@ -11,7 +11,7 @@ is photographed at a desktop (1280×800) and a phone (390×844) size.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from accounts.models import Membership, Workspace
 from integrations.models import Integration
 from usage import rollups
 from usage.models import Application, Team, UsageRecord
+from usage.testing import new_record
 
 try:
     from playwright.sync_api import Page, expect
@@ -50,48 +51,19 @@ def acme_with_spend(transactional_db: None) -> Workspace:
         integration = Integration(workspace=workspace, provider=provider, name=name, data_through=datetime.now(UTC))
         integration.set_credential({"api_key": f"sk-admin-e2e-overview-{provider}"})
         integration.save()
-        for d in range(1, 31):
-            day = datetime(2026, 11, d, 9, tzinfo=UTC)
-            rows.append(
-                _row(
-                    integration,
-                    day,
-                    metric,
-                    Decimal(2) if provider == "openai" else Decimal("0.5"),
-                    bot if provider == "groq" else None,
-                )
-            )
-        for d in range(1, 7):
-            day = datetime(2026, 12, d, 9, tzinfo=UTC)
-            rows.append(
-                _row(
-                    integration,
-                    day,
-                    metric,
-                    Decimal(3) if provider == "openai" else Decimal(1),
-                    bot if provider == "groq" else None,
-                )
-            )
+        # $2.00 (OpenAI, reported) or $0.50 (Groq, estimated) a day in November, $3.00 or $1.00
+        # a day on 1–6 December.
+        november, december = (Decimal(2), Decimal(3)) if provider == "openai" else (Decimal("0.5"), Decimal(1))
+        model = "gpt-4o" if provider == "openai" else "llama-3.3-70b"
+        application = bot if provider == "groq" else None
+        days = [(datetime(2026, 11, d, 9, tzinfo=UTC), november) for d in range(1, 31)]
+        days += [(datetime(2026, 12, d, 9, tzinfo=UTC), december) for d in range(1, 7)]
+        rows += [
+            new_record(integration, day, metric, amount, model=model, application=application) for day, amount in days
+        ]
     UsageRecord.objects.bulk_create(rows)
     rollups.rebuild_workspace(workspace)
     return workspace
-
-
-def _row(
-    integration: Integration, day: datetime, metric: str, quantity: Decimal, application: Application | None
-) -> UsageRecord:
-    return UsageRecord(
-        workspace_id=integration.workspace_id,
-        integration=integration,
-        provider=integration.provider,
-        bucket_start=day,
-        bucket_end=day + timedelta(hours=1),
-        model="gpt-4o" if integration.provider == "openai" else "llama-3.3-70b",
-        metric=metric,
-        quantity=quantity,
-        unit="USD",
-        application=application,
-    )
 
 
 def _shoot(page: Page, name: str, prefix: str = "overview") -> None:

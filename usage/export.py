@@ -9,7 +9,7 @@ per id and cached: a workspace has a handful of them, not one per row. The FOCUS
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Context, Decimal
 from typing import TYPE_CHECKING
@@ -46,8 +46,9 @@ CHUNK_SIZE = 2000
 # CSV lines joined into one piece of the HTTP response: fewer, larger writes to the socket.
 LINES_PER_PIECE = 500
 
-# What is read per record: plain columns only (ids, not joins), as tuples in this order.
-_VALUES: tuple[str, ...] = (
+# What is read of a record first, by both exports (this CSV and FOCUS, usage/export_focus.py):
+# plain columns only (ids, not joins), as tuples in this order.
+RECORD_VALUES: tuple[str, ...] = (
     "provider",
     "integration_id",
     "bucket_start",
@@ -56,11 +57,8 @@ _VALUES: tuple[str, ...] = (
     "metric",
     "quantity",
     "unit",
-    "application_id",
-    "license_id",
-    "provenance",
-    *ADDED_DIMENSIONS,
 )
+_VALUES: tuple[str, ...] = (*RECORD_VALUES, "application_id", "license_id", "provenance", *ADDED_DIMENSIONS)
 
 
 def usage_export_queryset(
@@ -139,30 +137,33 @@ class AttributionLabels:
         self._integrations: dict[int, str] = {}
 
     def integration(self, pk: int) -> str:
-        name = self._integrations.get(pk)
-        if name is None:
-            name = Integration.objects.filter(pk=pk).values_list("name", flat=True).first() or ""
-            self._integrations[pk] = name
-        return name
+        return self._cached(self._integrations, pk, self._integration_name)
 
     def application(self, pk: int | None) -> str:
-        if pk is None:
-            return ""
-        name = self._applications.get(pk)
-        if name is None:
-            name = Application.objects.filter(pk=pk).values_list("name", flat=True).first() or ""
-            self._applications[pk] = name
-        return name
+        return "" if pk is None else self._cached(self._applications, pk, self._application_name)
 
     def license(self, pk: int | None) -> str:
-        if pk is None:
-            return ""
-        label = self._licenses.get(pk)
-        if label is None:
-            found = License.objects.filter(pk=pk).values_list("application__name", "plan_name").first()
-            label = license_label(*found) if found else ""
-            self._licenses[pk] = label
-        return label
+        return "" if pk is None else self._cached(self._licenses, pk, self._license_label)
+
+    @staticmethod
+    def _cached(cache: dict[int, str], pk: int, read: Callable[[int], str]) -> str:
+        text = cache.get(pk)
+        if text is None:
+            text = cache[pk] = read(pk)
+        return text
+
+    @staticmethod
+    def _integration_name(pk: int) -> str:
+        return Integration.objects.filter(pk=pk).values_list("name", flat=True).first() or ""
+
+    @staticmethod
+    def _application_name(pk: int) -> str:
+        return Application.objects.filter(pk=pk).values_list("name", flat=True).first() or ""
+
+    @staticmethod
+    def _license_label(pk: int) -> str:
+        found = License.objects.filter(pk=pk).values_list("application__name", "plan_name").first()
+        return license_label(*found) if found else ""
 
 
 def usage_csv_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:

@@ -31,7 +31,8 @@ writer (`copy_export_supported`); so does FOCUS.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import connections, transaction
@@ -39,7 +40,7 @@ from django.db import connections, transaction
 from integrations.models import Integration
 from usage.csv_safety import Writable, formula_safe_writer
 from usage.dimensions import ADDED_DIMENSIONS, CSV_DIMENSIONS
-from usage.export import CSV_COLUMNS, _Echo, csv_pieces, usage_csv_rows, usage_write_csv
+from usage.export import CSV_COLUMNS, _Echo, csv_pieces, usage_csv_rows, write_rows_closing
 from usage.models import Application, License, UsageRecord
 
 if TYPE_CHECKING:
@@ -135,11 +136,7 @@ def _crlf(rows: list[memoryview]) -> bytes:
     return b"".join(bytes(row[:-1]) + b"\r\n" for row in rows)
 
 
-def _header() -> bytes:
-    return formula_safe_writer(_Echo()).writerow(CSV_COLUMNS).encode()
-
-
-def _copy_blocks(records: QuerySet[UsageRecord], rows_per_block: int) -> Iterator[tuple[bytes, int]]:
+def _copy_blocks(records: QuerySet[UsageRecord], rows_per_block: int) -> Generator[tuple[bytes, int]]:
     """(block, rows in it), streamed from COPY.
 
     Closing the generator early (a client that went away) leaves the COPY block, which cancels
@@ -167,34 +164,64 @@ def _blocks_of(copy: Iterable[memoryview], rows_per_block: int) -> Iterator[tupl
         yield _crlf(rows), len(rows)
 
 
-def usage_csv_copy_blocks(records: QuerySet[UsageRecord], *, rows_per_block: int = ROWS_PER_BLOCK) -> Iterator[bytes]:
-    """The header line, then the rows in blocks of UTF-8 bytes, streamed from COPY."""
-    yield _header()
-    for block, _ in _copy_blocks(records, rows_per_block):
-        yield block
-
-
 # ---------------------------------------------------------------- entry points
+# (block, rows in it) from a COPY over the records, in blocks of the given number of rows.
+CopyBlocks = Callable[["QuerySet[UsageRecord]", int], Generator[tuple[bytes, int]]]
+# The Python writer's rows: the header, then one list of cells per record.
+PythonRows = Callable[["QuerySet[UsageRecord]"], Iterator[list[str]]]
+
+
+@dataclass(frozen=True)
+class CopyExport:
+    """One export with two writers that write the same bytes: COPY on PostgreSQL (`copy_blocks`
+    after the `header` line), the Python writer (`python_rows`) elsewhere or with use_copy=False.
+    The CSV (below) and FOCUS (usage/export_focus_copy.py) exports are two of these."""
+
+    header: tuple[str, ...]
+    copy_blocks: CopyBlocks
+    python_rows: PythonRows
+
+    def header_line(self) -> bytes:
+        return formula_safe_writer(_Echo()).writerow(self.header).encode()
+
+    def copy_pieces(self, records: QuerySet[UsageRecord], *, rows_per_block: int = ROWS_PER_BLOCK) -> Iterator[bytes]:
+        """The header line, then the rows in blocks of UTF-8 bytes, streamed from COPY."""
+        yield self.header_line()
+        for block, _ in self.copy_blocks(records, rows_per_block):
+            yield block
+
+    def stream(self, records: QuerySet[UsageRecord], *, use_copy: bool | None = None) -> Iterator[bytes | str]:
+        """The export of `records` in pieces for StreamingHttpResponse: COPY on PostgreSQL,
+        the Python writer elsewhere (or with use_copy=False). The same bytes either way."""
+        if copy_export_supported(records) if use_copy is None else use_copy:
+            return self.copy_pieces(records)
+        return csv_pieces(self.python_rows(records))
+
+    def write(self, out: Writable, records: QuerySet[UsageRecord], *, use_copy: bool | None = None) -> int:
+        """Write the export of `records` to the text file `out` (export_usage's standard output);
+        returns the number of data rows. COPY on PostgreSQL, the Python writer elsewhere."""
+        if not (copy_export_supported(records) if use_copy is None else use_copy):
+            return write_rows_closing(out, self.python_rows(records))
+        out.write(self.header_line().decode())
+        count = 0
+        blocks = self.copy_blocks(records, ROWS_PER_BLOCK)
+        try:
+            for block, rows in blocks:
+                out.write(block.decode())
+                count += rows
+        finally:
+            blocks.close()  # a reader that went away (broken pipe) ends the COPY at once
+        return count
+
+
+CSV_EXPORT = CopyExport(header=CSV_COLUMNS, copy_blocks=_copy_blocks, python_rows=usage_csv_rows)
+
+
 def usage_csv_stream(records: QuerySet[UsageRecord], *, use_copy: bool | None = None) -> Iterator[bytes | str]:
-    """The CSV export of `records` in pieces for StreamingHttpResponse: COPY on PostgreSQL,
-    the Python writer elsewhere (or with use_copy=False). The same bytes either way."""
-    if copy_export_supported(records) if use_copy is None else use_copy:
-        return usage_csv_copy_blocks(records)
-    return csv_pieces(usage_csv_rows(records))
+    """The CSV export of `records` for StreamingHttpResponse (CopyExport.stream)."""
+    return CSV_EXPORT.stream(records, use_copy=use_copy)
 
 
 def usage_csv_write(out: Writable, records: QuerySet[UsageRecord], *, use_copy: bool | None = None) -> int:
-    """Write the CSV export of `records` to the text file `out` (export_usage's standard output);
-    returns the number of data rows. COPY on PostgreSQL, the Python writer elsewhere."""
-    if not (copy_export_supported(records) if use_copy is None else use_copy):
-        return usage_write_csv(out, records)
-    out.write(_header().decode())
-    count = 0
-    blocks = _copy_blocks(records, ROWS_PER_BLOCK)
-    try:
-        for block, rows in blocks:
-            out.write(block.decode())
-            count += rows
-    finally:
-        blocks.close()  # a reader that went away (broken pipe) ends the COPY at once
-    return count
+    """Write the CSV export of `records` to `out`; returns the number of data rows (CopyExport.write)."""
+    return CSV_EXPORT.write(out, records, use_copy=use_copy)

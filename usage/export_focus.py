@@ -29,9 +29,10 @@ from django.db.models import Case, OuterRef, Subquery, When
 from integrations.models import Integration
 from integrations.providers.registry import get_provider
 from usage.csv_safety import Number
-from usage.dimensions import ADDED_DIMENSIONS, CSV_DIMENSIONS
+from usage.dimensions import ADDED_DIMENSIONS
 from usage.export import (
     CHUNK_SIZE,
+    RECORD_VALUES,
     ZERO,
     AttributionLabels,
     TimeFormatter,
@@ -143,14 +144,7 @@ ONE = Number("1")
 NOT_CHARGES = ("billed_quantity", "byok_cost")  # kept in the docs/architecture.md CSV, left out of FOCUS
 
 _VALUES: tuple[str, ...] = (
-    "provider",
-    "integration_id",
-    "bucket_start",
-    "bucket_end",
-    *CSV_DIMENSIONS,
-    "metric",
-    "quantity",
-    "unit",
+    *RECORD_VALUES,
     "provenance",
     "application_id",
     "license_id",

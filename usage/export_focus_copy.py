@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
 
-from usage.csv_safety import Writable, escape_cell, formula_safe_writer
+from usage.csv_safety import Writable, escape_cell
 from usage.dimensions import ADDED_DIMENSIONS, CSV_DIMENSIONS
-from usage.export import AttributionLabels, _Echo, csv_pieces, write_rows_closing
-from usage.export_copy import _TIME, ROWS_PER_BLOCK, _blocks_of, _guard, copy_export_supported
+from usage.export import AttributionLabels
+from usage.export_copy import _TIME, CopyExport, _blocks_of, _guard
 from usage.export_focus import (
     DEFAULT_CURRENCY,
     FOCUS_HEADER,
@@ -284,10 +284,6 @@ def usage_focus_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[o
     return sql, params
 
 
-def _header() -> bytes:
-    return formula_safe_writer(_Echo()).writerow(FOCUS_HEADER).encode()
-
-
 def _focus_copy_blocks(records: QuerySet[UsageRecord], rows_per_block: int) -> Generator[tuple[bytes, int]]:
     records = _exported(records)
     with transaction.atomic(using=records.db), connections[records.db].cursor() as cursor:
@@ -298,34 +294,15 @@ def _focus_copy_blocks(records: QuerySet[UsageRecord], rows_per_block: int) -> G
             yield from _blocks_of(copy, rows_per_block)
 
 
-def usage_focus_copy_blocks(records: QuerySet[UsageRecord], *, rows_per_block: int = ROWS_PER_BLOCK) -> Iterator[bytes]:
-    """The FOCUS header line, then the rows in blocks of UTF-8 bytes, streamed from COPY."""
-    yield _header()
-    for block, _ in _focus_copy_blocks(records, rows_per_block):
-        yield block
-
-
 # ---------------------------------------------------------------- entry points
+FOCUS_EXPORT = CopyExport(header=FOCUS_HEADER, copy_blocks=_focus_copy_blocks, python_rows=usage_focus_rows)
+
+
 def usage_focus_stream(records: QuerySet[UsageRecord], *, use_copy: bool | None = None) -> Iterator[bytes | str]:
-    """The FOCUS export of `records` in pieces for StreamingHttpResponse: COPY on PostgreSQL,
-    the Python writer elsewhere (or with use_copy=False). The same bytes either way."""
-    if copy_export_supported(records) if use_copy is None else use_copy:
-        return usage_focus_copy_blocks(records)
-    return csv_pieces(usage_focus_rows(records))
+    """The FOCUS export of `records` for StreamingHttpResponse (CopyExport.stream)."""
+    return FOCUS_EXPORT.stream(records, use_copy=use_copy)
 
 
 def usage_focus_write(out: Writable, records: QuerySet[UsageRecord], *, use_copy: bool | None = None) -> int:
-    """Write the FOCUS export of `records` to the text file `out`; returns the number of data
-    rows. COPY on PostgreSQL, the Python writer elsewhere."""
-    if not (copy_export_supported(records) if use_copy is None else use_copy):
-        return write_rows_closing(out, usage_focus_rows(records))
-    out.write(_header().decode())
-    count = 0
-    blocks = _focus_copy_blocks(records, ROWS_PER_BLOCK)
-    try:
-        for block, rows in blocks:
-            out.write(block.decode())
-            count += rows
-    finally:
-        blocks.close()
-    return count
+    """Write the FOCUS export of `records` to `out`; returns the number of data rows (CopyExport.write)."""
+    return FOCUS_EXPORT.write(out, records, use_copy=use_copy)

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.permissions import WorkspaceRequest, workspace_view
+from doow.jobs import job_progress
 from integrations.providers.registry import PROVIDERS
 from usage.pricing import services
 from usage.pricing.forms import METRIC_LABELS, PriceOverrideForm
@@ -23,7 +24,6 @@ from usage.rollups import local_day, zone_of
 
 TEMPLATE = "usage/settings/pricing.html"
 RECENT = timedelta(days=31)  # models with usage this recent are listed (raw rows: keep it short)
-QUEUED_PATIENCE = timedelta(minutes=2)
 
 
 def _url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str:
@@ -32,13 +32,7 @@ def _url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str:
 
 def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:
     job = services.pricing_recompute_latest(workspace=request.workspace)
-    active = job is not None and job.is_active
-    stalled = (
-        active
-        and job is not None
-        and job.status == job.Status.QUEUED
-        and timezone.now() - job.created_at > QUEUED_PATIENCE
-    )
+    active, stalled = job_progress(job)
     return {"job": job, "job_active": active, "job_stalled": stalled}
 
 

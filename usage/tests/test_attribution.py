@@ -12,7 +12,6 @@ import pytest
 from integrations.engine import integration_sync
 from integrations.providers.base import UsageSample
 from integrations.providers.registry import get_provider
-from integrations.services import integration_create
 from usage.attribution import (
     UNATTRIBUTED,
     Attribution,
@@ -173,14 +172,8 @@ def test_a_restored_row_takes_the_current_attribution(workspace, integration):
 
 
 # ---------------------------------------------------------------- the default rule
-def test_connecting_a_provider_attributes_its_usage_to_the_vendors_application(workspace, admin_user, sandbox):
-    integration = integration_create(
-        workspace=workspace,
-        provider_slug="openai",
-        credential={"api_key": sandbox.OPENAI_ADMIN_KEY},
-        settings={"base_url": sandbox.openai_base_url},
-        created_by=admin_user,
-    )
+def test_connecting_a_provider_attributes_its_usage_to_the_vendors_application(workspace, connected_openai):
+    integration = connected_openai
     application = workspace.applications.get()
     assert (application.name, application.vendor, application.category) == ("OpenAI", "OpenAI", "AI provider")
     default = workspace.attribution_rules.get()

@@ -15,9 +15,10 @@ from django.urls import NoReverseMatch, URLPattern, reverse
 from django.utils import timezone
 
 from doow.testing import url_patterns
+from integrations.testing import make_integration
 from usage import rollups
 from usage.models import Application, License, UsageRecord
-from usage.tests.test_queries import make_integration, make_record
+from usage.testing import make_license, make_record
 
 D = Decimal
 DAY = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
@@ -40,14 +41,8 @@ def usage(workspace):
     openai = make_integration(workspace)
     anthropic = make_integration(workspace, "Anthropic", "anthropic")
     chat = Application.objects.create(workspace=workspace, name="ChatGPT")
-    lic = License.objects.create(
-        workspace=workspace,
-        application=chat,
-        plan_name="Scale",
-        kind=License.Kind.COMMITMENT,
-        start_date=date(2026, 1, 1),
-        end_date=date(2026, 12, 31),
-        committed_amount=D("500"),
+    lic = make_license(
+        chat, "Scale", License.Kind.COMMITMENT, date(2026, 1, 1), end_date=date(2026, 12, 31), committed_amount=D("500")
     )
     make_record(openai, DAY, "cost", "1.25", model="gpt-4o", application=chat, license=lic)
     make_record(openai, DAY + timedelta(days=1), "cost", "2.75", model="gpt-4o", application=chat, license=lic)

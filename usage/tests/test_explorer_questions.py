@@ -15,7 +15,8 @@ from django.urls import reverse
 
 from usage import rollups
 from usage.models import Application, Team, UsageRecord
-from usage.tests.test_overview import make_integration, record, text
+from usage.testing import new_record
+from usage.tests.test_overview import make_integration, text
 
 # Figures of December 2026, seen on 6 December (whatever DOOW_TEST_CLOCK says).
 pytestmark = pytest.mark.clock("2026-12-06T12:00:00Z")
@@ -42,20 +43,22 @@ def spend_data(workspace):
     rows = []
     for d in range(1, 32):
         rows.append(
-            record(openai, datetime(2026, 10, d, 9, tzinfo=UTC), "cost", "1.00", model="gpt-4o", application=bot)
+            new_record(openai, datetime(2026, 10, d, 9, tzinfo=UTC), "cost", "1.00", model="gpt-4o", application=bot)
         )
     for d in range(1, 31):
         rows.append(
-            record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o", application=bot)
+            new_record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o", application=bot)
         )
     for d in range(1, 7):
         at = datetime(2026, 12, d, 9, tzinfo=UTC)
-        rows.append(record(openai, at, "cost", "3.00", model="gpt-4o", application=bot))
-        rows.append(record(groq, at, "estimated_cost", "1.00", model="llama-3.3-70b", application=notes))
+        rows.append(new_record(openai, at, "cost", "3.00", model="gpt-4o", application=bot))
+        rows.append(new_record(groq, at, "estimated_cost", "1.00", model="llama-3.3-70b", application=notes))
         rows.append(
-            record(groq, at, "input_tokens", "1000000", unit="tokens", model="llama-3.3-70b", application=notes)
+            new_record(groq, at, "input_tokens", "1000000", unit="tokens", model="llama-3.3-70b", application=notes)
         )
-        rows.append(record(groq, at.replace(hour=10), "input_tokens", "250000", unit="tokens", model="mystery-model"))
+        rows.append(
+            new_record(groq, at.replace(hour=10), "input_tokens", "250000", unit="tokens", model="mystery-model")
+        )
     UsageRecord.objects.bulk_create(rows)
     rollups.rebuild_workspace(workspace)
     return {"openai": openai, "groq": groq, "bot": bot, "notes": notes, "platform": platform, "research": research}
@@ -231,7 +234,7 @@ def test_filter_by_team_and_drill_into_a_team_from_the_split(member_client, work
     loose = Application.objects.create(workspace=workspace, name="Loose app")
     UsageRecord.objects.bulk_create(
         [
-            record(
+            new_record(
                 spend_data["openai"],
                 datetime(2026, 12, 3, 11, tzinfo=UTC),
                 "cost",
@@ -260,7 +263,7 @@ def test_another_workspaces_usage_and_teams_never_show(member_client, workspace,
     team = Team.objects.create(workspace=other_workspace, name="Globex finance")
     app = Application.objects.create(workspace=other_workspace, name="Globex app", team=team)
     UsageRecord.objects.bulk_create(
-        [record(theirs, datetime(2026, 12, 2, 9, tzinfo=UTC), "cost", "777", application=app)]
+        [new_record(theirs, datetime(2026, 12, 2, 9, tzinfo=UTC), "cost", "777", application=app)]
     )
     rollups.rebuild_workspace(other_workspace)
     body = text(member_client.get(url(workspace, by="team", compare="1")))
@@ -289,12 +292,12 @@ def test_the_number_of_queries_does_not_grow_with_the_data(member_client, worksp
         )
         for d in range(1, 7):
             more.append(
-                record(
+                new_record(
                     integration, datetime(2026, 12, d, 9, tzinfo=UTC), "cost", "1", model=f"m-{i}-{d}", application=app
                 )
             )
             more.append(
-                record(
+                new_record(
                     integration, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "1", model=f"m-{i}-{d}", application=app
                 )
             )
@@ -319,7 +322,7 @@ def test_a_metric_filter_charts_that_metric_in_words(member_client, workspace, s
 
 
 def test_currencies_are_spent_apart_never_added(member_client, workspace, spend_data):
-    euros = record(
+    euros = new_record(
         spend_data["openai"], datetime(2026, 12, 3, 11, tzinfo=UTC), "cost", "50", unit="EUR", model="gpt-4o"
     )
     UsageRecord.objects.bulk_create([euros])
@@ -342,7 +345,7 @@ def test_currencies_are_spent_apart_never_added(member_client, workspace, spend_
 
 def test_past_ten_groups_the_rest_is_one_other_line(member_client, workspace, spend_data):
     rows = [
-        record(spend_data["openai"], datetime(2026, 12, 2, 11, tzinfo=UTC), "cost", str(i), model=f"model-{i:02}")
+        new_record(spend_data["openai"], datetime(2026, 12, 2, 11, tzinfo=UTC), "cost", str(i), model=f"model-{i:02}")
         for i in range(1, 13)
     ]
     UsageRecord.objects.bulk_create(rows)

@@ -17,7 +17,6 @@ import pytest
 from django.core.management import call_command
 
 from integrations.engine import integration_sync
-from integrations.services import integration_create
 from usage.export import usage_export_queryset
 from usage.export_focus import CUSTOM_COLUMNS, FOCUS_COLUMNS, FOCUS_HEADER, usage_focus_rows
 from usage.models import Application
@@ -349,16 +348,10 @@ def test_focus_rows_are_streamed_with_constant_queries(usage, workspace, django_
         assert len(list(rows)) == 5
 
 
-def test_a_synced_sandbox_account_exports_as_well_formed_focus(workspace, admin_user, sandbox):
+def test_a_synced_sandbox_account_exports_as_well_formed_focus(workspace, connected_openai):
     """Real rows: connect OpenAI to the sandbox (which attributes to the vendor's application
     by default), sync, and export everything it stored."""
-    integration = integration_create(
-        workspace=workspace,
-        provider_slug="openai",
-        credential={"api_key": sandbox.OPENAI_ADMIN_KEY},
-        settings={"base_url": sandbox.openai_base_url},
-        created_by=admin_user,
-    )
+    integration = connected_openai
     assert integration_sync(integration_id=integration.pk).status == "success"
     header, rows = _focus("--workspace", "acme")
     # every row but the estimates (their money is the usage rows' ListCost)

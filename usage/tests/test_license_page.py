@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from integrations.testing import make_integration
 from usage.models import Application, License
-from usage.tests.test_queries import make_integration, make_record
+from usage.testing import make_license, make_record
 
 D = Decimal
 
@@ -46,12 +47,11 @@ def integration(workspace):
 @pytest.fixture
 def commitment(workspace, app, today):
     """Started 9 days ago (10 days elapsed, today included), ends in 20 days; 1,000 USD committed."""
-    return License.objects.create(
-        workspace=workspace,
-        application=app,
-        plan_name="Scale tier",
-        kind=License.Kind.COMMITMENT,
-        start_date=today - timedelta(days=9),
+    return make_license(
+        app,
+        "Scale tier",
+        License.Kind.COMMITMENT,
+        today - timedelta(days=9),
         end_date=today + timedelta(days=20),
         committed_amount=D("1000"),
     )
@@ -114,14 +114,7 @@ def test_over_the_commitment_says_by_how_much(member_client, commitment, integra
 
 
 def test_seats_page_shows_usage_per_month_and_the_seat_count(member_client, workspace, app, integration, today):
-    seats = License.objects.create(
-        workspace=workspace,
-        application=app,
-        plan_name="Team",
-        kind=License.Kind.SEATS,
-        start_date=today.replace(day=1) - timedelta(days=40),
-        seat_count=25,
-    )
+    seats = make_license(app, "Team", License.Kind.SEATS, today.replace(day=1) - timedelta(days=40), seat_count=25)
     make_record(integration, midnight(today), "requests", "70", "requests", license=seats)
     make_record(integration, midnight(today), "cost", "50", license=seats)
     response = member_client.get(license_url(seats))
@@ -133,13 +126,7 @@ def test_seats_page_shows_usage_per_month_and_the_seat_count(member_client, work
 
 
 def test_pay_as_you_go_page_charts_spend_per_month(member_client, workspace, app, integration, today):
-    payg = License.objects.create(
-        workspace=workspace,
-        application=app,
-        plan_name="On demand",
-        kind=License.Kind.PAY_AS_YOU_GO,
-        start_date=date(2025, 1, 1),
-    )
+    payg = make_license(app, "On demand", License.Kind.PAY_AS_YOU_GO, date(2025, 1, 1))
     make_record(integration, datetime(2025, 1, 31, 23, tzinfo=UTC), "cost", "10", license=payg)
     make_record(integration, datetime(2025, 2, 1, tzinfo=UTC), "cost", "20", license=payg)
     chart = member_client.get(license_url(payg)).context["chart"]
@@ -172,14 +159,7 @@ def test_another_workspaces_license_is_not_found_under_my_slug(member_client, wo
 
 def test_license_list_summarises_consumption(member_client, workspace, commitment, integration, app, today):
     make_record(integration, midnight(today), "cost", "250", license=commitment)
-    License.objects.create(
-        workspace=workspace,
-        application=app,
-        plan_name="Next year",
-        kind=License.Kind.COMMITMENT,
-        start_date=today + timedelta(days=30),
-        committed_amount=D("5000"),
-    )
+    make_license(app, "Next year", License.Kind.COMMITMENT, today + timedelta(days=30), committed_amount=D("5000"))
     response = member_client.get(reverse("usage:licenses", kwargs={"ws": workspace.slug}))
     html = response.content.decode()
     assert "Scale tier" in html and "$250.00" in html and "25.0%" in html

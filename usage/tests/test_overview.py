@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -17,6 +16,7 @@ import integrations.testing
 from integrations.models import Integration
 from usage import rollups
 from usage.models import Application, UsageRecord
+from usage.testing import new_record
 
 # Written for the default instant (figures of December 2026): pinned there whatever
 # DOOW_TEST_CLOCK says (conftest.py: the `clock` marker).
@@ -30,21 +30,6 @@ def make_integration(workspace, name, provider, **extra) -> Integration:
     return integrations.testing.make_integration(workspace, name, provider, data_through=timezone.now(), **extra)
 
 
-def record(integration, day: datetime, metric: str, quantity, unit="USD", model="", application=None) -> UsageRecord:
-    return UsageRecord(
-        workspace_id=integration.workspace_id,
-        integration=integration,
-        provider=integration.provider,
-        bucket_start=day,
-        bucket_end=day + timedelta(hours=1),
-        model=model,
-        metric=metric,
-        quantity=Decimal(str(quantity)),
-        unit=unit,
-        application=application,
-    )
-
-
 @pytest.fixture
 def spend_data(workspace):
     openai = make_integration(workspace, "OpenAI prod", "openai")
@@ -52,40 +37,15 @@ def spend_data(workspace):
     bot = Application.objects.create(workspace=workspace, name="Support bot")
     rows = []
     for d in range(1, 31):  # November: $2.00 a day reported
-        rows.append(record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o"))
+        rows.append(new_record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o"))
     for d in range(1, 7):  # December 1..6: $3.00 reported + $1.00 estimated a day
-        rows.append(record(openai, datetime(2026, 12, d, 9, tzinfo=UTC), "cost", "3.00", model="gpt-4o"))
-        rows.append(
-            record(
-                groq,
-                datetime(2026, 12, d, 9, tzinfo=UTC),
-                "estimated_cost",
-                "1.00",
-                model="llama-3.3-70b",
-                application=bot,
-            )
-        )
-        rows.append(
-            record(
-                groq,
-                datetime(2026, 12, d, 9, tzinfo=UTC),
-                "input_tokens",
-                "1000000",
-                unit="tokens",
-                model="llama-3.3-70b",
-                application=bot,
-            )
-        )
-        rows.append(
-            record(
-                groq,
-                datetime(2026, 12, d, 10, tzinfo=UTC),
-                "input_tokens",
-                "250000",
-                unit="tokens",
-                model="mystery-model",
-            )
-        )
+        nine = datetime(2026, 12, d, 9, tzinfo=UTC)
+        rows += [
+            new_record(openai, nine, "cost", "3.00", model="gpt-4o"),
+            new_record(groq, nine, "estimated_cost", "1.00", model="llama-3.3-70b", application=bot),
+            new_record(groq, nine, "input_tokens", "1000000", unit="tokens", model="llama-3.3-70b", application=bot),
+            new_record(groq, nine + timedelta(hours=1), "input_tokens", "250000", unit="tokens", model="mystery-model"),
+        ]
     UsageRecord.objects.bulk_create(rows)
     rollups.rebuild_workspace(workspace)
     return {"openai": openai, "groq": groq, "bot": bot}
@@ -183,7 +143,7 @@ def test_duplicate_account_is_counted_once(member_client, workspace, spend_data)
     Integration.objects.filter(pk=spend_data["openai"].pk).update(account_key="openai:org-1")
     twin = make_integration(workspace, "OpenAI again", "openai", account_key="openai:org-1")
     UsageRecord.objects.bulk_create(
-        [record(twin, datetime(2026, 12, 2, 9, tzinfo=UTC), "cost", "3.00", model="gpt-4o")]
+        [new_record(twin, datetime(2026, 12, 2, 9, tzinfo=UTC), "cost", "3.00", model="gpt-4o")]
     )
     rollups.rebuild_workspace(workspace)
     assert 'data-testid="mtd-USD">$24.00<' in text(member_client.get(url(workspace)))
@@ -191,7 +151,7 @@ def test_duplicate_account_is_counted_once(member_client, workspace, spend_data)
 
 def test_currencies_are_never_added(member_client, workspace, spend_data):
     UsageRecord.objects.bulk_create(
-        [record(spend_data["openai"], datetime(2026, 12, 3, 9, tzinfo=UTC), "cost", "50", unit="EUR")]
+        [new_record(spend_data["openai"], datetime(2026, 12, 3, 9, tzinfo=UTC), "cost", "50", unit="EUR")]
     )
     rollups.rebuild_workspace(workspace)
     body = text(member_client.get(url(workspace)))
@@ -219,7 +179,7 @@ def test_query_count_does_not_grow_with_data(member_client, workspace, spend_dat
         app = Application.objects.create(workspace=workspace, name=f"App {i}")
         for d in range(1, 7):
             more.append(
-                record(
+                new_record(
                     integration, datetime(2026, 12, d, 9, tzinfo=UTC), "cost", "1", model=f"m-{i}-{d}", application=app
                 )
             )

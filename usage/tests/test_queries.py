@@ -11,7 +11,7 @@ import pytest
 from integrations.testing import make_integration
 from usage import queries
 from usage.models import Application, License, UsageRecord
-from usage.testing import make_record
+from usage.testing import make_license, make_record
 
 D = Decimal
 
@@ -27,14 +27,8 @@ def data(workspace, other_workspace):
     anthropic = make_integration(workspace, "Anthropic", "anthropic")
     chat = Application.objects.create(workspace=workspace, name="ChatGPT")
     claude = Application.objects.create(workspace=workspace, name="Claude")
-    lic = License.objects.create(
-        workspace=workspace,
-        application=chat,
-        plan_name="Scale",
-        kind=License.Kind.COMMITMENT,
-        start_date=date(2026, 1, 1),
-        end_date=date(2026, 1, 31),
-        committed_amount=D("100"),
+    lic = make_license(
+        chat, "Scale", License.Kind.COMMITMENT, date(2026, 1, 1), end_date=date(2026, 1, 31), committed_amount=D("100")
     )
     rows = {
         "a": make_record(
@@ -227,12 +221,11 @@ def test_period_starts_fill_gaps_and_cross_years():
 @pytest.fixture
 def commitment(workspace):
     app = Application.objects.create(workspace=workspace, name="ChatGPT")
-    lic = License.objects.create(
-        workspace=workspace,
-        application=app,
-        plan_name="Scale",
-        kind=License.Kind.COMMITMENT,
-        start_date=date(2026, 3, 1),
+    lic = make_license(
+        app,
+        "Scale",
+        License.Kind.COMMITMENT,
+        date(2026, 3, 1),
         end_date=date(2026, 3, 31),
         committed_amount=D("1000"),
         currency="USD",
@@ -298,14 +291,8 @@ def test_projection_extends_the_average_daily_rate_to_the_end_of_the_period(comm
 
 def test_the_rate_is_the_average_of_the_last_30_days(workspace):
     app = Application.objects.create(workspace=workspace, name="App")
-    lic = License.objects.create(
-        workspace=workspace,
-        application=app,
-        plan_name="Year",
-        kind=License.Kind.COMMITMENT,
-        start_date=date(2026, 1, 1),
-        end_date=date(2026, 12, 31),
-        committed_amount=D("10000"),
+    lic = make_license(
+        app, "Year", License.Kind.COMMITMENT, date(2026, 1, 1), end_date=date(2026, 12, 31), committed_amount=D("10000")
     )
     integration = make_integration(workspace)
     make_record(integration, at("2026-01-02"), "cost", "3000", license=lic)  # long ago: outside the rate window
@@ -318,13 +305,7 @@ def test_the_rate_is_the_average_of_the_last_30_days(workspace):
 
 def test_an_open_ended_license_has_a_rate_but_no_end_to_project_to(workspace):
     app = Application.objects.create(workspace=workspace, name="Bedrock")
-    lic = License.objects.create(
-        workspace=workspace,
-        application=app,
-        plan_name="On demand",
-        kind=License.Kind.PAY_AS_YOU_GO,
-        start_date=date(2026, 5, 1),
-    )
+    lic = make_license(app, "On demand", License.Kind.PAY_AS_YOU_GO, date(2026, 5, 1))
     make_record(make_integration(workspace), at("2026-05-02"), "cost", "40", license=lic)
     c = queries.license_consumption(lic, today=date(2026, 5, 4))
     assert c.daily_rate == D("10")
@@ -346,14 +327,7 @@ def test_license_list_annotations_match_the_detail_figures(commitment, workspace
     add("2026-03-15", "7", unit="EUR", model="billed-in-eur")
     add("2026-03-16", "99", metric="requests", unit="requests")
     other_app = Application.objects.create(workspace=workspace, name="Idle")
-    idle = License.objects.create(
-        workspace=workspace,
-        application=other_app,
-        plan_name="Seats",
-        kind=License.Kind.SEATS,
-        start_date=date(2026, 1, 1),
-        seat_count=5,
-    )
+    idle = make_license(other_app, "Seats", License.Kind.SEATS, date(2026, 1, 1), seat_count=5)
     listed = {row.pk: row for row in queries.licenses_with_consumption(workspace)}
     assert listed[lic.pk].spent == D("25") == queries.license_consumption(lic, today=date(2026, 4, 1)).spent
     assert listed[lic.pk].attributed_rows == 3

@@ -25,34 +25,17 @@ ZONE = "America/New_York"  # local days straddle UTC days: 05:00Z is midnight
 O3 = "o3-mini-2025-01-31"
 
 
-def base_totals(workspace) -> Counter:
+def base_totals(workspace, *, by: tuple[str, ...] = ()) -> Counter:
+    """The base table summed as the daily rollup is: per integration, local day, metric, unit,
+    application and license, and per the fields in `by` (the narrow rollup's model and region)
+    between the day and the metric."""
     zone = rollups.zone_named(workspace.time_zone)
     totals: Counter = Counter()
     for r in UsageRecord.objects.filter(workspace=workspace):
         key = (
             r.integration_id,
             r.bucket_start.astimezone(zone).date(),
-            r.metric,
-            r.unit,
-            r.application_id,
-            r.license_id,
-        )
-        totals[key] += r.quantity
-        totals[("rows", *key)] += 1
-    return totals
-
-
-def narrow_base_totals(workspace) -> Counter:
-    """The base table summed as the narrow rollup is: per model and region, without the other
-    dimensions."""
-    zone = rollups.zone_named(workspace.time_zone)
-    totals: Counter = Counter()
-    for r in UsageRecord.objects.filter(workspace=workspace):
-        key = (
-            r.integration_id,
-            r.bucket_start.astimezone(zone).date(),
-            r.model,
-            r.region,
+            *(getattr(r, field) for field in by),
             r.metric,
             r.unit,
             r.application_id,
@@ -89,7 +72,7 @@ def assert_rollups_match(workspace) -> Counter:
     assert rollup_totals(workspace) == base
     assert not UsageDaily.objects.filter(rows__lte=0).exists()
     # The narrow rollup, against the base table directly (not only against UsageDaily).
-    assert narrow_totals(workspace) == narrow_base_totals(workspace)
+    assert narrow_totals(workspace) == base_totals(workspace, by=("model", "region"))
     assert not UsageDailyNarrow.objects.filter(rows__lte=0).exists()
     assert rollups.narrow_matches(workspace)
     return base

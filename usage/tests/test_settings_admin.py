@@ -3,8 +3,7 @@ workspaces come from the application, jobs are read-only."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime
 
 import pytest
 from django.urls import reverse
@@ -17,6 +16,7 @@ from usage.models import (
     ReattributionJob,
     UsageRecord,
 )
+from usage.testing import new_record
 
 
 @pytest.fixture
@@ -57,17 +57,7 @@ def test_a_rule_added_in_the_admin_takes_the_applications_workspace_and_reattrib
     integration.set_credential({"api_key": "sk-admin-admin-test-0000"})
     integration.save()
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    UsageRecord.objects.create(
-        workspace=workspace,
-        integration=integration,
-        provider="openai",
-        bucket_start=start,
-        bucket_end=start + timedelta(hours=1),
-        model="o1",
-        metric="requests",
-        quantity=Decimal(1),
-        unit="requests",
-    )
+    new_record(integration, start, "requests", 1, "requests", model="o1").save(force_insert=True)
     data = {
         "provider": "openai",
         "model": "o1",

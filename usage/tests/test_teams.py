@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from usage import rollups
 from usage.models import Application, Team, UsageRecord
-from usage.tests.test_overview import make_integration, record, text
+from usage.testing import new_record
+from usage.tests.test_overview import make_integration, text
 from usage.tests.test_overview import url as overview_url
 
 pytestmark = pytest.mark.clock("2026-12-06T12:00:00Z")
@@ -37,13 +38,15 @@ def teams_data(workspace):
     rows = []
     for d in range(1, 7):
         at = datetime(2026, 12, d, 9, tzinfo=UTC)
-        rows.append(record(openai, at, "cost", "3.00", model="gpt-4o", application=bot))
-        rows.append(record(openai, at.replace(hour=10), "cost", "0.50", model="gpt-4o"))
-        rows.append(record(groq, at, "estimated_cost", "1.00", model="llama-3.3-70b", application=notes))
-        rows.append(record(groq, at, "input_tokens", "1000", unit="tokens", model="llama-3.3-70b", application=notes))
+        rows.append(new_record(openai, at, "cost", "3.00", model="gpt-4o", application=bot))
+        rows.append(new_record(openai, at.replace(hour=10), "cost", "0.50", model="gpt-4o"))
+        rows.append(new_record(groq, at, "estimated_cost", "1.00", model="llama-3.3-70b", application=notes))
+        rows.append(
+            new_record(groq, at, "input_tokens", "1000", unit="tokens", model="llama-3.3-70b", application=notes)
+        )
     for d in range(1, 7):  # November 1..6: the Platform team's bot spent $2.00 a day
         rows.append(
-            record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o", application=bot)
+            new_record(openai, datetime(2026, 11, d, 9, tzinfo=UTC), "cost", "2.00", model="gpt-4o", application=bot)
         )
     UsageRecord.objects.bulk_create(rows)
     rollups.rebuild_workspace(workspace)

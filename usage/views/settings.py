@@ -7,7 +7,6 @@ a 404. htmx requests get the named partial of the page; the same URL renders the
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Literal
 
 from django.contrib import messages
@@ -16,9 +15,9 @@ from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts.permissions import WorkspaceRequest, workspace_view
+from doow.jobs import job_progress
 from usage import services
 from usage.forms import (
     CATEGORY_SUGGESTIONS,
@@ -27,14 +26,12 @@ from usage.forms import (
     LicenseForm,
     TeamForm,
 )
-from usage.models import AttributionRule, License, ReattributionJob
+from usage.models import AttributionRule, License
 from usage.rollups import daily_for
 from usage.rule_preview import rule_preview
 from usage.summaries import GROUP_FIELDS, attributed_rows, attribution_summary, provider_name, unattributed_groups
 
 GROUPS_SHOWN = 200
-# Say so when a queued job has waited this long: no worker is running.
-QUEUED_PATIENCE = timedelta(minutes=2)
 RULES, UNATTRIBUTED = "usage/settings/rules.html", "usage/settings/unattributed.html"
 
 
@@ -57,13 +54,7 @@ def _page(request: WorkspaceRequest, template: str, section: str, context: dict[
 
 def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:
     job = services.reattribution_latest(workspace=request.workspace)
-    active = job is not None and job.status in (ReattributionJob.Status.QUEUED, ReattributionJob.Status.RUNNING)
-    stalled = (
-        active
-        and job is not None
-        and job.status == ReattributionJob.Status.QUEUED
-        and timezone.now() - job.created_at > QUEUED_PATIENCE
-    )
+    active, stalled = job_progress(job)
     return {"job": job, "job_active": active, "job_stalled": stalled}
 
 
