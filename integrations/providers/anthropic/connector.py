@@ -21,6 +21,7 @@ from integrations.providers.anthropic.schema import (
     DAY,
     DEFAULT_WORKSPACE,
     HOUR,
+    Workspace,
     WorkspaceList,
     cost_samples,
     parse_cost_page,
@@ -179,7 +180,7 @@ class AnthropicProvider(Provider):
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base, headers = self.base_url(settings), self._headers(credential)
         org = http.parse_json(self._get(http, f"{base}/v1/organizations/me", headers, {}), parse_organization)
-        workspaces = []
+        workspaces: list[Workspace] = []
 
         def workspace_page(after: str | None) -> WorkspaceList:
             params: dict[str, Any] = {"limit": self.workspaces_page_size, "include_archived": "true"}

@@ -39,6 +39,7 @@ from integrations.providers.openai.schema import (
     DAY,
     HOUR,
     USAGE_KINDS,
+    Project,
     ProjectList,
     UsageKind,
     completions_samples,
@@ -168,7 +169,8 @@ class OpenAIProvider(Provider):
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base, headers = self.base_url(settings), self._headers(credential)
         configured = self._project_ids(settings)  # a malformed filter fails before any call
-        organization, projects = "", []
+        organization = ""
+        projects: list[Project] = []
 
         def project_page(after: str | None) -> tuple[requests.Response, ProjectList]:
             params: dict[str, Any] = {"limit": self.projects_page_size, "include_archived": "true"}
