@@ -310,18 +310,27 @@ class SandboxHooks:
 
 
 class ProviderContractTests(SandboxHooks):
-    """Mixin of contract tests; a subclass named Test… fills in the hooks below."""
+    """Mixin of contract tests; a subclass named Test… fills in the hooks below, or names the
+    support functions they usually are: `truth = support.truth`, `cases = support.cases`."""
 
-    slug: ClassVar[str]
     paginated_prefix: ClassVar[str]  # sandbox path whose pages pagination_window spans
+    emitted_metrics: ClassVar[Iterable[str]]  # every metric fetch emits (the truth must hold each)
+    # truth(start, end): the sandbox's true totals per (metric,) over [start, end); cases(): the
+    # recorded fixture cases. Plain functions, called through the class (never bound to self).
+    truth: ClassVar[Callable[[datetime, datetime], Mapping[tuple[Any, ...], Decimal]]]
+    cases: ClassVar[Callable[[], Iterable[tuple[str, list[UsageSample], list[UsageSample]]]]]
 
     def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
         """The sandbox's true totals per (metric,) over `window`, as totals_by(samples) keys them."""
-        raise NotImplementedError
+        return type(self).truth(window.start, window.end)
 
     def recorded_fixture_cases(self) -> Iterable[tuple[str, list[UsageSample], list[UsageSample]]]:
         """(fixture name, samples parsed from it by the connector's pure functions, expected)."""
-        raise NotImplementedError
+        return type(self).cases()
+
+    @property
+    def slug(self) -> str:
+        return self.provider.slug
 
     # ------------------------------------------------------------ the contract
     def test_contract_metadata(self) -> None:
@@ -330,6 +339,13 @@ class ProviderContractTests(SandboxHooks):
         assert PROVIDERS.get(self.slug) is self.provider, f"{self.slug!r} is not registered as this provider"
         problems = provider_metadata_problems(self.slug, self.provider)
         assert not problems, "metadata contract broken:\n" + "\n".join(problems)
+
+    def test_contract_truth_holds_every_emitted_metric(self) -> None:
+        """The totals the other checks compare are not vacuous: over small_window the sandbox's
+        truth holds every metric fetch emits, each above zero."""
+        totals = self.expected_totals(self.small_window())
+        assert set(totals) == {(m,) for m in self.emitted_metrics}, f"the truth holds {sorted(totals)}"
+        assert all(v > 0 for v in totals.values()), f"the truth has an empty metric: {totals}"
 
     def test_contract_401_raises_credential_error(self, sandbox: Any) -> None:
         sandbox.fault(self.fault_prefix, 401, times=20)
