@@ -6,8 +6,8 @@ mostly its fields, its mapping and its sandbox.
   ("OpenAI returned an unexpected response: costs page.data[3].results is not a list."); the
   HTTP seam's `HttpClient.parse_json` then tags it with the response's status and request id.
 - `paginate(...)`: one cursor loop with a page cap and a repeated-cursor guard.
-- `bucket_page(...)` and `bucket_pages(...)`: the bucketed, cursor-paged reports of the admin
-  usage APIs that follow OpenAI's shape (OpenAI, Anthropic).
+- `bucket_page(...)`, `bucket_pages(...)` and `BucketReports`: the bucketed, cursor-paged reports
+  of the admin usage APIs that follow OpenAI's shape (OpenAI, Anthropic), read into samples.
 - `base_url_field(default)`: the optional API base URL setting (a proxy, the sandbox), read
   back with `Provider.base_url(settings)`; `bearer_headers(...)`: the headers of a JSON API
   called with a bearer key.
@@ -19,11 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from integrations.providers.base import FormField
+from integrations.providers.base import (
+    Answered,
+    FormField,
+    Provider,
+    UsageSample,
+    Window,
+    align_down,
+    align_up,
+    in_stream,
+)
 from integrations.providers.errors import ConfigurationError, ProviderResponseError
 
 if TYPE_CHECKING:
@@ -248,3 +257,61 @@ def bucket_pages(
         get, lambda page: page[1].cursor(), source=source, max_pages=max_pages,
         repeated=f"{source} said has_more but gave no new next_page cursor.", request_id=lambda page: request_id(page[0]),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BucketReports:
+    """How one provider's bucketed admin reports are requested: `span(start, end)` gives the
+    request's time parameters, `classify` the provider's meaning of error statuses; the
+    organization each answer came from is the response header `account_header`."""
+
+    source: str  # the provider, as messages name it
+    account_header: str
+    request_id_header: str
+    span: Callable[[datetime, datetime], dict[str, Any]]
+    classify: Callable[..., Any]
+    max_pages: int = 5_000  # a cursor loop the provider never ends is a bug, not a long history
+
+    def get(self, http: HttpClient, url: str, headers: dict[str, str], params: dict[str, Any]) -> requests.Response:
+        return http.request("GET", url, headers=headers, params=params, classify=self.classify)
+
+    def request_id(self, response: requests.Response) -> str:
+        return response.headers.get(self.request_id_header, "")[:200]
+
+    def samples(
+        self,
+        http: HttpClient,
+        url: str,
+        headers: dict[str, str],
+        window: Window,
+        width: timedelta,
+        params: dict[str, Any],
+        parse: Callable[[Any], BucketPage[Any]],
+        to_samples: Callable[..., list[UsageSample]],
+        stream: str,
+        answered: list[Answered] | None,
+        **scope: list[str],
+    ) -> Iterator[UsageSample]:
+        """The samples of one report over `window`, every page of it, marked with `stream`;
+        `to_samples(bucket, account=, width=)` maps a bucket. Once the last page is in, `stream`
+        is answered for the buckets read, per organization the answer came from, and `scope`."""
+        # Ask for whole buckets: an explicit aligned range keeps the request, the page cursors and
+        # our bucket keys in step (an unaligned bucket key would be stored beside the aligned one).
+        start, end = align_down(window.start, width), align_up(window.end, width)
+        params = {**params, **self.span(start, end)}
+        accounts: set[str] = set()
+
+        def request(cursor: str | None) -> requests.Response:
+            return self.get(http, url, headers, {**params, "page": cursor} if cursor else params)
+
+        pages = bucket_pages(
+            http, request, parse, source=self.source, max_pages=self.max_pages, request_id=self.request_id
+        )
+        for response, page in pages:
+            account = response.headers.get(self.account_header, "")
+            accounts.add(account)
+            for bucket in page.buckets:
+                if start <= align_down(bucket.start, width) < window.end:
+                    yield from in_stream(to_samples(bucket, account=account, width=width), stream)
+        # The last page is in: every bucket from `start` up to the window's end was read.
+        Provider.answer(answered, stream, Window(start, window.end), account=accounts, **scope)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,10 +47,8 @@ from integrations.providers.base import (
     UsageSample,
     Window,
     align_down,
-    align_up,
-    in_stream,
 )
-from integrations.providers.toolkit import BucketPage, base_url_field, bucket_pages, paginate
+from integrations.providers.toolkit import BucketReports, base_url_field, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -97,6 +95,13 @@ def classify_error(status: int, message: str, response: requests.Response) -> Pr
     if status == 529:  # overloaded_error: Anthropic's capacity, not this key's rate
         return ProviderUnavailable(f"Anthropic is overloaded: {message}")
     return None
+
+
+# Anthropic snaps starting_at down itself, but the reports are asked for whole buckets anyway.
+REPORTS = BucketReports(
+    "Anthropic", ORGANIZATION_HEADER, "request-id",
+    lambda start, end: {"starting_at": rfc3339(start), "ending_at": rfc3339(end)}, classify_error, MAX_PAGES,
+)  # fmt: skip
 
 
 class AnthropicProvider(Provider):
@@ -179,7 +184,7 @@ class AnthropicProvider(Provider):
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base, headers = self.base_url(settings), self._headers(credential)
-        org = http.parse_json(self._get(http, f"{base}/v1/organizations/me", headers, {}), parse_organization)
+        org = http.parse_json(REPORTS.get(http, f"{base}/v1/organizations/me", headers, {}), parse_organization)
         workspaces: list[Workspace] = []
 
         def workspace_page(after: str | None) -> WorkspaceList:
@@ -187,7 +192,7 @@ class AnthropicProvider(Provider):
             if after:
                 params["after_id"] = after
             return http.parse_json(
-                self._get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list
+                REPORTS.get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list
             )
 
         for page in paginate(
@@ -200,7 +205,7 @@ class AnthropicProvider(Provider):
         since = align_down(datetime.now(UTC), DAY) - 7 * DAY
         probe = {"starting_at": rfc3339(since), "bucket_width": "1d", "group_by[]": ["workspace_id"], "limit": 8}
         usage = http.parse_json(
-            self._get(http, f"{base}/v1/organizations/usage_report/messages", headers, probe), parse_usage_page
+            REPORTS.get(http, f"{base}/v1/organizations/usage_report/messages", headers, probe), parse_usage_page
         )
         seen = sorted({project_of(r.workspace_id) for b in usage.buckets for r in b.results})
 
@@ -227,12 +232,12 @@ class AnthropicProvider(Provider):
         if window.end <= window.start:
             return
         base, headers = self.base_url(settings), self._headers(credential)
-        usage = self._samples(
+        usage = REPORTS.samples(
             http, f"{base}/v1/organizations/usage_report/messages", headers, window, HOUR,
             {"bucket_width": "1h", "group_by[]": USAGE_GROUPS, "limit": self.usage_page_size},
             parse_usage_page, usage_samples, USAGE.name, answered,
         )  # fmt: skip
-        costs = self._samples(
+        costs = REPORTS.samples(
             http, f"{base}/v1/organizations/cost_report", headers, window, DAY,
             {"bucket_width": "1d", "group_by[]": ["workspace_id", "description"], "limit": self.costs_page_size},
             parse_cost_page, cost_samples, COSTS.name, answered,
@@ -241,49 +246,8 @@ class AnthropicProvider(Provider):
         yield from heapq.merge(usage, costs, key=lambda s: s.bucket_start)
 
     # ------------------------------------------------------------ internals
-    def _samples(
-        self,
-        http: HttpClient,
-        url: str,
-        headers: dict[str, str],
-        window: Window,
-        width: timedelta,
-        params: dict[str, Any],
-        parse: Callable[[Any], BucketPage[Any]],
-        to_samples: Callable[..., list[UsageSample]],
-        stream: str,
-        answered: list[Answered] | None,
-    ) -> Iterator[UsageSample]:
-        # Ask for whole buckets: Anthropic snaps starting_at down itself, but an explicit aligned
-        # range keeps the request, the page cursors and our bucket keys in step.
-        start, end = align_down(window.start, width), align_up(window.end, width)
-        params = {**params, "starting_at": rfc3339(start), "ending_at": rfc3339(end)}
-        accounts: set[str] = set()
-
-        def request(cursor: str | None) -> requests.Response:
-            return self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
-
-        for response, page in bucket_pages(
-            http, request, parse, source="Anthropic", max_pages=MAX_PAGES, request_id=_rid
-        ):
-            account = response.headers.get(ORGANIZATION_HEADER, "")
-            accounts.add(account)
-            for bucket in page.buckets:
-                if start <= align_down(bucket.start, width) < window.end:
-                    yield from in_stream(to_samples(bucket, account=account, width=width), stream)
-        # The last page is in: every bucket from `start` up to the window's end was read.
-        self.answer(answered, stream, Window(start, window.end), account=accounts)
-
-    @staticmethod
-    def _get(http: HttpClient, url: str, headers: dict[str, str], params: dict[str, Any]) -> requests.Response:
-        return http.request("GET", url, headers=headers, params=params, classify=classify_error)
-
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
         # A wrong key type never reaches the network, at Test connection or at any later sync.
         self.check_credential(credential)
         key = (credential.get("api_key") or "").strip()
         return {"x-api-key": key, "anthropic-version": API_VERSION, "Accept": "application/json"}
-
-
-def _rid(response: requests.Response) -> str:
-    return response.headers.get("request-id", "")[:200]
