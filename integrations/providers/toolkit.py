@@ -23,22 +23,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from integrations.providers.base import (
-    Answered,
-    FormField,
-    Provider,
-    UsageSample,
-    Window,
-    align_down,
-    align_up,
-    in_stream,
-)
+from integrations.providers.base import FormField, Provider, Window, align_down, align_up, in_stream
 from integrations.providers.errors import ConfigurationError, ProviderResponseError
 
 if TYPE_CHECKING:
     import requests
 
     from integrations.http import HttpClient
+    from integrations.providers.base import Answered, UsageSample
 
 P = TypeVar("P")
 R = TypeVar("R")

@@ -227,20 +227,18 @@ def completions_samples(
                 dims = (result.project_id or "", result.model or "", tier, batch, metric)
                 # Results sharing our key (e.g. split by a dimension we do not group by) add up.
                 totals[dims] = totals.get(dims, 0) + result.tokens[key]
+    return _usage_samples(start, width, account, totals, ("service_tier", "batch"))
+
+
+def _usage_samples(
+    start: datetime, width: timedelta, account: str, totals: dict[Any, int], dims: tuple[str, ...]
+) -> list[UsageSample]:
+    """One sample per total keyed (project, model, *the values of `dims`, metric)."""
     return [
-        UsageSample(
-            start,
-            start + width,
-            metric,
-            Decimal(quantity),
-            account=account,
-            project=project,
-            model=model,
-            service_tier=tier,
-            batch=batch,
-        )
-        for (project, model, tier, batch, metric), quantity in totals.items()
-    ]
+        UsageSample(start, start + width, key[-1], Decimal(quantity), account=account, project=key[0], model=key[1],
+                    **dict(zip(dims, key[2:-1], strict=True)))
+        for key, quantity in totals.items()
+    ]  # fmt: skip
 
 
 def _flag(value: bool | None) -> str:
@@ -257,19 +255,7 @@ def kind_samples(kind: UsageKind) -> Any:
             for metric, quantity in result.quantities.items():
                 dims = (result.project_id or "", result.model or "", operation, metric)
                 totals[dims] = totals.get(dims, 0) + quantity
-        return [
-            UsageSample(
-                start,
-                start + width,
-                metric,
-                Decimal(quantity),
-                account=account,
-                project=project,
-                model=model,
-                operation=operation,
-            )
-            for (project, model, operation, metric), quantity in totals.items()
-        ]
+        return _usage_samples(start, width, account, totals, ("operation",))
 
     return to_samples
 
