@@ -197,6 +197,21 @@ def read_twice(first: Iterable[UsageSample], second: Iterable[UsageSample]) -> s
     return {s.bucket_start for s in first} & {s.bucket_start for s in second}
 
 
+def assert_adjacent_windows_count_once(
+    fetch: Callable[[Window], list[UsageSample]],
+    busy: Callable[[datetime, datetime], Totals],
+    expected: Callable[[datetime, datetime], Totals],
+) -> None:
+    """Two adjacent unaligned windows, meeting 45 minutes into an hour with traffic (by `busy`, a
+    truth) so both read that hour, store with the usage store's semantics (same key → replace,
+    never add) exactly `expected(start, end)`: `start` is the first window's unaligned start."""
+    start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
+    middle = first_busy_hour(busy, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
+    first, second = fetch(Window(start, middle)), fetch(Window(middle, end))
+    assert align_down(middle) in read_twice(first, second), "the hour around `middle` is read by both windows"
+    assert_totals_equal(stored_totals(first, second), expected(start, end), "stored totals")
+
+
 def days_ago(days: int) -> datetime:
     """UTC midnight `days` days before today: windows ending there are fully elapsed, so a
     sandbox's data for them no longer changes while a test runs."""

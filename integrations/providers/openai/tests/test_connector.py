@@ -3,11 +3,10 @@ the project filter and verify."""
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 
 from integrations.providers.base import (
     UsageSample,
@@ -19,11 +18,10 @@ from integrations.providers.openai import OpenAIProvider
 from integrations.providers.openai.schema import split_line_item
 from integrations.providers.openai.tests.support import days_ago, load
 from integrations.providers.testing import (
+    assert_adjacent_windows_count_once,
     assert_totals_equal,
     first_busy_hour,
-    read_twice,
     sample_key,
-    stored_totals,
     totals_by,
 )
 from sandbox.openai import ORGANIZATION_ID, PROJECTS, truth_costs, truth_usage
@@ -157,19 +155,11 @@ def test_unaligned_window_is_read_as_whole_buckets(provider, credential, provide
 
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
-    start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
-    # 45 minutes into an hour that has traffic, so that hour is read by both windows
-    middle = first_busy_hour(usage_truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
-    first = functools.reduce(
-        operator.iadd, split(fetch(provider, credential, provider_settings, Window(start, middle), http)), []
+    assert_adjacent_windows_count_once(
+        lambda window: list(chain(*split(fetch(provider, credential, provider_settings, window, http)))),
+        usage_truth,
+        lambda start, end: usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end),
     )
-    second = functools.reduce(
-        operator.iadd, split(fetch(provider, credential, provider_settings, Window(middle, end), http)), []
-    )
-    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
-    assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both windows"
-    expected = usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end)
-    assert_totals_equal(stored, expected, "stored totals")
 
 
 def test_project_ids_setting_filters_both_endpoints(
