@@ -43,6 +43,7 @@ from integrations.http import HttpClient
 from integrations.providers.base import (
     DIMENSIONS,
     Answered,
+    ConfigurationError,
     CredentialError,
     NetworkError,
     Provider,
@@ -210,6 +211,17 @@ def assert_adjacent_windows_count_once(
     first, second = fetch(Window(start, middle)), fetch(Window(middle, end))
     assert align_down(middle) in read_twice(first, second), "the hour around `middle` is read by both windows"
     assert_totals_equal(stored_totals(first, second), expected(start, end), "stored totals")
+
+
+def refused_offline(provider: Provider, field: str, value: str, words: str) -> ConfigurationError:
+    """check_credential's ConfigurationError for `value` in `field`: its message says `words`,
+    and neither it nor its hint holds the value (a "Bearer " prefix aside)."""
+    with pytest.raises(ConfigurationError) as info:
+        provider.check_credential({field: value})
+    assert words in info.value.message, f"{words!r} not in {info.value.message!r}"
+    if value.strip():
+        assert_no_secret(info.value, [value.removeprefix("Bearer ")])
+    return info.value
 
 
 def days_ago(days: int) -> datetime:

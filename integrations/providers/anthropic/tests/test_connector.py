@@ -20,12 +20,7 @@ from integrations.providers.anthropic.tests.support import (
     load,
     usage_truth,
 )
-from integrations.providers.base import (
-    UsageSample,
-    Window,
-    align_down,
-    align_up,
-)
+from integrations.providers.base import UsageSample, Window, align_down, align_up
 from integrations.providers.testing import (
     assert_adjacent_windows_count_once,
     assert_totals_equal,

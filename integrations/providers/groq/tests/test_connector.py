@@ -9,13 +9,7 @@ from typing import Any
 
 import pytest
 
-from integrations.providers.base import (
-    ConfigurationError,
-    UsageSample,
-    Window,
-    align_down,
-    align_up,
-)
+from integrations.providers.base import ConfigurationError, UsageSample, Window, align_down, align_up
 from integrations.providers.groq import GroqProvider
 from integrations.providers.groq.tests.support import days_ago, true_totals
 from integrations.providers.testing import (

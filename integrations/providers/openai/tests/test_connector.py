@@ -8,12 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import chain
 
-from integrations.providers.base import (
-    UsageSample,
-    Window,
-    align_down,
-    align_up,
-)
+from integrations.providers.base import UsageSample, Window, align_down, align_up
 from integrations.providers.openai import OpenAIProvider
 from integrations.providers.openai.schema import split_line_item
 from integrations.providers.openai.tests.support import days_ago, load

@@ -10,20 +10,9 @@ from typing import Any
 
 import pytest
 
-from integrations.providers.base import (
-    ProviderResponseError,
-    UsageSample,
-    Window,
-    align_down,
-    align_up,
-)
+from integrations.providers.base import ProviderResponseError, UsageSample, Window, align_down, align_up
 from integrations.providers.replicate.schema import iso
-from integrations.providers.replicate.tests.support import (
-    ACCOUNT_PATH,
-    PREDICTIONS_PATH,
-    days_ago,
-    truth,
-)
+from integrations.providers.replicate.tests.support import ACCOUNT_PATH, PREDICTIONS_PATH, days_ago, truth
 from integrations.providers.testing import (
     assert_adjacent_windows_count_once,
     assert_totals_equal,
