@@ -54,6 +54,7 @@ from integrations.providers.base import (
     UsageSample,
     Window,
     align_down,
+    align_up,
 )
 
 VALID_BUCKETS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(hours=1), timedelta(days=1))
@@ -570,3 +571,69 @@ class CursorPagingTests(SandboxHooks):
         sandbox.fault(self.cursor_path, 200, times=5, body=self.page(has_more=True, cursor="page_again"))
         self.expect_error(sandbox, ProviderResponseError)
         assert len(sandbox.requests(self.cursor_path)) == 2, f"{len(sandbox.requests(self.cursor_path))} requests"
+
+
+class BucketReportTests:
+    """What reading the bucketed admin reports through toolkit.BucketReports does for a provider
+    (OpenAI, Anthropic): next_page followed to the end of the usage and the cost report, and an
+    unaligned window read as the whole buckets it touches, asked for as such. A subclass named
+    Test… in the provider's test_connector.py names the report paths, the time parameters of a
+    request and the functions below (plain functions, called through the class); its conftest
+    gives the `provider` fixtures."""
+
+    usage_path: ClassVar[str]  # hourly, 168 buckets a page
+    costs_path: ClassVar[str]  # daily
+    span_names: ClassVar[tuple[str, str]]  # the request's start and end parameters
+    span_value: ClassVar[Callable[[datetime], str]]  # a bound as the sandbox records it
+    usage_truth: ClassVar[Callable[..., Totals]]  # (start, end)
+    cost_truth: ClassVar[Callable[..., Totals]]  # (start, end, key of a cost row)
+    split: ClassVar[Callable[[list[UsageSample]], tuple[list[UsageSample], list[UsageSample]]]]  # (usage, costs)
+
+    def span_query(self, start: datetime, end: datetime) -> dict[str, list[str]]:
+        value = type(self).span_value
+        return {self.span_names[0]: [value(start)], self.span_names[1]: [value(end)]}
+
+    def read(self, provider: Provider, credential: Any, settings: Any, window: Window, http: HttpClient) -> Any:
+        return type(self).split(list(provider.fetch(credential, settings, window, http=http)))
+
+    def test_usage_pagination_follows_next_page_to_the_end(
+        self, provider, credential, provider_settings, http, sandbox
+    ):
+        window = Window(days_ago(10), days_ago(1))  # 216 hourly buckets: two pages of 168
+        usage, _ = self.read(provider, credential, provider_settings, window, http)
+        pages = sandbox.requests(self.usage_path)
+        assert len(pages) == 2, f"{len(pages)} usage pages read, not 2"
+        assert "page" not in pages[0]["query"], "the first page is asked for without a cursor"
+        assert pages[1]["query"]["page"][0].startswith("page_"), "the second page is asked for by its cursor"
+        assert_totals_equal(totals_by(usage), type(self).usage_truth(window.start, window.end), "usage over two pages")
+
+    def test_costs_pagination_follows_next_page_to_the_end(
+        self, provider, credential, provider_settings, http, sandbox
+    ):
+        provider = type(provider)()
+        provider.costs_page_size = 2  # a page of the documented size would need a month-long window
+        window = Window(days_ago(8), days_ago(1))
+        _, costs = self.read(provider, credential, provider_settings, window, http)
+        assert len(sandbox.requests(self.costs_path)) == 4, "7 days, 2 per page: 4 pages"
+        by_day = type(self).cost_truth(window.start, window.end, lambda r: (r.day,))
+        assert_totals_equal(totals_by(costs, "bucket_start"), by_day, "cost per day over four pages")
+
+    def test_unaligned_window_is_read_as_whole_buckets(self, provider, credential, provider_settings, http, sandbox):
+        hour, day = timedelta(hours=1), timedelta(days=1)
+        # Starts 37 minutes into an hour with traffic, so that hour's bucket must come back whole.
+        first_hour = first_busy_hour(type(self).usage_truth, days_ago(3) + timedelta(hours=10), days_ago(2))
+        window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(1) + timedelta(hours=5, minutes=20))
+        usage, costs = self.read(provider, credential, provider_settings, window, http)
+
+        assert all(s.bucket_start == align_down(s.bucket_start, hour) for s in usage), "usage keyed on whole hours"
+        assert all(s.bucket_start == align_down(s.bucket_start, day) for s in costs), "costs keyed on whole days"
+        assert min(s.bucket_start for s in usage) == align_down(window.start, hour), "the first hour is read"
+        assert max(s.bucket_start for s in usage) < window.end, "no hour after the window is read"
+        hours = (align_down(window.start, hour), align_up(window.end, hour))
+        days = (align_down(window.start, day), align_up(window.end, day))
+        for path, (start, end) in ((self.usage_path, hours), (self.costs_path, days)):
+            (request,) = sandbox.requests(path)
+            asked = {name: request["query"].get(name) for name in self.span_query(start, end)}
+            assert asked == self.span_query(start, end), f"{path} asked for {asked}, not whole buckets"
+        assert_totals_equal(totals_by(usage), type(self).usage_truth(*hours), "usage of the whole hours touched")
+        assert_totals_equal(totals_by(costs), type(self).cost_truth(*days), "cost of the whole days touched")
