@@ -5,7 +5,8 @@ mostly its fields, its mapping and its sandbox.
   ProviderResponseError that names the provider and the location path of the bad value
   ("OpenAI returned an unexpected response: costs page.data[3].results is not a list."); the
   HTTP seam's `HttpClient.parse_json` then tags it with the response's status and request id.
-- `paginate(...)`: one cursor loop with a page cap and a repeated-cursor guard.
+- `paginate(...)`: one cursor loop with a page cap and a repeated-cursor guard; `id_page(...)`:
+  a page of a listing paged by its last id (Anthropic's workspaces, OpenAI's projects).
 - `bucket_page(...)`, `bucket_pages(...)` and `BucketReports`: the bucketed, cursor-paged reports
   of the admin usage APIs that follow OpenAI's shape (OpenAI, Anthropic), read into samples.
 - `base_url_field(default)`: the optional API base URL setting (a proxy, the sandbox), read
@@ -174,6 +175,32 @@ def paginate(
             raise ProviderResponseError(repeated, request_id=request_id(page) if request_id else "")
         seen.add(cursor)
     raise ProviderResponseError(f"{source} kept paginating past {max_pages} pages.")
+
+
+@dataclass(frozen=True)
+class IdPage(Generic[R]):
+    """One page of a listing paged by the last id: `{"data": [{"id", ...}, ...], "has_more",
+    "last_id"}`."""
+
+    items: tuple[R, ...]
+    has_more: bool
+    last_id: str | None
+
+    def cursor(self) -> str | None:
+        """For paginate(): None on the last page; "" (a loop) when has_more comes without a last_id."""
+        return (self.last_id or "") if self.has_more else None
+
+
+def id_page(shape: Shape, body: Any, what: str, parse_item: Callable[[dict[str, Any], str, str], R]) -> IdPage[R]:
+    """Check one page: every item names a non-empty id; `parse_item(obj, where, id)` reads the rest."""
+    body = shape.obj(body, what)
+    items = []
+    for where, obj in shape.objects(body.get("data"), f"{what}.data"):
+        item_id = shape.opt_str(obj, "id", where)
+        if not item_id:
+            raise shape.bad(f"{where}.id is missing")
+        items.append(parse_item(obj, where, item_id))
+    return IdPage(tuple(items), shape.flag(body, "has_more", what), shape.opt_str(body, "last_id", what))
 
 
 def bearer_headers(credential: Mapping[str, str], field: str, *, missing: str, hint: str = "") -> dict[str, str]:

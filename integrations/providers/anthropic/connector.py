@@ -22,7 +22,6 @@ from integrations.providers.anthropic.schema import (
     DEFAULT_WORKSPACE,
     HOUR,
     Workspace,
-    WorkspaceList,
     cost_samples,
     parse_cost_page,
     parse_organization,
@@ -48,7 +47,7 @@ from integrations.providers.base import (
     Window,
     align_down,
 )
-from integrations.providers.toolkit import BucketReports, base_url_field, paginate
+from integrations.providers.toolkit import BucketReports, IdPage, base_url_field, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -187,7 +186,7 @@ class AnthropicProvider(Provider):
         org = http.parse_json(REPORTS.get(http, f"{base}/v1/organizations/me", headers, {}), parse_organization)
         workspaces: list[Workspace] = []
 
-        def workspace_page(after: str | None) -> WorkspaceList:
+        def workspace_page(after: str | None) -> IdPage[Workspace]:
             params: dict[str, Any] = {"limit": self.workspaces_page_size, "include_archived": "true"}
             if after:
                 params["after_id"] = after
@@ -196,10 +195,10 @@ class AnthropicProvider(Provider):
             )
 
         for page in paginate(
-            workspace_page, lambda p: (p.last_id or "") if p.has_more else None, source="Anthropic",
+            workspace_page, IdPage.cursor, source="Anthropic",
             max_pages=MAX_PAGES, repeated="Anthropic's workspace list said has_more without a usable last_id.",
         ):  # fmt: skip
-            workspaces.extend(page.workspaces)
+            workspaces.extend(page.items)
         # Listing workspaces is not reading usage: probe the usage report itself so "Test
         # connection" fails now rather than at the first sync, and show where usage was seen.
         since = align_down(datetime.now(UTC), DAY) - 7 * DAY

@@ -38,7 +38,6 @@ from integrations.providers.openai.schema import (
     HOUR,
     USAGE_KINDS,
     Project,
-    ProjectList,
     UsageKind,
     completions_samples,
     cost_samples,
@@ -48,7 +47,7 @@ from integrations.providers.openai.schema import (
     parse_kind_page,
     parse_project_list,
 )
-from integrations.providers.toolkit import BucketReports, base_url_field, bearer_headers, paginate
+from integrations.providers.toolkit import BucketReports, IdPage, base_url_field, bearer_headers, paginate
 
 if TYPE_CHECKING:
     import requests
@@ -178,7 +177,7 @@ class OpenAIProvider(Provider):
         organization = ""
         projects: list[Project] = []
 
-        def project_page(after: str | None) -> tuple[requests.Response, ProjectList]:
+        def project_page(after: str | None) -> tuple[requests.Response, IdPage[Project]]:
             params: dict[str, Any] = {"limit": self.projects_page_size, "include_archived": "true"}
             if after:
                 params["after"] = after
@@ -186,11 +185,11 @@ class OpenAIProvider(Provider):
             return response, http.parse_json(response, parse_project_list)
 
         for response, page in paginate(
-            project_page, lambda rp: (rp[1].last_id or "") if rp[1].has_more else None, source="OpenAI",
+            project_page, lambda rp: rp[1].cursor(), source="OpenAI",
             max_pages=MAX_PAGES, repeated="OpenAI's project list said has_more without a usable last_id.",
         ):  # fmt: skip
             organization = organization or response.headers.get(ORGANIZATION_HEADER, "")
-            projects.extend(page.projects)
+            projects.extend(page.items)
         # Listing projects needs a different scope than usage: probe the usage API itself so
         # "Test connection" fails now, with the scope error, rather than at the first sync.
         probe_start = align_down(datetime.now(UTC), HOUR) - HOUR
