@@ -456,9 +456,12 @@ class ProviderFailureTests(SandboxHooks):
     test_errors.py (a subclass named Test… with the provider's SandboxHooks). Retries are
     recorded in `self.sleeps` with a back-off of one second, so waits can be asserted.
 
-    Each case may also check the provider's own words: `words` maps a case ("rate_limited",
-    "no_wait", "unavailable", "malformed") to text the error's message must contain, and
-    `hints` the same for its hint; `request_id` is a pattern the provider's request id must match where it sends one."""
+    Each case may also check the provider's own words: `words` maps a case ("rejected",
+    "rate_limited", "no_wait", "unavailable", "malformed") to text the error's message must
+    contain, and `hints` the same for its hint; `request_id` is a pattern the provider's request
+    id must match where it sends one. `rejected` is a credential the sandbox answers with 401."""
+
+    rejected: ClassVar[Mapping[str, str]]  # a revoked credential: the sandbox answers 401
 
     retried_path: ClassVar[str]  # a path every fetch of small_window reads
     later_page_path: ClassVar[str]  # a path pagination_window reads more than once
@@ -477,6 +480,10 @@ class ProviderFailureTests(SandboxHooks):
     def fails(self, sandbox: Any, error_type: type[ProviderError], case: str = "", **kwargs: Any) -> Any:
         kwargs.setdefault("backoff", 1.0)
         error = self.expect_error(sandbox, error_type, **kwargs)
+        return self.in_words(case, error)
+
+    def in_words(self, case: str, error: Any) -> Any:
+        """`error`, checked to carry the provider's words and hint for `case`."""
         if case in self.words:
             assert self.words[case] in error.message, f"{case}: {error.message!r} lacks {self.words[case]!r}"
         if case in self.hints:
@@ -486,6 +493,16 @@ class ProviderFailureTests(SandboxHooks):
     def assert_request_id(self, error: ProviderError) -> None:
         if self.request_id is not None:
             assert re.search(self.request_id, error.request_id or ""), f"request id {error.request_id!r}"
+
+    # ------------------------------------------------------------ a rejected credential
+    def test_http_401_is_a_rejected_credential_and_not_retried(self, sandbox: Any) -> None:
+        http = HttpClient(secrets=self.provider.secret_values(self.rejected), backoff=1.0, sleep=[].append)
+        error = fetch_raises(CredentialError, self.provider, self.rejected, self.settings(sandbox),
+                             self.small_window(), http)  # fmt: skip
+        assert error.http_status == 401, error.http_status
+        self.in_words("rejected", error)
+        self.assert_request_id(error)
+        assert len(sandbox.requests()) == 1, "a rejected credential is not retried"
 
     # ------------------------------------------------------------ rate limits
     def test_http_429_with_retry_after_is_retried_then_succeeds(self, sandbox: Any) -> None:
