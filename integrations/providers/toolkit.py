@@ -9,6 +9,7 @@ mostly its fields, its mapping and its sandbox.
   a page of a listing paged by its last id (Anthropic's workspaces, OpenAI's projects).
 - `bucket_page(...)`, `bucket_pages(...)` and `BucketReports`: the bucketed, cursor-paged reports
   of the admin usage APIs that follow OpenAI's shape (OpenAI, Anthropic), read into samples.
+- `pasted_key(...)`: a pasted API key, stripped, refused when blank or in pieces.
 - `base_url_field(default)`: the optional API base URL setting (a proxy, the sandbox), read
   back with `Provider.base_url(settings)`; `bearer_headers(...)`: the headers of a JSON API
   called with a bearer key.
@@ -201,6 +202,18 @@ def id_page(shape: Shape, body: Any, what: str, parse_item: Callable[[dict[str, 
             raise shape.bad(f"{where}.id is missing")
         items.append(parse_item(obj, where, item_id))
     return IdPage(tuple(items), shape.flag(body, "has_more", what), shape.opt_str(body, "last_id", what))
+
+
+def pasted_key(credential: Mapping[str, str], field: str, *, missing: str, hint: str = "", what: str = "The API key"
+               ) -> str:  # fmt: skip
+    """`credential[field]`, stripped. A blank one raises ConfigurationError(`missing`, hint=`hint`);
+    one with spaces or line breaks left inside (pasted in pieces) raises ConfigurationError too."""
+    key = (credential.get(field) or "").strip()
+    if not key:
+        raise ConfigurationError(missing, hint=hint)
+    if any(c.isspace() for c in key):
+        raise ConfigurationError(f"{what} contains spaces or line breaks; paste it again.")
+    return key
 
 
 def bearer_headers(credential: Mapping[str, str], field: str, *, missing: str, hint: str = "") -> dict[str, str]:

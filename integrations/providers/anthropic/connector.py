@@ -47,7 +47,7 @@ from integrations.providers.base import (
     Window,
     align_down,
 )
-from integrations.providers.toolkit import BucketReports, IdPage, base_url_field, paginate
+from integrations.providers.toolkit import BucketReports, IdPage, base_url_field, paginate, pasted_key
 
 if TYPE_CHECKING:
     import requests
@@ -140,11 +140,7 @@ class AnthropicProvider(Provider):
 
     # ------------------------------------------------------------ contract
     def check_credential(self, credential: Mapping[str, str]) -> None:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("Enter the Anthropic Admin API key.", hint=CREATE_ADMIN_KEY)
-        if any(c.isspace() for c in key):
-            raise ConfigurationError("The API key contains spaces or line breaks; paste it again.")
+        key = pasted_key(credential, "api_key", missing="Enter the Anthropic Admin API key.", hint=CREATE_ADMIN_KEY)
         if _ADMIN_KEY_RE.match(key):
             return
         wanted = "Reading usage needs an organization Admin key (sk-ant-admin…)."

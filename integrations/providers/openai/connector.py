@@ -47,7 +47,7 @@ from integrations.providers.openai.schema import (
     parse_kind_page,
     parse_project_list,
 )
-from integrations.providers.toolkit import BucketReports, IdPage, base_url_field, bearer_headers, paginate
+from integrations.providers.toolkit import BucketReports, IdPage, base_url_field, bearer_headers, paginate, pasted_key
 
 if TYPE_CHECKING:
     import requests
@@ -145,11 +145,7 @@ class OpenAIProvider(Provider):
 
     # ------------------------------------------------------------ contract
     def check_credential(self, credential: Mapping[str, str]) -> None:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("Enter the OpenAI Admin API key.", hint=CREATE_ADMIN_KEY)
-        if any(c.isspace() for c in key):
-            raise ConfigurationError("The API key contains spaces or line breaks; paste it again.")
+        key = pasted_key(credential, "api_key", missing="Enter the OpenAI Admin API key.", hint=CREATE_ADMIN_KEY)
         if key.startswith("sk-admin-"):
             return
         if key.startswith("sk-proj-"):
