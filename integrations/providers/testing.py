@@ -43,6 +43,7 @@ from integrations.http import HttpClient
 from integrations.providers.base import (
     DIMENSIONS,
     Answered,
+    ConfigurationError,
     CredentialError,
     NetworkError,
     Provider,
@@ -53,6 +54,7 @@ from integrations.providers.base import (
     UsageSample,
     Window,
     align_down,
+    align_up,
 )
 
 VALID_BUCKETS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(hours=1), timedelta(days=1))
@@ -197,6 +199,32 @@ def read_twice(first: Iterable[UsageSample], second: Iterable[UsageSample]) -> s
     return {s.bucket_start for s in first} & {s.bucket_start for s in second}
 
 
+def assert_adjacent_windows_count_once(
+    fetch: Callable[[Window], list[UsageSample]],
+    busy: Callable[[datetime, datetime], Totals],
+    expected: Callable[[datetime, datetime], Totals],
+) -> None:
+    """Two adjacent unaligned windows, meeting 45 minutes into an hour with traffic (by `busy`, a
+    truth) so both read that hour, store with the usage store's semantics (same key → replace,
+    never add) exactly `expected(start, end)`: `start` is the first window's unaligned start."""
+    start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
+    middle = first_busy_hour(busy, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
+    first, second = fetch(Window(start, middle)), fetch(Window(middle, end))
+    assert align_down(middle) in read_twice(first, second), "the hour around `middle` is read by both windows"
+    assert_totals_equal(stored_totals(first, second), expected(start, end), "stored totals")
+
+
+def refused_offline(provider: Provider, field: str, value: str, words: str) -> ConfigurationError:
+    """check_credential's ConfigurationError for `value` in `field`: its message says `words`,
+    and neither it nor its hint holds the value (a "Bearer " prefix aside)."""
+    with pytest.raises(ConfigurationError) as info:
+        provider.check_credential({field: value})
+    assert words in info.value.message, f"{words!r} not in {info.value.message!r}"
+    if value.strip():
+        assert_no_secret(info.value, [value.removeprefix("Bearer ")])
+    return info.value
+
+
 def days_ago(days: int) -> datetime:
     """UTC midnight `days` days before today: windows ending there are fully elapsed, so a
     sandbox's data for them no longer changes while a test runs."""
@@ -310,18 +338,27 @@ class SandboxHooks:
 
 
 class ProviderContractTests(SandboxHooks):
-    """Mixin of contract tests; a subclass named Test… fills in the hooks below."""
+    """Mixin of contract tests; a subclass named Test… fills in the hooks below, or names the
+    support functions they usually are: `truth = support.truth`, `cases = support.cases`."""
 
-    slug: ClassVar[str]
     paginated_prefix: ClassVar[str]  # sandbox path whose pages pagination_window spans
+    emitted_metrics: ClassVar[Iterable[str]]  # every metric fetch emits (the truth must hold each)
+    # truth(start, end): the sandbox's true totals per (metric,) over [start, end); cases(): the
+    # recorded fixture cases. Plain functions, called through the class (never bound to self).
+    truth: ClassVar[Callable[[datetime, datetime], Mapping[tuple[Any, ...], Decimal]]]
+    cases: ClassVar[Callable[[], Iterable[tuple[str, list[UsageSample], list[UsageSample]]]]]
 
     def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
         """The sandbox's true totals per (metric,) over `window`, as totals_by(samples) keys them."""
-        raise NotImplementedError
+        return type(self).truth(window.start, window.end)
 
     def recorded_fixture_cases(self) -> Iterable[tuple[str, list[UsageSample], list[UsageSample]]]:
         """(fixture name, samples parsed from it by the connector's pure functions, expected)."""
-        raise NotImplementedError
+        return type(self).cases()
+
+    @property
+    def slug(self) -> str:
+        return self.provider.slug
 
     # ------------------------------------------------------------ the contract
     def test_contract_metadata(self) -> None:
@@ -330,6 +367,13 @@ class ProviderContractTests(SandboxHooks):
         assert PROVIDERS.get(self.slug) is self.provider, f"{self.slug!r} is not registered as this provider"
         problems = provider_metadata_problems(self.slug, self.provider)
         assert not problems, "metadata contract broken:\n" + "\n".join(problems)
+
+    def test_contract_truth_holds_every_emitted_metric(self) -> None:
+        """The totals the other checks compare are not vacuous: over small_window the sandbox's
+        truth holds every metric fetch emits, each above zero."""
+        totals = self.expected_totals(self.small_window())
+        assert set(totals) == {(m,) for m in self.emitted_metrics}, f"the truth holds {sorted(totals)}"
+        assert all(v > 0 for v in totals.values()), f"the truth has an empty metric: {totals}"
 
     def test_contract_401_raises_credential_error(self, sandbox: Any) -> None:
         sandbox.fault(self.fault_prefix, 401, times=20)
@@ -412,9 +456,12 @@ class ProviderFailureTests(SandboxHooks):
     test_errors.py (a subclass named Test… with the provider's SandboxHooks). Retries are
     recorded in `self.sleeps` with a back-off of one second, so waits can be asserted.
 
-    Each case may also check the provider's own words: `words` maps a case ("rate_limited",
-    "no_wait", "unavailable", "malformed") to text the error's message must contain, and
-    `hints` the same for its hint; `request_id` is a pattern the provider's request id must match where it sends one."""
+    Each case may also check the provider's own words: `words` maps a case ("rejected",
+    "rate_limited", "no_wait", "unavailable", "malformed") to text the error's message must
+    contain, and `hints` the same for its hint; `request_id` is a pattern the provider's request
+    id must match where it sends one. `rejected` is a credential the sandbox answers with 401."""
+
+    rejected: ClassVar[Mapping[str, str]]  # a revoked credential: the sandbox answers 401
 
     retried_path: ClassVar[str]  # a path every fetch of small_window reads
     later_page_path: ClassVar[str]  # a path pagination_window reads more than once
@@ -433,6 +480,10 @@ class ProviderFailureTests(SandboxHooks):
     def fails(self, sandbox: Any, error_type: type[ProviderError], case: str = "", **kwargs: Any) -> Any:
         kwargs.setdefault("backoff", 1.0)
         error = self.expect_error(sandbox, error_type, **kwargs)
+        return self.in_words(case, error)
+
+    def in_words(self, case: str, error: Any) -> Any:
+        """`error`, checked to carry the provider's words and hint for `case`."""
         if case in self.words:
             assert self.words[case] in error.message, f"{case}: {error.message!r} lacks {self.words[case]!r}"
         if case in self.hints:
@@ -442,6 +493,16 @@ class ProviderFailureTests(SandboxHooks):
     def assert_request_id(self, error: ProviderError) -> None:
         if self.request_id is not None:
             assert re.search(self.request_id, error.request_id or ""), f"request id {error.request_id!r}"
+
+    # ------------------------------------------------------------ a rejected credential
+    def test_http_401_is_a_rejected_credential_and_not_retried(self, sandbox: Any) -> None:
+        http = HttpClient(secrets=self.provider.secret_values(self.rejected), backoff=1.0, sleep=[].append)
+        error = fetch_raises(CredentialError, self.provider, self.rejected, self.settings(sandbox),
+                             self.small_window(), http)  # fmt: skip
+        assert error.http_status == 401, error.http_status
+        self.in_words("rejected", error)
+        self.assert_request_id(error)
+        assert len(sandbox.requests()) == 1, "a rejected credential is not retried"
 
     # ------------------------------------------------------------ rate limits
     def test_http_429_with_retry_after_is_retried_then_succeeds(self, sandbox: Any) -> None:
@@ -527,3 +588,69 @@ class CursorPagingTests(SandboxHooks):
         sandbox.fault(self.cursor_path, 200, times=5, body=self.page(has_more=True, cursor="page_again"))
         self.expect_error(sandbox, ProviderResponseError)
         assert len(sandbox.requests(self.cursor_path)) == 2, f"{len(sandbox.requests(self.cursor_path))} requests"
+
+
+class BucketReportTests:
+    """What reading the bucketed admin reports through toolkit.BucketReports does for a provider
+    (OpenAI, Anthropic): next_page followed to the end of the usage and the cost report, and an
+    unaligned window read as the whole buckets it touches, asked for as such. A subclass named
+    Test… in the provider's test_connector.py names the report paths, the time parameters of a
+    request and the functions below (plain functions, called through the class); its conftest
+    gives the `provider` fixtures."""
+
+    usage_path: ClassVar[str]  # hourly, 168 buckets a page
+    costs_path: ClassVar[str]  # daily
+    span_names: ClassVar[tuple[str, str]]  # the request's start and end parameters
+    span_value: ClassVar[Callable[[datetime], str]]  # a bound as the sandbox records it
+    usage_truth: ClassVar[Callable[..., Totals]]  # (start, end)
+    cost_truth: ClassVar[Callable[..., Totals]]  # (start, end, key of a cost row)
+    split: ClassVar[Callable[[list[UsageSample]], tuple[list[UsageSample], list[UsageSample]]]]  # (usage, costs)
+
+    def span_query(self, start: datetime, end: datetime) -> dict[str, list[str]]:
+        value = type(self).span_value
+        return {self.span_names[0]: [value(start)], self.span_names[1]: [value(end)]}
+
+    def read(self, provider: Provider, credential: Any, settings: Any, window: Window, http: HttpClient) -> Any:
+        return type(self).split(list(provider.fetch(credential, settings, window, http=http)))
+
+    def test_usage_pagination_follows_next_page_to_the_end(
+        self, provider, credential, provider_settings, http, sandbox
+    ):
+        window = Window(days_ago(10), days_ago(1))  # 216 hourly buckets: two pages of 168
+        usage, _ = self.read(provider, credential, provider_settings, window, http)
+        pages = sandbox.requests(self.usage_path)
+        assert len(pages) == 2, f"{len(pages)} usage pages read, not 2"
+        assert "page" not in pages[0]["query"], "the first page is asked for without a cursor"
+        assert pages[1]["query"]["page"][0].startswith("page_"), "the second page is asked for by its cursor"
+        assert_totals_equal(totals_by(usage), type(self).usage_truth(window.start, window.end), "usage over two pages")
+
+    def test_costs_pagination_follows_next_page_to_the_end(
+        self, provider, credential, provider_settings, http, sandbox
+    ):
+        provider = type(provider)()
+        provider.costs_page_size = 2  # a page of the documented size would need a month-long window
+        window = Window(days_ago(8), days_ago(1))
+        _, costs = self.read(provider, credential, provider_settings, window, http)
+        assert len(sandbox.requests(self.costs_path)) == 4, "7 days, 2 per page: 4 pages"
+        by_day = type(self).cost_truth(window.start, window.end, lambda r: (r.day,))
+        assert_totals_equal(totals_by(costs, "bucket_start"), by_day, "cost per day over four pages")
+
+    def test_unaligned_window_is_read_as_whole_buckets(self, provider, credential, provider_settings, http, sandbox):
+        hour, day = timedelta(hours=1), timedelta(days=1)
+        # Starts 37 minutes into an hour with traffic, so that hour's bucket must come back whole.
+        first_hour = first_busy_hour(type(self).usage_truth, days_ago(3) + timedelta(hours=10), days_ago(2))
+        window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(1) + timedelta(hours=5, minutes=20))
+        usage, costs = self.read(provider, credential, provider_settings, window, http)
+
+        assert all(s.bucket_start == align_down(s.bucket_start, hour) for s in usage), "usage keyed on whole hours"
+        assert all(s.bucket_start == align_down(s.bucket_start, day) for s in costs), "costs keyed on whole days"
+        assert min(s.bucket_start for s in usage) == align_down(window.start, hour), "the first hour is read"
+        assert max(s.bucket_start for s in usage) < window.end, "no hour after the window is read"
+        hours = (align_down(window.start, hour), align_up(window.end, hour))
+        days = (align_down(window.start, day), align_up(window.end, day))
+        for path, (start, end) in ((self.usage_path, hours), (self.costs_path, days)):
+            (request,) = sandbox.requests(path)
+            asked = {name: request["query"].get(name) for name in self.span_query(start, end)}
+            assert asked == self.span_query(start, end), f"{path} asked for {asked}, not whole buckets"
+        assert_totals_equal(totals_by(usage), type(self).usage_truth(*hours), "usage of the whole hours touched")
+        assert_totals_equal(totals_by(costs), type(self).cost_truth(*days), "cost of the whole days touched")

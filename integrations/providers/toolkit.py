@@ -5,9 +5,11 @@ mostly its fields, its mapping and its sandbox.
   ProviderResponseError that names the provider and the location path of the bad value
   ("OpenAI returned an unexpected response: costs page.data[3].results is not a list."); the
   HTTP seam's `HttpClient.parse_json` then tags it with the response's status and request id.
-- `paginate(...)`: one cursor loop with a page cap and a repeated-cursor guard.
-- `bucket_page(...)` and `bucket_pages(...)`: the bucketed, cursor-paged reports of the admin
-  usage APIs that follow OpenAI's shape (OpenAI, Anthropic).
+- `paginate(...)`: one cursor loop with a page cap and a repeated-cursor guard; `id_page(...)`:
+  a page of a listing paged by its last id (Anthropic's workspaces, OpenAI's projects).
+- `bucket_page(...)`, `bucket_pages(...)` and `BucketReports`: the bucketed, cursor-paged reports
+  of the admin usage APIs that follow OpenAI's shape (OpenAI, Anthropic), read into samples.
+- `pasted_key(...)`: a pasted API key, stripped, refused when blank or in pieces.
 - `base_url_field(default)`: the optional API base URL setting (a proxy, the sandbox), read
   back with `Provider.base_url(settings)`; `bearer_headers(...)`: the headers of a JSON API
   called with a bearer key.
@@ -19,17 +21,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from integrations.providers.base import FormField
+from integrations.providers.base import FormField, Provider, Window, align_down, align_up, in_stream
 from integrations.providers.errors import ConfigurationError, ProviderResponseError
 
 if TYPE_CHECKING:
     import requests
 
     from integrations.http import HttpClient
+    from integrations.providers.base import Answered, UsageSample
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -175,6 +178,44 @@ def paginate(
     raise ProviderResponseError(f"{source} kept paginating past {max_pages} pages.")
 
 
+@dataclass(frozen=True)
+class IdPage(Generic[R]):
+    """One page of a listing paged by the last id: `{"data": [{"id", ...}, ...], "has_more",
+    "last_id"}`."""
+
+    items: tuple[R, ...]
+    has_more: bool
+    last_id: str | None
+
+    def cursor(self) -> str | None:
+        """For paginate(): None on the last page; "" (a loop) when has_more comes without a last_id."""
+        return (self.last_id or "") if self.has_more else None
+
+
+def id_page(shape: Shape, body: Any, what: str, parse_item: Callable[[dict[str, Any], str, str], R]) -> IdPage[R]:
+    """Check one page: every item names a non-empty id; `parse_item(obj, where, id)` reads the rest."""
+    body = shape.obj(body, what)
+    items = []
+    for where, obj in shape.objects(body.get("data"), f"{what}.data"):
+        item_id = shape.opt_str(obj, "id", where)
+        if not item_id:
+            raise shape.bad(f"{where}.id is missing")
+        items.append(parse_item(obj, where, item_id))
+    return IdPage(tuple(items), shape.flag(body, "has_more", what), shape.opt_str(body, "last_id", what))
+
+
+def pasted_key(credential: Mapping[str, str], field: str, *, missing: str, hint: str = "", what: str = "The API key"
+               ) -> str:  # fmt: skip
+    """`credential[field]`, stripped. A blank one raises ConfigurationError(`missing`, hint=`hint`);
+    one with spaces or line breaks left inside (pasted in pieces) raises ConfigurationError too."""
+    key = (credential.get(field) or "").strip()
+    if not key:
+        raise ConfigurationError(missing, hint=hint)
+    if any(c.isspace() for c in key):
+        raise ConfigurationError(f"{what} contains spaces or line breaks; paste it again.")
+    return key
+
+
 def bearer_headers(credential: Mapping[str, str], field: str, *, missing: str, hint: str = "") -> dict[str, str]:
     """The headers of a JSON API called with the bearer key `credential[field]`; a blank key
     raises ConfigurationError(`missing`, hint=`hint`) before any call."""
@@ -248,3 +289,61 @@ def bucket_pages(
         get, lambda page: page[1].cursor(), source=source, max_pages=max_pages,
         repeated=f"{source} said has_more but gave no new next_page cursor.", request_id=lambda page: request_id(page[0]),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BucketReports:
+    """How one provider's bucketed admin reports are requested: `span(start, end)` gives the
+    request's time parameters, `classify` the provider's meaning of error statuses; the
+    organization each answer came from is the response header `account_header`."""
+
+    source: str  # the provider, as messages name it
+    account_header: str
+    request_id_header: str
+    span: Callable[[datetime, datetime], dict[str, Any]]
+    classify: Callable[..., Any]
+    max_pages: int = 5_000  # a cursor loop the provider never ends is a bug, not a long history
+
+    def get(self, http: HttpClient, url: str, headers: dict[str, str], params: dict[str, Any]) -> requests.Response:
+        return http.request("GET", url, headers=headers, params=params, classify=self.classify)
+
+    def request_id(self, response: requests.Response) -> str:
+        return response.headers.get(self.request_id_header, "")[:200]
+
+    def samples(
+        self,
+        http: HttpClient,
+        url: str,
+        headers: dict[str, str],
+        window: Window,
+        width: timedelta,
+        params: dict[str, Any],
+        parse: Callable[[Any], BucketPage[Any]],
+        to_samples: Callable[..., list[UsageSample]],
+        stream: str,
+        answered: list[Answered] | None,
+        **scope: list[str],
+    ) -> Iterator[UsageSample]:
+        """The samples of one report over `window`, every page of it, marked with `stream`;
+        `to_samples(bucket, account=, width=)` maps a bucket. Once the last page is in, `stream`
+        is answered for the buckets read, per organization the answer came from, and `scope`."""
+        # Ask for whole buckets: an explicit aligned range keeps the request, the page cursors and
+        # our bucket keys in step (an unaligned bucket key would be stored beside the aligned one).
+        start, end = align_down(window.start, width), align_up(window.end, width)
+        params = {**params, **self.span(start, end)}
+        accounts: set[str] = set()
+
+        def request(cursor: str | None) -> requests.Response:
+            return self.get(http, url, headers, {**params, "page": cursor} if cursor else params)
+
+        pages = bucket_pages(
+            http, request, parse, source=self.source, max_pages=self.max_pages, request_id=self.request_id
+        )
+        for response, page in pages:
+            account = response.headers.get(self.account_header, "")
+            accounts.add(account)
+            for bucket in page.buckets:
+                if start <= align_down(bucket.start, width) < window.end:
+                    yield from in_stream(to_samples(bucket, account=account, width=width), stream)
+        # The last page is in: every bucket from `start` up to the window's end was read.
+        Provider.answer(answered, stream, Window(start, window.end), account=accounts, **scope)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +24,7 @@ from integrations.providers.anthropic.schema import (
     DAY,
     DEFAULT_WORKSPACE,
     HOUR,
-    WorkspaceList,
+    Workspace,
     cost_samples,
     parse_cost_page,
     parse_organization,
@@ -49,10 +49,8 @@ from integrations.providers.base import (
     UsageSample,
     Window,
     align_down,
-    align_up,
-    in_stream,
 )
-from integrations.providers.toolkit import BucketPage, base_url_field, bucket_pages, paginate
+from integrations.providers.toolkit import BucketReports, IdPage, base_url_field, paginate, pasted_key
 
 if TYPE_CHECKING:
     import requests
@@ -101,6 +99,13 @@ def classify_error(status: int, message: str, response: requests.Response) -> Pr
     return None
 
 
+# Anthropic snaps starting_at down itself, but the reports are asked for whole buckets anyway.
+REPORTS = BucketReports(
+    "Anthropic", ORGANIZATION_HEADER, "request-id",
+    lambda start, end: {"starting_at": rfc3339(start), "ending_at": rfc3339(end)}, classify_error, MAX_PAGES,
+)  # fmt: skip
+
+
 class AnthropicProvider(Provider):
     slug = "anthropic"
     name = "Anthropic"
@@ -138,11 +143,7 @@ class AnthropicProvider(Provider):
 
     # ------------------------------------------------------------ contract
     def check_credential(self, credential: Mapping[str, str]) -> None:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("Enter the Anthropic Admin API key.", hint=CREATE_ADMIN_KEY)
-        if any(c.isspace() for c in key):
-            raise ConfigurationError("The API key contains spaces or line breaks; paste it again.")
+        key = pasted_key(credential, "api_key", missing="Enter the Anthropic Admin API key.", hint=CREATE_ADMIN_KEY)
         if _ADMIN_KEY_RE.match(key):
             return
         wanted = "Reading usage needs an organization Admin key (sk-ant-admin…)."
@@ -181,28 +182,28 @@ class AnthropicProvider(Provider):
 
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base, headers = self.base_url(settings), self._headers(credential)
-        org = http.parse_json(self._get(http, f"{base}/v1/organizations/me", headers, {}), parse_organization)
-        workspaces = []
+        org = http.parse_json(REPORTS.get(http, f"{base}/v1/organizations/me", headers, {}), parse_organization)
+        workspaces: list[Workspace] = []
 
-        def workspace_page(after: str | None) -> WorkspaceList:
+        def workspace_page(after: str | None) -> IdPage[Workspace]:
             params: dict[str, Any] = {"limit": self.workspaces_page_size, "include_archived": "true"}
             if after:
                 params["after_id"] = after
             return http.parse_json(
-                self._get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list
+                REPORTS.get(http, f"{base}/v1/organizations/workspaces", headers, params), parse_workspace_list
             )
 
         for page in paginate(
-            workspace_page, lambda p: (p.last_id or "") if p.has_more else None, source="Anthropic",
+            workspace_page, IdPage.cursor, source="Anthropic",
             max_pages=MAX_PAGES, repeated="Anthropic's workspace list said has_more without a usable last_id.",
         ):  # fmt: skip
-            workspaces.extend(page.workspaces)
+            workspaces.extend(page.items)
         # Listing workspaces is not reading usage: probe the usage report itself so "Test
         # connection" fails now rather than at the first sync, and show where usage was seen.
         since = align_down(datetime.now(UTC), DAY) - 7 * DAY
         probe = {"starting_at": rfc3339(since), "bucket_width": "1d", "group_by[]": ["workspace_id"], "limit": 8}
         usage = http.parse_json(
-            self._get(http, f"{base}/v1/organizations/usage_report/messages", headers, probe), parse_usage_page
+            REPORTS.get(http, f"{base}/v1/organizations/usage_report/messages", headers, probe), parse_usage_page
         )
         seen = sorted({project_of(r.workspace_id) for b in usage.buckets for r in b.results})
 
@@ -232,15 +233,15 @@ class AnthropicProvider(Provider):
         # The analytics reports first, each window wholly or not at all; the legacy ones serve
         # what they cannot (analytics.py says when, and records which path served each window).
         analytics = AnalyticsReader(http=http, base=base, headers=headers, state=state,
-                                    get=lambda url, h, params: self._get(http, url, h, params))  # fmt: skip
+                                    get=lambda url, h, params: REPORTS.get(http, url, h, params))  # fmt: skip
         read_usage = analytics.read(USAGE_REPORT, USAGE.name, window, answered)
         read_costs = analytics.read(COST_REPORT, COSTS.name, window, answered)
-        usage = iter(read_usage) if read_usage is not None else self._samples(
+        usage = iter(read_usage) if read_usage is not None else REPORTS.samples(
             http, f"{base}/v1/organizations/usage_report/messages", headers, window, HOUR,
             {"bucket_width": "1h", "group_by[]": USAGE_GROUPS, "limit": self.usage_page_size},
             parse_usage_page, usage_samples, USAGE.name, answered,
         )  # fmt: skip
-        costs = iter(read_costs) if read_costs is not None else self._samples(
+        costs = iter(read_costs) if read_costs is not None else REPORTS.samples(
             http, f"{base}/v1/organizations/cost_report", headers, window, DAY,
             {"bucket_width": "1d", "group_by[]": ["workspace_id", "description"], "limit": self.costs_page_size},
             parse_cost_page, cost_samples, COSTS.name, answered,
@@ -249,49 +250,8 @@ class AnthropicProvider(Provider):
         yield from heapq.merge(usage, costs, key=lambda s: s.bucket_start)
 
     # ------------------------------------------------------------ internals
-    def _samples(
-        self,
-        http: HttpClient,
-        url: str,
-        headers: dict[str, str],
-        window: Window,
-        width: timedelta,
-        params: dict[str, Any],
-        parse: Callable[[Any], BucketPage[Any]],
-        to_samples: Callable[..., list[UsageSample]],
-        stream: str,
-        answered: list[Answered] | None,
-    ) -> Iterator[UsageSample]:
-        # Ask for whole buckets: Anthropic snaps starting_at down itself, but an explicit aligned
-        # range keeps the request, the page cursors and our bucket keys in step.
-        start, end = align_down(window.start, width), align_up(window.end, width)
-        params = {**params, "starting_at": rfc3339(start), "ending_at": rfc3339(end)}
-        accounts: set[str] = set()
-
-        def request(cursor: str | None) -> requests.Response:
-            return self._get(http, url, headers, {**params, "page": cursor} if cursor else params)
-
-        for response, page in bucket_pages(
-            http, request, parse, source="Anthropic", max_pages=MAX_PAGES, request_id=_rid
-        ):
-            account = response.headers.get(ORGANIZATION_HEADER, "")
-            accounts.add(account)
-            for bucket in page.buckets:
-                if start <= align_down(bucket.start, width) < window.end:
-                    yield from in_stream(to_samples(bucket, account=account, width=width), stream)
-        # The last page is in: every bucket from `start` up to the window's end was read.
-        self.answer(answered, stream, Window(start, window.end), account=accounts)
-
-    @staticmethod
-    def _get(http: HttpClient, url: str, headers: dict[str, str], params: dict[str, Any]) -> requests.Response:
-        return http.request("GET", url, headers=headers, params=params, classify=classify_error)
-
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
         # A wrong key type never reaches the network, at Test connection or at any later sync.
         self.check_credential(credential)
         key = (credential.get("api_key") or "").strip()
         return {"x-api-key": key, "anthropic-version": API_VERSION, "Accept": "application/json"}
-
-
-def _rid(response: requests.Response) -> str:
-    return response.headers.get("request-id", "")[:200]

@@ -21,7 +21,7 @@ from integrations.providers.base import (
     UsageSample,
     align_down,
 )
-from integrations.providers.toolkit import Bucket, BucketPage, Shape, bucket_page
+from integrations.providers.toolkit import Bucket, BucketPage, IdPage, Shape, bucket_page, id_page
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -80,13 +80,6 @@ class Workspace:
     id: str
     name: str
     archived: bool
-
-
-@dataclass(frozen=True)
-class WorkspaceList:
-    workspaces: tuple[Workspace, ...]
-    has_more: bool
-    last_id: str | None
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -165,21 +158,13 @@ def parse_organization(body: Any) -> Organization:
     return Organization(org_id, shape.opt_str(body, "name", "organization") or "")
 
 
-def parse_workspace_list(body: Any) -> WorkspaceList:
-    body = shape.obj(body, "workspace list")
-    workspaces = []
-    for where, obj in shape.objects(body.get("data"), "workspace list.data"):
-        workspace_id = shape.opt_str(obj, "id", where)
-        if not workspace_id:
-            raise shape.bad(f"{where}.id is missing")
-        workspaces.append(
-            Workspace(workspace_id, shape.opt_str(obj, "name", where) or "", bool(obj.get("archived_at")))
-        )
-    return WorkspaceList(
-        tuple(workspaces),
-        shape.flag(body, "has_more", "workspace list"),
-        shape.opt_str(body, "last_id", "workspace list"),
-    )
+def parse_workspace_list(body: Any) -> IdPage[Workspace]:
+    return id_page(
+        shape, body, "workspace list",
+        lambda obj, where, workspace_id: Workspace(
+            workspace_id, shape.opt_str(obj, "name", where) or "", bool(obj.get("archived_at"))
+        ),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- mapping

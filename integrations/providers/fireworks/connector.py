@@ -54,7 +54,7 @@ from integrations.providers.fireworks.schema import (
     serverless_samples,
     training_samples,
 )
-from integrations.providers.toolkit import base_url_field, bearer_headers
+from integrations.providers.toolkit import base_url_field, bearer_headers, pasted_key
 
 if TYPE_CHECKING:
     import requests
@@ -163,11 +163,7 @@ class FireworksProvider(Provider):
 
     # ------------------------------------------------------------ contract
     def check_credential(self, credential: Mapping[str, str]) -> None:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("Enter the Fireworks API key.", hint=CREATE_KEY)
-        if any(c.isspace() for c in key):
-            raise ConfigurationError("The API key contains spaces or line breaks; paste it again.")
+        key = pasted_key(credential, "api_key", missing="Enter the Fireworks API key.", hint=CREATE_KEY)
         if key.startswith("fw_"):
             return
         for prefix, what in _FOREIGN_KEYS:

@@ -169,7 +169,8 @@ def parse_billing_usage(body: Any, *, day: datetime | None = None) -> BillingUsa
             parsed.append(tuple(parse(obj, where, day) for where, obj in _rows(body, key)))
     except _Undated:
         return BillingUsage((), (), (), undated=True)
-    return BillingUsage(*parsed)
+    serverless, dedicated, training = parsed
+    return BillingUsage(serverless, dedicated, training)
 
 
 # ---------------------------------------------------------------- mapping

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,15 +31,13 @@ from integrations.providers.base import (
     UsageSample,
     Window,
     align_down,
-    align_up,
-    in_stream,
     note_skipped,
 )
 from integrations.providers.openai.schema import (
     DAY,
     HOUR,
     USAGE_KINDS,
-    ProjectList,
+    Project,
     UsageKind,
     completions_samples,
     cost_samples,
@@ -49,7 +47,7 @@ from integrations.providers.openai.schema import (
     parse_kind_page,
     parse_project_list,
 )
-from integrations.providers.toolkit import BucketPage, base_url_field, bearer_headers, bucket_pages, paginate
+from integrations.providers.toolkit import BucketReports, IdPage, base_url_field, bearer_headers, paginate, pasted_key
 
 if TYPE_CHECKING:
     import requests
@@ -88,6 +86,14 @@ def classify_error(status: int, message: str, response: requests.Response) -> Pr
             hint="The key is valid but may not read this organization's usage. Check the key's organization and the owner role.",
         )
     return None
+
+
+# The API starts its first bucket at the exact start_time: the reports are asked for whole buckets.
+REPORTS = BucketReports(
+    "OpenAI", ORGANIZATION_HEADER, "x-request-id",
+    lambda start, end: {"start_time": int(start.timestamp()), "end_time": int(end.timestamp())}, classify_error,
+    MAX_PAGES,
+)  # fmt: skip
 
 
 class OpenAIProvider(Provider):
@@ -139,11 +145,7 @@ class OpenAIProvider(Provider):
 
     # ------------------------------------------------------------ contract
     def check_credential(self, credential: Mapping[str, str]) -> None:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("Enter the OpenAI Admin API key.", hint=CREATE_ADMIN_KEY)
-        if any(c.isspace() for c in key):
-            raise ConfigurationError("The API key contains spaces or line breaks; paste it again.")
+        key = pasted_key(credential, "api_key", missing="Enter the OpenAI Admin API key.", hint=CREATE_ADMIN_KEY)
         if key.startswith("sk-admin-"):
             return
         if key.startswith("sk-proj-"):
@@ -168,30 +170,27 @@ class OpenAIProvider(Provider):
     def verify(self, credential: Mapping[str, str], settings: Mapping[str, str], *, http: HttpClient) -> Identity:
         base, headers = self.base_url(settings), self._headers(credential)
         configured = self._project_ids(settings)  # a malformed filter fails before any call
-        organization, projects = "", []
+        organization = ""
+        projects: list[Project] = []
 
-        def project_page(after: str | None) -> tuple[requests.Response, ProjectList]:
+        def project_page(after: str | None) -> tuple[requests.Response, IdPage[Project]]:
             params: dict[str, Any] = {"limit": self.projects_page_size, "include_archived": "true"}
             if after:
                 params["after"] = after
-            response = http.request(
-                "GET", f"{base}/organization/projects", headers=headers, params=params, classify=classify_error
-            )
+            response = REPORTS.get(http, f"{base}/organization/projects", headers, params)
             return response, http.parse_json(response, parse_project_list)
 
         for response, page in paginate(
-            project_page, lambda rp: (rp[1].last_id or "") if rp[1].has_more else None, source="OpenAI",
+            project_page, lambda rp: rp[1].cursor(), source="OpenAI",
             max_pages=MAX_PAGES, repeated="OpenAI's project list said has_more without a usable last_id.",
         ):  # fmt: skip
             organization = organization or response.headers.get(ORGANIZATION_HEADER, "")
-            projects.extend(page.projects)
+            projects.extend(page.items)
         # Listing projects needs a different scope than usage: probe the usage API itself so
         # "Test connection" fails now, with the scope error, rather than at the first sync.
         probe_start = align_down(datetime.now(UTC), HOUR) - HOUR
         probe = {"start_time": int(probe_start.timestamp()), "bucket_width": "1h", "limit": 1}
-        response = http.request(
-            "GET", f"{base}/organization/usage/completions", headers=headers, params=probe, classify=classify_error
-        )
+        response = REPORTS.get(http, f"{base}/organization/usage/completions", headers, probe)
         http.parse_json(response, parse_completions_page)
 
         details: dict[str, Any] = {"projects": [{"id": p.id, "name": p.name, "status": p.status} for p in projects]}
@@ -220,91 +219,34 @@ class OpenAIProvider(Provider):
         if project_ids := self._project_ids(settings):
             filters["project_ids"] = scope["project"] = project_ids  # the filter is all that is answered
         completions_groups = ["model", "project_id", "service_tier", "batch"]
-        usage = self._samples(
+        usage = REPORTS.samples(
             http, f"{base}/organization/usage/completions", headers, window, HOUR,
             {"bucket_width": "1h", "group_by": completions_groups, "limit": self.usage_page_size, **filters},
-            parse_completions_page, completions_samples, USAGE.name, scope, answered,
+            parse_completions_page, completions_samples, USAGE.name, answered, **scope,
         )  # fmt: skip
-        costs = self._samples(
+        costs = REPORTS.samples(
             http, f"{base}/organization/costs", headers, window, DAY,
             {"bucket_width": "1d", "group_by": ["line_item", "project_id", "api_key_id"], "limit": self.costs_page_size,
              **filters},
-            parse_costs_page, cost_samples, COSTS.name, scope, answered,
+            parse_costs_page, cost_samples, COSTS.name, answered, **scope,
         )  # fmt: skip
         skipped: dict[str, str] = {}
-        kinds = [
-            self._kind(http, base, headers, window, kind, filters, scope, answered, skipped) for kind in USAGE_KINDS
-        ]
+        kinds = []
+        for kind in USAGE_KINDS:
+            width_name = "1d" if kind.width == DAY else "1h"
+            params = {"bucket_width": width_name, "group_by": list(kind.group_by),
+                      "limit": self.kind_page_sizes[width_name], **filters}  # fmt: skip
+            samples = REPORTS.samples(
+                http, f"{base}/organization/usage/{kind.name}", headers, window, kind.width, params,
+                parse_kind_page(kind), kind_samples(kind), KIND_STREAMS[kind.name].name, answered, **scope,
+            )  # fmt: skip
+            kinds.append(_unless_refused(samples, kind, skipped))
         # Every stream is in bucket order; merging keeps the whole output in time order.
         yield from heapq.merge(usage, costs, *kinds, key=lambda s: s.bucket_start)
         if state is not None:
             note_skipped(state, skipped)
 
-    def _kind(
-        self,
-        http: HttpClient,
-        base: str,
-        headers: dict[str, str],
-        window: Window,
-        kind: UsageKind,
-        filters: dict[str, Any],
-        scope: dict[str, list[str]],
-        answered: list[Answered] | None,
-        skipped: dict[str, str],
-    ) -> Iterator[UsageSample]:
-        width_name = "1d" if kind.width == DAY else "1h"
-        params = {"bucket_width": width_name, "group_by": list(kind.group_by), "limit": self.kind_page_sizes[width_name],
-                  **filters}  # fmt: skip
-        stream = KIND_STREAMS[kind.name]
-        samples = self._samples(
-            http, f"{base}/organization/usage/{kind.name}", headers, window, kind.width, params,
-            parse_kind_page(kind), kind_samples(kind), stream.name, scope, answered,
-        )  # fmt: skip
-        try:
-            yield from samples
-        except (ScopeError, PermissionDenied) as error:
-            # A key restricted to some usage types: this one is skipped (its stored rows stay,
-            # nothing is declared answered) and the sync goes on; the engine reports it once.
-            what = kind.name.replace("_", " ").capitalize()
-            reason = "a scope is missing" if isinstance(error, ScopeError) else "access was refused"
-            skipped[stream.name] = (
-                f"{what} usage was not read: OpenAI answered that {reason} for this key ({error.http_status or 403})."
-            )
-
     # ------------------------------------------------------------ internals
-    def _samples(
-        self,
-        http: HttpClient,
-        url: str,
-        headers: dict[str, str],
-        window: Window,
-        width: timedelta,
-        params: dict[str, Any],
-        parse: Callable[[Any], BucketPage[Any]],
-        to_samples: Callable[..., list[UsageSample]],
-        stream: str,
-        scope: dict[str, list[str]],
-        answered: list[Answered] | None,
-    ) -> Iterator[UsageSample]:
-        # Align the request to bucket boundaries: the API starts its first bucket at the exact
-        # start_time, and an unaligned bucket key would be stored beside the aligned one.
-        start, end = align_down(window.start, width), align_up(window.end, width)
-        params = {**params, "start_time": int(start.timestamp()), "end_time": int(end.timestamp())}
-        accounts: set[str] = set()
-
-        def request(cursor: str | None) -> requests.Response:
-            page_params = {**params, "page": cursor} if cursor else params
-            return http.request("GET", url, headers=headers, params=page_params, classify=classify_error)
-
-        for response, page in bucket_pages(http, request, parse, source="OpenAI", max_pages=MAX_PAGES, request_id=_rid):
-            account = response.headers.get(ORGANIZATION_HEADER, "")
-            accounts.add(account)
-            for bucket in page.buckets:
-                if align_down(bucket.start, width) < window.end:
-                    yield from in_stream(to_samples(bucket, account=account, width=width), stream)
-        # The last page is in: every bucket from `start` up to the window's end was read.
-        self.answer(answered, stream, Window(start, window.end), account=accounts, **scope)
-
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:
         return bearer_headers(
             credential, "api_key", missing="The OpenAI Admin API key is missing.", hint=CREATE_ADMIN_KEY
@@ -321,5 +263,15 @@ class OpenAIProvider(Provider):
         return ids
 
 
-def _rid(response: requests.Response) -> str:
-    return response.headers.get("x-request-id", "")[:200]
+def _unless_refused(samples: Iterator[UsageSample], kind: UsageKind, skipped: dict[str, str]) -> Iterator[UsageSample]:
+    """The samples of one other usage type; none, noted in `skipped`, when the key may not read it."""
+    try:
+        yield from samples
+    except (ScopeError, PermissionDenied) as error:
+        # A key restricted to some usage types: this one is skipped (its stored rows stay,
+        # nothing is declared answered) and the sync goes on; the engine reports it once.
+        what = kind.name.replace("_", " ").capitalize()
+        reason = "a scope is missing" if isinstance(error, ScopeError) else "access was refused"
+        skipped[KIND_STREAMS[kind.name].name] = (
+            f"{what} usage was not read: OpenAI answered that {reason} for this key ({error.http_status or 403})."
+        )

@@ -17,7 +17,7 @@ from integrations.providers.base import (
     UsageSample,
     align_down,
 )
-from integrations.providers.toolkit import Bucket, BucketPage, Shape, bucket_page
+from integrations.providers.toolkit import Bucket, BucketPage, IdPage, Shape, bucket_page, id_page
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -108,13 +108,6 @@ class Project:
     status: str
 
 
-@dataclass(frozen=True)
-class ProjectList:
-    projects: tuple[Project, ...]
-    has_more: bool
-    last_id: str | None
-
-
 # ---------------------------------------------------------------- validation helpers
 def _span(bucket: dict[str, Any], where: str) -> tuple[datetime, datetime]:
     start, end = shape.integer(bucket, "start_time", where), shape.integer(bucket, "end_time", where)
@@ -185,19 +178,13 @@ def parse_costs_page(body: Any) -> BucketPage[CostResult]:
     return bucket_page(shape, body, "costs page", _span, _cost_result)
 
 
-def parse_project_list(body: Any) -> ProjectList:
-    body = shape.obj(body, "project list")
-    projects = []
-    for where, obj in shape.objects(body.get("data"), "project list.data"):
-        project_id = shape.opt_str(obj, "id", where)
-        if not project_id:
-            raise shape.bad(f"{where}.id is missing")
-        projects.append(
-            Project(project_id, shape.opt_str(obj, "name", where) or "", shape.opt_str(obj, "status", where) or "")
-        )
-    return ProjectList(
-        tuple(projects), shape.flag(body, "has_more", "project list"), shape.opt_str(body, "last_id", "project list")
-    )
+def parse_project_list(body: Any) -> IdPage[Project]:
+    return id_page(
+        shape, body, "project list",
+        lambda obj, where, project_id: Project(
+            project_id, shape.opt_str(obj, "name", where) or "", shape.opt_str(obj, "status", where) or ""
+        ),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- mapping
@@ -227,20 +214,18 @@ def completions_samples(
                 dims = (result.project_id or "", result.model or "", tier, batch, metric)
                 # Results sharing our key (e.g. split by a dimension we do not group by) add up.
                 totals[dims] = totals.get(dims, 0) + result.tokens[key]
+    return _usage_samples(start, width, account, totals, ("service_tier", "batch"))
+
+
+def _usage_samples(
+    start: datetime, width: timedelta, account: str, totals: dict[Any, int], dims: tuple[str, ...]
+) -> list[UsageSample]:
+    """One sample per total keyed (project, model, *the values of `dims`, metric)."""
     return [
-        UsageSample(
-            start,
-            start + width,
-            metric,
-            Decimal(quantity),
-            account=account,
-            project=project,
-            model=model,
-            service_tier=tier,
-            batch=batch,
-        )
-        for (project, model, tier, batch, metric), quantity in totals.items()
-    ]
+        UsageSample(start, start + width, key[-1], Decimal(quantity), account=account, project=key[0], model=key[1],
+                    **dict(zip(dims, key[2:-1], strict=True)))
+        for key, quantity in totals.items()
+    ]  # fmt: skip
 
 
 def _flag(value: bool | None) -> str:
@@ -257,19 +242,7 @@ def kind_samples(kind: UsageKind) -> Any:
             for metric, quantity in result.quantities.items():
                 dims = (result.project_id or "", result.model or "", operation, metric)
                 totals[dims] = totals.get(dims, 0) + quantity
-        return [
-            UsageSample(
-                start,
-                start + width,
-                metric,
-                Decimal(quantity),
-                account=account,
-                project=project,
-                model=model,
-                operation=operation,
-            )
-            for (project, model, operation, metric), quantity in totals.items()
-        ]
+        return _usage_samples(start, width, account, totals, ("operation",))
 
     return to_samples
 

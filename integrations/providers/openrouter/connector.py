@@ -39,7 +39,7 @@ from integrations.providers.openrouter.schema import (
     parse_credits,
     parse_key,
 )
-from integrations.providers.toolkit import base_url_field, bearer_headers
+from integrations.providers.toolkit import base_url_field, bearer_headers, pasted_key
 
 if TYPE_CHECKING:
     import requests
@@ -161,11 +161,10 @@ class OpenRouterProvider(Provider):
 
     # ------------------------------------------------------------ contract
     def check_credential(self, credential: Mapping[str, str]) -> None:
-        key = (credential.get("api_key") or "").strip()
-        if not key:
-            raise ConfigurationError("Enter the OpenRouter management key.", hint=CREATE_MANAGEMENT_KEY)
-        if any(c.isspace() for c in key):
-            raise ConfigurationError("The key contains spaces or line breaks; paste it again.")
+        key = pasted_key(
+            credential, "api_key", missing="Enter the OpenRouter management key.", hint=CREATE_MANAGEMENT_KEY,
+            what="The key",
+        )  # fmt: skip
         for prefix, what in FOREIGN_KEYS:
             if key.startswith(prefix):
                 raise ConfigurationError(f"This is {what}, not an OpenRouter key.", hint=CREATE_MANAGEMENT_KEY)

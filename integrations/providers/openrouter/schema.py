@@ -171,7 +171,7 @@ def activity_samples(items: Iterable[ActivityItem], *, days: set[date] | None = 
         if days is not None and item.day not in days:
             continue
         key = (item.day, item.model, item.endpoint_id, item.provider_name)
-        figures = (item.prompt_tokens, item.completion_tokens, item.requests, item.usage,
+        figures: tuple[Decimal | int, ...] = (item.prompt_tokens, item.completion_tokens, item.requests, item.usage,
                    item.byok_usage_inference or Decimal(0))  # fmt: skip
         sums = totals.setdefault(key, [Decimal(0)] * 5)
         for i, value in enumerate(figures):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from integrations.providers.anthropic import AnthropicProvider
@@ -16,17 +16,16 @@ from integrations.providers.anthropic.tests.support import (
     USAGE_PATH,
     cost_operation_of,
     cost_truth,
-    days_ago,
     load,
     usage_truth,
 )
-from integrations.providers.base import (
-    UsageSample,
-    Window,
-    align_down,
-    align_up,
+from integrations.providers.base import UsageSample, Window, align_down
+from integrations.providers.testing import (
+    BucketReportTests,
+    assert_adjacent_windows_count_once,
+    assert_totals_equal,
+    totals_by,
 )
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, read_twice, stored_totals, totals_by
 from sandbox import anthropic as fake
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -111,56 +110,22 @@ def test_requests_use_documented_parameters_in_bracket_form(
     assert costs["query"]["bucket_width"] == ["1d"] and costs["query"]["limit"] == ["31"]
 
 
-def test_usage_pagination_follows_next_page_to_the_end(provider, credential, provider_settings, http, sandbox) -> None:
-    window = Window(days_ago(10), days_ago(1))  # 216 hourly buckets: two pages of 168
-    usage, _ = split(fetch(provider, credential, provider_settings, window, http))
-    pages = sandbox.requests(USAGE_PATH)
-    assert len(pages) == 2
-    assert "page" not in pages[0]["query"] and pages[1]["query"]["page"][0].startswith("page_")
-    assert_totals_equal(totals_by(usage), usage_truth(window.start, window.end), "usage over two pages")
+def rfc3339_text(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
 
 
-def test_costs_pagination_follows_next_page_to_the_end(credential, provider_settings, http, sandbox) -> None:
-    provider = AnthropicProvider()
-    provider.costs_page_size = 2  # 31 days per page would need a month-long window
-    window = Window(days_ago(8), days_ago(1))
-    _, costs = split(fetch(provider, credential, provider_settings, window, http))
-    assert len(sandbox.requests(COSTS_PATH)) == 4  # 7 days, 2 per page
-    assert_totals_equal(totals_by(costs, "bucket_start"), cost_truth(window.start, window.end, lambda r: (r.day,)))
-
-
-def test_unaligned_window_is_read_as_whole_buckets(provider, credential, provider_settings, http, sandbox) -> None:
-    # Starts 37 minutes into an hour with traffic, so that hour's bucket must come back whole
-    first_hour = first_busy_hour(usage_truth, days_ago(3) + timedelta(hours=10), days_ago(2))
-    window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(1) + timedelta(hours=5, minutes=20))
-    usage, costs = split(fetch(provider, credential, provider_settings, window, http))
-
-    assert all(s.bucket_start == align_down(s.bucket_start, HOUR) for s in usage)
-    assert all(s.bucket_start == align_down(s.bucket_start, DAY) for s in costs)
-    assert min(s.bucket_start for s in usage) == align_down(window.start, HOUR)
-    assert max(s.bucket_start for s in usage) < window.end
-    (usage_request,) = sandbox.requests(USAGE_PATH)
-    assert usage_request["query"]["starting_at"] == [align_down(window.start, HOUR).strftime("%Y-%m-%dT%H:%M:%SZ")]
-    assert usage_request["query"]["ending_at"] == [align_up(window.end, HOUR).strftime("%Y-%m-%dT%H:%M:%SZ")]
-    (costs_request,) = sandbox.requests(COSTS_PATH)
-    assert costs_request["query"]["starting_at"] == [align_down(window.start, DAY).strftime("%Y-%m-%dT%H:%M:%SZ")]
-
-    hours = (align_down(window.start, HOUR), align_up(window.end, HOUR))
-    assert_totals_equal(totals_by(usage), usage_truth(*hours), "usage of the whole hours touched")
-    days = (align_down(window.start, DAY), align_up(window.end, DAY))
-    assert_totals_equal(totals_by(costs), cost_truth(*days), "cost of the whole days touched")
+class TestAnthropicReports(BucketReportTests):
+    usage_path, costs_path, span_names = USAGE_PATH, COSTS_PATH, ("starting_at", "ending_at")
+    usage_truth, cost_truth, split = usage_truth, cost_truth, split
+    span_value = rfc3339_text
 
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
-    start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
-    # 45 minutes into an hour that has traffic, so that hour is read by both windows
-    middle = first_busy_hour(usage_truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
-    first = fetch(provider, credential, provider_settings, Window(start, middle), http)
-    second = fetch(provider, credential, provider_settings, Window(middle, end), http)
-    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
-    assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both windows"
-    expected = usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end)
-    assert_totals_equal(stored, expected, "stored totals")
+    assert_adjacent_windows_count_once(
+        lambda window: fetch(provider, credential, provider_settings, window, http),
+        usage_truth,
+        lambda start, end: usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end),
+    )
 
 
 def test_recorded_usage_served_by_the_sandbox_ignores_the_decoy_field(

@@ -80,7 +80,7 @@ def test_organization_and_workspace_fixtures() -> None:
     org = parse_organization(support.load("organization.json"))
     assert (org.id, org.name) == ("12345678-1234-5678-1234-567812345678", "Organization Name")
     listing = parse_workspace_list(support.load("workspaces_page.json"))
-    assert [(w.id, w.archived) for w in listing.workspaces] == [
+    assert [(w.id, w.archived) for w in listing.items] == [
         ("wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ", False),
         ("wrkspc_01XYZ789ABC123DEF456MNO", True),
     ]

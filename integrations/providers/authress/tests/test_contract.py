@@ -26,7 +26,6 @@ from usage.importer import parse_usage_csv
 
 class TestAuthressContract(ProviderContractTests):
     provider = provider
-    slug = "authress"
     fault_prefix = "/authress/v1/"
     paginated_prefix = "/authress/v1/accounts/"
 
@@ -78,7 +77,8 @@ class TestAuthressContract(ProviderContractTests):
             )
         assert sandbox.requests() == []
 
-    def test_contract_import_only_metadata(self) -> None:
+    def test_contract_truth_holds_every_emitted_metric(self) -> None:
+        # Nothing is fetched, so there is no truth to hold: the usage arrives by import.
         assert self.provider.fetches_usage is False
         assert "no API that reports call volume" in self.provider.usage_source_note
 

@@ -39,7 +39,6 @@ from integrations.providers.testing import (
 
 class TestAwsBedrockContract(ProviderContractTests):
     provider = provider
-    slug = "aws_bedrock"
 
     def credential(self, sandbox: Any = None) -> dict[str, str]:
         return {"role_arn": support.ROLE_ARN, "external_id": support.EXTERNAL_ID}
@@ -51,8 +50,9 @@ class TestAwsBedrockContract(ProviderContractTests):
         start = support.days_ago(2)
         return Window(start, start + 6 * support.HOUR)
 
-    def recorded_fixture_cases(self) -> list[tuple[str, list[Any], list[Any]]]:
-        return support.cases()
+    truth = support.true_totals
+    cases = support.cases
+    emitted_metrics = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "requests")
 
     def keys(self) -> dict[str, str]:
         return {"access_key_id": support.KEY_ID, "secret_access_key": support.SECRET}

@@ -5,8 +5,6 @@ checked on the google-auth path as well as on BigQuery's."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from integrations.providers.base import Window
@@ -17,9 +15,11 @@ from integrations.providers.testing import ProviderContractTests
 
 class TestGoogleVertexContract(ProviderContractTests):
     provider = provider
-    slug = "google_vertex"
     fault_prefix = "/google_vertex/"
     paginated_prefix = support.QUERIES_PATH
+    truth = support.true_totals
+    cases = support.cases
+    emitted_metrics = ("cost", "input_tokens", "cached_input_tokens", "output_tokens")
 
     def credential(self, sandbox: Any) -> dict[str, str]:
         return support.credential(sandbox)
@@ -33,15 +33,3 @@ class TestGoogleVertexContract(ProviderContractTests):
     def pagination_window(self) -> Window:
         # 7 days ≈ 340 result rows: four pages of the sandbox's 100.
         return Window(support.days_ago(9), support.days_ago(2))
-
-    def expected_totals(self, window: Window) -> Mapping[tuple[Any, ...], Decimal]:
-        return support.true_totals(window.start, window.end)
-
-    def recorded_fixture_cases(self) -> list[tuple[str, list[Any], list[Any]]]:
-        return support.cases()
-
-
-def test_true_totals_cover_every_metric_the_connector_emits() -> None:
-    totals = support.true_totals(support.days_ago(3), support.days_ago(2))
-    assert set(totals) == {("cost",), ("input_tokens",), ("cached_input_tokens",), ("output_tokens",)}
-    assert all(v > 0 for v in totals.values())

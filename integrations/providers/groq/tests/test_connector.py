@@ -9,21 +9,14 @@ from typing import Any
 
 import pytest
 
-from integrations.providers.base import (
-    ConfigurationError,
-    UsageSample,
-    Window,
-    align_down,
-    align_up,
-)
+from integrations.providers.base import ConfigurationError, UsageSample, Window, align_down, align_up
 from integrations.providers.groq import GroqProvider
 from integrations.providers.groq.tests.support import days_ago, true_totals
 from integrations.providers.testing import (
+    assert_adjacent_windows_count_once,
     assert_totals_equal,
     first_busy_hour,
-    read_twice,
     sample_key,
-    stored_totals,
     totals_by,
 )
 from sandbox import groq as sandbox_groq
@@ -120,14 +113,11 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, provider_
 
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
-    start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
-    # 45 minutes into an hour that has traffic, so that hour is read by both windows
-    middle = first_busy_hour(true_totals, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
-    first = fetch(provider, credential, provider_settings, Window(start, middle), http)
-    second = fetch(provider, credential, provider_settings, Window(middle, end), http)
-    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
-    assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both"
-    assert_totals_equal(stored, true_totals(align_down(start, HOUR), end), "stored totals")
+    assert_adjacent_windows_count_once(
+        lambda window: fetch(provider, credential, provider_settings, window, http),
+        true_totals,
+        lambda start, end: true_totals(align_down(start, HOUR), end),
+    )
 
 
 # ---------------------------------------------------------------- metric-name discovery

@@ -15,7 +15,7 @@ from integrations.providers.base import (
 )
 from integrations.providers.groq.connector import DEFAULT_BASE_URL, KEYS_URL
 from integrations.providers.groq.tests.support import API, QUERY_PATH, GroqSandbox, load
-from integrations.providers.testing import ProviderFailureTests, assert_no_secret, key_fetchers
+from integrations.providers.testing import ProviderFailureTests, assert_no_secret, key_fetchers, refused_offline
 from sandbox import groq as sandbox_groq
 
 run, raises = key_fetchers("api_key")
@@ -25,16 +25,6 @@ KEY = sandbox_groq.ENTERPRISE_KEY
 
 
 # ---------------------------------------------------------------- credential and tier
-def test_401_marks_credential_rejected(provider, provider_settings, day, sandbox, sleeps) -> None:
-    key = sandbox_groq.REVOKED_KEY
-    error = raises(
-        CredentialError, provider, key, provider_settings, day, HttpClient(secrets=[key], sleep=sleeps.append)
-    )
-    assert error.http_status == 401 and error.request_id.startswith("req_")
-    assert "Invalid API Key" in error.message and KEYS_URL in error.hint
-    assert len(sandbox.requests()) == 1, "a rejected key is not retried"
-
-
 def test_401_message_echoing_the_key_is_redacted(provider, provider_settings, day, sandbox, http) -> None:
     sandbox.fault(API, 401, body={"error": {"message": f"Invalid API Key {KEY}", "type": "invalid_request_error"}})
     error = raises(CredentialError, provider, KEY, provider_settings, day, http)
@@ -131,12 +121,8 @@ def test_wrong_label_values_shape_is_a_response_error(provider, provider_setting
     ],
 )
 def test_check_credential_rejects_keys_that_are_not_groq_keys_offline(provider, key, words) -> None:
-    with pytest.raises(ConfigurationError) as info:
-        provider.check_credential({"api_key": key})
-    assert words in info.value.message
-    if key.strip():
-        assert_no_secret(info.value, [key])
-        assert KEYS_URL in info.value.hint or "spaces" in words
+    error = refused_offline(provider, "api_key", key, words)
+    assert KEYS_URL in error.hint or "spaces" in words or not key.strip()
 
 
 def test_check_credential_accepts_groq_keys(provider) -> None:
@@ -155,4 +141,7 @@ class TestGroqFailures(GroqSandbox, ProviderFailureTests):
     later_page_after = 2  # the third metric's query fails
     malformed_body = '{"status": "success", "data": {"resultType": "matrix", "result": ['
     storm_statuses = (500, 503)
+    rejected = {"api_key": sandbox_groq.REVOKED_KEY}
+    words = {"rejected": "Invalid API Key"}
+    hints = {"rejected": KEYS_URL}
     request_id = "^req_"

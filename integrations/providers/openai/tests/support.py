@@ -47,10 +47,11 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def _usage(start: str, end: str, metric: str, quantity: int, project: str, model: str, tier: str = "",
-           batch: str = "") -> UsageSample:  # fmt: skip
-    return UsageSample(_at(start), _at(end), metric, Decimal(quantity), account=ORG, project=project, model=model,
-                       service_tier=tier, batch=batch)  # fmt: skip
+def _bucket(start: str, end: str, project: str, model: str, tier: str, batch: str, **quantities: int
+            ) -> list[UsageSample]:  # fmt: skip
+    """The samples of one completions result: one per metric."""
+    return [UsageSample(_at(start), _at(end), metric, Decimal(quantity), account=ORG, project=project, model=model,
+                        service_tier=tier, batch=batch) for metric, quantity in quantities.items()]  # fmt: skip
 
 
 # Service tier and batch are kept as reported: "priority" / "false", "default" / "true", and in
@@ -59,84 +60,13 @@ def _usage(start: str, end: str, metric: str, quantity: int, project: str, model
 # are keyed on the aligned hour. The 01:00 bucket is empty: no samples. In the 02:00 bucket
 # input_cached_tokens is null and input_cache_write_tokens absent: no samples for those.
 EXPECTED_COMPLETIONS = [
-    _usage(
-        "2024-11-01T00:00",
-        "2024-11-01T01:00",
-        "input_tokens",
-        1200,
-        "proj_abc",
-        "gpt-4o-2024-08-06",
-        "priority",
-        "false",
-    ),
-    _usage(
-        "2024-11-01T00:00",
-        "2024-11-01T01:00",
-        "cached_input_tokens",
-        400,
-        "proj_abc",
-        "gpt-4o-2024-08-06",
-        "priority",
-        "false",
-    ),
-    _usage(
-        "2024-11-01T00:00",
-        "2024-11-01T01:00",
-        "cache_write_tokens",
-        100,
-        "proj_abc",
-        "gpt-4o-2024-08-06",
-        "priority",
-        "false",
-    ),
-    _usage(
-        "2024-11-01T00:00",
-        "2024-11-01T01:00",
-        "output_tokens",
-        300,
-        "proj_abc",
-        "gpt-4o-2024-08-06",
-        "priority",
-        "false",
-    ),
-    _usage("2024-11-01T00:00", "2024-11-01T01:00", "requests", 4, "proj_abc", "gpt-4o-2024-08-06", "priority", "false"),
-    _usage(
-        "2024-11-01T00:00",
-        "2024-11-01T01:00",
-        "input_tokens",
-        500,
-        "proj_def",
-        "gpt-4o-mini-2024-07-18",
-        "default",
-        "true",
-    ),
-    _usage(
-        "2024-11-01T00:00",
-        "2024-11-01T01:00",
-        "cached_input_tokens",
-        0,
-        "proj_def",
-        "gpt-4o-mini-2024-07-18",
-        "default",
-        "true",
-    ),
-    _usage(
-        "2024-11-01T00:00",
-        "2024-11-01T01:00",
-        "output_tokens",
-        50,
-        "proj_def",
-        "gpt-4o-mini-2024-07-18",
-        "default",
-        "true",
-    ),
-    _usage(
-        "2024-11-01T00:00", "2024-11-01T01:00", "requests", 2, "proj_def", "gpt-4o-mini-2024-07-18", "default", "true"
-    ),
-    _usage("2024-11-01T02:00", "2024-11-01T03:00", "input_tokens", 90, "proj_abc", "o3-mini-2025-01-31", "default"),
-    _usage("2024-11-01T02:00", "2024-11-01T03:00", "output_tokens", 10, "proj_abc", "o3-mini-2025-01-31", "default"),
-    _usage("2024-11-01T02:00", "2024-11-01T03:00", "requests", 1, "proj_abc", "o3-mini-2025-01-31", "default"),
-]
+    *_bucket("2024-11-01T00:00", "2024-11-01T01:00", "proj_abc", "gpt-4o-2024-08-06", "priority", "false",
+             input_tokens=1200, cached_input_tokens=400, cache_write_tokens=100, output_tokens=300, requests=4),
+    *_bucket("2024-11-01T00:00", "2024-11-01T01:00", "proj_def", "gpt-4o-mini-2024-07-18", "default", "true",
+             input_tokens=500, cached_input_tokens=0, output_tokens=50, requests=2),
+    *_bucket("2024-11-01T02:00", "2024-11-01T03:00", "proj_abc", "o3-mini-2025-01-31", "default", "",
+             input_tokens=90, output_tokens=10, requests=1),
+]  # fmt: skip
 
 # 0.0125 arrives as a JSON number, "1.034" as a string; a line item without "<model>, " is
 # kept whole as the operation. The second day is an empty bucket. The API key is kept; a

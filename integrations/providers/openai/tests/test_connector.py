@@ -3,27 +3,20 @@ the project filter and verify."""
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 
-from integrations.providers.base import (
-    UsageSample,
-    Window,
-    align_down,
-    align_up,
-)
+from integrations.providers.base import UsageSample, Window, align_down
 from integrations.providers.openai import OpenAIProvider
 from integrations.providers.openai.schema import split_line_item
 from integrations.providers.openai.tests.support import days_ago, load
 from integrations.providers.testing import (
+    BucketReportTests,
+    assert_adjacent_windows_count_once,
     assert_totals_equal,
-    first_busy_hour,
-    read_twice,
     sample_key,
-    stored_totals,
     totals_by,
 )
 from sandbox.openai import ORGANIZATION_ID, PROJECTS, truth_costs, truth_usage
@@ -113,63 +106,33 @@ def test_empty_hours_yield_no_samples_and_every_hour_is_keyed_once(
     assert all(s.bucket_end - s.bucket_start == HOUR for s in usage)
 
 
-def test_usage_pagination_follows_next_page_to_the_end(provider, credential, provider_settings, http, sandbox) -> None:
-    window = Window(days_ago(10), days_ago(1))  # 216 hourly buckets: two pages of 168
-    usage, _ = split(fetch(provider, credential, provider_settings, window, http))
+def unix_text(moment: datetime) -> str:
+    return str(int(moment.timestamp()))
+
+
+class TestOpenAIReports(BucketReportTests):
+    usage_path, costs_path, span_names = USAGE_PATH, COSTS_PATH, ("start_time", "end_time")
+    usage_truth, cost_truth, split = usage_truth, cost_truth, split
+    span_value = unix_text
+
+
+def test_usage_pages_ask_for_hourly_buckets_grouped_by_tier_and_batch(
+    provider, credential, provider_settings, http, sandbox
+) -> None:
+    fetch(provider, credential, provider_settings, Window(days_ago(10), days_ago(1)), http)
     pages = sandbox.requests(USAGE_PATH)
     assert len(pages) == 2
-    assert "page" not in pages[0]["query"] and pages[1]["query"]["page"][0].startswith("page_")
     for page in pages:
         assert page["query"]["bucket_width"] == ["1h"] and page["query"]["limit"] == ["168"]
         assert sorted(page["query"]["group_by"]) == ["batch", "model", "project_id", "service_tier"]
-    assert_totals_equal(totals_by(usage), usage_truth(window.start, window.end), "tokens over two pages")
-
-
-def test_costs_pagination_follows_next_page_to_the_end(credential, provider_settings, http, sandbox) -> None:
-    provider = OpenAIProvider()
-    provider.costs_page_size = 2  # 180 days per page would need a half-year window
-    window = Window(days_ago(8), days_ago(1))
-    _, costs = split(fetch(provider, credential, provider_settings, window, http))
-    assert len(sandbox.requests(COSTS_PATH)) == 4  # 7 days, 2 per page
-    assert_totals_equal(totals_by(costs, "bucket_start"), cost_truth(window.start, window.end, lambda r: (r.day,)))
-
-
-def test_unaligned_window_is_read_as_whole_buckets(provider, credential, provider_settings, http, sandbox) -> None:
-    # Starts 37 minutes into an hour with traffic, so that hour's bucket must come back whole
-    first_hour = first_busy_hour(usage_truth, days_ago(3) + timedelta(hours=10), days_ago(2))
-    window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(1) + timedelta(hours=5, minutes=20))
-    usage, costs = split(fetch(provider, credential, provider_settings, window, http))
-
-    assert all(s.bucket_start == align_down(s.bucket_start, HOUR) for s in usage)
-    assert all(s.bucket_start == align_down(s.bucket_start, DAY) for s in costs)
-    assert min(s.bucket_start for s in usage) == align_down(window.start, HOUR)
-    assert max(s.bucket_start for s in usage) < window.end
-    (usage_request,) = sandbox.requests(USAGE_PATH)
-    assert int(usage_request["query"]["start_time"][0]) == int(align_down(window.start, HOUR).timestamp())
-    assert int(usage_request["query"]["end_time"][0]) == int(align_up(window.end, HOUR).timestamp())
-    (costs_request,) = sandbox.requests(COSTS_PATH)
-    assert int(costs_request["query"]["start_time"][0]) == int(align_down(window.start, DAY).timestamp())
-
-    hours = (align_down(window.start, HOUR), align_up(window.end, HOUR))
-    assert_totals_equal(totals_by(usage), usage_truth(*hours), "tokens of the whole hours touched")
-    days = (align_down(window.start, DAY), align_up(window.end, DAY))
-    assert_totals_equal(totals_by(costs), cost_truth(*days), "cost of the whole days touched")
 
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
-    start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
-    # 45 minutes into an hour that has traffic, so that hour is read by both windows
-    middle = first_busy_hour(usage_truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
-    first = functools.reduce(
-        operator.iadd, split(fetch(provider, credential, provider_settings, Window(start, middle), http)), []
+    assert_adjacent_windows_count_once(
+        lambda window: list(chain(*split(fetch(provider, credential, provider_settings, window, http)))),
+        usage_truth,
+        lambda start, end: usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end),
     )
-    second = functools.reduce(
-        operator.iadd, split(fetch(provider, credential, provider_settings, Window(middle, end), http)), []
-    )
-    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
-    assert align_down(middle, HOUR) in read_twice(first, second), "the hour around `middle` is read by both windows"
-    expected = usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end)
-    assert_totals_equal(stored, expected, "stored totals")
 
 
 def test_project_ids_setting_filters_both_endpoints(

@@ -41,7 +41,7 @@ def test_costs_fixture_accepts_number_and_string_amounts() -> None:
 
 def test_project_list_fixture() -> None:
     projects = parse_project_list(support.load("projects_page.json"))
-    assert [(p.id, p.status) for p in projects.projects] == [("proj_abc", "active"), ("proj_def", "archived")]
+    assert [(p.id, p.status) for p in projects.items] == [("proj_abc", "active"), ("proj_def", "archived")]
     assert projects.last_id == "proj_def" and projects.has_more is False
 
 

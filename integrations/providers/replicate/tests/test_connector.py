@@ -10,26 +10,14 @@ from typing import Any
 
 import pytest
 
-from integrations.providers.base import (
-    ProviderResponseError,
-    UsageSample,
-    Window,
-    align_down,
-    align_up,
-)
+from integrations.providers.base import ProviderResponseError, UsageSample, Window, align_down, align_up
 from integrations.providers.replicate.schema import iso
-from integrations.providers.replicate.tests.support import (
-    ACCOUNT_PATH,
-    PREDICTIONS_PATH,
-    days_ago,
-    truth,
-)
+from integrations.providers.replicate.tests.support import ACCOUNT_PATH, PREDICTIONS_PATH, days_ago, truth
 from integrations.providers.testing import (
+    assert_adjacent_windows_count_once,
     assert_totals_equal,
     first_busy_hour,
-    read_twice,
     sample_key,
-    stored_totals,
     totals_by,
 )
 from sandbox import replicate as fake
@@ -124,14 +112,11 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, provider_
 
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
-    start, end = days_ago(3) + timedelta(minutes=20), days_ago(1)
-    # 45 minutes into an hour that has traffic, so that hour is read by both windows
-    middle = first_busy_hour(truth, days_ago(2) + timedelta(hours=13), end) + timedelta(minutes=45)
-    first = fetch(provider, credential, provider_settings, Window(start, middle), http)
-    second = fetch(provider, credential, provider_settings, Window(middle, end), http)
-    stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
-    assert align_down(middle) in read_twice(first, second), "the hour around `middle` is read by both windows"
-    assert_totals_equal(stored, truth(align_down(start), end), "stored totals")
+    assert_adjacent_windows_count_once(
+        lambda window: fetch(provider, credential, provider_settings, window, http),
+        truth,
+        lambda start, end: truth(align_down(start), end),
+    )
 
 
 def test_running_predictions_converge_on_a_later_read(provider, credential, provider_settings, http) -> None:
