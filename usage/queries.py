@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from functools import cached_property, reduce
 from operator import or_
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.paginator import Page, Paginator
 from django.db import connections, router
@@ -120,6 +120,7 @@ def day_start(day: date, zone: tzinfo = UTC) -> datetime:
 def _parse_date(value: Any) -> date | None:
     """A day within the dates Doow accepts (usage.dates), else None: `9999-12-31` must never
     reach `date + 1 day`, nor year 1 a gap-filled chart."""
+    day: date | None
     if isinstance(value, date):
         day = value
     else:
@@ -478,10 +479,12 @@ class DaySeekPaginator(Paginator):
                 if seen >= top:
                     break
         if newest is None or oldest is None:
-            return self._get_page([], number, self)
+            return Page([], number, self)
         since, until = rollups.day_bounds(oldest, newest, self.zone)
-        records = self.object_list.filter(bucket_start__gte=since, bucket_start__lt=until)
-        return self._get_page(list(records[bottom - skipped : top - skipped]), number, self)
+        records = cast("QuerySet[UsageRecord]", self.object_list).filter(
+            bucket_start__gte=since, bucket_start__lt=until
+        )
+        return Page(list(records[bottom - skipped : top - skipped]), number, self)
 
 
 # ---------------------------------------------------------------- licenses
@@ -669,6 +672,7 @@ def licenses_with_consumption(workspace: Workspace) -> list[License]:
     for lic in licenses:
         mine = [value for key, value in sums.items() if key[0] == lic.pk]
         spend = sums.get((lic.pk, "cost", lic.currency))
-        lic.spent = spend[0] if spend else None
-        lic.attributed_rows = sum(rows for _, rows in mine)
+        # Annotations for the templates (not model fields).
+        lic.spent = spend[0] if spend else None  # type: ignore[attr-defined]
+        lic.attributed_rows = sum(rows for _, rows in mine)  # type: ignore[attr-defined]
     return licenses
