@@ -174,13 +174,19 @@ def filtered(workspace: Workspace, params: Mapping[str, Any] | UsageFilters) -> 
 
 
 def daily(
-    workspace: Workspace, params: Mapping[str, Any] | UsageFilters, *, group: str | None = None
+    workspace: Workspace,
+    params: Mapping[str, Any] | UsageFilters,
+    *,
+    group: str | None = None,
+    reads: Iterable[str] = (),
 ) -> QuerySet[UsageDaily]:
     """The workspace's daily rollup rows narrowed by `params`: what every aggregate reads.
 
     With `group` (a GROUPS key; "" for no split) the caller promises to group by that column
-    (and period, metric, unit) only: when it and the filters need no high-cardinality dimension,
-    the rows come from the narrow rollup (usage.UsageDailyNarrow), several times fewer."""
+    (and period, metric, unit, integration, and the columns named in `reads`) only: when they
+    and the filters need no high-cardinality dimension, the rows come from a derived level
+    (usage.rollups.level_for: the narrow rollup, per model and region, or the project rollup),
+    several times fewer."""
     f = _as_filters(params)
     columns = None
     if group is not None:
@@ -188,8 +194,34 @@ def daily(
         used = [name for name in (*EXACT_FILTERS, *ID_FILTERS) if getattr(f, name)]
         if f.team:
             used.append("application")  # matched through the application's team
-        columns = ["day", "metric", "unit", *used, *([column] if column else [])]
+        columns = ["day", "metric", "unit", "integration", *used, *([column] if column else []), *reads]
     rows = rollups.daily_for(workspace, columns)
+    if f.date_from:
+        rows = rows.filter(day__gte=f.date_from)
+    if f.date_to:
+        rows = rows.filter(day__lte=f.date_to)
+    return rows.filter(f.attribute_q()).order_by()
+
+
+def integration_daily(
+    integration: Any, params: Mapping[str, Any] | UsageFilters, *, reads: Iterable[str] | None = ()
+) -> QuerySet[UsageDaily]:
+    """One integration's own rollup rows (whether or not its account is counted in the
+    workspace's totals: its page shows what it read) narrowed by `params`, from the first
+    derived level holding the filtered columns and `reads` (usage.rollups.level_for), or from
+    UsageDaily (`reads=None`: any column)."""
+    from usage.models import UsageDaily
+
+    f = _as_filters(params)
+    columns = None
+    if reads is not None:
+        used = [name for name in (*EXACT_FILTERS, *ID_FILTERS) if getattr(f, name)]
+        if f.team:
+            used.append("application")
+        columns = ["day", "metric", "unit", "integration", *used, *reads]
+    level = rollups.level_for(columns)
+    model = level.model() if level else UsageDaily
+    rows = model._default_manager.filter(integration_id=getattr(integration, "pk", integration))
     if f.date_from:
         rows = rows.filter(day__gte=f.date_from)
     if f.date_to:

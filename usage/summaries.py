@@ -5,6 +5,7 @@ summary (by model, project and day). Queries, not views: the pages only render w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -127,20 +128,24 @@ SUMMARY_TOP = 10
 SUMMARY_DAYS = 31
 
 
-def integration_usage_summary(days: Any, totals: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
-    """Totals by model, by project and by day for the filtered rollups (a few GROUP BYs over
-    UsageDaily, never the base table), and a bar per day of the headline metric."""
+def integration_usage_summary(
+    days_by: Callable[[str], Any], totals: list[dict[str, Any]], names: dict[str, str]
+) -> dict[str, Any]:
+    """Totals by model, by project and by day for the filtered rollups (a GROUP BY each, never
+    over the base table), and a bar per day of the headline metric. `days_by(dimension)` gives
+    the filtered rollup rows to group by that dimension: the caller picks the smallest level
+    holding it (the narrow rollup by model or day, the project rollup by project)."""
     present = [(t["metric"], t["unit"]) for t in totals]
     order = {metric: i for i, metric in enumerate(SUMMARY_PREFERENCE)}
     metrics = sorted(present, key=lambda mu: (order.get(mu[0], len(order)), mu))[:SUMMARY_METRICS]
     keys = Q()
     for metric, unit in metrics:
         keys |= Q(metric=metric, unit=unit)
-    chosen = days.filter(keys)
     head = metrics[0]
 
     def grouped(dimension: str, *, limit: int | None, by_head: bool) -> tuple[list[dict[str, Any]], int]:
         cells: dict[Any, dict[tuple[str, str], Any]] = {}
+        chosen = days_by(dimension).filter(keys)
         for row in chosen.values(dimension, "metric", "unit").annotate(total=Sum("quantity")).order_by():
             cells.setdefault(row[dimension], {})[(row["metric"], row["unit"])] = row["total"]
         if by_head:

@@ -18,7 +18,7 @@ from integrations.models import Integration, SyncRun
 from integrations.tests.restatement import import_rows
 from sandbox import openai as fake
 from usage import rollups, services
-from usage.models import AttributionRule, License, UsageDaily, UsageDailyNarrow, UsageRecord
+from usage.models import AttributionRule, License, UsageDaily, UsageDailyNarrow, UsageDailyProject, UsageRecord
 
 pytestmark = pytest.mark.django_db
 ZONE = "America/New_York"  # local days straddle UTC days: 05:00Z is midnight
@@ -42,17 +42,16 @@ def base_totals(workspace) -> Counter:
     return totals
 
 
-def narrow_base_totals(workspace) -> Counter:
-    """The base table summed as the narrow rollup is: per model and region, without the other
-    dimensions."""
+def narrow_base_totals(workspace, dimensions: tuple[str, ...] = ("model", "region")) -> Counter:
+    """The base table summed as a derived level is: per its dimensions (the narrow rollup: model
+    and region), without the other dimensions."""
     zone = rollups.zone_named(workspace.time_zone)
     totals: Counter = Counter()
     for r in UsageRecord.objects.filter(workspace=workspace):
         key = (
             r.integration_id,
             r.bucket_start.astimezone(zone).date(),
-            r.model,
-            r.region,
+            *(getattr(r, d) for d in dimensions),
             r.metric,
             r.unit,
             r.application_id,
@@ -63,10 +62,18 @@ def narrow_base_totals(workspace) -> Counter:
     return totals
 
 
-def narrow_totals(workspace) -> Counter:
+def narrow_totals(workspace, model=UsageDailyNarrow, dimensions: tuple[str, ...] = ("model", "region")) -> Counter:
     totals: Counter = Counter()
-    for d in UsageDailyNarrow.objects.filter(workspace=workspace):
-        key = (d.integration_id, d.day, d.model, d.region, d.metric, d.unit, d.application_id, d.license_id)
+    for d in model.objects.filter(workspace=workspace):
+        key = (
+            d.integration_id,
+            d.day,
+            *(getattr(d, name) for name in dimensions),
+            d.metric,
+            d.unit,
+            d.application_id,
+            d.license_id,
+        )
         assert key not in totals, "one slice stored twice"
         totals[key] += d.quantity
         totals[("rows", *key)] += d.rows
@@ -91,6 +98,9 @@ def assert_rollups_match(workspace) -> Counter:
     # The narrow rollup, against the base table directly (not only against UsageDaily).
     assert narrow_totals(workspace) == narrow_base_totals(workspace)
     assert not UsageDailyNarrow.objects.filter(rows__lte=0).exists()
+    # The project rollup too (per project, without model and region).
+    assert narrow_totals(workspace, UsageDailyProject, ("project",)) == narrow_base_totals(workspace, ("project",))
+    assert not UsageDailyProject.objects.filter(rows__lte=0).exists()
     assert rollups.narrow_matches(workspace)
     return base
 
@@ -197,6 +207,7 @@ def test_deleting_an_integration_deletes_its_rollups(zoned, synced, admin_client
     assert admin_client.post(url, {"data_choice": "delete"}).status_code == 302
     assert not UsageDaily.objects.filter(integration_id=integration.pk).exists()
     assert not UsageDailyNarrow.objects.filter(integration_id=integration.pk).exists()
+    assert not UsageDailyProject.objects.filter(integration_id=integration.pk).exists()
     assert_rollups_match(zoned)
     assert UsageDaily.objects.get(integration=other).quantity == Decimal("2.5")
 
