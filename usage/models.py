@@ -218,6 +218,40 @@ class UsageDailyNarrow(RollupSlice):
         ]
 
 
+class UsageDailyTotal(RollupSlice):
+    """The total rollup: UsageDaily summed without any dimension: one row per local day,
+    integration, metric, unit, application and license.
+
+    What a view split by provider, integration, application, team or license (or not split)
+    reads when no dimension is filtered (`usage.rollups.daily_for(workspace, columns)`): the
+    explorer's totals and spend over long periods, the overview's spend. Kept with the other
+    derived levels, by the same code, in the same transactions as UsageDaily (usage/rollups.py,
+    `LEVELS`).
+    """
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily_total"
+    )
+
+    class Meta(RollupSlice.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                F("integration"),
+                F("day"),
+                F("metric"),
+                F("unit"),
+                Coalesce(F("application"), Value(0)),
+                Coalesce(F("license"), Value(0)),
+                name="usage_daily_total_slice",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "day"], name="usage_total_ws_day"),
+            models.Index(fields=["integration", "day"], name="usage_total_int_day"),
+        ]
+
+
 class UsageDailyProject(RollupSlice):
     """The project rollup: UsageDaily summed per project, without model, region and the other
     dimensions: one row per local day, integration, project, metric, unit, application and

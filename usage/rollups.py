@@ -71,12 +71,15 @@ class Level:
         return all(c.removesuffix("_id") in allowed for c in columns)
 
 
+# usage.models.UsageDailyTotal: without any dimension (per integration, provider, day, metric,
+# unit, application and license): the smallest, for views split by none of the dimensions.
+TOTAL = Level("UsageDailyTotal", ())
 # usage.models.UsageDailyNarrow: without the high-cardinality dimensions (per model and region).
 NARROW = Level("UsageDailyNarrow", ("model", "region"))
 # usage.models.UsageDailyProject: per project, without model, region and the other dimensions.
 PROJECT = Level("UsageDailyProject", ("project",))
-# The derived levels, in the order a query tries them.
-LEVELS: tuple[Level, ...] = (NARROW, PROJECT)
+# The derived levels, in the order a query tries them (the smallest that holds its columns).
+LEVELS: tuple[Level, ...] = (TOTAL, NARROW, PROJECT)
 NARROW_DIMENSIONS: tuple[str, ...] = NARROW.dimensions
 NARROW_GROUP_COLUMNS: tuple[str, ...] = NARROW.group_columns
 NARROW_COLUMNS: tuple[str, ...] = NARROW.columns
@@ -538,7 +541,8 @@ def narrow_enough(columns: Iterable[str] | None) -> bool:
 
 
 def level_for(columns: Iterable[str] | None) -> Level | None:
-    """The first derived level (LEVELS) holding every one of these columns; None: UsageDaily."""
+    """The first derived level (LEVELS: the total rollup, the narrow one, the project one)
+    holding every one of these columns; None: UsageDaily."""
     if columns is None:
         return None
     columns = tuple(columns)
@@ -554,8 +558,8 @@ def daily_for(workspace, columns: Iterable[str] | None = None) -> QuerySet:
     `day__gte`/`day__lte` on local dates; sum `quantity` per (metric, unit) as with base rows.
 
     `columns`: every column the caller will filter, group or read (besides quantity and rows).
-    When they are all one derived level's (`level_for`: the narrow rollup, per model and
-    region, else the project rollup), the rows come from it: the same sums over several times
+    When they are all one derived level's (`level_for`: the total rollup, without dimensions,
+    else the narrow rollup, per model and region, else the project rollup), the rows come from it: the same sums over several times
     fewer rows. Without `columns`, UsageDaily (every dimension).
     """
     from usage.models import UsageDaily

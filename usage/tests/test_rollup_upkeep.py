@@ -18,7 +18,15 @@ from integrations.models import Integration, SyncRun
 from integrations.tests.restatement import import_rows
 from sandbox import openai as fake
 from usage import rollups, services
-from usage.models import AttributionRule, License, UsageDaily, UsageDailyNarrow, UsageDailyProject, UsageRecord
+from usage.models import (
+    AttributionRule,
+    License,
+    UsageDaily,
+    UsageDailyNarrow,
+    UsageDailyProject,
+    UsageDailyTotal,
+    UsageRecord,
+)
 
 pytestmark = pytest.mark.django_db
 ZONE = "America/New_York"  # local days straddle UTC days: 05:00Z is midnight
@@ -98,9 +106,11 @@ def assert_rollups_match(workspace) -> Counter:
     # The narrow rollup, against the base table directly (not only against UsageDaily).
     assert narrow_totals(workspace) == narrow_base_totals(workspace)
     assert not UsageDailyNarrow.objects.filter(rows__lte=0).exists()
-    # The project rollup too (per project, without model and region).
-    assert narrow_totals(workspace, UsageDailyProject, ("project",)) == narrow_base_totals(workspace, ("project",))
-    assert not UsageDailyProject.objects.filter(rows__lte=0).exists()
+    # The other derived levels too: per project; without any dimension.
+    for model in (UsageDailyProject, UsageDailyTotal):
+        level = next(level for level in rollups.LEVELS if level.model() is model)
+        assert narrow_totals(workspace, model, level.dimensions) == narrow_base_totals(workspace, level.dimensions)
+        assert not model.objects.filter(rows__lte=0).exists()
     assert rollups.narrow_matches(workspace)
     return base
 
@@ -208,6 +218,7 @@ def test_deleting_an_integration_deletes_its_rollups(zoned, synced, admin_client
     assert not UsageDaily.objects.filter(integration_id=integration.pk).exists()
     assert not UsageDailyNarrow.objects.filter(integration_id=integration.pk).exists()
     assert not UsageDailyProject.objects.filter(integration_id=integration.pk).exists()
+    assert not UsageDailyTotal.objects.filter(integration_id=integration.pk).exists()
     assert_rollups_match(zoned)
     assert UsageDaily.objects.get(integration=other).quantity == Decimal("2.5")
 

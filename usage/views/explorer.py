@@ -565,7 +565,10 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
         "spend_rows": _spend_table(spend_now, spend_before, names=names, group=group, params=params),
         # Unpriced usage is listed per model whatever the split: its own level (the narrow rollup
         # unless a filter needs another dimension).
-        "unpriced": spend.unpriced_in(queries.daily(workspace, filters, group="", reads=spend.UNPRICED_COLUMNS)),
+        "unpriced": spend.unpriced_in(
+            queries.daily(workspace, filters, group="", reads=spend.UNPRICED_COLUMNS),
+            totals=queries.daily(workspace, filters, group=""),
+        ),
         "volumes": [
             {
                 "metric": m,
