@@ -309,12 +309,12 @@ def breakdown(
     column = _group_field(group)
     keys = ["period", column, "metric", "unit"] if column else ["period", "metric", "unit"]
     trunc = PERIODS[period]
-    rows = (
+    rows = fetch_rows(
         days.order_by()
         .annotate(period=trunc("day") if trunc else F("day"))
         .values(*keys)
         .annotate(total=Sum("quantity"), rows=Sum("rows"))
-        .order_by(*keys)
+        .order_by()  # everything below is sorted in Python
         .values_list(*keys, "total", "rows")
     )
     sums: dict[tuple[Any, str, str], list] = {}
@@ -338,6 +338,21 @@ def breakdown(
     for series_ in points.values():
         series_.sort(key=lambda p: (p.period, _sort_key(p.group), p.unit))
     return totals_, dict(points), (dict(per_day) if period == "day" else None)
+
+
+def fetch_rows(rows: QuerySet) -> list[tuple]:
+    """The tuples of a `values_list` aggregate. On PostgreSQL straight from the cursor: psycopg
+    already returns Decimal for numeric sums, int for integer sums and date for dates, so
+    Django's per-value converters (Decimal(Decimal), int(int): ~4 µs a row, the largest cost
+    of reading thousands of grouped rows) change nothing; elsewhere (SQLite stores decimals
+    its own way) through the ORM."""
+    connection = connections[rows.db]
+    if connection.vendor != "postgresql":
+        return list(rows)
+    sql, params = rows.query.get_compiler(rows.db).as_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _sort_key(value: Any) -> tuple[bool, Any]:
