@@ -358,7 +358,9 @@ def measure_pages(repeat: int) -> None:
         ("integration detail", get(detail), ""),
         ("integration usage section (htmx)", get(section, **htmx), ""),
         ("integration usage section, model filter (htmx)", get(f"{section}?model=openai-model-1&metric=cost", **htmx), ""),
-        ("integration usage section, rows page 1,000 (htmx)", get(f"{section}?page=1000", **htmx), ""),
+        # (Without view=rows the section shows its summary; the page number is then ignored.)
+        ("integration usage section, page=1,000 without view=rows (htmx)", get(f"{section}?page=1000", **htmx), ""),
+        ("integration usage section, rows page 1,000 (htmx)", get(f"{section}?view=rows&page=1000", **htmx), ""),
         ("unattributed usage", get(reverse("usage_settings:unattributed", kwargs={"ws": WORKSPACE})), ""),
         ("applications", get(reverse("usage_settings:applications", kwargs={"ws": WORKSPACE})), ""),
         ("licenses (usage)", get(reverse("usage:licenses", kwargs={"ws": WORKSPACE})), ""),

@@ -427,7 +427,7 @@ def unpriced_in(daily, *, limit: int = 20, totals=None) -> list[dict[str, Any]]:
     hold unpriced usage; `daily` is then read for those integrations and days only (none:
     nothing to read). The answer is the same; the per-model read shrinks to the days that need
     it."""
-    if totals is not None:
+    if totals is not None and totals.model is not daily.model:  # (the same table: nothing to save)
         uncovered = [
             (integration, day)
             for integration, day, cost in totals.order_by()

@@ -30,10 +30,10 @@ def provider_name(slug: str) -> str:
 
 def attribution_summary(workspace: Any, key: str) -> dict[int, dict[str, Any]]:
     """rows, latest local day with usage and reported cost per application or license id, from
-    the daily rollups (one query)."""
+    the daily rollups (one query; no dimension: the total level)."""
     summary: dict[int, dict[str, Any]] = {}
     rows = (
-        daily_for(workspace)
+        daily_for(workspace, (key, "day", "metric", "unit"))
         .filter(**{f"{key}__isnull": False})
         .values(key, "metric", "unit")
         .annotate(rows=Sum("rows"), last=Max("day"), total=Sum("quantity"))
@@ -50,7 +50,8 @@ def attribution_summary(workspace: Any, key: str) -> dict[int, dict[str, Any]]:
 
 def attributed_rows(workspace: Any, **attribution: Any) -> int:
     """Usage rows attributed to something (from the rollups' counts)."""
-    return daily_for(workspace).filter(**attribution).aggregate(n=Sum("rows"))["n"] or 0
+    columns = tuple(name.split("__")[0] for name in attribution)
+    return daily_for(workspace, columns).filter(**attribution).aggregate(n=Sum("rows"))["n"] or 0
 
 
 # ---------------------------------------------------------------- unattributed usage
