@@ -77,6 +77,31 @@ class UsageRecord(models.Model):
         return f"{self.metric}={self.quantity} {self.unit} @ {self.bucket_start:%Y-%m-%d %H:%M}"
 
 
+def rollup_slice(name: str, *dimensions: str) -> models.UniqueConstraint:
+    """A rollup level's unique slice: integration, day, the level's dimensions, metric, unit,
+    application and license (NULL application/license compare equal here: COALESCE to 0, on
+    SQLite and PG)."""
+    return models.UniqueConstraint(
+        F("integration"),
+        F("day"),
+        *(F(d) for d in dimensions),
+        F("metric"),
+        F("unit"),
+        Coalesce(F("application"), Value(0)),
+        Coalesce(F("license"), Value(0)),
+        name=name,
+    )
+
+
+def rollup_day_indexes(prefix: str) -> list[models.Index]:
+    """A rollup level's date-range indexes: per workspace (pages) and per integration (its page,
+    upkeep)."""
+    return [
+        models.Index(fields=["workspace", "day"], name=f"{prefix}_ws_day"),
+        models.Index(fields=["integration", "day"], name=f"{prefix}_int_day"),
+    ]
+
+
 class RollupSlice(models.Model):
     """What every rollup level holds (usage/rollups.py): the sum of base quantities and the
     count of base rows of one slice — integration, provider, local day (in the workspace's time
@@ -136,22 +161,9 @@ class UsageDaily(RollupSlice):
     speed = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta(RollupSlice.Meta):
-        constraints = [
-            # NULL application/license compare equal here (COALESCE to 0), on SQLite and PG.
-            models.UniqueConstraint(
-                F("integration"),
-                F("day"),
-                *(F(d) for d in DIMENSIONS),
-                F("metric"),
-                F("unit"),
-                Coalesce(F("application"), Value(0)),
-                Coalesce(F("license"), Value(0)),
-                name="usage_daily_slice",
-            ),
-        ]
+        constraints = [rollup_slice("usage_daily_slice", *DIMENSIONS)]
         indexes = [
-            models.Index(fields=["workspace", "day"], name="usage_daily_ws_day"),
-            models.Index(fields=["integration", "day"], name="usage_daily_int_day"),
+            *rollup_day_indexes("usage_daily"),
             # The explorer's filter choices: a loose index scan per column (usage.queries.indexed_values).
             *(
                 models.Index(fields=["workspace", column], name=f"usage_daily_ws_{column}")
@@ -199,23 +211,8 @@ class UsageDailyNarrow(RollupSlice):
     model = models.CharField(max_length=200, blank=True, default="")
 
     class Meta(RollupSlice.Meta):
-        constraints = [
-            models.UniqueConstraint(
-                F("integration"),
-                F("day"),
-                F("model"),
-                F("region"),
-                F("metric"),
-                F("unit"),
-                Coalesce(F("application"), Value(0)),
-                Coalesce(F("license"), Value(0)),
-                name="usage_daily_narrow_slice",
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["workspace", "day"], name="usage_narrow_ws_day"),
-            models.Index(fields=["integration", "day"], name="usage_narrow_int_day"),
-        ]
+        constraints = [rollup_slice("usage_daily_narrow_slice", "model", "region")]
+        indexes = rollup_day_indexes("usage_narrow")
 
 
 class UsageDailyTotal(RollupSlice):
@@ -235,21 +232,8 @@ class UsageDailyTotal(RollupSlice):
     )
 
     class Meta(RollupSlice.Meta):
-        constraints = [
-            models.UniqueConstraint(
-                F("integration"),
-                F("day"),
-                F("metric"),
-                F("unit"),
-                Coalesce(F("application"), Value(0)),
-                Coalesce(F("license"), Value(0)),
-                name="usage_daily_total_slice",
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["workspace", "day"], name="usage_total_ws_day"),
-            models.Index(fields=["integration", "day"], name="usage_total_int_day"),
-        ]
+        constraints = [rollup_slice("usage_daily_total_slice")]
+        indexes = rollup_day_indexes("usage_total")
 
 
 class UsageDailyProject(RollupSlice):
@@ -271,22 +255,8 @@ class UsageDailyProject(RollupSlice):
     project = models.CharField(max_length=200, blank=True, default="")
 
     class Meta(RollupSlice.Meta):
-        constraints = [
-            models.UniqueConstraint(
-                F("integration"),
-                F("day"),
-                F("project"),
-                F("metric"),
-                F("unit"),
-                Coalesce(F("application"), Value(0)),
-                Coalesce(F("license"), Value(0)),
-                name="usage_daily_project_slice",
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["workspace", "day"], name="usage_project_ws_day"),
-            models.Index(fields=["integration", "day"], name="usage_project_int_day"),
-        ]
+        constraints = [rollup_slice("usage_daily_project_slice", "project")]
+        indexes = rollup_day_indexes("usage_project")
 
 
 class Application(models.Model):

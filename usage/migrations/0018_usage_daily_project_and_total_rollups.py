@@ -37,13 +37,36 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(models.F('integration'), models.F('day'), models.F('project'), models.F('metric'), models.F('unit'), django.db.models.functions.comparison.Coalesce(models.F('application'), models.Value(0)), django.db.models.functions.comparison.Coalesce(models.F('license'), models.Value(0)), name='usage_daily_project_slice')],
             },
         ),
+        migrations.CreateModel(
+            name='UsageDailyTotal',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('provider', models.CharField(max_length=64)),
+                ('day', models.DateField(help_text="Local calendar day of bucket_start in the workspace's time zone.")),
+                ('metric', models.CharField(max_length=32)),
+                ('unit', models.CharField(max_length=16)),
+                ('quantity', models.DecimalField(decimal_places=9, max_digits=30)),
+                ('rows', models.IntegerField(default=0, help_text='Base rows summed.')),
+                ('application', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='usage.application')),
+                ('integration', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_daily_total', to='integrations.integration')),
+                ('license', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='usage.license')),
+                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+            ],
+            options={
+                'ordering': ['day', 'pk'],
+                'abstract': False,
+                'indexes': [models.Index(fields=['workspace', 'day'], name='usage_total_ws_day'), models.Index(fields=['integration', 'day'], name='usage_total_int_day')],
+                'constraints': [models.UniqueConstraint(models.F('integration'), models.F('day'), models.F('metric'), models.F('unit'), django.db.models.functions.comparison.Coalesce(models.F('application'), models.Value(0)), django.db.models.functions.comparison.Coalesce(models.F('license'), models.Value(0)), name='usage_daily_total_slice')],
+            },
+        ),
     ]
 
 
-def fill_project(apps, schema_editor):
-    from usage.rollups import PROJECT, fill_level
+def fill_levels(apps, schema_editor):
+    from usage.rollups import PROJECT, TOTAL, fill_level
 
-    fill_level(PROJECT, apps, schema_editor.connection.alias)
+    for level in (PROJECT, TOTAL):
+        fill_level(level, apps, schema_editor.connection.alias)
 
 
-Migration.operations.append(migrations.RunPython(fill_project, migrations.RunPython.noop, elidable=True))
+Migration.operations.append(migrations.RunPython(fill_levels, migrations.RunPython.noop, elidable=True))
