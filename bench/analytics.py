@@ -159,6 +159,18 @@ def copy_lines(chunks: Iterator[str], table: str = "usage_usagerecord", columns:
                 copy.write(chunk)
 
 
+ROLLUP_TABLES = ("usage_usagedaily", "usage_usagedailynarrow", "usage_usagedailyproject", "usage_usagedailytotal")
+
+
+def vacuum_rollups() -> None:
+    """VACUUM ANALYZE every rollup level (fresh statistics and visibility map for the pages)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in ROLLUP_TABLES:
+            cursor.execute(f"VACUUM ANALYZE {table}")
+
+
 def load(rows: int) -> dict:
     """Workspace, admin, integrations, applications, rules, licenses, and `rows` usage rows
     (whole hours, ending at the last full hour) loaded by COPY. Returns the figures."""
@@ -180,8 +192,7 @@ def load(rows: int) -> dict:
         if rollups.daily_for(workspace).aggregate(n=Sum("rows"))["n"] != count:
             started = time.perf_counter()
             written = rollups.rebuild_workspace(workspace)
-            with connection.cursor() as cursor:
-                cursor.execute("VACUUM ANALYZE usage_usagedaily")
+            vacuum_rollups()
             print(f"rollups rebuilt: {written:,} daily rows in {time.perf_counter() - started:.1f} s", flush=True)
         return {"reused": True}
     workspace = Workspace.objects.create(name="Bench Corp", slug=WORKSPACE)
@@ -230,8 +241,7 @@ def load(rows: int) -> dict:
     # COPY bypasses the store, so the daily rollups are built afterwards, as `rebuild_rollups` does.
     started = time.perf_counter()
     rollup_rows = rollups.rebuild_workspace(workspace)
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE usage_usagedaily")
+    vacuum_rollups()
     rollup_seconds = time.perf_counter() - started
     return {
         "rows": count, "copy_seconds": copy_seconds, "analyze_seconds": analyze_seconds, "first": first, "last": last,
@@ -287,26 +297,39 @@ def measure_pages(repeat: int) -> None:
     narrow_ref = timed(
         sql(by_model.format(table="usage_usagedailynarrow", column="day"), [workspace.pk, since]), repeat
     )
+    by_project = by_model.replace("model", "project")
+    project_daily = timed(sql(by_project.format(table="usage_usagedaily", column="day"), [workspace.pk, since]), repeat)
+    project_level = timed(
+        sql(by_project.format(table="usage_usagedailyproject", column="day"), [workspace.pk, since]), repeat
+    )
     everything = "SELECT provider, metric, unit, SUM(quantity) FROM {table} WHERE workspace_id = %s GROUP BY provider, metric, unit"
     all_ref = timed(sql(everything.format(table="usage_usagedaily"), [workspace.pk]), repeat)
     all_narrow = timed(sql(everything.format(table="usage_usagedailynarrow"), [workspace.pk]), repeat)
+    all_total = timed(sql(everything.format(table="usage_usagedailytotal"), [workspace.pk]), repeat)
     month_start = today.replace(day=1).isoformat()
     mtd = "SELECT provider, day, metric, unit, SUM(quantity) FROM {table} WHERE workspace_id = %s AND day >= %s GROUP BY provider, day, metric, unit"
     mtd_ref = timed(sql(mtd.format(table="usage_usagedaily"), [workspace.pk, month_start]), repeat)
     mtd_narrow = timed(sql(mtd.format(table="usage_usagedailynarrow"), [workspace.pk, month_start]), repeat)
     counts = {}
     with connection.cursor() as cursor:
-        for table in ("usage_usagedaily", "usage_usagedailynarrow"):
+        for table in ROLLUP_TABLES:
             cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE workspace_id = %s", [workspace.pk])
             counts[table] = cursor.fetchone()[0]
-    print(f"rollup rows: daily {counts['usage_usagedaily']:,}, narrow {counts['usage_usagedailynarrow']:,}")
+    print(
+        f"rollup rows: daily {counts['usage_usagedaily']:,}, narrow {counts['usage_usagedailynarrow']:,}, "
+        f"project {counts['usage_usagedailyproject']:,}, total {counts['usage_usagedailytotal']:,}"
+    )
     ref_30 = (
         f"bare SUM … GROUP BY model, 30 days: base table p50 {ms(statistics.median(base_ref))}, "
         f"daily rollup p50 {ms(statistics.median(daily_ref))}, narrow rollup p50 {ms(statistics.median(narrow_ref))}"
     )
     ref_all = (
         f"bare SUM … GROUP BY provider, all days: daily rollup p50 {ms(statistics.median(all_ref))}, "
-        f"narrow rollup p50 {ms(statistics.median(all_narrow))}"
+        f"narrow rollup p50 {ms(statistics.median(all_narrow))}, total rollup p50 {ms(statistics.median(all_total))}"
+    )
+    ref_project = (
+        f"bare SUM … GROUP BY project, 30 days: daily rollup p50 {ms(statistics.median(project_daily))}, "
+        f"project rollup p50 {ms(statistics.median(project_level))}"
     )
     ref_mtd = (
         f"bare SUM … GROUP BY provider, day, this month: daily rollup p50 {ms(statistics.median(mtd_ref))}, "
@@ -325,7 +348,7 @@ def measure_pages(repeat: int) -> None:
         ("explorer, default view (this month, by provider)", get(explorer), ref_mtd),
         ("explorer, all days, by provider", get(f"{explorer}?range=all"), ref_all),
         ("explorer, 30 days split by model", get(f"{explorer}?date_from={since}&by=model"), ref_30),
-        ("explorer, 30 days split by project", get(f"{explorer}?date_from={since}&by=project"), ""),
+        ("explorer, 30 days split by project", get(f"{explorer}?date_from={since}&by=project"), ref_project),
         ("explorer, 90 days by application, per week", get(f"{explorer}?date_from={quarter}&by=application&period=week"), ""),
         ("explorer, all days by integration, per month", get(f"{explorer}?range=all&by=integration&period=month"), ""),
         ("explorer, model + project filter, by region", get(f"{explorer}?range=all&model=openai-model-3&project=proj_07&by=region"), ""),
@@ -335,7 +358,9 @@ def measure_pages(repeat: int) -> None:
         ("integration detail", get(detail), ""),
         ("integration usage section (htmx)", get(section, **htmx), ""),
         ("integration usage section, model filter (htmx)", get(f"{section}?model=openai-model-1&metric=cost", **htmx), ""),
-        ("integration usage section, rows page 1,000 (htmx)", get(f"{section}?page=1000", **htmx), ""),
+        # (Without view=rows the section shows its summary; the page number is then ignored.)
+        ("integration usage section, page=1,000 without view=rows (htmx)", get(f"{section}?page=1000", **htmx), ""),
+        ("integration usage section, rows page 1,000 (htmx)", get(f"{section}?view=rows&page=1000", **htmx), ""),
         ("unattributed usage", get(reverse("usage_settings:unattributed", kwargs={"ws": WORKSPACE})), ""),
         ("applications", get(reverse("usage_settings:applications", kwargs={"ws": WORKSPACE})), ""),
         ("licenses (usage)", get(reverse("usage:licenses", kwargs={"ws": WORKSPACE})), ""),

@@ -195,8 +195,19 @@ def _usage_context(request: WorkspaceRequest, integration: Integration) -> dict[
     rollups; only the page of rows reads the base table, located through the rollups' per-day
     counts (usage.queries.DaySeekPaginator: no COUNT(*) nor deep OFFSET over millions of rows).
     Dates are local days of the workspace's time zone."""
-    all_days = integration.usage_daily.order_by()
-    choices = queries.dimension_values(integration.workspace, ("model", "project", "metric"), days=all_days)
+    # The filter choices: models from the narrow rollup, projects and metrics from the project
+    # rollup (each several times smaller than UsageDaily).
+    everything = queries.UsageFilters()
+    choices = {
+        **queries.dimension_values(
+            integration.workspace, ("model",), days=queries.integration_daily(integration, everything, reads=("model",))
+        ),
+        **queries.dimension_values(
+            integration.workspace,
+            ("project", "metric"),
+            days=queries.integration_daily(integration, everything, reads=("project",)),
+        ),
+    }
     form = UsageFilterForm(request.GET, choices=choices)
     names = _project_names(integration)
     cast(ChoiceField, form.fields["project"]).choices = [("", "All")] + [
@@ -213,22 +224,27 @@ def _usage_context(request: WorkspaceRequest, integration: Integration) -> dict[
     )
     records = queries.filtered(integration.workspace, filters)
     # The integration's own rollups (queries.daily leaves out an account another integration
-    # already counts; its own page still shows what it read).
-    days = all_days.filter(filters.attribute_q())
-    if filters.date_from:
-        days = days.filter(day__gte=filters.date_from)
-    if filters.date_to:
-        days = days.filter(day__lte=filters.date_to)
-    # One aggregate: the totals per (metric, unit), and which dimensions hold a value somewhere
-    # in the filtered rows — those the provider never fills (e.g. region for OpenAI) only make
-    # the table wide, so the others are named instead of shown.
-    filled_counts = {f"filled_{d}": Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS}
-    totals: list[Any] = list(  # rows of dicts; the stubs' TypedDict knows no filled_* keys
-        days.values("metric", "unit")
-        .annotate(total=Sum("quantity"), rows=Sum("rows"), **filled_counts)
-        .order_by("metric", "unit")
-    )
-    columns = [d for d in USAGE_DIMENSIONS if any(t[f"filled_{d}"] for t in totals)] or list(USAGE_DIMENSIONS)
+    # already counts; its own page still shows what it read), each aggregate from the smallest
+    # level that holds its columns.
+    view = "rows" if request.GET.get("view") == "rows" else "summary"
+    days = queries.integration_daily(integration, filters, reads=None if view == "rows" else ())
+    totals: list[Any]  # rows of dicts; the stubs' TypedDict knows no filled_* keys
+    if view == "rows":
+        # One aggregate: the totals per (metric, unit), and which dimensions hold a value somewhere
+        # in the filtered rows — those the provider never fills (e.g. region for OpenAI) only make
+        # the table wide, so the others are named instead of shown.
+        filled_counts = {f"filled_{d}": Count("pk", filter=~Q(**{d: ""})) for d in USAGE_DIMENSIONS}
+        totals = list(
+            days.values("metric", "unit")
+            .annotate(total=Sum("quantity"), rows=Sum("rows"), **filled_counts)
+            .order_by("metric", "unit")
+        )
+        columns = [d for d in USAGE_DIMENSIONS if any(t[f"filled_{d}"] for t in totals)] or list(USAGE_DIMENSIONS)
+    else:  # the summary shows no row table: no columns to choose
+        totals = list(
+            days.values("metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows")).order_by("metric", "unit")
+        )
+        columns = list(USAGE_DIMENSIONS)
     paginator = queries.DaySeekPaginator(
         records.order_by("-bucket_start", "metric", "pk"),
         USAGE_PAGE_SIZE,
@@ -236,18 +252,23 @@ def _usage_context(request: WorkspaceRequest, integration: Integration) -> dict[
         zone=zone,
         count=sum(t["rows"] for t in totals),
     )
-    view = "rows" if request.GET.get("view") == "rows" else "summary"
     page = paginator.get_page(request.GET.get("page")) if view == "rows" else None
     filtering = any(data.get(name) for name in ("date_from", "date_to", "model", "project", "metric"))
     usage_count = sum(t["rows"] or 0 for t in totals)
-    usage_any = bool(usage_count) or all_days.exists()
+    usage_any = bool(usage_count) or queries.integration_daily(integration, everything).exists()
     return {
         "usage_form": form,
         "usage_view": view,
         "usage_page": page,
         "usage_count": usage_count,
         "usage_zone_name": integration.workspace.time_zone or "UTC",
-        **(integration_usage_summary(days, totals, names) if view == "summary" and totals else {}),
+        **(
+            integration_usage_summary(
+                lambda dimension: queries.integration_daily(integration, filters, reads=(dimension,)), totals, names
+            )
+            if view == "summary" and totals
+            else {}
+        ),
         "usage_totals": totals,
         "usage_any": usage_any,
         # Nothing stored although a sync succeeded: the page says what that sync read, not "first sync".

@@ -77,34 +77,40 @@ class UsageRecord(models.Model):
         return f"{self.metric}={self.quantity} {self.unit} @ {self.bucket_start:%Y-%m-%d %H:%M}"
 
 
-class UsageDaily(models.Model):
-    """Daily rollup of UsageRecord: the sum of base quantities per local calendar day (in the
-    workspace's time zone, by bucket_start), integration, dimensions, metric, unit, application
-    and license. Pages that aggregate read this table, never the hourly base table.
+def rollup_slice(name: str, *dimensions: str) -> models.UniqueConstraint:
+    """A rollup level's unique slice: integration, day, the level's dimensions, metric, unit,
+    application and license (NULL application/license compare equal here: COALESCE to 0, on
+    SQLite and PG)."""
+    return models.UniqueConstraint(
+        F("integration"),
+        F("day"),
+        *(F(d) for d in dimensions),
+        F("metric"),
+        F("unit"),
+        Coalesce(F("application"), Value(0)),
+        Coalesce(F("license"), Value(0)),
+        name=name,
+    )
 
-    Kept equal to the base table by recomputing slices (usage/rollups.py): every write path
-    (store, import, re-attribution) deletes and re-inserts the days it touched, in the same
-    transaction; integration deletion cascades. Never edited row by row.
+
+def rollup_day_indexes(prefix: str) -> list[models.Index]:
+    """A rollup level's date-range indexes: per workspace (pages) and per integration (its page,
+    upkeep)."""
+    return [
+        models.Index(fields=["workspace", "day"], name=f"{prefix}_ws_day"),
+        models.Index(fields=["integration", "day"], name=f"{prefix}_int_day"),
+    ]
+
+
+class RollupSlice(models.Model):
+    """What every rollup level holds (usage/rollups.py): the sum of base quantities and the
+    count of base rows of one slice — integration, provider, local day (in the workspace's time
+    zone, by bucket_start), metric, unit, application and license — plus the level's own
+    dimensions, declared by each concrete model with its workspace and integration.
     """
 
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="usage_daily")
-    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily")
     provider = models.CharField(max_length=64)
     day = models.DateField(help_text="Local calendar day of bucket_start in the workspace's time zone.")
-    account = models.CharField(max_length=200, blank=True, default="")
-    project = models.CharField(max_length=200, blank=True, default="")
-    region = models.CharField(max_length=64, blank=True, default="")
-    model = models.CharField(max_length=200, blank=True, default="")
-    deployment = models.CharField(max_length=200, blank=True, default="")
-    endpoint = models.CharField(max_length=200, blank=True, default="")
-    resource = models.CharField(max_length=200, blank=True, default="")
-    operation = models.CharField(max_length=200, blank=True, default="")
-    api_key = models.CharField(max_length=200, blank=True, default="")
-    service_tier = models.CharField(max_length=64, blank=True, default="", db_default="")
-    batch = models.CharField(max_length=64, blank=True, default="", db_default="")
-    context_window = models.CharField(max_length=64, blank=True, default="", db_default="")
-    inference_geo = models.CharField(max_length=64, blank=True, default="", db_default="")
-    speed = models.CharField(max_length=64, blank=True, default="", db_default="")
     metric = models.CharField(max_length=32)
     unit = models.CharField(max_length=16)
     # Deleting an application or license sets the base rows' attribution to NULL; its rollup
@@ -120,32 +126,50 @@ class UsageDaily(models.Model):
     rows = models.IntegerField(default=0, help_text="Base rows summed.")
 
     class Meta:
+        abstract = True
         ordering = ["day", "pk"]
-        constraints = [
-            # NULL application/license compare equal here (COALESCE to 0), on SQLite and PG.
-            models.UniqueConstraint(
-                F("integration"),
-                F("day"),
-                *(F(d) for d in DIMENSIONS),
-                F("metric"),
-                F("unit"),
-                Coalesce(F("application"), Value(0)),
-                Coalesce(F("license"), Value(0)),
-                name="usage_daily_slice",
-            ),
-        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric}={self.quantity} {self.unit}"
+
+
+class UsageDaily(RollupSlice):
+    """Daily rollup of UsageRecord: the sum of base quantities per local calendar day (in the
+    workspace's time zone, by bucket_start), integration, dimensions, metric, unit, application
+    and license. Pages that aggregate read this table, never the hourly base table.
+
+    Kept equal to the base table by recomputing slices (usage/rollups.py): every write path
+    (store, import, re-attribution) deletes and re-inserts the days it touched, in the same
+    transaction; integration deletion cascades. Never edited row by row.
+    """
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="usage_daily")
+    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily")
+    region = models.CharField(max_length=64, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    account = models.CharField(max_length=200, blank=True, default="")
+    project = models.CharField(max_length=200, blank=True, default="")
+    deployment = models.CharField(max_length=200, blank=True, default="")
+    endpoint = models.CharField(max_length=200, blank=True, default="")
+    resource = models.CharField(max_length=200, blank=True, default="")
+    operation = models.CharField(max_length=200, blank=True, default="")
+    api_key = models.CharField(max_length=200, blank=True, default="")
+    service_tier = models.CharField(max_length=64, blank=True, default="", db_default="")
+    batch = models.CharField(max_length=64, blank=True, default="", db_default="")
+    context_window = models.CharField(max_length=64, blank=True, default="", db_default="")
+    inference_geo = models.CharField(max_length=64, blank=True, default="", db_default="")
+    speed = models.CharField(max_length=64, blank=True, default="", db_default="")
+
+    class Meta(RollupSlice.Meta):
+        constraints = [rollup_slice("usage_daily_slice", *DIMENSIONS)]
         indexes = [
-            models.Index(fields=["workspace", "day"], name="usage_daily_ws_day"),
-            models.Index(fields=["integration", "day"], name="usage_daily_int_day"),
+            *rollup_day_indexes("usage_daily"),
             # The explorer's filter choices: a loose index scan per column (usage.queries.indexed_values).
             *(
                 models.Index(fields=["workspace", column], name=f"usage_daily_ws_{column}")
                 for column in ("metric", "model", "project", "region")
             ),
         ]
-
-    def __str__(self) -> str:
-        return f"{self.day} {self.metric}={self.quantity} {self.unit}"
 
 
 class Team(models.Model):
@@ -168,7 +192,7 @@ class Team(models.Model):
         return f"{self.name} ({self.cost_centre})" if self.cost_centre else self.name
 
 
-class UsageDailyNarrow(models.Model):
+class UsageDailyNarrow(RollupSlice):
     """The narrow daily rollup: UsageDaily summed without its high-cardinality dimensions
     (account, project, deployment, endpoint, resource, operation, api_key): one row per local
     day, integration, model, region, metric, unit, application and license.
@@ -183,41 +207,56 @@ class UsageDailyNarrow(models.Model):
     integration = models.ForeignKey(
         "integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily_narrow"
     )
-    provider = models.CharField(max_length=64)
-    day = models.DateField(help_text="Local calendar day of bucket_start in the workspace's time zone.")
     region = models.CharField(max_length=64, blank=True, default="")
     model = models.CharField(max_length=200, blank=True, default="")
-    metric = models.CharField(max_length=32)
-    unit = models.CharField(max_length=16)
-    application = models.ForeignKey(
-        "usage.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+
+    class Meta(RollupSlice.Meta):
+        constraints = [rollup_slice("usage_daily_narrow_slice", "model", "region")]
+        indexes = rollup_day_indexes("usage_narrow")
+
+
+class UsageDailyTotal(RollupSlice):
+    """The total rollup: UsageDaily summed without any dimension: one row per local day,
+    integration, metric, unit, application and license.
+
+    What a view split by provider, integration, application, team or license (or not split)
+    reads when no dimension is filtered (`usage.rollups.daily_for(workspace, columns)`): the
+    explorer's totals and spend over long periods, the overview's spend. Kept with the other
+    derived levels, by the same code, in the same transactions as UsageDaily (usage/rollups.py,
+    `LEVELS`).
+    """
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily_total"
     )
-    license = models.ForeignKey("usage.License", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    quantity = models.DecimalField(max_digits=30, decimal_places=9)
-    rows = models.IntegerField(default=0, help_text="Base rows summed.")
 
-    class Meta:
-        ordering = ["day", "pk"]
-        constraints = [
-            models.UniqueConstraint(
-                F("integration"),
-                F("day"),
-                F("model"),
-                F("region"),
-                F("metric"),
-                F("unit"),
-                Coalesce(F("application"), Value(0)),
-                Coalesce(F("license"), Value(0)),
-                name="usage_daily_narrow_slice",
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["workspace", "day"], name="usage_narrow_ws_day"),
-            models.Index(fields=["integration", "day"], name="usage_narrow_int_day"),
-        ]
+    class Meta(RollupSlice.Meta):
+        constraints = [rollup_slice("usage_daily_total_slice")]
+        indexes = rollup_day_indexes("usage_total")
 
-    def __str__(self) -> str:
-        return f"{self.day} {self.metric}={self.quantity} {self.unit}"
+
+class UsageDailyProject(RollupSlice):
+    """The project rollup: UsageDaily summed per project, without model, region and the other
+    dimensions: one row per local day, integration, project, metric, unit, application and
+    license.
+
+    What a view split or filtered by project reads (the explorer's split by project, an
+    integration's usage by project) when it needs no model or region
+    (`usage.rollups.daily_for(workspace, columns)`): UsageDaily holds a row per model and
+    project, this one a row per project. Kept with the narrow rollup, by the same code, in the
+    same transactions as UsageDaily (usage/rollups.py, `LEVELS`).
+    """
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="usage_daily_project"
+    )
+    project = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta(RollupSlice.Meta):
+        constraints = [rollup_slice("usage_daily_project_slice", "project")]
+        indexes = rollup_day_indexes("usage_project")
 
 
 class Application(models.Model):

@@ -15,8 +15,10 @@ Pages read `daily_for(workspace)`; only the raw-row view and exports read the ba
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
+from typing import Any
 
 from django.apps import apps as global_apps
 from django.db import connections, router, transaction
@@ -40,13 +42,47 @@ GROUP_COLUMNS: tuple[str, ...] = (
     "license_id",
 )
 COLUMNS: tuple[str, ...] = (*GROUP_COLUMNS, "quantity", "rows")
-# The narrow rollup's (usage.models.UsageDailyNarrow) grouped columns: UsageDaily's without the
-# high-cardinality dimensions. A query that groups and filters by these only reads it.
-NARROW_DIMENSIONS: tuple[str, ...] = ("model", "region")
-NARROW_GROUP_COLUMNS: tuple[str, ...] = tuple(
-    c for c in GROUP_COLUMNS if c not in ROLLUP_DIMENSIONS or c in NARROW_DIMENSIONS
-)
-NARROW_COLUMNS: tuple[str, ...] = (*NARROW_GROUP_COLUMNS, "quantity", "rows")
+
+
+@dataclass(frozen=True)
+class Level:
+    """A rollup derived from UsageDaily: its rows summed without the dimensions the level does
+    not keep. Every derived level is kept by the same code (`_refresh_levels`, `move_rows`,
+    `refresh_integration`, `fill_level`) in the same transactions as UsageDaily, and a query
+    reads the first level whose columns hold every column it groups, filters or reads
+    (`daily_for`)."""
+
+    model_name: str
+    dimensions: tuple[str, ...]  # the ROLLUP_DIMENSIONS kept
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in GROUP_COLUMNS if c not in ROLLUP_DIMENSIONS or c in self.dimensions)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.group_columns, "quantity", "rows")
+
+    def model(self, apps: Any = None) -> Any:
+        return (apps or global_apps).get_model("usage", self.model_name)
+
+    def covers(self, columns: Iterable[str]) -> bool:
+        allowed = {c.removesuffix("_id") for c in self.columns}
+        return all(c.removesuffix("_id") in allowed for c in columns)
+
+
+# usage.models.UsageDailyTotal: without any dimension (per integration, provider, day, metric,
+# unit, application and license): the smallest, for views split by none of the dimensions.
+TOTAL = Level("UsageDailyTotal", ())
+# usage.models.UsageDailyNarrow: without the high-cardinality dimensions (per model and region).
+NARROW = Level("UsageDailyNarrow", ("model", "region"))
+# usage.models.UsageDailyProject: per project, without model, region and the other dimensions.
+PROJECT = Level("UsageDailyProject", ("project",))
+# The derived levels, in the order a query tries them (the smallest that holds its columns).
+LEVELS: tuple[Level, ...] = (TOTAL, NARROW, PROJECT)
+NARROW_DIMENSIONS: tuple[str, ...] = NARROW.dimensions
+NARROW_GROUP_COLUMNS: tuple[str, ...] = NARROW.group_columns
+NARROW_COLUMNS: tuple[str, ...] = NARROW.columns
 # Day ranges OR-ed into one DELETE and one INSERT … SELECT: far inside SQLite's expression
 # depth limit (1000); an import scattered over more days refreshes a few days in between too.
 MAX_RANGES = 64
@@ -129,8 +165,16 @@ def _models(apps=None):
     return apps.get_model("usage", "UsageRecord"), apps.get_model("usage", "UsageDaily")
 
 
-def _narrow_model(apps=None):
-    return (apps or global_apps).get_model("usage", "UsageDailyNarrow")
+def _levels(apps=None) -> list[tuple[Level, Any]]:
+    """(level, its model) of every derived level the app registry holds (a migration's
+    historical registry may predate some)."""
+    found = []
+    for level in LEVELS:
+        try:
+            found.append((level, level.model(apps)))
+        except LookupError:
+            continue
+    return found
 
 
 def _aggregate(records: QuerySet, zone: tzinfo) -> QuerySet:
@@ -144,13 +188,13 @@ def _aggregate(records: QuerySet, zone: tzinfo) -> QuerySet:
     )
 
 
-def _narrowed(daily: QuerySet) -> QuerySet:
-    """Daily rollup rows summed into narrow rollup rows, selecting NARROW_COLUMNS in order."""
+def _summed(daily: QuerySet, level: Level = NARROW) -> QuerySet:
+    """Daily rollup rows summed into `level`'s rows, selecting its columns in order."""
     return (
         daily.order_by()
-        .values(*NARROW_GROUP_COLUMNS)
+        .values(*level.group_columns)
         .annotate(quantity_sum=Sum("quantity"), rows_sum=Sum("rows"))
-        .values_list(*NARROW_GROUP_COLUMNS, "quantity_sum", "rows_sum")
+        .values_list(*level.group_columns, "quantity_sum", "rows_sum")
     )
 
 
@@ -172,14 +216,17 @@ def _insert_from(select: QuerySet, model, columns_: tuple[str, ...]) -> int:
         return cursor.rowcount
 
 
-def _refresh_narrow(integration_id: int, daily: Q, using: str, apps=None) -> int:
-    """Recompute an integration's narrow rollup rows for the days `daily` selects, from its
-    daily rollup rows of those days (just recomputed): one DELETE, one INSERT … SELECT."""
+def _refresh_levels(integration_id: int, daily: Q, using: str, apps=None) -> int:
+    """Recompute an integration's rows of every derived level for the days `daily` selects,
+    from its daily rollup rows of those days (just recomputed): one DELETE and one
+    INSERT … SELECT per level."""
     _, daily_model = _models(apps)
-    narrow_model = _narrow_model(apps)
-    narrow_model._base_manager.using(using).filter(daily, integration_id=integration_id).delete()
     source = daily_model._base_manager.using(using).filter(daily, integration_id=integration_id)
-    return _insert_from(_narrowed(source), narrow_model, NARROW_COLUMNS)
+    written = 0
+    for level, model in _levels(apps):
+        model._base_manager.using(using).filter(daily, integration_id=integration_id).delete()
+        written += _insert_from(_summed(source, level), model, level.columns)
+    return written
 
 
 def lock_integrations(integration_ids: Iterable[int], using: str) -> None:
@@ -241,21 +288,22 @@ def refresh_days(
         daily_model._base_manager.using(using).filter(daily, integration_id=integration_id).delete()
         records = record_model._base_manager.using(using).filter(base, integration_id=integration_id)
         written = _insert_select(records, zone, daily_model)
-        _refresh_narrow(integration_id, daily, using, apps)
+        _refresh_levels(integration_id, daily, using, apps)
         return written
 
 
-def refresh_narrow(integration_id: int, days: Iterable[date]) -> int:
-    """Recompute an integration's narrow rollup rows for some local days from its UsageDaily
-    rows as they are (refresh_days does this itself; for UsageDaily rows written directly)."""
+def refresh_derived(integration_id: int, days: Iterable[date]) -> int:
+    """Recompute an integration's derived levels (narrow, project) for some local days from its
+    UsageDaily rows as they are (refresh_days does this itself; for UsageDaily rows written
+    directly)."""
     ranges = day_ranges(days)
     if not ranges:
         return 0
     _, daily = _range_filter(ranges, UTC)
-    using = router.db_for_write(_narrow_model())
+    using = router.db_for_write(NARROW.model())
     with transaction.atomic(using=using, savepoint=False):
         lock_integrations([integration_id], using)
-        return _refresh_narrow(integration_id, daily, using)
+        return _refresh_levels(integration_id, daily, using)
 
 
 def refresh_moments(integration, moments: Iterable[datetime]) -> int:
@@ -302,19 +350,25 @@ def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None =
     slices left empty. A slice that would go below zero shows a day out of step with the base
     rows (written without upkeep); those days are recomputed on the spot.
     """
-    from usage.models import UsageDaily, UsageDailyNarrow
+    from usage.models import UsageDaily
 
     moves = {key: value for key, value in moves.items() if value[0] or value[1]}
     if not moves:
         return 0
     using = using or router.db_for_write(UsageDaily)
-    # The same moves on the narrow rollup: summed per narrow slice (exact: Decimal + int).
-    narrow_at = [GROUP_COLUMNS.index(c) for c in NARROW_GROUP_COLUMNS]
-    narrow_moves: dict[tuple, list] = {}
-    for key, (quantity, count) in moves.items():
-        entry = narrow_moves.setdefault(tuple(key[i] for i in narrow_at), [Decimal(0), 0])
-        entry[0] += quantity
-        entry[1] += count
+    # The same moves on each derived level: summed per slice of the level (exact: Decimal + int).
+    tables: list[tuple[Any, tuple[str, ...], tuple[str, ...], Mapping[tuple, tuple[Decimal, int]]]] = [
+        (UsageDaily, COLUMNS, GROUP_COLUMNS, moves)
+    ]
+    for level, model in _levels():
+        at = [GROUP_COLUMNS.index(c) for c in level.group_columns]
+        summed: dict[tuple, list] = {}
+        for key, (quantity, count) in moves.items():
+            entry = summed.setdefault(tuple(key[i] for i in at), [Decimal(0), 0])
+            entry[0] += quantity
+            entry[1] += count
+        level_moves = {k: (v[0], v[1]) for k, v in summed.items() if v[0] or v[1]}
+        tables.append((model, level.columns, level.group_columns, level_moves))
     day_at = GROUP_COLUMNS.index("day")
     integration_at = GROUP_COLUMNS.index("integration_id")
     integrations = sorted({key[integration_at] for key in moves})
@@ -322,15 +376,7 @@ def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None =
     out_of_step: dict[int, set[date]] = {}
     with transaction.atomic(using=using, savepoint=False):
         lock_integrations(integrations, using)
-        for model, columns, group_columns, model_moves in (
-            (UsageDaily, COLUMNS, GROUP_COLUMNS, moves),
-            (
-                UsageDailyNarrow,
-                NARROW_COLUMNS,
-                NARROW_GROUP_COLUMNS,
-                {k: tuple(v) for k, v in narrow_moves.items() if v[0] or v[1]},
-            ),
-        ):
+        for model, columns, group_columns, model_moves in tables:
             for integration_id, stale in _apply_moves(
                 model, columns, group_columns, model_moves, integrations, days, using
             ).items():
@@ -442,7 +488,7 @@ def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps
             span = end + timedelta(days=1)
     with transaction.atomic(using=using):
         lock_integrations([integration_id], using)
-        for model in (daily_model, _narrow_model(apps)):
+        for model in (daily_model, *(model for _, model in _levels(apps))):
             stale = model._base_manager.using(using).filter(integration_id=integration_id)
             if kept_from is not None:
                 stale = stale.filter(day__gte=kept_from)
@@ -491,10 +537,16 @@ def rebuild_all(apps=None) -> int:
 def narrow_enough(columns: Iterable[str] | None) -> bool:
     """True when a query grouping and filtering by these columns (field names, `_id` or not)
     can read the narrow rollup: None means "unknown: any column"."""
+    return columns is not None and NARROW.covers(columns)
+
+
+def level_for(columns: Iterable[str] | None) -> Level | None:
+    """The first derived level (LEVELS: the total rollup, the narrow one, the project one)
+    holding every one of these columns; None: UsageDaily."""
     if columns is None:
-        return False
-    allowed = {c.removesuffix("_id") for c in NARROW_COLUMNS}
-    return all(c.removesuffix("_id") in allowed for c in columns)
+        return None
+    columns = tuple(columns)
+    return next((level for level in LEVELS if level.covers(columns)), None)
 
 
 def daily_for(workspace, columns: Iterable[str] | None = None) -> QuerySet:
@@ -506,13 +558,14 @@ def daily_for(workspace, columns: Iterable[str] | None = None) -> QuerySet:
     `day__gte`/`day__lte` on local dates; sum `quantity` per (metric, unit) as with base rows.
 
     `columns`: every column the caller will filter, group or read (besides quantity and rows).
-    When they are all the narrow rollup's (NARROW_COLUMNS), the rows come from
-    usage.UsageDailyNarrow: the same sums over several times fewer rows. Without `columns`,
-    UsageDaily (every dimension).
+    When they are all one derived level's (`level_for`: the total rollup, without dimensions,
+    else the narrow rollup, per model and region, else the project rollup), the rows come from it: the same sums over several times
+    fewer rows. Without `columns`, UsageDaily (every dimension).
     """
-    from usage.models import UsageDaily, UsageDailyNarrow
+    from usage.models import UsageDaily
 
-    model = UsageDailyNarrow if narrow_enough(columns) else UsageDaily
+    level = level_for(columns)
+    model = level.model() if level else UsageDaily
     rows = model.objects.filter(workspace_id=getattr(workspace, "pk", workspace))
     uncounted = _uncounted(workspace)
     return rows.exclude(integration_id__in=uncounted) if uncounted else rows
@@ -562,26 +615,31 @@ def totals_match(workspace) -> bool:
 
 
 def narrow_matches(workspace) -> bool:
-    """True when the narrow rollup equals UsageDaily summed to its columns (every slice)."""
-    from usage.models import UsageDaily, UsageDailyNarrow
+    """True when every derived level equals UsageDaily summed to its columns (every slice)."""
+    from usage.models import UsageDaily
 
     pk = getattr(workspace, "pk", workspace)
-    expected = {row[:-2]: row[-2:] for row in _narrowed(UsageDaily.objects.filter(workspace_id=pk)) if row[-1]}
-    found = {
-        row[:-2]: row[-2:]
-        for row in UsageDailyNarrow.objects.filter(workspace_id=pk)
-        .order_by()
-        .values_list(*NARROW_GROUP_COLUMNS, "quantity", "rows")
-    }
-    return expected == found
+    for level, model in _levels():
+        expected = {row[:-2]: row[-2:] for row in _summed(UsageDaily.objects.filter(workspace_id=pk), level) if row[-1]}
+        found = {
+            row[:-2]: row[-2:] for row in model.objects.filter(workspace_id=pk).order_by().values_list(*level.columns)
+        }
+        if expected != found:
+            return False
+    return True
+
+
+def fill_level(level: Level, apps=None, using: str | None = None) -> int:
+    """Build one derived level of every workspace from UsageDaily (the migration that creates
+    it): one INSERT … SELECT … GROUP BY."""
+    _, daily_model = _models(apps)
+    model = level.model(apps)
+    using = using or router.db_for_write(model)
+    with transaction.atomic(using=using):
+        model._base_manager.using(using).all().delete()
+        return _insert_from(_summed(daily_model._base_manager.using(using).all(), level), model, level.columns)
 
 
 def fill_narrow(apps=None, using: str | None = None) -> int:
-    """Build the narrow rollup of every workspace from UsageDaily (the migration that creates
-    it): one INSERT … SELECT … GROUP BY."""
-    _, daily_model = _models(apps)
-    narrow_model = _narrow_model(apps)
-    using = using or router.db_for_write(narrow_model)
-    with transaction.atomic(using=using):
-        narrow_model._base_manager.using(using).all().delete()
-        return _insert_from(_narrowed(daily_model._base_manager.using(using).all()), narrow_model, NARROW_COLUMNS)
+    """`fill_level` of the narrow rollup (its migration)."""
+    return fill_level(NARROW, apps, using)

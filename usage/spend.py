@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from usage.rollups import daily_for, local_day, zone_of
@@ -419,8 +419,30 @@ def unpriced(workspace, first: date, last: date, *, limit: int = 20) -> list[dic
     return unpriced_in(daily, limit=limit)
 
 
-def unpriced_in(daily, *, limit: int = 20) -> list[dict[str, Any]]:
-    """`unpriced` over any rollup rows (the explorer's filtered ones): one query."""
+def unpriced_in(daily, *, limit: int = 20, totals=None) -> list[dict[str, Any]]:
+    """`unpriced` over any rollup rows (the explorer's filtered ones): one query.
+
+    `totals`: the same rows on a smaller level (any that has integration, day and metric):
+    read first for the (integration, day)s without a reported `cost`, the only ones that can
+    hold unpriced usage; `daily` is then read for those integrations and days only (none:
+    nothing to read). The answer is the same; the per-model read shrinks to the days that need
+    it."""
+    if totals is not None and totals.model is not daily.model:  # (the same table: nothing to save)
+        uncovered = [
+            (integration, day)
+            for integration, day, cost in totals.order_by()
+            .values_list("integration_id", "day")
+            .annotate(cost=Count("pk", filter=Q(metric=COST)))
+            if not cost
+        ]
+        if not uncovered:
+            return []
+        days = [day for _, day in uncovered]
+        daily = daily.filter(
+            integration_id__in=sorted({integration for integration, _ in uncovered}),
+            day__gte=min(days),
+            day__lte=max(days),
+        )
     rows = list(daily.order_by().values_list(*UNPRICED_COLUMNS).annotate(total=Sum("quantity")))
     reported = {(r[0], r[1]) for r in rows if r[4] == COST}
     estimated = {(r[0], r[1], r[3]) for r in rows if r[4] == ESTIMATED_COST}

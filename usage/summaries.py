@@ -5,6 +5,7 @@ summary (by model, project and day). Queries, not views: the pages only render w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -29,10 +30,10 @@ def provider_name(slug: str) -> str:
 
 def attribution_summary(workspace: Any, key: str) -> dict[int, dict[str, Any]]:
     """rows, latest local day with usage and reported cost per application or license id, from
-    the daily rollups (one query)."""
+    the daily rollups (one query; no dimension: the total level)."""
     summary: dict[int, dict[str, Any]] = {}
     rows = (
-        daily_for(workspace)
+        daily_for(workspace, (key, "day", "metric", "unit"))
         .filter(**{f"{key}__isnull": False})
         .values(key, "metric", "unit")
         .annotate(rows=Sum("rows"), last=Max("day"), total=Sum("quantity"))
@@ -49,7 +50,8 @@ def attribution_summary(workspace: Any, key: str) -> dict[int, dict[str, Any]]:
 
 def attributed_rows(workspace: Any, **attribution: Any) -> int:
     """Usage rows attributed to something (from the rollups' counts)."""
-    return daily_for(workspace).filter(**attribution).aggregate(n=Sum("rows"))["n"] or 0
+    columns = tuple(name.split("__")[0] for name in attribution)
+    return daily_for(workspace, columns).filter(**attribution).aggregate(n=Sum("rows"))["n"] or 0
 
 
 # ---------------------------------------------------------------- unattributed usage
@@ -127,20 +129,24 @@ SUMMARY_TOP = 10
 SUMMARY_DAYS = 31
 
 
-def integration_usage_summary(days: Any, totals: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
-    """Totals by model, by project and by day for the filtered rollups (a few GROUP BYs over
-    UsageDaily, never the base table), and a bar per day of the headline metric."""
+def integration_usage_summary(
+    days_by: Callable[[str], Any], totals: list[dict[str, Any]], names: dict[str, str]
+) -> dict[str, Any]:
+    """Totals by model, by project and by day for the filtered rollups (a GROUP BY each, never
+    over the base table), and a bar per day of the headline metric. `days_by(dimension)` gives
+    the filtered rollup rows to group by that dimension: the caller picks the smallest level
+    holding it (the narrow rollup by model or day, the project rollup by project)."""
     present = [(t["metric"], t["unit"]) for t in totals]
     order = {metric: i for i, metric in enumerate(SUMMARY_PREFERENCE)}
     metrics = sorted(present, key=lambda mu: (order.get(mu[0], len(order)), mu))[:SUMMARY_METRICS]
     keys = Q()
     for metric, unit in metrics:
         keys |= Q(metric=metric, unit=unit)
-    chosen = days.filter(keys)
     head = metrics[0]
 
     def grouped(dimension: str, *, limit: int | None, by_head: bool) -> tuple[list[dict[str, Any]], int]:
         cells: dict[Any, dict[tuple[str, str], Any]] = {}
+        chosen = days_by(dimension).filter(keys)
         for row in chosen.values(dimension, "metric", "unit").annotate(total=Sum("quantity")).order_by():
             cells.setdefault(row[dimension], {})[(row["metric"], row["unit"])] = row["total"]
         if by_head:

@@ -66,16 +66,25 @@ def record_only(applied: dict[str, list[str]]) -> MigrationRecorder:
     return recorder
 
 
-def test_each_squash_replaces_the_whole_old_chain_and_is_its_apps_only_migration():
+def test_each_squash_replaces_the_whole_old_chain_and_is_its_apps_first_migration():
     disk = MigrationLoader(None, ignore_no_migrations=True).disk_migrations
     for app, names in OLD_CHAIN.items():
-        assert sorted(name for a, name in disk if a == app) == [SQUASHED[app]]
+        assert sorted(name for a, name in disk if a == app)[0] == SQUASHED[app]  # later ones follow it
+        assert not any(disk[key].replaces for key in disk if key[0] == app and key[1] != SQUASHED[app])
         assert disk[app, SQUASHED[app]].replaces == [(app, name) for name in names]
 
 
 @pytest.mark.django_db
 def test_an_install_that_applied_the_old_chain_sees_the_squashes_applied_and_runs_nothing():
     recorder = record_only(OLD_CHAIN)
+    # Migrations written after the squash are what such an install still runs: recorded here as
+    # applied too, so the plan shows whether the squashes themselves would run again.
+    disk = MigrationLoader(None, ignore_no_migrations=True).disk_migrations
+    newer = sorted(key for key in disk if key[0] in OLD_CHAIN and key[1] != SQUASHED[key[0]])
+    plan = MigrationExecutor(connection).migration_plan(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert sorted((m.app_label, m.name) for m, _ in plan) == newer
+    for app, name in newer:
+        recorder.record_applied(app, name)
     loader = MigrationLoader(connection)
     assert {(app, name) for app, name in SQUASHED.items()} <= set(loader.applied_migrations)
     executor = MigrationExecutor(connection)

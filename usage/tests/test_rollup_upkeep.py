@@ -18,7 +18,15 @@ from integrations.models import Integration, SyncRun
 from integrations.tests.restatement import import_rows
 from sandbox import openai as fake
 from usage import rollups, services
-from usage.models import AttributionRule, License, UsageDaily, UsageDailyNarrow, UsageRecord
+from usage.models import (
+    AttributionRule,
+    License,
+    UsageDaily,
+    UsageDailyNarrow,
+    UsageDailyProject,
+    UsageDailyTotal,
+    UsageRecord,
+)
 
 pytestmark = pytest.mark.django_db
 ZONE = "America/New_York"  # local days straddle UTC days: 05:00Z is midnight
@@ -46,10 +54,18 @@ def base_totals(workspace, *, by: tuple[str, ...] = ()) -> Counter:
     return totals
 
 
-def narrow_totals(workspace) -> Counter:
+def narrow_totals(workspace, model=UsageDailyNarrow, dimensions: tuple[str, ...] = ("model", "region")) -> Counter:
     totals: Counter = Counter()
-    for d in UsageDailyNarrow.objects.filter(workspace=workspace):
-        key = (d.integration_id, d.day, d.model, d.region, d.metric, d.unit, d.application_id, d.license_id)
+    for d in model.objects.filter(workspace=workspace):
+        key = (
+            d.integration_id,
+            d.day,
+            *(getattr(d, name) for name in dimensions),
+            d.metric,
+            d.unit,
+            d.application_id,
+            d.license_id,
+        )
         assert key not in totals, "one slice stored twice"
         totals[key] += d.quantity
         totals[("rows", *key)] += d.rows
@@ -74,6 +90,11 @@ def assert_rollups_match(workspace) -> Counter:
     # The narrow rollup, against the base table directly (not only against UsageDaily).
     assert narrow_totals(workspace) == base_totals(workspace, by=("model", "region"))
     assert not UsageDailyNarrow.objects.filter(rows__lte=0).exists()
+    # The other derived levels too: per project; without any dimension.
+    for model in (UsageDailyProject, UsageDailyTotal):
+        level = next(level for level in rollups.LEVELS if level.model() is model)
+        assert narrow_totals(workspace, model, level.dimensions) == base_totals(workspace, by=level.dimensions)
+        assert not model.objects.filter(rows__lte=0).exists()
     assert rollups.narrow_matches(workspace)
     return base
 
@@ -180,6 +201,8 @@ def test_deleting_an_integration_deletes_its_rollups(zoned, synced, admin_client
     assert admin_client.post(url, {"data_choice": "delete"}).status_code == 302
     assert not UsageDaily.objects.filter(integration_id=integration.pk).exists()
     assert not UsageDailyNarrow.objects.filter(integration_id=integration.pk).exists()
+    assert not UsageDailyProject.objects.filter(integration_id=integration.pk).exists()
+    assert not UsageDailyTotal.objects.filter(integration_id=integration.pk).exists()
     assert_rollups_match(zoned)
     assert UsageDaily.objects.get(integration=other).quantity == Decimal("2.5")
 

@@ -32,7 +32,7 @@ def put(integration, day: date, metric: str, quantity, unit: str = "USD", model:
         rows=1,
         application=application,
     )
-    rollups.refresh_narrow(integration.pk, [day])  # the narrow rollup pages may read instead
+    rollups.refresh_derived(integration.pk, [day])  # the narrow rollup pages may read instead
 
 
 # ------------------------------------------------------------------ periods

@@ -466,7 +466,11 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
         series_by_metric = {m: _as_team_points(points, teams) for m, points in series_by_metric.items()}
 
     # Spend (docs/architecture.md): one read of the money rollups over the previous period and this one.
-    spend_days = queries.daily(workspace, replace(filters, date_from=previous_span[0])) if previous_span else days
+    spend_days = (
+        queries.daily(workspace, replace(filters, date_from=previous_span[0]), group=query_group)
+        if previous_span
+        else days
+    )
     spend_all = spend.spend_rows(spend_days, query_group or None)
     if group == TEAM:
         spend_all = [replace(r, key=teams.get(r.key)) for r in spend_all]
@@ -487,7 +491,9 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
 
     previous_totals: dict[tuple[Any, str, str], Decimal] | None = None
     if previous_span:
-        before_days = queries.daily(workspace, replace(filters, date_from=previous_span[0], date_to=previous_span[1]))
+        before_days = queries.daily(
+            workspace, replace(filters, date_from=previous_span[0], date_to=previous_span[1]), group=query_group
+        )
         before = queries.totals(before_days, group=query_group)
         if group == TEAM:
             before = _as_team_totals(before, teams)
@@ -557,7 +563,12 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
             for amount in spend.Spend({**{c: spend.Amount(c) for c in (spent_before or {})}, **spent}).ordered()
         ],
         "spend_rows": _spend_table(spend_now, spend_before, names=names, group=group, params=params),
-        "unpriced": spend.unpriced_in(days),
+        # Unpriced usage is listed per model whatever the split: its own level (the narrow rollup
+        # unless a filter needs another dimension).
+        "unpriced": spend.unpriced_in(
+            queries.daily(workspace, filters, group="", reads=spend.UNPRICED_COLUMNS),
+            totals=queries.daily(workspace, filters, group=""),
+        ),
         "volumes": [
             {
                 "metric": m,
