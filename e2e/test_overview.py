@@ -14,35 +14,25 @@ import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 
-from accounts.models import Membership, Workspace
+from accounts.models import Workspace
+from e2e.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, Page, expect, sign_in
 from integrations.models import Integration
 from usage import rollups
 from usage.models import Application, Team, UsageRecord
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the fixtures skip (or fail in CI) with the reason
-    Page = Any  # type: ignore[misc,assignment]
-
 # The figures are December 2026's, seen on 6 December (whatever DOOW_TEST_CLOCK says).
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.clock("2026-12-06T12:00:00Z")]
 
-USERNAME = "ada"
-PASSWORD = "e2e-correct-horse-battery"
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
 @pytest.fixture
-def acme_with_spend(transactional_db: None) -> Workspace:
-    workspace = Workspace.objects.create(name="Acme Corp", slug="acme")
-    user = get_user_model().objects.create_user(username=USERNAME, password=PASSWORD, email="ada@example.com")
-    Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.ADMIN)
+def acme_with_spend(acme_admin: Workspace) -> Workspace:
+    workspace = acme_admin
     platform = Team.objects.create(workspace=workspace, name="Platform", cost_centre="CC-4100")
     bot = Application.objects.create(workspace=workspace, name="Support bot", team=platform)
     rows = []
@@ -105,12 +95,7 @@ def _shoot(page: Page, name: str, prefix: str = "overview") -> None:
 
 
 def test_sign_in_lands_on_the_overview_and_switches_the_split(page: Page, acme_with_spend: Workspace) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-
-    expect(page.get_by_role("heading", name="Spend overview", level=1)).to_be_visible()
+    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD, lands_on="Spend overview")
     assert page.url.endswith("/w/acme/")
     # Dec 1..6: $18.00 reported by OpenAI, $6.00 estimated for Groq
     expect(page.get_by_test_id("mtd-USD")).to_have_text("$24.00")
@@ -140,18 +125,10 @@ def test_sign_in_lands_on_the_overview_and_switches_the_split(page: Page, acme_w
     _shoot(page, "team")
 
 
-def _sign_in(page: Page) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Spend overview", level=1)).to_be_visible()
-
-
 def test_the_explorer_answers_with_spend_for_this_month_then_compares_and_splits_by_team(
     page: Page, acme_with_spend: Workspace
 ) -> None:
-    _sign_in(page)
+    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD, lands_on="Spend overview")
     page.get_by_role("link", name="Explore usage").click()
     expect(page.get_by_role("heading", name="Usage", level=1)).to_be_visible()
     dates = page.get_by_role("navigation", name="Dates")
