@@ -11,8 +11,7 @@ is photographed at a desktop (1280×800) and a phone (390×844) size.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,9 @@ from django.conf import settings
 
 from accounts.models import Workspace
 from e2e.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, Page, expect, sign_in
-from integrations.models import Integration
-from usage import rollups
-from usage.models import Application, Team, UsageRecord
+from integrations.testing import make_integration
+from usage.models import Application, Team
+from usage.testing import make_record
 
 # The figures are December 2026's, seen on 6 December (whatever DOOW_TEST_CLOCK says).
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.clock("2026-12-06T12:00:00Z")]
@@ -35,53 +34,23 @@ def acme_with_spend(acme_admin: Workspace) -> Workspace:
     workspace = acme_admin
     platform = Team.objects.create(workspace=workspace, name="Platform", cost_centre="CC-4100")
     bot = Application.objects.create(workspace=workspace, name="Support bot", team=platform)
-    rows = []
+    # A day's spend: in November $2.00 from OpenAI and $0.50 for Groq, on 1-6 December $3.00 and $1.00.
+    daily = {("openai", 11): "2", ("groq", 11): "0.5", ("openai", 12): "3", ("groq", 12): "1"}
     for name, provider, metric in (("OpenAI prod", "openai", "cost"), ("Groq", "groq", "estimated_cost")):
-        integration = Integration(workspace=workspace, provider=provider, name=name, data_through=datetime.now(UTC))
-        integration.set_credential({"api_key": f"sk-admin-e2e-overview-{provider}"})
-        integration.save()
-        for d in range(1, 31):
-            day = datetime(2026, 11, d, 9, tzinfo=UTC)
-            rows.append(
-                _row(
-                    integration,
-                    day,
-                    metric,
-                    Decimal(2) if provider == "openai" else Decimal("0.5"),
-                    bot if provider == "groq" else None,
-                )
-            )
-        for d in range(1, 7):
-            day = datetime(2026, 12, d, 9, tzinfo=UTC)
-            rows.append(
-                _row(
-                    integration,
-                    day,
-                    metric,
-                    Decimal(3) if provider == "openai" else Decimal(1),
-                    bot if provider == "groq" else None,
-                )
-            )
-    UsageRecord.objects.bulk_create(rows)
-    rollups.rebuild_workspace(workspace)
+        integration = make_integration(
+            workspace,
+            name,
+            provider,
+            credential={"api_key": f"sk-admin-e2e-overview-{provider}"},
+            data_through=datetime.now(UTC),
+        )
+        model = "gpt-4o" if provider == "openai" else "llama-3.3-70b"
+        application = bot if provider == "groq" else None
+        for month, days in ((11, 30), (12, 6)):
+            for d in range(1, days + 1):
+                day = datetime(2026, month, d, 9, tzinfo=UTC)
+                make_record(integration, day, metric, daily[provider, month], model=model, application=application)
     return workspace
-
-
-def _row(
-    integration: Integration, day: datetime, metric: str, quantity: Decimal, application: Application | None
-) -> UsageRecord:
-    return UsageRecord(
-        workspace_id=integration.workspace_id,
-        integration=integration,
-        provider=integration.provider,
-        bucket_start=day,
-        bucket_end=day + timedelta(hours=1),
-        model="gpt-4o" if integration.provider == "openai" else "llama-3.3-70b",
-        metric=metric,
-        quantity=quantity,
-        unit="USD",
-        application=application,
-    )
 
 
 def _shoot(page: Page, name: str, prefix: str = "overview") -> None:
@@ -105,24 +74,26 @@ def test_sign_in_lands_on_the_overview_and_switches_the_split(page: Page, acme_w
     expect(page.locator("#overview-chart canvas")).to_be_visible()  # the chart drew (the box unhides)
     _shoot(page, "provider")
 
-    split = page.get_by_role("navigation", name="Split by")
-    split.get_by_role("link", name="Application").click()
-    expect(page.get_by_text("Daily spend by application")).to_be_visible()
-    expect(split.get_by_role("link", name="Application")).to_have_attribute("aria-current", "true")
-    assert page.url.endswith("/w/acme/?by=application")
-    page.locator("#overview-chart summary").click()
+    _split_by(page, "Application")
     expect(page.locator("#overview-chart table")).to_contain_text("Support bot")
     _shoot(page, "application")
 
     # Spend by team: the Support bot belongs to Platform; OpenAI's usage has no application.
-    split.get_by_role("link", name="Team").click()
-    expect(page.get_by_text("Daily spend by team")).to_be_visible()
-    expect(split.get_by_role("link", name="Team")).to_have_attribute("aria-current", "true")
-    assert page.url.endswith("/w/acme/?by=team")
-    page.locator("#overview-chart summary").click()
+    _split_by(page, "Team")
     expect(page.locator("#overview-chart table thead")).to_contain_text("Platform")
     expect(page.locator("#overview-chart table thead")).to_contain_text("No team")
     _shoot(page, "team")
+
+
+def _split_by(page: Page, label: str) -> None:
+    """Switch the overview chart's split to `label` (htmx): its heading, the current link and the
+    URL follow. Then open the chart's table."""
+    split = page.get_by_role("navigation", name="Split by")
+    split.get_by_role("link", name=label).click()
+    expect(page.get_by_text(f"Daily spend by {label.lower()}")).to_be_visible()
+    expect(split.get_by_role("link", name=label)).to_have_attribute("aria-current", "true")
+    assert page.url.endswith(f"/w/acme/?by={label.lower()}")
+    page.locator("#overview-chart summary").click()
 
 
 def test_the_explorer_answers_with_spend_for_this_month_then_compares_and_splits_by_team(
