@@ -3,20 +3,15 @@ workspace landing page is the spend overview (usage/views/overview.py)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 
 from accounts.forms import WorkspaceGeneralForm
 from accounts.permissions import SESSION_WORKSPACE_KEY, WorkspaceRequest, workspace_view
-
-# Say so when a queued rebuild has waited this long: no worker is running.
-QUEUED_PATIENCE = timedelta(minutes=2)
+from doow.jobs import job_progress
 
 
 @login_required
@@ -35,13 +30,7 @@ def _rebuild_context(request: WorkspaceRequest) -> dict:
     from usage.rollup_jobs import rollup_rebuild_latest
 
     job = rollup_rebuild_latest(workspace=request.workspace)
-    active = job is not None and job.is_active
-    stalled = (
-        active
-        and job is not None
-        and job.status == job.Status.QUEUED
-        and timezone.now() - job.created_at > QUEUED_PATIENCE
-    )
+    active, stalled = job_progress(job)
     return {"rebuild": job, "rebuild_active": active, "rebuild_stalled": stalled}
 
 

@@ -8,12 +8,26 @@ here is a registered task. See docs/architecture.md.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from celery import Task
 from django.db import transaction
+from django.utils import timezone
 
 from doow.celery import app
+
+# A job still queued after this long means no worker is taking jobs: the page says so.
+QUEUED_PATIENCE = timedelta(minutes=2)
+
+
+def job_progress(job: Any) -> tuple[bool, bool]:
+    """(active, stalled) of a workspace's background job as its page shows it (`job` None: there
+    is none): active while it is queued or running, stalled while it has waited in the queue
+    longer than QUEUED_PATIENCE."""
+    active = job is not None and job.is_active
+    stalled = active and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    return active, stalled
 
 
 def task_named(name: str) -> Task:
