@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
@@ -66,15 +68,20 @@ def budget_delete(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return render(request, "alerts/budget_delete.html", {"settings_section": "budgets", "budget": budget})
 
 
+def _set_mute(request: WorkspaceRequest, **target: Any) -> None:
+    """Mute the alerts of `target` (budget= or integration=) when the form says mute=1, else unmute them."""
+    if request.POST.get("mute") == "1":
+        Mute.objects.get_or_create(workspace=request.workspace, **target)
+    else:
+        Mute.objects.filter(workspace=request.workspace, **target).delete()
+
+
 @workspace_view(admin=True)
 def budget_mute(request: WorkspaceRequest, pk: int) -> HttpResponse:
     budget = get_object_or_404(request.workspace.budgets, pk=pk)  # another workspace's: 404 before 405
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    if request.POST.get("mute") == "1":
-        Mute.objects.get_or_create(workspace=request.workspace, budget=budget)
-    else:
-        Mute.objects.filter(workspace=request.workspace, budget=budget).delete()
+    _set_mute(request, budget=budget)
     return redirect(_budgets_url(request))
 
 
@@ -83,10 +90,7 @@ def integration_mute(request: WorkspaceRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(request.workspace.integrations, pk=pk)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    if request.POST.get("mute") == "1":
-        Mute.objects.get_or_create(workspace=request.workspace, integration=integration)
-    else:
-        Mute.objects.filter(workspace=request.workspace, integration=integration).delete()
+    _set_mute(request, integration=integration)
     return redirect(reverse("alerts:notifications", kwargs={"ws": request.workspace.slug}))
 
 

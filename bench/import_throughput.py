@@ -16,25 +16,18 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import resource
 import sqlite3
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
-tmp = tempfile.mkdtemp(prefix="doow-bench-")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
-os.environ.update(DEBUG="true", DOOW_ALLOW_PRIVATE_ENDPOINTS="true", CELERY_BROKER_URL="memory://", DOOW_ENV_FILE="")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "doow.settings")
+from bench.django_setup import start  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+tmp = start()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
@@ -64,7 +57,7 @@ def make_csv(rows: int) -> bytes:
 
 def reference(rows: int, columns: int) -> float:
     """Seconds for sqlite3.executemany of `rows` rows into a bare table in a temp file."""
-    db = sqlite3.connect(Path(tmp) / "reference.sqlite3")
+    db = sqlite3.connect(tmp / "reference.sqlite3")
     db.execute(f"CREATE TABLE t ({', '.join(f'c{i}' for i in range(columns))})")
     values = [tuple(f"value-{r}-{c}" for c in range(columns)) for r in range(rows)]
     started = time.perf_counter()

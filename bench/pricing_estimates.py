@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,14 +22,9 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
-tmp = tempfile.mkdtemp(prefix="doow-bench-")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
-os.environ.update(DEBUG="true", DOOW_ALLOW_PRIVATE_ENDPOINTS="true", CELERY_BROKER_URL="memory://", DOOW_ENV_FILE="")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "doow.settings")
+from bench.django_setup import start  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+start()
 
 from django.core.management import call_command  # noqa: E402
 

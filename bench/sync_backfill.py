@@ -11,22 +11,15 @@ upsert, one SELECT of the rows the answer no longer holds, and a DELETE only whe
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
-tmp = tempfile.mkdtemp(prefix="doow-bench-")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
-os.environ.update(DEBUG="true", DOOW_ALLOW_PRIVATE_ENDPOINTS="true", CELERY_BROKER_URL="memory://")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "doow.settings")
+from bench.django_setup import start  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+start(read_env_file=True)
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402

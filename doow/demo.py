@@ -23,6 +23,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from accounts.models import Workspace
+    from integrations.models import Integration
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV_FILE = BASE_DIR / "var" / "demo.env"
@@ -73,7 +78,6 @@ def seed(sandbox_url: str) -> tuple[str, str]:
     from django.contrib.auth import get_user_model
 
     from accounts.models import Membership, Workspace
-    from integrations import services
     from sandbox.demo import demo_integrations
 
     workspace, _ = Workspace.objects.get_or_create(slug="acme", defaults={"name": "Acme Corp"})
@@ -86,19 +90,27 @@ def seed(sandbox_url: str) -> tuple[str, str]:
     for spec in demo_integrations(sandbox_url):
         integration = workspace.integrations.filter(provider=spec["provider"], name=spec["name"]).first()
         if integration is None:
-            integration = services.integration_create(
-                workspace=workspace,
-                provider_slug=spec["provider"],
-                name=spec["name"],
-                credential=spec["credential"],
-                settings=spec["settings"],
-                created_by=user,
-            )
+            connect(workspace, spec, created_by=user)
         elif integration.settings != spec["settings"]:
             # The sandbox port may differ between runs.
             integration.settings = spec["settings"]
             integration.save(update_fields=["settings"])
     return user.username, password
+
+
+def connect(workspace: Workspace, spec: dict[str, Any], *, created_by: Any = None) -> Integration:
+    """Connect one of `sandbox.demo.demo_integrations` in `workspace`, verified as the Connect
+    form does; returns the Integration."""
+    from integrations import services
+
+    return services.integration_create(
+        workspace=workspace,
+        provider_slug=spec["provider"],
+        name=spec["name"],
+        credential=spec["credential"],
+        settings=spec["settings"],
+        created_by=created_by,
+    )
 
 
 class Services:

@@ -17,6 +17,18 @@ from django.utils import timezone
 
 from doow.celery import app
 
+# A job still queued after this long means no worker is taking jobs: the page says so.
+QUEUED_PATIENCE = timedelta(minutes=2)
+
+
+def job_progress(job: Any) -> tuple[bool, bool]:
+    """(active, stalled) of a workspace's background job as its page shows it (`job` None: there
+    is none): active while it is queued or running, stalled while it has waited in the queue
+    longer than QUEUED_PATIENCE."""
+    active = job is not None and job.is_active
+    stalled = active and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    return active, stalled
+
 
 def task_named(name: str) -> Task:
     """The registered Celery task `name`, importing the apps' task modules on first use (a web
@@ -29,17 +41,3 @@ def task_named(name: str) -> Task:
 def enqueue_on_commit(name: str, *args: Any) -> None:
     """Send task `name` with `args` once the current transaction commits (at once outside one)."""
     transaction.on_commit(lambda: task_named(name).delay(*args))
-
-
-# A job still queued this long after it was asked for: no worker took it (the page says to check
-# the worker).
-QUEUED_PATIENCE = timedelta(minutes=2)
-
-
-def job_progress(job: Any) -> tuple[bool, bool]:
-    """(active, stalled) for a page showing a workspace's latest background job (a
-    usage.models.BackgroundJob, or None): active while queued or running; stalled while still
-    queued QUEUED_PATIENCE after it was created."""
-    active = job is not None and job.is_active
-    stalled = active and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
-    return active, stalled

@@ -261,27 +261,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The beat schedule lives here and only here; the DatabaseScheduler installs it in the database.
+# Each entry: the task, every how many seconds, and when an unstarted run expires (seconds).
 CELERY_BEAT_SCHEDULE = {
-    "dispatch-due-syncs": {
-        "task": "integrations.tasks.dispatch_due_syncs",
-        "schedule": 60.0,
-        "options": {"expires": 55},
-    },
-    "expire-usage-imports": {
-        "task": "usage.tasks.expire_usage_imports",
-        "schedule": 3600.0,
-        "options": {"expires": 3300},
-    },
-    "manage-usage-partitions": {
-        "task": "usage.tasks.manage_usage_partitions",
-        "schedule": 86400.0,
-        "options": {"expires": 82800},
-    },
-    "evaluate-alerts": {
-        "task": "alerts.tasks.evaluate_alerts",
-        "schedule": 900.0,
-        "options": {"expires": 840},
-    },
+    name: {"task": task, "schedule": every, "options": {"expires": expires}}
+    for name, task, every, expires in (
+        ("dispatch-due-syncs", "integrations.tasks.dispatch_due_syncs", 60.0, 55),
+        ("expire-usage-imports", "usage.tasks.expire_usage_imports", 3600.0, 3300),
+        ("manage-usage-partitions", "usage.tasks.manage_usage_partitions", 86400.0, 82800),
+        ("evaluate-alerts", "alerts.tasks.evaluate_alerts", 900.0, 840),
+    )
 }
 
 # The AWS account Doow's own credentials belong to: printed in the trust policy admins paste.

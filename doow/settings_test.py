@@ -29,17 +29,9 @@ if os.environ.get("DOOW_TEST_CLOCK_OFFSET"):
 # A test that runs a real worker on the filesystem broker gives it (and itself) a private
 # broker directory, so it never reads the demo's queue or another test run's.
 if os.environ.get("DOOW_TEST_BROKER_DIR") and CELERY_BROKER_URL.startswith("filesystem"):  # noqa: F405
-    _broker = Path(os.environ["DOOW_TEST_BROKER_DIR"])
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker / "queue"),
-        "data_folder_out": str(_broker / "queue"),
-        "processed_folder": str(_broker / "processed"),
-        "control_folder": str(_broker / "control"),
-        "store_processed": False,
-        "polling_interval": 0.2,
-    }
-    for _folder in ("queue", "processed", "control"):
-        (_broker / _folder).mkdir(parents=True, exist_ok=True)
+    from doow.testing import filesystem_broker_options
+
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(Path(os.environ["DOOW_TEST_BROKER_DIR"]))
 
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

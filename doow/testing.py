@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import time_machine
 from django.db import connection, connections
@@ -25,6 +26,22 @@ def database_url() -> str:
         return f"sqlite:///{s['NAME']}"
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def filesystem_broker_options(folder: Path) -> dict[str, Any]:
+    """Kombu's filesystem-transport options for a private broker in `folder`, its queue/,
+    processed/ and control/ folders made: what a test that runs a real worker gives the worker
+    (doow/settings_test.py reads DOOW_TEST_BROKER_DIR) and its own connection."""
+    for name in ("queue", "processed", "control"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
 
 
 def real_time() -> float:

@@ -16,6 +16,15 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from accounts.models import Membership, Workspace
+
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:  # the `playwright` fixture skips (or, in CI, fails) and says how to install it
+    Page = Any  # type: ignore[assignment,misc]
+    expect = None
 
 CHROMIUM = os.environ.get("DOOW_E2E_CHROMIUM", "/usr/bin/chromium")
 # The machine may have no network: without the background-networking flags Chromium keeps
@@ -31,6 +40,11 @@ CHROMIUM_ARGS = (
 # Generous for a slow CI machine: the longest step, Sync now of 30 days, takes ~5 s here.
 TIMEOUT_MS = 60_000
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+# Acme's admin who signs in with a password through the form, like a person would (`acme_admin`).
+ADMIN_USERNAME = "ada"
+ADMIN_PASSWORD = "e2e-correct-horse-battery"
 
 
 def _unavailable(reason: str) -> None:
@@ -115,3 +129,46 @@ def screenshot(page: Any) -> Any:
         return path
 
     return take
+
+
+@pytest.fixture
+def acme_admin(transactional_db: None) -> Workspace:
+    """Acme Corp with one admin, ADMIN_USERNAME, who signs in with ADMIN_PASSWORD."""
+    workspace = Workspace.objects.create(name="Acme Corp", slug="acme")
+    user = get_user_model().objects.create_user(
+        username=ADMIN_USERNAME, password=ADMIN_PASSWORD, email=f"{ADMIN_USERNAME}@example.com"
+    )
+    Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.ADMIN)
+    return workspace
+
+
+# ---------------------------------------------------------------- steps the tests share
+def fill_sign_in(page: Page, username: str, password: str) -> None:
+    """Type the credentials into the sign-in form on the page (not submitted yet)."""
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+
+
+def sign_in(page: Page, username: str, password: str, *, lands_on: str | None = None) -> None:
+    """Sign in through the form the signed-out home page shows, and wait for the page it lands
+    on: its level-1 heading (named `lands_on` when given) is visible."""
+    page.goto("/")
+    fill_sign_in(page, username, password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name=lands_on, level=1)).to_be_visible()
+
+
+def page_width(page: Page) -> int:
+    """The page's own scroll width, once its stylesheets have applied (text can be in the DOM
+    before they have, and the unstyled page is wider)."""
+    page.wait_for_load_state("load")
+    return int(page.evaluate("document.documentElement.scrollWidth"))
+
+
+def fits_both_sizes(page: Page, screenshot: Any, name: str) -> None:
+    """At 390 px and at 1280 px the page never scrolls sideways; saved at both sizes as
+    `<name>-phone` and `<name>-desktop` (the viewport is left at the desktop size)."""
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        assert page_width(page) <= size["width"], f"{name} at {label}"
+        screenshot(f"{name}-{label}")

@@ -20,17 +20,9 @@ import pytest
 from accounts.models import Membership, Workspace
 from alerts.models import AnomalyRule, Webhook
 from conftest import PASSWORD
-
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the `playwright` fixture skips (or, in CI, fails) and says how to install it
-    Page = Any  # type: ignore[assignment,misc]
-    expect = None
+from e2e.conftest import DESKTOP, PHONE, Page, expect, page_width, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
 
 
 @pytest.fixture
@@ -55,25 +47,13 @@ def receiver() -> Iterator[tuple[str, list[dict]]]:
     server.server_close()
 
 
-def sign_in(page: Page, username: str) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
-
-
-def fits(page: Page, width: int) -> bool:
-    return int(page.evaluate("document.documentElement.scrollWidth")) <= width
-
-
 def test_admin_sets_the_anomaly_rule_and_a_webhook(
     page: Page, admin_user: Any, workspace: Workspace, receiver, screenshot: Any
 ) -> None:
     url, received = receiver
     assert Membership.objects.filter(user=admin_user, workspace=workspace, role=Membership.Role.ADMIN).exists()
     page.set_viewport_size(DESKTOP)
-    sign_in(page, admin_user.username)
+    sign_in(page, admin_user.username, PASSWORD)
 
     page.goto(f"/w/{workspace.slug}/settings/anomaly-rule/")
     page.get_by_label("Times the median").fill("2")
@@ -104,5 +84,5 @@ def test_admin_sets_the_anomaly_rule_and_a_webhook(
     for name, path in (("anomaly-rule", "anomaly-rule/"), ("webhook-log", "webhook/")):
         page.goto(f"/w/{workspace.slug}/settings/{path}")
         page.wait_for_load_state("networkidle")
-        assert fits(page, PHONE["width"]), name
+        assert page_width(page) <= PHONE["width"], name
         screenshot(f"390-{name}")

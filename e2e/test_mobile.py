@@ -18,20 +18,12 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from doow.demo import seed
+from e2e.conftest import DESKTOP, PHONE, Page, expect, page_width, sign_in
 from integrations import engine
 from integrations.models import Integration, SyncRun
 from usage.models import UsageRecord
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the `playwright` fixture skips (or, in CI, fails) and says how to install it
-    Page = Any  # type: ignore[assignment,misc]
-    expect = None
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
 
 
 @pytest.fixture
@@ -45,18 +37,6 @@ def demo_workspace(transactional_db: None, sandbox: Any) -> tuple[Workspace, str
             integration_id=integration.pk, since=until - timedelta(days=3), until=until, trigger=SyncRun.Trigger.COMMAND
         )
     return workspace, username, password
-
-
-def sign_in(page: Page, username: str, password: str) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
-
-
-def page_width(page: Page) -> int:
-    return int(page.evaluate("document.documentElement.scrollWidth"))
 
 
 def test_every_page_fits_390px_and_the_menu_opens(

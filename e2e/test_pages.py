@@ -20,21 +20,14 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounts.models import Membership, Workspace
+from e2e.conftest import Page, expect, fits_both_sizes, sign_in
 from integrations.models import Integration, IntegrationEvent
 from usage import rollups
 from usage.models import UsageRecord
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the `playwright` fixture skips (or, in CI, fails) and says how to install it
-    Page = Any  # type: ignore[assignment,misc]
-    expect = None
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "correct horse battery staple"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
 
 
 @pytest.fixture
@@ -68,27 +61,10 @@ def integration(transactional_db: None) -> Integration:
     return integration
 
 
-def sign_in(page: Page) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill("ada")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
-
-
-def fits_a_phone(page: Page, screenshot: Any, name: str) -> None:
-    """Saved at both sizes; at 390 px the page itself never scrolls sideways."""
-    screenshot(f"{name}-desktop")
-    page.set_viewport_size(PHONE)
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
-    screenshot(f"{name}-phone")
-    page.set_viewport_size(DESKTOP)
-
-
 def test_integration_page_event_log_rule_preview_and_copy(
     page: Page, integration: Integration, screenshot: Any
 ) -> None:
-    sign_in(page)
+    sign_in(page, "ada", PASSWORD)
     detail = f"/w/acme/settings/integrations/{integration.pk}/"
     page.goto(detail)
 
@@ -112,7 +88,7 @@ def test_integration_page_event_log_rule_preview_and_copy(
     # Screenshots last on a page: Playwright leaves an empty style="" on inputs it hid the caret
     # of, which an htmx swap would then copy (and the CSP refuse).
     page.goto(detail)
-    fits_a_phone(page, screenshot, "integration-page")
+    fits_both_sizes(page, screenshot, "integration-page")
 
     # View all events: its own page, paginated, filterable.
     page.goto(detail)
@@ -120,7 +96,7 @@ def test_integration_page_event_log_rule_preview_and_copy(
     expect(page.get_by_role("heading", name="Event log", level=1)).to_be_visible()
     expect(page.locator("#usage")).to_have_count(0)
     expect(page.locator("tbody tr")).to_have_count(12)
-    fits_a_phone(page, screenshot, "event-log")
+    fits_both_sizes(page, screenshot, "event-log")
 
     # A rule from an unattributed group previews what it takes, and follows the fields.
     page.goto("/w/acme/settings/unattributed/")
@@ -132,7 +108,7 @@ def test_integration_page_event_log_rule_preview_and_copy(
     page.get_by_label("Model", exact=True).fill("gpt-4o*")
     expect(page.locator("#rule-preview-result")).to_contain_text("288 rows would go to this rule")
     expect(page.locator("#rule-preview-result")).to_contain_text("$180.00")
-    fits_a_phone(page, screenshot, "rule-preview")
+    fits_both_sizes(page, screenshot, "rule-preview")
 
     # The AWS trust policy: whole, and one click copies it.
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
@@ -141,4 +117,4 @@ def test_integration_page_event_log_rule_preview_and_copy(
     expect(page.locator("[data-copy=setup-code-1]")).to_have_text("Copied")
     copied = page.evaluate("navigator.clipboard.readText()")
     assert '"sts:AssumeRole"' in copied and '"sts:ExternalId"' in copied
-    fits_a_phone(page, screenshot, "aws-setup")
+    fits_both_sizes(page, screenshot, "aws-setup")

@@ -18,13 +18,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import Membership, Workspace
+from e2e.conftest import Page, expect, fill_sign_in
 from integrations.models import Integration
-
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the `playwright` fixture skips (or, in CI, fails) and says how to install it
-    Page = Any  # type: ignore[assignment,misc]
-    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -56,8 +51,7 @@ def test_pages_and_admin_work_under_the_policy(
     response = page.goto("/login/")
     policy = response.headers["content-security-policy"]
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password").fill(PASSWORD)
+    fill_sign_in(page, USERNAME, PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     # The overview (where sign-in lands) draws its chart and swaps the split under the policy.
     expect(page.get_by_role("heading", name="Spend overview", level=1)).to_be_visible()

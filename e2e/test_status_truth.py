@@ -13,29 +13,12 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from accounts.models import Membership, Workspace
+from accounts.models import Workspace
+from e2e.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, Page, expect, sign_in
 from integrations.models import Integration
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the `playwright` fixture skips (or, in CI, fails) and says how to install it
-    Page = Any  # type: ignore[assignment,misc]
-    expect = None
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-USERNAME = "ada"
-PASSWORD = "e2e-correct-horse-battery"
-
-
-@pytest.fixture
-def acme_admin(transactional_db: None) -> Workspace:
-    workspace = Workspace.objects.create(name="Acme Corp", slug="acme")
-    user = get_user_model().objects.create_user(username=USERNAME, password=PASSWORD, email="ada@example.com")
-    Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.ADMIN)
-    return workspace
 
 
 def fill_connect_form(page: Page, sandbox: Any, name: str) -> None:
@@ -49,12 +32,8 @@ def fill_connect_form(page: Page, sandbox: Any, name: str) -> None:
 def test_duplicate_refused_then_split_and_a_refused_test_shows(
     page: Page, sandbox: Any, acme_admin: Workspace, screenshot: Any
 ) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
     # Sign-in lands on the spend overview, the workspace home.
-    expect(page.get_by_role("heading", name="Spend overview", level=1)).to_be_visible()
+    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD, lands_on="Spend overview")
 
     fill_connect_form(page, sandbox, "OpenAI production")
     page.get_by_role("button", name="Verify and connect").click()

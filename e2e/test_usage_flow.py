@@ -30,24 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from accounts.models import Membership, Workspace
+from accounts.models import Workspace
 from doow.templatetags.formats import compact
+from e2e.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, Page, expect, fill_sign_in
 from integrations.models import Integration, SyncRun
 from sandbox import openai as sandbox_openai
 from usage.models import UsageRecord
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the `playwright` fixture skips (or, in CI, fails) and says how to install it
-    Page = Any  # type: ignore[assignment,misc]
-    expect = None
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-USERNAME = "ada"
-PASSWORD = "e2e-correct-horse-battery"
 # The export contract of docs/architecture.md ("Management commands"), spelled out rather than imported,
 # so a change to the exporter cannot silently change what this test expects.
 CSV_COLUMNS = [
@@ -62,15 +54,6 @@ APPLICATION = "Support Bot"
 ISO_HOUR = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:00:00Z")  # OpenAI buckets are hours (costs: days)
 
 Screenshot = Callable[[str], Path]
-
-
-@pytest.fixture
-def acme_admin(transactional_db: None) -> Workspace:
-    """Acme Corp with one admin who signs in with a password, like a person would."""
-    workspace = Workspace.objects.create(name="Acme Corp", slug="acme")
-    user = get_user_model().objects.create_user(username=USERNAME, password=PASSWORD, email="ada@example.com")
-    Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.ADMIN)
-    return workspace
 
 
 def test_sign_in_connect_sync_attribute_and_export(
@@ -88,8 +71,7 @@ def test_sign_in_connect_sync_attribute_and_export(
 def sign_in(page: Page, screenshot: Screenshot) -> None:
     page.goto("/")  # signed out: the home page sends us to the sign-in form
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password").fill(PASSWORD)
+    fill_sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
     screenshot("sign-in")
     page.get_by_role("button", name="Sign in").click()
     # Everyone lands on the spend overview; an admin goes on to Company Settings from the top bar.

@@ -274,21 +274,16 @@ STORED: tuple[Stored, ...] = (
         authress(f"  {D1} ,  /r  , GET ,  5  "),
         frozenset({day(D1, "5", "/r", "GET")}),
     ),
-    Stored(
-        "formula-looking cells (stored as written)",
-        doow(*(cell(resource=f, operation=f"op{i}") for i, f in enumerate(FORMULAS))),
-        frozenset(
-            row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1", resource=f, operation=f"op{i}")
-            for i, f in enumerate(FORMULAS)
-        ),
-    ),
-    Stored(
-        "markup and injection strings (stored as written)",
-        doow(*(cell(resource=m, operation=f"op{i}") for i, m in enumerate(MARKUP))),
-        frozenset(
-            row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1", resource=m, operation=f"op{i}")
-            for i, m in enumerate(MARKUP)
-        ),
+    *(
+        Stored(
+            f"{what} (stored as written)",
+            doow(*(cell(resource=text, operation=f"op{i}") for i, text in enumerate(texts))),
+            frozenset(
+                row(f"{D1}T00:00:00Z", f"{D1}T01:00:00Z", "api_calls", "1", resource=text, operation=f"op{i}")
+                for i, text in enumerate(texts)
+            ),
+        )
+        for what, texts in (("formula-looking cells", FORMULAS), ("markup and injection strings", MARKUP))
     ),
     Stored(
         "bidi controls, zero-width characters and emoji",

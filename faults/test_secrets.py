@@ -26,6 +26,7 @@ from faults.leaks import NEVER_SENT, SENT_AS_IS, Secrets, every_log_record, log_
 from faults.urlsweep import DJANGO_ADMIN, PUBLIC, SweepError, Target, build_url, classify, sweepable_routes
 from faults.world import SweepClient, World, body
 from integrations.models import Integration, IntegrationEvent, SyncRun
+from integrations.providers.aws_bedrock.tests.conftest import aws_env  # noqa: F401 - the fixture, for moto
 from integrations.providers.registry import PROVIDERS
 from sandbox.demo import demo_integrations
 
@@ -50,19 +51,6 @@ def connections(sandbox_url: str) -> list[dict]:
         "settings": {"regions": "us-east-1"},
     }
     return list(found.values())
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    """moto in-process, with nothing read from the host's AWS configuration."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @contextmanager
@@ -121,8 +109,9 @@ def test_the_leak_search_finds_every_variant_of_a_secret():
     assert parts and all(len(p) >= 40 and "@" not in p for p in parts)  # private key lines, not the e-mail
 
 
+@pytest.mark.usefixtures("aws_env")  # moto: Doow's own AWS credentials, nothing read from the host
 def test_no_secret_appears_in_pages_logs_events_exports_or_admin(
-    world: World, sandbox, aws, django_capture_on_commit_callbacks
+    world: World, sandbox, django_capture_on_commit_callbacks
 ):
     admin_client = world.client(world.victim.admin)
     secrets = Secrets()

@@ -307,6 +307,17 @@ def _rule(tenant: Tenant) -> dict[str, str]:
     return {"provider": "openai", "model": "pwned*", "application": str(tenant.ids["application"]), "priority": "5"}
 
 
+def _budget(tenant: Tenant) -> dict[str, str]:
+    return {
+        "name": "pwned",
+        "scope": "workspace",
+        "amount": "1",
+        "currency": "USD",
+        "warn_percent": "80",
+        "exceed_percent": "100",
+    }
+
+
 # A POST that would succeed for the tenant's admin, so "an outsider's POST changed nothing"
 # cannot pass merely because the form was empty. test_url_sweep proves each one writes.
 PAYLOADS: dict[str, Callable[[Tenant], dict[str, object]]] = {
@@ -330,22 +341,8 @@ PAYLOADS: dict[str, Callable[[Tenant], dict[str, object]]] = {
     "usage_settings:rule_add": _rule,
     "usage_settings:rule_edit": _rule,
     "usage_settings:rule_move": lambda tenant: {"direction": "up"},
-    "alerts:budget_add": lambda tenant: {
-        "name": "pwned",
-        "scope": "workspace",
-        "amount": "1",
-        "currency": "USD",
-        "warn_percent": "80",
-        "exceed_percent": "100",
-    },
-    "alerts:budget_edit": lambda tenant: {
-        "name": "pwned",
-        "scope": "workspace",
-        "amount": "1",
-        "currency": "USD",
-        "warn_percent": "80",
-        "exceed_percent": "100",
-    },
+    "alerts:budget_add": _budget,
+    "alerts:budget_edit": _budget,
     "alerts:budget_mute": lambda tenant: {"mute": "1"},
     "alerts:integration_mute": lambda tenant: {"mute": "1"},
     "alerts:anomaly_rule": lambda tenant: {"enabled": "on", "ratio": "7", "mads": "3", "min_amount": "50"},

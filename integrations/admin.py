@@ -7,6 +7,7 @@ encrypt. Actions call the services, like the pages do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
 
@@ -38,6 +39,26 @@ def _changelist(model: type[Model], **filters: Any) -> str:
 
 def _change(obj: Any) -> str:
     return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+def _recent_table(headings: tuple[str, ...], rows: Iterable[tuple[Any, ...]], all_url: str, all_label: str) -> str:
+    """The latest few runs or events of an integration: each row is (its change page, the text
+    linking there, the other cells), then a link to all of them."""
+    head = format_html_join("", "<th>{}</th>", ((heading,) for heading in headings))
+    body = format_html_join(
+        "",
+        "<tr>{}{}</tr>",
+        (
+            (
+                format_html('<td><a href="{}">{}</a></td>', url, text),
+                format_html_join("", "<td>{}</td>", ((c,) for c in cells)),
+            )
+            for url, text, *cells in rows
+        ),
+    )
+    return format_html(
+        '<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table><a href="{}">{}</a>', head, body, all_url, all_label
+    )
 
 
 @admin.register(Integration)
@@ -97,45 +118,29 @@ class IntegrationAdmin(admin.ModelAdmin):
     def recent_sync_runs(self, obj: Integration) -> str:
         if obj.pk is None:
             return "-"
-        runs = obj.sync_runs.all()[:RECENT]
-        rows = format_html_join(
-            "",
-            '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+        return _recent_table(
+            ("Run", "Started", "Trigger", "Status", "Rows", "Error"),
             (
-                (
-                    _change(r),
-                    r.pk,
-                    r.started_at,
-                    r.get_trigger_display(),
-                    r.get_status_display(),
-                    r.rows_written,
-                    r.error_category,
-                )
-                for r in runs
+                (_change(r), f"#{r.pk}", r.started_at, r.get_trigger_display(), r.get_status_display(),
+                 r.rows_written, r.error_category)
+                for r in obj.sync_runs.all()[:RECENT]
             ),
-        )
-        return format_html(
-            "<table><thead><tr><th>Run</th><th>Started</th><th>Trigger</th><th>Status</th><th>Rows</th>"
-            '<th>Error</th></tr></thead><tbody>{}</tbody></table><a href="{}">All sync runs</a>',
-            rows,
             _changelist(SyncRun, integration__id__exact=obj.pk),
-        )
+            "All sync runs",
+        )  # fmt: skip
 
     @admin.display(description="Recent events")
     def recent_events(self, obj: Integration) -> str:
         if obj.pk is None:
             return "-"
-        events = obj.events.all()[:RECENT]
-        rows = format_html_join(
-            "",
-            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            ((_change(e), e.created_at, e.get_level_display(), e.get_category_display(), e.message) for e in events),
-        )
-        return format_html(
-            "<table><thead><tr><th>When</th><th>Level</th><th>Category</th><th>Message</th></tr></thead>"
-            '<tbody>{}</tbody></table><a href="{}">All events</a>',
-            rows,
+        return _recent_table(
+            ("When", "Level", "Category", "Message"),
+            (
+                (_change(e), e.created_at, e.get_level_display(), e.get_category_display(), e.message)
+                for e in obj.events.all()[:RECENT]
+            ),
             _changelist(IntegrationEvent, integration__id__exact=obj.pk),
+            "All events",
         )
 
     @admin.action(description="Sync now")

@@ -6,7 +6,7 @@ The sync engine and the dispatcher are in integrations/engine.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from integrations.http import check_endpoint
 from integrations.models import Integration, IntegrationEvent, IntegrationQuerySet, SyncNotAllowed, SyncRun
 from integrations.providers.base import (
     ConfigurationError,
+    FormField,
     Identity,
     Provider,
     ProviderError,
@@ -56,16 +57,23 @@ class DuplicateGroup:
 
 
 # ------------------------------------------------------------------ helpers
+def _refuse_unknown(
+    provider: Provider, given: Mapping[str, Any], fields: Iterable[FormField], what: str, known: str
+) -> None:
+    """ConfigurationError naming the keys of `given` that none of the provider's `fields` is."""
+    names = {f.name for f in fields}
+    unknown = set(given) - names
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown {what} for {provider.name}: {', '.join(sorted(unknown))}.",
+            hint=f"Known {known}: {', '.join(sorted(names)) or 'none'}.",
+        )
+
+
 def _clean_credential(provider: Provider, credential: Mapping[str, Any]) -> dict[str, str]:
     """The provider's declared credential fields, stripped and non-empty, every required one
     present (else ConfigurationError): for a new integration and a rotated key alike."""
-    names = {f.name for f in provider.credential_fields}
-    unknown = set(credential) - names
-    if unknown:
-        raise ConfigurationError(
-            f"Unknown credential field(s) for {provider.name}: {', '.join(sorted(unknown))}.",
-            hint=f"Known credential fields: {', '.join(sorted(names))}.",
-        )
+    _refuse_unknown(provider, credential, provider.credential_fields, "credential field(s)", "credential fields")
     clean = {k: str(v).strip() for k, v in credential.items() if v not in (None, "")}
     missing = [f.label for f in provider.credential_fields if f.required and not clean.get(f.name)]
     if missing:
@@ -75,13 +83,7 @@ def _clean_credential(provider: Provider, credential: Mapping[str, Any]) -> dict
 
 def integration_clean_settings(*, provider: Provider, settings: Mapping[str, Any]) -> dict[str, str]:
     """Keep the provider's declared settings only, and vet every URL setting."""
-    names = {f.name for f in provider.setting_fields}
-    unknown = set(settings) - names
-    if unknown:
-        raise ConfigurationError(
-            f"Unknown setting(s) for {provider.name}: {', '.join(sorted(unknown))}.",
-            hint=f"Known settings: {', '.join(sorted(names)) or 'none'}.",
-        )
+    _refuse_unknown(provider, settings, provider.setting_fields, "setting(s)", "settings")
     clean = {k: str(v).strip() for k, v in settings.items() if str(v).strip()}
     for name in provider.url_settings:
         if clean.get(name):

@@ -29,7 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sandbox.core import Changes, Request, Response, digest, epoch, from_epoch, json_response, utcnow
+from sandbox.core import Changes, Request, Response, digest, epoch, from_epoch, json_response, offset_time, utcnow
 
 # ---------------------------------------------------------------- the fake organization
 ORGANIZATION_ID = "5f0c9a3e-7d1b-4c2a-9e8f-0a1b2c3d4e5f"
@@ -382,13 +382,8 @@ def _time(request: Request, name: str, required: bool) -> int | None:
         if required:
             raise _BadRequest(f"{name}: Field required")
         return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise _BadRequest(f"{name}: Input should be a valid RFC 3339 datetime") from None
-    if moment.tzinfo is None:
-        raise _BadRequest(f"{name}: Timezone offset required")
-    return epoch(moment)
+    invalid = f"{name}: Input should be a valid RFC 3339 datetime"
+    return epoch(offset_time(raw, _BadRequest, invalid=invalid, no_offset=f"{name}: Timezone offset required"))
 
 
 def _array(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> list[str]:

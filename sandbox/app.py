@@ -308,17 +308,27 @@ class SandboxApp:
             self._log.clear()
 
     # ------------------------------------------------------------ control endpoints
+    def _create(self, what: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """What POST /_sandbox/faults, /chaos or /changes makes of the posted `spec`: the 201
+        answer (a bad spec raises ValueError or TypeError)."""
+        if what == "/faults":
+            return {"id": self.add_fault(spec).id}
+        if what == "/chaos":
+            return {"chaos": self.start_chaos(spec)}
+        self.add_change(spec)
+        return {"changed": True}
+
     def _control(self, request: Request) -> Response:
         route = (request.method, request.path[len(CONTROL_PREFIX) :].rstrip("/") or "/")
         if route == ("GET", "/"):
             return json_response(200, {"providers": sorted(self.providers)})
-        if route == ("POST", "/faults"):
+        if request.method == "POST" and route[1] in ("/faults", "/chaos", "/changes"):
             try:
                 spec = json.loads(request.body or b"{}")
-                fault = self.add_fault(spec if isinstance(spec, dict) else {})
+                created = self._create(route[1], spec if isinstance(spec, dict) else {})
             except (ValueError, TypeError) as exc:
                 return json_response(400, {"error": str(exc)})
-            return json_response(201, {"id": fault.id})
+            return json_response(201, created)
         if route == ("GET", "/faults"):
             with self._lock:
                 return json_response(200, {"faults": [asdict(f) for f in self._faults]})
@@ -330,24 +340,10 @@ class SandboxApp:
         if route == ("DELETE", "/requests"):
             self.clear_requests()
             return json_response(200, {"requests": []})
-        if route == ("POST", "/chaos"):
-            try:
-                spec = json.loads(request.body or b"{}")
-                stats = self.start_chaos(spec if isinstance(spec, dict) else {})
-            except (ValueError, TypeError) as exc:
-                return json_response(400, {"error": str(exc)})
-            return json_response(201, {"chaos": stats})
         if route == ("GET", "/chaos"):
             return json_response(200, {"chaos": self.chaos_stats()})
         if route == ("DELETE", "/chaos"):
             return json_response(200, {"chaos": self.stop_chaos()})
-        if route == ("POST", "/changes"):
-            try:
-                spec = json.loads(request.body or b"{}")
-                self.add_change(spec if isinstance(spec, dict) else {})
-            except (ValueError, TypeError) as exc:
-                return json_response(400, {"error": str(exc)})
-            return json_response(201, {"changed": True})
         if route == ("POST", "/reset"):
             self.stop_chaos()
             self.clear_faults()

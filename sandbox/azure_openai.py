@@ -184,8 +184,7 @@ def remove_account(account: str) -> None:
 CHANGES = {"delete_deployment": delete_deployment, "remove_account": remove_account}
 
 
-def clear_changes() -> None:
-    _changes.clear()
+clear_changes = _changes.clear
 
 
 def accounts() -> tuple[Account, ...]:

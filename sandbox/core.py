@@ -58,6 +58,18 @@ def epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+def offset_time(raw: str, error: Callable[[str], Exception], *, invalid: str, no_offset: str) -> datetime:
+    """`raw` read as an RFC 3339 date-time, which must carry its UTC offset: else `error(invalid)`
+    is raised, or `error(no_offset)` for a date-time without one (each fake words its own)."""
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise error(invalid) from None
+    if moment.tzinfo is None:
+        raise error(no_offset)
+    return moment
+
+
 def from_epoch(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 

@@ -29,7 +29,7 @@ from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sandbox.core import Changes, Request, Response, digest, epoch, from_epoch, json_response, utcnow
+from sandbox.core import Changes, Request, Response, digest, epoch, from_epoch, json_response, offset_time, utcnow
 
 # ---------------------------------------------------------------- the fake account
 ACCOUNT_ID = "doow-sandbox"
@@ -318,13 +318,9 @@ def _time_arg(request: Request, name: str) -> datetime:
     raw = request.arg(name)
     if not raw:
         raise _BadRequest(f"invalid argument: {name} is required")
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise _BadRequest(f"invalid argument: {name} {raw!r} is not an RFC 3339 timestamp") from None
-    if moment.tzinfo is None:
-        raise _BadRequest(f"invalid argument: {name} needs a time zone offset")
-    return moment.astimezone(UTC)
+    invalid = f"invalid argument: {name} {raw!r} is not an RFC 3339 timestamp"
+    no_offset = f"invalid argument: {name} needs a time zone offset"
+    return offset_time(raw, _BadRequest, invalid=invalid, no_offset=no_offset).astimezone(UTC)
 
 
 def _rfc3339(moment: datetime) -> str:

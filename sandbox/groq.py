@@ -147,8 +147,7 @@ def withdraw_model(model: str) -> None:
 CHANGES = {"withdraw_model": withdraw_model}
 
 
-def clear_changes() -> None:
-    _changes.clear()
+clear_changes = _changes.clear
 
 
 def _points(t: int) -> list[Point]:

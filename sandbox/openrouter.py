@@ -130,8 +130,7 @@ def withdraw_endpoint(endpoint_id: str) -> None:
 CHANGES = {"withdraw_endpoint": withdraw_endpoint}
 
 
-def clear_changes() -> None:
-    _changes.clear()
+clear_changes = _changes.clear
 
 
 def _rows(day: date) -> list[ActivityRow]:

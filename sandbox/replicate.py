@@ -239,8 +239,7 @@ def delete_predictions(model: str) -> None:
 CHANGES = {"delete_predictions": delete_predictions}
 
 
-def clear_changes() -> None:
-    _changes.clear()
+clear_changes = _changes.clear
 
 
 # ---------------------------------------------------------------- trainings

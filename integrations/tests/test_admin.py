@@ -12,17 +12,15 @@ from django.urls import reverse
 from accounts.models import Membership
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.services import integration_record_event
-from usage.models import UsageRecord
+from integrations.testing import make_integration
+from usage.testing import make_record
 
 KEY = "sk-admin-admintest-Kp3vX9qLm2Wz7RtY4nB8cD1e"
 
 
 @pytest.fixture
 def integration(workspace, admin_user) -> Integration:
-    integration = Integration(workspace=workspace, provider="openai", name="OpenAI prod", created_by=admin_user)
-    integration.set_credential({"api_key": KEY})
-    integration.save()
-    return integration
+    return make_integration(workspace, credential={"api_key": KEY}, created_by=admin_user)
 
 
 @pytest.fixture
@@ -44,17 +42,8 @@ def history(integration):
         http_status=401,
     )
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    record = UsageRecord.objects.create(
-        workspace=integration.workspace,
-        integration=integration,
-        provider="openai",
-        bucket_start=start,
-        bucket_end=start + timedelta(hours=1),
-        model="gpt-4o",
-        metric="input_tokens",
-        quantity=Decimal("100"),
-        unit="tokens",
-        stream="usage_completions",
+    record = make_record(
+        integration, start, "input_tokens", "100", "tokens", model="gpt-4o", stream="usage_completions"
     )
     return run, record
 

@@ -219,11 +219,17 @@ def test_explorer_banner_while_a_filtered_integration_is_stale(admin_client, wor
     assert "may be incomplete" in partial.content.decode()
 
 
-def test_explorer_banner_for_a_failing_integration(admin_client, workspace):
+@pytest.fixture
+def failing(workspace) -> Integration:
+    """An OpenAI integration, "OpenAI failing", synced an hour ago and then refused its key."""
     failing = synced_through(make(workspace, "OpenAI failing"), timezone.now() - timedelta(hours=1))
     Integration.objects.filter(pk=failing.pk).update(
         status="error", last_error_category="credential", last_error_message="Invalid API key."
     )
+    return failing
+
+
+def test_explorer_banner_for_a_failing_integration(admin_client, failing, workspace):
     body = explorer(admin_client, workspace)
     assert "may be incomplete" in body and "Needs attention" in body and "Invalid API key." in body
 
@@ -243,11 +249,7 @@ def test_banner_skips_disconnected_and_uncounted_duplicates(admin_client, worksp
     assert "may be incomplete" not in explorer(admin_client, workspace)
 
 
-def test_members_see_the_banner_without_error_details_or_settings_links(member_client, workspace):
-    failing = synced_through(make(workspace, "OpenAI failing"), timezone.now() - timedelta(hours=1))
-    Integration.objects.filter(pk=failing.pk).update(
-        status="error", last_error_category="credential", last_error_message="Invalid API key."
-    )
+def test_members_see_the_banner_without_error_details_or_settings_links(member_client, failing, workspace):
     body = explorer(member_client, workspace)
     assert "may be incomplete" in body and "OpenAI failing" in body and "Needs attention" in body
     assert "Invalid API key." not in body

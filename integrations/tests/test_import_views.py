@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 
 from integrations.models import Integration
+from integrations.testing import make_integration
 from sandbox import authress as fake
 from usage import import_jobs, importer
 from usage.importer import MAX_IMPORT_BYTES
@@ -38,16 +39,14 @@ def text(response) -> str:
 
 @pytest.fixture
 def authress(workspace, admin_user) -> Integration:
-    integration = Integration(
-        workspace=workspace,
-        provider="authress",
-        name="Authress prod",
+    return make_integration(
+        workspace,
+        "Authress prod",
+        "authress",
+        credential={"access_key": fake.ACCESS_KEY},
         settings={"base_url": "http://127.0.0.1:9"},
         created_by=admin_user,
     )
-    integration.set_credential({"access_key": fake.ACCESS_KEY})
-    integration.save()
-    return integration
 
 
 def status_url(job: UsageImport) -> str:

@@ -55,17 +55,9 @@ def test_killed_worker_resumes_at_the_watermark_without_double_counting(transact
     # One day per provider fetch, so day 1 is stored before day 2's request (a span of days
     # would hold both until the stalled request answered).
     env = subprocess_env(DOOW_SYNC_LOCK_SECONDS="120", DOOW_MAX_FETCH_SPAN_DAYS="1")
+    days = ["--since", "2026-11-02", "--until", "2026-11-04"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "sync",
-            str(openai_integration.pk),
-            "--since",
-            "2026-11-02",
-            "--until",
-            "2026-11-04",
-        ],
+        [sys.executable, "manage.py", "sync", str(openai_integration.pk), *days],
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,

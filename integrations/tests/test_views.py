@@ -17,6 +17,7 @@ from django.utils.html import strip_tags
 
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.providers.registry import PROVIDERS, providers_by_category
+from integrations.testing import make_integration
 from usage.models import UsageRecord
 from usage.testing import make_record
 
@@ -51,16 +52,13 @@ def _record(
 @pytest.fixture
 def integration(workspace, admin_user) -> Integration:
     """An OpenAI integration that no test lets reach the network."""
-    integration = Integration(
-        workspace=workspace,
-        provider="openai",
-        name="OpenAI production",
+    return make_integration(
+        workspace,
+        "OpenAI production",
+        credential={"api_key": "sk-admin-offline-0000000000000000wxyz"},
         settings={"base_url": "http://127.0.0.1:9/v1"},
         created_by=admin_user,
     )
-    integration.set_credential({"api_key": "sk-admin-offline-0000000000000000wxyz"})
-    integration.save()
-    return integration
 
 
 @pytest.fixture
@@ -70,28 +68,9 @@ def usage_rows(integration) -> list[UsageRecord]:
     for day in range(3):
         for model, project in (("gpt-4o", "proj_a"), ("gpt-4o-mini", "proj_b")):
             hour = base + timedelta(days=day, hours=10)
-            rows.append(
-                _record(
-                    integration,
-                    hour=hour,
-                    metric="input_tokens",
-                    quantity="1000",
-                    model=model,
-                    project=project,
-                    account="org-1",
-                )
-            )
-            rows.append(
-                _record(
-                    integration,
-                    hour=hour,
-                    metric="output_tokens",
-                    quantity="250",
-                    model=model,
-                    project=project,
-                    account="org-1",
-                )
-            )
+            for metric, quantity in (("input_tokens", "1000"), ("output_tokens", "250")):
+                dims = {"model": model, "project": project, "account": "org-1"}
+                rows.append(_record(integration, hour=hour, metric=metric, quantity=quantity, **dims))
     return rows
 
 

@@ -31,7 +31,7 @@ from django.utils import timezone
 from kombu import Connection
 
 from doow.celery import app
-from doow.testing import BASE_DIR, subprocess_env
+from doow.testing import BASE_DIR, filesystem_broker_options, subprocess_env
 from integrations.models import Integration, SyncRun
 from integrations.providers.base import align_down
 from integrations.tests.test_sync_engine import (
@@ -66,16 +66,7 @@ class Broker:
         else:
             folder = tmp_path / "broker"
             self.url = "filesystem://"
-            self.options = {
-                "data_folder_in": str(folder / "queue"),
-                "data_folder_out": str(folder / "queue"),
-                "processed_folder": str(folder / "processed"),
-                "control_folder": str(folder / "control"),
-                "store_processed": False,
-                "polling_interval": 0.2,
-            }
-            for name in ("queue", "processed", "control"):
-                (folder / name).mkdir(parents=True, exist_ok=True)
+            self.options = filesystem_broker_options(folder)
             self.env = {"CELERY_BROKER_URL": self.url, "DOOW_TEST_BROKER_DIR": str(folder)}
 
     def connection(self) -> Connection:

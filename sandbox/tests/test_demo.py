@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from integrations import services
+from doow.demo import connect
 from integrations.models import Integration
 from sandbox.demo import demo_integrations
 
@@ -13,13 +13,7 @@ def test_every_demo_integration_verifies_against_the_sandbox(workspace, sandbox)
     specs = demo_integrations(sandbox.url)
     assert len({s["provider"] for s in specs}) == len(specs)
     for spec in specs:
-        integration = services.integration_create(
-            workspace=workspace,
-            provider_slug=spec["provider"],
-            name=spec["name"],
-            credential=spec["credential"],
-            settings=spec["settings"],
-        )
+        integration = connect(workspace, spec)
         assert integration.verified_at is not None, spec["provider"]
         assert integration.identity, spec["provider"]
     assert Integration.objects.filter(workspace=workspace).count() == len(specs)

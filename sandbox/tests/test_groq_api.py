@@ -12,15 +12,7 @@ import pytest
 import requests
 
 from sandbox import groq
-from sandbox.groq import (
-    ENTERPRISE_KEY,
-    METRIC_NAMES,
-    MODELS,
-    PROJECTS,
-    REQUESTS,
-    TOKENS_IN,
-    TOKENS_OUT,
-)
+from sandbox.groq import ENTERPRISE_KEY, METRIC_NAMES, MODELS, PROJECTS, REQUESTS, TOKENS_IN, TOKENS_OUT
 
 DAY = datetime(2026, 3, 10, tzinfo=UTC)
 T0 = int(DAY.timestamp())
