@@ -50,8 +50,9 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from usage.attribution import Matcher, load_matcher
+from usage.dimensions import ROLLUP_DIMENSIONS
 from usage.models import DIMENSION_FIELDS, NATURAL_KEY, UsageRecord
-from usage.rollups import refresh_moments
+from usage.rollups import DELTA_COLUMNS, apply_delta, day_sql, refresh_moments, workspace_zone, zone_sql_name
 
 if TYPE_CHECKING:
     from integrations.models import Integration
@@ -100,6 +101,17 @@ class ChunkStored:
 
     written: int
     removed: list[UsageRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Upkeep:
+    """What a stored chunk leaves to its rollups: the bucket starts whose days are to be
+    recomputed, or (`delta_zone`: the PostgreSQL path) its differences summed per slice and
+    local day in that zone, in the delta table (`wrote`: some row was inserted or rewritten)."""
+
+    changed: frozenset[datetime] = frozenset()
+    delta_zone: str | None = None
+    wrote: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,10 +218,22 @@ def usage_store_chunk(
     if prepared is None:
         prepared = usage_prepare_samples(integration=integration, samples=samples)
     with transaction.atomic(using=prepared.using, savepoint=False):
-        written, changed = _store_prepared(prepared)
+        written, upkeep = _store_prepared(prepared, integration)
         removed = _remove_unanswered(integration, answered, prepared)
-        refresh_moments(integration, chain(changed, (r.bucket_start for r in removed)))
+        _keep_rollups(integration, prepared, upkeep, [r.bucket_start for r in removed])
     return ChunkStored(written=written, removed=removed)
+
+
+def _keep_rollups(
+    integration: Integration, prepared: PreparedUsage, upkeep: _Upkeep, removed: Sequence[datetime] = ()
+) -> None:
+    """Bring the integration's rollups in step with what the chunk wrote and removed: add its
+    differences (PostgreSQL), or recompute the days it changed; the days of removed rows are
+    recomputed either way."""
+    if upkeep.delta_zone is None:
+        refresh_moments(integration, chain(upkeep.changed, removed))
+    elif upkeep.wrote or removed:
+        apply_delta(integration, _DELTA, upkeep.delta_zone, fallback=prepared.bucket_starts, removed=removed)
 
 
 def _answer_q(answer: Answered) -> Q | None:
@@ -266,21 +290,24 @@ def _remove_unanswered(
 
 def usage_store_prepared(*, prepared: PreparedUsage) -> int:
     """Execute a prepared upsert: a key already stored gets its quantity REPLACED, never added.
-    Returns the number of distinct rows written."""
+    Returns the number of distinct rows written. The rollups are the caller's to refresh
+    (refresh_moments over the chunks' bucket starts, as the importer does)."""
     return _store_prepared(prepared)[0]
 
 
-def _store_prepared(prepared: PreparedUsage) -> tuple[int, frozenset[datetime]]:
-    """`usage_store_prepared`, and the bucket starts whose rows changed: on PostgreSQL only those
-    of rows inserted or rewritten (a restated row whose values are all unchanged is not, and its
-    day's rollups need no recomputing); on the VALUES path every bucket start of the chunk."""
+def _store_prepared(prepared: PreparedUsage, integration: Integration | None = None) -> tuple[int, _Upkeep]:
+    """`usage_store_prepared`, and what it leaves to the rollups (`_Upkeep`). On PostgreSQL,
+    given the `integration`, its differences (see _execute_copy); without, the bucket starts of
+    rows inserted or rewritten (a restated row whose values are all unchanged is not, and its
+    day's rollups need no recomputing). On the VALUES path every bucket start of the chunk."""
     if prepared.copy_data:
-        return prepared.rows, _execute_copy(prepared)
+        zone = None if integration is None else zone_sql_name(workspace_zone(integration.workspace_id))
+        return prepared.rows, _execute_copy(prepared, zone)
     if prepared.statements:
         with connections[prepared.using].cursor() as cursor:
             for sql, params in prepared.statements:
                 cursor.execute(sql, params)
-    return prepared.rows, prepared.bucket_starts
+    return prepared.rows, _Upkeep(changed=prepared.bucket_starts)
 
 
 def usage_store_samples(*, integration: Integration, samples: Iterable[UsageSample]) -> int:
@@ -288,8 +315,8 @@ def usage_store_samples(*, integration: Integration, samples: Iterable[UsageSamp
     refresh the daily rollups of the days written, in the same transaction."""
     prepared = usage_prepare_samples(integration=integration, samples=samples)
     with transaction.atomic(using=prepared.using, savepoint=False):
-        written, changed = _store_prepared(prepared)
-        refresh_moments(integration, changed)
+        written, upkeep = _store_prepared(prepared, integration)
+        _keep_rollups(integration, prepared, upkeep)
     return written
 
 
@@ -343,6 +370,17 @@ def _labels_json(sample: Any) -> str:
 
 
 _STAGING = "doow_usage_staging"
+# The chunk's differences per rollup slice and local day (usage.rollups.apply_delta).
+_DELTA = "doow_usage_delta"
+# Planner settings of the difference path's two statements, for their transaction until reset.
+# The integration's rows in the chunk's window are often not in the table's statistics yet (a
+# new integration, a new month): the planner then guesses one row and joins the staging table
+# to them by a nested loop, 100k × 100k comparisons. Hash joins are right at every size a
+# chunk has; the memory keeps the join and the per-slice sums of 100k rows off the disk.
+_BULK_PLAN = "SET LOCAL enable_nestloop = off; SET LOCAL work_mem = '64MB'"
+_BULK_PLAN_RESET = "RESET enable_nestloop; RESET work_mem"
+# The columns a rewrite may change that place a row in a rollup slice, then its quantity.
+_MOVED = ("unit", "application_id", "license_id", "quantity")
 # Bookkeeping columns: written with a row's values, never a reason to rewrite it.
 _STAMPS = ("store_batch", "updated_at")
 # COPY text format: these four characters are the only ones a value must escape.
@@ -385,6 +423,11 @@ class _Staging:
     copy: str
     insert: str
     index: str
+    # The rollup-difference path (see _execute_copy): the delta table, the INSERT of new keys
+    # and the UPDATE of changed rows, each summing what it wrote into the delta table.
+    create_delta: str
+    insert_new: str
+    update_changed: str
 
 
 @cache
@@ -406,6 +449,47 @@ def _staging(using: str) -> _Staging:
     table = qn(opts.db_table)
     key = set(NATURAL_KEY)
     compared = [qn(opts.get_field(name).column) for name in UPDATE_FIELDS if name not in _STAMPS]  # type: ignore[union-attr]
+    # ---- the rollup-difference path (_execute_copy with a zone)
+    key_columns = [qn(fields[n].column) for n in _ROW_COLUMNS if n in key]  # the natural key but the integration
+    integration = qn(fields["integration_id"].column)
+    start, ident, rows_ = qn(fields["bucket_start"].column), qn(opts.pk.column), qn("rows")
+    sliced = ", ".join(qn(fields[name].column) for name in (*ROLLUP_DIMENSIONS, "metric"))  # in the key
+    moved = [qn(fields[name].column) for name in _MOVED]  # what a rewrite may move between slices
+    old = [qn(f"old_{name}") for name in _MOVED]
+    new = [qn(f"new_{name}") for name in _MOVED]
+    delta_names = [*DELTA_COLUMNS, "quantity", "rows"]
+    delta_types = {name: "date" if name == "day" else fields[name].db_type(connection) for name in DELTA_COLUMNS}
+    delta_table = ", ".join(
+        f"{qn(c)} {delta_types.get(c, {'quantity': 'numeric', 'rows': 'bigint'}.get(c))}" for c in delta_names
+    )
+    # The local day of a row, its zone a parameter (_execute_copy passes it): TruncDate's own SQL.
+    day = connection.ops.datetime_cast_date_sql(start, (), "UTC")[0]
+    groups = ", ".join(str(i) for i in range(1, len(DELTA_COLUMNS) + 1))
+    summed = f"INSERT INTO {_DELTA} ({', '.join(qn(c) for c in delta_names)}) SELECT {day}, {sliced}, "
+    slice_of = ", ".join(moved[:-1])  # unit, application, license: with `sliced`, a rollup slice
+
+    def window(alias: str) -> str:  # the integration's rows in the chunk's bucket range
+        return f"{alias}.{integration} = %s AND {alias}.{start} >= %s AND {alias}.{start} <= %s"
+
+    compared_of = {alias: ", ".join(f"{alias}.{c}" for c in compared) for alias in ("u", "s")}
+    changed_old = (
+        f"SELECT u.{ident}, u.{start}, {', '.join(f'u.{c} AS {o}' for c, o in zip(moved, old, strict=True))}, "
+        f"{', '.join(f's.{c}' for c in compared)} FROM {_STAGING} s JOIN {table} u ON "
+        f"{' AND '.join(f'u.{c} = s.{c}' for c in key_columns)} WHERE {window('u')} "
+        f"AND ({compared_of['u']}) IS DISTINCT FROM ({compared_of['s']})"
+    )
+    changed_written = (
+        f"UPDATE {table} t SET {', '.join(f'{c} = o.{c}' for c in compared)}, "
+        f"{', '.join(f'{qn(fields[name].column)} = %s' for name in _STAMPS)} FROM old o "
+        f"WHERE t.{ident} = o.{ident} AND t.{start} = o.{start} AND {window('t')} "
+        f"AND ({', '.join(f't.{c}' for c in moved)}) IS NOT DISTINCT FROM ({', '.join(f'o.{c}' for c in old)}) "
+        f"RETURNING t.{start}, {', '.join(f't.{c}' for c in sliced.split(', '))}, "
+        f"{', '.join(f'o.{c}' for c in old)}, {', '.join(f't.{c} AS {n}' for c, n in zip(moved, new, strict=True))}"
+    )
+    changed_moves = (
+        f"SELECT {start}, {sliced}, {', '.join(old[:-1])}, -{old[-1]}, -1 FROM written UNION ALL "
+        f"SELECT {start}, {sliced}, {', '.join(new)}, 1 FROM written"
+    )
     return _Staging(
         # One staging table per transaction at a time: the previous chunk's (an import stores
         # several per transaction) is dropped first; the last one goes at commit.
@@ -419,6 +503,27 @@ def _staging(using: str) -> _Staging:
             f"INSERT INTO {table} ({chunk}, {rows}) SELECT {placeholders}, {rows} FROM {_STAGING} {upsert.suffix} "
             f"WHERE ({', '.join(f'{table}.{c}' for c in compared)}) IS DISTINCT FROM "
             f"({', '.join(f'EXCLUDED.{c}' for c in compared)})"
+        ),
+        create_delta=f"DROP TABLE IF EXISTS {_DELTA}; CREATE TEMPORARY TABLE {_DELTA} ({delta_table}) ON COMMIT DROP",
+        # The chunk's new keys: inserted, and summed per slice and day (+quantity, +1 row). The
+        # keys already stored are left as they are, for update_changed.
+        insert_new=(
+            f"WITH written AS (INSERT INTO {table} ({chunk}, {rows}) SELECT {placeholders}, {rows} FROM {_STAGING} "
+            f"ON CONFLICT ({integration}, {', '.join(key_columns)}) DO NOTHING "
+            f"RETURNING {start}, {sliced}, {', '.join(moved)}), "
+            f"summed AS ({summed}{slice_of}, SUM({moved[-1]}), COUNT(*) FROM written GROUP BY {groups} "
+            f"RETURNING {rows_}) SELECT COALESCE(SUM({rows_}), 0) FROM summed"
+        ),
+        # The chunk's stored keys whose values changed: their stored slice and quantity read
+        # (`old`), each row rewritten only if it still holds them when the UPDATE reaches it (a
+        # writer that changed it meanwhile makes the two counts differ: _execute_copy then
+        # falls back to recomputing), and summed per slice and day: −old, +new.
+        update_changed=(
+            f"WITH old AS MATERIALIZED ({changed_old}), written AS ({changed_written}), "
+            f"summed AS ({summed}{slice_of}, SUM({moved[-1]}), SUM({rows_}) FROM ({changed_moves}) "
+            f"AS moved ({start}, {sliced}, {', '.join(moved)}, {rows_}) GROUP BY {groups} "
+            f"HAVING SUM({moved[-1]}) <> 0 OR SUM({rows_}) <> 0) "
+            f"SELECT (SELECT COUNT(*) FROM old), (SELECT COUNT(*) FROM written)"
         ),
     )
 
@@ -482,24 +587,67 @@ def _prepare_copy(integration: Integration, samples: Iterable[UsageSample], usin
     )
 
 
-def _execute_copy(prepared: PreparedUsage) -> frozenset[datetime]:
+def _execute_copy(prepared: PreparedUsage, zone_name: str | None = None) -> _Upkeep:
     """COPY the rows into a fresh staging table and upsert them from it, in the caller's
     transaction (or in one of its own when there is none: the temporary table lives only
     inside one). The staging table stays until the next chunk or the commit: the removal of
-    vanished rows reads it (see _NOT_STAGED). Returns the distinct bucket starts of the rows
-    the upsert inserted or rewrote (RETURNING skips a conflict its WHERE left alone)."""
+    vanished rows reads it (see _NOT_STAGED).
+
+    Without `zone_name`: one INSERT … ON CONFLICT DO UPDATE, and the rollups are left to the
+    caller: the distinct bucket starts of the rows the upsert inserted or rewrote are returned
+    (RETURNING skips a conflict its WHERE left alone), for their days to be recomputed.
+
+    With `zone_name` (the workspace's zone as the database names it): the rollups are kept
+    by difference. New keys are inserted (ON CONFLICT DO NOTHING) and summed per slice and
+    local day into the temporary delta table; when some keys were already stored, the changed
+    ones are rewritten by one UPDATE that sums −old +new into it too (usage.rollups.apply_delta
+    adds the table to the rollups). If a concurrent writer changed one of those rows between
+    the read of its old values and the UPDATE, the chunk is upserted as without a zone and its
+    days recomputed instead (rare; exact either way)."""
     staging = _staging(prepared.using)
     connection = connections[prepared.using]
     column = connection.ops.quote_name("bucket_start")  # UsageRecord.bucket_start has no db_column
     changed: set[datetime] = set()
     with transaction.atomic(using=prepared.using, savepoint=False):
         with connection.cursor() as cursor:
-            cursor.execute(staging.create)
+            if zone_name is None:
+                cursor.execute(staging.create)
+            else:
+                cursor.execute(f"{staging.create}; {staging.create_delta}; {_BULK_PLAN}")
             with cursor.cursor.copy(staging.copy) as copy:
                 copy.write(prepared.copy_data)
+            if zone_name is not None:
+                (params,) = (params for _, params in prepared.statements)
+                try:
+                    wrote = _write_by_difference(cursor, staging, prepared, params, zone_name)
+                finally:
+                    cursor.execute(_BULK_PLAN_RESET)
+                if wrote is not None:
+                    return _Upkeep(delta_zone=zone_name, wrote=wrote)
+                changed.update(prepared.bucket_starts)  # a concurrent writer: recompute every day
             for sql, params in prepared.statements:
                 cursor.execute(
                     f"WITH written AS ({sql} RETURNING {column}) SELECT DISTINCT {column} FROM written", params
                 )
                 changed.update(row[0] for row in cursor.fetchall())
-    return frozenset(changed)
+    return _Upkeep(changed=frozenset(changed))
+
+
+def _write_by_difference(
+    cursor: Any, staging: _Staging, prepared: PreparedUsage, params: tuple[Any, ...], zone_name: str
+) -> bool | None:
+    """The `zone_name` half of _execute_copy: True when a row was inserted or rewritten (the
+    delta table holds its differences), False when none was, None when a concurrent writer
+    was seen (the differences are incomplete: recompute)."""
+    (zone,) = day_sql("bucket_start", zone_name, prepared.using)[1]
+    cursor.execute(staging.insert_new, (*params, zone))
+    (inserted,) = cursor.fetchone()
+    if inserted == prepared.rows:  # every key was new: nothing stored before to compare with
+        return inserted > 0
+    chunk = dict(zip(_CHUNK_COLUMNS, params, strict=True))
+    window = (chunk["integration_id"], min(prepared.bucket_starts), max(prepared.bucket_starts))
+    cursor.execute(staging.update_changed, (*window, *(chunk[name] for name in _STAMPS), *window, zone))
+    read, rewritten = cursor.fetchone()
+    if read != rewritten:
+        return None
+    return inserted + rewritten > 0
