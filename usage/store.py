@@ -423,11 +423,10 @@ class _Staging:
     copy: str
     insert: str
     index: str
-    # The rollup-difference path (see _execute_copy): the delta table, the INSERT of new keys
-    # and the UPDATE of changed rows, each summing what it wrote into the delta table.
+    # The rollup-difference path (see _execute_copy): the delta table, and the statement that
+    # inserts new keys, rewrites changed rows and sums what it wrote into the delta table.
     create_delta: str
-    insert_new: str
-    update_changed: str
+    write_by_difference: str
 
 
 @cache
@@ -471,22 +470,27 @@ def _staging(using: str) -> _Staging:
     def window(alias: str) -> str:  # the integration's rows in the chunk's bucket range
         return f"{alias}.{integration} = %s AND {alias}.{start} >= %s AND {alias}.{start} <= %s"
 
-    compared_of = {alias: ", ".join(f"{alias}.{c}" for c in compared) for alias in ("u", "s")}
-    changed_old = (
-        f"SELECT u.{ident}, u.{start}, {', '.join(f'u.{c} AS {o}' for c, o in zip(moved, old, strict=True))}, "
-        f"{', '.join(f's.{c}' for c in compared)} FROM {_STAGING} s JOIN {table} u ON "
-        f"{' AND '.join(f'u.{c} = s.{c}' for c in key_columns)} WHERE {window('u')} "
-        f"AND ({compared_of['u']}) IS DISTINCT FROM ({compared_of['s']})"
+    stored = f"{qn('stored_id')}"
+    matched = (  # every staged row, beside the stored row of its key if there is one
+        f"SELECT s.*, u.{ident} AS {stored}, {', '.join(f'u.{c} AS {o}' for c, o in zip(moved, old, strict=True))}, "
+        f"({', '.join(f'u.{c}' for c in compared)}) IS DISTINCT FROM ({', '.join(f's.{c}' for c in compared)}) "
+        f"AS {qn('changed')} FROM {_STAGING} s LEFT JOIN {table} u ON {window('u')} AND "
+        f"{' AND '.join(f'u.{c} = s.{c}' for c in key_columns)}"
     )
-    changed_written = (
+    inserted = (
+        f"INSERT INTO {table} ({chunk}, {rows}) SELECT {placeholders}, {rows} FROM matched WHERE {stored} IS NULL "
+        f"ON CONFLICT ({integration}, {', '.join(key_columns)}) DO NOTHING RETURNING {start}, {sliced}, {', '.join(moved)}"
+    )
+    rewritten = (
         f"UPDATE {table} t SET {', '.join(f'{c} = o.{c}' for c in compared)}, "
-        f"{', '.join(f'{qn(fields[name].column)} = %s' for name in _STAMPS)} FROM old o "
-        f"WHERE t.{ident} = o.{ident} AND t.{start} = o.{start} AND {window('t')} "
+        f"{', '.join(f'{qn(fields[name].column)} = %s' for name in _STAMPS)} FROM matched o "
+        f"WHERE o.{qn('changed')} AND t.{ident} = o.{stored} AND t.{start} = o.{start} AND {window('t')} "
         f"AND ({', '.join(f't.{c}' for c in moved)}) IS NOT DISTINCT FROM ({', '.join(f'o.{c}' for c in old)}) "
         f"RETURNING t.{start}, {', '.join(f't.{c}' for c in sliced.split(', '))}, "
         f"{', '.join(f'o.{c}' for c in old)}, {', '.join(f't.{c} AS {n}' for c, n in zip(moved, new, strict=True))}"
     )
-    changed_moves = (
+    differences = (
+        f"SELECT {start}, {sliced}, {', '.join(moved)}, 1 FROM inserted UNION ALL "
         f"SELECT {start}, {sliced}, {', '.join(old[:-1])}, -{old[-1]}, -1 FROM written UNION ALL "
         f"SELECT {start}, {sliced}, {', '.join(new)}, 1 FROM written"
     )
@@ -505,25 +509,20 @@ def _staging(using: str) -> _Staging:
             f"({', '.join(f'EXCLUDED.{c}' for c in compared)})"
         ),
         create_delta=f"DROP TABLE IF EXISTS {_DELTA}; CREATE TEMPORARY TABLE {_DELTA} ({delta_table}) ON COMMIT DROP",
-        # The chunk's new keys: inserted, and summed per slice and day (+quantity, +1 row). The
-        # keys already stored are left as they are, for update_changed.
-        insert_new=(
-            f"WITH written AS (INSERT INTO {table} ({chunk}, {rows}) SELECT {placeholders}, {rows} FROM {_STAGING} "
-            f"ON CONFLICT ({integration}, {', '.join(key_columns)}) DO NOTHING "
-            f"RETURNING {start}, {sliced}, {', '.join(moved)}), "
-            f"summed AS ({summed}{slice_of}, SUM({moved[-1]}), COUNT(*) FROM written GROUP BY {groups} "
-            f"RETURNING {rows_}) SELECT COALESCE(SUM({rows_}), 0) FROM summed"
-        ),
-        # The chunk's stored keys whose values changed: their stored slice and quantity read
-        # (`old`), each row rewritten only if it still holds them when the UPDATE reaches it (a
-        # writer that changed it meanwhile makes the two counts differ: _execute_copy then
-        # falls back to recomputing), and summed per slice and day: −old, +new.
-        update_changed=(
-            f"WITH old AS MATERIALIZED ({changed_old}), written AS ({changed_written}), "
-            f"summed AS ({summed}{slice_of}, SUM({moved[-1]}), SUM({rows_}) FROM ({changed_moves}) "
+        # The chunk by difference, in one statement: the staged rows beside the stored row of
+        # their key (one hash join); the new keys inserted (+quantity, +1 row), the changed rows
+        # rewritten, each only if it still holds the slice and quantity read (−old, +new), and
+        # both summed per slice and local day into the delta table. Returns (new keys, rows
+        # inserted, changed keys, rows rewritten): a concurrent writer of one of those keys
+        # makes a pair differ (_execute_copy then falls back to recomputing).
+        write_by_difference=(
+            f"WITH matched AS MATERIALIZED ({matched}), inserted AS ({inserted}), written AS ({rewritten}), "
+            f"summed AS ({summed}{slice_of}, SUM({moved[-1]}), SUM({rows_}) FROM ({differences}) "
             f"AS moved ({start}, {sliced}, {', '.join(moved)}, {rows_}) GROUP BY {groups} "
             f"HAVING SUM({moved[-1]}) <> 0 OR SUM({rows_}) <> 0) "
-            f"SELECT (SELECT COUNT(*) FROM old), (SELECT COUNT(*) FROM written)"
+            f"SELECT (SELECT COUNT(*) FROM matched WHERE {stored} IS NULL), (SELECT COUNT(*) FROM inserted), "
+            f"(SELECT COUNT(*) FROM matched WHERE {stored} IS NOT NULL AND {qn('changed')}), "
+            f"(SELECT COUNT(*) FROM written)"
         ),
     )
 
@@ -640,14 +639,11 @@ def _write_by_difference(
     delta table holds its differences), False when none was, None when a concurrent writer
     was seen (the differences are incomplete: recompute)."""
     (zone,) = day_sql("bucket_start", zone_name, prepared.using)[1]
-    cursor.execute(staging.insert_new, (*params, zone))
-    (inserted,) = cursor.fetchone()
-    if inserted == prepared.rows:  # every key was new: nothing stored before to compare with
-        return inserted > 0
     chunk = dict(zip(_CHUNK_COLUMNS, params, strict=True))
     window = (chunk["integration_id"], min(prepared.bucket_starts), max(prepared.bucket_starts))
-    cursor.execute(staging.update_changed, (*window, *(chunk[name] for name in _STAMPS), *window, zone))
-    read, rewritten = cursor.fetchone()
-    if read != rewritten:
+    stamps = tuple(chunk[name] for name in _STAMPS)
+    cursor.execute(staging.write_by_difference, (*window, *params, *stamps, *window, zone))
+    new, inserted, changed, rewritten = cursor.fetchone()
+    if (new, changed) != (inserted, rewritten):
         return None
     return inserted + rewritten > 0

@@ -241,7 +241,7 @@ def test_a_row_changed_while_the_chunk_reads_its_old_values_falls_back_to_recomp
             self.cursor = cursor
 
         def execute(self, sql: str, params=()) -> None:
-            if sql == store._staging(connection.alias).update_changed:
+            if sql == store._staging(connection.alias).write_by_difference:
                 threads.append(threading.Thread(target=other_writer))
                 threads[-1].start()
                 holding.wait(10)
