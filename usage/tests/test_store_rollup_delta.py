@@ -267,6 +267,65 @@ def test_a_row_changed_while_the_chunk_reads_its_old_values_falls_back_to_recomp
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_key_stored_by_another_writer_meanwhile_is_restated_not_lost(workspace, integration, monkeypatch):
+    """The chunk inserts its new keys by a plain INSERT; a key another chunk stores after the
+    statement read the table makes the unique key refuse it: the statement runs again (ON
+    CONFLICT DO NOTHING), sees that row as stored and rewrites it by difference."""
+    workspace.time_zone = ZONE
+    workspace.save()
+    holding, release = threading.Event(), threading.Event()
+
+    def other_chunk() -> None:  # stores hour 3 with its own upkeep, and commits while the chunk waits
+        try:
+            with transaction.atomic():
+                usage_store_samples(integration=integration, samples=[sample(3, "7")])
+                holding.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    def release_when_waiting(pid: int) -> None:
+        try:
+            _wait_for_lock_wait(pid)
+        finally:
+            release.set()
+            connections.close_all()
+
+    threads: list[threading.Thread] = []
+    statements: list[str] = []
+
+    class Racing:
+        def __init__(self, cursor) -> None:
+            self.cursor = cursor
+
+        def execute(self, sql: str, params=()) -> None:
+            if threading.current_thread() is threading.main_thread():
+                statements.append(sql)
+            if (
+                sql == store._staging(connection.alias).write_by_difference and not threads
+            ):  # the other chunk's own: as is
+                threads.append(threading.Thread(target=other_chunk))
+                threads[-1].start()
+                holding.wait(10)
+                self.cursor.execute("SELECT pg_backend_pid()")
+                threads.append(threading.Thread(target=release_when_waiting, args=(self.cursor.fetchone()[0],)))
+                threads[-1].start()
+            self.cursor.execute(sql, params)
+
+        def fetchone(self):
+            return self.cursor.fetchone()
+
+    real = store._write_by_difference
+    monkeypatch.setattr(store, "_write_by_difference", lambda cursor, *args: real(Racing(cursor), *args))
+    usage_store_samples(integration=integration, samples=[sample(h, "20") for h in range(6)])
+    for thread in threads:
+        thread.join()
+    assert statements[-1] == store._staging(connection.alias).write_by_difference_again
+    assert set(UsageRecord.objects.filter(integration=integration).values_list("quantity", flat=True)) == {20}
+    assert_as_rebuilt(workspace)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_chunks_of_one_integration_stored_at_once_keep_the_rollups_exact(workspace, integration):
     """Two writers restating overlapping keys of one integration at the same time, over and
     over: no deadlock, no error, and the rollups are what a rebuild writes."""
