@@ -2,12 +2,13 @@
 
 A rollup row is the SUM of base quantities (and COUNT of base rows) per integration, local
 calendar day of bucket_start in the workspace's time zone, the dimensions, metric, unit,
-application and license. Upkeep recomputes slices, never applies deltas: `refresh_days` deletes
-an integration's rollup rows for some local days and re-inserts them with one
-INSERT … SELECT … GROUP BY over usage_usagerecord, so a rollup total equals the base total
-whatever the write did (insert, restatement, ghost removal, re-attribution). Every write path
-calls it in its own transaction; a workspace whose time zone changed is rebuilt whole
-(`rebuild_workspace`).
+application and license. Upkeep recomputes slices: `refresh_days` deletes an integration's
+rollup rows for some local days and re-inserts them with one INSERT … SELECT … GROUP BY over
+usage_usagerecord, so a rollup total equals the base total whatever the write did (insert,
+restatement, ghost removal, re-attribution). Every write path calls it in its own
+transaction; a workspace whose time zone changed is rebuilt whole (`rebuild_workspace`). Two
+writers apply exact differences instead, each falling back to `refresh_days` for what it
+cannot count: re-attribution (`move_rows`) and the PostgreSQL store (`apply_delta`).
 
 Pages read `daily_for(workspace)`; only the raw-row view and exports read the base table.
 """

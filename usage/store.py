@@ -19,6 +19,14 @@ runs near the speed of COPY itself (docs/performance.md, "Ingest"); a restated k
 did not change is left as it is there. Elsewhere (SQLite) they are multi-row INSERT … VALUES …
 ON CONFLICT statements of BATCH_SIZE rows. Both leave the same rows with the same values.
 
+Rollups. A chunk stored by `usage_store_chunk` or `usage_store_samples` on PostgreSQL keeps the
+daily rollups by difference: the one statement that writes it also sums, per rollup slice and
+local day, what it changed (+new for a row inserted, −old +new for a row rewritten) into a
+temporary delta table, and usage.rollups.apply_delta adds that table to the rollups under the
+integration's rollup lock. Whatever that cannot count exactly (a concurrent writer of the same
+rows, a zone changed meanwhile, a day already out of step) falls back to recomputing the days
+from the base table. The VALUES path, and `usage_store_prepared` (the importer), recompute.
+
 Ghosts. An upsert alone never forgets a key: when a provider restates a window and a key has
 vanished (a SKU renamed, a credit withdrawn, a line item re-labelled), the old row would stay
 beside its replacement. `usage_store_chunk` therefore takes the connector's `Answered`
