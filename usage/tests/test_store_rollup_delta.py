@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -203,6 +204,62 @@ def _wait_for_lock_wait(pid: int) -> None:
     raise AssertionError("the store never waited for the row")
 
 
+class Race:
+    """Another transaction runs `other` (it writes, then waits) just before the chunk's write
+    statement starts, and commits once that statement waits for it. `statements`: what the
+    store's cursor executed in the write, in order."""
+
+    def __init__(self, monkeypatch, other: Callable[[], object]) -> None:
+        self.other, self.threads, self.statements = other, [], []
+        self.holding, self.release = threading.Event(), threading.Event()
+        real = store._write_by_difference
+        monkeypatch.setattr(store, "_write_by_difference", lambda cursor, *args: real(self.Cursor(self, cursor), *args))
+
+    def _other(self) -> None:
+        try:
+            with transaction.atomic():
+                self.other()
+                self.holding.set()
+                self.release.wait(30)
+        finally:
+            connections.close_all()
+
+    def _release_when_waiting(self, pid: int) -> None:
+        try:
+            _wait_for_lock_wait(pid)
+        finally:
+            self.release.set()
+            connections.close_all()
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join()
+        assert len(self.threads) == 2, "the race never ran"
+
+    class Cursor:
+        def __init__(self, race: Race, cursor) -> None:
+            self.race, self.cursor = race, cursor
+
+        def execute(self, sql: str, params=()) -> None:
+            race = self.race
+            if threading.current_thread() is not threading.main_thread():
+                return self.cursor.execute(sql, params)  # the other writer's own store: as is
+            race.statements.append(sql)
+            if sql == store._staging(connection.alias).write_by_difference and not race.threads:
+                race.threads.append(threading.Thread(target=race._other))
+                race.threads[-1].start()
+                race.holding.wait(10)
+                self.cursor.execute("SELECT pg_backend_pid()")
+                race.threads.append(
+                    threading.Thread(target=race._release_when_waiting, args=(self.cursor.fetchone()[0],))
+                )
+                race.threads[-1].start()
+            return self.cursor.execute(sql, params)
+
+        def fetchone(self):
+            return self.cursor.fetchone()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_row_changed_while_the_chunk_reads_its_old_values_falls_back_to_recomputing(
     workspace, integration, monkeypatch
@@ -214,52 +271,14 @@ def test_a_row_changed_while_the_chunk_reads_its_old_values_falls_back_to_recomp
     workspace.save()
     usage_store_samples(integration=integration, samples=[sample(h, "10") for h in range(6)])
     target = UsageRecord.objects.get(integration=integration, bucket_start=T0 + 2 * H)
-    holding, release = threading.Event(), threading.Event()
-
-    def other_writer() -> None:  # no upkeep of its own: only a recompute can make the rollups right again
-        try:
-            with transaction.atomic():
-                UsageRecord.objects.filter(pk=target.pk, bucket_start=target.bucket_start).update(quantity=999)
-                holding.set()
-                release.wait(30)
-        finally:
-            connections.close_all()
-
-    def release_when_waiting(pid: int) -> None:
-        try:
-            _wait_for_lock_wait(pid)
-        finally:
-            release.set()
-            connections.close_all()
-
-    threads: list[threading.Thread] = []
-
-    class Racing:
-        """The store's cursor; the other writer takes the row just before the UPDATE starts."""
-
-        def __init__(self, cursor) -> None:
-            self.cursor = cursor
-
-        def execute(self, sql: str, params=()) -> None:
-            if sql == store._staging(connection.alias).write_by_difference:
-                threads.append(threading.Thread(target=other_writer))
-                threads[-1].start()
-                holding.wait(10)
-                self.cursor.execute("SELECT pg_backend_pid()")
-                threads.append(threading.Thread(target=release_when_waiting, args=(self.cursor.fetchone()[0],)))
-                threads[-1].start()
-            self.cursor.execute(sql, params)
-
-        def fetchone(self):
-            return self.cursor.fetchone()
-
-    real = store._write_by_difference
-    monkeypatch.setattr(store, "_write_by_difference", lambda cursor, *args: real(Racing(cursor), *args))
+    # No upkeep of its own: only a recompute can make the rollups right again.
+    race = Race(
+        monkeypatch,
+        lambda: UsageRecord.objects.filter(pk=target.pk, bucket_start=target.bucket_start).update(quantity=999),
+    )
     with CaptureQueriesContext(connection) as captured:
         usage_store_samples(integration=integration, samples=[sample(h, "20") for h in range(6)])
-    for thread in threads:
-        thread.join()
-    assert len(threads) == 2
+    race.join()
     added, recomputed = rollup_statements(captured)
     assert recomputed and not added  # the counts differed: the days were recomputed
     assert set(UsageRecord.objects.filter(integration=integration).values_list("quantity", flat=True)) == {20}
@@ -273,54 +292,11 @@ def test_a_key_stored_by_another_writer_meanwhile_is_restated_not_lost(workspace
     CONFLICT DO NOTHING), sees that row as stored and rewrites it by difference."""
     workspace.time_zone = ZONE
     workspace.save()
-    holding, release = threading.Event(), threading.Event()
-
-    def other_chunk() -> None:  # stores hour 3 with its own upkeep, and commits while the chunk waits
-        try:
-            with transaction.atomic():
-                usage_store_samples(integration=integration, samples=[sample(3, "7")])
-                holding.set()
-                release.wait(30)
-        finally:
-            connections.close_all()
-
-    def release_when_waiting(pid: int) -> None:
-        try:
-            _wait_for_lock_wait(pid)
-        finally:
-            release.set()
-            connections.close_all()
-
-    threads: list[threading.Thread] = []
-    statements: list[str] = []
-
-    class Racing:
-        def __init__(self, cursor) -> None:
-            self.cursor = cursor
-
-        def execute(self, sql: str, params=()) -> None:
-            if threading.current_thread() is threading.main_thread():
-                statements.append(sql)
-            if (
-                sql == store._staging(connection.alias).write_by_difference and not threads
-            ):  # the other chunk's own: as is
-                threads.append(threading.Thread(target=other_chunk))
-                threads[-1].start()
-                holding.wait(10)
-                self.cursor.execute("SELECT pg_backend_pid()")
-                threads.append(threading.Thread(target=release_when_waiting, args=(self.cursor.fetchone()[0],)))
-                threads[-1].start()
-            self.cursor.execute(sql, params)
-
-        def fetchone(self):
-            return self.cursor.fetchone()
-
-    real = store._write_by_difference
-    monkeypatch.setattr(store, "_write_by_difference", lambda cursor, *args: real(Racing(cursor), *args))
+    # Hour 3 stored by another chunk, with its own upkeep, committed while the chunk waits for it.
+    race = Race(monkeypatch, lambda: usage_store_samples(integration=integration, samples=[sample(3, "7")]))
     usage_store_samples(integration=integration, samples=[sample(h, "20") for h in range(6)])
-    for thread in threads:
-        thread.join()
-    assert statements[-1] == store._staging(connection.alias).write_by_difference_again
+    race.join()
+    assert race.statements[-1] == store._staging(connection.alias).write_by_difference_again
     assert set(UsageRecord.objects.filter(integration=integration).values_list("quantity", flat=True)) == {20}
     assert_as_rebuilt(workspace)
 
