@@ -638,10 +638,9 @@ def _execute_copy(prepared: PreparedUsage, zone_name: str | None = None) -> _Upk
                 copy.write(prepared.copy_data)
             if zone_name is not None:
                 (params,) = (params for _, params in prepared.statements)
-                try:
-                    wrote = _write_by_difference(cursor, staging, prepared, params, zone_name)
-                finally:
-                    cursor.execute(_BULK_PLAN_RESET)
+                wrote = _write_by_difference(cursor, staging, prepared, params, zone_name)
+                # (After an error the transaction is rolled back, and the settings with it.)
+                cursor.execute(_BULK_PLAN_RESET)
                 if wrote is not None:
                     return _Upkeep(delta_zone=zone_name, wrote=wrote)
                 changed.update(prepared.bucket_starts)  # a concurrent writer: recompute every day
