@@ -25,7 +25,16 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 PRIMARY = "default"
 REPLICA = "replica"
 # Read-mostly usage figures a page may show a moment late (model labels, lower case).
-REPLICA_MODELS = frozenset({"usage.usagerecord", "usage.usagedaily", "usage.usagedailynarrow"})
+# The base table and every rollup level the pages read (usage.rollups.LEVELS' models included).
+REPLICA_MODELS = frozenset(
+    {
+        "usage.usagerecord",
+        "usage.usagedaily",
+        "usage.usagedailynarrow",
+        "usage.usagedailyproject",
+        "usage.usagedailytotal",
+    }
+)
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 _page_reads: ContextVar[bool] = ContextVar("doow_page_reads", default=False)

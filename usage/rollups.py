@@ -2,12 +2,13 @@
 
 A rollup row is the SUM of base quantities (and COUNT of base rows) per integration, local
 calendar day of bucket_start in the workspace's time zone, the dimensions, metric, unit,
-application and license. Upkeep recomputes slices, never applies deltas: `refresh_days` deletes
-an integration's rollup rows for some local days and re-inserts them with one
-INSERT … SELECT … GROUP BY over usage_usagerecord, so a rollup total equals the base total
-whatever the write did (insert, restatement, ghost removal, re-attribution). Every write path
-calls it in its own transaction; a workspace whose time zone changed is rebuilt whole
-(`rebuild_workspace`).
+application and license. Upkeep recomputes slices: `refresh_days` deletes an integration's
+rollup rows for some local days and re-inserts them with one INSERT … SELECT … GROUP BY over
+usage_usagerecord, so a rollup total equals the base total whatever the write did (insert,
+restatement, ghost removal, re-attribution). Every write path calls it in its own
+transaction; a workspace whose time zone changed is rebuilt whole (`rebuild_workspace`). Two
+writers apply exact differences instead, each falling back to `refresh_days` for what it
+cannot count: re-attribution (`move_rows`) and the PostgreSQL store (`apply_delta`).
 
 Pages read `daily_for(workspace)`; only the raw-row view and exports read the base table.
 """
@@ -24,6 +25,7 @@ from django.apps import apps as global_apps
 from django.db import connections, router, transaction
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
+from django.utils import timezone as django_timezone
 
 from accounts.zones import zone_named as zone_named
 from usage.dimensions import ROLLUP_DIMENSIONS
@@ -321,22 +323,27 @@ def refresh_moments(integration, moments: Iterable[datetime]) -> int:
         return 0
     integration_id = getattr(integration, "pk", integration)
     using = router.db_for_write(UsageDaily)
-    connection = connections[using]
     with transaction.atomic(using=using, savepoint=False):
-        if connection.vendor == "postgresql":
-            integrations = global_apps.get_model("integrations", "Integration")._meta.db_table
-            workspaces = global_apps.get_model("accounts", "Workspace")._meta.db_table
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT w.time_zone, pg_advisory_xact_lock(%s + i.id) FROM {integrations} i "
-                    f"JOIN {workspaces} w ON w.id = i.workspace_id WHERE i.id = %s",
-                    [ROLLUP_LOCK_BASE, integration_id],
-                )
-                found = cursor.fetchone()
-            zone = zone_named(found[0] if found else None)
-        else:
-            zone = _integration_zone(integration_id)
+        zone = _locked_zone(integration_id, using)
         return refresh_days(integration_id, days_of(moments, zone), zone=zone, locked=True)
+
+
+def _locked_zone(integration_id: int, using: str) -> tzinfo:
+    """The integration's workspace zone, read afresh; on PostgreSQL the same query takes the
+    integration's rollup lock (see `lock_integrations`). Call it inside a transaction."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return _integration_zone(integration_id)
+    integrations = global_apps.get_model("integrations", "Integration")._meta.db_table
+    workspaces = global_apps.get_model("accounts", "Workspace")._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT w.time_zone, pg_advisory_xact_lock(%s + i.id) FROM {integrations} i "
+            f"JOIN {workspaces} w ON w.id = i.workspace_id WHERE i.id = %s",
+            [ROLLUP_LOCK_BASE, integration_id],
+        )
+        found = cursor.fetchone()
+    return zone_named(found[0] if found else None)
 
 
 def move_rows(moves: Mapping[tuple, tuple[Decimal, int]], *, using: str | None = None) -> int:
@@ -436,6 +443,104 @@ def _apply_moves(
             if count < 0 or (total and count == 0):
                 out_of_step.setdefault(integration_id, set()).add(day_field.to_python(day))
     return out_of_step
+
+
+# ------------------------------------------------------------------ upkeep by difference (PostgreSQL store)
+# The PostgreSQL store (usage.store) knows, for every row it inserted or rewrote, the slice and
+# quantity it had before (none for a new row) and the ones it has now: it sums them per slice
+# and local day (new − old, rows +1 / −1) into a temporary table of DELTA_COLUMNS, and these
+# functions add that table to the integration's rollups instead of re-aggregating its days
+# from the base table. Exact (Decimal sums, as the base table), in the chunk's transaction,
+# under the integration's rollup lock like every other rollup writer.
+DELTA_COLUMNS: tuple[str, ...] = ("day", *ROLLUP_DIMENSIONS, "metric", "unit", "application_id", "license_id")
+
+
+def zone_sql_name(zone: tzinfo) -> str:
+    """The name a database is given for `zone` by TruncDate (and so by the recompute)."""
+    # TruncDate names a zone with this private helper; the public API has no twin of it.
+    return django_timezone._get_timezone_name(zone)  # type: ignore[attr-defined]
+
+
+def day_sql(column: str, zone_name: str, using: str) -> tuple[str, tuple]:
+    """SQL of the local day of `column` (a UTC instant) in the zone `zone_name`: exactly the
+    expression TruncDate(column, tzinfo=zone) compiles to, so both paths agree on every day."""
+    return connections[using].ops.datetime_cast_date_sql(column, (), zone_name)
+
+
+def apply_delta(
+    integration, table: str, zone_name: str, *, fallback: Iterable[datetime], removed: Iterable[datetime] = ()
+) -> int:
+    """Add the per-slice differences staged in the temporary `table` (DELTA_COLUMNS, quantity,
+    rows; days counted in the zone `zone_name`) to `integration`'s daily rollups, then
+    recompute every derived level (rollups.LEVELS) of those days from them; returns the rollup rows written.
+
+    `integration` is an Integration (its workspace and provider name new slices). Takes the
+    integration's rollup lock and reads the zone afresh, as refresh_moments does: when the
+    workspace changed its zone since the differences were computed they are dropped and the
+    days of `fallback` (the bucket_starts of every row of the chunk) are recomputed instead.
+    The days of `removed` (bucket_starts of rows deleted in the same transaction) are
+    recomputed from the base table after the differences are added. One INSERT … ON CONFLICT
+    DO UPDATE adds them, in slice order, then one DELETE drops the slices left with no row; a
+    slice that would fall below zero shows a day out of step with the base table (written
+    without upkeep): that day is recomputed.
+    """
+    from usage.models import UsageDaily
+
+    integration_id = integration.pk
+    using = router.db_for_write(UsageDaily)
+    connection = connections[using]
+    with transaction.atomic(using=using, savepoint=False):
+        zone = _locked_zone(integration_id, using)
+        if zone_sql_name(zone) != zone_name:
+            moments = set(fallback) | set(removed)
+            return refresh_days(integration_id, days_of(moments, zone), zone=zone, locked=True)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT DISTINCT {connection.ops.quote_name('day')} FROM {table}")
+            days = {row[0] for row in cursor.fetchall()}
+        written, stale = _add_delta(integration, table, days, using) if days else (0, set())
+        recomputed = days_of(removed, zone) | stale
+        if recomputed:
+            written += refresh_days(integration_id, recomputed, zone=zone, locked=True)
+        if days - recomputed:
+            _refresh_levels(integration_id, _range_filter(day_ranges(days - recomputed), zone)[1], using)
+        return written
+
+
+def _add_delta(integration, table: str, days: set[date], using: str) -> tuple[int, set[date]]:
+    """`apply_delta`'s two statements on UsageDaily: returns (slices written, days out of step)."""
+    from usage.models import UsageDaily
+
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    opts: Any = UsageDaily._meta
+    target = quote(opts.db_table)
+    column = {c: quote(opts.get_field(c.removesuffix("_id")).column) for c in COLUMNS}
+    grouped = ", ".join(quote(c) for c in DELTA_COLUMNS)
+    conflict = ", ".join(
+        [column[c] for c in GROUP_COLUMNS if c not in ("workspace_id", "provider", "application_id", "license_id")]
+        + [f"(COALESCE({column[c]}, 0))" for c in ("application_id", "license_id")]
+    )
+    quantity, rows, day = column["quantity"], column["rows"], column["day"]
+    day_field = opts.get_field("day")
+    first, last = (day_field.get_db_prep_save(d, connection) for d in (min(days), max(days)))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {target} ({', '.join(column[c] for c in COLUMNS)}) "
+            f"SELECT %s, %s, %s, {grouped}, SUM({quote('quantity')}), SUM({quote('rows')}) FROM {table} "
+            f"WHERE {quote('day')} >= %s AND {quote('day')} <= %s GROUP BY {grouped} "
+            f"HAVING SUM({quote('quantity')}) <> 0 OR SUM({quote('rows')}) <> 0 ORDER BY {grouped} "
+            f"ON CONFLICT ({conflict}) DO UPDATE SET {quantity} = {target}.{quantity} + EXCLUDED.{quantity}, "
+            f"{rows} = {target}.{rows} + EXCLUDED.{rows}",
+            [integration.workspace_id, integration.pk, integration.provider, first, last],
+        )
+        written = cursor.rowcount
+        cursor.execute(
+            f"DELETE FROM {target} WHERE {column['integration_id']} = %s AND {day} >= %s AND {day} <= %s "
+            f"AND {rows} <= 0 RETURNING {day}, {rows}, {quantity}",
+            [integration.pk, first, last],
+        )
+        stale = {day_field.to_python(d) for d, count, total in cursor.fetchall() if count < 0 or (total and not count)}
+    return written, stale
 
 
 def days_by_integration(daily: QuerySet) -> dict[int, set[date]]:

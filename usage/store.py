@@ -19,6 +19,14 @@ runs near the speed of COPY itself (docs/performance.md, "Ingest"); a restated k
 did not change is left as it is there. Elsewhere (SQLite) they are multi-row INSERT … VALUES …
 ON CONFLICT statements of BATCH_SIZE rows. Both leave the same rows with the same values.
 
+Rollups. A chunk stored by `usage_store_chunk` or `usage_store_samples` on PostgreSQL keeps the
+daily rollups by difference: the one statement that writes it also sums, per rollup slice and
+local day, what it changed (+new for a row inserted, −old +new for a row rewritten) into a
+temporary delta table, and usage.rollups.apply_delta adds that table to the rollups under the
+integration's rollup lock. Whatever that cannot count exactly (a concurrent writer of the same
+rows, a zone changed meanwhile, a day already out of step) falls back to recomputing the days
+from the base table. The VALUES path, and `usage_store_prepared` (the importer), recompute.
+
 Ghosts. An upsert alone never forgets a key: when a provider restates a window and a key has
 vanished (a SKU renamed, a credit withdrawn, a line item re-labelled), the old row would stay
 beside its replacement. `usage_store_chunk` therefore takes the connector's `Answered`
@@ -42,7 +50,7 @@ from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.db.models.expressions import RawSQL
@@ -50,8 +58,9 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from usage.attribution import Matcher, load_matcher
+from usage.dimensions import ROLLUP_DIMENSIONS
 from usage.models import DIMENSION_FIELDS, NATURAL_KEY, UsageRecord
-from usage.rollups import refresh_moments
+from usage.rollups import DELTA_COLUMNS, apply_delta, day_sql, refresh_moments, workspace_zone, zone_sql_name
 
 if TYPE_CHECKING:
     from integrations.models import Integration
@@ -100,6 +109,17 @@ class ChunkStored:
 
     written: int
     removed: list[UsageRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Upkeep:
+    """What a stored chunk leaves to its rollups: the bucket starts whose days are to be
+    recomputed, or (`delta_zone`: the PostgreSQL path) its differences summed per slice and
+    local day in that zone, in the delta table (`wrote`: some row was inserted or rewritten)."""
+
+    changed: frozenset[datetime] = frozenset()
+    delta_zone: str | None = None
+    wrote: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,10 +226,22 @@ def usage_store_chunk(
     if prepared is None:
         prepared = usage_prepare_samples(integration=integration, samples=samples)
     with transaction.atomic(using=prepared.using, savepoint=False):
-        written, changed = _store_prepared(prepared)
+        written, upkeep = _store_prepared(prepared, integration)
         removed = _remove_unanswered(integration, answered, prepared)
-        refresh_moments(integration, chain(changed, (r.bucket_start for r in removed)))
+        _keep_rollups(integration, prepared, upkeep, [r.bucket_start for r in removed])
     return ChunkStored(written=written, removed=removed)
+
+
+def _keep_rollups(
+    integration: Integration, prepared: PreparedUsage, upkeep: _Upkeep, removed: Sequence[datetime] = ()
+) -> None:
+    """Bring the integration's rollups in step with what the chunk wrote and removed: add its
+    differences (PostgreSQL), or recompute the days it changed; the days of removed rows are
+    recomputed either way."""
+    if upkeep.delta_zone is None:
+        refresh_moments(integration, chain(upkeep.changed, removed))
+    elif upkeep.wrote or removed:
+        apply_delta(integration, _DELTA, upkeep.delta_zone, fallback=prepared.bucket_starts, removed=removed)
 
 
 def _answer_q(answer: Answered) -> Q | None:
@@ -266,21 +298,24 @@ def _remove_unanswered(
 
 def usage_store_prepared(*, prepared: PreparedUsage) -> int:
     """Execute a prepared upsert: a key already stored gets its quantity REPLACED, never added.
-    Returns the number of distinct rows written."""
+    Returns the number of distinct rows written. The rollups are the caller's to refresh
+    (refresh_moments over the chunks' bucket starts, as the importer does)."""
     return _store_prepared(prepared)[0]
 
 
-def _store_prepared(prepared: PreparedUsage) -> tuple[int, frozenset[datetime]]:
-    """`usage_store_prepared`, and the bucket starts whose rows changed: on PostgreSQL only those
-    of rows inserted or rewritten (a restated row whose values are all unchanged is not, and its
-    day's rollups need no recomputing); on the VALUES path every bucket start of the chunk."""
+def _store_prepared(prepared: PreparedUsage, integration: Integration | None = None) -> tuple[int, _Upkeep]:
+    """`usage_store_prepared`, and what it leaves to the rollups (`_Upkeep`). On PostgreSQL,
+    given the `integration`, its differences (see _execute_copy); without, the bucket starts of
+    rows inserted or rewritten (a restated row whose values are all unchanged is not, and its
+    day's rollups need no recomputing). On the VALUES path every bucket start of the chunk."""
     if prepared.copy_data:
-        return prepared.rows, _execute_copy(prepared)
+        zone = None if integration is None else zone_sql_name(workspace_zone(integration.workspace_id))
+        return prepared.rows, _execute_copy(prepared, zone)
     if prepared.statements:
         with connections[prepared.using].cursor() as cursor:
             for sql, params in prepared.statements:
                 cursor.execute(sql, params)
-    return prepared.rows, prepared.bucket_starts
+    return prepared.rows, _Upkeep(changed=prepared.bucket_starts)
 
 
 def usage_store_samples(*, integration: Integration, samples: Iterable[UsageSample]) -> int:
@@ -288,8 +323,8 @@ def usage_store_samples(*, integration: Integration, samples: Iterable[UsageSamp
     refresh the daily rollups of the days written, in the same transaction."""
     prepared = usage_prepare_samples(integration=integration, samples=samples)
     with transaction.atomic(using=prepared.using, savepoint=False):
-        written, changed = _store_prepared(prepared)
-        refresh_moments(integration, changed)
+        written, upkeep = _store_prepared(prepared, integration)
+        _keep_rollups(integration, prepared, upkeep)
     return written
 
 
@@ -343,6 +378,17 @@ def _labels_json(sample: Any) -> str:
 
 
 _STAGING = "doow_usage_staging"
+# The chunk's differences per rollup slice and local day (usage.rollups.apply_delta).
+_DELTA = "doow_usage_delta"
+# Planner settings of the difference path's two statements, for their transaction until reset.
+# The integration's rows in the chunk's window are often not in the table's statistics yet (a
+# new integration, a new month): the planner then guesses one row and joins the staging table
+# to them by a nested loop, 100k × 100k comparisons. Hash joins are right at every size a
+# chunk has; the memory keeps the join and the per-slice sums of 100k rows off the disk.
+_BULK_PLAN = "SET LOCAL enable_nestloop = off; SET LOCAL work_mem = '64MB'"
+_BULK_PLAN_RESET = "RESET enable_nestloop; RESET work_mem"
+# The columns a rewrite may change that place a row in a rollup slice, then its quantity.
+_MOVED = ("unit", "application_id", "license_id", "quantity")
 # Bookkeeping columns: written with a row's values, never a reason to rewrite it.
 _STAMPS = ("store_batch", "updated_at")
 # COPY text format: these four characters are the only ones a value must escape.
@@ -385,6 +431,11 @@ class _Staging:
     copy: str
     insert: str
     index: str
+    # The rollup-difference path (see _execute_copy): the delta table, and the statement that
+    # inserts new keys, rewrites changed rows and sums what it wrote into the delta table.
+    create_delta: str
+    write_by_difference: str
+    write_by_difference_again: str
 
 
 @cache
@@ -406,6 +457,53 @@ def _staging(using: str) -> _Staging:
     table = qn(opts.db_table)
     key = set(NATURAL_KEY)
     compared = [qn(opts.get_field(name).column) for name in UPDATE_FIELDS if name not in _STAMPS]  # type: ignore[union-attr]
+    # ---- the rollup-difference path (_execute_copy with a zone)
+    key_columns = [qn(fields[n].column) for n in _ROW_COLUMNS if n in key]  # the natural key but the integration
+    integration = qn(fields["integration_id"].column)
+    start, ident, rows_ = qn(fields["bucket_start"].column), qn(opts.pk.column), qn("rows")
+    sliced = ", ".join(qn(fields[name].column) for name in (*ROLLUP_DIMENSIONS, "metric"))  # in the key
+    moved = [qn(fields[name].column) for name in _MOVED]  # what a rewrite may move between slices
+    old = [qn(f"old_{name}") for name in _MOVED]
+    new = [qn(f"new_{name}") for name in _MOVED]
+    delta_names = [*DELTA_COLUMNS, "quantity", "rows"]
+    delta_types = {name: "date" if name == "day" else fields[name].db_type(connection) for name in DELTA_COLUMNS}
+    delta_table = ", ".join(
+        f"{qn(c)} {delta_types.get(c, {'quantity': 'numeric', 'rows': 'bigint'}.get(c))}" for c in delta_names
+    )
+    # The local day of a row, its zone a parameter (_execute_copy passes it): TruncDate's own SQL.
+    day = connection.ops.datetime_cast_date_sql(start, (), "UTC")[0]
+    groups = ", ".join(str(i) for i in range(1, len(DELTA_COLUMNS) + 1))
+    summed = f"INSERT INTO {_DELTA} ({', '.join(qn(c) for c in delta_names)}) SELECT {day}, {sliced}, "
+    slice_of = ", ".join(moved[:-1])  # unit, application, license: with `sliced`, a rollup slice
+
+    def window(alias: str) -> str:  # the integration's rows in the chunk's bucket range
+        return f"{alias}.{integration} = %s AND {alias}.{start} >= %s AND {alias}.{start} <= %s"
+
+    stored = f"{qn('stored_id')}"
+    matched = (  # every staged row, beside the stored row of its key if there is one
+        f"SELECT s.*, u.{ident} AS {stored}, {', '.join(f'u.{c} AS {o}' for c, o in zip(moved, old, strict=True))}, "
+        f"({', '.join(f'u.{c}' for c in compared)}) IS DISTINCT FROM ({', '.join(f's.{c}' for c in compared)}) "
+        f"AS {qn('changed')} FROM {_STAGING} s LEFT JOIN {table} u ON {window('u')} AND "
+        f"{' AND '.join(f'u.{c} = s.{c}' for c in key_columns)}"
+    )
+    inserted = (
+        f"INSERT INTO {table} ({chunk}, {rows}) SELECT {placeholders}, {rows} FROM matched WHERE {stored} IS NULL "
+        f"{{conflict}}RETURNING {start}, {sliced}, {', '.join(moved)}"
+    )
+    conflict = f"ON CONFLICT ({integration}, {', '.join(key_columns)}) DO NOTHING "
+    rewritten = (
+        f"UPDATE {table} t SET {', '.join(f'{c} = o.{c}' for c in compared)}, "
+        f"{', '.join(f'{qn(fields[name].column)} = %s' for name in _STAMPS)} FROM matched o "
+        f"WHERE o.{qn('changed')} AND t.{ident} = o.{stored} AND t.{start} = o.{start} AND {window('t')} "
+        f"AND ({', '.join(f't.{c}' for c in moved)}) IS NOT DISTINCT FROM ({', '.join(f'o.{c}' for c in old)}) "
+        f"RETURNING t.{start}, {', '.join(f't.{c}' for c in sliced.split(', '))}, "
+        f"{', '.join(f'o.{c}' for c in old)}, {', '.join(f't.{c} AS {n}' for c, n in zip(moved, new, strict=True))}"
+    )
+    differences = (
+        f"SELECT {start}, {sliced}, {', '.join(moved)}, 1 FROM inserted UNION ALL "
+        f"SELECT {start}, {sliced}, {', '.join(old[:-1])}, -{old[-1]}, -1 FROM written UNION ALL "
+        f"SELECT {start}, {sliced}, {', '.join(new)}, 1 FROM written"
+    )
     return _Staging(
         # One staging table per transaction at a time: the previous chunk's (an import stores
         # several per transaction) is dropped first; the last one goes at commit.
@@ -420,6 +518,33 @@ def _staging(using: str) -> _Staging:
             f"WHERE ({', '.join(f'{table}.{c}' for c in compared)}) IS DISTINCT FROM "
             f"({', '.join(f'EXCLUDED.{c}' for c in compared)})"
         ),
+        create_delta=f"DROP TABLE IF EXISTS {_DELTA}; CREATE TEMPORARY TABLE {_DELTA} ({delta_table}) ON COMMIT DROP",
+        # The chunk by difference, in one statement: the staged rows beside the stored row of
+        # their key (one hash join); the new keys inserted (+quantity, +1 row), the changed rows
+        # rewritten, each only if it still holds the slice and quantity read (−old, +new), and
+        # both summed per slice and local day into the delta table. Returns (new keys, rows
+        # inserted, changed keys, rows rewritten): a concurrent writer of one of those keys
+        # makes a pair differ (_execute_copy then falls back to recomputing).
+        write_by_difference=(
+            f"WITH matched AS MATERIALIZED ({matched}), inserted AS ({{inserted}}), written AS ({rewritten}), "
+            f"summed AS ({summed}{slice_of}, SUM({moved[-1]}), SUM({rows_}) FROM ({differences}) "
+            f"AS moved ({start}, {sliced}, {', '.join(moved)}, {rows_}) GROUP BY {groups} "
+            f"HAVING SUM({moved[-1]}) <> 0 OR SUM({rows_}) <> 0) "
+            f"SELECT (SELECT COUNT(*) FROM matched WHERE {stored} IS NULL), (SELECT COUNT(*) FROM inserted), "
+            f"(SELECT COUNT(*) FROM matched WHERE {stored} IS NOT NULL AND {qn('changed')}), "
+            f"(SELECT COUNT(*) FROM written)"
+        ).format(inserted=inserted.format(conflict="")),
+        # The same, its new keys inserted ON CONFLICT DO NOTHING: when another writer stored
+        # one of them after the statement above read the table (_write_by_difference).
+        write_by_difference_again=(
+            f"WITH matched AS MATERIALIZED ({matched}), inserted AS ({{inserted}}), written AS ({rewritten}), "
+            f"summed AS ({summed}{slice_of}, SUM({moved[-1]}), SUM({rows_}) FROM ({differences}) "
+            f"AS moved ({start}, {sliced}, {', '.join(moved)}, {rows_}) GROUP BY {groups} "
+            f"HAVING SUM({moved[-1]}) <> 0 OR SUM({rows_}) <> 0) "
+            f"SELECT (SELECT COUNT(*) FROM matched WHERE {stored} IS NULL), (SELECT COUNT(*) FROM inserted), "
+            f"(SELECT COUNT(*) FROM matched WHERE {stored} IS NOT NULL AND {qn('changed')}), "
+            f"(SELECT COUNT(*) FROM written)"
+        ).format(inserted=inserted.format(conflict=conflict)),
     )
 
 
@@ -482,24 +607,71 @@ def _prepare_copy(integration: Integration, samples: Iterable[UsageSample], usin
     )
 
 
-def _execute_copy(prepared: PreparedUsage) -> frozenset[datetime]:
+def _execute_copy(prepared: PreparedUsage, zone_name: str | None = None) -> _Upkeep:
     """COPY the rows into a fresh staging table and upsert them from it, in the caller's
     transaction (or in one of its own when there is none: the temporary table lives only
     inside one). The staging table stays until the next chunk or the commit: the removal of
-    vanished rows reads it (see _NOT_STAGED). Returns the distinct bucket starts of the rows
-    the upsert inserted or rewrote (RETURNING skips a conflict its WHERE left alone)."""
+    vanished rows reads it (see _NOT_STAGED).
+
+    Without `zone_name`: one INSERT … ON CONFLICT DO UPDATE, and the rollups are left to the
+    caller: the distinct bucket starts of the rows the upsert inserted or rewrote are returned
+    (RETURNING skips a conflict its WHERE left alone), for their days to be recomputed.
+
+    With `zone_name` (the workspace's zone as the database names it): the rollups are kept
+    by difference. New keys are inserted (ON CONFLICT DO NOTHING) and summed per slice and
+    local day into the temporary delta table; when some keys were already stored, the changed
+    ones are rewritten by one UPDATE that sums −old +new into it too (usage.rollups.apply_delta
+    adds the table to the rollups). If a concurrent writer changed one of those rows between
+    the read of its old values and the UPDATE, the chunk is upserted as without a zone and its
+    days recomputed instead (rare; exact either way)."""
     staging = _staging(prepared.using)
     connection = connections[prepared.using]
     column = connection.ops.quote_name("bucket_start")  # UsageRecord.bucket_start has no db_column
     changed: set[datetime] = set()
     with transaction.atomic(using=prepared.using, savepoint=False):
         with connection.cursor() as cursor:
-            cursor.execute(staging.create)
+            if zone_name is None:
+                cursor.execute(staging.create)
+            else:
+                cursor.execute(f"{staging.create}; {staging.create_delta}; {_BULK_PLAN}")
             with cursor.cursor.copy(staging.copy) as copy:
                 copy.write(prepared.copy_data)
+            if zone_name is not None:
+                (params,) = (params for _, params in prepared.statements)
+                wrote = _write_by_difference(cursor, staging, prepared, params, zone_name)
+                # (After an error the transaction is rolled back, and the settings with it.)
+                cursor.execute(_BULK_PLAN_RESET)
+                if wrote is not None:
+                    return _Upkeep(delta_zone=zone_name, wrote=wrote)
+                changed.update(prepared.bucket_starts)  # a concurrent writer: recompute every day
             for sql, params in prepared.statements:
                 cursor.execute(
                     f"WITH written AS ({sql} RETURNING {column}) SELECT DISTINCT {column} FROM written", params
                 )
                 changed.update(row[0] for row in cursor.fetchall())
-    return frozenset(changed)
+    return _Upkeep(changed=frozenset(changed))
+
+
+def _write_by_difference(
+    cursor: Any, staging: _Staging, prepared: PreparedUsage, params: tuple[Any, ...], zone_name: str
+) -> bool | None:
+    """The `zone_name` half of _execute_copy: True when a row was inserted or rewritten (the
+    delta table holds its differences), False when none was, None when a concurrent writer
+    was seen (the differences are incomplete: recompute)."""
+    (zone,) = day_sql("bucket_start", zone_name, prepared.using)[1]
+    chunk = dict(zip(_CHUNK_COLUMNS, params, strict=True))
+    window = (chunk["integration_id"], min(prepared.bucket_starts), max(prepared.bucket_starts))
+    stamps = tuple(chunk[name] for name in _STAMPS)
+    arguments = (*window, *params, *stamps, *window, zone)
+    try:
+        # A plain INSERT of the keys not stored (a third faster than ON CONFLICT's speculative
+        # insertion); if another writer stored one of them meanwhile, the unique key refuses
+        # the row and the statement is run again, its INSERT ON CONFLICT DO NOTHING.
+        with transaction.atomic(using=prepared.using):
+            cursor.execute(staging.write_by_difference, arguments)
+    except IntegrityError:
+        cursor.execute(staging.write_by_difference_again, arguments)
+    new, inserted, changed, rewritten = cursor.fetchone()
+    if (new, changed) != (inserted, rewritten):
+        return None
+    return inserted + rewritten > 0

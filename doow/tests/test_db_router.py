@@ -16,10 +16,12 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from doow.db_router import REPLICA_MODELS
 from doow.tests.test_settings import run_with, shown
 from integrations.models import Integration
 from integrations.providers.base import UsageSample
 from integrations.testing import make_integration
+from usage import rollups
 from usage.models import UsageRecord
 from usage.store import usage_store_samples
 
@@ -125,3 +127,8 @@ def test_database_replica_url_adds_the_alias_and_the_router(tmp_path):
     }
     off = shown(run_with({"DEBUG": "true"}, code))
     assert off["aliases"] == ["default"] and off["routers"] == []
+
+
+def test_every_rollup_level_the_pages_read_is_routed_to_the_replica():
+    levels = {level.model()._meta.label_lower for level in rollups.LEVELS}
+    assert levels | {"usage.usagedaily", "usage.usagerecord"} <= REPLICA_MODELS
