@@ -26,7 +26,7 @@ from django.http import HttpRequest
 from doow.admin import ProviderListFilter, ReadOnlyAdmin
 from doow.templatetags.formats import amount
 from usage import partitions, services
-from usage.forms import LICENSE_FIELDS, bound_license_dates, check_license_period
+from usage.forms import LICENSE_FIELDS, LICENSE_TERMS, bound_license_dates, check_license_period
 from usage.models import (
     Application,
     AttributionRule,
@@ -183,16 +183,7 @@ class TeamAdmin(admin.ModelAdmin):
 @admin.register(License)
 class LicenseAdmin(DeleteThroughServices, admin.ModelAdmin):
     form = LicenseAdminForm
-    list_display = (
-        "__str__",
-        "workspace",
-        "kind",
-        "start_date",
-        "end_date",
-        "committed_amount",
-        "currency",
-        "seat_count",
-    )
+    list_display = ("__str__", "workspace", *LICENSE_TERMS)
     list_filter = ("kind", "workspace")
     search_fields = ("plan_name", "application__name")
     list_select_related = ("workspace", "application")

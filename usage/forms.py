@@ -78,18 +78,11 @@ class DateRangeForm(forms.Form):
         return data
 
 
+# A license's terms (its kind, period and amounts), also the admin's list columns.
+LICENSE_TERMS = ("kind", "start_date", "end_date", "committed_amount", "currency", "seat_count")
 # The license fields a person edits, on the Licenses page and in the admin (the workspace is the
 # application's; a new model field is not editable until listed here).
-LICENSE_FIELDS = (
-    "application",
-    "plan_name",
-    "kind",
-    "start_date",
-    "end_date",
-    "committed_amount",
-    "currency",
-    "seat_count",
-)
+LICENSE_FIELDS = ("application", "plan_name", *LICENSE_TERMS)
 
 
 def check_license_period(form: forms.BaseForm, data: dict[str, Any]) -> None:
