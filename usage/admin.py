@@ -26,7 +26,7 @@ from django.http import HttpRequest
 from doow.admin import ProviderListFilter, ReadOnlyAdmin
 from doow.templatetags.formats import amount
 from usage import partitions, services
-from usage.forms import bound_license_dates
+from usage.forms import LICENSE_FIELDS, LICENSE_TERMS, bound_license_dates, check_license_period
 from usage.models import (
     Application,
     AttributionRule,
@@ -115,20 +115,25 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
+class DeleteThroughServices:
+    """Admin deletions, one object or a selection, go through the service that deletes it as
+    the pages do (re-attributing its usage in the background), never a bare SQL delete."""
+
+    def delete_through_services(self, obj: Any) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.delete_through_services(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self.delete_through_services(obj)
+
+
 class LicenseAdminForm(forms.ModelForm):
     class Meta:
         model = License
-        # The workspace comes from the application (save_model); a new model field is not editable until listed.
-        fields = (
-            "application",
-            "plan_name",
-            "kind",
-            "start_date",
-            "end_date",
-            "committed_amount",
-            "currency",
-            "seat_count",
-        )
+        fields = LICENSE_FIELDS  # the workspace comes from the application (save_model)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -137,9 +142,7 @@ class LicenseAdminForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         assert data is not None  # Django's clean() returns cleaned_data
-        start, end = data.get("start_date"), data.get("end_date")
-        if start and end and end < start:
-            self.add_error("end_date", "The end date is before the start date.")
+        check_license_period(self, data)
         return data
 
 
@@ -151,7 +154,7 @@ class LicenseInline(admin.TabularInline):
 
 
 @admin.register(Application)
-class ApplicationAdmin(admin.ModelAdmin):
+class ApplicationAdmin(DeleteThroughServices, admin.ModelAdmin):
     list_display = ("name", "workspace", "vendor", "owner", "team", "category", "created_at")
     list_filter = ("workspace", "category")
     search_fields = ("name", "vendor", "owner")
@@ -165,12 +168,8 @@ class ApplicationAdmin(admin.ModelAdmin):
         for obj in formset.deleted_objects:
             services.license_delete(license=obj)
 
-    def delete_model(self, request: HttpRequest, obj: Application) -> None:
+    def delete_through_services(self, obj: Application) -> None:
         services.application_delete(application=obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Application]) -> None:
-        for obj in queryset:
-            services.application_delete(application=obj)
 
 
 @admin.register(Team)
@@ -182,18 +181,9 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(License)
-class LicenseAdmin(admin.ModelAdmin):
+class LicenseAdmin(DeleteThroughServices, admin.ModelAdmin):
     form = LicenseAdminForm
-    list_display = (
-        "__str__",
-        "workspace",
-        "kind",
-        "start_date",
-        "end_date",
-        "committed_amount",
-        "currency",
-        "seat_count",
-    )
+    list_display = ("__str__", "workspace", *LICENSE_TERMS)
     list_filter = ("kind", "workspace")
     search_fields = ("plan_name", "application__name")
     list_select_related = ("workspace", "application")
@@ -202,12 +192,8 @@ class LicenseAdmin(admin.ModelAdmin):
         obj.workspace_id = obj.application.workspace_id
         super().save_model(request, obj, form, change)
 
-    def delete_model(self, request: HttpRequest, obj: License) -> None:
+    def delete_through_services(self, obj: License) -> None:
         services.license_delete(license=obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
-        for obj in queryset:
-            services.license_delete(license=obj)
 
 
 class AttributionRuleAdminForm(forms.ModelForm):
@@ -225,7 +211,7 @@ class AttributionRuleAdminForm(forms.ModelForm):
 
 
 @admin.register(AttributionRule)
-class AttributionRuleAdmin(admin.ModelAdmin):
+class AttributionRuleAdmin(DeleteThroughServices, admin.ModelAdmin):
     form = AttributionRuleAdminForm
     list_display = ("__str__", "workspace", "provider", "priority", "application", "license", "is_default")
     list_display_links = ("__str__",)
@@ -239,12 +225,8 @@ class AttributionRuleAdmin(admin.ModelAdmin):
         obj.workspace_id = obj.application.workspace_id
         services.attribution_rule_save(rule=obj)
 
-    def delete_model(self, request: HttpRequest, obj: AttributionRule) -> None:
+    def delete_through_services(self, obj: AttributionRule) -> None:
         services.attribution_rule_delete(rule=obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AttributionRule]) -> None:
-        for obj in queryset:
-            services.attribution_rule_delete(rule=obj)
 
 
 @admin.register(ReattributionJob)

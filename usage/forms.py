@@ -78,6 +78,20 @@ class DateRangeForm(forms.Form):
         return data
 
 
+# A license's terms (its kind, period and amounts), also the admin's list columns.
+LICENSE_TERMS = ("kind", "start_date", "end_date", "committed_amount", "currency", "seat_count")
+# The license fields a person edits, on the Licenses page and in the admin (the workspace is the
+# application's; a new model field is not editable until listed here).
+LICENSE_FIELDS = ("application", "plan_name", *LICENSE_TERMS)
+
+
+def check_license_period(form: forms.BaseForm, data: dict[str, Any]) -> None:
+    """A license's end never before its start (the page's and the admin's clean())."""
+    start, end = data.get("start_date"), data.get("end_date")
+    if start and end and end < start:
+        form.add_error("end_date", "The end date is before the start date.")
+
+
 def bound_license_dates(form: forms.BaseForm) -> None:
     """A license's start and end within 2000-01-01 … ten years ahead: a contract may run for
     years, but year 1 or 9999 would make its consumption chart fill millions of days."""
@@ -151,16 +165,7 @@ class TeamForm(forms.ModelForm):
 class LicenseForm(forms.ModelForm):
     class Meta:
         model = License
-        fields = [
-            "application",
-            "plan_name",
-            "kind",
-            "start_date",
-            "end_date",
-            "committed_amount",
-            "currency",
-            "seat_count",
-        ]
+        fields = LICENSE_FIELDS
         labels = {
             "plan_name": "Plan name",
             "kind": "Kind",
@@ -203,9 +208,7 @@ class LicenseForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        start, end = data.get("start_date"), data.get("end_date")
-        if start and end and end < start:
-            self.add_error("end_date", "The end date is before the start date.")
+        check_license_period(self, data)
         kind = data.get("kind")
         if kind == License.Kind.COMMITMENT:
             if data.get("committed_amount") is None:

@@ -21,6 +21,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+# QUEUED_PATIENCE is the one patience of every queued job (doow.jobs.job_progress); the upload
+# view reads it from here.
+from doow.jobs import QUEUED_PATIENCE as QUEUED_PATIENCE
 from doow.jobs import enqueue_on_commit
 from integrations.events import integration_record_event
 from integrations.models import IntegrationEvent
@@ -47,8 +50,6 @@ Status = UsageImport.Status
 # A job whose worker reported nothing for this long is taken for dead: the page says so and
 # takes a new upload.
 STALLED_AFTER = timedelta(minutes=10)
-# A queued job nobody started for this long: the page says to check the worker.
-QUEUED_PATIENCE = timedelta(minutes=2)
 KEEP_UNFINISHED = timedelta(days=7)
 KEEP_FINISHED = timedelta(days=30)
 # A job whose worker died this many times (redelivered each time) is given up.

@@ -100,25 +100,25 @@ def attribution_ensure_default(*, workspace: Workspace, provider: Provider) -> A
     return rule
 
 
-def application_delete(*, application: Application) -> None:
-    """Delete an application with its licenses and rules; its usage falls to the next rule."""
+def _delete_attributed(obj: Application | License, **attributed_to: Application | License) -> None:
+    """Delete `obj`, to which usage is attributed. Its rollup rows go with it; the base rows fall
+    back to no application / license: recompute the days they cover in the same transaction,
+    then re-attribute them in the background."""
     with transaction.atomic():
-        workspace = application.workspace
-        # Its rollup rows (and its licenses') go with it; the base rows fall back to no
-        # application: recompute the days they cover, in the same transaction.
-        days = rollups.days_by_integration(rollups.daily_for(workspace).filter(application=application))
-        application.delete()
+        workspace = obj.workspace
+        days = rollups.days_by_integration(rollups.daily_for(workspace).filter(**attributed_to))
+        obj.delete()
         rollups.refresh_by_integration(days)
         reattribution_request(workspace=workspace)
+
+
+def application_delete(*, application: Application) -> None:
+    """Delete an application with its licenses and rules; its usage falls to the next rule."""
+    _delete_attributed(application, application=application)
 
 
 def license_delete(*, license: License) -> None:
-    with transaction.atomic():
-        workspace = license.workspace
-        days = rollups.days_by_integration(rollups.daily_for(workspace).filter(license=license))
-        license.delete()
-        rollups.refresh_by_integration(days)
-        reattribution_request(workspace=workspace)
+    _delete_attributed(license, license=license)
 
 
 # ------------------------------------------------------------------ rules

@@ -283,6 +283,20 @@ class SetupStep:
     code: str = ""
 
 
+@dataclass(frozen=True)
+class FetchJob:
+    """The arguments of one `Provider.fetch` over a non-empty window, as its `read` gets them
+    (their meaning is in fetch's docstring). `state` and `answered` are the caller's own
+    objects: the connector updates and appends to them in place."""
+
+    credential: Mapping[str, str]
+    settings: Mapping[str, str]
+    window: Window
+    http: HttpClient
+    state: dict[str, Any] | None = None
+    answered: list[Answered] | None = None
+
+
 # ---------------------------------------------------------------- provider
 class Provider:
     """Base class of every connector; subclasses fill in the class attributes and two methods."""
@@ -366,7 +380,17 @@ class Provider:
         stream in that window and scope that were not yielded are then removed. A part not read
         to the end (a listing that no longer lists a model, a day outside the API's horizon, a
         best-effort read that failed) is not declared, and its stored rows stay.
+
+        An empty window has no bucket: it yields nothing and makes no request. Any other window
+        is the connector's `read`, with these arguments as one `FetchJob`; so is every window of
+        a provider with no usage API (`fetches_usage` False), whose read says why it refuses.
         """
+        if window.end <= window.start and self.fetches_usage:
+            return
+        yield from self.read(FetchJob(credential, settings, window, http, state, answered))
+
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
+        """What `fetch` does for a non-empty window: every connector that fetches usage implements it."""
         raise NotImplementedError
 
     # Helpers shared by connectors.

@@ -19,10 +19,12 @@ def test_every_registry_entry_honours_the_metadata_contract(slug: str) -> None:
 
 
 @pytest.mark.parametrize("slug", sorted(PROVIDERS))
-def test_every_provider_implements_verify_and_fetch(slug: str) -> None:
+def test_every_provider_implements_verify_and_read(slug: str) -> None:
     cls = type(PROVIDERS[slug])
     assert cls.verify is not Provider.verify, f"{slug} does not implement verify"
-    assert cls.fetch is not Provider.fetch, f"{slug} does not implement fetch"
+    # fetch is the base's (the empty-window check); each connector's own work is its read.
+    assert cls.fetch is Provider.fetch, f"{slug} overrides fetch: implement read instead"
+    assert cls.read is not Provider.read, f"{slug} does not implement read"
 
 
 def test_every_category_in_use_has_a_label() -> None:

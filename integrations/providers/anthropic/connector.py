@@ -35,9 +35,9 @@ from integrations.providers.anthropic.schema import (
     usage_samples,
 )
 from integrations.providers.base import (
-    Answered,
     ConfigurationError,
     CredentialError,
+    FetchJob,
     FormField,
     Identity,
     PermissionDenied,
@@ -47,7 +47,6 @@ from integrations.providers.base import (
     RateLimited,
     Stream,
     UsageSample,
-    Window,
     align_down,
 )
 from integrations.providers.toolkit import BucketReports, IdPage, base_url_field, paginate, pasted_key
@@ -217,34 +216,23 @@ class AnthropicProvider(Provider):
         summary = f"Organization {org.name or org.id} · {count} · {len(seen)} with usage in the last 7 days"
         return Identity(account_id=org.id, account_name=org.name, summary=summary, details=details)
 
-    def fetch(
-        self,
-        credential: Mapping[str, str],
-        settings: Mapping[str, str],
-        window: Window,
-        *,
-        http: HttpClient,
-        state: dict[str, Any] | None = None,
-        answered: list[Answered] | None = None,
-    ) -> Iterator[UsageSample]:
-        if window.end <= window.start:
-            return
-        base, headers = self.base_url(settings), self._headers(credential)
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
+        base, headers = self.base_url(job.settings), self._headers(job.credential)
         # The analytics reports first, each window wholly or not at all; the legacy ones serve
         # what they cannot (analytics.py says when, and records which path served each window).
-        analytics = AnalyticsReader(http=http, base=base, headers=headers, state=state,
-                                    get=lambda url, h, params: REPORTS.get(http, url, h, params))  # fmt: skip
-        read_usage = analytics.read(USAGE_REPORT, USAGE.name, window, answered)
-        read_costs = analytics.read(COST_REPORT, COSTS.name, window, answered)
+        analytics = AnalyticsReader(http=job.http, base=base, headers=headers, state=job.state,
+                                    get=lambda url, h, params: REPORTS.get(job.http, url, h, params))  # fmt: skip
+        read_usage = analytics.read(USAGE_REPORT, USAGE.name, job.window, job.answered)
+        read_costs = analytics.read(COST_REPORT, COSTS.name, job.window, job.answered)
         usage = iter(read_usage) if read_usage is not None else REPORTS.samples(
-            http, f"{base}/v1/organizations/usage_report/messages", headers, window, HOUR,
+            job.http, f"{base}/v1/organizations/usage_report/messages", headers, job.window, HOUR,
             {"bucket_width": "1h", "group_by[]": USAGE_GROUPS, "limit": self.usage_page_size},
-            parse_usage_page, usage_samples, USAGE.name, answered,
+            parse_usage_page, usage_samples, USAGE.name, job.answered,
         )  # fmt: skip
         costs = iter(read_costs) if read_costs is not None else REPORTS.samples(
-            http, f"{base}/v1/organizations/cost_report", headers, window, DAY,
+            job.http, f"{base}/v1/organizations/cost_report", headers, job.window, DAY,
             {"bucket_width": "1d", "group_by[]": ["workspace_id", "description"], "limit": self.costs_page_size},
-            parse_cost_page, cost_samples, COSTS.name, answered,
+            parse_cost_page, cost_samples, COSTS.name, job.answered,
         )  # fmt: skip
         # Both streams are in bucket order; merging keeps the whole output in time order.
         yield from heapq.merge(usage, costs, key=lambda s: s.bucket_start)

@@ -24,9 +24,9 @@ from integrations.providers.authress.access_key import (
 )
 from integrations.providers.authress.schema import error_text, parse_account
 from integrations.providers.base import (
-    Answered,
     ConfigurationError,
     CredentialError,
+    FetchJob,
     FormField,
     Identity,
     PermissionDenied,
@@ -35,7 +35,6 @@ from integrations.providers.base import (
     ProviderUnavailable,
     RateLimited,
     UsageSample,
-    Window,
 )
 
 if TYPE_CHECKING:
@@ -181,16 +180,7 @@ class AuthressProvider(Provider):
         summary += f" · service client {key.client_id} · usage is imported (no usage API)"
         return Identity(account_id=account.account_id, account_name=label, summary=summary, details=details)
 
-    def fetch(
-        self,
-        credential: Mapping[str, str],
-        settings: Mapping[str, str],
-        window: Window,
-        *,
-        http: HttpClient,
-        state: dict[str, Any] | None = None,
-        answered: list[Answered] | None = None,
-    ) -> Iterator[UsageSample]:
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
         # Never called by the engine (fetches_usage is False); a caller that tries anyway gets
         # the reason, not an empty success that would look like "no usage".
         raise ConfigurationError("Authress has no usage API to sync from.", hint=NO_USAGE_API)

@@ -41,6 +41,7 @@ from integrations.providers.aws_bedrock.schema import (
 )
 from integrations.providers.base import (
     Answered,
+    FetchJob,
     FormField,
     Identity,
     PermissionDenied,
@@ -194,28 +195,17 @@ class AwsBedrockProvider(Provider):
         summary = f"AWS account {account} as {arn} · models with invocations in the last two weeks — {counts}"
         return Identity(account_id=account, summary=summary, details=details)
 
-    def fetch(
-        self,
-        credential: Mapping[str, str],
-        settings: Mapping[str, str],
-        window: Window,
-        *,
-        http: HttpClient,
-        state: dict[str, Any] | None = None,
-        answered: list[Answered] | None = None,
-    ) -> Iterator[UsageSample]:
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
         # Hour-aligned on both ends: CloudWatch buckets from StartTime, so an unaligned start
         # would key the same hour twice.
-        start, end = align_down(window.start), align_up(window.end)
-        if window.end <= window.start or end <= start:
-            return
-        regions = parse_regions(self.setting(settings, "regions"))
-        aws = self._open(credential, settings, http, regions[0])
+        start, end = align_down(job.window.start), align_up(job.window.end)
+        regions = parse_regions(self.setting(job.settings, "regions"))
+        aws = self._open(job.credential, job.settings, job.http, regions[0])
         account = aws.account_id
         if not account:
             caller = aws.call(aws.client("sts", regions[0]), "get_caller_identity", "sts:GetCallerIdentity")
             account = str(caller.get("Account") or "")
-        seen = _remembered(state)
+        seen = _remembered(job.state)
         samples: list[UsageSample] = []
         for region in regions:
             client = aws.client("cloudwatch", region)
@@ -224,11 +214,15 @@ class AwsBedrockProvider(Provider):
             model_ids = _merge(seen, NAMESPACE, region, [m for _, m in keys])
             if model_ids:
                 points = self._datapoints(aws, client, region, model_ids, start, end)
-                resolved = self._profile_models(aws, region, [m for m in model_ids if is_application_profile(m)], state)
+                resolved = self._profile_models(
+                    aws, region, [m for m in model_ids if is_application_profile(m)], job.state
+                )
                 samples.extend(
                     in_stream(usage_samples(points, account=account, region=region, resolved=resolved), CLOUDWATCH.name)
                 )
-                self._answer_models(answered, CLOUDWATCH.name, Window(start, window.end), account, region, model_ids)
+                self._answer_models(
+                    job.answered, CLOUDWATCH.name, Window(start, job.window.end), account, region, model_ids
+                )
             # bedrock-mantle (Responses, Chat Completions, Anthropic Messages): AWS/BedrockMantle.
             keys = self._discover(aws, client, region, MANTLE_NAMESPACE, MANTLE_INFERENCES, MANTLE_DIMENSIONS)
             mantle_keys = _merge_keys(seen, MANTLE_NAMESPACE, region, keys)
@@ -243,11 +237,11 @@ class AwsBedrockProvider(Provider):
                         self._read_batch(aws, client, region, batch, start, end, points)
                 samples.extend(in_stream(mantle_samples(points, account=account, region=region), MANTLE.name))
                 self._answer_models(
-                    answered, MANTLE.name, Window(start, window.end), account, region, sorted({m for _, m in mantle_keys}),
+                    job.answered, MANTLE.name, Window(start, job.window.end), account, region, sorted({m for _, m in mantle_keys}),
                     endpoint=[MANTLE_ENDPOINT],
                 )  # fmt: skip
-        if state is not None:
-            state[STATE_KEY] = seen
+        if job.state is not None:
+            job.state[STATE_KEY] = seen
         samples.sort(key=lambda s: s.bucket_start)  # stable: regions stay in order within an hour
         yield from samples
 

@@ -26,8 +26,8 @@ from integrations.providers.azure_openai.schema import (
     provisioned_samples,
 )
 from integrations.providers.base import (
-    Answered,
     ConfigurationError,
+    FetchJob,
     FormField,
     Identity,
     PermissionDenied,
@@ -201,31 +201,22 @@ class AzureOpenAIProvider(Provider):
         )
         return Identity(account_id=config.subscription_id, summary=summary, details=details)
 
-    def fetch(
-        self,
-        credential: Mapping[str, str],
-        settings: Mapping[str, str],
-        window: Window,
-        *,
-        http: HttpClient,
-        state: dict[str, Any] | None = None,
-        answered: list[Answered] | None = None,
-    ) -> Iterator[UsageSample]:
-        config = self._config(credential, settings)
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
+        config = self._config(job.credential, job.settings)
         # Whole hours only, and never before retention: a longer backfill reads what exists.
         floor = align_down(_utcnow()) - RETENTION + HOUR
-        start, end = max(align_down(window.start), floor), align_up(window.end)
-        if window.end <= window.start or start >= end:
+        start, end = max(align_down(job.window.start), floor), align_up(job.window.end)
+        if start >= end:
             return
-        discovered = discover(http, config)
+        discovered = discover(job.http, config)
         while start < end:
             stop = min(start + METRICS_SPAN, end)
             samples: list[UsageSample] = []
             for account, deployments in discovered:
-                series = read_metrics(http, config, account, deployments, start, stop, min_top=self.min_top)
+                series = read_metrics(job.http, config, account, deployments, start, stop, min_top=self.min_top)
                 models = {d.name: d.model for d in deployments}
                 formats = {d.name: d.format for d in deployments}
-                kept = Window(start, min(stop, window.end))
+                kept = Window(start, min(stop, job.window.end))
                 samples += in_stream(
                     metrics_samples(
                         series, account=account, models=models, start=kept.start, end=kept.end, formats=formats
@@ -238,7 +229,7 @@ class AzureOpenAIProvider(Provider):
                     provisioned_samples(deployments, account=account, start=kept.start, end=kept.end),
                     MONITOR_METRICS.name,
                 )
-                self.answer(answered, MONITOR_METRICS.name, kept, account=[account.subscription_id],
+                self.answer(job.answered, MONITOR_METRICS.name, kept, account=[account.subscription_id],
                             project=[account.resource_group], resource=[account.name])  # fmt: skip
             samples.sort(key=lambda s: s.bucket_start)  # accounts interleave: keep time order
             yield from samples

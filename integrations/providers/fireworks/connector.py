@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.providers.base import (
-    Answered,
     ConfigurationError,
     CredentialError,
+    FetchJob,
     FormField,
     Identity,
     NetworkError,
@@ -187,28 +187,21 @@ class FireworksProvider(Provider):
         details = {"serverless_models": sorted(models), "deployments": sorted(deployments)}
         return Identity(account_id=account, summary=summary, details=details)
 
-    def fetch(
-        self,
-        credential: Mapping[str, str],
-        settings: Mapping[str, str],
-        window: Window,
-        *,
-        http: HttpClient,
-        state: dict[str, Any] | None = None,
-        answered: list[Answered] | None = None,
-    ) -> Iterator[UsageSample]:
-        if window.end <= window.start:
-            return
-        account, base, headers = self._account_id(settings), self.base_url(settings), self._headers(credential)
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
+        account, base, headers = (
+            self._account_id(job.settings),
+            self.base_url(job.settings),
+            self._headers(job.credential),
+        )
         samples: list[UsageSample] = []
         # Whole UTC days, at most 31 per request; each piece keeps only the days it owns, so a
         # day is never yielded twice and an unaligned window start still keys on midnight.
-        day, end = align_down(window.start, DAY), align_up(window.end, DAY)
+        day, end = align_down(job.window.start, DAY), align_up(job.window.end, DAY)
         while day < end:
             piece = Window(day, min(day + BILLING_SPAN, end))
-            kept = Window(piece.start, min(piece.end, window.end))
+            kept = Window(piece.start, min(piece.end, job.window.end))
             for usage_type, group_by, stream in USAGE_QUERIES:
-                usage = self._billing(http, base, headers, account, piece, usage_type, group_by)
+                usage = self._billing(job.http, base, headers, account, piece, usage_type, group_by)
                 for sample in (
                     in_stream(serverless_samples(usage.serverless, account=account), SERVERLESS.name)
                     + in_stream(dedicated_samples(usage.dedicated, account=account), DEDICATED.name)
@@ -216,13 +209,13 @@ class FireworksProvider(Provider):
                 ):
                     if kept.start <= sample.bucket_start < kept.end:
                         samples.append(sample)
-                self.answer(answered, stream, kept, account=[account])
+                self.answer(job.answered, stream, kept, account=[account])
             day = piece.end
         now = self.clock().replace(microsecond=0)
         # Scrape only for the chunk that reaches the present (the engine's last one): a scrape
         # measures *now*, so a backfill chunk of a past day must never integrate it.
-        if state is not None and window.end > now - self.reporting_delay - self.bucket:
-            samples.extend(in_stream(self._scrape(http, base, headers, account, state, now), METRICS.name))
+        if job.state is not None and job.window.end > now - self.reporting_delay - self.bucket:
+            samples.extend(in_stream(self._scrape(job.http, base, headers, account, job.state, now), METRICS.name))
         yield from sorted(samples, key=lambda s: s.bucket_start)
 
     # ------------------------------------------------------------ internals

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.providers import facts
 from integrations.providers.base import (
-    Answered,
     ConfigurationError,
+    FetchJob,
     FormField,
     Identity,
     Provider,
@@ -154,27 +154,18 @@ class GoogleVertexProvider(Provider):
         result = run_query(http, config, headers, self._request(config, start, end, http), max_polls=self.max_polls)
         return self._identity(config, account, result, estimate)
 
-    def fetch(
-        self,
-        credential: Mapping[str, str],
-        settings: Mapping[str, str],
-        window: Window,
-        *,
-        http: HttpClient,
-        state: dict[str, Any] | None = None,
-        answered: list[Answered] | None = None,
-    ) -> Iterator[UsageSample]:
-        if window.end <= window.start:
-            return
-        config = self._config(settings)  # a bad table name fails here, before any call
-        account = auth.parse_service_account(credential.get("service_account_json") or "")
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
+        config = self._config(job.settings)  # a bad table name fails here, before any call
+        account = auth.parse_service_account(job.credential.get("service_account_json") or "")
         # Whole UTC days: a bucket's key never depends on where the window happened to start.
-        start, end = align_down(window.start, DAY), align_up(window.end, DAY)
-        headers = self._headers(http, account)
-        result = run_query(http, config, headers, self._request(config, start, end, http), max_polls=self.max_polls)
+        start, end = align_down(job.window.start, DAY), align_up(job.window.end, DAY)
+        headers = self._headers(job.http, account)
+        result = run_query(
+            job.http, config, headers, self._request(config, start, end, job.http), max_polls=self.max_polls
+        )
         samples = billing_samples(billing_rows(result.fields, result.rows), account=config.billing_account)
         # run_query returns only once the job is complete and every page is read.
-        self.answer(answered, BILLING_EXPORT.name, Window(start, window.end), account=[config.billing_account])
+        self.answer(job.answered, BILLING_EXPORT.name, Window(start, job.window.end), account=[config.billing_account])
         yield from in_stream(samples, BILLING_EXPORT.name)
 
     # ------------------------------------------------------------ internals

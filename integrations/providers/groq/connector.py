@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.providers.base import (
-    Answered,
     ConfigurationError,
     CredentialError,
+    FetchJob,
     FormField,
     Identity,
     PermissionDenied,
@@ -206,28 +206,17 @@ class GroqProvider(Provider):
         )
         return Identity(account_id="", summary=summary, details=details)
 
-    def fetch(
-        self,
-        credential: Mapping[str, str],
-        settings: Mapping[str, str],
-        window: Window,
-        *,
-        http: HttpClient,
-        state: dict[str, Any] | None = None,
-        answered: list[Answered] | None = None,
-    ) -> Iterator[UsageSample]:
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
         # Whole hours only: an unaligned window is read as the hours it touches, so a bucket's
         # key never depends on where a window started. `state` is not used (see the docs page).
-        start, end = align_down(window.start, HOUR), align_up(window.end, HOUR)
-        if end <= start:
-            return
-        base, headers = self.base_url(settings), self._headers(credential)
+        start, end = align_down(job.window.start, HOUR), align_up(job.window.end, HOUR)
+        base, headers = self.base_url(job.settings), self._headers(job.credential)
         # Rediscovered on every fetch (one cheap call): a rename is noticed at the next chunk
         # instead of reading an old name as "no usage" until a cache expires.
-        names = self._metric_names(http, base, headers, start, end)
+        names = self._metric_names(job.http, base, headers, start, end)
         if not names:
             # Nothing was recorded in these hours: zero usage, of every metric.
-            self.answer(answered, RATES.name, Window(start, window.end))
+            self.answer(job.answered, RATES.name, Window(start, job.window.end))
             return
         resolved = resolve_metric_names(names)
         if not resolved.found:
@@ -241,12 +230,14 @@ class GroqProvider(Provider):
         while span_start < end:
             span_end = min(span_start + self.max_query_span, end)
             results = {
-                metric: self._query_range(http, base, headers, name, span_start, span_end)
+                metric: self._query_range(job.http, base, headers, name, span_start, span_end)
                 for metric, name in resolved.found.items()
             }
             # Every listed metric's series for these hours are in; a metric Groq does not list
             # (renamed) was not read, so its rows are not answered for.
-            self.answer(answered, RATES.name, Window(span_start, min(span_end, window.end)), metric=list(results))
+            self.answer(
+                job.answered, RATES.name, Window(span_start, min(span_end, job.window.end)), metric=list(results)
+            )
             yield from in_stream(hourly_samples(results, span_start, span_end), RATES.name)
             span_start = span_end
 

@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from integrations.providers.base import (
-    Answered,
     ConfigurationError,
     CredentialError,
+    FetchJob,
     FormField,
     Identity,
     PermissionDenied,
@@ -29,7 +29,6 @@ from integrations.providers.base import (
     ScopeError,
     Stream,
     UsageSample,
-    Window,
     align_down,
     note_skipped,
 )
@@ -201,34 +200,23 @@ class OpenAIProvider(Provider):
         summary = f"Organization {organization} · {count}" if organization else f"OpenAI organization · {count}"
         return Identity(account_id=organization, summary=summary, details=details)
 
-    def fetch(
-        self,
-        credential: Mapping[str, str],
-        settings: Mapping[str, str],
-        window: Window,
-        *,
-        http: HttpClient,
-        state: dict[str, Any] | None = None,
-        answered: list[Answered] | None = None,
-    ) -> Iterator[UsageSample]:
-        if window.end <= window.start:
-            return
-        base, headers = self.base_url(settings), self._headers(credential)
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
+        base, headers = self.base_url(job.settings), self._headers(job.credential)
         filters: dict[str, Any] = {}
         scope: dict[str, list[str]] = {}
-        if project_ids := self._project_ids(settings):
+        if project_ids := self._project_ids(job.settings):
             filters["project_ids"] = scope["project"] = project_ids  # the filter is all that is answered
         completions_groups = ["model", "project_id", "service_tier", "batch"]
         usage = REPORTS.samples(
-            http, f"{base}/organization/usage/completions", headers, window, HOUR,
+            job.http, f"{base}/organization/usage/completions", headers, job.window, HOUR,
             {"bucket_width": "1h", "group_by": completions_groups, "limit": self.usage_page_size, **filters},
-            parse_completions_page, completions_samples, USAGE.name, answered, **scope,
+            parse_completions_page, completions_samples, USAGE.name, job.answered, **scope,
         )  # fmt: skip
         costs = REPORTS.samples(
-            http, f"{base}/organization/costs", headers, window, DAY,
+            job.http, f"{base}/organization/costs", headers, job.window, DAY,
             {"bucket_width": "1d", "group_by": ["line_item", "project_id", "api_key_id"], "limit": self.costs_page_size,
              **filters},
-            parse_costs_page, cost_samples, COSTS.name, answered, **scope,
+            parse_costs_page, cost_samples, COSTS.name, job.answered, **scope,
         )  # fmt: skip
         skipped: dict[str, str] = {}
         kinds = []
@@ -237,14 +225,14 @@ class OpenAIProvider(Provider):
             params = {"bucket_width": width_name, "group_by": list(kind.group_by),
                       "limit": self.kind_page_sizes[width_name], **filters}  # fmt: skip
             samples = REPORTS.samples(
-                http, f"{base}/organization/usage/{kind.name}", headers, window, kind.width, params,
-                parse_kind_page(kind), kind_samples(kind), KIND_STREAMS[kind.name].name, answered, **scope,
+                job.http, f"{base}/organization/usage/{kind.name}", headers, job.window, kind.width, params,
+                parse_kind_page(kind), kind_samples(kind), KIND_STREAMS[kind.name].name, job.answered, **scope,
             )  # fmt: skip
             kinds.append(_unless_refused(samples, kind, skipped))
         # Every stream is in bucket order; merging keeps the whole output in time order.
         yield from heapq.merge(usage, costs, *kinds, key=lambda s: s.bucket_start)
-        if state is not None:
-            note_skipped(state, skipped)
+        if job.state is not None:
+            note_skipped(job.state, skipped)
 
     # ------------------------------------------------------------ internals
     def _headers(self, credential: Mapping[str, str]) -> dict[str, str]:

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from integrations.http import parse_retry_after
 from integrations.providers.base import (
-    Answered,
     ConfigurationError,
     CredentialError,
+    FetchJob,
     FormField,
     Identity,
     PermissionDenied,
@@ -210,25 +210,14 @@ class OpenRouterProvider(Provider):
             summary += f" · ${credits.total_usage:,.2f} of ${credits.total_credits:,.2f} credits used"
         return Identity(account_id=key.creator_user_id, account_name=key.label, summary=summary, details=details)
 
-    def fetch(
-        self,
-        credential: Mapping[str, str],
-        settings: Mapping[str, str],
-        window: Window,
-        *,
-        http: HttpClient,
-        state: dict[str, Any] | None = None,
-        answered: list[Answered] | None = None,
-    ) -> Iterator[UsageSample]:
-        if window.end <= window.start:
-            return
-        base, headers = self.base_url(settings), self._headers(credential)
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
+        base, headers = self.base_url(job.settings), self._headers(job.credential)
         first, last = self._history()
-        day = window.start.astimezone(UTC).date()
+        day = job.window.start.astimezone(UTC).date()
         # Whole UTC days touched by the window, so keys never depend on an unaligned start;
         # outside the horizon the API has nothing: no request.
         days: list[date] = []
-        while day_start(day) < window.end:
+        while day_start(day) < job.window.end:
             if first <= day <= last:
                 days.append(day)
             day += timedelta(days=1)
@@ -237,16 +226,20 @@ class OpenRouterProvider(Provider):
             # not thirty. Near midnight OpenRouter's clock may already (or still) serve another
             # set of 30 days than ours, so there each day is asked for by name instead; so is
             # the regular sync's re-read of two days (two small answers, not a month's).
-            rows = http.parse_json(
-                self._get(http, f"{base}/activity", headers), parse_activity, request_id_of=_request_id
+            rows = job.http.parse_json(
+                self._get(job.http, f"{base}/activity", headers), parse_activity, request_id_of=_request_id
             )
-            self.answer(answered, ACTIVITY.name, Window(day_start(days[0]), min(day_start(days[-1]) + DAY, window.end)))
+            self.answer(
+                job.answered, ACTIVITY.name, Window(day_start(days[0]), min(day_start(days[-1]) + DAY, job.window.end))
+            )
             yield from in_stream(activity_samples(rows, days=set(days)), ACTIVITY.name)
             return
         for day in days:
-            samples = self._day(http, base, headers, day, edge=day in (first, last))
+            samples = self._day(job.http, base, headers, day, edge=day in (first, last))
             if samples is not None:
-                self.answer(answered, ACTIVITY.name, Window(day_start(day), min(day_start(day) + DAY, window.end)))
+                self.answer(
+                    job.answered, ACTIVITY.name, Window(day_start(day), min(day_start(day) + DAY, job.window.end))
+                )
                 yield from in_stream(samples, ACTIVITY.name)
 
     # ------------------------------------------------------------ internals

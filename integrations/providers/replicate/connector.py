@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from integrations.http import parse_retry_after
 from integrations.http import redact as redact_patterns
 from integrations.providers.base import (
-    Answered,
     ConfigurationError,
     CredentialError,
+    FetchJob,
     FormField,
     Identity,
     PermissionDenied,
@@ -224,30 +224,19 @@ class ReplicateProvider(Provider):
             details={"account_type": kind, "token_access": NOT_SCOPED},
         )
 
-    def fetch(
-        self,
-        credential: Mapping[str, str],
-        settings: Mapping[str, str],
-        window: Window,
-        *,
-        http: HttpClient,
-        state: dict[str, Any] | None = None,
-        answered: list[Answered] | None = None,
-    ) -> Iterator[UsageSample]:
-        if window.end <= window.start:
-            return
-        base, headers = self.base_url(settings), self._headers(credential)
+    def read(self, job: FetchJob) -> Iterator[UsageSample]:
+        base, headers = self.base_url(job.settings), self._headers(job.credential)
         # Whole hours: a bucket is only ever built from all of its predictions. created_after is
         # inclusive and created_before exclusive, so adjacent windows never share a prediction.
-        start, end = align_down(window.start), align_up(window.end)
-        account = self._get(http, f"{base}/account", headers, parse_account).username
+        start, end = align_down(job.window.start), align_up(job.window.end)
+        account = self._get(job.http, f"{base}/account", headers, parse_account).username
         # usage_samples walks every page first (a page cut short raises before the answer).
-        samples = usage_samples(self._predictions(http, base, headers, start, end), account=account)
+        samples = usage_samples(self._predictions(job.http, base, headers, start, end), account=account)
         trainings = usage_samples(
-            self._trainings(http, base, headers, start, end), account=account, operation="training"
+            self._trainings(job.http, base, headers, start, end), account=account, operation="training"
         )
-        self.answer(answered, PREDICTIONS.name, Window(start, window.end), account=[account])
-        self.answer(answered, TRAININGS.name, Window(start, window.end), account=[account])
+        self.answer(job.answered, PREDICTIONS.name, Window(start, job.window.end), account=[account])
+        self.answer(job.answered, TRAININGS.name, Window(start, job.window.end), account=[account])
         yield from sorted(
             in_stream(samples, PREDICTIONS.name) + in_stream(trainings, TRAININGS.name), key=lambda s: s.bucket_start
         )

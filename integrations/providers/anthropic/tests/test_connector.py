@@ -24,15 +24,12 @@ from integrations.providers.testing import (
     BucketReportTests,
     assert_adjacent_windows_count_once,
     assert_totals_equal,
+    fetch_list,
     totals_by,
 )
 from sandbox import anthropic as fake
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
-
-
-def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
-    return list(provider.fetch(credential, settings, window, http=http))
 
 
 def split(samples: list[UsageSample]) -> tuple[list[UsageSample], list[UsageSample]]:
@@ -46,7 +43,7 @@ def project(row: Any) -> str:
 def test_fetch_reproduces_true_totals_per_model_workspace_and_day(
     provider, credential, provider_settings, http, three_days
 ) -> None:
-    usage, costs = split(fetch(provider, credential, provider_settings, three_days, http))
+    usage, costs = split(fetch_list(provider, credential, provider_settings, three_days, http))
     start, end = three_days.start, three_days.end
 
     assert_totals_equal(totals_by(usage, "model"), usage_truth(start, end, lambda r: (r.model,)), "usage per model")
@@ -70,7 +67,7 @@ def test_fetch_reproduces_true_totals_per_model_workspace_and_day(
 def test_input_tokens_include_cache_reads_and_both_cache_writes(
     provider, credential, provider_settings, http, three_days
 ) -> None:
-    usage, _ = split(fetch(provider, credential, provider_settings, three_days, http))
+    usage, _ = split(fetch_list(provider, credential, provider_settings, three_days, http))
     totals = totals_by(usage)
     rows = fake.truth_usage(three_days.start, three_days.end)
     uncached = sum(r.uncached_input_tokens for r in rows)
@@ -86,7 +83,7 @@ def test_input_tokens_include_cache_reads_and_both_cache_writes(
 def test_default_workspace_is_stored_as_project_default(
     provider, credential, provider_settings, http, three_days
 ) -> None:
-    samples = fetch(provider, credential, provider_settings, three_days, http)
+    samples = fetch_list(provider, credential, provider_settings, three_days, http)
     live = {w.id for w in fake.WORKSPACES if w.archived_at is None}
     assert {s.project for s in samples} == {"default"} | live
     legacy = fake.WORKSPACES[2]
@@ -96,7 +93,7 @@ def test_default_workspace_is_stored_as_project_default(
 def test_requests_use_documented_parameters_in_bracket_form(
     provider, credential, provider_settings, http, sandbox, three_days
 ) -> None:
-    fetch(provider, credential, provider_settings, three_days, http)
+    fetch_list(provider, credential, provider_settings, three_days, http)
     (usage,) = sandbox.requests(USAGE_PATH)
     assert (
         usage["query"]["group_by[]"] == ["model", "workspace_id", "service_tier", "context_window", "inference_geo"]
@@ -122,7 +119,7 @@ class TestAnthropicReports(BucketReportTests):
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
     assert_adjacent_windows_count_once(
-        lambda window: fetch(provider, credential, provider_settings, window, http),
+        lambda window: fetch_list(provider, credential, provider_settings, window, http),
         usage_truth,
         lambda start, end: usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end),
     )
@@ -139,7 +136,7 @@ def test_recorded_usage_served_by_the_sandbox_ignores_the_decoy_field(
     sandbox.fault(USAGE_PATH, 200, body=body)
     sandbox.fault(COSTS_PATH, 200, body={"data": [], "has_more": False, "next_page": None})
     window = Window(EXPECTED_USAGE[0].bucket_start, EXPECTED_USAGE[-1].bucket_end)
-    samples = fetch(provider, credential, provider_settings, window, http)
+    samples = fetch_list(provider, credential, provider_settings, window, http)
     assert Counter(samples) == Counter(
         replace(s, account=fake.ORGANIZATION_ID, stream="usage_report") for s in EXPECTED_USAGE
     )

@@ -14,21 +14,23 @@ from integrations.providers.azure_openai.tests import support
 from integrations.providers.base import (
     ConfigurationError,
     ProviderResponseError,
-    UsageSample,
     Window,
     align_down,
     align_up,
 )
-from integrations.providers.testing import assert_totals_equal, first_busy_hour, read_twice, stored_totals, totals_by
+from integrations.providers.testing import (
+    assert_totals_equal,
+    fetch_list,
+    first_busy_hour,
+    read_twice,
+    stored_totals,
+    totals_by,
+)
 from sandbox import azure_openai as sandbox_azure
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 EASTUS = sandbox_azure.ACCOUNTS[0]
 METRICS_PATH = "/azure_openai/arm" + EASTUS.id + support.METRICS_SUFFIX
-
-
-def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
-    return list(provider.fetch(credential, settings, window, http=http))
 
 
 def metrics_requests(sandbox) -> list[dict[str, Any]]:
@@ -38,7 +40,7 @@ def metrics_requests(sandbox) -> list[dict[str, Any]]:
 def test_fetch_reproduces_true_totals_per_deployment_model_region_and_day(
     provider, credential, azure_settings, http, three_days
 ) -> None:
-    samples = fetch(provider, credential, azure_settings, three_days, http)
+    samples = fetch_list(provider, credential, azure_settings, three_days, http)
     by = lambda *dims: totals_by(samples, *dims)  # noqa: E731
     assert_totals_equal(by("resource", "deployment"), support.truth(three_days, lambda r: (r.account, r.deployment)))
     assert_totals_equal(by("model"), support.truth(three_days, lambda r: (r.model,)), "per model")
@@ -63,7 +65,7 @@ def test_fetch_reproduces_true_totals_per_deployment_model_region_and_day(
 
 
 def test_models_come_from_the_deployment_list(provider, credential, azure_settings, http, three_days) -> None:
-    samples = fetch(provider, credential, azure_settings, three_days, http)
+    samples = fetch_list(provider, credential, azure_settings, three_days, http)
     models = {(s.resource, s.deployment): s.model for s in samples}
     assert models[(EASTUS.name, "gpt-4o-prod")] == "gpt-4o-2024-08-06"
     assert models[(EASTUS.name, "embeddings-large")] == "text-embedding-3-large-1"
@@ -74,7 +76,7 @@ def test_models_come_from_the_deployment_list(provider, credential, azure_settin
 def test_more_than_ten_deployments_are_all_read(
     provider, credential, azure_settings, http, sandbox, three_days
 ) -> None:
-    samples = fetch(provider, credential, azure_settings, three_days, http)
+    samples = fetch_list(provider, credential, azure_settings, three_days, http)
     listed = {d.name for d in EASTUS.deployments} | set(EASTUS.deleted)
     assert len(listed) == 13
     assert {s.deployment for s in samples if s.resource == EASTUS.name} == listed
@@ -101,7 +103,7 @@ def test_a_metric_filling_top_is_read_again_with_a_larger_top(
     ]
     full = {"interval": "PT1H", "value": [{"name": {"value": "ProcessedPromptTokens"}, "timeseries": series}]}
     sandbox.fault(METRICS_PATH, 200, body=full)
-    samples = fetch(provider, credential, azure_settings, three_days, http)
+    samples = fetch_list(provider, credential, azure_settings, three_days, http)
     tops = [int(r["query"]["top"][0]) for r in metrics_requests(sandbox) if r["path"] == METRICS_PATH]
     assert tops == [50, 200, 96]  # tokens: filled 50, read again; then the request counts (8 × 12 deployments)
     assert_totals_equal(totals_by(samples), support.truth(three_days))
@@ -118,7 +120,7 @@ def test_metrics_that_always_fill_top_are_refused(credential, azure_settings, ht
         body={"value": [{"name": {"value": "GeneratedTokens"}, "timeseries": [one] * 2000}]},
     )
     with pytest.raises(ProviderResponseError, match="possibly truncated"):
-        fetch(provider, credential, azure_settings, three_days, http)
+        fetch_list(provider, credential, azure_settings, three_days, http)
 
 
 @pytest.fixture
@@ -133,7 +135,9 @@ def test_a_backfill_beyond_retention_reads_what_exists(
     provider, credential, azure_settings, http, sandbox, frozen_now
 ) -> None:
     window = Window(support.days_ago(120), support.days_ago(85))
-    samples = fetch(provider, credential, azure_settings, window, http)  # the sandbox refuses > 93 days: no error here
+    samples = fetch_list(
+        provider, credential, azure_settings, window, http
+    )  # the sandbox refuses > 93 days: no error here
     floor = align_down(frozen_now) - timedelta(days=93) + HOUR
     assert min(s.bucket_start for s in samples) >= floor
     for request in metrics_requests(sandbox):
@@ -143,7 +147,10 @@ def test_a_backfill_beyond_retention_reads_what_exists(
 
 
 def test_a_window_wholly_beyond_retention_makes_no_request(provider, credential, azure_settings, http, sandbox) -> None:
-    assert fetch(provider, credential, azure_settings, Window(support.days_ago(200), support.days_ago(100)), http) == []
+    assert (
+        fetch_list(provider, credential, azure_settings, Window(support.days_ago(200), support.days_ago(100)), http)
+        == []
+    )
     assert sandbox.requests() == []
 
 
@@ -153,7 +160,7 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, azure_set
         lambda a, b: support.truth(Window(a, b)), support.days_ago(3) + timedelta(hours=10), support.days_ago(2)
     )
     window = Window(first_hour + timedelta(minutes=37, seconds=5), support.days_ago(2) + timedelta(hours=5, minutes=20))
-    samples = fetch(provider, credential, azure_settings, window, http)
+    samples = fetch_list(provider, credential, azure_settings, window, http)
     assert all(s.bucket_start == align_down(s.bucket_start) for s in samples)
     assert min(s.bucket_start for s in samples) == align_down(window.start)
     assert max(s.bucket_start for s in samples) < window.end
@@ -170,8 +177,8 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, azu
         support.days_ago(2) + timedelta(hours=13, minutes=45),
         support.days_ago(1),
     )
-    first = fetch(provider, credential, azure_settings, Window(start, middle), http)
-    second = fetch(provider, credential, azure_settings, Window(middle, end), http)
+    first = fetch_list(provider, credential, azure_settings, Window(start, middle), http)
+    second = fetch_list(provider, credential, azure_settings, Window(middle, end), http)
     stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
     assert align_down(middle) in read_twice(first, second), "the hour around `middle` is read by both windows"
     assert_totals_equal(stored, support.truth(Window(align_down(start), end)), "stored totals")
@@ -179,7 +186,7 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, azu
 
 def test_discovery_runs_once_per_sync(provider, credential, azure_settings, http, sandbox) -> None:
     for day in (4, 3, 2):
-        fetch(provider, credential, azure_settings, Window(support.days_ago(day), support.days_ago(day - 1)), http)
+        fetch_list(provider, credential, azure_settings, Window(support.days_ago(day), support.days_ago(day - 1)), http)
     assert len(sandbox.requests(support.ACCOUNTS_PATH)) == 3, "three pages, read once"
     deployments = [r for r in sandbox.requests("/azure_openai/arm/") if r["path"].endswith("/deployments")]
     assert len(deployments) == 4  # eastus has 12 deployments: two pages; two more accounts
@@ -189,7 +196,7 @@ def test_discovery_runs_once_per_sync(provider, credential, azure_settings, http
 def test_resource_ids_limit_the_accounts_and_skip_the_listing(provider, credential, sandbox, http, three_days) -> None:
     west = sandbox_azure.ACCOUNTS[3]
     settings = support.settings(sandbox, resource_ids=f" {west.id} ,")
-    samples = fetch(provider, credential, settings, three_days, http)
+    samples = fetch_list(provider, credential, settings, three_days, http)
     assert {s.resource for s in samples} == {west.name}
     assert sandbox.requests(support.ACCOUNTS_PATH) == []
     per_account = support.truth(three_days, lambda r: (r.account,))
@@ -214,13 +221,13 @@ def test_bad_resource_ids_are_configuration_errors(
     provider, credential, sandbox, http, three_days, resource_ids, text
 ) -> None:
     with pytest.raises(ConfigurationError, match=text) as info:
-        fetch(provider, credential, support.settings(sandbox, resource_ids=resource_ids), three_days, http)
+        fetch_list(provider, credential, support.settings(sandbox, resource_ids=resource_ids), three_days, http)
     assert info.value.field == "resource_ids"
 
 
 def test_malformed_subscription_id_fails_before_any_call(provider, credential, sandbox, http, three_days) -> None:
     with pytest.raises(ConfigurationError) as info:
-        fetch(provider, credential, support.settings(sandbox, subscription_id="my-subscription"), three_days, http)
+        fetch_list(provider, credential, support.settings(sandbox, subscription_id="my-subscription"), three_days, http)
     assert info.value.field == "subscription_id" and sandbox.requests() == []
 
 
@@ -233,7 +240,7 @@ def test_next_link_on_the_public_arm_host_is_rebased_onto_base_url(
         "Microsoft.CognitiveServices/accounts?api-version=2025-09-01&%24skiptoken=Mg%3D%3D",
     }
     sandbox.fault(support.ACCOUNTS_PATH, 200, body=first)
-    samples = fetch(provider, credential, azure_settings, three_days, http)
+    samples = fetch_list(provider, credential, azure_settings, three_days, http)
     assert len(sandbox.requests(support.ACCOUNTS_PATH)) == 3
     assert_totals_equal(totals_by(samples), support.truth(three_days))
 
@@ -243,7 +250,7 @@ def test_next_link_to_another_host_is_not_followed(
 ) -> None:
     sandbox.fault(support.ACCOUNTS_PATH, 200, body={"value": [], "nextLink": "https://attacker.example/steal?token=1"})
     with pytest.raises(ProviderResponseError, match="another host"):
-        fetch(provider, credential, azure_settings, three_days, http)
+        fetch_list(provider, credential, azure_settings, three_days, http)
 
 
 def test_verify_shows_subscription_accounts_and_deployments(

@@ -10,16 +10,19 @@ from integrations.providers.base import UsageSample, Window
 from integrations.providers.google_vertex import GoogleVertexProvider
 from integrations.providers.google_vertex.schema import is_credit
 from integrations.providers.google_vertex.tests import support
-from integrations.providers.testing import assert_totals_equal, read_twice, sample_key, stored_totals, totals_by
+from integrations.providers.testing import (
+    assert_totals_equal,
+    fetch_list,
+    read_twice,
+    sample_key,
+    stored_totals,
+    totals_by,
+)
 from sandbox import google_vertex as fake
 
 QUERIES = support.QUERIES_PATH
 JOBS = QUERIES + "/"
 DAY = timedelta(days=1)
-
-
-def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
-    return list(provider.fetch(credential, settings, window, http=http))
 
 
 def per_day_project_region_model(samples: list[UsageSample]) -> Counter:
@@ -32,7 +35,7 @@ def per_day_project_region_model(samples: list[UsageSample]) -> Counter:
 def test_fetch_reproduces_true_totals_per_day_project_region_and_model(
     provider, credential, vertex_settings, http, week
 ) -> None:
-    samples = fetch(provider, credential, vertex_settings, week, http)
+    samples = fetch_list(provider, credential, vertex_settings, week, http)
     expected = support.true_totals(week.start, week.end, support.by_day_project_region_model)
     assert_totals_equal(per_day_project_region_model(samples), expected, "per day, project, region and model")
     assert {s.account for s in samples} == {fake.BILLING_ACCOUNT}
@@ -44,7 +47,7 @@ def test_fetch_reproduces_true_totals_per_day_project_region_and_model(
 
 
 def test_every_sku_stays_visible_with_its_id(provider, credential, vertex_settings, http, week) -> None:
-    samples = fetch(provider, credential, vertex_settings, week, http)
+    samples = fetch_list(provider, credential, vertex_settings, week, http)
     assert {s.resource for s in samples} == {sku.id for sku in fake.read_skus()}
     unparsed = {s.operation for s in samples if not s.model and not is_credit(s.operation)}
     assert unparsed == {sku.description for sku in fake.read_skus() if not sku.model}
@@ -60,7 +63,7 @@ def test_every_sku_stays_visible_with_its_id(provider, credential, vertex_settin
 
 
 def test_credits_are_negative_cost_rows_so_the_sum_is_net(provider, credential, vertex_settings, http, week) -> None:
-    samples = fetch(provider, credential, vertex_settings, week, http)
+    samples = fetch_list(provider, credential, vertex_settings, week, http)
     credits = [s for s in samples if is_credit(s.operation)]
     assert credits and all(s.quantity < 0 for s in credits)
     assert sum(s.quantity for s in credits) == sum(r.credits for r in fake.truth_rows(week.start, week.end))
@@ -79,7 +82,7 @@ def test_credits_are_negative_cost_rows_so_the_sum_is_net(provider, credential, 
 
 
 def test_the_job_is_polled_then_every_page_read(provider, credential, vertex_settings, http, sandbox, week) -> None:
-    fetch(provider, credential, vertex_settings, week, http)
+    fetch_list(provider, credential, vertex_settings, week, http)
     post, *gets = sandbox.requests(QUERIES)
     assert post["method"] == "POST" and post["path"] == QUERIES
     rows = len(fake.truth_rows(week.start, week.end))
@@ -94,7 +97,7 @@ def test_the_job_is_polled_then_every_page_read(provider, credential, vertex_set
 
 def test_a_job_complete_at_once_needs_no_poll(provider, credential, vertex_settings, http, sandbox) -> None:
     sandbox.fault(QUERIES, 200, body=support.load("query_results_page.json"))
-    samples = fetch(provider, credential, vertex_settings, Window(support.days_ago(2), support.days_ago(1)), http)
+    samples = fetch_list(provider, credential, vertex_settings, Window(support.days_ago(2), support.days_ago(1)), http)
     assert Counter(s.metric for s in samples) == Counter(s.metric for s in support.EXPECTED_PAGE)
     assert len(sandbox.requests(QUERIES)) == 1
 
@@ -102,7 +105,7 @@ def test_a_job_complete_at_once_needs_no_poll(provider, credential, vertex_setti
 def test_unaligned_windows_are_read_as_whole_days(provider, credential, vertex_settings, http) -> None:
     start = support.days_ago(4) + timedelta(hours=10, minutes=37, seconds=5)
     end = support.days_ago(2) + timedelta(hours=5, minutes=20)
-    samples = fetch(provider, credential, vertex_settings, Window(start, end), http)
+    samples = fetch_list(provider, credential, vertex_settings, Window(start, end), http)
     assert {s.bucket_start for s in samples} == {support.days_ago(4), support.days_ago(3), support.days_ago(2)}
     assert_totals_equal(totals_by(samples), support.true_totals(support.days_ago(4), support.days_ago(1)))
 
@@ -113,17 +116,17 @@ def test_adjacent_unaligned_windows_never_double_count(provider, credential, ver
         support.days_ago(2) + timedelta(hours=13),
         support.days_ago(1),
     )
-    first = fetch(provider, credential, vertex_settings, Window(start, middle), http)
-    second = fetch(provider, credential, vertex_settings, Window(middle, end), http)
+    first = fetch_list(provider, credential, vertex_settings, Window(start, middle), http)
+    second = fetch_list(provider, credential, vertex_settings, Window(middle, end), http)
     stored = stored_totals(first, second)  # the usage store's semantics: same key → replace, never add
     assert support.days_ago(2) in read_twice(first, second), "the day around `middle` is read by both windows"
     assert_totals_equal(stored, support.true_totals(support.days_ago(4), end), "stored totals")
 
 
 def test_a_restated_day_is_replaced_not_added(provider, credential, vertex_settings, http, week) -> None:
-    before = {sample_key(s): s.quantity for s in fetch(provider, credential, vertex_settings, week, http)}
+    before = {sample_key(s): s.quantity for s in fetch_list(provider, credential, vertex_settings, week, http)}
     fake.revise(support.days_ago(3).date())
-    after = {sample_key(s): s.quantity for s in fetch(provider, credential, vertex_settings, week, http)}
+    after = {sample_key(s): s.quantity for s in fetch_list(provider, credential, vertex_settings, week, http)}
     assert before.keys() == after.keys()
     changed = {k for k in after if after[k] != before[k]}
     assert changed and {k[0] for k in changed} == {support.days_ago(3)}
@@ -133,7 +136,7 @@ def test_a_restated_day_is_replaced_not_added(provider, credential, vertex_setti
 def test_query_project_defaults_to_the_tables_project(
     provider, credential, vertex_settings, http, sandbox, week
 ) -> None:
-    fetch(provider, credential, {**vertex_settings, "location": "us", "query_project": ""}, week, http)
+    fetch_list(provider, credential, {**vertex_settings, "location": "us", "query_project": ""}, week, http)
     assert sandbox.requests(QUERIES)[0]["path"] == f"/google_vertex/bigquery/v2/projects/{fake.PROJECT_ID}/queries"
 
 

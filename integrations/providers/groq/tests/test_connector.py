@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from integrations.providers.base import ConfigurationError, UsageSample, Window, align_down, align_up
+from integrations.providers.base import ConfigurationError, Window, align_down, align_up
 from integrations.providers.groq import GroqProvider
 from integrations.providers.groq.tests.support import days_ago, true_totals
 from integrations.providers.testing import (
     assert_adjacent_windows_count_once,
     assert_totals_equal,
+    fetch_list,
     first_busy_hour,
     sample_key,
     totals_by,
@@ -27,10 +28,6 @@ QUERY_PATH, NAMES_PATH, SERIES_PATH = API + "/query_range", API + "/label/__name
 DOCUMENTED = (sandbox_groq.TOKENS_IN, sandbox_groq.TOKENS_OUT, sandbox_groq.REQUESTS)
 
 
-def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
-    return list(provider.fetch(credential, settings, window, http=http))
-
-
 def names_body(*names: str) -> dict[str, Any]:
     return {"status": "success", "data": list(names)}
 
@@ -38,7 +35,7 @@ def names_body(*names: str) -> dict[str, Any]:
 def test_fetch_reproduces_true_totals_per_model_project_hour_and_day(
     provider, credential, provider_settings, http, three_days
 ) -> None:
-    samples = fetch(provider, credential, provider_settings, three_days, http)
+    samples = fetch_list(provider, credential, provider_settings, three_days, http)
     start, end = three_days.start, three_days.end
     assert_totals_equal(totals_by(samples, "model"), true_totals(start, end, lambda r: (r.model,)), "per model")
     assert_totals_equal(
@@ -67,7 +64,7 @@ def test_fetch_reproduces_true_totals_per_model_project_hour_and_day(
 def test_a_window_is_read_in_one_query_per_metric_at_a_five_minute_step(
     provider, credential, provider_settings, http, sandbox, three_days
 ) -> None:
-    fetch(provider, credential, provider_settings, three_days, http)
+    fetch_list(provider, credential, provider_settings, three_days, http)
     (names,) = sandbox.requests(NAMES_PATH)
     assert names["query"] == {
         "start": [str(int(three_days.start.timestamp()))],
@@ -93,7 +90,7 @@ def test_a_shorter_query_span_changes_requests_not_totals(credential, provider_s
     provider = GroqProvider()
     provider.max_query_span = timedelta(hours=5)
     window = Window(days_ago(2), days_ago(1))
-    samples = fetch(provider, credential, provider_settings, window, http)
+    samples = fetch_list(provider, credential, provider_settings, window, http)
     assert len(sandbox.requests(QUERY_PATH)) == 3 * 5  # 24 h in spans of 5, 5, 5, 5, 4 h
     assert_totals_equal(
         totals_by(samples, "bucket_start"), true_totals(window.start, window.end, lambda r: (r.hour_start,))
@@ -104,7 +101,7 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, provider_
     # Starts 37 minutes into an hour with traffic, so that hour must come back whole
     first_hour = first_busy_hour(true_totals, days_ago(3) + timedelta(hours=10), days_ago(2))
     window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(2) + timedelta(hours=5, minutes=20))
-    samples = fetch(provider, credential, provider_settings, window, http)
+    samples = fetch_list(provider, credential, provider_settings, window, http)
     start, end = align_down(window.start, HOUR), align_up(window.end, HOUR)
     assert min(s.bucket_start for s in samples) == start and max(s.bucket_start for s in samples) < end
     first = sandbox.requests(QUERY_PATH)[0]["query"]
@@ -114,7 +111,7 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, provider_
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
     assert_adjacent_windows_count_once(
-        lambda window: fetch(provider, credential, provider_settings, window, http),
+        lambda window: fetch_list(provider, credential, provider_settings, window, http),
         true_totals,
         lambda start, end: true_totals(align_down(start, HOUR), end),
     )
@@ -126,14 +123,14 @@ def test_renamed_metrics_are_discovered_and_read(provider, credential, provider_
                "project_id_model_status_code:requests:rate5m")  # fmt: skip
     sandbox.fault(NAMES_PATH, 200, body=names_body(*renamed, "le_model_project_id:tokens_in_bucket:rate5m"))
     window = Window(days_ago(2), days_ago(1))
-    samples = fetch(provider, credential, provider_settings, window, http)
+    samples = fetch_list(provider, credential, provider_settings, window, http)
     assert sorted(q["query"]["query"][0] for q in sandbox.requests(QUERY_PATH)) == sorted(renamed)
     assert_totals_equal(totals_by(samples), true_totals(window.start, window.end))
 
 
 def test_only_listed_metrics_are_read(provider, credential, provider_settings, http, sandbox) -> None:
     sandbox.fault(NAMES_PATH, 200, body=names_body(sandbox_groq.TOKENS_IN, sandbox_groq.TOKENS_OUT))
-    samples = fetch(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http)
+    samples = fetch_list(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http)
     assert {s.metric for s in samples} == {"input_tokens", "output_tokens"}
     assert {q["query"]["query"][0] for q in sandbox.requests(QUERY_PATH)} == {
         sandbox_groq.TOKENS_IN,
@@ -143,13 +140,13 @@ def test_only_listed_metrics_are_read(provider, credential, provider_settings, h
 
 def test_no_metric_names_means_no_usage_and_no_queries(provider, credential, provider_settings, http, sandbox) -> None:
     sandbox.fault(NAMES_PATH, 200, body=names_body())
-    assert fetch(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http) == []
+    assert fetch_list(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http) == []
     assert sandbox.requests(QUERY_PATH) == []
 
 
 def test_hours_before_any_data_list_no_names(provider, credential, provider_settings, http, sandbox) -> None:
     start = sandbox_groq.DATA_START - timedelta(days=2)
-    assert fetch(provider, credential, provider_settings, Window(start, start + DAY), http) == []
+    assert fetch_list(provider, credential, provider_settings, Window(start, start + DAY), http) == []
     assert sandbox.requests(QUERY_PATH) == []
 
 
@@ -158,7 +155,7 @@ def test_names_listed_but_none_of_ours_is_a_configuration_error(
 ) -> None:
     sandbox.fault(NAMES_PATH, 200, body=names_body("requests:increase1m", "tokens_in:p99:rate5m"))
     with pytest.raises(ConfigurationError, match="lists none of the metrics this app reads") as info:
-        fetch(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http)
+        fetch_list(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http)
     assert "renamed" in info.value.hint
     assert sandbox.requests(QUERY_PATH) == []
 
@@ -166,7 +163,7 @@ def test_names_listed_but_none_of_ours_is_a_configuration_error(
 def test_ambiguous_names_are_a_configuration_error(provider, credential, provider_settings, http, sandbox) -> None:
     sandbox.fault(NAMES_PATH, 200, body=names_body("model:tokens_in:rate5m", "project_id:tokens_in:rate5m"))
     with pytest.raises(ConfigurationError, match="several candidates"):
-        fetch(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http)
+        fetch_list(provider, credential, provider_settings, Window(days_ago(2), days_ago(1)), http)
 
 
 # ---------------------------------------------------------------- verify

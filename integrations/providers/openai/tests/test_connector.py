@@ -16,6 +16,7 @@ from integrations.providers.testing import (
     BucketReportTests,
     assert_adjacent_windows_count_once,
     assert_totals_equal,
+    fetch_list,
     sample_key,
     totals_by,
 )
@@ -31,10 +32,6 @@ FIELDS = {
     "output_tokens": "output_tokens",
     "requests": "num_model_requests",
 }
-
-
-def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
-    return list(provider.fetch(credential, settings, window, http=http))
 
 
 def usage_truth(start: datetime, end: datetime, key=lambda r: (), project_ids=None) -> Counter:
@@ -62,7 +59,7 @@ def split(samples: list[UsageSample]) -> tuple[list[UsageSample], list[UsageSamp
 def test_fetch_reproduces_true_totals_per_model_project_and_day(
     provider, credential, provider_settings, http, three_days
 ) -> None:
-    usage, costs = split(fetch(provider, credential, provider_settings, three_days, http))
+    usage, costs = split(fetch_list(provider, credential, provider_settings, three_days, http))
     start, end = three_days.start, three_days.end
 
     assert_totals_equal(totals_by(usage, "model"), usage_truth(start, end, lambda r: (r.model,)), "tokens per model")
@@ -97,7 +94,7 @@ def test_fetch_reproduces_true_totals_per_model_project_and_day(
 def test_empty_hours_yield_no_samples_and_every_hour_is_keyed_once(
     provider, credential, provider_settings, http, three_days
 ) -> None:
-    usage, _ = split(fetch(provider, credential, provider_settings, three_days, http))
+    usage, _ = split(fetch_list(provider, credential, provider_settings, three_days, http))
     busy_hours = {r.hour_start for r in truth_usage(three_days.start, three_days.end)}
     assert {s.bucket_start for s in usage} == busy_hours
     assert len(busy_hours) < 72, "the sandbox should have idle hours in three days"
@@ -119,7 +116,7 @@ class TestOpenAIReports(BucketReportTests):
 def test_usage_pages_ask_for_hourly_buckets_grouped_by_tier_and_batch(
     provider, credential, provider_settings, http, sandbox
 ) -> None:
-    fetch(provider, credential, provider_settings, Window(days_ago(10), days_ago(1)), http)
+    fetch_list(provider, credential, provider_settings, Window(days_ago(10), days_ago(1)), http)
     pages = sandbox.requests(USAGE_PATH)
     assert len(pages) == 2
     for page in pages:
@@ -129,7 +126,7 @@ def test_usage_pages_ask_for_hourly_buckets_grouped_by_tier_and_batch(
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
     assert_adjacent_windows_count_once(
-        lambda window: list(chain(*split(fetch(provider, credential, provider_settings, window, http)))),
+        lambda window: list(chain(*split(fetch_list(provider, credential, provider_settings, window, http)))),
         usage_truth,
         lambda start, end: usage_truth(align_down(start, HOUR), end) + cost_truth(align_down(start, DAY), end),
     )
@@ -140,7 +137,7 @@ def test_project_ids_setting_filters_both_endpoints(
 ) -> None:
     wanted = [PROJECTS[0].id, PROJECTS[2].id]
     settings = {**provider_settings, "project_ids": f" {wanted[0]} ,{wanted[1]}, "}
-    samples = fetch(provider, credential, settings, three_days, http)
+    samples = fetch_list(provider, credential, settings, three_days, http)
     assert {s.project for s in samples} == set(wanted)
     assert_totals_equal(
         totals_by(split(samples)[0]),

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integrations.providers.base import UsageSample, Window
+from integrations.providers.base import Window
 from integrations.providers.openrouter import OpenRouterProvider
 from integrations.providers.openrouter.tests.support import (
     ACTIVITY_PATH,
@@ -17,14 +17,10 @@ from integrations.providers.openrouter.tests.support import (
     load,
     truth,
 )
-from integrations.providers.testing import assert_totals_equal, read_twice, stored_totals, totals_by
+from integrations.providers.testing import assert_totals_equal, fetch_list, read_twice, stored_totals, totals_by
 from sandbox.openrouter import CREATOR_USER_ID, KEY_LABEL, TOTAL_CREDITS, truth_activity
 
 DAY = timedelta(days=1)
-
-
-def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
-    return list(provider.fetch(credential, settings, window, http=http))
 
 
 def asked_dates(sandbox) -> list[str]:
@@ -35,7 +31,7 @@ def asked_dates(sandbox) -> list[str]:
 def test_fetch_reproduces_true_totals_per_model_endpoint_and_day(
     provider, credential, settings, http, four_days
 ) -> None:
-    samples = fetch(provider, credential, settings, four_days, http)
+    samples = fetch_list(provider, credential, settings, four_days, http)
     start, end = four_days.start, four_days.end
     assert_totals_equal(totals_by(samples, "model"), truth(start, end, lambda r: (r.model_permaslug,)), "per model")
     assert_totals_equal(
@@ -58,7 +54,7 @@ def test_fetch_reproduces_true_totals_per_model_endpoint_and_day(
 
 def test_two_days_are_one_dated_request_per_day_in_order(provider, credential, settings, http, sandbox) -> None:
     window = Window(days_ago(3), days_ago(1))  # the regular sync's re-read
-    samples = fetch(provider, credential, settings, window, http)
+    samples = fetch_list(provider, credential, settings, window, http)
     assert asked_dates(sandbox) == [days_ago(3).date().isoformat(), days_ago(2).date().isoformat()]
     assert all(r["query"] == {"date": [r["query"]["date"][0]]} for r in sandbox.requests(ACTIVITY_PATH))
     assert [s.bucket_start for s in samples] == sorted(s.bucket_start for s in samples)
@@ -69,7 +65,7 @@ def test_two_days_are_one_dated_request_per_day_in_order(provider, credential, s
 def test_three_days_or_more_are_one_request_without_date(
     provider, credential, settings, http, sandbox, four_days
 ) -> None:
-    samples = fetch(provider, credential, settings, four_days, http)
+    samples = fetch_list(provider, credential, settings, four_days, http)
     assert [r["query"] for r in sandbox.requests(ACTIVITY_PATH)] == [{}]
     assert [s.bucket_start for s in samples] == sorted(s.bucket_start for s in samples)
     assert {s.bucket_start for s in samples} == {four_days.start + i * DAY for i in range(4)}  # none outside
@@ -86,7 +82,7 @@ def test_near_utc_midnight_each_day_is_asked_for_by_name(credential, settings, h
         datetime(first.year, first.month, first.day, tzinfo=UTC) + 10 * DAY,
         datetime(last.year, last.month, last.day, tzinfo=UTC),
     )
-    fetch(near, credential, settings, window, http)
+    fetch_list(near, credential, settings, window, http)
     assert asked_dates(sandbox) == [
         (window.start + i * DAY).date().isoformat() for i in range((window.end - window.start).days)
     ]
@@ -96,7 +92,7 @@ def test_days_beyond_the_30_day_horizon_and_today_are_skipped_without_a_request(
     provider, credential, settings, http, sandbox
 ) -> None:
     window = Window(days_ago(45), days_ago(-1))  # 45 days back up to the end of today
-    samples = fetch(provider, credential, settings, window, http)
+    samples = fetch_list(provider, credential, settings, window, http)
     assert asked_dates(sandbox) == ["all"]  # one request serves the whole horizon
     assert all(r["status"] == 200 for r in sandbox.requests())
     assert min(s.bucket_start for s in samples) == days_ago(30)
@@ -107,21 +103,21 @@ def test_days_beyond_the_30_day_horizon_and_today_are_skipped_without_a_request(
 def test_a_window_wholly_outside_the_horizon_is_empty_and_makes_no_request(
     provider, credential, settings, http, sandbox
 ) -> None:
-    assert fetch(provider, credential, settings, Window(days_ago(60), days_ago(40)), http) == []
-    assert fetch(provider, credential, settings, Window(days_ago(0), days_ago(0) + timedelta(hours=5)), http) == []
+    assert fetch_list(provider, credential, settings, Window(days_ago(60), days_ago(40)), http) == []
+    assert fetch_list(provider, credential, settings, Window(days_ago(0), days_ago(0) + timedelta(hours=5)), http) == []
     assert sandbox.requests() == []
 
 
 def test_horizon_follows_the_clock(credential, settings, http, sandbox) -> None:
     # Three days later by our clock: the first three days of the window left the horizon.
     later = OpenRouterProvider(clock=lambda: datetime.now(UTC) + 3 * DAY)
-    fetch(later, credential, settings, Window(days_ago(30), days_ago(25)), http)
+    fetch_list(later, credential, settings, Window(days_ago(30), days_ago(25)), http)
     assert asked_dates(sandbox) == [(days_ago(27) + i * DAY).date().isoformat() for i in range(2)]
 
 
 def test_unaligned_window_is_read_as_whole_days(provider, credential, settings, http, sandbox) -> None:
     window = Window(days_ago(3) + timedelta(hours=10, minutes=37), days_ago(1) + timedelta(hours=5))
-    samples = fetch(provider, credential, settings, window, http)
+    samples = fetch_list(provider, credential, settings, window, http)
     assert asked_dates(sandbox) == ["all"]  # three days touched: one request
     assert all(s.bucket_start.hour == 0 and s.bucket_start.minute == 0 for s in samples)
     assert_totals_equal(totals_by(samples), truth(days_ago(3), days_ago(0)), "the whole days touched")
@@ -129,9 +125,9 @@ def test_unaligned_window_is_read_as_whole_days(provider, credential, settings, 
 
 def test_adjacent_and_repeated_windows_never_double_count(provider, credential, settings, http) -> None:
     middle = days_ago(3) + timedelta(hours=13)
-    first = fetch(provider, credential, settings, Window(days_ago(5), middle), http)
-    second = fetch(provider, credential, settings, Window(middle, days_ago(1)), http)
-    again = fetch(provider, credential, settings, Window(days_ago(3), days_ago(1)), http)  # a restatement re-read
+    first = fetch_list(provider, credential, settings, Window(days_ago(5), middle), http)
+    second = fetch_list(provider, credential, settings, Window(middle, days_ago(1)), http)
+    again = fetch_list(provider, credential, settings, Window(days_ago(3), days_ago(1)), http)  # a restatement re-read
     stored = stored_totals(first, second, again)  # the usage store's semantics: same key → replace, never add
     assert read_twice(first, second), "the day around `middle` is read twice"
     assert_totals_equal(stored, truth(days_ago(5), days_ago(1)), "stored totals")
@@ -144,7 +140,7 @@ def test_a_server_ignoring_the_date_filter_stores_only_the_asked_day(
     for row, offset in zip(body["data"], (0, 0, 1), strict=True):
         row["date"] = (day.start - offset * DAY).date().isoformat()
     sandbox.fault(ACTIVITY_PATH, 200, body=body)
-    samples = fetch(provider, credential, settings, day, http)
+    samples = fetch_list(provider, credential, settings, day, http)
     assert {s.bucket_start for s in samples} == {day.start}
     assert {s.deployment for s in samples} == {"Anthropic", "Amazon Bedrock"}
     assert totals_by(samples)[("input_tokens",)] == 30000 + 6000
@@ -152,7 +148,7 @@ def test_a_server_ignoring_the_date_filter_stores_only_the_asked_day(
 
 def test_empty_window_makes_no_request(provider, credential, settings, http, sandbox) -> None:
     moment = days_ago(2) + timedelta(hours=12)
-    assert fetch(provider, credential, settings, Window(moment, moment), http) == []
+    assert fetch_list(provider, credential, settings, Window(moment, moment), http) == []
     assert sandbox.requests() == []
 
 

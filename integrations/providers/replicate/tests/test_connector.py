@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from integrations.providers.base import ProviderResponseError, UsageSample, Window, align_down, align_up
+from integrations.providers.base import ProviderResponseError, Window, align_down, align_up
 from integrations.providers.replicate.schema import iso
 from integrations.providers.replicate.tests.support import ACCOUNT_PATH, PREDICTIONS_PATH, days_ago, truth
 from integrations.providers.testing import (
     assert_adjacent_windows_count_once,
     assert_totals_equal,
+    fetch_list,
     first_busy_hour,
     sample_key,
     totals_by,
@@ -24,10 +25,6 @@ from sandbox import replicate as fake
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 USERNAME = fake.ACCOUNT["username"]
-
-
-def fetch(provider, credential, settings, window, http) -> list[UsageSample]:
-    return list(provider.fetch(credential, settings, window, http=http))
 
 
 def prediction(pid: str, created, *, status: str = "succeeded", seconds: float | None = 1.5) -> dict[str, Any]:
@@ -44,7 +41,7 @@ def prediction(pid: str, created, *, status: str = "succeeded", seconds: float |
 def test_fetch_reproduces_true_totals_per_model_deployment_hour_and_day(
     provider, credential, provider_settings, http, three_days
 ) -> None:
-    samples = fetch(provider, credential, provider_settings, three_days, http)
+    samples = fetch_list(provider, credential, provider_settings, three_days, http)
     start, end = three_days.start, three_days.end
     assert_totals_equal(
         totals_by(samples, "model", "deployment"), truth(start, end, lambda r: (r.model, r.deployment)), "per model"
@@ -71,7 +68,7 @@ def test_fetch_reproduces_true_totals_per_model_deployment_hour_and_day(
 def test_pagination_follows_next_verbatim_to_the_end(
     provider, credential, provider_settings, http, sandbox, three_days
 ):
-    samples = fetch(provider, credential, provider_settings, three_days, http)
+    samples = fetch_list(provider, credential, provider_settings, three_days, http)
     count = len(fake.truth_predictions(three_days.start, three_days.end))
     pages = sandbox.requests(PREDICTIONS_PATH)
     assert len(pages) == -(-count // fake.PAGE_SIZE) > 2
@@ -91,8 +88,8 @@ def test_prediction_created_on_a_chunk_boundary_lands_in_exactly_one_chunk(
     boundary = days_ago(2)
     at_boundary = [p for p in fake.truth_predictions(boundary, boundary + HOUR) if p.created_at == boundary]
     assert at_boundary, "the sandbox puts a prediction on every UTC midnight"
-    before = fetch(provider, credential, provider_settings, Window(days_ago(3), boundary), http)
-    after = fetch(provider, credential, provider_settings, Window(boundary, days_ago(1)), http)
+    before = fetch_list(provider, credential, provider_settings, Window(days_ago(3), boundary), http)
+    after = fetch_list(provider, credential, provider_settings, Window(boundary, days_ago(1)), http)
     assert all(s.bucket_start < boundary for s in before)
     assert any(s.bucket_start == boundary and s.model == at_boundary[0].model.name for s in after)
     assert_totals_equal(totals_by(before + after), truth(days_ago(3), days_ago(1)), "two chunks")
@@ -102,7 +99,7 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, provider_
     # Starts 37 minutes into an hour with predictions, so that hour must come back whole
     first_hour = first_busy_hour(truth, days_ago(3) + timedelta(hours=10), days_ago(2))
     window = Window(first_hour + timedelta(minutes=37, seconds=5), days_ago(2) + timedelta(hours=5, minutes=20))
-    samples = fetch(provider, credential, provider_settings, window, http)
+    samples = fetch_list(provider, credential, provider_settings, window, http)
     first = sandbox.requests(PREDICTIONS_PATH)[0]
     assert first["query"]["created_after"] == [iso(align_down(window.start))]
     assert first["query"]["created_before"] == [iso(align_up(window.end))]
@@ -113,7 +110,7 @@ def test_unaligned_window_is_read_as_whole_hours(provider, credential, provider_
 
 def test_adjacent_unaligned_windows_never_double_count(provider, credential, provider_settings, http) -> None:
     assert_adjacent_windows_count_once(
-        lambda window: fetch(provider, credential, provider_settings, window, http),
+        lambda window: fetch_list(provider, credential, provider_settings, window, http),
         truth,
         lambda start, end: truth(align_down(start), end),
     )
@@ -123,8 +120,8 @@ def test_running_predictions_converge_on_a_later_read(provider, credential, prov
     window = Window(days_ago(2), days_ago(1))
     early = window.end + timedelta(minutes=15)  # the nightly batch job created at 23:50 still runs
     with fake.clock(early):
-        first = fetch(provider, credential, provider_settings, window, http)
-    later = fetch(provider, credential, provider_settings, window, http)
+        first = fetch_list(provider, credential, provider_settings, window, http)
+    later = fetch_list(provider, credential, provider_settings, window, http)
     running = [
         p for p in fake.truth_predictions(window.start, window.end) if p.status_at(fake._us(early)) in fake.RUNNING
     ]
@@ -153,7 +150,7 @@ def test_a_prediction_repeated_across_a_page_boundary_counts_once(
                                                "results": [prediction("a", a), prediction("b", b)]})  # fmt: skip
     sandbox.fault(PREDICTIONS_PATH, 200, body={"next": None, "previous": None,
                                                "results": [prediction("b", b), prediction("c", c)]})  # fmt: skip
-    samples = [s for s in fetch(provider, credential, provider_settings, day, http) if s.stream != "trainings"]
+    samples = [s for s in fetch_list(provider, credential, provider_settings, day, http) if s.stream != "trainings"]
     assert totals_by(samples) == {("requests",): 3, ("compute_seconds",): Decimal("4.5")}
     assert [r["query"] for r in sandbox.requests(PREDICTIONS_PATH)][1] == {"cursor": ["abc"]}
 
@@ -173,7 +170,7 @@ def test_walk_stops_once_a_page_reaches_before_the_window(
         ],
     }
     sandbox.fault(PREDICTIONS_PATH, 200, body=body)
-    samples = [s for s in fetch(provider, credential, provider_settings, day, http) if s.stream != "trainings"]
+    samples = [s for s in fetch_list(provider, credential, provider_settings, day, http) if s.stream != "trainings"]
     assert totals_by(samples) == {("requests",): 1, ("compute_seconds",): 2}
     assert len(sandbox.requests(PREDICTIONS_PATH)) == 1
 
@@ -187,7 +184,7 @@ def test_next_pointing_at_another_host_is_not_followed(
 ) -> None:
     sandbox.fault(PREDICTIONS_PATH, 200, body={"next": next_url, "previous": None, "results": []})
     with pytest.raises(ProviderResponseError, match="another host"):
-        fetch(provider, credential, provider_settings, day, http)
+        fetch_list(provider, credential, provider_settings, day, http)
     assert http.calls == 2  # /account and the first page; nothing sent elsewhere
 
 
@@ -195,7 +192,7 @@ def test_a_next_that_repeats_is_a_response_error(provider, credential, provider_
     again = f"{provider_settings['base_url']}/predictions?cursor=again"
     sandbox.fault(PREDICTIONS_PATH, 200, times=5, body={"next": again, "previous": None, "results": []})
     with pytest.raises(ProviderResponseError, match="same next page"):
-        fetch(provider, credential, provider_settings, day, http)
+        fetch_list(provider, credential, provider_settings, day, http)
     assert len(sandbox.requests(PREDICTIONS_PATH)) == 2
 
 
@@ -224,7 +221,7 @@ def test_trainings_are_read_newest_first_until_the_window_start(provider, creden
     """/trainings takes no date filter: the walk follows `next` until a page reaches before the
     window, and keeps only the trainings created in it, as operation "training" rows."""
     window = Window(days_ago(200), days_ago(190))
-    samples = fetch(provider, credential, provider_settings, window, http)
+    samples = fetch_list(provider, credential, provider_settings, window, http)
     trained = [s for s in samples if s.operation == "training"]
     truth = fake.truth_training_usage(window.start, window.end)
     assert truth and sum(s.quantity for s in trained if s.metric == "requests") == sum(r.requests for r in truth)
