@@ -6,8 +6,6 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0001_squashed_0002'),
-        ('integrations', '0001_squashed_0006'),
         ('usage', '0018_usage_daily_project_and_total_rollups'),
     ]
 
