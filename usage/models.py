@@ -171,7 +171,7 @@ class UsageDaily(RollupSlice):
             ),
             # Unattributed usage (usage.summaries.unattributed_groups): its GROUP BY over all days
             # reads only the rows without an application, from this index alone (PostgreSQL: an
-            # index-only scan in group order, no sort, no heap; SQLite skips covering indexes).
+            # index-only scan in group order, no sort, no heap; SQLite: the keys only, no INCLUDE).
             models.Index(
                 fields=["workspace", "provider", *UNATTRIBUTED_DIMENSIONS, "metric", "unit"],
                 include=["integration", "day", "rows", "quantity"],
