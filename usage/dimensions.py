@@ -55,6 +55,19 @@ EXPLORER_DIMENSIONS: tuple[str, ...] = ("model", "project", "region")
 # The dimension columns of an integration's raw-row view (the key is shown per row elsewhere).
 ROW_VIEW_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d != "api_key")
 
+# What "Unattributed usage" groups by: the dimensions that identify who used it. Region and
+# api_key stay out (a rule made from a group matches any of them), so groups stay few. Also the
+# key order of UsageDaily's partial index for that page (usage.models), so keep them together.
+UNATTRIBUTED_DIMENSIONS: tuple[str, ...] = (
+    "account",
+    "project",
+    "model",
+    "deployment",
+    "endpoint",
+    "resource",
+    "operation",
+)
+
 # Every dimension is kept in the daily rollups (usage.models.UsageDaily), so any page may group
 # or filter by any of them without reading the hourly base table.
 ROLLUP_DIMENSIONS: tuple[str, ...] = DIMENSIONS

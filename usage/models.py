@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 
-from usage.dimensions import DIMENSIONS
+from usage.dimensions import DIMENSIONS, UNATTRIBUTED_DIMENSIONS
 
 DIMENSION_FIELDS = DIMENSIONS
 NATURAL_KEY = ("integration", "bucket_start", "bucket_end", *DIMENSION_FIELDS, "metric")
@@ -168,6 +168,15 @@ class UsageDaily(RollupSlice):
             *(
                 models.Index(fields=["workspace", column], name=f"usage_daily_ws_{column}")
                 for column in ("metric", "model", "project", "region")
+            ),
+            # Unattributed usage (usage.summaries.unattributed_groups): its GROUP BY over all days
+            # reads only the rows without an application, from this index alone (PostgreSQL: an
+            # index-only scan in group order, no sort, no heap; SQLite: the keys only, no INCLUDE).
+            models.Index(
+                fields=["workspace", "provider", *UNATTRIBUTED_DIMENSIONS, "metric", "unit"],
+                include=["integration", "day", "rows", "quantity"],
+                condition=models.Q(application__isnull=True),
+                name="usage_daily_unattributed",
             ),
         ]
 

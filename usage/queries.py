@@ -320,23 +320,31 @@ def breakdown(
     sums: dict[tuple[Any, str, str], list] = {}
     points: dict[str, list[SeriesPoint]] = defaultdict(list)
     per_day: dict[date, int] = defaultdict(int)
+    # Thousands of rows for a split by model or project: the loop and sorts below stay free of
+    # per-row function calls besides the points themselves.
+    zero = Decimal(0)
     for row in rows:
         if column:
             start, value, metric, unit, total, count = row
         else:
             (start, metric, unit, total, count), value = row, None
-        start = _as_date(start)
-        entry = sums.setdefault((value, metric, unit), [Decimal(0), 0])
+        if isinstance(start, datetime):
+            start = _as_date(start)
+        key = (value, metric, unit)
+        entry = sums.get(key)
+        if entry is None:
+            entry = sums[key] = [zero, 0]
         entry[0] += total
         entry[1] += count
-        points[metric].append(SeriesPoint(period=start, group=value, unit=unit, total=total))
+        points[metric].append(SeriesPoint(start, value, unit, total))
         per_day[start] += count
     ordered = sorted(sums.items(), key=lambda item: (_sort_key(item[0][0]), item[0][1], item[0][2]))
     totals_ = [
         Total(group=value, metric=metric, unit=unit, total=t, rows=n) for (value, metric, unit), (t, n) in ordered
     ]
     for series_ in points.values():
-        series_.sort(key=lambda p: (p.period, _sort_key(p.group), p.unit))
+        # (period, _sort_key(group), unit), flattened: the same order without a call per point.
+        series_.sort(key=lambda p: (p.period, p.group is None, 0 if p.group is None else p.group, p.unit))
     return totals_, dict(points), (dict(per_day) if period == "day" else None)
 
 

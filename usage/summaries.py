@@ -16,11 +16,11 @@ from django.db.models import Max, Min, Q, Sum
 
 from integrations.providers.registry import PROVIDERS
 from usage.attribution import escape_pattern
+from usage.dimensions import UNATTRIBUTED_DIMENSIONS
 from usage.rollups import daily_for
 
-# What "Unattributed usage" groups by: the dimensions that identify who used it. Region and
-# api_key stay out (a rule made from a group matches any of them), so groups stay few.
-GROUP_FIELDS = ("account", "project", "model", "deployment", "endpoint", "resource", "operation")
+# What "Unattributed usage" groups by (usage.dimensions): the dimensions that identify who used it.
+GROUP_FIELDS = UNATTRIBUTED_DIMENSIONS
 
 
 def provider_name(slug: str) -> str:

@@ -185,9 +185,12 @@ def _drill_value(group: str, value: Any) -> str | None:
 
 
 def _query(params: QueryDict, **changes: str) -> str:
-    """The current query string with some filters set, back on page 1."""
-    query = params.copy()
-    query.pop("page", None)
+    """The current query string with some filters set, back on page 1. A shallow copy, in the
+    same key order: QueryDict.copy() deep-copies, and a split by model links hundreds of rows."""
+    query = QueryDict(mutable=True, encoding=params.encoding)
+    for key, values in params.lists():
+        if key != "page":
+            query.setlist(key, values)
     for key, value in changes.items():
         query[key] = value
     return query.urlencode()
@@ -506,11 +509,18 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     overall_before: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for (_, metric, unit), value in (previous_totals or {}).items():
         overall_before[(metric, unit)] += value
+    drill_urls: dict[str, str] = {}  # one link per group value, whatever its number of metrics
+
+    def drill_url(value: str) -> str:
+        if value not in drill_urls:
+            drill_urls[value] = _query(params, **{group: value})
+        return drill_urls[value]
+
     totals_rows: list[dict[str, Any]] = [
         {
             "total": t,
             "name": names.get(t.group, t.group) if group else "",
-            "drill": _query(params, **{group: drill}) if group and (drill := _drill_value(group, t.group)) else None,
+            "drill": drill_url(drill) if group and (drill := _drill_value(group, t.group)) else None,
             "change": _delta(t.total, previous_totals.get((t.group, t.metric, t.unit), Decimal(0)))
             if previous_totals is not None
             else None,
