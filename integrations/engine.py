@@ -71,6 +71,7 @@ MAX_BACKOFF = RETRY_AFTER_CEILING  # the longest the engine ever waits before tr
 # The furthest back the history re-read after a connector upgrade goes: the longest backfill
 # an integration may ask for. Older rows stay as they were stored.
 REREAD_HISTORY = timedelta(days=MAX_BACKFILL_DAYS)
+DAY = timedelta(days=1)
 ABANDONED_MESSAGE = (
     "The worker running this sync stopped before it finished; the next sync resumed from the stored watermark."
 )
@@ -300,15 +301,27 @@ def _reread_plan(integration: Integration, provider: Provider, regular: Window, 
 
 
 def _reread_answers(answers: list[Answered], samples: list[UsageSample]) -> list[Answered]:
-    """A re-read chunk's answers, less those of a stream that returned nothing in it.
+    """A re-read chunk's answers, less the UTC days in which their stream returned nothing.
 
     A day the provider no longer serves (past its retention, an expired export partition) may
-    come back empty yet complete: its stored rows are older than what the provider can still
-    read, so they stay as they are instead of being removed. A stream that returned rows
-    replaces its old-key rows as usual.
+    come back empty yet complete: its stored rows were read when the provider still served
+    them, so they stay as they are instead of being removed. A stream that returned rows for a
+    day replaces that day's old-key rows as usual.
     """
-    returned = {sample.stream for sample in samples}
-    return [answer for answer in answers if answer.stream in returned]
+    returned = {(sample.stream, align_down(sample.bucket_start, DAY)) for sample in samples}
+    kept: list[Answered] = []
+    for answer in answers:
+        start, end = answer.window.start, answer.window.end
+        served: list[Window] = []
+        while start < end:
+            stop = min(align_down(start, DAY) + DAY, end)
+            if (answer.stream, align_down(start, DAY)) in returned:
+                if served and served[-1].end == start:
+                    start = served.pop().start  # one answer for consecutive days
+                served.append(Window(start, stop))
+            start = stop
+        kept += [Answered(answer.stream, window, answer.scope) for window in served]
+    return kept
 
 
 def _spans(window: Window, provider: Provider) -> list[tuple[Window, list[Window]]]:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from integrations import engine
 from integrations.models import Integration, IntegrationEvent, SyncRun
-from integrations.providers.base import UsageSample, Window, align_down
+from integrations.providers.base import Answered, UsageSample, Window, align_down
 from integrations.providers.openai.connector import OpenAIProvider
 from integrations.providers.testing import days_ago
 from integrations.tasks import sync_integration
@@ -239,3 +239,20 @@ def test_a_ranged_sync_reads_its_range_and_leaves_the_reread_to_the_next_regular
     assert not old_key_rows(integration).filter(bucket_start__gte=days_ago(2), bucket_start__lt=days_ago(1)).exists()
     assert engine.integration_sync(integration_id=integration.pk).window_start == start
     assert_counted_once(integration, start, then)
+
+
+def test_a_reread_answers_only_for_the_days_its_stream_returned_something():
+    """A chunk longer than a day (Vertex reads 7): a day in it the provider no longer serves
+    keeps its rows while the days around it are replaced."""
+    d0 = days_ago(10)
+    answers = [
+        Answered("billing", Window(d0, d0 + 4 * DAY), {"project": {"p"}}),
+        Answered("credits", Window(d0, d0 + DAY)),
+    ]
+    samples = [
+        UsageSample(d0 + day, d0 + day + DAY, "cost", 1, "USD", stream="billing") for day in (0 * DAY, DAY, 3 * DAY)
+    ]
+    assert engine._reread_answers(answers, samples) == [
+        Answered("billing", Window(d0, d0 + 2 * DAY), {"project": {"p"}}),  # two days in a row: one answer
+        Answered("billing", Window(d0 + 3 * DAY, d0 + 4 * DAY), {"project": {"p"}}),
+    ]  # the third day and the credits stream, which returned nothing, remove nothing
