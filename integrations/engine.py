@@ -7,8 +7,9 @@ answer no longer holds are removed in the same transaction); typed provider erro
 into events, a status and the time of the next try.
 
 After a connector upgrade that changed its keys (Provider.keys_version above the version the
-integration's rows were written with), a sync without an explicit range first re-reads the
-history the integration holds, through the same chunks (see `_reread_plan`).
+integration's rows were written with), a sync without an explicit range also re-reads the
+history the integration holds, after its regular window, through the same chunks (see
+`_reread_plan`).
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ class Reread:
 
 
 def _reread_plan(integration: Integration, provider: Provider, regular: Window, now: datetime) -> Reread | None:
-    """The history re-read this sync must do first, or None.
+    """The history re-read this sync must do besides its regular window, or None.
 
     When the connector's keys changed (`Provider.keys_version` above the version the
     integration's rows were written with, `Integration.keys_version`), the rows a sync wrote
@@ -515,22 +516,27 @@ def _sync(
     )
     if rows == 0:
         delay_minutes = int(provider.reporting_delay.total_seconds() // 60)
-        integration_record_event(
-            integration=integration,
-            sync_run=run,
-            level=IntegrationEvent.Level.INFO,
-            category=IntegrationEvent.Category.SYNC,
-            message=(
-                f"The sync succeeded but {provider.name} reported no usage between "
-                f"{window.start:%Y-%m-%d %H:%M} and {window.end:%Y-%m-%d %H:%M} UTC."
-            ),
-            hint=(
-                "If you expected usage here: check that Test connection shows the account that owns it, "
-                f"and that the usage is older than {provider.name}'s reporting delay (about {delay_minutes} minutes)."
-            ),
+        _record_sync_info(
+            integration,
+            run,
+            f"The sync succeeded but {provider.name} reported no usage between "
+            f"{window.start:%Y-%m-%d %H:%M} and {window.end:%Y-%m-%d %H:%M} UTC.",
+            "If you expected usage here: check that Test connection shows the account that owns it, "
+            f"and that the usage is older than {provider.name}'s reporting delay (about {delay_minutes} minutes).",
         )
     run.refresh_from_db()
     return run
+
+
+def _record_sync_info(integration: Integration, run: SyncRun, message: str, hint: str) -> None:
+    integration_record_event(
+        integration=integration,
+        sync_run=run,
+        level=IntegrationEvent.Level.INFO,
+        category=IntegrationEvent.Category.SYNC,
+        message=message,
+        hint=hint,
+    )
 
 
 def _record_reread(integration: Integration, reread: Reread, chunk: Window) -> None:
@@ -550,17 +556,13 @@ def _reread_done(integration: Integration, provider: Provider, run: SyncRun, rer
             f"Usage before {reread.kept_before:%Y-%m-%d} is older than a re-read goes back ({MAX_BACKFILL_DAYS} days) "
             f"and stays as it was stored; so do days the provider no longer serves."
         )
-    integration_record_event(
-        integration=integration,
-        sync_run=run,
-        level=IntegrationEvent.Level.INFO,
-        category=IntegrationEvent.Category.SYNC,
-        message=(
-            f"History re-read after a connector upgrade: {reread.began:%Y-%m-%d %H:%M} to "
-            f"{window.end:%Y-%m-%d %H:%M} UTC was read again from {provider.name} and stored with the "
-            f"connector's new keys; the old-key rows of each re-read window were replaced, not added to."
-        ),
-        hint=f"Nothing to do. {kept} `python manage.py sync ID --since YYYY-MM-DD` re-reads a range by hand.",
+    _record_sync_info(
+        integration,
+        run,
+        f"History re-read after a connector upgrade: {reread.began:%Y-%m-%d %H:%M} to "
+        f"{window.end:%Y-%m-%d %H:%M} UTC was read again from {provider.name} and stored with the "
+        f"connector's new keys; the old-key rows of each re-read window were replaced, not added to.",
+        f"Nothing to do. {kept} `python manage.py sync ID --since YYYY-MM-DD` re-reads a range by hand.",
     )
 
 
