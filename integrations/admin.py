@@ -78,6 +78,8 @@ class IntegrationAdmin(admin.ModelAdmin):
         "credential_hint",
         "identity",
         "provider_state",  # the connector's memory, e.g. which Anthropic report served each window
+        "keys_version",  # the connector keys the stored rows were written with
+        "keys_reread",  # the history re-read after a connector upgrade, while under way
         "verified_at",
         "account_key",
         "account_share",

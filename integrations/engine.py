@@ -5,6 +5,11 @@ integration; the window [watermark - restatement, now - delay) split into chunks
 fetched, stored in one transaction with the watermark advance (rows the chunk's complete
 answer no longer holds are removed in the same transaction); typed provider errors turned
 into events, a status and the time of the next try.
+
+After a connector upgrade that changed its keys (Provider.keys_version above the version the
+integration's rows were written with), a sync without an explicit range also re-reads the
+history the integration holds, after its regular window, through the same chunks (see
+`_reread_plan`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
@@ -27,7 +33,7 @@ from django.utils import timezone
 from doow.jobs import task_named
 from integrations.events import integration_record_error, integration_record_event
 from integrations.http import RETRY_AFTER_CEILING, HttpClient
-from integrations.models import Integration, IntegrationEvent, SyncNotAllowed, SyncRun
+from integrations.models import MAX_BACKFILL_DAYS, Integration, IntegrationEvent, SyncNotAllowed, SyncRun
 from integrations.providers.base import (
     SKIPPED_STATE,
     Answered,
@@ -37,6 +43,7 @@ from integrations.providers.base import (
     Window,
     align_down,
 )
+from usage.models import UsageRecord
 from usage.pricing.estimate import estimate_answers, pricing_estimate_samples
 from usage.store import usage_prepare_samples, usage_store_chunk
 
@@ -62,6 +69,10 @@ DISPATCH_BATCH = 10_000
 # the batch is released to the next tick instead of each waiting out the broker's timeout.
 DISPATCH_GIVE_UP_AFTER = 5
 MAX_BACKOFF = RETRY_AFTER_CEILING  # the longest the engine ever waits before trying again
+# The furthest back the history re-read after a connector upgrade goes: the longest backfill
+# an integration may ask for. Older rows stay as they were stored.
+REREAD_HISTORY = timedelta(days=MAX_BACKFILL_DAYS)
+DAY = timedelta(days=1)
 ABANDONED_MESSAGE = (
     "The worker running this sync stopped before it finished; the next sync resumed from the stored watermark."
 )
@@ -242,6 +253,78 @@ def sync_window(
     return Window(start, end)
 
 
+@dataclass(frozen=True)
+class Reread:
+    """The history re-read after a connector upgrade that one sync carries out."""
+
+    version: int  # the provider's keys version the re-read brings the stored rows to
+    began: datetime  # the first bucket of the whole re-read (an earlier sync may have begun it)
+    resume: datetime  # where this sync takes it up: what an earlier, stopped sync stored is not read again
+    regular_start: datetime  # the start of the sync's regular window: the re-read is the chunks before it
+    kept_before: datetime | None  # rows before this are older than a re-read goes: kept as they are
+
+
+def _reread_plan(integration: Integration, provider: Provider, regular: Window, now: datetime) -> Reread | None:
+    """The history re-read this sync must do besides its regular window, or None.
+
+    When the connector's keys changed (`Provider.keys_version` above the version the
+    integration's rows were written with, `Integration.keys_version`), the rows a sync wrote
+    from the earliest stored bucket on (at most REREAD_HISTORY back) are read again in the
+    usual chunks: each chunk's answers replace its old-key rows, as any re-read does, so
+    nothing is counted twice. Each stored chunk records its progress (`keys_reread`), so a
+    sync that fails or a worker that dies mid-way is resumed where it stopped; only a sync
+    that ends successfully stores the new version. An integration holding no synced rows
+    has nothing to re-read: it takes the current version at once.
+    """
+    target = provider.keys_version
+    if (integration.keys_version or 1) >= target:
+        return None
+    first = (
+        UsageRecord.objects.filter(integration=integration)
+        # Imported rows (and their estimates) are never re-read nor removed.
+        .exclude(Q(stream="") | Q(provenance__in=("imported", "estimated")))
+        .order_by("bucket_start")
+        .values_list("bucket_start", flat=True)
+        .first()
+    )
+    if first is None:
+        Integration.objects.filter(pk=integration.pk).update(keys_version=target, keys_reread={})
+        integration.keys_version, integration.keys_reread = target, {}
+        return None
+    floor = align_down(now - REREAD_HISTORY, provider.chunk)
+    start = min(align_down(max(first, floor), provider.chunk), regular.start)
+    began, resume = start, start
+    progress = integration.keys_reread or {}
+    if progress.get("version") == target and progress.get("from") and progress.get("through"):
+        began = min(start, datetime.fromisoformat(progress["from"]))
+        resume = min(max(start, datetime.fromisoformat(progress["through"])), regular.start)
+    return Reread(target, began, resume, regular.start, floor if first < floor else None)
+
+
+def _reread_answers(answers: list[Answered], samples: list[UsageSample]) -> list[Answered]:
+    """A re-read chunk's answers, less the UTC days in which their stream returned nothing.
+
+    A day the provider no longer serves (past its retention, an expired export partition) may
+    come back empty yet complete: its stored rows were read when the provider still served
+    them, so they stay as they are instead of being removed. A stream that returned rows for a
+    day replaces that day's old-key rows as usual.
+    """
+    returned = {(sample.stream, align_down(sample.bucket_start, DAY)) for sample in samples}
+    kept: list[Answered] = []
+    for answer in answers:
+        start, end = answer.window.start, answer.window.end
+        served: list[Window] = []
+        while start < end:
+            stop = min(align_down(start, DAY) + DAY, end)
+            if (answer.stream, align_down(start, DAY)) in returned:
+                if served and served[-1].end == start:
+                    start = served.pop().start  # one answer for consecutive days
+                served.append(Window(start, stop))
+            start = stop
+        kept += [Answered(answer.stream, window, answer.scope) for window in served]
+    return kept
+
+
 def _spans(window: Window, provider: Provider) -> list[tuple[Window, list[Window]]]:
     """The window cut into fetch spans of at most `provider.fetch_span` (and of the operator's
     DOOW_MAX_FETCH_SPAN_DAYS; rounded up to whole chunks, never less than one), each with the
@@ -344,6 +427,13 @@ def _sync(
     now = timezone.now()
     window = sync_window(integration=integration, provider=provider, now=now, since=since, until=until)
     spans = _spans(window, provider)
+    # An explicit range (`sync --since`) is read as asked; the next regular sync re-reads.
+    reread = _reread_plan(integration, provider, window, now) if since is None and until is None else None
+    if reread is not None and reread.resume < window.start:
+        # The regular window first (fresh usage is not held up by a long re-read), then the
+        # history, oldest first, in the same spans and chunks.
+        spans += _spans(Window(reread.resume, window.start), provider)
+        window = Window(reread.resume, window.end)
     SyncRun.objects.filter(pk=run.pk).update(
         window_start=window.start, window_end=window.end, chunks_total=sum(len(chunks) for _, chunks in spans)
     )
@@ -367,6 +457,8 @@ def _sync(
             # outside the chunk being stored.
             for index, (chunk, chunk_samples) in enumerate(_by_chunk(samples, chunks)):
                 answers = [inside for answer in answered if (inside := answer.within(chunk)) is not None]
+                if reread is not None and chunk.start < reread.regular_start:
+                    answers = _reread_answers(answers, chunk_samples)
                 # Everything slow happens before the transaction: the provider's answers, and the
                 # rows attributed and compiled. The transaction (on SQLite, the one write lock that
                 # pages, beat and other workers wait for) only executes the prepared statements.
@@ -381,6 +473,8 @@ def _sync(
                     stored = usage_store_chunk(integration=integration, prepared=prepared, answered=answers)
                     written = stored.written
                     _advance_watermark(integration, chunk)
+                    if reread is not None and chunk.start < reread.regular_start:
+                        _record_reread(integration, reread, chunk)
                     # The connector's memory describes the whole span (a scrape measures now):
                     # it is kept with the span's last chunk.
                     if index == len(chunks) - 1 and state != integration.provider_state:
@@ -408,6 +502,8 @@ def _sync(
     SyncRun.objects.filter(pk=run.pk).update(
         status=SyncRun.Status.SUCCESS, finished_at=finished, provider_calls=http.calls
     )
+    if reread is not None:
+        _reread_done(integration, provider, run, reread, window)
     Integration.objects.filter(pk=integration.pk).update(
         status=Integration.Status.ACTIVE,
         last_sync_at=finished,
@@ -420,22 +516,54 @@ def _sync(
     )
     if rows == 0:
         delay_minutes = int(provider.reporting_delay.total_seconds() // 60)
-        integration_record_event(
-            integration=integration,
-            sync_run=run,
-            level=IntegrationEvent.Level.INFO,
-            category=IntegrationEvent.Category.SYNC,
-            message=(
-                f"The sync succeeded but {provider.name} reported no usage between "
-                f"{window.start:%Y-%m-%d %H:%M} and {window.end:%Y-%m-%d %H:%M} UTC."
-            ),
-            hint=(
-                "If you expected usage here: check that Test connection shows the account that owns it, "
-                f"and that the usage is older than {provider.name}'s reporting delay (about {delay_minutes} minutes)."
-            ),
+        _record_sync_info(
+            integration,
+            run,
+            f"The sync succeeded but {provider.name} reported no usage between "
+            f"{window.start:%Y-%m-%d %H:%M} and {window.end:%Y-%m-%d %H:%M} UTC.",
+            "If you expected usage here: check that Test connection shows the account that owns it, "
+            f"and that the usage is older than {provider.name}'s reporting delay (about {delay_minutes} minutes).",
         )
     run.refresh_from_db()
     return run
+
+
+def _record_sync_info(integration: Integration, run: SyncRun, message: str, hint: str) -> None:
+    integration_record_event(
+        integration=integration,
+        sync_run=run,
+        level=IntegrationEvent.Level.INFO,
+        category=IntegrationEvent.Category.SYNC,
+        message=message,
+        hint=hint,
+    )
+
+
+def _record_reread(integration: Integration, reread: Reread, chunk: Window) -> None:
+    """The re-read has stored everything before `chunk.end` (inside the chunk's transaction)."""
+    progress = {"version": reread.version, "from": reread.began.isoformat(), "through": chunk.end.isoformat()}
+    Integration.objects.filter(pk=integration.pk).update(keys_reread=progress)
+    integration.keys_reread = progress
+
+
+def _reread_done(integration: Integration, provider: Provider, run: SyncRun, reread: Reread, window: Window) -> None:
+    """The whole history was read again: the rows now carry the connector's current keys."""
+    Integration.objects.filter(pk=integration.pk).update(keys_version=reread.version, keys_reread={})
+    integration.keys_version, integration.keys_reread = reread.version, {}
+    kept = "Days the provider no longer serves (past its retention) keep the rows stored before."
+    if reread.kept_before is not None:
+        kept = (
+            f"Usage before {reread.kept_before:%Y-%m-%d} is older than a re-read goes back ({MAX_BACKFILL_DAYS} days) "
+            f"and stays as it was stored; so do days the provider no longer serves."
+        )
+    _record_sync_info(
+        integration,
+        run,
+        f"History re-read after a connector upgrade: {reread.began:%Y-%m-%d %H:%M} to "
+        f"{window.end:%Y-%m-%d %H:%M} UTC was read again from {provider.name} and stored with the "
+        f"connector's new keys; the old-key rows of each re-read window were replaced, not added to.",
+        f"Nothing to do. {kept} `python manage.py sync ID --since YYYY-MM-DD` re-reads a range by hand.",
+    )
 
 
 def _report_skipped(integration: Integration, run: SyncRun, before: dict[str, str], after: dict[str, str]) -> None:

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from django import forms
 
+from integrations.models import MAX_BACKFILL_DAYS
 from integrations.providers.base import FormField, Provider
 
 CREDENTIAL_PREFIX = "credential_"
@@ -152,7 +153,7 @@ class IntegrationEditForm(_ProviderForm):
     backfill_days = forms.IntegerField(
         label="Backfill (days)",
         min_value=1,
-        max_value=366,
+        max_value=MAX_BACKFILL_DAYS,
         help_text="How far back the first sync reads. Changing it later does not re-read older data.",
     )
 

@@ -19,6 +19,9 @@ from fernet_fields import EncryptedTextField
 STALE_GRACE = timedelta(hours=24)
 # Error categories that mean the credential works but may not read usage.
 PERMISSION_CATEGORIES = ("scope", "permission")
+# The longest backfill an integration may ask for (the edit form's limit), and so the furthest
+# back the history re-read after a connector upgrade goes (engine, _reread_plan).
+MAX_BACKFILL_DAYS = 366
 
 
 def validate_provider(value: str) -> None:
@@ -162,6 +165,16 @@ class Integration(models.Model):
     backfill_days = models.PositiveIntegerField(default=30)
     data_through = models.DateTimeField(null=True, blank=True, help_text="Usage is stored up to this instant.")
     provider_state = models.JSONField(default=dict, blank=True, help_text="The connector's memory between syncs.")
+    # The connector's keys version (Provider.keys_version) the stored rows were written with.
+    # A sync that finds it older than the provider's re-reads the stored history first
+    # (integrations/engine.py, _reread_plan); a new integration starts at the current version.
+    keys_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The connector's keys version the stored usage was written with."
+    )
+    # A re-read after a connector upgrade under way: {"version": the version it brings the rows
+    # to, "from": its first bucket, "through": where the stored part ends} (ISO instants), so a
+    # worker that stops mid-way resumes there. Empty when none is.
+    keys_reread = models.JSONField(default=dict, blank=True, help_text="A history re-read under way, if any.")
 
     # A lease, not a row lock: it must outlive the per-chunk transactions of one sync.
     lock_token = models.CharField(max_length=64, blank=True)
@@ -182,6 +195,15 @@ class Integration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.provider})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and self.keys_version is None and self.provider:
+            from integrations.providers.registry import PROVIDERS
+
+            # A new integration holds no rows of an older connector: nothing to re-read.
+            if self.provider in PROVIDERS:
+                self.keys_version = PROVIDERS[self.provider].keys_version
+        super().save(*args, **kwargs)
 
     @property
     def provider_obj(self):  # avoids an import cycle in annotations

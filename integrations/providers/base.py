@@ -325,6 +325,12 @@ class Provider:
     usage_source_note: ClassVar[str] = ""
     # Every stream fetch marks its samples with (see the module docstring).
     streams: ClassVar[tuple[Stream, ...]] = ()
+    # The version of this connector's row keys. Bump it in the release where the same usage
+    # comes to be stored under other keys (a new dimension splits a row, a row moves to another
+    # model or metric) or measured otherwise: each integration's next sync re-reads the history
+    # it holds through the usual path, so every re-read window's old-key rows are replaced, never
+    # added to (integrations/engine.py, _reread_plan; docs/dimensions.md).
+    keys_version: ClassVar[int] = 1
 
     def check_credential(self, credential: Mapping[str, str]) -> None:
         """Offline checks (key prefixes, shapes) before any call. Raise ConfigurationError,

@@ -107,6 +107,7 @@ REPORTS = BucketReports(
 
 class AnthropicProvider(Provider):
     slug = "anthropic"
+    keys_version = 2  # issue 13: service tier, context window, inference geo and speed kept apart
     name = "Anthropic"
     category = "ai"
     vendor = "Anthropic"

@@ -78,6 +78,7 @@ MAX_REMEMBERED = 2_000  # per namespace and region; the oldest-named beyond it a
 
 class AwsBedrockProvider(Provider):
     slug = "aws_bedrock"
+    keys_version = 2  # issue 13: application inference profiles named by their foundation model
     name = "AWS Bedrock"
     category = "cloud"
     vendor = "Amazon Web Services"

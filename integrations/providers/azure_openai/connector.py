@@ -69,6 +69,7 @@ def _utcnow() -> datetime:
 
 class AzureOpenAIProvider(Provider):
     slug = "azure_openai"
+    keys_version = 2  # issue 13: requests split by StatusCode, Models – Usage and Claude cache metrics
     name = "Azure OpenAI"
     category = "cloud"
     vendor = "Microsoft Azure"

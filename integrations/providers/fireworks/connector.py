@@ -118,6 +118,7 @@ def _utcnow() -> datetime:
 
 class FireworksProvider(Provider):
     slug = "fireworks"
+    keys_version = 2  # issue 13: serverless usage grouped by API key
     name = "Fireworks AI"
     category = "ai"
     vendor = "Fireworks AI"

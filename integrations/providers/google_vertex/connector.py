@@ -53,6 +53,7 @@ BILLING_EXPORT = Stream("billing_export", "Usage and cost per SKU, project and r
 
 class GoogleVertexProvider(Provider):
     slug = "google_vertex"
+    keys_version = 2  # issue 13: endpoint = the billing service (partner models), credits by type
     name = "Google Vertex AI"
     category = "cloud"
     vendor = "Google Cloud"

@@ -97,6 +97,7 @@ REPORTS = BucketReports(
 
 class OpenAIProvider(Provider):
     slug = "openai"
+    keys_version = 2  # issue 13: completions by service tier and batch, costs by API key
     name = "OpenAI"
     category = "ai"
     vendor = "OpenAI"
