@@ -48,10 +48,19 @@ def make_csv(rows: int) -> bytes:
     start = datetime(2025, 1, 1, tzinfo=UTC)
     for i in range(rows):
         hour = start + timedelta(hours=i // 200)
+        row = {
+            "bucket_start": f"{hour:%Y-%m-%dT%H:%M:%SZ}",
+            "bucket_end": f"{hour + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}",
+            "account": "acct",
+            "project": f"proj_{i % 10}",
+            "model": f"model-{i // 10 % 20}",
+            "metric": "input_tokens",
+            "quantity": str(i),
+            "unit": "tokens",
+        }
         writer.writerow(
-            ["", "", f"{hour:%Y-%m-%dT%H:%M:%SZ}", f"{hour + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}", "acct",
-             f"proj_{i % 10}", "", f"model-{i // 10 % 20}", "", "", "", "", "", "input_tokens", str(i), "tokens", "", "", ""]
-        )  # fmt: skip
+            [row.get(column, "") for column in CSV_COLUMNS]
+        )  # by name: the export's columns grow at the end
     return out.getvalue().encode()
 
 
