@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from celery.exceptions import AlwaysEagerIgnored
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from kombu import Connection
 
@@ -197,6 +198,19 @@ def lossy_integration(openai_integration) -> Integration:
     return openai_integration
 
 
+def _sessions_in_a_transaction() -> int:
+    """Other sessions of this database inside a transaction (PostgreSQL; SQLite has none: a
+    killed writer's transaction is either on disk or rolled back when the file is next opened)."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        )
+        return cursor.fetchone()[0]
+
+
 @pytest.mark.parametrize("kill", ["pool child", "whole worker"])
 def test_a_killed_worker_s_sync_resumes_from_its_watermark_after_one_tick(
     kill, transactional_db, lossy_integration, sandbox, tmp_path
@@ -244,6 +258,9 @@ def test_a_killed_worker_s_sync_resumes_from_its_watermark_after_one_tick(
             resumer = Worker(broker, tmp_path / "worker-2.log")
             started.append(resumer)
 
+        # A killed client's COMMIT already on its way still lands on PostgreSQL: read the
+        # watermark (and the lease the chunk renewed) once no other session is mid-transaction.
+        wait_for(lambda: not _sessions_in_a_transaction(), "the killed worker's last commit", 30, started)
         integration.refresh_from_db()
         watermark = integration.data_through
         lease_end = integration.lock_expires_at
