@@ -504,6 +504,19 @@ def _staging(using: str) -> _Staging:
         f"SELECT {start}, {sliced}, {', '.join(old[:-1])}, -{old[-1]}, -1 FROM written UNION ALL "
         f"SELECT {start}, {sliced}, {', '.join(new)}, 1 FROM written"
     )
+
+    def by_difference(conflict: str) -> str:
+        return (
+            f"WITH matched AS MATERIALIZED ({matched}), inserted AS ({inserted.format(conflict=conflict)}), "
+            f"written AS ({rewritten}), "
+            f"summed AS ({summed}{slice_of}, SUM({moved[-1]}), SUM({rows_}) FROM ({differences}) "
+            f"AS moved ({start}, {sliced}, {', '.join(moved)}, {rows_}) GROUP BY {groups} "
+            f"HAVING SUM({moved[-1]}) <> 0 OR SUM({rows_}) <> 0) "
+            f"SELECT (SELECT COUNT(*) FROM matched WHERE {stored} IS NULL), (SELECT COUNT(*) FROM inserted), "
+            f"(SELECT COUNT(*) FROM matched WHERE {stored} IS NOT NULL AND {qn('changed')}), "
+            f"(SELECT COUNT(*) FROM written)"
+        )
+
     return _Staging(
         # One staging table per transaction at a time: the previous chunk's (an import stores
         # several per transaction) is dropped first; the last one goes at commit.
@@ -525,26 +538,10 @@ def _staging(using: str) -> _Staging:
         # both summed per slice and local day into the delta table. Returns (new keys, rows
         # inserted, changed keys, rows rewritten): a concurrent writer of one of those keys
         # makes a pair differ (_execute_copy then falls back to recomputing).
-        write_by_difference=(
-            f"WITH matched AS MATERIALIZED ({matched}), inserted AS ({{inserted}}), written AS ({rewritten}), "
-            f"summed AS ({summed}{slice_of}, SUM({moved[-1]}), SUM({rows_}) FROM ({differences}) "
-            f"AS moved ({start}, {sliced}, {', '.join(moved)}, {rows_}) GROUP BY {groups} "
-            f"HAVING SUM({moved[-1]}) <> 0 OR SUM({rows_}) <> 0) "
-            f"SELECT (SELECT COUNT(*) FROM matched WHERE {stored} IS NULL), (SELECT COUNT(*) FROM inserted), "
-            f"(SELECT COUNT(*) FROM matched WHERE {stored} IS NOT NULL AND {qn('changed')}), "
-            f"(SELECT COUNT(*) FROM written)"
-        ).format(inserted=inserted.format(conflict="")),
+        write_by_difference=by_difference(""),
         # The same, its new keys inserted ON CONFLICT DO NOTHING: when another writer stored
         # one of them after the statement above read the table (_write_by_difference).
-        write_by_difference_again=(
-            f"WITH matched AS MATERIALIZED ({matched}), inserted AS ({{inserted}}), written AS ({rewritten}), "
-            f"summed AS ({summed}{slice_of}, SUM({moved[-1]}), SUM({rows_}) FROM ({differences}) "
-            f"AS moved ({start}, {sliced}, {', '.join(moved)}, {rows_}) GROUP BY {groups} "
-            f"HAVING SUM({moved[-1]}) <> 0 OR SUM({rows_}) <> 0) "
-            f"SELECT (SELECT COUNT(*) FROM matched WHERE {stored} IS NULL), (SELECT COUNT(*) FROM inserted), "
-            f"(SELECT COUNT(*) FROM matched WHERE {stored} IS NOT NULL AND {qn('changed')}), "
-            f"(SELECT COUNT(*) FROM written)"
-        ).format(inserted=inserted.format(conflict=conflict)),
+        write_by_difference_again=by_difference(conflict),
     )
 
 
