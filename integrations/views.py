@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.permissions import WorkspaceRequest, workspace_view
+from doow.jobs import QUEUED_PATIENCE
 from integrations.forms import (
     CredentialRotateForm,
     DisconnectForm,
@@ -62,7 +63,6 @@ from usage import queries
 from usage.dimensions import ROW_VIEW_DIMENSIONS
 from usage.forms import UsageFilterForm, UsageImportForm
 from usage.import_jobs import (
-    QUEUED_PATIENCE,
     UsageImportBusy,
     usage_import_latest,
     usage_import_request,

@@ -21,9 +21,6 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-# QUEUED_PATIENCE is the one patience of every queued job (doow.jobs.job_progress); the upload
-# view reads it from here.
-from doow.jobs import QUEUED_PATIENCE as QUEUED_PATIENCE
 from doow.jobs import enqueue_on_commit
 from integrations.events import integration_record_event
 from integrations.models import IntegrationEvent

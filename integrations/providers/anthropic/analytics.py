@@ -118,8 +118,8 @@ class AnalyticsReader:
     of its own when the caller keeps none, so one refusal still spares the fetch's next report)."""
 
     def __init__(self, *, http: HttpClient, base: str, headers: dict[str, str], get: Getter,
-                 state: dict[str, Any] | None) -> None:  # fmt: skip
-        self.http, self.base, self.get = http, base, get
+                 request_id: Callable[[requests.Response], str], state: dict[str, Any] | None) -> None:  # fmt: skip
+        self.http, self.base, self.get, self.request_id = http, base, get, request_id
         self.headers = {**headers, "anthropic-beta": ANALYTICS_BETA}
         self.state = state if state is not None else {}
 
@@ -198,13 +198,13 @@ class AnalyticsReader:
 
         def page(cursor: str | None) -> tuple[requests.Response, AnalyticsPage[Any]]:
             response = self.get(url, self.headers, {**params, "page": cursor} if cursor else params)
-            return response, self.http.parse_json(response, report.parse, request_id_of=_rid)
+            return response, self.http.parse_json(response, report.parse, request_id_of=self.request_id)
 
         try:
             return list(paginate(
                 page, lambda p: p[1].cursor(), source="Anthropic", max_pages=MAX_PAGES,
                 repeated="Anthropic's analytics report said has_more but gave no new next_page cursor.",
-                request_id=lambda p: _rid(p[0]),
+                request_id=lambda p: self.request_id(p[0]),
             ))  # fmt: skip
         except ProviderError as error:
             if isinstance(error, ProviderResponseError) and error.http_status not in FALLBACK_STATUSES:
@@ -235,7 +235,3 @@ class AnalyticsReader:
         else:
             entries.append(entry)
         notes[stream] = entries[-PATHS_KEPT:]
-
-
-def _rid(response: requests.Response) -> str:
-    return response.headers.get("request-id", "")[:200]

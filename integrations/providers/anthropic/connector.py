@@ -222,7 +222,8 @@ class AnthropicProvider(Provider):
         # The analytics reports first, each window wholly or not at all; the legacy ones serve
         # what they cannot (analytics.py says when, and records which path served each window).
         analytics = AnalyticsReader(http=job.http, base=base, headers=headers, state=job.state,
-                                    get=lambda url, h, params: REPORTS.get(job.http, url, h, params))  # fmt: skip
+                                    get=lambda url, h, params: REPORTS.get(job.http, url, h, params),
+                                    request_id=REPORTS.request_id)  # fmt: skip
         read_usage = analytics.read(USAGE_REPORT, USAGE.name, job.window, job.answered)
         read_costs = analytics.read(COST_REPORT, COSTS.name, job.window, job.answered)
         usage = iter(read_usage) if read_usage is not None else REPORTS.samples(
