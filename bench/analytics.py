@@ -604,22 +604,16 @@ def measure_export() -> None:
             f"  {label:28} {sizes[label].bytes / 2**20:>6,.0f} MiB {'':16} {rate:>9,.0f} rows/s   | {rate / copy_rate:.2f}× COPY",
             flush=True,
         )
-    tracemalloc.start()
-    _, sink = run(command("csv"))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    print(
-        f"  export_usage --format csv: Python's traced peak {peak / 2**20:.2f} MiB while writing {sink.bytes / 2**20:,.0f} MiB",
-        flush=True,
-    )
-    tracemalloc.start()
-    _, sink = run(command("focus"))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    print(
-        f"  export_usage --format focus: Python's traced peak {peak / 2**20:.2f} MiB while writing {sink.bytes / 2**20:,.0f} MiB",
-        flush=True,
-    )
+    for export_format in ("csv", "focus"):
+        tracemalloc.start()
+        _, sink = run(command(export_format))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(
+            f"  export_usage --format {export_format}: Python's traced peak {peak / 2**20:.2f} MiB "
+            f"while writing {sink.bytes / 2**20:,.0f} MiB",
+            flush=True,
+        )
     # Once each, for comparison: the Python writers (SQLite's path, PostgreSQL's before COPY).
     for label, fn in (("Python writer, format=csv", python_writer), ("Python writer, format=focus", python_focus)):
         seconds, sink = run(fn)
