@@ -7,18 +7,25 @@
     {{ seconds|duration }}                   45 s · 12 min · 4.6 h · 3.2 days
     {{ "cached_input_tokens"|metric_label }} Cached input tokens
     {% local_time value workspace %}         6 Dec 2026, 13:00 CET (the workspace's zone, named)
+    {{ value|instant }}                      the same, in the active zone (the workspace's on its pages)
+    {% moment value %}                       4.6 h ago · in 12 min · just now, the instant on hover
+
+page_helpers registers `instant` (as `utc`, its older name) and `moment` too: one implementation.
 
 Amounts are never converted between currencies: a non-USD amount keeps its code.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 register = template.Library()
 
@@ -135,10 +142,55 @@ def _zone(workspace_or_zone: Any) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def _instant_text(moment: datetime) -> str:
+    return f"{moment.day} {moment:%b %Y, %H:%M} {moment.tzname()}"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+
+
 @register.simple_tag
 def local_time(value: datetime | None, workspace_or_zone: Any = "UTC", empty: str = "—") -> str:
     """An instant in the workspace's time zone, the zone named: "6 Dec 2026, 13:00 CET"."""
     if value is None:
         return empty
-    moment = value.astimezone(_zone(workspace_or_zone))
-    return f"{moment.day} {moment:%b %Y, %H:%M} {moment.tzname()}"
+    return _instant_text(_aware(value).astimezone(_zone(workspace_or_zone)))
+
+
+@register.filter
+def instant(value: datetime | None) -> str:
+    """An instant in the active time zone (the workspace's on its pages, accounts.permissions),
+    the zone named, in local_time's format: "6 Dec 2026, 13:00 CET"."""
+    if not value:
+        return ""
+    return _instant_text(timezone.localtime(_aware(value)))
+
+
+def relative(value: datetime, now: datetime | None = None) -> str:
+    """How long ago or ahead, in duration's units: "just now", "12 min ago", "4.6 h ago",
+    "in 3.2 days". Never "1 day, 4 hours ago" beside "3 minutes ago"."""
+    seconds = ((now or timezone.now()) - _aware(value)).total_seconds()
+    if abs(seconds) < 60:
+        return "just now"
+    return f"{duration(seconds)} ago" if seconds > 0 else f"in {duration(-seconds)}"
+
+
+@register.simple_tag
+def moment(value: datetime | None, empty: str = "Never", absolute: bool = False, due: bool = False) -> SafeString:
+    """A relative time ("3 min ago", "in 40 min") in a <time> whose title is the instant in the
+    workspace's time zone, named.
+
+    With absolute=True the instant is also shown, for the detail page's facts. With due=True (a
+    scheduled time) a moment already passed reads "due now", not "2 min ago".
+    """
+    if not value:
+        return format_html('<span class="muted">{}</span>', empty)
+    value = _aware(value)
+    now = timezone.now()
+    words = "due now" if due and value <= now else relative(value, now)
+    exact = instant(value)
+    html = format_html('<time datetime="{}" title="{}">{}</time>', value.astimezone(UTC).isoformat(), exact, words)
+    if absolute:
+        html = format_html('{} <span class="muted small">{}</span>', html, exact)
+    return html

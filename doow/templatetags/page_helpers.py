@@ -4,16 +4,15 @@ quantities, badges, query strings, a little Markdown."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import template
-from django.contrib.humanize.templatetags.humanize import naturaltime
-from django.utils import timezone
-from django.utils.html import escape, format_html
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from doow.templatetags.formats import instant, moment
 from usage.dimensions import label as _dimension_label
 
 register = template.Library()
@@ -47,46 +46,9 @@ def badge_class(value: str) -> str:
     return f"badge badge-{_BADGES.get(str(value), 'muted')}"
 
 
-def _utc(value: datetime) -> datetime:
-    return timezone.localtime(value, UTC) if timezone.is_aware(value) else value.replace(tzinfo=UTC)
-
-
-def _local(value: datetime) -> datetime:
-    """The instant in the active time zone: the workspace's on its pages (accounts.permissions)."""
-    return timezone.localtime(_utc(value))
-
-
-@register.filter
-def utc(value: datetime | None) -> str:
-    """An instant in the workspace's time zone, the zone named: 2025-06-01 16:05 CEST (UTC on a
-    workspace that keeps the default). The name stays for the templates that use it."""
-    if not value:
-        return ""
-    instant = _local(value)
-    return f"{instant:%Y-%m-%d %H:%M} {instant.tzname()}"
-
-
-@register.simple_tag
-def moment(value: datetime | None, empty: str = "Never", absolute: bool = False, due: bool = False) -> SafeString:
-    """A relative time ("3 minutes ago", "in 40 minutes") in a <time> whose title is the instant
-    in the workspace's time zone, named.
-
-    With absolute=True the instant is also shown, for the detail page's facts. With due=True (a
-    scheduled time) a moment already passed reads "due now", not "2 minutes ago".
-    """
-    if not value:
-        return format_html('<span class="muted">{}</span>', empty)
-    instant = _local(value)
-    relative = "due now" if due and value <= timezone.now() else naturaltime(value)
-    if isinstance(relative, str) and relative.endswith(" from now"):
-        relative = "in " + relative.removesuffix(" from now")
-    exact = f"{instant:%Y-%m-%d %H:%M:%S} {instant.tzname()}"
-    html = format_html('<time datetime="{}" title="{}">{}</time>', _utc(value).isoformat(), exact, relative)
-    if absolute:
-        html = format_html(
-            '{} <span class="muted small">{}</span>', html, f"{instant:%Y-%m-%d %H:%M} {instant.tzname()}"
-        )
-    return html
+# The times: one implementation, in formats (`utc` is instant's older name in the templates).
+register.filter("utc", instant)
+register.simple_tag(moment, name="moment")
 
 
 def _plural(n: int, word: str) -> str:
