@@ -133,6 +133,8 @@ def test_an_upcoming_license_says_in_how_many_days_it_starts(member_client, app,
     upcoming = make_license(app, "Next year", License.Kind.SEATS, today + timedelta(days=23), seat_count=5)
     html = " ".join(member_client.get(license_url(upcoming)).content.decode().split())
     assert "Upcoming" in html and "starts in 23 days" in html
+    start = today + timedelta(days=23)
+    assert f"{start.day} {start:%b %Y} → open-ended" in html  # dates as on every page: 29 Dec 2026
 
 
 def test_pay_as_you_go_page_charts_spend_per_month(member_client, workspace, app, integration, today):
