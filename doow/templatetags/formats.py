@@ -5,6 +5,8 @@
     {{ row.quantity|amount:row.unit }}       1.2M tokens · $1,234.56 · 4.6 h · 12,345 requests
     {{ 1234.5|money }}  {{ 99|money:"EUR" }}  $1,234.50 · 99.00 EUR
     {{ seconds|duration }}                   45 s · 12 min · 4.6 h · 3.2 days
+    {{ row.quantity|quantity }}              1,234,567 · 0.004821 (exact, for raw rows and hover titles)
+    {{ interval|duration_words }}            15 minutes · 1 day (a configured span, in words)
     {{ "cached_input_tokens"|metric_label }} Cached input tokens
     {% local_time value workspace %}         6 Dec 2026, 13:00 CET (the workspace's zone, named)
     {{ value|instant }}                      the same, in the active zone (the workspace's on its pages)
@@ -114,6 +116,49 @@ def duration(seconds: Any) -> str:
     if abs(value) < 48 * 3600:
         return f"{value / 3600:,.1f} h"
     return f"{value / 86400:,.1f} days"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@register.filter
+def duration_words(value: timedelta | None) -> str:
+    """timedelta → "15 minutes", "1 day", "2 hours 30 minutes", "4.2 s"."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds()
+    if seconds < 0.1:
+        return "under 0.1 s"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds % 1 else _plural(int(seconds), "second")
+    parts: list[str] = []
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    for amount, word in ((days, "day"), (hours, "hour"), (minutes, "minute")):
+        if amount:
+            parts.append(_plural(amount, word))
+    if secs and not days and not hours:
+        parts.append(_plural(secs, "second"))
+    return " ".join(parts[:2])
+
+
+@register.filter
+def quantity(value: Any) -> str:
+    """Decimals as people read them: 1,234,567 and 0.004821 (never 1234567.000000000)."""
+    if value is None or value == "":
+        return ""
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return str(value)
+    if number == number.to_integral_value():
+        return f"{int(number):,}"
+    if abs(number) >= 1000:
+        return f"{number:,.2f}"
+    text = f"{number:,.6f}".rstrip("0").rstrip(".")
+    return text
 
 
 @register.filter

@@ -4,15 +4,14 @@ quantities, badges, query strings, a little Markdown."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from doow.templatetags.formats import instant, moment
+from doow.templatetags.formats import duration_words, instant, moment, quantity
 from usage.dimensions import label as _dimension_label
 
 register = template.Library()
@@ -46,52 +45,12 @@ def badge_class(value: str) -> str:
     return f"badge badge-{_BADGES.get(str(value), 'muted')}"
 
 
-# The times: one implementation, in formats (`utc` is instant's older name in the templates).
+# Times, exact quantities and spans in words: one implementation, in formats (`utc` is
+# instant's older name in the templates).
 register.filter("utc", instant)
 register.simple_tag(moment, name="moment")
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-@register.filter
-def duration_words(value: timedelta | None) -> str:
-    """timedelta → "15 minutes", "1 day", "2 hours 30 minutes", "4.2 s"."""
-    if value is None:
-        return ""
-    seconds = value.total_seconds()
-    if seconds < 0.1:
-        return "under 0.1 s"
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds % 1 else _plural(int(seconds), "second")
-    parts: list[str] = []
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    for amount, word in ((days, "day"), (hours, "hour"), (minutes, "minute")):
-        if amount:
-            parts.append(_plural(amount, word))
-    if secs and not days and not hours:
-        parts.append(_plural(secs, "second"))
-    return " ".join(parts[:2])
-
-
-@register.filter
-def quantity(value: Any) -> str:
-    """Decimals as people read them: 1,234,567 and 0.004821 (never 1234567.000000000)."""
-    if value is None or value == "":
-        return ""
-    try:
-        number = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        return str(value)
-    if number == number.to_integral_value():
-        return f"{int(number):,}"
-    if abs(number) >= 1000:
-        return f"{number:,.2f}"
-    text = f"{number:,.6f}".rstrip("0").rstrip(".")
-    return text
+register.filter("quantity", quantity)
+register.filter("duration_words", duration_words)
 
 
 @register.filter

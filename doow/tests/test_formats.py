@@ -130,3 +130,35 @@ def test_moment_shows_the_relative_time_with_the_instant_on_hover_and_one_format
     assert due.endswith(">due now</time>")
     assert empty == '<span class="muted">Not yet</span>'
     assert utc == exact
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(1234567, "1,234,567"), (Decimal("0.004821000"), "0.004821"), (Decimal("1234.5"), "1,234.50"), (None, "")],
+)
+def test_quantity_is_exact_for_raw_rows_and_titles(value, shown):
+    from doow.templatetags.formats import quantity
+
+    assert quantity(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("span", "shown"),
+    [
+        (timedelta(minutes=15), "15 minutes"), (timedelta(days=1), "1 day"),
+        (timedelta(hours=2, minutes=30), "2 hours 30 minutes"), (timedelta(seconds=4.2), "4.2 s"), (None, ""),
+    ],
+)  # fmt: skip
+def test_duration_words_for_configured_spans(span, shown):
+    from doow.templatetags.formats import duration_words
+
+    assert duration_words(span) == shown
+
+
+def test_page_helpers_lends_the_formats_own_filters_not_copies():
+    from doow.templatetags import formats, page_helpers
+
+    lent = {"utc": formats.instant, "quantity": formats.quantity, "duration_words": formats.duration_words}
+    for name, function in lent.items():
+        assert page_helpers.register.filters[name] is function
+    assert page_helpers.register.tags["moment"].__wrapped__ is formats.moment
