@@ -320,18 +320,21 @@ def test_usage_opens_on_a_summary_by_model_project_and_day_with_the_rows_behind_
         model="gpt-4o",
         project="proj_a",
     )
+    make_record(integration, datetime(2025, 3, 1, 9, tzinfo=UTC), "audio_seconds", "16560", "seconds",
+                model="gpt-4o-mini", project="proj_b")  # fmt: skip
     integration.identity = {"details": {"projects": [{"id": "proj_a", "name": "Support bot"}]}}
     integration.save()
     body = admin_client.get(url("detail", integration)).content.decode()
     section = body[body.index('<section id="usage"') :]
     section = section[: section.index("</section>")]
     assert "table-usage" not in section  # no raw rows until asked for
-    assert "Stored rows (13)" in section
-    assert dict(TOTAL.findall(section)) == {
-        "cost": "$1,234.50",
-        "input_tokens": "6,000 tokens",
-        "output_tokens": "1,500 tokens",
-    }
+    assert "Stored rows (14)" in section
+    assert TOTAL.findall(section) == [  # the money first, as in the tables below; names after
+        ("cost", "$1,234.50"),
+        ("input_tokens", "6,000 tokens"),
+        ("output_tokens", "1,500 tokens"),
+        ("audio_seconds", "4.6 h"),
+    ]
     tables = dict(re.findall(r'<h3 class="small-heading">([^<]+)</h3>(.*?)</table>', section, re.S))
     assert set(tables) == {"By model", "By project", "By day"}
     # Money first, then the counts; ordered by spend, projects by their names.
