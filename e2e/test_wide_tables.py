@@ -92,6 +92,9 @@ def test_unattributed_totals_fit_and_the_list_refreshes_after_reattribution(
     totals = long_row.locator("td.totals-cell")
     expect(totals).to_contain_text("$2,469.12")
     expect(totals).to_contain_text("2.5M tokens")
+    # The money first, then the counts people look at; the other metrics after them by name.
+    lines = [" ".join(t.split()) for t in totals.locator("div").all_inner_texts()]
+    assert lines[:3] == ["Reported cost $2,469.12", "Input tokens 2.5M tokens", "Output tokens 691,356 tokens"]
     # Long names may make the table scroll inside its box, but the figures come first: the
     # Totals column is whole inside the visible box, with no scrolling.
     wrap = groups.locator(".table-wrap").bounding_box()

@@ -95,7 +95,7 @@ def unattributed_groups(workspace: Any) -> list[UnattributedGroup]:
         group.last = max(filter(None, (group.last, row["last"])))
         group.totals.append((row["metric"], row["total"], row["unit"]))
     for group in groups.values():
-        group.totals.sort()
+        group.totals.sort(key=lambda t: summary_order(t[0], t[2]))  # the money first
     return sorted(groups.values(), key=lambda g: (-g.rows, g.provider, *g.values.values()))
 
 
