@@ -109,10 +109,12 @@ def duration(seconds: Any) -> str:
     value = float(number)
     if abs(value) < 10:
         return f"{value:.1f} s"  # a sync of a few hundred milliseconds is not "0 s"
-    if abs(value) < 60:
+    # Each unit up to where its rounding would show the next one's first value: 59.7 s is
+    # "1 min", not "60 s", and 59 min 50 s is "1.0 h", not "60 min".
+    if abs(value) < 59.5:
         return f"{value:,.0f} s"
-    if abs(value) < 3600:
-        return f"{value / 60:,.0f} min"
+    if abs(value) < 3570:
+        return f"{max(round(abs(value) / 60), 1) * (1 if value > 0 else -1):,} min"
     if abs(value) < 48 * 3600:
         return f"{value / 3600:,.1f} h"
     return f"{value / 86400:,.1f} days"

@@ -45,6 +45,9 @@ def test_money(value, currency, shown):
         (Decimal("0.35"), "0.3 s"),
         (4.25, "4.2 s"),
         (timedelta(hours=4, minutes=36), "4.6 h"),
+        (59.7, "1 min"),  # never "60 s"
+        (90, "2 min"),
+        (3599, "1.0 h"),  # never "60 min"
         (None, ""),
     ],
 )
