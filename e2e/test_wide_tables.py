@@ -15,11 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from accounts.models import Membership, Workspace
-from e2e.conftest import DESKTOP, Page, expect, fits_both_sizes, sign_in
+from e2e.conftest import DESKTOP, Page, expect, fits_both_sizes, paris_openai, sign_in
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from usage import rollups
 from usage.models import ReattributionJob, UsageRecord
@@ -34,14 +32,8 @@ LONG_MODEL = "ft:gpt-4o-mini-2024-07-18:acme-corp:support-tone-v7:9xYzAbCdEfGh"
 
 @pytest.fixture
 def integration(transactional_db: None) -> Integration:
-    workspace = Workspace.objects.create(name="Acme Corp", slug="acme", time_zone="Europe/Paris")
-    ada = get_user_model().objects.create_superuser("ada", "ada@example.com", PASSWORD)
-    Membership.objects.create(workspace=workspace, user=ada, role=Membership.Role.ADMIN)
-    integration = Integration(
-        workspace=workspace, provider="openai", name="OpenAI production", settings={"base_url": "http://127.0.0.1:9/v1"}
-    )
-    integration.set_credential({"api_key": "sk-admin-e2e-wide-0000000000000000"})
-    integration.save()
+    integration = paris_openai(PASSWORD, superuser=True)
+    workspace = integration.workspace
     start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
     metrics = (
         ("input_tokens", 1_234_567, "tokens"),

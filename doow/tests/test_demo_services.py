@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,26 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _left_alive(pids: Iterable[int], *, within: float) -> list[int]:
+    """The processes still alive once `within` seconds have passed (sooner if none is)."""
+    pids = list(pids)
+    deadline = time.monotonic() + within
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [pid for pid in pids if _alive(pid)]
+
+
+def _kill(main: subprocess.Popen, pids: Iterable[int]) -> None:
+    """Whatever the test left behind: the processes it started, by their ids."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    main.kill()
+    main.wait()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_the_demo_process_alone_stops_every_process_it_started(signum):
     main = subprocess.Popen(
@@ -80,18 +101,9 @@ def test_a_signal_to_the_demo_process_alone_stops_every_process_it_started(signu
         assert all(_alive(pid) for pid in pids)
         main.send_signal(signum)  # to the main process only, not its group
         main.wait(timeout=20)
-        deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [pid for pid in pids if _alive(pid)] == []
+        assert _left_alive(pids, within=10) == []
     finally:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        main.kill()
-        main.wait()
+        _kill(main, pids)
 
 
 # ---------------------------------------------------------------- the real demo
@@ -186,17 +198,8 @@ def test_a_signal_to_the_real_demo_stops_web_worker_beat_and_sandbox(signum, tmp
 
         main.send_signal(signum)  # to the main process only, not its group
         assert main.wait(timeout=60) != 0
-        deadline = time.monotonic() + 20
-        while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert {pid: cmd for pid, cmd in started.items() if _alive(pid)} == {}
+        assert {pid: started[pid] for pid in _left_alive(started, within=20)} == {}
         assert not _answers(f"http://127.0.0.1:{web_port}/login/")
         assert not _answers(f"http://127.0.0.1:{sandbox_port}/_sandbox/requests")
     finally:
-        for pid in started:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        main.kill()
-        main.wait()
+        _kill(main, started)
