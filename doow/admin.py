@@ -1,5 +1,6 @@
-"""Admin building blocks every app's admin uses: a provider filter fed by the registry, and a
-read-only admin for rows the sync engine, importers and jobs write."""
+"""Admin building blocks every app's admin uses: a provider filter fed by the registry, a
+read-only admin for rows the sync engine, importers and jobs write, and long text cut to fit a
+list column."""
 
 from __future__ import annotations
 
@@ -10,8 +11,18 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from integrations.providers.registry import PROVIDERS
+
+
+def cut(text: str, chars: int) -> str | SafeString:
+    """Text for a list column that must stay inside 1,280 px: cut to `chars` with an ellipsis,
+    the whole text on hover (and on the record's own page)."""
+    if len(text) <= chars:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[: chars - 1].rstrip())
 
 
 class ProviderListFilter(admin.SimpleListFilter):

@@ -142,6 +142,23 @@ def acme_admin(transactional_db: None) -> Workspace:
     return workspace
 
 
+def paris_openai(password: str, *, superuser: bool = False) -> Any:
+    """Acme Corp in Europe/Paris, its admin "ada" (a superuser too, for the admin site, if asked)
+    and an OpenAI integration, "OpenAI production", that never reaches the network."""
+    from integrations.models import Integration
+
+    workspace = Workspace.objects.create(name="Acme Corp", slug="acme", time_zone="Europe/Paris")
+    create = get_user_model().objects.create_superuser if superuser else get_user_model().objects.create_user
+    ada = create("ada", "ada@example.com", password)
+    Membership.objects.create(workspace=workspace, user=ada, role=Membership.Role.ADMIN)
+    integration = Integration(
+        workspace=workspace, provider="openai", name="OpenAI production", settings={"base_url": "http://127.0.0.1:9/v1"}
+    )
+    integration.set_credential({"api_key": "sk-admin-e2e-0000000000000000"})
+    integration.save()
+    return integration
+
+
 # ---------------------------------------------------------------- steps the tests share
 def fill_sign_in(page: Page, username: str, password: str) -> None:
     """Type the credentials into the sign-in form on the page (not submitted yet)."""

@@ -16,11 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from accounts.models import Membership, Workspace
-from e2e.conftest import Page, expect, fits_both_sizes, sign_in
+from e2e.conftest import Page, expect, fits_both_sizes, paris_openai, sign_in
 from integrations.models import Integration, IntegrationEvent
 from usage import rollups
 from usage.models import UsageRecord
@@ -32,14 +30,8 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def integration(transactional_db: None) -> Integration:
-    workspace = Workspace.objects.create(name="Acme Corp", slug="acme", time_zone="Europe/Paris")
-    ada = get_user_model().objects.create_user("ada", "ada@example.com", PASSWORD)
-    Membership.objects.create(workspace=workspace, user=ada, role=Membership.Role.ADMIN)
-    integration = Integration(
-        workspace=workspace, provider="openai", name="OpenAI production", settings={"base_url": "http://127.0.0.1:9/v1"}
-    )
-    integration.set_credential({"api_key": "sk-admin-e2e-pages-0000000000000000"})
-    integration.save()
+    integration = paris_openai(PASSWORD)
+    workspace = integration.workspace
     start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
     records = []
     for hour in range(72):

@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from doow.admin import ProviderListFilter, ReadOnlyAdmin
+from doow.admin import ProviderListFilter, ReadOnlyAdmin, cut
 from doow.templatetags.formats import compact, duration
 from integrations import services
 from integrations.models import Integration, IntegrationEvent, SyncRun
@@ -222,6 +222,7 @@ class IntegrationEventAdmin(ReadOnlyAdmin):
         "level",
         IntegrationProviderListFilter,
         ("integration__workspace", admin.RelatedOnlyFieldListFilter),
+        ("integration", admin.RelatedOnlyFieldListFilter),  # only integrations that have events
     )
     list_select_related = ("integration", "integration__workspace")
     # Message and hint, the provider's request id, and whose event it is.
@@ -243,7 +244,4 @@ class IntegrationEventAdmin(ReadOnlyAdmin):
     def short_message(self, event: IntegrationEvent) -> str:
         """The list stays inside 1,280 px: long messages are cut, the whole one is on hover and
         on the event's page."""
-        text = event.message
-        if len(text) <= EVENT_MESSAGE_CHARS:
-            return text
-        return format_html('<span title="{}">{}…</span>', text, text[: EVENT_MESSAGE_CHARS - 1].rstrip())
+        return cut(event.message, EVENT_MESSAGE_CHARS)

@@ -78,7 +78,7 @@ from usage.importer import (
 )
 from usage.models import UsageImport
 from usage.rollups import day_start, zone_of
-from usage.summaries import integration_usage_summary
+from usage.summaries import integration_usage_summary, summary_order
 
 DETAIL = "integrations/detail.html"
 USAGE_PAGE_SIZE = 50
@@ -244,6 +244,7 @@ def _usage_context(request: WorkspaceRequest, integration: Integration) -> dict[
         totals = list(
             days.values("metric", "unit").annotate(total=Sum("quantity"), rows=Sum("rows")).order_by("metric", "unit")
         )
+        totals.sort(key=lambda t: summary_order(t["metric"], t["unit"]))  # the money first, as in the tables
         columns = list(USAGE_DIMENSIONS)
     paginator = queries.DaySeekPaginator(
         records.order_by("-bucket_start", "metric", "pk"),

@@ -23,7 +23,7 @@ from django.db import router
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from doow.admin import ProviderListFilter, ReadOnlyAdmin
+from doow.admin import ProviderListFilter, ReadOnlyAdmin, cut
 from doow.templatetags.formats import amount
 from usage import partitions, services
 from usage.forms import LICENSE_FIELDS, LICENSE_TERMS, bound_license_dates, check_license_period
@@ -82,12 +82,16 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
+DIMENSION_CHARS = 24
+
+
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnlyAdmin):
     # Seven columns, so the list fits 1,280 px beside the filters: the bucket as one cell, the
     # quantity with its unit, the attribution as one name. Account, provenance, stream and the
     # rest are on the record's page (and provenance/stream are filters).
-    list_display = ("bucket", "integration", "model", "project", "metric", "amount", "attributed_to")
+    # Model and project ids can be long (fine-tuned models, long project slugs): cut in the list.
+    list_display = ("bucket", "integration", "short_model", "short_project", "metric", "amount", "attributed_to")
     list_filter = (MonthListFilter, ProviderListFilter, "metric", "provenance", "stream", "workspace")
     list_select_related = ("workspace", "integration", "application", "license__application")
     search_fields = ("model", "project", "account", "api_key")
@@ -98,6 +102,14 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         span = end - start
         length = f"{span.days} d" if span.days and not span.seconds else f"{int(span.total_seconds() // 3600)} h"
         return f"{start:%Y-%m-%d %H:%M} · {length}"
+
+    @admin.display(description="model", ordering="model")
+    def short_model(self, record: UsageRecord) -> str:
+        return cut(record.model, DIMENSION_CHARS)
+
+    @admin.display(description="project", ordering="project")
+    def short_project(self, record: UsageRecord) -> str:
+        return cut(record.project, DIMENSION_CHARS)
 
     @admin.display(description="quantity", ordering="quantity")
     def amount(self, record: UsageRecord) -> str:

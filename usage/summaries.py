@@ -95,7 +95,7 @@ def unattributed_groups(workspace: Any) -> list[UnattributedGroup]:
         group.last = max(filter(None, (group.last, row["last"])))
         group.totals.append((row["metric"], row["total"], row["unit"]))
     for group in groups.values():
-        group.totals.sort()
+        group.totals.sort(key=lambda t: summary_order(t[0], t[2]))  # the money first
     return sorted(groups.values(), key=lambda g: (-g.rows, g.provider, *g.values.values()))
 
 
@@ -127,6 +127,13 @@ SUMMARY_PREFERENCE = (
 SUMMARY_METRICS = 3
 SUMMARY_TOP = 10
 SUMMARY_DAYS = 31
+_PREFERENCE_ORDER = {metric: i for i, metric in enumerate(SUMMARY_PREFERENCE)}
+
+
+def summary_order(metric: str, unit: str) -> tuple[int, str, str]:
+    """Where a (metric, unit) goes among the summary's totals: money first, then the counts
+    people look at, then the rest by name."""
+    return (_PREFERENCE_ORDER.get(metric, len(_PREFERENCE_ORDER)), metric, unit)
 
 
 def integration_usage_summary(
@@ -137,8 +144,7 @@ def integration_usage_summary(
     the filtered rollup rows to group by that dimension: the caller picks the smallest level
     holding it (the narrow rollup by model or day, the project rollup by project)."""
     present = [(t["metric"], t["unit"]) for t in totals]
-    order = {metric: i for i, metric in enumerate(SUMMARY_PREFERENCE)}
-    metrics = sorted(present, key=lambda mu: (order.get(mu[0], len(order)), mu))[:SUMMARY_METRICS]
+    metrics = sorted(present, key=lambda mu: summary_order(*mu))[:SUMMARY_METRICS]
     keys = Q()
     for metric, unit in metrics:
         keys |= Q(metric=metric, unit=unit)

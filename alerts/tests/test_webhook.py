@@ -106,6 +106,22 @@ def test_secret_is_shown_once_then_only_its_last_four(admin_client, workspace, r
     assert secret not in body and f"…{secret[-4:]}" in body and receiver.url in body
 
 
+def test_times_are_in_the_workspace_zone_and_named(admin_client, workspace, receiver):
+    workspace.time_zone = "Europe/Paris"
+    workspace.save()
+    create(admin_client, receiver.url)
+    hook = Webhook.objects.get(workspace=workspace)
+    Webhook.objects.filter(pk=hook.pk).update(created_at=datetime(2026, 12, 1, 8, 5, tzinfo=UTC))
+    WebhookDelivery.objects.create(
+        webhook=hook, delivery_id="d-1", event="ping", attempt=1, status_code=200, duration_ms=12,
+        created_at=datetime(2026, 12, 5, 23, 30, tzinfo=UTC),
+    )  # fmt: skip
+    body = " ".join(admin_client.get(page()).content.decode().split())
+    assert "since 1 Dec 2026, 09:05 CET" in body
+    assert '<td class="nowrap">6 Dec 2026, 00:30 CET</td>' in body  # 23:30 UTC is already the 6th in Paris
+    assert "(UTC)" not in body
+
+
 def test_replacing_makes_a_new_secret_and_delete_removes_it(admin_client, workspace, receiver):
     first = create(admin_client, receiver.url)
     second = create(admin_client, receiver.url + "/v2")

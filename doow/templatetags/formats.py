@@ -5,20 +5,29 @@
     {{ row.quantity|amount:row.unit }}       1.2M tokens · $1,234.56 · 4.6 h · 12,345 requests
     {{ 1234.5|money }}  {{ 99|money:"EUR" }}  $1,234.50 · 99.00 EUR
     {{ seconds|duration }}                   45 s · 12 min · 4.6 h · 3.2 days
+    {{ row.quantity|quantity }}              1,234,567 · 0.004821 (exact, for raw rows and hover titles)
+    {{ interval|duration_words }}            15 minutes · 1 day (a configured span, in words)
     {{ "cached_input_tokens"|metric_label }} Cached input tokens
     {% local_time value workspace %}         6 Dec 2026, 13:00 CET (the workspace's zone, named)
+    {{ value|instant }}                      the same, in the active zone (the workspace's on its pages)
+    {% moment value %}                       4.6 h ago · in 12 min · just now, the instant on hover
+
+page_helpers registers `instant` (as `utc`, its older name) and `moment` too: one implementation.
 
 Amounts are never converted between currencies: a non-USD amount keeps its code.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 register = template.Library()
 
@@ -100,13 +109,58 @@ def duration(seconds: Any) -> str:
     value = float(number)
     if abs(value) < 10:
         return f"{value:.1f} s"  # a sync of a few hundred milliseconds is not "0 s"
-    if abs(value) < 60:
+    # Each unit up to where its rounding would show the next one's first value: 59.7 s is
+    # "1 min", not "60 s", and 59 min 50 s is "1.0 h", not "60 min".
+    if abs(value) < 59.5:
         return f"{value:,.0f} s"
-    if abs(value) < 3600:
-        return f"{value / 60:,.0f} min"
+    if abs(value) < 3570:
+        return f"{max(round(abs(value) / 60), 1) * (1 if value > 0 else -1):,} min"
     if abs(value) < 48 * 3600:
         return f"{value / 3600:,.1f} h"
     return f"{value / 86400:,.1f} days"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@register.filter
+def duration_words(value: timedelta | None) -> str:
+    """timedelta → "15 minutes", "1 day", "2 hours 30 minutes", "4.2 s"."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds()
+    if seconds < 0.1:
+        return "under 0.1 s"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds % 1 else _plural(int(seconds), "second")
+    parts: list[str] = []
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    for amount, word in ((days, "day"), (hours, "hour"), (minutes, "minute")):
+        if amount:
+            parts.append(_plural(amount, word))
+    if secs and not days and not hours:
+        parts.append(_plural(secs, "second"))
+    return " ".join(parts[:2])
+
+
+@register.filter
+def quantity(value: Any) -> str:
+    """Decimals as people read them: 1,234,567 and 0.004821 (never 1234567.000000000)."""
+    if value is None or value == "":
+        return ""
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return str(value)
+    if number == number.to_integral_value():
+        return f"{int(number):,}"
+    if abs(number) >= 1000:
+        return f"{number:,.2f}"
+    text = f"{number:,.6f}".rstrip("0").rstrip(".")
+    return text
 
 
 @register.filter
@@ -135,10 +189,55 @@ def _zone(workspace_or_zone: Any) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def _instant_text(moment: datetime) -> str:
+    return f"{moment.day} {moment:%b %Y, %H:%M} {moment.tzname()}"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+
+
 @register.simple_tag
 def local_time(value: datetime | None, workspace_or_zone: Any = "UTC", empty: str = "—") -> str:
     """An instant in the workspace's time zone, the zone named: "6 Dec 2026, 13:00 CET"."""
     if value is None:
         return empty
-    moment = value.astimezone(_zone(workspace_or_zone))
-    return f"{moment.day} {moment:%b %Y, %H:%M} {moment.tzname()}"
+    return _instant_text(_aware(value).astimezone(_zone(workspace_or_zone)))
+
+
+@register.filter
+def instant(value: datetime | None) -> str:
+    """An instant in the active time zone (the workspace's on its pages, accounts.permissions),
+    the zone named, in local_time's format: "6 Dec 2026, 13:00 CET"."""
+    if not value:
+        return ""
+    return _instant_text(timezone.localtime(_aware(value)))
+
+
+def relative(value: datetime, now: datetime | None = None) -> str:
+    """How long ago or ahead, in duration's units: "just now", "12 min ago", "4.6 h ago",
+    "in 3.2 days". Never "1 day, 4 hours ago" beside "3 minutes ago"."""
+    seconds = ((now or timezone.now()) - _aware(value)).total_seconds()
+    if abs(seconds) < 60:
+        return "just now"
+    return f"{duration(seconds)} ago" if seconds > 0 else f"in {duration(-seconds)}"
+
+
+@register.simple_tag
+def moment(value: datetime | None, empty: str = "Never", absolute: bool = False, due: bool = False) -> SafeString:
+    """A relative time ("3 min ago", "in 40 min") in a <time> whose title is the instant in the
+    workspace's time zone, named.
+
+    With absolute=True the instant is also shown, for the detail page's facts. With due=True (a
+    scheduled time) a moment already passed reads "due now", not "2 min ago".
+    """
+    if not value:
+        return format_html('<span class="muted">{}</span>', empty)
+    value = _aware(value)
+    now = timezone.now()
+    words = "due now" if due and value <= now else relative(value, now)
+    exact = instant(value)
+    html = format_html('<time datetime="{}" title="{}">{}</time>', value.astimezone(UTC).isoformat(), exact, words)
+    if absolute:
+        html = format_html('{} <span class="muted small">{}</span>', html, exact)
+    return html

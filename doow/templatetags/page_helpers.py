@@ -4,16 +4,14 @@ quantities, badges, query strings, a little Markdown."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django import template
-from django.contrib.humanize.templatetags.humanize import naturaltime
-from django.utils import timezone
-from django.utils.html import escape, format_html
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from doow.templatetags.formats import duration_words, instant, moment, quantity
 from usage.dimensions import label as _dimension_label
 
 register = template.Library()
@@ -47,89 +45,12 @@ def badge_class(value: str) -> str:
     return f"badge badge-{_BADGES.get(str(value), 'muted')}"
 
 
-def _utc(value: datetime) -> datetime:
-    return timezone.localtime(value, UTC) if timezone.is_aware(value) else value.replace(tzinfo=UTC)
-
-
-def _local(value: datetime) -> datetime:
-    """The instant in the active time zone: the workspace's on its pages (accounts.permissions)."""
-    return timezone.localtime(_utc(value))
-
-
-@register.filter
-def utc(value: datetime | None) -> str:
-    """An instant in the workspace's time zone, the zone named: 2025-06-01 16:05 CEST (UTC on a
-    workspace that keeps the default). The name stays for the templates that use it."""
-    if not value:
-        return ""
-    instant = _local(value)
-    return f"{instant:%Y-%m-%d %H:%M} {instant.tzname()}"
-
-
-@register.simple_tag
-def moment(value: datetime | None, empty: str = "Never", absolute: bool = False, due: bool = False) -> SafeString:
-    """A relative time ("3 minutes ago", "in 40 minutes") in a <time> whose title is the instant
-    in the workspace's time zone, named.
-
-    With absolute=True the instant is also shown, for the detail page's facts. With due=True (a
-    scheduled time) a moment already passed reads "due now", not "2 minutes ago".
-    """
-    if not value:
-        return format_html('<span class="muted">{}</span>', empty)
-    instant = _local(value)
-    relative = "due now" if due and value <= timezone.now() else naturaltime(value)
-    if isinstance(relative, str) and relative.endswith(" from now"):
-        relative = "in " + relative.removesuffix(" from now")
-    exact = f"{instant:%Y-%m-%d %H:%M:%S} {instant.tzname()}"
-    html = format_html('<time datetime="{}" title="{}">{}</time>', _utc(value).isoformat(), exact, relative)
-    if absolute:
-        html = format_html(
-            '{} <span class="muted small">{}</span>', html, f"{instant:%Y-%m-%d %H:%M} {instant.tzname()}"
-        )
-    return html
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-@register.filter
-def duration_words(value: timedelta | None) -> str:
-    """timedelta → "15 minutes", "1 day", "2 hours 30 minutes", "4.2 s"."""
-    if value is None:
-        return ""
-    seconds = value.total_seconds()
-    if seconds < 0.1:
-        return "under 0.1 s"
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds % 1 else _plural(int(seconds), "second")
-    parts: list[str] = []
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    for amount, word in ((days, "day"), (hours, "hour"), (minutes, "minute")):
-        if amount:
-            parts.append(_plural(amount, word))
-    if secs and not days and not hours:
-        parts.append(_plural(secs, "second"))
-    return " ".join(parts[:2])
-
-
-@register.filter
-def quantity(value: Any) -> str:
-    """Decimals as people read them: 1,234,567 and 0.004821 (never 1234567.000000000)."""
-    if value is None or value == "":
-        return ""
-    try:
-        number = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        return str(value)
-    if number == number.to_integral_value():
-        return f"{int(number):,}"
-    if abs(number) >= 1000:
-        return f"{number:,.2f}"
-    text = f"{number:,.6f}".rstrip("0").rstrip(".")
-    return text
+# Times, exact quantities and spans in words: one implementation, in formats (`utc` is
+# instant's older name in the templates).
+register.filter("utc", instant)
+register.simple_tag(moment, name="moment")
+register.filter("quantity", quantity)
+register.filter("duration_words", duration_words)
 
 
 @register.filter

@@ -45,6 +45,9 @@ def test_money(value, currency, shown):
         (Decimal("0.35"), "0.3 s"),
         (4.25, "4.2 s"),
         (timedelta(hours=4, minutes=36), "4.6 h"),
+        (59.7, "1 min"),  # never "60 s"
+        (90, "2 min"),
+        (3599, "1.0 h"),  # never "60 min"
         (None, ""),
     ],
 )
@@ -78,3 +81,87 @@ def test_the_filters_load_in_templates():
         Context({"n": 1_234_567, "c": Decimal("5"), "t": datetime(2027, 3, 28, 23, 30, tzinfo=UTC)})
     )
     assert out == "1.2M · $5.00 · 28 Mar 2027, 23:30 UTC"
+
+
+def test_instant_is_local_times_format_in_the_active_zone():
+    from django.utils import timezone
+
+    from doow.templatetags.formats import instant
+
+    moment = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    with timezone.override("Europe/Paris"):
+        assert instant(moment) == local_time(moment, "Europe/Paris") == "6 Dec 2026, 13:00 CET"
+        assert instant(datetime(2026, 12, 6, 12, 0)) == "6 Dec 2026, 13:00 CET"  # naive is UTC
+    assert instant(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("offset", "shown"),
+    [
+        (timedelta(seconds=-20), "just now"),
+        (timedelta(minutes=-3), "3 min ago"),
+        (timedelta(hours=-28), "28.0 h ago"),  # never "1 day, 4 hours ago"
+        (timedelta(days=-3, hours=-5), "3.2 days ago"),
+        (timedelta(minutes=40), "in 40 min"),
+        (timedelta(hours=4, minutes=36), "in 4.6 h"),
+    ],
+)
+def test_relative_times_use_the_duration_units(offset, shown):
+    from doow.templatetags.formats import relative
+
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    assert relative(now + offset, now) == shown
+
+
+def test_moment_shows_the_relative_time_with_the_instant_on_hover_and_one_format_for_both():
+    from django.utils import timezone
+
+    now = timezone.now()  # the pinned test clock
+    template = Template(
+        "{% load page_helpers %}{% moment past %} | {% moment past absolute=True %} | {% moment due due=True %}"
+        " | {% moment none empty='Not yet' %} | {{ past|utc }}"
+    )
+    with timezone.override("America/New_York"):
+        out = template.render(
+            Context({"past": now - timedelta(hours=4, minutes=36), "due": now - timedelta(minutes=2), "none": None})
+        )
+        exact = local_time(now - timedelta(hours=4, minutes=36), "America/New_York")
+    assert exact.endswith(("EST", "EDT"))
+    first, absolute, due, empty, utc = out.split(" | ")
+    assert first.endswith(f'title="{exact}">4.6 h ago</time>')
+    assert absolute.endswith(f'4.6 h ago</time> <span class="muted small">{exact}</span>')
+    assert due.endswith(">due now</time>")
+    assert empty == '<span class="muted">Not yet</span>'
+    assert utc == exact
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(1234567, "1,234,567"), (Decimal("0.004821000"), "0.004821"), (Decimal("1234.5"), "1,234.50"), (None, "")],
+)
+def test_quantity_is_exact_for_raw_rows_and_titles(value, shown):
+    from doow.templatetags.formats import quantity
+
+    assert quantity(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("span", "shown"),
+    [
+        (timedelta(minutes=15), "15 minutes"), (timedelta(days=1), "1 day"),
+        (timedelta(hours=2, minutes=30), "2 hours 30 minutes"), (timedelta(seconds=4.2), "4.2 s"), (None, ""),
+    ],
+)  # fmt: skip
+def test_duration_words_for_configured_spans(span, shown):
+    from doow.templatetags.formats import duration_words
+
+    assert duration_words(span) == shown
+
+
+def test_page_helpers_lends_the_formats_own_filters_not_copies():
+    from doow.templatetags import formats, page_helpers
+
+    lent = {"utc": formats.instant, "quantity": formats.quantity, "duration_words": formats.duration_words}
+    for name, function in lent.items():
+        assert page_helpers.register.filters[name] is function
+    assert page_helpers.register.tags["moment"].__wrapped__ is formats.moment

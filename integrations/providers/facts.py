@@ -40,12 +40,12 @@ def size(count: int | float | None) -> str:
 
 
 def day(value: str) -> str:
-    """An ISO 8601 timestamp as a date people read ("2 January 2024"); other text as it is."""
+    """An ISO 8601 timestamp as a date people read, as the pages write dates ("2 Jan 2024"); other text as it is."""
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return str(value)
-    return f"{moment.day} {moment:%B %Y}"
+    return f"{moment.day} {moment:%b %Y}"
 
 
 def text(value: Any) -> str:

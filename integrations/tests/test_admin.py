@@ -13,6 +13,7 @@ from accounts.models import Membership
 from integrations.models import Integration, IntegrationEvent, SyncRun
 from integrations.services import integration_record_event
 from integrations.testing import make_integration
+from usage.models import UsageRecord
 from usage.testing import make_record
 
 KEY = "sk-admin-admintest-Kp3vX9qLm2Wz7RtY4nB8cD1e"
@@ -229,6 +230,12 @@ def test_events_are_filtered_by_workspace_and_integration_and_searched_by_whose(
         body = _body(superuser_client.get(url, params))
         return "quota-probe-message" in body, "Rate limited by the provider" in body
 
+    # Both are filters in the sidebar, each choice a link.
+    sidebar = _body(superuser_client.get(url))
+    sidebar = sidebar[sidebar.index('id="changelist-filter"') :]
+    assert "By workspace" in sidebar and "By integration" in sidebar
+    assert f"?integration__workspace__id__exact={other_workspace.pk}" in sidebar
+    assert f"?integration__id__exact={other.pk}" in sidebar
     assert listed({"integration__workspace__id__exact": integration.workspace.pk}) == (True, False)
     assert listed({"integration__workspace__id__exact": other_workspace.pk}) == (False, True)
     assert listed({"integration__id__exact": other.pk}) == (False, True)
@@ -309,8 +316,17 @@ def test_usage_and_sync_run_lists_have_few_enough_columns_to_fit_1280_px(superus
     _run, record = history
     columns = re.compile(r'<th scope="col"[^>]*class="[^"]*\bcolumn-(\w+)')
     usage = _body(superuser_client.get(_url("usage_usagerecord_changelist")))
-    assert columns.findall(usage) == ["bucket", "integration", "model", "project", "metric", "amount", "attributed_to"]
+    assert columns.findall(usage) == [
+        "bucket", "integration", "short_model", "short_project", "metric", "amount", "attributed_to",
+    ]  # fmt: skip
     assert f"{record.bucket_start:%Y-%m-%d %H:%M} · 1 h" in usage and "100 tokens" in usage
+    assert "<th" in usage and ">Model<" in usage and ">Project<" in usage  # the headers still read so
+    # A long id is cut in the list (whole on hover), whole on the record's page.
+    long_model = "ft:gpt-4o-mini-2024-07-18:acme-corp:support-tone-v7:9xYzAbCdEfGh"
+    UsageRecord.objects.filter(pk=record.pk).update(model=long_model)
+    usage = _body(superuser_client.get(_url("usage_usagerecord_changelist")))
+    assert f'<span title="{long_model}">ft:gpt-4o-mini-2024-07-…</span>' in usage
+    assert long_model in _body(superuser_client.get(_url("usage_usagerecord_change", record.pk)))
     runs = _body(superuser_client.get(_url("integrations_syncrun_changelist")))
     assert columns.findall(runs) == [
         "pk",

@@ -141,7 +141,7 @@ def test_without_htmx_the_upload_redirects_and_the_page_shows_the_outcome(
         admin_client.post(url("import_usage", authress), {"file": upload(GOOD), "format": "authress"})
     body = text(admin_client.get(url("detail", authress)))
     assert "Imported 2 rows for 2025-03-01 – 2025-03-02 (UTC)" in body
-    assert "2025-03-03 00:00 UTC" in body  # "Usage through": the end of the latest imported day
+    assert "3 Mar 2025, 00:00 UTC" in body  # "Usage through": the end of the latest imported day
 
 
 def test_a_second_upload_while_one_is_queued_is_refused(

@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from doow.templatetags.formats import local_time
 from usage import rollups
 from usage.models import Application, Team, UsageRecord
 from usage.testing import new_record
@@ -107,6 +108,10 @@ def test_metric_labels_are_words_in_the_totals_and_the_rows(member_client, works
     assert "$18.00" in totals and "7.5M tokens" in totals
     rows = body[body.index('id="rows-title"') :]
     assert ">Input tokens<" in rows and "<code>input_tokens</code>" not in rows
+    # Bucket times as on every page: the workspace's zone, named.
+    zone = workspace.time_zone or "UTC"
+    assert f">{local_time(datetime(2026, 12, 6, 10, tzinfo=UTC), zone)}</time>" in rows
+    assert "2026-12-06 " not in rows
     chart_choices = body[body.index('name="chart"') :]
     assert '<option value="input_tokens">Input tokens</option>' in chart_choices[:2000]
 

@@ -120,9 +120,21 @@ def test_seats_page_shows_usage_per_month_and_the_seat_count(member_client, work
     response = member_client.get(license_url(seats))
     html = response.content.decode()
     assert "Seats" in html and "<strong>25</strong>" in html
-    assert response.context["months"]["rows"] == [(today.replace(day=1), [(D("50"), True), (D("70"), False)])]
+    assert response.context["months"]["rows"] == [(today.replace(day=1), [(D("50"), "USD"), (D("70"), None)])]
     assert "$2.00 spent per seat" in html
     assert response.context["chart"] is None
+    # The month table: metrics by their names, money in the money format, counts compact.
+    table = html[html.index('id="months-title"') :]
+    assert "Reported cost" in table and "Requests" in table and "<code>cost</code>" not in table
+    assert '<td class="num">$50.00</td><td class="num">70</td>' in table
+
+
+def test_an_upcoming_license_says_in_how_many_days_it_starts(member_client, app, today):
+    upcoming = make_license(app, "Next year", License.Kind.SEATS, today + timedelta(days=23), seat_count=5)
+    html = " ".join(member_client.get(license_url(upcoming)).content.decode().split())
+    assert "Upcoming" in html and "starts in 23 days" in html
+    start = today + timedelta(days=23)
+    assert f"{start.day} {start:%b %Y} → open-ended" in html  # dates as on every page: 29 Dec 2026
 
 
 def test_pay_as_you_go_page_charts_spend_per_month(member_client, workspace, app, integration, today):

@@ -187,7 +187,7 @@ def test_a_commitment_license_is_created_and_listed(admin_client, workspace, app
         "EUR",
     )
     page = text(admin_client.get(response["Location"]))
-    assert "Enterprise" in page and "50,000.00 EUR committed" in page and "2026-01-01 → 2026-12-31" in page
+    assert "Enterprise" in page and "50,000.00 EUR committed" in page and "1 Jan 2026 → 31 Dec 2026" in page
 
 
 def test_a_seat_license_without_currency_keeps_the_default(admin_client, workspace, app):

@@ -72,6 +72,7 @@ def license_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             else None,
             "per_seat": consumption.spent / license.seat_count if license.seat_count and consumption.spent else None,
             "months": _month_table(consumption),
+            "days_to_start": (consumption.period_start - consumption.today).days,
             "explore_url": reverse("usage:explorer", kwargs={"ws": request.workspace.slug})
             + "?"
             + urlencode(explore_query),
@@ -95,7 +96,11 @@ def _month_table(c: queries.LicenseConsumption) -> dict[str, Any]:
         rows.setdefault(m.month, {})[(m.metric, m.unit)] = m.total
     return {
         "columns": columns,
-        "rows": [(month, [(cells.get(col), col[0] == "cost") for col in columns]) for month, cells in rows.items()],
+        # Each cell with its currency when it is money (formatted by the money filter), else None.
+        "rows": [
+            (month, [(cells.get(col), col[1] if col[0] == "cost" else None) for col in columns])
+            for month, cells in rows.items()
+        ],
     }
 
 
