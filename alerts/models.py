@@ -8,6 +8,7 @@ mail); evaluation between changes only refreshes the numbers (alerts/services.py
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -109,6 +110,12 @@ class Alert(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
+
+    @property
+    def explorer_path(self) -> str:
+        """An anomaly's link to the explorer filtered to it, without DOOW_BASE_URL (for pages)."""
+        link = urlsplit(str(self.numbers.get("explorer") or ""))
+        return f"{link.path}?{link.query}" if link.path else ""
 
 
 class Notification(models.Model):

@@ -35,7 +35,9 @@ def people(admin_user, member_user):
     return admin_user, member_user
 
 
-def test_forecast_then_warning_then_exceeded_mail_once_per_change(workspace, openai, budget, people, admin_client):
+def test_forecast_then_warning_then_exceeded_mail_once_per_change(
+    workspace, openai, budget, people, admin_client, member_client
+):
     admin, member = people
     # 100/day from Nov 29: month to date 500 (Dec 1–5), run rate 100/day → forecast 500 + 100×25 = 3000.
     put_spend(openai, days(date(2026, 11, 29), date(2026, 12, 5), "100"))
@@ -77,9 +79,12 @@ def test_forecast_then_warning_then_exceeded_mail_once_per_change(workspace, ope
     ]
     assert not Notification.objects.filter(user=member).exists()
 
-    page = admin_client.get(reverse("alerts:budgets", kwargs={"ws": "acme"}))
-    assert b"Budget AI spend passed 100%" in page.content
-    assert b"1050.00" in page.content
+    page = admin_client.get(reverse("alerts:budgets", kwargs={"ws": "acme"})).content.decode()
+    assert "Passed 100%" in page and "$1,050.00 (105.0%)" in page
+    # The overview shows every budget with its state, to every member.
+    overview = member_client.get(reverse("accounts:workspace", kwargs={"ws": "acme"})).content.decode()
+    assert 'id="overview-budgets"' in overview and "AI spend" in overview
+    assert "$1,050.00" in overview and "Passed 100%" in overview and "Manage budgets" not in overview
 
 
 def test_resolved_only_after_a_full_day_below(workspace, openai, budget, people):
@@ -208,7 +213,9 @@ def test_budgets_page_shows_month_to_date_and_forecast_within_budget(workspace, 
     put_spend(openai, days(date(2026, 11, 29), date(2026, 12, 5), "10"))
     page = admin_client.get(reverse("alerts:budgets", kwargs={"ws": "acme"}))
     # Month to date 50 (Dec 1–5) = 5 %; forecast 50 + 10 × 25 = 300.
-    assert b"50.00 (5.0%)" in page.content and b"300.00" in page.content and b"Within budget" in page.content
+    assert b"$50.00 (5.0%)" in page.content and b"$300.00" in page.content and b"Within budget" in page.content
+    overview = admin_client.get(reverse("accounts:workspace", kwargs={"ws": "acme"})).content.decode()
+    assert "Within budget" in overview and "$300.00" in overview and "Manage budgets" in overview
 
 
 def test_budget_pages_are_admin_only_and_tenant_scoped(
