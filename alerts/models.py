@@ -8,13 +8,14 @@ mail); evaluation between changes only refreshes the numbers (alerts/services.py
 from __future__ import annotations
 
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from fernet_fields import EncryptedTextField
+
+from integrations.providers.registry import PROVIDERS
 
 
 class Budget(models.Model):
@@ -60,6 +61,11 @@ class Budget(models.Model):
     @property
     def alert_key(self) -> str:
         return f"budget:{self.pk}"
+
+    @property
+    def provider_name(self) -> str:
+        provider = PROVIDERS.get(self.provider)
+        return provider.name if provider else self.provider
 
 
 class Alert(models.Model):
@@ -110,12 +116,6 @@ class Alert(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
-
-    @property
-    def explorer_path(self) -> str:
-        """An anomaly's link to the explorer filtered to it, without DOOW_BASE_URL (for pages)."""
-        link = urlsplit(str(self.numbers.get("explorer") or ""))
-        return f"{link.path}?{link.query}" if link.path else ""
 
 
 class Notification(models.Model):

@@ -268,11 +268,16 @@ def _alert_url(workspace: Workspace) -> str:
     return settings.DOOW_BASE_URL.rstrip("/") + reverse("alerts:notifications", kwargs={"ws": workspace.slug})
 
 
-def _body(change: Change, workspace: Workspace) -> str:
-    alert = change.alert
-    lines = [f"{alert.title} ({change.event}).", ""]
-    lines += [f"{name.replace('_', ' ')}: {value}" for name, value in alert.numbers.items() if value not in (None, "")]
-    lines += ["", f"Workspace: {workspace.name}", f"Notifications: {_alert_url(workspace)}"]
+def _numbers_text(alert: Alert) -> str:
+    """The numbers that triggered the change, one "name: value" a line (the notification's body)."""
+    return "\n".join(
+        f"{name.replace('_', ' ')}: {value}" for name, value in alert.numbers.items() if value not in (None, "")
+    )
+
+
+def _mail_body(change: Change, workspace: Workspace, numbers: str) -> str:
+    lines = [f"{change.alert.title} ({change.event}).", "", numbers, ""]
+    lines += [f"Workspace: {workspace.name}", f"Notifications: {_alert_url(workspace)}"]
     return "\n".join(lines)
 
 
@@ -289,7 +294,7 @@ def _tell(workspace: Workspace, changes: list[Change], muted: set[str]) -> list[
     recipients = [m.user.email for m in admins if m.user.email]
     notes, mails = [], []
     for change in told:
-        body = _body(change, workspace)
+        numbers = _numbers_text(change.alert)
         notes += [
             Notification(
                 workspace=workspace,
@@ -297,12 +302,13 @@ def _tell(workspace: Workspace, changes: list[Change], muted: set[str]) -> list[
                 alert=change.alert,
                 event=change.event,
                 title=change.alert.title,
-                body=body,
+                body=numbers,
             )
             for m in admins
         ]
         if recipients:
             subject = f"[Doow] {change.event.capitalize()}: {change.alert.title}"
+            body = _mail_body(change, workspace, numbers)
             mails.append(EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, recipients))
     Notification.objects.bulk_create(notes)
     webhook_id = Webhook.objects.filter(workspace=workspace).values_list("pk", flat=True).first()

@@ -1,8 +1,11 @@
-"""`{% overview_budgets %}`: the workspace's budgets and their state, on the overview."""
+"""`{% overview_budgets %}` (the workspace's budgets and their state, on the overview),
+`{% unread_notifications %}` (the navigation's count) and `|numbers` (a notification's body
+as name/value pairs)."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import template
 
@@ -31,3 +34,27 @@ def unread_notifications(context: template.Context) -> int:
     if workspace is None or user is None or not user.is_authenticated:
         return 0
     return workspace.notifications.filter(user=user, read_at__isnull=True).count()
+
+
+@register.filter
+def numbers(body: str) -> list[tuple[str, str]]:
+    """A notification's body ("name: value" lines) as pairs; the explorer link is shown as a
+    link of its own."""
+    pairs = []
+    for line in body.splitlines():
+        name, sep, value = line.partition(": ")
+        if sep and name != "explorer":
+            pairs.append((name.capitalize(), value))
+        elif line.strip() and not sep:
+            pairs.append(("", line))
+    return pairs
+
+
+@register.filter
+def explorer_path(body: str) -> str:
+    """The explorer link in a notification's body, without DOOW_BASE_URL (it is this site)."""
+    for line in body.splitlines():
+        if line.startswith("explorer: "):
+            link = urlsplit(line.removeprefix("explorer: ").strip())
+            return f"{link.path}?{link.query}"
+    return ""

@@ -255,3 +255,32 @@ def test_budget_pages_are_admin_only_and_tenant_scoped(
     assert admin_client.get(reverse("alerts:budget_edit", kwargs={"ws": "acme", "pk": foreign.pk})).status_code == 404
     assert admin_client.post(reverse("alerts:budget_delete", kwargs={"ws": "acme", "pk": budget.pk})).status_code == 302
     assert not Budget.objects.filter(workspace=workspace).exists()
+
+
+def test_levels_set_on_the_form_are_the_ones_evaluated(workspace, openai, people, admin_client):
+    """Defaults 80 %, 100 % and forecast on; an admin changes them and the next run uses them."""
+    add = admin_client.get(reverse("alerts:budget_add", kwargs={"ws": "acme"}))
+    form = add.context["form"]
+    assert (form["warn_percent"].value(), form["exceed_percent"].value(), form["alert_on_forecast"].value()) == (
+        80,
+        100,
+        True,
+    )
+    put_spend(openai, {TODAY: "600"})  # 60 % of 1000
+    fields = {"name": "AI", "scope": "workspace", "amount": "1000", "currency": "USD"}
+    admin_client.post(
+        reverse("alerts:budget_add", kwargs={"ws": "acme"}), {**fields, "warn_percent": 50, "exceed_percent": 90}
+    )
+    budget = Budget.objects.get()
+    assert not budget.alert_on_forecast  # unticked on the form
+    evaluate_alerts.delay()
+    assert Alert.objects.get().level == "warning" and "passed 50%" in mail.outbox[-1].subject
+    edit = reverse("alerts:budget_edit", kwargs={"ws": "acme", "pk": budget.pk})
+    assert admin_client.post(edit, {**fields, "warn_percent": 40, "exceed_percent": 55}).status_code == 302
+    evaluate_alerts.delay()
+    alert = Alert.objects.get()
+    assert (alert.state, alert.level) == ("escalated", "exceeded")
+    assert [m.subject for m in mail.outbox] == [
+        "[Doow] Opened: Budget AI passed 50%",
+        "[Doow] Escalated: Budget AI passed 55%",
+    ]

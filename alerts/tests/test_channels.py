@@ -15,7 +15,7 @@ from django.core import mail
 from django.urls import reverse
 
 from alerts.models import Alert, AnomalyRule, Budget, Notification
-from alerts.tasks import evaluate_alerts
+from alerts.tasks import evaluate_alerts, evaluate_workspace_alerts
 from alerts.tests.conftest import create_webhook, put_spend, verify
 from integrations.models import Integration
 
@@ -190,3 +190,39 @@ def test_anomaly_links_to_the_explorer_filtered_to_it(workspace, openai, admin_u
     assert "$400.00" in shown  # gpt-4o on 5 December…
     assert "$500.00" not in shown  # …not the provider's total that day (with gpt-4o-mini)
     assert date(2026, 12, 5) == explorer.context["filters"].date_from == explorer.context["filters"].date_to
+
+
+def test_a_busy_workspace_is_evaluated_in_at_most_20_queries_from_the_rollups(
+    workspace, admin_user, member_user, receiver, admin_client, django_capture_on_commit_callbacks
+):
+    """Budgets, anomalies (by provider, model and application) and integrations all changing at
+    once, with a webhook: the number of queries does not grow with them, and the raw usage table
+    is never read."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from alerts.tests.conftest import make_integration
+    from usage.models import Application
+
+    create_webhook(admin_client, receiver.url)
+    history = {TODAY - timedelta(days=n): "100" for n in range(2, 31)}
+    for n in range(4):
+        app = Application.objects.create(workspace=workspace, name=f"App {n}")
+        integration = make_integration(workspace, name=f"I{n}", provider=("openai", "anthropic")[n % 2])
+        put_spend(integration, history, model=f"m{n}", application=app)
+        put_spend(integration, {TODAY - timedelta(days=1): "900"}, model=f"m{n}", application=app)
+        _set(integration, data_through=NOW, status="paused" if n == 3 else "active")
+        Budget.objects.create(workspace=workspace, name=f"B{n}", scope="application", application=app, amount=500)
+    with CaptureQueriesContext(connection) as first, django_capture_on_commit_callbacks() as queued:
+        evaluate_workspace_alerts.delay(workspace.pk)
+    kinds = sorted(Alert.objects.values_list("kind", flat=True))
+    # 4 budgets, 2 providers + 4 models + 4 applications spiking, 1 paused integration.
+    assert kinds == ["anomaly"] * 10 + ["budget"] * 4 + ["integration"]
+    assert len(mail.outbox) == 15 and len(queued) == 15
+    with CaptureQueriesContext(connection) as second:
+        evaluate_workspace_alerts.delay(workspace.pk)
+    assert len(mail.outbox) == 15
+    for run in (first, second):
+        sql = [q["sql"] for q in run.captured_queries]
+        assert len(sql) <= 20, "\n".join(sql)
+        assert not any("usage_usagerecord" in s for s in sql)
