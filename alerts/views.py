@@ -86,17 +86,20 @@ def integration_mute(request: WorkspaceRequest, pk: int) -> HttpResponse:
 @workspace_view
 def notifications(request: WorkspaceRequest) -> HttpResponse:
     items = list(request.workspace.notifications.filter(user=request.user).select_related("alert")[:200])
+    integrations = []
+    if request.membership.is_admin:
+        muted = set(
+            request.workspace.alert_mutes.filter(integration__isnull=False).values_list("integration_id", flat=True)
+        )
+        integrations = [(i, i.pk in muted) for i in request.workspace.integrations.live().order_by("name", "pk")]
     return render(
         request,
         "alerts/notifications.html",
         {
             "notifications": items,
             "unread": sum(1 for n in items if n.read_at is None),
-            "muted_integrations": (
-                request.workspace.alert_mutes.filter(integration__isnull=False).select_related("integration")
-                if request.membership.is_admin
-                else []
-            ),
+            # Admins mute (or unmute) one integration's alerts here, before or after it raised any.
+            "integration_mutes": integrations,
         },
     )
 

@@ -44,7 +44,7 @@ def numbers(body: str) -> list[tuple[str, str]]:
     for line in body.splitlines():
         name, sep, value = line.partition(": ")
         if sep and name != "explorer":
-            pairs.append((name.capitalize(), value))
+            pairs.append(({"mad": "MAD"}.get(name, name.capitalize()), value))
         elif line.strip() and not sep:
             pairs.append(("", line))
     return pairs

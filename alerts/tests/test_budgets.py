@@ -140,23 +140,29 @@ def test_estimate_counts_where_no_cost_is_reported_and_other_currencies_never(wo
     assert alert.level == "warning"
 
 
-def test_provider_application_scopes(workspace, openai, people):
+def test_application_license_and_provider_scopes(workspace, openai, people):
     from alerts.tests.conftest import make_integration
-    from usage.models import Application
+    from usage.models import Application, License
 
     app = Application.objects.create(workspace=workspace, name="Chatbot")
+    seats = Application.objects.create(workspace=workspace, name="Copilot")
+    plan = License.objects.create(workspace=workspace, application=seats, plan_name="Team", start_date=TODAY)
     groq = make_integration(workspace, name="Groq", provider="groq")
     put_spend(openai, {TODAY: "90"}, application=app)
+    put_spend(openai, {TODAY: "60"}, application=seats, license=plan, model="copilot")
     put_spend(groq, {TODAY: "500"}, metric="estimated_cost")
-    by_app = Budget.objects.create(
-        workspace=workspace, name="Chatbot", scope="application", application=app, amount=100, alert_on_forecast=False
-    )
-    by_provider = Budget.objects.create(
-        workspace=workspace, name="Groq", scope="provider", provider="groq", amount=1000, alert_on_forecast=False
-    )
+    levels = {"alert_on_forecast": False, "workspace": workspace}
+    by_app = Budget.objects.create(name="Chatbot", scope="application", application=app, amount=100, **levels)
+    by_license = Budget.objects.create(name="Copilot Team", scope="license", license=plan, amount=50, **levels)
+    by_provider = Budget.objects.create(name="OpenAI", scope="provider", provider="openai", amount=160, **levels)
+    groq_budget = Budget.objects.create(name="Groq", scope="provider", provider="groq", amount=1000, **levels)
     evaluate_alerts.delay()
+    assert Alert.objects.get(budget=by_app).numbers["month_to_date"] == "90.00"  # not the license's 60
     assert Alert.objects.get(budget=by_app).level == "warning"
-    assert not Alert.objects.filter(budget=by_provider).exists()  # 50 %
+    assert Alert.objects.get(budget=by_license).level == "exceeded"  # 60 of 50
+    assert Alert.objects.get(budget=by_provider).numbers["month_to_date"] == "150.00"  # not Groq's
+    assert Alert.objects.get(budget=by_provider).level == "warning"
+    assert not Alert.objects.filter(budget=groq_budget).exists()  # 50 %
 
 
 def test_month_is_the_workspace_month(workspace, openai, people):
