@@ -366,7 +366,8 @@ class BudgetState:
 
 
 def budget_states(workspace: Workspace, *, now: datetime | None = None) -> list[BudgetState]:
-    """Every budget of the workspace with its state (three queries; one more when it has budgets)."""
+    """Every budget of the workspace with its state: one query without budgets, three with (the
+    budgets, their active alerts, one rollup query for their spend)."""
     budgets = list(workspace.budgets.select_related("application", "license__application", "mute"))
     if not budgets:
         return []

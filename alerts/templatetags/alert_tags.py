@@ -1,6 +1,6 @@
 """`{% overview_budgets %}` (the workspace's budgets and their state, on the overview),
-`{% unread_notifications %}` (the navigation's count) and `|numbers` (a notification's body
-as name/value pairs)."""
+`{% unread_notifications %}` (the navigation's count), and `|numbers` and `|explorer_path` (a
+notification's body as name/value pairs, and its link to the explorer)."""
 
 from __future__ import annotations
 
