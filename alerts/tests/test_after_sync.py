@@ -28,3 +28,24 @@ def test_beat_runs_the_evaluation_every_fifteen_minutes():
     assert len(entries) == 1 and entries[0]["schedule"] == 900.0
     assert entries[0]["options"]["expires"] < 900  # a tick that waited too long gives way to the next
     assert app.tasks["alerts.tasks.evaluate_alerts"].name == "alerts.tasks.evaluate_alerts"
+
+
+def test_an_import_that_stored_spend_evaluates_at_once(
+    workspace, openai, admin_user, admin_client, django_capture_on_commit_callbacks
+):
+    """An uploaded CSV (Company Settings → the integration → Import usage) is stored by the
+    import task, which then evaluates the workspace like a sync does."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    AnomalyRule.objects.create(workspace=workspace, enabled=False)
+    budget = Budget.objects.create(workspace=workspace, name="AI spend", amount=100)
+    url = reverse("integrations:import_usage", kwargs={"ws": "acme", "pk": openai.pk})
+    csv = b"bucket_start,bucket_end,metric,quantity,unit\n2026-12-06T00:00:00Z,2026-12-06T01:00:00Z,cost,120,USD\n"
+    for _ in range(2):  # the same file again stores nothing new: nothing more to tell
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(url, {"file": SimpleUploadedFile("costs.csv", csv, content_type="text/csv")})
+        assert response.status_code == 302
+    alert = Alert.objects.get(budget=budget)
+    assert alert.level == "exceeded" and alert.numbers["month_to_date"] == "120.00"
+    assert [m.subject for m in mail.outbox] == ["[Doow] Opened: Budget AI spend passed 100%"]
