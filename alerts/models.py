@@ -15,6 +15,8 @@ from django.db import models
 from django.db.models import Q
 from fernet_fields import EncryptedTextField
 
+from integrations.providers.registry import PROVIDERS
+
 
 class Budget(models.Model):
     class Scope(models.TextChoices):
@@ -59,6 +61,11 @@ class Budget(models.Model):
     @property
     def alert_key(self) -> str:
         return f"budget:{self.pk}"
+
+    @property
+    def provider_name(self) -> str:
+        provider = PROVIDERS.get(self.provider)
+        return provider.name if provider else self.provider
 
 
 class Alert(models.Model):

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -239,7 +239,6 @@ def _apply(
     return alert, event, True
 
 
-@transaction.atomic
 def _record(workspace: Workspace, conditions: list[Condition], active: dict[str, Alert], now: datetime) -> list[Change]:
     changes: list[Change] = []
     created: list[tuple[Alert, str]] = []
@@ -269,26 +268,33 @@ def _alert_url(workspace: Workspace) -> str:
     return settings.DOOW_BASE_URL.rstrip("/") + reverse("alerts:notifications", kwargs={"ws": workspace.slug})
 
 
-def _body(change: Change, workspace: Workspace) -> str:
-    alert = change.alert
-    lines = [f"{alert.title} ({change.event}).", ""]
-    lines += [f"{name.replace('_', ' ')}: {value}" for name, value in alert.numbers.items() if value not in (None, "")]
-    lines += ["", f"Workspace: {workspace.name}", f"Notifications: {_alert_url(workspace)}"]
+def _numbers_text(alert: Alert) -> str:
+    """The numbers that triggered the change, one "name: value" a line (the notification's body)."""
+    return "\n".join(
+        f"{name.replace('_', ' ')}: {value}" for name, value in alert.numbers.items() if value not in (None, "")
+    )
+
+
+def _mail_body(change: Change, workspace: Workspace, numbers: str) -> str:
+    lines = [f"{change.alert.title} ({change.event}).", "", numbers, ""]
+    lines += [f"Workspace: {workspace.name}", f"Notifications: {_alert_url(workspace)}"]
     return "\n".join(lines)
 
 
-def _deliver(workspace: Workspace, changes: list[Change], muted: set[str]) -> int:
-    """A Notification per admin, one mail to the admins and one webhook delivery per change;
-    muted keys are silent."""
+def _tell(workspace: Workspace, changes: list[Change], muted: set[str]) -> list[EmailMessage]:
+    """A Notification per admin and one webhook delivery per change (queued for when the
+    evaluation commits); returns one mail to the admins per change, to send once committed.
+    Muted keys are silent."""
     told = [c for c in changes if c.alert.key not in muted]
     if not told:
-        return 0
+        return []
     admins = list(
         Membership.objects.filter(workspace=workspace, role=Membership.Role.ADMIN).select_related("user").order_by("pk")
     )
-    notes = []
+    recipients = [m.user.email for m in admins if m.user.email]
+    notes, mails = [], []
     for change in told:
-        body = _body(change, workspace)
+        numbers = _numbers_text(change.alert)
         notes += [
             Notification(
                 workspace=workspace,
@@ -296,17 +302,14 @@ def _deliver(workspace: Workspace, changes: list[Change], muted: set[str]) -> in
                 alert=change.alert,
                 event=change.event,
                 title=change.alert.title,
-                body=body,
+                body=numbers,
             )
             for m in admins
         ]
-        recipients = [m.user.email for m in admins if m.user.email]
         if recipients:
             subject = f"[Doow] {change.event.capitalize()}: {change.alert.title}"
-            try:
-                send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-            except Exception:  # a mail server being down must not lose the in-app notification
-                logger.exception("alert mail for workspace %s failed", workspace.pk)
+            body = _mail_body(change, workspace, numbers)
+            mails.append(EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, recipients))
     Notification.objects.bulk_create(notes)
     webhook_id = Webhook.objects.filter(workspace=workspace).values_list("pk", flat=True).first()
     if webhook_id is not None:
@@ -314,7 +317,15 @@ def _deliver(workspace: Workspace, changes: list[Change], muted: set[str]) -> in
         for change in told:
             payload = webhooks.alert_payload(workspace, change.alert, change.event, now=now)
             webhooks.webhook_enqueue(webhook_id=webhook_id, payload=payload, alert_id=change.alert.pk)
-    return len(told)
+    return mails
+
+
+def _send(workspace: Workspace, mails: list[EmailMessage]) -> None:
+    for message in mails:
+        try:
+            message.send()
+        except Exception:  # a mail server being down must not lose the in-app notification
+            logger.exception("alert mail for workspace %s failed", workspace.pk)
 
 
 def workspace_today(workspace: Workspace, now: datetime | None = None):
@@ -327,21 +338,77 @@ def budget_spend_rows(workspace: Workspace, *, now: datetime | None = None) -> l
     return spend_detail(workspace, min(today.replace(day=1), today - timedelta(days=RUN_RATE_DAYS)), today)
 
 
+@dataclass
+class BudgetState:
+    """A budget as the budgets page and the overview show it: its numbers as of now and its
+    state as of the last evaluation (the active alert, if any)."""
+
+    budget: Budget
+    now: dict[str, Any]
+    alert: Alert | None
+    muted: bool
+
+    @property
+    def label(self) -> str:
+        if self.alert is None:
+            return "Within budget"
+        return {
+            "exceeded": f"Passed {self.budget.exceed_percent}%",
+            "warning": f"Passed {self.budget.warn_percent}%",
+            "forecast": "Forecast to exceed",
+        }.get(self.alert.level, self.alert.level)
+
+    @property
+    def badge(self) -> str:
+        if self.alert is None:
+            return "badge-ok"
+        return "badge-bad" if self.alert.level == "exceeded" else "badge-warn"
+
+
+def budget_states(workspace: Workspace, *, now: datetime | None = None) -> list[BudgetState]:
+    """Every budget of the workspace with its state: one query without budgets, three with (the
+    budgets, their active alerts, one rollup query for their spend)."""
+    budgets = list(workspace.budgets.select_related("application", "license__application", "mute"))
+    if not budgets:
+        return []
+    active = {a.budget_id: a for a in workspace.alerts.filter(kind=Alert.Kind.BUDGET, state__in=Alert.ACTIVE_STATES)}
+    rows = budget_spend_rows(workspace, now=now)
+    today = workspace_today(workspace, now)
+    return [
+        BudgetState(
+            budget=budget,
+            now=budget_condition(budget, rows, today=today).numbers,
+            alert=active.get(budget.pk),
+            muted=hasattr(budget, "mute"),
+        )
+        for budget in budgets
+    ]
+
+
 # ------------------------------------------------------------------ entry points
 def alerts_evaluate_workspace(*, workspace_id: int, now: datetime | None = None) -> list[Change]:
+    """Evaluate one workspace and tell its admins what changed. One evaluation of a workspace
+    at a time: the beat's and an after-sync run that overlap would otherwise both find the same
+    alert at its old level and both tell its escalation. The second waits for the first's
+    commit and then finds nothing new. Mails go out once the changes are committed."""
     now = now or timezone.now()
-    workspace = Workspace.objects.get(pk=workspace_id)
-    today = local_day(now, zone_of(workspace))
-    first = min(today.replace(day=1), today - timedelta(days=max(RUN_RATE_DAYS, anomalies.TRAILING_DAYS + 1)))
-    rows = spend_detail(workspace, first, today)
-    active = {a.key: a for a in workspace.alerts.filter(state__in=Alert.ACTIVE_STATES)}
-    conditions = [budget_condition(b, rows, today=today) for b in workspace.budgets.all()]
-    conditions += [integration_condition(i, now=now) for i in workspace.integrations.live()]
-    conditions += anomaly_conditions(workspace, rows, today=today, active=active)
-    changes = _record(workspace, conditions, active, now)
-    if changes:
-        muted = {m.alert_key for m in Mute.objects.filter(workspace=workspace)}
-        _deliver(workspace, changes, muted)
+    with transaction.atomic():
+        # FOR NO KEY UPDATE: evaluations of the workspace wait for each other, while rows that
+        # only reference it (a sync's inserts take FOR KEY SHARE) never wait for an evaluation.
+        workspace = Workspace.objects.select_for_update(no_key=True).get(pk=workspace_id)
+        today = local_day(now, zone_of(workspace))
+        first = min(today.replace(day=1), today - timedelta(days=max(RUN_RATE_DAYS, anomalies.TRAILING_DAYS + 1)))
+        rows = spend_detail(workspace, first, today)
+        active = {a.key: a for a in workspace.alerts.filter(state__in=Alert.ACTIVE_STATES)}
+        conditions = [budget_condition(b, rows, today=today) for b in workspace.budgets.all()]
+        conditions += [integration_condition(i, now=now) for i in workspace.integrations.live()]
+        conditions += anomaly_conditions(workspace, rows, today=today, active=active)
+        changes = _record(workspace, conditions, active, now)
+        mails: list[EmailMessage] = []
+        if changes:
+            muted = {m.alert_key for m in Mute.objects.filter(workspace=workspace)}
+            mails = _tell(workspace, changes, muted)
+    _send(workspace, mails)
     return changes
 
 

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from accounts.permissions import WorkspaceRequest, workspace_view
 from alerts import services, webhooks
 from alerts.forms import AnomalyRuleForm, BudgetForm, WebhookForm
-from alerts.models import Alert, AnomalyRule, Budget, Mute, Webhook
+from alerts.models import AnomalyRule, Budget, Mute, Webhook
 
 
 def _budgets_url(request: WorkspaceRequest) -> str:
@@ -24,19 +24,8 @@ def _budgets_url(request: WorkspaceRequest) -> str:
 
 @workspace_view(admin=True)
 def budget_list(request: WorkspaceRequest) -> HttpResponse:
-    budgets = list(request.workspace.budgets.select_related("application", "license__application", "mute"))
-    active = {
-        a.budget_id: a for a in request.workspace.alerts.filter(kind=Alert.Kind.BUDGET, state__in=Alert.ACTIVE_STATES)
-    }
-    # The numbers as of now (one rollup query), beside the state of the last evaluation.
-    rows = services.budget_spend_rows(request.workspace) if budgets else []
-    today = services.workspace_today(request.workspace)
-    for budget in budgets:
-        # Read by the template beside the model's fields.
-        budget.active_alert = active.get(budget.pk)  # type: ignore[attr-defined]
-        budget.is_muted = hasattr(budget, "mute")  # type: ignore[attr-defined]
-        budget.now = services.budget_condition(budget, rows, today=today).numbers  # type: ignore[attr-defined]
-    return render(request, "alerts/budgets.html", {"settings_section": "budgets", "budgets": budgets})
+    states = services.budget_states(request.workspace)
+    return render(request, "alerts/budgets.html", {"settings_section": "budgets", "budgets": states})
 
 
 def _budget_form(request: WorkspaceRequest, instance: Budget | None = None) -> HttpResponse:
@@ -97,17 +86,20 @@ def integration_mute(request: WorkspaceRequest, pk: int) -> HttpResponse:
 @workspace_view
 def notifications(request: WorkspaceRequest) -> HttpResponse:
     items = list(request.workspace.notifications.filter(user=request.user).select_related("alert")[:200])
+    integrations = []
+    if request.membership.is_admin:
+        muted = set(
+            request.workspace.alert_mutes.filter(integration__isnull=False).values_list("integration_id", flat=True)
+        )
+        integrations = [(i, i.pk in muted) for i in request.workspace.integrations.live().order_by("name", "pk")]
     return render(
         request,
         "alerts/notifications.html",
         {
             "notifications": items,
             "unread": sum(1 for n in items if n.read_at is None),
-            "muted_integrations": (
-                request.workspace.alert_mutes.filter(integration__isnull=False).select_related("integration")
-                if request.membership.is_admin
-                else []
-            ),
+            # Admins mute (or unmute) one integration's alerts here, before or after it raised any.
+            "integration_mutes": integrations,
         },
     )
 

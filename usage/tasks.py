@@ -6,7 +6,9 @@ import logging
 
 from celery import shared_task
 
+from alerts.tasks import evaluate_workspace_alerts
 from usage import import_jobs, partitions, rollup_jobs, services
+from usage.models import UsageImport
 from usage.pricing import services as pricing_services
 
 logger = logging.getLogger(__name__)
@@ -25,9 +27,13 @@ def reattribute_workspace(job_id: int) -> None:
 def import_usage(job_id: int) -> None:
     """Check and store an uploaded usage CSV (see usage/import_jobs.py)."""
     try:
-        import_jobs.usage_import_run(job_id=job_id)
+        job = import_jobs.usage_import_run(job_id=job_id)
     except Exception:
         logger.exception("usage import %s crashed", job_id)
+        return
+    if job.status == UsageImport.Status.DONE and job.rows:
+        # Spend may have changed: budgets and anomalies are evaluated now, as after a sync.
+        evaluate_workspace_alerts.delay(job.workspace_id)
 
 
 @shared_task(name="usage.tasks.expire_usage_imports", ignore_result=True)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.urls import reverse
 
 from integrations.models import Integration
 from integrations.testing import make_integration
@@ -60,3 +66,63 @@ def pinned_clock(request: pytest.FixtureRequest):
     moment = datetime(2026, 12, 6, 12, tzinfo=UTC)
     with time_machine.travel(moment, tick=True):
         yield moment
+
+
+class Receiver:
+    """A threaded HTTP server on 127.0.0.1 that records every request and answers the statuses
+    of `script` in turn (the last one repeats)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.script: list[int] = [200]
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                turn = min(len(receiver.requests), len(receiver.script)) - 1
+                status = receiver.script[turn]
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/doow"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(r["body"]) for r in self.requests]
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks):
+    """Deliveries are queued when the evaluation's transaction commits: run them."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def verify(secret: str, request: dict) -> bool:
+    expected = "sha256=" + hmac.new(secret.encode(), request["body"], hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, request["headers"]["X-Doow-Signature"])
+
+
+def create_webhook(admin_client, url: str, ws: str = "acme") -> str:
+    """Save the webhook through the page; the secret shown once."""
+    response = admin_client.post(reverse("alerts:webhook", kwargs={"ws": ws}), {"url": url})
+    assert response.status_code == 200, response.content.decode()
+    return response.context["new_secret"]

@@ -125,3 +125,17 @@ def test_rule_is_settable_per_workspace(workspace, openai, admin_user):
     AnomalyRule.objects.filter(workspace=workspace).update(ratio=D("1.5"), enabled=False)
     evaluate_alerts.delay()
     assert not Alert.objects.exists()
+
+
+def test_the_complete_day_is_the_workspaces_yesterday(workspace, openai, admin_user):
+    """At 2026-12-06 12:00 UTC it is already 7 December 01:00 in Auckland: the complete day
+    judged is Auckland's 6 December (which holds the spend logged at noon UTC on the 5th)."""
+    workspace.time_zone = "Pacific/Auckland"
+    workspace.save()
+    utc_noon = date(2026, 12, 5)
+    put_spend(openai, {utc_noon - timedelta(days=n): "100" for n in range(1, 30)})
+    put_spend(openai, {utc_noon: "400"})
+    evaluate_alerts.delay()
+    alert = Alert.objects.get(key="anomaly:provider:openai")
+    assert alert.numbers["day"] == "2026-12-06" and alert.numbers["spend"] == "400.00"
+    assert alert.numbers["explorer"].endswith("date_from=2026-12-06&date_to=2026-12-06")

@@ -35,7 +35,9 @@ def people(admin_user, member_user):
     return admin_user, member_user
 
 
-def test_forecast_then_warning_then_exceeded_mail_once_per_change(workspace, openai, budget, people, admin_client):
+def test_forecast_then_warning_then_exceeded_mail_once_per_change(
+    workspace, openai, budget, people, admin_client, member_client
+):
     admin, member = people
     # 100/day from Nov 29: month to date 500 (Dec 1–5), run rate 100/day → forecast 500 + 100×25 = 3000.
     put_spend(openai, days(date(2026, 11, 29), date(2026, 12, 5), "100"))
@@ -77,9 +79,12 @@ def test_forecast_then_warning_then_exceeded_mail_once_per_change(workspace, ope
     ]
     assert not Notification.objects.filter(user=member).exists()
 
-    page = admin_client.get(reverse("alerts:budgets", kwargs={"ws": "acme"}))
-    assert b"Budget AI spend passed 100%" in page.content
-    assert b"1050.00" in page.content
+    page = admin_client.get(reverse("alerts:budgets", kwargs={"ws": "acme"})).content.decode()
+    assert "Passed 100%" in page and "$1,050.00 (105.0%)" in page
+    # The overview shows every budget with its state, to every member.
+    overview = member_client.get(reverse("accounts:workspace", kwargs={"ws": "acme"})).content.decode()
+    assert 'id="overview-budgets"' in overview and "AI spend" in overview
+    assert "$1,050.00" in overview and "Passed 100%" in overview and "Manage budgets" not in overview
 
 
 def test_resolved_only_after_a_full_day_below(workspace, openai, budget, people):
@@ -135,23 +140,29 @@ def test_estimate_counts_where_no_cost_is_reported_and_other_currencies_never(wo
     assert alert.level == "warning"
 
 
-def test_provider_application_scopes(workspace, openai, people):
+def test_application_license_and_provider_scopes(workspace, openai, people):
     from alerts.tests.conftest import make_integration
-    from usage.models import Application
+    from usage.models import Application, License
 
     app = Application.objects.create(workspace=workspace, name="Chatbot")
+    seats = Application.objects.create(workspace=workspace, name="Copilot")
+    plan = License.objects.create(workspace=workspace, application=seats, plan_name="Team", start_date=TODAY)
     groq = make_integration(workspace, name="Groq", provider="groq")
     put_spend(openai, {TODAY: "90"}, application=app)
+    put_spend(openai, {TODAY: "60"}, application=seats, license=plan, model="copilot")
     put_spend(groq, {TODAY: "500"}, metric="estimated_cost")
-    by_app = Budget.objects.create(
-        workspace=workspace, name="Chatbot", scope="application", application=app, amount=100, alert_on_forecast=False
-    )
-    by_provider = Budget.objects.create(
-        workspace=workspace, name="Groq", scope="provider", provider="groq", amount=1000, alert_on_forecast=False
-    )
+    levels = {"alert_on_forecast": False, "workspace": workspace}
+    by_app = Budget.objects.create(name="Chatbot", scope="application", application=app, amount=100, **levels)
+    by_license = Budget.objects.create(name="Copilot Team", scope="license", license=plan, amount=50, **levels)
+    by_provider = Budget.objects.create(name="OpenAI", scope="provider", provider="openai", amount=160, **levels)
+    groq_budget = Budget.objects.create(name="Groq", scope="provider", provider="groq", amount=1000, **levels)
     evaluate_alerts.delay()
+    assert Alert.objects.get(budget=by_app).numbers["month_to_date"] == "90.00"  # not the license's 60
     assert Alert.objects.get(budget=by_app).level == "warning"
-    assert not Alert.objects.filter(budget=by_provider).exists()  # 50 %
+    assert Alert.objects.get(budget=by_license).level == "exceeded"  # 60 of 50
+    assert Alert.objects.get(budget=by_provider).numbers["month_to_date"] == "150.00"  # not Groq's
+    assert Alert.objects.get(budget=by_provider).level == "warning"
+    assert not Alert.objects.filter(budget=groq_budget).exists()  # 50 %
 
 
 def test_month_is_the_workspace_month(workspace, openai, people):
@@ -208,7 +219,9 @@ def test_budgets_page_shows_month_to_date_and_forecast_within_budget(workspace, 
     put_spend(openai, days(date(2026, 11, 29), date(2026, 12, 5), "10"))
     page = admin_client.get(reverse("alerts:budgets", kwargs={"ws": "acme"}))
     # Month to date 50 (Dec 1–5) = 5 %; forecast 50 + 10 × 25 = 300.
-    assert b"50.00 (5.0%)" in page.content and b"300.00" in page.content and b"Within budget" in page.content
+    assert b"$50.00 (5.0%)" in page.content and b"$300.00" in page.content and b"Within budget" in page.content
+    overview = admin_client.get(reverse("accounts:workspace", kwargs={"ws": "acme"})).content.decode()
+    assert "Within budget" in overview and "$300.00" in overview and "Manage budgets" in overview
 
 
 def test_budget_pages_are_admin_only_and_tenant_scoped(
@@ -248,3 +261,32 @@ def test_budget_pages_are_admin_only_and_tenant_scoped(
     assert admin_client.get(reverse("alerts:budget_edit", kwargs={"ws": "acme", "pk": foreign.pk})).status_code == 404
     assert admin_client.post(reverse("alerts:budget_delete", kwargs={"ws": "acme", "pk": budget.pk})).status_code == 302
     assert not Budget.objects.filter(workspace=workspace).exists()
+
+
+def test_levels_set_on_the_form_are_the_ones_evaluated(workspace, openai, people, admin_client):
+    """Defaults 80 %, 100 % and forecast on; an admin changes them and the next run uses them."""
+    add = admin_client.get(reverse("alerts:budget_add", kwargs={"ws": "acme"}))
+    form = add.context["form"]
+    assert (form["warn_percent"].value(), form["exceed_percent"].value(), form["alert_on_forecast"].value()) == (
+        80,
+        100,
+        True,
+    )
+    put_spend(openai, {TODAY: "600"})  # 60 % of 1000
+    fields = {"name": "AI", "scope": "workspace", "amount": "1000", "currency": "USD"}
+    admin_client.post(
+        reverse("alerts:budget_add", kwargs={"ws": "acme"}), {**fields, "warn_percent": 50, "exceed_percent": 90}
+    )
+    budget = Budget.objects.get()
+    assert not budget.alert_on_forecast  # unticked on the form
+    evaluate_alerts.delay()
+    assert Alert.objects.get().level == "warning" and "passed 50%" in mail.outbox[-1].subject
+    edit = reverse("alerts:budget_edit", kwargs={"ws": "acme", "pk": budget.pk})
+    assert admin_client.post(edit, {**fields, "warn_percent": 40, "exceed_percent": 55}).status_code == 302
+    evaluate_alerts.delay()
+    alert = Alert.objects.get()
+    assert (alert.state, alert.level) == ("escalated", "exceeded")
+    assert [m.subject for m in mail.outbox] == [
+        "[Doow] Opened: Budget AI passed 50%",
+        "[Doow] Escalated: Budget AI passed 55%",
+    ]

@@ -93,7 +93,19 @@ def test_mute_per_integration(workspace, openai, admin_user, admin_client, membe
     evaluate_alerts.delay()
     assert Alert.objects.get().level == "paused"
     assert mail.outbox == [] and not Notification.objects.exists()
-    page = admin_client.get(reverse("alerts:notifications", kwargs={"ws": "acme"}))
-    assert b"Muted integrations" in page.content and b"OpenAI prod" in page.content
+    page = admin_client.get(reverse("alerts:notifications", kwargs={"ws": "acme"})).content.decode()
+    assert "Integration alerts" in page and "<td>OpenAI prod</td>" in page and "Unmute" in page
+    assert (
+        "Integration alerts"
+        not in member_client.get(reverse("alerts:notifications", kwargs={"ws": "acme"})).content.decode()
+    )
     admin_client.post(url, {"mute": "0"})
     assert not Mute.objects.exists()
+    # Unmuted: the next change is told again (here: resolved after a healthy day).
+    _set(openai, status="active", data_through=NOW)
+    evaluate_alerts.delay()  # healthy from now…
+    with time_machine.travel(NOW + timedelta(days=1, minutes=5), tick=False):  # …for a full day
+        _set(openai, data_through=NOW + timedelta(days=1))
+        evaluate_alerts.delay()
+        evaluate_alerts.delay()
+    assert [m.subject for m in mail.outbox] == ["[Doow] Resolved: Integration OpenAI prod is healthy"]

@@ -6,13 +6,9 @@ play the resolver themselves (integrations/tests/netfakes.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import socket
-import threading
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import time_machine
@@ -22,74 +18,15 @@ from django.urls import reverse
 from alerts import webhooks
 from alerts.models import Alert, Budget, Mute, Webhook, WebhookDelivery
 from alerts.tasks import evaluate_alerts
-from alerts.tests.conftest import put_spend
+from alerts.tests.conftest import create_webhook as create
+from alerts.tests.conftest import put_spend, verify
 from integrations.tests.netfakes import PUBLIC, ConnectRecorder, FakeDns
 
 pytestmark = pytest.mark.usefixtures("no_anomalies")
 
 
-class Receiver:
-    """A threaded HTTP server on 127.0.0.1 that records every request and answers the statuses
-    of `script` in turn (the last one repeats)."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.script: list[int] = [200]
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                turn = min(len(receiver.requests), len(receiver.script)) - 1
-                status = receiver.script[turn]
-                self.send_response(status)
-                if status == 429:
-                    self.send_header("Retry-After", "1")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/doow"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def bodies(self) -> list[dict]:
-        return [json.loads(r["body"]) for r in self.requests]
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-
-
-@pytest.fixture
-def on_commit(django_capture_on_commit_callbacks):
-    """Deliveries are queued when the evaluation's transaction commits: run them."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
 def page(ws: str = "acme") -> str:
     return reverse("alerts:webhook", kwargs={"ws": ws})
-
-
-def create(admin_client, url: str) -> str:
-    """Save the webhook through the page; the secret shown once."""
-    response = admin_client.post(page(), {"url": url})
-    assert response.status_code == 200, response.content.decode()
-    return response.context["new_secret"]
-
-
-def verify(secret: str, request: dict) -> bool:
-    expected = "sha256=" + hmac.new(secret.encode(), request["body"], hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, request["headers"]["X-Doow-Signature"])
 
 
 # ------------------------------------------------------------------ settings page

@@ -185,6 +185,7 @@ CROSS_APP_ENTRY_POINTS = {
     ("accounts.urls", "usage.views.overview"): "the workspace's home page is the usage overview",
     ("doow.demo", "sandbox.demo"): "`make demo` connects the sandbox's fake providers",
     ("integrations.tasks", "alerts.tasks"): "a sync that changed rows evaluates the workspace's alerts",
+    ("usage.tasks", "alerts.tasks"): "an import that stored rows evaluates the workspace's alerts",
     ("integrations.views", "usage.forms"): "an integration's usage tab filters and uploads with usage's forms",
     (
         "usage.management.commands.export_usage",
