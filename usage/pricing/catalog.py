@@ -151,7 +151,7 @@ def price_ref(
     if genai is None or not model:
         return None
     if provider == "openrouter":
-        model = model.removesuffix(":free")
+        model = openrouter_model(model)
     # Batch traffic is billed at half the standard price (OpenAI's Batch API and its Flex tier,
     # which is priced at Batch rates; Anthropic's Message Batches). Other tiers (priority, the
     # long-context band) keep the standard list price: their premiums are not in the list.
@@ -176,6 +176,37 @@ def _azure_model(model: str) -> str:
         return model
     match = _AZURE_VERSION.match(model)
     return match["model"] if match else model
+
+
+_OPENROUTER_DATE = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2}|\d{2}-\d{2}|\d{4})$")
+_CLAUDE_VERSION_FIRST = re.compile(r"^anthropic/claude-(?P<version>\d+(?:\.\d+)?)-(?P<family>opus|sonnet|haiku)")
+
+
+@cache
+def openrouter_model(permaslug: str) -> str:
+    """The OpenRouter model genai-prices prices for a permaslug (what the activity API reports):
+    the variant (":free", ":thinking"…) goes; Anthropic's version-first permaslugs of Claude 4
+    and later ("anthropic/claude-4-sonnet-20250522") take the slug order
+    ("anthropic/claude-sonnet-4"); a dated or versioned suffix goes when genai-prices does not
+    know the dated id itself (it knows "openai/gpt-4o-2024-05-13", priced apart)."""
+    slug = permaslug.split(":", 1)[0]
+    match = _CLAUDE_VERSION_FIRST.match(slug)
+    if match and float(match["version"]) >= 4:
+        slug = f"anthropic/claude-{match['family']}-{match['version']}{slug[match.end() :]}"
+    undated = _OPENROUTER_DATE.sub("", slug)
+    if undated != slug and not _genai_knows("openrouter", slug) and _genai_knows("openrouter", undated):
+        return undated
+    return slug
+
+
+def _genai_knows(provider: str, model: str) -> bool:
+    from genai_prices import data_snapshot  # its price data loads on first use only
+
+    try:
+        data_snapshot.get_snapshot().find_provider_model(model, None, provider, None)
+    except LookupError:
+        return False
+    return True
 
 
 def bedrock_model(model: str) -> str:

@@ -41,6 +41,11 @@ AZURE = Deployments({
         # OpenRouter permaslugs (dated) and free variants
         ("openrouter", {"model": "openai/gpt-4.1-2025-04-14"}, "openrouter/openai/gpt-4.1"),
         ("openrouter", {"model": "openai/gpt-4o-2024-08-06"}, "openrouter/openai/gpt-4o"),
+        ("openrouter", {"model": "openai/gpt-4o-2024-05-13"}, "openrouter/openai/gpt-4o-2024-05-13"),  # priced apart
+        ("openrouter", {"model": "anthropic/claude-4-sonnet-20250522"}, "openrouter/anthropic/claude-sonnet-4"),
+        ("openrouter", {"model": "anthropic/claude-4-opus-20250522"}, "openrouter/anthropic/claude-opus-4"),
+        ("openrouter", {"model": "anthropic/claude-3.7-sonnet-20250219"}, "openrouter/anthropic/claude-3.7-sonnet"),
+        ("openrouter", {"model": "meta-llama/llama-3.3-70b-instruct:free"}, "openrouter/meta-llama/llama-3.3-70b-instruct"),
         # Bedrock: plain ids, system inference profiles, ARNs of both
         ("aws_bedrock", {"model": "anthropic.claude-3-5-sonnet-20241022-v2:0"}, "aws/regional.anthropic.claude-3-5-sonnet-20241022-v2:0"),
         ("aws_bedrock", {"model": "anthropic.claude-3-5-sonnet-20241022-v2:0",
