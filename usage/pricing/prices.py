@@ -10,13 +10,15 @@ tokens too, so `billable()` takes them out), `cached_input_tokens` a cache read,
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib import metadata
 
-from usage.pricing.catalog import TableRef, TokenRef, compute_table
+from usage.pricing.catalog import TABLE_PATH, TableRef, TokenRef, compute_table
 
 MILLION = Decimal(1_000_000)
 THOUSAND = Decimal(1000)
@@ -62,6 +64,15 @@ def billable(quantities: Mapping[str, Decimal]) -> dict[str, Decimal]:
         cached = out.get("cached_input_tokens", Decimal(0)) + out.get("cache_write_tokens", Decimal(0))
         out["input_tokens"] = max(out["input_tokens"] - cached, Decimal(0))
     return out
+
+
+@cache
+def price_data_version() -> str:
+    """What list prices are computed from: the installed genai-prices (its bundled data) and a
+    digest of the dated compute table. Upgrading the one or editing the other changes it, and
+    beat then recomputes every workspace's estimates (usage.pricing.services)."""
+    table = hashlib.sha256(TABLE_PATH.read_bytes()).hexdigest()[:16]
+    return f"genai-prices {metadata.version('genai-prices')}; table {table}"
 
 
 def day_of(moment: datetime) -> date:
