@@ -175,7 +175,8 @@ class Overrides:
             factor = (Decimal(100) - discount.discount_percent) / Decimal(100)  # type: ignore[operator]  # set on a discount
             per_unit = {m: p * factor for m, p in per_unit.items()}
             per_hour = per_hour * factor if per_hour is not None else None
-            notes.append(f"{discount.discount_percent}% discount from {discount.effective_from}")
+            percent = format(discount.discount_percent.normalize(), "f")  # type: ignore[union-attr]  # set on a discount
+            notes.append(f"{percent}% discount from {discount.effective_from}")
         for metric, rule in units.items():  # a negotiated unit price is final: no discount on it
             per_unit[metric] = rule.unit_price  # type: ignore[assignment]  # only rules with a unit price are in `units`
             notes.append(f"{metric} at ${rule.unit_price}/unit from {rule.effective_from}")
