@@ -5,12 +5,14 @@ difference; usage no price covers is listed with its volume (never $0)."""
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from html import escape
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from doow.templatetags.formats import metric_label, money
@@ -23,6 +25,8 @@ from integrations.providers.openrouter.tests.support import base_url as openrout
 from integrations.providers.registry import PROVIDERS
 from sandbox import anthropic as fake_anthropic
 from usage.models import UsageRecord
+from usage.tests.test_export import parse_csv
+from usage.tests.test_export_focus import focus_problems
 
 pytestmark = pytest.mark.django_db
 REPORTING = ("openai", "anthropic", "openrouter", "google_vertex")
@@ -87,3 +91,27 @@ def test_usage_no_price_covers_is_listed_with_its_volume_in_words(admin_client, 
     html = page.content.decode()
     section = html[html.index("Unpriced usage") : html.index("Overrides")]
     assert metric_label("input_tokens") in section and "input_tokens" not in section
+
+
+def test_the_focus_export_lists_every_usage_row_at_list_price(four_synced):
+    """FOCUS after the four syncs: ListUnitPrice × PricingQuantity = ListCost on every usage row
+    (focus_problems checks each), a usage row without list money either has no published unit
+    price (unpriced: null, never a $0 price) or nothing billable, and each provider's ListCost
+    adds up to its list-price estimate."""
+    out = io.StringIO()
+    call_command("export_usage", "--workspace", "acme", "--format", "focus", stdout=out)
+    header, rows = parse_csv(out.getvalue())
+    assert focus_problems(header, rows) == []
+    usage = [r for r in rows if r["ChargeCategory"] == "Usage" and r["x_Metric"] != "cost"]
+    assert usage
+    listed: dict[str, Decimal] = defaultdict(Decimal)
+    for r in usage:
+        if Decimal(r["ListCost"]) == 0:
+            assert not r["ListUnitPrice"] or Decimal(r["PricingQuantity"]) == 0, r
+        listed[r["x_Provider"]] += Decimal(r["ListCost"])
+    estimated: dict[str, Decimal] = defaultdict(Decimal)
+    for r in UsageRecord.objects.filter(workspace=four_synced, metric="estimated_cost"):
+        estimated[r.provider] += r.quantity
+    assert listed.keys() == estimated.keys() == set(REPORTING)
+    for provider, total in listed.items():
+        assert total > 0 and abs(total - estimated[provider]) <= Decimal("0.000001"), provider
