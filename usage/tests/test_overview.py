@@ -119,6 +119,7 @@ def test_unpriced_usage_is_listed_with_its_volume_never_zero(member_client, work
     body = text(member_client.get(url(workspace)))
     section = body[body.index('id="unpriced-title"') :]
     assert "mystery-model" in section and "1.5M tokens" in section
+    assert "<td>Groq</td>" in section and "<td>groq</td>" not in section  # the provider's name, not its slug
     assert "llama-3.3-70b" not in section  # priced by its estimate
     assert "$0.00" not in body
 
