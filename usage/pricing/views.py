@@ -19,6 +19,7 @@ from integrations.providers.registry import PROVIDERS
 from usage.pricing import services
 from usage.pricing.forms import METRIC_LABELS, PriceOverrideForm
 from usage.pricing.overrides import load_overrides
+from usage.pricing.prices import price_data_version
 from usage.pricing.queries import pricing_model_prices, pricing_reported_vs_estimated, pricing_unpriced_usage
 from usage.rollups import local_day, zone_of
 
@@ -70,6 +71,7 @@ def _context(request: WorkspaceRequest, form: PriceOverrideForm) -> dict[str, An
         "overrides": workspace.price_overrides.all(),
         "models": models,
         "price_day": price_day,
+        "price_data": price_data_version(),
         "price_today": today,
         "comparison": pricing_reported_vs_estimated(workspace=workspace, first_day=first_day),
         "unpriced": pricing_unpriced_usage(workspace=workspace, since=since),

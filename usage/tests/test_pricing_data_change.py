@@ -103,6 +103,7 @@ def test_changed_list_prices_recompute_every_estimate_in_the_background_once(
 
     page = admin_client.get(reverse("usage_settings:pricing", kwargs={"ws": "acme"})).content.decode()
     assert "Up to date" in page and "$0.002000/second" in page  # the price each estimate now uses
+    assert f'data-testid="price-data">{prices.price_data_version()}<' in page
     with django_capture_on_commit_callbacks(execute=True):
         tasks.recompute_prices_if_changed()
     assert PricingRecomputeJob.objects.count() == 2
