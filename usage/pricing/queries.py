@@ -77,16 +77,18 @@ class ReportedVsEstimated:
     month: date
     currency: str
     reported: Decimal | None = None  # the provider's own cost (None: it reports no money)
-    estimated: Decimal = Decimal(0)  # the list-price estimate of the same month's usage
+    estimated: Decimal | None = None  # the list-price estimate of the same usage (None: no usage has a price)
 
     @property
     def spend(self) -> Decimal:
         """Spend (docs/architecture.md): cost where the provider reports money, else the estimate."""
-        return self.reported if self.reported is not None else self.estimated
+        return self.reported if self.reported is not None else self.estimated or Decimal(0)
 
     @property
     def difference(self) -> Decimal | None:
-        return None if self.reported is None else self.reported - self.estimated
+        """Reported minus estimated; None unless both exist (a month whose usage has no list
+        price shows no estimate, never a $0 one)."""
+        return None if self.reported is None or self.estimated is None else self.reported - self.estimated
 
     @property
     def spend_is_estimated(self) -> bool:
@@ -114,7 +116,7 @@ def pricing_reported_vs_estimated(*, workspace: Workspace, first_day: date | Non
         if s["metric"] == "cost":
             row.reported = (row.reported or Decimal(0)) + s["total"]
         else:
-            row.estimated += s["total"]
+            row.estimated = (row.estimated or Decimal(0)) + s["total"]
     return sorted(out.values(), key=lambda r: (r.month, r.provider, r.currency))
 
 

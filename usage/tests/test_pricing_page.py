@@ -188,3 +188,23 @@ def test_the_price_every_estimate_of_a_day_used_is_shown_for_that_day(
     for raw in ("not-a-day", "2999-01-01", "0001-01-01"):
         page = admin_client.get(url("pricing"), {"on": raw})
         assert page.status_code == 200 and page.context["price_day"] == pinned_instant().date()
+
+
+@pytest.mark.clock("2026-12-06T12:00:00Z")
+def test_a_month_whose_usage_has_no_list_price_shows_no_estimate_never_zero(admin_client, workspace):
+    from integrations.testing import make_integration
+    from usage import rollups
+
+    integration = make_integration(workspace, "OpenAI", "openai")
+    at = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    for metric, quantity, unit in (("cost", "4.00", "USD"), ("input_tokens", "1000", "tokens")):
+        UsageRecord.objects.create(
+            workspace=workspace, integration=integration, provider="openai", bucket_start=at,
+            bucket_end=at + timedelta(hours=1), metric=metric, quantity=Decimal(quantity), unit=unit, model="mystery",
+        )  # fmt: skip
+    rollups.rebuild_workspace(workspace)
+    page = admin_client.get(url("pricing"))
+    [row] = page.context["comparison"]
+    assert (row.reported, row.estimated, row.difference) == (Decimal("4.00"), None, None)
+    line = next(tr for tr in page.content.decode().split("<tr>") if "2026-12" in tr and "OpenAI" in tr)
+    assert "$4.00" in line and "no priced usage" in line and "$0.00" not in line
