@@ -12,7 +12,8 @@ The id shapes each connector stores are normalised here, and nowhere else:
 Bedrock ARNs and inference profiles, Azure deployments (the connector already stores the
 deployment's model as "<model>-<version>"), Vertex SKUs (the connector parses the SKU
 description into the model), Fireworks "accounts/fireworks/models/<id>", OpenRouter
-permaslugs (dated ids such as "openai/gpt-4.1-2025-04-14").
+permaslugs (dated ids such as "openai/gpt-4.1-2025-04-14"), Anthropic's server-tool calls
+(api_calls with the tool as operation: web searches priced per search).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class TokenRef:
     model: str  # the model ref genai-prices matches
     multiplier: Decimal = Decimal(1)  # e.g. 0.5 for a batch deployment
     note: str = ""
+    tool: str = ""  # a server tool's calls (api_calls) priced per call, e.g. "web_search"
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,14 @@ def price_ref(
         return TokenRef(
             "google", model, BATCH_MULTIPLIER if batch_sku else Decimal(1), "batch: half price" if batch_sku else ""
         )
+    if "api_calls" in metrics:
+        # Server-tool calls, the tool in `operation` (Anthropic): web searches have a list price
+        # per search (genai-prices); code execution (billed per container hour) and web fetch
+        # have none here: unpriced, never $0.
+        genai = GENAI_PROVIDER.get(provider)
+        if operation in PRICED_TOOLS and genai and model:
+            return TokenRef(genai, model, tool=operation)
+        return None
     if provider == "openai" and stream in OPENAI_UNPRICED_STREAMS:
         # Images, speech characters, audio seconds, sessions and stored bytes have no token
         # price: unpriced, never $0 (their money arrives through OpenAI's costs).
@@ -162,6 +172,8 @@ def price_ref(
     return TokenRef(genai, model)
 
 
+# Server tools whose calls genai-prices prices, per 1,000 calls: its field for each.
+PRICED_TOOLS: Final = {"web_search": "web_searches_kcount"}
 # OpenAI usage streams whose quantities are not tokens (integrations.providers.openai).
 OPENAI_UNPRICED_STREAMS: Final = frozenset(
     {"usage_images", "usage_audio_speeches", "usage_audio_transcriptions", "usage_vector_stores",

@@ -18,15 +18,16 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from importlib import metadata
 
-from usage.pricing.catalog import TABLE_PATH, TableRef, TokenRef, compute_table
+from usage.pricing.catalog import PRICED_TOOLS, TABLE_PATH, TableRef, TokenRef, compute_table
 
 MILLION = Decimal(1_000_000)
 THOUSAND = Decimal(1000)
 HOUR_SECONDS = Decimal(3600)
 TOKEN_METRICS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
 # provisioned_hours has no unit price: it makes an hour of a PTU deployment with no traffic a
-# row key of its own, so the PTU's per-hour price covers every provisioned hour.
-PRICED_METRICS = (*TOKEN_METRICS, "requests", "compute_seconds", "provisioned_hours")
+# row key of its own, so the PTU's per-hour price covers every provisioned hour. api_calls are
+# priced only for server tools with a list price (catalog.PRICED_TOOLS: web searches).
+PRICED_METRICS = (*TOKEN_METRICS, "requests", "compute_seconds", "provisioned_hours", "api_calls")
 SOURCE_GENAI = "genai-prices"
 SOURCE_TABLE = "table"
 SOURCE_OVERRIDE = "override"
@@ -95,6 +96,12 @@ def _genai_price(ref: TokenRef, day: date) -> Price | None:
     except LookupError:
         return None
     prices = model.get_prices(datetime(day.year, day.month, day.day, 12, tzinfo=UTC))
+    if ref.tool:  # a server tool's calls: their own price per call, nothing else
+        per_thousand = getattr(prices, PRICED_TOOLS[ref.tool], None)
+        if per_thousand is None:
+            return None
+        reference = f"genai-prices {provider.id}/{model.id} {ref.tool.replace('_', ' ')} calls"
+        return Price(SOURCE_GENAI, reference, {"api_calls": Decimal(per_thousand) / THOUSAND * ref.multiplier})
     per_unit: dict[str, Decimal] = {}
     for metric, key, per in (
         ("input_tokens", "input_mtok", MILLION),

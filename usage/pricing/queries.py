@@ -153,6 +153,8 @@ def pricing_model_prices(
     for key in sorted(metrics_of):
         provider, stream, model, deployment, resource, operation, service_tier, batch = key
         name = model or deployment or resource
+        if "api_calls" in metrics_of[key] and operation:  # a server tool's calls: a line of their own
+            name = f"{name} · {operation.replace('_', ' ')}"
         sample = UsageSample(on, on, "requests", Decimal(0), model=model, deployment=deployment, resource=resource,
                              operation=operation, stream=stream, service_tier=service_tier, batch=batch)  # fmt: skip
         price = price_for(provider, sample, metrics=frozenset(metrics_of[key]),

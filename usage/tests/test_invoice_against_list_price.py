@@ -24,7 +24,7 @@ from integrations.providers.openrouter.tests.support import MANAGEMENT_KEY
 from integrations.providers.openrouter.tests.support import base_url as openrouter_url
 from integrations.providers.registry import PROVIDERS
 from sandbox import anthropic as fake_anthropic
-from usage.models import UsageRecord
+from usage.models import DIMENSION_FIELDS, UsageRecord
 from usage.tests.test_export import parse_csv
 from usage.tests.test_export_focus import focus_problems
 
@@ -115,3 +115,26 @@ def test_the_focus_export_lists_every_usage_row_at_list_price(four_synced):
     assert listed.keys() == estimated.keys() == set(REPORTING)
     for provider, total in listed.items():
         assert total > 0 and abs(total - estimated[provider]) <= Decimal("0.000001"), provider
+
+
+def test_anthropic_web_searches_are_estimated_per_search_and_other_tools_listed_unpriced(admin_client, four_synced):
+    """Anthropic's server-tool calls: web searches at the list $10 per 1,000, beside the tokens;
+    code execution has no list price here: unpriced, with its volume."""
+    calls = UsageRecord.objects.filter(workspace=four_synced, provider="anthropic", metric="api_calls")
+    searches = calls.filter(operation="web_search", quantity__gt=0)
+    assert searches.exists()
+    for call in searches:
+        same_key = {d: getattr(call, d) for d in DIMENSION_FIELDS}
+        estimate = UsageRecord.objects.get(integration=call.integration, bucket_start=call.bucket_start,
+                                           bucket_end=call.bucket_end, metric="estimated_cost", **same_key)  # fmt: skip
+        assert estimate.quantity == call.quantity * Decimal("0.01")
+    assert not UsageRecord.objects.filter(
+        workspace=four_synced, metric="estimated_cost", operation="code_execution"
+    ).exists()
+    executions = sum(calls.filter(operation="code_execution").values_list("quantity", flat=True))
+    page = admin_client.get(reverse("usage_settings:pricing", kwargs={"ws": "acme"}))
+    unpriced = sum(u.quantity for u in page.context["unpriced"] if (u.provider, u.metric) == ("anthropic", "api_calls"))
+    assert executions > 0 and unpriced == executions
+    lines = {m.model: m for m in page.context["models"] if m.provider == "anthropic"}
+    assert any(name.endswith(" · web search") and line.source == "genai-prices" for name, line in lines.items())
+    assert any(name.endswith(" · code execution") and line.price is None for name, line in lines.items())

@@ -128,6 +128,11 @@ def test_azure_ptu_deployments_are_priced_by_the_hour_per_ptu():
                          "deployment": "arn:aws:bedrock:us-east-1:1:application-inference-profile/abc123"}, {"input_tokens"}, None),
         ("google_vertex", {"model": "", "operation": "Imagen 3 Image Generation - Predictions"}, {"input_tokens"}, None),
         ("authress", {"resource": "/v1/users"}, {"api_calls"}, None),
+        # Anthropic's server tools: web searches have a list price per search, the others none
+        ("anthropic", {"model": "claude-sonnet-4-20250514", "operation": "web_search"}, {"api_calls"},
+         TokenRef("anthropic", "claude-sonnet-4-20250514", tool="web_search")),
+        ("anthropic", {"model": "claude-sonnet-4-20250514", "operation": "code_execution"}, {"api_calls"}, None),
+        ("anthropic", {"model": "claude-sonnet-4-20250514", "operation": "web_fetch"}, {"api_calls"}, None),
     ],
 )  # fmt: skip
 def test_compute_priced_included_and_unknown_usage(provider, dims, metrics, expected):
@@ -166,3 +171,14 @@ def test_every_table_price_has_a_source_and_an_effective_date():
 )
 def test_bedrock_ids_name_their_foundation_model(raw, model):
     assert bedrock_model(raw) == model
+
+
+def test_a_web_search_is_priced_per_search_and_nothing_else():
+    """Anthropic lists web searches at $10 per 1,000 (https://docs.anthropic.com/en/docs/about-claude/pricing)."""
+    ref = price_ref(
+        "anthropic", model="claude-sonnet-4-20250514", operation="web_search", metrics=frozenset({"api_calls"})
+    )
+    assert isinstance(ref, TokenRef)
+    price = list_price(ref, DAY)
+    assert price is not None and dict(price.per_unit) == {"api_calls": Decimal("0.01")}
+    assert price.cost({"api_calls": Decimal(250)}, hours=Decimal(1)) == Decimal("2.50")
