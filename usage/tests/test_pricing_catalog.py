@@ -182,3 +182,24 @@ def test_a_web_search_is_priced_per_search_and_nothing_else():
     price = list_price(ref, DAY)
     assert price is not None and dict(price.per_unit) == {"api_calls": Decimal("0.01")}
     assert price.cost({"api_calls": Decimal(250)}, hours=Decimal(1)) == Decimal("2.50")
+
+
+def test_a_key_whose_price_bills_none_of_its_metrics_gets_no_estimate_never_zero():
+    """gpt-4o lists no per-request price: a key holding only requests is unpriced, not $0."""
+    from datetime import UTC, datetime, timedelta
+
+    from integrations.providers.base import UsageSample
+    from usage.pricing.catalog import NO_DEPLOYMENTS
+    from usage.pricing.estimate import estimate_samples
+
+    hour = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+    def sample(metric: str, quantity: int, model: str) -> UsageSample:
+        return UsageSample(hour, hour + timedelta(hours=1), metric, Decimal(quantity), model=model, stream="s")
+
+    estimates = estimate_samples(
+        "openai",
+        [sample("requests", 12, "gpt-4o-2024-08-06"), sample("input_tokens", 1000, "gpt-4o-mini-2024-07-18")],
+        deployments=NO_DEPLOYMENTS, overrides=None,
+    )  # fmt: skip
+    assert [(e.model, e.quantity > 0) for e in estimates] == [("gpt-4o-mini-2024-07-18", True)]
