@@ -269,6 +269,7 @@ CELERY_BEAT_SCHEDULE = {
         ("expire-usage-imports", "usage.tasks.expire_usage_imports", 3600.0, 3300),
         ("manage-usage-partitions", "usage.tasks.manage_usage_partitions", 86400.0, 82800),
         ("evaluate-alerts", "alerts.tasks.evaluate_alerts", 900.0, 840),
+        ("recompute-prices-if-changed", "usage.tasks.recompute_prices_if_changed", 3600.0, 3300),
     )
 }
 

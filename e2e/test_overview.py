@@ -153,3 +153,27 @@ def test_the_explorer_answers_with_spend_for_this_month_then_compares_and_splits
     # the date preset survives a filter change (the hidden range rides along with its dates)
     expect(dates.get_by_role("link", name="Last month")).to_have_attribute("aria-current", "true")
     _shoot(page, "team-compare", prefix="explorer")
+
+
+def test_an_admin_checks_the_invoice_against_list_price(page: Page, acme_with_spend: Workspace) -> None:
+    """Company Settings → Pricing: reported cost beside the list-price estimate per provider and
+    month, and the price on a chosen day."""
+    _sign_in(page)
+    page.get_by_role("navigation", name="Workspace").get_by_role("link", name="Company Settings").click()
+    page.get_by_role("link", name="Pricing", exact=True).click()
+    expect(page.get_by_role("heading", name="Pricing", level=1)).to_be_visible()
+    table = page.locator("table").first
+    november = table.locator("tr", has_text="2026-11").filter(has_text="OpenAI")
+    expect(november).to_contain_text("$60.00")  # 30 × $2.00 reported
+    expect(november).to_contain_text("no priced usage")  # no token rows here: no estimate, never $0.00
+    expect(november).not_to_contain_text("$0.00")
+    expect(november).to_contain_text("Reported")
+    groq = table.locator("tr", has_text="2026-12").filter(has_text="Groq")
+    expect(groq).to_contain_text("not reported")
+    expect(groq).to_contain_text("$6.00")
+    expect(groq).to_contain_text("Estimated")
+    page.get_by_label("Prices on", exact=True).fill("2026-11-15")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_text("The price every estimate of 15 Nov 2026")).to_be_visible()
+    assert "on=2026-11-15" in page.url
+    _shoot(page, "invoice", prefix="pricing")

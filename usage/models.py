@@ -530,6 +530,11 @@ class PricingRecomputeJob(BackgroundJob):
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="pricing_jobs")
     total = models.PositiveBigIntegerField(default=0, help_text="Usage rows to price.")
     written = models.PositiveBigIntegerField(default=0, help_text="Estimates written.")
+    price_data = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="The list-price data the job priced with (genai-prices version, table digest).",
+    )
 
     def __str__(self) -> str:
         return f"Price recomputation #{self.pk} ({self.status})"

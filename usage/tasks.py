@@ -61,8 +61,16 @@ def manage_usage_partitions() -> None:
 
 @shared_task(name="usage.tasks.recompute_prices", ignore_result=True)
 def recompute_prices(job_id: int) -> None:
-    """Recompute a workspace's estimates after its price overrides changed (usage.pricing.services)."""
+    """Recompute a workspace's estimates after its price overrides or the list prices changed
+    (usage.pricing.services)."""
     try:
         pricing_services.pricing_recompute_run(job_id=job_id)
     except Exception:
         logger.exception("price recompute job %s crashed", job_id)
+
+
+@shared_task(name="usage.tasks.recompute_prices_if_changed", ignore_result=True)
+def recompute_prices_if_changed() -> None:
+    """Run by beat every hour: recompute the estimates of every workspace once the installed
+    list-price data changed (usage.pricing.services.pricing_recompute_if_prices_changed)."""
+    pricing_services.pricing_recompute_if_prices_changed()

@@ -219,6 +219,25 @@ def test_explorer_banner_while_a_filtered_integration_is_stale(admin_client, wor
     assert "may be incomplete" in partial.content.decode()
 
 
+def test_license_pages_carry_the_banner_too(member_client, workspace):
+    """The licenses' spend comes from the same usage: their pages say when it may be incomplete."""
+    from datetime import date
+
+    from usage.models import Application
+    from usage.testing import make_license
+
+    app = Application.objects.create(workspace=workspace, name="Support bot")
+    lic = make_license(app, "Scale tier", "usage_commitment", date(2026, 1, 1), committed_amount=1000)
+    pages = [reverse("usage:licenses", kwargs={"ws": workspace.slug}),
+             reverse("usage:license", kwargs={"ws": workspace.slug, "pk": lic.pk})]  # fmt: skip
+    synced_through(make(workspace, "OpenAI fresh"), timezone.now() - timedelta(hours=1))
+    assert not any("may be incomplete" in member_client.get(p).content.decode() for p in pages)
+    synced_through(make(workspace, "OpenAI behind"), timezone.now() - timedelta(days=3))
+    for page in pages:
+        body = member_client.get(page).content.decode()
+        assert "may be incomplete" in body and "OpenAI behind" in body and ">Stale<" in body
+
+
 @pytest.fixture
 def failing(workspace) -> Integration:
     """An OpenAI integration, "OpenAI failing", synced an hour ago and then refused its key."""

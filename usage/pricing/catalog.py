@@ -12,7 +12,8 @@ The id shapes each connector stores are normalised here, and nowhere else:
 Bedrock ARNs and inference profiles, Azure deployments (the connector already stores the
 deployment's model as "<model>-<version>"), Vertex SKUs (the connector parses the SKU
 description into the model), Fireworks "accounts/fireworks/models/<id>", OpenRouter
-permaslugs (dated ids such as "openai/gpt-4.1-2025-04-14").
+permaslugs (dated ids such as "openai/gpt-4.1-2025-04-14"), Anthropic's server-tool calls
+(api_calls with the tool as operation: web searches priced per search).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class TokenRef:
     model: str  # the model ref genai-prices matches
     multiplier: Decimal = Decimal(1)  # e.g. 0.5 for a batch deployment
     note: str = ""
+    tool: str = ""  # a server tool's calls (api_calls) priced per call, e.g. "web_search"
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,14 @@ def price_ref(
         return TokenRef(
             "google", model, BATCH_MULTIPLIER if batch_sku else Decimal(1), "batch: half price" if batch_sku else ""
         )
+    if "api_calls" in metrics:
+        # Server-tool calls, the tool in `operation` (Anthropic): web searches have a list price
+        # per search (genai-prices); code execution (billed per container hour) and web fetch
+        # have none here: unpriced, never $0.
+        genai = GENAI_PROVIDER.get(provider)
+        if operation in PRICED_TOOLS and genai and model:
+            return TokenRef(genai, model, tool=operation)
+        return None
     if provider == "openai" and stream in OPENAI_UNPRICED_STREAMS:
         # Images, speech characters, audio seconds, sessions and stored bytes have no token
         # price: unpriced, never $0 (their money arrives through OpenAI's costs).
@@ -151,7 +161,7 @@ def price_ref(
     if genai is None or not model:
         return None
     if provider == "openrouter":
-        model = model.removesuffix(":free")
+        model = openrouter_model(model)
     # Batch traffic is billed at half the standard price (OpenAI's Batch API and its Flex tier,
     # which is priced at Batch rates; Anthropic's Message Batches). Other tiers (priority, the
     # long-context band) keep the standard list price: their premiums are not in the list.
@@ -162,6 +172,8 @@ def price_ref(
     return TokenRef(genai, model)
 
 
+# Server tools whose calls genai-prices prices, per 1,000 calls: its field for each.
+PRICED_TOOLS: Final = {"web_search": "web_searches_kcount"}
 # OpenAI usage streams whose quantities are not tokens (integrations.providers.openai).
 OPENAI_UNPRICED_STREAMS: Final = frozenset(
     {"usage_images", "usage_audio_speeches", "usage_audio_transcriptions", "usage_vector_stores",
@@ -176,6 +188,37 @@ def _azure_model(model: str) -> str:
         return model
     match = _AZURE_VERSION.match(model)
     return match["model"] if match else model
+
+
+_OPENROUTER_DATE = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2}|\d{2}-\d{2}|\d{4})$")
+_CLAUDE_VERSION_FIRST = re.compile(r"^anthropic/claude-(?P<version>\d+(?:\.\d+)?)-(?P<family>opus|sonnet|haiku)")
+
+
+@cache
+def openrouter_model(permaslug: str) -> str:
+    """The OpenRouter model genai-prices prices for a permaslug (what the activity API reports):
+    the variant (":free", ":thinking"…) goes; Anthropic's version-first permaslugs of Claude 4
+    and later ("anthropic/claude-4-sonnet-20250522") take the slug order
+    ("anthropic/claude-sonnet-4"); a dated or versioned suffix goes when genai-prices does not
+    know the dated id itself (it knows "openai/gpt-4o-2024-05-13", priced apart)."""
+    slug = permaslug.split(":", 1)[0]
+    match = _CLAUDE_VERSION_FIRST.match(slug)
+    if match and float(match["version"]) >= 4:
+        slug = f"anthropic/claude-{match['family']}-{match['version']}{slug[match.end() :]}"
+    undated = _OPENROUTER_DATE.sub("", slug)
+    if undated != slug and not _genai_knows("openrouter", slug) and _genai_knows("openrouter", undated):
+        return undated
+    return slug
+
+
+def _genai_knows(provider: str, model: str) -> bool:
+    from genai_prices import data_snapshot  # its price data loads on first use only
+
+    try:
+        data_snapshot.get_snapshot().find_provider_model(model, None, provider, None)
+    except LookupError:
+        return False
+    return True
 
 
 def bedrock_model(model: str) -> str:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from integrations.providers.base import DIMENSIONS, Answered, UsageSample
 from usage.pricing.catalog import INCLUDED, Deployments, TableRef, TokenRef, price_ref
-from usage.pricing.prices import PRICED_METRICS, Overrides, Price, day_of, list_price
+from usage.pricing.prices import PRICED_METRICS, Overrides, Price, billable, day_of, list_price
 
 if TYPE_CHECKING:
     from integrations.models import Integration
@@ -107,8 +107,8 @@ def estimate_samples(
     out: dict[tuple, UsageSample] = {}
     for first, quantities in groups.values():
         price = price_for(provider, first, metrics=frozenset(quantities), deployments=deployments, overrides=overrides)
-        if not isinstance(price, Price):
-            continue
+        if not isinstance(price, Price) or not _bills_any(price, quantities):
+            continue  # unpriced (listed with its volume), never a $0 estimate
         hours = Decimal((first.bucket_end - first.bucket_start).total_seconds()) / Decimal(3600)
         cost = price.cost(quantities, hours=hours)
         sample = replace(
@@ -125,6 +125,11 @@ def estimate_samples(
             sample = replace(out[slot], quantity=out[slot].quantity + sample.quantity)
         out[slot] = sample
     return list(out.values())
+
+
+def _bills_any(price: Price, quantities: dict[str, Decimal]) -> bool:
+    """Whether the price bills any of the key's metrics (or its hours)."""
+    return price.per_hour is not None or any(price.unit_price(m) is not None for m in billable(quantities))
 
 
 def pricing_estimate_samples(

@@ -19,6 +19,7 @@ METRIC_LABELS = {
     "output_tokens": "Output tokens (per 1M)",
     "requests": "Requests (per request)",
     "compute_seconds": "Compute seconds (per second)",
+    "api_calls": "Server tool calls (per call)",
 }
 
 

@@ -10,21 +10,24 @@ tokens too, so `billable()` takes them out), `cached_input_tokens` a cache read,
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib import metadata
 
-from usage.pricing.catalog import TableRef, TokenRef, compute_table
+from usage.pricing.catalog import PRICED_TOOLS, TABLE_PATH, TableRef, TokenRef, compute_table
 
 MILLION = Decimal(1_000_000)
 THOUSAND = Decimal(1000)
 HOUR_SECONDS = Decimal(3600)
 TOKEN_METRICS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
 # provisioned_hours has no unit price: it makes an hour of a PTU deployment with no traffic a
-# row key of its own, so the PTU's per-hour price covers every provisioned hour.
-PRICED_METRICS = (*TOKEN_METRICS, "requests", "compute_seconds", "provisioned_hours")
+# row key of its own, so the PTU's per-hour price covers every provisioned hour. api_calls are
+# priced only for server tools with a list price (catalog.PRICED_TOOLS: web searches).
+PRICED_METRICS = (*TOKEN_METRICS, "requests", "compute_seconds", "provisioned_hours", "api_calls")
 SOURCE_GENAI = "genai-prices"
 SOURCE_TABLE = "table"
 SOURCE_OVERRIDE = "override"
@@ -64,6 +67,15 @@ def billable(quantities: Mapping[str, Decimal]) -> dict[str, Decimal]:
     return out
 
 
+@cache
+def price_data_version() -> str:
+    """What list prices are computed from: the installed genai-prices (its bundled data) and a
+    digest of the dated compute table. Upgrading the one or editing the other changes it, and
+    beat then recomputes every workspace's estimates (usage.pricing.services)."""
+    table = hashlib.sha256(TABLE_PATH.read_bytes()).hexdigest()[:16]
+    return f"genai-prices {metadata.version('genai-prices')}; table {table}"
+
+
 def day_of(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
@@ -84,6 +96,12 @@ def _genai_price(ref: TokenRef, day: date) -> Price | None:
     except LookupError:
         return None
     prices = model.get_prices(datetime(day.year, day.month, day.day, 12, tzinfo=UTC))
+    if ref.tool:  # a server tool's calls: their own price per call, nothing else
+        per_thousand = getattr(prices, PRICED_TOOLS[ref.tool], None)
+        if per_thousand is None:
+            return None
+        reference = f"genai-prices {provider.id}/{model.id} {ref.tool.replace('_', ' ')} calls"
+        return Price(SOURCE_GENAI, reference, {"api_calls": Decimal(per_thousand) / THOUSAND * ref.multiplier})
     per_unit: dict[str, Decimal] = {}
     for metric, key, per in (
         ("input_tokens", "input_mtok", MILLION),
@@ -164,7 +182,8 @@ class Overrides:
             factor = (Decimal(100) - discount.discount_percent) / Decimal(100)  # type: ignore[operator]  # set on a discount
             per_unit = {m: p * factor for m, p in per_unit.items()}
             per_hour = per_hour * factor if per_hour is not None else None
-            notes.append(f"{discount.discount_percent}% discount from {discount.effective_from}")
+            percent = format(discount.discount_percent.normalize(), "f")  # type: ignore[union-attr]  # set on a discount
+            notes.append(f"{percent}% discount from {discount.effective_from}")
         for metric, rule in units.items():  # a negotiated unit price is final: no discount on it
             per_unit[metric] = rule.unit_price  # type: ignore[assignment]  # only rules with a unit price are in `units`
             notes.append(f"{metric} at ${rule.unit_price}/unit from {rule.effective_from}")

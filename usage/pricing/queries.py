@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Exists, OuterRef, Sum
 from django.db.models.functions import TruncMonth
@@ -77,16 +77,18 @@ class ReportedVsEstimated:
     month: date
     currency: str
     reported: Decimal | None = None  # the provider's own cost (None: it reports no money)
-    estimated: Decimal = Decimal(0)  # the list-price estimate of the same month's usage
+    estimated: Decimal | None = None  # the list-price estimate of the same usage (None: no usage has a price)
 
     @property
     def spend(self) -> Decimal:
         """Spend (docs/architecture.md): cost where the provider reports money, else the estimate."""
-        return self.reported if self.reported is not None else self.estimated
+        return self.reported if self.reported is not None else self.estimated or Decimal(0)
 
     @property
     def difference(self) -> Decimal | None:
-        return None if self.reported is None else self.reported - self.estimated
+        """Reported minus estimated; None unless both exist (a month whose usage has no list
+        price shows no estimate, never a $0 one)."""
+        return None if self.reported is None or self.estimated is None else self.reported - self.estimated
 
     @property
     def spend_is_estimated(self) -> bool:
@@ -114,7 +116,7 @@ def pricing_reported_vs_estimated(*, workspace: Workspace, first_day: date | Non
         if s["metric"] == "cost":
             row.reported = (row.reported or Decimal(0)) + s["total"]
         else:
-            row.estimated += s["total"]
+            row.estimated = (row.estimated or Decimal(0)) + s["total"]
     return sorted(out.values(), key=lambda r: (r.month, r.provider, r.currency))
 
 
@@ -131,44 +133,41 @@ class ModelPrice:
 
 
 def pricing_model_prices(
-    *, workspace: Workspace, overrides: Overrides, on: datetime, since: datetime
+    *, workspace: Workspace, overrides: Overrides, on: datetime, since: datetime, until: datetime | None = None
 ) -> list[ModelPrice]:
     """The price each model's estimates use on `on`, for every (provider, model) with usage
-    since `since`: its source (genai-prices, table, override) and unit prices."""
+    from `since` (until `until`): its source (genai-prices, table, override) and unit prices."""
     from integrations.providers.base import UsageSample  # a plain dataclass
 
-    keys = (
-        workspace.usage_records.filter(bucket_start__gte=since, metric__in=PRICED_METRICS)
-        .values_list("provider", "integration__identity", "stream", "model", "deployment", "resource", "operation")
-        .distinct()
-        .order_by()
-    )
-    seen: dict[tuple[str, str], ModelPrice] = {}
+    recent = _window(workspace.usage_records.filter(metric__in=PRICED_METRICS), since, until)
+    key_fields = ("provider", "stream", "model", "deployment", "resource", "operation", "service_tier", "batch")
     metrics_of: dict[tuple, set[str]] = defaultdict(set)
-    for provider, _identity, stream, model, deployment, resource, operation, metric in (
-        workspace.usage_records.filter(bucket_start__gte=since, metric__in=PRICED_METRICS)
-        .values_list(
-            "provider", "integration__identity", "stream", "model", "deployment", "resource", "operation", "metric"
-        )
-        .distinct()
-        .order_by()
+    identity_of: dict[tuple, Any] = {}
+    for *key, identity, metric in (
+        recent.values_list(*key_fields, "integration__identity", "metric").distinct().order_by()
     ):
-        metrics_of[(provider, stream, model, deployment, resource, operation)].add(metric)
-    for provider, identity, stream, model, deployment, resource, operation in keys:
+        metrics_of[tuple(key)].add(metric)
+        identity_of.setdefault(tuple(key), identity)
+    # One line per model and price: a model whose batch traffic bills at half price shows both.
+    seen: dict[tuple[str, str, str], ModelPrice] = {}
+    for key in sorted(metrics_of):
+        provider, stream, model, deployment, resource, operation, service_tier, batch = key
         name = model or deployment or resource
-        if (provider, name) in seen:
-            continue
+        if "api_calls" in metrics_of[key] and operation:  # a server tool's calls: a line of their own
+            name = f"{name} · {operation.replace('_', ' ')}"
         sample = UsageSample(on, on, "requests", Decimal(0), model=model, deployment=deployment, resource=resource,
-                             operation=operation, stream=stream)  # fmt: skip
-        metrics = frozenset(metrics_of[(provider, stream, model, deployment, resource, operation)])
-        price = price_for(provider, sample, metrics=metrics, deployments=Deployments.from_identity(identity),
-                          overrides=overrides)  # fmt: skip
+                             operation=operation, stream=stream, service_tier=service_tier, batch=batch)  # fmt: skip
+        price = price_for(provider, sample, metrics=frozenset(metrics_of[key]),
+                          deployments=Deployments.from_identity(identity_of[key]), overrides=overrides)  # fmt: skip
         if price is INCLUDED:
             continue
         price = price if isinstance(price, Price) else None
+        line = (provider, name, price.reference if price is not None else "")
+        if line in seen:
+            continue
         shown = {}
         if price is not None:
             for metric, unit in price.per_unit.items():
                 shown[metric] = unit * 1_000_000 if metric.endswith("_tokens") else unit
-        seen[(provider, name)] = ModelPrice(provider, name, price, shown)
-    return sorted(seen.values(), key=lambda m: (m.provider, m.model))
+        seen[line] = ModelPrice(provider, name, price, shown)
+    return sorted(seen.values(), key=lambda m: (m.provider, m.model, m.price.reference if m.price else ""))

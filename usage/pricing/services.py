@@ -14,15 +14,15 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import F, Max, Min
+from django.db.models import Exists, F, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from doow.jobs import enqueue_on_commit
 from integrations.providers.base import Answered, UsageSample, Window, align_down
-from usage.models import DIMENSION_FIELDS, PriceOverride, PricingRecomputeJob
+from usage.models import DIMENSION_FIELDS, PriceOverride, PricingRecomputeJob, UsageRecord
 from usage.pricing.estimate import ESTIMATED_COST, estimate_stream, is_estimate_stream, pricing_estimate_samples
 from usage.pricing.overrides import load_overrides
-from usage.pricing.prices import PRICED_METRICS
+from usage.pricing.prices import PRICED_METRICS, price_data_version
 from usage.store import usage_store_chunk
 
 if TYPE_CHECKING:
@@ -58,6 +58,31 @@ def pricing_recompute_request(*, workspace: Workspace) -> PricingRecomputeJob:
     return job
 
 
+def pricing_recompute_if_prices_changed() -> list[int]:
+    """Run by beat: a recompute for every workspace with priced usage whose latest recompute
+    priced with other list-price data than the installed one (genai-prices upgraded, the
+    compute table edited; a workspace never recomputed counts as changed). A queued job is left
+    to start: it reads the current data then. The jobs' progress shows on the Pricing page.
+    Returns the workspace ids a recompute was requested for."""
+    from accounts.models import Workspace
+
+    current = price_data_version()
+    latest = PricingRecomputeJob.objects.filter(workspace=OuterRef("pk")).order_by("-created_at", "-pk")
+    workspaces = Workspace.objects.filter(
+        Exists(UsageRecord.objects.filter(workspace=OuterRef("pk"), metric__in=PRICED_METRICS))
+    ).annotate(priced_with=Subquery(latest.values("price_data")[:1]), last_status=Subquery(latest.values("status")[:1]))
+    requested = []
+    for workspace in workspaces.order_by("pk"):
+        if workspace.priced_with == current or workspace.last_status == Status.QUEUED:
+            continue
+        with transaction.atomic():
+            pricing_recompute_request(workspace=workspace)
+        requested.append(workspace.pk)
+    if requested:
+        logger.info("list prices changed (%s): recomputing the estimates of %s workspaces", current, len(requested))
+    return requested
+
+
 def pricing_recompute_latest(*, workspace: Workspace) -> PricingRecomputeJob | None:
     return workspace.pricing_jobs.first()
 
@@ -69,7 +94,9 @@ def pricing_recompute_run(*, job_id: int) -> PricingRecomputeJob:
         return job
     workspace = job.workspace
     usage = workspace.usage_records.filter(metric__in=PRICED_METRICS)
-    PricingRecomputeJob.objects.filter(pk=job.pk).update(status=Status.RUNNING, total=usage.count())
+    PricingRecomputeJob.objects.filter(pk=job.pk).update(
+        status=Status.RUNNING, total=usage.count(), price_data=price_data_version()
+    )
     try:
         overrides = load_overrides(workspace_id=workspace.pk)
         for integration in workspace.integrations.all():

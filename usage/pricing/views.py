@@ -4,7 +4,7 @@ and the progress of the recompute a change starts. Tenant-first like every setti
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -19,6 +19,7 @@ from integrations.providers.registry import PROVIDERS
 from usage.pricing import services
 from usage.pricing.forms import METRIC_LABELS, PriceOverrideForm
 from usage.pricing.overrides import load_overrides
+from usage.pricing.prices import price_data_version
 from usage.pricing.queries import pricing_model_prices, pricing_reported_vs_estimated, pricing_unpriced_usage
 from usage.rollups import local_day, zone_of
 
@@ -36,13 +37,31 @@ def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:
     return {"job": job, "job_active": active, "job_stalled": stalled}
 
 
+def _price_day(request: WorkspaceRequest, today: date) -> date:
+    """The UTC day whose prices the per-model table shows (`?on=YYYY-MM-DD`, today by default):
+    an estimate is priced on its bucket's UTC day, so this is the price every estimate of that
+    day used. A malformed or future day shows today."""
+    try:
+        day = date.fromisoformat(request.GET.get("on") or today.isoformat())
+    except ValueError:
+        return today
+    return today if day.year < 2000 else min(day, today)
+
+
 def _context(request: WorkspaceRequest, form: PriceOverrideForm) -> dict[str, Any]:
     workspace = request.workspace
     now = timezone.now()
     since = now - RECENT
     names = {slug: p.name for slug, p in PROVIDERS.items()}
+    today = now.astimezone(UTC).date()
+    price_day = _price_day(request, today)
+    day_end = datetime.combine(price_day + timedelta(days=1), time(0), tzinfo=UTC)
     models = pricing_model_prices(
-        workspace=workspace, overrides=load_overrides(workspace_id=workspace.pk), on=now, since=since
+        workspace=workspace,
+        overrides=load_overrides(workspace_id=workspace.pk),
+        on=min(now, day_end - timedelta(seconds=1)),
+        since=day_end - RECENT,
+        until=day_end,
     )
     # This month and the two before it, in the workspace's calendar.
     first_day = (local_day(now, zone_of(workspace)).replace(day=1) - timedelta(days=62)).replace(day=1)
@@ -51,6 +70,9 @@ def _context(request: WorkspaceRequest, form: PriceOverrideForm) -> dict[str, An
         "form": form,
         "overrides": workspace.price_overrides.all(),
         "models": models,
+        "price_day": price_day,
+        "price_data": price_data_version(),
+        "price_today": today,
         "comparison": pricing_reported_vs_estimated(workspace=workspace, first_day=first_day),
         "unpriced": pricing_unpriced_usage(workspace=workspace, since=since),
         "provider_names": names,

@@ -69,6 +69,13 @@ def test_overview_shows_month_to_date_against_last_month_and_forecast(member_cli
     assert "$12.00" in body and "▲ $12.00" in body and "(100%)" in body  # Nov 1..6 = $12
     # forecast: 24 + (Nov 29, 30 at 2 + Dec 1..5 at 4 = 24) / 7 × 25 days left = 109.71
     assert "$109.71" in body
+    # Every total says how much of it is estimated: last month's days were all reported; the
+    # forecast's estimated part is 6 + (5 × $1.00) / 7 × 25 = 23.86, the rest reported.
+    parts = r'</p> <p class="small spend-parts">'
+    assert re.search(r'previous-USD">\$12\.00' + parts + "<span>all reported</span>", body)
+    assert re.search(
+        r'forecast-USD">\$109\.71' + parts + r"<span>\$85\.86 reported</span> · <span>\$23\.86 estimated", body
+    )
     # read-only for members: no Company Settings, integration names not linked
     assert reverse("integrations:list", kwargs={"ws": workspace.slug}) not in body
 
@@ -112,6 +119,7 @@ def test_unpriced_usage_is_listed_with_its_volume_never_zero(member_client, work
     body = text(member_client.get(url(workspace)))
     section = body[body.index('id="unpriced-title"') :]
     assert "mystery-model" in section and "1.5M tokens" in section
+    assert "<td>Groq</td>" in section and "<td>groq</td>" not in section  # the provider's name, not its slug
     assert "llama-3.3-70b" not in section  # priced by its estimate
     assert "$0.00" not in body
 

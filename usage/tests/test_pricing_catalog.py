@@ -41,6 +41,11 @@ AZURE = Deployments({
         # OpenRouter permaslugs (dated) and free variants
         ("openrouter", {"model": "openai/gpt-4.1-2025-04-14"}, "openrouter/openai/gpt-4.1"),
         ("openrouter", {"model": "openai/gpt-4o-2024-08-06"}, "openrouter/openai/gpt-4o"),
+        ("openrouter", {"model": "openai/gpt-4o-2024-05-13"}, "openrouter/openai/gpt-4o-2024-05-13"),  # priced apart
+        ("openrouter", {"model": "anthropic/claude-4-sonnet-20250522"}, "openrouter/anthropic/claude-sonnet-4"),
+        ("openrouter", {"model": "anthropic/claude-4-opus-20250522"}, "openrouter/anthropic/claude-opus-4"),
+        ("openrouter", {"model": "anthropic/claude-3.7-sonnet-20250219"}, "openrouter/anthropic/claude-3.7-sonnet"),
+        ("openrouter", {"model": "meta-llama/llama-3.3-70b-instruct:free"}, "openrouter/meta-llama/llama-3.3-70b-instruct"),
         # Bedrock: plain ids, system inference profiles, ARNs of both
         ("aws_bedrock", {"model": "anthropic.claude-3-5-sonnet-20241022-v2:0"}, "aws/regional.anthropic.claude-3-5-sonnet-20241022-v2:0"),
         ("aws_bedrock", {"model": "anthropic.claude-3-5-sonnet-20241022-v2:0",
@@ -123,6 +128,11 @@ def test_azure_ptu_deployments_are_priced_by_the_hour_per_ptu():
                          "deployment": "arn:aws:bedrock:us-east-1:1:application-inference-profile/abc123"}, {"input_tokens"}, None),
         ("google_vertex", {"model": "", "operation": "Imagen 3 Image Generation - Predictions"}, {"input_tokens"}, None),
         ("authress", {"resource": "/v1/users"}, {"api_calls"}, None),
+        # Anthropic's server tools: web searches have a list price per search, the others none
+        ("anthropic", {"model": "claude-sonnet-4-20250514", "operation": "web_search"}, {"api_calls"},
+         TokenRef("anthropic", "claude-sonnet-4-20250514", tool="web_search")),
+        ("anthropic", {"model": "claude-sonnet-4-20250514", "operation": "code_execution"}, {"api_calls"}, None),
+        ("anthropic", {"model": "claude-sonnet-4-20250514", "operation": "web_fetch"}, {"api_calls"}, None),
     ],
 )  # fmt: skip
 def test_compute_priced_included_and_unknown_usage(provider, dims, metrics, expected):
@@ -161,3 +171,35 @@ def test_every_table_price_has_a_source_and_an_effective_date():
 )
 def test_bedrock_ids_name_their_foundation_model(raw, model):
     assert bedrock_model(raw) == model
+
+
+def test_a_web_search_is_priced_per_search_and_nothing_else():
+    """Anthropic lists web searches at $10 per 1,000 (https://docs.anthropic.com/en/docs/about-claude/pricing)."""
+    ref = price_ref(
+        "anthropic", model="claude-sonnet-4-20250514", operation="web_search", metrics=frozenset({"api_calls"})
+    )
+    assert isinstance(ref, TokenRef)
+    price = list_price(ref, DAY)
+    assert price is not None and dict(price.per_unit) == {"api_calls": Decimal("0.01")}
+    assert price.cost({"api_calls": Decimal(250)}, hours=Decimal(1)) == Decimal("2.50")
+
+
+def test_a_key_whose_price_bills_none_of_its_metrics_gets_no_estimate_never_zero():
+    """gpt-4o lists no per-request price: a key holding only requests is unpriced, not $0."""
+    from datetime import UTC, datetime, timedelta
+
+    from integrations.providers.base import UsageSample
+    from usage.pricing.catalog import NO_DEPLOYMENTS
+    from usage.pricing.estimate import estimate_samples
+
+    hour = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+    def sample(metric: str, quantity: int, model: str) -> UsageSample:
+        return UsageSample(hour, hour + timedelta(hours=1), metric, Decimal(quantity), model=model, stream="s")
+
+    estimates = estimate_samples(
+        "openai",
+        [sample("requests", 12, "gpt-4o-2024-08-06"), sample("input_tokens", 1000, "gpt-4o-mini-2024-07-18")],
+        deployments=NO_DEPLOYMENTS, overrides=None,
+    )  # fmt: skip
+    assert [(e.model, e.quantity > 0) for e in estimates] == [("gpt-4o-mini-2024-07-18", True)]

@@ -232,3 +232,93 @@ def test_azure_ptu_hours_and_standard_tokens_are_both_estimated(azure_integratio
         )
         factor = Decimal("0.5") if estimate.deployment == "gpt-4o-batch" else Decimal(1)
         assert estimate.quantity == (full * factor).quantize(NINE)
+
+
+def token_keys(integration, **filters) -> tuple[dict[tuple, dict[str, Decimal]], dict[tuple, Decimal]]:
+    """Stored token usage and estimates per (hour, stream, every dimension)."""
+    from usage.models import DIMENSION_FIELDS
+
+    usage: dict[tuple, dict[str, Decimal]] = defaultdict(dict)
+    estimates: dict[tuple, Decimal] = {}
+    for r in UsageRecord.objects.filter(integration=integration, **filters):
+        key = (r.bucket_start, r.stream.removesuffix(":estimate"), *(getattr(r, d) for d in DIMENSION_FIELDS))
+        if r.metric == "estimated_cost":
+            estimates[key] = r.quantity
+        elif r.metric in ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens"):
+            usage[key][r.metric] = r.quantity  # (fine-tuning's training_tokens have no list price: unpriced)
+    return usage, estimates
+
+
+def model_of(key: tuple) -> str:
+    from usage.models import DIMENSION_FIELDS
+
+    return key[2 + DIMENSION_FIELDS.index("model")]
+
+
+def genai_oracle(provider_id: str, model: str, hour: datetime, q: dict[str, Decimal]) -> Decimal | None:
+    tokens = Usage(input_tokens=int(q.get("input_tokens", 0)), cache_read_tokens=int(q.get("cached_input_tokens", 0)),
+                   cache_write_tokens=int(q.get("cache_write_tokens", 0)), output_tokens=int(q.get("output_tokens", 0)))  # fmt: skip
+    try:
+        return calc_price(tokens, model, provider_id=provider_id, genai_request_timestamp=hour).total_price
+    except LookupError:
+        return None
+
+
+@pytest.fixture
+def groq_integration(workspace, admin_user, sandbox):
+    from integrations.providers.groq.tests.support import sandbox_groq
+
+    return services.integration_create(workspace=workspace, provider_slug="groq",
+                                       credential={"api_key": sandbox_groq.ENTERPRISE_KEY},
+                                       settings={"base_url": sandbox_groq.base_url(sandbox.url)}, created_by=admin_user)  # fmt: skip
+
+
+@pytest.fixture
+def fireworks_integration(workspace, admin_user, sandbox):
+    from integrations.providers.fireworks.tests.support import fw
+
+    return services.integration_create(workspace=workspace, provider_slug="fireworks", credential={"api_key": fw.API_KEY},
+                                       settings={"base_url": sandbox.url + "/fireworks", "account_id": fw.ACCOUNT_ID},
+                                       created_by=admin_user)  # fmt: skip
+
+
+def test_groq_tokens_are_estimated_at_list_price_never_zero(groq_integration):
+    """Groq reports tokens, no money: every usage key gets genai-prices' price of its tokens."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    sync(groq_integration, today - 3 * DAY, today - DAY)
+    usage, estimates = token_keys(groq_integration)
+    assert usage and estimates.keys() == usage.keys()
+    for key, q in usage.items():
+        oracle = genai_oracle("groq", model_of(key), key[0], q)
+        assert oracle is not None and estimates[key] > 0 and abs(estimates[key] - oracle) <= NINE, key
+    assert pricing_unpriced_usage(workspace=groq_integration.workspace) == []
+
+
+def test_fireworks_serverless_tokens_gpu_time_and_unknown_models(fireworks_integration):
+    """Fireworks: serverless tokens at genai-prices' price, dedicated GPU seconds from the dated
+    table, the tokens those deployments served not priced twice, and serverless models
+    genai-prices does not know listed unpriced with their volume (never $0)."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    sync(fireworks_integration, today - 3 * DAY, today - DAY)
+    usage, estimates = token_keys(fireworks_integration)
+    serverless = {k: q for k, q in usage.items() if k[1] != "metrics"}  # "metrics": dedicated deployments' tokens
+    assert serverless and not any(k[1] == "metrics" for k in estimates)
+    known = unknown = 0
+    for key, q in serverless.items():
+        oracle = genai_oracle("fireworks", model_of(key), key[0], q)
+        if oracle is None:
+            assert key not in estimates
+            unknown += 1
+        else:
+            assert estimates[key] > 0 and abs(estimates[key] - oracle) <= NINE, key
+            known += 1
+    assert known and unknown
+    gpu = UsageRecord.objects.filter(integration=fireworks_integration, metric="compute_seconds")
+    assert gpu.exists() and all(
+        UsageRecord.objects.filter(integration=fireworks_integration, metric="estimated_cost", bucket_start=g.bucket_start,
+                                   resource=g.resource, deployment=g.deployment, quantity__gt=0).exists()
+        for g in gpu
+    )  # fmt: skip
+    unpriced = {(u.model, u.metric) for u in pricing_unpriced_usage(workspace=fireworks_integration.workspace)}
+    missing = {(model_of(k), m) for k, q in serverless.items() if k not in estimates for m, v in q.items() if v}
+    assert missing and missing <= unpriced

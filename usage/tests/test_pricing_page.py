@@ -152,3 +152,59 @@ def test_reported_against_estimate_is_per_month_of_the_workspace_zone(admin_clie
         Decimal("9.00"),
     )
     assert "Pacific/Auckland calendar months" in admin_client.get(url("pricing")).content.decode()
+
+
+def test_the_price_every_estimate_of_a_day_used_is_shown_for_that_day(
+    admin_client, synced, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url("pricing_override_add"), {
+            "kind": "discount", "provider": "openai", "discount_percent": "20", "effective_from": D1.date().isoformat(),
+        })  # fmt: skip
+    model = "gpt-4o-2024-08-06"
+    for day, source in ((D0, "genai-prices"), (D1, "override")):
+        page = admin_client.get(url("pricing"), {"on": day.date().isoformat()})
+        lines = [m for m in page.context["models"] if m.model == model]
+        # one line for standard traffic, one for batch and flex traffic (half the price)
+        standard, half = sorted(lines, key=lambda m: "batch: half price" in m.price.reference)
+        assert {standard.source, half.source} == {source} and "batch: half price" in half.price.reference
+        # The shown price, applied to each of that day's usage keys, gives its stored estimate.
+        estimates = UsageRecord.objects.filter(integration=synced, model=model, metric="estimated_cost",
+                                               bucket_start__date=day.date())  # fmt: skip
+        assert estimates
+        for estimate in estimates:
+            usage = {u.metric: u.quantity for u in UsageRecord.objects.filter(
+                integration=synced, bucket_start=estimate.bucket_start, project=estimate.project, model=model,
+                stream=estimate.stream.removesuffix(":estimate"))}  # fmt: skip
+            first = UsageRecord.objects.filter(integration=synced, bucket_start=estimate.bucket_start,
+                                               project=estimate.project, model=model, metric="input_tokens").first()  # fmt: skip
+            shown = half if first.batch == "true" or first.service_tier == "flex" else standard
+            cost = shown.price.cost(usage, hours=Decimal(1))
+            assert abs(cost - estimate.quantity) <= Decimal("0.000000001"), estimate.bucket_start
+        html = page.content.decode()
+        assert f'value="{day.date().isoformat()}"' in html
+        assert ("20% discount from" in html) == (source == "override")
+    # a malformed or future day shows today's prices
+    for raw in ("not-a-day", "2999-01-01", "0001-01-01"):
+        page = admin_client.get(url("pricing"), {"on": raw})
+        assert page.status_code == 200 and page.context["price_day"] == pinned_instant().date()
+
+
+@pytest.mark.clock("2026-12-06T12:00:00Z")
+def test_a_month_whose_usage_has_no_list_price_shows_no_estimate_never_zero(admin_client, workspace):
+    from integrations.testing import make_integration
+    from usage import rollups
+
+    integration = make_integration(workspace, "OpenAI", "openai")
+    at = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    for metric, quantity, unit in (("cost", "4.00", "USD"), ("input_tokens", "1000", "tokens")):
+        UsageRecord.objects.create(
+            workspace=workspace, integration=integration, provider="openai", bucket_start=at,
+            bucket_end=at + timedelta(hours=1), metric=metric, quantity=Decimal(quantity), unit=unit, model="mystery",
+        )  # fmt: skip
+    rollups.rebuild_workspace(workspace)
+    page = admin_client.get(url("pricing"))
+    [row] = page.context["comparison"]
+    assert (row.reported, row.estimated, row.difference) == (Decimal("4.00"), None, None)
+    line = next(tr for tr in page.content.decode().split("<tr>") if "2026-12" in tr and "OpenAI" in tr)
+    assert "$4.00" in line and "no priced usage" in line and "$0.00" not in line

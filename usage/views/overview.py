@@ -136,7 +136,10 @@ def overview(request: WorkspaceRequest) -> HttpResponse:
         else [],
         "notices": integration_health_notices(workspace=workspace),
         "is_admin": request.membership.is_admin,
-        "unpriced": spend.unpriced(workspace, *result.periods.mtd),
+        "unpriced": [
+            {**u, "provider_name": _names(workspace, "provider", {u["provider"]})[u["provider"]]}
+            for u in spend.unpriced(workspace, *result.periods.mtd)
+        ],
         "has_integrations": workspace.integrations.exists(),
     }
     return render_page(request, TEMPLATE, "chart", context)

@@ -153,3 +153,39 @@ def test_the_trust_policy_names_the_configured_app_account(admin_client, workspa
     body = admin_client.get(url).content.decode()
     assert "arn:aws:iam::210987654321:root" in body
     assert "DOOW_AWS_ACCOUNT_ID" not in body
+
+
+def test_every_usage_key_gets_its_list_price_estimate(integration, seeded):
+    """Bedrock reports no money: each (hour, region, model, profile) gets an estimate, genai-prices'
+    own price of the stored tokens for the foundation model behind the id (profiles and ARNs
+    included), so nothing is unpriced and nothing adds $0."""
+    from collections import defaultdict
+    from decimal import Decimal
+
+    from genai_prices import Usage, calc_price
+
+    from usage.pricing.catalog import bedrock_model
+    from usage.pricing.queries import pricing_unpriced_usage
+
+    run = engine.integration_sync(
+        integration_id=integration.pk, since=seeded.start, until=seeded.end, trigger="command"
+    )
+    assert run.status == SyncRun.Status.SUCCESS, run.error
+    usage: dict[tuple, dict[str, Decimal]] = defaultdict(dict)
+    estimates = {}
+    for r in UsageRecord.objects.filter(integration=integration):
+        key = (r.bucket_start, r.region, r.model, r.deployment)
+        if r.metric == "estimated_cost":
+            estimates[key] = r.quantity
+        else:
+            usage[key][r.metric] = r.quantity
+    priced = {k: q for k, q in usage.items() if any(m.endswith("_tokens") for m in q)}
+    assert priced and estimates.keys() == priced.keys()
+    for (hour, _region, model, deployment), q in priced.items():
+        cached, written = q.get("cached_input_tokens", 0), q.get("cache_write_tokens", 0)
+        tokens = Usage(input_tokens=int(q.get("input_tokens", 0)), cache_read_tokens=int(cached),
+                       cache_write_tokens=int(written), output_tokens=int(q.get("output_tokens", 0)))  # fmt: skip
+        oracle = calc_price(tokens, bedrock_model(model or deployment), provider_id="aws", genai_request_timestamp=hour)
+        key = (hour, _region, model, deployment)
+        assert estimates[key] > 0 and abs(estimates[key] - oracle.total_price) <= Decimal("0.000000001"), key
+    assert pricing_unpriced_usage(workspace=integration.workspace) == []
