@@ -18,19 +18,22 @@ located through the rollups' per-day counts.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
 from django.http import HttpResponse, QueryDict
+from django.template.defaultfilters import floatformat
 from django.urls import reverse
 
 from accounts.permissions import WorkspaceRequest, workspace_view
-from doow.templatetags.formats import metric_label
+from doow.templatetags.formats import metric_label, money
+from doow.templatetags.page_helpers import quantity
 from integrations.providers.registry import PROVIDERS
 from usage import queries, spend
 from usage.dates import CUSTOM, DEFAULT_PRESET, PRESETS, preset_range, previous_range
@@ -210,7 +213,7 @@ class Chart:
     metric: str  # a metric name, or SPEND
     units: list[str]
     columns: list[str]
-    rows: list[tuple[str, list[Decimal]]]  # the same figures as a table (no JS, screen readers)
+    rows: list[tuple[str, list[str]]]  # the same figures as a table (no JS, screen readers), formatted
     payload: dict[str, Any]
     label: str = ""
 
@@ -270,13 +273,16 @@ def build_chart(
     columns = [series_label(*key) for key in keys]
     values = [series[key] for key in keys]
     labels = [period_label(start, period) for start in starts]
+    # Formatted here, not by a template filter per cell: periods × series cells (330 for a month by model).
+    shown = _cell_format(metric, units)
+    cells = [[shown(v) for v in column] for column in values]
     y_title = f"{title} ({units[0]})" if len(units) == 1 else title
     return Chart(
         metric=metric,
         label=title,
         units=units,
         columns=columns,
-        rows=[(labels[i], [column[i] for column in values]) for i in range(len(starts))],
+        rows=[(labels[i], [column[i] for column in cells]) for i in range(len(starts))],
         payload={
             "kind": "bar",
             "stacked": True,
@@ -288,6 +294,16 @@ def build_chart(
             ],
         },
     )
+
+
+def _cell_format(metric: str, units: list[str]) -> Callable[[Decimal], str]:
+    """How the chart's table writes a figure: money in its currency, several currencies as bare
+    amounts (the column names the currency), volumes as quantities."""
+    if metric in (SPEND, *spend.MONEY_METRICS):
+        if len(units) == 1:
+            return partial(money, currency=units[0])
+        return partial(floatformat, arg="2g")
+    return quantity
 
 
 def _fold_mark(key: Any) -> dict[str, str]:
@@ -477,12 +493,16 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     previous_span = window.previous if compare else None
     days = queries.daily(workspace, filters, group=query_group)
 
-    totals, series_by_metric, rows_per_day = queries.breakdown(days, group=query_group, period=period)
-    row_count = sum(t.rows for t in totals)
+    # Sums per (group, metric, unit): a few hundred rows at most, whatever the days and periods.
+    # The series of one metric is read below only when the chart shows it (not spend).
+    totals = queries.totals(days, group=query_group)
+    # The row pager's per-day counts, from the smallest level (usage.rollups.level_for).
+    totals_days = queries.daily(workspace, filters, group="")
+    rows_per_day = queries.rows_per_day(totals_days)
+    row_count = sum(rows_per_day.values())
     teams = spend.team_keys(workspace) if group == TEAM else {}
     if group == TEAM:
-        totals = sorted(_as_team_totals(totals, teams), key=lambda t: (t.group is None, str(t.group), t.metric, t.unit))
-        series_by_metric = {m: _as_team_points(points, teams) for m, points in series_by_metric.items()}
+        totals = _as_team_totals(totals, teams)
 
     # Spend (docs/architecture.md): one read of the money rollups over the previous period and this one.
     spend_days = (
@@ -502,8 +522,12 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     chart_metric = _chart_metric(params.get("chart", ""), filters.metric, present, bool(spend_now))
     if chart_metric == SPEND:
         points = _spend_points(spend_now, period)
+    elif chart_metric:
+        points = queries.series(days, metric=chart_metric, period=period, group=query_group)
+        if group == TEAM:
+            points = _as_team_points(points, teams)
     else:
-        points = series_by_metric.get(chart_metric, []) if chart_metric else []
+        points = []
 
     previous_totals: dict[tuple[Any, str, str], Decimal] | None = None
     if previous_span:
@@ -614,8 +638,7 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
         # Unpriced usage is listed per model whatever the split: its own level (the narrow rollup
         # unless a filter needs another dimension).
         "unpriced": spend.unpriced_in(
-            queries.daily(workspace, filters, group="", reads=spend.UNPRICED_COLUMNS),
-            totals=queries.daily(workspace, filters, group=""),
+            queries.daily(workspace, filters, group="", reads=spend.UNPRICED_COLUMNS), totals=totals_days
         ),
         "volumes": [
             {
@@ -648,7 +671,7 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
             span=(filters.date_from, filters.date_to),
             label=SPEND_LABEL if chart_metric == SPEND else metric_label(chart_metric or ""),
         ),
-        "rows_page": _rows_page(request, queries.filtered(workspace, filters), days, row_count, rows_per_day),
+        "rows_page": _rows_page(request, queries.filtered(workspace, filters), totals_days, row_count, rows_per_day),
         # Distinguish "no usage at all" (a setup problem) from "no usage matches" (a filter).
         "workspace_has_usage": bool(row_count) or daily_for(workspace, ()).exists(),
     }
