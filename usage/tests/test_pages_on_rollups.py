@@ -132,7 +132,8 @@ def test_days_weeks_and_months_are_those_of_the_workspace_time_zone(member_clien
     url = reverse("usage:explorer", kwargs={"ws": workspace.slug})
     monthly = member_client.get(url, {"period": "month", "by": "none", "range": "all"}).context["chart"]
     assert [label for label, _ in monthly.rows] == ["2026-02", "2026-03"]
-    assert [values for _, values in monthly.rows] == [[D(1)], [D(1)]]
+    assert [values for _, values in monthly.rows] == [["$1.00"], ["$1.00"]]
+    assert monthly.payload["datasets"][0]["data"] == [1.0, 1.0]
     # A date filter is a local day too: 1 March in New York starts at 05:00 UTC.
     march = member_client.get(url, {"date_from": "2026-03-01", "by": "none"})
     assert march.context["row_count"] == 1
