@@ -545,7 +545,7 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     page: groups.GroupPage | None = None
     names: dict[Any, str] = {}
     if group:
-        values = {t.group for t in totals} | {r.key for r in spend_all}
+        values = {t.group for t in totals} | {r.key for r in spend_all} | {v for v, _, _ in previous_totals or ()}
         names = _group_names(workspace, group, values)
         volume: dict[Any, Decimal] = defaultdict(Decimal)
         for p in points:

@@ -66,7 +66,7 @@ class GroupPage:
         return self.before if self._rank.get(value, self.total) < self.first_rank - 1 else self.after
 
     def order(self, key: Any) -> int:
-        return self._order[key]
+        return self._order.get(key, len(self.shown) + 1)
 
 
 def rank(
