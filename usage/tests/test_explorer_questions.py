@@ -456,3 +456,19 @@ def test_a_split_of_eleven_groups_is_not_folded(member_client, workspace, spend_
     assert len(spend_table(text(response))) == 10  # eight models, gpt-4o, llama; the mystery model has no spend
     assert not response.context["group_page"].folded and "<tfoot>" not in text(response)
     assert len({row["name"] for row in response.context["totals_rows"]}) == 11
+
+
+def test_a_wide_split_without_money_is_ranked_by_the_charted_volume(member_client, workspace, spend_data):
+    groq = spend_data["groq"]
+    rows = [
+        new_record(groq, datetime(2026, 12, 2, 11, tzinfo=UTC), "input_tokens", 1000 * i, "tokens", model=f"tok-{i:02}")
+        for i in range(1, 13)
+    ]
+    UsageRecord.objects.bulk_create(rows)
+    rollups.rebuild_workspace(workspace)
+    response = member_client.get(url(workspace, by="model", metric="input_tokens"))
+    names = [row["name"] for row in response.context["totals_rows"]]
+    # llama 6M tokens, the mystery model 1.5M, then tok-12 … tok-05; tok-04 … tok-01 folded
+    assert names == ["llama-3.3-70b", "mystery-model", *(f"tok-{i:02}" for i in range(12, 4, -1)), "Other (4 more)"]
+    assert response.context["totals_rows"][-1]["total"].total == D(10_000)
+    assert "models 1–10 of 14 by input tokens" in text(response)

@@ -635,6 +635,10 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
         if page
         else {},
         "group_noun": GROUP_NOUNS.get(group, ""),
+        # What the groups are ranked by (explorer_groups.rank): spend, else the charted volume.
+        "ranked_by": "spend"
+        if spend_all
+        else (metric_label(chart_metric).lower() if chart_metric and points else "name"),
         # Unpriced usage is listed per model whatever the split: its own level (the narrow rollup
         # unless a filter needs another dimension).
         "unpriced": spend.unpriced_in(
