@@ -12,7 +12,9 @@ Every figure comes from an SQL aggregate over the workspace's daily rollups (see
 usage/queries.py); Python only shapes results already grouped to (period, group, unit), so the
 page costs the same handful of queries for a thousand rows or ten million. Days, weeks and
 months are those of the workspace's time zone. Only the page of raw rows reads the base table,
-located through the rollups' per-day counts.
+located through the rollups' per-day counts. A wide split (more than eleven values) shows ten
+of them at a time, largest first, the rest folded into lines that keep every total whole
+(usage/views/explorer_groups.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 shown TOP_GROUPS at a time, the others folded into lines that keep every total whole.
 
 A split by model over a month holds 40 models, by project hundreds: a chart of 40 stacked
-series and a table of 160 lines are unreadable and cost the page most of its time. So the chart
+series and a table of 160 lines are unreadable and cost the page much of its time. So the chart
 and both tables show one *page* of groups (the largest first), and the groups before and after
 it as one line each ("Top 10", "Other (30 more)"), each a link to the page listing them. Lines
 plus folds always add up to the page's totals: no money is dropped, every group is reachable
@@ -29,7 +29,6 @@ class Fold:
     Hashable, so it takes the place of a group value in the sums."""
 
     label: str
-    count: int
     page: int  # the page of groups that lists the first of them
     before: bool
 
@@ -46,9 +45,9 @@ class GroupPage:
         start, end = ((self.number - 1) * TOP_GROUPS, self.number * TOP_GROUPS) if self.pages > 1 else (0, len(ranked))
         self.shown = ranked[start:end]
         self.first_rank, self.last_rank = start + 1, start + len(self.shown)
-        self.before = Fold(f"Top {start} {noun}", start, self.number - 1, True) if start else None
+        self.before = Fold(f"Top {start} {noun}", self.number - 1, True) if start else None
         rest = len(ranked) - end
-        self.after = Fold(f"Other ({rest} more)", rest, self.number + 1, False) if rest > 0 else None
+        self.after = Fold(f"Other ({rest} more)", self.number + 1, False) if rest > 0 else None
         self._rank = {value: i for i, value in enumerate(ranked)}
         self._order: dict[Any, int] = {value: i for i, value in enumerate(self.shown)}
         if self.before:
