@@ -177,3 +177,34 @@ def test_an_admin_checks_the_invoice_against_list_price(page: Page, acme_with_sp
     expect(page.get_by_text("The price every estimate of 15 Nov 2026")).to_be_visible()
     assert "on=2026-11-15" in page.url
     _shoot(page, "invoice", prefix="pricing")
+
+
+def test_a_wide_split_shows_the_top_ten_and_other_which_opens_the_rest(page: Page, acme_with_spend: Workspace) -> None:
+    """25 more models on 2 December, $1 … $25: split by model, the chart and the tables show the
+    ten largest and "Other (17 more)"; its link lists the next ten, with the top ten as one line."""
+    openai = Integration.objects.get(workspace=acme_with_spend, provider="openai")
+    UsageRecord.objects.bulk_create(
+        [
+            new_record(openai, datetime(2026, 12, 2, 10, tzinfo=UTC), "cost", str(i), model=f"model-{i:02}")
+            for i in range(1, 26)
+        ]
+    )
+    rollups.rebuild_workspace(acme_with_spend)
+    _sign_in(page)
+    page.goto("/w/acme/usage/?by=model")
+    expect(page.get_by_role("heading", name="Spend per day, by model")).to_be_visible()
+    expect(page.locator("#results canvas")).to_be_visible()
+    table = page.get_by_test_id("spend-table")
+    expect(table.locator("tbody tr")).to_have_count(11)
+    expect(table.locator("tbody tr").first).to_contain_text("model-25")
+    expect(table.locator("tbody tr").last).to_contain_text("Other (17 more)")
+    expect(table.locator("tfoot")).to_contain_text("All 27 models")
+    expect(table.locator("tfoot")).to_contain_text("$349.00")  # $24 + $1 + … + $25
+    _shoot(page, "wide-split", prefix="explorer")
+
+    table.get_by_role("link", name="Other (17 more)").click()
+    expect(table.locator("tbody tr").first).to_contain_text("Top 10 models")
+    expect(table.locator("tbody tr").nth(1)).to_contain_text("model-16")
+    expect(page.get_by_role("navigation", name="Pages of models").first).to_contain_text("Models 11–20 of 27")
+    assert "groups=2" in page.url
+    _shoot(page, "wide-split-page-2", prefix="explorer")

@@ -6,13 +6,16 @@
  * it, the chart appears and the table folds away. Charts are drawn again after every htmx swap.
  *
  * Payload: {kind: "bar"|"line", stacked, yTitle, labels: [...],
- *           datasets: [{label, data: [number|null], style?: "area"|"projection"|"limit"}], todayIndex?}
+ *           datasets: [{label, data: [number|null], style?: "area"|"projection"|"limit", fold?: "before"|"after"}],
+ *           todayIndex?}
  */
 (function () {
   "use strict";
 
-  var PALETTE = ["#2f5bd3", "#1d9a6c", "#e08a1e", "#8e44ad", "#d64545", "#1e9bb8", "#b5892f", "#5d6d7e", "#c2185b"];
+  // Ten colours: a wide split draws ten series and "Other" (usage/views/explorer_groups.py).
+  var PALETTE = ["#2f5bd3", "#1d9a6c", "#e08a1e", "#8e44ad", "#d64545", "#1e9bb8", "#b5892f", "#5d6d7e", "#c2185b", "#6b8e23"];
   var OTHER = "#a7b0bb";
+  var BEFORE = "#6c7683";
   var STYLES = {
     area: { border: "#2f5bd3", fill: "rgba(47, 91, 211, .12)" },
     projection: { border: "#8a5a00", dash: [6, 4] },
@@ -40,7 +43,8 @@
         fill: Boolean(style.fill), pointRadius: 0, pointHitRadius: 6, pointStyle: "line", tension: 0, borderWidth: 2
       });
     }
-    var colour = /^Other\b/.test(spec.label) ? OTHER : PALETTE[i % PALETTE.length];
+    // A fold of a wide split's groups ("Top 10 …" before the page, "Other (k more)" after it) is grey.
+    var colour = spec.fold === "before" ? BEFORE : spec.fold || /^Other\b/.test(spec.label) ? OTHER : PALETTE[i % PALETTE.length];
     return Object.assign(base, { backgroundColor: colour, borderColor: colour, borderWidth: 0, maxBarThickness: 56 });
   }
 

@@ -348,14 +348,30 @@ def test_currencies_are_spent_apart_never_added(member_client, workspace, spend_
     ]
 
 
-def test_past_ten_groups_the_rest_is_one_other_line(member_client, workspace, spend_data):
+def spend_footer(body: str) -> list[str]:
+    """The spend table's total line, as text."""
+    table = body[body.index('data-testid="spend-table"') :]
+    foot = table[table.index("<tfoot>") : table.index("</tfoot>")]
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", foot)]
+
+
+@pytest.fixture
+def wide_split(workspace, spend_data):
+    """Twelve more models, model-01 … model-12 costing $1 … $12 on 2 December: with gpt-4o, the
+    Groq llama and the unpriced mystery model, a split by model holds 15 groups."""
     rows = [
         new_record(spend_data["openai"], datetime(2026, 12, 2, 11, tzinfo=UTC), "cost", str(i), model=f"model-{i:02}")
         for i in range(1, 13)
     ]
     UsageRecord.objects.bulk_create(rows)
     rollups.rebuild_workspace(workspace)
-    lines = spend_table(text(member_client.get(url(workspace, by="model"))))
+    return spend_data
+
+
+def test_a_wide_split_shows_the_top_ten_and_one_other_line_that_keeps_the_total(member_client, workspace, wide_split):
+    response = member_client.get(url(workspace, by="model"))
+    body = text(response)
+    lines = spend_table(body)
     # gpt-4o $18, models 12 … 7, llama-3.3-70b $6 and model-06 $6 (ties by name), model-05; then the rest
     assert list(lines) == [
         "gpt-4o",
@@ -368,6 +384,96 @@ def test_past_ten_groups_the_rest_is_one_other_line(member_client, workspace, sp
         "llama-3.3-70b",
         "model-06",
         "model-05",
-        "Other (4)",
+        "Other (5 more)",
     ]
-    assert lines["Other (4)"] == ["$10.00", "—"]  # models 4 + 3 + 2 + 1
+    assert lines["Other (5 more)"] == ["$10.00", "—"]  # models 4 + 3 + 2 + 1 (the mystery model has no spend)
+    # the lines add up to the whole, which the table says
+    base = UsageRecord.objects.filter(workspace=workspace, bucket_start__gte=datetime(2026, 12, 1, tzinfo=UTC))
+    spent = sum(r.quantity for r in base if r.metric in ("cost", "estimated_cost"))
+    assert spent == D("102.00") and 'data-testid="spend-USD">$102.00<' in body
+    assert spend_footer(body) == ["All 15 models", "$102.00", "$6.00"]
+    # the usage table: the same ten groups and the fold, every metric summed, rows counted
+    totals = {(row["name"], row["total"].metric): row["total"] for row in response.context["totals_rows"]}
+    assert {name for name, _ in totals} == {*lines}
+    assert totals[("Other (5 more)", "cost")].total == D(10)
+    assert totals[("Other (5 more)", "input_tokens")].total == D(1_500_000)  # the mystery model
+    for metric in ("cost", "estimated_cost", "input_tokens"):
+        shown = sum(t.total for (_, m), t in totals.items() if m == metric)
+        assert shown == sum(r.quantity for r in base if r.metric == metric)
+    assert sum(t.rows for t in totals.values()) == base.count() == response.context["row_count"]
+    # the chart: ten series and the fold, the bars adding up to the spend
+    datasets = {d["label"]: sum(d["data"]) for d in response.context["chart"].payload["datasets"]}
+    assert len(datasets) == 11 and datasets["Other (5 more)"] == 10.0 and sum(datasets.values()) == 102.0
+    assert "models 1–10 of 15 by spend" in body
+
+
+def test_the_other_line_opens_the_next_groups_so_every_group_is_reachable(member_client, workspace, wide_split):
+    first = member_client.get(url(workspace, by="model", page=3))
+    other = next(line for line in first.context["spend_rows"] if line["fold"])
+    assert other["drill"] == "by=model&groups=2"  # the rows' page is dropped, the split kept
+    assert f'href="{url(workspace)}?by=model&amp;groups=2"' in text(first)
+
+    second = member_client.get(url(workspace, by="model", groups=2))
+    body = text(second)
+    lines = spend_table(body)
+    assert list(lines) == ["Top 10 models", "model-04", "model-03", "model-02", "model-01"]
+    assert lines["Top 10 models"] == ["$92.00", "$6.00"]
+    assert spend_footer(body) == ["All 15 models", "$102.00", "$6.00"]
+    names = {row["name"] for row in second.context["totals_rows"]}
+    assert names == {"Top 10 models", "model-04", "model-03", "model-02", "model-01", "mystery-model"}
+    assert {d["label"] for d in second.context["chart"].payload["datasets"]} == {
+        "Top 10 models",
+        "model-04",
+        "model-03",
+        "model-02",
+        "model-01",
+    }
+    # each model is named on one of the two pages, and its name narrows the explorer to it
+    seen = {row["name"] for page in (first, second) for row in page.context["totals_rows"] if not row["fold"]}
+    assert len(seen) == 15
+    drill = next(row["drill"] for row in second.context["totals_rows"] if row["name"] == "model-01")
+    assert drill == "by=model&model=model-01"
+    assert "$1.00" in text(member_client.get(url(workspace) + "?" + drill))
+    # a page past the end shows the last one; nonsense shows the first
+    assert member_client.get(url(workspace, by="model", groups=99)).context["group_page"].number == 2
+    assert member_client.get(url(workspace, by="model", groups="x")).context["group_page"].number == 1
+
+
+def test_the_export_of_a_wide_split_is_never_folded(member_client, workspace, wide_split):
+    response = member_client.get(url(workspace, by="model", groups=2))
+    export_url = response.context["export_csv_url"]
+    if export_url is None:
+        pytest.skip("no usage:export URL")
+    assert "groups=" not in export_url and "by=" not in export_url
+    lines = b"".join(member_client.get(export_url).streaming_content).decode().splitlines()
+    assert len(lines) == 1 + 24 + 12  # every row of December: the fixture's 24 and the twelve models
+    assert all(any(f",model-{i:02}," in line for line in lines) for i in range(1, 13))
+
+
+def test_a_split_of_eleven_groups_is_not_folded(member_client, workspace, spend_data):
+    rows = [
+        new_record(spend_data["openai"], datetime(2026, 12, 2, 11, tzinfo=UTC), "cost", str(i), model=f"model-{i:02}")
+        for i in range(1, 9)
+    ]
+    UsageRecord.objects.bulk_create(rows)
+    rollups.rebuild_workspace(workspace)
+    response = member_client.get(url(workspace, by="model"))
+    assert len(spend_table(text(response))) == 10  # eight models, gpt-4o, llama; the mystery model has no spend
+    assert not response.context["group_page"].folded and "<tfoot>" not in text(response)
+    assert len({row["name"] for row in response.context["totals_rows"]}) == 11
+
+
+def test_a_wide_split_without_money_is_ranked_by_the_charted_volume(member_client, workspace, spend_data):
+    groq = spend_data["groq"]
+    rows = [
+        new_record(groq, datetime(2026, 12, 2, 11, tzinfo=UTC), "input_tokens", 1000 * i, "tokens", model=f"tok-{i:02}")
+        for i in range(1, 13)
+    ]
+    UsageRecord.objects.bulk_create(rows)
+    rollups.rebuild_workspace(workspace)
+    response = member_client.get(url(workspace, by="model", metric="input_tokens"))
+    names = [row["name"] for row in response.context["totals_rows"]]
+    # llama 6M tokens, the mystery model 1.5M, then tok-12 … tok-05; tok-04 … tok-01 folded
+    assert names == ["llama-3.3-70b", "mystery-model", *(f"tok-{i:02}" for i in range(12, 4, -1)), "Other (4 more)"]
+    assert response.context["totals_rows"][-1]["total"].total == D(10_000)
+    assert "models 1–10 of 14 by input tokens" in text(response)

@@ -91,10 +91,12 @@ def test_every_explorer_aggregate_from_its_level_equals_usage_daily(data, params
     ws = data["ws"]
     filters = queries.parse_filters(params)
     routed = queries.daily(ws, filters, group=group)
-    assert queries.breakdown(routed, group=group, period=period) == queries.breakdown(
-        wide(ws, filters), group=group, period=period
-    )
     assert queries.totals(routed, group=group) == queries.totals(wide(ws, filters), group=group)
+    for metric in ("cost", "input_tokens"):
+        assert queries.series(routed, metric=metric, period=period, group=group) == queries.series(
+            wide(ws, filters), metric=metric, period=period, group=group
+        )
+    assert queries.rows_per_day(queries.daily(ws, filters, group="")) == queries.rows_per_day(wide(ws, filters))
     by = group or None
     assert sorted(spend.spend_rows(routed, by), key=repr) == sorted(spend.spend_rows(wide(ws, filters), by), key=repr)
     unpriced = spend.unpriced_in(

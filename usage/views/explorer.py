@@ -12,37 +12,41 @@ Every figure comes from an SQL aggregate over the workspace's daily rollups (see
 usage/queries.py); Python only shapes results already grouped to (period, group, unit), so the
 page costs the same handful of queries for a thousand rows or ten million. Days, weeks and
 months are those of the workspace's time zone. Only the page of raw rows reads the base table,
-located through the rollups' per-day counts.
+located through the rollups' per-day counts. A wide split (more than eleven values) shows ten
+of them at a time, largest first, the rest folded into lines that keep every total whole
+(usage/views/explorer_groups.py).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
 from django.http import HttpResponse, QueryDict
+from django.template.defaultfilters import floatformat
 from django.urls import reverse
 
 from accounts.permissions import WorkspaceRequest, workspace_view
-from doow.templatetags.formats import metric_label
+from doow.templatetags.formats import metric_label, money
+from doow.templatetags.page_helpers import quantity
 from integrations.providers.registry import PROVIDERS
 from usage import queries, spend
 from usage.dates import CUSTOM, DEFAULT_PRESET, PRESETS, preset_range, previous_range
 from usage.forms import REVERSED, DateRangeForm
 from usage.models import DIMENSION_FIELDS
 from usage.rollups import daily_for, zone_of
+from usage.views import explorer_groups as groups
 from usage.views.common import as_number, optional_url, render_page, wants_partial
 
 TEMPLATE = "usage/explorer.html"
 PAGE_SIZE = 50
-# More series than this make a stacked chart unreadable: the smallest are drawn as "Other".
-MAX_CHART_SERIES = 8
 NO_SPLIT = "none"
 # Split-by choices; the first is the default (an absent `by`).
 SPLITS = {
@@ -56,6 +60,17 @@ SPLITS = {
     "region": "Region",
     NO_SPLIT: "Nothing — one total",
 }
+# What the groups of a split are called in a fold's line ("Top 10 models").
+GROUP_NOUNS = {
+    "provider": "providers",
+    "application": "applications",
+    "team": "teams",
+    "license": "licenses",
+    "integration": "integrations",
+    "model": "models",
+    "project": "projects",
+    "region": "regions",
+}
 PERIOD_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
 # The chart shows spend (docs/architecture.md's Spend: reported cost, else the estimate) unless a metric is
 # chosen; without spend in view, the most common volume.
@@ -66,8 +81,6 @@ NOT_REPORTED = "(not reported)"
 NO_TEAM = "No team"
 # A team is the team of the usage's application: the explorer groups by application and folds.
 TEAM = "team"
-# The spend table lists the largest groups; the rest are one "Other" line.
-TOP_SPEND_ROWS = 10
 
 
 def _select(label: str) -> forms.CharField:
@@ -185,11 +198,11 @@ def _drill_value(group: str, value: Any) -> str | None:
 
 
 def _query(params: QueryDict, **changes: str) -> str:
-    """The current query string with some filters set, back on page 1. A shallow copy, in the
-    same key order: QueryDict.copy() deep-copies, and a split by model links hundreds of rows."""
+    """The current query string with some filters set, back on the first page of rows and of
+    groups. A shallow copy, in the same key order (QueryDict.copy() deep-copies)."""
     query = QueryDict(mutable=True, encoding=params.encoding)
     for key, values in params.lists():
-        if key != "page":
+        if key not in ("page", groups.PARAM):
             query.setlist(key, values)
     for key, value in changes.items():
         query[key] = value
@@ -202,7 +215,7 @@ class Chart:
     metric: str  # a metric name, or SPEND
     units: list[str]
     columns: list[str]
-    rows: list[tuple[str, list[Decimal]]]  # the same figures as a table (no JS, screen readers)
+    rows: list[tuple[str, list[str]]]  # the same figures as a table (no JS, screen readers), formatted
     payload: dict[str, Any]
     label: str = ""
 
@@ -226,57 +239,80 @@ def build_chart(
     names: dict[Any, str],
     metric: str,
     period: str,
-    split: bool,
+    page: groups.GroupPage | None,
     span: tuple[date | None, date | None] = (None, None),
     label: str | None = None,
 ) -> Chart | None:
-    """Stacked bars of one metric per period: one series per (group, unit), the biggest first.
-    Empty periods are filled within `span` (the date filter) only: queries.chart_periods."""
+    """Stacked bars of one metric per period: one series per (group, unit) of the page of
+    groups (`page`; None: no split, one series per unit), in its order, and one per fold ("Top
+    10 …", "Other (k more)"), so the bars still add up to the whole. Empty periods are filled
+    within `span` (the date filter) only: queries.chart_periods."""
     if not points:
         return None
     units = sorted({p.unit for p in points})
-    weight: dict[tuple[Any, str], Decimal] = defaultdict(Decimal)
-    for p in points:
-        weight[(p.group, p.unit)] += abs(p.total)
-    ranked = sorted(weight, key=lambda key: (-weight[key], str(names.get(key[0], key[0]))))
-    shown, rest = ranked[:MAX_CHART_SERIES], set(ranked[MAX_CHART_SERIES:])
     starts = queries.chart_periods((p.period for p in points), period, first=span[0], last=span[1])
     index = {start: i for i, start in enumerate(starts)}
-
+    key_of = page.key if page else lambda value: None
+    series: dict[tuple[Any, str], list[Decimal]] = {}
+    for p in points:
+        key = (key_of(p.group), p.unit)
+        column = series.get(key)
+        if column is None:
+            column = series[key] = [Decimal(0)] * len(starts)
+        column[index[p.period]] += p.total
+    keys = sorted(series, key=lambda k: (page.order(k[0]) if page else 0, k[1]))
     title = label or metric
 
     def series_label(group: Any, unit: str) -> str:
-        name = names.get(group, str(group)) if split else title
+        if page is None:
+            name = title
+        elif isinstance(group, groups.Fold):
+            name = group.label
+        else:
+            name = names.get(group, str(group))
         return f"{name} ({unit})" if len(units) > 1 else name
 
-    series: dict[tuple[Any, str], list[Decimal]] = {key: [Decimal(0)] * len(starts) for key in shown}
-    others: dict[str, list[Decimal]] = {}
-    for p in points:
-        key = (p.group, p.unit)
-        target = others.setdefault(p.unit, [Decimal(0)] * len(starts)) if key in rest else series[key]
-        target[index[p.period]] += p.total
-    columns = [series_label(*key) for key in shown] + [
-        f"Other ({unit})" if len(units) > 1 else "Other" for unit in others
-    ]
-    values = list(series.values()) + list(others.values())
+    columns = [series_label(*key) for key in keys]
+    values = [series[key] for key in keys]
     labels = [period_label(start, period) for start in starts]
+    # Formatted here, not by a template filter per cell: periods × series cells (330 for a month by model).
+    shown = _cell_format(metric, units)
+    cells = [[shown(v) for v in column] for column in values]
     y_title = f"{title} ({units[0]})" if len(units) == 1 else title
     return Chart(
         metric=metric,
         label=title,
         units=units,
         columns=columns,
-        rows=[(labels[i], [column[i] for column in values]) for i in range(len(starts))],
+        rows=[(labels[i], [column[i] for column in cells]) for i in range(len(starts))],
         payload={
             "kind": "bar",
             "stacked": True,
             "yTitle": y_title,
             "labels": labels,
             "datasets": [
-                {"label": c, "data": [as_number(v) for v in vs]} for c, vs in zip(columns, values, strict=True)
+                {"label": c, "data": [as_number(v) for v in vs], **_fold_mark(key[0])}
+                for key, c, vs in zip(keys, columns, values, strict=True)
             ],
         },
     )
+
+
+def _cell_format(metric: str, units: list[str]) -> Callable[[Decimal], str]:
+    """How the chart's table writes a figure: money in its currency, several currencies as bare
+    amounts (the column names the currency), volumes as quantities."""
+    if metric in (SPEND, *spend.MONEY_METRICS):
+        if len(units) == 1:
+            return partial(money, currency=units[0])
+        return partial(floatformat, arg="2g")
+    return quantity
+
+
+def _fold_mark(key: Any) -> dict[str, str]:
+    """How explorer.js tells a fold's series from a group's (it draws folds grey)."""
+    if isinstance(key, groups.Fold):
+        return {"fold": "before" if key.before else "after"}
+    return {}
 
 
 def _chart_metric(requested: str, filtered_metric: str, present: list[str], has_spend: bool) -> str | None:
@@ -391,56 +427,54 @@ def _delta(current: Decimal, previous: Decimal | None) -> dict[str, Any] | None:
     return {"previous": previous, "delta": change, "percent": (change / abs(previous) * 100) if previous else None}
 
 
+def _group_line(value: Any, *, group: str, names: dict[Any, str], params: QueryDict) -> dict[str, Any]:
+    """The name and link of one line of a table: a group value (its link narrows to it), a fold
+    (its link opens the page of groups listing what it holds), or the whole (no split)."""
+    if not group:
+        return {"name": "", "drill": None, "fold": False}
+    if isinstance(value, groups.Fold):
+        changes = {groups.PARAM: str(value.page)} if value.page > 1 else {}
+        return {"name": value.label, "drill": _query(params, **changes), "fold": True}
+    drill = _drill_value(group, value)
+    return {
+        "name": names.get(value, str(value)),
+        "drill": _query(params, **{group: drill}) if drill else None,
+        "fold": False,
+    }
+
+
 def _spend_table(
     rows: list[spend.SpendRow],
     previous: list[spend.SpendRow] | None,
     *,
-    names: dict[Any, str],
-    group: str,
-    params: QueryDict,
+    page: groups.GroupPage | None,
+    line: Any,
 ) -> list[dict[str, Any]]:
-    """Spend per (group value, currency), largest first; past TOP_SPEND_ROWS one "Other" line
-    per currency. With a comparison, each line carries the previous period and the change."""
+    """Spend per (group value of the page of groups, currency) in the page's order, the groups
+    off the page as their folds; one line per currency without a split. With a comparison, each
+    line carries the previous period and the change. `line(key)` names and links a key."""
+    key_of = page.key if page else lambda value: None
     now: dict[tuple[Any, str], spend.Amount] = {}
     for r in rows:
-        now.setdefault((r.key, r.currency), spend.Amount(r.currency)).add(r.amount, estimated=r.estimated)
+        key = (key_of(r.key), r.currency)
+        amount = now.get(key)
+        if amount is None:
+            amount = now[key] = spend.Amount(r.currency)
+        amount.add(r.amount, estimated=r.estimated)
     before: dict[tuple[Any, str], Decimal] = defaultdict(Decimal)
     for r in previous or []:
-        before[(r.key, r.currency)] += r.amount
-        now.setdefault((r.key, r.currency), spend.Amount(r.currency))
-    ordered = sorted(
-        now, key=lambda k: (k[1] != "USD", k[1], -now[k].total, -before.get(k, 0), str(names.get(k[0], k[0])))
-    )
-    lines: list[dict[str, Any]] = []
-    other: dict[str, dict[str, Any]] = {}
-    for key in ordered:
-        value, currency = key
-        if len(lines) >= TOP_SPEND_ROWS:
-            bucket = other.setdefault(currency, {"amount": spend.Amount(currency), "previous": Decimal(0), "count": 0})
-            bucket["amount"].add(now[key].total, estimated=False)
-            bucket["amount"].estimated += now[key].estimated
-            bucket["previous"] += before.get(key, Decimal(0))
-            bucket["count"] += 1
-            continue
-        drill = _drill_value(group, value) if group else None
-        lines.append(
-            {
-                "name": names.get(value, str(value)) if group else SPEND_LABEL,
-                "amount": now[key],
-                "change": _delta(now[key].total, before.get(key, Decimal(0))) if previous is not None else None,
-                "drill": _query(params, **{group: drill}) if drill else None,
-            }
-        )
-    for bucket in other.values():
-        lines.append(
-            {
-                "name": f"Other ({bucket['count']})",
-                "amount": bucket["amount"],
-                "change": _delta(bucket["amount"].total, bucket["previous"]) if previous is not None else None,
-                "drill": None,
-            }
-        )
-    return lines
+        key = (key_of(r.key), r.currency)
+        before[key] += r.amount
+        now.setdefault(key, spend.Amount(r.currency))
+    ordered = sorted(now, key=lambda k: (k[1] != "USD", k[1], page.order(k[0]) if page else 0))
+    return [
+        {
+            **line(key[0]),
+            "amount": now[key],
+            "change": _delta(now[key].total, before.get(key, Decimal(0))) if previous is not None else None,
+        }
+        for key in ordered
+    ]
 
 
 # ---------------------------------------------------------------- view
@@ -461,12 +495,16 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     previous_span = window.previous if compare else None
     days = queries.daily(workspace, filters, group=query_group)
 
-    totals, series_by_metric, rows_per_day = queries.breakdown(days, group=query_group, period=period)
-    row_count = sum(t.rows for t in totals)
+    # Sums per (group, metric, unit): a few hundred rows at most, whatever the days and periods.
+    # The series of one metric is read below only when the chart shows it (not spend).
+    totals = queries.totals(days, group=query_group)
+    # The row pager's per-day counts, from the smallest level (usage.rollups.level_for).
+    totals_days = queries.daily(workspace, filters, group="")
+    rows_per_day = queries.rows_per_day(totals_days)
+    row_count = sum(rows_per_day.values())
     teams = spend.team_keys(workspace) if group == TEAM else {}
     if group == TEAM:
-        totals = sorted(_as_team_totals(totals, teams), key=lambda t: (t.group is None, str(t.group), t.metric, t.unit))
-        series_by_metric = {m: _as_team_points(points, teams) for m, points in series_by_metric.items()}
+        totals = _as_team_totals(totals, teams)
 
     # Spend (docs/architecture.md): one read of the money rollups over the previous period and this one.
     spend_days = (
@@ -485,12 +523,13 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
     present = sorted({t.metric for t in totals})
     chart_metric = _chart_metric(params.get("chart", ""), filters.metric, present, bool(spend_now))
     if chart_metric == SPEND:
-        points = sorted(
-            _spend_points(spend_now, period), key=lambda p: (p.period, p.group is None, str(p.group), p.unit)
-        )
+        points = _spend_points(spend_now, period)
+    elif chart_metric:
+        points = queries.series(days, metric=chart_metric, period=period, group=query_group)
+        if group == TEAM:
+            points = _as_team_points(points, teams)
     else:
-        points = series_by_metric.get(chart_metric, []) if chart_metric else []
-    names = _group_names(workspace, group, {t.group for t in totals} | {r.key for r in spend_all}) if group else {}
+        points = []
 
     previous_totals: dict[tuple[Any, str, str], Decimal] | None = None
     if previous_span:
@@ -503,39 +542,57 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
         previous_totals = defaultdict(Decimal)
         for t in before:
             previous_totals[(t.group, t.metric, t.unit)] += t.total
-    overall: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+
+    # A wide split shows one page of groups, the largest first (explorer_groups).
+    page: groups.GroupPage | None = None
+    names: dict[Any, str] = {}
+    if group:
+        values = {t.group for t in totals} | {r.key for r in spend_all} | {v for v, _, _ in previous_totals or ()}
+        names = _group_names(workspace, group, values)
+        volume: dict[Any, Decimal] = defaultdict(Decimal)
+        for p in points:
+            volume[p.group] += abs(p.total)
+        ranked = groups.rank(
+            values,
+            spend_now=groups.spend_by_group(spend_now),
+            spend_before=groups.spend_by_group(spend_before),
+            volume=volume,
+            names=names,
+        )
+        page = groups.page_of(ranked, params.get(groups.PARAM), noun=GROUP_NOUNS[group])
+    key_of = page.key if page else lambda value: None
+    lines: dict[Any, dict[str, Any]] = {}  # one name and link per key, whatever its number of metrics
+
+    def line(key: Any) -> dict[str, Any]:
+        if key not in lines:
+            lines[key] = _group_line(key, group=group, names=names, params=params)
+        return lines[key]
+
+    # Totals per (key, metric, unit): a group of the page, or the fold holding it.
+    sums: dict[tuple[Any, ...], list] = {}
+    overall: dict[tuple[Any, ...], list] = {}
     for t in totals:
-        overall[(t.metric, t.unit)] += t.total
-    overall_before: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for (_, metric, unit), value in (previous_totals or {}).items():
-        overall_before[(metric, unit)] += value
-    drill_urls: dict[str, str] = {}  # one link per group value, whatever its number of metrics
-
-    def drill_url(value: str) -> str:
-        if value not in drill_urls:
-            drill_urls[value] = _query(params, **{group: value})
-        return drill_urls[value]
-
+        for table, key in ((sums, (key_of(t.group), t.metric, t.unit)), (overall, (t.metric, t.unit))):
+            entry = table.get(key)
+            if entry is None:
+                entry = table[key] = [Decimal(0), 0, Decimal(0)]
+            entry[0] += t.total
+            entry[1] += t.rows
+    for (value, metric, unit), amount in (previous_totals or {}).items():
+        if (key := (key_of(value), metric, unit)) in sums:
+            sums[key][2] += amount
+        if (metric, unit) in overall:
+            overall[(metric, unit)][2] += amount
     totals_rows: list[dict[str, Any]] = [
         {
-            "total": t,
-            "name": names.get(t.group, t.group) if group else "",
-            "drill": drill_url(drill) if group and (drill := _drill_value(group, t.group)) else None,
-            "change": _delta(t.total, previous_totals.get((t.group, t.metric, t.unit), Decimal(0)))
-            if previous_totals is not None
-            else None,
+            **line(key),
+            "total": queries.Total(group=key, metric=metric, unit=unit, total=total, rows=rows),
+            "change": _delta(total, before_total) if previous_totals is not None else None,
         }
-        for t in totals
-    ]
-    # By name, whatever the column holds (ids, slugs); the unattributed / not reported last.
-    totals_rows.sort(
-        key=lambda row: (
-            row["total"].group in (None, ""),
-            str(row["name"]).lower(),
-            row["total"].metric,
-            row["total"].unit,
+        for (key, metric, unit), (total, rows, before_total) in sorted(
+            sums.items(), key=lambda item: (page.order(item[0][0]) if page else 0, item[0][1], item[0][2])
         )
-    )
+    ]
     export_url = optional_url("usage:export", ws=workspace.slug)
     # "Export what I'm looking at": the same filters (the view settings do not change the rows);
     # the dates as applied, so a refused date shown as an error is not carried into the file.
@@ -572,36 +629,55 @@ def results_context(request: WorkspaceRequest) -> dict[str, Any]:
             }
             for amount in spend.Spend({**{c: spend.Amount(c) for c in (spent_before or {})}, **spent}).ordered()
         ],
-        "spend_rows": _spend_table(spend_now, spend_before, names=names, group=group, params=params),
+        "spend_rows": _spend_table(spend_now, spend_before, page=page, line=line),
+        "group_page": page,
+        "group_links": {
+            side: line(fold)["drill"] for side, fold in (("before", page.before), ("after", page.after)) if fold
+        }
+        if page
+        else {},
+        "group_noun": GROUP_NOUNS.get(group, ""),
+        # What the groups are ranked by (explorer_groups.rank): spend, else the charted volume.
+        "ranked_by": "spend"
+        if spend_all
+        else (metric_label(chart_metric).lower() if chart_metric and points else "name"),
         # Unpriced usage is listed per model whatever the split: its own level (the narrow rollup
         # unless a filter needs another dimension).
         "unpriced": spend.unpriced_in(
-            queries.daily(workspace, filters, group="", reads=spend.UNPRICED_COLUMNS),
-            totals=queries.daily(workspace, filters, group=""),
+            queries.daily(workspace, filters, group="", reads=spend.UNPRICED_COLUMNS), totals=totals_days
         ),
         "volumes": [
             {
                 "metric": m,
                 "unit": u,
                 "total": v,
-                "change": _delta(v, overall_before.get((m, u), Decimal(0))) if previous_totals is not None else None,
+                "change": _delta(v, before_total) if previous_totals is not None else None,
             }
-            for (m, u), v in sorted(overall.items())
+            for (m, u), (v, _, before_total) in sorted(overall.items())
             if m not in spend.MONEY_METRICS
         ],
         "totals_rows": totals_rows,
-        "overall": [{"metric": m, "unit": u, "total": v} for (m, u), v in sorted(overall.items())],
+        "overall": [
+            {
+                "metric": m,
+                "unit": u,
+                "total": v,
+                "rows": n,
+                "change": _delta(v, before_total) if previous_totals is not None else None,
+            }
+            for (m, u), (v, n, before_total) in sorted(overall.items())
+        ],
         "row_count": row_count,
         "chart": build_chart(
             points,
             names=names,
             metric=chart_metric or "",
             period=period,
-            split=bool(group),
+            page=page,
             span=(filters.date_from, filters.date_to),
             label=SPEND_LABEL if chart_metric == SPEND else metric_label(chart_metric or ""),
         ),
-        "rows_page": _rows_page(request, queries.filtered(workspace, filters), days, row_count, rows_per_day),
+        "rows_page": _rows_page(request, queries.filtered(workspace, filters), totals_days, row_count, rows_per_day),
         # Distinguish "no usage at all" (a setup problem) from "no usage matches" (a filter).
         "workspace_has_usage": bool(row_count) or daily_for(workspace, ()).exists(),
     }
