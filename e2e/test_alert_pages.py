@@ -53,7 +53,7 @@ def test_budgets_overview_and_notifications(page: Page, admin_user: Any, workspa
     fits_both_sizes(page, screenshot, "overview-budgets")
 
     page.goto(f"/w/{workspace.slug}/settings/budgets/")
-    expect(page.get_by_role("row", name="Support chatbot")).to_contain_text("$800.00 (160.0%)")
+    expect(page.get_by_role("row", name="Support chatbot")).to_contain_text("$800.00 (160%)")
     fits_both_sizes(page, screenshot, "budgets")
 
     page.get_by_role("link", name="Notifications").click()

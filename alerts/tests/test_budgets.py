@@ -80,7 +80,7 @@ def test_forecast_then_warning_then_exceeded_mail_once_per_change(
     assert not Notification.objects.filter(user=member).exists()
 
     page = admin_client.get(reverse("alerts:budgets", kwargs={"ws": "acme"})).content.decode()
-    assert "Passed 100%" in page and "$1,050.00 (105.0%)" in page
+    assert "Passed 100%" in page and "$1,050.00 (105%)" in page
     # The overview shows every budget with its state, to every member.
     overview = member_client.get(reverse("accounts:workspace", kwargs={"ws": "acme"})).content.decode()
     assert 'id="overview-budgets"' in overview and "AI spend" in overview
@@ -219,7 +219,7 @@ def test_budgets_page_shows_month_to_date_and_forecast_within_budget(workspace, 
     put_spend(openai, days(date(2026, 11, 29), date(2026, 12, 5), "10"))
     page = admin_client.get(reverse("alerts:budgets", kwargs={"ws": "acme"}))
     # Month to date 50 (Dec 1–5) = 5 %; forecast 50 + 10 × 25 = 300.
-    assert b"$50.00 (5.0%)" in page.content and b"$300.00" in page.content and b"Within budget" in page.content
+    assert b"$50.00 (5%)" in page.content and b"$300.00" in page.content and b"Within budget" in page.content
     overview = admin_client.get(reverse("accounts:workspace", kwargs={"ws": "acme"})).content.decode()
     assert "Within budget" in overview and "$300.00" in overview and "Manage budgets" in overview
 

@@ -6,6 +6,9 @@
     {{ 1234.5|money }}  {{ 99|money:"EUR" }}  $1,234.50 · 99.00 EUR
     {{ seconds|duration }}                   45 s · 12 min · 4.6 h · 3.2 days
     {{ row.quantity|quantity }}              1,234,567 · 0.004821 (exact, for raw rows and hover titles)
+    {{ share|percent }}                      42% · 160% · 7.5% · 0.4% · <0.1% · — (a share, 0–100+)
+    {{ rate|percent:"exact" }}               12.25% (a configured rate, as entered)
+    {{ change|change_percent }}              +12% · −8% · new · — (a {delta, percent} change)
     {{ interval|duration_words }}            15 minutes · 1 day (a configured span, in words)
     {{ "cached_input_tokens"|metric_label }} Cached input tokens
     {% local_time value workspace %}         6 Dec 2026, 13:00 CET (the workspace's zone, named)
@@ -20,7 +23,7 @@ Amounts are never converted between currencies: a non-USD amount keeps its code.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -161,6 +164,51 @@ def quantity(value: Any) -> str:
         return f"{number:,.2f}"
     text = f"{number:,.6f}".rstrip("0").rstrip(".")
     return text
+
+
+def _percent_text(number: Decimal) -> str:
+    """One rule for every percentage: whole at 10 and above, one decimal under 10 (a trailing
+    ".0" dropped), "<0.1" for a share too small to show at one decimal, a real minus sign (−)."""
+    size = abs(number)
+    if size >= Decimal("9.95"):  # 9.96 rounds to 10.0, which reads "10%", not "10.0%"
+        text = f"{size.quantize(Decimal(1), ROUND_HALF_UP):,}"
+    elif size and size < Decimal("0.05"):
+        text = "<0.1"
+    else:
+        text = f"{size.quantize(Decimal('0.1'), ROUND_HALF_UP)}".removesuffix(".0")
+    return f"{'−' if number < 0 else ''}{text}%"
+
+
+@register.filter
+def percent(value: Any, exact: str = "") -> str:
+    """A share as a percentage: 42%, 160%, 7.5%, 0.4%, <0.1%; "—" when there is none (no
+    commitment to measure against). With "exact", a configured rate as entered: 12.25%."""
+    number = _decimal(value)
+    if number is None:
+        return "—"
+    if exact:
+        sign = "−" if number < 0 else ""
+        return f"{sign}{format(abs(number).normalize(), ',f')}%"
+    return _percent_text(number)
+
+
+def _part(change: Any, name: str) -> Any:
+    return change.get(name) if isinstance(change, dict) else getattr(change, name, None)
+
+
+@register.filter
+def change_percent(change: Any, empty: str = "—") -> str:
+    """A change against an earlier period ({delta, percent}, a dict or an object) as the pages
+    show it: +12%, −8%, "new" when there was nothing before, `empty` ("—") when nothing both
+    times. The sign comes from the change itself, so a tiny rise reads +<0.1%, never 0%."""
+    if change is None or change == "":
+        return empty
+    delta = _decimal(_part(change, "delta")) or Decimal(0)
+    number = _decimal(_part(change, "percent"))
+    if number is None:
+        return "new" if delta else empty
+    text = _percent_text(abs(number))
+    return f"+{text}" if delta > 0 else f"−{text}" if delta < 0 else text
 
 
 @register.filter

@@ -8,7 +8,16 @@ from decimal import Decimal
 import pytest
 from django.template import Context, Template
 
-from doow.templatetags.formats import amount, compact, duration, local_time, metric_label, money
+from doow.templatetags.formats import (
+    amount,
+    change_percent,
+    compact,
+    duration,
+    local_time,
+    metric_label,
+    money,
+    percent,
+)
 
 
 @pytest.mark.parametrize(
@@ -165,3 +174,75 @@ def test_page_helpers_lends_the_formats_own_filters_not_copies():
     for name, function in lent.items():
         assert page_helpers.register.filters[name] is function
     assert page_helpers.register.tags["moment"].__wrapped__ is formats.moment
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (42, "42%"), (Decimal("42.49"), "42%"), (Decimal("42.5"), "43%"), (Decimal("9.96"), "10%"), (42.51, "43%"), (160.2, "160%"),
+        (Decimal("1234.5"), "1,235%"), (Decimal("7.46"), "7.5%"), (7.0, "7%"), (7.25, "7.3%"), (Decimal("0.4"), "0.4%"), (Decimal("0.05"), "0.1%"),
+        (Decimal("0.04"), "<0.1%"), (1e-9, "<0.1%"), (0, "0%"), (Decimal("0.00"), "0%"), (-5.25, "−5.3%"),
+        (Decimal("-25"), "−25%"), (Decimal("-0.01"), "−<0.1%"), ("105.0", "105%"), (None, "—"), ("", "—"),
+        ("n/a", "—"), (float("nan"), "—"),
+    ],
+)  # fmt: skip
+def test_percent_is_whole_from_ten_and_one_decimal_below(value, shown):
+    assert percent(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(Decimal("20.00"), "20%"), (Decimal("12.25"), "12.25%"), (Decimal("0.50"), "0.5%"), (7.5, "7.5%"), (None, "—")],
+)  # fmt: skip
+def test_percent_exact_shows_a_configured_rate_as_entered(value, shown):
+    assert percent(value, "exact") == shown
+
+
+class _Change:
+    def __init__(self, delta, percent):
+        self.delta, self.percent = delta, percent
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        ({"delta": Decimal(6), "percent": Decimal(50)}, "+50%"),
+        ({"delta": Decimal(-4), "percent": Decimal("-33.33")}, "−33%"),
+        ({"delta": 12.0, "percent": 100.0}, "+100%"),
+        ({"delta": Decimal(30), "percent": Decimal(250)}, "+250%"),
+        ({"delta": Decimal("0.5"), "percent": Decimal("7.46")}, "+7.5%"),
+        ({"delta": Decimal("0.0001"), "percent": Decimal("0.001")}, "+<0.1%"),
+        ({"delta": Decimal("-0.0001"), "percent": Decimal("-0.001")}, "−<0.1%"),
+        ({"delta": Decimal(0), "percent": Decimal(0)}, "0%"),
+        ({"delta": Decimal(6), "percent": None}, "new"),
+        ({"delta": Decimal(0), "percent": None}, "—"),
+        (_Change(Decimal(-12), Decimal(-100)), "−100%"),
+        (_Change(Decimal(5), None), "new"),
+        (None, "—"),
+    ],
+)  # fmt: skip
+def test_change_percent_signs_a_change_and_says_new_or_nothing(change, shown):
+    assert change_percent(change) == shown
+
+
+def test_change_percent_takes_the_words_for_nothing_both_times():
+    assert change_percent({"delta": 0, "percent": None}, "no change") == "no change"
+    assert change_percent({"delta": 3, "percent": None}, "no change") == "new"
+
+
+def test_the_change_partials_render_a_fall_with_a_minus_and_the_arrow_down():
+    from usage.spend import Change
+
+    fall = {"previous": Decimal(12), "delta": Decimal(-4), "percent": Decimal(-4) / 12 * 100}
+    tile = Template('{% include "usage/_delta.html" with change=change currency="USD" %}').render(
+        Context({"change": fall})
+    )
+    assert "delta-down" in tile and "▼ −$4.00 (−33%)" in " ".join(tile.split())
+    inline = Template('{% include "usage/_delta.html" with change=change unit="tokens" inline=True %}').render(
+        Context({"change": {"previous": Decimal(0), "delta": Decimal(0), "percent": None}})
+    )
+    assert "no change vs 0 tokens" in inline
+    top = Template('{% include "usage/_top_changes.html" with items=items empty="" %}').render(
+        Context({"items": [{"name": "gpt-4o", "change": Change("gpt-4o", "USD", Decimal(9), Decimal(12), Decimal(0))}]})
+    )
+    assert '<td class="num delta-down">−25%</td>' in top

@@ -79,7 +79,7 @@ def test_commitment_page_shows_spend_against_the_commitment_and_the_projection(
     assert c.daily_rate == D("25")  # 250 over 10 days
     assert c.projected == D("250") + D("25") * 20 == D("750")
     html = response.content.decode()
-    assert "250.00" in html and "$1,000.00" in html and "25.0%" in html
+    assert "250.00" in html and "$1,000.00" in html and "<strong>25%</strong> used" in html and 'value="25"' in html
     assert "$750.00" in html and "75% of the commitment" in html
     assert "Scale tier" in html and "Platform team" in html
     assert "40.00 EUR" in html and "not counted in the USD spend" in html  # shown apart, never added
@@ -174,7 +174,7 @@ def test_license_list_summarises_consumption(member_client, workspace, commitmen
     make_license(app, "Next year", License.Kind.COMMITMENT, today + timedelta(days=30), committed_amount=D("5000"))
     response = member_client.get(reverse("usage:licenses", kwargs={"ws": workspace.slug}))
     html = response.content.decode()
-    assert "Scale tier" in html and "$250.00" in html and "25.0%" in html
+    assert "Scale tier" in html and "$250.00" in html and "25%" in html
     assert "Next year" in html and "Upcoming" in html and "nothing attributed" in html
 
 
@@ -212,7 +212,7 @@ def test_one_licenses_page_members_read_it_and_admins_edit_there(member_client, 
     assert edit not in member_html and delete not in member_html and add not in member_html
 
     admin_html = admin_client.get(page).content.decode()
-    assert "Scale tier" in admin_html and "25.0%" not in admin_html  # nothing spent yet
+    assert "Scale tier" in admin_html and "25%" not in admin_html  # nothing spent yet
     assert f'href="{edit}"' in admin_html and f'href="{delete}"' in admin_html and f'href="{add}"' in admin_html
     # Company Settings → Licenses is this page, not a second one.
     settings_page = admin_client.get(

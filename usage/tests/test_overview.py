@@ -66,7 +66,7 @@ def test_overview_shows_month_to_date_against_last_month_and_forecast(member_cli
     body = text(response)
     assert 'data-testid="mtd-USD">$24.00<' in body
     assert "$18.00 reported" in body and "$6.00 estimated" in body
-    assert "$12.00" in body and "▲ $12.00" in body and "(100%)" in body  # Nov 1..6 = $12
+    assert "$12.00" in body and "▲ $12.00" in body and "(+100%)" in body  # Nov 1..6 = $12
     # forecast: 24 + (Nov 29, 30 at 2 + Dec 1..5 at 4 = 24) / 7 × 25 days left = 109.71
     assert "$109.71" in body
     # Every total says how much of it is estimated: last month's days were all reported; the
@@ -113,6 +113,18 @@ def test_top_models_and_applications_with_change(member_client, workspace, spend
     assert "llama-3.3-70b" in models and "new" in models
     apps = body[body.index('id="top-apps"') :]
     assert "Support bot" in apps and "$6.00" in apps
+
+
+def test_a_fall_reads_with_a_minus_sign_like_the_money_beside_it(member_client, workspace, spend_data):
+    # $20.00 more on 3 November: same days last month $32.00 against $18.00 now for OpenAI.
+    extra = new_record(spend_data["openai"], datetime(2026, 11, 3, 10, tzinfo=UTC), "cost", "20.00", model="gpt-4o")
+    UsageRecord.objects.bulk_create([extra])
+    rollups.rebuild_workspace(workspace)
+    body = text(member_client.get(url(workspace)))
+    assert "▼ −$8.00 (−25%)" in body  # $24.00 against $32.00
+    models = body[body.index('id="top-models"') : body.index('id="top-apps"')]
+    assert '<td class="num delta-down">−44%</td>' in models  # gpt-4o: $18.00 against $32.00
+    assert '<td class="num delta-up">new</td>' in models  # llama: nothing on 1–6 November
 
 
 def test_unpriced_usage_is_listed_with_its_volume_never_zero(member_client, workspace, spend_data):
