@@ -32,9 +32,14 @@ def job_progress(job: Any) -> tuple[bool, bool]:
 
 def task_named(name: str) -> Task:
     """The registered Celery task `name`, importing the apps' task modules on first use (a web
-    process has not loaded them; a worker has)."""
+    process has not loaded them; a worker has).
+
+    Only the imports: not `app.loader.import_default_modules()`, whose signal makes Celery's
+    Django fixup prepare a worker in this process (django.setup() again, so the LOGGING
+    dictConfig replaces the root logger's handlers and level, then every system check), in
+    the middle of whichever request or command first enqueues a job."""
     if name not in app.tasks:
-        app.loader.import_default_modules()  # runs the autodiscovery of every app's tasks.py
+        app.autodiscover_tasks(force=True)  # every installed app's tasks.py, as the worker does
     return app.tasks[name]
 
 

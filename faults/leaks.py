@@ -167,8 +167,20 @@ def every_log_record() -> Iterator[list[logging.LogRecord]]:
         logger.setLevel(logging.DEBUG)
     try:
         yield records
+        # Something inside the block that reconfigures logging (a second django.setup() runs
+        # the LOGGING dictConfig, which replaces the root's handlers and level) deafens the
+        # capture from then on: say so rather than search a fraction of the output.
+        deafened = [logger.name for logger in listened if handler not in logger.handlers] + [
+            logger.name for logger in levels if logger.level != logging.DEBUG
+        ]
     finally:
         for logger in listened:
             logger.removeHandler(handler)
         for logger, level in levels.items():
             logger.setLevel(level)
+    assert not deafened, f"logging was reconfigured inside the block; records were lost from: {deafened}"
+
+
+def logged(records: Iterable[logging.LogRecord], logger: str, text: str) -> int:
+    """How many of `records`, from `logger` or one below it, say `text`."""
+    return sum(1 for r in records if (r.name == logger or r.name.startswith(f"{logger}.")) and text in r.getMessage())

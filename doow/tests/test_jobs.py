@@ -1,8 +1,12 @@
-"""doow/jobs.py's job_progress: how the settings pages (re-attribution, pricing, rollup rebuild)
-judge their latest background job."""
+"""doow/jobs.py: job_progress, how the settings pages (re-attribution, pricing, rollup rebuild)
+judge their latest background job; task_named, how a process that is no worker finds a task."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -38,3 +42,40 @@ def test_active_while_queued_or_running_and_stalled_only_when_queued_too_long(
     db, workspace, model, status, age, expected
 ):
     assert job_progress(_job(model, workspace, status, age)) == expected
+
+
+# A fresh process, as a web process is before its first job: Django set up, the operator's
+# log handler on the root logger, no task module imported yet.
+FIRST_ENQUEUE = """
+import json, logging, django
+django.setup()
+import sys
+from doow.jobs import task_named
+handler = logging.StreamHandler(sys.stderr)
+logging.getLogger().addHandler(handler)
+logging.getLogger().setLevel(logging.DEBUG)
+before = sorted(sys.modules)
+task = task_named("integrations.tasks.sync_integration")
+print(json.dumps({
+    "task": task.name,
+    "imported": "integrations.tasks" not in before and "integrations.tasks" in sys.modules,
+    "handler kept": handler in logging.getLogger().handlers,
+    "level kept": logging.getLogger().level == logging.DEBUG,
+}))
+"""
+
+
+def test_the_first_job_a_process_enqueues_imports_the_tasks_and_leaves_its_logging_alone():
+    """Looking a task up imports the apps' task modules, and only that: Celery's worker
+    preparation (django.setup() again, whose LOGGING dictConfig replaces the root logger's
+    handlers and level, then every system check) has no business in a web process."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "doow.settings_test", "LOG_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_ENQUEUE], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "task": "integrations.tasks.sync_integration",
+        "imported": True,
+        "handler kept": True,
+        "level kept": True,
+    }
