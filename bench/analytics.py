@@ -11,6 +11,7 @@ client as the workspace admin (server time: routing, queries, templates).
     BENCH_ROWS=10000000 … bench/analytics.py           # the 10M figure (loads ~2 min more)
     BENCH_DB=dispatch_bench BENCH_BROKER_URL=redis://127.0.0.1:6379/5 … bench/analytics.py --rows 0 --only dispatch
     … bench/analytics.py --only pages,ingest --repeat 30
+    … bench/analytics.py --reuse --only export --export-rounds 7 --no-python-writers
 
 The database `doow_bench` (or $BENCH_DB) on that server is dropped and created afresh unless --reuse is given
 (then an existing load of the same size is kept and only measured).
@@ -19,6 +20,7 @@ The database `doow_bench` (or $BENCH_DB) on that server is dropped and created a
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -27,6 +29,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -522,10 +525,16 @@ def measure_ingest(samples_count: int = 100_000, rounds: int = 3) -> None:
         )
 
 
-def measure_export() -> None:
-    """The workspace's CSV export (export_usage, and the page's stream) beside the reference,
-    `COPY … TO STDOUT CSV` of the table's columns for the same rows, in the same run; memory as
-    Python's traced peak while the export streams; the Python writer and FOCUS once each."""
+def measure_export(rounds: int = 5, python_writers: bool = True) -> None:
+    """The workspace's CSV export (`export_usage > FILE`, and the page's stream) beside the
+    reference, `COPY (SELECT <the table's columns> …) TO STDOUT CSV` of the same rows, each
+    writing its bytes into a file of the same directory the same way. Rounds alternate reference,
+    command and page; each round's ratio is the reference's time over the contender's, so a
+    neighbour's burst moves one round, not one side of the comparison: the median and the
+    minimum of the rounds' ratios are printed, by the wall clock and by CPU time (this process
+    plus its database backend, read from /proc: steadier than wall time on a shared machine).
+    Memory as Python's traced peak while the command streams; the Python writers once each."""
+    import tempfile
     import tracemalloc
 
     from django.core.management import call_command
@@ -538,88 +547,112 @@ def measure_export() -> None:
     from usage.queries import filtered
 
     workspace = Workspace.objects.get(slug=WORKSPACE)
+    folder = Path(tempfile.mkdtemp(prefix="doow-export-bench-"))
+    target = folder / "export.csv"
 
-    def reference() -> CountingSink:
-        sink = CountingSink()
-        with connection.cursor() as cursor:
-            query = f"COPY (SELECT {', '.join(COLUMNS)} FROM usage_usagerecord WHERE workspace_id = {workspace.pk}) TO STDOUT WITH CSV"
-            with cursor.cursor.copy(query) as copy:
-                for data in copy:
-                    sink.write(bytes(data))
-        return sink
+    def reference() -> None:
+        # The cheapest client psycopg has: COPY's messages written by a C loop, no Python per row.
+        query = f"COPY (SELECT {', '.join(COLUMNS)} FROM usage_usagerecord WHERE workspace_id = {workspace.pk}) TO STDOUT WITH CSV"
+        with target.open("wb") as out, connection.cursor() as cursor, cursor.cursor.copy(query) as copy:
+            out.writelines(copy)
 
-    def command(fmt: str) -> Callable[[], CountingSink]:
-        def run() -> CountingSink:
-            sink = CountingSink()
-            call_command("export_usage", "--workspace", WORKSPACE, "--format", fmt, stdout=sink)
-            return sink
+    def command(fmt: str) -> Callable[[], None]:
+        def run() -> None:  # as `export_usage … > FILE` runs: standard output is the file
+            with target.open("w") as stdout:
+                call_command("export_usage", "--workspace", WORKSPACE, "--format", fmt, stdout=stdout)
 
         return run
 
-    def page_stream() -> CountingSink:
-        sink = CountingSink()  # what the page's StreamingHttpResponse sends, without the socket
-        for piece in usage_csv_stream(export_order(filtered(workspace, {}))):
-            sink.write(piece)
-        return sink
+    def page_stream() -> None:
+        # What the page's StreamingHttpResponse sends, into the file instead of a socket.
+        with target.open("wb") as out:
+            for piece in usage_csv_stream(export_order(filtered(workspace, {}))):
+                out.write(piece)
 
-    def python_writer() -> CountingSink:
-        sink = CountingSink()
-        usage_csv_write(sink, export_order(filtered(workspace, {})), use_copy=False)
-        return sink
+    server_cpu = _backend_cpu(connection)
 
-    def python_focus() -> CountingSink:
-        sink = CountingSink()
-        usage_focus_write(sink, export_order(filtered(workspace, {})), use_copy=False)
-        return sink
+    def timed(fn: Callable[[], None]) -> tuple[float, float, int, int]:
+        """Wall seconds, CPU seconds (this process and its database backend), then the file's
+        bytes and lines (counted after the clocks stop)."""
+        target.unlink(missing_ok=True)
+        server, client, started = server_cpu(), time.process_time(), time.perf_counter()
+        fn()
+        seconds = time.perf_counter() - started
+        cpu = time.process_time() - client + server_cpu() - server
+        lines = 0
+        with target.open("rb") as written:
+            while chunk := written.read(1 << 22):
+                lines += chunk.count(b"\n")
+        return seconds, cpu, target.stat().st_size, lines
 
-    def run(fn: Callable[[], CountingSink]) -> tuple[float, CountingSink]:
-        started = time.perf_counter()
-        sink = fn()
-        return time.perf_counter() - started, sink
-
-    # Interleaved rounds, the best of each: on a shared machine a neighbour's burst then slows
-    # one run, not one side of the comparison.
-    rounds = 3
     contenders = {
-        "reference": reference,
         "export_usage --format csv": command("csv"),
         "page stream, format=csv": page_stream,
         "export_usage --format focus": command("focus"),
     }
-    best: dict[str, float] = {}
-    sizes: dict[str, CountingSink] = {}
+    references: list[float] = []
+    seconds: dict[str, list[float]] = {label: [] for label in contenders}
+    ratios: dict[str, list[float]] = {label: [] for label in contenders}
+    cpu_ratios: dict[str, list[float]] = {label: [] for label in contenders}
+    sizes: dict[str, tuple[int, int]] = {}
     for _ in range(rounds):
+        base, base_cpu, _, rows = timed(reference)
+        references.append(base)
         for label, fn in contenders.items():
-            seconds, sizes[label] = run(fn)
-            best[label] = min(best.get(label, seconds), seconds)
-    rows = sizes["reference"].lines
-    copy_rate = rows / best["reference"]
+            took, cpu, size, lines = timed(fn)
+            seconds[label].append(took)
+            # rows/s over the reference's rows/s, by the wall clock and by CPU time
+            ratios[label].append(base / took * (lines - 1) / rows)
+            cpu_ratios[label].append(base_cpu / cpu * (lines - 1) / rows)
+            sizes[label] = (size, lines)
+    copy_rate = rows / statistics.median(references)
     print(
-        f"CSV export of the workspace ({rows:,} rows), best of {rounds} interleaved rounds; reference COPY … TO STDOUT CSV: {copy_rate:,.0f} rows/s",
+        f"CSV export of the workspace ({rows:,} rows), {rounds} rounds (reference, command, page, FOCUS in turn); "
+        f"reference COPY … TO STDOUT CSV: median {copy_rate:,.0f} rows/s (load average now {_load()})",
         flush=True,
     )
-    for label in list(contenders)[1:]:
-        rate = (sizes[label].lines - 1) / best[label]
+    for label in contenders:
+        size, lines = sizes[label]
+        rate = (lines - 1) / statistics.median(seconds[label])
+        each = ", ".join(f"{r:.2f}" for r in ratios[label])
         print(
-            f"  {label:28} {sizes[label].bytes / 2**20:>6,.0f} MiB {'':16} {rate:>9,.0f} rows/s   | {rate / copy_rate:.2f}× COPY",
+            f"  {label:28} {size / 2**20:>6,.0f} MiB {rate:>9,.0f} rows/s   | × COPY, same round: median "
+            f"{statistics.median(ratios[label]):.2f}, min {min(ratios[label]):.2f} (rounds: {each})",
             flush=True,
         )
+        if not math.isnan(cpu_ratios[label][0]):
+            each = ", ".join(f"{r:.2f}" for r in cpu_ratios[label])
+            print(
+                f"  {'':28} {'':10} {'':16} | by CPU time (client + server): median "
+                f"{statistics.median(cpu_ratios[label]):.2f}, min {min(cpu_ratios[label]):.2f} (rounds: {each})",
+                flush=True,
+            )
     for export_format in ("csv", "focus"):
+        target.unlink(missing_ok=True)
         tracemalloc.start()
-        _, sink = run(command(export_format))
+        command(export_format)()
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         print(
             f"  export_usage --format {export_format}: Python's traced peak {peak / 2**20:.2f} MiB "
-            f"while writing {sink.bytes / 2**20:,.0f} MiB",
+            f"while writing {target.stat().st_size / 2**20:,.0f} MiB",
             flush=True,
         )
+    target.unlink(missing_ok=True)
+    folder.rmdir()
+    if not python_writers:
+        return
     # Once each, for comparison: the Python writers (SQLite's path, PostgreSQL's before COPY).
-    for label, fn in (("Python writer, format=csv", python_writer), ("Python writer, format=focus", python_focus)):
-        seconds, sink = run(fn)
-        rate = (sink.lines - 1) / seconds
+    for label, write in (
+        ("Python writer, format=csv", usage_csv_write),
+        ("Python writer, format=focus", usage_focus_write),
+    ):
+        sink = CountingSink()
+        started = time.perf_counter()
+        write(sink, export_order(filtered(workspace, {})), use_copy=False)
+        rate = (sink.lines - 1) / (time.perf_counter() - started)
         print(
-            f"  {label:28} {sink.bytes / 2**20:>6,.0f} MiB {'':16} {rate:>9,.0f} rows/s   | {rate / copy_rate:.2f}× COPY",
+            f"  {label:28} {sink.bytes / 2**20:>6,.0f} MiB {rate:>9,.0f} rows/s   | {rate / copy_rate:.2f}× COPY (one run)",
             flush=True,
         )
 
@@ -683,6 +716,23 @@ def measure_many_integrations(count: int, repeat: int) -> None:
 
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _backend_cpu(connection: Any) -> Callable[[], float]:
+    """The CPU seconds (user + system) its database backend has used so far, read from /proc
+    (the server runs on this machine); NaN when it cannot be read."""
+    connection.ensure_connection()
+    stat = Path(f"/proc/{connection.connection.info.backend_pid}/stat")
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return math.nan
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    return read
 
 
 def _ram_gib() -> float:
@@ -791,6 +841,10 @@ def main() -> None:
         help="comma list of: pages, ingest, export, many, dispatch",
     )
     parser.add_argument("--ingest-rounds", type=int, default=3, help="rounds of the ingest figures (median reported)")
+    parser.add_argument("--export-rounds", type=int, default=5, help="rounds of the export figures (median, min)")
+    parser.add_argument(
+        "--no-python-writers", action="store_true", help="export: skip the one run of each Python writer (~2 min)"
+    )
     parser.add_argument("--integrations", type=int, default=10_000, help="for the list page and the dispatcher")
     args = parser.parse_args()
     prepare_database(args.reuse)
@@ -822,7 +876,7 @@ def main() -> None:
     if "ingest" in only:
         measure_ingest(rounds=args.ingest_rounds)
     if "export" in only:
-        measure_export()
+        measure_export(rounds=args.export_rounds, python_writers=not args.no_python_writers)
     if "many" in only:
         measure_many_integrations(args.integrations, max(5, args.repeat // 2))
     if "dispatch" in only:

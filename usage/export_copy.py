@@ -16,24 +16,28 @@ How each cell matches the Python writer (the tests compare the two outputs byte 
   usage/csv_safety.py in SQL — a cell whose text after its leading quotes starts with
   = + - @ TAB or CR gets one more quote — and an empty cell made NULL, because COPY writes a
   non-null empty string as `""` while csv.writer writes nothing; NULL is written as nothing;
-- application, license and integration_name: joined (LEFT JOIN LATERAL), the license labelled
-  as usage.export.license_label;
+- application, license and integration_name: scalar subqueries by id, the license labelled as
+  usage.export.license_label; they and the two bucket times are one LATERAL subquery that
+  PostgreSQL memoizes (below);
 - quoting: COPY CSV and csv.writer's QUOTE_MINIMAL quote the same cells (those holding a comma, a
   double quote, CR or LF) and double inner quotes the same way;
 - line ends: COPY ends every row with LF, csv.writer with CRLF. Each block's rows are joined; when
   the block holds exactly one LF per row (no cell with a newline), one bytes.replace turns them
   into CRLF; otherwise each row's last byte is replaced on its own.
 
-The rows come in the order of the (workspace, bucket_start, id) index: no sort. Figures and
+The blocks go out as bytes: to the page's response, and to export_usage's file or standard
+output's binary layer (`CopyExport.write_bytes`); only a text-only output (a StringIO in tests)
+gets them decoded. The rows come in the order of the (workspace, bucket_start, id) index: no sort. Figures and
 what each choice saved: docs/performance.md, "Export". SQLite has no COPY: it keeps the Python
 writer (`copy_export_supported`); so does FOCUS.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from django.db import connections, transaction
 
@@ -46,8 +50,10 @@ from usage.models import Application, License, UsageRecord
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
-# Rows per block handed to the caller (~ 200 bytes a row: blocks of ~ 200 KB).
-ROWS_PER_BLOCK = 1000
+# Rows per block handed to the caller (~ 170 bytes a row: blocks of ~ 45 KB). Small enough that
+# a block's rows, their join and its CRLF copy stay in the CPU's cache: at 1,000 rows the client
+# spent ~ 40% more CPU per row (docs/performance.md, "Export").
+ROWS_PER_BLOCK = 256
 
 # The formula guard of usage/csv_safety.py (FORMULA_TRIGGERS, PREFIX) for one text expression,
 # with NULL for an empty cell (COPY writes a non-null empty string as `""`, csv.writer as
@@ -78,11 +84,14 @@ def usage_csv_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[obj
     export's: oldest bucket first, ties by id), and its parameters.
 
     The plan it is written for: the (workspace, bucket_start, id) index gives the order, so
-    nothing is sorted and the first rows leave at once; what many rows share (a bucket's text,
-    an application's guarded name, a license's label) comes from a LATERAL subquery that
-    PostgreSQL memoizes, so to_char runs once per bucket, not per row (`OFFSET 0` keeps each
-    subquery from being flattened back into a per-row expression). Any other plan writes the
-    same bytes, only slower.
+    nothing is sorted and the first rows leave at once; what many rows share (the bucket's two
+    times, the application's guarded name, the license's label, the integration's name) comes
+    from one LATERAL subquery that PostgreSQL memoizes on (bucket_start, bucket_end,
+    application, license, integration), so to_char and the lookups run once per bucket and
+    attribution, not per row (`OFFSET 0` keeps the subquery from being flattened back into
+    per-row expressions). One memoized subquery instead of one per value: each Memoize node
+    is a nested loop and a cache probe per row, and five of them cost ~ 0.9 s of server CPU
+    per 1,000,000 rows, one ~ 0.25 s. Any other plan writes the same bytes, only slower.
     """
     # The filtered records as a plain subquery (PostgreSQL flattens it: the plan is one scan).
     inner = records.order_by().values_list(
@@ -96,33 +105,39 @@ def usage_csv_copy_query(records: QuerySet[UsageRecord]) -> tuple[str, tuple[obj
     columns = {
         "provider": _guard("r.provider"),
         "integration": "r.integration_id",
-        "bucket_start": "bs.text",
-        "bucket_end": "be.text",
+        "bucket_start": "s.bucket_start",
+        "bucket_end": "s.bucket_end",
         **{field: _guard(f"r.{field}") for field in CSV_DIMENSIONS},
         "metric": _guard("r.metric"),
         "quantity": "trim_scale(r.quantity)",
         "unit": _guard("r.unit"),
-        "application": "a.name",
-        "license": "l.label",
+        "application": "s.application",
+        "license": "s.license",
         "provenance": _guard("r.provenance"),
-        "integration_name": "i.name",
+        "integration_name": "s.integration_name",
         **{field: _guard(f"r.{field}") for field in ADDED_DIMENSIONS},
     }
     assert tuple(columns) == CSV_COLUMNS, "the COPY select must list docs/architecture.md's columns in order"
     select = ",\n  ".join(f"{sql} AS {name}" for name, sql in columns.items())
     # usage.export.license_label: "<application> – <plan name>"; NULL without a license.
     label = _guard("(la.name || ' – ' || l.plan_name)")
+    # What rows share, computed once per (bucket, attribution, integration) in one memoized
+    # subquery; each scalar subquery is NULL when there is no such row (no application, no license).
+    shared = {
+        "bucket_start": _TIME.format(x="r.bucket_start"),
+        "bucket_end": _TIME.format(x="r.bucket_end"),
+        "application": f"(SELECT {_guard('name')} FROM {application} WHERE id = r.application_id)",
+        "license": (
+            f"(SELECT {label} FROM {license_} l JOIN {application} la ON la.id = l.application_id"
+            f" WHERE l.id = r.license_id)"
+        ),
+        "integration_name": f"(SELECT {_guard('name')} FROM {integration} WHERE id = r.integration_id)",
+    }
+    shared_select = ",\n    ".join(f"{sql} AS {name}" for name, sql in shared.items())
     sql = (
         f"COPY (SELECT\n  {select}\n"
         f"FROM ({inner_sql}) r\n"
-        f"LEFT JOIN LATERAL (SELECT {_guard('name')} AS name FROM {application}"
-        f" WHERE id = r.application_id OFFSET 0) a ON true\n"
-        f"LEFT JOIN LATERAL (SELECT {label} AS label FROM {license_} l JOIN {application} la ON la.id = l.application_id"
-        f" WHERE l.id = r.license_id OFFSET 0) l ON true\n"
-        f"LEFT JOIN LATERAL (SELECT {_guard('name')} AS name FROM {integration}"
-        f" WHERE id = r.integration_id OFFSET 0) i ON true\n"
-        f"LEFT JOIN LATERAL (SELECT {_TIME.format(x='r.bucket_start')} AS text OFFSET 0) bs ON true\n"
-        f"LEFT JOIN LATERAL (SELECT {_TIME.format(x='r.bucket_end')} AS text OFFSET 0) be ON true\n"
+        f"LEFT JOIN LATERAL (SELECT\n    {shared_select}\n  OFFSET 0) s ON true\n"
         f"ORDER BY r.bucket_start, r.id) TO STDOUT WITH (FORMAT csv)"
     )
     return sql, params
@@ -198,16 +213,32 @@ class CopyExport:
         return csv_pieces(self.python_rows(records))
 
     def write(self, out: Writable, records: QuerySet[UsageRecord], *, use_copy: bool | None = None) -> int:
-        """Write the export of `records` to the text file `out` (export_usage's standard output);
-        returns the number of data rows. COPY on PostgreSQL, the Python writer elsewhere."""
+        """Write the export of `records` to the text file `out` (a StringIO, a Django
+        OutputWrapper over one); returns the number of data rows. COPY on PostgreSQL (each block
+        decoded), the Python writer elsewhere. A binary file takes `write_bytes`: no decoding."""
         if not (copy_export_supported(records) if use_copy is None else use_copy):
             return write_rows_closing(out, self.python_rows(records))
-        out.write(self.header_line().decode())
+        return self._write_copy(lambda block: out.write(block.decode()), records)
+
+    def write_bytes(self, out: BinaryIO, records: QuerySet[UsageRecord], *, use_copy: bool | None = None) -> int:
+        """Write the export of `records` to the binary file `out` (export_usage's standard output
+        or --output file) as UTF-8; returns the number of data rows. COPY's blocks go out as they
+        came (no decode, no encode); the Python writer (SQLite) writes through a text layer."""
+        if copy_export_supported(records) if use_copy is None else use_copy:
+            return self._write_copy(out.write, records)
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        try:
+            return write_rows_closing(text, self.python_rows(records))
+        finally:
+            text.detach()  # leaves `out` open: its owner closes it
+
+    def _write_copy(self, write: Callable[[bytes], object], records: QuerySet[UsageRecord]) -> int:
+        write(self.header_line())
         count = 0
         blocks = self.copy_blocks(records, ROWS_PER_BLOCK)
         try:
             for block, rows in blocks:
-                out.write(block.decode())
+                write(block)
                 count += rows
         finally:
             blocks.close()  # a reader that went away (broken pipe) ends the COPY at once

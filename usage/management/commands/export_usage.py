@@ -1,27 +1,37 @@
 """manage.py export_usage --workspace SLUG [--integration ID] [--since D] [--until D] [--format csv|focus]
+[--output FILE]
 
-Writes the workspace's normalized usage to standard output: `csv` has the docs/architecture.md columns
-(usage.export.CSV_COLUMNS), `focus` is FOCUS 1.2 (usage.export_focus.FOCUS_HEADER; docs/export.md).
-Both stream from the database, so memory stays flat however many rows are written; on
-PostgreSQL the CSV is PostgreSQL's own `COPY (SELECT …) TO STDOUT`, byte for byte the same.
+Writes the workspace's normalized usage to standard output (or FILE): `csv` has the
+docs/architecture.md columns (usage.export.CSV_COLUMNS), `focus` is FOCUS 1.2
+(usage.export_focus.FOCUS_HEADER; docs/export.md). Both stream from the database, so memory
+stays flat however many rows are written; on PostgreSQL both are PostgreSQL's own
+`COPY (SELECT …) TO STDOUT`, byte for byte what the Python writer gives, and its UTF-8 blocks
+go to the file or standard output's binary layer as they come (no decode, no encode). The
+bytes are the page's download of the same rows (usage/views/export.py).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Workspace
 from integrations.management.options import day_bounds
 from usage.export import usage_export_queryset
-from usage.export_copy import usage_csv_write
-from usage.export_focus_copy import usage_focus_write
+from usage.export_copy import CSV_EXPORT, CopyExport
+from usage.export_focus_copy import FOCUS_EXPORT
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from usage.models import UsageRecord
 
 # csv and focus: COPY … TO STDOUT on PostgreSQL, the Python writer on SQLite (usage/export_copy.py).
-WRITERS = {"csv": usage_csv_write, "focus": usage_focus_write}
+EXPORTS: dict[str, CopyExport] = {"csv": CSV_EXPORT, "focus": FOCUS_EXPORT}
 
 
 class Command(BaseCommand):
@@ -36,9 +46,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--format",
-            choices=sorted(WRITERS),
+            choices=sorted(EXPORTS),
             default="csv",
             help="csv: docs/architecture.md columns; focus: FOCUS 1.2 (docs/export.md).",
+        )
+        parser.add_argument(
+            "--output", metavar="FILE", help="Write to FILE (created or overwritten) instead of standard output."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -51,12 +64,38 @@ class Command(BaseCommand):
         if integration_id is not None and not workspace.integrations.filter(pk=integration_id).exists():
             raise CommandError(f"Workspace {workspace.slug} has no integration with id {integration_id}.")
         records = usage_export_queryset(workspace=workspace, integration_id=integration_id, since=since, until=until)
+        export = EXPORTS[options["format"]]
+        if options["output"]:
+            _write_file(Path(options["output"]), export, records)
+            return
+        # Standard output's binary layer takes COPY's bytes as they are; a text-only stdout
+        # (call_command(stdout=StringIO()) in tests) gets them decoded.
+        binary = getattr(self.stdout, "buffer", None)
         try:
-            WRITERS[options["format"]](self.stdout, records)
+            if binary is None:
+                export.write(self.stdout, records)
+            else:
+                self.stdout.flush()
+                export.write_bytes(binary, records)
+                binary.flush()
         except BrokenPipeError:
             # The reader stopped early (`| head`): not an error worth a traceback.
             _silence_stdout()
             raise SystemExit(1) from None
+
+
+def _write_file(path: Path, export: CopyExport, records: QuerySet[UsageRecord]) -> None:
+    """The export into `path`; a failed export leaves no file behind that looks complete."""
+    try:
+        out = path.open("wb")
+    except OSError as error:
+        raise CommandError(f"Cannot write {path}: {error.strerror}.") from None
+    try:
+        with out:
+            export.write_bytes(out, records)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def _silence_stdout() -> None:
