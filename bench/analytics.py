@@ -197,6 +197,7 @@ def load(rows: int) -> dict:
             written = rollups.rebuild_workspace(workspace)
             vacuum_rollups()
             print(f"rollups rebuilt: {written:,} daily rows in {time.perf_counter() - started:.1f} s", flush=True)
+        ensure_budgets(workspace)
         return {"reused": True}
     workspace = Workspace.objects.create(name="Bench Corp", slug=WORKSPACE)
     user = get_user_model().objects.create_user(ADMIN, password="bench-password-1")
@@ -227,6 +228,7 @@ def load(rows: int) -> dict:
                 workspace=workspace, provider=provider, project=project, application=app, license=lic, priority=100
             )
         mapping[project] = (app.pk, lic.pk if lic else None, rule.pk)  # the rule id is one of four: fine here
+    ensure_budgets(workspace)
 
     hours = rows // ROWS_PER_HOUR
     last = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -250,6 +252,25 @@ def load(rows: int) -> dict:
         "rows": count, "copy_seconds": copy_seconds, "analyze_seconds": analyze_seconds, "first": first, "last": last,
         "rollup_rows": rollup_rows, "rollup_seconds": rollup_seconds,
     }  # fmt: skip
+
+
+def ensure_budgets(workspace) -> None:
+    """One budget of each scope, so the overview's budget card (read from the month's rollups)
+    is inside the measured time; kept on a reused load of older code too."""
+    from alerts.models import Budget
+    from usage.models import Application, License
+
+    app = Application.objects.get(workspace=workspace, name=APPLICATIONS[0])
+    scopes = {
+        "Whole company": {"scope": Budget.Scope.WORKSPACE},
+        f"{APPLICATIONS[0]} budget": {"scope": Budget.Scope.APPLICATION, "application": app},
+        "OpenAI budget": {"scope": Budget.Scope.PROVIDER, "provider": "openai"},
+        "Enterprise licence budget": {
+            "scope": Budget.Scope.LICENSE, "license": License.objects.filter(workspace=workspace).order_by("pk").first(),
+        },
+    }  # fmt: skip
+    for name, fields in scopes.items():
+        Budget.objects.get_or_create(workspace=workspace, name=name, defaults={**fields, "amount": Decimal("250000")})
 
 
 # ---------------------------------------------------------------- measurements
