@@ -127,6 +127,9 @@ class Notification(models.Model):
     event = models.CharField(max_length=16, help_text="opened, escalated or resolved")
     title = models.CharField(max_length=300)
     body = models.TextField(blank=True)
+    # The alert's numbers at this change (Alert.numbers is refreshed afterwards); the body is
+    # the same as "name: value" text.
+    numbers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
 

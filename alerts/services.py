@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -186,7 +187,8 @@ def anomaly_conditions(
                     "median": f"{verdict.median.quantize(Decimal('0.01'))}",
                     "mad": f"{verdict.mad.quantize(Decimal('0.01'))}",
                     "rule": f"> median × {rule.ratio}, > median + {rule.mads} × MAD, ≥ median + {rule.min_amount}",
-                    "explorer": f"{settings.DOOW_BASE_URL.rstrip('/')}{explorer}?{link_filter}={value}&date_from={day}&date_to={day}",
+                    "explorer": f"{settings.DOOW_BASE_URL.rstrip('/')}{explorer}?"
+                    + urlencode({link_filter: value, "date_from": day, "date_to": day}),
                 },
             )
         )
@@ -303,6 +305,7 @@ def _tell(workspace: Workspace, changes: list[Change], muted: set[str]) -> list[
                 event=change.event,
                 title=change.alert.title,
                 body=numbers,
+                numbers=change.alert.numbers,
             )
             for m in admins
         ]

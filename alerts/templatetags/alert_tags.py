@@ -1,6 +1,6 @@
 """`{% overview_budgets %}` (the workspace's budgets and their state, on the overview),
 `{% unread_notifications %}` (the navigation's count), and `|numbers` and `|explorer_path` (a
-notification's body as name/value pairs, and its link to the explorer)."""
+notification's numbers as name/value pairs, and its link to the explorer)."""
 
 from __future__ import annotations
 
@@ -37,24 +37,21 @@ def unread_notifications(context: template.Context) -> int:
 
 
 @register.filter
-def numbers(body: str) -> list[tuple[str, str]]:
-    """A notification's body ("name: value" lines) as pairs; the explorer link is shown as a
-    link of its own."""
-    pairs = []
-    for line in body.splitlines():
-        name, sep, value = line.partition(": ")
-        if sep and name != "explorer":
-            pairs.append(({"mad": "MAD"}.get(name, name.capitalize()), value))
-        elif line.strip() and not sep:
-            pairs.append(("", line))
-    return pairs
+def numbers(snapshot: dict[str, Any]) -> list[tuple[str, str]]:
+    """A notification's numbers (Notification.numbers, those of its change) as name/value
+    pairs; the explorer link is shown as a link of its own."""
+    return [
+        ({"mad": "MAD"}.get(name, name.replace("_", " ").capitalize()), str(value))
+        for name, value in snapshot.items()
+        if name != "explorer" and value not in (None, "")
+    ]
 
 
 @register.filter
-def explorer_path(body: str) -> str:
-    """The explorer link in a notification's body, without DOOW_BASE_URL (it is this site)."""
-    for line in body.splitlines():
-        if line.startswith("explorer: "):
-            link = urlsplit(line.removeprefix("explorer: ").strip())
-            return f"{link.path}?{link.query}"
-    return ""
+def explorer_path(snapshot: dict[str, Any]) -> str:
+    """The explorer link in a notification's numbers, without DOOW_BASE_URL (it is this site)."""
+    link = snapshot.get("explorer")
+    if not link:
+        return ""
+    parts = urlsplit(str(link))
+    return f"{parts.path}?{parts.query}"

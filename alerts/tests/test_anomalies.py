@@ -4,12 +4,15 @@ nothing more while it stays open, resolved after a full day back to normal."""
 
 from __future__ import annotations
 
+import html
 import random
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import time_machine
 from django.core import mail
+from django.urls import reverse
 
 from alerts.anomalies import Rule, judge, judge_day
 from alerts.models import Alert, AnomalyRule
@@ -139,3 +142,41 @@ def test_the_complete_day_is_the_workspaces_yesterday(workspace, openai, admin_u
     alert = Alert.objects.get(key="anomaly:provider:openai")
     assert alert.numbers["day"] == "2026-12-06" and alert.numbers["spend"] == "400.00"
     assert alert.numbers["explorer"].endswith("date_from=2026-12-06&date_to=2026-12-06")
+
+
+def test_the_notifications_link_opens_the_explorer_on_exactly_that_model(workspace, openai, admin_client):
+    """A model name with characters a query string gives meaning to (+ & # and spaces): the
+    link on the notifications page, followed, filters the explorer to that model and day."""
+    name = "gpt-4o+beta & co #2"
+    today, yesterday = date(2026, 12, 6), date(2026, 12, 5)
+    put_spend(openai, {today - timedelta(days=n): "100" for n in range(2, 31)}, model=name)
+    put_spend(openai, {today - timedelta(days=n): "10" for n in range(1, 31)}, model="gpt-4o")
+    put_spend(openai, {yesterday: "400"}, model=name)
+    evaluate_alerts.delay()
+    assert Alert.objects.filter(key=f"anomaly:model:{name}").exists()
+
+    page = admin_client.get(reverse("alerts:notifications", kwargs={"ws": "acme"})).content.decode()
+    links = re.findall(r'<a href="([^"]+)">Open in the explorer', page)
+    link = next(html.unescape(href) for href in links if "model=" in href)
+    assert link.startswith("/w/acme/usage/?")
+    explorer = admin_client.get(link)
+    assert explorer.status_code == 200
+    assert explorer.context["form"]["model"].value() == name
+    assert (explorer.context["filters"].date_from, explorer.context["filters"].date_to) == (yesterday, yesterday)
+    rows = list(explorer.context["rows_page"])
+    assert [(row.model, row.quantity) for row in rows] == [(name, Decimal("400"))]  # not gpt-4o's 10
+
+
+def test_a_notification_keeps_the_numbers_of_its_change(workspace, openai, admin_client):
+    """The alert's numbers are refreshed on every evaluation; its notification shows those it
+    was told with."""
+    today = date(2026, 12, 6)
+    put_spend(openai, {today - timedelta(days=n): "100" for n in range(2, 31)}, model="gpt-4o")
+    put_spend(openai, {today - timedelta(days=1): "400"}, model="gpt-4o")
+    evaluate_alerts.delay()
+    put_spend(openai, {today - timedelta(days=1): "450"}, model="gpt-4o")  # restated: refreshed, not told
+    evaluate_alerts.delay()
+    assert Alert.objects.get(key="anomaly:model:gpt-4o").numbers["spend"] == "450.00"
+    page = admin_client.get(reverse("alerts:notifications", kwargs={"ws": "acme"})).content.decode()
+    assert "<dt>Spend</dt><dd>400.00</dd>" in page and "450.00" not in page.split('class="notification-list"')[1]
+    assert "<dt>Median</dt><dd>100.00</dd>" in page and "<dt>MAD</dt>" in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import date
 
 import pytest
@@ -35,3 +36,24 @@ def test_member_sees_page_without_others_notifications(workspace, openai, admin_
     evaluate_alerts.delay()
     page = member_client.get(reverse("alerts:notifications", kwargs={"ws": "acme"}))
     assert page.status_code == 200 and b"No notifications" in page.content
+
+
+def test_notifications_from_before_their_numbers_were_stored_get_them_from_their_body(
+    workspace, openai, admin_user, admin_client
+):
+    """alerts 0004 fills Notification.numbers of earlier rows from their "name: value" body."""
+    from django.apps import apps
+
+    fill = importlib.import_module("alerts.migrations.0004_notification_numbers").numbers_from_body
+    Budget.objects.create(workspace=workspace, name="AI spend", amount=100)
+    put_spend(openai, {date(2026, 12, 6): "120"})
+    evaluate_alerts.delay()
+    note = Notification.objects.get(user=admin_user)
+    told = note.numbers
+    assert told["month_to_date"] == "120.00"
+    Notification.objects.filter(pk=note.pk).update(numbers={})  # as 0004 found it
+    fill(apps, None)
+    note.refresh_from_db()
+    assert note.numbers == {name: str(value) for name, value in told.items() if value not in (None, "")}
+    page = admin_client.get(reverse("alerts:notifications", kwargs={"ws": "acme"})).content.decode()
+    assert "<dt>Month to date</dt><dd>120.00</dd>" in page

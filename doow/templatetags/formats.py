@@ -5,7 +5,7 @@
     {{ row.quantity|amount:row.unit }}       1.2M tokens · $1,234.56 · 4.6 h · 12,345 requests
     {{ 1234.5|money }}  {{ 99|money:"EUR" }}  $1,234.50 · 99.00 EUR
     {{ seconds|duration }}                   45 s · 12 min · 4.6 h · 3.2 days
-    {{ row.quantity|quantity }}              1,234,567 · 0.004821 (exact, for raw rows and hover titles)
+    {{ row.quantity|quantity }}              1,234,567 · 0.000000123 (exact, for raw rows and hover titles)
     {{ share|percent }}                      42% · 160% · 7.5% · 0.4% · <0.1% · — (a share, 0–100+)
     {{ rate|percent:"exact" }}               12.25% (a configured rate, as entered)
     {{ change|change_percent }}              +12% · −8% · new · — (a {delta, percent} change)
@@ -151,19 +151,20 @@ def duration_words(value: timedelta | None) -> str:
 
 @register.filter
 def quantity(value: Any) -> str:
-    """Decimals as people read them: 1,234,567 and 0.004821 (never 1234567.000000000)."""
+    """A decimal exactly as stored, grouped, without trailing zeros or exponent: 1,234,567,
+    0.004821, 0.000000123, 1,234.567891 (never 1234567.000000000 nor 1.23E-7)."""
     if value is None or value == "":
         return ""
     try:
-        number = Decimal(value)
+        # A float by its shortest repr: Decimal(0.1) would show the binary expansion.
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
+        return str(value)
+    if not number.is_finite():
         return str(value)
     if number == number.to_integral_value():
         return f"{int(number):,}"
-    if abs(number) >= 1000:
-        return f"{number:,.2f}"
-    text = f"{number:,.6f}".rstrip("0").rstrip(".")
-    return text
+    return f"{number.normalize():,f}"
 
 
 def _percent_text(number: Decimal) -> str:

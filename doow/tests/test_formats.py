@@ -146,12 +146,27 @@ def test_moment_shows_the_relative_time_with_the_instant_on_hover_and_one_format
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(1234567, "1,234,567"), (Decimal("0.004821000"), "0.004821"), (Decimal("1234.5"), "1,234.50"), (None, "")],
+    [
+        (1234567, "1,234,567"),
+        (Decimal("0.004821000"), "0.004821"),
+        (Decimal("0.000000123"), "0.000000123"),  # was 0 at six decimals
+        (Decimal("0.0000004"), "0.0000004"),
+        (Decimal("1.23E-7"), "0.000000123"),  # never exponent notation
+        (Decimal("-0.000000000001"), "-0.000000000001"),
+        (Decimal("1234.5"), "1,234.5"),
+        (Decimal("1234.567891"), "1,234.567891"),  # was 1,234.57
+        (Decimal("123456789012.123456789"), "123,456,789,012.123456789"),
+        (Decimal("1E+3"), "1,000"),
+        (Decimal("42.000000000"), "42"),
+        (0, "0"),
+        (0.1, "0.1"),
+        (None, ""),
+        ("", ""),
+    ],
 )
 def test_quantity_is_exact_for_raw_rows_and_titles(value, shown):
-    from doow.templatetags.formats import quantity
-
-    assert quantity(value) == shown
+    template = Template("{% load formats %}{{ value|quantity }}")
+    assert template.render(Context({"value": value})) == shown
 
 
 @pytest.mark.parametrize(

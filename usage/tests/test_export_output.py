@@ -1,10 +1,13 @@
 """export_usage's bytes: `--output FILE` and standard output's binary layer get COPY's UTF-8
 blocks as they come (PostgreSQL) or the Python writer's text encoded once (SQLite); either way
-the file is byte for byte the page's download of the same rows. A failed export leaves no file."""
+the file is byte for byte the page's download of the same rows. A failed export leaves no file,
+and a file already at that path untouched."""
 
 from __future__ import annotations
 
 import io
+import os
+import stat
 from datetime import timedelta
 
 import pytest
@@ -75,8 +78,10 @@ def test_an_unwritable_output_is_refused(usage, tmp_path):
         call_command("export_usage", "--workspace", "acme", "--output", str(tmp_path / "missing" / "usage.csv"))
 
 
-def test_a_failed_export_leaves_no_file(usage, tmp_path, monkeypatch):
-    """The database goes away after the first block: no half file that looks like an export."""
+@pytest.fixture
+def broken_export(monkeypatch):
+    """The database goes away after the first block (COPY on PostgreSQL, the Python writer on
+    SQLite)."""
     csv = export_usage.EXPORTS["csv"]
 
     def first_block_then_failure(records, rows_per_block):
@@ -89,7 +94,41 @@ def test_a_failed_export_leaves_no_file(usage, tmp_path, monkeypatch):
 
     broken = CopyExport(header=csv.header, copy_blocks=first_block_then_failure, python_rows=python_row_then_failure)
     monkeypatch.setitem(export_usage.EXPORTS, "csv", broken)
+
+
+def test_a_failed_export_leaves_no_file(usage, tmp_path, broken_export):
+    """No half file that looks like an export, and no temporary file left beside it."""
     path = tmp_path / "usage.csv"
     with pytest.raises(ConnectionError):
         call_command("export_usage", "--workspace", "acme", "--output", str(path))
-    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_export_leaves_the_file_already_there_untouched(usage, tmp_path, broken_export):
+    path = tmp_path / "usage.csv"
+    path.write_bytes(b"last month's export\r\n")
+    path.chmod(0o640)
+    with pytest.raises(ConnectionError):
+        call_command("export_usage", "--workspace", "acme", "--output", str(path))
+    assert path.read_bytes() == b"last month's export\r\n"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_complete_export_replaces_the_file_already_there(member_client, usage, tmp_path):
+    path = tmp_path / "usage.csv"
+    path.write_bytes(b"last month's export, longer than nothing\r\n" * 1000)
+    path.chmod(0o640)
+    call_command("export_usage", "--workspace", "acme", "--output", str(path))
+    assert path.read_bytes() == _page(member_client, "csv")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # the file's mode is kept
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_new_output_file_gets_the_umasks_mode(usage, tmp_path):
+    path = tmp_path / "usage.csv"
+    umask = os.umask(0o027)
+    try:
+        call_command("export_usage", "--workspace", "acme", "--output", str(path))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # not mkstemp's 0600

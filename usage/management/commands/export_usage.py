@@ -13,7 +13,9 @@ bytes are the page's download of the same rows (usage/views/export.py).
 from __future__ import annotations
 
 import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +53,9 @@ class Command(BaseCommand):
             help="csv: docs/architecture.md columns; focus: FOCUS 1.2 (docs/export.md).",
         )
         parser.add_argument(
-            "--output", metavar="FILE", help="Write to FILE (created or overwritten) instead of standard output."
+            "--output",
+            metavar="FILE",
+            help="Write to FILE (created, or replaced once the export is complete) instead of standard output.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -85,17 +89,36 @@ class Command(BaseCommand):
 
 
 def _write_file(path: Path, export: CopyExport, records: QuerySet[UsageRecord]) -> None:
-    """The export into `path`; a failed export leaves no file behind that looks complete."""
+    """The export into `path`, by way of a temporary file beside it that replaces `path` only
+    once complete: a failed export leaves a file already there untouched and no temporary file
+    behind."""
     try:
-        out = path.open("wb")
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
         raise CommandError(f"Cannot write {path}: {error.strerror}.") from None
+    temporary = Path(name)
     try:
-        with out:
+        with open(fd, "wb") as out:
+            # mkstemp makes it 0600: give it the mode the file has, or a new file would get.
+            os.fchmod(out.fileno(), _mode_for(path))
             export.write_bytes(out, records)
+        try:
+            os.replace(temporary, path)
+        except OSError as error:
+            raise CommandError(f"Cannot write {path}: {error.strerror}.") from None
     except BaseException:
-        path.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits of the file at `path`, or of a new file under the current umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _silence_stdout() -> None:
