@@ -266,7 +266,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # -Q consumes every queue listed here (the demo's, `celery -A doow worker`); production runs
 # one for `celery` and one for `pricing` (README, Production deployment).
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("pricing"))
+CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("pricing", routing_key="pricing"))
 CELERY_TASK_ROUTES = {
     "usage.tasks.recompute_prices": {"queue": "pricing"},
     "usage.tasks.recompute_prices_if_changed": {"queue": "pricing"},

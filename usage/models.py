@@ -556,6 +556,9 @@ class PricingRecomputeJob(BackgroundJob):
     claims = models.PositiveIntegerField(
         default=0, db_default=0, help_text="Times a worker started it (a redelivered message restarts it)."
     )
+    claimed_send = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="The message that started it: only its redelivery restarts it."
+    )
     rerun = models.BooleanField(
         default=False, db_default=False, help_text="Prices changed while it ran: it runs again once it ends."
     )

@@ -27,6 +27,13 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="pricingrecomputejob",
+            name="claimed_send",
+            field=models.PositiveIntegerField(
+                db_default=0, default=0, help_text="The message that started it: only its redelivery restarts it."
+            ),
+        ),
+        migrations.AddField(
+            model_name="pricingrecomputejob",
             name="claims",
             field=models.PositiveIntegerField(
                 db_default=0, default=0, help_text="Times a worker started it (a redelivered message restarts it)."

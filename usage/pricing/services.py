@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Max, Min, OuterRef, Subquery
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from doow.jobs import QUEUED_PATIENCE, enqueue_on_commit
@@ -54,14 +54,17 @@ def price_override_delete(*, override: PriceOverride) -> None:
         pricing_recompute_request(workspace=workspace)
 
 
-def pricing_recompute_request(*, workspace: Workspace, requested: str | None = None) -> PricingRecomputeJob:
+def pricing_recompute_request(
+    *, workspace: Workspace, requested: str | None = None, attempt: int = 1
+) -> PricingRecomputeJob:
     """The workspace's one active recompute, asked for once the transaction commits.
 
     A workspace has at most one queued or running job (a partial unique constraint; the
     workspace row is locked meanwhile). A queued job is reused (it reads the overrides and
     prices when it starts) and sent again if it waited longer than QUEUED_PATIENCE (its message
     was lost); a running one is marked to run again once it ends, so a change it may have
-    missed is applied after it. `requested`: the price data the caller wants applied (beat)."""
+    missed is applied after it. `requested`: the price data the caller wants applied (beat);
+    `attempt`: a new job's attempt at it (beat's retry of a failed one)."""
     from accounts.models import Workspace
 
     requested = requested or price_data_version()
@@ -71,7 +74,9 @@ def pricing_recompute_request(*, workspace: Workspace, requested: str | None = N
         if job is None:
             try:
                 with transaction.atomic():
-                    job = PricingRecomputeJob.objects.create(workspace=workspace, requested_price_data=requested)
+                    job = PricingRecomputeJob.objects.create(
+                        workspace=workspace, requested_price_data=requested, attempt=attempt
+                    )
             except IntegrityError:  # another request created it meanwhile (SQLite locks no row)
                 job = workspace.pricing_jobs.get(status__in=PricingRecomputeJob.ACTIVE)
             else:
@@ -148,9 +153,9 @@ def pricing_recompute_if_prices_changed(*, limit: int | None = None) -> list[int
             break
         job = PricingRecomputeJob.objects.filter(pk=workspace.last_job).first()
         if _wanted(job, current=current, now=now):
-            requested_job = pricing_recompute_request(workspace=workspace, requested=current)
-            if job is not None and job.status == Status.FAILED and job.requested_price_data == current:
-                PricingRecomputeJob.objects.filter(pk=requested_job.pk).update(attempt=job.attempt + 1)
+            retry = job is not None and job.status == Status.FAILED and job.requested_price_data == current
+            attempt = job.attempt + 1 if job is not None and retry else 1
+            pricing_recompute_request(workspace=workspace, requested=current, attempt=attempt)
             requested.append(workspace.pk)
     if requested:
         logger.info("price data %s: recomputing the estimates of %s workspaces", current, len(requested))
@@ -196,9 +201,17 @@ def pricing_recompute_run(*, job_id: int, send: int | None = None) -> PricingRec
     marked to re-run (prices changed while it ran) queues its follow-up when it ends."""
     job = PricingRecomputeJob.objects.select_related("workspace").get(pk=job_id)
     active = PricingRecomputeJob.objects.filter(pk=job.pk, status__in=PricingRecomputeJob.ACTIVE)
-    if send is not None:
-        active = active.filter(sends=send)
-    claimed = active.update(status=Status.RUNNING, done=0, written=0, error="", rerun=False, claims=F("claims") + 1)
+    if send is not None:  # the first message to arrive starts it; a copy sent again does not restart it
+        active = active.filter(Q(status=Status.QUEUED) | Q(claimed_send=send))
+    claimed = active.update(
+        status=Status.RUNNING,
+        done=0,
+        written=0,
+        error="",
+        rerun=False,
+        claims=F("claims") + 1,
+        claimed_send=send or 0,
+    )
     if not claimed:
         return PricingRecomputeJob.objects.get(pk=job_id)
     job.refresh_from_db()
