@@ -360,3 +360,25 @@ def test_an_older_release_can_still_insert_a_job_during_a_rolling_deploy(workspa
         )
     job = PricingRecomputeJob.objects.get()
     assert (job.price_data, job.requested_price_data, job.attempt, job.sends, job.rerun) == ("", "", 1, 0, False)
+
+
+def test_the_recompute_command_runs_the_workspaces_active_job_instead_of_a_second_one(
+    replicate_synced, edited_table, django_capture_on_commit_callbacks
+):
+    import io
+
+    from django.core.management import call_command
+
+    with django_capture_on_commit_callbacks(execute=False) as sent:  # queued, not yet taken by a worker
+        tasks.recompute_prices_if_changed()
+    edited_table("0.002000")
+    out = io.StringIO()
+    call_command("recompute_estimates", "--workspace", "acme", stdout=out)
+    job = PricingRecomputeJob.objects.get()
+    assert "acme: " in out.getvalue() and "(done)" in out.getvalue()
+    assert job.status == "done" and job.price_data == prices.price_data_version()
+    sent[0]()  # the worker's message, late: nothing runs twice
+    job.refresh_from_db()
+    assert job.claims == 1
+    seconds = sdxl_seconds(replicate_synced)
+    assert sdxl_estimates(replicate_synced) == {k: s * Decimal("0.002") for k, s in seconds.items()}
