@@ -16,6 +16,10 @@ def one_active_job_per_workspace(apps, schema_editor):
             Job.objects.filter(pk=job.pk).update(status="failed", error="A newer recompute replaced it.")
         seen.add(job.workspace_id)
     Job.objects.exclude(status="done").update(requested_price_data=F("price_data"), price_data="")
+    if schema_editor.connection.vendor == "postgresql":
+        # The updates queued deferred foreign-key checks; PostgreSQL builds no index on a table
+        # with pending trigger events, so run them now.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
