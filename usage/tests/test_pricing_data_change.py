@@ -382,3 +382,11 @@ def test_the_recompute_command_runs_the_workspaces_active_job_instead_of_a_secon
     assert job.claims == 1
     seconds = sdxl_seconds(replicate_synced)
     assert sdxl_estimates(replicate_synced) == {k: s * Decimal("0.002") for k, s in seconds.items()}
+
+
+def test_staff_see_each_jobs_attempt_and_price_data_in_the_admin(superuser_client, workspace):
+    PricingRecomputeJob.objects.create(
+        workspace=workspace, status="failed", attempt=2, requested_price_data="rules 1; genai-prices 9.9.9; table abc"
+    )
+    page = superuser_client.get(reverse("admin:usage_pricingrecomputejob_changelist")).content.decode()
+    assert "rules 1; genai-prices 9.9.9; table abc" in page and "Attempt" in page
