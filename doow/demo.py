@@ -281,6 +281,25 @@ def smoke(started: float, timeout: float = 240.0) -> None:
         names = ", ".join(i.name for i in pending.values())
         raise SystemExit(f"smoke: no scheduled sync finished within {timeout:.0f}s for: {names}")
     print(f"smoke: OK, {len(expected)} integrations synced by beat and the worker", flush=True)
+    smoke_pricing_queue(timeout=timeout)
+
+
+def smoke_pricing_queue(timeout: float) -> None:
+    """The worker consumes the `pricing` queue too: a recompute of the demo's estimates (what
+    saving an override asks for) finishes."""
+    from accounts.models import Workspace
+    from usage.pricing.services import pricing_recompute_request
+
+    job = pricing_recompute_request(workspace=Workspace.objects.get(slug="acme"))
+    deadline = time.monotonic() + timeout
+    while job.is_active and time.monotonic() < deadline:
+        time.sleep(1)
+        job.refresh_from_db()
+    if job.status != job.Status.DONE:
+        raise SystemExit(
+            f"smoke: price recompute #{job.pk} on the pricing queue did not finish: {job.status} {job.error}"
+        )
+    print(f"smoke: OK, price recompute #{job.pk} on the pricing queue priced {job.done} usage rows", flush=True)
 
 
 if __name__ == "__main__":

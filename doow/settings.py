@@ -14,6 +14,7 @@ from typing import Any
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # the embedded defaults (SQLite file, filesystem broker) live here
@@ -260,6 +261,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Bulk work has a queue of its own, so hours of recomputing estimates never hold up the
+# minute's sync dispatch or the alert checks (their messages expire). A worker started without
+# -Q consumes every queue listed here (the demo's, `celery -A doow worker`); production runs
+# one for `celery` and one for `pricing` (README, Production deployment).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("pricing", routing_key="pricing"))
+CELERY_TASK_ROUTES = {
+    "usage.tasks.recompute_prices": {"queue": "pricing"},
+    "usage.tasks.recompute_prices_if_changed": {"queue": "pricing"},
+}
 # The beat schedule lives here and only here; the DatabaseScheduler installs it in the database.
 # Each entry: the task, every how many seconds, and when an unstarted run expires (seconds).
 CELERY_BEAT_SCHEDULE = {
@@ -272,6 +283,12 @@ CELERY_BEAT_SCHEDULE = {
         ("recompute-prices-if-changed", "usage.tasks.recompute_prices_if_changed", 3600.0, 3300),
     )
 }
+
+# The most workspaces beat's hourly check queues a full-history estimate recompute for (after a
+# genai-prices upgrade, say); the others wait for the next hours (usage/pricing/services.py).
+DOOW_PRICING_RECOMPUTES_PER_HOUR = env.int("DOOW_PRICING_RECOMPUTES_PER_HOUR", default=20)
+if DOOW_PRICING_RECOMPUTES_PER_HOUR < 1:
+    raise ImproperlyConfigured("DOOW_PRICING_RECOMPUTES_PER_HOUR must be 1 or more.")
 
 # The AWS account Doow's own credentials belong to: printed in the trust policy admins paste.
 DOOW_AWS_ACCOUNT_ID = env.str("DOOW_AWS_ACCOUNT_ID", default="")

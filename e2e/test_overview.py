@@ -179,6 +179,27 @@ def test_an_admin_checks_the_invoice_against_list_price(page: Page, acme_with_sp
     _shoot(page, "invoice", prefix="pricing")
 
 
+def test_the_pricing_page_says_when_a_failed_recompute_is_no_longer_retried(
+    page: Page, acme_with_spend: Workspace
+) -> None:
+    """Beat retried the recompute twice; after its third failure the page says so and how to
+    start it again."""
+    from datetime import timedelta
+
+    from usage.models import PricingRecomputeJob
+
+    PricingRecomputeJob.objects.create(
+        workspace=acme_with_spend, status="failed", attempt=3, error="RuntimeError: the details are in the worker log.",
+        finished_at=datetime.now(UTC) - timedelta(minutes=5),
+    )  # fmt: skip
+    _sign_in(page)
+    page.goto("/w/acme/settings/pricing/")
+    alert = page.get_by_role("alert").filter(has_text="Recomputing estimates failed 3 times")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("not retried automatically any more")
+    _shoot(page, "recompute-failed", prefix="pricing")
+
+
 def test_a_wide_split_shows_the_top_ten_and_other_which_opens_the_rest(page: Page, acme_with_spend: Workspace) -> None:
     """25 more models on 2 December, $1 … $25: split by model, the chart and the tables show the
     ten largest and "Other (17 more)"; its link lists the next ten, with the top ten as one line."""

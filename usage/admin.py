@@ -293,6 +293,9 @@ class PriceOverrideAdmin(ReadOnlyAdmin):
 
 @admin.register(PricingRecomputeJob)
 class PricingRecomputeJobAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "workspace", "status", "done", "total", "written", "created_at", "finished_at", "error")
+    list_display = (
+        "pk", "workspace", "status", "attempt", "done", "total", "written", "price_data", "requested_price_data",
+        "created_at", "finished_at", "error",
+    )  # fmt: skip
     list_filter = ("status", "workspace")
     list_select_related = ("workspace",)

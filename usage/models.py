@@ -530,11 +530,48 @@ class PricingRecomputeJob(BackgroundJob):
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="pricing_jobs")
     total = models.PositiveBigIntegerField(default=0, help_text="Usage rows to price.")
     written = models.PositiveBigIntegerField(default=0, help_text="Estimates written.")
+    # Both default to "" in the database too, so processes of the release before (which do not
+    # know the columns) can still insert jobs during a rolling deploy.
     price_data = models.CharField(
         max_length=80,
         blank=True,
-        help_text="The list-price data the job priced with (genai-prices version, table digest).",
+        default="",
+        db_default="",
+        help_text="The price data (rules, genai-prices, table digest) the job priced with; set once it is done.",
     )
+    requested_price_data = models.CharField(
+        max_length=80,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The price data installed where the job was requested (beat does not request it twice).",
+    )
+    attempt = models.PositiveSmallIntegerField(
+        default=1, db_default=1, help_text="Beat's attempt at this price data (it retries a failed job a few times)."
+    )
+    sends = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Task messages sent for the job (a stale queued job is sent again)."
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Times a worker started it (a redelivered message restarts it)."
+    )
+    claimed_send = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="The message that started it: only its redelivery restarts it."
+    )
+    rerun = models.BooleanField(
+        default=False, db_default=False, help_text="Prices changed while it ran: it runs again once it ends."
+    )
+
+    class Meta(BackgroundJob.Meta):
+        constraints = [
+            # One active recompute per workspace: a second request reuses (or re-runs) it.
+            models.UniqueConstraint(
+                fields=["workspace"],
+                condition=models.Q(status__in=("queued", "running")),
+                name="pricing_job_one_active_per_workspace",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Price recomputation #{self.pk} ({self.status})"

@@ -60,11 +60,12 @@ def manage_usage_partitions() -> None:
 
 
 @shared_task(name="usage.tasks.recompute_prices", ignore_result=True)
-def recompute_prices(job_id: int) -> None:
+def recompute_prices(job_id: int, send: int | None = None) -> None:
     """Recompute a workspace's estimates after its price overrides or the list prices changed
-    (usage.pricing.services)."""
+    (usage.pricing.services). Routed to the `pricing` queue (settings.CELERY_TASK_ROUTES).
+    `send`: the message's number (None from an older release: run it)."""
     try:
-        pricing_services.pricing_recompute_run(job_id=job_id)
+        pricing_services.pricing_recompute_run(job_id=job_id, send=send)
     except Exception:
         logger.exception("price recompute job %s crashed", job_id)
 

@@ -196,6 +196,7 @@ CROSS_APP_ENTRY_POINTS = {
 CROSS_APP_SERVICES = {
     ("integrations.services", "usage.services"): "a new integration gets its default attribution rule",
     ("doow.demo", "integrations.services"): "`make demo` connects integrations as an admin would",
+    ("doow.demo", "usage.pricing.services"): "`make demo --smoke` asks for a price recompute as an override does",
 }
 
 

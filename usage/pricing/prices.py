@@ -67,13 +67,22 @@ def billable(quantities: Mapping[str, Decimal]) -> dict[str, Decimal]:
     return out
 
 
+# The estimate rules' own version, bumped by hand: BUMP IT in any change that alters what an
+# estimate comes to for stored usage — the catalog and its mapping table (provider model ids →
+# price entries, usage/pricing/catalog.py), PRICED_METRICS, billable(), Price.cost, the estimate
+# streams (usage/pricing/estimate.py). Beat then recomputes every workspace's estimates, as
+# after a genai-prices upgrade (docs/pricing.md).
+PRICING_RULES_VERSION = 1
+
+
 @cache
 def price_data_version() -> str:
-    """What list prices are computed from: the installed genai-prices (its bundled data) and a
-    digest of the dated compute table. Upgrading the one or editing the other changes it, and
-    beat then recomputes every workspace's estimates (usage.pricing.services)."""
+    """What estimates are computed from: the rules' version (PRICING_RULES_VERSION), the
+    installed genai-prices (its bundled data) and a digest of the dated compute table. A change
+    to any of them changes it, and beat then recomputes every workspace's estimates
+    (usage.pricing.services)."""
     table = hashlib.sha256(TABLE_PATH.read_bytes()).hexdigest()[:16]
-    return f"genai-prices {metadata.version('genai-prices')}; table {table}"
+    return f"rules {PRICING_RULES_VERSION}; genai-prices {metadata.version('genai-prices')}; table {table}"
 
 
 def day_of(moment: datetime) -> date:

@@ -10,19 +10,21 @@ stream of that week, so an estimate that no longer applies is removed like any g
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.db import transaction
-from django.db.models import Exists, F, Max, Min, OuterRef, Subquery
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from doow.jobs import enqueue_on_commit
+from doow.jobs import QUEUED_PATIENCE, enqueue_on_commit
 from integrations.providers.base import Answered, UsageSample, Window, align_down
-from usage.models import DIMENSION_FIELDS, PriceOverride, PricingRecomputeJob, UsageRecord
+from usage.models import DIMENSION_FIELDS, PriceOverride, PricingRecomputeJob, UsageDaily
 from usage.pricing.estimate import ESTIMATED_COST, estimate_stream, is_estimate_stream, pricing_estimate_samples
 from usage.pricing.overrides import load_overrides
 from usage.pricing.prices import PRICED_METRICS, price_data_version
+from usage.rollups import level_for
 from usage.store import usage_store_chunk
 
 if TYPE_CHECKING:
@@ -31,6 +33,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STEP = timedelta(days=7)
+# Beat retries a failed recompute of the same price data after RETRY_BACKOFF × its attempt, up
+# to MAX_ATTEMPTS attempts; then the job stays failed and the Pricing page says so.
+MAX_ATTEMPTS = 3
+RETRY_BACKOFF = timedelta(hours=1)
 Status = PricingRecomputeJob.Status
 
 
@@ -48,56 +54,180 @@ def price_override_delete(*, override: PriceOverride) -> None:
         pricing_recompute_request(workspace=workspace)
 
 
-def pricing_recompute_request(*, workspace: Workspace) -> PricingRecomputeJob:
-    """A queued recompute of the workspace's estimates, enqueued when the transaction commits."""
-    job = workspace.pricing_jobs.filter(status=Status.QUEUED).first()
-    if job is not None:
-        return job
-    job = PricingRecomputeJob.objects.create(workspace=workspace)
-    enqueue_on_commit("usage.tasks.recompute_prices", job.pk)
+def pricing_recompute_request(
+    *, workspace: Workspace, requested: str | None = None, attempt: int = 1
+) -> PricingRecomputeJob:
+    """The workspace's one active recompute, asked for once the transaction commits.
+
+    A workspace has at most one queued or running job (a partial unique constraint; the
+    workspace row is locked meanwhile). A queued job is reused (it reads the overrides and
+    prices when it starts) and sent again if it waited longer than QUEUED_PATIENCE (its message
+    was lost); a running one is marked to run again once it ends, so a change it may have
+    missed is applied after it. `requested`: the price data the caller wants applied (beat);
+    `attempt`: a new job's attempt at it (beat's retry of a failed one)."""
+    from accounts.models import Workspace
+
+    requested = requested or price_data_version()
+    with transaction.atomic():
+        Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+        job = workspace.pricing_jobs.filter(status__in=PricingRecomputeJob.ACTIVE).first()
+        if job is None:
+            try:
+                with transaction.atomic():
+                    job = PricingRecomputeJob.objects.create(
+                        workspace=workspace, requested_price_data=requested, attempt=attempt
+                    )
+            except IntegrityError:  # another request created it meanwhile (SQLite locks no row)
+                job = workspace.pricing_jobs.get(status__in=PricingRecomputeJob.ACTIVE)
+            else:
+                _send(job)
+                return job
+        if job.status == Status.RUNNING:
+            running = PricingRecomputeJob.objects.filter(pk=job.pk, status=Status.RUNNING)
+            if not running.update(rerun=True, requested_price_data=requested):
+                return pricing_recompute_request(workspace=workspace, requested=requested)  # it just ended
+        else:
+            PricingRecomputeJob.objects.filter(pk=job.pk).update(requested_price_data=requested)
+            if _stale(job):
+                _send(job)
+    job.refresh_from_db()
     return job
 
 
-def pricing_recompute_if_prices_changed() -> list[int]:
-    """Run by beat: a recompute for every workspace with priced usage whose latest recompute
-    priced with other list-price data than the installed one (genai-prices upgraded, the
-    compute table edited; a workspace never recomputed counts as changed). A queued job is left
-    to start: it reads the current data then. The jobs' progress shows on the Pricing page.
-    Returns the workspace ids a recompute was requested for."""
+def pricing_recompute_claim_here(*, workspace: Workspace) -> PricingRecomputeJob:
+    """The workspace's active job, or a new one, to run in this process (no message sent):
+    `manage.py recompute_estimates`."""
     from accounts.models import Workspace
 
+    with transaction.atomic():
+        Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+        job = workspace.pricing_jobs.filter(status__in=PricingRecomputeJob.ACTIVE).first()
+        if job is None:
+            job = PricingRecomputeJob.objects.create(workspace=workspace, requested_price_data=price_data_version())
+    return job
+
+
+def _stale(job: PricingRecomputeJob) -> bool:
+    """A queued job no worker took within QUEUED_PATIENCE of its last message."""
+    return timezone.now() - (job.sent_at or job.created_at) > QUEUED_PATIENCE
+
+
+def _send(job: PricingRecomputeJob) -> None:
+    """Send the job's task (after commit), numbered: a worker runs only the latest message of a
+    queued job, so one sent again after an outage does not run twice."""
+    sends = job.sends + 1
+    PricingRecomputeJob.objects.filter(pk=job.pk).update(sends=sends, sent_at=timezone.now())
+    job.sends = sends
+    enqueue_on_commit("usage.tasks.recompute_prices", job.pk, sends)
+
+
+def pricing_recompute_if_prices_changed(*, limit: int | None = None) -> list[int]:
+    """Run by beat every hour: a recompute for each workspace with priced usage whose estimates
+    do not use the installed price data (genai-prices upgraded, the compute table edited,
+    PRICING_RULES_VERSION bumped; a workspace never recomputed counts as changed), at most
+    `limit` (settings.DOOW_PRICING_RECOMPUTES_PER_HOUR) per run, so an upgrade spreads the
+    full-history recomputes over the hours instead of queueing every workspace at once.
+
+    Per workspace, by its latest job: done with the installed data, or requested for it already
+    (a worker of another release priced it: it logged a warning) — nothing; queued — sent again
+    if stale; running — left to finish; failed — retried after RETRY_BACKOFF × attempt, at most
+    MAX_ATTEMPTS times for the same data, then left failed (the Pricing page says so).
+    Returns the workspace ids a recompute was requested (or sent again) for."""
+    from accounts.models import Workspace
+
+    limit = settings.DOOW_PRICING_RECOMPUTES_PER_HOUR if limit is None else limit
     current = price_data_version()
+    now = timezone.now()
+    # Priced usage, asked of the smallest daily rollup that has a metric (the raw table has no
+    # index on it); every integration counts, a second reader of one account too.
+    rollup = level_for(("metric",))
+    daily = rollup.model() if rollup is not None else UsageDaily
     latest = PricingRecomputeJob.objects.filter(workspace=OuterRef("pk")).order_by("-created_at", "-pk")
     workspaces = Workspace.objects.filter(
-        Exists(UsageRecord.objects.filter(workspace=OuterRef("pk"), metric__in=PRICED_METRICS))
-    ).annotate(priced_with=Subquery(latest.values("price_data")[:1]), last_status=Subquery(latest.values("status")[:1]))
-    requested = []
-    for workspace in workspaces.order_by("pk"):
-        if workspace.priced_with == current or workspace.last_status == Status.QUEUED:
-            continue
-        with transaction.atomic():
-            pricing_recompute_request(workspace=workspace)
-        requested.append(workspace.pk)
+        Exists(daily.objects.filter(workspace=OuterRef("pk"), metric__in=PRICED_METRICS))
+    ).annotate(last_job=Subquery(latest.values("pk")[:1]))
+    requested: list[int] = []
+    for workspace in workspaces.order_by("pk").iterator():
+        if len(requested) >= limit:
+            logger.info("price recompute: %s workspaces requested this hour; the rest wait for the next", limit)
+            break
+        job = PricingRecomputeJob.objects.filter(pk=workspace.last_job).first()
+        if _wanted(job, current=current, now=now):
+            retry = job is not None and job.status == Status.FAILED and job.requested_price_data == current
+            attempt = job.attempt + 1 if job is not None and retry else 1
+            pricing_recompute_request(workspace=workspace, requested=current, attempt=attempt)
+            requested.append(workspace.pk)
     if requested:
-        logger.info("list prices changed (%s): recomputing the estimates of %s workspaces", current, len(requested))
+        logger.info("price data %s: recomputing the estimates of %s workspaces", current, len(requested))
     return requested
+
+
+def _wanted(job: PricingRecomputeJob | None, *, current: str, now: datetime) -> bool:
+    if job is None:
+        return True
+    if job.status == Status.QUEUED:
+        return _stale(job)
+    if job.status == Status.RUNNING:
+        return False
+    if current in (job.price_data, job.requested_price_data) and job.status == Status.DONE:
+        return False
+    if job.status == Status.FAILED and job.requested_price_data == current:
+        retry_at = pricing_recompute_retry_at(job)
+        return retry_at is not None and now >= retry_at
+    return True
+
+
+def pricing_recompute_retry_at(job: PricingRecomputeJob) -> datetime | None:
+    """When beat retries a failed job (None: it does not any more, or the job did not fail)."""
+    if job.status != Status.FAILED or job.attempt >= MAX_ATTEMPTS or job.finished_at is None:
+        return None
+    return job.finished_at + RETRY_BACKOFF * job.attempt
 
 
 def pricing_recompute_latest(*, workspace: Workspace) -> PricingRecomputeJob | None:
     return workspace.pricing_jobs.first()
 
 
-def pricing_recompute_run(*, job_id: int) -> PricingRecomputeJob:
-    """Recompute every estimate of the job's workspace with its current overrides."""
+class _Superseded(Exception):
+    """The job was claimed again (its message redelivered, or sent again): the newer run goes on."""
+
+
+def pricing_recompute_run(*, job_id: int, send: int | None = None) -> PricingRecomputeJob:
+    """Recompute every estimate of the job's workspace with its current overrides.
+
+    A running job is claimed again and restarted (a redelivered message after its worker died:
+    the estimates are idempotent upserts); a finished one is left alone, as is a message older
+    than the job's latest (`send`). The price data is recorded only once the job is done. A job
+    marked to re-run (prices changed while it ran) queues its follow-up when it ends."""
     job = PricingRecomputeJob.objects.select_related("workspace").get(pk=job_id)
-    if job.status != Status.QUEUED:
-        return job
-    workspace = job.workspace
-    usage = workspace.usage_records.filter(metric__in=PRICED_METRICS)
-    PricingRecomputeJob.objects.filter(pk=job.pk).update(
-        status=Status.RUNNING, total=usage.count(), price_data=price_data_version()
+    active = PricingRecomputeJob.objects.filter(pk=job.pk, status__in=PricingRecomputeJob.ACTIVE)
+    if send is not None:  # the first message to arrive starts it; a copy sent again does not restart it
+        active = active.filter(Q(status=Status.QUEUED) | Q(claimed_send=send))
+    claimed = active.update(
+        status=Status.RUNNING,
+        done=0,
+        written=0,
+        error="",
+        rerun=False,
+        claims=F("claims") + 1,
+        claimed_send=send or 0,
     )
+    if not claimed:
+        return PricingRecomputeJob.objects.get(pk=job_id)
+    job.refresh_from_db()
+    mine = PricingRecomputeJob.objects.filter(pk=job.pk, status=Status.RUNNING, claims=job.claims)
+    workspace = job.workspace
+    applied = ""
     try:
+        applied = price_data_version()
+        if job.requested_price_data and job.requested_price_data != applied:
+            logger.warning(
+                "price recompute %s was requested with price data %r; this worker has %r (another release)",
+                job.pk, job.requested_price_data, applied,
+            )  # fmt: skip
+        total = workspace.usage_records.filter(metric__in=PRICED_METRICS).count()
+        if not mine.update(total=total):
+            raise _Superseded
         overrides = load_overrides(workspace_id=workspace.pk)
         for integration in workspace.integrations.all():
             bounds = integration.usage_records.aggregate(first=Min("bucket_start"), last=Max("bucket_start"))
@@ -116,21 +246,31 @@ def pricing_recompute_run(*, job_id: int) -> PricingRecomputeJob:
                 answers = [Answered(s, window) for s in sorted(streams) if is_estimate_stream(s)]
                 with transaction.atomic():
                     stored = usage_store_chunk(integration=integration, samples=estimates, answered=answers)
-                PricingRecomputeJob.objects.filter(pk=job.pk).update(
-                    done=F("done") + len(samples), written=F("written") + stored.written
-                )
+                if not mine.update(done=F("done") + len(samples), written=F("written") + stored.written):
+                    raise _Superseded
                 start = window.end
+    except _Superseded:
+        logger.info("price recompute %s was claimed again; the newer run goes on", job.pk)
+        return PricingRecomputeJob.objects.get(pk=job_id)
     except Exception as exc:  # recorded on the job for the page; details in the log
         logger.exception("price recompute %s failed", job.pk)
-        PricingRecomputeJob.objects.filter(pk=job.pk).update(
+        mine.update(
             status=Status.FAILED,
             error=f"{type(exc).__name__}: the details are in the worker log.",
             finished_at=timezone.now(),
         )
     else:
-        PricingRecomputeJob.objects.filter(pk=job.pk).update(status=Status.DONE, finished_at=timezone.now())
-    job.refresh_from_db()
-    return job
+        mine.update(status=Status.DONE, price_data=applied, finished_at=timezone.now())
+    _follow_up(job.pk)
+    return PricingRecomputeJob.objects.get(pk=job_id)
+
+
+def _follow_up(job_id: int) -> None:
+    """Prices or overrides changed while the job ran: a new job runs with them now."""
+    job = PricingRecomputeJob.objects.select_related("workspace").get(pk=job_id)
+    if job.rerun and not job.is_active:
+        PricingRecomputeJob.objects.filter(pk=job.pk).update(rerun=False)
+        pricing_recompute_request(workspace=job.workspace, requested=job.requested_price_data or None)
 
 
 def _usage_samples(integration, window: Window) -> list[UsageSample]:

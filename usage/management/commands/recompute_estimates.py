@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
 from accounts.models import Workspace
 from usage.models import PricingRecomputeJob
-from usage.pricing.services import pricing_recompute_run
+from usage.pricing.services import pricing_recompute_claim_here, pricing_recompute_run
 
 
 class Command(BaseCommand):
@@ -35,8 +34,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No workspace with slug {options['workspace']!r}.")
         failed = []
         for workspace in workspaces:
-            with transaction.atomic():  # a job of its own, not one a worker may pick up meanwhile
-                job = PricingRecomputeJob.objects.create(workspace=workspace)
+            # The workspace's one active job, run here: a queued one's message then finds it
+            # done, a running one's worker finds it claimed again and stops at its next week.
+            job = pricing_recompute_claim_here(workspace=workspace)
             job = pricing_recompute_run(job_id=job.pk)
             self.stdout.write(
                 f"{workspace.slug}: {job.done} usage rows priced, {job.written} estimates written ({job.status})"
