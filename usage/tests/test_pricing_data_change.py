@@ -197,7 +197,11 @@ def test_a_recompute_whose_worker_died_is_restarted_by_its_redelivered_message(
     tasks.recompute_prices(job.pk, job.sends + 1)  # a copy sent again does not restart a running job…
     job.refresh_from_db()
     assert job.status == "running" and job.claims == 1
-    tasks.recompute_prices(job.pk, job.sends)  # …the message that started it, delivered again, does
+    tasks.recompute_prices(job.pk, job.sends)  # nor, while its worker lives, the one that started it…
+    job.refresh_from_db()
+    assert job.status == "running" and job.claims == 1
+    with time_machine.travel(datetime.now(UTC) + pricing_services.HEARTBEAT_STALE + timedelta(minutes=1), tick=False):
+        tasks.recompute_prices(job.pk, job.sends)  # …which, delivered again once the worker is lost, does
     job.refresh_from_db()
     assert job.status == "done" and job.done == job.total > 0 and job.claims == 2
     assert job.price_data == prices.price_data_version()
@@ -206,6 +210,52 @@ def test_a_recompute_whose_worker_died_is_restarted_by_its_redelivered_message(
     tasks.recompute_prices(job.pk, job.sends)  # a finished job is left alone
     job.refresh_from_db()
     assert job.claims == 2
+
+
+def test_a_running_job_whose_worker_died_is_stalled_then_failed_and_retried_and_a_live_one_is_not_restarted(
+    admin_client, replicate_synced, edited_table, monkeypatch, django_capture_on_commit_callbacks
+):
+    edited_table("0.002000")
+    restore = _failing_store(monkeypatch, WorkerKilled())
+    with pytest.raises(WorkerKilled), django_capture_on_commit_callbacks(execute=True):
+        tasks.recompute_prices_if_changed()
+    restore()
+    job = PricingRecomputeJob.objects.get()
+    assert job.status == "running" and job.heartbeat_at is not None
+    now = datetime.now(UTC)
+    with time_machine.travel(now + timedelta(minutes=10), tick=False):
+        _beat(django_capture_on_commit_callbacks)  # silent 10 minutes: still alive
+        job.refresh_from_db()
+        assert job.status == "running" and "stalled" not in _page(admin_client)
+    with time_machine.travel(now + pricing_services.HEARTBEAT_STALE + timedelta(minutes=1), tick=False):
+        assert "Recomputing estimates stalled" in _page(admin_client)
+        _beat(django_capture_on_commit_callbacks)  # lost: failed, the retry path takes over
+        job.refresh_from_db()
+        assert job.status == "failed" and job.finished_at is not None and "worker stopped" in job.error
+        page = _page(admin_client)
+        assert "worker stopped" in page and "retried automatically" in page
+    with time_machine.travel(now + timedelta(hours=1, minutes=20), tick=False):
+        _beat(django_capture_on_commit_callbacks)
+    retry = PricingRecomputeJob.objects.first()
+    assert retry.pk != job.pk and retry.attempt == 2 and retry.status == "done"
+    seconds = sdxl_seconds(replicate_synced)
+    assert sdxl_estimates(replicate_synced) == {k: s * Decimal("0.002") for k, s in seconds.items()}
+
+
+def test_an_override_saved_while_the_running_job_is_lost_starts_a_new_one(
+    admin_client, replicate_synced, monkeypatch, django_capture_on_commit_callbacks
+):
+    restore = _failing_store(monkeypatch, WorkerKilled())
+    with pytest.raises(WorkerKilled), django_capture_on_commit_callbacks(execute=True):
+        tasks.recompute_prices_if_changed()
+    restore()
+    with time_machine.travel(datetime.now(UTC) + pricing_services.HEARTBEAT_STALE + timedelta(minutes=1), tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            admin_client.post(reverse("usage_settings:pricing_override_add", kwargs={"ws": "acme"}), {
+                "kind": "discount", "provider": "replicate", "discount_percent": "10", "effective_from": "2020-01-01",
+            })  # fmt: skip
+    old, new = PricingRecomputeJob.objects.order_by("pk")
+    assert (old.status, new.status) == ("failed", "done") and not old.rerun
 
 
 def test_a_job_that_never_started_is_sent_again_and_runs(
@@ -301,8 +351,8 @@ def test_beat_queues_a_bounded_number_of_workspaces_an_hour_on_the_pricing_queue
     assert {j.workspace_id for j in PricingRecomputeJob.objects.all()} == {workspace.pk, other_workspace.pk}
     _beat(django_capture_on_commit_callbacks)
     assert PricingRecomputeJob.objects.count() == 2
-    # Both tasks land in the `pricing` queue only, which a worker started without -Q (the
-    # demo's) consumes besides `celery`; the sync dispatch stays on `celery`.
+    # The recompute lands in the `pricing` queue only, which a worker started without -Q (the
+    # demo's) consumes besides `celery`; the sync dispatch and the hourly check stay on `celery`.
     assert {"celery", "pricing"} <= set(app.amqp.queues)
     with app.connection_for_write() as conn:  # the test broker (memory://)
         channel = conn.default_channel
@@ -315,14 +365,15 @@ def test_beat_queues_a_bounded_number_of_workspaces_an_hour_on_the_pricing_queue
         waiting = {q: channel.queue_declare(queue=q, passive=True).message_count for q in ("celery", "pricing")}
         for queue in app.amqp.queues.values():
             channel.queue_purge(queue.name)
-    assert waiting == {"celery": 1, "pricing": 2}
+    assert waiting == {"celery": 2, "pricing": 1}  # the hourly check only queues: never behind a recompute
 
 
-def test_a_job_requested_for_other_data_than_the_worker_has_is_not_requested_again(
+def test_a_job_requested_for_other_data_than_the_worker_has_is_requested_again_after_the_back_off(
     replicate_synced, caplog, django_capture_on_commit_callbacks
 ):
     """Mixed releases: beat asked for its data, a worker of the older release priced with its
-    own. Beat does not ask again for the same data, and the worker says so in its log."""
+    own. Beat asks again for the same data only after RETRY_BACKOFF (not every hour of a
+    deploy), and the worker says so in its log."""
     job = pricing_services.pricing_recompute_request(workspace=replicate_synced.workspace, requested="rules 0; new")
     with caplog.at_level("WARNING"):
         tasks.recompute_prices(job.pk, job.sends)
@@ -333,6 +384,12 @@ def test_a_job_requested_for_other_data_than_the_worker_has_is_not_requested_aga
                                                          price_data="rules 0; old")  # fmt: skip
     _beat(django_capture_on_commit_callbacks)
     assert PricingRecomputeJob.objects.count() == 1
+    with time_machine.travel(datetime.now(UTC) + pricing_services.RETRY_BACKOFF + timedelta(minutes=1), tick=False):
+        _beat(django_capture_on_commit_callbacks)
+    again = PricingRecomputeJob.objects.first()
+    assert PricingRecomputeJob.objects.count() == 2 and again.price_data == prices.price_data_version()
+    _beat(django_capture_on_commit_callbacks)  # priced with the installed data: nothing more
+    assert PricingRecomputeJob.objects.count() == 2
 
 
 def test_bumping_the_rules_version_recomputes(replicate_synced, monkeypatch, django_capture_on_commit_callbacks):
