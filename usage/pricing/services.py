@@ -143,8 +143,12 @@ def pricing_recompute_fail_lost(job: PricingRecomputeJob) -> bool:
 
 
 def _stale(job: PricingRecomputeJob) -> bool:
-    """A queued job no worker took within QUEUED_PATIENCE of its last message."""
-    return timezone.now() - (job.sent_at or job.created_at) > QUEUED_PATIENCE
+    """A queued job no worker took within QUEUED_PATIENCE of its last message, while no other
+    workspace's recompute is running (alive): one waiting behind those is not sent again."""
+    if timezone.now() - (job.sent_at or job.created_at) <= QUEUED_PATIENCE:
+        return False
+    running = PricingRecomputeJob.objects.filter(status=Status.RUNNING).exclude(pk=job.pk)
+    return not running.exclude(_stale_heartbeat()).exists()
 
 
 def _send(job: PricingRecomputeJob) -> None:

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.urls import reverse
 
 from integrations import engine, services
@@ -447,3 +448,66 @@ def test_staff_see_each_jobs_attempt_and_price_data_in_the_admin(superuser_clien
     )
     page = superuser_client.get(reverse("admin:usage_pricingrecomputejob_changelist")).content.decode()
     assert "rules 1; genai-prices 9.9.9; table abc" in page and "Attempt" in page
+
+
+def test_an_override_saved_as_a_worker_claims_the_queued_job_runs_it_again(
+    admin_client, replicate_synced, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The request read the job queued; the worker's claim commits before the request's update
+    (PostgreSQL, read committed): the change is not lost, the job runs again after."""
+    add = reverse("usage_settings:pricing_override_add", kwargs={"ws": "acme"})
+    override = {"kind": "discount", "provider": "replicate", "discount_percent": "10", "effective_from": "2020-01-01"}
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post(add, override)
+    job = PricingRecomputeJob.objects.get()
+    manager = PricingRecomputeJob.objects
+    real_filter = manager.filter
+
+    def filter_after_the_claim(*args, **kwargs):
+        if kwargs.get("status") == "queued" and "pk" in kwargs:
+            real_filter(pk=job.pk).update(status="running", claims=1, heartbeat_at=datetime.now(UTC))
+        return real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(manager, "filter", filter_after_the_claim)
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post(add, {**override, "discount_percent": "20"})
+    monkeypatch.undo()
+    job.refresh_from_db()
+    assert job.status == "running" and job.rerun and PricingRecomputeJob.objects.count() == 1
+
+
+def test_a_run_claimed_again_before_it_stores_a_week_stores_nothing(
+    replicate_synced, monkeypatch, django_capture_on_commit_callbacks
+):
+    real = pricing_services.pricing_estimate_samples
+    stored = []
+
+    def estimate_then_another_run_claims(**kwargs):
+        PricingRecomputeJob.objects.update(claims=F("claims") + 1)  # a newer run took the job
+        return real(**kwargs)
+
+    monkeypatch.setattr(pricing_services, "pricing_estimate_samples", estimate_then_another_run_claims)
+    monkeypatch.setattr(pricing_services, "usage_store_chunk", lambda **kwargs: stored.append(kwargs))
+    _beat(django_capture_on_commit_callbacks)
+    job = PricingRecomputeJob.objects.get()
+    assert stored == [] and job.status == "running" and job.done == 0
+
+
+def test_a_queued_job_waiting_behind_another_workspaces_recompute_is_not_sent_again(
+    replicate_synced, other_workspace, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        tasks.recompute_prices_if_changed()
+    job = PricingRecomputeJob.objects.get()
+    now = datetime.now(UTC)
+    PricingRecomputeJob.objects.create(workspace=other_workspace, status="running", heartbeat_at=now)
+    with time_machine.travel(now + timedelta(minutes=10), tick=False):
+        with django_capture_on_commit_callbacks(execute=False) as sent:
+            tasks.recompute_prices_if_changed()
+    job.refresh_from_db()
+    assert sent == [] and job.sends == 1  # the other one runs: this one waits its turn
+    with time_machine.travel(now + pricing_services.HEARTBEAT_STALE + timedelta(minutes=1), tick=False):
+        with django_capture_on_commit_callbacks(execute=False) as sent:
+            tasks.recompute_prices_if_changed()
+    job.refresh_from_db()
+    assert len(sent) == 1 and job.sends == 2  # no recompute alive: its message was lost
