@@ -246,6 +246,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "control_folder": str(_BROKER_DIR / "control"),
     }
     if CELERY_BROKER_URL.startswith("filesystem")
+    # Redis hands an unacknowledged message (acks_late) to another worker after the visibility
+    # timeout (kombu's default: an hour) even while its first worker is alive. An estimate
+    # recompute runs for hours on a large workspace: well above the longest one. A redelivered
+    # recompute whose worker is alive does nothing (its heartbeat is fresh); the other jobs
+    # (imports, re-attribution, rollup rebuilds) are claimed again on redelivery, so the longer
+    # timeout only delays their redelivery after a worker is really lost.
+    else {"visibility_timeout": 12 * 3600}
+    if CELERY_BROKER_URL.startswith(("redis", "rediss"))
     else {}
 )
 for _option in ("data_folder_in", "processed_folder", "control_folder"):
@@ -269,7 +277,8 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("pricing", routing_key="pricing"))
 CELERY_TASK_ROUTES = {
     "usage.tasks.recompute_prices": {"queue": "pricing"},
-    "usage.tasks.recompute_prices_if_changed": {"queue": "pricing"},
+    # The hourly check only queues recomputes: on `celery`, never behind the recompute backlog.
+    "usage.tasks.recompute_prices_if_changed": {"queue": "celery"},
 }
 # The beat schedule lives here and only here; the DatabaseScheduler installs it in the database.
 # Each entry: the task, every how many seconds, and when an unstarted run expires (seconds).

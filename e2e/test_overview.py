@@ -200,6 +200,25 @@ def test_the_pricing_page_says_when_a_failed_recompute_is_no_longer_retried(
     _shoot(page, "recompute-failed", prefix="pricing")
 
 
+def test_the_pricing_page_says_a_recompute_whose_worker_went_silent_stalled(
+    page: Page, acme_with_spend: Workspace
+) -> None:
+    from datetime import timedelta
+
+    from usage.models import PricingRecomputeJob
+
+    PricingRecomputeJob.objects.create(
+        workspace=acme_with_spend, status="running", total=120_000, done=48_000, claims=1,
+        heartbeat_at=datetime.now(UTC) - timedelta(minutes=20),
+    )  # fmt: skip
+    _sign_in(page)
+    page.goto("/w/acme/settings/pricing/")
+    status = page.get_by_role("status").filter(has_text="Recomputing estimates stalled")
+    expect(status).to_be_visible()
+    expect(status).to_contain_text("last wrote progress 20 min ago (48,000 of 120,000 usage rows priced)")
+    _shoot(page, "recompute-stalled", prefix="pricing")
+
+
 def test_a_wide_split_shows_the_top_ten_and_other_which_opens_the_rest(page: Page, acme_with_spend: Workspace) -> None:
     """25 more models on 2 December, $1 … $25: split by model, the chart and the tables show the
     ten largest and "Other (17 more)"; its link lists the next ten, with the top ten as one line."""

@@ -562,6 +562,12 @@ class PricingRecomputeJob(BackgroundJob):
     rerun = models.BooleanField(
         default=False, db_default=False, help_text="Prices changed while it ran: it runs again once it ends."
     )
+    # Null for a job an older release claimed (it does not know the column): its age then counts.
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its worker last wrote progress: a running job silent for long is lost (HEARTBEAT_STALE).",
+    )
 
     class Meta(BackgroundJob.Meta):
         constraints = [

@@ -204,12 +204,19 @@ def test_https_enforcement_through_a_tls_proxy(tmp_path):
     ]
 
 
+BROKER_OPTIONS = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps(s.CELERY_BROKER_TRANSPORT_OPTIONS))"
+)
+
+
+def test_redis_keeps_a_running_tasks_message_for_longer_than_the_longest_recompute():
+    options = shown(run_with({"DEBUG": "true", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/5"}, BROKER_OPTIONS))
+    assert options == {"visibility_timeout": 12 * 3600}
+
+
 def test_the_embedded_broker_keeps_all_its_folders_under_var():
-    code = (
-        "import json, django; django.setup(); from django.conf import settings as s; "
-        "print(json.dumps(s.CELERY_BROKER_TRANSPORT_OPTIONS))"
-    )
-    options = shown(run_with({"DEBUG": "true"}, code))
+    options = shown(run_with({"DEBUG": "true"}, BROKER_OPTIONS))
     folders = {key: value for key, value in options.items() if key.endswith(("_folder", "_folder_in", "_folder_out"))}
     assert set(folders) == {"data_folder_in", "data_folder_out", "processed_folder", "control_folder"}
     for key, folder in folders.items():

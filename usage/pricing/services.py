@@ -37,6 +37,12 @@ STEP = timedelta(days=7)
 # to MAX_ATTEMPTS attempts; then the job stays failed and the Pricing page says so.
 MAX_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(hours=1)
+# A running job's worker writes its heartbeat when it claims the job and after every week of an
+# integration it stores (one week's priced usage: thousands of rows, seconds to a few minutes on
+# the largest workspaces); a running job silent for longer than this lost its worker (killed,
+# the machine gone). Beat, a new request and a redelivered message then take it over.
+HEARTBEAT_STALE = timedelta(minutes=15)
+LOST_ERROR = "Its worker stopped (no progress for 15 minutes); the recompute starts again."
 Status = PricingRecomputeJob.Status
 
 
@@ -69,7 +75,7 @@ def pricing_recompute_request(
 
     requested = requested or price_data_version()
     with transaction.atomic():
-        Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+        Workspace.objects.select_for_update(no_key=True).filter(pk=workspace.pk).first()
         job = workspace.pricing_jobs.filter(status__in=PricingRecomputeJob.ACTIVE).first()
         if job is None:
             try:
@@ -82,14 +88,18 @@ def pricing_recompute_request(
             else:
                 _send(job)
                 return job
-        if job.status == Status.RUNNING:
+        # A queued job is updated only while still queued: a worker that claimed it meanwhile
+        # may have read the overrides already, so it is then marked to run again instead.
+        queued = PricingRecomputeJob.objects.filter(pk=job.pk, status=Status.QUEUED)
+        if queued.update(requested_price_data=requested):
+            if _stale(job):
+                _send(job)
+        else:
+            if pricing_recompute_fail_lost(job):
+                return pricing_recompute_request(workspace=workspace, requested=requested)  # a new job
             running = PricingRecomputeJob.objects.filter(pk=job.pk, status=Status.RUNNING)
             if not running.update(rerun=True, requested_price_data=requested):
                 return pricing_recompute_request(workspace=workspace, requested=requested)  # it just ended
-        else:
-            PricingRecomputeJob.objects.filter(pk=job.pk).update(requested_price_data=requested)
-            if _stale(job):
-                _send(job)
     job.refresh_from_db()
     return job
 
@@ -100,16 +110,45 @@ def pricing_recompute_claim_here(*, workspace: Workspace) -> PricingRecomputeJob
     from accounts.models import Workspace
 
     with transaction.atomic():
-        Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+        Workspace.objects.select_for_update(no_key=True).filter(pk=workspace.pk).first()
         job = workspace.pricing_jobs.filter(status__in=PricingRecomputeJob.ACTIVE).first()
         if job is None:
             job = PricingRecomputeJob.objects.create(workspace=workspace, requested_price_data=price_data_version())
     return job
 
 
+def _stale_heartbeat() -> Q:
+    """Running jobs whose worker is lost (a job an older release claimed: by its age)."""
+    return Q(status=Status.RUNNING) & (
+        Q(heartbeat_at__lt=timezone.now() - HEARTBEAT_STALE)
+        | Q(heartbeat_at__isnull=True, created_at__lt=timezone.now() - HEARTBEAT_STALE)
+    )
+
+
+def pricing_recompute_lost(job: PricingRecomputeJob) -> bool:
+    """A running job whose worker wrote no progress for HEARTBEAT_STALE (the page says stalled)."""
+    beat = job.heartbeat_at or job.created_at
+    return job.status == Status.RUNNING and timezone.now() - beat > HEARTBEAT_STALE
+
+
+def pricing_recompute_fail_lost(job: PricingRecomputeJob) -> bool:
+    """Mark a lost running job failed (beat's retry, or the next request, takes over); whether it was."""
+    if not pricing_recompute_lost(job):
+        return False
+    lost = PricingRecomputeJob.objects.filter(_stale_heartbeat(), pk=job.pk, claims=job.claims)
+    if lost.update(status=Status.FAILED, error=LOST_ERROR, finished_at=timezone.now()):
+        logger.warning("price recompute %s: its worker stopped (no progress since %s)", job.pk, job.heartbeat_at)
+        return True
+    return False
+
+
 def _stale(job: PricingRecomputeJob) -> bool:
-    """A queued job no worker took within QUEUED_PATIENCE of its last message."""
-    return timezone.now() - (job.sent_at or job.created_at) > QUEUED_PATIENCE
+    """A queued job no worker took within QUEUED_PATIENCE of its last message, while no other
+    workspace's recompute is running (alive): one waiting behind those is not sent again."""
+    if timezone.now() - (job.sent_at or job.created_at) <= QUEUED_PATIENCE:
+        return False
+    running = PricingRecomputeJob.objects.filter(status=Status.RUNNING).exclude(pk=job.pk)
+    return not running.exclude(_stale_heartbeat()).exists()
 
 
 def _send(job: PricingRecomputeJob) -> None:
@@ -130,7 +169,8 @@ def pricing_recompute_if_prices_changed(*, limit: int | None = None) -> list[int
 
     Per workspace, by its latest job: done with the installed data, or requested for it already
     (a worker of another release priced it: it logged a warning) — nothing; queued — sent again
-    if stale; running — left to finish; failed — retried after RETRY_BACKOFF × attempt, at most
+    if stale; running — left to finish, unless its worker is lost (no heartbeat for
+    HEARTBEAT_STALE: then marked failed, and retried as one); failed — retried after RETRY_BACKOFF × attempt, at most
     MAX_ATTEMPTS times for the same data, then left failed (the Pricing page says so).
     Returns the workspace ids a recompute was requested (or sent again) for."""
     from accounts.models import Workspace
@@ -152,6 +192,8 @@ def pricing_recompute_if_prices_changed(*, limit: int | None = None) -> list[int
             logger.info("price recompute: %s workspaces requested this hour; the rest wait for the next", limit)
             break
         job = PricingRecomputeJob.objects.filter(pk=workspace.last_job).first()
+        if job is not None and pricing_recompute_fail_lost(job):
+            job.refresh_from_db()
         if _wanted(job, current=current, now=now):
             retry = job is not None and job.status == Status.FAILED and job.requested_price_data == current
             attempt = job.attempt + 1 if job is not None and retry else 1
@@ -169,8 +211,11 @@ def _wanted(job: PricingRecomputeJob | None, *, current: str, now: datetime) -> 
         return _stale(job)
     if job.status == Status.RUNNING:
         return False
-    if current in (job.price_data, job.requested_price_data) and job.status == Status.DONE:
+    if job.status == Status.DONE and job.price_data == current:
         return False
+    if job.status == Status.DONE and job.requested_price_data == current:
+        # A worker of another release priced it (a deploy under way): asked again after a while.
+        return job.finished_at is None or now - job.finished_at > RETRY_BACKOFF
     if job.status == Status.FAILED and job.requested_price_data == current:
         retry_at = pricing_recompute_retry_at(job)
         return retry_at is not None and now >= retry_at
@@ -195,14 +240,18 @@ class _Superseded(Exception):
 def pricing_recompute_run(*, job_id: int, send: int | None = None) -> PricingRecomputeJob:
     """Recompute every estimate of the job's workspace with its current overrides.
 
-    A running job is claimed again and restarted (a redelivered message after its worker died:
-    the estimates are idempotent upserts); a finished one is left alone, as is a message older
+    A running job is claimed again and restarted by the redelivery of the message that started
+    it once its worker is lost (no heartbeat for HEARTBEAT_STALE: the estimates are idempotent
+    upserts), by `send` None (the command) at once; a finished one is left alone, as is a message older
     than the job's latest (`send`). The price data is recorded only once the job is done. A job
     marked to re-run (prices changed while it ran) queues its follow-up when it ends."""
     job = PricingRecomputeJob.objects.select_related("workspace").get(pk=job_id)
     active = PricingRecomputeJob.objects.filter(pk=job.pk, status__in=PricingRecomputeJob.ACTIVE)
-    if send is not None:  # the first message to arrive starts it; a copy sent again does not restart it
-        active = active.filter(Q(status=Status.QUEUED) | Q(claimed_send=send))
+    if send is not None:
+        # The first message to arrive starts it; a copy sent again does not restart it, nor does
+        # the broker's redelivery of the one that started it while its worker is alive (its
+        # heartbeat is fresh): only once the worker is lost.
+        active = active.filter(Q(status=Status.QUEUED) | (Q(claimed_send=send) & _stale_heartbeat()))
     claimed = active.update(
         status=Status.RUNNING,
         done=0,
@@ -211,6 +260,7 @@ def pricing_recompute_run(*, job_id: int, send: int | None = None) -> PricingRec
         rerun=False,
         claims=F("claims") + 1,
         claimed_send=send or 0,
+        heartbeat_at=timezone.now(),
     )
     if not claimed:
         return PricingRecomputeJob.objects.get(pk=job_id)
@@ -226,7 +276,7 @@ def pricing_recompute_run(*, job_id: int, send: int | None = None) -> PricingRec
                 job.pk, job.requested_price_data, applied,
             )  # fmt: skip
         total = workspace.usage_records.filter(metric__in=PRICED_METRICS).count()
-        if not mine.update(total=total):
+        if not mine.update(total=total, heartbeat_at=timezone.now()):
             raise _Superseded
         overrides = load_overrides(workspace_id=workspace.pk)
         for integration in workspace.integrations.all():
@@ -245,9 +295,12 @@ def pricing_recompute_run(*, job_id: int, send: int | None = None) -> PricingRec
                 )  # fmt: skip
                 answers = [Answered(s, window) for s in sorted(streams) if is_estimate_stream(s)]
                 with transaction.atomic():
+                    # Still this run's job (the update locks its row until the week is stored):
+                    # a run superseded meanwhile stores nothing more.
+                    if not mine.update(heartbeat_at=timezone.now()):
+                        raise _Superseded
                     stored = usage_store_chunk(integration=integration, samples=estimates, answered=answers)
-                if not mine.update(done=F("done") + len(samples), written=F("written") + stored.written):
-                    raise _Superseded
+                    mine.update(done=F("done") + len(samples), written=F("written") + stored.written)
                 start = window.end
     except _Superseded:
         logger.info("price recompute %s was claimed again; the newer run goes on", job.pk)
@@ -269,8 +322,9 @@ def _follow_up(job_id: int) -> None:
     """Prices or overrides changed while the job ran: a new job runs with them now."""
     job = PricingRecomputeJob.objects.select_related("workspace").get(pk=job_id)
     if job.rerun and not job.is_active:
-        PricingRecomputeJob.objects.filter(pk=job.pk).update(rerun=False)
-        pricing_recompute_request(workspace=job.workspace, requested=job.requested_price_data or None)
+        with transaction.atomic():
+            PricingRecomputeJob.objects.filter(pk=job.pk).update(rerun=False)
+            pricing_recompute_request(workspace=job.workspace, requested=job.requested_price_data or None)
 
 
 def _usage_samples(integration, window: Window) -> list[UsageSample]:

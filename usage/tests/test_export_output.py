@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import threading
 from datetime import timedelta
 
 import pytest
@@ -132,3 +133,21 @@ def test_a_new_output_file_gets_the_umasks_mode(usage, tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640  # not mkstemp's 0600
+
+
+def test_a_named_pipe_or_a_symlink_is_written_through_not_replaced(member_client, usage, tmp_path):
+    pipe = tmp_path / "export.fifo"
+    os.mkfifo(pipe)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()))
+    reader.start()
+    call_command("export_usage", "--workspace", "acme", "--output", str(pipe))
+    reader.join(timeout=30)
+    assert got == [_page(member_client, "csv")] and stat.S_ISFIFO(pipe.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.fifo"]  # no temporary file left
+
+    target, link = tmp_path / "target.csv", tmp_path / "link.csv"
+    target.write_bytes(b"old")
+    link.symlink_to(target)
+    call_command("export_usage", "--workspace", "acme", "--output", str(link))
+    assert link.is_symlink() and target.read_bytes() == _page(member_client, "csv")

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.urls import reverse
 
 from integrations import engine, services
@@ -197,7 +198,11 @@ def test_a_recompute_whose_worker_died_is_restarted_by_its_redelivered_message(
     tasks.recompute_prices(job.pk, job.sends + 1)  # a copy sent again does not restart a running job…
     job.refresh_from_db()
     assert job.status == "running" and job.claims == 1
-    tasks.recompute_prices(job.pk, job.sends)  # …the message that started it, delivered again, does
+    tasks.recompute_prices(job.pk, job.sends)  # nor, while its worker lives, the one that started it…
+    job.refresh_from_db()
+    assert job.status == "running" and job.claims == 1
+    with time_machine.travel(datetime.now(UTC) + pricing_services.HEARTBEAT_STALE + timedelta(minutes=1), tick=False):
+        tasks.recompute_prices(job.pk, job.sends)  # …which, delivered again once the worker is lost, does
     job.refresh_from_db()
     assert job.status == "done" and job.done == job.total > 0 and job.claims == 2
     assert job.price_data == prices.price_data_version()
@@ -206,6 +211,52 @@ def test_a_recompute_whose_worker_died_is_restarted_by_its_redelivered_message(
     tasks.recompute_prices(job.pk, job.sends)  # a finished job is left alone
     job.refresh_from_db()
     assert job.claims == 2
+
+
+def test_a_running_job_whose_worker_died_is_stalled_then_failed_and_retried_and_a_live_one_is_not_restarted(
+    admin_client, replicate_synced, edited_table, monkeypatch, django_capture_on_commit_callbacks
+):
+    edited_table("0.002000")
+    restore = _failing_store(monkeypatch, WorkerKilled())
+    with pytest.raises(WorkerKilled), django_capture_on_commit_callbacks(execute=True):
+        tasks.recompute_prices_if_changed()
+    restore()
+    job = PricingRecomputeJob.objects.get()
+    assert job.status == "running" and job.heartbeat_at is not None
+    now = datetime.now(UTC)
+    with time_machine.travel(now + timedelta(minutes=10), tick=False):
+        _beat(django_capture_on_commit_callbacks)  # silent 10 minutes: still alive
+        job.refresh_from_db()
+        assert job.status == "running" and "stalled" not in _page(admin_client)
+    with time_machine.travel(now + pricing_services.HEARTBEAT_STALE + timedelta(minutes=1), tick=False):
+        assert "Recomputing estimates stalled" in _page(admin_client)
+        _beat(django_capture_on_commit_callbacks)  # lost: failed, the retry path takes over
+        job.refresh_from_db()
+        assert job.status == "failed" and job.finished_at is not None and "worker stopped" in job.error
+        page = _page(admin_client)
+        assert "worker stopped" in page and "retried automatically" in page
+    with time_machine.travel(now + timedelta(hours=1, minutes=20), tick=False):
+        _beat(django_capture_on_commit_callbacks)
+    retry = PricingRecomputeJob.objects.first()
+    assert retry.pk != job.pk and retry.attempt == 2 and retry.status == "done"
+    seconds = sdxl_seconds(replicate_synced)
+    assert sdxl_estimates(replicate_synced) == {k: s * Decimal("0.002") for k, s in seconds.items()}
+
+
+def test_an_override_saved_while_the_running_job_is_lost_starts_a_new_one(
+    admin_client, replicate_synced, monkeypatch, django_capture_on_commit_callbacks
+):
+    restore = _failing_store(monkeypatch, WorkerKilled())
+    with pytest.raises(WorkerKilled), django_capture_on_commit_callbacks(execute=True):
+        tasks.recompute_prices_if_changed()
+    restore()
+    with time_machine.travel(datetime.now(UTC) + pricing_services.HEARTBEAT_STALE + timedelta(minutes=1), tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            admin_client.post(reverse("usage_settings:pricing_override_add", kwargs={"ws": "acme"}), {
+                "kind": "discount", "provider": "replicate", "discount_percent": "10", "effective_from": "2020-01-01",
+            })  # fmt: skip
+    old, new = PricingRecomputeJob.objects.order_by("pk")
+    assert (old.status, new.status) == ("failed", "done") and not old.rerun
 
 
 def test_a_job_that_never_started_is_sent_again_and_runs(
@@ -301,8 +352,8 @@ def test_beat_queues_a_bounded_number_of_workspaces_an_hour_on_the_pricing_queue
     assert {j.workspace_id for j in PricingRecomputeJob.objects.all()} == {workspace.pk, other_workspace.pk}
     _beat(django_capture_on_commit_callbacks)
     assert PricingRecomputeJob.objects.count() == 2
-    # Both tasks land in the `pricing` queue only, which a worker started without -Q (the
-    # demo's) consumes besides `celery`; the sync dispatch stays on `celery`.
+    # The recompute lands in the `pricing` queue only, which a worker started without -Q (the
+    # demo's) consumes besides `celery`; the sync dispatch and the hourly check stay on `celery`.
     assert {"celery", "pricing"} <= set(app.amqp.queues)
     with app.connection_for_write() as conn:  # the test broker (memory://)
         channel = conn.default_channel
@@ -315,14 +366,15 @@ def test_beat_queues_a_bounded_number_of_workspaces_an_hour_on_the_pricing_queue
         waiting = {q: channel.queue_declare(queue=q, passive=True).message_count for q in ("celery", "pricing")}
         for queue in app.amqp.queues.values():
             channel.queue_purge(queue.name)
-    assert waiting == {"celery": 1, "pricing": 2}
+    assert waiting == {"celery": 2, "pricing": 1}  # the hourly check only queues: never behind a recompute
 
 
-def test_a_job_requested_for_other_data_than_the_worker_has_is_not_requested_again(
+def test_a_job_requested_for_other_data_than_the_worker_has_is_requested_again_after_the_back_off(
     replicate_synced, caplog, django_capture_on_commit_callbacks
 ):
     """Mixed releases: beat asked for its data, a worker of the older release priced with its
-    own. Beat does not ask again for the same data, and the worker says so in its log."""
+    own. Beat asks again for the same data only after RETRY_BACKOFF (not every hour of a
+    deploy), and the worker says so in its log."""
     job = pricing_services.pricing_recompute_request(workspace=replicate_synced.workspace, requested="rules 0; new")
     with caplog.at_level("WARNING"):
         tasks.recompute_prices(job.pk, job.sends)
@@ -333,6 +385,12 @@ def test_a_job_requested_for_other_data_than_the_worker_has_is_not_requested_aga
                                                          price_data="rules 0; old")  # fmt: skip
     _beat(django_capture_on_commit_callbacks)
     assert PricingRecomputeJob.objects.count() == 1
+    with time_machine.travel(datetime.now(UTC) + pricing_services.RETRY_BACKOFF + timedelta(minutes=1), tick=False):
+        _beat(django_capture_on_commit_callbacks)
+    again = PricingRecomputeJob.objects.first()
+    assert PricingRecomputeJob.objects.count() == 2 and again.price_data == prices.price_data_version()
+    _beat(django_capture_on_commit_callbacks)  # priced with the installed data: nothing more
+    assert PricingRecomputeJob.objects.count() == 2
 
 
 def test_bumping_the_rules_version_recomputes(replicate_synced, monkeypatch, django_capture_on_commit_callbacks):
@@ -390,3 +448,66 @@ def test_staff_see_each_jobs_attempt_and_price_data_in_the_admin(superuser_clien
     )
     page = superuser_client.get(reverse("admin:usage_pricingrecomputejob_changelist")).content.decode()
     assert "rules 1; genai-prices 9.9.9; table abc" in page and "Attempt" in page
+
+
+def test_an_override_saved_as_a_worker_claims_the_queued_job_runs_it_again(
+    admin_client, replicate_synced, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The request read the job queued; the worker's claim commits before the request's update
+    (PostgreSQL, read committed): the change is not lost, the job runs again after."""
+    add = reverse("usage_settings:pricing_override_add", kwargs={"ws": "acme"})
+    override = {"kind": "discount", "provider": "replicate", "discount_percent": "10", "effective_from": "2020-01-01"}
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post(add, override)
+    job = PricingRecomputeJob.objects.get()
+    manager = PricingRecomputeJob.objects
+    real_filter = manager.filter
+
+    def filter_after_the_claim(*args, **kwargs):
+        if kwargs.get("status") == "queued" and "pk" in kwargs:
+            real_filter(pk=job.pk).update(status="running", claims=1, heartbeat_at=datetime.now(UTC))
+        return real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(manager, "filter", filter_after_the_claim)
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post(add, {**override, "discount_percent": "20"})
+    monkeypatch.undo()
+    job.refresh_from_db()
+    assert job.status == "running" and job.rerun and PricingRecomputeJob.objects.count() == 1
+
+
+def test_a_run_claimed_again_before_it_stores_a_week_stores_nothing(
+    replicate_synced, monkeypatch, django_capture_on_commit_callbacks
+):
+    real = pricing_services.pricing_estimate_samples
+    stored = []
+
+    def estimate_then_another_run_claims(**kwargs):
+        PricingRecomputeJob.objects.update(claims=F("claims") + 1)  # a newer run took the job
+        return real(**kwargs)
+
+    monkeypatch.setattr(pricing_services, "pricing_estimate_samples", estimate_then_another_run_claims)
+    monkeypatch.setattr(pricing_services, "usage_store_chunk", lambda **kwargs: stored.append(kwargs))
+    _beat(django_capture_on_commit_callbacks)
+    job = PricingRecomputeJob.objects.get()
+    assert stored == [] and job.status == "running" and job.done == 0
+
+
+def test_a_queued_job_waiting_behind_another_workspaces_recompute_is_not_sent_again(
+    replicate_synced, other_workspace, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        tasks.recompute_prices_if_changed()
+    job = PricingRecomputeJob.objects.get()
+    now = datetime.now(UTC)
+    PricingRecomputeJob.objects.create(workspace=other_workspace, status="running", heartbeat_at=now)
+    with time_machine.travel(now + timedelta(minutes=10), tick=False):
+        with django_capture_on_commit_callbacks(execute=False) as sent:
+            tasks.recompute_prices_if_changed()
+    job.refresh_from_db()
+    assert sent == [] and job.sends == 1  # the other one runs: this one waits its turn
+    with time_machine.travel(now + pricing_services.HEARTBEAT_STALE + timedelta(minutes=1), tick=False):
+        with django_capture_on_commit_callbacks(execute=False) as sent:
+            tasks.recompute_prices_if_changed()
+    job.refresh_from_db()
+    assert len(sent) == 1 and job.sends == 2  # no recompute alive: its message was lost

@@ -91,7 +91,15 @@ class Command(BaseCommand):
 def _write_file(path: Path, export: CopyExport, records: QuerySet[UsageRecord]) -> None:
     """The export into `path`, by way of a temporary file beside it that replaces `path` only
     once complete: a failed export leaves a file already there untouched and no temporary file
-    behind."""
+    behind. A path that is a symlink, or exists and is no regular file (/dev/stdout, a FIFO, a
+    device), is written through as it is: replacing it would put a file in its place."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        try:
+            with open(path, "wb") as out:
+                export.write_bytes(out, records)
+        except OSError as error:
+            raise CommandError(f"Cannot write {path}: {error.strerror}.") from None
+        return
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
