@@ -11,7 +11,7 @@ is photographed at a desktop (1280×800) and a phone (390×844) size.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from accounts.models import Membership, Workspace
 from integrations.models import Integration
 from usage import rollups
-from usage.models import Application, Team, UsageRecord
+from usage.models import Application, PricingRecomputeJob, Team, UsageRecord
 from usage.testing import new_record
 
 try:
@@ -184,10 +184,6 @@ def test_the_pricing_page_says_when_a_failed_recompute_is_no_longer_retried(
 ) -> None:
     """Beat retried the recompute twice; after its third failure the page says so and how to
     start it again."""
-    from datetime import timedelta
-
-    from usage.models import PricingRecomputeJob
-
     PricingRecomputeJob.objects.create(
         workspace=acme_with_spend, status="failed", attempt=3, error="RuntimeError: the details are in the worker log.",
         finished_at=datetime.now(UTC) - timedelta(minutes=5),
@@ -203,10 +199,6 @@ def test_the_pricing_page_says_when_a_failed_recompute_is_no_longer_retried(
 def test_the_pricing_page_says_a_recompute_whose_worker_went_silent_stalled(
     page: Page, acme_with_spend: Workspace
 ) -> None:
-    from datetime import timedelta
-
-    from usage.models import PricingRecomputeJob
-
     PricingRecomputeJob.objects.create(
         workspace=acme_with_spend, status="running", total=120_000, done=48_000, claims=1,
         heartbeat_at=datetime.now(UTC) - timedelta(minutes=20),

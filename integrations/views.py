@@ -87,8 +87,6 @@ USAGE_DIMENSIONS = ROW_VIEW_DIMENSIONS
 RUNS_SHOWN = 20
 EVENTS_ON_DETAIL = 10
 EVENTS_PAGE_SIZE = 50
-# Stop polling a "Sync now" nobody picked up after this long, and say why.
-QUEUED_PATIENCE_SECONDS = 120
 # Events the sections of the detail page listen for (hx-trigger="… from:body").
 EVERYTHING_CHANGED = "integration-changed, usage-changed, runs-changed, events-changed"
 
@@ -340,7 +338,7 @@ def _sync_context(
     else:
         run = runs.filter(pk__gt=after).order_by("-pk").first()
     queued = after is not None and run is None
-    stalled = queued and requested is not None and time.time() - requested > QUEUED_PATIENCE_SECONDS
+    stalled = queued and requested is not None and time.time() - requested > QUEUED_PATIENCE.total_seconds()
     running = run is not None and run.status == SyncRun.Status.RUNNING
     return {
         "sync_run": run,
