@@ -24,23 +24,25 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 
 # A stand-in for the demo's main process: two services, each of which starts a child of its
 # own (as the Celery worker starts its pool) and ignores SIGTERM like a worker in a long warm
-# shutdown would; every pid is printed, then it waits like the demo does.
+# shutdown would; every pid is printed, then it waits like the demo does. The processes share
+# one pipe, so each line goes out in one write(2) (print() writes the newline separately, and
+# under -u two pids could run together on one line).
 SUPERVISOR = r"""
 import os, sys, time
 from doow.demo import Services
 service = (
-    "import signal, subprocess, sys, time\n"
+    "import os, signal, subprocess, sys, time\n"
     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-    "print(child.pid, flush=True)\n"
+    "os.write(1, f'{child.pid}\\n'.encode())\n"
     "time.sleep(600)\n"
 )
 services = Services(grace=1.0)
 services.stop_on_signals()
 for name in ("web", "worker"):
     proc = services.start(name, [sys.executable, "-u", "-c", service], env=dict(os.environ))
-    print(proc.pid, flush=True)
-print("ready", flush=True)
+    os.write(1, f"{proc.pid}\n".encode())
+os.write(1, b"ready\n")
 services.wait_any()
 """
 
