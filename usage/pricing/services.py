@@ -42,7 +42,7 @@ RETRY_BACKOFF = timedelta(hours=1)
 # the largest workspaces); a running job silent for longer than this lost its worker (killed,
 # the machine gone). Beat, a new request and a redelivered message then take it over.
 HEARTBEAT_STALE = timedelta(minutes=15)
-LOST_ERROR = "Its worker stopped (no progress for 15 minutes); the recompute starts again."
+LOST_ERROR = f"Its worker stopped (no progress for {HEARTBEAT_STALE.total_seconds() / 60:.0f} minutes); the recompute starts again."
 Status = PricingRecomputeJob.Status
 
 
