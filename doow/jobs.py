@@ -8,26 +8,113 @@ here is a registered task. See docs/architecture.md.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Task
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from doow.celery import app
 
 # A job still queued after this long means no worker is taking jobs: the page says so.
 QUEUED_PATIENCE = timedelta(minutes=2)
+# A running job's worker writes its heartbeat (the job's HEARTBEAT field) when it claims the job
+# and after every step it stores (a week of estimates, an integration's rollups, a batch of
+# re-attributed rows, a chunk of an import: seconds to a few minutes on the largest workspaces).
+# A running job silent for longer than this lost its worker (killed, its machine gone): its page
+# says it stalled, and beat takes it over long before the broker would redeliver its message
+# (Redis: visibility_timeout, 12 hours; doow/settings.py).
+HEARTBEAT_STALE = timedelta(minutes=15)
+# A job whose worker was lost this many times (each claim counts) is given up: it fails with an
+# error telling the admin what to do, instead of taking down one worker after another.
+MAX_CLAIMS = 3
+
+
+def job_last_progress(job: Any) -> datetime:
+    """When the job's worker last wrote progress (a job an older release claimed has no
+    heartbeat: its creation counts)."""
+    return getattr(job, job.HEARTBEAT) or job.created_at
+
+
+def job_lost(job: Any) -> bool:
+    """A running job whose worker wrote no progress for HEARTBEAT_STALE."""
+    return job.status in job.RUNNING and timezone.now() - job_last_progress(job) > HEARTBEAT_STALE
+
+
+def jobs_lost(model: Any) -> Q:
+    """`job_lost` as a filter on `model`'s jobs (one with no heartbeat: by its age)."""
+    cutoff = timezone.now() - HEARTBEAT_STALE
+    beat = model.HEARTBEAT
+    return Q(status__in=model.RUNNING) & (
+        Q(**{f"{beat}__lt": cutoff}) | Q(**{f"{beat}__isnull": True, "created_at__lt": cutoff})
+    )
+
+
+def job_claim(model: Any, job_id: int, **fields: Any) -> int:
+    """Claim the job for this worker: a queued one, or a running one whose worker is lost (its
+    message redelivered, or sent again by `jobs_resend_lost`); never one whose worker is alive
+    (its heartbeat is fresh: two workers never run it at once), nor one lost MAX_CLAIMS times.
+    Counts the claim, writes the heartbeat and `fields`; returns the claim's number (0: not
+    claimed). The run writes its progress through `job_heartbeat`/`job_mine` with that number:
+    once another worker claimed the job, they match nothing and the run stops."""
+    claims = model.CLAIMS
+    # Not a job lost MAX_CLAIMS times already: beat gives it up (jobs_resend_lost).
+    claimable = (Q(status=model.Status.QUEUED) | jobs_lost(model)) & Q(**{f"{claims}__lt": MAX_CLAIMS})
+    with transaction.atomic():
+        claimed = model.objects.filter(claimable, pk=job_id).update(
+            **{claims: F(claims) + 1, model.HEARTBEAT: timezone.now()}, **fields
+        )
+        if not claimed:
+            return 0
+        return model.objects.filter(pk=job_id).values_list(claims, flat=True).get()
+
+
+def job_mine(model: Any, job_id: int, claim: int) -> Any:
+    """The job while this run still holds it (its claim is the latest and it is active)."""
+    return model.objects.filter(pk=job_id, status__in=model.ACTIVE, **{model.CLAIMS: claim})
+
+
+def job_heartbeat(model: Any, job_id: int, claim: int, **fields: Any) -> bool:
+    """Write progress (`fields`) and the heartbeat of this run's job; False once the job was
+    claimed again by another worker or ended (the run stops)."""
+    return bool(job_mine(model, job_id, claim).update(**{model.HEARTBEAT: timezone.now()}, **fields))
+
+
+def jobs_resend_lost(
+    model: Any, task: str, *, given_up: str, on_given_up: Callable[[int], object] | None = None, **failed: Any
+) -> tuple[int, int]:
+    """Run by beat: send `task` again for every running job of `model` whose worker is lost, so a
+    live worker claims it (`job_claim`) within minutes instead of the broker's redelivery hours
+    later. A job lost MAX_CLAIMS times fails instead, with the error `given_up` (and `failed`
+    fields; then `on_given_up(job_id)`). The job stays running (its page says it stalled) until a
+    worker claims it; the copies sent while no worker takes them, and the lost message's own
+    redelivery later, find it claimed or finished and do nothing. Returns (sent, given up)."""
+    sent = failed_count = 0
+    for job_id, claims in model.objects.filter(jobs_lost(model)).order_by("pk").values_list("pk", model.CLAIMS):
+        if claims < MAX_CLAIMS:
+            enqueue_on_commit(task, job_id)
+            sent += 1
+            continue
+        # Only while it is still lost at that claim: a worker may have claimed it meanwhile.
+        lost = model.objects.filter(jobs_lost(model), pk=job_id, **{model.CLAIMS: claims})
+        if lost.update(status=model.Status.FAILED, error=given_up, finished_at=timezone.now(), **failed):
+            failed_count += 1
+            if on_given_up is not None:
+                on_given_up(job_id)
+    return sent, failed_count
 
 
 def job_progress(job: Any) -> tuple[bool, bool]:
     """(active, stalled) of a workspace's background job as its page shows it (`job` None: there
     is none): active while it is queued or running, stalled while it has waited in the queue
-    longer than QUEUED_PATIENCE."""
+    longer than QUEUED_PATIENCE or its worker is lost (`job_lost`: the page says when it last
+    wrote progress, and that beat retries it)."""
     active = job is not None and job.is_active
-    stalled = active and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
-    return active, stalled
+    queued_long = active and job.status == job.Status.QUEUED and timezone.now() - job.created_at > QUEUED_PATIENCE
+    return active, queued_long or (active and job_lost(job))
 
 
 def task_named(name: str) -> Task:

@@ -375,6 +375,10 @@ class BackgroundJob(models.Model):
         FAILED = "failed", "Failed"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
+    # What doow.jobs needs to tell a lost worker from a live one (job_lost, job_claim).
+    RUNNING = (Status.RUNNING,)
+    HEARTBEAT = "heartbeat_at"
+    CLAIMS = "claims"
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveBigIntegerField(default=0)
@@ -382,6 +386,15 @@ class BackgroundJob(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Times a worker started it (a redelivered message restarts it)."
+    )
+    # Null for a job an older release claimed (it does not know the column): its age then counts.
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its worker last wrote progress: a running job silent for long is lost (HEARTBEAT_STALE).",
+    )
 
     class Meta:
         abstract = True
@@ -434,6 +447,11 @@ class UsageImport(models.Model):
         FAILED = "failed", "Rejected"
 
     ACTIVE = (Status.QUEUED, Status.CHECKING, Status.STORING)
+    # What doow.jobs needs to tell a lost worker from a live one (job_lost, job_claim): the
+    # heartbeat is updated_at, each claim counts an attempt.
+    RUNNING = (Status.CHECKING, Status.STORING)
+    HEARTBEAT = "updated_at"
+    CLAIMS = "attempts"
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="usage_imports")
     integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="usage_imports")
@@ -553,20 +571,11 @@ class PricingRecomputeJob(BackgroundJob):
         default=0, db_default=0, help_text="Task messages sent for the job (a stale queued job is sent again)."
     )
     sent_at = models.DateTimeField(null=True, blank=True)
-    claims = models.PositiveIntegerField(
-        default=0, db_default=0, help_text="Times a worker started it (a redelivered message restarts it)."
-    )
     claimed_send = models.PositiveIntegerField(
         default=0, db_default=0, help_text="The message that started it: only its redelivery restarts it."
     )
     rerun = models.BooleanField(
         default=False, db_default=False, help_text="Prices changed while it ran: it runs again once it ends."
-    )
-    # Null for a job an older release claimed (it does not know the column): its age then counts.
-    heartbeat_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="When its worker last wrote progress: a running job silent for long is lost (HEARTBEAT_STALE).",
     )
 
     class Meta(BackgroundJob.Meta):

@@ -44,6 +44,23 @@ def expire_usage_imports() -> None:
         logger.info("usage imports: %s expired, %s old jobs deleted", expired, deleted)
 
 
+@shared_task(name="usage.tasks.resend_lost_jobs", ignore_result=True)
+def resend_lost_jobs() -> None:
+    """Run by beat every few minutes: send again the imports, re-attributions and rollup
+    rebuilds whose worker is lost (no progress for doow.jobs.HEARTBEAT_STALE), so another worker
+    takes them over now rather than when the broker redelivers their message (Redis: 12 hours);
+    one lost too often fails with an error saying what to do. (A lost price recompute is
+    handled by its own hourly check, recompute_prices_if_changed.)"""
+    for kind, resend in (
+        ("usage import", import_jobs.usage_import_resend_lost),
+        ("re-attribution", services.reattribution_resend_lost),
+        ("rollup rebuild", rollup_jobs.rollup_rebuild_resend_lost),
+    ):
+        sent, given_up = resend()
+        if sent or given_up:
+            logger.warning("%s: %s jobs whose worker stopped sent again, %s given up", kind, sent, given_up)
+
+
 @shared_task(name="usage.tasks.rebuild_rollups", ignore_result=True)
 def rebuild_rollups(job_id: int) -> None:
     """Rebuild a workspace's daily rollups, e.g. after its time zone changed (usage/rollup_jobs.py)."""

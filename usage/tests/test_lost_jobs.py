@@ -1,0 +1,288 @@
+"""A worker host lost mid-job (power off: its message unacknowledged, Redis redelivers it only
+after the 12-hour visibility timeout): the job's page says it stalled and when its worker last
+reported progress; beat's `resend_lost_jobs` hands it to another worker once its heartbeat is
+older than HEARTBEAT_STALE, and the re-run stores exactly once. A job whose worker is alive is
+left alone, by beat and by a redelivered message; the lost message's own late redelivery does
+nothing; a job lost MAX_CLAIMS times fails with what to do.
+
+For each kind (usage imports, re-attribution, rollup rebuilds), driven through the Celery tasks
+and the pages; the worker's death is a BaseException raised where it stored its first step (its
+`except Exception` never runs, as when the process is killed)."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.urls import reverse
+from django.utils.html import strip_tags
+
+from doow.jobs import HEARTBEAT_STALE, MAX_CLAIMS
+from integrations.models import Integration, IntegrationEvent
+from sandbox import authress as fake
+from usage import attribution, import_jobs, importer, rollup_jobs, rollups, services, tasks
+from usage.models import Application, AttributionRule, ReattributionJob, RollupRebuildJob, UsageImport, UsageRecord
+from usage.tests.test_rollup_rebuild import import_hours
+from usage.tests.test_rollup_upkeep import assert_rollups_match
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+CSV = b"date,resource,operation,calls\n" + b"".join(
+    f"2025-03-{d:02},/v1/users/{{userId}},GET,{d * 7}\n".encode() for d in range(1, 11)
+)
+
+
+class WorkerKilled(BaseException):
+    """The worker's process stopping where it is (its `except Exception` never runs)."""
+
+
+def lost_later():
+    """The clock once the job's heartbeat is stale: its worker counts as lost."""
+    return time_machine.travel(datetime.now(UTC) + HEARTBEAT_STALE + timedelta(minutes=1), tick=False)
+
+
+def text(response) -> str:
+    """A page as its reader sees it: tags dropped, entities decoded, whitespace collapsed."""
+    return re.sub(r"\s+", " ", html.unescape(strip_tags(response.content.decode())))
+
+
+def beat(capture) -> list:
+    """Beat's check; returns the task messages it sent (not yet delivered)."""
+    with capture(execute=False) as sent:
+        tasks.resend_lost_jobs()
+    return sent
+
+
+@pytest.fixture
+def usage(workspace) -> list[Integration]:
+    return import_hours(workspace, start=T0, hours=48, models=("gpt-4o", "o1"))
+
+
+# ---------------------------------------------------------------- rollup rebuilds
+def test_a_rollup_rebuild_whose_worker_was_lost_is_sent_again_and_rebuilt_once(
+    admin_client, workspace, usage, monkeypatch, django_capture_on_commit_callbacks
+):
+    workspace.time_zone = "Asia/Tokyo"
+    workspace.save(update_fields=["time_zone"])
+    with django_capture_on_commit_callbacks(execute=False) as first:
+        job = rollup_jobs.rollup_rebuild_request(workspace=workspace)
+    real = rollups.rebuild_workspace
+
+    def killed_after_the_first_integration(workspace, on_integration=None, **kwargs):
+        def progress(done: int, total: int) -> None:
+            on_integration(done, total)
+            raise WorkerKilled
+
+        return real(workspace, on_integration=progress, **kwargs)
+
+    monkeypatch.setattr(rollups, "rebuild_workspace", killed_after_the_first_integration)
+    with pytest.raises(WorkerKilled):
+        first[0]()
+    monkeypatch.setattr(rollups, "rebuild_workspace", real)
+    job.refresh_from_db()
+    assert (job.status, job.done, job.claims) == ("running", 1, 1) and job.heartbeat_at is not None
+
+    # Its worker is alive as far as anyone can tell: beat and a redelivered message leave it.
+    assert beat(django_capture_on_commit_callbacks) == []
+    tasks.rebuild_rollups(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.claims) == ("running", 1)
+    page = text(admin_client.get(reverse("accounts:settings_general", kwargs={"ws": workspace.slug})))
+    assert "stalled" not in page and "Recomputing daily totals in Asia/Tokyo" in page
+
+    with lost_later():
+        page = text(admin_client.get(reverse("accounts:settings_general", kwargs={"ws": workspace.slug})))
+        assert "Recomputing the daily totals stalled: its worker last reported progress 16 min ago" in page
+        assert "handed to another worker automatically within minutes" in page and "1 of 2 integrations" in page
+        sent = beat(django_capture_on_commit_callbacks)
+        assert len(sent) == 1
+        sent[0]()  # another worker takes it
+    job.refresh_from_db()
+    assert (job.status, job.done, job.total, job.claims, job.time_zone) == ("done", 2, 2, 2, "Asia/Tokyo")
+    assert_rollups_match(workspace)  # every row counted once, in the new zone
+    assert rollups.daily_for(workspace).filter(day=datetime(2026, 10, 3).date()).exists()  # Tokyo's third day
+
+    tasks.rebuild_rollups(job.pk)  # the lost message, redelivered 12 hours later: nothing
+    job.refresh_from_db()
+    assert (job.status, job.claims) == ("done", 2)
+    assert_rollups_match(workspace)
+
+
+def test_a_rollup_rebuild_lost_too_often_fails_with_what_to_do(
+    admin_client, workspace, django_capture_on_commit_callbacks
+):
+    job = RollupRebuildJob.objects.create(
+        workspace=workspace, time_zone="UTC", status="running", claims=MAX_CLAIMS, heartbeat_at=datetime.now(UTC)
+    )
+    with lost_later():
+        assert beat(django_capture_on_commit_callbacks) == []
+        tasks.rebuild_rollups(job.pk)  # nor does its redelivered message claim it a fourth time
+    job.refresh_from_db()
+    assert (job.status, job.claims) == ("failed", MAX_CLAIMS)
+    assert job.error == rollup_jobs.GIVEN_UP and "run `manage.py rebuild_rollups`" in job.error
+    page = text(admin_client.get(reverse("accounts:settings_general", kwargs={"ws": workspace.slug})))
+    assert f"Its worker stopped {MAX_CLAIMS} times before the rebuild finished" in page
+
+
+# ---------------------------------------------------------------- re-attribution
+def test_a_reattribution_whose_worker_was_lost_is_sent_again_and_applied_once(
+    admin_client, workspace, usage, monkeypatch, django_capture_on_commit_callbacks
+):
+    app = Application.objects.create(workspace=workspace, name="Assistant")
+    AttributionRule.objects.create(workspace=workspace, provider="openai", model="o1", application=app)
+    with django_capture_on_commit_callbacks(execute=False) as first:
+        job = services.reattribution_request(workspace=workspace)
+    real = attribution.reattribute
+
+    def killed_after_the_first_batch(records, matcher, **kwargs):
+        on_batch = kwargs.pop("on_batch", None)
+
+        def progress(rows: int) -> bool:
+            on_batch(rows)
+            raise WorkerKilled
+
+        return real(records, matcher, batch_size=10, on_batch=progress if on_batch else None, **kwargs)
+
+    monkeypatch.setattr(services, "reattribute", killed_after_the_first_batch)
+    with pytest.raises(WorkerKilled):
+        first[0]()
+    monkeypatch.setattr(services, "reattribute", real)
+    job.refresh_from_db()
+    assert (job.status, job.done, job.total, job.claims) == ("running", 10, 96, 1)
+
+    assert beat(django_capture_on_commit_callbacks) == []
+    tasks.reattribute_workspace(job.pk)  # redelivered while its worker is alive: nothing
+    job.refresh_from_db()
+    assert (job.status, job.done, job.claims) == ("running", 10, 1)
+    progress_url = reverse("usage_settings:reattribution", kwargs={"ws": workspace.slug})
+    assert "stalled" not in text(admin_client.get(progress_url, HTTP_HX_REQUEST="true"))
+
+    with lost_later():
+        page = text(admin_client.get(progress_url, HTTP_HX_REQUEST="true"))
+        assert "Re-attribution stalled: its worker last reported progress 16 min ago" in page
+        assert "handed to another worker automatically within minutes" in page and "10 of 96 rows checked" in page
+        sent = beat(django_capture_on_commit_callbacks)
+        assert len(sent) == 1
+        sent[0]()
+    job.refresh_from_db()
+    assert (job.status, job.done, job.claims) == ("done", 96, 2)
+    attributed = UsageRecord.objects.filter(workspace=workspace, application=app)
+    assert attributed.count() == 48 and not attributed.exclude(model="o1").exists()
+    assert not UsageRecord.objects.filter(workspace=workspace, model="o1", application__isnull=True).exists()
+    assert_rollups_match(workspace)  # the rows moved in the rollups once
+
+    tasks.reattribute_workspace(job.pk)  # the lost message, late: nothing
+    job.refresh_from_db()
+    assert (job.status, job.claims) == ("done", 2)
+    assert_rollups_match(workspace)
+
+
+def test_a_reattribution_lost_too_often_fails_with_what_to_do(
+    admin_client, workspace, django_capture_on_commit_callbacks
+):
+    job = ReattributionJob.objects.create(
+        workspace=workspace, status="running", claims=MAX_CLAIMS, heartbeat_at=datetime.now(UTC)
+    )
+    with lost_later():
+        assert beat(django_capture_on_commit_callbacks) == []
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error == services.GIVEN_UP
+    page = text(
+        admin_client.get(reverse("usage_settings:reattribution", kwargs={"ws": workspace.slug}), HTTP_HX_REQUEST="true")
+    )
+    assert f"Its worker stopped {MAX_CLAIMS} times before the re-attribution finished" in page
+    assert "save any rule to run it again" in page
+
+
+# ---------------------------------------------------------------- usage imports
+@pytest.fixture
+def authress(workspace) -> Integration:
+    from integrations.testing import make_integration
+
+    return make_integration(workspace, "Authress", "authress", credential={"access_key": fake.ACCESS_KEY},
+                            settings={"base_url": "http://127.0.0.1:9"})  # fmt: skip
+
+
+def upload(integration: Integration, source: str = "calls.csv") -> UsageImport:
+    return import_jobs.usage_import_request(
+        integration=integration, stream=io.BytesIO(CSV), size=len(CSV), source=source, enqueue=False
+    )
+
+
+def test_an_import_whose_worker_was_lost_is_sent_again_and_stored_once(
+    admin_client, workspace, authress, monkeypatch, django_capture_on_commit_callbacks
+):
+    job = upload(authress)
+    real = importer.usage_store_prepared
+
+    def killed_while_storing(**kwargs):
+        raise WorkerKilled
+
+    monkeypatch.setattr(importer, "usage_store_prepared", killed_while_storing)
+    with pytest.raises(WorkerKilled):
+        tasks.import_usage(job.pk)
+    monkeypatch.setattr(importer, "usage_store_prepared", real)
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("storing", 1) and not UsageRecord.objects.exists()
+
+    assert beat(django_capture_on_commit_callbacks) == []
+    tasks.import_usage(job.pk)  # redelivered while its worker is alive: not a second run
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("storing", 1) and not UsageRecord.objects.exists()
+    detail = reverse("integrations:detail", kwargs={"ws": workspace.slug, "pk": authress.pk})
+
+    with lost_later():
+        page = text(admin_client.get(detail))
+        assert "The import of calls.csv stalled: its worker last reported progress 16 min ago" in page
+        assert "handed to another worker automatically within minutes" in page
+        sent = beat(django_capture_on_commit_callbacks)
+        assert len(sent) == 1
+        sent[0]()
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.rows) == ("done", 2, 10) and bytes(job.data) == b""
+    stored = UsageRecord.objects.filter(integration=authress)
+    assert stored.count() == 10 and sum(stored.values_list("quantity", flat=True)) == Decimal(7 * 55)
+    assert_rollups_match(workspace)
+
+    tasks.import_usage(job.pk)  # the lost message, late: nothing
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("done", 2) and stored.count() == 10
+    assert_rollups_match(workspace)
+
+
+def test_a_run_claimed_by_another_worker_meanwhile_stores_nothing(authress, monkeypatch):
+    """Its worker was only slow (taken for lost, the job claimed again): its rows roll back."""
+    job = upload(authress)
+    real = importer.usage_store_prepared
+
+    def claimed_again_meanwhile(**kwargs):
+        UsageImport.objects.filter(pk=job.pk).update(attempts=2)  # another worker's claim
+        return real(**kwargs)
+
+    monkeypatch.setattr(importer, "usage_store_prepared", claimed_again_meanwhile)
+    tasks.import_usage(job.pk)
+    # Its rows (and the other claim, made inside its transaction here) rolled back: not done.
+    job.refresh_from_db()
+    assert job.status == "storing" and not UsageRecord.objects.exists()
+
+
+def test_an_import_lost_too_often_fails_with_an_event(authress, django_capture_on_commit_callbacks):
+    job = upload(authress, source="huge.csv")
+    UsageImport.objects.filter(pk=job.pk).update(status="checking", attempts=MAX_CLAIMS, updated_at=datetime.now(UTC))
+    with lost_later():
+        assert beat(django_capture_on_commit_callbacks) == []
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error == import_jobs.GIVEN_UP and bytes(job.data) == b""
+    assert "Split the file by date range" in job.error
+    event = authress.events.get()
+    assert event.level == IntegrationEvent.Level.ERROR and "Usage import of huge.csv failed." in event.message
+
+
+def test_beat_checks_for_lost_jobs_every_few_minutes(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["resend-lost-jobs"]
+    assert entry["task"] == "usage.tasks.resend_lost_jobs" and entry["schedule"] * 2 < HEARTBEAT_STALE.total_seconds()
