@@ -7,7 +7,7 @@ the same workspace supersedes it (the newer job redoes everything in the zone th
 Store chunks, imports and re-attribution keep running meanwhile: each reads the zone afresh
 and takes the integration's rollup lock, so whatever commits is counted in the current zone.
 
-The worker writes a heartbeat when it claims the job and after each integration; a job whose
+The worker writes a heartbeat when it claims the job and after each span of days it rebuilds; a job whose
 worker is lost (doow.jobs.HEARTBEAT_STALE) is sent again by beat (`rollup_rebuild_resend_lost`)
 and rebuilt from the start by whichever worker claims it: rebuilding an integration replaces
 its rollups, so a second run counts every row once.
@@ -95,8 +95,13 @@ def rollup_rebuild_run(*, job_id: int) -> RollupRebuildJob:
         if not job_heartbeat(RollupRebuildJob, job.pk, claim, done=done, total=total) or _newer_exists(job):
             raise _Superseded
 
+    def alive() -> None:
+        # A large integration's days take many minutes: its worker is not taken for lost meanwhile.
+        if not job_heartbeat(RollupRebuildJob, job.pk, claim):
+            raise _Superseded
+
     try:
-        written = rollups.rebuild_workspace(workspace, on_integration=progress)
+        written = rollups.rebuild_workspace(workspace, on_integration=progress, on_span=alive)
     except _Superseded:
         _finish(job.pk, Status.FAILED, error=SUPERSEDED, claim=claim)
     except Exception as exc:

@@ -113,6 +113,28 @@ def test_a_rollup_rebuild_whose_worker_was_lost_is_sent_again_and_rebuilt_once(
     assert_rollups_match(workspace)
 
 
+def test_a_rollup_rebuild_beats_within_an_integration_so_a_large_one_is_not_taken_for_lost(
+    workspace, usage, monkeypatch
+):
+    monkeypatch.setattr(rollups, "REBUILD_SPAN_DAYS", 1)  # two spans per integration (48 hours)
+    job = RollupRebuildJob.objects.create(workspace=workspace, time_zone="UTC")
+    real = rollups.refresh_days
+    beats: list[tuple[int, datetime]] = []
+
+    def span(integration_id, days, **kwargs):
+        job.refresh_from_db()
+        beats.append((job.done, job.heartbeat_at))
+        return real(integration_id, days, **kwargs)
+
+    monkeypatch.setattr(rollups, "refresh_days", span)
+    tasks.rebuild_rollups(job.pk)
+    job.refresh_from_db()
+    assert job.status == "done" and len(beats) == 4
+    # Before the first integration's second span (nothing done yet), its first span's heartbeat.
+    (_, claimed), (done, first_span) = beats[:2]
+    assert done == 0 and first_span > claimed
+
+
 def test_a_rollup_rebuild_lost_too_often_fails_with_what_to_do(
     admin_client, workspace, django_capture_on_commit_callbacks
 ):
@@ -180,6 +202,17 @@ def test_a_reattribution_whose_worker_was_lost_is_sent_again_and_applied_once(
     job.refresh_from_db()
     assert (job.status, job.claims) == ("done", 2)
     assert_rollups_match(workspace)
+
+
+def test_a_newer_reattribution_does_not_wait_for_an_older_one_whose_worker_is_lost(workspace, usage, monkeypatch):
+    lost = ReattributionJob.objects.create(workspace=workspace, status="running", claims=1)
+    with lost_later():
+        job = ReattributionJob.objects.create(workspace=workspace)
+        monkeypatch.setattr(services.time, "sleep", lambda seconds: pytest.fail("waited for a lost worker"))
+        tasks.reattribute_workspace(job.pk)
+    lost.refresh_from_db()
+    job.refresh_from_db()
+    assert (lost.status, lost.error, job.status) == ("failed", services.ABANDONED, "done")
 
 
 def test_a_reattribution_lost_too_often_fails_with_what_to_do(
