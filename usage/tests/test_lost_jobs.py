@@ -319,3 +319,15 @@ def test_an_import_lost_too_often_fails_with_an_event(authress, django_capture_o
 def test_beat_checks_for_lost_jobs_every_few_minutes(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["resend-lost-jobs"]
     assert entry["task"] == "usage.tasks.resend_lost_jobs" and entry["schedule"] * 2 < HEARTBEAT_STALE.total_seconds()
+
+
+def test_staff_see_how_often_a_job_was_started_and_its_last_progress_in_the_admin(
+    superuser_client, workspace, authress
+):
+    ReattributionJob.objects.create(workspace=workspace, status="running", claims=2, heartbeat_at=datetime.now(UTC))
+    job = upload(authress)
+    UsageImport.objects.filter(pk=job.pk).update(status="checking", attempts=2, updated_at=datetime.now(UTC))
+    reattribution = text(superuser_client.get(reverse("admin:usage_reattributionjob_changelist")))
+    imports = text(superuser_client.get(reverse("admin:usage_usageimport_changelist")))
+    assert "Claims" in reattribution and "Heartbeat at" in reattribution, reattribution
+    assert "Attempts" in imports and "Updated at" in imports, imports
