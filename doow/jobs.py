@@ -28,9 +28,18 @@ QUEUED_PATIENCE = timedelta(minutes=2)
 # says it stalled, and beat takes it over long before the broker would redeliver its message
 # (Redis: visibility_timeout, 12 hours; doow/settings.py).
 HEARTBEAT_STALE = timedelta(minutes=15)
+# A running job with no heartbeat was claimed by a worker of a release before the heartbeat (it
+# never writes one, and never notices another claim): it is taken for lost only once the broker
+# would redeliver its message anyway (Redis: visibility_timeout, 12 hours; doow/settings.py), so
+# during a rolling deploy a job an old worker is still running is never started a second time.
+NO_HEARTBEAT_PATIENCE = timedelta(hours=12)
 # A job whose worker was lost this many times (each claim counts) is given up: it fails with an
 # error telling the admin what to do, instead of taking down one worker after another.
 MAX_CLAIMS = 3
+# Beat sends a lost job again every few minutes until a worker claims it; a copy no worker took
+# within this long is dropped when one finally receives it (a newer copy does the job), so the
+# copies sent while no worker runs never pile up into a backlog of work.
+RESEND_EXPIRES = timedelta(hours=1)
 
 
 def job_last_progress(job: Any) -> datetime:
@@ -40,16 +49,23 @@ def job_last_progress(job: Any) -> datetime:
 
 
 def job_lost(job: Any) -> bool:
-    """A running job whose worker wrote no progress for HEARTBEAT_STALE."""
-    return job.status in job.RUNNING and timezone.now() - job_last_progress(job) > HEARTBEAT_STALE
+    """A running job whose worker wrote no progress for HEARTBEAT_STALE (one with no heartbeat:
+    older than NO_HEARTBEAT_PATIENCE)."""
+    if job.status not in job.RUNNING:
+        return False
+    beat = getattr(job, job.HEARTBEAT)
+    if beat is None:
+        return timezone.now() - job.created_at > NO_HEARTBEAT_PATIENCE
+    return timezone.now() - beat > HEARTBEAT_STALE
 
 
 def jobs_lost(model: Any) -> Q:
-    """`job_lost` as a filter on `model`'s jobs (one with no heartbeat: by its age)."""
-    cutoff = timezone.now() - HEARTBEAT_STALE
+    """`job_lost` as a filter on `model`'s jobs."""
+    now = timezone.now()
     beat = model.HEARTBEAT
     return Q(status__in=model.RUNNING) & (
-        Q(**{f"{beat}__lt": cutoff}) | Q(**{f"{beat}__isnull": True, "created_at__lt": cutoff})
+        Q(**{f"{beat}__lt": now - HEARTBEAT_STALE})
+        | Q(**{f"{beat}__isnull": True, "created_at__lt": now - NO_HEARTBEAT_PATIENCE})
     )
 
 
@@ -95,7 +111,7 @@ def jobs_resend_lost(
     sent = failed_count = 0
     for job_id, claims in model.objects.filter(jobs_lost(model)).order_by("pk").values_list("pk", model.CLAIMS):
         if claims < MAX_CLAIMS:
-            enqueue_on_commit(task, job_id)
+            enqueue_on_commit(task, job_id, expires=RESEND_EXPIRES)
             sent += 1
             continue
         # Only while it is still lost at that claim: a worker may have claimed it meanwhile.
@@ -130,6 +146,10 @@ def task_named(name: str) -> Task:
     return app.tasks[name]
 
 
-def enqueue_on_commit(name: str, *args: Any) -> None:
-    """Send task `name` with `args` once the current transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: task_named(name).delay(*args))
+def enqueue_on_commit(name: str, *args: Any, expires: timedelta | None = None) -> None:
+    """Send task `name` with `args` once the current transaction commits (at once outside one);
+    `expires`: a worker receiving the message later than that drops it unrun."""
+    if expires is None:
+        transaction.on_commit(lambda: task_named(name).delay(*args))
+    else:
+        transaction.on_commit(lambda: task_named(name).apply_async(args, expires=expires.total_seconds()))

@@ -389,7 +389,8 @@ class BackgroundJob(models.Model):
     claims = models.PositiveIntegerField(
         default=0, db_default=0, help_text="Times a worker started it (a redelivered message restarts it)."
     )
-    # Null for a job an older release claimed (it does not know the column): its age then counts.
+    # Null for a job an older release claimed (it does not know the column): it counts as lost
+    # only after doow.jobs.NO_HEARTBEAT_PATIENCE.
     heartbeat_at = models.DateTimeField(
         null=True,
         blank=True,

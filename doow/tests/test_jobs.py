@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from doow.jobs import HEARTBEAT_STALE, QUEUED_PATIENCE, job_progress
+from doow.jobs import HEARTBEAT_STALE, NO_HEARTBEAT_PATIENCE, QUEUED_PATIENCE, job_progress
 from usage.models import ReattributionJob, RollupRebuildJob
 
 
@@ -36,8 +36,9 @@ def test_no_job_is_neither_active_nor_stalled():
         ("queued", QUEUED_PATIENCE + timedelta(seconds=1), None, (True, True)),  # no worker took it
         ("running", HEARTBEAT_STALE * 10, timedelta(seconds=5), (True, False)),  # its worker alive, however long
         ("running", HEARTBEAT_STALE * 10, HEARTBEAT_STALE + timedelta(seconds=1), (True, True)),  # its worker lost
-        ("running", HEARTBEAT_STALE - timedelta(seconds=1), None, (True, False)),  # an older release's: by its age
-        ("running", HEARTBEAT_STALE + timedelta(seconds=1), None, (True, True)),
+        # An older release's worker (no heartbeat): left to it until the broker would redeliver.
+        ("running", HEARTBEAT_STALE * 10, None, (True, False)),
+        ("running", NO_HEARTBEAT_PATIENCE + timedelta(seconds=1), None, (True, True)),
         ("done", HEARTBEAT_STALE * 10, HEARTBEAT_STALE * 10, (False, False)),
         ("failed", timedelta(seconds=5), None, (False, False)),
     ],

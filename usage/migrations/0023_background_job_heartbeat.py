@@ -4,8 +4,9 @@ from django.db import migrations, models
 
 # Re-attribution and rollup rebuilds get the recompute's heartbeat and claim count (the fields
 # moved to BackgroundJob; the recompute's table is unchanged). Safe for a rolling deploy: an
-# older release's inserts get claims 0 from the database, and its jobs have no heartbeat, so
-# their age counts (doow.jobs.job_last_progress).
+# older release's inserts get claims 0 from the database, and a job its worker runs has no
+# heartbeat, so it is taken for lost only after doow.jobs.NO_HEARTBEAT_PATIENCE (12 hours, when
+# the broker would redeliver it anyway): never run twice at once.
 
 
 class Migration(migrations.Migration):

@@ -118,7 +118,7 @@ def pricing_recompute_claim_here(*, workspace: Workspace) -> PricingRecomputeJob
 
 
 def _stale_heartbeat() -> Q:
-    """Running jobs whose worker is lost (a job an older release claimed: by its age)."""
+    """Running jobs whose worker is lost (doow.jobs.jobs_lost)."""
     return jobs_lost(PricingRecomputeJob)
 
 

@@ -22,7 +22,7 @@ import time_machine
 from django.urls import reverse
 from django.utils.html import strip_tags
 
-from doow.jobs import HEARTBEAT_STALE, MAX_CLAIMS
+from doow.jobs import HEARTBEAT_STALE, MAX_CLAIMS, NO_HEARTBEAT_PATIENCE, RESEND_EXPIRES
 from integrations.models import Integration, IntegrationEvent
 from sandbox import authress as fake
 from usage import attribution, import_jobs, importer, rollup_jobs, rollups, services, tasks
@@ -205,7 +205,9 @@ def test_a_reattribution_whose_worker_was_lost_is_sent_again_and_applied_once(
 
 
 def test_a_newer_reattribution_does_not_wait_for_an_older_one_whose_worker_is_lost(workspace, usage, monkeypatch):
-    lost = ReattributionJob.objects.create(workspace=workspace, status="running", claims=1)
+    lost = ReattributionJob.objects.create(
+        workspace=workspace, status="running", claims=1, heartbeat_at=datetime.now(UTC)
+    )
     with lost_later():
         job = ReattributionJob.objects.create(workspace=workspace)
         monkeypatch.setattr(services.time, "sleep", lambda seconds: pytest.fail("waited for a lost worker"))
@@ -314,6 +316,55 @@ def test_an_import_lost_too_often_fails_with_an_event(authress, django_capture_o
     assert "Split the file by date range" in job.error
     event = authress.events.get()
     assert event.level == IntegrationEvent.Level.ERROR and "Usage import of huge.csv failed." in event.message
+
+
+@pytest.mark.parametrize(
+    ("model", "task", "page"),
+    [
+        (RollupRebuildJob, "rebuild_rollups", "accounts:settings_general"),
+        (ReattributionJob, "reattribute_workspace", "usage_settings:rules"),
+    ],
+)
+def test_a_job_an_older_release_is_running_is_not_started_a_second_time_beside_it(
+    admin_client, workspace, usage, django_capture_on_commit_callbacks, model, task, page, monkeypatch
+):
+    """A rolling deploy: the release before claimed the job and writes no heartbeat. However long
+    it runs, neither beat nor its redelivered message starts it again beside the old run, and its
+    page does not call it stalled, until the broker would redeliver it anyway (12 hours)."""
+    job = model.objects.create(workspace=workspace, status="running", claims=0)
+    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(services, "SUPERSEDE_WAIT_SECONDS", 0)
+    with time_machine.travel(datetime.now(UTC) + HEARTBEAT_STALE * 20, tick=False):
+        assert beat(django_capture_on_commit_callbacks) == []
+        getattr(tasks, task)(job.pk)
+        job.refresh_from_db()
+        assert (job.status, job.claims, job.heartbeat_at) == ("running", 0, None)
+        assert "stalled" not in text(admin_client.get(reverse(page, kwargs={"ws": workspace.slug})))
+    with time_machine.travel(datetime.now(UTC) + NO_HEARTBEAT_PATIENCE + timedelta(minutes=1), tick=False):
+        assert "stalled" in text(admin_client.get(reverse(page, kwargs={"ws": workspace.slug})))
+        sent = beat(django_capture_on_commit_callbacks)
+        assert len(sent) == 1
+        sent[0]()
+    job.refresh_from_db()
+    assert (job.status, job.claims) == ("done", 1)
+    assert_rollups_match(workspace)
+
+
+def test_a_copy_sent_again_expires_so_none_pile_up_while_no_worker_runs(
+    workspace, django_capture_on_commit_callbacks, monkeypatch
+):
+    job = RollupRebuildJob.objects.create(
+        workspace=workspace, time_zone="UTC", status="running", claims=1, heartbeat_at=datetime.now(UTC)
+    )
+    published: list[tuple[tuple, dict]] = []
+    monkeypatch.setattr(tasks.rebuild_rollups, "apply_async", lambda args, **options: published.append((args, options)))
+    with lost_later():
+        for _ in range(3):  # three ticks with no worker running: three copies, each expiring
+            for callback in beat(django_capture_on_commit_callbacks):
+                callback()
+    assert published == [((job.pk,), {"expires": RESEND_EXPIRES.total_seconds()})] * 3
+    job.refresh_from_db()
+    assert (job.status, job.claims) == ("running", 1)
 
 
 def test_beat_checks_for_lost_jobs_every_few_minutes(settings):
