@@ -69,19 +69,28 @@ def jobs_lost(model: Any) -> Q:
     )
 
 
-def job_claim(model: Any, job_id: int, **fields: Any) -> int:
-    """Claim the job for this worker: a queued one, or a running one whose worker is lost (its
-    message redelivered, or sent again by `jobs_resend_lost`); never one whose worker is alive
-    (its heartbeat is fresh: two workers never run it at once), nor one lost MAX_CLAIMS times.
-    Counts the claim, writes the heartbeat and `fields`; returns the claim's number (0: not
-    claimed). The run writes its progress through `job_heartbeat`/`job_mine` with that number:
-    once another worker claimed the job, they match nothing and the run stops."""
+def job_claim(model: Any, job_id: int, *, message: str | None = None, **fields: Any) -> int:
+    """Claim the job for this run: a queued one, or a running one whose worker is lost (no
+    heartbeat for HEARTBEAT_STALE: its message redelivered, or sent again by `jobs_resend_lost`),
+    or a running one that `message` (the task message's id; None from a command in the
+    foreground) claimed before: that message delivered again means its worker process died
+    (Celery requeues a killed pool child's message at once), and waiting for the heartbeat to go
+    stale would only delay it. Never one whose worker is alive otherwise (two workers do not
+    run it at once), nor one lost MAX_CLAIMS times. Counts the claim, writes the heartbeat,
+    the message and `fields`; returns the claim's number (0: not claimed). The run writes its
+    progress through `job_heartbeat`/`job_mine` with that number: once another run claimed the
+    job, they match nothing and the run stops (each kind's work is idempotent, so even a run
+    still alive when its message comes back — the broker's redelivery after its visibility
+    timeout — only loses the work since its last step)."""
     claims = model.CLAIMS
+    again = jobs_lost(model)
+    if message:
+        again |= Q(status__in=model.RUNNING, claim_message=message)
     # Not a job lost MAX_CLAIMS times already: beat gives it up (jobs_resend_lost).
-    claimable = (Q(status=model.Status.QUEUED) | jobs_lost(model)) & Q(**{f"{claims}__lt": MAX_CLAIMS})
+    claimable = (Q(status=model.Status.QUEUED) | again) & Q(**{f"{claims}__lt": MAX_CLAIMS})
     with transaction.atomic():
         claimed = model.objects.filter(claimable, pk=job_id).update(
-            **{claims: F(claims) + 1, model.HEARTBEAT: timezone.now()}, **fields
+            **{claims: F(claims) + 1, model.HEARTBEAT: timezone.now(), "claim_message": message or ""}, **fields
         )
         if not claimed:
             return 0

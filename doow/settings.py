@@ -249,8 +249,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     # Redis hands an unacknowledged message (acks_late) to another worker after the visibility
     # timeout (kombu's default: an hour) even while its first worker is alive. An estimate
     # recompute runs for hours on a large workspace: well above the longest one. Every job's
-    # worker writes a heartbeat, and a redelivered message of a job whose worker is alive (its
-    # heartbeat is fresh) does nothing. A job whose worker is really lost (no progress for
+    # worker writes a heartbeat, and a redelivered recompute whose worker is alive (its heartbeat
+    # is fresh) does nothing (an import, re-attribution or rebuild restarts: each is idempotent,
+    # and its message coming back is how a killed pool child's job restarts at once). A job whose worker is really lost (no progress for
     # doow.jobs.HEARTBEAT_STALE) does not wait for this: beat's `resend-lost-jobs` (imports,
     # re-attribution, rollup rebuilds; every 5 minutes) and `recompute-prices-if-changed`
     # (recomputes; hourly) hand it to another worker, and its own late redelivery finds it

@@ -62,6 +62,7 @@ GIVEN_UP = (
     "memory); nothing was stored. Split the file by date range and import the parts."
 )
 REPLACED = "A new file was uploaded while this import was stalled; nothing of this one was stored."
+INTERRUPTED = "The import command was interrupted before it finished; nothing was stored. Run it again."
 
 
 class _Superseded(Exception):
@@ -141,15 +142,18 @@ def usage_import_request(
     return job
 
 
-def usage_import_run(*, job_id: int) -> UsageImport:
+def usage_import_run(*, job_id: int, message: str | None = None) -> UsageImport:
     """Check and store a queued import (the Celery task and the command call this).
 
     A job found checking or storing is run again from the start once its worker is lost (no
-    progress for HEARTBEAT_STALE: its message redelivered, or sent again by beat; storing is
-    idempotent), up to MAX_ATTEMPTS; one whose worker is alive, or a finished one, is left alone.
+    progress for HEARTBEAT_STALE: its message redelivered, or sent again by beat) or `message`
+    claimed it before (its worker process died: doow.jobs.job_claim) — nothing of the lost run
+    was stored — up to MAX_ATTEMPTS; one whose worker is alive, or a finished one, is left alone.
     """
     now = timezone.now()
-    claim = job_claim(UsageImport, job_id, status=Status.CHECKING, started_at=now, lines_checked=0, rows_prepared=0)
+    claim = job_claim(
+        UsageImport, job_id, message=message, status=Status.CHECKING, started_at=now, lines_checked=0, rows_prepared=0
+    )
     job = UsageImport.objects.select_related("integration__workspace").get(pk=job_id)
     if not claim:
         if job.attempts >= MAX_ATTEMPTS and (job.status == Status.QUEUED or job_lost(job)):
@@ -210,8 +214,20 @@ def usage_import_run(*, job_id: int) -> UsageImport:
         _crashed(
             job,
             f"Unexpected error during the import ({type(exc).__name__}); nothing was stored. The details are in the worker log.",
+            claim=claim,
         )
     return _reload(job_id)
+
+
+def usage_import_interrupted(*, job_id: int) -> bool:
+    """An import run in the foreground (`manage.py import_usage`) was stopped: fail it, nothing
+    stored, while no worker has claimed it since (its claim has no message). True if it failed."""
+    finished = timezone.now()
+    return bool(
+        UsageImport.objects.filter(pk=job_id, status__in=UsageImport.ACTIVE, claim_message="").update(
+            status=Status.FAILED, error=INTERRUPTED, data=b"", updated_at=finished, finished_at=finished
+        )
+    )
 
 
 def usage_import_expire(*, now: datetime | None = None) -> tuple[int, int]:
@@ -258,12 +274,13 @@ def _fill_failure(job: UsageImport, error: UsageImportError) -> None:
     job.updated_at = job.finished_at
 
 
-def _crashed(job: UsageImport, message: str) -> None:
+def _crashed(job: UsageImport, message: str, *, claim: int | None = None) -> None:
+    """Fail the job with `message` and its event (`claim`: only while that run still holds it —
+    a run another worker claimed meanwhile fails nothing of the newer run's)."""
     finished = timezone.now()
-    UsageImport.objects.filter(pk=job.pk).update(
-        status=Status.FAILED, error=message, data=b"", updated_at=finished, finished_at=finished
-    )
-    _crash_event(job, message)
+    jobs = UsageImport.objects.filter(pk=job.pk) if claim is None else job_mine(UsageImport, job.pk, claim)
+    if jobs.update(status=Status.FAILED, error=message, data=b"", updated_at=finished, finished_at=finished):
+        _crash_event(job, message)
 
 
 def _crash_event(job: UsageImport, message: str) -> None:

@@ -410,7 +410,25 @@ class BackgroundJob(models.Model):
         return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
 
 
-class ReattributionJob(BackgroundJob):
+class ClaimedByMessage(models.Model):
+    """The task message whose run claimed the job last. That same message delivered again while
+    the job runs means its worker process died: Celery puts a killed pool child's message back
+    on the queue at once (acks_late, reject_on_worker_lost), and it claims the job again at once
+    instead of waiting HEARTBEAT_STALE for beat (doow.jobs.job_claim)."""
+
+    claim_message = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The task message that claimed it last (empty: a command run in the foreground).",
+    )
+
+    class Meta:
+        abstract = True
+
+
+class ReattributionJob(BackgroundJob, ClaimedByMessage):
     """A background re-attribution of a workspace's usage after its rules changed."""
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="reattribution_jobs")
@@ -419,7 +437,7 @@ class ReattributionJob(BackgroundJob):
         return f"Re-attribution #{self.pk} ({self.status})"
 
 
-class RollupRebuildJob(BackgroundJob):
+class RollupRebuildJob(BackgroundJob, ClaimedByMessage):
     """A background rebuild of a workspace's daily rollups (after its time zone changed, or
     asked for by `manage.py rebuild_rollups`), one integration at a time, with progress."""
 
@@ -433,7 +451,7 @@ class RollupRebuildJob(BackgroundJob):
         return f"Rollup rebuild #{self.pk} ({self.time_zone}, {self.status})"
 
 
-class UsageImport(models.Model):
+class UsageImport(ClaimedByMessage):
     """A usage CSV uploaded for import, and how its import went.
 
     The file waits here, in the database every worker reads (never on the web host's disk),

@@ -30,7 +30,8 @@ SUPERSEDED = "A newer rebuild was requested; it rebuilds everything."
 GIVEN_UP = (
     f"Its worker stopped {MAX_CLAIMS} times before the rebuild finished (no progress for "
     f"{HEARTBEAT_STALE.total_seconds() / 60:.0f} minutes each time; the worker log or the host's memory may say why). "
-    "Daily totals may still count days in the previous zone: run `manage.py rebuild_rollups` once the workers are healthy."
+    "Daily totals may still count days in the previous zone: once the workers are healthy, whoever runs Doow "
+    "can rebuild them with `manage.py rebuild_rollups`."
 )
 
 
@@ -69,9 +70,10 @@ def _finish(job_id: int, status: str, *, claim: int | None = None, **fields: obj
     ended.update(status=status, finished_at=timezone.now(), **fields)
 
 
-def rollup_rebuild_run(*, job_id: int) -> RollupRebuildJob:
+def rollup_rebuild_run(*, job_id: int, message: str | None = None) -> RollupRebuildJob:
     """Run a queued job, or a running one whose worker is lost (redelivered, or sent again by
-    beat); a finished one, or one whose worker is alive, is left alone."""
+    beat) or that `message` claimed before (its worker process died: doow.jobs.job_claim); a
+    finished one, or one whose worker is alive, is left alone."""
     job = RollupRebuildJob.objects.select_related("workspace").get(pk=job_id)
     if not job.is_active:
         return job
@@ -82,6 +84,7 @@ def rollup_rebuild_run(*, job_id: int) -> RollupRebuildJob:
     claim = job_claim(
         RollupRebuildJob,
         job.pk,
+        message=message,
         status=Status.RUNNING,
         done=0,
         error="",

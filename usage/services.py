@@ -230,13 +230,13 @@ def _wait_for_older_jobs(job: ReattributionJob) -> None:
         time.sleep(SUPERSEDE_POLL_SECONDS)
 
 
-def reattribution_run(*, job_id: int) -> ReattributionJob:
+def reattribution_run(*, job_id: int, message: str | None = None) -> ReattributionJob:
     """Re-attribute every row of the job's workspace in batches, recording progress.
 
     A queued job is claimed; a running one only once its worker is lost (no heartbeat for
-    HEARTBEAT_STALE: its message redelivered, or sent again by beat), and then run again from
-    the start (matching is idempotent); one whose worker is alive, or a finished one, is left
-    alone.
+    HEARTBEAT_STALE: its message redelivered, or sent again by beat) or `message` claimed it
+    before (its worker process died: doow.jobs.job_claim), and then run again from the start
+    (matching is idempotent); one whose worker is alive, or a finished one, is left alone.
     """
     job = ReattributionJob.objects.get(pk=job_id)
     if job.status not in (Status.QUEUED, Status.RUNNING):
@@ -245,7 +245,7 @@ def reattribution_run(*, job_id: int) -> ReattributionJob:
         _finish(job.pk, Status.FAILED, error=SUPERSEDED)
         return ReattributionJob.objects.get(pk=job_id)
     _wait_for_older_jobs(job)
-    claim = job_claim(ReattributionJob, job.pk, status=Status.RUNNING, done=0, error="")
+    claim = job_claim(ReattributionJob, job.pk, message=message, status=Status.RUNNING, done=0, error="")
     if not claim:
         return ReattributionJob.objects.get(pk=job_id)
     started = timezone.now()
@@ -255,6 +255,11 @@ def reattribution_run(*, job_id: int) -> ReattributionJob:
         return ReattributionJob.objects.get(pk=job_id)
     # Read the rules only now that the job is claimed (see reattribution_request).
     matcher = load_matcher(workspace_id=job.workspace_id)
+
+    def still_mine(rows: int) -> bool:
+        if not job_heartbeat(ReattributionJob, job.pk, claim):
+            raise _Superseded
+        return True
 
     def on_batch(rows: int) -> bool:
         progress["done"] += rows
@@ -266,7 +271,8 @@ def reattribution_run(*, job_id: int) -> ReattributionJob:
 
     try:
         changed = reattribute(records, matcher, on_batch=on_batch)
-        changed += reattribute(records.filter(updated_at__gte=started - INGEST_GRACE), matcher)
+        # The rows stored meanwhile: their batches keep the heartbeat too (a large backlog takes minutes).
+        changed += reattribute(records.filter(updated_at__gte=started - INGEST_GRACE), matcher, on_batch=still_mine)
     except _Superseded:
         _finish(job.pk, Status.FAILED, error=SUPERSEDED, claim=claim)
     except Exception as exc:

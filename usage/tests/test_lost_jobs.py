@@ -19,6 +19,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils.html import strip_tags
 
@@ -87,7 +88,7 @@ def test_a_rollup_rebuild_whose_worker_was_lost_is_sent_again_and_rebuilt_once(
     job.refresh_from_db()
     assert (job.status, job.done, job.claims) == ("running", 1, 1) and job.heartbeat_at is not None
 
-    # Its worker is alive as far as anyone can tell: beat and a redelivered message leave it.
+    # Its worker is alive as far as anyone can tell: beat and another copy of the task leave it.
     assert beat(django_capture_on_commit_callbacks) == []
     tasks.rebuild_rollups(job.pk)
     job.refresh_from_db()
@@ -146,7 +147,7 @@ def test_a_rollup_rebuild_lost_too_often_fails_with_what_to_do(
         tasks.rebuild_rollups(job.pk)  # nor does its redelivered message claim it a fourth time
     job.refresh_from_db()
     assert (job.status, job.claims) == ("failed", MAX_CLAIMS)
-    assert job.error == rollup_jobs.GIVEN_UP and "run `manage.py rebuild_rollups`" in job.error
+    assert job.error == rollup_jobs.GIVEN_UP and "`manage.py rebuild_rollups`" in job.error
     page = text(admin_client.get(reverse("accounts:settings_general", kwargs={"ws": workspace.slug})))
     assert f"Its worker stopped {MAX_CLAIMS} times before the rebuild finished" in page
 
@@ -178,7 +179,7 @@ def test_a_reattribution_whose_worker_was_lost_is_sent_again_and_applied_once(
     assert (job.status, job.done, job.total, job.claims) == ("running", 10, 96, 1)
 
     assert beat(django_capture_on_commit_callbacks) == []
-    tasks.reattribute_workspace(job.pk)  # redelivered while its worker is alive: nothing
+    tasks.reattribute_workspace(job.pk)  # another copy (not its own message) while its worker is alive: nothing
     job.refresh_from_db()
     assert (job.status, job.done, job.claims) == ("running", 10, 1)
     progress_url = reverse("usage_settings:reattribution", kwargs={"ws": workspace.slug})
@@ -266,7 +267,7 @@ def test_an_import_whose_worker_was_lost_is_sent_again_and_stored_once(
     assert (job.status, job.attempts) == ("storing", 1) and not UsageRecord.objects.exists()
 
     assert beat(django_capture_on_commit_callbacks) == []
-    tasks.import_usage(job.pk)  # redelivered while its worker is alive: not a second run
+    tasks.import_usage(job.pk)  # another copy (not its own message) while its worker is alive: not a second run
     job.refresh_from_db()
     assert (job.status, job.attempts) == ("storing", 1) and not UsageRecord.objects.exists()
     detail = reverse("integrations:detail", kwargs={"ws": workspace.slug, "pk": authress.pk})
@@ -288,6 +289,111 @@ def test_an_import_whose_worker_was_lost_is_sent_again_and_stored_once(
     job.refresh_from_db()
     assert (job.status, job.attempts) == ("done", 2) and stored.count() == 10
     assert_rollups_match(workspace)
+
+
+def test_a_killed_worker_process_s_own_message_requeued_claims_the_import_again_at_once(
+    workspace, authress, monkeypatch
+):
+    """Celery requeues a killed pool child's message at once (acks_late, reject_on_worker_lost):
+    that same message, delivered again, takes the job over without waiting HEARTBEAT_STALE; a
+    different message (beat's copy, say) still leaves a job whose heartbeat is fresh alone."""
+    job = upload(authress)
+    real = importer.usage_store_prepared
+
+    def killed_while_storing(**kwargs):
+        raise WorkerKilled
+
+    monkeypatch.setattr(importer, "usage_store_prepared", killed_while_storing)
+    with pytest.raises(WorkerKilled):
+        tasks.import_usage.apply(args=(job.pk,), task_id="message-1", throw=True)
+    monkeypatch.setattr(importer, "usage_store_prepared", real)
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.claim_message) == ("storing", 1, "message-1")
+
+    tasks.import_usage.apply(args=(job.pk,), task_id="message-2")  # not its message: nothing
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("storing", 1) and not UsageRecord.objects.exists()
+
+    tasks.import_usage.apply(args=(job.pk,), task_id="message-1")  # its own, requeued: at once
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.rows) == ("done", 2, 10)
+    stored = UsageRecord.objects.filter(integration=authress)
+    assert stored.count() == 10 and sum(stored.values_list("quantity", flat=True)) == Decimal(7 * 55)
+    assert_rollups_match(workspace)
+
+
+@pytest.mark.parametrize("kind", ["rollup rebuild", "re-attribution"])
+def test_a_killed_worker_process_s_own_message_requeued_claims_the_job_again_at_once(
+    workspace, usage, monkeypatch, kind
+):
+    if kind == "rollup rebuild":
+        workspace.time_zone = "Asia/Tokyo"
+        workspace.save(update_fields=["time_zone"])
+        job = RollupRebuildJob.objects.create(workspace=workspace, time_zone="Asia/Tokyo")
+        task, target, name = tasks.rebuild_rollups, rollups, "rebuild_workspace"
+    else:
+        app = Application.objects.create(workspace=workspace, name="Reasoning")
+        AttributionRule.objects.create(workspace=workspace, provider="openai", model="o1", application=app)
+        job = ReattributionJob.objects.create(workspace=workspace)
+        task, target, name = tasks.reattribute_workspace, services, "reattribute"
+    real = getattr(target, name)
+
+    def killed(*args, **kwargs):
+        raise WorkerKilled
+
+    monkeypatch.setattr(target, name, killed)
+    with pytest.raises(WorkerKilled):
+        task.apply(args=(job.pk,), task_id="message-1", throw=True)
+    monkeypatch.setattr(target, name, real)
+    job.refresh_from_db()
+    assert (job.status, job.claims, job.claim_message) == ("running", 1, "message-1")
+
+    task.apply(args=(job.pk,), task_id="message-2")  # not its message, its heartbeat fresh: nothing
+    job.refresh_from_db()
+    assert (job.status, job.claims) == ("running", 1)
+
+    task.apply(args=(job.pk,), task_id="message-1")  # its own, requeued: at once
+    job.refresh_from_db()
+    assert (job.status, job.claims) == ("done", 2)
+    assert_rollups_match(workspace)
+    if kind == "re-attribution":
+        assert UsageRecord.objects.filter(workspace=workspace, application__name="Reasoning").count() == 48
+
+
+def test_an_import_command_interrupted_is_failed_not_left_for_beat_to_finish(
+    authress, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Ctrl-C on `manage.py import_usage`: left running, beat would take the import for lost and
+    have a worker store the file the operator stopped."""
+    path = tmp_path / "calls.csv"
+    path.write_bytes(CSV)
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importer, "usage_store_prepared", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        call_command("import_usage", str(authress.pk), str(path), stdout=io.StringIO())
+    job = UsageImport.objects.get()
+    assert (job.status, job.error, bytes(job.data)) == ("failed", import_jobs.INTERRUPTED, b"")
+    with lost_later():
+        assert beat(django_capture_on_commit_callbacks) == []
+    assert not UsageRecord.objects.exists()
+
+
+def test_a_run_taken_over_that_then_crashes_fails_nothing_of_the_newer_run(authress, monkeypatch):
+    job = upload(authress)
+
+    def claimed_again_then_crashed(**kwargs):
+        # Outside the import's transaction, while this run was silent: another worker's claim.
+        UsageImport.objects.filter(pk=job.pk).update(attempts=2, claim_message="message-2")
+        raise RuntimeError("lock timeout")
+
+    monkeypatch.setattr(import_jobs, "usage_import_csv", claimed_again_then_crashed)
+    tasks.import_usage.apply(args=(job.pk,), task_id="message-1")
+    job.refresh_from_db()
+    assert (job.status, job.error, job.attempts) == ("checking", "", 2) and bytes(job.data) == CSV
+    assert not authress.events.exists()
 
 
 def test_a_run_claimed_by_another_worker_meanwhile_stores_nothing(authress, monkeypatch):
