@@ -248,10 +248,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     if CELERY_BROKER_URL.startswith("filesystem")
     # Redis hands an unacknowledged message (acks_late) to another worker after the visibility
     # timeout (kombu's default: an hour) even while its first worker is alive. An estimate
-    # recompute runs for hours on a large workspace: well above the longest one. A redelivered
-    # recompute whose worker is alive does nothing (its heartbeat is fresh); the other jobs
-    # (imports, re-attribution, rollup rebuilds) are claimed again on redelivery, so the longer
-    # timeout only delays their redelivery after a worker is really lost.
+    # recompute runs for hours on a large workspace: well above the longest one. Every job's
+    # worker writes a heartbeat, and a redelivered recompute whose worker is alive (its heartbeat
+    # is fresh) does nothing (an import, re-attribution or rebuild restarts: each is idempotent,
+    # and its message coming back is how a killed pool child's job restarts at once). A job whose worker is really lost (no progress for
+    # doow.jobs.HEARTBEAT_STALE) does not wait for this: beat's `resend-lost-jobs` (imports,
+    # re-attribution, rollup rebuilds; every 5 minutes) and `recompute-prices-if-changed`
+    # (recomputes; hourly) hand it to another worker, and its own late redelivery finds it
+    # claimed again or finished and does nothing.
     else {"visibility_timeout": 12 * 3600}
     if CELERY_BROKER_URL.startswith(("redis", "rediss"))
     else {}
@@ -287,6 +291,7 @@ CELERY_BEAT_SCHEDULE = {
     for name, task, every, expires in (
         ("dispatch-due-syncs", "integrations.tasks.dispatch_due_syncs", 60.0, 55),
         ("expire-usage-imports", "usage.tasks.expire_usage_imports", 3600.0, 3300),
+        ("resend-lost-jobs", "usage.tasks.resend_lost_jobs", 300.0, 270),
         ("manage-usage-partitions", "usage.tasks.manage_usage_partitions", 86400.0, 82800),
         ("evaluate-alerts", "alerts.tasks.evaluate_alerts", 900.0, 840),
         ("recompute-prices-if-changed", "usage.tasks.recompute_prices_if_changed", 3600.0, 3300),

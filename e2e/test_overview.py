@@ -23,7 +23,15 @@ from django.contrib.auth import get_user_model
 from accounts.models import Membership, Workspace
 from integrations.models import Integration
 from usage import rollups
-from usage.models import Application, PricingRecomputeJob, Team, UsageRecord
+from usage.models import (
+    Application,
+    PricingRecomputeJob,
+    ReattributionJob,
+    RollupRebuildJob,
+    Team,
+    UsageImport,
+    UsageRecord,
+)
 from usage.testing import new_record
 
 try:
@@ -209,6 +217,36 @@ def test_the_pricing_page_says_a_recompute_whose_worker_went_silent_stalled(
     expect(status).to_be_visible()
     expect(status).to_contain_text("last wrote progress 20 min ago (48,000 of 120,000 usage rows priced)")
     _shoot(page, "recompute-stalled", prefix="pricing")
+
+
+def test_the_job_panels_say_a_job_whose_worker_went_silent_stalled_and_will_be_handed_over(
+    page: Page, acme_with_spend: Workspace
+) -> None:
+    """Re-attribution, the rollup rebuild and a CSV import, each left running by a lost worker."""
+    silent = datetime.now(UTC) - timedelta(minutes=20)
+    ReattributionJob.objects.create(
+        workspace=acme_with_spend, status="running", total=90_000, done=30_000, claims=1, heartbeat_at=silent
+    )
+    RollupRebuildJob.objects.create(
+        workspace=acme_with_spend, time_zone="UTC", status="running", total=2, done=1, claims=1, heartbeat_at=silent
+    )
+    openai = Integration.objects.get(workspace=acme_with_spend, provider="openai")
+    UsageImport.objects.create(
+        workspace=acme_with_spend, integration=openai, source="march.csv", status="storing",
+        lines_total=5_000, lines_checked=5_000, rows=5_000, rows_prepared=2_000, attempts=1, updated_at=silent,
+    )  # fmt: skip
+    _sign_in(page)
+    for url, what, name in (
+        ("/w/acme/settings/rules/", "Re-attribution stalled", "reattribution"),
+        ("/w/acme/settings/general/", "Recomputing the daily totals stalled", "rollup-rebuild"),
+        (f"/w/acme/settings/integrations/{openai.pk}/", "The import of march.csv stalled", "import"),
+    ):
+        page.goto(url)
+        status = page.get_by_role("status").filter(has_text=what)
+        expect(status).to_be_visible()
+        expect(status).to_contain_text("its worker last reported progress 20 min ago")
+        expect(status).to_contain_text("handed to another worker automatically within minutes")
+        _shoot(page, f"{name}-stalled", prefix="jobs")
 
 
 def test_a_wide_split_shows_the_top_ten_and_other_which_opens_the_rest(page: Page, acme_with_spend: Workspace) -> None:

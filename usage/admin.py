@@ -243,7 +243,11 @@ class AttributionRuleAdmin(DeleteThroughServices, admin.ModelAdmin):
 
 @admin.register(ReattributionJob)
 class ReattributionJobAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "workspace", "status", "done", "total", "progress", "created_at", "finished_at", "error")
+    # claims and heartbeat_at: how often a worker started it, when its worker last wrote progress.
+    list_display = (
+        "pk", "workspace", "status", "done", "total", "progress", "claims", "heartbeat_at", "created_at",
+        "finished_at", "error",
+    )  # fmt: skip
     list_filter = ("status", "workspace")
     list_select_related = ("workspace",)
 
@@ -256,7 +260,7 @@ class ReattributionJobAdmin(ReadOnlyAdmin):
 class UsageImportAdmin(ReadOnlyAdmin):
     list_display = (
         "pk", "workspace", "integration", "source", "status", "progress", "rows", "problems_total",
-        "created_by", "created_at", "finished_at",
+        "attempts", "updated_at", "created_by", "created_at", "finished_at",
     )  # fmt: skip
     list_filter = ("status", "workspace")
     list_select_related = ("workspace", "integration", "created_by")

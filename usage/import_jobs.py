@@ -9,6 +9,12 @@ page polls it. `manage.py import_usage` runs the same job in the foreground.
 The bytes live in the database every worker reads (never on the web host's disk) and are
 dropped as soon as the import ends; finished jobs are deleted after KEEP_FINISHED, and a
 file that no worker finished within KEEP_UNFINISHED is dropped with its job failed.
+
+The worker writes a heartbeat (`updated_at`) when it claims the job and as it checks and
+stores; a job whose worker is lost (doow.jobs.HEARTBEAT_STALE) is sent again by beat
+(`usage_import_resend_lost`) and imported from the start by whichever worker claims it. The
+rows are stored in one transaction, by their natural key, and only while the run still holds
+the job: a lost run stored nothing, and a second run stores each row once.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
-from doow.jobs import enqueue_on_commit
+from doow.jobs import MAX_CLAIMS, enqueue_on_commit, job_claim, job_heartbeat, job_lost, job_mine, jobs_resend_lost
 from integrations.events import integration_record_event
 from integrations.models import IntegrationEvent
 from usage.importer import (
@@ -44,13 +50,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Status = UsageImport.Status
-# A job whose worker reported nothing for this long is taken for dead: the page says so and
-# takes a new upload.
+# A job still queued this long (its message lost) is stalled, as is one whose worker is lost
+# (doow.jobs.job_lost): the page says so and takes a new upload, which replaces it.
 STALLED_AFTER = timedelta(minutes=10)
 KEEP_UNFINISHED = timedelta(days=7)
 KEEP_FINISHED = timedelta(days=30)
-# A job whose worker died this many times (redelivered each time) is given up.
-MAX_ATTEMPTS = 3
+# A job whose worker died this many times (sent again or redelivered each time) is given up.
+MAX_ATTEMPTS = MAX_CLAIMS
+GIVEN_UP = (
+    f"The import stopped {MAX_ATTEMPTS} times before finishing (its worker was stopped or killed, perhaps out of "
+    "memory); nothing was stored. Split the file by date range and import the parts."
+)
+REPLACED = "A new file was uploaded while this import was stalled; nothing of this one was stored."
+INTERRUPTED = "The import command was interrupted before it finished; nothing was stored. Run it again."
+
+
+class _Superseded(Exception):
+    """Another worker claimed the job (this run's worker was taken for lost): it goes on."""
 
 
 class UsageImportBusy(Exception):
@@ -58,9 +74,11 @@ class UsageImportBusy(Exception):
 
 
 def usage_import_stalled(job: UsageImport, *, now: datetime | None = None) -> bool:
-    """An active job with no news for STALLED_AFTER (a killed worker, a lost message)."""
+    """A job queued for STALLED_AFTER (a lost message), or one whose worker is lost (no progress
+    for HEARTBEAT_STALE: beat sends it again)."""
     now = now or timezone.now()
-    return job.is_active and now - (job.updated_at or job.created_at) > STALLED_AFTER
+    queued = job.status == Status.QUEUED and now - (job.updated_at or job.created_at) > STALLED_AFTER
+    return queued or job_lost(job)
 
 
 def usage_import_latest(*, integration: Integration) -> UsageImport | None:
@@ -84,10 +102,16 @@ def usage_import_request(
     UsageImportBusy while another import of the integration is in progress.
     """
     current = usage_import_latest(integration=integration)
-    if current is not None and current.is_active and not usage_import_stalled(current):
-        raise UsageImportBusy(
-            f"An import of {current.source or 'a CSV file'} is still in progress; wait for it to finish before uploading another file."
-        )
+    if current is not None and current.is_active:
+        # A stalled one is replaced (unless a worker claimed it meanwhile): beat must not import
+        # the old file after the new one.
+        replaced = UsageImport.objects.filter(pk=current.pk, status=current.status, attempts=current.attempts)
+        if not usage_import_stalled(current) or not replaced.update(
+            status=Status.FAILED, error=REPLACED, data=b"", finished_at=timezone.now()
+        ):
+            raise UsageImportBusy(
+                f"An import of {current.source or 'a CSV file'} is still in progress; wait for it to finish before uploading another file."
+            )
     job = UsageImport(
         workspace_id=integration.workspace_id,
         integration=integration,
@@ -118,43 +142,37 @@ def usage_import_request(
     return job
 
 
-def usage_import_run(*, job_id: int) -> UsageImport:
+def usage_import_run(*, job_id: int, message: str | None = None) -> UsageImport:
     """Check and store a queued import (the Celery task and the command call this).
 
-    A job found checking or storing is run again (its worker died and the task was
-    redelivered; storing is idempotent), up to MAX_ATTEMPTS; a finished one is left alone.
+    A job found checking or storing is run again from the start once its worker is lost (no
+    progress for HEARTBEAT_STALE: its message redelivered, or sent again by beat) or `message`
+    claimed it before (its worker process died: doow.jobs.job_claim) — nothing of the lost run
+    was stored — up to MAX_ATTEMPTS; one whose worker is alive, or a finished one, is left alone.
     """
     now = timezone.now()
-    claimed = UsageImport.objects.filter(pk=job_id, status__in=UsageImport.ACTIVE, attempts__lt=MAX_ATTEMPTS).update(
-        status=Status.CHECKING,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        updated_at=now,
-        lines_checked=0,
-        rows_prepared=0,
+    claim = job_claim(
+        UsageImport, job_id, message=message, status=Status.CHECKING, started_at=now, lines_checked=0, rows_prepared=0
     )
     job = UsageImport.objects.select_related("integration__workspace").get(pk=job_id)
-    if not claimed:
-        if job.is_active:
-            _crashed(
-                job,
-                f"The import stopped {job.attempts} times before finishing (its worker was killed, perhaps out of "
-                "memory); nothing was stored. Split the file by date range and import the parts.",
-            )
+    if not claim:
+        if job.attempts >= MAX_ATTEMPTS and (job.status == Status.QUEUED or job_lost(job)):
+            _crashed(job, GIVEN_UP)
         return _reload(job_id)
 
     def progress(phase: str, done: int, total: int) -> None:
-        fields: dict[str, object] = {"updated_at": timezone.now()}
+        fields: dict[str, object] = {}
         if phase == "checking":
             fields.update(status=Status.CHECKING, lines_checked=done)
         else:
             fields.update(status=Status.STORING, rows_prepared=done, rows=total)
-        UsageImport.objects.filter(pk=job_id).update(**fields)
+        if not job_heartbeat(UsageImport, job_id, claim, **fields):
+            raise _Superseded
 
     def stored(result: ImportResult) -> None:
         # Inside the import's transaction: the job is done exactly when its rows are stored.
         finished = timezone.now()
-        UsageImport.objects.filter(pk=job_id).update(
+        done = job_mine(UsageImport, job_id, claim).update(
             status=Status.DONE,
             format=result.format,
             rows=result.stored,
@@ -167,6 +185,8 @@ def usage_import_run(*, job_id: int) -> UsageImport:
             updated_at=finished,
             finished_at=finished,
         )
+        if not done:  # claimed again meanwhile: this run's rows roll back, the newer run stores them
+            raise _Superseded
 
     try:
         usage_import_csv(
@@ -177,9 +197,11 @@ def usage_import_run(*, job_id: int) -> UsageImport:
             progress=progress,
             on_stored=stored,
         )
+    except _Superseded:
+        logger.info("usage import %s was claimed again by another worker; the newer run goes on", job_id)
     except UsageImportError as error:  # the file's fault: its problems are on the job and in the event log
         _fill_failure(job, error)
-        UsageImport.objects.filter(pk=job_id).update(
+        job_mine(UsageImport, job_id, claim).update(
             status=job.status,
             problems=job.problems,
             problems_total=job.problems_total,
@@ -192,8 +214,20 @@ def usage_import_run(*, job_id: int) -> UsageImport:
         _crashed(
             job,
             f"Unexpected error during the import ({type(exc).__name__}); nothing was stored. The details are in the worker log.",
+            claim=claim,
         )
     return _reload(job_id)
+
+
+def usage_import_interrupted(*, job_id: int) -> bool:
+    """An import run in the foreground (`manage.py import_usage`) was stopped: fail it, nothing
+    stored, while no worker has claimed it since (its claim has no message). True if it failed."""
+    finished = timezone.now()
+    return bool(
+        UsageImport.objects.filter(pk=job_id, status__in=UsageImport.ACTIVE, claim_message="").update(
+            status=Status.FAILED, error=INTERRUPTED, data=b"", updated_at=finished, finished_at=finished
+        )
+    )
 
 
 def usage_import_expire(*, now: datetime | None = None) -> tuple[int, int]:
@@ -217,6 +251,19 @@ def usage_import_expire(*, now: datetime | None = None) -> tuple[int, int]:
     return expired, deleted
 
 
+def usage_import_resend_lost() -> tuple[int, int]:
+    """Run by beat: send again every import whose worker is lost; give up on one lost
+    MAX_ATTEMPTS times (GIVEN_UP, with its integration event). Returns (sent, given up)."""
+    return jobs_resend_lost(
+        UsageImport,
+        "usage.tasks.import_usage",
+        given_up=GIVEN_UP,
+        on_given_up=lambda job_id: _crash_event(_reload(job_id), GIVEN_UP),
+        data=b"",
+        updated_at=timezone.now(),
+    )
+
+
 # ---------------------------------------------------------------- helpers
 def _fill_failure(job: UsageImport, error: UsageImportError) -> None:
     job.status = Status.FAILED
@@ -227,11 +274,16 @@ def _fill_failure(job: UsageImport, error: UsageImportError) -> None:
     job.updated_at = job.finished_at
 
 
-def _crashed(job: UsageImport, message: str) -> None:
+def _crashed(job: UsageImport, message: str, *, claim: int | None = None) -> None:
+    """Fail the job with `message` and its event (`claim`: only while that run still holds it —
+    a run another worker claimed meanwhile fails nothing of the newer run's)."""
     finished = timezone.now()
-    UsageImport.objects.filter(pk=job.pk).update(
-        status=Status.FAILED, error=message, data=b"", updated_at=finished, finished_at=finished
-    )
+    jobs = UsageImport.objects.filter(pk=job.pk) if claim is None else job_mine(UsageImport, job.pk, claim)
+    if jobs.update(status=Status.FAILED, error=message, data=b"", updated_at=finished, finished_at=finished):
+        _crash_event(job, message)
+
+
+def _crash_event(job: UsageImport, message: str) -> None:
     of = f" of {job.source}" if job.source else ""
     integration_record_event(
         integration=job.integration,

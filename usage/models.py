@@ -375,6 +375,10 @@ class BackgroundJob(models.Model):
         FAILED = "failed", "Failed"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
+    # What doow.jobs needs to tell a lost worker from a live one (job_lost, job_claim).
+    RUNNING = (Status.RUNNING,)
+    HEARTBEAT = "heartbeat_at"
+    CLAIMS = "claims"
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveBigIntegerField(default=0)
@@ -382,6 +386,16 @@ class BackgroundJob(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Times a worker started it (a redelivered message restarts it)."
+    )
+    # Null for a job an older release claimed (it does not know the column): it counts as lost
+    # only after doow.jobs.NO_HEARTBEAT_PATIENCE.
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its worker last wrote progress: a running job silent for long is lost (HEARTBEAT_STALE).",
+    )
 
     class Meta:
         abstract = True
@@ -396,7 +410,25 @@ class BackgroundJob(models.Model):
         return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
 
 
-class ReattributionJob(BackgroundJob):
+class ClaimedByMessage(models.Model):
+    """The task message whose run claimed the job last. That same message delivered again while
+    the job runs means its worker process died: Celery puts a killed pool child's message back
+    on the queue at once (acks_late, reject_on_worker_lost), and it claims the job again at once
+    instead of waiting HEARTBEAT_STALE for beat (doow.jobs.job_claim)."""
+
+    claim_message = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The task message that claimed it last (empty: a command run in the foreground).",
+    )
+
+    class Meta:
+        abstract = True
+
+
+class ReattributionJob(BackgroundJob, ClaimedByMessage):
     """A background re-attribution of a workspace's usage after its rules changed."""
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="reattribution_jobs")
@@ -405,7 +437,7 @@ class ReattributionJob(BackgroundJob):
         return f"Re-attribution #{self.pk} ({self.status})"
 
 
-class RollupRebuildJob(BackgroundJob):
+class RollupRebuildJob(BackgroundJob, ClaimedByMessage):
     """A background rebuild of a workspace's daily rollups (after its time zone changed, or
     asked for by `manage.py rebuild_rollups`), one integration at a time, with progress."""
 
@@ -419,7 +451,7 @@ class RollupRebuildJob(BackgroundJob):
         return f"Rollup rebuild #{self.pk} ({self.time_zone}, {self.status})"
 
 
-class UsageImport(models.Model):
+class UsageImport(ClaimedByMessage):
     """A usage CSV uploaded for import, and how its import went.
 
     The file waits here, in the database every worker reads (never on the web host's disk),
@@ -434,6 +466,11 @@ class UsageImport(models.Model):
         FAILED = "failed", "Rejected"
 
     ACTIVE = (Status.QUEUED, Status.CHECKING, Status.STORING)
+    # What doow.jobs needs to tell a lost worker from a live one (job_lost, job_claim): the
+    # heartbeat is updated_at, each claim counts an attempt.
+    RUNNING = (Status.CHECKING, Status.STORING)
+    HEARTBEAT = "updated_at"
+    CLAIMS = "attempts"
 
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="usage_imports")
     integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="usage_imports")
@@ -553,20 +590,11 @@ class PricingRecomputeJob(BackgroundJob):
         default=0, db_default=0, help_text="Task messages sent for the job (a stale queued job is sent again)."
     )
     sent_at = models.DateTimeField(null=True, blank=True)
-    claims = models.PositiveIntegerField(
-        default=0, db_default=0, help_text="Times a worker started it (a redelivered message restarts it)."
-    )
     claimed_send = models.PositiveIntegerField(
         default=0, db_default=0, help_text="The message that started it: only its redelivery restarts it."
     )
     rerun = models.BooleanField(
         default=False, db_default=False, help_text="Prices changed while it ran: it runs again once it ends."
-    )
-    # Null for a job an older release claimed (it does not know the column): its age then counts.
-    heartbeat_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="When its worker last wrote progress: a running job silent for long is lost (HEARTBEAT_STALE).",
     )
 
     class Meta(BackgroundJob.Meta):

@@ -6,6 +6,11 @@ transaction (usage.rollups.rebuild_workspace), recording how many are done; a ne
 the same workspace supersedes it (the newer job redoes everything in the zone then current).
 Store chunks, imports and re-attribution keep running meanwhile: each reads the zone afresh
 and takes the integration's rollup lock, so whatever commits is counted in the current zone.
+
+The worker writes a heartbeat when it claims the job and after each span of days it rebuilds; a job whose
+worker is lost (doow.jobs.HEARTBEAT_STALE) is sent again by beat (`rollup_rebuild_resend_lost`)
+and rebuilt from the start by whichever worker claims it: rebuilding an integration replaces
+its rollups, so a second run counts every row once.
 """
 
 from __future__ import annotations
@@ -15,13 +20,19 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from doow.jobs import enqueue_on_commit
+from doow.jobs import HEARTBEAT_STALE, MAX_CLAIMS, enqueue_on_commit, job_claim, job_heartbeat, jobs_resend_lost
 from usage import rollups
 from usage.models import RollupRebuildJob
 
 logger = logging.getLogger(__name__)
 Status = RollupRebuildJob.Status
 SUPERSEDED = "A newer rebuild was requested; it rebuilds everything."
+GIVEN_UP = (
+    f"Its worker stopped {MAX_CLAIMS} times before the rebuild finished (no progress for "
+    f"{HEARTBEAT_STALE.total_seconds() / 60:.0f} minutes each time; the worker log or the host's memory may say why). "
+    "Daily totals may still count days in the previous zone: once the workers are healthy, whoever runs Doow "
+    "can rebuild them with `manage.py rebuild_rollups`."
+)
 
 
 class _Superseded(Exception):
@@ -51,12 +62,18 @@ def _newer_exists(job: RollupRebuildJob) -> bool:
     return RollupRebuildJob.objects.filter(workspace_id=job.workspace_id, pk__gt=job.pk).exists()
 
 
-def _finish(job_id: int, status: str, **fields: object) -> None:
-    RollupRebuildJob.objects.filter(pk=job_id).update(status=status, finished_at=timezone.now(), **fields)
+def _finish(job_id: int, status: str, *, claim: int | None = None, **fields: object) -> None:
+    """End the job (`claim`: only while this run still holds it; a run claimed again goes on)."""
+    ended = RollupRebuildJob.objects.filter(pk=job_id)
+    if claim is not None:
+        ended = ended.filter(status__in=RollupRebuildJob.ACTIVE, claims=claim)
+    ended.update(status=status, finished_at=timezone.now(), **fields)
 
 
-def rollup_rebuild_run(*, job_id: int) -> RollupRebuildJob:
-    """Run a queued (or redelivered running) job; a finished one is left alone."""
+def rollup_rebuild_run(*, job_id: int, message: str | None = None) -> RollupRebuildJob:
+    """Run a queued job, or a running one whose worker is lost (redelivered, or sent again by
+    beat) or that `message` claimed before (its worker process died: doow.jobs.job_claim); a
+    finished one, or one whose worker is alive, is left alone."""
     job = RollupRebuildJob.objects.select_related("workspace").get(pk=job_id)
     if not job.is_active:
         return job
@@ -64,30 +81,48 @@ def rollup_rebuild_run(*, job_id: int) -> RollupRebuildJob:
         _finish(job.pk, Status.FAILED, error=SUPERSEDED)
         return RollupRebuildJob.objects.get(pk=job_id)
     workspace = job.workspace
-    claimed = RollupRebuildJob.objects.filter(pk=job.pk, status__in=RollupRebuildJob.ACTIVE).update(
-        status=Status.RUNNING, done=0, error="", time_zone=workspace.time_zone, started_at=timezone.now()
+    claim = job_claim(
+        RollupRebuildJob,
+        job.pk,
+        message=message,
+        status=Status.RUNNING,
+        done=0,
+        error="",
+        time_zone=workspace.time_zone,
+        started_at=timezone.now(),
     )
-    if not claimed:
+    if not claim:
         return RollupRebuildJob.objects.get(pk=job_id)
 
     def progress(done: int, total: int) -> None:
-        RollupRebuildJob.objects.filter(pk=job.pk).update(done=done, total=total)
-        if _newer_exists(job):
+        if not job_heartbeat(RollupRebuildJob, job.pk, claim, done=done, total=total) or _newer_exists(job):
+            raise _Superseded
+
+    def alive() -> None:
+        # A large integration's days take many minutes: its worker is not taken for lost meanwhile.
+        if not job_heartbeat(RollupRebuildJob, job.pk, claim):
             raise _Superseded
 
     try:
-        written = rollups.rebuild_workspace(workspace, on_integration=progress)
+        written = rollups.rebuild_workspace(workspace, on_integration=progress, on_span=alive)
     except _Superseded:
-        _finish(job.pk, Status.FAILED, error=SUPERSEDED)
+        _finish(job.pk, Status.FAILED, error=SUPERSEDED, claim=claim)
     except Exception as exc:
         logger.exception("rollup rebuild %s failed", job.pk)
         _finish(
             job.pk,
             Status.FAILED,
             error=f"The rebuild failed ({type(exc).__name__}); the details are in the worker log.",
+            claim=claim,
         )
     else:
         logger.info("rollup rebuild %s: %s rollup rows for workspace %s", job.pk, written, workspace.pk)
         job.refresh_from_db(fields=["total"])
-        _finish(job.pk, Status.DONE, done=job.total)
+        _finish(job.pk, Status.DONE, done=job.total, claim=claim)
     return RollupRebuildJob.objects.get(pk=job_id)
+
+
+def rollup_rebuild_resend_lost() -> tuple[int, int]:
+    """Run by beat: send again every rebuild whose worker is lost; give up on one lost
+    MAX_CLAIMS times (GIVEN_UP). Returns (sent, given up)."""
+    return jobs_resend_lost(RollupRebuildJob, "usage.tasks.rebuild_rollups", given_up=GIVEN_UP)

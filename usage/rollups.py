@@ -564,10 +564,13 @@ def _first_whole_day(cutoff: datetime | None, zone: tzinfo) -> date | None:
     return day if day_start(day, zone) >= cutoff else day + timedelta(days=1)
 
 
-def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps=None) -> int:
+def refresh_integration(
+    integration_id: int, *, zone: tzinfo | None = None, apps=None, on_span: Callable[[], object] | None = None
+) -> int:
     """Recompute every rollup row of one integration, REBUILD_SPAN_DAYS local days per
     transaction (a year of a large integration never holds its lock for minutes; pages see each
-    span switch at once), then drop rollup rows outside its first..last day."""
+    span switch at once), then drop rollup rows outside its first..last day. `on_span()` is
+    called after each span (a job's heartbeat: a large integration takes many minutes)."""
     record_model, daily_model = _models(apps)
     zone = zone or _integration_zone(integration_id, apps)
     using = router.db_for_write(daily_model)
@@ -591,6 +594,8 @@ def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps
             days = (span + timedelta(days=i) for i in range((end - span).days + 1))
             written += refresh_days(integration_id, days, zone=zone, apps=apps)
             span = end + timedelta(days=1)
+            if on_span is not None:
+                on_span()
     with transaction.atomic(using=using):
         lock_integrations([integration_id], using)
         for model in (daily_model, *(model for _, model in _levels(apps))):
@@ -603,11 +608,18 @@ def refresh_integration(integration_id: int, *, zone: tzinfo | None = None, apps
     return written
 
 
-def rebuild_workspace(workspace, *, on_integration: Callable[[int, int], object] | None = None, apps=None) -> int:
+def rebuild_workspace(
+    workspace,
+    *,
+    on_integration: Callable[[int, int], object] | None = None,
+    on_span: Callable[[], object] | None = None,
+    apps=None,
+) -> int:
     """Recompute all rollups of a workspace in its current time zone, integration by
     integration (see `refresh_integration`); returns rows written.
 
-    `on_integration(done, total)` is called after each integration (progress for a job).
+    `on_integration(done, total)` is called after each integration (progress for a job),
+    `on_span()` after each span of days within one (its heartbeat).
     """
     _, daily_model = _models(apps)
     global_or_historical = apps or global_apps
@@ -626,7 +638,7 @@ def rebuild_workspace(workspace, *, on_integration: Callable[[int, int], object]
     )
     written = 0
     for done, integration_id in enumerate(integration_ids, start=1):
-        written += refresh_integration(integration_id, zone=zone, apps=apps)
+        written += refresh_integration(integration_id, zone=zone, apps=apps, on_span=on_span)
         if on_integration is not None:
             on_integration(done, len(integration_ids))
     return written

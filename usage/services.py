@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Literal
 from django.db import transaction
 from django.utils import timezone
 
-from doow.jobs import enqueue_on_commit
+from doow.jobs import (
+    HEARTBEAT_STALE,
+    MAX_CLAIMS,
+    enqueue_on_commit,
+    job_claim,
+    job_heartbeat,
+    jobs_lost,
+    jobs_resend_lost,
+)
 from usage import rollups
 from usage.attribution import load_matcher, reattribute
 from usage.models import (
@@ -48,6 +56,11 @@ SUPERSEDE_POLL_SECONDS = 0.25
 INGEST_GRACE = timedelta(minutes=10)
 SUPERSEDED = "Superseded by a newer re-attribution: the rules changed again."
 ABANDONED = "The worker running this re-attribution stopped; a newer one took over."
+GIVEN_UP = (
+    f"Its worker stopped {MAX_CLAIMS} times before the re-attribution finished (no progress for "
+    f"{HEARTBEAT_STALE.total_seconds() / 60:.0f} minutes each time; the worker log or the host's memory may say why). "
+    "Some usage may still be attributed by the previous rules: once the workers are healthy, save any rule to run it again."
+)
 
 Status = ReattributionJob.Status
 
@@ -180,6 +193,12 @@ def reattribution_request(*, workspace: Workspace) -> ReattributionJob:
     return job
 
 
+def reattribution_resend_lost() -> tuple[int, int]:
+    """Run by beat: send again every re-attribution whose worker is lost; give up on one lost
+    MAX_CLAIMS times (GIVEN_UP). Returns (sent, given up)."""
+    return jobs_resend_lost(ReattributionJob, "usage.tasks.reattribute_workspace", given_up=GIVEN_UP)
+
+
 def reattribution_latest(*, workspace: Workspace) -> ReattributionJob | None:
     return workspace.reattribution_jobs.order_by("-pk").first()
 
@@ -188,13 +207,19 @@ def _newer_job_exists(job: ReattributionJob) -> bool:
     return ReattributionJob.objects.filter(workspace_id=job.workspace_id, pk__gt=job.pk).exists()
 
 
-def _finish(job_id: int, status: str, **fields: object) -> None:
-    ReattributionJob.objects.filter(pk=job_id).update(status=status, finished_at=timezone.now(), **fields)
+def _finish(job_id: int, status: str, *, claim: int | None = None, **fields: object) -> None:
+    """End the job (`claim`: only while this run still holds it; a run claimed again goes on)."""
+    ended = ReattributionJob.objects.filter(pk=job_id)
+    if claim is not None:
+        ended = ended.filter(status__in=ReattributionJob.ACTIVE, claims=claim)
+    ended.update(status=status, finished_at=timezone.now(), **fields)
 
 
 def _wait_for_older_jobs(job: ReattributionJob) -> None:
     older = ReattributionJob.objects.filter(workspace_id=job.workspace_id, pk__lt=job.pk)
     older.filter(status=Status.QUEUED).update(status=Status.FAILED, error=SUPERSEDED, finished_at=timezone.now())
+    # One whose worker is lost (no heartbeat) will not notice: no need to wait for it.
+    older.filter(jobs_lost(ReattributionJob)).update(status=Status.FAILED, error=ABANDONED, finished_at=timezone.now())
     deadline = time.monotonic() + SUPERSEDE_WAIT_SECONDS
     while older.filter(status=Status.RUNNING).exists():
         if time.monotonic() > deadline:
@@ -205,11 +230,13 @@ def _wait_for_older_jobs(job: ReattributionJob) -> None:
         time.sleep(SUPERSEDE_POLL_SECONDS)
 
 
-def reattribution_run(*, job_id: int) -> ReattributionJob:
+def reattribution_run(*, job_id: int, message: str | None = None) -> ReattributionJob:
     """Re-attribute every row of the job's workspace in batches, recording progress.
 
-    A job already running is run again (a redelivered task after its worker died: matching is
-    idempotent); a finished one is left alone.
+    A queued job is claimed; a running one only once its worker is lost (no heartbeat for
+    HEARTBEAT_STALE: its message redelivered, or sent again by beat) or `message` claimed it
+    before (its worker process died: doow.jobs.job_claim), and then run again from the start
+    (matching is idempotent); one whose worker is alive, or a finished one, is left alone.
     """
     job = ReattributionJob.objects.get(pk=job_id)
     if job.status not in (Status.QUEUED, Status.RUNNING):
@@ -218,39 +245,45 @@ def reattribution_run(*, job_id: int) -> ReattributionJob:
         _finish(job.pk, Status.FAILED, error=SUPERSEDED)
         return ReattributionJob.objects.get(pk=job_id)
     _wait_for_older_jobs(job)
-    claimed = ReattributionJob.objects.filter(pk=job.pk, status__in=(Status.QUEUED, Status.RUNNING)).update(
-        status=Status.RUNNING, done=0, error=""
-    )
-    if not claimed:
+    claim = job_claim(ReattributionJob, job.pk, message=message, status=Status.RUNNING, done=0, error="")
+    if not claim:
         return ReattributionJob.objects.get(pk=job_id)
     started = timezone.now()
     records = UsageRecord.objects.filter(workspace_id=job.workspace_id)
     progress = {"done": 0, "total": records.count()}
-    ReattributionJob.objects.filter(pk=job.pk).update(total=progress["total"])
+    if not job_heartbeat(ReattributionJob, job.pk, claim, total=progress["total"]):
+        return ReattributionJob.objects.get(pk=job_id)
     # Read the rules only now that the job is claimed (see reattribution_request).
     matcher = load_matcher(workspace_id=job.workspace_id)
+
+    def still_mine(rows: int) -> bool:
+        if not job_heartbeat(ReattributionJob, job.pk, claim):
+            raise _Superseded
+        return True
 
     def on_batch(rows: int) -> bool:
         progress["done"] += rows
         progress["total"] = max(progress["total"], progress["done"])  # rows stored meanwhile
-        ReattributionJob.objects.filter(pk=job.pk).update(done=progress["done"], total=progress["total"])
-        if _newer_job_exists(job):
+        mine = job_heartbeat(ReattributionJob, job.pk, claim, done=progress["done"], total=progress["total"])
+        if not mine or _newer_job_exists(job):
             raise _Superseded
         return True
 
     try:
         changed = reattribute(records, matcher, on_batch=on_batch)
-        changed += reattribute(records.filter(updated_at__gte=started - INGEST_GRACE), matcher)
+        # The rows stored meanwhile: their batches keep the heartbeat too (a large backlog takes minutes).
+        changed += reattribute(records.filter(updated_at__gte=started - INGEST_GRACE), matcher, on_batch=still_mine)
     except _Superseded:
-        _finish(job.pk, Status.FAILED, error=SUPERSEDED)
+        _finish(job.pk, Status.FAILED, error=SUPERSEDED, claim=claim)
     except Exception as exc:
         logger.exception("re-attribution job %s failed", job.pk)
         _finish(
             job.pk,
             Status.FAILED,
             error=f"Re-attribution failed ({type(exc).__name__}); the details are in the worker log.",
+            claim=claim,
         )
     else:
         logger.info("re-attribution job %s: %s of %s rows changed", job.pk, changed, progress["done"])
-        _finish(job.pk, Status.DONE, done=progress["done"], total=progress["done"])
+        _finish(job.pk, Status.DONE, done=progress["done"], total=progress["done"], claim=claim)
     return ReattributionJob.objects.get(pk=job_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from alerts.tasks import evaluate_workspace_alerts
 from usage import import_jobs, partitions, rollup_jobs, services
@@ -14,20 +14,20 @@ from usage.pricing import services as pricing_services
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="usage.tasks.reattribute_workspace", ignore_result=True)
-def reattribute_workspace(job_id: int) -> None:
+@shared_task(name="usage.tasks.reattribute_workspace", bind=True, ignore_result=True)
+def reattribute_workspace(self: Task, job_id: int) -> None:
     """Re-attribute a workspace's usage after its rules changed (see services.reattribution_run)."""
     try:
-        services.reattribution_run(job_id=job_id)
+        services.reattribution_run(job_id=job_id, message=self.request.id)
     except Exception:
         logger.exception("re-attribution job %s crashed", job_id)
 
 
-@shared_task(name="usage.tasks.import_usage", ignore_result=True)
-def import_usage(job_id: int) -> None:
+@shared_task(name="usage.tasks.import_usage", bind=True, ignore_result=True)
+def import_usage(self: Task, job_id: int) -> None:
     """Check and store an uploaded usage CSV (see usage/import_jobs.py)."""
     try:
-        job = import_jobs.usage_import_run(job_id=job_id)
+        job = import_jobs.usage_import_run(job_id=job_id, message=self.request.id)
     except Exception:
         logger.exception("usage import %s crashed", job_id)
         return
@@ -44,11 +44,28 @@ def expire_usage_imports() -> None:
         logger.info("usage imports: %s expired, %s old jobs deleted", expired, deleted)
 
 
-@shared_task(name="usage.tasks.rebuild_rollups", ignore_result=True)
-def rebuild_rollups(job_id: int) -> None:
+@shared_task(name="usage.tasks.resend_lost_jobs", ignore_result=True)
+def resend_lost_jobs() -> None:
+    """Run by beat every few minutes: send again the imports, re-attributions and rollup
+    rebuilds whose worker is lost (no progress for doow.jobs.HEARTBEAT_STALE), so another worker
+    takes them over now rather than when the broker redelivers their message (Redis: 12 hours);
+    one lost too often fails with an error saying what to do. (A lost price recompute is
+    handled by its own hourly check, recompute_prices_if_changed.)"""
+    for kind, resend in (
+        ("usage import", import_jobs.usage_import_resend_lost),
+        ("re-attribution", services.reattribution_resend_lost),
+        ("rollup rebuild", rollup_jobs.rollup_rebuild_resend_lost),
+    ):
+        sent, given_up = resend()
+        if sent or given_up:
+            logger.warning("%s: %s jobs whose worker stopped sent again, %s given up", kind, sent, given_up)
+
+
+@shared_task(name="usage.tasks.rebuild_rollups", bind=True, ignore_result=True)
+def rebuild_rollups(self: Task, job_id: int) -> None:
     """Rebuild a workspace's daily rollups, e.g. after its time zone changed (usage/rollup_jobs.py)."""
     try:
-        rollup_jobs.rollup_rebuild_run(job_id=job_id)
+        rollup_jobs.rollup_rebuild_run(job_id=job_id, message=self.request.id)
     except Exception:
         logger.exception("rollup rebuild %s crashed", job_id)
 

@@ -12,13 +12,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from doow.jobs import QUEUED_PATIENCE, job_progress
+from doow.jobs import HEARTBEAT_STALE, NO_HEARTBEAT_PATIENCE, QUEUED_PATIENCE, job_progress
 from usage.models import ReattributionJob, RollupRebuildJob
 
 
-def _job(model, workspace, status: str, age: timedelta):
+def _job(model, workspace, status: str, age: timedelta, silent: timedelta | None = None):
     job = model.objects.create(workspace=workspace, status=status)
-    model.objects.filter(pk=job.pk).update(created_at=timezone.now() - age)
+    beat = None if silent is None else timezone.now() - silent
+    model.objects.filter(pk=job.pk).update(created_at=timezone.now() - age, heartbeat_at=beat)
     job.refresh_from_db()
     return job
 
@@ -29,19 +30,23 @@ def test_no_job_is_neither_active_nor_stalled():
 
 @pytest.mark.parametrize("model", [ReattributionJob, RollupRebuildJob])
 @pytest.mark.parametrize(
-    ("status", "age", "expected"),
+    ("status", "age", "silent", "expected"),
     [
-        ("queued", timedelta(seconds=5), (True, False)),  # just asked for
-        ("queued", QUEUED_PATIENCE + timedelta(seconds=1), (True, True)),  # no worker took it
-        ("running", QUEUED_PATIENCE * 10, (True, False)),  # a worker has it, however long
-        ("done", QUEUED_PATIENCE * 10, (False, False)),
-        ("failed", timedelta(seconds=5), (False, False)),
+        ("queued", timedelta(seconds=5), None, (True, False)),  # just asked for
+        ("queued", QUEUED_PATIENCE + timedelta(seconds=1), None, (True, True)),  # no worker took it
+        ("running", HEARTBEAT_STALE * 10, timedelta(seconds=5), (True, False)),  # its worker alive, however long
+        ("running", HEARTBEAT_STALE * 10, HEARTBEAT_STALE + timedelta(seconds=1), (True, True)),  # its worker lost
+        # An older release's worker (no heartbeat): left to it until the broker would redeliver.
+        ("running", HEARTBEAT_STALE * 10, None, (True, False)),
+        ("running", NO_HEARTBEAT_PATIENCE + timedelta(seconds=1), None, (True, True)),
+        ("done", HEARTBEAT_STALE * 10, HEARTBEAT_STALE * 10, (False, False)),
+        ("failed", timedelta(seconds=5), None, (False, False)),
     ],
 )
-def test_active_while_queued_or_running_and_stalled_only_when_queued_too_long(
-    db, workspace, model, status, age, expected
+def test_active_while_queued_or_running_and_stalled_when_queued_too_long_or_its_worker_is_lost(
+    db, workspace, model, status, age, silent, expected
 ):
-    assert job_progress(_job(model, workspace, status, age)) == expected
+    assert job_progress(_job(model, workspace, status, age, silent)) == expected
 
 
 # A fresh process, as a web process is before its first job: Django set up, the operator's

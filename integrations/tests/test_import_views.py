@@ -13,10 +13,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_tags
 
+from doow.jobs import HEARTBEAT_STALE
 from integrations.models import Integration
 from integrations.testing import make_integration
 from sandbox import authress as fake
-from usage import import_jobs, importer
+from usage import importer
 from usage.importer import MAX_IMPORT_BYTES
 from usage.models import UsageImport, UsageRecord
 
@@ -160,14 +161,22 @@ def test_a_stalled_import_says_so_and_takes_a_new_upload(
     with django_capture_on_commit_callbacks(execute=False):
         admin_client.post(url("import_usage", authress), {"file": upload(GOOD)}, **HX)
     job = UsageImport.objects.get()
-    # Its worker claimed it, then died without a word for longer than STALLED_AFTER.
-    long_ago = timezone.now() - import_jobs.STALLED_AFTER - timedelta(seconds=1)
-    UsageImport.objects.filter(pk=job.pk).update(status=UsageImport.Status.CHECKING, updated_at=long_ago)
+    # Its worker claimed it, then died without a word for longer than HEARTBEAT_STALE.
+    long_ago = timezone.now() - HEARTBEAT_STALE - timedelta(seconds=1)
+    UsageImport.objects.filter(pk=job.pk).update(status=UsageImport.Status.CHECKING, attempts=1, updated_at=long_ago)
     body = text(admin_client.get(url("detail", authress)))
-    assert "The import of calls.csv stopped making progress" in body and "Upload the file again." in body
+    assert (
+        "The import of calls.csv stalled: its worker last reported progress 15 min ago" in body
+        and "It is handed to another worker automatically within minutes" in body
+        and "uploading a file now replaces it" in body
+    ), body
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(url("import_usage", authress), {"file": upload(GOOD)}, **HX)
     assert UsageRecord.objects.count() == 2
+    # The stalled one was replaced: beat does not import the old file after the new one.
+    job.refresh_from_db()
+    assert job.status == UsageImport.Status.FAILED and "A new file was uploaded" in job.error
+    assert bytes(job.data) == b""
 
 
 def test_a_file_over_the_limit_is_refused_with_its_size_and_never_kept(admin_client, authress, monkeypatch) -> None:

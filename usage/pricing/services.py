@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from doow.jobs import QUEUED_PATIENCE, enqueue_on_commit
+from doow.jobs import HEARTBEAT_STALE, QUEUED_PATIENCE, enqueue_on_commit, job_lost, jobs_lost
 from integrations.providers.base import Answered, UsageSample, Window, align_down
 from usage.models import DIMENSION_FIELDS, PriceOverride, PricingRecomputeJob, UsageDaily
 from usage.pricing.estimate import ESTIMATED_COST, estimate_stream, is_estimate_stream, pricing_estimate_samples
@@ -39,9 +39,9 @@ MAX_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(hours=1)
 # A running job's worker writes its heartbeat when it claims the job and after every week of an
 # integration it stores (one week's priced usage: thousands of rows, seconds to a few minutes on
-# the largest workspaces); a running job silent for longer than this lost its worker (killed,
-# the machine gone). Beat, a new request and a redelivered message then take it over.
-HEARTBEAT_STALE = timedelta(minutes=15)
+# the largest workspaces); a running job silent for longer than doow.jobs.HEARTBEAT_STALE lost
+# its worker (killed, the machine gone). Beat, a new request and a redelivered message then
+# take it over.
 LOST_ERROR = f"Its worker stopped (no progress for {HEARTBEAT_STALE.total_seconds() / 60:.0f} minutes); the recompute starts again."
 Status = PricingRecomputeJob.Status
 
@@ -118,17 +118,13 @@ def pricing_recompute_claim_here(*, workspace: Workspace) -> PricingRecomputeJob
 
 
 def _stale_heartbeat() -> Q:
-    """Running jobs whose worker is lost (a job an older release claimed: by its age)."""
-    return Q(status=Status.RUNNING) & (
-        Q(heartbeat_at__lt=timezone.now() - HEARTBEAT_STALE)
-        | Q(heartbeat_at__isnull=True, created_at__lt=timezone.now() - HEARTBEAT_STALE)
-    )
+    """Running jobs whose worker is lost (doow.jobs.jobs_lost)."""
+    return jobs_lost(PricingRecomputeJob)
 
 
 def pricing_recompute_lost(job: PricingRecomputeJob) -> bool:
     """A running job whose worker wrote no progress for HEARTBEAT_STALE (the page says stalled)."""
-    beat = job.heartbeat_at or job.created_at
-    return job.status == Status.RUNNING and timezone.now() - beat > HEARTBEAT_STALE
+    return job_lost(job)
 
 
 def pricing_recompute_fail_lost(job: PricingRecomputeJob) -> bool:

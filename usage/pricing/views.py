@@ -34,7 +34,6 @@ def _url(request: WorkspaceRequest, name: str, **kwargs: Any) -> str:
 def _progress_context(request: WorkspaceRequest) -> dict[str, Any]:
     job = services.pricing_recompute_latest(workspace=request.workspace)
     active, stalled = job_progress(job)
-    stalled = stalled or (job is not None and services.pricing_recompute_lost(job))
     retry_at = services.pricing_recompute_retry_at(job) if job is not None else None
     return {"job": job, "job_active": active, "job_stalled": stalled, "job_retry_at": retry_at}
 

@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from doow.jobs import HEARTBEAT_STALE
 from integrations.models import Integration, IntegrationEvent
 from integrations.testing import make_integration
 from sandbox import authress as fake
@@ -97,15 +98,18 @@ def test_a_failure_while_storing_stores_nothing(integration, monkeypatch) -> Non
 
 def test_a_redelivered_job_runs_again_until_its_worker_died_too_often(integration) -> None:
     job = queue(integration)
-    # A worker claimed it and died mid-import; the broker delivers the task again.
-    UsageImport.objects.filter(pk=job.pk).update(status=UsageImport.Status.STORING, attempts=1, rows_prepared=10)
+    # A worker claimed it and died mid-import (no progress since); the broker delivers the task again.
+    lost = timezone.now() - HEARTBEAT_STALE - timedelta(seconds=1)
+    UsageImport.objects.filter(pk=job.pk).update(
+        status=UsageImport.Status.STORING, attempts=1, rows_prepared=10, updated_at=lost
+    )
     assert import_jobs.usage_import_run(job_id=job.pk).status == UsageImport.Status.DONE
     assert UsageImport.objects.get(pk=job.pk).attempts == 2
     assert UsageRecord.objects.count() == ROWS
 
     other = queue(integration, source="huge.csv")
     UsageImport.objects.filter(pk=other.pk).update(
-        status=UsageImport.Status.CHECKING, attempts=import_jobs.MAX_ATTEMPTS
+        status=UsageImport.Status.CHECKING, attempts=import_jobs.MAX_ATTEMPTS, updated_at=lost
     )
     given_up = import_jobs.usage_import_run(job_id=other.pk)
     assert given_up.status == UsageImport.Status.FAILED and "stopped 3 times before finishing" in given_up.error

@@ -25,21 +25,27 @@ def general(workspace) -> str:
     return reverse("accounts:settings_general", kwargs={"ws": workspace.slug})
 
 
-@pytest.fixture
-def imported(workspace):
+def import_hours(workspace, *, start: datetime = T0, hours: int = 24, models=("gpt-4o",)) -> list[Integration]:
+    """Two integrations' hourly cost from `start` (h.25 USD in hour h, models in turn), stored
+    through the importer, so the rollups are kept."""
     integrations = []
     for name in ("CSV one", "CSV two"):
         integration = Integration.objects.create(workspace=workspace, provider="openai", name=name)
         import_rows(
             integration,
             [
-                dict(bucket_start=T0 + timedelta(hours=h), bucket_end=T0 + timedelta(hours=h + 1), metric="cost",
-                     unit="USD", model="gpt-4o", quantity=f"{h}.25")
-                for h in range(24)
+                dict(bucket_start=start + timedelta(hours=h), bucket_end=start + timedelta(hours=h + 1), metric="cost",
+                     unit="USD", model=models[h % len(models)], quantity=f"{h}.25")
+                for h in range(hours)
             ],
         )  # fmt: skip
         integrations.append(integration)
     return integrations
+
+
+@pytest.fixture
+def imported(workspace):
+    return import_hours(workspace)
 
 
 def test_the_general_page_is_for_admins_only(admin_client, member_client, outsider_client, workspace):

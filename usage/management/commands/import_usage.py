@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integrations.models import Integration
-from usage.import_jobs import UsageImportBusy, usage_import_request, usage_import_run
+from usage.import_jobs import UsageImportBusy, usage_import_interrupted, usage_import_request, usage_import_run
 from usage.importer import FORMAT_LABELS, FORMATS, date_range
 from usage.models import UsageImport
 
@@ -63,7 +63,15 @@ class Command(BaseCommand):
             )
         except UsageImportBusy as busy:
             raise CommandError(str(busy)) from None
-        return usage_import_run(job_id=job.pk) if job.is_active else job
+        if not job.is_active:
+            return job
+        try:
+            return usage_import_run(job_id=job.pk)
+        except BaseException:  # Ctrl-C, a SIGTERM turned SystemExit: the operator stopped it
+            # Fail it here (only while this foreground run still holds it): left running, beat
+            # would take it for lost and have a worker import the file the operator stopped.
+            usage_import_interrupted(job_id=job.pk)
+            raise
 
     @staticmethod
     def _problems(job: UsageImport) -> str:
