@@ -31,8 +31,8 @@ from usage.tests.test_rollup_upkeep import assert_rollups_match
 IMPORT = "usage.tasks.import_usage"
 # Lines enough that checking and storing take seconds after the first progress report (every
 # PROGRESS_EVERY lines), so the kill lands mid-import with seconds to spare on a loaded machine (an
-# import takes ~4.5 s on an idle 2-core machine, the kill comes ~0.5 s in; the test ~20 s).
-ROWS = 60_000
+# import takes ~9 s on an idle 2-core machine, the kill comes ~0.5 s in; the test ~35 s).
+ROWS = 120_000
 RESOURCES = 300
 FIRST_DAY = date(2025, 1, 1)
 # Generous for a loaded 2-core machine, and still far below HEARTBEAT_STALE: what the requeued
