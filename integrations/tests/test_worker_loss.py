@@ -10,29 +10,15 @@ from the stored watermark, whatever next_sync_at says.
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
-import uuid
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
-from celery.exceptions import AlwaysEagerIgnored
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
-from kombu import Connection
 
-from doow.celery import app
-from doow.testing import BASE_DIR, filesystem_broker_options, subprocess_env
+from doow.testing import Broker, Worker, running_workers, wait_for
 from integrations.models import Integration, SyncRun
 from integrations.providers.base import align_down
 from integrations.tests.test_sync_engine import (
@@ -52,142 +38,12 @@ BEAT_PERIOD = timedelta(seconds=settings.CELERY_BEAT_SCHEDULE["dispatch-due-sync
 DISPATCH = "integrations.tasks.dispatch_due_syncs"
 SYNC = "integrations.tasks.sync_integration"
 # Generous for a loaded 2-core machine; the test takes ~15-25 s when the machine is idle.
-BOOT_TIMEOUT = 60
 SYNC_TIMEOUT = 60
 
 
-class Broker:
-    """The broker the worker consumes from, and a way to send it beat's dispatcher task."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        if settings.CELERY_BROKER_URL.startswith("redis"):
-            self.url = settings.CELERY_BROKER_URL
-            self.options: dict[str, Any] = {}
-            self.env = {"CELERY_BROKER_URL": self.url}
-        else:
-            folder = tmp_path / "broker"
-            self.url = "filesystem://"
-            self.options = filesystem_broker_options(folder)
-            self.env = {"CELERY_BROKER_URL": self.url, "DOOW_TEST_BROKER_DIR": str(folder)}
-
-    def connection(self) -> Connection:
-        return Connection(self.url, transport_options=self.options)
-
-    def purge(self) -> None:
-        with self.connection() as conn:
-            conn.SimpleQueue(app.conf.task_default_queue).clear()
-
-    def tick(self) -> None:
-        """What beat does every minute: send the dispatcher task with its expiry."""
-        options = settings.CELERY_BEAT_SCHEDULE["dispatch-due-syncs"]["options"]
-        with self.connection() as conn, warnings.catch_warnings():
-            warnings.simplefilter("ignore", AlwaysEagerIgnored)  # the test process itself is eager
-            app.send_task(DISPATCH, connection=conn, **options)
-
-
-class Worker:
-    """`celery -A doow worker` in its own process group, its output in a file."""
-
-    def __init__(self, broker: Broker, log: Path) -> None:
-        self.log = log
-        self.name = f"lossy-{uuid.uuid4().hex[:8]}@%h"
-        env = subprocess_env(DOOW_SYNC_LOCK_SECONDS=str(LEASE_SECONDS), CELERY_TASK_ALWAYS_EAGER="false", **broker.env)
-        self._out = log.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "doow",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "INFO",
-                "-n",
-                self.name,
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-            ],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: killpg takes the pool child too
-        )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while " ready." not in self.output():
-            assert self.proc.poll() is None, f"the worker exited:\n{self.output()}"
-            assert time.monotonic() < deadline, f"the worker never became ready:\n{self.output()}"
-            time.sleep(0.2)
-
-    def pool_children(self) -> list[int]:
-        children = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.proc.pid:  # fields[1] is the parent pid
-                children.append(int(stat.parent.name))
-        return children
-
-    def kill_everything(self) -> None:
-        """SIGKILL the main process and its pool child at once, as a lost machine would."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        """Warm shutdown: SIGTERM to the main process only, which lets its pool child finish.
-        (SIGTERM to the whole group would kill the child first: its task, even one that has
-        just finished, then counts as lost and is requeued.)"""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever is left of the group
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
-        self._out.close()
-
-
-@contextmanager
-def running_workers() -> Iterator[list[Worker]]:
-    """Collects the workers a test starts and stops whichever are still alive at the end."""
-    started: list[Worker] = []
-    try:
-        yield started
-    finally:
-        for worker in started:
-            worker.stop()
-
-
-def _received(log: str, task: str) -> list[str]:
-    """Ids of the `task` messages the worker received, in order (a redelivery repeats one)."""
-    return re.findall(rf"Task {re.escape(task)}\[([0-9a-f-]+)\] received", log)
-
-
-def wait_for(condition, what: str, timeout: float, logs: list[Worker]) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            output = "\n".join(w.output()[-4000:] for w in logs)
-            pytest.fail(f"timed out waiting for {what}; worker output:\n{output}")
-        time.sleep(0.1)
+def tick(broker: Broker) -> None:
+    """What beat does every minute: send the dispatcher task with its expiry."""
+    broker.send(DISPATCH, **settings.CELERY_BEAT_SCHEDULE["dispatch-due-syncs"]["options"])
 
 
 @pytest.fixture
@@ -223,10 +79,10 @@ def test_a_killed_worker_s_sync_resumes_from_its_watermark_after_one_tick(
     sandbox.fault(USAGE_PATH, 200, delay=30, after=2, times=50)
 
     with running_workers() as started:
-        first = Worker(broker, tmp_path / "worker-1.log")
+        first = Worker(broker, tmp_path / "worker-1.log", DOOW_SYNC_LOCK_SECONDS=str(LEASE_SECONDS))
         started.append(first)
         first.wait_ready()
-        broker.tick()  # never synced: due now
+        tick(broker)  # never synced: due now
         wait_for(
             lambda: SyncRun.objects.filter(integration=integration, chunks_done__gte=2).exists(),
             "two chunks",
@@ -237,16 +93,13 @@ def test_a_killed_worker_s_sync_resumes_from_its_watermark_after_one_tick(
         assert dead_run.status == SyncRun.Status.RUNNING and dead_run.chunks_total >= 4
 
         if kill == "pool child":
-            sync_task = _received(first.output(), SYNC)[0]
-            children = first.pool_children()
-            assert len(children) == 1, children
-            os.kill(children[0], signal.SIGKILL)
+            sync_task = first.received(SYNC)[0]
+            first.kill_pool_child()
             sandbox.reset()
-            # The main process sees WorkerLostError and, with task_reject_on_worker_lost, puts
-            # the message back instead of acknowledging it: it is delivered again. The dead
-            # child's lease still holds, so that delivery skips the sync (with the default
-            # 15-minute lease it always does); the dispatcher resumes it once the lease lapses.
-            wait_for(lambda: _received(first.output(), SYNC).count(sync_task) == 2, "the redelivery", 30, started)
+            # Its message is delivered again (Worker.kill_pool_child). The dead child's lease
+            # still holds, so that delivery skips the sync (with the default 15-minute lease it
+            # always does); the dispatcher resumes it once the lease lapses.
+            wait_for(lambda: first.received(SYNC).count(sync_task) == 2, "the redelivery", 30, started)
             wait_for(
                 lambda: "is already being synced; skipping" in first.output(), "the redelivery to run", 30, started
             )
@@ -255,7 +108,7 @@ def test_a_killed_worker_s_sync_resumes_from_its_watermark_after_one_tick(
         else:
             first.kill_everything()
             sandbox.reset()
-            resumer = Worker(broker, tmp_path / "worker-2.log")
+            resumer = Worker(broker, tmp_path / "worker-2.log", DOOW_SYNC_LOCK_SECONDS=str(LEASE_SECONDS))
             started.append(resumer)
 
         # A killed client's COMMIT already on its way still lands on PostgreSQL: read the
@@ -274,7 +127,7 @@ def test_a_killed_worker_s_sync_resumes_from_its_watermark_after_one_tick(
         # One tick once the lease has lapsed (the worker's clock is this test's clock).
         wait_for(lambda: timezone.now() > lease_end, "the lease to lapse", LEASE_SECONDS + 5, started)
         time.sleep(0.3)
-        broker.tick()
+        tick(broker)
         wait_for(
             lambda: SyncRun.objects.filter(integration=integration, status=SyncRun.Status.SUCCESS).exists(),
             "the resumed sync",
