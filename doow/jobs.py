@@ -102,6 +102,21 @@ def job_mine(model: Any, job_id: int, claim: int) -> Any:
     return model.objects.filter(pk=job_id, status__in=model.ACTIVE, **{model.CLAIMS: claim})
 
 
+def job_finish(model: Any, job_id: int, status: str, *, claim: int | None = None, **fields: Any) -> None:
+    """End the job with `status` and `fields` (`claim`: only while that run still holds it — a
+    run claimed again by another worker goes on)."""
+    ended = model.objects.filter(pk=job_id) if claim is None else job_mine(model, job_id, claim)
+    ended.update(status=status, finished_at=timezone.now(), **fields)
+
+
+def lost_too_often(what: str) -> str:
+    """The first sentence of the error of a job beat gave up on (`what`: "the rebuild", …)."""
+    return (
+        f"Its worker stopped {MAX_CLAIMS} times before {what} finished (no progress for "
+        f"{HEARTBEAT_STALE.total_seconds() / 60:.0f} minutes each time; the worker log or the host's memory may say why). "
+    )
+
+
 def job_heartbeat(model: Any, job_id: int, claim: int, **fields: Any) -> bool:
     """Write progress (`fields`) and the heartbeat of this run's job; False once the job was
     claimed again by another worker or ended (the run stops)."""
@@ -158,7 +173,5 @@ def task_named(name: str) -> Task:
 def enqueue_on_commit(name: str, *args: Any, expires: timedelta | None = None) -> None:
     """Send task `name` with `args` once the current transaction commits (at once outside one);
     `expires`: a worker receiving the message later than that drops it unrun."""
-    if expires is None:
-        transaction.on_commit(lambda: task_named(name).delay(*args))
-    else:
-        transaction.on_commit(lambda: task_named(name).apply_async(args, expires=expires.total_seconds()))
+    options: dict[str, Any] = {} if expires is None else {"expires": expires.total_seconds()}
+    transaction.on_commit(lambda: task_named(name).apply_async(args, **options))

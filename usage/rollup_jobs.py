@@ -20,16 +20,21 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from doow.jobs import HEARTBEAT_STALE, MAX_CLAIMS, enqueue_on_commit, job_claim, job_heartbeat, jobs_resend_lost
+from doow.jobs import (
+    enqueue_on_commit,
+    job_claim,
+    job_finish,
+    job_heartbeat,
+    jobs_resend_lost,
+    lost_too_often,
+)
 from usage import rollups
 from usage.models import RollupRebuildJob
 
 logger = logging.getLogger(__name__)
 Status = RollupRebuildJob.Status
 SUPERSEDED = "A newer rebuild was requested; it rebuilds everything."
-GIVEN_UP = (
-    f"Its worker stopped {MAX_CLAIMS} times before the rebuild finished (no progress for "
-    f"{HEARTBEAT_STALE.total_seconds() / 60:.0f} minutes each time; the worker log or the host's memory may say why). "
+GIVEN_UP = lost_too_often("the rebuild") + (
     "Daily totals may still count days in the previous zone: once the workers are healthy, whoever runs Doow "
     "can rebuild them with `manage.py rebuild_rollups`."
 )
@@ -63,11 +68,7 @@ def _newer_exists(job: RollupRebuildJob) -> bool:
 
 
 def _finish(job_id: int, status: str, *, claim: int | None = None, **fields: object) -> None:
-    """End the job (`claim`: only while this run still holds it; a run claimed again goes on)."""
-    ended = RollupRebuildJob.objects.filter(pk=job_id)
-    if claim is not None:
-        ended = ended.filter(status__in=RollupRebuildJob.ACTIVE, claims=claim)
-    ended.update(status=status, finished_at=timezone.now(), **fields)
+    job_finish(RollupRebuildJob, job_id, status, claim=claim, **fields)
 
 
 def rollup_rebuild_run(*, job_id: int, message: str | None = None) -> RollupRebuildJob:

@@ -19,13 +19,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from doow.jobs import (
-    HEARTBEAT_STALE,
-    MAX_CLAIMS,
     enqueue_on_commit,
     job_claim,
+    job_finish,
     job_heartbeat,
     jobs_lost,
     jobs_resend_lost,
+    lost_too_often,
 )
 from usage import rollups
 from usage.attribution import load_matcher, reattribute
@@ -56,9 +56,7 @@ SUPERSEDE_POLL_SECONDS = 0.25
 INGEST_GRACE = timedelta(minutes=10)
 SUPERSEDED = "Superseded by a newer re-attribution: the rules changed again."
 ABANDONED = "The worker running this re-attribution stopped; a newer one took over."
-GIVEN_UP = (
-    f"Its worker stopped {MAX_CLAIMS} times before the re-attribution finished (no progress for "
-    f"{HEARTBEAT_STALE.total_seconds() / 60:.0f} minutes each time; the worker log or the host's memory may say why). "
+GIVEN_UP = lost_too_often("the re-attribution") + (
     "Some usage may still be attributed by the previous rules: once the workers are healthy, save any rule to run it again."
 )
 
@@ -208,11 +206,7 @@ def _newer_job_exists(job: ReattributionJob) -> bool:
 
 
 def _finish(job_id: int, status: str, *, claim: int | None = None, **fields: object) -> None:
-    """End the job (`claim`: only while this run still holds it; a run claimed again goes on)."""
-    ended = ReattributionJob.objects.filter(pk=job_id)
-    if claim is not None:
-        ended = ended.filter(status__in=ReattributionJob.ACTIVE, claims=claim)
-    ended.update(status=status, finished_at=timezone.now(), **fields)
+    job_finish(ReattributionJob, job_id, status, claim=claim, **fields)
 
 
 def _wait_for_older_jobs(job: ReattributionJob) -> None:

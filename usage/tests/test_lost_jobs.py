@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -40,6 +41,18 @@ CSV = b"date,resource,operation,calls\n" + b"".join(
 
 class WorkerKilled(BaseException):
     """The worker's process stopping where it is (its `except Exception` never runs)."""
+
+
+def killed_in(target: object, name: str, run: Callable[[], object]) -> None:
+    """`run()` (a worker's run of the job) with its worker killed where it calls `target.name`."""
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise WorkerKilled
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(target, name, killed)
+        with pytest.raises(WorkerKilled):
+            run()
 
 
 def lost_later():
@@ -251,18 +264,10 @@ def upload(integration: Integration, source: str = "calls.csv") -> UsageImport:
 
 
 def test_an_import_whose_worker_was_lost_is_sent_again_and_stored_once(
-    admin_client, workspace, authress, monkeypatch, django_capture_on_commit_callbacks
+    admin_client, workspace, authress, django_capture_on_commit_callbacks
 ):
     job = upload(authress)
-    real = importer.usage_store_prepared
-
-    def killed_while_storing(**kwargs):
-        raise WorkerKilled
-
-    monkeypatch.setattr(importer, "usage_store_prepared", killed_while_storing)
-    with pytest.raises(WorkerKilled):
-        tasks.import_usage(job.pk)
-    monkeypatch.setattr(importer, "usage_store_prepared", real)
+    killed_in(importer, "usage_store_prepared", lambda: tasks.import_usage(job.pk))  # while storing
     job.refresh_from_db()
     assert (job.status, job.attempts) == ("storing", 1) and not UsageRecord.objects.exists()
 
@@ -291,22 +296,16 @@ def test_an_import_whose_worker_was_lost_is_sent_again_and_stored_once(
     assert_rollups_match(workspace)
 
 
-def test_a_killed_worker_process_s_own_message_requeued_claims_the_import_again_at_once(
-    workspace, authress, monkeypatch
-):
+def test_a_killed_worker_process_s_own_message_requeued_claims_the_import_again_at_once(workspace, authress):
     """Celery requeues a killed pool child's message at once (acks_late, reject_on_worker_lost):
     that same message, delivered again, takes the job over without waiting HEARTBEAT_STALE; a
     different message (beat's copy, say) still leaves a job whose heartbeat is fresh alone."""
     job = upload(authress)
-    real = importer.usage_store_prepared
-
-    def killed_while_storing(**kwargs):
-        raise WorkerKilled
-
-    monkeypatch.setattr(importer, "usage_store_prepared", killed_while_storing)
-    with pytest.raises(WorkerKilled):
-        tasks.import_usage.apply(args=(job.pk,), task_id="message-1", throw=True)
-    monkeypatch.setattr(importer, "usage_store_prepared", real)
+    killed_in(
+        importer,
+        "usage_store_prepared",
+        lambda: tasks.import_usage.apply(args=(job.pk,), task_id="message-1", throw=True),
+    )
     job.refresh_from_db()
     assert (job.status, job.attempts, job.claim_message) == ("storing", 1, "message-1")
 
@@ -323,9 +322,7 @@ def test_a_killed_worker_process_s_own_message_requeued_claims_the_import_again_
 
 
 @pytest.mark.parametrize("kind", ["rollup rebuild", "re-attribution"])
-def test_a_killed_worker_process_s_own_message_requeued_claims_the_job_again_at_once(
-    workspace, usage, monkeypatch, kind
-):
+def test_a_killed_worker_process_s_own_message_requeued_claims_the_job_again_at_once(workspace, usage, kind):
     if kind == "rollup rebuild":
         workspace.time_zone = "Asia/Tokyo"
         workspace.save(update_fields=["time_zone"])
@@ -336,15 +333,7 @@ def test_a_killed_worker_process_s_own_message_requeued_claims_the_job_again_at_
         AttributionRule.objects.create(workspace=workspace, provider="openai", model="o1", application=app)
         job = ReattributionJob.objects.create(workspace=workspace)
         task, target, name = tasks.reattribute_workspace, services, "reattribute"
-    real = getattr(target, name)
-
-    def killed(*args, **kwargs):
-        raise WorkerKilled
-
-    monkeypatch.setattr(target, name, killed)
-    with pytest.raises(WorkerKilled):
-        task.apply(args=(job.pk,), task_id="message-1", throw=True)
-    monkeypatch.setattr(target, name, real)
+    killed_in(target, name, lambda: task.apply(args=(job.pk,), task_id="message-1", throw=True))
     job.refresh_from_db()
     assert (job.status, job.claims, job.claim_message) == ("running", 1, "message-1")
 
